@@ -1,0 +1,320 @@
+//! Consolidation: the logical content of a page's chain, gathered in key
+//! order, garbage-collected against a watermark, and built into base pages.
+//!
+//! Leaf chains merge in O(n + d log d): the base segments are already sorted
+//! and disjoint (the base, and the copies carried by node-merge deltas), only
+//! the `d` version deltas are sorted.
+//!
+//! GC rule, per key, versions newest first: keep every version newer than the
+//! watermark, plus the newest one at or below it unless that one is a
+//! tombstone; drop the rest. Reads at any `ts >= watermark` are unchanged.
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use super::delta::{Body, Node};
+use super::mapping_table::Pid;
+use super::node::{InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX};
+
+/// A key of a leaf view: a slice of a base page's key blob or a delta's key.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyRef<'g> {
+    Delta(&'g Bytes),
+    Base(&'g KeyArray, usize),
+}
+
+impl<'g> KeyRef<'g> {
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &'g [u8] {
+        match *self {
+            KeyRef::Delta(b) => b,
+            KeyRef::Base(k, i) => k.key(i),
+        }
+    }
+    /// Zero-copy owned key.
+    pub(crate) fn to_bytes(self) -> Bytes {
+        match self {
+            KeyRef::Delta(b) => b.clone(),
+            KeyRef::Base(k, i) => k.key_bytes(i),
+        }
+    }
+}
+
+/// A value of a leaf view.
+#[derive(Clone, Copy)]
+pub(crate) enum VRef<'g> {
+    Tomb,
+    Delta(&'g Bytes),
+    Page(&'g LeafBase, Ver),
+}
+
+impl<'g> VRef<'g> {
+    pub(crate) fn is_tomb(&self) -> bool {
+        match self {
+            VRef::Tomb => true,
+            VRef::Page(_, v) => matches!(v.len, super::node::TOMBSTONE),
+            VRef::Delta(_) => false,
+        }
+    }
+    fn raw(self) -> ValRef<'g> {
+        match self {
+            VRef::Tomb => ValRef::Tomb,
+            VRef::Delta(b) => ValRef::Shared(b),
+            VRef::Page(p, v) => p.value_ref(&v),
+        }
+    }
+    fn stored_len(&self) -> usize {
+        match self.raw() {
+            ValRef::Tomb => 0,
+            ValRef::Inline(b) => b.len(),
+            ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
+            ValRef::Shared(_) => 16,
+        }
+    }
+    /// Zero-copy owned value; `None` for a tombstone.
+    pub(crate) fn to_bytes(self) -> Option<Bytes> {
+        match self {
+            VRef::Tomb => None,
+            VRef::Delta(b) => Some(b.clone()),
+            VRef::Page(p, v) => p.value(&v),
+        }
+    }
+}
+
+/// The logical content of a leaf chain, in key order.
+pub(crate) struct LeafView<'g> {
+    pub(crate) keys: Vec<KeyRef<'g>>,
+    /// Versions of entry `i` are `vers[vstart[i]..vstart[i + 1]]`, newest first.
+    pub(crate) vstart: Vec<u32>,
+    pub(crate) vers: Vec<(u64, VRef<'g>)>,
+    /// Estimated bytes of a base built from this view.
+    pub(crate) bytes: usize,
+    /// Versions the watermark let us drop.
+    pub(crate) dropped: usize,
+}
+
+impl<'g> LeafView<'g> {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+    pub(crate) fn versions(&self, i: usize) -> &[(u64, VRef<'g>)] {
+        &self.vers[self.vstart[i] as usize..self.vstart[i + 1] as usize]
+    }
+    /// Build a base page from entries `r`.
+    pub(crate) fn build(&self, r: std::ops::Range<usize>, range: PageRange) -> LeafBase {
+        let mut b = LeafBuilder::new(r.len());
+        for i in r {
+            b.push_key(self.keys[i].as_slice());
+            for &(ts, v) in self.versions(i) {
+                b.push_version(ts, v.raw());
+            }
+            b.end_key();
+        }
+        b.finish(range)
+    }
+}
+
+/// Gather the content of a leaf chain, applying the GC rule for `watermark`
+/// (0 keeps everything: timestamps start at 1).
+pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
+    let range = head.range();
+    let (lo, hi) = (range.low(), range.high());
+    let in_range = |k: &[u8]| lo.map_or(true, |l| l <= k) && hi.map_or(true, |h| k < h);
+    let mut deltas: SmallVec<[(&Bytes, u64, VRef<'_>); 32]> = SmallVec::new();
+    let mut segs: SmallVec<[(&LeafBase, usize, usize); 2]> = SmallVec::new();
+    let mut limit = hi;
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::Version { key, ts, value } => {
+                if in_range(key) {
+                    let v = value.as_ref().map_or(VRef::Tomb, VRef::Delta);
+                    deltas.push((key, *ts, v));
+                }
+            }
+            Body::NodeMerge { sep, content, .. } => {
+                let Body::Leaf(b) = &content.body else { unreachable!("leaf merge of an inner page") };
+                let end = limit.map_or(b.len(), |l| b.keys.lower_bound(l));
+                segs.push((b, b.keys.lower_bound(sep), end));
+                limit = Some(sep);
+            }
+            Body::Leaf(b) => {
+                let start = lo.map_or(0, |l| b.keys.lower_bound(l));
+                let end = limit.map_or(b.len(), |l| b.keys.lower_bound(l));
+                segs.push((b, start, end.max(start)));
+                break;
+            }
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+            _ => unreachable!("inner delta in a leaf chain"),
+        }
+        node = node.next().expect("chain ends in a base page");
+    }
+    segs.reverse();
+    // Newest install first among equal keys: a stable sort keeps chain order.
+    deltas.sort_by(|a, b| a.0[..].cmp(&b.0[..]).then(b.1.cmp(&a.1)));
+
+    let base_len: usize = segs.iter().map(|s| s.2 - s.1).sum();
+    let mut view = LeafView {
+        keys: Vec::with_capacity(base_len + deltas.len()),
+        vstart: Vec::with_capacity(base_len + deltas.len() + 1),
+        vers: Vec::with_capacity(base_len + deltas.len()),
+        bytes: 0,
+        dropped: 0,
+    };
+    view.vstart.push(0);
+    let mut base = segs.iter().flat_map(|&(b, s, e)| (s..e).map(move |i| (b, i))).peekable();
+    let mut di = 0;
+    loop {
+        let dk = deltas.get(di).map(|d| &d.0[..]);
+        let bk = base.peek().map(|&(b, i)| (b, i, b.keys.key(i)));
+        let (key_ref, from_base) = match (dk, bk) {
+            (None, None) => break,
+            (Some(_), None) => (KeyRef::Delta(deltas[di].0), None),
+            (None, Some((b, i, _))) => (KeyRef::Base(&b.keys, i), Some((b, i))),
+            (Some(d), Some((b, i, k))) => {
+                if k <= d {
+                    (KeyRef::Base(&b.keys, i), Some((b, i)))
+                } else {
+                    (KeyRef::Delta(deltas[di].0), None)
+                }
+            }
+        };
+        let key = key_ref.as_slice();
+        let d_start = di;
+        while di < deltas.len() && deltas[di].0[..] == *key {
+            di += 1;
+        }
+        let d_vers = &deltas[d_start..di];
+        let b_vers: &[Ver] = match from_base {
+            Some((b, i)) => {
+                base.next();
+                b.versions(i)
+            }
+            None => &[],
+        };
+        // Merge the two newest-first lists; a timestamp present in both keeps
+        // the delta (the later install).
+        let mark = view.vers.len();
+        let (mut x, mut y) = (0, 0);
+        let mut kept_floor = false;
+        let mut total = 0usize;
+        while x < d_vers.len() || y < b_vers.len() {
+            let take_delta = match (d_vers.get(x), b_vers.get(y)) {
+                (Some(d), Some(b)) => {
+                    if d.1 == b.ts {
+                        y += 1;
+                        total += 1;
+                    }
+                    d.1 >= b.ts
+                }
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let (ts, v) = if take_delta {
+                x += 1;
+                (d_vers[x - 1].1, d_vers[x - 1].2)
+            } else {
+                y += 1;
+                let (b, _) = from_base.expect("base versions come from a base");
+                (b_vers[y - 1].ts, VRef::Page(b, b_vers[y - 1]))
+            };
+            total += 1;
+            if kept_floor {
+                continue; // below the newest version at or below the watermark
+            }
+            if ts <= watermark {
+                kept_floor = true;
+                if v.is_tomb() {
+                    continue;
+                }
+            }
+            view.bytes += 16 + v.stored_len();
+            view.vers.push((ts, v));
+        }
+        let kept = view.vers.len() - mark;
+        view.dropped += total - kept;
+        if kept > 0 {
+            view.bytes += key.len() + 16;
+            view.keys.push(key_ref);
+            view.vstart.push(view.vers.len() as u32);
+        }
+    }
+    view
+}
+
+/// The logical entries of an inner chain: `(separator, child)`, where the
+/// first separator is the page's low fence (`None` is minus infinity).
+pub(crate) struct InnerView<'g> {
+    pub(crate) entries: Vec<(Option<&'g [u8]>, Pid)>,
+}
+
+impl<'g> InnerView<'g> {
+    pub(crate) fn build(&self, r: std::ops::Range<usize>, range: PageRange) -> InnerBase {
+        let child0 = self.entries[r.start].1;
+        let rest: Vec<(&[u8], Pid)> = self.entries[r.start + 1..r.end]
+            .iter()
+            .map(|&(k, c)| (k.expect("only the first separator is open"), c))
+            .collect();
+        InnerBase::new(range, child0, &rest)
+    }
+}
+
+/// Gather the routing entries of an inner chain. The caller has finished any
+/// pending merge recorded in it.
+pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
+    let range = head.range();
+    let (lo, hi) = (range.low(), range.high());
+    let mut deltas: SmallVec<[&Body; 8]> = SmallVec::new();
+    let mut segs: SmallVec<[(&InnerBase, Option<&[u8]>, Option<&[u8]>); 2]> = SmallVec::new();
+    let mut limit = hi;
+    let mut node = head;
+    loop {
+        match &node.body {
+            b @ (Body::IndexEntry { .. } | Body::IndexTermDelete(_)) => deltas.push(b),
+            Body::NodeMerge { sep, content, .. } => {
+                let Body::Inner(b) = &content.body else { unreachable!("inner merge of a leaf") };
+                segs.push((b, Some(&sep[..]), limit));
+                limit = Some(sep);
+            }
+            Body::Inner(b) => {
+                segs.push((b, lo, limit));
+                break;
+            }
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+            _ => unreachable!("leaf delta in an inner chain"),
+        }
+        node = node.next().expect("chain ends in a base page");
+    }
+    let below = |k: &[u8], h: Option<&[u8]>| h.map_or(true, |h| k < h);
+    let mut entries: Vec<(Option<&[u8]>, Pid)> = Vec::new();
+    for &(b, from, to) in segs.iter().rev() {
+        entries.push((from, b.child0));
+        for i in 0..b.len() {
+            let k = b.seps.key(i);
+            if from.map_or(true, |f| f < k) && below(k, to) {
+                entries.push((Some(k), b.children[i]));
+            }
+        }
+    }
+    for body in deltas.iter().rev() {
+        match body {
+            Body::IndexEntry { sep, child, .. } => {
+                let k = Some(&sep[..]);
+                match entries.binary_search_by(|e| e.0.cmp(&k)) {
+                    Ok(i) => entries[i].1 = *child,
+                    Err(i) => entries.insert(i, (k, *child)),
+                }
+            }
+            Body::IndexTermDelete(itd) => {
+                let (ilo, ihi) = (itd.lo.as_deref(), itd.hi.as_deref());
+                entries.retain(|e| !(e.0 > ilo && e.0.map_or(true, |k| below(k, ihi))));
+                if let Ok(i) = entries.binary_search_by(|e| e.0.cmp(&ilo)) {
+                    entries[i].1 = itd.left;
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+    entries.retain(|e| e.0.map_or(true, |k| below(k, hi)));
+    InnerView { entries }
+}

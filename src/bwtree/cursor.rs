@@ -1,0 +1,176 @@
+//! Range cursors as of a snapshot timestamp, forward and reverse.
+//!
+//! A cursor holds no page pointer between refills: it remembers the next key
+//! bound at each end and, to refill, descends from the root to the leaf that
+//! holds that bound, takes the leaf's visible entries, and moves the bound to
+//! the leaf's fence. Splits and merges underneath cannot make it skip or
+//! repeat a key.
+
+use std::collections::VecDeque;
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+use crossbeam_epoch as epoch;
+
+use super::consolidate::collect_leaf;
+use super::search::Target;
+use super::tree::{Path, Tree};
+use crate::Result;
+
+/// An iterator over `(key, value)` pairs of a key range as seen at one
+/// timestamp, in key order; [`DoubleEndedIterator`] for reverse order.
+/// Keys and values are zero-copy slices of the tree's pages.
+pub struct Cursor<'t> {
+    tree: &'t Tree,
+    ts: u64,
+    /// Keys below this bound were consumed from the front.
+    front: Bound<Bytes>,
+    /// Keys above this bound were consumed from the back.
+    back: Bound<Bytes>,
+    fbuf: VecDeque<(Bytes, Bytes)>,
+    bbuf: Vec<(Bytes, Bytes)>,
+    /// Where the front refill continues once `fbuf` is drained (`None`: end).
+    front_next: Option<Bound<Bytes>>,
+    back_next: Option<Bound<Bytes>>,
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn after(front: &Bound<Bytes>, k: &[u8]) -> bool {
+    match front {
+        Bound::Included(f) => k >= &f[..],
+        Bound::Excluded(f) => k > &f[..],
+        Bound::Unbounded => true,
+    }
+}
+
+fn before(back: &Bound<Bytes>, k: &[u8]) -> bool {
+    match back {
+        Bound::Included(b) => k <= &b[..],
+        Bound::Excluded(b) => k < &b[..],
+        Bound::Unbounded => true,
+    }
+}
+
+impl<'t> Cursor<'t> {
+    pub(crate) fn new(tree: &'t Tree, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: u64) -> Self {
+        let (front, back) = (owned(lo), owned(hi));
+        Cursor {
+            tree,
+            ts,
+            front_next: Some(front.clone()),
+            back_next: Some(back.clone()),
+            front,
+            back,
+            fbuf: VecDeque::new(),
+            bbuf: Vec::new(),
+        }
+    }
+
+    /// Fill `out` with the visible entries of the leaf holding `t` that lie
+    /// between the two consumed bounds; return the leaf's fences.
+    fn fetch(&self, t: Target<'_>, out: &mut Vec<(Bytes, Bytes)>) -> (Option<Bytes>, Option<Bytes>) {
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let (_, head) = self.tree.descend(t, &guard, &mut path);
+        let view = collect_leaf(head, 0);
+        for i in 0..view.len() {
+            let k = view.keys[i].as_slice();
+            if !after(&self.front, k) || !before(&self.back, k) {
+                continue;
+            }
+            if let Some(&(_, v)) = view.versions(i).iter().find(|(ts, _)| *ts <= self.ts) {
+                if let Some(v) = v.to_bytes() {
+                    out.push((view.keys[i].to_bytes(), v));
+                }
+            }
+        }
+        let r = head.range();
+        (r.low.clone(), r.high.clone())
+    }
+
+    fn refill_front(&mut self) {
+        let Some(pos) = self.front_next.take() else { return };
+        let t = match &pos {
+            Bound::Included(k) | Bound::Excluded(k) => Target::Key(k),
+            Bound::Unbounded => Target::Key(&[]),
+        };
+        let mut out = Vec::new();
+        let (_, high) = self.fetch(t, &mut out);
+        self.fbuf.extend(out);
+        // Continue at the leaf's high fence unless the back bound ends first.
+        self.front_next = high.filter(|h| before(&self.back, h)).map(Bound::Included);
+    }
+
+    fn refill_back(&mut self) {
+        let Some(pos) = self.back_next.take() else { return };
+        let t = match &pos {
+            Bound::Included(k) => Target::Key(k),
+            Bound::Excluded(k) => Target::Before(k),
+            Bound::Unbounded => Target::Last,
+        };
+        let mut out = Vec::new();
+        let (low, _) = self.fetch(t, &mut out);
+        self.bbuf = out;
+        self.back_next = low.filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l)).map(Bound::Excluded);
+    }
+}
+
+impl Iterator for Cursor<'_> {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((k, v)) = self.fbuf.pop_front() {
+                if !before(&self.back, &k) {
+                    self.fbuf.clear();
+                    self.front_next = None;
+                    return None;
+                }
+                self.front = Bound::Excluded(k.clone());
+                return Some(Ok((k, v)));
+            }
+            self.front_next.as_ref()?;
+            self.refill_front();
+        }
+    }
+}
+
+impl DoubleEndedIterator for Cursor<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((k, v)) = self.bbuf.pop() {
+                if !after(&self.front, &k) {
+                    self.bbuf.clear();
+                    self.back_next = None;
+                    return None;
+                }
+                self.back = Bound::Excluded(k.clone());
+                return Some(Ok((k, v)));
+            }
+            self.back_next.as_ref()?;
+            self.refill_back();
+        }
+    }
+}
+
+impl Tree {
+    /// The keys in `range` with their values as of snapshot `ts`, in key order
+    /// (reverse with `.rev()`). Tombstoned keys are skipped.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, ts: u64) -> Cursor<'_> {
+        fn map<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+            match b {
+                Bound::Included(k) => Bound::Included(k.as_ref()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        }
+        Cursor::new(self, map(range.start_bound()), map(range.end_bound()), ts)
+    }
+}

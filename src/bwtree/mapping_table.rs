@@ -1,0 +1,274 @@
+//! The mapping table: logical page id -> newest node of the page's delta chain.
+//!
+//! Definitions
+//! - The table is a list of lazily allocated segments; segment `s` holds
+//!   `BASE << s` slots, so page id `p` lives in segment `log2(p + BASE) - log2(BASE)`.
+//!   Growing allocates one new segment and publishes it by CAS: readers never stop,
+//!   and there is no fixed cap (64 segments address more ids than memory can hold).
+//! - Each slot is a `crossbeam_epoch::Atomic<Node>`: null when the id is free.
+//!
+//! Invariants
+//! - A slot is only written by CAS (install, consolidate, unlink) or by `store_new`
+//!   on an id that no other thread can know yet (fresh from `alloc`).
+//! - An id whose page was unlinked is pushed back to the free list only after a
+//!   grace period (`Guard::defer`), so a thread that read the id from a stale
+//!   parent while pinned never finds it reused for another page.
+
+use std::sync::Arc;
+
+use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+
+use super::delta::Node;
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+
+/// A logical page id.
+pub(crate) type Pid = u64;
+/// "No page": the sibling of the rightmost page on a level.
+pub(crate) const NO_PID: Pid = u64::MAX;
+
+const BASE_SHIFT: u32 = 6;
+const BASE: u64 = 1 << BASE_SHIFT;
+const SEGMENTS: usize = 48;
+
+type Segment = Box<[Atomic<Node>]>;
+
+pub(crate) struct MappingTable {
+    segments: Box<[AtomicPtr<Segment>]>,
+    next: AtomicU64,
+    free: Arc<FreeList>,
+}
+
+#[inline]
+fn locate(pid: Pid) -> (usize, usize) {
+    let n = pid + BASE;
+    let seg = (63 - n.leading_zeros() - BASE_SHIFT) as usize;
+    (seg, (n - (BASE << seg)) as usize)
+}
+
+impl MappingTable {
+    pub(crate) fn new() -> Self {
+        MappingTable {
+            segments: (0..SEGMENTS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            next: AtomicU64::new(0),
+            free: Arc::new(FreeList::new()),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, pid: Pid) -> &Atomic<Node> {
+        let (seg, off) = locate(pid);
+        let mut p = self.segments[seg].load(Ordering::Acquire);
+        if p.is_null() {
+            p = self.grow(seg);
+        }
+        // SAFETY: segments are published once (CAS from null) and freed only in
+        // `Drop`, which has `&mut self`; `off` is below the segment length by
+        // construction of `locate`.
+        unsafe { &(&*p)[off] }
+    }
+
+    #[cold]
+    fn grow(&self, seg: usize) -> *mut Segment {
+        let len = (BASE as usize) << seg;
+        let fresh: Segment = (0..len).map(|_| Atomic::null()).collect();
+        let fresh = Box::into_raw(Box::new(fresh));
+        match self.segments[seg].compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(won) => {
+                // SAFETY: `fresh` was never published; we own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                won
+            }
+        }
+    }
+
+    /// The page's newest node, or null if the id is free.
+    #[inline]
+    pub(crate) fn load<'g>(&self, pid: Pid, guard: &'g Guard) -> Shared<'g, Node> {
+        self.slot(pid).load(Ordering::Acquire, guard)
+    }
+
+    /// Replace `current` by `new` if the page still has `current` as its newest node.
+    #[inline]
+    pub(crate) fn cas<'g>(
+        &self,
+        pid: Pid,
+        current: Shared<'g, Node>,
+        new: Owned<Node>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Node>, Owned<Node>> {
+        self.slot(pid)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire, guard)
+            .map_err(|e| e.new)
+    }
+
+    /// Unlink a page: null its slot if it still holds `current`.
+    pub(crate) fn unlink<'g>(&self, pid: Pid, current: Shared<'g, Node>, guard: &'g Guard) -> bool {
+        self.slot(pid)
+            .compare_exchange(
+                current,
+                Shared::null(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                guard,
+            )
+            .is_ok()
+    }
+
+    /// A page id no thread can know: from the free list, or a new one.
+    pub(crate) fn alloc(&self, guard: &Guard) -> Pid {
+        if let Some(pid) = self.free.pop(guard) {
+            return pid;
+        }
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publish the first node of a page id fresh from `alloc`.
+    pub(crate) fn store_new<'g>(&self, pid: Pid, node: Owned<Node>, guard: &'g Guard) -> Shared<'g, Node> {
+        let shared = node.into_shared(guard);
+        self.slot(pid).store(shared, Ordering::Release);
+        shared
+    }
+
+    /// Take back a page id that was never published to another thread.
+    /// Returns its node (now unreachable) for the caller to drop.
+    pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) -> Option<Owned<Node>> {
+        let old = self.slot(pid).swap(Shared::null(), Ordering::AcqRel, guard);
+        self.free.push(pid);
+        // SAFETY: the id was never handed to another thread, so nobody else can
+        // hold a reference to the node we just took out of its slot.
+        (!old.is_null()).then(|| unsafe { old.into_owned() })
+    }
+
+    /// Return an unlinked page id to the free list after a grace period.
+    pub(crate) fn retire_pid(&self, pid: Pid, guard: &Guard) {
+        let free = self.free.clone();
+        guard.defer(move || free.push(pid));
+    }
+
+    /// Number of ids ever handed out (the table's high-water mark).
+    pub(crate) fn high_water(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Every live page's newest node, for `Drop` and statistics.
+    pub(crate) fn for_each_head(&mut self, mut f: impl FnMut(Pid, *mut Node)) {
+        let guard = crossbeam_epoch::pin();
+        for pid in 0..self.high_water() {
+            let p = self.load(pid, &guard);
+            if !p.is_null() {
+                f(pid, p.as_raw() as *mut Node);
+            }
+        }
+    }
+}
+
+impl Drop for MappingTable {
+    fn drop(&mut self) {
+        for seg in self.segments.iter() {
+            let p = seg.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: `&mut self`: no reader remains; each segment was boxed once.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+/// A Treiber stack of free page ids. Nodes are reclaimed through the epoch,
+/// which also rules out ABA on `head`.
+struct FreeList {
+    head: Atomic<FreeNode>,
+}
+
+struct FreeNode {
+    pid: Pid,
+    next: Atomic<FreeNode>,
+}
+
+impl FreeList {
+    fn new() -> Self {
+        FreeList { head: Atomic::null() }
+    }
+
+    fn push(&self, pid: Pid) {
+        let guard = crossbeam_epoch::pin();
+        let mut node = Owned::new(FreeNode { pid, next: Atomic::null() });
+        let backoff = crate::sync::Backoff::new();
+        loop {
+            let head = self.head.load(Ordering::Acquire, &guard);
+            node.next.store(head, Ordering::Relaxed);
+            match self
+                .head
+                .compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire, &guard)
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    node = e.new;
+                    backoff.snooze();
+                }
+            }
+        }
+    }
+
+    fn pop(&self, guard: &Guard) -> Option<Pid> {
+        let backoff = crate::sync::Backoff::new();
+        loop {
+            let head = self.head.load(Ordering::Acquire, guard);
+            // SAFETY: nodes are freed only through `defer_destroy` below, after
+            // every thread pinned now has unpinned.
+            let node = unsafe { head.as_ref() }?;
+            let next = node.next.load(Ordering::Acquire, guard);
+            if self
+                .head
+                .compare_exchange(head, next, Ordering::AcqRel, Ordering::Acquire, guard)
+                .is_ok()
+            {
+                let pid = node.pid;
+                // SAFETY: `head` is now unreachable from the list; readers that
+                // loaded it are pinned and keep it alive until they unpin.
+                unsafe { guard.defer_destroy(head) };
+                return Some(pid);
+            }
+            backoff.snooze();
+        }
+    }
+}
+
+impl Drop for FreeList {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the list.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let mut p = self.head.load(Ordering::Relaxed, guard);
+        while !p.is_null() {
+            // SAFETY: as above; each node is owned by the list exactly once.
+            let node = unsafe { p.into_owned() };
+            p = node.next.load(Ordering::Relaxed, guard);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_covers_ids_without_gaps() {
+        let mut expect = (0usize, 0usize);
+        for pid in 0..10_000u64 {
+            let got = locate(pid);
+            assert_eq!(got, expect, "pid {pid}");
+            expect.1 += 1;
+            if expect.1 == (BASE as usize) << expect.0 {
+                expect = (expect.0 + 1, 0);
+            }
+        }
+    }
+}

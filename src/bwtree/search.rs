@@ -1,0 +1,161 @@
+//! Searching one page's delta chain: leaf lookups and inner routing.
+//! Nothing here allocates or clones until a value is returned.
+
+use bytes::Bytes;
+
+use super::delta::{Body, Node};
+use super::mapping_table::Pid;
+use super::node::LeafBase;
+
+/// What a descent looks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target<'a> {
+    /// The page with `low <= k < high`.
+    Key(&'a [u8]),
+    /// The page holding the keys just below `k`: `low < k <= high`.
+    Before(&'a [u8]),
+    /// The rightmost page.
+    Last,
+}
+
+impl Target<'_> {
+    /// Is the target at or above a lower fence (`None` = minus infinity)?
+    #[inline]
+    pub(crate) fn above_low(self, low: Option<&[u8]>) -> bool {
+        match (low, self) {
+            (None, _) | (_, Target::Last) => true,
+            (Some(l), Target::Key(k)) => l <= k,
+            (Some(l), Target::Before(k)) => l < k,
+        }
+    }
+
+    /// Is the target below an upper fence (`None` = plus infinity)?
+    #[inline]
+    pub(crate) fn below_high(self, high: Option<&[u8]>) -> bool {
+        match (high, self) {
+            (None, _) => true,
+            (Some(_), Target::Last) => false,
+            (Some(h), Target::Key(k)) => k < h,
+            (Some(h), Target::Before(k)) => k <= h,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn within(self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> bool {
+        self.above_low(lo) && self.below_high(hi)
+    }
+}
+
+/// Where an inner page sends a target: the child and the child's range as
+/// the parent sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Route<'g> {
+    pub(crate) child: Pid,
+    pub(crate) lo: Option<&'g [u8]>,
+    pub(crate) hi: Option<&'g [u8]>,
+}
+
+/// Route `t` through an inner page's chain. The caller has checked that `t`
+/// lies in the page's range.
+pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::IndexEntry { sep, hi, child } => {
+                if t.within(Some(sep), hi.as_deref()) {
+                    return Route { child: *child, lo: Some(sep), hi: hi.as_deref() };
+                }
+            }
+            Body::IndexTermDelete(itd) => {
+                if t.within(itd.lo.as_deref(), itd.hi.as_deref()) {
+                    return Route { child: itd.left, lo: itd.lo.as_deref(), hi: itd.hi.as_deref() };
+                }
+            }
+            Body::NodeMerge { sep, content, .. } => {
+                if t.above_low(Some(sep)) {
+                    node = content;
+                    continue;
+                }
+            }
+            Body::Inner(base) => {
+                let n = base.len();
+                let idx = match t {
+                    Target::Key(k) => base.seps.upper_bound(k),
+                    Target::Before(k) => base.seps.lower_bound(k),
+                    Target::Last => n,
+                };
+                // Children: child0 for [low, sep0), children[i] for [sep_i, sep_{i+1}).
+                let (child, lo) = if idx == 0 {
+                    (base.child0, base.range.low())
+                } else {
+                    (base.children[idx - 1], Some(base.seps.key(idx - 1)))
+                };
+                let hi = if idx < n { Some(base.seps.key(idx)) } else { base.range.high() };
+                return Route { child, lo, hi };
+            }
+            Body::Leaf(_) | Body::Version { .. } => unreachable!("route() on a leaf"),
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+        }
+        node = node.next().expect("chain ends in a base page");
+    }
+}
+
+/// The outcome of looking a key up in a leaf chain.
+pub(crate) enum Hit<'g> {
+    Delta { ts: u64, value: &'g Option<Bytes> },
+    Base { base: &'g LeafBase, idx: usize, ver: usize },
+}
+
+impl Hit<'_> {
+    pub(crate) fn ts(&self) -> u64 {
+        match self {
+            Hit::Delta { ts, .. } => *ts,
+            Hit::Base { base, idx, ver } => base.versions(*idx)[*ver].ts,
+        }
+    }
+    pub(crate) fn value(&self) -> Option<Bytes> {
+        match self {
+            Hit::Delta { value, .. } => (*value).clone(),
+            Hit::Base { base, idx, ver } => base.value(&base.versions(*idx)[*ver]),
+        }
+    }
+}
+
+/// The newest version of `key` with timestamp `<= ts` in a leaf chain.
+/// (`ts = u64::MAX` finds the newest version of all.)
+pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'g>> {
+    let mut best: Option<Hit<'g>> = None;
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::Version { key: k, ts: t, value } => {
+                if *t <= ts && k[..] == *key && best.as_ref().map_or(true, |b| *t > b.ts()) {
+                    best = Some(Hit::Delta { ts: *t, value });
+                }
+            }
+            Body::NodeMerge { sep, content, .. } => {
+                if key >= &sep[..] {
+                    node = content;
+                    continue;
+                }
+            }
+            Body::Leaf(base) => {
+                if let Some(idx) = base.keys.find(key) {
+                    // Versions are newest first: the first one at or below ts.
+                    if let Some(ver) = base.versions(idx).iter().position(|v| v.ts <= ts) {
+                        let t = base.versions(idx)[ver].ts;
+                        if best.as_ref().map_or(true, |b| t > b.ts()) {
+                            best = Some(Hit::Base { base, idx, ver });
+                        }
+                    }
+                }
+                return best;
+            }
+            Body::Inner(_) | Body::IndexEntry { .. } | Body::IndexTermDelete(_) => {
+                unreachable!("leaf_find() on an inner page")
+            }
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+        }
+        node = node.next().expect("chain ends in a base page");
+    }
+}

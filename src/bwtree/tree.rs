@@ -1,0 +1,350 @@
+//! The tree: configuration, descent with help-along, and the operations the
+//! MVCC layer calls (install a version, read as of a timestamp, newest ts).
+
+use bytes::Bytes;
+use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
+use smallvec::SmallVec;
+
+use super::delta::{destroy_chain, Body, Node};
+use super::mapping_table::{MappingTable, Pid};
+use super::node::{LeafBase, PageRange};
+use super::search::{leaf_find, route, Target};
+use super::stats::Counters;
+use crate::sync::{AtomicU64, Backoff, Ordering};
+use crate::{Error, Result};
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 4 * 1024;
+/// Longest value accepted, in bytes (values are addressed with 31 bits).
+pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
+
+/// A CAS-retry loop gives up (with [`Error::Contention`]) after this many
+/// lost attempts. Lock-free progress makes this unreachable in practice.
+pub(crate) const MAX_ATTEMPTS: u32 = 1 << 20;
+
+/// Tuning knobs. The defaults were measured with `benches/tree.rs`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Consolidate a leaf when its delta chain reaches this length.
+    pub leaf_chain: u16,
+    /// Consolidate an inner page when its delta chain reaches this length.
+    pub inner_chain: u16,
+    /// Split a leaf above this many keys.
+    pub leaf_max: usize,
+    /// Merge a leaf into its left sibling below this many keys.
+    pub leaf_min: usize,
+    /// Split an inner page above this many children.
+    pub inner_max: usize,
+    /// Merge an inner page below this many children.
+    pub inner_min: usize,
+    /// Split any page whose consolidated size passes this many bytes.
+    pub page_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            leaf_chain: 8,
+            inner_chain: 2,
+            leaf_max: 128,
+            leaf_min: 16,
+            inner_max: 64,
+            inner_min: 8,
+            page_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Tiny pages and chains, so that every structure modification happens
+    /// constantly: for tests.
+    pub fn tiny() -> Self {
+        Config {
+            leaf_chain: 3,
+            inner_chain: 2,
+            leaf_max: 4,
+            leaf_min: 2,
+            inner_max: 4,
+            inner_min: 2,
+            page_bytes: 512,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.leaf_chain < 1 || self.inner_chain < 1 {
+            return Err(Error::InvalidConfig("chain thresholds must be at least 1"));
+        }
+        if self.leaf_max < 2 || self.inner_max < 3 {
+            return Err(Error::InvalidConfig("leaf_max must be >= 2 and inner_max >= 3"));
+        }
+        if self.leaf_min * 2 > self.leaf_max || self.inner_min * 2 > self.inner_max {
+            return Err(Error::InvalidConfig("split thresholds must be at least twice the merge thresholds"));
+        }
+        if self.page_bytes < 256 {
+            return Err(Error::InvalidConfig("page_bytes must be at least 256"));
+        }
+        Ok(())
+    }
+}
+
+/// One inner page on the way down: its id and the chain head we routed through.
+#[derive(Clone, Copy)]
+pub(crate) struct Step<'g> {
+    pub(crate) pid: Pid,
+    pub(crate) head: &'g Node,
+}
+
+pub(crate) type Path<'g> = SmallVec<[Step<'g>; 8]>;
+
+/// A latch-free, multi-version Bw-Tree.
+///
+/// Keys are byte strings ordered lexicographically; each key holds versions
+/// stamped with commit timestamps (`ts >= 1`); a version's value is bytes or a
+/// tombstone. All methods take `&self` and may be called from any number of
+/// threads; no method takes a lock.
+pub struct Tree {
+    pub(crate) table: MappingTable,
+    pub(crate) root: AtomicU64,
+    pub(crate) cfg: Config,
+    pub(crate) watermark: AtomicU64,
+    pub(crate) stats: Counters,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline]
+pub(crate) fn deref<'g>(s: Shared<'g, Node>) -> Option<&'g Node> {
+    // SAFETY: every `Shared` handed around here was loaded from the mapping
+    // table (or installed by us) under the guard `'g`; nodes are retired only
+    // through that guard's epoch, so they outlive it.
+    unsafe { s.as_ref() }
+}
+
+/// `a < b` for upper fences, where `None` is plus infinity.
+#[inline]
+pub(crate) fn high_lt(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+    match (a, b) {
+        (_, None) => a.is_some(),
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => a < b,
+    }
+}
+
+impl Tree {
+    /// An empty tree with the default configuration.
+    pub fn new() -> Self {
+        Self::with_config(Config::default()).expect("default config is valid")
+    }
+
+    /// An empty tree with `cfg`; an error if the configuration is inconsistent.
+    pub fn with_config(cfg: Config) -> Result<Self> {
+        cfg.validate()?;
+        let table = MappingTable::new();
+        let guard = epoch::pin();
+        let root = table.alloc(&guard);
+        table.store_new(root, Owned::new(Node::base(Body::Leaf(LeafBase::empty(PageRange::full())))), &guard);
+        Ok(Tree { table, root: AtomicU64::new(root), cfg, watermark: AtomicU64::new(0), stats: Counters::default() })
+    }
+
+    /// The configuration this tree was built with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn check_key(key: &[u8]) -> Result<()> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::KeyTooLarge { len: key.len(), max: MAX_KEY_LEN });
+        }
+        Ok(())
+    }
+
+    /// Walk from the root to the page that holds `t`, recording the inner pages
+    /// passed in `path`. Finishes any structure modification met on the way
+    /// (help-along): posts missing index entries, grows the root after a root
+    /// split, and completes merges of frozen pages before going on.
+    pub(crate) fn descend<'g>(&self, t: Target<'_>, guard: &'g Guard, path: &mut Path<'g>) -> (Pid, &'g Node) {
+        let backoff = Backoff::new();
+        'restart: loop {
+            path.clear();
+            let mut pid = self.root.load(Ordering::Acquire);
+            // The upper fence our parent believes `pid` has (None: we came over
+            // a sibling link or from the root, so there is nothing to compare).
+            let mut parent_hi: Option<Option<&'g [u8]>> = None;
+            loop {
+                let Some(head) = deref(self.table.load(pid, guard)) else {
+                    // Unlinked under us (merge or root shrink): start again.
+                    backoff.snooze();
+                    continue 'restart;
+                };
+                let range = head.range();
+                if !t.above_low(range.low()) {
+                    backoff.snooze();
+                    continue 'restart;
+                }
+                if let Body::RemoveNode { itd } = &head.body {
+                    // SAFETY: an unfinished merge's record lives in the
+                    // parent's chain, which is not consolidated before the
+                    // merge is done; we are pinned since loading `head`.
+                    match unsafe { itd.as_ref() } {
+                        Some(itd) => self.complete_merge(itd, guard),
+                        None => self.finish_root_shrink(pid, head, guard),
+                    }
+                    continue 'restart;
+                }
+                if let (Some(hi), Some(parent)) = (parent_hi, path.last()) {
+                    if high_lt(range.high(), hi) {
+                        // Our parent lacks the separator of a split: post it.
+                        self.post_index_entry(*parent, head, hi, guard);
+                    }
+                }
+                if path.is_empty() && range.high().is_some() && pid == self.root.load(Ordering::Acquire) {
+                    self.grow_root(pid, head, guard);
+                    continue 'restart;
+                }
+                if !t.below_high(range.high()) {
+                    pid = range.sibling;
+                    parent_hi = None;
+                    continue;
+                }
+                if head.leaf {
+                    return (pid, head);
+                }
+                if head.chain_len >= self.cfg.inner_chain {
+                    self.consolidate(pid, head, path, guard);
+                }
+                let r = route(head, t);
+                path.push(Step { pid, head });
+                pid = r.child;
+                parent_hi = Some(r.hi);
+            }
+        }
+    }
+
+    /// Install a version of `key` committed at `ts` (`None`: a tombstone).
+    /// Zero-copy: the tree keeps the given `Bytes`.
+    pub fn install(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+        Self::check_key(&key)?;
+        if let Some(v) = &value {
+            if v.len() > MAX_VALUE_LEN {
+                return Err(Error::ValueTooLarge { len: v.len(), max: MAX_VALUE_LEN });
+            }
+        }
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let mut delta = Owned::new(Node::unlinked(Body::Version { key, ts, value }));
+        let backoff = Backoff::new();
+        for _ in 0..MAX_ATTEMPTS {
+            let (pid, head) = match &delta.body {
+                Body::Version { key, .. } => self.descend(Target::Key(key), &guard, &mut path),
+                _ => unreachable!("install() builds a version delta"),
+            };
+            delta.relink(head);
+            match self.table.cas(pid, Shared::from(head as *const Node), delta, &guard) {
+                Ok(new) => {
+                    let new = deref(new).expect("just installed");
+                    if new.chain_len >= self.cfg.leaf_chain {
+                        self.consolidate(pid, new, &path, &guard);
+                    }
+                    return Ok(());
+                }
+                Err(d) => {
+                    delta = d;
+                    self.stats.cas_retries.fetch_add(1, Ordering::Relaxed);
+                    backoff.snooze();
+                }
+            }
+        }
+        Err(Error::Contention { attempts: MAX_ATTEMPTS })
+    }
+
+    /// Install `value` for `key` at `ts`, copying both.
+    pub fn put(&self, key: impl AsRef<[u8]>, ts: u64, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        Self::check_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
+        }
+        self.install(Bytes::copy_from_slice(key), ts, Some(Bytes::copy_from_slice(value)))
+    }
+
+    /// Install a tombstone for `key` at `ts`.
+    pub fn delete(&self, key: impl AsRef<[u8]>, ts: u64) -> Result<()> {
+        let key = key.as_ref();
+        Self::check_key(key)?;
+        self.install(Bytes::copy_from_slice(key), ts, None)
+    }
+
+    /// The value of `key` as of snapshot `ts`: the newest version with a
+    /// timestamp `<= ts`, `None` if that is a tombstone or there is none.
+    /// Zero-copy: the returned `Bytes` shares the page's buffer.
+    pub fn get(&self, key: impl AsRef<[u8]>, ts: u64) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        Self::check_key(key)?;
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let (_, head) = self.descend(Target::Key(key), &guard, &mut path);
+        Ok(leaf_find(head, key, ts).and_then(|h| h.value()))
+    }
+
+    /// The commit timestamp of the newest version of `key` (tombstones
+    /// included), `None` if the key has no version.
+    pub fn newest_ts(&self, key: impl AsRef<[u8]>) -> Result<Option<u64>> {
+        let key = key.as_ref();
+        Self::check_key(key)?;
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let (_, head) = self.descend(Target::Key(key), &guard, &mut path);
+        Ok(leaf_find(head, key, u64::MAX).map(|h| h.ts()))
+    }
+
+    /// The GC watermark consolidations use.
+    pub fn gc_watermark(&self) -> u64 {
+        self.watermark.load(Ordering::Acquire)
+    }
+
+    /// Raise the GC watermark: from now on consolidation may drop versions no
+    /// snapshot at or above `watermark` can see. It never goes down.
+    pub fn set_gc_watermark(&self, watermark: u64) {
+        self.watermark.fetch_max(watermark, Ordering::AcqRel);
+    }
+
+    /// Raise the watermark to `watermark` and consolidate every leaf that
+    /// holds deltas or old versions, so pages nobody writes are collected too.
+    /// Returns the number of versions dropped.
+    pub fn collect_garbage(&self, watermark: u64) -> u64 {
+        self.set_gc_watermark(watermark);
+        let before = self.stats.versions_dropped.load(Ordering::Relaxed);
+        let mut pos: Option<Bytes> = None;
+        loop {
+            let guard = epoch::pin();
+            let mut path = Path::new();
+            let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
+            let (pid, head) = self.descend(t, &guard, &mut path);
+            let worth = head.chain_len > 0
+                || matches!(&head.body, Body::Leaf(b) if b.version_count() > b.len() || b.has_tombstone());
+            if worth {
+                self.consolidate(pid, head, &path, &guard);
+            }
+            match head.range().high.clone() {
+                Some(h) => pos = Some(h),
+                None => break,
+            }
+        }
+        self.stats.versions_dropped.load(Ordering::Relaxed) - before
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        self.table.for_each_head(|_, head| {
+            // SAFETY: `&mut self`: no thread can reach any page any more; each
+            // live chain is owned by exactly one slot (retired chains were
+            // unlinked first and are freed by their deferred destructors).
+            unsafe { destroy_chain(head) }
+        });
+    }
+}
