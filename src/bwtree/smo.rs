@@ -11,7 +11,7 @@ use super::delta::{destroy_chain, Body, ChainPtr, Itd, Node};
 use super::mapping_table::Pid;
 use super::node::{InnerBase, PageRange};
 use super::search::{route, Target};
-use super::tree::{deref, high_lt, Path, Step, Tree};
+use super::tree::{deref, high_lt, Step, Tree};
 use crate::sync::{AtomicBool, Backoff, Ordering};
 
 #[inline]
@@ -71,7 +71,7 @@ impl Tree {
     /// Replace `head`'s chain with a consolidated base page, splitting it if
     /// it is too large and then trying to merge it if it is too small.
     /// A lost CAS discards the work: someone else changed the page.
-    pub(crate) fn consolidate<'g>(&self, pid: Pid, head: &'g Node, path: &Path<'g>, guard: &'g Guard) {
+    pub(crate) fn consolidate<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
         if head.is_frozen() || self.finish_pending_merges(head, guard) {
             return;
         }
@@ -175,7 +175,7 @@ impl Tree {
 
     /// Begin merging the underfull page `pid` into its left sibling: post the
     /// index-term-delete on the parent (the merge's commit point), then finish.
-    fn try_merge<'g>(&self, pid: Pid, head: &'g Node, path: &Path<'g>, guard: &'g Guard) {
+    fn try_merge<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
         let Some(parent) = path.last() else { return };
         let Some(ph) = deref(self.table.load(parent.pid, guard)) else { return };
         if ph.is_frozen() || self.finish_pending_merges(ph, guard) {
@@ -206,6 +206,11 @@ impl Tree {
         if let Ok(installed) = self.table.cas(parent.pid, shared(ph), Owned::new(node), guard).map_err(discard) {
             if let Body::IndexTermDelete(itd) = &deref(installed).expect("just installed").body {
                 self.complete_merge(itd, guard);
+            }
+            // The parent lost a child: consolidate it now, so that an underfull
+            // parent merges in turn and a root with one child shrinks.
+            if let Some(ph) = deref(self.table.load(parent.pid, guard)) {
+                self.consolidate(parent.pid, ph, &path[..path.len() - 1], guard);
             }
         }
     }

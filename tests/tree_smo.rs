@@ -1,0 +1,85 @@
+//! Structure modifications happen and keep the tree exact: growth through
+//! splits, shrinking through merges down to a single leaf, and bad input.
+
+use bwtx::tree::{Config, Tree, MAX_KEY_LEN};
+use bwtx::Error;
+
+fn k(i: u32) -> [u8; 4] {
+    i.to_be_bytes()
+}
+
+#[test]
+fn grows_by_splits_and_shrinks_by_merges() {
+    let tree = Tree::with_config(Config::tiny()).unwrap();
+    let n = 3000u32;
+    for i in 0..n {
+        tree.put(k(i * 7919 % n), 1, k(i)).unwrap();
+    }
+    let s = tree.stats();
+    assert!(s.splits > 500, "{s:?}");
+    assert!(s.root_grows >= 3, "{s:?}");
+    for i in 0..n {
+        assert_eq!(tree.get(k(i * 7919 % n), 1).unwrap().as_deref(), Some(&k(i)[..]));
+    }
+    // Delete all but every 100th key, then collect: pages empty and merge.
+    for i in 0..n {
+        if i % 100 != 0 {
+            tree.delete(k(i), 2).unwrap();
+        }
+    }
+    tree.collect_garbage(2);
+    tree.collect_garbage(2);
+    let s = tree.stats();
+    assert!(s.merges > 100, "{s:?}");
+    let keys: Vec<_> = tree.range::<&[u8], _>(.., 2).map(|r| r.unwrap().0).collect();
+    let want: Vec<_> = (0..n).filter(|i| i % 100 == 0).map(|i| bytes::Bytes::copy_from_slice(&k(i))).collect();
+    assert_eq!(keys, want);
+    let rev: Vec<_> = tree.range::<&[u8], _>(.., 2).rev().map(|r| r.unwrap().0).collect();
+    assert_eq!(rev.len(), want.len());
+    // Old snapshots at or above the watermark still read exactly.
+    assert_eq!(tree.get(k(5), 2).unwrap(), None);
+    // Delete the rest: the tree collapses to one empty leaf and still works.
+    for i in (0..n).step_by(100) {
+        tree.delete(k(i), 3).unwrap();
+    }
+    tree.collect_garbage(3);
+    tree.collect_garbage(3);
+    assert_eq!(tree.range::<&[u8], _>(.., 3).count(), 0);
+    let s = tree.stats();
+    assert!(s.root_shrinks >= 1, "{s:?}");
+    tree.put(b"again", 4, b"v").unwrap();
+    assert_eq!(tree.get(b"again", 4).unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn oversize_key_is_an_error_not_a_panic() {
+    let tree = Tree::new();
+    let big = vec![0u8; MAX_KEY_LEN + 1];
+    assert!(matches!(tree.put(&big, 1, b"v"), Err(Error::KeyTooLarge { .. })));
+    assert!(matches!(tree.get(&big, 1), Err(Error::KeyTooLarge { .. })));
+    assert!(matches!(tree.delete(&big, 1), Err(Error::KeyTooLarge { .. })));
+    let ok = vec![7u8; MAX_KEY_LEN];
+    tree.put(&ok, 1, b"v").unwrap();
+    assert_eq!(tree.get(&ok, 1).unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn invalid_config_is_rejected() {
+    let bad = Config { leaf_max: 1, ..Config::default() };
+    assert!(matches!(Tree::with_config(bad), Err(Error::InvalidConfig(_))));
+    let bad = Config { leaf_min: 100, leaf_max: 128, ..Config::default() };
+    assert!(matches!(Tree::with_config(bad), Err(Error::InvalidConfig(_))));
+}
+
+#[test]
+fn large_values_are_shared_not_copied() {
+    let tree = Tree::with_config(Config::tiny()).unwrap();
+    let big = bytes::Bytes::from(vec![9u8; 1 << 20]);
+    tree.install(bytes::Bytes::from_static(b"big"), 1, Some(big.clone())).unwrap();
+    for i in 0..100u32 {
+        tree.put(k(i), 2, b"x").unwrap(); // consolidations and splits around it
+    }
+    let got = tree.get(b"big", 5).unwrap().unwrap();
+    assert_eq!(got.len(), 1 << 20);
+    assert_eq!(got.as_ptr(), big.as_ptr(), "the value's buffer is the one we installed");
+}
