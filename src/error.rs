@@ -30,6 +30,9 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// An argument is outside its domain (for example timestamp 0).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

@@ -11,9 +11,9 @@
 //! use bwtx::tree::Tree;
 //!
 //! let tree = Tree::new();
-//! tree.install(b"apple", 1, Some(b"red")).unwrap();
-//! tree.install(b"apple", 5, Some(b"green")).unwrap();
-//! tree.install(b"apple", 9, None).unwrap(); // tombstone at ts 9
+//! tree.put(b"apple", 1, b"red").unwrap();
+//! tree.put(b"apple", 5, b"green").unwrap();
+//! tree.delete(b"apple", 9).unwrap(); // a tombstone at ts 9
 //!
 //! assert_eq!(tree.get(b"apple", 3).unwrap().as_deref(), Some(&b"red"[..]));
 //! assert_eq!(tree.get(b"apple", 7).unwrap().as_deref(), Some(&b"green"[..]));

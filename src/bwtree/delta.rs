@@ -21,7 +21,7 @@ pub(crate) struct Node {
     pub(crate) leaf: bool,
     /// The chain holds an `IndexTermDelete` (which may still be unfinished).
     pub(crate) has_itd: bool,
-    /// Estimated logical entries (leaf: keys, inner: separators), an upper bound.
+    /// Estimated logical entries (leaf: keys, inner: children), an upper bound.
     pub(crate) count: u32,
     /// Range of the page as of this node, for deltas that do not change it:
     /// points into an older node of the same chain.
@@ -51,7 +51,8 @@ pub(crate) enum Body {
     NodeMerge { sep: Bytes, content: Box<Node>, range: PageRange },
     /// The page is frozen: it is being merged into its left sibling (`itd`
     /// non-null) or it is a root being replaced by its only child (`itd` null).
-    /// Reads go through; writers help finish the SMO and retry.
+    /// Every thread that meets it (reader or writer) helps finish the SMO and
+    /// restarts its descent from the root.
     RemoveNode { itd: *const Itd },
 }
 
@@ -74,7 +75,7 @@ impl Node {
     pub(crate) fn base(body: Body) -> Self {
         let (leaf, count) = match &body {
             Body::Leaf(b) => (true, b.len()),
-            Body::Inner(b) => (false, b.len()),
+            Body::Inner(b) => (false, b.len() + 1), // children, not separators
             _ => unreachable!("base() takes a page body"),
         };
         counter::alloc();

@@ -4,7 +4,7 @@
 //! - The table is a list of lazily allocated segments; segment `s` holds
 //!   `BASE << s` slots, so page id `p` lives in segment `log2(p + BASE) - log2(BASE)`.
 //!   Growing allocates one new segment and publishes it by CAS: readers never stop,
-//!   and there is no fixed cap (64 segments address more ids than memory can hold).
+//!   and there is no fixed cap (48 segments address more ids than memory can hold).
 //! - Each slot is a `crossbeam_epoch::Atomic<Node>`: null when the id is free.
 //!
 //! Invariants

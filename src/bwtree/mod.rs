@@ -28,6 +28,8 @@ pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};
 impl Tree {
     /// Counters of structure modifications and garbage collection.
     pub fn stats(&self) -> TreeStats {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        s.page_ids = self.table.high_water();
+        s
     }
 }

@@ -58,17 +58,28 @@ pub(crate) struct Route<'g> {
 /// Route `t` through an inner page's chain. The caller has checked that `t`
 /// lies in the page's range.
 pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
+    // Separators posted above the target narrow the upper bound the older
+    // part of the chain reports, so a descent sees the child's true range and
+    // does not post the same index entry again.
+    let mut cap: Option<&'g [u8]> = None;
+    let narrow = |r: Route<'g>, cap: Option<&'g [u8]>| match cap {
+        Some(c) if r.hi.map_or(true, |h| c < h) => Route { hi: Some(c), ..r },
+        _ => r,
+    };
     let mut node = head;
     loop {
         match &node.body {
             Body::IndexEntry { sep, hi, child } => {
                 if t.within(Some(sep), hi.as_deref()) {
-                    return Route { child: *child, lo: Some(sep), hi: hi.as_deref() };
+                    return narrow(Route { child: *child, lo: Some(sep), hi: hi.as_deref() }, cap);
+                }
+                if !t.above_low(Some(sep)) && cap.map_or(true, |c| &sep[..] < c) {
+                    cap = Some(sep);
                 }
             }
             Body::IndexTermDelete(itd) => {
                 if t.within(itd.lo.as_deref(), itd.hi.as_deref()) {
-                    return Route { child: itd.left, lo: itd.lo.as_deref(), hi: itd.hi.as_deref() };
+                    return narrow(Route { child: itd.left, lo: itd.lo.as_deref(), hi: itd.hi.as_deref() }, cap);
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
@@ -91,7 +102,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                     (base.children[idx - 1], Some(base.seps.key(idx - 1)))
                 };
                 let hi = if idx < n { Some(base.seps.key(idx)) } else { base.range.high() };
-                return Route { child, lo, hi };
+                return narrow(Route { child, lo, hi }, cap);
             }
             Body::Leaf(_) | Body::Version { .. } => unreachable!("route() on a leaf"),
             Body::Split { .. } | Body::RemoveNode { .. } => {}

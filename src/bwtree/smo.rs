@@ -11,7 +11,7 @@ use super::delta::{destroy_chain, Body, ChainPtr, Itd, Node};
 use super::mapping_table::Pid;
 use super::node::{InnerBase, PageRange};
 use super::search::{route, Target};
-use super::tree::{deref, high_lt, Step, Tree};
+use super::tree::{deref, high_lt, next_root_word, root_pid, Step, Tree};
 use crate::sync::{AtomicBool, Backoff, Ordering};
 
 #[inline]
@@ -116,7 +116,7 @@ impl Tree {
         self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
         let installed = deref(installed).expect("just installed");
         if path.is_empty() {
-            if !installed.leaf && len == 1 && pid == self.root.load(Ordering::Acquire) {
+            if !installed.leaf && len == 1 && pid == root_pid(self.root.load(Ordering::Acquire)) {
                 self.shrink_root(pid, installed, guard);
             }
             return;
@@ -162,9 +162,24 @@ impl Tree {
     /// `child` (reached from `parent`, which routed keys up to `hi` to it) ends
     /// below `hi`: the parent lacks the separator `child.high -> child.sibling`.
     /// Post it, unless the parent changed or has a merge to finish first.
-    pub(crate) fn post_index_entry(&self, parent: Step<'_>, child: &Node, hi: Option<&[u8]>, guard: &Guard) {
+    pub(crate) fn post_index_entry(
+        &self,
+        parent: Step<'_>,
+        child_pid: Pid,
+        child: &Node,
+        hi: Option<&[u8]>,
+        guard: &Guard,
+    ) {
         let ph = parent.head;
         if ph.is_frozen() || self.finish_pending_merges(ph, guard) {
+            return;
+        }
+        // A merge recorded in `ph` may have finished after we read `child`
+        // (finishing does not change the parent's head): it changed the
+        // child's slot before publishing `done`, so re-read the slot. If the
+        // child is unchanged, its sibling is in no parent and cannot be merged
+        // away before our CAS on the unchanged parent lands.
+        if self.table.load(child_pid, guard) != shared(child) {
             return;
         }
         let r = child.range();
@@ -281,11 +296,17 @@ impl Tree {
                 if Target::Key(&itd.right_low).within(ar.low(), ar.high()) {
                     break; // already merged
                 }
+                if ar.high() == Some(&itd.right_low[..]) && ar.sibling != itd.right {
+                    break; // merged, and the absorber has since split at right_low
+                }
                 if high_lt(ar.high(), Some(&itd.right_low)) {
                     apid = ar.sibling;
                     continue;
                 }
-                return; // unreachable by the protocol's invariants
+                // The absorber's range passed right_low without containing it:
+                // impossible while the B-link invariant holds.
+                debug_assert!(false, "absorber walk passed the merged range");
+                return;
             }
             // Unlink the right page. Publish `done` before the id can be reused.
             if self.table.unlink(itd.right, rs, guard) {
@@ -297,13 +318,14 @@ impl Tree {
     }
 
     /// The root page split: put a new root above it.
-    pub(crate) fn grow_root(&self, pid: Pid, head: &Node, guard: &Guard) {
+    pub(crate) fn grow_root(&self, root_word: u64, pid: Pid, head: &Node, guard: &Guard) {
         let r = head.range();
         let Some(sep) = r.high() else { return };
         let base = InnerBase::new(PageRange::full(), pid, &[(sep, r.sibling)]);
         let new_root = self.table.alloc(guard);
         self.table.store_new(new_root, Owned::new(Node::base(Body::Inner(base))), guard);
-        if self.root.compare_exchange(pid, new_root, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        let next = next_root_word(root_word, new_root);
+        if self.root.compare_exchange(root_word, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.stats.root_grows.fetch_add(1, Ordering::Relaxed);
         } else if let Some(n) = self.table.unpublish(new_root, guard) {
             discard(n);
@@ -322,7 +344,13 @@ impl Tree {
     /// Help a frozen root hand over to its only child.
     pub(crate) fn finish_root_shrink(&self, pid: Pid, head: &Node, guard: &Guard) {
         let child = route(head, Target::Last).child;
-        if self.root.compare_exchange(pid, child, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        let word = self.root.load(Ordering::Acquire);
+        if root_pid(word) != pid {
+            return;
+        }
+        // `pid` cannot have been reused: we are pinned since we loaded its
+        // frozen head, and its id is freed only after a grace period.
+        if self.root.compare_exchange(word, next_root_word(word, child), Ordering::AcqRel, Ordering::Acquire).is_ok()
             && self.table.unlink(pid, shared(head), guard)
         {
             self.stats.root_shrinks.fetch_add(1, Ordering::Relaxed);

@@ -31,6 +31,9 @@ pub struct TreeStats {
     pub versions_dropped: u64,
     /// Lost compare-and-swap attempts on installs.
     pub cas_retries: u64,
+    /// Page ids ever handed out (the mapping table's high-water mark); ids
+    /// of removed pages are reused, so this stays bounded under churn.
+    pub page_ids: u64,
 }
 
 impl Counters {
@@ -44,6 +47,7 @@ impl Counters {
             root_shrinks: r(&self.root_shrinks),
             versions_dropped: r(&self.versions_dropped),
             cas_retries: r(&self.cas_retries),
+            page_ids: 0,
         }
     }
 }

@@ -22,7 +22,8 @@ pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
 /// lost attempts. Lock-free progress makes this unreachable in practice.
 pub(crate) const MAX_ATTEMPTS: u32 = 1 << 20;
 
-/// Tuning knobs. The defaults were measured with `benches/tree.rs`.
+/// Tuning knobs. See `design/bwtree.md` ("Parameters") for how the defaults
+/// were chosen with `benches/tree.rs`.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Consolidate a leaf when its delta chain reaches this length.
@@ -37,7 +38,7 @@ pub struct Config {
     pub inner_max: usize,
     /// Merge an inner page below this many children.
     pub inner_min: usize,
-    /// Split any page whose consolidated size passes this many bytes.
+    /// Split a leaf whose consolidated size passes this many bytes.
     pub page_bytes: usize,
 }
 
@@ -134,6 +135,23 @@ pub(crate) fn high_lt(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
     }
 }
 
+/// The root word: the root's page id in the low 48 bits and a generation in
+/// the high 16, bumped by every root change, so that a thread holding a stale
+/// view of the root cannot install a new root over a newer one (ABA).
+pub(crate) const ROOT_PID_BITS: u32 = 48;
+
+#[inline]
+pub(crate) fn root_pid(word: u64) -> Pid {
+    word & ((1 << ROOT_PID_BITS) - 1)
+}
+
+#[inline]
+pub(crate) fn next_root_word(word: u64, pid: Pid) -> u64 {
+    debug_assert!(pid < 1 << ROOT_PID_BITS);
+    let generation = ((word >> ROOT_PID_BITS) + 1) & 0xffff;
+    (generation << ROOT_PID_BITS) | pid
+}
+
 impl Tree {
     /// An empty tree with the default configuration.
     pub fn new() -> Self {
@@ -170,7 +188,8 @@ impl Tree {
         let backoff = Backoff::new();
         'restart: loop {
             path.clear();
-            let mut pid = self.root.load(Ordering::Acquire);
+            let root_word = self.root.load(Ordering::Acquire);
+            let mut pid = root_pid(root_word);
             // The upper fence our parent believes `pid` has (None: we came over
             // a sibling link or from the root, so there is nothing to compare).
             let mut parent_hi: Option<Option<&'g [u8]>> = None;
@@ -198,11 +217,11 @@ impl Tree {
                 if let (Some(hi), Some(parent)) = (parent_hi, path.last()) {
                     if high_lt(range.high(), hi) {
                         // Our parent lacks the separator of a split: post it.
-                        self.post_index_entry(*parent, head, hi, guard);
+                        self.post_index_entry(*parent, pid, head, hi, guard);
                     }
                 }
-                if path.is_empty() && range.high().is_some() && pid == self.root.load(Ordering::Acquire) {
-                    self.grow_root(pid, head, guard);
+                if path.is_empty() && range.high().is_some() && pid == root_pid(root_word) {
+                    self.grow_root(root_word, pid, head, guard);
                     continue 'restart;
                 }
                 if !t.below_high(range.high()) {
@@ -228,6 +247,9 @@ impl Tree {
     /// Zero-copy: the tree keeps the given `Bytes`.
     pub fn install(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
         Self::check_key(&key)?;
+        if ts == 0 {
+            return Err(Error::InvalidArgument("commit timestamps start at 1"));
+        }
         if let Some(v) = &value {
             if v.len() > MAX_VALUE_LEN {
                 return Err(Error::ValueTooLarge { len: v.len(), max: MAX_VALUE_LEN });
@@ -324,10 +346,23 @@ impl Tree {
             let mut path = Path::new();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
             let (pid, head) = self.descend(t, &guard, &mut path);
+            // Consolidate what holds deltas or garbage, and retry the merge of
+            // underfull pages (a merge attempt that lost a race is not retried
+            // by anyone else): the sweep is how pages nobody writes get collected.
+            let underfull = |n: &Node, min: usize| (n.count as usize) < min && n.range().low.is_some();
             let worth = head.chain_len > 0
+                || underfull(head, self.cfg.leaf_min)
                 || matches!(&head.body, Body::Leaf(b) if b.version_count() > b.len() || b.has_tombstone());
             if worth {
                 self.consolidate(pid, head, &path, &guard);
+            }
+            for i in (0..path.len()).rev() {
+                let step = path[i];
+                if underfull(step.head, self.cfg.inner_min) {
+                    if let Some(h) = deref(self.table.load(step.pid, &guard)) {
+                        self.consolidate(step.pid, h, &path[..i], &guard);
+                    }
+                }
             }
             match head.range().high.clone() {
                 Some(h) => pos = Some(h),

@@ -1,0 +1,236 @@
+//! Shared helpers of the loom models: a model runner with a default
+//! preemption bound, a poisoning allocator that turns any read of freed memory
+//! into garbage (so a node reclaimed while a pinned thread still reads it shows
+//! up as a wrong value or a crash), and small tree/key helpers.
+#![allow(dead_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc as StdArc;
+use std::time::Instant;
+
+use bwtx::tree::{Config, Tree};
+
+/// Overwrites every block with `0xA5` before handing it back to the system
+/// allocator: a use after free reads poison instead of the old contents.
+pub struct Poison;
+
+// SAFETY: forwards to `System`; only writes inside the block being freed.
+unsafe impl GlobalAlloc for Poison {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe {
+            std::ptr::write_bytes(ptr, 0xA5, layout.size());
+            System.dealloc(ptr, layout)
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Poison = Poison;
+
+/// Run `f` under loom. `LOOM_MAX_PREEMPTIONS` (read by loom) wins; without it
+/// the bound is 2 so that a plain `cargo test` stays finite. Prints the number
+/// of executions explored and the time taken, and returns the count.
+pub fn model<F>(name: &str, f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    model_bounded(name, 2, f)
+}
+
+/// As [`model`], but with at most `cap` preemptions whatever
+/// `LOOM_MAX_PREEMPTIONS` says: for models with three threads, whose state
+/// space at bound 2 takes many minutes (the epoch's participant list, the
+/// first pin's collection and the mapping table all add atomics).
+pub fn model_bounded<F>(name: &str, cap: usize, f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(b.preemption_bound.map_or(cap, |p| p.min(cap)));
+    b.max_branches = 20_000;
+    let bound = b.preemption_bound;
+    let n = StdArc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let start = Instant::now();
+    b.check(move || {
+        n2.fetch_add(1, Ordering::Relaxed);
+        f()
+    });
+    let n = n.load(Ordering::Relaxed);
+    eprintln!(
+        "loom model {name}: {n} executions (preemption bound {:?}) in {:.1?}",
+        bound,
+        start.elapsed()
+    );
+    n
+}
+
+/// A config with the given leaf thresholds; pages never split on bytes.
+pub fn config(leaf_chain: u16, leaf_max: usize, leaf_min: usize) -> Config {
+    Config { leaf_chain, leaf_max, leaf_min, page_bytes: 64 * 1024, ..Config::tiny() }
+}
+
+pub fn tree(cfg: Config) -> Tree {
+    Tree::with_config(cfg).expect("valid config")
+}
+
+pub fn key(i: u32) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
+
+/// A value that names its key and timestamp, so a value read from freed or
+/// wrong memory cannot pass for the right one.
+pub fn val(i: u32, ts: u64) -> Vec<u8> {
+    format!("value-of-k{i}-at-{ts}").into_bytes()
+}
+
+/// A value too large to be inlined in a page blob (kept as a shared `Bytes`).
+pub fn big_val(i: u32, ts: u64) -> Vec<u8> {
+    let mut v = val(i, ts);
+    v.resize(300, b'0' + (i % 10) as u8);
+    v
+}
+
+/// `key(i)` reads `want` as of `ts`.
+#[track_caller]
+pub fn expect(t: &Tree, i: u32, ts: u64, want: Option<&[u8]>) {
+    let got = t.get(key(i), ts).expect("get");
+    assert_eq!(got.as_deref(), want, "get(k{i}, {ts})");
+}
+
+/// A full scan as of `ts` yields exactly `want` (key index, value), in order,
+/// forwards and backwards.
+#[track_caller]
+pub fn expect_scan(t: &Tree, ts: u64, want: &[(u32, Vec<u8>)]) {
+    let mut want: Vec<(Vec<u8>, Vec<u8>)> = want.iter().map(|(i, v)| (key(*i), v.clone())).collect();
+    want.sort();
+    let fwd: Vec<(Vec<u8>, Vec<u8>)> =
+        t.range::<&[u8], _>(.., ts).map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect();
+    assert_eq!(fwd, want, "forward scan at {ts}");
+    let mut rev: Vec<(Vec<u8>, Vec<u8>)> = t
+        .range::<&[u8], _>(.., ts)
+        .rev()
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+        .collect();
+    rev.reverse();
+    assert_eq!(rev, want, "reverse scan at {ts}");
+}
+
+static SEEN: std::sync::Mutex<Vec<(&'static str, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Record `v` under `tag` (min and max over all executions of this binary),
+/// to check afterwards that a model explored the interleaving it is about.
+pub fn seen(tag: &'static str, v: u64) {
+    let mut s = SEEN.lock().unwrap();
+    match s.iter_mut().find(|e| e.0 == tag) {
+        Some(e) => {
+            e.1 = e.1.min(v);
+            e.2 = e.2.max(v);
+        }
+        None => s.push((tag, v, v)),
+    }
+}
+
+/// `(min, max)` of what [`seen`] recorded under `tag`.
+pub fn seen_range(tag: &'static str) -> (u64, u64) {
+    let s = SEEN.lock().unwrap();
+    let e = s.iter().find(|e| e.0 == tag).unwrap_or_else(|| panic!("nothing recorded under {tag}"));
+    (e.1, e.2)
+}
+
+/// Run every deferred destructor while the model is still running: flush
+/// this thread's garbage bag and advance the epoch until all bags ran.
+///
+/// Why: under loom the default collector is a per-execution `lazy_static`;
+/// when the execution ends it is dropped, and the last reference to its
+/// global data runs the garbage still queued. The tree's deferred page-id
+/// release (`MappingTable::retire_pid`, after a merge or a root shrink) calls
+/// `crossbeam_epoch::pin()` from inside that destructor, which then panics
+/// with "attempted to access lazy_static during shutdown". (A loom artifact:
+/// the real default collector is never dropped, and a deferred function may
+/// pin it.) So models whose threads merge pages end with: every spawned
+/// thread a [`Worker`], [`Worker::done`] on each, the final checks, then
+/// `quiesce()`, then [`Worker::join`].
+///
+/// Workers must still be alive here: loom's `join` returns before a thread's
+/// thread-locals are destroyed, so a joined thread's epoch handle may still be
+/// finalizing (pinning) with no happens-before to us, and a relaxed read of
+/// its stale "pinned" epoch would stop the global epoch forever.
+pub fn quiesce() {
+    // A marker deferred after all other garbage: once it ran, every bag queued
+    // before it ran too (the global queue is FIFO, bags expire in order).
+    let ran = StdArc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    crossbeam_epoch::pin().defer(move || r.store(true, Ordering::Relaxed));
+    for _ in 0..8 {
+        crossbeam_epoch::pin().flush();
+        if ran.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+    panic!("quiesce: garbage still queued after 8 flushes (is a thread still pinned?)");
+}
+
+/// Push this thread's garbage bag to the global queue.
+pub fn flush_local() {
+    crossbeam_epoch::pin().flush();
+}
+
+/// A one-way flag one thread opens and another waits on (acquire/release).
+#[derive(Clone)]
+pub struct Gate(loom::sync::Arc<loom::sync::atomic::AtomicBool>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate(loom::sync::Arc::new(loom::sync::atomic::AtomicBool::new(false)))
+    }
+    pub fn open(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+    pub fn wait(&self) {
+        while !self.0.load(std::sync::atomic::Ordering::Acquire) {
+            loom::thread::yield_now();
+        }
+    }
+}
+
+/// A spawned thread that, when its work is done, flushes its garbage, says
+/// so, and stays alive (unpinned) until released: see [`quiesce`].
+pub struct Worker<T> {
+    handle: loom::thread::JoinHandle<T>,
+    done: Gate,
+    release: Gate,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    pub fn spawn(f: impl FnOnce() -> T + Send + 'static) -> Self {
+        let (done, release) = (Gate::new(), Gate::new());
+        let (d, r) = (done.clone(), release.clone());
+        let handle = loom::thread::spawn(move || {
+            let out = f();
+            flush_local();
+            d.open();
+            r.wait();
+            out
+        });
+        Worker { handle, done, release }
+    }
+
+    /// Wait until the work is done (everything it did happens-before us).
+    pub fn done(&self) {
+        self.done.wait();
+    }
+
+    /// Let the thread exit and take its result.
+    pub fn join(self) -> T {
+        self.release.open();
+        self.handle.join().expect("worker panicked")
+    }
+}

@@ -1,0 +1,85 @@
+//! Model 4: a merge racing an install. Two leaves under one root; deleting a
+//! key of the right leaf (with the GC watermark above the delete) leaves it
+//! below `leaf_min`, so its consolidation posts an index-term-delete on the
+//! parent and merges it into the left leaf; the root, left with one child,
+//! then shrinks. Meanwhile another thread installs into the left or right
+//! leaf. Afterwards every key is exactly present or absent.
+#![cfg(loom)]
+
+mod common;
+
+use bwtx::tree::Tree;
+use common::*;
+use loom::sync::Arc;
+
+/// Left leaf [k1, k2], right leaf [k3, k4] under a root of two children;
+/// watermark 100, so a tombstone is dropped at the consolidation that
+/// follows it (every install consolidates: `leaf_chain` 1).
+fn setup() -> Arc<Tree> {
+    let t = Arc::new(tree(config(1, 4, 2)));
+    for i in 1..=5 {
+        t.put(key(i), 1, val(i, 1)).unwrap();
+    }
+    // The fifth key split the leaf into [k1, k2] and [k3, k4, k5].
+    t.set_gc_watermark(100);
+    t.delete(key(5), 10).unwrap();
+    let st = t.stats();
+    assert_eq!((st.splits, st.root_grows, st.merges), (1, 1, 0), "{st:?}");
+    t
+}
+
+/// What a scan must find: the prefilled keys but `deleted`, plus `added`.
+fn check(t: &Tree, deleted: &[u32], added: &[u32]) {
+    let mut want: Vec<(u32, Vec<u8>)> =
+        (1..=4).filter(|i| !deleted.contains(i)).map(|i| (i, val(i, 1))).collect();
+    want.extend(added.iter().map(|&i| (i, val(i, 20))));
+    for i in 0..=7 {
+        let v = want.iter().find(|e| e.0 == i).map(|e| &e.1[..]);
+        expect(t, i, 200, v);
+    }
+    expect_scan(t, 200, &want);
+}
+
+/// Deterministic pre-check: deleting k4 merges the right leaf into the left
+/// one and shrinks the root.
+#[test]
+fn delete_merges() {
+    model("delete_merges", || {
+        let t = setup();
+        t.delete(key(4), 11).unwrap();
+        let st = t.stats();
+        assert_eq!((st.merges, st.root_shrinks), (1, 1), "{st:?}");
+        check(&t, &[4], &[]);
+        quiesce();
+    });
+}
+
+fn merge_racing_install(name: &str, new_key: u32) {
+    model(name, move || {
+        let t = setup();
+        let t1 = t.clone();
+        let m = Worker::spawn(move || t1.delete(key(4), 11).unwrap());
+        t.put(key(new_key), 20, val(new_key, 20)).unwrap();
+        m.done();
+
+        seen("merges", t.stats().merges);
+        check(&t, &[4], &[new_key]);
+        quiesce();
+        m.join();
+    });
+    // An install into the right leaf can keep it from being underfull, but
+    // some execution must have merged.
+    assert!(seen_range("merges").1 >= 1);
+}
+
+/// The install goes to the left leaf (the merge's survivor).
+#[test]
+fn merge_racing_install_left() {
+    merge_racing_install("merge_racing_install_left", 0);
+}
+
+/// The install goes to the right leaf (the one being removed).
+#[test]
+fn merge_racing_install_right() {
+    merge_racing_install("merge_racing_install_right", 6);
+}

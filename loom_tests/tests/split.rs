@@ -1,0 +1,102 @@
+//! Model 3: a split racing an install and lookups. The leaf holds exactly
+//! `leaf_max` keys and every install consolidates (`leaf_chain` 1), so the
+//! next install splits it; the root is that leaf, so the split is followed by
+//! growing a new root (by whichever thread descends first). Keys must stay
+//! findable throughout: a lookup of a prefilled key never misses.
+#![cfg(loom)]
+
+mod common;
+
+use bwtx::tree::Tree;
+use common::*;
+use loom::sync::Arc;
+use loom::thread;
+
+const PREFILL: [u32; 4] = [1, 2, 3, 4];
+
+/// A root leaf holding exactly `leaf_max` (4) keys, no deltas.
+fn setup() -> Arc<Tree> {
+    let t = Arc::new(tree(config(1, 4, 2)));
+    for i in PREFILL {
+        t.put(key(i), 1, val(i, 1)).unwrap();
+    }
+    let st = t.stats();
+    assert_eq!((st.splits, st.consolidations), (0, 4));
+    t
+}
+
+fn check_all(t: &Tree, extra: &[u32]) {
+    let mut want: Vec<(u32, Vec<u8>)> = PREFILL.iter().map(|&i| (i, val(i, 1))).collect();
+    want.extend(extra.iter().map(|&i| (i, val(i, 2))));
+    for (i, v) in &want {
+        expect(t, *i, 9, Some(v));
+    }
+    expect_scan(t, 9, &want);
+}
+
+/// Deterministic pre-check: the fifth key splits the leaf.
+#[test]
+fn fifth_key_splits() {
+    model("fifth_key_splits", || {
+        let t = setup();
+        t.put(key(5), 2, val(5, 2)).unwrap();
+        assert_eq!(t.stats().splits, 1);
+        check_all(&t, &[5]);
+    });
+}
+
+/// One thread's install splits the leaf while another looks up prefilled
+/// keys on both sides of the future separator (k3).
+#[test]
+fn split_racing_lookup() {
+    model("split_racing_lookup", || {
+        let t = setup();
+        let t1 = t.clone();
+        let w = thread::spawn(move || t1.put(key(5), 2, val(5, 2)).unwrap());
+        expect(&t, 1, 9, Some(&val(1, 1)));
+        expect(&t, 4, 9, Some(&val(4, 1)));
+        w.join().unwrap();
+
+        assert_eq!(t.stats().splits, 1);
+        check_all(&t, &[5]);
+    });
+}
+
+/// Two installs of new keys, one on each side of the split; whichever lands
+/// first splits the page, the other must follow the split (or retry on it).
+#[test]
+fn split_racing_install() {
+    model("split_racing_install", || {
+        let t = setup();
+        let t1 = t.clone();
+        let w = thread::spawn(move || t1.put(key(5), 2, val(5, 2)).unwrap());
+        t.put(key(0), 2, val(0, 2)).unwrap();
+        w.join().unwrap();
+
+        let st = t.stats();
+        assert!(st.splits >= 1);
+        seen("cas_retries", st.cas_retries);
+        check_all(&t, &[0, 5]);
+    });
+    assert!(seen_range("cas_retries").1 > 0);
+}
+
+/// Split, install and lookup all at once (three threads, bound 1).
+#[test]
+fn split_racing_install_and_lookup() {
+    model_bounded("split_racing_install_and_lookup", 1, || {
+        let t = setup();
+        let t1 = t.clone();
+        let w = thread::spawn(move || t1.put(key(5), 2, val(5, 2)).unwrap());
+        let t2 = t.clone();
+        let r = thread::spawn(move || {
+            expect(&t2, 3, 9, Some(&val(3, 1)));
+            expect(&t2, 2, 9, Some(&val(2, 1)));
+        });
+        t.put(key(0), 2, val(0, 2)).unwrap();
+        w.join().unwrap();
+        r.join().unwrap();
+
+        check_all(&t, &[0, 5]);
+    });
+}
