@@ -20,11 +20,16 @@
 //! assert_eq!(tree.get(b"apple", 9).unwrap(), None);
 //! assert_eq!(tree.newest_ts(b"apple").unwrap(), Some(9));
 //!
-//! let keys: Vec<_> = tree.range(.., 8).map(|kv| kv.unwrap().0).collect();
+//! let keys: Vec<_> = tree.iter(8).map(|kv| kv.unwrap().0).collect();
 //! assert_eq!(keys, vec![bytes::Bytes::from_static(b"apple")]);
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+/// The README's examples are compiled and run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod bwtree;
 mod error;
@@ -34,7 +39,7 @@ pub use error::{Error, Result};
 
 /// The multi-version Bw-Tree: the storage core the transaction layer builds on.
 pub mod tree {
-    pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
     #[cfg(feature = "leak-check")]
     pub use crate::bwtree::live_nodes;
+    pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
 }

@@ -51,7 +51,10 @@ fn churn_then_drop_frees_every_node_and_reuses_page_ids() {
             assert!(s.splits > 100 && s.merges > 100, "{s:?}");
         }
         // Freed page ids come back: the id space does not grow with churn.
-        assert!(s.page_ids <= first_cycle_ids * 2, "cycle {cycle}: {s:?} vs {first_cycle_ids}");
+        assert!(
+            s.page_ids <= first_cycle_ids * 2,
+            "cycle {cycle}: {s:?} vs {first_cycle_ids}"
+        );
         // An empty tree holds a handful of nodes, not the churn's garbage.
         assert!(live_nodes() < 64, "cycle {cycle}: {} nodes live, {s:?}", live_nodes());
     }

@@ -95,7 +95,13 @@ fn run(ops: Vec<Op>, keys: usize) {
             Op::Range(a, b, t, rev, incl) => {
                 let t = wm + t % (ts - wm + 2);
                 let lo = a.map_or(Bound::Unbounded, |a| Bound::Included(key(a)));
-                let hi = b.map_or(Bound::Unbounded, |b| if incl { Bound::Included(key(b)) } else { Bound::Excluded(key(b)) });
+                let hi = b.map_or(Bound::Unbounded, |b| {
+                    if incl {
+                        Bound::Included(key(b))
+                    } else {
+                        Bound::Excluded(key(b))
+                    }
+                });
                 let valid = match (&lo, &hi) {
                     (Bound::Included(l), Bound::Included(h)) => l <= h,
                     (Bound::Included(l), Bound::Excluded(h)) => l <= h,
@@ -111,7 +117,10 @@ fn run(ops: Vec<Op>, keys: usize) {
                 let cur = tree.range((lo, hi), t);
                 let got: Vec<(Vec<u8>, Vec<u8>)> = if rev {
                     want.reverse();
-                    cur.rev().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+                    cur.rev()
+                        .map(|r| r.unwrap())
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect()
                 } else {
                     cur.map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
                 };
@@ -129,7 +138,11 @@ fn run(ops: Vec<Op>, keys: usize) {
             assert_eq!(tree.get(k, t).unwrap().map(|b| b.to_vec()), model_get(&model, k, t));
         }
         let got: Vec<Vec<u8>> = tree.range::<Vec<u8>, _>(.., t).map(|r| r.unwrap().0.to_vec()).collect();
-        let want: Vec<Vec<u8>> = model.keys().filter(|k| model_get(&model, k, t).is_some()).cloned().collect();
+        let want: Vec<Vec<u8>> = model
+            .keys()
+            .filter(|k| model_get(&model, k, t).is_some())
+            .cloned()
+            .collect();
         assert_eq!(got, want, "full scan at {t}");
     }
     let _ = keys;
@@ -172,6 +185,8 @@ fn double_ended_iteration_meets_once() {
         }
     }
     seen.sort();
-    let want: Vec<_> = (0..200u32).map(|i| bytes::Bytes::copy_from_slice(&i.to_be_bytes())).collect();
+    let want: Vec<_> = (0..200u32)
+        .map(|i| bytes::Bytes::copy_from_slice(&i.to_be_bytes()))
+        .collect();
     assert_eq!(seen, want);
 }

@@ -32,7 +32,10 @@ fn grows_by_splits_and_shrinks_by_merges() {
     let s = tree.stats();
     assert!(s.merges > 100, "{s:?}");
     let keys: Vec<_> = tree.range::<&[u8], _>(.., 2).map(|r| r.unwrap().0).collect();
-    let want: Vec<_> = (0..n).filter(|i| i % 100 == 0).map(|i| bytes::Bytes::copy_from_slice(&k(i))).collect();
+    let want: Vec<_> = (0..n)
+        .filter(|i| i % 100 == 0)
+        .map(|i| bytes::Bytes::copy_from_slice(&k(i)))
+        .collect();
     assert_eq!(keys, want);
     let rev: Vec<_> = tree.range::<&[u8], _>(.., 2).rev().map(|r| r.unwrap().0).collect();
     assert_eq!(rev.len(), want.len());
@@ -65,9 +68,16 @@ fn oversize_key_is_an_error_not_a_panic() {
 
 #[test]
 fn invalid_config_is_rejected() {
-    let bad = Config { leaf_max: 1, ..Config::default() };
+    let bad = Config {
+        leaf_max: 1,
+        ..Config::default()
+    };
     assert!(matches!(Tree::with_config(bad), Err(Error::InvalidConfig(_))));
-    let bad = Config { leaf_min: 100, leaf_max: 128, ..Config::default() };
+    let bad = Config {
+        leaf_min: 100,
+        leaf_max: 128,
+        ..Config::default()
+    };
     assert!(matches!(Tree::with_config(bad), Err(Error::InvalidConfig(_))));
 }
 
@@ -75,7 +85,8 @@ fn invalid_config_is_rejected() {
 fn large_values_are_shared_not_copied() {
     let tree = Tree::with_config(Config::tiny()).unwrap();
     let big = bytes::Bytes::from(vec![9u8; 1 << 20]);
-    tree.install(bytes::Bytes::from_static(b"big"), 1, Some(big.clone())).unwrap();
+    tree.install(bytes::Bytes::from_static(b"big"), 1, Some(big.clone()))
+        .unwrap();
     for i in 0..100u32 {
         tree.put(k(i), 2, b"x").unwrap(); // consolidations and splits around it
     }

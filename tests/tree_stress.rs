@@ -16,7 +16,10 @@ const SHARED: u32 = 64;
 const STABLE: u32 = 200;
 
 fn ops() -> usize {
-    std::env::var("BWTX_STRESS_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+    std::env::var("BWTX_STRESS_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000)
 }
 
 fn shared_key(i: u32) -> Vec<u8> {
@@ -68,7 +71,10 @@ fn concurrent_mixed_workload_ends_exact() {
                     }
                     // A whole-tree scan is strictly increasing (no duplicates).
                     let all: Vec<_> = tree.range::<&[u8], _>(.., u64::MAX).map(|r| r.unwrap().0).collect();
-                    assert!(all.windows(2).all(|w| w[0] < w[1]), "whole scan not strictly increasing");
+                    assert!(
+                        all.windows(2).all(|w| w[0] < w[1]),
+                        "whole scan not strictly increasing"
+                    );
                     scans += 1;
                 }
             });
@@ -80,7 +86,10 @@ fn concurrent_mixed_workload_ends_exact() {
                 let mut rng = SmallRng::seed_from_u64(99);
                 while !stop.load(Ordering::Relaxed) {
                     let i = rng.gen_range(0..STABLE);
-                    assert_eq!(tree.get(stable_key(i), u64::MAX).unwrap().as_deref(), Some(&b"stable"[..]));
+                    assert_eq!(
+                        tree.get(stable_key(i), u64::MAX).unwrap().as_deref(),
+                        Some(&b"stable"[..])
+                    );
                 }
             });
         }
@@ -147,10 +156,17 @@ fn concurrent_mixed_workload_ends_exact() {
             None => assert!(tree.newest_ts(k).unwrap() <= Some(*ts)),
         }
     }
-    let mut want: Vec<Vec<u8>> = last.iter().filter(|(_, (_, v))| v.is_some()).map(|(k, _)| k.clone()).collect();
+    let mut want: Vec<Vec<u8>> = last
+        .iter()
+        .filter(|(_, (_, v))| v.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
     want.extend((0..STABLE).map(stable_key));
     want.sort();
-    let got: Vec<Vec<u8>> = tree.range::<&[u8], _>(.., u64::MAX).map(|r| r.unwrap().0.to_vec()).collect();
+    let got: Vec<Vec<u8>> = tree
+        .range::<&[u8], _>(.., u64::MAX)
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
     assert_eq!(got, want);
     let s = tree.stats();
     if n >= 5000 {

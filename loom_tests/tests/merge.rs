@@ -30,8 +30,10 @@ fn setup() -> Arc<Tree> {
 
 /// What a scan must find: the prefilled keys but `deleted`, plus `added`.
 fn check(t: &Tree, deleted: &[u32], added: &[u32]) {
-    let mut want: Vec<(u32, Vec<u8>)> =
-        (1..=4).filter(|i| !deleted.contains(i)).map(|i| (i, val(i, 1))).collect();
+    let mut want: Vec<(u32, Vec<u8>)> = (1..=4)
+        .filter(|i| !deleted.contains(i))
+        .map(|i| (i, val(i, 1)))
+        .collect();
     want.extend(added.iter().map(|&i| (i, val(i, 20))));
     for i in 0..=7 {
         let v = want.iter().find(|e| e.0 == i).map(|e| &e.1[..]);

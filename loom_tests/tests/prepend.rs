@@ -47,7 +47,10 @@ fn two_prepends_same_key_with_reader() {
         let r = thread::spawn(move || {
             expect(&t2, 1, 4, Some(&val(1, 1)));
             let newest = t2.get(key(1), u64::MAX).unwrap().expect("k1 has a version");
-            assert!([val(1, 1), val(1, 5), val(1, 6)].iter().any(|v| v[..] == newest[..]), "newest k1 read garbage");
+            assert!(
+                [val(1, 1), val(1, 5), val(1, 6)].iter().any(|v| v[..] == newest[..]),
+                "newest k1 read garbage"
+            );
         });
         t.put(key(1), 6, val(1, 6)).unwrap();
         w.join().unwrap();

@@ -11,7 +11,6 @@
 mod common;
 
 use bwtx::tree::Tree;
-use bytes::Bytes;
 use common::*;
 use loom::sync::Arc;
 use loom::thread;
@@ -23,8 +22,10 @@ fn reclaim() {
     }
 }
 
-fn pairs(scan: &[(Bytes, Bytes)]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    scan.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+fn pairs<B: AsRef<[u8]>>(scan: &[(B, B)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    scan.iter()
+        .map(|(k, v)| (k.as_ref().to_vec(), v.as_ref().to_vec()))
+        .collect()
 }
 
 /// The reader gets an inline value (a slice of the page's value blob), a
@@ -44,7 +45,7 @@ fn reader_survives_consolidation_and_reclamation() {
             assert_eq!(&a[..], &val(1, 1)[..]);
             let b = t1.get(key(2), 5).unwrap().expect("k2 missed");
             assert_eq!(&b[..], &big_val(2, 1)[..]);
-            let scan: Vec<(Bytes, Bytes)> = t1.range::<&[u8], _>(.., 5).map(|kv| kv.unwrap()).collect();
+            let scan: Vec<_> = t1.range::<&[u8], _>(.., 5).map(|kv| kv.unwrap()).collect();
             (a, b, scan)
         });
         t.put(key(3), 6, val(3, 6)).unwrap();
@@ -73,8 +74,8 @@ fn scan_survives_split_and_reclamation() {
         }
         let t1 = t.clone();
         let r = thread::spawn(move || {
-            let scan: Vec<(Bytes, Bytes)> = t1.range::<&[u8], _>(.., 1).map(|kv| kv.unwrap()).collect();
-            let back: Vec<(Bytes, Bytes)> = t1.range::<&[u8], _>(.., 1).rev().map(|kv| kv.unwrap()).collect();
+            let scan: Vec<_> = t1.range::<&[u8], _>(.., 1).map(|kv| kv.unwrap()).collect();
+            let back: Vec<_> = t1.range::<&[u8], _>(.., 1).rev().map(|kv| kv.unwrap()).collect();
             (scan, back)
         });
         t.put(key(5), 2, val(5, 2)).unwrap(); // splits the root leaf

@@ -133,7 +133,9 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
-                let Body::Leaf(b) = &content.body else { unreachable!("leaf merge of an inner page") };
+                let Body::Leaf(b) = &content.body else {
+                    unreachable!("leaf merge of an inner page")
+                };
                 let end = limit.map_or(b.len(), |l| b.keys.lower_bound(l));
                 segs.push((b, b.keys.lower_bound(sep), end));
                 limit = Some(sep);
@@ -162,7 +164,10 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         dropped: 0,
     };
     view.vstart.push(0);
-    let mut base = segs.iter().flat_map(|&(b, s, e)| (s..e).map(move |i| (b, i))).peekable();
+    let mut base = segs
+        .iter()
+        .flat_map(|&(b, s, e)| (s..e).map(move |i| (b, i)))
+        .peekable();
     let mut di = 0;
     loop {
         let dk = deltas.get(di).map(|d| &d.0[..]);
@@ -272,7 +277,9 @@ pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
         match &node.body {
             b @ (Body::IndexEntry { .. } | Body::IndexTermDelete(_)) => deltas.push(b),
             Body::NodeMerge { sep, content, .. } => {
-                let Body::Inner(b) = &content.body else { unreachable!("inner merge of a leaf") };
+                let Body::Inner(b) = &content.body else {
+                    unreachable!("inner merge of a leaf")
+                };
                 segs.push((b, Some(&sep[..]), limit));
                 limit = Some(sep);
             }

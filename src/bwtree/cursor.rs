@@ -118,7 +118,9 @@ impl<'t> Cursor<'t> {
         let mut out = Vec::new();
         let (low, _) = self.fetch(t, &mut out);
         self.bbuf = out;
-        self.back_next = low.filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l)).map(Bound::Excluded);
+        self.back_next = low
+            .filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l))
+            .map(Bound::Excluded);
     }
 }
 
@@ -161,6 +163,11 @@ impl DoubleEndedIterator for Cursor<'_> {
 }
 
 impl Tree {
+    /// Every key with its value as of snapshot `ts`, in key order.
+    pub fn iter(&self, ts: u64) -> Cursor<'_> {
+        Cursor::new(self, Bound::Unbounded, Bound::Unbounded, ts)
+    }
+
     /// The keys in `range` with their values as of snapshot `ts`, in key order
     /// (reverse with `.rev()`). Tombstoned keys are skipped.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, ts: u64) -> Cursor<'_> {

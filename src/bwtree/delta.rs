@@ -39,21 +39,37 @@ pub(crate) enum Body {
     Leaf(LeafBase),
     Inner(InnerBase),
     /// A new version of `key` committed at `ts`; `None` is a tombstone.
-    Version { key: Bytes, ts: u64, value: Option<Bytes> },
+    Version {
+        key: Bytes,
+        ts: u64,
+        value: Option<Bytes>,
+    },
     /// The page now ends at `range.high`; keys above moved to `range.sibling`.
-    Split { range: PageRange },
+    Split {
+        range: PageRange,
+    },
     /// Parent: keys in `[sep, hi)` are routed to `child` (a split's right half).
-    IndexEntry { sep: Bytes, hi: Option<Bytes>, child: Pid },
+    IndexEntry {
+        sep: Bytes,
+        hi: Option<Bytes>,
+        child: Pid,
+    },
     /// Parent: the right child of a merge is gone; see [`Itd`].
     IndexTermDelete(Box<Itd>),
     /// This page absorbed its right sibling: keys `>= sep` are in `content`
     /// (a copy of the removed page, consolidated); the range grew to `range`.
-    NodeMerge { sep: Bytes, content: Box<Node>, range: PageRange },
+    NodeMerge {
+        sep: Bytes,
+        content: Box<Node>,
+        range: PageRange,
+    },
     /// The page is frozen: it is being merged into its left sibling (`itd`
     /// non-null) or it is a root being replaced by its only child (`itd` null).
     /// Every thread that meets it (reader or writer) helps finish the SMO and
     /// restarts its descent from the root.
-    RemoveNode { itd: *const Itd },
+    RemoveNode {
+        itd: *const Itd,
+    },
 }
 
 /// The record of a merge, posted on the parent first (the merge's commit point).

@@ -48,9 +48,7 @@ fn locate(pid: Pid) -> (usize, usize) {
 impl MappingTable {
     pub(crate) fn new() -> Self {
         MappingTable {
-            segments: (0..SEGMENTS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            segments: (0..SEGMENTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             next: AtomicU64::new(0),
             free: Arc::new(FreeList::new()),
         }
@@ -74,12 +72,7 @@ impl MappingTable {
         let len = (BASE as usize) << seg;
         let fresh: Segment = (0..len).map(|_| Atomic::null()).collect();
         let fresh = Box::into_raw(Box::new(fresh));
-        match self.segments[seg].compare_exchange(
-            std::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        match self.segments[seg].compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => fresh,
             Err(won) => {
                 // SAFETY: `fresh` was never published; we own it.
@@ -112,13 +105,7 @@ impl MappingTable {
     /// Unlink a page: null its slot if it still holds `current`.
     pub(crate) fn unlink<'g>(&self, pid: Pid, current: Shared<'g, Node>, guard: &'g Guard) -> bool {
         self.slot(pid)
-            .compare_exchange(
-                current,
-                Shared::null(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-                guard,
-            )
+            .compare_exchange(current, Shared::null(), Ordering::AcqRel, Ordering::Acquire, guard)
             .is_ok()
     }
 
@@ -200,7 +187,10 @@ impl FreeList {
 
     fn push(&self, pid: Pid) {
         let guard = crossbeam_epoch::pin();
-        let mut node = Owned::new(FreeNode { pid, next: Atomic::null() });
+        let mut node = Owned::new(FreeNode {
+            pid,
+            next: Atomic::null(),
+        });
         let backoff = crate::sync::Backoff::new();
         loop {
             let head = self.head.load(Ordering::Acquire, &guard);

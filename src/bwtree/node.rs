@@ -35,7 +35,11 @@ pub(crate) struct PageRange {
 
 impl PageRange {
     pub(crate) fn full() -> Self {
-        PageRange { low: None, high: None, sibling: NO_PID }
+        PageRange {
+            low: None,
+            high: None,
+            sibling: NO_PID,
+        }
     }
     pub(crate) fn low(&self) -> Option<&[u8]> {
         self.low.as_deref()
@@ -127,7 +131,6 @@ impl KeyArray {
         let i = self.lower_bound(key);
         (i < self.len() && self.key(i) == key).then_some(i)
     }
-
 }
 
 /// Builds a [`KeyArray`] from keys pushed in ascending order.
@@ -142,16 +145,22 @@ impl KeyArrayBuilder {
     pub(crate) fn with_capacity(n: usize, bytes: usize) -> Self {
         let mut offs = Vec::with_capacity(n + 1);
         offs.push(0);
-        KeyArrayBuilder { heads: Vec::with_capacity(n), offs, bytes: Vec::with_capacity(bytes) }
+        KeyArrayBuilder {
+            heads: Vec::with_capacity(n),
+            offs,
+            bytes: Vec::with_capacity(bytes),
+        }
     }
     pub(crate) fn push(&mut self, key: &[u8]) {
         if self.offs.is_empty() {
             self.offs.push(0);
         }
-        debug_assert!(self.heads.is_empty() || {
-            let last = &self.bytes[self.offs[self.offs.len() - 2] as usize..];
-            last < key
-        });
+        debug_assert!(
+            self.heads.is_empty() || {
+                let last = &self.bytes[self.offs[self.offs.len() - 2] as usize..];
+                last < key
+            }
+        );
         self.heads.push(head_of(key));
         self.bytes.extend_from_slice(key);
         self.offs.push(self.bytes.len() as u32);
@@ -237,7 +246,6 @@ impl LeafBase {
             l => ValRef::Inline(&self.vals[v.off as usize..(v.off + l) as usize]),
         }
     }
-
 }
 
 /// A borrowed value during consolidation.
@@ -276,15 +284,27 @@ impl LeafBuilder {
 
     pub(crate) fn push_version(&mut self, ts: u64, v: ValRef<'_>) {
         let ver = match v {
-            ValRef::Tomb => Ver { ts, off: 0, len: TOMBSTONE },
+            ValRef::Tomb => Ver {
+                ts,
+                off: 0,
+                len: TOMBSTONE,
+            },
             ValRef::Shared(b) if b.len() > INLINE_MAX => {
                 self.big.push(b.clone());
-                Ver { ts, off: (self.big.len() - 1) as u32, len: BIG | b.len() as u32 }
+                Ver {
+                    ts,
+                    off: (self.big.len() - 1) as u32,
+                    len: BIG | b.len() as u32,
+                }
             }
             ValRef::Shared(b) => self.inline(ts, b),
             ValRef::Inline(b) if b.len() > INLINE_MAX => {
                 self.big.push(Bytes::copy_from_slice(b));
-                Ver { ts, off: (self.big.len() - 1) as u32, len: BIG | b.len() as u32 }
+                Ver {
+                    ts,
+                    off: (self.big.len() - 1) as u32,
+                    len: BIG | b.len() as u32,
+                }
             }
             ValRef::Inline(b) => self.inline(ts, b),
         };
@@ -294,7 +314,11 @@ impl LeafBuilder {
     fn inline(&mut self, ts: u64, b: &[u8]) -> Ver {
         let off = self.vals.len() as u32;
         self.vals.extend_from_slice(b);
-        Ver { ts, off, len: b.len() as u32 }
+        Ver {
+            ts,
+            off,
+            len: b.len() as u32,
+        }
     }
 
     /// Close the entry whose key was pushed last.
@@ -369,7 +393,12 @@ mod tests {
         let probes: Vec<Vec<u8>> = keys
             .iter()
             .cloned()
-            .chain([b"abcdefghi".to_vec(), b"0".to_vec(), vec![0xff; 13], b"abcdefgh\0\0".to_vec()])
+            .chain([
+                b"abcdefghi".to_vec(),
+                b"0".to_vec(),
+                vec![0xff; 13],
+                b"abcdefgh\0\0".to_vec(),
+            ])
             .collect();
         for p in &probes {
             assert_eq!(ka.lower_bound(p), keys.partition_point(|k| k < p), "lb {p:?}");

@@ -71,7 +71,14 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
         match &node.body {
             Body::IndexEntry { sep, hi, child } => {
                 if t.within(Some(sep), hi.as_deref()) {
-                    return narrow(Route { child: *child, lo: Some(sep), hi: hi.as_deref() }, cap);
+                    return narrow(
+                        Route {
+                            child: *child,
+                            lo: Some(sep),
+                            hi: hi.as_deref(),
+                        },
+                        cap,
+                    );
                 }
                 if !t.above_low(Some(sep)) && cap.map_or(true, |c| &sep[..] < c) {
                     cap = Some(sep);
@@ -79,7 +86,14 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
             }
             Body::IndexTermDelete(itd) => {
                 if t.within(itd.lo.as_deref(), itd.hi.as_deref()) {
-                    return narrow(Route { child: itd.left, lo: itd.lo.as_deref(), hi: itd.hi.as_deref() }, cap);
+                    return narrow(
+                        Route {
+                            child: itd.left,
+                            lo: itd.lo.as_deref(),
+                            hi: itd.hi.as_deref(),
+                        },
+                        cap,
+                    );
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
@@ -101,7 +115,11 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                 } else {
                     (base.children[idx - 1], Some(base.seps.key(idx - 1)))
                 };
-                let hi = if idx < n { Some(base.seps.key(idx)) } else { base.range.high() };
+                let hi = if idx < n {
+                    Some(base.seps.key(idx))
+                } else {
+                    base.range.high()
+                };
                 return narrow(Route { child, lo, hi }, cap);
             }
             Body::Leaf(_) | Body::Version { .. } => unreachable!("route() on a leaf"),

@@ -81,11 +81,19 @@ impl Tree {
             let n = view.len();
             if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
                 let sep = view.keys[n / 2].to_bytes();
-                let right_range = PageRange { low: Some(sep.clone()), high: range.high.clone(), sibling: range.sibling };
+                let right_range = PageRange {
+                    low: Some(sep.clone()),
+                    high: range.high.clone(),
+                    sibling: range.sibling,
+                };
                 let right = Node::base(Body::Leaf(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
                 self.table.store_new(q, Owned::new(right), guard);
-                let left_range = PageRange { low: range.low.clone(), high: Some(sep), sibling: q };
+                let left_range = PageRange {
+                    low: range.low.clone(),
+                    high: Some(sep),
+                    sibling: q,
+                };
                 let left = Node::base(Body::Leaf(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, view.dropped, guard);
                 return;
@@ -97,18 +105,30 @@ impl Tree {
             let n = view.entries.len();
             if n > self.cfg.inner_max {
                 let sep = Bytes::copy_from_slice(view.entries[n / 2].0.expect("not the first entry"));
-                let right_range = PageRange { low: Some(sep.clone()), high: range.high.clone(), sibling: range.sibling };
+                let right_range = PageRange {
+                    low: Some(sep.clone()),
+                    high: range.high.clone(),
+                    sibling: range.sibling,
+                };
                 let right = Node::base(Body::Inner(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
                 self.table.store_new(q, Owned::new(right), guard);
-                let left_range = PageRange { low: range.low.clone(), high: Some(sep), sibling: q };
+                let left_range = PageRange {
+                    low: range.low.clone(),
+                    high: Some(sep),
+                    sibling: q,
+                };
                 let left = Node::base(Body::Inner(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, 0, guard);
                 return;
             }
             (Node::base(Body::Inner(view.build(0..n, range.clone()))), n, 0)
         };
-        let Ok(installed) = self.table.cas(pid, shared(head), Owned::new(new), guard).map_err(discard) else {
+        let Ok(installed) = self
+            .table
+            .cas(pid, shared(head), Owned::new(new), guard)
+            .map_err(discard)
+        else {
             return;
         };
         retire_chain(head, guard);
@@ -121,7 +141,11 @@ impl Tree {
             }
             return;
         }
-        let min = if installed.leaf { self.cfg.leaf_min } else { self.cfg.inner_min };
+        let min = if installed.leaf {
+            self.cfg.leaf_min
+        } else {
+            self.cfg.inner_min
+        };
         if len < min && range.low.is_some() {
             self.try_merge(pid, installed, path, guard);
         }
@@ -184,15 +208,24 @@ impl Tree {
         }
         let r = child.range();
         let Some(sep) = r.high.clone() else { return };
-        let body = Body::IndexEntry { sep, hi: copy(hi), child: r.sibling };
-        let _ = self.table.cas(parent.pid, shared(ph), Owned::new(Node::delta(body, ph)), guard).map_err(discard);
+        let body = Body::IndexEntry {
+            sep,
+            hi: copy(hi),
+            child: r.sibling,
+        };
+        let _ = self
+            .table
+            .cas(parent.pid, shared(ph), Owned::new(Node::delta(body, ph)), guard)
+            .map_err(discard);
     }
 
     /// Begin merging the underfull page `pid` into its left sibling: post the
     /// index-term-delete on the parent (the merge's commit point), then finish.
     fn try_merge<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
         let Some(parent) = path.last() else { return };
-        let Some(ph) = deref(self.table.load(parent.pid, guard)) else { return };
+        let Some(ph) = deref(self.table.load(parent.pid, guard)) else {
+            return;
+        };
         if ph.is_frozen() || self.finish_pending_merges(ph, guard) {
             return;
         }
@@ -218,7 +251,11 @@ impl Tree {
             done: AtomicBool::new(false),
         };
         let node = Node::delta(Body::IndexTermDelete(Box::new(itd)), ph);
-        if let Ok(installed) = self.table.cas(parent.pid, shared(ph), Owned::new(node), guard).map_err(discard) {
+        if let Ok(installed) = self
+            .table
+            .cas(parent.pid, shared(ph), Owned::new(node), guard)
+            .map_err(discard)
+        {
             if let Body::IndexTermDelete(itd) = &deref(installed).expect("just installed").body {
                 self.complete_merge(itd, guard);
             }
@@ -252,7 +289,10 @@ impl Tree {
                     // own children (its chain must be consolidatable).
                     if !self.finish_pending_merges(rh, guard) {
                         let freeze = Node::delta(Body::RemoveNode { itd: itd as *const Itd }, rh);
-                        let _ = self.table.cas(itd.right, rs, Owned::new(freeze), guard).map_err(discard);
+                        let _ = self
+                            .table
+                            .cas(itd.right, rs, Owned::new(freeze), guard)
+                            .map_err(discard);
                     }
                     continue;
                 }
@@ -260,7 +300,9 @@ impl Tree {
             // The right page is frozen. Find the page on its left and merge.
             let mut apid = itd.left;
             loop {
-                let Some(ah) = deref(self.table.load(apid, guard)) else { return };
+                let Some(ah) = deref(self.table.load(apid, guard)) else {
+                    return;
+                };
                 let ar = ah.range();
                 if ar.sibling == itd.right && ar.high() == Some(&itd.right_low[..]) {
                     if ah.is_frozen() || self.finish_pending_merges(ah, guard) {
@@ -275,13 +317,20 @@ impl Tree {
                         let view = collect_inner(rh);
                         Body::Inner(view.build(0..view.entries.len(), rr.clone()))
                     };
-                    let merged_range = PageRange { low: ar.low.clone(), high: rr.high.clone(), sibling: rr.sibling };
+                    let merged_range = PageRange {
+                        low: ar.low.clone(),
+                        high: rr.high.clone(),
+                        sibling: rr.sibling,
+                    };
                     let body = Body::NodeMerge {
                         sep: itd.right_low.clone(),
                         content: Box::new(Node::base(content)),
                         range: merged_range,
                     };
-                    match self.table.cas(apid, shared(ah), Owned::new(Node::delta(body, ah)), guard) {
+                    match self
+                        .table
+                        .cas(apid, shared(ah), Owned::new(Node::delta(body, ah)), guard)
+                    {
                         Ok(_) => {
                             self.stats.merges.fetch_add(1, Ordering::Relaxed);
                             break;
@@ -323,9 +372,14 @@ impl Tree {
         let Some(sep) = r.high() else { return };
         let base = InnerBase::new(PageRange::full(), pid, &[(sep, r.sibling)]);
         let new_root = self.table.alloc(guard);
-        self.table.store_new(new_root, Owned::new(Node::base(Body::Inner(base))), guard);
+        self.table
+            .store_new(new_root, Owned::new(Node::base(Body::Inner(base))), guard);
         let next = next_root_word(root_word, new_root);
-        if self.root.compare_exchange(root_word, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .root
+            .compare_exchange(root_word, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             self.stats.root_grows.fetch_add(1, Ordering::Relaxed);
         } else if let Some(n) = self.table.unpublish(new_root, guard) {
             discard(n);
@@ -336,7 +390,11 @@ impl Tree {
     /// child the root.
     fn shrink_root(&self, pid: Pid, head: &Node, guard: &Guard) {
         let freeze = Node::delta(Body::RemoveNode { itd: std::ptr::null() }, head);
-        if let Ok(frozen) = self.table.cas(pid, shared(head), Owned::new(freeze), guard).map_err(discard) {
+        if let Ok(frozen) = self
+            .table
+            .cas(pid, shared(head), Owned::new(freeze), guard)
+            .map_err(discard)
+        {
             self.finish_root_shrink(pid, deref(frozen).expect("just installed"), guard);
         }
     }
@@ -350,7 +408,10 @@ impl Tree {
         }
         // `pid` cannot have been reused: we are pinned since we loaded its
         // frozen head, and its id is freed only after a grace period.
-        if self.root.compare_exchange(word, next_root_word(word, child), Ordering::AcqRel, Ordering::Acquire).is_ok()
+        if self
+            .root
+            .compare_exchange(word, next_root_word(word, child), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
             && self.table.unlink(pid, shared(head), guard)
         {
             self.stats.root_shrinks.fetch_add(1, Ordering::Relaxed);

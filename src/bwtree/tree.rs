@@ -79,7 +79,9 @@ impl Config {
             return Err(Error::InvalidConfig("leaf_max must be >= 2 and inner_max >= 3"));
         }
         if self.leaf_min * 2 > self.leaf_max || self.inner_min * 2 > self.inner_max {
-            return Err(Error::InvalidConfig("split thresholds must be at least twice the merge thresholds"));
+            return Err(Error::InvalidConfig(
+                "split thresholds must be at least twice the merge thresholds",
+            ));
         }
         if self.page_bytes < 256 {
             return Err(Error::InvalidConfig("page_bytes must be at least 256"));
@@ -164,8 +166,18 @@ impl Tree {
         let table = MappingTable::new();
         let guard = epoch::pin();
         let root = table.alloc(&guard);
-        table.store_new(root, Owned::new(Node::base(Body::Leaf(LeafBase::empty(PageRange::full())))), &guard);
-        Ok(Tree { table, root: AtomicU64::new(root), cfg, watermark: AtomicU64::new(0), stats: Counters::default() })
+        table.store_new(
+            root,
+            Owned::new(Node::base(Body::Leaf(LeafBase::empty(PageRange::full())))),
+            &guard,
+        );
+        Ok(Tree {
+            table,
+            root: AtomicU64::new(root),
+            cfg,
+            watermark: AtomicU64::new(0),
+            stats: Counters::default(),
+        })
     }
 
     /// The configuration this tree was built with.
@@ -175,7 +187,10 @@ impl Tree {
 
     fn check_key(key: &[u8]) -> Result<()> {
         if key.len() > MAX_KEY_LEN {
-            return Err(Error::KeyTooLarge { len: key.len(), max: MAX_KEY_LEN });
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
         }
         Ok(())
     }
@@ -252,7 +267,10 @@ impl Tree {
         }
         if let Some(v) = &value {
             if v.len() > MAX_VALUE_LEN {
-                return Err(Error::ValueTooLarge { len: v.len(), max: MAX_VALUE_LEN });
+                return Err(Error::ValueTooLarge {
+                    len: v.len(),
+                    max: MAX_VALUE_LEN,
+                });
             }
         }
         let guard = epoch::pin();
@@ -288,7 +306,10 @@ impl Tree {
         let (key, value) = (key.as_ref(), value.as_ref());
         Self::check_key(key)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
         }
         self.install(Bytes::copy_from_slice(key), ts, Some(Bytes::copy_from_slice(value)))
     }

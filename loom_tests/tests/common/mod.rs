@@ -74,7 +74,13 @@ where
 
 /// A config with the given leaf thresholds; pages never split on bytes.
 pub fn config(leaf_chain: u16, leaf_max: usize, leaf_min: usize) -> Config {
-    Config { leaf_chain, leaf_max, leaf_min, page_bytes: 64 * 1024, ..Config::tiny() }
+    Config {
+        leaf_chain,
+        leaf_max,
+        leaf_min,
+        page_bytes: 64 * 1024,
+        ..Config::tiny()
+    }
 }
 
 pub fn tree(cfg: Config) -> Tree {
@@ -111,8 +117,10 @@ pub fn expect(t: &Tree, i: u32, ts: u64, want: Option<&[u8]>) {
 pub fn expect_scan(t: &Tree, ts: u64, want: &[(u32, Vec<u8>)]) {
     let mut want: Vec<(Vec<u8>, Vec<u8>)> = want.iter().map(|(i, v)| (key(*i), v.clone())).collect();
     want.sort();
-    let fwd: Vec<(Vec<u8>, Vec<u8>)> =
-        t.range::<&[u8], _>(.., ts).map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect();
+    let fwd: Vec<(Vec<u8>, Vec<u8>)> = t
+        .range::<&[u8], _>(.., ts)
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+        .collect();
     assert_eq!(fwd, want, "forward scan at {ts}");
     let mut rev: Vec<(Vec<u8>, Vec<u8>)> = t
         .range::<&[u8], _>(.., ts)
@@ -141,7 +149,10 @@ pub fn seen(tag: &'static str, v: u64) {
 /// `(min, max)` of what [`seen`] recorded under `tag`.
 pub fn seen_range(tag: &'static str) -> (u64, u64) {
     let s = SEEN.lock().unwrap();
-    let e = s.iter().find(|e| e.0 == tag).unwrap_or_else(|| panic!("nothing recorded under {tag}"));
+    let e = s
+        .iter()
+        .find(|e| e.0 == tag)
+        .unwrap_or_else(|| panic!("nothing recorded under {tag}"));
     (e.1, e.2)
 }
 
