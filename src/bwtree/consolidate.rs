@@ -154,6 +154,9 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     segs.reverse();
     // Newest install first among equal keys: a stable sort keeps chain order.
     deltas.sort_by(|a, b| a.0[..].cmp(&b.0[..]).then(b.1.cmp(&a.1)));
+    // One version per (key, ts): the later install (first in chain order) wins,
+    // as it does for reads.
+    deltas.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
 
     let base_len: usize = segs.iter().map(|s| s.2 - s.1).sum();
     let mut view = LeafView {
