@@ -14,7 +14,9 @@ use smallvec::SmallVec;
 
 use super::delta::{Body, Node};
 use super::mapping_table::Pid;
-use super::node::{InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX};
+use super::node::{
+    key_cmp, key_eq, key_lt, InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX,
+};
 
 /// A key of a leaf view: a slice of a base page's key blob or a delta's key.
 #[derive(Clone, Copy)]
@@ -119,7 +121,7 @@ impl<'g> LeafView<'g> {
 pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     let range = head.range();
     let (lo, hi) = (range.low(), range.high());
-    let in_range = |k: &[u8]| lo.map_or(true, |l| l <= k) && hi.map_or(true, |h| k < h);
+    let in_range = |k: &[u8]| lo.map_or(true, |l| !key_lt(k, l)) && hi.map_or(true, |h| key_lt(k, h));
     let mut deltas: SmallVec<[(&Bytes, u64, VRef<'_>); 32]> = SmallVec::new();
     let mut segs: SmallVec<[(&LeafBase, usize, usize); 2]> = SmallVec::new();
     let mut limit = hi;
@@ -153,10 +155,10 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     }
     segs.reverse();
     // Newest install first among equal keys: a stable sort keeps chain order.
-    deltas.sort_by(|a, b| a.0[..].cmp(&b.0[..]).then(b.1.cmp(&a.1)));
+    deltas.sort_by(|a, b| key_cmp(&a.0, &b.0).then(b.1.cmp(&a.1)));
     // One version per (key, ts): the later install (first in chain order) wins,
     // as it does for reads.
-    deltas.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
+    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(&later.0, &earlier.0));
 
     let base_len: usize = segs.iter().map(|s| s.2 - s.1).sum();
     let mut view = LeafView {
@@ -180,7 +182,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
             (Some(_), None) => (KeyRef::Delta(deltas[di].0), None),
             (None, Some((b, i, _))) => (KeyRef::Base(&b.keys, i), Some((b, i))),
             (Some(d), Some((b, i, k))) => {
-                if k <= d {
+                if !key_lt(d, k) {
                     (KeyRef::Base(&b.keys, i), Some((b, i)))
                 } else {
                     (KeyRef::Delta(deltas[di].0), None)
@@ -189,7 +191,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         };
         let key = key_ref.as_slice();
         let d_start = di;
-        while di < deltas.len() && deltas[di].0[..] == *key {
+        while di < deltas.len() && key_eq(&deltas[di].0, key) {
             di += 1;
         }
         let d_vers = &deltas[d_start..di];

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
 use super::consolidate::collect_leaf;
+use super::node::key_lt;
 use super::search::Target;
 use super::tree::{Path, Tree};
 use crate::Result;
@@ -44,16 +45,16 @@ fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
 
 fn after(front: &Bound<Bytes>, k: &[u8]) -> bool {
     match front {
-        Bound::Included(f) => k >= &f[..],
-        Bound::Excluded(f) => k > &f[..],
+        Bound::Included(f) => !key_lt(k, f),
+        Bound::Excluded(f) => key_lt(f, k),
         Bound::Unbounded => true,
     }
 }
 
 fn before(back: &Bound<Bytes>, k: &[u8]) -> bool {
     match back {
-        Bound::Included(b) => k <= &b[..],
-        Bound::Excluded(b) => k < &b[..],
+        Bound::Included(b) => !key_lt(b, k),
+        Bound::Excluded(b) => key_lt(k, b),
         Bound::Unbounded => true,
     }
 }

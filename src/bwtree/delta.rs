@@ -26,6 +26,11 @@ pub(crate) struct Node {
     /// Range of the page as of this node, for deltas that do not change it:
     /// points into an older node of the same chain.
     range: *const PageRange,
+    /// Version deltas only: the first older node that is not a version
+    /// delta, and a mask of [`key_bit`]s of every version delta from this node
+    /// down to it. A lookup whose bit is clear jumps straight to `skip`.
+    pub(crate) skip: *const Node,
+    pub(crate) vmask: u64,
     pub(crate) body: Body,
 }
 
@@ -102,6 +107,8 @@ impl Node {
             has_itd: false,
             count: count as u32,
             range: std::ptr::null(),
+            skip: std::ptr::null(),
+            vmask: 0,
             body,
         }
     }
@@ -123,6 +130,8 @@ impl Node {
             has_itd: false,
             count: 0,
             range: std::ptr::null(),
+            skip: std::ptr::null(),
+            vmask: 0,
             body,
         }
     }
@@ -139,6 +148,11 @@ impl Node {
             _ => next.count,
         };
         self.range = next.range() as *const PageRange;
+        if let Body::Version { key, .. } = &self.body {
+            let run = matches!(next.body, Body::Version { .. });
+            self.skip = if run { next.skip } else { next as *const Node };
+            self.vmask = key_bit(key) | if run { next.vmask } else { 0 };
+        }
     }
 
     /// The page's key range and sibling as of this node.
@@ -189,6 +203,13 @@ impl Drop for Node {
     fn drop(&mut self) {
         counter::free();
     }
+}
+
+/// One bit of a 64-bit key filter, from a hash of the key's head and length.
+#[inline]
+pub(crate) fn key_bit(key: &[u8]) -> u64 {
+    let h = super::node::head_of(key) ^ (key.len() as u64).rotate_left(56);
+    1 << (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
 }
 
 /// A raw chain pointer that may cross threads inside a deferred destructor.

@@ -18,28 +18,70 @@ use super::mapping_table::{Pid, NO_PID};
 /// First 8 bytes of a key as a big-endian integer (zero padded).
 #[inline]
 pub(crate) fn head_of(key: &[u8]) -> u64 {
+    if let Some(h) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*h);
+    }
     let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key[..n]);
+    b[..key.len()].copy_from_slice(key);
     u64::from_be_bytes(b)
 }
 
+/// Lexicographic key order, decided by the 8-byte heads whenever they differ
+/// (no call into `memcmp` for short keys).
+///
+/// Equal heads mean equal first `min(len, 8)` bytes with the shorter key's
+/// padding matching zeros: if either key has at most 8 bytes it is a prefix
+/// of the other, so the lengths decide; otherwise the tails do.
+#[inline]
+pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let (ha, hb) = (head_of(a), head_of(b));
+    if ha != hb {
+        return ha.cmp(&hb);
+    }
+    if a.len() <= 8 || b.len() <= 8 {
+        return a.len().cmp(&b.len());
+    }
+    a[8..].cmp(&b[8..])
+}
+
+/// `a < b` in key order.
+#[inline]
+pub(crate) fn key_lt(a: &[u8], b: &[u8]) -> bool {
+    key_cmp(a, b).is_lt()
+}
+
+/// `a == b`, cheapest test first.
+#[inline]
+pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && head_of(a) == head_of(b) && (a.len() <= 8 || a[8..] == b[8..])
+}
+
 /// A page's key range `[low, high)` and its right sibling (B-link).
-/// `low == None` is minus infinity, `high == None` plus infinity.
+/// `low == None` is minus infinity, `high == None` plus infinity. The fences'
+/// heads are cached so that a descent's range checks rarely touch their bytes.
 #[derive(Clone, Debug)]
 pub(crate) struct PageRange {
     pub(crate) low: Option<Bytes>,
     pub(crate) high: Option<Bytes>,
     pub(crate) sibling: Pid,
+    low_head: u64,
+    high_head: u64,
 }
 
 impl PageRange {
-    pub(crate) fn full() -> Self {
+    pub(crate) fn new(low: Option<Bytes>, high: Option<Bytes>, sibling: Pid) -> Self {
+        let low_head = low.as_deref().map_or(0, head_of);
+        let high_head = high.as_deref().map_or(0, head_of);
         PageRange {
-            low: None,
-            high: None,
-            sibling: NO_PID,
+            low,
+            high,
+            sibling,
+            low_head,
+            high_head,
         }
+    }
+    pub(crate) fn full() -> Self {
+        Self::new(None, None, NO_PID)
     }
     pub(crate) fn low(&self) -> Option<&[u8]> {
         self.low.as_deref()
@@ -47,6 +89,38 @@ impl PageRange {
     pub(crate) fn high(&self) -> Option<&[u8]> {
         self.high.as_deref()
     }
+    /// Does this page end before `hi` (`None`: plus infinity)?
+    #[inline]
+    pub(crate) fn high_below(&self, hi: Option<&[u8]>) -> bool {
+        match (&self.high, hi) {
+            (h, None) => h.is_some(),
+            (None, Some(_)) => false,
+            (Some(h), Some(b)) => cmp_with_heads(h, self.high_head, b, head_of(b)).is_lt(),
+        }
+    }
+
+    /// `key` (with head `kh`) compared with the low fence; `None` if minus infinity.
+    #[inline]
+    pub(crate) fn cmp_low(&self, key: &[u8], kh: u64) -> Option<std::cmp::Ordering> {
+        self.low.as_ref().map(|l| cmp_with_heads(key, kh, l, self.low_head))
+    }
+    /// `key` (with head `kh`) compared with the high fence; `None` if plus infinity.
+    #[inline]
+    pub(crate) fn cmp_high(&self, key: &[u8], kh: u64) -> Option<std::cmp::Ordering> {
+        self.high.as_ref().map(|h| cmp_with_heads(key, kh, h, self.high_head))
+    }
+}
+
+/// [`key_cmp`] with both heads already known.
+#[inline]
+pub(crate) fn cmp_with_heads(a: &[u8], ha: u64, b: &[u8], hb: u64) -> std::cmp::Ordering {
+    if ha != hb {
+        return ha.cmp(&hb);
+    }
+    if a.len() <= 8 || b.len() <= 8 {
+        return a.len().cmp(&b.len());
+    }
+    a[8..].cmp(&b[8..])
 }
 
 /// Sorted keys in one blob with fixed-width heads.
@@ -60,6 +134,22 @@ pub(crate) struct KeyArray {
 impl KeyArray {
     pub(crate) fn len(&self) -> usize {
         self.heads.len()
+    }
+
+    #[inline]
+    fn key_len(&self, i: usize) -> usize {
+        (self.offs[i + 1] - self.offs[i]) as usize
+    }
+
+    /// `key(i)` against `key`, whose head equals `heads[i]`: short keys are
+    /// decided by their lengths (see [`key_cmp`]) without reading key bytes.
+    #[inline]
+    fn cmp_same_head(&self, i: usize, key: &[u8]) -> std::cmp::Ordering {
+        let len = self.key_len(i);
+        if len <= 8 || key.len() <= 8 {
+            return len.cmp(&key.len());
+        }
+        self.key(i)[8..].cmp(&key[8..])
     }
 
     #[inline]
@@ -101,8 +191,8 @@ impl KeyArray {
             let (mut lo, mut hi) = (i, i + self.heads[i..].partition_point(|&x| x == h));
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                let k = self.key(mid);
-                if k < key || (strict && k == key) {
+                let c = self.cmp_same_head(mid, key);
+                if c.is_lt() || (strict && c.is_eq()) {
                     lo = mid + 1;
                 } else {
                     hi = mid;
@@ -129,7 +219,7 @@ impl KeyArray {
     #[inline]
     pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
         let i = self.lower_bound(key);
-        (i < self.len() && self.key(i) == key).then_some(i)
+        (i < self.len() && self.heads[i] == head_of(key) && self.cmp_same_head(i, key).is_eq()).then_some(i)
     }
 }
 

@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
-use super::delta::{Body, Node};
+use super::delta::{key_bit, Body, Node};
 use super::mapping_table::Pid;
-use super::node::LeafBase;
+use super::node::{head_of, key_eq, key_lt, LeafBase, PageRange};
 
 /// What a descent looks for.
 #[derive(Clone, Copy, Debug)]
@@ -24,8 +24,8 @@ impl Target<'_> {
     pub(crate) fn above_low(self, low: Option<&[u8]>) -> bool {
         match (low, self) {
             (None, _) | (_, Target::Last) => true,
-            (Some(l), Target::Key(k)) => l <= k,
-            (Some(l), Target::Before(k)) => l < k,
+            (Some(l), Target::Key(k)) => !key_lt(k, l),
+            (Some(l), Target::Before(k)) => key_lt(l, k),
         }
     }
 
@@ -35,8 +35,28 @@ impl Target<'_> {
         match (high, self) {
             (None, _) => true,
             (Some(_), Target::Last) => false,
-            (Some(h), Target::Key(k)) => k < h,
-            (Some(h), Target::Before(k)) => k <= h,
+            (Some(h), Target::Key(k)) => key_lt(k, h),
+            (Some(h), Target::Before(k)) => !key_lt(h, k),
+        }
+    }
+
+    /// `above_low` against a page's range, using its cached fence heads.
+    #[inline]
+    pub(crate) fn above(self, r: &PageRange) -> bool {
+        match self {
+            Target::Last => true,
+            Target::Key(k) => r.cmp_low(k, head_of(k)).map_or(true, |o| o.is_ge()),
+            Target::Before(k) => r.cmp_low(k, head_of(k)).map_or(true, |o| o.is_gt()),
+        }
+    }
+
+    /// `below_high` against a page's range, using its cached fence heads.
+    #[inline]
+    pub(crate) fn below(self, r: &PageRange) -> bool {
+        match self {
+            Target::Last => r.high.is_none(),
+            Target::Key(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_lt()),
+            Target::Before(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_le()),
         }
     }
 
@@ -63,7 +83,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
     // does not post the same index entry again.
     let mut cap: Option<&'g [u8]> = None;
     let narrow = |r: Route<'g>, cap: Option<&'g [u8]>| match cap {
-        Some(c) if r.hi.map_or(true, |h| c < h) => Route { hi: Some(c), ..r },
+        Some(c) if r.hi.map_or(true, |h| key_lt(c, h)) => Route { hi: Some(c), ..r },
         _ => r,
     };
     let mut node = head;
@@ -80,7 +100,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                         cap,
                     );
                 }
-                if !t.above_low(Some(sep)) && cap.map_or(true, |c| &sep[..] < c) {
+                if !t.above_low(Some(sep)) && cap.map_or(true, |c| key_lt(sep, c)) {
                     cap = Some(sep);
                 }
             }
@@ -154,16 +174,23 @@ impl Hit<'_> {
 /// (`ts = u64::MAX` finds the newest version of all.)
 pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'g>> {
     let mut best: Option<Hit<'g>> = None;
+    let bit = key_bit(key);
     let mut node = head;
     loop {
+        if node.vmask & bit == 0 && !node.skip.is_null() {
+            // No version delta from here down to `skip` holds this key.
+            // SAFETY: `skip` is an older node of the same chain (see `Node`).
+            node = unsafe { &*node.skip };
+            continue;
+        }
         match &node.body {
             Body::Version { key: k, ts: t, value } => {
-                if *t <= ts && k[..] == *key && best.as_ref().map_or(true, |b| *t > b.ts()) {
+                if *t <= ts && key_eq(k, key) && best.as_ref().map_or(true, |b| *t > b.ts()) {
                     best = Some(Hit::Delta { ts: *t, value });
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
-                if key >= &sep[..] {
+                if !key_lt(key, sep) {
                     node = content;
                     continue;
                 }

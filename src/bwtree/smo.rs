@@ -80,20 +80,13 @@ impl Tree {
             let view = collect_leaf(head, self.gc_watermark());
             let n = view.len();
             if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
-                let sep = view.keys[n / 2].to_bytes();
-                let right_range = PageRange {
-                    low: Some(sep.clone()),
-                    high: range.high.clone(),
-                    sibling: range.sibling,
-                };
+                // Fences are copied: a slice would keep the old page's blob alive.
+                let sep = Bytes::copy_from_slice(view.keys[n / 2].as_slice());
+                let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Leaf(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
                 self.table.store_new(q, Owned::new(right), guard);
-                let left_range = PageRange {
-                    low: range.low.clone(),
-                    high: Some(sep),
-                    sibling: q,
-                };
+                let left_range = PageRange::new(range.low.clone(), Some(sep), q);
                 let left = Node::base(Body::Leaf(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, view.dropped, guard);
                 return;
@@ -105,19 +98,11 @@ impl Tree {
             let n = view.entries.len();
             if n > self.cfg.inner_max {
                 let sep = Bytes::copy_from_slice(view.entries[n / 2].0.expect("not the first entry"));
-                let right_range = PageRange {
-                    low: Some(sep.clone()),
-                    high: range.high.clone(),
-                    sibling: range.sibling,
-                };
+                let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Inner(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
                 self.table.store_new(q, Owned::new(right), guard);
-                let left_range = PageRange {
-                    low: range.low.clone(),
-                    high: Some(sep),
-                    sibling: q,
-                };
+                let left_range = PageRange::new(range.low.clone(), Some(sep), q);
                 let left = Node::base(Body::Inner(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, 0, guard);
                 return;
@@ -317,11 +302,7 @@ impl Tree {
                         let view = collect_inner(rh);
                         Body::Inner(view.build(0..view.entries.len(), rr.clone()))
                     };
-                    let merged_range = PageRange {
-                        low: ar.low.clone(),
-                        high: rr.high.clone(),
-                        sibling: rr.sibling,
-                    };
+                    let merged_range = PageRange::new(ar.low.clone(), rr.high.clone(), rr.sibling);
                     let body = Body::NodeMerge {
                         sep: itd.right_low.clone(),
                         content: Box::new(Node::base(content)),

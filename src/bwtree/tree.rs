@@ -133,7 +133,7 @@ pub(crate) fn high_lt(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
     match (a, b) {
         (_, None) => a.is_some(),
         (None, Some(_)) => false,
-        (Some(a), Some(b)) => a < b,
+        (Some(a), Some(b)) => super::node::key_lt(a, b),
     }
 }
 
@@ -215,7 +215,7 @@ impl Tree {
                     continue 'restart;
                 };
                 let range = head.range();
-                if !t.above_low(range.low()) {
+                if !t.above(range) {
                     backoff.snooze();
                     continue 'restart;
                 }
@@ -230,7 +230,7 @@ impl Tree {
                     continue 'restart;
                 }
                 if let (Some(hi), Some(parent)) = (parent_hi, path.last()) {
-                    if high_lt(range.high(), hi) {
+                    if range.high_below(hi) {
                         // Our parent lacks the separator of a split: post it.
                         self.post_index_entry(*parent, pid, head, hi, guard);
                     }
@@ -239,7 +239,7 @@ impl Tree {
                     self.grow_root(root_word, pid, head, guard);
                     continue 'restart;
                 }
-                if !t.below_high(range.high()) {
+                if !t.below(range) {
                     pid = range.sibling;
                     parent_hi = None;
                     continue;
