@@ -6,23 +6,23 @@
 //! the page's current key range and sibling, an estimate of its logical size,
 //! and whether an unfinished merge (index-term-delete) sits in the chain.
 
+use std::cmp::Ordering;
+
 use bytes::Bytes;
 
 use super::mapping_table::Pid;
-use super::node::{InnerBase, LeafBase, PageRange};
+use super::node::{head_of, InnerBase, LeafBase, PageRange};
 use crate::sync::AtomicBool;
 
 /// A node of a delta chain. Immutable once published, except `Itd::done`.
+///
+/// The header (everything before `body`) fits one 64-byte cache line and holds
+/// all a descent checks on its way through the page: the fence heads and
+/// lengths, the flags, the chain length and the version-delta skip filter.
+#[repr(C, align(64))]
 pub(crate) struct Node {
     /// The next older node; null for a base page. Owned by this chain.
     pub(crate) next: *const Node,
-    /// Deltas above the base (0 for a base page).
-    pub(crate) chain_len: u16,
-    pub(crate) leaf: bool,
-    /// The chain holds an `IndexTermDelete` (which may still be unfinished).
-    pub(crate) has_itd: bool,
-    /// Estimated logical entries (leaf: keys, inner: children), an upper bound.
-    pub(crate) count: u32,
     /// Range of the page as of this node, for deltas that do not change it:
     /// points into an older node of the same chain.
     range: *const PageRange,
@@ -31,6 +31,22 @@ pub(crate) struct Node {
     /// down to it. A lookup whose bit is clear jumps straight to `skip`.
     pub(crate) skip: *const Node,
     pub(crate) vmask: u64,
+    /// Heads (first 8 bytes, big-endian) and lengths of the range's fences.
+    low_head: u64,
+    high_head: u64,
+    /// Estimated logical entries (leaf: keys, inner: children), an upper bound.
+    pub(crate) count: u32,
+    /// Deltas above the base (0 for a base page).
+    pub(crate) chain_len: u16,
+    low_len: u16,
+    high_len: u16,
+    pub(crate) leaf: bool,
+    /// The chain holds an `IndexTermDelete` (which may still be unfinished).
+    pub(crate) has_itd: bool,
+    /// The body is `RemoveNode`.
+    frozen: bool,
+    has_low: bool,
+    has_high: bool,
     pub(crate) body: Body,
 }
 
@@ -99,18 +115,20 @@ impl Node {
             Body::Inner(b) => (false, b.len() + 1), // children, not separators
             _ => unreachable!("base() takes a page body"),
         };
-        counter::alloc();
-        Node {
-            next: std::ptr::null(),
-            chain_len: 0,
-            leaf,
-            has_itd: false,
-            count: count as u32,
-            range: std::ptr::null(),
-            skip: std::ptr::null(),
-            vmask: 0,
-            body,
-        }
+        let mut n = Self::unlinked(body);
+        n.leaf = leaf;
+        n.count = count as u32;
+        n.cache_fences();
+        n
+    }
+
+    /// Copy the hot part of `range()` into the header.
+    fn cache_fences(&mut self) {
+        let r = self.range();
+        let (has_low, low_head, low_len) = fence_summary(r.low());
+        let (has_high, high_head, high_len) = fence_summary(r.high());
+        (self.has_low, self.low_head, self.low_len) = (has_low, low_head, low_len);
+        (self.has_high, self.high_head, self.high_len) = (has_high, high_head, high_len);
     }
 
     /// A delta on top of `next`.
@@ -125,13 +143,20 @@ impl Node {
         counter::alloc();
         Node {
             next: std::ptr::null(),
-            chain_len: 0,
-            leaf: false,
-            has_itd: false,
-            count: 0,
             range: std::ptr::null(),
             skip: std::ptr::null(),
             vmask: 0,
+            low_head: 0,
+            high_head: 0,
+            count: 0,
+            chain_len: 0,
+            low_len: 0,
+            high_len: 0,
+            leaf: false,
+            has_itd: false,
+            frozen: matches!(body, Body::RemoveNode { .. }),
+            has_low: false,
+            has_high: false,
             body,
         }
     }
@@ -148,6 +173,7 @@ impl Node {
             _ => next.count,
         };
         self.range = next.range() as *const PageRange;
+        self.cache_fences();
         if let Body::Version { key, .. } = &self.body {
             let run = matches!(next.body, Body::Version { .. });
             self.skip = if run { next.skip } else { next as *const Node };
@@ -179,7 +205,51 @@ impl Node {
     /// Is the page frozen (being removed)?
     #[inline]
     pub(crate) fn is_frozen(&self) -> bool {
-        matches!(self.body, Body::RemoveNode { .. })
+        self.frozen
+    }
+
+    /// Does the page have a finite high fence?
+    #[inline]
+    pub(crate) fn has_high(&self) -> bool {
+        self.has_high
+    }
+
+    /// `key` (whose head is `kh`) against the low fence; `None`: minus infinity.
+    #[inline]
+    pub(crate) fn cmp_low(&self, key: &[u8], kh: u64) -> Option<Ordering> {
+        if !self.has_low {
+            return None;
+        }
+        Some(cmp_fence(key, kh, self.low_head, self.low_len, || {
+            self.range().low.as_deref()
+        }))
+    }
+
+    /// `key` (whose head is `kh`) against the high fence; `None`: plus infinity.
+    #[inline]
+    pub(crate) fn cmp_high(&self, key: &[u8], kh: u64) -> Option<Ordering> {
+        if !self.has_high {
+            return None;
+        }
+        Some(cmp_fence(key, kh, self.high_head, self.high_len, || {
+            self.range().high.as_deref()
+        }))
+    }
+
+    /// Does the page end before `hi` (whose head is `hi_head`; `None`: plus
+    /// infinity)?
+    #[inline]
+    pub(crate) fn high_below(&self, hi: Option<&[u8]>, hi_head: u64) -> bool {
+        match hi {
+            None => self.has_high,
+            Some(b) => self.has_high && self.cmp_high(b, hi_head) == Some(Ordering::Greater),
+        }
+    }
+
+    /// Head of the high fence (0 if plus infinity).
+    #[inline]
+    pub(crate) fn high_head(&self) -> u64 {
+        self.high_head
     }
 
     /// Unfinished merges recorded in this chain (parents only).
@@ -203,6 +273,27 @@ impl Drop for Node {
     fn drop(&mut self) {
         counter::free();
     }
+}
+
+fn fence_summary(f: Option<&[u8]>) -> (bool, u64, u16) {
+    match f {
+        None => (false, 0, 0),
+        Some(f) => (true, head_of(f), f.len().min(u16::MAX as usize) as u16),
+    }
+}
+
+/// Key order against a fence known by its head and length; the fence's bytes
+/// are read only when the heads tie and both are longer than 8 bytes.
+#[inline]
+fn cmp_fence<'a>(key: &[u8], kh: u64, fh: u64, flen: u16, bytes: impl FnOnce() -> Option<&'a [u8]>) -> Ordering {
+    if kh != fh {
+        return kh.cmp(&fh);
+    }
+    if key.len() <= 8 || flen <= 8 {
+        return key.len().cmp(&(flen as usize));
+    }
+    let f = bytes().expect("a fence with a length has bytes");
+    key[8..].cmp(&f[8..])
 }
 
 /// One bit of a 64-bit key filter, from a hash of the key's head and length.

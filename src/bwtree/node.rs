@@ -57,28 +57,18 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A page's key range `[low, high)` and its right sibling (B-link).
-/// `low == None` is minus infinity, `high == None` plus infinity. The fences'
-/// heads are cached so that a descent's range checks rarely touch their bytes.
+/// `low == None` is minus infinity, `high == None` plus infinity. Nodes cache
+/// the fences' heads and lengths in their header (see `delta::Node`).
 #[derive(Clone, Debug)]
 pub(crate) struct PageRange {
     pub(crate) low: Option<Bytes>,
     pub(crate) high: Option<Bytes>,
     pub(crate) sibling: Pid,
-    low_head: u64,
-    high_head: u64,
 }
 
 impl PageRange {
     pub(crate) fn new(low: Option<Bytes>, high: Option<Bytes>, sibling: Pid) -> Self {
-        let low_head = low.as_deref().map_or(0, head_of);
-        let high_head = high.as_deref().map_or(0, head_of);
-        PageRange {
-            low,
-            high,
-            sibling,
-            low_head,
-            high_head,
-        }
+        PageRange { low, high, sibling }
     }
     pub(crate) fn full() -> Self {
         Self::new(None, None, NO_PID)
@@ -89,38 +79,6 @@ impl PageRange {
     pub(crate) fn high(&self) -> Option<&[u8]> {
         self.high.as_deref()
     }
-    /// Does this page end before `hi` (`None`: plus infinity)?
-    #[inline]
-    pub(crate) fn high_below(&self, hi: Option<&[u8]>) -> bool {
-        match (&self.high, hi) {
-            (h, None) => h.is_some(),
-            (None, Some(_)) => false,
-            (Some(h), Some(b)) => cmp_with_heads(h, self.high_head, b, head_of(b)).is_lt(),
-        }
-    }
-
-    /// `key` (with head `kh`) compared with the low fence; `None` if minus infinity.
-    #[inline]
-    pub(crate) fn cmp_low(&self, key: &[u8], kh: u64) -> Option<std::cmp::Ordering> {
-        self.low.as_ref().map(|l| cmp_with_heads(key, kh, l, self.low_head))
-    }
-    /// `key` (with head `kh`) compared with the high fence; `None` if plus infinity.
-    #[inline]
-    pub(crate) fn cmp_high(&self, key: &[u8], kh: u64) -> Option<std::cmp::Ordering> {
-        self.high.as_ref().map(|h| cmp_with_heads(key, kh, h, self.high_head))
-    }
-}
-
-/// [`key_cmp`] with both heads already known.
-#[inline]
-pub(crate) fn cmp_with_heads(a: &[u8], ha: u64, b: &[u8], hb: u64) -> std::cmp::Ordering {
-    if ha != hb {
-        return ha.cmp(&hb);
-    }
-    if a.len() <= 8 || b.len() <= 8 {
-        return a.len().cmp(&b.len());
-    }
-    a[8..].cmp(&b[8..])
 }
 
 /// Sorted keys in one blob with fixed-width heads.
@@ -184,23 +142,33 @@ impl KeyArray {
     #[inline]
     fn bound(&self, key: &[u8], strict: bool) -> usize {
         let h = head_of(key);
-        let mut i = self.head_lower_bound(h);
+        let i = self.head_lower_bound(h);
         let n = self.len();
-        if i < n && self.heads[i] == h {
-            // Keys sharing the head: finish with full comparisons over that run.
-            let (mut lo, mut hi) = (i, i + self.heads[i..].partition_point(|&x| x == h));
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let c = self.cmp_same_head(mid, key);
-                if c.is_lt() || (strict && c.is_eq()) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            i = lo;
+        if i == n || self.heads[i] != h {
+            return i;
         }
-        i
+        let past = |c: std::cmp::Ordering| c.is_lt() || (strict && c.is_eq());
+        if i + 1 == n || self.heads[i + 1] != h {
+            // The usual case: one key with this head.
+            return i + past(self.cmp_same_head(i, key)) as usize;
+        }
+        // Keys sharing the head: finish with full comparisons over that run.
+        let (mut lo, mut hi) = (i, i + self.heads[i..].partition_point(|&x| x == h));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if past(self.cmp_same_head(mid, key)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Head and length of key `i`, without reading its bytes.
+    #[inline]
+    pub(crate) fn head_len(&self, i: usize) -> (u64, usize) {
+        (self.heads[i], self.key_len(i))
     }
 
     /// First index with `key(i) >= key`.
@@ -218,8 +186,17 @@ impl KeyArray {
     /// Index of `key` if present.
     #[inline]
     pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
+        let h = head_of(key);
+        let i = self.head_lower_bound(h);
+        let n = self.len();
+        if i == n || self.heads[i] != h {
+            return None;
+        }
+        if i + 1 == n || self.heads[i + 1] != h {
+            return self.cmp_same_head(i, key).is_eq().then_some(i);
+        }
         let i = self.lower_bound(key);
-        (i < self.len() && self.heads[i] == head_of(key) && self.cmp_same_head(i, key).is_eq()).then_some(i)
+        (i < n && self.cmp_same_head(i, key).is_eq()).then_some(i)
     }
 }
 

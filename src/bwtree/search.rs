@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::delta::{key_bit, Body, Node};
 use super::mapping_table::Pid;
-use super::node::{head_of, key_eq, key_lt, LeafBase, PageRange};
+use super::node::{head_of, key_eq, key_lt, LeafBase};
 
 /// What a descent looks for.
 #[derive(Clone, Copy, Debug)]
@@ -40,9 +40,9 @@ impl Target<'_> {
         }
     }
 
-    /// `above_low` against a page's range, using its cached fence heads.
+    /// `above_low` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn above(self, r: &PageRange) -> bool {
+    pub(crate) fn above(self, r: &Node) -> bool {
         match self {
             Target::Last => true,
             Target::Key(k) => r.cmp_low(k, head_of(k)).map_or(true, |o| o.is_ge()),
@@ -50,11 +50,11 @@ impl Target<'_> {
         }
     }
 
-    /// `below_high` against a page's range, using its cached fence heads.
+    /// `below_high` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn below(self, r: &PageRange) -> bool {
+    pub(crate) fn below(self, r: &Node) -> bool {
         match self {
-            Target::Last => r.high.is_none(),
+            Target::Last => !r.has_high(),
             Target::Key(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_lt()),
             Target::Before(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_le()),
         }
@@ -73,6 +73,19 @@ pub(crate) struct Route<'g> {
     pub(crate) child: Pid,
     pub(crate) lo: Option<&'g [u8]>,
     pub(crate) hi: Option<&'g [u8]>,
+    /// `head_of(hi)` when `hi` is finite, taken from arrays already in cache.
+    pub(crate) hi_head: u64,
+}
+
+impl<'g> Route<'g> {
+    fn new(child: Pid, lo: Option<&'g [u8]>, hi: Option<&'g [u8]>) -> Self {
+        Route {
+            child,
+            lo,
+            hi,
+            hi_head: hi.map_or(0, head_of),
+        }
+    }
 }
 
 /// Route `t` through an inner page's chain. The caller has checked that `t`
@@ -83,7 +96,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
     // does not post the same index entry again.
     let mut cap: Option<&'g [u8]> = None;
     let narrow = |r: Route<'g>, cap: Option<&'g [u8]>| match cap {
-        Some(c) if r.hi.map_or(true, |h| key_lt(c, h)) => Route { hi: Some(c), ..r },
+        Some(c) if r.hi.map_or(true, |h| key_lt(c, h)) => Route::new(r.child, r.lo, Some(c)),
         _ => r,
     };
     let mut node = head;
@@ -91,14 +104,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
         match &node.body {
             Body::IndexEntry { sep, hi, child } => {
                 if t.within(Some(sep), hi.as_deref()) {
-                    return narrow(
-                        Route {
-                            child: *child,
-                            lo: Some(sep),
-                            hi: hi.as_deref(),
-                        },
-                        cap,
-                    );
+                    return narrow(Route::new(*child, Some(sep), hi.as_deref()), cap);
                 }
                 if !t.above_low(Some(sep)) && cap.map_or(true, |c| key_lt(sep, c)) {
                     cap = Some(sep);
@@ -106,14 +112,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
             }
             Body::IndexTermDelete(itd) => {
                 if t.within(itd.lo.as_deref(), itd.hi.as_deref()) {
-                    return narrow(
-                        Route {
-                            child: itd.left,
-                            lo: itd.lo.as_deref(),
-                            hi: itd.hi.as_deref(),
-                        },
-                        cap,
-                    );
+                    return narrow(Route::new(itd.left, itd.lo.as_deref(), itd.hi.as_deref()), cap);
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
@@ -135,12 +134,12 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                 } else {
                     (base.children[idx - 1], Some(base.seps.key(idx - 1)))
                 };
-                let hi = if idx < n {
-                    Some(base.seps.key(idx))
+                let (hi, hi_head) = if idx < n {
+                    (Some(base.seps.key(idx)), base.seps.head_len(idx).0)
                 } else {
-                    base.range.high()
+                    (base.range.high(), node.high_head())
                 };
-                return narrow(Route { child, lo, hi }, cap);
+                return narrow(Route { child, lo, hi, hi_head }, cap);
             }
             Body::Leaf(_) | Body::Version { .. } => unreachable!("route() on a leaf"),
             Body::Split { .. } | Body::RemoveNode { .. } => {}

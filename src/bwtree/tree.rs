@@ -207,19 +207,18 @@ impl Tree {
             let mut pid = root_pid(root_word);
             // The upper fence our parent believes `pid` has (None: we came over
             // a sibling link or from the root, so there is nothing to compare).
-            let mut parent_hi: Option<Option<&'g [u8]>> = None;
+            let mut parent_hi: Option<(Option<&'g [u8]>, u64)> = None;
             loop {
                 let Some(head) = deref(self.table.load(pid, guard)) else {
                     // Unlinked under us (merge or root shrink): start again.
                     backoff.snooze();
                     continue 'restart;
                 };
-                let range = head.range();
-                if !t.above(range) {
+                if !t.above(head) {
                     backoff.snooze();
                     continue 'restart;
                 }
-                if let Body::RemoveNode { itd } = &head.body {
+                if let (true, Body::RemoveNode { itd }) = (head.is_frozen(), &head.body) {
                     // SAFETY: an unfinished merge's record lives in the
                     // parent's chain, which is not consolidated before the
                     // merge is done; we are pinned since loading `head`.
@@ -229,18 +228,18 @@ impl Tree {
                     }
                     continue 'restart;
                 }
-                if let (Some(hi), Some(parent)) = (parent_hi, path.last()) {
-                    if range.high_below(hi) {
+                if let (Some((hi, hi_head)), Some(parent)) = (parent_hi, path.last()) {
+                    if head.high_below(hi, hi_head) {
                         // Our parent lacks the separator of a split: post it.
                         self.post_index_entry(*parent, pid, head, hi, guard);
                     }
                 }
-                if path.is_empty() && range.high().is_some() && pid == root_pid(root_word) {
+                if path.is_empty() && head.has_high() && pid == root_pid(root_word) {
                     self.grow_root(root_word, pid, head, guard);
                     continue 'restart;
                 }
-                if !t.below(range) {
-                    pid = range.sibling;
+                if !t.below(head) {
+                    pid = head.range().sibling;
                     parent_hi = None;
                     continue;
                 }
@@ -253,7 +252,7 @@ impl Tree {
                 let r = route(head, t);
                 path.push(Step { pid, head });
                 pid = r.child;
-                parent_hi = Some(r.hi);
+                parent_hi = Some((r.hi, r.hi_head));
             }
         }
     }
