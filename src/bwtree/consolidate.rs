@@ -155,10 +155,10 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     }
     segs.reverse();
     // Newest install first among equal keys: a stable sort keeps chain order.
-    deltas.sort_by(|a, b| key_cmp(&a.0, &b.0).then(b.1.cmp(&a.1)));
+    deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
     // One version per (key, ts): the later install (first in chain order) wins,
     // as it does for reads.
-    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(&later.0, &earlier.0));
+    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(later.0, earlier.0));
 
     let base_len: usize = segs.iter().map(|s| s.2 - s.1).sum();
     let mut view = LeafView {
@@ -191,7 +191,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         };
         let key = key_ref.as_slice();
         let d_start = di;
-        while di < deltas.len() && key_eq(&deltas[di].0, key) {
+        while di < deltas.len() && key_eq(deltas[di].0, key) {
             di += 1;
         }
         let d_vers = &deltas[d_start..di];
@@ -269,13 +269,16 @@ impl<'g> InnerView<'g> {
     }
 }
 
+/// An inner base clipped to `[from, to)` (`None`: unbounded).
+type InnerSegment<'g> = (&'g InnerBase, Option<&'g [u8]>, Option<&'g [u8]>);
+
 /// Gather the routing entries of an inner chain. The caller has finished any
 /// pending merge recorded in it.
 pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
     let range = head.range();
     let (lo, hi) = (range.low(), range.high());
     let mut deltas: SmallVec<[&Body; 8]> = SmallVec::new();
-    let mut segs: SmallVec<[(&InnerBase, Option<&[u8]>, Option<&[u8]>); 2]> = SmallVec::new();
+    let mut segs: SmallVec<[InnerSegment<'_>; 2]> = SmallVec::new();
     let mut limit = hi;
     let mut node = head;
     loop {

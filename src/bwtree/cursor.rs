@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
 use super::consolidate::collect_leaf;
+use super::delta::Body;
 use super::node::key_lt;
 use super::search::Target;
 use super::tree::{Path, Tree};
@@ -80,6 +81,30 @@ impl<'t> Cursor<'t> {
         let guard = epoch::pin();
         let mut path = Path::new();
         let (_, head) = self.tree.descend(t, &guard, &mut path);
+        let r = head.range();
+        if let Body::Leaf(base) = &head.body {
+            // A consolidated leaf: read its arrays directly, from the first key
+            // after the front bound to the last before the back bound.
+            let start = match &self.front {
+                Bound::Included(f) => base.keys.lower_bound(f),
+                Bound::Excluded(f) => base.keys.upper_bound(f),
+                Bound::Unbounded => 0,
+            };
+            let end = match &self.back {
+                Bound::Included(b) => base.keys.upper_bound(b),
+                Bound::Excluded(b) => base.keys.lower_bound(b),
+                Bound::Unbounded => base.len(),
+            };
+            out.reserve(end.saturating_sub(start));
+            for i in start..end {
+                if let Some(v) = base.versions(i).iter().find(|v| v.ts <= self.ts) {
+                    if let Some(v) = base.value(v) {
+                        out.push((base.keys.key_bytes(i), v));
+                    }
+                }
+            }
+            return (r.low.clone(), r.high.clone());
+        }
         let view = collect_leaf(head, 0);
         for i in 0..view.len() {
             let k = view.keys[i].as_slice();
@@ -92,7 +117,6 @@ impl<'t> Cursor<'t> {
                 }
             }
         }
-        let r = head.range();
         (r.low.clone(), r.high.clone())
     }
 

@@ -172,8 +172,14 @@ impl Node {
             Body::NodeMerge { content, .. } => next.count.saturating_add(content.count),
             _ => next.count,
         };
-        self.range = next.range() as *const PageRange;
-        self.cache_fences();
+        if matches!(self.body, Body::Split { .. } | Body::NodeMerge { .. }) {
+            self.cache_fences(); // defines its own range
+        } else {
+            // Same range as `next`: copy its header, never touch the fences.
+            self.range = if next.range.is_null() { next.range() } else { next.range };
+            (self.has_low, self.low_head, self.low_len) = (next.has_low, next.low_head, next.low_len);
+            (self.has_high, self.high_head, self.high_len) = (next.has_high, next.high_head, next.high_len);
+        }
         if let Body::Version { key, .. } = &self.body {
             let run = matches!(next.body, Body::Version { .. });
             self.skip = if run { next.skip } else { next as *const Node };
