@@ -6,7 +6,7 @@
 //!   `offs` delimits each key's bytes inside one shared `Bytes` blob, so a cursor
 //!   hands out keys as zero-copy slices.
 //! - [`LeafBase`]: per key, its versions newest first (`vstart[i]..vstart[i+1]`
-//!   into `vers`); small values live in the page's `vals` blob, large ones as
+//!   into `vers`; `vstart` is empty when every key has exactly one version); small values live in the page's `vals` blob, large ones as
 //!   their own `Bytes` in `big` so consolidation never copies them.
 //! - [`InnerBase`]: separators and child page ids; child `i` covers
 //!   `[sep(i), sep(i+1))`, `child0` covers `[low, sep(0))`.
@@ -283,6 +283,10 @@ impl LeafBase {
     /// Versions of entry `i`, newest first.
     #[inline]
     pub(crate) fn versions(&self, i: usize) -> &[Ver] {
+        if self.vstart.is_empty() {
+            // Every key has exactly one version: `vers` is indexed by key.
+            return std::slice::from_ref(&self.vers[i]);
+        }
         &self.vers[self.vstart[i] as usize..self.vstart[i + 1] as usize]
     }
 
@@ -397,7 +401,12 @@ impl LeafBuilder {
         LeafBase {
             range,
             keys: self.keys.finish(),
-            vstart: self.vstart.into_boxed_slice(),
+            // One version per key (the common case): no version index.
+            vstart: if self.vers.len() == self.vstart.len() - 1 {
+                Box::default()
+            } else {
+                self.vstart.into_boxed_slice()
+            },
             vers: self.vers.into_boxed_slice(),
             vals: Bytes::from(self.vals),
             big: self.big.into_boxed_slice(),
