@@ -60,7 +60,11 @@ fn value(v: u8, ts: u64) -> Vec<u8> {
 }
 
 fn run(ops: Vec<Op>, keys: usize) {
-    let tree = Tree::with_config(Config::tiny()).unwrap();
+    run_with(ops, keys, Config::tiny())
+}
+
+fn run_with(ops: Vec<Op>, keys: usize, cfg: Config) {
+    let tree = Tree::with_config(cfg).unwrap();
     let mut model: Model = BTreeMap::new();
     let mut ts = 0u64;
     let mut wm = 0u64; // reads at or above the watermark are exact
@@ -159,6 +163,14 @@ proptest! {
     #[test]
     fn tree_matches_model_large_keyspace(ops in proptest::collection::vec(op(400), 1..600)) {
         run(ops, 400);
+    }
+
+    /// Mid-sized pages: most consolidations take the fast path (version
+    /// deltas merged straight into a single-version base).
+    #[test]
+    fn tree_matches_model_mid_pages(ops in proptest::collection::vec(op(300), 1..600)) {
+        let cfg = Config { leaf_chain: 4, leaf_max: 32, leaf_min: 4, inner_max: 8, inner_min: 2, ..Config::default() };
+        run_with(ops, 300, cfg);
     }
 }
 

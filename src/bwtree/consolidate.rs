@@ -252,6 +252,100 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     view
 }
 
+/// Fast consolidation for the common chain: version deltas on a base page
+/// whose keys hold one version each. Runs of base entries without deltas are
+/// copied entry by entry into the new page without building a view; only the
+/// deltas are sorted. Returns `None` (use [`collect_leaf`]) for any other
+/// chain, or when the result might need a split (`max_entries`).
+///
+/// Returns the new base, its key count and the versions GC dropped.
+pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize) -> Option<(LeafBase, usize, usize)> {
+    let mut deltas: SmallVec<[(&Bytes, u64, Option<&Bytes>); 32]> = SmallVec::new();
+    let mut node = head;
+    let base = loop {
+        match &node.body {
+            Body::Version { key, ts, value } => deltas.push((key, *ts, value.as_ref())),
+            Body::Leaf(b) => break b,
+            _ => return None,
+        }
+        node = node.next()?;
+    };
+    if !base.single_version() || base.len() + deltas.len() > max_entries {
+        return None;
+    }
+    deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
+    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(later.0, earlier.0));
+
+    let mut out = LeafBuilder::new(base.len() + deltas.len());
+    let (mut n, mut dropped) = (0usize, 0usize);
+    // A lone base version survives GC unless it is a tombstone at or below the watermark.
+    let copy_run = |out: &mut LeafBuilder, from: usize, to: usize, n: &mut usize, dropped: &mut usize| {
+        for i in from..to {
+            let v = base.versions(i)[0];
+            if v.len == super::node::TOMBSTONE && v.ts <= watermark {
+                *dropped += 1;
+                continue;
+            }
+            out.push_base_entry(base, i);
+            *n += 1;
+        }
+    };
+    let mut bi = 0;
+    let mut di = 0;
+    let mut kept: SmallVec<[(u64, ValRef<'_>); 8]> = SmallVec::new();
+    while di < deltas.len() {
+        let key = deltas[di].0;
+        let pos = bi + base.keys.lower_bound_from(bi, key);
+        copy_run(&mut out, bi, pos, &mut n, &mut dropped);
+        bi = pos;
+        let start = di;
+        while di < deltas.len() && key_eq(deltas[di].0, key) {
+            di += 1;
+        }
+        let base_ver = (bi < base.len() && key_eq(base.keys.key(bi), key)).then(|| base.versions(bi)[0]);
+        if base_ver.is_some() {
+            bi += 1;
+        }
+        // Versions newest first: the deltas (sorted), then the base's, unless
+        // a delta has the same timestamp (the later install wins).
+        kept.clear();
+        let mut floor = false;
+        let base_iter = base_ver
+            .filter(|b| deltas[start..di].iter().all(|d| d.1 != b.ts))
+            .map(|b| (b.ts, base.value_ref(&b)));
+        let mut all = deltas[start..di]
+            .iter()
+            .map(|d| (d.1, d.2.map_or(ValRef::Tomb, |v| ValRef::Shared(v))))
+            .collect::<SmallVec<[(u64, ValRef<'_>); 8]>>();
+        all.extend(base_iter);
+        all.sort_by(|a, b| b.0.cmp(&a.0));
+        for (ts, v) in all.iter().copied() {
+            if floor {
+                dropped += 1;
+                continue;
+            }
+            if ts <= watermark {
+                floor = true;
+                if matches!(v, ValRef::Tomb) {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            kept.push((ts, v));
+        }
+        if !kept.is_empty() {
+            out.push_key(key);
+            for &(ts, v) in &kept {
+                out.push_version(ts, v);
+            }
+            out.end_key();
+            n += 1;
+        }
+    }
+    copy_run(&mut out, bi, base.len(), &mut n, &mut dropped);
+    Some((out.finish(base.range.clone()), n, dropped))
+}
+
 /// The logical entries of an inner chain: `(separator, child)`, where the
 /// first separator is the page's low fence (`None` is minus infinity).
 pub(crate) struct InnerView<'g> {

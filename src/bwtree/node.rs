@@ -171,6 +171,25 @@ impl KeyArray {
         (self.heads[i], self.key_len(i))
     }
 
+    /// `lower_bound` among the keys from index `from` on, relative to `from`.
+    #[inline]
+    pub(crate) fn lower_bound_from(&self, from: usize, key: &[u8]) -> usize {
+        // Deltas are few: a short linear probe usually finds the spot first.
+        let n = self.len();
+        let h = head_of(key);
+        let mut i = from;
+        while i < n && i < from + 4 {
+            if self.heads[i] > h || (self.heads[i] == h && !self.cmp_same_head(i, key).is_lt()) {
+                return i - from;
+            }
+            i += 1;
+        }
+        if i == n {
+            return n - from;
+        }
+        self.lower_bound(key).max(from) - from
+    }
+
     /// First index with `key(i) >= key`.
     #[inline]
     pub(crate) fn lower_bound(&self, key: &[u8]) -> usize {
@@ -219,6 +238,12 @@ impl KeyArrayBuilder {
         }
     }
     pub(crate) fn push(&mut self, key: &[u8]) {
+        self.push_with_head(head_of(key), key)
+    }
+
+    /// `push` with the key's head already known.
+    #[inline]
+    pub(crate) fn push_with_head(&mut self, head: u64, key: &[u8]) {
         if self.offs.is_empty() {
             self.offs.push(0);
         }
@@ -228,7 +253,7 @@ impl KeyArrayBuilder {
                 last < key
             }
         );
-        self.heads.push(head_of(key));
+        self.heads.push(head);
         self.bytes.extend_from_slice(key);
         self.offs.push(self.bytes.len() as u32);
     }
@@ -292,6 +317,16 @@ impl LeafBase {
 
     pub(crate) fn has_tombstone(&self) -> bool {
         self.vers.iter().any(|v| v.len == TOMBSTONE)
+    }
+
+    /// Estimated bytes of the page, as consolidation estimates a view's.
+    pub(crate) fn byte_size(&self) -> usize {
+        self.keys.bytes.len() + self.len() * 16 + self.vers.len() * 16 + self.vals.len()
+    }
+
+    /// Does every key hold exactly one version?
+    pub(crate) fn single_version(&self) -> bool {
+        self.vstart.is_empty()
     }
 
     pub(crate) fn version_count(&self) -> usize {
@@ -390,6 +425,15 @@ impl LeafBuilder {
             off,
             len: b.len() as u32,
         }
+    }
+
+    /// Copy entry `i` of a single-version base page (key and version).
+    #[inline]
+    pub(crate) fn push_base_entry(&mut self, base: &LeafBase, i: usize) {
+        self.keys.push_with_head(base.keys.heads[i], base.keys.key(i));
+        let v = base.vers[i];
+        self.push_version(v.ts, base.value_ref(&v));
+        self.end_key();
     }
 
     /// Close the entry whose key was pushed last.

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use crossbeam_epoch::{Guard, Owned, Shared};
 
-use super::consolidate::{collect_inner, collect_leaf};
+use super::consolidate::{collect_inner, collect_leaf, consolidate_simple};
 use super::delta::{destroy_chain, Body, ChainPtr, Itd, Node};
 use super::mapping_table::Pid;
 use super::node::{InnerBase, PageRange};
@@ -76,7 +76,15 @@ impl Tree {
             return;
         }
         let range = head.range();
-        let (new, len, dropped) = if head.leaf {
+        let simple = if head.leaf {
+            consolidate_simple(head, self.gc_watermark(), self.cfg.leaf_max)
+                .filter(|(b, _, _)| b.byte_size() <= self.cfg.page_bytes)
+        } else {
+            None
+        };
+        let (new, len, dropped) = if let Some((base, n, dropped)) = simple {
+            (Node::base(Body::Leaf(base)), n, dropped)
+        } else if head.leaf {
             let view = collect_leaf(head, self.gc_watermark());
             let n = view.len();
             if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
