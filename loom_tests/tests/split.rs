@@ -100,3 +100,59 @@ fn split_racing_install_and_lookup() {
         check_all(&t, &[0, 5]);
     });
 }
+
+/// Two leaves under a root; the right one holds exactly `leaf_max` keys.
+/// Its split is not the root's, so the new separator must be posted on the
+/// parent (lazily, by a later descent that finds the child ends early).
+fn setup_two_level() -> Arc<Tree> {
+    let t = Arc::new(tree(config(1, 4, 1)));
+    for i in 1..=5 {
+        t.put(key(i), 1, val(i, 1)).unwrap();
+    }
+    // [k1, k2] | [k3, k4, k5]; the next descent grows the root.
+    t.put(key(6), 1, val(6, 1)).unwrap();
+    let st = t.stats();
+    assert_eq!((st.splits, st.root_grows), (1, 1), "{st:?}");
+    t
+}
+
+fn check_two_level(t: &Tree, extra: &[u32]) {
+    let mut want: Vec<(u32, Vec<u8>)> = (1..=6).map(|i| (i, val(i, 1))).collect();
+    want.extend(extra.iter().map(|&i| (i, val(i, 2))));
+    for (i, v) in &want {
+        expect(t, *i, 9, Some(v));
+    }
+    expect_scan(t, 9, &want);
+}
+
+/// A non-root split racing an install into the new right half (whose
+/// descent may have to cross the sibling link and post the separator).
+#[test]
+fn nonroot_split_racing_install() {
+    model("nonroot_split_racing_install", || {
+        let t = setup_two_level();
+        let t1 = t.clone();
+        let w = thread::spawn(move || t1.put(key(7), 2, val(7, 2)).unwrap());
+        t.put(key(8), 2, val(8, 2)).unwrap();
+        w.join().unwrap();
+
+        assert!(t.stats().splits >= 2);
+        check_two_level(&t, &[7, 8]);
+    });
+}
+
+/// A non-root split racing lookups on both of its halves.
+#[test]
+fn nonroot_split_racing_lookup() {
+    model("nonroot_split_racing_lookup", || {
+        let t = setup_two_level();
+        let t1 = t.clone();
+        let w = thread::spawn(move || t1.put(key(7), 2, val(7, 2)).unwrap());
+        expect(&t, 6, 9, Some(&val(6, 1)));
+        expect(&t, 3, 9, Some(&val(3, 1)));
+        w.join().unwrap();
+
+        assert_eq!(t.stats().splits, 2);
+        check_two_level(&t, &[7]);
+    });
+}

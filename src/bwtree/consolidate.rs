@@ -315,10 +315,10 @@ pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize
             .map(|b| (b.ts, base.value_ref(&b)));
         let mut all = deltas[start..di]
             .iter()
-            .map(|d| (d.1, d.2.map_or(ValRef::Tomb, |v| ValRef::Shared(v))))
+            .map(|d| (d.1, d.2.map_or(ValRef::Tomb, ValRef::Shared)))
             .collect::<SmallVec<[(u64, ValRef<'_>); 8]>>();
         all.extend(base_iter);
-        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.sort_by_key(|a| std::cmp::Reverse(a.0));
         for (ts, v) in all.iter().copied() {
             if floor {
                 dropped += 1;

@@ -36,12 +36,14 @@ static GLOBAL: Poison = Poison;
 
 /// Run `f` under loom. `LOOM_MAX_PREEMPTIONS` (read by loom) wins; without it
 /// the bound is 2 so that a plain `cargo test` stays finite. Prints the number
-/// of executions explored and the time taken, and returns the count.
+/// of executions explored and the time taken, and returns the count. A
+/// livelock (a descent that restarts forever) shows up as loom's "Model
+/// exceeded maximum number of branches".
 pub fn model<F>(name: &str, f: F) -> usize
 where
     F: Fn() + Sync + Send + 'static,
 {
-    model_bounded(name, 2, f)
+    run(name, None, f)
 }
 
 /// As [`model`], but with at most `cap` preemptions whatever
@@ -52,8 +54,19 @@ pub fn model_bounded<F>(name: &str, cap: usize, f: F) -> usize
 where
     F: Fn() + Sync + Send + 'static,
 {
+    run(name, Some(cap), f)
+}
+
+fn run<F>(name: &str, cap: Option<usize>, f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(b.preemption_bound.map_or(cap, |p| p.min(cap)));
+    b.preemption_bound = match (b.preemption_bound, cap) {
+        (Some(env), Some(cap)) => Some(env.min(cap)),
+        (Some(env), None) => Some(env),
+        (None, cap) => Some(cap.unwrap_or(2)),
+    };
     b.max_branches = 20_000;
     let bound = b.preemption_bound;
     let n = StdArc::new(AtomicUsize::new(0));
