@@ -186,18 +186,21 @@ impl FreeList {
     }
 
     fn push(&self, pid: Pid) {
-        let guard = crossbeam_epoch::pin();
+        // SAFETY: push never dereferences a pointer it loads (it only stores it
+        // as `next` and CASes), so no epoch protection is needed. Not pinning
+        // also keeps this callable from a deferred destructor.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
         let mut node = Owned::new(FreeNode {
             pid,
             next: Atomic::null(),
         });
         let backoff = crate::sync::Backoff::new();
         loop {
-            let head = self.head.load(Ordering::Acquire, &guard);
+            let head = self.head.load(Ordering::Acquire, guard);
             node.next.store(head, Ordering::Relaxed);
             match self
                 .head
-                .compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire, &guard)
+                .compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire, guard)
             {
                 Ok(_) => return,
                 Err(e) => {
