@@ -21,7 +21,7 @@ use super::node::{
 /// A key of a leaf view: a slice of a base page's key blob or a delta's key.
 #[derive(Clone, Copy)]
 pub(crate) enum KeyRef<'g> {
-    Delta(&'g Bytes),
+    Delta(&'g [u8]),
     Base(&'g KeyArray, usize),
 }
 
@@ -36,7 +36,7 @@ impl<'g> KeyRef<'g> {
     /// Zero-copy owned key.
     pub(crate) fn to_bytes(self) -> Bytes {
         match self {
-            KeyRef::Delta(b) => b.clone(),
+            KeyRef::Delta(b) => Bytes::copy_from_slice(b),
             KeyRef::Base(k, i) => k.key_bytes(i),
         }
     }
@@ -45,23 +45,20 @@ impl<'g> KeyRef<'g> {
 /// A value of a leaf view.
 #[derive(Clone, Copy)]
 pub(crate) enum VRef<'g> {
-    Tomb,
-    Delta(&'g Bytes),
+    Delta(ValRef<'g>),
     Page(&'g LeafBase, Ver),
 }
 
 impl<'g> VRef<'g> {
     pub(crate) fn is_tomb(&self) -> bool {
         match self {
-            VRef::Tomb => true,
             VRef::Page(_, v) => matches!(v.len, super::node::TOMBSTONE),
-            VRef::Delta(_) => false,
+            VRef::Delta(v) => matches!(v, ValRef::Tomb),
         }
     }
     fn raw(self) -> ValRef<'g> {
         match self {
-            VRef::Tomb => ValRef::Tomb,
-            VRef::Delta(b) => ValRef::Shared(b),
+            VRef::Delta(v) => v,
             VRef::Page(p, v) => p.value_ref(&v),
         }
     }
@@ -76,8 +73,9 @@ impl<'g> VRef<'g> {
     /// Zero-copy owned value; `None` for a tombstone.
     pub(crate) fn to_bytes(self) -> Option<Bytes> {
         match self {
-            VRef::Tomb => None,
-            VRef::Delta(b) => Some(b.clone()),
+            VRef::Delta(ValRef::Tomb) => None,
+            VRef::Delta(ValRef::Inline(b)) => Some(Bytes::copy_from_slice(b)),
+            VRef::Delta(ValRef::Shared(b)) => Some(b.clone()),
             VRef::Page(p, v) => p.value(&v),
         }
     }
@@ -122,16 +120,15 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     let range = head.range();
     let (lo, hi) = (range.low(), range.high());
     let in_range = |k: &[u8]| lo.map_or(true, |l| !key_lt(k, l)) && hi.map_or(true, |h| key_lt(k, h));
-    let mut deltas: SmallVec<[(&Bytes, u64, VRef<'_>); 32]> = SmallVec::new();
+    let mut deltas: SmallVec<[(&[u8], u64, VRef<'_>); 32]> = SmallVec::new();
     let mut segs: SmallVec<[(&LeafBase, usize, usize); 2]> = SmallVec::new();
     let mut limit = hi;
     let mut node = head;
     loop {
         match &node.body {
-            Body::Version { key, ts, value } => {
-                if in_range(key) {
-                    let v = value.as_ref().map_or(VRef::Tomb, VRef::Delta);
-                    deltas.push((key, *ts, v));
+            Body::Version { ts, kv } => {
+                if in_range(kv.key()) {
+                    deltas.push((kv.key(), *ts, VRef::Delta(kv.value())));
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
@@ -175,7 +172,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         .peekable();
     let mut di = 0;
     loop {
-        let dk = deltas.get(di).map(|d| &d.0[..]);
+        let dk = deltas.get(di).map(|d| d.0);
         let bk = base.peek().map(|&(b, i)| (b, i, b.keys.key(i)));
         let (key_ref, from_base) = match (dk, bk) {
             (None, None) => break,
@@ -260,11 +257,11 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
 ///
 /// Returns the new base, its key count and the versions GC dropped.
 pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize) -> Option<(LeafBase, usize, usize)> {
-    let mut deltas: SmallVec<[(&Bytes, u64, Option<&Bytes>); 32]> = SmallVec::new();
+    let mut deltas: SmallVec<[(&[u8], u64, ValRef<'_>); 32]> = SmallVec::new();
     let mut node = head;
     let base = loop {
         match &node.body {
-            Body::Version { key, ts, value } => deltas.push((key, *ts, value.as_ref())),
+            Body::Version { ts, kv } => deltas.push((kv.key(), *ts, kv.value())),
             Body::Leaf(b) => break b,
             _ => return None,
         }
@@ -315,7 +312,7 @@ pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize
             .map(|b| (b.ts, base.value_ref(&b)));
         let mut all = deltas[start..di]
             .iter()
-            .map(|d| (d.1, d.2.map_or(ValRef::Tomb, ValRef::Shared)))
+            .map(|d| (d.1, d.2))
             .collect::<SmallVec<[(u64, ValRef<'_>); 8]>>();
         all.extend(base_iter);
         all.sort_by_key(|a| std::cmp::Reverse(a.0));

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use super::mapping_table::Pid;
-use super::node::{head_of, InnerBase, LeafBase, PageRange};
+use super::node::{head_of, InnerBase, LeafBase, PageRange, ValRef};
 use crate::sync::AtomicBool;
 
 /// A node of a delta chain. Immutable once published, except `Itd::done`.
@@ -59,11 +59,10 @@ unsafe impl Sync for Node {}
 pub(crate) enum Body {
     Leaf(LeafBase),
     Inner(InnerBase),
-    /// A new version of `key` committed at `ts`; `None` is a tombstone.
+    /// A new version of a key committed at `ts`.
     Version {
-        key: Bytes,
         ts: u64,
-        value: Option<Bytes>,
+        kv: Payload,
     },
     /// The page now ends at `range.high`; keys above moved to `range.sibling`.
     Split {
@@ -91,6 +90,71 @@ pub(crate) enum Body {
     RemoveNode {
         itd: *const Itd,
     },
+}
+
+/// Bytes of key plus value a version delta stores inside its node. The
+/// `Version` body then uses no more room than the largest body (a leaf base),
+/// so a small write costs one allocation: the node.
+pub(crate) const INLINE_KV: usize = 192;
+const INLINE_TOMB: u16 = u16::MAX;
+
+/// A version delta's key and value (or tombstone).
+pub(crate) enum Payload {
+    /// Copied in, when key and value together fit [`INLINE_KV`].
+    Inline { klen: u16, vlen: u16, buf: [u8; INLINE_KV] },
+    /// Shared `Bytes`, kept as given (zero-copy installs and large values).
+    Shared { key: Bytes, value: Option<Bytes> },
+}
+
+impl Payload {
+    /// Copy `key` and `value` (`None`: tombstone) in if they fit, else share them.
+    pub(crate) fn copy(key: &[u8], value: Option<&[u8]>) -> Self {
+        let vlen = value.map_or(0, <[u8]>::len);
+        if key.len() + vlen <= INLINE_KV {
+            let mut buf = [0u8; INLINE_KV];
+            buf[..key.len()].copy_from_slice(key);
+            if let Some(v) = value {
+                buf[key.len()..key.len() + vlen].copy_from_slice(v);
+            }
+            let vlen = if value.is_some() { vlen as u16 } else { INLINE_TOMB };
+            return Payload::Inline {
+                klen: key.len() as u16,
+                vlen,
+                buf,
+            };
+        }
+        Payload::Shared {
+            key: Bytes::copy_from_slice(key),
+            value: value.map(Bytes::copy_from_slice),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn key(&self) -> &[u8] {
+        match self {
+            Payload::Inline { klen, buf, .. } => &buf[..*klen as usize],
+            Payload::Shared { key, .. } => key,
+        }
+    }
+
+    /// The value, borrowed.
+    #[inline]
+    pub(crate) fn value(&self) -> ValRef<'_> {
+        match self {
+            Payload::Inline { vlen: INLINE_TOMB, .. } | Payload::Shared { value: None, .. } => ValRef::Tomb,
+            Payload::Inline { klen, vlen, buf } => ValRef::Inline(&buf[*klen as usize..(*klen + *vlen) as usize]),
+            Payload::Shared { value: Some(v), .. } => ValRef::Shared(v),
+        }
+    }
+
+    /// The value as owned `Bytes` (a copy for inline payloads, which are small).
+    pub(crate) fn value_bytes(&self) -> Option<Bytes> {
+        match self.value() {
+            ValRef::Tomb => None,
+            ValRef::Inline(b) => Some(Bytes::copy_from_slice(b)),
+            ValRef::Shared(b) => Some(b.clone()),
+        }
+    }
 }
 
 /// The record of a merge, posted on the parent first (the merge's commit point).
@@ -180,10 +244,10 @@ impl Node {
             (self.has_low, self.low_head, self.low_len) = (next.has_low, next.low_head, next.low_len);
             (self.has_high, self.high_head, self.high_len) = (next.has_high, next.high_head, next.high_len);
         }
-        if let Body::Version { key, .. } = &self.body {
+        if let Body::Version { kv, .. } = &self.body {
             let run = matches!(next.body, Body::Version { .. });
             self.skip = if run { next.skip } else { next as *const Node };
-            self.vmask = key_bit(key) | if run { next.vmask } else { 0 };
+            self.vmask = key_bit(kv.key()) | if run { next.vmask } else { 0 };
         }
     }
 

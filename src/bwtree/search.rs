@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::delta::{key_bit, Body, Node};
+use super::delta::{key_bit, Body, Node, Payload};
 use super::mapping_table::Pid;
 use super::node::{head_of, key_eq, key_lt, LeafBase};
 
@@ -150,7 +150,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
 
 /// The outcome of looking a key up in a leaf chain.
 pub(crate) enum Hit<'g> {
-    Delta { ts: u64, value: &'g Option<Bytes> },
+    Delta { ts: u64, kv: &'g Payload },
     Base { base: &'g LeafBase, idx: usize, ver: usize },
 }
 
@@ -163,7 +163,7 @@ impl Hit<'_> {
     }
     pub(crate) fn value(&self) -> Option<Bytes> {
         match self {
-            Hit::Delta { value, .. } => (*value).clone(),
+            Hit::Delta { kv, .. } => kv.value_bytes(),
             Hit::Base { base, idx, ver } => base.value(&base.versions(*idx)[*ver]),
         }
     }
@@ -183,9 +183,9 @@ pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'
             continue;
         }
         match &node.body {
-            Body::Version { key: k, ts: t, value } => {
-                if *t <= ts && key_eq(k, key) && best.as_ref().map_or(true, |b| *t > b.ts()) {
-                    best = Some(Hit::Delta { ts: *t, value });
+            Body::Version { ts: t, kv } => {
+                if *t <= ts && key_eq(kv.key(), key) && best.as_ref().map_or(true, |b| *t > b.ts()) {
+                    best = Some(Hit::Delta { ts: *t, kv });
                 }
             }
             Body::NodeMerge { sep, content, .. } => {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
 use smallvec::SmallVec;
 
-use super::delta::{destroy_chain, Body, Node};
+use super::delta::{destroy_chain, Body, Node, Payload};
 use super::mapping_table::{MappingTable, Pid};
 use super::node::{LeafBase, PageRange};
 use super::search::{leaf_find, route, Target};
@@ -272,13 +272,21 @@ impl Tree {
                 });
             }
         }
+        self.install_payload(Payload::Shared { key, value }, ts)
+    }
+
+    /// Install a version whose payload is built (and size-checked) already.
+    fn install_payload(&self, kv: Payload, ts: u64) -> Result<()> {
+        if ts == 0 {
+            return Err(Error::InvalidArgument("commit timestamps start at 1"));
+        }
         let guard = epoch::pin();
         let mut path = Path::new();
-        let mut delta = Owned::new(Node::unlinked(Body::Version { key, ts, value }));
+        let mut delta = Owned::new(Node::unlinked(Body::Version { ts, kv }));
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
             let (pid, head) = match &delta.body {
-                Body::Version { key, .. } => self.descend(Target::Key(key), &guard, &mut path),
+                Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path),
                 _ => unreachable!("install() builds a version delta"),
             };
             delta.relink(head);
@@ -300,7 +308,8 @@ impl Tree {
         Err(Error::Contention { attempts: MAX_ATTEMPTS })
     }
 
-    /// Install `value` for `key` at `ts`, copying both.
+    /// Install `value` for `key` at `ts`, copying both (small ones into the
+    /// delta itself: one allocation per write).
     pub fn put(&self, key: impl AsRef<[u8]>, ts: u64, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
         Self::check_key(key)?;
@@ -310,14 +319,14 @@ impl Tree {
                 max: MAX_VALUE_LEN,
             });
         }
-        self.install(Bytes::copy_from_slice(key), ts, Some(Bytes::copy_from_slice(value)))
+        self.install_payload(Payload::copy(key, Some(value)), ts)
     }
 
     /// Install a tombstone for `key` at `ts`.
     pub fn delete(&self, key: impl AsRef<[u8]>, ts: u64) -> Result<()> {
         let key = key.as_ref();
         Self::check_key(key)?;
-        self.install(Bytes::copy_from_slice(key), ts, None)
+        self.install_payload(Payload::copy(key, None), ts)
     }
 
     /// The value of `key` as of snapshot `ts`: the newest version with a
