@@ -76,6 +76,10 @@ fn concurrent_mixed_workload_ends_exact() {
                         "whole scan not strictly increasing"
                     );
                     scans += 1;
+                    // Readers spin until the writers finish; yielding keeps them
+                    // from starving the writers where threads share a core
+                    // (valgrind runs one thread at a time).
+                    std::thread::yield_now();
                 }
             });
         }
@@ -90,6 +94,7 @@ fn concurrent_mixed_workload_ends_exact() {
                         tree.get(stable_key(i), u64::MAX).unwrap().as_deref(),
                         Some(&b"stable"[..])
                     );
+                    std::thread::yield_now();
                 }
             });
         }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{Guard, Owned, Shared};
 
 use super::consolidate::{collect_inner, collect_leaf, consolidate_simple};
-use super::delta::{destroy_chain, Body, ChainPtr, Itd, Node};
+use super::delta::{destroy_chain, owned, Body, ChainPtr, Itd, Node};
 use super::mapping_table::Pid;
 use super::node::{InnerBase, PageRange};
 use super::search::{route, Target};
@@ -93,7 +93,7 @@ impl Tree {
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Leaf(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
-                self.table.store_new(q, Owned::new(right), guard);
+                self.table.store_new(q, owned(right), guard);
                 let left_range = PageRange::new(range.low.clone(), Some(sep), q);
                 let left = Node::base(Body::Leaf(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, view.dropped, guard);
@@ -109,7 +109,7 @@ impl Tree {
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Inner(view.build(n / 2..n, right_range)));
                 let q = self.table.alloc(guard);
-                self.table.store_new(q, Owned::new(right), guard);
+                self.table.store_new(q, owned(right), guard);
                 let left_range = PageRange::new(range.low.clone(), Some(sep), q);
                 let left = Node::base(Body::Inner(view.build(0..n / 2, left_range.clone())));
                 self.install_split(pid, head, q, left, left_range, 0, guard);
@@ -117,11 +117,7 @@ impl Tree {
             }
             (Node::base(Body::Inner(view.build(0..n, range.clone()))), n, 0)
         };
-        let Ok(installed) = self
-            .table
-            .cas(pid, shared(head), Owned::new(new), guard)
-            .map_err(discard)
-        else {
+        let Ok(installed) = self.table.cas(pid, shared(head), owned(new), guard).map_err(discard) else {
             return;
         };
         retire_chain(head, guard);
@@ -157,10 +153,10 @@ impl Tree {
         dropped: usize,
         guard: &Guard,
     ) {
-        let left = Owned::new(left);
+        let left = owned(left);
         let mut split = Node::delta(Body::Split { range: left_range }, &left);
         split.next = into_raw(left);
-        match self.table.cas(pid, shared(head), Owned::new(split), guard) {
+        match self.table.cas(pid, shared(head), owned(split), guard) {
             Ok(_) => {
                 retire_chain(head, guard);
                 self.stats.splits.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
 use smallvec::SmallVec;
 
-use super::delta::{destroy_chain, Body, Node, Payload};
+use super::delta::{destroy_chain, owned, Body, Node, Payload};
 use super::mapping_table::{MappingTable, Pid};
 use super::node::{LeafBase, PageRange};
 use super::search::{leaf_find, route, Target};
@@ -282,7 +282,7 @@ impl Tree {
         }
         let guard = epoch::pin();
         let mut path = Path::new();
-        let mut delta = Owned::new(Node::unlinked(Body::Version { ts, kv }));
+        let mut delta = owned(Node::unlinked(Body::Version { ts, kv }));
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
             let (pid, head) = match &delta.body {
