@@ -24,10 +24,11 @@
 //! cargo bench --bench tree -- --test               # smoke test (10,000 keys)
 //! ```
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::RwLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,62 +40,7 @@ use crossbeam_skiplist::SkipMap;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-
-// ---------------------------------------------------------------------------
-// Counting allocator: tracks live heap bytes while `COUNTING` is on. Off, its
-// only cost is one relaxed load of a read-mostly flag, so timed runs do not
-// contend on a shared counter.
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-#[inline]
-fn count(delta: isize) {
-    if COUNTING.load(Relaxed) {
-        LIVE.fetch_add(delta, Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed through.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from `System` with `layout`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use support::{par, value_of, COUNTING, LIVE};
 
 // ---------------------------------------------------------------------------
 // Engines.
@@ -107,10 +53,6 @@ trait Engine: Send + Sync {
     fn get(&self, key: u64) -> u64;
     /// Visit up to `n` entries from `start` on; a checksum of what was seen.
     fn scan(&self, start: u64, n: usize) -> u64;
-}
-
-fn value_of(key: u64) -> u64 {
-    key.rotate_left(17) | 1
 }
 
 fn be(v: &[u8]) -> u64 {
@@ -223,24 +165,6 @@ impl Workload {
         probes.shuffle(&mut rng);
         Workload { keys, probes }
     }
-}
-
-/// Run ops `0..ops` split into contiguous shares over `threads` threads
-/// (`f(begin, end)` per thread); the wall-clock time of the whole.
-fn par(threads: usize, ops: usize, f: impl Fn(usize, usize) + Sync) -> Duration {
-    let start = Instant::now();
-    if threads == 1 {
-        f(0, ops);
-    } else {
-        let f = &f;
-        thread::scope(|s| {
-            for t in 0..threads {
-                let (b, e) = (ops * t / threads, ops * (t + 1) / threads);
-                s.spawn(move || f(b, e));
-            }
-        });
-    }
-    start.elapsed()
 }
 
 /// `f(v[i])` for `count` consecutive indices from `start`, wrapping around.

@@ -11,89 +11,20 @@
 //! scans; print ops/s. Then load once more on one thread with a counting
 //! allocator switched on and print heap bytes per key and `tree.stats()`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "../benches/support/mod.rs"]
+mod support;
+
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use bwtx::tree::Tree;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-
-/// Tracks live heap bytes while `COUNTING` is on; otherwise costs one relaxed
-/// load per call, so timed runs do not contend on a shared counter.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-#[inline]
-fn count(delta: isize) {
-    if COUNTING.load(Relaxed) {
-        LIVE.fetch_add(delta, Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed through.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from `System` with `layout`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use support::{par, value_of, COUNTING, LIVE};
 
 const SCAN_LEN: usize = 100;
-
-fn value_of(key: u64) -> u64 {
-    key.rotate_left(17) | 1
-}
-
-/// Run ops `0..ops` split into contiguous shares over `threads` threads
-/// (`f(begin, end)` per thread); the wall-clock time of the whole.
-fn par(threads: usize, ops: usize, f: impl Fn(usize, usize) + Sync) -> Duration {
-    let start = Instant::now();
-    let f = &f;
-    thread::scope(|s| {
-        for t in 0..threads {
-            let (b, e) = (ops * t / threads, ops * (t + 1) / threads);
-            s.spawn(move || f(b, e));
-        }
-    });
-    start.elapsed()
-}
 
 fn load(tree: &Tree, keys: &[u64], threads: usize) -> Duration {
     par(threads, keys.len(), |b, e| {
