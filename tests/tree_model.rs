@@ -153,7 +153,11 @@ fn run_with(ops: Vec<Op>, keys: usize, cfg: Config) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases per property in CI; PROPTEST_CASES=N for a longer soak.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn tree_matches_model_small_keyspace(ops in proptest::collection::vec(op(24), 1..300)) {

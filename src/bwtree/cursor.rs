@@ -13,11 +13,13 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
 use super::consolidate::collect_leaf;
-use super::delta::Body;
+use super::delta::{Body, Node, Payload};
 use super::node::key_lt;
+use super::node::{key_cmp, key_eq};
 use super::search::Target;
 use super::tree::{Path, Tree};
 use crate::Result;
+use smallvec::SmallVec;
 
 /// An iterator over `(key, value)` pairs of a key range as seen at one
 /// timestamp, in key order; [`DoubleEndedIterator`] for reverse order.
@@ -82,27 +84,7 @@ impl<'t> Cursor<'t> {
         let mut path = Path::new();
         let (_, head) = self.tree.descend(t, &guard, &mut path);
         let r = head.range();
-        if let Body::Leaf(base) = &head.body {
-            // A consolidated leaf: read its arrays directly, from the first key
-            // after the front bound to the last before the back bound.
-            let start = match &self.front {
-                Bound::Included(f) => base.keys.lower_bound(f),
-                Bound::Excluded(f) => base.keys.upper_bound(f),
-                Bound::Unbounded => 0,
-            };
-            let end = match &self.back {
-                Bound::Included(b) => base.keys.upper_bound(b),
-                Bound::Excluded(b) => base.keys.lower_bound(b),
-                Bound::Unbounded => base.len(),
-            };
-            out.reserve(end.saturating_sub(start));
-            for i in start..end {
-                if let Some(v) = base.versions(i).iter().find(|v| v.ts <= self.ts) {
-                    if let Some(v) = base.value(v) {
-                        out.push((base.keys.key_bytes(i), v));
-                    }
-                }
-            }
+        if self.merge_in_place(head, out) {
             return (r.low.clone(), r.high.clone());
         }
         let view = collect_leaf(head, 0);
@@ -118,6 +100,74 @@ impl<'t> Cursor<'t> {
             }
         }
         (r.low.clone(), r.high.clone())
+    }
+
+    /// The common leaf: version deltas (possibly none) over a base page. Merge
+    /// the visible deltas, sorted, into the base's entries between the bounds
+    /// as they are read, without building a view. False for other chains.
+    fn merge_in_place(&self, head: &Node, out: &mut Vec<(Bytes, Bytes)>) -> bool {
+        let in_bounds = |k: &[u8]| after(&self.front, k) && before(&self.back, k);
+        let mut deltas: SmallVec<[(&[u8], u64, &Payload); 32]> = SmallVec::new();
+        let mut node = head;
+        let base = loop {
+            match &node.body {
+                Body::Version { ts, kv } => {
+                    if *ts <= self.ts && in_bounds(kv.key()) {
+                        deltas.push((kv.key(), *ts, kv));
+                    }
+                }
+                Body::Leaf(b) => break b,
+                _ => return false,
+            }
+            node = node.next().expect("chain ends in a base page");
+        };
+        // Per key, the newest delta visible at the snapshot (a stable sort
+        // keeps the later install first among equal timestamps).
+        deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
+        deltas.dedup_by(|later, earlier| key_eq(later.0, earlier.0));
+        let start = match &self.front {
+            Bound::Included(f) => base.keys.lower_bound(f),
+            Bound::Excluded(f) => base.keys.upper_bound(f),
+            Bound::Unbounded => 0,
+        };
+        let end = match &self.back {
+            Bound::Included(b) => base.keys.upper_bound(b),
+            Bound::Excluded(b) => base.keys.lower_bound(b),
+            Bound::Unbounded => base.len(),
+        };
+        let visible = |i: usize| base.versions(i).iter().find(|v| v.ts <= self.ts).copied();
+        let emit_base = |out: &mut Vec<(Bytes, Bytes)>, from: usize, to: usize| {
+            for i in from..to {
+                if let Some(v) = visible(i).and_then(|v| base.value(&v)) {
+                    out.push((base.keys.key_bytes(i), v));
+                }
+            }
+        };
+        out.reserve(end.saturating_sub(start) + deltas.len());
+        let mut i = start;
+        for &(key, ts, kv) in &deltas {
+            let pos = (i + base.keys.lower_bound_from(i, key)).min(end).max(i);
+            emit_base(out, i, pos);
+            i = pos;
+            let base_ver = (i < end && key_eq(base.keys.key(i), key)).then(|| visible(i));
+            if base_ver.is_some() {
+                i += 1;
+            }
+            match base_ver.flatten() {
+                Some(v) if v.ts > ts => {
+                    if let Some(val) = base.value(&v) {
+                        out.push((base.keys.key_bytes(i - 1), val));
+                    }
+                }
+                _ => {
+                    if let Some(val) = kv.value_bytes() {
+                        out.push((Bytes::copy_from_slice(key), val));
+                    }
+                }
+            }
+        }
+        emit_base(out, i, end);
+        true
     }
 
     fn refill_front(&mut self) {
