@@ -94,3 +94,28 @@ fn large_values_are_shared_not_copied() {
     assert_eq!(got.len(), 1 << 20);
     assert_eq!(got.as_ptr(), big.as_ptr(), "the value's buffer is the one we installed");
 }
+
+/// The default configuration (wide inner pages) grows and collapses too.
+#[test]
+fn default_config_grows_and_collapses() {
+    let tree = Tree::new();
+    let n = 60_000u32;
+    for i in 0..n {
+        tree.put(k(i.wrapping_mul(2_654_435_761)), 1, k(i)).unwrap();
+    }
+    let s = tree.stats();
+    assert!(s.splits > 400 && s.root_grows >= 2, "{s:?}");
+    assert_eq!(tree.iter(1).count(), n as usize);
+    for i in 0..n {
+        tree.delete(k(i.wrapping_mul(2_654_435_761)), 2).unwrap();
+    }
+    for _ in 0..10 {
+        tree.collect_garbage(2);
+    }
+    let s = tree.stats();
+    assert!(s.merges > 400 && s.root_shrinks >= 1, "{s:?}");
+    assert_eq!(tree.iter(2).count(), 0);
+    assert_eq!(tree.iter(1).count(), 0, "versions below the watermark are gone");
+    tree.put(b"after", 3, b"v").unwrap();
+    assert_eq!(tree.get(b"after", 3).unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -49,8 +49,8 @@ impl Default for Config {
             inner_chain: 2,
             leaf_max: 128,
             leaf_min: 16,
-            inner_max: 64,
-            inner_min: 8,
+            inner_max: 256,
+            inner_min: 32,
             page_bytes: 32 * 1024,
         }
     }
