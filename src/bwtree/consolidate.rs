@@ -18,6 +18,35 @@ use super::node::{
     key_cmp, key_eq, key_lt, InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX,
 };
 
+/// The GC rule for one key, `versions` newest first: keep every version newer
+/// than the watermark, plus the newest one at or below it unless that is a
+/// tombstone. `keep` receives the kept versions in order; returns how many
+/// were dropped. (Reads at any `ts >= watermark` see the same value after.)
+fn gc_rule<V: Copy>(
+    versions: impl IntoIterator<Item = (u64, V)>,
+    watermark: u64,
+    is_tomb: impl Fn(&V) -> bool,
+    mut keep: impl FnMut(u64, V),
+) -> usize {
+    let mut dropped = 0;
+    let mut floor = false;
+    for (ts, v) in versions {
+        if floor {
+            dropped += 1; // older than the newest version at or below the watermark
+            continue;
+        }
+        if ts <= watermark {
+            floor = true;
+            if is_tomb(&v) {
+                dropped += 1;
+                continue;
+            }
+        }
+        keep(ts, v);
+    }
+    dropped
+}
+
 /// A key of a leaf view: a slice of a base page's key blob or a delta's key.
 #[derive(Clone, Copy)]
 pub(crate) enum KeyRef<'g> {
@@ -200,47 +229,37 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
             None => &[],
         };
         // Merge the two newest-first lists; a timestamp present in both keeps
-        // the delta (the later install).
+        // the delta (the later install), the base's copy counts as dropped.
         let mark = view.vers.len();
-        let (mut x, mut y) = (0, 0);
-        let mut kept_floor = false;
-        let mut total = 0usize;
-        while x < d_vers.len() || y < b_vers.len() {
+        let (mut x, mut y, mut dups) = (0, 0, 0usize);
+        let merged = std::iter::from_fn(|| {
             let take_delta = match (d_vers.get(x), b_vers.get(y)) {
                 (Some(d), Some(b)) => {
                     if d.1 == b.ts {
                         y += 1;
-                        total += 1;
+                        dups += 1;
                     }
                     d.1 >= b.ts
                 }
                 (Some(_), None) => true,
-                _ => false,
+                (None, Some(_)) => false,
+                (None, None) => return None,
             };
-            let (ts, v) = if take_delta {
+            Some(if take_delta {
                 x += 1;
                 (d_vers[x - 1].1, d_vers[x - 1].2)
             } else {
                 y += 1;
                 let (b, _) = from_base.expect("base versions come from a base");
                 (b_vers[y - 1].ts, VRef::Page(b, b_vers[y - 1]))
-            };
-            total += 1;
-            if kept_floor {
-                continue; // below the newest version at or below the watermark
-            }
-            if ts <= watermark {
-                kept_floor = true;
-                if v.is_tomb() {
-                    continue;
-                }
-            }
+            })
+        });
+        let dropped = gc_rule(merged, watermark, VRef::is_tomb, |ts, v| {
             view.bytes += 16 + v.stored_len();
             view.vers.push((ts, v));
-        }
-        let kept = view.vers.len() - mark;
-        view.dropped += total - kept;
-        if kept > 0 {
+        });
+        view.dropped += dropped + dups;
+        if view.vers.len() > mark {
             view.bytes += key.len() + 16;
             view.keys.push(key_ref);
             view.vstart.push(view.vers.len() as u32);
@@ -305,31 +324,24 @@ pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize
         }
         // Versions newest first: the deltas (sorted), then the base's, unless
         // a delta has the same timestamp (the later install wins).
-        kept.clear();
-        let mut floor = false;
-        let base_iter = base_ver
-            .filter(|b| deltas[start..di].iter().all(|d| d.1 != b.ts))
-            .map(|b| (b.ts, base.value_ref(&b)));
         let mut all = deltas[start..di]
             .iter()
             .map(|d| (d.1, d.2))
             .collect::<SmallVec<[(u64, ValRef<'_>); 8]>>();
-        all.extend(base_iter);
+        // A base version with a delta's timestamp loses to the later install.
+        all.extend(
+            base_ver
+                .filter(|b| deltas[start..di].iter().all(|d| d.1 != b.ts))
+                .map(|b| (b.ts, base.value_ref(&b))),
+        );
         all.sort_by_key(|a| std::cmp::Reverse(a.0));
-        for (ts, v) in all.iter().copied() {
-            if floor {
-                dropped += 1;
-                continue;
-            }
-            if ts <= watermark {
-                floor = true;
-                if matches!(v, ValRef::Tomb) {
-                    dropped += 1;
-                    continue;
-                }
-            }
-            kept.push((ts, v));
-        }
+        kept.clear();
+        dropped += gc_rule(
+            all,
+            watermark,
+            |v| matches!(v, ValRef::Tomb),
+            |ts, v| kept.push((ts, v)),
+        );
         if !kept.is_empty() {
             out.push_key(key);
             for &(ts, v) in &kept {
