@@ -18,6 +18,17 @@ use super::node::{
     key_cmp, key_eq, key_lt, InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX,
 };
 
+/// Bytes a value takes in a base page, as the view's size estimate counts them
+/// (values over `INLINE_MAX` stay out of the page blob).
+fn value_len(v: ValRef<'_>) -> usize {
+    match v {
+        ValRef::Tomb => 0,
+        ValRef::Inline(b) => b.len(),
+        ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
+        ValRef::Shared(_) => 16,
+    }
+}
+
 /// The GC rule for one key, `versions` newest first: keep every version newer
 /// than the watermark, plus the newest one at or below it unless that is a
 /// tombstone. `keep` receives the kept versions in order; returns how many
@@ -275,7 +286,12 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
 /// chain, or when the result might need a split (`max_entries`).
 ///
 /// Returns the new base, its key count and the versions GC dropped.
-pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize) -> Option<(LeafBase, usize, usize)> {
+pub(crate) fn consolidate_simple(
+    head: &Node,
+    watermark: u64,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Option<(LeafBase, usize, usize)> {
     let mut deltas: SmallVec<[(&[u8], u64, ValRef<'_>); 32]> = SmallVec::new();
     let mut node = head;
     let base = loop {
@@ -286,7 +302,9 @@ pub(crate) fn consolidate_simple(head: &Node, watermark: u64, max_entries: usize
         }
         node = node.next()?;
     };
-    if !base.single_version() || base.len() + deltas.len() > max_entries {
+    // An upper bound on the result's size decides before any work is done.
+    let delta_bytes: usize = deltas.iter().map(|d| d.0.len() + value_len(d.2) + 32).sum();
+    if !base.single_version() || base.len() + deltas.len() > max_entries || base.byte_size() + delta_bytes > max_bytes {
         return None;
     }
     deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));

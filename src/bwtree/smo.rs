@@ -77,8 +77,7 @@ impl Tree {
         }
         let range = head.range();
         let simple = if head.leaf {
-            consolidate_simple(head, self.gc_watermark(), self.cfg.leaf_max)
-                .filter(|(b, _, _)| b.byte_size() <= self.cfg.page_bytes)
+            consolidate_simple(head, self.gc_watermark(), self.cfg.leaf_max, self.cfg.page_bytes)
         } else {
             None
         };

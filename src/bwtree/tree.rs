@@ -261,9 +261,6 @@ impl Tree {
     /// Zero-copy: the tree keeps the given `Bytes`.
     pub fn install(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
         Self::check_key(&key)?;
-        if ts == 0 {
-            return Err(Error::InvalidArgument("commit timestamps start at 1"));
-        }
         if let Some(v) = &value {
             if v.len() > MAX_VALUE_LEN {
                 return Err(Error::ValueTooLarge {
