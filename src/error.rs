@@ -2,8 +2,9 @@
 
 /// Errors returned by bwtx.
 ///
-/// The enum is `#[non_exhaustive]`: later releases add variants (conflicts,
-/// I/O, corruption) without breaking matches that end in `_ =>`.
+/// The enum is `#[non_exhaustive]`: later releases add variants (I/O,
+/// corruption) without breaking matches that end in `_ =>`. Use
+/// [`Error::is_conflict`] to decide whether retrying a transaction may help.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -36,6 +37,31 @@ pub enum Error {
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
+    /// An operating-system I/O operation failed (for example starting the
+    /// background garbage-collection thread).
+    #[error("I/O error: {0}")]
+    Io(#[source] std::io::Error),
+    /// The transaction lost a write-write race (first committer wins): a
+    /// transaction that committed at `winner`, after this one's snapshot at
+    /// `snapshot` was taken, wrote `key` too. Nothing was installed; running
+    /// the transaction again on a fresh snapshot may succeed.
+    #[error("write-write conflict on key {key:?}: committed at ts {winner}, after this transaction's snapshot at ts {snapshot}")]
+    Conflict {
+        /// The first key (in key order) found written by the winner.
+        key: bytes::Bytes,
+        /// Commit timestamp of the transaction that won.
+        winner: u64,
+        /// This transaction's snapshot (start) timestamp.
+        snapshot: u64,
+    },
+}
+
+impl Error {
+    /// True for [`Error::Conflict`]: the transaction lost a race and may be
+    /// retried (see [`crate::Db::transaction`], which does so).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
 }
 
 /// `Result` with [`Error`].

@@ -32,10 +32,14 @@
 struct ReadmeDoctests;
 
 mod bwtree;
+mod db;
 mod error;
+mod mvcc;
 mod sync;
 
+pub use db::{Db, Options, Stats, TRANSACTION_ATTEMPTS};
 pub use error::{Error, Result};
+pub use mvcc::{Iter, Snapshot, Transaction};
 
 /// The multi-version Bw-Tree: the storage core the transaction layer builds on.
 pub mod tree {

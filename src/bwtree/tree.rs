@@ -185,7 +185,7 @@ impl Tree {
         &self.cfg
     }
 
-    fn check_key(key: &[u8]) -> Result<()> {
+    pub(crate) fn check_key(key: &[u8]) -> Result<()> {
         if key.len() > MAX_KEY_LEN {
             return Err(Error::KeyTooLarge {
                 len: key.len(),
@@ -317,6 +317,39 @@ impl Tree {
             });
         }
         self.install_payload(Payload::copy(key, Some(value)), ts)
+    }
+
+    /// Check a value against [`MAX_VALUE_LEN`].
+    pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
+        }
+        Ok(())
+    }
+
+    /// Install a version whose key and value were checked already: small
+    /// pairs are copied into the delta (one allocation), larger ones shared.
+    /// Retries lost CASes until it succeeds: a committed write must land.
+    pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) {
+        let vlen = value.map_or(0, |v| v.len());
+        loop {
+            let kv = if key.len() + vlen <= super::delta::INLINE_KV {
+                Payload::copy(key, value.map(|v| &v[..]))
+            } else {
+                Payload::Shared {
+                    key: key.clone(),
+                    value: value.cloned(),
+                }
+            };
+            match self.install_payload(kv, ts) {
+                Ok(()) => return,
+                Err(Error::Contention { .. }) => continue,
+                Err(e) => unreachable!("install of a checked version failed: {e}"),
+            }
+        }
     }
 
     /// Install a tombstone for `key` at `ts`.

@@ -1,0 +1,67 @@
+//! Sharded event counters: each thread adds to its own cache line; reading
+//! sums the shards. Commits and installs count here without making every
+//! committer write one shared line.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, Ordering::Relaxed};
+
+#[cfg(not(loom))]
+const SHARDS: usize = 8;
+#[cfg(loom)]
+const SHARDS: usize = 1;
+
+pub(crate) struct Counter {
+    shards: [CachePadded<AtomicU64>; SHARDS],
+}
+
+#[cfg(not(loom))]
+fn shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+#[cfg(loom)]
+fn shard() -> usize {
+    0
+}
+
+impl Counter {
+    pub(crate) fn new() -> Self {
+        Counter {
+            shards: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.shards[shard()].fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.shards.iter().map(|s| s.load(Relaxed)).sum()
+    }
+}
+
+/// The transaction layer's counters.
+pub(crate) struct DbCounters {
+    pub(crate) commits: Counter,
+    pub(crate) conflicts: Counter,
+    pub(crate) versions_installed: Counter,
+    pub(crate) sweeps: Counter,
+}
+
+impl DbCounters {
+    pub(crate) fn new() -> Self {
+        DbCounters {
+            commits: Counter::new(),
+            conflicts: Counter::new(),
+            versions_installed: Counter::new(),
+            sweeps: Counter::new(),
+        }
+    }
+}

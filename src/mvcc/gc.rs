@@ -1,0 +1,77 @@
+//! Version garbage collection: keeping the tree's watermark fresh, and the
+//! background sweep that collects pages nobody writes.
+//!
+//! Consolidation (triggered by writers on the pages they write) drops
+//! versions at or below the tree's GC watermark that no snapshot can see. The
+//! watermark is raised to the low watermark of [`super::watermark`] every
+//! [`REFRESH_EVERY`] commits (by the committer that gets such a timestamp)
+//! and by every sweep. The sweep walks all leaves and consolidates those
+//! holding deltas or garbage, so versions on pages that stopped being written
+//! are collected too.
+
+#[cfg(not(loom))]
+use std::sync::Weak;
+#[cfg(not(loom))]
+use std::time::{Duration, Instant};
+
+use super::Shared;
+
+/// Commits between watermark refreshes on the commit path.
+pub(crate) const REFRESH_EVERY: u64 = 64;
+
+#[cfg(not(loom))]
+/// A sweep may use at most about `1 / SWEEP_DUTY` of one core: after a sweep
+/// that took `d`, the sweeper sleeps at least `SWEEP_DUTY * d`.
+const SWEEP_DUTY: u32 = 20;
+
+impl Shared {
+    /// Raise the tree's GC watermark to the current low watermark.
+    pub(crate) fn refresh_watermark(&self) -> u64 {
+        let wm = self.registry.low_watermark(&self.oracle);
+        self.tree.set_gc_watermark(wm);
+        wm
+    }
+
+    /// Called by every successful committer with its commit timestamp.
+    #[inline]
+    pub(crate) fn after_commit(&self, ts: u64) {
+        if ts % REFRESH_EVERY == 0 {
+            self.refresh_watermark();
+        }
+    }
+
+    /// Refresh the watermark and sweep every page; returns versions dropped.
+    pub(crate) fn sweep(&self) -> u64 {
+        let wm = self.refresh_watermark();
+        self.stats.sweeps.add(1);
+        self.tree.collect_garbage(wm)
+    }
+}
+
+/// Start the background sweeper. It holds only a weak reference, so it never
+/// keeps a database alive; it exits at the first wake-up after the last
+/// handle is dropped (the drop wakes it).
+#[cfg(not(loom))]
+pub(crate) fn spawn_sweeper(db: Weak<Shared>, interval: Duration) -> std::io::Result<std::thread::Thread> {
+    let handle = std::thread::Builder::new().name("bwtx-gc".into()).spawn(move || {
+        let mut last = None;
+        let mut sleep = interval;
+        loop {
+            std::thread::park_timeout(sleep);
+            let Some(db) = db.upgrade() else { return };
+            if db.closing() {
+                return;
+            }
+            let wm = db.registry.low_watermark(&db.oracle);
+            if last == Some(wm) {
+                sleep = interval;
+                continue;
+            }
+            let t = Instant::now();
+            db.sweep();
+            last = Some(wm);
+            sleep = interval.max(t.elapsed() * SWEEP_DUTY);
+        }
+    })?;
+    Ok(handle.thread().clone())
+}

@@ -1,0 +1,165 @@
+//! Range iteration over a snapshot merged with a transaction's own writes.
+//!
+//! Two sorted, double-ended sources: the tree's cursor at the snapshot
+//! timestamp and the range of the write buffer. Each end keeps one peeked
+//! item per source. When a source is exhausted from one end, its last item
+//! may still sit in the other end's peek slot, so that end takes it from
+//! there: every item is yielded once, whichever directions are mixed. Equal
+//! keys are consumed together and the transaction's write wins (a buffered
+//! delete hides the key).
+
+use std::cmp::Ordering;
+use std::collections::btree_map;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::bwtree::Cursor;
+use crate::Result;
+
+type Buffered<'a> = (&'a Bytes, &'a Option<Bytes>);
+
+/// An iterator over `(key, value)` pairs in key order, as a transaction or a
+/// snapshot sees them; [`DoubleEndedIterator`] for reverse order. Keys and
+/// values are zero-copy [`Bytes`].
+///
+/// Returned by [`crate::Transaction::range`], [`crate::Transaction::prefix`],
+/// [`crate::Snapshot::range`] and [`crate::Snapshot::prefix`].
+pub struct Iter<'a> {
+    tree: Option<Cursor<'a>>,
+    buf: Option<btree_map::Range<'a, Bytes, Option<Bytes>>>,
+    front_tree: Option<(Bytes, Bytes)>,
+    back_tree: Option<(Bytes, Bytes)>,
+    front_buf: Option<Buffered<'a>>,
+    back_buf: Option<Buffered<'a>>,
+}
+
+impl<'a> Iter<'a> {
+    pub(crate) fn new(tree: Cursor<'a>, buf: Option<btree_map::Range<'a, Bytes, Option<Bytes>>>) -> Self {
+        Iter {
+            tree: Some(tree),
+            buf,
+            front_tree: None,
+            back_tree: None,
+            front_buf: None,
+            back_buf: None,
+        }
+    }
+
+    pub(crate) fn empty() -> Self {
+        Iter {
+            tree: None,
+            buf: None,
+            front_tree: None,
+            back_tree: None,
+            front_buf: None,
+            back_buf: None,
+        }
+    }
+}
+
+/// Yield a buffered write: `None` (skip) for a buffered delete.
+fn own(b: Buffered<'_>) -> Option<(Bytes, Bytes)> {
+    b.1.as_ref().map(|v| (b.0.clone(), v.clone()))
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.front_tree.is_none() {
+                self.front_tree = match self.tree.as_mut().and_then(Iterator::next) {
+                    Some(Ok(kv)) => Some(kv),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => self.back_tree.take(),
+                };
+            }
+            if self.front_buf.is_none() {
+                self.front_buf = self
+                    .buf
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .or_else(|| self.back_buf.take());
+            }
+            let order = match (&self.front_tree, &self.front_buf) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(t), Some(b)) => t.0[..].cmp(&b.0[..]),
+            };
+            match order {
+                Ordering::Less => return self.front_tree.take().map(Ok),
+                Ordering::Equal => {
+                    self.front_tree = None;
+                }
+                Ordering::Greater => {}
+            }
+            if let Some(kv) = own(self.front_buf.take().expect("compared above")) {
+                return Some(Ok(kv));
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.back_tree.is_none() {
+                self.back_tree = match self.tree.as_mut().and_then(DoubleEndedIterator::next_back) {
+                    Some(Ok(kv)) => Some(kv),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => self.front_tree.take(),
+                };
+            }
+            if self.back_buf.is_none() {
+                self.back_buf = self
+                    .buf
+                    .as_mut()
+                    .and_then(DoubleEndedIterator::next_back)
+                    .or_else(|| self.front_buf.take());
+            }
+            let order = match (&self.back_tree, &self.back_buf) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Greater,
+                (None, Some(_)) => Ordering::Less,
+                (Some(t), Some(b)) => t.0[..].cmp(&b.0[..]),
+            };
+            match order {
+                Ordering::Greater => return self.back_tree.take().map(Ok),
+                Ordering::Equal => {
+                    self.back_tree = None;
+                }
+                Ordering::Less => {}
+            }
+            if let Some(kv) = own(self.back_buf.take().expect("compared above")) {
+                return Some(Ok(kv));
+            }
+        }
+    }
+}
+
+/// `(start, end)` as byte bounds, `None` if the range is empty (which
+/// `BTreeMap::range` would panic on).
+pub(crate) fn bounds<'k>(start: Bound<&'k [u8]>, end: Bound<&'k [u8]>) -> Option<(Bound<&'k [u8]>, Bound<&'k [u8]>)> {
+    use Bound::*;
+    let empty = match (start, end) {
+        (Included(s), Included(e)) => s > e,
+        (Included(s), Excluded(e)) | (Excluded(s), Included(e)) | (Excluded(s), Excluded(e)) => s >= e,
+        _ => false,
+    };
+    (!empty).then_some((start, end))
+}
+
+/// The smallest key above every key that starts with `prefix`, `None` if
+/// there is none (the prefix is empty or all `0xff`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -1,0 +1,235 @@
+//! Read-write transactions and read-only snapshots.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+
+use super::iter::{bounds, prefix_end, Iter};
+use super::latches::Latches;
+use super::watermark::Pin;
+use super::Shared;
+use crate::bwtree::Tree;
+use crate::{Error, Result};
+
+fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_ref()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A read-write transaction under snapshot isolation.
+///
+/// It reads the snapshot taken by [`crate::Db::begin`] plus its own writes,
+/// which it buffers until [`Transaction::commit`]. Commit validates the
+/// written keys: if another transaction committed a write to one of them
+/// after this snapshot was taken, commit fails with an error for which
+/// [`Error::is_conflict`] holds, and nothing is installed (first committer
+/// wins). Reads never conflict and never block.
+///
+/// Dropping a transaction without committing rolls it back. A committed
+/// transaction is consumed, so it cannot be used again:
+///
+/// ```compile_fail
+/// let db = bwtx::Db::in_memory();
+/// let mut tx = db.begin();
+/// tx.put("k", "v").unwrap();
+/// tx.commit().unwrap();
+/// tx.get("k").unwrap(); // error: use of moved value `tx`
+/// ```
+pub struct Transaction<'db> {
+    db: &'db Shared,
+    pin: Pin<'db>,
+    writes: BTreeMap<Bytes, Option<Bytes>>,
+}
+
+impl<'db> Transaction<'db> {
+    pub(crate) fn new(db: &'db Shared) -> Self {
+        Transaction {
+            db,
+            pin: db.registry.pin(&db.oracle),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// The snapshot timestamp: this transaction sees exactly the commits at
+    /// or below it (and its own writes).
+    pub fn snapshot_ts(&self) -> u64 {
+        self.pin.ts()
+    }
+
+    /// The value of `key` in this transaction's view, `None` if absent or
+    /// deleted. Zero-copy.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        self.db.tree.get(key, self.pin.ts())
+    }
+
+    /// Buffer a write of `value` to `key`; visible to this transaction's
+    /// reads now, to others once committed.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        Tree::check_key(key)?;
+        Tree::check_value(value)?;
+        self.writes
+            .insert(Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
+        Ok(())
+    }
+
+    /// Buffer a delete of `key` (a no-op for absent keys, but still a write:
+    /// it conflicts with a concurrent write of the same key).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        Tree::check_key(key)?;
+        self.writes.insert(Bytes::copy_from_slice(key), None);
+        Ok(())
+    }
+
+    /// The keys in `range` with their values, in key order (reverse with
+    /// `.rev()`), as this transaction sees them: its snapshot merged with its
+    /// own writes.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
+        self.range_bytes(as_bytes(range.start_bound()), as_bytes(range.end_bound()))
+    }
+
+    /// The keys that start with `prefix`, as [`Transaction::range`] does.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        let p = prefix.as_ref();
+        match prefix_end(p) {
+            Some(end) => self.range_bytes(Bound::Included(p), Bound::Excluded(&end[..])),
+            None => self.range_bytes(Bound::Included(p), Bound::Unbounded),
+        }
+    }
+
+    fn range_bytes(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_> {
+        let Some(b) = bounds(start, end) else {
+            return Iter::empty();
+        };
+        let buf = (!self.writes.is_empty()).then(|| self.writes.range::<[u8], _>(b));
+        Iter::new(self.db.tree.range::<&[u8], _>(b, self.pin.ts()), buf)
+    }
+
+    /// Number of keys written (put or deleted) so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Commit: validate the written keys, take a commit timestamp, install
+    /// the versions, and return once the commit is visible to every snapshot
+    /// taken afterwards. Returns the commit timestamp (the snapshot timestamp
+    /// for a transaction that wrote nothing).
+    ///
+    /// Fails with [`Error::Conflict`] (see [`Error::is_conflict`]) if a
+    /// transaction that committed after this one's snapshot wrote one of the
+    /// same keys; then nothing is installed.
+    pub fn commit(self) -> Result<u64> {
+        let db = self.db;
+        if self.writes.is_empty() {
+            return Ok(self.pin.ts());
+        }
+        let start = self.pin.ts();
+        // 1. Latch the write set's stripes (ascending: no deadlock).
+        let held = db.latches.lock(Latches::stripes(self.writes.keys().map(|k| &k[..])));
+        // 2. Validate: no write newer than our snapshot. A version installed
+        //    by a commit still being published counts: that commit won.
+        for key in self.writes.keys() {
+            if let Some(winner) = db.tree.newest_ts(key)? {
+                if winner > start {
+                    drop(held);
+                    db.stats.conflicts.add(1);
+                    return Err(Error::Conflict {
+                        key: key.clone(),
+                        winner,
+                        snapshot: start,
+                    });
+                }
+            }
+        }
+        // 3. Commit timestamp: one fetch_add. It is above the read timestamp
+        //    and so above every GC watermark.
+        let ts = db.oracle.allocate();
+        // 4. Install every version at that timestamp.
+        for (key, value) in &self.writes {
+            db.tree.install_committed(key, ts.ts, value.as_ref());
+        }
+        // 5. Unlatch, then 6. publish: visible once every earlier commit is.
+        drop(held);
+        let ts = ts.publish();
+        db.stats.commits.add(1);
+        db.stats.versions_installed.add(self.writes.len() as u64);
+        db.after_commit(ts);
+        Ok(ts)
+    }
+
+    /// Discard the buffered writes. Same as dropping the transaction.
+    pub fn rollback(self) {}
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("snapshot_ts", &self.pin.ts())
+            .field("writes", &self.writes.len())
+            .finish()
+    }
+}
+
+/// A read-only view of the database as of one timestamp.
+///
+/// Never blocks writers and never aborts. While it lives, garbage collection
+/// keeps every version it can see; drop it to let them go.
+pub struct Snapshot<'db> {
+    db: &'db Shared,
+    pin: Pin<'db>,
+}
+
+impl<'db> Snapshot<'db> {
+    pub(crate) fn new(db: &'db Shared) -> Self {
+        Snapshot {
+            db,
+            pin: db.registry.pin(&db.oracle),
+        }
+    }
+
+    /// The snapshot timestamp: exactly the commits at or below it are seen.
+    pub fn ts(&self) -> u64 {
+        self.pin.ts()
+    }
+
+    /// The value of `key`, `None` if absent. Zero-copy.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.db.tree.get(key, self.pin.ts())
+    }
+
+    /// The keys in `range` with their values, in key order (reverse with `.rev()`).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
+        self.range_bytes(as_bytes(range.start_bound()), as_bytes(range.end_bound()))
+    }
+
+    /// The keys that start with `prefix`, in key order.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        let p = prefix.as_ref();
+        match prefix_end(p) {
+            Some(end) => self.range_bytes(Bound::Included(p), Bound::Excluded(&end[..])),
+            None => self.range_bytes(Bound::Included(p), Bound::Unbounded),
+        }
+    }
+
+    fn range_bytes(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_> {
+        match bounds(start, end) {
+            Some(b) => Iter::new(self.db.tree.range::<&[u8], _>(b, self.pin.ts()), None),
+            None => Iter::empty(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("ts", &self.pin.ts()).finish()
+    }
+}
