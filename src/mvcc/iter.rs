@@ -139,9 +139,12 @@ impl DoubleEndedIterator for Iter<'_> {
     }
 }
 
+/// A range of byte-string keys.
+pub(crate) type KeyRange<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
+
 /// `(start, end)` as byte bounds, `None` if the range is empty (which
 /// `BTreeMap::range` would panic on).
-pub(crate) fn bounds<'k>(start: Bound<&'k [u8]>, end: Bound<&'k [u8]>) -> Option<(Bound<&'k [u8]>, Bound<&'k [u8]>)> {
+pub(crate) fn bounds<'k>(start: Bound<&'k [u8]>, end: Bound<&'k [u8]>) -> Option<KeyRange<'k>> {
     use Bound::*;
     let empty = match (start, end) {
         (Included(s), Included(e)) => s > e,
