@@ -25,6 +25,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(std::sync::atomic::Ordering::Acquire)
     }

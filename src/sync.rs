@@ -4,9 +4,9 @@
 //! `--cfg crossbeam_loom` (with its `loom` feature).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
 
 pub(crate) use std::sync::atomic::Ordering;
 

@@ -44,10 +44,7 @@ impl Latches {
         for &i in &set {
             let w = &self.words[i as usize];
             let backoff = Backoff::new();
-            while w
-                .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
+            while w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 backoff.snooze();
             }
         }

@@ -13,7 +13,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicU64, Backoff, Ordering::SeqCst};
+use crate::sync::{fence, AtomicU64, Backoff, Ordering::SeqCst};
 
 /// Slots in the ring: at most this many commits can be allocated but not yet
 /// visible at once; the next allocation waits (a bound never met in practice
@@ -69,6 +69,7 @@ impl Oracle {
     /// commit installed too).
     fn publish(&self, ts: u64) {
         self.done[(ts % RING) as usize].store(ts, SeqCst);
+        fence(SeqCst);
         let backoff = Backoff::new();
         while self.advance() < ts {
             backoff.snooze();
@@ -86,6 +87,9 @@ impl Oracle {
                 Ok(_) => v += 1,
                 Err(now) => v = now,
             }
+            // Our store to `visible` before the next load of a mark, against
+            // a committer's store of its mark before its load of `visible`.
+            fence(SeqCst);
         }
     }
 }

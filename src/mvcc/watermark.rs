@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use crossbeam_utils::CachePadded;
 
 use super::oracle::Oracle;
-use crate::sync::{AtomicU64, Ordering::SeqCst};
+use crate::sync::{fence, AtomicU64, Ordering::SeqCst};
 
 #[cfg(not(loom))]
 const SEGMENT: usize = 64;
@@ -112,6 +112,10 @@ impl Registry {
         let mut ts = oracle.read_ts();
         let slot = self.claim(ts);
         loop {
+            // Store (the slot) then load (the proposal), against the GC's
+            // store (proposal) then load (slots): the fences order each pair
+            // (Dekker), so at least one side sees the other's store.
+            fence(SeqCst);
             let p = self.proposed.load(SeqCst);
             if ts >= p {
                 return Pin { slot, ts };
@@ -171,6 +175,7 @@ impl Registry {
     pub(crate) fn low_watermark(&self, oracle: &Oracle) -> u64 {
         let candidate = oracle.read_ts().min(self.oldest().unwrap_or(FREE));
         self.proposed.fetch_max(candidate, SeqCst);
+        fence(SeqCst);
         candidate.min(self.oldest().unwrap_or(FREE))
     }
 }
