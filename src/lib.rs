@@ -3,9 +3,32 @@
 //! An embedded, transactional key-value store built on a latch-free,
 //! multi-version Bw-Tree (Levandoski et al., ICDE 2013; Wang et al., SIGMOD 2018).
 //!
-//! This release provides the storage core: [`tree::Tree`], an ordered index whose
-//! leaves hold *versions* stamped with commit timestamps. Many threads read and
-//! write it without locks; readers see the snapshot of any timestamp they name.
+//! Many threads run transactions over one ordered store, each reading a
+//! consistent snapshot: [`Db`] hands out read-write [`Transaction`]s
+//! (snapshot isolation, first committer wins) and read-only [`Snapshot`]s.
+//!
+//! ```
+//! let db = bwtx::Db::in_memory();
+//! let mut tx = db.begin();
+//! tx.put("apple", "red")?;
+//! tx.put("banana", "yellow")?;
+//! tx.commit()?;
+//!
+//! let mut a = db.begin();
+//! let mut b = db.begin();
+//! a.put("apple", "green")?;
+//! b.put("apple", "brown")?;
+//! a.commit()?;
+//! assert!(b.commit().unwrap_err().is_conflict()); // first committer wins
+//!
+//! let snap = db.snapshot();
+//! assert_eq!(snap.get("apple")?.as_deref(), Some(&b"green"[..]));
+//! assert_eq!(snap.prefix("b").count(), 1);
+//! # Ok::<(), bwtx::Error>(())
+//! ```
+//!
+//! The storage core is [`tree::Tree`], an ordered index whose leaves hold
+//! *versions* stamped with commit timestamps; it can be used on its own:
 //!
 //! ```
 //! use bwtx::tree::Tree;
@@ -19,10 +42,9 @@
 //! assert_eq!(tree.get(b"apple", 7).unwrap().as_deref(), Some(&b"green"[..]));
 //! assert_eq!(tree.get(b"apple", 9).unwrap(), None);
 //! assert_eq!(tree.newest_ts(b"apple").unwrap(), Some(9));
-//!
-//! let keys: Vec<_> = tree.iter(8).map(|kv| kv.unwrap().0).collect();
-//! assert_eq!(keys, vec![bytes::Bytes::from_static(b"apple")]);
 //! ```
+//!
+//! Design notes: `design/bwtree.md` (the tree), `design/mvcc.md` (transactions).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
