@@ -69,3 +69,4 @@ pub mod tree {
     pub use crate::bwtree::live_nodes;
     pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
 }
+pub mod history;
