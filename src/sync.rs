@@ -35,3 +35,32 @@ impl Backoff {
         loom::thread::yield_now();
     }
 }
+
+/// Wait until `ready()` holds, for waits expected to be short (another
+/// thread is mid-way through a bounded step): spin on the condition for a
+/// while, then yield between checks. Under loom every check is a yield.
+pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) {
+    #[cfg(not(loom))]
+    {
+        for _ in 0..SPIN_CHECKS {
+            if ready() {
+                return;
+            }
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+        while !ready() {
+            std::thread::yield_now();
+        }
+    }
+    #[cfg(loom)]
+    while !ready() {
+        loom::thread::yield_now();
+    }
+}
+
+/// Checks [`wait_until`] spins for before yielding: a few microseconds, the
+/// order of one commit's installation.
+#[cfg(not(loom))]
+const SPIN_CHECKS: u32 = 512;

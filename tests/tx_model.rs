@@ -618,13 +618,14 @@ impl<'db> Run<'db> {
         prop_assert_eq!(s.active_snapshots, 0);
         prop_assert_eq!(s.gc_watermark, self.model.last);
         // No reader left: exactly the newest version of each live key remains.
-        // With a background sweeper, a consolidation it started with an older
-        // watermark can win the page's CAS over the sweep's (which then moves
-        // on), so a version may outlive one `collect_garbage`; they must still
-        // all go within a few more.
+        // A consolidation racing the sweep with an older watermark is caught
+        // by the sweep's recheck (pages remember the watermark they were
+        // built with; 20,000 release cases passed with no extra call), but a
+        // page frozen by a merge the background sweeper is running is passed
+        // over, so with a sweeper one more call is allowed.
         let live = self.model.view(self.model.last, None).len() as u64;
         let mut extra = 0;
-        while !self.strict_gc && s.versions_stored != live && extra < 16 {
+        while !self.strict_gc && s.versions_stored != live && extra < 1 {
             self.db.collect_garbage();
             s = self.db.stats();
             extra += 1;

@@ -131,6 +131,8 @@ pub(crate) struct LeafView<'g> {
     pub(crate) bytes: usize,
     /// Versions the watermark let us drop.
     pub(crate) dropped: usize,
+    /// The watermark the GC rule was applied with.
+    pub(crate) watermark: u64,
 }
 
 impl<'g> LeafView<'g> {
@@ -150,7 +152,9 @@ impl<'g> LeafView<'g> {
             }
             b.end_key();
         }
-        b.finish(range)
+        let mut base = b.finish(range);
+        base.gc_wm = self.watermark;
+        base
     }
 }
 
@@ -204,6 +208,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         vers: Vec::with_capacity(base_len + deltas.len()),
         bytes: 0,
         dropped: 0,
+        watermark,
     };
     view.vstart.push(0);
     let mut base = segs
@@ -370,7 +375,9 @@ pub(crate) fn consolidate_simple(
         }
     }
     copy_run(&mut out, bi, base.len(), &mut n, &mut dropped);
-    Some((out.finish(base.range.clone()), n, dropped))
+    let mut page = out.finish(base.range.clone());
+    page.gc_wm = watermark;
+    Some((page, n, dropped))
 }
 
 /// The logical entries of an inner chain: `(separator, child)`, where the

@@ -289,6 +289,9 @@ pub(crate) struct Ver {
 #[derive(Debug)]
 pub(crate) struct LeafBase {
     pub(crate) range: PageRange,
+    /// The GC watermark this page was built with (0: none). A sweep skips
+    /// pages built with its own watermark or a higher one: nothing more to drop.
+    pub(crate) gc_wm: u64,
     pub(crate) keys: KeyArray,
     vstart: Box<[u32]>,
     vers: Box<[Ver]>,
@@ -444,6 +447,7 @@ impl LeafBuilder {
     pub(crate) fn finish(self, range: PageRange) -> LeafBase {
         LeafBase {
             range,
+            gc_wm: 0,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
             vstart: if self.vers.len() == self.vstart.len() - 1 {

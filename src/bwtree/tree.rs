@@ -269,11 +269,15 @@ impl Tree {
                 });
             }
         }
-        self.install_payload(Payload::Shared { key, value }, ts)
+        self.install_payload(Payload::Shared { key, value }, ts, true)
+            .map(|_| ())
     }
 
     /// Install a version whose payload is built (and size-checked) already.
-    fn install_payload(&self, kv: Payload, ts: u64) -> Result<()> {
+    /// With `consolidate` false, a chain that reached the consolidation
+    /// threshold is left alone and `Ok(true)` returned: the caller
+    /// consolidates later ([`Tree::consolidate_key`]).
+    fn install_payload(&self, kv: Payload, ts: u64, consolidate: bool) -> Result<bool> {
         if ts == 0 {
             return Err(Error::InvalidArgument("commit timestamps start at 1"));
         }
@@ -291,9 +295,12 @@ impl Tree {
                 Ok(new) => {
                     let new = deref(new).expect("just installed");
                     if new.chain_len >= self.cfg.leaf_chain {
+                        if !consolidate {
+                            return Ok(true);
+                        }
                         self.consolidate(pid, new, &path, &guard);
                     }
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(d) => {
                     delta = d;
@@ -316,7 +323,8 @@ impl Tree {
                 max: MAX_VALUE_LEN,
             });
         }
-        self.install_payload(Payload::copy(key, Some(value)), ts)
+        self.install_payload(Payload::copy(key, Some(value)), ts, true)
+            .map(|_| ())
     }
 
     /// Check a value against [`MAX_VALUE_LEN`].
@@ -333,7 +341,9 @@ impl Tree {
     /// Install a version whose key and value were checked already: small
     /// pairs are copied into the delta (one allocation), larger ones shared.
     /// Retries lost CASes until it succeeds: a committed write must land.
-    pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) {
+    /// Never consolidates: returns true if the key's page is due, for the
+    /// caller to [`Tree::consolidate_key`] once it is off its critical path.
+    pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) -> bool {
         let vlen = value.map_or(0, |v| v.len());
         loop {
             let kv = if key.len() + vlen <= super::delta::INLINE_KV {
@@ -344,8 +354,8 @@ impl Tree {
                     value: value.cloned(),
                 }
             };
-            match self.install_payload(kv, ts) {
-                Ok(()) => return,
+            match self.install_payload(kv, ts, false) {
+                Ok(due) => return due,
                 Err(Error::Contention { .. }) => continue,
                 Err(e) => unreachable!("install of a checked version failed: {e}"),
             }
@@ -356,7 +366,18 @@ impl Tree {
     pub fn delete(&self, key: impl AsRef<[u8]>, ts: u64) -> Result<()> {
         let key = key.as_ref();
         Self::check_key(key)?;
-        self.install_payload(Payload::copy(key, None), ts)
+        self.install_payload(Payload::copy(key, None), ts, true).map(|_| ())
+    }
+
+    /// Consolidate the leaf holding `key` if its chain reached the threshold
+    /// (the deferred half of [`Tree::install_committed`]).
+    pub(crate) fn consolidate_key(&self, key: &[u8]) {
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
+        if head.chain_len >= self.cfg.leaf_chain {
+            self.consolidate(pid, head, &path, &guard);
+        }
     }
 
     /// The value of `key` as of snapshot `ts`: the newest version with a
@@ -398,6 +419,7 @@ impl Tree {
     /// Returns the number of versions dropped.
     pub fn collect_garbage(&self, watermark: u64) -> u64 {
         self.set_gc_watermark(watermark);
+        let watermark = self.gc_watermark();
         let before = self.stats.versions_dropped.load(Ordering::Relaxed);
         let mut pos: Option<Bytes> = None;
         loop {
@@ -409,11 +431,24 @@ impl Tree {
             // underfull pages (a merge attempt that lost a race is not retried
             // by anyone else): the sweep is how pages nobody writes get collected.
             let underfull = |n: &Node, min: usize| (n.count as usize) < min && n.range().low.is_some();
-            let worth = head.chain_len > 0
-                || underfull(head, self.cfg.leaf_min)
-                || matches!(&head.body, Body::Leaf(b) if b.version_count() > b.len() || b.has_tombstone());
-            if worth {
+            let garbage = |n: &Node| {
+                n.chain_len > 0
+                    || matches!(&n.body, Body::Leaf(b)
+                        if b.gc_wm < watermark && (b.version_count() > b.len() || b.has_tombstone()))
+            };
+            // A consolidation racing ours may have read the watermark before
+            // we raised it and won the CAS: look again, a bounded number of
+            // times, until the page was built with this watermark.
+            let mut head = head;
+            for attempt in 0..4 {
+                if !(garbage(head) || (attempt == 0 && underfull(head, self.cfg.leaf_min))) {
+                    break;
+                }
                 self.consolidate(pid, head, &path, &guard);
+                match deref(self.table.load(pid, &guard)) {
+                    Some(h) if h.leaf => head = h,
+                    _ => break,
+                }
             }
             for i in (0..path.len()).rev() {
                 let step = path[i];

@@ -13,7 +13,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{fence, AtomicU64, Backoff, Ordering::SeqCst};
+use crate::sync::{fence, wait_until, AtomicU64, Backoff, Ordering::SeqCst};
 
 /// Slots in the ring: at most this many commits can be allocated but not yet
 /// visible at once; the next allocation waits (a bound never met in practice
@@ -70,10 +70,9 @@ impl Oracle {
     fn publish(&self, ts: u64) {
         self.done[(ts % RING) as usize].store(ts, SeqCst);
         fence(SeqCst);
-        let backoff = Backoff::new();
-        while self.advance() < ts {
-            backoff.snooze();
-        }
+        // Earlier commits still installing are running (usually on another
+        // core) and finish within microseconds: spin before yielding.
+        wait_until(|| self.advance() >= ts);
     }
 
     /// Move `visible` over every consecutive installed timestamp; returns it.

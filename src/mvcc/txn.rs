@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::iter::{bounds, prefix_end, Iter};
 use super::latches::Latches;
@@ -153,13 +154,22 @@ impl<'db> Transaction<'db> {
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let ts = db.oracle.allocate();
-        // 4. Install every version at that timestamp.
+        // 4. Install every version at that timestamp. Consolidation of the
+        //    pages this fills up waits until after publication (step 7):
+        //    later commits wait for this one to become visible.
+        let mut due: SmallVec<[&Bytes; 4]> = SmallVec::new();
         for (key, value) in &self.writes {
-            db.tree.install_committed(key, ts.ts, value.as_ref());
+            if db.tree.install_committed(key, ts.ts, value.as_ref()) {
+                due.push(key);
+            }
         }
         // 5. Unlatch, then 6. publish: visible once every earlier commit is.
         drop(held);
         let ts = ts.publish();
+        // 7. Consolidate the pages found due.
+        for key in due {
+            db.tree.consolidate_key(key);
+        }
         db.stats.commits.add(1);
         db.stats.versions_installed.add(self.writes.len() as u64);
         db.after_commit(ts);
