@@ -295,7 +295,10 @@ impl Tree {
                 Ok(new) => {
                     let new = deref(new).expect("just installed");
                     if new.chain_len >= self.cfg.leaf_chain {
-                        if !consolidate {
+                        // Deferred only up to twice the threshold, so that a
+                        // large transaction still consolidates (and splits) as
+                        // it goes instead of leaving long chains behind.
+                        if !consolidate && new.chain_len < 2 * self.cfg.leaf_chain {
                             return Ok(true);
                         }
                         self.consolidate(pid, new, &path, &guard);
@@ -341,7 +344,7 @@ impl Tree {
     /// Install a version whose key and value were checked already: small
     /// pairs are copied into the delta (one allocation), larger ones shared.
     /// Retries lost CASes until it succeeds: a committed write must land.
-    /// Never consolidates: returns true if the key's page is due, for the
+    /// Defers consolidation up to twice the chain threshold: returns true if the key's page is due, for the
     /// caller to [`Tree::consolidate_key`] once it is off its critical path.
     pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) -> bool {
         let vlen = value.map_or(0, |v| v.len());
