@@ -1,17 +1,19 @@
 //! The database handle, its options and statistics.
 
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::bwtree::{Config, Tree};
+use crate::bwtree::Tree;
 use crate::mvcc::counters::DbCounters;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
 use crate::mvcc::watermark::Registry;
 use crate::mvcc::{Snapshot, Transaction};
 use crate::sync::Backoff;
-use crate::Result;
+use crate::wal::store::Store;
+use crate::{Options, Result};
 
 /// Everything a database handle shares.
 pub(crate) struct Shared {
@@ -20,7 +22,10 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) latches: Latches,
     pub(crate) stats: DbCounters,
+    /// The log and checkpoints (`None`: in memory).
+    pub(crate) store: Option<Store>,
     sweeper: OnceLock<std::thread::Thread>,
+    logger: OnceLock<std::thread::Thread>,
     closing: AtomicBool,
 }
 
@@ -34,78 +39,13 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         self.closing.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(t) = self.sweeper.get() {
+        for t in [self.sweeper.get(), self.logger.get()].into_iter().flatten() {
             t.unpark();
         }
-    }
-}
-
-/// Options for opening a database.
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let db = bwtx::Options::new()
-///     .gc_interval(Some(Duration::from_millis(20)))
-///     .in_memory()
-///     .unwrap();
-/// db.transaction(|tx| tx.put("k", "v")).unwrap();
-/// ```
-#[derive(Clone, Debug)]
-pub struct Options {
-    tree: Config,
-    gc_interval: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            tree: Config::default(),
-            gc_interval: Some(Duration::from_millis(100)),
+        // Buffered mode: what was written reaches the disk on a clean close.
+        if let Some(store) = &self.store {
+            let _ = store.wal.sync_now();
         }
-    }
-}
-
-impl Options {
-    /// The defaults: the tree's default [`Config`] and a background sweep at
-    /// most every 100 ms.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The Bw-Tree's page and chain parameters.
-    pub fn tree_config(mut self, cfg: Config) -> Self {
-        self.tree = cfg;
-        self
-    }
-
-    /// How often the background sweeper wakes to collect versions on pages
-    /// nobody writes (`None`: no sweeper thread; versions on written pages
-    /// are still collected by consolidation, and [`Db::collect_garbage`]
-    /// sweeps on demand). The sweeper backs off so that it uses at most
-    /// about 5% of one core.
-    pub fn gc_interval(mut self, interval: Option<Duration>) -> Self {
-        self.gc_interval = interval;
-        self
-    }
-
-    /// Open an in-memory database (nothing is written to disk).
-    pub fn in_memory(self) -> Result<Db> {
-        let shared = Arc::new(Shared {
-            tree: Tree::with_config(self.tree)?,
-            oracle: Oracle::new(0),
-            registry: Registry::new(),
-            latches: Latches::new(),
-            stats: DbCounters::new(),
-            sweeper: OnceLock::new(),
-            closing: AtomicBool::new(false),
-        });
-        #[cfg(not(loom))]
-        if let Some(interval) = self.gc_interval {
-            let t = crate::mvcc::gc::spawn_sweeper(Arc::downgrade(&shared), interval).map_err(crate::Error::Io)?;
-            let _ = shared.sweeper.set(t);
-        }
-        Ok(Db { shared })
     }
 }
 
@@ -141,9 +81,69 @@ pub struct Db {
 pub const TRANSACTION_ATTEMPTS: u32 = 64;
 
 impl Db {
-    /// A new in-memory database with default [`Options`].
+    /// A new in-memory database with default [`Options`]: nothing is
+    /// written to disk ([`crate::Durability::None`]).
     pub fn in_memory() -> Db {
         Options::new().in_memory().expect("default options are valid")
+    }
+
+    /// Open (or create) the database in directory `path` with default
+    /// [`Options`]: [`crate::Durability::Sync`], so every acknowledged commit
+    /// is on stable storage. Recovers what a previous run left: the newest
+    /// checkpoint, then the log after it (a torn final record is truncated
+    /// and counted in [`Stats::torn_tails`]; other damage is
+    /// [`crate::Error::Corruption`]). Fails with [`crate::Error::Locked`] if
+    /// the directory is open already.
+    pub fn open(path: impl AsRef<Path>) -> crate::Result<Db> {
+        Options::new().open(path)
+    }
+
+    pub(crate) fn from_parts(
+        tree: Tree,
+        last_ts: u64,
+        store: Option<Store>,
+        gc_interval: Option<Duration>,
+    ) -> Result<Db> {
+        let shared = Arc::new(Shared {
+            tree,
+            oracle: Oracle::new(last_ts),
+            registry: Registry::new(),
+            latches: Latches::new(),
+            stats: DbCounters::new(),
+            store,
+            sweeper: OnceLock::new(),
+            logger: OnceLock::new(),
+            closing: AtomicBool::new(false),
+        });
+        #[cfg(not(loom))]
+        {
+            if let Some(interval) = gc_interval {
+                let t = crate::mvcc::gc::spawn_sweeper(Arc::downgrade(&shared), interval).map_err(crate::Error::Io)?;
+                let _ = shared.sweeper.set(t);
+            }
+            if let Some(tick) = shared.store.as_ref().and_then(Store::tick) {
+                let t = spawn_logger(Arc::downgrade(&shared), tick).map_err(crate::Error::Io)?;
+                let _ = shared.logger.set(t);
+            }
+        }
+        #[cfg(loom)]
+        let _ = gc_interval;
+        Ok(Db { shared })
+    }
+
+    /// Write a checkpoint now: a consistent image of the database as of a
+    /// snapshot, taken while commits continue; then delete the log segments
+    /// and older checkpoints it covers. Returns the checkpoint's timestamp.
+    /// (Checkpoints are also taken automatically, see
+    /// [`Options::checkpoint_bytes`].) An in-memory database has none:
+    /// [`crate::Error::InvalidArgument`].
+    pub fn checkpoint(&self) -> Result<u64> {
+        let store = self.shared.store.as_ref().ok_or(crate::Error::InvalidArgument(
+            "an in-memory database has no checkpoints",
+        ))?;
+        let guard = store.begin_checkpoint()?;
+        let snap = self.snapshot();
+        store.finish_checkpoint(guard, snap.ts(), snap.range::<&[u8], _>(..))
     }
 
     /// Begin a read-write transaction on a snapshot of everything committed
@@ -220,6 +220,21 @@ impl Db {
             active_snapshots: s.registry.active() as u64,
             read_ts: s.oracle.read_ts(),
             gc_watermark: s.tree.gc_watermark(),
+            log_records: s
+                .store
+                .as_ref()
+                .map_or(0, |d| d.wal.records.load(std::sync::atomic::Ordering::Relaxed)),
+            log_syncs: s
+                .store
+                .as_ref()
+                .map_or(0, |d| d.wal.syncs.load(std::sync::atomic::Ordering::Relaxed)),
+            log_segments: s.store.as_ref().map_or(0, |d| d.wal.segments() as u64),
+            checkpoints: s
+                .store
+                .as_ref()
+                .map_or(0, |d| d.checkpoints.load(std::sync::atomic::Ordering::Relaxed)),
+            torn_tails: s.store.as_ref().map_or(0, |d| d.recovered.torn_tails),
+            replayed: s.store.as_ref().map_or(0, |d| d.recovered.replayed),
             tree,
         }
     }
@@ -268,6 +283,43 @@ pub struct Stats {
     /// The tree's GC watermark: versions no snapshot at or above it can see
     /// may be dropped.
     pub gc_watermark: u64,
+    /// Commit records appended to the log since open.
+    pub log_records: u64,
+    /// Log syncs (fsyncs) since open: with group commit, fewer than records.
+    pub log_syncs: u64,
+    /// Log segment files on disk now.
+    pub log_segments: u64,
+    /// Checkpoints written since open.
+    pub checkpoints: u64,
+    /// Torn records found at the end of the log by recovery (truncated).
+    pub torn_tails: u64,
+    /// Commits replayed from the log by recovery.
+    pub replayed: u64,
     /// The tree's own counters.
     pub tree: crate::tree::TreeStats,
+}
+
+/// The background thread of a durable database: syncs the log in buffered
+/// mode and takes automatic checkpoints. Holds only a weak reference.
+#[cfg(not(loom))]
+fn spawn_logger(db: std::sync::Weak<Shared>, tick: Duration) -> std::io::Result<std::thread::Thread> {
+    let h = std::thread::Builder::new()
+        .name("bwtx-log".into())
+        .spawn(move || loop {
+            std::thread::park_timeout(tick);
+            let Some(shared) = db.upgrade() else { return };
+            if shared.closing() {
+                return;
+            }
+            let Some(store) = &shared.store else { return };
+            if matches!(store.mode, crate::Durability::Buffered(_)) {
+                // A failure poisons the log; commits report it.
+                let _ = store.wal.sync_now();
+            }
+            if store.ckpt_wanted.load(std::sync::atomic::Ordering::Acquire) {
+                let db = Db { shared: shared.clone() };
+                let _ = db.checkpoint();
+            }
+        })?;
+    Ok(h.thread().clone())
 }

@@ -41,6 +41,29 @@ pub enum Error {
     /// background garbage-collection thread).
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
+    /// A write or sync of the log failed earlier: the database refuses
+    /// commits until it is reopened (an fsync is never retried: after a
+    /// failed one, the kernel may have dropped the data it was to make
+    /// durable). Commits acknowledged before the failure are durable.
+    #[error("the database is poisoned by an earlier I/O failure; reopen it")]
+    Poisoned,
+    /// The database directory is open already (in this process or another).
+    #[error("database directory {} is locked by another handle or process", path.display())]
+    Locked {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
+    /// A log segment or checkpoint is damaged (other than a torn tail at the
+    /// very end of the log, which recovery truncates and counts).
+    #[error("corruption in {} at offset {offset}: {reason}", file.display())]
+    Corruption {
+        /// The damaged file.
+        file: std::path::PathBuf,
+        /// Byte offset of the first damage found.
+        offset: u64,
+        /// What is wrong there.
+        reason: &'static str,
+    },
     /// The transaction lost a write-write race (first committer wins): a
     /// transaction that committed at `winner`, after this one's snapshot at
     /// `snapshot` was taken, wrote `key` too. Nothing was installed; running

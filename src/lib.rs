@@ -56,12 +56,16 @@ struct ReadmeDoctests;
 mod bwtree;
 mod db;
 mod error;
+pub mod fs;
 mod mvcc;
+mod options;
 mod sync;
+mod wal;
 
-pub use db::{Db, Options, Stats, TRANSACTION_ATTEMPTS};
+pub use db::{Db, Stats, TRANSACTION_ATTEMPTS};
 pub use error::{Error, Result};
 pub use mvcc::{Iter, Snapshot, Transaction};
+pub use options::{Durability, Options};
 
 /// The multi-version Bw-Tree: the storage core the transaction layer builds on.
 pub mod tree {

@@ -53,7 +53,7 @@ fn model_get(m: &Model, k: &[u8], ts: u64) -> Option<Vec<u8>> {
 
 fn value(v: u8, ts: u64) -> Vec<u8> {
     // Some values are large enough to live outside the page blob.
-    let len = if v % 7 == 0 { 300 } else { (v % 13) as usize };
+    let len = if v.is_multiple_of(7) { 300 } else { (v % 13) as usize };
     let mut out = vec![v; len];
     out.extend_from_slice(&ts.to_be_bytes());
     out
@@ -93,7 +93,7 @@ fn run_with(ops: Vec<Op>, keys: usize, cfg: Config) {
                 let want = model.get(&key(k)).and_then(|v| v.keys().next_back().copied());
                 match want {
                     Some(w) if w > wm => assert_eq!(got, Some(w)),
-                    _ => assert!(got.map_or(true, |g| g <= wm)),
+                    _ => assert!(got.is_none_or(|g| g <= wm)),
                 }
             }
             Op::Range(a, b, t, rev, incl) => {

@@ -265,7 +265,7 @@ fn snapshot_auditor(db: &Db, seed: u64, ctl: &Ctl, gc_every: Option<u64>) -> u64
         );
         // A long-lived snapshot (renewed every 64 audits) keeps reading
         // exactly what it read first, while versions are collected around it.
-        if audits % 64 == 0 {
+        if audits.is_multiple_of(64) {
             drop(old.take()); // unpin the previous one first
             let o = db.snapshot();
             let bals = balances(o.prefix("acct/"));
@@ -281,7 +281,7 @@ fn snapshot_auditor(db: &Db, seed: u64, ctl: &Ctl, gc_every: Option<u64>) -> u64
         assert_eq!(balance(snap.get(acct(i)).unwrap()), balance(Some(scanned.1)));
         audits += 1;
         if let Some(every) = gc_every {
-            if audits % every == 0 {
+            if audits.is_multiple_of(every) {
                 db.collect_garbage();
             }
         }
@@ -339,7 +339,7 @@ fn churn(db: &Db, ctl: &Ctl) -> u64 {
         for i in 0..12 {
             for side in ["acct.", "acct0"] {
                 let k = format!("{side}{i:04}");
-                if round % 2 == 0 {
+                if round.is_multiple_of(2) {
                     tx.put(k, DECOY.to_string()).unwrap();
                 } else {
                     tx.delete(k).unwrap();

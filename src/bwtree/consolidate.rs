@@ -163,7 +163,7 @@ impl<'g> LeafView<'g> {
 pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
     let range = head.range();
     let (lo, hi) = (range.low(), range.high());
-    let in_range = |k: &[u8]| lo.map_or(true, |l| !key_lt(k, l)) && hi.map_or(true, |h| key_lt(k, h));
+    let in_range = |k: &[u8]| lo.is_none_or(|l| !key_lt(k, l)) && hi.is_none_or(|h| key_lt(k, h));
     let mut deltas: SmallVec<[(&[u8], u64, VRef<'_>); 32]> = SmallVec::new();
     let mut segs: SmallVec<[(&LeafBase, usize, usize); 2]> = SmallVec::new();
     let mut limit = hi;
@@ -428,13 +428,13 @@ pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
         }
         node = node.next().expect("chain ends in a base page");
     }
-    let below = |k: &[u8], h: Option<&[u8]>| h.map_or(true, |h| k < h);
+    let below = |k: &[u8], h: Option<&[u8]>| h.is_none_or(|h| k < h);
     let mut entries: Vec<(Option<&[u8]>, Pid)> = Vec::new();
     for &(b, from, to) in segs.iter().rev() {
         entries.push((from, b.child0));
         for i in 0..b.len() {
             let k = b.seps.key(i);
-            if from.map_or(true, |f| f < k) && below(k, to) {
+            if from.is_none_or(|f| f < k) && below(k, to) {
                 entries.push((Some(k), b.children[i]));
             }
         }
@@ -450,7 +450,7 @@ pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
             }
             Body::IndexTermDelete(itd) => {
                 let (ilo, ihi) = (itd.lo.as_deref(), itd.hi.as_deref());
-                entries.retain(|e| !(e.0 > ilo && e.0.map_or(true, |k| below(k, ihi))));
+                entries.retain(|e| !(e.0 > ilo && e.0.is_none_or(|k| below(k, ihi))));
                 if let Ok(i) = entries.binary_search_by(|e| e.0.cmp(&ilo)) {
                     entries[i].1 = itd.left;
                 }
@@ -458,6 +458,6 @@ pub(crate) fn collect_inner(head: &Node) -> InnerView<'_> {
             _ => unreachable!(),
         }
     }
-    entries.retain(|e| e.0.map_or(true, |k| below(k, hi)));
+    entries.retain(|e| e.0.is_none_or(|k| below(k, hi)));
     InnerView { entries }
 }

@@ -45,8 +45,8 @@ impl Target<'_> {
     pub(crate) fn above(self, r: &Node) -> bool {
         match self {
             Target::Last => true,
-            Target::Key(k) => r.cmp_low(k, head_of(k)).map_or(true, |o| o.is_ge()),
-            Target::Before(k) => r.cmp_low(k, head_of(k)).map_or(true, |o| o.is_gt()),
+            Target::Key(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_ge()),
+            Target::Before(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_gt()),
         }
     }
 
@@ -55,8 +55,8 @@ impl Target<'_> {
     pub(crate) fn below(self, r: &Node) -> bool {
         match self {
             Target::Last => !r.has_high(),
-            Target::Key(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_lt()),
-            Target::Before(k) => r.cmp_high(k, head_of(k)).map_or(true, |o| o.is_le()),
+            Target::Key(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_lt()),
+            Target::Before(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_le()),
         }
     }
 
@@ -96,7 +96,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
     // does not post the same index entry again.
     let mut cap: Option<&'g [u8]> = None;
     let narrow = |r: Route<'g>, cap: Option<&'g [u8]>| match cap {
-        Some(c) if r.hi.map_or(true, |h| key_lt(c, h)) => Route::new(r.child, r.lo, Some(c)),
+        Some(c) if r.hi.is_none_or(|h| key_lt(c, h)) => Route::new(r.child, r.lo, Some(c)),
         _ => r,
     };
     let mut node = head;
@@ -106,7 +106,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                 if t.within(Some(sep), hi.as_deref()) {
                     return narrow(Route::new(*child, Some(sep), hi.as_deref()), cap);
                 }
-                if !t.above_low(Some(sep)) && cap.map_or(true, |c| key_lt(sep, c)) {
+                if !t.above_low(Some(sep)) && cap.is_none_or(|c| key_lt(sep, c)) {
                     cap = Some(sep);
                 }
             }
@@ -184,7 +184,7 @@ pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'
         }
         match &node.body {
             Body::Version { ts: t, kv } => {
-                if *t <= ts && key_eq(kv.key(), key) && best.as_ref().map_or(true, |b| *t > b.ts()) {
+                if *t <= ts && key_eq(kv.key(), key) && best.as_ref().is_none_or(|b| *t > b.ts()) {
                     best = Some(Hit::Delta { ts: *t, kv });
                 }
             }
@@ -199,7 +199,7 @@ pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'
                     // Versions are newest first: the first one at or below ts.
                     if let Some(ver) = base.versions(idx).iter().position(|v| v.ts <= ts) {
                         let t = base.versions(idx)[ver].ts;
-                        if best.as_ref().map_or(true, |b| t > b.ts()) {
+                        if best.as_ref().is_none_or(|b| t > b.ts()) {
                             best = Some(Hit::Base { base, idx, ver });
                         }
                     }

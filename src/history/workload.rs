@@ -51,7 +51,7 @@ pub fn encode(list: &[u64]) -> Vec<u8> {
 
 /// The inverse of [`encode`]; `None` if the length is not a multiple of 8.
 pub fn decode(bytes: &[u8]) -> Option<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return None;
     }
     Some(

@@ -35,7 +35,7 @@ impl Shared {
     /// Called by every successful committer with its commit timestamp.
     #[inline]
     pub(crate) fn after_commit(&self, ts: u64) {
-        if ts % REFRESH_EVERY == 0 {
+        if ts.is_multiple_of(REFRESH_EVERY) {
             self.refresh_watermark();
         }
     }

@@ -134,6 +134,11 @@ impl<'db> Transaction<'db> {
             return Ok(self.pin.ts());
         }
         let start = self.pin.ts();
+        let log = db.store.as_ref().filter(|s| s.logs());
+        if let Some(store) = log {
+            // A poisoned log takes no more commits.
+            store.wal.check()?;
+        }
         // 1. Latch the write set's stripes (ascending: no deadlock).
         let held = db.latches.lock(Latches::stripes(self.writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
@@ -155,7 +160,7 @@ impl<'db> Transaction<'db> {
         //    and so above every GC watermark.
         let ts = db.oracle.allocate();
         // 4. Install every version at that timestamp. Consolidation of the
-        //    pages this fills up waits until after publication (step 7):
+        //    pages this fills up waits until after publication (step 8):
         //    later commits wait for this one to become visible.
         let mut due: SmallVec<[&Bytes; 4]> = SmallVec::new();
         for (key, value) in &self.writes {
@@ -163,13 +168,25 @@ impl<'db> Transaction<'db> {
                 due.push(key);
             }
         }
-        // 5. Unlatch, then 6. publish: visible once every earlier commit is.
+        // 5. Append the log record (a memory copy into the pending buffer).
+        let lsn = log.map(|store| store.log(ts.ts, self.writes.iter()));
+        // 6. Unlatch, then 7. wait for the log (group commit: one sync
+        //    covers every committer waiting), holding no lock.
         drop(held);
+        let logged = match (log, lsn) {
+            (Some(store), Some(Ok(lsn))) => store.wait(lsn),
+            (_, Some(Err(e))) => Err(e),
+            _ => Ok(()),
+        };
+        // 8. Publish: visible once every earlier commit is. Done even if the
+        //    log failed (later commits wait on it); the error is returned,
+        //    the database is poisoned, and recovery keeps the commit whole
+        //    or drops it whole.
         let ts = ts.publish();
-        // 7. Consolidate the pages found due.
         for key in due {
             db.tree.consolidate_key(key);
         }
+        logged?;
         db.stats.commits.add(1);
         db.stats.versions_installed.add(self.writes.len() as u64);
         db.after_commit(ts);

@@ -1,0 +1,281 @@
+//! [`FaultFs`]: an in-memory file system that tells synced bytes from
+//! unsynced ones, for fault-injection tests.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Fs, FsFile};
+
+#[derive(Default, Clone)]
+struct Inode {
+    /// Everything written.
+    data: Vec<u8>,
+    /// What survives a power loss.
+    durable: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    inodes: Vec<Inode>,
+    /// Directory entries now, and as last synced.
+    names: HashMap<PathBuf, usize>,
+    durable_names: HashMap<PathBuf, usize>,
+    locks: Vec<PathBuf>,
+    writes: u64,
+    syncs: u64,
+    fail_write_at: Option<u64>,
+    short_write_at: Option<u64>,
+    fail_sync_at: Option<u64>,
+    crash_at_sync: Option<u64>,
+    crashed: bool,
+}
+
+/// An in-memory [`Fs`] with fault injection.
+///
+/// Each file keeps what was written and what was synced; each directory
+/// entry (create, rename, remove) becomes durable only with a directory sync.
+/// [`FaultFs::power_loss`] throws away everything not durable, as a power
+/// failure would. Faults are armed by operation count: the `n`-th write
+/// (counting from 0) fails, is short, or the `n`-th sync fails or "loses
+/// power" (the sync fails and every later operation fails until
+/// [`FaultFs::power_loss`] restarts the "machine").
+///
+/// Cloning gives another handle to the same file system.
+#[derive(Clone, Default)]
+pub struct FaultFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn err(msg: &str) -> io::Error {
+    io::Error::other(format!("injected fault: {msg}"))
+}
+
+impl FaultFs {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn st(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop every unsynced byte and directory change, clear the faults and
+    /// locks: the machine restarted after a power failure.
+    pub fn power_loss(&self) {
+        let mut s = self.st();
+        s.names = s.durable_names.clone();
+        for i in s.inodes.iter_mut() {
+            i.data = i.durable.clone();
+        }
+        s.locks.clear();
+        s.crashed = false;
+        s.fail_write_at = None;
+        s.short_write_at = None;
+        s.fail_sync_at = None;
+        s.crash_at_sync = None;
+    }
+
+    /// Writes so far (each `write_all` call counts one).
+    pub fn writes(&self) -> u64 {
+        self.st().writes
+    }
+
+    /// Syncs so far (file and directory syncs, truncations).
+    pub fn syncs(&self) -> u64 {
+        self.st().syncs
+    }
+
+    /// Make write number `n` (counted from 0 since creation) fail, writing nothing.
+    pub fn fail_write_at(&self, n: u64) {
+        self.st().fail_write_at = Some(n);
+    }
+
+    /// Make write number `n` write only half its bytes, then fail.
+    pub fn short_write_at(&self, n: u64) {
+        self.st().short_write_at = Some(n);
+    }
+
+    /// Make sync number `n` fail (the data stays written but not durable).
+    pub fn fail_sync_at(&self, n: u64) {
+        self.st().fail_sync_at = Some(n);
+    }
+
+    /// Lose power during sync number `n`: it fails, and so does everything
+    /// after it until [`FaultFs::power_loss`].
+    pub fn crash_at_sync(&self, n: u64) {
+        self.st().crash_at_sync = Some(n);
+    }
+
+    /// The current content of `path`, if it exists (for tests that damage files).
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.st();
+        s.names.get(path).map(|&i| s.inodes[i].data.clone())
+    }
+
+    /// Replace the content of `path`, durably (for tests that damage files).
+    pub fn set_contents(&self, path: &Path, data: Vec<u8>) {
+        let mut s = self.st();
+        if let Some(&i) = s.names.get(path) {
+            s.inodes[i] = Inode {
+                data: data.clone(),
+                durable: data,
+            };
+        }
+    }
+
+    fn sync_point(s: &mut State) -> io::Result<()> {
+        if s.crashed {
+            return Err(err("the machine lost power"));
+        }
+        let n = s.syncs;
+        s.syncs += 1;
+        if s.crash_at_sync == Some(n) {
+            s.crashed = true;
+            return Err(err("power lost during sync"));
+        }
+        if s.fail_sync_at == Some(n) {
+            return Err(err("sync failed"));
+        }
+        Ok(())
+    }
+
+    fn alive(s: &State) -> io::Result<()> {
+        if s.crashed {
+            Err(err("the machine lost power"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+struct FaultFile {
+    fs: FaultFs,
+    inode: usize,
+}
+
+impl FsFile for FaultFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.fs.st();
+        FaultFs::alive(&s)?;
+        let n = s.writes;
+        s.writes += 1;
+        if s.fail_write_at == Some(n) {
+            return Err(err("write failed"));
+        }
+        if s.short_write_at == Some(n) {
+            s.inodes[self.inode].data.extend_from_slice(&buf[..buf.len() / 2]);
+            return Err(err("short write"));
+        }
+        s.inodes[self.inode].data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut s = self.fs.st();
+        FaultFs::sync_point(&mut s)?;
+        let i = &mut s.inodes[self.inode];
+        i.durable = i.data.clone();
+        Ok(())
+    }
+}
+
+fn not_found(p: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
+}
+
+impl Fs for FaultFs {
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        FaultFs::alive(&self.st())
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.st();
+        FaultFs::alive(&s)?;
+        Ok(s.names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let s = self.st();
+        FaultFs::alive(&s)?;
+        s.names
+            .get(path)
+            .map(|&i| s.inodes[i].data.clone())
+            .ok_or_else(|| not_found(path))
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut s = self.st();
+        FaultFs::alive(&s)?;
+        let inode = s.inodes.len();
+        s.inodes.push(Inode::default());
+        s.names.insert(path.to_owned(), inode);
+        Ok(Box::new(FaultFile {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let mut s = self.st();
+        FaultFs::sync_point(&mut s)?;
+        let i = *s.names.get(path).ok_or_else(|| not_found(path))?;
+        let node = &mut s.inodes[i];
+        node.data.truncate(len as usize);
+        node.durable = node.data.clone();
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.st();
+        FaultFs::alive(&s)?;
+        let i = s.names.remove(from).ok_or_else(|| not_found(from))?;
+        s.names.insert(to.to_owned(), i);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.st();
+        FaultFs::alive(&s)?;
+        s.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.st();
+        FaultFs::sync_point(&mut s)?;
+        let now: Vec<(PathBuf, usize)> = s
+            .names
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        s.durable_names.retain(|p, _| p.parent() != Some(dir));
+        s.durable_names.extend(now);
+        Ok(())
+    }
+    fn lock(&self, dir: &Path) -> io::Result<Box<dyn Send + Sync>> {
+        let mut s = self.st();
+        FaultFs::alive(&s)?;
+        if s.locks.iter().any(|l| l == dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the database directory is locked by another handle",
+            ));
+        }
+        s.locks.push(dir.to_owned());
+        Ok(Box::new(LockGuard {
+            fs: self.clone(),
+            dir: dir.to_owned(),
+        }))
+    }
+}
+
+struct LockGuard {
+    fs: FaultFs,
+    dir: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.fs.st().locks.retain(|l| l != &self.dir);
+    }
+}

@@ -1,0 +1,153 @@
+//! Options for opening a database, and the durability modes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bwtree::{Config, Tree};
+use crate::fs::{Fs, StdFs};
+use crate::wal::store::Store;
+use crate::{Db, Result};
+
+/// What an acknowledged commit survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `commit` returns after the commit's log record is on stable storage
+    /// (`fdatasync`): it survives a process kill and a power loss.
+    /// Concurrent committers share one sync (group commit). The default.
+    #[default]
+    Sync,
+    /// `commit` returns after the record is written to the operating system;
+    /// a background thread syncs the log at this interval. A process kill
+    /// loses nothing; a power loss loses at most the commits of the last
+    /// interval (whole commits, in commit order: never a torn or partial one).
+    Buffered(Duration),
+    /// Nothing is written to disk ([`Options::in_memory`]).
+    None,
+}
+
+/// Options for opening a database.
+///
+/// ```
+/// use std::time::Duration;
+/// use bwtx::{Durability, Options};
+///
+/// let dir = std::env::temp_dir().join(format!("bwtx-doc-options-{}", std::process::id()));
+/// let db = Options::new()
+///     .durability(Durability::Buffered(Duration::from_millis(10)))
+///     .open(&dir)?;
+/// db.transaction(|tx| tx.put("k", "v"))?;
+/// drop(db);
+/// let db = bwtx::Db::open(&dir)?; // recovers the commit
+/// assert_eq!(db.snapshot().get("k")?.as_deref(), Some(&b"v"[..]));
+/// # drop(db); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), bwtx::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    tree: Config,
+    gc_interval: Option<Duration>,
+    durability: Durability,
+    fs: Arc<dyn Fs>,
+    segment_bytes: u64,
+    checkpoint_bytes: u64,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("tree", &self.tree)
+            .field("gc_interval", &self.gc_interval)
+            .field("durability", &self.durability)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("checkpoint_bytes", &self.checkpoint_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tree: Config::default(),
+            gc_interval: Some(Duration::from_millis(100)),
+            durability: Durability::Sync,
+            fs: Arc::new(StdFs),
+            segment_bytes: 64 << 20,
+            checkpoint_bytes: 256 << 20,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: [`Durability::Sync`], the tree's default [`Config`], a
+    /// background GC sweep at most every 100 ms, 64 MiB log segments and an
+    /// automatic checkpoint every 256 MiB of log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The Bw-Tree's page and chain parameters.
+    pub fn tree_config(mut self, cfg: Config) -> Self {
+        self.tree = cfg;
+        self
+    }
+
+    /// How often the background sweeper wakes to collect versions on pages
+    /// nobody writes (`None`: no sweeper thread; versions on written pages
+    /// are still collected by consolidation, and [`Db::collect_garbage`]
+    /// sweeps on demand). The sweeper backs off so that it uses at most
+    /// about 5% of one core.
+    pub fn gc_interval(mut self, interval: Option<Duration>) -> Self {
+        self.gc_interval = interval;
+        self
+    }
+
+    /// What an acknowledged commit survives (for [`Options::open`]).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Start a new log segment file once the current one reaches this size.
+    pub fn segment_bytes(mut self, n: u64) -> Self {
+        self.segment_bytes = n;
+        self
+    }
+
+    /// Take a checkpoint in the background after this many bytes of log
+    /// (0: only [`Db::checkpoint`]).
+    pub fn checkpoint_bytes(mut self, n: u64) -> Self {
+        self.checkpoint_bytes = n;
+        self
+    }
+
+    /// The file system the log and checkpoints use (default: the real one,
+    /// [`StdFs`]); tests pass a [`crate::fs::FaultFs`].
+    pub fn file_system(mut self, fs: Arc<dyn Fs>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Open an in-memory database (nothing is written to disk).
+    pub fn in_memory(self) -> Result<Db> {
+        Db::from_parts(Tree::with_config(self.tree)?, 0, None, self.gc_interval)
+    }
+
+    /// Open (or create) the database in directory `path`, recovering it; see
+    /// [`Db::open`]. With [`Durability::None`] the directory is locked and
+    /// recovered but nothing new is logged.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        let tree = Tree::with_config(self.tree)?;
+        let store = Store::open(
+            self.fs,
+            path.as_ref(),
+            self.durability,
+            self.segment_bytes,
+            self.checkpoint_bytes,
+            &tree,
+        )?;
+        let last = store.recovered.last_ts;
+        Db::from_parts(tree, last, Some(store), self.gc_interval)
+    }
+}

@@ -1,0 +1,16 @@
+//! Durability: the write-ahead log, recovery and checkpoints (index; see
+//! `design/durability.md`).
+//!
+//! - [`record`]: byte layout of segments and commit records.
+//! - [`writer`]: appending with group commit; poisoning on failure.
+//! - [`reader`]: reading segments back; torn tails versus corruption.
+//! - [`recovery`]: checkpoint + log replay on open.
+//! - [`checkpoint`]: checkpoint files.
+//! - [`store`]: a database's directory, log and checkpoints together.
+
+pub(crate) mod checkpoint;
+pub(crate) mod reader;
+pub(crate) mod record;
+pub(crate) mod recovery;
+pub(crate) mod store;
+pub(crate) mod writer;

@@ -1,0 +1,108 @@
+//! Reading log segments back: every record, and where and why reading stopped.
+
+use super::record::{self, Bad, Commit};
+
+/// The outcome of reading one segment's bytes.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) commits: Vec<Commit>,
+    /// Bytes up to the end of the last good record.
+    pub(crate) valid_len: u64,
+    /// Set if reading stopped before the end: the offset of the first bad
+    /// frame (or of the header) and why.
+    pub(crate) damage: Option<(u64, &'static str)>,
+    /// The damage is a partial record (or header) running to the end of the
+    /// data: what a crash in the middle of a write leaves.
+    pub(crate) torn: bool,
+}
+
+/// Read the records of a segment.
+pub(crate) fn read_segment(b: &[u8]) -> Segment {
+    let mut seg = Segment {
+        commits: Vec::new(),
+        valid_len: 0,
+        damage: None,
+        torn: false,
+    };
+    if b.len() < record::HEADER_LEN {
+        // A crash between creating the file and syncing its header.
+        seg.damage = Some((0, "segment header truncated"));
+        seg.torn = true;
+        return seg;
+    }
+    if &b[..8] != record::SEGMENT_MAGIC || b[8..12] != record::VERSION.to_le_bytes() {
+        seg.damage = Some((0, "bad segment header"));
+        return seg;
+    }
+    let mut at = record::HEADER_LEN;
+    seg.valid_len = at as u64;
+    while at < b.len() {
+        match record::decode(&b[at..]) {
+            Ok((c, n)) => {
+                seg.commits.push(c);
+                at += n;
+                seg.valid_len = at as u64;
+            }
+            Err(bad) => {
+                seg.damage = Some((at as u64, bad.reason()));
+                seg.torn = is_torn(&b[at..], bad);
+                return seg;
+            }
+        }
+    }
+    seg
+}
+
+/// Whether a bad frame at the start of `rest` is a write cut short by a
+/// crash rather than damage to data that was once complete: nothing valid
+/// follows it. A torn write leaves a partial or garbled frame at the end and
+/// nothing decodable after it (the file system persists appended data in
+/// order up to a sync; see `design/durability.md`, "Assumptions"). Damage to
+/// an earlier record (say a flipped bit in its length, which makes it look
+/// like it runs past the end) leaves the records after it intact, and one of
+/// them decodes: that is corruption, reported, never truncated away.
+fn is_torn(rest: &[u8], _bad: Bad) -> bool {
+    (1..rest.len()).all(|j| record::decode(&rest[j..]).is_err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn log(n: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut b = record::header().to_vec();
+        let mut ends = vec![b.len()];
+        for ts in 1..=n {
+            let k = Bytes::from(format!("key{ts}"));
+            let v = Some(Bytes::from(vec![ts as u8; ts as usize * 3]));
+            record::encode(&mut b, ts, [(&k, &v)].into_iter());
+            ends.push(b.len());
+        }
+        (b, ends)
+    }
+
+    #[test]
+    fn truncation_anywhere_is_a_torn_tail() {
+        let (b, ends) = log(5);
+        for cut in record::HEADER_LEN..b.len() {
+            let s = read_segment(&b[..cut]);
+            let whole = ends.iter().filter(|&&e| e <= cut).count() - 1;
+            assert_eq!(s.commits.len(), whole, "cut at {cut}");
+            assert_eq!(s.valid_len as usize, ends[whole]);
+            assert_eq!(s.torn, cut != ends[whole], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn damage_before_the_tail_is_not_torn() {
+        let (b, ends) = log(5);
+        for at in [ends[1] + 9, ends[2] + 2, ends[2] + 3, ends[0] + 12, ends[0]] {
+            let mut d = b.clone();
+            d[at] ^= 0x10;
+            let s = read_segment(&d);
+            assert!(s.damage.is_some(), "flip at {at}");
+            assert!(!s.torn, "flip at {at} taken for a torn tail");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Byte layouts of log segments (see `design/durability.md`, "File formats").
+//!
+//! Segment: a 16-byte header, then records back to back.
+//! ```text
+//! header  = "BWTXWAL\0" (8) | version u32 LE (= 1) | reserved u32 (= 0)
+//! record  = len u32 LE | crc u32 LE | payload (len bytes)
+//!           crc = CRC32C over the 4 len bytes and the payload
+//! payload = commit_ts u64 LE | count u32 LE | count x entry
+//! entry   = klen u32 LE | vlen u32 LE (0xFFFF_FFFF: delete) | key | value
+//! ```
+
+use bytes::Bytes;
+
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"BWTXWAL\0";
+pub(crate) const VERSION: u32 = 1;
+pub(crate) const HEADER_LEN: usize = 16;
+/// `len` and `crc`.
+pub(crate) const FRAME_LEN: usize = 8;
+const TOMB: u32 = u32::MAX;
+/// Largest payload a reader accepts (a corrupted length must not make it
+/// allocate gigabytes): a record holds at most one transaction's writes.
+pub(crate) const MAX_PAYLOAD: usize = 1 << 31;
+
+/// A segment's header.
+pub(crate) fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// Append the framed record of a commit to `out`.
+pub(crate) fn encode<'a>(
+    out: &mut Vec<u8>,
+    ts: u64,
+    writes: impl ExactSizeIterator<Item = (&'a Bytes, &'a Option<Bytes>)>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_LEN]);
+    out.extend_from_slice(&ts.to_le_bytes());
+    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
+    for (k, v) in writes {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&v.as_ref().map_or(TOMB, |v| v.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+        if let Some(v) = v {
+            out.extend_from_slice(v);
+        }
+    }
+    let len = (out.len() - start - FRAME_LEN) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// One decoded commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Commit {
+    pub(crate) ts: u64,
+    pub(crate) writes: Vec<(Bytes, Option<Bytes>)>,
+}
+
+/// Why a frame at some offset could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bad {
+    /// The frame runs past the end of the data: a torn tail if it is the last.
+    Truncated,
+    /// The checksum does not match.
+    Checksum,
+    /// The checksum matched but the payload does not parse.
+    Malformed,
+}
+
+impl Bad {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Bad::Truncated => "record truncated",
+            Bad::Checksum => "record checksum mismatch",
+            Bad::Malformed => "record payload malformed",
+        }
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Decode the frame at the start of `b`: the commit and the frame's length.
+pub(crate) fn decode(b: &[u8]) -> Result<(Commit, usize), Bad> {
+    let len = u32_at(b, 0).ok_or(Bad::Truncated)? as usize;
+    let crc = u32_at(b, 4).ok_or(Bad::Truncated)?;
+    if len > MAX_PAYLOAD {
+        return Err(Bad::Checksum);
+    }
+    let payload = b.get(FRAME_LEN..FRAME_LEN + len).ok_or(Bad::Truncated)?;
+    if crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload) != crc {
+        return Err(Bad::Checksum);
+    }
+    let commit = parse(payload).ok_or(Bad::Malformed)?;
+    Ok((commit, FRAME_LEN + len))
+}
+
+fn parse(p: &[u8]) -> Option<Commit> {
+    let ts = u64_at(p, 0)?;
+    let count = u32_at(p, 8)? as usize;
+    let mut at = 12;
+    // Each entry takes at least 8 bytes: bound the allocation by the payload.
+    let mut writes = Vec::with_capacity(count.min(p.len() / 8));
+    for _ in 0..count {
+        let klen = u32_at(p, at)? as usize;
+        let vlen = u32_at(p, at + 4)?;
+        at += 8;
+        let key = Bytes::copy_from_slice(p.get(at..at.checked_add(klen)?)?);
+        at += klen;
+        let value = if vlen == TOMB {
+            None
+        } else {
+            let v = Bytes::copy_from_slice(p.get(at..at.checked_add(vlen as usize)?)?);
+            at += vlen as usize;
+            Some(v)
+        };
+        writes.push((key, value));
+    }
+    (at == p.len() && ts > 0).then_some(Commit { ts, writes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let w: Vec<(Bytes, Option<Bytes>)> = vec![
+            (Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
+            (Bytes::from_static(b"b"), None),
+        ];
+        let mut out = Vec::new();
+        encode(&mut out, 7, w.iter().map(|(k, v)| (k, v)));
+        let (c, n) = decode(&out).unwrap();
+        assert_eq!(n, out.len());
+        assert_eq!(c, Commit { ts: 7, writes: w });
+        for cut in 0..out.len() {
+            assert_eq!(decode(&out[..cut]).unwrap_err(), Bad::Truncated, "cut at {cut}");
+        }
+        for bit in 0..out.len() * 8 {
+            let mut d = out.clone();
+            d[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&d).is_err(), "flip of bit {bit} went unnoticed");
+        }
+    }
+}
