@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::bwtree::Tree;
@@ -24,8 +24,8 @@ pub(crate) struct Shared {
     pub(crate) stats: DbCounters,
     /// The log and checkpoints (`None`: in memory).
     pub(crate) store: Option<Store>,
-    sweeper: OnceLock<std::thread::Thread>,
-    logger: OnceLock<std::thread::Thread>,
+    /// Background threads (GC sweeper, log syncer/checkpointer).
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     closing: AtomicBool,
 }
 
@@ -36,16 +36,51 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Stop the background threads and wait for them: they hold the shared
+    /// state only while working, so once they are gone the last user handle
+    /// is the last reference, and dropping it closes the database (syncs the
+    /// log, releases the directory lock) at once.
+    fn stop_workers(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Release);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in &workers {
+            w.thread().unpark();
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    /// [`Db::checkpoint`].
+    pub(crate) fn checkpoint(&self) -> Result<u64> {
+        let store = self.store.as_ref().ok_or(crate::Error::InvalidArgument(
+            "an in-memory database has no checkpoints",
+        ))?;
+        let guard = store.begin_checkpoint()?;
+        let snap = Snapshot::new(self);
+        store.finish_checkpoint(guard, snap.ts(), snap.range::<&[u8], _>(..))
+    }
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.closing.store(true, std::sync::atomic::Ordering::Release);
-        for t in [self.sweeper.get(), self.logger.get()].into_iter().flatten() {
-            t.unpark();
-        }
         // Buffered mode: what was written reaches the disk on a clean close.
         if let Some(store) = &self.store {
             let _ = store.wal.sync_now();
         }
+    }
+}
+
+/// Shared by the user's handles only (never by background threads): when
+/// the last one goes, the background threads are stopped and joined.
+struct Handles {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.shared.stop_workers();
     }
 }
 
@@ -74,6 +109,8 @@ impl Drop for Shared {
 /// ```
 #[derive(Clone)]
 pub struct Db {
+    // Field order matters: `handles` drops first and stops the workers.
+    _handles: Arc<Handles>,
     shared: Arc<Shared>,
 }
 
@@ -111,24 +148,26 @@ impl Db {
             latches: Latches::new(),
             stats: DbCounters::new(),
             store,
-            sweeper: OnceLock::new(),
-            logger: OnceLock::new(),
+            workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
         });
         #[cfg(not(loom))]
         {
             if let Some(interval) = gc_interval {
                 let t = crate::mvcc::gc::spawn_sweeper(Arc::downgrade(&shared), interval).map_err(crate::Error::Io)?;
-                let _ = shared.sweeper.set(t);
+                shared.workers.lock().unwrap_or_else(|p| p.into_inner()).push(t);
             }
             if let Some(tick) = shared.store.as_ref().and_then(Store::tick) {
                 let t = spawn_logger(Arc::downgrade(&shared), tick).map_err(crate::Error::Io)?;
-                let _ = shared.logger.set(t);
+                shared.workers.lock().unwrap_or_else(|p| p.into_inner()).push(t);
             }
         }
         #[cfg(loom)]
         let _ = gc_interval;
-        Ok(Db { shared })
+        Ok(Db {
+            _handles: Arc::new(Handles { shared: shared.clone() }),
+            shared,
+        })
     }
 
     /// Write a checkpoint now: a consistent image of the database as of a
@@ -138,12 +177,7 @@ impl Db {
     /// [`Options::checkpoint_bytes`].) An in-memory database has none:
     /// [`crate::Error::InvalidArgument`].
     pub fn checkpoint(&self) -> Result<u64> {
-        let store = self.shared.store.as_ref().ok_or(crate::Error::InvalidArgument(
-            "an in-memory database has no checkpoints",
-        ))?;
-        let guard = store.begin_checkpoint()?;
-        let snap = self.snapshot();
-        store.finish_checkpoint(guard, snap.ts(), snap.range::<&[u8], _>(..))
+        self.shared.checkpoint()
     }
 
     /// Begin a read-write transaction on a snapshot of everything committed
@@ -302,7 +336,7 @@ pub struct Stats {
 /// The background thread of a durable database: syncs the log in buffered
 /// mode and takes automatic checkpoints. Holds only a weak reference.
 #[cfg(not(loom))]
-fn spawn_logger(db: std::sync::Weak<Shared>, tick: Duration) -> std::io::Result<std::thread::Thread> {
+fn spawn_logger(db: std::sync::Weak<Shared>, tick: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     let h = std::thread::Builder::new()
         .name("bwtx-log".into())
         .spawn(move || loop {
@@ -317,9 +351,8 @@ fn spawn_logger(db: std::sync::Weak<Shared>, tick: Duration) -> std::io::Result<
                 let _ = store.wal.sync_now();
             }
             if store.ckpt_wanted.load(std::sync::atomic::Ordering::Acquire) {
-                let db = Db { shared: shared.clone() };
-                let _ = db.checkpoint();
+                let _ = shared.checkpoint();
             }
         })?;
-    Ok(h.thread().clone())
+    Ok(h)
 }

@@ -118,3 +118,30 @@ fn failed_sync_poisons_and_keeps_acknowledged_commits() {
     assert_eq!(get(&db, "c"), None);
     let _ = Durability::Sync;
 }
+
+/// Dropping the last handle closes the database at once, even while its
+/// background threads (GC sweep, buffered syncs, automatic checkpoints) are
+/// busy: reopening right away never finds the directory locked.
+#[test]
+fn drop_then_reopen_at_once() {
+    let dir = tmp("drop-reopen");
+    for round in 0..30u64 {
+        let db = Options::new()
+            .durability(Durability::Buffered(std::time::Duration::from_millis(1)))
+            .gc_interval(Some(std::time::Duration::from_millis(1)))
+            .checkpoint_bytes(256)
+            .open(&dir)
+            .unwrap();
+        for i in 0..20 {
+            db.transaction(|tx| tx.put(format!("k{i}"), round.to_string())).unwrap();
+        }
+        let clone = db.clone();
+        drop(db);
+        assert_eq!(get(&clone, "k0"), Some(round.to_string()));
+        drop(clone);
+    }
+    let db = Db::open(&dir).unwrap();
+    assert_eq!(get(&db, "k19").as_deref(), Some("29"));
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

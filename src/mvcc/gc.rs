@@ -48,11 +48,11 @@ impl Shared {
     }
 }
 
-/// Start the background sweeper. It holds only a weak reference, so it never
-/// keeps a database alive; it exits at the first wake-up after the last
-/// handle is dropped (the drop wakes it).
+/// Start the background sweeper. It holds only a weak reference (upgraded
+/// while it works), and exits when the database closes: dropping the last
+/// user handle wakes it and waits for it.
 #[cfg(not(loom))]
-pub(crate) fn spawn_sweeper(db: Weak<Shared>, interval: Duration) -> std::io::Result<std::thread::Thread> {
+pub(crate) fn spawn_sweeper(db: Weak<Shared>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     let handle = std::thread::Builder::new().name("bwtx-gc".into()).spawn(move || {
         let mut last = None;
         let mut sleep = interval;
@@ -73,5 +73,5 @@ pub(crate) fn spawn_sweeper(db: Weak<Shared>, interval: Duration) -> std::io::Re
             sleep = interval.max(t.elapsed() * SWEEP_DUTY);
         }
     })?;
-    Ok(handle.thread().clone())
+    Ok(handle)
 }
