@@ -145,3 +145,33 @@ fn drop_then_reopen_at_once() {
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A crash while a segment was being created leaves it shorter than its
+/// header: recovery counts it as a torn tail and removes it, and the next
+/// recovery (when it would no longer be the last segment) is clean.
+#[test]
+fn headerless_last_segment_is_removed() {
+    let fs = FaultFs::new();
+    let dir = PathBuf::from("/db");
+    let open = || {
+        Options::new()
+            .file_system(Arc::new(fs.clone()))
+            .gc_interval(None)
+            .open(&dir)
+    };
+    {
+        let db = open().unwrap();
+        db.transaction(|tx| tx.put("a", "1")).unwrap();
+    }
+    // Simulate the crash: a later segment with half a header.
+    let seg = dir.join("wal-0000000009.log");
+    let mut f = bwtx::fs::Fs::create(&fs, &seg).unwrap();
+    f.write_all(b"BWTXWAL").unwrap();
+    f.sync().unwrap();
+    bwtx::fs::Fs::sync_dir(&fs, &dir).unwrap();
+    for round in 0..3 {
+        let db = open().unwrap();
+        assert_eq!(db.stats().torn_tails, u64::from(round == 0));
+        assert_eq!(get(&db, "a").as_deref(), Some("1"));
+    }
+}

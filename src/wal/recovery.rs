@@ -79,17 +79,25 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
         let last = i + 1 == segs.len();
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
         let seg = read_segment(&bytes);
+        out.next_seq = seq + 1;
         if let Some((offset, why)) = seg.damage {
             if !(last && seg.torn) {
                 return Err(corruption(dir, name, offset, why));
             }
             out.torn_tails += 1;
+            if seg.valid_len == 0 {
+                // Not even a whole header (a crash while creating it): the
+                // segment never held a record. Remove it, or the next
+                // recovery would find a headerless segment before the end.
+                fs.remove(&dir.join(name)).map_err(Error::Io)?;
+                fs.sync_dir(dir).map_err(Error::Io)?;
+                continue;
+            }
             fs.truncate(&dir.join(name), seg.valid_len).map_err(Error::Io)?;
         }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
         out.segments.insert(seq, max);
         commits.extend(seg.commits.into_iter().filter(|c| c.ts > out.checkpoint_ts));
-        out.next_seq = seq + 1;
     }
 
     // 4. Replay in commit order. Records can sit in the log out of order
