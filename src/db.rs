@@ -164,6 +164,11 @@ impl Db {
         }
         #[cfg(loom)]
         let _ = gc_interval;
+        if let Some(store) = &shared.store {
+            // Recovered versions count as installed, so that versions_stored
+            // (installed - collected) stays true across reopening.
+            shared.stats.versions_installed.add(store.recovered.versions);
+        }
         Ok(Db {
             _handles: Arc::new(Handles { shared: shared.clone() }),
             shared,

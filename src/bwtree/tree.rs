@@ -372,6 +372,43 @@ impl Tree {
         self.install_payload(Payload::copy(key, None), ts, true).map(|_| ())
     }
 
+    /// The leaf page holding `key` and the newest commit timestamp of `key`
+    /// in it: the validation half of a commit, whose install half
+    /// ([`Tree::install_at`]) then needs no second descent.
+    pub(crate) fn locate<'g>(&self, key: &[u8], guard: &'g Guard) -> (Pid, &'g Node, Option<u64>) {
+        let mut path = Path::new();
+        let (pid, head) = self.descend(Target::Key(key), guard, &mut path);
+        (pid, head, leaf_find(head, key, u64::MAX).map(|h| h.ts()))
+    }
+
+    /// Install a checked version on the page [`Tree::locate`] returned, if
+    /// its head is still `head` (one CAS: the page is exactly as it was when
+    /// located, and the guard kept `head` from being reused); otherwise by
+    /// the normal path. Returns [`Tree::install_committed`]'s "due" flag.
+    pub(crate) fn install_at<'g>(
+        &self,
+        pid: Pid,
+        head: &'g Node,
+        key: &Bytes,
+        ts: u64,
+        value: Option<&Bytes>,
+        guard: &'g Guard,
+    ) -> bool {
+        let vlen = value.map_or(0, |v| v.len());
+        if key.len() + vlen <= super::delta::INLINE_KV && !head.is_frozen() {
+            let mut delta = owned(Node::unlinked(Body::Version {
+                ts,
+                kv: Payload::copy(key, value.map(|v| &v[..])),
+            }));
+            delta.relink(head);
+            if let Ok(new) = self.table.cas(pid, Shared::from(head as *const Node), delta, guard) {
+                let new = deref(new).expect("just installed");
+                return new.chain_len >= self.cfg.leaf_chain;
+            }
+        }
+        self.install_committed(key, ts, value)
+    }
+
     /// Consolidate the leaf holding `key` if its chain reached the threshold
     /// (the deferred half of [`Tree::install_committed`]).
     pub(crate) fn consolidate_key(&self, key: &[u8]) {

@@ -142,32 +142,38 @@ impl<'db> Transaction<'db> {
         // 1. Latch the write set's stripes (ascending: no deadlock).
         let held = db.latches.lock(Latches::stripes(self.writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
-        //    by a commit still being published counts: that commit won.
+        //    by a commit still being published counts: that commit won. The
+        //    pages found are kept (under one epoch guard) for step 4.
+        let guard = crossbeam_epoch::pin();
+        let mut spots = SmallVec::<[_; 4]>::with_capacity(self.writes.len());
         for key in self.writes.keys() {
-            if let Some(winner) = db.tree.newest_ts(key)? {
-                if winner > start {
-                    drop(held);
-                    db.stats.conflicts.add(1);
-                    return Err(Error::Conflict {
-                        key: key.clone(),
-                        winner,
-                        snapshot: start,
-                    });
-                }
+            let (pid, head, newest) = db.tree.locate(key, &guard);
+            if let Some(winner) = newest.filter(|&w| w > start) {
+                drop(held);
+                db.stats.conflicts.add(1);
+                return Err(Error::Conflict {
+                    key: key.clone(),
+                    winner,
+                    snapshot: start,
+                });
             }
+            spots.push((pid, head));
         }
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let ts = db.oracle.allocate();
-        // 4. Install every version at that timestamp. Consolidation of the
-        //    pages this fills up waits until after publication (step 8):
-        //    later commits wait for this one to become visible.
+        // 4. Install every version at that timestamp, on the page validation
+        //    found if it did not change since (else by a fresh descent).
+        //    Consolidation of the pages this fills up waits until after
+        //    publication (step 8): later commits wait for this one.
         let mut due: SmallVec<[&Bytes; 4]> = SmallVec::new();
-        for (key, value) in &self.writes {
-            if db.tree.install_committed(key, ts.ts, value.as_ref()) {
+        for ((key, value), &(pid, head)) in self.writes.iter().zip(&spots) {
+            if db.tree.install_at(pid, head, key, ts.ts, value.as_ref(), &guard) {
                 due.push(key);
             }
         }
+        drop(spots);
+        drop(guard);
         // 5. Append the log record (a memory copy into the pending buffer).
         let lsn = log.map(|store| store.log(ts.ts, self.writes.iter()));
         // 6. Unlatch, then 7. wait for the log (group commit: one sync

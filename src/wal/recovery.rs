@@ -27,6 +27,8 @@ pub(crate) struct Recovered {
     pub(crate) torn_tails: u64,
     /// Commits replayed from the log.
     pub(crate) replayed: u64,
+    /// Versions installed (checkpoint entries and replayed writes).
+    pub(crate) versions: u64,
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -62,6 +64,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
         }
         for (k, v) in image.entries {
             tree.install(k, ts.max(1), Some(v))?;
+            out.versions += 1;
         }
         out.checkpoint_ts = ts;
         out.last_ts = ts;
@@ -109,6 +112,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
     for c in commits {
         for (k, v) in c.writes {
             tree.install(k, c.ts, v)?;
+            out.versions += 1;
         }
         out.last_ts = out.last_ts.max(c.ts);
         out.replayed += 1;
