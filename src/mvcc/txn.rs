@@ -175,12 +175,12 @@ impl<'db> Transaction<'db> {
         drop(spots);
         drop(guard);
         // 5. Append the log record (a memory copy into the pending buffer).
-        let lsn = log.map(|store| store.log(ts.ts, self.writes.iter()));
+        let appended = log.map(|store| store.log(ts.ts, self.writes.iter()));
         // 6. Unlatch, then 7. wait for the log (group commit: one sync
         //    covers every committer waiting), holding no lock.
         drop(held);
-        let logged = match (log, lsn) {
-            (Some(store), Some(Ok(lsn))) => store.wait(lsn),
+        let logged = match (log, appended) {
+            (Some(store), Some(Ok(()))) => store.wait(ts.ts),
             (_, Some(Err(e))) => Err(e),
             _ => Ok(()),
         };

@@ -6,6 +6,8 @@ use super::record::{self, Bad, Commit};
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) commits: Vec<Commit>,
+    /// Offset of each commit's frame.
+    pub(crate) offsets: Vec<u64>,
     /// Bytes up to the end of the last good record.
     pub(crate) valid_len: u64,
     /// Set if reading stopped before the end: the offset of the first bad
@@ -20,6 +22,7 @@ pub(crate) struct Segment {
 pub(crate) fn read_segment(b: &[u8]) -> Segment {
     let mut seg = Segment {
         commits: Vec::new(),
+        offsets: Vec::new(),
         valid_len: 0,
         damage: None,
         torn: false,
@@ -30,7 +33,7 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         seg.torn = true;
         return seg;
     }
-    if &b[..8] != record::SEGMENT_MAGIC || b[8..12] != record::VERSION.to_le_bytes() {
+    if &b[..8] != record::SEGMENT_MAGIC || b[8..12] != record::VERSION.to_le_bytes() || b[12..16] != [0; 4] {
         seg.damage = Some((0, "bad segment header"));
         return seg;
     }
@@ -40,6 +43,7 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         match record::decode(&b[at..]) {
             Ok((c, n)) => {
                 seg.commits.push(c);
+                seg.offsets.push(at as u64);
                 at += n;
                 seg.valid_len = at as u64;
             }

@@ -21,6 +21,10 @@ const TOMB: u32 = u32::MAX;
 /// allocate gigabytes): a record holds at most one transaction's writes.
 pub(crate) const MAX_PAYLOAD: usize = 1 << 31;
 
+/// The largest commit timestamp a reader accepts (a crafted record with
+/// `u64::MAX` would make the oracle overflow).
+pub(crate) const MAX_TS: u64 = 1 << 62;
+
 /// A segment's header.
 pub(crate) fn header() -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -125,7 +129,7 @@ fn parse(p: &[u8]) -> Option<Commit> {
         };
         writes.push((key, value));
     }
-    (at == p.len() && ts > 0).then_some(Commit { ts, writes })
+    (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(Commit { ts, writes })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::checkpoint;
 use super::reader::read_segment;
+use super::record;
 use super::record::Commit;
 use super::writer::parse_segment_name;
 use crate::bwtree::Tree;
@@ -62,6 +63,9 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
         if image.ts != ts {
             return Err(corruption(dir, name, 16, "checkpoint timestamp differs from its name"));
         }
+        if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
+            return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
+        }
         for (k, v) in image.entries {
             tree.install(k, ts.max(1), Some(v))?;
             out.versions += 1;
@@ -77,7 +81,10 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
         .filter_map(|n| parse_segment_name(n).map(|s| (s, n)))
         .collect();
     segs.sort();
-    let mut commits: Vec<Commit> = Vec::new();
+    // (commit, segment index, offset) of every record above the checkpoint,
+    // and (name, valid length) of every segment read.
+    let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
+    let mut read: Vec<(&String, u64)> = Vec::new();
     for (i, &(seq, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
@@ -100,16 +107,51 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
         }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
         out.segments.insert(seq, max);
-        commits.extend(seg.commits.into_iter().filter(|c| c.ts > out.checkpoint_ts));
+        let index = read.len();
+        read.push((name, seg.valid_len));
+        commits.extend(
+            seg.commits
+                .into_iter()
+                .zip(seg.offsets)
+                .filter(|(c, _)| c.ts > out.checkpoint_ts)
+                .map(|(c, off)| (c, index, off)),
+        );
     }
 
-    // 4. Replay in commit order. Records can sit in the log out of order
-    //    (committers append concurrently), and a record can be present while
-    //    an earlier timestamp's is not (a commit that never became visible,
-    //    so never acknowledged): each commit is applied whole or not at all.
-    commits.sort_by_key(|c| c.ts);
-    commits.dedup_by_key(|c| c.ts);
-    for c in commits {
+    // 4. Replay in commit order. The writer logs commits in timestamp
+    //    order with no gaps, so above the checkpoint the timestamps must run
+    //    on from it one by one: a gap or a repeat means a segment lost
+    //    records (say, cut at a record boundary), which no crash produces.
+    commits.sort_by_key(|(c, _, _)| c.ts);
+    for (expect, (c, index, offset)) in (out.checkpoint_ts + 1..).zip(commits) {
+        if c.ts != expect {
+            if c.ts < expect {
+                return Err(corruption(
+                    dir,
+                    read[index].0,
+                    offset,
+                    "commit timestamp repeated in the log",
+                ));
+            }
+            // Records are missing before this one. If it opens its segment,
+            // they were at the end of an earlier one: name the nearest
+            // earlier segment, at its end.
+            if offset == record::HEADER_LEN as u64 && index > 0 {
+                let (name, len) = read[index - 1];
+                return Err(corruption(
+                    dir,
+                    name,
+                    len,
+                    "commits missing from the end of this segment",
+                ));
+            }
+            return Err(corruption(
+                dir,
+                read[index].0,
+                offset,
+                "commits missing from the log before this record",
+            ));
+        }
         for (k, v) in c.writes {
             tree.install(k, c.ts, v)?;
             out.versions += 1;

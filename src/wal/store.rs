@@ -56,6 +56,7 @@ impl Store {
             recovered.next_seq,
             recovered.segments.clone(),
             segment_bytes.max(record::HEADER_LEN as u64 + 1),
+            recovered.last_ts,
         )?;
         Ok(Store {
             fs,
@@ -83,7 +84,7 @@ impl Store {
         &self,
         ts: u64,
         writes: impl ExactSizeIterator<Item = (&'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         self.wal.append(ts, writes)
     }
 

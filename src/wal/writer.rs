@@ -1,14 +1,17 @@
 //! The log writer: group commit over segment files.
 //!
-//! Committers encode their record outside any lock, append it to the
-//! *pending* buffer under a short mutex, and get its log sequence number
-//! (LSN: the byte offset just past it in the log's byte stream). Then they
-//! wait until the log is durable (sync mode) or written (buffered mode) up to
-//! that LSN. Waiting is leader/follower on the `out` mutex, which owns the
+//! The log holds records in commit-timestamp order, with no gaps: a power
+//! loss keeps a prefix of the commit order. Committers encode their record
+//! outside any lock and append it under a short mutex: into the *pending*
+//! buffer if it is the next timestamp (followed by any records parked behind
+//! it), else *parked* until the commits before it arrive (they are between
+//! taking their timestamp and appending: microseconds). Then they wait until
+//! the log is durable (sync mode) or written (buffered mode) up to their
+//! timestamp. Waiting is leader/follower on the `out` mutex, which owns the
 //! current segment: whoever holds it takes *all* pending records, writes them
 //! with one `write` and syncs once, so concurrent committers share one fsync.
-//! A committer that gets the mutex after its record was flushed by another
-//! returns at once. No tree or transaction lock is held while waiting.
+//! A committer whose record was flushed by another returns at once. No tree
+//! or transaction lock is held while waiting.
 //!
 //! Any failed write or sync *poisons* the log: every later append or wait
 //! fails with [`Error::Poisoned`] (an fsync is never retried: after a failed
@@ -36,10 +39,14 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 struct Pending {
+    /// Records ready to write, in timestamp order.
     buf: Vec<u8>,
-    /// LSN just past `buf`.
-    end: u64,
-    max_ts: u64,
+    /// The timestamp the next record in `buf` must have.
+    next: u64,
+    /// Records whose predecessors have not arrived yet.
+    parked: BTreeMap<u64, Vec<u8>>,
+    /// Bytes appended since open.
+    bytes: u64,
 }
 
 struct Out {
@@ -58,6 +65,7 @@ pub(crate) struct Wal {
     segment_bytes: u64,
     pending: Mutex<Pending>,
     out: Mutex<Out>,
+    /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
     durable: AtomicU64,
     poisoned: AtomicBool,
@@ -73,13 +81,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Wal {
     /// Start a new segment `seq` in `dir`; `closed` lists the segments
-    /// recovery found, with their highest commit timestamps.
+    /// recovery found, with their highest commit timestamps; `last_ts` is the
+    /// last commit recovered (the next record is `last_ts + 1`).
     pub(crate) fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
         seq: u64,
         closed: BTreeMap<u64, u64>,
         segment_bytes: u64,
+        last_ts: u64,
     ) -> Result<Self> {
         let file = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
@@ -88,8 +98,9 @@ impl Wal {
             segment_bytes,
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
-                end: 0,
-                max_ts: 0,
+                next: last_ts + 1,
+                parked: BTreeMap::new(),
+                bytes: 0,
             }),
             out: Mutex::new(Out {
                 file,
@@ -99,8 +110,8 @@ impl Wal {
                 closed,
                 spare: Vec::new(),
             }),
-            written: AtomicU64::new(0),
-            durable: AtomicU64::new(0),
+            written: AtomicU64::new(last_ts),
+            durable: AtomicU64::new(last_ts),
             poisoned: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
@@ -119,38 +130,58 @@ impl Wal {
         Error::Io(e)
     }
 
-    /// Append the record of commit `ts`; returns its LSN.
+    /// Append the record of commit `ts` (every allocated timestamp gets one,
+    /// or the log is poisoned and nobody waits for it).
     pub(crate) fn append<'a>(
         &self,
         ts: u64,
         writes: impl ExactSizeIterator<Item = (&'a Bytes, &'a Option<Bytes>)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         self.check()?;
         let mut rec = Vec::new();
         record::encode(&mut rec, ts, writes);
         let mut p = lock(&self.pending);
-        p.buf.extend_from_slice(&rec);
-        p.end += rec.len() as u64;
-        p.max_ts = p.max_ts.max(ts);
+        p.bytes += rec.len() as u64;
+        if ts != p.next {
+            p.parked.insert(ts, rec);
+        } else {
+            p.buf.extend_from_slice(&rec);
+            p.next += 1;
+            while let Some(r) = {
+                let n = p.next;
+                p.parked.remove(&n)
+            } {
+                p.buf.extend_from_slice(&r);
+                p.next += 1;
+            }
+        }
         self.records.fetch_add(1, Ordering::Relaxed);
-        Ok(p.end)
+        Ok(())
     }
 
-    /// Wait until the log is written (`sync` false) or durable (`sync` true)
-    /// up to `lsn`, flushing as the group's leader if nobody else is.
-    pub(crate) fn wait(&self, lsn: u64, sync: bool) -> Result<()> {
+    /// Wait until every commit up to `ts` is written (`sync` false) or
+    /// durable (`sync` true), flushing as the group's leader if nobody else
+    /// is.
+    pub(crate) fn wait(&self, ts: u64, sync: bool) -> Result<()> {
         let done = if sync { &self.durable } else { &self.written };
         loop {
             self.check()?;
-            if done.load(Ordering::Acquire) >= lsn {
+            if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
-            let mut out = lock(&self.out);
-            if done.load(Ordering::Acquire) >= lsn {
-                return Ok(());
+            {
+                let mut out = lock(&self.out);
+                if done.load(Ordering::Acquire) >= ts {
+                    return Ok(());
+                }
+                self.check()?;
+                self.flush(&mut out, sync)?;
+                if done.load(Ordering::Acquire) >= ts {
+                    return Ok(());
+                }
             }
-            self.check()?;
-            self.flush(&mut out, sync)?;
+            // Our record is parked behind an earlier commit still installing.
+            std::thread::yield_now();
         }
     }
 
@@ -165,15 +196,16 @@ impl Wal {
 
     fn flush(&self, out: &mut Out, sync: bool) -> Result<()> {
         let mut buf = std::mem::take(&mut out.spare);
-        let (end, max_ts) = {
+        // `end`: every commit up to it is in `buf` or written before.
+        let end = {
             let mut p = lock(&self.pending);
             std::mem::swap(&mut buf, &mut p.buf);
-            (p.end, p.max_ts)
+            p.next - 1
         };
         if !buf.is_empty() {
             out.file.write_all(&buf).map_err(|e| self.poison(e))?;
             out.size += buf.len() as u64;
-            out.max_ts = out.max_ts.max(max_ts);
+            out.max_ts = out.max_ts.max(end);
             self.written.store(end, Ordering::Release);
         }
         buf.clear();
@@ -215,26 +247,33 @@ impl Wal {
     /// Delete the closed segments whose records all have `ts <= upto` (a
     /// durable checkpoint at `upto` covers them). Returns how many.
     pub(crate) fn drop_covered(&self, upto: u64) -> Result<usize> {
+        // Forget them first: if a deletion or the directory sync fails, a
+        // later checkpoint must not trip over files already gone, and a
+        // segment that survives is harmless (recovery skips its records by
+        // timestamp).
         let covered: Vec<u64> = {
-            let out = lock(&self.out);
-            out.closed.iter().filter(|(_, &m)| m <= upto).map(|(&s, _)| s).collect()
+            let mut out = lock(&self.out);
+            let c: Vec<u64> = out.closed.iter().filter(|(_, &m)| m <= upto).map(|(&s, _)| s).collect();
+            for seq in &c {
+                out.closed.remove(seq);
+            }
+            c
         };
         for &seq in &covered {
-            self.fs.remove(&self.dir.join(segment_name(seq))).map_err(Error::Io)?;
+            match self.fs.remove(&self.dir.join(segment_name(seq))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
+                _ => {}
+            }
         }
         if !covered.is_empty() {
             self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
-            let mut out = lock(&self.out);
-            for seq in &covered {
-                out.closed.remove(seq);
-            }
         }
         Ok(covered.len())
     }
 
     /// Log bytes appended since this handle opened.
     pub(crate) fn appended(&self) -> u64 {
-        lock(&self.pending).end
+        lock(&self.pending).bytes
     }
 
     /// Segments on disk (closed and current).
