@@ -68,11 +68,20 @@ impl Oracle {
     /// Mark `ts` installed and wait until it is visible (every earlier
     /// commit installed too).
     fn publish(&self, ts: u64) {
-        self.done[(ts % RING) as usize].store(ts, SeqCst);
+        // `fetch_max`: a commit made visible in bulk by `advance_to` may mark
+        // its slot late; it must not overwrite a later commit's mark there.
+        self.done[(ts % RING) as usize].fetch_max(ts, SeqCst);
         fence(SeqCst);
         // Earlier commits still installing are running (usually on another
         // core) and finish within microseconds: spin before yielding.
         wait_until(|| self.advance() >= ts);
+    }
+
+    /// Make every commit up to `ts` visible at once. The caller guarantees
+    /// they are all installed (the log writes commits in timestamp order, and
+    /// each after its install, so everything it has synced qualifies).
+    pub(crate) fn advance_to(&self, ts: u64) {
+        self.visible.fetch_max(ts, SeqCst);
     }
 
     /// Move `visible` over every consecutive installed timestamp; returns it.

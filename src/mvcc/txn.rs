@@ -180,7 +180,15 @@ impl<'db> Transaction<'db> {
         //    covers every committer waiting), holding no lock.
         drop(held);
         let logged = match (log, appended) {
-            (Some(store), Some(Ok(()))) => store.wait(ts.ts),
+            (Some(store), Some(Ok(()))) => {
+                let r = store.wait(ts.ts);
+                if r.is_ok() {
+                    // Every commit the log holds is installed: the whole
+                    // group becomes visible at once, not one by one.
+                    db.oracle.advance_to(store.logged_ts());
+                }
+                r
+            }
             (_, Some(Err(e))) => Err(e),
             _ => Ok(()),
         };

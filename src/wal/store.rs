@@ -88,14 +88,22 @@ impl Store {
         self.wal.append(ts, writes)
     }
 
-    pub(crate) fn wait(&self, lsn: u64) -> Result<()> {
+    /// Every commit at or below this timestamp is logged as the mode
+    /// requires (and so installed: a record is appended after its install).
+    pub(crate) fn logged_ts(&self) -> u64 {
+        self.wal.done_ts(self.mode == Durability::Sync)
+    }
+
+    /// Wait until commit `ts` (and every one before it) is logged as the
+    /// mode requires; ask for a checkpoint once enough log accumulated.
+    pub(crate) fn wait(&self, ts: u64) -> Result<()> {
         let r = match self.mode {
-            Durability::Sync => self.wal.wait(lsn, true),
-            Durability::Buffered(_) => self.wal.wait(lsn, false),
+            Durability::Sync => self.wal.wait(ts, true),
+            Durability::Buffered(_) => self.wal.wait(ts, false),
             Durability::None => Ok(()),
         };
-        if self.checkpoint_bytes > 0 && lsn.saturating_sub(self.ckpt_at.load(Ordering::Relaxed)) > self.checkpoint_bytes
-        {
+        let since = self.wal.appended().saturating_sub(self.ckpt_at.load(Ordering::Relaxed));
+        if self.checkpoint_bytes > 0 && since > self.checkpoint_bytes {
             self.ckpt_wanted.store(true, Ordering::Release);
         }
         r

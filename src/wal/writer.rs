@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -69,6 +70,9 @@ pub(crate) struct Wal {
     written: AtomicU64,
     durable: AtomicU64,
     poisoned: AtomicBool,
+    /// Followers sleep here while a leader writes and syncs.
+    flushed: Condvar,
+    flushed_lock: Mutex<()>,
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
 }
@@ -113,6 +117,8 @@ impl Wal {
             written: AtomicU64::new(last_ts),
             durable: AtomicU64::new(last_ts),
             poisoned: AtomicBool::new(false),
+            flushed: Condvar::new(),
+            flushed_lock: Mutex::new(()),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
         })
@@ -160,8 +166,10 @@ impl Wal {
     }
 
     /// Wait until every commit up to `ts` is written (`sync` false) or
-    /// durable (`sync` true), flushing as the group's leader if nobody else
-    /// is.
+    /// durable (`sync` true). If no leader is flushing, become it: write
+    /// and sync everything pending. Otherwise sleep until the leader is done
+    /// (followers never queue on the leader's mutex, where one could become
+    /// the next leader while its own record is already durable).
     pub(crate) fn wait(&self, ts: u64, sync: bool) -> Result<()> {
         let done = if sync { &self.durable } else { &self.written };
         loop {
@@ -169,20 +177,47 @@ impl Wal {
             if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
-            {
-                let mut out = lock(&self.out);
-                if done.load(Ordering::Acquire) >= ts {
-                    return Ok(());
+            match self.out.try_lock() {
+                Ok(mut out) => {
+                    let r = if done.load(Ordering::Acquire) >= ts {
+                        Ok(())
+                    } else {
+                        self.check().and_then(|()| self.flush(&mut out, sync))
+                    };
+                    drop(out);
+                    self.wake_followers();
+                    r?;
+                    if done.load(Ordering::Acquire) >= ts {
+                        return Ok(());
+                    }
+                    // Our record is parked behind an earlier commit still
+                    // installing: give it the CPU.
+                    std::thread::yield_now();
                 }
-                self.check()?;
-                self.flush(&mut out, sync)?;
-                if done.load(Ordering::Acquire) >= ts {
-                    return Ok(());
+                Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+                Err(TryLockError::WouldBlock) => {
+                    let g = lock(&self.flushed_lock);
+                    // Checked under the condvar's mutex, which the leader
+                    // takes before notifying: no lost wake-up. The timeout
+                    // covers a leader that finished between our try_lock
+                    // and here without our record.
+                    if done.load(Ordering::Acquire) < ts && !self.poisoned.load(Ordering::Acquire) {
+                        let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
+                    }
                 }
             }
-            // Our record is parked behind an earlier commit still installing.
-            std::thread::yield_now();
         }
+    }
+
+    fn wake_followers(&self) {
+        drop(lock(&self.flushed_lock));
+        self.flushed.notify_all();
+    }
+
+    /// Every commit at or below this timestamp is written (`sync` false) or
+    /// durable (`sync` true).
+    pub(crate) fn done_ts(&self, sync: bool) -> u64 {
+        if sync { &self.durable } else { &self.written }.load(Ordering::Acquire)
     }
 
     /// Write everything pending and sync: for the buffered mode's timer,
