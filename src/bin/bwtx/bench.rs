@@ -1,0 +1,670 @@
+//! `bwtx bench`: the YCSB core workloads A–F and a bank-transfer workload,
+//! run as bwtx transactions from several threads.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bwtx::{Db, Durability, Options, Transaction};
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::report::{BenchReport, Latency};
+
+/// Which operation mix to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// 50% reads, 50% updates.
+    A,
+    /// 95% reads, 5% updates.
+    B,
+    /// Reads only.
+    C,
+    /// 95% reads of the latest keys, 5% inserts of new keys.
+    D,
+    /// 95% short scans (1 to 100 keys), 5% inserts.
+    E,
+    /// 50% reads, 50% read-modify-writes.
+    F,
+    /// Transfers between accounts; the total is checked at the end.
+    Bank,
+}
+
+/// How keys are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Distribution {
+    /// Every key equally likely.
+    Uniform,
+    /// Skewed (YCSB's scrambled zipfian: hot keys spread over the key space).
+    Zipfian,
+    /// Skewed towards the most recently inserted keys.
+    Latest,
+}
+
+/// Where the database lives and what a commit survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Commit returns after its log record is fsynced (group commit).
+    Sync,
+    /// Commit returns after the write; a background thread syncs (see --buffer-ms).
+    Buffered,
+    /// Nothing is logged.
+    None,
+}
+
+/// Options of `bwtx bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// The operation mix.
+    #[arg(long, value_enum, default_value = "a")]
+    pub workload: Workload,
+    /// Keys loaded before the run (bank: accounts).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Bytes per value (bank: balances are 8 bytes).
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Client threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Run for this many seconds (default 10 unless --ops is given).
+    #[arg(long, conflicts_with = "ops")]
+    pub duration: Option<f64>,
+    /// Run this many operations in all (instead of --duration).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Key distribution (default: latest for workload d, zipfian otherwise).
+    #[arg(long, value_enum)]
+    pub distribution: Option<Distribution>,
+    /// Zipfian skew, in (0, 1).
+    #[arg(long, default_value_t = 0.99)]
+    pub theta: f64,
+    /// Operations per transaction (default 2: for workload a, on average one
+    /// read and one update; bank: transfers per transaction, default 1).
+    #[arg(long)]
+    pub ops_per_txn: Option<usize>,
+    /// Keep the database in this directory (default: in memory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Durability with --dir.
+    #[arg(long, value_enum, default_value = "sync")]
+    pub durability: DurabilityArg,
+    /// Sync interval of --durability buffered, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub buffer_ms: u64,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the result as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs {
+            workload: Workload::A,
+            keys: 1_000_000,
+            value_size: 100,
+            threads: 2,
+            duration: None,
+            ops: None,
+            distribution: None,
+            theta: 0.99,
+            ops_per_txn: None,
+            dir: None,
+            durability: DurabilityArg::Sync,
+            buffer_ms: 10,
+            seed: 1,
+            json: false,
+        }
+    }
+}
+
+/// Initial balance of each bank account.
+const BALANCE: u64 = 1000;
+/// Keys written per loading transaction.
+const LOAD_BATCH: u64 = 1000;
+/// Longest scan of workload E (YCSB's `maxscanlength`).
+const MAX_SCAN: u64 = 100;
+
+/// The key of record `i`: fixed width, so key order is record order.
+pub fn key(i: u64) -> String {
+    format!("user{i:012}")
+}
+
+/// SplitMix64: a small, fast generator (the binary has no `rand`).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+/// FNV-1a of a u64: YCSB's scrambling of zipfian ranks.
+fn fnv(x: u64) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in x.to_le_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+/// Zipfian ranks over `0..n` (Gray et al., SIGMOD 1994, as YCSB's
+/// `ZipfianGenerator`; copied from `benches/support`). Rank 0 is the most
+/// popular; rank `i` has probability proportional to `1 / (i + 1)^theta`.
+#[derive(Clone, Debug)]
+pub struct Zipf {
+    n: u64,
+    alpha: f64,
+    zetan: f64,
+    eta: f64,
+    half_pow_theta: f64,
+}
+
+impl Zipf {
+    pub fn new(n: u64, theta: f64) -> Self {
+        let n = n.max(1);
+        let zeta = |n: u64| (1..=n).map(|i| (i as f64).powf(-theta)).sum::<f64>();
+        let zetan = zeta(n);
+        let zeta2 = zeta(2);
+        Zipf {
+            n,
+            alpha: 1.0 / (1.0 - theta),
+            zetan,
+            eta: (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan),
+            half_pow_theta: 0.5f64.powf(theta),
+        }
+    }
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        let u = rng.f64();
+        let uz = u * self.zetan;
+        if uz < 1.0 {
+            0
+        } else if uz < 1.0 + self.half_pow_theta {
+            1.min(self.n - 1)
+        } else {
+            let r = self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha);
+            (r as u64).min(self.n - 1)
+        }
+    }
+}
+
+/// Chooses existing records.
+struct Chooser {
+    dist: Distribution,
+    zipf: Option<Zipf>,
+}
+
+impl Chooser {
+    /// A record among the `count` inserted so far.
+    fn pick(&self, rng: &mut Rng, count: u64) -> u64 {
+        let count = count.max(1);
+        match (self.dist, &self.zipf) {
+            (Distribution::Uniform, _) | (_, None) => rng.below(count),
+            (Distribution::Zipfian, Some(z)) => fnv(z.sample(rng)) % count,
+            (Distribution::Latest, Some(z)) => count - 1 - (z.sample(rng) % count),
+        }
+    }
+}
+
+/// What one client thread measured.
+struct ThreadResult {
+    hist: Histogram<u64>,
+    /// When the thread finished its last transaction.
+    end: Instant,
+    txns: u64,
+    ops: u64,
+    aborts: u64,
+}
+
+/// Shared state of a run.
+struct Run<'a> {
+    db: &'a Db,
+    args: &'a BenchArgs,
+    ops_per_txn: usize,
+    chooser: Chooser,
+    /// Records inserted (loaded plus inserted by D and E): the next insert's index.
+    records: AtomicU64,
+    /// Operations completed (for the progress bar and --ops).
+    done_ops: AtomicU64,
+    /// Operations claimed (with --ops).
+    claimed_ops: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// The database the bench runs on.
+fn open(args: &BenchArgs) -> Result<Db, String> {
+    let opts = Options::new();
+    match &args.dir {
+        None => opts.in_memory().map_err(|e| e.to_string()),
+        Some(dir) => {
+            let d = match args.durability {
+                DurabilityArg::Sync => Durability::Sync,
+                DurabilityArg::Buffered => Durability::Buffered(Duration::from_millis(args.buffer_ms.max(1))),
+                DurabilityArg::None => Durability::None,
+            };
+            opts.durability(d)
+                .open(dir)
+                .map_err(|e| format!("cannot open {}: {e}", dir.display()))
+        }
+    }
+}
+
+fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    let style =
+        ProgressStyle::with_template("{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(what.to_owned());
+    pb
+}
+
+/// Load `n` records in batches, from `threads` threads.
+fn load(db: &Db, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
+    let start = Instant::now();
+    let pb = bar(args.keys, "load", hidden);
+    let next = AtomicU64::new(0);
+    let err: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for t in 0..args.threads.max(1) {
+            let (next, pb, err) = (&next, &pb, &err);
+            s.spawn(move || {
+                let mut rng = Rng::new(args.seed ^ (t as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
+                let mut value = vec![b'x'; args.value_size];
+                loop {
+                    let lo = next.fetch_add(LOAD_BATCH, Ordering::Relaxed);
+                    if lo >= args.keys {
+                        return;
+                    }
+                    let hi = (lo + LOAD_BATCH).min(args.keys);
+                    let r = db.transaction(|tx| {
+                        for i in lo..hi {
+                            if args.workload == Workload::Bank {
+                                tx.put(key(i), BALANCE.to_le_bytes())?;
+                            } else {
+                                fill(&mut value, &mut rng);
+                                tx.put(key(i), &value)?;
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = r {
+                        *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("load failed: {e}"));
+                        return;
+                    }
+                    pb.inc(hi - lo);
+                }
+            });
+        }
+    });
+    pb.finish_and_clear();
+    match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(start.elapsed()),
+    }
+}
+
+fn fill(value: &mut [u8], rng: &mut Rng) {
+    let r = rng.next_u64().to_le_bytes();
+    let n = value.len().min(8);
+    value[..n].copy_from_slice(&r[..n]);
+}
+
+/// One transaction's outcome.
+enum Outcome {
+    Committed,
+    Conflict,
+}
+
+impl Run<'_> {
+    /// Claim the next transaction's operations; false when the run is over.
+    fn claim(&self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.args.ops {
+            Some(total) => self.claimed_ops.fetch_add(self.ops_per_txn as u64, Ordering::Relaxed) < total,
+            None => true,
+        }
+    }
+
+    /// Run one transaction of the workload (one attempt).
+    fn attempt(&self, rng: &mut Rng, value: &mut [u8], plan: &[Op]) -> Result<Outcome, bwtx::Error> {
+        let mut tx = self.db.begin();
+        let mut inserted = Vec::new();
+        for op in plan {
+            match *op {
+                Op::Read(i) => {
+                    tx.get(key(i))?;
+                }
+                Op::Update(i) => {
+                    fill(value, rng);
+                    tx.put(key(i), &*value)?;
+                }
+                Op::Insert => {
+                    let i = self.records.fetch_add(1, Ordering::Relaxed);
+                    fill(value, rng);
+                    tx.put(key(i), &*value)?;
+                    inserted.push(i);
+                }
+                Op::Scan(i, len) => {
+                    for kv in tx.range(key(i)..).take(len as usize) {
+                        kv?;
+                    }
+                }
+                Op::Rmw(i) => {
+                    let k = key(i);
+                    let mut v = tx.get(&k)?.map(|b| b.to_vec()).unwrap_or_else(|| value.to_vec());
+                    if let Some(b) = v.first_mut() {
+                        *b = b.wrapping_add(1);
+                    }
+                    tx.put(&k, &v)?;
+                }
+                Op::Transfer(a, b) => transfer(&mut tx, a, b, rng.below(100))?,
+            }
+        }
+        finish(tx)
+    }
+
+    /// The operations of the next transaction.
+    fn plan(&self, rng: &mut Rng, plan: &mut Vec<Op>) {
+        plan.clear();
+        let count = self.records.load(Ordering::Relaxed);
+        for _ in 0..self.ops_per_txn {
+            let p = rng.below(100);
+            let pick = |rng: &mut Rng| self.chooser.pick(rng, count);
+            let op = match self.args.workload {
+                Workload::A if p < 50 => Op::Read(pick(rng)),
+                Workload::A => Op::Update(pick(rng)),
+                Workload::B if p < 95 => Op::Read(pick(rng)),
+                Workload::B => Op::Update(pick(rng)),
+                Workload::C => Op::Read(pick(rng)),
+                Workload::D if p < 95 => Op::Read(pick(rng)),
+                Workload::D => Op::Insert,
+                Workload::E if p < 95 => Op::Scan(pick(rng), 1 + rng.below(MAX_SCAN)),
+                Workload::E => Op::Insert,
+                Workload::F if p < 50 => Op::Read(pick(rng)),
+                Workload::F => Op::Rmw(pick(rng)),
+                Workload::Bank => {
+                    let n = self.args.keys.max(2);
+                    let a = pick(rng) % n;
+                    let mut b = rng.below(n - 1);
+                    if b >= a {
+                        b += 1;
+                    }
+                    Op::Transfer(a, b)
+                }
+            };
+            plan.push(op);
+        }
+    }
+
+    fn client(&self, t: usize) -> Result<ThreadResult, String> {
+        let mut rng = Rng::new(self.args.seed.wrapping_add(0xA5A5_0000 + t as u64 * 7919));
+        let mut value = vec![b'v'; self.args.value_size];
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())?;
+        let mut res = ThreadResult {
+            hist: Histogram::new_from(&hist),
+            end: Instant::now(),
+            txns: 0,
+            ops: 0,
+            aborts: 0,
+        };
+        let mut plan = Vec::with_capacity(self.ops_per_txn);
+        while self.claim() {
+            self.plan(&mut rng, &mut plan);
+            let start = Instant::now();
+            let mut tries = 0u32;
+            loop {
+                match self.attempt(&mut rng, &mut value, &plan) {
+                    Ok(Outcome::Committed) => break,
+                    Ok(Outcome::Conflict) => {
+                        // Retry the same operations, backing off as
+                        // `Db::transaction` does: spin a little, then sleep
+                        // a growing, jittered time.
+                        res.aborts += 1;
+                        tries += 1;
+                        if tries < 4 {
+                            std::thread::yield_now();
+                        } else {
+                            let us = (1u64 << tries.min(10)) + rng.below(64);
+                            std::thread::sleep(Duration::from_micros(us));
+                        }
+                    }
+                    Err(e) => return Err(format!("transaction failed: {e}")),
+                }
+            }
+            hist.saturating_record(start.elapsed().as_nanos().max(1) as u64);
+            res.txns += 1;
+            res.ops += plan.len() as u64;
+            self.done_ops.fetch_add(plan.len() as u64, Ordering::Relaxed);
+        }
+        res.hist = hist;
+        res.end = Instant::now();
+        Ok(res)
+    }
+}
+
+/// One operation of a planned transaction.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Read(u64),
+    Update(u64),
+    Insert,
+    Scan(u64, u64),
+    Rmw(u64),
+    Transfer(u64, u64),
+}
+
+fn balance(tx: &Transaction<'_>, i: u64) -> Result<u64, bwtx::Error> {
+    let v = tx.get(key(i))?;
+    Ok(v.and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+        .map_or(0, u64::from_le_bytes))
+}
+
+fn transfer(tx: &mut Transaction<'_>, a: u64, b: u64, amount: u64) -> Result<(), bwtx::Error> {
+    let (fa, fb) = (balance(tx, a)?, balance(tx, b)?);
+    let amount = amount.min(fa);
+    tx.put(key(a), (fa - amount).to_le_bytes())?;
+    tx.put(key(b), (fb + amount).to_le_bytes())
+}
+
+fn finish(tx: Transaction<'_>) -> Result<Outcome, bwtx::Error> {
+    match tx.commit() {
+        Ok(_) => Ok(Outcome::Committed),
+        Err(e) if e.is_conflict() => Ok(Outcome::Conflict),
+        Err(e) => Err(e),
+    }
+}
+
+/// Peak resident set size in KiB (`VmHWM` of /proc/self/status), if known.
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Run the benchmark and report.
+pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    if args.keys == 0 || (args.workload == Workload::Bank && args.keys < 2) {
+        return Err("--keys must be at least 1 (bank: 2)".into());
+    }
+    if !(args.theta > 0.0 && args.theta < 1.0) {
+        return Err("--theta must be in (0, 1)".into());
+    }
+    if args.value_size > bwtx::tree::MAX_VALUE_LEN {
+        return Err(format!("--value-size must be at most {}", bwtx::tree::MAX_VALUE_LEN));
+    }
+    let ops_per_txn = args
+        .ops_per_txn
+        .unwrap_or(if args.workload == Workload::Bank { 1 } else { 2 });
+    if ops_per_txn == 0 {
+        return Err("--ops-per-txn must be at least 1".into());
+    }
+    let dist = args.distribution.unwrap_or(match args.workload {
+        Workload::D => Distribution::Latest,
+        _ => Distribution::Zipfian,
+    });
+    let hidden = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let duration = match (args.duration, args.ops) {
+        (Some(d), _) if !(d > 0.0 && d.is_finite()) => return Err("--duration must be positive".into()),
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+
+    let db = open(args)?;
+    let load_time = load(&db, args, hidden)?;
+    let before = db.stats();
+
+    let zipf = (dist != Distribution::Uniform).then(|| Zipf::new(args.keys, args.theta));
+    let run = Run {
+        db: &db,
+        args,
+        ops_per_txn,
+        chooser: Chooser { dist, zipf },
+        records: AtomicU64::new(args.keys),
+        done_ops: AtomicU64::new(0),
+        claimed_ops: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+
+    let start = Instant::now();
+    let results: Vec<Result<ThreadResult, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.threads)
+            .map(|t| {
+                s.spawn({
+                    let run = &run;
+                    move || run.client(t)
+                })
+            })
+            .collect();
+        // The progress bar, and the clock.
+        let pb = match (duration, args.ops) {
+            (Some(d), _) => bar(d.as_secs().max(1), "run (s)", hidden),
+            (None, Some(n)) => bar(n, "run", hidden),
+            (None, None) => ProgressBar::hidden(),
+        };
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let el = start.elapsed();
+            match duration {
+                Some(d) => {
+                    pb.set_position(el.as_secs().min(d.as_secs().max(1)));
+                    if el >= d {
+                        run.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                None => pb.set_position(run.done_ops.load(Ordering::Relaxed)),
+            }
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+        }
+        pb.finish_and_clear();
+        run.stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into())))
+            .collect()
+    });
+    let after = db.stats();
+
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())?;
+    let (mut txns, mut ops, mut aborts) = (0, 0, 0);
+    let mut elapsed = Duration::ZERO;
+    for r in results {
+        let r = r?;
+        elapsed = elapsed.max(r.end.duration_since(start));
+        hist.add(&r.hist).map_err(|e| e.to_string())?;
+        txns += r.txns;
+        ops += r.ops;
+        aborts += r.aborts;
+    }
+
+    let bank_total = if args.workload == Workload::Bank {
+        let snap = db.snapshot();
+        let mut sum: u64 = 0;
+        for kv in snap.range(key(0)..=key(args.keys - 1)) {
+            let (_, v) = kv.map_err(|e| e.to_string())?;
+            sum += <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes).unwrap_or(0);
+        }
+        Some((sum, args.keys * BALANCE))
+    } else {
+        None
+    };
+
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let commits = after.commits - before.commits;
+    let syncs = after.log_syncs - before.log_syncs;
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    Ok(BenchReport {
+        workload: format!("{:?}", args.workload).to_lowercase(),
+        distribution: format!("{dist:?}").to_lowercase(),
+        theta: args.theta,
+        keys: args.keys,
+        value_size: args.value_size,
+        threads: args.threads,
+        ops_per_txn,
+        storage: match &args.dir {
+            None => "memory".to_owned(),
+            Some(d) => format!("{} ({:?})", d.display(), args.durability).to_lowercase(),
+        },
+        load_secs: load_time.as_secs_f64(),
+        elapsed_secs: secs,
+        txns,
+        ops,
+        txns_per_sec: txns as f64 / secs,
+        ops_per_sec: ops as f64 / secs,
+        aborts,
+        abort_rate: if txns + aborts == 0 {
+            0.0
+        } else {
+            aborts as f64 / (txns + aborts) as f64
+        },
+        latency_us: Latency {
+            p50: q(0.5),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: hist.max() as f64 / 1000.0,
+            mean: hist.mean() / 1000.0,
+        },
+        commits,
+        log_syncs: syncs,
+        fsyncs_per_commit: if commits == 0 {
+            0.0
+        } else {
+            syncs as f64 / commits as f64
+        },
+        peak_rss_kib: peak_rss_kib(),
+        versions_collected: after.versions_collected,
+        bank_total,
+    })
+}

@@ -1,0 +1,80 @@
+//! `bwtx`: the command-line tool of the bwtx embedded transactional
+//! key-value store. Build it with `--features cli`.
+//!
+//! - `bwtx` (or `bwtx bench`): YCSB workloads A–F and a bank workload on an
+//!   in-memory database (or `--dir`), with a result table or `--json`;
+//! - `bwtx shell [PATH]`: a REPL;
+//! - `bwtx check PATH`: verify log segments and checkpoints offline;
+//! - `bwtx history --out FILE`: record and check a list-append history.
+
+mod bench;
+mod check;
+mod history;
+mod report;
+mod shell;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The bwtx command-line tool. With no subcommand, runs `bwtx bench` with
+/// its defaults (YCSB A, 1,000,000 keys, 2 threads, 10 s, in memory).
+#[derive(Parser, Debug)]
+#[command(name = "bwtx", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a YCSB (A–F) or bank workload and print a result table.
+    Bench(bench::BenchArgs),
+    /// An interactive shell on the database in PATH (in memory if omitted).
+    Shell {
+        /// The database directory (opened with sync durability).
+        path: Option<PathBuf>,
+    },
+    /// Verify a database directory's log and checkpoints offline (read-only).
+    Check {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// Run a list-append workload, write its Elle JSON history and check it.
+    History(history::HistoryArgs),
+}
+
+fn bench(args: &bench::BenchArgs) -> i32 {
+    match bench::run(args) {
+        Ok(r) => {
+            if args.json {
+                println!("{}", r.json());
+            } else {
+                print!("{}", r.table());
+            }
+            if r.ok() {
+                0
+            } else {
+                eprintln!("error: the bank total was not conserved");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        None => bench(&bench::BenchArgs::default()),
+        Some(Command::Bench(args)) => bench(&args),
+        Some(Command::Shell { path }) => shell::run(path.as_deref()),
+        Some(Command::Check { path }) => check::run(&path),
+        Some(Command::History(args)) => history::run(&args),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

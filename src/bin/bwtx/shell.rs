@@ -1,0 +1,253 @@
+//! `bwtx shell [PATH]`: a small REPL over one database.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::ops::Bound;
+use std::path::Path;
+
+use bwtx::{Db, Transaction};
+
+const HELP: &str = "\
+commands (outside `begin` each command commits on its own):
+  begin               start a transaction
+  get KEY             print KEY's value
+  put KEY VALUE...    set KEY (the value is the rest of the line)
+  delete KEY          delete KEY
+  scan [LO [HI]]      list keys in [LO, HI) (at most 1000 shown)
+  commit              commit the transaction
+  rollback            discard the transaction
+  stats               database statistics
+  checkpoint          write a checkpoint now (on-disk databases)
+  help                this text
+  quit | exit         leave (an open transaction is rolled back)";
+
+/// Keys printed by one scan at most.
+const SCAN_LIMIT: usize = 1000;
+
+/// Run the shell on `path` (in memory if `None`). Returns the exit status.
+pub fn run(path: Option<&Path>) -> i32 {
+    let db = match path {
+        None => Db::in_memory(),
+        Some(p) => match Db::open(p) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("error: cannot open {}: {e}", p.display());
+                return 1;
+            }
+        },
+    };
+    let mut session = Session { db: &db, tx: None };
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!(
+            "bwtx shell on {} (type `help`)",
+            path.map_or("an in-memory database".to_owned(), |p| p.display().to_string())
+        );
+        let mut rl = match rustyline::DefaultEditor::new() {
+            Ok(rl) => rl,
+            Err(e) => {
+                eprintln!("error: no line editor ({e}); reading plain lines");
+                return plain(&mut session);
+            }
+        };
+        loop {
+            let prompt = if session.tx.is_some() { "bwtx(tx)> " } else { "bwtx> " };
+            match rl.readline(prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = rl.add_history_entry(line.as_str());
+                    }
+                    if session.exec(&line) == Flow::Quit {
+                        break;
+                    }
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(rustyline::error::ReadlineError::Eof) => break,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    break;
+                }
+            }
+        }
+        session.close();
+        0
+    } else {
+        plain(&mut session)
+    }
+}
+
+/// Read commands line by line from stdin (scripts, pipes).
+fn plain(session: &mut Session<'_>) -> i32 {
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            eprintln!("error: stdin is not valid UTF-8");
+            break;
+        };
+        if session.exec(&line) == Flow::Quit {
+            break;
+        }
+        let _ = std::io::stdout().flush();
+    }
+    session.close();
+    0
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct Session<'db> {
+    db: &'db Db,
+    tx: Option<Transaction<'db>>,
+}
+
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl<'db> Session<'db> {
+    fn close(&mut self) {
+        if self.tx.take().is_some() {
+            println!("(open transaction rolled back)");
+        }
+    }
+
+    fn exec(&mut self, line: &str) -> Flow {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return Flow::Continue;
+        }
+        let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim();
+        let args: Vec<&str> = rest.split_whitespace().collect();
+        let r = match (cmd.to_ascii_lowercase().as_str(), args.len()) {
+            ("quit" | "exit", _) => return Flow::Quit,
+            ("help" | "?", _) => {
+                println!("{HELP}");
+                Ok(())
+            }
+            ("begin", 0) => self.begin(),
+            ("commit", 0) => self.commit(),
+            ("rollback" | "abort", 0) => self.rollback(),
+            ("get", 1) => self.get(args[0]),
+            ("put", n) if n >= 2 => {
+                let value = rest[args[0].len()..].trim_start();
+                self.write(args[0], Some(value))
+            }
+            ("delete" | "del", 1) => self.write(args[0], None),
+            ("scan", 0..=2) => self.scan(args.first().copied(), args.get(1).copied()),
+            ("stats", 0) => {
+                println!("{:#?}", self.db.stats());
+                Ok(())
+            }
+            ("checkpoint", 0) => self
+                .db
+                .checkpoint()
+                .map(|ts| println!("checkpoint at {ts}"))
+                .map_err(|e| e.to_string()),
+            ("begin" | "commit" | "rollback" | "abort" | "stats" | "checkpoint", _) => {
+                Err(format!("`{cmd}` takes no arguments"))
+            }
+            ("get" | "delete" | "del", _) => Err(format!("usage: {cmd} KEY")),
+            ("put", _) => Err("usage: put KEY VALUE".to_owned()),
+            ("scan", _) => Err("usage: scan [LO [HI]]".to_owned()),
+            _ => Err(format!("unknown command `{cmd}` (type `help`)")),
+        };
+        if let Err(e) = r {
+            println!("error: {e}");
+        }
+        Flow::Continue
+    }
+
+    fn begin(&mut self) -> Result<(), String> {
+        if self.tx.is_some() {
+            return Err("a transaction is open already (commit or rollback first)".into());
+        }
+        let tx = self.db.begin();
+        println!("begun at snapshot {}", tx.snapshot_ts());
+        self.tx = Some(tx);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        let tx = self.tx.take().ok_or("no open transaction")?;
+        match tx.commit() {
+            Ok(ts) => {
+                println!("committed at {ts}");
+                Ok(())
+            }
+            Err(e) if e.is_conflict() => Err(format!("{e} (the transaction was rolled back)")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn rollback(&mut self) -> Result<(), String> {
+        self.tx.take().ok_or("no open transaction")?.rollback();
+        println!("rolled back");
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<(), String> {
+        let v = match &self.tx {
+            Some(tx) => tx.get(key),
+            None => self.db.snapshot().get(key),
+        }
+        .map_err(|e| e.to_string())?;
+        match v {
+            Some(v) => println!("{}", show(&v)),
+            None => println!("(not found)"),
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
+        let apply = |tx: &mut Transaction<'_>| match value {
+            Some(v) => tx.put(key, v),
+            None => tx.delete(key),
+        };
+        match &mut self.tx {
+            Some(tx) => {
+                apply(tx).map_err(|e| e.to_string())?;
+                println!("ok (pending commit)");
+            }
+            None => {
+                let mut tx = self.db.begin();
+                apply(&mut tx).map_err(|e| e.to_string())?;
+                let ts = tx.commit().map_err(|e| e.to_string())?;
+                println!("ok (committed at {ts})");
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self, lo: Option<&str>, hi: Option<&str>) -> Result<(), String> {
+        let lo = lo.map_or(Bound::Unbounded, |k| Bound::Included(k.as_bytes()));
+        let hi = hi.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_bytes()));
+        let snap;
+        let iter = match &self.tx {
+            Some(tx) => tx.range::<&[u8], _>((lo, hi)),
+            None => {
+                snap = self.db.snapshot();
+                snap.range::<&[u8], _>((lo, hi))
+            }
+        };
+        let mut n = 0usize;
+        let mut more = 0usize;
+        for kv in iter {
+            let (k, v) = kv.map_err(|e| e.to_string())?;
+            if n < SCAN_LIMIT {
+                println!("{} = {}", show(&k), show(&v));
+                n += 1;
+            } else {
+                more += 1;
+            }
+        }
+        if more > 0 {
+            println!("... and {more} more");
+        }
+        println!("({} keys)", n + more);
+        Ok(())
+    }
+}
