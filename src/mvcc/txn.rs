@@ -21,6 +21,25 @@ fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
     }
 }
 
+type Writes = BTreeMap<Bytes, Option<Bytes>>;
+
+/// The keys between `start` and `end` as of `ts`, merged with `writes`.
+fn scan<'a>(db: &'a Shared, ts: u64, writes: Option<&'a Writes>, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'a> {
+    let Some(b) = bounds(start, end) else {
+        return Iter::empty();
+    };
+    let buf = writes.filter(|w| !w.is_empty()).map(|w| w.range::<[u8], _>(b));
+    Iter::new(db.tree.range::<&[u8], _>(b, ts), buf)
+}
+
+/// [`scan`] over the keys that start with `prefix`.
+fn scan_prefix<'a>(db: &'a Shared, ts: u64, writes: Option<&'a Writes>, prefix: &[u8]) -> Iter<'a> {
+    match prefix_end(prefix) {
+        Some(end) => scan(db, ts, writes, Bound::Included(prefix), Bound::Excluded(&end[..])),
+        None => scan(db, ts, writes, Bound::Included(prefix), Bound::Unbounded),
+    }
+}
+
 /// A read-write transaction under snapshot isolation.
 ///
 /// It reads the snapshot taken by [`crate::Db::begin`] plus its own writes,
@@ -43,7 +62,7 @@ fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
 pub struct Transaction<'db> {
     db: &'db Shared,
     pin: Pin<'db>,
-    writes: BTreeMap<Bytes, Option<Bytes>>,
+    writes: Writes,
 }
 
 impl<'db> Transaction<'db> {
@@ -95,24 +114,13 @@ impl<'db> Transaction<'db> {
     /// `.rev()`), as this transaction sees them: its snapshot merged with its
     /// own writes.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
-        self.range_bytes(as_bytes(range.start_bound()), as_bytes(range.end_bound()))
+        let (start, end) = (as_bytes(range.start_bound()), as_bytes(range.end_bound()));
+        scan(self.db, self.pin.ts(), Some(&self.writes), start, end)
     }
 
     /// The keys that start with `prefix`, as [`Transaction::range`] does.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        let p = prefix.as_ref();
-        match prefix_end(p) {
-            Some(end) => self.range_bytes(Bound::Included(p), Bound::Excluded(&end[..])),
-            None => self.range_bytes(Bound::Included(p), Bound::Unbounded),
-        }
-    }
-
-    fn range_bytes(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_> {
-        let Some(b) = bounds(start, end) else {
-            return Iter::empty();
-        };
-        let buf = (!self.writes.is_empty()).then(|| self.writes.range::<[u8], _>(b));
-        Iter::new(self.db.tree.range::<&[u8], _>(b, self.pin.ts()), buf)
+        scan_prefix(self.db, self.pin.ts(), Some(&self.writes), prefix.as_ref())
     }
 
     /// Number of keys written (put or deleted) so far.
@@ -249,23 +257,13 @@ impl<'db> Snapshot<'db> {
 
     /// The keys in `range` with their values, in key order (reverse with `.rev()`).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
-        self.range_bytes(as_bytes(range.start_bound()), as_bytes(range.end_bound()))
+        let (start, end) = (as_bytes(range.start_bound()), as_bytes(range.end_bound()));
+        scan(self.db, self.pin.ts(), None, start, end)
     }
 
     /// The keys that start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        let p = prefix.as_ref();
-        match prefix_end(p) {
-            Some(end) => self.range_bytes(Bound::Included(p), Bound::Excluded(&end[..])),
-            None => self.range_bytes(Bound::Included(p), Bound::Unbounded),
-        }
-    }
-
-    fn range_bytes(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_> {
-        match bounds(start, end) {
-            Some(b) => Iter::new(self.db.tree.range::<&[u8], _>(b, self.pin.ts()), None),
-            None => Iter::empty(),
-        }
+        scan_prefix(self.db, self.pin.ts(), None, prefix.as_ref())
     }
 }
 
