@@ -1,0 +1,136 @@
+//! The reference model: committed history, open transactions, and the
+//! state of a durable database's directory.
+
+use std::collections::BTreeMap;
+
+use crate::ops::{Key, Val, Writes};
+
+/// The committed history.
+#[derive(Default)]
+pub struct Model {
+    /// Per key: `(commit_ts, value)`, oldest first (`None`: a delete).
+    pub history: BTreeMap<Key, Vec<(u64, Option<Val>)>>,
+    /// The last commit timestamp (= the read timestamp).
+    pub last: u64,
+    /// Counters since the database was (re)opened (`versions_installed`
+    /// starts with the versions recovery installed).
+    pub commits: u64,
+    pub conflicts: u64,
+    pub versions_installed: u64,
+    /// Durable databases: the state of the directory.
+    pub disk: DiskModel,
+}
+
+/// What a durable database's directory holds, and its counters since open.
+#[derive(Default)]
+pub struct DiskModel {
+    /// The timestamp of the newest checkpoint (`None`: never checkpointed).
+    pub checkpoint: Option<u64>,
+    /// Checkpoints written since open.
+    pub checkpoints: u64,
+    /// The timestamp of the last checkpoint written since open.
+    pub written: Option<u64>,
+    /// Commits recovery replayed at the last open.
+    pub replayed: u64,
+    /// Log segment files: exact when segments never fill up, else a lower
+    /// bound (a full segment rotates).
+    pub segments: u64,
+}
+
+/// An open transaction of the model.
+pub struct MTxn {
+    pub snap: u64,
+    pub writes: Writes,
+}
+
+impl Model {
+    pub fn get_at(&self, key: &[u8], ts: u64) -> Option<Val> {
+        let h = self.history.get(key)?;
+        h.iter().rev().find(|(t, _)| *t <= ts).and_then(|(_, v)| v.clone())
+    }
+
+    pub fn get(&self, key: &[u8], ts: u64, writes: Option<&Writes>) -> Option<Val> {
+        match writes.and_then(|w| w.get(key)) {
+            Some(v) => v.clone(),
+            None => self.get_at(key, ts),
+        }
+    }
+
+    /// Everything visible at `ts` merged with `writes`.
+    pub fn view(&self, ts: u64, writes: Option<&Writes>) -> BTreeMap<Key, Val> {
+        let mut out: BTreeMap<Key, Val> = self
+            .history
+            .keys()
+            .filter_map(|k| self.get_at(k, ts).map(|v| (k.clone(), v)))
+            .collect();
+        for (k, v) in writes.into_iter().flatten() {
+            match v {
+                Some(v) => out.insert(k.clone(), v.clone()),
+                None => out.remove(k),
+            };
+        }
+        out
+    }
+
+    pub fn newest(&self, key: &[u8]) -> Option<u64> {
+        self.history.get(key).and_then(|h| h.last()).map(|(t, _)| *t)
+    }
+
+    /// `Ok(ts)` or `Err((key, winner, snapshot))`; applies a successful commit.
+    pub fn commit(&mut self, tx: MTxn) -> Result<u64, (Key, u64, u64)> {
+        if tx.writes.is_empty() {
+            return Ok(tx.snap);
+        }
+        for k in tx.writes.keys() {
+            if let Some(w) = self.newest(k).filter(|&w| w > tx.snap) {
+                self.conflicts += 1;
+                return Err((k.clone(), w, tx.snap));
+            }
+        }
+        self.last += 1;
+        self.commits += 1;
+        self.versions_installed += tx.writes.len() as u64;
+        for (k, v) in tx.writes {
+            self.history.entry(k).or_default().push((self.last, v));
+        }
+        Ok(self.last)
+    }
+
+    /// A (re)open: counters restart, recovery replays the log after the
+    /// newest checkpoint, and a new log segment is started.
+    pub fn reopen(&mut self) {
+        self.commits = 0;
+        self.conflicts = 0;
+        let d = &mut self.disk;
+        d.checkpoints = 0;
+        d.written = None;
+        let ckpt = d.checkpoint.unwrap_or(0);
+        d.replayed = self.last - ckpt;
+        let image = d.checkpoint.map_or(0, |t| self.view(t, None).len());
+        let replayed: usize = self
+            .history
+            .values()
+            .map(|h| h.iter().filter(|(t, _)| *t > ckpt).count())
+            .sum();
+        // Recovered versions count as installed (so that `versions_stored`
+        // stays exact): the checkpoint's live keys and every replayed write.
+        self.versions_installed = (image + replayed) as u64;
+        self.disk.segments += 1;
+    }
+
+    /// `db.checkpoint()` returned `ts`. It closes the current segment; a
+    /// checkpoint of what the last one written since open already covers
+    /// writes nothing, else the new one replaces every older checkpoint and
+    /// every closed segment (all of whose commits it covers).
+    pub fn checkpoint(&mut self, ts: u64) {
+        let d = &mut self.disk;
+        if d.written == Some(ts) {
+            d.segments += 1;
+        } else {
+            d.checkpoint = Some(ts);
+            d.written = Some(ts);
+            d.checkpoints += 1;
+            d.segments = 1;
+        }
+    }
+}
