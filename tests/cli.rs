@@ -225,3 +225,33 @@ fn bad_arguments_fail_readably() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("theta"));
 }
+
+#[cfg(all(feature = "cli", feature = "bench-peers"))]
+#[test]
+fn bench_compare_runs_every_engine() {
+    let out = run(&[
+        "bench",
+        "--compare",
+        "--keys",
+        "2000",
+        "--ops",
+        "2000",
+        "--workload",
+        "a",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    for engine in ["bwtx", "skipdb", "fjall", "redb", "sled"] {
+        // The table row (settings lines are indented), ending in its ratios.
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{engine} ")))
+            .unwrap_or_else(|| panic!("no {engine} row in {stdout}"));
+        assert!(row.trim_end().ends_with('x'), "{engine}: no ratio in {row}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with("  ") && l.contains(engine)),
+            "{engine}: no settings in {stdout}"
+        );
+    }
+    assert!(stdout.contains("bwtx/peer"), "{stdout}");
+}

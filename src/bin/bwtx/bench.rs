@@ -87,9 +87,11 @@ pub struct BenchArgs {
     /// Keep the database in this directory (default: in memory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Durability with --dir.
-    #[arg(long, value_enum, default_value = "sync")]
-    pub durability: DurabilityArg,
+    /// Durability with --dir (default sync). With --compare the default is
+    /// relaxed for every engine (bwtx in memory, or buffered with --dir;
+    /// peers without per-commit syncs); `sync` syncs every engine per commit.
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
     /// Sync interval of --durability buffered, in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub buffer_ms: u64,
@@ -99,6 +101,11 @@ pub struct BenchArgs {
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run the same workload (same keys, same seeded operation streams) on
+    /// bwtx and on skipdb, fjall, redb and sled, and compare them. Needs a
+    /// build with `--features cli,bench-peers`.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 impl Default for BenchArgs {
@@ -114,10 +121,11 @@ impl Default for BenchArgs {
             theta: 0.99,
             ops_per_txn: None,
             dir: None,
-            durability: DurabilityArg::Sync,
+            durability: None,
             buffer_ms: 10,
             seed: 1,
             json: false,
+            compare: false,
         }
     }
 }
@@ -210,20 +218,121 @@ impl Zipf {
 }
 
 /// Chooses existing records.
-struct Chooser {
+pub struct Chooser {
     dist: Distribution,
     zipf: Option<Zipf>,
 }
 
 impl Chooser {
     /// A record among the `count` inserted so far.
-    fn pick(&self, rng: &mut Rng, count: u64) -> u64 {
+    pub fn pick(&self, rng: &mut Rng, count: u64) -> u64 {
         let count = count.max(1);
         match (self.dist, &self.zipf) {
             (Distribution::Uniform, _) | (_, None) => rng.below(count),
             (Distribution::Zipfian, Some(z)) => fnv(z.sample(rng)) % count,
             (Distribution::Latest, Some(z)) => count - 1 - (z.sample(rng) % count),
         }
+    }
+}
+
+/// A store the workload runs on: bwtx itself, or (with `--compare`) a peer
+/// from `peers.rs`. Every engine gets the same keys ([`key`]), the same
+/// resolved operations and the same value bytes.
+pub trait Engine: Sync {
+    /// Short name for the report.
+    fn name(&self) -> &'static str;
+    /// How the engine is configured (printed in the report).
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    fn settings(&self) -> String;
+    /// Write the records `(index, value)` in one transaction.
+    fn load(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), String>;
+    /// Run one attempt of a transaction of `ops` (no [`Op::Insert`] left
+    /// unresolved: its index is the record to write). Updates and inserts
+    /// write `value`.
+    fn attempt(&self, ops: &[Op], value: &[u8]) -> Result<Outcome, String>;
+    /// The sum of the balances of records `0..n` (bank), read in one snapshot
+    /// where the engine has them.
+    fn bank_total(&self, n: u64) -> Result<u64, String>;
+}
+
+/// The balance stored in a bank record (0 if malformed).
+pub fn balance_of(v: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(v).map_or(0, u64::from_le_bytes)
+}
+
+/// The value a read-modify-write writes back, given what it read.
+pub fn rmw_value(read: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
+    let mut v = read.unwrap_or(value).to_vec();
+    if let Some(b) = v.first_mut() {
+        *b = b.wrapping_add(1);
+    }
+    v
+}
+
+/// Whether a transaction only reads.
+#[cfg(feature = "bench-peers")]
+pub fn read_only(ops: &[Op]) -> bool {
+    ops.iter().all(|op| matches!(op, Op::Read(_) | Op::Scan(..)))
+}
+
+/// bwtx as an [`Engine`].
+pub struct Bwtx {
+    pub db: Db,
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    pub settings: String,
+}
+
+impl Engine for Bwtx {
+    fn name(&self) -> &'static str {
+        "bwtx"
+    }
+    fn settings(&self) -> String {
+        self.settings.clone()
+    }
+    fn load(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), String> {
+        self.db
+            .transaction(|tx| {
+                for (i, v) in batch {
+                    tx.put(key(*i), v)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn attempt(&self, ops: &[Op], value: &[u8]) -> Result<Outcome, String> {
+        let r = (|| {
+            let mut tx = self.db.begin();
+            for op in ops {
+                match *op {
+                    Op::Read(i) => {
+                        tx.get(key(i))?;
+                    }
+                    Op::Update(i) | Op::Insert(i) => tx.put(key(i), value)?,
+                    Op::Scan(i, len) => {
+                        for kv in tx.range(key(i)..).take(len as usize) {
+                            kv?;
+                        }
+                    }
+                    Op::Rmw(i) => {
+                        let k = key(i);
+                        let v = rmw_value(tx.get(&k)?.as_deref(), value);
+                        tx.put(&k, &v)?;
+                    }
+                    Op::Transfer(a, b, amount) => transfer(&mut tx, a, b, amount)?,
+                }
+            }
+            finish(tx)
+        })();
+        r.map_err(|e| format!("transaction failed: {e}"))
+    }
+    fn bank_total(&self, n: u64) -> Result<u64, String> {
+        let snap = self.db.snapshot();
+        let mut sum: u64 = 0;
+        for kv in snap.range(key(0)..=key(n - 1)) {
+            let (_, v) = kv.map_err(|e| e.to_string())?;
+            sum += balance_of(&v);
+        }
+        Ok(sum)
     }
 }
 
@@ -237,12 +346,20 @@ struct ThreadResult {
     aborts: u64,
 }
 
+/// The workload settings shared by every engine of one invocation.
+pub struct Setup {
+    pub ops_per_txn: usize,
+    pub dist: Distribution,
+    pub duration: Option<Duration>,
+    pub hidden: bool,
+    pub chooser: Chooser,
+}
+
 /// Shared state of a run.
 struct Run<'a> {
-    db: &'a Db,
+    db: &'a dyn Engine,
     args: &'a BenchArgs,
-    ops_per_txn: usize,
-    chooser: Chooser,
+    setup: &'a Setup,
     /// Records inserted (loaded plus inserted by D and E): the next insert's index.
     records: AtomicU64,
     /// Operations completed (for the progress bar and --ops).
@@ -252,20 +369,52 @@ struct Run<'a> {
     stop: AtomicBool,
 }
 
+/// The bwtx durability `args` ask for.
+fn durability(args: &BenchArgs, default: DurabilityArg) -> Durability {
+    match args.durability.unwrap_or(default) {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Buffered => Durability::Buffered(Duration::from_millis(args.buffer_ms.max(1))),
+        DurabilityArg::None => Durability::None,
+    }
+}
+
 /// The database the bench runs on.
 fn open(args: &BenchArgs) -> Result<Db, String> {
     let opts = Options::new();
     match &args.dir {
         None => opts.in_memory().map_err(|e| e.to_string()),
+        Some(dir) => opts
+            .durability(durability(args, DurabilityArg::Sync))
+            .open(dir)
+            .map_err(|e| format!("cannot open {}: {e}", dir.display())),
+    }
+}
+
+/// bwtx for `--compare`: in memory, or buffered in --dir, unless
+/// `--durability sync` (then sync, in --dir or in `tmp`).
+#[cfg(feature = "bench-peers")]
+pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, String> {
+    let sync = args.durability == Some(DurabilityArg::Sync);
+    let dir = match &args.dir {
+        Some(d) => Some(d.clone()),
+        None if sync => Some(tmp.join("bwtx")),
+        None => None,
+    };
+    match dir {
+        None => Ok(Bwtx {
+            db: Options::new().in_memory().map_err(|e| e.to_string())?,
+            settings: "bwtx: in memory (Options::new().in_memory()), no log".to_owned(),
+        }),
         Some(dir) => {
-            let d = match args.durability {
-                DurabilityArg::Sync => Durability::Sync,
-                DurabilityArg::Buffered => Durability::Buffered(Duration::from_millis(args.buffer_ms.max(1))),
-                DurabilityArg::None => Durability::None,
-            };
-            opts.durability(d)
-                .open(dir)
-                .map_err(|e| format!("cannot open {}: {e}", dir.display()))
+            let d = durability(args, DurabilityArg::Buffered);
+            let db = Options::new()
+                .durability(d)
+                .open(&dir)
+                .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+            Ok(Bwtx {
+                db,
+                settings: format!("bwtx: {} with Durability::{d:?} (group commit)", dir.display()),
+            })
         }
     }
 }
@@ -284,7 +433,7 @@ fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
 }
 
 /// Load `n` records in batches, from `threads` threads.
-fn load(db: &Db, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
+fn load(db: &dyn Engine, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
     let start = Instant::now();
     let pb = bar(args.keys, "load", hidden);
     let next = AtomicU64::new(0);
@@ -295,25 +444,25 @@ fn load(db: &Db, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
             s.spawn(move || {
                 let mut rng = Rng::new(args.seed ^ (t as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
                 let mut value = vec![b'x'; args.value_size];
+                let mut batch = Vec::with_capacity(LOAD_BATCH as usize);
                 loop {
                     let lo = next.fetch_add(LOAD_BATCH, Ordering::Relaxed);
                     if lo >= args.keys {
                         return;
                     }
                     let hi = (lo + LOAD_BATCH).min(args.keys);
-                    let r = db.transaction(|tx| {
-                        for i in lo..hi {
-                            if args.workload == Workload::Bank {
-                                tx.put(key(i), BALANCE.to_le_bytes())?;
-                            } else {
-                                fill(&mut value, &mut rng);
-                                tx.put(key(i), &value)?;
-                            }
+                    batch.clear();
+                    for i in lo..hi {
+                        if args.workload == Workload::Bank {
+                            batch.push((i, BALANCE.to_le_bytes().to_vec()));
+                        } else {
+                            fill(&mut value, &mut rng);
+                            batch.push((i, value.clone()));
                         }
-                        Ok(())
-                    });
-                    if let Err(e) = r {
-                        *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("load failed: {e}"));
+                    }
+                    if let Err(e) = db.load(&batch) {
+                        *err.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("{} load failed: {e}", db.name()));
                         return;
                     }
                     pb.inc(hi - lo);
@@ -335,7 +484,7 @@ fn fill(value: &mut [u8], rng: &mut Rng) {
 }
 
 /// One transaction's outcome.
-enum Outcome {
+pub enum Outcome {
     Committed,
     Conflict,
 }
@@ -347,56 +496,24 @@ impl Run<'_> {
             return false;
         }
         match self.args.ops {
-            Some(total) => self.claimed_ops.fetch_add(self.ops_per_txn as u64, Ordering::Relaxed) < total,
+            Some(total) => {
+                self.claimed_ops
+                    .fetch_add(self.setup.ops_per_txn as u64, Ordering::Relaxed)
+                    < total
+            }
             None => true,
         }
     }
 
-    /// Run one transaction of the workload (one attempt).
-    fn attempt(&self, rng: &mut Rng, value: &mut [u8], plan: &[Op]) -> Result<Outcome, bwtx::Error> {
-        let mut tx = self.db.begin();
-        let mut inserted = Vec::new();
-        for op in plan {
-            match *op {
-                Op::Read(i) => {
-                    tx.get(key(i))?;
-                }
-                Op::Update(i) => {
-                    fill(value, rng);
-                    tx.put(key(i), &*value)?;
-                }
-                Op::Insert => {
-                    let i = self.records.fetch_add(1, Ordering::Relaxed);
-                    fill(value, rng);
-                    tx.put(key(i), &*value)?;
-                    inserted.push(i);
-                }
-                Op::Scan(i, len) => {
-                    for kv in tx.range(key(i)..).take(len as usize) {
-                        kv?;
-                    }
-                }
-                Op::Rmw(i) => {
-                    let k = key(i);
-                    let mut v = tx.get(&k)?.map(|b| b.to_vec()).unwrap_or_else(|| value.to_vec());
-                    if let Some(b) = v.first_mut() {
-                        *b = b.wrapping_add(1);
-                    }
-                    tx.put(&k, &v)?;
-                }
-                Op::Transfer(a, b) => transfer(&mut tx, a, b, rng.below(100))?,
-            }
-        }
-        finish(tx)
-    }
-
-    /// The operations of the next transaction.
+    /// The operations of the next transaction (inserts unresolved). Drawn
+    /// from the thread's own generator only, so every engine sees the same
+    /// stream for the same seed.
     fn plan(&self, rng: &mut Rng, plan: &mut Vec<Op>) {
         plan.clear();
         let count = self.records.load(Ordering::Relaxed);
-        for _ in 0..self.ops_per_txn {
+        for _ in 0..self.setup.ops_per_txn {
             let p = rng.below(100);
-            let pick = |rng: &mut Rng| self.chooser.pick(rng, count);
+            let pick = |rng: &mut Rng| self.setup.chooser.pick(rng, count);
             let op = match self.args.workload {
                 Workload::A if p < 50 => Op::Read(pick(rng)),
                 Workload::A => Op::Update(pick(rng)),
@@ -404,9 +521,9 @@ impl Run<'_> {
                 Workload::B => Op::Update(pick(rng)),
                 Workload::C => Op::Read(pick(rng)),
                 Workload::D if p < 95 => Op::Read(pick(rng)),
-                Workload::D => Op::Insert,
+                Workload::D => Op::Insert(0),
                 Workload::E if p < 95 => Op::Scan(pick(rng), 1 + rng.below(MAX_SCAN)),
-                Workload::E => Op::Insert,
+                Workload::E => Op::Insert(0),
                 Workload::F if p < 50 => Op::Read(pick(rng)),
                 Workload::F => Op::Rmw(pick(rng)),
                 Workload::Bank => {
@@ -416,7 +533,7 @@ impl Run<'_> {
                     if b >= a {
                         b += 1;
                     }
-                    Op::Transfer(a, b)
+                    Op::Transfer(a, b, rng.below(100))
                 }
             };
             plan.push(op);
@@ -425,6 +542,9 @@ impl Run<'_> {
 
     fn client(&self, t: usize) -> Result<ThreadResult, String> {
         let mut rng = Rng::new(self.args.seed.wrapping_add(0xA5A5_0000 + t as u64 * 7919));
+        // Values and backoff jitter come from a generator of their own, so
+        // retries do not shift the operation stream.
+        let mut vrng = Rng::new(self.args.seed.wrapping_add(0x5A5A_0000 + t as u64 * 104_729));
         let mut value = vec![b'v'; self.args.value_size];
         let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())?;
         let mut res = ThreadResult {
@@ -434,15 +554,22 @@ impl Run<'_> {
             ops: 0,
             aborts: 0,
         };
-        let mut plan = Vec::with_capacity(self.ops_per_txn);
+        let mut plan = Vec::with_capacity(self.setup.ops_per_txn);
+        let mut ops = Vec::with_capacity(self.setup.ops_per_txn);
         while self.claim() {
             self.plan(&mut rng, &mut plan);
             let start = Instant::now();
             let mut tries = 0u32;
             loop {
-                match self.attempt(&mut rng, &mut value, &plan) {
-                    Ok(Outcome::Committed) => break,
-                    Ok(Outcome::Conflict) => {
+                ops.clear();
+                ops.extend(plan.iter().map(|op| match op {
+                    Op::Insert(_) => Op::Insert(self.records.fetch_add(1, Ordering::Relaxed)),
+                    op => *op,
+                }));
+                fill(&mut value, &mut vrng);
+                match self.db.attempt(&ops, &value)? {
+                    Outcome::Committed => break,
+                    Outcome::Conflict => {
                         // Retry the same operations, backing off as
                         // `Db::transaction` does: spin a little, then sleep
                         // a growing, jittered time.
@@ -451,11 +578,10 @@ impl Run<'_> {
                         if tries < 4 {
                             std::thread::yield_now();
                         } else {
-                            let us = (1u64 << tries.min(10)) + rng.below(64);
+                            let us = (1u64 << tries.min(10)) + vrng.below(64);
                             std::thread::sleep(Duration::from_micros(us));
                         }
                     }
-                    Err(e) => return Err(format!("transaction failed: {e}")),
                 }
             }
             hist.saturating_record(start.elapsed().as_nanos().max(1) as u64);
@@ -471,19 +597,23 @@ impl Run<'_> {
 
 /// One operation of a planned transaction.
 #[derive(Clone, Copy, Debug)]
-enum Op {
+pub enum Op {
+    /// Read record `i`.
     Read(u64),
+    /// Overwrite record `i`.
     Update(u64),
-    Insert,
+    /// Insert a new record (its index is chosen at each attempt).
+    Insert(u64),
+    /// Read up to `len` records from record `i` on.
     Scan(u64, u64),
+    /// Read record `i` and write it back changed.
     Rmw(u64),
-    Transfer(u64, u64),
+    /// Move up to `amount` from account `a` to account `b`.
+    Transfer(u64, u64, u64),
 }
 
 fn balance(tx: &Transaction<'_>, i: u64) -> Result<u64, bwtx::Error> {
-    let v = tx.get(key(i))?;
-    Ok(v.and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
-        .map_or(0, u64::from_le_bytes))
+    Ok(tx.get(key(i))?.map_or(0, |b| balance_of(&b)))
 }
 
 fn transfer(tx: &mut Transaction<'_>, a: u64, b: u64, amount: u64) -> Result<(), bwtx::Error> {
@@ -508,8 +638,8 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Run the benchmark and report.
-pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
+/// Check the arguments and derive the settings every engine shares.
+pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
@@ -539,22 +669,66 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-
-    let db = open(args)?;
-    let load_time = load(&db, args, hidden)?;
-    let before = db.stats();
-
     let zipf = (dist != Distribution::Uniform).then(|| Zipf::new(args.keys, args.theta));
-    let run = Run {
-        db: &db,
-        args,
+    Ok(Setup {
         ops_per_txn,
+        dist,
+        duration,
+        hidden,
         chooser: Chooser { dist, zipf },
+    })
+}
+
+/// What one engine measured.
+pub struct Measured {
+    pub load: Duration,
+    pub elapsed: Duration,
+    pub txns: u64,
+    pub ops: u64,
+    pub aborts: u64,
+    pub hist: Histogram<u64>,
+    /// Bank: (sum of balances found, sum expected).
+    pub bank_total: Option<(u64, u64)>,
+}
+
+impl Measured {
+    pub fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64().max(1e-9)
+    }
+    pub fn latency(&self) -> Latency {
+        let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1000.0;
+        Latency {
+            p50: q(0.5),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: self.hist.max() as f64 / 1000.0,
+            mean: self.hist.mean() / 1000.0,
+        }
+    }
+    pub fn abort_rate(&self) -> f64 {
+        if self.txns + self.aborts == 0 {
+            0.0
+        } else {
+            self.aborts as f64 / (self.txns + self.aborts) as f64
+        }
+    }
+}
+
+/// Load `db` and run the workload on it.
+pub fn measure(db: &dyn Engine, args: &BenchArgs, setup: &Setup, between: impl FnOnce()) -> Result<Measured, String> {
+    let load_time = load(db, args, setup.hidden)?;
+    between();
+    let run = Run {
+        db,
+        args,
+        setup,
         records: AtomicU64::new(args.keys),
         done_ops: AtomicU64::new(0),
         claimed_ops: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
+    let duration = setup.duration;
+    let hidden = setup.hidden;
 
     let start = Instant::now();
     let results: Vec<Result<ThreadResult, String>> = std::thread::scope(|s| {
@@ -562,7 +736,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
             .map(|t| {
                 s.spawn({
                     let run = &run;
-                    move || run.client(t)
+                    move || {
+                        let r = run.client(t);
+                        if r.is_err() {
+                            run.stop.store(true, Ordering::Relaxed);
+                        }
+                        r
+                    }
                 })
             })
             .collect();
@@ -595,67 +775,70 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
             .map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into())))
             .collect()
     });
-    let after = db.stats();
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())?;
     let (mut txns, mut ops, mut aborts) = (0, 0, 0);
     let mut elapsed = Duration::ZERO;
     for r in results {
-        let r = r?;
+        let r = r.map_err(|e| format!("{}: {e}", db.name()))?;
         elapsed = elapsed.max(r.end.duration_since(start));
         hist.add(&r.hist).map_err(|e| e.to_string())?;
         txns += r.txns;
         ops += r.ops;
         aborts += r.aborts;
     }
-
     let bank_total = if args.workload == Workload::Bank {
-        let snap = db.snapshot();
-        let mut sum: u64 = 0;
-        for kv in snap.range(key(0)..=key(args.keys - 1)) {
-            let (_, v) = kv.map_err(|e| e.to_string())?;
-            sum += <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes).unwrap_or(0);
-        }
-        Some((sum, args.keys * BALANCE))
+        Some((db.bank_total(args.keys)?, args.keys * BALANCE))
     } else {
         None
     };
+    Ok(Measured {
+        load: load_time,
+        elapsed,
+        txns,
+        ops,
+        aborts,
+        hist,
+        bank_total,
+    })
+}
 
-    let secs = elapsed.as_secs_f64().max(1e-9);
+/// Run the benchmark and report.
+pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
+    let setup = setup(args)?;
+    let engine = Bwtx {
+        db: open(args)?,
+        settings: String::new(),
+    };
+    let mut before = None;
+    let m = measure(&engine, args, &setup, || before = Some(engine.db.stats()))?;
+    let before = before.unwrap_or_else(|| engine.db.stats());
+    let after = engine.db.stats();
+
+    let secs = m.secs();
     let commits = after.commits - before.commits;
     let syncs = after.log_syncs - before.log_syncs;
-    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
     Ok(BenchReport {
         workload: format!("{:?}", args.workload).to_lowercase(),
-        distribution: format!("{dist:?}").to_lowercase(),
+        distribution: format!("{:?}", setup.dist).to_lowercase(),
         theta: args.theta,
         keys: args.keys,
         value_size: args.value_size,
         threads: args.threads,
-        ops_per_txn,
+        ops_per_txn: setup.ops_per_txn,
         storage: match &args.dir {
             None => "memory".to_owned(),
-            Some(d) => format!("{} ({:?})", d.display(), args.durability).to_lowercase(),
+            Some(d) => format!("{} ({:?})", d.display(), args.durability.unwrap_or(DurabilityArg::Sync)).to_lowercase(),
         },
-        load_secs: load_time.as_secs_f64(),
+        load_secs: m.load.as_secs_f64(),
         elapsed_secs: secs,
-        txns,
-        ops,
-        txns_per_sec: txns as f64 / secs,
-        ops_per_sec: ops as f64 / secs,
-        aborts,
-        abort_rate: if txns + aborts == 0 {
-            0.0
-        } else {
-            aborts as f64 / (txns + aborts) as f64
-        },
-        latency_us: Latency {
-            p50: q(0.5),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: hist.max() as f64 / 1000.0,
-            mean: hist.mean() / 1000.0,
-        },
+        txns: m.txns,
+        ops: m.ops,
+        txns_per_sec: m.txns as f64 / secs,
+        ops_per_sec: m.ops as f64 / secs,
+        aborts: m.aborts,
+        abort_rate: m.abort_rate(),
+        latency_us: m.latency(),
         commits,
         log_syncs: syncs,
         fsyncs_per_commit: if commits == 0 {
@@ -665,6 +848,6 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         },
         peak_rss_kib: peak_rss_kib(),
         versions_collected: after.versions_collected,
-        bank_total,
+        bank_total: m.bank_total,
     })
 }

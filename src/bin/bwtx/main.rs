@@ -10,6 +10,8 @@
 mod bench;
 mod check;
 mod history;
+#[cfg(feature = "bench-peers")]
+mod peers;
 mod report;
 mod shell;
 
@@ -45,7 +47,43 @@ enum Command {
     History(history::HistoryArgs),
 }
 
+/// `bwtx bench --compare`.
+#[cfg(feature = "bench-peers")]
+fn compare(args: &bench::BenchArgs) -> i32 {
+    match peers::run(args) {
+        Ok(r) => {
+            if args.json {
+                println!("{}", r.json());
+            } else {
+                print!("{}", r.table());
+            }
+            if r.ok() {
+                0
+            } else {
+                eprintln!("error: a bank total was not conserved");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(not(feature = "bench-peers"))]
+fn compare(_: &bench::BenchArgs) -> i32 {
+    eprintln!(
+        "error: --compare needs the peer stores, which this build left out; rebuild with \
+         `cargo build --release --features cli,bench-peers --bin bwtx`"
+    );
+    2
+}
+
 fn bench(args: &bench::BenchArgs) -> i32 {
+    if args.compare {
+        return compare(args);
+    }
     match bench::run(args) {
         Ok(r) => {
             if args.json {

@@ -180,7 +180,7 @@ impl BenchReport {
 }
 
 /// A finite JSON number (JSON has no NaN or infinity).
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if x.is_finite() {
         format!("{x}")
     } else {
