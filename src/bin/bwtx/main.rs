@@ -47,20 +47,16 @@ enum Command {
     History(history::HistoryArgs),
 }
 
-/// `bwtx bench --compare`.
-#[cfg(feature = "bench-peers")]
-fn compare(args: &bench::BenchArgs) -> i32 {
-    match peers::run(args) {
-        Ok(r) => {
-            if args.json {
-                println!("{}", r.json());
-            } else {
-                print!("{}", r.table());
-            }
-            if r.ok() {
+/// Print a bench outcome (its rendered output and whether its checks held);
+/// the exit status.
+fn finish<E: std::fmt::Display>(r: Result<(String, bool), E>, failed: &str) -> i32 {
+    match r {
+        Ok((out, ok)) => {
+            print!("{out}");
+            if ok {
                 0
             } else {
-                eprintln!("error: a bank total was not conserved");
+                eprintln!("error: {failed}");
                 1
             }
         }
@@ -69,6 +65,13 @@ fn compare(args: &bench::BenchArgs) -> i32 {
             1
         }
     }
+}
+
+/// `bwtx bench --compare`.
+#[cfg(feature = "bench-peers")]
+fn compare(args: &bench::BenchArgs) -> i32 {
+    let r = peers::run(args).map(|r| (if args.json { r.json() + "\n" } else { r.table() }, r.ok()));
+    finish(r, "a bank total was not conserved")
 }
 
 #[cfg(not(feature = "bench-peers"))]
@@ -84,25 +87,8 @@ fn bench(args: &bench::BenchArgs) -> i32 {
     if args.compare {
         return compare(args);
     }
-    match bench::run(args) {
-        Ok(r) => {
-            if args.json {
-                println!("{}", r.json());
-            } else {
-                print!("{}", r.table());
-            }
-            if r.ok() {
-                0
-            } else {
-                eprintln!("error: the bank total was not conserved");
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    let r = bench::run(args).map(|r| (if args.json { r.json() + "\n" } else { r.table() }, r.ok()));
+    finish(r, "the bank total was not conserved")
 }
 
 fn main() -> ExitCode {
