@@ -102,6 +102,14 @@ impl<'g> VRef<'g> {
             VRef::Page(p, v) => p.value_ref(&v),
         }
     }
+    /// Bytes the value takes in a page's inline value blob.
+    fn inline_len(&self) -> usize {
+        match self.raw() {
+            ValRef::Inline(b) if b.len() <= INLINE_MAX => b.len(),
+            ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
+            _ => 0,
+        }
+    }
     fn stored_len(&self) -> usize {
         match self.raw() {
             ValRef::Tomb => 0,
@@ -144,7 +152,13 @@ impl<'g> LeafView<'g> {
     }
     /// Build a base page from entries `r`.
     pub(crate) fn build(&self, r: std::ops::Range<usize>, range: PageRange) -> LeafBase {
-        let mut b = LeafBuilder::new(r.len());
+        let vers = self.vstart[r.end] as usize - self.vstart[r.start] as usize;
+        let key_bytes = self.keys[r.clone()].iter().map(|k| k.as_slice().len()).sum();
+        let val_bytes = self.vers[self.vstart[r.start] as usize..self.vstart[r.end] as usize]
+            .iter()
+            .map(|(_, v)| v.inline_len())
+            .sum();
+        let mut b = LeafBuilder::with_capacity(r.len(), key_bytes, vers, val_bytes);
         for i in r {
             b.push_key(self.keys[i].as_slice());
             for &(ts, v) in self.versions(i) {
@@ -315,7 +329,10 @@ pub(crate) fn consolidate_simple(
     deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
     deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(later.0, earlier.0));
 
-    let mut out = LeafBuilder::new(base.len() + deltas.len());
+    let n = base.len() + deltas.len();
+    let key_bytes = base.keys.byte_len() + deltas.iter().map(|d| d.0.len()).sum::<usize>();
+    let val_bytes = base.inline_value_bytes() + deltas.iter().map(|d| value_len(d.2)).sum::<usize>();
+    let mut out = LeafBuilder::with_capacity(n, key_bytes, n, val_bytes);
     let (mut n, mut dropped) = (0usize, 0usize);
     // A lone base version survives GC unless it is a tombstone at or below the watermark.
     let copy_run = |out: &mut LeafBuilder, from: usize, to: usize, n: &mut usize, dropped: &mut usize| {

@@ -363,13 +363,18 @@ fn cmp_fence<'a>(key: &[u8], kh: u64, fh: u64, flen: u16, bytes: impl FnOnce() -
         return key.len().cmp(&(flen as usize));
     }
     let f = bytes().expect("a fence with a length has bytes");
-    key[8..].cmp(&f[8..])
+    super::node::bytes_cmp(&key[8..], &f[8..])
 }
 
-/// One bit of a 64-bit key filter, from a hash of the key's head and length.
+/// One bit of a 64-bit key filter, from a hash of the key's head, its last
+/// 8 bytes and its length (keys with a common prefix differ in their tails).
 #[inline]
 pub(crate) fn key_bit(key: &[u8]) -> u64 {
-    let h = super::node::head_of(key) ^ (key.len() as u64).rotate_left(56);
+    let tail = match key.last_chunk::<8>() {
+        Some(t) => u64::from_le_bytes(*t),
+        None => 0,
+    };
+    let h = super::node::head_of(key) ^ tail.rotate_left(29) ^ (key.len() as u64).rotate_left(56);
     1 << (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
 }
 

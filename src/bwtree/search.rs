@@ -135,7 +135,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                     (base.children[idx - 1], Some(base.seps.key(idx - 1)))
                 };
                 let (hi, hi_head) = if idx < n {
-                    (Some(base.seps.key(idx)), base.seps.head_len(idx).0)
+                    (Some(base.seps.key(idx)), base.seps.full_head(idx))
                 } else {
                     (base.range.high(), node.high_head())
                 };
