@@ -316,6 +316,9 @@ pub(crate) fn consolidate_simple(
     let base = loop {
         match &node.body {
             Body::Version { ts, kv } => deltas.push((kv.key(), *ts, kv.value())),
+            // A split installs `Split -> left base` with the same range in
+            // one CAS (D2): the delta adds nothing to the content.
+            Body::Split { .. } => {}
             Body::Leaf(b) => break b,
             _ => return None,
         }

@@ -36,7 +36,14 @@ pub struct Cursor<'t> {
     /// Where the front refill continues once `fbuf` is drained (`None`: end).
     front_next: Option<Bound<Bytes>>,
     back_next: Option<Bound<Bytes>>,
+    /// Most entries the next front refill takes from a leaf. It starts small
+    /// and doubles with each refill: a short scan (`.take(10)`) does not copy
+    /// out the rest of its leaf, and a long one soon takes whole leaves.
+    front_batch: usize,
 }
+
+/// The first front refill's [`Cursor::front_batch`].
+const FIRST_BATCH: usize = 16;
 
 fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
     match b {
@@ -74,21 +81,25 @@ impl<'t> Cursor<'t> {
             back,
             fbuf: VecDeque::new(),
             bbuf: Vec::new(),
+            front_batch: FIRST_BATCH,
         }
     }
 
-    /// Fill `out` with the visible entries of the leaf holding `t` that lie
-    /// between the two consumed bounds; return the leaf's fences.
-    fn fetch(&self, t: Target<'_>, out: &mut Vec<(Bytes, Bytes)>) -> (Option<Bytes>, Option<Bytes>) {
+    /// Fill `out` with the first `limit` visible entries of the leaf holding
+    /// `t` that lie between the two consumed bounds; return the leaf's fences.
+    fn fetch(&self, t: Target<'_>, out: &mut Vec<(Bytes, Bytes)>, limit: usize) -> (Option<Bytes>, Option<Bytes>) {
         let guard = epoch::pin();
         let mut path = Path::new();
         let (_, head) = self.tree.descend(t, &guard, &mut path);
         let r = head.range();
-        if self.merge_in_place(head, out) {
+        if self.merge_in_place(head, out, limit) {
             return (r.low.clone(), r.high.clone());
         }
         let view = collect_leaf(head, 0);
         for i in 0..view.len() {
+            if out.len() >= limit {
+                break;
+            }
             let k = view.keys[i].as_slice();
             if !after(&self.front, k) || !before(&self.back, k) {
                 continue;
@@ -102,10 +113,11 @@ impl<'t> Cursor<'t> {
         (r.low.clone(), r.high.clone())
     }
 
-    /// The common leaf: version deltas (possibly none) over a base page. Merge
+    /// The common leaf: version deltas (possibly none, possibly over a
+    /// split's delta) over a base page. Merge
     /// the visible deltas, sorted, into the base's entries between the bounds
     /// as they are read, without building a view. False for other chains.
-    fn merge_in_place(&self, head: &Node, out: &mut Vec<(Bytes, Bytes)>) -> bool {
+    fn merge_in_place(&self, head: &Node, out: &mut Vec<(Bytes, Bytes)>, limit: usize) -> bool {
         let in_bounds = |k: &[u8]| after(&self.front, k) && before(&self.back, k);
         let mut deltas: SmallVec<[(&[u8], u64, &Payload); 32]> = SmallVec::new();
         let mut node = head;
@@ -116,6 +128,8 @@ impl<'t> Cursor<'t> {
                         deltas.push((kv.key(), *ts, kv));
                     }
                 }
+                // `Split -> left base` share one range (D2): nothing to merge.
+                Body::Split { .. } => {}
                 Body::Leaf(b) => break b,
                 _ => return false,
             }
@@ -138,16 +152,22 @@ impl<'t> Cursor<'t> {
         let visible = |i: usize| base.versions(i).iter().find(|v| v.ts <= self.ts).copied();
         let emit_base = |out: &mut Vec<(Bytes, Bytes)>, from: usize, to: usize| {
             for i in from..to {
+                if out.len() >= limit {
+                    return;
+                }
                 if let Some(v) = visible(i).and_then(|v| base.value(&v)) {
                     out.push((base.keys.key_bytes(i), v));
                 }
             }
         };
-        out.reserve(end.saturating_sub(start) + deltas.len());
+        out.reserve((end.saturating_sub(start) + deltas.len()).min(limit));
         let mut i = start;
         for &(key, ts, kv) in &deltas {
             let pos = (i + base.keys.lower_bound_from(i, key)).min(end).max(i);
             emit_base(out, i, pos);
+            if out.len() >= limit {
+                return true;
+            }
             i = pos;
             let base_ver = (i < end && key_eq(base.keys.key(i), key)).then(|| visible(i));
             if base_ver.is_some() {
@@ -177,10 +197,27 @@ impl<'t> Cursor<'t> {
             Bound::Unbounded => Target::Key(&[]),
         };
         let mut out = Vec::new();
-        let (_, high) = self.fetch(t, &mut out);
+        let limit = self.front_batch;
+        self.front_batch = limit.saturating_mul(2);
+        let (_, high) = self.fetch(t, &mut out, limit);
+        self.front_next = match out.last() {
+            // Cut short: continue after the last entry taken, in this leaf.
+            Some((k, _)) if out.len() >= limit => Some(Bound::Excluded(k.clone())),
+            // Continue at the leaf's high fence unless the back bound ends first.
+            _ => high.filter(|h| before(&self.back, h)).map(Bound::Included),
+        };
         self.fbuf.extend(out);
-        // Continue at the leaf's high fence unless the back bound ends first.
-        self.front_next = high.filter(|h| before(&self.back, h)).map(Bound::Included);
+    }
+
+    /// Write out the front bound `next` leaves implicit while `fbuf` is not
+    /// empty: `fbuf` holds the visible entries right after the last key
+    /// taken from the front, so "from `fbuf[0]` on" equals "after that key".
+    fn sync_front(&mut self) {
+        if let Some((k, _)) = self.fbuf.front() {
+            if !matches!(&self.front, Bound::Included(f) if f == k) {
+                self.front = Bound::Included(k.clone());
+            }
+        }
     }
 
     fn refill_back(&mut self) {
@@ -191,7 +228,7 @@ impl<'t> Cursor<'t> {
             Bound::Unbounded => Target::Last,
         };
         let mut out = Vec::new();
-        let (low, _) = self.fetch(t, &mut out);
+        let (low, _) = self.fetch(t, &mut out, usize::MAX);
         self.bbuf = out;
         self.back_next = low
             .filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l))
@@ -210,7 +247,13 @@ impl Iterator for Cursor<'_> {
                     self.front_next = None;
                     return None;
                 }
-                self.front = Bound::Excluded(k.clone());
+                // While `fbuf` holds more, the front bound is "before
+                // `fbuf[0]`" and is written only when needed (`sync_front`):
+                // a clone per item is two atomic operations on a page's
+                // shared key blob, which scanning threads contend on.
+                if self.fbuf.is_empty() {
+                    self.front = Bound::Excluded(k.clone());
+                }
                 return Some(Ok((k, v)));
             }
             self.front_next.as_ref()?;
@@ -221,6 +264,7 @@ impl Iterator for Cursor<'_> {
 
 impl DoubleEndedIterator for Cursor<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
+        self.sync_front();
         loop {
             if let Some((k, v)) = self.bbuf.pop() {
                 if !after(&self.front, &k) {

@@ -67,6 +67,11 @@ impl Iterator for Iter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_none() && self.front_tree.is_none() && self.back_tree.is_none() {
+            // No writes to merge (a snapshot, or a transaction that has not
+            // written in the range): the cursor's items as they come.
+            return self.tree.as_mut().and_then(Iterator::next);
+        }
         loop {
             if self.front_tree.is_none() {
                 self.front_tree = match self.tree.as_mut().and_then(Iterator::next) {

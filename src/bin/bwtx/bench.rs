@@ -137,9 +137,41 @@ const LOAD_BATCH: u64 = 1000;
 /// Longest scan of workload E (YCSB's `maxscanlength`).
 const MAX_SCAN: u64 = 100;
 
-/// The key of record `i`: fixed width, so key order is record order.
-pub fn key(i: u64) -> String {
-    format!("user{i:012}")
+/// Record indexes stay below this, so every key has the same width.
+pub const MAX_RECORDS: u64 = 1_000_000_000_000;
+
+/// A record's key: `user` and 12 decimal digits (YCSB's `user<n>`, fixed
+/// width so key order is record order), built on the stack: a heap `String`
+/// per operation would add the same cost to every engine and blur the
+/// differences between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key([u8; 16]);
+
+impl Key {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The key of record `i` (`i < MAX_RECORDS`).
+pub fn key(mut i: u64) -> Key {
+    debug_assert!(i < MAX_RECORDS);
+    let mut b = *b"user000000000000";
+    for d in b[4..].iter_mut().rev() {
+        *d = b'0' + (i % 10) as u8;
+        i /= 10;
+    }
+    Key(b)
 }
 
 /// SplitMix64: a small, fast generator (the binary has no `rand`).
@@ -646,6 +678,9 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     if args.keys == 0 || (args.workload == Workload::Bank && args.keys < 2) {
         return Err("--keys must be at least 1 (bank: 2)".into());
     }
+    if args.keys > MAX_RECORDS / 10 {
+        return Err(format!("--keys must be at most {}", MAX_RECORDS / 10));
+    }
     if !(args.theta > 0.0 && args.theta < 1.0) {
         return Err("--theta must be in (0, 1)".into());
     }
@@ -694,6 +729,10 @@ pub struct Measured {
 impl Measured {
     pub fn secs(&self) -> f64 {
         self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// Transactions per second.
+    pub fn tput(&self) -> f64 {
+        self.txns as f64 / self.secs()
     }
     pub fn latency(&self) -> Latency {
         let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1000.0;

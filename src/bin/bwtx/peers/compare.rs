@@ -1,0 +1,275 @@
+//! Running one workload on every engine and reporting the ratios.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::bench::{self, BenchArgs, Engine, Measured, Workload};
+use crate::report::{json_str, num};
+
+/// The engines in the order they run: bwtx, the transactional peers, then
+/// the non-transactional ordered indexes (not for `bank`, which needs
+/// transactions to conserve its total).
+pub const ENGINES: [&str; 7] = ["bwtx", "skipdb", "fjall", "redb", "sled", "crossbeam-skiplist", "scc"];
+
+/// Engines that run each operation on its own, without transactions.
+pub fn is_index(name: &str) -> bool {
+    matches!(name, "crossbeam-skiplist" | "scc")
+}
+
+fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engine>, String> {
+    let sync = super::sync(args);
+    Ok(match name {
+        "bwtx" => Box::new(bench::open_compare(args, tmp)?),
+        "skipdb" => super::skipdb::open(),
+        "fjall" => super::fjall::open(tmp.join("fjall"), sync)?,
+        "redb" => super::redb::open(tmp.join("bench.redb"), sync)?,
+        "sled" => super::sled::open(tmp.join("sled"), sync)?,
+        "crossbeam-skiplist" => super::index::skiplist(),
+        "scc" => super::index::scc(),
+        _ => return Err(format!("unknown engine {name}")),
+    })
+}
+
+/// One engine's row.
+pub struct Row {
+    pub name: &'static str,
+    pub settings: String,
+    pub m: Measured,
+}
+
+/// The result of `bwtx bench --compare`.
+pub struct CompareReport {
+    pub workload: String,
+    pub distribution: String,
+    pub theta: f64,
+    pub keys: u64,
+    pub value_size: usize,
+    pub threads: usize,
+    pub ops_per_txn: usize,
+    pub seed: u64,
+    pub durability: &'static str,
+    pub rows: Vec<Row>,
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run the workload on every engine, one after the other.
+pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
+    let setup = bench::setup(args)?;
+    let mut rows = Vec::new();
+    for name in ENGINES {
+        if args.workload == Workload::Bank && is_index(name) {
+            continue;
+        }
+        let tmp = TempDir(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&tmp.0);
+        std::fs::create_dir_all(&tmp.0).map_err(|e| format!("cannot create {}: {e}", tmp.0.display()))?;
+        if !setup.hidden {
+            eprintln!("{name} ...");
+        }
+        let engine = open_engine(name, args, &tmp.0)?;
+        let m = bench::measure(&*engine, args, &setup, || {})?;
+        rows.push(Row {
+            name,
+            settings: engine.settings(),
+            m,
+        });
+        drop(engine);
+    }
+    // sled's background flusher may outlive its `Db` briefly and recreate
+    // its directory: sweep once more after every engine has run.
+    for name in ENGINES {
+        let _ =
+            std::fs::remove_dir_all(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
+    }
+    Ok(CompareReport {
+        workload: format!("{:?}", args.workload).to_lowercase(),
+        distribution: format!("{:?}", setup.dist).to_lowercase(),
+        theta: args.theta,
+        keys: args.keys,
+        value_size: args.value_size,
+        threads: args.threads,
+        ops_per_txn: setup.ops_per_txn,
+        seed: args.seed,
+        durability: if super::sync(args) { "sync" } else { "relaxed" },
+        rows,
+    })
+}
+
+impl CompareReport {
+    fn bwtx(&self) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == "bwtx")
+    }
+
+    /// bwtx's throughput over `row`'s, and `row`'s p99 over bwtx's.
+    fn ratios(&self, row: &Row) -> (f64, f64) {
+        let Some(b) = self.bwtx() else {
+            return (f64::NAN, f64::NAN);
+        };
+        (b.m.tput() / row.m.tput(), row.m.latency().p99 / b.m.latency().p99)
+    }
+
+    /// The transactional peer with the highest throughput, and bwtx's
+    /// throughput over it.
+    pub fn best_peer(&self) -> Option<(&'static str, f64)> {
+        let best = self
+            .rows
+            .iter()
+            .filter(|r| r.name != "bwtx" && !is_index(r.name))
+            .max_by(|a, b| a.m.tput().total_cmp(&b.m.tput()))?;
+        Some((best.name, self.ratios(best).0))
+    }
+
+    /// Whether every bank total was conserved.
+    pub fn ok(&self) -> bool {
+        self.rows
+            .iter()
+            .all(|r| r.m.bank_total.is_none_or(|(found, want)| found == want))
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "workload {} ({}{}), {} keys x {} B, {} threads, {} ops/txn, seed {}, durability {}",
+            self.workload,
+            self.distribution,
+            if self.distribution == "uniform" {
+                String::new()
+            } else {
+                format!(" theta {}", self.theta)
+            },
+            self.keys,
+            self.value_size,
+            self.threads,
+            self.ops_per_txn,
+            self.seed,
+            self.durability
+        );
+        let _ = writeln!(out, "settings:");
+        for r in &self.rows {
+            let _ = writeln!(out, "  {}", r.settings);
+        }
+        let _ = writeln!(
+            out,
+            "{:<8} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>9} {:>10} {:>13}",
+            "engine", "load s", "txns", "txns/s", "ops/s", "p50 us", "p99 us", "abort %", "bwtx/peer", "p99 peer/bwtx"
+        );
+        for r in &self.rows {
+            let l = r.m.latency();
+            let secs = r.m.secs();
+            let (x, p) = self.ratios(r);
+            let _ = writeln!(
+                out,
+                "{:<8} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>9.2}x {:>12.2}x",
+                r.name,
+                r.m.load.as_secs_f64(),
+                r.m.txns,
+                r.m.txns as f64 / secs,
+                r.m.ops as f64 / secs,
+                l.p50,
+                l.p99,
+                r.m.abort_rate() * 100.0,
+                x,
+                p
+            );
+        }
+        if let Some((name, x)) = self.best_peer() {
+            let _ = writeln!(out, "bwtx / best transactional peer ({name}): {x:.2}x throughput");
+        }
+        if self.rows.iter().any(|r| is_index(r.name)) {
+            let _ = writeln!(
+                out,
+                "(crossbeam-skiplist and scc run each operation on its own: no transactions, no snapshots)"
+            );
+        }
+        for r in &self.rows {
+            if let Some((found, want)) = r.m.bank_total {
+                let _ = writeln!(
+                    out,
+                    "{} bank total {found} (expected {want}): {}",
+                    r.name,
+                    if found == want { "ok" } else { "VIOLATED" }
+                );
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let mut o = String::from("{");
+        let _ = write!(
+            o,
+            "\"compare\":true,\"workload\":{},\"distribution\":{},\"theta\":{},\"keys\":{},\"value_size\":{},\
+             \"threads\":{},\"ops_per_txn\":{},\"seed\":{},\"durability\":{},\"engines\":[",
+            json_str(&self.workload),
+            json_str(&self.distribution),
+            num(self.theta),
+            self.keys,
+            self.value_size,
+            self.threads,
+            self.ops_per_txn,
+            self.seed,
+            json_str(self.durability)
+        );
+        for (n, r) in self.rows.iter().enumerate() {
+            let l = r.m.latency();
+            let secs = r.m.secs();
+            let (x, p) = self.ratios(r);
+            if n > 0 {
+                o.push(',');
+            }
+            let _ = write!(
+                o,
+                "{{\"engine\":{},\"transactional\":{},\"settings\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
+                 \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
+                 \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
+                 \"bwtx_over_peer_throughput\":{},\"peer_over_bwtx_p99\":{}",
+                json_str(r.name),
+                !is_index(r.name),
+                json_str(&r.settings),
+                num(r.m.load.as_secs_f64()),
+                num(secs),
+                r.m.txns,
+                r.m.ops,
+                num(r.m.txns as f64 / secs),
+                num(r.m.ops as f64 / secs),
+                r.m.aborts,
+                num(r.m.abort_rate()),
+                num(l.p50),
+                num(l.p99),
+                num(l.p999),
+                num(l.max),
+                num(l.mean),
+                num(x),
+                num(p)
+            );
+            if let Some((found, want)) = r.m.bank_total {
+                let _ = write!(
+                    o,
+                    ",\"bank_total\":{found},\"bank_expected\":{want},\"bank_ok\":{}",
+                    found == want
+                );
+            }
+            o.push('}');
+        }
+        o.push(']');
+        if let Some((name, x)) = self.best_peer() {
+            let _ = write!(
+                o,
+                ",\"best_transactional_peer\":{},\"bwtx_over_best_transactional_peer\":{}",
+                json_str(name),
+                num(x)
+            );
+        }
+        o.push('}');
+        o
+    }
+}
