@@ -224,6 +224,34 @@ fn bad_arguments_fail_readably() {
     let out = run(&["bench", "--keys", "10", "--ops", "10", "--theta", "1.5"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("theta"));
+    let out = run(&["bench", "--keys", "10", "--ops", "10", "--plot", "x.svg"]);
+    assert!(!out.status.success(), "--plot without --compare");
+    assert!(text(&out.stderr).contains("--compare"), "{}", text(&out.stderr));
+    let out = run(&["bench", "--keys", "1000000000000", "--ops", "10"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--keys"));
+}
+
+/// Several workloads in one invocation: one JSON object per line, in order.
+#[test]
+fn bench_several_workloads_json_lines() {
+    let out = run(&[
+        "bench",
+        "--workload",
+        "c,bank,a",
+        "--keys",
+        "2000",
+        "--ops",
+        "1000",
+        "--json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for (line, w) in lines.iter().zip(["c", "bank", "a"]) {
+        assert_eq!(field(line, "workload"), format!("\"{w}\""));
+    }
 }
 
 #[cfg(all(feature = "cli", feature = "bench-peers"))]
@@ -241,7 +269,7 @@ fn bench_compare_runs_every_engine() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
-    for engine in ["bwtx", "skipdb", "fjall", "redb", "sled"] {
+    for engine in ["bwtx", "skipdb", "fjall", "redb", "sled", "crossbeam-skiplist", "scc"] {
         // The table row (settings lines are indented), ending in its ratios.
         let row = stdout
             .lines()
@@ -254,4 +282,48 @@ fn bench_compare_runs_every_engine() {
         );
     }
     assert!(stdout.contains("bwtx/peer"), "{stdout}");
+    assert!(stdout.contains("bwtx / best transactional peer ("), "{stdout}");
+}
+
+/// Two workloads compared, as JSON lines and as a chart: every engine in
+/// each (no index peers for bank, which needs transactions), and one bar
+/// per engine and workload in the SVG.
+#[cfg(all(feature = "cli", feature = "bench-peers"))]
+#[test]
+fn bench_compare_several_workloads_json_and_plot() {
+    let dir = TempDir::new("plot");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let svg = dir.0.join("cmp.svg");
+    let out = run(&[
+        "bench",
+        "--compare",
+        "--keys",
+        "1000",
+        "--ops",
+        "1000",
+        "--workload",
+        "e,bank",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let engines = |line: &str| line.matches("\"engine\":").count();
+    assert_eq!(field(lines[0], "workload"), "\"e\"");
+    assert_eq!(engines(lines[0]), 7, "{}", lines[0]);
+    assert!(lines[0].contains("\"engine\":\"scc\",\"transactional\":false"));
+    assert_eq!(field(lines[1], "workload"), "\"bank\"");
+    assert_eq!(engines(lines[1]), 5, "{}", lines[1]);
+    assert_eq!(lines[1].matches("\"bank_ok\":true").count(), 5, "{}", lines[1]);
+    assert!(lines[1].contains("\"bwtx_over_best_transactional_peer\":"));
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        chart.matches("<title>").count(),
+        7 + 5,
+        "one bar per engine and workload"
+    );
 }

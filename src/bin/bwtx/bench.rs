@@ -13,9 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::report::{BenchReport, Latency};
 
 /// Which operation mix to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
     /// 50% reads, 50% updates.
+    #[default]
     A,
     /// 95% reads, 5% updates.
     B,
@@ -56,8 +57,12 @@ pub enum DurabilityArg {
 /// Options of `bwtx bench`.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// The operation mix.
-    #[arg(long, value_enum, default_value = "a")]
+    /// The operation mix; several, comma-separated (`a,b,c,d,e,f,bank`),
+    /// run one after the other.
+    #[arg(long = "workload", value_enum, value_delimiter = ',', default_value = "a")]
+    pub workloads: Vec<Workload>,
+    /// The workload of this run (one of `workloads`).
+    #[arg(skip)]
     pub workload: Workload,
     /// Keys loaded before the run (bank: accounts).
     #[arg(long, default_value_t = 1_000_000)]
@@ -102,15 +107,20 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Run the same workload (same keys, same seeded operation streams) on
-    /// bwtx and on skipdb, fjall, redb and sled, and compare them. Needs a
-    /// build with `--features cli,bench-peers`.
+    /// bwtx and on skipdb, fjall, redb and sled (and RocksDB in builds with
+    /// `peer-rocksdb`; crossbeam-skiplist and scc, without transactions, for
+    /// A–F), and compare them. Needs a build with `--features cli,bench-peers`.
     #[arg(long)]
     pub compare: bool,
+    /// With --compare: also draw the throughputs as a bar chart (SVG).
+    #[arg(long, requires = "compare", value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 impl Default for BenchArgs {
     fn default() -> Self {
         BenchArgs {
+            workloads: vec![Workload::A],
             workload: Workload::A,
             keys: 1_000_000,
             value_size: 100,
@@ -126,6 +136,7 @@ impl Default for BenchArgs {
             seed: 1,
             json: false,
             compare: false,
+            plot: None,
         }
     }
 }

@@ -67,11 +67,52 @@ fn finish<E: std::fmt::Display>(r: Result<(String, bool), E>, failed: &str) -> i
     }
 }
 
-/// `bwtx bench --compare`.
+/// `bwtx bench --compare`: each workload in turn, then (for several) a
+/// summary, and the chart if asked for.
 #[cfg(feature = "bench-peers")]
 fn compare(args: &bench::BenchArgs) -> i32 {
-    let r = peers::run(args).map(|r| (if args.json { r.json() + "\n" } else { r.table() }, r.ok()));
-    finish(r, "a bank total was not conserved")
+    let mut reports = Vec::new();
+    let mut code = 0;
+    for run in runs(args) {
+        let r = peers::run(&run);
+        let out = r
+            .as_ref()
+            .map(|r| (if run.json { r.json() + "\n" } else { r.table() }, r.ok()))
+            .map_err(|e| e.clone());
+        code = code.max(finish(out, "a bank total was not conserved"));
+        if let Ok(r) = r {
+            reports.push(r);
+        }
+        if !run.json {
+            println!();
+        }
+    }
+    if reports.len() > 1 && !args.json {
+        print!("{}", peers::summary(&reports));
+    }
+    if let Some(path) = &args.plot {
+        match peers::plot(&reports, path) {
+            Ok(()) => eprintln!("chart written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(1);
+            }
+        }
+    }
+    code
+}
+
+/// One set of arguments per `--workload` given, in order.
+fn runs(args: &bench::BenchArgs) -> Vec<bench::BenchArgs> {
+    args.workloads
+        .iter()
+        .map(|&w| {
+            let mut a = args.clone();
+            a.workload = w;
+            a.workloads = vec![w];
+            a
+        })
+        .collect()
 }
 
 #[cfg(not(feature = "bench-peers"))]
@@ -87,8 +128,15 @@ fn bench(args: &bench::BenchArgs) -> i32 {
     if args.compare {
         return compare(args);
     }
-    let r = bench::run(args).map(|r| (if args.json { r.json() + "\n" } else { r.table() }, r.ok()));
-    finish(r, "the bank total was not conserved")
+    let mut code = 0;
+    for (n, run) in runs(args).iter().enumerate() {
+        if n > 0 && !run.json {
+            println!();
+        }
+        let r = bench::run(run).map(|r| (if run.json { r.json() + "\n" } else { r.table() }, r.ok()));
+        code = code.max(finish(r, "the bank total was not conserved"));
+    }
+    code
 }
 
 fn main() -> ExitCode {

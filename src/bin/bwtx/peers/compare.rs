@@ -9,7 +9,18 @@ use crate::report::{json_str, num};
 /// The engines in the order they run: bwtx, the transactional peers, then
 /// the non-transactional ordered indexes (not for `bank`, which needs
 /// transactions to conserve its total).
-pub const ENGINES: [&str; 7] = ["bwtx", "skipdb", "fjall", "redb", "sled", "crossbeam-skiplist", "scc"];
+/// RocksDB runs only in builds with the `peer-rocksdb` feature.
+pub const ENGINES: &[&str] = &[
+    "bwtx",
+    "skipdb",
+    "fjall",
+    "redb",
+    "sled",
+    #[cfg(feature = "peer-rocksdb")]
+    "rocksdb",
+    "crossbeam-skiplist",
+    "scc",
+];
 
 /// Engines that run each operation on its own, without transactions.
 pub fn is_index(name: &str) -> bool {
@@ -24,6 +35,8 @@ fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engin
         "fjall" => super::fjall::open(tmp.join("fjall"), sync)?,
         "redb" => super::redb::open(tmp.join("bench.redb"), sync)?,
         "sled" => super::sled::open(tmp.join("sled"), sync)?,
+        #[cfg(feature = "peer-rocksdb")]
+        "rocksdb" => super::rocksdb::open(tmp.join("rocksdb"), sync)?,
         "crossbeam-skiplist" => super::index::skiplist(),
         "scc" => super::index::scc(),
         _ => return Err(format!("unknown engine {name}")),
@@ -64,7 +77,7 @@ impl Drop for TempDir {
 pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     let setup = bench::setup(args)?;
     let mut rows = Vec::new();
-    for name in ENGINES {
+    for &name in ENGINES {
         if args.workload == Workload::Bank && is_index(name) {
             continue;
         }
@@ -85,7 +98,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     }
     // sled's background flusher may outlive its `Db` briefly and recreate
     // its directory: sweep once more after every engine has run.
-    for name in ENGINES {
+    for &name in ENGINES {
         let _ =
             std::fs::remove_dir_all(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
     }
@@ -159,7 +172,7 @@ impl CompareReport {
         }
         let _ = writeln!(
             out,
-            "{:<8} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>9} {:>10} {:>13}",
+            "{:<18} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>9} {:>10} {:>13}",
             "engine", "load s", "txns", "txns/s", "ops/s", "p50 us", "p99 us", "abort %", "bwtx/peer", "p99 peer/bwtx"
         );
         for r in &self.rows {
@@ -168,7 +181,7 @@ impl CompareReport {
             let (x, p) = self.ratios(r);
             let _ = writeln!(
                 out,
-                "{:<8} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>9.2}x {:>12.2}x",
+                "{:<18} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>9.2}x {:>12.2}x",
                 r.name,
                 r.m.load.as_secs_f64(),
                 r.m.txns,
@@ -272,4 +285,45 @@ impl CompareReport {
         o.push('}');
         o
     }
+}
+
+/// Throughput in a short form: `1.26M`, `291k`, `950`.
+pub fn short(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.0}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// One line per workload: each engine's transactions per second with bwtx's
+/// throughput over it, and bwtx over the best transactional peer.
+pub fn summary(reports: &[CompareReport]) -> String {
+    let engines: Vec<&str> = ENGINES
+        .iter()
+        .copied()
+        .filter(|e| reports.iter().any(|r| r.rows.iter().any(|row| row.name == *e)))
+        .collect();
+    let mut out = String::from("summary: transactions/s (bwtx over the engine)\n");
+    let _ = write!(out, "{:<9}", "workload");
+    for e in &engines {
+        let _ = write!(out, " {e:>18}");
+    }
+    let _ = writeln!(out, "  {:>24}", "bwtx / best txn peer");
+    for r in reports {
+        let _ = write!(out, "{:<9}", r.workload);
+        for e in &engines {
+            let cell = match r.rows.iter().find(|row| row.name == *e) {
+                None => "-".to_owned(),
+                Some(row) if row.name == "bwtx" => short(row.m.tput()),
+                Some(row) => format!("{} ({:.1}x)", short(row.m.tput()), r.ratios(row).0),
+            };
+            let _ = write!(out, " {cell:>18}");
+        }
+        let best = r.best_peer().map_or("-".to_owned(), |(n, x)| format!("{x:.2}x ({n})"));
+        let _ = writeln!(out, "  {best:>24}");
+    }
+    out
 }

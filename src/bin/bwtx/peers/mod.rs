@@ -13,11 +13,15 @@
 mod compare;
 mod fjall;
 mod index;
+mod plot;
 mod redb;
+#[cfg(feature = "peer-rocksdb")]
+mod rocksdb;
 mod skipdb;
 mod sled;
 
-pub use compare::run;
+pub use compare::{run, summary};
+pub use plot::plot;
 
 use crate::bench::{BenchArgs, DurabilityArg};
 
