@@ -16,9 +16,10 @@ use crate::sync::AtomicBool;
 
 /// A node of a delta chain. Immutable once published, except `Itd::done`.
 ///
-/// The header (everything before `body`) fits one 64-byte cache line and holds
-/// all a descent checks on its way through the page: the fence heads and
-/// lengths, the flags, the chain length and the version-delta skip filter.
+/// The header fits one 64-byte cache line and holds nearly all a descent
+/// checks on its way through the page: the fence heads and lengths, the
+/// flags, the chain length and the version-delta skip filter; the fences'
+/// second words open the next line, before `body`.
 #[repr(C, align(64))]
 pub(crate) struct Node {
     /// The next older node; null for a base page. Owned by this chain.
@@ -47,6 +48,12 @@ pub(crate) struct Node {
     frozen: bool,
     has_low: bool,
     has_high: bool,
+    /// The fences' next 8 bytes (bytes 8..16, big-endian, zero padded), just
+    /// past the header line: keys with a common prefix tie on the heads, and
+    /// these settle the comparison without a miss on the fence's own bytes
+    /// (the adjacent-line prefetch usually brings this line with the header).
+    low_head2: u64,
+    high_head2: u64,
     pub(crate) body: Body,
 }
 
@@ -189,10 +196,10 @@ impl Node {
     /// Copy the hot part of `range()` into the header.
     fn cache_fences(&mut self) {
         let r = self.range();
-        let (has_low, low_head, low_len) = fence_summary(r.low());
-        let (has_high, high_head, high_len) = fence_summary(r.high());
-        (self.has_low, self.low_head, self.low_len) = (has_low, low_head, low_len);
-        (self.has_high, self.high_head, self.high_len) = (has_high, high_head, high_len);
+        let (has_low, low_head, low_head2, low_len) = fence_summary(r.low());
+        let (has_high, high_head, high_head2, high_len) = fence_summary(r.high());
+        (self.has_low, self.low_head, self.low_head2, self.low_len) = (has_low, low_head, low_head2, low_len);
+        (self.has_high, self.high_head, self.high_head2, self.high_len) = (has_high, high_head, high_head2, high_len);
     }
 
     /// A delta on top of `next`.
@@ -221,6 +228,8 @@ impl Node {
             frozen: matches!(body, Body::RemoveNode { .. }),
             has_low: false,
             has_high: false,
+            low_head2: 0,
+            high_head2: 0,
             body,
         }
     }
@@ -241,8 +250,10 @@ impl Node {
         } else {
             // Same range as `next`: copy its header, never touch the fences.
             self.range = if next.range.is_null() { next.range() } else { next.range };
-            (self.has_low, self.low_head, self.low_len) = (next.has_low, next.low_head, next.low_len);
-            (self.has_high, self.high_head, self.high_len) = (next.has_high, next.high_head, next.high_len);
+            (self.has_low, self.low_head, self.low_head2, self.low_len) =
+                (next.has_low, next.low_head, next.low_head2, next.low_len);
+            (self.has_high, self.high_head, self.high_head2, self.high_len) =
+                (next.has_high, next.high_head, next.high_head2, next.high_len);
         }
         if let Body::Version { kv, .. } = &self.body {
             let run = matches!(next.body, Body::Version { .. });
@@ -290,9 +301,13 @@ impl Node {
         if !self.has_low {
             return None;
         }
-        Some(cmp_fence(key, kh, self.low_head, self.low_len, || {
-            self.range().low.as_deref()
-        }))
+        Some(cmp_fence(
+            key,
+            kh,
+            (self.low_head, self.low_head2),
+            self.low_len,
+            || self.range().low.as_deref(),
+        ))
     }
 
     /// `key` (whose head is `kh`) against the high fence; `None`: plus infinity.
@@ -301,9 +316,13 @@ impl Node {
         if !self.has_high {
             return None;
         }
-        Some(cmp_fence(key, kh, self.high_head, self.high_len, || {
-            self.range().high.as_deref()
-        }))
+        Some(cmp_fence(
+            key,
+            kh,
+            (self.high_head, self.high_head2),
+            self.high_len,
+            || self.range().high.as_deref(),
+        ))
     }
 
     /// Does the page end before `hi` (whose head is `hi_head`; `None`: plus
@@ -345,25 +364,45 @@ impl Drop for Node {
     }
 }
 
-fn fence_summary(f: Option<&[u8]>) -> (bool, u64, u16) {
+fn fence_summary(f: Option<&[u8]>) -> (bool, u64, u64, u16) {
     match f {
-        None => (false, 0, 0),
-        Some(f) => (true, head_of(f), f.len().min(u16::MAX as usize) as u16),
+        None => (false, 0, 0, 0),
+        Some(f) => (
+            true,
+            head_of(f),
+            head_of(f.get(8..).unwrap_or_default()),
+            f.len().min(u16::MAX as usize) as u16,
+        ),
     }
 }
 
-/// Key order against a fence known by its head and length; the fence's bytes
-/// are read only when the heads tie and both are longer than 8 bytes.
+/// Key order against a fence known by its first two 8-byte words and its
+/// length; the fence's bytes are read only when both words tie and both keys
+/// are longer than 16 bytes. (A word is zero padded, so on a tie a key of at
+/// most that many bytes is a prefix of the other: the lengths decide.)
 #[inline]
-fn cmp_fence<'a>(key: &[u8], kh: u64, fh: u64, flen: u16, bytes: impl FnOnce() -> Option<&'a [u8]>) -> Ordering {
+fn cmp_fence<'a>(
+    key: &[u8],
+    kh: u64,
+    (fh, fh2): (u64, u64),
+    flen: u16,
+    bytes: impl FnOnce() -> Option<&'a [u8]>,
+) -> Ordering {
     if kh != fh {
         return kh.cmp(&fh);
     }
     if key.len() <= 8 || flen <= 8 {
         return key.len().cmp(&(flen as usize));
     }
+    let kh2 = head_of(&key[8..]);
+    if kh2 != fh2 {
+        return kh2.cmp(&fh2);
+    }
+    if key.len() <= 16 || flen <= 16 {
+        return key.len().cmp(&(flen as usize));
+    }
     let f = bytes().expect("a fence with a length has bytes");
-    super::node::bytes_cmp(&key[8..], &f[8..])
+    super::node::bytes_cmp(&key[16..], &f[16..])
 }
 
 /// One bit of a 64-bit key filter, from a hash of the key's head, its last
@@ -526,4 +565,44 @@ pub(crate) mod counter {
     pub(crate) fn alloc() {}
     #[inline(always)]
     pub(crate) fn free() {}
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The header is one cache line, the fences' second words open the next,
+    /// and a node of any kind is five lines (a small write's one allocation).
+    #[test]
+    fn node_layout() {
+        assert_eq!(std::mem::offset_of!(Node, low_head2), 64);
+        assert_eq!(std::mem::offset_of!(Node, body), 80);
+        assert_eq!(std::mem::size_of::<Node>(), 320);
+    }
+
+    /// Fence comparisons through the cached words agree with slice order.
+    #[test]
+    fn fence_comparisons_agree_with_slice_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"user0000",
+            b"user0000\0",
+            b"user000000001234",
+            b"user000000001235",
+            b"user0000000012345",
+            b"user000000001234\0",
+            b"user00000000123",
+            b"user000000001234zz",
+            b"user000000001234zy",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ];
+        for f in &keys {
+            let (_, fh, fh2, flen) = fence_summary(Some(f));
+            for k in &keys {
+                let got = cmp_fence(k, head_of(k), (fh, fh2), flen, || Some(f));
+                assert_eq!(got, k.cmp(f), "{k:?} vs {f:?}");
+            }
+        }
+    }
 }
