@@ -6,7 +6,6 @@
 //! the leaf's fence. Splits and merges underneath cannot make it skip or
 //! repeat a key.
 
-use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
@@ -31,7 +30,10 @@ pub struct Cursor<'t> {
     front: Bound<Bytes>,
     /// Keys above this bound were consumed from the back.
     back: Bound<Bytes>,
-    fbuf: VecDeque<(Bytes, Bytes)>,
+    /// Front buffer: the entries at `fpos..` are still to be taken (taken
+    /// ones are left empty). Refills reuse its allocation.
+    fbuf: Vec<(Bytes, Bytes)>,
+    fpos: usize,
     bbuf: Vec<(Bytes, Bytes)>,
     /// Where the front refill continues once `fbuf` is drained (`None`: end).
     front_next: Option<Bound<Bytes>>,
@@ -79,7 +81,8 @@ impl<'t> Cursor<'t> {
             back_next: Some(back.clone()),
             front,
             back,
-            fbuf: VecDeque::new(),
+            fbuf: Vec::new(),
+            fpos: 0,
             bbuf: Vec::new(),
             front_batch: FIRST_BATCH,
         }
@@ -196,7 +199,9 @@ impl<'t> Cursor<'t> {
             Bound::Included(k) | Bound::Excluded(k) => Target::Key(k),
             Bound::Unbounded => Target::Key(&[]),
         };
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.fbuf);
+        out.clear();
+        self.fpos = 0;
         let limit = self.front_batch;
         self.front_batch = limit.saturating_mul(2);
         let (_, high) = self.fetch(t, &mut out, limit);
@@ -206,14 +211,14 @@ impl<'t> Cursor<'t> {
             // Continue at the leaf's high fence unless the back bound ends first.
             _ => high.filter(|h| before(&self.back, h)).map(Bound::Included),
         };
-        self.fbuf.extend(out);
+        self.fbuf = out;
     }
 
     /// Write out the front bound `next` leaves implicit while `fbuf` is not
     /// empty: `fbuf` holds the visible entries right after the last key
     /// taken from the front, so "from `fbuf[0]` on" equals "after that key".
     fn sync_front(&mut self) {
-        if let Some((k, _)) = self.fbuf.front() {
+        if let Some((k, _)) = self.fbuf.get(self.fpos) {
             if !matches!(&self.front, Bound::Included(f) if f == k) {
                 self.front = Bound::Included(k.clone());
             }
@@ -241,9 +246,12 @@ impl Iterator for Cursor<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.fbuf.pop_front() {
+            if let Some(slot) = self.fbuf.get_mut(self.fpos) {
+                let (k, v) = std::mem::take(slot);
+                self.fpos += 1;
                 if !before(&self.back, &k) {
                     self.fbuf.clear();
+                    self.fpos = 0;
                     self.front_next = None;
                     return None;
                 }
@@ -251,7 +259,7 @@ impl Iterator for Cursor<'_> {
                 // `fbuf[0]`" and is written only when needed (`sync_front`):
                 // a clone per item is two atomic operations on a page's
                 // shared key blob, which scanning threads contend on.
-                if self.fbuf.is_empty() {
+                if self.fpos == self.fbuf.len() {
                     self.front = Bound::Excluded(k.clone());
                 }
                 return Some(Ok((k, v)));

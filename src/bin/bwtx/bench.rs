@@ -145,6 +145,10 @@ impl Default for BenchArgs {
 const BALANCE: u64 = 1000;
 /// Keys written per loading transaction.
 const LOAD_BATCH: u64 = 1000;
+/// Transactions a client claims at once with --ops (see `Run::claim`).
+const CLAIM_CHUNK: u64 = 64;
+/// Operations a client completes between updates of the progress counter.
+const REPORT_EVERY: u64 = 256;
 /// Longest scan of workload E (YCSB's `maxscanlength`).
 const MAX_SCAN: u64 = 100;
 
@@ -533,19 +537,27 @@ pub enum Outcome {
 }
 
 impl Run<'_> {
-    /// Claim the next transaction's operations; false when the run is over.
-    fn claim(&self) -> bool {
+    /// Claim the next transaction; false when the run is over. With --ops,
+    /// a thread claims [`CLAIM_CHUNK`] transactions' operations at a time
+    /// (`budget` counts what is left of its claim): one shared counter
+    /// bumped per transaction would bounce its cache line between the client
+    /// threads and tax every engine alike. The number of transactions run is
+    /// still exactly `ceil(ops / ops_per_txn)`.
+    fn claim(&self, budget: &mut u64) -> bool {
         if self.stop.load(Ordering::Relaxed) {
             return false;
         }
-        match self.args.ops {
-            Some(total) => {
-                self.claimed_ops
-                    .fetch_add(self.setup.ops_per_txn as u64, Ordering::Relaxed)
-                    < total
+        let Some(total) = self.args.ops else { return true };
+        if *budget == 0 {
+            let per = self.setup.ops_per_txn as u64;
+            let prev = self.claimed_ops.fetch_add(CLAIM_CHUNK * per, Ordering::Relaxed);
+            if prev >= total {
+                return false;
             }
-            None => true,
+            *budget = CLAIM_CHUNK.min((total - prev).div_ceil(per));
         }
+        *budget -= 1;
+        true
     }
 
     /// The operations of the next transaction (inserts unresolved). Drawn
@@ -599,7 +611,10 @@ impl Run<'_> {
         };
         let mut plan = Vec::with_capacity(self.setup.ops_per_txn);
         let mut ops = Vec::with_capacity(self.setup.ops_per_txn);
-        while self.claim() {
+        let mut budget = 0;
+        // Completed operations not yet added to `done_ops` (see `claim`).
+        let mut unreported = 0;
+        while self.claim(&mut budget) {
             self.plan(&mut rng, &mut plan);
             let start = Instant::now();
             let mut tries = 0u32;
@@ -630,8 +645,13 @@ impl Run<'_> {
             hist.saturating_record(start.elapsed().as_nanos().max(1) as u64);
             res.txns += 1;
             res.ops += plan.len() as u64;
-            self.done_ops.fetch_add(plan.len() as u64, Ordering::Relaxed);
+            unreported += plan.len() as u64;
+            if unreported >= REPORT_EVERY {
+                self.done_ops.fetch_add(unreported, Ordering::Relaxed);
+                unreported = 0;
+            }
         }
+        self.done_ops.fetch_add(unreported, Ordering::Relaxed);
         res.hist = hist;
         res.end = Instant::now();
         Ok(res)
