@@ -250,6 +250,9 @@ impl Iterator for Cursor<'_> {
                 let (k, v) = std::mem::take(slot);
                 self.fpos += 1;
                 if !before(&self.back, &k) {
+                    // Met the back end: `k` and all above it were taken from
+                    // the back, all below it from the front.
+                    self.front = Bound::Included(k);
                     self.fbuf.clear();
                     self.fpos = 0;
                     self.front_next = None;
