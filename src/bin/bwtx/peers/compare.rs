@@ -22,6 +22,12 @@ pub const ENGINES: &[&str] = &[
     "scc",
 ];
 
+/// Engines that can sync a commit to disk (`--durability sync` runs only
+/// these: an in-memory peer would not be doing the same work).
+pub fn durable(name: &str) -> bool {
+    !matches!(name, "skipdb" | "crossbeam-skiplist" | "scc")
+}
+
 /// Engines that run each operation on its own, without transactions.
 pub fn is_index(name: &str) -> bool {
     matches!(name, "crossbeam-skiplist" | "scc")
@@ -79,6 +85,9 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     let mut rows = Vec::new();
     for &name in ENGINES {
         if args.workload == Workload::Bank && is_index(name) {
+            continue;
+        }
+        if super::sync(args) && !durable(name) {
             continue;
         }
         let tmp = TempDir(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
