@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::report::{BenchReport, Latency};
+use crate::report::{BenchReport, Latency, RunHeader};
 
 /// Which operation mix to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -163,6 +163,7 @@ pub const MAX_RECORDS: u64 = 1_000_000_000_000;
 pub struct Key([u8; 16]);
 
 impl Key {
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -745,6 +746,21 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     })
 }
 
+impl Setup {
+    /// The description of a run of `args` with these settings.
+    pub fn header(&self, args: &BenchArgs) -> RunHeader {
+        RunHeader {
+            workload: format!("{:?}", args.workload).to_lowercase(),
+            distribution: format!("{:?}", self.dist).to_lowercase(),
+            theta: args.theta,
+            keys: args.keys,
+            value_size: args.value_size,
+            threads: args.threads,
+            ops_per_txn: self.ops_per_txn,
+        }
+    }
+}
+
 /// What one engine measured.
 pub struct Measured {
     pub load: Duration,
@@ -762,6 +778,7 @@ impl Measured {
         self.elapsed.as_secs_f64().max(1e-9)
     }
     /// Transactions per second.
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
     pub fn tput(&self) -> f64 {
         self.txns as f64 / self.secs()
     }
@@ -889,13 +906,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
     let commits = after.commits - before.commits;
     let syncs = after.log_syncs - before.log_syncs;
     Ok(BenchReport {
-        workload: format!("{:?}", args.workload).to_lowercase(),
-        distribution: format!("{:?}", setup.dist).to_lowercase(),
-        theta: args.theta,
-        keys: args.keys,
-        value_size: args.value_size,
-        threads: args.threads,
-        ops_per_txn: setup.ops_per_txn,
+        header: setup.header(args),
         storage: match &args.dir {
             None => "memory".to_owned(),
             Some(d) => format!("{} ({:?})", d.display(), args.durability.unwrap_or(DurabilityArg::Sync)).to_lowercase(),

@@ -13,9 +13,9 @@ pub struct Latency {
     pub mean: f64,
 }
 
-/// Everything `bwtx bench` measured.
+/// What was run: the part of a report `bwtx bench` and `--compare` share.
 #[derive(Clone, Debug, Default)]
-pub struct BenchReport {
+pub struct RunHeader {
     pub workload: String,
     pub distribution: String,
     pub theta: f64,
@@ -23,6 +23,47 @@ pub struct BenchReport {
     pub value_size: usize,
     pub threads: usize,
     pub ops_per_txn: usize,
+}
+
+impl RunHeader {
+    /// `a (zipfian theta 0.99), 1000000 keys x 100 B, 2 threads, 2 ops/txn`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}{}), {} keys x {} B, {} threads, {} ops/txn",
+            self.workload,
+            self.distribution,
+            if self.distribution == "uniform" {
+                String::new()
+            } else {
+                format!(" theta {}", self.theta)
+            },
+            self.keys,
+            self.value_size,
+            self.threads,
+            self.ops_per_txn
+        )
+    }
+
+    /// The JSON members `"workload":..` to `"ops_per_txn":..`, no braces.
+    pub fn json_members(&self) -> String {
+        format!(
+            "\"workload\":{},\"distribution\":{},\"theta\":{},\"keys\":{},\"value_size\":{},\"threads\":{},\
+             \"ops_per_txn\":{}",
+            json_str(&self.workload),
+            json_str(&self.distribution),
+            num(self.theta),
+            self.keys,
+            self.value_size,
+            self.threads,
+            self.ops_per_txn
+        )
+    }
+}
+
+/// Everything `bwtx bench` measured.
+#[derive(Clone, Debug, Default)]
+pub struct BenchReport {
+    pub header: RunHeader,
     pub storage: String,
     pub load_secs: f64,
     pub elapsed_secs: f64,
@@ -56,23 +97,7 @@ impl BenchReport {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut rows: Vec<(&str, String)> = vec![
-            (
-                "workload",
-                format!(
-                    "{} ({}{}), {} keys x {} B, {} threads, {} ops/txn",
-                    self.workload,
-                    self.distribution,
-                    if self.distribution == "uniform" {
-                        String::new()
-                    } else {
-                        format!(" theta {}", self.theta)
-                    },
-                    self.keys,
-                    self.value_size,
-                    self.threads,
-                    self.ops_per_txn
-                ),
-            ),
+            ("workload", self.header.describe()),
             ("storage", self.storage.clone()),
             ("load", format!("{:.2} s", self.load_secs)),
             (
@@ -135,18 +160,11 @@ impl BenchReport {
         let mut o = String::from("{");
         let _ = write!(
             o,
-            "\"workload\":{},\"distribution\":{},\"theta\":{},\"keys\":{},\"value_size\":{},\"threads\":{},\
-             \"ops_per_txn\":{},\"storage\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
+            "{},\"storage\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
              \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
              \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
              \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{}",
-            json_str(&self.workload),
-            json_str(&self.distribution),
-            num(self.theta),
-            self.keys,
-            self.value_size,
-            self.threads,
-            self.ops_per_txn,
+            self.header.json_members(),
             json_str(&self.storage),
             num(self.load_secs),
             num(self.elapsed_secs),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::bench::{self, BenchArgs, Engine, Measured, Workload};
-use crate::report::{json_str, num};
+use crate::report::{json_str, num, RunHeader};
 
 /// The engines in the order they run: bwtx, the transactional peers, then
 /// the non-transactional ordered indexes (not for `bank`, which needs
@@ -58,13 +58,7 @@ pub struct Row {
 
 /// The result of `bwtx bench --compare`.
 pub struct CompareReport {
-    pub workload: String,
-    pub distribution: String,
-    pub theta: f64,
-    pub keys: u64,
-    pub value_size: usize,
-    pub threads: usize,
-    pub ops_per_txn: usize,
+    pub header: RunHeader,
     pub seed: u64,
     pub durability: &'static str,
     pub rows: Vec<Row>,
@@ -112,13 +106,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
             std::fs::remove_dir_all(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
     }
     Ok(CompareReport {
-        workload: format!("{:?}", args.workload).to_lowercase(),
-        distribution: format!("{:?}", setup.dist).to_lowercase(),
-        theta: args.theta,
-        keys: args.keys,
-        value_size: args.value_size,
-        threads: args.threads,
-        ops_per_txn: setup.ops_per_txn,
+        header: setup.header(args),
         seed: args.seed,
         durability: if super::sync(args) { "sync" } else { "relaxed" },
         rows,
@@ -160,18 +148,8 @@ impl CompareReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "workload {} ({}{}), {} keys x {} B, {} threads, {} ops/txn, seed {}, durability {}",
-            self.workload,
-            self.distribution,
-            if self.distribution == "uniform" {
-                String::new()
-            } else {
-                format!(" theta {}", self.theta)
-            },
-            self.keys,
-            self.value_size,
-            self.threads,
-            self.ops_per_txn,
+            "workload {}, seed {}, durability {}",
+            self.header.describe(),
             self.seed,
             self.durability
         );
@@ -229,15 +207,8 @@ impl CompareReport {
         let mut o = String::from("{");
         let _ = write!(
             o,
-            "\"compare\":true,\"workload\":{},\"distribution\":{},\"theta\":{},\"keys\":{},\"value_size\":{},\
-             \"threads\":{},\"ops_per_txn\":{},\"seed\":{},\"durability\":{},\"engines\":[",
-            json_str(&self.workload),
-            json_str(&self.distribution),
-            num(self.theta),
-            self.keys,
-            self.value_size,
-            self.threads,
-            self.ops_per_txn,
+            "\"compare\":true,{},\"seed\":{},\"durability\":{},\"engines\":[",
+            self.header.json_members(),
             self.seed,
             json_str(self.durability)
         );
@@ -296,6 +267,15 @@ impl CompareReport {
     }
 }
 
+/// The engines that ran in any of `reports`, in [`ENGINES`] order.
+pub fn engines_in(reports: &[CompareReport]) -> Vec<&'static str> {
+    ENGINES
+        .iter()
+        .copied()
+        .filter(|e| reports.iter().any(|r| r.rows.iter().any(|row| row.name == *e)))
+        .collect()
+}
+
 /// Throughput in a short form: `1.26M`, `291k`, `950`.
 pub fn short(x: f64) -> String {
     if x >= 1e6 {
@@ -310,11 +290,7 @@ pub fn short(x: f64) -> String {
 /// One line per workload: each engine's transactions per second with bwtx's
 /// throughput over it, and bwtx over the best transactional peer.
 pub fn summary(reports: &[CompareReport]) -> String {
-    let engines: Vec<&str> = ENGINES
-        .iter()
-        .copied()
-        .filter(|e| reports.iter().any(|r| r.rows.iter().any(|row| row.name == *e)))
-        .collect();
+    let engines = engines_in(reports);
     let mut out = String::from("summary: transactions/s (bwtx over the engine)\n");
     let _ = write!(out, "{:<9}", "workload");
     for e in &engines {
@@ -322,7 +298,7 @@ pub fn summary(reports: &[CompareReport]) -> String {
     }
     let _ = writeln!(out, "  {:>24}", "bwtx / best txn peer");
     for r in reports {
-        let _ = write!(out, "{:<9}", r.workload);
+        let _ = write!(out, "{:<9}", r.header.workload);
         for e in &engines {
             let cell = match r.rows.iter().find(|row| row.name == *e) {
                 None => "-".to_owned(),

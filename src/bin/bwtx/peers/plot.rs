@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::compare::{is_index, short, CompareReport, ENGINES};
+use super::compare::{engines_in, is_index, short, CompareReport};
 
 /// Bar colours by engine, bwtx first (colour-blind-safe Okabe–Ito palette).
 const COLOURS: [&str; 8] = [
@@ -44,11 +44,7 @@ fn esc(s: &str) -> String {
 
 /// The chart of `reports` as an SVG document.
 pub fn svg(reports: &[CompareReport]) -> String {
-    let engines: Vec<&str> = ENGINES
-        .iter()
-        .copied()
-        .filter(|e| reports.iter().any(|r| r.rows.iter().any(|row| row.name == *e)))
-        .collect();
+    let engines = engines_in(reports);
     let tputs = reports.iter().flat_map(|r| r.rows.iter().map(|row| row.m.tput()));
     let max = tputs.clone().fold(1.0f64, f64::max);
     let min = tputs.filter(|t| *t > 0.0).fold(max, f64::min);
@@ -68,7 +64,7 @@ pub fn svg(reports: &[CompareReport]) -> String {
     if let Some(r) = reports.first() {
         let title = format!(
             "bwtx bench --compare: {} keys x {} B, {} threads, {} ops/txn, durability {}",
-            r.keys, r.value_size, r.threads, r.ops_per_txn, r.durability
+            r.header.keys, r.header.value_size, r.header.threads, r.header.ops_per_txn, r.durability
         );
         let _ = writeln!(o, r#"<text x="{LEFT}" y="24" font-size="15">{}</text>"#, esc(&title));
         let _ = writeln!(
@@ -115,7 +111,7 @@ pub fn svg(reports: &[CompareReport]) -> String {
             o,
             r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="14">{}</text>"#,
             TOP + PLOT_H + 20.0,
-            esc(&r.workload)
+            esc(&r.header.workload)
         );
         if let Some((_, x)) = r.best_peer() {
             let _ = writeln!(
