@@ -663,8 +663,8 @@ mod tests {
                 );
             }
         }
-        for i in 0..keys.len() {
-            assert_eq!(ka.full_head(i), head_of(&keys[i]));
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(ka.full_head(i), head_of(k));
         }
     }
 

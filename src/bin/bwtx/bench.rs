@@ -363,8 +363,8 @@ impl Engine for Bwtx {
                     }
                     Op::Rmw(i) => {
                         let k = key(i);
-                        let v = rmw_value(tx.get(&k)?.as_deref(), value);
-                        tx.put(&k, &v)?;
+                        let v = rmw_value(tx.get(k)?.as_deref(), value);
+                        tx.put(k, &v)?;
                     }
                     Op::Transfer(a, b, amount) => transfer(&mut tx, a, b, amount)?,
                 }

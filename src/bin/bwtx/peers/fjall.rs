@@ -80,13 +80,13 @@ impl Engine for Fjall {
                 }
                 Op::Rmw(i) => {
                     let k = key(i);
-                    let v = rmw_value(tx.get(&self.ks, &k).map_err(err)?.as_deref(), value);
+                    let v = rmw_value(tx.get(&self.ks, k).map_err(err)?.as_deref(), value);
                     tx.insert(&self.ks, k.as_bytes(), v);
                 }
                 Op::Transfer(a, b, amount) => {
                     let (ka, kb) = (key(a), key(b));
-                    let fa = tx.get(&self.ks, &ka).map_err(err)?.map_or(0, |v| balance_of(&v));
-                    let fb = tx.get(&self.ks, &kb).map_err(err)?.map_or(0, |v| balance_of(&v));
+                    let fa = tx.get(&self.ks, ka).map_err(err)?.map_or(0, |v| balance_of(&v));
+                    let fb = tx.get(&self.ks, kb).map_err(err)?.map_or(0, |v| balance_of(&v));
                     let amount = amount.min(fa);
                     tx.insert(&self.ks, ka.as_bytes(), (fa - amount).to_le_bytes());
                     tx.insert(&self.ks, kb.as_bytes(), (fb + amount).to_le_bytes());

@@ -77,13 +77,13 @@ impl Engine for Sled {
                     Op::Scan(..) => {}
                     Op::Rmw(i) => {
                         let k = key(i);
-                        let v = rmw_value(tx.get(&k)?.as_deref(), value);
+                        let v = rmw_value(tx.get(k)?.as_deref(), value);
                         tx.insert(k.as_bytes(), v)?;
                     }
                     Op::Transfer(a, b, amount) => {
                         let (ka, kb) = (key(a), key(b));
-                        let fa = tx.get(&ka)?.map_or(0, |v| balance_of(&v));
-                        let fb = tx.get(&kb)?.map_or(0, |v| balance_of(&v));
+                        let fa = tx.get(ka)?.map_or(0, |v| balance_of(&v));
+                        let fb = tx.get(kb)?.map_or(0, |v| balance_of(&v));
                         let amount = amount.min(fa);
                         tx.insert(ka.as_bytes(), &(fa - amount).to_le_bytes()[..])?;
                         tx.insert(kb.as_bytes(), &(fb + amount).to_le_bytes()[..])?;
