@@ -302,8 +302,10 @@ impl KeyArray {
         if i + 1 == n || self.heads()[i + 1] != h {
             return self.cmp_same_head(i, s).is_eq().then_some(i);
         }
+        // The lower bound may lie past the run of equal heads, where the
+        // lengths alone would not tell keys apart.
         let i = self.lower_bound(key);
-        (i < n && self.cmp_same_head(i, s).is_eq()).then_some(i)
+        (i < n && self.heads()[i] == h && self.cmp_same_head(i, s).is_eq()).then_some(i)
     }
 }
 
@@ -641,6 +643,10 @@ mod tests {
             ])
             .collect();
         check_against_slice(&keys, &probes);
+        // A run of equal heads ("a", "a\0") whose lower bound for the probe
+        // lies past the run, at a key of the probe's length.
+        let keys = vec![b"a".to_vec(), b"a\0".to_vec(), b"b\0\0".to_vec()];
+        check_against_slice(&keys, &[b"a\0\0".to_vec(), b"b\0".to_vec()]);
     }
 
     /// Every search of a [`KeyArray`] agrees with a search of the sorted slice.
@@ -666,6 +672,23 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(ka.full_head(i), head_of(k));
         }
+    }
+
+    /// Short keys over a tiny alphabet with many zero bytes: runs of equal
+    /// (zero-padded) heads everywhere, the case heads alone cannot decide.
+    #[test]
+    fn zero_padded_head_runs_agree_with_slice_search() {
+        use proptest::prelude::*;
+        let key = prop::collection::vec(prop::sample::select(vec![0u8, 0, b'a', b'b']), 0..11);
+        let strat = (
+            prop::collection::vec(key.clone(), 0..24),
+            prop::collection::vec(key, 0..12),
+        );
+        proptest!(ProptestConfig::with_cases(1000), |((mut keys, probes) in strat)| {
+            keys.sort();
+            keys.dedup();
+            check_against_slice(&keys, &probes);
+        });
     }
 
     /// The word-at-a-time comparisons agree with slice order.
