@@ -117,6 +117,10 @@ pub struct Db {
 /// Attempts [`Db::transaction`] makes before returning the conflict.
 pub const TRANSACTION_ATTEMPTS: u32 = 64;
 
+/// How long [`Db::transaction`] waits for a conflict's winner to become
+/// visible before retrying anyway: well above one log sync.
+const WINNER_WAIT: Duration = Duration::from_millis(10);
+
 impl Db {
     /// A new in-memory database with default [`Options`]: nothing is
     /// written to disk ([`crate::Durability::None`]).
@@ -197,9 +201,54 @@ impl Db {
         Snapshot::new(&self.shared)
     }
 
-    /// Run `f` in a transaction and commit it; on a conflict, back off and
-    /// run it again on a fresh snapshot, up to [`TRANSACTION_ATTEMPTS`]
-    /// times (then the last conflict is returned). An error from `f` rolls
+    /// Wait until snapshots taken from now on include the commit at `ts`
+    /// (at most `timeout`); whether they do. After a conflict, waiting for
+    /// the winner (`Error::Conflict { winner, .. }`) before retrying keeps
+    /// the retry from reading the same stale snapshot and losing again: a
+    /// winner can be committed but not yet visible while its log record is
+    /// being synced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = bwtx::Db::in_memory();
+    /// let (mut a, mut b) = (db.begin(), db.begin());
+    /// a.put("k", "a")?;
+    /// b.put("k", "b")?;
+    /// a.commit()?;
+    /// match b.commit() {
+    ///     Err(bwtx::Error::Conflict { winner, .. }) => {
+    ///         assert!(db.wait_visible(winner, Duration::from_millis(10)));
+    ///         // A transaction begun now reads the winner's write.
+    ///         assert_eq!(db.begin().get("k")?.as_deref(), Some(&b"a"[..]));
+    ///     }
+    ///     other => panic!("expected a conflict, got {other:?}"),
+    /// }
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn wait_visible(&self, ts: u64, timeout: Duration) -> bool {
+        let oracle = &self.shared.oracle;
+        let backoff = Backoff::new();
+        let start = std::time::Instant::now();
+        let mut polls = 0u32;
+        while oracle.read_ts() < ts {
+            // Spin and yield for about a commit's installation, then sleep in
+            // steps well below one log sync.
+            polls += 1;
+            if polls <= 32 {
+                backoff.snooze();
+            } else if start.elapsed() >= timeout {
+                return false;
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        true
+    }
+
+    /// Run `f` in a transaction and commit it; on a conflict, wait for the
+    /// winner to become visible, back off and run it again on a fresh
+    /// snapshot, up to [`TRANSACTION_ATTEMPTS`] times (then the last
+    /// conflict is returned). An error from `f` rolls
     /// the transaction back and is returned as is. Returns `f`'s result.
     pub fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         self.try_transaction(|tx| f(tx))
@@ -219,6 +268,9 @@ impl Db {
                 Ok(_) => return Ok(out),
                 Err(e) if e.is_conflict() && attempt + 1 < TRANSACTION_ATTEMPTS => {
                     attempt += 1;
+                    if let crate::Error::Conflict { winner, .. } = e {
+                        self.wait_visible(winner, WINNER_WAIT);
+                    }
                     if attempt < 8 {
                         backoff.snooze();
                     } else {

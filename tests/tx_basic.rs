@@ -35,9 +35,12 @@ fn first_committer_wins() {
         Err(Error::Conflict { key, winner, .. }) => {
             assert_eq!(&key[..], b"k");
             assert_eq!(winner, won);
+            assert!(db.wait_visible(winner, std::time::Duration::from_millis(100)));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
+    // A timestamp nobody committed never becomes visible: the wait times out.
+    assert!(!db.wait_visible(won + 100, std::time::Duration::from_millis(5)));
     assert_eq!(db.stats().conflicts, 1);
     assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"1"[..]));
 }

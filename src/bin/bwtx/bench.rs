@@ -369,7 +369,7 @@ impl Engine for Bwtx {
                     Op::Transfer(a, b, amount) => transfer(&mut tx, a, b, amount)?,
                 }
             }
-            finish(tx)
+            finish(&self.db, tx)
         })();
         r.map_err(|e| format!("transaction failed: {e}"))
     }
@@ -451,7 +451,9 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
     match dir {
         None => Ok(Bwtx {
             db: Options::new().in_memory().map_err(|e| e.to_string())?,
-            settings: "bwtx: in memory (Options::new().in_memory()), no log".to_owned(),
+            settings: "bwtx: in memory (Options::new().in_memory()), no log; begin/commit per transaction, on a \
+                       conflict waits for the winner to become visible (Db::wait_visible) before the retry"
+                .to_owned(),
         }),
         Some(dir) => {
             let d = durability(args, DurabilityArg::Buffered);
@@ -461,7 +463,11 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
                 .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
             Ok(Bwtx {
                 db,
-                settings: format!("bwtx: {} with Durability::{d:?} (group commit)", dir.display()),
+                settings: format!(
+                    "bwtx: {} with Durability::{d:?} (group commit); begin/commit per transaction, on a conflict \
+                     waits for the winner to become visible (Db::wait_visible) before the retry",
+                    dir.display()
+                ),
             })
         }
     }
@@ -687,10 +693,15 @@ fn transfer(tx: &mut Transaction<'_>, a: u64, b: u64, amount: u64) -> Result<(),
     tx.put(key(b), (fb + amount).to_le_bytes())
 }
 
-fn finish(tx: Transaction<'_>) -> Result<Outcome, bwtx::Error> {
+/// Commit; on a conflict, wait for the winner to become visible first (as
+/// `Db::transaction` does), so the retry's snapshot includes it.
+fn finish(db: &Db, tx: Transaction<'_>) -> Result<Outcome, bwtx::Error> {
     match tx.commit() {
         Ok(_) => Ok(Outcome::Committed),
-        Err(e) if e.is_conflict() => Ok(Outcome::Conflict),
+        Err(bwtx::Error::Conflict { winner, .. }) => {
+            db.wait_visible(winner, Duration::from_millis(10));
+            Ok(Outcome::Conflict)
+        }
         Err(e) => Err(e),
     }
 }
