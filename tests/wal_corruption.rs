@@ -12,29 +12,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bwtx::fs::{FaultFs, Fs};
-use bwtx::{Db, Error, Options};
+use bwtx::{Db, Error};
 use proptest::prelude::*;
 
-const DIR: &str = "/db";
+mod common;
+use common::{dump, env_u64, fault_opts, DIR};
+
 const SEG_HEADER: usize = 16;
 
 /// A database directory's files, by name.
 type Files = BTreeMap<String, Vec<u8>>;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn opts(fs: &FaultFs) -> Options {
-    Options::new()
-        .file_system(Arc::new(fs.clone()))
-        .gc_interval(None)
-        .checkpoint_bytes(0)
-        .tree_config(bwtx::tree::Config::tiny())
-}
 
 /// Transaction `i`: its marker, a fresh key, sometimes an overwrite or a
 /// delete of an older key. Values are unique per (key, transaction).
@@ -103,7 +93,7 @@ fn seg_name(seq: u64) -> String {
 /// given), close cleanly, and return the files.
 fn build(segment_bytes: u64, txns: usize, ckpt_after: Option<usize>) -> Files {
     let fs = FaultFs::new();
-    let db = opts(&fs).segment_bytes(segment_bytes).open(DIR).unwrap();
+    let db = fault_opts(&fs).segment_bytes(segment_bytes).open(DIR).unwrap();
     for i in 0..txns {
         if Some(i) == ckpt_after {
             assert_eq!(db.checkpoint().unwrap(), i as u64);
@@ -136,19 +126,6 @@ fn fs_with(files: &Files) -> FaultFs {
     }
     fs.sync_dir(Path::new(DIR)).unwrap();
     fs
-}
-
-fn dump(db: &Db) -> (u64, BTreeMap<String, String>) {
-    let snap = db.snapshot();
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let m = snap
-        .range::<&[u8], _>(..)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            (s(&k), s(&v))
-        })
-        .collect();
-    (snap.ts(), m)
 }
 
 /// A record of a segment: its byte range and commit timestamp.
@@ -207,7 +184,7 @@ fn commit_and_reopen(fs: &FaultFs, db: Db, ctx: &str) {
     tx.put("zz", "after").unwrap();
     assert_eq!(tx.commit().unwrap(), ts + 1, "{ctx}: timestamps continue");
     drop(db);
-    let db = opts(fs)
+    let db = fault_opts(fs)
         .open(DIR)
         .unwrap_or_else(|e| panic!("{ctx}: reopening the recovered database failed: {e}"));
     state.insert("zz".into(), "after".into());
@@ -231,7 +208,7 @@ fn truncated_last_segment_keeps_whole_records() {
         let mut f = files.clone();
         f.insert(names[0].clone(), seg[..cut].to_vec());
         let fs = fs_with(&f);
-        let db = opts(&fs).open(DIR).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let db = fault_opts(&fs).open(DIR).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let whole: Vec<u64> = recs.iter().filter(|r| r.end <= cut).map(|r| r.ts).collect();
         let torn = cut < SEG_HEADER || (cut > SEG_HEADER && !recs.iter().any(|r| r.end == cut));
         assert_eq!(dump(&db), (whole.len() as u64, expected(whole.clone())), "{ctx}");
@@ -271,7 +248,7 @@ fn truncated_earlier_segment_is_corruption() {
             let mut f = files.clone();
             f.insert(name.clone(), seg[..cut].to_vec());
             let ctx = format!("{name} cut at {cut}");
-            assert_corruption(opts(&fs_with(&f)).open(DIR), name, Some(offset), &ctx);
+            assert_corruption(fault_opts(&fs_with(&f)).open(DIR), name, Some(offset), &ctx);
             cases += 1;
         }
     }
@@ -294,7 +271,7 @@ fn earlier_segment_cut_at_a_record_boundary_is_not_silently_skipped() {
             let mut f = files.clone();
             f.insert(name.clone(), seg[..cut].to_vec());
             let ctx = format!("{name} cut at record boundary {cut}");
-            match opts(&fs_with(&f)).open(DIR) {
+            match fault_opts(&fs_with(&f)).open(DIR) {
                 Err(Error::Corruption { file, .. }) => assert_eq!(file, path(name), "{ctx}"),
                 Err(e) => panic!("{ctx}: {e}"),
                 Ok(db) => {
@@ -334,7 +311,7 @@ fn flip_sweep(files: &Files, name: &str, last: bool) -> usize {
             let mut f = files.clone();
             f.insert(name.to_owned(), d);
             let fs = fs_with(&f);
-            let r = opts(&fs).open(DIR);
+            let r = fault_opts(&fs).open(DIR);
             cases += 1;
             match rec {
                 None if pos >= 12 => {
@@ -400,7 +377,7 @@ fn checkpointed_log() -> (Files, String) {
     let name = ckpt[0].clone();
     assert_eq!(name, format!("ckpt-{:020}.ckpt", 12));
     // Sanity: it recovers whole.
-    let db = opts(&fs_with(&files)).open(DIR).unwrap();
+    let db = fault_opts(&fs_with(&files)).open(DIR).unwrap();
     assert_eq!(dump(&db), (18, expected(1..=18)));
     assert_eq!(db.stats().replayed, 6);
     (files, name)
@@ -425,14 +402,14 @@ fn damaged_checkpoint_is_corruption() {
             f.get_mut(&name).unwrap()[pos] ^= 1 << bit;
             let ctx = format!("checkpoint bit {bit} of byte {pos} flipped");
             let offset = (pos < 12).then_some(0);
-            assert_corruption(opts(&fs_with(&f)).open(DIR), &name, offset, &ctx);
+            assert_corruption(fault_opts(&fs_with(&f)).open(DIR), &name, offset, &ctx);
         }
     }
     for cut in 0..ck.len() {
         let mut f = files.clone();
         f.get_mut(&name).unwrap().truncate(cut);
         assert_corruption(
-            opts(&fs_with(&f)).open(DIR),
+            fault_opts(&fs_with(&f)).open(DIR),
             &name,
             None,
             &format!("checkpoint cut at {cut}"),
@@ -442,7 +419,7 @@ fn damaged_checkpoint_is_corruption() {
         let mut f = files.clone();
         f.get_mut(&name).unwrap().extend_from_slice(extra);
         assert_corruption(
-            opts(&fs_with(&f)).open(DIR),
+            fault_opts(&fs_with(&f)).open(DIR),
             &name,
             None,
             "bytes appended to the checkpoint",
@@ -453,12 +430,17 @@ fn damaged_checkpoint_is_corruption() {
     let data = f.remove(&name).unwrap();
     let renamed = format!("ckpt-{:020}.ckpt", 13);
     f.insert(renamed.clone(), data);
-    assert_corruption(opts(&fs_with(&f)).open(DIR), &renamed, Some(16), "renamed checkpoint");
+    assert_corruption(
+        fault_opts(&fs_with(&f)).open(DIR),
+        &renamed,
+        Some(16),
+        "renamed checkpoint",
+    );
     // A leftover temporary checkpoint is ignored (and removed), whatever it holds.
     let mut f = files.clone();
     f.insert(format!("ckpt-{:020}.tmp", 17), b"garbage".to_vec());
     let fs = fs_with(&f);
-    let db = opts(&fs).open(DIR).unwrap();
+    let db = fault_opts(&fs).open(DIR).unwrap();
     assert_eq!(dump(&db), (18, expected(1..=18)));
     commit_and_reopen(&fs, db, "leftover tmp");
 }
@@ -588,7 +570,7 @@ fn mutate(files: &mut Files, m: &Mutation) {
 /// and reopening gives the same state.
 fn check_open(files: &Files, allowed: &BTreeMap<String, BTreeSet<String>>, commit_after: bool) {
     let fs = fs_with(files);
-    let Ok(db) = opts(&fs).open(DIR) else { return };
+    let Ok(db) = fault_opts(&fs).open(DIR) else { return };
     let (ts, state) = dump(&db);
     for (k, v) in &state {
         assert!(
@@ -600,7 +582,7 @@ fn check_open(files: &Files, allowed: &BTreeMap<String, BTreeSet<String>>, commi
         commit_and_reopen(&fs, db, "after recovering damaged files");
     } else {
         drop(db);
-        let db = opts(&fs).open(DIR).expect("a recovered database reopens");
+        let db = fault_opts(&fs).open(DIR).expect("a recovered database reopens");
         assert_eq!(dump(&db), (ts, state));
     }
 }

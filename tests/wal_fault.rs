@@ -8,26 +8,18 @@
 //! Every position of the (single-threaded, so deterministic) workload is
 //! tried; `BWTX_FAULT_TXNS` (default 24) sets its length.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Error, Options};
 
-const DIR: &str = "/db";
+mod common;
+use common::{dump, env_u64, fault_opts, markers, DIR};
+
 const SEGMENT_BYTES: u64 = 300;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn opts(fs: &FaultFs) -> Options {
-    Options::new()
-        .file_system(Arc::new(fs.clone()))
-        .gc_interval(None)
-        .segment_bytes(SEGMENT_BYTES)
-        .checkpoint_bytes(0)
-        .tree_config(bwtx::tree::Config::tiny())
+    fault_opts(fs).segment_bytes(SEGMENT_BYTES)
 }
 
 /// Transaction `i`'s writes: its marker `m/<i>`, a fresh key, and every few
@@ -76,19 +68,6 @@ fn expected(n: usize) -> BTreeMap<String, String> {
     m
 }
 
-fn dump(db: &Db) -> (u64, BTreeMap<String, String>) {
-    let snap = db.snapshot();
-    let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-    let m = snap
-        .range::<&[u8], _>(..)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            (s(&k), s(&v))
-        })
-        .collect();
-    (snap.ts(), m)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     FailWrite,
@@ -122,11 +101,7 @@ fn check_reopen(fs: &FaultFs, acked: usize, maybe: usize, ctx: &str) {
         .open(DIR)
         .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let (ts, state) = dump(&db);
-    let present: BTreeSet<usize> = state
-        .keys()
-        .filter_map(|k| k.strip_prefix("m/"))
-        .map(|i| i.parse().unwrap())
-        .collect();
+    let present = markers(&state);
     let n = present.len();
     assert!(
         (acked..=acked + maybe).contains(&n),

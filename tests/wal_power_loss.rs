@@ -13,19 +13,17 @@
 //! vary the concurrent phase's interleaving.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::Duration;
 
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Durability, Error, Options};
 
-const DIR: &str = "/db";
+mod common;
+use common::{dump, env_u64, fault_opts, markers, DIR};
+
 /// Small enough that the log rotates every few records.
 const SEGMENT_BYTES: u64 = 400;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -158,30 +156,7 @@ fn ids(script: &[Step]) -> usize {
 }
 
 fn opts(fs: &FaultFs, mode: Durability) -> Options {
-    Options::new()
-        .durability(mode)
-        .file_system(Arc::new(fs.clone()))
-        .gc_interval(None)
-        .segment_bytes(SEGMENT_BYTES)
-        .checkpoint_bytes(0)
-        .tree_config(bwtx::tree::Config::tiny())
-}
-
-fn utf8(b: &[u8]) -> String {
-    String::from_utf8(b.to_vec()).expect("the workload writes UTF-8")
-}
-
-/// The snapshot timestamp and every key-value pair.
-fn dump(db: &Db) -> (u64, BTreeMap<String, String>) {
-    let snap = db.snapshot();
-    let m = snap
-        .range::<&[u8], _>(..)
-        .map(|kv| {
-            let (k, v) = kv.expect("reads never fail");
-            (utf8(&k), utf8(&v))
-        })
-        .collect();
-    (snap.ts(), m)
+    fault_opts(fs).durability(mode).segment_bytes(SEGMENT_BYTES)
 }
 
 /// What a run of the workload got: the acknowledged commits (id -> ts) and
@@ -272,11 +247,7 @@ fn check_recovered(fs: &FaultFs, mode: Durability, script: &[Step], run: &Run, c
         .open(DIR)
         .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let (ts, state) = dump(&db);
-    let present: BTreeSet<usize> = state
-        .keys()
-        .filter_map(|k| k.strip_prefix("m/"))
-        .map(|id| id.parse().unwrap())
-        .collect();
+    let present = markers(&state);
     if mode == Durability::Sync {
         for (id, ats) in &run.acked {
             assert!(

@@ -1,0 +1,52 @@
+//! Helpers shared by the log tests that run on the in-memory `FaultFs`
+//! (`wal_corruption.rs`, `wal_fault.rs`, `wal_power_loss.rs`).
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Db, Options};
+
+/// Where the database lives inside the fault file system.
+pub const DIR: &str = "/db";
+
+/// `name` from the environment as a number, else `default` (sizes of soaks).
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A database on `fs` with no background sweeper, no automatic checkpoints
+/// and tiny pages (splits and merges all the time); callers add the segment
+/// size and the durability their test needs.
+pub fn fault_opts(fs: &FaultFs) -> Options {
+    Options::new()
+        .file_system(Arc::new(fs.clone()))
+        .gc_interval(None)
+        .checkpoint_bytes(0)
+        .tree_config(bwtx::tree::Config::tiny())
+}
+
+/// The snapshot timestamp and every key-value pair (as UTF-8, lossily: the
+/// corruption tests also recover arbitrary bytes).
+pub fn dump(db: &Db) -> (u64, BTreeMap<String, String>) {
+    let snap = db.snapshot();
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let m = snap
+        .range::<&[u8], _>(..)
+        .map(|kv| {
+            let (k, v) = kv.expect("reads never fail");
+            (s(&k), s(&v))
+        })
+        .collect();
+    (snap.ts(), m)
+}
+
+/// The numbers of the transaction markers (`m/<i>`) present in `state`.
+pub fn markers(state: &BTreeMap<String, String>) -> BTreeSet<usize> {
+    state
+        .keys()
+        .filter_map(|k| k.strip_prefix("m/"))
+        .map(|i| i.parse().expect("a marker is m/<number>"))
+        .collect()
+}
