@@ -329,7 +329,7 @@ impl Workload {
         let mut rng = SmallRng::seed_from_u64(0x7478_6e73);
         let uniform = (0..len).map(|_| keys[rng.gen_range(0..n)]).collect();
         let zipf = Zipf::new(n as u64, Zipf::YCSB_THETA);
-        let zipfian = (0..len).map(|_| keys[zipf.sample(&mut rng) as usize]).collect();
+        let zipfian = (0..len).map(|_| keys[zipf.rank(rng.gen::<f64>()) as usize]).collect();
         Workload {
             keys,
             probes: [uniform, zipfian],

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::report::{BenchReport, Latency, RunHeader};
+use crate::zipf::Zipf;
 
 /// Which operation mix to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -225,46 +226,6 @@ fn fnv(x: u64) -> u64 {
     h
 }
 
-/// Zipfian ranks over `0..n` (Gray et al., SIGMOD 1994, as YCSB's
-/// `ZipfianGenerator`; copied from `benches/support`). Rank 0 is the most
-/// popular; rank `i` has probability proportional to `1 / (i + 1)^theta`.
-#[derive(Clone, Debug)]
-pub struct Zipf {
-    n: u64,
-    alpha: f64,
-    zetan: f64,
-    eta: f64,
-    half_pow_theta: f64,
-}
-
-impl Zipf {
-    pub fn new(n: u64, theta: f64) -> Self {
-        let n = n.max(1);
-        let zeta = |n: u64| (1..=n).map(|i| (i as f64).powf(-theta)).sum::<f64>();
-        let zetan = zeta(n);
-        let zeta2 = zeta(2);
-        Zipf {
-            n,
-            alpha: 1.0 / (1.0 - theta),
-            zetan,
-            eta: (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan),
-            half_pow_theta: 0.5f64.powf(theta),
-        }
-    }
-    pub fn sample(&self, rng: &mut Rng) -> u64 {
-        let u = rng.f64();
-        let uz = u * self.zetan;
-        if uz < 1.0 {
-            0
-        } else if uz < 1.0 + self.half_pow_theta {
-            1.min(self.n - 1)
-        } else {
-            let r = self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha);
-            (r as u64).min(self.n - 1)
-        }
-    }
-}
-
 /// Chooses existing records.
 pub struct Chooser {
     dist: Distribution,
@@ -277,8 +238,8 @@ impl Chooser {
         let count = count.max(1);
         match (self.dist, &self.zipf) {
             (Distribution::Uniform, _) | (_, None) => rng.below(count),
-            (Distribution::Zipfian, Some(z)) => fnv(z.sample(rng)) % count,
-            (Distribution::Latest, Some(z)) => count - 1 - (z.sample(rng) % count),
+            (Distribution::Zipfian, Some(z)) => fnv(z.rank(rng.f64())) % count,
+            (Distribution::Latest, Some(z)) => count - 1 - (z.rank(rng.f64()) % count),
         }
     }
 }
