@@ -2,9 +2,12 @@
 
 /// Errors returned by bwtx.
 ///
-/// The enum is `#[non_exhaustive]`: later releases add variants (I/O,
-/// corruption) without breaking matches that end in `_ =>`. Use
-/// [`Error::is_conflict`] to decide whether retrying a transaction may help.
+/// The enum is `#[non_exhaustive]`, so that a release can add variants
+/// without breaking matches that end in `_ =>`. Use [`Error::is_conflict`]
+/// to decide whether retrying a transaction may help;
+/// [`source`](std::error::Error::source)
+/// (from `std::error::Error`) gives the underlying I/O error where there is
+/// one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

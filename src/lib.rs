@@ -53,8 +53,11 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+// The layers, bottom up (`design/architecture.md`); each imports only the
+// ones above it in this list.
 mod bwtree;
 mod db;
+mod engine;
 mod error;
 pub mod fs;
 mod mvcc;
@@ -62,9 +65,10 @@ mod options;
 mod sync;
 mod wal;
 
-pub use db::{Db, Stats, TRANSACTION_ATTEMPTS};
+pub use db::{Db, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
+pub use engine::Stats;
 pub use error::{Error, Result};
-pub use mvcc::{Iter, Snapshot, Transaction};
+pub use mvcc::Iter;
 pub use options::{Durability, Options};
 
 /// The multi-version Bw-Tree: the storage core the transaction layer builds on.

@@ -1,13 +1,13 @@
-//! Options for opening a database, and the durability modes.
+//! Options for opening a database, and the durability modes: plain
+//! configuration, below every layer that reads it (the engine opens a
+//! database from them: `Options::open` and `Options::in_memory` are defined
+//! with the handles, in `crate::db`).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bwtree::{Config, Tree};
+use crate::bwtree::Config;
 use crate::fs::{Fs, StdFs};
-use crate::wal::store::Store;
-use crate::{Db, Result};
 
 /// What an acknowledged commit survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -46,12 +46,12 @@ pub enum Durability {
 /// ```
 #[derive(Clone)]
 pub struct Options {
-    tree: Config,
-    gc_interval: Option<Duration>,
-    durability: Durability,
-    fs: Arc<dyn Fs>,
-    segment_bytes: u64,
-    checkpoint_bytes: u64,
+    pub(crate) tree: Config,
+    pub(crate) gc_interval: Option<Duration>,
+    pub(crate) durability: Durability,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) checkpoint_bytes: u64,
 }
 
 impl std::fmt::Debug for Options {
@@ -95,7 +95,7 @@ impl Options {
 
     /// How often the background sweeper wakes to collect versions on pages
     /// nobody writes (`None`: no sweeper thread; versions on written pages
-    /// are still collected by consolidation, and [`Db::collect_garbage`]
+    /// are still collected by consolidation, and [`crate::Db::collect_garbage`]
     /// sweeps on demand). The sweeper backs off so that it uses at most
     /// about 5% of one core.
     pub fn gc_interval(mut self, interval: Option<Duration>) -> Self {
@@ -116,7 +116,7 @@ impl Options {
     }
 
     /// Take a checkpoint in the background after this many bytes of log
-    /// (0: only [`Db::checkpoint`]).
+    /// (0: only [`crate::Db::checkpoint`]).
     pub fn checkpoint_bytes(mut self, n: u64) -> Self {
         self.checkpoint_bytes = n;
         self
@@ -127,27 +127,5 @@ impl Options {
     pub fn file_system(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = fs;
         self
-    }
-
-    /// Open an in-memory database (nothing is written to disk).
-    pub fn in_memory(self) -> Result<Db> {
-        Db::from_parts(Tree::with_config(self.tree)?, 0, None, self.gc_interval)
-    }
-
-    /// Open (or create) the database in directory `path`, recovering it; see
-    /// [`Db::open`]. With [`Durability::None`] the directory is locked and
-    /// recovered but nothing new is logged.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
-        let tree = Tree::with_config(self.tree)?;
-        let store = Store::open(
-            self.fs,
-            path.as_ref(),
-            self.durability,
-            self.segment_bytes,
-            self.checkpoint_bytes,
-            &tree,
-        )?;
-        let last = store.recovered.last_ts;
-        Db::from_parts(tree, last, Some(store), self.gc_interval)
     }
 }

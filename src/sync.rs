@@ -1,14 +1,37 @@
-//! The one place atomics come from. Under `--cfg loom` every atomic, and the
-//! backoff used by CAS retry loops, comes from loom so that the model checker
-//! sees every interleaving; crossbeam-epoch switches itself under
-//! `--cfg crossbeam_loom` (with its `loom` feature).
+//! The library's synchronisation primitives, in one place: atomics, locks,
+//! condition variables, `Arc`, thread-locals, and the backoff of CAS retry
+//! loops. Under `--cfg loom` each comes from loom, so that the model checker
+//! sees every interleaving of the code that uses it; crossbeam-epoch switches
+//! itself under `--cfg crossbeam_loom` (with its `loom` feature).
+//!
+//! Library code imports these, never `std::sync` or `std::thread_local!`
+//! directly (the one exception: `Arc<dyn Fs>`, a shared handle to the file
+//! system with no protocol of ours on it). `std::sync::OnceLock` has no loom
+//! counterpart; the lazily grown lists that need one use [`OnceSlot`], built
+//! here on a shim atomic so loom checks it too.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
 
 pub(crate) use std::sync::atomic::Ordering;
+pub(crate) use std::sync::TryLockError;
+
+/// Lock `m`, ignoring poisoning: every lock in the library guards state that
+/// stays consistent at each unlock point, so a panic elsewhere while it was
+/// held does not make the state wrong.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Exponential backoff for CAS retry loops.
 ///
@@ -64,3 +87,90 @@ pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) {
 /// order of one commit's installation.
 #[cfg(not(loom))]
 const SPIN_CHECKS: u32 = 512;
+
+/// A slot written at most once with a boxed value, then read without a lock:
+/// the "race to initialise" cell (`once_cell::race::OnceBox`), on a shim
+/// atomic so that loom checks it.
+///
+/// # Definitions
+/// - The slot is *empty* while its pointer is null, *set* once a
+///   compare-and-swap from null installed a pointer from `Box::into_raw`.
+///
+/// # Invariants
+/// 1. A non-null pointer came from `Box::into_raw` and is never changed or
+///    freed until `drop` (which has `&mut self`, so no reference from
+///    [`OnceSlot::get`] is alive then).
+/// 2. Every reader loads with `Acquire` and the one successful CAS publishes
+///    with `Release`, so the box's contents are initialised before a reader
+///    can see the pointer.
+pub(crate) struct OnceSlot<T> {
+    ptr: AtomicPtr<T>,
+    /// Owns a `T` (for drop check) without the auto traits of `AtomicPtr`,
+    /// which would make the slot `Send + Sync` for any `T`.
+    _owns: std::marker::PhantomData<*mut T>,
+}
+
+impl<T> OnceSlot<T> {
+    pub(crate) fn new() -> Self {
+        OnceSlot {
+            ptr: AtomicPtr::new(std::ptr::null_mut()),
+            _owns: std::marker::PhantomData,
+        }
+    }
+
+    /// The value, if set.
+    pub(crate) fn get(&self) -> Option<&T> {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: by invariant 1, a non-null `p` points to a live box that
+        // stays put while `self` is borrowed; invariant 2 makes its contents
+        // visible to this thread.
+        unsafe { p.as_ref() }
+    }
+
+    /// The value, setting it to `make()` first if the slot is empty. Racing
+    /// callers may each call `make`; exactly one value is kept, the others
+    /// are dropped, and every caller gets the kept one.
+    pub(crate) fn get_or_init(&self, make: impl FnOnce() -> Box<T>) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        let fresh = Box::into_raw(make());
+        match self
+            .ptr
+            .compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: `fresh` is now the slot's pointer: invariant 1 keeps it
+            // alive for as long as `self` is borrowed.
+            Ok(_) => unsafe { &*fresh },
+            Err(kept) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never
+                // published (the CAS failed), so this thread still owns it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `kept` is the non-null pointer another thread
+                // installed; invariants 1 and 2 apply.
+                unsafe { &*kept }
+            }
+        }
+    }
+}
+
+impl<T> Drop for OnceSlot<T> {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        let p = *self.ptr.get_mut();
+        #[cfg(loom)]
+        let p = self.ptr.with_mut(|p| *p);
+        if !p.is_null() {
+            // SAFETY: invariant 1: `p` came from `Box::into_raw`, nothing else
+            // frees it, and `&mut self` means no borrow from `get` is alive.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+// SAFETY: an `OnceSlot<T>` owns a `Box<T>` and hands out `&T`: it may move to
+// another thread when `T: Send`, and be shared when `T: Send + Sync` (a
+// sharer may set the value, which then drops on another thread).
+unsafe impl<T: Send> Send for OnceSlot<T> {}
+// SAFETY: see `Send` above.
+unsafe impl<T: Send + Sync> Sync for OnceSlot<T> {}

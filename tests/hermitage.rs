@@ -138,7 +138,7 @@ fn int(v: &[u8]) -> Option<i64> {
 }
 
 /// The numeric value of `key` in `tx`'s view.
-fn get(tx: &Transaction<'_>, key: &str) -> Option<i64> {
+fn get(tx: &Transaction, key: &str) -> Option<i64> {
     tx.get(key)
         .unwrap()
         .map(|v| int(&v).expect("Hermitage keys hold numbers"))
@@ -172,7 +172,7 @@ fn numeric(it: Iter<'_>, rev: bool, pred: &dyn Fn(i64) -> bool) -> Vec<(String, 
 
 /// scan(pred) in `tx`: a full range scan, filtered on the values client-side.
 /// Forwards and backwards must agree.
-fn scan(tx: &Transaction<'_>, pred: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
+fn scan(tx: &Transaction, pred: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
     let fwd = numeric(tx.range::<&[u8], _>(..), false, &pred);
     let bwd = numeric(tx.range::<&[u8], _>(..), true, &pred);
     assert_eq!(fwd, bwd, "forward and reverse scans disagree");
@@ -196,7 +196,7 @@ fn kv(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
 }
 
 /// A read-only commit succeeds and returns the snapshot timestamp.
-fn commit_read_only(tx: Transaction<'_>) {
+fn commit_read_only(tx: Transaction) {
     let snap = tx.snapshot_ts();
     assert_eq!(tx.write_count(), 0);
     assert_eq!(tx.commit().unwrap(), snap, "a read-only commit returns its snapshot ts");
@@ -204,7 +204,7 @@ fn commit_read_only(tx: Transaction<'_>) {
 
 /// Commit `tx` and assert it loses to the commit at `winner` on `key`, that
 /// the refusal is counted, and that nothing of it was installed.
-fn commit_conflict(env: &Env, tx: Transaction<'_>, key: &str, winner: u64) {
+fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64) {
     let snapshot = tx.snapshot_ts();
     assert!(winner > snapshot, "the winner committed after the loser's snapshot");
     let (commits, conflicts, read_ts) = {
@@ -243,7 +243,7 @@ fn commit_conflict(env: &Env, tx: Transaction<'_>, key: &str, winner: u64) {
 }
 
 /// Commit `tx` (which wrote something) and check it took the next timestamp.
-fn commit_ok(env: &Env, tx: Transaction<'_>) -> u64 {
+fn commit_ok(env: &Env, tx: Transaction) -> u64 {
     let expect = env.db.stats().read_ts + 1;
     let ts = tx
         .commit()

@@ -237,7 +237,7 @@ fn snapshot_auditor(db: &Db, seed: u64, ctl: &Ctl, gc_every: Option<u64>) -> u64
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut last_ts = 0;
     let mut audits = 0u64;
-    let mut old: Option<(bwtx::Snapshot<'_>, Vec<u64>)> = None;
+    let mut old: Option<(bwtx::Snapshot, Vec<u64>)> = None;
     ctl.start.wait();
     loop {
         ctl.wait_progress(audits * ctl.pace);

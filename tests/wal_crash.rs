@@ -160,7 +160,7 @@ fn report(line: std::fmt::Arguments<'_>) {
     }
 }
 
-fn commit_retrying(db: &Db, mut body: impl FnMut(&mut bwtx::Transaction<'_>)) -> u64 {
+fn commit_retrying(db: &Db, mut body: impl FnMut(&mut bwtx::Transaction)) -> u64 {
     loop {
         let mut tx = db.begin();
         body(&mut tx);

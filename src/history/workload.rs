@@ -208,7 +208,7 @@ fn transact(db: &Db, shared: &Shared, process: u64, mut txn: Vec<Mop>, rng: &mut
     op.with_times(invoked, completed)
 }
 
-fn execute(tx: &mut Transaction<'_>, txn: &mut [Mop], rng: &mut Rng) -> crate::Result<()> {
+fn execute(tx: &mut Transaction, txn: &mut [Mop], rng: &mut Rng) -> crate::Result<()> {
     for mop in txn.iter_mut() {
         let k = mop.key();
         let name = key_name(k);

@@ -17,10 +17,11 @@ pub(crate) struct Counter {
 
 #[cfg(not(loom))]
 fn shard() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    std::thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    // A plain static, not a shim atomic: it only spreads threads over the
+    // shards (any value is correct), and a loom atomic cannot be a static.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    crate::sync::thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
     }
     SHARD.with(|s| *s)
 }

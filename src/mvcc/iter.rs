@@ -9,13 +9,18 @@
 //! delete hides the key).
 
 use std::cmp::Ordering;
-use std::collections::btree_map;
-use std::ops::Bound;
+use std::collections::{btree_map, BTreeMap};
+use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
 use crate::bwtree::Cursor;
 use crate::Result;
+
+/// A transaction's buffered writes: the newest value per key, `None` for a
+/// delete. Ordered, so that scans merge it and commits latch and log it in
+/// key order.
+pub(crate) type WriteSet = BTreeMap<Bytes, Option<Bytes>>;
 
 type Buffered<'a> = (&'a Bytes, &'a Option<Bytes>);
 
@@ -142,6 +147,18 @@ impl DoubleEndedIterator for Iter<'_> {
             }
         }
     }
+}
+
+/// `range`'s bounds as byte slices.
+pub(crate) fn byte_bounds<'r, K: AsRef<[u8]> + 'r, R: RangeBounds<K>>(range: &'r R) -> KeyRange<'r> {
+    fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+        match b {
+            Bound::Included(k) => Bound::Included(k.as_ref()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+    (as_bytes(range.start_bound()), as_bytes(range.end_bound()))
 }
 
 /// A range of byte-string keys.

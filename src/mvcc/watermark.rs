@@ -17,12 +17,10 @@
 //! the GC's second scan sees the slot or the begin sees the proposal. See
 //! `design/mvcc.md`, "GC watermark".
 
-use std::sync::OnceLock;
-
 use crossbeam_utils::CachePadded;
 
 use super::oracle::Oracle;
-use crate::sync::{fence, AtomicU64, Ordering::SeqCst};
+use crate::sync::{fence, AtomicU64, OnceSlot, Ordering::SeqCst};
 
 #[cfg(not(loom))]
 const SEGMENT: usize = 64;
@@ -34,14 +32,14 @@ const FREE: u64 = u64::MAX;
 
 struct Segment {
     slots: Box<[CachePadded<AtomicU64>]>,
-    next: OnceLock<Box<Segment>>,
+    next: OnceSlot<Segment>,
 }
 
 impl Segment {
     fn new() -> Self {
         Segment {
             slots: (0..SEGMENT).map(|_| CachePadded::new(AtomicU64::new(FREE))).collect(),
-            next: OnceLock::new(),
+            next: OnceSlot::new(),
         }
     }
 }
@@ -51,41 +49,53 @@ pub(crate) struct Registry {
     proposed: CachePadded<AtomicU64>,
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// Where this thread's last snapshot slot was: the first place to look.
-    static HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+mod hint_slot {
+    // Not `const`-initialised: loom's `thread_local!` does not take that form.
+    #![allow(clippy::missing_const_for_thread_local)]
+    crate::sync::thread_local! {
+        /// Where this thread's last snapshot slot was: the first place to look.
+        pub(super) static HINT: std::cell::Cell<usize> = std::cell::Cell::new(usize::MAX);
+    }
 }
+use hint_slot::HINT;
 
 fn hint() -> usize {
-    #[cfg(not(loom))]
-    {
-        let h = HINT.with(|h| h.get());
-        if h != usize::MAX {
-            return h;
-        }
-        // First snapshot on this thread: spread threads over the segment.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let h = NEXT.fetch_add(7, std::sync::atomic::Ordering::Relaxed) % SEGMENT;
-        HINT.with(|c| c.set(h));
-        h
+    let h = HINT.with(|h| h.get());
+    if h != usize::MAX {
+        return h;
     }
-    #[cfg(loom)]
-    0
-}
-
-fn set_hint(_i: usize) {
+    // First snapshot on this thread: spread threads over the segment.
     #[cfg(not(loom))]
-    HINT.with(|h| h.set(_i));
+    let h = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(7, std::sync::atomic::Ordering::Relaxed) % SEGMENT
+    };
+    // (Under loom a static atomic would outlive the model: every thread
+    // starts at slot 0, the most contended start, which suits a checker.)
+    #[cfg(loom)]
+    let h = 0;
+    HINT.with(|c| c.set(h));
+    h
 }
 
-/// A claimed slot; dropping it unregisters the snapshot.
-pub(crate) struct Pin<'r> {
-    slot: &'r AtomicU64,
+fn set_hint(i: usize) {
+    HINT.with(|h| h.set(i));
+}
+
+/// A registered snapshot: the slot that holds it, and its timestamp.
+///
+/// Not a guard: a `Pin` is owned by something that can reach the registry
+/// when it is dropped (the handles' `Arc` of the engine, or a [`ScopedPin`])
+/// and gives it back with [`Registry::unpin`]. A pin never given back holds
+/// the GC watermark forever, hence `must_use`.
+#[must_use]
+#[derive(Debug)]
+pub(crate) struct Pin {
+    slot: usize,
     ts: u64,
 }
 
-impl Pin<'_> {
+impl Pin {
     /// The snapshot's timestamp.
     #[inline]
     pub(crate) fn ts(&self) -> u64 {
@@ -93,9 +103,25 @@ impl Pin<'_> {
     }
 }
 
-impl Drop for Pin<'_> {
+/// A [`Pin`] that unregisters itself when dropped, for snapshots that live
+/// within one borrow of the registry (a checkpoint's).
+pub(crate) struct ScopedPin<'r> {
+    registry: &'r Registry,
+    pin: Option<Pin>,
+}
+
+impl ScopedPin<'_> {
+    /// The snapshot's timestamp.
+    pub(crate) fn ts(&self) -> u64 {
+        self.pin.as_ref().map_or(0, Pin::ts)
+    }
+}
+
+impl Drop for ScopedPin<'_> {
     fn drop(&mut self) {
-        self.slot.store(FREE, SeqCst);
+        if let Some(pin) = self.pin.take() {
+            self.registry.unpin(pin);
+        }
     }
 }
 
@@ -107,10 +133,11 @@ impl Registry {
         }
     }
 
-    /// Register a snapshot at the current read timestamp.
-    pub(crate) fn pin(&self, oracle: &Oracle) -> Pin<'_> {
+    /// Register a snapshot at the current read timestamp. Give it back with
+    /// [`Registry::unpin`].
+    pub(crate) fn pin(&self, oracle: &Oracle) -> Pin {
         let mut ts = oracle.read_ts();
-        let slot = self.claim(ts);
+        let (index, slot) = self.claim(ts);
         loop {
             // Store (the slot) then load (the proposal), against the GC's
             // store (proposal) then load (slots): the fences order each pair
@@ -118,7 +145,7 @@ impl Registry {
             fence(SeqCst);
             let p = self.proposed.load(SeqCst);
             if ts >= p {
-                return Pin { slot, ts };
+                return Pin { slot: index, ts };
             }
             // A GC may be about to use `p`, which it computed without our
             // slot: move up to a read timestamp at or above it (the read
@@ -128,7 +155,31 @@ impl Registry {
         }
     }
 
-    fn claim(&self, ts: u64) -> &AtomicU64 {
+    /// [`Registry::pin`] for a snapshot that lives within this borrow.
+    pub(crate) fn pin_scoped(&self, oracle: &Oracle) -> ScopedPin<'_> {
+        ScopedPin {
+            registry: self,
+            pin: Some(self.pin(oracle)),
+        }
+    }
+
+    /// Unregister a snapshot.
+    pub(crate) fn unpin(&self, pin: Pin) {
+        self.slot(pin.slot).store(FREE, SeqCst);
+    }
+
+    /// Slot number `i` (segments are only ever added, so it exists for as
+    /// long as the registry if a pin named it).
+    fn slot(&self, i: usize) -> &AtomicU64 {
+        let mut seg = &self.first;
+        for _ in 0..i / SEGMENT {
+            seg = seg.next.get().expect("a pinned slot's segment exists");
+        }
+        &seg.slots[i % SEGMENT]
+    }
+
+    /// Claim a free slot for `ts`: its number and the slot.
+    fn claim(&self, ts: u64) -> (usize, &AtomicU64) {
         let start = hint();
         let mut seg = &self.first;
         let mut base = 0;
@@ -138,7 +189,7 @@ impl Registry {
                 let slot = &*seg.slots[i];
                 if slot.load(SeqCst) == FREE && slot.compare_exchange(FREE, ts, SeqCst, SeqCst).is_ok() {
                     set_hint(base + i);
-                    return slot;
+                    return (base + i, slot);
                 }
             }
             seg = seg.next.get_or_init(|| Box::new(Segment::new()));
@@ -154,7 +205,7 @@ impl Registry {
             for slot in s.slots.iter() {
                 min = min.min(slot.load(SeqCst));
             }
-            seg = s.next.get().map(|b| &**b);
+            seg = s.next.get();
         }
         (min != FREE).then_some(min)
     }
@@ -165,7 +216,7 @@ impl Registry {
         let mut seg = Some(&self.first);
         while let Some(s) = seg {
             n += s.slots.iter().filter(|x| x.load(SeqCst) != FREE).count();
-            seg = s.next.get().map(|b| &**b);
+            seg = s.next.get();
         }
         n
     }

@@ -9,7 +9,6 @@ use super::reader::read_segment;
 use super::record;
 use super::record::Commit;
 use super::writer::parse_segment_name;
-use crate::bwtree::Tree;
 use crate::fs::Fs;
 use crate::{Error, Result};
 
@@ -32,6 +31,15 @@ pub(crate) struct Recovered {
     pub(crate) versions: u64,
 }
 
+/// Where recovery puts what it restores: the storage below the log. Each
+/// call installs one committed version; recovery calls it in commit
+/// timestamp order per key (checkpoint entries first, at the checkpoint's
+/// timestamp, then the log's commits).
+pub(crate) trait Replay {
+    /// Install `value` (`None`: a delete) for `key` as committed at `ts`.
+    fn replay(&self, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
+}
+
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
     Error::Corruption {
         file: dir.join(name),
@@ -40,8 +48,8 @@ fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Erro
     }
 }
 
-/// Restore `dir` into the empty `tree`.
-pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered> {
+/// Restore `dir` into `into`, which must be empty.
+pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay) -> Result<Recovered> {
     let names = fs.list(dir).map_err(Error::Io)?;
     let mut out = Recovered::default();
 
@@ -67,7 +75,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
             return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
         }
         for (k, v) in image.entries {
-            tree.install(k, ts.max(1), Some(v))?;
+            into.replay(k, ts.max(1), Some(v))?;
             out.versions += 1;
         }
         out.checkpoint_ts = ts;
@@ -153,7 +161,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, tree: &Tree) -> Result<Recovered>
             ));
         }
         for (k, v) in c.writes {
-            tree.install(k, c.ts, v)?;
+            into.replay(k, c.ts, v)?;
             out.versions += 1;
         }
         out.last_ts = out.last_ts.max(c.ts);

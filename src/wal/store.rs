@@ -1,45 +1,46 @@
-//! The durable half of a database: its directory, log, checkpoints and the
-//! background thread that syncs (buffered mode) and checkpoints.
+//! The durable half of a database: its directory (locked), log and
+//! checkpoints. It decides when a checkpoint is due and when the log needs a
+//! background sync ([`Store::tick`]); the engine's log thread
+//! (`crate::engine::workers`) asks it and acts.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::recovery::{recover, Recovered};
+use super::recovery::{recover, Recovered, Replay};
 use super::writer::Wal;
 use super::{checkpoint, record};
-use crate::bwtree::Tree;
 use crate::fs::Fs;
+use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::{Durability, Error, Result};
 
 pub(crate) struct Store {
-    pub(crate) fs: Arc<dyn Fs>,
-    pub(crate) dir: PathBuf,
-    pub(crate) wal: Wal,
-    pub(crate) mode: Durability,
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    wal: Wal,
+    mode: Durability,
     /// Log bytes after which a checkpoint is taken automatically (0: never).
-    pub(crate) checkpoint_bytes: u64,
+    checkpoint_bytes: u64,
     /// Held for the database's lifetime: no second opener.
     _lock: Box<dyn Send + Sync>,
     /// One checkpoint at a time; holds the last checkpoint's timestamp.
     ckpt: Mutex<u64>,
     /// Log bytes appended when the last checkpoint started.
     ckpt_at: AtomicU64,
-    pub(crate) ckpt_wanted: AtomicBool,
-    pub(crate) checkpoints: AtomicU64,
-    pub(crate) recovered: Recovered,
+    ckpt_wanted: AtomicBool,
+    checkpoints: AtomicU64,
+    recovered: Recovered,
 }
 
 impl Store {
-    /// Lock `dir`, recover it into `tree`, and start a fresh log segment.
+    /// Lock `dir`, recover it into `into`, and start a fresh log segment.
     pub(crate) fn open(
         fs: Arc<dyn Fs>,
         dir: &Path,
         mode: Durability,
         segment_bytes: u64,
         checkpoint_bytes: u64,
-        tree: &Tree,
+        into: &dyn Replay,
     ) -> Result<Store> {
         fs.create_dir_all(dir).map_err(Error::Io)?;
         let lock = fs.lock(dir).map_err(|e| {
@@ -49,7 +50,7 @@ impl Store {
                 Error::Io(e)
             }
         })?;
-        let recovered = recover(&*fs, dir, tree)?;
+        let recovered = recover(&*fs, dir, into)?;
         let wal = Wal::create(
             fs.clone(),
             dir,
@@ -71,6 +72,54 @@ impl Store {
             checkpoints: AtomicU64::new(0),
             recovered,
         })
+    }
+
+    /// What recovery found when the store opened.
+    pub(crate) fn recovered(&self) -> &Recovered {
+        &self.recovered
+    }
+
+    /// Commit records appended since open.
+    pub(crate) fn log_records(&self) -> u64 {
+        self.wal.records()
+    }
+
+    /// Log syncs since open.
+    pub(crate) fn log_syncs(&self) -> u64 {
+        self.wal.syncs()
+    }
+
+    /// Log segment files on disk now.
+    pub(crate) fn log_segments(&self) -> u64 {
+        self.wal.segments() as u64
+    }
+
+    /// Checkpoints written since open.
+    pub(crate) fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Whether the log asked for a checkpoint (enough log since the last).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn wants_checkpoint(&self) -> bool {
+        self.ckpt_wanted.load(Ordering::Acquire)
+    }
+
+    /// Whether the log is synced in the background ([`Durability::Buffered`]).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn syncs_in_background(&self) -> bool {
+        matches!(self.mode, Durability::Buffered(_))
+    }
+
+    /// Sync everything written to the log so far.
+    pub(crate) fn sync_now(&self) -> Result<()> {
+        self.wal.sync_now()
+    }
+
+    /// `Err` if the log is poisoned (a write or sync failed): it takes no
+    /// more commits until the database is reopened.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.wal.check()
     }
 
     /// Whether commits are logged (not in [`Durability::None`]).
@@ -113,7 +162,7 @@ impl Store {
     /// segment so every record appended so far is in a closed segment. The
     /// caller then takes its snapshot and calls [`Store::finish_checkpoint`].
     pub(crate) fn begin_checkpoint(&self) -> Result<MutexGuard<'_, u64>> {
-        let guard = self.ckpt.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&self.ckpt);
         self.ckpt_wanted.store(false, Ordering::Release);
         self.ckpt_at.store(self.wal.appended(), Ordering::Relaxed);
         self.wal.rotate()?;
@@ -152,6 +201,7 @@ impl Store {
     }
 
     /// How often the background thread must wake.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn tick(&self) -> Option<Duration> {
         match self.mode {
             Durability::Buffered(d) => Some(d),

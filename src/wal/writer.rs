@@ -19,14 +19,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::record;
 use crate::fs::{Fs, FsFile};
+use crate::sync::{lock, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
 use crate::{Error, Result};
 
 /// File name of segment `seq`.
@@ -73,14 +73,8 @@ pub(crate) struct Wal {
     /// Followers sleep here while a leader writes and syncs.
     flushed: Condvar,
     flushed_lock: Mutex<()>,
-    pub(crate) syncs: AtomicU64,
-    pub(crate) records: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these cannot leave them inconsistent in a way
-    // later users rely on: every failure path poisons the log first.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    syncs: AtomicU64,
+    records: AtomicU64,
 }
 
 impl Wal {
@@ -309,6 +303,16 @@ impl Wal {
     /// Log bytes appended since this handle opened.
     pub(crate) fn appended(&self) -> u64 {
         lock(&self.pending).bytes
+    }
+
+    /// Commit records appended since this handle opened.
+    pub(crate) fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Log syncs (fsyncs of a segment) since this handle opened.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Segments on disk (closed and current).

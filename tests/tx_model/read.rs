@@ -10,12 +10,12 @@ use proptest::test_runner::TestCaseError;
 use crate::ops::{key, Consume, Key, Val};
 
 /// Something that reads: a transaction or a snapshot.
-pub enum Reader<'r, 'db> {
-    Tx(&'r Transaction<'db>),
-    Snap(&'r Snapshot<'db>),
+pub enum Reader<'r> {
+    Tx(&'r Transaction),
+    Snap(&'r Snapshot),
 }
 
-impl Reader<'_, '_> {
+impl Reader<'_> {
     pub fn get(&self, k: &[u8]) -> bwtx::Result<Option<bytes::Bytes>> {
         match self {
             Reader::Tx(t) => t.get(k),

@@ -15,8 +15,8 @@ use crate::read::{check_iter, in_bound, map_bound, show, Reader};
 pub struct Run<'db> {
     pub db: &'db Db,
     pub model: Model,
-    pub txns: Vec<Option<(Transaction<'db>, MTxn)>>,
-    pub held: Vec<Option<Snapshot<'db>>>,
+    pub txns: Vec<Option<(Transaction, MTxn)>>,
+    pub held: Vec<Option<Snapshot>>,
     pub serial: usize,
     /// No background sweeper: one `collect_garbage` without readers must
     /// leave exactly one version per live key.
@@ -95,7 +95,7 @@ impl<'db> Run<'db> {
     pub fn with_reader<R>(
         &mut self,
         t: Target,
-        f: impl FnOnce(&Reader<'_, 'db>, &Model, u64, Option<&Writes>) -> Result<R, TestCaseError>,
+        f: impl FnOnce(&Reader<'_>, &Model, u64, Option<&Writes>) -> Result<R, TestCaseError>,
     ) -> Result<R, TestCaseError> {
         match t {
             Target::Txn(slot) => {

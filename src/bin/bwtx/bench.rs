@@ -643,11 +643,11 @@ pub enum Op {
     Transfer(u64, u64, u64),
 }
 
-fn balance(tx: &Transaction<'_>, i: u64) -> Result<u64, bwtx::Error> {
+fn balance(tx: &Transaction, i: u64) -> Result<u64, bwtx::Error> {
     Ok(tx.get(key(i))?.map_or(0, |b| balance_of(&b)))
 }
 
-fn transfer(tx: &mut Transaction<'_>, a: u64, b: u64, amount: u64) -> Result<(), bwtx::Error> {
+fn transfer(tx: &mut Transaction, a: u64, b: u64, amount: u64) -> Result<(), bwtx::Error> {
     let (fa, fb) = (balance(tx, a)?, balance(tx, b)?);
     let amount = amount.min(fa);
     tx.put(key(a), (fa - amount).to_le_bytes())?;
@@ -656,7 +656,7 @@ fn transfer(tx: &mut Transaction<'_>, a: u64, b: u64, amount: u64) -> Result<(),
 
 /// Commit; on a conflict, wait for the winner to become visible first (as
 /// `Db::transaction` does), so the retry's snapshot includes it.
-fn finish(db: &Db, tx: Transaction<'_>) -> Result<Outcome, bwtx::Error> {
+fn finish(db: &Db, tx: Transaction) -> Result<Outcome, bwtx::Error> {
     match tx.commit() {
         Ok(_) => Ok(Outcome::Committed),
         Err(bwtx::Error::Conflict { winner, .. }) => {

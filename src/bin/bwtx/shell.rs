@@ -100,7 +100,7 @@ enum Flow {
 
 struct Session<'db> {
     db: &'db Db,
-    tx: Option<Transaction<'db>>,
+    tx: Option<Transaction>,
 }
 
 fn show(b: &[u8]) -> String {
@@ -203,7 +203,7 @@ impl<'db> Session<'db> {
     }
 
     fn write(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
-        let apply = |tx: &mut Transaction<'_>| match value {
+        let apply = |tx: &mut Transaction| match value {
             Some(v) => tx.put(key, v),
             None => tx.delete(key),
         };

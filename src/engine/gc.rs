@@ -3,18 +3,18 @@
 //!
 //! Consolidation (triggered by writers on the pages they write) drops
 //! versions at or below the tree's GC watermark that no snapshot can see. The
-//! watermark is raised to the low watermark of [`super::watermark`] every
-//! [`REFRESH_EVERY`] commits (by the committer that gets such a timestamp)
-//! and by every sweep. The sweep walks all leaves and consolidates those
-//! holding deltas or garbage, so versions on pages that stopped being written
-//! are collected too.
+//! watermark is raised to the registry's low watermark
+//! (`crate::mvcc::watermark`) every [`REFRESH_EVERY`] commits (by the
+//! committer that gets such a timestamp) and by every sweep. The sweep walks
+//! all leaves and consolidates those holding deltas or garbage, so versions
+//! on pages that stopped being written are collected too.
 
 #[cfg(not(loom))]
 use std::sync::Weak;
 #[cfg(not(loom))]
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::Engine;
 
 /// Commits between watermark refreshes on the commit path.
 pub(crate) const REFRESH_EVERY: u64 = 64;
@@ -24,7 +24,7 @@ pub(crate) const REFRESH_EVERY: u64 = 64;
 /// that took `d`, the sweeper sleeps at least `SWEEP_DUTY * d`.
 const SWEEP_DUTY: u32 = 20;
 
-impl Shared {
+impl Engine {
     /// Raise the tree's GC watermark to the current low watermark.
     pub(crate) fn refresh_watermark(&self) -> u64 {
         let wm = self.registry.low_watermark(&self.oracle);
@@ -43,16 +43,16 @@ impl Shared {
     /// Refresh the watermark and sweep every page; returns versions dropped.
     pub(crate) fn sweep(&self) -> u64 {
         let wm = self.refresh_watermark();
-        self.stats.sweeps.add(1);
+        self.counters.sweeps.add(1);
         self.tree.collect_garbage(wm)
     }
 }
 
 /// Start the background sweeper. It holds only a weak reference (upgraded
 /// while it works), and exits when the database closes: dropping the last
-/// user handle wakes it and waits for it.
+/// `Db` handle wakes it and waits for it.
 #[cfg(not(loom))]
-pub(crate) fn spawn_sweeper(db: Weak<Shared>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn_sweeper(db: Weak<Engine>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     let handle = std::thread::Builder::new().name("bwtx-gc".into()).spawn(move || {
         let mut last = None;
         let mut sleep = interval;

@@ -1,0 +1,263 @@
+//! The user's handles (index; see `design/architecture.md`): [`Db`], and
+//! the owned [`Transaction`] and [`Snapshot`] it begins. Every handle holds
+//! the [`Engine`] in an `Arc`, so each is `'static + Send` and keeps the
+//! database alive; the operations themselves are the engine's.
+//!
+//! - [`transaction`]: [`Transaction`], a read-write transaction.
+//! - [`snapshot`]: [`Snapshot`], a read-only view.
+//! - this file: [`Db`], `Options::open` / `Options::in_memory`, and the
+//!   retry loop of [`Db::transaction`].
+
+pub(crate) mod snapshot;
+pub(crate) mod transaction;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use snapshot::Snapshot;
+pub use transaction::Transaction;
+
+use crate::bwtree::Tree;
+use crate::engine::{Engine, Stats};
+use crate::options::Options;
+use crate::sync::{Arc, Backoff};
+use crate::Result;
+
+/// Held by the `Db` handles only (never by transactions, snapshots or
+/// background threads): when the last `Db` goes, the background threads are
+/// stopped and joined. Transactions and snapshots still open keep the engine
+/// (and so the directory lock) until they are dropped; their commits are
+/// logged as usual, and a buffered log is synced when the engine closes.
+struct Handles {
+    engine: Arc<Engine>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.engine.stop_workers();
+    }
+}
+
+/// A database: a cheap handle (`Clone + Send + Sync`) to one multi-version
+/// ordered key-value store with snapshot-isolation transactions.
+///
+/// ```
+/// let db = bwtx::Db::in_memory();
+///
+/// let mut tx = db.begin();
+/// tx.put("alice", "10")?;
+/// tx.put("bob", "20")?;
+/// tx.commit()?;
+///
+/// // Retries on conflict, a bounded number of times.
+/// db.transaction(|tx| {
+///     let a: u64 = std::str::from_utf8(&tx.get("alice")?.unwrap()).unwrap().parse().unwrap();
+///     tx.put("alice", (a - 5).to_string())?;
+///     tx.put("carol", "5")
+/// })?;
+///
+/// let snap = db.snapshot();
+/// let names: Vec<_> = snap.range("a".."c").map(|kv| kv.unwrap().0).collect();
+/// assert_eq!(names, ["alice", "bob"]);
+/// # Ok::<(), bwtx::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    // Field order matters: `handles` drops first and stops the workers.
+    _handles: Arc<Handles>,
+    engine: Arc<Engine>,
+}
+
+/// Attempts [`Db::transaction`] makes before returning the conflict.
+pub const TRANSACTION_ATTEMPTS: u32 = 64;
+
+/// How long [`Db::transaction`] waits for a conflict's winner to become
+/// visible before retrying anyway: well above one log sync.
+const WINNER_WAIT: Duration = Duration::from_millis(10);
+
+impl Db {
+    /// A new in-memory database with default [`Options`]: nothing is
+    /// written to disk ([`crate::Durability::None`]).
+    pub fn in_memory() -> Db {
+        Options::new().in_memory().expect("default options are valid")
+    }
+
+    /// Open (or create) the database in directory `path` with default
+    /// [`Options`]: [`crate::Durability::Sync`], so every acknowledged commit
+    /// is on stable storage. Recovers what a previous run left: the newest
+    /// checkpoint, then the log after it (a torn final record is truncated
+    /// and counted in [`Stats::torn_tails`]; other damage is
+    /// [`crate::Error::Corruption`]). Fails with [`crate::Error::Locked`] if
+    /// the directory is open already.
+    pub fn open(path: impl AsRef<Path>) -> crate::Result<Db> {
+        Options::new().open(path)
+    }
+
+    fn from_engine(engine: Arc<Engine>) -> Db {
+        Db {
+            _handles: Arc::new(Handles { engine: engine.clone() }),
+            engine,
+        }
+    }
+
+    /// Write a checkpoint now: a consistent image of the database as of a
+    /// snapshot, taken while commits continue; then delete the log segments
+    /// and older checkpoints it covers. Returns the checkpoint's timestamp.
+    /// (Checkpoints are also taken automatically, see
+    /// [`Options::checkpoint_bytes`].) An in-memory database has none:
+    /// [`crate::Error::InvalidArgument`].
+    pub fn checkpoint(&self) -> Result<u64> {
+        self.engine.checkpoint()
+    }
+
+    /// Begin a read-write transaction on a snapshot of everything committed
+    /// so far.
+    ///
+    /// The transaction owns its handle on the database: it can move to
+    /// another thread and outlive this `Db`.
+    pub fn begin(&self) -> Transaction {
+        Transaction::new(&self.engine)
+    }
+
+    /// A read-only snapshot of everything committed so far. It never blocks
+    /// and never aborts.
+    /// Like a transaction, it owns its handle on the database.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(&self.engine)
+    }
+
+    /// Wait until snapshots taken from now on include the commit at `ts`
+    /// (at most `timeout`); whether they do. After a conflict, waiting for
+    /// the winner (`Error::Conflict { winner, .. }`) before retrying keeps
+    /// the retry from reading the same stale snapshot and losing again: a
+    /// winner can be committed but not yet visible while its log record is
+    /// being synced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = bwtx::Db::in_memory();
+    /// let (mut a, mut b) = (db.begin(), db.begin());
+    /// a.put("k", "a")?;
+    /// b.put("k", "b")?;
+    /// a.commit()?;
+    /// match b.commit() {
+    ///     Err(bwtx::Error::Conflict { winner, .. }) => {
+    ///         assert!(db.wait_visible(winner, Duration::from_millis(10)));
+    ///         // A transaction begun now reads the winner's write.
+    ///         assert_eq!(db.begin().get("k")?.as_deref(), Some(&b"a"[..]));
+    ///     }
+    ///     other => panic!("expected a conflict, got {other:?}"),
+    /// }
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn wait_visible(&self, ts: u64, timeout: Duration) -> bool {
+        let oracle = &self.engine.oracle;
+        let backoff = Backoff::new();
+        let start = std::time::Instant::now();
+        let mut polls = 0u32;
+        while oracle.read_ts() < ts {
+            // Spin and yield for about a commit's installation, then sleep in
+            // steps well below one log sync.
+            polls += 1;
+            if polls <= 32 {
+                backoff.snooze();
+            } else if start.elapsed() >= timeout {
+                return false;
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        true
+    }
+
+    /// Run `f` in a transaction and commit it; on a conflict, wait for the
+    /// winner to become visible, back off and run it again on a fresh
+    /// snapshot, up to [`TRANSACTION_ATTEMPTS`] times (then the last
+    /// conflict is returned). An error from `f` rolls
+    /// the transaction back and is returned as is. Returns `f`'s result.
+    pub fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction) -> Result<T>) -> Result<T> {
+        self.try_transaction(|tx| f(tx))
+    }
+
+    /// [`Db::transaction`] for closures with their own error type.
+    pub fn try_transaction<T, E: From<crate::Error>>(
+        &self,
+        mut f: impl FnMut(&mut Transaction) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let backoff = Backoff::new();
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.begin();
+            let out = f(&mut tx)?;
+            match tx.commit() {
+                Ok(_) => return Ok(out),
+                Err(e) if e.is_conflict() && attempt + 1 < TRANSACTION_ATTEMPTS => {
+                    attempt += 1;
+                    if let crate::Error::Conflict { winner, .. } = e {
+                        self.wait_visible(winner, WINNER_WAIT);
+                    }
+                    if attempt < 8 {
+                        backoff.snooze();
+                    } else {
+                        // Long contention: sleep a little, growing, with
+                        // jitter that differs between threads (so that the
+                        // losers do not all wake together).
+                        std::thread::sleep(Duration::from_micros((1u64 << attempt.min(10)) + jitter(attempt) % 64));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Collect garbage now: raise the GC watermark to the oldest live
+    /// snapshot and sweep every page. Returns the number of versions dropped.
+    /// (The background sweeper does this periodically; this is for callers
+    /// that want memory back at a known point.)
+    pub fn collect_garbage(&self) -> u64 {
+        self.engine.sweep()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// The underlying tree (read-only use: for diagnostics and tests).
+    #[doc(hidden)]
+    pub fn tree(&self) -> &Tree {
+        &self.engine.tree
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("read_ts", &self.engine.oracle.read_ts())
+            .finish()
+    }
+}
+
+/// A pseudo-random number that differs between threads and attempts: the
+/// backoff jitter of [`Db::try_transaction`].
+fn jitter(attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::thread::current().id().hash(&mut h);
+    attempt.hash(&mut h);
+    h.finish()
+}
+
+impl Options {
+    /// Open an in-memory database (nothing is written to disk).
+    pub fn in_memory(self) -> Result<Db> {
+        Ok(Db::from_engine(Engine::open(self, None)?))
+    }
+
+    /// Open (or create) the database in directory `path`, recovering it; see
+    /// [`Db::open`]. With [`crate::Durability::None`] the directory is locked
+    /// and recovered but nothing new is logged.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        Ok(Db::from_engine(Engine::open(self, Some(path.as_ref()))?))
+    }
+}

@@ -1,0 +1,146 @@
+//! [`Transaction`]: a read-write transaction under snapshot isolation; an
+//! owned handle (`'static + Send`) that buffers its writes and hands them
+//! to the engine's commit protocol.
+
+use std::ops::RangeBounds;
+
+use bytes::Bytes;
+
+use crate::bwtree::Tree;
+use crate::engine::{Engine, Pinned};
+use crate::mvcc::iter::{byte_bounds, Iter};
+use crate::mvcc::WriteSet;
+use crate::sync::Arc;
+use crate::Result;
+
+/// A read-write transaction under snapshot isolation.
+///
+/// It reads the snapshot taken by [`crate::Db::begin`] plus its own writes,
+/// which it buffers until [`Transaction::commit`]. Commit validates the
+/// written keys: if another transaction committed a write to one of them
+/// after this snapshot was taken, commit fails with an error for which
+/// [`crate::Error::is_conflict`] holds, and nothing is installed (first committer
+/// wins). Reads never conflict and never block.
+///
+/// Dropping a transaction without committing rolls it back. A committed
+/// transaction is consumed, so it cannot be used again:
+///
+/// ```compile_fail
+/// let db = bwtx::Db::in_memory();
+/// let mut tx = db.begin();
+/// tx.put("k", "v").unwrap();
+/// tx.commit().unwrap();
+/// tx.get("k").unwrap(); // error: use of moved value `tx`
+/// ```
+///
+/// A transaction owns its handle on the database, so it can be moved into
+/// another thread, even after the [`crate::Db`] it came from is dropped:
+///
+/// ```
+/// let db = bwtx::Db::in_memory();
+/// let mut tx = db.begin();
+/// drop(db);
+/// std::thread::spawn(move || {
+///     tx.put("k", "v")?;
+///     tx.commit()
+/// })
+/// .join()
+/// .unwrap()?;
+/// # Ok::<(), bwtx::Error>(())
+/// ```
+pub struct Transaction {
+    pin: Pinned,
+    writes: WriteSet,
+}
+
+impl Transaction {
+    pub(crate) fn new(engine: &Arc<Engine>) -> Self {
+        Transaction {
+            pin: Pinned::new(engine),
+            writes: WriteSet::new(),
+        }
+    }
+
+    /// The snapshot timestamp: this transaction sees exactly the commits at
+    /// or below it (and its own writes).
+    pub fn snapshot_ts(&self) -> u64 {
+        self.pin.ts()
+    }
+
+    /// The value of `key` in this transaction's view, `None` if absent or
+    /// deleted. Zero-copy.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        self.pin.engine().get(key, self.pin.ts())
+    }
+
+    /// Buffer a write of `value` to `key`; visible to this transaction's
+    /// reads now, to others once committed.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        Tree::check_key(key)?;
+        Tree::check_value(value)?;
+        self.writes
+            .insert(Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
+        Ok(())
+    }
+
+    /// Buffer a delete of `key` (a no-op for absent keys, but still a write:
+    /// it conflicts with a concurrent write of the same key).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        Tree::check_key(key)?;
+        self.writes.insert(Bytes::copy_from_slice(key), None);
+        Ok(())
+    }
+
+    /// The keys in `range` with their values, in key order (reverse with
+    /// `.rev()`), as this transaction sees them: its snapshot merged with its
+    /// own writes.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
+        let (start, end) = byte_bounds(&range);
+        self.pin.engine().scan(self.pin.ts(), Some(&self.writes), start, end)
+    }
+
+    /// The keys that start with `prefix`, as [`Transaction::range`] does.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        self.pin
+            .engine()
+            .scan_prefix(self.pin.ts(), Some(&self.writes), prefix.as_ref())
+    }
+
+    /// Number of keys written (put or deleted) so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Commit: validate the written keys, take a commit timestamp, install
+    /// the versions, and return once the commit is visible to every snapshot
+    /// taken afterwards. Returns the commit timestamp (the snapshot timestamp
+    /// for a transaction that wrote nothing).
+    ///
+    /// Fails with [`crate::Error::Conflict`] (see [`crate::Error::is_conflict`]) if a
+    /// transaction that committed after this one's snapshot wrote one of the
+    /// same keys; then nothing is installed.
+    pub fn commit(self) -> Result<u64> {
+        if self.writes.is_empty() {
+            return Ok(self.pin.ts());
+        }
+        self.pin.engine().commit(self.pin.ts(), &self.writes)
+    }
+
+    /// Discard the buffered writes. Same as dropping the transaction.
+    pub fn rollback(self) {}
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("snapshot_ts", &self.pin.ts())
+            .field("writes", &self.writes.len())
+            .finish()
+    }
+}

@@ -1,0 +1,53 @@
+//! [`Pinned`]: a registered snapshot that owns a reference to its engine,
+//! the core of the owned `Transaction` and `Snapshot` handles.
+//!
+//! A handle must be `'static + Send` (movable into a spawned thread or task,
+//! even after the `Db` it came from is dropped), so it cannot borrow the
+//! engine: it holds an `Arc` of it. Beginning a handle costs that `Arc`'s
+//! increment on top of the registry slot's CAS; see `design/architecture.md`
+//! ("Owned handles") for what that was measured to cost.
+
+use super::Engine;
+use crate::mvcc::watermark::Pin;
+use crate::sync::Arc;
+
+/// A snapshot registered with an engine's registry, unregistered on drop.
+pub(crate) struct Pinned {
+    engine: Arc<Engine>,
+    /// `Some` until dropped.
+    pin: Option<Pin>,
+    /// The snapshot timestamp (a copy of the pin's, read on every access).
+    ts: u64,
+}
+
+impl Pinned {
+    /// Register a snapshot of everything committed so far.
+    pub(crate) fn new(engine: &Arc<Engine>) -> Pinned {
+        let pin = engine.registry.pin(&engine.oracle);
+        Pinned {
+            engine: engine.clone(),
+            ts: pin.ts(),
+            pin: Some(pin),
+        }
+    }
+
+    /// The snapshot timestamp.
+    #[inline]
+    pub(crate) fn ts(&self) -> u64 {
+        self.ts
+    }
+
+    /// The engine.
+    #[inline]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(pin) = self.pin.take() {
+            self.engine.registry.unpin(pin);
+        }
+    }
+}

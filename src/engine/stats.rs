@@ -1,0 +1,79 @@
+//! [`Stats`]: the counters and gauges of `Db::stats`, gathered from every
+//! part of the engine.
+
+use super::Engine;
+
+/// Database statistics ([`crate::Db::stats`]). Counters count since open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Transactions committed with at least one write.
+    pub commits: u64,
+    /// Commits refused with [`crate::Error::Conflict`].
+    pub conflicts: u64,
+    /// Versions written by commits.
+    pub versions_installed: u64,
+    /// Versions dropped by garbage collection.
+    pub versions_collected: u64,
+    /// Versions held now (`versions_installed - versions_collected`).
+    pub versions_stored: u64,
+    /// Delta chains consolidated.
+    pub consolidations: u64,
+    /// Page splits.
+    pub splits: u64,
+    /// Page merges.
+    pub merges: u64,
+    /// Full garbage-collection sweeps (background or [`crate::Db::collect_garbage`]).
+    pub gc_sweeps: u64,
+    /// Snapshots and transactions open now.
+    pub active_snapshots: u64,
+    /// The read timestamp: the newest commit every new snapshot sees.
+    pub read_ts: u64,
+    /// The tree's GC watermark: versions no snapshot at or above it can see
+    /// may be dropped.
+    pub gc_watermark: u64,
+    /// Commit records appended to the log since open.
+    pub log_records: u64,
+    /// Log syncs (fsyncs) since open: with group commit, fewer than records.
+    pub log_syncs: u64,
+    /// Log segment files on disk now.
+    pub log_segments: u64,
+    /// Checkpoints written since open.
+    pub checkpoints: u64,
+    /// Torn records found at the end of the log by recovery (truncated).
+    pub torn_tails: u64,
+    /// Commits replayed from the log by recovery.
+    pub replayed: u64,
+    /// The tree's own counters.
+    pub tree: crate::bwtree::TreeStats,
+}
+
+impl Engine {
+    /// [`crate::Db::stats`].
+    pub(crate) fn stats(&self) -> Stats {
+        let tree = self.tree.stats();
+        let installed = self.counters.versions_installed.get();
+        let store = self.store.as_ref();
+        Stats {
+            commits: self.counters.commits.get(),
+            conflicts: self.counters.conflicts.get(),
+            versions_installed: installed,
+            versions_collected: tree.versions_dropped,
+            versions_stored: installed.saturating_sub(tree.versions_dropped),
+            consolidations: tree.consolidations,
+            splits: tree.splits,
+            merges: tree.merges,
+            gc_sweeps: self.counters.sweeps.get(),
+            active_snapshots: self.registry.active() as u64,
+            read_ts: self.oracle.read_ts(),
+            gc_watermark: self.tree.gc_watermark(),
+            log_records: store.map_or(0, |s| s.log_records()),
+            log_syncs: store.map_or(0, |s| s.log_syncs()),
+            log_segments: store.map_or(0, |s| s.log_segments()),
+            checkpoints: store.map_or(0, |s| s.checkpoints()),
+            torn_tails: store.map_or(0, |s| s.recovered().torn_tails),
+            replayed: store.map_or(0, |s| s.recovered().replayed),
+            tree,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The background threads of an [`Engine`]: the GC sweeper (`super::gc`)
+//! and, for a database on disk, the log thread, which syncs the log in
+//! buffered mode and takes the automatic checkpoints the log asks for.
+//!
+//! Each thread holds only a weak reference, upgraded while it works, and
+//! exits once [`Engine::stop_workers`] sets `closing` (the last `Db` handle
+//! calls it) or the engine is gone. Under loom there are no threads.
+
+#[cfg(not(loom))]
+use std::sync::Weak;
+#[cfg(not(loom))]
+use std::time::Duration;
+
+use super::Engine;
+use crate::sync::{lock, Arc, Ordering};
+use crate::Result;
+
+/// Start the background threads `engine` needs: a sweeper every
+/// `gc_interval` (if any), and the log thread if its store asks for one.
+pub(crate) fn start(engine: &Arc<Engine>, gc_interval: Option<std::time::Duration>) -> Result<()> {
+    #[cfg(not(loom))]
+    {
+        if let Some(interval) = gc_interval {
+            let t = super::gc::spawn_sweeper(Arc::downgrade(engine), interval).map_err(crate::Error::Io)?;
+            lock(&engine.workers).push(t);
+        }
+        if let Some(tick) = engine.store.as_ref().and_then(|s| s.tick()) {
+            let t = spawn_logger(Arc::downgrade(engine), tick).map_err(crate::Error::Io)?;
+            lock(&engine.workers).push(t);
+        }
+    }
+    #[cfg(loom)]
+    let _ = (engine, gc_interval);
+    Ok(())
+}
+
+impl Engine {
+    /// Whether the database is closing (background threads exit).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Stop the background threads and wait for them: they hold the engine
+    /// only while working, so once they are gone the handles are its only
+    /// owners, and dropping the last one closes the database (syncs the log,
+    /// releases the directory lock) at once.
+    pub(crate) fn stop_workers(&self) {
+        self.closing.store(true, Ordering::Release);
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for w in &workers {
+            w.thread().unpark();
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The log thread of a database on disk: syncs the log in buffered mode and
+/// takes automatic checkpoints.
+#[cfg(not(loom))]
+fn spawn_logger(db: Weak<Engine>, tick: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("bwtx-log".into()).spawn(move || loop {
+        std::thread::park_timeout(tick);
+        let Some(engine) = db.upgrade() else { return };
+        if engine.closing() {
+            return;
+        }
+        let Some(store) = &engine.store else { return };
+        if store.syncs_in_background() {
+            // A failure poisons the log; commits report it.
+            let _ = store.sync_now();
+        }
+        if store.wants_checkpoint() {
+            let _ = engine.checkpoint();
+        }
+    })
+}
