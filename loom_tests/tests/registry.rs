@@ -11,6 +11,7 @@ mod common;
 
 use bwtx::{Db, Options};
 use common::*;
+use loom::sync::mpsc;
 use loom::thread;
 
 /// Slots per registry segment under loom (`mvcc::watermark::SEGMENT`).
@@ -32,37 +33,57 @@ fn put(db: &Db, value: &str) -> u64 {
 }
 
 /// The first segment is full; two threads pin at once, both chain on the
-/// second segment concurrently, and read while the main thread overwrites
-/// the key and collects garbage. Each must read the version of its own
-/// snapshot timestamp. (Seeded bug, checked by hand: `OnceSlot::get_or_init`
-/// with a plain load-then-store instead of the compare-and-swap loses one
-/// thread's segment, the sweep's watermark passes that thread's snapshot, and
-/// this model fails with the old version gone.)
+/// second segment concurrently; then (once both are pinned) the main thread
+/// overwrites the key, lets the first reader read and finish, collects
+/// garbage, and lets the second read. Each must read the version of its own
+/// snapshot timestamp. The hand-offs are
+/// channels, so the preemptions loom spends all go to the race for the
+/// segment. (Seeded bug, checked by hand: `OnceSlot::get_or_init` with a
+/// plain store instead of the compare-and-swap lets the second grower
+/// replace the first one's segment, the sweep's watermark passes that
+/// thread's snapshot, and this model fails: the old version is gone.)
 #[test]
 fn concurrent_growth_keeps_every_snapshot_readable() {
     model_bounded("concurrent_growth_keeps_every_snapshot_readable", 1, || {
         let db = db();
         let old = put(&db, "old");
         let full: Vec<_> = (0..SEGMENT).map(|_| db.snapshot()).collect();
+        let (ready_tx, ready_rx) = mpsc::channel();
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let d = db.clone();
-                thread::spawn(move || {
+                let ready = ready_tx.clone();
+                let (go_tx, go_rx) = mpsc::channel::<()>();
+                let t = thread::spawn(move || {
                     let snap = d.snapshot();
                     drop(d);
+                    ready.send(snap.ts()).unwrap();
+                    go_rx.recv().unwrap();
                     let v = snap.get("k").expect("read").map(|b| b.to_vec());
                     (snap.ts(), v)
-                })
+                });
+                (t, go_tx)
             })
             .collect();
+        for _ in 0..2 {
+            assert_eq!(ready_rx.recv().unwrap(), old);
+        }
         drop(full);
         let new = put(&db, "new");
-        db.collect_garbage();
-        for r in readers {
-            let (ts, v) = r.join().unwrap();
-            let want: &[u8] = if ts >= new { b"new" } else { b"old" };
-            assert!(ts >= old);
-            assert_eq!(v.as_deref(), Some(want), "snapshot at {ts} (old {old}, new {new})");
+        // The first reader reads and lets its snapshot go before the sweep,
+        // so the sweep's watermark rests on the second reader's slot alone.
+        for (i, (t, go)) in readers.into_iter().enumerate() {
+            if i == 1 {
+                db.collect_garbage();
+            }
+            go.send(()).unwrap();
+            let (ts, v) = t.join().unwrap();
+            assert_eq!(ts, old);
+            assert_eq!(
+                v.as_deref(),
+                Some(&b"old"[..]),
+                "reader {i}: snapshot at {ts} (new {new})"
+            );
         }
         assert_eq!(db.stats().active_snapshots, 0);
     });
