@@ -3,7 +3,7 @@
 //! Layout (see `design/bwtree.md`):
 //! - [`PageRange`]: the page's fences and right sibling (B-link).
 //! - [`LeafBase`]: its keys (a [`KeyArray`]) and, per key, its versions
-//!   newest first (`vstart[i]..vstart[i+1]` into `vers`; `vstart` is empty
+//!   newest first (`version_start[i]..version_start[i+1]` into `vers`; `version_start` is empty
 //!   when every key has exactly one version); small values live in the
 //!   page's `vals` blob, large ones as their own `Bytes` in `big` so
 //!   consolidation never copies them.
@@ -64,7 +64,7 @@ pub(crate) struct LeafBase {
     /// pages built with its own watermark or a higher one: nothing more to drop.
     pub(crate) gc_wm: u64,
     pub(crate) keys: KeyArray,
-    vstart: Box<[u32]>,
+    version_start: Box<[u32]>,
     vers: Box<[Ver]>,
     vals: Bytes,
     big: Box<[Bytes]>,
@@ -82,11 +82,11 @@ impl LeafBase {
     /// Versions of entry `i`, newest first.
     #[inline]
     pub(crate) fn versions(&self, i: usize) -> &[Ver] {
-        if self.vstart.is_empty() {
+        if self.version_start.is_empty() {
             // Every key has exactly one version: `vers` is indexed by key.
             return std::slice::from_ref(&self.vers[i]);
         }
-        &self.vers[self.vstart[i] as usize..self.vstart[i + 1] as usize]
+        &self.vers[self.version_start[i] as usize..self.version_start[i + 1] as usize]
     }
 
     /// Bytes of the values kept inline in the page blob.
@@ -105,7 +105,7 @@ impl LeafBase {
 
     /// Does every key hold exactly one version?
     pub(crate) fn single_version(&self) -> bool {
-        self.vstart.is_empty()
+        self.version_start.is_empty()
     }
 
     pub(crate) fn version_count(&self) -> usize {
@@ -144,7 +144,7 @@ pub(crate) enum ValRef<'a> {
 /// Builds a [`LeafBase`] from entries pushed in key order, versions newest first.
 pub(crate) struct LeafBuilder {
     keys: KeyArrayBuilder,
-    vstart: Vec<u32>,
+    version_start: Vec<u32>,
     vers: Vec<Ver>,
     vals: Vec<u8>,
     big: Vec<Bytes>,
@@ -160,11 +160,11 @@ impl LeafBuilder {
     /// growing the arrays as it goes cost a tenth of a YCSB-A profile in
     /// `realloc`.
     pub(crate) fn with_capacity(n: usize, key_bytes: usize, vers: usize, val_bytes: usize) -> Self {
-        let mut vstart = Vec::with_capacity(n + 1);
-        vstart.push(0);
+        let mut version_start = Vec::with_capacity(n + 1);
+        version_start.push(0);
         LeafBuilder {
             keys: KeyArrayBuilder::with_capacity(n, key_bytes),
-            vstart,
+            version_start,
             vers: Vec::with_capacity(vers),
             vals: Vec::with_capacity(val_bytes),
             big: Vec::new(),
@@ -225,7 +225,7 @@ impl LeafBuilder {
 
     /// Close the entry whose key was pushed last.
     pub(crate) fn end_key(&mut self) {
-        self.vstart.push(self.vers.len() as u32);
+        self.version_start.push(self.vers.len() as u32);
     }
 
     pub(crate) fn finish(self, range: PageRange) -> LeafBase {
@@ -234,10 +234,10 @@ impl LeafBuilder {
             gc_wm: 0,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
-            vstart: if self.vers.len() == self.vstart.len() - 1 {
+            version_start: if self.vers.len() == self.version_start.len() - 1 {
                 Box::default()
             } else {
-                self.vstart.into_boxed_slice()
+                self.version_start.into_boxed_slice()
             },
             vers: self.vers.into_boxed_slice(),
             vals: Bytes::from(self.vals),
@@ -257,14 +257,14 @@ pub(crate) struct InnerBase {
 
 impl InnerBase {
     pub(crate) fn new(range: PageRange, child0: Pid, entries: &[(&[u8], Pid)]) -> Self {
-        let mut kb = KeyArrayBuilder::with_capacity(entries.len(), entries.len() * 8);
+        let mut keys = KeyArrayBuilder::with_capacity(entries.len(), entries.len() * 8);
         for (k, _) in entries {
-            kb.push(k);
+            keys.push(k);
         }
         InnerBase {
             range,
             child0,
-            seps: kb.finish(),
+            seps: keys.finish(),
             children: entries.iter().map(|e| e.1).collect(),
         }
     }

@@ -4,7 +4,7 @@
 //!   time, deciding most comparisons on the keys' heads ([`head_of`]: the
 //!   first 8 bytes as a big-endian integer) without a call into `memcmp`.
 //! - [`KeyArray`]: the keys of a base page. Their common prefix is stored once
-//!   (as the first key's first `plen` bytes, the first 16 of them also
+//!   (as the first key's first `prefix_len` bytes, the first 16 of them also
 //!   inline) and `heads[i]` is the next 8 bytes of key `i`, big-endian and
 //!   zero-padded, so most comparisons in a binary search are one `u64`
 //!   compare; offsets delimit each key's bytes inside one shared `Bytes`
@@ -49,9 +49,9 @@ pub(crate) fn bytes_cmp(mut a: &[u8], mut b: &[u8]) -> std::cmp::Ordering {
 /// of the other, so the lengths decide; otherwise the tails do.
 #[inline]
 pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let (ha, hb) = (head_of(a), head_of(b));
-    if ha != hb {
-        return ha.cmp(&hb);
+    let (head_a, head_b) = (head_of(a), head_of(b));
+    if head_a != head_b {
+        return head_a.cmp(&head_b);
     }
     if a.len() <= 8 || b.len() <= 8 {
         return a.len().cmp(&b.len());
@@ -72,7 +72,7 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Sorted keys in one blob with fixed-width heads, prefix-truncated: every
-/// key starts with the same `plen` bytes (the first key's), and `heads[i]` is
+/// key starts with the same `prefix_len` bytes (the first key's), and `heads[i]` is
 /// the head of key `i` *after* that prefix. Keys like `user000000123456`
 /// share their first 8 bytes across a whole tree, so untruncated heads would
 /// all tie and every comparison would fall through to `memcmp`.
@@ -80,13 +80,13 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) struct KeyArray {
     /// Keys in the array.
     n: u32,
-    plen: u32,
+    prefix_len: u32,
     /// The prefix's first [`PRE_INLINE`] bytes, kept with the array itself:
     /// checking a probe against the prefix then touches no key bytes (a
     /// cache miss on the blob was half of a point lookup's leaf search).
-    pre: [u8; PRE_INLINE],
+    prefix_inline: [u8; PRE_INLINE],
     /// The `n` heads, then the `n + 1` key offsets into `bytes`, two to a
-    /// word (one allocation: the array stays 72 bytes with `pre` inline, so
+    /// word (one allocation: the array stays 72 bytes with `prefix_inline` inline, so
     /// a leaf base still fits the 320-byte node).
     words: Box<[u64]>,
     bytes: Bytes,
@@ -118,17 +118,17 @@ impl KeyArray {
     /// before the prefix, `len()` if after.
     #[inline]
     fn suffix<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], usize> {
-        let p = self.plen as usize;
+        let p = self.prefix_len as usize;
         if p == 0 {
             return Ok(key);
         }
         // A probe shorter than the prefix that matches it sorts first.
         let k = &key[..p.min(key.len())];
         let ord = if p <= PRE_INLINE {
-            bytes_cmp(k, &self.pre[..p])
+            bytes_cmp(k, &self.prefix_inline[..p])
         } else {
             let n = PRE_INLINE.min(k.len());
-            bytes_cmp(&k[..n], &self.pre[..n]).then_with(|| bytes_cmp(k, &self.bytes[..p]))
+            bytes_cmp(&k[..n], &self.prefix_inline[..n]).then_with(|| bytes_cmp(k, &self.bytes[..p]))
         };
         match ord {
             std::cmp::Ordering::Equal if key.len() >= p => Ok(&key[p..]),
@@ -142,7 +142,7 @@ impl KeyArray {
     /// [`key_cmp`]) without reading key bytes.
     #[inline]
     fn cmp_same_head(&self, i: usize, s: &[u8]) -> std::cmp::Ordering {
-        let p = self.plen as usize;
+        let p = self.prefix_len as usize;
         let len = self.key_len(i) - p;
         if len <= 8 || s.len() <= 8 {
             return len.cmp(&s.len());
@@ -217,7 +217,7 @@ impl KeyArray {
     /// `head_of(key(i))`: the untruncated head (fences cache it).
     #[inline]
     pub(crate) fn full_head(&self, i: usize) -> u64 {
-        if self.plen == 0 {
+        if self.prefix_len == 0 {
             self.heads()[i]
         } else {
             head_of(self.key(i))
@@ -323,26 +323,26 @@ impl KeyArrayBuilder {
         }
         let n = self.offs.len() - 1;
         let key = |i: usize| &self.bytes[self.offs[i] as usize..self.offs[i + 1] as usize];
-        let plen = if n < 2 {
+        let prefix_len = if n < 2 {
             0
         } else {
             let (a, b) = (key(0), key(n - 1));
             a.iter().zip(b).take_while(|(x, y)| x == y).count()
         };
         let mut words = Vec::with_capacity(n + n.div_ceil(2) + 1);
-        words.extend((0..n).map(|i| head_of(&key(i)[plen..])));
+        words.extend((0..n).map(|i| head_of(&key(i)[prefix_len..])));
         words.extend(
             self.offs
                 .chunks(2)
                 .map(|c| c[0] as u64 | (c.get(1).copied().unwrap_or(0) as u64) << 32),
         );
-        let mut pre = [0u8; PRE_INLINE];
-        let m = plen.min(PRE_INLINE);
-        pre[..m].copy_from_slice(&self.bytes[..m]);
+        let mut prefix_inline = [0u8; PRE_INLINE];
+        let m = prefix_len.min(PRE_INLINE);
+        prefix_inline[..m].copy_from_slice(&self.bytes[..m]);
         KeyArray {
             n: u32::try_from(n).expect("a page holds fewer than 2^32 keys"),
-            plen: plen as u32,
-            pre,
+            prefix_len: prefix_len as u32,
+            prefix_inline,
             words: words.into_boxed_slice(),
             bytes: Bytes::from(self.bytes),
         }

@@ -44,21 +44,21 @@ impl Target<'_> {
 
     /// `above_low` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn above(self, r: &Node) -> bool {
+    pub(crate) fn above(self, page: &Node) -> bool {
         match self {
             Target::Last => true,
-            Target::Key(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_ge()),
-            Target::Before(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_gt()),
+            Target::Key(k) => page.cmp_low(k, head_of(k)).is_none_or(|o| o.is_ge()),
+            Target::Before(k) => page.cmp_low(k, head_of(k)).is_none_or(|o| o.is_gt()),
         }
     }
 
     /// `below_high` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn below(self, r: &Node) -> bool {
+    pub(crate) fn below(self, page: &Node) -> bool {
         match self {
-            Target::Last => !r.has_high(),
-            Target::Key(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_lt()),
-            Target::Before(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_le()),
+            Target::Last => !page.has_high(),
+            Target::Key(k) => page.cmp_high(k, head_of(k)).is_none_or(|o| o.is_lt()),
+            Target::Before(k) => page.cmp_high(k, head_of(k)).is_none_or(|o| o.is_le()),
         }
     }
 

@@ -157,12 +157,12 @@ impl Tree {
         {
             return;
         }
-        let r = child.range();
-        let Some(sep) = r.high.clone() else { return };
+        let child_range = child.range();
+        let Some(sep) = child_range.high.clone() else { return };
         let body = Body::IndexEntry {
             sep,
             hi: copy(hi),
-            child: r.sibling,
+            child: child_range.sibling,
         };
         // A lost CAS drops the delta: the parent changed.
         let _ = self.table.install(parent.pid, parent_head, Delta::new(body), guard);
@@ -179,8 +179,8 @@ impl Tree {
             return;
         }
         let Some(low) = head.range().low() else { return };
-        let pr = parent_head.range();
-        if !Target::Key(low).within(pr.low(), pr.high()) || pr.low() == Some(low) {
+        let parent_range = parent_head.range();
+        if !Target::Key(low).within(parent_range.low(), parent_range.high()) || parent_range.low() == Some(low) {
             return; // not our parent any more, or we are its leftmost child
         }
         let right = route(parent_head, Target::Key(low));
@@ -248,21 +248,25 @@ impl Tree {
                 let Some(absorber_head) = self.table.load(absorber, guard) else {
                     return;
                 };
-                let ar = absorber_head.range();
-                if ar.sibling == merge.right && ar.high() == Some(&merge.right_low[..]) {
+                let absorber_range = absorber_head.range();
+                if absorber_range.sibling == merge.right && absorber_range.high() == Some(&merge.right_low[..]) {
                     if absorber_head.is_frozen() || self.finish_pending_merges(absorber_head, guard) {
                         backoff.snooze();
                         continue;
                     }
-                    let rr = right_head.range();
+                    let right_range = right_head.range();
                     let content = if right_head.leaf {
                         let view = collect_leaf(right_head, 0);
-                        Body::Leaf(view.build(0..view.len(), rr.clone()))
+                        Body::Leaf(view.build(0..view.len(), right_range.clone()))
                     } else {
                         let view = collect_inner(right_head);
-                        Body::Inner(view.build(0..view.entries.len(), rr.clone()))
+                        Body::Inner(view.build(0..view.entries.len(), right_range.clone()))
                     };
-                    let merged_range = PageRange::new(ar.low.clone(), rr.high.clone(), rr.sibling);
+                    let merged_range = PageRange::new(
+                        absorber_range.low.clone(),
+                        right_range.high.clone(),
+                        right_range.sibling,
+                    );
                     let body = Body::NodeMerge {
                         sep: merge.right_low.clone(),
                         content: Box::new(Node::base(content)),
@@ -279,14 +283,14 @@ impl Tree {
                         }
                     }
                 }
-                if Target::Key(&merge.right_low).within(ar.low(), ar.high()) {
+                if Target::Key(&merge.right_low).within(absorber_range.low(), absorber_range.high()) {
                     break; // already merged
                 }
-                if ar.high() == Some(&merge.right_low[..]) && ar.sibling != merge.right {
+                if absorber_range.high() == Some(&merge.right_low[..]) && absorber_range.sibling != merge.right {
                     break; // merged, and the absorber has since split at right_low
                 }
-                if high_lt(ar.high(), Some(&merge.right_low)) {
-                    absorber = ar.sibling;
+                if high_lt(absorber_range.high(), Some(&merge.right_low)) {
+                    absorber = absorber_range.sibling;
                     continue;
                 }
                 // The absorber's range passed right_low without containing it:
@@ -306,9 +310,9 @@ impl Tree {
 
     /// The root page split: put a new root above it.
     pub(crate) fn grow_root(&self, root_word: u64, pid: Pid, head: &Node, guard: &Guard) {
-        let r = head.range();
-        let Some(sep) = r.high() else { return };
-        let base = InnerBase::new(PageRange::full(), pid, &[(sep, r.sibling)]);
+        let range = head.range();
+        let Some(sep) = range.high() else { return };
+        let base = InnerBase::new(PageRange::full(), pid, &[(sep, range.sibling)]);
         let new_root = self.table.alloc(guard);
         self.table
             .store_new(new_root, Chain::base(Node::base(Body::Inner(base))));

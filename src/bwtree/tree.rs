@@ -238,10 +238,10 @@ impl Tree {
                 if head.chain_len >= self.cfg.inner_chain {
                     self.consolidate(pid, head, path, guard);
                 }
-                let r = route(head, t);
+                let down = route(head, t);
                 path.push(Step { pid, head });
-                pid = r.child;
-                parent_hi = Some((r.hi, r.hi_head));
+                pid = down.child;
+                parent_hi = Some((down.hi, down.hi_head));
             }
         }
     }
