@@ -17,13 +17,14 @@
 //!   after a grace period (`Guard::defer`), so a thread that read the id from
 //!   a stale parent while pinned never finds it reused for another page.
 //! - T4. An id never published to another thread is taken back at once by
-//!   `unpublish`, which hands its chain back to be dropped.
+//!   `unpublish`, which retires its chain (through the epoch, like any other).
 //! - T5. A slot owns its chain. The table is the only code that publishes a
 //!   chain (`install` links a `Delta` to the head it replaces in the same
 //!   step, so the delta owns exactly the chain the slot owned; `replace` and
 //!   `store_new` publish a `Chain`), and the only code that retires one: the
-//!   chain a successful `replace` or `unlink` took out of its slot goes to
-//!   the epoch (`chain::retire_chain`), and `Drop` destroys the chains left.
+//!   chain a successful `replace`, `unlink` or `unpublish` took out of its
+//!   slot goes to the epoch (`chain::retire_chain`), and `Drop` destroys the
+//!   chains left.
 //!   Hence a node loaded under a pinned guard stays valid while the guard is
 //!   pinned (and the table, whose `Drop` needs `&mut self`, lives).
 //!
@@ -193,14 +194,21 @@ impl MappingTable {
         self.slot(pid).store(new, Ordering::Release);
     }
 
-    /// Take back a page id that was never published to another thread.
-    /// Returns its chain (now unreachable) for the caller to drop.
-    pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) -> Option<Chain> {
+    /// Take back a page id that was never published to another thread (its
+    /// `store_new` was for a split or root grow whose CAS lost): null its slot,
+    /// retire its chain and return the id to the free list at once (T4).
+    ///
+    /// The chain goes through the epoch rather than being freed here, so even
+    /// an id that did leak to a reader costs no memory safety.
+    pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) {
         let old = self.slot(pid).swap(Shared::null(), Ordering::AcqRel, guard);
         self.free.push(pid);
-        // SAFETY: the id was never handed to another thread, so nobody else can
-        // hold a reference to the chain we just took out of its slot.
-        (!old.is_null()).then(|| unsafe { Chain::from_owned(old.into_owned()) })
+        // SAFETY: `old` is null or the chain our swap took out of the slot,
+        // which owned it alone (T5); readers that loaded it are pinned.
+        if let Some(old) = unsafe { old.as_ref() } {
+            // SAFETY: as above: unlinked by our swap, owned by no one else.
+            unsafe { retire_chain(old, guard) };
+        }
     }
 
     /// Return an unlinked page id to the free list after a grace period.

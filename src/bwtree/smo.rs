@@ -107,8 +107,8 @@ impl Tree {
     }
 
     /// Install `Split -> left base` as `pid`'s new chain; `right_pid` already
-    /// holds the right half. On a lost CAS the right half is taken back (and
-    /// both halves are dropped).
+    /// holds the right half. On a lost CAS the right half is taken back, and
+    /// both halves are freed.
     #[allow(clippy::too_many_arguments)]
     fn install_split(
         &self,
@@ -126,7 +126,7 @@ impl Tree {
             self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
             self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
         } else {
-            drop(self.table.unpublish(right_pid, guard));
+            self.table.unpublish(right_pid, guard);
         }
     }
 
@@ -324,7 +324,7 @@ impl Tree {
         {
             self.stats.root_grows.fetch_add(1, Ordering::Relaxed);
         } else {
-            drop(self.table.unpublish(new_root, guard));
+            self.table.unpublish(new_root, guard);
         }
     }
 

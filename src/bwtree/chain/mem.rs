@@ -112,7 +112,7 @@ impl Chain {
         unsafe { Owned::from_raw(p) }
     }
 
-    /// Take back a chain whose publication failed (or that was unpublished).
+    /// Take back a chain whose publication failed.
     ///
     /// # Safety
     /// `head` heads a whole chain that no thread can reach and nothing else
