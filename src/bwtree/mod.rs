@@ -31,12 +31,3 @@ pub use chain::live_nodes;
 pub use cursor::Cursor;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};
-
-impl Tree {
-    /// Counters of structure modifications and garbage collection.
-    pub fn stats(&self) -> TreeStats {
-        let mut s = self.stats.snapshot();
-        s.page_ids = self.table.high_water();
-        s
-    }
-}
