@@ -12,11 +12,11 @@
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::delta::{Body, Node};
+use super::base::{InnerBase, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX};
+use super::chain::Node;
+use super::delta::Body;
+use super::keys::{key_cmp, key_eq, key_lt, KeyArray};
 use super::mapping_table::Pid;
-use super::node::{
-    key_cmp, key_eq, key_lt, InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX,
-};
 
 /// Bytes a value takes in a base page, as the view's size estimate counts them
 /// (values over `INLINE_MAX` stay out of the page blob).
@@ -92,7 +92,7 @@ pub(crate) enum VRef<'g> {
 impl<'g> VRef<'g> {
     pub(crate) fn is_tomb(&self) -> bool {
         match self {
-            VRef::Page(_, v) => matches!(v.len, super::node::TOMBSTONE),
+            VRef::Page(_, v) => matches!(v.len, super::base::TOMBSTONE),
             VRef::Delta(v) => matches!(v, ValRef::Tomb),
         }
     }
@@ -341,7 +341,7 @@ pub(crate) fn consolidate_simple(
     let copy_run = |out: &mut LeafBuilder, from: usize, to: usize, n: &mut usize, dropped: &mut usize| {
         for i in from..to {
             let v = base.versions(i)[0];
-            if v.len == super::node::TOMBSTONE && v.ts <= watermark {
+            if v.len == super::base::TOMBSTONE && v.ts <= watermark {
                 *dropped += 1;
                 continue;
             }

@@ -11,10 +11,11 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
+use super::chain::Node;
 use super::consolidate::collect_leaf;
-use super::delta::{Body, Node, Payload};
-use super::node::key_lt;
-use super::node::{key_cmp, key_eq};
+use super::delta::{Body, Payload};
+use super::keys::key_lt;
+use super::keys::{key_cmp, key_eq};
 use super::search::Target;
 use super::tree::{Path, Tree};
 use crate::Result;

@@ -8,17 +8,33 @@
 //! - Each slot is a `crossbeam_epoch::Atomic<Node>`: null when the id is free.
 //!
 //! Invariants
-//! - A slot is only written by CAS (install, consolidate, unlink) or by `store_new`
-//!   on an id that no other thread can know yet (fresh from `alloc`).
-//! - An id whose page was unlinked is pushed back to the free list only after a
-//!   grace period (`Guard::defer`), so a thread that read the id from a stale
-//!   parent while pinned never finds it reused for another page.
+//! - T1. A segment is published once, by CAS from null, and freed only in
+//!   `Drop` (`&mut self`), so `&slot` is valid for the table's lifetime.
+//! - T2. A slot is only written by CAS (`install`, `replace`, `unlink`) on the
+//!   node that was read, or by `store_new`/`unpublish` on an id that no other
+//!   thread can know yet (fresh from `alloc`).
+//! - T3. An id whose page was unlinked is pushed back to the free list only
+//!   after a grace period (`Guard::defer`), so a thread that read the id from
+//!   a stale parent while pinned never finds it reused for another page.
+//! - T4. An id never published to another thread is taken back at once by
+//!   `unpublish`, which retires its chain (through the epoch, like any other).
+//! - T5. A slot owns its chain. The table is the only code that publishes a
+//!   chain (`install` links a `Delta` to the head it replaces in the same
+//!   step, so the delta owns exactly the chain the slot owned; `replace` and
+//!   `store_new` publish a `Chain`), and the only code that retires one: the
+//!   chain a successful `replace`, `unlink` or `unpublish` took out of its
+//!   slot goes to the epoch (`chain::retire_chain`), and `Drop` destroys the
+//!   chains left.
+//!   Hence a node loaded under a pinned guard stays valid while the guard is
+//!   pinned (and the table, whose `Drop` needs `&mut self`, lives).
+//!
+//! Numbering follows `design/bwtree.md`, section 1.
 
 use std::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
-use super::delta::Node;
+use super::chain::{destroy_chain, retire_chain, Chain, Delta, Node};
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
 /// A logical page id.
@@ -82,31 +98,85 @@ impl MappingTable {
         }
     }
 
-    /// The page's newest node, or null if the id is free.
+    /// The page's newest node, or `None` if the id is free.
+    ///
+    /// The node stays valid while `guard` is pinned and the table lives (T5).
     #[inline]
-    pub(crate) fn load<'g>(&self, pid: Pid, guard: &'g Guard) -> Shared<'g, Node> {
-        self.slot(pid).load(Ordering::Acquire, guard)
+    pub(crate) fn load<'g>(&self, pid: Pid, guard: &'g Guard) -> Option<&'g Node> {
+        let head = self.slot(pid).load(Ordering::Acquire, guard);
+        // SAFETY: loaded under `guard`; a chain leaves its slot only by a CAS
+        // that then retires it through the epoch (T5), so it outlives `'g`.
+        unsafe { head.as_ref() }
     }
 
-    /// Replace `current` by `new` if the page still has `current` as its newest node.
+    /// Prepend `delta` to the page if its newest node is still `head`: the
+    /// delta is linked to `head` and published by one CAS. On a lost CAS the
+    /// delta comes back, unlinked, for another try.
     #[inline]
-    pub(crate) fn cas<'g>(
+    pub(crate) fn install<'g>(
         &self,
         pid: Pid,
-        current: Shared<'g, Node>,
-        new: Owned<Node>,
+        head: &'g Node,
+        delta: Delta,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Node>, Owned<Node>> {
-        self.slot(pid)
-            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire, guard)
-            .map_err(|e| e.new)
+    ) -> Result<&'g Node, Delta> {
+        // SAFETY: the linked node is published only by the CAS below, which
+        // succeeds only if the slot holds `head`; the delta then owns
+        // `head`'s chain, which the slot owned (N2). On a lost CAS it goes
+        // straight back to `Delta::lost`; `guard` protects `head` meanwhile.
+        let linked = unsafe { delta.link(head) };
+        match self
+            .slot(pid)
+            .compare_exchange(shared(head), linked, Ordering::AcqRel, Ordering::Acquire, guard)
+        {
+            // SAFETY: just published under `guard` (as in `load`).
+            Ok(new) => Ok(unsafe { new.deref() }),
+            Err(e) => Err(Delta::lost(e.new)),
+        }
     }
 
-    /// Unlink a page: null its slot if it still holds `current`.
-    pub(crate) fn unlink<'g>(&self, pid: Pid, current: Shared<'g, Node>, guard: &'g Guard) -> bool {
-        self.slot(pid)
-            .compare_exchange(current, Shared::null(), Ordering::AcqRel, Ordering::Acquire, guard)
-            .is_ok()
+    /// Replace the page's chain by `chain` if its newest node is still
+    /// `head`, and retire the old chain. On a lost CAS `chain` comes back.
+    pub(crate) fn replace<'g>(
+        &self,
+        pid: Pid,
+        head: &'g Node,
+        chain: Chain,
+        guard: &'g Guard,
+    ) -> Result<&'g Node, Chain> {
+        // SAFETY: published by the CAS below (the slot then owns it) or taken
+        // back at once by `Chain::from_owned`.
+        let new = unsafe { chain.into_owned() };
+        match self
+            .slot(pid)
+            .compare_exchange(shared(head), new, Ordering::AcqRel, Ordering::Acquire, guard)
+        {
+            Ok(new) => {
+                // SAFETY: our CAS just unlinked `head`; its chain was owned by
+                // the slot alone (nodes own only the older nodes of their own
+                // chain, N2).
+                unsafe { retire_chain(head, guard) };
+                // SAFETY: just published under `guard` (as in `load`).
+                Ok(unsafe { new.deref() })
+            }
+            // SAFETY: never published: the chain is still ours alone.
+            Err(e) => Err(unsafe { Chain::from_owned(e.new) }),
+        }
+    }
+
+    /// Unlink a page: null its slot if it still holds `head`, then retire
+    /// its chain and, after a grace period, its id (T3).
+    pub(crate) fn unlink(&self, pid: Pid, head: &Node, guard: &Guard) -> bool {
+        let unlinked = self
+            .slot(pid)
+            .compare_exchange(shared(head), Shared::null(), Ordering::AcqRel, Ordering::Acquire, guard)
+            .is_ok();
+        if unlinked {
+            // SAFETY: our CAS just unlinked `head`, whose chain only the slot owned.
+            unsafe { retire_chain(head, guard) };
+            self.retire_pid(pid, guard);
+        }
+        unlinked
     }
 
     /// A page id no thread can know: from the free list, or a new one.
@@ -117,25 +187,32 @@ impl MappingTable {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Publish the first node of a page id fresh from `alloc`.
-    pub(crate) fn store_new<'g>(&self, pid: Pid, node: Owned<Node>, guard: &'g Guard) -> Shared<'g, Node> {
-        let shared = node.into_shared(guard);
-        self.slot(pid).store(shared, Ordering::Release);
-        shared
+    /// Publish the first chain of a page id fresh from `alloc`.
+    pub(crate) fn store_new(&self, pid: Pid, chain: Chain) {
+        // SAFETY: stored right away; the slot owns the chain from now on.
+        let new = unsafe { chain.into_owned() };
+        self.slot(pid).store(new, Ordering::Release);
     }
 
-    /// Take back a page id that was never published to another thread.
-    /// Returns its node (now unreachable) for the caller to drop.
-    pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) -> Option<Owned<Node>> {
+    /// Take back a page id that was never published to another thread (its
+    /// `store_new` was for a split or root grow whose CAS lost): null its slot,
+    /// retire its chain and return the id to the free list at once (T4).
+    ///
+    /// The chain goes through the epoch rather than being freed here, so even
+    /// an id that did leak to a reader costs no memory safety.
+    pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) {
         let old = self.slot(pid).swap(Shared::null(), Ordering::AcqRel, guard);
         self.free.push(pid);
-        // SAFETY: the id was never handed to another thread, so nobody else can
-        // hold a reference to the node we just took out of its slot.
-        (!old.is_null()).then(|| unsafe { old.into_owned() })
+        // SAFETY: `old` is null or the chain our swap took out of the slot,
+        // which owned it alone (T5); readers that loaded it are pinned.
+        if let Some(old) = unsafe { old.as_ref() } {
+            // SAFETY: as above: unlinked by our swap, owned by no one else.
+            unsafe { retire_chain(old, guard) };
+        }
     }
 
     /// Return an unlinked page id to the free list after a grace period.
-    pub(crate) fn retire_pid(&self, pid: Pid, guard: &Guard) {
+    fn retire_pid(&self, pid: Pid, guard: &Guard) {
         let free = self.free.clone();
         guard.defer(move || free.push(pid));
     }
@@ -144,21 +221,24 @@ impl MappingTable {
     pub(crate) fn high_water(&self) -> u64 {
         self.next.load(Ordering::Relaxed)
     }
+}
 
-    /// Every live page's newest node, for `Drop` and statistics.
-    pub(crate) fn for_each_head(&mut self, mut f: impl FnMut(Pid, *mut Node)) {
-        let guard = crossbeam_epoch::pin();
-        for pid in 0..self.high_water() {
-            let p = self.load(pid, &guard);
-            if !p.is_null() {
-                f(pid, p.as_raw() as *mut Node);
-            }
-        }
-    }
+/// `head` as the pointer its slot holds.
+#[inline]
+fn shared(head: &Node) -> Shared<'_, Node> {
+    Shared::from(head as *const Node)
 }
 
 impl Drop for MappingTable {
     fn drop(&mut self) {
+        let guard = crossbeam_epoch::pin();
+        for pid in 0..self.high_water() {
+            let head = self.slot(pid).load(Ordering::Acquire, &guard);
+            // SAFETY: `&mut self`: no thread can reach any page any more; each
+            // live chain is owned by exactly one slot (retired chains were
+            // unlinked first and are freed by their deferred destructors).
+            unsafe { destroy_chain(head.as_raw() as *mut Node) };
+        }
         for seg in self.segments.iter() {
             let p = seg.load(Ordering::Acquire);
             if !p.is_null() {

@@ -1,35 +1,33 @@
 //! The multi-version Bw-Tree (index; see `design/bwtree.md`).
 //!
-//! - [`mapping_table`]: page id -> newest node of the page's chain.
-//! - [`node`]: base page layouts (key heads, blobs, versions).
-//! - [`delta`]: delta records and chain ownership.
+//! - [`mapping_table`]: page id -> newest node of the page's chain; the only
+//!   code that publishes, unlinks and retires chains.
+//! - [`chain`]: nodes of a delta chain and their memory (the raw links,
+//!   allocation, pool, retire, destroy).
+//! - [`keys`]: key order and sorted key arrays.
+//! - [`base`]: base page layouts (key arrays, blobs, versions).
+//! - [`delta`]: delta records (bodies, payloads, merge records).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`tree`]: descent and the public operations.
+//! - [`stats`]: structure-modification and GC counters.
 
+mod base;
+mod chain;
 mod consolidate;
 mod cursor;
 mod delta;
+mod keys;
 mod mapping_table;
-mod node;
 mod search;
 mod smo;
 mod stats;
 mod tree;
 
-pub use cursor::Cursor;
 #[cfg(feature = "leak-check")]
-pub use delta::counter::live_nodes;
+pub use chain::live_nodes;
+pub use cursor::Cursor;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};
-
-impl Tree {
-    /// Counters of structure modifications and garbage collection.
-    pub fn stats(&self) -> TreeStats {
-        let mut s = self.stats.snapshot();
-        s.page_ids = self.table.high_water();
-        s
-    }
-}

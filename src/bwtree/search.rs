@@ -3,9 +3,11 @@
 
 use bytes::Bytes;
 
-use super::delta::{key_bit, Body, Node, Payload};
+use super::base::LeafBase;
+use super::chain::Node;
+use super::delta::{key_bit, Body, Payload};
+use super::keys::{head_of, key_eq, key_lt};
 use super::mapping_table::Pid;
-use super::node::{head_of, key_eq, key_lt, LeafBase};
 
 /// What a descent looks for.
 #[derive(Clone, Copy, Debug)]
@@ -42,21 +44,21 @@ impl Target<'_> {
 
     /// `above_low` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn above(self, r: &Node) -> bool {
+    pub(crate) fn above(self, page: &Node) -> bool {
         match self {
             Target::Last => true,
-            Target::Key(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_ge()),
-            Target::Before(k) => r.cmp_low(k, head_of(k)).is_none_or(|o| o.is_gt()),
+            Target::Key(k) => page.cmp_low(k, head_of(k)).is_none_or(|o| o.is_ge()),
+            Target::Before(k) => page.cmp_low(k, head_of(k)).is_none_or(|o| o.is_gt()),
         }
     }
 
     /// `below_high` against a page, using the fences cached in its header.
     #[inline]
-    pub(crate) fn below(self, r: &Node) -> bool {
+    pub(crate) fn below(self, page: &Node) -> bool {
         match self {
-            Target::Last => !r.has_high(),
-            Target::Key(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_lt()),
-            Target::Before(k) => r.cmp_high(k, head_of(k)).is_none_or(|o| o.is_le()),
+            Target::Last => !page.has_high(),
+            Target::Key(k) => page.cmp_high(k, head_of(k)).is_none_or(|o| o.is_lt()),
+            Target::Before(k) => page.cmp_high(k, head_of(k)).is_none_or(|o| o.is_le()),
         }
     }
 
@@ -110,9 +112,9 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                     cap = Some(sep);
                 }
             }
-            Body::IndexTermDelete(itd) => {
-                if t.within(itd.lo.as_deref(), itd.hi.as_deref()) {
-                    return narrow(Route::new(itd.left, itd.lo.as_deref(), itd.hi.as_deref()), cap);
+            Body::IndexTermDelete(merge) => {
+                if t.within(merge.lo.as_deref(), merge.hi.as_deref()) {
+                    return narrow(Route::new(merge.left, merge.lo.as_deref(), merge.hi.as_deref()), cap);
                 }
             }
             Body::NodeMerge { sep, content, .. } => {
@@ -176,10 +178,9 @@ pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'
     let bit = key_bit(key);
     let mut node = head;
     loop {
-        if node.vmask & bit == 0 && !node.skip.is_null() {
-            // No version delta from here down to `skip` holds this key.
-            // SAFETY: `skip` is an older node of the same chain (see `Node`).
-            node = unsafe { &*node.skip };
+        if let Some(older) = node.skip_versions(bit) {
+            // No version delta from here down to `older` holds this key.
+            node = older;
             continue;
         }
         match &node.body {

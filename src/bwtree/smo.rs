@@ -3,51 +3,19 @@
 //! CAS; any thread that meets an unfinished step finishes it (help-along).
 //! The protocols, their invariants and hazards are in `design/bwtree.md`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use crossbeam_epoch::{Guard, Owned, Shared};
+use crossbeam_epoch::Guard;
 
+use super::base::{InnerBase, PageRange};
+use super::chain::{Chain, Delta, Node};
 use super::consolidate::{collect_inner, collect_leaf, consolidate_simple};
-use super::delta::{destroy_chain, owned, Body, ChainPtr, Itd, Node};
+use super::delta::{Body, MergeRecord};
 use super::mapping_table::Pid;
-use super::node::{InnerBase, PageRange};
 use super::search::{route, Target};
-use super::tree::{deref, high_lt, next_root_word, root_pid, Step, Tree};
+use super::tree::{high_lt, next_root_word, root_pid, Step, Tree};
 use crate::sync::{AtomicBool, Backoff, Ordering};
-
-#[inline]
-fn shared(n: &Node) -> Shared<'_, Node> {
-    Shared::from(n as *const Node)
-}
-
-/// Free an unlinked chain after every thread pinned now has unpinned.
-pub(crate) fn retire_chain(head: &Node, guard: &Guard) {
-    let p = ChainPtr(head as *const Node as *mut Node);
-    // SAFETY: the caller unlinked `head` (its slot no longer points to it and
-    // no other node owns it), so after the grace period nobody can reach it.
-    unsafe {
-        guard.defer_unchecked(move || {
-            let p = p;
-            destroy_chain(p.0)
-        })
-    }
-}
-
-/// Turn an unpublished node into a raw chain head (for building chains).
-fn into_raw(n: Owned<Node>) -> *const Node {
-    Box::into_raw(n.into_box())
-}
-
-/// Free a delta that lost its CAS: only the delta, never the live chain
-/// below it (`Node`'s drop does not follow `next`).
-fn discard(n: Owned<Node>) {
-    drop(n)
-}
-
-/// Free a whole chain that was never published (a split's new chain).
-fn discard_chain(n: Owned<Node>) {
-    // SAFETY: never published: we are its only owner.
-    unsafe { destroy_chain(into_raw(n) as *mut Node) }
-}
 
 fn copy(k: Option<&[u8]>) -> Option<Bytes> {
     k.map(Bytes::copy_from_slice)
@@ -57,12 +25,12 @@ impl Tree {
     /// Finish every unfinished merge recorded in `head`'s chain. Returns
     /// false if there were none.
     fn finish_pending_merges(&self, head: &Node, guard: &Guard) -> bool {
-        if !head.has_itd {
+        if !head.has_merge_record {
             return false;
         }
         let mut any = false;
-        for itd in head.pending_itds() {
-            self.complete_merge(itd, guard);
+        for merge in head.pending_merges() {
+            self.complete_merge(merge, guard);
             any = true;
         }
         any
@@ -91,11 +59,11 @@ impl Tree {
                 let sep = Bytes::copy_from_slice(view.keys[n / 2].as_slice());
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Leaf(view.build(n / 2..n, right_range)));
-                let q = self.table.alloc(guard);
-                self.table.store_new(q, owned(right), guard);
-                let left_range = PageRange::new(range.low.clone(), Some(sep), q);
+                let right_pid = self.table.alloc(guard);
+                self.table.store_new(right_pid, Chain::base(right));
+                let left_range = PageRange::new(range.low.clone(), Some(sep), right_pid);
                 let left = Node::base(Body::Leaf(view.build(0..n / 2, left_range.clone())));
-                self.install_split(pid, head, q, left, left_range, view.dropped, guard);
+                self.install_split(pid, head, right_pid, left, left_range, view.dropped, guard);
                 return;
             }
             let base = view.build(0..n, range.clone());
@@ -107,22 +75,21 @@ impl Tree {
                 let sep = Bytes::copy_from_slice(view.entries[n / 2].0.expect("not the first entry"));
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Inner(view.build(n / 2..n, right_range)));
-                let q = self.table.alloc(guard);
-                self.table.store_new(q, owned(right), guard);
-                let left_range = PageRange::new(range.low.clone(), Some(sep), q);
+                let right_pid = self.table.alloc(guard);
+                self.table.store_new(right_pid, Chain::base(right));
+                let left_range = PageRange::new(range.low.clone(), Some(sep), right_pid);
                 let left = Node::base(Body::Inner(view.build(0..n / 2, left_range.clone())));
-                self.install_split(pid, head, q, left, left_range, 0, guard);
+                self.install_split(pid, head, right_pid, left, left_range, 0, guard);
                 return;
             }
             (Node::base(Body::Inner(view.build(0..n, range.clone()))), n, 0)
         };
-        let Ok(installed) = self.table.cas(pid, shared(head), owned(new), guard).map_err(discard) else {
+        // A lost CAS drops the new chain: someone else changed the page.
+        let Ok(installed) = self.table.replace(pid, head, Chain::base(new), guard) else {
             return;
         };
-        retire_chain(head, guard);
         self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
         self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-        let installed = deref(installed).expect("just installed");
         if path.is_empty() {
             if !installed.leaf && len == 1 && pid == root_pid(self.root.load(Ordering::Acquire)) {
                 self.shrink_root(pid, installed, guard);
@@ -139,35 +106,27 @@ impl Tree {
         }
     }
 
-    /// Install `Split -> left base` as `pid`'s new chain; `q` already holds the
-    /// right half. On a lost CAS the right half is taken back.
+    /// Install `Split -> left base` as `pid`'s new chain; `right_pid` already
+    /// holds the right half. On a lost CAS the right half is taken back, and
+    /// both halves are freed.
     #[allow(clippy::too_many_arguments)]
     fn install_split(
         &self,
         pid: Pid,
         head: &Node,
-        q: Pid,
+        right_pid: Pid,
         left: Node,
         left_range: PageRange,
         dropped: usize,
         guard: &Guard,
     ) {
-        let left = owned(left);
-        let mut split = Node::delta(Body::Split { range: left_range }, &left);
-        split.next = into_raw(left);
-        match self.table.cas(pid, shared(head), owned(split), guard) {
-            Ok(_) => {
-                retire_chain(head, guard);
-                self.stats.splits.fetch_add(1, Ordering::Relaxed);
-                self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
-                self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-            }
-            Err(split) => {
-                discard_chain(split);
-                if let Some(right) = self.table.unpublish(q, guard) {
-                    discard(right);
-                }
-            }
+        let split = Chain::split(left_range, left);
+        if self.table.replace(pid, head, split, guard).is_ok() {
+            self.stats.splits.fetch_add(1, Ordering::Relaxed);
+            self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
+            self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+        } else {
+            self.table.unpublish(right_pid, guard);
         }
     }
 
@@ -182,55 +141,57 @@ impl Tree {
         hi: Option<&[u8]>,
         guard: &Guard,
     ) {
-        let ph = parent.head;
-        if ph.is_frozen() || self.finish_pending_merges(ph, guard) {
+        let parent_head = parent.head;
+        if parent_head.is_frozen() || self.finish_pending_merges(parent_head, guard) {
             return;
         }
-        // A merge recorded in `ph` may have finished after we read `child`
+        // A merge recorded in `parent_head` may have finished after we read `child`
         // (finishing does not change the parent's head): it changed the
         // child's slot before publishing `done`, so re-read the slot. If the
         // child is unchanged, its sibling is in no parent and cannot be merged
         // away before our CAS on the unchanged parent lands.
-        if self.table.load(child_pid, guard) != shared(child) {
+        if !self
+            .table
+            .load(child_pid, guard)
+            .is_some_and(|h| std::ptr::eq(h, child))
+        {
             return;
         }
-        let r = child.range();
-        let Some(sep) = r.high.clone() else { return };
+        let child_range = child.range();
+        let Some(sep) = child_range.high.clone() else { return };
         let body = Body::IndexEntry {
             sep,
             hi: copy(hi),
-            child: r.sibling,
+            child: child_range.sibling,
         };
-        let _ = self
-            .table
-            .cas(parent.pid, shared(ph), Owned::new(Node::delta(body, ph)), guard)
-            .map_err(discard);
+        // A lost CAS drops the delta: the parent changed.
+        let _ = self.table.install(parent.pid, parent_head, Delta::new(body), guard);
     }
 
     /// Begin merging the underfull page `pid` into its left sibling: post the
     /// index-term-delete on the parent (the merge's commit point), then finish.
     fn try_merge<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
         let Some(parent) = path.last() else { return };
-        let Some(ph) = deref(self.table.load(parent.pid, guard)) else {
+        let Some(parent_head) = self.table.load(parent.pid, guard) else {
             return;
         };
-        if ph.is_frozen() || self.finish_pending_merges(ph, guard) {
+        if parent_head.is_frozen() || self.finish_pending_merges(parent_head, guard) {
             return;
         }
         let Some(low) = head.range().low() else { return };
-        let pr = ph.range();
-        if !Target::Key(low).within(pr.low(), pr.high()) || pr.low() == Some(low) {
+        let parent_range = parent_head.range();
+        if !Target::Key(low).within(parent_range.low(), parent_range.high()) || parent_range.low() == Some(low) {
             return; // not our parent any more, or we are its leftmost child
         }
-        let right = route(ph, Target::Key(low));
+        let right = route(parent_head, Target::Key(low));
         if right.child != pid || right.lo != Some(low) {
             return;
         }
-        let left = route(ph, Target::Before(low));
+        let left = route(parent_head, Target::Before(low));
         if left.hi != Some(low) || left.child == pid {
             return;
         }
-        let itd = Itd {
+        let merge = MergeRecord {
             left: left.child,
             right: pid,
             lo: copy(left.lo),
@@ -238,19 +199,15 @@ impl Tree {
             hi: copy(right.hi),
             done: AtomicBool::new(false),
         };
-        let node = Node::delta(Body::IndexTermDelete(Box::new(itd)), ph);
-        if let Ok(installed) = self
-            .table
-            .cas(parent.pid, shared(ph), Owned::new(node), guard)
-            .map_err(discard)
-        {
-            if let Body::IndexTermDelete(itd) = &deref(installed).expect("just installed").body {
-                self.complete_merge(itd, guard);
+        let delta = Delta::new(Body::IndexTermDelete(Arc::new(merge)));
+        if let Ok(installed) = self.table.install(parent.pid, parent_head, delta, guard) {
+            if let Body::IndexTermDelete(merge) = &installed.body {
+                self.complete_merge(merge, guard);
             }
             // The parent lost a child: consolidate it now, so that an underfull
             // parent merges in turn and a root with one child shrinks.
-            if let Some(ph) = deref(self.table.load(parent.pid, guard)) {
-                self.consolidate(parent.pid, ph, &path[..path.len() - 1], guard);
+            if let Some(parent_head) = self.table.load(parent.pid, guard) {
+                self.consolidate(parent.pid, parent_head, &path[..path.len() - 1], guard);
             }
         }
     }
@@ -258,82 +215,82 @@ impl Tree {
     /// Finish a merge whose index-term-delete is on the parent: freeze the right
     /// page, give a consolidated copy of it to the page on its left, unlink it.
     /// Idempotent; every step is decided from the current state.
-    pub(crate) fn complete_merge(&self, itd: &Itd, guard: &Guard) {
+    pub(crate) fn complete_merge(&self, merge: &Arc<MergeRecord>, guard: &Guard) {
         let backoff = Backoff::new();
         loop {
-            if itd.done.load(Ordering::Acquire) {
+            if merge.done.load(Ordering::Acquire) {
                 return;
             }
-            let rs = self.table.load(itd.right, guard);
-            let Some(rh) = deref(rs) else {
-                itd.done.store(true, Ordering::Release);
+            let Some(right_head) = self.table.load(merge.right, guard) else {
+                merge.done.store(true, Ordering::Release);
                 return;
             };
-            match &rh.body {
-                Body::RemoveNode { itd: p } if std::ptr::eq(*p, itd) => {}
+            match &right_head.body {
+                Body::RemoveNode { merge: Some(m) } if Arc::ptr_eq(m, merge) => {}
                 Body::RemoveNode { .. } => return, // cannot happen: one removal per page
                 _ => {
                     // Freeze the right page, after finishing merges among its
-                    // own children (its chain must be consolidatable).
-                    if !self.finish_pending_merges(rh, guard) {
-                        let freeze = Node::delta(Body::RemoveNode { itd: itd as *const Itd }, rh);
-                        let _ = self
-                            .table
-                            .cas(itd.right, rs, Owned::new(freeze), guard)
-                            .map_err(discard);
+                    // own children (its chain must be consolidatable). A lost
+                    // CAS drops the delta; the loop looks again.
+                    if !self.finish_pending_merges(right_head, guard) {
+                        let freeze = Delta::new(Body::RemoveNode {
+                            merge: Some(merge.clone()),
+                        });
+                        let _ = self.table.install(merge.right, right_head, freeze, guard);
                     }
                     continue;
                 }
             }
-            // The right page is frozen. Find the page on its left and merge.
-            let mut apid = itd.left;
+            // The right page is frozen. Find the page on its left (the
+            // absorber) and merge.
+            let mut absorber = merge.left;
             loop {
-                let Some(ah) = deref(self.table.load(apid, guard)) else {
+                let Some(absorber_head) = self.table.load(absorber, guard) else {
                     return;
                 };
-                let ar = ah.range();
-                if ar.sibling == itd.right && ar.high() == Some(&itd.right_low[..]) {
-                    if ah.is_frozen() || self.finish_pending_merges(ah, guard) {
+                let absorber_range = absorber_head.range();
+                if absorber_range.sibling == merge.right && absorber_range.high() == Some(&merge.right_low[..]) {
+                    if absorber_head.is_frozen() || self.finish_pending_merges(absorber_head, guard) {
                         backoff.snooze();
                         continue;
                     }
-                    let rr = rh.range();
-                    let content = if rh.leaf {
-                        let view = collect_leaf(rh, 0);
-                        Body::Leaf(view.build(0..view.len(), rr.clone()))
+                    let right_range = right_head.range();
+                    let content = if right_head.leaf {
+                        let view = collect_leaf(right_head, 0);
+                        Body::Leaf(view.build(0..view.len(), right_range.clone()))
                     } else {
-                        let view = collect_inner(rh);
-                        Body::Inner(view.build(0..view.entries.len(), rr.clone()))
+                        let view = collect_inner(right_head);
+                        Body::Inner(view.build(0..view.entries.len(), right_range.clone()))
                     };
-                    let merged_range = PageRange::new(ar.low.clone(), rr.high.clone(), rr.sibling);
+                    let merged_range = PageRange::new(
+                        absorber_range.low.clone(),
+                        right_range.high.clone(),
+                        right_range.sibling,
+                    );
                     let body = Body::NodeMerge {
-                        sep: itd.right_low.clone(),
+                        sep: merge.right_low.clone(),
                         content: Box::new(Node::base(content)),
                         range: merged_range,
                     };
-                    match self
-                        .table
-                        .cas(apid, shared(ah), Owned::new(Node::delta(body, ah)), guard)
-                    {
+                    match self.table.install(absorber, absorber_head, Delta::new(body), guard) {
                         Ok(_) => {
                             self.stats.merges.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
-                        Err(n) => {
-                            discard(n);
+                        Err(_) => {
                             backoff.snooze();
                             continue;
                         }
                     }
                 }
-                if Target::Key(&itd.right_low).within(ar.low(), ar.high()) {
+                if Target::Key(&merge.right_low).within(absorber_range.low(), absorber_range.high()) {
                     break; // already merged
                 }
-                if ar.high() == Some(&itd.right_low[..]) && ar.sibling != itd.right {
+                if absorber_range.high() == Some(&merge.right_low[..]) && absorber_range.sibling != merge.right {
                     break; // merged, and the absorber has since split at right_low
                 }
-                if high_lt(ar.high(), Some(&itd.right_low)) {
-                    apid = ar.sibling;
+                if high_lt(absorber_range.high(), Some(&merge.right_low)) {
+                    absorber = absorber_range.sibling;
                     continue;
                 }
                 // The absorber's range passed right_low without containing it:
@@ -341,23 +298,24 @@ impl Tree {
                 debug_assert!(false, "absorber walk passed the merged range");
                 return;
             }
-            // Unlink the right page. Publish `done` before the id can be reused.
-            if self.table.unlink(itd.right, rs, guard) {
-                itd.done.store(true, Ordering::Release);
-                retire_chain(rh, guard);
-                self.table.retire_pid(itd.right, guard);
+            // Unlink the right page (which retires its chain, and its id after
+            // a grace period). `done` is published before the id can be
+            // reused: that happens only once every thread pinned now,
+            // this one included, has unpinned.
+            if self.table.unlink(merge.right, right_head, guard) {
+                merge.done.store(true, Ordering::Release);
             }
         }
     }
 
     /// The root page split: put a new root above it.
     pub(crate) fn grow_root(&self, root_word: u64, pid: Pid, head: &Node, guard: &Guard) {
-        let r = head.range();
-        let Some(sep) = r.high() else { return };
-        let base = InnerBase::new(PageRange::full(), pid, &[(sep, r.sibling)]);
+        let range = head.range();
+        let Some(sep) = range.high() else { return };
+        let base = InnerBase::new(PageRange::full(), pid, &[(sep, range.sibling)]);
         let new_root = self.table.alloc(guard);
         self.table
-            .store_new(new_root, Owned::new(Node::base(Body::Inner(base))), guard);
+            .store_new(new_root, Chain::base(Node::base(Body::Inner(base))));
         let next = next_root_word(root_word, new_root);
         if self
             .root
@@ -365,21 +323,17 @@ impl Tree {
             .is_ok()
         {
             self.stats.root_grows.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(n) = self.table.unpublish(new_root, guard) {
-            discard(n);
+        } else {
+            self.table.unpublish(new_root, guard);
         }
     }
 
     /// The root is an inner page with one child: freeze it, then make the
     /// child the root.
     fn shrink_root(&self, pid: Pid, head: &Node, guard: &Guard) {
-        let freeze = Node::delta(Body::RemoveNode { itd: std::ptr::null() }, head);
-        if let Ok(frozen) = self
-            .table
-            .cas(pid, shared(head), Owned::new(freeze), guard)
-            .map_err(discard)
-        {
-            self.finish_root_shrink(pid, deref(frozen).expect("just installed"), guard);
+        let freeze = Delta::new(Body::RemoveNode { merge: None });
+        if let Ok(frozen) = self.table.install(pid, head, freeze, guard) {
+            self.finish_root_shrink(pid, frozen, guard);
         }
     }
 
@@ -396,11 +350,9 @@ impl Tree {
             .root
             .compare_exchange(word, next_root_word(word, child), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-            && self.table.unlink(pid, shared(head), guard)
+            && self.table.unlink(pid, head, guard)
         {
             self.stats.root_shrinks.fetch_add(1, Ordering::Relaxed);
-            retire_chain(head, guard);
-            self.table.retire_pid(pid, guard);
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Event counters (relaxed atomics; rare events only, never per read).
+//! Event counters (relaxed atomics; rare events only, never per read) and
+//! [`Tree::stats`], their public snapshot.
 
+use super::tree::Tree;
 use crate::sync::{AtomicU64, Ordering};
 
 #[derive(Default)]
@@ -49,5 +51,14 @@ impl Counters {
             cas_retries: r(&self.cas_retries),
             page_ids: 0,
         }
+    }
+}
+
+impl Tree {
+    /// Counters of structure modifications and garbage collection.
+    pub fn stats(&self) -> TreeStats {
+        let mut s = self.stats.snapshot();
+        s.page_ids = self.table.high_water();
+        s
     }
 }

@@ -2,12 +2,13 @@
 //! MVCC layer calls (install a version, read as of a timestamp, newest ts).
 
 use bytes::Bytes;
-use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
+use crossbeam_epoch::{self as epoch, Guard};
 use smallvec::SmallVec;
 
-use super::delta::{destroy_chain, owned, Body, Node, Payload};
+use super::base::{LeafBase, PageRange};
+use super::chain::{Chain, Delta, Node};
+use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::{MappingTable, Pid};
-use super::node::{LeafBase, PageRange};
 use super::search::{leaf_find, route, Target};
 use super::stats::Counters;
 use crate::sync::{AtomicU64, Backoff, Ordering};
@@ -119,21 +120,13 @@ impl Default for Tree {
     }
 }
 
-#[inline]
-pub(crate) fn deref<'g>(s: Shared<'g, Node>) -> Option<&'g Node> {
-    // SAFETY: every `Shared` handed around here was loaded from the mapping
-    // table (or installed by us) under the guard `'g`; nodes are retired only
-    // through that guard's epoch, so they outlive it.
-    unsafe { s.as_ref() }
-}
-
 /// `a < b` for upper fences, where `None` is plus infinity.
 #[inline]
 pub(crate) fn high_lt(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
     match (a, b) {
         (_, None) => a.is_some(),
         (None, Some(_)) => false,
-        (Some(a), Some(b)) => super::node::key_lt(a, b),
+        (Some(a), Some(b)) => super::keys::key_lt(a, b),
     }
 }
 
@@ -168,8 +161,7 @@ impl Tree {
         let root = table.alloc(&guard);
         table.store_new(
             root,
-            Owned::new(Node::base(Body::Leaf(LeafBase::empty(PageRange::full())))),
-            &guard,
+            Chain::base(Node::base(Body::Leaf(LeafBase::empty(PageRange::full())))),
         );
         Ok(Tree {
             table,
@@ -209,7 +201,7 @@ impl Tree {
             // a sibling link or from the root, so there is nothing to compare).
             let mut parent_hi: Option<(Option<&'g [u8]>, u64)> = None;
             loop {
-                let Some(head) = deref(self.table.load(pid, guard)) else {
+                let Some(head) = self.table.load(pid, guard) else {
                     // Unlinked under us (merge or root shrink): start again.
                     backoff.snooze();
                     continue 'restart;
@@ -218,12 +210,9 @@ impl Tree {
                     backoff.snooze();
                     continue 'restart;
                 }
-                if let (true, Body::RemoveNode { itd }) = (head.is_frozen(), &head.body) {
-                    // SAFETY: an unfinished merge's record lives in the
-                    // parent's chain, which is not consolidated before the
-                    // merge is done; we are pinned since loading `head`.
-                    match unsafe { itd.as_ref() } {
-                        Some(itd) => self.complete_merge(itd, guard),
+                if let (true, Body::RemoveNode { merge }) = (head.is_frozen(), &head.body) {
+                    match merge {
+                        Some(merge) => self.complete_merge(merge, guard),
                         None => self.finish_root_shrink(pid, head, guard),
                     }
                     continue 'restart;
@@ -249,10 +238,10 @@ impl Tree {
                 if head.chain_len >= self.cfg.inner_chain {
                     self.consolidate(pid, head, path, guard);
                 }
-                let r = route(head, t);
+                let down = route(head, t);
                 path.push(Step { pid, head });
-                pid = r.child;
-                parent_hi = Some((r.hi, r.hi_head));
+                pid = down.child;
+                parent_hi = Some((down.hi, down.hi_head));
             }
         }
     }
@@ -283,17 +272,15 @@ impl Tree {
         }
         let guard = epoch::pin();
         let mut path = Path::new();
-        let mut delta = owned(Node::unlinked(Body::Version { ts, kv }));
+        let mut delta = Delta::new(Body::Version { ts, kv });
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
-            let (pid, head) = match &delta.body {
+            let (pid, head) = match delta.body() {
                 Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path),
                 _ => unreachable!("install() builds a version delta"),
             };
-            delta.relink(head);
-            match self.table.cas(pid, Shared::from(head as *const Node), delta, &guard) {
+            match self.table.install(pid, head, delta, &guard) {
                 Ok(new) => {
-                    let new = deref(new).expect("just installed");
                     if new.chain_len >= self.cfg.leaf_chain {
                         // Deferred only up to twice the threshold, so that a
                         // large transaction still consolidates (and splits) as
@@ -349,7 +336,7 @@ impl Tree {
     pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) -> bool {
         let vlen = value.map_or(0, |v| v.len());
         loop {
-            let kv = if key.len() + vlen <= super::delta::INLINE_KV {
+            let kv = if key.len() + vlen <= INLINE_KV {
                 Payload::copy(key, value.map(|v| &v[..]))
             } else {
                 Payload::Shared {
@@ -395,14 +382,12 @@ impl Tree {
         guard: &'g Guard,
     ) -> bool {
         let vlen = value.map_or(0, |v| v.len());
-        if key.len() + vlen <= super::delta::INLINE_KV && !head.is_frozen() {
-            let mut delta = owned(Node::unlinked(Body::Version {
+        if key.len() + vlen <= INLINE_KV && !head.is_frozen() {
+            let delta = Delta::new(Body::Version {
                 ts,
                 kv: Payload::copy(key, value.map(|v| &v[..])),
-            }));
-            delta.relink(head);
-            if let Ok(new) = self.table.cas(pid, Shared::from(head as *const Node), delta, guard) {
-                let new = deref(new).expect("just installed");
+            });
+            if let Ok(new) = self.table.install(pid, head, delta, guard) {
                 return new.chain_len >= self.cfg.leaf_chain;
             }
         }
@@ -485,7 +470,7 @@ impl Tree {
                     break;
                 }
                 self.consolidate(pid, head, &path, &guard);
-                match deref(self.table.load(pid, &guard)) {
+                match self.table.load(pid, &guard) {
                     Some(h) if h.leaf => head = h,
                     _ => break,
                 }
@@ -493,7 +478,7 @@ impl Tree {
             for i in (0..path.len()).rev() {
                 let step = path[i];
                 if underfull(step.head, self.cfg.inner_min) {
-                    if let Some(h) = deref(self.table.load(step.pid, &guard)) {
+                    if let Some(h) = self.table.load(step.pid, &guard) {
                         self.consolidate(step.pid, h, &path[..i], &guard);
                     }
                 }
@@ -504,16 +489,5 @@ impl Tree {
             }
         }
         self.stats.versions_dropped.load(Ordering::Relaxed) - before
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        self.table.for_each_head(|_, head| {
-            // SAFETY: `&mut self`: no thread can reach any page any more; each
-            // live chain is owned by exactly one slot (retired chains were
-            // unlinked first and are freed by their deferred destructors).
-            unsafe { destroy_chain(head) }
-        });
     }
 }

@@ -18,12 +18,17 @@ pub struct Poison;
 // SAFETY: forwards to `System`; only writes inside the block being freed.
 unsafe impl GlobalAlloc for Poison {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed through.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `layout` (the caller's
+        // contract), so its `layout.size()` bytes are ours to overwrite
+        // before they go back.
         unsafe {
             std::ptr::write_bytes(ptr, 0xA5, layout.size());
             System.dealloc(ptr, layout)

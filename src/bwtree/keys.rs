@@ -1,21 +1,16 @@
-//! Base pages: the consolidated form of a page, in contiguous arrays.
+//! Key order and sorted key arrays.
 //!
-//! Layout (see `design/bwtree.md`):
-//! - [`KeyArray`]: the keys' common prefix is stored once (as the first key's
-//!   first `plen` bytes, the first 16 of them also inline) and `heads[i]` is
-//!   the next 8 bytes of key `i`, big-endian and zero-padded, so most
-//!   comparisons in a binary search are one `u64` compare; offsets delimit
-//!   each key's bytes inside one shared `Bytes` blob, so a cursor hands out
-//!   keys as zero-copy slices.
-//! - [`LeafBase`]: per key, its versions newest first (`vstart[i]..vstart[i+1]`
-//!   into `vers`; `vstart` is empty when every key has exactly one version); small values live in the page's `vals` blob, large ones as
-//!   their own `Bytes` in `big` so consolidation never copies them.
-//! - [`InnerBase`]: separators and child page ids; child `i` covers
-//!   `[sep(i), sep(i+1))`, `child0` covers `[low, sep(0))`.
+//! - Key order: [`key_cmp`] and friends compare byte strings 8 bytes at a
+//!   time, deciding most comparisons on the keys' heads ([`head_of`]: the
+//!   first 8 bytes as a big-endian integer) without a call into `memcmp`.
+//! - [`KeyArray`]: the keys of a base page. Their common prefix is stored once
+//!   (as the first key's first `prefix_len` bytes, the first 16 of them also
+//!   inline) and `heads[i]` is the next 8 bytes of key `i`, big-endian and
+//!   zero-padded, so most comparisons in a binary search are one `u64`
+//!   compare; offsets delimit each key's bytes inside one shared `Bytes`
+//!   blob, so a cursor hands out keys as zero-copy slices.
 
 use bytes::Bytes;
-
-use super::mapping_table::{Pid, NO_PID};
 
 /// First 8 bytes of a key as a big-endian integer (zero padded).
 #[inline]
@@ -54,9 +49,9 @@ pub(crate) fn bytes_cmp(mut a: &[u8], mut b: &[u8]) -> std::cmp::Ordering {
 /// of the other, so the lengths decide; otherwise the tails do.
 #[inline]
 pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let (ha, hb) = (head_of(a), head_of(b));
-    if ha != hb {
-        return ha.cmp(&hb);
+    let (head_a, head_b) = (head_of(a), head_of(b));
+    if head_a != head_b {
+        return head_a.cmp(&head_b);
     }
     if a.len() <= 8 || b.len() <= 8 {
         return a.len().cmp(&b.len());
@@ -76,33 +71,8 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && head_of(a) == head_of(b) && (a.len() <= 8 || bytes_cmp(&a[8..], &b[8..]).is_eq())
 }
 
-/// A page's key range `[low, high)` and its right sibling (B-link).
-/// `low == None` is minus infinity, `high == None` plus infinity. Nodes cache
-/// the fences' heads and lengths in their header (see `delta::Node`).
-#[derive(Clone, Debug)]
-pub(crate) struct PageRange {
-    pub(crate) low: Option<Bytes>,
-    pub(crate) high: Option<Bytes>,
-    pub(crate) sibling: Pid,
-}
-
-impl PageRange {
-    pub(crate) fn new(low: Option<Bytes>, high: Option<Bytes>, sibling: Pid) -> Self {
-        PageRange { low, high, sibling }
-    }
-    pub(crate) fn full() -> Self {
-        Self::new(None, None, NO_PID)
-    }
-    pub(crate) fn low(&self) -> Option<&[u8]> {
-        self.low.as_deref()
-    }
-    pub(crate) fn high(&self) -> Option<&[u8]> {
-        self.high.as_deref()
-    }
-}
-
 /// Sorted keys in one blob with fixed-width heads, prefix-truncated: every
-/// key starts with the same `plen` bytes (the first key's), and `heads[i]` is
+/// key starts with the same `prefix_len` bytes (the first key's), and `heads[i]` is
 /// the head of key `i` *after* that prefix. Keys like `user000000123456`
 /// share their first 8 bytes across a whole tree, so untruncated heads would
 /// all tie and every comparison would fall through to `memcmp`.
@@ -110,13 +80,13 @@ impl PageRange {
 pub(crate) struct KeyArray {
     /// Keys in the array.
     n: u32,
-    plen: u32,
+    prefix_len: u32,
     /// The prefix's first [`PRE_INLINE`] bytes, kept with the array itself:
     /// checking a probe against the prefix then touches no key bytes (a
     /// cache miss on the blob was half of a point lookup's leaf search).
-    pre: [u8; PRE_INLINE],
+    prefix_inline: [u8; PRE_INLINE],
     /// The `n` heads, then the `n + 1` key offsets into `bytes`, two to a
-    /// word (one allocation: the array stays 72 bytes with `pre` inline, so
+    /// word (one allocation: the array stays 72 bytes with `prefix_inline` inline, so
     /// a leaf base still fits the 320-byte node).
     words: Box<[u64]>,
     bytes: Bytes,
@@ -148,17 +118,17 @@ impl KeyArray {
     /// before the prefix, `len()` if after.
     #[inline]
     fn suffix<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], usize> {
-        let p = self.plen as usize;
+        let p = self.prefix_len as usize;
         if p == 0 {
             return Ok(key);
         }
         // A probe shorter than the prefix that matches it sorts first.
         let k = &key[..p.min(key.len())];
         let ord = if p <= PRE_INLINE {
-            bytes_cmp(k, &self.pre[..p])
+            bytes_cmp(k, &self.prefix_inline[..p])
         } else {
             let n = PRE_INLINE.min(k.len());
-            bytes_cmp(&k[..n], &self.pre[..n]).then_with(|| bytes_cmp(k, &self.bytes[..p]))
+            bytes_cmp(&k[..n], &self.prefix_inline[..n]).then_with(|| bytes_cmp(k, &self.bytes[..p]))
         };
         match ord {
             std::cmp::Ordering::Equal if key.len() >= p => Ok(&key[p..]),
@@ -172,7 +142,7 @@ impl KeyArray {
     /// [`key_cmp`]) without reading key bytes.
     #[inline]
     fn cmp_same_head(&self, i: usize, s: &[u8]) -> std::cmp::Ordering {
-        let p = self.plen as usize;
+        let p = self.prefix_len as usize;
         let len = self.key_len(i) - p;
         if len <= 8 || s.len() <= 8 {
             return len.cmp(&s.len());
@@ -247,7 +217,7 @@ impl KeyArray {
     /// `head_of(key(i))`: the untruncated head (fences cache it).
     #[inline]
     pub(crate) fn full_head(&self, i: usize) -> u64 {
-        if self.plen == 0 {
+        if self.prefix_len == 0 {
             self.heads()[i]
         } else {
             head_of(self.key(i))
@@ -353,263 +323,29 @@ impl KeyArrayBuilder {
         }
         let n = self.offs.len() - 1;
         let key = |i: usize| &self.bytes[self.offs[i] as usize..self.offs[i + 1] as usize];
-        let plen = if n < 2 {
+        let prefix_len = if n < 2 {
             0
         } else {
             let (a, b) = (key(0), key(n - 1));
             a.iter().zip(b).take_while(|(x, y)| x == y).count()
         };
         let mut words = Vec::with_capacity(n + n.div_ceil(2) + 1);
-        words.extend((0..n).map(|i| head_of(&key(i)[plen..])));
+        words.extend((0..n).map(|i| head_of(&key(i)[prefix_len..])));
         words.extend(
             self.offs
                 .chunks(2)
                 .map(|c| c[0] as u64 | (c.get(1).copied().unwrap_or(0) as u64) << 32),
         );
-        let mut pre = [0u8; PRE_INLINE];
-        let m = plen.min(PRE_INLINE);
-        pre[..m].copy_from_slice(&self.bytes[..m]);
+        let mut prefix_inline = [0u8; PRE_INLINE];
+        let m = prefix_len.min(PRE_INLINE);
+        prefix_inline[..m].copy_from_slice(&self.bytes[..m]);
         KeyArray {
             n: u32::try_from(n).expect("a page holds fewer than 2^32 keys"),
-            plen: plen as u32,
-            pre,
+            prefix_len: prefix_len as u32,
+            prefix_inline,
             words: words.into_boxed_slice(),
             bytes: Bytes::from(self.bytes),
         }
-    }
-}
-
-/// Marker in [`Ver::len`]: the version is a tombstone.
-pub(crate) const TOMBSTONE: u32 = u32::MAX;
-/// Flag in [`Ver::len`]: the value is `big[off]`, not a slice of `vals`.
-pub(crate) const BIG: u32 = 1 << 31;
-/// Values longer than this are kept as their own `Bytes` instead of being
-/// copied into the page blob at each consolidation.
-pub(crate) const INLINE_MAX: usize = 256;
-
-/// One version in a leaf base: commit timestamp and where its value lives.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ver {
-    pub(crate) ts: u64,
-    pub(crate) off: u32,
-    pub(crate) len: u32,
-}
-
-/// A consolidated leaf page.
-#[derive(Debug)]
-pub(crate) struct LeafBase {
-    pub(crate) range: PageRange,
-    /// The GC watermark this page was built with (0: none). A sweep skips
-    /// pages built with its own watermark or a higher one: nothing more to drop.
-    pub(crate) gc_wm: u64,
-    pub(crate) keys: KeyArray,
-    vstart: Box<[u32]>,
-    vers: Box<[Ver]>,
-    vals: Bytes,
-    big: Box<[Bytes]>,
-}
-
-impl LeafBase {
-    pub(crate) fn empty(range: PageRange) -> Self {
-        LeafBuilder::new(0).finish(range)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Versions of entry `i`, newest first.
-    #[inline]
-    pub(crate) fn versions(&self, i: usize) -> &[Ver] {
-        if self.vstart.is_empty() {
-            // Every key has exactly one version: `vers` is indexed by key.
-            return std::slice::from_ref(&self.vers[i]);
-        }
-        &self.vers[self.vstart[i] as usize..self.vstart[i + 1] as usize]
-    }
-
-    /// Bytes of the values kept inline in the page blob.
-    pub(crate) fn inline_value_bytes(&self) -> usize {
-        self.vals.len()
-    }
-
-    pub(crate) fn has_tombstone(&self) -> bool {
-        self.vers.iter().any(|v| v.len == TOMBSTONE)
-    }
-
-    /// Estimated bytes of the page, as consolidation estimates a view's.
-    pub(crate) fn byte_size(&self) -> usize {
-        self.keys.bytes.len() + self.len() * 16 + self.vers.len() * 16 + self.vals.len()
-    }
-
-    /// Does every key hold exactly one version?
-    pub(crate) fn single_version(&self) -> bool {
-        self.vstart.is_empty()
-    }
-
-    pub(crate) fn version_count(&self) -> usize {
-        self.vers.len()
-    }
-
-    /// The value of a version, `None` for a tombstone. Zero-copy.
-    #[inline]
-    pub(crate) fn value(&self, v: &Ver) -> Option<Bytes> {
-        match v.len {
-            TOMBSTONE => None,
-            l if l & BIG != 0 => Some(self.big[v.off as usize].clone()),
-            l => Some(self.vals.slice(v.off as usize..(v.off + l) as usize)),
-        }
-    }
-
-    /// The value bytes of a version, borrowed.
-    #[inline]
-    pub(crate) fn value_ref(&self, v: &Ver) -> ValRef<'_> {
-        match v.len {
-            TOMBSTONE => ValRef::Tomb,
-            l if l & BIG != 0 => ValRef::Shared(&self.big[v.off as usize]),
-            l => ValRef::Inline(&self.vals[v.off as usize..(v.off + l) as usize]),
-        }
-    }
-}
-
-/// A borrowed value during consolidation.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum ValRef<'a> {
-    Tomb,
-    Inline(&'a [u8]),
-    Shared(&'a Bytes),
-}
-
-/// Builds a [`LeafBase`] from entries pushed in key order, versions newest first.
-pub(crate) struct LeafBuilder {
-    keys: KeyArrayBuilder,
-    vstart: Vec<u32>,
-    vers: Vec<Ver>,
-    vals: Vec<u8>,
-    big: Vec<Bytes>,
-}
-
-impl LeafBuilder {
-    pub(crate) fn new(n: usize) -> Self {
-        Self::with_capacity(n, n * 8, n, n * 8)
-    }
-
-    /// A builder sized for `n` keys of `key_bytes` in all, `vers` versions
-    /// and `val_bytes` of inline values: consolidation knows these, and
-    /// growing the arrays as it goes cost a tenth of a YCSB-A profile in
-    /// `realloc`.
-    pub(crate) fn with_capacity(n: usize, key_bytes: usize, vers: usize, val_bytes: usize) -> Self {
-        let mut vstart = Vec::with_capacity(n + 1);
-        vstart.push(0);
-        LeafBuilder {
-            keys: KeyArrayBuilder::with_capacity(n, key_bytes),
-            vstart,
-            vers: Vec::with_capacity(vers),
-            vals: Vec::with_capacity(val_bytes),
-            big: Vec::new(),
-        }
-    }
-
-    pub(crate) fn push_key(&mut self, key: &[u8]) {
-        self.keys.push(key);
-    }
-
-    pub(crate) fn push_version(&mut self, ts: u64, v: ValRef<'_>) {
-        let ver = match v {
-            ValRef::Tomb => Ver {
-                ts,
-                off: 0,
-                len: TOMBSTONE,
-            },
-            ValRef::Shared(b) if b.len() > INLINE_MAX => {
-                self.big.push(b.clone());
-                Ver {
-                    ts,
-                    off: (self.big.len() - 1) as u32,
-                    len: BIG | b.len() as u32,
-                }
-            }
-            ValRef::Shared(b) => self.inline(ts, b),
-            ValRef::Inline(b) if b.len() > INLINE_MAX => {
-                self.big.push(Bytes::copy_from_slice(b));
-                Ver {
-                    ts,
-                    off: (self.big.len() - 1) as u32,
-                    len: BIG | b.len() as u32,
-                }
-            }
-            ValRef::Inline(b) => self.inline(ts, b),
-        };
-        self.vers.push(ver);
-    }
-
-    fn inline(&mut self, ts: u64, b: &[u8]) -> Ver {
-        let off = self.vals.len() as u32;
-        self.vals.extend_from_slice(b);
-        Ver {
-            ts,
-            off,
-            len: b.len() as u32,
-        }
-    }
-
-    /// Copy entry `i` of a single-version base page (key and version).
-    #[inline]
-    pub(crate) fn push_base_entry(&mut self, base: &LeafBase, i: usize) {
-        self.keys.push(base.keys.key(i));
-        let v = base.vers[i];
-        self.push_version(v.ts, base.value_ref(&v));
-        self.end_key();
-    }
-
-    /// Close the entry whose key was pushed last.
-    pub(crate) fn end_key(&mut self) {
-        self.vstart.push(self.vers.len() as u32);
-    }
-
-    pub(crate) fn finish(self, range: PageRange) -> LeafBase {
-        LeafBase {
-            range,
-            gc_wm: 0,
-            keys: self.keys.finish(),
-            // One version per key (the common case): no version index.
-            vstart: if self.vers.len() == self.vstart.len() - 1 {
-                Box::default()
-            } else {
-                self.vstart.into_boxed_slice()
-            },
-            vers: self.vers.into_boxed_slice(),
-            vals: Bytes::from(self.vals),
-            big: self.big.into_boxed_slice(),
-        }
-    }
-}
-
-/// A consolidated inner page.
-#[derive(Debug)]
-pub(crate) struct InnerBase {
-    pub(crate) range: PageRange,
-    pub(crate) child0: Pid,
-    pub(crate) seps: KeyArray,
-    pub(crate) children: Box<[Pid]>,
-}
-
-impl InnerBase {
-    pub(crate) fn new(range: PageRange, child0: Pid, entries: &[(&[u8], Pid)]) -> Self {
-        let mut kb = KeyArrayBuilder::with_capacity(entries.len(), entries.len() * 8);
-        for (k, _) in entries {
-            kb.push(k);
-        }
-        InnerBase {
-            range,
-            child0,
-            seps: kb.finish(),
-            children: entries.iter().map(|e| e.1).collect(),
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.seps.len()
     }
 }
 

@@ -1,0 +1,285 @@
+//! Node memory: allocation, the unpublished-node handles, retiring and
+//! destroying chains, and the per-thread pool of node-sized blocks.
+//!
+//! Definitions
+//! - Every node of a chain is a `Box<Node>` allocation (made by [`alloc`],
+//!   perhaps in a block from the [`pool`]); crossbeam's `Owned<Node>` and
+//!   `Shared<Node>` are that box's pointer.
+//! - A [`Delta`] is one unpublished node without links; a [`Chain`] is an
+//!   unpublished chain it owns whole (a base page, or a `Split` over the new
+//!   base it owns). Neither hands out the node: only the mapping table turns
+//!   them into a published chain, through the `unsafe` functions below.
+//!
+//! Invariants (with N1-N4 of [`super::node`])
+//! - M1. A chain is freed only by [`destroy_chain`], head first, each node
+//!   exactly once: when its owner drops it unpublished ([`Chain`]'s `Drop`),
+//!   after its grace period once unlinked ([`retire_chain`]), or when the
+//!   mapping table that owns it is dropped.
+//! - M2. A pooled block is the memory of a dropped `Box<Node>` that nothing
+//!   refers to; the pool hands it out once, to [`alloc`].
+
+use crossbeam_epoch::{Guard, Owned};
+
+use super::super::base::PageRange;
+use super::super::delta::Body;
+use super::node::Node;
+
+/// A new heap node, in memory from this thread's [`pool`] when it has some.
+fn alloc(node: Node) -> Owned<Node> {
+    match pool::take() {
+        // SAFETY: `p` is an unused block of `Layout::new::<Node>()` from the
+        // global allocator (the memory of a dropped `Box<Node>`, M2), so
+        // writing a node into it makes a valid `Box<Node>`, which is what
+        // `Owned` is.
+        Some(p) => unsafe {
+            p.write(node);
+            Owned::from_raw(p)
+        },
+        None => Owned::new(node),
+    }
+}
+
+/// An unpublished delta, not linked to any chain: the mapping table links it
+/// to the head it replaces, in the same step as the CAS that publishes it.
+pub(crate) struct Delta(Owned<Node>);
+
+impl Delta {
+    /// A delta holding `body` (anything but a base page's body).
+    pub(crate) fn new(body: Body) -> Self {
+        debug_assert!(!matches!(body, Body::Leaf(_) | Body::Inner(_)), "a delta body");
+        Delta(alloc(Node::unlinked(body)))
+    }
+
+    /// What the delta records.
+    pub(crate) fn body(&self) -> &Body {
+        &self.0.body
+    }
+
+    /// The delta linked on top of `next` (N1), ready for the CAS that
+    /// replaces `next` in its slot.
+    ///
+    /// # Safety
+    /// The caller either publishes the result by a CAS that succeeds only if
+    /// the slot holds `next` (the delta then owns `next`'s chain, N2), or
+    /// passes it back to [`Delta::lost`]; it never reads the result's links
+    /// meanwhile without `next` being protected (pinned guard).
+    pub(in crate::bwtree) unsafe fn link(mut self, next: &Node) -> Owned<Node> {
+        self.0.link(next);
+        self.0
+    }
+
+    /// A linked delta whose CAS lost, unlinked again for another try.
+    pub(in crate::bwtree) fn lost(mut node: Owned<Node>) -> Self {
+        node.clear_links();
+        Delta(node)
+    }
+}
+
+/// An unpublished chain, owned whole: dropped, it frees every node.
+pub(crate) struct Chain(*mut Node);
+
+// SAFETY: a `Chain` is the unique owner of nodes no other thread can reach
+// (unpublished); `Node` is `Send`.
+unsafe impl Send for Chain {}
+
+impl Chain {
+    /// A one-node chain: a base page.
+    pub(crate) fn base(page: Node) -> Self {
+        debug_assert!(page.next().is_none() && matches!(page.body, Body::Leaf(_) | Body::Inner(_)));
+        Chain(Box::into_raw(alloc(page).into_box()))
+    }
+
+    /// `Split{range} -> left`: the left half of a split over its new base
+    /// (whose range is `range`), both owned by the chain.
+    pub(crate) fn split(range: PageRange, left: Node) -> Self {
+        let left = Box::into_raw(alloc(left).into_box());
+        let mut split = alloc(Node::unlinked(Body::Split { range }));
+        // SAFETY: `left` was just boxed and is owned by no one else; the
+        // chain now owns it through `split` (N2), and frees it with `split`.
+        split.link(unsafe { &*left });
+        Chain(Box::into_raw(split.into_box()))
+    }
+
+    /// The head, for the CAS that publishes the chain.
+    ///
+    /// # Safety
+    /// On a successful CAS the slot owns the chain; on a lost one the caller
+    /// takes it back with [`Chain::from_owned`].
+    pub(in crate::bwtree) unsafe fn into_owned(self) -> Owned<Node> {
+        let p = std::mem::ManuallyDrop::new(self).0;
+        // SAFETY: `p` came from `Box::into_raw` in a constructor, and `self`
+        // gives up ownership without dropping.
+        unsafe { Owned::from_raw(p) }
+    }
+
+    /// Take back a chain whose publication failed.
+    ///
+    /// # Safety
+    /// `head` heads a whole chain that no thread can reach and nothing else
+    /// owns (N2, M1).
+    pub(in crate::bwtree) unsafe fn from_owned(head: Owned<Node>) -> Self {
+        Chain(Box::into_raw(head.into_box()))
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        // SAFETY: the chain is unpublished and owned by `self` (type invariant).
+        unsafe { destroy_chain(self.0) }
+    }
+}
+
+/// A raw chain pointer that may cross threads inside a deferred destructor.
+struct ChainPtr(*mut Node);
+// SAFETY: the chain is unreachable when the pointer is handed to the collector;
+// only the deferred destructor, run once, touches it.
+unsafe impl Send for ChainPtr {}
+
+/// Free an unlinked chain after every thread pinned now has unpinned.
+///
+/// # Safety
+/// `head` was just unlinked from its slot by the caller's CAS: no slot and no
+/// node owns it any more (M1), so after the grace period nobody can reach it.
+pub(in crate::bwtree) unsafe fn retire_chain(head: &Node, guard: &Guard) {
+    let p = ChainPtr(head as *const Node as *mut Node);
+    // SAFETY: by the contract, the chain is unreachable for threads that pin
+    // from now on; the collector runs the destructor once, after every thread
+    // pinned now has unpinned.
+    unsafe {
+        guard.defer_unchecked(move || {
+            let p = p;
+            destroy_chain(p.0)
+        })
+    }
+}
+
+/// Free a whole chain, newest node first. Node memory goes back to this
+/// thread's [`pool`] (while it has room) rather than to the allocator.
+///
+/// # Safety
+/// `head` must be null or the unique owner of a chain that no thread can
+/// reach any more (unlinked and past its grace period, or never published).
+pub(in crate::bwtree) unsafe fn destroy_chain(head: *mut Node) {
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: by the contract, each node of the chain is owned here and
+        // was allocated as a `Box<Node>` (through `alloc`); we read `next`
+        // before dropping the node in place, then release its memory exactly
+        // once.
+        unsafe {
+            let next = (*p).next_ptr() as *mut Node;
+            std::ptr::drop_in_place(p);
+            pool::release(p);
+            p = next;
+        }
+    }
+}
+
+/// Per-thread caches of node-sized memory blocks.
+///
+/// Every write allocates a node and every consolidation frees a chain of
+/// them, usually on another thread (whichever runs the deferred destructor).
+/// With glibc's allocator those cross-thread frees contend on arena locks and
+/// kept two writer threads slower than one. Recycling the blocks within the
+/// thread that frees them removes that traffic. Bounded, so a thread holds at
+/// most `CAP` idle blocks; they are returned to the allocator at thread exit.
+mod pool {
+    use super::Node;
+    use std::alloc::{dealloc, Layout};
+
+    #[cfg(not(loom))]
+    mod imp {
+        use super::*;
+        use std::cell::RefCell;
+
+        const CAP: usize = 256;
+
+        struct Pool(Vec<*mut Node>);
+
+        impl Drop for Pool {
+            fn drop(&mut self) {
+                for p in self.0.drain(..) {
+                    // SAFETY: each block came from a `Box<Node>` and is unused (M2).
+                    unsafe { dealloc(p.cast(), Layout::new::<Node>()) }
+                }
+            }
+        }
+
+        thread_local! {
+            static POOL: RefCell<Pool> = const { RefCell::new(Pool(Vec::new())) };
+        }
+
+        pub(crate) fn take() -> Option<*mut Node> {
+            POOL.try_with(|p| p.borrow_mut().0.pop()).ok().flatten()
+        }
+
+        /// Keep `p` for reuse; false if the pool is full or gone (thread exit).
+        pub(crate) fn keep(p: *mut Node) -> bool {
+            POOL.try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.0.len() < CAP {
+                    if pool.0.capacity() == 0 {
+                        pool.0.reserve_exact(CAP);
+                    }
+                    pool.0.push(p);
+                    true
+                } else {
+                    false
+                }
+            })
+            .unwrap_or(false)
+        }
+    }
+
+    // Under loom every model thread shares one OS thread: no pooling.
+    #[cfg(loom)]
+    mod imp {
+        use super::*;
+        pub(crate) fn take() -> Option<*mut Node> {
+            None
+        }
+        pub(crate) fn keep(_: *mut Node) -> bool {
+            false
+        }
+    }
+
+    pub(crate) use imp::take;
+
+    /// Return the memory of a node already dropped in place.
+    ///
+    /// # Safety
+    /// `p` was allocated as a `Box<Node>`, its node has been dropped, and
+    /// nothing refers to it.
+    pub(crate) unsafe fn release(p: *mut Node) {
+        if !imp::keep(p) {
+            // SAFETY: by the contract, a `Box<Node>` allocation nobody uses.
+            unsafe { dealloc(p.cast(), Layout::new::<Node>()) }
+        }
+    }
+}
+
+/// Live-node accounting for leak tests (feature `leak-check`).
+#[cfg(feature = "leak-check")]
+pub(crate) mod counter {
+    use std::sync::atomic::{AtomicIsize, Ordering};
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    pub(crate) fn alloc() {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn free() {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Nodes (deltas and pages) allocated and not yet freed, process-wide.
+    pub fn live_nodes() -> isize {
+        LIVE.load(Ordering::Relaxed)
+    }
+}
+
+/// Live-node accounting: nothing without the `leak-check` feature.
+#[cfg(not(feature = "leak-check"))]
+pub(crate) mod counter {
+    #[inline(always)]
+    pub(crate) fn alloc() {}
+    #[inline(always)]
+    pub(crate) fn free() {}
+}
