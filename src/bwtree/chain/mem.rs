@@ -283,3 +283,45 @@ pub(crate) mod counter {
     #[inline(always)]
     pub(crate) fn free() {}
 }
+
+// SAFETY: a published node is immutable but for atomics (N3); its raw links
+// point to older nodes of the same chain, which it owns and which are freed
+// together with it (N2), so moving it to another thread moves nothing shared.
+unsafe impl Send for Node {}
+// SAFETY: as above; shared access only reads, through `&Node` (N3).
+unsafe impl Sync for Node {}
+
+/// Reading a node's raw links: the only dereferences of them.
+impl Node {
+    /// The range an older node of this chain holds (`range()` for a delta
+    /// that does not define its own).
+    #[inline]
+    pub(super) fn linked_range(&self) -> &PageRange {
+        assert!(!self.range.is_null(), "range() on an unlinked delta");
+        // SAFETY: non-null, so set by `link` to a range inside an older node
+        // of this chain, which lives at least as long as this node (N2:
+        // chains are freed whole).
+        unsafe { &*self.range }
+    }
+
+    /// The next older node.
+    #[inline]
+    pub(crate) fn next(&self) -> Option<&Node> {
+        // SAFETY: `next` is null or an older node of the same chain, freed
+        // together with (never before) this node (N2).
+        unsafe { self.next.as_ref() }
+    }
+
+    /// For a lookup of a key whose [`key_bit`] is `bit`: the first older node
+    /// that is not a version delta, if no version delta from this node down
+    /// to it can hold the key; `None` if this node must be checked.
+    #[inline]
+    pub(crate) fn skip_versions(&self, bit: u64) -> Option<&Node> {
+        if self.key_filter & bit != 0 {
+            return None;
+        }
+        // SAFETY: `skip` is null or an older node of the same chain (set by
+        // `link` from `next`'s own links), freed together with this node (N2).
+        unsafe { self.skip.as_ref() }
+    }
+}

@@ -1,4 +1,5 @@
-//! A node of a delta chain: its header caches and its raw links.
+//! A node of a delta chain: its header caches and its raw links (which are
+//! read only in `mem`, the one file of `chain` with unsafe code).
 //!
 //! A page is the chain reachable from its mapping-table slot: newest delta
 //! first, a base page last. Every node caches what a search needs so it does
@@ -59,16 +60,16 @@ use super::mem::counter;
 pub(crate) struct Node {
     /// The next older node; null for a base page. Owned by this node once it
     /// is published (N2).
-    next: *const Node,
+    pub(super) next: *const Node,
     /// Range of the page as of this node, for deltas that do not change it:
     /// points into an older node of the same chain.
-    range: *const PageRange,
+    pub(super) range: *const PageRange,
     /// Version deltas only: the first older node that is not a version
     /// delta; `key_filter` is the union of the [`key_bit`]s of every version
     /// delta from this node down to it. A lookup whose bit is clear jumps
     /// straight to `skip`.
-    skip: *const Node,
-    key_filter: u64,
+    pub(super) skip: *const Node,
+    pub(super) key_filter: u64,
     /// Heads (first 8 bytes, big-endian) and lengths of the range's fences.
     low_head: u64,
     high_head: u64,
@@ -93,13 +94,6 @@ pub(crate) struct Node {
     high_head2: u64,
     pub(crate) body: Body,
 }
-
-// SAFETY: a published node is immutable but for atomics (N3); its raw links
-// point to older nodes of the same chain, which it owns and which are freed
-// together with it (N2), so moving it to another thread moves nothing shared.
-unsafe impl Send for Node {}
-// SAFETY: as above; shared access only reads, through `&Node` (N3).
-unsafe impl Sync for Node {}
 
 impl Node {
     /// A base page.
@@ -205,35 +199,8 @@ impl Node {
             Body::Leaf(b) => &b.range,
             Body::Inner(b) => &b.range,
             Body::Split { range } | Body::NodeMerge { range, .. } => range,
-            _ => {
-                assert!(!self.range.is_null(), "range() on an unlinked delta");
-                // SAFETY: non-null, so set by `link` to a range inside an older
-                // node of this chain, which lives at least as long as this
-                // node (N2: chains are freed whole).
-                unsafe { &*self.range }
-            }
+            _ => self.linked_range(),
         }
-    }
-
-    /// The next older node.
-    #[inline]
-    pub(crate) fn next(&self) -> Option<&Node> {
-        // SAFETY: `next` is null or an older node of the same chain, freed
-        // together with (never before) this node (N2).
-        unsafe { self.next.as_ref() }
-    }
-
-    /// For a lookup of a key whose [`key_bit`] is `bit`: the first older node
-    /// that is not a version delta, if no version delta from this node down
-    /// to it can hold the key; `None` if this node must be checked.
-    #[inline]
-    pub(crate) fn skip_versions(&self, bit: u64) -> Option<&Node> {
-        if self.key_filter & bit != 0 {
-            return None;
-        }
-        // SAFETY: `skip` is null or an older node of the same chain (set by
-        // `link` from `next`'s own links), freed together with this node (N2).
-        unsafe { self.skip.as_ref() }
     }
 
     /// Is the page frozen (being removed)?
