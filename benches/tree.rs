@@ -24,8 +24,6 @@
 //! cargo bench --bench tree -- --test               # smoke test (10,000 keys)
 //! ```
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,14 +32,21 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bwtx::tree::Tree;
+use bwtx_kit::alloc::{Counting, COUNTING, LIVE};
+use bwtx_kit::env;
+use bwtx_kit::machine::loadavg;
+use bwtx_kit::par::{par, value_of};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_skiplist::SkipMap;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use support::{par, value_of, COUNTING, LIVE};
 
+// Every benchmark runs on the counting allocator (off while timing: one
+// relaxed load per allocation).
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 // ---------------------------------------------------------------------------
 // Engines.
 
@@ -414,18 +419,6 @@ fn summary(w: &Workload) {
 
 // ---------------------------------------------------------------------------
 
-/// The 1-minute load average (Linux), to flag runs on a busy machine.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).map_or(true, |v| v != "0")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |a: &str| args.iter().any(|x| x == a);
@@ -442,15 +435,7 @@ fn main() {
         return;
     }
     let test_mode = has("--test");
-    let n = match std::env::var("BWTX_BENCH_KEYS") {
-        Ok(s) => s
-            .trim()
-            .replace('_', "")
-            .parse()
-            .expect("BWTX_BENCH_KEYS must be a number"),
-        Err(_) if test_mode => 10_000,
-        Err(_) => 1_000_000,
-    };
+    let n: usize = env::number("BWTX_BENCH_KEYS").unwrap_or(if test_mode { 10_000 } else { 1_000_000 });
     assert!(n > 0, "BWTX_BENCH_KEYS must be positive");
     let w = Workload::new(n);
     println!("bwtx bench: {n} keys; load average at start {}", loadavg());
@@ -475,11 +460,11 @@ fn main() {
     check(&l.skip, &w);
     check(&l.locked, &w);
 
-    if env_flag("BWTX_BENCH_CRITERION") {
+    if env::flag("BWTX_BENCH_CRITERION") {
         criterion_part(&w, &l);
     }
     drop(l);
-    if env_flag("BWTX_BENCH_SUMMARY") {
+    if env::flag("BWTX_BENCH_SUMMARY") {
         summary(&w);
     }
 }
