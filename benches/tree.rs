@@ -35,7 +35,7 @@ use bwtx::tree::Tree;
 use bwtx_kit::alloc::{Counting, COUNTING, LIVE};
 use bwtx_kit::env;
 use bwtx_kit::machine::loadavg;
-use bwtx_kit::par::{par, value_of};
+use bwtx_kit::par::{cyclic, par, value_of};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_skiplist::SkipMap;
@@ -169,19 +169,6 @@ impl Workload {
         let mut probes = keys.clone();
         probes.shuffle(&mut rng);
         Workload { keys, probes }
-    }
-}
-
-/// `f(v[i])` for `count` consecutive indices from `start`, wrapping around.
-#[inline]
-fn cyclic(v: &[u64], start: usize, count: usize, mut f: impl FnMut(u64)) {
-    let mut i = start % v.len();
-    for _ in 0..count {
-        f(v[i]);
-        i += 1;
-        if i == v.len() {
-            i = 0;
-        }
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bwtx::Db;
-use bwtx_kit::par::par;
+use bwtx_kit::par::{cyclic, par};
 
 use crate::engines::{raw, Engine, Locked, Skip, Subject};
-use crate::workload::{cyclic, ten, Workload};
+use crate::workload::{ten, Workload};
 
 /// How long a pass took: wall-clock time, and the on-CPU time of its worker
 /// threads added up (which a busy machine disturbs far less).

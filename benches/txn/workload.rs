@@ -62,19 +62,6 @@ impl Workload {
     }
 }
 
-/// `f(v[i])` for `count` consecutive indices from `start`, wrapping around.
-#[inline]
-pub(crate) fn cyclic(v: &[u64], start: usize, count: usize, mut f: impl FnMut(u64)) {
-    let mut i = start % v.len();
-    for _ in 0..count {
-        f(v[i]);
-        i += 1;
-        if i == v.len() {
-            i = 0;
-        }
-    }
-}
-
 /// The keys of read-only transaction number `txn`.
 #[inline]
 pub(crate) fn ten(probes: &[u64], txn: usize) -> &[u64] {

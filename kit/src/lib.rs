@@ -10,7 +10,8 @@
 //! - [`machine`]: the load average and the file system a path is on, printed
 //!   beside benchmark results;
 //! - [`alloc`]: a counting global allocator for heap-bytes-per-key figures;
-//! - [`par`]: the thread fan-out and value function the benchmarks measure with.
+//! - [`par`]: the thread fan-out, value function and probe walk the benchmarks
+//!   measure with.
 //!
 //! ## Why a crate, and why without bwtx
 //!

@@ -1,5 +1,5 @@
-//! The thread fan-out and the stored values of the tree and transaction
-//! benchmarks and `examples/load.rs`.
+//! The thread fan-out, the stored values and the probe walk of the tree and
+//! transaction benchmarks and `examples/load.rs`.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,4 +25,17 @@ pub fn par(threads: usize, ops: usize, f: impl Fn(usize, usize) + Sync) -> Durat
         });
     }
     start.elapsed()
+}
+
+/// `f(v[i])` for `count` consecutive indices from `start`, wrapping around.
+#[inline]
+pub fn cyclic(v: &[u64], start: usize, count: usize, mut f: impl FnMut(u64)) {
+    let mut i = start % v.len();
+    for _ in 0..count {
+        f(v[i]);
+        i += 1;
+        if i == v.len() {
+            i = 0;
+        }
+    }
 }
