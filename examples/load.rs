@@ -1,5 +1,5 @@
-//! Load a `bwtx` tree with random 8-byte keys and measure it: the main job to
-//! run until a CLI exists.
+//! Load a bare `bwtx` tree (no transactions; `bwtx bench` measures those)
+//! with random 8-byte keys and measure it.
 //!
 //! ```text
 //! cargo run --release --example load                  # 1,000,000 keys

@@ -5,9 +5,10 @@
 //! A library cannot choose a binary's allocator for it, so each benchmark or
 //! example that wants heap figures installs it itself:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: bwtx_kit::alloc::Counting = bwtx_kit::alloc::Counting;
+//! # fn main() {}
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
