@@ -33,11 +33,12 @@ use std::time::{Duration, Instant};
 
 use bwtx::tree::Tree;
 use bwtx_kit::alloc::{Counting, COUNTING, LIVE};
+use bwtx_kit::criterion_setup;
 use bwtx_kit::env;
 use bwtx_kit::machine::loadavg;
 use bwtx_kit::par::{cyclic, par, value_of};
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, BenchmarkId};
 use crossbeam_skiplist::SkipMap;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -290,14 +291,8 @@ struct Loaded {
 }
 
 fn criterion_part(w: &Workload, l: &Loaded) {
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let setup = |g: &mut BenchmarkGroup<'_, WallTime>| {
-        g.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(1));
-    };
+    let mut c = criterion_setup::short();
+    let setup = criterion_setup::flat;
 
     let mut g = c.benchmark_group("insert");
     setup(&mut g);

@@ -1,11 +1,10 @@
 //! The criterion groups: `rmw`, `ro10` and `raw10` per distribution and
 //! thread count.
 
-use std::time::Duration;
-
 use bwtx::Db;
+use bwtx_kit::criterion_setup;
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, BenchmarkId};
 
 use crate::engines::{Engine, Subject, READS};
 use crate::passes::{raw_pass, rmw_pass, ro_pass, Loaded};
@@ -51,14 +50,8 @@ pub(crate) fn bench_raw(g: &mut BenchmarkGroup<'_, WallTime>, db: &Db, probes: &
 }
 
 pub(crate) fn criterion_part(w: &Workload, l: &Loaded) {
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let setup = |g: &mut BenchmarkGroup<'_, WallTime>| {
-        g.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(1));
-    };
+    let mut c = criterion_setup::short();
+    let setup = criterion_setup::flat;
     for d in Dist::ALL {
         let p = w.probes(d);
         let mut g = c.benchmark_group(format!("rmw-{}", d.name()));

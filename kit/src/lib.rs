@@ -10,6 +10,8 @@
 //! - [`machine`]: the load average and the file system a path is on, printed
 //!   beside benchmark results;
 //! - [`alloc`]: a counting global allocator for heap-bytes-per-key figures;
+//! - `criterion_setup` (feature `criterion`): criterion as the benchmarks
+//!   set it up;
 //! - [`par`]: the thread fan-out, value function and probe walk the benchmarks
 //!   measure with.
 //!
@@ -28,6 +30,8 @@
 //! published too.
 
 pub mod alloc;
+#[cfg(feature = "criterion")]
+pub mod criterion_setup;
 pub mod env;
 pub mod machine;
 pub mod par;
