@@ -24,8 +24,6 @@
 //! cargo bench --bench tree -- --test               # smoke test (10,000 keys)
 //! ```
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,14 +32,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bwtx::tree::Tree;
+use bwtx_kit::alloc::{Counting, COUNTING, LIVE};
+use bwtx_kit::criterion_setup;
+use bwtx_kit::env;
+use bwtx_kit::machine::loadavg;
+use bwtx_kit::par::{cyclic, par, value_of};
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, BenchmarkId};
 use crossbeam_skiplist::SkipMap;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use support::{par, value_of, COUNTING, LIVE};
 
+// Every benchmark runs on the counting allocator (off while timing: one
+// relaxed load per allocation).
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 // ---------------------------------------------------------------------------
 // Engines.
 
@@ -167,19 +173,6 @@ impl Workload {
     }
 }
 
-/// `f(v[i])` for `count` consecutive indices from `start`, wrapping around.
-#[inline]
-fn cyclic(v: &[u64], start: usize, count: usize, mut f: impl FnMut(u64)) {
-    let mut i = start % v.len();
-    for _ in 0..count {
-        f(v[i]);
-        i += 1;
-        if i == v.len() {
-            i = 0;
-        }
-    }
-}
-
 fn load<E: Engine>(e: &E, keys: &[u64], threads: usize) -> Duration {
     par(threads, keys.len(), |b, end| {
         for &k in &keys[b..end] {
@@ -298,14 +291,8 @@ struct Loaded {
 }
 
 fn criterion_part(w: &Workload, l: &Loaded) {
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let setup = |g: &mut BenchmarkGroup<'_, WallTime>| {
-        g.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(1));
-    };
+    let mut c = criterion_setup::short();
+    let setup = criterion_setup::flat;
 
     let mut g = c.benchmark_group("insert");
     setup(&mut g);
@@ -414,18 +401,6 @@ fn summary(w: &Workload) {
 
 // ---------------------------------------------------------------------------
 
-/// The 1-minute load average (Linux), to flag runs on a busy machine.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).map_or(true, |v| v != "0")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |a: &str| args.iter().any(|x| x == a);
@@ -442,15 +417,7 @@ fn main() {
         return;
     }
     let test_mode = has("--test");
-    let n = match std::env::var("BWTX_BENCH_KEYS") {
-        Ok(s) => s
-            .trim()
-            .replace('_', "")
-            .parse()
-            .expect("BWTX_BENCH_KEYS must be a number"),
-        Err(_) if test_mode => 10_000,
-        Err(_) => 1_000_000,
-    };
+    let n: usize = env::number("BWTX_BENCH_KEYS").unwrap_or(if test_mode { 10_000 } else { 1_000_000 });
     assert!(n > 0, "BWTX_BENCH_KEYS must be positive");
     let w = Workload::new(n);
     println!("bwtx bench: {n} keys; load average at start {}", loadavg());
@@ -475,11 +442,11 @@ fn main() {
     check(&l.skip, &w);
     check(&l.locked, &w);
 
-    if env_flag("BWTX_BENCH_CRITERION") {
+    if env::flag("BWTX_BENCH_CRITERION") {
         criterion_part(&w, &l);
     }
     drop(l);
-    if env_flag("BWTX_BENCH_SUMMARY") {
+    if env::flag("BWTX_BENCH_SUMMARY") {
         summary(&w);
     }
 }

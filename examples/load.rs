@@ -1,5 +1,5 @@
-//! Load a `bwtx` tree with random 8-byte keys and measure it: the main job to
-//! run until a CLI exists.
+//! Load a bare `bwtx` tree (no transactions; `bwtx bench` measures those)
+//! with random 8-byte keys and measure it.
 //!
 //! ```text
 //! cargo run --release --example load                  # 1,000,000 keys
@@ -11,18 +11,19 @@
 //! scans; print ops/s. Then load once more on one thread with a counting
 //! allocator switched on and print heap bytes per key and `tree.stats()`.
 
-#[path = "../benches/support/mod.rs"]
-mod support;
-
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bwtx::tree::Tree;
+use bwtx_kit::alloc::{Counting, COUNTING, LIVE};
+use bwtx_kit::par::{par, value_of};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use support::{par, value_of, COUNTING, LIVE};
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const SCAN_LEN: usize = 100;
 

@@ -7,19 +7,12 @@
 use std::time::Instant;
 
 use bwtx::tree::{Config, Tree};
+use bwtx_kit::SplitMix64;
 
 fn keys(n: usize) -> Vec<[u8; 8]> {
-    // splitmix64: deterministic, distinct enough for a benchmark
-    let mut x = 0x1234_5678_9abc_def0u64;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)).to_be_bytes()
-        })
-        .collect()
+    // SplitMix64: deterministic, distinct enough for a benchmark
+    let mut rng = SplitMix64::new(0x1234_5678_9abc_def0);
+    (0..n).map(|_| rng.next_u64().to_be_bytes()).collect()
 }
 
 fn main() {

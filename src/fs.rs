@@ -1,13 +1,16 @@
 //! The file-system seam: every file the log and checkpoints touch goes
-//! through [`Fs`], so tests can inject faults ([`FaultFs`]: failing writes and
-//! syncs, short writes, and power loss that drops every byte not yet synced).
+//! through [`Fs`]; [`StdFs`] is the real one. With the `fault-injection`
+//! feature, tests can inject faults with `FaultFs`: failing writes and syncs,
+//! short writes, and power loss that drops every byte not yet synced.
 
 use std::io;
 use std::path::Path;
 
+#[cfg(feature = "fault-injection")]
 mod fault;
 mod std_fs;
 
+#[cfg(feature = "fault-injection")]
 pub use fault::FaultFs;
 pub use std_fs::StdFs;
 

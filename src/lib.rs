@@ -77,4 +77,5 @@ pub mod tree {
     pub use crate::bwtree::live_nodes;
     pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
 }
+#[cfg(feature = "history")]
 pub mod history;

@@ -123,7 +123,7 @@ impl Options {
     }
 
     /// The file system the log and checkpoints use (default: the real one,
-    /// [`StdFs`]); tests pass a [`crate::fs::FaultFs`].
+    /// [`StdFs`]); tests pass a `FaultFs` (feature `fault-injection`).
     pub fn file_system(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = fs;
         self

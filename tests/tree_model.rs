@@ -155,7 +155,7 @@ fn run_with(ops: Vec<Op>, keys: usize, cfg: Config) {
 proptest! {
     // 256 cases per property in CI; PROPTEST_CASES=N for a longer soak.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+        cases: bwtx_kit::env::parse("PROPTEST_CASES").unwrap_or(256),
         ..ProptestConfig::default()
     })]
 

@@ -16,10 +16,7 @@ const SHARED: u32 = 64;
 const STABLE: u32 = 200;
 
 fn ops() -> usize {
-    std::env::var("BWTX_STRESS_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000)
+    bwtx_kit::env::parse("BWTX_STRESS_OPS").unwrap_or(20_000)
 }
 
 fn shared_key(i: u32) -> Vec<u8> {

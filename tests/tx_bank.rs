@@ -45,10 +45,7 @@ fn acct(i: usize) -> String {
 }
 
 fn transfers() -> usize {
-    std::env::var("BWTX_BANK_TRANSFERS")
-        .ok()
-        .map(|s| s.parse().expect("BWTX_BANK_TRANSFERS must be a number"))
-        .unwrap_or(2_000)
+    bwtx_kit::env::number("BWTX_BANK_TRANSFERS").unwrap_or(2_000)
 }
 
 fn balance(v: Option<bytes::Bytes>) -> u64 {
@@ -123,10 +120,7 @@ impl Ctl {
 /// Audits (of each auditor) and churn rounds: at most one per this many
 /// transfers; `BWTX_BANK_PACE` (default 2; 0: free-running background threads).
 fn pace() -> u64 {
-    std::env::var("BWTX_BANK_PACE")
-        .ok()
-        .map(|s| s.parse().expect("BWTX_BANK_PACE must be a number"))
-        .unwrap_or(2)
+    bwtx_kit::env::number("BWTX_BANK_PACE").unwrap_or(2)
 }
 
 /// What a writer thread saw.

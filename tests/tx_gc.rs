@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use bwtx::{Db, Options};
 
 fn scale(default: u64) -> u64 {
-    std::env::var("BWTX_GC_UPDATES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    bwtx_kit::env::parse("BWTX_GC_UPDATES").unwrap_or(default)
 }
 
 fn key(i: u64) -> [u8; 8] {

@@ -7,20 +7,17 @@
 
 use bwtx::history::{self, History, OpKind, WorkloadConfig};
 use bwtx::{tree::Config, Db, Options};
-
-fn env(name: &str) -> Option<usize> {
-    std::env::var(name).ok().and_then(|s| s.parse().ok())
-}
+use bwtx_kit::env;
 
 fn txns() -> usize {
-    env("BWTX_HISTORY_TXNS").unwrap_or(500)
+    env::parse::<usize>("BWTX_HISTORY_TXNS").unwrap_or(500)
 }
 
 /// `cfg` with the thread and key overrides applied.
 fn scaled(cfg: WorkloadConfig) -> WorkloadConfig {
     WorkloadConfig {
-        threads: env("BWTX_HISTORY_THREADS").unwrap_or(cfg.threads),
-        keys: env("BWTX_HISTORY_KEYS").map_or(cfg.keys, |k| k as u64),
+        threads: env::parse::<usize>("BWTX_HISTORY_THREADS").unwrap_or(cfg.threads),
+        keys: env::parse::<usize>("BWTX_HISTORY_KEYS").map_or(cfg.keys, |k| k as u64),
         ..cfg
     }
 }

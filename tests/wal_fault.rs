@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Error, Options};
 
+use bwtx_kit::env;
+
 mod common;
-use common::{dump, env_u64, fault_opts, markers, DIR};
+use common::{dump, fault_opts, markers, DIR};
 
 const SEGMENT_BYTES: u64 = 300;
 
@@ -158,7 +160,7 @@ fn faulty_run(fs: &FaultFs, fault: Fault, at: u64, txns: usize, ctx: &str) -> us
 }
 
 fn sweep(fault: Fault, end: End) {
-    let txns = env_u64("BWTX_FAULT_TXNS", 24) as usize;
+    let txns = env::parse::<u64>("BWTX_FAULT_TXNS").unwrap_or(24) as usize;
     // Count the operations of a clean run.
     let fs = FaultFs::new();
     let db = opts(&fs).open(DIR).unwrap();

@@ -19,8 +19,10 @@ use std::time::Duration;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Durability, Error, Options};
 
+use bwtx_kit::env;
+
 mod common;
-use common::{dump, env_u64, fault_opts, markers, DIR};
+use common::{dump, fault_opts, markers, DIR};
 
 /// Small enough that the log rotates every few records.
 const SEGMENT_BYTES: u64 = 400;
@@ -297,7 +299,7 @@ fn crash_run(fs: &FaultFs, mode: Durability, script: &[Step]) -> Run {
 fn sync_power_loss_at_every_sync_point() {
     let script = script();
     assert!(ids(&script) >= 30);
-    for round in 0..env_u64("BWTX_POWER_ROUNDS", 1) {
+    for round in 0..env::parse::<u64>("BWTX_POWER_ROUNDS").unwrap_or(1) {
         // A clean run counts the sync points (the concurrent phase's group
         // commits make the count vary a little between runs).
         let fs = FaultFs::new();
@@ -343,7 +345,7 @@ fn sync_power_loss_at_every_sync_point() {
 fn buffered_power_loss_keeps_a_prefix() {
     let script = script();
     let mode = Durability::Buffered(Duration::from_micros(300));
-    for round in 0..env_u64("BWTX_POWER_ROUNDS", 1) {
+    for round in 0..env::parse::<u64>("BWTX_POWER_ROUNDS").unwrap_or(1) {
         let fs = FaultFs::new();
         let db = opts(&fs, mode).open(DIR).unwrap();
         let run = run_script(&db, &script);
@@ -378,7 +380,7 @@ fn buffered_power_loss_keeps_a_prefix() {
 /// Keys of the large transaction in the two tests below (its install takes
 /// some milliseconds: the window in which the other commit overtakes it).
 fn big_keys() -> usize {
-    env_u64("BWTX_POWER_BIG_TXN", 2_000) as usize
+    env::parse::<u64>("BWTX_POWER_BIG_TXN").unwrap_or(2_000) as usize
 }
 
 /// Attempts at the race in the two tests below. A commit latches the stripes

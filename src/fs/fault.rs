@@ -1,5 +1,5 @@
 //! [`FaultFs`]: an in-memory file system that tells synced bytes from
-//! unsynced ones, for fault-injection tests.
+//! unsynced ones, for fault-injection tests (feature `fault-injection`).
 
 use std::collections::HashMap;
 use std::io;

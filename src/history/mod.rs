@@ -9,6 +9,9 @@
 //! reads and writes Elle-format JSON lines so a history can also be fed to
 //! Elle itself.
 //!
+//! Needs the `history` feature (a tool for isolation tests, not part of the
+//! default API); the `bwtx history` command uses it.
+//!
 //! ```
 //! use bwtx::history::{self, WorkloadConfig};
 //!

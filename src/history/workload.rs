@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use bwtx_kit::SplitMix64;
+
 use super::model::{History, Mop, Op, OpKind};
 use crate::{Db, Transaction};
 
@@ -62,21 +64,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<u64>> {
     )
 }
 
-/// SplitMix64: a tiny, good-enough generator for choosing operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// Uniform in `0..n` (`0..1` for `n = 0`) by a modulo: the draws this workload
+/// has always made, so a seed keeps its choices.
+fn below(rng: &mut SplitMix64, n: u64) -> u64 {
+    rng.next_u64() % n.max(1)
 }
 
 /// The active keys: `slots[i] = (key, appends planned to it)`.
@@ -87,8 +78,8 @@ struct KeyPool {
 }
 
 impl KeyPool {
-    fn pick(&mut self, rng: &mut Rng, append: bool) -> u64 {
-        let i = rng.below(self.slots.len() as u64) as usize;
+    fn pick(&mut self, rng: &mut SplitMix64, append: bool) -> u64 {
+        let i = below(rng, self.slots.len() as u64) as usize;
         let (key, writes) = &mut self.slots[i];
         let k = *key;
         if append {
@@ -150,22 +141,22 @@ pub fn run(db: &Db, cfg: WorkloadConfig) -> History {
     let used = shared.pool.lock().unwrap_or_else(|e| e.into_inner()).next_key;
     let process = shared.next_process.fetch_add(1, Ordering::Relaxed);
     let txn = (0..used).map(|k| Mop::Read(k, None)).collect();
-    ops.push(transact(db, &shared, process, txn, &mut Rng(cfg.seed)));
+    ops.push(transact(db, &shared, process, txn, &mut SplitMix64::new(cfg.seed)));
     ops.sort_by_key(|o| o.completed_at);
     History::new(ops)
 }
 
 fn client(db: &Db, cfg: &WorkloadConfig, shared: &Shared, thread: u64) -> Vec<Op> {
-    let mut rng = Rng(cfg.seed ^ thread.wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = SplitMix64::new(cfg.seed ^ thread.wrapping_mul(0xA076_1D64_78BD_642F));
     let mut process = thread;
     let mut ops = Vec::with_capacity(cfg.txns_per_thread);
     for _ in 0..cfg.txns_per_thread {
-        let n = 1 + rng.below(cfg.max_ops_per_txn.max(1) as u64);
+        let n = 1 + below(&mut rng, cfg.max_ops_per_txn.max(1) as u64);
         let txn: Vec<Mop> = {
             let mut pool = shared.pool.lock().unwrap_or_else(|e| e.into_inner());
             (0..n)
                 .map(|_| {
-                    let append = rng.below(2) == 0;
+                    let append = below(&mut rng, 2) == 0;
                     let k = pool.pick(&mut rng, append);
                     if append {
                         Mop::Append(k, shared.next_value.fetch_add(1, Ordering::Relaxed))
@@ -185,7 +176,7 @@ fn client(db: &Db, cfg: &WorkloadConfig, shared: &Shared, thread: u64) -> Vec<Op
 }
 
 /// Run one transaction; `txn`'s reads are filled in if it commits.
-fn transact(db: &Db, shared: &Shared, process: u64, mut txn: Vec<Mop>, rng: &mut Rng) -> Op {
+fn transact(db: &Db, shared: &Shared, process: u64, mut txn: Vec<Mop>, rng: &mut SplitMix64) -> Op {
     let invoked = shared.clock.fetch_add(1, Ordering::SeqCst);
     let mut tx = db.begin();
     let snapshot = tx.snapshot_ts();
@@ -208,7 +199,7 @@ fn transact(db: &Db, shared: &Shared, process: u64, mut txn: Vec<Mop>, rng: &mut
     op.with_times(invoked, completed)
 }
 
-fn execute(tx: &mut Transaction, txn: &mut [Mop], rng: &mut Rng) -> crate::Result<()> {
+fn execute(tx: &mut Transaction, txn: &mut [Mop], rng: &mut SplitMix64) -> crate::Result<()> {
     for mop in txn.iter_mut() {
         let k = mop.key();
         let name = key_name(k);
@@ -225,7 +216,7 @@ fn execute(tx: &mut Transaction, txn: &mut [Mop], rng: &mut Rng) -> crate::Resul
             }
         }
         // Widen the windows in which other threads' commits land mid-transaction.
-        if rng.below(4) == 0 {
+        if below(rng, 4) == 0 {
             std::thread::yield_now();
         }
     }

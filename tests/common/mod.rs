@@ -1,5 +1,7 @@
 //! Helpers shared by the log tests that run on the in-memory `FaultFs`
-//! (`wal_corruption.rs`, `wal_fault.rs`, `wal_power_loss.rs`).
+//! (`wal_corruption_*.rs`, `wal_fault.rs`, `wal_power_loss.rs`): the
+//! bwtx-dependent part of the test kit (the rest is the `bwtx-kit` crate,
+//! which cannot depend on bwtx; see its documentation).
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,13 +10,10 @@ use std::sync::Arc;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Options};
 
+pub mod corrupt;
+
 /// Where the database lives inside the fault file system.
 pub const DIR: &str = "/db";
-
-/// `name` from the environment as a number, else `default` (sizes of soaks).
-pub fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// A database on `fs` with no background sweeper, no automatic checkpoints
 /// and tiny pages (splits and merges all the time); callers add the segment

@@ -72,10 +72,7 @@ fn run_all(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(128)
+    bwtx_kit::env::parse("PROPTEST_CASES").unwrap_or(128)
 }
 
 proptest! {

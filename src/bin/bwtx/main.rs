@@ -14,7 +14,6 @@ mod history;
 mod peers;
 mod report;
 mod shell;
-mod zipf;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

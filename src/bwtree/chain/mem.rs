@@ -312,7 +312,7 @@ impl Node {
         unsafe { self.next.as_ref() }
     }
 
-    /// For a lookup of a key whose [`key_bit`] is `bit`: the first older node
+    /// For a lookup of a key whose [`key_bit`](super::super::delta::key_bit) is `bit`: the first older node
     /// that is not a version delta, if no version delta from this node down
     /// to it can hold the key; `None` if this node must be checked.
     #[inline]

@@ -8,7 +8,7 @@
 //! directory without a sync per commit (fjall: no journal persist per
 //! transaction; redb: `Durability::None`; sled: no `flush()`); skipdb is in
 //! memory only. With `--durability sync` every engine that can syncs each
-//! commit as in `benches/durable.rs`, and the in-memory ones (skipdb,
+//! commit as in `benches/durable/`, and the in-memory ones (skipdb,
 //! crossbeam-skiplist, scc) sit out.
 
 mod compare;

@@ -3,9 +3,8 @@
 //! `ZipfianGenerator` implements it. Rank 0 is the most popular item; item
 //! `i` is drawn with probability proportional to `1 / (i + 1)^theta`.
 //!
-//! Shared by `bwtx bench` and the benchmarks (`benches/support` includes this
-//! file by path), so both draw the same ranks. No dependencies: callers bring
-//! their own uniform draws (`rank(u)`).
+//! Shared by `bwtx bench` and the benchmarks, so both draw the same ranks.
+//! Callers bring their own uniform draws (`rank(u)`).
 
 /// Zipfian generator over ranks `0..n`.
 #[derive(Clone, Debug)]
@@ -21,7 +20,6 @@ pub struct Zipf {
 
 impl Zipf {
     /// YCSB's default skew.
-    #[allow(dead_code)] // used by the benchmarks, not by the CLI
     pub const YCSB_THETA: f64 = 0.99;
 
     /// A generator over `0..n` with skew `theta` (0 < theta < 1). Computing
@@ -49,7 +47,6 @@ impl Zipf {
     }
 
     /// The probability of rank `r` (for sanity checks).
-    #[allow(dead_code)] // used by the benchmarks, not by the CLI
     pub fn probability(&self, r: u64) -> f64 {
         ((r + 1) as f64).powf(-self.theta) / self.zetan
     }

@@ -1,0 +1,66 @@
+//! A counting global allocator: tracks live heap bytes while [`COUNTING`] is
+//! on. Off, its only cost is one relaxed load of a read-mostly flag, so timed
+//! runs do not contend on a shared counter.
+//!
+//! A library cannot choose a binary's allocator for it, so each benchmark or
+//! example that wants heap figures installs it itself:
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: bwtx_kit::alloc::Counting = bwtx_kit::alloc::Counting;
+//! # fn main() {}
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+
+/// The allocator: [`System`]'s, counting while [`COUNTING`] is on.
+pub struct Counting;
+
+/// Whether allocations are counted now.
+pub static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Net bytes allocated while counting.
+pub static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+#[inline]
+fn count(delta: isize) {
+    if COUNTING.load(Relaxed) {
+        LIVE.fetch_add(delta, Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed through.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from `System` with `layout`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}

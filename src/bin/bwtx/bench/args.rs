@@ -1,0 +1,135 @@
+//! The command line of `bwtx bench`: workloads, key distributions,
+//! durability, and every option with its default.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Which operation mix to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// 50% reads, 50% updates.
+    #[default]
+    A,
+    /// 95% reads, 5% updates.
+    B,
+    /// Reads only.
+    C,
+    /// 95% reads of the latest keys, 5% inserts of new keys.
+    D,
+    /// 95% short scans (1 to 100 keys), 5% inserts.
+    E,
+    /// 50% reads, 50% read-modify-writes.
+    F,
+    /// Transfers between accounts; the total is checked at the end.
+    Bank,
+}
+
+/// How keys are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Distribution {
+    /// Every key equally likely.
+    Uniform,
+    /// Skewed (YCSB's scrambled zipfian: hot keys spread over the key space).
+    Zipfian,
+    /// Skewed towards the most recently inserted keys.
+    Latest,
+}
+
+/// Where the database lives and what a commit survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Commit returns after its log record is fsynced (group commit).
+    Sync,
+    /// Commit returns after the write; a background thread syncs (see --buffer-ms).
+    Buffered,
+    /// Nothing is logged.
+    None,
+}
+
+/// Options of `bwtx bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// The operation mix; several, comma-separated (`a,b,c,d,e,f,bank`),
+    /// run one after the other.
+    #[arg(long = "workload", value_enum, value_delimiter = ',', default_value = "a")]
+    pub workloads: Vec<Workload>,
+    /// The workload of this run (one of `workloads`).
+    #[arg(skip)]
+    pub workload: Workload,
+    /// Keys loaded before the run (bank: accounts).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Bytes per value (bank: balances are 8 bytes).
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Client threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Run for this many seconds (default 10 unless --ops is given).
+    #[arg(long, conflicts_with = "ops")]
+    pub duration: Option<f64>,
+    /// Run this many operations in all (instead of --duration).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Key distribution (default: latest for workload d, zipfian otherwise).
+    #[arg(long, value_enum)]
+    pub distribution: Option<Distribution>,
+    /// Zipfian skew, in (0, 1).
+    #[arg(long, default_value_t = 0.99)]
+    pub theta: f64,
+    /// Operations per transaction (default 2: for workload a, on average one
+    /// read and one update; bank: transfers per transaction, default 1).
+    #[arg(long)]
+    pub ops_per_txn: Option<usize>,
+    /// Keep the database in this directory (default: in memory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Durability with --dir (default sync). With --compare the default is
+    /// relaxed for every engine (bwtx in memory, or buffered with --dir;
+    /// peers without per-commit syncs); `sync` syncs every engine per commit.
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Sync interval of --durability buffered, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub buffer_ms: u64,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the result as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the same workload (same keys, same seeded operation streams) on
+    /// bwtx and on skipdb, fjall, redb and sled (and RocksDB in builds with
+    /// `peer-rocksdb`; crossbeam-skiplist and scc, without transactions, for
+    /// A–F), and compare them. Needs a build with `--features cli,bench-peers`.
+    #[arg(long)]
+    pub compare: bool,
+    /// With --compare: also draw the throughputs as a bar chart (SVG).
+    #[arg(long, requires = "compare", value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs {
+            workloads: vec![Workload::A],
+            workload: Workload::A,
+            keys: 1_000_000,
+            value_size: 100,
+            threads: 2,
+            duration: None,
+            ops: None,
+            distribution: None,
+            theta: 0.99,
+            ops_per_txn: None,
+            dir: None,
+            durability: None,
+            buffer_ms: 10,
+            seed: 1,
+            json: false,
+            compare: false,
+            plot: None,
+        }
+    }
+}

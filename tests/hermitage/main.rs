@@ -1,0 +1,37 @@
+//! Hermitage: Martin Kleppmann's catalogue of isolation anomalies
+//! (<https://github.com/ept/hermitage>), rewritten for a key-value API, with
+//! the snapshot-isolation outcome of every case asserted exactly.
+//!
+//! Setup of every case: key `1` = 10 and key `2` = 20, committed by a setup
+//! transaction. Keys are the decimal strings `"1"`, `"2"`, ...; values are
+//! decimal strings. A "scan(pred)" is a range scan over *all* keys
+//! (`tx.range::<&[u8], _>(..)`) with a client-side filter on the values; it is
+//! run forwards and backwards, and both directions must agree.
+//!
+//! bwtx buffers writes until commit and validates them there (first committer
+//! wins), so where PostgreSQL would block a statement and abort it when the
+//! other transaction commits, bwtx lets the statement through and refuses the
+//! commit with [`Error::Conflict`] (`key`: the contested key, `winner`: the
+//! commit timestamp the winner's `commit()` returned, `snapshot`: the loser's
+//! snapshot timestamp). Nothing of a refused commit is installed.
+//!
+//! Every case runs on two databases (see `env::envs`): the default configuration,
+//! and tiny pages (`Config::tiny()`, no background GC) with ~300 filler keys
+//! around the Hermitage keys, so that keys `1`..`4` live on different leaves,
+//! plus "churn" commits between the steps of the interleaving that insert and
+//! delete filler next to keys `1` and `2`, so the pages that hold them split
+//! and merge while the transactions are open, each followed by a full
+//! garbage collection. Filler values are not numbers,
+//! so the value predicates never match them.
+//!
+//! Files: `env.rs` (the two databases and the churn between steps),
+//! `ops.rs` (reads, scans and the commit checks), and the cases by anomaly:
+//! `g0_g1.rs` (G0, G1a, G1b, G1c, OTV), `pmp_p4.rs` (PMP, P4),
+//! `g_single.rs` (G-single) and `g2.rs` (G2-item, G2, the read-only anomaly).
+
+mod env;
+mod g0_g1;
+mod g2;
+mod g_single;
+mod ops;
+mod pmp_p4;

@@ -1,0 +1,130 @@
+//! Reads, value-predicate scans (both directions), the final state, and the
+//! checks of a commit's outcome.
+
+use bwtx::{Db, Error, Iter, Transaction};
+
+use crate::env::Env;
+
+pub(crate) fn int(v: &[u8]) -> Option<i64> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// The numeric value of `key` in `tx`'s view.
+pub(crate) fn get(tx: &Transaction, key: &str) -> Option<i64> {
+    tx.get(key)
+        .unwrap()
+        .map(|v| int(&v).expect("Hermitage keys hold numbers"))
+}
+
+/// The `(key, value)` pairs with a numeric value matching `pred`, from an
+/// iterator over everything.
+pub(crate) fn numeric(it: Iter<'_>, rev: bool, pred: &dyn Fn(i64) -> bool) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = Vec::new();
+    let mut prev: Option<bytes::Bytes> = None;
+    let mut visit = |kv: bwtx::Result<(bytes::Bytes, bytes::Bytes)>| {
+        let (k, v) = kv.unwrap();
+        if let Some(p) = &prev {
+            assert!(if rev { *p > k } else { *p < k }, "scan out of order: {p:?} then {k:?}");
+        }
+        prev = Some(k.clone());
+        if let Some(n) = int(&v) {
+            if pred(n) {
+                out.push((String::from_utf8(k.to_vec()).unwrap(), n));
+            }
+        }
+    };
+    if rev {
+        it.rev().for_each(&mut visit);
+        out.reverse();
+    } else {
+        it.for_each(&mut visit);
+    }
+    out
+}
+
+/// scan(pred) in `tx`: a full range scan, filtered on the values client-side.
+/// Forwards and backwards must agree.
+pub(crate) fn scan(tx: &Transaction, pred: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
+    let fwd = numeric(tx.range::<&[u8], _>(..), false, &pred);
+    let bwd = numeric(tx.range::<&[u8], _>(..), true, &pred);
+    assert_eq!(fwd, bwd, "forward and reverse scans disagree");
+    fwd
+}
+
+/// The committed state of the Hermitage keys, read by a fresh snapshot (by a
+/// scan, checked against point reads).
+pub(crate) fn state(db: &Db) -> Vec<(String, i64)> {
+    let snap = db.snapshot();
+    let all = numeric(snap.range::<&[u8], _>(..), false, &|_| true);
+    assert_eq!(all, numeric(snap.range::<&[u8], _>(..), true, &|_| true));
+    for (k, v) in &all {
+        assert_eq!(snap.get(k).unwrap().and_then(|b| int(&b)), Some(*v));
+    }
+    all
+}
+
+pub(crate) fn kv(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A read-only commit succeeds and returns the snapshot timestamp.
+pub(crate) fn commit_read_only(tx: Transaction) {
+    let snap = tx.snapshot_ts();
+    assert_eq!(tx.write_count(), 0);
+    assert_eq!(tx.commit().unwrap(), snap, "a read-only commit returns its snapshot ts");
+}
+
+/// Commit `tx` and assert it loses to the commit at `winner` on `key`, that
+/// the refusal is counted, and that nothing of it was installed.
+pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64) {
+    let snapshot = tx.snapshot_ts();
+    assert!(winner > snapshot, "the winner committed after the loser's snapshot");
+    let (commits, conflicts, read_ts) = {
+        let s = env.db.stats();
+        (s.commits, s.conflicts, s.read_ts)
+    };
+    let before = state(&env.db);
+    match tx.commit() {
+        Err(e) => {
+            assert!(e.is_conflict(), "{}: expected a conflict, got {e:?}", env.name);
+            match e {
+                Error::Conflict {
+                    key: k,
+                    winner: w,
+                    snapshot: s,
+                } => {
+                    assert_eq!(&k[..], key.as_bytes(), "{}: conflict key", env.name);
+                    assert_eq!(w, winner, "{}: winner ts", env.name);
+                    assert_eq!(s, snapshot, "{}: loser's snapshot ts", env.name);
+                }
+                other => panic!("{}: expected Error::Conflict, got {other:?}", env.name),
+            }
+        }
+        Ok(ts) => panic!("{}: commit at {ts} should have lost to {winner} on {key}", env.name),
+    }
+    let s = env.db.stats();
+    assert_eq!(s.conflicts, conflicts + 1, "{}: the conflict is counted", env.name);
+    assert_eq!(s.commits, commits, "{}: a refused commit is not counted", env.name);
+    assert_eq!(s.read_ts, read_ts, "{}: a refused commit takes no timestamp", env.name);
+    assert_eq!(
+        state(&env.db),
+        before,
+        "{}: a refused commit installs nothing",
+        env.name
+    );
+}
+
+/// Commit `tx` (which wrote something) and check it took the next timestamp.
+pub(crate) fn commit_ok(env: &Env, tx: Transaction) -> u64 {
+    let expect = env.db.stats().read_ts + 1;
+    let ts = tx
+        .commit()
+        .unwrap_or_else(|e| panic!("{}: commit failed: {e:?}", env.name));
+    assert_eq!(ts, expect, "{}: commit timestamps are consecutive", env.name);
+    assert!(
+        env.db.snapshot().ts() >= ts,
+        "{}: a commit is visible when it returns",
+        env.name
+    );
+    ts
+}
