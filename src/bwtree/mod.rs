@@ -4,6 +4,8 @@
 //! - [`node`]: base page layouts (key heads, blobs, versions).
 //! - [`delta`]: delta records and chain ownership.
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
+//! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
+//!   which consolidation and cursors read leaves through.
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
@@ -12,6 +14,7 @@
 mod consolidate;
 mod cursor;
 mod delta;
+mod leaf_merge;
 mod mapping_table;
 mod node;
 mod search;
