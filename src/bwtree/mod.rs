@@ -10,7 +10,10 @@
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`tree`]: descent and the public operations.
+//! - [`commit`]: the commit path's contract: validate a write set, install
+//!   it at one timestamp, consolidate afterwards.
 
+mod commit;
 mod consolidate;
 mod cursor;
 mod delta;

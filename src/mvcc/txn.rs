@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
-use smallvec::SmallVec;
 
 use super::iter::{bounds, prefix_end, Iter};
 use super::latches::Latches;
@@ -151,37 +150,28 @@ impl<'db> Transaction<'db> {
         let held = db.latches.lock(Latches::stripes(self.writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
         //    by a commit still being published counts: that commit won. The
-        //    pages found are kept (under one epoch guard) for step 4.
-        let guard = crossbeam_epoch::pin();
-        let mut spots = SmallVec::<[_; 4]>::with_capacity(self.writes.len());
-        for key in self.writes.keys() {
-            let (pid, head, newest) = db.tree.locate(key, &guard);
-            if let Some(winner) = newest.filter(|&w| w > start) {
+        //    leaves found are kept (by the tree, under one epoch guard) for
+        //    step 4.
+        let prepared = match db.tree.prepare(self.writes.iter(), start) {
+            Ok(prepared) => prepared,
+            Err(conflict) => {
                 drop(held);
                 db.stats.conflicts.add(1);
                 return Err(Error::Conflict {
-                    key: key.clone(),
-                    winner,
+                    key: conflict.key.clone(),
+                    winner: conflict.winner,
                     snapshot: start,
                 });
             }
-            spots.push((pid, head));
-        }
+        };
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let ts = db.oracle.allocate();
-        // 4. Install every version at that timestamp, on the page validation
+        // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent).
-        //    Consolidation of the pages this fills up waits until after
+        //    Consolidation of the leaves this fills up waits until after
         //    publication (step 8): later commits wait for this one.
-        let mut due: SmallVec<[&Bytes; 4]> = SmallVec::new();
-        for ((key, value), &(pid, head)) in self.writes.iter().zip(&spots) {
-            if db.tree.install_at(pid, head, key, ts.ts, value.as_ref(), &guard) {
-                due.push(key);
-            }
-        }
-        drop(spots);
-        drop(guard);
+        let installed = prepared.install(ts.ts);
         // 5. Append the log record (a memory copy into the pending buffer).
         let appended = log.map(|store| store.log(ts.ts, self.writes.iter()));
         // 6. Unlatch, then 7. wait for the log (group commit: one sync
@@ -205,9 +195,7 @@ impl<'db> Transaction<'db> {
         //    the database is poisoned, and recovery keeps the commit whole
         //    or drops it whole.
         let ts = ts.publish();
-        for key in due {
-            db.tree.consolidate_key(key);
-        }
+        installed.consolidate();
         logged?;
         db.stats.commits.add(1);
         db.stats.versions_installed.add(self.writes.len() as u64);
