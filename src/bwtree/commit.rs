@@ -44,7 +44,7 @@ pub(crate) struct Conflict<'w> {
     pub(crate) winner: u64,
 }
 
-/// A validated write set: step 2 of the protocol in the module doc.
+/// A validated write set, ready for step 2 of the protocol in the module doc.
 #[must_use = "dropping a prepared commit installs nothing"]
 pub(crate) struct Prepared<'t, 'w> {
     tree: &'t Tree,
@@ -66,7 +66,7 @@ struct Located<'w> {
     head: *const Node,
 }
 
-/// An installed write set: step 3 of the protocol in the module doc.
+/// An installed write set, ready for step 3 of the protocol in the module doc.
 #[must_use = "the leaves whose chains grew long are consolidated by `consolidate`"]
 pub(crate) struct Installed<'t, 'w> {
     tree: &'t Tree,
