@@ -10,15 +10,17 @@
 //!    that pass the caller's filter (key bounds, newest timestamp) and clips
 //!    each base to a segment: the entries within the bounds and below the
 //!    separator of any newer `NodeMerge`. The segments are sorted and
-//!    disjoint; nothing is sorted or allocated yet (the deltas sit in a stack
-//!    buffer).
+//!    disjoint; nothing is sorted yet, and nothing allocated unless there
+//!    are more than 32 deltas (they sit in a stack buffer).
 //! 2. [`LeafChain::merge`] sorts the deltas (key ascending, newest first; one
 //!    per `(key, ts)`, the later install kept, as reads do) and walks the
 //!    segments once, handing a [`MergeSink`] each key that deltas hold, with
 //!    its deltas and its base entry, and between those keys the runs of base
-//!    entries that no delta touches. A galloping search finds each delta
-//!    key's place, so the runs cost nothing per entry unless the sink looks
-//!    at them: O(d log d + d log n) for `d` deltas over `n` entries.
+//!    entries that no delta touches. A short linear probe, then a binary
+//!    search, finds each delta key's place
+//!    ([`KeyArray::lower_bound_from`]), so the runs cost nothing per entry
+//!    unless the sink looks at them: O(d log d + d log n) comparisons for
+//!    `d` deltas over `n` entries.
 //!
 //! What differs between the readers is the filter and the sink: consolidation
 //! keeps every version within the page's range and applies the GC rule
