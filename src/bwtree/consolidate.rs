@@ -18,7 +18,7 @@ use std::ops::Bound;
 use smallvec::SmallVec;
 
 use super::delta::{Body, Node};
-use super::leaf_merge::{Delta, LeafChain, MergeSink, Shape};
+use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::mapping_table::Pid;
 use super::node::{InnerBase, KeyArray, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX};
 
@@ -164,14 +164,14 @@ impl<'g> LeafView<'g> {
 /// timestamp) merged with its base entry's versions. A base version with a
 /// delta's timestamp loses to the later install and counts as superseded.
 struct KeyVersions<'a, 'g> {
-    deltas: &'a [Delta<'g>],
+    deltas: &'a [VersionDelta<'g>],
     base: Option<&'g LeafBase>,
     vers: &'g [Ver],
     superseded: usize,
 }
 
 impl<'a, 'g> KeyVersions<'a, 'g> {
-    fn new(deltas: &'a [Delta<'g>], base: Option<(&'g LeafBase, usize)>) -> Self {
+    fn new(deltas: &'a [VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> Self {
         KeyVersions {
             deltas,
             base: base.map(|(b, _)| b),
@@ -241,7 +241,7 @@ impl<'g> MergeSink<'g> for LeafView<'g> {
         true
     }
 
-    fn key(&mut self, key: &'g [u8], deltas: &[Delta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
         let key = base.map_or(KeyRef::Delta(key), |(b, i)| KeyRef::Base(&b.keys, i));
         let mut versions = KeyVersions::new(deltas, base);
         self.push_entry(key, versions.by_ref());
@@ -304,7 +304,7 @@ impl<'g> MergeSink<'g> for SimpleBuild<'g> {
         true
     }
 
-    fn key(&mut self, key: &'g [u8], deltas: &[Delta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
         let mut versions = KeyVersions::new(deltas, base);
         self.kept.clear();
         let kept = &mut self.kept;

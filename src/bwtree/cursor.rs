@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
-use super::leaf_merge::{Delta, LeafChain, MergeSink, Shape};
+use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::node::{key_lt, LeafBase};
 use super::search::Target;
 use super::tree::{Path, Tree};
@@ -77,7 +77,7 @@ impl<'g> MergeSink<'g> for Visible<'_> {
     /// The deltas were gathered visible at `ts`: the first is the newest. A
     /// base version wins only if it is newer still (on a tie, the delta is
     /// the later install).
-    fn key(&mut self, key: &'g [u8], deltas: &[Delta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
         if self.out.len() >= self.limit {
             return false;
         }

@@ -46,7 +46,7 @@ pub(crate) enum Shape {
 
 /// A version delta of the chain: its key, commit timestamp and payload.
 #[derive(Clone, Copy)]
-pub(crate) struct Delta<'g> {
+pub(crate) struct VersionDelta<'g> {
     pub(crate) key: &'g [u8],
     pub(crate) ts: u64,
     pub(crate) kv: &'g Payload,
@@ -69,14 +69,14 @@ pub(crate) trait MergeSink<'g> {
     /// A key that gathered deltas hold: `deltas` (not empty) newest first,
     /// one per timestamp, and the base entry with the same key, if any.
     /// Returns false to stop the merge.
-    fn key(&mut self, key: &'g [u8], deltas: &[Delta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool;
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool;
 }
 
 /// The version deltas and base segments of one leaf chain, gathered by
 /// [`LeafChain::gather`] and read by [`LeafChain::merge`].
 pub(crate) struct LeafChain<'g> {
     /// In chain order (newest install first) until the merge sorts them.
-    deltas: SmallVec<[Delta<'g>; 32]>,
+    deltas: SmallVec<[VersionDelta<'g>; 32]>,
     /// In key order.
     segs: SmallVec<[Segment<'g>; 2]>,
 }
@@ -141,7 +141,7 @@ impl<'g> LeafChain<'g> {
                 Body::Version { ts, kv } => {
                     let key = kv.key();
                     if *ts <= max_ts && above_lower(lo, key) && below_upper(hi, key) {
-                        chain.deltas.push(Delta { key, ts: *ts, kv });
+                        chain.deltas.push(VersionDelta { key, ts: *ts, kv });
                     }
                 }
                 // A split installs `Split -> left base` with the same range
@@ -180,7 +180,7 @@ impl<'g> LeafChain<'g> {
     }
 
     /// The gathered deltas, in chain order (not yet sorted or deduplicated).
-    pub(crate) fn deltas(&self) -> &[Delta<'g>] {
+    pub(crate) fn deltas(&self) -> &[VersionDelta<'g>] {
         &self.deltas
     }
 
