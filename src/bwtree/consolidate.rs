@@ -1,21 +1,27 @@
 //! Consolidation: the logical content of a page's chain, gathered in key
 //! order, garbage-collected against a watermark, and built into base pages.
 //!
-//! Leaf chains merge in O(n + d log d): the base segments are already sorted
-//! and disjoint (the base, and the copies carried by node-merge deltas), only
-//! the `d` version deltas are sorted.
+//! Leaf chains are read through the one leaf merge (`leaf_merge.rs`); this
+//! module is its consolidation sinks. The fast path ([`consolidate_simple`])
+//! builds the new base straight from the merge; the general path
+//! ([`collect_leaf`]) builds a [`LeafView`] first, for chains with merged
+//! pages and for results that must split. Both merge a key's versions the
+//! same way: newest first, a base version losing to a delta with its
+//! timestamp (the later install).
 //!
 //! GC rule, per key, versions newest first: keep every version newer than the
 //! watermark, plus the newest one at or below it unless that one is a
 //! tombstone; drop the rest. Reads at any `ts >= watermark` are unchanged.
 
-use bytes::Bytes;
+use std::ops::Bound;
+
 use smallvec::SmallVec;
 
 use super::base::{InnerBase, LeafBase, LeafBuilder, PageRange, ValRef, Ver, INLINE_MAX};
 use super::chain::Node;
 use super::delta::Body;
-use super::keys::{key_cmp, key_eq, key_lt, KeyArray};
+use super::keys::KeyArray;
+use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::mapping_table::Pid;
 
 /// Bytes a value takes in a base page, as the view's size estimate counts them
@@ -73,13 +79,6 @@ impl<'g> KeyRef<'g> {
             KeyRef::Base(k, i) => k.key(i),
         }
     }
-    /// Zero-copy owned key.
-    pub(crate) fn to_bytes(self) -> Bytes {
-        match self {
-            KeyRef::Delta(b) => Bytes::copy_from_slice(b),
-            KeyRef::Base(k, i) => k.key_bytes(i),
-        }
-    }
 }
 
 /// A value of a leaf view.
@@ -116,15 +115,6 @@ impl<'g> VRef<'g> {
             ValRef::Inline(b) => b.len(),
             ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
             ValRef::Shared(_) => 16,
-        }
-    }
-    /// Zero-copy owned value; `None` for a tombstone.
-    pub(crate) fn to_bytes(self) -> Option<Bytes> {
-        match self {
-            VRef::Delta(ValRef::Tomb) => None,
-            VRef::Delta(ValRef::Inline(b)) => Some(Bytes::copy_from_slice(b)),
-            VRef::Delta(ValRef::Shared(b)) => Some(b.clone()),
-            VRef::Page(p, v) => p.value(&v),
         }
     }
 }
@@ -172,130 +162,168 @@ impl<'g> LeafView<'g> {
     }
 }
 
+/// The versions of one key, newest first: its deltas (newest first, one per
+/// timestamp) merged with its base entry's versions. A base version with a
+/// delta's timestamp loses to the later install and counts as superseded.
+struct KeyVersions<'a, 'g> {
+    deltas: &'a [VersionDelta<'g>],
+    base: Option<&'g LeafBase>,
+    vers: &'g [Ver],
+    superseded: usize,
+}
+
+impl<'a, 'g> KeyVersions<'a, 'g> {
+    fn new(deltas: &'a [VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> Self {
+        KeyVersions {
+            deltas,
+            base: base.map(|(b, _)| b),
+            vers: base.map_or(&[], |(b, i)| b.versions(i)),
+            superseded: 0,
+        }
+    }
+
+    fn take_delta(&mut self) -> (u64, VRef<'g>) {
+        let d = self.deltas[0];
+        self.deltas = &self.deltas[1..];
+        (d.ts, VRef::Delta(d.kv.value()))
+    }
+
+    fn take_base(&mut self) -> (u64, VRef<'g>) {
+        let v = self.vers[0];
+        self.vers = &self.vers[1..];
+        (v.ts, VRef::Page(self.base.expect("base versions come from a base"), v))
+    }
+}
+
+impl<'g> Iterator for KeyVersions<'_, 'g> {
+    type Item = (u64, VRef<'g>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.deltas.first(), self.vers.first()) {
+            (Some(d), Some(b)) if b.ts > d.ts => Some(self.take_base()),
+            (Some(d), Some(b)) => {
+                if b.ts == d.ts {
+                    self.vers = &self.vers[1..];
+                    self.superseded += 1;
+                }
+                Some(self.take_delta())
+            }
+            (Some(_), None) => Some(self.take_delta()),
+            (None, Some(_)) => Some(self.take_base()),
+            (None, None) => None,
+        }
+    }
+}
+
+impl<'g> LeafView<'g> {
+    /// Append the entry `key` with the versions GC keeps of `versions`
+    /// (newest first); no entry if none is kept.
+    fn push_entry(&mut self, key: KeyRef<'g>, versions: impl Iterator<Item = (u64, VRef<'g>)>) {
+        let mark = self.vers.len();
+        let dropped = gc_rule(versions, self.watermark, VRef::is_tomb, |ts, v| {
+            self.bytes += 16 + v.stored_len();
+            self.vers.push((ts, v));
+        });
+        self.dropped += dropped;
+        if self.vers.len() > mark {
+            self.bytes += key.as_slice().len() + 16;
+            self.keys.push(key);
+            self.vstart.push(self.vers.len() as u32);
+        }
+    }
+}
+
+/// The view is built from the leaf merge, entry by entry.
+impl<'g> MergeSink<'g> for LeafView<'g> {
+    fn run(&mut self, base: &'g LeafBase, from: usize, to: usize) -> bool {
+        for i in from..to {
+            let versions = base.versions(i).iter().map(|&v| (v.ts, VRef::Page(base, v)));
+            self.push_entry(KeyRef::Base(&base.keys, i), versions);
+        }
+        true
+    }
+
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+        let key = base.map_or(KeyRef::Delta(key), |(b, i)| KeyRef::Base(&b.keys, i));
+        let mut versions = KeyVersions::new(deltas, base);
+        self.push_entry(key, versions.by_ref());
+        self.dropped += versions.superseded;
+        true
+    }
+}
+
+/// The key bounds of a page's range.
+fn range_bounds(range: &PageRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (
+        range.low().map_or(Bound::Unbounded, Bound::Included),
+        range.high().map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
 /// Gather the content of a leaf chain, applying the GC rule for `watermark`
 /// (0 keeps everything: timestamps start at 1).
 pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
-    let range = head.range();
-    let (lo, hi) = (range.low(), range.high());
-    let in_range = |k: &[u8]| lo.is_none_or(|l| !key_lt(k, l)) && hi.is_none_or(|h| key_lt(k, h));
-    let mut deltas: SmallVec<[(&[u8], u64, VRef<'_>); 32]> = SmallVec::new();
-    let mut segs: SmallVec<[(&LeafBase, usize, usize); 2]> = SmallVec::new();
-    let mut limit = hi;
-    let mut node = head;
-    loop {
-        match &node.body {
-            Body::Version { ts, kv } => {
-                if in_range(kv.key()) {
-                    deltas.push((kv.key(), *ts, VRef::Delta(kv.value())));
-                }
-            }
-            Body::NodeMerge { sep, content, .. } => {
-                let Body::Leaf(b) = &content.body else {
-                    unreachable!("leaf merge of an inner page")
-                };
-                let end = limit.map_or(b.len(), |l| b.keys.lower_bound(l));
-                segs.push((b, b.keys.lower_bound(sep), end));
-                limit = Some(sep);
-            }
-            Body::Leaf(b) => {
-                let start = lo.map_or(0, |l| b.keys.lower_bound(l));
-                let end = limit.map_or(b.len(), |l| b.keys.lower_bound(l));
-                segs.push((b, start, end.max(start)));
-                break;
-            }
-            Body::Split { .. } | Body::RemoveNode { .. } => {}
-            _ => unreachable!("inner delta in a leaf chain"),
-        }
-        node = node.next().expect("chain ends in a base page");
-    }
-    segs.reverse();
-    // Newest install first among equal keys: a stable sort keeps chain order.
-    deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
-    // One version per (key, ts): the later install (first in chain order) wins,
-    // as it does for reads.
-    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(later.0, earlier.0));
-
-    let base_len: usize = segs.iter().map(|s| s.2 - s.1).sum();
+    let (lo, hi) = range_bounds(head.range());
+    let chain = LeafChain::gather(head, Shape::Any, lo, hi, u64::MAX).expect("every leaf chain has the shape Any");
+    let cap = chain.len_bound();
     let mut view = LeafView {
-        keys: Vec::with_capacity(base_len + deltas.len()),
-        vstart: Vec::with_capacity(base_len + deltas.len() + 1),
-        vers: Vec::with_capacity(base_len + deltas.len()),
+        keys: Vec::with_capacity(cap),
+        vstart: Vec::with_capacity(cap + 1),
+        vers: Vec::with_capacity(cap),
         bytes: 0,
         dropped: 0,
         watermark,
     };
     view.vstart.push(0);
-    let mut base = segs
-        .iter()
-        .flat_map(|&(b, s, e)| (s..e).map(move |i| (b, i)))
-        .peekable();
-    let mut di = 0;
-    loop {
-        let dk = deltas.get(di).map(|d| d.0);
-        let bk = base.peek().map(|&(b, i)| (b, i, b.keys.key(i)));
-        let (key_ref, from_base) = match (dk, bk) {
-            (None, None) => break,
-            (Some(_), None) => (KeyRef::Delta(deltas[di].0), None),
-            (None, Some((b, i, _))) => (KeyRef::Base(&b.keys, i), Some((b, i))),
-            (Some(d), Some((b, i, k))) => {
-                if !key_lt(d, k) {
-                    (KeyRef::Base(&b.keys, i), Some((b, i)))
-                } else {
-                    (KeyRef::Delta(deltas[di].0), None)
-                }
-            }
-        };
-        let key = key_ref.as_slice();
-        let d_start = di;
-        while di < deltas.len() && key_eq(deltas[di].0, key) {
-            di += 1;
-        }
-        let d_vers = &deltas[d_start..di];
-        let b_vers: &[Ver] = match from_base {
-            Some((b, i)) => {
-                base.next();
-                b.versions(i)
-            }
-            None => &[],
-        };
-        // Merge the two newest-first lists; a timestamp present in both keeps
-        // the delta (the later install), the base's copy counts as dropped.
-        let mark = view.vers.len();
-        let (mut x, mut y, mut dups) = (0, 0, 0usize);
-        let merged = std::iter::from_fn(|| {
-            let take_delta = match (d_vers.get(x), b_vers.get(y)) {
-                (Some(d), Some(b)) => {
-                    if d.1 == b.ts {
-                        y += 1;
-                        dups += 1;
-                    }
-                    d.1 >= b.ts
-                }
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return None,
-            };
-            Some(if take_delta {
-                x += 1;
-                (d_vers[x - 1].1, d_vers[x - 1].2)
-            } else {
-                y += 1;
-                let (b, _) = from_base.expect("base versions come from a base");
-                (b_vers[y - 1].ts, VRef::Page(b, b_vers[y - 1]))
-            })
-        });
-        let dropped = gc_rule(merged, watermark, VRef::is_tomb, |ts, v| {
-            view.bytes += 16 + v.stored_len();
-            view.vers.push((ts, v));
-        });
-        view.dropped += dropped + dups;
-        if view.vers.len() > mark {
-            view.bytes += key.len() + 16;
-            view.keys.push(key_ref);
-            view.vstart.push(view.vers.len() as u32);
-        }
-    }
+    chain.merge(&mut view);
     view
+}
+
+/// The fast consolidation's output: entries go straight into the new page.
+struct SimpleBuild<'g> {
+    out: LeafBuilder,
+    watermark: u64,
+    /// Keys pushed.
+    n: usize,
+    dropped: usize,
+    /// The versions GC keeps of the current key, newest first.
+    kept: SmallVec<[(u64, VRef<'g>); 8]>,
+}
+
+impl<'g> MergeSink<'g> for SimpleBuild<'g> {
+    /// Copy a run of a single-version base entry by entry: a lone version
+    /// survives GC unless it is a tombstone at or below the watermark.
+    fn run(&mut self, base: &'g LeafBase, from: usize, to: usize) -> bool {
+        for i in from..to {
+            let v = base.versions(i)[0];
+            if v.len == super::base::TOMBSTONE && v.ts <= self.watermark {
+                self.dropped += 1;
+                continue;
+            }
+            self.out.push_base_entry(base, i);
+            self.n += 1;
+        }
+        true
+    }
+
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+        let mut versions = KeyVersions::new(deltas, base);
+        self.kept.clear();
+        let kept = &mut self.kept;
+        self.dropped += gc_rule(versions.by_ref(), self.watermark, VRef::is_tomb, |ts, v| {
+            kept.push((ts, v))
+        });
+        self.dropped += versions.superseded;
+        if !self.kept.is_empty() {
+            self.out.push_key(key);
+            for &(ts, v) in &self.kept {
+                self.out.push_version(ts, v.raw());
+            }
+            self.out.end_key();
+            self.n += 1;
+        }
+        true
+    }
 }
 
 /// Fast consolidation for the common chain: version deltas on a base page
@@ -311,93 +339,28 @@ pub(crate) fn consolidate_simple(
     max_entries: usize,
     max_bytes: usize,
 ) -> Option<(LeafBase, usize, usize)> {
-    let mut deltas: SmallVec<[(&[u8], u64, ValRef<'_>); 32]> = SmallVec::new();
-    let mut node = head;
-    let base = loop {
-        match &node.body {
-            Body::Version { ts, kv } => deltas.push((kv.key(), *ts, kv.value())),
-            // A split installs `Split -> left base` with the same range in
-            // one CAS (D2): the delta adds nothing to the content.
-            Body::Split { .. } => {}
-            Body::Leaf(b) => break b,
-            _ => return None,
-        }
-        node = node.next()?;
-    };
+    let chain = LeafChain::gather(head, Shape::Simple, Bound::Unbounded, Bound::Unbounded, u64::MAX)?;
+    let base = chain.segments()[0].base;
+    let deltas = chain.deltas();
     // An upper bound on the result's size decides before any work is done.
-    let delta_bytes: usize = deltas.iter().map(|d| d.0.len() + value_len(d.2) + 32).sum();
+    let delta_bytes: usize = deltas.iter().map(|d| d.key.len() + value_len(d.kv.value()) + 32).sum();
     if !base.single_version() || base.len() + deltas.len() > max_entries || base.byte_size() + delta_bytes > max_bytes {
         return None;
     }
-    deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
-    deltas.dedup_by(|later, earlier| later.1 == earlier.1 && key_eq(later.0, earlier.0));
-
     let n = base.len() + deltas.len();
-    let key_bytes = base.keys.byte_len() + deltas.iter().map(|d| d.0.len()).sum::<usize>();
-    let val_bytes = base.inline_value_bytes() + deltas.iter().map(|d| value_len(d.2)).sum::<usize>();
-    let mut out = LeafBuilder::with_capacity(n, key_bytes, n, val_bytes);
-    let (mut n, mut dropped) = (0usize, 0usize);
-    // A lone base version survives GC unless it is a tombstone at or below the watermark.
-    let copy_run = |out: &mut LeafBuilder, from: usize, to: usize, n: &mut usize, dropped: &mut usize| {
-        for i in from..to {
-            let v = base.versions(i)[0];
-            if v.len == super::base::TOMBSTONE && v.ts <= watermark {
-                *dropped += 1;
-                continue;
-            }
-            out.push_base_entry(base, i);
-            *n += 1;
-        }
+    let key_bytes = base.keys.byte_len() + deltas.iter().map(|d| d.key.len()).sum::<usize>();
+    let val_bytes = base.inline_value_bytes() + deltas.iter().map(|d| value_len(d.kv.value())).sum::<usize>();
+    let mut build = SimpleBuild {
+        out: LeafBuilder::with_capacity(n, key_bytes, n, val_bytes),
+        watermark,
+        n: 0,
+        dropped: 0,
+        kept: SmallVec::new(),
     };
-    let mut bi = 0;
-    let mut di = 0;
-    let mut kept: SmallVec<[(u64, ValRef<'_>); 8]> = SmallVec::new();
-    while di < deltas.len() {
-        let key = deltas[di].0;
-        let pos = bi + base.keys.lower_bound_from(bi, key);
-        copy_run(&mut out, bi, pos, &mut n, &mut dropped);
-        bi = pos;
-        let start = di;
-        while di < deltas.len() && key_eq(deltas[di].0, key) {
-            di += 1;
-        }
-        let base_ver = (bi < base.len() && key_eq(base.keys.key(bi), key)).then(|| base.versions(bi)[0]);
-        if base_ver.is_some() {
-            bi += 1;
-        }
-        // Versions newest first: the deltas (sorted), then the base's, unless
-        // a delta has the same timestamp (the later install wins).
-        let mut all = deltas[start..di]
-            .iter()
-            .map(|d| (d.1, d.2))
-            .collect::<SmallVec<[(u64, ValRef<'_>); 8]>>();
-        // A base version with a delta's timestamp loses to the later install.
-        all.extend(
-            base_ver
-                .filter(|b| deltas[start..di].iter().all(|d| d.1 != b.ts))
-                .map(|b| (b.ts, base.value_ref(&b))),
-        );
-        all.sort_by_key(|a| std::cmp::Reverse(a.0));
-        kept.clear();
-        dropped += gc_rule(
-            all,
-            watermark,
-            |v| matches!(v, ValRef::Tomb),
-            |ts, v| kept.push((ts, v)),
-        );
-        if !kept.is_empty() {
-            out.push_key(key);
-            for &(ts, v) in &kept {
-                out.push_version(ts, v);
-            }
-            out.end_key();
-            n += 1;
-        }
-    }
-    copy_run(&mut out, bi, base.len(), &mut n, &mut dropped);
-    let mut page = out.finish(base.range.clone());
+    chain.merge(&mut build);
+    let mut page = build.out.finish(base.range.clone());
     page.gc_wm = watermark;
-    Some((page, n, dropped))
+    Some((page, build.n, build.dropped))
 }
 
 /// The logical entries of an inner chain: `(separator, child)`, where the

@@ -11,15 +11,12 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
-use super::chain::Node;
-use super::consolidate::collect_leaf;
-use super::delta::{Body, Payload};
+use super::base::LeafBase;
 use super::keys::key_lt;
-use super::keys::{key_cmp, key_eq};
+use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::search::Target;
 use super::tree::{Path, Tree};
 use crate::Result;
-use smallvec::SmallVec;
 
 /// An iterator over `(key, value)` pairs of a key range as seen at one
 /// timestamp, in key order; [`DoubleEndedIterator`] for reverse order.
@@ -53,6 +50,53 @@ fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
         Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
         Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
         Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The cursor's sink for the leaf merge: each key's value as of `ts`, up to
+/// `limit` entries in `out`. Tombstoned keys are skipped.
+struct Visible<'o> {
+    out: &'o mut Vec<(Bytes, Bytes)>,
+    limit: usize,
+    ts: u64,
+}
+
+impl<'g> MergeSink<'g> for Visible<'_> {
+    fn run(&mut self, base: &'g LeafBase, from: usize, to: usize) -> bool {
+        for i in from..to {
+            if self.out.len() >= self.limit {
+                return false;
+            }
+            let visible = base.versions(i).iter().find(|v| v.ts <= self.ts);
+            if let Some(v) = visible.and_then(|v| base.value(v)) {
+                self.out.push((base.keys.key_bytes(i), v));
+            }
+        }
+        self.out.len() < self.limit
+    }
+
+    /// The deltas were gathered visible at `ts`: the first is the newest. A
+    /// base version wins only if it is newer still (on a tie, the delta is
+    /// the later install).
+    fn key(&mut self, key: &'g [u8], deltas: &[VersionDelta<'g>], base: Option<(&'g LeafBase, usize)>) -> bool {
+        if self.out.len() >= self.limit {
+            return false;
+        }
+        let newest = deltas[0];
+        let in_base = base.and_then(|(b, i)| b.versions(i).iter().find(|v| v.ts <= self.ts).map(|v| (b, i, v)));
+        match in_base {
+            Some((b, i, v)) if v.ts > newest.ts => {
+                if let Some(val) = b.value(v) {
+                    self.out.push((b.keys.key_bytes(i), val));
+                }
+            }
+            _ => {
+                if let Some(val) = newest.kv.value_bytes() {
+                    self.out.push((Bytes::copy_from_slice(key), val));
+                }
+            }
+        }
+        self.out.len() < self.limit
     }
 }
 
@@ -91,107 +135,23 @@ impl<'t> Cursor<'t> {
 
     /// Fill `out` with the first `limit` visible entries of the leaf holding
     /// `t` that lie between the two consumed bounds; return the leaf's fences.
+    /// The leaf merge takes the deltas visible at the snapshot within the
+    /// bounds and merges them into the base entries as it reads them; no
+    /// view is built.
     fn fetch(&self, t: Target<'_>, out: &mut Vec<(Bytes, Bytes)>, limit: usize) -> (Option<Bytes>, Option<Bytes>) {
         let guard = epoch::pin();
         let mut path = Path::new();
         let (_, head) = self.tree.descend(t, &guard, &mut path);
         let r = head.range();
-        if self.merge_in_place(head, out, limit) {
-            return (r.low.clone(), r.high.clone());
-        }
-        let view = collect_leaf(head, 0);
-        for i in 0..view.len() {
-            if out.len() >= limit {
-                break;
-            }
-            let k = view.keys[i].as_slice();
-            if !after(&self.front, k) || !before(&self.back, k) {
-                continue;
-            }
-            if let Some(&(_, v)) = view.versions(i).iter().find(|(ts, _)| *ts <= self.ts) {
-                if let Some(v) = v.to_bytes() {
-                    out.push((view.keys[i].to_bytes(), v));
-                }
-            }
-        }
+        let (lo, hi) = (self.front.as_ref().map(|k| &k[..]), self.back.as_ref().map(|k| &k[..]));
+        let chain = LeafChain::gather(head, Shape::Any, lo, hi, self.ts).expect("every leaf chain has the shape Any");
+        out.reserve(chain.len_bound().min(limit));
+        chain.merge(&mut Visible {
+            out,
+            limit,
+            ts: self.ts,
+        });
         (r.low.clone(), r.high.clone())
-    }
-
-    /// The common leaf: version deltas (possibly none, possibly over a
-    /// split's delta) over a base page. Merge
-    /// the visible deltas, sorted, into the base's entries between the bounds
-    /// as they are read, without building a view. False for other chains.
-    fn merge_in_place(&self, head: &Node, out: &mut Vec<(Bytes, Bytes)>, limit: usize) -> bool {
-        let in_bounds = |k: &[u8]| after(&self.front, k) && before(&self.back, k);
-        let mut deltas: SmallVec<[(&[u8], u64, &Payload); 32]> = SmallVec::new();
-        let mut node = head;
-        let base = loop {
-            match &node.body {
-                Body::Version { ts, kv } => {
-                    if *ts <= self.ts && in_bounds(kv.key()) {
-                        deltas.push((kv.key(), *ts, kv));
-                    }
-                }
-                // `Split -> left base` share one range (D2): nothing to merge.
-                Body::Split { .. } => {}
-                Body::Leaf(b) => break b,
-                _ => return false,
-            }
-            node = node.next().expect("chain ends in a base page");
-        };
-        // Per key, the newest delta visible at the snapshot (a stable sort
-        // keeps the later install first among equal timestamps).
-        deltas.sort_by(|a, b| key_cmp(a.0, b.0).then(b.1.cmp(&a.1)));
-        deltas.dedup_by(|later, earlier| key_eq(later.0, earlier.0));
-        let start = match &self.front {
-            Bound::Included(f) => base.keys.lower_bound(f),
-            Bound::Excluded(f) => base.keys.upper_bound(f),
-            Bound::Unbounded => 0,
-        };
-        let end = match &self.back {
-            Bound::Included(b) => base.keys.upper_bound(b),
-            Bound::Excluded(b) => base.keys.lower_bound(b),
-            Bound::Unbounded => base.len(),
-        };
-        let visible = |i: usize| base.versions(i).iter().find(|v| v.ts <= self.ts).copied();
-        let emit_base = |out: &mut Vec<(Bytes, Bytes)>, from: usize, to: usize| {
-            for i in from..to {
-                if out.len() >= limit {
-                    return;
-                }
-                if let Some(v) = visible(i).and_then(|v| base.value(&v)) {
-                    out.push((base.keys.key_bytes(i), v));
-                }
-            }
-        };
-        out.reserve((end.saturating_sub(start) + deltas.len()).min(limit));
-        let mut i = start;
-        for &(key, ts, kv) in &deltas {
-            let pos = (i + base.keys.lower_bound_from(i, key)).min(end).max(i);
-            emit_base(out, i, pos);
-            if out.len() >= limit {
-                return true;
-            }
-            i = pos;
-            let base_ver = (i < end && key_eq(base.keys.key(i), key)).then(|| visible(i));
-            if base_ver.is_some() {
-                i += 1;
-            }
-            match base_ver.flatten() {
-                Some(v) if v.ts > ts => {
-                    if let Some(val) = base.value(&v) {
-                        out.push((base.keys.key_bytes(i - 1), val));
-                    }
-                }
-                _ => {
-                    if let Some(val) = kv.value_bytes() {
-                        out.push((Bytes::copy_from_slice(key), val));
-                    }
-                }
-            }
-        }
-        emit_base(out, i, end);
-        true
     }
 
     fn refill_front(&mut self) {

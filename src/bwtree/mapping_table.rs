@@ -102,7 +102,7 @@ impl MappingTable {
     ///
     /// The node stays valid while `guard` is pinned and the table lives (T5).
     #[inline]
-    pub(crate) fn load<'g>(&self, pid: Pid, guard: &'g Guard) -> Option<&'g Node> {
+    pub(crate) fn load<'g>(&'g self, pid: Pid, guard: &'g Guard) -> Option<&'g Node> {
         let head = self.slot(pid).load(Ordering::Acquire, guard);
         // SAFETY: loaded under `guard`; a chain leaves its slot only by a CAS
         // that then retires it through the epoch (T5), so it outlives `'g`.

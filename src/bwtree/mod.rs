@@ -8,18 +8,24 @@
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
+//! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
+//!   which consolidation and cursors read leaves through.
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`tree`]: descent and the public operations.
+//! - [`commit`]: the commit path's contract: validate a write set, install
+//!   it at one timestamp, consolidate afterwards.
 //! - [`stats`]: structure-modification and GC counters.
 
 mod base;
 mod chain;
+mod commit;
 mod consolidate;
 mod cursor;
 mod delta;
 mod keys;
+mod leaf_merge;
 mod mapping_table;
 mod search;
 mod smo;

@@ -191,7 +191,7 @@ impl Tree {
     /// passed in `path`. Finishes any structure modification met on the way
     /// (help-along): posts missing index entries, grows the root after a root
     /// split, and completes merges of frozen pages before going on.
-    pub(crate) fn descend<'g>(&self, t: Target<'_>, guard: &'g Guard, path: &mut Path<'g>) -> (Pid, &'g Node) {
+    pub(crate) fn descend<'g>(&'g self, t: Target<'_>, guard: &'g Guard, path: &mut Path<'g>) -> (Pid, &'g Node) {
         let backoff = Backoff::new();
         'restart: loop {
             path.clear();
@@ -265,7 +265,7 @@ impl Tree {
     /// Install a version whose payload is built (and size-checked) already.
     /// With `consolidate` false, a chain that reached the consolidation
     /// threshold is left alone and `Ok(true)` returned: the caller
-    /// consolidates later ([`Tree::consolidate_key`]).
+    /// consolidates later (a commit does, in [`super::commit::Installed::consolidate`]).
     fn install_payload(&self, kv: Payload, ts: u64, consolidate: bool) -> Result<bool> {
         if ts == 0 {
             return Err(Error::InvalidArgument("commit timestamps start at 1"));
@@ -331,8 +331,9 @@ impl Tree {
     /// Install a version whose key and value were checked already: small
     /// pairs are copied into the delta (one allocation), larger ones shared.
     /// Retries lost CASes until it succeeds: a committed write must land.
-    /// Defers consolidation up to twice the chain threshold: returns true if the key's page is due, for the
-    /// caller to [`Tree::consolidate_key`] once it is off its critical path.
+    /// Defers consolidation up to twice the chain threshold: returns true if
+    /// the key's chain reached the threshold, for the caller to consolidate
+    /// once it is off its critical path ([`super::commit::Installed::consolidate`]).
     pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) -> bool {
         let vlen = value.map_or(0, |v| v.len());
         loop {
@@ -345,7 +346,7 @@ impl Tree {
                 }
             };
             match self.install_payload(kv, ts, false) {
-                Ok(due) => return due,
+                Ok(long) => return long,
                 Err(Error::Contention { .. }) => continue,
                 Err(e) => unreachable!("install of a checked version failed: {e}"),
             }
@@ -357,52 +358,6 @@ impl Tree {
         let key = key.as_ref();
         Self::check_key(key)?;
         self.install_payload(Payload::copy(key, None), ts, true).map(|_| ())
-    }
-
-    /// The leaf page holding `key` and the newest commit timestamp of `key`
-    /// in it: the validation half of a commit, whose install half
-    /// ([`Tree::install_at`]) then needs no second descent.
-    pub(crate) fn locate<'g>(&self, key: &[u8], guard: &'g Guard) -> (Pid, &'g Node, Option<u64>) {
-        let mut path = Path::new();
-        let (pid, head) = self.descend(Target::Key(key), guard, &mut path);
-        (pid, head, leaf_find(head, key, u64::MAX).map(|h| h.ts()))
-    }
-
-    /// Install a checked version on the page [`Tree::locate`] returned, if
-    /// its head is still `head` (one CAS: the page is exactly as it was when
-    /// located, and the guard kept `head` from being reused); otherwise by
-    /// the normal path. Returns [`Tree::install_committed`]'s "due" flag.
-    pub(crate) fn install_at<'g>(
-        &self,
-        pid: Pid,
-        head: &'g Node,
-        key: &Bytes,
-        ts: u64,
-        value: Option<&Bytes>,
-        guard: &'g Guard,
-    ) -> bool {
-        let vlen = value.map_or(0, |v| v.len());
-        if key.len() + vlen <= INLINE_KV && !head.is_frozen() {
-            let delta = Delta::new(Body::Version {
-                ts,
-                kv: Payload::copy(key, value.map(|v| &v[..])),
-            });
-            if let Ok(new) = self.table.install(pid, head, delta, guard) {
-                return new.chain_len >= self.cfg.leaf_chain;
-            }
-        }
-        self.install_committed(key, ts, value)
-    }
-
-    /// Consolidate the leaf holding `key` if its chain reached the threshold
-    /// (the deferred half of [`Tree::install_committed`]).
-    pub(crate) fn consolidate_key(&self, key: &[u8]) {
-        let guard = epoch::pin();
-        let mut path = Path::new();
-        let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
-        if head.chain_len >= self.cfg.leaf_chain {
-            self.consolidate(pid, head, &path, &guard);
-        }
     }
 
     /// The value of `key` as of snapshot `ts`: the newest version with a

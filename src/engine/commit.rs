@@ -2,8 +2,6 @@
 //! against the snapshot (first committer wins), take a commit timestamp,
 //! install the versions, log them, and publish.
 
-use smallvec::SmallVec;
-
 use super::Engine;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::WriteSet;
@@ -28,37 +26,28 @@ impl Engine {
         let held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
         //    by a commit still being published counts: that commit won. The
-        //    pages found are kept (under one epoch guard) for step 4.
-        let guard = crossbeam_epoch::pin();
-        let mut spots = SmallVec::<[_; 4]>::with_capacity(writes.len());
-        for key in writes.keys() {
-            let (pid, head, newest) = self.tree.locate(key, &guard);
-            if let Some(winner) = newest.filter(|&w| w > start) {
+        //    leaves found are kept (by the tree, under one epoch guard) for
+        //    step 4.
+        let prepared = match self.tree.prepare(writes.iter(), start) {
+            Ok(prepared) => prepared,
+            Err(conflict) => {
                 drop(held);
                 self.counters.conflicts.add(1);
                 return Err(Error::Conflict {
-                    key: key.clone(),
-                    winner,
+                    key: conflict.key.clone(),
+                    winner: conflict.winner,
                     snapshot: start,
                 });
             }
-            spots.push((pid, head));
-        }
+        };
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let ts = self.oracle.allocate();
-        // 4. Install every version at that timestamp, on the page validation
+        // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent).
-        //    Consolidation of the pages this fills up waits until after
+        //    Consolidation of the leaves this fills up waits until after
         //    publication (step 8): later commits wait for this one.
-        let mut due: SmallVec<[&bytes::Bytes; 4]> = SmallVec::new();
-        for ((key, value), &(pid, head)) in writes.iter().zip(&spots) {
-            if self.tree.install_at(pid, head, key, ts.ts, value.as_ref(), &guard) {
-                due.push(key);
-            }
-        }
-        drop(spots);
-        drop(guard);
+        let installed = prepared.install(ts.ts);
         // 5. Append the log record (a memory copy into the pending buffer).
         let appended = log.map(|store| store.log(ts.ts, writes.iter()));
         // 6. Unlatch, then 7. wait for the log (group commit: one sync
@@ -82,9 +71,7 @@ impl Engine {
         //    the database is poisoned, and recovery keeps the commit whole
         //    or drops it whole.
         let ts = ts.publish();
-        for key in due {
-            self.tree.consolidate_key(key);
-        }
+        installed.consolidate();
         logged?;
         self.counters.commits.add(1);
         self.counters.versions_installed.add(writes.len() as u64);

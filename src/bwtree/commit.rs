@@ -1,0 +1,172 @@
+//! The tree's side of a transaction commit: validate a write set, then
+//! install it at the commit timestamp, with one descent per key.
+//!
+//! The protocol, in the order the MVCC layer runs it (`design/mvcc.md`,
+//! section 3), with the write set's latches held from before step 1 until
+//! after step 2:
+//!
+//! 1. [`Tree::prepare`] descends to the leaf of each written key, in the
+//!    order given, and reads the key's newest version there (tombstones
+//!    included). One newer than the snapshot is a [`Conflict`]; nothing is
+//!    kept. Otherwise it returns a [`Prepared`] commit, which holds, out of
+//!    the caller's sight, an epoch guard and the leaf found for each key.
+//!    The caller then takes the commit timestamp.
+//! 2. [`Prepared::install`] installs every write as a version at the commit
+//!    timestamp. Each goes onto its leaf with one CAS if the leaf's head is
+//!    still the one validated: then the page is exactly as validated, and
+//!    the guard, pinned since, rules out a new node at the old head's
+//!    address. Otherwise (or if the CAS is lost) it takes a fresh descent.
+//!    Consolidation is deferred, except for chains twice the threshold long
+//!    (so a large write set still splits the pages it fills as it goes).
+//!    The guard is released; the [`Installed`] result lists the keys whose
+//!    leaves' chains reached the threshold.
+//! 3. [`Installed::consolidate`] consolidates those leaves. The MVCC layer
+//!    calls it after publishing the commit, off the window in which later
+//!    commits wait for this one.
+//!
+//! No page id, node reference or epoch guard crosses this API.
+
+use bytes::Bytes;
+use crossbeam_epoch::{self as epoch, Guard};
+use smallvec::SmallVec;
+
+use super::chain::{Delta, Node};
+use super::delta::{Body, Payload, INLINE_KV};
+use super::mapping_table::Pid;
+use super::search::{leaf_find, Target};
+use super::tree::{Path, Tree};
+
+/// A write whose key has a newer version than the snapshot: the commit that
+/// installed it won.
+#[derive(Debug)]
+pub(crate) struct Conflict<'w> {
+    pub(crate) key: &'w Bytes,
+    /// The newer version's commit timestamp.
+    pub(crate) winner: u64,
+}
+
+/// A validated write set, ready for step 2 of the protocol in the module doc.
+#[must_use = "dropping a prepared commit installs nothing"]
+pub(crate) struct Prepared<'t, 'w> {
+    tree: &'t Tree,
+    /// Pinned before the first descent: the heads recorded in `writes` stay
+    /// allocated until [`Prepared::install`] is done.
+    guard: Guard,
+    writes: SmallVec<[Located<'w>; 4]>,
+}
+
+/// One write and the leaf validation found for its key.
+struct Located<'w> {
+    key: &'w Bytes,
+    /// `None`: a delete.
+    value: Option<&'w Bytes>,
+    pid: Pid,
+    /// The leaf's head when validated. Only compared with the page's current
+    /// head, never dereferenced: a reference is taken from the mapping table
+    /// again, under the guard.
+    head: *const Node,
+}
+
+/// An installed write set, ready for step 3 of the protocol in the module doc.
+#[must_use = "the leaves whose chains grew long are consolidated by `consolidate`"]
+pub(crate) struct Installed<'t, 'w> {
+    tree: &'t Tree,
+    /// Keys whose leaves' chains reached `leaf_chain` when installed.
+    long_chains: SmallVec<[&'w Bytes; 4]>,
+}
+
+impl Tree {
+    /// Validate a write set (`None` values are deletes) against snapshot
+    /// `snapshot_ts`: the first key, in the order given, whose newest version
+    /// is newer than the snapshot is a [`Conflict`]. The keys and values must
+    /// have been checked ([`Tree::check_key`], [`Tree::check_value`]).
+    pub(crate) fn prepare<'t, 'w>(
+        &'t self,
+        writes: impl IntoIterator<Item = (&'w Bytes, &'w Option<Bytes>)>,
+        snapshot_ts: u64,
+    ) -> Result<Prepared<'t, 'w>, Conflict<'w>> {
+        let writes = writes.into_iter();
+        let guard = epoch::pin();
+        let mut located = SmallVec::with_capacity(writes.size_hint().0);
+        for (key, value) in writes {
+            let mut path = Path::new();
+            let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
+            if let Some(winner) = leaf_find(head, key, u64::MAX)
+                .map(|h| h.ts())
+                .filter(|&w| w > snapshot_ts)
+            {
+                return Err(Conflict { key, winner });
+            }
+            located.push(Located {
+                key,
+                value: value.as_ref(),
+                pid,
+                head,
+            });
+        }
+        Ok(Prepared {
+            tree: self,
+            guard,
+            writes: located,
+        })
+    }
+
+    /// Consolidate the leaf holding `key` if its chain reached the threshold.
+    fn consolidate_leaf_of(&self, key: &[u8]) {
+        let guard = epoch::pin();
+        let mut path = Path::new();
+        let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
+        if head.chain_len >= self.cfg.leaf_chain {
+            self.consolidate(pid, head, &path, &guard);
+        }
+    }
+}
+
+impl<'t, 'w> Prepared<'t, 'w> {
+    /// Install every write as a version at commit timestamp `ts` (above
+    /// every GC watermark), each onto the leaf validation found if that is
+    /// unchanged, else by a fresh descent. Cannot fail.
+    pub(crate) fn install(self, ts: u64) -> Installed<'t, 'w> {
+        let Prepared { tree, guard, writes } = self;
+        let mut long_chains = SmallVec::new();
+        for w in &writes {
+            if tree.install_located(w, ts, &guard) {
+                long_chains.push(w.key);
+            }
+        }
+        drop(writes);
+        drop(guard);
+        Installed { tree, long_chains }
+    }
+}
+
+impl Tree {
+    /// Install `w` with one CAS onto the head validation found, if the page
+    /// still has that head; otherwise (or if the CAS is lost) by
+    /// [`Tree::install_committed`]. Returns its "chain is long" flag.
+    fn install_located(&self, w: &Located<'_>, ts: u64, guard: &Guard) -> bool {
+        let vlen = w.value.map_or(0, |v| v.len());
+        if w.key.len() + vlen <= INLINE_KV {
+            let current = self.table.load(w.pid, guard);
+            if let Some(head) = current.filter(|h| std::ptr::eq(*h, w.head) && !h.is_frozen()) {
+                let delta = Delta::new(Body::Version {
+                    ts,
+                    kv: Payload::copy(w.key, w.value.map(|v| &v[..])),
+                });
+                if let Ok(new) = self.table.install(w.pid, head, delta, guard) {
+                    return new.chain_len >= self.cfg.leaf_chain;
+                }
+            }
+        }
+        self.install_committed(w.key, ts, w.value)
+    }
+}
+
+impl Installed<'_, '_> {
+    /// Consolidate the leaves whose chains reached the threshold.
+    pub(crate) fn consolidate(self) {
+        for key in self.long_chains {
+            self.tree.consolidate_leaf_of(key);
+        }
+    }
+}
