@@ -23,7 +23,10 @@ pub enum Durability {
     /// loses nothing; a power loss loses at most the commits of the last
     /// interval (whole commits, in commit order: never a torn or partial one).
     Buffered(Duration),
-    /// Nothing is written to disk ([`Options::in_memory`]).
+    /// Commits are not logged. With [`Options::in_memory`] nothing touches
+    /// the disk; with [`Options::open`] the directory is locked and recovered
+    /// (and a fresh log segment created), but commits are lost on close
+    /// unless a checkpoint ([`crate::Db::checkpoint`]) saves them.
     None,
 }
 

@@ -1,8 +1,8 @@
 //! The tree's side of a transaction commit: validate a write set, then
 //! install it at the commit timestamp, with one descent per key.
 //!
-//! The protocol, in the order the MVCC layer runs it (`design/mvcc.md`,
-//! section 3), with the write set's latches held from before step 1 until
+//! The protocol, in the order the engine runs it (`engine/commit.rs`;
+//! `design/mvcc.md`, section 3), with the write set's latches held from before step 1 until
 //! after step 2:
 //!
 //! 1. [`Tree::prepare`] descends to the leaf of each written key, in the
@@ -12,15 +12,17 @@
 //!    the caller's sight, an epoch guard and the leaf found for each key.
 //!    The caller then takes the commit timestamp.
 //! 2. [`Prepared::install`] installs every write as a version at the commit
-//!    timestamp. Each goes onto its leaf with one CAS if the leaf's head is
-//!    still the one validated: then the page is exactly as validated, and
+//!    timestamp. Each write whose key and value fit a delta inline
+//!    (`INLINE_KV`, 192 bytes) goes onto its leaf with one CAS if the leaf's
+//!    head is still the one validated: then the page is exactly as validated, and
 //!    the guard, pinned since, rules out a new node at the old head's
-//!    address. Otherwise (or if the CAS is lost) it takes a fresh descent.
+//!    address. Otherwise (a larger write, a changed head, or a lost CAS) it
+//!    takes a fresh descent.
 //!    Consolidation is deferred, except for chains twice the threshold long
 //!    (so a large write set still splits the pages it fills as it goes).
 //!    The guard is released; the [`Installed`] result lists the keys whose
 //!    leaves' chains reached the threshold.
-//! 3. [`Installed::consolidate`] consolidates those leaves. The MVCC layer
+//! 3. [`Installed::consolidate`] consolidates those leaves. The engine
 //!    calls it after publishing the commit, off the window in which later
 //!    commits wait for this one.
 //!

@@ -1,5 +1,6 @@
 //! The tree: configuration, descent with help-along, and the operations the
-//! MVCC layer calls (install a version, read as of a timestamp, newest ts).
+//! engine and recovery call (install a version, read as of a timestamp,
+//! newest ts).
 
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
@@ -264,7 +265,7 @@ impl Tree {
 
     /// Install a version whose payload is built (and size-checked) already.
     /// With `consolidate` false, a chain that reached the consolidation
-    /// threshold is left alone and `Ok(true)` returned: the caller
+    /// threshold (but not twice it) is left alone and `Ok(true)` returned: the caller
     /// consolidates later (a commit does, in [`super::commit::Installed::consolidate`]).
     fn install_payload(&self, kv: Payload, ts: u64, consolidate: bool) -> Result<bool> {
         if ts == 0 {
@@ -277,7 +278,7 @@ impl Tree {
         for _ in 0..MAX_ATTEMPTS {
             let (pid, head) = match delta.body() {
                 Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path),
-                _ => unreachable!("install() builds a version delta"),
+                _ => unreachable!("install_payload() builds a version delta"),
             };
             match self.table.install(pid, head, delta, &guard) {
                 Ok(new) => {

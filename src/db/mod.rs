@@ -63,7 +63,7 @@ impl Drop for Handles {
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    // Field order matters: `handles` drops first and stops the workers.
+    // Field order matters: `_handles` drops first and stops the workers.
     _handles: Arc<Handles>,
     engine: Arc<Engine>,
 }
@@ -151,23 +151,7 @@ impl Db {
     /// # Ok::<(), bwtx::Error>(())
     /// ```
     pub fn wait_visible(&self, ts: u64, timeout: Duration) -> bool {
-        let oracle = &self.engine.oracle;
-        let backoff = Backoff::new();
-        let start = std::time::Instant::now();
-        let mut polls = 0u32;
-        while oracle.read_ts() < ts {
-            // Spin and yield for about a commit's installation, then sleep in
-            // steps well below one log sync.
-            polls += 1;
-            if polls <= 32 {
-                backoff.snooze();
-            } else if start.elapsed() >= timeout {
-                return false;
-            } else {
-                std::thread::sleep(Duration::from_micros(20));
-            }
-        }
-        true
+        self.engine.wait_visible(ts, timeout)
     }
 
     /// Run `f` in a transaction and commit it; on a conflict, wait for the
@@ -226,15 +210,13 @@ impl Db {
     /// The underlying tree (read-only use: for diagnostics and tests).
     #[doc(hidden)]
     pub fn tree(&self) -> &Tree {
-        &self.engine.tree
+        self.engine.tree()
     }
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("read_ts", &self.engine.oracle.read_ts())
-            .finish()
+        f.debug_struct("Db").field("read_ts", &self.engine.read_ts()).finish()
     }
 }
 

@@ -16,7 +16,6 @@ impl Engine {
     /// `snapshot_ts` wrote one of the keys; then nothing is installed.
     pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet) -> Result<u64> {
         debug_assert!(!writes.is_empty());
-        let start = snapshot_ts;
         let log = self.store.as_ref().filter(|s| s.logs());
         if let Some(store) = log {
             // A poisoned log takes no more commits.
@@ -28,7 +27,7 @@ impl Engine {
         //    by a commit still being published counts: that commit won. The
         //    leaves found are kept (by the tree, under one epoch guard) for
         //    step 4.
-        let prepared = match self.tree.prepare(writes.iter(), start) {
+        let prepared = match self.tree.prepare(writes.iter(), snapshot_ts) {
             Ok(prepared) => prepared,
             Err(conflict) => {
                 drop(held);
@@ -36,26 +35,27 @@ impl Engine {
                 return Err(Error::Conflict {
                     key: conflict.key.clone(),
                     winner: conflict.winner,
-                    snapshot: start,
+                    snapshot: snapshot_ts,
                 });
             }
         };
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
-        let ts = self.oracle.allocate();
+        let commit = self.oracle.allocate();
         // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent).
         //    Consolidation of the leaves this fills up waits until after
-        //    publication (step 8): later commits wait for this one.
-        let installed = prepared.install(ts.ts);
-        // 5. Append the log record (a memory copy into the pending buffer).
-        let appended = log.map(|store| store.log(ts.ts, writes.iter()));
-        // 6. Unlatch, then 7. wait for the log (group commit: one sync
-        //    covers every committer waiting), holding no lock.
+        //    publication (step 7): later commits wait for this one.
+        let installed = prepared.install(commit.ts);
+        // 5. Durable databases: append the log record (a memory copy into
+        //    the pending buffer), unlatch, then wait for the log (group
+        //    commit: one sync covers every committer waiting), holding no
+        //    lock.
+        let appended = log.map(|store| store.log(commit.ts, writes.iter()));
         drop(held);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
-                let r = store.wait(ts.ts);
+                let r = store.wait(commit.ts);
                 if r.is_ok() {
                     // Every commit the log holds is installed: the whole
                     // group becomes visible at once, not one by one.
@@ -66,15 +66,18 @@ impl Engine {
             (_, Some(Err(e))) => Err(e),
             _ => Ok(()),
         };
-        // 8. Publish: visible once every earlier commit is. Done even if the
+        // 6. Publish: visible once every earlier commit is. Done even if the
         //    log failed (later commits wait on it); the error is returned,
         //    the database is poisoned, and recovery keeps the commit whole
         //    or drops it whole.
-        let ts = ts.publish();
+        let ts = commit.publish();
+        // 7. Consolidate the leaves step 4 listed, off the window in which
+        //    later commits wait for this one.
         installed.consolidate();
         logged?;
         self.counters.commits.add(1);
         self.counters.versions_installed.add(writes.len() as u64);
+        // 8. Every 64th timestamp refreshes the GC watermark.
         self.after_commit(ts);
         Ok(ts)
     }

@@ -1,16 +1,51 @@
 //! Reads at a snapshot timestamp, optionally merged with a transaction's
-//! own writes.
+//! own writes; the read timestamp and waiting for it to pass a commit.
 
 use std::ops::Bound;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::Engine;
+use crate::bwtree::Tree;
 use crate::mvcc::iter::{bounds, prefix_end, Iter};
 use crate::mvcc::WriteSet;
+use crate::sync::Backoff;
 use crate::Result;
 
 impl Engine {
+    /// The read timestamp: the newest commit every new snapshot sees.
+    #[inline]
+    pub(crate) fn read_ts(&self) -> u64 {
+        self.oracle.read_ts()
+    }
+
+    /// The tree (read-only use: diagnostics and tests).
+    pub(crate) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// [`crate::Db::wait_visible`]: wait until snapshots taken from now on
+    /// include commit `ts` (at most `timeout`); whether they do.
+    pub(crate) fn wait_visible(&self, ts: u64, timeout: Duration) -> bool {
+        let backoff = Backoff::new();
+        let start = std::time::Instant::now();
+        let mut polls = 0u32;
+        while self.oracle.read_ts() < ts {
+            // Spin and yield for about a commit's installation, then sleep in
+            // steps well below one log sync.
+            polls += 1;
+            if polls <= 32 {
+                backoff.snooze();
+            } else if start.elapsed() >= timeout {
+                return false;
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        true
+    }
+
     /// The value of `key` as of `ts`.
     #[inline]
     pub(crate) fn get(&self, key: &[u8], ts: u64) -> Result<Option<Bytes>> {

@@ -11,7 +11,8 @@ pub struct Stats {
     pub commits: u64,
     /// Commits refused with [`crate::Error::Conflict`].
     pub conflicts: u64,
-    /// Versions written by commits.
+    /// Versions written by commits since open, plus those recovered at open
+    /// (so that `versions_stored` stays right across reopening).
     pub versions_installed: u64,
     /// Versions dropped by garbage collection.
     pub versions_collected: u64,

@@ -48,7 +48,8 @@ impl Counter {
     }
 }
 
-/// The transaction layer's counters.
+/// The engine's event counters (commits, conflicts, versions installed, GC
+/// sweeps).
 pub(crate) struct DbCounters {
     pub(crate) commits: Counter,
     pub(crate) conflicts: Counter,

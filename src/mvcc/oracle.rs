@@ -9,7 +9,7 @@
 //!   when its versions are in the tree, then advances `visible` over every
 //!   consecutive mark it finds (helping earlier committers that finished but
 //!   have not advanced it yet), and returns once `visible` covers its own
-//!   timestamp. See `design/mvcc.md`, "Commit protocol".
+//!   timestamp. See `design/mvcc.md`, section 1, "Timestamps and the oracle".
 
 use crossbeam_utils::CachePadded;
 

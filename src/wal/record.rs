@@ -1,4 +1,4 @@
-//! Byte layouts of log segments (see `design/durability.md`, "File formats").
+//! Byte layouts of log segments (see `design/durability.md`, section 1, "Files").
 //!
 //! Segment: a 16-byte header, then records back to back.
 //! ```text

@@ -127,8 +127,9 @@ impl Store {
         self.mode != Durability::None
     }
 
-    /// Log a commit and wait as the mode requires. The versions are already
-    /// installed; the caller publishes after this returns (even on error).
+    /// Append commit `ts`'s record (a memory copy into the pending buffer);
+    /// [`Store::wait`] then waits as the mode requires. The versions are
+    /// already installed; the caller publishes after the wait (even on error).
     pub(crate) fn log<'a>(
         &self,
         ts: u64,

@@ -161,7 +161,7 @@ impl Wal {
 
     /// Wait until every commit up to `ts` is written (`sync` false) or
     /// durable (`sync` true). If no leader is flushing, become it: write
-    /// and sync everything pending. Otherwise sleep until the leader is done
+    /// everything pending, and sync it if `sync`. Otherwise sleep until the leader is done
     /// (followers never queue on the leader's mutex, where one could become
     /// the next leader while its own record is already durable).
     pub(crate) fn wait(&self, ts: u64, sync: bool) -> Result<()> {

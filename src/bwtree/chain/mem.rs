@@ -11,11 +11,11 @@
 //!   them into a published chain, through the `unsafe` functions below.
 //!
 //! Invariants (with N1-N4 of [`super::node`])
-//! - M1. A chain is freed only by [`destroy_chain`], head first, each node
+//! - A1. A chain is freed only by [`destroy_chain`], head first, each node
 //!   exactly once: when its owner drops it unpublished ([`Chain`]'s `Drop`),
 //!   after its grace period once unlinked ([`retire_chain`]), or when the
 //!   mapping table that owns it is dropped.
-//! - M2. A pooled block is the memory of a dropped `Box<Node>` that nothing
+//! - A2. A pooled block is the memory of a dropped `Box<Node>` that nothing
 //!   refers to; the pool hands it out once, to [`alloc`].
 
 use crossbeam_epoch::{Guard, Owned};
@@ -28,7 +28,7 @@ use super::node::Node;
 fn alloc(node: Node) -> Owned<Node> {
     match pool::take() {
         // SAFETY: `p` is an unused block of `Layout::new::<Node>()` from the
-        // global allocator (the memory of a dropped `Box<Node>`, M2), so
+        // global allocator (the memory of a dropped `Box<Node>`, A2), so
         // writing a node into it makes a valid `Box<Node>`, which is what
         // `Owned` is.
         Some(p) => unsafe {
@@ -116,7 +116,7 @@ impl Chain {
     ///
     /// # Safety
     /// `head` heads a whole chain that no thread can reach and nothing else
-    /// owns (N2, M1).
+    /// owns (N2, A1).
     pub(in crate::bwtree) unsafe fn from_owned(head: Owned<Node>) -> Self {
         Chain(Box::into_raw(head.into_box()))
     }
@@ -139,7 +139,7 @@ unsafe impl Send for ChainPtr {}
 ///
 /// # Safety
 /// `head` was just unlinked from its slot by the caller's CAS: no slot and no
-/// node owns it any more (M1), so after the grace period nobody can reach it.
+/// node owns it any more (A1), so after the grace period nobody can reach it.
 pub(in crate::bwtree) unsafe fn retire_chain(head: &Node, guard: &Guard) {
     let p = ChainPtr(head as *const Node as *mut Node);
     // SAFETY: by the contract, the chain is unreachable for threads that pin
@@ -199,7 +199,7 @@ mod pool {
         impl Drop for Pool {
             fn drop(&mut self) {
                 for p in self.0.drain(..) {
-                    // SAFETY: each block came from a `Box<Node>` and is unused (M2).
+                    // SAFETY: each block came from a `Box<Node>` and is unused (A2).
                     unsafe { dealloc(p.cast(), Layout::new::<Node>()) }
                 }
             }

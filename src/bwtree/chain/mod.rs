@@ -1,4 +1,5 @@
-//! Delta chains in memory: the one place in the tree with raw pointers.
+//! Delta chains in memory: nodes and their raw links, which only this module
+//! writes or dereferences.
 //!
 //! - [`node`]: [`Node`], a node of a chain, with its header caches and the
 //!   raw links (`next`, `range`, `skip`) that only its constructors set and
@@ -7,7 +8,7 @@
 //!   unpublished [`Delta`] and [`Chain`] handles, retiring an unlinked chain
 //!   through the epoch, and destroying a chain.
 //!
-//! Invariants both files rely on are listed in [`node`]'s header; the
+//! Invariants: N1-N4 in [`node`]'s header, A1-A2 in [`mem`]'s; the
 //! mapping table (`super::mapping_table`) is the only code that publishes,
 //! unlinks and retires chains.
 
