@@ -7,6 +7,8 @@
 //! - [`keys`]: key order and sorted key arrays.
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
+//! - [`image`]: page images and delta flushes, the page store's payloads
+//!   (encode and decode; not used yet).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
@@ -19,6 +21,9 @@ mod chain;
 mod consolidate;
 mod cursor;
 mod delta;
+// The page store (issue 11) will write and read these; nothing does yet.
+#[allow(dead_code, unused_imports)]
+mod image;
 mod keys;
 mod mapping_table;
 mod search;
