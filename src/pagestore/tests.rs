@@ -365,3 +365,46 @@ proptest! {
         }
     }
 }
+
+/// Throughput on the real file system (not run by default):
+/// `cargo test --release --lib pagestore::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand in release mode"]
+fn throughput() {
+    use std::time::Instant;
+    let dir = std::env::temp_dir().join(format!("bwtx-pagestore-throughput-{}", std::process::id()));
+    let n: u64 = std::env::var("BWTX_PAGESTORE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let fs: Arc<dyn Fs> = Arc::new(crate::fs::StdFs);
+    let s = SegmentStore::open(fs, &dir, Kind::Pages, 64 << 20).unwrap();
+    let page = vec![0xa5u8; 4096];
+    let t = Instant::now();
+    let addrs: Vec<Addr> = (0..n).map(|id| s.append(&meta(id), &page).unwrap()).collect();
+    let append = t.elapsed();
+    let t = Instant::now();
+    s.sync().unwrap();
+    let sync = t.elapsed();
+    let t = Instant::now();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let r = s.read(addrs[(x % n) as usize]).unwrap();
+        assert_eq!(r.payload.len(), 4096);
+    }
+    let read = t.elapsed();
+    let mb = (n * 4096) as f64 / (1 << 20) as f64;
+    println!(
+        "{n} appends of 4 KiB: {:.0}/s ({:.0} MiB/s), then one sync {:?}; {n} random reads (page cache): {:.0}/s; {} segments",
+        n as f64 / append.as_secs_f64(),
+        mb / append.as_secs_f64(),
+        sync,
+        n as f64 / read.as_secs_f64(),
+        s.segments().len(),
+    );
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
