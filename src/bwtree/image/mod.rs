@@ -9,9 +9,11 @@
 //! - [`delta`]: a list of versions to a delta-flush payload and back
 //!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`]).
 //!
-//! Decoding never panics and allocates at most about the input's size, on
-//! any input: it validates every length, offset and order a later read
-//! relies on, and names the first offset that breaks one.
+//! Decoding never panics on any input and allocates less than 1.5 times the
+//! input's length (a decoded page's key heads, 8 bytes a key, are not in the
+//! image; everything else is at most its image's size or a zero-copy slice):
+//! it validates every length, offset and order a later read relies on, and
+//! names the first offset that breaks one.
 
 mod delta;
 mod leaf;
