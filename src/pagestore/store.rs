@@ -148,6 +148,9 @@ impl SegmentStore {
             Some(seq) => {
                 let path = dir.join(segment::name(kind, seq));
                 let bytes = fs.read(&path).map_err(Error::Io)?;
+                if bytes.len() as u64 > MAX_SEGMENT_BYTES {
+                    return Err(corrupt(seq, MAX_SEGMENT_BYTES, "segment longer than 4 GiB"));
+                }
                 match segment::scan(&bytes, kind, seq).map_err(|(o, r)| corrupt(seq, o, r))? {
                     Scan::TornHeader => {
                         truncated = Some((seq, 0, "segment header truncated"));
