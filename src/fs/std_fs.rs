@@ -24,6 +24,19 @@ impl FsFile for StdFile {
     }
 }
 
+/// A range no file can hold (past the largest file offset, `i64::MAX`) is
+/// past the end of the file, as the [`FsRead`] contract says, rather than
+/// the operating system's `InvalidInput`.
+fn check_range(offset: u64, len: usize) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "read past the end of the file",
+        )),
+    }
+}
+
 /// A file open for positional reads.
 #[cfg(unix)]
 struct StdRead(File);
@@ -31,6 +44,7 @@ struct StdRead(File);
 #[cfg(unix)]
 impl FsRead for StdRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len())?;
         std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset)
     }
     fn len(&self) -> io::Result<u64> {
@@ -47,6 +61,7 @@ struct StdRead(std::sync::Mutex<File>);
 impl FsRead for StdRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         use std::io::{Read, Seek, SeekFrom};
+        check_range(offset, buf.len())?;
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
         f.seek(SeekFrom::Start(offset))?;
         f.read_exact(buf)

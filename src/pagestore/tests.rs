@@ -294,6 +294,57 @@ fn concurrent_appenders_get_distinct_addresses() {
     }
 }
 
+#[test]
+fn a_newest_segment_without_its_header_is_created_again() {
+    let fs = FaultFs::new();
+    let s = open(&fs, 1 << 20).unwrap();
+    let a = append_all(&s, 0..3);
+    s.sync().unwrap();
+    drop(s);
+    // A crash between creating segment 2 and syncing its header.
+    let mut f = fs.create(&seg_path(2)).unwrap();
+    f.write_all(&[0x42; 10]).unwrap();
+    let s = open(&fs, 1 << 20).unwrap();
+    assert_eq!(s.truncated().map(|t| (t.0, t.1)), Some((2, 0)));
+    check(&s, 0..3, &a);
+    let b = s.append(&meta(3), &payload(3)).unwrap();
+    assert_eq!((addr_seq(b), addr_offset(b)), (2, SEGMENT_HEADER_LEN as u64));
+    check(&s, 3..4, &[b]);
+}
+
+/// The real file system's positional reads, and reads past the end of a
+/// file on both file systems.
+#[test]
+fn std_fs_round_trip_and_reads_past_the_end() {
+    let dir = std::env::temp_dir().join(format!("bwtx-pagestore-unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let std_fs: Arc<dyn Fs> = Arc::new(crate::fs::StdFs);
+    let s = SegmentStore::open(std_fs.clone(), &dir, Kind::Pages, 256).unwrap();
+    let a = append_all(&s, 0..12);
+    s.sync().unwrap();
+    assert!(s.segments().len() > 1);
+    drop(s);
+    let s = SegmentStore::open(std_fs.clone(), &dir, Kind::Pages, 256).unwrap();
+    check(&s, 0..12, &a);
+    drop(s);
+    let fault = FaultFs::new();
+    fault.create(&dir.join("f")).unwrap().write_all(b"0123456789").unwrap();
+    let segment_1 = dir.join(segment::name(Kind::Pages, 1));
+    for (fs, path) in [(std_fs, segment_1), (Arc::new(fault) as Arc<dyn Fs>, dir.join("f"))] {
+        let r = fs.open_read(&path).unwrap();
+        let len = r.len().unwrap();
+        let mut buf = [0u8; 4];
+        r.read_exact_at(len - 4, &mut buf).unwrap();
+        let e = r.read_exact_at(len - 3, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            r.read_exact_at(u64::MAX, &mut buf).unwrap_err().kind(),
+            std::io::ErrorKind::UnexpectedEof
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(u64),
