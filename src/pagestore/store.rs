@@ -24,7 +24,7 @@
 //!   (durably), and appending resumes at its end after a sync, so everything
 //!   found at open is durable.
 //!
-//! Positions: `pos = seq << 32 + offset` orders every byte of every segment;
+//! Positions: `pos = (seq << 32) + offset` orders every byte of every segment;
 //! `written` and `durable` are positions, the ends of what is appended and of
 //! what is synced. Lock order: `sync_leader`, then `out`, then `segs`.
 
@@ -425,7 +425,7 @@ impl SegmentStore {
         self.fs.sync_dir(&self.dir).map_err(|e| self.poison(e))
     }
 
-    /// Positions (`seq << 32 + offset`) of the end of what is appended and of
+    /// Positions (`(seq << 32) + offset`) of the end of what is appended and of
     /// what is durable.
     pub(crate) fn ends(&self) -> (u64, u64) {
         (
