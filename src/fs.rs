@@ -1,7 +1,12 @@
-//! The file-system seam: every file the log and checkpoints touch goes
-//! through [`Fs`]; [`StdFs`] is the real one. With the `fault-injection`
-//! feature, tests can inject faults with `FaultFs`: failing writes and syncs,
-//! short writes, and power loss that drops every byte not yet synced.
+//! The file-system seam: every file the log, checkpoints and page store
+//! touch goes through [`Fs`]; [`StdFs`] is the real one. With the
+//! `fault-injection` feature, tests can inject faults with `FaultFs`: failing
+//! writes, syncs and reads, short writes, and power loss that drops every
+//! byte not yet synced.
+//!
+//! Files are appended to through [`FsFile`] and read back either whole
+//! ([`Fs::read`]) or by positional reads through [`FsRead`], whose `&self`
+//! methods let many threads share one open handle.
 
 use std::io;
 use std::path::Path;
@@ -14,12 +19,27 @@ mod std_fs;
 pub use fault::FaultFs;
 pub use std_fs::StdFs;
 
-/// An open file the log appends to.
+/// An open file the log, checkpoints and page store append to.
 pub trait FsFile: Send {
     /// Append all of `buf` (a failure may have written a prefix of it).
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Make every byte written so far durable (`fdatasync`).
     fn sync(&mut self) -> io::Result<()>;
+}
+
+/// An open file read by position: `&self`, so concurrent readers share one
+/// handle.
+pub trait FsRead: Send + Sync {
+    /// Fill `buf` with the bytes at `offset..offset + buf.len()`. A range
+    /// that runs past the end of the file is an
+    /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 /// The file operations bwtx's durability layer uses.
@@ -32,6 +52,21 @@ pub trait Fs: Send + Sync + 'static {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Create `path` (truncating it if it exists) for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Open the existing file `path` for appending after its current end.
+    ///
+    /// The default fails with [`Unsupported`](io::ErrorKind::Unsupported):
+    /// only the page store needs it, and `Fs` implementations written before
+    /// it keep compiling.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Err(unsupported(path, "open_append"))
+    }
+    /// Open the existing file `path` for positional reads.
+    ///
+    /// The default fails with [`Unsupported`](io::ErrorKind::Unsupported), as
+    /// for [`Fs::open_append`].
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
+        Err(unsupported(path, "open_read"))
+    }
     /// Cut `path` to `len` bytes and make that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Atomically rename `from` to `to` (durable once the directory is synced).
@@ -43,4 +78,11 @@ pub trait Fs: Send + Sync + 'static {
     /// Take an exclusive lock on `dir` for this process's lifetime of the
     /// returned guard; fails with `WouldBlock` if another holder has it.
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Send + Sync>>;
+}
+
+fn unsupported(path: &Path, op: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{op} of {} is not supported by this Fs", path.display()),
+    )
 }

@@ -79,6 +79,41 @@ impl LeafBase {
         self.keys.len()
     }
 
+    /// A base page from its arrays (a decoded page image, zero-copy). The
+    /// caller guarantees the layout [`LeafBuilder::finish`] produces: every
+    /// key has at least one version, newest first; `version_start` is empty
+    /// iff `vers.len() == keys.len()`, else it has `keys.len() + 1`
+    /// increasing entries from 0 to `vers.len()`; each version's `off`/`len`
+    /// is in bounds of `vals` or (with [`BIG`]) indexes `big`.
+    pub(crate) fn from_parts(
+        range: PageRange,
+        keys: KeyArray,
+        version_start: Box<[u32]>,
+        vers: Box<[Ver]>,
+        vals: Bytes,
+        big: Box<[Bytes]>,
+    ) -> Self {
+        LeafBase {
+            range,
+            gc_wm: 0,
+            keys,
+            version_start,
+            vers,
+            vals,
+            big,
+        }
+    }
+
+    /// The page blob of inline values (versions without [`BIG`] index it).
+    pub(crate) fn inline_vals(&self) -> &[u8] {
+        &self.vals
+    }
+
+    /// The values kept as their own `Bytes` (versions with [`BIG`] index it).
+    pub(crate) fn big_values(&self) -> &[Bytes] {
+        &self.big
+    }
+
     /// Versions of entry `i`, newest first.
     #[inline]
     pub(crate) fn versions(&self, i: usize) -> &[Ver] {

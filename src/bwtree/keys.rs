@@ -322,7 +322,18 @@ impl KeyArrayBuilder {
             self.offs.push(0);
         }
         let n = self.offs.len() - 1;
-        let key = |i: usize| &self.bytes[self.offs[i] as usize..self.offs[i + 1] as usize];
+        let offs = self.offs;
+        KeyArray::from_offsets(n, |i| offs[i], Bytes::from(self.bytes))
+    }
+}
+
+impl KeyArray {
+    /// The array of `n` keys stored in `bytes` (zero-copy), key `i` being
+    /// `bytes[off(i)..off(i + 1)]`. The caller guarantees `off(0) == 0`,
+    /// offsets nondecreasing up to `off(n) == bytes.len()` and the keys
+    /// strictly ascending (a page image's decoder checks these first).
+    pub(crate) fn from_offsets(n: usize, off: impl Fn(usize) -> u32, bytes: Bytes) -> KeyArray {
+        let key = |i: usize| &bytes[off(i) as usize..off(i + 1) as usize];
         let prefix_len = if n < 2 {
             0
         } else {
@@ -331,21 +342,32 @@ impl KeyArrayBuilder {
         };
         let mut words = Vec::with_capacity(n + n.div_ceil(2) + 1);
         words.extend((0..n).map(|i| head_of(&key(i)[prefix_len..])));
-        words.extend(
-            self.offs
-                .chunks(2)
-                .map(|c| c[0] as u64 | (c.get(1).copied().unwrap_or(0) as u64) << 32),
-        );
+        words.extend((0..=n).step_by(2).map(|i| {
+            let hi = if i < n { off(i + 1) } else { 0 };
+            off(i) as u64 | (hi as u64) << 32
+        }));
         let mut prefix_inline = [0u8; PRE_INLINE];
         let m = prefix_len.min(PRE_INLINE);
-        prefix_inline[..m].copy_from_slice(&self.bytes[..m]);
+        prefix_inline[..m].copy_from_slice(&bytes[..m]);
         KeyArray {
             n: u32::try_from(n).expect("a page holds fewer than 2^32 keys"),
             prefix_len: prefix_len as u32,
             prefix_inline,
             words: words.into_boxed_slice(),
-            bytes: Bytes::from(self.bytes),
+            bytes,
         }
+    }
+
+    /// The keys' bytes, concatenated in key order (key `i` starts at
+    /// [`KeyArray::key_offset`]`(i)`).
+    pub(crate) fn all_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Offset of key `i`'s first byte in [`KeyArray::all_bytes`] (`i <= len()`;
+    /// `key_offset(len())` is the total length).
+    pub(crate) fn key_offset(&self, i: usize) -> u32 {
+        self.off(i) as u32
     }
 }
 

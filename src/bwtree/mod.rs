@@ -7,6 +7,8 @@
 //! - [`keys`]: key order and sorted key arrays.
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
+//! - [`image`]: page images and delta flushes, the page store's payloads
+//!   (encode and decode; not used yet).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
 //!   which consolidation and cursors read leaves through.
@@ -24,6 +26,9 @@ mod commit;
 mod consolidate;
 mod cursor;
 mod delta;
+// The page store (issue 11) will write and read these; nothing does yet.
+#[allow(dead_code, unused_imports)]
+mod image;
 mod keys;
 mod leaf_merge;
 mod mapping_table;

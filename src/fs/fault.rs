@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Fs, FsFile};
+use super::{Fs, FsFile, FsRead};
 
 #[derive(Default, Clone)]
 struct Inode {
@@ -25,6 +25,8 @@ struct State {
     locks: Vec<PathBuf>,
     writes: u64,
     syncs: u64,
+    reads: u64,
+    fail_read_at: Option<u64>,
     fail_write_at: Option<u64>,
     short_write_at: Option<u64>,
     fail_sync_at: Option<u64>,
@@ -38,9 +40,13 @@ struct State {
 /// entry (create, rename, remove) becomes durable only with a directory sync.
 /// [`FaultFs::power_loss`] throws away everything not durable, as a power
 /// failure would. Faults are armed by operation count: the `n`-th write
-/// (counting from 0) fails, is short, or the `n`-th sync fails or "loses
-/// power" (the sync fails and every later operation fails until
-/// [`FaultFs::power_loss`] restarts the "machine").
+/// (counting from 0) fails, is short, the `n`-th read fails, or the `n`-th
+/// sync fails or "loses power" (the sync fails and every later operation
+/// fails until [`FaultFs::power_loss`] restarts the "machine").
+///
+/// Reads (whole-file and positional) see everything written, synced or not,
+/// as a real file system's page cache does. A positional read handle keeps
+/// reading its file after the file is removed or renamed, as on Unix.
 ///
 /// Cloning gives another handle to the same file system.
 #[derive(Clone, Default)]
@@ -76,6 +82,7 @@ impl FaultFs {
         s.short_write_at = None;
         s.fail_sync_at = None;
         s.crash_at_sync = None;
+        s.fail_read_at = None;
     }
 
     /// Writes so far (each `write_all` call counts one).
@@ -86,6 +93,18 @@ impl FaultFs {
     /// Syncs so far (file and directory syncs, truncations).
     pub fn syncs(&self) -> u64 {
         self.st().syncs
+    }
+
+    /// Reads so far (each [`Fs::read`] and each positional
+    /// [`FsRead::read_exact_at`] counts one).
+    pub fn reads(&self) -> u64 {
+        self.st().reads
+    }
+
+    /// Make read number `n` (counted from 0 since creation, as
+    /// [`FaultFs::reads`] counts) fail, reading nothing.
+    pub fn fail_read_at(&self, n: u64) {
+        self.st().fail_read_at = Some(n);
     }
 
     /// Make write number `n` (counted from 0 since creation) fail, writing nothing.
@@ -142,6 +161,17 @@ impl FaultFs {
         Ok(())
     }
 
+    /// Count a read; fail it if it is the armed one.
+    fn read_point(s: &mut State) -> io::Result<()> {
+        FaultFs::alive(s)?;
+        let n = s.reads;
+        s.reads += 1;
+        if s.fail_read_at == Some(n) {
+            return Err(err("read failed"));
+        }
+        Ok(())
+    }
+
     fn alive(s: &State) -> io::Result<()> {
         if s.crashed {
             Err(err("the machine lost power"))
@@ -182,6 +212,31 @@ impl FsFile for FaultFile {
     }
 }
 
+/// A positional read handle on one inode.
+struct FaultRead {
+    fs: FaultFs,
+    inode: usize,
+}
+
+impl FsRead for FaultRead {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut s = self.fs.st();
+        FaultFs::read_point(&mut s)?;
+        let data = &s.inodes[self.inode].data;
+        let src = usize::try_from(offset)
+            .ok()
+            .and_then(|at| data.get(at..at.checked_add(buf.len())?))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        let s = self.fs.st();
+        FaultFs::alive(&s)?;
+        Ok(s.inodes[self.inode].data.len() as u64)
+    }
+}
+
 fn not_found(p: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
 }
@@ -200,8 +255,8 @@ impl Fs for FaultFs {
             .collect())
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let s = self.st();
-        FaultFs::alive(&s)?;
+        let mut s = self.st();
+        FaultFs::read_point(&mut s)?;
         s.names
             .get(path)
             .map(|&i| s.inodes[i].data.clone())
@@ -214,6 +269,24 @@ impl Fs for FaultFs {
         s.inodes.push(Inode::default());
         s.names.insert(path.to_owned(), inode);
         Ok(Box::new(FaultFile {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let s = self.st();
+        FaultFs::alive(&s)?;
+        let inode = *s.names.get(path).ok_or_else(|| not_found(path))?;
+        Ok(Box::new(FaultFile {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
+        let s = self.st();
+        FaultFs::alive(&s)?;
+        let inode = *s.names.get(path).ok_or_else(|| not_found(path))?;
+        Ok(Box::new(FaultRead {
             fs: self.clone(),
             inode,
         }))

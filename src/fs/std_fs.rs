@@ -1,10 +1,12 @@
-//! [`Fs`] on the operating system's file system.
+//! [`Fs`] on the operating system's file system. Positional reads use
+//! `pread` (`FileExt::read_exact_at`) on Unix; elsewhere a seek and a read
+//! under a mutex.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{Fs, FsFile};
+use super::{Fs, FsFile, FsRead};
 
 /// The real file system (`std::fs`), with `fdatasync` for syncs and an
 /// advisory `flock` on a `LOCK` file for the directory lock.
@@ -19,6 +21,53 @@ impl FsFile for StdFile {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+}
+
+/// A range no file can hold (past the largest file offset, `i64::MAX`) is
+/// past the end of the file, as the [`FsRead`] contract says, rather than
+/// the operating system's `InvalidInput`.
+fn check_range(offset: u64, len: usize) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "read past the end of the file",
+        )),
+    }
+}
+
+/// A file open for positional reads.
+#[cfg(unix)]
+struct StdRead(File);
+
+#[cfg(unix)]
+impl FsRead for StdRead {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len())?;
+        std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+/// A file open for positional reads: without `pread`, a seek then a read,
+/// under a mutex so that concurrent readers do not move each other's position.
+#[cfg(not(unix))]
+struct StdRead(std::sync::Mutex<File>);
+
+#[cfg(not(unix))]
+impl FsRead for StdRead {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        check_range(offset, buf.len())?;
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).metadata()?.len())
     }
 }
 
@@ -44,6 +93,16 @@ impl Fs for StdFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let f = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
         Ok(Box::new(StdFile(f)))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let f = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(StdFile(f)))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
+        let f = File::open(path)?;
+        #[cfg(not(unix))]
+        let f = std::sync::Mutex::new(f);
+        Ok(Box::new(StdRead(f)))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let f = OpenOptions::new().write(true).open(path)?;

@@ -1,0 +1,29 @@
+//! Page images and delta flushes: the payloads the page store writes
+//! (`design/storage.md` §2.2, §2.3), encoded from and decoded into the tree's
+//! in-memory forms. Pure: no I/O; the page store frames and checksums them.
+//!
+//! - [`wire`]: the shared pieces: the decode error ([`Malformed`]), the
+//!   value-log hook ([`ValueSink`]), bounds-checked little-endian reads.
+//! - [`leaf`]: a [`LeafBase`](super::base::LeafBase) to a page image and
+//!   back ([`encode_leaf`], [`decode_leaf`]).
+//! - [`delta`]: a list of versions to a delta-flush payload and back
+//!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`]).
+//!
+//! Decoding never panics on any input and allocates less than 1.5 times the
+//! input's length (a decoded page's key heads, 8 bytes a key, are not in the
+//! image; everything else is at most its image's size or a zero-copy slice):
+//! it validates every length, offset and order a later read relies on, and
+//! names the first offset that breaks one.
+
+mod delta;
+mod leaf;
+mod wire;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+#[cfg(all(test, not(loom)))]
+mod tests_delta;
+
+pub(crate) use delta::{decode_delta, encode_delta, DeltaEntry, DeltaFlush, DeltaValue};
+pub(crate) use leaf::{decode_leaf, encode_leaf};
+pub(crate) use wire::{Malformed, ValueSink};

@@ -1,0 +1,158 @@
+//! Delta-flush tests: round trips, order checks, damage never panics, and
+//! the encode/decode timing note.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::tests::{arb_key, arb_value};
+use super::*;
+
+type Entries = Vec<(Vec<u8>, u64, Option<Vec<u8>>)>;
+
+/// Versions in key order, newest first per key.
+fn arb_entries() -> impl Strategy<Value = Entries> {
+    let versions = prop::collection::btree_map(1u64..1000, arb_value(), 1..4);
+    prop::collection::btree_map(arb_key(), versions, 0..20).prop_map(|map| {
+        map.into_iter()
+            .flat_map(|(k, vs)| vs.into_iter().rev().map(move |(ts, v)| (k.clone(), ts, v)))
+            .collect()
+    })
+}
+
+fn encode(entries: &Entries) -> Bytes {
+    let mut out = Vec::new();
+    let it = entries.iter().map(|(k, ts, v)| (&k[..], *ts, v.as_deref()));
+    encode_delta(it, &mut out, None).unwrap();
+    Bytes::from(out)
+}
+
+fn content(d: &DeltaFlush) -> Entries {
+    d.iter()
+        .map(|e| {
+            let v = match e.value {
+                DeltaValue::Tomb => None,
+                DeltaValue::Value(b) => Some(b.to_vec()),
+                DeltaValue::Ref { .. } => panic!("no value log here"),
+            };
+            (e.key.to_vec(), e.ts, v)
+        })
+        .collect()
+}
+
+#[test]
+fn delta_round_trip() {
+    proptest!(ProptestConfig::with_cases(500), |(entries in arb_entries())| {
+        let payload = encode(&entries);
+        let d = decode_delta(&payload).unwrap();
+        prop_assert_eq!(d.len(), entries.len());
+        prop_assert_eq!(content(&d), entries);
+    });
+}
+
+#[test]
+fn damaged_deltas_never_panic() {
+    let strat = (
+        arb_entries(),
+        any::<prop::sample::Index>(),
+        1u8..=255,
+        any::<prop::sample::Index>(),
+    );
+    proptest!(ProptestConfig::with_cases(2000), |((entries, at, xor, cut) in strat)| {
+        let payload = encode(&entries).to_vec();
+        let mut bad = payload.clone();
+        bad[at.index(payload.len())] ^= xor;
+        if let Ok(d) = decode_delta(&Bytes::from(bad)) {
+            // Whatever decodes is in order and re-encodes to itself.
+            let back = content(&d);
+            prop_assert_eq!(content(&decode_delta(&encode(&back)).unwrap()), back);
+        }
+        prop_assert!(decode_delta(&Bytes::copy_from_slice(&payload[..cut.index(payload.len())])).is_err());
+    });
+    proptest!(ProptestConfig::with_cases(2000), |(bytes in prop::collection::vec(any::<u8>(), 0..200))| {
+        if let Ok(d) = decode_delta(&Bytes::from(bytes)) {
+            let back = content(&d);
+            prop_assert_eq!(content(&decode_delta(&encode(&back)).unwrap()), back);
+        }
+    });
+}
+
+#[test]
+fn delta_order_is_checked_both_ways() {
+    let mut out = vec![7];
+    let unordered = [(&b"b"[..], 5, None), (&b"a"[..], 9, None)];
+    assert!(encode_delta(unordered, &mut out, None).is_err());
+    let oldest_first = [(&b"a"[..], 5, None), (&b"a"[..], 9, None)];
+    assert!(encode_delta(oldest_first, &mut out, None).is_err());
+    assert!(encode_delta([(&b"a"[..], 0, None)], &mut out, None).is_err());
+    assert_eq!(out, [7], "a failed encode leaves the buffer as it was");
+
+    // Swap two encoded entries: the decoder names the second one's offset.
+    let a = encode(&vec![(b"a".to_vec(), 3, None)]);
+    let b = encode(&vec![(b"b".to_vec(), 3, None)]);
+    let mut swapped = vec![2, 0, 0, 0, 0, 0, 0, 0];
+    swapped.extend_from_slice(&b[8..]);
+    swapped.extend_from_slice(&a[8..]);
+    let err = decode_delta(&Bytes::from(swapped)).unwrap_err();
+    assert_eq!(err.offset, 8 + 17);
+    assert_eq!(err.reason, "entries not in key order, newest first");
+}
+
+#[test]
+fn delta_value_log_references() {
+    let big = vec![5u8; 500];
+    let entries = [(&b"k"[..], 4, Some(&big[..])), (&b"k"[..], 2, Some(&b"v"[..]))];
+    let mut sink = |_: &[u8], ts: u64, v: &[u8]| -> crate::Result<Option<u64>> {
+        assert_eq!((ts, v.len()), (4, 500));
+        Ok(Some(77))
+    };
+    let mut out = Vec::new();
+    encode_delta(entries, &mut out, Some(&mut sink)).unwrap();
+    assert_eq!(out.len(), 8 + (16 + 1 + 12) + (16 + 1 + 1));
+    let d = decode_delta(&Bytes::from(out)).unwrap();
+    let got: Vec<_> = d.iter().map(|e| e.value).collect();
+    assert_eq!(
+        got,
+        [
+            DeltaValue::Ref { addr: 77, len: 500 },
+            DeltaValue::Value(Bytes::from_static(b"v"))
+        ]
+    );
+}
+
+/// The timing note: encode and decode of a 128-key page with 100-byte
+/// values. Informational (prints; asserts only a loose bound in release
+/// builds): `cargo test --release --lib image_timing -- --nocapture`.
+#[test]
+fn image_timing() {
+    use super::super::base::{LeafBuilder, PageRange, ValRef};
+    use std::time::Instant;
+
+    let mut b = LeafBuilder::new(128);
+    for i in 0..128u32 {
+        b.push_key(format!("user{:012}", i * 7919).as_bytes());
+        b.push_version(u64::from(i) + 1, ValRef::Inline(&[i as u8; 100]));
+        b.end_key();
+    }
+    let base = b.finish(PageRange::full());
+    let mut out = Vec::new();
+    let rounds = if cfg!(debug_assertions) { 100 } else { 20_000 };
+    let t = Instant::now();
+    for _ in 0..rounds {
+        out.clear();
+        encode_leaf(&base, &mut out, None).unwrap();
+    }
+    let enc = t.elapsed() / rounds;
+    let image = Bytes::from(out);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(decode_leaf(&image).unwrap());
+    }
+    let dec = t.elapsed() / rounds;
+    println!(
+        "128 keys x 100 B values, {} B image: encode {enc:?}, decode {dec:?}",
+        image.len()
+    );
+    if !cfg!(debug_assertions) {
+        assert!(dec.as_micros() < 50, "decode took {dec:?}");
+    }
+}

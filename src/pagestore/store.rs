@@ -1,0 +1,451 @@
+//! [`SegmentStore`]: an append-only store of records in the segment files of
+//! one directory; the page store (kind [`Kind::Pages`]) and the value log
+//! ([`Kind::ValueLog`]) are each one.
+//!
+//! - **Append** ([`SegmentStore::append`]): the caller encodes outside any
+//!   lock, then writes under the `out` mutex, which owns the current
+//!   segment; the record's address is where it landed, so concurrent
+//!   appenders get distinct addresses. Once the current segment holds
+//!   `segment_bytes`, the next append first syncs it and starts segment
+//!   `seq + 1` (created, header synced, directory synced): every segment but
+//!   the newest is durable whole.
+//! - **Sync** ([`SegmentStore::sync`]): group sync, leader and followers as
+//!   in `crate::wal::writer`: one fsync covers every record appended before
+//!   it, and a caller whose records another sync covered returns at once.
+//! - **Read** ([`SegmentStore::read`]): two positional reads (the header, then
+//!   the payload) through a handle that concurrent readers share; the crc is
+//!   checked, and a bad record is always [`Error::Corruption`] naming the
+//!   file and the record's offset.
+//! - **Poison**: a failed write or sync (of a segment or of the directory)
+//!   poisons the store: every later append or sync fails with
+//!   [`Error::Poisoned`], and no fsync is retried. Reads keep working.
+//! - **Open**: lists the segments of the kind, checks each header, and scans
+//!   the newest one (`super::segment::scan`): a torn tail is truncated
+//!   (durably), and appending resumes at its end after a sync, so everything
+//!   found at open is durable.
+//!
+//! Positions: `pos = (seq << 32) + offset` orders every byte of every segment;
+//! `written` and `durable` are positions, the ends of what is appended and of
+//! what is synced. Lock order: `sync_leader`, then `out`, then `segs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+// Shared file handles, like `Arc<dyn Fs>`: no protocol of ours on them.
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::segment::{self, Scan};
+use crate::fs::{Fs, FsFile, FsRead};
+use crate::sync::{lock, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
+use crate::{Error, Result};
+
+/// A record read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) meta: Meta,
+    pub(crate) payload: Bytes,
+}
+
+/// One segment's size and live bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentInfo {
+    pub(crate) seq: u64,
+    /// The segment's length (header and records).
+    pub(crate) bytes: u64,
+    /// Record bytes the caller counts live ([`SegmentStore::add_live`]).
+    pub(crate) live: u64,
+}
+
+struct Seg {
+    /// Bytes written (the file's length, or what this handle appended).
+    end: u64,
+    live: u64,
+    reader: Arc<dyn FsRead>,
+}
+
+/// The current segment.
+struct Out {
+    file: Box<dyn FsFile>,
+    seq: u64,
+    size: u64,
+}
+
+/// The position of byte `offset` of segment `seq`.
+fn pos(seq: u64, offset: u64) -> u64 {
+    (seq << 32) + offset
+}
+
+/// Records in the segment files of one directory.
+pub(crate) struct SegmentStore {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    kind: Kind,
+    segment_bytes: u64,
+    out: Mutex<Out>,
+    segs: Mutex<BTreeMap<u64, Seg>>,
+    /// Positions: the end of what is appended, and of what is synced.
+    written: AtomicU64,
+    durable: AtomicU64,
+    poisoned: AtomicBool,
+    /// Held by the one caller running a sync.
+    sync_leader: Mutex<()>,
+    /// Followers sleep here while the leader syncs.
+    synced: Condvar,
+    synced_lock: Mutex<()>,
+    syncs: AtomicU64,
+    appended: AtomicU64,
+    /// The torn tail the open cut off: segment, offset and reason.
+    truncated: Option<(u64, u64, &'static str)>,
+}
+
+impl SegmentStore {
+    /// Open the store of `kind` in `dir` (created if missing). A segment
+    /// reaching `segment_bytes` (clamped to 4 GiB) is closed before the next
+    /// append.
+    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64) -> Result<SegmentStore> {
+        fs.create_dir_all(dir).map_err(Error::Io)?;
+        let mut seqs: Vec<u64> = fs
+            .list(dir)
+            .map_err(Error::Io)?
+            .iter()
+            .filter_map(|n| segment::parse_name(kind, n))
+            .collect();
+        seqs.sort_unstable();
+        let corrupt = |seq, offset, reason| Error::Corruption {
+            file: dir.join(segment::name(kind, seq)),
+            offset,
+            reason,
+        };
+        let mut segs = BTreeMap::new();
+        let newest = seqs.pop();
+        for &seq in &seqs {
+            let reader: Arc<dyn FsRead> = fs
+                .open_read(&dir.join(segment::name(kind, seq)))
+                .map_err(Error::Io)?
+                .into();
+            let end = reader.len().map_err(Error::Io)?;
+            if end < SEGMENT_HEADER_LEN as u64 {
+                return Err(corrupt(seq, 0, "segment header truncated"));
+            }
+            if end > MAX_SEGMENT_BYTES {
+                return Err(corrupt(seq, MAX_SEGMENT_BYTES, "segment longer than 4 GiB"));
+            }
+            let mut h = [0u8; SEGMENT_HEADER_LEN];
+            reader.read_exact_at(0, &mut h).map_err(Error::Io)?;
+            record::check_segment_header(&h, kind, seq).map_err(|r| corrupt(seq, 0, r))?;
+            segs.insert(seq, Seg { end, live: 0, reader });
+        }
+        let mut truncated = None;
+        let (file, seq, size) = match newest {
+            None => (
+                segment::create(&*fs, dir, kind, 1).map_err(Error::Io)?,
+                1,
+                SEGMENT_HEADER_LEN as u64,
+            ),
+            Some(seq) => {
+                let path = dir.join(segment::name(kind, seq));
+                let bytes = fs.read(&path).map_err(Error::Io)?;
+                if bytes.len() as u64 > MAX_SEGMENT_BYTES {
+                    return Err(corrupt(seq, MAX_SEGMENT_BYTES, "segment longer than 4 GiB"));
+                }
+                match segment::scan(&bytes, kind, seq).map_err(|(o, r)| corrupt(seq, o, r))? {
+                    Scan::TornHeader => {
+                        truncated = Some((seq, 0, "segment header truncated"));
+                        (
+                            segment::create(&*fs, dir, kind, seq).map_err(Error::Io)?,
+                            seq,
+                            SEGMENT_HEADER_LEN as u64,
+                        )
+                    }
+                    Scan::Valid { end, torn, .. } => {
+                        if let Some((at, why)) = torn {
+                            fs.truncate(&path, end).map_err(Error::Io)?;
+                            truncated = Some((seq, at, why));
+                        }
+                        let mut f = fs.open_append(&path).map_err(Error::Io)?;
+                        f.sync().map_err(Error::Io)?;
+                        (f, seq, end)
+                    }
+                }
+            }
+        };
+        let reader = fs
+            .open_read(&dir.join(segment::name(kind, seq)))
+            .map_err(Error::Io)?
+            .into();
+        segs.insert(
+            seq,
+            Seg {
+                end: size,
+                live: 0,
+                reader,
+            },
+        );
+        Ok(SegmentStore {
+            fs,
+            dir: dir.to_owned(),
+            kind,
+            segment_bytes: segment_bytes.clamp(SEGMENT_HEADER_LEN as u64 + 1, MAX_SEGMENT_BYTES),
+            out: Mutex::new(Out { file, seq, size }),
+            segs: Mutex::new(segs),
+            written: AtomicU64::new(pos(seq, size)),
+            durable: AtomicU64::new(pos(seq, size)),
+            poisoned: AtomicBool::new(false),
+            sync_leader: Mutex::new(()),
+            synced: Condvar::new(),
+            synced_lock: Mutex::new(()),
+            syncs: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+            truncated,
+        })
+    }
+
+    /// `Err(Poisoned)` once a write or sync failed.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: std::io::Error) -> Error {
+        self.poisoned.store(true, Ordering::Release);
+        Error::Io(e)
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(segment::name(self.kind, seq))
+    }
+
+    /// Append a record; returns its address. It is durable once a later
+    /// [`SegmentStore::sync`] returns.
+    pub(crate) fn append(&self, meta: &Meta, payload: &[u8]) -> Result<Addr> {
+        self.check()?;
+        if !meta.rkind.belongs_in(self.kind) {
+            return Err(Error::InvalidArgument(
+                "record kind does not belong in this segment store",
+            ));
+        }
+        let bytes = record::record_bytes(payload.len());
+        if payload.len() > u32::MAX as usize || bytes > MAX_SEGMENT_BYTES - SEGMENT_HEADER_LEN as u64 {
+            return Err(Error::InvalidArgument("record too large for a segment"));
+        }
+        let mut rec = Vec::with_capacity(bytes as usize);
+        record::encode(&mut rec, meta, payload);
+        let mut out = lock(&self.out);
+        self.check()?;
+        if out.size > SEGMENT_HEADER_LEN as u64
+            && (out.size >= self.segment_bytes || out.size + bytes > MAX_SEGMENT_BYTES)
+        {
+            self.rotate(&mut out)?;
+        }
+        let offset = out.size;
+        out.file.write_all(&rec).map_err(|e| self.poison(e))?;
+        out.size += bytes;
+        if let Some(s) = lock(&self.segs).get_mut(&out.seq) {
+            s.end = out.size;
+        }
+        self.written.store(pos(out.seq, out.size), Ordering::Release);
+        self.appended.fetch_add(bytes, Ordering::Relaxed);
+        Ok(record::addr(out.seq, offset))
+    }
+
+    /// Sync the current segment and start the next one.
+    fn rotate(&self, out: &mut Out) -> Result<()> {
+        out.file.sync().map_err(|e| self.poison(e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_max(pos(out.seq, out.size), Ordering::AcqRel);
+        let seq = out.seq + 1;
+        if seq > u64::from(u32::MAX) {
+            return Err(Error::InvalidConfig("segment store ran out of segment numbers"));
+        }
+        let file = segment::create(&*self.fs, &self.dir, self.kind, seq).map_err(|e| self.poison(e))?;
+        let reader = self.fs.open_read(&self.path(seq)).map_err(|e| self.poison(e))?.into();
+        let size = SEGMENT_HEADER_LEN as u64;
+        lock(&self.segs).insert(
+            seq,
+            Seg {
+                end: size,
+                live: 0,
+                reader,
+            },
+        );
+        *out = Out { file, seq, size };
+        self.written.store(pos(seq, size), Ordering::Release);
+        self.durable.fetch_max(pos(seq, size), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Make every record appended before this call durable. Concurrent
+    /// callers share one fsync: the leader syncs, followers wait for it.
+    pub(crate) fn sync(&self) -> Result<()> {
+        let target = self.written.load(Ordering::Acquire);
+        loop {
+            self.check()?;
+            if self.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            match self.sync_leader.try_lock() {
+                Ok(leader) => {
+                    let r = if self.durable.load(Ordering::Acquire) >= target {
+                        Ok(())
+                    } else {
+                        self.sync_current()
+                    };
+                    drop(leader);
+                    drop(lock(&self.synced_lock));
+                    self.synced.notify_all();
+                    r?;
+                }
+                Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+                Err(TryLockError::WouldBlock) => {
+                    let g = lock(&self.synced_lock);
+                    // Checked under the condvar's mutex, which the leader
+                    // takes before notifying: no lost wake-up. The timeout
+                    // covers a leader that finished between our try_lock and
+                    // here.
+                    if self.durable.load(Ordering::Acquire) < target && !self.poisoned.load(Ordering::Acquire) {
+                        let _ = self.synced.wait_timeout(g, Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sync the current segment up to its end now (the leader's step).
+    fn sync_current(&self) -> Result<()> {
+        let mut out = lock(&self.out);
+        self.check()?;
+        let end = pos(out.seq, out.size);
+        if self.durable.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        out.file.sync().map_err(|e| self.poison(e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Read the record at `addr`, checking its crc.
+    pub(crate) fn read(&self, addr: Addr) -> Result<Record> {
+        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
+        let corrupt = |reason| Error::Corruption {
+            file: self.path(seq),
+            offset,
+            reason,
+        };
+        let (reader, end) = match lock(&self.segs).get(&seq) {
+            Some(s) => (s.reader.clone(), s.end),
+            None => return Err(corrupt("address names a segment that does not exist")),
+        };
+        if !offset.is_multiple_of(record::ALIGN as u64) || offset < SEGMENT_HEADER_LEN as u64 {
+            return Err(corrupt("address is not a record boundary"));
+        }
+        if offset + RECORD_HEADER_LEN as u64 > end {
+            return Err(corrupt("address past the end of its segment"));
+        }
+        let mut header = [0u8; RECORD_HEADER_LEN];
+        reader.read_exact_at(offset, &mut header).map_err(Error::Io)?;
+        let len = record::payload_len(&header);
+        if offset + record::record_bytes(len) > end {
+            return Err(corrupt(record::Bad::Truncated.reason()));
+        }
+        let mut body = vec![0u8; record::padded(len)];
+        reader
+            .read_exact_at(offset + RECORD_HEADER_LEN as u64, &mut body)
+            .map_err(Error::Io)?;
+        let meta = record::verify(&header, &body).map_err(|bad| corrupt(bad.reason()))?;
+        if !meta.rkind.belongs_in(self.kind) {
+            return Err(corrupt("record of the wrong kind for its segment"));
+        }
+        body.truncate(len);
+        Ok(Record {
+            meta,
+            payload: Bytes::from(body),
+        })
+    }
+
+    /// Count `bytes` of the record at `addr` live (published in a mapping).
+    pub(crate) fn add_live(&self, addr: Addr, bytes: u64) {
+        if let Some(s) = lock(&self.segs).get_mut(&record::addr_seq(addr)) {
+            s.live += bytes;
+        }
+    }
+
+    /// Count `bytes` of the record at `addr` dead (superseded).
+    pub(crate) fn sub_live(&self, addr: Addr, bytes: u64) {
+        if let Some(s) = lock(&self.segs).get_mut(&record::addr_seq(addr)) {
+            debug_assert!(s.live >= bytes, "more bytes dead than were live");
+            s.live = s.live.saturating_sub(bytes);
+        }
+    }
+
+    /// The live share of segment `seq`'s record bytes (0 for a segment with
+    /// none); `None` if there is no such segment.
+    pub(crate) fn live_fraction(&self, seq: u64) -> Option<f64> {
+        let segs = lock(&self.segs);
+        let s = segs.get(&seq)?;
+        let records = s.end - SEGMENT_HEADER_LEN as u64;
+        Some(if records == 0 {
+            0.0
+        } else {
+            s.live as f64 / records as f64
+        })
+    }
+
+    /// Every segment, oldest first (the last is the current one).
+    pub(crate) fn segments(&self) -> Vec<SegmentInfo> {
+        lock(&self.segs)
+            .iter()
+            .map(|(&seq, s)| SegmentInfo {
+                seq,
+                bytes: s.end,
+                live: s.live,
+            })
+            .collect()
+    }
+
+    /// Delete segment `seq` (not the current one) and sync the directory.
+    /// Reads of its addresses fail with [`Error::Corruption`] afterwards.
+    pub(crate) fn delete(&self, seq: u64) -> Result<()> {
+        let current = lock(&self.out).seq;
+        if seq >= current {
+            return Err(Error::InvalidArgument("cannot delete the current segment"));
+        }
+        if lock(&self.segs).remove(&seq).is_none() {
+            return Err(Error::InvalidArgument("no such segment"));
+        }
+        match self.fs.remove(&self.path(seq)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
+            _ => {}
+        }
+        self.fs.sync_dir(&self.dir).map_err(|e| self.poison(e))
+    }
+
+    /// Positions (`(seq << 32) + offset`) of the end of what is appended and of
+    /// what is durable.
+    pub(crate) fn ends(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Acquire),
+            self.durable.load(Ordering::Acquire),
+        )
+    }
+
+    /// Fsyncs of segment files since open.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Record bytes appended since open.
+    pub(crate) fn appended_bytes(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
+    /// The torn tail the open cut off, if any: segment, offset and reason.
+    pub(crate) fn truncated(&self) -> Option<(u64, u64, &'static str)> {
+        self.truncated
+    }
+}
