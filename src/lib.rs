@@ -53,8 +53,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The layers, bottom up (`design/architecture.md`); each imports only the
-// ones above it in this list.
+// The layers and what each may import: `design/architecture.md`, section 1.
 mod bwtree;
 mod db;
 mod engine;

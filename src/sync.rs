@@ -5,10 +5,19 @@
 //! itself under `--cfg crossbeam_loom` (with its `loom` feature).
 //!
 //! Library code imports these, never `std::sync` or `std::thread_local!`
-//! directly (the one exception: `Arc<dyn Fs>`, a shared handle to the file
-//! system with no protocol of ours on it). `std::sync::OnceLock` has no loom
-//! counterpart; the lazily grown lists that need one use [`OnceSlot`], built
-//! here on a shim atomic so loom checks it too.
+//! directly. The exceptions, each with no protocol of ours on it:
+//! - `Arc<dyn Fs>`: a shared handle to the file system;
+//! - `Weak<Engine>` of the background threads, which exist only outside loom;
+//! - process-wide statics that only spread threads or count (a static cannot
+//!   hold a loom atomic): the first-slot hints in `mvcc::counters` and
+//!   `mvcc::registry`, and the live-node counter of feature `leak-check`;
+//! - the per-thread node pool of `bwtree::chain::mem`, compiled only outside
+//!   loom (under loom every node is a plain allocation);
+//! - the test tools behind features (`fs::FaultFs`, `history`).
+//!
+//! `std::sync::OnceLock` has no loom counterpart; the lazily grown lists that
+//! need one use [`OnceSlot`], built here on a shim atomic so loom checks it
+//! too.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};

@@ -14,7 +14,7 @@ use common::*;
 use loom::sync::mpsc;
 use loom::thread;
 
-/// Slots per registry segment under loom (`mvcc::watermark::SEGMENT`).
+/// Slots per registry segment under loom (`mvcc::registry::SEGMENT`).
 const SEGMENT: usize = 4;
 
 fn db() -> Db {

@@ -62,7 +62,7 @@ pub(crate) struct LeafBase {
     pub(crate) range: PageRange,
     /// The GC watermark this page was built with (0: none). A sweep skips
     /// pages built with its own watermark or a higher one: nothing more to drop.
-    pub(crate) gc_wm: u64,
+    pub(crate) built_watermark: u64,
     pub(crate) keys: KeyArray,
     version_start: Box<[u32]>,
     vers: Box<[Ver]>,
@@ -95,7 +95,7 @@ impl LeafBase {
     ) -> Self {
         LeafBase {
             range,
-            gc_wm: 0,
+            built_watermark: 0,
             keys,
             version_start,
             vers,
@@ -162,7 +162,7 @@ impl LeafBase {
     pub(crate) fn value_ref(&self, v: &Ver) -> ValRef<'_> {
         match v.len {
             TOMBSTONE => ValRef::Tomb,
-            l if l & BIG != 0 => ValRef::Shared(&self.big[v.off as usize]),
+            l if l & BIG != 0 => ValRef::Refcounted(&self.big[v.off as usize]),
             l => ValRef::Inline(&self.vals[v.off as usize..(v.off + l) as usize]),
         }
     }
@@ -173,7 +173,7 @@ impl LeafBase {
 pub(crate) enum ValRef<'a> {
     Tomb,
     Inline(&'a [u8]),
-    Shared(&'a Bytes),
+    Refcounted(&'a Bytes),
 }
 
 /// Builds a [`LeafBase`] from entries pushed in key order, versions newest first.
@@ -217,7 +217,7 @@ impl LeafBuilder {
                 off: 0,
                 len: TOMBSTONE,
             },
-            ValRef::Shared(b) if b.len() > INLINE_MAX => {
+            ValRef::Refcounted(b) if b.len() > INLINE_MAX => {
                 self.big.push(b.clone());
                 Ver {
                     ts,
@@ -225,7 +225,7 @@ impl LeafBuilder {
                     len: BIG | b.len() as u32,
                 }
             }
-            ValRef::Shared(b) => self.inline(ts, b),
+            ValRef::Refcounted(b) => self.inline(ts, b),
             ValRef::Inline(b) if b.len() > INLINE_MAX => {
                 self.big.push(Bytes::copy_from_slice(b));
                 Ver {
@@ -266,7 +266,7 @@ impl LeafBuilder {
     pub(crate) fn finish(self, range: PageRange) -> LeafBase {
         LeafBase {
             range,
-            gc_wm: 0,
+            built_watermark: 0,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
             version_start: if self.vers.len() == self.version_start.len() - 1 {

@@ -30,8 +30,8 @@ fn value_len(v: ValRef<'_>) -> usize {
     match v {
         ValRef::Tomb => 0,
         ValRef::Inline(b) => b.len(),
-        ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
-        ValRef::Shared(_) => 16,
+        ValRef::Refcounted(b) if b.len() <= INLINE_MAX => b.len(),
+        ValRef::Refcounted(_) => 16,
     }
 }
 
@@ -83,29 +83,29 @@ impl<'g> KeyRef<'g> {
 
 /// A value of a leaf view.
 #[derive(Clone, Copy)]
-pub(crate) enum VRef<'g> {
+pub(crate) enum ViewValue<'g> {
     Delta(ValRef<'g>),
     Page(&'g LeafBase, Ver),
 }
 
-impl<'g> VRef<'g> {
+impl<'g> ViewValue<'g> {
     pub(crate) fn is_tomb(&self) -> bool {
         match self {
-            VRef::Page(_, v) => matches!(v.len, super::base::TOMBSTONE),
-            VRef::Delta(v) => matches!(v, ValRef::Tomb),
+            ViewValue::Page(_, v) => matches!(v.len, super::base::TOMBSTONE),
+            ViewValue::Delta(v) => matches!(v, ValRef::Tomb),
         }
     }
     fn raw(self) -> ValRef<'g> {
         match self {
-            VRef::Delta(v) => v,
-            VRef::Page(p, v) => p.value_ref(&v),
+            ViewValue::Delta(v) => v,
+            ViewValue::Page(p, v) => p.value_ref(&v),
         }
     }
     /// Bytes the value takes in a page's inline value blob.
     fn inline_len(&self) -> usize {
         match self.raw() {
             ValRef::Inline(b) if b.len() <= INLINE_MAX => b.len(),
-            ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
+            ValRef::Refcounted(b) if b.len() <= INLINE_MAX => b.len(),
             _ => 0,
         }
     }
@@ -113,8 +113,8 @@ impl<'g> VRef<'g> {
         match self.raw() {
             ValRef::Tomb => 0,
             ValRef::Inline(b) => b.len(),
-            ValRef::Shared(b) if b.len() <= INLINE_MAX => b.len(),
-            ValRef::Shared(_) => 16,
+            ValRef::Refcounted(b) if b.len() <= INLINE_MAX => b.len(),
+            ValRef::Refcounted(_) => 16,
         }
     }
 }
@@ -124,7 +124,7 @@ pub(crate) struct LeafView<'g> {
     pub(crate) keys: Vec<KeyRef<'g>>,
     /// Versions of entry `i` are `vers[vstart[i]..vstart[i + 1]]`, newest first.
     pub(crate) vstart: Vec<u32>,
-    pub(crate) vers: Vec<(u64, VRef<'g>)>,
+    pub(crate) vers: Vec<(u64, ViewValue<'g>)>,
     /// Estimated bytes of a base built from this view.
     pub(crate) bytes: usize,
     /// Versions the watermark let us drop.
@@ -137,7 +137,7 @@ impl<'g> LeafView<'g> {
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
-    pub(crate) fn versions(&self, i: usize) -> &[(u64, VRef<'g>)] {
+    pub(crate) fn versions(&self, i: usize) -> &[(u64, ViewValue<'g>)] {
         &self.vers[self.vstart[i] as usize..self.vstart[i + 1] as usize]
     }
     /// Build a base page from entries `r`.
@@ -157,7 +157,7 @@ impl<'g> LeafView<'g> {
             b.end_key();
         }
         let mut base = b.finish(range);
-        base.gc_wm = self.watermark;
+        base.built_watermark = self.watermark;
         base
     }
 }
@@ -182,21 +182,24 @@ impl<'a, 'g> KeyVersions<'a, 'g> {
         }
     }
 
-    fn take_delta(&mut self) -> (u64, VRef<'g>) {
+    fn take_delta(&mut self) -> (u64, ViewValue<'g>) {
         let d = self.deltas[0];
         self.deltas = &self.deltas[1..];
-        (d.ts, VRef::Delta(d.kv.value()))
+        (d.ts, ViewValue::Delta(d.kv.value()))
     }
 
-    fn take_base(&mut self) -> (u64, VRef<'g>) {
+    fn take_base(&mut self) -> (u64, ViewValue<'g>) {
         let v = self.vers[0];
         self.vers = &self.vers[1..];
-        (v.ts, VRef::Page(self.base.expect("base versions come from a base"), v))
+        (
+            v.ts,
+            ViewValue::Page(self.base.expect("base versions come from a base"), v),
+        )
     }
 }
 
 impl<'g> Iterator for KeyVersions<'_, 'g> {
-    type Item = (u64, VRef<'g>);
+    type Item = (u64, ViewValue<'g>);
 
     fn next(&mut self) -> Option<Self::Item> {
         match (self.deltas.first(), self.vers.first()) {
@@ -218,9 +221,9 @@ impl<'g> Iterator for KeyVersions<'_, 'g> {
 impl<'g> LeafView<'g> {
     /// Append the entry `key` with the versions GC keeps of `versions`
     /// (newest first); no entry if none is kept.
-    fn push_entry(&mut self, key: KeyRef<'g>, versions: impl Iterator<Item = (u64, VRef<'g>)>) {
+    fn push_entry(&mut self, key: KeyRef<'g>, versions: impl Iterator<Item = (u64, ViewValue<'g>)>) {
         let mark = self.vers.len();
-        let dropped = gc_rule(versions, self.watermark, VRef::is_tomb, |ts, v| {
+        let dropped = gc_rule(versions, self.watermark, ViewValue::is_tomb, |ts, v| {
             self.bytes += 16 + v.stored_len();
             self.vers.push((ts, v));
         });
@@ -237,7 +240,7 @@ impl<'g> LeafView<'g> {
 impl<'g> MergeSink<'g> for LeafView<'g> {
     fn run(&mut self, base: &'g LeafBase, from: usize, to: usize) -> bool {
         for i in from..to {
-            let versions = base.versions(i).iter().map(|&v| (v.ts, VRef::Page(base, v)));
+            let versions = base.versions(i).iter().map(|&v| (v.ts, ViewValue::Page(base, v)));
             self.push_entry(KeyRef::Base(&base.keys, i), versions);
         }
         true
@@ -287,7 +290,7 @@ struct SimpleBuild<'g> {
     n: usize,
     dropped: usize,
     /// The versions GC keeps of the current key, newest first.
-    kept: SmallVec<[(u64, VRef<'g>); 8]>,
+    kept: SmallVec<[(u64, ViewValue<'g>); 8]>,
 }
 
 impl<'g> MergeSink<'g> for SimpleBuild<'g> {
@@ -310,7 +313,7 @@ impl<'g> MergeSink<'g> for SimpleBuild<'g> {
         let mut versions = KeyVersions::new(deltas, base);
         self.kept.clear();
         let kept = &mut self.kept;
-        self.dropped += gc_rule(versions.by_ref(), self.watermark, VRef::is_tomb, |ts, v| {
+        self.dropped += gc_rule(versions.by_ref(), self.watermark, ViewValue::is_tomb, |ts, v| {
             kept.push((ts, v))
         });
         self.dropped += versions.superseded;
@@ -359,7 +362,7 @@ pub(crate) fn consolidate_simple(
     };
     chain.merge(&mut build);
     let mut page = build.out.finish(base.range.clone());
-    page.gc_wm = watermark;
+    page.built_watermark = watermark;
     Some((page, build.n, build.dropped))
 }
 

@@ -28,12 +28,12 @@ pub struct Cursor<'t> {
     front: Bound<Bytes>,
     /// Keys above this bound were consumed from the back.
     back: Bound<Bytes>,
-    /// Front buffer: the entries at `fpos..` are still to be taken (taken
+    /// Front buffer: the entries at `front_pos..` are still to be taken (taken
     /// ones are left empty). Refills reuse its allocation.
-    fbuf: Vec<(Bytes, Bytes)>,
-    fpos: usize,
-    bbuf: Vec<(Bytes, Bytes)>,
-    /// Where the front refill continues once `fbuf` is drained (`None`: end).
+    front_entries: Vec<(Bytes, Bytes)>,
+    front_pos: usize,
+    back_entries: Vec<(Bytes, Bytes)>,
+    /// Where the front refill continues once `front_entries` is drained (`None`: end).
     front_next: Option<Bound<Bytes>>,
     back_next: Option<Bound<Bytes>>,
     /// Most entries the next front refill takes from a leaf. It starts small
@@ -126,9 +126,9 @@ impl<'t> Cursor<'t> {
             back_next: Some(back.clone()),
             front,
             back,
-            fbuf: Vec::new(),
-            fpos: 0,
-            bbuf: Vec::new(),
+            front_entries: Vec::new(),
+            front_pos: 0,
+            back_entries: Vec::new(),
             front_batch: FIRST_BATCH,
         }
     }
@@ -160,9 +160,9 @@ impl<'t> Cursor<'t> {
             Bound::Included(k) | Bound::Excluded(k) => Target::Key(k),
             Bound::Unbounded => Target::Key(&[]),
         };
-        let mut out = std::mem::take(&mut self.fbuf);
+        let mut out = std::mem::take(&mut self.front_entries);
         out.clear();
-        self.fpos = 0;
+        self.front_pos = 0;
         let limit = self.front_batch;
         self.front_batch = limit.saturating_mul(2);
         let (_, high) = self.fetch(t, &mut out, limit);
@@ -172,14 +172,14 @@ impl<'t> Cursor<'t> {
             // Continue at the leaf's high fence unless the back bound ends first.
             _ => high.filter(|h| before(&self.back, h)).map(Bound::Included),
         };
-        self.fbuf = out;
+        self.front_entries = out;
     }
 
-    /// Write out the front bound `next` leaves implicit while `fbuf` is not
-    /// empty: `fbuf` holds the visible entries right after the last key
-    /// taken from the front, so "from `fbuf[0]` on" equals "after that key".
+    /// Write out the front bound `next` leaves implicit while `front_entries` is not
+    /// empty: `front_entries` holds the visible entries right after the last key
+    /// taken from the front, so "from `front_entries[0]` on" equals "after that key".
     fn sync_front(&mut self) {
-        if let Some((k, _)) = self.fbuf.get(self.fpos) {
+        if let Some((k, _)) = self.front_entries.get(self.front_pos) {
             if !matches!(&self.front, Bound::Included(f) if f == k) {
                 self.front = Bound::Included(k.clone());
             }
@@ -195,7 +195,7 @@ impl<'t> Cursor<'t> {
         };
         let mut out = Vec::new();
         let (low, _) = self.fetch(t, &mut out, usize::MAX);
-        self.bbuf = out;
+        self.back_entries = out;
         self.back_next = low
             .filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l))
             .map(Bound::Excluded);
@@ -207,23 +207,23 @@ impl Iterator for Cursor<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(slot) = self.fbuf.get_mut(self.fpos) {
+            if let Some(slot) = self.front_entries.get_mut(self.front_pos) {
                 let (k, v) = std::mem::take(slot);
-                self.fpos += 1;
+                self.front_pos += 1;
                 if !before(&self.back, &k) {
                     // Met the back end: `k` and all above it were taken from
                     // the back, all below it from the front.
                     self.front = Bound::Included(k);
-                    self.fbuf.clear();
-                    self.fpos = 0;
+                    self.front_entries.clear();
+                    self.front_pos = 0;
                     self.front_next = None;
                     return None;
                 }
-                // While `fbuf` holds more, the front bound is "before
-                // `fbuf[0]`" and is written only when needed (`sync_front`):
+                // While `front_entries` holds more, the front bound is "before
+                // `front_entries[0]`" and is written only when needed (`sync_front`):
                 // a clone per item is two atomic operations on a page's
                 // shared key blob, which scanning threads contend on.
-                if self.fpos == self.fbuf.len() {
+                if self.front_pos == self.front_entries.len() {
                     self.front = Bound::Excluded(k.clone());
                 }
                 return Some(Ok((k, v)));
@@ -238,9 +238,9 @@ impl DoubleEndedIterator for Cursor<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.sync_front();
         loop {
-            if let Some((k, v)) = self.bbuf.pop() {
+            if let Some((k, v)) = self.back_entries.pop() {
                 if !after(&self.front, &k) {
-                    self.bbuf.clear();
+                    self.back_entries.clear();
                     self.back_next = None;
                     return None;
                 }

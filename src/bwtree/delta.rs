@@ -4,7 +4,7 @@
 //!
 //! The nodes themselves, their links and memory are in `super::chain`.
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 use bytes::Bytes;
 
@@ -63,7 +63,7 @@ pub(crate) enum Payload {
     /// Copied in, when key and value together fit [`INLINE_KV`].
     Inline { klen: u16, vlen: u16, buf: [u8; INLINE_KV] },
     /// Shared `Bytes`, kept as given (zero-copy installs and large values).
-    Shared { key: Bytes, value: Option<Bytes> },
+    Refcounted { key: Bytes, value: Option<Bytes> },
 }
 
 impl Payload {
@@ -83,7 +83,7 @@ impl Payload {
                 buf,
             };
         }
-        Payload::Shared {
+        Payload::Refcounted {
             key: Bytes::copy_from_slice(key),
             value: value.map(Bytes::copy_from_slice),
         }
@@ -93,7 +93,7 @@ impl Payload {
     pub(crate) fn key(&self) -> &[u8] {
         match self {
             Payload::Inline { klen, buf, .. } => &buf[..*klen as usize],
-            Payload::Shared { key, .. } => key,
+            Payload::Refcounted { key, .. } => key,
         }
     }
 
@@ -101,9 +101,9 @@ impl Payload {
     #[inline]
     pub(crate) fn value(&self) -> ValRef<'_> {
         match self {
-            Payload::Inline { vlen: INLINE_TOMB, .. } | Payload::Shared { value: None, .. } => ValRef::Tomb,
+            Payload::Inline { vlen: INLINE_TOMB, .. } | Payload::Refcounted { value: None, .. } => ValRef::Tomb,
             Payload::Inline { klen, vlen, buf } => ValRef::Inline(&buf[*klen as usize..(*klen + *vlen) as usize]),
-            Payload::Shared { value: Some(v), .. } => ValRef::Shared(v),
+            Payload::Refcounted { value: Some(v), .. } => ValRef::Refcounted(v),
         }
     }
 
@@ -112,7 +112,7 @@ impl Payload {
         match self.value() {
             ValRef::Tomb => None,
             ValRef::Inline(b) => Some(Bytes::copy_from_slice(b)),
-            ValRef::Shared(b) => Some(b.clone()),
+            ValRef::Refcounted(b) => Some(b.clone()),
         }
     }
 }

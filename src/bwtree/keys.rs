@@ -81,10 +81,10 @@ pub(crate) struct KeyArray {
     /// Keys in the array.
     n: u32,
     prefix_len: u32,
-    /// The prefix's first [`PRE_INLINE`] bytes, kept with the array itself:
+    /// The prefix's first [`PREFIX_INLINE_LEN`] bytes, kept with the array itself:
     /// checking a probe against the prefix then touches no key bytes (a
     /// cache miss on the blob was half of a point lookup's leaf search).
-    prefix_inline: [u8; PRE_INLINE],
+    prefix_inline: [u8; PREFIX_INLINE_LEN],
     /// The `n` heads, then the `n + 1` key offsets into `bytes`, two to a
     /// word (one allocation: the array stays 72 bytes with `prefix_inline` inline, so
     /// a leaf base still fits the 320-byte node).
@@ -124,10 +124,10 @@ impl KeyArray {
         }
         // A probe shorter than the prefix that matches it sorts first.
         let k = &key[..p.min(key.len())];
-        let ord = if p <= PRE_INLINE {
+        let ord = if p <= PREFIX_INLINE_LEN {
             bytes_cmp(k, &self.prefix_inline[..p])
         } else {
-            let n = PRE_INLINE.min(k.len());
+            let n = PREFIX_INLINE_LEN.min(k.len());
             bytes_cmp(&k[..n], &self.prefix_inline[..n]).then_with(|| bytes_cmp(k, &self.bytes[..p]))
         };
         match ord {
@@ -280,7 +280,7 @@ impl KeyArray {
 }
 
 /// Bytes of a [`KeyArray`]'s shared prefix stored inline.
-const PRE_INLINE: usize = 16;
+const PREFIX_INLINE_LEN: usize = 16;
 
 /// Builds a [`KeyArray`] from keys pushed in ascending order.
 #[derive(Default)]
@@ -346,8 +346,8 @@ impl KeyArray {
             let hi = if i < n { off(i + 1) } else { 0 };
             off(i) as u64 | (hi as u64) << 32
         }));
-        let mut prefix_inline = [0u8; PRE_INLINE];
-        let m = prefix_len.min(PRE_INLINE);
+        let mut prefix_inline = [0u8; PREFIX_INLINE_LEN];
+        let m = prefix_len.min(PREFIX_INLINE_LEN);
         prefix_inline[..m].copy_from_slice(&bytes[..m]);
         KeyArray {
             n: u32::try_from(n).expect("a page holds fewer than 2^32 keys"),

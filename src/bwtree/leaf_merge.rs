@@ -56,7 +56,7 @@ pub(crate) struct VersionDelta<'g> {
 
 /// Entries `start..end` of a base page.
 #[derive(Clone, Copy)]
-pub(crate) struct Segment<'g> {
+pub(crate) struct BaseRun<'g> {
     pub(crate) base: &'g LeafBase,
     pub(crate) start: usize,
     pub(crate) end: usize,
@@ -80,7 +80,7 @@ pub(crate) struct LeafChain<'g> {
     /// In chain order (newest install first) until the merge sorts them.
     deltas: SmallVec<[VersionDelta<'g>; 32]>,
     /// In key order.
-    segs: SmallVec<[Segment<'g>; 2]>,
+    segs: SmallVec<[BaseRun<'g>; 2]>,
 }
 
 fn above_lower(lo: Bound<&[u8]>, k: &[u8]) -> bool {
@@ -174,7 +174,7 @@ impl<'g> LeafChain<'g> {
     fn push_segment(&mut self, base: &'g LeafBase, start: usize, limit: Option<&[u8]>, hi: Bound<&[u8]>) {
         let end = upper_index(&base.keys, hi);
         let end = limit.map_or(end, |l| end.min(base.keys.lower_bound(l)));
-        self.segs.push(Segment {
+        self.segs.push(BaseRun {
             base,
             start,
             end: end.max(start),
@@ -187,7 +187,7 @@ impl<'g> LeafChain<'g> {
     }
 
     /// The base segments, in key order.
-    pub(crate) fn segments(&self) -> &[Segment<'g>] {
+    pub(crate) fn segments(&self) -> &[BaseRun<'g>] {
         &self.segs
     }
 

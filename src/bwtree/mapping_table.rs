@@ -30,7 +30,7 @@
 //!
 //! Numbering follows `design/bwtree.md`, section 1.
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 

@@ -3,7 +3,7 @@
 //! CAS; any thread that meets an unfinished step finishes it (help-along).
 //! The protocols, their invariants and hazards are in `design/bwtree.md`.
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 use bytes::Bytes;
 use crossbeam_epoch::Guard;

@@ -259,7 +259,7 @@ impl Tree {
                 });
             }
         }
-        self.install_payload(Payload::Shared { key, value }, ts, true)
+        self.install_payload(Payload::Refcounted { key, value }, ts, true)
             .map(|_| ())
     }
 
@@ -341,7 +341,7 @@ impl Tree {
             let kv = if key.len() + vlen <= INLINE_KV {
                 Payload::copy(key, value.map(|v| &v[..]))
             } else {
-                Payload::Shared {
+                Payload::Refcounted {
                     key: key.clone(),
                     value: value.cloned(),
                 }
@@ -415,7 +415,7 @@ impl Tree {
             let garbage = |n: &Node| {
                 n.chain_len > 0
                     || matches!(&n.body, Body::Leaf(b)
-                        if b.gc_wm < watermark && (b.version_count() > b.len() || b.has_tombstone()))
+                        if b.built_watermark < watermark && (b.version_count() > b.len() || b.has_tombstone()))
             };
             // A consolidation racing ours may have read the watermark before
             // we raised it and won the CAS: look again, a bounded number of

@@ -1,6 +1,6 @@
 //! The user's handles (index; see `design/architecture.md`): [`Db`], and
 //! the owned [`Transaction`] and [`Snapshot`] it begins. Every handle holds
-//! the [`Engine`] in an `Arc`, so each is `'static + Send` and keeps the
+//! the [`Engine`] in an `Arc`, so each is `'static + Send + Sync` and keeps the
 //! database alive; the operations themselves are the engine's.
 //!
 //! - [`transaction`]: [`Transaction`], a read-write transaction.
@@ -28,11 +28,11 @@ use crate::Result;
 /// stopped and joined. Transactions and snapshots still open keep the engine
 /// (and so the directory lock) until they are dropped; their commits are
 /// logged as usual, and a buffered log is synced when the engine closes.
-struct Handles {
+struct WorkerStopper {
     engine: Arc<Engine>,
 }
 
-impl Drop for Handles {
+impl Drop for WorkerStopper {
     fn drop(&mut self) {
         self.engine.stop_workers();
     }
@@ -64,7 +64,7 @@ impl Drop for Handles {
 #[derive(Clone)]
 pub struct Db {
     // Field order matters: `_handles` drops first and stops the workers.
-    _handles: Arc<Handles>,
+    _handles: Arc<WorkerStopper>,
     engine: Arc<Engine>,
 }
 
@@ -95,7 +95,7 @@ impl Db {
 
     fn from_engine(engine: Arc<Engine>) -> Db {
         Db {
-            _handles: Arc::new(Handles { engine: engine.clone() }),
+            _handles: Arc::new(WorkerStopper { engine: engine.clone() }),
             engine,
         }
     }

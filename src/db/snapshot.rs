@@ -1,5 +1,5 @@
 //! [`Snapshot`]: a read-only view of the database as of one timestamp; an
-//! owned handle (`'static + Send`).
+//! owned handle (`'static + Send + Sync`).
 
 use std::ops::RangeBounds;
 
@@ -18,40 +18,42 @@ use crate::Result;
 /// Like a [`crate::Transaction`], it owns its handle on the database: it can
 /// move to another thread and outlive the [`crate::Db`] it came from.
 pub struct Snapshot {
-    pin: Pinned,
+    snapshot: Pinned,
 }
 
 impl Snapshot {
     pub(crate) fn new(engine: &Arc<Engine>) -> Self {
         Snapshot {
-            pin: Pinned::new(engine),
+            snapshot: Pinned::new(engine),
         }
     }
 
     /// The snapshot timestamp: exactly the commits at or below it are seen.
     pub fn ts(&self) -> u64 {
-        self.pin.ts()
+        self.snapshot.ts()
     }
 
     /// The value of `key`, `None` if absent. Zero-copy.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.pin.engine().get(key.as_ref(), self.pin.ts())
+        self.snapshot.engine().get(key.as_ref(), self.snapshot.ts())
     }
 
     /// The keys in `range` with their values, in key order (reverse with `.rev()`).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
         let (start, end) = byte_bounds(&range);
-        self.pin.engine().scan(self.pin.ts(), None, start, end)
+        self.snapshot.engine().scan(self.snapshot.ts(), None, start, end)
     }
 
     /// The keys that start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        self.pin.engine().scan_prefix(self.pin.ts(), None, prefix.as_ref())
+        self.snapshot
+            .engine()
+            .scan_prefix(self.snapshot.ts(), None, prefix.as_ref())
     }
 }
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("ts", &self.pin.ts()).finish()
+        f.debug_struct("Snapshot").field("ts", &self.snapshot.ts()).finish()
     }
 }

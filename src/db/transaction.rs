@@ -1,5 +1,5 @@
 //! [`Transaction`]: a read-write transaction under snapshot isolation; an
-//! owned handle (`'static + Send`) that buffers its writes and hands them
+//! owned handle (`'static + Send + Sync`) that buffers its writes and hands them
 //! to the engine's commit protocol.
 
 use std::ops::RangeBounds;
@@ -49,14 +49,14 @@ use crate::Result;
 /// # Ok::<(), bwtx::Error>(())
 /// ```
 pub struct Transaction {
-    pin: Pinned,
+    snapshot: Pinned,
     writes: WriteSet,
 }
 
 impl Transaction {
     pub(crate) fn new(engine: &Arc<Engine>) -> Self {
         Transaction {
-            pin: Pinned::new(engine),
+            snapshot: Pinned::new(engine),
             writes: WriteSet::new(),
         }
     }
@@ -64,7 +64,7 @@ impl Transaction {
     /// The snapshot timestamp: this transaction sees exactly the commits at
     /// or below it (and its own writes).
     pub fn snapshot_ts(&self) -> u64 {
-        self.pin.ts()
+        self.snapshot.ts()
     }
 
     /// The value of `key` in this transaction's view, `None` if absent or
@@ -74,7 +74,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        self.pin.engine().get(key, self.pin.ts())
+        self.snapshot.engine().get(key, self.snapshot.ts())
     }
 
     /// Buffer a write of `value` to `key`; visible to this transaction's
@@ -102,14 +102,16 @@ impl Transaction {
     /// own writes.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
         let (start, end) = byte_bounds(&range);
-        self.pin.engine().scan(self.pin.ts(), Some(&self.writes), start, end)
+        self.snapshot
+            .engine()
+            .scan(self.snapshot.ts(), Some(&self.writes), start, end)
     }
 
     /// The keys that start with `prefix`, as [`Transaction::range`] does.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        self.pin
+        self.snapshot
             .engine()
-            .scan_prefix(self.pin.ts(), Some(&self.writes), prefix.as_ref())
+            .scan_prefix(self.snapshot.ts(), Some(&self.writes), prefix.as_ref())
     }
 
     /// Number of keys written (put or deleted) so far.
@@ -127,9 +129,9 @@ impl Transaction {
     /// same keys; then nothing is installed.
     pub fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
-            return Ok(self.pin.ts());
+            return Ok(self.snapshot.ts());
         }
-        self.pin.engine().commit(self.pin.ts(), &self.writes)
+        self.snapshot.engine().commit(self.snapshot.ts(), &self.writes)
     }
 
     /// Discard the buffered writes. Same as dropping the transaction.
@@ -139,7 +141,7 @@ impl Transaction {
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transaction")
-            .field("snapshot_ts", &self.pin.ts())
+            .field("snapshot_ts", &self.snapshot.ts())
             .field("writes", &self.writes.len())
             .finish()
     }

@@ -4,7 +4,7 @@
 //! Consolidation (triggered by writers on the pages they write) drops
 //! versions at or below the tree's GC watermark that no snapshot can see. The
 //! watermark is raised to the registry's low watermark
-//! (`crate::mvcc::watermark`) every [`REFRESH_EVERY`] commits (by the
+//! (`crate::mvcc::registry`) every [`REFRESH_EVERY`] commits (by the
 //! committer that gets such a timestamp) and by every sweep. The sweep walks
 //! all leaves and consolidates those holding deltas or garbage, so versions
 //! on pages that stopped being written are collected too.
@@ -52,13 +52,13 @@ impl Engine {
 /// while it works), and exits when the database closes: dropping the last
 /// `Db` handle wakes it and waits for it.
 #[cfg(not(loom))]
-pub(crate) fn spawn_sweeper(db: Weak<Engine>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn_sweeper(engine: Weak<Engine>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     let handle = std::thread::Builder::new().name("bwtx-gc".into()).spawn(move || {
         let mut last = None;
         let mut sleep = interval;
         loop {
             std::thread::park_timeout(sleep);
-            let Some(db) = db.upgrade() else { return };
+            let Some(db) = engine.upgrade() else { return };
             if db.closing() {
                 return;
             }

@@ -31,10 +31,10 @@ use std::path::Path;
 use bytes::Bytes;
 
 use crate::bwtree::Tree;
-use crate::mvcc::counters::DbCounters;
+use crate::mvcc::counters::EngineCounters;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
-use crate::mvcc::watermark::Registry;
+use crate::mvcc::registry::Registry;
 use crate::options::Options;
 use crate::sync::{Arc, AtomicBool, Mutex};
 use crate::wal::recovery::Replay;
@@ -55,7 +55,7 @@ pub(crate) struct Engine {
     /// Striped commit latches (first-committer-wins validation).
     latches: Latches,
     /// Commits, conflicts, versions installed, sweeps.
-    counters: DbCounters,
+    counters: EngineCounters,
     /// The log and checkpoints (`None`: in memory).
     store: Option<Store>,
     /// Background threads (GC sweeper, log thread); see [`workers`].
@@ -93,7 +93,7 @@ impl Engine {
             oracle: Oracle::new(last_ts),
             registry: Registry::new(),
             latches: Latches::new(),
-            counters: DbCounters::new(),
+            counters: EngineCounters::new(),
             store,
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),

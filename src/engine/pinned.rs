@@ -1,14 +1,14 @@
 //! [`Pinned`]: a registered snapshot that owns a reference to its engine,
 //! the core of the owned `Transaction` and `Snapshot` handles.
 //!
-//! A handle must be `'static + Send` (movable into a spawned thread or task,
+//! A handle must be `'static + Send + Sync` (movable into a spawned thread or task,
 //! even after the `Db` it came from is dropped), so it cannot borrow the
 //! engine: it holds an `Arc` of it. Beginning a handle costs that `Arc`'s
 //! increment on top of the registry slot's CAS; see `design/architecture.md`
 //! ("Owned handles") for what that was measured to cost.
 
 use super::Engine;
-use crate::mvcc::watermark::Pin;
+use crate::mvcc::registry::Pin;
 use crate::sync::Arc;
 
 /// A snapshot registered with an engine's registry, unregistered on drop.

@@ -60,10 +60,10 @@ impl Engine {
 /// The log thread of a database on disk: syncs the log in buffered mode and
 /// takes automatic checkpoints.
 #[cfg(not(loom))]
-fn spawn_logger(db: Weak<Engine>, tick: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+fn spawn_logger(engine: Weak<Engine>, tick: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("bwtx-log".into()).spawn(move || loop {
         std::thread::park_timeout(tick);
-        let Some(engine) = db.upgrade() else { return };
+        let Some(engine) = engine.upgrade() else { return };
         if engine.closing() {
             return;
         }

@@ -94,7 +94,7 @@ impl KeyPool {
     }
 }
 
-struct Shared {
+struct WorkloadState {
     clock: AtomicU64,
     next_value: AtomicU64,
     next_process: AtomicU64,
@@ -115,7 +115,7 @@ struct Shared {
 /// If a stored list does not decode (a corrupted value).
 pub fn run(db: &Db, cfg: WorkloadConfig) -> History {
     let keys = cfg.keys.max(1);
-    let shared = Shared {
+    let shared = WorkloadState {
         clock: AtomicU64::new(0),
         next_value: AtomicU64::new(1),
         next_process: AtomicU64::new(cfg.threads as u64),
@@ -146,7 +146,7 @@ pub fn run(db: &Db, cfg: WorkloadConfig) -> History {
     History::new(ops)
 }
 
-fn client(db: &Db, cfg: &WorkloadConfig, shared: &Shared, thread: u64) -> Vec<Op> {
+fn client(db: &Db, cfg: &WorkloadConfig, shared: &WorkloadState, thread: u64) -> Vec<Op> {
     let mut rng = SplitMix64::new(cfg.seed ^ thread.wrapping_mul(0xA076_1D64_78BD_642F));
     let mut process = thread;
     let mut ops = Vec::with_capacity(cfg.txns_per_thread);
@@ -176,7 +176,7 @@ fn client(db: &Db, cfg: &WorkloadConfig, shared: &Shared, thread: u64) -> Vec<Op
 }
 
 /// Run one transaction; `txn`'s reads are filled in if it commits.
-fn transact(db: &Db, shared: &Shared, process: u64, mut txn: Vec<Mop>, rng: &mut SplitMix64) -> Op {
+fn transact(db: &Db, shared: &WorkloadState, process: u64, mut txn: Vec<Mop>, rng: &mut SplitMix64) -> Op {
     let invoked = shared.clock.fetch_add(1, Ordering::SeqCst);
     let mut tx = db.begin();
     let snapshot = tx.snapshot_ts();

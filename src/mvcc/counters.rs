@@ -50,16 +50,16 @@ impl Counter {
 
 /// The engine's event counters (commits, conflicts, versions installed, GC
 /// sweeps).
-pub(crate) struct DbCounters {
+pub(crate) struct EngineCounters {
     pub(crate) commits: Counter,
     pub(crate) conflicts: Counter,
     pub(crate) versions_installed: Counter,
     pub(crate) sweeps: Counter,
 }
 
-impl DbCounters {
+impl EngineCounters {
     pub(crate) fn new() -> Self {
-        DbCounters {
+        EngineCounters {
             commits: Counter::new(),
             conflicts: Counter::new(),
             versions_installed: Counter::new(),

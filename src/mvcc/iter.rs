@@ -22,7 +22,7 @@ use crate::Result;
 /// key order.
 pub(crate) type WriteSet = BTreeMap<Bytes, Option<Bytes>>;
 
-type Buffered<'a> = (&'a Bytes, &'a Option<Bytes>);
+type BufferedWrite<'a> = (&'a Bytes, &'a Option<Bytes>);
 
 /// An iterator over `(key, value)` pairs in key order, as a transaction or a
 /// snapshot sees them; [`DoubleEndedIterator`] for reverse order. Keys and
@@ -35,8 +35,8 @@ pub struct Iter<'a> {
     buf: Option<btree_map::Range<'a, Bytes, Option<Bytes>>>,
     front_tree: Option<(Bytes, Bytes)>,
     back_tree: Option<(Bytes, Bytes)>,
-    front_buf: Option<Buffered<'a>>,
-    back_buf: Option<Buffered<'a>>,
+    front_buf: Option<BufferedWrite<'a>>,
+    back_buf: Option<BufferedWrite<'a>>,
 }
 
 impl<'a> Iter<'a> {
@@ -64,7 +64,7 @@ impl<'a> Iter<'a> {
 }
 
 /// Yield a buffered write: `None` (skip) for a buffered delete.
-fn own(b: Buffered<'_>) -> Option<(Bytes, Bytes)> {
+fn own(b: BufferedWrite<'_>) -> Option<(Bytes, Bytes)> {
     b.1.as_ref().map(|v| (b.0.clone(), v.clone()))
 }
 

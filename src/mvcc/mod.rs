@@ -3,7 +3,7 @@
 //! (`crate::engine`) puts them together; nothing here knows it.
 //!
 //! - [`oracle`]: commit timestamps and the read (visibility) timestamp.
-//! - [`watermark`]: registered snapshots and the GC low watermark.
+//! - [`registry`]: registered snapshots and the GC low watermark.
 //! - [`latches`]: striped commit latches for first-committer-wins validation.
 //! - [`iter`]: snapshot ranges merged with a transaction's own writes, and
 //!   the [`WriteSet`] they merge.
@@ -13,7 +13,7 @@ pub(crate) mod counters;
 pub(crate) mod iter;
 pub(crate) mod latches;
 pub(crate) mod oracle;
-pub(crate) mod watermark;
+pub(crate) mod registry;
 
 pub use iter::Iter;
 pub(crate) use iter::WriteSet;

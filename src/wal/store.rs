@@ -24,10 +24,10 @@ pub(crate) struct Store {
     /// Held for the database's lifetime: no second opener.
     _lock: Box<dyn Send + Sync>,
     /// One checkpoint at a time; holds the last checkpoint's timestamp.
-    ckpt: Mutex<u64>,
+    last_checkpoint: Mutex<u64>,
     /// Log bytes appended when the last checkpoint started.
-    ckpt_at: AtomicU64,
-    ckpt_wanted: AtomicBool,
+    log_bytes_at_checkpoint: AtomicU64,
+    checkpoint_wanted: AtomicBool,
     checkpoints: AtomicU64,
     recovered: Recovered,
 }
@@ -66,9 +66,9 @@ impl Store {
             mode,
             checkpoint_bytes,
             _lock: lock,
-            ckpt: Mutex::new(recovered.checkpoint_ts),
-            ckpt_at: AtomicU64::new(0),
-            ckpt_wanted: AtomicBool::new(false),
+            last_checkpoint: Mutex::new(recovered.checkpoint_ts),
+            log_bytes_at_checkpoint: AtomicU64::new(0),
+            checkpoint_wanted: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             recovered,
         })
@@ -102,7 +102,7 @@ impl Store {
     /// Whether the log asked for a checkpoint (enough log since the last).
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.ckpt_wanted.load(Ordering::Acquire)
+        self.checkpoint_wanted.load(Ordering::Acquire)
     }
 
     /// Whether the log is synced in the background ([`Durability::Buffered`]).
@@ -152,9 +152,12 @@ impl Store {
             Durability::Buffered(_) => self.wal.wait(ts, false),
             Durability::None => Ok(()),
         };
-        let since = self.wal.appended().saturating_sub(self.ckpt_at.load(Ordering::Relaxed));
+        let since = self
+            .wal
+            .appended()
+            .saturating_sub(self.log_bytes_at_checkpoint.load(Ordering::Relaxed));
         if self.checkpoint_bytes > 0 && since > self.checkpoint_bytes {
-            self.ckpt_wanted.store(true, Ordering::Release);
+            self.checkpoint_wanted.store(true, Ordering::Release);
         }
         r
     }
@@ -163,9 +166,10 @@ impl Store {
     /// segment so every record appended so far is in a closed segment. The
     /// caller then takes its snapshot and calls [`Store::finish_checkpoint`].
     pub(crate) fn begin_checkpoint(&self) -> Result<MutexGuard<'_, u64>> {
-        let guard = lock(&self.ckpt);
-        self.ckpt_wanted.store(false, Ordering::Release);
-        self.ckpt_at.store(self.wal.appended(), Ordering::Relaxed);
+        let guard = lock(&self.last_checkpoint);
+        self.checkpoint_wanted.store(false, Ordering::Release);
+        self.log_bytes_at_checkpoint
+            .store(self.wal.appended(), Ordering::Relaxed);
         self.wal.rotate()?;
         Ok(guard)
     }

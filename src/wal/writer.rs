@@ -50,7 +50,7 @@ struct Pending {
     bytes: u64,
 }
 
-struct Out {
+struct CurrentSegment {
     file: Box<dyn FsFile>,
     seq: u64,
     size: u64,
@@ -65,7 +65,7 @@ pub(crate) struct Wal {
     dir: PathBuf,
     segment_bytes: u64,
     pending: Mutex<Pending>,
-    out: Mutex<Out>,
+    out: Mutex<CurrentSegment>,
     /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
     durable: AtomicU64,
@@ -100,7 +100,7 @@ impl Wal {
                 parked: BTreeMap::new(),
                 bytes: 0,
             }),
-            out: Mutex::new(Out {
+            out: Mutex::new(CurrentSegment {
                 file,
                 seq,
                 size: record::HEADER_LEN as u64,
@@ -223,7 +223,7 @@ impl Wal {
         self.flush(&mut out, true)
     }
 
-    fn flush(&self, out: &mut Out, sync: bool) -> Result<()> {
+    fn flush(&self, out: &mut CurrentSegment, sync: bool) -> Result<()> {
         let mut buf = std::mem::take(&mut out.spare);
         // `end`: every commit up to it is in `buf` or written before.
         let end = {
@@ -250,7 +250,7 @@ impl Wal {
         Ok(())
     }
 
-    fn rotate_locked(&self, out: &mut Out) -> Result<()> {
+    fn rotate_locked(&self, out: &mut CurrentSegment) -> Result<()> {
         let next = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,

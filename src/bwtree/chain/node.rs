@@ -90,8 +90,8 @@ pub(crate) struct Node {
     /// past the header line: keys with a common prefix tie on the heads, and
     /// these settle the comparison without a miss on the fence's own bytes
     /// (the adjacent-line prefetch usually brings this line with the header).
-    low_head2: u64,
-    high_head2: u64,
+    low_word2: u64,
+    high_word2: u64,
     pub(crate) body: Body,
 }
 
@@ -114,10 +114,10 @@ impl Node {
     /// define their own range).
     fn cache_fences(&mut self) {
         let r = self.range();
-        let (has_low, low_head, low_head2, low_len) = fence_summary(r.low());
-        let (has_high, high_head, high_head2, high_len) = fence_summary(r.high());
-        (self.has_low, self.low_head, self.low_head2, self.low_len) = (has_low, low_head, low_head2, low_len);
-        (self.has_high, self.high_head, self.high_head2, self.high_len) = (has_high, high_head, high_head2, high_len);
+        let (has_low, low_head, low_word2, low_len) = fence_summary(r.low());
+        let (has_high, high_head, high_word2, high_len) = fence_summary(r.high());
+        (self.has_low, self.low_head, self.low_word2, self.low_len) = (has_low, low_head, low_word2, low_len);
+        (self.has_high, self.high_head, self.high_word2, self.high_len) = (has_high, high_head, high_word2, high_len);
     }
 
     /// A node without links: a base page, or a delta to be linked before it
@@ -140,8 +140,8 @@ impl Node {
             frozen: matches!(body, Body::RemoveNode { .. }),
             has_low: false,
             has_high: false,
-            low_head2: 0,
-            high_head2: 0,
+            low_word2: 0,
+            high_word2: 0,
             body,
         }
     }
@@ -167,10 +167,10 @@ impl Node {
         } else {
             // Same range as `next`: copy its header, never touch the fences.
             self.range = if next.range.is_null() { next.range() } else { next.range };
-            (self.has_low, self.low_head, self.low_head2, self.low_len) =
-                (next.has_low, next.low_head, next.low_head2, next.low_len);
-            (self.has_high, self.high_head, self.high_head2, self.high_len) =
-                (next.has_high, next.high_head, next.high_head2, next.high_len);
+            (self.has_low, self.low_head, self.low_word2, self.low_len) =
+                (next.has_low, next.low_head, next.low_word2, next.low_len);
+            (self.has_high, self.high_head, self.high_word2, self.high_len) =
+                (next.has_high, next.high_head, next.high_word2, next.high_len);
         }
         if let Body::Version { kv, .. } = &self.body {
             let run = matches!(next.body, Body::Version { .. });
@@ -225,7 +225,7 @@ impl Node {
         Some(cmp_fence(
             key,
             key_head,
-            (self.low_head, self.low_head2),
+            (self.low_head, self.low_word2),
             self.low_len,
             || self.range().low.as_deref(),
         ))
@@ -241,7 +241,7 @@ impl Node {
         Some(cmp_fence(
             key,
             key_head,
-            (self.high_head, self.high_head2),
+            (self.high_head, self.high_word2),
             self.high_len,
             || self.range().high.as_deref(),
         ))
@@ -264,7 +264,7 @@ impl Node {
     }
 
     /// Unfinished merges recorded in this chain (parents only).
-    pub(crate) fn pending_merges(&self) -> impl Iterator<Item = &std::sync::Arc<MergeRecord>> {
+    pub(crate) fn pending_merges(&self) -> impl Iterator<Item = &crate::sync::Arc<MergeRecord>> {
         let mut cur = if self.has_merge_record { Some(self) } else { None };
         std::iter::from_fn(move || {
             while let Some(n) = cur {
@@ -338,7 +338,7 @@ mod layout_tests {
     /// node of any kind is 320 bytes (a small write's one allocation).
     #[test]
     fn node_layout() {
-        assert_eq!(std::mem::offset_of!(Node, low_head2), 64);
+        assert_eq!(std::mem::offset_of!(Node, low_word2), 64);
         assert_eq!(std::mem::offset_of!(Node, body), 80);
         assert_eq!(std::mem::size_of::<Node>(), 320);
     }

@@ -71,7 +71,7 @@ pub(super) fn build(model: &Model) -> LeafBase {
                 None => b.push_version(*ts, ValRef::Tomb),
                 // Alternate the two ways consolidation hands values over.
                 Some(v) if i % 2 == 0 => b.push_version(*ts, ValRef::Inline(v)),
-                Some(v) => b.push_version(*ts, ValRef::Shared(&Bytes::copy_from_slice(v))),
+                Some(v) => b.push_version(*ts, ValRef::Refcounted(&Bytes::copy_from_slice(v))),
             }
         }
         b.end_key();

@@ -30,14 +30,14 @@ const SEGMENT: usize = 4;
 /// A free slot.
 const FREE: u64 = u64::MAX;
 
-struct Segment {
+struct SlotSegment {
     slots: Box<[CachePadded<AtomicU64>]>,
-    next: OnceSlot<Segment>,
+    next: OnceSlot<SlotSegment>,
 }
 
-impl Segment {
+impl SlotSegment {
     fn new() -> Self {
-        Segment {
+        SlotSegment {
             slots: (0..SEGMENT).map(|_| CachePadded::new(AtomicU64::new(FREE))).collect(),
             next: OnceSlot::new(),
         }
@@ -45,7 +45,7 @@ impl Segment {
 }
 
 pub(crate) struct Registry {
-    first: Segment,
+    first: SlotSegment,
     proposed: CachePadded<AtomicU64>,
 }
 
@@ -128,7 +128,7 @@ impl Drop for ScopedPin<'_> {
 impl Registry {
     pub(crate) fn new() -> Self {
         Registry {
-            first: Segment::new(),
+            first: SlotSegment::new(),
             proposed: CachePadded::new(AtomicU64::new(0)),
         }
     }
@@ -192,7 +192,7 @@ impl Registry {
                     return (base + i, slot);
                 }
             }
-            seg = seg.next.get_or_init(|| Box::new(Segment::new()));
+            seg = seg.next.get_or_init(|| Box::new(SlotSegment::new()));
             base += SEGMENT;
         }
     }
