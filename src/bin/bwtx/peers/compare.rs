@@ -9,7 +9,8 @@ use crate::report::{json_str, num, RunHeader};
 /// The engines in the order they run: bwtx, the transactional peers, then
 /// the non-transactional ordered indexes (not for `bank`, which needs
 /// transactions to conserve its total).
-/// RocksDB runs only in builds with the `peer-rocksdb` feature.
+/// RocksDB, seerdb and Bf-Tree run only in builds with their features
+/// (`peer-rocksdb`, `peer-seerdb`, `peer-bftree`).
 pub const ENGINES: &[&str] = &[
     "bwtx",
     "skipdb",
@@ -18,19 +19,24 @@ pub const ENGINES: &[&str] = &[
     "sled",
     #[cfg(feature = "peer-rocksdb")]
     "rocksdb",
+    #[cfg(feature = "peer-seerdb")]
+    "seerdb",
     "crossbeam-skiplist",
     "scc",
+    #[cfg(feature = "peer-bftree")]
+    "bf-tree",
 ];
 
 /// Engines that can sync a commit to disk (`--durability sync` runs only
-/// these: an in-memory peer would not be doing the same work).
+/// these: an in-memory peer, or one without commits, would not be doing the
+/// same work).
 pub fn durable(name: &str) -> bool {
-    !matches!(name, "skipdb" | "crossbeam-skiplist" | "scc")
+    !matches!(name, "skipdb" | "crossbeam-skiplist" | "scc" | "bf-tree")
 }
 
 /// Engines that run each operation on its own, without transactions.
 pub fn is_index(name: &str) -> bool {
-    matches!(name, "crossbeam-skiplist" | "scc")
+    matches!(name, "crossbeam-skiplist" | "scc" | "bf-tree")
 }
 
 fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engine>, String> {
@@ -43,8 +49,12 @@ fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engin
         "sled" => super::sled::open(tmp.join("sled"), sync)?,
         #[cfg(feature = "peer-rocksdb")]
         "rocksdb" => super::rocksdb::open(tmp.join("rocksdb"), sync)?,
+        #[cfg(feature = "peer-seerdb")]
+        "seerdb" => super::seerdb::open(tmp.join("seerdb"), sync)?,
         "crossbeam-skiplist" => super::index::skiplist(),
         "scc" => super::index::scc(),
+        #[cfg(feature = "peer-bftree")]
+        "bf-tree" => super::bftree::open(super::bftree::Storage::from_env(tmp)?)?,
         _ => return Err(format!("unknown engine {name}")),
     })
 }
@@ -184,10 +194,17 @@ impl CompareReport {
         if let Some((name, x)) = self.best_peer() {
             let _ = writeln!(out, "bwtx / best transactional peer ({name}): {x:.2}x throughput");
         }
-        if self.rows.iter().any(|r| is_index(r.name)) {
+        let indexes: Vec<&str> = self.rows.iter().map(|r| r.name).filter(|n| is_index(n)).collect();
+        if let Some((last, rest)) = indexes.split_last() {
+            let names = if rest.is_empty() {
+                (*last).to_owned()
+            } else {
+                format!("{} and {last}", rest.join(", "))
+            };
+            let verb = if rest.is_empty() { "runs" } else { "run" };
             let _ = writeln!(
                 out,
-                "(crossbeam-skiplist and scc run each operation on its own: no transactions, no snapshots)"
+                "({names} {verb} each operation on its own: no transactions, no snapshots)"
             );
         }
         for r in &self.rows {

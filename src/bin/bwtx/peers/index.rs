@@ -1,5 +1,6 @@
 //! Concurrent ordered maps as `--compare` peers for the index workloads
-//! (YCSB A–F): crossbeam-skiplist's `SkipMap` and scc's `TreeIndex`.
+//! (YCSB A–F): crossbeam-skiplist's `SkipMap` and scc's `TreeIndex` (and
+//! Bf-Tree, in `bftree.rs`, through the same [`Index`] trait).
 //!
 //! They have no transactions: each operation runs on its own, a
 //! read-modify-write is a read then a write that another thread may
@@ -14,19 +15,20 @@ use scc::TreeIndex;
 use crate::bench::{key, rmw_value, Engine, Op, Outcome};
 
 /// The operations of an index without transactions.
-trait Index: Sync {
+pub(super) trait Index: Sync {
     fn get_len(&self, k: &[u8]) -> Option<usize>;
     fn get_vec(&self, k: &[u8]) -> Option<Vec<u8>>;
-    fn put(&self, k: Vec<u8>, v: Vec<u8>);
+    /// Insert or overwrite; `Err` if the index refuses the record.
+    fn put(&self, k: Vec<u8>, v: Vec<u8>) -> Result<(), String>;
     /// Read up to `len` entries from `k` on; returns how many were read.
     fn scan(&self, k: &[u8], len: usize) -> usize;
 }
 
 /// An [`Index`] run as an [`Engine`], one operation at a time.
-struct Plain<I> {
-    name: &'static str,
-    settings: &'static str,
-    index: I,
+pub(super) struct Plain<I> {
+    pub(super) name: &'static str,
+    pub(super) settings: String,
+    pub(super) index: I,
 }
 
 impl<I: Index> Engine for Plain<I> {
@@ -34,11 +36,11 @@ impl<I: Index> Engine for Plain<I> {
         self.name
     }
     fn settings(&self) -> String {
-        self.settings.to_owned()
+        self.settings.clone()
     }
     fn load(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), String> {
         for (i, v) in batch {
-            self.index.put(key(*i).into_bytes(), v.clone());
+            self.index.put(key(*i).into_bytes(), v.clone())?;
         }
         Ok(())
     }
@@ -48,14 +50,14 @@ impl<I: Index> Engine for Plain<I> {
                 Op::Read(i) => {
                     std::hint::black_box(self.index.get_len(key(i).as_bytes()));
                 }
-                Op::Update(i) | Op::Insert(i) => self.index.put(key(i).into_bytes(), value.to_vec()),
+                Op::Update(i) | Op::Insert(i) => self.index.put(key(i).into_bytes(), value.to_vec())?,
                 Op::Scan(i, len) => {
                     std::hint::black_box(self.index.scan(key(i).as_bytes(), len as usize));
                 }
                 Op::Rmw(i) => {
                     let k = key(i).into_bytes();
                     let v = rmw_value(self.index.get_vec(&k).as_deref(), value);
-                    self.index.put(k, v);
+                    self.index.put(k, v)?;
                 }
                 Op::Transfer(..) => return Err(format!("{} has no transactions for bank transfers", self.name)),
             }
@@ -74,8 +76,9 @@ impl Index for SkipMap<Vec<u8>, Vec<u8>> {
     fn get_vec(&self, k: &[u8]) -> Option<Vec<u8>> {
         self.get(k).map(|e| e.value().clone())
     }
-    fn put(&self, k: Vec<u8>, v: Vec<u8>) {
+    fn put(&self, k: Vec<u8>, v: Vec<u8>) -> Result<(), String> {
         self.insert(k, v);
+        Ok(())
     }
     fn scan(&self, k: &[u8], len: usize) -> usize {
         let range = (Bound::Included(k), Bound::Unbounded);
@@ -95,8 +98,9 @@ impl Index for TreeIndex<Vec<u8>, Vec<u8>> {
     fn get_vec(&self, k: &[u8]) -> Option<Vec<u8>> {
         self.peek_with(k, |_, v| v.clone())
     }
-    fn put(&self, k: Vec<u8>, v: Vec<u8>) {
+    fn put(&self, k: Vec<u8>, v: Vec<u8>) -> Result<(), String> {
         self.upsert_sync(k, v);
+        Ok(())
     }
     fn scan(&self, k: &[u8], len: usize) -> usize {
         let guard = scc::Guard::new();
@@ -115,7 +119,8 @@ pub fn skiplist() -> Box<dyn Engine> {
     Box::new(Plain {
         name: "crossbeam-skiplist",
         settings: "crossbeam-skiplist 0.1 SkipMap<Vec<u8>, Vec<u8>>: in memory, no transactions (each operation on \
-                   its own, read-modify-write not atomic)",
+                   its own, read-modify-write not atomic)"
+            .to_owned(),
         index: SkipMap::new(),
     })
 }
@@ -125,7 +130,8 @@ pub fn scc() -> Box<dyn Engine> {
     Box::new(Plain {
         name: "scc",
         settings: "scc 3 TreeIndex<Vec<u8>, Vec<u8>>: in memory, no transactions (each operation on its own, \
-                   upsert_sync for writes, read-modify-write not atomic)",
+                   upsert_sync for writes, read-modify-write not atomic)"
+            .to_owned(),
         index: TreeIndex::new(),
     })
 }

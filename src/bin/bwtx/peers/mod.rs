@@ -1,16 +1,22 @@
 //! `bwtx bench --compare`: the same workload on bwtx and on its peers
-//! (skipdb, fjall, redb, sled), one engine after the other in one process,
-//! with the same keys, the same seeded operation streams and the same
-//! values. Needs the `bench-peers` feature.
+//! (skipdb, fjall, redb, sled; RocksDB with `peer-rocksdb`, seerdb with
+//! `peer-seerdb`), and on ordered indexes without transactions
+//! (crossbeam-skiplist, scc; Bf-Tree with `peer-bftree`), one engine after
+//! the other in one process, with the same keys, the same seeded operation
+//! streams and the same values. Needs the `bench-peers` feature.
 //!
 //! Durability is relaxed alike by default: bwtx in memory (or
-//! `Durability::Buffered` in `--dir`), fjall, redb and sled in a temporary
-//! directory without a sync per commit (fjall: no journal persist per
-//! transaction; redb: `Durability::None`; sled: no `flush()`); skipdb is in
-//! memory only. With `--durability sync` every engine that can syncs each
-//! commit as in `benches/durable/`, and the in-memory ones (skipdb,
-//! crossbeam-skiplist, scc) sit out.
+//! `Durability::Buffered` in `--dir`), fjall, redb, sled, RocksDB and seerdb
+//! in a temporary directory without a sync per commit (fjall: no journal
+//! persist per transaction; redb: `Durability::None`; sled: no `flush()`;
+//! RocksDB and seerdb: WAL written, not synced); skipdb, crossbeam-skiplist,
+//! scc and Bf-Tree are in memory (Bf-Tree on a file with
+//! `BWTX_BFTREE_CACHE_MIB`). With `--durability sync` every engine that can
+//! syncs each commit as in `benches/durable/`, and the others (skipdb and
+//! the indexes) sit out.
 
+#[cfg(feature = "peer-bftree")]
+mod bftree;
 mod compare;
 mod fjall;
 mod index;
@@ -18,6 +24,8 @@ mod plot;
 mod redb;
 #[cfg(feature = "peer-rocksdb")]
 mod rocksdb;
+#[cfg(feature = "peer-seerdb")]
+mod seerdb;
 mod skipdb;
 mod sled;
 

@@ -12,9 +12,12 @@ use std::path::Path;
 
 use super::compare::{engines_in, is_index, short, CompareReport};
 
-/// Bar colours by engine, bwtx first (colour-blind-safe Okabe–Ito palette).
-const COLOURS: [&str; 8] = [
-    "#d55e00", "#0072b2", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#999999", "#bbbbbb",
+/// Bar colours by engine, bwtx first: the colour-blind-safe Okabe–Ito
+/// palette with two greys, then Okabe–Ito's yellow and black and a brown, so
+/// that the 11 engines of a build with every optional peer differ.
+const COLOURS: [&str; 11] = [
+    "#d55e00", "#0072b2", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#999999", "#bbbbbb", "#f0e442", "#000000",
+    "#8c510a",
 ];
 
 const BAR: f64 = 16.0;
