@@ -100,9 +100,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Run the same workload (same keys, same seeded operation streams) on
-    /// bwtx and on skipdb, fjall, redb and sled (and RocksDB in builds with
-    /// `peer-rocksdb`; crossbeam-skiplist and scc, without transactions, for
-    /// A–F), and compare them. Needs a build with `--features cli,bench-peers`.
+    /// bwtx and on skipdb, fjall, redb and sled (and RocksDB, seerdb in builds
+    /// with `peer-rocksdb`, `peer-seerdb`; crossbeam-skiplist, scc and, with
+    /// `peer-bftree`, Bf-Tree, without transactions, for A–F), and compare
+    /// them. Needs a build with `--features cli,bench-peers`.
     #[arg(long)]
     pub compare: bool,
     /// With --compare: also draw the throughputs as a bar chart (SVG).
