@@ -85,7 +85,9 @@ unsafe impl Send for Chain {}
 impl Chain {
     /// A one-node chain: a base page.
     pub(crate) fn base(page: Node) -> Self {
-        debug_assert!(page.next().is_none() && matches!(page.body, Body::Leaf(_) | Body::Inner(_)));
+        debug_assert!(
+            page.next().is_none() && matches!(page.body, Body::Leaf(_) | Body::Inner(_) | Body::Evicted { .. })
+        );
         Chain(Box::into_raw(alloc(page).into_box()))
     }
 
