@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
 use super::base::LeafBase;
+use super::clock;
 use super::keys::key_lt;
 use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::search::Target;
@@ -147,7 +148,9 @@ impl<'t> Cursor<'t> {
     ) -> Result<(Option<Bytes>, Option<Bytes>)> {
         let guard = epoch::pin();
         let mut path = Path::new();
-        let (_, head) = self.tree.descend(t, &guard, &mut path)?;
+        // A scan raises the leaf's use count to at most SCAN: one long scan
+        // does not push the hot set out (design/storage.md §5.1).
+        let (_, head) = self.tree.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?;
         let r = head.range();
         let (lo, hi) = (self.front.as_ref().map(|k| &k[..]), self.back.as_ref().map(|k| &k[..]));
         let chain = LeafChain::gather(head, Shape::Any, lo, hi, self.ts).expect("every leaf chain has the shape Any");

@@ -4,6 +4,7 @@
 //!   code that publishes, unlinks and retires chains.
 //! - [`chain`]: nodes of a delta chain and their memory (the raw links,
 //!   allocation, pool, retire, destroy).
+//! - [`clock`]: the eviction clock's 2-bit use counts.
 //! - [`keys`]: key order and sorted key arrays.
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
@@ -24,6 +25,7 @@
 
 mod base;
 mod chain;
+mod clock;
 mod commit;
 mod consolidate;
 mod cursor;

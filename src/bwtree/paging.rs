@@ -22,11 +22,14 @@
 //!   `design/storage.md` §5.2 for the one exception, a merge begun before
 //!   the commit whose absorber was evicted).
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
 use super::base::{LeafBase, PageRange};
 use super::chain::{Chain, Node};
+use super::clock::{self, UseCounts};
 use super::delta::Body;
 use super::mapping_table::Pid;
 use super::tree::Tree;
@@ -115,7 +118,22 @@ pub(crate) struct Paging {
     /// One eviction batch at a time (the gate has one closer).
     evicting: Mutex<()>,
     pub(crate) counters: PagingCounters,
+    /// The clock's use counts, by page id.
+    pub(crate) uses: UseCounts,
+    /// The clock's hand: the next page id it passes (modulo the table's
+    /// high-water mark).
+    hand: AtomicU64,
+    /// Leaves faulted in by scans, oldest first: the evictor takes those
+    /// still at a scan's use count before it moves the hand, so a long scan
+    /// evicts its own pages and does not wear down the hot set's counts.
+    probation: Mutex<VecDeque<Pid>>,
 }
+
+/// Most leaves the probation queue remembers (the clock finds the rest).
+const PROBATION_MAX: usize = 1 << 16;
+
+/// Leaves one eviction batch takes (one page-segment sync each).
+const BATCH: usize = 32;
 
 impl Paging {
     pub(crate) fn new(io: Arc<dyn PageIo>) -> Self {
@@ -124,6 +142,9 @@ impl Paging {
             gate: Gate::default(),
             evicting: Mutex::new(()),
             counters: PagingCounters::default(),
+            uses: UseCounts::new(),
+            hand: AtomicU64::new(0),
+            probation: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -152,8 +173,16 @@ fn detached(r: &PageRange) -> PageRange {
 impl Tree {
     /// Fault in the evicted leaf `pid` whose head is `head`: read its image,
     /// CAS it in as a base page. `Ok(None)`: the CAS lost (someone else
-    /// faulted it in or the page changed): look again.
-    pub(crate) fn fault_in<'g>(&'g self, pid: Pid, head: &'g Node, guard: &'g Guard) -> Result<Option<&'g Node>> {
+    /// faulted it in or the page changed): look again. A page a scan faults
+    /// in (`scan`) joins the probation queue, which the evictor empties
+    /// first.
+    pub(crate) fn fault_in<'g>(
+        &'g self,
+        pid: Pid,
+        head: &'g Node,
+        guard: &'g Guard,
+        scan: bool,
+    ) -> Result<Option<&'g Node>> {
         let (Body::Evicted { addr, range }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
             return Ok(Some(head));
         };
@@ -167,6 +196,12 @@ impl Tree {
         {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
+                if scan {
+                    let mut q = crate::sync::lock(&paging.probation);
+                    if q.len() < PROBATION_MAX {
+                        q.push_back(pid);
+                    }
+                }
                 Ok(Some(new))
             }
             // The loser drops its copy.
@@ -236,6 +271,66 @@ impl Tree {
         Ok(evicted)
     }
 
+    /// Estimated heap bytes of the tree's pages (0 without paging).
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        self.table.resident_bytes()
+    }
+
+    /// Evict leaves chosen by the clock until the resident bytes are at most
+    /// `target`, at most `max_batches` batches of [`BATCH`] leaves. Returns
+    /// how many leaves were evicted; a page-store error is returned.
+    pub(crate) fn evict_to(&self, target: u64, max_batches: usize) -> Result<usize> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        for _ in 0..max_batches {
+            if self.resident_bytes() <= target {
+                break;
+            }
+            let high = self.table.high_water().max(1);
+            let mut batch = Vec::with_capacity(BATCH);
+            {
+                let guard = epoch::pin();
+                let resident = |pid| {
+                    matches!(self.table.load(pid, &guard),
+                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen())
+                };
+                {
+                    let mut q = crate::sync::lock(&paging.probation);
+                    while batch.len() < BATCH {
+                        let Some(pid) = q.pop_front() else { break };
+                        // A point operation since the scan took it out.
+                        if paging.uses.get(pid) <= clock::SCAN && resident(pid) {
+                            batch.push(pid);
+                        }
+                    }
+                }
+                // Four turns at most: a count of 3 reaches 0 on the fourth.
+                for _ in 0..high.saturating_mul(4) {
+                    if batch.len() == BATCH {
+                        break;
+                    }
+                    let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
+                    if !resident(pid) {
+                        continue;
+                    }
+                    if paging.uses.pass(pid) {
+                        batch.push(pid);
+                        if batch.len() == BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            total += self.evict(&batch)?;
+        }
+        Ok(total)
+    }
+
     /// The page ids of every resident leaf, in key order (for tests and
     /// for the evictor's clock).
     pub(crate) fn leaf_pids(&self) -> Vec<Pid> {
@@ -247,7 +342,7 @@ impl Tree {
                 .as_deref()
                 .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
             let mut path = super::tree::Path::new();
-            let Ok((pid, head)) = self.descend_to::<false>(t, &guard, &mut path) else {
+            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
                 return out;
             };
             if !head.is_evicted() {

@@ -231,7 +231,7 @@ impl Tree {
                 return Ok(());
             };
             if right_head.is_evicted() {
-                self.fault_in(merge.right, right_head, guard)?;
+                self.fault_in(merge.right, right_head, guard, false)?;
                 continue;
             }
             match &right_head.body {
@@ -258,7 +258,7 @@ impl Tree {
                     return Ok(());
                 };
                 if absorber_head.is_evicted() {
-                    self.fault_in(absorber, absorber_head, guard)?;
+                    self.fault_in(absorber, absorber_head, guard, false)?;
                     continue;
                 }
                 let absorber_range = absorber_head.range();

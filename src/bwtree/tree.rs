@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 use super::base::{LeafBase, PageRange};
 use super::chain::{Chain, Delta, Node};
+use super::clock;
 use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::{MappingTable, Pid};
 use super::paging::{PageIo, Paging};
@@ -182,6 +183,7 @@ impl Tree {
     /// is shared.
     pub(crate) fn set_page_io(&mut self, io: Arc<dyn PageIo>) {
         self.paging = Some(Box::new(Paging::new(io)));
+        self.table.count_bytes();
     }
 
     /// The configuration this tree was built with.
@@ -212,12 +214,13 @@ impl Tree {
         guard: &'g Guard,
         path: &mut Path<'g>,
     ) -> Result<(Pid, &'g Node)> {
-        self.descend_to::<true>(t, guard, path)
+        self.descend_to::<true, { clock::POINT }>(t, guard, path)
     }
 
     /// [`Tree::descend`]; with `FAULT` false an evicted leaf is returned as
-    /// it is (and the descent cannot fail).
-    pub(crate) fn descend_to<'g, const FAULT: bool>(
+    /// it is (and the descent cannot fail). With paging, the leaf's clock use
+    /// count is raised to `USE` (0: not touched; `clock::POINT`, `clock::SCAN`).
+    pub(crate) fn descend_to<'g, const FAULT: bool, const USE: u64>(
         &'g self,
         t: Target<'_>,
         guard: &'g Guard,
@@ -270,8 +273,13 @@ impl Tree {
                     continue;
                 }
                 if head.leaf {
+                    if USE > 0 {
+                        if let Some(paging) = self.paging.as_deref() {
+                            paging.uses.touch(pid, USE);
+                        }
+                    }
                     if FAULT && head.is_evicted() {
-                        match self.fault_in(pid, head, guard)? {
+                        match self.fault_in(pid, head, guard, USE == clock::SCAN)? {
                             Some(head) => return Ok((pid, head)),
                             None => {
                                 backoff.snooze();
@@ -460,7 +468,7 @@ impl Tree {
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
             // Evicted leaves are skipped: they are collected when next faulted
             // in and consolidated.
-            let Ok((pid, head)) = self.descend_to::<false>(t, &guard, &mut path) else {
+            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
                 break;
             };
             // Consolidate what holds deltas or garbage, and retry the merge of

@@ -61,6 +61,8 @@ pub(crate) struct Engine {
     store: Option<Store>,
     /// The page segments (with `Options::cache_size`).
     pages: Option<Arc<pages::PageFile>>,
+    /// `Options::cache_size`, for a database with page segments.
+    cache_size: Option<u64>,
     /// Background threads (GC sweeper, log thread); see [`workers`].
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the last `Db` handle goes: background threads exit.
@@ -114,6 +116,7 @@ impl Engine {
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,
+            cache_size: pages.as_ref().and(opts.cache_size),
             pages,
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),

@@ -54,6 +54,9 @@ pub struct Stats {
     pub pages_written: u64,
     /// Payload bytes of the leaf images written.
     pub page_bytes_written: u64,
+    /// Estimated heap bytes of the tree's pages now (with `cache_size`;
+    /// 0 without): nodes, arrays and blobs, not allocator overhead.
+    pub resident_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
 }
@@ -88,6 +91,7 @@ impl Engine {
             cache_misses: paging.map_or(0, |p| r(&p.faults)),
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
+            resident_bytes: self.tree.resident_bytes(),
             page_bytes_written: self
                 .pages
                 .as_ref()
