@@ -35,7 +35,7 @@ use smallvec::SmallVec;
 use super::chain::{Delta, Node};
 use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::Pid;
-use super::paging::GatePass;
+use super::paging::{GatePass, Installing};
 use super::search::{leaf_find, Target};
 use super::tree::{Path, Tree};
 
@@ -157,11 +157,13 @@ impl<'t, 'w> Prepared<'t, 'w> {
             _gate,
         } = self;
         let mut long_chains = SmallVec::new();
+        let installing = tree.paging.is_some().then(Installing::start);
         for w in &writes {
             if tree.install_located(w, ts, &guard) {
                 long_chains.push(w.key);
             }
         }
+        drop(installing);
         drop(writes);
         drop(guard);
         drop(_gate);

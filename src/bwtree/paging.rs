@@ -49,6 +49,19 @@ pub(crate) trait PageIo: Send + Sync {
     fn sync(&self) -> Result<()>;
 }
 
+/// A shared page store serves as well (the engine keeps a handle too).
+impl<T: PageIo + ?Sized> PageIo for Arc<T> {
+    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
+        (**self).read_leaf(addr)
+    }
+    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
+        (**self).write_leaf(pid, base)
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+}
+
 /// Counters of the paging layer (relaxed; rare events).
 #[derive(Default)]
 pub(crate) struct PagingCounters {
@@ -58,6 +71,36 @@ pub(crate) struct PagingCounters {
     pub(crate) evictions: AtomicU64,
     /// Leaf images written.
     pub(crate) pages_written: AtomicU64,
+    /// Fault-ins by a commit's install, after its timestamp was taken: 0
+    /// while the commit gate (G1) holds, except for the merge case in the
+    /// module doc. The loom model of the gate checks it.
+    pub(crate) install_faults: AtomicU64,
+}
+
+mod installing {
+    // Not `const`-initialised: loom's `thread_local!` does not take that form.
+    #![allow(clippy::missing_const_for_thread_local)]
+    crate::sync::thread_local! {
+        /// Set while this thread runs a commit's install ([`super::Installing`]).
+        pub(super) static INSTALLING: std::cell::Cell<bool> = std::cell::Cell::new(false);
+    }
+}
+use installing::INSTALLING;
+
+/// Marks the current thread as installing a commit while it lives.
+pub(crate) struct Installing(());
+
+impl Installing {
+    pub(crate) fn start() -> Self {
+        INSTALLING.with(|f| f.set(true));
+        Installing(())
+    }
+}
+
+impl Drop for Installing {
+    fn drop(&mut self) {
+        INSTALLING.with(|f| f.set(false));
+    }
 }
 
 /// The commit gate (G1): commits hold it open between prepare and install;
@@ -113,7 +156,7 @@ impl Drop for GatePass<'_> {
 
 /// The paging state of a tree opened with a page store.
 pub(crate) struct Paging {
-    pub(crate) io: Arc<dyn PageIo>,
+    pub(crate) io: Box<dyn PageIo>,
     pub(crate) gate: Gate,
     /// One eviction batch at a time (the gate has one closer).
     evicting: Mutex<()>,
@@ -136,7 +179,7 @@ const PROBATION_MAX: usize = 1 << 16;
 const BATCH: usize = 32;
 
 impl Paging {
-    pub(crate) fn new(io: Arc<dyn PageIo>) -> Self {
+    pub(crate) fn new(io: Box<dyn PageIo>) -> Self {
         Paging {
             io,
             gate: Gate::default(),
@@ -186,6 +229,9 @@ impl Tree {
         let (Body::Evicted { addr, range }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
             return Ok(Some(head));
         };
+        if INSTALLING.with(|f| f.get()) {
+            paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
+        }
         let mut base = paging.io.read_leaf(*addr)?;
         // The image's fences are the page's; keep the node's (the same
         // values) so the page shares nothing with the image's buffer but keys.

@@ -14,7 +14,7 @@ use super::mapping_table::{MappingTable, Pid};
 use super::paging::{PageIo, Paging};
 use super::search::{leaf_find, route, Target};
 use super::stats::Counters;
-use crate::sync::{Arc, AtomicU64, Backoff, Ordering};
+use crate::sync::{AtomicU64, Backoff, Ordering};
 use crate::{Error, Result};
 
 /// Longest key accepted, in bytes.
@@ -181,7 +181,7 @@ impl Tree {
 
     /// Let leaves be evicted to (and faulted in from) `io`; before the tree
     /// is shared.
-    pub(crate) fn set_page_io(&mut self, io: Arc<dyn PageIo>) {
+    pub(crate) fn set_page_io(&mut self, io: Box<dyn PageIo>) {
         self.paging = Some(Box::new(Paging::new(io)));
         self.table.count_bytes();
     }

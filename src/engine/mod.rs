@@ -103,7 +103,7 @@ impl Engine {
         let pages = match (dir, opts.cache_size) {
             (Some(dir), Some(_)) => {
                 let pages = Arc::new(pages::PageFile::open(fs, dir)?);
-                tree.set_page_io(pages.clone());
+                tree.set_page_io(Box::new(pages.clone()));
                 Some(pages)
             }
             _ => None,

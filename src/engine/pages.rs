@@ -13,7 +13,7 @@ use crate::fs::Fs;
 use crate::pagestore::record::{addr_offset, addr_seq, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crate::{Error, Result};
 
 /// Page segments hold at most this many bytes each.
@@ -30,7 +30,7 @@ pub(crate) struct PageFile {
 impl PageFile {
     /// Delete the page segments of a previous run in `dir`, then open an
     /// empty store there. The caller holds the directory's lock.
-    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<PageFile> {
+    pub(crate) fn open(fs: std::sync::Arc<dyn Fs>, dir: &Path) -> Result<PageFile> {
         let mut removed = false;
         for name in fs.list(dir).map_err(Error::Io)? {
             if segment::parse_name(Kind::Pages, &name).is_some() {

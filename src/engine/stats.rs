@@ -54,6 +54,10 @@ pub struct Stats {
     pub pages_written: u64,
     /// Payload bytes of the leaf images written.
     pub page_bytes_written: u64,
+    /// Leaves a commit faulted in after taking its timestamp: 0 but for a
+    /// merge begun before the commit whose left page was evicted meanwhile
+    /// (`design/storage.md` §5.2).
+    pub install_fault_ins: u64,
     /// Estimated heap bytes of the tree's pages now (with `cache_size`;
     /// 0 without): nodes, arrays and blobs, not allocator overhead.
     pub resident_bytes: u64,
@@ -91,6 +95,7 @@ impl Engine {
             cache_misses: paging.map_or(0, |p| r(&p.faults)),
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
+            install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
             resident_bytes: self.tree.resident_bytes(),
             page_bytes_written: self
                 .pages
