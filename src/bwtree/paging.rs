@@ -33,7 +33,7 @@ use super::clock::{self, UseCounts};
 use super::delta::Body;
 use super::mapping_table::Pid;
 use super::tree::Tree;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Backoff, Mutex, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Backoff, Mutex, Ordering};
 use crate::Result;
 
 /// How the tree reads and writes leaf images (implemented by the engine).
@@ -120,9 +120,12 @@ impl Gate {
     pub(crate) fn enter(&self) -> GatePass<'_> {
         let backoff = Backoff::new();
         loop {
-            // SeqCst on both sides (Dekker): either the evictor sees us
-            // inside, or we see the gate closed.
+            // Dekker, with a SeqCst fence on both sides between the write
+            // and the read: either the evictor sees us inside, or we see
+            // the gate closed. (Loom models SeqCst accesses as AcqRel, and
+            // the fences as SeqCst: its model of this gate needs them.)
             self.inside.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             if !self.closed.load(Ordering::SeqCst) {
                 return GatePass(self);
             }
@@ -137,6 +140,7 @@ impl Gate {
     /// only closer (the eviction mutex).
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let backoff = Backoff::new();
         while self.inside.load(Ordering::SeqCst) != 0 {
             backoff.snooze();
