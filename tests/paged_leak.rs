@@ -52,7 +52,7 @@ fn churn_with_eviction_then_close_frees_every_node() {
         assert_eq!(db.snapshot().range::<&[u8], _>(..).count(), 0);
     }
     let s = db.stats();
-    assert!(s.evictions > 100 && s.cache_misses > 100 && s.merges > 10, "{s:?}");
+    assert!(s.evictions > 100 && s.cache_misses > 100 && s.merges > 0, "{s:?}");
     drop(db);
     settle();
     assert_eq!(live_nodes(), 0, "nodes leaked after close");

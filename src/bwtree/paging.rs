@@ -28,7 +28,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
 use super::base::{LeafBase, PageRange};
-use super::chain::{Chain, Node};
+use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
 use super::mapping_table::Pid;
@@ -180,7 +180,7 @@ pub(crate) struct Paging {
 const PROBATION_MAX: usize = 1 << 16;
 
 /// Leaves one eviction batch takes (one page-segment sync each).
-const BATCH: usize = 32;
+const BATCH: usize = 256;
 
 impl Paging {
     pub(crate) fn new(io: Box<dyn PageIo>) -> Self {
@@ -335,41 +335,47 @@ impl Tree {
         };
         let mut total = 0;
         for _ in 0..max_batches {
-            if self.resident_bytes() <= target {
+            let resident_now = self.resident_bytes();
+            if resident_now <= target {
                 break;
             }
+            // Take only what brings the resident bytes down to `target`, so
+            // the hand turns no further than needed (each turn wears the
+            // hot leaves' counts down).
+            let need = resident_now - target;
             let high = self.table.high_water().max(1);
             let mut batch = Vec::with_capacity(BATCH);
             {
                 let guard = epoch::pin();
-                let resident = |pid| {
-                    matches!(self.table.load(pid, &guard),
-                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen())
+                let mut freed = 0;
+                // The bytes of `pid`'s chain if it is a resident leaf.
+                let resident = |pid| match self.table.load(pid, &guard) {
+                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => Some(chain_bytes(h)),
+                    _ => None,
                 };
                 {
                     let mut q = crate::sync::lock(&paging.probation);
-                    while batch.len() < BATCH {
+                    while batch.len() < BATCH && freed < need {
                         let Some(pid) = q.pop_front() else { break };
-                        // A point operation since the scan took it out.
-                        if paging.uses.get(pid) <= clock::SCAN && resident(pid) {
-                            batch.push(pid);
+                        // Still at a scan's count: no point operation since.
+                        if paging.uses.get(pid) <= clock::SCAN {
+                            if let Some(bytes) = resident(pid) {
+                                batch.push(pid);
+                                freed += bytes;
+                            }
                         }
                     }
                 }
                 // Four turns at most: a count of 3 reaches 0 on the fourth.
                 for _ in 0..high.saturating_mul(4) {
-                    if batch.len() == BATCH {
+                    if batch.len() == BATCH || freed >= need {
                         break;
                     }
                     let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
-                    if !resident(pid) {
-                        continue;
-                    }
-                    if paging.uses.pass(pid) {
+                    let Some(bytes) = resident(pid) else { continue };
+                    if paging.uses.pass(pid) && !batch.contains(&pid) {
                         batch.push(pid);
-                        if batch.len() == BATCH {
-                            break;
-                        }
+                        freed += bytes;
                     }
                 }
             }

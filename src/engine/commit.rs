@@ -89,13 +89,10 @@ impl Engine {
         // 8. Every 64th timestamp refreshes the GC watermark.
         self.after_commit(ts);
         // 9. With a cache size: past 1.25 x the budget, the committer helps
-        //    the evictor (a batch of its own), so memory stays bounded under
-        //    a write burst. A page-store error poisons the store: the next
-        //    commit reports it.
-        if let Some(budget) = self.cache_size {
-            if self.tree.resident_bytes() > budget + budget / 4 {
-                let _ = self.tree.evict_to(budget, 8);
-            }
+        //    the evictor (`Engine::help_evict`), so memory stays bounded
+        //    under a write burst.
+        if self.cache_size.is_some() {
+            self.help_evict();
         }
         Ok(ts)
     }

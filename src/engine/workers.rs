@@ -81,7 +81,7 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
             if engine.tree.resident_bytes() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
                 // A failed write or sync poisons the page store (commits report
                 // it); the evictor then stops trying.
-                let _ = engine.tree.evict_to(budget - budget / 8, 64);
+                let _ = engine.tree.evict_to(budget - budget / 8, 16);
             }
         })
 }
