@@ -135,9 +135,12 @@ impl Options {
     /// [`Options::open`]: [`Options::in_memory`] with a cache size fails with
     /// [`crate::Error::InvalidArgument`], since an in-memory database has no
     /// directory to page to (ignoring it silently would hide a
-    /// misconfiguration). As built (a first step), eviction runs only when
-    /// asked for (`Db::evict_all`, a test hook) and restart does not read
-    /// the page segments: an open deletes those of a previous run.
+    /// misconfiguration). A background thread evicts whenever the pages pass
+    /// the budget; past 1.25 x the budget, readers and committers evict too.
+    /// The budget counts an estimate of page memory (nodes, arrays, blobs),
+    /// not allocator overhead. As built (a first step), restart does not read
+    /// the page segments: an open deletes those of a previous run and
+    /// recovers from the checkpoint and the log as without a cache.
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = Some(bytes);
         self
