@@ -5,8 +5,8 @@
 //!
 //! The tree does not know the page store: the engine implements [`PageIo`]
 //! over `pagestore::SegmentStore` and the image codec. A tree without paging
-//! (no `Options::cache_size`) never holds an `Evicted` node, and its
-//! descents test one header flag at the leaf.
+//! (no `Options::cache_size`) never holds an `Evicted` node; its descents
+//! test at the leaf whether the tree has paging and one header flag.
 //!
 //! Invariants
 //! - P1. An `Evicted` node is a whole chain: nothing is prepended to it. Every
@@ -387,8 +387,8 @@ impl Tree {
         Ok(total)
     }
 
-    /// The page ids of every resident leaf, in key order (for tests and
-    /// for the evictor's clock).
+    /// The page ids of every resident leaf, in key order (for
+    /// [`Tree::evict_all`]).
     pub(crate) fn leaf_pids(&self) -> Vec<Pid> {
         let mut out = Vec::new();
         let mut pos: Option<Bytes> = None;
