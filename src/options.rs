@@ -55,6 +55,7 @@ pub struct Options {
     pub(crate) fs: Arc<dyn Fs>,
     pub(crate) segment_bytes: u64,
     pub(crate) checkpoint_bytes: u64,
+    pub(crate) cache_size: Option<u64>,
 }
 
 impl std::fmt::Debug for Options {
@@ -65,6 +66,7 @@ impl std::fmt::Debug for Options {
             .field("durability", &self.durability)
             .field("segment_bytes", &self.segment_bytes)
             .field("checkpoint_bytes", &self.checkpoint_bytes)
+            .field("cache_size", &self.cache_size)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +80,7 @@ impl Default for Options {
             fs: Arc::new(StdFs),
             segment_bytes: 64 << 20,
             checkpoint_bytes: 256 << 20,
+            cache_size: None,
         }
     }
 }
@@ -122,6 +125,24 @@ impl Options {
     /// (0: only [`crate::Db::checkpoint`]).
     pub fn checkpoint_bytes(mut self, n: u64) -> Self {
         self.checkpoint_bytes = n;
+        self
+    }
+
+    /// Page memory budget in bytes (default: unlimited, every page stays
+    /// resident). With a budget, leaves may be written to page segments
+    /// (`pages-*.seg`) in the database directory, dropped from memory and
+    /// read back on access (`design/storage.md` §3-§5). Only for
+    /// [`Options::open`]: [`Options::in_memory`] with a cache size fails with
+    /// [`crate::Error::InvalidArgument`], since an in-memory database has no
+    /// directory to page to (ignoring it silently would hide a
+    /// misconfiguration). A background thread evicts whenever the pages pass
+    /// the budget; past 1.25 x the budget, readers and committers evict too.
+    /// The budget counts an estimate of page memory (nodes, arrays, blobs),
+    /// not allocator overhead. As built (a first step), restart does not read
+    /// the page segments: an open deletes those of a previous run and
+    /// recovers from the checkpoint and the log as without a cache.
+    pub fn cache_size(mut self, bytes: u64) -> Self {
+        self.cache_size = Some(bytes);
         self
     }
 

@@ -79,6 +79,35 @@ fn bench_every_workload_json() {
     }
 }
 
+/// `--cache-size` pages leaves out to the directory; the settings show it,
+/// and `check` still finds the database clean.
+#[test]
+fn bench_with_a_page_cache() {
+    let dir = TempDir::new("cache");
+    let out = run(&[
+        "bench",
+        "--keys",
+        "3000",
+        "--ops",
+        "2000",
+        "--workload",
+        "c",
+        "--dir",
+        dir.path(),
+        "--durability",
+        "buffered",
+        "--cache-size",
+        "64KiB",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    assert!(stdout.contains("page cache 64 KiB"), "{stdout}");
+    let out = run(&["check", dir.path()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    assert!(stdout.contains("live keys: 3000"), "{stdout}");
+}
+
 #[test]
 fn bench_table_on_a_directory_then_check_clean_and_damaged() {
     let dir = TempDir::new("check");

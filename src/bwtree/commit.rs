@@ -35,6 +35,7 @@ use smallvec::SmallVec;
 use super::chain::{Delta, Node};
 use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::Pid;
+use super::paging::{GatePass, Installing};
 use super::search::{leaf_find, Target};
 use super::tree::{Path, Tree};
 
@@ -47,6 +48,15 @@ pub(crate) struct Conflict<'w> {
     pub(crate) winner: u64,
 }
 
+/// Why a write set could not be prepared.
+#[derive(Debug)]
+pub(crate) enum PrepareError<'w> {
+    /// A newer version of a written key.
+    Conflict(Conflict<'w>),
+    /// A leaf could not be faulted in (I/O error or corrupt image).
+    Page(crate::Error),
+}
+
 /// A validated write set, ready for step 2 of the protocol in the module doc.
 #[must_use = "dropping a prepared commit installs nothing"]
 pub(crate) struct Prepared<'t, 'w> {
@@ -55,6 +65,10 @@ pub(crate) struct Prepared<'t, 'w> {
     /// allocated until [`Prepared::install`] is done.
     guard: Guard,
     writes: SmallVec<[Located<'w>; 4]>,
+    /// Trees with paging: held from before the first descent until the
+    /// install is done, so no leaf prepare faulted in is evicted meanwhile
+    /// (`super::paging`, G1). Dropped after `guard`'s last use.
+    _gate: Option<GatePass<'t>>,
 }
 
 /// One write and the leaf validation found for its key.
@@ -86,18 +100,21 @@ impl Tree {
         &'t self,
         writes: impl IntoIterator<Item = (&'w Bytes, &'w Option<Bytes>)>,
         snapshot_ts: u64,
-    ) -> Result<Prepared<'t, 'w>, Conflict<'w>> {
+    ) -> Result<Prepared<'t, 'w>, PrepareError<'w>> {
         let writes = writes.into_iter();
+        let gate = self.paging.as_deref().map(|p| p.gate.enter());
         let guard = epoch::pin();
         let mut located = SmallVec::with_capacity(writes.size_hint().0);
         for (key, value) in writes {
             let mut path = Path::new();
-            let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
+            let (pid, head) = self
+                .descend(Target::Key(key), &guard, &mut path)
+                .map_err(PrepareError::Page)?;
             if let Some(winner) = leaf_find(head, key, u64::MAX)
                 .map(|h| h.ts())
                 .filter(|&w| w > snapshot_ts)
             {
-                return Err(Conflict { key, winner });
+                return Err(PrepareError::Conflict(Conflict { key, winner }));
             }
             located.push(Located {
                 key,
@@ -110,6 +127,7 @@ impl Tree {
             tree: self,
             guard,
             writes: located,
+            _gate: gate,
         })
     }
 
@@ -117,7 +135,10 @@ impl Tree {
     fn consolidate_leaf_of(&self, key: &[u8]) {
         let guard = epoch::pin();
         let mut path = Path::new();
-        let (pid, head) = self.descend(Target::Key(key), &guard, &mut path);
+        // A failed fault-in: nothing to consolidate.
+        let Ok((pid, head)) = self.descend(Target::Key(key), &guard, &mut path) else {
+            return;
+        };
         if head.chain_len >= self.cfg.leaf_chain {
             self.consolidate(pid, head, &path, &guard);
         }
@@ -129,15 +150,23 @@ impl<'t, 'w> Prepared<'t, 'w> {
     /// every GC watermark), each onto the leaf validation found if that is
     /// unchanged, else by a fresh descent. Cannot fail.
     pub(crate) fn install(self, ts: u64) -> Installed<'t, 'w> {
-        let Prepared { tree, guard, writes } = self;
+        let Prepared {
+            tree,
+            guard,
+            writes,
+            _gate,
+        } = self;
         let mut long_chains = SmallVec::new();
+        let installing = tree.paging.is_some().then(Installing::start);
         for w in &writes {
             if tree.install_located(w, ts, &guard) {
                 long_chains.push(w.key);
             }
         }
+        drop(installing);
         drop(writes);
         drop(guard);
+        drop(_gate);
         Installed { tree, long_chains }
     }
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crossbeam_epoch as epoch;
 
 use super::base::LeafBase;
+use super::clock;
 use super::keys::key_lt;
 use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::search::Target;
@@ -138,10 +139,18 @@ impl<'t> Cursor<'t> {
     /// The leaf merge takes the deltas visible at the snapshot within the
     /// bounds and merges them into the base entries as it reads them; no
     /// view is built.
-    fn fetch(&self, t: Target<'_>, out: &mut Vec<(Bytes, Bytes)>, limit: usize) -> (Option<Bytes>, Option<Bytes>) {
+    /// A leaf that cannot be faulted in is the error.
+    fn fetch(
+        &self,
+        t: Target<'_>,
+        out: &mut Vec<(Bytes, Bytes)>,
+        limit: usize,
+    ) -> Result<(Option<Bytes>, Option<Bytes>)> {
         let guard = epoch::pin();
         let mut path = Path::new();
-        let (_, head) = self.tree.descend(t, &guard, &mut path);
+        // A scan raises the leaf's use count to at most SCAN: one long scan
+        // does not push the hot set out (design/storage.md §5.1).
+        let (_, head) = self.tree.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?;
         let r = head.range();
         let (lo, hi) = (self.front.as_ref().map(|k| &k[..]), self.back.as_ref().map(|k| &k[..]));
         let chain = LeafChain::gather(head, Shape::Any, lo, hi, self.ts).expect("every leaf chain has the shape Any");
@@ -151,11 +160,14 @@ impl<'t> Cursor<'t> {
             limit,
             ts: self.ts,
         });
-        (r.low.clone(), r.high.clone())
+        Ok((r.low.clone(), r.high.clone()))
     }
 
-    fn refill_front(&mut self) {
-        let Some(pos) = self.front_next.take() else { return };
+    /// On an error the cursor is unchanged: the next call tries again.
+    fn refill_front(&mut self) -> Result<()> {
+        let Some(pos) = self.front_next.take() else {
+            return Ok(());
+        };
         let t = match &pos {
             Bound::Included(k) | Bound::Excluded(k) => Target::Key(k),
             Bound::Unbounded => Target::Key(&[]),
@@ -165,7 +177,15 @@ impl<'t> Cursor<'t> {
         self.front_pos = 0;
         let limit = self.front_batch;
         self.front_batch = limit.saturating_mul(2);
-        let (_, high) = self.fetch(t, &mut out, limit);
+        let (_, high) = match self.fetch(t, &mut out, limit) {
+            Ok(fences) => fences,
+            Err(e) => {
+                self.front_batch = limit;
+                self.front_entries = out;
+                self.front_next = Some(pos);
+                return Err(e);
+            }
+        };
         self.front_next = match out.last() {
             // Cut short: continue after the last entry taken, in this leaf.
             Some((k, _)) if out.len() >= limit => Some(Bound::Excluded(k.clone())),
@@ -173,6 +193,7 @@ impl<'t> Cursor<'t> {
             _ => high.filter(|h| before(&self.back, h)).map(Bound::Included),
         };
         self.front_entries = out;
+        Ok(())
     }
 
     /// Write out the front bound `next` leaves implicit while `front_entries` is not
@@ -186,19 +207,29 @@ impl<'t> Cursor<'t> {
         }
     }
 
-    fn refill_back(&mut self) {
-        let Some(pos) = self.back_next.take() else { return };
+    /// On an error the cursor is unchanged: the next call tries again.
+    fn refill_back(&mut self) -> Result<()> {
+        let Some(pos) = self.back_next.take() else {
+            return Ok(());
+        };
         let t = match &pos {
             Bound::Included(k) => Target::Key(k),
             Bound::Excluded(k) => Target::Before(k),
             Bound::Unbounded => Target::Last,
         };
         let mut out = Vec::new();
-        let (low, _) = self.fetch(t, &mut out, usize::MAX);
+        let (low, _) = match self.fetch(t, &mut out, usize::MAX) {
+            Ok(fences) => fences,
+            Err(e) => {
+                self.back_next = Some(pos);
+                return Err(e);
+            }
+        };
         self.back_entries = out;
         self.back_next = low
             .filter(|l| after(&self.front, l) || matches!(&self.front, Bound::Included(f) if f == l))
             .map(Bound::Excluded);
+        Ok(())
     }
 }
 
@@ -229,7 +260,9 @@ impl Iterator for Cursor<'_> {
                 return Some(Ok((k, v)));
             }
             self.front_next.as_ref()?;
-            self.refill_front();
+            if let Err(e) = self.refill_front() {
+                return Some(Err(e));
+            }
         }
     }
 }
@@ -248,7 +281,9 @@ impl DoubleEndedIterator for Cursor<'_> {
                 return Some(Ok((k, v)));
             }
             self.back_next.as_ref()?;
-            self.refill_back();
+            if let Err(e) = self.refill_back() {
+                return Some(Err(e));
+            }
         }
     }
 }

@@ -50,6 +50,14 @@ pub(crate) enum Body {
     RemoveNode {
         merge: Option<Arc<MergeRecord>>,
     },
+    /// The leaf lives on disk only: its image is at `addr` in the page
+    /// store (`design/storage.md` §3). Always a whole chain on its own: nothing
+    /// is ever prepended to it (P1); whoever needs the page faults it in
+    /// first ([`super::paging`]).
+    Evicted {
+        addr: u64,
+        range: PageRange,
+    },
 }
 
 /// Bytes of key plus value a version delta stores inside its node. The

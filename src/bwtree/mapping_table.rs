@@ -34,7 +34,7 @@ use crate::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
-use super::chain::{destroy_chain, retire_chain, Chain, Delta, Node};
+use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, Chain, Delta, Node};
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
 /// A logical page id.
@@ -52,6 +52,12 @@ pub(crate) struct MappingTable {
     segments: Box<[AtomicPtr<Segment>]>,
     next: AtomicU64,
     free: Arc<FreeList>,
+    /// Resident-byte accounting, on for trees with paging only: estimated
+    /// heap bytes of the chains published (`added`) and retired (`retired`)
+    /// ([`chain_bytes`]).
+    count_bytes: bool,
+    added: AtomicU64,
+    retired: AtomicU64,
 }
 
 #[inline]
@@ -67,6 +73,42 @@ impl MappingTable {
             segments: (0..SEGMENTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             next: AtomicU64::new(0),
             free: Arc::new(FreeList::new()),
+            count_bytes: false,
+            added: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
+        }
+    }
+
+    /// Count resident bytes from now on (before the table is shared),
+    /// starting from what it holds.
+    pub(crate) fn count_bytes(&mut self) {
+        let guard = crossbeam_epoch::pin();
+        let held: u64 = (0..self.high_water())
+            .filter_map(|pid| self.load(pid, &guard))
+            .map(chain_bytes)
+            .sum();
+        self.added.store(held, Ordering::Relaxed);
+        self.count_bytes = true;
+    }
+
+    /// Estimated heap bytes of the chains the table holds now (0 unless
+    /// [`MappingTable::count_bytes`] was called).
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        let retired = self.retired.load(Ordering::Relaxed);
+        self.added.load(Ordering::Relaxed).saturating_sub(retired)
+    }
+
+    #[inline]
+    fn added(&self, bytes: impl FnOnce() -> u64) {
+        if self.count_bytes {
+            self.added.fetch_add(bytes(), Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn retired(&self, head: &Node) {
+        if self.count_bytes {
+            self.retired.fetch_add(chain_bytes(head), Ordering::Relaxed);
         }
     }
 
@@ -129,8 +171,12 @@ impl MappingTable {
             .slot(pid)
             .compare_exchange(shared(head), linked, Ordering::AcqRel, Ordering::Acquire, guard)
         {
-            // SAFETY: just published under `guard` (as in `load`).
-            Ok(new) => Ok(unsafe { new.deref() }),
+            Ok(new) => {
+                // SAFETY: just published under `guard` (as in `load`).
+                let new = unsafe { new.deref() };
+                self.added(|| node_bytes(new));
+                Ok(new)
+            }
             Err(e) => Err(Delta::lost(e.new)),
         }
     }
@@ -152,12 +198,15 @@ impl MappingTable {
             .compare_exchange(shared(head), new, Ordering::AcqRel, Ordering::Acquire, guard)
         {
             Ok(new) => {
+                self.retired(head);
                 // SAFETY: our CAS just unlinked `head`; its chain was owned by
                 // the slot alone (nodes own only the older nodes of their own
                 // chain, N2).
                 unsafe { retire_chain(head, guard) };
                 // SAFETY: just published under `guard` (as in `load`).
-                Ok(unsafe { new.deref() })
+                let new = unsafe { new.deref() };
+                self.added(|| chain_bytes(new));
+                Ok(new)
             }
             // SAFETY: never published: the chain is still ours alone.
             Err(e) => Err(unsafe { Chain::from_owned(e.new) }),
@@ -172,6 +221,7 @@ impl MappingTable {
             .compare_exchange(shared(head), Shared::null(), Ordering::AcqRel, Ordering::Acquire, guard)
             .is_ok();
         if unlinked {
+            self.retired(head);
             // SAFETY: our CAS just unlinked `head`, whose chain only the slot owned.
             unsafe { retire_chain(head, guard) };
             self.retire_pid(pid, guard);
@@ -191,6 +241,7 @@ impl MappingTable {
     pub(crate) fn store_new(&self, pid: Pid, chain: Chain) {
         // SAFETY: stored right away; the slot owns the chain from now on.
         let new = unsafe { chain.into_owned() };
+        self.added(|| chain_bytes(&new));
         self.slot(pid).store(new, Ordering::Release);
     }
 
@@ -206,6 +257,7 @@ impl MappingTable {
         // SAFETY: `old` is null or the chain our swap took out of the slot,
         // which owned it alone (T5); readers that loaded it are pinned.
         if let Some(old) = unsafe { old.as_ref() } {
+            self.retired(old);
             // SAFETY: as above: unlinked by our swap, owned by no one else.
             unsafe { retire_chain(old, guard) };
         }

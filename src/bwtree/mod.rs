@@ -4,17 +4,20 @@
 //!   code that publishes, unlinks and retires chains.
 //! - [`chain`]: nodes of a delta chain and their memory (the raw links,
 //!   allocation, pool, retire, destroy).
+//! - [`clock`]: the eviction clock's 2-bit use counts.
 //! - [`keys`]: key order and sorted key arrays.
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
 //! - [`image`]: page images and delta flushes, the page store's payloads
-//!   (encode and decode; not used yet).
+//!   (encode and decode; images are used by paging, delta flushes not yet).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
 //!   which consolidation and cursors read leaves through.
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
+//! - [`paging`]: evicted leaves: the `PageIo` contract, fault-in,
+//!   eviction and the commit gate.
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
 //!   it at one timestamp, consolidate afterwards.
@@ -22,23 +25,29 @@
 
 mod base;
 mod chain;
+mod clock;
 mod commit;
 mod consolidate;
 mod cursor;
 mod delta;
-// The page store (issue 11) will write and read these; nothing does yet.
+// The delta-flush codec is not used yet (swap-style paging writes images only).
 #[allow(dead_code, unused_imports)]
 mod image;
 mod keys;
 mod leaf_merge;
 mod mapping_table;
+mod paging;
 mod search;
 mod smo;
 mod stats;
 mod tree;
 
+pub(crate) use base::LeafBase;
 #[cfg(feature = "leak-check")]
 pub use chain::live_nodes;
+pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
+pub(crate) use image::{decode_leaf, encode_leaf};
+pub(crate) use paging::PageIo;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -143,7 +143,7 @@ pub(crate) fn route<'g>(head: &'g Node, t: Target<'_>) -> Route<'g> {
                 };
                 return narrow(Route { child, lo, hi, hi_head }, cap);
             }
-            Body::Leaf(_) | Body::Version { .. } => unreachable!("route() on a leaf"),
+            Body::Leaf(_) | Body::Version { .. } | Body::Evicted { .. } => unreachable!("route() on a leaf"),
             Body::Split { .. } | Body::RemoveNode { .. } => {}
         }
         node = node.next().expect("chain ends in a base page");
@@ -210,6 +210,8 @@ pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'
             Body::Inner(_) | Body::IndexEntry { .. } | Body::IndexTermDelete(_) => {
                 unreachable!("leaf_find() on an inner page")
             }
+            // Descents fault an evicted leaf in before searching it.
+            Body::Evicted { .. } => unreachable!("leaf_find() on an evicted leaf"),
             Body::Split { .. } | Body::RemoveNode { .. } => {}
         }
         node = node.next().expect("chain ends in a base page");

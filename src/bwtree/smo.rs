@@ -16,6 +16,7 @@ use super::mapping_table::Pid;
 use super::search::{route, Target};
 use super::tree::{high_lt, next_root_word, root_pid, Step, Tree};
 use crate::sync::{AtomicBool, Backoff, Ordering};
+use crate::Result;
 
 fn copy(k: Option<&[u8]>) -> Option<Bytes> {
     k.map(Bytes::copy_from_slice)
@@ -30,7 +31,8 @@ impl Tree {
         }
         let mut any = false;
         for merge in head.pending_merges() {
-            self.complete_merge(merge, guard);
+            // A failed fault-in leaves the merge for the next helper.
+            let _ = self.complete_merge(merge, guard);
             any = true;
         }
         any
@@ -40,7 +42,7 @@ impl Tree {
     /// it is too large and then trying to merge it if it is too small.
     /// A lost CAS discards the work: someone else changed the page.
     pub(crate) fn consolidate<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
-        if head.is_frozen() || self.finish_pending_merges(head, guard) {
+        if head.is_evicted() || head.is_frozen() || self.finish_pending_merges(head, guard) {
             return;
         }
         let range = head.range();
@@ -202,7 +204,8 @@ impl Tree {
         let delta = Delta::new(Body::IndexTermDelete(Arc::new(merge)));
         if let Ok(installed) = self.table.install(parent.pid, parent_head, delta, guard) {
             if let Body::IndexTermDelete(merge) = &installed.body {
-                self.complete_merge(merge, guard);
+                // A failed fault-in leaves the merge for the next helper.
+                let _ = self.complete_merge(merge, guard);
             }
             // The parent lost a child: consolidate it now, so that an underfull
             // parent merges in turn and a root with one child shrinks.
@@ -214,20 +217,26 @@ impl Tree {
 
     /// Finish a merge whose index-term-delete is on the parent: freeze the right
     /// page, give a consolidated copy of it to the page on its left, unlink it.
-    /// Idempotent; every step is decided from the current state.
-    pub(crate) fn complete_merge(&self, merge: &Arc<MergeRecord>, guard: &Guard) {
+    /// Idempotent; every step is decided from the current state. Either page
+    /// may be an evicted leaf: it is faulted in first, and a failed read is
+    /// the error (the merge is left for the next helper).
+    pub(crate) fn complete_merge(&self, merge: &Arc<MergeRecord>, guard: &Guard) -> Result<()> {
         let backoff = Backoff::new();
         loop {
             if merge.done.load(Ordering::Acquire) {
-                return;
+                return Ok(());
             }
             let Some(right_head) = self.table.load(merge.right, guard) else {
                 merge.done.store(true, Ordering::Release);
-                return;
+                return Ok(());
             };
+            if right_head.is_evicted() {
+                self.fault_in(merge.right, right_head, guard, false)?;
+                continue;
+            }
             match &right_head.body {
                 Body::RemoveNode { merge: Some(m) } if Arc::ptr_eq(m, merge) => {}
-                Body::RemoveNode { .. } => return, // cannot happen: one removal per page
+                Body::RemoveNode { .. } => return Ok(()), // cannot happen: one removal per page
                 _ => {
                     // Freeze the right page, after finishing merges among its
                     // own children (its chain must be consolidatable). A lost
@@ -246,8 +255,12 @@ impl Tree {
             let mut absorber = merge.left;
             loop {
                 let Some(absorber_head) = self.table.load(absorber, guard) else {
-                    return;
+                    return Ok(());
                 };
+                if absorber_head.is_evicted() {
+                    self.fault_in(absorber, absorber_head, guard, false)?;
+                    continue;
+                }
                 let absorber_range = absorber_head.range();
                 if absorber_range.sibling == merge.right && absorber_range.high() == Some(&merge.right_low[..]) {
                     if absorber_head.is_frozen() || self.finish_pending_merges(absorber_head, guard) {
@@ -296,7 +309,7 @@ impl Tree {
                 // The absorber's range passed right_low without containing it:
                 // impossible while the B-link invariant holds.
                 debug_assert!(false, "absorber walk passed the merged range");
-                return;
+                return Ok(());
             }
             // Unlink the right page (which retires its chain, and its id after
             // a grace period). `done` is published before the id can be

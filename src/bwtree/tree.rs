@@ -8,8 +8,10 @@ use smallvec::SmallVec;
 
 use super::base::{LeafBase, PageRange};
 use super::chain::{Chain, Delta, Node};
+use super::clock;
 use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::{MappingTable, Pid};
+use super::paging::{PageIo, Paging};
 use super::search::{leaf_find, route, Target};
 use super::stats::Counters;
 use crate::sync::{AtomicU64, Backoff, Ordering};
@@ -113,6 +115,9 @@ pub struct Tree {
     pub(crate) cfg: Config,
     pub(crate) watermark: AtomicU64,
     pub(crate) stats: Counters,
+    /// Set when the tree's leaves may be evicted to a page store
+    /// ([`super::paging`]); `None`: every page is always resident.
+    pub(crate) paging: Option<Box<Paging>>,
 }
 
 impl Default for Tree {
@@ -170,7 +175,15 @@ impl Tree {
             cfg,
             watermark: AtomicU64::new(0),
             stats: Counters::default(),
+            paging: None,
         })
+    }
+
+    /// Let leaves be evicted to (and faulted in from) `io`; before the tree
+    /// is shared.
+    pub(crate) fn set_page_io(&mut self, io: Box<dyn PageIo>) {
+        self.paging = Some(Box::new(Paging::new(io)));
+        self.table.count_bytes();
     }
 
     /// The configuration this tree was built with.
@@ -192,7 +205,27 @@ impl Tree {
     /// passed in `path`. Finishes any structure modification met on the way
     /// (help-along): posts missing index entries, grows the root after a root
     /// split, and completes merges of frozen pages before going on.
-    pub(crate) fn descend<'g>(&'g self, t: Target<'_>, guard: &'g Guard, path: &mut Path<'g>) -> (Pid, &'g Node) {
+    ///
+    /// An evicted leaf is faulted in first; a failed read is the error.
+    #[inline]
+    pub(crate) fn descend<'g>(
+        &'g self,
+        t: Target<'_>,
+        guard: &'g Guard,
+        path: &mut Path<'g>,
+    ) -> Result<(Pid, &'g Node)> {
+        self.descend_to::<true, { clock::POINT }>(t, guard, path)
+    }
+
+    /// [`Tree::descend`]; with `FAULT` false an evicted leaf is returned as
+    /// it is (and the descent cannot fail). With paging, the leaf's clock use
+    /// count is raised to `USE` (0: not touched; `clock::POINT`, `clock::SCAN`).
+    pub(crate) fn descend_to<'g, const FAULT: bool, const USE: u64>(
+        &'g self,
+        t: Target<'_>,
+        guard: &'g Guard,
+        path: &mut Path<'g>,
+    ) -> Result<(Pid, &'g Node)> {
         let backoff = Backoff::new();
         'restart: loop {
             path.clear();
@@ -213,7 +246,13 @@ impl Tree {
                 }
                 if let (true, Body::RemoveNode { merge }) = (head.is_frozen(), &head.body) {
                     match merge {
-                        Some(merge) => self.complete_merge(merge, guard),
+                        Some(merge) => {
+                            if FAULT {
+                                self.complete_merge(merge, guard)?;
+                            } else {
+                                let _ = self.complete_merge(merge, guard);
+                            }
+                        }
                         None => self.finish_root_shrink(pid, head, guard),
                     }
                     continue 'restart;
@@ -234,7 +273,21 @@ impl Tree {
                     continue;
                 }
                 if head.leaf {
-                    return (pid, head);
+                    if USE > 0 {
+                        if let Some(paging) = self.paging.as_deref() {
+                            paging.uses.touch(pid, USE);
+                        }
+                    }
+                    if FAULT && head.is_evicted() {
+                        match self.fault_in(pid, head, guard, USE == clock::SCAN)? {
+                            Some(head) => return Ok((pid, head)),
+                            None => {
+                                backoff.snooze();
+                                continue 'restart;
+                            }
+                        }
+                    }
+                    return Ok((pid, head));
                 }
                 if head.chain_len >= self.cfg.inner_chain {
                     self.consolidate(pid, head, path, guard);
@@ -277,7 +330,7 @@ impl Tree {
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
             let (pid, head) = match delta.body() {
-                Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path),
+                Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path)?,
                 _ => unreachable!("install_payload() builds a version delta"),
             };
             match self.table.install(pid, head, delta, &guard) {
@@ -337,6 +390,7 @@ impl Tree {
     /// once it is off its critical path ([`super::commit::Installed::consolidate`]).
     pub(crate) fn install_committed(&self, key: &Bytes, ts: u64, value: Option<&Bytes>) -> bool {
         let vlen = value.map_or(0, |v| v.len());
+        let backoff = Backoff::new();
         loop {
             let kv = if key.len() + vlen <= INLINE_KV {
                 Payload::copy(key, value.map(|v| &v[..]))
@@ -349,7 +403,12 @@ impl Tree {
             match self.install_payload(kv, ts, false) {
                 Ok(long) => return long,
                 Err(Error::Contention { .. }) => continue,
-                Err(e) => unreachable!("install of a checked version failed: {e}"),
+                // A failed fault-in: under the commit gate (`super::paging`,
+                // G1) the leaf of a committed key is resident, except after
+                // a merge begun before the commit whose absorber was
+                // evicted. A committed write must land: retry until the
+                // page store answers.
+                Err(_) => backoff.snooze(),
             }
         }
     }
@@ -369,7 +428,7 @@ impl Tree {
         Self::check_key(key)?;
         let guard = epoch::pin();
         let mut path = Path::new();
-        let (_, head) = self.descend(Target::Key(key), &guard, &mut path);
+        let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
         Ok(leaf_find(head, key, ts).and_then(|h| h.value()))
     }
 
@@ -380,7 +439,7 @@ impl Tree {
         Self::check_key(key)?;
         let guard = epoch::pin();
         let mut path = Path::new();
-        let (_, head) = self.descend(Target::Key(key), &guard, &mut path);
+        let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
         Ok(leaf_find(head, key, u64::MAX).map(|h| h.ts()))
     }
 
@@ -407,7 +466,11 @@ impl Tree {
             let guard = epoch::pin();
             let mut path = Path::new();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
-            let (pid, head) = self.descend(t, &guard, &mut path);
+            // Evicted leaves are skipped: they are collected when next faulted
+            // in and consolidated.
+            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
+                break;
+            };
             // Consolidate what holds deltas or garbage, and retry the merge of
             // underfull pages (a merge attempt that lost a race is not retried
             // by anyone else): the sweep is how pages nobody writes get collected.
@@ -422,7 +485,7 @@ impl Tree {
             // times, until the page was built with this watermark.
             let mut head = head;
             for attempt in 0..4 {
-                if !(garbage(head) || (attempt == 0 && underfull(head, self.cfg.leaf_min))) {
+                if head.is_evicted() || !(garbage(head) || (attempt == 0 && underfull(head, self.cfg.leaf_min))) {
                     break;
                 }
                 self.consolidate(pid, head, &path, &guard);

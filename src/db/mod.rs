@@ -202,6 +202,16 @@ impl Db {
         self.engine.sweep()
     }
 
+    /// Evict every resident leaf to the page store, so that every later
+    /// access to it faults it back in. A test hook for databases opened with
+    /// `Options::cache_size` (else it evicts nothing); returns how many
+    /// leaves were evicted. A failed page write or sync is the error, and
+    /// poisons the database.
+    #[doc(hidden)]
+    pub fn evict_all(&self) -> Result<usize> {
+        self.engine.evict_all()
+    }
+
     /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         self.engine.stats()

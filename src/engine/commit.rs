@@ -3,6 +3,7 @@
 //! install the versions, log them, and publish.
 
 use super::Engine;
+use crate::bwtree::PrepareError;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::WriteSet;
 use crate::{Error, Result};
@@ -21,6 +22,10 @@ impl Engine {
             // A poisoned log takes no more commits.
             store.check()?;
         }
+        if let Some(pages) = &self.pages {
+            // A failed page write or sync poisons the database like the log's.
+            pages.check()?;
+        }
         // 1. Latch the write set's stripes (ascending: no deadlock).
         let held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
@@ -29,7 +34,11 @@ impl Engine {
         //    step 4.
         let prepared = match self.tree.prepare(writes.iter(), snapshot_ts) {
             Ok(prepared) => prepared,
-            Err(conflict) => {
+            Err(PrepareError::Page(e)) => {
+                drop(held);
+                return Err(e);
+            }
+            Err(PrepareError::Conflict(conflict)) => {
                 drop(held);
                 self.counters.conflicts.add(1);
                 return Err(Error::Conflict {
@@ -79,6 +88,12 @@ impl Engine {
         self.counters.versions_installed.add(writes.len() as u64);
         // 8. Every 64th timestamp refreshes the GC watermark.
         self.after_commit(ts);
+        // 9. With a cache size: past 1.25 x the budget, the committer helps
+        //    the evictor (`Engine::help_evict`), so memory stays bounded
+        //    under a write burst.
+        if self.cache_size.is_some() {
+            self.help_evict();
+        }
         Ok(ts)
     }
 }

@@ -21,6 +21,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod gc;
+pub(crate) mod pages;
 pub(crate) mod pinned;
 pub(crate) mod read;
 pub(crate) mod stats;
@@ -58,6 +59,10 @@ pub(crate) struct Engine {
     counters: EngineCounters,
     /// The log and checkpoints (`None`: in memory).
     store: Option<Store>,
+    /// The page segments (with `Options::cache_size`).
+    pages: Option<Arc<pages::PageFile>>,
+    /// `Options::cache_size`, for a database with page segments.
+    cache_size: Option<u64>,
     /// Background threads (GC sweeper, log thread); see [`workers`].
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the last `Db` handle goes: background threads exit.
@@ -75,7 +80,13 @@ impl Engine {
     /// Assemble a database from `opts`: in memory (`dir == None`), or in
     /// directory `dir`, locked and recovered. Starts the background threads.
     pub(crate) fn open(opts: Options, dir: Option<&Path>) -> Result<Arc<Engine>> {
-        let tree = Tree::with_config(opts.tree)?;
+        if dir.is_none() && opts.cache_size.is_some() {
+            return Err(Error::InvalidArgument(
+                "cache_size needs a database directory (Options::open)",
+            ));
+        }
+        let mut tree = Tree::with_config(opts.tree)?;
+        let fs = opts.fs.clone();
         let store = match dir {
             None => None,
             Some(dir) => Some(Store::open(
@@ -87,6 +98,16 @@ impl Engine {
                 &tree,
             )?),
         };
+        // The page store is opened after recovery (which holds the
+        // directory's lock and does not read page images yet).
+        let pages = match (dir, opts.cache_size) {
+            (Some(dir), Some(_)) => {
+                let pages = Arc::new(pages::PageFile::open(fs, dir)?);
+                tree.set_page_io(Box::new(pages.clone()));
+                Some(pages)
+            }
+            _ => None,
+        };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
         let engine = Arc::new(Engine {
             tree,
@@ -95,6 +116,8 @@ impl Engine {
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,
+            cache_size: pages.as_ref().and(opts.cache_size),
+            pages,
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
         });
@@ -105,6 +128,11 @@ impl Engine {
         }
         workers::start(&engine, opts.gc_interval)?;
         Ok(engine)
+    }
+
+    /// [`crate::Db::evict_all`].
+    pub(crate) fn evict_all(&self) -> Result<usize> {
+        self.tree.evict_all()
     }
 
     /// [`crate::Db::checkpoint`]: one at a time; the image is a snapshot

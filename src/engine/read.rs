@@ -49,7 +49,24 @@ impl Engine {
     /// The value of `key` as of `ts`.
     #[inline]
     pub(crate) fn get(&self, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
-        self.tree.get(key, ts)
+        let r = self.tree.get(key, ts);
+        if self.cache_size.is_some() {
+            self.help_evict();
+        }
+        r
+    }
+
+    /// With a cache size: past 1.25 x the budget, the caller evicts up to 8
+    /// batches itself (readers fault pages in too, and on a busy machine the
+    /// evictor thread alone falls behind). A page-store error poisons the
+    /// store; commits report it.
+    #[cold]
+    pub(crate) fn help_evict(&self) {
+        if let Some(budget) = self.cache_size {
+            if self.tree.resident_bytes() > budget + budget / 4 {
+                let _ = self.tree.evict_to(budget, 1);
+            }
+        }
     }
 
     /// The keys between `start` and `end` as of `ts`, merged with `writes`.
@@ -63,6 +80,9 @@ impl Engine {
         let Some(b) = bounds(start, end) else {
             return Iter::empty();
         };
+        if self.cache_size.is_some() {
+            self.help_evict();
+        }
         let buf = writes.filter(|w| !w.is_empty()).map(|w| w.range::<[u8], _>(b));
         Iter::new(self.tree.range::<&[u8], _>(b, ts), buf)
     }

@@ -2,6 +2,7 @@
 //! part of the engine.
 
 use super::Engine;
+use crate::sync::Ordering;
 
 /// Database statistics ([`crate::Db::stats`]). Counters count since open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +46,21 @@ pub struct Stats {
     pub torn_tails: u64,
     /// Commits replayed from the log by recovery.
     pub replayed: u64,
+    /// Evicted leaves faulted back in (cache misses; with `cache_size`).
+    pub cache_misses: u64,
+    /// Leaves evicted to the page store.
+    pub evictions: u64,
+    /// Leaf images written to the page store.
+    pub pages_written: u64,
+    /// Payload bytes of the leaf images written.
+    pub page_bytes_written: u64,
+    /// Leaves a commit faulted in after taking its timestamp: 0 but for a
+    /// merge begun before the commit whose left page was evicted meanwhile
+    /// (`design/storage.md` §5.2).
+    pub install_fault_ins: u64,
+    /// Estimated heap bytes of the tree's pages now (with `cache_size`;
+    /// 0 without): nodes, arrays and blobs, not allocator overhead.
+    pub resident_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
 }
@@ -55,6 +71,8 @@ impl Engine {
         let tree = self.tree.stats();
         let installed = self.counters.versions_installed.get();
         let store = self.store.as_ref();
+        let paging = self.tree.paging.as_deref().map(|p| &p.counters);
+        let r = |c: &crate::sync::AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             commits: self.counters.commits.get(),
             conflicts: self.counters.conflicts.get(),
@@ -74,6 +92,15 @@ impl Engine {
             checkpoints: store.map_or(0, |s| s.checkpoints()),
             torn_tails: store.map_or(0, |s| s.recovered().torn_tails),
             replayed: store.map_or(0, |s| s.recovered().replayed),
+            cache_misses: paging.map_or(0, |p| r(&p.faults)),
+            evictions: paging.map_or(0, |p| r(&p.evictions)),
+            pages_written: paging.map_or(0, |p| r(&p.pages_written)),
+            install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
+            resident_bytes: self.tree.resident_bytes(),
+            page_bytes_written: self
+                .pages
+                .as_ref()
+                .map_or(0, |p| p.bytes_written.load(Ordering::Relaxed)),
             tree,
         }
     }

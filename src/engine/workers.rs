@@ -24,6 +24,10 @@ pub(crate) fn start(engine: &Arc<Engine>, gc_interval: Option<std::time::Duratio
             let t = super::gc::spawn_sweeper(Arc::downgrade(engine), interval).map_err(crate::Error::Io)?;
             lock(&engine.workers).push(t);
         }
+        if let Some(budget) = engine.cache_size {
+            let t = spawn_evictor(Arc::downgrade(engine), budget).map_err(crate::Error::Io)?;
+            lock(&engine.workers).push(t);
+        }
         if let Some(tick) = engine.store.as_ref().and_then(|s| s.tick()) {
             let t = spawn_logger(Arc::downgrade(engine), tick).map_err(crate::Error::Io)?;
             lock(&engine.workers).push(t);
@@ -55,6 +59,31 @@ impl Engine {
             let _ = w.join();
         }
     }
+}
+
+/// How often the evictor looks at the resident bytes.
+#[cfg(not(loom))]
+const EVICT_TICK: Duration = Duration::from_millis(2);
+
+/// The evictor of a database with `Options::cache_size`: whenever the
+/// resident bytes pass the budget, it runs the clock (`bwtree::clock`) and
+/// evicts down to 7/8 of it, in batches (one page-segment sync each).
+#[cfg(not(loom))]
+fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("bwtx-evict".into())
+        .spawn(move || loop {
+            std::thread::park_timeout(EVICT_TICK);
+            let Some(engine) = engine.upgrade() else { return };
+            if engine.closing() {
+                return;
+            }
+            if engine.tree.resident_bytes() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
+                // A failed write or sync poisons the page store (commits report
+                // it); the evictor then stops trying.
+                let _ = engine.tree.evict_to(budget - budget / 8, 16);
+            }
+        })
 }
 
 /// The log thread of a database on disk: syncs the log in buffered mode and

@@ -85,7 +85,9 @@ unsafe impl Send for Chain {}
 impl Chain {
     /// A one-node chain: a base page.
     pub(crate) fn base(page: Node) -> Self {
-        debug_assert!(page.next().is_none() && matches!(page.body, Body::Leaf(_) | Body::Inner(_)));
+        debug_assert!(
+            page.next().is_none() && matches!(page.body, Body::Leaf(_) | Body::Inner(_) | Body::Evicted { .. })
+        );
         Chain(Box::into_raw(alloc(page).into_box()))
     }
 
@@ -323,5 +325,46 @@ impl Node {
         // SAFETY: `skip` is null or an older node of the same chain (set by
         // `link` from `next`'s own links), freed together with this node (N2).
         unsafe { self.skip.as_ref() }
+    }
+}
+
+/// Resident-byte accounting (`Options::cache_size`): a cheap estimate of
+/// the heap bytes a node keeps alive: the node itself plus what its body
+/// owns (arrays, blobs, shared values; a value shared with a caller's
+/// `Bytes` counts whole). Counted by the mapping table when it publishes a
+/// node and when it retires one (the memory is freed a grace period later).
+pub(crate) mod bytes {
+    use super::super::super::delta::{Body, Payload};
+    use super::Node;
+
+    /// Estimated heap bytes of `node` alone (not the older nodes it links).
+    pub(crate) fn node_bytes(node: &Node) -> u64 {
+        let fences = |r: &super::super::super::base::PageRange| {
+            r.low.as_ref().map_or(0, |k| k.len()) + r.high.as_ref().map_or(0, |k| k.len())
+        };
+        let body = match &node.body {
+            Body::Leaf(b) => b.byte_size() + b.big_values().iter().map(|v| v.len()).sum::<usize>() + fences(&b.range),
+            Body::Inner(b) => b.seps.byte_len() + b.len() * 24 + fences(&b.range),
+            Body::Version { kv, .. } => match kv {
+                Payload::Inline { .. } => 0,
+                Payload::Refcounted { key, value } => key.len() + value.as_ref().map_or(0, |v| v.len()),
+            },
+            Body::Split { range } | Body::Evicted { range, .. } => fences(range),
+            Body::IndexEntry { sep, hi, .. } => sep.len() + hi.as_ref().map_or(0, |k| k.len()),
+            Body::IndexTermDelete(_) | Body::RemoveNode { .. } => 64,
+            Body::NodeMerge { sep, content, range } => sep.len() + fences(range) + node_bytes(content) as usize,
+        };
+        (std::mem::size_of::<Node>() + body) as u64
+    }
+
+    /// Estimated heap bytes of the chain from `head` down.
+    pub(crate) fn chain_bytes(head: &Node) -> u64 {
+        let mut sum = 0;
+        let mut node = Some(head);
+        while let Some(n) = node {
+            sum += node_bytes(n);
+            node = n.next();
+        }
+        sum
     }
 }

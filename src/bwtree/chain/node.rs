@@ -86,6 +86,9 @@ pub(crate) struct Node {
     frozen: bool,
     has_low: bool,
     has_high: bool,
+    /// The body is `Evicted` (the header's last free byte: a descent tests it
+    /// at the leaf without touching the body).
+    evicted: bool,
     /// The fences' next 8 bytes (bytes 8..16, big-endian, zero padded), just
     /// past the header line: keys with a common prefix tie on the heads, and
     /// these settle the comparison without a miss on the fence's own bytes
@@ -101,6 +104,7 @@ impl Node {
         let (leaf, count) = match &body {
             Body::Leaf(b) => (true, b.len()),
             Body::Inner(b) => (false, b.len() + 1), // children, not separators
+            Body::Evicted { .. } => (true, 0),
             _ => unreachable!("base() takes a page body"),
         };
         let mut n = Self::unlinked(body);
@@ -140,6 +144,7 @@ impl Node {
             frozen: matches!(body, Body::RemoveNode { .. }),
             has_low: false,
             has_high: false,
+            evicted: matches!(body, Body::Evicted { .. }),
             low_word2: 0,
             high_word2: 0,
             body,
@@ -198,7 +203,7 @@ impl Node {
         match &self.body {
             Body::Leaf(b) => &b.range,
             Body::Inner(b) => &b.range,
-            Body::Split { range } | Body::NodeMerge { range, .. } => range,
+            Body::Split { range } | Body::NodeMerge { range, .. } | Body::Evicted { range, .. } => range,
             _ => self.linked_range(),
         }
     }
@@ -207,6 +212,12 @@ impl Node {
     #[inline]
     pub(crate) fn is_frozen(&self) -> bool {
         self.frozen
+    }
+
+    /// Is the page evicted (its chain one `Evicted` node)?
+    #[inline]
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted
     }
 
     /// Does the page have a finite high fence?

@@ -90,6 +90,12 @@ pub struct BenchArgs {
     /// peers without per-commit syncs); `sync` syncs every engine per commit.
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
+    /// With --dir: bwtx's page cache budget (`Options::cache_size`), in
+    /// bytes or with a suffix (KiB, MiB, GiB; K, M, G mean the same). Leaves
+    /// beyond it are evicted to page segments in --dir and read back on
+    /// access. Default: unlimited (every page in memory).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "dir")]
+    pub cache_size: Option<u64>,
     /// Sync interval of --durability buffered, in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub buffer_ms: u64,
@@ -126,11 +132,55 @@ impl Default for BenchArgs {
             ops_per_txn: None,
             dir: None,
             durability: None,
+            cache_size: None,
             buffer_ms: 10,
             seed: 1,
             json: false,
             compare: false,
             plot: None,
         }
+    }
+}
+
+/// A byte count: digits, then optionally a binary suffix (`KiB`/`K`,
+/// `MiB`/`M`, `GiB`/`G`, any case; `B` alone is bytes).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("not a byte count: {s:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("unknown unit in {s:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("too large: {s:?}"))
+}
+
+/// `n` bytes for people: the largest binary unit that divides it.
+pub fn show_bytes(n: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64 M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2gib"), Ok(2 << 30));
+        assert!(parse_bytes("12 parsecs").is_err() && parse_bytes("MiB").is_err());
+        assert_eq!(show_bytes(64 << 20), "64 MiB");
+        assert_eq!(show_bytes(1000), "1000 B");
     }
 }

@@ -127,12 +127,28 @@ fn durability(args: &BenchArgs, default: DurabilityArg) -> Durability {
     }
 }
 
+/// `opts` with `--cache-size`, if given.
+fn with_cache(opts: Options, args: &BenchArgs) -> Options {
+    match args.cache_size {
+        Some(n) => opts.cache_size(n),
+        None => opts,
+    }
+}
+
+/// The page cache setting, for the settings line.
+pub(super) fn cache_setting(args: &BenchArgs) -> String {
+    match args.cache_size {
+        Some(n) => format!("page cache {} (Options::cache_size)", super::args::show_bytes(n)),
+        None => "page cache unlimited".to_owned(),
+    }
+}
+
 /// The database the bench runs on.
 pub(super) fn open(args: &BenchArgs) -> Result<Db, String> {
     let opts = Options::new();
     match &args.dir {
         None => opts.in_memory().map_err(|e| e.to_string()),
-        Some(dir) => opts
+        Some(dir) => with_cache(opts, args)
             .durability(durability(args, DurabilityArg::Sync))
             .open(dir)
             .map_err(|e| format!("cannot open {}: {e}", dir.display())),
@@ -158,16 +174,17 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
         }),
         Some(dir) => {
             let d = durability(args, DurabilityArg::Buffered);
-            let db = Options::new()
+            let db = with_cache(Options::new(), args)
                 .durability(d)
                 .open(&dir)
                 .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
             Ok(Bwtx {
                 db,
                 settings: format!(
-                    "bwtx: {} with Durability::{d:?} (group commit); begin/commit per transaction, on a conflict \
-                     waits for the winner to become visible (Db::wait_visible) before the retry",
-                    dir.display()
+                    "bwtx: {} with Durability::{d:?} (group commit), {}; begin/commit per transaction, on a \
+                     conflict waits for the winner to become visible (Db::wait_visible) before the retry",
+                    dir.display(),
+                    cache_setting(args)
                 ),
             })
         }

@@ -104,7 +104,12 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         header: setup.header(args),
         storage: match &args.dir {
             None => "memory".to_owned(),
-            Some(d) => format!("{} ({:?})", d.display(), args.durability.unwrap_or(DurabilityArg::Sync)).to_lowercase(),
+            Some(d) => format!(
+                "{} ({}, {})",
+                d.display(),
+                format!("{:?}", args.durability.unwrap_or(DurabilityArg::Sync)).to_lowercase(),
+                super::engine::cache_setting(args)
+            ),
         },
         load_secs: m.load.as_secs_f64(),
         elapsed_secs: secs,

@@ -1,0 +1,420 @@
+//! Paged leaves (`design/storage.md` §3-§5, swap-style first step): the
+//! [`PageIo`] contract the tree reads and writes leaf images through, the
+//! fault-in of an `Evicted` leaf, eviction, and the commit gate that keeps
+//! eviction away from a commit between its validation and its install.
+//!
+//! The tree does not know the page store: the engine implements [`PageIo`]
+//! over `pagestore::SegmentStore` and the image codec. A tree without paging
+//! (no `Options::cache_size`) never holds an `Evicted` node; its descents
+//! test at the leaf whether the tree has paging and one header flag.
+//!
+//! Invariants
+//! - P1. An `Evicted` node is a whole chain: nothing is prepended to it. Every
+//!   path that would install a delta on a leaf holds a head it got from a
+//!   descent (which faults in) or checks `is_evicted` first.
+//! - P2. Only a consolidated base page is evicted, and only after its image
+//!   was written and the page segment synced: the image holds exactly the
+//!   base's versions.
+//! - G1 (the commit gate). No eviction CAS happens while a commit is between
+//!   `Tree::prepare` (which faults in every leaf it locates) and the end of
+//!   its install: so the install, which runs after the commit timestamp is
+//!   taken, never meets an evicted leaf and never does I/O (see
+//!   `design/storage.md` §5.2 for the one exception, a merge begun before
+//!   the commit whose absorber was evicted).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use crossbeam_epoch::{self as epoch, Guard};
+
+use super::base::{LeafBase, PageRange};
+use super::chain::{chain_bytes, Chain, Node};
+use super::clock::{self, UseCounts};
+use super::delta::Body;
+use super::mapping_table::Pid;
+use super::tree::Tree;
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Backoff, Mutex, Ordering};
+use crate::Result;
+
+/// How the tree reads and writes leaf images (implemented by the engine).
+pub(crate) trait PageIo: Send + Sync {
+    /// Read and decode the leaf image at `addr`. A bad image is
+    /// `Error::Corruption` (with the segment file and offset), an I/O failure
+    /// `Error::Io`; never a panic.
+    fn read_leaf(&self, addr: u64) -> Result<LeafBase>;
+    /// Append the image of `base` (page `pid`); returns its address. Not
+    /// durable until [`PageIo::sync`].
+    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
+    /// Make every image written so far durable.
+    fn sync(&self) -> Result<()>;
+}
+
+/// A shared page store serves as well (the engine keeps a handle too).
+impl<T: PageIo + ?Sized> PageIo for Arc<T> {
+    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
+        (**self).read_leaf(addr)
+    }
+    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
+        (**self).write_leaf(pid, base)
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+}
+
+/// Counters of the paging layer (relaxed; rare events).
+#[derive(Default)]
+pub(crate) struct PagingCounters {
+    /// Evicted leaves faulted back in (cache misses).
+    pub(crate) faults: AtomicU64,
+    /// Leaves evicted.
+    pub(crate) evictions: AtomicU64,
+    /// Leaf images written.
+    pub(crate) pages_written: AtomicU64,
+    /// Fault-ins by a commit's install, after its timestamp was taken: 0
+    /// while the commit gate (G1) holds, except for the merge case in the
+    /// module doc. The loom model of the gate checks it.
+    pub(crate) install_faults: AtomicU64,
+}
+
+mod installing {
+    // Not `const`-initialised: loom's `thread_local!` does not take that form.
+    #![allow(clippy::missing_const_for_thread_local)]
+    crate::sync::thread_local! {
+        /// Set while this thread runs a commit's install ([`super::Installing`]).
+        pub(super) static INSTALLING: std::cell::Cell<bool> = std::cell::Cell::new(false);
+    }
+}
+use installing::INSTALLING;
+
+/// Marks the current thread as installing a commit while it lives.
+pub(crate) struct Installing(());
+
+impl Installing {
+    pub(crate) fn start() -> Self {
+        INSTALLING.with(|f| f.set(true));
+        Installing(())
+    }
+}
+
+impl Drop for Installing {
+    fn drop(&mut self) {
+        INSTALLING.with(|f| f.set(false));
+    }
+}
+
+/// The commit gate (G1): commits hold it open between prepare and install;
+/// an eviction batch closes it, waits for the commits inside to leave, does
+/// its CASes, and opens it again.
+#[derive(Default)]
+pub(crate) struct Gate {
+    inside: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// A commit's pass through the [`Gate`]; dropping it leaves.
+pub(crate) struct GatePass<'a>(&'a Gate);
+
+impl Gate {
+    /// Enter (waits while an eviction batch has the gate closed).
+    pub(crate) fn enter(&self) -> GatePass<'_> {
+        let backoff = Backoff::new();
+        loop {
+            // Dekker, with a SeqCst fence on both sides between the write
+            // and the read: either the evictor sees us inside, or we see
+            // the gate closed. (Loom models SeqCst accesses as AcqRel, and
+            // the fences as SeqCst: its model of this gate needs them.)
+            self.inside.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.closed.load(Ordering::SeqCst) {
+                return GatePass(self);
+            }
+            self.inside.fetch_sub(1, Ordering::SeqCst);
+            while self.closed.load(Ordering::SeqCst) {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Close the gate and wait until no commit is inside. The caller is the
+    /// only closer (the eviction mutex).
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let backoff = Backoff::new();
+        while self.inside.load(Ordering::SeqCst) != 0 {
+            backoff.snooze();
+        }
+    }
+
+    fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.0.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The paging state of a tree opened with a page store.
+pub(crate) struct Paging {
+    pub(crate) io: Box<dyn PageIo>,
+    pub(crate) gate: Gate,
+    /// One eviction batch at a time (the gate has one closer).
+    evicting: Mutex<()>,
+    pub(crate) counters: PagingCounters,
+    /// The clock's use counts, by page id.
+    pub(crate) uses: UseCounts,
+    /// The clock's hand: the next page id it passes (modulo the table's
+    /// high-water mark).
+    hand: AtomicU64,
+    /// Leaves faulted in by scans, oldest first: the evictor takes those
+    /// still at a scan's use count before it moves the hand, so a long scan
+    /// evicts its own pages and does not wear down the hot set's counts.
+    probation: Mutex<VecDeque<Pid>>,
+}
+
+/// Most leaves the probation queue remembers (the clock finds the rest).
+const PROBATION_MAX: usize = 1 << 16;
+
+/// Leaves one eviction batch takes (one page-segment sync each).
+const BATCH: usize = 256;
+
+impl Paging {
+    pub(crate) fn new(io: Box<dyn PageIo>) -> Self {
+        Paging {
+            io,
+            gate: Gate::default(),
+            evicting: Mutex::new(()),
+            counters: PagingCounters::default(),
+            uses: UseCounts::new(),
+            hand: AtomicU64::new(0),
+            probation: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+/// The base page of a clean-able leaf chain: a base built at `watermark`
+/// or later, alone or under the `Split` delta of the split that built it.
+fn clean_base(head: &Node, watermark: u64) -> Option<&LeafBase> {
+    let node = match &head.body {
+        Body::Split { .. } => head.next()?,
+        _ => head,
+    };
+    match &node.body {
+        Body::Leaf(b) if b.built_watermark >= watermark || (b.version_count() == b.len() && !b.has_tombstone()) => {
+            Some(b)
+        }
+        _ => None,
+    }
+}
+
+/// A copy of `r` that shares no bytes with the page it came from.
+fn detached(r: &PageRange) -> PageRange {
+    let copy = |k: &Option<Bytes>| k.as_deref().map(Bytes::copy_from_slice);
+    PageRange::new(copy(&r.low), copy(&r.high), r.sibling)
+}
+
+impl Tree {
+    /// Fault in the evicted leaf `pid` whose head is `head`: read its image,
+    /// CAS it in as a base page. `Ok(None)`: the CAS lost (someone else
+    /// faulted it in or the page changed): look again. A page a scan faults
+    /// in (`scan`) joins the probation queue, which the evictor empties
+    /// first.
+    pub(crate) fn fault_in<'g>(
+        &'g self,
+        pid: Pid,
+        head: &'g Node,
+        guard: &'g Guard,
+        scan: bool,
+    ) -> Result<Option<&'g Node>> {
+        let (Body::Evicted { addr, range }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
+            return Ok(Some(head));
+        };
+        if INSTALLING.with(|f| f.get()) {
+            paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut base = paging.io.read_leaf(*addr)?;
+        // The image's fences are the page's; keep the node's (the same
+        // values) so the page shares nothing with the image's buffer but keys.
+        base.range = detached(range);
+        match self
+            .table
+            .replace(pid, head, Chain::base(Node::base(Body::Leaf(base))), guard)
+        {
+            Ok(new) => {
+                paging.counters.faults.fetch_add(1, Ordering::Relaxed);
+                if scan {
+                    let mut q = crate::sync::lock(&paging.probation);
+                    if q.len() < PROBATION_MAX {
+                        q.push_back(pid);
+                    }
+                }
+                Ok(Some(new))
+            }
+            // The loser drops its copy.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Evict the leaves `pids` that can be (resident leaves, consolidated
+    /// first): write their images, sync once, then (gate closed) CAS each
+    /// head to `Evicted`. Returns how many were evicted. An error from the
+    /// page store is returned as is (the engine poisons on it); pages whose
+    /// head changed meanwhile stay resident (their images are garbage).
+    pub(crate) fn evict(&self, pids: &[Pid]) -> Result<usize> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(0);
+        };
+        let _one = crate::sync::lock(&paging.evicting);
+        let guard = epoch::pin();
+        let mut written: Vec<(Pid, &Node, u64)> = Vec::with_capacity(pids.len());
+        for &pid in pids {
+            let Some(mut head) = self.table.load(pid, &guard) else {
+                continue;
+            };
+            if !head.leaf || head.is_evicted() || head.is_frozen() || head.has_merge_record {
+                continue;
+            }
+            // Consolidate (GC at the current watermark) until the chain is
+            // a base page, or `Split -> base` (the left half of a split just
+            // made: the split delta adds nothing to the content); a page that
+            // keeps changing stays resident.
+            let mut base = None;
+            for _ in 0..3 {
+                base = clean_base(head, self.gc_watermark());
+                if base.is_some() {
+                    break;
+                }
+                self.consolidate(pid, head, &[], &guard);
+                match self.table.load(pid, &guard) {
+                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => head = h,
+                    _ => break,
+                }
+            }
+            let Some(base) = base else { continue };
+            let addr = paging.io.write_leaf(pid, base)?;
+            paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+            written.push((pid, head, addr));
+        }
+        if written.is_empty() {
+            return Ok(0);
+        }
+        paging.io.sync()?;
+        // Swap-style: restart does not read page images yet, so an image
+        // may hold versions whose commit records are not durable in the log
+        // (the WAL rule W1 of design/storage.md §5 is needed only once the
+        // incremental checkpoint publishes images).
+        paging.gate.close();
+        let mut evicted = 0;
+        for (pid, head, addr) in written {
+            let range = detached(head.range());
+            let node = Node::base(Body::Evicted { addr, range });
+            if self.table.replace(pid, head, Chain::base(node), &guard).is_ok() {
+                evicted += 1;
+            }
+        }
+        paging.gate.open();
+        paging.counters.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+        Ok(evicted)
+    }
+
+    /// Estimated heap bytes of the tree's pages (0 without paging).
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        self.table.resident_bytes()
+    }
+
+    /// Evict leaves chosen by the clock until the resident bytes are at most
+    /// `target`, at most `max_batches` batches of [`BATCH`] leaves. Returns
+    /// how many leaves were evicted; a page-store error is returned.
+    pub(crate) fn evict_to(&self, target: u64, max_batches: usize) -> Result<usize> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        for _ in 0..max_batches {
+            let resident_now = self.resident_bytes();
+            if resident_now <= target {
+                break;
+            }
+            // Take only what brings the resident bytes down to `target`, so
+            // the hand turns no further than needed (each turn wears the
+            // hot leaves' counts down).
+            let need = resident_now - target;
+            let high = self.table.high_water().max(1);
+            let mut batch = Vec::with_capacity(BATCH);
+            {
+                let guard = epoch::pin();
+                let mut freed = 0;
+                // The bytes of `pid`'s chain if it is a resident leaf.
+                let resident = |pid| match self.table.load(pid, &guard) {
+                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => Some(chain_bytes(h)),
+                    _ => None,
+                };
+                {
+                    let mut q = crate::sync::lock(&paging.probation);
+                    while batch.len() < BATCH && freed < need {
+                        let Some(pid) = q.pop_front() else { break };
+                        // Still at a scan's count: no point operation since.
+                        if paging.uses.get(pid) <= clock::SCAN {
+                            if let Some(bytes) = resident(pid) {
+                                batch.push(pid);
+                                freed += bytes;
+                            }
+                        }
+                    }
+                }
+                // Four turns at most: a count of 3 reaches 0 on the fourth.
+                for _ in 0..high.saturating_mul(4) {
+                    if batch.len() == BATCH || freed >= need {
+                        break;
+                    }
+                    let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
+                    let Some(bytes) = resident(pid) else { continue };
+                    if paging.uses.pass(pid) && !batch.contains(&pid) {
+                        batch.push(pid);
+                        freed += bytes;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            total += self.evict(&batch)?;
+        }
+        Ok(total)
+    }
+
+    /// The page ids of every resident leaf, in key order (for
+    /// [`Tree::evict_all`]).
+    pub(crate) fn leaf_pids(&self) -> Vec<Pid> {
+        let mut out = Vec::new();
+        let mut pos: Option<Bytes> = None;
+        loop {
+            let guard = epoch::pin();
+            let t = pos
+                .as_deref()
+                .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
+            let mut path = super::tree::Path::new();
+            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
+                return out;
+            };
+            if !head.is_evicted() {
+                out.push(pid);
+            }
+            match head.range().high.clone() {
+                Some(h) => pos = Some(h),
+                None => return out,
+            }
+        }
+    }
+
+    /// Evict every resident leaf (a test hook: forces every later access
+    /// through a fault-in). Returns how many were evicted.
+    #[doc(hidden)]
+    pub fn evict_all(&self) -> Result<usize> {
+        self.evict(&self.leaf_pids())
+    }
+}

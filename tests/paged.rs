@@ -1,0 +1,168 @@
+//! Paged leaves with `Options::cache_size` (swap-style first step): every
+//! leaf is evicted by the test hook `Db::evict_all`, so every later access
+//! faults it in; fault-in errors, corruption and poisoning on `FaultFs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Db, Error, Options};
+use common::{fault_opts, DIR};
+
+fn key(i: usize) -> String {
+    format!("key{i:05}")
+}
+
+fn open(fs: &FaultFs) -> Db {
+    fault_opts(fs).cache_size(64 << 10).open(DIR).unwrap()
+}
+
+/// Write `n` keys (value `v<round>-<i>`) in batches of 10.
+fn load(db: &Db, n: usize, round: usize, model: &mut BTreeMap<String, String>) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+        let mut tx = db.begin();
+        for &i in chunk {
+            let v = format!("v{round}-{i}");
+            tx.put(key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        tx.commit().unwrap();
+    }
+}
+
+fn check(db: &Db, model: &BTreeMap<String, String>) {
+    let snap = db.snapshot();
+    for (k, v) in model {
+        assert_eq!(snap.get(k).unwrap().as_deref(), Some(v.as_bytes()), "{k}");
+    }
+    let scanned: BTreeMap<String, String> = snap
+        .range::<&[u8], _>(..)
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(&scanned, model);
+    let back: Vec<_> = snap.range::<&[u8], _>(..).rev().map(|kv| kv.unwrap().0).collect();
+    assert_eq!(back.len(), model.len());
+}
+
+#[test]
+fn evicted_leaves_fault_back_in() {
+    let fs = FaultFs::new();
+    let db = open(&fs);
+    let mut model = BTreeMap::new();
+    load(&db, 600, 0, &mut model);
+    for round in 1..4 {
+        // The evictor (a 64 KiB budget) may have evicted most leaves already.
+        db.evict_all().unwrap();
+        assert_eq!(db.evict_all().unwrap(), 0, "every leaf is evicted");
+        check(&db, &model);
+        db.evict_all().unwrap();
+        // Writes (and their validation) fault pages in; deletes too.
+        load(&db, 600, round, &mut model);
+        db.evict_all().unwrap();
+        let mut tx = db.begin();
+        for i in (round..600).step_by(7) {
+            tx.delete(key(i)).unwrap();
+            model.remove(&key(i));
+        }
+        tx.commit().unwrap();
+        db.evict_all().unwrap();
+        db.collect_garbage();
+        check(&db, &model);
+    }
+    let s = db.stats();
+    assert!(s.cache_misses > 0 && s.evictions > 0 && s.pages_written >= s.evictions);
+    assert!(s.page_bytes_written > 0);
+    // Reopen: recovery replays the log, page segments of the last run are dropped.
+    drop(db);
+    let db = open(&fs);
+    check(&db, &model);
+}
+
+#[test]
+fn in_memory_with_cache_size_is_refused() {
+    let r = Options::new().cache_size(1 << 20).in_memory();
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn read_fault_on_fault_in_is_an_error_then_recovers() {
+    let fs = FaultFs::new();
+    let db = open(&fs);
+    let mut model = BTreeMap::new();
+    load(&db, 200, 0, &mut model);
+    db.evict_all().unwrap();
+    fs.fail_read_at(fs.reads());
+    assert!(matches!(db.snapshot().get(key(5)), Err(Error::Io(_))));
+    // The fault cleared: the same page faults in now.
+    check(&db, &model);
+    // A commit whose validation cannot fault in fails before its timestamp.
+    db.evict_all().unwrap();
+    fs.fail_read_at(fs.reads());
+    let mut tx = db.begin();
+    tx.put(key(5), "x").unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Io(_))));
+    check(&db, &model);
+    // A cursor yields the error, and continues once it clears.
+    db.evict_all().unwrap();
+    let snap = db.snapshot();
+    let mut it = snap.range::<&[u8], _>(..);
+    fs.fail_read_at(fs.reads());
+    assert!(matches!(it.next(), Some(Err(Error::Io(_)))));
+    assert_eq!(it.next().unwrap().unwrap().0.as_ref(), key(0).as_bytes());
+}
+
+#[test]
+fn failed_page_write_or_sync_poisons() {
+    for sync in [false, true] {
+        let fs = FaultFs::new();
+        let db = open(&fs);
+        let mut model = BTreeMap::new();
+        load(&db, 100, 0, &mut model);
+        if sync {
+            fs.fail_sync_at(fs.syncs());
+        } else {
+            fs.fail_write_at(fs.writes());
+        }
+        assert!(db.evict_all().is_err());
+        let mut tx = db.begin();
+        tx.put("k", "v").unwrap();
+        assert!(matches!(tx.commit(), Err(Error::Poisoned)), "sync {sync}");
+    }
+}
+
+#[test]
+fn flipped_bit_in_a_page_segment_is_corruption() {
+    let fs = FaultFs::new();
+    let db = open(&fs);
+    let mut model = BTreeMap::new();
+    load(&db, 300, 0, &mut model);
+    db.evict_all().unwrap();
+    let path = std::path::Path::new(DIR).join("pages-0000000001.seg");
+    let mut data = fs.contents(&path).expect("a page segment");
+    let len = data.len();
+    let mut corrupt = 0;
+    // Flip bits all over the segment (past its header); every read either
+    // returns the right value or Error::Corruption naming the file.
+    for off in (40..len).step_by(97) {
+        data[off] ^= 0x10;
+    }
+    fs.set_contents(&path, data);
+    for (k, v) in &model {
+        match db.snapshot().get(k) {
+            Ok(got) => assert_eq!(got.as_deref(), Some(v.as_bytes()), "{k}"),
+            Err(Error::Corruption { file, .. }) => {
+                assert!(file.ends_with("pages-0000000001.seg"));
+                corrupt += 1;
+            }
+            Err(e) => panic!("{k}: {e}"),
+        }
+    }
+    assert!(corrupt > 0);
+}

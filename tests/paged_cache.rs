@@ -1,0 +1,93 @@
+//! The cache budget at work (`Options::cache_size`): resident bytes stay
+//! bounded under a load, and one long scan does not evict the hot set.
+
+use std::sync::Arc;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Db, Options};
+
+fn open(fs: &FaultFs, budget: u64) -> Db {
+    Options::new()
+        .file_system(Arc::new(fs.clone()))
+        .gc_interval(None)
+        .checkpoint_bytes(0)
+        .durability(bwtx::Durability::None)
+        .cache_size(budget)
+        .open("/db")
+        .unwrap()
+}
+
+fn value(i: usize) -> Vec<u8> {
+    let mut v = format!("value-{i}-").into_bytes();
+    v.resize(100, b'x');
+    v
+}
+
+/// 100k keys of 100 bytes with a 1 MiB budget: the resident bytes stay
+/// under 1.25 x the budget plus slack (inner pages, a batch in flight).
+#[test]
+fn resident_bytes_stay_bounded_under_a_load() {
+    let fs = FaultFs::new();
+    let budget = 1 << 20;
+    let db = open(&fs, budget);
+    let mut peak = 0;
+    for batch in 0..1000 {
+        let mut tx = db.begin();
+        for j in 0..100 {
+            let i = batch * 100 + j;
+            tx.put(format!("key{i:08}"), value(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        peak = peak.max(db.stats().resident_bytes);
+    }
+    let s = db.stats();
+    let bound = budget + budget / 4 + (512 << 10);
+    assert!(peak <= bound, "peak resident {peak} > {bound}: {s:?}");
+    eprintln!("peak resident {peak} of budget {budget}");
+    assert!(s.evictions > 0 && s.resident_bytes > 0, "{s:?}");
+    // Everything reads back.
+    let snap = db.snapshot();
+    for i in (0..100_000).step_by(37) {
+        assert_eq!(snap.get(format!("key{i:08}")).unwrap().as_deref(), Some(&value(i)[..]));
+    }
+    assert_eq!(snap.range::<&[u8], _>(..).count(), 100_000);
+}
+
+/// A hot set read repeatedly, then one scan of a cold set several times the
+/// budget: the hot set is still resident (no fault-ins when read again).
+#[test]
+fn one_long_scan_does_not_evict_the_hot_set() {
+    let fs = FaultFs::new();
+    let budget = 1 << 20;
+    let db = open(&fs, budget);
+    let load = |prefix: &str, n: usize| {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            let mut tx = db.begin();
+            for &i in chunk {
+                tx.put(format!("{prefix}{i:08}"), value(i)).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    };
+    load("cold", 20_000); // about 2.5 MiB of pages
+    load("hot", 1_000); // about 130 KiB
+    let snap = db.snapshot();
+    for _ in 0..3 {
+        for i in 0..1_000 {
+            assert!(snap.get(format!("hot{i:08}")).unwrap().is_some());
+        }
+    }
+    let before = db.stats().cache_misses;
+    assert_eq!(snap.range("cold".as_bytes()..="cold~".as_bytes()).count(), 20_000);
+    let after_scan = db.stats().cache_misses;
+    assert!(after_scan > before, "the cold scan faulted pages in");
+    for i in 0..1_000 {
+        assert!(snap.get(format!("hot{i:08}")).unwrap().is_some());
+    }
+    let hot_misses = db.stats().cache_misses - after_scan;
+    assert!(
+        hot_misses <= 2,
+        "{hot_misses} hot pages were evicted by one scan: {:?}",
+        db.stats()
+    );
+}
