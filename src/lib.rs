@@ -68,7 +68,7 @@ mod pagestore;
 mod sync;
 mod wal;
 
-pub use db::{Db, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
+pub use db::{Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::Stats;
 pub use error::{Error, Result};
 pub use mvcc::Iter;

@@ -5,15 +5,19 @@
 //!
 //! - [`transaction`]: [`Transaction`], a read-write transaction.
 //! - [`snapshot`]: [`Snapshot`], a read-only view.
+//! - [`savepoint`]: [`Savepoint`], a point a transaction can roll back to,
+//!   and the undo log behind it.
 //! - this file: [`Db`], `Options::open` / `Options::in_memory`, and the
 //!   retry loop of [`Db::transaction`].
 
+pub(crate) mod savepoint;
 pub(crate) mod snapshot;
 pub(crate) mod transaction;
 
 use std::path::Path;
 use std::time::Duration;
 
+pub use savepoint::Savepoint;
 pub use snapshot::Snapshot;
 pub use transaction::Transaction;
 

@@ -6,6 +6,7 @@ use std::ops::RangeBounds;
 
 use bytes::Bytes;
 
+use super::savepoint::{Savepoint, Undo};
 use crate::bwtree::Tree;
 use crate::engine::{Engine, Pinned};
 use crate::mvcc::iter::{byte_bounds, Iter};
@@ -13,7 +14,7 @@ use crate::mvcc::WriteSet;
 use crate::sync::Arc;
 use crate::Result;
 
-/// A read-write transaction under snapshot isolation.
+/// A read-write transaction under snapshot isolation, with savepoints.
 ///
 /// It reads the snapshot taken by [`crate::Db::begin`] plus its own writes,
 /// which it buffers until [`Transaction::commit`]. Commit validates the
@@ -48,9 +49,29 @@ use crate::Result;
 /// .unwrap()?;
 /// # Ok::<(), bwtx::Error>(())
 /// ```
+///
+/// [`Transaction::savepoint`] marks a point in its writes that
+/// [`Transaction::rollback_to`] can return to, undoing the writes made since
+/// while keeping the earlier ones (see [`Savepoint`]):
+///
+/// ```
+/// let db = bwtx::Db::in_memory();
+/// let mut tx = db.begin();
+/// tx.put("order", "placed")?;
+/// let sp = tx.savepoint();
+/// tx.put("order", "paid")?;
+/// tx.put("receipt", "1")?;
+/// tx.rollback_to(&sp)?; // the payment failed: undo it, keep the order
+/// assert_eq!(tx.get("order")?.as_deref(), Some(&b"placed"[..]));
+/// assert_eq!(tx.write_count(), 1);
+/// tx.commit()?;
+/// # Ok::<(), bwtx::Error>(())
+/// ```
 pub struct Transaction {
     snapshot: Pinned,
     writes: WriteSet,
+    /// Savepoints and the undo log (empty until the first savepoint).
+    undo: Undo,
 }
 
 impl Transaction {
@@ -58,6 +79,7 @@ impl Transaction {
         Transaction {
             snapshot: Pinned::new(engine),
             writes: WriteSet::new(),
+            undo: Undo::default(),
         }
     }
 
@@ -83,8 +105,7 @@ impl Transaction {
         let (key, value) = (key.as_ref(), value.as_ref());
         Tree::check_key(key)?;
         Tree::check_value(value)?;
-        self.writes
-            .insert(Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
+        self.write(Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
         Ok(())
     }
 
@@ -93,8 +114,42 @@ impl Transaction {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         Tree::check_key(key)?;
-        self.writes.insert(Bytes::copy_from_slice(key), None);
+        self.write(Bytes::copy_from_slice(key), None);
         Ok(())
+    }
+
+    /// Buffer one write, logging what it replaces while a savepoint is live.
+    #[inline]
+    fn write(&mut self, key: Bytes, value: Option<Bytes>) {
+        if self.undo.active() {
+            let prev = self.writes.insert(key.clone(), value);
+            self.undo.record(key, prev);
+        } else {
+            self.writes.insert(key, value);
+        }
+    }
+
+    /// Take a savepoint: a mark in this transaction's writes that
+    /// [`Transaction::rollback_to`] can return to. From the first savepoint
+    /// on, each write also logs what it replaces (until the transaction
+    /// ends); a transaction without savepoints logs nothing.
+    pub fn savepoint(&mut self) -> Savepoint {
+        self.undo.savepoint()
+    }
+
+    /// Undo every write made since `savepoint` was taken: [`Transaction::get`],
+    /// [`Transaction::range`] and [`Transaction::prefix`] see the writes as
+    /// they were then, and keys first written after it leave the write set,
+    /// so they cannot conflict at commit. Reads are not undone (there is
+    /// nothing to undo: the snapshot stays the same).
+    ///
+    /// The savepoint stays valid, so rolling back to it again works; the
+    /// savepoints taken after it become invalid. Fails with
+    /// [`crate::Error::InvalidArgument`], changing nothing, if `savepoint`
+    /// was made by another transaction or was invalidated by a rollback to
+    /// an earlier savepoint.
+    pub fn rollback_to(&mut self, savepoint: &Savepoint) -> Result<()> {
+        self.undo.rollback_to(savepoint, &mut self.writes)
     }
 
     /// The keys in `range` with their values, in key order (reverse with

@@ -1,0 +1,126 @@
+//! [`Savepoint`]s of a [`crate::Transaction`], and the undo log that rolls
+//! its write set back to one (see `design/mvcc.md`, "Savepoints").
+//!
+//! A transaction with no savepoint keeps no undo log: its writes cost what
+//! they cost before savepoints existed. From its first savepoint on, each
+//! put or delete appends to [`Undo`] the key and what the write set held for
+//! it before (an entry, or nothing). Rolling back to a savepoint replays the
+//! log backwards to the length it had when the savepoint was taken, which
+//! restores the write set to exactly its state then: keys first written
+//! after the savepoint leave the write set (so they can no longer conflict
+//! at commit), and keys overwritten after it get their earlier entry back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::mvcc::WriteSet;
+use crate::{Error, Result};
+
+/// Transaction identities for savepoints, drawn on a transaction's first
+/// savepoint (so that transactions without savepoints never touch this
+/// shared counter). 0 means "none drawn yet".
+static NEXT_TXN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A point in a transaction's writes that [`crate::Transaction::rollback_to`]
+/// can return to; made by [`crate::Transaction::savepoint`].
+///
+/// A savepoint belongs to the transaction that made it: rolling another
+/// transaction back to it is [`Error::InvalidArgument`]. Rolling back to a
+/// savepoint keeps it (a second rollback to it works), but invalidates every
+/// savepoint taken after it: rolling back to one of those is
+/// [`Error::InvalidArgument`] too.
+///
+/// ```
+/// let db = bwtx::Db::in_memory();
+/// let mut tx = db.begin();
+/// tx.put("a", "1")?;
+/// let sp = tx.savepoint();
+/// tx.put("a", "2")?;
+/// tx.put("b", "2")?;
+/// tx.rollback_to(&sp)?;
+/// assert_eq!(tx.get("a")?.as_deref(), Some(&b"1"[..]));
+/// assert_eq!(tx.get("b")?, None);
+/// tx.commit()?;
+/// # Ok::<(), bwtx::Error>(())
+/// ```
+#[must_use = "a savepoint does nothing unless rolled back to"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Savepoint {
+    /// The identity of the transaction that made it.
+    txn: u64,
+    /// Its number within that transaction (0, 1, 2, ... in order taken).
+    serial: u64,
+    /// The undo log's length when it was taken.
+    undo_len: usize,
+}
+
+/// A transaction's savepoint state: its identity, its live savepoints and
+/// the undo log. Empty (and allocation-free) until the first savepoint.
+#[derive(Debug, Default)]
+pub(crate) struct Undo {
+    /// This transaction's identity; 0 until the first savepoint.
+    txn: u64,
+    /// Savepoints taken so far (the next one's serial).
+    taken: u64,
+    /// The live savepoints' serials, in increasing order. Invariant: the
+    /// undo log is kept while this is non-empty; a rollback removes the
+    /// serials after its target.
+    live: Vec<u64>,
+    /// Per write since the first savepoint: the key and the write set's
+    /// entry for it before that write (`None`: the key was not in it).
+    log: Vec<(Bytes, Option<Option<Bytes>>)>,
+}
+
+impl Undo {
+    /// Whether writes must be logged (some savepoint is live).
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        !self.live.is_empty()
+    }
+
+    /// Record that the write set's entry for `key` was `prev` before a
+    /// write. Call only when [`Undo::active`].
+    pub(crate) fn record(&mut self, key: Bytes, prev: Option<Option<Bytes>>) {
+        debug_assert!(self.active());
+        self.log.push((key, prev));
+    }
+
+    /// Take a savepoint at the current end of the log.
+    pub(crate) fn savepoint(&mut self) -> Savepoint {
+        if self.txn == 0 {
+            self.txn = NEXT_TXN_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        let serial = self.taken;
+        self.taken += 1;
+        self.live.push(serial);
+        Savepoint {
+            txn: self.txn,
+            serial,
+            undo_len: self.log.len(),
+        }
+    }
+
+    /// Undo `writes` back to `sp`: replay the log backwards to the length it
+    /// had then, and invalidate the savepoints taken after `sp`.
+    pub(crate) fn rollback_to(&mut self, sp: &Savepoint, writes: &mut WriteSet) -> Result<()> {
+        if self.txn == 0 || sp.txn != self.txn {
+            return Err(Error::InvalidArgument("savepoint belongs to another transaction"));
+        }
+        let Ok(pos) = self.live.binary_search(&sp.serial) else {
+            return Err(Error::InvalidArgument(
+                "savepoint was invalidated by a rollback to an earlier savepoint",
+            ));
+        };
+        self.live.truncate(pos + 1);
+        debug_assert!(sp.undo_len <= self.log.len());
+        while self.log.len() > sp.undo_len {
+            let (key, prev) = self.log.pop().expect("the log is longer than the savepoint's length");
+            match prev {
+                Some(entry) => writes.insert(key, entry),
+                None => writes.remove(&key),
+            };
+        }
+        Ok(())
+    }
+}
