@@ -6,10 +6,12 @@
 //!
 //! - the committed history, per key a list of `(commit_ts, Option<value>)`,
 //!   so that a read at any snapshot timestamp can be predicted;
-//! - per open transaction its snapshot timestamp and its write buffer.
+//! - per open transaction its snapshot timestamp and its write buffer, and
+//!   a copy of that buffer at each live savepoint (see `savepoint.rs`).
 //!
 //! The model predicts every read (own writes first, buffered deletes hide
-//! keys), every range in every consumption order, which commits fail with a
+//! keys), every range in every consumption order, what a rollback to a
+//! savepoint restores and which rollbacks are refused, which commits fail with a
 //! conflict (and the reported key, winner and snapshot), every commit
 //! timestamp (consecutive from 1; a commit without writes returns its
 //! snapshot timestamp), every snapshot timestamp, and the counters.
@@ -34,6 +36,7 @@ mod model;
 mod ops;
 mod read;
 mod run;
+mod savepoint;
 
 use std::ops::Bound::{Excluded, Included, Unbounded};
 

@@ -38,9 +38,41 @@ pub struct DiskModel {
 }
 
 /// An open transaction of the model.
+#[derive(Default)]
 pub struct MTxn {
     pub snap: u64,
     pub writes: Writes,
+    /// Which transaction this is (unique in a run; 0 for `Op::Auto`'s).
+    pub id: u64,
+    /// Savepoints taken so far (the next one's serial).
+    pub taken: u64,
+    /// The live savepoints, oldest first: serial, and the writes then.
+    pub live: Vec<(u64, Writes)>,
+}
+
+impl MTxn {
+    /// Take a savepoint; returns its serial.
+    pub fn savepoint(&mut self) -> u64 {
+        let serial = self.taken;
+        self.taken += 1;
+        self.live.push((serial, self.writes.clone()));
+        serial
+    }
+
+    /// Roll back to the savepoint `serial` of transaction `id`: `false`
+    /// (and nothing changes) if it is another transaction's, or was
+    /// invalidated by a rollback to an earlier one.
+    pub fn rollback_to(&mut self, id: u64, serial: u64) -> bool {
+        if id != self.id {
+            return false;
+        }
+        let Some(pos) = self.live.iter().position(|(s, _)| *s == serial) else {
+            return false;
+        };
+        self.writes = self.live[pos].1.clone();
+        self.live.truncate(pos + 1);
+        true
+    }
 }
 
 impl Model {

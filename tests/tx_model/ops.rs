@@ -9,6 +9,9 @@ use proptest::prelude::*;
 pub const SLOTS: usize = 4;
 /// Held-snapshot slots.
 pub const HELD: usize = 2;
+/// Savepoint slots (shared by the transactions: a savepoint can be used on
+/// another transaction, or outlive its own).
+pub const SAVEPOINTS: usize = 3;
 
 pub type Key = Vec<u8>;
 pub type Val = Vec<u8>;
@@ -82,6 +85,12 @@ pub enum Op {
     Scan(Target, Scan, Consume),
     Commit(usize),
     Rollback(usize),
+    /// Take a savepoint of the transaction in the slot, keep it in the
+    /// savepoint slot.
+    Savepoint(usize, usize),
+    /// Roll the transaction in the slot back to the savepoint in the
+    /// savepoint slot (nothing if that slot is empty).
+    RollbackTo(usize, usize),
     /// `db.transaction` putting (or, `None`, deleting) one key.
     Auto(usize, Option<u8>),
     /// Drop a held snapshot.
@@ -151,7 +160,9 @@ pub fn op(n: usize, fill: u32) -> impl Strategy<Value = Op> {
             .prop_map(|(s, k, len, v, del)| Op::Fill(s, k, len, v, del)),
         4 => (target(), scan(n), consume()).prop_map(|(t, s, c)| Op::Scan(t, s, c)),
         5 => slot.clone().prop_map(Op::Commit),
-        1 => slot.prop_map(Op::Rollback),
+        1 => slot.clone().prop_map(Op::Rollback),
+        2 => (slot.clone(), 0..SAVEPOINTS).prop_map(|(s, p)| Op::Savepoint(s, p)),
+        2 => (slot, 0..SAVEPOINTS).prop_map(|(s, p)| Op::RollbackTo(s, p)),
         2 => (0..n, proptest::option::weighted(0.8, any::<u8>())).prop_map(|(k, v)| Op::Auto(k, v)),
         1 => (0..HELD).prop_map(Op::Release),
         1 => Just(Op::Gc),

@@ -3,13 +3,13 @@
 
 use std::ops::Bound::Unbounded;
 
-use bwtx::{Db, Error, Snapshot, Transaction};
+use bwtx::{Db, Error, Savepoint, Snapshot, Transaction};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use crate::durable::Disk;
 use crate::model::{MTxn, Model};
-use crate::ops::{key, value, Consume, Key, Op, Scan, Target, Val, Writes, HELD, SLOTS};
+use crate::ops::{key, value, Consume, Key, Op, Scan, Target, Val, Writes, HELD, SAVEPOINTS, SLOTS};
 use crate::read::{check_iter, in_bound, map_bound, show, Reader};
 
 pub struct Run<'db> {
@@ -17,6 +17,10 @@ pub struct Run<'db> {
     pub model: Model,
     pub txns: Vec<Option<(Transaction, MTxn)>>,
     pub held: Vec<Option<Snapshot>>,
+    /// Savepoints: the savepoint, its transaction's `MTxn::id`, its serial.
+    pub savepoints: Vec<Option<(Savepoint, u64, u64)>>,
+    /// The last `MTxn::id` given.
+    pub txn_ids: u64,
     pub serial: usize,
     /// No background sweeper: one `collect_garbage` without readers must
     /// leave exactly one version per live key.
@@ -37,6 +41,8 @@ impl<'db> Run<'db> {
             model,
             txns: (0..SLOTS).map(|_| None).collect(),
             held: (0..HELD).map(|_| None).collect(),
+            savepoints: (0..SAVEPOINTS).map(|_| None).collect(),
+            txn_ids: 0,
             serial,
             strict_gc,
             disk,
@@ -54,9 +60,11 @@ impl<'db> Run<'db> {
     pub fn begin(&mut self, slot: usize) -> Result<(), TestCaseError> {
         let tx = self.db.begin();
         prop_assert_eq!(tx.snapshot_ts(), self.model.last, "snapshot_ts of a begin");
+        self.txn_ids += 1;
         let m = MTxn {
             snap: self.model.last,
-            writes: Writes::new(),
+            id: self.txn_ids,
+            ..MTxn::default()
         };
         self.txns[slot] = Some((tx, m));
         Ok(())
@@ -282,8 +290,15 @@ impl<'db> Run<'db> {
                 let mut writes = Writes::new();
                 writes.insert(k, v);
                 let snap = self.model.last;
-                prop_assert_eq!(self.model.commit(MTxn { snap, writes }), Ok(snap + 1));
+                let m = MTxn {
+                    snap,
+                    writes,
+                    ..MTxn::default()
+                };
+                prop_assert_eq!(self.model.commit(m), Ok(snap + 1));
             }
+            Op::Savepoint(slot, sp) => self.savepoint(*slot, *sp)?,
+            Op::RollbackTo(slot, sp) => self.rollback_to(*slot, *sp, &ctx)?,
             Op::Release(slot) => self.held[*slot] = None,
             Op::Gc => {
                 self.db.collect_garbage();

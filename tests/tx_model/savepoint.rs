@@ -1,0 +1,47 @@
+//! Savepoint operations of the `Run` harness: the model keeps, per
+//! transaction, a copy of its writes at each live savepoint, and predicts
+//! which rollbacks fail (another transaction's savepoint, including one of
+//! an ended transaction that used the same slot, or one invalidated by a
+//! rollback to an earlier savepoint) and what every read sees after one.
+
+use bwtx::Error;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+use crate::ops::Target;
+use crate::run::Run;
+
+impl Run<'_> {
+    /// `Op::Savepoint`: take a savepoint of the transaction in `slot`
+    /// (begun if the slot is empty), keep it in savepoint slot `sp`.
+    pub fn savepoint(&mut self, slot: usize, sp: usize) -> Result<(), TestCaseError> {
+        self.ensure_txn(slot)?;
+        let (tx, m) = self.txns[slot].as_mut().unwrap();
+        let savepoint = tx.savepoint();
+        let serial = m.savepoint();
+        self.savepoints[sp] = Some((savepoint, m.id, serial));
+        Ok(())
+    }
+
+    /// `Op::RollbackTo`: roll the transaction in `slot` (begun if the slot
+    /// is empty) back to the savepoint in slot `sp`, if there is one; then
+    /// check its writes and a full scan in both directions.
+    pub fn rollback_to(&mut self, slot: usize, sp: usize, ctx: &str) -> Result<(), TestCaseError> {
+        let Some((savepoint, id, serial)) = self.savepoints[sp].clone() else {
+            return Ok(());
+        };
+        self.ensure_txn(slot)?;
+        let (tx, m) = self.txns[slot].as_mut().unwrap();
+        let got = tx.rollback_to(&savepoint);
+        let valid = m.rollback_to(id, serial);
+        match got {
+            Ok(()) => prop_assert!(valid, "{}: rollback to an invalid savepoint succeeded", ctx),
+            Err(Error::InvalidArgument(_)) => {
+                prop_assert!(!valid, "{}: rollback to a valid savepoint failed", ctx)
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: rollback_to: {e}"))),
+        }
+        prop_assert_eq!(tx.write_count(), m.writes.len(), "{}: write_count", ctx);
+        self.check_all(Target::Txn(slot), ctx)
+    }
+}
