@@ -8,9 +8,10 @@
 //! directly. The exceptions, each with no protocol of ours on it:
 //! - `Arc<dyn Fs>`: a shared handle to the file system;
 //! - `Weak<Engine>` of the background threads, which exist only outside loom;
-//! - process-wide statics that only spread threads or count (a static cannot
-//!   hold a loom atomic): the first-slot hints in `mvcc::counters` and
-//!   `mvcc::registry`, and the live-node counter of feature `leak-check`;
+//! - process-wide statics that only spread threads, count or number things
+//!   (a static cannot hold a loom atomic): the first-slot hints in
+//!   `mvcc::counters` and `mvcc::registry`, the savepoints' transaction ids
+//!   in `db::savepoint`, and the live-node counter of feature `leak-check`;
 //! - the per-thread node pool of `bwtree::chain::mem`, compiled only outside
 //!   loom (under loom every node is a plain allocation);
 //! - the test tools behind features (`fs::FaultFs`, `history`).
