@@ -13,8 +13,11 @@
 //!   path that would install a delta on a leaf holds a head it got from a
 //!   descent (which faults in) or checks `is_evicted` first.
 //! - P2. Only a consolidated base page is evicted, and only after its image
-//!   was written and the page segment synced: the image holds exactly the
-//!   base's versions.
+//!   was written: the image holds exactly the base's versions. Swap-style,
+//!   the clock's batches do not sync the page segment (images are read back
+//!   only by this run; open deletes old segments): a segment must be synced
+//!   before any address in it is published in a location table, which is
+//!   the future checkpoint's step ([`Tree::evict_all`] syncs, as it will).
 //! - G1 (the commit gate). No eviction CAS happens while a commit is between
 //!   `Tree::prepare` (which faults in every leaf it locates) and the end of
 //!   its install: so the install, which runs after the commit timestamp is
@@ -179,7 +182,7 @@ pub(crate) struct Paging {
 /// Most leaves the probation queue remembers (the clock finds the rest).
 const PROBATION_MAX: usize = 1 << 16;
 
-/// Leaves one eviction batch takes (one page-segment sync each).
+/// Leaves one eviction batch takes (one gate closing each).
 const BATCH: usize = 256;
 
 impl Paging {
@@ -260,11 +263,13 @@ impl Tree {
     }
 
     /// Evict the leaves `pids` that can be (resident leaves, consolidated
-    /// first): write their images, sync once, then (gate closed) CAS each
-    /// head to `Evicted`. Returns how many were evicted. An error from the
-    /// page store is returned as is (the engine poisons on it); pages whose
-    /// head changed meanwhile stay resident (their images are garbage).
-    pub(crate) fn evict(&self, pids: &[Pid]) -> Result<usize> {
+    /// first): write their images, sync once if `sync`, then (gate closed)
+    /// CAS each head to `Evicted`. Returns how many were evicted. An error
+    /// from the page store is returned as is (the engine poisons on it);
+    /// pages whose head changed meanwhile stay resident (their images are
+    /// garbage). Swap-style eviction needs no sync (P2): the images are read
+    /// back only by this run.
+    pub(crate) fn evict(&self, pids: &[Pid], sync: bool) -> Result<usize> {
         let Some(paging) = self.paging.as_deref() else {
             return Ok(0);
         };
@@ -302,7 +307,9 @@ impl Tree {
         if written.is_empty() {
             return Ok(0);
         }
-        paging.io.sync()?;
+        if sync {
+            paging.io.sync()?;
+        }
         // Swap-style: restart does not read page images yet, so an image
         // may hold versions whose commit records are not durable in the log
         // (the WAL rule W1 of design/storage.md §5 is needed only once the
@@ -382,7 +389,7 @@ impl Tree {
             if batch.is_empty() {
                 break;
             }
-            total += self.evict(&batch)?;
+            total += self.evict(&batch, false)?;
         }
         Ok(total)
     }
@@ -412,9 +419,10 @@ impl Tree {
     }
 
     /// Evict every resident leaf (a test hook: forces every later access
-    /// through a fault-in). Returns how many were evicted.
+    /// through a fault-in), then sync the page segment once, as a checkpoint
+    /// will before it publishes addresses. Returns how many were evicted.
     #[doc(hidden)]
     pub fn evict_all(&self) -> Result<usize> {
-        self.evict(&self.leaf_pids())
+        self.evict(&self.leaf_pids(), true)
     }
 }

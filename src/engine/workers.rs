@@ -67,7 +67,8 @@ const EVICT_TICK: Duration = Duration::from_millis(2);
 
 /// The evictor of a database with `Options::cache_size`: whenever the
 /// resident bytes pass the budget, it runs the clock (`bwtree::clock`) and
-/// evicts down to 7/8 of it, in batches (one page-segment sync each).
+/// evicts down to 7/8 of it, in batches (no page-segment sync: swap-style
+/// images are read back only by this run).
 #[cfg(not(loom))]
 fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
