@@ -293,7 +293,10 @@ impl Tree {
                 if base.is_some() {
                     break;
                 }
-                self.consolidate(pid, head, &[], &guard);
+                // With its path, so that an underfull leaf merges as it
+                // would on a write (a leaf evicted right after each write
+                // would otherwise never merge).
+                self.consolidate(pid, head, &self.path_to(pid, head, &guard), &guard);
                 match self.table.load(pid, &guard) {
                     Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => head = h,
                     _ => break,
@@ -326,6 +329,22 @@ impl Tree {
         paging.gate.open();
         paging.counters.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
         Ok(evicted)
+    }
+
+    /// The inner pages above leaf `pid` (head `head`), root first, as a
+    /// descent to its low fence finds them; empty if that descent ends at
+    /// another leaf or fails.
+    fn path_to<'g>(&'g self, pid: Pid, head: &Node, guard: &'g Guard) -> super::tree::Path<'g> {
+        let mut path = super::tree::Path::new();
+        let t = head
+            .range()
+            .low
+            .as_deref()
+            .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
+        match self.descend_to::<false, 0>(t, guard, &mut path) {
+            Ok((found, _)) if found == pid => path,
+            _ => super::tree::Path::new(),
+        }
     }
 
     /// Estimated heap bytes of the tree's pages (0 without paging).
