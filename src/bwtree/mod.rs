@@ -37,6 +37,7 @@ mod keys;
 mod leaf_merge;
 mod mapping_table;
 mod paging;
+mod resident;
 mod search;
 mod smo;
 mod stats;
