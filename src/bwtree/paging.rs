@@ -347,6 +347,19 @@ impl Tree {
         }
     }
 
+    /// Call `wake` (once per [`Tree::arm_wake`]) when the resident bytes
+    /// pass `budget`: the evictor's wake-up (`bwtree/resident.rs`). Set once.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn wake_past(&self, budget: u64, wake: Box<dyn Fn() + Send + Sync>) {
+        self.table.resident.set_alarm(budget, wake);
+    }
+
+    /// Arm [`Tree::wake_past`]'s wake again (the evictor, before it sleeps).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn arm_wake(&self) {
+        self.table.resident.arm();
+    }
+
     /// Estimated heap bytes of the tree's pages (0 without paging).
     pub(crate) fn resident_bytes(&self) -> u64 {
         self.table.resident_bytes()
