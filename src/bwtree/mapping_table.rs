@@ -35,6 +35,7 @@ use crate::sync::Arc;
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
 use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, Chain, Delta, Node};
+use super::resident::ResidentBytes;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
 /// A logical page id.
@@ -53,11 +54,10 @@ pub(crate) struct MappingTable {
     next: AtomicU64,
     free: Arc<FreeList>,
     /// Resident-byte accounting, on for trees with paging only: estimated
-    /// heap bytes of the chains published (`added`) and retired (`retired`)
-    /// ([`chain_bytes`]).
+    /// heap bytes of the chains published minus those retired
+    /// ([`chain_bytes`]), sharded.
     count_bytes: bool,
-    added: AtomicU64,
-    retired: AtomicU64,
+    pub(crate) resident: ResidentBytes,
 }
 
 #[inline]
@@ -74,8 +74,7 @@ impl MappingTable {
             next: AtomicU64::new(0),
             free: Arc::new(FreeList::new()),
             count_bytes: false,
-            added: AtomicU64::new(0),
-            retired: AtomicU64::new(0),
+            resident: ResidentBytes::new(),
         }
     }
 
@@ -87,28 +86,27 @@ impl MappingTable {
             .filter_map(|pid| self.load(pid, &guard))
             .map(chain_bytes)
             .sum();
-        self.added.store(held, Ordering::Relaxed);
+        self.resident.set(held);
         self.count_bytes = true;
     }
 
     /// Estimated heap bytes of the chains the table holds now (0 unless
     /// [`MappingTable::count_bytes`] was called).
     pub(crate) fn resident_bytes(&self) -> u64 {
-        let retired = self.retired.load(Ordering::Relaxed);
-        self.added.load(Ordering::Relaxed).saturating_sub(retired)
+        self.resident.get()
     }
 
     #[inline]
     fn added(&self, bytes: impl FnOnce() -> u64) {
         if self.count_bytes {
-            self.added.fetch_add(bytes(), Ordering::Relaxed);
+            self.resident.add(bytes());
         }
     }
 
     #[inline]
     fn retired(&self, head: &Node) {
         if self.count_bytes {
-            self.retired.fetch_add(chain_bytes(head), Ordering::Relaxed);
+            self.resident.sub(chain_bytes(head));
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`chain`]: nodes of a delta chain and their memory (the raw links,
 //!   allocation, pool, retire, destroy).
 //! - [`clock`]: the eviction clock's 2-bit use counts.
+//! - [`resident`]: the sharded resident-byte counter, which wakes the
+//!   evictor past the budget.
 //! - [`keys`]: key order and sorted key arrays.
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
@@ -37,6 +39,7 @@ mod keys;
 mod leaf_merge;
 mod mapping_table;
 mod paging;
+mod resident;
 mod search;
 mod smo;
 mod stats;

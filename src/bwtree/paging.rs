@@ -13,8 +13,11 @@
 //!   path that would install a delta on a leaf holds a head it got from a
 //!   descent (which faults in) or checks `is_evicted` first.
 //! - P2. Only a consolidated base page is evicted, and only after its image
-//!   was written and the page segment synced: the image holds exactly the
-//!   base's versions.
+//!   was written: the image holds exactly the base's versions. Swap-style,
+//!   the clock's batches do not sync the page segment (images are read back
+//!   only by this run; open deletes old segments): a segment must be synced
+//!   before any address in it is published in a location table, which is
+//!   the future checkpoint's step ([`Tree::evict_all`] syncs, as it will).
 //! - G1 (the commit gate). No eviction CAS happens while a commit is between
 //!   `Tree::prepare` (which faults in every leaf it locates) and the end of
 //!   its install: so the install, which runs after the commit timestamp is
@@ -179,7 +182,7 @@ pub(crate) struct Paging {
 /// Most leaves the probation queue remembers (the clock finds the rest).
 const PROBATION_MAX: usize = 1 << 16;
 
-/// Leaves one eviction batch takes (one page-segment sync each).
+/// Leaves one eviction batch takes (one gate closing each).
 const BATCH: usize = 256;
 
 impl Paging {
@@ -260,11 +263,13 @@ impl Tree {
     }
 
     /// Evict the leaves `pids` that can be (resident leaves, consolidated
-    /// first): write their images, sync once, then (gate closed) CAS each
-    /// head to `Evicted`. Returns how many were evicted. An error from the
-    /// page store is returned as is (the engine poisons on it); pages whose
-    /// head changed meanwhile stay resident (their images are garbage).
-    pub(crate) fn evict(&self, pids: &[Pid]) -> Result<usize> {
+    /// first): write their images, sync once if `sync`, then (gate closed)
+    /// CAS each head to `Evicted`. Returns how many were evicted. An error
+    /// from the page store is returned as is (the engine poisons on it);
+    /// pages whose head changed meanwhile stay resident (their images are
+    /// garbage). Swap-style eviction needs no sync (P2): the images are read
+    /// back only by this run.
+    pub(crate) fn evict(&self, pids: &[Pid], sync: bool) -> Result<usize> {
         let Some(paging) = self.paging.as_deref() else {
             return Ok(0);
         };
@@ -288,7 +293,10 @@ impl Tree {
                 if base.is_some() {
                     break;
                 }
-                self.consolidate(pid, head, &[], &guard);
+                // With its path, so that an underfull leaf merges as it
+                // would on a write (a leaf evicted right after each write
+                // would otherwise never merge).
+                self.consolidate(pid, head, &self.path_to(pid, head, &guard), &guard);
                 match self.table.load(pid, &guard) {
                     Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => head = h,
                     _ => break,
@@ -302,7 +310,9 @@ impl Tree {
         if written.is_empty() {
             return Ok(0);
         }
-        paging.io.sync()?;
+        if sync {
+            paging.io.sync()?;
+        }
         // Swap-style: restart does not read page images yet, so an image
         // may hold versions whose commit records are not durable in the log
         // (the WAL rule W1 of design/storage.md §5 is needed only once the
@@ -319,6 +329,35 @@ impl Tree {
         paging.gate.open();
         paging.counters.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
         Ok(evicted)
+    }
+
+    /// The inner pages above leaf `pid` (head `head`), root first, as a
+    /// descent to its low fence finds them; empty if that descent ends at
+    /// another leaf or fails.
+    fn path_to<'g>(&'g self, pid: Pid, head: &Node, guard: &'g Guard) -> super::tree::Path<'g> {
+        let mut path = super::tree::Path::new();
+        let t = head
+            .range()
+            .low
+            .as_deref()
+            .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
+        match self.descend_to::<false, 0>(t, guard, &mut path) {
+            Ok((found, _)) if found == pid => path,
+            _ => super::tree::Path::new(),
+        }
+    }
+
+    /// Call `wake` (once per [`Tree::arm_wake`]) when the resident bytes
+    /// pass `budget`: the evictor's wake-up (`bwtree/resident.rs`). Set once.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn wake_past(&self, budget: u64, wake: Box<dyn Fn() + Send + Sync>) {
+        self.table.resident.set_alarm(budget, wake);
+    }
+
+    /// Arm [`Tree::wake_past`]'s wake again (the evictor, before it sleeps).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn arm_wake(&self) {
+        self.table.resident.arm();
     }
 
     /// Estimated heap bytes of the tree's pages (0 without paging).
@@ -382,7 +421,7 @@ impl Tree {
             if batch.is_empty() {
                 break;
             }
-            total += self.evict(&batch)?;
+            total += self.evict(&batch, false)?;
         }
         Ok(total)
     }
@@ -412,9 +451,10 @@ impl Tree {
     }
 
     /// Evict every resident leaf (a test hook: forces every later access
-    /// through a fault-in). Returns how many were evicted.
+    /// through a fault-in), then sync the page segment once, as a checkpoint
+    /// will before it publishes addresses. Returns how many were evicted.
     #[doc(hidden)]
     pub fn evict_all(&self) -> Result<usize> {
-        self.evict(&self.leaf_pids())
+        self.evict(&self.leaf_pids(), true)
     }
 }

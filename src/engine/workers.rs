@@ -26,6 +26,9 @@ pub(crate) fn start(engine: &Arc<Engine>, gc_interval: Option<std::time::Duratio
         }
         if let Some(budget) = engine.cache_size {
             let t = spawn_evictor(Arc::downgrade(engine), budget).map_err(crate::Error::Io)?;
+            // The path that pushes the resident bytes past the budget wakes it.
+            let thread = t.thread().clone();
+            engine.tree.wake_past(budget, Box::new(move || thread.unpark()));
             lock(&engine.workers).push(t);
         }
         if let Some(tick) = engine.store.as_ref().and_then(|s| s.tick()) {
@@ -61,13 +64,17 @@ impl Engine {
     }
 }
 
-/// How often the evictor looks at the resident bytes.
+/// How often the evictor looks at the resident bytes unwoken (a backstop:
+/// the add that passes the budget wakes it, `bwtree/resident.rs`).
 #[cfg(not(loom))]
-const EVICT_TICK: Duration = Duration::from_millis(2);
+const EVICT_TICK: Duration = Duration::from_millis(50);
 
-/// The evictor of a database with `Options::cache_size`: whenever the
-/// resident bytes pass the budget, it runs the clock (`bwtree::clock`) and
-/// evicts down to 7/8 of it, in batches (one page-segment sync each).
+/// The evictor of a database with `Options::cache_size`: woken when the
+/// resident bytes pass the budget (at most once per round: it re-arms the
+/// wake before it sleeps), or every [`EVICT_TICK`], it runs the clock
+/// (`bwtree::clock`) if they are above the budget and evicts down to 7/8 of
+/// it, in batches (no page-segment sync: swap-style images are read back
+/// only by this run).
 #[cfg(not(loom))]
 fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -83,6 +90,9 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
                 // it); the evictor then stops trying.
                 let _ = engine.tree.evict_to(budget - budget / 8, 16);
             }
+            // Armed before the park: a wake from now on is not lost (an
+            // unpark before the park makes the park return at once).
+            engine.tree.arm_wake();
         })
 }
 

@@ -1,0 +1,127 @@
+//! The resident-byte counter of a tree with paging (`design/storage.md`
+//! §5.1): the estimated heap bytes of the chains the mapping table holds,
+//! sharded like the engine's event counters (`mvcc/counters.rs`) so that
+//! installs and retirements on different threads do not all write one cache
+//! line. Reading sums the shards.
+//!
+//! It also wakes the evictor: once [`ResidentBytes::set_alarm`] gave it a
+//! limit and a wake function, an add that moves its shard across a chunk
+//! boundary (a chunk is about 1/128 of the limit) sums the shards, and if the
+//! total is above the limit and the alarm is armed, disarms it and calls the
+//! wake function: one wake per arming ([`ResidentBytes::arm`], which the
+//! evictor calls after each round).
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicBool, AtomicU64, OnceSlot, Ordering::Relaxed};
+
+#[cfg(not(loom))]
+const SHARDS: usize = 8;
+#[cfg(loom)]
+const SHARDS: usize = 1;
+
+#[cfg(not(loom))]
+fn shard() -> usize {
+    // A plain static, not a shim atomic: it only spreads threads over the
+    // shards (any value is correct), and a loom atomic cannot be a static.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    crate::sync::thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+#[cfg(loom)]
+fn shard() -> usize {
+    0
+}
+
+/// What an add past the limit calls, set once.
+struct Alarm {
+    limit: u64,
+    /// Shards check the total when they cross a multiple of `1 << chunk_shift`.
+    chunk_shift: u32,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Resident bytes: each shard holds a wrapping (two's complement) sum of
+/// what its threads added and subtracted; the shards' wrapping sum is the
+/// total.
+pub(crate) struct ResidentBytes {
+    shards: [CachePadded<AtomicU64>; SHARDS],
+    alarm: OnceSlot<Alarm>,
+    armed: AtomicBool,
+}
+
+impl ResidentBytes {
+    pub(crate) fn new() -> Self {
+        ResidentBytes {
+            shards: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            alarm: OnceSlot::new(),
+            armed: AtomicBool::new(false),
+        }
+    }
+
+    /// Add `n` bytes.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        let old = self.shards[shard()].fetch_add(n, Relaxed);
+        if let Some(alarm) = self.alarm.get() {
+            if (old ^ old.wrapping_add(n)) >> alarm.chunk_shift != 0 {
+                self.check(alarm);
+            }
+        }
+    }
+
+    /// Subtract `n` bytes.
+    #[inline]
+    pub(crate) fn sub(&self, n: u64) {
+        self.shards[shard()].fetch_sub(n, Relaxed);
+    }
+
+    /// Set the total (before the counter is shared).
+    pub(crate) fn set(&self, n: u64) {
+        for s in &self.shards {
+            s.store(0, Relaxed);
+        }
+        self.shards[0].store(n, Relaxed);
+    }
+
+    /// The total (0 if the subtractions seen outrun the additions seen).
+    pub(crate) fn get(&self) -> u64 {
+        let sum = self.shards.iter().fold(0u64, |a, s| a.wrapping_add(s.load(Relaxed)));
+        if (sum as i64) < 0 {
+            0
+        } else {
+            sum
+        }
+    }
+
+    #[cold]
+    fn check(&self, alarm: &Alarm) {
+        if self.armed.load(Relaxed) && self.get() > alarm.limit && self.armed.swap(false, Relaxed) {
+            (alarm.wake)();
+        }
+    }
+
+    /// Call `wake` when the total passes `limit` while armed (see the module
+    /// doc). Set at most once; a later call is ignored. Arms the alarm.
+    pub(crate) fn set_alarm(&self, limit: u64, wake: Box<dyn Fn() + Send + Sync>) {
+        let chunk = (limit / 128).max(4096);
+        let chunk_shift = 63 - chunk.leading_zeros();
+        self.alarm.get_or_init(|| {
+            Box::new(Alarm {
+                limit,
+                chunk_shift,
+                wake,
+            })
+        });
+        self.arm();
+    }
+
+    /// Arm the alarm: the next add that finds the total above the limit
+    /// wakes (once).
+    pub(crate) fn arm(&self) {
+        self.armed.store(true, Relaxed);
+    }
+}
