@@ -9,8 +9,8 @@
 //! - `Arc<dyn Fs>`: a shared handle to the file system;
 //! - `Weak<Engine>` of the background threads, which exist only outside loom;
 //! - process-wide statics that only spread threads, count or number things
-//!   (a static cannot hold a loom atomic): the first-slot hints in
-//!   `mvcc::counters` and `mvcc::registry`, the savepoints' transaction ids
+//!   (a static cannot hold a loom atomic): the shard hint of [`ShardedU64`],
+//!   the first-slot hint of `mvcc::registry`, the savepoints' transaction ids
 //!   in `db::savepoint`, and the live-node counter of feature `leak-check`;
 //! - the per-thread node pool of `bwtree::chain::mem`, compiled only outside
 //!   loom (under loom every node is a plain allocation);
@@ -97,6 +97,72 @@ pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) {
 /// order of one commit's installation.
 #[cfg(not(loom))]
 const SPIN_CHECKS: u32 = 512;
+
+/// A `u64` split over cache-padded shards, each thread adding to its own
+/// (threads are spread over the shards on first use), so that counters
+/// bumped on every commit or install do not make every thread write one
+/// cache line. Reading sums the shards (wrapping: a shard may go "negative"
+/// when one thread subtracts what another added).
+pub(crate) struct ShardedU64 {
+    shards: [crossbeam_utils::CachePadded<AtomicU64>; SHARDS],
+}
+
+#[cfg(not(loom))]
+const SHARDS: usize = 8;
+#[cfg(loom)]
+const SHARDS: usize = 1;
+
+/// This thread's shard.
+#[cfg(not(loom))]
+fn shard() -> usize {
+    // A plain static, not a shim atomic: it only spreads threads over the
+    // shards (any value is correct), and a loom atomic cannot be a static.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+#[cfg(loom)]
+fn shard() -> usize {
+    0
+}
+
+impl ShardedU64 {
+    pub(crate) fn new() -> Self {
+        ShardedU64 {
+            shards: std::array::from_fn(|_| crossbeam_utils::CachePadded::new(AtomicU64::new(0))),
+        }
+    }
+
+    /// Add `n` to this thread's shard; the shard's previous value.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) -> u64 {
+        self.shards[shard()].fetch_add(n, Ordering::Relaxed)
+    }
+
+    /// Subtract `n` (wrapping) from this thread's shard.
+    #[inline]
+    pub(crate) fn sub(&self, n: u64) {
+        self.shards[shard()].fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Set the total to `n` (before the counter is shared).
+    pub(crate) fn set(&self, n: u64) {
+        for s in &self.shards {
+            s.store(0, Ordering::Relaxed);
+        }
+        self.shards[0].store(n, Ordering::Relaxed);
+    }
+
+    /// The wrapping sum of the shards.
+    pub(crate) fn sum(&self) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |a, s| a.wrapping_add(s.load(Ordering::Relaxed)))
+    }
+}
 
 /// A slot written at most once with a boxed value, then read without a lock:
 /// the "race to initialise" cell (`once_cell::race::OnceBox`), on a shim

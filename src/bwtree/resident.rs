@@ -1,6 +1,6 @@
 //! The resident-byte counter of a tree with paging (`design/storage.md`
 //! §5.1): the estimated heap bytes of the chains the mapping table holds,
-//! sharded like the engine's event counters (`mvcc/counters.rs`) so that
+//! sharded (`crate::sync::ShardedU64`, as the engine's event counters are) so that
 //! installs and retirements on different threads do not all write one cache
 //! line. Reading sums the shards.
 //!
@@ -11,30 +11,7 @@
 //! wake function: one wake per arming ([`ResidentBytes::arm`], which the
 //! evictor calls after each round).
 
-use crossbeam_utils::CachePadded;
-
-use crate::sync::{AtomicBool, AtomicU64, OnceSlot, Ordering::Relaxed};
-
-#[cfg(not(loom))]
-const SHARDS: usize = 8;
-#[cfg(loom)]
-const SHARDS: usize = 1;
-
-#[cfg(not(loom))]
-fn shard() -> usize {
-    // A plain static, not a shim atomic: it only spreads threads over the
-    // shards (any value is correct), and a loom atomic cannot be a static.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    crate::sync::thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
-    }
-    SHARD.with(|s| *s)
-}
-
-#[cfg(loom)]
-fn shard() -> usize {
-    0
-}
+use crate::sync::{AtomicBool, OnceSlot, Ordering::Relaxed, ShardedU64};
 
 /// What an add past the limit calls, set once.
 struct Alarm {
@@ -48,7 +25,7 @@ struct Alarm {
 /// what its threads added and subtracted; the shards' wrapping sum is the
 /// total.
 pub(crate) struct ResidentBytes {
-    shards: [CachePadded<AtomicU64>; SHARDS],
+    shards: ShardedU64,
     alarm: OnceSlot<Alarm>,
     armed: AtomicBool,
 }
@@ -56,7 +33,7 @@ pub(crate) struct ResidentBytes {
 impl ResidentBytes {
     pub(crate) fn new() -> Self {
         ResidentBytes {
-            shards: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            shards: ShardedU64::new(),
             alarm: OnceSlot::new(),
             armed: AtomicBool::new(false),
         }
@@ -65,7 +42,7 @@ impl ResidentBytes {
     /// Add `n` bytes.
     #[inline]
     pub(crate) fn add(&self, n: u64) {
-        let old = self.shards[shard()].fetch_add(n, Relaxed);
+        let old = self.shards.add(n);
         if let Some(alarm) = self.alarm.get() {
             if (old ^ old.wrapping_add(n)) >> alarm.chunk_shift != 0 {
                 self.check(alarm);
@@ -76,20 +53,17 @@ impl ResidentBytes {
     /// Subtract `n` bytes.
     #[inline]
     pub(crate) fn sub(&self, n: u64) {
-        self.shards[shard()].fetch_sub(n, Relaxed);
+        self.shards.sub(n);
     }
 
     /// Set the total (before the counter is shared).
     pub(crate) fn set(&self, n: u64) {
-        for s in &self.shards {
-            s.store(0, Relaxed);
-        }
-        self.shards[0].store(n, Relaxed);
+        self.shards.set(n);
     }
 
     /// The total (0 if the subtractions seen outrun the additions seen).
     pub(crate) fn get(&self) -> u64 {
-        let sum = self.shards.iter().fold(0u64, |a, s| a.wrapping_add(s.load(Relaxed)));
+        let sum = self.shards.sum();
         if (sum as i64) < 0 {
             0
         } else {
