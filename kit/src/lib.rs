@@ -18,7 +18,7 @@
 //! ## Why a crate, and why without bwtx
 //!
 //! It is a workspace member (`publish = false`) that every target reaches as a
-//! crate, with no `#[path]` includes. Its only dependency is criterion (optional,
+//! crate, with no path-attribute includes. Its only dependency is criterion (optional,
 //! feature `criterion`); in particular it does not depend on `bwtx`: the `bwtx` command-line tool is a binary of the `bwtx` package and
 //! the library's history workload (feature `history`) draws its choices from
 //! [`rng::SplitMix64`], so `bwtx` depends on this crate (optionally, through

@@ -7,19 +7,11 @@
 
 mod common;
 
-use bwtx::{Db, Options};
+use bwtx::Db;
 use common::*;
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-
-fn db() -> Db {
-    Options::new()
-        .tree_config(config(2, 8, 2))
-        .gc_interval(None)
-        .in_memory()
-        .expect("valid options")
-}
 
 fn get(v: bwtx::Result<Option<bytes::Bytes>>) -> Option<Vec<u8>> {
     v.expect("read").map(|b| b.to_vec())

@@ -9,21 +9,13 @@
 
 mod common;
 
-use bwtx::{Db, Options};
+use bwtx::Db;
 use common::*;
 use loom::sync::mpsc;
 use loom::thread;
 
 /// Slots per registry segment under loom (`mvcc::registry::SEGMENT`).
 const SEGMENT: usize = 4;
-
-fn db() -> Db {
-    Options::new()
-        .tree_config(config(2, 8, 2))
-        .gc_interval(None)
-        .in_memory()
-        .expect("valid options")
-}
 
 /// Commit `k = value`; its timestamp.
 fn put(db: &Db, value: &str) -> u64 {

@@ -10,6 +10,7 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use bwtx::tree::{Config, Tree};
+use bwtx::Options;
 
 /// Overwrites every block with `0xA5` before handing it back to the system
 /// allocator: a use after free reads poison instead of the old contents.
@@ -262,4 +263,14 @@ impl<T: Send + 'static> Worker<T> {
         self.release.open();
         self.handle.join().expect("worker panicked")
     }
+}
+
+/// An in-memory database for the transaction-layer models: small leaves
+/// (chain 2, split above 8, merge below 2) and no background sweeper.
+pub fn db() -> bwtx::Db {
+    Options::new()
+        .tree_config(config(2, 8, 2))
+        .gc_interval(None)
+        .in_memory()
+        .expect("valid options")
 }
