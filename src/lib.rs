@@ -72,7 +72,7 @@ pub use db::{Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::Stats;
 pub use error::{Error, Result};
 pub use mvcc::Iter;
-pub use options::{Durability, Options};
+pub use options::{Durability, Isolation, Options};
 
 /// The multi-version Bw-Tree: the storage core the transaction layer builds on.
 pub mod tree {

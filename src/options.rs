@@ -30,6 +30,29 @@ pub enum Durability {
     None,
 }
 
+/// The isolation level of a transaction (`design/mvcc.md`).
+///
+/// Both levels read one snapshot plus the transaction's own writes, and
+/// both make a transaction that wrote a key someone else wrote after its
+/// snapshot fail at commit (first committer wins). They differ in what a
+/// commit validates about the transaction's *reads*.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// Snapshot isolation: reads are not validated. Fast, never aborts a
+    /// transaction for what it read, but lets write skew through. The
+    /// default.
+    #[default]
+    Snapshot,
+    /// Serializable: a transaction with writes also validates at commit that
+    /// nothing it read (keys, including keys found absent, and scanned
+    /// ranges) changed after its snapshot, so every committed history is
+    /// equivalent to a serial one. **Not built yet**: until read validation
+    /// lands (issue 12), a serializable transaction behaves as a snapshot
+    /// one.
+    Serializable,
+}
+
 /// Options for opening a database.
 ///
 /// ```
@@ -56,6 +79,7 @@ pub struct Options {
     pub(crate) segment_bytes: u64,
     pub(crate) checkpoint_bytes: u64,
     pub(crate) cache_size: Option<u64>,
+    pub(crate) isolation: Isolation,
 }
 
 impl std::fmt::Debug for Options {
@@ -67,6 +91,7 @@ impl std::fmt::Debug for Options {
             .field("segment_bytes", &self.segment_bytes)
             .field("checkpoint_bytes", &self.checkpoint_bytes)
             .field("cache_size", &self.cache_size)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +106,7 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             checkpoint_bytes: 256 << 20,
             cache_size: None,
+            isolation: Isolation::Snapshot,
         }
     }
 }
@@ -143,6 +169,15 @@ impl Options {
     /// recovers from the checkpoint and the log as without a cache.
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = Some(bytes);
+        self
+    }
+
+    /// The isolation level of transactions begun with [`crate::Db::begin`],
+    /// [`crate::Db::transaction`] and [`crate::Db::try_transaction`]
+    /// (default [`Isolation::Snapshot`]); [`crate::Db::begin_with`] chooses
+    /// per transaction.
+    pub fn isolation(mut self, level: Isolation) -> Self {
+        self.isolation = level;
         self
     }
 

@@ -115,12 +115,20 @@ impl Db {
     }
 
     /// Begin a read-write transaction on a snapshot of everything committed
-    /// so far.
+    /// so far, at the isolation level [`Options::isolation`] chose (default
+    /// [`crate::Isolation::Snapshot`]).
     ///
     /// The transaction owns its handle on the database: it can move to
     /// another thread and outlive this `Db`.
     pub fn begin(&self) -> Transaction {
-        Transaction::new(&self.engine)
+        Transaction::new(&self.engine, self.engine.isolation)
+    }
+
+    /// Begin a read-write transaction at isolation level `level`, whatever
+    /// [`Options::isolation`] says; otherwise as [`Db::begin`]. Transactions
+    /// of both levels can run side by side: each behaves as it chose.
+    pub fn begin_with(&self, level: crate::Isolation) -> Transaction {
+        Transaction::new(&self.engine, level)
     }
 
     /// A read-only snapshot of everything committed so far. It never blocks

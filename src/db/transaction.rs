@@ -12,7 +12,7 @@ use crate::engine::{Engine, Pinned};
 use crate::mvcc::iter::{byte_bounds, Iter};
 use crate::mvcc::WriteSet;
 use crate::sync::Arc;
-use crate::Result;
+use crate::{Isolation, Result};
 
 /// A read-write transaction under snapshot isolation, with savepoints.
 ///
@@ -72,15 +72,23 @@ pub struct Transaction {
     writes: WriteSet,
     /// Savepoints and the undo log (empty until the first savepoint).
     undo: Undo,
+    /// The level chosen at begin.
+    isolation: Isolation,
 }
 
 impl Transaction {
-    pub(crate) fn new(engine: &Arc<Engine>) -> Self {
+    pub(crate) fn new(engine: &Arc<Engine>, isolation: Isolation) -> Self {
         Transaction {
             snapshot: Pinned::new(engine),
             writes: WriteSet::new(),
             undo: Undo::default(),
+            isolation,
         }
+    }
+
+    /// The isolation level this transaction was begun with.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// The snapshot timestamp: this transaction sees exactly the commits at

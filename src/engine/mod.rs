@@ -63,6 +63,8 @@ pub(crate) struct Engine {
     pages: Option<Arc<pages::PageFile>>,
     /// `Options::cache_size`, for a database with page segments.
     cache_size: Option<u64>,
+    /// `Options::isolation`: the level of `Db::begin`.
+    pub(crate) isolation: crate::Isolation,
     /// Background threads (GC sweeper, log thread); see [`workers`].
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the last `Db` handle goes: background threads exit.
@@ -117,6 +119,7 @@ impl Engine {
             counters: EngineCounters::new(),
             store,
             cache_size: pages.as_ref().and(opts.cache_size),
+            isolation: opts.isolation,
             pages,
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
