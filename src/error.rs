@@ -67,6 +67,20 @@ pub enum Error {
         /// What is wrong there.
         reason: &'static str,
     },
+    /// A snapshot cannot be read as of `requested`: garbage collection may
+    /// already have dropped versions it would see. Returned by
+    /// [`crate::Db::snapshot_at`] for a timestamp below what
+    /// [`crate::Options::history_retention`] and the open snapshots keep, and
+    /// by the reads of a snapshot older than
+    /// [`crate::Options::max_snapshot_age`]. Never a wrong answer instead.
+    #[error("snapshot at ts {requested} is too old: the oldest readable timestamp is {oldest}")]
+    SnapshotTooOld {
+        /// The snapshot timestamp asked for.
+        requested: u64,
+        /// The oldest timestamp readable when the error was found (a snapshot
+        /// at or above it may still be refused later, as the horizon moves).
+        oldest: u64,
+    },
     /// The transaction lost a write-write race (first committer wins): a
     /// transaction that committed at `winner`, after this one's snapshot at
     /// `snapshot` was taken, wrote `key` too. Nothing was installed; running

@@ -80,6 +80,8 @@ pub struct Options {
     pub(crate) checkpoint_bytes: u64,
     pub(crate) cache_size: Option<u64>,
     pub(crate) isolation: Isolation,
+    pub(crate) history_retention: Duration,
+    pub(crate) max_snapshot_age: Option<Duration>,
 }
 
 impl std::fmt::Debug for Options {
@@ -92,6 +94,8 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_bytes", &self.checkpoint_bytes)
             .field("cache_size", &self.cache_size)
             .field("isolation", &self.isolation)
+            .field("history_retention", &self.history_retention)
+            .field("max_snapshot_age", &self.max_snapshot_age)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +111,8 @@ impl Default for Options {
             checkpoint_bytes: 256 << 20,
             cache_size: None,
             isolation: Isolation::Snapshot,
+            history_retention: Duration::ZERO,
+            max_snapshot_age: None,
         }
     }
 }
@@ -178,6 +184,28 @@ impl Options {
     /// per transaction.
     pub fn isolation(mut self, level: Isolation) -> Self {
         self.isolation = level;
+        self
+    }
+
+    /// Keep history for time travel ([`crate::Db::snapshot_at`]): every
+    /// version that was the newest of its key at some moment in the last
+    /// `retention` stays readable, and garbage collection drops only older
+    /// ones. The default is zero: only open snapshots hold versions. The
+    /// window is kept in memory and in page images; history before the
+    /// newest checkpoint is not kept across a restart (a reopened database
+    /// reads as of its checkpoint timestamp or later).
+    pub fn history_retention(mut self, retention: Duration) -> Self {
+        self.history_retention = retention;
+        self
+    }
+
+    /// Stop a forgotten snapshot from holding back garbage collection: a
+    /// snapshot (or transaction) older than `age` no longer keeps its
+    /// versions, and its reads fail with [`crate::Error::SnapshotTooOld`]
+    /// once collection has passed it, rather than letting memory grow
+    /// without bound. Default: no limit.
+    pub fn max_snapshot_age(mut self, age: Duration) -> Self {
+        self.max_snapshot_age = Some(age);
         self
     }
 

@@ -41,6 +41,9 @@ pub struct Cursor<'t> {
     /// and doubles with each refill: a short scan (`.take(10)`) does not copy
     /// out the rest of its leaf, and a long one soon takes whole leaves.
     front_batch: usize,
+    /// Fail with `Error::SnapshotTooOld` once the GC watermark passes `ts`
+    /// (the engine's cursors; see [`Cursor::checked`]).
+    checked: bool,
 }
 
 /// The first front refill's [`Cursor::front_batch`].
@@ -131,7 +134,17 @@ impl<'t> Cursor<'t> {
             front_pos: 0,
             back_entries: Vec::new(),
             front_batch: FIRST_BATCH,
+            checked: false,
         }
+    }
+
+    /// This cursor fails with [`crate::Error::SnapshotTooOld`] (on each
+    /// call, from the leaf where it was found) once garbage collection has
+    /// passed its timestamp, rather than return what might be missing
+    /// versions: for snapshots that can expire (`Options::max_snapshot_age`).
+    pub(crate) fn checked(mut self) -> Self {
+        self.checked = true;
+        self
     }
 
     /// Fill `out` with the first `limit` visible entries of the leaf holding
@@ -160,6 +173,14 @@ impl<'t> Cursor<'t> {
             limit,
             ts: self.ts,
         });
+        if self.checked {
+            // After the read: a consolidation that could have dropped a
+            // version this leaf showed us raised the watermark first.
+            if let Err(e) = self.tree.check_readable(self.ts) {
+                out.clear();
+                return Err(e);
+            }
+        }
         Ok((r.low.clone(), r.high.clone()))
     }
 

@@ -448,6 +448,21 @@ impl Tree {
         self.watermark.load(Ordering::Acquire)
     }
 
+    /// `Ok` if a read at `ts` that has just finished was complete: the GC
+    /// watermark is still at or below `ts`, so no consolidation can have
+    /// dropped a version it would see. Else [`crate::Error::SnapshotTooOld`].
+    #[inline]
+    pub(crate) fn check_readable(&self, ts: u64) -> Result<()> {
+        let wm = self.gc_watermark();
+        if wm > ts {
+            return Err(crate::Error::SnapshotTooOld {
+                requested: ts,
+                oldest: wm,
+            });
+        }
+        Ok(())
+    }
+
     /// Raise the GC watermark: from now on consolidation may drop versions no
     /// snapshot at or above `watermark` can see. It never goes down.
     pub fn set_gc_watermark(&self, watermark: u64) {

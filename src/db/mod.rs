@@ -138,6 +138,35 @@ impl Db {
         Snapshot::new(&self.engine)
     }
 
+    /// A read-only snapshot as of commit timestamp `ts` (time travel): it
+    /// sees exactly the commits at or below `ts`, such as the value a
+    /// [`Transaction::commit`] returned. It holds its versions like any open
+    /// snapshot.
+    ///
+    /// Timestamps stay readable for [`Options::history_retention`] (default
+    /// zero: only while some open snapshot holds them). Fails with
+    /// [`crate::Error::SnapshotTooOld`] (naming the oldest readable
+    /// timestamp) below that, never with a wrong answer, and with
+    /// [`crate::Error::InvalidArgument`] above the newest visible commit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = bwtx::Options::new()
+    ///     .history_retention(Duration::from_secs(3600))
+    ///     .in_memory()?;
+    /// let mut tx = db.begin();
+    /// tx.put("price", "10")?;
+    /// let v1 = tx.commit()?;
+    /// db.transaction(|tx| tx.put("price", "12"))?;
+    /// db.collect_garbage();
+    /// assert_eq!(db.snapshot_at(v1)?.get("price")?.as_deref(), Some(&b"10"[..]));
+    /// assert_eq!(db.snapshot().get("price")?.as_deref(), Some(&b"12"[..]));
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn snapshot_at(&self, ts: u64) -> Result<Snapshot> {
+        Snapshot::at(&self.engine, ts)
+    }
+
     /// Wait until snapshots taken from now on include the commit at `ts`
     /// (at most `timeout`); whether they do. After a conflict, waiting for
     /// the winner (`Error::Conflict { winner, .. }`) before retrying keeps

@@ -28,6 +28,12 @@ impl Snapshot {
         }
     }
 
+    pub(crate) fn at(engine: &Arc<Engine>, ts: u64) -> Result<Self> {
+        Ok(Snapshot {
+            snapshot: Pinned::at(engine, ts)?,
+        })
+    }
+
     /// The snapshot timestamp: exactly the commits at or below it are seen.
     pub fn ts(&self) -> u64 {
         self.snapshot.ts()

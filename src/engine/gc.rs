@@ -25,24 +25,40 @@ pub(crate) const REFRESH_EVERY: u64 = 64;
 const SWEEP_DUTY: u32 = 20;
 
 impl Engine {
-    /// Raise the tree's GC watermark to the current low watermark.
-    pub(crate) fn refresh_watermark(&self) -> u64 {
-        let wm = self.registry.low_watermark(&self.oracle);
-        self.tree.set_gc_watermark(wm);
-        wm
+    /// Raise the tree's GC watermark to the current low watermark, within
+    /// the horizons of `Options::history_retention` and
+    /// `Options::max_snapshot_age`. With `wait` false (the commit path), a
+    /// refresh that would wait for another one's horizon samples is skipped.
+    /// Returns the tree's watermark.
+    pub(crate) fn refresh_watermark(&self, wait: bool) -> u64 {
+        if let Some(bounds) = self.horizon.bounds(self.oracle.read_ts(), wait) {
+            let wm = self.registry.low_watermark(&self.oracle, bounds);
+            self.tree.set_gc_watermark(wm);
+        }
+        self.tree.gc_watermark()
     }
 
     /// Called by every successful committer with its commit timestamp.
     #[inline]
     pub(crate) fn after_commit(&self, ts: u64) {
         if ts.is_multiple_of(REFRESH_EVERY) {
-            self.refresh_watermark();
+            self.refresh_watermark(false);
+        }
+    }
+
+    /// The watermark GC would use now (nothing is changed but the horizon
+    /// samples): the background sweeper's test for whether to sweep.
+    #[cfg(not(loom))]
+    fn next_watermark(&self) -> u64 {
+        match self.horizon.bounds(self.oracle.read_ts(), true) {
+            Some(bounds) => self.registry.low_watermark(&self.oracle, bounds),
+            None => self.tree.gc_watermark(),
         }
     }
 
     /// Refresh the watermark and sweep every page; returns versions dropped.
     pub(crate) fn sweep(&self) -> u64 {
-        let wm = self.refresh_watermark();
+        let wm = self.refresh_watermark(true);
         self.counters.sweeps.add(1);
         self.tree.collect_garbage(wm)
     }
@@ -62,7 +78,7 @@ pub(crate) fn spawn_sweeper(engine: Weak<Engine>, interval: Duration) -> std::io
             if db.closing() {
                 return;
             }
-            let wm = db.registry.low_watermark(&db.oracle);
+            let wm = db.next_watermark();
             if last == Some(wm) {
                 sleep = interval;
                 continue;

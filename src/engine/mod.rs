@@ -33,6 +33,7 @@ use bytes::Bytes;
 
 use crate::bwtree::Tree;
 use crate::mvcc::counters::EngineCounters;
+use crate::mvcc::horizon::Horizon;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
 use crate::mvcc::registry::Registry;
@@ -53,6 +54,8 @@ pub(crate) struct Engine {
     pub(crate) oracle: Oracle,
     /// Registered snapshots and the GC low watermark.
     pub(crate) registry: Registry,
+    /// History retention and the snapshot age limit, as timestamps.
+    pub(crate) horizon: Horizon,
     /// Striped commit latches (first-committer-wins validation).
     latches: Latches,
     /// Commits, conflicts, versions installed, sweeps.
@@ -111,10 +114,13 @@ impl Engine {
             _ => None,
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
+        let checkpoint_ts = store.as_ref().map_or(0, |s| s.recovered().checkpoint_ts);
         let engine = Arc::new(Engine {
             tree,
             oracle: Oracle::new(last_ts),
-            registry: Registry::new(),
+            // No history below the checkpoint recovered from.
+            registry: Registry::new(checkpoint_ts),
+            horizon: Horizon::new(opts.history_retention, opts.max_snapshot_age, last_ts),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,

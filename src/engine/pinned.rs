@@ -10,6 +10,7 @@
 use super::Engine;
 use crate::mvcc::registry::Pin;
 use crate::sync::Arc;
+use crate::{Error, Result};
 
 /// A snapshot registered with an engine's registry, unregistered on drop.
 pub(crate) struct Pinned {
@@ -29,6 +30,26 @@ impl Pinned {
             ts: pin.ts(),
             pin: Some(pin),
         }
+    }
+
+    /// Register a snapshot at the past timestamp `ts` (time travel):
+    /// [`Error::InvalidArgument`] above the read timestamp,
+    /// [`Error::SnapshotTooOld`] below what garbage collection keeps.
+    pub(crate) fn at(engine: &Arc<Engine>, ts: u64) -> Result<Pinned> {
+        if ts > engine.oracle.read_ts() {
+            return Err(Error::InvalidArgument(
+                "snapshot_at: the timestamp is above the newest visible commit",
+            ));
+        }
+        let pin = engine
+            .registry
+            .pin_at(ts)
+            .map_err(|oldest| Error::SnapshotTooOld { requested: ts, oldest })?;
+        Ok(Pinned {
+            engine: engine.clone(),
+            ts,
+            pin: Some(pin),
+        })
     }
 
     /// The snapshot timestamp.

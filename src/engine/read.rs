@@ -53,6 +53,9 @@ impl Engine {
         if self.cache_size.is_some() {
             self.help_evict();
         }
+        // A snapshot past `Options::max_snapshot_age` that GC has passed:
+        // the answer may miss a version (`Tree::check_readable`).
+        self.tree.check_readable(ts)?;
         r
     }
 
@@ -84,7 +87,7 @@ impl Engine {
             self.help_evict();
         }
         let buf = writes.filter(|w| !w.is_empty()).map(|w| w.range::<[u8], _>(b));
-        Iter::new(self.tree.range::<&[u8], _>(b, ts), buf)
+        Iter::new(self.tree.range::<&[u8], _>(b, ts).checked(), buf)
     }
 
     /// [`Engine::scan`] over the keys that start with `prefix`.

@@ -34,6 +34,18 @@ pub struct Stats {
     /// The tree's GC watermark: versions no snapshot at or above it can see
     /// may be dropped.
     pub gc_watermark: u64,
+    /// How far the GC watermark trails the read timestamp, in commit
+    /// timestamps (`read_ts - gc_watermark`): what open snapshots and
+    /// [`crate::Options::history_retention`] hold back.
+    pub gc_lag: u64,
+    /// The oldest registered snapshot's timestamp (`None`: none open).
+    pub oldest_snapshot_ts: Option<u64>,
+    /// About how long ago the oldest open snapshot was taken (to the
+    /// watermark refresh interval; `None` if none is open or it is younger
+    /// than the last refresh).
+    pub oldest_snapshot_age: Option<std::time::Duration>,
+    /// The oldest timestamp [`crate::Db::snapshot_at`] can read now.
+    pub oldest_readable_ts: u64,
     /// Commit records appended to the log since open.
     pub log_records: u64,
     /// Log syncs (fsyncs) since open: with group commit, fewer than records.
@@ -69,6 +81,7 @@ impl Engine {
     /// [`crate::Db::stats`].
     pub(crate) fn stats(&self) -> Stats {
         let tree = self.tree.stats();
+        let oldest = self.registry.oldest();
         let installed = self.counters.versions_installed.get();
         let store = self.store.as_ref();
         let paging = self.tree.paging.as_deref().map(|p| &p.counters);
@@ -86,6 +99,10 @@ impl Engine {
             active_snapshots: self.registry.active() as u64,
             read_ts: self.oracle.read_ts(),
             gc_watermark: self.tree.gc_watermark(),
+            gc_lag: self.oracle.read_ts().saturating_sub(self.tree.gc_watermark()),
+            oldest_snapshot_ts: oldest,
+            oldest_snapshot_age: oldest.and_then(|ts| self.horizon.age_of(ts)),
+            oldest_readable_ts: self.registry.oldest_readable(),
             log_records: store.map_or(0, |s| s.log_records()),
             log_syncs: store.map_or(0, |s| s.log_syncs()),
             log_segments: store.map_or(0, |s| s.log_segments()),

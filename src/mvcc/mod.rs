@@ -4,12 +4,15 @@
 //!
 //! - [`oracle`]: commit timestamps and the read (visibility) timestamp.
 //! - [`registry`]: registered snapshots and the GC low watermark.
+//! - [`horizon`]: history retention and the snapshot age limit as
+//!   timestamps for the watermark.
 //! - [`latches`]: striped commit latches for first-committer-wins validation.
 //! - [`iter`]: snapshot ranges merged with a transaction's own writes, and
 //!   the [`WriteSet`] they merge.
 //! - [`counters`]: sharded event counters behind `crate::Stats`.
 
 pub(crate) mod counters;
+pub(crate) mod horizon;
 pub(crate) mod iter;
 pub(crate) mod latches;
 pub(crate) mod oracle;

@@ -16,9 +16,20 @@
 //! timestamp up if it is below. With sequentially consistent accesses, either
 //! the GC's second scan sees the slot or the begin sees the proposal. See
 //! `design/mvcc.md`, "GC watermark".
+//!
+//! Time travel ([`Registry::pin_at`]) registers a snapshot at an older
+//! timestamp by the same handshake, except that it cannot move up: if the
+//! proposal is above its timestamp it gives the slot back and fails. The
+//! proposal never goes down and every watermark used is at or below the
+//! proposal of its time, so a pin that saw a proposal at or below its
+//! timestamp is safe from every GC, past and future. The horizons of
+//! `super::horizon` enter as bounds of the candidate: the retention horizon
+//! caps it, and slots below the age floor are ignored (those snapshots'
+//! reads then fail, see `crate::Error::SnapshotTooOld`).
 
 use crossbeam_utils::CachePadded;
 
+use super::horizon::Bounds;
 use super::oracle::Oracle;
 use crate::sync::{fence, AtomicU64, OnceSlot, Ordering::SeqCst};
 
@@ -126,11 +137,34 @@ impl Drop for ScopedPin<'_> {
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    /// A registry whose oldest readable timestamp is `floor` (the
+    /// checkpoint a database was recovered from: no history below it).
+    pub(crate) fn new(floor: u64) -> Self {
         Registry {
             first: SlotSegment::new(),
-            proposed: CachePadded::new(AtomicU64::new(0)),
+            proposed: CachePadded::new(AtomicU64::new(floor)),
         }
+    }
+
+    /// Register a snapshot at `ts`, at or below the read timestamp (the
+    /// caller checks that). `Err(oldest)` if a GC may already have used a
+    /// watermark above `ts`: `oldest` is the lowest timestamp that could
+    /// still be pinned.
+    pub(crate) fn pin_at(&self, ts: u64) -> Result<Pin, u64> {
+        let (index, slot) = self.claim(ts);
+        // As in `pin`: the slot's store, then the proposal's load.
+        fence(SeqCst);
+        let p = self.proposed.load(SeqCst);
+        if ts >= p {
+            return Ok(Pin { slot: index, ts });
+        }
+        slot.store(FREE, SeqCst);
+        Err(p)
+    }
+
+    /// The lowest timestamp [`Registry::pin_at`] could pin now.
+    pub(crate) fn oldest_readable(&self) -> u64 {
+        self.proposed.load(SeqCst)
     }
 
     /// Register a snapshot at the current read timestamp. Give it back with
@@ -199,11 +233,19 @@ impl Registry {
 
     /// The oldest registered snapshot, `None` if there is none.
     pub(crate) fn oldest(&self) -> Option<u64> {
+        self.oldest_from(0)
+    }
+
+    /// The oldest registered snapshot at or above `floor`.
+    fn oldest_from(&self, floor: u64) -> Option<u64> {
         let mut min = FREE;
         let mut seg = Some(&self.first);
         while let Some(s) = seg {
             for slot in s.slots.iter() {
-                min = min.min(slot.load(SeqCst));
+                let ts = slot.load(SeqCst);
+                if ts >= floor {
+                    min = min.min(ts);
+                }
             }
             seg = s.next.get();
         }
@@ -222,11 +264,16 @@ impl Registry {
     }
 
     /// A watermark safe for GC: at or below every snapshot registered now or
-    /// registering concurrently, and at or below the read timestamp.
-    pub(crate) fn low_watermark(&self, oracle: &Oracle) -> u64 {
-        let candidate = oracle.read_ts().min(self.oldest().unwrap_or(FREE));
+    /// registering concurrently (but those below `bounds.expire_below`), at
+    /// or below `bounds.retain_from`, and at or below the read timestamp.
+    pub(crate) fn low_watermark(&self, oracle: &Oracle, bounds: Bounds) -> u64 {
+        let floor = bounds.expire_below;
+        let candidate = oracle
+            .read_ts()
+            .min(bounds.retain_from)
+            .min(self.oldest_from(floor).unwrap_or(FREE));
         self.proposed.fetch_max(candidate, SeqCst);
         fence(SeqCst);
-        candidate.min(self.oldest().unwrap_or(FREE))
+        candidate.min(self.oldest_from(floor).unwrap_or(FREE))
     }
 }

@@ -1,0 +1,169 @@
+//! The time horizons of garbage collection: `Options::history_retention`
+//! and `Options::max_snapshot_age`, turned from durations into timestamps.
+//!
+//! # Definitions
+//! - `read_ts(t)`: the oracle's read timestamp at time `t`. It never goes
+//!   down, so a snapshot pinned at time `p` has `ts = read_ts(p)`.
+//! - A *sample* is a pair `(t, read_ts(t))`, taken whenever the watermark is
+//!   refreshed (every 64 commits and every GC sweep), at most one per
+//!   `spacing` (1/4096 of the longest window, at least 10 ms).
+//! - The *retention horizon* for a window `R` is `read_ts(t)` of the newest
+//!   sample with `t <= now - R` (the oldest sample if none is that old; no
+//!   bound when `R` is zero).
+//! - The *age floor* for a limit `A` is `read_ts(t)` of the newest sample
+//!   with `t <= now - A` (0 if none is that old, or without a limit).
+//!
+//! # Invariants
+//! - Retention: a version that was the newest of its key at a moment
+//!   `m >= now - R` is overwritten, if at all, by a commit above
+//!   `read_ts(m) >= horizon`; GC at a watermark `<= horizon` keeps it.
+//! - Age: a snapshot at `s < floor = read_ts(t)` was pinned before
+//!   `t <= now - A`, so it is older than `A`; GC may ignore it. Both bounds
+//!   err on the side of keeping more (a sample older than the exact instant).
+//!
+//! The samples sit behind a mutex: the sweeper takes it, the commit path
+//! only tries it (and skips the refresh when it is taken). Nothing on a
+//! read or a commit's critical path waits for it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::sync::{Mutex, TryLockError};
+
+/// Samples are never closer than this.
+const MIN_SPACING: Duration = Duration::from_millis(10);
+/// How many samples a window is cut into (at most, plus one).
+const SAMPLES_PER_WINDOW: u32 = 4096;
+/// Samples are kept at least this long, so that `Stats` can give the age of
+/// the oldest snapshot.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a refresh of the GC watermark must respect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    /// The watermark stays at or below this (`u64::MAX`: no retention).
+    pub(crate) retain_from: u64,
+    /// Snapshots below this are expired: GC does not wait for them (0: none).
+    pub(crate) expire_below: u64,
+}
+
+/// The samples and the two windows.
+pub(crate) struct Horizon {
+    retention: Duration,
+    max_age: Option<Duration>,
+    window: Duration,
+    spacing: Duration,
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl Horizon {
+    /// Horizons for `retention` and `max_age`, with a first sample of
+    /// `read_ts` (the read timestamp at open).
+    pub(crate) fn new(retention: Duration, max_age: Option<Duration>, read_ts: u64) -> Self {
+        let window = retention.max(max_age.unwrap_or_default()).max(MIN_WINDOW);
+        Horizon {
+            retention,
+            max_age,
+            window,
+            spacing: (window / SAMPLES_PER_WINDOW).max(MIN_SPACING),
+            samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
+        }
+    }
+
+    /// Sample `read_ts` now and return the bounds a refresh must respect.
+    /// With `wait` false (the commit path), `None` if another thread holds
+    /// the samples: skip this refresh.
+    pub(crate) fn bounds(&self, read_ts: u64, wait: bool) -> Option<Bounds> {
+        let mut samples = match self.samples.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) if !wait => return None,
+            Err(TryLockError::WouldBlock) => crate::sync::lock(&self.samples),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let now = Instant::now();
+        if samples
+            .back()
+            .is_none_or(|&(t, _)| now.duration_since(t) >= self.spacing)
+        {
+            samples.push_back((now, read_ts));
+        }
+        // Drop samples older than the newest one at or before the window's start.
+        if let Some(start) = now.checked_sub(self.window) {
+            while samples.len() > 1 && samples[1].0 <= start {
+                samples.pop_front();
+            }
+        }
+        let retain_from = if self.retention.is_zero() {
+            u64::MAX
+        } else {
+            at_or_before(&samples, now.checked_sub(self.retention)).unwrap_or(samples[0].1)
+        };
+        let expire_below = match self.max_age {
+            Some(age) => at_or_before(&samples, now.checked_sub(age)).unwrap_or(0),
+            None => 0,
+        };
+        Some(Bounds {
+            retain_from,
+            expire_below,
+        })
+    }
+
+    /// About how long ago a snapshot at `ts` was pinned: the time since the
+    /// last sample whose read timestamp was still below `ts` (the pin came
+    /// after it), so at most one sampling interval too long; for a snapshot
+    /// older than every kept sample, the time since the oldest (so at least
+    /// the sample window). `None` if the samples are busy or none has
+    /// reached `ts` yet (a snapshot younger than the last sample).
+    pub(crate) fn age_of(&self, ts: u64) -> Option<std::time::Duration> {
+        let samples = self.samples.try_lock().ok()?;
+        let i = samples.iter().position(|&(_, r)| r >= ts)?;
+        Some(samples[i.saturating_sub(1)].0.elapsed())
+    }
+}
+
+/// The read timestamp of the newest sample taken at or before `t`.
+fn at_or_before(samples: &VecDeque<(Instant, u64)>, t: Option<Instant>) -> Option<u64> {
+    let t = t?;
+    samples.iter().rev().find(|&&(s, _)| s <= t).map(|&(_, r)| r)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_windows_bound_nothing() {
+        let h = Horizon::new(Duration::ZERO, None, 5);
+        assert_eq!(
+            h.bounds(9, true),
+            Some(Bounds {
+                retain_from: u64::MAX,
+                expire_below: 0
+            })
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_read_ts_of_the_window_start() {
+        let h = Horizon::new(Duration::from_millis(30), None, 5);
+        // Within the first 30 ms nothing is old enough: the first sample holds.
+        assert_eq!(h.bounds(9, true).unwrap().retain_from, 5);
+        std::thread::sleep(Duration::from_millis(40));
+        // The sample at open (5) is now at least 30 ms old; the one of 9 is not
+        // (taken within the spacing after open, it was not even kept).
+        let b = h.bounds(20, true).unwrap();
+        assert!(b.retain_from == 5 || b.retain_from == 9, "{b:?}");
+        std::thread::sleep(Duration::from_millis(40));
+        let b = h.bounds(30, true).unwrap();
+        assert!(b.retain_from >= 9 && b.retain_from <= 20, "{b:?}");
+    }
+
+    #[test]
+    fn age_limit_expires_snapshots_below_the_floor() {
+        let h = Horizon::new(Duration::ZERO, Some(Duration::from_millis(20)), 5);
+        assert_eq!(h.bounds(7, true).unwrap().expire_below, 0);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(h.bounds(50, true).unwrap().expire_below, 5);
+        assert!(h.age_of(5).unwrap() >= Duration::from_millis(20));
+    }
+}

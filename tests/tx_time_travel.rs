@@ -1,0 +1,227 @@
+//! Time travel and the snapshot age limit: `Db::snapshot_at` reads exactly
+//! the database as of a past commit within `Options::history_retention`,
+//! refuses (never misreads) timestamps garbage collection may have passed,
+//! and `Options::max_snapshot_age` stops a forgotten snapshot from holding
+//! GC back, failing its reads instead.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bwtx::{Db, Error, Options};
+use bwtx_kit::SplitMix64;
+
+fn all(s: &bwtx::Snapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    s.range::<&[u8], _>(..)
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect::<bwtx::Result<_>>()
+        .unwrap()
+}
+
+fn put(db: &Db, k: &str, v: &str) -> u64 {
+    let mut tx = db.begin();
+    tx.put(k, v).unwrap();
+    tx.commit().unwrap()
+}
+
+/// Every commit of a random history stays readable as it was, through GC
+/// sweeps and consolidations, with a long retention: each past timestamp's
+/// whole range and point reads equal the model's state at that timestamp.
+#[test]
+fn every_past_commit_reads_as_it_was() {
+    let db = Options::new()
+        .history_retention(Duration::from_secs(3600))
+        .gc_interval(None)
+        .in_memory()
+        .unwrap();
+    let mut rng = SplitMix64::new(7);
+    let mut model = BTreeMap::new();
+    let mut states = vec![(db.snapshot().ts(), model.clone())];
+    for i in 0..600 {
+        let mut tx = db.begin();
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let k = format!("k{:03}", rng.next_u64() % 60).into_bytes();
+            if rng.below(5) == 0 {
+                tx.delete(&k).unwrap();
+                model.remove(&k);
+            } else {
+                let v = format!("v{i}-{}", rng.next_u64() % 1000).into_bytes();
+                tx.put(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+        }
+        let ts = tx.commit().unwrap();
+        states.push((ts, model.clone()));
+        if i % 50 == 49 {
+            db.collect_garbage();
+        }
+    }
+    db.collect_garbage();
+    for (ts, state) in &states {
+        let snap = db.snapshot_at(*ts).unwrap();
+        assert_eq!(snap.ts(), *ts);
+        assert_eq!(&all(&snap), state, "as of ts {ts}");
+        for k in 0..60 {
+            let k = format!("k{k:03}").into_bytes();
+            assert_eq!(snap.get(&k).unwrap().map(|v| v.to_vec()), state.get(&k).cloned());
+        }
+    }
+    assert_eq!(db.stats().oldest_readable_ts, 0);
+}
+
+/// Without retention, only open snapshots hold history: a timestamp GC has
+/// passed is `SnapshotTooOld` naming the oldest readable one, which can
+/// then be read; a timestamp above the newest commit is invalid.
+#[test]
+fn without_retention_old_timestamps_are_refused() {
+    let db = Options::new().gc_interval(None).in_memory().unwrap();
+    let t1 = put(&db, "k", "1");
+    let held = db.snapshot();
+    assert_eq!(held.ts(), t1);
+    let t2 = put(&db, "k", "2");
+    put(&db, "k", "3");
+    db.collect_garbage();
+    // The open snapshot at t1 holds it: readable.
+    assert_eq!(
+        db.snapshot_at(t1).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        db.snapshot_at(t2).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    drop(held);
+    put(&db, "k", "4");
+    db.collect_garbage();
+    match db.snapshot_at(t1) {
+        Err(Error::SnapshotTooOld { requested, oldest }) => {
+            assert_eq!(requested, t1);
+            assert!(oldest > t1);
+            let s = db.snapshot_at(oldest).unwrap();
+            assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"4"[..]));
+        }
+        other => panic!("expected SnapshotTooOld, got {other:?}"),
+    }
+    let now = db.snapshot().ts();
+    assert!(matches!(db.snapshot_at(now + 1), Err(Error::InvalidArgument(_))));
+    assert_eq!(
+        db.snapshot_at(now).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"4"[..])
+    );
+}
+
+/// A short retention window: readable inside it, refused once it has passed
+/// and GC has run.
+#[test]
+fn retention_window_expires() {
+    let db = Options::new()
+        .history_retention(Duration::from_millis(100))
+        .gc_interval(None)
+        .in_memory()
+        .unwrap();
+    let t1 = put(&db, "k", "1");
+    put(&db, "k", "2");
+    db.collect_garbage();
+    assert_eq!(
+        db.snapshot_at(t1).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    // Past the window (GC samples the read timestamp as it runs).
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(20));
+        put(&db, "k", "3");
+        db.collect_garbage();
+    }
+    assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
+    assert!(db.stats().oldest_readable_ts > t1);
+}
+
+/// A snapshot older than `max_snapshot_age` stops holding GC back: once GC
+/// has passed it, its reads and scans fail with `SnapshotTooOld` (never a
+/// wrong answer), while new snapshots read normally.
+#[test]
+fn forgotten_snapshot_expires() {
+    let db = Options::new()
+        .max_snapshot_age(Duration::from_millis(50))
+        .gc_interval(None)
+        .in_memory()
+        .unwrap();
+    put(&db, "a", "1");
+    put(&db, "k", "1");
+    let old = db.snapshot();
+    let mut tx = db.begin();
+    assert_eq!(old.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    let mut expired = false;
+    for i in 0..100 {
+        std::thread::sleep(Duration::from_millis(10));
+        put(&db, "k", &format!("v{i}"));
+        put(&db, "a", &format!("v{i}"));
+        db.collect_garbage();
+        if db.stats().gc_watermark > old.ts() {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "GC never passed the old snapshot");
+    assert!(matches!(old.get("k"), Err(Error::SnapshotTooOld { requested, .. }) if requested == old.ts()));
+    assert!(matches!(
+        old.range::<&str, _>(..).next(),
+        Some(Err(Error::SnapshotTooOld { .. }))
+    ));
+    assert!(matches!(tx.get("k"), Err(Error::SnapshotTooOld { .. })));
+    // The transaction's own writes are still its own; committing it is
+    // validated against the newest versions as always (here: a conflict).
+    tx.put("k", "late").unwrap();
+    assert!(tx.commit().unwrap_err().is_conflict());
+    let fresh = db.snapshot();
+    assert!(fresh.get("k").unwrap().is_some());
+    assert_eq!(all(&fresh).len(), 2);
+}
+
+/// Without an age limit a snapshot holds its versions however old it is.
+#[test]
+fn snapshots_without_an_age_limit_hold() {
+    let db = Options::new().gc_interval(None).in_memory().unwrap();
+    put(&db, "k", "1");
+    let old = db.snapshot();
+    for i in 0..200 {
+        put(&db, "k", &format!("v{i}"));
+    }
+    db.collect_garbage();
+    assert_eq!(old.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    let st = db.stats();
+    assert_eq!(st.oldest_snapshot_ts, Some(old.ts()));
+    assert!(st.gc_lag >= 200);
+}
+
+/// After a restart, history below the checkpoint recovered from is gone:
+/// refused. Timestamps from the checkpoint on are read as they were (the
+/// log after it replays every version).
+#[test]
+fn restart_keeps_history_from_the_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("bwtx-time-travel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = || {
+        Options::new()
+            .history_retention(Duration::from_secs(3600))
+            .durability(bwtx::Durability::Buffered(Duration::from_millis(5)))
+    };
+    let (t1, c, t3) = {
+        let db = opts().open(&dir).unwrap();
+        let t1 = put(&db, "k", "1");
+        put(&db, "k", "2");
+        let c = db.checkpoint().unwrap();
+        let t3 = put(&db, "k", "3");
+        put(&db, "k", "4");
+        (t1, c, t3)
+    };
+    let db = opts().open(&dir).unwrap();
+    assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
+    assert_eq!(db.snapshot_at(c).unwrap().get("k").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        db.snapshot_at(t3).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+    assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"4"[..]));
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
