@@ -68,8 +68,8 @@ mod pagestore;
 mod sync;
 mod wal;
 
-pub use db::{Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
-pub use engine::Stats;
+pub use db::{Changes, Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
+pub use engine::{Change, Stats};
 pub use error::{Error, Result};
 pub use mvcc::Iter;
 pub use options::{Durability, Isolation, Options};

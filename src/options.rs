@@ -82,6 +82,7 @@ pub struct Options {
     pub(crate) isolation: Isolation,
     pub(crate) history_retention: Duration,
     pub(crate) max_snapshot_age: Option<Duration>,
+    pub(crate) change_retention: Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -96,6 +97,7 @@ impl std::fmt::Debug for Options {
             .field("isolation", &self.isolation)
             .field("history_retention", &self.history_retention)
             .field("max_snapshot_age", &self.max_snapshot_age)
+            .field("change_retention", &self.change_retention)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +115,7 @@ impl Default for Options {
             isolation: Isolation::Snapshot,
             history_retention: Duration::ZERO,
             max_snapshot_age: None,
+            change_retention: Duration::ZERO,
         }
     }
 }
@@ -206,6 +209,18 @@ impl Options {
     /// without bound. Default: no limit.
     pub fn max_snapshot_age(mut self, age: Duration) -> Self {
         self.max_snapshot_age = Some(age);
+        self
+    }
+
+    /// Keep committed changes for the change stream
+    /// ([`crate::Db::changes_since`]) at least this long: checkpoints keep
+    /// the log segments that hold commits made within the window (they are
+    /// the stream: nothing is written twice). The default is zero: the
+    /// stream reaches back to the last checkpoint. After a reopen, commits of
+    /// earlier runs are kept until the database has been open for the whole
+    /// window (their commit times are not recorded).
+    pub fn change_retention(mut self, retention: Duration) -> Self {
+        self.change_retention = retention;
         self
     }
 

@@ -5,11 +5,13 @@
 //!
 //! - [`transaction`]: [`Transaction`], a read-write transaction.
 //! - [`snapshot`]: [`Snapshot`], a read-only view.
+//! - [`changes`]: [`Changes`], the change stream.
 //! - [`savepoint`]: [`Savepoint`], a point a transaction can roll back to,
 //!   and the undo log behind it.
 //! - this file: [`Db`], `Options::open` / `Options::in_memory`, and the
 //!   retry loop of [`Db::transaction`].
 
+pub(crate) mod changes;
 pub(crate) mod savepoint;
 pub(crate) mod snapshot;
 pub(crate) mod transaction;
@@ -17,6 +19,7 @@ pub(crate) mod transaction;
 use std::path::Path;
 use std::time::Duration;
 
+pub use changes::Changes;
 pub use savepoint::Savepoint;
 pub use snapshot::Snapshot;
 pub use transaction::Transaction;
@@ -165,6 +168,19 @@ impl Db {
     /// ```
     pub fn snapshot_at(&self, ts: u64) -> Result<Snapshot> {
         Snapshot::at(&self.engine, ts)
+    }
+
+    /// The change stream: every committed transaction with writes, in
+    /// commit order, strictly after commit timestamp `ts`, across restarts
+    /// and checkpoints (see [`Changes`]). It reads the log's own records, so
+    /// it costs no write; reading costs about a sequential read of the log
+    /// from `ts` on. Fails with [`crate::Error::SnapshotTooOld`] if the log
+    /// no longer holds every commit after `ts` (a checkpoint deleted them:
+    /// [`Options::change_retention`] keeps them longer), and with
+    /// [`crate::Error::InvalidArgument`] for a database without a log or a
+    /// `ts` above the newest visible commit.
+    pub fn changes_since(&self, ts: u64) -> Result<Changes> {
+        Changes::new(&self.engine, ts)
     }
 
     /// Wait until snapshots taken from now on include the commit at `ts`

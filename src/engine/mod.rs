@@ -18,7 +18,9 @@
 //! - [`pinned`]: [`Pinned`], a registered snapshot that keeps the engine
 //!   alive, the core of the owned handles.
 //! - [`stats`]: [`Stats`], the counters and gauges of `Db::stats`.
+//! - [`changes`]: the change stream's start, limit and records.
 
+pub(crate) mod changes;
 pub(crate) mod commit;
 pub(crate) mod gc;
 pub(crate) mod pages;
@@ -43,6 +45,7 @@ use crate::wal::recovery::Replay;
 use crate::wal::store::Store;
 use crate::{Error, Result};
 
+pub use changes::Change;
 pub(crate) use pinned::Pinned;
 pub use stats::Stats;
 
@@ -120,7 +123,12 @@ impl Engine {
             oracle: Oracle::new(last_ts),
             // No history below the checkpoint recovered from.
             registry: Registry::new(checkpoint_ts),
-            horizon: Horizon::new(opts.history_retention, opts.max_snapshot_age, last_ts),
+            horizon: Horizon::new(
+                opts.history_retention,
+                opts.max_snapshot_age,
+                opts.change_retention,
+                last_ts,
+            ),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,
@@ -153,7 +161,11 @@ impl Engine {
             .ok_or(Error::InvalidArgument("an in-memory database has no checkpoints"))?;
         let turn = store.begin_checkpoint()?;
         let pin = self.registry.pin_scoped(&self.oracle);
-        store.finish_checkpoint(turn, pin.ts(), self.tree.range::<&[u8], _>(.., pin.ts()))
+        let keep = self
+            .horizon
+            .bounds(self.oracle.read_ts(), true)
+            .map_or(0, |b| b.keep_changes_after);
+        store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()))
     }
 }
 

@@ -45,25 +45,38 @@ pub(crate) struct Bounds {
     pub(crate) retain_from: u64,
     /// Snapshots below this are expired: GC does not wait for them (0: none).
     pub(crate) expire_below: u64,
+    /// Log segments holding a commit above this are kept for the change
+    /// stream (`u64::MAX`: no change retention).
+    pub(crate) keep_changes_after: u64,
 }
 
 /// The samples and the two windows.
 pub(crate) struct Horizon {
     retention: Duration,
     max_age: Option<Duration>,
+    change_retention: Duration,
     window: Duration,
     spacing: Duration,
     samples: Mutex<VecDeque<(Instant, u64)>>,
 }
 
 impl Horizon {
-    /// Horizons for `retention` and `max_age`, with a first sample of
-    /// `read_ts` (the read timestamp at open).
-    pub(crate) fn new(retention: Duration, max_age: Option<Duration>, read_ts: u64) -> Self {
-        let window = retention.max(max_age.unwrap_or_default()).max(MIN_WINDOW);
+    /// Horizons for `retention`, `max_age` and `change_retention`, with a
+    /// first sample of `read_ts` (the read timestamp at open).
+    pub(crate) fn new(
+        retention: Duration,
+        max_age: Option<Duration>,
+        change_retention: Duration,
+        read_ts: u64,
+    ) -> Self {
+        let window = retention
+            .max(max_age.unwrap_or_default())
+            .max(change_retention)
+            .max(MIN_WINDOW);
         Horizon {
             retention,
             max_age,
+            change_retention,
             window,
             spacing: (window / SAMPLES_PER_WINDOW).max(MIN_SPACING),
             samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
@@ -102,9 +115,17 @@ impl Horizon {
             Some(age) => at_or_before(&samples, now.checked_sub(age)).unwrap_or(0),
             None => 0,
         };
+        // Commits before open have no time: keep them until the database
+        // has been open for the whole window.
+        let keep_changes_after = if self.change_retention.is_zero() {
+            u64::MAX
+        } else {
+            at_or_before(&samples, now.checked_sub(self.change_retention)).unwrap_or(0)
+        };
         Some(Bounds {
             retain_from,
             expire_below,
+            keep_changes_after,
         })
     }
 
@@ -133,19 +154,20 @@ mod tests {
 
     #[test]
     fn no_windows_bound_nothing() {
-        let h = Horizon::new(Duration::ZERO, None, 5);
+        let h = Horizon::new(Duration::ZERO, None, Duration::ZERO, 5);
         assert_eq!(
             h.bounds(9, true),
             Some(Bounds {
                 retain_from: u64::MAX,
-                expire_below: 0
+                expire_below: 0,
+                keep_changes_after: u64::MAX,
             })
         );
     }
 
     #[test]
     fn retention_keeps_the_read_ts_of_the_window_start() {
-        let h = Horizon::new(Duration::from_millis(30), None, 5);
+        let h = Horizon::new(Duration::from_millis(30), None, Duration::ZERO, 5);
         // Within the first 30 ms nothing is old enough: the first sample holds.
         assert_eq!(h.bounds(9, true).unwrap().retain_from, 5);
         std::thread::sleep(Duration::from_millis(40));
@@ -160,10 +182,17 @@ mod tests {
 
     #[test]
     fn age_limit_expires_snapshots_below_the_floor() {
-        let h = Horizon::new(Duration::ZERO, Some(Duration::from_millis(20)), 5);
-        assert_eq!(h.bounds(7, true).unwrap().expire_below, 0);
+        let h = Horizon::new(
+            Duration::ZERO,
+            Some(Duration::from_millis(20)),
+            Duration::from_millis(20),
+            5,
+        );
+        let b = h.bounds(7, true).unwrap();
+        assert_eq!((b.expire_below, b.keep_changes_after), (0, 0));
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(h.bounds(50, true).unwrap().expire_below, 5);
+        let b = h.bounds(50, true).unwrap();
+        assert_eq!((b.expire_below, b.keep_changes_after), (5, 5));
         assert!(h.age_of(5).unwrap() >= Duration::from_millis(20));
     }
 }

@@ -6,8 +6,10 @@
 //! - [`reader`]: reading segments back; torn tails versus corruption.
 //! - [`recovery`]: checkpoint + log replay on open.
 //! - [`checkpoint`]: checkpoint files.
+//! - [`changes`]: reading commits back out of the log (the change stream).
 //! - [`store`]: a database's directory, log and checkpoints together.
 
+pub(crate) mod changes;
 pub(crate) mod checkpoint;
 pub(crate) mod reader;
 pub(crate) mod record;

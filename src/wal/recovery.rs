@@ -29,6 +29,8 @@ pub(crate) struct Recovered {
     pub(crate) replayed: u64,
     /// Versions installed (checkpoint entries and replayed writes).
     pub(crate) versions: u64,
+    /// The oldest commit the log holds (replayed or not), if any.
+    pub(crate) first_logged_ts: Option<u64>,
 }
 
 /// Where recovery puts what it restores: the storage below the log. Each
@@ -114,6 +116,9 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay) -> Result<Reco
             fs.truncate(&dir.join(name), seg.valid_len).map_err(Error::Io)?;
         }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
+        if let Some(min) = seg.commits.iter().map(|c| c.ts).min() {
+            out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
+        }
         out.segments.insert(seq, max);
         let index = read.len();
         read.push((name, seg.valid_len));

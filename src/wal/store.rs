@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::changes::ChangeCursor;
+use super::record::Commit;
 use super::recovery::{recover, Recovered, Replay};
 use super::writer::Wal;
 use super::{checkpoint, record};
@@ -58,6 +60,8 @@ impl Store {
             recovered.segments.clone(),
             segment_bytes.max(record::HEADER_LEN as u64 + 1),
             recovered.last_ts,
+            // Every commit above this is in the log (the change stream).
+            recovered.first_logged_ts.map_or(recovered.last_ts, |first| first - 1),
         )?;
         Ok(Store {
             fs,
@@ -176,17 +180,20 @@ impl Store {
 
     /// Second half: write the image of the snapshot at `ts` durably, then
     /// delete the log segments and older checkpoints it covers.
+    /// Log segments with commits above `keep_after` are kept (the change
+    /// stream's retention).
     pub(crate) fn finish_checkpoint(
         &self,
         mut last: MutexGuard<'_, u64>,
         ts: u64,
+        keep_after: u64,
         entries: impl Iterator<Item = Result<(bytes::Bytes, bytes::Bytes)>>,
     ) -> Result<u64> {
         if ts == *last && self.checkpoints.load(Ordering::Relaxed) > 0 {
             return Ok(ts);
         }
         checkpoint::write(&*self.fs, &self.dir, ts, entries)?;
-        self.wal.drop_covered(ts)?;
+        self.wal.drop_covered(ts.min(keep_after))?;
         let old: Vec<String> = self
             .fs
             .list(&self.dir)
@@ -203,6 +210,17 @@ impl Store {
         *last = ts;
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(ts)
+    }
+
+    /// The next committed change after `cursor`, at most `upto` (which must
+    /// not exceed what the log has written); see [`super::changes`].
+    pub(crate) fn next_change(&self, cursor: &mut ChangeCursor, upto: u64) -> Result<Option<Commit>> {
+        cursor.next(&*self.fs, &self.dir, &self.wal, upto)
+    }
+
+    /// Every commit above this timestamp is still in the log.
+    pub(crate) fn retained_from(&self) -> u64 {
+        self.wal.retained_from()
     }
 
     /// How often the background thread must wake.

@@ -75,6 +75,8 @@ pub(crate) struct Wal {
     flushed_lock: Mutex<()>,
     syncs: AtomicU64,
     records: AtomicU64,
+    /// Every commit above this is in a segment on disk (`super::changes`).
+    retained_from: AtomicU64,
 }
 
 impl Wal {
@@ -88,6 +90,7 @@ impl Wal {
         closed: BTreeMap<u64, u64>,
         segment_bytes: u64,
         last_ts: u64,
+        retained_from: u64,
     ) -> Result<Self> {
         let file = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
@@ -115,6 +118,7 @@ impl Wal {
             flushed_lock: Mutex::new(()),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            retained_from: AtomicU64::new(retained_from),
         })
     }
 
@@ -284,7 +288,9 @@ impl Wal {
             let mut out = lock(&self.out);
             let c: Vec<u64> = out.closed.iter().filter(|(_, &m)| m <= upto).map(|(&s, _)| s).collect();
             for seq in &c {
-                out.closed.remove(seq);
+                if let Some(max) = out.closed.remove(seq) {
+                    self.retained_from.fetch_max(max, Ordering::AcqRel);
+                }
             }
             c
         };
@@ -298,6 +304,20 @@ impl Wal {
             self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
         }
         Ok(covered.len())
+    }
+
+    /// The log's segments on disk: `(sequence number, highest commit
+    /// timestamp written to it)`, closed ones first, the current one last.
+    pub(crate) fn segment_list(&self) -> Vec<(u64, u64)> {
+        let out = lock(&self.out);
+        let mut v: Vec<(u64, u64)> = out.closed.iter().map(|(&s, &m)| (s, m)).collect();
+        v.push((out.seq, out.max_ts));
+        v
+    }
+
+    /// Every commit above this timestamp is in a segment on disk.
+    pub(crate) fn retained_from(&self) -> u64 {
+        self.retained_from.load(Ordering::Acquire)
     }
 
     /// Log bytes appended since this handle opened.

@@ -1,0 +1,60 @@
+//! The change stream's engine side (`crate::Db::changes_since`): where it
+//! may start, how far it may read, and the log records turned into
+//! [`Change`]s. The records are the write-ahead log's own
+//! (`crate::wal::changes`): the stream costs no extra write.
+
+use bytes::Bytes;
+
+use super::Engine;
+use crate::wal::changes::ChangeCursor;
+use crate::wal::store::Store;
+use crate::{Error, Result};
+
+/// One committed transaction's writes, as the change stream returns them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The commit timestamp (what `Transaction::commit` returned).
+    pub ts: u64,
+    /// The writes, in key order: `None` is a delete.
+    pub writes: Vec<(Bytes, Option<Bytes>)>,
+}
+
+impl Engine {
+    /// The log, if commits are logged.
+    fn change_log(&self) -> Result<&Store> {
+        self.store.as_ref().filter(|s| s.logs()).ok_or(Error::InvalidArgument(
+            "the change stream reads the log: it needs a database opened with a directory and a durability other than None",
+        ))
+    }
+
+    /// A cursor after commit `ts`: `InvalidArgument` above the newest
+    /// visible commit, `SnapshotTooOld` below what the log retains.
+    pub(crate) fn change_cursor(&self, ts: u64) -> Result<ChangeCursor> {
+        let store = self.change_log()?;
+        if ts > self.oracle.read_ts() {
+            return Err(Error::InvalidArgument(
+                "changes_since: the timestamp is above the newest visible commit",
+            ));
+        }
+        let oldest = store.retained_from();
+        if ts < oldest {
+            return Err(Error::SnapshotTooOld { requested: ts, oldest });
+        }
+        Ok(ChangeCursor::new(ts))
+    }
+
+    /// How far a change stream may read now: commits visible and logged.
+    pub(crate) fn change_limit(&self) -> u64 {
+        let logged = self.store.as_ref().map_or(0, |s| s.logged_ts());
+        self.oracle.read_ts().min(logged)
+    }
+
+    /// The next change after `cursor`, at most `upto`.
+    pub(crate) fn next_change(&self, cursor: &mut ChangeCursor, upto: u64) -> Result<Option<Change>> {
+        let store = self.change_log()?;
+        Ok(store.next_change(cursor, upto)?.map(|c| Change {
+            ts: c.ts,
+            writes: c.writes,
+        }))
+    }
+}

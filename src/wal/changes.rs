@@ -1,0 +1,182 @@
+//! Reading committed changes back out of the log: the change stream
+//! (`crate::Db::changes_since`) reuses the write-ahead log's records.
+//!
+//! # Definitions
+//! - `retained_from` (kept by [`crate::wal::writer::Wal`]): every commit
+//!   above it is in a log segment still on disk. At open it is the first
+//!   commit the log holds, minus one (the recovered timestamp if the log is
+//!   empty); deleting segments raises it to their highest timestamp.
+//! - A [`ChangeCursor`] stands after a commit timestamp `after`, in segment
+//!   `seq` at byte `pos`.
+//!
+//! # Operations
+//! - [`ChangeCursor::next`] with a bound `upto` (at most the log's written
+//!   timestamp, so every record up to it is whole in the files) returns the
+//!   next commit above `after` and at most `upto`. It reads each segment's
+//!   new bytes once (positional reads from `pos` to the file's end, so
+//!   tailing the current segment reads only what was appended since), checks
+//!   each record's crc, and moves to the next segment at a closed one's end.
+//! - Commits come in timestamp order with no gaps: a record that does not
+//!   follow `after` is corruption, never skipped. A segment deleted under
+//!   the cursor (a checkpoint outside the retention window) is
+//!   `Error::SnapshotTooOld`; a damaged record is `Error::Corruption` naming
+//!   the file and offset.
+
+use std::path::{Path, PathBuf};
+
+use super::record::{self, Bad, Commit};
+use super::writer::{segment_name, Wal};
+use crate::fs::{Fs, FsRead};
+use crate::{Error, Result};
+
+/// A position in the log: after commit `after`.
+pub(crate) struct ChangeCursor {
+    after: u64,
+    /// The open segment, its sequence number and the next byte to read.
+    seg: Option<(u64, Box<dyn FsRead>)>,
+    pos: u64,
+    /// Bytes read from the open segment but not decoded yet, starting at `pos`.
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl ChangeCursor {
+    /// A cursor after commit `after`.
+    pub(crate) fn new(after: u64) -> Self {
+        ChangeCursor {
+            after,
+            seg: None,
+            pos: 0,
+            buf: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// The last commit returned (or the starting timestamp).
+    pub(crate) fn after(&self) -> u64 {
+        self.after
+    }
+
+    /// The next commit in `(after, upto]`, `None` if there is none yet.
+    /// Commits with no writes (a timestamp a failed validation used) are
+    /// passed over.
+    pub(crate) fn next(&mut self, fs: &dyn Fs, dir: &Path, wal: &Wal, upto: u64) -> Result<Option<Commit>> {
+        loop {
+            if self.after >= upto {
+                return Ok(None);
+            }
+            if self.seg.is_none() && !self.open_next(fs, dir, wal)? {
+                return Err(too_old(self.after, wal));
+            }
+            let Some(commit) = self.decode_next(dir)? else {
+                // The open segment has no whole record left: move on if it
+                // is closed, else the records up to `upto` are missing.
+                let seq = self.seg.as_ref().map_or(0, |s| s.0);
+                if !self.refill(dir)? {
+                    if wal.segment_list().iter().any(|&(s, _)| s > seq) {
+                        self.seg = None;
+                        continue;
+                    }
+                    return Err(Error::Corruption {
+                        file: dir.join(segment_name(seq)),
+                        offset: self.pos,
+                        reason: "the log ends before a commit it acknowledged",
+                    });
+                }
+                continue;
+            };
+            if commit.ts <= self.after {
+                continue;
+            }
+            if commit.ts != self.after + 1 {
+                let seq = self.seg.as_ref().map_or(0, |s| s.0);
+                return Err(Error::Corruption {
+                    file: dir.join(segment_name(seq)),
+                    offset: self.pos,
+                    reason: "commits missing from the log before this record",
+                });
+            }
+            self.after = commit.ts;
+            if !commit.writes.is_empty() {
+                return Ok(Some(commit));
+            }
+        }
+    }
+
+    /// Open the first segment that can hold a commit above `after`; whether
+    /// there was one.
+    fn open_next(&mut self, fs: &dyn Fs, dir: &Path, wal: &Wal) -> Result<bool> {
+        let segments = wal.segment_list();
+        let current = segments.last().map_or(0, |s| s.0);
+        let Some(&(seq, _)) = segments.iter().find(|&&(s, max)| max > self.after || s == current) else {
+            return Ok(false);
+        };
+        let path: PathBuf = dir.join(segment_name(seq));
+        let file = match fs.open_read(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let mut h = [0u8; record::HEADER_LEN];
+        file.read_exact_at(0, &mut h).map_err(Error::Io)?;
+        if h != record::header() {
+            return Err(Error::Corruption {
+                file: path,
+                offset: 0,
+                reason: "bad log segment header",
+            });
+        }
+        self.seg = Some((seq, file));
+        self.pos = record::HEADER_LEN as u64;
+        self.buf.clear();
+        self.at = 0;
+        Ok(true)
+    }
+
+    /// Decode the next whole record in the buffer, advancing `pos`.
+    fn decode_next(&mut self, dir: &Path) -> Result<Option<Commit>> {
+        match record::decode(&self.buf[self.at..]) {
+            Ok((commit, used)) => {
+                self.at += used;
+                self.pos += used as u64;
+                Ok(Some(commit))
+            }
+            Err(Bad::Truncated) => Ok(None),
+            Err(bad) => Err(Error::Corruption {
+                file: dir.join(segment_name(self.seg.as_ref().map_or(0, |s| s.0))),
+                offset: self.pos,
+                reason: bad.reason(),
+            }),
+        }
+    }
+
+    /// Read the open segment's bytes from `pos` to its end; whether there
+    /// were new ones.
+    fn refill(&mut self, dir: &Path) -> Result<bool> {
+        let Some((seq, file)) = &self.seg else { return Ok(false) };
+        let len = file.len().map_err(Error::Io)?;
+        let have = (self.buf.len() - self.at) as u64;
+        if len <= self.pos + have {
+            return Ok(false);
+        }
+        let mut more = vec![0u8; (len - self.pos) as usize];
+        file.read_exact_at(self.pos, &mut more).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::Corruption {
+                file: dir.join(segment_name(*seq)),
+                offset: self.pos,
+                reason: "log segment shorter than its length",
+            },
+            _ => Error::Io(e),
+        })?;
+        self.buf = more;
+        self.at = 0;
+        Ok(true)
+    }
+}
+
+fn too_old(after: u64, wal: &Wal) -> Error {
+    Error::SnapshotTooOld {
+        requested: after,
+        oldest: wal.retained_from(),
+    }
+}
