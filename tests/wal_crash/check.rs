@@ -17,6 +17,26 @@ pub(crate) fn check_round(dir: &Path, round: u64, rep: &Report, h: &mut History)
         .open(dir)
         .map_err(|e| format!("recovery failed: {e}"))?;
     let read_ts = db.snapshot().ts();
+    // The change stream after the previous check: exactly the commits since,
+    // each once, in order (every commit of the workload writes).
+    let changes: Result<Vec<(u64, BTreeSet<String>)>, String> = db
+        .changes_since(h.read_ts)
+        .map_err(|e| format!("changes_since({}): {e}", h.read_ts))
+        .and_then(|ch| {
+            ch.map(|c| {
+                c.map(|c| {
+                    (
+                        c.ts,
+                        c.writes
+                            .iter()
+                            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                            .collect(),
+                    )
+                })
+                .map_err(|e| format!("change stream: {e}"))
+            })
+            .collect()
+        });
     let st = db.stats();
     h.torn_tails += st.torn_tails;
     h.replayed += st.replayed;
@@ -38,6 +58,28 @@ pub(crate) fn check_round(dir: &Path, round: u64, rep: &Report, h: &mut History)
                 errs.push(format!(
                     "child recovered {n} keys (digest {hash:x}), the previous check saw {prev:?}"
                 ));
+            }
+        }
+    }
+    match &changes {
+        Err(e) => errs.push(e.clone()),
+        Ok(changes) => {
+            let ts: Vec<u64> = changes.iter().map(|c| c.0).collect();
+            if !ts.iter().copied().eq(h.read_ts + 1..=read_ts) {
+                errs.push(format!(
+                    "the change stream after {} holds {} commits ({}), not every one up to {read_ts}",
+                    h.read_ts,
+                    ts.len(),
+                    few(&ts)
+                ));
+            }
+            let by_ts: BTreeMap<u64, &BTreeSet<String>> = changes.iter().map(|(t, k)| (*t, k)).collect();
+            for (id, ts) in &rep.acked {
+                if !by_ts.get(ts).is_some_and(|keys| keys.contains(&format!("l/{id}"))) {
+                    errs.push(format!(
+                        "acknowledged {id} at ts {ts} is not in the change stream with its writes"
+                    ));
+                }
             }
         }
     }

@@ -22,7 +22,11 @@
 //! - across rounds: what one recovery shows of earlier rounds, every later
 //!   recovery shows unchanged (unless purged): nothing lost, nothing
 //!   resurrected; commit timestamps continue, the child's recovery sees
-//!   exactly what the parent's did, and acknowledged timestamps are unique.
+//!   exactly what the parent's did, and acknowledged timestamps are unique;
+//! - the change stream (`Db::changes_since`, with a change retention so
+//!   checkpoints keep the log) after the previous check's read timestamp
+//!   holds exactly every commit since, once each, in order, and each
+//!   acknowledged transaction at its timestamp with its `l/X` write.
 //!
 //! Kills: 60% of rounds 5-80 ms after the child reports being ready
 //! (recovered, purged); 30% as soon as (or up to 3 ms after) it reports

@@ -23,6 +23,10 @@ pub(crate) fn options() -> Options {
         .durability(Durability::Sync)
         .segment_bytes(SEGMENT_BYTES)
         .tree_config(bwtx::tree::Config::tiny())
+        // Checkpoints keep the log: the checks read the change stream of
+        // every round (nothing is deleted while the database has been open
+        // for less than the window, and every child is killed sooner).
+        .change_retention(std::time::Duration::from_secs(3600))
 }
 
 pub(crate) fn acct(i: usize) -> String {
