@@ -65,6 +65,9 @@ pub(crate) struct Prepared<'t, 'w> {
     /// allocated until [`Prepared::install`] is done.
     guard: Guard,
     writes: SmallVec<[Located<'w>; 4]>,
+    /// Live keys the write set creates minus those it deletes, as of the
+    /// newest versions validation read (under the write latches).
+    live_delta: i64,
     /// Trees with paging: held from before the first descent until the
     /// install is done, so no leaf prepare faulted in is evicted meanwhile
     /// (`super::paging`, G1). Dropped after `guard`'s last use.
@@ -105,17 +108,17 @@ impl Tree {
         let gate = self.paging.as_deref().map(|p| p.gate.enter());
         let guard = epoch::pin();
         let mut located = SmallVec::with_capacity(writes.size_hint().0);
+        let mut live_delta = 0i64;
         for (key, value) in writes {
             let mut path = Path::new();
             let (pid, head) = self
                 .descend(Target::Key(key), &guard, &mut path)
                 .map_err(PrepareError::Page)?;
-            if let Some(winner) = leaf_find(head, key, u64::MAX)
-                .map(|h| h.ts())
-                .filter(|&w| w > snapshot_ts)
-            {
+            let newest = leaf_find(head, key, u64::MAX);
+            if let Some(winner) = newest.as_ref().map(|h| h.ts()).filter(|&w| w > snapshot_ts) {
                 return Err(PrepareError::Conflict(Conflict { key, winner }));
             }
+            live_delta += i64::from(value.is_some()) - i64::from(newest.is_some_and(|h| h.is_live()));
             located.push(Located {
                 key,
                 value: value.as_ref(),
@@ -127,6 +130,7 @@ impl Tree {
             tree: self,
             guard,
             writes: located,
+            live_delta,
             _gate: gate,
         })
     }
@@ -146,6 +150,12 @@ impl Tree {
 }
 
 impl<'t, 'w> Prepared<'t, 'w> {
+    /// Live keys the write set creates minus those it deletes (exact while
+    /// the write latches are held, as from validation to install).
+    pub(crate) fn live_delta(&self) -> i64 {
+        self.live_delta
+    }
+
     /// Install every write as a version at commit timestamp `ts` (above
     /// every GC watermark), each onto the leaf validation found if that is
     /// unchanged, else by a fresh descent. Cannot fail.
@@ -155,6 +165,7 @@ impl<'t, 'w> Prepared<'t, 'w> {
             guard,
             writes,
             _gate,
+            ..
         } = self;
         let mut long_chains = SmallVec::new();
         let installing = tree.paging.is_some().then(Installing::start);

@@ -163,6 +163,14 @@ impl Hit<'_> {
             Hit::Base { base, idx, ver } => base.versions(*idx)[*ver].ts,
         }
     }
+    /// Whether the version is a value (not a tombstone).
+    pub(crate) fn is_live(&self) -> bool {
+        match self {
+            Hit::Delta { kv, .. } => !matches!(kv.value(), super::base::ValRef::Tomb),
+            Hit::Base { base, idx, ver } => base.versions(*idx)[*ver].len != super::base::TOMBSTONE,
+        }
+    }
+
     pub(crate) fn value(&self) -> Option<Bytes> {
         match self {
             Hit::Delta { kv, .. } => kv.value_bytes(),

@@ -39,6 +39,29 @@ impl Snapshot {
         self.snapshot.ts()
     }
 
+    /// The exact number of keys in this snapshot, without a scan: each
+    /// commit knows from its validation which keys it creates and deletes,
+    /// and the counts are kept per commit timestamp (`design/mvcc.md` §12).
+    /// O(log n) in the commits since the oldest open snapshot.
+    ///
+    /// ```
+    /// let db = bwtx::Db::in_memory();
+    /// db.transaction(|tx| { tx.put("a", "1")?; tx.put("b", "2") })?;
+    /// let before = db.snapshot();
+    /// db.transaction(|tx| tx.delete("a"))?;
+    /// assert_eq!(before.len(), 2);
+    /// assert_eq!(db.snapshot().len(), 1);
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn len(&self) -> u64 {
+        self.snapshot.engine().live_keys(self.snapshot.ts())
+    }
+
+    /// Whether this snapshot holds no key ([`Snapshot::len`] is 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The value of `key`, `None` if absent. Zero-copy.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.snapshot.engine().get(key.as_ref(), self.snapshot.ts())

@@ -177,6 +177,26 @@ impl Transaction {
             .scan_prefix(self.snapshot.ts(), Some(&self.writes), prefix.as_ref())
     }
 
+    /// The exact number of keys this transaction sees: its snapshot's
+    /// [`crate::Snapshot::len`] plus the keys its writes create, minus those
+    /// they delete (one lookup per written key). An error only if a page
+    /// cannot be read.
+    pub fn len(&self) -> Result<u64> {
+        let engine = self.snapshot.engine();
+        let ts = self.snapshot.ts();
+        let mut n = engine.live_keys(ts) as i64;
+        for (k, v) in self.writes.iter() {
+            let was = engine.get(k, ts)?.is_some();
+            n += i64::from(v.is_some()) - i64::from(was);
+        }
+        Ok(n.max(0) as u64)
+    }
+
+    /// Whether this transaction sees no key ([`Transaction::len`] is 0).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
     /// Number of keys written (put or deleted) so far.
     pub fn write_count(&self) -> usize {
         self.writes.len()

@@ -55,7 +55,11 @@ impl Engine {
         //    found if it did not change since (else by a fresh descent).
         //    Consolidation of the leaves this fills up waits until after
         //    publication (step 7): later commits wait for this one.
+        let delta = prepared.live_delta();
         let installed = prepared.install(commit.ts);
+        // 4a. Record the commit's live-key delta (`mvcc::counts`): before
+        //     the log record, which can make the commit visible.
+        self.counts.record(commit.ts, delta, || self.count_floor());
         // 5. Durable databases: append the log record (a memory copy into
         //    the pending buffer), unlatch, then wait for the log (group
         //    commit: one sync covers every committer waiting), holding no

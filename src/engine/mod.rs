@@ -35,6 +35,7 @@ use bytes::Bytes;
 
 use crate::bwtree::Tree;
 use crate::mvcc::counters::EngineCounters;
+use crate::mvcc::counts::Counts;
 use crate::mvcc::horizon::Horizon;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
@@ -59,6 +60,8 @@ pub(crate) struct Engine {
     pub(crate) registry: Registry,
     /// History retention and the snapshot age limit, as timestamps.
     pub(crate) horizon: Horizon,
+    /// Exact live-key counts per commit timestamp.
+    pub(crate) counts: Counts,
     /// Striped commit latches (first-committer-wins validation).
     latches: Latches,
     /// Commits, conflicts, versions installed, sweeps.
@@ -77,10 +80,20 @@ pub(crate) struct Engine {
     closing: AtomicBool,
 }
 
-/// Recovery replays into the tree: each call is one committed version.
-impl Replay for Tree {
+/// Recovery replays into the tree, each call one committed version, and
+/// counts the live keys as it goes (the start of `mvcc::counts`).
+struct Recovering<'t> {
+    tree: &'t Tree,
+    live: std::cell::Cell<i64>,
+}
+
+impl Replay for Recovering<'_> {
     fn replay(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
-        self.install(key, ts, value)
+        let was = self.tree.get(&key, u64::MAX)?.is_some();
+        let now = value.is_some();
+        self.tree.install(key, ts, value)?;
+        self.live.set(self.live.get() + i64::from(now) - i64::from(was));
+        Ok(())
     }
 }
 
@@ -95,6 +108,10 @@ impl Engine {
         }
         let mut tree = Tree::with_config(opts.tree)?;
         let fs = opts.fs.clone();
+        let recovering = Recovering {
+            tree: &tree,
+            live: std::cell::Cell::new(0),
+        };
         let store = match dir {
             None => None,
             Some(dir) => Some(Store::open(
@@ -103,9 +120,10 @@ impl Engine {
                 opts.durability,
                 opts.segment_bytes,
                 opts.checkpoint_bytes,
-                &tree,
+                &recovering,
             )?),
         };
+        let live = u64::try_from(recovering.live.get()).unwrap_or(0);
         // The page store is opened after recovery (which holds the
         // directory's lock and does not read page images yet).
         let pages = match (dir, opts.cache_size) {
@@ -129,6 +147,7 @@ impl Engine {
                 opts.change_retention,
                 last_ts,
             ),
+            counts: Counts::new(last_ts, live),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,

@@ -20,6 +20,18 @@ impl Engine {
         self.oracle.read_ts()
     }
 
+    /// The exact number of live keys as of `ts` (a registered snapshot's, or
+    /// at or above the oldest readable timestamp).
+    pub(crate) fn live_keys(&self, ts: u64) -> u64 {
+        self.counts.at(ts, self.count_floor())
+    }
+
+    /// Below this no count is asked for: the GC watermark, or an older
+    /// registered snapshot (an expired one still counts).
+    pub(crate) fn count_floor(&self) -> u64 {
+        self.tree.gc_watermark().min(self.registry.oldest().unwrap_or(u64::MAX))
+    }
+
     /// The tree (read-only use: diagnostics and tests).
     pub(crate) fn tree(&self) -> &Tree {
         &self.tree

@@ -44,6 +44,8 @@ pub struct Stats {
     /// watermark refresh interval; `None` if none is open or it is younger
     /// than the last refresh).
     pub oldest_snapshot_age: Option<std::time::Duration>,
+    /// Live keys as of the read timestamp (exact; [`crate::Snapshot::len`]).
+    pub live_keys: u64,
     /// The oldest timestamp [`crate::Db::snapshot_at`] can read now.
     pub oldest_readable_ts: u64,
     /// Commit records appended to the log since open.
@@ -103,6 +105,10 @@ impl Engine {
             oldest_snapshot_ts: oldest,
             oldest_snapshot_age: oldest.and_then(|ts| self.horizon.age_of(ts)),
             oldest_readable_ts: self.registry.oldest_readable(),
+            live_keys: {
+                let pin = self.registry.pin_scoped(&self.oracle);
+                self.live_keys(pin.ts())
+            },
             log_records: store.map_or(0, |s| s.log_records()),
             log_syncs: store.map_or(0, |s| s.log_syncs()),
             log_segments: store.map_or(0, |s| s.log_segments()),

@@ -9,9 +9,11 @@
 //! - [`latches`]: striped commit latches for first-committer-wins validation.
 //! - [`iter`]: snapshot ranges merged with a transaction's own writes, and
 //!   the [`WriteSet`] they merge.
+//! - [`counts`]: exact live-key counts per commit timestamp.
 //! - [`counters`]: sharded event counters behind `crate::Stats`.
 
 pub(crate) mod counters;
+pub(crate) mod counts;
 pub(crate) mod horizon;
 pub(crate) mod iter;
 pub(crate) mod latches;

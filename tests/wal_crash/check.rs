@@ -41,6 +41,8 @@ pub(crate) fn check_round(dir: &Path, round: u64, rep: &Report, h: &mut History)
     h.torn_tails += st.torn_tails;
     h.replayed += st.replayed;
     let kv = scan(&db);
+    // Nothing commits meanwhile: the count is the scan's.
+    let len = db.snapshot().len();
     drop(db);
     h.max_keys = h.max_keys.max(kv.len());
     let mut errs: Vec<String> = Vec::new();
@@ -60,6 +62,12 @@ pub(crate) fn check_round(dir: &Path, round: u64, rep: &Report, h: &mut History)
                 ));
             }
         }
+    }
+    if len != kv.len() as u64 {
+        errs.push(format!(
+            "Snapshot::len says {len} keys after recovery, a scan finds {}",
+            kv.len()
+        ));
     }
     match &changes {
         Err(e) => errs.push(e.clone()),

@@ -26,7 +26,8 @@
 //! - the change stream (`Db::changes_since`, with a change retention so
 //!   checkpoints keep the log) after the previous check's read timestamp
 //!   holds exactly every commit since, once each, in order, and each
-//!   acknowledged transaction at its timestamp with its `l/X` write.
+//!   acknowledged transaction at its timestamp with its `l/X` write;
+//! - the recovered `Snapshot::len` equals the scan's count.
 //!
 //! Kills: 60% of rounds 5-80 ms after the child reports being ready
 //! (recovered, purged); 30% as soon as (or up to 3 ms after) it reports
