@@ -225,3 +225,33 @@ fn restart_keeps_history_from_the_checkpoint() {
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under churn, a forgotten snapshot past `max_snapshot_age` stops holding
+/// versions: the versions stored stay bounded, where without the limit they
+/// grow with every update.
+#[test]
+fn forgotten_snapshot_does_not_hold_memory() {
+    let churn = |db: &Db| {
+        let forgotten = db.snapshot();
+        for round in 0..40 {
+            db.transaction(|tx| (0..50).try_for_each(|k| tx.put(format!("k{k:02}"), format!("{round}"))))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            db.collect_garbage();
+        }
+        let stored = db.stats().versions_stored;
+        drop(forgotten);
+        stored
+    };
+    let limited = Options::new()
+        .max_snapshot_age(Duration::from_millis(20))
+        .gc_interval(None)
+        .in_memory()
+        .unwrap();
+    let unlimited = Options::new().gc_interval(None).in_memory().unwrap();
+    // Both hold the 50 keys' first versions for the forgotten snapshot's sake
+    // at first; only the unlimited one keeps all 40 rounds.
+    let (a, b) = (churn(&limited), churn(&unlimited));
+    assert!(a <= 50 * 10, "with the age limit {a} versions stay stored");
+    assert!(b >= 50 * 40, "without it {b}: the test would prove nothing");
+}
