@@ -5,7 +5,8 @@
 //!
 //! Many threads run transactions over one ordered store, each reading a
 //! consistent snapshot: [`Db`] hands out read-write [`Transaction`]s
-//! (snapshot isolation, first committer wins) and read-only [`Snapshot`]s.
+//! (snapshot isolation, first committer wins; or [`Isolation::Serializable`],
+//! which also validates what they read) and read-only [`Snapshot`]s.
 //!
 //! ```
 //! let db = bwtx::Db::in_memory();
@@ -70,7 +71,7 @@ mod wal;
 
 pub use db::{Changes, Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::{Change, Stats};
-pub use error::{Error, Result};
+pub use error::{ConflictReason, Error, Result};
 pub use mvcc::Iter;
 pub use options::{Durability, Isolation, Options};
 

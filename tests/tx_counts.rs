@@ -180,3 +180,22 @@ fn counts_survive_restart() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under serializable isolation a count is a read of every key: a
+/// concurrent insert refuses the counting transaction's commit; under
+/// snapshot isolation it commits.
+#[test]
+fn a_serializable_count_reads_everything() {
+    for (level, refused) in [
+        (bwtx::Isolation::Serializable, true),
+        (bwtx::Isolation::Snapshot, false),
+    ] {
+        let db = Db::in_memory();
+        db.transaction(|tx| tx.put("a", "1")).unwrap();
+        let mut t1 = db.begin_with(level);
+        assert_eq!(t1.len().unwrap(), 1);
+        db.transaction(|tx| tx.put("z", "1")).unwrap();
+        t1.put("count", "1").unwrap();
+        assert_eq!(t1.commit().is_err(), refused, "{level:?}");
+    }
+}

@@ -1,21 +1,25 @@
 //! The commit protocol (`design/mvcc.md`, "Commit"): validate the write set
 //! against the snapshot (first committer wins), take a commit timestamp,
-//! install the versions, log them, and publish.
+//! validate a serializable transaction's reads (section 10), install the
+//! versions, log them, and publish.
 
 use super::Engine;
 use crate::bwtree::PrepareError;
 use crate::mvcc::latches::Latches;
+use crate::mvcc::readset::Reads;
 use crate::mvcc::WriteSet;
-use crate::{Error, Result};
+use crate::{ConflictReason, Error, Result};
 
 impl Engine {
     /// Commit `writes` made on the snapshot at `snapshot_ts`; returns the
     /// commit timestamp, once every snapshot taken afterwards sees the
-    /// commit. `writes` must not be empty.
+    /// commit. `writes` must not be empty. `reads`: a serializable
+    /// transaction's read set, validated after the timestamp is taken.
     ///
     /// Fails with [`Error::Conflict`] if a transaction that committed after
-    /// `snapshot_ts` wrote one of the keys; then nothing is installed.
-    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet) -> Result<u64> {
+    /// `snapshot_ts` wrote one of the keys (or, with `reads`, a key read or
+    /// a key in a range scanned); then nothing is installed.
+    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet, reads: Option<&Reads>) -> Result<u64> {
         debug_assert!(!writes.is_empty());
         let log = self.store.as_ref().filter(|s| s.logs());
         if let Some(store) = log {
@@ -27,7 +31,7 @@ impl Engine {
             pages.check()?;
         }
         // 1. Latch the write set's stripes (ascending: no deadlock).
-        let held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
+        let mut held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
         //    by a commit still being published counts: that commit won. The
         //    leaves found are kept (by the tree, under one epoch guard) for
@@ -45,26 +49,52 @@ impl Engine {
                     key: conflict.key.clone(),
                     winner: conflict.winner,
                     snapshot: snapshot_ts,
+                    reason: Box::new(ConflictReason::Write),
                 });
             }
         };
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
-        let commit = self.oracle.allocate();
+        let mut commit = self.oracle.allocate();
+        // 3a. Serializable: wait until every earlier commit is installed,
+        //     then validate the reads against the versions committed in
+        //     (snapshot, commit). A refused commit installs nothing, logs an
+        //     empty record (the log has no gaps) and publishes its
+        //     timestamp like any other, then returns the conflict.
+        let validated = match reads {
+            Some(reads) => self.validate_reads(snapshot_ts, commit.ts, writes, reads),
+            None => Ok(()),
+        };
         // 4. Install every version at that timestamp, on the leaf validation
-        //    found if it did not change since (else by a fresh descent).
-        //    Consolidation of the leaves this fills up waits until after
-        //    publication (step 7): later commits wait for this one.
+        //    found if it did not change since (else by a fresh descent), and
+        //    mark the timestamp installed (one atomic instruction; what a
+        //    serializable committer waits for in 3a). Consolidation of the
+        //    leaves this fills up waits until after publication (step 7):
+        //    later commits wait for this one.
         let delta = prepared.live_delta();
-        let installed = prepared.install(commit.ts);
-        // 4a. Record the commit's live-key delta (`mvcc::counts`): before
-        //     the log record, which can make the commit visible.
+        let (installed, delta) = match validated {
+            Ok(()) => {
+                // Unlatching stamps the stripes with the commit timestamp.
+                held.stamp(commit.ts);
+                (Some(prepared.install(commit.ts)), delta)
+            }
+            Err(_) => {
+                drop(prepared);
+                (None, 0)
+            }
+        };
+        // 4a. Record the commit's live-key delta (`mvcc::counts`; 0 if
+        //     refused): before the log record, which can make it visible.
         self.counts.record(commit.ts, delta, || self.count_floor());
+        commit.mark_installed();
         // 5. Durable databases: append the log record (a memory copy into
         //    the pending buffer), unlatch, then wait for the log (group
         //    commit: one sync covers every committer waiting), holding no
         //    lock.
-        let appended = log.map(|store| store.log(commit.ts, writes.iter()));
+        let appended = log.map(|store| match installed {
+            Some(_) => store.log(commit.ts, writes.iter()),
+            None => store.log(commit.ts, std::iter::empty()),
+        });
         drop(held);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
@@ -86,8 +116,16 @@ impl Engine {
         let ts = commit.publish();
         // 7. Consolidate the leaves step 4 listed, off the window in which
         //    later commits wait for this one.
-        installed.consolidate();
+        if let Some(installed) = installed {
+            installed.consolidate();
+        }
         logged?;
+        if let Err(e) = validated {
+            if e.is_conflict() {
+                self.counters.conflicts.add(1);
+            }
+            return Err(e);
+        }
         self.counters.commits.add(1);
         self.counters.versions_installed.add(writes.len() as u64);
         // 8. Every 64th timestamp refreshes the GC watermark.

@@ -1,5 +1,5 @@
 //! Multi-version concurrency control: the protocol pieces of snapshot
-//! isolation over the Bw-Tree (index; see `design/mvcc.md`). The engine
+//! isolation (and serializable validation) over the Bw-Tree (index; see `design/mvcc.md`). The engine
 //! (`crate::engine`) puts them together; nothing here knows it.
 //!
 //! - [`oracle`]: commit timestamps and the read (visibility) timestamp.
@@ -10,6 +10,8 @@
 //! - [`iter`]: snapshot ranges merged with a transaction's own writes, and
 //!   the [`WriteSet`] they merge.
 //! - [`counts`]: exact live-key counts per commit timestamp.
+//! - [`readset`]: a serializable transaction's read set (keys and scanned
+//!   ranges, narrowed to what an iterator yielded) for commit validation.
 //! - [`counters`]: sharded event counters behind `crate::Stats`.
 
 pub(crate) mod counters;
@@ -18,6 +20,7 @@ pub(crate) mod horizon;
 pub(crate) mod iter;
 pub(crate) mod latches;
 pub(crate) mod oracle;
+pub(crate) mod readset;
 pub(crate) mod registry;
 
 pub use iter::Iter;

@@ -92,6 +92,7 @@ pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64
                     key: k,
                     winner: w,
                     snapshot: s,
+                    ..
                 } => {
                     assert_eq!(&k[..], key.as_bytes(), "{}: conflict key", env.name);
                     assert_eq!(w, winner, "{}: winner ts", env.name);
