@@ -1,7 +1,7 @@
 //! Reads, value-predicate scans (both directions), the final state, and the
 //! checks of a commit's outcome.
 
-use bwtx::{Db, Error, Iter, Transaction};
+use bwtx::{Db, Error, Isolation, Iter, Transaction};
 
 use crate::env::Env;
 
@@ -44,7 +44,26 @@ pub(crate) fn numeric(it: Iter<'_>, rev: bool, pred: &dyn Fn(i64) -> bool) -> Ve
 
 /// scan(pred) in `tx`: a full range scan, filtered on the values client-side.
 /// Forwards and backwards must agree.
-pub(crate) fn scan(tx: &Transaction, pred: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
+///
+/// A serializable transaction on the churning database scans instead the
+/// ten ranges `["d", "d/")` for the digits `d`, which hold every Hermitage
+/// key and none of the filler (filler keys all start with `"d/"`): a
+/// serializable scan validates its range at commit, and the churn's filler
+/// inserts into a full range would be phantoms that abort it. The ranges
+/// still cover absent keys such as `3` and `4`, so inserting one is a
+/// phantom in them.
+pub(crate) fn scan(env: &Env, tx: &Transaction, pred: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
+    if env.churn && tx.isolation() == Isolation::Serializable {
+        let mut out = Vec::new();
+        for d in 0..10 {
+            let (lo, hi) = (d.to_string(), format!("{d}/"));
+            let fwd = numeric(tx.range(lo.as_bytes()..hi.as_bytes()), false, &pred);
+            let bwd = numeric(tx.range(lo.as_bytes()..hi.as_bytes()), true, &pred);
+            assert_eq!(fwd, bwd, "forward and reverse scans disagree");
+            out.extend(fwd);
+        }
+        return out;
+    }
     let fwd = numeric(tx.range::<&[u8], _>(..), false, &pred);
     let bwd = numeric(tx.range::<&[u8], _>(..), true, &pred);
     assert_eq!(fwd, bwd, "forward and reverse scans disagree");
@@ -75,33 +94,45 @@ pub(crate) fn commit_read_only(tx: Transaction) {
 }
 
 /// Commit `tx` and assert it loses to the commit at `winner` on `key`, that
-/// the refusal is counted, and that nothing of it was installed.
+/// the refusal is counted, and that nothing of it was installed. Under
+/// serializable the refusal may come from the validation of the reads
+/// first, naming another key or a range and the commit that changed it, so
+/// only the structure of the error is checked there.
 pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64) {
     let snapshot = tx.snapshot_ts();
     assert!(winner > snapshot, "the winner committed after the loser's snapshot");
+    let e = commit_refused(env, tx);
+    match e {
+        Error::Conflict {
+            key: k,
+            winner: w,
+            snapshot: s,
+            ..
+        } => {
+            if !env.serializable() {
+                assert_eq!(&k[..], key.as_bytes(), "{}: conflict key", env.name);
+                assert_eq!(w, winner, "{}: winner ts", env.name);
+            }
+            assert!(w > s, "{}: the winner {w} committed after the snapshot {s}", env.name);
+            assert_eq!(s, snapshot, "{}: loser's snapshot ts", env.name);
+        }
+        other => panic!("{}: expected Error::Conflict, got {other:?}", env.name),
+    }
+}
+
+/// Commit `tx`, assert it is refused with a conflict that is counted and
+/// installs nothing and takes no timestamp; the error.
+pub(crate) fn commit_refused(env: &Env, tx: Transaction) -> Error {
     let (commits, conflicts, read_ts) = {
         let s = env.db.stats();
         (s.commits, s.conflicts, s.read_ts)
     };
     let before = state(&env.db);
-    match tx.commit() {
-        Err(e) => {
-            assert!(e.is_conflict(), "{}: expected a conflict, got {e:?}", env.name);
-            match e {
-                Error::Conflict {
-                    key: k,
-                    winner: w,
-                    snapshot: s,
-                } => {
-                    assert_eq!(&k[..], key.as_bytes(), "{}: conflict key", env.name);
-                    assert_eq!(w, winner, "{}: winner ts", env.name);
-                    assert_eq!(s, snapshot, "{}: loser's snapshot ts", env.name);
-                }
-                other => panic!("{}: expected Error::Conflict, got {other:?}", env.name),
-            }
-        }
-        Ok(ts) => panic!("{}: commit at {ts} should have lost to {winner} on {key}", env.name),
-    }
+    let e = match tx.commit() {
+        Err(e) => e,
+        Ok(ts) => panic!("{}: the commit at {ts} should have been refused", env.name),
+    };
+    assert!(e.is_conflict(), "{}: expected a conflict, got {e:?}", env.name);
     let s = env.db.stats();
     assert_eq!(s.conflicts, conflicts + 1, "{}: the conflict is counted", env.name);
     assert_eq!(s.commits, commits, "{}: a refused commit is not counted", env.name);
@@ -112,6 +143,7 @@ pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64
         "{}: a refused commit installs nothing",
         env.name
     );
+    e
 }
 
 /// Commit `tx` (which wrote something) and check it took the next timestamp.
