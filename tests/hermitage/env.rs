@@ -113,7 +113,12 @@ pub(crate) fn envs() -> Vec<Env> {
     ];
     // Until serializable validation lands (issue 12, branch `ser`).
     if cfg!(feature = "serializable-tests") {
-        all.push(env("default/serializable", Db::in_memory(), false, Isolation::Serializable));
+        all.push(env(
+            "default/serializable",
+            Db::in_memory(),
+            false,
+            Isolation::Serializable,
+        ));
         all.push(env("tiny/serializable", tiny(), true, Isolation::Serializable));
     }
     all
