@@ -67,19 +67,78 @@ pub enum Error {
         /// What is wrong there.
         reason: &'static str,
     },
-    /// The transaction lost a write-write race (first committer wins): a
-    /// transaction that committed at `winner`, after this one's snapshot at
-    /// `snapshot` was taken, wrote `key` too. Nothing was installed; running
-    /// the transaction again on a fresh snapshot may succeed.
-    #[error("write-write conflict on key {key:?}: committed at ts {winner}, after this transaction's snapshot at ts {snapshot}")]
+    /// The transaction lost a race and was refused at commit; nothing was
+    /// installed, and running it again on a fresh snapshot may succeed.
+    /// `reason` says which kind:
+    ///
+    /// - [`ConflictReason::Write`] (both levels; first committer wins): a
+    ///   transaction that committed at `winner`, after this one's snapshot at
+    ///   `snapshot` was taken, wrote `key`, which this one writes too.
+    /// - [`ConflictReason::Read`] ([`crate::Isolation::Serializable`]): the
+    ///   commit at `winner` wrote `key`, which this transaction read (found
+    ///   or absent) at `snapshot`.
+    /// - [`ConflictReason::Range`] ([`crate::Isolation::Serializable`]): the
+    ///   commit at `winner` wrote `key` (an insert, update or delete) inside
+    ///   a range this transaction scanned.
+    #[error("{reason} on key {key:?}: committed at ts {winner}, after this transaction's snapshot at ts {snapshot}")]
     Conflict {
-        /// The first key (in key order) found written by the winner.
+        /// The key found written by the winner (for a write conflict, the
+        /// first in key order).
         key: bytes::Bytes,
         /// Commit timestamp of the transaction that won.
         winner: u64,
         /// This transaction's snapshot (start) timestamp.
         snapshot: u64,
+        /// What this transaction did with `key`: wrote it, read it, or
+        /// scanned a range holding it. Boxed, so that a range's bounds do
+        /// not make every `Result` of the crate larger.
+        reason: Box<ConflictReason>,
     },
+}
+
+/// Why a commit was refused with [`Error::Conflict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictReason {
+    /// Write-write: both transactions wrote the key (first committer wins).
+    Write,
+    /// A serializable transaction read the key (found or absent) and another
+    /// wrote it after the reader's snapshot and committed first.
+    Read,
+    /// A serializable transaction scanned the range `start..end` and another
+    /// wrote the key inside it (a phantom insert counts, a delete counts)
+    /// after the scanner's snapshot and committed first. The range is what
+    /// the scan consumed: an iterator dropped early records only the part
+    /// it yielded.
+    Range {
+        /// The range's start bound.
+        start: std::ops::Bound<bytes::Bytes>,
+        /// The range's end bound.
+        end: std::ops::Bound<bytes::Bytes>,
+    },
+}
+
+impl std::fmt::Display for ConflictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::ops::Bound::*;
+        match self {
+            ConflictReason::Write => write!(f, "write-write conflict"),
+            ConflictReason::Read => write!(f, "read-write conflict (serializable: a key read was written)"),
+            ConflictReason::Range { start, end } => {
+                write!(f, "range conflict (serializable: a write inside the scanned range ")?;
+                match start {
+                    Included(s) => write!(f, "[{s:?}")?,
+                    Excluded(s) => write!(f, "({s:?}")?,
+                    Unbounded => write!(f, "(-inf")?,
+                }
+                match end {
+                    Included(e) => write!(f, ", {e:?}])"),
+                    Excluded(e) => write!(f, ", {e:?}))"),
+                    Unbounded => write!(f, ", +inf))"),
+                }
+            }
+        }
+    }
 }
 
 impl Error {

@@ -70,7 +70,7 @@ mod wal;
 
 pub use db::{Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::Stats;
-pub use error::{Error, Result};
+pub use error::{ConflictReason, Error, Result};
 pub use mvcc::Iter;
 pub use options::{Durability, Isolation, Options};
 

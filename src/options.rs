@@ -46,10 +46,15 @@ pub enum Isolation {
     Snapshot,
     /// Serializable: a transaction with writes also validates at commit that
     /// nothing it read (keys, including keys found absent, and scanned
-    /// ranges) changed after its snapshot, so every committed history is
-    /// equivalent to a serial one. **Not built yet**: until read validation
-    /// lands (issue 12), a serializable transaction behaves as a snapshot
-    /// one.
+    /// ranges, phantoms included) was written by a transaction that
+    /// committed after its snapshot and before it; otherwise its commit
+    /// fails with [`crate::Error::Conflict`] ([`crate::ConflictReason::Read`]
+    /// or [`crate::ConflictReason::Range`]). Every committed history is then
+    /// equivalent to running the transactions one at a time in commit
+    /// order (read-only ones at their snapshot, and they never fail).
+    /// Costs: each read is also recorded (a lock, a key copy), and a commit
+    /// with reads waits for earlier commits to finish installing and checks
+    /// each key and range read (`design/mvcc.md`, section 10).
     Serializable,
 }
 

@@ -199,6 +199,7 @@ fn writer(db: &Db, seed: u64, n: usize, ctl: &Ctl) -> WriterLog {
                         key,
                         winner,
                         snapshot: s,
+                        ..
                     }) => {
                         assert_eq!(s, snapshot, "conflict reports the loser's snapshot");
                         assert!(winner > snapshot, "winner {winner} not after snapshot {snapshot}");

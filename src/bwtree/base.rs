@@ -63,11 +63,27 @@ pub(crate) struct LeafBase {
     /// The GC watermark this page was built with (0: none). A sweep skips
     /// pages built with its own watermark or a higher one: nothing more to drop.
     pub(crate) built_watermark: u64,
+    /// The newest version timestamp on the page (0 if none), computed when
+    /// the page is built: serializable validation skips a page whose bound
+    /// (this, with the chain's deltas) is at or below a snapshot.
+    max_ts: u64,
     pub(crate) keys: KeyArray,
     version_start: Box<[u32]>,
     vers: Box<[Ver]>,
     vals: Bytes,
-    big: Box<[Bytes]>,
+    /// `None` when the page has no large value (the common case). Boxed
+    /// twice so the field is one word: with [`LeafBase::max_ts`] the base
+    /// still fits the 320-byte node.
+    big: Option<Box<BigValues>>,
+}
+
+/// A page's large values (see [`LeafBase`]'s `big`).
+#[derive(Debug)]
+struct BigValues(Box<[Bytes]>);
+
+/// `big` as stored: `None` for no large values.
+fn big_box(big: Box<[Bytes]>) -> Option<Box<BigValues>> {
+    (!big.is_empty()).then(|| Box::new(BigValues(big)))
 }
 
 impl LeafBase {
@@ -77,6 +93,12 @@ impl LeafBase {
 
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The newest version timestamp on the page (0 for an empty page).
+    #[inline]
+    pub(crate) fn max_ts(&self) -> u64 {
+        self.max_ts
     }
 
     /// A base page from its arrays (a decoded page image, zero-copy). The
@@ -93,14 +115,17 @@ impl LeafBase {
         vals: Bytes,
         big: Box<[Bytes]>,
     ) -> Self {
+        // O(versions), next to the decode that produced them.
+        let max_ts = vers.iter().map(|v| v.ts).max().unwrap_or(0);
         LeafBase {
             range,
             built_watermark: 0,
+            max_ts,
             keys,
             version_start,
             vers,
             vals,
-            big,
+            big: big_box(big),
         }
     }
 
@@ -111,7 +136,7 @@ impl LeafBase {
 
     /// The values kept as their own `Bytes` (versions with [`BIG`] index it).
     pub(crate) fn big_values(&self) -> &[Bytes] {
-        &self.big
+        self.big.as_deref().map_or(&[], |b| &b.0)
     }
 
     /// Versions of entry `i`, newest first.
@@ -152,7 +177,7 @@ impl LeafBase {
     pub(crate) fn value(&self, v: &Ver) -> Option<Bytes> {
         match v.len {
             TOMBSTONE => None,
-            l if l & BIG != 0 => Some(self.big[v.off as usize].clone()),
+            l if l & BIG != 0 => Some(self.big_values()[v.off as usize].clone()),
             l => Some(self.vals.slice(v.off as usize..(v.off + l) as usize)),
         }
     }
@@ -162,7 +187,7 @@ impl LeafBase {
     pub(crate) fn value_ref(&self, v: &Ver) -> ValRef<'_> {
         match v.len {
             TOMBSTONE => ValRef::Tomb,
-            l if l & BIG != 0 => ValRef::Refcounted(&self.big[v.off as usize]),
+            l if l & BIG != 0 => ValRef::Refcounted(&self.big_values()[v.off as usize]),
             l => ValRef::Inline(&self.vals[v.off as usize..(v.off + l) as usize]),
         }
     }
@@ -183,6 +208,7 @@ pub(crate) struct LeafBuilder {
     vers: Vec<Ver>,
     vals: Vec<u8>,
     big: Vec<Bytes>,
+    max_ts: u64,
 }
 
 impl LeafBuilder {
@@ -203,6 +229,7 @@ impl LeafBuilder {
             vers: Vec::with_capacity(vers),
             vals: Vec::with_capacity(val_bytes),
             big: Vec::new(),
+            max_ts: 0,
         }
     }
 
@@ -211,6 +238,7 @@ impl LeafBuilder {
     }
 
     pub(crate) fn push_version(&mut self, ts: u64, v: ValRef<'_>) {
+        self.max_ts = self.max_ts.max(ts);
         let ver = match v {
             ValRef::Tomb => Ver {
                 ts,
@@ -267,6 +295,7 @@ impl LeafBuilder {
         LeafBase {
             range,
             built_watermark: 0,
+            max_ts: self.max_ts,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
             version_start: if self.vers.len() == self.version_start.len() - 1 {
@@ -276,7 +305,7 @@ impl LeafBuilder {
             },
             vers: self.vers.into_boxed_slice(),
             vals: Bytes::from(self.vals),
-            big: self.big.into_boxed_slice(),
+            big: big_box(self.big.into_boxed_slice()),
         }
     }
 }

@@ -57,6 +57,10 @@ pub(crate) enum Body {
     Evicted {
         addr: u64,
         range: PageRange,
+        /// The image's newest version timestamp (its record header's
+        /// `max_ts`): serializable validation reads it instead of faulting
+        /// the page in.
+        max_ts: u64,
     },
 }
 

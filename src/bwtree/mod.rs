@@ -23,6 +23,8 @@
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
 //!   it at one timestamp, consolidate afterwards.
+//! - [`validate`]: serializable read validation: versions committed in a
+//!   timestamp window on a key range, skipping leaves whose bound says none.
 //! - [`stats`]: structure-modification and GC counters.
 
 mod base;
@@ -44,6 +46,7 @@ mod search;
 mod smo;
 mod stats;
 mod tree;
+mod validate;
 
 pub(crate) use base::LeafBase;
 #[cfg(feature = "leak-check")]

@@ -233,7 +233,7 @@ impl Tree {
         guard: &'g Guard,
         scan: bool,
     ) -> Result<Option<&'g Node>> {
-        let (Body::Evicted { addr, range }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
+        let (Body::Evicted { addr, range, .. }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
             return Ok(Some(head));
         };
         if INSTALLING.with(|f| f.get()) {
@@ -275,7 +275,7 @@ impl Tree {
         };
         let _one = crate::sync::lock(&paging.evicting);
         let guard = epoch::pin();
-        let mut written: Vec<(Pid, &Node, u64)> = Vec::with_capacity(pids.len());
+        let mut written: Vec<(Pid, &Node, u64, u64)> = Vec::with_capacity(pids.len());
         for &pid in pids {
             let Some(mut head) = self.table.load(pid, &guard) else {
                 continue;
@@ -305,7 +305,7 @@ impl Tree {
             let Some(base) = base else { continue };
             let addr = paging.io.write_leaf(pid, base)?;
             paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
-            written.push((pid, head, addr));
+            written.push((pid, head, addr, base.max_ts()));
         }
         if written.is_empty() {
             return Ok(0);
@@ -319,9 +319,9 @@ impl Tree {
         // incremental checkpoint publishes images).
         paging.gate.close();
         let mut evicted = 0;
-        for (pid, head, addr) in written {
+        for (pid, head, addr, max_ts) in written {
             let range = detached(head.range());
-            let node = Node::base(Body::Evicted { addr, range });
+            let node = Node::base(Body::Evicted { addr, range, max_ts });
             if self.table.replace(pid, head, Chain::base(node), &guard).is_ok() {
                 evicted += 1;
             }

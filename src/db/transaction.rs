@@ -1,27 +1,44 @@
-//! [`Transaction`]: a read-write transaction under snapshot isolation; an
-//! owned handle (`'static + Send + Sync`) that buffers its writes and hands them
-//! to the engine's commit protocol.
+//! [`Transaction`]: a read-write transaction under snapshot isolation or
+//! serializable; an owned handle (`'static + Send + Sync`) that buffers its
+//! writes (and, when serializable, records its reads) and hands them to the
+//! engine's commit protocol.
 
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
 use super::savepoint::{Savepoint, Undo};
 use crate::bwtree::Tree;
 use crate::engine::{Engine, Pinned};
-use crate::mvcc::iter::{byte_bounds, Iter};
+use crate::mvcc::iter::{bounds, byte_bounds, prefix_end, Iter};
+use crate::mvcc::readset::ReadSet;
 use crate::mvcc::WriteSet;
 use crate::sync::Arc;
 use crate::{Isolation, Result};
 
-/// A read-write transaction under snapshot isolation, with savepoints.
+/// A read-write transaction, with savepoints, at the isolation level chosen
+/// when it began ([`Transaction::isolation`]).
 ///
 /// It reads the snapshot taken by [`crate::Db::begin`] plus its own writes,
 /// which it buffers until [`Transaction::commit`]. Commit validates the
 /// written keys: if another transaction committed a write to one of them
 /// after this snapshot was taken, commit fails with an error for which
 /// [`crate::Error::is_conflict`] holds, and nothing is installed (first committer
-/// wins). Reads never conflict and never block.
+/// wins). Reads never block.
+///
+/// - [`Isolation::Snapshot`] (the default): reads are not validated and
+///   never cause a conflict; write skew can commit.
+/// - [`Isolation::Serializable`]: the transaction also records the keys it
+///   reads with [`Transaction::get`] (found or absent) and the ranges it
+///   scans with [`Transaction::range`] and [`Transaction::prefix`] (narrowed,
+///   when an iterator is dropped early, to the part it yielded). If it has
+///   writes, its commit fails with a conflict when a transaction that
+///   committed after its snapshot wrote one of those keys or a key inside
+///   one of those ranges ([`crate::ConflictReason::Read`],
+///   [`crate::ConflictReason::Range`]). Every committed history is then
+///   serializable, in commit-timestamp order. A serializable transaction
+///   with no writes never validates and never fails: it serializes at its
+///   snapshot.
 ///
 /// Dropping a transaction without committing rolls it back. A committed
 /// transaction is consumed, so it cannot be used again:
@@ -74,6 +91,8 @@ pub struct Transaction {
     undo: Undo,
     /// The level chosen at begin.
     isolation: Isolation,
+    /// Serializable: the keys and ranges read (empty under snapshot isolation).
+    reads: ReadSet,
 }
 
 impl Transaction {
@@ -83,6 +102,7 @@ impl Transaction {
             writes: WriteSet::new(),
             undo: Undo::default(),
             isolation,
+            reads: ReadSet::default(),
         }
     }
 
@@ -97,14 +117,25 @@ impl Transaction {
         self.snapshot.ts()
     }
 
+    /// Is this transaction serializable (does it record its reads)?
+    #[inline]
+    fn serializable(&self) -> bool {
+        self.isolation == Isolation::Serializable
+    }
+
     /// The value of `key` in this transaction's view, `None` if absent or
-    /// deleted. Zero-copy.
+    /// deleted. Zero-copy. A serializable transaction records the key
+    /// (found or absent) unless its own write set answered.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        self.snapshot.engine().get(key, self.snapshot.ts())
+        let value = self.snapshot.engine().get(key, self.snapshot.ts())?;
+        if self.serializable() {
+            self.reads.key(key);
+        }
+        Ok(value)
     }
 
     /// Buffer a write of `value` to `key`; visible to this transaction's
@@ -148,8 +179,10 @@ impl Transaction {
     /// Undo every write made since `savepoint` was taken: [`Transaction::get`],
     /// [`Transaction::range`] and [`Transaction::prefix`] see the writes as
     /// they were then, and keys first written after it leave the write set,
-    /// so they cannot conflict at commit. Reads are not undone (there is
-    /// nothing to undo: the snapshot stays the same).
+    /// so they cannot conflict at commit. Reads are not undone: the snapshot
+    /// stays the same, and a serializable transaction keeps every key and
+    /// range it read before the savepoint and after it in its read set (what
+    /// was read stays read, and commit validates it).
     ///
     /// The savepoint stays valid, so rolling back to it again works; the
     /// savepoints taken after it become invalid. Fails with
@@ -163,18 +196,37 @@ impl Transaction {
     /// The keys in `range` with their values, in key order (reverse with
     /// `.rev()`), as this transaction sees them: its snapshot merged with its
     /// own writes.
+    ///
+    /// A serializable transaction records the range when the iterator is
+    /// created and narrows it, when the iterator is dropped, to the part it
+    /// yielded from either end (all of it if the iterator ran out): so
+    /// `range(k..).take(10)` conflicts only with writes up to the tenth key.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter<'_> {
         let (start, end) = byte_bounds(&range);
-        self.snapshot
+        let iter = self
+            .snapshot
             .engine()
-            .scan(self.snapshot.ts(), Some(&self.writes), start, end)
+            .scan(self.snapshot.ts(), Some(&self.writes), start, end);
+        match bounds(start, end) {
+            Some((start, end)) if self.serializable() => iter.tracked(self.reads.track(start, end)),
+            _ => iter,
+        }
     }
 
-    /// The keys that start with `prefix`, as [`Transaction::range`] does.
+    /// The keys that start with `prefix`, as [`Transaction::range`] does
+    /// (and recorded as that range when serializable).
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        self.snapshot
+        let prefix = prefix.as_ref();
+        let iter = self
+            .snapshot
             .engine()
-            .scan_prefix(self.snapshot.ts(), Some(&self.writes), prefix.as_ref())
+            .scan_prefix(self.snapshot.ts(), Some(&self.writes), prefix);
+        if !self.serializable() {
+            return iter;
+        }
+        let end = prefix_end(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        iter.tracked(self.reads.track(Bound::Included(prefix), end))
     }
 
     /// Number of keys written (put or deleted) so far.
@@ -189,12 +241,17 @@ impl Transaction {
     ///
     /// Fails with [`crate::Error::Conflict`] (see [`crate::Error::is_conflict`]) if a
     /// transaction that committed after this one's snapshot wrote one of the
-    /// same keys; then nothing is installed.
+    /// same keys, or, for a serializable transaction, a key it read or a key
+    /// inside a range it scanned; then nothing is installed. A transaction
+    /// that wrote nothing never fails.
     pub fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.snapshot.ts());
         }
-        self.snapshot.engine().commit(self.snapshot.ts(), &self.writes)
+        let reads = self.serializable().then(|| self.reads.take()).filter(|r| !r.is_empty());
+        self.snapshot
+            .engine()
+            .commit(self.snapshot.ts(), &self.writes, reads.as_ref())
     }
 
     /// Discard the buffered writes. Same as dropping the transaction.
@@ -206,6 +263,7 @@ impl std::fmt::Debug for Transaction {
         f.debug_struct("Transaction")
             .field("snapshot_ts", &self.snapshot.ts())
             .field("writes", &self.writes.len())
+            .field("isolation", &self.isolation)
             .finish()
     }
 }

@@ -1,21 +1,25 @@
 //! The commit protocol (`design/mvcc.md`, "Commit"): validate the write set
 //! against the snapshot (first committer wins), take a commit timestamp,
-//! install the versions, log them, and publish.
+//! validate a serializable transaction's reads (section 10), install the
+//! versions, log them, and publish.
 
 use super::Engine;
 use crate::bwtree::PrepareError;
 use crate::mvcc::latches::Latches;
+use crate::mvcc::readset::Reads;
 use crate::mvcc::WriteSet;
-use crate::{Error, Result};
+use crate::{ConflictReason, Error, Result};
 
 impl Engine {
     /// Commit `writes` made on the snapshot at `snapshot_ts`; returns the
     /// commit timestamp, once every snapshot taken afterwards sees the
-    /// commit. `writes` must not be empty.
+    /// commit. `writes` must not be empty. `reads`: a serializable
+    /// transaction's read set, validated after the timestamp is taken.
     ///
     /// Fails with [`Error::Conflict`] if a transaction that committed after
-    /// `snapshot_ts` wrote one of the keys; then nothing is installed.
-    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet) -> Result<u64> {
+    /// `snapshot_ts` wrote one of the keys (or, with `reads`, a key read or
+    /// a key in a range scanned); then nothing is installed.
+    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet, reads: Option<&Reads>) -> Result<u64> {
         debug_assert!(!writes.is_empty());
         let log = self.store.as_ref().filter(|s| s.logs());
         if let Some(store) = log {
@@ -45,17 +49,42 @@ impl Engine {
                     key: conflict.key.clone(),
                     winner: conflict.winner,
                     snapshot: snapshot_ts,
+                    reason: Box::new(ConflictReason::Write),
                 });
             }
         };
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
-        let commit = self.oracle.allocate();
+        let mut commit = self.oracle.allocate();
+        // 3a. Serializable: wait until every earlier commit is installed,
+        //     then validate the reads against the versions committed in
+        //     (snapshot, commit). A refused commit installs nothing, logs an
+        //     empty record (the log has no gaps) and publishes its
+        //     timestamp, so later commits are not held up.
+        if let Some(reads) = reads {
+            if let Err(e) = self.validate_reads(snapshot_ts, commit.ts, writes, reads) {
+                drop(prepared);
+                commit.mark_installed();
+                let appended = log.map(|store| store.log(commit.ts, std::iter::empty()));
+                drop(held);
+                commit.publish();
+                if e.is_conflict() {
+                    self.counters.conflicts.add(1);
+                }
+                if let Some(Err(log_error)) = appended {
+                    return Err(log_error);
+                }
+                return Err(e);
+            }
+        }
         // 4. Install every version at that timestamp, on the leaf validation
-        //    found if it did not change since (else by a fresh descent).
-        //    Consolidation of the leaves this fills up waits until after
-        //    publication (step 7): later commits wait for this one.
+        //    found if it did not change since (else by a fresh descent), and
+        //    mark the timestamp installed (one atomic instruction; what a
+        //    serializable committer waits for in 3a). Consolidation of the
+        //    leaves this fills up waits until after publication (step 7):
+        //    later commits wait for this one.
         let installed = prepared.install(commit.ts);
+        commit.mark_installed();
         // 5. Durable databases: append the log record (a memory copy into
         //    the pending buffer), unlatch, then wait for the log (group
         //    commit: one sync covers every committer waiting), holding no

@@ -10,6 +10,8 @@
 //!
 //! - [`commit`]: the commit protocol (validate, timestamp, install, log,
 //!   publish).
+//! - [`serializable`]: serializable read validation, between the commit
+//!   timestamp and the install.
 //! - [`gc`]: the GC watermark's refresh and the background sweeper.
 //! - [`workers`]: starting and stopping the background threads; the log
 //!   thread (buffered syncs, automatic checkpoints).
@@ -24,6 +26,7 @@ pub(crate) mod gc;
 pub(crate) mod pages;
 pub(crate) mod pinned;
 pub(crate) mod read;
+pub(crate) mod serializable;
 pub(crate) mod stats;
 pub(crate) mod workers;
 

@@ -14,6 +14,7 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
+use super::readset::Tracker;
 use crate::bwtree::Cursor;
 use crate::Result;
 
@@ -37,6 +38,9 @@ pub struct Iter<'a> {
     back_tree: Option<(Bytes, Bytes)>,
     front_buf: Option<BufferedWrite<'a>>,
     back_buf: Option<BufferedWrite<'a>>,
+    /// A serializable transaction's scan: follows what is yielded, to
+    /// narrow the recorded range on drop.
+    track: Option<Tracker<'a>>,
 }
 
 impl<'a> Iter<'a> {
@@ -48,6 +52,7 @@ impl<'a> Iter<'a> {
             back_tree: None,
             front_buf: None,
             back_buf: None,
+            track: None,
         }
     }
 
@@ -59,7 +64,17 @@ impl<'a> Iter<'a> {
             back_tree: None,
             front_buf: None,
             back_buf: None,
+            track: None,
         }
+    }
+}
+
+impl<'a> Iter<'a> {
+    /// Report what this iterator yields to `tracker` (a serializable
+    /// transaction's read set).
+    pub(crate) fn tracked(mut self, tracker: Tracker<'a>) -> Self {
+        self.track = Some(tracker);
+        self
     }
 }
 
@@ -72,6 +87,26 @@ impl Iterator for Iter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_front();
+        if let Some(t) = &mut self.track {
+            t.front(item.as_ref());
+        }
+        item
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.next_from_back();
+        if let Some(t) = &mut self.track {
+            t.back(item.as_ref());
+        }
+        item
+    }
+}
+
+impl Iter<'_> {
+    fn next_front(&mut self) -> Option<Result<(Bytes, Bytes)>> {
         if self.buf.is_none() && self.front_tree.is_none() && self.back_tree.is_none() {
             // No writes to merge (a snapshot, or a transaction that has not
             // written in the range): the cursor's items as they come.
@@ -110,10 +145,8 @@ impl Iterator for Iter<'_> {
             }
         }
     }
-}
 
-impl DoubleEndedIterator for Iter<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
+    fn next_from_back(&mut self) -> Option<Result<(Bytes, Bytes)>> {
         loop {
             if self.back_tree.is_none() {
                 self.back_tree = match self.tree.as_mut().and_then(DoubleEndedIterator::next_back) {

@@ -248,7 +248,12 @@ impl<'db> Run<'db> {
                     let want = self.model.commit(m);
                     match (got, want) {
                         (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}: commit ts", ctx),
-                        (Err(Error::Conflict { key, winner, snapshot }), Err((k, w, s))) => {
+                        (
+                            Err(Error::Conflict {
+                                key, winner, snapshot, ..
+                            }),
+                            Err((k, w, s)),
+                        ) => {
                             prop_assert_eq!(
                                 (show(&key), winner, snapshot),
                                 (show(&k), w, s),

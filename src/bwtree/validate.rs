@@ -1,0 +1,176 @@
+//! Serializable read validation's side in the tree: did any version with a
+//! timestamp in `(after, before)` land on a key of a range?
+//!
+//! The engine calls [`Tree::changed_in`] for each key and range a
+//! serializable transaction read (a key is the range `[k, k]`), after every
+//! commit below `before` is installed (`design/mvcc.md`, section 10). The
+//! walk goes leaf by leaf from the range's start, continuing at each leaf's
+//! high fence, and never scans a leaf that can tell nothing changed:
+//!
+//! - A leaf's *bound* is an upper bound on the timestamps of its versions:
+//!   the largest of its version deltas' timestamps, its base's
+//!   [`LeafBase::max_ts`] (computed when the base is built: consolidation,
+//!   split, merge copy, image decode) and, for an absorbed right half, the
+//!   bound of the `NodeMerge` copy. An evicted leaf's bound is its image's
+//!   `max_ts` (`Body::Evicted`), so a leaf whose bound is at or below
+//!   `after` is passed without being faulted in.
+//! - Only leaves whose bound is above `after` are searched, and only their
+//!   keys inside the range: version deltas are filtered by key, a base is
+//!   binary-searched to the range and skipped whole when its own `max_ts`
+//!   is at or below `after`.
+//!
+//! Soundness: every version with `ts < before` was installed before the walk
+//! began. Splits and merges move versions between pages but never drop one
+//! above the GC watermark (which is at most `after`, the validating
+//! transaction's registered snapshot), and the leaf that covers a key when
+//! the walk reads it holds every installed version of that key. So each key
+//! in the range is examined in some leaf that holds all its versions below
+//! `before`. A version found is a committed write (versions enter the tree
+//! only by a commit's install).
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+use crossbeam_epoch as epoch;
+
+use super::chain::Node;
+use super::clock;
+use super::delta::Body;
+use super::keys::key_lt;
+use super::search::Target;
+use super::tree::{Path, Tree};
+use crate::Result;
+
+impl Tree {
+    /// The first version found (key and commit timestamp) with a timestamp
+    /// in `(after, before)` on a key between `start` and `end`; `None` if
+    /// there is none. The caller guarantees that every commit below `before`
+    /// is installed and that the GC watermark stays at or below `after`.
+    /// Fails only if a leaf that must be searched cannot be faulted in.
+    pub(crate) fn changed_in(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        after: u64,
+        before: u64,
+    ) -> Result<Option<(Bytes, u64)>> {
+        if before <= after + 1 {
+            // No timestamp lies strictly between.
+            return Ok(None);
+        }
+        let first: &[u8] = match start {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => &[],
+        };
+        let mut from: Option<Bytes> = None;
+        loop {
+            let guard = epoch::pin();
+            let mut path = Path::new();
+            let t = Target::Key(from.as_deref().unwrap_or(first));
+            let (_, mut head) = self.descend_to::<false, 0>(t, &guard, &mut path)?;
+            if bound(head) > after {
+                if head.is_evicted() {
+                    path.clear();
+                    head = self.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?.1;
+                }
+                if let Some(hit) = search(head, start, end, after, before) {
+                    return Ok(Some(hit));
+                }
+            }
+            match &head.range().high {
+                Some(h) if below_end(h, end) => from = Some(h.clone()),
+                _ => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Is `key` before the range's end?
+fn below_end(key: &[u8], end: Bound<&[u8]>) -> bool {
+    match end {
+        Bound::Included(e) => !key_lt(e, key),
+        Bound::Excluded(e) => key_lt(key, e),
+        Bound::Unbounded => true,
+    }
+}
+
+/// Is `key` at or after the range's start?
+fn above_start(key: &[u8], start: Bound<&[u8]>) -> bool {
+    match start {
+        Bound::Included(s) => !key_lt(key, s),
+        Bound::Excluded(s) => key_lt(s, key),
+        Bound::Unbounded => true,
+    }
+}
+
+/// An upper bound on the timestamps of the versions in a leaf chain.
+pub(crate) fn bound(head: &Node) -> u64 {
+    let mut max = 0;
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::Version { ts, .. } => max = max.max(*ts),
+            Body::NodeMerge { content, .. } => max = max.max(bound(content)),
+            Body::Leaf(base) => return max.max(base.max_ts()),
+            Body::Evicted { max_ts, .. } => return max.max(*max_ts),
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+            Body::Inner(_) | Body::IndexEntry { .. } | Body::IndexTermDelete(_) => {
+                unreachable!("bound() on an inner page")
+            }
+        }
+        match node.next() {
+            Some(next) => node = next,
+            None => return max,
+        }
+    }
+}
+
+/// The first version in a (resident) leaf chain with a timestamp in
+/// `(after, before)` on a key between `start` and `end`.
+fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, before: u64) -> Option<(Bytes, u64)> {
+    let within = |ts: u64| ts > after && ts < before;
+    let in_range = |key: &[u8]| above_start(key, start) && below_end(key, end);
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::Version { ts, kv } => {
+                if within(*ts) && in_range(kv.key()) {
+                    return Some((Bytes::copy_from_slice(kv.key()), *ts));
+                }
+            }
+            Body::NodeMerge { content, .. } => {
+                if let Some(hit) = search(content, start, end, after, before) {
+                    return Some(hit);
+                }
+            }
+            Body::Leaf(base) => {
+                if base.max_ts() <= after {
+                    return None;
+                }
+                let lo = match start {
+                    Bound::Included(s) => base.keys.lower_bound(s),
+                    Bound::Excluded(s) => base.keys.upper_bound(s),
+                    Bound::Unbounded => 0,
+                };
+                let hi = match end {
+                    Bound::Included(e) => base.keys.upper_bound(e),
+                    Bound::Excluded(e) => base.keys.lower_bound(e),
+                    Bound::Unbounded => base.len(),
+                };
+                for i in lo..hi.max(lo) {
+                    if let Some(v) = base.versions(i).iter().find(|v| within(v.ts)) {
+                        return Some((base.keys.key_bytes(i), v.ts));
+                    }
+                }
+                return None;
+            }
+            // The caller faults an evicted leaf in before searching it.
+            Body::Evicted { .. } => unreachable!("search() on an evicted leaf"),
+            Body::Split { .. } | Body::RemoveNode { .. } => {}
+            Body::Inner(_) | Body::IndexEntry { .. } | Body::IndexTermDelete(_) => {
+                unreachable!("search() on an inner page")
+            }
+        }
+        node = node.next()?;
+    }
+}

@@ -1,0 +1,193 @@
+//! The read set of a serializable transaction: the keys it read (found or
+//! absent) and the key ranges it scanned, which its commit validates
+//! (`design/mvcc.md`, section 10).
+//!
+//! - [`ReadSet`] lives in the transaction. `get` takes `&self`, and the
+//!   transaction is `Send + Sync`, so the lists sit behind a mutex; it is
+//!   uncontended (one transaction is used by one thread at a time in
+//!   practice), a lock and an unlock per read.
+//! - [`Tracker`] rides in a range iterator: the full range is recorded when
+//!   the iterator is created (so a leaked iterator stays covered), and when
+//!   the iterator is dropped the range is narrowed to the part it yielded:
+//!   `[start, last key yielded from the front]` and `[last key yielded from
+//!   the back, end]`, or nothing if it yielded nothing. An iterator that
+//!   ran out (or failed) keeps the whole range: it saw that no other key
+//!   lies in it. Narrowing is sound because the transaction observed
+//!   nothing outside those parts.
+//!
+//! Snapshot-isolation transactions record nothing: the transaction checks
+//! its level before calling in here.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::sync::{lock, Mutex};
+use crate::Result;
+
+/// A key range with owned bounds.
+pub(crate) type OwnedRange = (Bound<Bytes>, Bound<Bytes>);
+
+/// The keys and ranges a serializable transaction read.
+#[derive(Default)]
+pub(crate) struct ReadSet {
+    reads: Mutex<Reads>,
+}
+
+/// The lists behind the mutex.
+#[derive(Default, Debug)]
+pub(crate) struct Reads {
+    /// Keys read with `get` (not answered from the write set), in read
+    /// order, possibly repeated.
+    pub(crate) keys: Vec<Bytes>,
+    /// Ranges scanned; `None` where an iterator that yielded nothing was
+    /// dropped. An iterator's slot number stays valid until the
+    /// transaction ends.
+    pub(crate) ranges: Vec<Option<OwnedRange>>,
+}
+
+impl Reads {
+    /// Is there nothing to validate?
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.ranges.iter().all(Option::is_none)
+    }
+}
+
+impl ReadSet {
+    /// Record a key read.
+    pub(crate) fn key(&self, key: &[u8]) {
+        lock(&self.reads).keys.push(Bytes::copy_from_slice(key));
+    }
+
+    /// Record a range scanned; returns its slot for [`Tracker`].
+    fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> usize {
+        let mut r = lock(&self.reads);
+        r.ranges.push(Some((owned(start), owned(end))));
+        r.ranges.len() - 1
+    }
+
+    /// A tracker that records `start..end` now and narrows it on drop.
+    pub(crate) fn track(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Tracker<'_> {
+        Tracker {
+            set: self,
+            slot: self.range(start, end),
+            front: None,
+            back: None,
+            whole: false,
+        }
+    }
+
+    /// The recorded reads, leaving the set empty.
+    pub(crate) fn take(&self) -> Reads {
+        std::mem::take(&mut *lock(&self.reads))
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Follows what a range iterator yields, to narrow its recorded range when
+/// it is dropped (see the module doc).
+pub(crate) struct Tracker<'a> {
+    set: &'a ReadSet,
+    slot: usize,
+    /// The last key yielded from the front.
+    front: Option<Bytes>,
+    /// The last key yielded from the back.
+    back: Option<Bytes>,
+    /// The iterator ran out or failed: keep the whole range.
+    whole: bool,
+}
+
+impl Tracker<'_> {
+    /// The iterator's front yielded `item`.
+    #[inline]
+    pub(crate) fn front(&mut self, item: Option<&Result<(Bytes, Bytes)>>) {
+        match item {
+            Some(Ok((k, _))) => self.front = Some(k.clone()),
+            _ => self.whole = true,
+        }
+    }
+
+    /// The iterator's back yielded `item`.
+    #[inline]
+    pub(crate) fn back(&mut self, item: Option<&Result<(Bytes, Bytes)>>) {
+        match item {
+            Some(Ok((k, _))) => self.back = Some(k.clone()),
+            _ => self.whole = true,
+        }
+    }
+}
+
+impl Drop for Tracker<'_> {
+    fn drop(&mut self) {
+        if self.whole {
+            return;
+        }
+        let mut r = lock(&self.set.reads);
+        let Some((start, end)) = r.ranges.get_mut(self.slot).and_then(Option::take) else {
+            return;
+        };
+        if let Some(f) = self.front.take() {
+            r.ranges[self.slot] = Some((start, Bound::Included(f)));
+        }
+        if let Some(b) = self.back.take() {
+            r.ranges.push(Some((Bound::Included(b), end)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn kv(s: &str) -> Result<(Bytes, Bytes)> {
+        Ok((b(s), Bytes::new()))
+    }
+
+    #[test]
+    fn narrowing_keeps_what_was_yielded() {
+        let set = ReadSet::default();
+        // Yielded nothing: nothing recorded.
+        drop(set.track(Bound::Included(b"a"), Bound::Unbounded));
+        // Front only.
+        let mut t = set.track(Bound::Included(b"a"), Bound::Unbounded);
+        t.front(Some(&kv("b")));
+        t.front(Some(&kv("c")));
+        drop(t);
+        // Both ends.
+        let mut t = set.track(Bound::Excluded(b"a"), Bound::Excluded(b"z"));
+        t.front(Some(&kv("b")));
+        t.back(Some(&kv("y")));
+        drop(t);
+        // Ran out: the whole range.
+        let mut t = set.track(Bound::Unbounded, Bound::Excluded(b"m"));
+        t.front(Some(&kv("b")));
+        t.front(None);
+        drop(t);
+        // Leaked: the whole range stays.
+        std::mem::forget(set.track(Bound::Included(b"p"), Bound::Included(b"q")));
+        let r = set.take();
+        let got: Vec<_> = r.ranges.into_iter().flatten().collect();
+        assert_eq!(
+            got,
+            vec![
+                (Bound::Included(b("a")), Bound::Included(b("c"))),
+                (Bound::Excluded(b("a")), Bound::Included(b("b"))),
+                (Bound::Included(b("y")), Bound::Excluded(b("z"))),
+                (Bound::Unbounded, Bound::Excluded(b("m"))),
+                (Bound::Included(b("p")), Bound::Included(b("q"))),
+            ]
+        );
+        assert!(set.take().is_empty());
+    }
+}
