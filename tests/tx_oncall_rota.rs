@@ -8,7 +8,8 @@
 
 use std::sync::Barrier;
 
-use bwtx::{Db, Isolation, Transaction};
+use bwtx::{Db, Isolation, Options, Transaction};
+use bwtx_kit::SplitMix64;
 
 const SHIFTS: u64 = 64;
 const DOCTORS: u64 = 4;
@@ -65,13 +66,7 @@ fn go_off(tx: &mut Transaction, shift: u64, d: u64) -> bwtx::Result<bool> {
 /// went off), so the shift keeps three doctors.
 #[test]
 fn fixed_interleaving_breaks_snapshot_not_serializable() {
-    // Serializable only once validation lands (issue 12, branch `ser`).
-    let levels: &[Isolation] = if cfg!(feature = "serializable-tests") {
-        &[Isolation::Snapshot, Isolation::Serializable]
-    } else {
-        &[Isolation::Snapshot]
-    };
-    for &level in levels {
+    for level in [Isolation::Snapshot, Isolation::Serializable] {
         let db = Db::in_memory();
         rota(&db);
         let read = Barrier::new(DOCTORS as usize);
@@ -115,11 +110,8 @@ fn fixed_interleaving_breaks_snapshot_not_serializable() {
 /// sees an uncovered shift, and none is uncovered at the end. (Run under
 /// `Isolation::Snapshot` instead, it fails: a transaction sees an uncovered
 /// shift.)
-#[cfg(feature = "serializable-tests")]
 #[test]
 fn serializable_keeps_every_shift_covered() {
-    use bwtx::Options;
-    use bwtx_kit::SplitMix64;
     let db = Options::new().isolation(Isolation::Serializable).in_memory().unwrap();
     rota(&db);
     let granted: u64 = std::thread::scope(|s| {

@@ -166,6 +166,12 @@ mod tests {
         assert_eq!(out.len(), FRAME_LEN + 12);
         let (c, n) = decode(&out).unwrap();
         assert_eq!(n, out.len());
-        assert_eq!(c, Commit { ts: 9, writes: Vec::new() });
+        assert_eq!(
+            c,
+            Commit {
+                ts: 9,
+                writes: Vec::new()
+            }
+        );
     }
 }

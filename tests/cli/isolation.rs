@@ -106,8 +106,6 @@ fn bench_serializable_bank_and_a() {
 
 /// `history --isolation serializable`: the workload begins serializable
 /// transactions and the check is for serializability (no cycle at all).
-/// Needs serializable validation (feature `serializable-tests` until it lands).
-#[cfg(feature = "serializable-tests")]
 #[test]
 fn history_serializable() {
     let dir = crate::TempDir::new("history-ser");

@@ -107,21 +107,12 @@ pub(crate) fn envs() -> Vec<Env> {
         churn,
         round: Cell::new(0),
     };
-    let mut all = vec![
+    vec![
         env("default/snapshot", Db::in_memory(), false, Isolation::Snapshot),
         env("tiny/snapshot", tiny(), true, Isolation::Snapshot),
-    ];
-    // Until serializable validation lands (issue 12, branch `ser`).
-    if cfg!(feature = "serializable-tests") {
-        all.push(env(
-            "default/serializable",
-            Db::in_memory(),
-            false,
-            Isolation::Serializable,
-        ));
-        all.push(env("tiny/serializable", tiny(), true, Isolation::Serializable));
-    }
-    all
+        env("default/serializable", Db::in_memory(), false, Isolation::Serializable),
+        env("tiny/serializable", tiny(), true, Isolation::Serializable),
+    ]
 }
 
 /// Run `case` on each database, after the common setup (1 = 10, 2 = 20).

@@ -1,7 +1,7 @@
 //! Dirty writes and dirty reads: G0, G1a, G1b, G1c and OTV.
 
 use crate::env::run;
-use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state};
+use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state, Reason};
 
 /// **G0, write cycles (dirty writes).** T1 and T2 both write keys 1 and 2,
 /// interleaved. If both could commit, the final state could mix them
@@ -94,7 +94,7 @@ pub(crate) fn g1c_circular_information_flow() {
         assert_eq!(get(&t2, "1"), Some(10));
         let a = commit_ok(env, t1);
         if env.serializable() {
-            commit_conflict(env, t2, "1", a);
+            assert_eq!(commit_conflict(env, t2, "1", a), Reason::Read);
             assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 20)]), "{}", env.name);
             assert_eq!(env.db.stats().conflicts, 1);
             return;

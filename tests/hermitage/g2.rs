@@ -2,7 +2,7 @@
 //! serializable), and the read-only transaction anomaly.
 
 use crate::env::run;
-use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state};
+use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state, Reason};
 
 /// **G2-item, write skew.** T1 and T2 both read 1 = 10 and 2 = 20; T1 writes
 /// 1 = 11, T2 writes 2 = 21. Each decided on a state the other changed: no
@@ -22,7 +22,7 @@ pub(crate) fn g2_item_write_skew() {
         env.churn();
         let w = commit_ok(env, t1);
         if env.serializable() {
-            commit_conflict(env, t2, "1", w);
+            assert_eq!(commit_conflict(env, t2, "1", w), Reason::Read);
             assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 20)]), "{}", env.name);
             assert_eq!(env.db.stats().conflicts, 1);
             return;
@@ -53,7 +53,7 @@ pub(crate) fn g2_predicate_write_skew() {
         env.churn();
         let w = commit_ok(env, t1);
         if env.serializable() {
-            commit_conflict(env, t2, "3", w);
+            assert_eq!(commit_conflict(env, t2, "3", w), Reason::Range);
             let t3 = env.begin();
             assert_eq!(scan(env, &t3, |v| v % 3 == 0), kv(&[("3", 30)]));
             commit_read_only(t3);
@@ -97,7 +97,7 @@ pub(crate) fn g2_two_edges_read_only_anomaly() {
         env.churn();
         t1.put("1", "0").unwrap();
         if env.serializable() {
-            commit_conflict(env, t1, "2", w);
+            assert_eq!(commit_conflict(env, t1, "2", w), Reason::Range);
             assert_eq!(state(&env.db), kv(&[("1", 10), ("2", 25)]), "{}", env.name);
             assert_eq!(env.db.stats().conflicts, 1);
             return;

@@ -1,7 +1,7 @@
 //! Reads, value-predicate scans (both directions), the final state, and the
 //! checks of a commit's outcome.
 
-use bwtx::{Db, Error, Isolation, Iter, Transaction};
+use bwtx::{ConflictReason, Db, Error, Isolation, Iter, Transaction};
 
 use crate::env::Env;
 
@@ -94,56 +94,76 @@ pub(crate) fn commit_read_only(tx: Transaction) {
 }
 
 /// Commit `tx` and assert it loses to the commit at `winner` on `key`, that
-/// the refusal is counted, and that nothing of it was installed. Under
-/// serializable the refusal may come from the validation of the reads
-/// first, naming another key or a range and the commit that changed it, so
-/// only the structure of the error is checked there.
-pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64) {
+/// the refusal is counted, and that nothing of it was installed; the reason
+/// (under SI always a write-write conflict; under serializable it may be the
+/// validation of a read or a scanned range, see [`Reason`]).
+pub(crate) fn commit_conflict(env: &Env, tx: Transaction, key: &str, winner: u64) -> Reason {
     let snapshot = tx.snapshot_ts();
     assert!(winner > snapshot, "the winner committed after the loser's snapshot");
-    let e = commit_refused(env, tx);
-    match e {
-        Error::Conflict {
-            key: k,
-            winner: w,
-            snapshot: s,
-            ..
-        } => {
-            if !env.serializable() {
-                assert_eq!(&k[..], key.as_bytes(), "{}: conflict key", env.name);
-                assert_eq!(w, winner, "{}: winner ts", env.name);
-            }
-            assert!(w > s, "{}: the winner {w} committed after the snapshot {s}", env.name);
-            assert_eq!(s, snapshot, "{}: loser's snapshot ts", env.name);
-        }
-        other => panic!("{}: expected Error::Conflict, got {other:?}", env.name),
-    }
-}
-
-/// Commit `tx`, assert it is refused with a conflict that is counted and
-/// installs nothing and takes no timestamp; the error.
-pub(crate) fn commit_refused(env: &Env, tx: Transaction) -> Error {
     let (commits, conflicts, read_ts) = {
         let s = env.db.stats();
         (s.commits, s.conflicts, s.read_ts)
     };
     let before = state(&env.db);
-    let e = match tx.commit() {
-        Err(e) => e,
-        Ok(ts) => panic!("{}: the commit at {ts} should have been refused", env.name),
+    let reason = match tx.commit() {
+        Err(Error::Conflict {
+            key: k,
+            winner: w,
+            snapshot: s,
+            reason,
+        }) => {
+            assert_eq!(&k[..], key.as_bytes(), "{}: conflict key ({reason})", env.name);
+            assert_eq!(w, winner, "{}: winner ts", env.name);
+            assert_eq!(s, snapshot, "{}: loser's snapshot ts", env.name);
+            match *reason {
+                ConflictReason::Write => Reason::Write,
+                ConflictReason::Read => Reason::Read,
+                ConflictReason::Range { .. } => Reason::Range,
+                other => panic!("{}: unknown reason {other:?}", env.name),
+            }
+        }
+        Err(e) => panic!("{}: expected Error::Conflict, got {e:?}", env.name),
+        Ok(ts) => panic!("{}: commit at {ts} should have lost to {winner} on {key}", env.name),
     };
-    assert!(e.is_conflict(), "{}: expected a conflict, got {e:?}", env.name);
+    if !env.serializable() {
+        assert_eq!(
+            reason,
+            Reason::Write,
+            "{}: SI refuses only write-write conflicts",
+            env.name
+        );
+    }
     let s = env.db.stats();
     assert_eq!(s.conflicts, conflicts + 1, "{}: the conflict is counted", env.name);
     assert_eq!(s.commits, commits, "{}: a refused commit is not counted", env.name);
-    assert_eq!(s.read_ts, read_ts, "{}: a refused commit takes no timestamp", env.name);
+    // A write conflict is found before the commit takes a timestamp; a read
+    // is validated after (against the versions below it), so that refusal
+    // has used one timestamp, which commits nothing.
+    let used = u64::from(reason != Reason::Write);
+    assert_eq!(
+        s.read_ts,
+        read_ts + used,
+        "{}: timestamps used by the refusal",
+        env.name
+    );
     assert_eq!(
         state(&env.db),
         before,
         "{}: a refused commit installs nothing",
         env.name
     );
-    e
+    reason
+}
+
+/// Why a commit was refused ([`ConflictReason`] without the range's bounds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Both wrote the key.
+    Write,
+    /// The loser read the key (serializable only).
+    Read,
+    /// The loser scanned a range holding the key (serializable only).
+    Range,
 }
 
 /// Commit `tx` (which wrote something) and check it took the next timestamp.

@@ -4,7 +4,7 @@
 use bwtx::Isolation;
 
 use crate::env::run;
-use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state};
+use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state, Reason};
 
 /// **Read-only transactions commit.** T1 reads 1 and scans; T2 reads both
 /// keys, moves 2 from key 2 to key 1 and commits; T1 reads its snapshot
@@ -98,7 +98,7 @@ pub(crate) fn mixed_levels() {
         t.put("2", "22").unwrap();
         env.churn();
         let w = commit_ok(env, t);
-        commit_conflict(env, s, "2", w);
+        assert_eq!(commit_conflict(env, s, "2", w), Reason::Read);
         assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 22)]), "{}", env.name);
         assert_eq!(env.db.stats().conflicts, 1, "{}", env.name);
     });
