@@ -42,9 +42,9 @@ use super::tree::{Path, Tree};
 use crate::Result;
 
 impl Tree {
-    /// The first version found (key and commit timestamp) with a timestamp
-    /// in `(after, before)` on a key between `start` and `end`; `None` if
-    /// there is none. The caller guarantees that every commit below `before`
+    /// The smallest key between `start` and `end` with a version whose
+    /// timestamp is in `(after, before)`, and the newest such timestamp;
+    /// `None` if there is none. The caller guarantees that every commit below `before`
     /// is installed and that the GC watermark stays at or below `after`.
     /// Fails only if a leaf that must be searched cannot be faulted in.
     pub(crate) fn changed_in(
@@ -125,27 +125,42 @@ pub(crate) fn bound(head: &Node) -> u64 {
     }
 }
 
-/// The first version in a (resident) leaf chain with a timestamp in
-/// `(after, before)` on a key between `start` and `end`.
-fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, before: u64) -> Option<(Bytes, u64)> {
+/// A change found: the key and the newest commit in the window that wrote it.
+type Hit = (Bytes, u64);
+
+/// Keep the smaller key; on the same key, the newer commit.
+fn better(best: Option<Hit>, key: &[u8], ts: u64) -> Option<Hit> {
+    match best {
+        Some((k, t)) if key_lt(&k, key) || (k[..] == *key && t >= ts) => Some((k, t)),
+        _ => Some((Bytes::copy_from_slice(key), ts)),
+    }
+}
+
+/// In a (resident) leaf chain, the smallest key between `start` and `end`
+/// with a version whose timestamp is in `(after, before)`, with the newest
+/// such timestamp. (The walk visits leaves in key order, so the first leaf
+/// with a hit holds the range's smallest changed key: the conflict reported
+/// does not depend on the page layout.)
+fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, before: u64) -> Option<Hit> {
     let within = |ts: u64| ts > after && ts < before;
     let in_range = |key: &[u8]| above_start(key, start) && below_end(key, end);
+    let mut best: Option<Hit> = None;
     let mut node = head;
     loop {
         match &node.body {
             Body::Version { ts, kv } => {
                 if within(*ts) && in_range(kv.key()) {
-                    return Some((Bytes::copy_from_slice(kv.key()), *ts));
+                    best = better(best, kv.key(), *ts);
                 }
             }
             Body::NodeMerge { content, .. } => {
-                if let Some(hit) = search(content, start, end, after, before) {
-                    return Some(hit);
+                if let Some((k, t)) = search(content, start, end, after, before) {
+                    best = better(best, &k, t);
                 }
             }
             Body::Leaf(base) => {
                 if base.max_ts() <= after {
-                    return None;
+                    return best;
                 }
                 let lo = match start {
                     Bound::Included(s) => base.keys.lower_bound(s),
@@ -158,11 +173,15 @@ fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, befor
                     Bound::Unbounded => base.len(),
                 };
                 for i in lo..hi.max(lo) {
+                    // Versions are newest first: the first in the window is the newest.
                     if let Some(v) = base.versions(i).iter().find(|v| within(v.ts)) {
-                        return Some((base.keys.key_bytes(i), v.ts));
+                        return better(best, base.keys.key(i), v.ts);
+                    }
+                    if best.as_ref().is_some_and(|(k, _)| !key_lt(base.keys.key(i), k)) {
+                        break;
                     }
                 }
-                return None;
+                return best;
             }
             // The caller faults an evicted leaf in before searching it.
             Body::Evicted { .. } => unreachable!("search() on an evicted leaf"),
@@ -171,6 +190,9 @@ fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, befor
                 unreachable!("search() on an inner page")
             }
         }
-        node = node.next()?;
+        match node.next() {
+            Some(next) => node = next,
+            None => return best,
+        }
     }
 }

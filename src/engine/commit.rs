@@ -60,36 +60,33 @@ impl Engine {
         //     then validate the reads against the versions committed in
         //     (snapshot, commit). A refused commit installs nothing, logs an
         //     empty record (the log has no gaps) and publishes its
-        //     timestamp, so later commits are not held up.
-        if let Some(reads) = reads {
-            if let Err(e) = self.validate_reads(snapshot_ts, commit.ts, writes, reads) {
-                drop(prepared);
-                commit.mark_installed();
-                let appended = log.map(|store| store.log(commit.ts, std::iter::empty()));
-                drop(held);
-                commit.publish();
-                if e.is_conflict() {
-                    self.counters.conflicts.add(1);
-                }
-                if let Some(Err(log_error)) = appended {
-                    return Err(log_error);
-                }
-                return Err(e);
-            }
-        }
+        //     timestamp like any other, then returns the conflict.
+        let validated = match reads {
+            Some(reads) => self.validate_reads(snapshot_ts, commit.ts, writes, reads),
+            None => Ok(()),
+        };
         // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent), and
         //    mark the timestamp installed (one atomic instruction; what a
         //    serializable committer waits for in 3a). Consolidation of the
         //    leaves this fills up waits until after publication (step 7):
         //    later commits wait for this one.
-        let installed = prepared.install(commit.ts);
+        let installed = match validated {
+            Ok(()) => Some(prepared.install(commit.ts)),
+            Err(_) => {
+                drop(prepared);
+                None
+            }
+        };
         commit.mark_installed();
         // 5. Durable databases: append the log record (a memory copy into
         //    the pending buffer), unlatch, then wait for the log (group
         //    commit: one sync covers every committer waiting), holding no
         //    lock.
-        let appended = log.map(|store| store.log(commit.ts, writes.iter()));
+        let appended = log.map(|store| match installed {
+            Some(_) => store.log(commit.ts, writes.iter()),
+            None => store.log(commit.ts, std::iter::empty()),
+        });
         drop(held);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
@@ -111,8 +108,16 @@ impl Engine {
         let ts = commit.publish();
         // 7. Consolidate the leaves step 4 listed, off the window in which
         //    later commits wait for this one.
-        installed.consolidate();
+        if let Some(installed) = installed {
+            installed.consolidate();
+        }
         logged?;
+        if let Err(e) = validated {
+            if e.is_conflict() {
+                self.counters.conflicts.add(1);
+            }
+            return Err(e);
+        }
         self.counters.commits.add(1);
         self.counters.versions_installed.add(writes.len() as u64);
         // 8. Every 64th timestamp refreshes the GC watermark.

@@ -1,13 +1,23 @@
 //! Model-based test of transactions: up to four interleaved read-write
-//! transactions, held and fresh snapshots, and explicit garbage collection,
-//! run against both the default configuration and tiny pages (splits and
-//! merges under the transactions), and checked after every step against a
-//! model of snapshot isolation with first-committer-wins:
+//! transactions (snapshot isolation or serializable), held and fresh
+//! snapshots, and explicit garbage collection, run against both the default
+//! configuration and tiny pages (splits and merges under the transactions),
+//! and checked after every step against a model of snapshot isolation with
+//! first-committer-wins, plus serializable read validation:
 //!
 //! - the committed history, per key a list of `(commit_ts, Option<value>)`,
 //!   so that a read at any snapshot timestamp can be predicted;
-//! - per open transaction its snapshot timestamp and its write buffer, and
-//!   a copy of that buffer at each live savepoint (see `savepoint.rs`).
+//! - per open transaction its snapshot timestamp and its write buffer, a
+//!   copy of that buffer at each live savepoint (see `savepoint.rs`), and,
+//!   if serializable, its reads: keys (found or absent, not answered by its
+//!   writes) and the part of each scanned range its iterator yielded.
+//!
+//! A serializable commit with writes is predicted by checking the commit
+//! order against a serial execution: it is refused iff a key it read or a
+//! key in a range it scanned was written by a commit after its snapshot
+//! (every such commit precedes it), and then the model predicts the key,
+//! winner, reason and range the error names, and that the refusal uses up
+//! a timestamp and logs an empty record.
 //!
 //! The model predicts every read (own writes first, buffered deletes hide
 //! keys), every range in every consumption order, what a rollback to a

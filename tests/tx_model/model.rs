@@ -2,8 +2,29 @@
 //! state of a durable database's directory.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
-use crate::ops::{Key, Val, Writes};
+use crate::ops::{Consume, Key, Val, Writes};
+use crate::read::in_bound;
+
+/// What a serializable transaction read: a key (found or absent, not
+/// answered by its own writes) or a range (the part its iterator yielded).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Read {
+    Key(Key),
+    Range(Bound<Key>, Bound<Key>),
+}
+
+/// Why the model refuses a commit (`bwtx::ConflictReason`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reason {
+    Write,
+    Read,
+    Range(Bound<Key>, Bound<Key>),
+}
+
+/// A refused commit: the key, the winner, the snapshot and why.
+pub type Refusal = (Key, u64, u64, Reason);
 
 /// The committed history.
 #[derive(Default)]
@@ -16,6 +37,9 @@ pub struct Model {
     /// starts with the versions recovery installed).
     pub commits: u64,
     pub conflicts: u64,
+    /// Serializable commits refused by read validation since open: each
+    /// took a timestamp and logged an empty record.
+    pub refused: u64,
     pub versions_installed: u64,
     /// Durable databases: the state of the directory.
     pub disk: DiskModel,
@@ -48,6 +72,51 @@ pub struct MTxn {
     pub taken: u64,
     /// The live savepoints, oldest first: serial, and the writes then.
     pub live: Vec<(u64, Writes)>,
+    /// Begun with `Isolation::Serializable`.
+    pub serializable: bool,
+    /// Serializable: what it read, in order (savepoints do not undo it).
+    pub reads: Vec<Read>,
+}
+
+impl MTxn {
+    /// Record a read, if this transaction is serializable.
+    pub fn read(&mut self, reads: Vec<Read>) {
+        if self.serializable {
+            self.reads.extend(reads);
+        }
+    }
+}
+
+/// The smallest key above every key that starts with `p`, if any.
+pub fn prefix_end(p: &[u8]) -> Option<Key> {
+    let mut end = p.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// The range `prefix(p)` scans.
+pub fn prefix_range(p: &[u8]) -> (Bound<Key>, Bound<Key>) {
+    (Included(p.to_vec()), prefix_end(p).map_or(Unbounded, Excluded))
+}
+
+/// What a scan of `lo..hi` that yields `want` (in full) records when
+/// consumed as `how`: the whole range if the iterator ran out (it returned
+/// `None` once), else the part from the start to the last key taken from
+/// the front, or from the last key taken from the back to the end; nothing
+/// if it yielded nothing.
+pub fn observed(lo: Bound<Key>, hi: Bound<Key>, want: &[(Key, Val)], how: &Consume) -> Vec<Read> {
+    let n = want.len();
+    match how {
+        Consume::Partial(0, _) => Vec::new(),
+        Consume::Partial(k, false) if *k <= n => vec![Read::Range(lo, Included(want[k - 1].0.clone()))],
+        Consume::Partial(k, true) if *k <= n => vec![Read::Range(Included(want[n - k].0.clone()), hi)],
+        _ => vec![Read::Range(lo, hi)],
+    }
 }
 
 impl MTxn {
@@ -108,15 +177,30 @@ impl Model {
         self.history.get(key).and_then(|h| h.last()).map(|(t, _)| *t)
     }
 
-    /// `Ok(ts)` or `Err((key, winner, snapshot))`; applies a successful commit.
-    pub fn commit(&mut self, tx: MTxn) -> Result<u64, (Key, u64, u64)> {
+    /// `Ok(ts)` or the refusal; applies a successful commit. A
+    /// serializable transaction with writes is refused iff a key it read or
+    /// a key in a range it scanned was written by a commit after its
+    /// snapshot (all of which are before it): the commit order is then a
+    /// serial order. The refusal names the first such key read (in key
+    /// order), else the first range scanned (in scan order) with its
+    /// smallest written key; and that key's newest commit. A refused
+    /// serializable commit uses up a timestamp.
+    pub fn commit(&mut self, tx: MTxn) -> Result<u64, Refusal> {
         if tx.writes.is_empty() {
             return Ok(tx.snap);
         }
         for k in tx.writes.keys() {
             if let Some(w) = self.newest(k).filter(|&w| w > tx.snap) {
                 self.conflicts += 1;
-                return Err((k.clone(), w, tx.snap));
+                return Err((k.clone(), w, tx.snap, Reason::Write));
+            }
+        }
+        if tx.serializable {
+            if let Some((k, w, why)) = self.read_conflict(&tx) {
+                self.last += 1;
+                self.conflicts += 1;
+                self.refused += 1;
+                return Err((k, w, tx.snap, why));
             }
         }
         self.last += 1;
@@ -128,11 +212,38 @@ impl Model {
         Ok(self.last)
     }
 
+    /// The first read of `tx` that a commit after its snapshot wrote.
+    fn read_conflict(&self, tx: &MTxn) -> Option<(Key, u64, Reason)> {
+        let changed = |k: &Key| self.newest(k).filter(|&w| w > tx.snap);
+        let mut keys: Vec<&Key> = tx
+            .reads
+            .iter()
+            .filter_map(|r| match r {
+                Read::Key(k) if !tx.writes.contains_key(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if let Some((k, w)) = keys.into_iter().find_map(|k| changed(k).map(|w| (k, w))) {
+            return Some((k.clone(), w, Reason::Read));
+        }
+        tx.reads.iter().find_map(|r| {
+            let Read::Range(lo, hi) = r else { return None };
+            let (l, h) = (lo.as_ref().map(|k| &k[..]), hi.as_ref().map(|k| &k[..]));
+            self.history
+                .keys()
+                .filter(|k| in_bound(k, l, h))
+                .find_map(|k| changed(k).map(|w| (k.clone(), w, Reason::Range(lo.clone(), hi.clone()))))
+        })
+    }
+
     /// A (re)open: counters restart, recovery replays the log after the
     /// newest checkpoint, and a new log segment is started.
     pub fn reopen(&mut self) {
         self.commits = 0;
         self.conflicts = 0;
+        self.refused = 0;
         let d = &mut self.disk;
         d.checkpoints = 0;
         d.written = None;

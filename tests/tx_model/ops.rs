@@ -75,8 +75,12 @@ pub enum Consume {
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// Roll back whatever the slot holds, begin a new transaction.
+    /// Roll back whatever the slot holds, begin a new snapshot-isolation
+    /// transaction. (A slot begun implicitly is snapshot isolation for
+    /// slots 0 and 1, serializable for 2 and 3.)
     Begin(usize),
+    /// Roll back whatever the slot holds, begin a serializable transaction.
+    BeginSerializable(usize),
     Get(Target, usize),
     Put(usize, usize, u8),
     Delete(usize, usize),
@@ -153,6 +157,7 @@ pub fn op(n: usize, fill: u32) -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS;
     prop_oneof![
         2 => slot.clone().prop_map(Op::Begin),
+        2 => slot.clone().prop_map(Op::BeginSerializable),
         6 => (target(), 0..n).prop_map(|(t, k)| Op::Get(t, k)),
         8 => (slot.clone(), 0..n, any::<u8>()).prop_map(|(s, k, v)| Op::Put(s, k, v)),
         3 => (slot.clone(), 0..n).prop_map(|(s, k)| Op::Delete(s, k)),

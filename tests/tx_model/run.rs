@@ -1,14 +1,14 @@
 //! The `Run` harness: applies operations to the database and the model
 //! and checks every step.
 
-use std::ops::Bound::Unbounded;
+use std::ops::Bound::{self, Unbounded};
 
-use bwtx::{Db, Error, Savepoint, Snapshot, Transaction};
+use bwtx::{ConflictReason, Db, Error, Isolation, Savepoint, Snapshot, Transaction};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use crate::durable::Disk;
-use crate::model::{MTxn, Model};
+use crate::model::{observed, prefix_range, MTxn, Model, Read, Reason};
 use crate::ops::{key, value, Consume, Key, Op, Scan, Target, Val, Writes, HELD, SAVEPOINTS, SLOTS};
 use crate::read::{check_iter, in_bound, map_bound, show, Reader};
 
@@ -57,13 +57,20 @@ impl<'db> Run<'db> {
         (self.model, self.serial)
     }
 
-    pub fn begin(&mut self, slot: usize) -> Result<(), TestCaseError> {
-        let tx = self.db.begin();
+    pub fn begin(&mut self, slot: usize, serializable: bool) -> Result<(), TestCaseError> {
+        let level = if serializable {
+            Isolation::Serializable
+        } else {
+            Isolation::Snapshot
+        };
+        let tx = self.db.begin_with(level);
         prop_assert_eq!(tx.snapshot_ts(), self.model.last, "snapshot_ts of a begin");
+        prop_assert_eq!(tx.isolation(), level);
         self.txn_ids += 1;
         let m = MTxn {
             snap: self.model.last,
             id: self.txn_ids,
+            serializable,
             ..MTxn::default()
         };
         self.txns[slot] = Some((tx, m));
@@ -72,7 +79,7 @@ impl<'db> Run<'db> {
 
     pub fn ensure_txn(&mut self, slot: usize) -> Result<(), TestCaseError> {
         if self.txns[slot].is_none() {
-            self.begin(slot)?;
+            self.begin(slot, slot >= 2)?;
         }
         Ok(())
     }
@@ -131,14 +138,28 @@ impl<'db> Run<'db> {
         out
     }
 
-    /// A full forward and reverse scan of `t` against the model.
+    /// Record `reads` for the transaction `t` names, if it is one (and
+    /// serializable).
+    pub fn record(&mut self, t: Target, reads: Vec<Read>) {
+        if let Target::Txn(slot) = t {
+            if let Some((_, m)) = self.txns[slot].as_mut() {
+                m.read(reads);
+            }
+        }
+    }
+
+    /// A full forward and reverse scan of `t` against the model (a
+    /// serializable transaction records the whole range twice).
     pub fn check_all(&mut self, t: Target, ctx: &str) -> Result<(), TestCaseError> {
         self.with_reader(t, |r, m, ts, w| {
             let want: Vec<(Key, Val)> = m.view(ts, w).into_iter().collect();
             let ctx = format!("{ctx}: full scan of {t:?} at ts {ts}");
             check_iter(r.range(Unbounded, Unbounded), &want, &Consume::Forward, &ctx)?;
             check_iter(r.range(Unbounded, Unbounded), &want, &Consume::Reverse, &ctx)
-        })
+        })?;
+        let all = Read::Range(Unbounded, Unbounded);
+        self.record(t, vec![all.clone(), all]);
+        Ok(())
     }
 
     pub fn check_stats(&self, ctx: &str) -> Result<(), TestCaseError> {
@@ -159,9 +180,10 @@ impl<'db> Run<'db> {
         if let Some(disk) = self.disk {
             let d = &m.disk;
             // Sync mode, one committer at a time: every commit appends one
-            // record and needs its own sync before it returns.
-            prop_assert_eq!(s.log_records, m.commits, "{}: log_records", ctx);
-            prop_assert_eq!(s.log_syncs, m.commits, "{}: log_syncs", ctx);
+            // record and needs its own sync before it returns; so does a
+            // serializable commit refused by read validation (an empty record).
+            prop_assert_eq!(s.log_records, m.commits + m.refused, "{}: log_records", ctx);
+            prop_assert_eq!(s.log_syncs, m.commits + m.refused, "{}: log_syncs", ctx);
             prop_assert_eq!(s.checkpoints, d.checkpoints, "{}: checkpoints", ctx);
             prop_assert_eq!(s.replayed, d.replayed, "{}: replayed", ctx);
             prop_assert_eq!(s.torn_tails, 0, "{}: torn_tails", ctx);
@@ -189,13 +211,13 @@ impl<'db> Run<'db> {
     pub fn step(&mut self, i: usize, op: &Op) -> Result<(), TestCaseError> {
         let ctx = format!("op {i} {op:?}");
         match op {
-            Op::Begin(slot) => {
+            Op::Begin(slot) | Op::BeginSerializable(slot) => {
                 self.txns[*slot] = None;
-                self.begin(*slot)?;
+                self.begin(*slot, matches!(op, Op::BeginSerializable(_)))?;
             }
             Op::Get(t, k) => {
                 let k = key(*k);
-                self.with_reader(*t, |r, m, ts, w| {
+                let own = self.with_reader(*t, |r, m, ts, w| {
                     let got = r.get(&k).map_err(|e| TestCaseError::fail(format!("{ctx}: {e}")))?;
                     let want = m.get(&k, ts, w);
                     prop_assert_eq!(
@@ -206,8 +228,11 @@ impl<'db> Run<'db> {
                         show(&k),
                         ts
                     );
-                    Ok(())
+                    Ok(w.is_some_and(|w| w.contains_key(&k)))
                 })?;
+                if !own {
+                    self.record(*t, vec![Read::Key(k)]);
+                }
             }
             Op::Put(slot, k, v) => {
                 self.serial += 1;
@@ -222,7 +247,7 @@ impl<'db> Run<'db> {
                 }
             }
             Op::Scan(t, scan, how) => {
-                self.with_reader(*t, |r, m, ts, w| {
+                let reads = self.with_reader(*t, |r, m, ts, w| {
                     let view = m.view(ts, w);
                     let ctx = format!("{ctx} at ts {ts}");
                     match scan {
@@ -230,16 +255,20 @@ impl<'db> Run<'db> {
                             let (lo, hi) = (map_bound(lo), map_bound(hi));
                             let (lo, hi) = (lo.as_ref().map(|k| &k[..]), hi.as_ref().map(|k| &k[..]));
                             let want: Vec<(Key, Val)> = view.into_iter().filter(|(k, _)| in_bound(k, lo, hi)).collect();
-                            check_iter(r.range(lo, hi), &want, how, &ctx)
+                            check_iter(r.range(lo, hi), &want, how, &ctx)?;
+                            Ok(observed(owned(lo), owned(hi), &want, how))
                         }
                         Scan::Prefix(i, len) => {
                             let k = key(*i);
                             let p = &k[..(*len).min(k.len())];
                             let want: Vec<(Key, Val)> = view.into_iter().filter(|(k, _)| k.starts_with(p)).collect();
-                            check_iter(r.prefix(p), &want, how, &ctx)
+                            check_iter(r.prefix(p), &want, how, &ctx)?;
+                            let (lo, hi) = prefix_range(p);
+                            Ok(observed(lo, hi, &want, how))
                         }
                     }
                 })?;
+                self.record(*t, reads);
             }
             Op::Commit(slot) => {
                 if let Some((tx, m)) = self.txns[*slot].take() {
@@ -250,9 +279,12 @@ impl<'db> Run<'db> {
                         (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}: commit ts", ctx),
                         (
                             Err(Error::Conflict {
-                                key, winner, snapshot, ..
+                                key,
+                                winner,
+                                snapshot,
+                                reason,
                             }),
-                            Err((k, w, s)),
+                            Err((k, w, s, why)),
                         ) => {
                             prop_assert_eq!(
                                 (show(&key), winner, snapshot),
@@ -260,6 +292,7 @@ impl<'db> Run<'db> {
                                 "{}: conflict (key, winner, snapshot)",
                                 ctx
                             );
+                            prop_assert_eq!(reason_of(&reason), Some(why), "{}: conflict reason {:?}", ctx, reason);
                             prop_assert_eq!(s, snap);
                         }
                         (got, want) => {
@@ -379,6 +412,22 @@ impl<'db> Run<'db> {
             s
         );
         Ok(())
+    }
+}
+
+/// A bound as the model keeps it.
+fn owned(b: Bound<&[u8]>) -> Bound<Key> {
+    b.map(|k| k.to_vec())
+}
+
+/// The model's reason for a `bwtx::ConflictReason`.
+fn reason_of(r: &ConflictReason) -> Option<Reason> {
+    let owned = |b: &Bound<bytes::Bytes>| b.as_ref().map(|k| k.to_vec());
+    match r {
+        ConflictReason::Write => Some(Reason::Write),
+        ConflictReason::Read => Some(Reason::Read),
+        ConflictReason::Range { start, end } => Some(Reason::Range(owned(start), owned(end))),
+        _ => None,
     }
 }
 
