@@ -5,7 +5,8 @@
 //!
 //! Many threads run transactions over one ordered store, each reading a
 //! consistent snapshot: [`Db`] hands out read-write [`Transaction`]s
-//! (snapshot isolation, first committer wins) and read-only [`Snapshot`]s.
+//! (snapshot isolation, first committer wins; or [`Isolation::Serializable`],
+//! which also validates what they read) and read-only [`Snapshot`]s.
 //!
 //! ```
 //! let db = bwtx::Db::in_memory();

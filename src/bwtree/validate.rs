@@ -9,7 +9,7 @@
 //!
 //! - A leaf's *bound* is an upper bound on the timestamps of its versions:
 //!   the largest of its version deltas' timestamps, its base's
-//!   [`LeafBase::max_ts`] (computed when the base is built: consolidation,
+//!   [`super::base::LeafBase::max_ts`] (computed when the base is built: consolidation,
 //!   split, merge copy, image decode) and, for an absorbed right half, the
 //!   bound of the `NodeMerge` copy. An evicted leaf's bound is its image's
 //!   `max_ts` (`Body::Evicted`), so a leaf whose bound is at or below

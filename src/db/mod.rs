@@ -43,7 +43,8 @@ impl Drop for WorkerStopper {
 }
 
 /// A database: a cheap handle (`Clone + Send + Sync`) to one multi-version
-/// ordered key-value store with snapshot-isolation transactions.
+/// ordered key-value store with snapshot-isolation and serializable
+/// transactions ([`crate::Isolation`]).
 ///
 /// ```
 /// let db = bwtx::Db::in_memory();

@@ -31,7 +31,7 @@ impl Engine {
             pages.check()?;
         }
         // 1. Latch the write set's stripes (ascending: no deadlock).
-        let held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
+        let mut held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
         // 2. Validate: no write newer than our snapshot. A version installed
         //    by a commit still being published counts: that commit won. The
         //    leaves found are kept (by the tree, under one epoch guard) for
@@ -72,7 +72,11 @@ impl Engine {
         //    leaves this fills up waits until after publication (step 7):
         //    later commits wait for this one.
         let installed = match validated {
-            Ok(()) => Some(prepared.install(commit.ts)),
+            Ok(()) => {
+                // Unlatching stamps the stripes with the commit timestamp.
+                held.stamp(commit.ts);
+                Some(prepared.install(commit.ts))
+            }
             Err(_) => {
                 drop(prepared);
                 None

@@ -6,6 +6,15 @@
 //! commits on disjoint keys take disjoint stripes (except for hash
 //! collisions, which serialize but never cause a false conflict, because
 //! validation looks at the keys themselves). Readers never touch them.
+//!
+//! A latch word is `stamp << 1 | held`. The *stamp* is the commit timestamp
+//! of the last commit that installed writes under the stripe (0: none
+//! since open): a committer stores it when it unlatches, in the same store
+//! that frees the latch, so snapshot-isolation commits pay nothing for it.
+//! Serializable validation reads it ([`Latches::unchanged_since`]): a key
+//! whose stripe is free and stamped at or below a snapshot was not written
+//! by any commit after that snapshot that is already installed, so it needs
+//! no descent (`design/mvcc.md`, section 10).
 
 use smallvec::SmallVec;
 
@@ -44,23 +53,70 @@ impl Latches {
         for &i in &set {
             let w = &self.words[i as usize];
             let backoff = Backoff::new();
-            while w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
-                backoff.snooze();
+            // Set the held bit, keeping the stamp: a compare-and-swap from
+            // the word last seen, with the bit clear. While the bit is set,
+            // each failed attempt writes nothing and reads the newest word.
+            let mut seen = w.load(Ordering::Relaxed);
+            loop {
+                let free = seen & !1;
+                match w.compare_exchange(free, free | 1, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => {
+                        if now & 1 == 1 {
+                            backoff.snooze();
+                        }
+                        seen = now;
+                    }
+                }
             }
         }
-        Held { latches: self, set }
+        Held {
+            latches: self,
+            set,
+            stamp: 0,
+        }
+    }
+
+    /// Is `key` certainly unwritten by every installed commit after
+    /// `snapshot`? True if its stripe is free and stamped at or below
+    /// `snapshot`. The caller has made sure (through the oracle's installed
+    /// watermark, an acquire) that the commits it asks about are installed:
+    /// each latched the stripe before installing and stamped it when it
+    /// unlatched, so the word read is held or stamped at least that high.
+    /// False means "maybe": look in the tree.
+    #[inline]
+    pub(crate) fn unchanged_since(&self, key: &[u8], snapshot: u64) -> bool {
+        let w = self.words[(hash(key) % STRIPES as u64) as usize].load(Ordering::Acquire);
+        w & 1 == 0 && w >> 1 <= snapshot
     }
 }
 
 pub(crate) struct Held<'l> {
     latches: &'l Latches,
     set: StripeSet,
+    /// The commit timestamp to stamp the stripes with when they are
+    /// unlatched (0: nothing was installed, keep the old stamps).
+    stamp: u64,
+}
+
+impl Held<'_> {
+    /// Writes were installed at commit timestamp `ts` under these stripes.
+    /// `ts` is above every stamp they hold: those commits unlatched before
+    /// this one latched, so before it took its timestamp.
+    pub(crate) fn stamp(&mut self, ts: u64) {
+        self.stamp = ts;
+    }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         for &i in &self.set {
-            self.latches.words[i as usize].store(0, Ordering::Release);
+            let w = &self.latches.words[i as usize];
+            if self.stamp > 0 {
+                w.store(self.stamp << 1, Ordering::Release);
+            } else {
+                w.fetch_and(!1, Ordering::Release);
+            }
         }
     }
 }

@@ -38,8 +38,11 @@ pub(crate) struct ReadSet {
 #[derive(Default, Debug)]
 pub(crate) struct Reads {
     /// Keys read with `get` (not answered from the write set), in read
-    /// order, possibly repeated.
-    pub(crate) keys: Vec<Bytes>,
+    /// order, possibly repeated: their bytes back to back (one buffer, not
+    /// one allocation per key) ...
+    key_bytes: Vec<u8>,
+    /// ... and where each ends in `key_bytes`.
+    key_ends: Vec<usize>,
     /// Ranges scanned; `None` where an iterator that yielded nothing was
     /// dropped. An iterator's slot number stays valid until the
     /// transaction ends.
@@ -49,14 +52,23 @@ pub(crate) struct Reads {
 impl Reads {
     /// Is there nothing to validate?
     pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.ranges.iter().all(Option::is_none)
+        self.key_ends.is_empty() && self.ranges.iter().all(Option::is_none)
+    }
+
+    /// The keys read, in read order (possibly repeated).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
+        starts.zip(&self.key_ends).map(|(s, &e)| &self.key_bytes[s..e])
     }
 }
 
 impl ReadSet {
     /// Record a key read.
     pub(crate) fn key(&self, key: &[u8]) {
-        lock(&self.reads).keys.push(Bytes::copy_from_slice(key));
+        let mut r = lock(&self.reads);
+        r.key_bytes.extend_from_slice(key);
+        let end = r.key_bytes.len();
+        r.key_ends.push(end);
     }
 
     /// Record a range scanned; returns its slot for [`Tracker`].
@@ -176,7 +188,11 @@ mod tests {
         drop(t);
         // Leaked: the whole range stays.
         std::mem::forget(set.track(Bound::Included(b"p"), Bound::Included(b"q")));
+        set.key(b"k1");
+        set.key(b"");
+        set.key(b"k1");
         let r = set.take();
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec![&b"k1"[..], b"", b"k1"]);
         let got: Vec<_> = r.ranges.into_iter().flatten().collect();
         assert_eq!(
             got,
