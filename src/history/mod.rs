@@ -1,5 +1,5 @@
 //! Concurrent list-append histories (the model of Elle, Kingsbury & Alvaro,
-//! VLDB 2020) and a checker for snapshot isolation.
+//! VLDB 2020) and a checker for snapshot isolation and serializability.
 //!
 //! Transactions append globally unique values to lists and read whole lists;
 //! the order of the elements then reveals each key's version order, so
@@ -28,6 +28,6 @@ pub mod json;
 pub mod model;
 pub mod workload;
 
-pub use check::{check, Anomaly, CheckStats, CycleKind, Dep, LostCause, OpId, Report, Step};
+pub use check::{check, check_with, Anomaly, CheckStats, CycleKind, Dep, LostCause, OpId, Report, Step};
 pub use model::{History, Mop, Op, OpKind};
 pub use workload::WorkloadConfig;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use bwtx_kit::SplitMix64;
 
 use super::model::{History, Mop, Op, OpKind};
-use crate::{Db, Transaction};
+use crate::{Db, Isolation, Transaction};
 
 /// Parameters of [`run`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub struct WorkloadConfig {
     pub max_writes_per_key: usize,
     /// Seed of the per-thread random choices (thread scheduling adds its own).
     pub seed: u64,
+    /// The isolation level every transaction begins with
+    /// ([`Db::begin_with`]); check the history with
+    /// [`check_with`](super::check_with) at the same level.
+    pub isolation: Isolation,
 }
 
 impl Default for WorkloadConfig {
@@ -37,6 +41,7 @@ impl Default for WorkloadConfig {
             max_ops_per_txn: 4,
             max_writes_per_key: 32,
             seed: 0,
+            isolation: Isolation::Snapshot,
         }
     }
 }
@@ -104,7 +109,7 @@ struct WorkloadState {
 /// Run the workload on `db` and return the history: `cfg.threads` threads
 /// each run `cfg.txns_per_thread` transactions of random reads of whole
 /// lists and appends of globally unique values (read the list, append,
-/// put), with explicit begin and commit. A commit that loses a conflict is
+/// put), with explicit begin (at `cfg.isolation`) and commit. A commit that loses a conflict is
 /// a `Fail` operation; any other commit error an `Info` one (and the thread
 /// continues as a new process). At the end one more transaction reads every
 /// key used. Operations are in completion order, with logical invoke and
@@ -141,7 +146,8 @@ pub fn run(db: &Db, cfg: WorkloadConfig) -> History {
     let used = shared.pool.lock().unwrap_or_else(|e| e.into_inner()).next_key;
     let process = shared.next_process.fetch_add(1, Ordering::Relaxed);
     let txn = (0..used).map(|k| Mop::Read(k, None)).collect();
-    ops.push(transact(db, &shared, process, txn, &mut SplitMix64::new(cfg.seed)));
+    let mut rng = SplitMix64::new(cfg.seed);
+    ops.push(transact(db, &shared, cfg.isolation, process, txn, &mut rng));
     ops.sort_by_key(|o| o.completed_at);
     History::new(ops)
 }
@@ -166,7 +172,7 @@ fn client(db: &Db, cfg: &WorkloadConfig, shared: &WorkloadState, thread: u64) ->
                 })
                 .collect()
         };
-        let op = transact(db, shared, process, txn, &mut rng);
+        let op = transact(db, shared, cfg.isolation, process, txn, &mut rng);
         if op.kind == OpKind::Info {
             process = shared.next_process.fetch_add(1, Ordering::Relaxed);
         }
@@ -176,9 +182,16 @@ fn client(db: &Db, cfg: &WorkloadConfig, shared: &WorkloadState, thread: u64) ->
 }
 
 /// Run one transaction; `txn`'s reads are filled in if it commits.
-fn transact(db: &Db, shared: &WorkloadState, process: u64, mut txn: Vec<Mop>, rng: &mut SplitMix64) -> Op {
+fn transact(
+    db: &Db,
+    shared: &WorkloadState,
+    level: Isolation,
+    process: u64,
+    mut txn: Vec<Mop>,
+    rng: &mut SplitMix64,
+) -> Op {
     let invoked = shared.clock.fetch_add(1, Ordering::SeqCst);
-    let mut tx = db.begin();
+    let mut tx = db.begin_with(level);
     let snapshot = tx.snapshot_ts();
     let executed = execute(&mut tx, &mut txn, rng);
     let (kind, commit_ts) = match executed {

@@ -1,22 +1,37 @@
 //! The databases every case runs on: the default configuration, and tiny
-//! pages with filler keys and "churn" commits between the steps.
+//! pages with filler keys and "churn" commits between the steps; each under
+//! snapshot isolation and under serializable.
 
 use std::cell::Cell;
 
-use bwtx::{Db, Options};
+use bwtx::{Db, Isolation, Options, Transaction};
 
 use crate::ops::{kv, state};
 
-/// A database to run a case on.
+/// A database to run a case on, and the level the case's transactions
+/// begin with.
 pub(crate) struct Env {
     pub(crate) name: &'static str,
     pub(crate) db: Db,
+    pub(crate) isolation: Isolation,
     /// Commit structure-modifying filler transactions between steps.
     pub(crate) churn: bool,
     pub(crate) round: Cell<u32>,
 }
 
 impl Env {
+    /// Begin one of the case's transactions, at the env's level.
+    pub(crate) fn begin(&self) -> Transaction {
+        let tx = self.db.begin_with(self.isolation);
+        assert_eq!(tx.isolation(), self.isolation);
+        tx
+    }
+
+    /// Whether the case's transactions are serializable.
+    pub(crate) fn serializable(&self) -> bool {
+        self.isolation == Isolation::Serializable
+    }
+
     /// Between two steps of an interleaving: on the tiny database, commit a
     /// transaction that inserts (odd rounds) or deletes (even rounds) 24
     /// filler keys right before and right after keys `1` and `2` (between
@@ -24,7 +39,9 @@ impl Env {
     /// then collect garbage on every page (the versions the open
     /// transactions read must survive it). Never touches a Hermitage key, so
     /// it never conflicts with a case's transactions and never changes what
-    /// they read.
+    /// they read (serializable scans on this database skip the filler: see
+    /// `ops::scan`). It begins with `Db::begin` (snapshot isolation) and
+    /// only writes, so it never validates reads.
     pub(crate) fn churn(&self) {
         if !self.churn {
             return;
@@ -57,8 +74,8 @@ impl Env {
     }
 }
 
-/// The two databases every case runs on.
-pub(crate) fn envs() -> Vec<Env> {
+/// The tiny-page database with its filler.
+fn tiny() -> Db {
     let tiny = Options::new()
         .tree_config(bwtx::tree::Config::tiny())
         .gc_interval(None)
@@ -78,19 +95,23 @@ pub(crate) fn envs() -> Vec<Env> {
         tiny.stats().splits > 50,
         "the filler must spread the keys over many pages"
     );
+    tiny
+}
+
+/// The four set-ups every case runs on: each database under each level.
+pub(crate) fn envs() -> Vec<Env> {
+    let env = |name, db, churn, isolation| Env {
+        name,
+        db,
+        isolation,
+        churn,
+        round: Cell::new(0),
+    };
     vec![
-        Env {
-            name: "default",
-            db: Db::in_memory(),
-            churn: false,
-            round: Cell::new(0),
-        },
-        Env {
-            name: "tiny",
-            db: tiny,
-            churn: true,
-            round: Cell::new(0),
-        },
+        env("default/snapshot", Db::in_memory(), false, Isolation::Snapshot),
+        env("tiny/snapshot", tiny(), true, Isolation::Snapshot),
+        env("default/serializable", Db::in_memory(), false, Isolation::Serializable),
+        env("tiny/serializable", tiny(), true, Isolation::Serializable),
     ]
 }
 

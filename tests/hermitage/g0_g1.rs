@@ -1,7 +1,7 @@
 //! Dirty writes and dirty reads: G0, G1a, G1b, G1c and OTV.
 
 use crate::env::run;
-use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state};
+use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, state, Reason};
 
 /// **G0, write cycles (dirty writes).** T1 and T2 both write keys 1 and 2,
 /// interleaved. If both could commit, the final state could mix them
@@ -11,8 +11,8 @@ use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, st
 pub(crate) fn g0_write_cycles() {
     run(|env| {
         let conflicts = env.db.stats().conflicts;
-        let mut t1 = env.db.begin();
-        let mut t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let mut t2 = env.begin();
         t1.put("1", "11").unwrap();
         env.churn();
         t2.put("1", "12").unwrap();
@@ -34,18 +34,18 @@ pub(crate) fn g0_write_cycles() {
 #[test]
 pub(crate) fn g1a_aborted_reads() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let t2 = env.begin();
         t1.put("1", "101").unwrap();
         assert_eq!(get(&t1, "1"), Some(101));
         assert_eq!(get(&t2, "1"), Some(10));
         env.churn();
         t1.rollback();
         assert_eq!(get(&t2, "1"), Some(10));
-        assert_eq!(scan(&t2, |_| true), kv(&[("1", 10), ("2", 20)]));
+        assert_eq!(scan(env, &t2, |_| true), kv(&[("1", 10), ("2", 20)]));
         commit_read_only(t2);
         // A transaction begun after the abort does not see it either.
-        let t3 = env.db.begin();
+        let t3 = env.begin();
         assert_eq!(get(&t3, "1"), Some(10));
         commit_read_only(t3);
         assert_eq!(state(&env.db), kv(&[("1", 10), ("2", 20)]), "{}", env.name);
@@ -59,8 +59,8 @@ pub(crate) fn g1a_aborted_reads() {
 #[test]
 pub(crate) fn g1b_intermediate_reads() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let t2 = env.begin();
         t1.put("1", "101").unwrap();
         assert_eq!(get(&t2, "1"), Some(10));
         t1.put("1", "11").unwrap();
@@ -75,21 +75,30 @@ pub(crate) fn g1b_intermediate_reads() {
 /// **G1c, circular information flow.** T1 writes 1, T2 writes 2, then each
 /// reads the key the other wrote. G1c proper (each reads the other's write, a
 /// cycle of write-read edges) cannot happen: neither sees the other's
-/// uncommitted write, T1 reads 2 = 20 and T2 reads 1 = 10. Both commit under
-/// SI (disjoint write sets), which leaves a cycle of read-write
-/// anti-dependencies (a write skew a serializable system would refuse): the
-/// final state 11/22 is allowed under SI and asserted here.
+/// uncommitted write, T1 reads 2 = 20 and T2 reads 1 = 10. Under SI both
+/// commit (disjoint write sets), which leaves a cycle of read-write
+/// anti-dependencies (a write skew): the final state 11/22 is allowed under
+/// SI and asserted here. Under serializable exactly one aborts: T1 commits
+/// first (nothing it read changed), then T2's read of key 1 is stale (T1
+/// wrote it after T2's snapshot) and its commit is refused; the final state
+/// is 11/20.
 #[test]
 pub(crate) fn g1c_circular_information_flow() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let mut t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let mut t2 = env.begin();
         t1.put("1", "11").unwrap();
         t2.put("2", "22").unwrap();
         env.churn();
         assert_eq!(get(&t1, "2"), Some(20));
         assert_eq!(get(&t2, "1"), Some(10));
         let a = commit_ok(env, t1);
+        if env.serializable() {
+            assert_eq!(commit_conflict(env, t2, "1", a), Reason::Read);
+            assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 20)]), "{}", env.name);
+            assert_eq!(env.db.stats().conflicts, 1);
+            return;
+        }
         let b = commit_ok(env, t2);
         assert!(b > a);
         assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 22)]), "{}", env.name);
@@ -106,15 +115,15 @@ pub(crate) fn g1c_circular_information_flow() {
 #[test]
 pub(crate) fn otv_observed_transaction_vanishes() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let mut t2 = env.db.begin();
-        let t3_early = env.db.begin();
+        let mut t1 = env.begin();
+        let mut t2 = env.begin();
+        let t3_early = env.begin();
         t1.put("1", "11").unwrap();
         t1.put("2", "19").unwrap();
         t2.put("1", "12").unwrap();
         env.churn();
         let w = commit_ok(env, t1);
-        let t3 = env.db.begin();
+        let t3 = env.begin();
         assert_eq!(get(&t3, "1"), Some(11));
         assert_eq!(get(&t3_early, "1"), Some(10));
         t2.put("2", "18").unwrap();
@@ -124,8 +133,8 @@ pub(crate) fn otv_observed_transaction_vanishes() {
         commit_conflict(env, t2, "1", w);
         assert_eq!(get(&t3, "1"), Some(11));
         assert_eq!(get(&t3, "2"), Some(19));
-        assert_eq!(scan(&t3, |_| true), kv(&[("1", 11), ("2", 19)]));
-        assert_eq!(scan(&t3_early, |_| true), kv(&[("1", 10), ("2", 20)]));
+        assert_eq!(scan(env, &t3, |_| true), kv(&[("1", 11), ("2", 19)]));
+        assert_eq!(scan(env, &t3_early, |_| true), kv(&[("1", 10), ("2", 20)]));
         commit_read_only(t3);
         commit_read_only(t3_early);
         assert_eq!(state(&env.db), kv(&[("1", 11), ("2", 19)]), "{}", env.name);

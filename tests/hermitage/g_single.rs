@@ -10,9 +10,9 @@ use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, st
 #[test]
 pub(crate) fn g_single_read_skew() {
     run(|env| {
-        let t1 = env.db.begin();
+        let t1 = env.begin();
         assert_eq!(get(&t1, "1"), Some(10));
-        let mut t2 = env.db.begin();
+        let mut t2 = env.begin();
         assert_eq!(get(&t2, "1"), Some(10));
         assert_eq!(get(&t2, "2"), Some(20));
         t2.put("1", "12").unwrap();
@@ -21,7 +21,7 @@ pub(crate) fn g_single_read_skew() {
         commit_ok(env, t2);
         env.churn();
         assert_eq!(get(&t1, "2"), Some(20), "no read skew");
-        assert_eq!(scan(&t1, |_| true), kv(&[("1", 10), ("2", 20)]));
+        assert_eq!(scan(env, &t1, |_| true), kv(&[("1", 10), ("2", 20)]));
         commit_read_only(t1);
         assert_eq!(state(&env.db), kv(&[("1", 12), ("2", 18)]), "{}", env.name);
     });
@@ -34,14 +34,14 @@ pub(crate) fn g_single_read_skew() {
 #[test]
 pub(crate) fn g_single_predicate() {
     run(|env| {
-        let t1 = env.db.begin();
-        assert_eq!(scan(&t1, |v| v % 5 == 0), kv(&[("1", 10), ("2", 20)]));
-        let mut t2 = env.db.begin();
+        let t1 = env.begin();
+        assert_eq!(scan(env, &t1, |v| v % 5 == 0), kv(&[("1", 10), ("2", 20)]));
+        let mut t2 = env.begin();
         t2.put("1", "12").unwrap();
         env.churn();
         commit_ok(env, t2);
         env.churn();
-        assert_eq!(scan(&t1, |v| v % 3 == 0), kv(&[]), "old snapshot");
+        assert_eq!(scan(env, &t1, |v| v % 3 == 0), kv(&[]), "old snapshot");
         commit_read_only(t1);
         assert_eq!(state(&env.db), kv(&[("1", 12), ("2", 20)]), "{}", env.name);
     });
@@ -55,14 +55,14 @@ pub(crate) fn g_single_predicate() {
 #[test]
 pub(crate) fn g_single_write_predicate() {
     run(|env| {
-        let mut t1 = env.db.begin();
+        let mut t1 = env.begin();
         assert_eq!(get(&t1, "1"), Some(10));
-        let mut t2 = env.db.begin();
+        let mut t2 = env.begin();
         t2.put("1", "12").unwrap();
         t2.put("2", "18").unwrap();
         env.churn();
         let w = commit_ok(env, t2);
-        let hits = scan(&t1, |v| v == 20);
+        let hits = scan(env, &t1, |v| v == 20);
         assert_eq!(hits, kv(&[("2", 20)]), "T1 sees its snapshot's 20");
         for (k, _) in &hits {
             t1.delete(k).unwrap();

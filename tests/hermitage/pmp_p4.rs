@@ -11,14 +11,14 @@ use crate::ops::{commit_conflict, commit_ok, commit_read_only, get, kv, scan, st
 #[test]
 pub(crate) fn pmp_read_predicate() {
     run(|env| {
-        let t1 = env.db.begin();
-        assert_eq!(scan(&t1, |v| v == 30), kv(&[]));
-        let mut t2 = env.db.begin();
+        let t1 = env.begin();
+        assert_eq!(scan(env, &t1, |v| v == 30), kv(&[]));
+        let mut t2 = env.begin();
         t2.put("3", "30").unwrap();
         env.churn();
         commit_ok(env, t2);
         env.churn();
-        assert_eq!(scan(&t1, |v| v % 3 == 0), kv(&[]), "no phantom");
+        assert_eq!(scan(env, &t1, |v| v % 3 == 0), kv(&[]), "no phantom");
         assert_eq!(get(&t1, "3"), None);
         commit_read_only(t1);
         assert_eq!(state(&env.db), kv(&[("1", 10), ("2", 20), ("3", 30)]), "{}", env.name);
@@ -33,16 +33,20 @@ pub(crate) fn pmp_read_predicate() {
 #[test]
 pub(crate) fn pmp_write_predicate() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let mut t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let mut t2 = env.begin();
         t1.put("1", "20").unwrap();
         t1.put("2", "30").unwrap();
-        let hits = scan(&t2, |v| v == 20);
+        let hits = scan(env, &t2, |v| v == 20);
         assert_eq!(hits, kv(&[("2", 20)]));
         for (k, _) in &hits {
             t2.delete(k).unwrap();
         }
-        assert_eq!(scan(&t2, |_| true), kv(&[("1", 10)]), "T2's own delete hides key 2");
+        assert_eq!(
+            scan(env, &t2, |_| true),
+            kv(&[("1", 10)]),
+            "T2's own delete hides key 2"
+        );
         env.churn();
         let w = commit_ok(env, t1);
         commit_conflict(env, t2, "2", w);
@@ -56,8 +60,8 @@ pub(crate) fn pmp_write_predicate() {
 #[test]
 pub(crate) fn p4_lost_update() {
     run(|env| {
-        let mut t1 = env.db.begin();
-        let mut t2 = env.db.begin();
+        let mut t1 = env.begin();
+        let mut t2 = env.begin();
         assert_eq!(get(&t1, "1"), Some(10));
         assert_eq!(get(&t2, "1"), Some(10));
         t1.put("1", "11").unwrap();

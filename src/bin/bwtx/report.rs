@@ -23,13 +23,16 @@ pub struct RunHeader {
     pub value_size: usize,
     pub threads: usize,
     pub ops_per_txn: usize,
+    /// `snapshot` or `serializable` (`--isolation`).
+    pub isolation: String,
 }
 
 impl RunHeader {
-    /// `a (zipfian theta 0.99), 1000000 keys x 100 B, 2 threads, 2 ops/txn`.
+    /// `a (zipfian theta 0.99), 1000000 keys x 100 B, 2 threads, 2 ops/txn,
+    /// snapshot isolation`.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({}{}), {} keys x {} B, {} threads, {} ops/txn",
+            "{} ({}{}), {} keys x {} B, {} threads, {} ops/txn, {} isolation",
             self.workload,
             self.distribution,
             if self.distribution == "uniform" {
@@ -40,22 +43,24 @@ impl RunHeader {
             self.keys,
             self.value_size,
             self.threads,
-            self.ops_per_txn
+            self.ops_per_txn,
+            self.isolation
         )
     }
 
-    /// The JSON members `"workload":..` to `"ops_per_txn":..`, no braces.
+    /// The JSON members `"workload":..` to `"isolation":..`, no braces.
     pub fn json_members(&self) -> String {
         format!(
             "\"workload\":{},\"distribution\":{},\"theta\":{},\"keys\":{},\"value_size\":{},\"threads\":{},\
-             \"ops_per_txn\":{}",
+             \"ops_per_txn\":{},\"isolation\":{}",
             json_str(&self.workload),
             json_str(&self.distribution),
             num(self.theta),
             self.keys,
             self.value_size,
             self.threads,
-            self.ops_per_txn
+            self.ops_per_txn,
+            json_str(&self.isolation)
         )
     }
 }

@@ -4,17 +4,22 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::ops::Bound;
 use std::path::Path;
 
-use bwtx::{Db, Transaction};
+use bwtx::{Db, Isolation, Savepoint, Transaction};
 
 const HELP: &str = "\
 commands (outside `begin` each command commits on its own):
-  begin               start a transaction
+  begin [snapshot|serializable]
+                      start a transaction (default: snapshot isolation;
+                      serializable also validates its reads at commit)
   get KEY             print KEY's value
   put KEY VALUE...    set KEY (the value is the rest of the line)
   delete KEY          delete KEY
   scan [LO [HI]]      list keys in [LO, HI) (at most 1000 shown)
   commit              commit the transaction
   rollback            discard the transaction
+  savepoint NAME      mark the transaction's writes so far as NAME
+  rollback to NAME    undo the writes made since savepoint NAME (which
+                      stays; savepoints taken after it are dropped)
   stats               database statistics
   checkpoint          write a checkpoint now (on-disk databases)
   help                this text
@@ -35,7 +40,11 @@ pub fn run(path: Option<&Path>) -> i32 {
             }
         },
     };
-    let mut session = Session { db: &db, tx: None };
+    let mut session = Session {
+        db: &db,
+        tx: None,
+        savepoints: Vec::new(),
+    };
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!(
@@ -101,6 +110,9 @@ enum Flow {
 struct Session<'db> {
     db: &'db Db,
     tx: Option<Transaction>,
+    /// The open transaction's named savepoints, oldest first (empty when
+    /// no transaction is open).
+    savepoints: Vec<(String, Savepoint)>,
 }
 
 fn show(b: &[u8]) -> String {
@@ -109,6 +121,7 @@ fn show(b: &[u8]) -> String {
 
 impl<'db> Session<'db> {
     fn close(&mut self) {
+        self.savepoints.clear();
         if self.tx.take().is_some() {
             println!("(open transaction rolled back)");
         }
@@ -128,9 +141,18 @@ impl<'db> Session<'db> {
                 println!("{HELP}");
                 Ok(())
             }
-            ("begin", 0) => self.begin(),
+            ("begin", 0) => self.begin(Isolation::Snapshot),
+            ("begin", 1) => match args[0].to_ascii_lowercase().as_str() {
+                "snapshot" => self.begin(Isolation::Snapshot),
+                "serializable" => self.begin(Isolation::Serializable),
+                _ => Err("usage: begin [snapshot|serializable]".to_owned()),
+            },
             ("commit", 0) => self.commit(),
             ("rollback" | "abort", 0) => self.rollback(),
+            ("savepoint", 1) => self.savepoint(args[0]),
+            ("rollback", 2) if args[0].eq_ignore_ascii_case("to") => self.rollback_to(args[1]),
+            ("savepoint", _) => Err("usage: savepoint NAME".to_owned()),
+            ("rollback", _) => Err("usage: rollback [to NAME]".to_owned()),
             ("get", 1) => self.get(args[0]),
             ("put", n) if n >= 2 => {
                 let value = rest[args[0].len()..].trim_start();
@@ -147,9 +169,8 @@ impl<'db> Session<'db> {
                 .checkpoint()
                 .map(|ts| println!("checkpoint at {ts}"))
                 .map_err(|e| e.to_string()),
-            ("begin" | "commit" | "rollback" | "abort" | "stats" | "checkpoint", _) => {
-                Err(format!("`{cmd}` takes no arguments"))
-            }
+            ("begin", _) => Err("usage: begin [snapshot|serializable]".to_owned()),
+            ("commit" | "abort" | "stats" | "checkpoint", _) => Err(format!("`{cmd}` takes no arguments")),
             ("get" | "delete" | "del", _) => Err(format!("usage: {cmd} KEY")),
             ("put", _) => Err("usage: put KEY VALUE".to_owned()),
             ("scan", _) => Err("usage: scan [LO [HI]]".to_owned()),
@@ -161,17 +182,47 @@ impl<'db> Session<'db> {
         Flow::Continue
     }
 
-    fn begin(&mut self) -> Result<(), String> {
+    fn begin(&mut self, level: Isolation) -> Result<(), String> {
         if self.tx.is_some() {
             return Err("a transaction is open already (commit or rollback first)".into());
         }
-        let tx = self.db.begin();
-        println!("begun at snapshot {}", tx.snapshot_ts());
+        let tx = self.db.begin_with(level);
+        let name = if level == Isolation::Serializable {
+            "serializable"
+        } else {
+            "snapshot isolation"
+        };
+        println!("begun at snapshot {} ({name})", tx.snapshot_ts());
         self.tx = Some(tx);
+        self.savepoints.clear();
+        Ok(())
+    }
+
+    fn savepoint(&mut self, name: &str) -> Result<(), String> {
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or("no open transaction (savepoints live in one: `begin` first)")?;
+        // A name taken again moves to the newest savepoint.
+        self.savepoints.retain(|(n, _)| n != name);
+        self.savepoints.push((name.to_owned(), tx.savepoint()));
+        println!("savepoint {name}");
+        Ok(())
+    }
+
+    fn rollback_to(&mut self, name: &str) -> Result<(), String> {
+        let tx = self.tx.as_mut().ok_or("no open transaction")?;
+        let at = (self.savepoints.iter().position(|(n, _)| n == name))
+            .ok_or_else(|| format!("no savepoint named `{name}` in this transaction"))?;
+        tx.rollback_to(&self.savepoints[at].1).map_err(|e| e.to_string())?;
+        // The savepoints taken after it are no longer valid.
+        self.savepoints.truncate(at + 1);
+        println!("rolled back to {name}");
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), String> {
+        self.savepoints.clear();
         let tx = self.tx.take().ok_or("no open transaction")?;
         match tx.commit() {
             Ok(ts) => {
@@ -184,6 +235,7 @@ impl<'db> Session<'db> {
     }
 
     fn rollback(&mut self) -> Result<(), String> {
+        self.savepoints.clear();
         self.tx.take().ok_or("no open transaction")?.rollback();
         println!("rolled back");
         Ok(())

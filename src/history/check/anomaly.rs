@@ -55,7 +55,9 @@ pub struct Step {
     pub to: OpId,
 }
 
-/// The kinds of dependency cycles snapshot isolation forbids.
+/// The kinds of dependency cycles the checker reports: the first three are
+/// forbidden under snapshot isolation, and under serializable every cycle is
+/// (so [`CycleKind::G2`] is reported only by a serializability check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CycleKind {
     /// Only `ww` edges (dirty write).
@@ -64,6 +66,9 @@ pub enum CycleKind {
     G1c,
     /// Exactly one `rw` edge (read skew and friends).
     GSingle,
+    /// Two or more `rw` edges (write skew, anti-dependency cycles): allowed
+    /// under snapshot isolation, an anomaly under serializable.
+    G2,
 }
 
 impl fmt::Display for CycleKind {
@@ -72,6 +77,7 @@ impl fmt::Display for CycleKind {
             CycleKind::G0 => "G0",
             CycleKind::G1c => "G1c",
             CycleKind::GSingle => "G-single",
+            CycleKind::G2 => "G2",
         })
     }
 }
@@ -203,7 +209,7 @@ pub enum Anomaly {
         /// The evidence.
         cause: LostCause,
     },
-    /// A dependency cycle forbidden under snapshot isolation.
+    /// A dependency cycle forbidden under the isolation level checked.
     Cycle {
         /// Which kind.
         kind: CycleKind,
@@ -280,6 +286,9 @@ impl Anomaly {
                 kind: CycleKind::GSingle,
                 ..
             } => "G-single",
+            Anomaly::Cycle {
+                kind: CycleKind::G2, ..
+            } => "G2",
             Anomaly::SnapshotRead { .. } => "snapshot-read",
             Anomaly::StaleSnapshot { .. } => "stale-snapshot",
             Anomaly::DuplicateCommitTs { .. } => "duplicate-commit-ts",

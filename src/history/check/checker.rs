@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::graph::Edge;
 use super::{Anomaly, CheckStats, Dep, OpId, Report};
 use crate::history::model::{History, Mop, Op, OpKind};
+use crate::Isolation;
 
 /// The checker's state: the history, what has been found so far, and the
 /// indexes the individual checks share.
@@ -30,11 +31,15 @@ pub(super) struct Checker<'h> {
     pub(super) edges: Vec<Edge>,
     /// The edges already present, by (from, to, dependency).
     pub(super) edge_set: HashSet<(usize, usize, Dep)>,
+    /// Check serializability (every cycle is an anomaly, and a failed
+    /// transaction may have lost on a key it only read) instead of
+    /// snapshot isolation.
+    pub(super) serializable: bool,
 }
 
 impl<'h> Checker<'h> {
-    /// A checker for `h`, with nothing indexed yet.
-    pub(super) fn new(h: &'h History) -> Self {
+    /// A checker for `h` at isolation `level`, with nothing indexed yet.
+    pub(super) fn new(h: &'h History, level: Isolation) -> Self {
         Checker {
             ops: &h.ops,
             found: Vec::new(),
@@ -46,6 +51,7 @@ impl<'h> Checker<'h> {
             longest: BTreeMap::new(),
             edges: Vec::new(),
             edge_set: HashSet::new(),
+            serializable: level == Isolation::Serializable,
         }
     }
 

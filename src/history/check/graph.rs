@@ -1,6 +1,7 @@
 //! The dependency graph between committed transactions (`ww`, `wr` and `rw`
 //! edges from each key's version order) and the search for the cycles
-//! snapshot isolation forbids: G0, G1c and G-single.
+//! snapshot isolation forbids: G0, G1c and G-single; under serializable,
+//! also G2 (every other cycle).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -99,7 +100,8 @@ impl Checker<'_> {
     }
 
     /// Search the graph for G0, G1c and G-single cycles and count the
-    /// remaining (G2) components.
+    /// remaining (G2) components; under serializable, report one G2 cycle
+    /// from each of those components too.
     pub(super) fn cycles(&mut self) {
         let n = self.ops.len();
         let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -165,11 +167,21 @@ impl Checker<'_> {
                 self.report_cycle(CycleKind::GSingle, path);
             }
         }
-        self.stats.g2_components = full
-            .iter()
-            .enumerate()
+        let g2: Vec<usize> = (full.iter().enumerate())
             .filter(|(ci, c)| c.len() > 1 && !forbidden_comps.contains(ci) && !single_comps.contains(ci))
-            .count();
+            .map(|(ci, _)| ci)
+            .collect();
+        self.stats.g2_components = g2.len();
+        if self.serializable {
+            for ci in g2 {
+                let start = full[ci][0];
+                let allow = |e: &Edge| full_comp[e.to] == ci;
+                // A component of two or more nodes has a cycle through each.
+                if let Some(cycle) = self.cycle_through(&out, start, &allow) {
+                    self.report_cycle(CycleKind::G2, cycle);
+                }
+            }
+        }
     }
 
     /// A cycle through `start` using allowed edges, as edge ids.

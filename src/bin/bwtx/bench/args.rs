@@ -47,6 +47,36 @@ pub enum DurabilityArg {
     None,
 }
 
+/// The isolation level bwtx's transactions begin with (`Db::begin_with`),
+/// and with `--compare` the mode each peer runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    /// Snapshot isolation (`Isolation::Snapshot`).
+    #[default]
+    Snapshot,
+    /// Serializable (`Isolation::Serializable`): reads are validated at
+    /// commit. With --compare, peers without a serializable mode sit out.
+    Serializable,
+}
+
+impl IsolationArg {
+    /// The library's level.
+    pub fn level(self) -> bwtx::Isolation {
+        match self {
+            IsolationArg::Snapshot => bwtx::Isolation::Snapshot,
+            IsolationArg::Serializable => bwtx::Isolation::Serializable,
+        }
+    }
+
+    /// `snapshot` or `serializable`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationArg::Snapshot => "snapshot",
+            IsolationArg::Serializable => "serializable",
+        }
+    }
+}
+
 /// Options of `bwtx bench`.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -102,6 +132,12 @@ pub struct BenchArgs {
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The isolation level of bwtx's transactions. With --compare and
+    /// `serializable`, each peer runs in its serializable mode (skipdb's
+    /// `SerializableDb::serializable_write`, fjall's optimistic (SSI)
+    /// transactions, redb's single writer); peers without one are skipped.
+    #[arg(long, value_enum, default_value = "snapshot")]
+    pub isolation: IsolationArg,
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -135,6 +171,7 @@ impl Default for BenchArgs {
             cache_size: None,
             buffer_ms: 10,
             seed: 1,
+            isolation: IsolationArg::Snapshot,
             json: false,
             compare: false,
             plot: None,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bwtx::{Db, Durability, Options, Transaction};
+use bwtx::{Db, Durability, Isolation, Options, Transaction};
 
 use super::{balance_of, key, rmw_value, BenchArgs, DurabilityArg, Op};
 
@@ -36,6 +36,8 @@ pub enum Outcome {
 /// bwtx as an [`Engine`].
 pub struct Bwtx {
     pub db: Db,
+    /// The level every transaction begins with (`Db::begin_with`).
+    pub isolation: Isolation,
     #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
     pub settings: String,
 }
@@ -59,7 +61,7 @@ impl Engine for Bwtx {
     }
     fn attempt(&self, ops: &[Op], value: &[u8]) -> Result<Outcome, String> {
         let r = (|| {
-            let mut tx = self.db.begin();
+            let mut tx = self.db.begin_with(self.isolation);
             for op in ops {
                 match *op {
                     Op::Read(i) => {
@@ -114,6 +116,7 @@ fn finish(db: &Db, tx: Transaction) -> Result<Outcome, bwtx::Error> {
             db.wait_visible(winner, Duration::from_millis(10));
             Ok(Outcome::Conflict)
         }
+        Err(e) if e.is_conflict() => Ok(Outcome::Conflict),
         Err(e) => Err(e),
     }
 }
@@ -165,12 +168,16 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
         None if sync => Some(tmp.join("bwtx")),
         None => None,
     };
+    let isolation = args.isolation.level();
     match dir {
         None => Ok(Bwtx {
             db: Options::new().in_memory().map_err(|e| e.to_string())?,
-            settings: "bwtx: in memory (Options::new().in_memory()), no log; begin/commit per transaction, on a \
-                       conflict waits for the winner to become visible (Db::wait_visible) before the retry"
-                .to_owned(),
+            isolation,
+            settings: format!(
+                "bwtx: in memory (Options::new().in_memory()), no log; begin_with(Isolation::{isolation:?})/commit \
+                 per transaction, on a conflict waits for the winner to become visible (Db::wait_visible) before \
+                 the retry"
+            ),
         }),
         Some(dir) => {
             let d = durability(args, DurabilityArg::Buffered);
@@ -180,9 +187,11 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
                 .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
             Ok(Bwtx {
                 db,
+                isolation,
                 settings: format!(
-                    "bwtx: {} with Durability::{d:?} (group commit), {}; begin/commit per transaction, on a \
-                     conflict waits for the winner to become visible (Db::wait_visible) before the retry",
+                    "bwtx: {} with Durability::{d:?} (group commit), {}; begin_with(Isolation::{isolation:?})/commit \
+                     per transaction, on a conflict waits for the winner to become visible (Db::wait_visible) \
+                     before the retry",
                     dir.display(),
                     cache_setting(args)
                 ),

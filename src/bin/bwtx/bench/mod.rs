@@ -16,7 +16,7 @@ mod records;
 mod run;
 mod setup;
 
-pub use args::{BenchArgs, Distribution, DurabilityArg, Workload};
+pub use args::{BenchArgs, Distribution, DurabilityArg, IsolationArg, Workload};
 pub use engine::{Bwtx, Engine, Outcome};
 pub use records::{balance_of, key, rmw_value, Chooser, Op, BALANCE};
 pub use run::measure;

@@ -81,6 +81,7 @@ impl Setup {
             value_size: args.value_size,
             threads: args.threads,
             ops_per_txn: self.ops_per_txn,
+            isolation: args.isolation.name().to_owned(),
         }
     }
 }
@@ -90,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
     let setup = setup(args)?;
     let engine = Bwtx {
         db: open(args)?,
+        isolation: args.isolation.level(),
         settings: String::new(),
     };
     let mut before = None;

@@ -39,10 +39,26 @@ pub fn is_index(name: &str) -> bool {
     matches!(name, "crossbeam-skiplist" | "scc" | "bf-tree")
 }
 
+/// Under `--isolation serializable`: why `name` sits out (no serializable
+/// mode as this bench drives it), or `None` if it runs.
+pub fn not_serializable(name: &str) -> Option<&'static str> {
+    match name {
+        "bwtx" | "skipdb" | "fjall" | "redb" => None,
+        "sled" => Some(
+            "its transactions are serializable but cannot scan, and its read-only transactions read without a \
+             snapshot",
+        ),
+        "rocksdb" => Some("OptimisticTransactionDB as driven here validates written keys only (snapshot isolation)"),
+        "seerdb" => Some("its transactions validate keys read but have no range reads, so scans go unvalidated"),
+        _ => Some("no transactions"),
+    }
+}
+
 fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engine>, String> {
     let sync = super::sync(args);
     Ok(match name {
         "bwtx" => Box::new(bench::open_compare(args, tmp)?),
+        "skipdb" if super::serializable(args) => super::skipdb_ser::open(),
         "skipdb" => super::skipdb::open(),
         "fjall" => super::fjall::open(tmp.join("fjall"), sync)?,
         "redb" => super::redb::open(tmp.join("bench.redb"), sync)?,
@@ -72,6 +88,8 @@ pub struct CompareReport {
     pub seed: u64,
     pub durability: &'static str,
     pub rows: Vec<Row>,
+    /// Engines left out under `--isolation serializable`, with the reason.
+    pub skipped: Vec<(&'static str, &'static str)>,
 }
 
 /// A temporary directory, removed on drop.
@@ -87,11 +105,16 @@ impl Drop for TempDir {
 pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     let setup = bench::setup(args)?;
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     for &name in ENGINES {
         if args.workload == Workload::Bank && is_index(name) {
             continue;
         }
         if super::sync(args) && !durable(name) {
+            continue;
+        }
+        if let Some(why) = not_serializable(name).filter(|_| super::serializable(args)) {
+            skipped.push((name, why));
             continue;
         }
         let tmp = TempDir(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
@@ -120,6 +143,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         seed: args.seed,
         durability: if super::sync(args) { "sync" } else { "relaxed" },
         rows,
+        skipped,
     })
 }
 
@@ -193,6 +217,9 @@ impl CompareReport {
         }
         if let Some((name, x)) = self.best_peer() {
             let _ = writeln!(out, "bwtx / best transactional peer ({name}): {x:.2}x throughput");
+        }
+        for (name, why) in &self.skipped {
+            let _ = writeln!(out, "{name} skipped under serializable isolation: {why}");
         }
         let indexes: Vec<&str> = self.rows.iter().map(|r| r.name).filter(|n| is_index(n)).collect();
         if let Some((last, rest)) = indexes.split_last() {
@@ -278,6 +305,16 @@ impl CompareReport {
                 json_str(name),
                 num(x)
             );
+        }
+        if !self.skipped.is_empty() {
+            o.push_str(",\"skipped\":[");
+            for (n, (name, why)) in self.skipped.iter().enumerate() {
+                if n > 0 {
+                    o.push(',');
+                }
+                let _ = write!(o, "{{\"engine\":{},\"reason\":{}}}", json_str(name), json_str(why));
+            }
+            o.push(']');
         }
         o.push('}');
         o

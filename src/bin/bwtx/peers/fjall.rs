@@ -1,4 +1,7 @@
-//! fjall as a `--compare` peer: its optimistic transactional database.
+//! fjall as a `--compare` peer: its optimistic transactional database,
+//! whose write transactions are serializable (SSI: keys read and ranges
+//! scanned are checked at commit) whatever `--isolation` says; fjall has no
+//! snapshot-only mode.
 
 use std::path::PathBuf;
 
@@ -28,7 +31,8 @@ impl Engine for Fjall {
     fn settings(&self) -> String {
         format!(
             "fjall 3 OptimisticTxDatabase in {}: write_tx().durability({}) per transaction with writes, read_tx() \
-             for read-only ones",
+             for read-only ones; serializable (SSI: keys read and ranges scanned are validated at commit) in \
+             every run",
             self.dir.display(),
             match self.mode {
                 Some(m) => format!("Some(PersistMode::{m:?})"),

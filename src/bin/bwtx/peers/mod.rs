@@ -14,6 +14,13 @@
 //! `BWTX_BFTREE_CACHE_MIB`). With `--durability sync` every engine that can
 //! syncs each commit as in `benches/durable/`, and the others (skipdb and
 //! the indexes) sit out.
+//!
+//! With `--isolation serializable` bwtx begins `Isolation::Serializable`
+//! transactions and each peer runs in its serializable mode: skipdb's
+//! `SerializableDb::serializable_write` (`skipdb_ser`), fjall's optimistic
+//! transactions (SSI in either run: fjall has no snapshot-only mode), redb's
+//! single writer (serializable in either run). The others sit out with a
+//! note in the report (`compare::not_serializable` says why).
 
 #[cfg(feature = "peer-bftree")]
 mod bftree;
@@ -27,14 +34,20 @@ mod rocksdb;
 #[cfg(feature = "peer-seerdb")]
 mod seerdb;
 mod skipdb;
+mod skipdb_ser;
 mod sled;
 
 pub use compare::{run, summary};
 pub use plot::plot;
 
-use crate::bench::{BenchArgs, DurabilityArg};
+use crate::bench::{BenchArgs, DurabilityArg, IsolationArg};
 
 /// Whether `--durability sync` was asked for.
 fn sync(args: &BenchArgs) -> bool {
     args.durability == Some(DurabilityArg::Sync)
+}
+
+/// Whether `--isolation serializable` was asked for.
+fn serializable(args: &BenchArgs) -> bool {
+    args.isolation == IsolationArg::Serializable
 }

@@ -37,8 +37,8 @@ impl Engine for Redb {
     }
     fn settings(&self) -> String {
         format!(
-            "redb 4 in {}: one write transaction per transaction with writes, Durability::{:?} (single writer); \
-             begin_read() for read-only ones",
+            "redb 4 in {}: one write transaction per transaction with writes, Durability::{:?} (single writer, \
+             so serializable in every run); begin_read() for read-only ones",
             self.path.display(),
             self.durability()
         )

@@ -8,7 +8,7 @@ use crate::bench::{balance_of, key, read_only, rmw_value, Engine, Op, Outcome};
 struct Skip(OptimisticDb<Vec<u8>, Vec<u8>>);
 
 /// skipdb does not re-export its error types; a conflict prints as this.
-fn skip_conflict(e: &impl std::fmt::Debug) -> bool {
+pub(super) fn skip_conflict(e: &impl std::fmt::Debug) -> bool {
     format!("{e:?}") == "Transaction(Conflict)"
 }
 

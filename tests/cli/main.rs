@@ -1,0 +1,58 @@
+//! Integration tests of the `bwtx` command-line tool (needs `--features cli`):
+//! each subcommand on a small size.
+//!
+//! Files: `bench.rs` (`bwtx bench` alone, and `check` on what it left),
+//! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
+//! (`bench --compare`, needs `bench-peers`), `isolation.rs` (`--isolation`
+//! of `bench`, `history` and `--compare`, the shell's `begin serializable`
+//! and savepoints).
+#![cfg(feature = "cli")]
+
+mod bench;
+mod compare;
+mod isolation;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub(crate) fn bwtx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bwtx"))
+}
+
+pub(crate) fn run(args: &[&str]) -> Output {
+    bwtx().args(args).output().expect("run bwtx")
+}
+
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A fresh directory for one test (removed on drop).
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("bwtx-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+    pub(crate) fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The value of `"key":` in a flat JSON object, as text.
+pub(crate) fn field<'a>(json: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let at = json.find(&pat).unwrap_or_else(|| panic!("no {key} in {json}")) + pat.len();
+    let rest = &json[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    &rest[..end]
+}

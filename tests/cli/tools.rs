@@ -1,0 +1,108 @@
+//! `bwtx shell`, `check`, `history`, and bad arguments.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::{bwtx, run, text, TempDir};
+
+#[test]
+fn check_rejects_a_missing_directory() {
+    let dir = TempDir::new("missing");
+    let out = run(&["check", dir.path()]);
+    assert!(!out.status.success());
+    assert!(!text(&out.stderr).is_empty());
+}
+
+pub(crate) fn shell(args: &[&str], script: &str) -> String {
+    let mut child = bwtx()
+        .arg("shell")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bwtx shell");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn shell_runs_a_scripted_session() {
+    let dir = TempDir::new("shell");
+    let out = shell(
+        &[dir.path()],
+        "put apple red\nput banana yellow fruit\nget banana\nbegin\nput cherry dark red\ndelete apple\n\
+         scan\nrollback\nget cherry\nbegin\nput cherry 3\ncommit\nscan a c\nget\nfrobnicate\ncommit\nstats\nquit\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"yellow fruit"), "{out}");
+    // Inside the transaction: its own writes.
+    assert!(lines.contains(&"cherry = dark red"), "{out}");
+    assert!(lines.contains(&"(2 keys)"), "{out}");
+    assert!(lines.contains(&"rolled back"), "{out}");
+    assert!(lines.contains(&"(not found)"), "{out}");
+    // After rollback and a committed transaction: apple is back, cherry is 3.
+    assert!(lines.contains(&"apple = red"), "{out}");
+    assert!(lines.contains(&"error: usage: get KEY"), "{out}");
+    assert!(out.contains("error: unknown command `frobnicate`"), "{out}");
+    assert!(lines.contains(&"error: no open transaction"), "{out}");
+    assert!(out.contains("commits:"), "{out}");
+
+    // The data survived: reopen the directory.
+    let out = shell(&[dir.path()], "get cherry\nscan\n");
+    assert_eq!(out.lines().next(), Some("3"), "{out}");
+    assert!(out.contains("(3 keys)"), "{out}");
+
+    // A checkpoint, then more log: `check` sees both.
+    let out = shell(&[dir.path()], "checkpoint\nput date brown\nquit\n");
+    assert!(out.starts_with("checkpoint at "), "{out}");
+    let out = run(&["check", dir.path()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    assert!(stdout.contains("newest checkpoint: ts "), "{stdout}");
+    assert!(stdout.contains("commits replayed from the log: 1"), "{stdout}");
+    assert!(stdout.contains("live keys: 4"), "{stdout}");
+}
+
+#[test]
+fn history_writes_elle_json_and_checks_it() {
+    let dir = TempDir::new("history");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("h.json");
+    let out = run(&[
+        "history",
+        "--out",
+        file.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--txns",
+        "50",
+        "--keys",
+        "4",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
+    assert!(stdout.contains("valid"), "{stdout}");
+    let json = std::fs::read_to_string(&file).unwrap();
+    let h = bwtx::history::json::parse(&json).expect("Elle JSON parses");
+    assert!(h.len() >= 100, "{} ops", h.len());
+    assert!(bwtx::history::check(&h).ok);
+}
+
+#[test]
+fn bad_arguments_fail_readably() {
+    let out = run(&["bench", "--workload", "z"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--workload"));
+    let out = run(&["bench", "--keys", "10", "--ops", "10", "--theta", "1.5"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("theta"));
+    let out = run(&["bench", "--keys", "10", "--ops", "10", "--plot", "x.svg"]);
+    assert!(!out.status.success(), "--plot without --compare");
+    assert!(text(&out.stderr).contains("--compare"), "{}", text(&out.stderr));
+    let out = run(&["bench", "--keys", "1000000000000", "--ops", "10"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--keys"));
+}
