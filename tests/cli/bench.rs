@@ -23,6 +23,8 @@ fn bench_every_workload_json() {
             "fsyncs_per_commit",
             "peak_rss_kib",
             "versions_collected",
+            "versions_stored",
+            "gc_lag",
         ] {
             field(json, key);
         }

@@ -106,3 +106,33 @@ fn bad_arguments_fail_readably() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--keys"));
 }
+
+/// The shell's `len`, `at TS ...` and `changes SINCE [N]` on a fresh
+/// database (its first commits get timestamps 1, 2, 3).
+#[test]
+fn shell_counts_time_travel_and_changes() {
+    let dir = TempDir::new("shell-past");
+    let out = shell(
+        &[dir.path()],
+        "put a 1\nput b 2\ndelete a\nlen\nbegin\nput c 3\nlen\nrollback\nat 3 len\nat 3 get b\nat 3 get a\n\
+         at 3 scan\nchanges 0\nchanges 1 1\nat 99 get a\nat x get a\nat 3 frob\nchanges\nchanges 99\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let has = |l: &str| assert!(lines.contains(&l), "no {l:?} in\n{out}");
+    has("ok (committed at 3)");
+    has("1 keys");
+    has("2 keys");
+    has("1 keys at 3");
+    has("(not found at 3)");
+    has("b = 2");
+    has("1: put a = 1");
+    has("2: put b = 2");
+    has("3: delete a");
+    has("(3 commits; resume with `changes 3`)");
+    has("(1 commits, more after; resume with `changes 2`)");
+    has("error: invalid argument: snapshot_at: the timestamp is above the newest visible commit");
+    has("error: `x` is not a commit timestamp");
+    has("error: usage: at TS get KEY | at TS scan [LO [HI]] | at TS len");
+    has("error: usage: changes SINCE [N]");
+    has("error: invalid argument: changes_since: the timestamp is above the newest visible commit");
+}

@@ -89,6 +89,11 @@ pub struct BenchReport {
     pub peak_rss_kib: Option<u64>,
     /// Versions dropped by garbage collection since open.
     pub versions_collected: u64,
+    /// Versions held at the end of the run (`Stats::versions_stored`).
+    pub versions_stored: u64,
+    /// The GC watermark's lag behind the newest commit at the end of the
+    /// run, in commit timestamps (`Stats::gc_lag`).
+    pub gc_lag: u64,
     /// Bank: (sum of balances found, sum expected).
     pub bank_total: Option<(u64, u64)>,
 }
@@ -141,6 +146,10 @@ impl BenchReport {
                     .map_or("unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
             ),
             ("versions collected", self.versions_collected.to_string()),
+            (
+                "versions stored",
+                format!("{} (GC lag {} commits)", self.versions_stored, self.gc_lag),
+            ),
         ];
         if let Some((found, want)) = self.bank_total {
             rows.push((
@@ -168,7 +177,7 @@ impl BenchReport {
             "{},\"storage\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
              \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
              \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
-             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{}",
+             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{},\"versions_stored\":{},\"gc_lag\":{}",
             self.header.json_members(),
             json_str(&self.storage),
             num(self.load_secs),
@@ -189,6 +198,8 @@ impl BenchReport {
             num(self.fsyncs_per_commit),
             self.peak_rss_kib.map_or("null".to_owned(), |k| k.to_string()),
             self.versions_collected,
+            self.versions_stored,
+            self.gc_lag,
         );
         if let Some((found, want)) = self.bank_total {
             let _ = write!(

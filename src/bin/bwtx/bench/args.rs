@@ -126,6 +126,11 @@ pub struct BenchArgs {
     /// access. Default: unlimited (every page in memory).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "dir")]
     pub cache_size: Option<u64>,
+    /// bwtx keeps this many seconds of history readable
+    /// (`Options::history_retention`; default 0: only open snapshots hold
+    /// versions). The run reports the GC lag and the versions stored.
+    #[arg(long, value_name = "SECS")]
+    pub history_retention: Option<u64>,
     /// Sync interval of --durability buffered, in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub buffer_ms: u64,
@@ -169,6 +174,7 @@ impl Default for BenchArgs {
             dir: None,
             durability: None,
             cache_size: None,
+            history_retention: None,
             buffer_ms: 10,
             seed: 1,
             isolation: IsolationArg::Snapshot,

@@ -130,8 +130,12 @@ fn durability(args: &BenchArgs, default: DurabilityArg) -> Durability {
     }
 }
 
-/// `opts` with `--cache-size`, if given.
+/// `opts` with `--cache-size` and `--history-retention`, if given.
 fn with_cache(opts: Options, args: &BenchArgs) -> Options {
+    let opts = match args.history_retention {
+        Some(s) => opts.history_retention(Duration::from_secs(s)),
+        None => opts,
+    };
     match args.cache_size {
         Some(n) => opts.cache_size(n),
         None => opts,
@@ -150,7 +154,7 @@ pub(super) fn cache_setting(args: &BenchArgs) -> String {
 pub(super) fn open(args: &BenchArgs) -> Result<Db, String> {
     let opts = Options::new();
     match &args.dir {
-        None => opts.in_memory().map_err(|e| e.to_string()),
+        None => with_cache(opts, args).in_memory().map_err(|e| e.to_string()),
         Some(dir) => with_cache(opts, args)
             .durability(durability(args, DurabilityArg::Sync))
             .open(dir)
@@ -171,7 +175,9 @@ pub fn open_compare(args: &BenchArgs, tmp: &std::path::Path) -> Result<Bwtx, Str
     let isolation = args.isolation.level();
     match dir {
         None => Ok(Bwtx {
-            db: Options::new().in_memory().map_err(|e| e.to_string())?,
+            db: with_cache(Options::new(), args)
+                .in_memory()
+                .map_err(|e| e.to_string())?,
             isolation,
             settings: format!(
                 "bwtx: in memory (Options::new().in_memory()), no log; begin_with(Isolation::{isolation:?})/commit \

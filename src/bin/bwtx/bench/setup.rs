@@ -131,6 +131,8 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         },
         peak_rss_kib: peak_rss_kib(),
         versions_collected: after.versions_collected,
+        versions_stored: after.versions_stored,
+        gc_lag: after.gc_lag,
         bank_total: m.bank_total,
     })
 }

@@ -1,4 +1,11 @@
 //! `bwtx shell [PATH]`: a small REPL over one database.
+//!
+//! - this file: the loop, the command table, transactions and savepoints,
+//!   reads and writes;
+//! - [`past`]: reads of the past and counts (`at TS ...`, `len`,
+//!   `changes SINCE`).
+
+mod past;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::Bound;
@@ -20,6 +27,13 @@ commands (outside `begin` each command commits on its own):
   savepoint NAME      mark the transaction's writes so far as NAME
   rollback to NAME    undo the writes made since savepoint NAME (which
                       stays; savepoints taken after it are dropped)
+  len                 the exact number of keys (the transaction's view if one is open)
+  at TS get KEY | at TS scan [LO [HI]] | at TS len
+                      read the database as of commit timestamp TS (time
+                      travel: within the history retention, or while a
+                      snapshot holds it)
+  changes SINCE [N]   the first N (default 20) commits after timestamp SINCE,
+                      with their writes (the change stream; on-disk databases)
   stats               database statistics
   checkpoint          write a checkpoint now (on-disk databases)
   help                this text
@@ -160,6 +174,12 @@ impl<'db> Session<'db> {
             }
             ("delete" | "del", 1) => self.write(args[0], None),
             ("scan", 0..=2) => self.scan(args.first().copied(), args.get(1).copied()),
+            ("len", 0) => self.len(),
+            ("at", n) if n >= 2 => self.at(&args),
+            ("changes", 1..=2) => self.changes(&args),
+            ("at", _) => Err("usage: at TS get KEY | at TS scan [LO [HI]] | at TS len".to_owned()),
+            ("changes", _) => Err("usage: changes SINCE [N]".to_owned()),
+            ("len", _) => Err("`len` takes no arguments".to_owned()),
             ("stats", 0) => {
                 println!("{:#?}", self.db.stats());
                 Ok(())
@@ -285,21 +305,26 @@ impl<'db> Session<'db> {
                 snap.range::<&[u8], _>((lo, hi))
             }
         };
-        let mut n = 0usize;
-        let mut more = 0usize;
-        for kv in iter {
-            let (k, v) = kv.map_err(|e| e.to_string())?;
-            if n < SCAN_LIMIT {
-                println!("{} = {}", show(&k), show(&v));
-                n += 1;
-            } else {
-                more += 1;
-            }
-        }
-        if more > 0 {
-            println!("... and {more} more");
-        }
-        println!("({} keys)", n + more);
-        Ok(())
+        print_entries(iter)
     }
+}
+
+/// Print a scan's entries (at most [`SCAN_LIMIT`]) and their count.
+fn print_entries(iter: impl Iterator<Item = bwtx::Result<(bytes::Bytes, bytes::Bytes)>>) -> Result<(), String> {
+    let mut n = 0usize;
+    let mut more = 0usize;
+    for kv in iter {
+        let (k, v) = kv.map_err(|e| e.to_string())?;
+        if n < SCAN_LIMIT {
+            println!("{} = {}", show(&k), show(&v));
+            n += 1;
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        println!("... and {more} more");
+    }
+    println!("({} keys)", n + more);
+    Ok(())
 }
