@@ -40,6 +40,9 @@ impl PageRange {
     }
 }
 
+/// [`LeafBase::disk`] of a page with no image equal to it (dirty).
+pub(crate) const NO_DISK: u64 = u64::MAX;
+
 /// Marker in [`Ver::len`]: the version is a tombstone.
 pub(crate) const TOMBSTONE: u32 = u32::MAX;
 /// Flag in [`Ver::len`]: the value is `big[off]`, not a slice of `vals`.
@@ -63,11 +66,18 @@ pub(crate) struct LeafBase {
     /// The GC watermark this page was built with (0: none). A sweep skips
     /// pages built with its own watermark or a higher one: nothing more to drop.
     pub(crate) built_watermark: u64,
+    /// The page-store address of an image equal to this page
+    /// ([`NO_DISK`]: none; the page is dirty). Set only when the base is
+    /// built (a fault-in, or a flush that wrote it whole): a clean page is
+    /// evicted without a write (`design/storage.md` §3).
+    pub(crate) disk: u64,
     pub(crate) keys: KeyArray,
     version_start: Box<[u32]>,
     vers: Box<[Ver]>,
     vals: Bytes,
-    big: Box<[Bytes]>,
+    /// Boxed twice (a thin pointer, `None` when empty, the common case):
+    /// the base then leaves room for [`LeafBase::disk`] in a 320-byte node.
+    big: Option<Box<Box<[Bytes]>>>,
 }
 
 impl LeafBase {
@@ -96,12 +106,27 @@ impl LeafBase {
         LeafBase {
             range,
             built_watermark: 0,
+            disk: NO_DISK,
             keys,
             version_start,
             vers,
             vals,
-            big,
+            big: thin(big),
         }
+    }
+
+    /// This page, known to equal the image at `addr` (clean).
+    pub(crate) fn with_disk(mut self, addr: u64) -> Self {
+        self.disk = addr;
+        self
+    }
+
+    /// The newest version timestamp the page holds (0: none).
+    pub(crate) fn max_ts(&self) -> u64 {
+        (0..self.len())
+            .filter_map(|i| self.versions(i).first().map(|v| v.ts))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The page blob of inline values (versions without [`BIG`] index it).
@@ -111,7 +136,7 @@ impl LeafBase {
 
     /// The values kept as their own `Bytes` (versions with [`BIG`] index it).
     pub(crate) fn big_values(&self) -> &[Bytes] {
-        &self.big
+        self.big.as_deref().map_or(&[], |b| &b[..])
     }
 
     /// Versions of entry `i`, newest first.
@@ -152,7 +177,7 @@ impl LeafBase {
     pub(crate) fn value(&self, v: &Ver) -> Option<Bytes> {
         match v.len {
             TOMBSTONE => None,
-            l if l & BIG != 0 => Some(self.big[v.off as usize].clone()),
+            l if l & BIG != 0 => Some(self.big_values()[v.off as usize].clone()),
             l => Some(self.vals.slice(v.off as usize..(v.off + l) as usize)),
         }
     }
@@ -162,10 +187,15 @@ impl LeafBase {
     pub(crate) fn value_ref(&self, v: &Ver) -> ValRef<'_> {
         match v.len {
             TOMBSTONE => ValRef::Tomb,
-            l if l & BIG != 0 => ValRef::Refcounted(&self.big[v.off as usize]),
+            l if l & BIG != 0 => ValRef::Refcounted(&self.big_values()[v.off as usize]),
             l => ValRef::Inline(&self.vals[v.off as usize..(v.off + l) as usize]),
         }
     }
+}
+
+/// `big` as [`LeafBase`] keeps it: `None` when empty.
+fn thin(big: Box<[Bytes]>) -> Option<Box<Box<[Bytes]>>> {
+    (!big.is_empty()).then(|| Box::new(big))
 }
 
 /// A borrowed value during consolidation.
@@ -267,6 +297,7 @@ impl LeafBuilder {
         LeafBase {
             range,
             built_watermark: 0,
+            disk: NO_DISK,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
             version_start: if self.vers.len() == self.version_start.len() - 1 {
@@ -276,7 +307,7 @@ impl LeafBuilder {
             },
             vers: self.vers.into_boxed_slice(),
             vals: Bytes::from(self.vals),
-            big: self.big.into_boxed_slice(),
+            big: thin(self.big.into_boxed_slice()),
         }
     }
 }

@@ -20,6 +20,9 @@
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: the `PageIo` contract, fault-in,
 //!   eviction and the commit gate.
+//! - [`flush`]: a checkpoint's flushes and its list of leaves, with
+//!   structure modifications paused.
+//! - [`restore`]: a tree rebuilt from a location table, every leaf evicted.
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
 //!   it at one timestamp, consolidate afterwards.
@@ -32,6 +35,7 @@ mod commit;
 mod consolidate;
 mod cursor;
 mod delta;
+mod flush;
 // The delta-flush codec is not used yet (swap-style paging writes images only).
 #[allow(dead_code, unused_imports)]
 mod image;
@@ -40,6 +44,7 @@ mod leaf_merge;
 mod mapping_table;
 mod paging;
 mod resident;
+mod restore;
 mod search;
 mod smo;
 mod stats;

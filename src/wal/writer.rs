@@ -68,7 +68,8 @@ pub(crate) struct Wal {
     out: Mutex<CurrentSegment>,
     /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
-    durable: AtomicU64,
+    /// Shared with the page store, whose flushes read it (the WAL rule W1).
+    durable: crate::sync::Arc<AtomicU64>,
     poisoned: AtomicBool,
     /// Followers sleep here while a leader writes and syncs.
     flushed: Condvar,
@@ -80,7 +81,8 @@ pub(crate) struct Wal {
 impl Wal {
     /// Start a new segment `seq` in `dir`; `closed` lists the segments
     /// recovery found, with their highest commit timestamps; `last_ts` is the
-    /// last commit recovered (the next record is `last_ts + 1`).
+    /// last commit recovered (the next record is `last_ts + 1`). The log
+    /// keeps its durable timestamp in `durable` (set to `last_ts` now).
     pub(crate) fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
@@ -88,7 +90,9 @@ impl Wal {
         closed: BTreeMap<u64, u64>,
         segment_bytes: u64,
         last_ts: u64,
+        durable: crate::sync::Arc<AtomicU64>,
     ) -> Result<Self> {
+        durable.store(last_ts, Ordering::Release);
         let file = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
             fs,
@@ -109,7 +113,7 @@ impl Wal {
                 spare: Vec::new(),
             }),
             written: AtomicU64::new(last_ts),
-            durable: AtomicU64::new(last_ts),
+            durable,
             poisoned: AtomicBool::new(false),
             flushed: Condvar::new(),
             flushed_lock: Mutex::new(()),
