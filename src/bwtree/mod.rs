@@ -36,6 +36,8 @@ mod consolidate;
 mod cursor;
 mod delta;
 mod flush;
+#[cfg(all(test, not(loom)))]
+mod flush_tests;
 // The delta-flush codec is not used yet (swap-style paging writes images only).
 #[allow(dead_code, unused_imports)]
 mod image;

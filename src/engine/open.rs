@@ -59,7 +59,12 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     let is_table = newest.as_ref().is_some_and(|n| n.version() == Some(table::VERSION));
     let durable = Arc::new(AtomicU64::new(0));
     let pages = if opts.cache_size.is_some() || is_table {
-        Some(Arc::new(PageFile::open(fs.clone(), dir, durable.clone())?))
+        Some(Arc::new(PageFile::open(
+            fs.clone(),
+            dir,
+            opts.segment_bytes,
+            durable.clone(),
+        )?))
     } else {
         None
     };

@@ -19,8 +19,9 @@ use crate::pagestore::store::SegmentStore;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::{Error, Result};
 
-/// Page segments hold at most this many bytes each.
-const PAGE_SEGMENT_BYTES: u64 = 64 << 20;
+/// Page segments hold at least this many bytes each (they hold as many as
+/// the log's segments, `Options::segment_bytes`, if that is more).
+const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
@@ -35,10 +36,17 @@ pub(crate) struct PageFile {
 impl PageFile {
     /// Open the page segments in `dir` (a torn tail of the newest one is
     /// cut off). The caller holds the directory's lock. `durable` is the
-    /// log's durable timestamp, which flushes obey (W1).
-    pub(crate) fn open(fs: std::sync::Arc<dyn Fs>, dir: &Path, durable: Arc<AtomicU64>) -> Result<PageFile> {
+    /// log's durable timestamp, which flushes obey (W1). Segments close at
+    /// `segment_bytes` (the log's; at least [`MIN_PAGE_SEGMENT_BYTES`]).
+    pub(crate) fn open(
+        fs: std::sync::Arc<dyn Fs>,
+        dir: &Path,
+        segment_bytes: u64,
+        durable: Arc<AtomicU64>,
+    ) -> Result<PageFile> {
+        let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
         Ok(PageFile {
-            store: SegmentStore::open(fs, dir, Kind::Pages, PAGE_SEGMENT_BYTES)?,
+            store: SegmentStore::open(fs, dir, Kind::Pages, segment_bytes)?,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
             durable,
@@ -48,6 +56,11 @@ impl PageFile {
     /// `Err(Poisoned)` once a page write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
         self.store.check()
+    }
+
+    /// Page segment files now.
+    pub(crate) fn segments(&self) -> u64 {
+        self.store.segments().len() as u64
     }
 
     /// The end of what is appended (`seq << 32 | offset`).

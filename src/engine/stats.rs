@@ -57,6 +57,8 @@ pub struct Stats {
     pub clean_evictions: u64,
     /// Leaf images written by checkpoints' flushes (also in `pages_written`).
     pub pages_flushed: u64,
+    /// Page segment files now (with a page store).
+    pub page_segments: u64,
     /// Bytes written by this run's incremental checkpoints: page images
     /// (with any eviction's written meanwhile) and location tables.
     pub checkpoint_bytes: u64,
@@ -109,6 +111,7 @@ impl Engine {
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
             pages_flushed: paging.map_or(0, |p| r(&p.flushes)),
             checkpoint_bytes: self.checkpoint_bytes.load(Ordering::Relaxed),
+            page_segments: self.pages.as_ref().map_or(0, |p| p.segments()),
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
