@@ -1,7 +1,7 @@
 //! The location table (`design/storage.md` §2.5): checkpoint format version
 //! 2, where each tree's leaves are on disk. Pure encode and decode: decoding
-//! never panics and allocates at most the size of its input. (Recovery does
-//! not read it yet.)
+//! never panics and allocates at most the size of its input. Written by the
+//! incremental checkpoint (`engine::checkpoint`), read at open (`engine::open`).
 //!
 //! Little-endian integers, CRC32C (Castagnoli).
 //! ```text
