@@ -34,8 +34,9 @@ pub(crate) struct PageFile {
 }
 
 impl PageFile {
-    /// Open the page segments in `dir` (a torn tail of the newest one is
-    /// cut off). The caller holds the directory's lock. `durable` is the
+    /// Open the page segments in `dir` (headers checked; appends go to a new
+    /// segment, `SegmentStore::open_fresh`). The caller holds the
+    /// directory's lock. `durable` is the
     /// log's durable timestamp, which flushes obey (W1). Segments close at
     /// `segment_bytes` (the log's; at least [`MIN_PAGE_SEGMENT_BYTES`]).
     pub(crate) fn open(
@@ -46,7 +47,9 @@ impl PageFile {
     ) -> Result<PageFile> {
         let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
         Ok(PageFile {
-            store: SegmentStore::open(fs, dir, Kind::Pages, segment_bytes)?,
+            // Only addresses from a location table (synced) or written by
+            // this run are ever read: the newest old segment is not scanned.
+            store: SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
             durable,

@@ -33,6 +33,8 @@ pub(crate) struct Store {
     /// The durable timestamp ([`Store::durable_ts`]); the log's own counter
     /// unless the mode has no log.
     durable: crate::sync::Arc<AtomicU64>,
+    /// Recovery started from a location table.
+    table_at_open: bool,
 }
 
 /// The lock of a database directory, held for the database's lifetime.
@@ -67,6 +69,7 @@ impl Store {
         start: Start,
         durable: crate::sync::Arc<AtomicU64>,
     ) -> Result<Store> {
+        let table_at_open = matches!(start, Start::Table(_));
         let recovered = recover(&*fs, dir, into, start)?;
         // Without a log, what recovery restored is all that is durable;
         // checkpoints move it on (`Store::mark_durable`).
@@ -98,6 +101,7 @@ impl Store {
             checkpoints: AtomicU64::new(0),
             recovered,
             durable,
+            table_at_open,
         })
     }
 
@@ -237,9 +241,11 @@ impl Store {
     }
 
     /// Whether a checkpoint at `ts` would add anything: not if this run
-    /// already wrote one at `ts`.
+    /// already wrote one at `ts`, or opened from a location table at `ts`
+    /// (a version-1 image at `ts` is still replaced by a table).
     pub(crate) fn checkpoint_due(&self, last: &MutexGuard<'_, u64>, ts: u64) -> bool {
-        !(ts == **last && self.checkpoints.load(Ordering::Relaxed) > 0)
+        let done = self.checkpoints.load(Ordering::Relaxed) > 0 || self.table_at_open;
+        !(ts == **last && done)
     }
 
     /// Second half: write the image of the snapshot at `ts` durably, then
