@@ -348,8 +348,12 @@ fn sync_power_loss(cache: Option<u64>) {
             let run = crash_run(&fs, Durability::Sync, cache, &script);
             if !run.errors.is_empty() {
                 crashed += 1;
+                // Paged: the evictor thread may meet the fault first (a page
+                // segment filling up is synced by the append that closes it);
+                // the workload then sees only the poisoned database.
                 assert!(
-                    run.errors.iter().any(|e| e.contains("injected fault")),
+                    run.errors.iter().any(|e| e.contains("injected fault"))
+                        || (cache.is_some() && run.errors.iter().all(|e| e.contains("poisoned"))),
                     "round {round} crash at sync {k}: the first failure reports the I/O error: {run:?}"
                 );
             }

@@ -20,6 +20,7 @@
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: the `PageIo` contract, fault-in,
 //!   eviction and the commit gate.
+//! - [`gate`]: the commit gate and the structure-modification gate.
 //! - [`flush`]: a checkpoint's flushes and its list of leaves, with
 //!   structure modifications paused.
 //! - [`restore`]: a tree rebuilt from a location table, every leaf evicted.
@@ -38,6 +39,7 @@ mod delta;
 mod flush;
 #[cfg(all(test, not(loom)))]
 mod flush_tests;
+mod gate;
 // The delta-flush codec is not used yet (swap-style paging writes images only).
 #[allow(dead_code, unused_imports)]
 mod image;

@@ -39,9 +39,10 @@ use super::base::{LeafBase, PageRange, NO_DISK};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
+pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::Pid;
 use super::tree::Tree;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Backoff, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
 /// How the tree reads and writes leaf images (implemented by the engine).
@@ -121,74 +122,6 @@ impl Installing {
 impl Drop for Installing {
     fn drop(&mut self) {
         INSTALLING.with(|f| f.set(false));
-    }
-}
-
-/// The commit gate (G1): commits hold it open between prepare and install;
-/// an eviction batch closes it, waits for the commits inside to leave, does
-/// its CASes, and opens it again.
-#[derive(Default)]
-pub(crate) struct Gate {
-    inside: AtomicU64,
-    closed: AtomicBool,
-}
-
-/// A commit's pass through the [`Gate`]; dropping it leaves.
-pub(crate) struct GatePass<'a>(&'a Gate);
-
-impl Gate {
-    /// Enter (waits while an eviction batch has the gate closed).
-    pub(crate) fn enter(&self) -> GatePass<'_> {
-        let backoff = Backoff::new();
-        loop {
-            // Dekker, with a SeqCst fence on both sides between the write
-            // and the read: either the evictor sees us inside, or we see
-            // the gate closed. (Loom models SeqCst accesses as AcqRel, and
-            // the fences as SeqCst: its model of this gate needs them.)
-            self.inside.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.closed.load(Ordering::SeqCst) {
-                return GatePass(self);
-            }
-            self.inside.fetch_sub(1, Ordering::SeqCst);
-            while self.closed.load(Ordering::SeqCst) {
-                backoff.snooze();
-            }
-        }
-    }
-
-    /// Enter unless the gate is closed (then `None`, without waiting): the
-    /// structure-modification gate, which a checkpoint closes while it
-    /// lists the leaves (`super::flush`).
-    pub(crate) fn try_enter(&self) -> Option<GatePass<'_>> {
-        self.inside.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if !self.closed.load(Ordering::SeqCst) {
-            return Some(GatePass(self));
-        }
-        self.inside.fetch_sub(1, Ordering::SeqCst);
-        None
-    }
-
-    /// Close the gate and wait until no pass is out. The caller is the only
-    /// closer (the eviction mutex, or the checkpoint's turn).
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let backoff = Backoff::new();
-        while self.inside.load(Ordering::SeqCst) != 0 {
-            backoff.snooze();
-        }
-    }
-
-    pub(crate) fn open(&self) {
-        self.closed.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for GatePass<'_> {
-    fn drop(&mut self) {
-        self.0.inside.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
