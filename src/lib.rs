@@ -63,7 +63,7 @@ pub mod fs;
 mod mvcc;
 mod options;
 // Built bottom-up for issue 11 (`design/storage.md`): the engine's page file
-// uses the segment store; the location table and value records are unused yet.
+// uses the segment store and the location table; value records are unused yet.
 #[allow(dead_code)]
 mod pagestore;
 mod sync;

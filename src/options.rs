@@ -155,7 +155,8 @@ impl Options {
         self
     }
 
-    /// Start a new log segment file once the current one reaches this size.
+    /// Start a new log segment file once the current one reaches this size
+    /// (page segments, with a page store, too; they hold at least 4 KiB).
     pub fn segment_bytes(mut self, n: u64) -> Self {
         self.segment_bytes = n;
         self
@@ -178,9 +179,12 @@ impl Options {
     /// misconfiguration). A background thread evicts whenever the pages pass
     /// the budget; past 1.25 x the budget, readers and committers evict too.
     /// The budget counts an estimate of page memory (nodes, arrays, blobs),
-    /// not allocator overhead. As built (a first step), restart does not read
-    /// the page segments: an open deletes those of a previous run and
-    /// recovers from the checkpoint and the log as without a cache.
+    /// not allocator overhead. A database with a cache size has incremental
+    /// checkpoints: a checkpoint writes the leaves changed since the last
+    /// one and a location table (`design/storage.md` §6), a clean close
+    /// writes one, and an open reads that table and the log after it, never
+    /// a page (leaves load on first access). Such a database keeps its page
+    /// store when reopened without a cache size (then with no budget).
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = Some(bytes);
         self

@@ -3,7 +3,7 @@
 //! Layout (see `design/bwtree.md`):
 //! - [`PageRange`]: the page's fences and right sibling (B-link).
 //! - [`LeafBase`]: its keys (a [`KeyArray`]) and, per key, its versions
-//!   newest first (`version_start[i]..version_start[i+1]` into `vers`; `version_start` is empty
+//!   newest first (`version_start[i]..version_start[i+1]` into `vers`; `version_start` is absent
 //!   when every key has exactly one version); small values live in the
 //!   page's `vals` blob, large ones as their own `Bytes` in `big` so
 //!   consolidation never copies them.
@@ -40,6 +40,9 @@ impl PageRange {
     }
 }
 
+/// [`LeafBase::disk`] of a page with no image equal to it (dirty).
+pub(crate) const NO_DISK: u64 = u64::MAX;
+
 /// Marker in [`Ver::len`]: the version is a tombstone.
 pub(crate) const TOMBSTONE: u32 = u32::MAX;
 /// Flag in [`Ver::len`]: the value is `big[off]`, not a slice of `vals`.
@@ -67,8 +70,16 @@ pub(crate) struct LeafBase {
     /// the page is built: serializable validation skips a page whose bound
     /// (this, with the chain's deltas) is at or below a snapshot.
     max_ts: u64,
+    /// The page-store address of an image equal to this page
+    /// ([`NO_DISK`]: none; the page is dirty). Set only when the base is
+    /// built (a fault-in, or a flush that wrote it whole): a clean page is
+    /// evicted without a write (`design/storage.md` §3).
+    pub(crate) disk: u64,
     pub(crate) keys: KeyArray,
-    version_start: Box<[u32]>,
+    /// `None` when every key has one version (the common case). Boxed
+    /// twice (a thin pointer), like `big`, so that the base with `max_ts`
+    /// and `disk` still fits the 320-byte node.
+    version_start: Option<Box<Box<[u32]>>>,
     vers: Box<[Ver]>,
     vals: Bytes,
     /// `None` when the page has no large value (the common case). Boxed
@@ -121,12 +132,19 @@ impl LeafBase {
             range,
             built_watermark: 0,
             max_ts,
+            disk: NO_DISK,
             keys,
-            version_start,
+            version_start: (!version_start.is_empty()).then(|| Box::new(version_start)),
             vers,
             vals,
             big: big_box(big),
         }
+    }
+
+    /// This page, known to equal the image at `addr` (clean).
+    pub(crate) fn with_disk(mut self, addr: u64) -> Self {
+        self.disk = addr;
+        self
     }
 
     /// The page blob of inline values (versions without [`BIG`] index it).
@@ -142,11 +160,11 @@ impl LeafBase {
     /// Versions of entry `i`, newest first.
     #[inline]
     pub(crate) fn versions(&self, i: usize) -> &[Ver] {
-        if self.version_start.is_empty() {
+        match &self.version_start {
             // Every key has exactly one version: `vers` is indexed by key.
-            return std::slice::from_ref(&self.vers[i]);
+            None => std::slice::from_ref(&self.vers[i]),
+            Some(vs) => &self.vers[vs[i] as usize..vs[i + 1] as usize],
         }
-        &self.vers[self.version_start[i] as usize..self.version_start[i + 1] as usize]
     }
 
     /// Bytes of the values kept inline in the page blob.
@@ -165,7 +183,7 @@ impl LeafBase {
 
     /// Does every key hold exactly one version?
     pub(crate) fn single_version(&self) -> bool {
-        self.version_start.is_empty()
+        self.version_start.is_none()
     }
 
     pub(crate) fn version_count(&self) -> usize {
@@ -296,12 +314,13 @@ impl LeafBuilder {
             range,
             built_watermark: 0,
             max_ts: self.max_ts,
+            disk: NO_DISK,
             keys: self.keys.finish(),
             // One version per key (the common case): no version index.
             version_start: if self.vers.len() == self.version_start.len() - 1 {
-                Box::default()
+                None
             } else {
-                self.version_start.into_boxed_slice()
+                Some(Box::new(self.version_start.into_boxed_slice()))
             },
             vers: self.vers.into_boxed_slice(),
             vals: Bytes::from(self.vals),

@@ -160,6 +160,32 @@ impl<'g> LeafView<'g> {
         base.built_watermark = self.watermark;
         base
     }
+
+    /// Build a base page of every entry, keeping only the versions at or
+    /// below `upto` (a flush under the WAL rule W1, `design/storage.md` §5);
+    /// a key left with no version is left out. The flag says whether nothing
+    /// was left out (the page equals the whole view).
+    pub(crate) fn build_upto(&self, range: PageRange, upto: u64) -> (LeafBase, bool) {
+        let n = self.len();
+        let mut b = LeafBuilder::with_capacity(n, 0, self.vers.len(), 0);
+        let mut whole = true;
+        for i in 0..n {
+            let vers = self.versions(i);
+            let keep = vers.iter().position(|&(ts, _)| ts <= upto).unwrap_or(vers.len());
+            whole &= keep == 0;
+            if keep == vers.len() {
+                continue;
+            }
+            b.push_key(self.keys[i].as_slice());
+            for &(ts, v) in &vers[keep..] {
+                b.push_version(ts, v.raw());
+            }
+            b.end_key();
+        }
+        let mut base = b.finish(range);
+        base.built_watermark = self.watermark;
+        (base, whole)
+    }
 }
 
 /// The versions of one key, newest first: its deltas (newest first, one per

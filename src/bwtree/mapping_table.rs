@@ -267,6 +267,16 @@ impl MappingTable {
         guard.defer(move || free.push(pid));
     }
 
+    /// Restoring a tree from a location table (before the table is
+    /// shared): ids below `high` are taken (`listed`) or free; new ids start
+    /// at `high`.
+    pub(crate) fn restore_ids(&self, high: u64, listed: impl Fn(Pid) -> bool) {
+        self.next.store(high, Ordering::Relaxed);
+        for pid in (0..high).rev().filter(|&p| !listed(p)) {
+            self.free.push(pid);
+        }
+    }
+
     /// Number of ids ever handed out (the table's high-water mark).
     pub(crate) fn high_water(&self) -> u64 {
         self.next.load(Ordering::Relaxed)

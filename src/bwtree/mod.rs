@@ -20,6 +20,10 @@
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: the `PageIo` contract, fault-in,
 //!   eviction and the commit gate.
+//! - [`gate`]: the commit gate and the structure-modification gate.
+//! - [`flush`]: a checkpoint's flushes and its list of leaves, with
+//!   structure modifications paused.
+//! - [`restore`]: a tree rebuilt from a location table, every leaf evicted.
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
 //!   it at one timestamp, consolidate afterwards.
@@ -34,7 +38,11 @@ mod commit;
 mod consolidate;
 mod cursor;
 mod delta;
-// The delta-flush codec is not used yet (swap-style paging writes images only).
+mod flush;
+#[cfg(all(test, not(loom)))]
+mod flush_tests;
+mod gate;
+// The delta-flush codec is not used yet (every flush writes a whole base image).
 #[allow(dead_code, unused_imports)]
 mod image;
 mod keys;
@@ -42,6 +50,7 @@ mod leaf_merge;
 mod mapping_table;
 mod paging;
 mod resident;
+mod restore;
 mod search;
 mod smo;
 mod stats;

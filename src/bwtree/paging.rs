@@ -1,23 +1,28 @@
-//! Paged leaves (`design/storage.md` §3-§5, swap-style first step): the
-//! [`PageIo`] contract the tree reads and writes leaf images through, the
-//! fault-in of an `Evicted` leaf, eviction, and the commit gate that keeps
-//! eviction away from a commit between its validation and its install.
+//! Paged leaves (`design/storage.md` §3-§5): the [`PageIo`] contract the
+//! tree reads and writes leaf images through, the fault-in of an `Evicted`
+//! leaf, eviction, and the commit gate that keeps eviction away from a commit
+//! between its validation and its install. Flushes for checkpoints are in
+//! `super::flush`, the tree rebuilt from a location table in
+//! `super::restore`.
 //!
 //! The tree does not know the page store: the engine implements [`PageIo`]
 //! over `pagestore::SegmentStore` and the image codec. A tree without paging
-//! (no `Options::cache_size`) never holds an `Evicted` node; its descents
-//! test at the leaf whether the tree has paging and one header flag.
+//! never holds an `Evicted` node; its descents test at the leaf whether the
+//! tree has paging and one header flag.
 //!
 //! Invariants
 //! - P1. An `Evicted` node is a whole chain: nothing is prepended to it. Every
 //!   path that would install a delta on a leaf holds a head it got from a
 //!   descent (which faults in) or checks `is_evicted` first.
-//! - P2. Only a consolidated base page is evicted, and only after its image
-//!   was written: the image holds exactly the base's versions. Swap-style,
-//!   the clock's batches do not sync the page segment (images are read back
-//!   only by this run; open deletes old segments): a segment must be synced
-//!   before any address in it is published in a location table, which is
-//!   the future checkpoint's step ([`Tree::evict_all`] syncs, as it will).
+//! - P2. Only a clean page is evicted: a base page whose `disk` address names
+//!   an image equal to it (evicted without a write), or a consolidated base
+//!   written whole first. The clock's batches do not sync the page segment:
+//!   a checkpoint syncs it before it publishes any address in a location
+//!   table (`super::flush`).
+//! - W1 (the WAL rule). An image holds only versions at or below the log's
+//!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
+//!   holding a newer version is not evicted, so a power loss can never
+//!   resurrect an unacknowledged commit from a page image.
 //! - G1 (the commit gate). No eviction CAS happens while a commit is between
 //!   `Tree::prepare` (which faults in every leaf it locates) and the end of
 //!   its install: so the install, which runs after the commit timestamp is
@@ -30,13 +35,14 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
-use super::base::{LeafBase, PageRange};
+use super::base::{LeafBase, PageRange, NO_DISK};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
+pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::Pid;
 use super::tree::Tree;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Backoff, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
 /// How the tree reads and writes leaf images (implemented by the engine).
@@ -50,6 +56,9 @@ pub(crate) trait PageIo: Send + Sync {
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
     /// Make every image written so far durable.
     fn sync(&self) -> Result<()>;
+    /// The log's durable timestamp `D`: every commit at or below it is
+    /// durable (W1: an image holds no newer version).
+    fn durable_ts(&self) -> u64;
 }
 
 /// A shared page store serves as well (the engine keeps a handle too).
@@ -63,6 +72,9 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     fn sync(&self) -> Result<()> {
         (**self).sync()
     }
+    fn durable_ts(&self) -> u64 {
+        (**self).durable_ts()
+    }
 }
 
 /// Counters of the paging layer (relaxed; rare events).
@@ -72,8 +84,15 @@ pub(crate) struct PagingCounters {
     pub(crate) faults: AtomicU64,
     /// Leaves evicted.
     pub(crate) evictions: AtomicU64,
-    /// Leaf images written.
+    /// Leaf images written (evictions and flushes).
     pub(crate) pages_written: AtomicU64,
+    /// Leaf images written by checkpoint flushes (`super::flush`).
+    pub(crate) flushes: AtomicU64,
+    /// Clean leaves evicted without a write (their image was on disk).
+    pub(crate) clean_evictions: AtomicU64,
+    /// Leaves left resident by an eviction because they held a version
+    /// above the durable timestamp (W1).
+    pub(crate) held_by_wal: AtomicU64,
     /// Fault-ins by a commit's install, after its timestamp was taken: 0
     /// while the commit gate (G1) holds, except for the merge case in the
     /// module doc. The loom model of the gate checks it.
@@ -106,67 +125,16 @@ impl Drop for Installing {
     }
 }
 
-/// The commit gate (G1): commits hold it open between prepare and install;
-/// an eviction batch closes it, waits for the commits inside to leave, does
-/// its CASes, and opens it again.
-#[derive(Default)]
-pub(crate) struct Gate {
-    inside: AtomicU64,
-    closed: AtomicBool,
-}
-
-/// A commit's pass through the [`Gate`]; dropping it leaves.
-pub(crate) struct GatePass<'a>(&'a Gate);
-
-impl Gate {
-    /// Enter (waits while an eviction batch has the gate closed).
-    pub(crate) fn enter(&self) -> GatePass<'_> {
-        let backoff = Backoff::new();
-        loop {
-            // Dekker, with a SeqCst fence on both sides between the write
-            // and the read: either the evictor sees us inside, or we see
-            // the gate closed. (Loom models SeqCst accesses as AcqRel, and
-            // the fences as SeqCst: its model of this gate needs them.)
-            self.inside.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.closed.load(Ordering::SeqCst) {
-                return GatePass(self);
-            }
-            self.inside.fetch_sub(1, Ordering::SeqCst);
-            while self.closed.load(Ordering::SeqCst) {
-                backoff.snooze();
-            }
-        }
-    }
-
-    /// Close the gate and wait until no commit is inside. The caller is the
-    /// only closer (the eviction mutex).
-    fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let backoff = Backoff::new();
-        while self.inside.load(Ordering::SeqCst) != 0 {
-            backoff.snooze();
-        }
-    }
-
-    fn open(&self) {
-        self.closed.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for GatePass<'_> {
-    fn drop(&mut self) {
-        self.0.inside.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// The paging state of a tree opened with a page store.
 pub(crate) struct Paging {
     pub(crate) io: Box<dyn PageIo>,
     pub(crate) gate: Gate,
-    /// One eviction batch at a time (the gate has one closer).
-    evicting: Mutex<()>,
+    /// Structure modifications (splits, merge starts) hold a pass; a
+    /// checkpoint closes it while it lists the leaves (`super::flush`).
+    pub(crate) smo_gate: Gate,
+    /// One eviction batch at a time (the gate has one closer); a checkpoint
+    /// holds it while it looks for page segments nothing references.
+    pub(crate) evicting: Mutex<()>,
     pub(crate) counters: PagingCounters,
     /// The clock's use counts, by page id.
     pub(crate) uses: UseCounts,
@@ -190,6 +158,7 @@ impl Paging {
         Paging {
             io,
             gate: Gate::default(),
+            smo_gate: Gate::default(),
             evicting: Mutex::new(()),
             counters: PagingCounters::default(),
             uses: UseCounts::new(),
@@ -215,7 +184,7 @@ fn clean_base(head: &Node, watermark: u64) -> Option<&LeafBase> {
 }
 
 /// A copy of `r` that shares no bytes with the page it came from.
-fn detached(r: &PageRange) -> PageRange {
+pub(super) fn detached(r: &PageRange) -> PageRange {
     let copy = |k: &Option<Bytes>| k.as_deref().map(Bytes::copy_from_slice);
     PageRange::new(copy(&r.low), copy(&r.high), r.sibling)
 }
@@ -239,9 +208,10 @@ impl Tree {
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        let mut base = paging.io.read_leaf(*addr)?;
-        // The image's fences are the page's; keep the node's (the same
-        // values) so the page shares nothing with the image's buffer but keys.
+        let mut base = paging.io.read_leaf(*addr)?.with_disk(*addr);
+        // The node's fences are the page's (an image written under a split
+        // delta may carry the wider fences of the base below it); keep them,
+        // so the page also shares nothing with the image's buffer but keys.
         base.range = detached(range);
         match self
             .table
@@ -262,19 +232,23 @@ impl Tree {
         }
     }
 
-    /// Evict the leaves `pids` that can be (resident leaves, consolidated
-    /// first): write their images, sync once if `sync`, then (gate closed)
-    /// CAS each head to `Evicted`. Returns how many were evicted. An error
-    /// from the page store is returned as is (the engine poisons on it);
-    /// pages whose head changed meanwhile stay resident (their images are
-    /// garbage). Swap-style eviction needs no sync (P2): the images are read
-    /// back only by this run.
+    /// Evict the leaves `pids` that can be: a clean base page as it is (its
+    /// image is on disk), a dirty leaf consolidated and its image written
+    /// first, if it holds no version above the durable timestamp (W1; else
+    /// it stays resident). Syncs once if `sync`, then (gate closed) CASes
+    /// each head to `Evicted`. Returns how many were evicted. An error from
+    /// the page store is returned as is (the engine poisons on it); pages
+    /// whose head changed meanwhile stay resident (their images are
+    /// garbage). Eviction needs no sync (P2): a checkpoint syncs before it
+    /// publishes an address.
     pub(crate) fn evict(&self, pids: &[Pid], sync: bool) -> Result<usize> {
         let Some(paging) = self.paging.as_deref() else {
             return Ok(0);
         };
         let _one = crate::sync::lock(&paging.evicting);
         let guard = epoch::pin();
+        // Read once: commits made durable later are not in this batch's images.
+        let durable = paging.io.durable_ts();
         let mut written: Vec<(Pid, &Node, u64, u64)> = Vec::with_capacity(pids.len());
         for &pid in pids {
             let Some(mut head) = self.table.load(pid, &guard) else {
@@ -282,6 +256,17 @@ impl Tree {
             };
             if !head.leaf || head.is_evicted() || head.is_frozen() || head.has_merge_record {
                 continue;
+            }
+            if let Body::Leaf(b) = &head.body {
+                // Clean (the image at `disk` equals the page), with nothing
+                // for GC at the current watermark: evicted as it is. A clean
+                // page with garbage is consolidated and written again, so
+                // that GC reaches pages that are only read.
+                if b.disk != NO_DISK && clean_base(head, self.gc_watermark()).is_some() {
+                    paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
+                    written.push((pid, head, b.disk, b.max_ts()));
+                    continue;
+                }
             }
             // Consolidate (GC at the current watermark) until the chain is
             // a base page, or `Split -> base` (the left half of a split just
@@ -303,6 +288,12 @@ impl Tree {
                 }
             }
             let Some(base) = base else { continue };
+            if base.max_ts() > durable {
+                // W1: the image would hold a commit the log has not made
+                // durable. The page stays resident until the log catches up.
+                paging.counters.held_by_wal.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let addr = paging.io.write_leaf(pid, base)?;
             paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
             written.push((pid, head, addr, base.max_ts()));
@@ -313,10 +304,6 @@ impl Tree {
         if sync {
             paging.io.sync()?;
         }
-        // Swap-style: restart does not read page images yet, so an image
-        // may hold versions whose commit records are not durable in the log
-        // (the WAL rule W1 of design/storage.md §5 is needed only once the
-        // incremental checkpoint publishes images).
         paging.gate.close();
         let mut evicted = 0;
         for (pid, head, addr, max_ts) in written {
@@ -450,9 +437,9 @@ impl Tree {
         }
     }
 
-    /// Evict every resident leaf (a test hook: forces every later access
-    /// through a fault-in), then sync the page segment once, as a checkpoint
-    /// will before it publishes addresses. Returns how many were evicted.
+    /// Evict every resident leaf that W1 lets go (a test hook: forces later
+    /// accesses through a fault-in), then sync the page segment once.
+    /// Returns how many were evicted.
     #[doc(hidden)]
     pub fn evict_all(&self) -> Result<usize> {
         self.evict(&self.leaf_pids(), true)

@@ -56,7 +56,10 @@ impl Tree {
         } else if head.leaf {
             let view = collect_leaf(head, self.gc_watermark());
             let n = view.len();
-            if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
+            // A split while a checkpoint lists the leaves waits: the page
+            // stays oversize until the next consolidation (`super::flush`).
+            let pass = self.smo_pass();
+            if pass.is_some() && (n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2)) {
                 // Fences are copied: a slice would keep the old page's blob alive.
                 let sep = Bytes::copy_from_slice(view.keys[n / 2].as_slice());
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
@@ -174,6 +177,10 @@ impl Tree {
     /// index-term-delete on the parent (the merge's commit point), then finish.
     fn try_merge<'g>(&self, pid: Pid, head: &'g Node, path: &[Step<'g>], guard: &'g Guard) {
         let Some(parent) = path.last() else { return };
+        // Not while a checkpoint lists the leaves (`super::flush`).
+        let Some(_pass) = (if head.leaf { self.smo_pass() } else { Some(None) }) else {
+            return;
+        };
         let Some(parent_head) = self.table.load(parent.pid, guard) else {
             return;
         };

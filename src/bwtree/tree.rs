@@ -75,7 +75,7 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.leaf_chain < 1 || self.inner_chain < 1 {
             return Err(Error::InvalidConfig("chain thresholds must be at least 1"));
         }

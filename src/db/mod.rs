@@ -111,6 +111,9 @@ impl Db {
     /// Write a checkpoint now: a consistent image of the database as of a
     /// snapshot, taken while commits continue; then delete the log segments
     /// and older checkpoints it covers. Returns the checkpoint's timestamp.
+    /// With a page store ([`Options::cache_size`]) it is incremental: the
+    /// leaves changed since the last one and a location table
+    /// (`design/storage.md` §6).
     /// (Checkpoints are also taken automatically, see
     /// [`Options::checkpoint_bytes`].) An in-memory database has none:
     /// [`crate::Error::InvalidArgument`].

@@ -21,10 +21,17 @@
 //!   alive, the core of the owned handles.
 //! - [`stats`]: [`Stats`], the counters and gauges of `Db::stats`.
 //! - [`changes`]: the change stream's start, limit and records.
+//! - [`open`]: opening a directory: lock, newest checkpoint (a location
+//!   table becomes a tree of evicted leaves), recovery.
+//! - [`checkpoint`]: checkpoints: the incremental one (location table) of a
+//!   database with a page store, the key-value image of one without.
+//! - [`pages`]: the page store behind the tree's `PageIo`.
 
 pub(crate) mod changes;
+pub(crate) mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod gc;
+pub(crate) mod open;
 pub(crate) mod pages;
 pub(crate) mod pinned;
 pub(crate) mod read;
@@ -34,8 +41,6 @@ pub(crate) mod workers;
 
 use std::path::Path;
 
-use bytes::Bytes;
-
 use crate::bwtree::Tree;
 use crate::mvcc::counters::EngineCounters;
 use crate::mvcc::counts::Counts;
@@ -44,8 +49,7 @@ use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
 use crate::mvcc::registry::Registry;
 use crate::options::Options;
-use crate::sync::{Arc, AtomicBool, Mutex};
-use crate::wal::recovery::Replay;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 use crate::wal::store::Store;
 use crate::{Error, Result};
 
@@ -81,23 +85,11 @@ pub(crate) struct Engine {
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the last `Db` handle goes: background threads exit.
     closing: AtomicBool,
-}
-
-/// Recovery replays into the tree, each call one committed version, and
-/// counts the live keys as it goes (the start of `mvcc::counts`).
-struct Recovering<'t> {
-    tree: &'t Tree,
-    live: std::cell::Cell<i64>,
-}
-
-impl Replay for Recovering<'_> {
-    fn replay(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
-        let was = self.tree.get(&key, u64::MAX)?.is_some();
-        let now = value.is_some();
-        self.tree.install(key, ts, value)?;
-        self.live.set(self.live.get() + i64::from(now) - i64::from(was));
-        Ok(())
-    }
+    /// Bytes the incremental checkpoints of this run wrote (images and
+    /// tables).
+    checkpoint_bytes: AtomicU64,
+    /// Log versions recovery found in page images already.
+    replay_skipped: u64,
 }
 
 impl Engine {
@@ -109,33 +101,12 @@ impl Engine {
                 "cache_size needs a database directory (Options::open)",
             ));
         }
-        let mut tree = Tree::with_config(opts.tree)?;
-        let fs = opts.fs.clone();
-        let recovering = Recovering {
-            tree: &tree,
-            live: std::cell::Cell::new(0),
-        };
-        let store = match dir {
-            None => None,
-            Some(dir) => Some(Store::open(
-                opts.fs,
-                dir,
-                opts.durability,
-                opts.segment_bytes,
-                opts.checkpoint_bytes,
-                &recovering,
-            )?),
-        };
-        let live = u64::try_from(recovering.live.get()).unwrap_or(0);
-        // The page store is opened after recovery (which holds the
-        // directory's lock and does not read page images yet).
-        let pages = match (dir, opts.cache_size) {
-            (Some(dir), Some(_)) => {
-                let pages = Arc::new(pages::PageFile::open(fs, dir)?);
-                tree.set_page_io(Box::new(pages.clone()));
-                Some(pages)
+        let (tree, store, pages, replay_skipped, live) = match dir {
+            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0),
+            Some(dir) => {
+                let o = open::open_dir(&opts, dir)?;
+                (o.tree, Some(o.store), o.pages, o.replay_skipped, o.live)
             }
-            _ => None,
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
         let checkpoint_ts = store.as_ref().map_or(0, |s| s.recovered().checkpoint_ts);
@@ -155,6 +126,8 @@ impl Engine {
             counters: EngineCounters::new(),
             store,
             cache_size: pages.as_ref().and(opts.cache_size),
+            checkpoint_bytes: AtomicU64::new(0),
+            replay_skipped,
             isolation: opts.isolation,
             pages,
             workers: Mutex::new(Vec::new()),
@@ -169,33 +142,36 @@ impl Engine {
         Ok(engine)
     }
 
-    /// [`crate::Db::evict_all`].
+    /// [`crate::Db::evict_all`]: the log is synced first, so that the WAL
+    /// rule holds back no page.
     pub(crate) fn evict_all(&self) -> Result<usize> {
+        if let Some(store) = &self.store {
+            store.sync_now()?;
+        }
+        self.before_evict();
         self.tree.evict_all()
     }
 
-    /// [`crate::Db::checkpoint`]: one at a time; the image is a snapshot
-    /// taken after the log rotated, written while commits continue.
-    pub(crate) fn checkpoint(&self) -> Result<u64> {
-        let store = self
-            .store
-            .as_ref()
-            .ok_or(Error::InvalidArgument("an in-memory database has no checkpoints"))?;
-        let turn = store.begin_checkpoint()?;
-        let pin = self.registry.pin_scoped(&self.oracle);
-        let keep = self
-            .horizon
-            .bounds(self.oracle.read_ts(), true)
-            .map_or(0, |b| b.keep_changes_after);
-        store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()))
+    /// Before an eviction batch: without a log, the page images' limit
+    /// (W1's `D`) is the read timestamp (every commit at or below it is
+    /// installed whole); see [`crate::wal::store::Store::unlogged_visible`].
+    pub(crate) fn before_evict(&self) {
+        if let Some(store) = &self.store {
+            store.unlogged_visible(self.oracle.read_ts());
+        }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Buffered mode: what was written reaches the disk on a clean close.
-        // (A failure poisons the log; there is nobody left to tell.)
+        // A clean close of a paged database writes a checkpoint, so the
+        // next open replays nothing. Buffered mode: what was written reaches
+        // the disk on a clean close. (A failure poisons the log or the page
+        // store; there is nobody left to tell.)
         if let Some(store) = &self.store {
+            if self.pages.as_ref().is_some_and(|p| p.check().is_ok()) && store.check().is_ok() {
+                let _ = self.checkpoint();
+            }
             let _ = store.sync_now();
         }
     }

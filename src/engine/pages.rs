@@ -1,11 +1,14 @@
 //! The engine's [`PageIo`]: leaf images in `pages-*.seg` segments of the
 //! database directory, through [`SegmentStore`] and the image codec
-//! (`design/storage.md` §2, §5). Used only with `Options::cache_size`.
+//! (`design/storage.md` §2, §5, §6). Used with `Options::cache_size`, and
+//! whenever the newest checkpoint is a location table.
 //!
-//! Swap-style first step: restart does not read page images (recovery loads
-//! the checkpoint and replays the log as without a cache), so [`PageFile::open`]
-//! deletes the segments a previous run left before opening the store.
+//! The segments a previous run left are kept: the newest location table
+//! names images in them. A checkpoint deletes the segments that neither its
+//! table nor any resident or evicted page references
+//! ([`PageFile::delete_unreferenced`]).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::bwtree::{decode_leaf, encode_leaf, LeafBase, PageIo};
@@ -13,11 +16,12 @@ use crate::fs::Fs;
 use crate::pagestore::record::{addr_offset, addr_seq, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::{Error, Result};
 
-/// Page segments hold at most this many bytes each.
-const PAGE_SEGMENT_BYTES: u64 = 64 << 20;
+/// Page segments hold at least this many bytes each (they hold as many as
+/// the log's segments, `Options::segment_bytes`, if that is more).
+const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
@@ -25,32 +29,63 @@ pub(crate) struct PageFile {
     dir: PathBuf,
     /// Payload bytes of the images written.
     pub(crate) bytes_written: AtomicU64,
+    /// The log's durable timestamp (shared with the log, `wal::Store`).
+    durable: Arc<AtomicU64>,
 }
 
 impl PageFile {
-    /// Delete the page segments of a previous run in `dir`, then open an
-    /// empty store there. The caller holds the directory's lock.
-    pub(crate) fn open(fs: std::sync::Arc<dyn Fs>, dir: &Path) -> Result<PageFile> {
-        let mut removed = false;
-        for name in fs.list(dir).map_err(Error::Io)? {
-            if segment::parse_name(Kind::Pages, &name).is_some() {
-                fs.remove(&dir.join(&name)).map_err(Error::Io)?;
-                removed = true;
-            }
-        }
-        if removed {
-            fs.sync_dir(dir).map_err(Error::Io)?;
-        }
+    /// Open the page segments in `dir` (headers checked; appends go to a new
+    /// segment, `SegmentStore::open_fresh`). The caller holds the
+    /// directory's lock. `durable` is the
+    /// log's durable timestamp, which flushes obey (W1). Segments close at
+    /// `segment_bytes` (the log's; at least [`MIN_PAGE_SEGMENT_BYTES`]).
+    pub(crate) fn open(
+        fs: std::sync::Arc<dyn Fs>,
+        dir: &Path,
+        segment_bytes: u64,
+        durable: Arc<AtomicU64>,
+    ) -> Result<PageFile> {
+        let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
         Ok(PageFile {
-            store: SegmentStore::open(fs, dir, Kind::Pages, PAGE_SEGMENT_BYTES)?,
+            // Only addresses from a location table (synced) or written by
+            // this run are ever read: the newest old segment is not scanned.
+            store: SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
+            durable,
         })
     }
 
     /// `Err(Poisoned)` once a page write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
         self.store.check()
+    }
+
+    /// Page segment files now.
+    pub(crate) fn segments(&self) -> u64 {
+        self.store.segments().len() as u64
+    }
+
+    /// The end of what is appended (`seq << 32 | offset`).
+    pub(crate) fn head(&self) -> u64 {
+        self.store.ends().0
+    }
+
+    /// Delete every segment but the current one that no address in `keep`
+    /// names (the caller holds evictions off, so no image is written and
+    /// not yet referenced meanwhile). Returns how many were deleted.
+    pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
+        let keep: BTreeSet<u64> = keep.into_iter().map(addr_seq).collect();
+        let segs = self.store.segments();
+        let mut deleted = 0;
+        // The last one is the current segment.
+        for s in segs.iter().take(segs.len().saturating_sub(1)) {
+            if !keep.contains(&s.seq) {
+                self.store.delete(s.seq)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -71,10 +106,7 @@ impl PageIo for PageFile {
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
         let mut buf = Vec::new();
         encode_leaf(base, &mut buf, None)?;
-        let max_ts = (0..base.len())
-            .filter_map(|i| base.versions(i).first().map(|v| v.ts))
-            .max()
-            .unwrap_or(0);
+        let max_ts = base.max_ts();
         let meta = Meta {
             rkind: RecordKind::Base,
             flags: 0,
@@ -90,5 +122,9 @@ impl PageIo for PageFile {
 
     fn sync(&self) -> Result<()> {
         self.store.sync()
+    }
+
+    fn durable_ts(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 }

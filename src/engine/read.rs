@@ -79,6 +79,7 @@ impl Engine {
     pub(crate) fn help_evict(&self) {
         if let Some(budget) = self.cache_size {
             if self.tree.resident_bytes() > budget + budget / 4 {
+                self.before_evict();
                 let _ = self.tree.evict_to(budget, 1);
             }
         }

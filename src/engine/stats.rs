@@ -60,8 +60,22 @@ pub struct Stats {
     pub torn_tails: u64,
     /// Commits replayed from the log by recovery.
     pub replayed: u64,
-    /// Evicted leaves faulted back in (cache misses; with `cache_size`).
+    /// Versions recovery replayed from the log that a page image held
+    /// already (not installed twice; after a location table).
+    pub replay_skipped: u64,
+    /// Evicted leaves faulted back in (cache misses, page images read; with
+    /// a page store). Opening reads none: after a clean close it is 0 until
+    /// the first access.
     pub cache_misses: u64,
+    /// Leaves evicted without a write: clean, their image was on disk.
+    pub clean_evictions: u64,
+    /// Leaf images written by checkpoints' flushes (also in `pages_written`).
+    pub pages_flushed: u64,
+    /// Page segment files now (with a page store).
+    pub page_segments: u64,
+    /// Bytes written by this run's incremental checkpoints: page images
+    /// (with any eviction's written meanwhile) and location tables.
+    pub checkpoint_bytes: u64,
     /// Leaves evicted to the page store.
     pub evictions: u64,
     /// Leaf images written to the page store.
@@ -115,7 +129,12 @@ impl Engine {
             checkpoints: store.map_or(0, |s| s.checkpoints()),
             torn_tails: store.map_or(0, |s| s.recovered().torn_tails),
             replayed: store.map_or(0, |s| s.recovered().replayed),
+            replay_skipped: self.replay_skipped,
             cache_misses: paging.map_or(0, |p| r(&p.faults)),
+            clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
+            pages_flushed: paging.map_or(0, |p| r(&p.flushes)),
+            checkpoint_bytes: self.checkpoint_bytes.load(Ordering::Relaxed),
+            page_segments: self.pages.as_ref().map_or(0, |p| p.segments()),
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),

@@ -73,8 +73,8 @@ const EVICT_TICK: Duration = Duration::from_millis(50);
 /// resident bytes pass the budget (at most once per round: it re-arms the
 /// wake before it sleeps), or every [`EVICT_TICK`], it runs the clock
 /// (`bwtree::clock`) if they are above the budget and evicts down to 7/8 of
-/// it, in batches (no page-segment sync: swap-style images are read back
-/// only by this run).
+/// it, in batches (no page-segment sync: a checkpoint syncs before it
+/// publishes an address).
 #[cfg(not(loom))]
 fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -88,6 +88,7 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
             if engine.tree.resident_bytes() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
                 // A failed write or sync poisons the page store (commits report
                 // it); the evictor then stops trying.
+                engine.before_evict();
                 let _ = engine.tree.evict_to(budget - budget / 8, 16);
             }
             // Armed before the park: a wake from now on is not lost (an

@@ -106,6 +106,22 @@ impl SegmentStore {
     /// reaching `segment_bytes` (clamped to 4 GiB) is closed before the next
     /// append.
     pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64) -> Result<SegmentStore> {
+        Self::open_with(fs, dir, kind, segment_bytes, false)
+    }
+
+    /// [`SegmentStore::open`] without reading the newest segment: every
+    /// existing segment gets the closed segments' header check, and appends
+    /// go to a new segment after them. For a caller that reads only
+    /// addresses it knows were synced (a location table's): a torn tail of
+    /// the newest old segment is then never read, and the open costs one
+    /// header read per segment instead of a read of the newest one whole
+    /// (64 MiB by default). A newest segment shorter than its header (a
+    /// crash while creating it) holds nothing synced: it is deleted.
+    pub(crate) fn open_fresh(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64) -> Result<SegmentStore> {
+        Self::open_with(fs, dir, kind, segment_bytes, true)
+    }
+
+    fn open_with(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64, fresh: bool) -> Result<SegmentStore> {
         fs.create_dir_all(dir).map_err(Error::Io)?;
         let mut seqs: Vec<u64> = fs
             .list(dir)
@@ -120,13 +136,21 @@ impl SegmentStore {
             reason,
         };
         let mut segs = BTreeMap::new();
-        let newest = seqs.pop();
+        let mut next = seqs.last().map_or(1, |s| s + 1);
+        let newest = if fresh { None } else { seqs.pop() };
         for &seq in &seqs {
             let reader: Arc<dyn FsRead> = fs
                 .open_read(&dir.join(segment::name(kind, seq)))
                 .map_err(Error::Io)?
                 .into();
             let end = reader.len().map_err(Error::Io)?;
+            if fresh && seq + 1 == next && end < SEGMENT_HEADER_LEN as u64 {
+                drop(reader);
+                fs.remove(&dir.join(segment::name(kind, seq))).map_err(Error::Io)?;
+                fs.sync_dir(dir).map_err(Error::Io)?;
+                next = seq;
+                continue;
+            }
             if end < SEGMENT_HEADER_LEN as u64 {
                 return Err(corrupt(seq, 0, "segment header truncated"));
             }
@@ -141,8 +165,8 @@ impl SegmentStore {
         let mut truncated = None;
         let (file, seq, size) = match newest {
             None => (
-                segment::create(&*fs, dir, kind, 1).map_err(Error::Io)?,
-                1,
+                segment::create(&*fs, dir, kind, next).map_err(Error::Io)?,
+                next,
                 SEGMENT_HEADER_LEN as u64,
             ),
             Some(seq) => {

@@ -1,13 +1,15 @@
 //! The location table (`design/storage.md` §2.5): checkpoint format version
 //! 2, where each tree's leaves are on disk. Pure encode and decode: decoding
-//! never panics and allocates at most the size of its input. (Recovery does
-//! not read it yet.)
+//! never panics and allocates at most the size of its input. Written by the
+//! incremental checkpoint (`engine::checkpoint`), read at open (`engine::open`).
 //!
 //! Little-endian integers, CRC32C (Castagnoli).
 //! ```text
 //! table   = header tree* footer
 //! header  = "BWTXCKP\0" (8) | version u32 (= 2) | trees u32 | ts u64                 24 bytes
-//! tree    = tree u16 | pad u16 (= 0) | leaves u32 | pid_high u64 | leaf*           16 bytes + leaves
+//! tree    = tree u16 | pad u16 (= 0) | leaves u32 | pid_high u64 | live u64 | leaf*
+//!                                                                          24 bytes + leaves
+//!           live: the tree's live keys as of `ts` (`Snapshot::len`)
 //! leaf    = pid u64 | addr u64 | low_len u32 | low fence (low_len bytes)      20 bytes + fence
 //!           low_len u32::MAX: no low fence (the leftmost leaf), no bytes follow
 //! footer  = vlog_head u64 | pages_head u64 | crc u32 | "BWTXEND\0" (8)               28 bytes
@@ -26,7 +28,7 @@ const END: &[u8; 8] = b"BWTXEND\0";
 /// Version 1 is the full key-value image of `wal::checkpoint`.
 pub(crate) const VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
-const TREE_LEN: usize = 16;
+const TREE_LEN: usize = 24;
 const LEAF_LEN: usize = 20;
 const FOOTER_LEN: usize = 28;
 /// `low_len` of a leaf without a low fence.
@@ -47,6 +49,8 @@ pub(crate) struct TreeTable {
     pub(crate) tree: u16,
     /// The tree's page-id high-water mark: ids below it not listed are free.
     pub(crate) pid_high: u64,
+    /// The tree's live keys as of the table's timestamp.
+    pub(crate) live: u64,
     pub(crate) leaves: Vec<Leaf>,
 }
 
@@ -74,6 +78,7 @@ pub(crate) fn encode(t: &Table) -> Vec<u8> {
         b.extend_from_slice(&[0; 2]);
         b.extend_from_slice(&(tree.leaves.len() as u32).to_le_bytes());
         b.extend_from_slice(&tree.pid_high.to_le_bytes());
+        b.extend_from_slice(&tree.live.to_le_bytes());
         for leaf in &tree.leaves {
             b.extend_from_slice(&leaf.pid.to_le_bytes());
             b.extend_from_slice(&leaf.addr.to_le_bytes());
@@ -146,7 +151,9 @@ pub(crate) fn decode(b: &[u8]) -> Result<Table, (u64, &'static str)> {
     let mut trees: Vec<TreeTable> = Vec::with_capacity(n_trees.min(foot / TREE_LEN));
     for _ in 0..n_trees {
         let at = c.at as u64;
-        let (Some(tree), Some(0), Some(n_leaves), Some(pid_high)) = (c.u16(), c.u16(), c.u32(), c.u64()) else {
+        let (Some(tree), Some(0), Some(n_leaves), Some(pid_high), Some(live)) =
+            (c.u16(), c.u16(), c.u32(), c.u64(), c.u64())
+        else {
             return Err((at, "location table tree header malformed"));
         };
         if trees.last().is_some_and(|t| t.tree >= tree) {
@@ -174,7 +181,12 @@ pub(crate) fn decode(b: &[u8]) -> Result<Table, (u64, &'static str)> {
             }
             leaves.push(Leaf { pid, addr, low });
         }
-        trees.push(TreeTable { tree, pid_high, leaves });
+        trees.push(TreeTable {
+            tree,
+            pid_high,
+            live,
+            leaves,
+        });
     }
     if c.at != foot {
         return Err((c.at as u64, "location table has bytes after its last tree"));
@@ -200,6 +212,7 @@ mod tests {
                 TreeTable {
                     tree: 0,
                     pid_high: 9,
+                    live: 3,
                     leaves: vec![
                         Leaf {
                             pid: 1,
@@ -221,6 +234,7 @@ mod tests {
                 TreeTable {
                     tree: 3,
                     pid_high: 2,
+                    live: 0,
                     leaves: vec![],
                 },
             ],
@@ -287,6 +301,7 @@ mod tests {
                         TreeTable {
                             tree,
                             pid_high,
+                            live: pid_high.wrapping_mul(7),
                             leaves: keys
                                 .into_iter()
                                 .zip(&leaves)

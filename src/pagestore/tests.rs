@@ -459,3 +459,39 @@ fn throughput() {
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `open_fresh` reads no segment whole: synced records read back, a torn
+/// tail of the newest old segment is left alone (never read), appends go to
+/// a new segment, and a newest segment without its header is deleted.
+#[test]
+fn open_fresh_appends_to_a_new_segment() {
+    let fs = FaultFs::new();
+    let s = open(&fs, 1 << 20).unwrap();
+    let synced = append_all(&s, 0..10);
+    s.sync().unwrap();
+    let _lost = append_all(&s, 10..20);
+    drop(s);
+    fs.power_loss();
+    // A torn record after the synced ones.
+    let mut b = fs.contents(&seg_path(1)).unwrap();
+    b.extend_from_slice(&[0xAB; 13]);
+    fs.set_contents(&seg_path(1), b);
+    let reads = fs.reads();
+    let arc: Arc<dyn Fs> = Arc::new(fs.clone());
+    let s = SegmentStore::open_fresh(arc.clone(), &dir(), Kind::Pages, 1 << 20).unwrap();
+    assert!(fs.reads() - reads <= 2, "a header read per segment, no scan");
+    check(&s, 0..10, &synced);
+    let more = append_all(&s, 20..25);
+    assert!(more.iter().all(|&a| addr_seq(a) == 2), "appends go to segment 2");
+    s.sync().unwrap();
+    check(&s, 20..25, &more);
+    drop(s);
+    // A newest segment shorter than its header: deleted.
+    let mut f = fs.create(&seg_path(3)).unwrap();
+    f.write_all(&[1, 2, 3]).unwrap();
+    f.sync().unwrap();
+    fs.sync_dir(&dir()).unwrap();
+    let s = SegmentStore::open_fresh(arc, &dir(), Kind::Pages, 1 << 20).unwrap();
+    check(&s, 20..25, &more);
+    assert_eq!(addr_seq(append_all(&s, 25..26)[0]), 3);
+}

@@ -1,5 +1,10 @@
 //! Recovery on open: the newest checkpoint, then every later commit in the
 //! log, in commit-timestamp order.
+//!
+//! The caller reads the newest checkpoint file first ([`newest`]): a
+//! version-1 image is replayed here; a version-2 location table
+//! (`design/storage.md` §2.5) is the engine's to load (it builds the tree
+//! from it), and recovery then replays only the log after its timestamp.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,8 +55,51 @@ fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Erro
     }
 }
 
-/// Restore `dir` into `into`, which must be empty.
-pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay) -> Result<Recovered> {
+/// The newest checkpoint file of a directory, read whole.
+pub(crate) struct Newest {
+    pub(crate) ts: u64,
+    pub(crate) name: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Newest {
+    /// The format version in the file's header (1: a key-value image, 2: a
+    /// location table); `None` if the header is too short to say.
+    pub(crate) fn version(&self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.bytes.get(8..12)?.try_into().ok()?))
+    }
+}
+
+/// Read the newest checkpoint file in `dir` (`ckpt-<ts>.ckpt`), if any. It
+/// was renamed into place only after it was synced, so damage to it is
+/// corruption, never a reason to fall back to an older one (the log it
+/// covered may be gone).
+pub(crate) fn newest(fs: &dyn Fs, dir: &Path) -> Result<Option<Newest>> {
+    let names = fs.list(dir).map_err(Error::Io)?;
+    let Some((ts, name)) = names
+        .into_iter()
+        .filter_map(|n| checkpoint::parse_name(&n).map(|ts| (ts, n)))
+        .max()
+    else {
+        return Ok(None);
+    };
+    let bytes = fs.read(&dir.join(&name)).map_err(Error::Io)?;
+    Ok(Some(Newest { ts, name, bytes }))
+}
+
+/// The checkpoint recovery starts from.
+pub(crate) enum Start {
+    /// None: the whole log is replayed.
+    Empty,
+    /// A version-1 image, replayed into the tree first.
+    Image(Newest),
+    /// A location table at this timestamp, loaded by the caller.
+    Table(u64),
+}
+
+/// Restore `dir` into `into` from `start` (the newest checkpoint file, or
+/// the location table the caller loaded from it) and the log after it.
+pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start) -> Result<Recovered> {
     let names = fs.list(dir).map_err(Error::Io)?;
     let mut out = Recovered::default();
 
@@ -60,28 +108,29 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay) -> Result<Reco
         fs.remove(&dir.join(n)).map_err(Error::Io)?;
     }
 
-    // 2. The newest checkpoint. It was renamed into place only after it was
-    //    synced, so damage to it is corruption, never a reason to fall back
-    //    to an older one (the log it covered may be gone).
-    let newest = names
-        .iter()
-        .filter_map(|n| checkpoint::parse_name(n).map(|ts| (ts, n)))
-        .max();
-    if let Some((ts, name)) = newest {
-        let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
-        let image = checkpoint::parse(&bytes).map_err(|(off, why)| corruption(dir, name, off, why))?;
-        if image.ts != ts {
-            return Err(corruption(dir, name, 16, "checkpoint timestamp differs from its name"));
+    // 2. The newest checkpoint (see `newest`).
+    match start {
+        Start::Empty => {}
+        Start::Table(ts) => {
+            out.checkpoint_ts = ts;
+            out.last_ts = ts;
         }
-        if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
-            return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
+        Start::Image(Newest { ts, name, bytes }) => {
+            let name = &name;
+            let image = checkpoint::parse(&bytes).map_err(|(off, why)| corruption(dir, name, off, why))?;
+            if image.ts != ts {
+                return Err(corruption(dir, name, 16, "checkpoint timestamp differs from its name"));
+            }
+            if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
+                return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
+            }
+            for (k, v) in image.entries {
+                into.replay(k, ts.max(1), Some(v))?;
+                out.versions += 1;
+            }
+            out.checkpoint_ts = ts;
+            out.last_ts = ts;
         }
-        for (k, v) in image.entries {
-            into.replay(k, ts.max(1), Some(v))?;
-            out.versions += 1;
-        }
-        out.checkpoint_ts = ts;
-        out.last_ts = ts;
     }
 
     // 3. The log, segment by segment. Only the last segment may end in a

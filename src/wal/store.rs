@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::changes::ChangeCursor;
 use super::record::Commit;
-use super::recovery::{recover, Recovered, Replay};
+use super::recovery::{recover, Recovered, Replay, Start};
 use super::writer::Wal;
 use super::{checkpoint, record};
 use crate::fs::Fs;
@@ -32,36 +32,61 @@ pub(crate) struct Store {
     checkpoint_wanted: AtomicBool,
     checkpoints: AtomicU64,
     recovered: Recovered,
+    /// The durable timestamp ([`Store::durable_ts`]); the log's own counter
+    /// unless the mode has no log.
+    durable: crate::sync::Arc<AtomicU64>,
+    /// Recovery started from a location table.
+    table_at_open: bool,
 }
 
+/// The lock of a database directory, held for the database's lifetime.
+pub(crate) type DirLock = Box<dyn Send + Sync>;
+
 impl Store {
-    /// Lock `dir`, recover it into `into`, and start a fresh log segment.
-    pub(crate) fn open(
-        fs: Arc<dyn Fs>,
-        dir: &Path,
-        mode: Durability,
-        segment_bytes: u64,
-        checkpoint_bytes: u64,
-        into: &dyn Replay,
-    ) -> Result<Store> {
+    /// Create `dir` if needed and lock it: no second opener. Taken before
+    /// anything in the directory is read.
+    pub(crate) fn lock(fs: &dyn Fs, dir: &Path) -> Result<DirLock> {
         fs.create_dir_all(dir).map_err(Error::Io)?;
-        let lock = fs.lock(dir).map_err(|e| {
+        fs.lock(dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::Locked { path: dir.to_owned() }
             } else {
                 Error::Io(e)
             }
-        })?;
-        let recovered = recover(&*fs, dir, into)?;
+        })
+    }
+
+    /// Recover the locked `dir` into `into` from `start` (see
+    /// [`recover`]), and start a fresh log segment. The log keeps its
+    /// durable timestamp in `durable` ([`Store::durable_ts`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        lock: DirLock,
+        mode: Durability,
+        segment_bytes: u64,
+        checkpoint_bytes: u64,
+        into: &dyn Replay,
+        start: Start,
+        durable: crate::sync::Arc<AtomicU64>,
+    ) -> Result<Store> {
+        let table_at_open = matches!(start, Start::Table(_));
+        let recovered = recover(&*fs, dir, into, start)?;
+        // Without a log, what recovery restored is all that is durable;
+        // checkpoints move it on (`Store::mark_durable`).
+        let wal_durable = if mode == Durability::None {
+            durable.store(recovered.last_ts, Ordering::Release);
+            crate::sync::Arc::new(AtomicU64::new(0))
+        } else {
+            durable.clone()
+        };
         let wal = Wal::create(
             fs.clone(),
             dir,
-            recovered.next_seq,
-            recovered.segments.clone(),
+            &recovered,
             segment_bytes.max(record::HEADER_LEN as u64 + 1),
-            recovered.last_ts,
-            // Every commit above this is in the log (the change stream).
-            recovered.first_logged_ts.map_or(recovered.last_ts, |first| first - 1),
+            wal_durable,
         )?;
         Ok(Store {
             fs,
@@ -75,7 +100,44 @@ impl Store {
             checkpoint_wanted: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             recovered,
+            durable,
+            table_at_open,
         })
+    }
+
+    /// The durable timestamp `D`: every commit at or below it survives a
+    /// power loss (the log's synced end; without a log, the last
+    /// checkpoint's timestamp).
+    pub(crate) fn durable_ts(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Without a log ([`Durability::None`]): every commit at or below `ts`
+    /// is installed whole, so page images may hold it (W1's `D` becomes the
+    /// read timestamp: nothing is durable but through a checkpoint, and a
+    /// checkpoint holds evictions off while it lists its pages, so that its
+    /// table names no image newer than its timestamp). A no-op with a log.
+    pub(crate) fn unlogged_visible(&self, ts: u64) {
+        if self.mode == Durability::None {
+            self.durable.fetch_max(ts, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether commits are logged; without a log, a checkpoint's images
+    /// must hold nothing above its timestamp.
+    pub(crate) fn has_log(&self) -> bool {
+        self.mode != Durability::None
+    }
+
+    /// Make every commit at or below `ts` (all installed) durable as far as
+    /// the log can: sync it; without a log, `ts` becomes durable with the
+    /// checkpoint being written at `ts` (its page images are the only copy).
+    pub(crate) fn make_durable(&self, ts: u64) -> Result<()> {
+        if self.mode == Durability::None {
+            self.durable.fetch_max(ts, Ordering::AcqRel);
+            return Ok(());
+        }
+        self.wal.sync_now()
     }
 
     /// What recovery found when the store opened.
@@ -178,21 +240,60 @@ impl Store {
         Ok(guard)
     }
 
+    /// Whether a checkpoint at `ts` would add anything: not if this run
+    /// already wrote one at `ts`, or opened from a location table at `ts`
+    /// (a version-1 image at `ts` is still replaced by a table).
+    pub(crate) fn checkpoint_due(&self, last: &MutexGuard<'_, u64>, ts: u64) -> bool {
+        let done = self.checkpoints.load(Ordering::Relaxed) > 0 || self.table_at_open;
+        !(ts == **last && done)
+    }
+
     /// Second half: write the image of the snapshot at `ts` durably, then
     /// delete the log segments and older checkpoints it covers.
     /// Log segments with commits above `keep_after` are kept (the change
     /// stream's retention).
     pub(crate) fn finish_checkpoint(
         &self,
-        mut last: MutexGuard<'_, u64>,
+        last: MutexGuard<'_, u64>,
         ts: u64,
         keep_after: u64,
         entries: impl Iterator<Item = Result<(bytes::Bytes, bytes::Bytes)>>,
     ) -> Result<u64> {
-        if ts == *last && self.checkpoints.load(Ordering::Relaxed) > 0 {
+        if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
         }
         checkpoint::write(&*self.fs, &self.dir, ts, entries)?;
+        self.covered(last, ts, keep_after)
+    }
+
+    /// Second half for a location table (`design/storage.md` §6, step 5):
+    /// write `table` (encoded, as of `ts`) as `ckpt-<ts>.tmp`, sync it,
+    /// rename it to `ckpt-<ts>.ckpt`, sync the directory; then delete the
+    /// log segments and older checkpoints it covers. The page images it
+    /// names must be durable already.
+    pub(crate) fn finish_table(
+        &self,
+        last: MutexGuard<'_, u64>,
+        ts: u64,
+        keep_after: u64,
+        table: &[u8],
+    ) -> Result<u64> {
+        let tmp = self.dir.join(checkpoint::tmp_name(ts));
+        let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
+        f.write_all(table).map_err(Error::Io)?;
+        f.sync().map_err(Error::Io)?;
+        drop(f);
+        self.fs
+            .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
+            .map_err(Error::Io)?;
+        self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
+        self.covered(last, ts, keep_after)
+    }
+
+    /// After checkpoint `ts` is durable: delete the log segments whose
+    /// records are all at or below it and `keep_after` (the change stream's
+    /// retention), and older checkpoint files.
+    fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep_after: u64) -> Result<u64> {
         self.wal.drop_covered(ts.min(keep_after))?;
         let old: Vec<String> = self
             .fs

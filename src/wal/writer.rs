@@ -68,7 +68,8 @@ pub(crate) struct Wal {
     out: Mutex<CurrentSegment>,
     /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
-    durable: AtomicU64,
+    /// Shared with the page store, whose flushes read it (the WAL rule W1).
+    durable: crate::sync::Arc<AtomicU64>,
     poisoned: AtomicBool,
     /// Followers sleep here while a leader writes and syncs.
     flushed: Condvar,
@@ -80,18 +81,21 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    /// Start a new segment `seq` in `dir`; `closed` lists the segments
-    /// recovery found, with their highest commit timestamps; `last_ts` is the
-    /// last commit recovered (the next record is `last_ts + 1`).
+    /// Start a new segment after what recovery found in `dir`
+    /// (`rec.next_seq`); its segments, with their highest commit timestamps,
+    /// are the closed ones; the next record is `rec.last_ts + 1`. The log
+    /// keeps its durable timestamp in `durable` (set to `last_ts` now).
     pub(crate) fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
-        seq: u64,
-        closed: BTreeMap<u64, u64>,
+        rec: &super::recovery::Recovered,
         segment_bytes: u64,
-        last_ts: u64,
-        retained_from: u64,
+        durable: crate::sync::Arc<AtomicU64>,
     ) -> Result<Self> {
+        let (seq, closed, last_ts) = (rec.next_seq, rec.segments.clone(), rec.last_ts);
+        // Every commit above this is in the log (the change stream).
+        let retained_from = rec.first_logged_ts.map_or(last_ts, |first| first - 1);
+        durable.store(last_ts, Ordering::Release);
         let file = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
             fs,
@@ -112,7 +116,7 @@ impl Wal {
                 spare: Vec::new(),
             }),
             written: AtomicU64::new(last_ts),
-            durable: AtomicU64::new(last_ts),
+            durable,
             poisoned: AtomicBool::new(false),
             flushed: Condvar::new(),
             flushed_lock: Mutex::new(()),

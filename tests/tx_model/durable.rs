@@ -23,6 +23,8 @@ pub struct Disk {
     pub tiny_pages: bool,
     /// Small log segments (`None`: the default, never filled here).
     pub segment_bytes: Option<u64>,
+    /// `Options::cache_size` (`None`: no page store).
+    pub cache: Option<u64>,
 }
 
 impl Disk {
@@ -33,7 +35,16 @@ impl Disk {
             dir: PathBuf::from("/db"),
             tiny_pages,
             segment_bytes,
+            cache: None,
         }
+    }
+
+    /// On `FaultFs` with a page cache of `cache` bytes: evictions, fault-ins,
+    /// location tables and recovery from them at every restart.
+    pub fn paged(name: &'static str, cache: u64) -> Disk {
+        let mut disk = Disk::fault(name, true, Some(512));
+        disk.cache = Some(cache);
+        disk
     }
 
     /// A fresh directory under the system's temporary directory.
@@ -48,6 +59,7 @@ impl Disk {
             dir,
             tiny_pages,
             segment_bytes,
+            cache: None,
         }
     }
 
@@ -64,6 +76,9 @@ impl Disk {
         }
         if let Some(n) = self.segment_bytes {
             o = o.segment_bytes(n);
+        }
+        if let Some(n) = self.cache {
+            o = o.cache_size(n);
         }
         o.open(&self.dir)
     }
@@ -99,6 +114,11 @@ pub fn run_durable(disk: &Disk, ops: &[Op]) -> Result<Model, TestCaseError> {
         opens += 1;
         let (mut model, serial) = state;
         model.reopen();
+        if disk.cache.is_some() {
+            // Opened from a location table: a checkpoint at its timestamp
+            // has nothing to add.
+            model.disk.written = model.disk.checkpoint;
+        }
         let mut run = Run::resume(&db, model, serial, true, Some(disk));
         run.check_stats(&ctx)?;
         run.check_all(Target::Fresh, &ctx)?;
@@ -130,7 +150,18 @@ pub fn run_durable(disk: &Disk, ops: &[Op]) -> Result<Model, TestCaseError> {
         drop(second);
         i += 1;
         state = run.close();
+        if disk.cache.is_some() && !matches!(how, Shutdown::PowerLossWhileOpen) {
+            // A clean close of a paged database writes a checkpoint.
+            state.0.checkpoint(state.0.last);
+        }
         match (how, &disk.fault) {
+            (Shutdown::PowerLossWhileOpen, Some(fs)) if disk.cache.is_some() => {
+                // The machine dies at the next sync, and the process with it:
+                // the checkpoint the close starts fails at its first sync.
+                fs.crash_at_sync(fs.syncs());
+                drop(db);
+                fs.power_loss();
+            }
             (Shutdown::PowerLossWhileOpen, Some(fs)) => {
                 fs.power_loss();
                 drop(db);
@@ -148,6 +179,7 @@ pub fn durable_all(ops: &[Op]) -> Result<(), TestCaseError> {
     for disk in [
         Disk::fault("FaultFs, default config", false, None),
         Disk::fault("FaultFs, tiny pages, 512-byte segments", true, Some(512)),
+        Disk::paged("FaultFs, tiny pages, 512-byte segments, 1-byte page cache", 1),
     ] {
         run_durable(&disk, ops).map_err(|e| TestCaseError::fail(format!("{}: {e}", disk.name)))?;
     }

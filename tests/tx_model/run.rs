@@ -169,12 +169,16 @@ impl<'db> Run<'db> {
         prop_assert_eq!(s.commits, m.commits, "{}: commits", ctx);
         prop_assert_eq!(s.conflicts, m.conflicts, "{}: conflicts", ctx);
         prop_assert_eq!(s.read_ts, m.last, "{}: read_ts", ctx);
-        prop_assert_eq!(
-            s.versions_installed,
-            m.versions_installed,
-            "{}: versions_installed",
-            ctx
-        );
+        // After a location table, the versions in page images are not
+        // counted (no page is read at open).
+        if self.disk.is_none_or(|d| d.cache.is_none()) {
+            prop_assert_eq!(
+                s.versions_installed,
+                m.versions_installed,
+                "{}: versions_installed",
+                ctx
+            );
+        }
         prop_assert_eq!(s.active_snapshots, open as u64, "{}: active_snapshots", ctx);
         prop_assert!(s.versions_stored <= s.versions_installed, "{}: {:?}", ctx, s);
         if let Some(disk) = self.disk {
@@ -396,6 +400,12 @@ impl<'db> Run<'db> {
         // over (best effort; a sweeper paused mid-merge can make two calls in
         // a row miss it), so with a sweeper a few more calls are allowed.
         let live = self.model.view(self.model.last, None).len() as u64;
+        if self.disk.is_some_and(|d| d.cache.is_some()) {
+            // Paged: the versions in page images recovery did not read are
+            // not counted (and evicted leaves are collected when next
+            // faulted in).
+            return Ok(());
+        }
         let mut extra = 0;
         while !self.strict_gc && s.versions_stored != live && extra < 16 {
             // Let a descheduled sweeper finish its merge.

@@ -10,8 +10,14 @@ use crate::workload::{acct, base, digest, key_round, num, options, parse_log, sc
 
 /// Reopen the directory after round `round`'s kill and check everything;
 /// `Err` describes what is wrong.
-pub(crate) fn check_round(dir: &Path, round: u64, rep: &Report, h: &mut History) -> Result<(), String> {
-    let db = options()
+pub(crate) fn check_round(
+    dir: &Path,
+    round: u64,
+    rep: &Report,
+    h: &mut History,
+    cache: Option<u64>,
+) -> Result<(), String> {
+    let db = options(cache)
         .checkpoint_bytes(0)
         .gc_interval(None)
         .open(dir)

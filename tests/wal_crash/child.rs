@@ -50,7 +50,8 @@ pub(crate) fn entry() {
         std::process::exit(4);
     });
     report(format_args!("S"));
-    let db = options()
+    let cache = env::parse::<u64>("BWTX_CRASH_CACHE");
+    let db = options(cache)
         .checkpoint_bytes(CHECKPOINT_BYTES)
         .gc_interval(Some(Duration::from_millis(5)))
         .open(&dir)

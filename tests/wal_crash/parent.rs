@@ -59,8 +59,12 @@ impl Report {
 }
 
 /// Runs one child and kills it as `kill` says; returns its report and stderr.
-pub(crate) fn run_child(dir: &Path, round: u64, seed: u64, kill: Kill) -> (Report, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+pub(crate) fn run_child(dir: &Path, round: u64, seed: u64, kill: Kill, cache: Option<u64>) -> (Report, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if let Some(c) = cache {
+        cmd.env("BWTX_CRASH_CACHE", c.to_string());
+    }
+    let mut child = cmd
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env("BWTX_CRASH_CHILD", dir)
         .env("BWTX_CRASH_ROUND", round.to_string())

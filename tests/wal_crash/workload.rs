@@ -18,15 +18,24 @@ pub(crate) const KEEP_ROUNDS: u64 = 3;
 /// Marks the child's report lines (the test harness writes to stdout too).
 pub(crate) const TAG: &str = "@@";
 
-pub(crate) fn options() -> Options {
-    Options::new()
+/// `Options::cache_size` of the paged loop: tiny, so evictions and
+/// incremental checkpoints happen during the kills.
+pub(crate) const TINY_CACHE: u64 = 4 << 10;
+
+/// The loop's options; `cache`: paged with that budget.
+pub(crate) fn options(cache: Option<u64>) -> Options {
+    let o = Options::new()
         .durability(Durability::Sync)
         .segment_bytes(SEGMENT_BYTES)
         .tree_config(bwtx::tree::Config::tiny())
         // Checkpoints keep the log: the checks read the change stream of
         // every round (nothing is deleted while the database has been open
         // for less than the window, and every child is killed sooner).
-        .change_retention(std::time::Duration::from_secs(3600))
+        .change_retention(std::time::Duration::from_secs(3600));
+    match cache {
+        Some(c) => o.cache_size(c),
+        None => o,
+    }
 }
 
 pub(crate) fn acct(i: usize) -> String {

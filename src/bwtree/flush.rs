@@ -1,0 +1,194 @@
+//! Flushing leaves for a checkpoint (`design/storage.md` §4, §6): write the
+//! image of every dirty leaf (fuzzy, while commits and structure
+//! modifications run), then, with structure modifications paused, list every
+//! leaf with the address of an image that holds all its versions at or
+//! below the checkpoint's timestamp. The engine syncs the page segment and
+//! writes that list as the location table.
+//!
+//! Invariants
+//! - F1. A listed address names an image written from a chain loaded after
+//!   every commit at or below the checkpoint's timestamp `C` was installed,
+//!   built with a GC watermark at or below `C` (the checkpoint holds a
+//!   snapshot at `C`), keeping every version at or below the durable
+//!   timestamp `D >= C` (W1): so it holds, for each of its keys, every
+//!   version a snapshot at `C` or later may read among those `<= D`.
+//! - F2. The listed leaves partition the key space: each one's low fence is
+//!   the previous one's high fence, as read from the chain whose image is
+//!   listed. The structure-modification gate is closed while they are
+//!   listed (splits and merge starts wait; a page that should split stays
+//!   oversize until the next consolidation), and a leaf whose low fence
+//!   differs from the position reached (a merge that was under way)
+//!   restarts the listing.
+//! - F3. A leaf flushed whole is CASed to a base page whose `disk` address
+//!   is the image (clean); a lost CAS leaves it dirty, the image unused
+//!   except by this listing.
+
+use bytes::Bytes;
+use crossbeam_epoch::{self as epoch, Guard};
+
+use super::base::NO_DISK;
+use super::chain::{Chain, Node};
+use super::consolidate::collect_leaf;
+use super::delta::Body;
+use super::mapping_table::Pid;
+use super::paging::{GatePass, Paging};
+use super::search::Target;
+use super::tree::{Path, Tree};
+use crate::sync::{MutexGuard, Ordering};
+use crate::{Error, Result};
+
+/// One leaf of a checkpoint's location table.
+#[derive(Clone, Debug)]
+pub(crate) struct ListedLeaf {
+    pub(crate) pid: Pid,
+    /// An image holding every version of the page at or below the
+    /// checkpoint's timestamp (F1).
+    pub(crate) addr: u64,
+    /// The leaf's low fence (`None`: the leftmost leaf).
+    pub(crate) low: Option<Bytes>,
+}
+
+/// Times the listing starts over after meeting a merge under way before it
+/// gives up (with [`Error::Contention`]).
+const LIST_ATTEMPTS: u32 = 16;
+
+impl Tree {
+    /// A pass for a leaf split or merge start: `Some(None)` without paging
+    /// (no checkpoint lists leaves), `None` while a checkpoint has the
+    /// structure-modification gate closed.
+    pub(crate) fn smo_pass(&self) -> Option<Option<GatePass<'_>>> {
+        match self.paging.as_deref() {
+            None => Some(None),
+            Some(p) => p.smo_gate.try_enter().map(Some),
+        }
+    }
+
+    /// The address of an image of leaf `pid` (head `head`) holding every
+    /// version at or below `durable`: an evicted or clean page's own, or a
+    /// new image of the chain (F1, F3). `None`: the page is frozen (a merge
+    /// is removing it).
+    fn flush_leaf(&self, paging: &Paging, pid: Pid, head: &Node, durable: u64, guard: &Guard) -> Result<Option<u64>> {
+        match &head.body {
+            Body::Evicted { addr, .. } => return Ok(Some(*addr)),
+            Body::Leaf(b) if b.disk != NO_DISK => return Ok(Some(b.disk)),
+            _ if head.is_frozen() => return Ok(None),
+            _ => {}
+        }
+        let view = collect_leaf(head, self.gc_watermark());
+        let (base, whole) = view.build_upto(super::paging::detached(head.range()), durable);
+        let addr = paging.io.write_leaf(pid, &base)?;
+        paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+        paging.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        if whole {
+            let clean = Chain::base(Node::base(Body::Leaf(base.with_disk(addr))));
+            if self.table.replace(pid, head, clean, guard).is_ok() {
+                self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .versions_dropped
+                    .fetch_add(view.dropped as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(Some(addr))
+    }
+
+    /// Checkpoint phase 1 (fuzzy): write an image of every dirty resident
+    /// leaf, at most `durable` (W1), while commits and structure
+    /// modifications run. Returns how many images were written.
+    pub(crate) fn flush_dirty(&self, durable: u64) -> Result<u64> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(0);
+        };
+        let mut written = 0;
+        let high = self.table.high_water();
+        for chunk in (0..high).collect::<Vec<_>>().chunks(256) {
+            let guard = epoch::pin();
+            for &pid in chunk {
+                let Some(head) = self.table.load(pid, &guard) else {
+                    continue;
+                };
+                let clean = matches!(&head.body, Body::Leaf(b) if b.disk != NO_DISK);
+                if !head.leaf || head.is_evicted() || head.is_frozen() || clean {
+                    continue;
+                }
+                if self.flush_leaf(paging, pid, head, durable, &guard)?.is_some() {
+                    written += 1;
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Checkpoint phase 2: close the structure-modification gate, then list
+    /// every leaf in key order with an image address (dirty leaves are
+    /// flushed, at most `durable`), and the page-id high-water mark. The
+    /// images are not synced: the caller syncs the page segment before it
+    /// publishes the list.
+    pub(crate) fn list_leaves(&self, durable: u64) -> Result<(Vec<ListedLeaf>, u64)> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Err(Error::InvalidArgument("a tree without paging has no location table"));
+        };
+        paging.smo_gate.close();
+        let listed = (|| {
+            for _ in 0..LIST_ATTEMPTS {
+                if let Some(leaves) = self.try_list(paging, durable)? {
+                    return Ok(leaves);
+                }
+            }
+            Err(Error::Contention {
+                attempts: LIST_ATTEMPTS,
+            })
+        })();
+        paging.smo_gate.open();
+        // Ids handed out after the listing are not in it: above the mark.
+        Ok((listed?, self.table.high_water()))
+    }
+
+    /// One pass of [`Tree::list_leaves`]; `None`: a leaf's low fence was not
+    /// the position reached (start over, F2).
+    fn try_list(&self, paging: &Paging, durable: u64) -> Result<Option<Vec<ListedLeaf>>> {
+        let mut out = Vec::new();
+        let mut pos: Option<Bytes> = None;
+        loop {
+            let guard = epoch::pin();
+            let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
+            let mut path = Path::new();
+            let (pid, head) = self.descend_to::<false, 0>(t, &guard, &mut path)?;
+            if head.range().low != pos {
+                return Ok(None);
+            }
+            let Some(addr) = self.flush_leaf(paging, pid, head, durable, &guard)? else {
+                return Ok(None);
+            };
+            out.push(ListedLeaf { pid, addr, low: pos });
+            match &head.range().high {
+                Some(h) => pos = Some(Bytes::copy_from_slice(h)),
+                None => return Ok(Some(out)),
+            }
+        }
+    }
+
+    /// Hold off evictions while the returned guard lives (a checkpoint
+    /// deleting page segments: no image is written and not yet referenced
+    /// meanwhile). `None` without paging.
+    pub(crate) fn pause_evictions(&self) -> Option<MutexGuard<'_, ()>> {
+        self.paging.as_deref().map(|p| crate::sync::lock(&p.evicting))
+    }
+
+    /// Every page-store address the mapping table references now: evicted
+    /// leaves' and clean pages' images.
+    pub(crate) fn disk_addrs(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        let high = self.table.high_water();
+        for chunk in (0..high).collect::<Vec<_>>().chunks(1024) {
+            let guard = epoch::pin();
+            for &pid in chunk {
+                match self.table.load(pid, &guard).map(|h| &h.body) {
+                    Some(Body::Evicted { addr, .. }) => out.push(*addr),
+                    Some(Body::Leaf(b)) if b.disk != NO_DISK => out.push(b.disk),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+}

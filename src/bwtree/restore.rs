@@ -1,0 +1,119 @@
+//! A tree rebuilt from a location table (`design/storage.md` §7, step 1):
+//! every listed leaf becomes an `Evicted` chain at its page id, the inner
+//! levels are built bottom-up from the leaves' low fences, and the ids below
+//! the table's high-water mark that it does not list go to the free list.
+//! No page image is read: leaves fault in on first use.
+
+use bytes::Bytes;
+use crossbeam_epoch as epoch;
+
+use super::base::{InnerBase, PageRange};
+use super::chain::{Chain, Node};
+use super::delta::Body;
+use super::mapping_table::{MappingTable, Pid, NO_PID};
+use super::paging::{PageIo, Paging};
+use super::stats::Counters;
+use super::tree::{Config, Tree, ROOT_PID_BITS};
+use crate::sync::AtomicU64;
+
+/// Largest page-id high-water mark a table may give (ids fit the root word).
+const PID_HIGH_MAX: u64 = 1 << 40;
+
+impl Tree {
+    /// The tree whose leaves are `leaves` (page id, image address, low
+    /// fence; in key order, the first without a low fence), all evicted,
+    /// reading through `io`. `Err(reason)` if the list cannot be a tree's
+    /// (the caller reports it as corruption of the table).
+    pub(crate) fn restore(
+        cfg: Config,
+        io: Box<dyn PageIo>,
+        leaves: &[(Pid, u64, Option<Bytes>)],
+        pid_high: u64,
+    ) -> Result<Tree, &'static str> {
+        cfg.validate().map_err(|_| "invalid tree configuration")?;
+        if leaves.is_empty() {
+            return Err("location table lists no leaf");
+        }
+        if pid_high > PID_HIGH_MAX || pid_high >= 1 << ROOT_PID_BITS {
+            return Err("location table's page-id high-water mark out of range");
+        }
+        let mut listed = vec![false; pid_high as usize];
+        for (i, (pid, _, low)) in leaves.iter().enumerate() {
+            match listed.get_mut(*pid as usize) {
+                Some(seen @ false) => *seen = true,
+                Some(true) => return Err("location table lists a page id twice"),
+                None => return Err("location table lists a page id above its high-water mark"),
+            }
+            if low.is_none() != (i == 0) {
+                return Err("location table: only the first leaf lacks a low fence");
+            }
+        }
+        let table = MappingTable::new();
+        table.restore_ids(pid_high, |pid| listed[pid as usize]);
+        // Leaves: fences from the neighbours' low fences.
+        for (i, (pid, addr, low)) in leaves.iter().enumerate() {
+            let next = leaves.get(i + 1);
+            let range = PageRange::new(
+                low.clone(),
+                next.and_then(|n| n.2.clone()),
+                next.map_or(NO_PID, |n| n.0),
+            );
+            // The image's newest version is not known without reading it:
+            // unbounded, so serializable validation faults the leaf in.
+            let max_ts = u64::MAX;
+            table.store_new(
+                *pid,
+                Chain::base(Node::base(Body::Evicted {
+                    addr: *addr,
+                    range,
+                    max_ts,
+                })),
+            );
+        }
+        // Inner levels, bottom-up: each level's pages hold about 3/4 of
+        // `inner_max` children (evenly spread), until one page is left.
+        let guard = epoch::pin();
+        let fan = (cfg.inner_max * 3 / 4).max(2);
+        let mut level: Vec<(Option<Bytes>, Pid)> = leaves.iter().map(|l| (l.2.clone(), l.0)).collect();
+        while level.len() > 1 {
+            let groups = level.len().div_ceil(fan);
+            let per = level.len() / groups;
+            let extra = level.len() % groups;
+            let mut bounds = Vec::with_capacity(groups + 1);
+            let mut at = 0;
+            bounds.push(0);
+            for g in 0..groups {
+                at += per + usize::from(g < extra);
+                bounds.push(at);
+            }
+            let pids: Vec<Pid> = (0..groups).map(|_| table.alloc(&guard)).collect();
+            let mut up = Vec::with_capacity(groups);
+            for g in 0..groups {
+                let members = &level[bounds[g]..bounds[g + 1]];
+                let high = level.get(bounds[g + 1]).and_then(|m| m.0.clone());
+                let sibling = pids.get(g + 1).copied().unwrap_or(NO_PID);
+                let range = PageRange::new(members[0].0.clone(), high, sibling);
+                let entries: Vec<(&[u8], Pid)> = members[1..]
+                    .iter()
+                    .map(|(low, pid)| (low.as_deref().unwrap_or_default(), *pid))
+                    .collect();
+                let inner = InnerBase::new(range, members[0].1, &entries);
+                table.store_new(pids[g], Chain::base(Node::base(Body::Inner(inner))));
+                up.push((members[0].0.clone(), pids[g]));
+            }
+            level = up;
+        }
+        let root = level[0].1;
+        let mut tree = Tree {
+            table,
+            root: AtomicU64::new(root),
+            cfg,
+            watermark: AtomicU64::new(0),
+            stats: Counters::default(),
+            paging: None,
+        };
+        tree.paging = Some(Box::new(Paging::new(io)));
+        tree.table.count_bytes();
+        Ok(tree)
+    }
+}

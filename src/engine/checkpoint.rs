@@ -1,0 +1,91 @@
+//! Checkpoints (`design/storage.md` §6, `design/durability.md`): a database
+//! with a page store writes a location table; one without writes the
+//! version-1 key-value image of a snapshot.
+//!
+//! The incremental checkpoint, numbered as in `design/storage.md` §6:
+//! 1. One checkpoint at a time; the log rotates. A snapshot at `C` (the read
+//!    timestamp) is held until the end, so the GC watermark stays `<= C`.
+//! 2. The log is synced (every commit `<= C` is durable: `D >= C`). Without
+//!    a log, the images listed hold nothing above `C` (`D = C` for this
+//!    checkpoint's flushes, and evictions wait until the listing is done).
+//! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`.
+//! 4. Phase 2: structure modifications paused, every leaf listed with an
+//!    image address (dirty ones flushed again); then resumed.
+//! 5. The page segment is synced, then the table written (`ckpt-<C>.tmp`,
+//!    sync, rename, directory sync).
+//! 6. Log segments at or below `C` and older checkpoint files are deleted,
+//!    then (evictions held off) every page segment but the current one that
+//!    neither the table nor the mapping table references.
+
+use super::Engine;
+use crate::pagestore::record::NO_ADDR;
+use crate::pagestore::table::{self, Leaf, Table, TreeTable};
+use crate::sync::Ordering;
+use crate::{Error, Result};
+
+impl Engine {
+    /// [`crate::Db::checkpoint`]: one at a time, written while commits
+    /// continue. Returns its timestamp.
+    pub(crate) fn checkpoint(&self) -> Result<u64> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or(Error::InvalidArgument("an in-memory database has no checkpoints"))?;
+        let turn = store.begin_checkpoint()?;
+        let pin = self.registry.pin_scoped(&self.oracle);
+        // Log segments with commits inside `Options::change_retention` stay.
+        let keep = self
+            .horizon
+            .bounds(self.oracle.read_ts(), true)
+            .map_or(0, |b| b.keep_changes_after);
+        let Some(pages) = &self.pages else {
+            // Version 1: the image is the snapshot, taken after the log rotated.
+            return store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()));
+        };
+        let c = pin.ts();
+        if !store.checkpoint_due(&turn, c) {
+            return Ok(c);
+        }
+        pages.check()?;
+        let before = pages.bytes_written.load(Ordering::Relaxed);
+        store.make_durable(c)?;
+        // Without a log nothing after `C` can be replayed: the images listed
+        // hold nothing above `C`, and evictions (whose images may) wait
+        // until the listing is done.
+        let unlogged = (!store.has_log()).then(|| self.tree.pause_evictions());
+        let limit = |store: &crate::wal::store::Store| if unlogged.is_some() { c } else { store.durable_ts() };
+        self.tree.flush_dirty(limit(store))?;
+        let (leaves, pid_high) = self.tree.list_leaves(limit(store))?;
+        drop(unlogged);
+        crate::bwtree::PageIo::sync(&**pages)?;
+        let addrs: Vec<u64> = leaves.iter().map(|l| l.addr).collect();
+        let bytes = table::encode(&Table {
+            ts: c,
+            trees: vec![TreeTable {
+                tree: 0,
+                pid_high,
+                live: self.live_keys(c),
+                leaves: leaves
+                    .into_iter()
+                    .map(|l| Leaf {
+                        pid: l.pid,
+                        addr: l.addr,
+                        low: l.low,
+                    })
+                    .collect(),
+            }],
+            vlog_head: NO_ADDR,
+            pages_head: pages.head(),
+        });
+        store.finish_table(turn, c, keep, &bytes)?;
+        drop(pin);
+        {
+            let _paused = self.tree.pause_evictions();
+            let referenced = self.tree.disk_addrs();
+            pages.delete_unreferenced(addrs.into_iter().chain(referenced))?;
+        }
+        let written = pages.bytes_written.load(Ordering::Relaxed) - before + bytes.len() as u64;
+        self.checkpoint_bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(c)
+    }
+}

@@ -1,0 +1,138 @@
+//! Opening a database directory (`design/storage.md` §7,
+//! `design/durability.md`): lock it, read the newest checkpoint, build the
+//! tree (from a location table: every leaf evicted, no page read; else
+//! empty), then let the log's recovery replay into it.
+//!
+//! A database gets the page store ([`PageFile`]) with `Options::cache_size`,
+//! or when its newest checkpoint is a location table (then with no cache
+//! limit unless one is set): its checkpoints are location tables from then
+//! on. A version-1 checkpoint (a key-value image) is replayed as before; the
+//! next checkpoint of a paged database writes version 2.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::pages::PageFile;
+use crate::bwtree::Tree;
+use crate::options::Options;
+use crate::pagestore::table;
+use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::wal::recovery::{self, Replay, Start};
+use crate::wal::store::Store;
+use crate::{Error, Result};
+
+/// What opening a directory assembled.
+pub(crate) struct Opened {
+    pub(crate) tree: Tree,
+    pub(crate) store: Store,
+    pub(crate) pages: Option<Arc<PageFile>>,
+    /// Log versions recovery found in page images already (not installed
+    /// again).
+    pub(crate) replay_skipped: u64,
+    /// Live keys as of the recovered timestamp (`mvcc::counts`).
+    pub(crate) live: u64,
+}
+
+/// Recovery's replay into the tree. After a location table it is
+/// idempotent: a version whose key already holds it (or a newer one, in a
+/// page image flushed after the table's timestamp) is not installed again.
+///
+/// It also counts live keys (`mvcc::counts`): each replayed write adds
+/// whether it leaves its key live minus whether the key was live just
+/// before it (`get` at `ts - 1`). That is exact on both paths: without a
+/// table the tree holds exactly the commits replayed so far; after one,
+/// every image it lists was built with the GC watermark at or below the
+/// table's timestamp `C` (the checkpoint pins a snapshot at `C`), so the
+/// tree holds every version above `C` and the newest at or below it.
+struct Replayer<'a> {
+    tree: &'a Tree,
+    idempotent: bool,
+    skipped: AtomicU64,
+    live: std::cell::Cell<i64>,
+}
+
+impl Replay for Replayer<'_> {
+    fn replay(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+        let was = self.tree.get(&key, ts - 1)?.is_some();
+        self.live
+            .set(self.live.get() + i64::from(value.is_some()) - i64::from(was));
+        if self.idempotent && self.tree.newest_ts(&key)?.is_some_and(|newest| newest >= ts) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.tree.install(key, ts, value)
+    }
+}
+
+/// Open (lock, load, recover) the database in `dir`.
+pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
+    let fs = opts.fs.clone();
+    let lock = Store::lock(&*fs, dir)?;
+    let newest = recovery::newest(&*fs, dir)?;
+    let is_table = newest.as_ref().is_some_and(|n| n.version() == Some(table::VERSION));
+    let durable = Arc::new(AtomicU64::new(0));
+    let pages = if opts.cache_size.is_some() || is_table {
+        Some(Arc::new(PageFile::open(
+            fs.clone(),
+            dir,
+            opts.segment_bytes,
+            durable.clone(),
+        )?))
+    } else {
+        None
+    };
+    let (tree, start, live) = match (newest, &pages) {
+        (Some(n), Some(pages)) if is_table => {
+            let corrupt = |(offset, reason)| Error::Corruption {
+                file: dir.join(&n.name),
+                offset,
+                reason,
+            };
+            let t = table::decode(&n.bytes).map_err(corrupt)?;
+            if t.ts != n.ts {
+                return Err(corrupt((16, "location table timestamp differs from its name")));
+            }
+            let [tree0] = &t.trees[..] else {
+                return Err(corrupt((20, "location table must list exactly one tree")));
+            };
+            let leaves: Vec<_> = tree0.leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
+            let tree = Tree::restore(opts.tree.clone(), Box::new(pages.clone()), &leaves, tree0.pid_high)
+                .map_err(|reason| corrupt((24, reason)))?;
+            (tree, Start::Table(t.ts), tree0.live)
+        }
+        (newest, _) => {
+            let mut tree = Tree::with_config(opts.tree.clone())?;
+            if let Some(pages) = &pages {
+                tree.set_page_io(Box::new(pages.clone()));
+            }
+            (tree, newest.map_or(Start::Empty, Start::Image), 0)
+        }
+    };
+    let replayer = Replayer {
+        tree: &tree,
+        idempotent: matches!(start, Start::Table(_)),
+        skipped: AtomicU64::new(0),
+        live: std::cell::Cell::new(live as i64),
+    };
+    let store = Store::open(
+        fs,
+        dir,
+        lock,
+        opts.durability,
+        opts.segment_bytes,
+        opts.checkpoint_bytes,
+        &replayer,
+        start,
+        durable,
+    )?;
+    let replay_skipped = replayer.skipped.load(Ordering::Relaxed);
+    let live = u64::try_from(replayer.live.get()).unwrap_or(0);
+    Ok(Opened {
+        tree,
+        store,
+        pages,
+        replay_skipped,
+        live,
+    })
+}
