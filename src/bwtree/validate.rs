@@ -196,3 +196,87 @@ fn search(head: &Node, start: Bound<&[u8]>, end: Bound<&[u8]>, after: u64, befor
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ops::Bound::{self, Excluded, Included, Unbounded};
+
+    use super::*;
+    use crate::bwtree::tree::Config;
+
+    fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+        b.as_ref().map(|k| &k[..])
+    }
+
+    /// Is `k` in `lo..hi`? (Slice order, independent of the tree's.)
+    fn within(k: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+        let above = match lo {
+            Included(l) => k >= &l[..],
+            Excluded(l) => k > &l[..],
+            Unbounded => true,
+        };
+        let below = match hi {
+            Included(h) => k <= &h[..],
+            Excluded(h) => k < &h[..],
+            Unbounded => true,
+        };
+        above && below
+    }
+
+    /// `changed_in` against a reference (every version ever installed, per
+    /// key), on tiny pages: versions in deltas, consolidated bases, split
+    /// halves and merge copies; with GC at a watermark below the window.
+    #[test]
+    fn changed_in_matches_a_reference() {
+        let tree = Tree::with_config(Config::tiny()).unwrap();
+        let mut history: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let key = |i: u64| format!("k{i:03}").into_bytes();
+        let bound = |r: u64, i: u64| match r % 3 {
+            0 => Unbounded,
+            1 => Included(key(i)),
+            _ => Excluded(key(i)),
+        };
+        let mut checks = 0;
+        for ts in 1..=600u64 {
+            let k = key(next(120));
+            if next(5) == 0 {
+                tree.delete(&k, ts).unwrap();
+            } else {
+                tree.put(&k, ts, b"v").unwrap();
+            }
+            history.entry(k).or_default().push(ts);
+            if ts % 50 == 0 {
+                // Versions at or below 300 may go; windows start at 300 or later.
+                tree.collect_garbage(ts.min(300) - 1);
+            }
+            if ts < 300 || ts % 7 != 0 {
+                continue;
+            }
+            for _ in 0..20 {
+                let after = 300 + next(ts - 300 + 1);
+                let before = after + next(ts - after + 2);
+                let (lo, hi) = (bound(next(9), next(130)), bound(next(9), next(130)));
+                let want = history.iter().filter(|(k, _)| within(k, &lo, &hi)).find_map(|(k, v)| {
+                    let newest = v.iter().filter(|&&t| t > after && t < before).max()?;
+                    Some((k.clone(), *newest))
+                });
+                let got = tree
+                    .changed_in(as_ref(&lo), as_ref(&hi), after, before)
+                    .unwrap()
+                    .map(|(k, t)| (k.to_vec(), t));
+                assert_eq!(got, want, "{lo:?}..{hi:?} in ({after}, {before})");
+                checks += 1;
+            }
+        }
+        assert!(checks > 800);
+        assert!(tree.stats().splits > 10, "{:?}", tree.stats());
+    }
+}
