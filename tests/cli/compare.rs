@@ -2,6 +2,8 @@
 //! their own features).
 #![cfg(feature = "bench-peers")]
 
+#[cfg(feature = "peer-bftree")]
+use crate::bwtx;
 use crate::{field, run, text, TempDir};
 
 #[cfg(all(feature = "cli", feature = "bench-peers"))]
