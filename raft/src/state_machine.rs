@@ -1,0 +1,237 @@
+//! [`StateMachine`]: openraft's `RaftStateMachine` on a bwtx `Db`, with
+//! first-committer-wins validation of replicated transactions.
+//!
+//! **Apply.** A batch of entries is applied in one bwtx commit that also
+//! writes the applied log id and the membership (`sm/applied`), so "applied
+//! up to" and the data never disagree after a crash. Each [`Command::Txn`]
+//! is validated in log order, against the state the earlier entries left
+//! (the batch's own writes included, read through the bwtx transaction):
+//! if any key it writes was last written by an entry after the proposal's
+//! snapshot position, it aborts with [`Response::Conflict`] and writes
+//! nothing; otherwise every write stores the entry's index beside the value
+//! ([`keys::encode_value`]). The decision depends only on the log prefix, so
+//! every replica makes the same one (`design/replication.md` §3).
+//!
+//! Only this state machine writes `sm/` keys, one apply or install at a
+//! time, so its bwtx commits never conflict locally.
+
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EmptyNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, AppliedState, APPLIED, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
+use crate::log_store::blocking;
+use crate::snapshot::{self, StoredSnapshot};
+use crate::types::{Command, NodeId, Response, TypeConfig};
+
+type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// The replicated state machine of one replica, in its bwtx `Db`.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: bwtx::Db,
+    /// The last snapshot built or installed (rebuilt on demand after a
+    /// restart, see `get_current_snapshot`).
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl StateMachine {
+    /// The state machine of `db` (which the log store shares).
+    pub fn new(db: bwtx::Db) -> StateMachine {
+        StateMachine {
+            db,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The applied state as of now.
+    pub fn applied(&self) -> Result<AppliedState> {
+        read_applied(&self.db.snapshot())
+    }
+
+    fn set_current(&self, s: StoredSnapshot) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    }
+
+    fn get_current(&self) -> Option<StoredSnapshot> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Read the applied state from a bwtx snapshot.
+pub fn read_applied(snap: &bwtx::Snapshot) -> Result<AppliedState> {
+    match snap.get(APPLIED)? {
+        Some(raw) => keys::from_json(&raw, "applied state"),
+        None => Ok(AppliedState::default()),
+    }
+}
+
+/// Apply `entries` in one bwtx commit; returns one response per entry.
+pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<Response>> {
+    let mut tx = db.begin();
+    let mut state: AppliedState = match tx.get(APPLIED)? {
+        Some(raw) => keys::from_json(&raw, "applied state")?,
+        None => AppliedState::default(),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        state.last_applied = Some(e.log_id);
+        out.push(match e.payload {
+            EntryPayload::Blank => Response::Empty,
+            EntryPayload::Normal(Command::Txn { snapshot, writes }) => {
+                apply_txn(&mut tx, e.log_id.index, snapshot, &writes)?
+            }
+            EntryPayload::Membership(m) => {
+                state.membership = StoredMembership::new(Some(e.log_id), m);
+                Response::Empty
+            }
+        });
+    }
+    tx.put(APPLIED, keys::to_json(&state))?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Validate and apply one transaction at log index `index` inside `tx`.
+fn apply_txn(
+    tx: &mut bwtx::Transaction,
+    index: u64,
+    snapshot: u64,
+    writes: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Result<Response> {
+    if let Some(reason) = malformed(index, snapshot, writes) {
+        return Ok(Response::Rejected { reason });
+    }
+    for (k, _) in writes {
+        if let Some(raw) = tx.get(keys::data_key(k))? {
+            let (last, _) = keys::decode_value(&raw)?;
+            if last > snapshot {
+                return Ok(Response::Conflict {
+                    key: k.clone(),
+                    winner: last,
+                    snapshot,
+                });
+            }
+        }
+    }
+    for (k, v) in writes {
+        tx.put(keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
+    }
+    Ok(Response::Committed { index })
+}
+
+/// Why a proposal cannot be applied, if it cannot: decided from the
+/// proposal alone, so every replica agrees.
+fn malformed(index: u64, snapshot: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Option<String> {
+    if snapshot >= index {
+        return Some(format!("snapshot position {snapshot} is not before entry {index}"));
+    }
+    let mut seen = HashSet::new();
+    for (k, v) in writes {
+        if k.len() > MAX_USER_KEY_LEN {
+            return Some(format!("key of {} bytes exceeds {MAX_USER_KEY_LEN}", k.len()));
+        }
+        if v.as_ref().is_some_and(|v| v.len() > MAX_USER_VALUE_LEN) {
+            return Some(format!("value exceeds {MAX_USER_VALUE_LEN} bytes"));
+        }
+        if !seen.insert(k.as_slice()) {
+            return Some("a key is written twice".to_string());
+        }
+    }
+    None
+}
+
+fn sm_read_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn sm_write_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+/// Builds snapshots for openraft (a handle on the same `Db`).
+pub struct SnapshotBuilder {
+    sm: StateMachine,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let db = self.sm.db.clone();
+        let built = blocking(move || snapshot::build(&db)).await;
+        let built = built.map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        self.sm.set_current(built.clone());
+        Ok(to_openraft(built))
+    }
+}
+
+fn to_openraft(s: StoredSnapshot) -> Snapshot<TypeConfig> {
+    Snapshot {
+        meta: s.meta,
+        snapshot: Box::new(Cursor::new(s.data.to_vec())),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, EmptyNode>)> {
+        let s = self.applied().map_err(sm_read_err)?;
+        Ok((s.last_applied, s.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let db = self.db.clone();
+        blocking(move || apply_batch(&db, entries)).await.map_err(sm_write_err)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { sm: self.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, EmptyNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = Arc::new(snapshot.into_inner());
+        let (db, m, d) = (self.db.clone(), meta.clone(), data.clone());
+        blocking(move || snapshot::install(&db, &m, &d))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        self.set_current(StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        });
+        Ok(())
+    }
+
+    /// The last snapshot built or installed; after a restart (none kept in
+    /// memory) a fresh one of the applied state, which covers every purged
+    /// entry since purging follows snapshots and the state is durable.
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        if let Some(s) = self.get_current() {
+            return Ok(Some(to_openraft(s)));
+        }
+        if self.applied().map_err(sm_read_err)?.last_applied.is_none() {
+            return Ok(None);
+        }
+        let mut builder = self.get_snapshot_builder().await;
+        Ok(Some(builder.build_snapshot().await?))
+    }
+}
