@@ -16,18 +16,30 @@
 //!   apply with first-committer-wins validation, one bwtx commit per batch.
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
+//! - [`network`]: an in-process `RaftNetwork` with partitions.
+//! - [`node`]: [`Node`], one replica: opening, the client API ([`Txn`],
+//!   [`ReadSnapshot`]).
+//! - [`cluster`]: [`Cluster`], several nodes in one process: start, kill,
+//!   restart, partition, membership changes.
+//! - [`bank`]: the bank-transfer workload the tests and the example share.
 //!
 //! Only bwtx's public API is used (`Db`, `Options`, `Transaction`,
 //! `Snapshot`, `Error`).
 
+pub mod bank;
+pub mod cluster;
 mod error;
 pub mod keys;
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
+pub use node::{Node, ReadSnapshot, Txn};
 pub use state_machine::StateMachine;
 pub use types::{Command, NodeId, Response, TypeConfig};
