@@ -23,6 +23,10 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// transaction or read begun on the killed node is dropped).
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// How long [`Cluster::transaction`] waits for one commit before trying
+/// again (a leader cut off from its quorum never answers).
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
 /// The raft configuration of the in-process cluster: 50 ms heartbeats,
 /// elections after 150-300 ms of silence, a snapshot every 500 entries,
 /// keeping 20 entries behind it.
@@ -144,7 +148,10 @@ impl Cluster {
             let nodes: Vec<Node> = self.nodes().values().cloned().collect();
             for n in nodes {
                 let m = n.raft().metrics().borrow().clone();
-                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) {
+                // A leader that a membership change removed can linger as
+                // leader for a while: it cannot commit anything, so skip it.
+                let voter = m.membership_config.membership().voter_ids().any(|v| v == n.id());
+                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) && voter {
                     return Ok(n);
                 }
             }
@@ -181,19 +188,28 @@ impl Cluster {
         Ok(())
     }
 
-    /// Wait until every node in `ids` applied the leader's last log entry.
+    /// Wait until every node in `ids` applied the leader's last log entry
+    /// (re-read each round: an election after a heal appends a blank entry),
+    /// up to `timeout`. Returns that entry's index.
     pub async fn wait_converged(&self, ids: &[NodeId], timeout: Duration) -> Result<u64> {
-        let leader = self.leader().await?;
-        let last = leader.raft().metrics().borrow().last_log_index;
-        for &id in ids {
-            let node = self.node(id).ok_or(Error::Raft(format!("node {id} is not running")))?;
-            node.raft()
-                .wait(Some(timeout))
-                .applied_index_at_least(last, "converged")
-                .await
-                .map_err(|e| Error::Raft(format!("node {id}: {e}")))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leader = self.leader().await?;
+            let last = leader.raft().metrics().borrow().last_log_index;
+            let mut done = true;
+            for &id in ids {
+                let node = self.node(id).ok_or(Error::Raft(format!("node {id} is not running")))?;
+                let applied = node.raft().metrics().borrow().last_applied.map(|l| l.index);
+                done &= applied == last;
+            }
+            if done {
+                return Ok(last.unwrap_or(0));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Raft(format!("nodes {ids:?} did not all apply index {last:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(last.unwrap_or(0))
     }
 
     /// Run `f` in a transaction on the leader and commit it, retrying on a
@@ -214,7 +230,10 @@ impl Cluster {
                 let leader = self.leader().await?;
                 let mut txn = leader.begin_local()?;
                 let out = f(&mut txn)?;
-                Ok((out, txn.commit().await?))
+                match tokio::time::timeout(COMMIT_WAIT, txn.commit()).await {
+                    Ok(index) => Ok((out, index?)),
+                    Err(_) => Err(Error::Raft("commit timed out; outcome unknown".to_string())),
+                }
             };
             match attempt.await {
                 Ok(done) => return Ok(done),
