@@ -51,6 +51,15 @@ pub fn log_key(index: u64) -> Vec<u8> {
     k
 }
 
+/// The index of log key `key` (a key under [`LOG_PREFIX`]).
+pub fn log_index(key: &[u8]) -> Result<u64> {
+    let raw: [u8; 8] = key
+        .strip_prefix(LOG_PREFIX)
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| Error::Corrupt(format!("log key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(raw))
+}
+
 /// The bwtx key of user key `key`.
 pub fn data_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(DATA_PREFIX.len() + key.len());
@@ -141,5 +150,7 @@ mod tests {
     fn log_keys_sort_by_index() {
         assert!(log_key(255) < log_key(256));
         assert!(log_key(0) < log_key(u64::MAX));
+        assert_eq!(log_index(&log_key(1234)).unwrap(), 1234);
+        assert!(log_index(b"raft/log/x").is_err());
     }
 }

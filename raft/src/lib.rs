@@ -31,6 +31,7 @@ pub mod cluster;
 mod error;
 pub mod keys;
 pub mod log_store;
+mod log_writer;
 pub mod network;
 pub mod node;
 pub mod snapshot;

@@ -1,40 +1,55 @@
 //! [`LogStore`]: openraft's `RaftLogStorage` on a bwtx `Db`.
 //!
 //! The vote, the last purged log id and the entries live under the `raft/`
-//! keys of the replica's `Db` ([`crate::keys`]). Every write is one bwtx
-//! commit; the `Db` runs with [`bwtx::Durability::Sync`], so a commit
-//! returns after the group commit's fsync, which it shares with concurrent
-//! commits (the state machine's applies among them). `append` fires
-//! openraft's `LogFlushed` callback only after that commit returned: the
-//! entries are durable by then, and no extra fsync is made.
+//! keys of the replica's `Db` ([`crate::keys`]). Every write goes through
+//! the store's writer thread ([`crate::log_writer`]), in call order:
+//! appends are batched into one bwtx commit each round, and the `Db` runs
+//! with [`bwtx::Durability::Sync`], so that commit returns after the group
+//! commit's fsync, which it shares with concurrent commits (the state
+//! machine's applies among them). openraft's `LogFlushed` callback fires
+//! only after that commit returned: the entries are durable by then, and no
+//! extra fsync is made.
 //!
-//! Commits block on the fsync, so they run on tokio's blocking pool
-//! (`blocking`); reads come from a bwtx snapshot and never block.
+//! `append` returns before the commit: its entries wait in a shared map of
+//! pending entries, which reads consult before the `Db`, so they are
+//! readable at once as openraft requires. Votes, truncations and purges wait
+//! for their commit.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX, PURGED, VOTE};
+use crate::log_writer::{self, Op, Pending};
 use crate::types::{NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
-/// The raft log of one replica, in its bwtx `Db`. Cloning it is cheap (a
-/// `Db` handle); the clone is the log reader openraft's replication tasks
-/// use.
+/// The raft log of one replica, in its bwtx `Db`. Cloning it is cheap (it
+/// shares the `Db`, the pending entries and the writer); the clone is the
+/// log reader openraft's replication tasks use.
 #[derive(Clone)]
 pub struct LogStore {
     db: bwtx::Db,
+    pending: Arc<Pending>,
+    writer: Sender<Op>,
 }
 
 impl LogStore {
-    /// The log store of `db` (which the state machine shares).
-    pub fn new(db: bwtx::Db) -> LogStore {
-        LogStore { db }
+    /// The log store of `db` (which the state machine shares). Starts its
+    /// writer thread (which stops when the last clone is dropped); failing
+    /// to start it is [`bwtx::Error::Io`].
+    pub fn new(db: bwtx::Db) -> Result<LogStore, Error> {
+        let pending = Arc::new(Pending::default());
+        let writer = log_writer::spawn(db.clone(), pending.clone())?;
+        Ok(LogStore { db, pending, writer })
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8], what: &str) -> Result<Option<T>, Error> {
@@ -44,7 +59,14 @@ impl LogStore {
         }
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, Error> {
+        if let Some((_, e)) = self.pending().last_key_value() {
+            return Ok(Some(e.log_id));
+        }
         match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
             Some(kv) => {
                 let (_, raw) = kv?;
@@ -55,52 +77,43 @@ impl LogStore {
         }
     }
 
+    /// The entries with index in `[start, end)`: the pending ones (read
+    /// first: the writer commits an entry before it leaves the map), then
+    /// the committed ones.
     fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, Error> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out: BTreeMap<u64, Entry<TypeConfig>> = self
+            .pending()
+            .range((Bound::Included(start), upper))
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
         let snap = self.db.snapshot();
-        let mut out = Vec::new();
         for kv in snap.range(keys::log_key(start)..) {
             let (key, raw) = kv?;
             if !key.starts_with(LOG_PREFIX) {
                 break;
             }
-            let entry: Entry<TypeConfig> = keys::from_json(&raw, "log entry")?;
-            if end.is_some_and(|e| entry.log_id.index >= e) {
+            let index = keys::log_index(&key)?;
+            if end.is_some_and(|e| index >= e) {
                 break;
             }
-            out.push(entry);
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(index) {
+                slot.insert(keys::from_json(&raw, "log entry")?);
+            }
         }
-        Ok(out)
+        Ok(out.into_values().collect())
     }
 
-    /// Delete the entries with index in `[from, to)` and write `extra`, in
-    /// one commit.
-    async fn delete_range(&self, from: u64, to: Option<u64>, extra: Option<(&[u8], Vec<u8>)>) -> Result<(), Error> {
-        let doomed: Vec<u64> = self.read_range(from, to)?.iter().map(|e| e.log_id.index).collect();
-        let extra = extra.map(|(k, v)| (k.to_vec(), v));
-        let db = self.db.clone();
-        blocking(move || {
-            let mut tx = db.begin();
-            for i in doomed {
-                tx.delete(keys::log_key(i))?;
-            }
-            if let Some((k, v)) = extra {
-                tx.put(k, v)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+    /// Queue `op` (built around a reply channel) and wait for the writer.
+    async fn call(&self, op: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Op) -> Result<(), Error> {
+        let (done, wait) = oneshot::channel();
+        self.writer.send(op(done)).map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
     }
 }
 
-/// Run a blocking bwtx operation (a commit waits for the log's fsync) on
-/// tokio's blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Raft(format!("blocking task failed: {e}")))?
+fn stopped() -> Error {
+    Error::Raft("the log writer stopped".to_string())
 }
 
 fn bounds(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
@@ -154,16 +167,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
-        let db = self.db.clone();
-        let raw = keys::to_json(vote);
-        blocking(move || {
-            let mut tx = db.begin();
-            tx.put(VOTE, raw)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+        let value = keys::to_json(vote);
+        self.call(|done| Op::Put { key: VOTE, value, done })
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
     }
 
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
@@ -171,46 +178,52 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
     }
 
+    /// Make the entries readable (pending) and queue their commit; the
+    /// writer fires `callback` once the commit, and so the fsync, is done.
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let records: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| (keys::log_key(e.log_id.index), keys::to_json(&e)))
-            .collect();
-        let db = self.db.clone();
-        let result = blocking(move || {
-            let mut tx = db.begin();
-            for (k, v) in records {
-                tx.put(k, v)?;
-            }
-            // Durability::Sync: returns once the group commit's fsync covers it.
-            tx.commit()?;
-            Ok(())
-        })
-        .await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(write_err(e))
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
+        let ids = entries.iter().map(|e| e.log_id).collect();
+        {
+            let mut pending = self.pending();
+            for e in entries {
+                pending.insert(e.log_id.index, e);
             }
         }
+        self.writer
+            .send(Op::Append { records, ids, callback })
+            .map_err(|_| write_err(stopped()))
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
-        self.delete_range(log_id.index, None, None).await.map_err(write_err)
+        self.call(|done| Op::Delete {
+            from: log_id.index,
+            to: None,
+            extra: None,
+            done,
+        })
+        .await
+        .map_err(write_err)?;
+        // Appends queued before the truncation are committed (and deleted)
+        // by now; none after it, since openraft waits for this call.
+        self.pending().split_off(&log_id.index);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
-        let end = log_id.index.checked_add(1);
-        self.delete_range(0, end, Some((PURGED, keys::to_json(&log_id))))
-            .await
-            .map_err(write_err)
+        let extra = Some((PURGED, keys::to_json(&log_id)));
+        let to = log_id.index.checked_add(1);
+        self.call(|done| Op::Delete {
+            from: 0,
+            to,
+            extra,
+            done,
+        })
+        .await
+        .map_err(write_err)
     }
 }

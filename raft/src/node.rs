@@ -43,7 +43,7 @@ impl Node {
             id,
             config,
             router.network(id),
-            LogStore::new(db.clone()),
+            LogStore::new(db.clone())?,
             StateMachine::new(db.clone()),
         )
         .await

@@ -27,7 +27,6 @@ use openraft::{
 
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, APPLIED, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
-use crate::log_store::blocking;
 use crate::snapshot::{self, StoredSnapshot};
 use crate::types::{Command, NodeId, Response, TypeConfig};
 
@@ -146,6 +145,14 @@ fn malformed(index: u64, snapshot: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -
         }
     }
     None
+}
+
+/// Run a blocking bwtx operation (a commit waits for the log's fsync) on
+/// tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Raft(format!("blocking task failed: {e}")))?
 }
 
 fn sm_read_err(e: Error) -> StorageError<NodeId> {

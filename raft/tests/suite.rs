@@ -12,7 +12,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bwt
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = bwtx::Db::open(dir.path()).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
-        Ok((dir, LogStore::new(db.clone()), StateMachine::new(db)))
+        let log = LogStore::new(db.clone()).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        Ok((dir, log, StateMachine::new(db)))
     }
 }
 
