@@ -2,7 +2,7 @@
 //!
 //! The vote, the last purged log id and the entries live under the `raft/`
 //! keys of the replica's `Db` ([`crate::keys`]). Every write goes through
-//! the store's writer thread ([`crate::log_writer`]), in call order:
+//! the store's writer thread (module `log_writer`), in call order:
 //! appends are batched into one bwtx commit each round, and the `Db` runs
 //! with [`bwtx::Durability::Sync`], so that commit returns after the group
 //! commit's fsync, which it shares with concurrent commits (the state
