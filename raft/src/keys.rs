@@ -1,9 +1,11 @@
-//! The key layout of a replica's one bwtx `Db`, and the encodings stored
+//! The key layout of a replica's two bwtx `Db`s, and the encodings stored
 //! under it.
 //!
-//! One `Db` holds the raft log, the vote and the state machine, under
-//! distinct prefixes (`design/replication.md` §2 argues one `Db` against
-//! two; keyspaces, issue 15, will replace the prefixes):
+//! The log store's `Db` (`<node dir>/log`, synced on every commit) holds the
+//! `raft/` keys; the state machine's (`<node dir>/state`, buffered) the
+//! `sm/` keys (`design/replication.md` §2 argues the split). Keyspaces
+//! (issue 15) will replace the prefixes, and could let one `Db` hold both
+//! with a durability per keyspace.
 //!
 //! | key | value |
 //! |---|---|

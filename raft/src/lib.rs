@@ -1,5 +1,5 @@
 //! Replication for bwtx on [openraft] 0.9 (issue 14): a raft log store and a
-//! state machine on one bwtx [`Db`](bwtx::Db), replicated transactions with
+//! state machine on bwtx [`Db`](bwtx::Db)s, replicated transactions with
 //! bwtx's snapshot isolation, and an in-process cluster for tests and the
 //! example.
 //!
@@ -8,9 +8,9 @@
 //!
 //! - [`types`]: the raft type configuration ([`TypeConfig`]), the proposal
 //!   ([`Command`]) and its outcome ([`Response`]).
-//! - [`keys`]: where the log, the vote and the state machine live in the one
-//!   `Db` (key prefixes, until keyspaces, issue 15, replace them) and how a
-//!   replicated value is encoded.
+//! - [`keys`]: where the log, the vote and the state machine live in a
+//!   replica's two `Db`s (key prefixes, until keyspaces, issue 15, replace
+//!   them) and how a replicated value is encoded.
 //! - [`log_store`]: [`LogStore`], openraft's `RaftLogStorage` on bwtx.
 //! - [`state_machine`]: [`StateMachine`], openraft's `RaftStateMachine`:
 //!   apply with first-committer-wins validation, one bwtx commit per batch.

@@ -1,12 +1,11 @@
 //! [`LogStore`]: openraft's `RaftLogStorage` on a bwtx `Db`.
 //!
 //! The vote, the last purged log id and the entries live under the `raft/`
-//! keys of the replica's `Db` ([`crate::keys`]). Every write goes through
-//! the store's writer thread (module `log_writer`), in call order:
+//! keys of the replica's log `Db` ([`crate::keys`]). Every write goes
+//! through the store's writer thread (module `log_writer`), in call order:
 //! appends are batched into one bwtx commit each round, and the `Db` runs
 //! with [`bwtx::Durability::Sync`], so that commit returns after the group
-//! commit's fsync, which it shares with concurrent commits (the state
-//! machine's applies among them). openraft's `LogFlushed` callback fires
+//! commit's fsync. openraft's `LogFlushed` callback fires
 //! only after that commit returned: the entries are durable by then, and no
 //! extra fsync is made.
 //!
@@ -43,7 +42,8 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// The log store of `db` (which the state machine shares). Starts its
+    /// The log store in `db` (open it with [`bwtx::Durability::Sync`]: an
+    /// appended entry is durable when its commit returns). Starts its
     /// writer thread (which stops when the last clone is dropped); failing
     /// to start it is [`bwtx::Error::Io`].
     pub fn new(db: bwtx::Db) -> Result<LogStore, Error> {

@@ -1,5 +1,5 @@
-//! [`Node`]: one replica (a bwtx `Db` in its directory, the log store and
-//! state machine on it, and a running openraft `Raft`), with the client
+//! [`Node`]: one replica (two bwtx `Db`s in its directory: the log store's
+//! and the state machine's, and a running openraft `Raft`), with the client
 //! API: replicated transactions ([`Txn`]) and reads at an applied position
 //! ([`ReadSnapshot`]).
 //!
@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -24,6 +25,11 @@ use crate::network::Router;
 use crate::state_machine::{read_applied, StateMachine};
 use crate::types::{Command, NodeId, Response, TypeConfig};
 
+/// How often the state machine's `Db` syncs its buffered log in the
+/// background. Applies need no fsync: the log holds every applied entry
+/// until a snapshot, which is checkpointed first, covers it.
+const STATE_SYNC: Duration = Duration::from_millis(100);
+
 /// One running replica. Cloning it is cheap and shares it.
 #[derive(Clone)]
 pub struct Node {
@@ -33,17 +39,22 @@ pub struct Node {
 }
 
 impl Node {
-    /// Open (or create) the replica in directory `dir` with bwtx's default
-    /// options ([`bwtx::Durability::Sync`]), start raft on it with
-    /// `config`, and make it reachable through `router`. A directory from
-    /// an earlier run resumes from its log, vote and state machine.
+    /// Open (or create) the replica in directory `dir`, start raft on it
+    /// with `config`, and make it reachable through `router`: the log and
+    /// the vote in a bwtx `Db` in `dir/log` with [`bwtx::Durability::Sync`],
+    /// the state machine in one in `dir/state` with
+    /// [`bwtx::Durability::Buffered`] (`design/replication.md` §2). A
+    /// directory from an earlier run resumes from its log, vote and state.
     pub async fn start(id: NodeId, dir: &Path, config: Arc<Config>, router: &Router) -> Result<Node> {
-        let db = bwtx::Options::new().open(dir)?;
+        let log = bwtx::Options::new().open(dir.join("log"))?;
+        let db = bwtx::Options::new()
+            .durability(bwtx::Durability::Buffered(STATE_SYNC))
+            .open(dir.join("state"))?;
         let raft = Raft::new(
             id,
             config,
             router.network(id),
-            LogStore::new(db.clone())?,
+            LogStore::new(log)?,
             StateMachine::new(db.clone()),
         )
         .await

@@ -12,7 +12,7 @@
 //! are not in the snapshot, writes the snapshot's keys and the new applied
 //! state, and commits: after a crash the replica holds either the old state
 //! or the new one, each with its own applied log id, never a mix
-//! (`design/replication.md` §4 argues this against a directory swap).
+//! (`design/replication.md` §5 argues this against a directory swap).
 //!
 //! The snapshot's values keep their last-written log indexes, so a follower
 //! that installed one validates later transactions exactly as the leader.
@@ -56,9 +56,17 @@ fn snapshot_id(applied: &AppliedState) -> String {
     }
 }
 
-/// Build a snapshot of `db`'s state machine from one bwtx snapshot. Runs
-/// beside commits; blocks only on reading.
+/// Build a snapshot of `db`'s state machine from one bwtx snapshot, then
+/// checkpoint `db`, so that the state the snapshot holds is durable before
+/// openraft purges the log it covers (applies are not synced, §2 of
+/// `design/replication.md`). Runs beside commits.
 pub fn build(db: &bwtx::Db) -> Result<StoredSnapshot> {
+    let built = read(db)?;
+    db.checkpoint()?;
+    Ok(built)
+}
+
+fn read(db: &bwtx::Db) -> Result<StoredSnapshot> {
     let snap = db.snapshot();
     let applied: AppliedState = match snap.get(APPLIED)? {
         Some(raw) => keys::from_json(&raw, "applied state")?,
@@ -83,8 +91,8 @@ pub fn build(db: &bwtx::Db) -> Result<StoredSnapshot> {
 
 /// Install snapshot `data` described by `meta` into `db`'s state machine:
 /// one bwtx commit replaces every state-machine key and the applied state.
-/// A snapshot that does not decode or does not match `meta` is
-/// [`Error::Corrupt`] and changes nothing.
+/// Then a checkpoint makes it durable. A snapshot that does not decode or
+/// does not match `meta` is [`Error::Corrupt`] and changes nothing.
 pub fn install(db: &bwtx::Db, meta: &SnapshotMeta<NodeId, EmptyNode>, data: &[u8]) -> Result<()> {
     let file: SnapshotFile = keys::from_json(data, "snapshot")?;
     if file.applied.last_applied != meta.last_log_id || file.applied.membership != meta.last_membership {
@@ -112,5 +120,7 @@ pub fn install(db: &bwtx::Db, meta: &SnapshotMeta<NodeId, EmptyNode>, data: &[u8
     }
     tx.put(APPLIED, keys::to_json(&file.applied))?;
     tx.commit()?;
+    // Durable before openraft purges the log the snapshot covers.
+    db.checkpoint()?;
     Ok(())
 }

@@ -12,6 +12,14 @@
 //! ([`keys::encode_value`]). The decision depends only on the log prefix, so
 //! every replica makes the same one (`design/replication.md` §3).
 //!
+//! **Durability.** The node opens the state machine's `Db` with
+//! [`bwtx::Durability::Buffered`]: an apply waits for no fsync. A process
+//! kill loses nothing; a power loss may lose the last applies, whole and in
+//! order, so the state stays consistent with its applied id, and raft
+//! applies the lost entries again from the log (with the same decisions).
+//! The log keeps them: it is purged only up to a snapshot, and building or
+//! installing one checkpoints this `Db` first ([`crate::snapshot`]).
+//!
 //! Only this state machine writes `sm/` keys, one apply or install at a
 //! time, so its bwtx commits never conflict locally.
 
@@ -42,7 +50,9 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// The state machine of `db` (which the log store shares).
+    /// The state machine in `db`. Any durability will do: snapshots
+    /// checkpoint `db` before openraft may purge the log they cover, and
+    /// the log replays what a crash lost.
     pub fn new(db: bwtx::Db) -> StateMachine {
         StateMachine {
             db,
@@ -147,7 +157,7 @@ fn malformed(index: u64, snapshot: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -
     None
 }
 
-/// Run a blocking bwtx operation (a commit waits for the log's fsync) on
+/// Run a blocking bwtx operation (a commit, a checkpoint) on
 /// tokio's blocking pool.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
