@@ -17,6 +17,8 @@
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
 //! - [`network`]: an in-process `RaftNetwork` with partitions.
+//! - [`proposer`]: batches concurrent transactions' proposals into one log
+//!   entry.
 //! - [`node`]: [`Node`], one replica: opening, the client API ([`Txn`],
 //!   [`ReadSnapshot`]).
 //! - [`cluster`]: [`Cluster`], several nodes in one process: start, kill,
@@ -34,6 +36,7 @@ pub mod log_store;
 mod log_writer;
 pub mod network;
 pub mod node;
+pub mod proposer;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
@@ -43,4 +46,4 @@ pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use node::{Node, ReadSnapshot, Txn};
 pub use state_machine::StateMachine;
-pub use types::{Command, NodeId, Response, TypeConfig};
+pub use types::{Command, NodeId, Proposal, Response, TypeConfig};

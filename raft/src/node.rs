@@ -5,9 +5,11 @@
 //!
 //! A transaction reads a local bwtx snapshot at applied log index `P`
 //! ([`ReadSnapshot::position`]) and buffers its writes; `commit` proposes
-//! the write set with `P` through raft and returns what the state machine
-//! decided (`design/replication.md` §3): the commit's log index, or
-//! [`bwtx::Error::Conflict`] whose `winner` and `snapshot` are log indexes.
+//! the write set with `P` through the node's proposer (which batches
+//! concurrent proposals into one raft entry, [`crate::proposer`]) and
+//! returns what the state machine decided (`design/replication.md` §3):
+//! the commit's log index, or [`bwtx::Error::Conflict`] whose `winner` and
+//! `snapshot` are log indexes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,15 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::{Config, LogId, Raft};
 
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, DATA_PREFIX, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
 use crate::log_store::LogStore;
 use crate::network::Router;
+use crate::proposer::Proposer;
 use crate::state_machine::{read_applied, StateMachine};
-use crate::types::{Command, NodeId, Response, TypeConfig};
+use crate::types::{NodeId, Proposal, Response, TypeConfig};
 
 /// How often the state machine's `Db` syncs its buffered log in the
 /// background. Applies need no fsync: the log holds every applied entry
@@ -35,6 +38,7 @@ const STATE_SYNC: Duration = Duration::from_millis(100);
 pub struct Node {
     id: NodeId,
     raft: Raft<TypeConfig>,
+    proposer: Proposer,
     db: bwtx::Db,
 }
 
@@ -60,7 +64,8 @@ impl Node {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
         router.register(id, raft.clone());
-        Ok(Node { id, raft, db })
+        let proposer = Proposer::spawn(raft.clone());
+        Ok(Node { id, raft, proposer, db })
     }
 
     /// This node's id.
@@ -106,7 +111,7 @@ impl Node {
     /// [`Node::read_linearizable`]): it reads every transaction acknowledged
     /// before it began.
     pub async fn begin(&self) -> Result<Txn> {
-        Ok(Txn::new(self.raft.clone(), self.read_linearizable().await?))
+        Ok(Txn::new(self.proposer.clone(), self.read_linearizable().await?))
     }
 
     /// Begin a transaction on this node's applied state, without a
@@ -114,7 +119,7 @@ impl Node {
     /// against everything applied after the snapshot), but its reads may
     /// miss transactions acknowledged elsewhere. Commit it on the leader.
     pub fn begin_local(&self) -> Result<Txn> {
-        Ok(Txn::new(self.raft.clone(), self.read_snapshot()?))
+        Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?))
     }
 }
 
@@ -165,15 +170,15 @@ impl ReadSnapshot {
 /// A replicated read-write transaction: reads one snapshot plus its own
 /// writes, commits through raft with first-committer-wins.
 pub struct Txn {
-    raft: Raft<TypeConfig>,
+    proposer: Proposer,
     read: ReadSnapshot,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Txn {
-    fn new(raft: Raft<TypeConfig>, read: ReadSnapshot) -> Txn {
+    fn new(proposer: Proposer, read: ReadSnapshot) -> Txn {
         Txn {
-            raft,
+            proposer,
             read,
             writes: BTreeMap::new(),
         }
@@ -228,15 +233,12 @@ impl Txn {
         }
         let snapshot = self.read.position();
         drop(self.read);
-        let cmd = Command::Txn {
+        let proposal = Proposal {
             snapshot,
             writes: self.writes.into_iter().collect(),
         };
-        let resp = self.raft.client_write(cmd).await.map_err(|e| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
-            other => Error::Raft(other.to_string()),
-        })?;
-        match resp.data {
+        let resp = self.proposer.propose(proposal).await?;
+        match resp {
             Response::Committed { index } => Ok(index),
             Response::Conflict { key, winner, snapshot } => Err(bwtx::Error::Conflict {
                 key: Bytes::from(key),
@@ -245,7 +247,7 @@ impl Txn {
             }
             .into()),
             Response::Rejected { reason } => Err(Error::Raft(format!("proposal rejected: {reason}"))),
-            Response::Empty => Err(Error::Raft("a transaction's entry applied as empty".to_string())),
+            other => Err(Error::Raft(format!("a transaction's entry applied as {other:?}"))),
         }
     }
 }

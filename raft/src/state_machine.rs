@@ -9,8 +9,11 @@
 //! if any key it writes was last written by an entry after the proposal's
 //! snapshot position, it aborts with [`Response::Conflict`] and writes
 //! nothing; otherwise every write stores the entry's index beside the value
-//! ([`keys::encode_value`]). The decision depends only on the log prefix, so
-//! every replica makes the same one (`design/replication.md` §3).
+//! ([`keys::encode_value`]). A [`Command::Batch`] decides its proposals in
+//! order, each as a `Txn` at the entry's index would be, so a later one
+//! conflicts with an earlier one of the same batch that wrote its key. The
+//! decision depends only on the log prefix, so every replica makes the same
+//! one (`design/replication.md` §3).
 //!
 //! **Durability.** The node opens the state machine's `Db` with
 //! [`bwtx::Durability::Buffered`]: an apply waits for no fsync. A process
@@ -96,6 +99,13 @@ pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec
             EntryPayload::Blank => Response::Empty,
             EntryPayload::Normal(Command::Txn { snapshot, writes }) => {
                 apply_txn(&mut tx, e.log_id.index, snapshot, &writes)?
+            }
+            EntryPayload::Normal(Command::Batch { txns }) => {
+                let mut outcomes = Vec::with_capacity(txns.len());
+                for p in txns {
+                    outcomes.push(apply_txn(&mut tx, e.log_id.index, p.snapshot, &p.writes)?);
+                }
+                Response::Batch { outcomes }
             }
             EntryPayload::Membership(m) => {
                 state.membership = StoredMembership::new(Some(e.log_id), m);
@@ -327,6 +337,33 @@ mod tests {
         );
         assert_eq!(value(&db, "a"), Some((5, Some("5".into()))));
         assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 5);
+    }
+
+    #[test]
+    fn a_batch_entry_decides_its_proposals_in_order_at_its_index() {
+        let db = bwtx::Db::in_memory();
+        apply_batch(&db, vec![txn(1, 0, &[("k", Some("a"))])]).unwrap();
+        let p = |snapshot, key: &str, v: &str| crate::types::Proposal {
+            snapshot,
+            writes: vec![(key.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))],
+        };
+        let batch = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),
+            payload: EntryPayload::Normal(Command::Batch {
+                txns: vec![p(0, "k", "stale"), p(1, "k", "b"), p(1, "k", "c"), p(1, "j", "d")],
+            }),
+        };
+        let r = apply_batch(&db, vec![batch]).unwrap();
+        let outcomes = vec![
+            conflict("k", 1, 0),
+            Response::Committed { index: 2 },
+            // The proposal before it in the batch wrote k at this index.
+            conflict("k", 2, 1),
+            Response::Committed { index: 2 },
+        ];
+        assert_eq!(r, [Response::Batch { outcomes }]);
+        assert_eq!(value(&db, "k"), Some((2, Some("b".into()))));
+        assert_eq!(value(&db, "j"), Some((2, Some("d".into()))));
     }
 
     #[test]

@@ -35,6 +35,23 @@ pub enum Command {
         /// Key, and the new value or `None` for a delete; keys unique.
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     },
+    /// Several transactions' proposals in one entry (the leader's
+    /// proposer batches those that queue while earlier entries are in
+    /// flight). Each is decided in order as a `Txn` at this entry's index
+    /// would be, after the ones before it in the batch.
+    Batch {
+        /// The proposals, in decision order.
+        txns: Vec<Proposal>,
+    },
+}
+
+/// One transaction's proposal inside a [`Command::Batch`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The applied log index the transaction's snapshot reflects.
+    pub snapshot: u64,
+    /// Key, and the new value or `None` for a delete; keys unique.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// The state machine's outcome for one log entry; every replica computes
@@ -66,5 +83,10 @@ pub enum Response {
     Rejected {
         /// What is wrong.
         reason: String,
+    },
+    /// The outcomes of a [`Command::Batch`], one per proposal, in order.
+    Batch {
+        /// One outcome per proposal.
+        outcomes: Vec<Response>,
     },
 }

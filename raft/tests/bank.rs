@@ -17,13 +17,12 @@ async fn concurrent_transfers_conserve_the_total_on_every_replica() {
 
     let acked = run_transfers(&cluster, 8, 25, 0).await;
     assert_eq!(acked.len(), 200);
-    let index = assert_converged(&cluster, &[1, 2, 3], &acked).await;
+    assert_converged(&cluster, &[1, 2, 3], &acked).await;
     let read = cluster.node(1).unwrap().read_snapshot().unwrap();
     assert_eq!(
         bank::transfers(&read).unwrap(),
         200,
         "each transfer applied exactly once"
     );
-    assert!(index >= 200, "every transfer is a log entry");
     cluster.shutdown().await.unwrap();
 }
