@@ -76,7 +76,7 @@ async fn client(cluster: Arc<Cluster>, shared: Arc<Shared>, c: u64, txns: u64) -
         let txn = (0..n)
             .map(|j| {
                 let k = (c * 7 + i * 3 + j * 5) % KEYS;
-                if (c + i + j) % 2 == 0 {
+                if (c + i + j).is_multiple_of(2) {
                     Mop::Append(k, shared.next_value.fetch_add(1, Ordering::Relaxed))
                 } else {
                     Mop::Read(k, None)
