@@ -1,7 +1,7 @@
 //! [`Cluster`]: several [`Node`]s in one process over the in-process
 //! network ([`Router`]), each in its own directory `node-<id>` under one
 //! base directory. The tests and the example drive it: start, kill (raft's
-//! tasks stopped, the `Db` dropped) and restart from the directory,
+//! tasks stopped, the `Db`s dropped) and restart from the directory,
 //! partition and heal, add a learner, change the voters; and find the
 //! leader and run a transaction on it with retries.
 
@@ -30,7 +30,7 @@ const COMMIT_WAIT: Duration = Duration::from_secs(5);
 /// The raft configuration of the in-process cluster: 50 ms heartbeats,
 /// elections after 150-300 ms of silence, a snapshot every 500 entries,
 /// keeping 20 entries behind it.
-pub fn config() -> Arc<Config> {
+pub fn config() -> Result<Arc<Config>> {
     let c = Config {
         cluster_name: "bwtx".to_string(),
         heartbeat_interval: 50,
@@ -40,7 +40,10 @@ pub fn config() -> Arc<Config> {
         max_in_snapshot_log_to_keep: 20,
         ..Default::default()
     };
-    Arc::new(c.validate().expect("the cluster's raft configuration is valid"))
+    let c = c
+        .validate()
+        .map_err(|e| Error::Raft(format!("raft configuration: {e}")))?;
+    Ok(Arc::new(c))
 }
 
 /// Nodes in one process. Every method takes `&self`, so client tasks can
@@ -57,16 +60,21 @@ impl Cluster {
     /// previous run left), make `ids` the voters if the cluster is new, and
     /// wait for a leader.
     pub async fn start(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
+        let Some(&first) = ids.first() else {
+            return Err(Error::Raft("a cluster needs at least one node".to_string()));
+        };
         let cluster = Cluster {
             dir: dir.to_path_buf(),
-            config: config(),
+            config: config()?,
             router: Router::default(),
             nodes: Mutex::new(BTreeMap::new()),
         };
         for &id in ids {
             cluster.start_node(id).await?;
         }
-        let first = cluster.node(ids[0]).ok_or(Error::Raft("no nodes".to_string()))?;
+        let first = cluster
+            .node(first)
+            .ok_or(Error::Raft("the first node stopped".to_string()))?;
         let initialized = first
             .raft()
             .is_initialized()
@@ -109,7 +117,7 @@ impl Cluster {
         Ok(node)
     }
 
-    /// Kill node `id`: unreachable at once, raft's tasks stopped, its `Db`
+    /// Kill node `id`: unreachable at once, raft's tasks stopped, its `Db`s
     /// dropped (closed once no transaction begun on it is left).
     pub async fn kill(&self, id: NodeId) -> Result<()> {
         self.router.unregister(id);

@@ -78,7 +78,7 @@ impl Node {
         &self.raft
     }
 
-    /// Stop raft's tasks. The `Db` closes when the last clone of this node,
+    /// Stop raft's tasks. The `Db`s close when the last clone of this node,
     /// and the last transaction or read begun on it, is dropped.
     pub async fn shutdown(self) -> Result<()> {
         self.raft
