@@ -1,0 +1,83 @@
+//! The bank-transfer workload that the tests and the example share:
+//! accounts `acct/NNNN` holding decimal balances, transfers that move money
+//! between two of them and write a unique marker `xfer/<id>`, so a retried
+//! transfer never applies twice and every acknowledged one can be found.
+
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::node::{ReadSnapshot, Txn};
+
+/// The key of account `i`.
+pub fn account(i: u32) -> String {
+    format!("acct/{i:04}")
+}
+
+/// The marker key of transfer `id`.
+pub fn marker(id: u64) -> String {
+    format!("xfer/{id:016x}")
+}
+
+fn balance(raw: Option<bytes::Bytes>, key: &str) -> Result<u64> {
+    let raw = raw.ok_or_else(|| Error::Raft(format!("account {key} is missing")))?;
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Corrupt(format!("balance of {key}")))
+}
+
+/// Open `accounts` accounts with `initial` each, in one transaction.
+pub async fn open_accounts(cluster: &Cluster, accounts: u32, initial: u64) -> Result<u64> {
+    let (_, index) = cluster
+        .transaction(Duration::from_secs(30), |tx| {
+            for i in 0..accounts {
+                tx.put(account(i), initial.to_string())?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(index)
+}
+
+/// The body of transfer `id`: move up to `amount` from account `from` to
+/// account `to`, unless the marker shows it already happened (then
+/// `false`).
+pub fn transfer_in(tx: &mut Txn, id: u64, from: u32, to: u32, amount: u64) -> Result<bool> {
+    if tx.get(marker(id))?.is_some() {
+        return Ok(false);
+    }
+    let (fk, tk) = (account(from), account(to));
+    let fb = balance(tx.get(&fk)?, &fk)?;
+    let moved = amount.min(fb);
+    if from != to {
+        let tb = balance(tx.get(&tk)?, &tk)?;
+        tx.put(&fk, (fb - moved).to_string())?;
+        tx.put(&tk, (tb + moved).to_string())?;
+    }
+    tx.put(marker(id), format!("{from}>{to}:{moved}"))?;
+    Ok(true)
+}
+
+/// Run transfer `id` through the cluster's leader with retries (see
+/// [`Cluster::transaction`]); returns the commit's log index.
+pub async fn transfer(cluster: &Cluster, id: u64, from: u32, to: u32, amount: u64) -> Result<u64> {
+    let (_, index) = cluster
+        .transaction(Duration::from_secs(30), |tx| transfer_in(tx, id, from, to, amount))
+        .await?;
+    Ok(index)
+}
+
+/// The sum of every account's balance in `read`.
+pub fn total(read: &ReadSnapshot) -> Result<u64> {
+    let mut sum = 0u64;
+    for (k, v) in read.scan_prefix("acct/")? {
+        sum += balance(Some(v), &String::from_utf8_lossy(&k))?;
+    }
+    Ok(sum)
+}
+
+/// How many transfer markers `read` holds.
+pub fn transfers(read: &ReadSnapshot) -> Result<usize> {
+    Ok(read.scan_prefix("xfer/")?.len())
+}

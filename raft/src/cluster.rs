@@ -1,0 +1,269 @@
+//! [`Cluster`]: several [`Node`]s in one process over the in-process
+//! network ([`Router`]), each in its own directory `node-<id>` under one
+//! base directory. The tests and the example drive it: start, kill (raft's
+//! tasks stopped, the `Db`s dropped) and restart from the directory,
+//! partition and heal, add a learner, change the voters; and find the
+//! leader and run a transaction on it with retries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::{Config, EmptyNode, ServerState, SnapshotPolicy};
+
+use crate::error::{Error, Result};
+use crate::network::Router;
+use crate::node::{Node, Txn};
+use crate::types::NodeId;
+
+/// How long [`Cluster::leader`] waits for a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a restart waits for the directory's lock (held until the last
+/// transaction or read begun on the killed node is dropped).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`Cluster::transaction`] waits for one commit before trying
+/// again (a leader cut off from its quorum never answers).
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The raft configuration of the in-process cluster: 50 ms heartbeats,
+/// elections after 150-300 ms of silence, a snapshot every 500 entries,
+/// keeping 20 entries behind it.
+pub fn config() -> Result<Arc<Config>> {
+    let c = Config {
+        cluster_name: "bwtx".to_string(),
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(500),
+        max_in_snapshot_log_to_keep: 20,
+        ..Default::default()
+    };
+    let c = c
+        .validate()
+        .map_err(|e| Error::Raft(format!("raft configuration: {e}")))?;
+    Ok(Arc::new(c))
+}
+
+/// Nodes in one process. Every method takes `&self`, so client tasks can
+/// share it (`Arc<Cluster>`) while another task kills and restarts nodes.
+pub struct Cluster {
+    dir: PathBuf,
+    config: Arc<Config>,
+    router: Router,
+    nodes: Mutex<BTreeMap<NodeId, Node>>,
+}
+
+impl Cluster {
+    /// Start nodes `ids` in directories under `dir` (resuming any a
+    /// previous run left), make `ids` the voters if the cluster is new, and
+    /// wait for a leader.
+    pub async fn start(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
+        let Some(&first) = ids.first() else {
+            return Err(Error::Raft("a cluster needs at least one node".to_string()));
+        };
+        let cluster = Cluster {
+            dir: dir.to_path_buf(),
+            config: config()?,
+            router: Router::default(),
+            nodes: Mutex::new(BTreeMap::new()),
+        };
+        for &id in ids {
+            cluster.start_node(id).await?;
+        }
+        let first = cluster
+            .node(first)
+            .ok_or(Error::Raft("the first node stopped".to_string()))?;
+        let initialized = first
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        if !initialized {
+            let members: BTreeSet<NodeId> = ids.iter().copied().collect();
+            first
+                .raft()
+                .initialize(members)
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+        }
+        cluster.leader().await?;
+        Ok(cluster)
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Node>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory of node `id`.
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
+    }
+
+    /// Start node `id` from its directory (new or left by a killed node).
+    /// It joins nothing by itself: a new node needs [`Cluster::add_learner`].
+    pub async fn start_node(&self, id: NodeId) -> Result<Node> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let node = loop {
+            match Node::start(id, &self.node_dir(id), self.config.clone(), &self.router).await {
+                Err(Error::Bwtx(bwtx::Error::Locked { .. })) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => break other?,
+            }
+        };
+        self.nodes().insert(id, node.clone());
+        Ok(node)
+    }
+
+    /// Kill node `id`: unreachable at once, raft's tasks stopped, its `Db`s
+    /// dropped (closed once no transaction begun on it is left).
+    pub async fn kill(&self, id: NodeId) -> Result<()> {
+        self.router.unregister(id);
+        let node = self.nodes().remove(&id);
+        match node {
+            Some(n) => n.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Cut node `id` off the network until [`Cluster::heal`].
+    pub fn isolate(&self, id: NodeId) {
+        self.router.isolate(id);
+    }
+
+    /// Reconnect node `id`.
+    pub fn heal(&self, id: NodeId) {
+        self.router.heal(id);
+    }
+
+    /// The running node `id`.
+    pub fn node(&self, id: NodeId) -> Option<Node> {
+        self.nodes().get(&id).cloned()
+    }
+
+    /// The ids of the running nodes.
+    pub fn running(&self) -> Vec<NodeId> {
+        self.nodes().keys().copied().collect()
+    }
+
+    /// The current leader among the running nodes, waiting up to 10 s for
+    /// one (after a kill, until the election ends).
+    pub async fn leader(&self) -> Result<Node> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let nodes: Vec<Node> = self.nodes().values().cloned().collect();
+            for n in nodes {
+                let m = n.raft().metrics().borrow().clone();
+                // A leader that a membership change removed can linger as
+                // leader for a while: it cannot commit anything, so skip it.
+                let voter = m.membership_config.membership().voter_ids().any(|v| v == n.id());
+                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) && voter {
+                    return Ok(n);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotLeader { leader: None });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Start node `id` (a fresh directory or one it left) and add it as a
+    /// learner through the leader; returns once it caught up with the log
+    /// (or installed a snapshot).
+    pub async fn add_learner(&self, id: NodeId) -> Result<()> {
+        self.start_node(id).await?;
+        let leader = self.leader().await?;
+        leader
+            .raft()
+            .add_learner(id, EmptyNode {}, true)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Make `voters` the voting members (joint consensus through openraft);
+    /// other members stay as learners if `keep_learners`, else leave.
+    pub async fn change_voters(&self, voters: BTreeSet<NodeId>, keep_learners: bool) -> Result<()> {
+        let leader = self.leader().await?;
+        leader
+            .raft()
+            .change_membership(voters, keep_learners)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Wait until every node in `ids` applied the leader's last log entry
+    /// (re-read each round: an election after a heal appends a blank entry),
+    /// up to `timeout`. Returns that entry's index.
+    pub async fn wait_converged(&self, ids: &[NodeId], timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leader = self.leader().await?;
+            let last = leader.raft().metrics().borrow().last_log_index;
+            let mut done = true;
+            for &id in ids {
+                let node = self.node(id).ok_or(Error::Raft(format!("node {id} is not running")))?;
+                let applied = node.raft().metrics().borrow().last_applied.map(|l| l.index);
+                done &= applied == last;
+            }
+            if done {
+                return Ok(last.unwrap_or(0));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Raft(format!("nodes {ids:?} did not all apply index {last:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Run `f` in a transaction on the leader and commit it, retrying on a
+    /// conflict, on a change of leader and on an unknown outcome (a leader
+    /// that stopped after proposing) until `timeout`. Because of the last,
+    /// `f` must make the transaction idempotent: for example write a unique
+    /// marker key and return early if it finds it already there (a retry of
+    /// a commit that did land then sees the marker or conflicts on it).
+    /// Returns `f`'s result and the commit's log index.
+    pub async fn transaction<T>(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&mut Txn) -> Result<T>,
+    ) -> Result<(T, u64)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let leader = self.leader().await?;
+                let mut txn = leader.begin_local()?;
+                let out = f(&mut txn)?;
+                match tokio::time::timeout(COMMIT_WAIT, txn.commit()).await {
+                    Ok(index) => Ok((out, index?)),
+                    Err(_) => Err(Error::Raft("commit timed out; outcome unknown".to_string())),
+                }
+            };
+            match attempt.await {
+                Ok(done) => return Ok(done),
+                Err(e) if Instant::now() < deadline && retryable(&e) => {
+                    if !e.is_conflict() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stop every node.
+    pub async fn shutdown(&self) -> Result<()> {
+        for id in self.running() {
+            self.kill(id).await?;
+        }
+        Ok(())
+    }
+}
+
+fn retryable(e: &Error) -> bool {
+    e.is_conflict() || e.is_not_leader() || matches!(e, Error::Raft(_))
+}

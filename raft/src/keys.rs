@@ -1,0 +1,158 @@
+//! The key layout of a replica's two bwtx `Db`s, and the encodings stored
+//! under it.
+//!
+//! The log store's `Db` (`<node dir>/log`, synced on every commit) holds the
+//! `raft/` keys; the state machine's (`<node dir>/state`, buffered) the
+//! `sm/` keys (`design/replication.md` §2 argues the split). Keyspaces
+//! (issue 15) will replace the prefixes, and could let one `Db` hold both
+//! with a durability per keyspace.
+//!
+//! | key | value |
+//! |---|---|
+//! | `raft/vote` | the vote (JSON) |
+//! | `raft/purged` | the last purged log id (JSON) |
+//! | `raft/log/` + index (8 bytes, big-endian) | the log entry (JSON) |
+//! | `sm/applied` | [`AppliedState`]: last applied log id and membership (JSON) |
+//! | `sm/data/` + user key | [`encode_value`]: last-written log index, then the value or a tombstone |
+//!
+//! Big-endian indexes sort the log in index order, so a reverse scan of
+//! the log prefix finds the last entry.
+
+use bytes::Bytes;
+use openraft::{EmptyNode, LogId, StoredMembership};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::NodeId;
+
+/// The vote.
+pub const VOTE: &[u8] = b"raft/vote";
+/// The last purged log id.
+pub const PURGED: &[u8] = b"raft/purged";
+/// Prefix of the log entries.
+pub const LOG_PREFIX: &[u8] = b"raft/log/";
+/// The state machine's applied log id and membership.
+pub const APPLIED: &[u8] = b"sm/applied";
+/// Prefix of the replicated user data.
+pub const DATA_PREFIX: &[u8] = b"sm/data/";
+
+/// The longest user key: bwtx's limit less the data prefix.
+pub const MAX_USER_KEY_LEN: usize = bwtx::tree::MAX_KEY_LEN - DATA_PREFIX.len();
+/// The longest user value: bwtx's limit less the 9-byte header.
+pub const MAX_USER_VALUE_LEN: usize = bwtx::tree::MAX_VALUE_LEN - VALUE_HEADER;
+
+const VALUE_HEADER: usize = 9;
+const TAG_TOMBSTONE: u8 = 0;
+const TAG_VALUE: u8 = 1;
+
+/// The key of log entry `index`.
+pub fn log_key(index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(LOG_PREFIX.len() + 8);
+    k.extend_from_slice(LOG_PREFIX);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The index of log key `key` (a key under [`LOG_PREFIX`]).
+pub fn log_index(key: &[u8]) -> Result<u64> {
+    let raw: [u8; 8] = key
+        .strip_prefix(LOG_PREFIX)
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| Error::Corrupt(format!("log key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(raw))
+}
+
+/// The bwtx key of user key `key`.
+pub fn data_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(DATA_PREFIX.len() + key.len());
+    k.extend_from_slice(DATA_PREFIX);
+    k.extend_from_slice(key);
+    k
+}
+
+/// What the state machine has applied: written in the same bwtx commit as
+/// the entries it covers, so the two never disagree after a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The last applied log id.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// The last applied membership.
+    pub membership: StoredMembership<NodeId, EmptyNode>,
+}
+
+impl AppliedState {
+    /// The applied log index, 0 when nothing is applied (raft's first
+    /// entry has index 0 too: either way no key was written after it that
+    /// a transaction at 0 could miss, since key indexes start at the
+    /// writing entry's index and a conflict needs a greater one).
+    pub fn index(&self) -> u64 {
+        self.last_applied.map_or(0, |l| l.index)
+    }
+}
+
+/// Encode a replicated value: `index` (8 bytes, big-endian), then tag 1 and
+/// the value, or tag 0 alone for a delete (a tombstone, kept so a later
+/// transaction's validation still sees when the key was last written).
+pub fn encode_value(index: u64, value: Option<&[u8]>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(VALUE_HEADER + value.map_or(0, <[u8]>::len));
+    v.extend_from_slice(&index.to_be_bytes());
+    match value {
+        Some(val) => {
+            v.push(TAG_VALUE);
+            v.extend_from_slice(val);
+        }
+        None => v.push(TAG_TOMBSTONE),
+    }
+    v
+}
+
+/// Decode a replicated value: the last-written log index and the value
+/// (`None` for a tombstone). A malformed one is [`Error::Corrupt`].
+pub fn decode_value(raw: &Bytes) -> Result<(u64, Option<Bytes>)> {
+    if raw.len() < VALUE_HEADER {
+        return Err(Error::Corrupt(format!("replicated value of {} bytes", raw.len())));
+    }
+    let mut idx = [0u8; 8];
+    idx.copy_from_slice(&raw[..8]);
+    let index = u64::from_be_bytes(idx);
+    match raw[8] {
+        TAG_VALUE => Ok((index, Some(raw.slice(VALUE_HEADER..)))),
+        TAG_TOMBSTONE if raw.len() == VALUE_HEADER => Ok((index, None)),
+        tag => Err(Error::Corrupt(format!("replicated value tag {tag}"))),
+    }
+}
+
+/// Decode JSON stored under `what`; a malformed record is [`Error::Corrupt`].
+pub fn from_json<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+/// Encode `value` as JSON (our types always serialize).
+pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("raft records serialize to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_bad_ones_are_errors() {
+        let v = Bytes::from(encode_value(7, Some(b"abc")));
+        assert_eq!(decode_value(&v).unwrap(), (7, Some(Bytes::from_static(b"abc"))));
+        let t = Bytes::from(encode_value(u64::MAX, None));
+        assert_eq!(decode_value(&t).unwrap(), (u64::MAX, None));
+        assert!(decode_value(&Bytes::from_static(b"short")).is_err());
+        let mut bad = encode_value(1, None);
+        bad[8] = 9;
+        assert!(decode_value(&Bytes::from(bad)).is_err());
+    }
+
+    #[test]
+    fn log_keys_sort_by_index() {
+        assert!(log_key(255) < log_key(256));
+        assert!(log_key(0) < log_key(u64::MAX));
+        assert_eq!(log_index(&log_key(1234)).unwrap(), 1234);
+        assert!(log_index(b"raft/log/x").is_err());
+    }
+}

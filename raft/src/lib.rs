@@ -1,0 +1,49 @@
+//! Replication for bwtx on [openraft] 0.9 (issue 14): a raft log store and a
+//! state machine on bwtx [`Db`](bwtx::Db)s, replicated transactions with
+//! bwtx's snapshot isolation, and an in-process cluster for tests and the
+//! example.
+//!
+//! The protocol, the key layout and the failure cases are in
+//! `design/replication.md`. The modules, bottom up:
+//!
+//! - [`types`]: the raft type configuration ([`TypeConfig`]), the proposal
+//!   ([`Command`]) and its outcome ([`Response`]).
+//! - [`keys`]: where the log, the vote and the state machine live in a
+//!   replica's two `Db`s (key prefixes, until keyspaces, issue 15, replace
+//!   them) and how a replicated value is encoded.
+//! - [`log_store`]: [`LogStore`], openraft's `RaftLogStorage` on bwtx.
+//! - [`state_machine`]: [`StateMachine`], openraft's `RaftStateMachine`:
+//!   apply with first-committer-wins validation, one bwtx commit per batch.
+//! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
+//!   one transaction.
+//! - [`network`]: an in-process `RaftNetwork` with partitions.
+//! - [`proposer`]: batches concurrent transactions' proposals into one log
+//!   entry.
+//! - [`node`]: [`Node`], one replica: opening, the client API ([`Txn`],
+//!   [`ReadSnapshot`]).
+//! - [`cluster`]: [`Cluster`], several nodes in one process: start, kill,
+//!   restart, partition, membership changes.
+//! - [`bank`]: the bank-transfer workload the tests and the example share.
+//!
+//! Only bwtx's public API is used (`Db`, `Options`, `Transaction`,
+//! `Snapshot`, `Error`).
+
+pub mod bank;
+pub mod cluster;
+mod error;
+pub mod keys;
+pub mod log_store;
+mod log_writer;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use cluster::Cluster;
+pub use error::{Error, Result};
+pub use log_store::LogStore;
+pub use node::{Node, ReadSnapshot, Txn};
+pub use state_machine::StateMachine;
+pub use types::{Command, NodeId, Proposal, Response, TypeConfig};

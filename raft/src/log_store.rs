@@ -1,0 +1,229 @@
+//! [`LogStore`]: openraft's `RaftLogStorage` on a bwtx `Db`.
+//!
+//! The vote, the last purged log id and the entries live under the `raft/`
+//! keys of the replica's log `Db` ([`crate::keys`]). Every write goes
+//! through the store's writer thread (module `log_writer`), in call order:
+//! appends are batched into one bwtx commit each round, and the `Db` runs
+//! with [`bwtx::Durability::Sync`], so that commit returns after the group
+//! commit's fsync. openraft's `LogFlushed` callback fires
+//! only after that commit returned: the entries are durable by then, and no
+//! extra fsync is made.
+//!
+//! `append` returns before the commit: its entries wait in a shared map of
+//! pending entries, which reads consult before the `Db`, so they are
+//! readable at once as openraft requires. Votes, truncations and purges wait
+//! for their commit.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{AnyError, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::keys::{self, LOG_PREFIX, PURGED, VOTE};
+use crate::log_writer::{self, Op, Pending};
+use crate::types::{NodeId, TypeConfig};
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// The raft log of one replica, in its bwtx `Db`. Cloning it is cheap (it
+/// shares the `Db`, the pending entries and the writer); the clone is the
+/// log reader openraft's replication tasks use.
+#[derive(Clone)]
+pub struct LogStore {
+    db: bwtx::Db,
+    pending: Arc<Pending>,
+    writer: Sender<Op>,
+}
+
+impl LogStore {
+    /// The log store in `db` (open it with [`bwtx::Durability::Sync`]: an
+    /// appended entry is durable when its commit returns). Starts its
+    /// writer thread (which stops when the last clone is dropped); failing
+    /// to start it is [`bwtx::Error::Io`].
+    pub fn new(db: bwtx::Db) -> Result<LogStore, Error> {
+        let pending = Arc::new(Pending::default());
+        let writer = log_writer::spawn(db.clone(), pending.clone())?;
+        Ok(LogStore { db, pending, writer })
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8], what: &str) -> Result<Option<T>, Error> {
+        match self.db.snapshot().get(key)? {
+            Some(raw) => Ok(Some(keys::from_json(&raw, what)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, Error> {
+        if let Some((_, e)) = self.pending().last_key_value() {
+            return Ok(Some(e.log_id));
+        }
+        match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
+            Some(kv) => {
+                let (_, raw) = kv?;
+                let entry: Entry<TypeConfig> = keys::from_json(&raw, "log entry")?;
+                Ok(Some(entry.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The entries with index in `[start, end)`: the pending ones (read
+    /// first: the writer commits an entry before it leaves the map), then
+    /// the committed ones.
+    fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, Error> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out: BTreeMap<u64, Entry<TypeConfig>> = self
+            .pending()
+            .range((Bound::Included(start), upper))
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
+        let snap = self.db.snapshot();
+        for kv in snap.range(keys::log_key(start)..) {
+            let (key, raw) = kv?;
+            if !key.starts_with(LOG_PREFIX) {
+                break;
+            }
+            let index = keys::log_index(&key)?;
+            if end.is_some_and(|e| index >= e) {
+                break;
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(index) {
+                slot.insert(keys::from_json(&raw, "log entry")?);
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Queue `op` (built around a reply channel) and wait for the writer.
+    async fn call(&self, op: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Op) -> Result<(), Error> {
+        let (done, wait) = oneshot::channel();
+        self.writer.send(op(done)).map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::Raft("the log writer stopped".to_string())
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.checked_add(1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    };
+    Some((start, end))
+}
+
+fn read_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::read_logs(AnyError::new(&e)).into()
+}
+
+fn write_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        match bounds(&range) {
+            Some((start, end)) => self.read_range(start, end).map_err(read_err),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId<NodeId>> = self.get_json(PURGED, "purged log id").map_err(read_err)?;
+        let last = self.last_entry_id().map_err(read_err)?;
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+        let value = keys::to_json(vote);
+        self.call(|done| Op::Put { key: VOTE, value, done })
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
+        self.get_json(VOTE, "vote")
+            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    /// Make the entries readable (pending) and queue their commit; the
+    /// writer fires `callback` once the commit, and so the fsync, is done.
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
+        let ids = entries.iter().map(|e| e.log_id).collect();
+        {
+            let mut pending = self.pending();
+            for e in entries {
+                pending.insert(e.log_id.index, e);
+            }
+        }
+        self.writer
+            .send(Op::Append { records, ids, callback })
+            .map_err(|_| write_err(stopped()))
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        self.call(|done| Op::Delete {
+            from: log_id.index,
+            to: None,
+            extra: None,
+            done,
+        })
+        .await
+        .map_err(write_err)?;
+        // Appends queued before the truncation are committed (and deleted)
+        // by now; none after it, since openraft waits for this call.
+        self.pending().split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let extra = Some((PURGED, keys::to_json(&log_id)));
+        let to = log_id.index.checked_add(1);
+        self.call(|done| Op::Delete {
+            from: 0,
+            to,
+            extra,
+            done,
+        })
+        .await
+        .map_err(write_err)
+    }
+}

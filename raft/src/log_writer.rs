@@ -1,0 +1,186 @@
+//! The log store's writer thread: every log write of one replica, in call
+//! order, with appends batched into one bwtx commit.
+//!
+//! `LogStore::append` puts its entries into the shared [`Pending`] map
+//! (readable at once, as openraft requires when `append` returns) and
+//! queues an [`Op::Append`]; it does not wait for the disk. The writer
+//! takes every op queued so far, commits the consecutive appends among them
+//! in **one** bwtx transaction (its group commit's fsync makes them
+//! durable), then removes them from `Pending` and fires their `LogFlushed`
+//! callbacks, in order. So while one fsync runs, the next appends queue up
+//! and share the next one: the leader's raft core never waits for the
+//! disk, and entries batch across client writes.
+//!
+//! Votes, truncations and purges go through the same queue, each its own
+//! commit after the appends queued before it, and their callers wait for
+//! it. After a failed commit every later op fails too (the store is
+//! poisoned, as bwtx is; openraft stops the node on the first error).
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::LogFlushed;
+use openraft::{Entry, LogId};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::keys::{self, LOG_PREFIX};
+use crate::types::{NodeId, TypeConfig};
+
+/// Entries appended but not yet committed, by index.
+pub(crate) type Pending = Mutex<BTreeMap<u64, Entry<TypeConfig>>>;
+
+/// A queued log write.
+pub(crate) enum Op {
+    /// Put these encoded entries; then fire `callback`.
+    Append {
+        records: Vec<(u64, Vec<u8>)>,
+        ids: Vec<LogId<NodeId>>,
+        callback: LogFlushed<TypeConfig>,
+    },
+    /// Delete the entries with index in `[from, to)` and put `extra`.
+    Delete {
+        from: u64,
+        to: Option<u64>,
+        extra: Option<(&'static [u8], Vec<u8>)>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Put one key (the vote).
+    Put {
+        key: &'static [u8],
+        value: Vec<u8>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+type AppendOp = (Vec<(u64, Vec<u8>)>, Vec<LogId<NodeId>>, LogFlushed<TypeConfig>);
+
+/// Start the writer of `db`'s log; it stops when every sender is dropped.
+pub(crate) fn spawn(db: bwtx::Db, pending: Arc<Pending>) -> Result<Sender<Op>, Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("bwtx-raft-log".to_string())
+        .spawn(move || {
+            Writer {
+                db,
+                pending,
+                failed: None,
+            }
+            .run(rx)
+        })
+        .map_err(|e| Error::Bwtx(bwtx::Error::Io(e)))?;
+    Ok(tx)
+}
+
+struct Writer {
+    db: bwtx::Db,
+    pending: Arc<Pending>,
+    /// The first failure; every later op fails with it.
+    failed: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Op>) {
+        while let Ok(first) = rx.recv() {
+            let mut appends: Vec<AppendOp> = Vec::new();
+            for op in std::iter::once(first).chain(rx.try_iter()) {
+                match op {
+                    Op::Append { records, ids, callback } => appends.push((records, ids, callback)),
+                    Op::Delete { from, to, extra, done } => {
+                        self.flush(&mut appends);
+                        let r = self.checked(|db| delete(db, from, to, extra));
+                        let _ = done.send(r);
+                    }
+                    Op::Put { key, value, done } => {
+                        self.flush(&mut appends);
+                        let r = self.checked(|db| {
+                            let mut tx = db.begin();
+                            tx.put(key, value)?;
+                            tx.commit()?;
+                            Ok(())
+                        });
+                        let _ = done.send(r);
+                    }
+                }
+            }
+            self.flush(&mut appends);
+        }
+    }
+
+    /// Run `f` unless poisoned; a failure poisons.
+    fn checked(&mut self, f: impl FnOnce(&bwtx::Db) -> Result<(), Error>) -> Result<(), Error> {
+        if let Some(msg) = &self.failed {
+            return Err(Error::Raft(format!("log store failed earlier: {msg}")));
+        }
+        let r = f(&self.db);
+        if let Err(e) = &r {
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Commit the queued appends in one transaction, then drop them from
+    /// `Pending` and fire their callbacks in order.
+    fn flush(&mut self, appends: &mut Vec<AppendOp>) {
+        if appends.is_empty() {
+            return;
+        }
+        let r = self.checked(|db| {
+            let mut tx = db.begin();
+            for (records, _, _) in appends.iter() {
+                for (index, raw) in records {
+                    tx.put(keys::log_key(*index), raw)?;
+                }
+            }
+            // Durability::Sync: returns once the group commit's fsync covers it.
+            tx.commit()?;
+            Ok(())
+        });
+        if r.is_ok() {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, ids, _) in appends.iter() {
+                for id in ids {
+                    // A later append may have replaced the entry (after a
+                    // truncation): keep that one.
+                    if pending.get(&id.index).is_some_and(|e| e.log_id == *id) {
+                        pending.remove(&id.index);
+                    }
+                }
+            }
+        }
+        for (_, _, callback) in appends.drain(..) {
+            let result = match &r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            callback.log_io_completed(result);
+        }
+    }
+}
+
+/// Delete the committed entries with index in `[from, to)` and put `extra`,
+/// in one commit.
+fn delete(db: &bwtx::Db, from: u64, to: Option<u64>, extra: Option<(&'static [u8], Vec<u8>)>) -> Result<(), Error> {
+    let mut tx = db.begin();
+    let mut doomed = Vec::new();
+    for kv in tx.range(keys::log_key(from)..) {
+        let (key, _) = kv?;
+        if !key.starts_with(LOG_PREFIX) {
+            break;
+        }
+        let index = keys::log_index(&key)?;
+        if to.is_some_and(|t| index >= t) {
+            break;
+        }
+        doomed.push(key);
+    }
+    for key in doomed {
+        tx.delete(key)?;
+    }
+    if let Some((k, v)) = extra {
+        tx.put(k, v)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

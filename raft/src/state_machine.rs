@@ -1,0 +1,392 @@
+//! [`StateMachine`]: openraft's `RaftStateMachine` on a bwtx `Db`, with
+//! first-committer-wins validation of replicated transactions.
+//!
+//! **Apply.** A batch of entries is applied in one bwtx commit that also
+//! writes the applied log id and the membership (`sm/applied`), so "applied
+//! up to" and the data never disagree after a crash. Each [`Command::Txn`]
+//! is validated in log order, against the state the earlier entries left
+//! (the batch's own writes included, read through the bwtx transaction):
+//! if any key it writes was last written by an entry after the proposal's
+//! snapshot position, it aborts with [`Response::Conflict`] and writes
+//! nothing; otherwise every write stores the entry's index beside the value
+//! ([`keys::encode_value`]). A [`Command::Batch`] decides its proposals in
+//! order, each as a `Txn` at the entry's index would be, so a later one
+//! conflicts with an earlier one of the same batch that wrote its key. The
+//! decision depends only on the log prefix, so every replica makes the same
+//! one (`design/replication.md` §3).
+//!
+//! **Durability.** The node opens the state machine's `Db` with
+//! [`bwtx::Durability::Buffered`]: an apply waits for no fsync. A process
+//! kill loses nothing; a power loss may lose the last applies, whole and in
+//! order, so the state stays consistent with its applied id, and raft
+//! applies the lost entries again from the log (with the same decisions).
+//! The log keeps them: it is purged only up to a snapshot, and building or
+//! installing one checkpoints this `Db` first ([`crate::snapshot`]).
+//!
+//! Only this state machine writes `sm/` keys, one apply or install at a
+//! time, so its bwtx commits never conflict locally.
+
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EmptyNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, AppliedState, APPLIED, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
+use crate::snapshot::{self, StoredSnapshot};
+use crate::types::{Command, NodeId, Response, TypeConfig};
+
+type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
+
+/// The replicated state machine of one replica, in its bwtx `Db`.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: bwtx::Db,
+    /// The last snapshot built or installed (rebuilt on demand after a
+    /// restart, see `get_current_snapshot`).
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl StateMachine {
+    /// The state machine in `db`. Any durability will do: snapshots
+    /// checkpoint `db` before openraft may purge the log they cover, and
+    /// the log replays what a crash lost.
+    pub fn new(db: bwtx::Db) -> StateMachine {
+        StateMachine {
+            db,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The applied state as of now.
+    pub fn applied(&self) -> Result<AppliedState> {
+        read_applied(&self.db.snapshot())
+    }
+
+    fn set_current(&self, s: StoredSnapshot) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    }
+
+    fn get_current(&self) -> Option<StoredSnapshot> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Read the applied state from a bwtx snapshot.
+pub fn read_applied(snap: &bwtx::Snapshot) -> Result<AppliedState> {
+    match snap.get(APPLIED)? {
+        Some(raw) => keys::from_json(&raw, "applied state"),
+        None => Ok(AppliedState::default()),
+    }
+}
+
+/// Apply `entries` in one bwtx commit; returns one response per entry.
+pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<Response>> {
+    let mut tx = db.begin();
+    let mut state: AppliedState = match tx.get(APPLIED)? {
+        Some(raw) => keys::from_json(&raw, "applied state")?,
+        None => AppliedState::default(),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        state.last_applied = Some(e.log_id);
+        out.push(match e.payload {
+            EntryPayload::Blank => Response::Empty,
+            EntryPayload::Normal(Command::Txn { snapshot, writes }) => {
+                apply_txn(&mut tx, e.log_id.index, snapshot, &writes)?
+            }
+            EntryPayload::Normal(Command::Batch { txns }) => {
+                let mut outcomes = Vec::with_capacity(txns.len());
+                for p in txns {
+                    outcomes.push(apply_txn(&mut tx, e.log_id.index, p.snapshot, &p.writes)?);
+                }
+                Response::Batch { outcomes }
+            }
+            EntryPayload::Membership(m) => {
+                state.membership = StoredMembership::new(Some(e.log_id), m);
+                Response::Empty
+            }
+        });
+    }
+    tx.put(APPLIED, keys::to_json(&state))?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Validate and apply one transaction at log index `index` inside `tx`.
+fn apply_txn(
+    tx: &mut bwtx::Transaction,
+    index: u64,
+    snapshot: u64,
+    writes: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Result<Response> {
+    if let Some(reason) = malformed(index, snapshot, writes) {
+        return Ok(Response::Rejected { reason });
+    }
+    for (k, _) in writes {
+        if let Some(raw) = tx.get(keys::data_key(k))? {
+            let (last, _) = keys::decode_value(&raw)?;
+            if last > snapshot {
+                return Ok(Response::Conflict {
+                    key: k.clone(),
+                    winner: last,
+                    snapshot,
+                });
+            }
+        }
+    }
+    for (k, v) in writes {
+        tx.put(keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
+    }
+    Ok(Response::Committed { index })
+}
+
+/// Why a proposal cannot be applied, if it cannot: decided from the
+/// proposal alone, so every replica agrees.
+fn malformed(index: u64, snapshot: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Option<String> {
+    if snapshot >= index {
+        return Some(format!("snapshot position {snapshot} is not before entry {index}"));
+    }
+    let mut seen = HashSet::new();
+    for (k, v) in writes {
+        if k.len() > MAX_USER_KEY_LEN {
+            return Some(format!("key of {} bytes exceeds {MAX_USER_KEY_LEN}", k.len()));
+        }
+        if v.as_ref().is_some_and(|v| v.len() > MAX_USER_VALUE_LEN) {
+            return Some(format!("value exceeds {MAX_USER_VALUE_LEN} bytes"));
+        }
+        if !seen.insert(k.as_slice()) {
+            return Some("a key is written twice".to_string());
+        }
+    }
+    None
+}
+
+/// Run a blocking bwtx operation (a commit, a checkpoint) on
+/// tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Raft(format!("blocking task failed: {e}")))?
+}
+
+fn sm_read_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn sm_write_err(e: Error) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+/// Builds snapshots for openraft (a handle on the same `Db`).
+pub struct SnapshotBuilder {
+    sm: StateMachine,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let db = self.sm.db.clone();
+        let built = blocking(move || snapshot::build(&db)).await;
+        let built = built.map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        self.sm.set_current(built.clone());
+        Ok(to_openraft(built))
+    }
+}
+
+fn to_openraft(s: StoredSnapshot) -> Snapshot<TypeConfig> {
+    Snapshot {
+        meta: s.meta,
+        snapshot: Box::new(Cursor::new(s.data.to_vec())),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, EmptyNode>)> {
+        let s = self.applied().map_err(sm_read_err)?;
+        Ok((s.last_applied, s.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let db = self.db.clone();
+        blocking(move || apply_batch(&db, entries)).await.map_err(sm_write_err)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { sm: self.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, EmptyNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = Arc::new(snapshot.into_inner());
+        let (db, m, d) = (self.db.clone(), meta.clone(), data.clone());
+        blocking(move || snapshot::install(&db, &m, &d))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        self.set_current(StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        });
+        Ok(())
+    }
+
+    /// The last snapshot built or installed; after a restart (none kept in
+    /// memory) a fresh one of the applied state, which covers every purged
+    /// entry since purging follows snapshots and the state is durable.
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        if let Some(s) = self.get_current() {
+            return Ok(Some(to_openraft(s)));
+        }
+        if self.applied().map_err(sm_read_err)?.last_applied.is_none() {
+            return Ok(None);
+        }
+        let mut builder = self.get_snapshot_builder().await;
+        Ok(Some(builder.build_snapshot().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    use super::*;
+
+    fn txn(index: u64, snapshot: u64, writes: &[(&str, Option<&str>)]) -> Entry<TypeConfig> {
+        let writes = writes
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+            .collect();
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Command::Txn { snapshot, writes }),
+        }
+    }
+
+    fn value(db: &bwtx::Db, key: &str) -> Option<(u64, Option<bytes::Bytes>)> {
+        let raw = db.snapshot().get(keys::data_key(key.as_bytes())).unwrap()?;
+        Some(keys::decode_value(&raw).unwrap())
+    }
+
+    fn conflict(key: &str, winner: u64, snapshot: u64) -> Response {
+        Response::Conflict {
+            key: key.as_bytes().to_vec(),
+            winner,
+            snapshot,
+        }
+    }
+
+    #[test]
+    fn first_committer_wins_in_log_order() {
+        let db = bwtx::Db::in_memory();
+        let r = apply_batch(&db, vec![txn(1, 0, &[("k", Some("a"))])]).unwrap();
+        assert_eq!(r, [Response::Committed { index: 1 }]);
+        // Same snapshot position 0: entry 1 wrote k after it.
+        let r = apply_batch(&db, vec![txn(2, 0, &[("j", Some("x")), ("k", Some("b"))])]).unwrap();
+        assert_eq!(r, [conflict("k", 1, 0)]);
+        assert_eq!(value(&db, "j"), None, "a conflicting entry writes nothing");
+        assert_eq!(value(&db, "k"), Some((1, Some("a".into()))));
+        // A snapshot at 1 saw entry 1's write: no conflict.
+        let r = apply_batch(&db, vec![txn(3, 1, &[("k", Some("c"))])]).unwrap();
+        assert_eq!(r, [Response::Committed { index: 3 }]);
+        assert_eq!(value(&db, "k"), Some((3, Some("c".into()))));
+        assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 3);
+    }
+
+    #[test]
+    fn a_batch_validates_against_its_own_earlier_entries_and_tombstones() {
+        let db = bwtx::Db::in_memory();
+        let r = apply_batch(
+            &db,
+            vec![
+                txn(1, 0, &[("a", Some("1"))]),
+                txn(2, 0, &[("a", Some("2"))]),
+                txn(3, 1, &[("a", None)]),
+                txn(4, 2, &[("a", Some("4"))]),
+                txn(5, 3, &[("a", Some("5"))]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            [
+                Response::Committed { index: 1 },
+                conflict("a", 1, 0),
+                Response::Committed { index: 3 },
+                // Deleted at 3, after snapshot 2: the tombstone remembers it.
+                conflict("a", 3, 2),
+                Response::Committed { index: 5 },
+            ]
+        );
+        assert_eq!(value(&db, "a"), Some((5, Some("5".into()))));
+        assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 5);
+    }
+
+    #[test]
+    fn a_batch_entry_decides_its_proposals_in_order_at_its_index() {
+        let db = bwtx::Db::in_memory();
+        apply_batch(&db, vec![txn(1, 0, &[("k", Some("a"))])]).unwrap();
+        let p = |snapshot, key: &str, v: &str| crate::types::Proposal {
+            snapshot,
+            writes: vec![(key.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))],
+        };
+        let batch = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),
+            payload: EntryPayload::Normal(Command::Batch {
+                txns: vec![p(0, "k", "stale"), p(1, "k", "b"), p(1, "k", "c"), p(1, "j", "d")],
+            }),
+        };
+        let r = apply_batch(&db, vec![batch]).unwrap();
+        let outcomes = vec![
+            conflict("k", 1, 0),
+            Response::Committed { index: 2 },
+            // The proposal before it in the batch wrote k at this index.
+            conflict("k", 2, 1),
+            Response::Committed { index: 2 },
+        ];
+        assert_eq!(r, [Response::Batch { outcomes }]);
+        assert_eq!(value(&db, "k"), Some((2, Some("b".into()))));
+        assert_eq!(value(&db, "j"), Some((2, Some("d".into()))));
+    }
+
+    #[test]
+    fn malformed_proposals_are_rejected_the_same_everywhere() {
+        let db = bwtx::Db::in_memory();
+        let r = apply_batch(
+            &db,
+            vec![
+                txn(1, 1, &[("a", Some("1"))]),
+                txn(2, 0, &[("a", Some("1")), ("a", None)]),
+            ],
+        );
+        let r = r.unwrap();
+        assert!(
+            matches!(r[0], Response::Rejected { .. }),
+            "snapshot not before the entry"
+        );
+        assert!(matches!(r[1], Response::Rejected { .. }), "a key written twice");
+        assert_eq!(value(&db, "a"), None);
+        assert_eq!(
+            read_applied(&db.snapshot()).unwrap().index(),
+            2,
+            "rejected entries still count as applied"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Helpers the cluster tests share: concurrent transfer clients and the
+//! end-of-test check that every replica holds the same state.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bwtx_raft::{bank, Cluster, NodeId};
+
+/// Accounts the tests open, and the balance each starts with.
+pub const ACCOUNTS: u32 = 8;
+pub const INITIAL: u64 = 1_000;
+
+/// Run `clients` concurrent clients doing `per_client` transfers each
+/// through the leader; transfer ids start at `first_id`. Returns the ids
+/// of the acknowledged transfers.
+pub async fn run_transfers(cluster: &Arc<Cluster>, clients: u64, per_client: u64, first_id: u64) -> Vec<u64> {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let cluster = cluster.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..per_client {
+                let id = first_id + c * per_client + i;
+                let from = (id * 7 + c) as u32 % ACCOUNTS;
+                let to = (id * 3 + 1) as u32 % ACCOUNTS;
+                bank::transfer(&cluster, id, from, to, 1 + id % 50)
+                    .await
+                    .expect("transfer");
+                acked.push(id);
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.expect("client task"));
+    }
+    acked
+}
+
+/// Wait until `ids` applied the leader's log, then check that every one of
+/// them holds the same data and applied log id, the conserved total, and a
+/// marker for every transfer in `acked`. Returns the applied log index.
+pub async fn assert_converged(cluster: &Cluster, ids: &[NodeId], acked: &[u64]) -> u64 {
+    let index = cluster
+        .wait_converged(ids, Duration::from_secs(30))
+        .await
+        .expect("replicas converge");
+    let mut first = None;
+    for &id in ids {
+        let read = cluster.node(id).expect("running").read_snapshot().expect("read");
+        assert_eq!(
+            bank::total(&read).unwrap(),
+            ACCOUNTS as u64 * INITIAL,
+            "total on node {id}"
+        );
+        for &t in acked {
+            assert!(
+                read.get(bank::marker(t)).unwrap().is_some(),
+                "node {id} lacks acknowledged transfer {t}"
+            );
+        }
+        let state = (read.applied_log_id(), read.scan_prefix("").unwrap());
+        match &first {
+            None => first = Some(state),
+            Some(f) => assert_eq!(f, &state, "node {id} differs from node {}", ids[0]),
+        }
+    }
+    index
+}

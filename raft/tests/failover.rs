@@ -1,0 +1,53 @@
+//! The leader is killed (raft's tasks stopped, its `Db` dropped) while
+//! clients transfer money; a new leader is elected, the transfers go on,
+//! the old leader restarts from its directory and catches up, and every
+//! replica ends with the same state, the total conserved and every
+//! acknowledged transfer present.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bwtx_raft::{bank, Cluster};
+use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_and_restarted_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap());
+    bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
+
+    let clients = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { run_transfers(&cluster, 4, 40, 0).await }
+    });
+    // Kill the leader once some transfers went through.
+    let old = cluster.leader().await.unwrap();
+    old.raft()
+        .wait(Some(Duration::from_secs(30)))
+        .applied_index_at_least(Some(40), "some transfers")
+        .await
+        .unwrap();
+    let old_id = old.id();
+    drop(old);
+    cluster.kill(old_id).await.unwrap();
+
+    let new = cluster.leader().await.unwrap();
+    assert_ne!(new.id(), old_id, "a new leader among the survivors");
+    drop(new);
+
+    let mut acked = clients.await.unwrap();
+    assert_eq!(acked.len(), 160, "every client finished through the new leader");
+
+    cluster.start_node(old_id).await.unwrap();
+    acked.extend(run_transfers(&cluster, 4, 10, 1_000).await);
+    assert_converged(&cluster, &[1, 2, 3], &acked).await;
+    let read = cluster.node(old_id).unwrap().read_snapshot().unwrap();
+    assert_eq!(
+        bank::transfers(&read).unwrap(),
+        acked.len(),
+        "no transfer applied twice"
+    );
+    cluster.shutdown().await.unwrap();
+}

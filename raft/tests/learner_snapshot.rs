@@ -1,0 +1,60 @@
+//! A new learner joins after the leader built a snapshot and purged the
+//! log it covers: it can only catch up by installing the snapshot, and
+//! ends with the same state as the voters.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bwtx_raft::{bank, Cluster};
+use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_installed_on_a_new_learner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap());
+    bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
+    let mut acked = run_transfers(&cluster, 4, 15, 0).await;
+
+    let leader = cluster.leader().await.unwrap();
+    let applied = leader.read_snapshot().unwrap().position();
+    leader.raft().trigger().snapshot().await.unwrap();
+    let m = leader
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot built")
+        .await
+        .unwrap();
+    let snap_index = m.snapshot.unwrap().index;
+    leader.raft().trigger().purge_log(snap_index).await.unwrap();
+    leader
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap_index), "log purged")
+        .await
+        .unwrap();
+    drop(leader);
+
+    cluster.add_learner(4).await.unwrap();
+    let learner = cluster.node(4).unwrap();
+    // Entries up to the snapshot are gone from every log the learner could
+    // read: only an installed snapshot brings it there.
+    let m = learner
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= snap_index),
+            "snapshot installed",
+        )
+        .await
+        .unwrap();
+    assert!(m.last_applied.unwrap().index >= snap_index);
+    let log = learner.raft().metrics().borrow().purged;
+    assert!(log.is_none_or(|p| p.index <= snap_index));
+
+    // Transfers go on; the learner follows them through the log.
+    acked.extend(run_transfers(&cluster, 2, 10, 1_000).await);
+    assert_converged(&cluster, &[1, 2, 3, 4], &acked).await;
+    cluster.shutdown().await.unwrap();
+}
