@@ -244,6 +244,9 @@ impl Txn {
                 key: Bytes::from(key),
                 winner,
                 snapshot,
+                // The replicated protocol validates written keys only
+                // (snapshot isolation, first committer wins).
+                reason: Box::new(bwtx::ConflictReason::Write),
             }
             .into()),
             Response::Rejected { reason } => Err(Error::Raft(format!("proposal rejected: {reason}"))),
