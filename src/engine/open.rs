@@ -78,6 +78,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             dir,
             opts.segment_bytes,
             durable.clone(),
+            opts.value_log_threshold,
         )?))
     } else {
         None
