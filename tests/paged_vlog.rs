@@ -4,8 +4,8 @@
 //! eviction, checkpoints and restarts (against a `BTreeMap` model, with a
 //! tiny cache); every flipped bit of a value record is `Error::Corruption`
 //! naming the value-log file, never a wrong value; a power loss at every
-//! sync point loses nothing acknowledged; collection deletes the segments
-//! overwritten values left.
+//! sync point loses nothing acknowledged; a failed value-log write poisons;
+//! collection deletes the segments overwritten values left.
 
 mod common;
 
@@ -242,6 +242,27 @@ fn a_power_loss_at_every_sync_point_loses_nothing_acknowledged() {
             maybe.len()
         );
     }
+}
+
+#[test]
+fn a_failed_value_log_write_poisons() {
+    let fs = FaultFs::new();
+    let db = paged(&fs).cache_size(1 << 30).open(DIR).unwrap();
+    let mut tx = db.begin();
+    tx.put("big", value(1, 0, 5_000)).unwrap();
+    tx.commit().unwrap();
+    // The eviction's first write is the value record (the image references it).
+    fs.fail_write_at(fs.writes());
+    assert!(db.evict_all().is_err());
+    let mut tx = db.begin();
+    tx.put("after", "x").unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Poisoned)));
+    drop(db);
+    fs.power_loss();
+    let db = paged(&fs).open(DIR).unwrap();
+    let got = dump(&db).1;
+    assert_eq!(got.get("big").map(String::len), Some(5_000));
+    assert!(!got.contains_key("after"));
 }
 
 /// Write `keys` values of 3,000 bytes (round `round`), then checkpoint.
