@@ -5,7 +5,8 @@
 //! tiny cache); every flipped bit of a value record is `Error::Corruption`
 //! naming the value-log file, never a wrong value; a power loss at every
 //! sync point loses nothing acknowledged; a failed value-log write poisons;
-//! collection deletes the segments overwritten values left.
+//! collection deletes the segments overwritten values left, and reopening
+//! (cleanly or after a crash) leaves no segment behind that nothing references.
 
 mod common;
 
@@ -309,6 +310,60 @@ fn collection_deletes_the_segments_overwritten_values_left() {
         assert_eq!(
             db.snapshot().get(format!("k{k:03}")).unwrap().as_deref(),
             Some(value(k, 9, 3_000).as_bytes())
+        );
+    }
+}
+
+#[test]
+fn reopening_does_not_pile_up_value_log_segments() {
+    let fs = FaultFs::new();
+    let db = paged(&fs).cache_size(1 << 30).open(DIR).unwrap();
+    overwrite(&db, 20, 0);
+    db.evict_all().unwrap();
+    drop(db);
+    let before = vlog_files(&fs).len();
+    // Each open starts a segment; images of the first run stay unread, so
+    // its segments stay, but the empty ones of later runs go.
+    for round in 1..6 {
+        let db = paged(&fs).open(DIR).unwrap();
+        let mut tx = db.begin();
+        tx.put(format!("small{round}"), "x").unwrap();
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+        drop(db);
+    }
+    assert!(vlog_files(&fs).len() <= before + 1, "{:?}", vlog_files(&fs));
+    // A run that synced values after its last table, then crashed: its
+    // segment is past the table's `vlog_head`, so it goes too.
+    let db = paged(&fs).open(DIR).unwrap();
+    let mut tx = db.begin();
+    tx.put("zz", value(99, 0, 3_000)).unwrap();
+    tx.commit().unwrap();
+    db.evict_all().unwrap();
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    let crashed = vlog_files(&fs);
+    let last = crashed.last().unwrap().clone();
+    assert!(
+        fs.contents(&Path::new(DIR).join(&last)).unwrap().len() > 32,
+        "the crashed run synced a value"
+    );
+    let db = paged(&fs).open(DIR).unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let now = vlog_files(&fs);
+    assert!(now.len() <= before + 2, "{now:?}");
+    assert!(!now.contains(&last), "{crashed:?} {now:?}");
+    let db = paged(&fs).open(DIR).unwrap();
+    assert_eq!(
+        db.snapshot().get("zz").unwrap().as_deref(),
+        Some(value(99, 0, 3_000).as_bytes())
+    );
+    for k in 0..20 {
+        assert_eq!(
+            db.snapshot().get(format!("k{k:03}")).unwrap().as_deref(),
+            Some(value(k, 0, 3_000).as_bytes())
         );
     }
 }

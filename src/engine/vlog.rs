@@ -19,8 +19,8 @@
 //!   a segment is deleted once no image the new table or the mapping table
 //!   names references it. Which values an image references is known for the
 //!   images this run wrote or read (`refs`); an image of an earlier run not
-//!   read yet may reference any segment of an earlier run, so those stay
-//!   while such an image is listed. `placed` entries into deleted segments
+//!   read yet may reference any segment up to the opening table's
+//!   `vlog_head`, so those stay while such an image is listed. `placed` entries into deleted segments
 //!   are dropped (a resident version that had one is appended again at its
 //!   next flush).
 
@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::fs::Fs;
-use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR};
+use crate::pagestore::record::{
+    addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, SEGMENT_HEADER_LEN,
+};
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
@@ -58,6 +60,10 @@ pub(crate) struct ValueLog {
     /// The first segment of this run: older ones may be referenced by images
     /// not read yet.
     first_seq: u64,
+    /// The newest segment the location table loaded at open may reference
+    /// (its `vlog_head`'s; 0: none). Older segments after it hold only
+    /// values no published image references.
+    published_seq: AtomicU64,
     /// Payload bytes of the value records appended.
     pub(crate) bytes_written: AtomicU64,
     /// Record bytes referenced by the images listed at the last collection
@@ -82,10 +88,18 @@ impl ValueLog {
             placed: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
             first_seq,
+            published_seq: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             live: AtomicU64::new(u64::MAX),
             segments_deleted: AtomicU64::new(0),
         })
+    }
+
+    /// Record the `vlog_head` of the location table the database opened
+    /// from (`NO_ADDR`: it references no value).
+    pub(crate) fn set_published_head(&self, head: u64) {
+        let seq = if head == NO_ADDR { 0 } else { addr_seq(head) };
+        self.published_seq.store(seq, Ordering::Relaxed);
     }
 
     /// `Err(Poisoned)` once a value-log write or sync failed.
@@ -207,8 +221,10 @@ impl ValueLog {
         }
         let keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
         // With an image of an earlier run listed but not read, every segment
-        // of an earlier run may be referenced: kept, and counted live whole.
-        let maybe = |seq: u64| unknown && seq < self.first_seq;
+        // the table loaded at open may reference is kept, and counted live
+        // whole.
+        let published = self.published_seq.load(Ordering::Relaxed);
+        let maybe = |seq: u64| unknown && seq <= published && seq < self.first_seq;
         let segs = self.store.segments();
         let mut live_bytes: u64 = live
             .iter()
@@ -218,7 +234,9 @@ impl ValueLog {
         let mut deleted = BTreeSet::new();
         // The last one is the current segment.
         for (i, s) in segs.iter().enumerate() {
-            if maybe(s.seq) {
+            // A segment with no record is referenced by nothing.
+            let empty = s.bytes <= SEGMENT_HEADER_LEN as u64;
+            if maybe(s.seq) && !empty {
                 live_bytes += s.bytes;
             } else if !keep.contains(&s.seq) && i + 1 < segs.len() {
                 self.store.delete(s.seq)?;
