@@ -49,6 +49,8 @@ impl Engine {
         pages.check()?;
         let before = pages.bytes_written.load(Ordering::Relaxed);
         let vlog_before = pages.vlog.bytes_written.load(Ordering::Relaxed);
+        // No prune of the value log's references from here to the collection.
+        let _cycle = pages.vlog.checkpoint_cycle();
         store.make_durable(c)?;
         // Without a log nothing after `C` can be replayed: the images listed
         // hold nothing above `C`, and evictions (whose images may) wait

@@ -23,6 +23,9 @@
 //!   `vlog_head`, so those stay while such an image is listed. `placed` entries into deleted segments
 //!   are dropped (a resident version that had one is appended again at its
 //!   next flush).
+//! - Prune ([`ValueLog::prune`], from the evictor thread): `refs` entries of
+//!   superseded images are dropped between checkpoints too, so `refs` stays
+//!   about as large as the number of reachable images.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,6 +75,12 @@ pub(crate) struct ValueLog {
     live: AtomicU64,
     /// Segments deleted by collections.
     pub(crate) segments_deleted: AtomicU64,
+    /// Held by a checkpoint from its first flush to its collection, and by a
+    /// prune: a prune never runs between a checkpoint's listing and its
+    /// collection.
+    cycle: Mutex<()>,
+    /// `refs` entries after the last collection or prune.
+    refs_kept: AtomicU64,
 }
 
 impl ValueLog {
@@ -92,6 +101,8 @@ impl ValueLog {
             bytes_written: AtomicU64::new(0),
             live: AtomicU64::new(u64::MAX),
             segments_deleted: AtomicU64::new(0),
+            cycle: Mutex::new(()),
+            refs_kept: AtomicU64::new(0),
         })
     }
 
@@ -247,7 +258,53 @@ impl ValueLog {
             lock(&self.placed).retain(|_, addr| !deleted.contains(&addr_seq(*addr)));
         }
         self.live.store(live_bytes, Ordering::Relaxed);
+        self.refs_kept.store(lock(&self.refs).len() as u64, Ordering::Relaxed);
         self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
         Ok(deleted.len() as u64)
+    }
+
+    /// Held by a checkpoint from before its first flush until its collection
+    /// is done (see [`ValueLog::prune`]).
+    pub(crate) fn checkpoint_cycle(&self) -> crate::sync::MutexGuard<'_, ()> {
+        lock(&self.cycle)
+    }
+
+    /// Has `refs` more than doubled since the last collection or prune?
+    /// (Each eviction adds an entry; between checkpoints most of them name
+    /// images already superseded.)
+    pub(crate) fn wants_prune(&self) -> bool {
+        lock(&self.refs).len() as u64 > 2 * self.refs_kept.load(Ordering::Relaxed) + 256
+    }
+
+    /// Forget the references of every image `current` (the mapping table's
+    /// addresses now) does not name, unless a checkpoint is running (then
+    /// nothing; returns false). The caller holds evictions off, so no image is
+    /// written and not yet installed; with no checkpoint between its listing
+    /// and its collection, an image the mapping table does not name now is
+    /// in no later collection's set (it can only be named again through the
+    /// mapping table, which never takes an old address back).
+    pub(crate) fn prune(&self, current: impl IntoIterator<Item = u64>) -> bool {
+        let Ok(_cycle) = self.cycle.try_lock() else {
+            return false;
+        };
+        let current: std::collections::HashSet<u64> = current.into_iter().collect();
+        let mut refs = lock(&self.refs);
+        refs.retain(|image, _| current.contains(image));
+        self.refs_kept.store(refs.len() as u64, Ordering::Relaxed);
+        true
+    }
+}
+
+impl super::Engine {
+    /// Prune the value log's `refs` if it has grown ([`ValueLog::wants_prune`]):
+    /// with evictions held off, keep the images the mapping table names. The
+    /// evictor thread calls it after each round.
+    pub(crate) fn prune_value_refs(&self) {
+        let Some(pages) = &self.pages else { return };
+        if !pages.vlog.wants_prune() {
+            return;
+        }
+        let _paused = self.tree.pause_evictions();
+        pages.vlog.prune(self.tree.disk_addrs());
     }
 }
