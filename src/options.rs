@@ -88,6 +88,7 @@ pub struct Options {
     pub(crate) history_retention: Duration,
     pub(crate) max_snapshot_age: Option<Duration>,
     pub(crate) change_retention: Duration,
+    pub(crate) value_log_threshold: u64,
 }
 
 impl std::fmt::Debug for Options {
@@ -103,6 +104,7 @@ impl std::fmt::Debug for Options {
             .field("history_retention", &self.history_retention)
             .field("max_snapshot_age", &self.max_snapshot_age)
             .field("change_retention", &self.change_retention)
+            .field("value_log_threshold", &self.value_log_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +123,7 @@ impl Default for Options {
             history_retention: Duration::ZERO,
             max_snapshot_age: None,
             change_retention: Duration::ZERO,
+            value_log_threshold: DEFAULT_VALUE_LOG_THRESHOLD,
         }
     }
 }
@@ -239,4 +242,22 @@ impl Options {
         self.fs = fs;
         self
     }
+
+    /// Values longer than `bytes` go to the value log (`vlog-*.seg` in the
+    /// database directory) when a page is flushed (an eviction or a
+    /// checkpoint of a database with a page store, [`Options::cache_size`]),
+    /// and the page image holds a 12-byte reference instead: a
+    /// rewritten page then does not rewrite its large values, which are
+    /// written once (`design/storage.md` §10). Default: 1 KiB. `u64::MAX` turns the value log off
+    /// for new flushes (values already in it stay readable). Values of at
+    /// most 256 bytes always stay in the page, whatever the threshold.
+    /// Without a page store it has no effect.
+    pub fn value_log_threshold(mut self, bytes: u64) -> Self {
+        self.value_log_threshold = bytes;
+        self
+    }
 }
+
+/// The default [`Options::value_log_threshold`]: values longer than 1 KiB go
+/// to the value log.
+pub(crate) const DEFAULT_VALUE_LOG_THRESHOLD: u64 = 1 << 10;

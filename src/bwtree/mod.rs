@@ -62,7 +62,7 @@ pub(crate) use base::LeafBase;
 pub use chain::live_nodes;
 pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
-pub(crate) use image::{decode_leaf, encode_leaf};
+pub(crate) use image::{decode_leaf_with, encode_leaf};
 pub(crate) use paging::PageIo;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

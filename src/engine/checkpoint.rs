@@ -11,14 +11,14 @@
 //! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`.
 //! 4. Phase 2: structure modifications paused, every leaf listed with an
 //!    image address (dirty ones flushed again); then resumed.
-//! 5. The page segment is synced, then the table written (`ckpt-<C>.tmp`,
-//!    sync, rename, directory sync).
+//! 5. The value log is synced, then the page segment, then the table
+//!    written (`ckpt-<C>.tmp`, sync, rename, directory sync).
 //! 6. Log segments at or below `C` and older checkpoint files are deleted,
 //!    then (evictions held off) every page segment but the current one that
-//!    neither the table nor the mapping table references.
+//!    neither the table nor the mapping table references, then every
+//!    value-log segment no image they name references (`vlog.rs`).
 
 use super::Engine;
-use crate::pagestore::record::NO_ADDR;
 use crate::pagestore::table::{self, Leaf, Table, TreeTable};
 use crate::sync::Ordering;
 use crate::{Error, Result};
@@ -48,6 +48,9 @@ impl Engine {
         }
         pages.check()?;
         let before = pages.bytes_written.load(Ordering::Relaxed);
+        let vlog_before = pages.vlog.bytes_written.load(Ordering::Relaxed);
+        // No prune of the value log's references from here to the collection.
+        let _cycle = pages.vlog.checkpoint_cycle();
         store.make_durable(c)?;
         // Without a log nothing after `C` can be replayed: the images listed
         // hold nothing above `C`, and evictions (whose images may) wait
@@ -74,17 +77,21 @@ impl Engine {
                     })
                     .collect(),
             }],
-            vlog_head: NO_ADDR,
+            vlog_head: pages.vlog.head(),
             pages_head: pages.head(),
         });
         store.finish_table(turn, c, keep, &bytes)?;
         drop(pin);
         {
             let _paused = self.tree.pause_evictions();
-            let referenced = self.tree.disk_addrs();
-            pages.delete_unreferenced(addrs.into_iter().chain(referenced))?;
+            let images: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
+            pages.delete_unreferenced(images.iter().copied())?;
+            pages.vlog.collect(&images)?;
         }
-        let written = pages.bytes_written.load(Ordering::Relaxed) - before + bytes.len() as u64;
+        let written = pages.bytes_written.load(Ordering::Relaxed) - before
+            + bytes.len() as u64
+            + pages.vlog.bytes_written.load(Ordering::Relaxed)
+            - vlog_before;
         self.checkpoint_bytes.fetch_add(written, Ordering::Relaxed);
         Ok(c)
     }

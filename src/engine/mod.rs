@@ -26,6 +26,7 @@
 //! - [`checkpoint`]: checkpoints: the incremental one (location table) of a
 //!   database with a page store, the key-value image of one without.
 //! - [`pages`]: the page store behind the tree's `PageIo`.
+//! - [`vlog`]: the value log: large values out of the page images.
 
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
@@ -37,6 +38,7 @@ pub(crate) mod pinned;
 pub(crate) mod read;
 pub(crate) mod serializable;
 pub(crate) mod stats;
+pub(crate) mod vlog;
 pub(crate) mod workers;
 
 use std::path::Path;

@@ -78,6 +78,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             dir,
             opts.segment_bytes,
             durable.clone(),
+            opts.value_log_threshold,
         )?))
     } else {
         None
@@ -96,6 +97,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             let [tree0] = &t.trees[..] else {
                 return Err(corrupt((20, "location table must list exactly one tree")));
             };
+            pages.vlog.set_published_head(t.vlog_head);
             let leaves: Vec<_> = tree0.leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
             let tree = Tree::restore(opts.tree.clone(), Box::new(pages.clone()), &leaves, tree0.pid_high)
                 .map_err(|reason| corrupt((24, reason)))?;

@@ -7,11 +7,16 @@
 //! names images in them. A checkpoint deletes the segments that neither its
 //! table nor any resident or evicted page references
 //! ([`PageFile::delete_unreferenced`]).
+//!
+//! Large values go through the value log ([`ValueLog`], `vlog.rs`): the
+//! encoder's sink places them, the decoder's source reads them back at
+//! fault-in, and [`PageIo::sync`] syncs the value log before the pages.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::bwtree::{decode_leaf, encode_leaf, LeafBase, PageIo};
+use super::vlog::ValueLog;
+use crate::bwtree::{decode_leaf_with, encode_leaf, LeafBase, PageIo};
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_offset, addr_seq, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
@@ -31,6 +36,8 @@ pub(crate) struct PageFile {
     pub(crate) bytes_written: AtomicU64,
     /// The log's durable timestamp (shared with the log, `wal::Store`).
     durable: Arc<AtomicU64>,
+    /// The value log (large values, `design/storage.md` §10).
+    pub(crate) vlog: ValueLog,
 }
 
 impl PageFile {
@@ -44,9 +51,11 @@ impl PageFile {
         dir: &Path,
         segment_bytes: u64,
         durable: Arc<AtomicU64>,
+        value_log_threshold: u64,
     ) -> Result<PageFile> {
         let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
         Ok(PageFile {
+            vlog: ValueLog::open(fs.clone(), dir, segment_bytes, value_log_threshold)?,
             // Only addresses from a location table (synced) or written by
             // this run are ever read: the newest old segment is not scanned.
             store: SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?,
@@ -58,7 +67,8 @@ impl PageFile {
 
     /// `Err(Poisoned)` once a page write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
-        self.store.check()
+        self.store.check()?;
+        self.vlog.check()
     }
 
     /// Page segment files now.
@@ -100,12 +110,28 @@ impl PageIo for PageFile {
                 reason: "a page address names a record that is not a page image",
             });
         }
-        decode_leaf(&record.payload).map_err(|m| m.corruption(file(), addr_offset(addr) + RECORD_HEADER_LEN as u64))
+        let (mut refs, mut failed) = (Vec::new(), None);
+        let mut source = |key: &[u8], ts, at, len| match self.vlog.resolve(key, ts, at, len, &mut refs) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
+        let base = decode_leaf_with(&record.payload, Some(&mut source));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let base = base.map_err(|m| m.corruption(file(), addr_offset(addr) + RECORD_HEADER_LEN as u64))?;
+        self.vlog.note_image(addr, refs);
+        Ok(base)
     }
 
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
         let mut buf = Vec::new();
-        encode_leaf(base, &mut buf, None)?;
+        let mut refs = Vec::new();
+        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(key, ts, value, &mut refs);
+        encode_leaf(base, &mut buf, Some(&mut sink))?;
         let max_ts = base.max_ts();
         let meta = Meta {
             rkind: RecordKind::Base,
@@ -117,10 +143,14 @@ impl PageIo for PageFile {
         };
         let addr = self.store.append(&meta, &buf)?;
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.vlog.note_image(addr, refs);
         Ok(addr)
     }
 
+    /// The value log first: an image synced is then never ahead of the
+    /// values it references (`design/storage.md` §10).
     fn sync(&self) -> Result<()> {
+        self.vlog.sync()?;
         self.store.sync()
     }
 

@@ -90,6 +90,7 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
                 // it); the evictor then stops trying.
                 engine.before_evict();
                 let _ = engine.tree.evict_to(budget - budget / 8, 16);
+                engine.prune_value_refs();
             }
             // Armed before the park: a wake from now on is not lost (an
             // unpark before the park makes the park return at once).

@@ -25,7 +25,9 @@ use super::super::base::{LeafBase, PageRange, Ver, BIG, INLINE_MAX, TOMBSTONE};
 use super::super::keys::KeyArray;
 use super::super::mapping_table::NO_PID;
 use super::super::tree::{MAX_KEY_LEN, MAX_VALUE_LEN};
-use super::wire::{align8, bad, pad8, u32_at, Malformed, Reader, ValueSink, NO_FENCE, REF, REF_BYTES, TOMB_LEN};
+use super::wire::{
+    align8, bad, pad8, u32_at, Malformed, Reader, ValueSink, ValueSource, NO_FENCE, REF, REF_BYTES, TOMB_LEN,
+};
 use crate::{Error, Result};
 
 /// `kind` of a leaf image.
@@ -141,9 +143,18 @@ fn size(count: usize, each: usize, at: usize, reason: &'static str) -> Result<us
 
 /// Validate a page image and build its base page (keys, fences and values
 /// are slices of `image`). Errors name the first offset found damaged.
-/// A value-log reference is rejected for now: a base page cannot hold one
-/// until the value log is built.
+/// A value-log reference is malformed here: use [`decode_leaf_with`].
 pub(crate) fn decode_leaf(image: &Bytes) -> Result<LeafBase, Malformed> {
+    decode_leaf_with(image, None)
+}
+
+/// [`decode_leaf`], reading each value-log reference through `vlog` while
+/// decoding (`design/storage.md` §10: values are read at fault-in, so the
+/// base page holds every value as `Bytes`, zero-copy, and no read path has
+/// to do I/O). A reference must be longer than `INLINE_MAX` (the encoder
+/// offers only such values to its sink); a value the hook cannot read fails
+/// the decode at the reference's version.
+pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>) -> Result<LeafBase, Malformed> {
     let mut r = Reader::new(image);
     let kind = r.bytes(1, "truncated header")?[0];
     if kind != KIND_LEAF {
@@ -263,7 +274,31 @@ pub(crate) fn decode_leaf(image: &Bytes) -> Result<LeafBase, Malformed> {
                     len: TOMBSTONE,
                 },
                 TOMB_LEN => return bad(at + 8, "tombstone with an offset"),
-                l if l & REF != 0 => return bad(at + 12, "value-log reference (no value log to read it from yet)"),
+                l if l & REF != 0 => {
+                    let l = l & !REF;
+                    let Some(source) = vlog.as_mut() else {
+                        return bad(at + 12, "value-log reference (no value log to read it from)");
+                    };
+                    let end = off as usize + REF_BYTES;
+                    if l as usize > MAX_VALUE_LEN || (l as usize) <= INLINE_MAX || end > vals.len() {
+                        return bad(at + 8, "value-log reference out of bounds");
+                    }
+                    let r = &vals[off as usize..end];
+                    let addr = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+                    if u32_at(r, 2) != l {
+                        return bad(vals_at + off as usize + 8, "value-log reference length differs");
+                    }
+                    let (a, b) = (u32_at(offs, i) as usize, u32_at(offs, i + 1) as usize);
+                    match source(&image[keys_at + a..keys_at + b], ts, addr, l) {
+                        Some(v) if v.len() == l as usize => big.push(v),
+                        _ => return bad(at + 8, "value-log value could not be read"),
+                    }
+                    Ver {
+                        ts,
+                        off: (big.len() - 1) as u32,
+                        len: BIG | l,
+                    }
+                }
                 l => {
                     let end = off as usize + l as usize;
                     if l as usize > MAX_VALUE_LEN || end > vals.len() {

@@ -25,5 +25,5 @@ mod tests;
 mod tests_delta;
 
 pub(crate) use delta::{decode_delta, encode_delta, DeltaEntry, DeltaFlush, DeltaValue};
-pub(crate) use leaf::{decode_leaf, encode_leaf};
-pub(crate) use wire::{Malformed, ValueSink};
+pub(crate) use leaf::{decode_leaf, decode_leaf_with, encode_leaf};
+pub(crate) use wire::{Malformed, ValueSink, ValueSource};

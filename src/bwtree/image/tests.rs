@@ -276,8 +276,33 @@ fn value_log_hook_writes_references() {
         &[&0xabcdu64.to_le_bytes()[..], &300u32.to_le_bytes()].concat()
     );
     assert_eq!(out.len(), vals_at + 5 + 12 + 400);
-    let err = decode_leaf(&Bytes::from(out)).unwrap_err();
+    let err = decode_leaf(&Bytes::from(out.clone())).unwrap_err();
     assert_eq!(err.offset, 64 + 12);
+    // With a source the reference reads back, and the page re-encodes to
+    // the same bytes with the same address; a source that cannot read it,
+    // or returns the wrong length, fails the decode at the version.
+    let image = Bytes::from(out.clone());
+    let mut asked = Vec::new();
+    let mut source = |k: &[u8], ts: u64, addr: u64, len: u32| {
+        asked.push((k.to_vec(), ts, addr, len));
+        Some(Bytes::from(vec![1u8; len as usize]))
+    };
+    let back = decode_leaf_with(&image, Some(&mut source)).unwrap();
+    assert_eq!(asked, vec![(b"a".to_vec(), 9, 0xabcd, 300)]);
+    assert_eq!(back.value(&back.versions(0)[0]).as_deref(), Some(&[1u8; 300][..]));
+    let mut again = Vec::new();
+    encode_leaf(
+        &back,
+        &mut again,
+        Some(&mut |_: &[u8], ts: u64, _: &[u8]| Ok((ts == 9).then_some(0xabcd))),
+    )
+    .unwrap();
+    assert_eq!(again, out);
+    for give in [None, Some(299)] {
+        let mut source = |_: &[u8], _: u64, _: u64, _: u32| give.map(|n| Bytes::from(vec![1u8; n]));
+        let err = decode_leaf_with(&image, Some(&mut source)).unwrap_err();
+        assert_eq!(err.offset, 64 + 8);
+    }
     // A failing hook fails the encode and leaves the buffer as it was.
     let mut out = vec![1, 2, 3];
     let mut failing = |_: &[u8], _: u64, _: &[u8]| -> crate::Result<Option<u64>> { Err(crate::Error::Poisoned) };

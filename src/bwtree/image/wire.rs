@@ -35,8 +35,16 @@ pub(super) fn bad<T>(offset: usize, reason: &'static str) -> Result<T, Malformed
 /// to the value log (the payload then holds a 12-byte reference), or `None`
 /// to keep the value in the payload. Encoders offer it only values longer
 /// than [`INLINE_MAX`](super::super::base::INLINE_MAX) bytes, so a value-log
-/// threshold below that has no effect. Nothing passes one yet.
+/// threshold below that has no effect. The engine's value log passes one
+/// (`engine/vlog.rs`).
 pub(crate) type ValueSink<'a> = &'a mut dyn FnMut(&[u8], u64, &[u8]) -> crate::Result<Option<u64>>;
+
+/// The value-log hook a decoder may be given: called with a reference's
+/// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
+/// version's), or `None` if it could not read it (the hook keeps its own
+/// error; the decoder then fails at the reference's offset). Without one a
+/// reference is malformed.
+pub(crate) type ValueSource<'a> = &'a mut dyn FnMut(&[u8], u64, u64, u32) -> Option<bytes::Bytes>;
 
 /// Value length code: a tombstone.
 pub(super) const TOMB_LEN: u32 = u32::MAX;

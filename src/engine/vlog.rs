@@ -1,0 +1,310 @@
+//! The value log (`design/storage.md` §2.4, §10): values longer than
+//! `Options::value_log_threshold` leave the page images for `vlog-*.seg`
+//! segments (a [`SegmentStore`] of kind 2, one `rkind 3` record a value),
+//! and the images hold 12-byte references.
+//!
+//! - Write (a page flush, [`ValueLog::place`]): a version `(key, ts)` whose
+//!   value was written once keeps its address: the `placed` map remembers
+//!   it from the append or the fault-in that read it, so a page rewritten
+//!   later references the same record instead of appending it again.
+//!   A committed version never changes its value, so `(key, ts)` names it.
+//! - Read ([`ValueLog::resolve`]): references are read when their page is
+//!   faulted in (the decoded base holds each value as `Bytes`, a slice of the
+//!   record read: zero-copy afterwards, and no read path does I/O). The
+//!   record's crc, kind, key, timestamp and length must match the reference:
+//!   anything else is [`Error::Corruption`] naming the file and offset.
+//! - Durability: [`ValueLog::sync`] runs before the page segment's sync of a
+//!   checkpoint, so a published table references only synced values.
+//! - GC ([`ValueLog::collect`], at a checkpoint with evictions held off):
+//!   a segment is deleted once no image the new table or the mapping table
+//!   names references it. Which values an image references is known for the
+//!   images this run wrote or read (`refs`); an image of an earlier run not
+//!   read yet may reference any segment up to the opening table's
+//!   `vlog_head`, so those stay while such an image is listed. `placed` entries into deleted segments
+//!   are dropped (a resident version that had one is appended again at its
+//!   next flush).
+//! - Prune ([`ValueLog::prune`], from the evictor thread): `refs` entries of
+//!   superseded images are dropped between checkpoints too, so `refs` stays
+//!   about as large as the number of reachable images.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::fs::Fs;
+use crate::pagestore::record::{
+    addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, SEGMENT_HEADER_LEN,
+};
+use crate::pagestore::segment;
+use crate::pagestore::store::SegmentStore;
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use crate::{Error, Result};
+
+/// Bytes of a value record's payload before its key: `ts u64 | klen u32 | vlen u32`.
+const VALUE_HEADER: usize = 16;
+
+/// A version: its key and commit timestamp.
+type Version = (Box<[u8]>, u64);
+/// A value record referenced: its address and its record bytes.
+type ValueRef = (u64, u64);
+
+/// The value-log segments of one database directory.
+pub(crate) struct ValueLog {
+    store: SegmentStore,
+    dir: PathBuf,
+    /// Values longer than this are placed in the log.
+    threshold: u64,
+    /// The address of each version known to be in the log: `(key, ts)`.
+    placed: Mutex<HashMap<Version, u64>>,
+    /// The value records (address, record bytes) each page image this run
+    /// wrote or read references, by the image's address.
+    refs: Mutex<HashMap<u64, Box<[ValueRef]>>>,
+    /// The first segment of this run: older ones may be referenced by images
+    /// not read yet.
+    first_seq: u64,
+    /// The newest segment the location table loaded at open may reference
+    /// (its `vlog_head`'s; 0: none). Older segments after it hold only
+    /// values no published image references.
+    published_seq: AtomicU64,
+    /// Payload bytes of the value records appended.
+    pub(crate) bytes_written: AtomicU64,
+    /// Record bytes referenced by the images listed at the last collection
+    /// (segments of earlier runs that may be referenced count whole);
+    /// `u64::MAX` before the first one.
+    live: AtomicU64,
+    /// Segments deleted by collections.
+    pub(crate) segments_deleted: AtomicU64,
+    /// Held by a checkpoint from its first flush to its collection, and by a
+    /// prune: a prune never runs between a checkpoint's listing and its
+    /// collection.
+    cycle: Mutex<()>,
+    /// `refs` entries after the last collection or prune.
+    refs_kept: AtomicU64,
+}
+
+impl ValueLog {
+    /// Open the value-log segments in `dir` (headers checked; appends go to
+    /// a new segment: only references from synced images are read, so the
+    /// newest old segment's unsynced tail, if any, is never read).
+    pub(crate) fn open(fs: std::sync::Arc<dyn Fs>, dir: &Path, segment_bytes: u64, threshold: u64) -> Result<ValueLog> {
+        let store = SegmentStore::open_fresh(fs, dir, Kind::ValueLog, segment_bytes)?;
+        let first_seq = addr_seq(store.ends().0);
+        Ok(ValueLog {
+            store,
+            dir: dir.to_path_buf(),
+            threshold,
+            placed: Mutex::new(HashMap::new()),
+            refs: Mutex::new(HashMap::new()),
+            first_seq,
+            published_seq: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            live: AtomicU64::new(u64::MAX),
+            segments_deleted: AtomicU64::new(0),
+            cycle: Mutex::new(()),
+            refs_kept: AtomicU64::new(0),
+        })
+    }
+
+    /// Record the `vlog_head` of the location table the database opened
+    /// from (`NO_ADDR`: it references no value).
+    pub(crate) fn set_published_head(&self, head: u64) {
+        let seq = if head == NO_ADDR { 0 } else { addr_seq(head) };
+        self.published_seq.store(seq, Ordering::Relaxed);
+    }
+
+    /// `Err(Poisoned)` once a value-log write or sync failed.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.store.check()
+    }
+
+    /// Sync every value appended so far.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.store.sync()
+    }
+
+    /// The end of what is appended (`seq << 32 | offset`): the table's `vlog_head`.
+    pub(crate) fn head(&self) -> u64 {
+        self.store.ends().0
+    }
+
+    /// Segment files now, and their bytes.
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        let segs = self.store.segments();
+        (segs.len() as u64, segs.iter().map(|s| s.bytes).sum())
+    }
+
+    /// Record bytes referenced as of the last collection (`u64::MAX`
+    /// before the first).
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// The encoder's hook: `Some(addr)` if `value` belongs in the log (its
+    /// address, appended now unless the version is there already), `None`
+    /// to keep it in the image. Each reference is noted in `refs`.
+    pub(crate) fn place(&self, key: &[u8], ts: u64, value: &[u8], refs: &mut Vec<ValueRef>) -> Result<Option<u64>> {
+        if value.len() as u64 <= self.threshold {
+            return Ok(None);
+        }
+        let bytes = record_bytes(VALUE_HEADER + key.len() + value.len());
+        let id: Version = (key.into(), ts);
+        if let Some(&addr) = lock(&self.placed).get(&id) {
+            refs.push((addr, bytes));
+            return Ok(Some(addr));
+        }
+        let mut payload = Vec::with_capacity(VALUE_HEADER + key.len() + value.len());
+        payload.extend_from_slice(&ts.to_le_bytes());
+        payload.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        payload.extend_from_slice(key);
+        payload.extend_from_slice(value);
+        let meta = Meta {
+            rkind: RecordKind::Value,
+            flags: 0,
+            tree: 0,
+            id: 0,
+            prev: NO_ADDR,
+            max_ts: ts,
+        };
+        let addr = self.store.append(&meta, &payload)?;
+        self.bytes_written.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        lock(&self.placed).insert(id, addr);
+        refs.push((addr, bytes));
+        Ok(Some(addr))
+    }
+
+    /// The decoder's hook: the value of version `(key, ts)` at `addr`,
+    /// `len` bytes, a slice of the record read. The record must be a value
+    /// record of exactly that version and length: anything else is
+    /// [`Error::Corruption`] at the record's file and offset.
+    pub(crate) fn resolve(&self, key: &[u8], ts: u64, addr: u64, len: u32, refs: &mut Vec<ValueRef>) -> Result<Bytes> {
+        let corrupt = |reason| Error::Corruption {
+            file: self.dir.join(segment::name(Kind::ValueLog, addr_seq(addr))),
+            offset: addr_offset(addr),
+            reason,
+        };
+        let record = self.store.read(addr)?;
+        let p = &record.payload;
+        if record.meta.rkind != RecordKind::Value || p.len() < VALUE_HEADER {
+            return Err(corrupt("a value-log reference names a record that is not a value"));
+        }
+        let rts = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+        let klen = u32::from_le_bytes(p[8..12].try_into().expect("4 bytes")) as usize;
+        let vlen = u32::from_le_bytes(p[12..16].try_into().expect("4 bytes")) as usize;
+        let whole = VALUE_HEADER.checked_add(klen).and_then(|x| x.checked_add(vlen));
+        if whole != Some(p.len()) {
+            return Err(corrupt("value record lengths do not add up"));
+        }
+        if rts != ts || record.meta.max_ts != ts || vlen != len as usize || &p[VALUE_HEADER..VALUE_HEADER + klen] != key
+        {
+            return Err(corrupt("value record is not the version its reference names"));
+        }
+        lock(&self.placed).insert((key.into(), ts), addr);
+        refs.push((addr, record_bytes(p.len())));
+        Ok(record.payload.slice(VALUE_HEADER + klen..))
+    }
+
+    /// Remember the references of the image at `image` (written or read).
+    pub(crate) fn note_image(&self, image: u64, mut refs: Vec<ValueRef>) {
+        refs.sort_unstable();
+        refs.dedup();
+        lock(&self.refs).insert(image, refs.into_boxed_slice());
+    }
+
+    /// Delete every segment but the current one that no image in `images`
+    /// references (the caller holds evictions off: no image is written
+    /// meanwhile, and every image still reachable is in `images`). Forgets
+    /// the references of images not in `images` and the `placed` entries
+    /// into deleted segments. Returns how many segments were deleted.
+    pub(crate) fn collect(&self, images: &BTreeSet<u64>) -> Result<u64> {
+        let mut live: BTreeSet<ValueRef> = BTreeSet::new();
+        let mut unknown = false;
+        {
+            let mut refs = lock(&self.refs);
+            refs.retain(|image, _| images.contains(image));
+            for image in images {
+                match refs.get(image) {
+                    Some(r) => live.extend(r.iter().copied()),
+                    None => unknown = true,
+                }
+            }
+        }
+        let keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
+        // With an image of an earlier run listed but not read, every segment
+        // the table loaded at open may reference is kept, and counted live
+        // whole.
+        let published = self.published_seq.load(Ordering::Relaxed);
+        let maybe = |seq: u64| unknown && seq <= published && seq < self.first_seq;
+        let segs = self.store.segments();
+        let mut live_bytes: u64 = live
+            .iter()
+            .filter(|&&(a, _)| !maybe(addr_seq(a)))
+            .map(|&(_, b)| b)
+            .sum();
+        let mut deleted = BTreeSet::new();
+        // The last one is the current segment.
+        for (i, s) in segs.iter().enumerate() {
+            // A segment with no record is referenced by nothing.
+            let empty = s.bytes <= SEGMENT_HEADER_LEN as u64;
+            if maybe(s.seq) && !empty {
+                live_bytes += s.bytes;
+            } else if !keep.contains(&s.seq) && i + 1 < segs.len() {
+                self.store.delete(s.seq)?;
+                deleted.insert(s.seq);
+            }
+        }
+        if !deleted.is_empty() {
+            lock(&self.placed).retain(|_, addr| !deleted.contains(&addr_seq(*addr)));
+        }
+        self.live.store(live_bytes, Ordering::Relaxed);
+        self.refs_kept.store(lock(&self.refs).len() as u64, Ordering::Relaxed);
+        self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
+        Ok(deleted.len() as u64)
+    }
+
+    /// Held by a checkpoint from before its first flush until its collection
+    /// is done (see [`ValueLog::prune`]).
+    pub(crate) fn checkpoint_cycle(&self) -> crate::sync::MutexGuard<'_, ()> {
+        lock(&self.cycle)
+    }
+
+    /// Has `refs` more than doubled since the last collection or prune?
+    /// (Each eviction adds an entry; between checkpoints most of them name
+    /// images already superseded.)
+    pub(crate) fn wants_prune(&self) -> bool {
+        lock(&self.refs).len() as u64 > 2 * self.refs_kept.load(Ordering::Relaxed) + 256
+    }
+
+    /// Forget the references of every image `current` (the mapping table's
+    /// addresses now) does not name, unless a checkpoint is running (then
+    /// nothing; returns false). The caller holds evictions off, so no image is
+    /// written and not yet installed; with no checkpoint between its listing
+    /// and its collection, an image the mapping table does not name now is
+    /// in no later collection's set (it can only be named again through the
+    /// mapping table, which never takes an old address back).
+    pub(crate) fn prune(&self, current: impl IntoIterator<Item = u64>) -> bool {
+        let Ok(_cycle) = self.cycle.try_lock() else {
+            return false;
+        };
+        let current: std::collections::HashSet<u64> = current.into_iter().collect();
+        let mut refs = lock(&self.refs);
+        refs.retain(|image, _| current.contains(image));
+        self.refs_kept.store(refs.len() as u64, Ordering::Relaxed);
+        true
+    }
+}
+
+impl super::Engine {
+    /// Prune the value log's `refs` if it has grown ([`ValueLog::wants_prune`]):
+    /// with evictions held off, keep the images the mapping table names. The
+    /// evictor thread calls it after each round.
+    pub(crate) fn prune_value_refs(&self) {
+        let Some(pages) = &self.pages else { return };
+        if !pages.vlog.wants_prune() {
+            return;
+        }
+        let _paused = self.tree.pause_evictions();
+        pages.vlog.prune(self.tree.disk_addrs());
+    }
+}
