@@ -23,7 +23,9 @@
 //!      (`PageFile::copy_record`: not synced), and CAS the new address in
 //!      (`Tree::relocate`); a lost CAS means the page changed, and the copy
 //!      is garbage. Images only the newest table names are not moved: the
-//!      next table names the pages' newer images.
+//!      next table names the pages' newer images. A victim a checkpoint
+//!      deleted since the recount is skipped (none can be deleted during a
+//!      batch: the deletion takes the same mutex).
 //!   4. Nothing is deleted here. The next checkpoint (forced even with no
 //!      commit since the last, `CleanState::take_relocated`) syncs the page
 //!      segment, writes a table naming the copies, and then (evictions held
@@ -166,9 +168,16 @@ impl Engine {
         let mut done = 0;
         'batches: for batch in moving.chunks(BATCH) {
             let _one = lock(&pages.clean.running);
+            // No checkpoint deletes a segment while the mutex is held; one
+            // deleted since the recount held no image its page still
+            // publishes.
+            let alive: BTreeSet<u64> = pages.store.segments().iter().map(|s| s.seq).collect();
             for &(pid, from) in batch {
                 if moved_bytes >= budget {
                     break 'batches;
+                }
+                if !alive.contains(&addr_seq(from)) {
+                    continue;
                 }
                 let (to, bytes) = pages.copy_record(from)?;
                 moved_bytes += bytes;
