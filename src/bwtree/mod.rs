@@ -23,6 +23,8 @@
 //! - [`gate`]: the commit gate and the structure-modification gate.
 //! - [`flush`]: a checkpoint's flushes and its list of leaves, with
 //!   structure modifications paused.
+//! - [`relocate`]: segment cleaning's side: the published image addresses,
+//!   and a page's image moved to a new address by CAS.
 //! - [`restore`]: a tree rebuilt from a location table, every leaf evicted.
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
@@ -49,6 +51,7 @@ mod keys;
 mod leaf_merge;
 mod mapping_table;
 mod paging;
+mod relocate;
 mod resident;
 mod restore;
 mod search;

@@ -208,7 +208,14 @@ impl Tree {
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        let mut base = paging.io.read_leaf(*addr)?.with_disk(*addr);
+        let mut base = match paging.io.read_leaf(*addr) {
+            Ok(base) => base.with_disk(*addr),
+            // The page moved on meanwhile (the cleaner relocated its image,
+            // or it was faulted in and written again) and a checkpoint may
+            // have deleted the old image's segment: look again.
+            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.

@@ -15,8 +15,11 @@
 //!    written (`ckpt-<C>.tmp`, sync, rename, directory sync).
 //! 6. Log segments at or below `C` and older checkpoint files are deleted,
 //!    then (evictions held off) every page segment but the current one that
-//!    neither the table nor the mapping table references, then every
-//!    value-log segment no image they name references (`vlog.rs`).
+//!    neither the table nor the mapping table references (and, the
+//!    cleaner's mutex held, no relocation publishes a copy meanwhile:
+//!    `super::clean`), then every value-log segment no image they name
+//!    references (`vlog.rs`). A checkpoint runs even with no commit since
+//!    the last one if the cleaner relocated pages since.
 
 use super::Engine;
 use crate::pagestore::table::{self, Leaf, Table, TreeTable};
@@ -43,7 +46,10 @@ impl Engine {
             return store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()));
         };
         let c = pin.ts();
-        if !store.checkpoint_due(&turn, c) {
+        // Pages the cleaner relocated need a table naming their copies (so
+        // that their old segments can go), even with no commit since.
+        let moved = pages.clean.take_relocated();
+        if !store.checkpoint_due(&turn, c) && !moved {
             return Ok(c);
         }
         pages.check()?;
@@ -81,9 +87,12 @@ impl Engine {
             pages_head: pages.head(),
         });
         store.finish_table(turn, c, keep, &bytes)?;
+        pages.clean.set_table(addrs.clone());
         drop(pin);
         {
             let _paused = self.tree.pause_evictions();
+            // No cleaner copy is appended and published meanwhile.
+            let _cleaner = crate::sync::lock(&pages.clean.running);
             let images: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
             pages.delete_unreferenced(images.iter().copied())?;
             pages.vlog.collect(&images)?;

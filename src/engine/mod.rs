@@ -27,9 +27,12 @@
 //!   database with a page store, the key-value image of one without.
 //! - [`pages`]: the page store behind the tree's `PageIo`.
 //! - [`vlog`]: the value log: large values out of the page images.
+//! - [`clean`]: segment cleaning: live bytes per page segment, and the
+//!   cleaner that empties mostly-dead segments.
 
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
+pub(crate) mod clean;
 pub(crate) mod commit;
 pub(crate) mod gc;
 pub(crate) mod open;

@@ -99,6 +99,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             };
             pages.vlog.set_published_head(t.vlog_head);
             let leaves: Vec<_> = tree0.leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
+            pages.clean.set_table(leaves.iter().map(|l| l.1).collect());
             let tree = Tree::restore(opts.tree.clone(), Box::new(pages.clone()), &leaves, tree0.pid_high)
                 .map_err(|reason| corrupt((24, reason)))?;
             (tree, Start::Table(t.ts), tree0.live)

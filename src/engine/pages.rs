@@ -15,10 +15,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{decode_leaf_with, encode_leaf, LeafBase, PageIo};
 use crate::fs::Fs;
-use crate::pagestore::record::{addr_offset, addr_seq, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
+use crate::pagestore::record::{
+    addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN,
+};
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -30,7 +33,7 @@ const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
-    store: SegmentStore,
+    pub(super) store: SegmentStore,
     dir: PathBuf,
     /// Payload bytes of the images written.
     pub(crate) bytes_written: AtomicU64,
@@ -38,6 +41,8 @@ pub(crate) struct PageFile {
     durable: Arc<AtomicU64>,
     /// The value log (large values, `design/storage.md` §10).
     pub(crate) vlog: ValueLog,
+    /// Segment cleaning's state (`super::clean`).
+    pub(crate) clean: CleanState,
 }
 
 impl PageFile {
@@ -62,6 +67,7 @@ impl PageFile {
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
             durable,
+            clean: CleanState::new(segment_bytes),
         })
     }
 
@@ -97,6 +103,25 @@ impl PageFile {
         }
         Ok(deleted)
     }
+
+    /// Append a copy of the record at `addr` (for the cleaner: same kind,
+    /// page id and `max_ts`; not synced). Returns the copy's address and
+    /// its record bytes.
+    pub(crate) fn copy_record(&self, addr: u64) -> Result<(u64, u64)> {
+        let record = self.store.read(addr)?;
+        let to = self.store.append(&record.meta, &record.payload)?;
+        let bytes = record_bytes(record.payload.len());
+        self.clean.note_len(to, bytes);
+        // The copy references the same values as the original: value-log
+        // collection must count them live through the copy too.
+        self.vlog.copy_refs(addr, to);
+        Ok((to, bytes))
+    }
+
+    /// Record bytes of every page segment file now (headers included).
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.store.segments().iter().map(|s| s.bytes).sum()
+    }
 }
 
 impl PageIo for PageFile {
@@ -110,6 +135,7 @@ impl PageIo for PageFile {
                 reason: "a page address names a record that is not a page image",
             });
         }
+        self.clean.note_len(addr, record_bytes(record.payload.len()));
         let (mut refs, mut failed) = (Vec::new(), None);
         let mut source = |key: &[u8], ts, at, len| match self.vlog.resolve(key, ts, at, len, &mut refs) {
             Ok(v) => Some(v),
@@ -142,6 +168,7 @@ impl PageIo for PageFile {
             max_ts,
         };
         let addr = self.store.append(&meta, &buf)?;
+        self.clean.note_len(addr, record_bytes(buf.len()));
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         self.vlog.note_image(addr, refs);
         Ok(addr)

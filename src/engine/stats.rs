@@ -106,6 +106,26 @@ pub struct Stats {
     pub value_log_garbage_bytes: u64,
     /// Value-log segments deleted since open (no image referenced them).
     pub value_log_segments_deleted: u64,
+    /// Bytes of the page segment files now (headers included; with a page
+    /// store).
+    pub page_disk_bytes: u64,
+    /// Live record bytes of the page segments at the cleaner's last recount
+    /// (`design/storage.md` §9): records the newest location table or the
+    /// mapping table names.
+    pub page_live_bytes: u64,
+    /// Page images the segment cleaner moved to the head since open.
+    pub pages_relocated: u64,
+    /// Page segments the cleaner emptied of published images since open
+    /// (the next checkpoint deletes them).
+    pub segments_cleaned: u64,
+}
+
+impl Stats {
+    /// Space amplification of the page store: `page_disk_bytes` over
+    /// `page_live_bytes` (`None` before the cleaner counted any live bytes).
+    pub fn page_space_amplification(&self) -> Option<f64> {
+        (self.page_live_bytes > 0).then(|| self.page_disk_bytes as f64 / self.page_live_bytes as f64)
+    }
 }
 
 impl Engine {
@@ -173,6 +193,10 @@ impl Engine {
                 .pages
                 .as_ref()
                 .map_or(0, |p| p.vlog.segments_deleted.load(Ordering::Relaxed)),
+            page_disk_bytes: self.pages.as_ref().map_or(0, |p| p.disk_bytes()),
+            page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
+            pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),
+            segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.clean.segments_cleaned)),
         }
     }
 }

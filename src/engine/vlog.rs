@@ -212,6 +212,17 @@ impl ValueLog {
         lock(&self.refs).insert(image, refs.into_boxed_slice());
     }
 
+    /// Image `to` is a byte copy of image `from` (segment cleaning): it
+    /// references the same values. Nothing is noted if `from`'s references
+    /// are not known (an image of an earlier run not read yet): `to` is then
+    /// unknown too, which collection treats as such.
+    pub(crate) fn copy_refs(&self, from: u64, to: u64) {
+        let mut refs = lock(&self.refs);
+        if let Some(r) = refs.get(&from).cloned() {
+            refs.insert(to, r);
+        }
+    }
+
     /// Delete every segment but the current one that no image in `images`
     /// references (the caller holds evictions off: no image is written
     /// meanwhile, and every image still reachable is in `images`). Forgets

@@ -1,6 +1,7 @@
 //! The background threads of an [`Engine`]: the GC sweeper (`super::gc`)
 //! and, for a database on disk, the log thread, which syncs the log in
-//! buffered mode and takes the automatic checkpoints the log asks for.
+//! buffered mode, takes the automatic checkpoints the log asks for, and
+//! runs the page segments' cleaner (`super::clean`).
 //!
 //! Each thread holds only a weak reference, upgraded while it works, and
 //! exits once [`Engine::stop_workers`] sets `closing` (the last `Db` handle
@@ -116,5 +117,8 @@ fn spawn_logger(engine: Weak<Engine>, tick: Duration) -> std::io::Result<std::th
         if store.wants_checkpoint() {
             let _ = engine.checkpoint();
         }
+        // Segment cleaning (`super::clean`); a failure poisons the page
+        // store or is a read error the next pass meets again.
+        let _ = engine.maybe_clean();
     })
 }

@@ -449,6 +449,45 @@ impl SegmentStore {
         self.fs.sync_dir(&self.dir).map_err(|e| self.poison(e))
     }
 
+    /// The bytes (header, payload, padding) of the record at `addr`, from its
+    /// header alone (one 40-byte positional read; the crc is not checked:
+    /// the cleaner's live-byte count needs only the length). Errors as
+    /// [`SegmentStore::read`]'s bounds checks.
+    pub(crate) fn record_bytes_at(&self, addr: Addr) -> Result<u64> {
+        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
+        let corrupt = |reason| Error::Corruption {
+            file: self.path(seq),
+            offset,
+            reason,
+        };
+        let (reader, end) = match lock(&self.segs).get(&seq) {
+            Some(s) => (s.reader.clone(), s.end),
+            None => return Err(corrupt("address names a segment that does not exist")),
+        };
+        if !offset.is_multiple_of(record::ALIGN as u64)
+            || offset < SEGMENT_HEADER_LEN as u64
+            || offset + RECORD_HEADER_LEN as u64 > end
+        {
+            return Err(corrupt("address is not a record boundary"));
+        }
+        let mut header = [0u8; RECORD_HEADER_LEN];
+        reader.read_exact_at(offset, &mut header).map_err(Error::Io)?;
+        let bytes = record::record_bytes(record::payload_len(&header));
+        if offset + bytes > end {
+            return Err(corrupt(record::Bad::Truncated.reason()));
+        }
+        Ok(bytes)
+    }
+
+    /// Replace every segment's live-byte count: `live` maps a segment to
+    /// its live record bytes; a segment it does not name has none (a
+    /// recount by the cleaner from every published address).
+    pub(crate) fn set_live(&self, live: &BTreeMap<u64, u64>) {
+        for (seq, s) in lock(&self.segs).iter_mut() {
+            s.live = live.get(seq).copied().unwrap_or(0);
+        }
+    }
+
     /// Positions (`(seq << 32) + offset`) of the end of what is appended and of
     /// what is durable.
     pub(crate) fn ends(&self) -> (u64, u64) {

@@ -1,0 +1,81 @@
+//! The tree's side of segment cleaning (`design/storage.md` §9): list the
+//! page-store addresses the mapping table publishes, and move one page's
+//! published image to a new address by CAS.
+//!
+//! The engine's cleaner (`engine/clean.rs`) copies a still-current image to
+//! the head of the page store, then calls [`Tree::relocate`], which swaps the
+//! address in:
+//! - an evicted leaf (`Evicted { addr }`, the whole chain, P1) gets a new
+//!   `Evicted` node with the new address, the same fences and `max_ts`;
+//! - a clean resident leaf (a base page alone at the head, `disk` naming an
+//!   image equal to it, §3) gets the image decoded from the new address as
+//!   its new base, with `disk` the new address and its own fences.
+//!
+//! Either way the page's content is unchanged, so the swap needs neither the
+//! commit gate nor the eviction mutex: a commit whose validated head changed
+//! takes a fresh descent (`super::commit`), a fault-in or eviction whose
+//! CAS loses looks again or leaves the page as it is. A lost CAS here means
+//! the page changed (a write, a fault-in, an eviction): the relocation is
+//! skipped, and the copy is garbage.
+
+use crossbeam_epoch as epoch;
+
+use super::base::NO_DISK;
+use super::chain::{Chain, Node};
+use super::delta::Body;
+use super::mapping_table::Pid;
+use super::paging::detached;
+use super::tree::Tree;
+use crate::Result;
+
+impl Tree {
+    /// Every page-store address the mapping table publishes now, with its
+    /// page id: evicted leaves' images and clean resident bases' (`disk`).
+    pub(crate) fn disk_refs(&self) -> Vec<(Pid, u64)> {
+        let mut out = Vec::new();
+        let high = self.table.high_water();
+        let mut pid = 0;
+        while pid < high {
+            let guard = epoch::pin();
+            for p in pid..(pid + 1024).min(high) {
+                match self.table.load(p, &guard).map(|h| &h.body) {
+                    Some(Body::Evicted { addr, .. }) => out.push((p, *addr)),
+                    Some(Body::Leaf(b)) if b.disk != NO_DISK => out.push((p, b.disk)),
+                    _ => {}
+                }
+            }
+            pid += 1024;
+        }
+        out
+    }
+
+    /// Swap page `pid`'s published image address `from` for `to` (a copy of
+    /// the same record, appended by the caller). `Ok(false)`: the page no
+    /// longer publishes `from` or changed meanwhile (the copy is garbage).
+    /// For a clean resident leaf the copy is read back and decoded (an
+    /// error reading it is returned; nothing changed).
+    pub(crate) fn relocate(&self, pid: Pid, from: u64, to: u64) -> Result<bool> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(false);
+        };
+        let guard = epoch::pin();
+        let Some(head) = self.table.load(pid, &guard) else {
+            return Ok(false);
+        };
+        let node = match &head.body {
+            Body::Evicted { addr, range, max_ts } if *addr == from => Node::base(Body::Evicted {
+                addr: to,
+                range: detached(range),
+                max_ts: *max_ts,
+            }),
+            Body::Leaf(b) if b.disk == from => {
+                let mut base = paging.io.read_leaf(to)?.with_disk(to);
+                base.range = detached(&b.range);
+                base.built_watermark = b.built_watermark;
+                Node::base(Body::Leaf(base))
+            }
+            _ => return Ok(false),
+        };
+        Ok(self.table.replace(pid, head, Chain::base(node), &guard).is_ok())
+    }
+}

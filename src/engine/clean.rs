@@ -1,0 +1,284 @@
+//! Segment cleaning (`design/storage.md` §9): live-byte accounting per page
+//! segment, and the cleaner that moves the still-current images out of
+//! mostly-dead segments so that a checkpoint can delete them.
+//!
+//! - **Live bytes.** A record is *live* while an address of it is published:
+//!   named by the newest location table, or by the mapping table (an evicted
+//!   leaf's image, a clean resident base's `disk`). The counts are recounted
+//!   from those two sets ([`Engine::clean`], step 1): each address adds its
+//!   record's bytes (header, payload, padding) to its segment, so every
+//!   superseded image (a page rewritten, evicted again, or listed at a new
+//!   address by a newer table) stops counting at the next recount. A
+//!   record's length is remembered when this run writes or reads it, else
+//!   read from its 40-byte header once.
+//! - **The cleaner** ([`Engine::clean`]), numbered:
+//!   1. Recount the live bytes (above) and store them per segment.
+//!   2. Pick the victims, oldest first: every segment but the current one
+//!      whose live fraction is below 1/2; then, while the disk bytes would
+//!      still exceed [`TARGET_AMP`] x the live bytes after cleaning those,
+//!      the least-live remaining segment.
+//!   3. For each page the mapping table publishes in a victim (oldest
+//!      address first, at most `budget` bytes, in batches of [`BATCH`] under
+//!      the cleaning mutex): read its record, append a copy at the head
+//!      (`PageFile::copy_record`: not synced), and CAS the new address in
+//!      (`Tree::relocate`); a lost CAS means the page changed, and the copy
+//!      is garbage. Images only the newest table names are not moved: the
+//!      next table names the pages' newer images. A victim a checkpoint
+//!      deleted since the recount is skipped (none can be deleted during a
+//!      batch: the deletion takes the same mutex).
+//!   4. Nothing is deleted here. The next checkpoint (forced even with no
+//!      commit since the last, `CleanState::take_relocated`) syncs the page
+//!      segment, writes a table naming the copies, and then (evictions held
+//!      off and the cleaning mutex held) deletes every segment neither that
+//!      table nor the mapping table names (`engine/checkpoint.rs`, step 6).
+//!      So a segment is deleted only after a durable table no longer names
+//!      it: a power loss at any point leaves the newest table's images in
+//!      place.
+//! - **Faults.** A failed append poisons the page store (as every page
+//!   write does); a failed read of a victim's record returns its error and
+//!   changes nothing.
+//! - **Where it runs.** The log thread ([`Engine::maybe_clean`]), at most
+//!   every [`CLEAN_INTERVAL`], then a checkpoint if anything moved; it takes
+//!   no lock a commit takes. [`crate::Db::clean_now`] runs it to the end
+//!   (tests).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use super::Engine;
+use crate::pagestore::record::{addr_seq, SEGMENT_HEADER_LEN};
+use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::Result;
+
+/// The space amplification the victim choice aims at (disk bytes of page
+/// segments over live bytes; the target is 1.5).
+pub(crate) const TARGET_AMP: f64 = 1.4;
+
+/// Pages relocated per hold of the cleaning mutex.
+const BATCH: usize = 64;
+
+/// The log thread cleans at most this often.
+pub(crate) const CLEAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The cleaner's state, kept in the page file (`PageFile::clean`).
+pub(crate) struct CleanState {
+    /// Record bytes by address: the records this run wrote or read, and
+    /// those whose header a recount read; pruned to the published ones at
+    /// each recount.
+    lens: Mutex<HashMap<u64, u64>>,
+    /// The addresses the newest location table names.
+    table: Mutex<Vec<u64>>,
+    /// One cleaning batch at a time; a checkpoint holds it while it deletes
+    /// segments (so no copy is appended and published meanwhile).
+    pub(crate) running: Mutex<()>,
+    /// Pages relocated since the last table was begun.
+    relocated: AtomicBool,
+    /// When the log thread last cleaned.
+    last: Mutex<Option<Instant>>,
+    /// Bytes the cleaner moves per pass from the log thread.
+    pub(crate) budget: u64,
+    pub(crate) pages_relocated: AtomicU64,
+    pub(crate) segments_cleaned: AtomicU64,
+    /// Live record bytes at the last recount.
+    pub(crate) live_bytes: AtomicU64,
+}
+
+impl CleanState {
+    pub(crate) fn new(segment_bytes: u64) -> Self {
+        CleanState {
+            lens: Mutex::new(HashMap::new()),
+            table: Mutex::new(Vec::new()),
+            running: Mutex::new(()),
+            relocated: AtomicBool::new(false),
+            last: Mutex::new(None),
+            budget: segment_bytes.max(16 << 20),
+            pages_relocated: AtomicU64::new(0),
+            segments_cleaned: AtomicU64::new(0),
+            live_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Remember that the record at `addr` has `bytes` bytes.
+    pub(crate) fn note_len(&self, addr: u64, bytes: u64) {
+        lock(&self.lens).insert(addr, bytes);
+    }
+
+    /// The newest table names `addrs` (at open, and after each checkpoint).
+    pub(crate) fn set_table(&self, addrs: Vec<u64>) {
+        *lock(&self.table) = addrs;
+    }
+
+    /// Whether pages were relocated since the last call (a checkpoint asks,
+    /// so that it writes a table naming the copies even with no commit).
+    pub(crate) fn take_relocated(&self) -> bool {
+        self.relocated.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// What one cleaning pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CleanReport {
+    /// Pages whose image was moved to the head.
+    pub(crate) relocated: u64,
+    /// Segments left with no page the mapping table publishes (deleted by
+    /// the next checkpoint).
+    pub(crate) segments: u64,
+}
+
+impl Engine {
+    /// One cleaning pass (steps 1-3 of the module doc), moving at most
+    /// `budget` bytes. A database without a page store does nothing.
+    pub(crate) fn clean(&self, budget: u64) -> Result<CleanReport> {
+        let mut report = CleanReport::default();
+        let Some(pages) = &self.pages else { return Ok(report) };
+        pages.check()?;
+        let refs = self.recount()?;
+        let segs = pages.store.segments();
+        let Some((_current, old)) = segs.split_last() else {
+            return Ok(report);
+        };
+        // Step 2: the victims.
+        let records = |s: &crate::pagestore::store::SegmentInfo| s.bytes.saturating_sub(SEGMENT_HEADER_LEN as u64);
+        let live: u64 = segs.iter().map(|s| s.live).sum();
+        let mut disk: u64 = segs.iter().map(|s| s.bytes).sum();
+        let mut victims = BTreeSet::new();
+        for s in old.iter().filter(|s| s.live * 2 < records(s)) {
+            victims.insert(s.seq);
+            disk -= s.bytes - s.live;
+        }
+        let mut rest: Vec<_> = old.iter().filter(|s| !victims.contains(&s.seq)).collect();
+        rest.sort_by_key(|s| (u128::from(s.live) << 64) / u128::from(s.bytes.max(1)));
+        for s in rest {
+            if (disk as f64) <= TARGET_AMP * live as f64 || s.live >= s.bytes {
+                break;
+            }
+            victims.insert(s.seq);
+            disk -= s.bytes - s.live;
+        }
+        if victims.is_empty() {
+            return Ok(report);
+        }
+        // Step 3: move the published images out of them, oldest first.
+        let mut moving: Vec<(u64, u64)> = refs
+            .into_iter()
+            .filter(|&(_, a)| victims.contains(&addr_seq(a)))
+            .collect();
+        moving.sort_unstable_by_key(|&(_, a)| a);
+        let mut moved_bytes = 0;
+        let mut done = 0;
+        'batches: for batch in moving.chunks(BATCH) {
+            // No prune of the value log's image references while a copy is
+            // written but not yet published (its references are noted at
+            // the copy, `PageFile::copy_record`); taken before `running`,
+            // as a checkpoint takes them.
+            let _cycle = pages.vlog.checkpoint_cycle();
+            let _one = lock(&pages.clean.running);
+            // No checkpoint deletes a segment while the mutex is held; one
+            // deleted since the recount held no image its page still
+            // publishes.
+            let alive: BTreeSet<u64> = pages.store.segments().iter().map(|s| s.seq).collect();
+            for &(pid, from) in batch {
+                if moved_bytes >= budget {
+                    break 'batches;
+                }
+                if !alive.contains(&addr_seq(from)) {
+                    continue;
+                }
+                let (to, bytes) = pages.copy_record(from)?;
+                moved_bytes += bytes;
+                if self.tree.relocate(pid, from, to)? {
+                    report.relocated += 1;
+                    pages.clean.relocated.store(true, Ordering::Release);
+                }
+            }
+            done += batch.len();
+        }
+        // Victims all of whose published pages were looked at.
+        let finished = moving.get(done).map_or(u64::MAX, |&(_, a)| addr_seq(a));
+        report.segments = victims.iter().filter(|&&s| s < finished).count() as u64;
+        pages
+            .clean
+            .pages_relocated
+            .fetch_add(report.relocated, Ordering::Relaxed);
+        pages
+            .clean
+            .segments_cleaned
+            .fetch_add(report.segments, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Step 1: recount every segment's live bytes from the published
+    /// addresses; returns the mapping table's `(pid, addr)` pairs.
+    fn recount(&self) -> Result<Vec<(u64, u64)>> {
+        let Some(pages) = &self.pages else {
+            return Ok(Vec::new());
+        };
+        let refs = self.tree.disk_refs();
+        let table = lock(&pages.clean.table).clone();
+        let published: BTreeSet<u64> = refs.iter().map(|&(_, a)| a).chain(table).collect();
+        let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
+        let mut live: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut kept = HashMap::with_capacity(published.len());
+        let mut total = 0;
+        for &a in &published {
+            let bytes = match lens.remove(&a) {
+                Some(b) => b,
+                None => match pages.store.record_bytes_at(a) {
+                    Ok(b) => b,
+                    // A segment deleted meanwhile (by a checkpoint): nothing
+                    // is live there.
+                    Err(crate::Error::Corruption { .. }) => continue,
+                    Err(e) => {
+                        lock(&pages.clean.lens).extend(kept);
+                        return Err(e);
+                    }
+                },
+            };
+            kept.insert(a, bytes);
+            *live.entry(addr_seq(a)).or_default() += bytes;
+            total += bytes;
+        }
+        // Records written since the walk began stay remembered.
+        lock(&pages.clean.lens).extend(kept);
+        pages.store.set_live(&live);
+        pages.clean.live_bytes.store(total, Ordering::Relaxed);
+        Ok(refs)
+    }
+
+    /// The log thread's cleaning: at most every [`CLEAN_INTERVAL`], one pass
+    /// of the page file's budget, then a checkpoint if it moved anything
+    /// (which deletes the segments it emptied).
+    pub(crate) fn maybe_clean(&self) -> Result<()> {
+        let Some(pages) = &self.pages else { return Ok(()) };
+        {
+            let mut last = lock(&pages.clean.last);
+            if last.is_some_and(|t| t.elapsed() < CLEAN_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        if self.clean(pages.clean.budget)?.relocated > 0 {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// [`crate::Db::clean_now`]: clean until no segment qualifies (at most
+    /// 16 passes), each pass followed by a checkpoint, then recount.
+    pub(crate) fn clean_now(&self) -> Result<CleanReport> {
+        let mut total = CleanReport::default();
+        for _ in 0..16 {
+            let r = self.clean(u64::MAX)?;
+            total.relocated += r.relocated;
+            total.segments += r.segments;
+            if self.store.is_some() {
+                self.checkpoint()?;
+            }
+            if r.relocated == 0 {
+                break;
+            }
+        }
+        self.recount()?;
+        Ok(total)
+    }
+}

@@ -1,0 +1,138 @@
+//! Faults during segment cleaning (`design/storage.md` §9, §11): a power
+//! loss at every sync and at sampled writes of a cleaning run loses nothing
+//! acknowledged (the reopened database equals a reference model); a failed
+//! read of a victim's image is an error that changes nothing, and the next
+//! pass succeeds.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Db, Durability, Error, Options};
+use bwtx_kit::SplitMix64;
+use common::{dump, fault_opts, DIR};
+
+const KEYS: usize = 1_500;
+
+fn key(i: usize) -> String {
+    format!("key{i:06}")
+}
+
+fn value(i: usize, round: usize) -> String {
+    let mut v = format!("value-{round}-{i}-");
+    v.extend(std::iter::repeat_n('x', 100 - v.len()));
+    v
+}
+
+fn opts(fs: &FaultFs) -> Options {
+    fault_opts(fs)
+        .durability(Durability::Sync)
+        .cache_size(16 << 10)
+        .segment_bytes(16 << 10)
+}
+
+/// A database with churned, checkpointed pages, every leaf evicted: its
+/// page segments are mostly dead, so a cleaning run has work.
+fn churned(fs: &FaultFs, model: &mut BTreeMap<String, String>) -> Db {
+    let db = opts(fs).open(DIR).unwrap();
+    let mut rng = SplitMix64::new(5);
+    for round in 0..4 {
+        for _ in 0..10 {
+            let mut tx = db.begin();
+            for _ in 0..50 {
+                let i = if round == 0 {
+                    model.len()
+                } else {
+                    (rng.next_u64() % KEYS as u64) as usize
+                };
+                tx.put(key(i), value(i, round)).unwrap();
+                model.insert(key(i), value(i, round));
+            }
+            tx.commit().unwrap();
+        }
+        if round == 0 {
+            for chunk in (model.len()..KEYS).collect::<Vec<_>>().chunks(100) {
+                let mut tx = db.begin();
+                for &i in chunk {
+                    tx.put(key(i), value(i, 0)).unwrap();
+                    model.insert(key(i), value(i, 0));
+                }
+                tx.commit().unwrap();
+            }
+        }
+        db.checkpoint().unwrap();
+    }
+    db.evict_all().unwrap();
+    db
+}
+
+enum Fault {
+    None,
+    CrashAtSync(u64),
+    FailWrite(u64),
+}
+
+/// Clean with `fault` injected (counted from the start of the cleaning),
+/// then lose power and reopen: the database equals the model. Returns the
+/// syncs and writes of the cleaning and whether it failed.
+fn run(fault: Fault) -> (u64, u64, bool) {
+    let fs = FaultFs::new();
+    let mut model = BTreeMap::new();
+    let db = churned(&fs, &mut model);
+    let (syncs, writes) = (fs.syncs(), fs.writes());
+    match fault {
+        Fault::None => {}
+        Fault::CrashAtSync(k) => fs.crash_at_sync(syncs + k),
+        Fault::FailWrite(k) => fs.fail_write_at(writes + k),
+    }
+    let r = db.clean_now();
+    let (syncs, writes) = (fs.syncs() - syncs, fs.writes() - writes);
+    if let Err(e) = &r {
+        assert!(matches!(e, Error::Io(_) | Error::Poisoned), "{e}");
+    }
+    drop(db);
+    fs.power_loss();
+    let db = opts(&fs).open(DIR).unwrap();
+    assert_eq!(dump(&db).1, model, "after {r:?}");
+    // The pages read back after another eviction too.
+    db.evict_all().unwrap();
+    assert_eq!(dump(&db).1, model, "after {r:?}, evicted");
+    (syncs, writes, r.is_err())
+}
+
+#[test]
+fn power_loss_during_cleaning_loses_nothing() {
+    let (syncs, writes, failed) = run(Fault::None);
+    assert!(!failed && syncs >= 3 && writes > 100, "{syncs} syncs, {writes} writes");
+    let mut failures = 0;
+    for k in 0..syncs {
+        failures += usize::from(run(Fault::CrashAtSync(k)).2);
+    }
+    for k in (0..writes).step_by((writes / 12).max(1) as usize) {
+        failures += usize::from(run(Fault::FailWrite(k)).2);
+    }
+    assert!(failures > 0, "no injected fault reached the cleaning");
+}
+
+#[test]
+fn a_failed_read_while_cleaning_is_an_error_and_changes_nothing() {
+    let fs = FaultFs::new();
+    let mut model = BTreeMap::new();
+    let db = churned(&fs, &mut model);
+    fs.fail_read_at(fs.reads() + 3);
+    let e = db.clean_now().expect_err("the injected read failure");
+    assert!(matches!(e, Error::Io(_)), "{e}");
+    // Not poisoned: commits go on, and the next pass cleans.
+    let mut tx = db.begin();
+    tx.put("after", "x").unwrap();
+    tx.commit().unwrap();
+    model.insert("after".into(), "x".into());
+    assert!(db.clean_now().unwrap() > 0);
+    assert!(
+        db.stats().page_space_amplification().unwrap() <= 1.5,
+        "{:?}",
+        db.stats()
+    );
+    assert_eq!(dump(&db).1, model);
+}
