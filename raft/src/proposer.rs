@@ -89,11 +89,7 @@ async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
 
 async fn submit(raft: &Raft<TypeConfig>, mut batch: Vec<Waiting>) {
     let cmd = if batch.len() == 1 {
-        let p = batch[0].proposal.clone();
-        Command::Txn {
-            snapshot: p.snapshot,
-            writes: p.writes,
-        }
+        batch[0].proposal.clone().into_command()
     } else {
         Command::Batch {
             txns: batch.iter().map(|w| w.proposal.clone()).collect(),
