@@ -58,7 +58,7 @@ impl Node {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
         router.register(id, raft.clone());
-        let proposer = Proposer::spawn(raft.clone());
+        let proposer = Proposer::spawn(id, raft.clone(), router.clone());
         Ok(Node { id, raft, proposer, db })
     }
 
@@ -119,8 +119,8 @@ impl Node {
     /// Begin a snapshot-isolation transaction on this node's applied state,
     /// without a leadership check: still snapshot isolation (the commit
     /// validates against everything applied after the snapshot), but its
-    /// reads may miss transactions acknowledged elsewhere. Commit it on the
-    /// leader.
+    /// reads may miss transactions acknowledged elsewhere. Its commit goes
+    /// to the leader (forwarded from a follower).
     pub fn begin_local(&self) -> Result<Txn> {
         self.begin_local_with(bwtx::Isolation::Snapshot)
     }

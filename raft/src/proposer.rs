@@ -24,9 +24,17 @@
 //! time anyway, so more in flight only splits the same proposals into
 //! smaller entries.
 //!
+//! **Forwarding.** A proposer on a node that is not the leader (a
+//! transaction begun on a follower, or on a leader since deposed) sends its
+//! batch to the leader its node's metrics name, through the [`Router`]. A
+//! proposal is valid on any node (`P` is a log position), and the choice is
+//! made before the write, so a batch goes to a second node only if the
+//! first never took it.
+//!
 //! If the client write fails, every proposal of the batch gets the error:
-//! [`Error::NotLeader`] when openraft knows the entry was not committed,
-//! [`Error::Raft`] when the outcome is unknown.
+//! [`Error::NotLeader`] when openraft answers `ForwardToLeader` (never
+//! proposed; or appended, then truncated from this node's log: not
+//! committed so far), [`Error::Raft`] when the outcome is unknown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::network::Router;
 use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
 
 /// Client writes outstanding at once (see the module doc for why 1).
@@ -61,10 +70,11 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Start the proposer of `raft` (on the current tokio runtime).
-    pub fn spawn(raft: Raft<TypeConfig>) -> Proposer {
+    /// Start the proposer of node `id`'s `raft` (on the current tokio
+    /// runtime); `router` reaches the leader when this node is not it.
+    pub fn spawn(id: NodeId, raft: Raft<TypeConfig>, router: Router) -> Proposer {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx));
+        tokio::spawn(run(Target { id, raft, router }, rx));
         Proposer { queue }
     }
 
@@ -80,7 +90,31 @@ fn stopped() -> Error {
     Error::Raft("the proposer stopped; outcome unknown".to_string())
 }
 
-async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+/// Where a proposer sends its writes: its own node, or the leader.
+#[derive(Clone)]
+struct Target {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    router: Router,
+}
+
+impl Target {
+    /// Where to send the next write: this node's `Raft`, unless its metrics
+    /// name another node as the leader and the router reaches it. Deciding
+    /// before the write, not after a `ForwardToLeader` error, means a write
+    /// is sent to a second node only if the first never took it: openraft
+    /// also answers `ForwardToLeader` for an entry it appended and then
+    /// truncated, which another leader may still commit.
+    fn leader(&self) -> Raft<TypeConfig> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        match leader.filter(|&l| l != self.id) {
+            Some(l) => self.router.route(self.id, l).unwrap_or_else(|_| self.raft.clone()),
+            None => self.raft.clone(),
+        }
+    }
+}
+
+async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     // How many proposals the last finished client write answered.
     let (answered_tx, answered) = watch::channel(1usize);
@@ -123,15 +157,20 @@ async fn gather(rx: &mut mpsc::UnboundedReceiver<Waiting>, first: Waiting, expec
     batch
 }
 
-async fn submit(raft: &Raft<TypeConfig>, mut batch: Vec<Waiting>) {
-    let cmd = if batch.len() == 1 {
-        batch[0].proposal.clone().into_command()
+/// The log entry's command for `batch`.
+fn command(batch: &[Waiting]) -> Command {
+    if let [one] = batch {
+        one.proposal.clone().into_command()
     } else {
         Command::Batch {
             txns: batch.iter().map(|w| w.proposal.clone()).collect(),
         }
-    };
-    match raft.client_write(cmd).await {
+    }
+}
+
+async fn submit(target: &Target, mut batch: Vec<Waiting>) {
+    let result = target.leader().client_write(command(&batch)).await;
+    match result {
         Ok(resp) => match resp.data {
             Response::Batch { outcomes } if outcomes.len() == batch.len() => {
                 for (w, outcome) in batch.into_iter().zip(outcomes) {

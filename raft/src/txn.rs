@@ -203,10 +203,12 @@ impl Txn {
     /// [`bwtx::Error::Conflict`] (see [`Error::is_conflict`]) if an entry
     /// applied after the snapshot wrote one of the keys written
     /// ([`bwtx::ConflictReason::Write`]), read ([`bwtx::ConflictReason::Read`])
-    /// or inside a scanned range ([`bwtx::ConflictReason::Range`]). Not on
-    /// the leader: [`Error::NotLeader`], and nothing was proposed.
-    /// [`Error::Raft`] means the outcome is unknown (the node stopped after
-    /// proposing).
+    /// or inside a scanned range ([`bwtx::ConflictReason::Range`]). On a
+    /// node that is not (or no longer) the leader, the proposal is
+    /// forwarded to the leader it knows of ([`crate::proposer`]); if it
+    /// knows none, or cannot reach it: [`Error::NotLeader`], and nothing was
+    /// proposed. [`Error::Raft`] means the outcome is unknown (the node
+    /// stopped after proposing).
     pub async fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.read.position());
