@@ -15,7 +15,7 @@
 //! proposals and many). So, while a batch holds fewer proposals than the
 //! last write answered, the proposer waits up to [`GATHER`] for more
 //! (never with one client: the last write answered one). With 8 clients this
-//! raised `cluster -- 8 6` from 1,263-1,378 to 2,699-3,806 transfers/s
+//! raised `cluster -- 8 6` from 1,263-1,378 to 2,134-3,806 transfers/s
 //! before the kill (README, "Replication").
 //!
 //! One client write in flight measured best (`cargo run --release -p
