@@ -70,6 +70,29 @@ pub fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The first bwtx key after every data key: [`DATA_PREFIX`] with its last
+/// byte incremented (`sm/data0`).
+pub fn data_end() -> Vec<u8> {
+    let mut end = DATA_PREFIX.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// The first key after every key that starts with `prefix`, or `None` if
+/// there is none (`prefix` empty or all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// What the state machine has applied: written in the same bwtx commit as
 /// the entries it covers, so the two never disagree after a crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +169,17 @@ mod tests {
         let mut bad = encode_value(1, None);
         bad[8] = 9;
         assert!(decode_value(&Bytes::from(bad)).is_err());
+    }
+
+    #[test]
+    fn ends_bound_their_prefixes() {
+        let end = data_end();
+        assert!(data_key(&[0xff; 64]) < end && data_key(b"") < end);
+        assert!(end.as_slice() > DATA_PREFIX && !end.starts_with(DATA_PREFIX));
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff"), None);
+        assert_eq!(prefix_end(b""), None);
     }
 
     #[test]

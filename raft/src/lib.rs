@@ -1,7 +1,7 @@
 //! Replication for bwtx on [openraft] 0.9 (issue 14): a raft log store and a
 //! state machine on bwtx [`Db`](bwtx::Db)s, replicated transactions with
-//! bwtx's snapshot isolation, and an in-process cluster for tests and the
-//! example.
+//! bwtx's isolation levels (snapshot and serializable), and an in-process
+//! cluster for tests and the example.
 //!
 //! The protocol, the key layout and the failure cases are in
 //! `design/replication.md`. The modules, bottom up:
@@ -12,15 +12,19 @@
 //!   replica's two `Db`s (key prefixes, until keyspaces, issue 15, replace
 //!   them) and how a replicated value is encoded.
 //! - [`log_store`]: [`LogStore`], openraft's `RaftLogStorage` on bwtx.
+//! - [`validate`]: apply-time validation of one proposal (malformed?
+//!   written, read or scanned keys written after its snapshot?).
 //! - [`state_machine`]: [`StateMachine`], openraft's `RaftStateMachine`:
-//!   apply with first-committer-wins validation, one bwtx commit per batch.
+//!   apply with first-committer-wins (and, serializable, read and range)
+//!   validation, one bwtx commit per batch.
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
 //! - [`network`]: an in-process `RaftNetwork` with partitions.
 //! - [`proposer`]: batches concurrent transactions' proposals into one log
 //!   entry.
-//! - [`node`]: [`Node`], one replica: opening, the client API ([`Txn`],
+//! - [`node`]: [`Node`], one replica: opening, the client API (begin,
 //!   [`ReadSnapshot`]).
+//! - [`txn`]: [`Txn`], a replicated transaction at either isolation level.
 //! - [`cluster`]: [`Cluster`], several nodes in one process: start, kill,
 //!   restart, partition, membership changes.
 //! - [`bank`]: the bank-transfer workload the tests and the example share.
@@ -39,11 +43,14 @@ pub mod node;
 pub mod proposer;
 pub mod snapshot;
 pub mod state_machine;
+pub mod txn;
 pub mod types;
+pub mod validate;
 
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
-pub use node::{Node, ReadSnapshot, Txn};
+pub use node::{Node, ReadSnapshot};
 pub use state_machine::StateMachine;
-pub use types::{Command, NodeId, Proposal, Response, TypeConfig};
+pub use txn::Txn;
+pub use types::{Command, Conflicted, KeyRange, NodeId, Proposal, Response, TypeConfig};

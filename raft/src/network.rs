@@ -60,8 +60,8 @@ impl Router {
     }
 
     /// The target's `Raft` if an RPC from `from` can reach `to`, else why
-    /// not.
-    fn route(&self, from: NodeId, to: NodeId) -> Result<Raft<TypeConfig>, String> {
+    /// not (also how a proposer forwards a write to the leader).
+    pub(crate) fn route(&self, from: NodeId, to: NodeId) -> Result<Raft<TypeConfig>, String> {
         let routes = self.routes();
         if routes.isolated.contains(&from) || routes.isolated.contains(&to) {
             return Err(format!("node {from} and node {to} are partitioned"));

@@ -1,17 +1,10 @@
 //! [`Node`]: one replica (two bwtx `Db`s in its directory: the log store's
 //! and the state machine's, and a running openraft `Raft`), with the client
-//! API: replicated transactions ([`Txn`]) and reads at an applied position
+//! API: beginning replicated transactions ([`Txn`], in [`crate::txn`]) at
+//! either isolation level, and reads at an applied position
 //! ([`ReadSnapshot`]).
-//!
-//! A transaction reads a local bwtx snapshot at applied log index `P`
-//! ([`ReadSnapshot::position`]) and buffers its writes; `commit` proposes
-//! the write set with `P` through the node's proposer (which batches
-//! concurrent proposals into one raft entry, [`crate::proposer`]) and
-//! returns what the state machine decided (`design/replication.md` §3):
-//! the commit's log index, or [`bwtx::Error::Conflict`] whose `winner` and
-//! `snapshot` are log indexes.
 
-use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +14,13 @@ use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::{Config, LogId, Raft};
 
 use crate::error::{Error, Result};
-use crate::keys::{self, AppliedState, DATA_PREFIX, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
+use crate::keys::{self, AppliedState, DATA_PREFIX};
 use crate::log_store::LogStore;
 use crate::network::Router;
 use crate::proposer::Proposer;
 use crate::state_machine::{read_applied, StateMachine};
-use crate::types::{NodeId, Proposal, Response, TypeConfig};
+pub use crate::txn::Txn;
+use crate::types::{NodeId, TypeConfig};
 
 /// How often the state machine's `Db` syncs its buffered log in the
 /// background. Applies need no fsync: the log holds every applied entry
@@ -64,7 +58,7 @@ impl Node {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
         router.register(id, raft.clone());
-        let proposer = Proposer::spawn(raft.clone());
+        let proposer = Proposer::spawn(id, raft.clone(), router.clone());
         Ok(Node { id, raft, proposer, db })
     }
 
@@ -107,19 +101,35 @@ impl Node {
         self.read_snapshot()
     }
 
-    /// Begin a transaction on a linearizable snapshot (see
-    /// [`Node::read_linearizable`]): it reads every transaction acknowledged
-    /// before it began.
+    /// Begin a snapshot-isolation transaction on a linearizable snapshot
+    /// (see [`Node::read_linearizable`]): it reads every transaction
+    /// acknowledged before it began. [`Node::begin_with`] chooses the level.
     pub async fn begin(&self) -> Result<Txn> {
-        Ok(Txn::new(self.proposer.clone(), self.read_linearizable().await?))
+        self.begin_with(bwtx::Isolation::Snapshot).await
     }
 
-    /// Begin a transaction on this node's applied state, without a
-    /// leadership check: still snapshot isolation (the commit validates
-    /// against everything applied after the snapshot), but its reads may
-    /// miss transactions acknowledged elsewhere. Commit it on the leader.
+    /// Begin a transaction at isolation level `level` on a linearizable
+    /// snapshot. A serializable one records the keys it reads and the
+    /// ranges it scans, and its commit is validated against them too
+    /// (`design/replication.md` §3).
+    pub async fn begin_with(&self, level: bwtx::Isolation) -> Result<Txn> {
+        Ok(Txn::new(self.proposer.clone(), self.read_linearizable().await?, level))
+    }
+
+    /// Begin a snapshot-isolation transaction on this node's applied state,
+    /// without a leadership check: still snapshot isolation (the commit
+    /// validates against everything applied after the snapshot), but its
+    /// reads may miss transactions acknowledged elsewhere. Its commit goes
+    /// to the leader (forwarded from a follower).
     pub fn begin_local(&self) -> Result<Txn> {
-        Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?))
+        self.begin_local_with(bwtx::Isolation::Snapshot)
+    }
+
+    /// [`Node::begin_local`] at isolation level `level` (serializable
+    /// holds as well: the commit validates reads against every entry
+    /// applied after the snapshot, however old).
+    pub fn begin_local_with(&self, level: bwtx::Isolation) -> Result<Txn> {
+        Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?, level))
     }
 }
 
@@ -156,112 +166,33 @@ impl ReadSnapshot {
 
     /// Every live key starting with `prefix` and its value, in key order.
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
+        let prefix = prefix.as_ref();
+        let end = keys::prefix_end(prefix);
         let mut out = Vec::new();
-        for kv in self.snap.prefix(keys::data_key(prefix.as_ref())) {
-            let (k, raw) = kv?;
-            if let (_, Some(v)) = keys::decode_value(&raw)? {
-                out.push((k.slice(DATA_PREFIX.len()..), v));
+        for kv in self.scan_raw(prefix, end.as_deref()) {
+            if let (k, Some(v)) = kv? {
+                out.push((k, v));
             }
         }
         Ok(out)
     }
-}
 
-/// A replicated read-write transaction: reads one snapshot plus its own
-/// writes, commits through raft with first-committer-wins.
-pub struct Txn {
-    proposer: Proposer,
-    read: ReadSnapshot,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl Txn {
-    fn new(proposer: Proposer, read: ReadSnapshot) -> Txn {
-        Txn {
-            proposer,
-            read,
-            writes: BTreeMap::new(),
-        }
+    /// Every stored user key from `start` (included) to `end` (excluded;
+    /// `None`: no bound) in key order, with its value or `None` for a
+    /// tombstone.
+    pub(crate) fn scan_raw(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<(Bytes, Option<Bytes>)>> + '_ {
+        let start = keys::data_key(start);
+        let end = end.map_or_else(keys::data_end, keys::data_key);
+        self.snap
+            .range((Bound::Included(start), Bound::Excluded(end)))
+            .map(|kv| {
+                let (k, raw) = kv?;
+                let (_, v) = keys::decode_value(&raw)?;
+                Ok((k.slice(DATA_PREFIX.len()..), v))
+            })
     }
-
-    /// The applied log index the transaction's snapshot reflects.
-    pub fn position(&self) -> u64 {
-        self.read.position()
-    }
-
-    /// The value of `key`: the transaction's own write, else the snapshot's.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        match self.writes.get(key.as_ref()) {
-            Some(w) => Ok(w.as_ref().map(|v| Bytes::copy_from_slice(v))),
-            None => self.read.get(key),
-        }
-    }
-
-    /// Buffer a write of `value` to `key`. Keys and values over the limits
-    /// ([`keys::MAX_USER_KEY_LEN`], [`keys::MAX_USER_VALUE_LEN`]) are
-    /// refused here, as bwtx refuses them.
-    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        if value.len() > MAX_USER_VALUE_LEN {
-            return Err(bwtx::Error::ValueTooLarge {
-                len: value.len(),
-                max: MAX_USER_VALUE_LEN,
-            }
-            .into());
-        }
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
-        Ok(())
-    }
-
-    /// Buffer a delete of `key`.
-    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
-        check_key(key.as_ref())?;
-        self.writes.insert(key.as_ref().to_vec(), None);
-        Ok(())
-    }
-
-    /// Propose the writes through raft and wait for the outcome: the
-    /// commit's log index (the snapshot's position if nothing was written),
-    /// or [`bwtx::Error::Conflict`] (see [`Error::is_conflict`]) if an entry
-    /// applied after the snapshot wrote one of the keys. Not on the leader:
-    /// [`Error::NotLeader`], and nothing was proposed. [`Error::Raft`] means
-    /// the outcome is unknown (the node stopped after proposing).
-    pub async fn commit(self) -> Result<u64> {
-        if self.writes.is_empty() {
-            return Ok(self.read.position());
-        }
-        let snapshot = self.read.position();
-        drop(self.read);
-        let proposal = Proposal {
-            snapshot,
-            writes: self.writes.into_iter().collect(),
-        };
-        let resp = self.proposer.propose(proposal).await?;
-        match resp {
-            Response::Committed { index } => Ok(index),
-            Response::Conflict { key, winner, snapshot } => Err(bwtx::Error::Conflict {
-                key: Bytes::from(key),
-                winner,
-                snapshot,
-                // The replicated protocol validates written keys only
-                // (snapshot isolation, first committer wins).
-                reason: Box::new(bwtx::ConflictReason::Write),
-            }
-            .into()),
-            Response::Rejected { reason } => Err(Error::Raft(format!("proposal rejected: {reason}"))),
-            other => Err(Error::Raft(format!("a transaction's entry applied as {other:?}"))),
-        }
-    }
-}
-
-fn check_key(key: &[u8]) -> Result<()> {
-    if key.len() > MAX_USER_KEY_LEN {
-        return Err(bwtx::Error::KeyTooLarge {
-            len: key.len(),
-            max: MAX_USER_KEY_LEN,
-        }
-        .into());
-    }
-    Ok(())
 }

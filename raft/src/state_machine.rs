@@ -7,8 +7,9 @@
 //! is validated in log order, against the state the earlier entries left
 //! (the batch's own writes included, read through the bwtx transaction):
 //! if any key it writes was last written by an entry after the proposal's
-//! snapshot position, it aborts with [`Response::Conflict`] and writes
-//! nothing; otherwise every write stores the entry's index beside the value
+//! snapshot position (serializable: or any key it read, or any key in a
+//! range it scanned; [`crate::validate`]), it aborts with
+//! [`Response::Conflict`] and writes nothing; otherwise every write stores the entry's index beside the value
 //! ([`keys::encode_value`]). A [`Command::Batch`] decides its proposals in
 //! order, each as a `Txn` at the entry's index would be, so a later one
 //! conflicts with an earlier one of the same batch that wrote its key. The
@@ -26,7 +27,6 @@
 //! Only this state machine writes `sm/` keys, one apply or install at a
 //! time, so its bwtx commits never conflict locally.
 
-use std::collections::HashSet;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
@@ -37,9 +37,10 @@ use openraft::{
 };
 
 use crate::error::{Error, Result};
-use crate::keys::{self, AppliedState, APPLIED, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
+use crate::keys::{self, AppliedState, APPLIED};
 use crate::snapshot::{self, StoredSnapshot};
-use crate::types::{Command, NodeId, Response, TypeConfig};
+use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
+use crate::validate;
 
 type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
 
@@ -97,13 +98,24 @@ pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec
         state.last_applied = Some(e.log_id);
         out.push(match e.payload {
             EntryPayload::Blank => Response::Empty,
-            EntryPayload::Normal(Command::Txn { snapshot, writes }) => {
-                apply_txn(&mut tx, e.log_id.index, snapshot, &writes)?
+            EntryPayload::Normal(Command::Txn {
+                snapshot,
+                writes,
+                reads,
+                ranges,
+            }) => {
+                let p = Proposal {
+                    snapshot,
+                    writes,
+                    reads,
+                    ranges,
+                };
+                apply_txn(&mut tx, e.log_id.index, &p)?
             }
             EntryPayload::Normal(Command::Batch { txns }) => {
                 let mut outcomes = Vec::with_capacity(txns.len());
-                for p in txns {
-                    outcomes.push(apply_txn(&mut tx, e.log_id.index, p.snapshot, &p.writes)?);
+                for p in &txns {
+                    outcomes.push(apply_txn(&mut tx, e.log_id.index, p)?);
                 }
                 Response::Batch { outcomes }
             }
@@ -118,53 +130,19 @@ pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec
     Ok(out)
 }
 
-/// Validate and apply one transaction at log index `index` inside `tx`.
-fn apply_txn(
-    tx: &mut bwtx::Transaction,
-    index: u64,
-    snapshot: u64,
-    writes: &[(Vec<u8>, Option<Vec<u8>>)],
-) -> Result<Response> {
-    if let Some(reason) = malformed(index, snapshot, writes) {
+/// Validate and apply one transaction at log index `index` inside `tx`
+/// ([`validate`]).
+fn apply_txn(tx: &mut bwtx::Transaction, index: u64, p: &Proposal) -> Result<Response> {
+    if let Some(reason) = validate::malformed(index, p) {
         return Ok(Response::Rejected { reason });
     }
-    for (k, _) in writes {
-        if let Some(raw) = tx.get(keys::data_key(k))? {
-            let (last, _) = keys::decode_value(&raw)?;
-            if last > snapshot {
-                return Ok(Response::Conflict {
-                    key: k.clone(),
-                    winner: last,
-                    snapshot,
-                });
-            }
-        }
+    if let Some(conflict) = validate::conflict(tx, p)? {
+        return Ok(conflict);
     }
-    for (k, v) in writes {
+    for (k, v) in &p.writes {
         tx.put(keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
     }
     Ok(Response::Committed { index })
-}
-
-/// Why a proposal cannot be applied, if it cannot: decided from the
-/// proposal alone, so every replica agrees.
-fn malformed(index: u64, snapshot: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Option<String> {
-    if snapshot >= index {
-        return Some(format!("snapshot position {snapshot} is not before entry {index}"));
-    }
-    let mut seen = HashSet::new();
-    for (k, v) in writes {
-        if k.len() > MAX_USER_KEY_LEN {
-            return Some(format!("key of {} bytes exceeds {MAX_USER_KEY_LEN}", k.len()));
-        }
-        if v.as_ref().is_some_and(|v| v.len() > MAX_USER_VALUE_LEN) {
-            return Some(format!("value exceeds {MAX_USER_VALUE_LEN} bytes"));
-        }
-        if !seen.insert(k.as_slice()) {
-            return Some("a key is written twice".to_string());
-        }
-    }
-    None
 }
 
 /// Run a blocking bwtx operation (a commit, a checkpoint) on
@@ -276,7 +254,12 @@ mod tests {
             .collect();
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
-            payload: EntryPayload::Normal(Command::Txn { snapshot, writes }),
+            payload: EntryPayload::Normal(Command::Txn {
+                snapshot,
+                writes,
+                reads: vec![],
+                ranges: vec![],
+            }),
         }
     }
 
@@ -290,6 +273,7 @@ mod tests {
             key: key.as_bytes().to_vec(),
             winner,
             snapshot,
+            reason: crate::types::Conflicted::Write,
         }
     }
 
@@ -346,6 +330,8 @@ mod tests {
         let p = |snapshot, key: &str, v: &str| crate::types::Proposal {
             snapshot,
             writes: vec![(key.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))],
+            reads: vec![],
+            ranges: vec![],
         };
         let batch = Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),

@@ -3,7 +3,10 @@
 //! A client transaction runs on a leader against a bwtx snapshot taken at
 //! applied log index `snapshot`; its commit proposes a [`Command::Txn`] with
 //! its write set. Every replica's state machine decides the same
-//! [`Response`] for it at apply (`design/replication.md` §3).
+//! [`Response`] for it at apply (`design/replication.md` §3). A
+//! serializable transaction's proposal also carries the keys it read and the
+//! ranges it scanned ([`KeyRange`]); both are left out of the encoding when
+//! empty, so a snapshot-isolation proposal encodes as it always did.
 
 use std::io::Cursor;
 
@@ -34,6 +37,13 @@ pub enum Command {
         snapshot: u64,
         /// Key, and the new value or `None` for a delete; keys unique.
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        /// Serializable only: the keys read from the snapshot (found or
+        /// absent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reads: Vec<Vec<u8>>,
+        /// Serializable only: the key ranges scanned in the snapshot.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ranges: Vec<KeyRange>,
     },
     /// Several transactions' proposals in one entry (the leader's
     /// proposer batches those that queue while earlier entries are in
@@ -52,6 +62,55 @@ pub struct Proposal {
     pub snapshot: u64,
     /// Key, and the new value or `None` for a delete; keys unique.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Serializable only: the keys read from the snapshot (found or absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<Vec<u8>>,
+    /// Serializable only: the key ranges scanned in the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<KeyRange>,
+}
+
+impl Proposal {
+    /// The log entry's command for this proposal alone.
+    pub fn into_command(self) -> Command {
+        Command::Txn {
+            snapshot: self.snapshot,
+            writes: self.writes,
+            reads: self.reads,
+            ranges: self.ranges,
+        }
+    }
+}
+
+/// A range of user keys a serializable transaction scanned: `start`
+/// included, `end` excluded (`None`: to the end of the keyspace).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    /// The first key of the range.
+    pub start: Vec<u8>,
+    /// The first key after the range, or `None` for no bound.
+    pub end: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && self.end.as_deref().is_none_or(|e| key < e)
+    }
+}
+
+/// What a conflicting transaction did with the key another wrote first
+/// (mapped to [`bwtx::ConflictReason`] for the client).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Conflicted {
+    /// It wrote the key (first committer wins; both isolation levels).
+    #[default]
+    Write,
+    /// Serializable: it read the key (found or absent).
+    Read,
+    /// Serializable: the key lies in this range, which it scanned (an
+    /// insert, update or delete inside it counts).
+    Range(KeyRange),
 }
 
 /// The state machine's outcome for one log entry; every replica computes
@@ -65,17 +124,21 @@ pub enum Response {
         /// The entry's log index: the commit's position in the log.
         index: u64,
     },
-    /// First committer wins: an entry applied after the transaction's
-    /// snapshot (at log index `winner` > `snapshot`) wrote `key`, so
-    /// nothing was written.
+    /// An entry applied after the transaction's snapshot (at log index
+    /// `winner` > `snapshot`) wrote `key`, which the transaction wrote
+    /// (first committer wins) or, serializable, read or scanned past: nothing
+    /// was written.
     Conflict {
-        /// The first written key (in the proposal's order) found written
-        /// after the snapshot.
+        /// The first such key: written keys are checked first (in the
+        /// proposal's order), then read keys, then scanned ranges.
         key: Vec<u8>,
         /// The log index of that later write.
         winner: u64,
         /// The transaction's snapshot position.
         snapshot: u64,
+        /// What the transaction did with `key`.
+        #[serde(default)]
+        reason: Conflicted,
     },
     /// The proposal is malformed (a key or value over bwtx's limits, a key
     /// written twice, a snapshot position not before the entry): nothing
