@@ -5,12 +5,14 @@
 //! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
 //! (`bench --compare`, needs `bench-peers`), `isolation.rs` (`--isolation`
 //! of `bench`, `history` and `--compare`, the shell's `begin serializable`
-//! and savepoints).
+//! and savepoints), `keyspaces.rs` (the shell's keyspace commands and
+//! `check` per keyspace).
 #![cfg(feature = "cli")]
 
 mod bench;
 mod compare;
 mod isolation;
+mod keyspaces;
 mod tools;
 
 use std::path::PathBuf;

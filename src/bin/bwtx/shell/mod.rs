@@ -3,15 +3,20 @@
 //! - this file: the loop, the command table, transactions and savepoints,
 //!   reads and writes;
 //! - [`past`]: reads of the past and counts (`at TS ...`, `len`,
-//!   `changes SINCE`).
+//!   `changes SINCE`);
+//! - [`spaces`]: keyspaces (`use NAME`, `keyspaces`, `drop NAME`).
+//!
+//! Every read and write goes to the session's current keyspace (`default`
+//! until `use NAME`).
 
 mod past;
+mod spaces;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::Bound;
 use std::path::Path;
 
-use bwtx::{Db, Isolation, Savepoint, Transaction};
+use bwtx::{Db, Isolation, Keyspace, Savepoint, Transaction};
 
 const HELP: &str = "\
 commands (outside `begin` each command commits on its own):
@@ -34,6 +39,10 @@ commands (outside `begin` each command commits on its own):
                       snapshot holds it)
   changes SINCE [N]   the first N (default 20) commits after timestamp SINCE,
                       with their writes (the change stream; on-disk databases)
+  use NAME            read and write keyspace NAME from now on (created if
+                      new; `use default` goes back)
+  keyspaces           list the keyspaces with their key counts
+  drop NAME           drop keyspace NAME (snapshots taken before still read it)
   stats               database statistics
   checkpoint          write a checkpoint now (on-disk databases)
   help                this text
@@ -54,8 +63,16 @@ pub fn run(path: Option<&Path>) -> i32 {
             }
         },
     };
+    let ks = match db.keyspace(spaces::DEFAULT) {
+        Ok(ks) => ks,
+        Err(e) => {
+            eprintln!("error: the default keyspace: {e}");
+            return 1;
+        }
+    };
     let mut session = Session {
         db: &db,
+        ks,
         tx: None,
         savepoints: Vec::new(),
     };
@@ -73,8 +90,8 @@ pub fn run(path: Option<&Path>) -> i32 {
             }
         };
         loop {
-            let prompt = if session.tx.is_some() { "bwtx(tx)> " } else { "bwtx> " };
-            match rl.readline(prompt) {
+            let prompt = session.prompt();
+            match rl.readline(&prompt) {
                 Ok(line) => {
                     if !line.trim().is_empty() {
                         let _ = rl.add_history_entry(line.as_str());
@@ -123,6 +140,8 @@ enum Flow {
 
 struct Session<'db> {
     db: &'db Db,
+    /// The keyspace every command reads and writes.
+    ks: Keyspace,
     tx: Option<Transaction>,
     /// The open transaction's named savepoints, oldest first (empty when
     /// no transaction is open).
@@ -175,6 +194,10 @@ impl<'db> Session<'db> {
             ("delete" | "del", 1) => self.write(args[0], None),
             ("scan", 0..=2) => self.scan(args.first().copied(), args.get(1).copied()),
             ("len", 0) => self.len(),
+            ("use", 1) => self.use_keyspace(args[0]),
+            ("keyspaces", 0) => self.keyspaces(),
+            ("drop", 1) => self.drop_keyspace(args[0]),
+            ("use" | "drop", _) => Err(format!("usage: {cmd} NAME")),
             ("at", n) if n >= 2 => self.at(&args),
             ("changes", 1..=2) => self.changes(&args),
             ("at", _) => Err("usage: at TS get KEY | at TS scan [LO [HI]] | at TS len".to_owned()),
@@ -190,7 +213,7 @@ impl<'db> Session<'db> {
                 .map(|ts| println!("checkpoint at {ts}"))
                 .map_err(|e| e.to_string()),
             ("begin", _) => Err("usage: begin [snapshot|serializable]".to_owned()),
-            ("commit" | "abort" | "stats" | "checkpoint", _) => Err(format!("`{cmd}` takes no arguments")),
+            ("commit" | "abort" | "stats" | "checkpoint" | "keyspaces", _) => Err(format!("`{cmd}` takes no arguments")),
             ("get" | "delete" | "del", _) => Err(format!("usage: {cmd} KEY")),
             ("put", _) => Err("usage: put KEY VALUE".to_owned()),
             ("scan", _) => Err("usage: scan [LO [HI]]".to_owned()),
@@ -263,8 +286,8 @@ impl<'db> Session<'db> {
 
     fn get(&mut self, key: &str) -> Result<(), String> {
         let v = match &self.tx {
-            Some(tx) => tx.get(key),
-            None => self.db.snapshot().get(key),
+            Some(tx) => tx.get_in(&self.ks, key),
+            None => self.db.snapshot().get_in(&self.ks, key),
         }
         .map_err(|e| e.to_string())?;
         match v {
@@ -275,9 +298,10 @@ impl<'db> Session<'db> {
     }
 
     fn write(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
+        let ks = &self.ks;
         let apply = |tx: &mut Transaction| match value {
-            Some(v) => tx.put(key, v),
-            None => tx.delete(key),
+            Some(v) => tx.put_in(ks, key, v),
+            None => tx.delete_in(ks, key),
         };
         match &mut self.tx {
             Some(tx) => {
@@ -299,10 +323,10 @@ impl<'db> Session<'db> {
         let hi = hi.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_bytes()));
         let snap;
         let iter = match &self.tx {
-            Some(tx) => tx.range::<&[u8], _>((lo, hi)),
+            Some(tx) => tx.range_in::<&[u8], _>(&self.ks, (lo, hi)),
             None => {
                 snap = self.db.snapshot();
-                snap.range::<&[u8], _>((lo, hi))
+                snap.range_in::<&[u8], _>(&self.ks, (lo, hi))
             }
         };
         print_entries(iter)

@@ -11,13 +11,14 @@ use super::{print_entries, show, Session};
 const CHANGES_SHOWN: usize = 20;
 
 impl Session<'_> {
-    /// `len`: the exact key count of the open transaction's view, or of a
-    /// snapshot of everything committed.
+    /// `len`: the exact key count of the current keyspace in the open
+    /// transaction's view, or in a snapshot of everything committed.
     pub(super) fn len(&self) -> Result<(), String> {
         let n = match &self.tx {
-            Some(tx) => tx.len().map_err(|e| e.to_string())?,
-            None => self.db.snapshot().len(),
-        };
+            Some(tx) => tx.len_in(&self.ks),
+            None => self.db.snapshot().len_in(&self.ks),
+        }
+        .map_err(|e| e.to_string())?;
         println!("{n} keys");
         Ok(())
     }
@@ -30,7 +31,7 @@ impl Session<'_> {
         let snap = self.db.snapshot_at(ts).map_err(|e| e.to_string())?;
         match (args[1].to_ascii_lowercase().as_str(), &args[2..]) {
             ("get", [key]) => {
-                match snap.get(key).map_err(|e| e.to_string())? {
+                match snap.get_in(&self.ks, key).map_err(|e| e.to_string())? {
                     Some(v) => println!("{}", show(&v)),
                     None => println!("(not found at {ts})"),
                 }
@@ -39,10 +40,11 @@ impl Session<'_> {
             ("scan", rest) if rest.len() <= 2 => {
                 let lo = rest.first().map_or(Bound::Unbounded, |k| Bound::Included(k.as_bytes()));
                 let hi = rest.get(1).map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_bytes()));
-                print_entries(snap.range::<&[u8], _>((lo, hi)))
+                print_entries(snap.range_in::<&[u8], _>(&self.ks, (lo, hi)))
             }
             ("len", []) => {
-                println!("{} keys at {ts}", snap.len());
+                let n = snap.len_in(&self.ks).map_err(|e| e.to_string())?;
+                println!("{n} keys at {ts}");
                 Ok(())
             }
             _ => Err("usage: at TS get KEY | at TS scan [LO [HI]] | at TS len".to_owned()),
