@@ -19,7 +19,8 @@
 //!   validation, one bwtx commit per batch.
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
-//! - [`network`]: an in-process `RaftNetwork` with partitions.
+//! - [`network`]: openraft's `RaftNetwork` in-process (with partitions)
+//!   and over TCP, and forwarding proposals to the leader.
 //! - [`proposer`]: batches concurrent transactions' proposals into one log
 //!   entry.
 //! - [`node`]: [`Node`], one replica: opening, the client API (begin,
