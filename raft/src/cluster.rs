@@ -32,7 +32,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// again (a leader cut off from its quorum never answers).
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-/// The raft configuration of the in-process cluster: 50 ms heartbeats,
+/// The raft configuration of a [`Cluster`] (either network): 50 ms heartbeats,
 /// elections after 150-300 ms of silence, a snapshot every 500 entries,
 /// keeping 20 entries behind it.
 pub fn config() -> Result<Arc<Config>> {
