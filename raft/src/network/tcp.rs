@@ -77,12 +77,23 @@ async fn connect(addr: &str, cut: &Cut) -> Result<Conn, CallError> {
     Ok(wire::framed(stream))
 }
 
-/// Send `req` on `conn` (opened first if `None`) and read the reply.
-/// `conn` is `Some` again only after a whole exchange.
+/// Whether a kept connection still looks open: the peer has not closed it
+/// (a read would not return end-of-file at once) and sent nothing unasked.
+/// A peer that was killed, or restarted on its port, closed its end; a
+/// request sent on it could not be answered, and, for a forwarded
+/// proposal, would leave its outcome unknown for nothing.
+fn looks_open(conn: &Conn) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(conn.get_ref().try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Send `req` on `conn` (opened first if `None`, or if the kept one was
+/// closed by the peer) and read the reply. `conn` is `Some` again only
+/// after a whole exchange.
 async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request) -> Result<Reply, CallError> {
     let body = wire::encode(req).map_err(CallError::TooLarge)?;
     let mut conn = match slot.take() {
-        Some(c) if !cut.is_cut() => c,
+        Some(c) if !cut.is_cut() && looks_open(&c) => c,
         _ => connect(addr, cut).await?,
     };
     wire::send(&mut conn, body).await.map_err(CallError::Network)?;
@@ -245,6 +256,31 @@ impl Forwarder {
             Err(CallError::TooLarge(e) | CallError::Network(e)) => {
                 Forwarded::Lost(format!("forwarding to {addr}: {e}"))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_does_not_look_open() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conn = wire::framed(TcpStream::connect(addr).await.unwrap());
+        let (served, _) = listener.accept().await.unwrap();
+        assert!(looks_open(&conn), "open while the peer holds its end");
+        drop(served);
+        // The peer's FIN arrives asynchronously.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while looks_open(&conn) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the peer's close was never seen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }
