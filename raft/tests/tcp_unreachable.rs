@@ -19,6 +19,8 @@ async fn tcp_port_closed_then_back() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Arc::new(Cluster::start_tcp(dir.path(), &[1, 2, 3]).await.unwrap());
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
+    // Healing a node that was never cut off changes nothing.
+    cluster.heal(1).await.expect("heal of a connected node");
     let mut acked = run_transfers(&cluster, 2, 10, 0).await;
 
     // A follower's port closed.

@@ -89,8 +89,20 @@ impl Server {
     }
 
     /// Reconnect the node: listen again on the same address (retrying for
-    /// up to 5 s while it is still in use) and let its clients connect.
+    /// up to 5 s while it is still in use) and let its clients connect. A
+    /// node still listening only gets its clients back.
     pub async fn heal(&self) -> Result<()> {
+        let listening = self
+            .inner
+            .accepting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|task| !task.is_finished());
+        if listening {
+            self.inner.cut.set_cut(false);
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + BIND_WAIT;
         let listener = loop {
             match TcpListener::bind(self.inner.addr).await {
