@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
-use super::base::{LeafBase, PageRange, NO_DISK};
+use super::base::{LeafBase, PageRange};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
@@ -44,6 +44,10 @@ use super::mapping_table::Pid;
 use super::tree::Tree;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
+
+/// One version of a delta flush: key, commit timestamp, value (`None`: a
+/// tombstone).
+pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
@@ -54,6 +58,24 @@ pub(crate) trait PageIo: Send + Sync {
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
+    /// The versions of page `pid` newer than [`PageIo::chain_upto`]`(prev)`
+    /// (and at most the flush's limit), in key order and newest first per
+    /// key: append
+    /// them as a delta flush on the chain at `prev` and return the new
+    /// chain head, or `None` if the chain should be consolidated instead
+    /// (too long, or the delta too large next to its base image; the caller
+    /// writes a whole image). The default never writes a delta flush.
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let _ = (pid, prev, entries);
+        Ok(None)
+    }
+    /// The newest version timestamp in the on-disk chain at `head` (its
+    /// `upto`, DF1 in `super::flush`), if the page store knows it; `None`
+    /// makes the next flush of a page building on it write a whole image.
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        let _ = head;
+        None
+    }
     /// Make every image written so far durable.
     fn sync(&self) -> Result<()>;
     /// The log's durable timestamp `D`: every commit at or below it is
@@ -68,6 +90,12 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     }
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
         (**self).write_leaf(pid, base)
+    }
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        (**self).write_delta(pid, prev, entries)
+    }
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        (**self).chain_upto(head)
     }
     fn sync(&self) -> Result<()> {
         (**self).sync()
@@ -88,6 +116,9 @@ pub(crate) struct PagingCounters {
     pub(crate) pages_written: AtomicU64,
     /// Leaf images written by checkpoint flushes (`super::flush`).
     pub(crate) flushes: AtomicU64,
+    /// Delta flushes written (evictions and checkpoint flushes; also counted
+    /// in `pages_written`).
+    pub(crate) delta_flushes: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Leaves left resident by an eviction because they held a version
@@ -183,6 +214,27 @@ fn clean_base(head: &Node, watermark: u64) -> Option<&LeafBase> {
     }
 }
 
+/// Every version of `base`, in key order and newest first per key.
+pub(super) fn base_versions(base: &LeafBase) -> Vec<DeltaVersion<'_>> {
+    let mut out = Vec::with_capacity(base.version_count());
+    for i in 0..base.len() {
+        let key = base.keys.key(i);
+        for v in base.versions(i) {
+            out.push((key, v.ts, value_slice(base.value_ref(v))));
+        }
+    }
+    out
+}
+
+/// A borrowed value as a delta flush takes it.
+pub(super) fn value_slice(v: super::base::ValRef<'_>) -> Option<&[u8]> {
+    match v {
+        super::base::ValRef::Tomb => None,
+        super::base::ValRef::Inline(b) => Some(b),
+        super::base::ValRef::Refcounted(b) => Some(&b[..]),
+    }
+}
+
 /// A copy of `r` that shares no bytes with the page it came from.
 pub(super) fn detached(r: &PageRange) -> PageRange {
     let copy = |k: &Option<Bytes>| k.as_deref().map(Bytes::copy_from_slice);
@@ -262,7 +314,7 @@ impl Tree {
                 // for GC at the current watermark: evicted as it is. A clean
                 // page with garbage is consolidated and written again, so
                 // that GC reaches pages that are only read.
-                if b.disk != NO_DISK && clean_base(head, self.gc_watermark()).is_some() {
+                if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
                     written.push((pid, head, b.disk, b.max_ts()));
                     continue;
@@ -294,8 +346,22 @@ impl Tree {
                 paging.counters.held_by_wal.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let addr = paging.io.write_leaf(pid, base)?;
-            paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+            // A page building on its on-disk chain writes only what is new
+            // (a delta flush, or nothing); else its whole image.
+            let addr = match self.flush_delta(paging, pid, base.disk, &base_versions(base), durable)? {
+                Some(addr) => {
+                    if base.disk_head() == Some(addr) {
+                        // Nothing new since the chain: no write, as clean.
+                        paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    addr
+                }
+                None => {
+                    let addr = paging.io.write_leaf(pid, base)?;
+                    paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+                    addr
+                }
+            };
             written.push((pid, head, addr, base.max_ts()));
         }
         if written.is_empty() {

@@ -6,22 +6,52 @@
 //! The segments a previous run left are kept: the newest location table
 //! names images in them. A checkpoint deletes the segments that neither its
 //! table nor any resident or evicted page references
-//! ([`PageFile::delete_unreferenced`]).
+//! ([`PageFile::delete_unreferenced`]), counting every part of each
+//! referenced chain.
+//!
+//! Delta flushes (`design/storage.md` §2.3, §4): a page's chain is a base
+//! image and delta flushes linked by `prev`. A read walks it from the head
+//! (each record's crc and kind checked, `prev` strictly backwards, at most
+//! `FLUSH_CHAIN` parts, one page id) and merges it. The file remembers, for
+//! each chain head it wrote or read, its parts, sizes and newest timestamp
+//! ([`ChainMeta`]): a delta flush is written only on a known head, while the
+//! chain has fewer than `FLUSH_CHAIN` parts and its deltas stay under
+//! [`DELTA_SHARE`] of the base image; else the tree writes a whole image.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::bwtree::{decode_leaf, encode_leaf, LeafBase, PageIo};
+use crate::bwtree::{
+    decode_delta, decode_leaf, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase, PageIo, FLUSH_CHAIN,
+};
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_offset, addr_seq, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::{Error, Result};
 
 /// Page segments hold at least this many bytes each (they hold as many as
 /// the log's segments, `Options::segment_bytes`, if that is more).
 const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
+
+/// A chain's delta flushes together stay under this share of its base
+/// image's payload (a denominator: 4 = a quarter); a flush that would pass
+/// it writes a whole image.
+pub(crate) const DELTA_SHARE: u64 = 4;
+
+/// What the file knows of one on-disk chain, by its head address.
+#[derive(Clone, Debug)]
+struct ChainMeta {
+    /// The newest version timestamp in the chain (its `upto`).
+    max_ts: u64,
+    /// The parts' addresses, the base image first.
+    parts: Vec<u64>,
+    /// Payload bytes of the base image.
+    base_bytes: u64,
+    /// Payload bytes of the delta flushes.
+    delta_bytes: u64,
+}
 
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
@@ -31,6 +61,14 @@ pub(crate) struct PageFile {
     pub(crate) bytes_written: AtomicU64,
     /// The log's durable timestamp (shared with the log, `wal::Store`).
     durable: Arc<AtomicU64>,
+    /// The chains written or read in this run, by head address. Pruned to
+    /// the referenced heads at each checkpoint; a head written in this run
+    /// that is not listed is a base image (delta heads are only pruned
+    /// when unreferenced).
+    chains: Mutex<HashMap<u64, ChainMeta>>,
+    /// The first segment this run appends to: heads below it were written
+    /// by an earlier run.
+    first_seq: u64,
 }
 
 impl PageFile {
@@ -46,13 +84,17 @@ impl PageFile {
         durable: Arc<AtomicU64>,
     ) -> Result<PageFile> {
         let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
+        // Only addresses from a location table (synced) or written by this
+        // run are ever read: the newest old segment is not scanned.
+        let store = SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?;
+        let first_seq = addr_seq(store.ends().0);
         Ok(PageFile {
-            // Only addresses from a location table (synced) or written by
-            // this run are ever read: the newest old segment is not scanned.
-            store: SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?,
+            store,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
             durable,
+            chains: Mutex::new(HashMap::new()),
+            first_seq,
         })
     }
 
@@ -74,13 +116,33 @@ impl PageFile {
     /// Delete every segment but the current one that no address in `keep`
     /// names (the caller holds evictions off, so no image is written and
     /// not yet referenced meanwhile). Returns how many were deleted.
+    ///
+    /// Each head in `keep` keeps the segments of all its chain's parts; the
+    /// chain knowledge of every other head is dropped. A head an earlier run
+    /// wrote and this run has not read has parts this run does not know:
+    /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
-        let keep: BTreeSet<u64> = keep.into_iter().map(addr_seq).collect();
+        let mut chains = lock(&self.chains);
+        let mut kept = HashMap::new();
+        let mut segs_kept = BTreeSet::new();
+        let mut old_unknown = 0;
+        for head in keep {
+            if let Some(meta) = chains.remove(&head).or_else(|| kept.get(&head).cloned()) {
+                segs_kept.extend(meta.parts.iter().map(|&a| addr_seq(a)));
+                kept.insert(head, meta);
+            } else if addr_seq(head) >= self.first_seq {
+                segs_kept.insert(addr_seq(head)); // a base image of this run
+            } else {
+                old_unknown = old_unknown.max(addr_seq(head));
+            }
+        }
+        *chains = kept;
+        drop(chains);
         let segs = self.store.segments();
         let mut deleted = 0;
         // The last one is the current segment.
         for s in segs.iter().take(segs.len().saturating_sub(1)) {
-            if !keep.contains(&s.seq) {
+            if !segs_kept.contains(&s.seq) && s.seq > old_unknown {
                 self.store.delete(s.seq)?;
                 deleted += 1;
             }
@@ -89,18 +151,72 @@ impl PageFile {
     }
 }
 
+impl PageFile {
+    /// The corruption error for the record at `addr`.
+    fn corrupt(&self, addr: u64, reason: &'static str) -> Error {
+        Error::Corruption {
+            file: self.dir.join(segment::name(Kind::Pages, addr_seq(addr))),
+            offset: addr_offset(addr),
+            reason,
+        }
+    }
+
+    fn remember(&self, head: u64, meta: ChainMeta) {
+        lock(&self.chains).entry(head).or_insert(meta);
+    }
+}
+
 impl PageIo for PageFile {
     fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
-        let record = self.store.read(addr)?;
-        let file = || self.dir.join(segment::name(Kind::Pages, addr_seq(addr)));
-        if record.meta.rkind != RecordKind::Base {
-            return Err(Error::Corruption {
-                file: file(),
-                offset: addr_offset(addr),
-                reason: "a page address names a record that is not a page image",
-            });
-        }
-        decode_leaf(&record.payload).map_err(|m| m.corruption(file(), addr_offset(addr) + RECORD_HEADER_LEN as u64))
+        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
+        let mut deltas = Vec::new();
+        let mut parts = Vec::new();
+        let (mut max_ts, mut delta_bytes) = (0, 0);
+        let mut at = addr;
+        let mut id = None;
+        let (base, base_bytes) = loop {
+            if parts.len() == FLUSH_CHAIN {
+                return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
+            }
+            let record = self.store.read(at)?;
+            if *id.get_or_insert(record.meta.id) != record.meta.id {
+                return Err(self.corrupt(at, "a delta flush's prev names another page's record"));
+            }
+            parts.push(at);
+            max_ts = max_ts.max(record.meta.max_ts);
+            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
+            match record.meta.rkind {
+                RecordKind::Base => {
+                    let base = decode_leaf(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    break (base, record.payload.len() as u64);
+                }
+                RecordKind::Delta => {
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    delta_bytes += record.payload.len() as u64;
+                    deltas.push(d);
+                    let prev = record.meta.prev;
+                    if prev >= at {
+                        return Err(self.corrupt(at, "a delta flush's prev does not point backwards"));
+                    }
+                    at = prev;
+                }
+                RecordKind::Value => {
+                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
+                }
+            }
+        };
+        let merged = merge_chain(base, &deltas).map_err(|reason| self.corrupt(addr, reason))?;
+        parts.reverse();
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts,
+                parts,
+                base_bytes,
+                delta_bytes,
+            },
+        );
+        Ok(merged)
     }
 
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
@@ -117,7 +233,57 @@ impl PageIo for PageFile {
         };
         let addr = self.store.append(&meta, &buf)?;
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts,
+                parts: vec![addr],
+                base_bytes: buf.len() as u64,
+                delta_bytes: 0,
+            },
+        );
         Ok(addr)
+    }
+
+    fn write_delta(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
+            return Ok(None);
+        };
+        if chain.parts.len() >= FLUSH_CHAIN {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        encode_delta(entries.iter().copied(), &mut buf, None)?;
+        if (chain.delta_bytes + buf.len() as u64) * DELTA_SHARE >= chain.base_bytes {
+            return Ok(None);
+        }
+        let entries_max = entries.iter().map(|e| e.1).max().unwrap_or(0);
+        let meta = Meta {
+            rkind: RecordKind::Delta,
+            flags: 0,
+            tree: 0,
+            id: pid,
+            prev,
+            max_ts: entries_max,
+        };
+        let addr = self.store.append(&meta, &buf)?;
+        self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let mut parts = chain.parts;
+        parts.push(addr);
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts: chain.max_ts.max(entries_max),
+                parts,
+                base_bytes: chain.base_bytes,
+                delta_bytes: chain.delta_bytes + buf.len() as u64,
+            },
+        );
+        Ok(Some(addr))
+    }
+
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        lock(&self.chains).get(&head).map(|c| c.max_ts)
     }
 
     fn sync(&self) -> Result<()> {

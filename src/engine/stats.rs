@@ -67,7 +67,8 @@ pub struct Stats {
     /// a page store). Opening reads none: after a clean close it is 0 until
     /// the first access.
     pub cache_misses: u64,
-    /// Leaves evicted without a write: clean, their image was on disk.
+    /// Leaves evicted without a write: clean, or nothing new since their
+    /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
     /// Leaf images written by checkpoints' flushes (also in `pages_written`).
     pub pages_flushed: u64,
@@ -91,6 +92,10 @@ pub struct Stats {
     pub resident_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
+    /// Delta flushes written (by evictions and checkpoints; also in
+    /// `pages_written`): only a page's versions since its last flush,
+    /// linked to its on-disk chain (`design/storage.md` §4).
+    pub delta_flushes: u64,
 }
 
 impl Engine {
@@ -144,6 +149,7 @@ impl Engine {
                 .as_ref()
                 .map_or(0, |p| p.bytes_written.load(Ordering::Relaxed)),
             tree,
+            delta_flushes: paging.map_or(0, |p| r(&p.delta_flushes)),
         }
     }
 }
