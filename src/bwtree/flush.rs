@@ -169,8 +169,10 @@ impl Tree {
     /// DF2: if `disk` builds on a chain (`a | DIRTY`) whose `upto` the page
     /// store knows, write the `versions` (the page's, in key order, newest
     /// first per key) newer than it and at most `durable` as a delta flush
-    /// on `a`, or nothing if there are none. Returns the chain head that now
-    /// holds every version `<= durable`, or `None`: write a whole image.
+    /// (the page store may instead rebase: one delta flush on the chain's
+    /// base image), or nothing if there are none. Returns the chain head
+    /// that now holds every version `<= durable`, or `None`: write a whole
+    /// image.
     pub(super) fn flush_delta(
         &self,
         paging: &Paging,
@@ -186,14 +188,10 @@ impl Tree {
         let Some(upto) = paging.io.chain_upto(prev) else {
             return Ok(None);
         };
-        let new: Vec<DeltaVersion<'_>> = versions
-            .iter()
-            .filter(|&&(_, ts, _)| ts > upto && ts <= durable)
-            .copied()
-            .collect();
-        if new.is_empty() {
+        if !versions.iter().any(|&(_, ts, _)| ts > upto && ts <= durable) {
             return Ok(Some(prev));
         }
+        let new: Vec<DeltaVersion<'_>> = versions.iter().filter(|&&(_, ts, _)| ts <= durable).copied().collect();
         let written = PageIo::write_delta(&*paging.io, pid, prev, &new)?;
         if written.is_some() {
             paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);

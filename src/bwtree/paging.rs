@@ -58,13 +58,15 @@ pub(crate) trait PageIo: Send + Sync {
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
-    /// The versions of page `pid` newer than [`PageIo::chain_upto`]`(prev)`
-    /// (and at most the flush's limit), in key order and newest first per
-    /// key: append
-    /// them as a delta flush on the chain at `prev` and return the new
-    /// chain head, or `None` if the chain should be consolidated instead
-    /// (too long, or the delta too large next to its base image; the caller
-    /// writes a whole image). The default never writes a delta flush.
+    /// `entries`: the versions of page `pid` (which builds on the chain at
+    /// `prev`, DF1 in `super::flush`) at or below the flush's limit, in key
+    /// order and newest first per key. Append those newer than
+    /// [`PageIo::chain_upto`]`(prev)` as a delta flush on `prev`, or those
+    /// newer than the chain's base image as a delta flush on the base (a
+    /// rebase: the chain shrinks to two parts); return the new chain head.
+    /// `None`: the caller writes a whole image (the page store declined:
+    /// chain too long, deltas too large next to the base image). The
+    /// default never writes a delta flush.
     fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
         let _ = (pid, prev, entries);
         Ok(None)

@@ -16,7 +16,9 @@
 //! each chain head it wrote or read, its parts, sizes and newest timestamp
 //! ([`ChainMeta`]): a delta flush is written only on a known head, while the
 //! chain has fewer than `FLUSH_CHAIN` parts and its deltas stay under
-//! [`DELTA_SHARE`] of the base image; else the tree writes a whole image.
+//! [`DELTA_SHARE`] of the base image; else, if everything newer than the
+//! base image stays under that share, one delta flush on the base replaces
+//! the others (a rebase); else the tree writes a whole image.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub(crate) const DELTA_SHARE: u64 = 4;
 struct ChainMeta {
     /// The newest version timestamp in the chain (its `upto`).
     max_ts: u64,
+    /// The newest version timestamp in its base image.
+    base_max_ts: u64,
     /// The parts' addresses, the base image first.
     parts: Vec<u64>,
     /// Payload bytes of the base image.
@@ -164,6 +168,42 @@ impl PageFile {
     fn remember(&self, head: u64, meta: ChainMeta) {
         lock(&self.chains).entry(head).or_insert(meta);
     }
+
+    /// Append the delta-flush payload `buf` (of `entries`) with `prev` on
+    /// the chain `on` whose parts are `parts`; remember the new chain.
+    fn append_delta<'a>(
+        &self,
+        pid: u64,
+        prev: u64,
+        buf: &[u8],
+        entries: impl Iterator<Item = DeltaVersion<'a>>,
+        mut parts: Vec<u64>,
+        on: &ChainMeta,
+    ) -> Result<u64> {
+        let entries_max = entries.map(|e| e.1).max().unwrap_or(0);
+        let meta = Meta {
+            rkind: RecordKind::Delta,
+            flags: 0,
+            tree: 0,
+            id: pid,
+            prev,
+            max_ts: entries_max,
+        };
+        let addr = self.store.append(&meta, buf)?;
+        self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        parts.push(addr);
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts: on.max_ts.max(entries_max),
+                base_max_ts: on.base_max_ts,
+                parts,
+                base_bytes: on.base_bytes,
+                delta_bytes: on.delta_bytes + buf.len() as u64,
+            },
+        );
+        Ok(addr)
+    }
 }
 
 impl PageIo for PageFile {
@@ -174,7 +214,7 @@ impl PageIo for PageFile {
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
         let mut id = None;
-        let (base, base_bytes) = loop {
+        let (base, base_bytes, base_max_ts) = loop {
             if parts.len() == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
@@ -188,7 +228,7 @@ impl PageIo for PageFile {
             match record.meta.rkind {
                 RecordKind::Base => {
                     let base = decode_leaf(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
-                    break (base, record.payload.len() as u64);
+                    break (base, record.payload.len() as u64, record.meta.max_ts);
                 }
                 RecordKind::Delta => {
                     let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
@@ -211,6 +251,7 @@ impl PageIo for PageFile {
             addr,
             ChainMeta {
                 max_ts,
+                base_max_ts,
                 parts,
                 base_bytes,
                 delta_bytes,
@@ -237,6 +278,7 @@ impl PageIo for PageFile {
             addr,
             ChainMeta {
                 max_ts,
+                base_max_ts: max_ts,
                 parts: vec![addr],
                 base_bytes: buf.len() as u64,
                 delta_bytes: 0,
@@ -249,37 +291,33 @@ impl PageIo for PageFile {
         let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
             return Ok(None);
         };
-        if chain.parts.len() >= FLUSH_CHAIN {
-            return Ok(None);
-        }
+        let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
         let mut buf = Vec::new();
-        encode_delta(entries.iter().copied(), &mut buf, None)?;
-        if (chain.delta_bytes + buf.len() as u64) * DELTA_SHARE >= chain.base_bytes {
-            return Ok(None);
+        // On the chain, while it is short and its deltas small.
+        if chain.parts.len() < FLUSH_CHAIN {
+            encode_delta(newer(chain.max_ts), &mut buf, None)?;
+            if (chain.delta_bytes + buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+                let parts = chain.parts.clone();
+                return self
+                    .append_delta(pid, prev, &buf, newer(chain.max_ts), parts, &chain)
+                    .map(Some);
+            }
+            buf.clear();
         }
-        let entries_max = entries.iter().map(|e| e.1).max().unwrap_or(0);
-        let meta = Meta {
-            rkind: RecordKind::Delta,
-            flags: 0,
-            tree: 0,
-            id: pid,
-            prev,
-            max_ts: entries_max,
-        };
-        let addr = self.store.append(&meta, &buf)?;
-        self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        let mut parts = chain.parts;
-        parts.push(addr);
-        self.remember(
-            addr,
-            ChainMeta {
-                max_ts: chain.max_ts.max(entries_max),
-                parts,
-                base_bytes: chain.base_bytes,
-                delta_bytes: chain.delta_bytes + buf.len() as u64,
-            },
-        );
-        Ok(Some(addr))
+        // Rebase: everything newer than the base image, on the base.
+        encode_delta(newer(chain.base_max_ts), &mut buf, None)?;
+        if buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
+            let base = chain.parts[0];
+            let rebased = ChainMeta {
+                max_ts: chain.base_max_ts,
+                delta_bytes: 0,
+                ..chain.clone()
+            };
+            return self
+                .append_delta(pid, base, &buf, newer(chain.base_max_ts), vec![base], &rebased)
+                .map(Some);
+        }
+        Ok(None)
     }
 
     fn chain_upto(&self, head: u64) -> Option<u64> {
