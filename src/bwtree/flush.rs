@@ -285,16 +285,24 @@ impl Tree {
 
     /// Every page-store address the mapping table references now: evicted
     /// leaves' and clean pages' chain heads, and the heads resident pages
-    /// build on (DF1).
+    /// build on (DF1), under their deltas too.
     pub(crate) fn disk_addrs(&self) -> Vec<u64> {
         let mut out = Vec::new();
         let high = self.table.high_water();
         for chunk in (0..high).collect::<Vec<_>>().chunks(1024) {
             let guard = epoch::pin();
             for &pid in chunk {
-                match self.table.load(pid, &guard).map(|h| &h.body) {
-                    Some(Body::Evicted { addr, .. }) => out.push(*addr),
-                    Some(Body::Leaf(b)) => out.extend(b.disk_head()),
+                let Some(mut node) = self.table.load(pid, &guard) else {
+                    continue;
+                };
+                // The chain's base: a page with deltas still builds on its
+                // base's chain once consolidated (DF1).
+                while let Some(next) = node.next() {
+                    node = next;
+                }
+                match &node.body {
+                    Body::Evicted { addr, .. } => out.push(*addr),
+                    Body::Leaf(b) => out.extend(b.disk_head()),
                     _ => {}
                 }
             }

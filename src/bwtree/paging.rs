@@ -256,13 +256,21 @@ impl Tree {
         guard: &'g Guard,
         scan: bool,
     ) -> Result<Option<&'g Node>> {
-        let (Body::Evicted { addr, range, .. }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
+        let (
+            Body::Evicted {
+                addr, range, watermark, ..
+            },
+            Some(paging),
+        ) = (&head.body, self.paging.as_deref())
+        else {
             return Ok(Some(head));
         };
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        let mut base = paging.io.read_leaf(*addr)?.with_disk(*addr);
+        // The chain may hold versions the page had dropped: drop them again
+        // (uncounted: GC counted them once).
+        let mut base = super::image::collect_base(paging.io.read_leaf(*addr)?, *watermark).with_disk(*addr);
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
@@ -303,7 +311,8 @@ impl Tree {
         let guard = epoch::pin();
         // Read once: commits made durable later are not in this batch's images.
         let durable = paging.io.durable_ts();
-        let mut written: Vec<(Pid, &Node, u64, u64)> = Vec::with_capacity(pids.len());
+        // (pid, head, chain head, max_ts, the page's GC watermark)
+        let mut written: Vec<(Pid, &Node, u64, u64, u64)> = Vec::with_capacity(pids.len());
         for &pid in pids {
             let Some(mut head) = self.table.load(pid, &guard) else {
                 continue;
@@ -318,7 +327,7 @@ impl Tree {
                 // that GC reaches pages that are only read.
                 if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
-                    written.push((pid, head, b.disk, b.max_ts()));
+                    written.push((pid, head, b.disk, b.max_ts(), b.built_watermark));
                     continue;
                 }
             }
@@ -364,7 +373,7 @@ impl Tree {
                     addr
                 }
             };
-            written.push((pid, head, addr, base.max_ts()));
+            written.push((pid, head, addr, base.max_ts(), base.built_watermark));
         }
         if written.is_empty() {
             return Ok(0);
@@ -374,9 +383,14 @@ impl Tree {
         }
         paging.gate.close();
         let mut evicted = 0;
-        for (pid, head, addr, max_ts) in written {
+        for (pid, head, addr, max_ts, watermark) in written {
             let range = detached(head.range());
-            let node = Node::base(Body::Evicted { addr, range, max_ts });
+            let node = Node::base(Body::Evicted {
+                addr,
+                range,
+                max_ts,
+                watermark,
+            });
             if self.table.replace(pid, head, Chain::base(node), &guard).is_ok() {
                 evicted += 1;
             }

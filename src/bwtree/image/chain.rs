@@ -2,7 +2,8 @@
 //! §4, fault-in): a base image and the delta flushes written on it since,
 //! newest first. Each key's versions come out newest first; a version
 //! found in two parts (the same key and timestamp) is taken from the newer
-//! part.
+//! part. [`collect_base`] then drops what the page had dropped before it
+//! was evicted (the GC rule at its watermark).
 
 use bytes::Bytes;
 
@@ -68,4 +69,44 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush]) -> Result<LeafB
         b.end_key();
     }
     Ok(b.finish(base.range.clone()))
+}
+
+/// `base` with the GC rule applied at `watermark` (per key: every version
+/// above it, and the newest at or below it unless a tombstone), built with
+/// that watermark. Returned as it is when nothing would be dropped.
+pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
+    let keep = |vers: &[Ver]| {
+        // Versions kept: those above the watermark and the newest at or
+        // below it, unless that is a tombstone.
+        match vers.iter().position(|v| v.ts <= watermark) {
+            None => vers.len(),
+            Some(i) if vers[i].len == super::super::base::TOMBSTONE => i,
+            Some(i) => i + 1,
+        }
+    };
+    let drops = (0..base.len()).any(|i| keep(base.versions(i)) < base.versions(i).len());
+    if watermark == 0 || !drops {
+        return base;
+    }
+    let mut b = LeafBuilder::with_capacity(
+        base.len(),
+        base.keys.byte_len(),
+        base.version_count(),
+        base.inline_value_bytes(),
+    );
+    for i in 0..base.len() {
+        let vers = base.versions(i);
+        let n = keep(vers);
+        if n == 0 {
+            continue;
+        }
+        b.push_key(base.keys.key(i));
+        for v in &vers[..n] {
+            b.push_version(v.ts, base.value_ref(v));
+        }
+        b.end_key();
+    }
+    let mut page = b.finish(base.range.clone());
+    page.built_watermark = watermark;
+    page
 }
