@@ -316,6 +316,8 @@ impl super::Engine {
             return;
         }
         let _paused = self.tree.pause_evictions();
-        pages.vlog.prune(self.tree.disk_addrs());
+        // Every part of each page's chain: a delta head's base image holds
+        // the references.
+        pages.vlog.prune(pages.chain_parts(self.tree.disk_addrs()));
     }
 }
