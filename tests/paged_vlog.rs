@@ -337,7 +337,11 @@ fn reopening_does_not_pile_up_value_log_segments() {
     // segment is past the table's `vlog_head`, so it goes too.
     let db = paged(&fs).open(DIR).unwrap();
     let mut tx = db.begin();
-    tx.put("zz", value(99, 0, 3_000)).unwrap();
+    // Enough new large values that the page is written whole (a delta
+    // flush, below a quarter of its base image, keeps its values inline).
+    for i in 0..8 {
+        tx.put(format!("zz{i}"), value(99 + i, 0, 3_000)).unwrap();
+    }
     tx.commit().unwrap();
     db.evict_all().unwrap();
     fs.crash_at_sync(fs.syncs());
