@@ -10,27 +10,16 @@ mod common;
 use std::collections::BTreeMap;
 
 use bwtx::fs::{FaultFs, Fs};
-use bwtx::{Db, Durability, Options};
+use bwtx::{Db, Options};
 use bwtx_kit::SplitMix64;
-use common::{dump, fault_opts, DIR};
+use common::paged::{key, value};
+use common::{dump, DIR};
 
 const KEYS: usize = 3_000;
 
-fn key(i: usize) -> String {
-    format!("key{i:06}")
-}
-
-fn value(i: usize, round: usize) -> String {
-    let mut v = format!("value-{round}-{i}-");
-    v.extend(std::iter::repeat_n('x', 100 - v.len()));
-    v
-}
-
+/// This test's paged database.
 fn opts(fs: &FaultFs) -> Options {
-    fault_opts(fs)
-        .durability(Durability::Sync)
-        .cache_size(32 << 10)
-        .segment_bytes(32 << 10)
+    common::paged::opts(fs, 32 << 10)
 }
 
 /// Update `n` random keys (value round `round`), 50 per commit.

@@ -9,27 +9,16 @@ mod common;
 use std::collections::BTreeMap;
 
 use bwtx::fs::FaultFs;
-use bwtx::{Db, Durability, Error, Options};
+use bwtx::{Db, Error, Options};
 use bwtx_kit::SplitMix64;
-use common::{dump, fault_opts, DIR};
+use common::paged::{key, value};
+use common::{dump, DIR};
 
 const KEYS: usize = 1_500;
 
-fn key(i: usize) -> String {
-    format!("key{i:06}")
-}
-
-fn value(i: usize, round: usize) -> String {
-    let mut v = format!("value-{round}-{i}-");
-    v.extend(std::iter::repeat_n('x', 100 - v.len()));
-    v
-}
-
+/// This test's paged database.
 fn opts(fs: &FaultFs) -> Options {
-    fault_opts(fs)
-        .durability(Durability::Sync)
-        .cache_size(16 << 10)
-        .segment_bytes(16 << 10)
+    common::paged::opts(fs, 16 << 10)
 }
 
 /// A database with churned, checkpointed pages, every leaf evicted: its

@@ -10,28 +10,17 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bwtx::fs::FaultFs;
-use bwtx::{Durability, Options};
+use bwtx::Options;
 use bwtx_kit::SplitMix64;
-use common::{dump, fault_opts, DIR};
+use common::paged::{key, value};
+use common::{dump, DIR};
 
 const KEYS: u64 = 2_000;
 const WRITERS: u64 = 2;
 
-fn key(i: u64) -> String {
-    format!("key{i:06}")
-}
-
-fn value(i: u64, n: u64) -> String {
-    let mut v = format!("value-{n}-{i}-");
-    v.extend(std::iter::repeat_n('x', 100 - v.len()));
-    v
-}
-
+/// This test's paged database.
 fn opts(fs: &FaultFs) -> Options {
-    fault_opts(fs)
-        .durability(Durability::Sync)
-        .cache_size(16 << 10)
-        .segment_bytes(16 << 10)
+    common::paged::opts(fs, 16 << 10)
 }
 
 /// Sets the flag when dropped (also by a panic).

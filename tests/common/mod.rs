@@ -11,6 +11,7 @@ use bwtx::fs::FaultFs;
 use bwtx::{Db, Options};
 
 pub mod corrupt;
+pub mod paged;
 
 /// Where the database lives inside the fault file system.
 pub const DIR: &str = "/db";
