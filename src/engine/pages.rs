@@ -21,9 +21,9 @@
 //! the others (a rebase); else the tree writes a whole image.
 //!
 //! Large values go through the value log ([`ValueLog`], `vlog.rs`): the
-//! encoder's sink places them in base images (delta flushes keep theirs
-//! inline), the decoder's source reads them back at fault-in, and
-//! [`PageIo::sync`] syncs the value log before the pages.
+//! encoders' sink places them, for base images and delta flushes alike, the
+//! decoder reads them back at fault-in (the value log notes each part's
+//! references), and [`PageIo::sync`] syncs the value log before the pages.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,16 @@ struct ChainMeta {
     base_bytes: u64,
     /// Payload bytes of the delta flushes.
     delta_bytes: u64,
+}
+
+/// An encoded delta flush, not yet appended.
+struct DeltaPayload {
+    /// The payload.
+    buf: Vec<u8>,
+    /// The value records it references: (address, record bytes).
+    refs: Vec<(u64, u64)>,
+    /// The newest version timestamp in it.
+    max_ts: u64,
 }
 
 /// The page segments of one database directory.
@@ -257,18 +267,24 @@ impl PageFile {
         lock(&self.chains).entry(head).or_insert(meta);
     }
 
-    /// Append the delta-flush payload `buf` (of `entries`) with `prev` on
-    /// the chain `on` whose parts are `parts`; remember the new chain.
-    fn append_delta<'a>(
-        &self,
-        pid: u64,
-        prev: u64,
-        buf: &[u8],
-        entries: impl Iterator<Item = DeltaVersion<'a>>,
-        mut parts: Vec<u64>,
-        on: &ChainMeta,
-    ) -> Result<u64> {
-        let entries_max = entries.map(|e| e.1).max().unwrap_or(0);
+    /// Encode `entries` as a delta-flush payload, its large values placed
+    /// in the value log (appended now unless there already).
+    fn encode_delta<'a>(&self, entries: impl Iterator<Item = DeltaVersion<'a>> + Clone) -> Result<DeltaPayload> {
+        let (mut buf, mut refs) = (Vec::new(), Vec::new());
+        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(key, ts, value, &mut refs);
+        encode_delta(entries.clone(), &mut buf, Some(&mut sink))?;
+        let max_ts = entries.map(|e| e.1).max().unwrap_or(0);
+        Ok(DeltaPayload { buf, refs, max_ts })
+    }
+
+    /// Append the delta flush `d` with `prev` on the chain `on` whose parts
+    /// are `parts`; remember the new chain.
+    fn append_delta(&self, pid: u64, prev: u64, d: DeltaPayload, mut parts: Vec<u64>, on: &ChainMeta) -> Result<u64> {
+        let DeltaPayload {
+            buf,
+            refs,
+            max_ts: entries_max,
+        } = d;
         let meta = Meta {
             rkind: RecordKind::Delta,
             flags: 0,
@@ -277,10 +293,9 @@ impl PageFile {
             prev,
             max_ts: entries_max,
         };
-        let addr = self.store.append(&meta, buf)?;
+        let addr = self.store.append(&meta, &buf)?;
         self.clean.note_len(addr, record_bytes(buf.len()));
-        // A delta flush keeps its values inline: it references none.
-        self.vlog.note_image(addr, Vec::new());
+        self.vlog.note_image(addr, refs);
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         parts.push(addr);
         self.remember(
@@ -301,6 +316,7 @@ impl PageIo for PageFile {
     fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         let mut deltas = Vec::new();
+        // The parts, head first (the deltas' addresses, then the base's).
         let mut parts = Vec::new();
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
@@ -337,7 +353,14 @@ impl PageIo for PageFile {
                 }
             }
         };
-        let merged = merge_chain(base, &deltas).map_err(|reason| self.corrupt(addr, reason))?;
+        // The deltas' value-log references, read and noted per part.
+        let mut refs = vec![Vec::new(); deltas.len()];
+        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
+            self.vlog.resolve(key, ts, va, len, &mut refs[part])
+        })?;
+        for (&at, refs) in parts.iter().zip(refs) {
+            self.vlog.note_image(at, refs);
+        }
         parts.reverse();
         self.remember(
             addr,
@@ -388,30 +411,27 @@ impl PageIo for PageFile {
             return Ok(None);
         };
         let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
-        let mut buf = Vec::new();
-        // On the chain, while it is short and its deltas small.
+        // On the chain, while it is short and its deltas small. (A value
+        // placed in the value log by an encoding that is then declined is
+        // not wasted: the next encoding, or the whole image, references the
+        // same record.)
         if chain.parts.len() < FLUSH_CHAIN {
-            encode_delta(newer(chain.max_ts), &mut buf, None)?;
-            if (chain.delta_bytes + buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+            let d = self.encode_delta(newer(chain.max_ts))?;
+            if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
                 let parts = chain.parts.clone();
-                return self
-                    .append_delta(pid, prev, &buf, newer(chain.max_ts), parts, &chain)
-                    .map(Some);
+                return self.append_delta(pid, prev, d, parts, &chain).map(Some);
             }
-            buf.clear();
         }
         // Rebase: everything newer than the base image, on the base.
-        encode_delta(newer(chain.base_max_ts), &mut buf, None)?;
-        if buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
+        let d = self.encode_delta(newer(chain.base_max_ts))?;
+        if d.buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
             let base = chain.parts[0];
             let rebased = ChainMeta {
                 max_ts: chain.base_max_ts,
                 delta_bytes: 0,
                 ..chain.clone()
             };
-            return self
-                .append_delta(pid, base, &buf, newer(chain.base_max_ts), vec![base], &rebased)
-                .map(Some);
+            return self.append_delta(pid, base, d, vec![base], &rebased).map(Some);
         }
         Ok(None)
     }

@@ -17,11 +17,17 @@ enum Val {
     Base(Ver),
 }
 
+/// The hook [`merge_chain`] reads a delta flush's value-log references
+/// through: called with the part (0 the newest delta) and the reference's
+/// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
+/// version's) or the error that stops the merge.
+pub(crate) type RefSource<'a> = &'a mut dyn FnMut(usize, &[u8], u64, u64, u32) -> crate::Result<Bytes>;
+
 /// Merge `base` (the chain's oldest part) with `deltas` (the delta flushes
-/// on it, newest first) into one base page with `base`'s range. `Err` names
-/// what cannot be merged (a value-log reference: the value log is not
-/// built). With no delta, `base` is returned as it is.
-pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush]) -> Result<LeafBase, &'static str> {
+/// on it, newest first) into one base page with `base`'s range, reading
+/// each value-log reference of the deltas through `resolve` (its first
+/// error is returned). With no delta, `base` is returned as it is.
+pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSource<'_>) -> crate::Result<LeafBase> {
     if deltas.is_empty() {
         return Ok(base);
     }
@@ -33,7 +39,7 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush]) -> Result<LeafB
             let v = match e.value {
                 DeltaValue::Tomb => Val::Tomb,
                 DeltaValue::Value(b) => Val::Delta(b),
-                DeltaValue::Ref { .. } => return Err("a delta flush holds a value-log reference"),
+                DeltaValue::Ref { addr, len } => Val::Delta(resolve(part, e.key, e.ts, addr, len)?),
             };
             all.push((e.key, e.ts, part, v));
         }

@@ -9,7 +9,8 @@
 //! - [`delta`]: a list of versions to a delta-flush payload and back
 //!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`]).
 //! - [`chain`]: a base image and its delta flushes merged into one base
-//!   page ([`merge_chain`], for fault-in), and the GC rule applied to it
+//!   page ([`merge_chain`], for fault-in; the deltas' value-log references
+//!   read through a [`RefSource`]), and the GC rule applied to it
 //!   ([`collect_base`]).
 //!
 //! Decoding never panics on any input and allocates less than 1.5 times the
@@ -28,7 +29,7 @@ mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_delta;
 
-pub(crate) use chain::{collect_base, merge_chain};
+pub(crate) use chain::{collect_base, merge_chain, RefSource};
 pub(crate) use delta::{decode_delta, encode_delta, DeltaEntry, DeltaFlush, DeltaValue};
 pub(crate) use leaf::{decode_leaf, decode_leaf_with, encode_leaf};
 pub(crate) use wire::{Malformed, ValueSink, ValueSource};
