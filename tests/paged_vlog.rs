@@ -364,7 +364,10 @@ fn reopening_does_not_pile_up_value_log_segments() {
     drop(db);
     // The replayed values written once more: two segments.
     let now = vlog_files(&fs);
-    assert!(now.len() <= before + 2, "{now:?}");
+    assert!(
+        now.len() <= before + 2,
+        "{before} before, {crashed:?} crashed, now {now:?}"
+    );
     assert!(crashed.iter().all(|n| !now.contains(n)), "{crashed:?} {now:?}");
     let db = paged(&fs).open(DIR).unwrap();
     for i in 0..3 {
@@ -432,6 +435,36 @@ fn a_delta_flush_puts_its_large_values_in_the_value_log() {
         assert_eq!(
             db.snapshot().get(format!("k{k}")).unwrap().as_deref(),
             Some(value(k, 0, 80).as_bytes())
+        );
+    }
+}
+
+#[test]
+fn concurrent_flushes_of_a_page_write_each_value_once() {
+    // A checkpoint and an eviction flush the same dirty pages at once (one
+    // of each pair loses its CAS): each version still goes to the value log
+    // exactly once.
+    let fs = FaultFs::new();
+    let db = paged(&fs).cache_size(1 << 30).open(DIR).unwrap();
+    let mut expected = 0;
+    for round in 0..40 {
+        let mut tx = db.begin();
+        for k in 0..8 {
+            let (key, v) = (format!("k{k}"), value(k, round, 1_500));
+            expected += (16 + key.len() + v.len()) as u64;
+            tx.put(key, v).unwrap();
+        }
+        tx.commit().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| db.evict_all().unwrap());
+            db.checkpoint().unwrap();
+        });
+    }
+    assert_eq!(db.stats().value_log_bytes_written, expected);
+    for k in 0..8 {
+        assert_eq!(
+            db.snapshot().get(format!("k{k}")).unwrap().as_deref(),
+            Some(value(k, 39, 1_500).as_bytes())
         );
     }
 }
