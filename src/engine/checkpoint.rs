@@ -93,8 +93,11 @@ impl Engine {
             let _paused = self.tree.pause_evictions();
             // No cleaner copy is appended and published meanwhile.
             let _cleaner = crate::sync::lock(&pages.clean.running);
-            let images: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
-            pages.delete_unreferenced(images.iter().copied())?;
+            let heads: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
+            // Every part of each chain (its base image holds the value
+            // references), taken before the deletion forgets unlisted chains.
+            let images = pages.chain_parts(heads.iter().copied());
+            pages.delete_unreferenced(heads.iter().copied())?;
             pages.vlog.collect(&images)?;
         }
         let written = pages.bytes_written.load(Ordering::Relaxed) - before

@@ -67,7 +67,8 @@ pub struct Stats {
     /// a page store). Opening reads none: after a clean close it is 0 until
     /// the first access.
     pub cache_misses: u64,
-    /// Leaves evicted without a write: clean, their image was on disk.
+    /// Leaves evicted without a write: clean, or nothing new since their
+    /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
     /// Leaf images written by checkpoints' flushes (also in `pages_written`).
     pub pages_flushed: u64,
@@ -118,6 +119,10 @@ pub struct Stats {
     /// Page segments the cleaner emptied of published images since open
     /// (the next checkpoint deletes them).
     pub segments_cleaned: u64,
+    /// Delta flushes written (by evictions and checkpoints; also in
+    /// `pages_written`): only a page's versions since its last flush,
+    /// linked to its on-disk chain (`design/storage.md` §4).
+    pub delta_flushes: u64,
 }
 
 impl Stats {
@@ -197,6 +202,7 @@ impl Engine {
             page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),
             segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.clean.segments_cleaned)),
+            delta_flushes: paging.map_or(0, |p| r(&p.delta_flushes)),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
 //! (`bench --compare`, needs `bench-peers`), `isolation.rs` (`--isolation`
 //! of `bench`, `history` and `--compare`, the shell's `begin serializable`
-//! and savepoints).
+//! and savepoints), `check_pages.rs` (`check` of a paged database's page
+//! store, clean and damaged).
 #![cfg(feature = "cli")]
 
 mod bench;
+mod check_pages;
 mod compare;
 mod isolation;
 mod tools;
