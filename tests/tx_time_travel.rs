@@ -193,36 +193,48 @@ fn snapshots_without_an_age_limit_hold() {
     assert!(st.gc_lag >= 200);
 }
 
-/// After a restart, history below the checkpoint recovered from is gone:
-/// refused. Timestamps from the checkpoint on are read as they were (the
+/// After a restart, history within the retention window is kept, below
+/// the checkpoint too (recovery starts from an older one and replays the
+/// log: `tests/tx_time_travel_restart.rs` has the thorough version).
+/// Without retention, history below the checkpoint recovered from is gone:
+/// refused; timestamps from the checkpoint on are read as they were (the
 /// log after it replays every version).
 #[test]
 fn restart_keeps_history_from_the_checkpoint() {
     let dir = std::env::temp_dir().join(format!("bwtx-time-travel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let opts = || {
-        Options::new()
-            .history_retention(Duration::from_secs(3600))
-            .durability(bwtx::Durability::Buffered(Duration::from_millis(5)))
-    };
-    let (t1, c, t3) = {
+    for retention in [Duration::from_secs(3600), Duration::ZERO] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let opts = || {
+            Options::new()
+                .history_retention(retention)
+                .durability(bwtx::Durability::Buffered(Duration::from_millis(5)))
+        };
+        let (t1, c, t3) = {
+            let db = opts().open(&dir).unwrap();
+            let t1 = put(&db, "k", "1");
+            put(&db, "k", "2");
+            let c = db.checkpoint().unwrap();
+            let t3 = put(&db, "k", "3");
+            put(&db, "k", "4");
+            (t1, c, t3)
+        };
         let db = opts().open(&dir).unwrap();
-        let t1 = put(&db, "k", "1");
-        put(&db, "k", "2");
-        let c = db.checkpoint().unwrap();
-        let t3 = put(&db, "k", "3");
-        put(&db, "k", "4");
-        (t1, c, t3)
-    };
-    let db = opts().open(&dir).unwrap();
-    assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
-    assert_eq!(db.snapshot_at(c).unwrap().get("k").unwrap().as_deref(), Some(&b"2"[..]));
-    assert_eq!(
-        db.snapshot_at(t3).unwrap().get("k").unwrap().as_deref(),
-        Some(&b"3"[..])
-    );
-    assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"4"[..]));
-    drop(db);
+        if retention.is_zero() {
+            assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
+        } else {
+            assert_eq!(
+                db.snapshot_at(t1).unwrap().get("k").unwrap().as_deref(),
+                Some(&b"1"[..])
+            );
+            assert_eq!(db.stats().oldest_readable_ts, 0);
+        }
+        assert_eq!(db.snapshot_at(c).unwrap().get("k").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            db.snapshot_at(t3).unwrap().get("k").unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
+        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"4"[..]));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

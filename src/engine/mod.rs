@@ -106,27 +106,35 @@ impl Engine {
                 "cache_size needs a database directory (Options::open)",
             ));
         }
-        let (tree, store, pages, replay_skipped, live) = match dir {
-            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0),
+        let (tree, store, pages, replay_skipped, oldest, samples, counts) = match dir {
+            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0, vec![], vec![]),
             Some(dir) => {
                 let o = open::open_dir(&opts, dir)?;
-                (o.tree, Some(o.store), o.pages, o.replay_skipped, o.live)
+                (
+                    o.tree,
+                    Some(o.store),
+                    o.pages,
+                    o.replay_skipped,
+                    o.oldest,
+                    o.samples,
+                    o.counts,
+                )
             }
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
-        let checkpoint_ts = store.as_ref().map_or(0, |s| s.recovered().checkpoint_ts);
         let engine = Arc::new(Engine {
             tree,
             oracle: Oracle::new(last_ts),
-            // No history below the checkpoint recovered from.
-            registry: Registry::new(checkpoint_ts),
+            // No history below what recovery rebuilt (`design/mvcc.md` §11).
+            registry: Registry::new(oldest),
             horizon: Horizon::new(
                 opts.history_retention,
                 opts.max_snapshot_age,
                 opts.change_retention,
                 last_ts,
-            ),
-            counts: Counts::new(last_ts, live),
+            )
+            .restored(oldest, &samples),
+            counts: Counts::with_history(last_ts, counts),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,

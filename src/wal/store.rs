@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::changes::ChangeCursor;
+use super::hist::{self, Hist};
 use super::record::Commit;
 use super::recovery::{recover, Recovered, Replay, Start};
 use super::writer::Wal;
@@ -39,6 +40,19 @@ pub(crate) struct Store {
     table_at_open: bool,
 }
 
+/// What a checkpoint keeps besides itself, and the history file it writes.
+pub(crate) struct Keep {
+    /// Log segments holding a commit above this stay (the change stream's
+    /// retention; `u64::MAX`: none).
+    pub(crate) changes_after: u64,
+    /// The newest checkpoint at or below this stays, with every log
+    /// segment after it (`Options::history_retention` on a version-1
+    /// database with a log; `u64::MAX`: only the new checkpoint).
+    pub(crate) history_from: u64,
+    /// The history file written before the checkpoint (`super::hist`).
+    pub(crate) hist: Hist,
+}
+
 /// The lock of a database directory, held for the database's lifetime.
 pub(crate) type DirLock = Box<dyn Send + Sync>;
 
@@ -57,7 +71,8 @@ impl Store {
     }
 
     /// Recover the locked `dir` into `into` from `start` (see
-    /// [`recover`]), and start a fresh log segment. The log keeps its
+    /// [`recover`]; `oldest`: from the oldest complete version-1
+    /// checkpoint), and start a fresh log segment. The log keeps its
     /// durable timestamp in `durable` ([`Store::durable_ts`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
@@ -69,10 +84,11 @@ impl Store {
         checkpoint_bytes: u64,
         into: &dyn Replay,
         start: Start,
+        oldest: bool,
         durable: crate::sync::Arc<AtomicU64>,
     ) -> Result<Store> {
         let table_at_open = matches!(start, Start::Table(_));
-        let recovered = recover(&*fs, dir, into, start)?;
+        let recovered = recover(&*fs, dir, into, start, oldest)?;
         // Without a log, what recovery restored is all that is durable;
         // checkpoints move it on (`Store::mark_durable`).
         let wal_durable = if mode == Durability::None {
@@ -248,36 +264,38 @@ impl Store {
         !(ts == **last && done)
     }
 
-    /// Second half: write the image of the snapshot at `ts` durably, then
-    /// delete the log segments and older checkpoints it covers.
-    /// Log segments with commits above `keep_after` are kept (the change
-    /// stream's retention).
+    /// Second half: write the history file `keep.hist`, then the image of
+    /// the snapshot at `ts` durably, then delete the log segments and older
+    /// checkpoints it covers (but what `keep` keeps).
     pub(crate) fn finish_checkpoint(
         &self,
         last: MutexGuard<'_, u64>,
         ts: u64,
-        keep_after: u64,
+        keep: Keep,
         entries: impl Iterator<Item = Result<(bytes::Bytes, bytes::Bytes)>>,
     ) -> Result<u64> {
         if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
         }
+        hist::write(&*self.fs, &self.dir, &keep.hist)?;
         checkpoint::write(&*self.fs, &self.dir, ts, entries)?;
-        self.covered(last, ts, keep_after)
+        self.covered(last, ts, &keep)
+    }
+
+    /// The history files at open: the newest one's samples, and checkpoint
+    /// `ts`'s file if it has one (see [`hist::read`]).
+    pub(crate) fn read_hist(fs: &dyn crate::fs::Fs, dir: &Path, ts: Option<u64>) -> Result<hist::AtOpen> {
+        hist::read(fs, dir, ts)
     }
 
     /// Second half for a location table (`design/storage.md` §6, step 5):
-    /// write `table` (encoded, as of `ts`) as `ckpt-<ts>.tmp`, sync it,
-    /// rename it to `ckpt-<ts>.ckpt`, sync the directory; then delete the
-    /// log segments and older checkpoints it covers. The page images it
-    /// names must be durable already.
-    pub(crate) fn finish_table(
-        &self,
-        last: MutexGuard<'_, u64>,
-        ts: u64,
-        keep_after: u64,
-        table: &[u8],
-    ) -> Result<u64> {
+    /// write the history file `keep.hist`, then `table` (encoded, as of
+    /// `ts`) as `ckpt-<ts>.tmp`, sync it, rename it to `ckpt-<ts>.ckpt`,
+    /// sync the directory; then delete the log segments and older
+    /// checkpoints it covers. The page images it names must be durable
+    /// already.
+    pub(crate) fn finish_table(&self, last: MutexGuard<'_, u64>, ts: u64, keep: Keep, table: &[u8]) -> Result<u64> {
+        hist::write(&*self.fs, &self.dir, &keep.hist)?;
         let tmp = self.dir.join(checkpoint::tmp_name(ts));
         let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
         f.write_all(table).map_err(Error::Io)?;
@@ -287,27 +305,35 @@ impl Store {
             .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
             .map_err(Error::Io)?;
         self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
-        self.covered(last, ts, keep_after)
+        self.covered(last, ts, &keep)
     }
 
-    /// After checkpoint `ts` is durable: delete the log segments whose
-    /// records are all at or below it and `keep_after` (the change stream's
-    /// retention), and older checkpoint files.
-    fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep_after: u64) -> Result<u64> {
-        self.wal.drop_covered(ts.min(keep_after))?;
-        let old: Vec<String> = self
-            .fs
-            .list(&self.dir)
-            .map_err(Error::Io)?
-            .into_iter()
-            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| t < ts))
+    /// After checkpoint `ts` is durable: delete the older checkpoint files
+    /// but the newest at or below `keep.history_from` (`k`; 0 if none is,
+    /// keeping them all), and history files older than `ts`; then the log
+    /// segments whose records are all at or below `ts`, `k` and
+    /// `keep.changes_after`. Checkpoints go first, so that the log after
+    /// every checkpoint left on disk stays complete (`recover`'s `oldest`).
+    fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep: &Keep) -> Result<u64> {
+        let names = self.fs.list(&self.dir).map_err(Error::Io)?;
+        let k = names
+            .iter()
+            .filter_map(|n| checkpoint::parse_name(n))
+            .chain([ts])
+            .filter(|&t| t <= keep.history_from)
+            .max()
+            .unwrap_or(0);
+        let old: Vec<&String> = names
+            .iter()
+            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| t < k))
             .collect();
         for n in &old {
             self.fs.remove(&self.dir.join(n)).map_err(Error::Io)?;
         }
-        if !old.is_empty() {
+        if hist::remove_older(&*self.fs, &self.dir, ts)? > 0 || !old.is_empty() {
             self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
         }
+        self.wal.drop_covered(ts.min(k).min(keep.changes_after))?;
         *last = ts;
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(ts)
