@@ -267,3 +267,37 @@ fn forgotten_snapshot_does_not_hold_memory() {
     assert!(a <= 50 * 10, "with the age limit {a} versions stay stored");
     assert!(b >= 50 * 40, "without it {b}: the test would prove nothing");
 }
+
+/// `Stats::versions_held_by_oldest_snapshot`: what the oldest snapshot
+/// alone keeps from GC, counted by each sweep; 0 once it is dropped.
+#[test]
+fn versions_held_by_the_oldest_snapshot_alone() {
+    let db = Options::new().gc_interval(None).in_memory().unwrap();
+    let write = |round: u32| {
+        db.transaction(|tx| (0..50).try_for_each(|k| tx.put(format!("k{k:02}"), format!("{round}"))))
+            .unwrap();
+    };
+    let held = || {
+        db.collect_garbage();
+        db.stats().versions_held_by_oldest_snapshot
+    };
+    write(0);
+    assert_eq!(held(), 0);
+    let oldest = db.snapshot();
+    for round in 1..=10 {
+        write(round);
+    }
+    // Each key keeps rounds 0..=10 for it; without it, round 10 alone.
+    assert_eq!(held(), 500);
+    let next = db.snapshot();
+    for round in 11..=15 {
+        write(round);
+    }
+    // Without the oldest, the next one keeps rounds 10..=15 of each key.
+    assert_eq!(held(), 500);
+    drop(oldest);
+    assert_eq!(held(), 250);
+    drop(next);
+    assert_eq!(held(), 0);
+    assert_eq!(db.stats().versions_stored, 50);
+}

@@ -95,6 +95,9 @@ pub(crate) struct Engine {
     checkpoint_bytes: AtomicU64,
     /// Log versions recovery found in page images already.
     replay_skipped: u64,
+    /// Versions the oldest snapshot alone holds, as the last sweep counted
+    /// them ([`gc`]).
+    held_by_oldest: AtomicU64,
 }
 
 impl Engine {
@@ -141,6 +144,7 @@ impl Engine {
             cache_size: pages.as_ref().and(opts.cache_size),
             checkpoint_bytes: AtomicU64::new(0),
             replay_skipped,
+            held_by_oldest: AtomicU64::new(0),
             isolation: opts.isolation,
             pages,
             workers: Mutex::new(Vec::new()),
