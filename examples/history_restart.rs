@@ -60,9 +60,7 @@ fn run(dir: &str, keys: u64, retention: u64, churn: u64, rate: u64, paged: bool)
     {
         let db = opts(retention, paged).open(dir)?;
         for batch in 0..keys.div_ceil(1000) {
-            db.transaction(|tx| {
-                (batch * 1000..keys.min((batch + 1) * 1000)).try_for_each(|k| tx.put(key(k), &value))
-            })?;
+            db.transaction(|tx| (batch * 1000..keys.min((batch + 1) * 1000)).try_for_each(|k| tx.put(key(k), &value)))?;
         }
         let mut rng = SplitMix64::new(1);
         let t0 = Instant::now();
