@@ -238,3 +238,36 @@ fn short_window_across_restart() {
 fn short_window_across_restart_paged() {
     short_window(true);
 }
+
+/// The log a version-1 database keeps for its history also serves the
+/// change stream (the longer retention wins), and a damaged history file
+/// is corruption, named, never a silently shorter window.
+#[test]
+fn history_keeps_the_log_and_damage_is_corruption() {
+    let hour = Duration::from_secs(3600);
+    let fs = FaultFs::new();
+    let mut rng = SplitMix64::new(5);
+    let mut states = start_state();
+    {
+        let db = opts(&fs, false, hour).open(DIR).unwrap();
+        history(&db, &mut rng, &mut states, 60, 10, Duration::ZERO);
+        let changes = db.changes_since(0).unwrap().count();
+        assert_eq!(changes, 60, "no change_retention, but the history's log");
+    }
+    let dir = std::path::Path::new(DIR);
+    let hist = (0..=states.last().unwrap().ts)
+        .map(|ts| dir.join(format!("hist-{ts:020}.hist")))
+        .rfind(|p| fs.contents(p).is_some())
+        .expect("a history file");
+    let good = fs.contents(&hist).unwrap();
+    let mut bad = good.clone();
+    bad[20] ^= 1;
+    fs.set_contents(&hist, bad);
+    match opts(&fs, false, hour).open(DIR) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, hist),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+    fs.set_contents(&hist, good);
+    let db = opts(&fs, false, hour).open(DIR).unwrap();
+    assert_eq!(check(&db, &states, hour, "after the repair"), 0);
+}
