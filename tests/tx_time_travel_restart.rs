@@ -214,6 +214,10 @@ fn short_window(paged: bool) {
         let db = opts(&fs, paged, window).open(DIR).unwrap();
         history(&db, &mut rng, &mut states, 80, 8, Duration::from_millis(25));
         check(&db, &states, window, "before the restart");
+        // Ten checkpoints, at most six kept (`design/durability.md` §5).
+        let files = bwtx::fs::Fs::list(&fs, std::path::Path::new(DIR)).unwrap();
+        let images = files.iter().filter(|n| n.ends_with(".ckpt")).count();
+        assert!((1..=6).contains(&images), "{files:?}");
         if crash {
             fs.crash_at_sync(fs.syncs());
         }

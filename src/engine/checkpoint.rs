@@ -2,7 +2,7 @@
 //! with a page store writes a location table; one without writes the
 //! version-1 key-value image of a snapshot (after syncing the log; with
 //! `Options::history_retention` the newest image at or below the retention
-//! horizon stays, with the log after it). Each writes its history file
+//! horizon stays, with the log after it and a few newer images). Each writes its history file
 //! first (`crate::wal::hist`).
 //!
 //! The incremental checkpoint, numbered as in `design/storage.md` §6:
@@ -47,12 +47,13 @@ impl Engine {
         let c = pin.ts();
         // Log segments with commits inside `Options::change_retention` stay;
         // with `Options::history_retention`, a version-1 database keeps the
-        // newest checkpoint at or below the retention horizon and the log
-        // after it (`design/mvcc.md` §11, "Restart").
+        // newest checkpoint at or below the retention horizon, the log after
+        // it, and the checkpoints that will replace it as the horizon moves
+        // (`crate::wal::store::kept`; `design/mvcc.md` §11, "Restart").
         let bounds = self.horizon.bounds(self.oracle.read_ts(), true);
         let mut keep = Keep {
             changes_after: bounds.map_or(0, |b| b.keep_changes_after),
-            history_from: u64::MAX,
+            history_marks: Vec::new(),
             hist: Hist {
                 ts: c,
                 oldest: c,
@@ -62,7 +63,7 @@ impl Engine {
         };
         let Some(pages) = &self.pages else {
             if store.logs() {
-                keep.history_from = bounds.map_or(0, |b| b.retain_from);
+                keep.history_marks = self.horizon.retention_marks();
                 // The log reaches at least `C` after a power loss, so that
                 // recovery may start from an older checkpoint.
                 store.sync_now()?;

@@ -177,6 +177,21 @@ impl Horizon {
         })
     }
 
+    /// The retention horizon and the read timestamps a quarter, half and
+    /// three quarters of the window ago (each from the samples, as the
+    /// horizon is), for the checkpoints a version-1 database keeps
+    /// (`crate::wal::store::kept`); empty without retention.
+    pub(crate) fn retention_marks(&self) -> Vec<u64> {
+        if self.retention.is_zero() {
+            return Vec::new();
+        }
+        let samples = crate::sync::lock(&self.samples);
+        let now = Instant::now();
+        (1..=4)
+            .map(|i| at_or_before(&samples, now.checked_sub(self.retention * i / 4)).unwrap_or(self.floor))
+            .collect()
+    }
+
     /// About how long ago a snapshot at `ts` was pinned: the time since the
     /// last sample whose read timestamp was still below `ts` (the pin came
     /// after it), so at most one sampling interval too long; for a snapshot

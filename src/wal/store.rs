@@ -45,12 +45,43 @@ pub(crate) struct Keep {
     /// Log segments holding a commit above this stay (the change stream's
     /// retention; `u64::MAX`: none).
     pub(crate) changes_after: u64,
-    /// The newest checkpoint at or below this stays, with every log
-    /// segment after it (`Options::history_retention` on a version-1
-    /// database with a log; `u64::MAX`: only the new checkpoint).
-    pub(crate) history_from: u64,
+    /// `Options::history_retention` on a version-1 database with a log:
+    /// the read timestamps a quarter, half, three quarters and a whole
+    /// window ago (the last is the retention horizon); see [`kept`]. Empty:
+    /// only the new checkpoint stays.
+    pub(crate) history_marks: Vec<u64>,
     /// The history file written before the checkpoint (`super::hist`).
     pub(crate) hist: Hist,
+}
+
+/// Which of the checkpoints `all` (the new one, `ts`, included) a
+/// checkpoint keeps, and `k`: the newest at or below the retention horizon
+/// (the smallest mark; 0, the empty database, if none is), from which
+/// recovery will start, so the log after it stays. The marks cut the
+/// timestamps above the horizon into intervals (the last one unbounded);
+/// besides `k` and `ts`, the oldest checkpoint in each interval stays: as
+/// the horizon moves up through an interval (in about a quarter window),
+/// that one becomes `k` first. So at most six images are kept, and the log
+/// replayed at open spans about a window and a quarter at most (plus a
+/// checkpoint interval). Without marks, `k = ts` and only `ts` stays.
+pub(crate) fn kept(
+    all: &std::collections::BTreeSet<u64>,
+    ts: u64,
+    marks: &[u64],
+) -> (u64, std::collections::BTreeSet<u64>) {
+    let mut marks = marks.to_vec();
+    marks.sort_unstable();
+    marks.dedup();
+    let Some(&horizon) = marks.first() else {
+        return (ts, [ts].into());
+    };
+    let k = all.range(..=horizon).next_back().copied().unwrap_or(0);
+    let mut stay: std::collections::BTreeSet<u64> = [k, ts].into();
+    for (i, &low) in marks.iter().enumerate() {
+        let high = marks.get(i + 1).copied().unwrap_or(u64::MAX);
+        stay.extend(all.range(low.saturating_add(1)..=high).next().copied());
+    }
+    (k, stay)
 }
 
 /// The lock of a database directory, held for the database's lifetime.
@@ -309,23 +340,22 @@ impl Store {
     }
 
     /// After checkpoint `ts` is durable: delete the older checkpoint files
-    /// but the newest at or below `keep.history_from` (`k`; 0 if none is,
-    /// keeping them all), and history files older than `ts`; then the log
-    /// segments whose records are all at or below `ts`, `k` and
+    /// but those [`kept`] keeps for `keep.history_marks` (with `k`, the one
+    /// recovery will start from), and history files older than `ts`; then
+    /// the log segments whose records are all at or below `ts`, `k` and
     /// `keep.changes_after`. Checkpoints go first, so that the log after
     /// every checkpoint left on disk stays complete (`recover`'s `oldest`).
     fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep: &Keep) -> Result<u64> {
         let names = self.fs.list(&self.dir).map_err(Error::Io)?;
-        let k = names
+        let all = names
             .iter()
             .filter_map(|n| checkpoint::parse_name(n))
             .chain([ts])
-            .filter(|&t| t <= keep.history_from)
-            .max()
-            .unwrap_or(0);
+            .collect();
+        let (k, stay) = kept(&all, ts, &keep.history_marks);
         let old: Vec<&String> = names
             .iter()
-            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| t < k))
+            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| !stay.contains(&t)))
             .collect();
         for n in &old {
             self.fs.remove(&self.dir.join(n)).map_err(Error::Io)?;
@@ -358,5 +388,30 @@ impl Store {
             _ if self.checkpoint_bytes > 0 => Some(Duration::from_millis(50)),
             _ => None,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::kept;
+
+    #[test]
+    fn kept_checkpoints_step_through_the_window() {
+        let all = [10, 20, 30, 40, 50, 60, 70, 80].into();
+        // No marks: the new checkpoint only.
+        assert_eq!(kept(&all, 80, &[]), (80, [80].into()));
+        // Marks at 65, 45, 25, 15 (a quarter window apart): k = 10, the
+        // oldest in (15, 25], (25, 45], (45, 65] and above, the new one.
+        assert_eq!(kept(&all, 80, &[65, 45, 25, 15]), (10, [10, 20, 30, 50, 70, 80].into()));
+        // Nothing is old enough yet: k = 0 (the log from the start stays),
+        // and 10, the next to become k, stays too.
+        assert_eq!(kept(&all, 80, &[25, 9, 9, 9]), (0, [0, 10, 30, 80].into()));
+        // The horizon has just missed 35: it stays though a newer
+        // checkpoint is below the next mark.
+        let all = [35, 90, 150, 210, 270, 330].into();
+        assert_eq!(
+            kept(&all, 330, &[250, 175, 100, 25]),
+            (0, [0, 35, 150, 210, 270, 330].into())
+        );
     }
 }
