@@ -209,6 +209,20 @@ impl LeafBase {
         self.vers.len()
     }
 
+    /// Versions a consolidation at `watermark` would drop (the GC rule,
+    /// `design/bwtree.md` §5): per key, every version at or below it but
+    /// the newest such, and that one too if it is a tombstone.
+    pub(crate) fn droppable(&self, watermark: u64) -> usize {
+        (0..self.len())
+            .map(|i| {
+                let vs = self.versions(i);
+                vs.iter()
+                    .position(|v| v.ts <= watermark)
+                    .map_or(0, |p| vs.len() - p - 1 + usize::from(vs[p].len == TOMBSTONE))
+            })
+            .sum()
+    }
+
     /// The value of a version, `None` for a tombstone. Zero-copy.
     #[inline]
     pub(crate) fn value(&self, v: &Ver) -> Option<Bytes> {

@@ -57,10 +57,28 @@ impl Engine {
     }
 
     /// Refresh the watermark and sweep every page; returns versions dropped.
+    ///
+    /// The sweep also counts the versions the oldest snapshot alone holds
+    /// (`Stats::versions_held_by_oldest_snapshot`): those its leaves keep
+    /// that the watermark without that snapshot (the next one, or the read
+    /// timestamp, within the retention horizon) would drop. An estimate,
+    /// refreshed by each sweep: resident leaves only.
     pub(crate) fn sweep(&self) -> u64 {
         let wm = self.refresh_watermark(true);
+        let above = self.horizon.bounds(self.oracle.read_ts(), true).map_or(wm, |b| {
+            let second = self.registry.second_oldest_from(b.expire_below);
+            self.oracle.read_ts().min(b.retain_from).min(second.unwrap_or(u64::MAX))
+        });
         self.counters.sweeps.add(1);
-        self.tree.collect_garbage(wm)
+        let (dropped, held) = self.tree.collect_garbage_held(wm, above.max(wm));
+        self.held_by_oldest.store(held, crate::sync::Ordering::Relaxed);
+        dropped
+    }
+
+    /// [`Engine::sweep`]'s count of the versions the oldest snapshot alone
+    /// holds.
+    pub(crate) fn held_by_oldest(&self) -> u64 {
+        self.held_by_oldest.load(crate::sync::Ordering::Relaxed)
     }
 }
 

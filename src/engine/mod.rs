@@ -95,6 +95,9 @@ pub(crate) struct Engine {
     checkpoint_bytes: AtomicU64,
     /// Log versions recovery found in page images already.
     replay_skipped: u64,
+    /// Versions the oldest snapshot alone holds, as the last sweep counted
+    /// them ([`gc`]).
+    held_by_oldest: AtomicU64,
 }
 
 impl Engine {
@@ -106,33 +109,42 @@ impl Engine {
                 "cache_size needs a database directory (Options::open)",
             ));
         }
-        let (tree, store, pages, replay_skipped, live) = match dir {
-            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0),
+        let (tree, store, pages, replay_skipped, oldest, samples, counts) = match dir {
+            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0, vec![], vec![]),
             Some(dir) => {
                 let o = open::open_dir(&opts, dir)?;
-                (o.tree, Some(o.store), o.pages, o.replay_skipped, o.live)
+                (
+                    o.tree,
+                    Some(o.store),
+                    o.pages,
+                    o.replay_skipped,
+                    o.oldest,
+                    o.samples,
+                    o.counts,
+                )
             }
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
-        let checkpoint_ts = store.as_ref().map_or(0, |s| s.recovered().checkpoint_ts);
         let engine = Arc::new(Engine {
             tree,
             oracle: Oracle::new(last_ts),
-            // No history below the checkpoint recovered from.
-            registry: Registry::new(checkpoint_ts),
+            // No history below what recovery rebuilt (`design/mvcc.md` §11).
+            registry: Registry::new(oldest),
             horizon: Horizon::new(
                 opts.history_retention,
                 opts.max_snapshot_age,
                 opts.change_retention,
                 last_ts,
-            ),
-            counts: Counts::new(last_ts, live),
+            )
+            .restored(oldest, &samples),
+            counts: Counts::with_history(last_ts, counts),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,
             cache_size: pages.as_ref().and(opts.cache_size),
             checkpoint_bytes: AtomicU64::new(0),
             replay_skipped,
+            held_by_oldest: AtomicU64::new(0),
             isolation: opts.isolation,
             pages,
             workers: Mutex::new(Vec::new()),

@@ -30,8 +30,14 @@ pub(crate) struct Opened {
     /// Log versions recovery found in page images already (not installed
     /// again).
     pub(crate) replay_skipped: u64,
-    /// Live keys as of the recovered timestamp (`mvcc::counts`).
-    pub(crate) live: u64,
+    /// The oldest timestamp `Db::snapshot_at` can read (`design/mvcc.md`
+    /// §11, "Restart").
+    pub(crate) oldest: u64,
+    /// The horizon's samples of an earlier run (`crate::wal::hist`).
+    pub(crate) samples: Vec<(u64, u64)>,
+    /// Live keys at every timestamp from `oldest` on (`mvcc::counts`'s
+    /// history).
+    pub(crate) counts: Vec<(u64, u64)>,
 }
 
 /// Recovery's replay into the tree. After a location table it is
@@ -45,18 +51,30 @@ pub(crate) struct Opened {
 /// every image it lists was built with the GC watermark at or below the
 /// table's timestamp `C` (the checkpoint pins a snapshot at `C`), so the
 /// tree holds every version above `C` and the newest at or below it.
+///
+/// The counts go into a history, `(ts, live)` wherever the count changed,
+/// so that time travel after the restart counts exactly too.
 struct Replayer<'a> {
     tree: &'a Tree,
     idempotent: bool,
     skipped: AtomicU64,
     live: std::cell::Cell<i64>,
+    history: std::cell::RefCell<Vec<(u64, u64)>>,
 }
 
 impl Replay for Replayer<'_> {
     fn replay(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
         let was = self.tree.get(&key, ts - 1)?.is_some();
-        self.live
-            .set(self.live.get() + i64::from(value.is_some()) - i64::from(was));
+        let live = self.live.get() + i64::from(value.is_some()) - i64::from(was);
+        self.live.set(live);
+        let live = u64::try_from(live).unwrap_or(0);
+        let mut h = self.history.borrow_mut();
+        match h.last_mut() {
+            Some(e) if e.0 == ts => e.1 = live,
+            Some(e) if e.1 == live => {}
+            _ => h.push((ts, live)),
+        }
+        drop(h);
         if self.idempotent && self.tree.newest_ts(&key)?.is_some_and(|newest| newest >= ts) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -83,6 +101,11 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     } else {
         None
     };
+    // With a retention window, history files say how far back a location
+    // table serves, and how time went in earlier runs.
+    let table_ts = newest.as_ref().filter(|_| is_table).map(|n| n.ts);
+    let (samples, hist) = Store::read_hist(&*fs, dir, table_ts)?;
+    let hist = hist.filter(|h| !opts.history_retention.is_zero() && !h.counts.is_empty());
     let (tree, start, live) = match (newest, &pages) {
         (Some(n), Some(pages)) if is_table => {
             let corrupt = |(offset, reason)| Error::Corruption {
@@ -112,11 +135,19 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             (tree, newest.map_or(Start::Empty, Start::Image), 0)
         }
     };
+    // Counts from the table's history file (from its oldest timestamp to
+    // its own), else from the checkpoint recovered from.
+    let (mut oldest, counts) = match (&start, hist) {
+        (Start::Table(c), Some(h)) if h.ts == *c => (h.oldest, h.counts),
+        (Start::Table(c), _) => (*c, vec![(*c, live)]),
+        _ => (0, Vec::new()),
+    };
     let replayer = Replayer {
         tree: &tree,
         idempotent: matches!(start, Start::Table(_)),
         skipped: AtomicU64::new(0),
         live: std::cell::Cell::new(live as i64),
+        history: std::cell::RefCell::new(counts),
     };
     let store = Store::open(
         fs,
@@ -127,15 +158,26 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         opts.checkpoint_bytes,
         &replayer,
         start,
+        !opts.history_retention.is_zero(),
         durable,
     )?;
     let replay_skipped = replayer.skipped.load(Ordering::Relaxed);
-    let live = u64::try_from(replayer.live.get()).unwrap_or(0);
+    let mut counts = replayer.history.into_inner();
+    if !is_table {
+        // No history below the checkpoint recovered from (the image holds
+        // only the newest versions): its count is the last one at or below it.
+        oldest = store.recovered().checkpoint_ts;
+        let below = counts.partition_point(|e| e.0 <= oldest);
+        let at = below.checked_sub(1).map_or(0, |i| counts[i].1);
+        counts.splice(..below, [(oldest, at)]);
+    }
     Ok(Opened {
         tree,
         store,
         pages,
         replay_skipped,
-        live,
+        oldest,
+        samples,
+        counts,
     })
 }

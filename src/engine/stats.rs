@@ -44,6 +44,12 @@ pub struct Stats {
     /// watermark refresh interval; `None` if none is open or it is younger
     /// than the last refresh).
     pub oldest_snapshot_age: Option<std::time::Duration>,
+    /// Versions the oldest open snapshot alone holds: those GC would drop
+    /// at the watermark it would have without that snapshot (the next
+    /// one's, or the read timestamp, within
+    /// [`crate::Options::history_retention`]). An estimate, counted by the
+    /// last GC sweep over the leaves in memory (0 before the first).
+    pub versions_held_by_oldest_snapshot: u64,
     /// Live keys as of the read timestamp (exact; [`crate::Snapshot::len`]).
     pub live_keys: u64,
     /// The oldest timestamp [`crate::Db::snapshot_at`] can read now.
@@ -162,6 +168,7 @@ impl Engine {
             oldest_snapshot_ts: oldest,
             oldest_snapshot_age: oldest.and_then(|ts| self.horizon.age_of(ts)),
             oldest_readable_ts: self.registry.oldest_readable(),
+            versions_held_by_oldest_snapshot: self.held_by_oldest(),
             live_keys: {
                 let pin = self.registry.pin_scoped(&self.oracle);
                 self.live_keys(pin.ts())
