@@ -42,8 +42,23 @@ impl Engine {
             .bounds(self.oracle.read_ts(), true)
             .map_or(0, |b| b.keep_changes_after);
         let Some(pages) = &self.pages else {
-            // Version 1: the image is the snapshot, taken after the log rotated.
-            return store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()));
+            // A key-value image: the snapshot, taken after the log rotated;
+            // the catalog first, then the default keyspace, then every
+            // keyspace the catalog lists at the snapshot (`design/keyspaces.md`).
+            let ts = pin.ts();
+            let others = self.image_at(ts)?;
+            fn tagged(
+                id: u32,
+                tree: &crate::bwtree::Tree,
+                ts: u64,
+            ) -> impl Iterator<Item = Result<(u32, bytes::Bytes, bytes::Bytes)>> + '_ {
+                tree.range::<&[u8], _>(.., ts)
+                    .map(move |kv| kv.map(|(k, v)| (id, k, v)))
+            }
+            let entries = tagged(super::keyspaces::CATALOG, &self.ks.catalog.tree, ts)
+                .chain(tagged(0, &self.tree, ts))
+                .chain(others.iter().flat_map(|ks| tagged(ks.id, &ks.tree, ts)));
+            return store.finish_checkpoint(turn, ts, keep, entries);
         };
         let c = pin.ts();
         // Pages the cleaner relocated need a table naming their copies (so

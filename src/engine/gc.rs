@@ -34,6 +34,11 @@ impl Engine {
         if let Some(bounds) = self.horizon.bounds(self.oracle.read_ts(), wait) {
             let wm = self.registry.low_watermark(&self.oracle, bounds);
             self.tree.set_gc_watermark(wm);
+            for ks in self.ks.trees() {
+                ks.tree.set_gc_watermark(wm);
+            }
+            // Dropped keyspaces no snapshot can read any more are forgotten.
+            self.ks.collect(wm);
         }
         self.tree.gc_watermark()
     }
@@ -60,7 +65,8 @@ impl Engine {
     pub(crate) fn sweep(&self) -> u64 {
         let wm = self.refresh_watermark(true);
         self.counters.sweeps.add(1);
-        self.tree.collect_garbage(wm)
+        let others: u64 = self.ks.trees().iter().map(|ks| ks.tree.collect_garbage(wm)).sum();
+        self.tree.collect_garbage(wm) + others
     }
 }
 
