@@ -161,8 +161,16 @@ impl Engine {
     }
 
     /// Whether keyspace `ks` can be read at snapshot `ts` (module doc).
+    ///
+    /// Fast path, no catalog read: its gate taken shared (`try_read`) says
+    /// not dropped. A drop holds the gate exclusive from before its commit
+    /// takes a timestamp until it marks the gate, so then the drop, if any,
+    /// takes its timestamp later, above `ts` (already visible).
     pub(crate) fn ks_visible(&self, ks: &KsTree, ts: u64) -> Result<()> {
-        if ts < ks.created || self.catalog_id(&ks.name, ts)? == Some(ks.id) {
+        if ts < ks.created || ks.gate.try_read().is_ok_and(|dropped| !*dropped) {
+            return Ok(());
+        }
+        if self.catalog_id(&ks.name, ts)? == Some(ks.id) {
             Ok(())
         } else {
             Err(Error::KeyspaceNotFound {

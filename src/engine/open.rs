@@ -229,7 +229,11 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         .into_iter()
         .map(|(id, r)| {
             let live = u64::try_from(r.live).unwrap_or(0);
-            Arc::new(KsTree::new(id, &r.name, r.created, r.tree, live, last))
+            let ks = KsTree::new(id, &r.name, r.created, r.tree, live, last);
+            if dropped.iter().any(|d| d.1 == id) {
+                *ks.gate.write().unwrap_or_else(|e| e.into_inner()) = true;
+            }
+            Arc::new(ks)
         })
         .collect();
     if pages.is_some() && trees.len() > dropped.len() {
