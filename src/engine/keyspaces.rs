@@ -44,7 +44,7 @@ pub(crate) const DEFAULT_NAME: &str = "default";
 /// One named keyspace (or the catalog): its tree and live-key counts.
 pub(crate) struct KsTree {
     pub(crate) id: u32,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Box<str>,
     /// The timestamp of the commit that created it (after a restart, at most
     /// the checkpoint's or the replayed creation's).
     pub(crate) created: u64,
