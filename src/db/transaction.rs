@@ -304,10 +304,15 @@ impl Transaction {
     /// taken afterwards. Returns the commit timestamp (the snapshot timestamp
     /// for a transaction that wrote nothing).
     ///
+    /// Writes to several keyspaces commit as one: one timestamp, one log
+    /// record, all or nothing.
+    ///
     /// Fails with [`crate::Error::Conflict`] (see [`crate::Error::is_conflict`]) if a
     /// transaction that committed after this one's snapshot wrote one of the
-    /// same keys, or, for a serializable transaction, a key it read or a key
-    /// inside a range it scanned; then nothing is installed. A transaction
+    /// same keys (in the same keyspace), or, for a serializable transaction, a
+    /// key it read or a key inside a range it scanned; with
+    /// [`crate::Error::KeyspaceNotFound`] if a keyspace it wrote to was
+    /// dropped meanwhile; then nothing is installed. A transaction
     /// that wrote nothing never fails.
     pub fn commit(self) -> Result<u64> {
         if self.writes.is_empty() && self.others.values().all(|o| o.1.is_empty()) {
