@@ -69,7 +69,7 @@ mod pagestore;
 mod sync;
 mod wal;
 
-pub use db::{Changes, Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
+pub use db::{Changes, Db, Keyspace, KeyspaceStats, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::{Change, Stats};
 pub use error::{ConflictReason, Error, Result};
 pub use mvcc::Iter;

@@ -1,6 +1,7 @@
 //! Checkpoints (`design/storage.md` §6, `design/durability.md`): a database
 //! with a page store writes a location table; one without writes the
-//! version-1 key-value image of a snapshot (after syncing the log; with
+//! key-value image of a snapshot, every keyspace's entries tagged with its
+//! id (after syncing the log; with
 //! `Options::history_retention` the newest image at or below the retention
 //! horizon stays, with the log after it and a few newer images). Each writes its history file
 //! first (`crate::wal::hist`).
@@ -68,8 +69,22 @@ impl Engine {
                 // recovery may start from an older checkpoint.
                 store.sync_now()?;
             }
-            // Version 1: the image is the snapshot, taken after the log rotated.
-            return store.finish_checkpoint(turn, c, keep, self.tree.range::<&[u8], _>(.., c));
+            // A key-value image: the snapshot, taken after the log rotated;
+            // the catalog first, then the default keyspace, then every
+            // keyspace the catalog lists at the snapshot (`design/keyspaces.md`).
+            let others = self.image_at(c)?;
+            fn tagged(
+                id: u32,
+                tree: &crate::bwtree::Tree,
+                ts: u64,
+            ) -> impl Iterator<Item = Result<(u32, bytes::Bytes, bytes::Bytes)>> + '_ {
+                tree.range::<&[u8], _>(.., ts)
+                    .map(move |kv| kv.map(|(k, v)| (id, k, v)))
+            }
+            let entries = tagged(super::keyspaces::CATALOG, &self.ks.catalog.tree, c)
+                .chain(tagged(0, &self.tree, c))
+                .chain(others.iter().flat_map(|ks| tagged(ks.id, &ks.tree, c)));
+            return store.finish_checkpoint(turn, c, keep, entries);
         };
         // Pages the cleaner relocated need a table naming their copies (so
         // that their old segments can go), even with no commit since.

@@ -41,10 +41,14 @@ pub(crate) struct Recovered {
 /// Where recovery puts what it restores: the storage below the log. Each
 /// call installs one committed version; recovery calls it in commit
 /// timestamp order per key (checkpoint entries first, at the checkpoint's
-/// timestamp, then the log's commits).
+/// timestamp, then the log's commits). `tree` is the keyspace id the write
+/// names (0: default; `u32::MAX`: the catalog, whose writes come before any
+/// write to the keyspaces they create: in the image it is written first, in
+/// the log a creation commits before its keyspace is used).
 pub(crate) trait Replay {
-    /// Install `value` (`None`: a delete) for `key` as committed at `ts`.
-    fn replay(&self, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
+    /// Install `value` (`None`: a delete) for `key` of keyspace `tree` as
+    /// committed at `ts`.
+    fn replay(&self, tree: u32, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -63,10 +67,16 @@ pub(crate) struct Newest {
 }
 
 impl Newest {
-    /// The format version in the file's header (1: a key-value image, 2: a
-    /// location table); `None` if the header is too short to say.
+    /// The format version in the file's header (1 or 4: a key-value image,
+    /// 2: a location table); `None` if the header is too short to say.
     pub(crate) fn version(&self) -> Option<u32> {
         Some(u32::from_le_bytes(self.bytes.get(8..12)?.try_into().ok()?))
+    }
+
+    /// Whether the file is a key-value image (any version `checkpoint::parse`
+    /// reads), not a location table.
+    pub(crate) fn is_image(&self) -> bool {
+        self.version().is_some_and(checkpoint::is_image_version)
     }
 }
 
@@ -193,8 +203,8 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
                 return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
             }
-            for (k, v) in image.entries {
-                into.replay(k, ts.max(1), Some(v))?;
+            for (t, k, v) in image.entries {
+                into.replay(t, k, ts.max(1), Some(v))?;
                 out.versions += 1;
             }
             out.checkpoint_ts = ts;
@@ -237,8 +247,8 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                 "commits missing from the log before this record",
             ));
         }
-        for (k, v) in c.writes {
-            into.replay(k, c.ts, v)?;
+        for (t, k, v) in c.writes {
+            into.replay(t, k, c.ts, v)?;
             out.versions += 1;
         }
         out.last_ts = out.last_ts.max(c.ts);
@@ -280,7 +290,7 @@ fn oldest_complete(
             bytes,
         };
         // A location table is the engine's to load; only images here.
-        if n.version() == Some(1) {
+        if n.is_image() {
             return Ok(Start::Image(n));
         }
     }

@@ -246,7 +246,7 @@ impl Store {
     pub(crate) fn log<'a>(
         &self,
         ts: u64,
-        writes: impl ExactSizeIterator<Item = (&'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
+        writes: impl Iterator<Item = (u32, &'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
     ) -> Result<()> {
         self.wal.append(ts, writes)
     }
@@ -303,7 +303,7 @@ impl Store {
         last: MutexGuard<'_, u64>,
         ts: u64,
         keep: Keep,
-        entries: impl Iterator<Item = Result<(bytes::Bytes, bytes::Bytes)>>,
+        entries: impl Iterator<Item = Result<(u32, bytes::Bytes, bytes::Bytes)>>,
     ) -> Result<u64> {
         if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
