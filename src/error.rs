@@ -67,6 +67,14 @@ pub enum Error {
         /// What is wrong there.
         reason: &'static str,
     },
+    /// No keyspace of this name exists (`crate::Db::drop_keyspace`), or a
+    /// [`crate::Keyspace`] handle was used by a transaction or snapshot that
+    /// began after the keyspace was dropped, or by a commit after the drop.
+    #[error("keyspace {name:?} does not exist")]
+    KeyspaceNotFound {
+        /// The keyspace's name.
+        name: String,
+    },
     /// A snapshot cannot be read as of `requested`: garbage collection may
     /// already have dropped versions it would see. Returned by
     /// [`crate::Db::snapshot_at`] for a timestamp below what

@@ -69,7 +69,7 @@ mod pagestore;
 mod sync;
 mod wal;
 
-pub use db::{Changes, Db, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
+pub use db::{Changes, Db, Keyspace, KeyspaceStats, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};
 pub use engine::{Change, Stats};
 pub use error::{ConflictReason, Error, Result};
 pub use mvcc::Iter;
@@ -80,6 +80,10 @@ pub mod tree {
     #[cfg(feature = "leak-check")]
     pub use crate::bwtree::live_nodes;
     pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
+}
+/// Offline checks of a database directory's files (used by `bwtx check`).
+pub mod check {
+    pub use crate::pagestore::verify::{verify_segment, SegmentSummary};
 }
 #[cfg(feature = "history")]
 pub mod history;

@@ -49,7 +49,7 @@ fn commit_some(db: &Db, n: usize, seed: u64) -> Vec<(u64, Writes)> {
 fn read_all(db: &Db, after: u64) -> Vec<(u64, Writes)> {
     db.changes_since(after)
         .unwrap()
-        .map(|c| c.map(|Change { ts, writes }| (ts, writes)))
+        .map(|c| c.map(|Change { ts, writes, .. }| (ts, writes)))
         .collect::<bwtx::Result<_>>()
         .unwrap()
 }

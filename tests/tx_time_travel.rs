@@ -193,36 +193,48 @@ fn snapshots_without_an_age_limit_hold() {
     assert!(st.gc_lag >= 200);
 }
 
-/// After a restart, history below the checkpoint recovered from is gone:
-/// refused. Timestamps from the checkpoint on are read as they were (the
+/// After a restart, history within the retention window is kept, below
+/// the checkpoint too (recovery starts from an older one and replays the
+/// log: `tests/tx_time_travel_restart.rs` has the thorough version).
+/// Without retention, history below the checkpoint recovered from is gone:
+/// refused; timestamps from the checkpoint on are read as they were (the
 /// log after it replays every version).
 #[test]
 fn restart_keeps_history_from_the_checkpoint() {
     let dir = std::env::temp_dir().join(format!("bwtx-time-travel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let opts = || {
-        Options::new()
-            .history_retention(Duration::from_secs(3600))
-            .durability(bwtx::Durability::Buffered(Duration::from_millis(5)))
-    };
-    let (t1, c, t3) = {
+    for retention in [Duration::from_secs(3600), Duration::ZERO] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let opts = || {
+            Options::new()
+                .history_retention(retention)
+                .durability(bwtx::Durability::Buffered(Duration::from_millis(5)))
+        };
+        let (t1, c, t3) = {
+            let db = opts().open(&dir).unwrap();
+            let t1 = put(&db, "k", "1");
+            put(&db, "k", "2");
+            let c = db.checkpoint().unwrap();
+            let t3 = put(&db, "k", "3");
+            put(&db, "k", "4");
+            (t1, c, t3)
+        };
         let db = opts().open(&dir).unwrap();
-        let t1 = put(&db, "k", "1");
-        put(&db, "k", "2");
-        let c = db.checkpoint().unwrap();
-        let t3 = put(&db, "k", "3");
-        put(&db, "k", "4");
-        (t1, c, t3)
-    };
-    let db = opts().open(&dir).unwrap();
-    assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
-    assert_eq!(db.snapshot_at(c).unwrap().get("k").unwrap().as_deref(), Some(&b"2"[..]));
-    assert_eq!(
-        db.snapshot_at(t3).unwrap().get("k").unwrap().as_deref(),
-        Some(&b"3"[..])
-    );
-    assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"4"[..]));
-    drop(db);
+        if retention.is_zero() {
+            assert!(matches!(db.snapshot_at(t1), Err(Error::SnapshotTooOld { .. })));
+        } else {
+            assert_eq!(
+                db.snapshot_at(t1).unwrap().get("k").unwrap().as_deref(),
+                Some(&b"1"[..])
+            );
+            assert_eq!(db.stats().oldest_readable_ts, 0);
+        }
+        assert_eq!(db.snapshot_at(c).unwrap().get("k").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            db.snapshot_at(t3).unwrap().get("k").unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
+        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"4"[..]));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -254,4 +266,38 @@ fn forgotten_snapshot_does_not_hold_memory() {
     let (a, b) = (churn(&limited), churn(&unlimited));
     assert!(a <= 50 * 10, "with the age limit {a} versions stay stored");
     assert!(b >= 50 * 40, "without it {b}: the test would prove nothing");
+}
+
+/// `Stats::versions_held_by_oldest_snapshot`: what the oldest snapshot
+/// alone keeps from GC, counted by each sweep; 0 once it is dropped.
+#[test]
+fn versions_held_by_the_oldest_snapshot_alone() {
+    let db = Options::new().gc_interval(None).in_memory().unwrap();
+    let write = |round: u32| {
+        db.transaction(|tx| (0..50).try_for_each(|k| tx.put(format!("k{k:02}"), format!("{round}"))))
+            .unwrap();
+    };
+    let held = || {
+        db.collect_garbage();
+        db.stats().versions_held_by_oldest_snapshot
+    };
+    write(0);
+    assert_eq!(held(), 0);
+    let oldest = db.snapshot();
+    for round in 1..=10 {
+        write(round);
+    }
+    // Each key keeps rounds 0..=10 for it; without it, round 10 alone.
+    assert_eq!(held(), 500);
+    let next = db.snapshot();
+    for round in 11..=15 {
+        write(round);
+    }
+    // Without the oldest, the next one keeps rounds 10..=15 of each key.
+    assert_eq!(held(), 500);
+    drop(oldest);
+    assert_eq!(held(), 250);
+    drop(next);
+    assert_eq!(held(), 0);
+    assert_eq!(db.stats().versions_stored, 50);
 }

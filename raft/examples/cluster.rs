@@ -1,16 +1,22 @@
-//! A 3-node bwtx cluster in one process: bank transfers through the leader,
-//! the leader killed midway and restarted, then throughput, failover time
-//! and the conserved total on every node.
+//! A 3-node bwtx cluster, in one process or on loopback TCP: bank transfers
+//! through the leader, the leader killed midway and restarted, then
+//! throughput, failover time and the conserved total on every node; then
+//! the replicated throughput with 1 and 8 clients as a ratio to single-node
+//! bwtx in sync mode.
 //!
 //! ```text
-//! cargo run --release -p bwtx-raft --example cluster [-- CLIENTS SECONDS]
+//! cargo run --release -p bwtx-raft --example cluster [-- [--tcp] [--no-compare] [CLIENTS [SECONDS]]]
 //! ```
 //!
-//! CLIENTS concurrent clients (default 8) run transfers for SECONDS
-//! (default 6): half before the kill, half after. For scale, the same
-//! transfers then run for 2 s on one bwtx `Db` in `Durability::Sync` mode
-//! with as many threads.
+//! `--tcp`: the nodes talk over TCP on 127.0.0.1, each on a port the OS
+//! chose (else the in-process network). CLIENTS concurrent clients
+//! (default 8) run transfers for SECONDS (default 6): half before the kill,
+//! half after. Then, unless `--no-compare`, for 1 and for 8 clients: 2 s of
+//! transfers on a fresh cluster (same network, no kill) and 2 s of the same
+//! transfers on one bwtx `Db` in `Durability::Sync` mode with as many
+//! threads, and their ratio.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +25,39 @@ use bwtx_raft::{bank, Cluster};
 
 const ACCOUNTS: u32 = 100;
 const INITIAL: u64 = 1_000;
+/// How long each comparison run measures.
+const COMPARE: Duration = Duration::from_secs(2);
 
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The command line: flags anywhere, then CLIENTS and SECONDS in order.
+struct Args {
+    tcp: bool,
+    compare: bool,
+    clients: u64,
+    seconds: u64,
+}
+
+fn args() -> Args {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Vec<u64> = all.iter().filter_map(|a| a.parse().ok()).collect();
+    Args {
+        tcp: all.iter().any(|a| a == "--tcp"),
+        compare: !all.iter().any(|a| a == "--no-compare"),
+        clients: numbers.first().copied().unwrap_or(8),
+        seconds: numbers.get(1).copied().unwrap_or(6),
+    }
+}
+
+async fn start(dir: &Path, tcp: bool) -> Res<Arc<Cluster>> {
+    let cluster = if tcp {
+        Cluster::start_tcp(dir, &[1, 2, 3]).await?
+    } else {
+        Cluster::start(dir, &[1, 2, 3]).await?
+    };
+    let cluster = Arc::new(cluster);
+    bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await?;
+    Ok(cluster)
 }
 
 /// Clients that transfer until `stop`, counting acknowledged transfers.
@@ -54,26 +90,77 @@ fn spawn_clients(
 }
 
 #[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let clients = arg(1, 8);
-    let seconds = arg(2, 6);
-    let half = Duration::from_millis(seconds * 500);
+async fn main() -> Res<()> {
+    let args = args();
+    let net = if args.tcp { "on loopback TCP" } else { "in one process" };
+    let before = failover(&args, net).await?;
+    let single = single_node(args.clients, COMPARE)?;
+    println!(
+        "single-node bwtx (Durability::Sync, {} threads): {single:.0} transfers/s; ratio before the kill {:.2}x",
+        args.clients,
+        before / single
+    );
+    if args.compare {
+        println!(
+            "3 nodes {net} vs single-node sync, {:.0} s each, no kill:",
+            COMPARE.as_secs_f64()
+        );
+        for clients in [1, 8] {
+            let dir = tempfile::tempdir()?;
+            let cluster = start(dir.path(), args.tcp).await?;
+            let replicated = steady(&cluster, clients, COMPARE).await?;
+            cluster.shutdown().await?;
+            drop(cluster);
+            let single = single_node(clients, COMPARE)?;
+            println!(
+                "  {clients} client(s): replicated {replicated:.0} transfers/s, single node {single:.0}, ratio {:.2}x",
+                replicated / single
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Transfers per second of `clients` clients on `cluster`, over `run`
+/// after a short warm-up.
+async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<f64> {
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = spawn_clients(cluster, clients, &acked, &stop);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (from, t) = (acked.load(Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(run).await;
+    let done = acked.load(Ordering::Relaxed) - from;
+    let rate = done as f64 / t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await?;
+    }
+    Ok(rate)
+}
+
+/// The failover run; returns the throughput before the kill.
+async fn failover(args: &Args, net: &str) -> Res<f64> {
+    let (clients, half) = (args.clients, Duration::from_millis(args.seconds * 500));
     let dir = tempfile::tempdir()?;
-    let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await?);
-    bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await?;
-    println!("3 nodes in one process, {clients} clients, {ACCOUNTS} accounts of {INITIAL}");
+    let cluster = start(dir.path(), args.tcp).await?;
+    println!("3 nodes {net}, {clients} clients, {ACCOUNTS} accounts of {INITIAL}");
+    if args.tcp {
+        for id in [1, 2, 3] {
+            println!("node {id} listens on {}", cluster.addr(id).ok_or("no address")?);
+        }
+    }
 
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = spawn_clients(&cluster, clients, &acked, &stop);
     tokio::time::sleep(half).await;
     let before = acked.load(Ordering::Relaxed);
+    let rate = before as f64 / half.as_secs_f64();
     println!(
-        "before the kill: {before} transfers in {:.1} s = {:.0} transfers/s",
+        "before the kill: {before} transfers in {:.1} s = {rate:.0} transfers/s",
         half.as_secs_f64(),
-        before as f64 / half.as_secs_f64()
     );
-
     let old = cluster.leader().await?.id();
     let killed = Instant::now();
     cluster.kill(old).await?;
@@ -122,14 +209,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     cluster.shutdown().await?;
     println!("{total} acknowledged transfers, each present once on every node; total conserved");
-
-    let single = single_node(clients, Duration::from_secs(2))?;
-    println!("single-node bwtx (Durability::Sync, {clients} threads): {single:.0} transfers/s");
-    Ok(())
+    Ok(rate)
 }
 
 /// Transfers per second on one bwtx `Db` in sync mode, `threads` threads.
-fn single_node(threads: u64, run: Duration) -> Result<f64, Box<dyn std::error::Error>> {
+fn single_node(threads: u64, run: Duration) -> Res<f64> {
     let dir = tempfile::tempdir()?;
     let db = bwtx::Db::open(dir.path())?;
     db.transaction(|tx| {

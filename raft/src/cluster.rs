@@ -1,19 +1,24 @@
-//! [`Cluster`]: several [`Node`]s in one process over the in-process
-//! network ([`Router`]), each in its own directory `node-<id>` under one
-//! base directory. The tests and the example drive it: start, kill (raft's
-//! tasks stopped, the `Db`s dropped) and restart from the directory,
+//! [`Cluster`]: several [`Node`]s in one process, over the in-process
+//! network ([`Router`]) or over loopback TCP (each node on a port of
+//! 127.0.0.1 the OS chose at its first start, kept across restarts), each
+//! in its own directory `node-<id>` under one base directory. The tests and
+//! the example drive it: start, kill (raft's tasks stopped, the `Db`s
+//! dropped, on TCP the port closed) and restart from the directory,
 //! partition and heal, add a learner, change the voters; and find the
 //! leader and run a transaction on it with retries.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::{Config, EmptyNode, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::network::Router;
+use crate::network::{Link, Router, Transport};
 use crate::node::{Node, Txn};
 use crate::types::NodeId;
 
@@ -27,7 +32,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// again (a leader cut off from its quorum never answers).
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-/// The raft configuration of the in-process cluster: 50 ms heartbeats,
+/// The raft configuration of a [`Cluster`] (either network): 50 ms heartbeats,
 /// elections after 150-300 ms of silence, a snapshot every 500 entries,
 /// keeping 20 entries behind it.
 pub fn config() -> Result<Arc<Config>> {
@@ -46,27 +51,48 @@ pub fn config() -> Result<Arc<Config>> {
     Ok(Arc::new(c))
 }
 
+/// How the nodes of a [`Cluster`] reach each other.
+enum Net {
+    /// The in-process network.
+    InProcess(Router),
+    /// Loopback TCP; each node's address, once it started.
+    Tcp(Mutex<BTreeMap<NodeId, SocketAddr>>),
+}
+
 /// Nodes in one process. Every method takes `&self`, so client tasks can
 /// share it (`Arc<Cluster>`) while another task kills and restarts nodes.
 pub struct Cluster {
     dir: PathBuf,
     config: Arc<Config>,
-    router: Router,
+    net: Net,
     nodes: Mutex<BTreeMap<NodeId, Node>>,
 }
 
 impl Cluster {
-    /// Start nodes `ids` in directories under `dir` (resuming any a
-    /// previous run left), make `ids` the voters if the cluster is new, and
-    /// wait for a leader.
+    /// Start nodes `ids` on the in-process network in directories under
+    /// `dir` (resuming any a previous run left), make `ids` the voters if
+    /// the cluster is new, and wait for a leader.
     pub async fn start(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
+        Cluster::start_on(dir, ids, Net::InProcess(Router::default())).await
+    }
+
+    /// [`Cluster::start`] over loopback TCP: each node listens on a port of
+    /// 127.0.0.1 the OS chooses, and the membership names it by that
+    /// `host:port`. (A cluster resumed from `dir` gets new ports, so its
+    /// stored membership would name the old ones: resume nodes within one
+    /// `Cluster`, with [`Cluster::start_node`].)
+    pub async fn start_tcp(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
+        Cluster::start_on(dir, ids, Net::Tcp(Mutex::default())).await
+    }
+
+    async fn start_on(dir: &Path, ids: &[NodeId], net: Net) -> Result<Cluster> {
         let Some(&first) = ids.first() else {
             return Err(Error::Raft("a cluster needs at least one node".to_string()));
         };
         let cluster = Cluster {
             dir: dir.to_path_buf(),
             config: config()?,
-            router: Router::default(),
+            net,
             nodes: Mutex::new(BTreeMap::new()),
         };
         for &id in ids {
@@ -81,7 +107,7 @@ impl Cluster {
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
         if !initialized {
-            let members: BTreeSet<NodeId> = ids.iter().copied().collect();
+            let members: BTreeMap<NodeId, BasicNode> = ids.iter().map(|&id| (id, cluster.member(id))).collect();
             first
                 .raft()
                 .initialize(members)
@@ -101,12 +127,57 @@ impl Cluster {
         self.dir.join(format!("node-{id}"))
     }
 
+    /// Node `id`'s entry in the membership: on TCP its address (once it
+    /// started), else empty.
+    fn member(&self, id: NodeId) -> BasicNode {
+        match &self.addr(id) {
+            Some(addr) => BasicNode::new(addr),
+            None => BasicNode::default(),
+        }
+    }
+
+    /// The TCP address of node `id`, if the cluster is on TCP and the node
+    /// started once.
+    pub fn addr(&self, id: NodeId) -> Option<SocketAddr> {
+        match &self.net {
+            Net::InProcess(_) => None,
+            Net::Tcp(addrs) => addrs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied(),
+        }
+    }
+
+    /// The transport for starting node `id`: on TCP, a listener on its
+    /// address (a new port of 127.0.0.1 the first time).
+    async fn transport(&self, id: NodeId) -> Result<Transport> {
+        let addrs = match &self.net {
+            Net::InProcess(router) => return Ok(Transport::InProcess(router.clone())),
+            Net::Tcp(addrs) => addrs,
+        };
+        let addr = self.addr(id).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let deadline = Instant::now() + LOCK_WAIT;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                // The killed node's port is released asynchronously.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(Error::Raft(format!("node {id}: listen on {addr}: {e}"))),
+            }
+        };
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Raft(format!("node {id}: its listening address: {e}")))?;
+        addrs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, bound);
+        Ok(Transport::Tcp(listener))
+    }
+
     /// Start node `id` from its directory (new or left by a killed node).
     /// It joins nothing by itself: a new node needs [`Cluster::add_learner`].
     pub async fn start_node(&self, id: NodeId) -> Result<Node> {
         let deadline = Instant::now() + LOCK_WAIT;
         let node = loop {
-            match Node::start(id, &self.node_dir(id), self.config.clone(), &self.router).await {
+            let transport = self.transport(id).await?;
+            match Node::start(id, &self.node_dir(id), self.config.clone(), transport).await {
                 Err(Error::Bwtx(bwtx::Error::Locked { .. })) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -117,10 +188,13 @@ impl Cluster {
         Ok(node)
     }
 
-    /// Kill node `id`: unreachable at once, raft's tasks stopped, its `Db`s
-    /// dropped (closed once no transaction begun on it is left).
+    /// Kill node `id`: unreachable at once (on TCP its port closed), raft's
+    /// tasks stopped, its `Db`s dropped (closed once no transaction begun on
+    /// it is left).
     pub async fn kill(&self, id: NodeId) -> Result<()> {
-        self.router.unregister(id);
+        if let Net::InProcess(router) = &self.net {
+            router.unregister(id);
+        }
         let node = self.nodes().remove(&id);
         match node {
             Some(n) => n.shutdown().await,
@@ -128,14 +202,31 @@ impl Cluster {
         }
     }
 
-    /// Cut node `id` off the network until [`Cluster::heal`].
-    pub fn isolate(&self, id: NodeId) {
-        self.router.isolate(id);
+    /// Cut node `id` off the network until [`Cluster::heal`]: no RPC or
+    /// forwarded proposal reaches it or leaves it. On TCP its port is
+    /// closed (peers' connections are refused) and it opens no connection.
+    pub async fn isolate(&self, id: NodeId) {
+        match &self.net {
+            Net::InProcess(router) => router.isolate(id),
+            Net::Tcp(_) => {
+                if let Some(Link::Tcp(server, _)) = self.node(id).as_ref().map(Node::link) {
+                    server.isolate().await;
+                }
+            }
+        }
     }
 
-    /// Reconnect node `id`.
-    pub fn heal(&self, id: NodeId) {
-        self.router.heal(id);
+    /// Reconnect node `id` (on TCP: listen again on its address).
+    pub async fn heal(&self, id: NodeId) -> Result<()> {
+        match &self.net {
+            Net::InProcess(router) => router.heal(id),
+            Net::Tcp(_) => {
+                if let Some(Link::Tcp(server, _)) = self.node(id).as_ref().map(Node::link) {
+                    server.heal().await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The running node `id`.
@@ -149,19 +240,26 @@ impl Cluster {
     }
 
     /// The current leader among the running nodes, waiting up to 10 s for
-    /// one (after a kill, until the election ends).
+    /// one (after a kill, until the election ends). If several nodes think
+    /// they lead (a leader cut off from the others does not know it was
+    /// replaced), the one of the highest term.
     pub async fn leader(&self) -> Result<Node> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let nodes: Vec<Node> = self.nodes().values().cloned().collect();
+            let mut best: Option<(u64, Node)> = None;
             for n in nodes {
                 let m = n.raft().metrics().borrow().clone();
                 // A leader that a membership change removed can linger as
                 // leader for a while: it cannot commit anything, so skip it.
                 let voter = m.membership_config.membership().voter_ids().any(|v| v == n.id());
-                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) && voter {
-                    return Ok(n);
+                let newer = best.as_ref().is_none_or(|(term, _)| m.current_term > *term);
+                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) && voter && newer {
+                    best = Some((m.current_term, n));
                 }
+            }
+            if let Some((_, n)) = best {
+                return Ok(n);
             }
             if Instant::now() >= deadline {
                 return Err(Error::NotLeader { leader: None });
@@ -178,7 +276,7 @@ impl Cluster {
         let leader = self.leader().await?;
         leader
             .raft()
-            .add_learner(id, EmptyNode {}, true)
+            .add_learner(id, self.member(id), true)
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
         Ok(())

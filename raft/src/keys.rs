@@ -19,7 +19,7 @@
 //! the log prefix finds the last entry.
 
 use bytes::Bytes;
-use openraft::{EmptyNode, LogId, StoredMembership};
+use openraft::{BasicNode, LogId, StoredMembership};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -100,7 +100,7 @@ pub struct AppliedState {
     /// The last applied log id.
     pub last_applied: Option<LogId<NodeId>>,
     /// The last applied membership.
-    pub membership: StoredMembership<NodeId, EmptyNode>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
 }
 
 impl AppliedState {

@@ -1,7 +1,8 @@
 //! Replication for bwtx on [openraft] 0.9 (issue 14): a raft log store and a
 //! state machine on bwtx [`Db`](bwtx::Db)s, replicated transactions with
-//! bwtx's isolation levels (snapshot and serializable), and an in-process
-//! cluster for tests and the example.
+//! bwtx's isolation levels (snapshot and serializable), transports between
+//! replicas (in-process, and TCP), and a cluster in one process for tests
+//! and the example.
 //!
 //! The protocol, the key layout and the failure cases are in
 //! `design/replication.md`. The modules, bottom up:
@@ -19,14 +20,15 @@
 //!   validation, one bwtx commit per batch.
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
-//! - [`network`]: an in-process `RaftNetwork` with partitions.
+//! - [`network`]: openraft's `RaftNetwork` in-process (with partitions)
+//!   and over TCP, and forwarding proposals to the leader.
 //! - [`proposer`]: batches concurrent transactions' proposals into one log
 //!   entry.
 //! - [`node`]: [`Node`], one replica: opening, the client API (begin,
 //!   [`ReadSnapshot`]).
 //! - [`txn`]: [`Txn`], a replicated transaction at either isolation level.
-//! - [`cluster`]: [`Cluster`], several nodes in one process: start, kill,
-//!   restart, partition, membership changes.
+//! - [`cluster`]: [`Cluster`], several nodes in one process, in-process or
+//!   on loopback TCP: start, kill, restart, partition, membership changes.
 //! - [`bank`]: the bank-transfer workload the tests and the example share.
 //!
 //! Only bwtx's public API is used (`Db`, `Options`, `Transaction`,

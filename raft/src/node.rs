@@ -4,6 +4,7 @@
 //! either isolation level, and reads at an applied position
 //! ([`ReadSnapshot`]).
 
+use std::net::SocketAddr;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use openraft::{Config, LogId, Raft};
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, DATA_PREFIX};
 use crate::log_store::LogStore;
-use crate::network::Router;
+use crate::network::{self, Link, Transport};
 use crate::proposer::Proposer;
 use crate::state_machine::{read_applied, StateMachine};
 pub use crate::txn::Txn;
@@ -33,33 +34,43 @@ pub struct Node {
     id: NodeId,
     raft: Raft<TypeConfig>,
     proposer: Proposer,
+    link: Link,
     db: bwtx::Db,
 }
 
 impl Node {
     /// Open (or create) the replica in directory `dir`, start raft on it
-    /// with `config`, and make it reachable through `router`: the log and
+    /// with `config`, and make it reachable through `transport`: the log and
     /// the vote in a bwtx `Db` in `dir/log` with [`bwtx::Durability::Sync`],
     /// the state machine in one in `dir/state` with
     /// [`bwtx::Durability::Buffered`] (`design/replication.md` §2). A
     /// directory from an earlier run resumes from its log, vote and state.
-    pub async fn start(id: NodeId, dir: &Path, config: Arc<Config>, router: &Router) -> Result<Node> {
+    /// On TCP the node serves on the transport's listener; the membership
+    /// must name it by that listener's address (`BasicNode::new(addr)`).
+    pub async fn start(id: NodeId, dir: &Path, config: Arc<Config>, transport: Transport) -> Result<Node> {
         let log = bwtx::Options::new().open(dir.join("log"))?;
         let db = bwtx::Options::new()
             .durability(bwtx::Durability::Buffered(STATE_SYNC))
             .open(dir.join("state"))?;
-        let raft = Raft::new(
+        let (net, cut) = network::transport::network(id, &transport);
+        let raft = Raft::new(id, config, net, LogStore::new(log)?, StateMachine::new(db.clone()))
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        let link = match Link::connect(id, &raft, transport, cut) {
+            Ok(link) => link,
+            Err(e) => {
+                let _ = raft.shutdown().await;
+                return Err(e);
+            }
+        };
+        let proposer = Proposer::spawn(id, raft.clone(), link.clone());
+        Ok(Node {
             id,
-            config,
-            router.network(id),
-            LogStore::new(log)?,
-            StateMachine::new(db.clone()),
-        )
-        .await
-        .map_err(|e| Error::Raft(e.to_string()))?;
-        router.register(id, raft.clone());
-        let proposer = Proposer::spawn(id, raft.clone(), router.clone());
-        Ok(Node { id, raft, proposer, db })
+            raft,
+            proposer,
+            link,
+            db,
+        })
     }
 
     /// This node's id.
@@ -72,9 +83,23 @@ impl Node {
         &self.raft
     }
 
-    /// Stop raft's tasks. The `Db`s close when the last clone of this node,
-    /// and the last transaction or read begun on it, is dropped.
+    /// The node's end of its transport (on TCP, its server).
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// The address the node listens on, if it is on TCP.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.link.addr()
+    }
+
+    /// Stop raft's tasks (on TCP, close the node's port first). The `Db`s
+    /// close when the last clone of this node, and the last transaction or
+    /// read begun on it, is dropped.
     pub async fn shutdown(self) -> Result<()> {
+        if let Link::Tcp(server, _) = &self.link {
+            server.stop().await;
+        }
         self.raft
             .shutdown()
             .await

@@ -26,10 +26,12 @@
 //!
 //! **Forwarding.** A proposer on a node that is not the leader (a
 //! transaction begun on a follower, or on a leader since deposed) sends its
-//! batch to the leader its node's metrics name, through the [`Router`]. A
+//! batch to the leader its node's metrics name, through the node's
+//! [`Link`] (in-process, or over TCP to the leader's address). A
 //! proposal is valid on any node (`P` is a log position), and the choice is
 //! made before the write, so a batch goes to a second node only if the
-//! first never took it.
+//! first never took it. Over TCP, a forward whose connection fails after
+//! the request went out has an unknown outcome ([`Error::Raft`]).
 //!
 //! If the client write fails, every proposal of the batch gets the error:
 //! [`Error::NotLeader`] when openraft answers `ForwardToLeader` (never
@@ -45,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::network::Router;
+use crate::network::{Forwarded, Link, WriteResult};
 use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
 
 /// Client writes outstanding at once (see the module doc for why 1).
@@ -71,10 +73,10 @@ pub struct Proposer {
 
 impl Proposer {
     /// Start the proposer of node `id`'s `raft` (on the current tokio
-    /// runtime); `router` reaches the leader when this node is not it.
-    pub fn spawn(id: NodeId, raft: Raft<TypeConfig>, router: Router) -> Proposer {
+    /// runtime); `link` reaches the leader when this node is not it.
+    pub fn spawn(id: NodeId, raft: Raft<TypeConfig>, link: Link) -> Proposer {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Target { id, raft, router }, rx));
+        tokio::spawn(run(Target { id, raft, link }, rx));
         Proposer { queue }
     }
 
@@ -95,22 +97,33 @@ fn stopped() -> Error {
 struct Target {
     id: NodeId,
     raft: Raft<TypeConfig>,
-    router: Router,
+    link: Link,
 }
 
 impl Target {
-    /// Where to send the next write: this node's `Raft`, unless its metrics
-    /// name another node as the leader and the router reaches it. Deciding
-    /// before the write, not after a `ForwardToLeader` error, means a write
-    /// is sent to a second node only if the first never took it: openraft
-    /// also answers `ForwardToLeader` for an entry it appended and then
-    /// truncated, which another leader may still commit.
-    fn leader(&self) -> Raft<TypeConfig> {
-        let leader = self.raft.metrics().borrow().current_leader;
-        match leader.filter(|&l| l != self.id) {
-            Some(l) => self.router.route(self.id, l).unwrap_or_else(|_| self.raft.clone()),
-            None => self.raft.clone(),
+    /// Propose `cmd` to the leader: to the node its metrics name as the
+    /// leader if that is another node and the link reaches it, else to this
+    /// node's `Raft`. Deciding before the write, not after a
+    /// `ForwardToLeader` error, means a write is sent to a second node only
+    /// if the first never took it: openraft also answers `ForwardToLeader`
+    /// for an entry it appended and then truncated, which another leader may
+    /// still commit. `Err`: the leader may have taken it, no answer came.
+    async fn client_write(&self, cmd: Command) -> std::result::Result<WriteResult, String> {
+        let (leader, node) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let leader = m.current_leader.filter(|&l| l != self.id);
+            let node = leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
+            (leader, node)
+        };
+        if let Some(l) = leader {
+            match self.link.forward(self.id, l, node.as_ref(), cmd.clone()).await {
+                Forwarded::Answered(r) => return Ok(r),
+                Forwarded::Lost(msg) => return Err(msg),
+                Forwarded::NotSent => {}
+            }
         }
+        Ok(self.raft.client_write(cmd).await)
     }
 }
 
@@ -169,7 +182,15 @@ fn command(batch: &[Waiting]) -> Command {
 }
 
 async fn submit(target: &Target, mut batch: Vec<Waiting>) {
-    let result = target.leader().client_write(command(&batch)).await;
+    let result = match target.client_write(command(&batch)).await {
+        Ok(r) => r,
+        Err(lost) => {
+            for w in batch {
+                let _ = w.reply.send(Err(Error::Raft(format!("{lost}; outcome unknown"))));
+            }
+            return;
+        }
+    };
     match result {
         Ok(resp) => match resp.data {
             Response::Batch { outcomes } if outcomes.len() == batch.len() => {
@@ -194,7 +215,7 @@ async fn submit(target: &Target, mut batch: Vec<Waiting>) {
     }
 }
 
-fn write_error(e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::EmptyNode>>) -> Error {
+fn write_error(e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
         other => Error::Raft(other.to_string()),

@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use openraft::{EmptyNode, SnapshotMeta};
+use openraft::{BasicNode, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ pub struct SnapshotFile {
 #[derive(Clone, Debug)]
 pub struct StoredSnapshot {
     /// openraft's description of it.
-    pub meta: SnapshotMeta<NodeId, EmptyNode>,
+    pub meta: SnapshotMeta<NodeId, BasicNode>,
     /// The serialized [`SnapshotFile`].
     pub data: Arc<Vec<u8>>,
 }
@@ -93,7 +93,7 @@ fn read(db: &bwtx::Db) -> Result<StoredSnapshot> {
 /// one bwtx commit replaces every state-machine key and the applied state.
 /// Then a checkpoint makes it durable. A snapshot that does not decode or
 /// does not match `meta` is [`Error::Corrupt`] and changes nothing.
-pub fn install(db: &bwtx::Db, meta: &SnapshotMeta<NodeId, EmptyNode>, data: &[u8]) -> Result<()> {
+pub fn install(db: &bwtx::Db, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> Result<()> {
     let file: SnapshotFile = keys::from_json(data, "snapshot")?;
     if file.applied.last_applied != meta.last_log_id || file.applied.membership != meta.last_membership {
         return Err(Error::Corrupt(format!(

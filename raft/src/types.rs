@@ -17,13 +17,14 @@ pub type NodeId = u64;
 
 openraft::declare_raft_types!(
     /// openraft's types for bwtx: [`Command`] in, [`Response`] out, nodes
-    /// without addresses (the in-process network routes by id), snapshots
-    /// as bytes.
+    /// as [`openraft::BasicNode`] (its `addr` is the node's `host:port` on
+    /// the TCP transport, empty on the in-process network, which routes by
+    /// id), snapshots as bytes.
     pub TypeConfig:
         D = Command,
         R = Response,
         NodeId = NodeId,
-        Node = openraft::EmptyNode,
+        Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
 );
 

@@ -12,6 +12,12 @@ async fn every_replica_agrees_on_the_winner() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
     let leader = cluster.leader().await.unwrap();
+    // The leader's blank entry of its term may still be applying: wait, so
+    // that the transactions below all begin on one snapshot.
+    cluster
+        .wait_converged(&[1, 2, 3], Duration::from_secs(30))
+        .await
+        .unwrap();
 
     let mut tasks = Vec::new();
     let mut position = None;

@@ -57,7 +57,7 @@ async fn commits_are_forwarded_to_the_leader() {
     txn.put("across-election", "1").unwrap();
     // Cut it off until the others elect a new leader, then reconnect it:
     // it hears the higher term and steps down.
-    cluster.isolate(old.id());
+    cluster.isolate(old.id()).await;
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != old.id()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -74,7 +74,7 @@ async fn commits_are_forwarded_to_the_leader() {
         assert!(Instant::now() < deadline, "no new leader elected");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    cluster.heal(old.id());
+    cluster.heal(old.id()).await.unwrap();
     let new = knows_other_leader(&old).await;
     assert_ne!(new, old.id());
     txn.commit().await.expect("forwarded to the new leader");

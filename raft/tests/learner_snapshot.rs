@@ -1,19 +1,28 @@
 //! A new learner joins after the leader built a snapshot and purged the
 //! log it covers: it can only catch up by installing the snapshot, and
-//! ends with the same state as the voters.
+//! ends with the same state as the voters. On both networks: over TCP the
+//! snapshot travels in `InstallSnapshot` frames to the learner's port.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use bwtx_raft::bank;
+use common::{assert_converged, run_transfers, start, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_installed_on_a_new_learner() {
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcp_snapshot_installed_on_a_new_learner() {
+    scenario(true).await;
+}
+
+async fn scenario(tcp: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap());
+    let cluster = start(dir.path(), &[1, 2, 3], tcp).await;
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
     let mut acked = run_transfers(&cluster, 4, 15, 0).await;
 

@@ -1,19 +1,28 @@
 //! Membership changes under load: add a learner, promote it to a voter,
 //! remove a node (the leader itself), and keep transferring; the remaining
-//! members converge, the removed node is out of the membership.
+//! members converge, the removed node is out of the membership. On both
+//! networks: over TCP the learner joins by its address.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use bwtx_raft::bank;
+use common::{assert_converged, run_transfers, start, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_learner_promote_and_remove_a_node() {
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcp_add_learner_promote_and_remove_a_node() {
+    scenario(true).await;
+}
+
+async fn scenario(tcp: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap());
+    let cluster = start(dir.path(), &[1, 2, 3], tcp).await;
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
     let mut acked = run_transfers(&cluster, 2, 10, 0).await;
 
@@ -35,6 +44,12 @@ async fn add_learner_promote_and_remove_a_node() {
     let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
     assert_eq!(voters, rest);
     assert!(!m.membership_config.membership().nodes().any(|(id, _)| *id == removed));
+    if tcp {
+        // Every member is named by its listening address.
+        for (id, node) in m.membership_config.membership().nodes() {
+            assert_eq!(node.addr, cluster.addr(*id).unwrap().to_string());
+        }
+    }
 
     let rest: Vec<u64> = rest.into_iter().collect();
     assert_converged(&cluster, &rest, &acked).await;

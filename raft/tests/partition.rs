@@ -22,7 +22,7 @@ async fn partitioned_follower_rejoins_and_catches_up() {
         .wait_converged(&[follower], Duration::from_secs(30))
         .await
         .unwrap();
-    cluster.isolate(follower);
+    cluster.isolate(follower).await;
     let cut_at = cluster.node(follower).unwrap().read_snapshot().unwrap().position();
 
     acked.extend(run_transfers(&cluster, 4, 20, 1_000).await);
@@ -32,7 +32,7 @@ async fn partitioned_follower_rejoins_and_catches_up() {
     // Its snapshot reads still see one consistent prefix.
     assert_eq!(bank::total(&behind).unwrap(), ACCOUNTS as u64 * INITIAL);
 
-    cluster.heal(follower);
+    cluster.heal(follower).await.unwrap();
     assert_converged(&cluster, &[1, 2, 3], &acked).await;
     cluster.shutdown().await.unwrap();
 }

@@ -43,6 +43,12 @@ impl PageRange {
 /// [`LeafBase::disk`] of a page with no image equal to it (dirty).
 pub(crate) const NO_DISK: u64 = u64::MAX;
 
+/// Flag in [`LeafBase::disk`] (page-store addresses are 8-aligned, so bit 0
+/// is free): the page *builds on* the on-disk chain at `disk & !DIRTY` but
+/// holds versions newer than it (`design/storage.md` §4: a delta flush
+/// writes only those).
+pub(crate) const DIRTY: u64 = 1;
+
 /// Marker in [`Ver::len`]: the version is a tombstone.
 pub(crate) const TOMBSTONE: u32 = u32::MAX;
 /// Flag in [`Ver::len`]: the value is `big[off]`, not a slice of `vals`.
@@ -73,7 +79,8 @@ pub(crate) struct LeafBase {
     /// The page-store address of an image equal to this page
     /// ([`NO_DISK`]: none; the page is dirty). Set only when the base is
     /// built (a fault-in, or a flush that wrote it whole): a clean page is
-    /// evicted without a write (`design/storage.md` §3).
+    /// evicted without a write (`design/storage.md` §3). With [`DIRTY`]
+    /// set, the page builds on that chain (DF1 in `super::flush`).
     pub(crate) disk: u64,
     pub(crate) keys: KeyArray,
     /// `None` when every key has one version (the common case). Boxed
@@ -147,6 +154,18 @@ impl LeafBase {
         self
     }
 
+    /// Is the page clean: does the on-disk chain at `disk` equal it?
+    #[inline]
+    pub(crate) fn is_clean(&self) -> bool {
+        self.disk != NO_DISK && self.disk & DIRTY == 0
+    }
+
+    /// The on-disk chain this page equals or builds on, if any.
+    #[inline]
+    pub(crate) fn disk_head(&self) -> Option<u64> {
+        (self.disk != NO_DISK).then_some(self.disk & !DIRTY)
+    }
+
     /// The page blob of inline values (versions without [`BIG`] index it).
     pub(crate) fn inline_vals(&self) -> &[u8] {
         &self.vals
@@ -188,6 +207,20 @@ impl LeafBase {
 
     pub(crate) fn version_count(&self) -> usize {
         self.vers.len()
+    }
+
+    /// Versions a consolidation at `watermark` would drop (the GC rule,
+    /// `design/bwtree.md` §5): per key, every version at or below it but
+    /// the newest such, and that one too if it is a tombstone.
+    pub(crate) fn droppable(&self, watermark: u64) -> usize {
+        (0..self.len())
+            .map(|i| {
+                let vs = self.versions(i);
+                vs.iter()
+                    .position(|v| v.ts <= watermark)
+                    .map_or(0, |p| vs.len() - p - 1 + usize::from(vs[p].len == TOMBSTONE))
+            })
+            .sum()
     }
 
     /// The value of a version, `None` for a tombstone. Zero-copy.

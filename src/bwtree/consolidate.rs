@@ -38,11 +38,14 @@ fn value_len(v: ValRef<'_>) -> usize {
 /// The GC rule for one key, `versions` newest first: keep every version newer
 /// than the watermark, plus the newest one at or below it unless that is a
 /// tombstone. `keep` receives the kept versions in order; returns how many
-/// were dropped. (Reads at any `ts >= watermark` see the same value after.)
+/// were dropped, and adds the dropped tombstones to `tombs` (a page that
+/// drops one no longer builds on its on-disk chain, `super::flush` DF1).
+/// (Reads at any `ts >= watermark` see the same value after.)
 fn gc_rule<V: Copy>(
     versions: impl IntoIterator<Item = (u64, V)>,
     watermark: u64,
     is_tomb: impl Fn(&V) -> bool,
+    tombs: &mut usize,
     mut keep: impl FnMut(u64, V),
 ) -> usize {
     let mut dropped = 0;
@@ -56,6 +59,7 @@ fn gc_rule<V: Copy>(
             floor = true;
             if is_tomb(&v) {
                 dropped += 1;
+                *tombs += 1;
                 continue;
             }
         }
@@ -95,7 +99,7 @@ impl<'g> ViewValue<'g> {
             ViewValue::Delta(v) => matches!(v, ValRef::Tomb),
         }
     }
-    fn raw(self) -> ValRef<'g> {
+    pub(crate) fn raw(self) -> ValRef<'g> {
         match self {
             ViewValue::Delta(v) => v,
             ViewValue::Page(p, v) => p.value_ref(&v),
@@ -129,6 +133,8 @@ pub(crate) struct LeafView<'g> {
     pub(crate) bytes: usize,
     /// Versions the watermark let us drop.
     pub(crate) dropped: usize,
+    /// Tombstones among them.
+    pub(crate) tombs_dropped: usize,
     /// The watermark the GC rule was applied with.
     pub(crate) watermark: u64,
 }
@@ -249,10 +255,16 @@ impl<'g> LeafView<'g> {
     /// (newest first); no entry if none is kept.
     fn push_entry(&mut self, key: KeyRef<'g>, versions: impl Iterator<Item = (u64, ViewValue<'g>)>) {
         let mark = self.vers.len();
-        let dropped = gc_rule(versions, self.watermark, ViewValue::is_tomb, |ts, v| {
-            self.bytes += 16 + v.stored_len();
-            self.vers.push((ts, v));
-        });
+        let dropped = gc_rule(
+            versions,
+            self.watermark,
+            ViewValue::is_tomb,
+            &mut self.tombs_dropped,
+            |ts, v| {
+                self.bytes += 16 + v.stored_len();
+                self.vers.push((ts, v));
+            },
+        );
         self.dropped += dropped;
         if self.vers.len() > mark {
             self.bytes += key.as_slice().len() + 16;
@@ -301,6 +313,7 @@ pub(crate) fn collect_leaf(head: &Node, watermark: u64) -> LeafView<'_> {
         vers: Vec::with_capacity(cap),
         bytes: 0,
         dropped: 0,
+        tombs_dropped: 0,
         watermark,
     };
     view.vstart.push(0);
@@ -315,6 +328,8 @@ struct SimpleBuild<'g> {
     /// Keys pushed.
     n: usize,
     dropped: usize,
+    /// Tombstones among `dropped`.
+    tombs: usize,
     /// The versions GC keeps of the current key, newest first.
     kept: SmallVec<[(u64, ViewValue<'g>); 8]>,
 }
@@ -327,6 +342,7 @@ impl<'g> MergeSink<'g> for SimpleBuild<'g> {
             let v = base.versions(i)[0];
             if v.len == super::base::TOMBSTONE && v.ts <= self.watermark {
                 self.dropped += 1;
+                self.tombs += 1;
                 continue;
             }
             self.out.push_base_entry(base, i);
@@ -339,9 +355,13 @@ impl<'g> MergeSink<'g> for SimpleBuild<'g> {
         let mut versions = KeyVersions::new(deltas, base);
         self.kept.clear();
         let kept = &mut self.kept;
-        self.dropped += gc_rule(versions.by_ref(), self.watermark, ViewValue::is_tomb, |ts, v| {
-            kept.push((ts, v))
-        });
+        self.dropped += gc_rule(
+            versions.by_ref(),
+            self.watermark,
+            ViewValue::is_tomb,
+            &mut self.tombs,
+            |ts, v| kept.push((ts, v)),
+        );
         self.dropped += versions.superseded;
         if !self.kept.is_empty() {
             self.out.push_key(key);
@@ -361,13 +381,14 @@ impl<'g> MergeSink<'g> for SimpleBuild<'g> {
 /// deltas are sorted. Returns `None` (use [`collect_leaf`]) for any other
 /// chain, or when the result might need a split (`max_entries`).
 ///
-/// Returns the new base, its key count and the versions GC dropped.
+/// Returns the new base, its key count, the versions GC dropped and how
+/// many of them were tombstones.
 pub(crate) fn consolidate_simple(
     head: &Node,
     watermark: u64,
     max_entries: usize,
     max_bytes: usize,
-) -> Option<(LeafBase, usize, usize)> {
+) -> Option<(LeafBase, usize, usize, usize)> {
     let chain = LeafChain::gather(head, Shape::Simple, Bound::Unbounded, Bound::Unbounded, u64::MAX)?;
     let base = chain.segments()[0].base;
     let deltas = chain.deltas();
@@ -384,12 +405,13 @@ pub(crate) fn consolidate_simple(
         watermark,
         n: 0,
         dropped: 0,
+        tombs: 0,
         kept: SmallVec::new(),
     };
     chain.merge(&mut build);
     let mut page = build.out.finish(base.range.clone());
     page.built_watermark = watermark;
-    Some((page, build.n, build.dropped))
+    Some((page, build.n, build.dropped, build.tombs))
 }
 
 /// The logical entries of an inner chain: `(separator, child)`, where the

@@ -61,6 +61,12 @@ pub(crate) enum Body {
         /// `max_ts`): serializable validation reads it instead of faulting
         /// the page in.
         max_ts: u64,
+        /// The GC watermark the evicted page was built with (0: unknown,
+        /// restored from a table). Its on-disk chain may hold versions the
+        /// page had dropped (a delta flush adds to the older parts): the
+        /// fault-in drops them again by this watermark, uncounted, so GC
+        /// counts each version once (`super::flush`, DF1).
+        watermark: u64,
     },
 }
 

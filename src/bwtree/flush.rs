@@ -19,19 +19,45 @@
 //!   oversize until the next consolidation), and a leaf whose low fence
 //!   differs from the position reached (a merge that was under way)
 //!   restarts the listing.
-//! - F3. A leaf flushed whole is CASed to a base page whose `disk` address
-//!   is the image (clean); a lost CAS leaves it dirty, the image unused
+//! - F3. A flushed leaf is CASed to a base page whose `disk` address is the
+//!   new chain head (clean, or [`DIRTY`] if versions above the limit stayed
+//!   in memory only); a lost CAS leaves it as it was, the record unused
 //!   except by this listing.
+//!
+//! Delta flushes (`design/storage.md` §4): a page's on-disk chain is a base
+//! image and up to [`FLUSH_CHAIN`]` - 1` delta flushes, each `prev`-linked
+//! to the part before it. The page store knows, for each chain head it
+//! wrote or read, its `upto` ([`PageIo::chain_upto`]): the newest version
+//! timestamp in the chain. No version of the page in `(upto, D]` (`D` the
+//! limit of the flush that wrote the head) is missing from it: every commit
+//! `<= D` was installed before `D` was read, so the chain holds it, or GC
+//! dropped it for a newer one, which the chain holds.
+//! - DF1. A base page with `disk = a | DIRTY` *builds on* the chain at `a`:
+//!   for every snapshot at or above the GC watermark, reading the chain at
+//!   `a` merged with the page's versions newer than `upto(a)` gives what
+//!   reading the page gives. It holds when a flush or a fault-in sets it
+//!   (every version `<= D` was installed before `D` was read, so the chain
+//!   holds them all), and consolidation keeps it ([`builds_on`]) only for
+//!   chains of version deltas over such a base whose GC dropped no
+//!   tombstone: dropping versions older than a kept one changes no read at
+//!   or above the watermark, but a dropped tombstone newer than `upto`
+//!   would let the chain's older value show through. Splits and merges
+//!   build pages that build on nothing.
+//! - DF2. So a flush of such a page writes only its versions in
+//!   `(upto(a), D]` as a delta flush with `prev = a` (nothing at all if
+//!   there are none: `a` is the result), unless the page store declines
+//!   (chain at [`FLUSH_CHAIN`] parts, or the deltas too large next to the
+//!   base image); then the whole image.
 
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
-use super::base::NO_DISK;
+use super::base::{DIRTY, NO_DISK};
 use super::chain::{Chain, Node};
 use super::consolidate::collect_leaf;
 use super::delta::Body;
 use super::mapping_table::Pid;
-use super::paging::{GatePass, Paging};
+use super::paging::{DeltaVersion, GatePass, PageIo, Paging};
 use super::search::Target;
 use super::tree::{Path, Tree};
 use crate::sync::{MutexGuard, Ordering};
@@ -46,6 +72,31 @@ pub(crate) struct ListedLeaf {
     pub(crate) addr: u64,
     /// The leaf's low fence (`None`: the leftmost leaf).
     pub(crate) low: Option<Bytes>,
+}
+
+/// Most parts (a base image and delta flushes) a page's on-disk chain has: a
+/// flush that would make it longer writes a whole image (DF2).
+pub(crate) const FLUSH_CHAIN: usize = 4;
+
+/// The `disk` field of a base consolidated from `head` whose GC dropped
+/// `tombs` tombstones: `a | DIRTY` if the chain is version deltas over a
+/// base that equals or builds on the on-disk chain at `a` and no tombstone
+/// was dropped (DF1), else [`NO_DISK`].
+pub(super) fn builds_on(head: &Node, tombs: usize) -> u64 {
+    if tombs > 0 {
+        return NO_DISK;
+    }
+    let mut node = head;
+    loop {
+        match &node.body {
+            Body::Version { .. } => match node.next() {
+                Some(next) => node = next,
+                None => return NO_DISK,
+            },
+            Body::Leaf(b) => return b.disk_head().map_or(NO_DISK, |a| a | DIRTY),
+            _ => return NO_DISK,
+        }
+    }
 }
 
 /// Times the listing starts over after meeting a merge under way before it
@@ -65,30 +116,88 @@ impl Tree {
 
     /// The address of an image of leaf `pid` (head `head`) holding every
     /// version at or below `durable`: an evicted or clean page's own, or a
-    /// new image of the chain (F1, F3). `None`: the page is frozen (a merge
-    /// is removing it).
+    /// new chain head (a delta flush, DF2, or a whole image; F1, F3).
+    /// `None`: the page is frozen (a merge is removing it).
     fn flush_leaf(&self, paging: &Paging, pid: Pid, head: &Node, durable: u64, guard: &Guard) -> Result<Option<u64>> {
         match &head.body {
             Body::Evicted { addr, .. } => return Ok(Some(*addr)),
-            Body::Leaf(b) if b.disk != NO_DISK => return Ok(Some(b.disk)),
+            Body::Leaf(b) if b.is_clean() => return Ok(Some(b.disk)),
             _ if head.is_frozen() => return Ok(None),
             _ => {}
         }
         let view = collect_leaf(head, self.gc_watermark());
-        let (base, whole) = view.build_upto(super::paging::detached(head.range()), durable);
-        let addr = paging.io.write_leaf(pid, &base)?;
-        paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
-        paging.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        if whole {
-            let clean = Chain::base(Node::base(Body::Leaf(base.with_disk(addr))));
-            if self.table.replace(pid, head, clean, guard).is_ok() {
-                self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .versions_dropped
-                    .fetch_add(view.dropped as u64, Ordering::Relaxed);
+        let on = builds_on(head, view.tombs_dropped);
+        let whole = view.vers.iter().all(|&(ts, _)| ts <= durable);
+        let range = super::paging::detached(head.range());
+        let mut versions = Vec::with_capacity(view.vers.len());
+        for i in 0..view.len() {
+            let key = view.keys[i].as_slice();
+            for &(ts, v) in view.versions(i) {
+                versions.push((key, ts, super::paging::value_slice(v.raw())));
             }
         }
+        let (base, addr) = match self.flush_delta(paging, pid, on, &versions, durable)? {
+            Some(addr) => {
+                if addr != on & !DIRTY {
+                    paging.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                }
+                (view.build(0..view.len(), range), addr)
+            }
+            None => {
+                paging.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                let (image, _) = view.build_upto(range.clone(), durable);
+                let addr = paging.io.write_leaf(pid, &image)?;
+                paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+                let base = if whole { image } else { view.build(0..view.len(), range) };
+                (base, addr)
+            }
+        };
+        // Versions above the limit stay in memory only: the page builds on
+        // the new head (DF1) instead of equalling it.
+        let disk = if whole { addr } else { addr | DIRTY };
+        let new = Chain::base(Node::base(Body::Leaf(base.with_disk(disk))));
+        if self.table.replace(pid, head, new, guard).is_ok() {
+            self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .versions_dropped
+                .fetch_add(view.dropped as u64, Ordering::Relaxed);
+        }
+        drop(versions);
         Ok(Some(addr))
+    }
+
+    /// DF2: if `disk` builds on a chain (`a | DIRTY`) whose `upto` the page
+    /// store knows, write the `versions` (the page's, in key order, newest
+    /// first per key) newer than it and at most `durable` as a delta flush
+    /// (the page store may instead rebase: one delta flush on the chain's
+    /// base image), or nothing if there are none. Returns the chain head
+    /// that now holds every version `<= durable`, or `None`: write a whole
+    /// image.
+    pub(super) fn flush_delta(
+        &self,
+        paging: &Paging,
+        pid: Pid,
+        disk: u64,
+        versions: &[DeltaVersion<'_>],
+        durable: u64,
+    ) -> Result<Option<u64>> {
+        if disk == NO_DISK || disk & DIRTY == 0 {
+            return Ok(None);
+        }
+        let prev = disk & !DIRTY;
+        let Some(upto) = paging.io.chain_upto(prev) else {
+            return Ok(None);
+        };
+        if !versions.iter().any(|&(_, ts, _)| ts > upto && ts <= durable) {
+            return Ok(Some(prev));
+        }
+        let new: Vec<DeltaVersion<'_>> = versions.iter().filter(|&&(_, ts, _)| ts <= durable).copied().collect();
+        let written = PageIo::write_delta(&*paging.io, pid, prev, &new)?;
+        if written.is_some() {
+            paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+            paging.counters.delta_flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(written)
     }
 
     /// Checkpoint phase 1 (fuzzy): write an image of every dirty resident
@@ -106,7 +215,7 @@ impl Tree {
                 let Some(head) = self.table.load(pid, &guard) else {
                     continue;
                 };
-                let clean = matches!(&head.body, Body::Leaf(b) if b.disk != NO_DISK);
+                let clean = matches!(&head.body, Body::Leaf(b) if b.is_clean());
                 if !head.leaf || head.is_evicted() || head.is_frozen() || clean {
                     continue;
                 }
@@ -175,16 +284,25 @@ impl Tree {
     }
 
     /// Every page-store address the mapping table references now: evicted
-    /// leaves' and clean pages' images.
+    /// leaves' and clean pages' chain heads, and the heads resident pages
+    /// build on (DF1), under their deltas too.
     pub(crate) fn disk_addrs(&self) -> Vec<u64> {
         let mut out = Vec::new();
         let high = self.table.high_water();
         for chunk in (0..high).collect::<Vec<_>>().chunks(1024) {
             let guard = epoch::pin();
             for &pid in chunk {
-                match self.table.load(pid, &guard).map(|h| &h.body) {
-                    Some(Body::Evicted { addr, .. }) => out.push(*addr),
-                    Some(Body::Leaf(b)) if b.disk != NO_DISK => out.push(b.disk),
+                let Some(mut node) = self.table.load(pid, &guard) else {
+                    continue;
+                };
+                // The chain's base: a page with deltas still builds on its
+                // base's chain once consolidated (DF1).
+                while let Some(next) = node.next() {
+                    node = next;
+                }
+                match &node.body {
+                    Body::Evicted { addr, .. } => out.push(*addr),
+                    Body::Leaf(b) => out.extend(b.disk_head()),
                     _ => {}
                 }
             }

@@ -11,7 +11,7 @@
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
 //! - [`image`]: page images and delta flushes, the page store's payloads
-//!   (encode and decode; images are used by paging, delta flushes not yet).
+//!   (encode and decode), and a chain of them merged for fault-in.
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
 //!   which consolidation and cursors read leaves through.
@@ -65,7 +65,8 @@ pub(crate) use base::LeafBase;
 pub use chain::live_nodes;
 pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
-pub(crate) use image::{decode_leaf_with, encode_leaf};
-pub(crate) use paging::PageIo;
+pub(crate) use flush::FLUSH_CHAIN;
+pub(crate) use image::{decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain};
+pub(crate) use paging::{DeltaVersion, PageIo};
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

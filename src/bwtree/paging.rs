@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
-use super::base::{LeafBase, PageRange, NO_DISK};
+use super::base::{LeafBase, PageRange};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
@@ -44,6 +44,10 @@ use super::mapping_table::Pid;
 use super::tree::Tree;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
+
+/// One version of a delta flush: key, commit timestamp, value (`None`: a
+/// tombstone).
+pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
@@ -54,6 +58,26 @@ pub(crate) trait PageIo: Send + Sync {
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
+    /// `entries`: the versions of page `pid` (which builds on the chain at
+    /// `prev`, DF1 in `super::flush`) at or below the flush's limit, in key
+    /// order and newest first per key. Append those newer than
+    /// [`PageIo::chain_upto`]`(prev)` as a delta flush on `prev`, or those
+    /// newer than the chain's base image as a delta flush on the base (a
+    /// rebase: the chain shrinks to two parts); return the new chain head.
+    /// `None`: the caller writes a whole image (the page store declined:
+    /// chain too long, deltas too large next to the base image). The
+    /// default never writes a delta flush.
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let _ = (pid, prev, entries);
+        Ok(None)
+    }
+    /// The newest version timestamp in the on-disk chain at `head` (its
+    /// `upto`, DF1 in `super::flush`), if the page store knows it; `None`
+    /// makes the next flush of a page building on it write a whole image.
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        let _ = head;
+        None
+    }
     /// Make every image written so far durable.
     fn sync(&self) -> Result<()>;
     /// The log's durable timestamp `D`: every commit at or below it is
@@ -68,6 +92,12 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     }
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
         (**self).write_leaf(pid, base)
+    }
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        (**self).write_delta(pid, prev, entries)
+    }
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        (**self).chain_upto(head)
     }
     fn sync(&self) -> Result<()> {
         (**self).sync()
@@ -88,6 +118,9 @@ pub(crate) struct PagingCounters {
     pub(crate) pages_written: AtomicU64,
     /// Leaf images written by checkpoint flushes (`super::flush`).
     pub(crate) flushes: AtomicU64,
+    /// Delta flushes written (evictions and checkpoint flushes; also counted
+    /// in `pages_written`).
+    pub(crate) delta_flushes: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Leaves left resident by an eviction because they held a version
@@ -183,6 +216,27 @@ fn clean_base(head: &Node, watermark: u64) -> Option<&LeafBase> {
     }
 }
 
+/// Every version of `base`, in key order and newest first per key.
+pub(super) fn base_versions(base: &LeafBase) -> Vec<DeltaVersion<'_>> {
+    let mut out = Vec::with_capacity(base.version_count());
+    for i in 0..base.len() {
+        let key = base.keys.key(i);
+        for v in base.versions(i) {
+            out.push((key, v.ts, value_slice(base.value_ref(v))));
+        }
+    }
+    out
+}
+
+/// A borrowed value as a delta flush takes it.
+pub(super) fn value_slice(v: super::base::ValRef<'_>) -> Option<&[u8]> {
+    match v {
+        super::base::ValRef::Tomb => None,
+        super::base::ValRef::Inline(b) => Some(b),
+        super::base::ValRef::Refcounted(b) => Some(&b[..]),
+    }
+}
+
 /// A copy of `r` that shares no bytes with the page it came from.
 pub(super) fn detached(r: &PageRange) -> PageRange {
     let copy = |k: &Option<Bytes>| k.as_deref().map(Bytes::copy_from_slice);
@@ -202,20 +256,29 @@ impl Tree {
         guard: &'g Guard,
         scan: bool,
     ) -> Result<Option<&'g Node>> {
-        let (Body::Evicted { addr, range, .. }, Some(paging)) = (&head.body, self.paging.as_deref()) else {
+        let (
+            Body::Evicted {
+                addr, range, watermark, ..
+            },
+            Some(paging),
+        ) = (&head.body, self.paging.as_deref())
+        else {
             return Ok(Some(head));
         };
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        let mut base = match paging.io.read_leaf(*addr) {
-            Ok(base) => base.with_disk(*addr),
+        let base = match paging.io.read_leaf(*addr) {
+            Ok(base) => base,
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may
             // have deleted the old image's segment: look again.
             Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
             Err(e) => return Err(e),
         };
+        // The chain may hold versions the page had dropped: drop them again
+        // (uncounted: GC counted them once).
+        let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
@@ -256,7 +319,8 @@ impl Tree {
         let guard = epoch::pin();
         // Read once: commits made durable later are not in this batch's images.
         let durable = paging.io.durable_ts();
-        let mut written: Vec<(Pid, &Node, u64, u64)> = Vec::with_capacity(pids.len());
+        // (pid, head, chain head, max_ts, the page's GC watermark)
+        let mut written: Vec<(Pid, &Node, u64, u64, u64)> = Vec::with_capacity(pids.len());
         for &pid in pids {
             let Some(mut head) = self.table.load(pid, &guard) else {
                 continue;
@@ -269,9 +333,9 @@ impl Tree {
                 // for GC at the current watermark: evicted as it is. A clean
                 // page with garbage is consolidated and written again, so
                 // that GC reaches pages that are only read.
-                if b.disk != NO_DISK && clean_base(head, self.gc_watermark()).is_some() {
+                if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
-                    written.push((pid, head, b.disk, b.max_ts()));
+                    written.push((pid, head, b.disk, b.max_ts(), b.built_watermark));
                     continue;
                 }
             }
@@ -301,9 +365,23 @@ impl Tree {
                 paging.counters.held_by_wal.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let addr = paging.io.write_leaf(pid, base)?;
-            paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
-            written.push((pid, head, addr, base.max_ts()));
+            // A page building on its on-disk chain writes only what is new
+            // (a delta flush, or nothing); else its whole image.
+            let addr = match self.flush_delta(paging, pid, base.disk, &base_versions(base), durable)? {
+                Some(addr) => {
+                    if base.disk_head() == Some(addr) {
+                        // Nothing new since the chain: no write, as clean.
+                        paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    addr
+                }
+                None => {
+                    let addr = paging.io.write_leaf(pid, base)?;
+                    paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+                    addr
+                }
+            };
+            written.push((pid, head, addr, base.max_ts(), base.built_watermark));
         }
         if written.is_empty() {
             return Ok(0);
@@ -313,9 +391,14 @@ impl Tree {
         }
         paging.gate.close();
         let mut evicted = 0;
-        for (pid, head, addr, max_ts) in written {
+        for (pid, head, addr, max_ts, watermark) in written {
             let range = detached(head.range());
-            let node = Node::base(Body::Evicted { addr, range, max_ts });
+            let node = Node::base(Body::Evicted {
+                addr,
+                range,
+                max_ts,
+                watermark,
+            });
             if self.table.replace(pid, head, Chain::base(node), &guard).is_ok() {
                 evicted += 1;
             }

@@ -20,7 +20,6 @@
 
 use crossbeam_epoch as epoch;
 
-use super::base::NO_DISK;
 use super::chain::{Chain, Node};
 use super::delta::Body;
 use super::mapping_table::Pid;
@@ -40,7 +39,9 @@ impl Tree {
             for p in pid..(pid + 1024).min(high) {
                 match self.table.load(p, &guard).map(|h| &h.body) {
                     Some(Body::Evicted { addr, .. }) => out.push((p, *addr)),
-                    Some(Body::Leaf(b)) if b.disk != NO_DISK => out.push((p, b.disk)),
+                    // Clean only: a dirty page that builds on a chain
+                    // (`disk` with `DIRTY`) keeps its chain where it is.
+                    Some(Body::Leaf(b)) if b.is_clean() => out.push((p, b.disk)),
                     _ => {}
                 }
             }
@@ -63,13 +64,21 @@ impl Tree {
             return Ok(false);
         };
         let node = match &head.body {
-            Body::Evicted { addr, range, max_ts } if *addr == from => Node::base(Body::Evicted {
+            Body::Evicted {
+                addr,
+                range,
+                max_ts,
+                watermark,
+            } if *addr == from => Node::base(Body::Evicted {
                 addr: to,
                 range: detached(range),
                 max_ts: *max_ts,
+                watermark: *watermark,
             }),
             Body::Leaf(b) if b.disk == from => {
-                let mut base = paging.io.read_leaf(to)?.with_disk(to);
+                // As a fault-in builds it (`collect_base`: versions the page
+                // had dropped stay dropped).
+                let mut base = super::image::collect_base(paging.io.read_leaf(to)?, b.built_watermark).with_disk(to);
                 base.range = detached(&b.range);
                 base.built_watermark = b.built_watermark;
                 Node::base(Body::Leaf(base))

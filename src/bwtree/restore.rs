@@ -67,6 +67,7 @@ impl Tree {
                     addr: *addr,
                     range,
                     max_ts,
+                    watermark: 0,
                 })),
             );
         }

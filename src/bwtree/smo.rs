@@ -51,7 +51,8 @@ impl Tree {
         } else {
             None
         };
-        let (new, len, dropped) = if let Some((base, n, dropped)) = simple {
+        let (new, len, dropped) = if let Some((mut base, n, dropped, tombs)) = simple {
+            base.disk = super::flush::builds_on(head, tombs);
             (Node::base(Body::Leaf(base)), n, dropped)
         } else if head.leaf {
             let view = collect_leaf(head, self.gc_watermark());
@@ -71,7 +72,8 @@ impl Tree {
                 self.install_split(pid, head, right_pid, left, left_range, view.dropped, guard);
                 return;
             }
-            let base = view.build(0..n, range.clone());
+            let mut base = view.build(0..n, range.clone());
+            base.disk = super::flush::builds_on(head, view.tombs_dropped);
             (Node::base(Body::Leaf(base)), n, view.dropped)
         } else {
             let view = collect_inner(head);

@@ -473,7 +473,16 @@ impl Tree {
     /// holds deltas or old versions, so pages nobody writes are collected too.
     /// Returns the number of versions dropped.
     pub fn collect_garbage(&self, watermark: u64) -> u64 {
+        self.collect_garbage_held(watermark, watermark).0
+    }
+
+    /// [`Tree::collect_garbage`], also counting the versions the resident
+    /// leaves keep (after their consolidation) that a watermark of `above`
+    /// would drop: `(dropped, held)`. An estimate: evicted leaves and
+    /// deltas not consolidated are not counted.
+    pub(crate) fn collect_garbage_held(&self, watermark: u64, above: u64) -> (u64, u64) {
         self.set_gc_watermark(watermark);
+        let mut held = 0u64;
         let watermark = self.gc_watermark();
         let before = self.stats.versions_dropped.load(Ordering::Relaxed);
         let mut pos: Option<Bytes> = None;
@@ -509,6 +518,9 @@ impl Tree {
                     _ => break,
                 }
             }
+            if let (true, Body::Leaf(b)) = (above > watermark, &head.body) {
+                held += b.droppable(above).saturating_sub(b.droppable(watermark)) as u64;
+            }
             for i in (0..path.len()).rev() {
                 let step = path[i];
                 if underfull(step.head, self.cfg.inner_min) {
@@ -522,6 +534,6 @@ impl Tree {
                 None => break,
             }
         }
-        self.stats.versions_dropped.load(Ordering::Relaxed) - before
+        (self.stats.versions_dropped.load(Ordering::Relaxed) - before, held)
     }
 }

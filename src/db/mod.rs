@@ -8,10 +8,15 @@
 //! - [`changes`]: [`Changes`], the change stream.
 //! - [`savepoint`]: [`Savepoint`], a point a transaction can roll back to,
 //!   and the undo log behind it.
+//! - [`keyspace`]: [`Keyspace`], [`KeyspaceStats`] and the `Db` methods that
+//!   open, list and drop keyspaces.
+//! - [`keyspace_ops`]: the `*_in` methods of `Transaction` and `Snapshot`.
 //! - this file: [`Db`], `Options::open` / `Options::in_memory`, and the
 //!   retry loop of [`Db::transaction`].
 
 pub(crate) mod changes;
+pub(crate) mod keyspace;
+pub(crate) mod keyspace_ops;
 pub(crate) mod savepoint;
 pub(crate) mod snapshot;
 pub(crate) mod transaction;
@@ -20,6 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use changes::Changes;
+pub use keyspace::{Keyspace, KeyspaceStats};
 pub use savepoint::Savepoint;
 pub use snapshot::Snapshot;
 pub use transaction::Transaction;

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::mvcc::WriteSet;
 use crate::{Error, Result};
 
 /// Transaction identities for savepoints, drawn on a transaction's first
@@ -57,6 +56,10 @@ pub struct Savepoint {
 
 /// A transaction's savepoint state: its identity, its live savepoints and
 /// the undo log. Empty (and allocation-free) until the first savepoint.
+/// One undo entry: the keyspace id, the key, and what the keyspace's write
+/// set held for it before (`None`: nothing).
+type UndoEntry = (u32, Bytes, Option<Option<Bytes>>);
+
 #[derive(Debug, Default)]
 pub(crate) struct Undo {
     /// This transaction's identity; 0 until the first savepoint.
@@ -69,7 +72,8 @@ pub(crate) struct Undo {
     live: Vec<u64>,
     /// Per write since the first savepoint: the key and the write set's
     /// entry for it before that write (`None`: the key was not in it).
-    log: Vec<(Bytes, Option<Option<Bytes>>)>,
+    /// `(keyspace id, key, what the write set held before)`.
+    log: Vec<UndoEntry>,
 }
 
 impl Undo {
@@ -81,9 +85,9 @@ impl Undo {
 
     /// Record that the write set's entry for `key` was `prev` before a
     /// write. Call only when [`Undo::active`].
-    pub(crate) fn record(&mut self, key: Bytes, prev: Option<Option<Bytes>>) {
+    pub(crate) fn record(&mut self, ks: u32, key: Bytes, prev: Option<Option<Bytes>>) {
         debug_assert!(self.active());
-        self.log.push((key, prev));
+        self.log.push((ks, key, prev));
     }
 
     /// Take a savepoint at the current end of the log.
@@ -103,7 +107,11 @@ impl Undo {
 
     /// Undo `writes` back to `sp`: replay the log backwards to the length it
     /// had then, and invalidate the savepoints taken after `sp`.
-    pub(crate) fn rollback_to(&mut self, sp: &Savepoint, writes: &mut WriteSet) -> Result<()> {
+    pub(crate) fn rollback_to(
+        &mut self,
+        sp: &Savepoint,
+        mut undo: impl FnMut(u32, Bytes, Option<Option<Bytes>>),
+    ) -> Result<()> {
         if self.txn == 0 || sp.txn != self.txn {
             return Err(Error::InvalidArgument("savepoint belongs to another transaction"));
         }
@@ -115,11 +123,8 @@ impl Undo {
         self.live.truncate(pos + 1);
         debug_assert!(sp.undo_len <= self.log.len());
         while self.log.len() > sp.undo_len {
-            let (key, prev) = self.log.pop().expect("the log is longer than the savepoint's length");
-            match prev {
-                Some(entry) => writes.insert(key, entry),
-                None => writes.remove(&key),
-            };
+            let (ks, key, prev) = self.log.pop().expect("the log is longer than the savepoint's length");
+            undo(ks, key, prev);
         }
         Ok(())
     }

@@ -18,19 +18,23 @@ use crate::Result;
 /// Like a [`crate::Transaction`], it owns its handle on the database: it can
 /// move to another thread and outlive the [`crate::Db`] it came from.
 pub struct Snapshot {
-    snapshot: Pinned,
+    pub(super) snapshot: Pinned,
+    /// The keyspaces read so far, resolved at the snapshot.
+    pub(super) cache: super::keyspace::KsCache,
 }
 
 impl Snapshot {
     pub(crate) fn new(engine: &Arc<Engine>) -> Self {
         Snapshot {
             snapshot: Pinned::new(engine),
+            cache: super::keyspace::KsCache::new(),
         }
     }
 
     pub(crate) fn at(engine: &Arc<Engine>, ts: u64) -> Result<Self> {
         Ok(Snapshot {
             snapshot: Pinned::at(engine, ts)?,
+            cache: super::keyspace::KsCache::new(),
         })
     }
 

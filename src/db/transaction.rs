@@ -7,8 +7,11 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
+use super::keyspace::KsCache;
 use super::savepoint::{Savepoint, Undo};
 use crate::bwtree::Tree;
+use crate::engine::commit::Part;
+use crate::engine::keyspaces::KsTree;
 use crate::engine::{Engine, Pinned};
 use crate::mvcc::iter::{bounds, byte_bounds, prefix_end, Iter};
 use crate::mvcc::readset::ReadSet;
@@ -85,14 +88,21 @@ use crate::{Isolation, Result};
 /// # Ok::<(), bwtx::Error>(())
 /// ```
 pub struct Transaction {
-    snapshot: Pinned,
-    writes: WriteSet,
+    pub(super) snapshot: Pinned,
+    /// Writes to the default keyspace.
+    pub(super) writes: WriteSet,
     /// Savepoints and the undo log (empty until the first savepoint).
     undo: Undo,
     /// The level chosen at begin.
     isolation: Isolation,
-    /// Serializable: the keys and ranges read (empty under snapshot isolation).
+    /// Serializable: the keys and ranges read in the default keyspace
+    /// (empty under snapshot isolation).
     reads: ReadSet,
+    /// Writes to other keyspaces, by keyspace id.
+    pub(super) others: std::collections::BTreeMap<u32, (Arc<KsTree>, WriteSet)>,
+    /// The other keyspaces used so far, resolved at the snapshot (with
+    /// their read sets).
+    pub(super) cache: KsCache,
 }
 
 impl Transaction {
@@ -103,6 +113,8 @@ impl Transaction {
             undo: Undo::default(),
             isolation,
             reads: ReadSet::default(),
+            others: Default::default(),
+            cache: KsCache::new(),
         }
     }
 
@@ -119,7 +131,7 @@ impl Transaction {
 
     /// Is this transaction serializable (does it record its reads)?
     #[inline]
-    fn serializable(&self) -> bool {
+    pub(super) fn serializable(&self) -> bool {
         self.isolation == Isolation::Serializable
     }
 
@@ -162,9 +174,22 @@ impl Transaction {
     fn write(&mut self, key: Bytes, value: Option<Bytes>) {
         if self.undo.active() {
             let prev = self.writes.insert(key.clone(), value);
-            self.undo.record(key, prev);
+            self.undo.record(0, key, prev);
         } else {
             self.writes.insert(key, value);
+        }
+    }
+
+    /// Buffer a write to keyspace `ks` (not the default one).
+    pub(super) fn write_in(&mut self, ks: &Arc<KsTree>, key: Bytes, value: Option<Bytes>) {
+        let writes = &mut self
+            .others
+            .entry(ks.id)
+            .or_insert_with(|| (ks.clone(), WriteSet::new()))
+            .1;
+        let prev = writes.insert(key.clone(), value);
+        if self.undo.active() {
+            self.undo.record(ks.id, key, prev);
         }
     }
 
@@ -190,7 +215,20 @@ impl Transaction {
     /// was made by another transaction or was invalidated by a rollback to
     /// an earlier savepoint.
     pub fn rollback_to(&mut self, savepoint: &Savepoint) -> Result<()> {
-        self.undo.rollback_to(savepoint, &mut self.writes)
+        let (writes, others) = (&mut self.writes, &mut self.others);
+        self.undo.rollback_to(savepoint, |ks, key, prev| {
+            let writes = match ks {
+                0 => &mut *writes,
+                id => match others.get_mut(&id) {
+                    Some(o) => &mut o.1,
+                    None => return,
+                },
+            };
+            match prev {
+                Some(entry) => writes.insert(key, entry),
+                None => writes.remove(&key),
+            };
+        })
     }
 
     /// The keys in `range` with their values, in key order (reverse with
@@ -258,7 +296,7 @@ impl Transaction {
 
     /// Number of keys written (put or deleted) so far.
     pub fn write_count(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.others.values().map(|o| o.1.len()).sum::<usize>()
     }
 
     /// Commit: validate the written keys, take a commit timestamp, install
@@ -266,19 +304,50 @@ impl Transaction {
     /// taken afterwards. Returns the commit timestamp (the snapshot timestamp
     /// for a transaction that wrote nothing).
     ///
+    /// Writes to several keyspaces commit as one: one timestamp, one log
+    /// record, all or nothing.
+    ///
     /// Fails with [`crate::Error::Conflict`] (see [`crate::Error::is_conflict`]) if a
     /// transaction that committed after this one's snapshot wrote one of the
-    /// same keys, or, for a serializable transaction, a key it read or a key
-    /// inside a range it scanned; then nothing is installed. A transaction
+    /// same keys (in the same keyspace), or, for a serializable transaction, a
+    /// key it read or a key inside a range it scanned; with
+    /// [`crate::Error::KeyspaceNotFound`] if a keyspace it wrote to was
+    /// dropped meanwhile; then nothing is installed. A transaction
     /// that wrote nothing never fails.
     pub fn commit(self) -> Result<u64> {
-        if self.writes.is_empty() {
+        if self.writes.is_empty() && self.others.values().all(|o| o.1.is_empty()) {
             return Ok(self.snapshot.ts());
         }
         let reads = self.serializable().then(|| self.reads.take()).filter(|r| !r.is_empty());
-        self.snapshot
-            .engine()
-            .commit(self.snapshot.ts(), &self.writes, reads.as_ref())
+        let engine = self.snapshot.engine();
+        if self.others.is_empty() && self.cache.iter().next().is_none() {
+            return engine.commit(self.snapshot.ts(), &self.writes, reads.as_ref());
+        }
+        // Writes or reads in other keyspaces: one part per keyspace.
+        let no_writes = WriteSet::new();
+        let other_reads: Vec<_> = self
+            .cache
+            .iter()
+            .map(|r| (r, self.serializable().then(|| r.reads.take()).filter(|r| !r.is_empty())))
+            .collect();
+        let mut parts = vec![Part {
+            id: 0,
+            tree: &engine.tree,
+            counts: &engine.counts,
+            ks: None,
+            writes: &self.writes,
+            reads: reads.as_ref(),
+        }];
+        for (id, (ks, writes)) in &self.others {
+            let reads = other_reads.iter().find(|r| r.0.ks.id == *id).and_then(|r| r.1.as_ref());
+            parts.push(Part::of(ks, writes, reads));
+        }
+        for (r, reads) in &other_reads {
+            if !self.others.contains_key(&r.ks.id) && reads.is_some() {
+                parts.push(Part::of(&r.ks, &no_writes, reads.as_ref()));
+            }
+        }
+        engine.commit_parts(self.snapshot.ts(), &mut parts)
     }
 
     /// Discard the buffered writes. Same as dropping the transaction.

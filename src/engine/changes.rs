@@ -10,13 +10,21 @@ use crate::wal::changes::ChangeCursor;
 use crate::wal::store::Store;
 use crate::{Error, Result};
 
+/// One keyspace's writes in a change, in key order (`None`: a delete).
+type Writes = Vec<(Bytes, Option<Bytes>)>;
+
 /// One committed transaction's writes, as the change stream returns them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The commit timestamp (what `Transaction::commit` returned).
     pub ts: u64,
-    /// The writes, in key order: `None` is a delete.
+    /// The writes to the default keyspace, in key order: `None` is a delete.
     pub writes: Vec<(Bytes, Option<Bytes>)>,
+    /// The writes to other keyspaces: `(name, writes in key order)`, by
+    /// keyspace id (so in creation order). A keyspace dropped and no longer
+    /// known by the time the change is read is named `#<id>`. Creations
+    /// and drops (catalog writes) are not listed.
+    pub keyspaces: Vec<(String, Writes)>,
 }
 
 impl Engine {
@@ -52,9 +60,32 @@ impl Engine {
     /// The next change after `cursor`, at most `upto`.
     pub(crate) fn next_change(&self, cursor: &mut ChangeCursor, upto: u64) -> Result<Option<Change>> {
         let store = self.change_log()?;
-        Ok(store.next_change(cursor, upto)?.map(|c| Change {
-            ts: c.ts,
-            writes: c.writes,
+        Ok(store.next_change(cursor, upto)?.map(|c| {
+            let mut writes = Vec::new();
+            let mut keyspaces: Vec<(u32, String, Writes)> = Vec::new();
+            for (t, k, v) in c.writes {
+                match t {
+                    0 => writes.push((k, v)),
+                    super::keyspaces::CATALOG => {}
+                    t => {
+                        if keyspaces.last().is_none_or(|l| l.0 != t) {
+                            let name = self
+                                .ks
+                                .by_id(t)
+                                .map_or_else(|| format!("#{t}"), |ks| ks.name.to_string());
+                            keyspaces.push((t, name, Vec::new()));
+                        }
+                        if let Some(l) = keyspaces.last_mut() {
+                            l.2.push((k, v));
+                        }
+                    }
+                }
+            }
+            Change {
+                ts: c.ts,
+                writes,
+                keyspaces: keyspaces.into_iter().map(|(_, n, w)| (n, w)).collect(),
+            }
         }))
     }
 }

@@ -1,6 +1,10 @@
 //! Checkpoints (`design/storage.md` §6, `design/durability.md`): a database
 //! with a page store writes a location table; one without writes the
-//! version-1 key-value image of a snapshot.
+//! key-value image of a snapshot, every keyspace's entries tagged with its
+//! id (after syncing the log; with
+//! `Options::history_retention` the newest image at or below the retention
+//! horizon stays, with the log after it and a few newer images). Each writes its history file
+//! first (`crate::wal::hist`).
 //!
 //! The incremental checkpoint, numbered as in `design/storage.md` §6:
 //! 1. One checkpoint at a time; the log rotates. A snapshot at `C` (the read
@@ -11,9 +15,12 @@
 //! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`.
 //! 4. Phase 2: structure modifications paused, every leaf listed with an
 //!    image address (dirty ones flushed again); then resumed.
-//! 5. The value log is synced, then the page segment, then the table
-//!    written (`ckpt-<C>.tmp`, sync, rename, directory sync).
-//! 6. Log segments at or below `C` and older checkpoint files are deleted,
+//! 5. The value log is synced, then the page segment, then the history
+//!    file (`crate::wal::hist`: the oldest timestamp the table serves, the
+//!    counts from there, the horizon's samples), then the table written
+//!    (`ckpt-<C>.tmp`, sync, rename, directory sync).
+//! 6. Older checkpoint and history files and log segments at or below `C`
+//!    are deleted,
 //!    then (evictions held off) every page segment but the current one that
 //!    neither the table nor the mapping table references (and, the
 //!    cleaner's mutex held, no relocation publishes a copy meanwhile:
@@ -24,6 +31,8 @@
 use super::Engine;
 use crate::pagestore::table::{self, Leaf, Table, TreeTable};
 use crate::sync::Ordering;
+use crate::wal::hist::Hist;
+use crate::wal::store::Keep;
 use crate::{Error, Result};
 
 impl Engine {
@@ -36,16 +45,47 @@ impl Engine {
             .ok_or(Error::InvalidArgument("an in-memory database has no checkpoints"))?;
         let turn = store.begin_checkpoint()?;
         let pin = self.registry.pin_scoped(&self.oracle);
-        // Log segments with commits inside `Options::change_retention` stay.
-        let keep = self
-            .horizon
-            .bounds(self.oracle.read_ts(), true)
-            .map_or(0, |b| b.keep_changes_after);
-        let Some(pages) = &self.pages else {
-            // Version 1: the image is the snapshot, taken after the log rotated.
-            return store.finish_checkpoint(turn, pin.ts(), keep, self.tree.range::<&[u8], _>(.., pin.ts()));
-        };
         let c = pin.ts();
+        // Log segments with commits inside `Options::change_retention` stay;
+        // with `Options::history_retention`, a version-1 database keeps the
+        // newest checkpoint at or below the retention horizon, the log after
+        // it, and the checkpoints that will replace it as the horizon moves
+        // (`crate::wal::store::kept`; `design/mvcc.md` §11, "Restart").
+        let bounds = self.horizon.bounds(self.oracle.read_ts(), true);
+        let mut keep = Keep {
+            changes_after: bounds.map_or(0, |b| b.keep_changes_after),
+            history_marks: Vec::new(),
+            hist: Hist {
+                ts: c,
+                oldest: c,
+                samples: self.horizon.persisted(),
+                counts: Vec::new(),
+            },
+        };
+        let Some(pages) = &self.pages else {
+            if store.logs() {
+                keep.history_marks = self.horizon.retention_marks();
+                // The log reaches at least `C` after a power loss, so that
+                // recovery may start from an older checkpoint.
+                store.sync_now()?;
+            }
+            // A key-value image: the snapshot, taken after the log rotated;
+            // the catalog first, then the default keyspace, then every
+            // keyspace the catalog lists at the snapshot (`design/keyspaces.md`).
+            let others = self.image_at(c)?;
+            fn tagged(
+                id: u32,
+                tree: &crate::bwtree::Tree,
+                ts: u64,
+            ) -> impl Iterator<Item = Result<(u32, bytes::Bytes, bytes::Bytes)>> + '_ {
+                tree.range::<&[u8], _>(.., ts)
+                    .map(move |kv| kv.map(|(k, v)| (id, k, v)))
+            }
+            let entries = tagged(super::keyspaces::CATALOG, &self.ks.catalog.tree, c)
+                .chain(tagged(0, &self.tree, c))
+                .chain(others.iter().flat_map(|ks| tagged(ks.id, &ks.tree, c)));
+            return store.finish_checkpoint(turn, c, keep, entries);
+        };
         // Pages the cleaner relocated need a table naming their copies (so
         // that their old segments can go), even with no commit since.
         let moved = pages.clean.take_relocated();
@@ -68,12 +108,19 @@ impl Engine {
         drop(unlogged);
         crate::bwtree::PageIo::sync(&**pages)?;
         let addrs: Vec<u64> = leaves.iter().map(|l| l.addr).collect();
+        // Every image listed was built at a GC watermark at or below the
+        // proposal now: the table serves every timestamp from it on, with
+        // the counts from there (folded up to `C` by `live`).
+        let live = self.live_keys(c);
+        let oldest = self.registry.oldest_readable().min(c);
+        keep.hist.counts = self.counts.history(oldest, c);
+        keep.hist.oldest = keep.hist.counts.first().map_or(c, |e| e.0.max(oldest));
         let bytes = table::encode(&Table {
             ts: c,
             trees: vec![TreeTable {
                 tree: 0,
                 pid_high,
-                live: self.live_keys(c),
+                live,
                 leaves: leaves
                     .into_iter()
                     .map(|l| Leaf {
@@ -93,8 +140,11 @@ impl Engine {
             let _paused = self.tree.pause_evictions();
             // No cleaner copy is appended and published meanwhile.
             let _cleaner = crate::sync::lock(&pages.clean.running);
-            let images: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
-            pages.delete_unreferenced(images.iter().copied())?;
+            let heads: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
+            // Every part of each chain (its base image holds the value
+            // references), taken before the deletion forgets unlisted chains.
+            let images = pages.chain_parts(heads.iter().copied());
+            pages.delete_unreferenced(heads.iter().copied())?;
             pages.vlog.collect(&images)?;
         }
         let written = pages.bytes_written.load(Ordering::Relaxed) - before

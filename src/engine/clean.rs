@@ -159,9 +159,11 @@ impl Engine {
             return Ok(report);
         }
         // Step 3: move the published images out of them, oldest first.
+        // A page moves if any part of its on-disk chain is in a victim (a
+        // chain moves whole, merged into one image).
         let mut moving: Vec<(u64, u64)> = refs
             .into_iter()
-            .filter(|&(_, a)| victims.contains(&addr_seq(a)))
+            .filter(|&(_, a)| pages.chain_parts([a]).iter().any(|&p| victims.contains(&addr_seq(p))))
             .collect();
         moving.sort_unstable_by_key(|&(_, a)| a);
         let mut moved_bytes = 0;
@@ -184,7 +186,10 @@ impl Engine {
                 if !alive.contains(&addr_seq(from)) {
                     continue;
                 }
-                let (to, bytes) = pages.copy_record(from)?;
+                // (A delta chain is moved as one whole image of its merge.)
+                let Some((to, bytes)) = pages.copy_record(from)? else {
+                    continue;
+                };
                 moved_bytes += bytes;
                 if self.tree.relocate(pid, from, to)? {
                     report.relocated += 1;
@@ -215,7 +220,15 @@ impl Engine {
         };
         let refs = self.tree.disk_refs();
         let table = lock(&pages.clean.table).clone();
-        let published: BTreeSet<u64> = refs.iter().map(|&(_, a)| a).chain(table).collect();
+        // Every part of every chain a page or the table names (dirty pages
+        // that build on a chain included): what deletion keeps.
+        let published: BTreeSet<u64> = pages.chain_parts(
+            self.tree
+                .disk_addrs()
+                .into_iter()
+                .chain(refs.iter().map(|&(_, a)| a))
+                .chain(table),
+        );
         let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
         let mut kept = HashMap::with_capacity(published.len());

@@ -3,24 +3,75 @@
 //! validate a serializable transaction's reads (section 10), install the
 //! versions, log them, and publish.
 
+use smallvec::SmallVec;
+
+use super::keyspaces::KsTree;
 use super::Engine;
-use crate::bwtree::PrepareError;
+use crate::bwtree::{PrepareError, Tree};
+use crate::mvcc::counts::Counts;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::readset::Reads;
 use crate::mvcc::WriteSet;
 use crate::{ConflictReason, Error, Result};
 
+/// One keyspace's share of a commit: its id and tree, its counts, the
+/// transaction's writes to it and (serializable) its reads of it.
+pub(crate) struct Part<'a> {
+    pub(crate) id: u32,
+    pub(crate) tree: &'a Tree,
+    pub(crate) counts: &'a Counts,
+    /// The keyspace's gate (`None`: the default keyspace, never dropped).
+    pub(crate) ks: Option<&'a KsTree>,
+    pub(crate) writes: &'a WriteSet,
+    pub(crate) reads: Option<&'a Reads>,
+}
+
+impl<'a> Part<'a> {
+    /// The part of a named keyspace (or the catalog).
+    pub(crate) fn of(ks: &'a KsTree, writes: &'a WriteSet, reads: Option<&'a Reads>) -> Self {
+        Part {
+            id: ks.id,
+            tree: &ks.tree,
+            counts: &ks.counts,
+            ks: Some(ks),
+            writes,
+            reads,
+        }
+    }
+}
+
 impl Engine {
-    /// Commit `writes` made on the snapshot at `snapshot_ts`; returns the
-    /// commit timestamp, once every snapshot taken afterwards sees the
-    /// commit. `writes` must not be empty. `reads`: a serializable
-    /// transaction's read set, validated after the timestamp is taken.
+    /// Commit `writes` (to the default keyspace) made on the snapshot at
+    /// `snapshot_ts`; see [`Engine::commit_parts`].
+    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet, reads: Option<&Reads>) -> Result<u64> {
+        self.commit_parts(
+            snapshot_ts,
+            &mut [Part {
+                id: 0,
+                tree: &self.tree,
+                counts: &self.counts,
+                ks: None,
+                writes,
+                reads,
+            }],
+        )
+    }
+
+    /// Commit the writes of `parts` (one per keyspace, at least one write in
+    /// all) made on the snapshot at `snapshot_ts`: one commit timestamp and
+    /// one log record for all of them. Returns the commit timestamp, once
+    /// every snapshot taken afterwards sees the commit. Parts' `reads`: a
+    /// serializable transaction's read sets, validated after the timestamp
+    /// is taken.
     ///
     /// Fails with [`Error::Conflict`] if a transaction that committed after
-    /// `snapshot_ts` wrote one of the keys (or, with `reads`, a key read or
-    /// a key in a range scanned); then nothing is installed.
-    pub(crate) fn commit(&self, snapshot_ts: u64, writes: &WriteSet, reads: Option<&Reads>) -> Result<u64> {
-        debug_assert!(!writes.is_empty());
+    /// `snapshot_ts` wrote one of the keys in the same keyspace (or, with
+    /// `reads`, a key read or a key in a range scanned), and with
+    /// [`Error::KeyspaceNotFound`] if a keyspace written was dropped; then
+    /// nothing is installed.
+    pub(crate) fn commit_parts(&self, snapshot_ts: u64, parts: &mut [Part<'_>]) -> Result<u64> {
+        debug_assert!(parts.iter().any(|p| !p.writes.is_empty()));
+        parts.sort_by_key(|p| p.id);
         let log = self.store.as_ref().filter(|s| s.logs());
         if let Some(store) = log {
             // A poisoned log takes no more commits.
@@ -30,29 +81,53 @@ impl Engine {
             // A failed page write or sync poisons the database like the log's.
             pages.check()?;
         }
-        // 1. Latch the write set's stripes (ascending: no deadlock).
-        let mut held = self.latches.lock(Latches::stripes(writes.keys().map(|k| &k[..])));
-        // 2. Validate: no write newer than our snapshot. A version installed
-        //    by a commit still being published counts: that commit won. The
-        //    leaves found are kept (by the tree, under one epoch guard) for
-        //    step 4.
-        let prepared = match self.tree.prepare(writes.iter(), snapshot_ts) {
-            Ok(prepared) => prepared,
-            Err(PrepareError::Page(e)) => {
-                drop(held);
-                return Err(e);
+        // 0. Named keyspaces: hold their gates shared (a drop waits), and
+        //    refuse a dropped one (`super::keyspaces`).
+        let mut gates: SmallVec<[_; 2]> = SmallVec::new();
+        for ks in parts.iter().filter(|p| !p.writes.is_empty()).filter_map(|p| p.ks) {
+            if ks.id == super::keyspaces::CATALOG {
+                continue;
             }
-            Err(PrepareError::Conflict(conflict)) => {
-                drop(held);
-                self.counters.conflicts.add(1);
-                return Err(Error::Conflict {
-                    key: conflict.key.clone(),
-                    winner: conflict.winner,
-                    snapshot: snapshot_ts,
-                    reason: Box::new(ConflictReason::Write),
+            let gate = ks.gate.read().unwrap_or_else(|e| e.into_inner());
+            if *gate {
+                return Err(Error::KeyspaceNotFound {
+                    name: ks.name.to_string(),
                 });
             }
-        };
+            gates.push(gate);
+        }
+        // 1. Latch the write set's stripes (ascending: no deadlock).
+        let mut held = self.latches.lock(Latches::stripes_in(
+            parts.iter().flat_map(|p| p.writes.keys().map(move |k| (p.id, &k[..]))),
+        ));
+        // 2. Validate: no write newer than our snapshot, per keyspace. A
+        //    version installed by a commit still being published counts:
+        //    that commit won. The leaves found are kept (by each tree, under
+        //    one epoch guard) for step 4.
+        let mut prepared: SmallVec<[_; 2]> = SmallVec::new();
+        for p in parts.iter().filter(|p| !p.writes.is_empty()) {
+            match p.tree.prepare(p.writes.iter(), snapshot_ts) {
+                Ok(prep) => prepared.push((p, prep)),
+                Err(PrepareError::Page(e)) => {
+                    drop(prepared);
+                    drop(held);
+                    return Err(e);
+                }
+                Err(PrepareError::Conflict(conflict)) => {
+                    let key = conflict.key.clone();
+                    let winner = conflict.winner;
+                    drop(prepared);
+                    drop(held);
+                    self.counters.conflicts.add(1);
+                    return Err(Error::Conflict {
+                        key,
+                        winner,
+                        snapshot: snapshot_ts,
+                        reason: Box::new(ConflictReason::Write),
+                    });
+                }
+            }
+        }
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let mut commit = self.oracle.allocate();
@@ -61,41 +136,59 @@ impl Engine {
         //     (snapshot, commit). A refused commit installs nothing, logs an
         //     empty record (the log has no gaps) and publishes its
         //     timestamp like any other, then returns the conflict.
-        let validated = match reads {
-            Some(reads) => self.validate_reads(snapshot_ts, commit.ts, writes, reads),
-            None => Ok(()),
-        };
+        let mut validated = Ok(());
+        for p in parts.iter() {
+            if let Some(reads) = p.reads {
+                validated = self.validate_reads(snapshot_ts, commit.ts, p, reads);
+                if validated.is_err() {
+                    break;
+                }
+            }
+        }
         // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent), and
         //    mark the timestamp installed (one atomic instruction; what a
         //    serializable committer waits for in 3a). Consolidation of the
         //    leaves this fills up waits until after publication (step 7):
         //    later commits wait for this one.
-        let delta = prepared.live_delta();
-        let (installed, delta) = match validated {
-            Ok(()) => {
-                // Unlatching stamps the stripes with the commit timestamp.
-                held.stamp(commit.ts);
-                (Some(prepared.install(commit.ts)), delta)
+        let mut installed: SmallVec<[_; 2]> = SmallVec::new();
+        let ok = validated.is_ok();
+        if ok {
+            // Unlatching stamps the stripes with the commit timestamp.
+            held.stamp(commit.ts);
+        }
+        for (p, prep) in prepared {
+            // 4a. Record each keyspace's live-key delta (`mvcc::counts`; 0 if
+            //     refused): before the log record, which can make it visible.
+            let delta = if ok { prep.live_delta() } else { 0 };
+            if ok {
+                installed.push(prep.install(commit.ts));
             }
-            Err(_) => {
-                drop(prepared);
-                (None, 0)
-            }
-        };
-        // 4a. Record the commit's live-key delta (`mvcc::counts`; 0 if
-        //     refused): before the log record, which can make it visible.
-        self.counts.record(commit.ts, delta, || self.count_floor());
+            p.counts.record(commit.ts, delta, || self.count_floor());
+        }
+        if parts.iter().all(|p| p.id != 0 || p.writes.is_empty()) {
+            // The default keyspace's counts see every timestamp.
+            self.counts.record(commit.ts, 0, || self.count_floor());
+        }
         commit.mark_installed();
         // 5. Durable databases: append the log record (a memory copy into
         //    the pending buffer), unlatch, then wait for the log (group
         //    commit: one sync covers every committer waiting), holding no
         //    lock.
-        let appended = log.map(|store| match installed {
-            Some(_) => store.log(commit.ts, writes.iter()),
-            None => store.log(commit.ts, std::iter::empty()),
+        let appended = log.map(|store| {
+            if ok {
+                store.log(
+                    commit.ts,
+                    parts
+                        .iter()
+                        .flat_map(|p| p.writes.iter().map(move |(k, v)| (p.id, k, v))),
+                )
+            } else {
+                store.log(commit.ts, std::iter::empty())
+            }
         });
         drop(held);
+        drop(gates);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
                 let r = store.wait(commit.ts);
@@ -116,8 +209,8 @@ impl Engine {
         let ts = commit.publish();
         // 7. Consolidate the leaves step 4 listed, off the window in which
         //    later commits wait for this one.
-        if let Some(installed) = installed {
-            installed.consolidate();
+        for i in installed {
+            i.consolidate();
         }
         logged?;
         if let Err(e) = validated {
@@ -127,7 +220,8 @@ impl Engine {
             return Err(e);
         }
         self.counters.commits.add(1);
-        self.counters.versions_installed.add(writes.len() as u64);
+        let n: usize = parts.iter().map(|p| p.writes.len()).sum();
+        self.counters.versions_installed.add(n as u64);
         // 8. Every 64th timestamp refreshes the GC watermark.
         self.after_commit(ts);
         // 9. With a cache size: past 1.25 x the budget, the committer helps

@@ -34,6 +34,11 @@ impl Engine {
         if let Some(bounds) = self.horizon.bounds(self.oracle.read_ts(), wait) {
             let wm = self.registry.low_watermark(&self.oracle, bounds);
             self.tree.set_gc_watermark(wm);
+            for ks in self.ks.trees() {
+                ks.tree.set_gc_watermark(wm);
+            }
+            // Dropped keyspaces no snapshot can read any more are forgotten.
+            self.ks.collect(wm);
         }
         self.tree.gc_watermark()
     }
@@ -57,10 +62,33 @@ impl Engine {
     }
 
     /// Refresh the watermark and sweep every page; returns versions dropped.
+    ///
+    /// The sweep also counts the versions the oldest snapshot alone holds
+    /// (`Stats::versions_held_by_oldest_snapshot`): those its leaves keep
+    /// that the watermark without that snapshot (the next one, or the read
+    /// timestamp, within the retention horizon) would drop. An estimate,
+    /// refreshed by each sweep: resident leaves only.
     pub(crate) fn sweep(&self) -> u64 {
         let wm = self.refresh_watermark(true);
+        let above = self.horizon.bounds(self.oracle.read_ts(), true).map_or(wm, |b| {
+            let second = self.registry.second_oldest_from(b.expire_below);
+            self.oracle.read_ts().min(b.retain_from).min(second.unwrap_or(u64::MAX))
+        });
         self.counters.sweeps.add(1);
-        self.tree.collect_garbage(wm)
+        let (mut dropped, mut held) = self.tree.collect_garbage_held(wm, above.max(wm));
+        for ks in self.ks.trees().iter() {
+            let (d, h) = ks.tree.collect_garbage_held(wm, above.max(wm));
+            dropped += d;
+            held += h;
+        }
+        self.held_by_oldest.store(held, crate::sync::Ordering::Relaxed);
+        dropped
+    }
+
+    /// [`Engine::sweep`]'s count of the versions the oldest snapshot alone
+    /// holds (every keyspace's).
+    pub(crate) fn held_by_oldest(&self) -> u64 {
+        self.held_by_oldest.load(crate::sync::Ordering::Relaxed)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The engine: the one place a database is assembled (index; see
 //! `design/architecture.md`).
 //!
-//! An [`Engine`] owns everything one open database has: the tree, the
+//! An [`Engine`] owns everything one open database has: the default
+//! keyspace's tree and the other keyspaces' (with their catalog), the
 //! timestamp oracle, the snapshot registry, the commit latches, the counters,
 //! the log and checkpoints (for a database on disk), and the background
 //! threads. The user's handles (`Db`, `Transaction`, `Snapshot`, in
@@ -29,12 +30,15 @@
 //! - [`vlog`]: the value log: large values out of the page images.
 //! - [`clean`]: segment cleaning: live bytes per page segment, and the
 //!   cleaner that empties mostly-dead segments.
+//! - [`keyspaces`]: the catalog of named keyspaces, their trees, creating
+//!   and dropping them (`design/keyspaces.md`).
 
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
 pub(crate) mod clean;
 pub(crate) mod commit;
 pub(crate) mod gc;
+pub(crate) mod keyspaces;
 pub(crate) mod open;
 pub(crate) mod pages;
 pub(crate) mod pinned;
@@ -64,8 +68,13 @@ pub use stats::Stats;
 
 /// One open database.
 pub(crate) struct Engine {
-    /// The multi-version tree: every committed version.
+    /// The default keyspace's multi-version tree: every committed version.
     pub(crate) tree: Tree,
+    /// The catalog and the named keyspaces' trees.
+    pub(crate) ks: keyspaces::Keyspaces,
+    /// This engine's identity (a process-wide counter): a `Keyspace` handle
+    /// is used only with the database it came from.
+    pub(crate) id: u64,
     /// Commit timestamps and the read (visibility) timestamp.
     pub(crate) oracle: Oracle,
     /// Registered snapshots and the GC low watermark.
@@ -95,6 +104,9 @@ pub(crate) struct Engine {
     checkpoint_bytes: AtomicU64,
     /// Log versions recovery found in page images already.
     replay_skipped: u64,
+    /// Versions the oldest snapshot alone holds, as the last sweep counted
+    /// them ([`gc`]).
+    held_by_oldest: AtomicU64,
 }
 
 impl Engine {
@@ -106,33 +118,57 @@ impl Engine {
                 "cache_size needs a database directory (Options::open)",
             ));
         }
-        let (tree, store, pages, replay_skipped, live) = match dir {
-            None => (Tree::with_config(opts.tree.clone())?, None, None, 0, 0),
+        let (tree, store, pages, replay_skipped, oldest, samples, counts, ks) = match dir {
+            None => {
+                let catalog = keyspaces::KsTree::new(
+                    keyspaces::CATALOG,
+                    "catalog",
+                    0,
+                    Tree::with_config(opts.tree.clone())?,
+                    0,
+                    0,
+                );
+                let ks = keyspaces::Keyspaces::new(opts.tree.clone(), Arc::new(catalog), Vec::new(), Vec::new());
+                (Tree::with_config(opts.tree.clone())?, None, None, 0, 0, vec![], vec![], ks)
+            }
             Some(dir) => {
                 let o = open::open_dir(&opts, dir)?;
-                (o.tree, Some(o.store), o.pages, o.replay_skipped, o.live)
+                (
+                    o.tree,
+                    Some(o.store),
+                    o.pages,
+                    o.replay_skipped,
+                    o.oldest,
+                    o.samples,
+                    o.counts,
+                    o.keyspaces,
+                )
             }
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
-        let checkpoint_ts = store.as_ref().map_or(0, |s| s.recovered().checkpoint_ts);
+        static NEXT_ENGINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let engine = Arc::new(Engine {
             tree,
+            ks,
+            id: NEXT_ENGINE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             oracle: Oracle::new(last_ts),
-            // No history below the checkpoint recovered from.
-            registry: Registry::new(checkpoint_ts),
+            // No history below what recovery rebuilt (`design/mvcc.md` §11).
+            registry: Registry::new(oldest),
             horizon: Horizon::new(
                 opts.history_retention,
                 opts.max_snapshot_age,
                 opts.change_retention,
                 last_ts,
-            ),
-            counts: Counts::new(last_ts, live),
+            )
+            .restored(oldest, &samples),
+            counts: Counts::with_history(last_ts, counts),
             latches: Latches::new(),
             counters: EngineCounters::new(),
             store,
             cache_size: pages.as_ref().and(opts.cache_size),
             checkpoint_bytes: AtomicU64::new(0),
             replay_skipped,
+            held_by_oldest: AtomicU64::new(0),
             isolation: opts.isolation,
             pages,
             workers: Mutex::new(Vec::new()),

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use super::keyspaces::{Keyspaces, KsTree, CATALOG, NEXT_ID};
 use super::pages::PageFile;
 use crate::bwtree::Tree;
 use crate::options::Options;
@@ -30,8 +31,24 @@ pub(crate) struct Opened {
     /// Log versions recovery found in page images already (not installed
     /// again).
     pub(crate) replay_skipped: u64,
-    /// Live keys as of the recovered timestamp (`mvcc::counts`).
-    pub(crate) live: u64,
+    /// The oldest timestamp `Db::snapshot_at` can read (`design/mvcc.md`
+    /// §11, "Restart").
+    pub(crate) oldest: u64,
+    /// The horizon's samples of an earlier run (`crate::wal::hist`).
+    pub(crate) samples: Vec<(u64, u64)>,
+    /// Live keys at every timestamp from `oldest` on (`mvcc::counts`'s
+    /// history).
+    pub(crate) counts: Vec<(u64, u64)>,
+    /// The catalog and the keyspaces recovery rebuilt.
+    pub(crate) keyspaces: Keyspaces,
+}
+
+/// A named keyspace as recovery rebuilds it.
+struct Rebuilt {
+    name: String,
+    created: u64,
+    tree: Tree,
+    live: i64,
 }
 
 /// Recovery's replay into the tree. After a location table it is
@@ -45,18 +62,104 @@ pub(crate) struct Opened {
 /// every image it lists was built with the GC watermark at or below the
 /// table's timestamp `C` (the checkpoint pins a snapshot at `C`), so the
 /// tree holds every version above `C` and the newest at or below it.
+///
+/// The counts go into a history, `(ts, live)` wherever the count changed,
+/// so that time travel after the restart counts exactly too.
+///
+/// Writes name their keyspace (`design/keyspaces.md`): the catalog's
+/// (`CATALOG`) create a keyspace's tree (a name -> id entry) or drop it (a
+/// tombstone); they come before any write to the keyspace they create.
 struct Replayer<'a> {
     tree: &'a Tree,
     idempotent: bool,
     skipped: AtomicU64,
     live: std::cell::Cell<i64>,
+    history: std::cell::RefCell<Vec<(u64, u64)>>,
+    opts: &'a Options,
+    dir: &'a Path,
+    catalog: Tree,
+    others: std::cell::RefCell<std::collections::BTreeMap<u32, Rebuilt>>,
+    /// `(drop ts, id)` of the keyspaces the replayed log dropped.
+    dropped: std::cell::RefCell<Vec<(u64, u32)>>,
+}
+
+impl Replayer<'_> {
+    fn corrupt(&self, reason: &'static str) -> Error {
+        Error::Corruption {
+            file: self.dir.to_path_buf(),
+            offset: 0,
+            reason,
+        }
+    }
+
+    /// A catalog write: create or drop a keyspace, then install it.
+    fn replay_catalog(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+        let id_of = |v: &[u8]| -> Result<u32> {
+            Ok(u32::from_le_bytes(v.try_into().map_err(|_| {
+                self.corrupt("a keyspace id in the catalog is not 4 bytes")
+            })?))
+        };
+        if &key[..] != NEXT_ID {
+            match &value {
+                Some(v) => {
+                    let id = id_of(v)?;
+                    if id == 0 || id == CATALOG {
+                        return Err(self.corrupt("a keyspace id in the catalog is reserved"));
+                    }
+                    let name =
+                        String::from_utf8(key.to_vec()).map_err(|_| self.corrupt("a keyspace name is not UTF-8"))?;
+                    let tree = Tree::with_config(self.opts.tree.clone())?;
+                    self.others.borrow_mut().insert(
+                        id,
+                        Rebuilt {
+                            name,
+                            created: ts,
+                            tree,
+                            live: 0,
+                        },
+                    );
+                }
+                None => {
+                    if let Some(v) = self.catalog.get(&key, ts - 1)? {
+                        self.dropped.borrow_mut().push((ts, id_of(&v)?));
+                    }
+                }
+            }
+        }
+        self.catalog.install(key, ts, value)
+    }
+}
+
+/// Install one replayed version into `tree`, counting its effect on `live`.
+fn count_and_install(tree: &Tree, live: &mut i64, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+    let was = tree.get(&key, ts - 1)?.is_some();
+    *live += i64::from(value.is_some()) - i64::from(was);
+    tree.install(key, ts, value)
 }
 
 impl Replay for Replayer<'_> {
-    fn replay(&self, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+    fn replay(&self, t: u32, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+        if t == CATALOG {
+            return self.replay_catalog(key, ts, value);
+        }
+        if t != 0 {
+            let mut others = self.others.borrow_mut();
+            let Some(r) = others.get_mut(&t) else {
+                return Err(self.corrupt("a logged write names a keyspace the catalog does not hold"));
+            };
+            return count_and_install(&r.tree, &mut r.live, key, ts, value);
+        }
         let was = self.tree.get(&key, ts - 1)?.is_some();
-        self.live
-            .set(self.live.get() + i64::from(value.is_some()) - i64::from(was));
+        let live = self.live.get() + i64::from(value.is_some()) - i64::from(was);
+        self.live.set(live);
+        let live = u64::try_from(live).unwrap_or(0);
+        let mut h = self.history.borrow_mut();
+        match h.last_mut() {
+            Some(e) if e.0 == ts => e.1 = live,
+            Some(e) if e.1 == live => {}
+            _ => h.push((ts, live)),
+        }
+        drop(h);
         if self.idempotent && self.tree.newest_ts(&key)?.is_some_and(|newest| newest >= ts) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -83,6 +186,11 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     } else {
         None
     };
+    // With a retention window, history files say how far back a location
+    // table serves, and how time went in earlier runs.
+    let table_ts = newest.as_ref().filter(|_| is_table).map(|n| n.ts);
+    let (samples, hist) = Store::read_hist(&*fs, dir, table_ts)?;
+    let hist = hist.filter(|h| !opts.history_retention.is_zero() && !h.counts.is_empty());
     let (tree, start, live) = match (newest, &pages) {
         (Some(n), Some(pages)) if is_table => {
             let corrupt = |(offset, reason)| Error::Corruption {
@@ -112,11 +220,24 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             (tree, newest.map_or(Start::Empty, Start::Image), 0)
         }
     };
+    // Counts from the table's history file (from its oldest timestamp to
+    // its own), else from the checkpoint recovered from.
+    let (mut oldest, counts) = match (&start, hist) {
+        (Start::Table(c), Some(h)) if h.ts == *c => (h.oldest, h.counts),
+        (Start::Table(c), _) => (*c, vec![(*c, live)]),
+        _ => (0, Vec::new()),
+    };
     let replayer = Replayer {
         tree: &tree,
         idempotent: matches!(start, Start::Table(_)),
         skipped: AtomicU64::new(0),
         live: std::cell::Cell::new(live as i64),
+        history: std::cell::RefCell::new(counts),
+        opts,
+        dir,
+        catalog: Tree::with_config(opts.tree.clone())?,
+        others: Default::default(),
+        dropped: Default::default(),
     };
     let store = Store::open(
         fs,
@@ -127,15 +248,48 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         opts.checkpoint_bytes,
         &replayer,
         start,
+        !opts.history_retention.is_zero(),
         durable,
     )?;
     let replay_skipped = replayer.skipped.load(Ordering::Relaxed);
-    let live = u64::try_from(replayer.live.get()).unwrap_or(0);
+    let mut counts = replayer.history.into_inner();
+    if !is_table {
+        // No history below the checkpoint recovered from (the image holds
+        // only the newest versions): its count is the last one at or below it.
+        oldest = store.recovered().checkpoint_ts;
+        let below = counts.partition_point(|e| e.0 <= oldest);
+        let at = below.checked_sub(1).map_or(0, |i| counts[i].1);
+        counts.splice(..below, [(oldest, at)]);
+    }
+    let last = store.recovered().last_ts;
+    let dropped = replayer.dropped.into_inner();
+    let trees: Vec<Arc<KsTree>> = replayer
+        .others
+        .into_inner()
+        .into_iter()
+        .map(|(id, r)| {
+            let live = u64::try_from(r.live).unwrap_or(0);
+            let ks = KsTree::new(id, &r.name, r.created, r.tree, live, last);
+            if dropped.iter().any(|d| d.1 == id) {
+                *ks.gate.write().unwrap_or_else(|e| e.into_inner()) = true;
+            }
+            Arc::new(ks)
+        })
+        .collect();
+    if pages.is_some() && trees.len() > dropped.len() {
+        return Err(Error::InvalidArgument(
+            "this database has keyspaces other than \"default\": open it without cache_size (a page store does not hold them yet)",
+        ));
+    }
+    let catalog = Arc::new(KsTree::new(CATALOG, "catalog", 0, replayer.catalog, 0, last));
     Ok(Opened {
         tree,
         store,
         pages,
         replay_skipped,
-        live,
+        oldest,
+        samples,
+        counts,
+        keyspaces: Keyspaces::new(opts.tree.clone(), catalog, trees, dropped),
     })
 }

@@ -6,30 +6,75 @@
 //! The segments a previous run left are kept: the newest location table
 //! names images in them. A checkpoint deletes the segments that neither its
 //! table nor any resident or evicted page references
-//! ([`PageFile::delete_unreferenced`]).
+//! ([`PageFile::delete_unreferenced`]), counting every part of each
+//! referenced chain.
+//!
+//! Delta flushes (`design/storage.md` §2.3, §4): a page's chain is a base
+//! image and delta flushes linked by `prev`. A read walks it from the head
+//! (each record's crc and kind checked, `prev` strictly backwards, at most
+//! `FLUSH_CHAIN` parts, one page id) and merges it. The file remembers, for
+//! each chain head it wrote or read, its parts, sizes and newest timestamp
+//! ([`ChainMeta`]): a delta flush is written only on a known head, while the
+//! chain has fewer than `FLUSH_CHAIN` parts and its deltas stay under
+//! [`DELTA_SHARE`] of the base image; else, if everything newer than the
+//! base image stays under that share, one delta flush on the base replaces
+//! the others (a rebase); else the tree writes a whole image.
 //!
 //! Large values go through the value log ([`ValueLog`], `vlog.rs`): the
-//! encoder's sink places them, the decoder's source reads them back at
-//! fault-in, and [`PageIo::sync`] syncs the value log before the pages.
+//! encoders' sink places them, for base images and delta flushes alike, the
+//! decoder reads them back at fault-in (the value log notes each part's
+//! references), and [`PageIo::sync`] syncs the value log before the pages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::clean::CleanState;
 use super::vlog::ValueLog;
-use crate::bwtree::{decode_leaf_with, encode_leaf, LeafBase, PageIo};
+use crate::bwtree::{
+    decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase, PageIo, FLUSH_CHAIN,
+};
 use crate::fs::Fs;
 use crate::pagestore::record::{
     addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN,
 };
 use crate::pagestore::segment;
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::{Error, Result};
 
 /// Page segments hold at least this many bytes each (they hold as many as
 /// the log's segments, `Options::segment_bytes`, if that is more).
 const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
+
+/// A chain's delta flushes together stay under this share of its base
+/// image's payload (a denominator: 4 = a quarter); a flush that would pass
+/// it writes a whole image.
+pub(crate) const DELTA_SHARE: u64 = 4;
+
+/// What the file knows of one on-disk chain, by its head address.
+#[derive(Clone, Debug)]
+struct ChainMeta {
+    /// The newest version timestamp in the chain (its `upto`).
+    max_ts: u64,
+    /// The newest version timestamp in its base image.
+    base_max_ts: u64,
+    /// The parts' addresses, the base image first.
+    parts: Vec<u64>,
+    /// Payload bytes of the base image.
+    base_bytes: u64,
+    /// Payload bytes of the delta flushes.
+    delta_bytes: u64,
+}
+
+/// An encoded delta flush, not yet appended.
+struct DeltaPayload {
+    /// The payload.
+    buf: Vec<u8>,
+    /// The value records it references: (address, record bytes).
+    refs: Vec<(u64, u64)>,
+    /// The newest version timestamp in it.
+    max_ts: u64,
+}
 
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
@@ -43,6 +88,14 @@ pub(crate) struct PageFile {
     pub(crate) vlog: ValueLog,
     /// Segment cleaning's state (`super::clean`).
     pub(crate) clean: CleanState,
+    /// The chains written or read in this run, by head address. Pruned to
+    /// the referenced heads at each checkpoint; a head written in this run
+    /// that is not listed is a base image (delta heads are only pruned
+    /// when unreferenced).
+    chains: Mutex<HashMap<u64, ChainMeta>>,
+    /// The first segment this run appends to: heads below it were written
+    /// by an earlier run.
+    first_seq: u64,
 }
 
 impl PageFile {
@@ -59,15 +112,19 @@ impl PageFile {
         value_log_threshold: u64,
     ) -> Result<PageFile> {
         let segment_bytes = segment_bytes.clamp(MIN_PAGE_SEGMENT_BYTES, u32::MAX as u64);
+        // Only addresses from a location table (synced) or written by this
+        // run are ever read: the newest old segment is not scanned.
+        let store = SegmentStore::open_fresh(fs.clone(), dir, Kind::Pages, segment_bytes)?;
+        let first_seq = addr_seq(store.ends().0);
         Ok(PageFile {
-            vlog: ValueLog::open(fs.clone(), dir, segment_bytes, value_log_threshold)?,
-            // Only addresses from a location table (synced) or written by
-            // this run are ever read: the newest old segment is not scanned.
-            store: SegmentStore::open_fresh(fs, dir, Kind::Pages, segment_bytes)?,
+            vlog: ValueLog::open(fs, dir, segment_bytes, value_log_threshold)?,
+            store,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
             durable,
             clean: CleanState::new(segment_bytes),
+            chains: Mutex::new(HashMap::new()),
+            first_seq,
         })
     }
 
@@ -90,13 +147,33 @@ impl PageFile {
     /// Delete every segment but the current one that no address in `keep`
     /// names (the caller holds evictions off, so no image is written and
     /// not yet referenced meanwhile). Returns how many were deleted.
+    ///
+    /// Each head in `keep` keeps the segments of all its chain's parts; the
+    /// chain knowledge of every other head is dropped. A head an earlier run
+    /// wrote and this run has not read has parts this run does not know:
+    /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
-        let keep: BTreeSet<u64> = keep.into_iter().map(addr_seq).collect();
+        let mut chains = lock(&self.chains);
+        let mut kept = HashMap::new();
+        let mut segs_kept = BTreeSet::new();
+        let mut old_unknown = 0;
+        for head in keep {
+            if let Some(meta) = chains.remove(&head).or_else(|| kept.get(&head).cloned()) {
+                segs_kept.extend(meta.parts.iter().map(|&a| addr_seq(a)));
+                kept.insert(head, meta);
+            } else if addr_seq(head) >= self.first_seq {
+                segs_kept.insert(addr_seq(head)); // a base image of this run
+            } else {
+                old_unknown = old_unknown.max(addr_seq(head));
+            }
+        }
+        *chains = kept;
+        drop(chains);
         let segs = self.store.segments();
         let mut deleted = 0;
         // The last one is the current segment.
         for s in segs.iter().take(segs.len().saturating_sub(1)) {
-            if !keep.contains(&s.seq) {
+            if !segs_kept.contains(&s.seq) && s.seq > old_unknown {
                 self.store.delete(s.seq)?;
                 deleted += 1;
             }
@@ -107,15 +184,25 @@ impl PageFile {
     /// Append a copy of the record at `addr` (for the cleaner: same kind,
     /// page id and `max_ts`; not synced). Returns the copy's address and
     /// its record bytes.
-    pub(crate) fn copy_record(&self, addr: u64) -> Result<(u64, u64)> {
+    pub(crate) fn copy_record(&self, addr: u64) -> Result<Option<(u64, u64)>> {
         let record = self.store.read(addr)?;
+        if record.meta.rkind != RecordKind::Base {
+            // The head of a delta chain: its `prev` names older parts, which
+            // a byte copy would leave behind. The chain merged is written as
+            // one whole image instead (the same versions, so the same page).
+            let base = self.read_leaf(addr)?;
+            let before = self.bytes_written.load(Ordering::Relaxed);
+            let to = self.write_leaf(record.meta.id, &base)?;
+            let bytes = record_bytes((self.bytes_written.load(Ordering::Relaxed) - before) as usize);
+            return Ok(Some((to, bytes)));
+        }
         let to = self.store.append(&record.meta, &record.payload)?;
         let bytes = record_bytes(record.payload.len());
         self.clean.note_len(to, bytes);
         // The copy references the same values as the original: value-log
         // collection must count them live through the copy too.
         self.vlog.copy_refs(addr, to);
-        Ok((to, bytes))
+        Ok(Some((to, bytes)))
     }
 
     /// Record bytes of every page segment file now (headers included).
@@ -124,33 +211,168 @@ impl PageFile {
     }
 }
 
-impl PageIo for PageFile {
-    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
-        let record = self.store.read(addr)?;
-        let file = || self.dir.join(segment::name(Kind::Pages, addr_seq(addr)));
-        if record.meta.rkind != RecordKind::Base {
-            return Err(Error::Corruption {
-                file: file(),
-                offset: addr_offset(addr),
-                reason: "a page address names a record that is not a page image",
-            });
+impl PageFile {
+    /// The corruption error for the record at `addr`.
+    fn corrupt(&self, addr: u64, reason: &'static str) -> Error {
+        Error::Corruption {
+            file: self.dir.join(segment::name(Kind::Pages, addr_seq(addr))),
+            offset: addr_offset(addr),
+            reason,
         }
-        self.clean.note_len(addr, record_bytes(record.payload.len()));
+    }
+
+    /// Decode the base image at `at` (payload `payload`, at file offset
+    /// `payload_at`), reading its value-log references, and note them.
+    fn decode_base(
+        &self,
+        at: u64,
+        payload: &bytes::Bytes,
+        payload_at: u64,
+        file: &dyn Fn(u64) -> PathBuf,
+    ) -> Result<LeafBase> {
         let (mut refs, mut failed) = (Vec::new(), None);
-        let mut source = |key: &[u8], ts, at, len| match self.vlog.resolve(key, ts, at, len, &mut refs) {
+        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(key, ts, va, len, &mut refs) {
             Ok(v) => Some(v),
             Err(e) => {
                 failed = Some(e);
                 None
             }
         };
-        let base = decode_leaf_with(&record.payload, Some(&mut source));
+        let base = decode_leaf_with(payload, Some(&mut source));
         if let Some(e) = failed {
             return Err(e);
         }
-        let base = base.map_err(|m| m.corruption(file(), addr_offset(addr) + RECORD_HEADER_LEN as u64))?;
-        self.vlog.note_image(addr, refs);
+        let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
+        self.vlog.note_image(at, refs);
         Ok(base)
+    }
+
+    /// Every part of the chains at `heads` that this file knows (a head it
+    /// does not know stands for itself).
+    pub(crate) fn chain_parts(&self, heads: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
+        let chains = lock(&self.chains);
+        let mut out = BTreeSet::new();
+        for head in heads {
+            match chains.get(&head) {
+                Some(meta) => out.extend(meta.parts.iter().copied()),
+                None => {
+                    out.insert(head);
+                }
+            }
+        }
+        out
+    }
+
+    fn remember(&self, head: u64, meta: ChainMeta) {
+        lock(&self.chains).entry(head).or_insert(meta);
+    }
+
+    /// Encode `entries` as a delta-flush payload, its large values placed
+    /// in the value log (appended now unless there already).
+    fn encode_delta<'a>(&self, entries: impl Iterator<Item = DeltaVersion<'a>> + Clone) -> Result<DeltaPayload> {
+        let (mut buf, mut refs) = (Vec::new(), Vec::new());
+        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(key, ts, value, &mut refs);
+        encode_delta(entries.clone(), &mut buf, Some(&mut sink))?;
+        let max_ts = entries.map(|e| e.1).max().unwrap_or(0);
+        Ok(DeltaPayload { buf, refs, max_ts })
+    }
+
+    /// Append the delta flush `d` with `prev` on the chain `on` whose parts
+    /// are `parts`; remember the new chain.
+    fn append_delta(&self, pid: u64, prev: u64, d: DeltaPayload, mut parts: Vec<u64>, on: &ChainMeta) -> Result<u64> {
+        let DeltaPayload {
+            buf,
+            refs,
+            max_ts: entries_max,
+        } = d;
+        let meta = Meta {
+            rkind: RecordKind::Delta,
+            flags: 0,
+            tree: 0,
+            id: pid,
+            prev,
+            max_ts: entries_max,
+        };
+        let addr = self.store.append(&meta, &buf)?;
+        self.clean.note_len(addr, record_bytes(buf.len()));
+        self.vlog.note_image(addr, refs);
+        self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        parts.push(addr);
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts: on.max_ts.max(entries_max),
+                base_max_ts: on.base_max_ts,
+                parts,
+                base_bytes: on.base_bytes,
+                delta_bytes: on.delta_bytes + buf.len() as u64,
+            },
+        );
+        Ok(addr)
+    }
+}
+
+impl PageIo for PageFile {
+    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
+        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
+        let mut deltas = Vec::new();
+        // The parts, head first (the deltas' addresses, then the base's).
+        let mut parts = Vec::new();
+        let (mut max_ts, mut delta_bytes) = (0, 0);
+        let mut at = addr;
+        let mut id = None;
+        let (base, base_bytes, base_max_ts) = loop {
+            if parts.len() == FLUSH_CHAIN {
+                return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
+            }
+            let record = self.store.read(at)?;
+            if *id.get_or_insert(record.meta.id) != record.meta.id {
+                return Err(self.corrupt(at, "a delta flush's prev names another page's record"));
+            }
+            parts.push(at);
+            self.clean.note_len(at, record_bytes(record.payload.len()));
+            max_ts = max_ts.max(record.meta.max_ts);
+            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
+            match record.meta.rkind {
+                RecordKind::Base => {
+                    let base = self.decode_base(at, &record.payload, payload_at, &file)?;
+                    break (base, record.payload.len() as u64, record.meta.max_ts);
+                }
+                RecordKind::Delta => {
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    delta_bytes += record.payload.len() as u64;
+                    deltas.push(d);
+                    let prev = record.meta.prev;
+                    if prev >= at {
+                        return Err(self.corrupt(at, "a delta flush's prev does not point backwards"));
+                    }
+                    at = prev;
+                }
+                RecordKind::Value => {
+                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
+                }
+            }
+        };
+        // The deltas' value-log references, read and noted per part.
+        let mut refs = vec![Vec::new(); deltas.len()];
+        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
+            self.vlog.resolve(key, ts, va, len, &mut refs[part])
+        })?;
+        for (&at, refs) in parts.iter().zip(refs) {
+            self.vlog.note_image(at, refs);
+        }
+        parts.reverse();
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts,
+                base_max_ts,
+                parts,
+                base_bytes,
+                delta_bytes,
+            },
+        );
+        Ok(merged)
     }
 
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
@@ -171,11 +393,53 @@ impl PageIo for PageFile {
         self.clean.note_len(addr, record_bytes(buf.len()));
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         self.vlog.note_image(addr, refs);
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts,
+                base_max_ts: max_ts,
+                parts: vec![addr],
+                base_bytes: buf.len() as u64,
+                delta_bytes: 0,
+            },
+        );
         Ok(addr)
     }
 
-    /// The value log first: an image synced is then never ahead of the
-    /// values it references (`design/storage.md` §10).
+    fn write_delta(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
+            return Ok(None);
+        };
+        let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
+        // On the chain, while it is short and its deltas small. (A value
+        // placed in the value log by an encoding that is then declined is
+        // not wasted: the next encoding, or the whole image, references the
+        // same record.)
+        if chain.parts.len() < FLUSH_CHAIN {
+            let d = self.encode_delta(newer(chain.max_ts))?;
+            if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+                let parts = chain.parts.clone();
+                return self.append_delta(pid, prev, d, parts, &chain).map(Some);
+            }
+        }
+        // Rebase: everything newer than the base image, on the base.
+        let d = self.encode_delta(newer(chain.base_max_ts))?;
+        if d.buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
+            let base = chain.parts[0];
+            let rebased = ChainMeta {
+                max_ts: chain.base_max_ts,
+                delta_bytes: 0,
+                ..chain.clone()
+            };
+            return self.append_delta(pid, base, d, vec![base], &rebased).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        lock(&self.chains).get(&head).map(|c| c.max_ts)
+    }
+
     fn sync(&self) -> Result<()> {
         self.vlog.sync()?;
         self.store.sync()

@@ -61,13 +61,19 @@ impl Engine {
     /// The value of `key` as of `ts`.
     #[inline]
     pub(crate) fn get(&self, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
-        let r = self.tree.get(key, ts);
+        self.get_in(&self.tree, key, ts)
+    }
+
+    /// The value of `key` as of `ts` in keyspace tree `tree`.
+    #[inline]
+    pub(crate) fn get_in(&self, tree: &Tree, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        let r = tree.get(key, ts);
         if self.cache_size.is_some() {
             self.help_evict();
         }
         // A snapshot past `Options::max_snapshot_age` that GC has passed:
         // the answer may miss a version (`Tree::check_readable`).
-        self.tree.check_readable(ts)?;
+        tree.check_readable(ts)?;
         r
     }
 
@@ -93,6 +99,18 @@ impl Engine {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
     ) -> Iter<'a> {
+        self.scan_in(&self.tree, ts, writes, start, end)
+    }
+
+    /// [`Engine::scan`] in keyspace tree `tree`.
+    pub(crate) fn scan_in<'a>(
+        &self,
+        tree: &'a Tree,
+        ts: u64,
+        writes: Option<&'a WriteSet>,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Iter<'a> {
         let Some(b) = bounds(start, end) else {
             return Iter::empty();
         };
@@ -100,14 +118,25 @@ impl Engine {
             self.help_evict();
         }
         let buf = writes.filter(|w| !w.is_empty()).map(|w| w.range::<[u8], _>(b));
-        Iter::new(self.tree.range::<&[u8], _>(b, ts).checked(), buf)
+        Iter::new(tree.range::<&[u8], _>(b, ts).checked(), buf)
     }
 
     /// [`Engine::scan`] over the keys that start with `prefix`.
     pub(crate) fn scan_prefix<'a>(&'a self, ts: u64, writes: Option<&'a WriteSet>, prefix: &[u8]) -> Iter<'a> {
+        self.scan_prefix_in(&self.tree, ts, writes, prefix)
+    }
+
+    /// [`Engine::scan_prefix`] in keyspace tree `tree`.
+    pub(crate) fn scan_prefix_in<'a>(
+        &self,
+        tree: &'a Tree,
+        ts: u64,
+        writes: Option<&'a WriteSet>,
+        prefix: &[u8],
+    ) -> Iter<'a> {
         match prefix_end(prefix) {
-            Some(end) => self.scan(ts, writes, Bound::Included(prefix), Bound::Excluded(&end[..])),
-            None => self.scan(ts, writes, Bound::Included(prefix), Bound::Unbounded),
+            Some(end) => self.scan_in(tree, ts, writes, Bound::Included(prefix), Bound::Excluded(&end[..])),
+            None => self.scan_in(tree, ts, writes, Bound::Included(prefix), Bound::Unbounded),
         }
     }
 }

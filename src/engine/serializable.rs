@@ -10,19 +10,20 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::commit::Part;
 use super::Engine;
 use crate::mvcc::readset::Reads;
-use crate::mvcc::WriteSet;
 use crate::{ConflictReason, Error, Result};
 
 impl Engine {
-    /// Validate `reads` of a transaction with snapshot `snapshot` and
-    /// commit timestamp `commit` (allocated, not installed). Keys also in
-    /// `writes` are skipped: the write-write validation checked them under
+    /// Validate `reads` (of keyspace `part`) of a transaction with snapshot
+    /// `snapshot` and commit timestamp `commit` (allocated, not installed).
+    /// Keys also in the part's writes are skipped: the write-write validation checked them under
     /// their latches, which are still held. Fails with [`Error::Conflict`]
     /// naming the key, the kind of read and the winning commit, or with the
     /// error of a leaf that could not be faulted in.
-    pub(super) fn validate_reads(&self, snapshot: u64, commit: u64, writes: &WriteSet, reads: &Reads) -> Result<()> {
+    pub(super) fn validate_reads(&self, snapshot: u64, commit: u64, part: &Part<'_>, reads: &Reads) -> Result<()> {
+        let (writes, tree) = (part.writes, part.tree);
         let conflict = |key, winner, reason| Error::Conflict {
             key,
             winner,
@@ -36,7 +37,7 @@ impl Engine {
         // without a descent and without waiting; the others are suspects.
         let mut suspects: Vec<&[u8]> = reads
             .keys()
-            .filter(|k| !writes.contains_key(*k) && !self.latches.unchanged_since(k, snapshot))
+            .filter(|k| !writes.contains_key(*k) && !self.latches.unchanged_since(part.id, k, snapshot))
             .collect();
         let ranges: Vec<_> = reads.ranges.iter().flatten().collect();
         if suspects.is_empty() && ranges.is_empty() {
@@ -49,12 +50,12 @@ impl Engine {
         suspects.dedup();
         for k in suspects {
             let at = Bound::Included(k);
-            if let Some((key, winner)) = self.tree.changed_in(at, at, snapshot, commit)? {
+            if let Some((key, winner)) = tree.changed_in(at, at, snapshot, commit)? {
                 return Err(conflict(key, winner, ConflictReason::Read));
             }
         }
         for (start, end) in ranges {
-            if let Some((key, winner)) = self.tree.changed_in(borrow(start), borrow(end), snapshot, commit)? {
+            if let Some((key, winner)) = tree.changed_in(borrow(start), borrow(end), snapshot, commit)? {
                 let reason = ConflictReason::Range {
                     start: start.clone(),
                     end: end.clone(),

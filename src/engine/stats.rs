@@ -44,6 +44,12 @@ pub struct Stats {
     /// watermark refresh interval; `None` if none is open or it is younger
     /// than the last refresh).
     pub oldest_snapshot_age: Option<std::time::Duration>,
+    /// Versions the oldest open snapshot alone holds: those GC would drop
+    /// at the watermark it would have without that snapshot (the next
+    /// one's, or the read timestamp, within
+    /// [`crate::Options::history_retention`]). An estimate, counted by the
+    /// last GC sweep over the leaves in memory (0 before the first).
+    pub versions_held_by_oldest_snapshot: u64,
     /// Live keys as of the read timestamp (exact; [`crate::Snapshot::len`]).
     pub live_keys: u64,
     /// The oldest timestamp [`crate::Db::snapshot_at`] can read now.
@@ -67,7 +73,8 @@ pub struct Stats {
     /// a page store). Opening reads none: after a clean close it is 0 until
     /// the first access.
     pub cache_misses: u64,
-    /// Leaves evicted without a write: clean, their image was on disk.
+    /// Leaves evicted without a write: clean, or nothing new since their
+    /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
     /// Leaf images written by checkpoints' flushes (also in `pages_written`).
     pub pages_flushed: u64,
@@ -118,6 +125,10 @@ pub struct Stats {
     /// Page segments the cleaner emptied of published images since open
     /// (the next checkpoint deletes them).
     pub segments_cleaned: u64,
+    /// Delta flushes written (by evictions and checkpoints; also in
+    /// `pages_written`): only a page's versions since its last flush,
+    /// linked to its on-disk chain (`design/storage.md` §4).
+    pub delta_flushes: u64,
 }
 
 impl Stats {
@@ -157,6 +168,7 @@ impl Engine {
             oldest_snapshot_ts: oldest,
             oldest_snapshot_age: oldest.and_then(|ts| self.horizon.age_of(ts)),
             oldest_readable_ts: self.registry.oldest_readable(),
+            versions_held_by_oldest_snapshot: self.held_by_oldest(),
             live_keys: {
                 let pin = self.registry.pin_scoped(&self.oracle);
                 self.live_keys(pin.ts())
@@ -197,6 +209,7 @@ impl Engine {
             page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),
             segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.clean.segments_cleaned)),
+            delta_flushes: paging.map_or(0, |p| r(&p.delta_flushes)),
         }
     }
 }

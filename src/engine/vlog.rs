@@ -8,6 +8,9 @@
 //!   it from the append or the fault-in that read it, so a page rewritten
 //!   later references the same record instead of appending it again.
 //!   A committed version never changes its value, so `(key, ts)` names it.
+//!   The map's lock is held across the append, so two flushes of one page
+//!   at once (a checkpoint's and an eviction's) append a version once (lock
+//!   order: `placed`, then the segment store's own locks).
 //! - Read ([`ValueLog::resolve`]): references are read when their page is
 //!   faulted in (the decoded base holds each value as `Bytes`, a slice of the
 //!   record read: zero-copy afterwards, and no read path does I/O). The
@@ -149,7 +152,11 @@ impl ValueLog {
         }
         let bytes = record_bytes(VALUE_HEADER + key.len() + value.len());
         let id: Version = (key.into(), ts);
-        if let Some(&addr) = lock(&self.placed).get(&id) {
+        // Held across the append: two flushes of one page at once (a
+        // checkpoint's and an eviction's; one loses its CAS) must not both
+        // append the version.
+        let mut placed = lock(&self.placed);
+        if let Some(&addr) = placed.get(&id) {
             refs.push((addr, bytes));
             return Ok(Some(addr));
         }
@@ -169,7 +176,7 @@ impl ValueLog {
         };
         let addr = self.store.append(&meta, &payload)?;
         self.bytes_written.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        lock(&self.placed).insert(id, addr);
+        placed.insert(id, addr);
         refs.push((addr, bytes));
         Ok(Some(addr))
     }
@@ -316,6 +323,8 @@ impl super::Engine {
             return;
         }
         let _paused = self.tree.pause_evictions();
-        pages.vlog.prune(self.tree.disk_addrs());
+        // Every part of each page's chain: a delta head's base image holds
+        // the references.
+        pages.vlog.prune(pages.chain_parts(self.tree.disk_addrs()));
     }
 }

@@ -77,6 +77,29 @@ impl Counts {
         }
     }
 
+    /// Counts restored at open: `history` as defined above (increasing
+    /// timestamps, at or below `level`, the recovered timestamp; an empty
+    /// one is `(level, 0)`).
+    pub(crate) fn with_history(level: u64, history: Vec<(u64, u64)>) -> Self {
+        let c = Counts::new(level, 0);
+        if !history.is_empty() {
+            lock(&c.folded).history = history.into();
+        }
+        c
+    }
+
+    /// The history from the newest entry at or below `from` up to `to`
+    /// (folded up to `to` already, by a count at `to`; every fold so far
+    /// had its floor at or below `from`), for the history file of a
+    /// checkpoint at `to`: counts at every timestamp from the first
+    /// entry's on.
+    pub(crate) fn history(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        let f = lock(&self.folded);
+        let start = f.history.partition_point(|e| e.0 <= from).saturating_sub(1);
+        let end = f.history.partition_point(|e| e.0 <= to);
+        f.history.range(start..end.max(start + 1)).copied().collect()
+    }
+
     /// Step 1: record `delta` for commit `ts` (allocated by the oracle, so
     /// `ts - RING` is visible).
     /// `floor` is asked for only if a fold is needed.
@@ -164,6 +187,16 @@ mod tests {
         for t in top - 50..=top {
             assert_eq!(c.at(t, top - 50), want[t as usize], "at {t}");
         }
+    }
+
+    #[test]
+    fn a_restored_history_answers_and_is_given_back() {
+        let c = Counts::with_history(9, vec![(3, 1), (5, 2), (9, 4)]);
+        c.record(10, -1, || 0);
+        assert_eq!((c.at(4, 3), c.at(7, 3), c.at(9, 3), c.at(10, 3)), (1, 2, 4, 3));
+        // Folded to 10 by the counts above.
+        assert_eq!(c.history(6, 9), vec![(5, 2), (9, 4)]);
+        assert_eq!(c.history(5, 10), vec![(5, 2), (9, 4), (10, 3)]);
     }
 
     #[test]

@@ -8,8 +8,13 @@
 //!   refreshed (every 64 commits and every GC sweep), at most one per
 //!   `spacing` (1/4096 of the longest window, at least 10 ms).
 //! - The *retention horizon* for a window `R` is `read_ts(t)` of the newest
-//!   sample with `t <= now - R` (the oldest sample if none is that old; no
-//!   bound when `R` is zero).
+//!   sample with `t <= now - R` (the *floor*, the oldest timestamp readable
+//!   at open, if none is that old; no bound when `R` is zero).
+//! - Samples survive a restart in the history file written with each
+//!   checkpoint (`crate::wal::hist`), their times as wall-clock
+//!   milliseconds: [`Horizon::persisted`] writes them out (rounded up),
+//!   [`Horizon::restored`] takes them back in at open (read timestamps
+//!   capped at the one recovered, since later ones may have been lost).
 //! - The *age floor* for a limit `A` is `read_ts(t)` of the newest sample
 //!   with `t <= now - A` (0 if none is that old, or without a limit).
 //!
@@ -58,11 +63,14 @@ pub(crate) struct Horizon {
     window: Duration,
     spacing: Duration,
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// The retention horizon while no sample is old enough.
+    floor: u64,
 }
 
 impl Horizon {
     /// Horizons for `retention`, `max_age` and `change_retention`, with a
-    /// first sample of `read_ts` (the read timestamp at open).
+    /// first sample of `read_ts` (the read timestamp at open), also the
+    /// floor unless [`Horizon::restored`] says otherwise.
     pub(crate) fn new(
         retention: Duration,
         max_age: Option<Duration>,
@@ -80,7 +88,47 @@ impl Horizon {
             window,
             spacing: (window / SAMPLES_PER_WINDOW).max(MIN_SPACING),
             samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
+            floor: read_ts,
         }
+    }
+
+    /// After a restart: `floor` is the oldest readable timestamp (the
+    /// horizon until a sample is old enough), and `persisted` the samples
+    /// of an earlier run, `(wall-clock ms, read_ts)`, older than every
+    /// sample of this run. Their read timestamps are capped at the one at
+    /// open: commits above it were lost, and their timestamps are reused.
+    pub(crate) fn restored(mut self, floor: u64, persisted: &[(u64, u64)]) -> Self {
+        let samples = self.samples.get_mut().unwrap_or_else(|p| p.into_inner());
+        let (open, at_open) = samples[0];
+        let wall = wall_ms();
+        let mut older: Vec<(Instant, u64)> = persisted
+            .iter()
+            .filter_map(|&(ms, ts)| {
+                let t = open.checked_sub(Duration::from_millis(wall.saturating_sub(ms)))?;
+                Some((t, ts.min(at_open)))
+            })
+            .collect();
+        older.retain(|&(t, _)| t < open);
+        for s in older.into_iter().rev() {
+            samples.push_front(s);
+        }
+        self.floor = floor;
+        self
+    }
+
+    /// The samples as `(wall-clock ms, read_ts)`, oldest first, for the
+    /// history file. Each time is rounded up (a later time only keeps
+    /// more history after a restart).
+    pub(crate) fn persisted(&self) -> Vec<(u64, u64)> {
+        let samples = crate::sync::lock(&self.samples);
+        let (now, wall) = (Instant::now(), wall_ms());
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(samples.len());
+        for &(t, ts) in samples.iter() {
+            let ms = wall.saturating_sub(now.duration_since(t).as_millis() as u64) + 1;
+            let ms = out.last().map_or(ms, |&(last, _)| ms.max(last + 1));
+            out.push((ms, ts));
+        }
+        out
     }
 
     /// Sample `read_ts` now and return the bounds a refresh must respect.
@@ -109,7 +157,7 @@ impl Horizon {
         let retain_from = if self.retention.is_zero() {
             u64::MAX
         } else {
-            at_or_before(&samples, now.checked_sub(self.retention)).unwrap_or(samples[0].1)
+            at_or_before(&samples, now.checked_sub(self.retention)).unwrap_or(self.floor)
         };
         let expire_below = match self.max_age {
             Some(age) => at_or_before(&samples, now.checked_sub(age)).unwrap_or(0),
@@ -129,6 +177,21 @@ impl Horizon {
         })
     }
 
+    /// The retention horizon and the read timestamps a quarter, half and
+    /// three quarters of the window ago (each from the samples, as the
+    /// horizon is), for the checkpoints a version-1 database keeps
+    /// (`crate::wal::store::kept`); empty without retention.
+    pub(crate) fn retention_marks(&self) -> Vec<u64> {
+        if self.retention.is_zero() {
+            return Vec::new();
+        }
+        let samples = crate::sync::lock(&self.samples);
+        let now = Instant::now();
+        (1..=4)
+            .map(|i| at_or_before(&samples, now.checked_sub(self.retention * i / 4)).unwrap_or(self.floor))
+            .collect()
+    }
+
     /// About how long ago a snapshot at `ts` was pinned: the time since the
     /// last sample whose read timestamp was still below `ts` (the pin came
     /// after it), so at most one sampling interval too long; for a snapshot
@@ -140,6 +203,13 @@ impl Horizon {
         let i = samples.iter().position(|&(_, r)| r >= ts)?;
         Some(samples[i.saturating_sub(1)].0.elapsed())
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The read timestamp of the newest sample taken at or before `t`.
@@ -178,6 +248,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         let b = h.bounds(30, true).unwrap();
         assert!(b.retain_from >= 9 && b.retain_from <= 20, "{b:?}");
+    }
+
+    #[test]
+    fn restored_samples_bound_the_horizon_after_a_restart() {
+        let wall = wall_ms();
+        // An earlier run: read_ts 10 an hour ago, 20 ten minutes ago, 99
+        // (lost in a crash: capped at 50, the timestamp recovered) just now.
+        let persisted = [(wall - 3_600_000, 10), (wall - 600_000, 20), (wall - 5, 99)];
+        let h = Horizon::new(Duration::from_secs(1800), None, Duration::ZERO, 50).restored(5, &persisted);
+        assert_eq!(h.bounds(50, true).unwrap().retain_from, 10);
+        let back = h.persisted();
+        assert!(back.windows(2).all(|w| w[0].0 < w[1].0), "{back:?}");
+        assert_eq!(back.iter().map(|s| s.1).collect::<Vec<_>>()[..3], [10, 20, 50]);
+        assert!(
+            back[1].0 >= wall - 600_000 && back[1].0 <= wall - 600_000 + 50,
+            "{back:?}"
+        );
+        let h = Horizon::new(Duration::from_secs(300), None, Duration::ZERO, 50).restored(5, &persisted);
+        assert_eq!(h.bounds(50, true).unwrap().retain_from, 20);
+        // Nothing old enough: the floor, not the read timestamp at open.
+        let h = Horizon::new(Duration::from_secs(60), None, Duration::ZERO, 50).restored(5, &[]);
+        assert_eq!(h.bounds(50, true).unwrap().retain_from, 5);
     }
 
     #[test]

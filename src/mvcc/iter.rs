@@ -41,6 +41,8 @@ pub struct Iter<'a> {
     /// A serializable transaction's scan: follows what is yielded, to
     /// narrow the recorded range on drop.
     track: Option<Tracker<'a>>,
+    /// Yielded first, then nothing ([`Iter::failed`]).
+    error: Option<crate::Error>,
 }
 
 impl<'a> Iter<'a> {
@@ -53,7 +55,16 @@ impl<'a> Iter<'a> {
             front_buf: None,
             back_buf: None,
             track: None,
+            error: None,
         }
+    }
+
+    /// An iterator that yields `e` once (a scan of a keyspace that cannot
+    /// be read), then ends.
+    pub(crate) fn failed(e: crate::Error) -> Self {
+        let mut it = Self::empty();
+        it.error = Some(e);
+        it
     }
 
     pub(crate) fn empty() -> Self {
@@ -65,6 +76,7 @@ impl<'a> Iter<'a> {
             front_buf: None,
             back_buf: None,
             track: None,
+            error: None,
         }
     }
 }
@@ -87,6 +99,9 @@ impl Iterator for Iter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
         let item = self.next_front();
         if let Some(t) = &mut self.track {
             t.front(item.as_ref());
@@ -97,6 +112,9 @@ impl Iterator for Iter<'_> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
         let item = self.next_from_back();
         if let Some(t) = &mut self.track {
             t.back(item.as_ref());

@@ -39,9 +39,12 @@ impl Latches {
         }
     }
 
-    /// The stripes covering `keys`, in latching order.
-    pub(crate) fn stripes<'k>(keys: impl Iterator<Item = &'k [u8]>) -> StripeSet {
-        let mut s: StripeSet = keys.map(|k| (hash(k) % STRIPES as u64) as u32).collect();
+    /// The stripes covering `keys` of keyspaces (`(keyspace id, key)`): the
+    /// same key bytes in two keyspaces usually fall on different stripes
+    /// (keyspace 0's are the key's hash alone), in latching order. Sharing a
+    /// stripe only serialises two commits; conflicts are decided per tree.
+    pub(crate) fn stripes_in<'k>(keys: impl Iterator<Item = (u32, &'k [u8])>) -> StripeSet {
+        let mut s: StripeSet = keys.map(|(ks, k)| stripe(ks, k)).collect();
         s.sort_unstable();
         s.dedup();
         s
@@ -85,8 +88,8 @@ impl Latches {
     /// unlatched, so the word read is held or stamped at least that high.
     /// False means "maybe": look in the tree.
     #[inline]
-    pub(crate) fn unchanged_since(&self, key: &[u8], snapshot: u64) -> bool {
-        let w = self.words[(hash(key) % STRIPES as u64) as usize].load(Ordering::Acquire);
+    pub(crate) fn unchanged_since(&self, ks: u32, key: &[u8], snapshot: u64) -> bool {
+        let w = self.words[stripe(ks, key) as usize].load(Ordering::Acquire);
         w & 1 == 0 && w >> 1 <= snapshot
     }
 }
@@ -119,6 +122,12 @@ impl Drop for Held<'_> {
             }
         }
     }
+}
+
+/// The stripe of `key` in keyspace `ks` (keyspace 0: the key's hash alone).
+fn stripe(ks: u32, key: &[u8]) -> u32 {
+    let mix = u64::from(ks).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+    ((hash(key) ^ mix) % STRIPES as u64) as u32
 }
 
 /// A fast 64-bit hash of a key (8 bytes at a time, multiply-xorshift mixing).

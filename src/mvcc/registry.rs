@@ -252,6 +252,27 @@ impl Registry {
         (min != FREE).then_some(min)
     }
 
+    /// The oldest registered snapshot at or above `floor` once one
+    /// snapshot at the oldest timestamp is left out (the second smallest,
+    /// which equals the smallest if two snapshots share it): the watermark
+    /// GC would have without the oldest snapshot (`Stats`' versions it
+    /// alone holds). `None` if fewer than two are registered.
+    pub(crate) fn second_oldest_from(&self, floor: u64) -> Option<u64> {
+        let (mut min, mut second) = (FREE, FREE);
+        let mut seg = Some(&self.first);
+        while let Some(s) = seg {
+            for slot in s.slots.iter() {
+                let ts = slot.load(SeqCst);
+                if ts >= floor && ts < second {
+                    second = ts.max(min);
+                    min = min.min(ts);
+                }
+            }
+            seg = s.next.get();
+        }
+        (second != FREE).then_some(second)
+    }
+
     /// Registered snapshots right now.
     pub(crate) fn active(&self) -> usize {
         let mut n = 0;
@@ -275,5 +296,28 @@ impl Registry {
         self.proposed.fetch_max(candidate, SeqCst);
         fence(SeqCst);
         candidate.min(self.oldest_from(floor).unwrap_or(FREE))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_oldest_leaves_out_one_oldest() {
+        let r = Registry::new(0);
+        assert_eq!(r.second_oldest_from(0), None);
+        let a = r.pin_at(9).unwrap();
+        assert_eq!(r.second_oldest_from(0), None);
+        let b = r.pin_at(4).unwrap();
+        let c = r.pin_at(7).unwrap();
+        assert_eq!(r.second_oldest_from(0), Some(7));
+        assert_eq!(r.second_oldest_from(5), Some(9));
+        let d = r.pin_at(4).unwrap();
+        assert_eq!(r.second_oldest_from(0), Some(4));
+        for p in [a, b, c, d] {
+            r.unpin(p);
+        }
+        assert_eq!(r.second_oldest_from(0), None);
     }
 }

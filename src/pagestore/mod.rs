@@ -9,11 +9,14 @@
 //! - [`store`]: [`store::SegmentStore`], appends with group sync, reads by
 //!   address, live-byte counters, poisoning.
 //! - [`table`]: the location table (checkpoint version 2).
+//! - [`verify`]: offline verification of a segment file's bytes (public, for
+//!   `bwtx check`).
 
 pub(crate) mod record;
 pub(crate) mod segment;
 pub(crate) mod store;
 pub(crate) mod table;
+pub(crate) mod verify;
 
 #[cfg(test)]
 mod tests;

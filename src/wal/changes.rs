@@ -38,6 +38,8 @@ pub(crate) struct ChangeCursor {
     /// Bytes read from the open segment but not decoded yet, starting at `pos`.
     buf: Vec<u8>,
     at: usize,
+    /// The open segment's format version (`record::header_version`).
+    version: u32,
 }
 
 impl ChangeCursor {
@@ -49,6 +51,7 @@ impl ChangeCursor {
             pos: 0,
             buf: Vec::new(),
             at: 0,
+            version: record::VERSION,
         }
     }
 
@@ -119,13 +122,14 @@ impl ChangeCursor {
         };
         let mut h = [0u8; record::HEADER_LEN];
         file.read_exact_at(0, &mut h).map_err(Error::Io)?;
-        if h != record::header() {
+        let Some(version) = record::header_version(&h) else {
             return Err(Error::Corruption {
                 file: path,
                 offset: 0,
                 reason: "bad log segment header",
             });
-        }
+        };
+        self.version = version;
         self.seg = Some((seq, file));
         self.pos = record::HEADER_LEN as u64;
         self.buf.clear();
@@ -135,7 +139,7 @@ impl ChangeCursor {
 
     /// Decode the next whole record in the buffer, advancing `pos`.
     fn decode_next(&mut self, dir: &Path) -> Result<Option<Commit>> {
-        match record::decode(&self.buf[self.at..]) {
+        match record::decode(&self.buf[self.at..], self.version) {
             Ok((commit, used)) => {
                 self.at += used;
                 self.pos += used as u64;

@@ -3,11 +3,19 @@
 //!
 //! ```text
 //! file    = header | entry* | footer
-//! header  = "BWTXCKP\0" (8) | version u32 LE (= 1) | reserved u32 (= 0) | ts u64 LE
-//! entry   = klen u32 LE | vlen u32 LE | key | value          (live keys only, key order)
+//! header  = "BWTXCKP\0" (8) | version u32 LE (= 4; 1 still read) | reserved u32 (= 0) | ts u64 LE
+//! entry   = tree u32 LE | klen u32 LE | vlen u32 LE | key | value
+//!           (live keys only; the catalog's tree first, then by tree, key order)
 //! footer  = count u64 LE | crc u32 LE | "BWTXEND\0" (8)
 //!           crc = CRC32C of every byte before the footer
 //! ```
+//! `tree` is a keyspace id (0: the default keyspace; `u32::MAX`: the
+//! catalog of keyspaces, `design/keyspaces.md`). Version 1, written before
+//! keyspaces, has no `tree` field: its entries are the default keyspace's.
+//! (Version 2 is the location table, `crate::pagestore::table`, which shares
+//! the header's magic and version field. 3 is skipped: no single flipped bit
+//! turns one of 1, 2, 4 into another, so a damaged version reads as a bad
+//! header, not as the other format.)
 //! Written as `ckpt-<ts>.tmp`, synced, renamed to `ckpt-<ts>.ckpt`, and the
 //! directory synced: a `.ckpt` file is complete, or absent.
 
@@ -20,8 +28,16 @@ use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"BWTXCKP\0";
 const END: &[u8; 8] = b"BWTXEND\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 4;
+/// The image format before keyspaces, still read.
+const VERSION_1: u32 = 1;
 const HEADER_LEN: usize = 24;
+
+/// Whether `version` (a checkpoint file header's) is a key-value image's.
+pub(crate) fn is_image_version(version: u32) -> bool {
+    version == VERSION || version == VERSION_1
+}
+
 const FOOTER_LEN: usize = 20;
 /// Bytes buffered between writes.
 const CHUNK: usize = 1 << 20;
@@ -63,7 +79,8 @@ impl Writer {
         })
     }
 
-    pub(crate) fn entry(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+    pub(crate) fn entry(&mut self, tree: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(&tree.to_le_bytes());
         self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(key);
@@ -98,7 +115,8 @@ impl Writer {
 /// A checkpoint's content.
 pub(crate) struct Image {
     pub(crate) ts: u64,
-    pub(crate) entries: Vec<(Bytes, Bytes)>,
+    /// `(tree, key, value)`, in file order (the catalog's first).
+    pub(crate) entries: Vec<(u32, Bytes, Bytes)>,
 }
 
 /// Parse and verify a checkpoint file's bytes; `Err((offset, reason))`.
@@ -106,7 +124,8 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
     if b.len() < HEADER_LEN + FOOTER_LEN {
         return Err((0, "checkpoint shorter than header and footer"));
     }
-    if &b[..8] != MAGIC || b[8..12] != VERSION.to_le_bytes() {
+    let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+    if &b[..8] != MAGIC || (version != VERSION && version != VERSION_1) {
         return Err((0, "bad checkpoint header"));
     }
     let foot = b.len() - FOOTER_LEN;
@@ -125,6 +144,12 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
         |at: usize| -> Option<usize> { Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize) };
     while at < foot {
         let bad = (at as u64, "checkpoint entry malformed");
+        let tree = if version == VERSION_1 {
+            0
+        } else {
+            at += 4;
+            u32_at(at - 4).ok_or(bad)? as u32
+        };
         let klen = u32_at(at).ok_or(bad)?;
         let vlen = u32_at(at + 4).ok_or(bad)?;
         let k0 = at + 8;
@@ -133,7 +158,11 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
         if v1 > foot {
             return Err(bad);
         }
-        entries.push((Bytes::copy_from_slice(&b[k0..v0]), Bytes::copy_from_slice(&b[v0..v1])));
+        entries.push((
+            tree,
+            Bytes::copy_from_slice(&b[k0..v0]),
+            Bytes::copy_from_slice(&b[v0..v1]),
+        ));
         at = v1;
     }
     if entries.len() as u64 != count {
@@ -148,13 +177,13 @@ pub(crate) fn write<'a>(
     fs: &dyn Fs,
     dir: &Path,
     ts: u64,
-    entries: impl Iterator<Item = Result<(Bytes, Bytes)>> + 'a,
+    entries: impl Iterator<Item = Result<(u32, Bytes, Bytes)>> + 'a,
 ) -> Result<u64> {
     let tmp = dir.join(tmp_name(ts));
     let mut w = Writer::new(fs.create(&tmp).map_err(Error::Io)?, ts)?;
     for kv in entries {
-        let (k, v) = kv?;
-        w.entry(&k, &v)?;
+        let (t, k, v) = kv?;
+        w.entry(t, &k, &v)?;
     }
     let n = w.finish()?;
     fs.rename(&tmp, &dir.join(name(ts))).map_err(Error::Io)?;

@@ -6,11 +6,14 @@
 //! - [`reader`]: reading segments back; torn tails versus corruption.
 //! - [`recovery`]: checkpoint + log replay on open.
 //! - [`checkpoint`]: checkpoint files.
+//! - [`hist`]: history files (what a restart needs to keep the retention
+//!   window).
 //! - [`changes`]: reading commits back out of the log (the change stream).
 //! - [`store`]: a database's directory, log and checkpoints together.
 
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
+pub(crate) mod hist;
 pub(crate) mod reader;
 pub(crate) mod record;
 pub(crate) mod recovery;

@@ -33,14 +33,14 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         seg.torn = true;
         return seg;
     }
-    if &b[..8] != record::SEGMENT_MAGIC || b[8..12] != record::VERSION.to_le_bytes() || b[12..16] != [0; 4] {
+    let Some(version) = record::header_version(b) else {
         seg.damage = Some((0, "bad segment header"));
         return seg;
-    }
+    };
     let mut at = record::HEADER_LEN;
     seg.valid_len = at as u64;
     while at < b.len() {
-        match record::decode(&b[at..]) {
+        match record::decode(&b[at..], version) {
             Ok((c, n)) => {
                 seg.commits.push(c);
                 seg.offsets.push(at as u64);
@@ -49,7 +49,7 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
             }
             Err(bad) => {
                 seg.damage = Some((at as u64, bad.reason()));
-                seg.torn = is_torn(&b[at..], bad);
+                seg.torn = is_torn(&b[at..], bad, version);
                 return seg;
             }
         }
@@ -65,8 +65,8 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
 /// an earlier record (say a flipped bit in its length, which makes it look
 /// like it runs past the end) leaves the records after it intact, and one of
 /// them decodes: that is corruption, reported, never truncated away.
-fn is_torn(rest: &[u8], _bad: Bad) -> bool {
-    (1..rest.len()).all(|j| record::decode(&rest[j..]).is_err())
+fn is_torn(rest: &[u8], _bad: Bad, version: u32) -> bool {
+    (1..rest.len()).all(|j| record::decode(&rest[j..], version).is_err())
 }
 
 #[cfg(test)]
@@ -80,7 +80,7 @@ mod tests {
         for ts in 1..=n {
             let k = Bytes::from(format!("key{ts}"));
             let v = Some(Bytes::from(vec![ts as u8; ts as usize * 3]));
-            record::encode(&mut b, ts, [(&k, &v)].into_iter());
+            record::encode(&mut b, ts, [(0, &k, &v)].into_iter());
             ends.push(b.len());
         }
         (b, ends)

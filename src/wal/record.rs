@@ -2,17 +2,22 @@
 //!
 //! Segment: a 16-byte header, then records back to back.
 //! ```text
-//! header  = "BWTXWAL\0" (8) | version u32 LE (= 1) | reserved u32 (= 0)
+//! header  = "BWTXWAL\0" (8) | version u32 LE (= 2; 1 still read) | reserved u32 (= 0)
 //! record  = len u32 LE | crc u32 LE | payload (len bytes)
 //!           crc = CRC32C over the 4 len bytes and the payload
 //! payload = commit_ts u64 LE | count u32 LE | count x entry
-//! entry   = klen u32 LE | vlen u32 LE (0xFFFF_FFFF: delete) | key | value
+//! entry   = keyspace u32 LE | klen u32 LE | vlen u32 LE (0xFFFF_FFFF: delete) | key | value
 //! ```
+//! Version 1 (before keyspaces, `design/keyspaces.md`) has no `keyspace`
+//! field: every entry belongs to keyspace 0, the default one. The writer
+//! always writes version 2; a segment's header says how to read its records.
 
 use bytes::Bytes;
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"BWTXWAL\0";
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
+/// The format before keyspaces (entries without a keyspace id), still read.
+pub(crate) const VERSION_1: u32 = 1;
 pub(crate) const HEADER_LEN: usize = 16;
 /// `len` and `crc`.
 pub(crate) const FRAME_LEN: usize = 8;
@@ -25,7 +30,7 @@ pub(crate) const MAX_PAYLOAD: usize = 1 << 31;
 /// `u64::MAX` would make the oracle overflow).
 pub(crate) const MAX_TS: u64 = 1 << 62;
 
-/// A segment's header.
+/// A segment's header (of the current version).
 pub(crate) fn header() -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
@@ -33,17 +38,34 @@ pub(crate) fn header() -> [u8; HEADER_LEN] {
     h
 }
 
-/// Append the framed record of a commit to `out`.
+/// The version of a segment header `h` (magic and reserved bytes checked),
+/// if this build reads it.
+pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
+    if h.len() < HEADER_LEN || &h[..8] != SEGMENT_MAGIC || h[12..16] != [0; 4] {
+        return None;
+    }
+    let v = u32_at(h, 8)?;
+    (v == VERSION || v == VERSION_1).then_some(v)
+}
+
+/// One logged write: the keyspace id, the key, the value (`None`: delete).
+pub(crate) type Write = (u32, Bytes, Option<Bytes>);
+
+/// Append the framed record (current version) of a commit to `out`.
 pub(crate) fn encode<'a>(
     out: &mut Vec<u8>,
     ts: u64,
-    writes: impl ExactSizeIterator<Item = (&'a Bytes, &'a Option<Bytes>)>,
+    writes: impl Iterator<Item = (u32, &'a Bytes, &'a Option<Bytes>)>,
 ) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_LEN]);
     out.extend_from_slice(&ts.to_le_bytes());
-    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
-    for (k, v) in writes {
+    let count_at = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut count = 0u32;
+    for (ks, k, v) in writes {
+        count += 1;
+        out.extend_from_slice(&ks.to_le_bytes());
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(&v.as_ref().map_or(TOMB, |v| v.len() as u32).to_le_bytes());
         out.extend_from_slice(k);
@@ -51,6 +73,7 @@ pub(crate) fn encode<'a>(
             out.extend_from_slice(v);
         }
     }
+    out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
     let len = (out.len() - start - FRAME_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
@@ -61,7 +84,8 @@ pub(crate) fn encode<'a>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Commit {
     pub(crate) ts: u64,
-    pub(crate) writes: Vec<(Bytes, Option<Bytes>)>,
+    /// In the order logged (by keyspace id, then key).
+    pub(crate) writes: Vec<Write>,
 }
 
 /// Why a frame at some offset could not be read.
@@ -93,8 +117,9 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Decode the frame at the start of `b`: the commit and the frame's length.
-pub(crate) fn decode(b: &[u8]) -> Result<(Commit, usize), Bad> {
+/// Decode the frame at the start of `b`, in a segment of format `version`:
+/// the commit and the frame's length.
+pub(crate) fn decode(b: &[u8], version: u32) -> Result<(Commit, usize), Bad> {
     let len = u32_at(b, 0).ok_or(Bad::Truncated)? as usize;
     let crc = u32_at(b, 4).ok_or(Bad::Truncated)?;
     if len > MAX_PAYLOAD {
@@ -104,17 +129,23 @@ pub(crate) fn decode(b: &[u8]) -> Result<(Commit, usize), Bad> {
     if crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload) != crc {
         return Err(Bad::Checksum);
     }
-    let commit = parse(payload).ok_or(Bad::Malformed)?;
+    let commit = parse(payload, version).ok_or(Bad::Malformed)?;
     Ok((commit, FRAME_LEN + len))
 }
 
-fn parse(p: &[u8]) -> Option<Commit> {
+fn parse(p: &[u8], version: u32) -> Option<Commit> {
     let ts = u64_at(p, 0)?;
     let count = u32_at(p, 8)? as usize;
     let mut at = 12;
     // Each entry takes at least 8 bytes: bound the allocation by the payload.
     let mut writes = Vec::with_capacity(count.min(p.len() / 8));
     for _ in 0..count {
+        let ks = if version == VERSION_1 {
+            0
+        } else {
+            at += 4;
+            u32_at(p, at - 4)?
+        };
         let klen = u32_at(p, at)? as usize;
         let vlen = u32_at(p, at + 4)?;
         at += 8;
@@ -127,7 +158,7 @@ fn parse(p: &[u8]) -> Option<Commit> {
             at += vlen as usize;
             Some(v)
         };
-        writes.push((key, value));
+        writes.push((ks, key, value));
     }
     (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(Commit { ts, writes })
 }
@@ -138,23 +169,75 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let w: Vec<(Bytes, Option<Bytes>)> = vec![
-            (Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
-            (Bytes::from_static(b"b"), None),
+        // Writes to the default keyspace, another one and the catalog.
+        let w: Vec<Write> = vec![
+            (0, Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
+            (0, Bytes::from_static(b"b"), None),
+            (3, Bytes::from_static(b"a"), Some(Bytes::from_static(b"2"))),
+            (
+                u32::MAX,
+                Bytes::from_static(b"ks"),
+                Some(Bytes::from_static(b"\x03\0\0\0")),
+            ),
         ];
         let mut out = Vec::new();
-        encode(&mut out, 7, w.iter().map(|(k, v)| (k, v)));
-        let (c, n) = decode(&out).unwrap();
+        encode(&mut out, 7, w.iter().map(|(ks, k, v)| (*ks, k, v)));
+        let (c, n) = decode(&out, VERSION).unwrap();
         assert_eq!(n, out.len());
         assert_eq!(c, Commit { ts: 7, writes: w });
         for cut in 0..out.len() {
-            assert_eq!(decode(&out[..cut]).unwrap_err(), Bad::Truncated, "cut at {cut}");
+            assert_eq!(
+                decode(&out[..cut], VERSION).unwrap_err(),
+                Bad::Truncated,
+                "cut at {cut}"
+            );
         }
         for bit in 0..out.len() * 8 {
             let mut d = out.clone();
             d[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&d).is_err(), "flip of bit {bit} went unnoticed");
+            assert!(decode(&d, VERSION).is_err(), "flip of bit {bit} went unnoticed");
         }
+    }
+
+    /// A version-1 record (no keyspace ids, as written before keyspaces)
+    /// reads as writes to keyspace 0; every bit flip in it is noticed.
+    #[test]
+    fn version_1_records_read_as_the_default_keyspace() {
+        // ts 7, two entries: "a" = "1", "b" deleted.
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&7u64.to_le_bytes());
+        payload.extend_from_slice(&2u32.to_le_bytes());
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(b"a1");
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(&TOMB.to_le_bytes());
+        payload.extend_from_slice(b"b");
+        let len = (payload.len() as u32).to_le_bytes();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &payload);
+        let mut out = len.to_vec();
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&payload);
+        let (c, n) = decode(&out, VERSION_1).unwrap();
+        assert_eq!(n, out.len());
+        let w: Vec<Write> = vec![
+            (0, Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
+            (0, Bytes::from_static(b"b"), None),
+        ];
+        assert_eq!(c, Commit { ts: 7, writes: w });
+        // The same bytes are not a valid version-2 record.
+        assert!(decode(&out, VERSION).is_err());
+        for bit in 0..out.len() * 8 {
+            let mut d = out.clone();
+            d[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&d, VERSION_1).is_err(), "flip of bit {bit} went unnoticed");
+        }
+        let mut h = header();
+        h[8..12].copy_from_slice(&VERSION_1.to_le_bytes());
+        assert_eq!(header_version(&h), Some(VERSION_1));
+        assert_eq!(header_version(&header()), Some(VERSION));
+        h[8] = 9;
+        assert_eq!(header_version(&h), None);
     }
 
     /// A commit refused by serializable validation logs a record with no
@@ -164,7 +247,7 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, 9, std::iter::empty());
         assert_eq!(out.len(), FRAME_LEN + 12);
-        let (c, n) = decode(&out).unwrap();
+        let (c, n) = decode(&out, VERSION).unwrap();
         assert_eq!(n, out.len());
         assert_eq!(
             c,

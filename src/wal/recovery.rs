@@ -41,10 +41,14 @@ pub(crate) struct Recovered {
 /// Where recovery puts what it restores: the storage below the log. Each
 /// call installs one committed version; recovery calls it in commit
 /// timestamp order per key (checkpoint entries first, at the checkpoint's
-/// timestamp, then the log's commits).
+/// timestamp, then the log's commits). `tree` is the keyspace id the write
+/// names (0: default; `u32::MAX`: the catalog, whose writes come before any
+/// write to the keyspaces they create: in the image it is written first, in
+/// the log a creation commits before its keyspace is used).
 pub(crate) trait Replay {
-    /// Install `value` (`None`: a delete) for `key` as committed at `ts`.
-    fn replay(&self, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
+    /// Install `value` (`None`: a delete) for `key` of keyspace `tree` as
+    /// committed at `ts`.
+    fn replay(&self, tree: u32, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -63,10 +67,16 @@ pub(crate) struct Newest {
 }
 
 impl Newest {
-    /// The format version in the file's header (1: a key-value image, 2: a
-    /// location table); `None` if the header is too short to say.
+    /// The format version in the file's header (1 or 4: a key-value image,
+    /// 2: a location table); `None` if the header is too short to say.
     pub(crate) fn version(&self) -> Option<u32> {
         Some(u32::from_le_bytes(self.bytes.get(8..12)?.try_into().ok()?))
+    }
+
+    /// Whether the file is a key-value image (any version `checkpoint::parse`
+    /// reads), not a location table.
+    pub(crate) fn is_image(&self) -> bool {
+        self.version().is_some_and(checkpoint::is_image_version)
     }
 }
 
@@ -99,51 +109,40 @@ pub(crate) enum Start {
 
 /// Restore `dir` into `into` from `start` (the newest checkpoint file, or
 /// the location table the caller loaded from it) and the log after it.
-pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start) -> Result<Recovered> {
+///
+/// With `oldest` (`Options::history_retention`) and a version-1 image as
+/// `start`, recovery starts instead from the oldest version-1 checkpoint
+/// (or the empty database) after which the log is complete up to at least
+/// the newest checkpoint, so every version since that one is rebuilt
+/// (`design/mvcc.md` §11, "Restart"); `Recovered::checkpoint_ts` names it.
+pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: bool) -> Result<Recovered> {
     let names = fs.list(dir).map_err(Error::Io)?;
     let mut out = Recovered::default();
 
     // 1. Leftover temporary checkpoints are incomplete by definition.
-    for n in names.iter().filter(|n| n.starts_with("ckpt-") && n.ends_with(".tmp")) {
+    for n in names
+        .iter()
+        .filter(|n| (n.starts_with("ckpt-") && n.ends_with(".tmp")) || super::hist::is_tmp(n))
+    {
         fs.remove(&dir.join(n)).map_err(Error::Io)?;
     }
 
-    // 2. The newest checkpoint (see `newest`).
-    match start {
-        Start::Empty => {}
-        Start::Table(ts) => {
-            out.checkpoint_ts = ts;
-            out.last_ts = ts;
-        }
-        Start::Image(Newest { ts, name, bytes }) => {
-            let name = &name;
-            let image = checkpoint::parse(&bytes).map_err(|(off, why)| corruption(dir, name, off, why))?;
-            if image.ts != ts {
-                return Err(corruption(dir, name, 16, "checkpoint timestamp differs from its name"));
-            }
-            if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
-                return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
-            }
-            for (k, v) in image.entries {
-                into.replay(k, ts.max(1), Some(v))?;
-                out.versions += 1;
-            }
-            out.checkpoint_ts = ts;
-            out.last_ts = ts;
-        }
-    }
-
-    // 3. The log, segment by segment. Only the last segment may end in a
+    // 2. The log, segment by segment. Only the last segment may end in a
     //    torn record (the crash interrupted its last write); it is truncated.
     let mut segs: Vec<(u64, &String)> = names
         .iter()
         .filter_map(|n| parse_segment_name(n).map(|s| (s, n)))
         .collect();
     segs.sort();
-    // (commit, segment index, offset) of every record above the checkpoint,
-    // and (name, valid length) of every segment read.
+    // (commit, segment index, offset) of every record, and (name, valid
+    // length) of every segment read.
     let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
     let mut read: Vec<(&String, u64)> = Vec::new();
+    let floor = match &start {
+        Start::Table(ts) => *ts,
+        Start::Image(n) if !oldest => n.ts,
+        _ => 0,
+    };
     for (i, &(seq, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
@@ -175,10 +174,44 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start) 
             seg.commits
                 .into_iter()
                 .zip(seg.offsets)
-                .filter(|(c, _)| c.ts > out.checkpoint_ts)
+                .filter(|(c, _)| c.ts > floor)
                 .map(|(c, off)| (c, index, off)),
         );
     }
+
+    // 3. The checkpoint: the newest (see `newest`), or with `oldest` the
+    //    oldest version-1 image the log completes.
+    let start = match start {
+        Start::Image(newest) if oldest => {
+            let last_logged = out.segments.values().copied().max().unwrap_or(0);
+            oldest_complete(fs, dir, &names, newest, out.first_logged_ts, last_logged)?
+        }
+        start => start,
+    };
+    match start {
+        Start::Empty => {}
+        Start::Table(ts) => {
+            out.checkpoint_ts = ts;
+            out.last_ts = ts;
+        }
+        Start::Image(Newest { ts, name, bytes }) => {
+            let name = &name;
+            let image = checkpoint::parse(&bytes).map_err(|(off, why)| corruption(dir, name, off, why))?;
+            if image.ts != ts {
+                return Err(corruption(dir, name, 16, "checkpoint timestamp differs from its name"));
+            }
+            if (ts == 0 && !image.entries.is_empty()) || ts > record::MAX_TS {
+                return Err(corruption(dir, name, 16, "checkpoint timestamp out of range"));
+            }
+            for (t, k, v) in image.entries {
+                into.replay(t, k, ts.max(1), Some(v))?;
+                out.versions += 1;
+            }
+            out.checkpoint_ts = ts;
+            out.last_ts = ts;
+        }
+    }
+    commits.retain(|(c, _, _)| c.ts > out.checkpoint_ts);
 
     // 4. Replay in commit order. The writer logs commits in timestamp
     //    order with no gaps, so above the checkpoint the timestamps must run
@@ -214,12 +247,52 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start) 
                 "commits missing from the log before this record",
             ));
         }
-        for (k, v) in c.writes {
-            into.replay(k, c.ts, v)?;
+        for (t, k, v) in c.writes {
+            into.replay(t, k, c.ts, v)?;
             out.versions += 1;
         }
         out.last_ts = out.last_ts.max(c.ts);
         out.replayed += 1;
     }
     Ok(out)
+}
+
+/// The start for [`recover`] with `oldest`: the oldest version-1 checkpoint
+/// (or the empty database, as timestamp 0) whose log is complete, that is
+/// holds every commit from the one after it (`first_logged <= c + 1`) to
+/// at least the newest checkpoint's (`last_logged`); `newest` if none older
+/// is.
+fn oldest_complete(
+    fs: &dyn Fs,
+    dir: &Path,
+    names: &[String],
+    newest: Newest,
+    first_logged: Option<u64>,
+    last_logged: u64,
+) -> Result<Start> {
+    let Some(first) = first_logged.filter(|_| last_logged >= newest.ts) else {
+        return Ok(Start::Image(newest));
+    };
+    let mut older: Vec<(u64, &String)> = names
+        .iter()
+        .filter_map(|n| checkpoint::parse_name(n).map(|ts| (ts, n)))
+        .filter(|&(ts, _)| ts < newest.ts && first <= ts + 1)
+        .collect();
+    older.sort();
+    if first <= 1 {
+        return Ok(Start::Empty);
+    }
+    for (ts, name) in older {
+        let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
+        let n = Newest {
+            ts,
+            name: name.clone(),
+            bytes,
+        };
+        // A location table is the engine's to load; only images here.
+        if n.is_image() {
+            return Ok(Start::Image(n));
+        }
+    }
+    Ok(Start::Image(newest))
 }

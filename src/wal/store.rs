@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::changes::ChangeCursor;
+use super::hist::{self, Hist};
 use super::record::Commit;
 use super::recovery::{recover, Recovered, Replay, Start};
 use super::writer::Wal;
@@ -39,6 +40,50 @@ pub(crate) struct Store {
     table_at_open: bool,
 }
 
+/// What a checkpoint keeps besides itself, and the history file it writes.
+pub(crate) struct Keep {
+    /// Log segments holding a commit above this stay (the change stream's
+    /// retention; `u64::MAX`: none).
+    pub(crate) changes_after: u64,
+    /// `Options::history_retention` on a version-1 database with a log:
+    /// the read timestamps a quarter, half, three quarters and a whole
+    /// window ago (the last is the retention horizon); see [`kept`]. Empty:
+    /// only the new checkpoint stays.
+    pub(crate) history_marks: Vec<u64>,
+    /// The history file written before the checkpoint (`super::hist`).
+    pub(crate) hist: Hist,
+}
+
+/// Which of the checkpoints `all` (the new one, `ts`, included) a
+/// checkpoint keeps, and `k`: the newest at or below the retention horizon
+/// (the smallest mark; 0, the empty database, if none is), from which
+/// recovery will start, so the log after it stays. The marks cut the
+/// timestamps above the horizon into intervals (the last one unbounded);
+/// besides `k` and `ts`, the oldest checkpoint in each interval stays: as
+/// the horizon moves up through an interval (in about a quarter window),
+/// that one becomes `k` first. So at most six images are kept, and the log
+/// replayed at open spans about a window and a quarter at most (plus a
+/// checkpoint interval). Without marks, `k = ts` and only `ts` stays.
+pub(crate) fn kept(
+    all: &std::collections::BTreeSet<u64>,
+    ts: u64,
+    marks: &[u64],
+) -> (u64, std::collections::BTreeSet<u64>) {
+    let mut marks = marks.to_vec();
+    marks.sort_unstable();
+    marks.dedup();
+    let Some(&horizon) = marks.first() else {
+        return (ts, [ts].into());
+    };
+    let k = all.range(..=horizon).next_back().copied().unwrap_or(0);
+    let mut stay: std::collections::BTreeSet<u64> = [k, ts].into();
+    for (i, &low) in marks.iter().enumerate() {
+        let high = marks.get(i + 1).copied().unwrap_or(u64::MAX);
+        stay.extend(all.range(low.saturating_add(1)..=high).next().copied());
+    }
+    (k, stay)
+}
+
 /// The lock of a database directory, held for the database's lifetime.
 pub(crate) type DirLock = Box<dyn Send + Sync>;
 
@@ -57,7 +102,8 @@ impl Store {
     }
 
     /// Recover the locked `dir` into `into` from `start` (see
-    /// [`recover`]), and start a fresh log segment. The log keeps its
+    /// [`recover`]; `oldest`: from the oldest complete version-1
+    /// checkpoint), and start a fresh log segment. The log keeps its
     /// durable timestamp in `durable` ([`Store::durable_ts`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
@@ -69,10 +115,11 @@ impl Store {
         checkpoint_bytes: u64,
         into: &dyn Replay,
         start: Start,
+        oldest: bool,
         durable: crate::sync::Arc<AtomicU64>,
     ) -> Result<Store> {
         let table_at_open = matches!(start, Start::Table(_));
-        let recovered = recover(&*fs, dir, into, start)?;
+        let recovered = recover(&*fs, dir, into, start, oldest)?;
         // Without a log, what recovery restored is all that is durable;
         // checkpoints move it on (`Store::mark_durable`).
         let wal_durable = if mode == Durability::None {
@@ -199,7 +246,7 @@ impl Store {
     pub(crate) fn log<'a>(
         &self,
         ts: u64,
-        writes: impl ExactSizeIterator<Item = (&'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
+        writes: impl Iterator<Item = (u32, &'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
     ) -> Result<()> {
         self.wal.append(ts, writes)
     }
@@ -248,36 +295,38 @@ impl Store {
         !(ts == **last && done)
     }
 
-    /// Second half: write the image of the snapshot at `ts` durably, then
-    /// delete the log segments and older checkpoints it covers.
-    /// Log segments with commits above `keep_after` are kept (the change
-    /// stream's retention).
+    /// Second half: write the history file `keep.hist`, then the image of
+    /// the snapshot at `ts` durably, then delete the log segments and older
+    /// checkpoints it covers (but what `keep` keeps).
     pub(crate) fn finish_checkpoint(
         &self,
         last: MutexGuard<'_, u64>,
         ts: u64,
-        keep_after: u64,
-        entries: impl Iterator<Item = Result<(bytes::Bytes, bytes::Bytes)>>,
+        keep: Keep,
+        entries: impl Iterator<Item = Result<(u32, bytes::Bytes, bytes::Bytes)>>,
     ) -> Result<u64> {
         if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
         }
+        hist::write(&*self.fs, &self.dir, &keep.hist)?;
         checkpoint::write(&*self.fs, &self.dir, ts, entries)?;
-        self.covered(last, ts, keep_after)
+        self.covered(last, ts, &keep)
+    }
+
+    /// The history files at open: the newest one's samples, and checkpoint
+    /// `ts`'s file if it has one (see [`hist::read`]).
+    pub(crate) fn read_hist(fs: &dyn crate::fs::Fs, dir: &Path, ts: Option<u64>) -> Result<hist::AtOpen> {
+        hist::read(fs, dir, ts)
     }
 
     /// Second half for a location table (`design/storage.md` §6, step 5):
-    /// write `table` (encoded, as of `ts`) as `ckpt-<ts>.tmp`, sync it,
-    /// rename it to `ckpt-<ts>.ckpt`, sync the directory; then delete the
-    /// log segments and older checkpoints it covers. The page images it
-    /// names must be durable already.
-    pub(crate) fn finish_table(
-        &self,
-        last: MutexGuard<'_, u64>,
-        ts: u64,
-        keep_after: u64,
-        table: &[u8],
-    ) -> Result<u64> {
+    /// write the history file `keep.hist`, then `table` (encoded, as of
+    /// `ts`) as `ckpt-<ts>.tmp`, sync it, rename it to `ckpt-<ts>.ckpt`,
+    /// sync the directory; then delete the log segments and older
+    /// checkpoints it covers. The page images it names must be durable
+    /// already.
+    pub(crate) fn finish_table(&self, last: MutexGuard<'_, u64>, ts: u64, keep: Keep, table: &[u8]) -> Result<u64> {
+        hist::write(&*self.fs, &self.dir, &keep.hist)?;
         let tmp = self.dir.join(checkpoint::tmp_name(ts));
         let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
         f.write_all(table).map_err(Error::Io)?;
@@ -287,27 +336,34 @@ impl Store {
             .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
             .map_err(Error::Io)?;
         self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
-        self.covered(last, ts, keep_after)
+        self.covered(last, ts, &keep)
     }
 
-    /// After checkpoint `ts` is durable: delete the log segments whose
-    /// records are all at or below it and `keep_after` (the change stream's
-    /// retention), and older checkpoint files.
-    fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep_after: u64) -> Result<u64> {
-        self.wal.drop_covered(ts.min(keep_after))?;
-        let old: Vec<String> = self
-            .fs
-            .list(&self.dir)
-            .map_err(Error::Io)?
-            .into_iter()
-            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| t < ts))
+    /// After checkpoint `ts` is durable: delete the older checkpoint files
+    /// but those [`kept`] keeps for `keep.history_marks` (with `k`, the one
+    /// recovery will start from), and history files older than `ts`; then
+    /// the log segments whose records are all at or below `ts`, `k` and
+    /// `keep.changes_after`. Checkpoints go first, so that the log after
+    /// every checkpoint left on disk stays complete (`recover`'s `oldest`).
+    fn covered(&self, mut last: MutexGuard<'_, u64>, ts: u64, keep: &Keep) -> Result<u64> {
+        let names = self.fs.list(&self.dir).map_err(Error::Io)?;
+        let all = names
+            .iter()
+            .filter_map(|n| checkpoint::parse_name(n))
+            .chain([ts])
+            .collect();
+        let (k, stay) = kept(&all, ts, &keep.history_marks);
+        let old: Vec<&String> = names
+            .iter()
+            .filter(|n| checkpoint::parse_name(n).is_some_and(|t| !stay.contains(&t)))
             .collect();
         for n in &old {
             self.fs.remove(&self.dir.join(n)).map_err(Error::Io)?;
         }
-        if !old.is_empty() {
+        if hist::remove_older(&*self.fs, &self.dir, ts)? > 0 || !old.is_empty() {
             self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
         }
+        self.wal.drop_covered(ts.min(k).min(keep.changes_after))?;
         *last = ts;
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(ts)
@@ -332,5 +388,30 @@ impl Store {
             _ if self.checkpoint_bytes > 0 => Some(Duration::from_millis(50)),
             _ => None,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::kept;
+
+    #[test]
+    fn kept_checkpoints_step_through_the_window() {
+        let all = [10, 20, 30, 40, 50, 60, 70, 80].into();
+        // No marks: the new checkpoint only.
+        assert_eq!(kept(&all, 80, &[]), (80, [80].into()));
+        // Marks at 65, 45, 25, 15 (a quarter window apart): k = 10, the
+        // oldest in (15, 25], (25, 45], (45, 65] and above, the new one.
+        assert_eq!(kept(&all, 80, &[65, 45, 25, 15]), (10, [10, 20, 30, 50, 70, 80].into()));
+        // Nothing is old enough yet: k = 0 (the log from the start stays),
+        // and 10, the next to become k, stays too.
+        assert_eq!(kept(&all, 80, &[25, 9, 9, 9]), (0, [0, 10, 30, 80].into()));
+        // The horizon has just missed 35: it stays though a newer
+        // checkpoint is below the next mark.
+        let all = [35, 90, 150, 210, 270, 330].into();
+        assert_eq!(
+            kept(&all, 330, &[250, 175, 100, 25]),
+            (0, [0, 35, 150, 210, 270, 330].into())
+        );
     }
 }

@@ -143,7 +143,7 @@ impl Wal {
     pub(crate) fn append<'a>(
         &self,
         ts: u64,
-        writes: impl ExactSizeIterator<Item = (&'a Bytes, &'a Option<Bytes>)>,
+        writes: impl Iterator<Item = (u32, &'a Bytes, &'a Option<Bytes>)>,
     ) -> Result<()> {
         self.check()?;
         let mut rec = Vec::new();

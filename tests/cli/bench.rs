@@ -25,6 +25,7 @@ fn bench_every_workload_json() {
             "versions_collected",
             "versions_stored",
             "gc_lag",
+            "versions_held_by_oldest_snapshot",
         ] {
             field(json, key);
         }

@@ -5,11 +5,13 @@
 //! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
 //! (`bench --compare`, needs `bench-peers`), `isolation.rs` (`--isolation`
 //! of `bench`, `history` and `--compare`, the shell's `begin serializable`
-//! and savepoints), `keyspaces.rs` (the shell's keyspace commands and
-//! `check` per keyspace).
+//! and savepoints), `check_pages.rs` (`check` of a paged database's page
+//! store, clean and damaged), `keyspaces.rs` (the shell's keyspace commands
+//! and `check` per keyspace).
 #![cfg(feature = "cli")]
 
 mod bench;
+mod check_pages;
 mod compare;
 mod isolation;
 mod keyspaces;

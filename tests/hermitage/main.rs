@@ -40,12 +40,14 @@
 //! `ops.rs` (reads, scans and the commit checks), and the cases by anomaly:
 //! `g0_g1.rs` (G0, G1a, G1b, G1c, OTV), `pmp_p4.rs` (PMP, P4),
 //! `g_single.rs` (G-single), `g2.rs` (G2-item, G2, the read-only anomaly)
-//! and `serial.rs` (read-only transactions, disjoint writers, mixed levels).
+//! `serial.rs` (read-only transactions, disjoint writers, mixed levels) and
+//! `keyspaces.rs` (G0 and P4 with the two keys in different keyspaces).
 
 mod env;
 mod g0_g1;
 mod g2;
 mod g_single;
+mod keyspaces;
 mod ops;
 mod pmp_p4;
 mod serial;

@@ -49,9 +49,46 @@ pub(crate) fn check_round(
     let kv = scan(&db);
     // Nothing commits meanwhile: the count is the scan's.
     let len = db.snapshot().len();
+    // Keyspace "mirror" (the child's, without a page store) holds exactly
+    // the l/ records of the default keyspace: a transaction writing to both
+    // is all or nothing. (Only looked up: `Db::keyspace` would create it.)
+    let mut mirror_errs = Vec::new();
+    if db.keyspaces().map_err(|e| e.to_string())?.iter().any(|n| n == "mirror") {
+        let m = db.keyspace("mirror").map_err(|e| e.to_string())?;
+        let s = db.snapshot();
+        let got: BTreeMap<String, String> = s
+            .range_in::<&[u8], _>(&m, ..)
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect();
+        let want: BTreeMap<String, String> = kv
+            .iter()
+            .filter(|(k, _)| k.starts_with("l/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if got != want {
+            let only_default: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+            let only_mirror: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+            mirror_errs.push(format!(
+                "keyspace mirror differs from the l/ records: only in default {}, only in mirror {}",
+                few(&only_default),
+                few(&only_mirror)
+            ));
+        }
+        if s.len_in(&m).map_err(|e| e.to_string())? != got.len() as u64 {
+            mirror_errs.push("Snapshot::len_in(mirror) differs from its scan".to_string());
+        }
+    } else if cache.is_none() && rep.ready {
+        mirror_errs.push("the child created keyspace mirror, recovery lost it".to_string());
+    }
     drop(db);
     h.max_keys = h.max_keys.max(kv.len());
-    let mut errs: Vec<String> = Vec::new();
+    let mut errs: Vec<String> = mirror_errs;
 
     // The child's own recovery saw what the previous check saw.
     if let Some((ts, n, hash)) = rep.open {

@@ -8,6 +8,17 @@ use std::time::Duration;
 
 use bwtx_raft::{bank, Cluster, NodeId};
 
+/// Start nodes `ids` under `dir`, over loopback TCP if `tcp`, else on the
+/// in-process network.
+pub async fn start(dir: &std::path::Path, ids: &[NodeId], tcp: bool) -> Arc<Cluster> {
+    let cluster = if tcp {
+        Cluster::start_tcp(dir, ids).await
+    } else {
+        Cluster::start(dir, ids).await
+    };
+    Arc::new(cluster.expect("cluster starts"))
+}
+
 /// Accounts the tests open, and the balance each starts with.
 pub const ACCOUNTS: u32 = 8;
 pub const INITIAL: u64 = 1_000;

@@ -4,7 +4,7 @@
 //! - `bwtx` (or `bwtx bench`): YCSB workloads A–F and a bank workload on an
 //!   in-memory database (or `--dir`), with a result table or `--json`;
 //! - `bwtx shell [PATH]`: a REPL;
-//! - `bwtx check PATH`: verify log segments and checkpoints offline;
+//! - `bwtx check PATH`: verify log segments, checkpoints and the page store offline;
 //! - `bwtx history --out FILE`: record and check a list-append history.
 
 mod bench;
@@ -38,7 +38,7 @@ enum Command {
         /// The database directory (opened with sync durability).
         path: Option<PathBuf>,
     },
-    /// Verify a database directory's log and checkpoints offline (read-only).
+    /// Verify a database directory's log, checkpoints and page store offline (read-only).
     Check {
         /// The database directory.
         path: PathBuf,

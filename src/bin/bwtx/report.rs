@@ -94,6 +94,9 @@ pub struct BenchReport {
     /// The GC watermark's lag behind the newest commit at the end of the
     /// run, in commit timestamps (`Stats::gc_lag`).
     pub gc_lag: u64,
+    /// Versions the oldest snapshot alone held at the last GC sweep
+    /// (`Stats::versions_held_by_oldest_snapshot`).
+    pub held_by_oldest: u64,
     /// Bank: (sum of balances found, sum expected).
     pub bank_total: Option<(u64, u64)>,
 }
@@ -148,7 +151,10 @@ impl BenchReport {
             ("versions collected", self.versions_collected.to_string()),
             (
                 "versions stored",
-                format!("{} (GC lag {} commits)", self.versions_stored, self.gc_lag),
+                format!(
+                    "{} (GC lag {} commits; {} held by the oldest snapshot alone)",
+                    self.versions_stored, self.gc_lag, self.held_by_oldest
+                ),
             ),
         ];
         if let Some((found, want)) = self.bank_total {
@@ -177,7 +183,7 @@ impl BenchReport {
             "{},\"storage\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
              \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
              \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
-             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{},\"versions_stored\":{},\"gc_lag\":{}",
+             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{},\"versions_stored\":{},\"gc_lag\":{},\"versions_held_by_oldest_snapshot\":{}",
             self.header.json_members(),
             json_str(&self.storage),
             num(self.load_secs),
@@ -200,6 +206,7 @@ impl BenchReport {
             self.versions_collected,
             self.versions_stored,
             self.gc_lag,
+            self.held_by_oldest,
         );
         if let Some((found, want)) = self.bank_total {
             let _ = write!(

@@ -8,6 +8,10 @@
 //!   back ([`encode_leaf`], [`decode_leaf`]).
 //! - [`delta`]: a list of versions to a delta-flush payload and back
 //!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`]).
+//! - [`chain`]: a base image and its delta flushes merged into one base
+//!   page ([`merge_chain`], for fault-in; the deltas' value-log references
+//!   read through a [`RefSource`]), and the GC rule applied to it
+//!   ([`collect_base`]).
 //!
 //! Decoding never panics on any input and allocates less than 1.5 times the
 //! input's length (a decoded page's key heads, 8 bytes a key, are not in the
@@ -15,6 +19,7 @@
 //! it validates every length, offset and order a later read relies on, and
 //! names the first offset that breaks one.
 
+mod chain;
 mod delta;
 mod leaf;
 mod wire;
@@ -24,6 +29,7 @@ mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_delta;
 
+pub(crate) use chain::{collect_base, merge_chain, RefSource};
 pub(crate) use delta::{decode_delta, encode_delta, DeltaEntry, DeltaFlush, DeltaValue};
 pub(crate) use leaf::{decode_leaf, decode_leaf_with, encode_leaf};
 pub(crate) use wire::{Malformed, ValueSink, ValueSource};

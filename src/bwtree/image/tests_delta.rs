@@ -1,5 +1,5 @@
-//! Delta-flush tests: round trips, order checks, damage never panics, and
-//! the encode/decode timing note.
+//! Delta-flush tests: round trips, order checks, damage never panics, the
+//! encode/decode timing note, and a chain merged (`merge_chain`).
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -155,4 +155,97 @@ fn image_timing() {
     if !cfg!(debug_assertions) {
         assert!(dec.as_micros() < 50, "decode took {dec:?}");
     }
+}
+
+/// A base page of `entries`.
+fn base_of(entries: &Entries) -> crate::bwtree::base::LeafBase {
+    use crate::bwtree::base::{LeafBuilder, PageRange, ValRef};
+    let mut b = LeafBuilder::new(entries.len());
+    let mut last: Option<&[u8]> = None;
+    for (k, ts, v) in entries {
+        if last != Some(&k[..]) {
+            if last.is_some() {
+                b.end_key();
+            }
+            b.push_key(k);
+            last = Some(k);
+        }
+        b.push_version(*ts, v.as_deref().map_or(ValRef::Tomb, ValRef::Inline));
+    }
+    if last.is_some() {
+        b.end_key();
+    }
+    b.finish(PageRange::full())
+}
+
+proptest! {
+    /// A base and two delta flushes merge into the union of their versions,
+    /// newest first per key; a (key, ts) in two parts comes from the newer.
+    #[test]
+    fn a_chain_merges_into_the_union_of_its_parts(base in arb_entries(), d1 in arb_entries(), d2 in arb_entries()) {
+        let mut want = std::collections::BTreeMap::new();
+        for part in [&base, &d1, &d2] {
+            for (k, ts, v) in part {
+                want.insert((k.clone(), std::cmp::Reverse(*ts)), v.clone());
+            }
+        }
+        let deltas = [decode_delta(&encode(&d2)).unwrap(), decode_delta(&encode(&d1)).unwrap()];
+        let merged = merge_chain(base_of(&base), &deltas, &mut |_, _, _, _, _| panic!("no value log here")).unwrap();
+        let mut got = std::collections::BTreeMap::new();
+        for i in 0..merged.len() {
+            for v in merged.versions(i) {
+                let value = merged.value(v).map(|b| b.to_vec());
+                got.insert((merged.keys.key(i).to_vec(), std::cmp::Reverse(v.ts)), value);
+            }
+        }
+        prop_assert_eq!(got.len(), merged.version_count());
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// A delta flush's value-log references are read through the merge's
+/// hook, with the part they are in; the hook's error stops the merge.
+#[test]
+fn a_chain_reads_its_deltas_references_through_the_hook() {
+    let big = |b: u8| vec![b; 400];
+    let (v1, v2) = (big(1), big(2));
+    let mut sink = |_: &[u8], ts: u64, _: &[u8]| -> crate::Result<Option<u64>> { Ok(Some(1000 + ts)) };
+    let mut newer = Vec::new();
+    encode_delta([(&b"a"[..], 9, Some(&v2[..]))], &mut newer, Some(&mut sink)).unwrap();
+    let mut older = Vec::new();
+    encode_delta(
+        [(&b"a"[..], 5, Some(&v1[..])), (&b"b"[..], 5, None)],
+        &mut older,
+        Some(&mut sink),
+    )
+    .unwrap();
+    let deltas = [
+        decode_delta(&Bytes::from(newer)).unwrap(),
+        decode_delta(&Bytes::from(older)).unwrap(),
+    ];
+    let base = || base_of(&vec![(b"b".to_vec(), 2, Some(b"old".to_vec()))]);
+    let mut asked = Vec::new();
+    let merged = merge_chain(base(), &deltas, &mut |part, key, ts, addr, len| {
+        asked.push((part, key.to_vec(), ts, addr, len));
+        Ok(Bytes::from(if ts == 9 { v2.clone() } else { v1.clone() }))
+    })
+    .unwrap();
+    assert_eq!(
+        asked,
+        [(0, b"a".to_vec(), 9, 1009, 400), (1, b"a".to_vec(), 5, 1005, 400)]
+    );
+    let a: Vec<_> = merged
+        .versions(0)
+        .iter()
+        .map(|v| merged.value(v).map(|b| b.to_vec()))
+        .collect();
+    assert_eq!(a, [Some(v2.clone()), Some(v1.clone())]);
+    let b: Vec<_> = merged
+        .versions(1)
+        .iter()
+        .map(|v| merged.value(v).map(|b| b.to_vec()))
+        .collect();
+    assert_eq!(b, [None, Some(b"old".to_vec())]);
+    let failed = merge_chain(base(), &deltas, &mut |_, _, _, _, _| Err(crate::Error::Poisoned));
+    assert!(matches!(failed, Err(crate::Error::Poisoned)));
 }

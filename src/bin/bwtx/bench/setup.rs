@@ -133,6 +133,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         versions_collected: after.versions_collected,
         versions_stored: after.versions_stored,
         gc_lag: after.gc_lag,
+        held_by_oldest: after.versions_held_by_oldest_snapshot,
         bank_total: m.bank_total,
     })
 }

@@ -1,4 +1,4 @@
-//! An in-process `RaftNetwork`: RPCs are direct calls on the target node's
+//! The in-process `RaftNetwork`: RPCs are direct calls on the target node's
 //! `Raft` handle, found through a shared [`Router`], which can also cut a
 //! node off (a partition) and heal it.
 //!
@@ -17,7 +17,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::{EmptyNode, Raft};
+use openraft::{BasicNode, Raft};
 
 use crate::types::{NodeId, TypeConfig};
 
@@ -81,11 +81,11 @@ impl Router {
     }
 }
 
-fn unreachable<E: std::error::Error>(msg: String) -> RPCError<NodeId, EmptyNode, E> {
+fn unreachable<E: std::error::Error>(msg: String) -> RPCError<NodeId, BasicNode, E> {
     RPCError::Unreachable(Unreachable::new(&std::io::Error::other(msg)))
 }
 
-fn remote<E: std::error::Error>(target: NodeId, e: E) -> RPCError<NodeId, EmptyNode, E> {
+fn remote<E: std::error::Error>(target: NodeId, e: E) -> RPCError<NodeId, BasicNode, E> {
     RPCError::RemoteError(RemoteError::new(target, e))
 }
 
@@ -98,7 +98,7 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
-    async fn new_client(&mut self, target: NodeId, _node: &EmptyNode) -> Connection {
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
         Connection {
             router: self.router.clone(),
             source: self.source,
@@ -114,7 +114,7 @@ pub struct Connection {
     target: NodeId,
 }
 
-type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>>;
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(

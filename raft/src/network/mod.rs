@@ -1,0 +1,25 @@
+//! How replicas reach each other: openraft's `RaftNetworkFactory` /
+//! `RaftNetwork` on two transports, and the forwarding of proposals to the
+//! leader.
+//!
+//! - [`transport`]: [`Transport`] (chosen when a node starts), the
+//!   dispatching [`Network`] factory, and a running node's [`Link`].
+//! - [`local`]: in-process, RPCs as direct calls through a [`Router`], with
+//!   partitions (tests, the example's default).
+//! - [`tcp`]: TCP, client side (`host:port` from the membership's
+//!   `BasicNode`; failures as `Unreachable` / `NetworkError`).
+//! - [`server`]: TCP, serving side (one node's port).
+//! - [`wire`]: TCP messages and their framing (length-delimited JSON).
+
+pub mod local;
+pub mod server;
+pub mod tcp;
+pub mod transport;
+pub mod wire;
+
+pub use local::Router;
+pub use server::Server;
+pub(crate) use tcp::Forwarded;
+pub use transport::{Connection, Link, Network, Transport};
+pub(crate) use wire::WriteResult;
+pub use wire::MAX_FRAME;

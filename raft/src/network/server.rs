@@ -1,0 +1,167 @@
+//! The TCP transport's serving side: one node's listening port, which
+//! answers its peers' raft RPCs and the proposals they forward, by calling
+//! the node's `Raft`.
+//!
+//! Every accepted connection gets a task that reads a request, awaits the
+//! node's answer and writes it back, one request at a time
+//! ([`super::wire`]). A connection that sends a frame that does not decode
+//! or is over the frame limit is closed.
+//!
+//! **Closing the port.** [`Server::stop`] (the node is killed) and
+//! [`Server::isolate`] (a partition, for tests) end the accepting task,
+//! which drops the listening socket and ends every connection task (their
+//! sockets close): peers then get a refused connection, which they report
+//! to openraft as `Unreachable`. [`Server::heal`] listens again on the same
+//! address, since the membership names the node by it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::Raft;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::tcp::Cut;
+use super::wire::{self, Reply, Request};
+use crate::error::{Error, Result};
+use crate::types::TypeConfig;
+
+/// How long [`Server::heal`] retries binding its address (the old socket's
+/// release is asynchronous).
+const BIND_WAIT: Duration = Duration::from_secs(5);
+
+/// A node's TCP server. Cloning shares it.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    raft: Raft<TypeConfig>,
+    cut: Cut,
+    accepting: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Serve `raft` on `listener`; `cut` is the node's isolation, shared
+    /// with its clients.
+    pub(crate) fn start(listener: TcpListener, raft: Raft<TypeConfig>, cut: Cut) -> Result<Server> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
+        let task = tokio::spawn(accept(listener, raft.clone()));
+        Ok(Server {
+            inner: Arc::new(Inner {
+                addr,
+                raft,
+                cut,
+                accepting: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The address the node listens on (its `BasicNode::addr`).
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Close the port: no new connection is accepted and the open ones are
+    /// closed. Returns once the listening socket is dropped.
+    pub async fn stop(&self) {
+        let task = self.inner.accepting.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            // An aborted task's future (the listener, the connection
+            // tasks' set) is dropped before its handle resolves.
+            let _ = task.await;
+        }
+    }
+
+    /// Cut the node off: close its port ([`Server::stop`]) and let its own
+    /// RPCs and forwarded proposals open no connection, until
+    /// [`Server::heal`].
+    pub async fn isolate(&self) {
+        self.inner.cut.set_cut(true);
+        self.stop().await;
+    }
+
+    /// Reconnect the node: listen again on the same address (retrying for
+    /// up to 5 s while it is still in use) and let its clients connect. A
+    /// node still listening only gets its clients back.
+    pub async fn heal(&self) -> Result<()> {
+        let listening = self
+            .inner
+            .accepting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|task| !task.is_finished());
+        if listening {
+            self.inner.cut.set_cut(false);
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + BIND_WAIT;
+        let listener = loop {
+            match TcpListener::bind(self.inner.addr).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(Error::Raft(format!("listen on {}: {e}", self.inner.addr))),
+            }
+        };
+        let task = tokio::spawn(accept(listener, self.inner.raft.clone()));
+        let old = self
+            .inner
+            .accepting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
+        self.inner.cut.set_cut(false);
+        Ok(())
+    }
+}
+
+/// Accept connections until aborted; dropping this future drops the
+/// listener and aborts every connection task.
+async fn accept(listener: TcpListener, raft: Raft<TypeConfig>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(serve(stream, raft.clone()));
+                }
+                // Out of file descriptors, or a connection reset before
+                // it was accepted: try again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Answer one connection's requests until it closes or sends garbage.
+async fn serve(stream: TcpStream, raft: Raft<TypeConfig>) {
+    let mut conn = wire::framed(stream);
+    while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
+        let reply = match request {
+            Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
+            Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
+            Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
+            Request::ClientWrite(cmd) => Reply::ClientWrite(raft.client_write(cmd).await),
+        };
+        // A reply over the frame limit cannot be sent: close the
+        // connection, the caller sees a network error.
+        let Ok(body) = wire::encode(&reply) else { return };
+        if wire::send(&mut conn, body).await.is_err() {
+            return;
+        }
+    }
+}

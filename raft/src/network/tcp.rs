@@ -1,0 +1,286 @@
+//! The TCP transport's client side: openraft's `RaftNetworkFactory` and
+//! `RaftNetwork` over loopback (or any) TCP, and the forwarding of a
+//! proposal to the leader. The serving side is [`super::server`], the
+//! messages [`super::wire`].
+//!
+//! A node reaches a peer at the `host:port` of the peer's
+//! [`BasicNode::addr`] in the membership. Each openraft connection keeps one
+//! TCP connection, opened on first use and reopened after any failure; an
+//! RPC takes it out for its duration and puts it back only after a whole
+//! request and reply, so an RPC that openraft cancels (its timeout) or that
+//! failed half way drops the connection instead of leaving a stale reply on
+//! it.
+//!
+//! **Failures map to openraft's retry classes.** A connection that cannot
+//! be opened (refused: the port is closed; or the node is cut off, see
+//! [`Cut`]) is `Unreachable`, after which openraft backs off; an I/O
+//! error or a closed connection after the request went out is
+//! `NetworkError`, retried at once (on a fresh connection, which then
+//! fails as `Unreachable` if the peer is gone); an append-entries request
+//! too large for one frame is `PayloadTooLarge` (openraft splits it); the
+//! peer's own raft error is a `RemoteError`.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use tokio::net::TcpStream;
+
+use super::wire::{self, Conn, Reply, Request, WriteResult};
+use crate::types::{Command, NodeId, TypeConfig};
+
+/// Whether a node is cut off: shared by its server (which closes its port)
+/// and its clients (which then open no connection). Cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct Cut {
+    cut: Arc<Mutex<bool>>,
+}
+
+impl Cut {
+    /// Whether the node is cut off.
+    pub fn is_cut(&self) -> bool {
+        *self.cut.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_cut(&self, cut: bool) {
+        *self.cut.lock().unwrap_or_else(|p| p.into_inner()) = cut;
+    }
+}
+
+/// Why a call failed.
+enum CallError {
+    /// No connection could be opened: the request was not sent.
+    Unreachable(io::Error),
+    /// The request may have been sent; no reply came.
+    Network(io::Error),
+    /// The request is over the frame limit: not sent.
+    TooLarge(io::Error),
+}
+
+/// Open a connection to `addr`, unless the node is cut off.
+async fn connect(addr: &str, cut: &Cut) -> Result<Conn, CallError> {
+    if cut.is_cut() {
+        return Err(CallError::Unreachable(io::Error::other("this node is cut off")));
+    }
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| CallError::Unreachable(io::Error::new(e.kind(), format!("connect to {addr}: {e}"))))?;
+    Ok(wire::framed(stream))
+}
+
+/// Whether a kept connection still looks open: the peer has not closed it
+/// (a read would not return end-of-file at once) and sent nothing unasked.
+/// A peer that was killed, or restarted on its port, closed its end; a
+/// request sent on it could not be answered, and, for a forwarded
+/// proposal, would leave its outcome unknown for nothing.
+fn looks_open(conn: &Conn) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(conn.get_ref().try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Send `req` on `conn` (opened first if `None`, or if the kept one was
+/// closed by the peer) and read the reply. `conn` is `Some` again only
+/// after a whole exchange.
+async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request) -> Result<Reply, CallError> {
+    let body = wire::encode(req).map_err(CallError::TooLarge)?;
+    let mut conn = match slot.take() {
+        Some(c) if !cut.is_cut() && looks_open(&c) => c,
+        _ => connect(addr, cut).await?,
+    };
+    wire::send(&mut conn, body).await.map_err(CallError::Network)?;
+    match wire::recv::<Reply>(&mut conn).await {
+        Ok(Some(reply)) => {
+            *slot = Some(conn);
+            Ok(reply)
+        }
+        Ok(None) => Err(CallError::Network(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{addr} closed the connection before replying"),
+        ))),
+        Err(e) => Err(CallError::Network(e)),
+    }
+}
+
+/// openraft's network factory for one node on TCP.
+pub struct TcpNetwork {
+    cut: Cut,
+}
+
+impl TcpNetwork {
+    /// The factory of a node whose isolation is `cut`.
+    pub fn new(cut: Cut) -> TcpNetwork {
+        TcpNetwork { cut }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
+    type Network = TcpConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection {
+        TcpConnection {
+            target,
+            addr: node.addr.clone(),
+            cut: self.cut.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// A connection to one peer: at most one TCP connection, reopened as
+/// needed.
+pub struct TcpConnection {
+    target: NodeId,
+    addr: String,
+    cut: Cut,
+    conn: Option<Conn>,
+}
+
+type RpcError<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+fn rpc_error<E: std::error::Error>(e: CallError) -> RpcError<E> {
+    match e {
+        CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Network(e) | CallError::TooLarge(e) => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn wrong_reply<E: std::error::Error>(addr: &str) -> RpcError<E> {
+    let e = io::Error::new(io::ErrorKind::InvalidData, format!("{addr} answered another request"));
+    RPCError::Network(NetworkError::new(&e))
+}
+
+fn remote<E: std::error::Error>(target: NodeId, e: RaftError<NodeId, E>) -> RpcError<E> {
+    RPCError::RemoteError(RemoteError::new(target, e))
+}
+
+impl RaftNetwork<TypeConfig> for TcpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError<openraft::error::Infallible>> {
+        let entries = rpc.entries.len() as u64;
+        match call(&mut self.conn, &self.addr, &self.cut, &Request::AppendEntries(rpc)).await {
+            Ok(Reply::AppendEntries(r)) => r.map_err(|e| remote(self.target, e)),
+            Ok(_) => Err(wrong_reply(&self.addr)),
+            // Ask openraft to send half as many entries at a time.
+            Err(CallError::TooLarge(_)) if entries > 1 => Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(entries / 2),
+            )),
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        match call(&mut self.conn, &self.addr, &self.cut, &Request::InstallSnapshot(rpc)).await {
+            Ok(Reply::InstallSnapshot(r)) => r.map_err(|e| remote(self.target, e)),
+            Ok(_) => Err(wrong_reply(&self.addr)),
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError<openraft::error::Infallible>> {
+        match call(&mut self.conn, &self.addr, &self.cut, &Request::Vote(rpc)).await {
+            Ok(Reply::Vote(r)) => r.map_err(|e| remote(self.target, e)),
+            Ok(_) => Err(wrong_reply(&self.addr)),
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+}
+
+/// What became of a proposal forwarded to the leader.
+pub(crate) enum Forwarded {
+    /// It was not sent (the leader is unknown, unreachable or this node is
+    /// cut off): the caller may propose it elsewhere.
+    NotSent,
+    /// The leader's answer.
+    Answered(WriteResult),
+    /// It may have been sent, but no answer came: outcome unknown.
+    Lost(String),
+}
+
+/// Forwards proposals to the leader over TCP, keeping idle connections per
+/// address for reuse. Cloning shares them.
+#[derive(Clone, Default)]
+pub struct Forwarder {
+    cut: Cut,
+    idle: Arc<Mutex<HashMap<String, Vec<Conn>>>>,
+}
+
+impl Forwarder {
+    /// A forwarder for a node whose isolation is `cut`.
+    pub(crate) fn new(cut: Cut) -> Forwarder {
+        Forwarder {
+            cut,
+            idle: Arc::default(),
+        }
+    }
+
+    /// Send `cmd` to the node at `addr` as a client write and wait for its
+    /// answer.
+    pub(crate) async fn client_write(&self, addr: &str, cmd: Command) -> Forwarded {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(addr)
+            .and_then(Vec::pop);
+        let mut slot = pooled;
+        match call(&mut slot, addr, &self.cut, &Request::ClientWrite(cmd)).await {
+            Ok(Reply::ClientWrite(r)) => {
+                if let Some(conn) = slot {
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.entry(addr.to_string()).or_default().push(conn);
+                }
+                Forwarded::Answered(r)
+            }
+            Ok(_) => Forwarded::Lost(format!("{addr} answered another request")),
+            Err(CallError::Unreachable(_)) => Forwarded::NotSent,
+            Err(CallError::TooLarge(e) | CallError::Network(e)) => {
+                Forwarded::Lost(format!("forwarding to {addr}: {e}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_does_not_look_open() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conn = wire::framed(TcpStream::connect(addr).await.unwrap());
+        let (served, _) = listener.accept().await.unwrap();
+        assert!(looks_open(&conn), "open while the peer holds its end");
+        drop(served);
+        // The peer's FIN arrives asynchronously.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while looks_open(&conn) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the peer's close was never seen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}

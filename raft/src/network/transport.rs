@@ -1,0 +1,151 @@
+//! [`Transport`]: how a node reaches the others, in-process ([`Router`])
+//! or over TCP (a listening socket); and the two dispatchers built from
+//! it: the network factory a node hands to openraft ([`Network`]) and
+//! the way its proposer forwards proposals to the leader ([`Link`]).
+
+use std::net::SocketAddr;
+
+use openraft::error::{InstallSnapshotError, RPCError, RaftError};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use tokio::net::TcpListener;
+
+use super::local::{self, Router};
+use super::server::Server;
+use super::tcp::{self, Forwarded, Forwarder};
+use crate::error::Result;
+use crate::types::{Command, NodeId, TypeConfig};
+
+/// How a node being started reaches the others.
+pub enum Transport {
+    /// Direct calls within the process, routed by node id.
+    InProcess(Router),
+    /// TCP: the node serves on this listener and reaches each peer at the
+    /// `host:port` of its `BasicNode::addr` in the membership.
+    Tcp(TcpListener),
+}
+
+/// openraft's network factory for one node: either transport.
+pub enum Network {
+    /// See [`local::Network`].
+    InProcess(local::Network),
+    /// See [`tcp::TcpNetwork`].
+    Tcp(tcp::TcpNetwork),
+}
+
+/// A connection from one node to a peer: either transport.
+pub enum Connection {
+    /// See [`local::Connection`].
+    InProcess(local::Connection),
+    /// See [`tcp::TcpConnection`] (boxed: it holds a framed stream).
+    Tcp(Box<tcp::TcpConnection>),
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        match self {
+            Network::InProcess(n) => Connection::InProcess(n.new_client(target, node).await),
+            Network::Tcp(n) => Connection::Tcp(Box::new(n.new_client(target, node).await)),
+        }
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        match self {
+            Connection::InProcess(c) => c.append_entries(rpc, option).await,
+            Connection::Tcp(c) => c.append_entries(rpc, option).await,
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        match self {
+            Connection::InProcess(c) => c.install_snapshot(rpc, option).await,
+            Connection::Tcp(c) => c.install_snapshot(rpc, option).await,
+        }
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        match self {
+            Connection::InProcess(c) => c.vote(rpc, option).await,
+            Connection::Tcp(c) => c.vote(rpc, option).await,
+        }
+    }
+}
+
+/// A running node's end of its transport: what its proposer forwards
+/// through, and, on TCP, its server. Cloning shares it.
+#[derive(Clone)]
+pub enum Link {
+    /// Registered with this router.
+    InProcess(Router),
+    /// Serving on this server; forwarding through this forwarder.
+    Tcp(Server, Forwarder),
+}
+
+/// The network factory node `id` gives openraft on `transport`, and the
+/// node's cut-off flag, which the factory shares with the server
+/// [`Link::connect`] starts on TCP.
+pub(crate) fn network(id: NodeId, transport: &Transport) -> (Network, tcp::Cut) {
+    let link = tcp::Cut::default();
+    match transport {
+        Transport::InProcess(router) => (Network::InProcess(router.network(id)), link),
+        Transport::Tcp(_) => (Network::Tcp(tcp::TcpNetwork::new(link.clone())), link),
+    }
+}
+
+impl Link {
+    /// Make node `id`'s `raft` reachable through `transport`; `cut` is the
+    /// cut-off flag [`network`] gave its factory.
+    pub(crate) fn connect(id: NodeId, raft: &Raft<TypeConfig>, transport: Transport, cut: tcp::Cut) -> Result<Link> {
+        match transport {
+            Transport::InProcess(router) => {
+                router.register(id, raft.clone());
+                Ok(Link::InProcess(router))
+            }
+            Transport::Tcp(listener) => {
+                let server = Server::start(listener, raft.clone(), cut.clone())?;
+                Ok(Link::Tcp(server, Forwarder::new(cut)))
+            }
+        }
+    }
+
+    /// The TCP address the node listens on, if it is on TCP.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Link::InProcess(_) => None,
+            Link::Tcp(server, _) => Some(server.addr()),
+        }
+    }
+
+    /// Forward `cmd` from node `from` to the leader `to` (`node`: its
+    /// entry in the membership).
+    pub(crate) async fn forward(&self, from: NodeId, to: NodeId, node: Option<&BasicNode>, cmd: Command) -> Forwarded {
+        match self {
+            Link::InProcess(router) => match router.route(from, to) {
+                Ok(raft) => Forwarded::Answered(raft.client_write(cmd).await),
+                Err(_) => Forwarded::NotSent,
+            },
+            Link::Tcp(_, forwarder) => match node {
+                Some(n) => forwarder.client_write(&n.addr, cmd).await,
+                None => Forwarded::NotSent,
+            },
+        }
+    }
+}

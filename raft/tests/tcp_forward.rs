@@ -1,0 +1,51 @@
+//! On loopback TCP, a transaction begun on a follower commits through the
+//! leader: its proposal is forwarded over the follower's connection to the
+//! leader's port (the follower's own raft would refuse it with
+//! `ForwardToLeader`), and every replica applies it.
+
+mod common;
+
+use std::time::Duration;
+
+use bwtx_raft::Cluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcp_commit_on_a_follower_is_forwarded_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start_tcp(dir.path(), &[1, 2, 3]).await.unwrap();
+    let leader = cluster.leader().await.unwrap().id();
+    let follower = cluster
+        .node([1, 2, 3].into_iter().find(|&id| id != leader).unwrap())
+        .unwrap();
+    // Wait until the follower knows the leader and its address.
+    follower
+        .raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.current_leader == Some(leader) && m.membership_config.membership().get_node(&leader).is_some(),
+            "the follower knows the leader",
+        )
+        .await
+        .unwrap();
+
+    let mut tx = follower.begin_local().unwrap();
+    tx.put("forwarded", "yes").unwrap();
+    let index = tx.commit().await.expect("forwarded commit");
+    assert!(index > 0);
+
+    cluster
+        .wait_converged(&[1, 2, 3], Duration::from_secs(30))
+        .await
+        .unwrap();
+    for id in [1, 2, 3] {
+        let read = cluster.node(id).unwrap().read_snapshot().unwrap();
+        assert_eq!(
+            read.get("forwarded").unwrap().as_deref(),
+            Some(&b"yes"[..]),
+            "node {id}"
+        );
+        assert!(read.position() >= index);
+    }
+    drop(follower);
+    cluster.shutdown().await.unwrap();
+}

@@ -1,0 +1,118 @@
+//! A page's on-disk chain merged into one base page (`design/storage.md`
+//! §4, fault-in): a base image and the delta flushes written on it since,
+//! newest first. Each key's versions come out newest first; a version
+//! found in two parts (the same key and timestamp) is taken from the newer
+//! part. [`collect_base`] then drops what the page had dropped before it
+//! was evicted (the GC rule at its watermark).
+
+use bytes::Bytes;
+
+use super::super::base::{LeafBase, LeafBuilder, ValRef, Ver};
+use super::delta::{DeltaFlush, DeltaValue};
+
+/// A version's value while merging.
+enum Val {
+    Tomb,
+    Delta(Bytes),
+    Base(Ver),
+}
+
+/// The hook [`merge_chain`] reads a delta flush's value-log references
+/// through: called with the part (0 the newest delta) and the reference's
+/// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
+/// version's) or the error that stops the merge.
+pub(crate) type RefSource<'a> = &'a mut dyn FnMut(usize, &[u8], u64, u64, u32) -> crate::Result<Bytes>;
+
+/// Merge `base` (the chain's oldest part) with `deltas` (the delta flushes
+/// on it, newest first) into one base page with `base`'s range, reading
+/// each value-log reference of the deltas through `resolve` (its first
+/// error is returned). With no delta, `base` is returned as it is.
+pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSource<'_>) -> crate::Result<LeafBase> {
+    if deltas.is_empty() {
+        return Ok(base);
+    }
+    // (key, ts, part: 0 the newest delta, values: base last).
+    let mut all: Vec<(&[u8], u64, usize, Val)> =
+        Vec::with_capacity(base.version_count() + deltas.iter().map(DeltaFlush::len).sum::<usize>());
+    for (part, d) in deltas.iter().enumerate() {
+        for e in d.iter() {
+            let v = match e.value {
+                DeltaValue::Tomb => Val::Tomb,
+                DeltaValue::Value(b) => Val::Delta(b),
+                DeltaValue::Ref { addr, len } => Val::Delta(resolve(part, e.key, e.ts, addr, len)?),
+            };
+            all.push((e.key, e.ts, part, v));
+        }
+    }
+    for i in 0..base.len() {
+        let key = base.keys.key(i);
+        for v in base.versions(i) {
+            all.push((key, v.ts, deltas.len(), Val::Base(*v)));
+        }
+    }
+    all.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    all.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+    let keys = all.windows(2).filter(|w| w[0].0 != w[1].0).count() + usize::from(!all.is_empty());
+    let key_bytes = all.iter().map(|e| e.0.len()).sum();
+    let mut b = LeafBuilder::with_capacity(keys, key_bytes, all.len(), base.inline_value_bytes());
+    let mut last: Option<&[u8]> = None;
+    for (key, ts, _, v) in &all {
+        if last != Some(*key) {
+            if last.is_some() {
+                b.end_key();
+            }
+            b.push_key(key);
+            last = Some(key);
+        }
+        let value = match v {
+            Val::Tomb => ValRef::Tomb,
+            Val::Delta(bytes) => ValRef::Refcounted(bytes),
+            Val::Base(ver) => base.value_ref(ver),
+        };
+        b.push_version(*ts, value);
+    }
+    if last.is_some() {
+        b.end_key();
+    }
+    Ok(b.finish(base.range.clone()))
+}
+
+/// `base` with the GC rule applied at `watermark` (per key: every version
+/// above it, and the newest at or below it unless a tombstone), built with
+/// that watermark. Returned as it is when nothing would be dropped.
+pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
+    let keep = |vers: &[Ver]| {
+        // Versions kept: those above the watermark and the newest at or
+        // below it, unless that is a tombstone.
+        match vers.iter().position(|v| v.ts <= watermark) {
+            None => vers.len(),
+            Some(i) if vers[i].len == super::super::base::TOMBSTONE => i,
+            Some(i) => i + 1,
+        }
+    };
+    let drops = (0..base.len()).any(|i| keep(base.versions(i)) < base.versions(i).len());
+    if watermark == 0 || !drops {
+        return base;
+    }
+    let mut b = LeafBuilder::with_capacity(
+        base.len(),
+        base.keys.byte_len(),
+        base.version_count(),
+        base.inline_value_bytes(),
+    );
+    for i in 0..base.len() {
+        let vers = base.versions(i);
+        let n = keep(vers);
+        if n == 0 {
+            continue;
+        }
+        b.push_key(base.keys.key(i));
+        for v in &vers[..n] {
+            b.push_version(v.ts, base.value_ref(v));
+        }
+        b.end_key();
+    }
+    let mut page = b.finish(base.range.clone());
+    page.built_watermark = watermark;
+    page
+}

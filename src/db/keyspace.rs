@@ -1,0 +1,182 @@
+//! [`Keyspace`]: a handle on one named keyspace (`design/keyspaces.md`),
+//! [`KeyspaceStats`], the `Db` methods that open, list and drop keyspaces,
+//! and the per-handle cache through which a transaction or snapshot reads
+//! a keyspace's tree.
+//!
+//! A transaction or snapshot resolves each keyspace it uses once: whether it
+//! can read it at its snapshot timestamp (the catalog as of then), and, for
+//! a serializable transaction, the keyspace's read set. The cache is a chain
+//! of [`OnceSlot`]s, so `&self` reads can add to it and borrow trees from it
+//! for as long as the handle lives.
+
+use std::fmt;
+
+use super::Db;
+use crate::engine::keyspaces::{KsTree, DEFAULT_NAME};
+use crate::engine::Engine;
+use crate::mvcc::readset::ReadSet;
+use crate::sync::{Arc, OnceSlot};
+use crate::{Error, Result};
+
+/// A handle on a keyspace: a named, ordered key space of its own in the
+/// database, read and written through a transaction's or snapshot's `*_in`
+/// methods (`tx.put_in(&ks, key, value)`). One transaction uses any number
+/// of keyspaces, atomically; the same key in two keyspaces is two keys.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`. It does not keep the database
+/// open. Using it after its keyspace was dropped (in a transaction or
+/// snapshot that began after the drop, or in a commit after it) returns
+/// [`Error::KeyspaceNotFound`].
+///
+/// ```
+/// let db = bwtx::Db::in_memory();
+/// let users = db.keyspace("users")?;
+/// let mut tx = db.begin();
+/// tx.put_in(&users, "alice", "1")?;
+/// tx.put("alice", "default keyspace")?;
+/// tx.commit()?;
+/// assert_eq!(db.snapshot().get_in(&users, "alice")?.as_deref(), Some(&b"1"[..]));
+/// # Ok::<(), bwtx::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Keyspace {
+    /// The engine it belongs to (`Engine::id`).
+    pub(crate) db: u64,
+    /// `None`: the default keyspace.
+    pub(crate) inner: Option<Arc<KsTree>>,
+}
+
+impl Keyspace {
+    /// The keyspace's name (`"default"` for the default one).
+    pub fn name(&self) -> &str {
+        self.inner.as_ref().map_or(DEFAULT_NAME, |k| &k.name)
+    }
+}
+
+impl fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("name", &self.name())
+            .field("id", &self.inner.as_ref().map_or(0, |k| k.id))
+            .finish()
+    }
+}
+
+/// Figures of one keyspace ([`Db::keyspace_stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyspaceStats {
+    /// Live keys at the newest snapshot (exact).
+    pub live_keys: u64,
+    /// Page ids the keyspace's tree has used (leaves and inner nodes).
+    pub pages: u64,
+    /// Estimated heap bytes of its pages held in memory (0 without a page
+    /// store, which does not hold keyspaces other than the default yet).
+    pub resident_bytes: u64,
+}
+
+impl Db {
+    /// The keyspace `name`, created if it does not exist. Creation is a
+    /// commit (through the log, in the database's durability mode): once
+    /// this returns, the keyspace survives a crash as that mode promises.
+    /// `"default"` is the default keyspace, which the methods without `_in`
+    /// use.
+    ///
+    /// Names are 1-64 bytes of `A-Z a-z 0-9 _ . -`, not starting with `.`
+    /// or `_`; another is [`Error::InvalidArgument`]. A database with a
+    /// page store (`Options::cache_size`) holds only the default keyspace
+    /// for now: creating another is `InvalidArgument`.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        Ok(Keyspace {
+            db: self.engine.id,
+            inner: self.engine.keyspace(name)?,
+        })
+    }
+
+    /// The names of the live keyspaces, sorted, `"default"` included.
+    pub fn keyspaces(&self) -> Result<Vec<String>> {
+        self.engine.keyspace_names()
+    }
+
+    /// Drop keyspace `name` (a commit, like its creation). Snapshots and
+    /// transactions that began before the drop still read it; commits
+    /// into it after the drop fail with [`Error::KeyspaceNotFound`]; its
+    /// memory is freed once no snapshot can read it (and its handles are
+    /// gone). A keyspace created again under the same name is a new, empty
+    /// one. Dropping `"default"` is [`Error::InvalidArgument`]; a name that
+    /// does not exist is [`Error::KeyspaceNotFound`].
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        self.engine.drop_keyspace(name)
+    }
+
+    /// Figures of keyspace `ks` at the newest snapshot.
+    pub fn keyspace_stats(&self, ks: &Keyspace) -> Result<KeyspaceStats> {
+        let snap = self.snapshot();
+        let live_keys = snap.len_in(ks)?;
+        let tree = match &ks.inner {
+            Some(k) => &k.tree,
+            None => &self.engine.tree,
+        };
+        Ok(KeyspaceStats {
+            live_keys,
+            pages: tree.stats().page_ids,
+            resident_bytes: tree.resident_bytes(),
+        })
+    }
+}
+
+/// A keyspace as one transaction or snapshot resolved it.
+pub(crate) struct Resolved {
+    pub(crate) ks: Arc<KsTree>,
+    /// Readable at the handle's snapshot.
+    visible: bool,
+    /// A serializable transaction's reads of it.
+    pub(crate) reads: ReadSet,
+    next: OnceSlot<Resolved>,
+}
+
+/// The keyspaces one handle resolved (module doc).
+pub(crate) struct KsCache {
+    head: OnceSlot<Resolved>,
+}
+
+impl KsCache {
+    pub(crate) fn new() -> Self {
+        KsCache { head: OnceSlot::new() }
+    }
+
+    /// `ks` resolved for `engine` at snapshot `ts`: `None` for the default
+    /// keyspace; an error for another database's handle or a keyspace not
+    /// readable at `ts`.
+    pub(crate) fn resolve(&self, engine: &Engine, ts: u64, ks: &Keyspace) -> Result<Option<&Resolved>> {
+        if ks.db != engine.id {
+            return Err(Error::InvalidArgument("a keyspace handle of another database"));
+        }
+        let Some(k) = &ks.inner else { return Ok(None) };
+        let mut slot = &self.head;
+        loop {
+            let node = slot.get_or_init(|| {
+                Box::new(Resolved {
+                    ks: k.clone(),
+                    visible: engine.ks_visible(k, ts).is_ok(),
+                    reads: ReadSet::default(),
+                    next: OnceSlot::new(),
+                })
+            });
+            if node.ks.id == k.id {
+                if !node.visible {
+                    return Err(Error::KeyspaceNotFound {
+                        name: k.name.to_string(),
+                    });
+                }
+                return Ok(Some(node));
+            }
+            slot = &node.next;
+        }
+    }
+
+    /// Every keyspace resolved so far.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Resolved> {
+        std::iter::successors(self.head.get(), |n| n.next.get())
+    }
+}

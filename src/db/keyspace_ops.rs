@@ -1,0 +1,149 @@
+//! The `*_in` methods of [`Transaction`] and [`Snapshot`]: the default
+//! keyspace's operations on any [`Keyspace`] (`design/keyspaces.md`). The
+//! default keyspace's handle goes to the methods without `_in`; another is
+//! resolved once per handle ([`super::keyspace::KsCache`]) and read in its
+//! own tree, merged with the transaction's writes to it.
+
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+
+use super::{Keyspace, Snapshot, Transaction};
+use crate::bwtree::Tree;
+use crate::mvcc::iter::{bounds, byte_bounds, prefix_end, Iter};
+use crate::Result;
+
+impl Transaction {
+    /// [`Transaction::get`] in keyspace `ks`.
+    pub fn get_in(&self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let engine = self.snapshot.engine();
+        let Some(r) = self.cache.resolve(engine, self.snapshot.ts(), ks)? else {
+            return self.get(key);
+        };
+        let key = key.as_ref();
+        if let Some(v) = self.others.get(&r.ks.id).and_then(|o| o.1.get(key)) {
+            return Ok(v.clone());
+        }
+        let value = engine.get_in(&r.ks.tree, key, self.snapshot.ts())?;
+        if self.serializable() {
+            r.reads.key(key);
+        }
+        Ok(value)
+    }
+
+    /// [`Transaction::put`] in keyspace `ks`. A keyspace dropped after this
+    /// transaction began makes its commit fail with
+    /// [`crate::Error::KeyspaceNotFound`].
+    pub fn put_in(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let Some(r) = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)? else {
+            return self.put(key, value);
+        };
+        let k = r.ks.clone();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        Tree::check_key(key)?;
+        Tree::check_value(value)?;
+        self.write_in(&k, Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
+        Ok(())
+    }
+
+    /// [`Transaction::delete`] in keyspace `ks`.
+    pub fn delete_in(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
+        let Some(r) = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)? else {
+            return self.delete(key);
+        };
+        let k = r.ks.clone();
+        let key = key.as_ref();
+        Tree::check_key(key)?;
+        self.write_in(&k, Bytes::copy_from_slice(key), None);
+        Ok(())
+    }
+
+    /// [`Transaction::range`] in keyspace `ks`. A keyspace this transaction
+    /// cannot read yields one `Err` ([`crate::Error::KeyspaceNotFound`]).
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, ks: &Keyspace, range: R) -> Iter<'_> {
+        let engine = self.snapshot.engine();
+        let r = match self.cache.resolve(engine, self.snapshot.ts(), ks) {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.range(range),
+            Err(e) => return Iter::failed(e),
+        };
+        let (start, end) = byte_bounds(&range);
+        let writes = self.others.get(&r.ks.id).map(|o| &o.1);
+        let iter = engine.scan_in(&r.ks.tree, self.snapshot.ts(), writes, start, end);
+        match bounds(start, end) {
+            Some((start, end)) if self.serializable() => iter.tracked(r.reads.track(start, end)),
+            _ => iter,
+        }
+    }
+
+    /// [`Transaction::prefix`] in keyspace `ks`.
+    pub fn prefix_in(&self, ks: &Keyspace, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        let prefix = prefix.as_ref();
+        let end = prefix_end(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.range_in::<&[u8], _>(ks, (Bound::Included(prefix), end))
+    }
+
+    /// [`Transaction::len`] in keyspace `ks`: its live keys at the snapshot
+    /// with this transaction's writes to it applied.
+    pub fn len_in(&self, ks: &Keyspace) -> Result<u64> {
+        let engine = self.snapshot.engine();
+        let Some(r) = self.cache.resolve(engine, self.snapshot.ts(), ks)? else {
+            return self.len();
+        };
+        if self.serializable() {
+            r.reads.everything();
+        }
+        let ts = self.snapshot.ts();
+        let mut n = r.ks.counts.at(ts, engine.count_floor()) as i64;
+        for (k, v) in self.others.get(&r.ks.id).into_iter().flat_map(|o| o.1.iter()) {
+            let was = engine.get_in(&r.ks.tree, k, ts)?.is_some();
+            n += i64::from(v.is_some()) - i64::from(was);
+        }
+        Ok(n.max(0) as u64)
+    }
+}
+
+impl Snapshot {
+    /// [`Snapshot::get`] in keyspace `ks`.
+    pub fn get_in(&self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let engine = self.snapshot.engine();
+        match self.cache.resolve(engine, self.snapshot.ts(), ks)? {
+            Some(r) => engine.get_in(&r.ks.tree, key.as_ref(), self.snapshot.ts()),
+            None => self.get(key),
+        }
+    }
+
+    /// [`Snapshot::range`] in keyspace `ks`. A keyspace this snapshot
+    /// cannot read yields one `Err` ([`crate::Error::KeyspaceNotFound`]).
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, ks: &Keyspace, range: R) -> Iter<'_> {
+        let engine = self.snapshot.engine();
+        match self.cache.resolve(engine, self.snapshot.ts(), ks) {
+            Ok(Some(r)) => {
+                let (start, end) = byte_bounds(&range);
+                engine.scan_in(&r.ks.tree, self.snapshot.ts(), None, start, end)
+            }
+            Ok(None) => self.range(range),
+            Err(e) => Iter::failed(e),
+        }
+    }
+
+    /// [`Snapshot::prefix`] in keyspace `ks`.
+    pub fn prefix_in(&self, ks: &Keyspace, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        let engine = self.snapshot.engine();
+        match self.cache.resolve(engine, self.snapshot.ts(), ks) {
+            Ok(Some(r)) => engine.scan_prefix_in(&r.ks.tree, self.snapshot.ts(), None, prefix.as_ref()),
+            Ok(None) => self.prefix(prefix),
+            Err(e) => Iter::failed(e),
+        }
+    }
+
+    /// [`Snapshot::len`] in keyspace `ks` (exact, O(log n)).
+    pub fn len_in(&self, ks: &Keyspace) -> Result<u64> {
+        let engine = self.snapshot.engine();
+        match self.cache.resolve(engine, self.snapshot.ts(), ks)? {
+            Some(r) => Ok(r.ks.counts.at(self.snapshot.ts(), engine.count_floor())),
+            None => Ok(self.len()),
+        }
+    }
+}

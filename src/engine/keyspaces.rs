@@ -1,0 +1,286 @@
+//! Keyspaces, the engine's side (`design/keyspaces.md`): the catalog, the
+//! trees of the named keyspaces, creating and dropping them, and whether a
+//! keyspace is readable at a snapshot.
+//!
+//! The *catalog* is a tree like the others (id [`CATALOG`]): name -> id
+//! (`u32 LE`), and [`NEXT_ID`] -> the next id to hand out. Its writes are
+//! commits (through the oracle and the log), so a snapshot reads the catalog
+//! as of its timestamp. Keyspace 0 is the default one (`Engine::tree`), never
+//! in the catalog. Creations and drops take [`Keyspaces::ddl`], one at a
+//! time, so their catalog commits never conflict with each other.
+//!
+//! A keyspace with id `i` created at `c` and dropped at `d`:
+//! - is readable at `s` if `s < c` (empty: its tree holds nothing below `c`)
+//!   or if the catalog maps its name to `i` at `s` (so `c <= s < d`);
+//!   otherwise `Error::KeyspaceNotFound`;
+//! - takes a commit only while not dropped: committers hold its
+//!   [`KsTree::gate`] shared through their commit and refuse a dropped one;
+//!   the drop holds it exclusive through its catalog commit, so every commit
+//!   into the keyspace has a timestamp below `d` or fails;
+//! - leaves [`Keyspaces::map`] once the GC watermark reaches `d` (no snapshot
+//!   below `d` is left, and none at or above reads it); its memory goes
+//!   with the last handle.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::commit::Part;
+use super::Engine;
+use crate::bwtree::{Config, Tree};
+use crate::mvcc::counts::Counts;
+use crate::mvcc::WriteSet;
+use crate::sync::{lock, Arc, Mutex, RwLock};
+use crate::{Error, Result};
+
+/// The catalog's tree id (in log records and checkpoint images).
+pub(crate) const CATALOG: u32 = u32::MAX;
+/// The catalog key holding the next keyspace id (never a valid name: names
+/// do not start with a NUL byte).
+pub(crate) const NEXT_ID: &[u8] = b"\0next";
+/// The default keyspace's name.
+pub(crate) const DEFAULT_NAME: &str = "default";
+
+/// One named keyspace (or the catalog): its tree and live-key counts.
+pub(crate) struct KsTree {
+    pub(crate) id: u32,
+    pub(crate) name: Box<str>,
+    /// The timestamp of the commit that created it (after a restart, at most
+    /// the checkpoint's or the replayed creation's).
+    pub(crate) created: u64,
+    pub(crate) tree: Tree,
+    /// Exact live-key counts: commits into this keyspace record their delta
+    /// (`mvcc::counts`; a timestamp no commit into it used counts 0).
+    pub(crate) counts: Counts,
+    /// Shared by committers into the keyspace, exclusive by its drop; `true`
+    /// once dropped.
+    pub(crate) gate: RwLock<bool>,
+}
+
+impl KsTree {
+    pub(crate) fn new(id: u32, name: &str, created: u64, tree: Tree, live: u64, level: u64) -> Self {
+        KsTree {
+            id,
+            name: name.into(),
+            created,
+            tree,
+            counts: Counts::new(level, live),
+            gate: RwLock::new(false),
+        }
+    }
+}
+
+/// The catalog and every keyspace tree not yet collected.
+pub(crate) struct Keyspaces {
+    pub(crate) catalog: Arc<KsTree>,
+    /// Live keyspaces, and dropped ones until the watermark passes the drop.
+    pub(crate) map: RwLock<BTreeMap<u32, Arc<KsTree>>>,
+    /// `(drop timestamp, id)` of dropped keyspaces still in `map`.
+    dropped: Mutex<Vec<(u64, u32)>>,
+    /// Creations and drops, one at a time.
+    ddl: Mutex<()>,
+    config: Config,
+}
+
+impl Keyspaces {
+    /// The catalog and keyspaces recovery rebuilt (`trees`; `dropped` are
+    /// the `(drop ts, id)` of those among them the log dropped).
+    pub(crate) fn new(config: Config, catalog: Arc<KsTree>, trees: Vec<Arc<KsTree>>, dropped: Vec<(u64, u32)>) -> Self {
+        Keyspaces {
+            catalog,
+            map: RwLock::new(trees.into_iter().map(|t| (t.id, t)).collect()),
+            dropped: Mutex::new(dropped),
+            ddl: Mutex::new(()),
+            config,
+        }
+    }
+
+    /// Every tree but the default one: the catalog and the keyspaces.
+    pub(crate) fn trees(&self) -> Vec<Arc<KsTree>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        std::iter::once(self.catalog.clone())
+            .chain(map.values().cloned())
+            .collect()
+    }
+
+    /// The keyspace with id `id`, if not collected.
+    pub(crate) fn by_id(&self, id: u32) -> Option<Arc<KsTree>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Forget dropped keyspaces whose drop is at or below `wm`.
+    pub(crate) fn collect(&self, wm: u64) {
+        let mut dropped = lock(&self.dropped);
+        if dropped.iter().all(|&(d, _)| d > wm) {
+            return;
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        dropped.retain(|&(d, id)| {
+            if d <= wm {
+                map.remove(&id);
+            }
+            d > wm
+        });
+    }
+}
+
+/// A valid keyspace name: 1-64 bytes of `[A-Za-z0-9_.-]`, not starting with
+/// `.` or `_` (kept for internal use).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && !name.starts_with(['.', '_'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(
+            "a keyspace name is 1-64 bytes of A-Z, a-z, 0-9, '_', '.', '-', not starting with '.' or '_'",
+        ))
+    }
+}
+
+/// Decode a catalog id value.
+fn id_of(v: &[u8]) -> Result<u32> {
+    let b: [u8; 4] = v.try_into().map_err(|_| Error::Corruption {
+        file: "catalog".into(),
+        offset: 0,
+        reason: "a keyspace id in the catalog is not 4 bytes",
+    })?;
+    Ok(u32::from_le_bytes(b))
+}
+
+impl Engine {
+    /// The id the catalog maps `name` to at `ts`.
+    fn catalog_id(&self, name: &str, ts: u64) -> Result<Option<u32>> {
+        match self.ks.catalog.tree.get(name.as_bytes(), ts)? {
+            Some(v) => Ok(Some(id_of(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether keyspace `ks` can be read at snapshot `ts` (module doc).
+    ///
+    /// Fast path, no catalog read: its gate taken shared (`try_read`) says
+    /// not dropped. A drop holds the gate exclusive from before its commit
+    /// takes a timestamp until it marks the gate, so then the drop, if any,
+    /// takes its timestamp later, above `ts` (already visible).
+    pub(crate) fn ks_visible(&self, ks: &KsTree, ts: u64) -> Result<()> {
+        if ts < ks.created || ks.gate.try_read().is_ok_and(|dropped| !*dropped) {
+            return Ok(());
+        }
+        if self.catalog_id(&ks.name, ts)? == Some(ks.id) {
+            Ok(())
+        } else {
+            Err(Error::KeyspaceNotFound {
+                name: ks.name.to_string(),
+            })
+        }
+    }
+
+    /// `Db::keyspace`: the keyspace `name` (`None`: the default one),
+    /// created (a catalog commit) if it does not exist.
+    pub(crate) fn keyspace(&self, name: &str) -> Result<Option<Arc<KsTree>>> {
+        if name == DEFAULT_NAME {
+            return Ok(None);
+        }
+        check_name(name)?;
+        let _ddl = lock(&self.ks.ddl);
+        let ts = self.read_ts();
+        if let Some(id) = self.catalog_id(name, ts)? {
+            return self
+                .ks
+                .by_id(id)
+                .map(Some)
+                .ok_or(Error::KeyspaceNotFound { name: name.into() });
+        }
+        if self.pages.is_some() {
+            return Err(Error::InvalidArgument(
+                "keyspaces other than \"default\" need a database without a page store (cache_size) for now",
+            ));
+        }
+        let id = match self.ks.catalog.tree.get(NEXT_ID, ts)? {
+            Some(v) => id_of(&v)?,
+            None => 1,
+        };
+        if id == CATALOG {
+            return Err(Error::InvalidArgument("every keyspace id has been used"));
+        }
+        let mut w = WriteSet::new();
+        w.insert(
+            Bytes::copy_from_slice(name.as_bytes()),
+            Some(Bytes::copy_from_slice(&id.to_le_bytes())),
+        );
+        w.insert(
+            Bytes::from_static(NEXT_ID),
+            Some(Bytes::copy_from_slice(&(id + 1).to_le_bytes())),
+        );
+        let c = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)])?;
+        let tree = Tree::with_config(self.ks.config.clone())?;
+        let ks = Arc::new(KsTree::new(id, name, c, tree, 0, c));
+        self.ks
+            .map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, ks.clone());
+        Ok(Some(ks))
+    }
+
+    /// `Db::drop_keyspace`.
+    pub(crate) fn drop_keyspace(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_NAME {
+            return Err(Error::InvalidArgument("the default keyspace cannot be dropped"));
+        }
+        check_name(name)?;
+        let _ddl = lock(&self.ks.ddl);
+        let ts = self.read_ts();
+        let not_found = || Error::KeyspaceNotFound { name: name.into() };
+        let id = self.catalog_id(name, ts)?.ok_or_else(not_found)?;
+        let ks = self.ks.by_id(id).ok_or_else(not_found)?;
+        let mut gate = ks.gate.write().unwrap_or_else(|e| e.into_inner());
+        let mut w = WriteSet::new();
+        w.insert(Bytes::copy_from_slice(name.as_bytes()), None);
+        let d = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)])?;
+        *gate = true;
+        lock(&self.ks.dropped).push((d, id));
+        Ok(())
+    }
+
+    /// `Db::keyspaces`: the live names (and "default"), sorted.
+    pub(crate) fn keyspace_names(&self) -> Result<Vec<String>> {
+        let ts = self.read_ts();
+        let mut names = vec![DEFAULT_NAME.to_string()];
+        for kv in self.ks.catalog.tree.range::<&[u8], _>(.., ts) {
+            let (k, _) = kv?;
+            if &k[..] != NEXT_ID {
+                names.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The keyspaces the catalog lists at `ts` (a pinned snapshot), by id:
+    /// what a key-value checkpoint image at `ts` holds besides the catalog
+    /// and the default keyspace.
+    pub(crate) fn image_at(&self, ts: u64) -> Result<Vec<Arc<KsTree>>> {
+        let mut out = Vec::new();
+        for kv in self.ks.catalog.tree.range::<&[u8], _>(.., ts) {
+            let (k, v) = kv?;
+            // A keyspace missing from the map was created a moment ago
+            // (`Engine::keyspace` inserts its tree after the catalog
+            // commit) and nobody has its handle yet: it is empty, and its
+            // catalog entry alone restores it. (A dropped one leaves the map
+            // only once the watermark passes its drop, above this pinned
+            // snapshot.)
+            if &k[..] != NEXT_ID {
+                if let Some(ks) = self.ks.by_id(id_of(&v)?) {
+                    out.push(ks);
+                }
+            }
+        }
+        out.sort_by_key(|k| k.id);
+        Ok(out)
+    }
+}
