@@ -129,7 +129,16 @@ impl Engine {
                     0,
                 );
                 let ks = keyspaces::Keyspaces::new(opts.tree.clone(), Arc::new(catalog), Vec::new(), Vec::new());
-                (Tree::with_config(opts.tree.clone())?, None, None, 0, 0, vec![], vec![], ks)
+                (
+                    Tree::with_config(opts.tree.clone())?,
+                    None,
+                    None,
+                    0,
+                    0,
+                    vec![],
+                    vec![],
+                    ks,
+                )
             }
             Some(dir) => {
                 let o = open::open_dir(&opts, dir)?;

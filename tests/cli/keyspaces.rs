@@ -32,7 +32,11 @@ fn shell_uses_lists_and_drops_keyspaces() {
     assert!(lines.contains(&"orders: 2 keys"), "{out}");
     assert!(lines.contains(&"(2 keyspaces)"), "{out}");
     let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 5, "bad name, drop default, drop missing, bare use, create in a tx: {out}");
+    assert_eq!(
+        errors.len(),
+        5,
+        "bad name, drop default, drop missing, bare use, create in a tx: {out}"
+    );
     assert!(lines.contains(&"error: usage: use NAME"), "{out}");
     // Switching to an existing keyspace inside a transaction works.
     assert_eq!(lines[at("using keyspace orders") + 1], "3", "{out}");
@@ -49,8 +53,21 @@ fn shell_uses_lists_and_drops_keyspaces() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.contains(&"dropped keyspace orders"), "{out}");
     // The current keyspace falls back to default, which still holds a = 1.
-    assert_eq!(lines[lines.iter().position(|l| *l == "using keyspace default").unwrap() + 1], "1", "{out}");
+    assert_eq!(
+        lines[lines.iter().position(|l| *l == "using keyspace default").unwrap() + 1],
+        "1",
+        "{out}"
+    );
     assert!(lines.contains(&"(1 keyspaces)"), "{out}");
     let out = shell(&[dir.path()], "keyspaces\n");
     assert!(!out.contains("orders"), "dropped for good: {out}");
+
+    // The change stream names the keyspace of each write but the default's.
+    let out = shell(
+        &[dir.path()],
+        "use t\nbegin\nput k v\nuse default\nput k w\ncommit\nchanges 0 100\n",
+    );
+    assert!(out.contains(": put k = w; put t:k = v"), "{out}");
+    assert!(out.contains("3: put orders:a = 2"), "{out}");
+    assert!(out.contains("2: (a keyspace created or dropped)"), "{out}");
 }

@@ -38,7 +38,8 @@ commands (outside `begin` each command commits on its own):
                       travel: within the history retention, or while a
                       snapshot holds it)
   changes SINCE [N]   the first N (default 20) commits after timestamp SINCE,
-                      with their writes (the change stream; on-disk databases)
+                      with their writes (the change stream; on-disk databases;
+                      other keyspaces' keys shown as NAME:KEY)
   use NAME            read and write keyspace NAME from now on (created if
                       new; `use default` goes back)
   keyspaces           list the keyspaces with their key counts
@@ -213,7 +214,9 @@ impl<'db> Session<'db> {
                 .map(|ts| println!("checkpoint at {ts}"))
                 .map_err(|e| e.to_string()),
             ("begin", _) => Err("usage: begin [snapshot|serializable]".to_owned()),
-            ("commit" | "abort" | "stats" | "checkpoint" | "keyspaces", _) => Err(format!("`{cmd}` takes no arguments")),
+            ("commit" | "abort" | "stats" | "checkpoint" | "keyspaces", _) => {
+                Err(format!("`{cmd}` takes no arguments"))
+            }
             ("get" | "delete" | "del", _) => Err(format!("usage: {cmd} KEY")),
             ("put", _) => Err("usage: put KEY VALUE".to_owned()),
             ("scan", _) => Err("usage: scan [LO [HI]]".to_owned()),

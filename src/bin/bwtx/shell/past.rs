@@ -64,15 +64,27 @@ impl Session<'_> {
         let mut n = 0;
         for change in changes.by_ref().take(shown) {
             let change = change.map_err(|e| e.to_string())?;
-            let writes: Vec<String> = change
-                .writes
-                .iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("put {} = {}", show(k), show(v)),
-                    None => format!("delete {}", show(k)),
+            // The default keyspace's writes bare, the others' as `NAME:KEY`.
+            let spaces = std::iter::once(("", &change.writes))
+                .chain(change.keyspaces.iter().map(|(name, w)| (name.as_str(), w)));
+            let writes: Vec<String> = spaces
+                .flat_map(|(name, writes)| {
+                    let at = if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{name}:")
+                    };
+                    writes.iter().map(move |(k, v)| match v {
+                        Some(v) => format!("put {at}{} = {}", show(k), show(v)),
+                        None => format!("delete {at}{}", show(k)),
+                    })
                 })
                 .collect();
-            println!("{}: {}", change.ts, writes.join("; "));
+            if writes.is_empty() {
+                println!("{}: (a keyspace created or dropped)", change.ts);
+            } else {
+                println!("{}: {}", change.ts, writes.join("; "));
+            }
             n += 1;
         }
         let resume = changes.position();

@@ -22,7 +22,12 @@ impl Session<'_> {
     /// be created (creation commits on its own, outside the transaction);
     /// switching between existing keyspaces is fine.
     pub(super) fn use_keyspace(&mut self, name: &str) -> Result<(), String> {
-        let exists = self.db.keyspaces().map_err(|e| e.to_string())?.iter().any(|n| n == name);
+        let exists = self
+            .db
+            .keyspaces()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|n| n == name);
         if !exists && self.tx.is_some() {
             return Err(format!(
                 "keyspace `{name}` does not exist; creating it commits on its own, so commit or roll back first"
