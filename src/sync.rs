@@ -11,7 +11,9 @@
 //! - process-wide statics that only spread threads, count or number things
 //!   (a static cannot hold a loom atomic): the shard hint of [`ShardedU64`],
 //!   the first-slot hint of `mvcc::registry`, the savepoints' transaction ids
-//!   in `db::savepoint`, and the live-node counter of feature `leak-check`;
+//!   in `db::savepoint`, the engines' ids in `engine` (a keyspace handle
+//!   names its database by it), and the live-node counter of feature
+//!   `leak-check`;
 //! - the per-thread node pool of `bwtree::chain::mem`, compiled only outside
 //!   loom (under loom every node is a plain allocation);
 //! - the test tools behind features (`fs::FaultFs`, `history`).

@@ -155,6 +155,7 @@ impl Engine {
             }
         };
         let last_ts = store.as_ref().map_or(0, |s| s.recovered().last_ts);
+        // Numbers engines only (`crate::sync`'s exceptions): a std static.
         static NEXT_ENGINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let engine = Arc::new(Engine {
             tree,
