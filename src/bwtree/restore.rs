@@ -48,61 +48,27 @@ impl Tree {
                 return Err("location table: only the first leaf lacks a low fence");
             }
         }
-        let table = MappingTable::new();
+        let mut table = MappingTable::new();
+        // Counted as each chain is stored (the table is empty now), not by a
+        // second pass over every node afterwards.
+        table.count_bytes();
         table.restore_ids(pid_high, |pid| listed[pid as usize]);
-        // Leaves: fences from the neighbours' low fences.
-        for (i, (pid, addr, low)) in leaves.iter().enumerate() {
-            let next = leaves.get(i + 1);
-            let range = PageRange::new(
-                low.clone(),
-                next.and_then(|n| n.2.clone()),
-                next.map_or(NO_PID, |n| n.0),
-            );
-            // The image's newest version is not known without reading it:
-            // unbounded, so serializable validation faults the leaf in.
-            let max_ts = u64::MAX;
-            table.store_new(
-                *pid,
-                Chain::base(Node::base(Body::Evicted {
-                    addr: *addr,
-                    range,
-                    max_ts,
-                    watermark: 0,
-                })),
-            );
-        }
+        // The evicted leaves' nodes: most of the open's time (one node
+        // allocated and first touched per leaf; building them on a second
+        // thread was no faster on the loaded 2-core machine measured).
+        store_leaves(&table, leaves);
         // Inner levels, bottom-up: each level's pages hold about 3/4 of
-        // `inner_max` children (evenly spread), until one page is left.
+        // `inner_max` children (evenly spread), until one page is left. The
+        // first level reads the leaves in place (no copy of their list).
         let guard = epoch::pin();
         let fan = (cfg.inner_max * 3 / 4).max(2);
-        let mut level: Vec<(Option<Bytes>, Pid)> = leaves.iter().map(|l| (l.2.clone(), l.0)).collect();
+        let mut level: Vec<(Option<Bytes>, Pid)> = if leaves.len() > 1 {
+            inner_level(&table, &guard, fan, leaves, |l| (&l.2, l.0))
+        } else {
+            vec![(None, leaves[0].0)]
+        };
         while level.len() > 1 {
-            let groups = level.len().div_ceil(fan);
-            let per = level.len() / groups;
-            let extra = level.len() % groups;
-            let mut bounds = Vec::with_capacity(groups + 1);
-            let mut at = 0;
-            bounds.push(0);
-            for g in 0..groups {
-                at += per + usize::from(g < extra);
-                bounds.push(at);
-            }
-            let pids: Vec<Pid> = (0..groups).map(|_| table.alloc(&guard)).collect();
-            let mut up = Vec::with_capacity(groups);
-            for g in 0..groups {
-                let members = &level[bounds[g]..bounds[g + 1]];
-                let high = level.get(bounds[g + 1]).and_then(|m| m.0.clone());
-                let sibling = pids.get(g + 1).copied().unwrap_or(NO_PID);
-                let range = PageRange::new(members[0].0.clone(), high, sibling);
-                let entries: Vec<(&[u8], Pid)> = members[1..]
-                    .iter()
-                    .map(|(low, pid)| (low.as_deref().unwrap_or_default(), *pid))
-                    .collect();
-                let inner = InnerBase::new(range, members[0].1, &entries);
-                table.store_new(pids[g], Chain::base(Node::base(Body::Inner(inner))));
-                up.push((members[0].0.clone(), pids[g]));
-            }
-            level = up;
+            level = inner_level(&table, &guard, fan, &level, |m| (&m.0, m.1));
         }
         let root = level[0].1;
         let mut tree = Tree {
@@ -114,7 +80,74 @@ impl Tree {
             paging: None,
         };
         tree.paging = Some(Box::new(Paging::new(io)));
-        tree.table.count_bytes();
         Ok(tree)
     }
+}
+
+/// Store an `Evicted` chain for each leaf at its page id, its range from its
+/// own low fence to the next leaf's.
+fn store_leaves(table: &MappingTable, leaves: &[(Pid, u64, Option<Bytes>)]) {
+    for (i, (pid, addr, low)) in leaves.iter().enumerate() {
+        let next = leaves.get(i + 1);
+        let range = PageRange::new(
+            low.clone(),
+            next.and_then(|n| n.2.clone()),
+            next.map_or(NO_PID, |n| n.0),
+        );
+        // The image's newest version is not known without reading it:
+        // unbounded, so serializable validation faults the leaf in.
+        let max_ts = u64::MAX;
+        table.store_new(
+            *pid,
+            Chain::base(Node::base(Body::Evicted {
+                addr: *addr,
+                range,
+                max_ts,
+                watermark: 0,
+            })),
+        );
+    }
+}
+
+/// Build one inner level over `below` (in key order; `child` gives each
+/// member's low fence and page id): `ceil(len / fan)` pages holding the
+/// members evenly spread, each linked to its right sibling. Returns the new
+/// pages as the next level's members.
+fn inner_level<T>(
+    table: &MappingTable,
+    guard: &epoch::Guard,
+    fan: usize,
+    below: &[T],
+    child: impl Fn(&T) -> (&Option<Bytes>, Pid),
+) -> Vec<(Option<Bytes>, Pid)> {
+    let groups = below.len().div_ceil(fan);
+    let per = below.len() / groups;
+    let extra = below.len() % groups;
+    let mut bounds = Vec::with_capacity(groups + 1);
+    let mut at = 0;
+    bounds.push(0);
+    for g in 0..groups {
+        at += per + usize::from(g < extra);
+        bounds.push(at);
+    }
+    let pids: Vec<Pid> = (0..groups).map(|_| table.alloc(guard)).collect();
+    let mut up = Vec::with_capacity(groups);
+    for g in 0..groups {
+        let members = &below[bounds[g]..bounds[g + 1]];
+        let high = below.get(bounds[g + 1]).and_then(|m| child(m).0.clone());
+        let sibling = pids.get(g + 1).copied().unwrap_or(NO_PID);
+        let (low, first) = child(&members[0]);
+        let range = PageRange::new(low.clone(), high, sibling);
+        let entries: Vec<(&[u8], Pid)> = members[1..]
+            .iter()
+            .map(|m| {
+                let (low, pid) = child(m);
+                (low.as_deref().unwrap_or_default(), pid)
+            })
+            .collect();
+        let inner = InnerBase::new(range, first, &entries);
+        table.store_new(pids[g], Chain::base(Node::base(Body::Inner(inner))));
+        up.push((low.clone(), pids[g]));
+    }
+    up
 }

@@ -198,19 +198,29 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                 offset,
                 reason,
             };
-            let t = table::decode(&n.bytes).map_err(corrupt)?;
+            // The fences the tree keeps are slices of this buffer (no copy
+            // per leaf); it lives as long as any of them does.
+            let bytes = Bytes::from(n.bytes);
+            let t = table::decode(&bytes).map_err(corrupt)?;
             if t.ts != n.ts {
                 return Err(corrupt((16, "location table timestamp differs from its name")));
             }
-            let [tree0] = &t.trees[..] else {
+            let table::Table {
+                ts,
+                mut trees,
+                vlog_head,
+                ..
+            } = t;
+            let (Some(tree0), true) = (trees.pop(), trees.is_empty()) else {
                 return Err(corrupt((20, "location table must list exactly one tree")));
             };
-            pages.vlog.set_published_head(t.vlog_head);
-            let leaves: Vec<_> = tree0.leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
-            pages.clean.set_table(leaves.iter().map(|l| l.1).collect());
+            pages.vlog.set_published_head(vlog_head);
+            pages.clean.set_table(tree0.leaves.iter().map(|l| l.addr).collect());
+            // Moved out of the table, not cloned.
+            let leaves: Vec<_> = tree0.leaves.into_iter().map(|l| (l.pid, l.addr, l.low)).collect();
             let tree = Tree::restore(opts.tree.clone(), Box::new(pages.clone()), &leaves, tree0.pid_high)
                 .map_err(|reason| corrupt((24, reason)))?;
-            (tree, Start::Table(t.ts), tree0.live)
+            (tree, Start::Table(ts), tree0.live)
         }
         (newest, _) => {
             let mut tree = Tree::with_config(opts.tree.clone())?;

@@ -1,6 +1,8 @@
 //! The location table (`design/storage.md` §2.5): checkpoint format version
 //! 2, where each tree's leaves are on disk. Pure encode and decode: decoding
-//! never panics and allocates at most the size of its input. Written by the
+//! never panics and allocates at most the size of its input; the low fences
+//! it returns are slices of the input buffer, not copies (one allocation per
+//! leaf fewer at open; the buffer lives as long as any fence does). Written by the
 //! incremental checkpoint (`engine::checkpoint`), read at open (`engine::open`).
 //!
 //! Little-endian integers, CRC32C (Castagnoli).
@@ -124,7 +126,9 @@ impl<'a> Cursor<'a> {
 }
 
 /// Parse and verify a table; `Err((offset, reason))` names the first damage.
-pub(crate) fn decode(b: &[u8]) -> Result<Table, (u64, &'static str)> {
+/// Each leaf's low fence is a slice of `input` (no copy).
+pub(crate) fn decode(input: &Bytes) -> Result<Table, (u64, &'static str)> {
+    let b: &[u8] = input;
     if b.len() < HEADER_LEN + FOOTER_LEN {
         return Err((0, "location table shorter than header and footer"));
     }
@@ -168,7 +172,11 @@ pub(crate) fn decode(b: &[u8]) -> Result<Table, (u64, &'static str)> {
             };
             let low = match low_len {
                 NO_FENCE => None,
-                n => Some(Bytes::copy_from_slice(c.take(n as usize).ok_or(body(&c))?)),
+                n => {
+                    let from = c.at;
+                    c.take(n as usize).ok_or(body(&c))?;
+                    Some(input.slice(from..c.at))
+                }
             };
             let ordered = match (leaves.last().map(|l| &l.low), &low) {
                 (None, _) => true,
@@ -247,14 +255,17 @@ mod tests {
     fn every_bit_flip_and_cut_is_detected() {
         let t = small();
         let b = encode(&t);
-        assert_eq!(decode(&b).unwrap(), t);
+        assert_eq!(decode(&Bytes::from(b.clone())).unwrap(), t);
         for bit in 0..b.len() * 8 {
             let mut d = b.clone();
             d[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&d).is_err(), "flip of bit {bit} went unnoticed");
+            assert!(decode(&d.into()).is_err(), "flip of bit {bit} went unnoticed");
         }
         for cut in 0..b.len() {
-            assert!(decode(&b[..cut]).is_err(), "cut at {cut} went unnoticed");
+            assert!(
+                decode(&Bytes::copy_from_slice(&b[..cut])).is_err(),
+                "cut at {cut} went unnoticed"
+            );
         }
     }
 
@@ -274,11 +285,11 @@ mod tests {
         let mut trees_swapped = small();
         trees_swapped.trees.swap(0, 1);
         for t in [out_of_order, fence_late, trees_swapped] {
-            assert!(decode(&encode(&t)).is_err(), "{t:?}");
+            assert!(decode(&encode(&t).into()).is_err(), "{t:?}");
         }
         let mut huge = encode(&small());
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // trees
-        assert!(decode(&reseal(huge)).is_err());
+        assert!(decode(&reseal(huge).into()).is_err());
     }
 
     fn arb_table() -> impl Strategy<Value = Table> {
@@ -323,7 +334,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(t in arb_table()) {
-            prop_assert_eq!(decode(&encode(&t)).unwrap(), t);
+            prop_assert_eq!(decode(&encode(&t).into()).unwrap(), t);
         }
     }
 }
