@@ -19,20 +19,28 @@
 //!    tag, release) after installing and before appending its log record,
 //!    so before `t` can become visible (by its own publication or by a log
 //!    group's). Before that it makes sure the slot's previous owner
-//!    `t - RING` is folded (`L >= t - RING`), folding if it is not: the
-//!    oracle made `t - RING` visible before handing out `t`, so it can be.
+//!    `t - RING` is folded (`L >= t - RING`), folding if it is not, up to
+//!    the read timestamp (at least `t - RING`: the oracle made `t - RING`
+//!    visible before handing out `t`), so the next fold is about `RING`
+//!    commits away.
 //! 2. *Fold* (under the fold mutex, never held while waiting for anything
-//!    else): for each `t` from `L + 1` up to a visible timestamp, read the
-//!    slot; its tag is `t` (a commit between allocation and recording that
-//!    panicked leaves another tag: its delta counts as 0, and
-//!    `anomalies` says so); add the delta; push `(t, count)` if it changed;
-//!    `L = t`. Then drop history entries older than the floor's.
+//!    else) up to a visible timestamp `v`. At most `RING` timestamps: for
+//!    each `t` from `L + 1` to `v`, read the slot; its tag is `t` (a commit
+//!    between allocation and recording that panicked leaves another tag:
+//!    its delta counts as 0, and `anomalies` says so; in a named keyspace's
+//!    counts so does every commit into other keyspaces); add the delta;
+//!    push `(t, count)` if it changed; `L = t`. More (a keyspace not
+//!    written for a while): read each slot once, apply the non-zero deltas
+//!    whose tags are in `L + 1..=v` in tag order, then `L = v` (after the
+//!    reads: a slot is reused by `t + RING` only once `L >= t`). Then drop
+//!    history entries older than the floor's.
 //! 3. *Count at `s`* (`s` visible and not below the floor): fold up to
 //!    `s`, then binary-search the newest history entry at or below `s`.
 //!
 //! Costs: a commit writes two atomics and loads `L` (a fold about every
 //! `RING` commits, of `RING` slots); a count is a mutex, the fold since the
-//! last one, and a binary search. The history grows by 16 bytes per
+//! last one (at most `RING` slots read, however many commits ago), and a
+//! binary search. The history grows by 16 bytes per
 //! count-changing commit while a snapshot holds the floor back.
 
 use std::collections::VecDeque;
