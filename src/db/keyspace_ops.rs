@@ -35,26 +35,28 @@ impl Transaction {
     /// transaction began makes its commit fail with
     /// [`crate::Error::KeyspaceNotFound`].
     pub fn put_in(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let Some(r) = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)? else {
+        // Resolved (visible at the snapshot): then the handle's own `Arc`
+        // is the resolved keyspace's, and needs no clone per write.
+        let resolved = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)?;
+        let (Some(_), Some(k)) = (resolved, &ks.inner) else {
             return self.put(key, value);
         };
-        let k = r.ks.clone();
         let (key, value) = (key.as_ref(), value.as_ref());
         Tree::check_key(key)?;
         Tree::check_value(value)?;
-        self.write_in(&k, Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
+        self.write_in(k, Bytes::copy_from_slice(key), Some(Bytes::copy_from_slice(value)));
         Ok(())
     }
 
     /// [`Transaction::delete`] in keyspace `ks`.
     pub fn delete_in(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
-        let Some(r) = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)? else {
+        let resolved = self.cache.resolve(self.snapshot.engine(), self.snapshot.ts(), ks)?;
+        let (Some(_), Some(k)) = (resolved, &ks.inner) else {
             return self.delete(key);
         };
-        let k = r.ks.clone();
         let key = key.as_ref();
         Tree::check_key(key)?;
-        self.write_in(&k, Bytes::copy_from_slice(key), None);
+        self.write_in(k, Bytes::copy_from_slice(key), None);
         Ok(())
     }
 

@@ -164,11 +164,13 @@ impl Engine {
             if ok {
                 installed.push(prep.install(commit.ts));
             }
-            p.counts.record(commit.ts, delta, || self.count_floor());
+            p.counts
+                .record(commit.ts, delta, || (self.oracle.read_ts(), self.count_floor()));
         }
         if parts.iter().all(|p| p.id != 0 || p.writes.is_empty()) {
             // The default keyspace's counts see every timestamp.
-            self.counts.record(commit.ts, 0, || self.count_floor());
+            self.counts
+                .record(commit.ts, 0, || (self.oracle.read_ts(), self.count_floor()));
         }
         commit.mark_installed();
         // 5. Durable databases: append the log record (a memory copy into
