@@ -1,7 +1,6 @@
 //! Keyspaces: names, errors, isolation between keyspaces, the drop/commit
 //! race, serializable reads per keyspace, savepoints across keyspaces,
-//! stats, the change stream, and a database with a page store (which holds
-//! only the default keyspace for now).
+//! stats, the change stream (keyspaces on a page store: `ks_paged.rs`).
 
 use std::sync::Barrier;
 

@@ -88,18 +88,13 @@ fn keyspaces_page_under_one_budget_and_survive_checkpoints_cleaning_and_drops() 
         // Every keyspace's tree pages: its leaves were evicted (faulted in
         // again for the check), and the resident bytes of every tree
         // together stay near the one budget.
-        let before: Vec<_> = ["a", "b"]
-            .iter()
-            .map(|n| db.keyspace_stats(&db.keyspace(n).unwrap()).unwrap())
-            .collect();
         assert!(db.evict_all().unwrap() > 0);
-        for (name, before) in ["a", "b"].iter().zip(before) {
+        for name in ["a", "b"] {
             let s = db.keyspace_stats(&db.keyspace(name).unwrap()).unwrap();
-            // (Inner nodes stay resident.)
-            assert!(
-                s.resident_bytes < before.resident_bytes / 2,
-                "{name} evicted: {before:?} -> {s:?}"
-            );
+            // Its 3,000 values (over 270 KB) are on disk: what stays are
+            // inner nodes and evicted leaves' stubs. (The evictor may have
+            // evicted them before, so no before/after comparison.)
+            assert!(s.resident_bytes < 3000 * 90 / 8, "{name} evicted: {s:?}");
             assert!(s.pages > 10, "{name}: {s:?}");
         }
         check(&db, &model, "after evicting every tree");
