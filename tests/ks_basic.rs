@@ -1,7 +1,6 @@
 //! Keyspaces: names, errors, isolation between keyspaces, the drop/commit
 //! race, serializable reads per keyspace, savepoints across keyspaces,
-//! stats, the change stream, and a database with a page store (which holds
-//! only the default keyspace for now).
+//! stats, the change stream (keyspaces on a page store: `ks_paged.rs`).
 
 use std::sync::Barrier;
 
@@ -286,31 +285,6 @@ fn the_change_stream_names_other_keyspaces() {
         assert_eq!(changes.len(), 2);
         assert!(changes[0].writes.is_empty() && changes[0].keyspaces.is_empty());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn a_paged_database_holds_only_the_default_keyspace() {
-    let dir = std::env::temp_dir().join(format!("bwtx-ks-paged-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    {
-        let db = Options::new().cache_size(1 << 20).open(&dir).unwrap();
-        assert!(matches!(db.keyspace("a"), Err(Error::InvalidArgument(_))));
-        assert_eq!(db.keyspace("default").unwrap().name(), "default");
-        assert_eq!(db.keyspaces().unwrap(), vec!["default".to_string()]);
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
-    // A database with keyspaces refuses to open with a page store (its
-    // checkpoints would not hold them).
-    {
-        let db = Db::open(&dir).unwrap();
-        db.keyspace("a").unwrap();
-    }
-    let r = Options::new().cache_size(1 << 20).open(&dir);
-    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
-    let db = Db::open(&dir).unwrap();
-    assert_eq!(db.keyspaces().unwrap(), vec!["a".to_string(), "default".to_string()]);
-    drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

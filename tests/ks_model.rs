@@ -6,6 +6,11 @@
 //! timestamp; every open snapshot must read its timestamp's state exactly
 //! (a dropped keyspace included), and one that begins after a drop must get
 //! `KeyspaceNotFound` from the dropped keyspace's handle.
+//!
+//! The paged variant runs the same model on a page store with a tiny cache
+//! (every tree, the catalog's too, evicting), small segments, and two more
+//! operations: evict every leaf, and clean the segments (`Db::clean_now`,
+//! which relocates pages of every tree and checkpoints).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +53,10 @@ enum Op {
     Restart {
         power_loss: bool,
     },
+    /// Evict every resident leaf of every tree (paged: faults them in again).
+    Evict,
+    /// Clean the page segments to the end (`Db::clean_now`).
+    Clean,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,11 +70,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1..3usize).prop_map(Op::Create),
         1 => Just(Op::Checkpoint),
         1 => any::<bool>().prop_map(|power_loss| Op::Restart { power_loss }),
+        1 => Just(Op::Evict),
+        1 => Just(Op::Clean),
     ]
 }
 
 struct Harness {
     fs: FaultFs,
+    /// With a page store and a tiny cache.
+    paged: bool,
     db: Option<Db>,
     /// Handles of the live instances.
     handles: [Option<Keyspace>; 3],
@@ -77,15 +90,17 @@ struct Harness {
     dead: Vec<Keyspace>,
 }
 
-fn open(fs: &FaultFs) -> Db {
-    Options::new()
+fn open(fs: &FaultFs, paged: bool) -> Db {
+    let mut o = Options::new()
         .durability(Durability::Sync)
         .gc_interval(None)
         .checkpoint_bytes(0)
         .tree_config(bwtx::tree::Config::tiny())
-        .file_system(Arc::new(fs.clone()))
-        .open(Path::new("/db"))
-        .expect("open")
+        .file_system(Arc::new(fs.clone()));
+    if paged {
+        o = o.cache_size(2 << 10).segment_bytes(4 << 10);
+    }
+    o.open(Path::new("/db")).expect("open")
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -93,12 +108,13 @@ fn key(k: u8) -> Vec<u8> {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    fn new(paged: bool) -> Harness {
         let fs = FaultFs::new();
-        let db = open(&fs);
+        let db = open(&fs, paged);
         let default = db.keyspace("default").unwrap();
         Harness {
             fs,
+            paged,
             db: Some(db),
             handles: [Some(default), None, None],
             state: [Some((0, BTreeMap::new())), None, None],
@@ -258,19 +274,32 @@ impl Harness {
             Op::Checkpoint => {
                 self.db().checkpoint().unwrap();
             }
+            Op::Evict => {
+                let n = self.db().evict_all().unwrap();
+                if !self.paged {
+                    prop_assert_eq!(n, 0, "{}: evicted without a page store", ctx);
+                }
+            }
+            Op::Clean => {
+                self.db().clean_now().unwrap();
+            }
             Op::Restart { power_loss } => {
                 self.snaps.clear();
                 self.dead.clear();
                 self.handles = [None, None, None];
                 let db = self.db.take().unwrap();
                 if *power_loss {
-                    self.fs.power_loss();
+                    // The process dies with the machine: its next sync
+                    // and everything after fail (the close's checkpoint
+                    // too), then the unsynced bytes are gone.
+                    self.fs.crash_at_sync(self.fs.syncs());
                     drop(db);
+                    self.fs.power_loss();
                 } else {
                     drop(db);
                     self.fs.power_loss();
                 }
-                let db = open(&self.fs);
+                let db = open(&self.fs, self.paged);
                 for (i, name) in NAMES.iter().enumerate() {
                     if self.state[i].is_some() {
                         self.handles[i] = Some(db.keyspace(name).unwrap());
@@ -288,7 +317,22 @@ proptest! {
 
     #[test]
     fn keyspaces_match_the_model(ops in prop::collection::vec(op(), 1..40)) {
-        let mut h = Harness::new();
+        let mut h = Harness::new(false);
+        for (i, op) in ops.iter().enumerate() {
+            h.step(i, op)?;
+        }
+        h.step(ops.len(), &Op::Restart { power_loss: true })?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The same model on a page store: every tree evicts under the tiny
+    /// cache, checkpoints list every tree, cleaning relocates their pages.
+    #[test]
+    fn paged_keyspaces_match_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let mut h = Harness::new(true);
         for (i, op) in ops.iter().enumerate() {
             h.step(i, op)?;
         }

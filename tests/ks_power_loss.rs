@@ -8,6 +8,10 @@
 //!   marker `m/<i>` in the default keyspace), and the keyspaces hold exactly
 //!   what that prefix wrote: a transaction over several keyspaces is all or
 //!   nothing.
+//!
+//! The paged variant runs the same sweep on a page store with a tiny cache
+//! (every tree evicting, checkpoints writing location tables that list
+//! every keyspace).
 
 use std::collections::BTreeMap;
 
@@ -109,14 +113,19 @@ fn run_script(db: &Db, script: &[Step]) -> usize {
     script.len()
 }
 
-fn open(fs: &FaultFs) -> Result<Db, Error> {
-    fault_opts(fs).durability(Durability::Sync).segment_bytes(400).open(DIR)
+/// `cache`: with a page store of that budget.
+fn open(fs: &FaultFs, cache: Option<u64>) -> Result<Db, Error> {
+    let mut o = fault_opts(fs).durability(Durability::Sync).segment_bytes(400);
+    if let Some(c) = cache {
+        o = o.cache_size(c);
+    }
+    o.open(DIR)
 }
 
 /// After recovery: the keyspaces and their contents are those of a prefix
 /// of the script that includes every acknowledged step.
-fn check(fs: &FaultFs, script: &[Step], acked: usize, ctx: &str) {
-    let db = open(fs).unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
+fn check(fs: &FaultFs, cache: Option<u64>, script: &[Step], acked: usize, ctx: &str) {
+    let db = open(fs, cache).unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
     let (_, default) = dump(&db);
     let present = markers(&default);
     let txns: Vec<usize> = script
@@ -182,18 +191,27 @@ fn check(fs: &FaultFs, script: &[Step], acked: usize, ctx: &str) {
 
 #[test]
 fn keyspaces_survive_power_loss_at_every_sync_point() {
+    sweep(None);
+}
+
+#[test]
+fn paged_keyspaces_survive_power_loss_at_every_sync_point() {
+    sweep(Some(2 << 10));
+}
+
+fn sweep(cache: Option<u64>) {
     let script = script();
     let fs = FaultFs::new();
-    let db = open(&fs).unwrap();
+    let db = open(&fs, cache).unwrap();
     assert_eq!(run_script(&db, &script), script.len());
     let n = fs.syncs();
     drop(db);
-    check(&fs, &script, script.len(), "clean run");
+    check(&fs, cache, &script, script.len(), "clean run");
     let mut crashed = 0;
     for k in 0..n + 3 {
         let fs = FaultFs::new();
         fs.crash_at_sync(k);
-        let acked = match open(&fs) {
+        let acked = match open(&fs, cache) {
             Ok(db) => run_script(&db, &script),
             Err(_) => 0,
         };
@@ -201,7 +219,7 @@ fn keyspaces_survive_power_loss_at_every_sync_point() {
             crashed += 1;
         }
         fs.power_loss();
-        check(&fs, &script, acked, &format!("crash at sync {k} of {n}"));
+        check(&fs, cache, &script, acked, &format!("crash at sync {k} of {n}"));
     }
     assert!(
         crashed as u64 >= n * 3 / 4,

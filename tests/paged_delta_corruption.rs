@@ -35,7 +35,11 @@ fn records(seg: &[u8]) -> Vec<(usize, usize, u8)> {
     while at + 40 <= seg.len() {
         let len = u32::from_le_bytes(seg[at..at + 4].try_into().unwrap()) as usize;
         let total = (40 + len).div_ceil(8) * 8;
-        out.push((at, total, seg[at + 8]));
+        // The default keyspace's records (tree 0); the catalog's tree
+        // writes its own leaf too (`design/keyspaces.md` §8).
+        if u16::from_le_bytes([seg[at + 10], seg[at + 11]]) == 0 {
+            out.push((at, total, seg[at + 8]));
+        }
         at += total;
     }
     out

@@ -39,7 +39,7 @@ impl MemPages {
 }
 
 impl PageIo for MemPages {
-    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
+    fn read_leaf(&self, _pid: u64, addr: u64) -> Result<LeafBase> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let b = lock(&self.images)[addr as usize].clone();
         Ok(decode_leaf(&b).expect("valid image"))

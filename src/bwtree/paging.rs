@@ -51,10 +51,11 @@ pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
-    /// Read and decode the leaf image at `addr`. A bad image is
-    /// `Error::Corruption` (with the segment file and offset), an I/O failure
-    /// `Error::Io`; never a panic.
-    fn read_leaf(&self, addr: u64) -> Result<LeafBase>;
+    /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
+    /// one written for another page or another tree, is `Error::Corruption`
+    /// (with the segment file and offset), an I/O failure `Error::Io`;
+    /// never a panic.
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
@@ -87,8 +88,8 @@ pub(crate) trait PageIo: Send + Sync {
 
 /// A shared page store serves as well (the engine keeps a handle too).
 impl<T: PageIo + ?Sized> PageIo for Arc<T> {
-    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
-        (**self).read_leaf(addr)
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
+        (**self).read_leaf(pid, addr)
     }
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
         (**self).write_leaf(pid, base)
@@ -268,7 +269,7 @@ impl Tree {
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        let base = match paging.io.read_leaf(*addr) {
+        let base = match paging.io.read_leaf(pid, *addr) {
             Ok(base) => base,
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may

@@ -78,7 +78,8 @@ impl Tree {
             Body::Leaf(b) if b.disk == from => {
                 // As a fault-in builds it (`collect_base`: versions the page
                 // had dropped stay dropped).
-                let mut base = super::image::collect_base(paging.io.read_leaf(to)?, b.built_watermark).with_disk(to);
+                let mut base =
+                    super::image::collect_base(paging.io.read_leaf(pid, to)?, b.built_watermark).with_disk(to);
                 base.range = detached(&b.range);
                 base.built_watermark = b.built_watermark;
                 Node::base(Body::Leaf(base))

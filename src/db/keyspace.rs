@@ -71,7 +71,8 @@ pub struct KeyspaceStats {
     /// Page ids the keyspace's tree has used (leaves and inner nodes).
     pub pages: u64,
     /// Estimated heap bytes of its pages held in memory (0 without a page
-    /// store, which does not hold keyspaces other than the default yet).
+    /// store; with one, its share of the one cache budget every tree
+    /// shares).
     pub resident_bytes: u64,
 }
 
@@ -84,8 +85,9 @@ impl Db {
     ///
     /// Names are 1-64 bytes of `A-Z a-z 0-9 _ . -`, not starting with `.`
     /// or `_`; another is [`Error::InvalidArgument`]. A database with a
-    /// page store (`Options::cache_size`) holds only the default keyspace
-    /// for now: creating another is `InvalidArgument`.
+    /// page store (`Options::cache_size`) takes keyspace ids up to 65,534
+    /// (each tree's page records carry its id as a 16-bit tag); past that,
+    /// creating one is `InvalidArgument`.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
         Ok(Keyspace {
             db: self.engine.id,

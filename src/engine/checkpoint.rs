@@ -12,22 +12,28 @@
 //! 2. The log is synced (every commit `<= C` is durable: `D >= C`). Without
 //!    a log, the images listed hold nothing above `C` (`D = C` for this
 //!    checkpoint's flushes, and evictions wait until the listing is done).
-//! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`.
-//! 4. Phase 2: structure modifications paused, every leaf listed with an
-//!    image address (dirty ones flushed again); then resumed.
+//! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`, tree
+//!    by tree (the default keyspace, each keyspace the catalog lists at `C`,
+//!    the catalog; `super::tree_pages`).
+//! 4. Phase 2, tree by tree: structure modifications paused, every leaf
+//!    listed with an image address (dirty ones flushed again); then resumed.
 //! 5. The value log is synced, then the page segment, then the history
 //!    file (`crate::wal::hist`: the oldest timestamp the table serves, the
 //!    counts from there, the horizon's samples), then the table written
-//!    (`ckpt-<C>.tmp`, sync, rename, directory sync).
+//!    (`ckpt-<C>.tmp`, sync, rename, directory sync), listing every tree
+//!    of step 3 with its live count at `C`. A keyspace dropped at or
+//!    below `C` is not listed: its images are garbage.
 //! 6. Older checkpoint and history files and log segments at or below `C`
 //!    are deleted,
-//!    then (evictions held off) every page segment but the current one that
-//!    neither the table nor the mapping table references (and, the
+//!    then (evictions of every tree held off) every page segment but the
+//!    current one that neither the table nor any tree's mapping table
+//!    references (and, the
 //!    cleaner's mutex held, no relocation publishes a copy meanwhile:
 //!    `super::clean`), then every value-log segment no image they name
 //!    references (`vlog.rs`). A checkpoint runs even with no commit since
 //!    the last one if the cleaner relocated pages since.
 
+use super::tree_pages::{tag, CATALOG_TAG};
 use super::Engine;
 use crate::pagestore::table::{self, Leaf, Table, TreeTable};
 use crate::sync::Ordering;
@@ -101,24 +107,27 @@ impl Engine {
         // Without a log nothing after `C` can be replayed: the images listed
         // hold nothing above `C`, and evictions (whose images may) wait
         // until the listing is done.
-        let unlogged = (!store.has_log()).then(|| self.tree.pause_evictions());
+        // The trees listed: the default one, each keyspace the catalog
+        // lists at `C` (by id, so by tag), the catalog last.
+        let listed = self.image_at(c)?;
+        let mut trees: Vec<(u16, &crate::bwtree::Tree, u64)> = vec![(0, &self.tree, self.live_keys(c))];
+        for ks in &listed {
+            let t = tag(ks.id).ok_or(Error::InvalidArgument("a keyspace id too large for a page store"))?;
+            trees.push((t, &ks.tree, ks.counts.at(c, self.count_floor())));
+        }
+        trees.push((CATALOG_TAG, &self.ks.catalog.tree, 0));
+        let unlogged = (!store.has_log()).then(|| trees.iter().map(|t| t.1.pause_evictions()).collect::<Vec<_>>());
         let limit = |store: &crate::wal::store::Store| if unlogged.is_some() { c } else { store.durable_ts() };
-        self.tree.flush_dirty(limit(store))?;
-        let (leaves, pid_high) = self.tree.list_leaves(limit(store))?;
-        drop(unlogged);
-        crate::bwtree::PageIo::sync(&**pages)?;
-        let addrs: Vec<u64> = leaves.iter().map(|l| l.addr).collect();
-        // Every image listed was built at a GC watermark at or below the
-        // proposal now: the table serves every timestamp from it on, with
-        // the counts from there (folded up to `C` by `live`).
-        let live = self.live_keys(c);
-        let oldest = self.registry.oldest_readable().min(c);
-        keep.hist.counts = self.counts.history(oldest, c);
-        keep.hist.oldest = keep.hist.counts.first().map_or(c, |e| e.0.max(oldest));
-        let bytes = table::encode(&Table {
-            ts: c,
-            trees: vec![TreeTable {
-                tree: 0,
+        for t in &trees {
+            t.1.flush_dirty(limit(store))?;
+        }
+        let mut tables = Vec::with_capacity(trees.len());
+        let mut addrs: Vec<u64> = Vec::new();
+        for &(tree, t, live) in &trees {
+            let (leaves, pid_high) = t.list_leaves(limit(store))?;
+            addrs.extend(leaves.iter().map(|l| l.addr));
+            tables.push(TreeTable {
+                tree,
                 pid_high,
                 live,
                 leaves: leaves
@@ -129,7 +138,19 @@ impl Engine {
                         low: l.low,
                     })
                     .collect(),
-            }],
+            });
+        }
+        drop(unlogged);
+        pages.sync()?;
+        // Every image listed was built at a GC watermark at or below the
+        // proposal now: the table serves every timestamp from it on, with
+        // the counts from there (folded up to `C` by `live`).
+        let oldest = self.registry.oldest_readable().min(c);
+        keep.hist.counts = self.counts.history(oldest, c);
+        keep.hist.oldest = keep.hist.counts.first().map_or(c, |e| e.0.max(oldest));
+        let bytes = table::encode(&Table {
+            ts: c,
+            trees: tables,
             vlog_head: pages.vlog.head(),
             pages_head: pages.head(),
         });
@@ -137,10 +158,14 @@ impl Engine {
         pages.clean.set_table(addrs.clone());
         drop(pin);
         {
-            let _paused = self.tree.pause_evictions();
+            let others = self.other_trees();
+            let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
             // No cleaner copy is appended and published meanwhile.
             let _cleaner = crate::sync::lock(&pages.clean.running);
-            let heads: std::collections::BTreeSet<u64> = addrs.into_iter().chain(self.tree.disk_addrs()).collect();
+            let heads: std::collections::BTreeSet<u64> = addrs
+                .into_iter()
+                .chain(self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs()))
+                .collect();
             // Every part of each chain (its base image holds the value
             // references), taken before the deletion forgets unlisted chains.
             let images = pages.chain_parts(heads.iter().copied());

@@ -132,7 +132,10 @@ impl Engine {
         let mut report = CleanReport::default();
         let Some(pages) = &self.pages else { return Ok(report) };
         pages.check()?;
-        let refs = self.recount()?;
+        // Every tree's pages share the segments (`super::tree_pages`).
+        let others = self.other_trees();
+        let trees: Vec<&crate::bwtree::Tree> = self.each_tree(&others).map(|(_, t)| t).collect();
+        let refs = self.recount(&trees)?;
         let segs = pages.store.segments();
         let Some((_current, old)) = segs.split_last() else {
             return Ok(report);
@@ -161,11 +164,11 @@ impl Engine {
         // Step 3: move the published images out of them, oldest first.
         // A page moves if any part of its on-disk chain is in a victim (a
         // chain moves whole, merged into one image).
-        let mut moving: Vec<(u64, u64)> = refs
+        let mut moving: Vec<(usize, u64, u64)> = refs
             .into_iter()
-            .filter(|&(_, a)| pages.chain_parts([a]).iter().any(|&p| victims.contains(&addr_seq(p))))
+            .filter(|&(_, _, a)| pages.chain_parts([a]).iter().any(|&p| victims.contains(&addr_seq(p))))
             .collect();
-        moving.sort_unstable_by_key(|&(_, a)| a);
+        moving.sort_unstable_by_key(|&(_, _, a)| a);
         let mut moved_bytes = 0;
         let mut done = 0;
         'batches: for batch in moving.chunks(BATCH) {
@@ -179,7 +182,7 @@ impl Engine {
             // deleted since the recount held no image its page still
             // publishes.
             let alive: BTreeSet<u64> = pages.store.segments().iter().map(|s| s.seq).collect();
-            for &(pid, from) in batch {
+            for &(tree, pid, from) in batch {
                 if moved_bytes >= budget {
                     break 'batches;
                 }
@@ -191,7 +194,7 @@ impl Engine {
                     continue;
                 };
                 moved_bytes += bytes;
-                if self.tree.relocate(pid, from, to)? {
+                if trees[tree].relocate(pid, from, to)? {
                     report.relocated += 1;
                     pages.clean.relocated.store(true, Ordering::Release);
                 }
@@ -199,7 +202,7 @@ impl Engine {
             done += batch.len();
         }
         // Victims all of whose published pages were looked at.
-        let finished = moving.get(done).map_or(u64::MAX, |&(_, a)| addr_seq(a));
+        let finished = moving.get(done).map_or(u64::MAX, |&(_, _, a)| addr_seq(a));
         report.segments = victims.iter().filter(|&&s| s < finished).count() as u64;
         pages
             .clean
@@ -213,20 +216,25 @@ impl Engine {
     }
 
     /// Step 1: recount every segment's live bytes from the published
-    /// addresses; returns the mapping table's `(pid, addr)` pairs.
-    fn recount(&self) -> Result<Vec<(u64, u64)>> {
+    /// addresses of every tree in `trees`; returns the mapping tables'
+    /// `(tree index in trees, pid, addr)`.
+    fn recount(&self, trees: &[&crate::bwtree::Tree]) -> Result<Vec<(usize, u64, u64)>> {
         let Some(pages) = &self.pages else {
             return Ok(Vec::new());
         };
-        let refs = self.tree.disk_refs();
+        let refs: Vec<(usize, u64, u64)> = trees
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.disk_refs().into_iter().map(move |(pid, a)| (i, pid, a)))
+            .collect();
         let table = lock(&pages.clean.table).clone();
         // Every part of every chain a page or the table names (dirty pages
         // that build on a chain included): what deletion keeps.
         let published: BTreeSet<u64> = pages.chain_parts(
-            self.tree
-                .disk_addrs()
-                .into_iter()
-                .chain(refs.iter().map(|&(_, a)| a))
+            trees
+                .iter()
+                .flat_map(|t| t.disk_addrs())
+                .chain(refs.iter().map(|&(_, _, a)| a))
                 .chain(table),
         );
         let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
@@ -291,7 +299,9 @@ impl Engine {
                 break;
             }
         }
-        self.recount()?;
+        let others = self.other_trees();
+        let trees: Vec<&crate::bwtree::Tree> = self.each_tree(&others).map(|(_, t)| t).collect();
+        self.recount(&trees)?;
         Ok(total)
     }
 }

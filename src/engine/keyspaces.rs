@@ -195,17 +195,19 @@ impl Engine {
                 .map(Some)
                 .ok_or(Error::KeyspaceNotFound { name: name.into() });
         }
-        if self.pages.is_some() {
-            return Err(Error::InvalidArgument(
-                "keyspaces other than \"default\" need a database without a page store (cache_size) for now",
-            ));
-        }
         let id = match self.ks.catalog.tree.get(NEXT_ID, ts)? {
             Some(v) => id_of(&v)?,
             None => 1,
         };
         if id == CATALOG {
             return Err(Error::InvalidArgument("every keyspace id has been used"));
+        }
+        // On a page store each tree's records carry its tag (`tree_pages`).
+        let tag = super::tree_pages::tag(id).filter(|_| id != CATALOG);
+        if self.pages.is_some() && tag.is_none() {
+            return Err(Error::InvalidArgument(
+                "a database with a page store takes at most 65,534 keyspace ids",
+            ));
         }
         let mut w = WriteSet::new();
         w.insert(
@@ -217,7 +219,10 @@ impl Engine {
             Some(Bytes::copy_from_slice(&(id + 1).to_le_bytes())),
         );
         let c = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)])?;
-        let tree = Tree::with_config(self.ks.config.clone())?;
+        let mut tree = Tree::with_config(self.ks.config.clone())?;
+        if let (Some(pages), Some(tag)) = (&self.pages, tag) {
+            tree.set_page_io(super::tree_pages::TreePages::boxed(pages, tag));
+        }
         let ks = Arc::new(KsTree::new(id, name, c, tree, 0, c));
         self.ks
             .map

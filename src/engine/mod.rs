@@ -26,7 +26,9 @@
 //!   table becomes a tree of evicted leaves), recovery.
 //! - [`checkpoint`]: checkpoints: the incremental one (location table) of a
 //!   database with a page store, the key-value image of one without.
-//! - [`pages`]: the page store behind the tree's `PageIo`.
+//! - [`pages`]: the page store behind the trees' `PageIo`.
+//! - [`tree_pages`]: every tree on the one page store: each tree's
+//!   `PageIo` (its records tagged), the cache budget over every tree.
 //! - [`vlog`]: the value log: large values out of the page images.
 //! - [`clean`]: segment cleaning: live bytes per page segment, and the
 //!   cleaner that empties mostly-dead segments.
@@ -45,6 +47,7 @@ pub(crate) mod pinned;
 pub(crate) mod read;
 pub(crate) mod serializable;
 pub(crate) mod stats;
+pub(crate) mod tree_pages;
 pub(crate) mod vlog;
 pub(crate) mod workers;
 
@@ -200,7 +203,12 @@ impl Engine {
             store.sync_now()?;
         }
         self.before_evict();
-        self.tree.evict_all()
+        let others = self.other_trees();
+        let mut n = 0;
+        for (_, t) in self.each_tree(&others) {
+            n += t.evict_all()?;
+        }
+        Ok(n)
     }
 
     /// Before an eviction batch: without a log, the page images' limit

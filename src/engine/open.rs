@@ -8,6 +8,14 @@
 //! limit unless one is set): its checkpoints are location tables from then
 //! on. A version-1 checkpoint (a key-value image) is replayed as before; the
 //! next checkpoint of a paged database writes version 2.
+//!
+//! A location table lists every tree (`super::tree_pages`): the default
+//! keyspace's first, each keyspace the catalog held at its timestamp, the
+//! catalog last (a table of an older version lists the default tree alone).
+//! Each is restored with its own `PageIo`; the keyspaces take their names
+//! from the restored catalog at the table's timestamp, and one the catalog
+//! names but the table does not list (created just before, and empty) gets
+//! an empty tree. The replay after a table is idempotent in every tree.
 
 use std::path::Path;
 
@@ -15,6 +23,7 @@ use bytes::Bytes;
 
 use super::keyspaces::{Keyspaces, KsTree, CATALOG, NEXT_ID};
 use super::pages::PageFile;
+use super::tree_pages::{tag, TreePages, CATALOG_TAG};
 use crate::bwtree::Tree;
 use crate::options::Options;
 use crate::pagestore::table;
@@ -78,9 +87,23 @@ struct Replayer<'a> {
     opts: &'a Options,
     dir: &'a Path,
     catalog: Tree,
+    /// The page store every rebuilt tree pages to, if any.
+    pages: Option<&'a Arc<PageFile>>,
     others: std::cell::RefCell<std::collections::BTreeMap<u32, Rebuilt>>,
     /// `(drop ts, id)` of the keyspaces the replayed log dropped.
     dropped: std::cell::RefCell<Vec<(u64, u32)>>,
+}
+
+/// An empty tree for keyspace `id` (or the catalog), paging to `pages`.
+fn new_tree(opts: &Options, pages: Option<&Arc<PageFile>>, id: u32) -> Result<Tree> {
+    let mut tree = Tree::with_config(opts.tree.clone())?;
+    if let Some(pages) = pages {
+        let tag = tag(id).ok_or(Error::InvalidArgument(
+            "this database has a keyspace id above 65,534: open it without cache_size",
+        ))?;
+        tree.set_page_io(TreePages::boxed(pages, tag));
+    }
+    Ok(tree)
 }
 
 impl Replayer<'_> {
@@ -108,16 +131,18 @@ impl Replayer<'_> {
                     }
                     let name =
                         String::from_utf8(key.to_vec()).map_err(|_| self.corrupt("a keyspace name is not UTF-8"))?;
-                    let tree = Tree::with_config(self.opts.tree.clone())?;
-                    self.others.borrow_mut().insert(
-                        id,
-                        Rebuilt {
-                            name,
-                            created: ts,
-                            tree,
-                            live: 0,
-                        },
-                    );
+                    if !self.others.borrow().contains_key(&id) {
+                        let tree = new_tree(self.opts, self.pages, id)?;
+                        self.others.borrow_mut().insert(
+                            id,
+                            Rebuilt {
+                                name,
+                                created: ts,
+                                tree,
+                                live: 0,
+                            },
+                        );
+                    }
                 }
                 None => {
                     if let Some(v) = self.catalog.get(&key, ts - 1)? {
@@ -126,15 +151,24 @@ impl Replayer<'_> {
                 }
             }
         }
+        if self.idempotent && self.catalog.newest_ts(&key)?.is_some_and(|newest| newest >= ts) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         self.catalog.install(key, ts, value)
     }
-}
 
-/// Install one replayed version into `tree`, counting its effect on `live`.
-fn count_and_install(tree: &Tree, live: &mut i64, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
-    let was = tree.get(&key, ts - 1)?.is_some();
-    *live += i64::from(value.is_some()) - i64::from(was);
-    tree.install(key, ts, value)
+    /// Install one replayed version into `tree`, counting its effect on
+    /// `live` (after a table, only if the tree does not hold it already).
+    fn count_and_install(&self, tree: &Tree, live: &mut i64, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
+        let was = tree.get(&key, ts - 1)?.is_some();
+        *live += i64::from(value.is_some()) - i64::from(was);
+        if self.idempotent && tree.newest_ts(&key)?.is_some_and(|newest| newest >= ts) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        tree.install(key, ts, value)
+    }
 }
 
 impl Replay for Replayer<'_> {
@@ -147,7 +181,7 @@ impl Replay for Replayer<'_> {
             let Some(r) = others.get_mut(&t) else {
                 return Err(self.corrupt("a logged write names a keyspace the catalog does not hold"));
             };
-            return count_and_install(&r.tree, &mut r.live, key, ts, value);
+            return self.count_and_install(&r.tree, &mut r.live, key, ts, value);
         }
         let was = self.tree.get(&key, ts - 1)?.is_some();
         let live = self.live.get() + i64::from(value.is_some()) - i64::from(was);
@@ -191,7 +225,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     let table_ts = newest.as_ref().filter(|_| is_table).map(|n| n.ts);
     let (samples, hist) = Store::read_hist(&*fs, dir, table_ts)?;
     let hist = hist.filter(|h| !opts.history_retention.is_zero() && !h.counts.is_empty());
-    let (tree, start, live) = match (newest, &pages) {
+    let (tree, start, live, mut listed) = match (newest, &pages) {
         (Some(n), Some(pages)) if is_table => {
             let corrupt = |(offset, reason)| Error::Corruption {
                 file: dir.join(&n.name),
@@ -207,29 +241,93 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             }
             let table::Table {
                 ts,
-                mut trees,
+                trees,
                 vlog_head,
                 ..
             } = t;
-            let (Some(tree0), true) = (trees.pop(), trees.is_empty()) else {
-                return Err(corrupt((20, "location table must list exactly one tree")));
-            };
+            if trees.first().is_none_or(|t0| t0.tree != 0) {
+                return Err(corrupt((
+                    20,
+                    "location table does not list the default keyspace's tree",
+                )));
+            }
             pages.vlog.set_published_head(vlog_head);
-            pages.clean.set_table(tree0.leaves.iter().map(|l| l.addr).collect());
-            // Moved out of the table, not cloned.
-            let leaves: Vec<_> = tree0.leaves.into_iter().map(|l| (l.pid, l.addr, l.low)).collect();
-            let tree = Tree::restore(opts.tree.clone(), Box::new(pages.clone()), &leaves, tree0.pid_high)
-                .map_err(|reason| corrupt((24, reason)))?;
-            (tree, Start::Table(ts), tree0.live)
+            pages
+                .clean
+                .set_table(trees.iter().flat_map(|tt| tt.leaves.iter().map(|l| l.addr)).collect());
+            // Leaves moved out of the table, not cloned.
+            let mut restored = trees.into_iter().map(|tt| {
+                let leaves: Vec<_> = tt.leaves.into_iter().map(|l| (l.pid, l.addr, l.low)).collect();
+                Tree::restore(opts.tree.clone(), TreePages::boxed(pages, tt.tree), &leaves, tt.pid_high)
+                    .map(|tree| (tt.tree, tree, tt.live))
+                    .map_err(|reason| corrupt((24, reason)))
+            });
+            let (_, tree, live0) = restored.next().expect("checked: the table lists tree 0")?;
+            let mut listed = std::collections::BTreeMap::new();
+            for r in restored {
+                let (id, tree, live) = r?;
+                listed.insert(id, (tree, live));
+            }
+            (tree, Start::Table(ts), live0, listed)
         }
         (newest, _) => {
             let mut tree = Tree::with_config(opts.tree.clone())?;
             if let Some(pages) = &pages {
-                tree.set_page_io(Box::new(pages.clone()));
+                tree.set_page_io(TreePages::boxed(pages, 0));
             }
-            (tree, newest.map_or(Start::Empty, Start::Image), 0)
+            (tree, newest.map_or(Start::Empty, Start::Image), 0, Default::default())
         }
     };
+    let catalog = match listed.remove(&CATALOG_TAG) {
+        Some((t, _)) => t,
+        None => new_tree(opts, pages.as_ref(), CATALOG)?,
+    };
+    // The keyspaces the catalog held at the table's timestamp: restored
+    // from the table, or empty if it does not list them.
+    let mut others = std::collections::BTreeMap::new();
+    if let (Start::Table(c), Some(pages)) = (&start, &pages) {
+        for kv in catalog.range::<&[u8], _>(.., *c) {
+            let (k, v) = kv?;
+            if &k[..] == NEXT_ID {
+                continue;
+            }
+            let bad = |reason| Error::Corruption {
+                file: dir.to_path_buf(),
+                offset: 0,
+                reason,
+            };
+            let id = u32::from_le_bytes(
+                v[..]
+                    .try_into()
+                    .map_err(|_| bad("a keyspace id in the catalog is not 4 bytes"))?,
+            );
+            let name = String::from_utf8(k.to_vec()).map_err(|_| bad("a keyspace name is not UTF-8"))?;
+            let (tree, live) = match tag(id)
+                .filter(|_| id != 0 && id != CATALOG)
+                .and_then(|t| listed.remove(&t))
+            {
+                Some(r) => r,
+                None => (new_tree(opts, Some(pages), id)?, 0),
+            };
+            let live = i64::try_from(live).unwrap_or(i64::MAX);
+            others.insert(
+                id,
+                Rebuilt {
+                    name,
+                    created: *c,
+                    tree,
+                    live,
+                },
+            );
+        }
+    }
+    if !listed.is_empty() {
+        return Err(Error::Corruption {
+            file: dir.to_path_buf(),
+            offset: 0,
+            reason: "the location table lists a tree its catalog does not name",
+        });
+    }
     // Counts from the table's history file (from its oldest timestamp to
     // its own), else from the checkpoint recovered from.
     let (mut oldest, counts) = match (&start, hist) {
@@ -245,8 +343,9 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         history: std::cell::RefCell::new(counts),
         opts,
         dir,
-        catalog: Tree::with_config(opts.tree.clone())?,
-        others: Default::default(),
+        catalog,
+        pages: pages.as_ref(),
+        others: std::cell::RefCell::new(others),
         dropped: Default::default(),
     };
     let store = Store::open(
@@ -286,11 +385,6 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             Arc::new(ks)
         })
         .collect();
-    if pages.is_some() && trees.len() > dropped.len() {
-        return Err(Error::InvalidArgument(
-            "this database has keyspaces other than \"default\": open it without cache_size (a page store does not hold them yet)",
-        ));
-    }
     let catalog = Arc::new(KsTree::new(CATALOG, "catalog", 0, replayer.catalog, 0, last));
     Ok(Opened {
         tree,

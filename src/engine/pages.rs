@@ -1,7 +1,11 @@
-//! The engine's [`PageIo`]: leaf images in `pages-*.seg` segments of the
+//! The engine's page store: leaf images in `pages-*.seg` segments of the
 //! database directory, through [`SegmentStore`] and the image codec
 //! (`design/storage.md` §2, §5, §6). Used with `Options::cache_size`, and
-//! whenever the newest checkpoint is a location table.
+//! whenever the newest checkpoint is a location table. Every tree (the
+//! default keyspace, the catalog, each named keyspace) reads and writes it
+//! through its own [`super::tree_pages::TreePages`], the tree's `PageIo`:
+//! each record carries its tree's tag and its page id, and a read checks
+//! both (an image of another tree or page is `Error::Corruption`).
 //!
 //! The segments a previous run left are kept: the newest location table
 //! names images in them. A checkpoint deletes the segments that neither its
@@ -23,7 +27,7 @@
 //! Large values go through the value log ([`ValueLog`], `vlog.rs`): the
 //! encoders' sink places them, for base images and delta flushes alike, the
 //! decoder reads them back at fault-in (the value log notes each part's
-//! references), and [`PageIo::sync`] syncs the value log before the pages.
+//! references), and [`PageFile::sync`] syncs the value log before the pages.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,7 +35,7 @@ use std::path::{Path, PathBuf};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{
-    decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase, PageIo, FLUSH_CHAIN,
+    decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase, FLUSH_CHAIN,
 };
 use crate::fs::Fs;
 use crate::pagestore::record::{
@@ -190,9 +194,10 @@ impl PageFile {
             // The head of a delta chain: its `prev` names older parts, which
             // a byte copy would leave behind. The chain merged is written as
             // one whole image instead (the same versions, so the same page).
-            let base = self.read_leaf(addr)?;
+            let (tree, pid) = (record.meta.tree, record.meta.id);
+            let base = self.read_leaf(tree, pid, addr)?;
             let before = self.bytes_written.load(Ordering::Relaxed);
-            let to = self.write_leaf(record.meta.id, &base)?;
+            let to = self.write_leaf(tree, pid, &base)?;
             let bytes = record_bytes((self.bytes_written.load(Ordering::Relaxed) - before) as usize);
             return Ok(Some((to, bytes)));
         }
@@ -225,13 +230,14 @@ impl PageFile {
     /// `payload_at`), reading its value-log references, and note them.
     fn decode_base(
         &self,
+        tree: u16,
         at: u64,
         payload: &bytes::Bytes,
         payload_at: u64,
         file: &dyn Fn(u64) -> PathBuf,
     ) -> Result<LeafBase> {
         let (mut refs, mut failed) = (Vec::new(), None);
-        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(key, ts, va, len, &mut refs) {
+        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
             Ok(v) => Some(v),
             Err(e) => {
                 failed = Some(e);
@@ -269,9 +275,13 @@ impl PageFile {
 
     /// Encode `entries` as a delta-flush payload, its large values placed
     /// in the value log (appended now unless there already).
-    fn encode_delta<'a>(&self, entries: impl Iterator<Item = DeltaVersion<'a>> + Clone) -> Result<DeltaPayload> {
+    fn encode_delta<'a>(
+        &self,
+        tree: u16,
+        entries: impl Iterator<Item = DeltaVersion<'a>> + Clone,
+    ) -> Result<DeltaPayload> {
         let (mut buf, mut refs) = (Vec::new(), Vec::new());
-        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(key, ts, value, &mut refs);
+        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(tree, key, ts, value, &mut refs);
         encode_delta(entries.clone(), &mut buf, Some(&mut sink))?;
         let max_ts = entries.map(|e| e.1).max().unwrap_or(0);
         Ok(DeltaPayload { buf, refs, max_ts })
@@ -279,7 +289,15 @@ impl PageFile {
 
     /// Append the delta flush `d` with `prev` on the chain `on` whose parts
     /// are `parts`; remember the new chain.
-    fn append_delta(&self, pid: u64, prev: u64, d: DeltaPayload, mut parts: Vec<u64>, on: &ChainMeta) -> Result<u64> {
+    fn append_delta(
+        &self,
+        tree: u16,
+        pid: u64,
+        prev: u64,
+        d: DeltaPayload,
+        mut parts: Vec<u64>,
+        on: &ChainMeta,
+    ) -> Result<u64> {
         let DeltaPayload {
             buf,
             refs,
@@ -288,7 +306,7 @@ impl PageFile {
         let meta = Meta {
             rkind: RecordKind::Delta,
             flags: 0,
-            tree: 0,
+            tree,
             id: pid,
             prev,
             max_ts: entries_max,
@@ -312,22 +330,28 @@ impl PageFile {
     }
 }
 
-impl PageIo for PageFile {
-    fn read_leaf(&self, addr: u64) -> Result<LeafBase> {
+/// The page I/O of one tree (`tree`: its tag in the records), called by
+/// its [`super::tree_pages::TreePages`].
+impl PageFile {
+    /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
+    /// each part must be a page record of that tree and page.
+    pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         let mut deltas = Vec::new();
         // The parts, head first (the deltas' addresses, then the base's).
         let mut parts = Vec::new();
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
-        let mut id = None;
         let (base, base_bytes, base_max_ts) = loop {
             if parts.len() == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
             let record = self.store.read(at)?;
-            if *id.get_or_insert(record.meta.id) != record.meta.id {
-                return Err(self.corrupt(at, "a delta flush's prev names another page's record"));
+            if record.meta.tree != tree {
+                return Err(self.corrupt(at, "a page address names another tree's record"));
+            }
+            if record.meta.id != pid {
+                return Err(self.corrupt(at, "a page address names another page's record"));
             }
             parts.push(at);
             self.clean.note_len(at, record_bytes(record.payload.len()));
@@ -335,7 +359,7 @@ impl PageIo for PageFile {
             let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
             match record.meta.rkind {
                 RecordKind::Base => {
-                    let base = self.decode_base(at, &record.payload, payload_at, &file)?;
+                    let base = self.decode_base(tree, at, &record.payload, payload_at, &file)?;
                     break (base, record.payload.len() as u64, record.meta.max_ts);
                 }
                 RecordKind::Delta => {
@@ -356,7 +380,7 @@ impl PageIo for PageFile {
         // The deltas' value-log references, read and noted per part.
         let mut refs = vec![Vec::new(); deltas.len()];
         let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
-            self.vlog.resolve(key, ts, va, len, &mut refs[part])
+            self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
         })?;
         for (&at, refs) in parts.iter().zip(refs) {
             self.vlog.note_image(at, refs);
@@ -375,16 +399,17 @@ impl PageIo for PageFile {
         Ok(merged)
     }
 
-    fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
+    /// Append the image of `base` (page `pid` of tree `tree`).
+    pub(crate) fn write_leaf(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<u64> {
         let mut buf = Vec::new();
         let mut refs = Vec::new();
-        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(key, ts, value, &mut refs);
+        let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(tree, key, ts, value, &mut refs);
         encode_leaf(base, &mut buf, Some(&mut sink))?;
         let max_ts = base.max_ts();
         let meta = Meta {
             rkind: RecordKind::Base,
             flags: 0,
-            tree: 0,
+            tree,
             id: pid,
             prev: NO_ADDR,
             max_ts,
@@ -406,7 +431,14 @@ impl PageIo for PageFile {
         Ok(addr)
     }
 
-    fn write_delta(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+    /// `PageIo::write_delta` for page `pid` of tree `tree`.
+    pub(crate) fn write_delta(
+        &self,
+        tree: u16,
+        pid: u64,
+        prev: u64,
+        entries: &[DeltaVersion<'_>],
+    ) -> Result<Option<u64>> {
         let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
             return Ok(None);
         };
@@ -416,14 +448,14 @@ impl PageIo for PageFile {
         // not wasted: the next encoding, or the whole image, references the
         // same record.)
         if chain.parts.len() < FLUSH_CHAIN {
-            let d = self.encode_delta(newer(chain.max_ts))?;
+            let d = self.encode_delta(tree, newer(chain.max_ts))?;
             if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
                 let parts = chain.parts.clone();
-                return self.append_delta(pid, prev, d, parts, &chain).map(Some);
+                return self.append_delta(tree, pid, prev, d, parts, &chain).map(Some);
             }
         }
         // Rebase: everything newer than the base image, on the base.
-        let d = self.encode_delta(newer(chain.base_max_ts))?;
+        let d = self.encode_delta(tree, newer(chain.base_max_ts))?;
         if d.buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
             let base = chain.parts[0];
             let rebased = ChainMeta {
@@ -431,21 +463,25 @@ impl PageIo for PageFile {
                 delta_bytes: 0,
                 ..chain.clone()
             };
-            return self.append_delta(pid, base, d, vec![base], &rebased).map(Some);
+            return self.append_delta(tree, pid, base, d, vec![base], &rebased).map(Some);
         }
         Ok(None)
     }
 
-    fn chain_upto(&self, head: u64) -> Option<u64> {
+    /// `PageIo::chain_upto` (head addresses are unique over every tree).
+    pub(crate) fn chain_upto(&self, head: u64) -> Option<u64> {
         lock(&self.chains).get(&head).map(|c| c.max_ts)
     }
 
-    fn sync(&self) -> Result<()> {
+    /// Make every image and value written so far durable: the value log
+    /// first, then the page segment.
+    pub(crate) fn sync(&self) -> Result<()> {
         self.vlog.sync()?;
         self.store.sync()
     }
 
-    fn durable_ts(&self) -> u64 {
+    /// The log's durable timestamp `D` (W1).
+    pub(crate) fn durable_ts(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
     }
 }

@@ -84,9 +84,9 @@ impl Engine {
     #[cold]
     pub(crate) fn help_evict(&self) {
         if let Some(budget) = self.cache_size {
-            if self.tree.resident_bytes() > budget + budget / 4 {
+            if self.resident_all() > budget + budget / 4 {
                 self.before_evict();
-                let _ = self.tree.evict_to(budget, 1);
+                let _ = self.evict_trees(budget, 1);
             }
         }
     }

@@ -93,8 +93,9 @@ pub struct Stats {
     /// merge begun before the commit whose left page was evicted meanwhile
     /// (`design/storage.md` §5.2).
     pub install_fault_ins: u64,
-    /// Estimated heap bytes of the tree's pages now (with `cache_size`;
-    /// 0 without): nodes, arrays and blobs, not allocator overhead.
+    /// Estimated heap bytes of the pages of every tree now (the default
+    /// keyspace's, the catalog's and every named keyspace's: the trees the
+    /// cache budget spans; with `cache_size`, 0 without): nodes, arrays and blobs, not allocator overhead.
     pub resident_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
@@ -188,7 +189,7 @@ impl Engine {
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
-            resident_bytes: self.tree.resident_bytes(),
+            resident_bytes: self.resident_all(),
             page_bytes_written: self
                 .pages
                 .as_ref()

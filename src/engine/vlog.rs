@@ -47,8 +47,8 @@ use crate::{Error, Result};
 /// Bytes of a value record's payload before its key: `ts u64 | klen u32 | vlen u32`.
 const VALUE_HEADER: usize = 16;
 
-/// A version: its key and commit timestamp.
-type Version = (Box<[u8]>, u64);
+/// A version: its tree's tag, its key and commit timestamp.
+type Version = (u16, Box<[u8]>, u64);
 /// A value record referenced: its address and its record bytes.
 type ValueRef = (u64, u64);
 
@@ -58,7 +58,8 @@ pub(crate) struct ValueLog {
     dir: PathBuf,
     /// Values longer than this are placed in the log.
     threshold: u64,
-    /// The address of each version known to be in the log: `(key, ts)`.
+    /// The address of each version known to be in the log: `(tree, key, ts)`
+    /// (two keyspaces may hold one key at one timestamp: one commit).
     placed: Mutex<HashMap<Version, u64>>,
     /// The value records (address, record bytes) each page image this run
     /// wrote or read references, by the image's address.
@@ -146,12 +147,19 @@ impl ValueLog {
     /// The encoder's hook: `Some(addr)` if `value` belongs in the log (its
     /// address, appended now unless the version is there already), `None`
     /// to keep it in the image. Each reference is noted in `refs`.
-    pub(crate) fn place(&self, key: &[u8], ts: u64, value: &[u8], refs: &mut Vec<ValueRef>) -> Result<Option<u64>> {
+    pub(crate) fn place(
+        &self,
+        tree: u16,
+        key: &[u8],
+        ts: u64,
+        value: &[u8],
+        refs: &mut Vec<ValueRef>,
+    ) -> Result<Option<u64>> {
         if value.len() as u64 <= self.threshold {
             return Ok(None);
         }
         let bytes = record_bytes(VALUE_HEADER + key.len() + value.len());
-        let id: Version = (key.into(), ts);
+        let id: Version = (tree, key.into(), ts);
         // Held across the append: two flushes of one page at once (a
         // checkpoint's and an eviction's; one loses its CAS) must not both
         // append the version.
@@ -169,7 +177,7 @@ impl ValueLog {
         let meta = Meta {
             rkind: RecordKind::Value,
             flags: 0,
-            tree: 0,
+            tree,
             id: 0,
             prev: NO_ADDR,
             max_ts: ts,
@@ -181,11 +189,19 @@ impl ValueLog {
         Ok(Some(addr))
     }
 
-    /// The decoder's hook: the value of version `(key, ts)` at `addr`,
+    /// The decoder's hook: the value of version `(key, ts)` of tree `tree` at `addr`,
     /// `len` bytes, a slice of the record read. The record must be a value
     /// record of exactly that version and length: anything else is
     /// [`Error::Corruption`] at the record's file and offset.
-    pub(crate) fn resolve(&self, key: &[u8], ts: u64, addr: u64, len: u32, refs: &mut Vec<ValueRef>) -> Result<Bytes> {
+    pub(crate) fn resolve(
+        &self,
+        tree: u16,
+        key: &[u8],
+        ts: u64,
+        addr: u64,
+        len: u32,
+        refs: &mut Vec<ValueRef>,
+    ) -> Result<Bytes> {
         let corrupt = |reason| Error::Corruption {
             file: self.dir.join(segment::name(Kind::ValueLog, addr_seq(addr))),
             offset: addr_offset(addr),
@@ -203,11 +219,14 @@ impl ValueLog {
         if whole != Some(p.len()) {
             return Err(corrupt("value record lengths do not add up"));
         }
+        if record.meta.tree != tree {
+            return Err(corrupt("a value-log reference names another tree's value"));
+        }
         if rts != ts || record.meta.max_ts != ts || vlen != len as usize || &p[VALUE_HEADER..VALUE_HEADER + klen] != key
         {
             return Err(corrupt("value record is not the version its reference names"));
         }
-        lock(&self.placed).insert((key.into(), ts), addr);
+        lock(&self.placed).insert((tree, key.into(), ts), addr);
         refs.push((addr, record_bytes(p.len())));
         Ok(record.payload.slice(VALUE_HEADER + klen..))
     }
@@ -322,9 +341,12 @@ impl super::Engine {
         if !pages.vlog.wants_prune() {
             return;
         }
-        let _paused = self.tree.pause_evictions();
-        // Every part of each page's chain: a delta head's base image holds
-        // the references.
-        pages.vlog.prune(pages.chain_parts(self.tree.disk_addrs()));
+        let others = self.other_trees();
+        let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
+        // Every part of each page's chain, over every tree: a delta head's
+        // base image holds the references.
+        pages
+            .vlog
+            .prune(pages.chain_parts(self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs())));
     }
 }

@@ -71,10 +71,12 @@ impl Engine {
 const EVICT_TICK: Duration = Duration::from_millis(50);
 
 /// The evictor of a database with `Options::cache_size`: woken when the
-/// resident bytes pass the budget (at most once per round: it re-arms the
-/// wake before it sleeps), or every [`EVICT_TICK`], it runs the clock
-/// (`bwtree::clock`) if they are above the budget and evicts down to 7/8 of
-/// it, in batches (no page-segment sync: a checkpoint syncs before it
+/// default tree's resident bytes pass the budget, or every [`EVICT_TICK`]
+/// (the budget spans every tree: `super::tree_pages`), it runs the clock of
+/// each tree if their resident bytes together are above the budget and
+/// evicts down to 7/8 of it, each tree its share (`Engine::evict_trees`),
+/// in batches; it is woken at most once per round (it re-arms the
+/// wake before it sleeps; no page-segment sync: a checkpoint syncs before it
 /// publishes an address).
 #[cfg(not(loom))]
 fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -86,11 +88,11 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
             if engine.closing() {
                 return;
             }
-            if engine.tree.resident_bytes() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
+            if engine.resident_all() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
                 // A failed write or sync poisons the page store (commits report
                 // it); the evictor then stops trying.
                 engine.before_evict();
-                let _ = engine.tree.evict_to(budget - budget / 8, 16);
+                let _ = engine.evict_trees(budget - budget / 8, 16);
                 engine.prune_value_refs();
             }
             // Armed before the park: a wake from now on is not lost (an

@@ -69,10 +69,11 @@ pub(crate) fn entry() {
         });
         report(format_args!("I {ts}"));
     }
-    // Without a page store, every transfer's log record is mirrored in
-    // keyspace "mirror" by the same transaction (created durably here by the
-    // first round): after recovery both hold the same records.
-    let mirror = cache.is_none().then(|| db.keyspace("mirror").expect("keyspace mirror"));
+    // Every transfer's log record is mirrored in keyspace "mirror" by the
+    // same transaction (created durably here by the first round; on the
+    // paged loop its tree pages too): after recovery both hold the same
+    // records.
+    let mirror = Some(db.keyspace("mirror").expect("keyspace mirror"));
     // Purge the rounds up to round - KEEP_ROUNDS, folding their transfers
     // into the bases.
     if round >= KEEP_ROUNDS {

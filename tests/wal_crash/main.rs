@@ -43,7 +43,8 @@
 //!
 //! `crash_loop` then runs the same loop on a paged database with a 4 KiB
 //! page cache (`Options::cache_size`): evictions, incremental
-//! checkpoints (location tables) and recoveries from them happen during the
+//! checkpoints (location tables listing the default tree, keyspace
+//! "mirror" and the catalog) and recoveries from them happen during the
 //! kills.
 //!
 //! Scale by hand: `BWTX_CRASH_ROUNDS=2000`, `BWTX_CRASH_SEED=<n>` (the

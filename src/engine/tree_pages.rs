@@ -1,0 +1,173 @@
+//! Every tree on one page store (`design/keyspaces.md` §8,
+//! `design/storage.md` §2.1, §2.5): the default keyspace's tree, the
+//! catalog's and each named keyspace's read and write the one [`PageFile`],
+//! each through its own [`TreePages`], and share one cache budget.
+//!
+//! A tree's *tag* is the `tree u16` of its records and of its location
+//! table entry: 0 for the default keyspace, the keyspace id for a named
+//! one (at most [`MAX_PAGED_ID`]), [`CATALOG_TAG`] for the catalog. Page ids
+//! are per tree (each tree numbers its pages from 0), so a record names its
+//! page by `(tag, id)`: a read checks both and the crc covers both, so an
+//! image read for another tree or page is `Error::Corruption`, never another
+//! tree's values (chosen over disjoint page-id ranges, which would need a
+//! per-tree range in the mapping table and the table's `pid_high`, and would
+//! still not tell a stray address of another tree from a damaged one).
+//!
+//! The cache budget spans every tree ([`Engine::evict_trees`]): the trees'
+//! resident bytes are summed, and each evicts down to its share of the
+//! target, in proportion to what it holds.
+
+use super::keyspaces::{KsTree, CATALOG};
+use super::pages::PageFile;
+use super::Engine;
+use crate::bwtree::{DeltaVersion, LeafBase, PageIo, Tree};
+use crate::sync::Arc;
+use crate::Result;
+
+/// The catalog's tag (the largest, so it is listed last in a table).
+pub(crate) const CATALOG_TAG: u16 = u16::MAX;
+
+/// The largest keyspace id a database with a page store takes (ids above
+/// it have no tag).
+pub(crate) const MAX_PAGED_ID: u32 = CATALOG_TAG as u32 - 1;
+
+/// The tag of the tree with keyspace id `id` (`CATALOG` for the catalog);
+/// `None` if the id has none (above [`MAX_PAGED_ID`]).
+pub(crate) fn tag(id: u32) -> Option<u16> {
+    match id {
+        CATALOG => Some(CATALOG_TAG),
+        id if id <= MAX_PAGED_ID => Some(id as u16),
+        _ => None,
+    }
+}
+
+/// One tree's `PageIo`: the shared page file, its records tagged `tree`.
+pub(crate) struct TreePages {
+    pub(crate) file: Arc<PageFile>,
+    pub(crate) tree: u16,
+}
+
+impl TreePages {
+    /// The page I/O of the tree tagged `tree`, boxed for `Tree`.
+    pub(crate) fn boxed(file: &Arc<PageFile>, tree: u16) -> Box<dyn PageIo> {
+        Box::new(TreePages {
+            file: file.clone(),
+            tree,
+        })
+    }
+}
+
+impl PageIo for TreePages {
+    fn read_leaf(&self, pid: u64, addr: u64) -> Result<LeafBase> {
+        self.file.read_leaf(self.tree, pid, addr)
+    }
+    fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
+        self.file.write_leaf(self.tree, pid, base)
+    }
+    fn write_delta(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        self.file.write_delta(self.tree, pid, prev, entries)
+    }
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        self.file.chain_upto(head)
+    }
+    fn sync(&self) -> Result<()> {
+        self.file.sync()
+    }
+    fn durable_ts(&self) -> u64 {
+        self.file.durable_ts()
+    }
+}
+
+impl Engine {
+    /// The named keyspaces' and the catalog's trees (the default one is
+    /// `self.tree`): hold the result, then walk [`Engine::each_tree`].
+    pub(crate) fn other_trees(&self) -> Vec<Arc<KsTree>> {
+        self.ks.trees()
+    }
+
+    /// `(tag, tree)` of the default tree and of each of `others` (from
+    /// [`Engine::other_trees`]).
+    pub(crate) fn each_tree<'a>(&'a self, others: &'a [Arc<KsTree>]) -> impl Iterator<Item = (u16, &'a Tree)> + 'a {
+        std::iter::once((0, &self.tree)).chain(others.iter().map(|k| (tag(k.id).unwrap_or(CATALOG_TAG), &k.tree)))
+    }
+
+    /// Resident bytes of every tree.
+    /// (No allocation: after-commit eviction asks on every commit.)
+    pub(crate) fn resident_all(&self) -> u64 {
+        let map = self.ks.map.read().unwrap_or_else(|e| e.into_inner());
+        self.tree.resident_bytes()
+            + self.ks.catalog.tree.resident_bytes()
+            + map.values().map(|k| k.tree.resident_bytes()).sum::<u64>()
+    }
+
+    /// Evict (at most `max_batches` batches per tree) until the trees
+    /// together hold about `target` resident bytes: each tree down to its
+    /// share, in proportion to what it holds. Returns the leaves evicted.
+    pub(crate) fn evict_trees(&self, target: u64, max_batches: usize) -> Result<usize> {
+        let others = self.other_trees();
+        let sizes: Vec<u64> = self.each_tree(&others).map(|(_, t)| t.resident_bytes()).collect();
+        let total: u64 = sizes.iter().sum();
+        if total <= target {
+            return Ok(0);
+        }
+        let mut evicted = 0;
+        for ((_, t), size) in self.each_tree(&others).zip(sizes) {
+            let share = (u128::from(size) * u128::from(target) / u128::from(total)) as u64;
+            if size > share {
+                evicted += t.evict_to(share, max_batches)?;
+            }
+        }
+        Ok(evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::bwtree::Config;
+    use crate::fs::FaultFs;
+    use crate::sync::AtomicU64;
+    use crate::Error;
+
+    /// A page image read for another tree, or for another page of its
+    /// tree, is corruption; read for its own, it comes back (its large
+    /// values through the value log).
+    #[test]
+    fn an_image_read_for_another_tree_or_page_is_corruption() {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 64).unwrap());
+        let mut tree = Tree::with_config(Config::tiny()).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, 7));
+        for i in 0..40u32 {
+            let v = if i.is_multiple_of(5) {
+                vec![i as u8; 300]
+            } else {
+                vec![i as u8]
+            };
+            tree.install(Bytes::from(i.to_be_bytes().to_vec()), 1, Some(Bytes::from(v)))
+                .unwrap();
+        }
+        assert!(tree.evict_all().unwrap() > 1);
+        let refs = tree.disk_refs();
+        assert!(refs.len() > 1, "several leaves: {refs:?}");
+        let mut large = 0;
+        for &(pid, addr) in &refs {
+            let base = file.read_leaf(7, pid, addr).unwrap();
+            large += usize::from(!base.big_values().is_empty());
+            for (tag, id) in [(8, pid), (0, pid), (CATALOG_TAG, pid), (7, pid + 1)] {
+                let e = file.read_leaf(tag, id, addr).unwrap_err();
+                assert!(matches!(e, Error::Corruption { .. }), "tree {tag} page {id}: {e:?}");
+            }
+        }
+        assert!(large > 0, "some leaf holds a value-log reference");
+        // The tree reads its own pages back.
+        for i in 0..40u32 {
+            assert!(tree.get(i.to_be_bytes(), 1).unwrap().is_some());
+        }
+    }
+}
