@@ -240,10 +240,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                 return Err(corrupt((16, "location table timestamp differs from its name")));
             }
             let table::Table {
-                ts,
-                trees,
-                vlog_head,
-                ..
+                ts, trees, vlog_head, ..
             } = t;
             if trees.first().is_none_or(|t0| t0.tree != 0) {
                 return Err(corrupt((
@@ -258,9 +255,14 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             // Leaves moved out of the table, not cloned.
             let mut restored = trees.into_iter().map(|tt| {
                 let leaves: Vec<_> = tt.leaves.into_iter().map(|l| (l.pid, l.addr, l.low)).collect();
-                Tree::restore(opts.tree.clone(), TreePages::boxed(pages, tt.tree), &leaves, tt.pid_high)
-                    .map(|tree| (tt.tree, tree, tt.live))
-                    .map_err(|reason| corrupt((24, reason)))
+                Tree::restore(
+                    opts.tree.clone(),
+                    TreePages::boxed(pages, tt.tree),
+                    &leaves,
+                    tt.pid_high,
+                )
+                .map(|tree| (tt.tree, tree, tt.live))
+                .map_err(|reason| corrupt((24, reason)))
             });
             let (_, tree, live0) = restored.next().expect("checked: the table lists tree 0")?;
             let mut listed = std::collections::BTreeMap::new();
