@@ -3,9 +3,12 @@
 //! the others get a conflict, and every replica agrees on which one won.
 //! Transactions with disjoint write sets from the same snapshot all commit.
 
+mod common;
+
 use std::time::Duration;
 
 use bwtx_raft::Cluster;
+use common::converged_reads;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_replica_agrees_on_the_winner() {
@@ -49,12 +52,7 @@ async fn every_replica_agrees_on_the_winner() {
         t.await.unwrap().expect("disjoint writes never conflict");
     }
 
-    cluster
-        .wait_converged(&[1, 2, 3], Duration::from_secs(30))
-        .await
-        .unwrap();
-    for id in [1, 2, 3] {
-        let read = cluster.node(id).unwrap().read_snapshot().unwrap();
+    for (id, read) in converged_reads(&cluster, &[1, 2, 3]).await {
         assert_eq!(
             read.get("hot").unwrap().as_deref(),
             Some(winner.to_string().as_bytes()),

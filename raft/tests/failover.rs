@@ -7,10 +7,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use common::{assert_converged, run_transfers, transfers_until_applied_40, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_killed_and_restarted_from_its_directory() {
@@ -18,17 +17,8 @@ async fn leader_killed_and_restarted_from_its_directory() {
     let cluster = Arc::new(Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap());
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
 
-    let clients = tokio::spawn({
-        let cluster = cluster.clone();
-        async move { run_transfers(&cluster, 4, 40, 0).await }
-    });
     // Kill the leader once some transfers went through.
-    let old = cluster.leader().await.unwrap();
-    old.raft()
-        .wait(Some(Duration::from_secs(30)))
-        .applied_index_at_least(Some(40), "some transfers")
-        .await
-        .unwrap();
+    let (clients, old) = transfers_until_applied_40(&cluster).await;
     let old_id = old.id();
     drop(old);
     cluster.kill(old_id).await.unwrap();

@@ -4,9 +4,12 @@
 //! committer wins still holds across forwarded commits, and every replica
 //! agrees.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bwtx_raft::{Cluster, Node};
+use common::converged_reads;
 
 /// Wait until `node` knows a leader other than itself; returns it.
 async fn knows_other_leader(node: &Node) -> u64 {
@@ -79,13 +82,8 @@ async fn commits_are_forwarded_to_the_leader() {
     assert_ne!(new, old.id());
     txn.commit().await.expect("forwarded to the new leader");
 
-    cluster
-        .wait_converged(&[1, 2, 3], Duration::from_secs(30))
-        .await
-        .unwrap();
     let mut states = Vec::new();
-    for id in [1, 2, 3] {
-        let read = cluster.node(id).unwrap().read_snapshot().unwrap();
+    for (id, read) in converged_reads(&cluster, &[1, 2, 3]).await {
         assert!(read.get("from-follower").unwrap().is_some(), "node {id}");
         assert!(read.get("across-election").unwrap().is_some(), "node {id}");
         states.push((read.applied_log_id(), read.scan_prefix("").unwrap()));

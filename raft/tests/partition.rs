@@ -4,10 +4,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use common::{assert_converged, converged_follower, run_transfers, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitioned_follower_rejoins_and_catches_up() {
@@ -16,12 +15,7 @@ async fn partitioned_follower_rejoins_and_catches_up() {
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
     let mut acked = run_transfers(&cluster, 2, 10, 0).await;
 
-    let leader = cluster.leader().await.unwrap().id();
-    let follower = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
-    cluster
-        .wait_converged(&[follower], Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (_, follower) = converged_follower(&cluster, &[1, 2, 3]).await;
     cluster.isolate(follower).await;
     let cut_at = cluster.node(follower).unwrap().read_snapshot().unwrap().position();
 

@@ -9,10 +9,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use common::{assert_converged, run_transfers, transfers_until_applied_40, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcp_leader_killed_and_restarted_from_its_directory() {
@@ -37,17 +36,8 @@ async fn tcp_leader_killed_and_restarted_from_its_directory() {
     }
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
 
-    let clients = tokio::spawn({
-        let cluster = cluster.clone();
-        async move { run_transfers(&cluster, 4, 40, 0).await }
-    });
     // Kill the leader once some transfers went through.
-    let old = cluster.leader().await.unwrap();
-    old.raft()
-        .wait(Some(Duration::from_secs(30)))
-        .applied_index_at_least(Some(40), "some transfers")
-        .await
-        .unwrap();
+    let (clients, old) = transfers_until_applied_40(&cluster).await;
     let old_id = old.id();
     let old_addr = old.addr().unwrap();
     drop(old);

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bwtx_raft::Cluster;
+use common::converged_reads;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcp_commit_on_a_follower_is_forwarded_to_the_leader() {
@@ -33,12 +34,7 @@ async fn tcp_commit_on_a_follower_is_forwarded_to_the_leader() {
     let index = tx.commit().await.expect("forwarded commit");
     assert!(index > 0);
 
-    cluster
-        .wait_converged(&[1, 2, 3], Duration::from_secs(30))
-        .await
-        .unwrap();
-    for id in [1, 2, 3] {
-        let read = cluster.node(id).unwrap().read_snapshot().unwrap();
+    for (id, read) in converged_reads(&cluster, &[1, 2, 3]).await {
         assert_eq!(
             read.get("forwarded").unwrap().as_deref(),
             Some(&b"yes"[..]),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, ACCOUNTS, INITIAL};
+use common::{assert_converged, converged_follower, run_transfers, ACCOUNTS, INITIAL};
 use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,12 +24,7 @@ async fn tcp_port_closed_then_back() {
     let mut acked = run_transfers(&cluster, 2, 10, 0).await;
 
     // A follower's port closed.
-    let leader = cluster.leader().await.unwrap().id();
-    let follower = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
-    cluster
-        .wait_converged(&[follower], Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (_, follower) = converged_follower(&cluster, &[1, 2, 3]).await;
     let addr = cluster.addr(follower).unwrap();
     cluster.isolate(follower).await;
     assert!(TcpStream::connect(addr).await.is_err(), "the follower's port is closed");

@@ -355,41 +355,57 @@ impl SegmentStore {
 
     /// Read the record at `addr`, checking its crc.
     pub(crate) fn read(&self, addr: Addr) -> Result<Record> {
-        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
-        let corrupt = |reason| Error::Corruption {
-            file: self.path(seq),
-            offset,
-            reason,
-        };
-        let (reader, end) = match lock(&self.segs).get(&seq) {
-            Some(s) => (s.reader.clone(), s.end),
-            None => return Err(corrupt("address names a segment that does not exist")),
-        };
-        if !offset.is_multiple_of(record::ALIGN as u64) || offset < SEGMENT_HEADER_LEN as u64 {
-            return Err(corrupt("address is not a record boundary"));
-        }
-        if offset + RECORD_HEADER_LEN as u64 > end {
-            return Err(corrupt("address past the end of its segment"));
-        }
-        let mut header = [0u8; RECORD_HEADER_LEN];
-        reader.read_exact_at(offset, &mut header).map_err(Error::Io)?;
+        let (reader, header, _) = self.header_at(addr)?;
         let len = record::payload_len(&header);
-        if offset + record::record_bytes(len) > end {
-            return Err(corrupt(record::Bad::Truncated.reason()));
-        }
         let mut body = vec![0u8; record::padded(len)];
+        let offset = record::addr_offset(addr);
         reader
             .read_exact_at(offset + RECORD_HEADER_LEN as u64, &mut body)
             .map_err(Error::Io)?;
-        let meta = record::verify(&header, &body).map_err(|bad| corrupt(bad.reason()))?;
+        let meta = record::verify(&header, &body).map_err(|bad| self.corruption(addr, bad.reason()))?;
         if !meta.rkind.belongs_in(self.kind) {
-            return Err(corrupt("record of the wrong kind for its segment"));
+            return Err(self.corruption(addr, "record of the wrong kind for its segment"));
         }
         body.truncate(len);
         Ok(Record {
             meta,
             payload: Bytes::from(body),
         })
+    }
+
+    /// `Error::Corruption` at `addr`'s segment file and offset.
+    fn corruption(&self, addr: Addr, reason: &'static str) -> Error {
+        Error::Corruption {
+            file: self.path(record::addr_seq(addr)),
+            offset: record::addr_offset(addr),
+            reason,
+        }
+    }
+
+    /// The record header at `addr` (one positional read), after the bounds
+    /// checks every reader shares: the segment exists, `addr` is a record
+    /// boundary, and the record (header, payload, padding) ends within the
+    /// segment. Returns the segment's reader, the header (its crc not yet
+    /// checked) and the record's bytes.
+    fn header_at(&self, addr: Addr) -> Result<(Arc<dyn FsRead>, [u8; RECORD_HEADER_LEN], u64)> {
+        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
+        let (reader, end) = match lock(&self.segs).get(&seq) {
+            Some(s) => (s.reader.clone(), s.end),
+            None => return Err(self.corruption(addr, "address names a segment that does not exist")),
+        };
+        if !offset.is_multiple_of(record::ALIGN as u64) || offset < SEGMENT_HEADER_LEN as u64 {
+            return Err(self.corruption(addr, "address is not a record boundary"));
+        }
+        if offset + RECORD_HEADER_LEN as u64 > end {
+            return Err(self.corruption(addr, "address past the end of its segment"));
+        }
+        let mut header = [0u8; RECORD_HEADER_LEN];
+        reader.read_exact_at(offset, &mut header).map_err(Error::Io)?;
+        let bytes = record::record_bytes(record::payload_len(&header));
+        if offset + bytes > end {
+            return Err(self.corruption(addr, record::Bad::Truncated.reason()));
+        }
+        Ok((reader, header, bytes))
     }
 
     /// Count `bytes` of the record at `addr` live (published in a mapping).
@@ -454,29 +470,7 @@ impl SegmentStore {
     /// the cleaner's live-byte count needs only the length). Errors as
     /// [`SegmentStore::read`]'s bounds checks.
     pub(crate) fn record_bytes_at(&self, addr: Addr) -> Result<u64> {
-        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
-        let corrupt = |reason| Error::Corruption {
-            file: self.path(seq),
-            offset,
-            reason,
-        };
-        let (reader, end) = match lock(&self.segs).get(&seq) {
-            Some(s) => (s.reader.clone(), s.end),
-            None => return Err(corrupt("address names a segment that does not exist")),
-        };
-        if !offset.is_multiple_of(record::ALIGN as u64)
-            || offset < SEGMENT_HEADER_LEN as u64
-            || offset + RECORD_HEADER_LEN as u64 > end
-        {
-            return Err(corrupt("address is not a record boundary"));
-        }
-        let mut header = [0u8; RECORD_HEADER_LEN];
-        reader.read_exact_at(offset, &mut header).map_err(Error::Io)?;
-        let bytes = record::record_bytes(record::payload_len(&header));
-        if offset + bytes > end {
-            return Err(corrupt(record::Bad::Truncated.reason()));
-        }
-        Ok(bytes)
+        self.header_at(addr).map(|(_, _, bytes)| bytes)
     }
 
     /// Replace every segment's live-byte count: `live` maps a segment to

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bwtx_raft::{bank, Cluster, NodeId};
+use bwtx_raft::{bank, Cluster, Node, NodeId, ReadSnapshot};
+use tokio::task::JoinHandle;
 
 /// Start nodes `ids` under `dir`, over loopback TCP if `tcp`, else on the
 /// in-process network.
@@ -49,6 +50,47 @@ pub async fn run_transfers(cluster: &Arc<Cluster>, clients: u64, per_client: u64
         acked.extend(t.await.expect("client task"));
     }
     acked
+}
+
+/// Start 4 clients of 40 transfers each (ids from 0) and return their task
+/// and the leader once it applied log index 40 (some transfers went
+/// through): the moment the failover tests kill it.
+pub async fn transfers_until_applied_40(cluster: &Arc<Cluster>) -> (JoinHandle<Vec<u64>>, Node) {
+    let clients = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { run_transfers(&cluster, 4, 40, 0).await }
+    });
+    let leader = cluster.leader().await.expect("a leader");
+    leader
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .applied_index_at_least(Some(40), "some transfers")
+        .await
+        .expect("some transfers applied");
+    (clients, leader)
+}
+
+/// Wait until `ids` applied the leader's log; then a read snapshot of each.
+pub async fn converged_reads(cluster: &Cluster, ids: &[NodeId]) -> Vec<(NodeId, ReadSnapshot)> {
+    cluster
+        .wait_converged(ids, Duration::from_secs(30))
+        .await
+        .expect("replicas converge");
+    ids.iter()
+        .map(|&id| (id, cluster.node(id).expect("running").read_snapshot().expect("read")))
+        .collect()
+}
+
+/// The leader's id and a follower's, once the follower applied the
+/// leader's log.
+pub async fn converged_follower(cluster: &Cluster, ids: &[NodeId]) -> (NodeId, NodeId) {
+    let leader = cluster.leader().await.expect("a leader").id();
+    let follower = ids.iter().copied().find(|&id| id != leader).expect("a follower");
+    cluster
+        .wait_converged(&[follower], Duration::from_secs(30))
+        .await
+        .expect("the follower converges");
+    (leader, follower)
 }
 
 /// Wait until `ids` applied the leader's log, then check that every one of
