@@ -6,6 +6,8 @@ use std::sync::Barrier;
 
 use bwtx::{ConflictReason, Db, Durability, Error, Isolation, Options};
 
+mod common;
+
 #[test]
 fn bad_names_are_invalid_arguments() {
     let db = Db::in_memory();
@@ -332,18 +334,7 @@ fn version_1_files_still_open() {
     seg.extend_from_slice(&crc32c::crc32c_append(crc32c::crc32c(&len), &p).to_le_bytes());
     seg.extend_from_slice(&p);
     std::fs::write(dir.join(format!("wal-{:010}.log", 0)), seg).unwrap();
-    let read = |db: &Db| -> Vec<(String, String)> {
-        db.snapshot()
-            .range::<&[u8], _>(..)
-            .map(|kv| {
-                let (k, v) = kv.unwrap();
-                (
-                    String::from_utf8(k.to_vec()).unwrap(),
-                    String::from_utf8(v.to_vec()).unwrap(),
-                )
-            })
-            .collect()
-    };
+    let read = |db: &Db| -> Vec<(String, String)> { common::dump(db).1.into_iter().collect() };
     let want = vec![("b".to_string(), "2".to_string()), ("c".to_string(), "3".to_string())];
     {
         let db = Options::new().durability(Durability::Sync).open(&dir).unwrap();

@@ -52,14 +52,7 @@ fn cleaning_after_a_churn_brings_disk_to_at_most_one_and_a_half_times_live() {
     let mut model = BTreeMap::new();
     let mut rng = SplitMix64::new(11);
     let db = opts(&fs).open(DIR).unwrap();
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(100) {
-        let mut tx = db.begin();
-        for &i in chunk {
-            tx.put(key(i), value(i, 0)).unwrap();
-            model.insert(key(i), value(i, 0));
-        }
-        tx.commit().unwrap();
-    }
+    common::paged::load(&db, 0..KEYS, 0, &mut model);
     db.checkpoint().unwrap();
     for round in 1..=4 {
         churn(&db, &mut rng, 1_000, round, &mut model);

@@ -41,14 +41,7 @@ fn churned(fs: &FaultFs, model: &mut BTreeMap<String, String>) -> Db {
             tx.commit().unwrap();
         }
         if round == 0 {
-            for chunk in (model.len()..KEYS).collect::<Vec<_>>().chunks(100) {
-                let mut tx = db.begin();
-                for &i in chunk {
-                    tx.put(key(i), value(i, 0)).unwrap();
-                    model.insert(key(i), value(i, 0));
-                }
-                tx.commit().unwrap();
-            }
+            common::paged::load(&db, model.len()..KEYS, 0, model);
         }
         db.checkpoint().unwrap();
     }

@@ -11,33 +11,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bwtx::fs::FaultFs;
-use bwtx::{Db, Durability, Error, Options};
+use bwtx::{Durability, Error, Options};
+use common::paged::{key, load, value};
 use common::{dump, fault_opts, DIR};
-
-fn key(i: usize) -> String {
-    format!("key{i:06}")
-}
-
-fn value(i: usize, round: usize) -> String {
-    let mut v = format!("value-{round}-{i}-");
-    v.extend(std::iter::repeat_n('x', 100 - v.len()));
-    v
-}
 
 fn paged(fs: &FaultFs, cache: u64) -> Options {
     fault_opts(fs).durability(Durability::Sync).cache_size(cache)
-}
-
-/// Write keys `range` (value round `round`), 100 per commit.
-fn load(db: &Db, range: std::ops::Range<usize>, round: usize, model: &mut BTreeMap<String, String>) {
-    for chunk in range.collect::<Vec<_>>().chunks(100) {
-        let mut tx = db.begin();
-        for &i in chunk {
-            tx.put(key(i), value(i, round)).unwrap();
-            model.insert(key(i), value(i, round));
-        }
-        tx.commit().unwrap();
-    }
 }
 
 /// The newest checkpoint file's name and format version.

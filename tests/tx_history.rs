@@ -95,6 +95,15 @@ fn run_and_check(db: &Db, name: &str, cfg: WorkloadConfig) -> History {
     h
 }
 
+/// Tiny pages (splits and merges all the time) and a busy collector.
+fn tiny_db() -> Db {
+    Options::new()
+        .tree_config(Config::tiny())
+        .gc_interval(Some(std::time::Duration::from_millis(1)))
+        .in_memory()
+        .unwrap()
+}
+
 #[test]
 fn list_append_default_config() {
     let db = Db::in_memory();
@@ -108,11 +117,7 @@ fn list_append_default_config() {
 
 #[test]
 fn list_append_tiny_pages() {
-    let db = Options::new()
-        .tree_config(Config::tiny())
-        .gc_interval(Some(std::time::Duration::from_millis(1)))
-        .in_memory()
-        .unwrap();
+    let db = tiny_db();
     let cfg = WorkloadConfig {
         txns_per_thread: txns(),
         keys: 6,
@@ -141,11 +146,7 @@ fn list_append_serializable() {
 /// Serializable transactions on tiny pages with a busy collector, few keys.
 #[test]
 fn list_append_serializable_tiny_pages() {
-    let db = Options::new()
-        .tree_config(Config::tiny())
-        .gc_interval(Some(std::time::Duration::from_millis(1)))
-        .in_memory()
-        .unwrap();
+    let db = tiny_db();
     let cfg = WorkloadConfig {
         txns_per_thread: txns(),
         keys: 4,

@@ -68,34 +68,37 @@ fn seeded() -> Db {
     db
 }
 
+/// The race: a snapshot transaction writes `key` while a serializable one
+/// runs `read` (true if it saw that write), writes `b` and commits; then the
+/// checks of [`check`].
+fn race(key: &'static str, read: fn(&mut bwtx::Transaction) -> bool, range: bool) {
+    let db = seeded();
+    let d = db.clone();
+    let w = thread::spawn(move || {
+        let mut tx = d.begin();
+        tx.put(key, "1").unwrap();
+        tx.commit().unwrap()
+    });
+    let mut tx = db.begin_with(Isolation::Serializable);
+    let snapshot = tx.snapshot_ts();
+    let saw_write = read(&mut tx);
+    tx.put("b", "1").unwrap();
+    let result = tx.commit();
+    let w = w.join().unwrap();
+    let outcome = Outcome {
+        saw_write,
+        snapshot,
+        result,
+    };
+    check(&outcome, w, key.as_bytes(), range);
+}
+
 /// A serializable transaction reads `a` and writes `b`; a snapshot
 /// transaction writes `a` (disjoint write sets: no latch orders them).
 #[test]
 fn validation_vs_commit_on_a_read_key() {
     model("validation_vs_commit_on_a_read_key", || {
-        let db = seeded();
-        let d = db.clone();
-        let w = thread::spawn(move || {
-            let mut tx = d.begin();
-            tx.put("a", "1").unwrap();
-            tx.commit().unwrap()
-        });
-        let mut tx = db.begin_with(Isolation::Serializable);
-        let snapshot = tx.snapshot_ts();
-        let saw_write = tx.get("a").unwrap().as_deref() == Some(&b"1"[..]);
-        tx.put("b", "1").unwrap();
-        let result = tx.commit();
-        let w = w.join().unwrap();
-        check(
-            &Outcome {
-                saw_write,
-                snapshot,
-                result,
-            },
-            w,
-            b"a",
-            false,
-        );
+        race("a", |tx| tx.get("a").unwrap().as_deref() == Some(&b"1"[..]), false)
     });
     // Refused and committed were both explored.
     assert_eq!(seen_range("key_committed"), (0, 1));
@@ -106,29 +109,7 @@ fn validation_vs_commit_on_a_read_key() {
 #[test]
 fn validation_vs_insert_into_a_scanned_range() {
     model("validation_vs_insert_into_a_scanned_range", || {
-        let db = seeded();
-        let d = db.clone();
-        let w = thread::spawn(move || {
-            let mut tx = d.begin();
-            tx.put("r/new", "1").unwrap();
-            tx.commit().unwrap()
-        });
-        let mut tx = db.begin_with(Isolation::Serializable);
-        let snapshot = tx.snapshot_ts();
-        let saw_write = tx.prefix("r/").count() == 1;
-        tx.put("b", "1").unwrap();
-        let result = tx.commit();
-        let w = w.join().unwrap();
-        check(
-            &Outcome {
-                saw_write,
-                snapshot,
-                result,
-            },
-            w,
-            b"r/new",
-            true,
-        );
+        race("r/new", |tx| tx.prefix("r/").count() == 1, true)
     });
     assert_eq!(seen_range("range_committed"), (0, 1));
 }

@@ -17,12 +17,7 @@ fn shell_savepoints_and_begin_serializable() {
          begin bogus\nbegin snapshot\nsavepoint s\nput z 1\nrollback to s\ncommit\nscan\nhelp\n",
     );
     let lines: Vec<&str> = out.lines().collect();
-    let at = |l: &str| {
-        lines
-            .iter()
-            .position(|x| *x == l)
-            .unwrap_or_else(|| panic!("no {l:?} in {out}"))
-    };
+    let at = |l: &str| crate::line_at(&lines, l, &out);
     assert!(
         lines[0].starts_with("begun at snapshot ") && lines[0].ends_with("(serializable)"),
         "{out}"

@@ -16,12 +16,7 @@ fn shell_uses_lists_and_drops_keyspaces() {
          use bad/name\ndrop default\ndrop nowhere\nuse\nbegin\nuse fresh\nuse orders\nget b\nrollback\n",
     );
     let lines: Vec<&str> = out.lines().collect();
-    let at = |l: &str| {
-        lines
-            .iter()
-            .position(|x| *x == l)
-            .unwrap_or_else(|| panic!("no {l:?} in {out}"))
-    };
+    let at = |l: &str| crate::line_at(&lines, l, &out);
     assert!(lines.contains(&"using keyspace orders (created)"), "{out}");
     // `get a` in orders reads 2, then in default 1.
     let orders = at("using keyspace orders (created)");

@@ -60,3 +60,12 @@ pub(crate) fn field<'a>(json: &'a str, key: &str) -> &'a str {
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     &rest[..end]
 }
+
+/// The index of the line of `lines` that is exactly `line` (`out` is the
+/// whole output, shown if there is none).
+pub(crate) fn line_at(lines: &[&str], line: &str, out: &str) -> usize {
+    lines
+        .iter()
+        .position(|x| *x == line)
+        .unwrap_or_else(|| panic!("no {line:?} in {out}"))
+}

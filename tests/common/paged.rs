@@ -26,3 +26,21 @@ pub fn opts(fs: &FaultFs, bytes: u64) -> Options {
         .cache_size(bytes)
         .segment_bytes(bytes)
 }
+
+/// Put keys `range` with values of `round`, 100 per commit, into `db` and
+/// `model`.
+pub fn load(
+    db: &bwtx::Db,
+    range: std::ops::Range<usize>,
+    round: usize,
+    model: &mut std::collections::BTreeMap<String, String>,
+) {
+    for chunk in range.collect::<Vec<_>>().chunks(100) {
+        let mut tx = db.begin();
+        for &i in chunk {
+            tx.put(key(i), value(i, round)).unwrap();
+            model.insert(key(i), value(i, round));
+        }
+        tx.commit().unwrap();
+    }
+}

@@ -56,6 +56,8 @@
 
 mod check;
 mod child;
+#[path = "../common/mod.rs"]
+mod common;
 mod parent;
 mod workload;
 

@@ -63,16 +63,7 @@ pub(crate) fn digest(kv: &BTreeMap<String, String>) -> u64 {
 }
 
 pub(crate) fn scan(db: &Db) -> BTreeMap<String, String> {
-    db.snapshot()
-        .range::<&[u8], _>(..)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            (
-                String::from_utf8(k.to_vec()).unwrap(),
-                String::from_utf8(v.to_vec()).unwrap(),
-            )
-        })
-        .collect()
+    crate::common::dump(db).1
 }
 
 /// The round a `t/` or `l/` key belongs to.
