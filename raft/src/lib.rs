@@ -38,6 +38,7 @@ pub mod bank;
 pub mod cluster;
 mod error;
 pub mod keys;
+mod log_memory;
 pub mod log_store;
 mod log_writer;
 pub mod network;

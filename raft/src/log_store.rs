@@ -11,10 +11,12 @@
 //!
 //! `append` returns before the commit: its entries wait in a shared map of
 //! pending entries, which reads consult before the `Db`, so they are
-//! readable at once as openraft requires. Votes, truncations and purges wait
-//! for their commit.
+//! readable at once as openraft requires. After their commit they stay in
+//! memory among the most recent entries (module `log_memory`), so the reads
+//! that follow an append (replication, then apply) take them from there
+//! without reading the `Db` or decoding JSON. Votes, truncations and purges
+//! wait for their commit.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc::Sender;
@@ -26,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX, PURGED, VOTE};
+use crate::log_memory::Memory;
 use crate::log_writer::{self, Op, Pending};
 use crate::types::{NodeId, TypeConfig};
 
@@ -59,13 +62,13 @@ impl LogStore {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, Error> {
-        if let Some((_, e)) = self.pending().last_key_value() {
-            return Ok(Some(e.log_id));
+        if let Some(id) = self.pending().last_id() {
+            return Ok(Some(id));
         }
         match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
             Some(kv) => {
@@ -77,16 +80,15 @@ impl LogStore {
         }
     }
 
-    /// The entries with index in `[start, end)`: the pending ones (read
-    /// first: the writer commits an entry before it leaves the map), then
-    /// the committed ones.
+    /// The entries with index in `[start, end)`: those in memory (read
+    /// first: the writer commits an entry before it leaves the pending
+    /// map), and, unless they hold every index of a bounded range, the
+    /// committed ones from the `Db`.
     fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, Error> {
-        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut out: BTreeMap<u64, Entry<TypeConfig>> = self
-            .pending()
-            .range((Bound::Included(start), upper))
-            .map(|(i, e)| (*i, e.clone()))
-            .collect();
+        let mut out = self.pending().range(start, end);
+        if end.is_some_and(|e| out.len() as u64 >= e.saturating_sub(start)) {
+            return Ok(out.into_values().collect());
+        }
         let snap = self.db.snapshot();
         for kv in snap.range(keys::log_key(start)..) {
             let (key, raw) = kv?;
@@ -189,9 +191,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
         let ids = entries.iter().map(|e| e.log_id).collect();
         {
-            let mut pending = self.pending();
+            let mut memory = self.pending();
             for e in entries {
-                pending.insert(e.log_id.index, e);
+                memory.append(e);
             }
         }
         self.writer
@@ -210,7 +212,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(write_err)?;
         // Appends queued before the truncation are committed (and deleted)
         // by now; none after it, since openraft waits for this call.
-        self.pending().split_off(&log_id.index);
+        self.pending().truncate(log_id.index);
         Ok(())
     }
 
@@ -224,6 +226,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             done,
         })
         .await
-        .map_err(write_err)
+        .map_err(write_err)?;
+        self.pending().purge(log_id.index);
+        Ok(())
     }
 }

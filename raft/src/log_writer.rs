@@ -1,35 +1,37 @@
 //! The log store's writer thread: every log write of one replica, in call
 //! order, with appends batched into one bwtx commit.
 //!
-//! `LogStore::append` puts its entries into the shared [`Pending`] map
+//! `LogStore::append` puts its entries into the shared [`Pending`] memory
 //! (readable at once, as openraft requires when `append` returns) and
 //! queues an [`Op::Append`]; it does not wait for the disk. The writer
 //! takes every op queued so far, commits the consecutive appends among them
 //! in **one** bwtx transaction (its group commit's fsync makes them
-//! durable), then removes them from `Pending` and fires their `LogFlushed`
-//! callbacks, in order. So while one fsync runs, the next appends queue up
-//! and share the next one: the leader's raft core never waits for the
-//! disk, and entries batch across client writes.
+//! durable), then marks them durable in memory (they stay readable there
+//! among the recent entries, module `log_memory`) and fires their
+//! `LogFlushed` callbacks, in order. So appends that queue while one fsync
+//! runs share the next one. (openraft 0.9's core still waits for each of
+//! its own appends' callbacks before it replicates the entries:
+//! `design/replication.md` §10.)
 //!
 //! Votes, truncations and purges go through the same queue, each its own
 //! commit after the appends queued before it, and their callers wait for
 //! it. After a failed commit every later op fails too (the store is
 //! poisoned, as bwtx is; openraft stops the node on the first error).
 
-use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::LogFlushed;
-use openraft::{Entry, LogId};
+use openraft::LogId;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX};
+use crate::log_memory::Memory;
 use crate::types::{NodeId, TypeConfig};
 
-/// Entries appended but not yet committed, by index.
-pub(crate) type Pending = Mutex<BTreeMap<u64, Entry<TypeConfig>>>;
+/// The entries in memory: pending and recent ([`Memory`]).
+pub(crate) type Pending = Mutex<Memory>;
 
 /// A queued log write.
 pub(crate) enum Op {
@@ -138,14 +140,10 @@ impl Writer {
             Ok(())
         });
         if r.is_ok() {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            for (_, ids, _) in appends.iter() {
-                for id in ids {
-                    // A later append may have replaced the entry (after a
-                    // truncation): keep that one.
-                    if pending.get(&id.index).is_some_and(|e| e.log_id == *id) {
-                        pending.remove(&id.index);
-                    }
+            let mut memory = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (records, ids, _) in appends.iter() {
+                for ((_, raw), id) in records.iter().zip(ids) {
+                    memory.durable(id, raw.len());
                 }
             }
         }
