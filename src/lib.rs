@@ -60,12 +60,14 @@ mod db;
 mod engine;
 mod error;
 pub mod fs;
+mod le;
 mod mvcc;
 mod options;
 // Built bottom-up for issue 11 (`design/storage.md`): the engine's page file
 // uses the segment store and the location table; value records are unused yet.
 #[allow(dead_code)]
 mod pagestore;
+mod poison;
 mod sync;
 mod wal;
 

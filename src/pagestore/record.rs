@@ -201,13 +201,7 @@ impl Bad {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
+use crate::le::{u32_at, u64_at};
 
 /// The payload length a record header claims (not yet verified).
 pub(crate) fn payload_len(header: &[u8; RECORD_HEADER_LEN]) -> usize {

@@ -28,6 +28,7 @@
 //! `written` and `durable` are positions, the ends of what is appended and of
 //! what is synced. Lock order: `sync_leader`, then `out`, then `segs`.
 
+use crate::poison::Poison;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 // Shared file handles, like `Arc<dyn Fs>`: no protocol of ours on them.
@@ -39,7 +40,7 @@ use bytes::Bytes;
 use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::segment::{self, Scan};
 use crate::fs::{Fs, FsFile, FsRead};
-use crate::sync::{lock, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
+use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
 use crate::{Error, Result};
 
 /// A record read back.
@@ -89,7 +90,7 @@ pub(crate) struct SegmentStore {
     /// Positions: the end of what is appended, and of what is synced.
     written: AtomicU64,
     durable: AtomicU64,
-    poisoned: AtomicBool,
+    poisoned: Poison,
     /// Held by the one caller running a sync.
     sync_leader: Mutex<()>,
     /// Followers sleep here while the leader syncs.
@@ -217,7 +218,7 @@ impl SegmentStore {
             segs: Mutex::new(segs),
             written: AtomicU64::new(pos(seq, size)),
             durable: AtomicU64::new(pos(seq, size)),
-            poisoned: AtomicBool::new(false),
+            poisoned: Poison::new(),
             sync_leader: Mutex::new(()),
             synced: Condvar::new(),
             synced_lock: Mutex::new(()),
@@ -229,15 +230,11 @@ impl SegmentStore {
 
     /// `Err(Poisoned)` once a write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.poisoned.check()
     }
 
     fn poison(&self, e: std::io::Error) -> Error {
-        self.poisoned.store(true, Ordering::Release);
-        Error::Io(e)
+        self.poisoned.set(e)
     }
 
     fn path(&self, seq: u64) -> PathBuf {
@@ -331,7 +328,7 @@ impl SegmentStore {
                     // takes before notifying: no lost wake-up. The timeout
                     // covers a leader that finished between our try_lock and
                     // here.
-                    if self.durable.load(Ordering::Acquire) < target && !self.poisoned.load(Ordering::Acquire) {
+                    if self.durable.load(Ordering::Acquire) < target && !self.poisoned.is_set() {
                         let _ = self.synced.wait_timeout(g, Duration::from_millis(1));
                     }
                 }

@@ -109,13 +109,7 @@ impl Bad {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
+use crate::le::{u32_at, u64_at};
 
 /// Decode the frame at the start of `b`, in a segment of format `version`:
 /// the commit and the frame's length.

@@ -17,6 +17,7 @@
 //! fails with [`Error::Poisoned`] (an fsync is never retried: after a failed
 //! fsync the kernel may have dropped the dirty pages).
 
+use crate::poison::Poison;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use bytes::Bytes;
 
 use super::record;
 use crate::fs::{Fs, FsFile};
-use crate::sync::{lock, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
+use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
 use crate::{Error, Result};
 
 /// File name of segment `seq`.
@@ -70,7 +71,7 @@ pub(crate) struct Wal {
     written: AtomicU64,
     /// Shared with the page store, whose flushes read it (the WAL rule W1).
     durable: crate::sync::Arc<AtomicU64>,
-    poisoned: AtomicBool,
+    poisoned: Poison,
     /// Followers sleep here while a leader writes and syncs.
     flushed: Condvar,
     flushed_lock: Mutex<()>,
@@ -117,7 +118,7 @@ impl Wal {
             }),
             written: AtomicU64::new(last_ts),
             durable,
-            poisoned: AtomicBool::new(false),
+            poisoned: Poison::new(),
             flushed: Condvar::new(),
             flushed_lock: Mutex::new(()),
             syncs: AtomicU64::new(0),
@@ -126,16 +127,13 @@ impl Wal {
         })
     }
 
+    /// `Err(Poisoned)` once a write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.poisoned.check()
     }
 
     fn poison(&self, e: std::io::Error) -> Error {
-        self.poisoned.store(true, Ordering::Release);
-        Error::Io(e)
+        self.poisoned.set(e)
     }
 
     /// Append the record of commit `ts` (every allocated timestamp gets one,
@@ -203,7 +201,7 @@ impl Wal {
                     // takes before notifying: no lost wake-up. The timeout
                     // covers a leader that finished between our try_lock
                     // and here without our record.
-                    if done.load(Ordering::Acquire) < ts && !self.poisoned.load(Ordering::Acquire) {
+                    if done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
                         let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
                     }
                 }
