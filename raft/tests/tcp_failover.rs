@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bwtx_raft::{bank, Cluster};
-use common::{assert_converged, run_transfers, transfers_until_applied_40, ACCOUNTS, INITIAL};
+use common::{rejoined_and_converged, transfers_until_applied_40, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcp_leader_killed_and_restarted_from_its_directory() {
@@ -51,19 +51,11 @@ async fn tcp_leader_killed_and_restarted_from_its_directory() {
     assert_ne!(new.id(), old_id, "a new leader among the survivors");
     drop(new);
 
-    let mut acked = clients.await.unwrap();
+    let acked = clients.await.unwrap();
     assert_eq!(acked.len(), 160, "every client finished through the new leader");
 
     let restarted = cluster.start_node(old_id).await.unwrap();
     assert_eq!(restarted.addr(), Some(old_addr), "back on its address");
     drop(restarted);
-    acked.extend(run_transfers(&cluster, 4, 10, 1_000).await);
-    assert_converged(&cluster, &[1, 2, 3], &acked).await;
-    let read = cluster.node(old_id).unwrap().read_snapshot().unwrap();
-    assert_eq!(
-        bank::transfers(&read).unwrap(),
-        acked.len(),
-        "no transfer applied twice"
-    );
-    cluster.shutdown().await.unwrap();
+    rejoined_and_converged(&cluster, old_id, acked).await;
 }

@@ -123,3 +123,19 @@ pub async fn assert_converged(cluster: &Cluster, ids: &[NodeId], acked: &[u64]) 
     }
     index
 }
+
+/// The end of a failover test, once the killed leader `old_id` is running
+/// again: more transfers, then every replica converged on every
+/// acknowledged one, none applied twice on the restarted node, and the
+/// cluster shut down.
+pub async fn rejoined_and_converged(cluster: &Arc<Cluster>, old_id: NodeId, mut acked: Vec<u64>) {
+    acked.extend(run_transfers(cluster, 4, 10, 1_000).await);
+    assert_converged(cluster, &[1, 2, 3], &acked).await;
+    let read = cluster.node(old_id).unwrap().read_snapshot().unwrap();
+    assert_eq!(
+        bank::transfers(&read).unwrap(),
+        acked.len(),
+        "no transfer applied twice"
+    );
+    cluster.shutdown().await.unwrap();
+}
