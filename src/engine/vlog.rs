@@ -29,6 +29,17 @@
 //! - Prune ([`ValueLog::prune`], from the evictor thread): `refs` entries of
 //!   superseded images are dropped between checkpoints too, so `refs` stays
 //!   about as large as the number of reachable images.
+//! - Cleaning (`super::vlog_clean`): segments mostly dead by the known
+//!   references are *evacuating* ([`ValueLog::set_evacuating`]): a flush
+//!   appends a version placed in one again (and `placed` names the copy;
+//!   a fault-in reading the old record does not take it back), and a delta
+//!   flush on a chain referencing one is declined
+//!   ([`ValueLog::references_evacuating`]); the cleaner rewrites the
+//!   published pages that reference them, and collection deletes them once
+//!   nothing reachable does.
+//! - Open ([`ValueLog::delete_unpublished`]): segments written after the
+//!   opened table's `vlog_head` by runs that crashed are deleted once
+//!   recovery succeeded.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
