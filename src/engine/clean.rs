@@ -292,8 +292,13 @@ impl Engine {
             *last = Some(Instant::now());
         }
         let moved = self.clean(pages.clean.budget)?.relocated;
-        // The value log's cleaner (`super::vlog_clean`) with the same budget.
-        let rewritten = self.clean_values(pages.clean.budget)?.pages;
+        // The value log's cleaner (`super::vlog_clean`) with the same budget,
+        // when the last collection saw garbage enough.
+        let rewritten = if pages.vlog.worth_cleaning() {
+            self.clean_values(pages.clean.budget)?.pages
+        } else {
+            0
+        };
         if moved + rewritten > 0 {
             self.checkpoint()?;
         }

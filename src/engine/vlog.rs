@@ -107,6 +107,11 @@ pub(crate) struct ValueLog {
     pub(crate) segments_cleaned: AtomicU64,
     /// Pages the cleaner rewrote off evacuating segments.
     pub(crate) pages_rewritten: AtomicU64,
+    /// Collections so far, and their count when a cleaning pass last found
+    /// no victim (`u64::MAX`: none did): the background pass waits for a
+    /// collection after one that found nothing.
+    collections: AtomicU64,
+    idle_at: AtomicU64,
 }
 
 impl ValueLog {
@@ -133,6 +138,8 @@ impl ValueLog {
             bytes_relocated: AtomicU64::new(0),
             segments_cleaned: AtomicU64::new(0),
             pages_rewritten: AtomicU64::new(0),
+            collections: AtomicU64::new(0),
+            idle_at: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -347,7 +354,23 @@ impl ValueLog {
     /// The segments being emptied are `victims` from now on (a flush
     /// appends their versions again).
     pub(crate) fn set_evacuating(&self, victims: BTreeSet<u64>) {
+        if victims.is_empty() {
+            self.idle_at
+                .store(self.collections.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         *lock(&self.evacuating) = victims;
+    }
+
+    /// Is a background cleaning pass worth its walk over every image's
+    /// references? Only after a collection measured the live bytes, while
+    /// a quarter of the segment bytes or more were garbage then, and not
+    /// if the last pass found no victim and no collection ran since.
+    pub(crate) fn worth_cleaning(&self) -> bool {
+        let live = self.live.load(Ordering::Relaxed);
+        let bytes = self.usage().1;
+        live != u64::MAX
+            && bytes.saturating_sub(live) * 4 >= bytes
+            && self.idle_at.load(Ordering::Relaxed) != self.collections.load(Ordering::Relaxed)
     }
 
     /// Does any of the images `parts` (one chain's) reference a segment
@@ -425,6 +448,7 @@ impl ValueLog {
                 .fetch_add((before - evacuating.len()) as u64, Ordering::Relaxed);
         }
         self.live.store(live_bytes, Ordering::Relaxed);
+        self.collections.fetch_add(1, Ordering::Relaxed);
         self.refs_kept.store(lock(&self.refs).len() as u64, Ordering::Relaxed);
         self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
         Ok(deleted.len() as u64)
