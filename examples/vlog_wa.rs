@@ -2,7 +2,7 @@
 //! goal, `design/storage.md` §10).
 //!
 //! ```text
-//! cargo run --release --example vlog_wa -- DIR THRESHOLD [KEYS] [UPDATES] [VALUE_BYTES] [CACHE_BYTES]
+//! cargo run --release --example vlog_wa -- DIR THRESHOLD [KEYS] [UPDATES] [VALUE_BYTES] [CACHE_BYTES] [SEGMENT_BYTES]
 //! ```
 //!
 //! Loads `KEYS` keys (default 10,000) with `VALUE_BYTES`-byte values
@@ -15,7 +15,12 @@
 //! process wrote to disk (`/proc/self/io` `write_bytes`) and the engine's
 //! page and value-log counters, each divided by the user bytes; then times
 //! as many uniform point reads (each fault-in reads the image and, with the
-//! value log, every value it references).
+//! value log, every value it references). Last, the value log's space
+//! amplification (its segment files' bytes over the live value records'
+//! bytes, one per key) after the updates, and after the reads (the log
+//! thread cleans in the background meanwhile) and `Db::clean_now` (the
+//! value log's cleaner run to the end, `design/storage.md` §10). Segments
+//! are `SEGMENT_BYTES` (default 64 MiB) long.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,7 +42,7 @@ fn disk_writes() -> u64 {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(dir), Some(threshold)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: vlog_wa DIR THRESHOLD|max [KEYS] [UPDATES] [VALUE_BYTES] [CACHE_BYTES]");
+        eprintln!("usage: vlog_wa DIR THRESHOLD|max [KEYS] [UPDATES] [VALUE_BYTES] [CACHE_BYTES] [SEGMENT_BYTES]");
         return ExitCode::FAILURE;
     };
     let threshold = if threshold == "max" {
@@ -47,12 +52,14 @@ fn main() -> ExitCode {
     };
     let num = |i: usize, d: u64| args.get(i).map_or(d, |a| a.parse().expect("a number"));
     let (keys, updates, vlen, cache) = (num(2, 10_000), num(3, 10_000), num(4, 4_096), num(5, 4 << 20));
+    let segment_bytes = num(6, 64 << 20);
     let _ = std::fs::remove_dir_all(dir);
     let db = Options::new()
         .durability(Durability::Buffered(Duration::from_millis(10)))
         .cache_size(cache)
         .value_log_threshold(threshold)
         .checkpoint_bytes(0)
+        .segment_bytes(segment_bytes)
         .open(dir)
         .expect("open");
     let value = |k: u64, round: u64| {
@@ -84,7 +91,23 @@ fn main() -> ExitCode {
         }
     }
     db.checkpoint().expect("checkpoint");
+    // Space: one live value record per key (40-byte header, then ts,
+    // lengths, key and value, padded to 8).
+    let live = keys * (40 + (16 + key(0).len() as u64 + vlen).div_ceil(8) * 8);
+    let space = |what: &str, s: &bwtx::Stats| {
+        println!(
+            "value log {what}: {} B in {} segments, {:.2} x the {live} B of live values; \
+             {} segments cleaned, {} B relocated, {} pages rewritten",
+            s.value_log_bytes,
+            s.value_log_segments,
+            s.value_log_bytes as f64 / live as f64,
+            s.value_log_segments_cleaned,
+            s.value_log_bytes_relocated,
+            s.value_log_pages_rewritten
+        )
+    };
     let (s1, d1) = (db.stats(), disk_writes());
+    space("after the updates", &s1);
     let pages = s1.page_bytes_written - s0.page_bytes_written;
     let vlog = s1.value_log_bytes_written - s0.value_log_bytes_written;
     let disk = d1 - d0;
@@ -125,5 +148,9 @@ fn main() -> ExitCode {
         updates as f64 / secs,
         db.stats().cache_misses - m0
     );
+    let t0 = std::time::Instant::now();
+    db.clean_now().expect("clean");
+    println!("clean_now: {:.2} s", t0.elapsed().as_secs_f64());
+    space("after the reads and clean_now", &db.stats());
     ExitCode::SUCCESS
 }

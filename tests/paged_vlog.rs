@@ -6,7 +6,8 @@
 //! naming the value-log file, never a wrong value; a power loss at every
 //! sync point loses nothing acknowledged; a failed value-log write poisons;
 //! collection deletes the segments overwritten values left, and reopening
-//! (cleanly or after a crash) leaves no segment behind that nothing references;
+//! (cleanly or after a crash) leaves no segment behind that nothing references
+//! (a crashed run's page and value-log segments are deleted by the open itself);
 //! a delta flush references its large values as a whole image does.
 
 mod common;
@@ -39,11 +40,16 @@ fn value(key: usize, round: usize, len: usize) -> String {
 }
 
 fn vlog_files(fs: &FaultFs) -> Vec<String> {
+    files(fs, "vlog-")
+}
+
+/// The directory's files whose names start with `prefix`, sorted.
+fn files(fs: &FaultFs, prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = fs
         .list(Path::new(DIR))
         .unwrap()
         .into_iter()
-        .filter(|n| n.starts_with("vlog-"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     v.sort();
     v
@@ -494,4 +500,65 @@ fn many_evictions_between_checkpoints_then_collection_and_restart() {
     drop(db);
     let db = paged(&fs).open(DIR).unwrap();
     assert_eq!(dump(&db).1, model);
+}
+
+/// A run that writes large values and evicts every leaf, then loses power
+/// before any table: returns the segment files it left.
+fn crashed_run(fs: &FaultFs, first: usize) -> Vec<String> {
+    let pre = [files(fs, "vlog-"), files(fs, "pages-")].concat();
+    let db = paged(fs).cache_size(1 << 30).open(DIR).unwrap();
+    for i in 0..3 {
+        let mut tx = db.begin();
+        tx.put(format!("zz{}", first + i), value(first + i, 0, 3_000)).unwrap();
+        tx.commit().unwrap();
+    }
+    db.evict_all().unwrap();
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    let left: Vec<String> = [files(fs, "vlog-"), files(fs, "pages-")]
+        .concat()
+        .into_iter()
+        .filter(|n| !pre.contains(n))
+        .collect();
+    // Three values of 3,000 bytes fill 4 KiB segments: closed ones synced.
+    assert!(
+        left.iter()
+            .any(|n| n.starts_with("vlog-") && fs.contents(&Path::new(DIR).join(n)).unwrap().len() > 32),
+        "{left:?}"
+    );
+    assert!(left.iter().any(|n| n.starts_with("pages-")), "{left:?}");
+    left
+}
+
+#[test]
+fn a_crashed_runs_segments_are_deleted_at_open() {
+    let fs = FaultFs::new();
+    // Before any table: every segment is a crashed run's.
+    let left = crashed_run(&fs, 0);
+    let db = paged(&fs).open(DIR).unwrap();
+    let now = [files(&fs, "vlog-"), files(&fs, "pages-")].concat();
+    assert!(left.iter().all(|n| !now.contains(n)), "{left:?} {now:?}");
+    assert_eq!(
+        db.stats().value_log_segments_deleted,
+        left.iter().filter(|n| n.starts_with("vlog-")).count() as u64
+    );
+    // The values came back from the log, and a table lists them now.
+    db.checkpoint().unwrap();
+    drop(db);
+    // After a table: the segments after its heads.
+    let left = crashed_run(&fs, 10);
+    let db = paged(&fs).open(DIR).unwrap();
+    let now = [files(&fs, "vlog-"), files(&fs, "pages-")].concat();
+    assert!(left.iter().all(|n| !now.contains(n)), "{left:?} {now:?}");
+    for i in (0..3).chain(10..13) {
+        assert_eq!(
+            db.snapshot().get(format!("zz{i}")).unwrap().as_deref(),
+            Some(value(i, 0, 3_000).as_bytes())
+        );
+    }
+    drop(db);
+    fs.power_loss();
+    let db = paged(&fs).open(DIR).unwrap();
+    assert_eq!(dump(&db).1.len(), 6);
 }

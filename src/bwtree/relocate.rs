@@ -50,6 +50,19 @@ impl Tree {
         out
     }
 
+    /// If page `pid` publishes the image at `addr` now (evicted there, or
+    /// clean resident with `disk` there), the GC watermark the page was
+    /// built with: a rewrite of its chain drops by it what the page had
+    /// dropped (`super::image::collect_base`, as a fault-in does).
+    pub(crate) fn published_watermark(&self, pid: Pid, addr: u64) -> Option<u64> {
+        let guard = epoch::pin();
+        match self.table.load(pid, &guard).map(|h| &h.body) {
+            Some(Body::Evicted { addr: a, watermark, .. }) if *a == addr => Some(*watermark),
+            Some(Body::Leaf(b)) if b.is_clean() && b.disk == addr => Some(b.built_watermark),
+            _ => None,
+        }
+    }
+
     /// Swap page `pid`'s published image address `from` for `to` (a copy of
     /// the same record, appended by the caller). `Ok(false)`: the page no
     /// longer publishes `from` or changed meanwhile (the copy is garbage).

@@ -279,11 +279,14 @@ impl Db {
         self.engine.evict_all()
     }
 
-    /// Run the page segments' cleaner to the end now (a test hook, like
-    /// [`Db::evict_all`]): relocate the published images out of mostly-dead
-    /// segments, checkpoint so that they are deleted, recount the live
-    /// bytes (`design/storage.md` §9). Returns how many pages moved; 0
-    /// without a page store.
+    /// Run the page segments' cleaner and the value log's to the end now (a
+    /// test hook, like [`Db::evict_all`]): relocate the published images out
+    /// of mostly-dead page segments, rewrite the pages that reference
+    /// mostly-dead value-log segments (their values appended again),
+    /// checkpoint so that those segments are deleted, recount the live
+    /// bytes (`design/storage.md` §9, §10). Returns how many pages the page
+    /// cleaner moved (the value log's work is in [`Stats`]); 0 without a
+    /// page store.
     #[doc(hidden)]
     pub fn clean_now(&self) -> Result<u64> {
         self.engine.clean_now().map(|r| r.relocated)

@@ -38,8 +38,9 @@
 //!   write does); a failed read of a victim's record returns its error and
 //!   changes nothing.
 //! - **Where it runs.** The log thread ([`Engine::maybe_clean`]), at most
-//!   every [`CLEAN_INTERVAL`], then a checkpoint if anything moved; it takes
-//!   no lock a commit takes. [`crate::Db::clean_now`] runs it to the end
+//!   every [`CLEAN_INTERVAL`], with the value log's cleaner after it
+//!   (`super::vlog_clean`), then a checkpoint if anything moved; it takes
+//!   no lock a commit takes. [`crate::Db::clean_now`] runs both to the end
 //!   (tests).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -106,6 +107,17 @@ impl CleanState {
     /// The newest table names `addrs` (at open, and after each checkpoint).
     pub(crate) fn set_table(&self, addrs: Vec<u64>) {
         *lock(&self.table) = addrs;
+    }
+
+    /// The addresses the newest table names.
+    pub(crate) fn table_addrs(&self) -> Vec<u64> {
+        lock(&self.table).clone()
+    }
+
+    /// Pages were relocated (a value-log cleaning pass rewrote some): the
+    /// next checkpoint writes a table even with no commit.
+    pub(crate) fn note_relocated(&self) {
+        self.relocated.store(true, Ordering::Release);
     }
 
     /// Whether pages were relocated since the last call (a checkpoint asks,
@@ -267,8 +279,9 @@ impl Engine {
     }
 
     /// The log thread's cleaning: at most every [`CLEAN_INTERVAL`], one pass
-    /// of the page file's budget, then a checkpoint if it moved anything
-    /// (which deletes the segments it emptied).
+    /// of the page file's budget over the page segments and one over the
+    /// value log, then a checkpoint if either moved anything (which deletes
+    /// the segments they emptied).
     pub(crate) fn maybe_clean(&self) -> Result<()> {
         let Some(pages) = &self.pages else { return Ok(()) };
         {
@@ -278,24 +291,35 @@ impl Engine {
             }
             *last = Some(Instant::now());
         }
-        if self.clean(pages.clean.budget)?.relocated > 0 {
+        let moved = self.clean(pages.clean.budget)?.relocated;
+        // The value log's cleaner (`super::vlog_clean`) with the same budget,
+        // when the last collection saw garbage enough.
+        let rewritten = if pages.vlog.worth_cleaning() {
+            self.clean_values(pages.clean.budget)?.pages
+        } else {
+            0
+        };
+        if moved + rewritten > 0 {
             self.checkpoint()?;
         }
         Ok(())
     }
 
-    /// [`crate::Db::clean_now`]: clean until no segment qualifies (at most
-    /// 16 passes), each pass followed by a checkpoint, then recount.
+    /// [`crate::Db::clean_now`]: clean the page segments and the value log
+    /// (`super::vlog_clean`) until no segment qualifies (at most 16 passes
+    /// of each), each pass followed by a checkpoint, then recount. The
+    /// report counts the page cleaner's work.
     pub(crate) fn clean_now(&self) -> Result<CleanReport> {
         let mut total = CleanReport::default();
         for _ in 0..16 {
             let r = self.clean(u64::MAX)?;
+            let v = self.clean_values(u64::MAX)?;
             total.relocated += r.relocated;
             total.segments += r.segments;
             if self.store.is_some() {
                 self.checkpoint()?;
             }
-            if r.relocated == 0 {
+            if r.relocated == 0 && v.pages == 0 {
                 break;
             }
         }

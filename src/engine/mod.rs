@@ -49,6 +49,7 @@ pub(crate) mod serializable;
 pub(crate) mod stats;
 pub(crate) mod tree_pages;
 pub(crate) mod vlog;
+pub(crate) mod vlog_clean;
 pub(crate) mod workers;
 
 use std::path::Path;

@@ -26,6 +26,7 @@ use super::pages::PageFile;
 use super::tree_pages::{tag, TreePages, CATALOG_TAG};
 use crate::bwtree::Tree;
 use crate::options::Options;
+use crate::pagestore::record::NO_ADDR;
 use crate::pagestore::table;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::wal::recovery::{self, Replay, Start};
@@ -225,6 +226,9 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     let table_ts = newest.as_ref().filter(|_| is_table).map(|n| n.ts);
     let (samples, hist) = Store::read_hist(&*fs, dir, table_ts)?;
     let hist = hist.filter(|h| !opts.history_retention.is_zero() && !h.counts.is_empty());
+    // The value log's and page store's heads of the table opened from
+    // (none: no table).
+    let mut heads = (NO_ADDR, NO_ADDR);
     let (tree, start, live, mut listed) = match (newest, &pages) {
         (Some(n), Some(pages)) if is_table => {
             let corrupt = |(offset, reason)| Error::Corruption {
@@ -240,7 +244,10 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                 return Err(corrupt((16, "location table timestamp differs from its name")));
             }
             let table::Table {
-                ts, trees, vlog_head, ..
+                ts,
+                trees,
+                vlog_head,
+                pages_head,
             } = t;
             if trees.first().is_none_or(|t0| t0.tree != 0) {
                 return Err(corrupt((
@@ -249,6 +256,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                 )));
             }
             pages.vlog.set_published_head(vlog_head);
+            heads = (vlog_head, pages_head);
             pages
                 .clean
                 .set_table(trees.iter().flat_map(|tt| tt.leaves.iter().map(|l| l.addr)).collect());
@@ -362,6 +370,14 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         !opts.history_retention.is_zero(),
         durable,
     )?;
+    if let Some(pages) = &pages {
+        // Recovery succeeded from the table (or from no table: then no
+        // image is published, nor any value): the segments runs that
+        // crashed after it wrote are unreferenced (`design/storage.md` §7).
+        // Not before: a damaged newest checkpoint must fail the open with
+        // every segment still there.
+        pages.delete_unpublished(heads.0, heads.1)?;
+    }
     let replay_skipped = replayer.skipped.load(Ordering::Relaxed);
     let mut counts = replayer.history.into_inner();
     if !is_table {

@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{
-    decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase, FLUSH_CHAIN,
+    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase,
+    FLUSH_CHAIN,
 };
 use crate::fs::Fs;
 use crate::pagestore::record::{
@@ -185,21 +186,37 @@ impl PageFile {
         Ok(deleted)
     }
 
+    /// At open, once recovery from the location table whose heads are
+    /// `vlog_head` and `pages_head` succeeded (`NO_ADDR` for both: no
+    /// table): delete every page and value-log segment of earlier runs after
+    /// the ones holding those heads (`design/storage.md` §7). Runs that
+    /// crashed after their last table wrote them; no table lists an image in
+    /// them, nor an image that references a value in them. This run's
+    /// segments (from `first_seq` on; the replay may have evicted) stay.
+    /// Each deletion syncs the directory. Returns how many page and
+    /// value-log segments went.
+    pub(crate) fn delete_unpublished(&self, vlog_head: u64, pages_head: u64) -> Result<(u64, u64)> {
+        let last = if pages_head == NO_ADDR { 0 } else { addr_seq(pages_head) };
+        let mut deleted = 0;
+        for s in self.store.segments() {
+            if s.seq > last && s.seq < self.first_seq {
+                self.store.delete(s.seq)?;
+                deleted += 1;
+            }
+        }
+        Ok((deleted, self.vlog.delete_unpublished(vlog_head)?))
+    }
+
     /// Append a copy of the record at `addr` (for the cleaner: same kind,
     /// page id and `max_ts`; not synced). Returns the copy's address and
     /// its record bytes.
     pub(crate) fn copy_record(&self, addr: u64) -> Result<Option<(u64, u64)>> {
         let record = self.store.read(addr)?;
-        if record.meta.rkind != RecordKind::Base {
-            // The head of a delta chain: its `prev` names older parts, which
-            // a byte copy would leave behind. The chain merged is written as
-            // one whole image instead (the same versions, so the same page).
-            let (tree, pid) = (record.meta.tree, record.meta.id);
-            let base = self.read_leaf(tree, pid, addr)?;
-            let before = self.bytes_written.load(Ordering::Relaxed);
-            let to = self.write_leaf(tree, pid, &base)?;
-            let bytes = record_bytes((self.bytes_written.load(Ordering::Relaxed) - before) as usize);
-            return Ok(Some((to, bytes)));
+        // The head of a delta chain: its `prev` names older parts, which a
+        // byte copy would leave behind. An image referencing a value-log
+        // segment being emptied would keep it. Either is rewritten instead.
+        if record.meta.rkind != RecordKind::Base || self.vlog.references_evacuating(&[addr]) {
+            return self.rewrite(record.meta.tree, record.meta.id, addr, None).map(Some);
         }
         let to = self.store.append(&record.meta, &record.payload)?;
         let bytes = record_bytes(record.payload.len());
@@ -208,6 +225,20 @@ impl PageFile {
         // collection must count them live through the copy too.
         self.vlog.copy_refs(addr, to);
         Ok(Some((to, bytes)))
+    }
+
+    /// Write the chain of page `pid` of tree `tree` at `addr` merged, as one
+    /// whole image (the same page; its large values placed again: those in
+    /// value-log segments being emptied are appended anew). With
+    /// `watermark`, the versions the page had dropped by that GC watermark
+    /// are left out, as a fault-in leaves them out. Not synced. Returns the
+    /// image's address and record bytes.
+    pub(crate) fn rewrite(&self, tree: u16, pid: u64, addr: u64, watermark: Option<u64>) -> Result<(u64, u64)> {
+        let mut base = self.read_leaf(tree, pid, addr)?;
+        if let Some(w) = watermark {
+            base = collect_base(base, w);
+        }
+        self.write_image(tree, pid, &base)
     }
 
     /// Record bytes of every page segment file now (headers included).
@@ -401,6 +432,11 @@ impl PageFile {
 
     /// Append the image of `base` (page `pid` of tree `tree`).
     pub(crate) fn write_leaf(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<u64> {
+        self.write_image(tree, pid, base).map(|(addr, _)| addr)
+    }
+
+    /// [`PageFile::write_leaf`], returning the record bytes too.
+    fn write_image(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<(u64, u64)> {
         let mut buf = Vec::new();
         let mut refs = Vec::new();
         let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(tree, key, ts, value, &mut refs);
@@ -428,7 +464,7 @@ impl PageFile {
                 delta_bytes: 0,
             },
         );
-        Ok(addr)
+        Ok((addr, record_bytes(buf.len())))
     }
 
     /// `PageIo::write_delta` for page `pid` of tree `tree`.
@@ -442,6 +478,11 @@ impl PageFile {
         let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
             return Ok(None);
         };
+        // A chain referencing a value-log segment being emptied is written
+        // whole (its values appended again), so that the segment can go.
+        if self.vlog.references_evacuating(&chain.parts) {
+            return Ok(None);
+        }
         let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
         // On the chain, while it is short and its deltas small. (A value
         // placed in the value log by an encoding that is then declined is

@@ -112,8 +112,18 @@ pub struct Stats {
     /// listed; 0 before this run's first checkpoint): what a cleaner could
     /// reclaim.
     pub value_log_garbage_bytes: u64,
-    /// Value-log segments deleted since open (no image referenced them).
+    /// Value-log segments deleted since open (no image referenced them; at
+    /// open, those written after the table it opened from).
     pub value_log_segments_deleted: u64,
+    /// Value-log segments the value log's cleaner emptied that a collection
+    /// then deleted, since open (`design/storage.md` §10, "Cleaning").
+    pub value_log_segments_cleaned: u64,
+    /// Payload bytes of values appended again out of segments being
+    /// cleaned, since open (also in `value_log_bytes_written`).
+    pub value_log_bytes_relocated: u64,
+    /// Pages the value log's cleaner rewrote (and repointed) off segments
+    /// being cleaned, since open.
+    pub value_log_pages_rewritten: u64,
     /// Bytes of the page segment files now (headers included; with a page
     /// store).
     pub page_disk_bytes: u64,
@@ -206,6 +216,9 @@ impl Engine {
                 .pages
                 .as_ref()
                 .map_or(0, |p| p.vlog.segments_deleted.load(Ordering::Relaxed)),
+            value_log_segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.vlog.segments_cleaned)),
+            value_log_bytes_relocated: self.pages.as_ref().map_or(0, |p| r(&p.vlog.bytes_relocated)),
+            value_log_pages_rewritten: self.pages.as_ref().map_or(0, |p| r(&p.vlog.pages_rewritten)),
             page_disk_bytes: self.pages.as_ref().map_or(0, |p| p.disk_bytes()),
             page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),

@@ -29,6 +29,17 @@
 //! - Prune ([`ValueLog::prune`], from the evictor thread): `refs` entries of
 //!   superseded images are dropped between checkpoints too, so `refs` stays
 //!   about as large as the number of reachable images.
+//! - Cleaning (`super::vlog_clean`): segments mostly dead by the known
+//!   references are *evacuating* ([`ValueLog::set_evacuating`]): a flush
+//!   appends a version placed in one again (and `placed` names the copy;
+//!   a fault-in reading the old record does not take it back), and a delta
+//!   flush on a chain referencing one is declined
+//!   ([`ValueLog::references_evacuating`]); the cleaner rewrites the
+//!   published pages that reference them, and collection deletes them once
+//!   nothing reachable does.
+//! - Open ([`ValueLog::delete_unpublished`]): segments written after the
+//!   opened table's `vlog_head` by runs that crashed are deleted once
+//!   recovery succeeded.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -85,6 +96,22 @@ pub(crate) struct ValueLog {
     cycle: Mutex<()>,
     /// `refs` entries after the last collection or prune.
     refs_kept: AtomicU64,
+    /// The segments being emptied (`super::vlog_clean`): a version placed
+    /// in one is appended again at its next flush, and a delta flush on a
+    /// chain referencing one is declined (a whole image is written).
+    /// Lock order: `placed`, then this.
+    evacuating: Mutex<BTreeSet<u64>>,
+    /// Payload bytes appended again out of evacuated segments.
+    pub(crate) bytes_relocated: AtomicU64,
+    /// Evacuated segments deleted by collections.
+    pub(crate) segments_cleaned: AtomicU64,
+    /// Pages the cleaner rewrote off evacuating segments.
+    pub(crate) pages_rewritten: AtomicU64,
+    /// Collections so far, and their count when a cleaning pass last found
+    /// no victim (`u64::MAX`: none did): the background pass waits for a
+    /// collection after one that found nothing.
+    collections: AtomicU64,
+    idle_at: AtomicU64,
 }
 
 impl ValueLog {
@@ -107,6 +134,12 @@ impl ValueLog {
             segments_deleted: AtomicU64::new(0),
             cycle: Mutex::new(()),
             refs_kept: AtomicU64::new(0),
+            evacuating: Mutex::new(BTreeSet::new()),
+            bytes_relocated: AtomicU64::new(0),
+            segments_cleaned: AtomicU64::new(0),
+            pages_rewritten: AtomicU64::new(0),
+            collections: AtomicU64::new(0),
+            idle_at: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -164,9 +197,15 @@ impl ValueLog {
         // checkpoint's and an eviction's; one loses its CAS) must not both
         // append the version.
         let mut placed = lock(&self.placed);
+        let mut moved = false;
         if let Some(&addr) = placed.get(&id) {
-            refs.push((addr, bytes));
-            return Ok(Some(addr));
+            // A version in a segment being emptied is appended again (and
+            // `placed` names the new record from now on).
+            moved = lock(&self.evacuating).contains(&addr_seq(addr));
+            if !moved {
+                refs.push((addr, bytes));
+                return Ok(Some(addr));
+            }
         }
         let mut payload = Vec::with_capacity(VALUE_HEADER + key.len() + value.len());
         payload.extend_from_slice(&ts.to_le_bytes());
@@ -184,6 +223,9 @@ impl ValueLog {
         };
         let addr = self.store.append(&meta, &payload)?;
         self.bytes_written.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if moved {
+            self.bytes_relocated.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        }
         placed.insert(id, addr);
         refs.push((addr, bytes));
         Ok(Some(addr))
@@ -226,7 +268,16 @@ impl ValueLog {
         {
             return Err(corrupt("value record is not the version its reference names"));
         }
-        lock(&self.placed).insert((tree, key.into(), ts), addr);
+        {
+            // A version may have two records while its segment is emptied:
+            // `placed` keeps naming the copy outside the segment.
+            let mut placed = lock(&self.placed);
+            let evacuating = lock(&self.evacuating);
+            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
+            if evacuating.contains(&addr_seq(*entry)) {
+                *entry = addr;
+            }
+        }
         refs.push((addr, record_bytes(p.len())));
         Ok(record.payload.slice(VALUE_HEADER + klen..))
     }
@@ -249,30 +300,127 @@ impl ValueLog {
         }
     }
 
+    /// The record bytes the images in `images` reference, by segment, and
+    /// whether one of them has unknown references (an image of an earlier
+    /// run not read yet). Forgets the references of images not in `images`
+    /// if `forget` (a collection: every reachable image is in `images`).
+    fn referenced(&self, images: &BTreeSet<u64>, forget: bool) -> (BTreeSet<ValueRef>, bool) {
+        let mut live: BTreeSet<ValueRef> = BTreeSet::new();
+        let mut unknown = false;
+        let mut refs = lock(&self.refs);
+        if forget {
+            refs.retain(|image, _| images.contains(image));
+        }
+        for image in images {
+            match refs.get(image) {
+                Some(r) => live.extend(r.iter().copied()),
+                None => unknown = true,
+            }
+        }
+        (live, unknown)
+    }
+
+    /// May segment `seq` hold values that images of an earlier run not read
+    /// yet reference (`unknown`: such an image is reachable)?
+    fn maybe_referenced(&self, unknown: bool, seq: u64) -> bool {
+        unknown && seq <= self.published_seq.load(Ordering::Relaxed) && seq < self.first_seq
+    }
+
+    /// Every segment but the current one, with its record bytes (header
+    /// excluded) and the record bytes the images in `images` reference
+    /// there; segments whose references are not all known (an image of an
+    /// earlier run not read yet may reference them) and segments with no
+    /// record are left out. For the cleaner's victim choice
+    /// (`super::vlog_clean`).
+    pub(crate) fn usage_by_segment(&self, images: &BTreeSet<u64>) -> Vec<(u64, u64, u64)> {
+        let (live, unknown) = self.referenced(images, false);
+        let mut by_seq: HashMap<u64, u64> = HashMap::new();
+        for &(a, b) in &live {
+            *by_seq.entry(addr_seq(a)).or_default() += b;
+        }
+        let segs = self.store.segments();
+        let Some((_current, old)) = segs.split_last() else {
+            return Vec::new();
+        };
+        old.iter()
+            .filter(|s| s.bytes > SEGMENT_HEADER_LEN as u64 && !self.maybe_referenced(unknown, s.seq))
+            .map(|s| {
+                let records = s.bytes - SEGMENT_HEADER_LEN as u64;
+                (s.seq, records, by_seq.get(&s.seq).copied().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    /// The segments being emptied are `victims` from now on (a flush
+    /// appends their versions again).
+    pub(crate) fn set_evacuating(&self, victims: BTreeSet<u64>) {
+        if victims.is_empty() {
+            self.idle_at
+                .store(self.collections.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        *lock(&self.evacuating) = victims;
+    }
+
+    /// Is a background cleaning pass worth its walk over every image's
+    /// references? Only after a collection measured the live bytes, while
+    /// a quarter of the segment bytes or more were garbage then, and not
+    /// if the last pass found no victim and no collection ran since.
+    pub(crate) fn worth_cleaning(&self) -> bool {
+        let live = self.live.load(Ordering::Relaxed);
+        let bytes = self.usage().1;
+        live != u64::MAX
+            && bytes.saturating_sub(live) * 4 >= bytes
+            && self.idle_at.load(Ordering::Relaxed) != self.collections.load(Ordering::Relaxed)
+    }
+
+    /// Does any of the images `parts` (one chain's) reference a segment
+    /// being emptied? (A delta flush on such a chain is declined, so the
+    /// page's next flush writes a whole image and appends those values
+    /// again.) Parts whose references are unknown count as not.
+    pub(crate) fn references_evacuating(&self, parts: &[u64]) -> bool {
+        let evacuating = lock(&self.evacuating).clone();
+        if evacuating.is_empty() {
+            return false;
+        }
+        let refs = lock(&self.refs);
+        parts
+            .iter()
+            .filter_map(|p| refs.get(p))
+            .any(|r| r.iter().any(|&(a, _)| evacuating.contains(&addr_seq(a))))
+    }
+
+    /// At open, once recovery from the location table `vlog_head` came
+    /// from succeeded (`NO_ADDR`: no table; nothing published references a
+    /// value): delete every segment of earlier runs after the one that
+    /// holds `vlog_head`. Runs that crashed after their last table wrote
+    /// them, and only images no table lists reference them. This run's
+    /// segments (from `first_seq` on) stay. Each deletion syncs the
+    /// directory. Returns how many.
+    pub(crate) fn delete_unpublished(&self, vlog_head: u64) -> Result<u64> {
+        let last = if vlog_head == NO_ADDR { 0 } else { addr_seq(vlog_head) };
+        let mut deleted = 0;
+        for s in self.store.segments() {
+            if s.seq > last && s.seq < self.first_seq {
+                self.store.delete(s.seq)?;
+                deleted += 1;
+            }
+        }
+        self.segments_deleted.fetch_add(deleted, Ordering::Relaxed);
+        Ok(deleted)
+    }
+
     /// Delete every segment but the current one that no image in `images`
     /// references (the caller holds evictions off: no image is written
     /// meanwhile, and every image still reachable is in `images`). Forgets
     /// the references of images not in `images` and the `placed` entries
     /// into deleted segments. Returns how many segments were deleted.
     pub(crate) fn collect(&self, images: &BTreeSet<u64>) -> Result<u64> {
-        let mut live: BTreeSet<ValueRef> = BTreeSet::new();
-        let mut unknown = false;
-        {
-            let mut refs = lock(&self.refs);
-            refs.retain(|image, _| images.contains(image));
-            for image in images {
-                match refs.get(image) {
-                    Some(r) => live.extend(r.iter().copied()),
-                    None => unknown = true,
-                }
-            }
-        }
+        let (live, unknown) = self.referenced(images, true);
         let keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
         // With an image of an earlier run listed but not read, every segment
         // the table loaded at open may reference is kept, and counted live
         // whole.
-        let published = self.published_seq.load(Ordering::Relaxed);
-        let maybe = |seq: u64| unknown && seq <= published && seq < self.first_seq;
+        let maybe = |seq: u64| self.maybe_referenced(unknown, seq);
         let segs = self.store.segments();
         let mut live_bytes: u64 = live
             .iter()
@@ -293,8 +441,14 @@ impl ValueLog {
         }
         if !deleted.is_empty() {
             lock(&self.placed).retain(|_, addr| !deleted.contains(&addr_seq(*addr)));
+            let mut evacuating = lock(&self.evacuating);
+            let before = evacuating.len();
+            evacuating.retain(|seq| !deleted.contains(seq));
+            self.segments_cleaned
+                .fetch_add((before - evacuating.len()) as u64, Ordering::Relaxed);
         }
         self.live.store(live_bytes, Ordering::Relaxed);
+        self.collections.fetch_add(1, Ordering::Relaxed);
         self.refs_kept.store(lock(&self.refs).len() as u64, Ordering::Relaxed);
         self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
         Ok(deleted.len() as u64)

@@ -1,0 +1,159 @@
+//! Faults while the value log is cleaned (`design/storage.md` §10,
+//! "Cleaning", §11): a power loss at every sync of a cleaning run and at
+//! sampled writes loses nothing acknowledged and misreads no value (the
+//! reopened database equals a reference model, before and after another
+//! eviction); a failed read while cleaning is an error that poisons
+//! nothing, and the next run cleans.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Db, Durability, Error, Options};
+use bwtx_kit::SplitMix64;
+use common::{dump, fault_opts, DIR};
+
+const KEYS: usize = 40;
+
+/// A small cache, 16 KiB segments (about 7 values of 2,000 bytes each).
+fn opts(fs: &FaultFs) -> Options {
+    fault_opts(fs)
+        .durability(Durability::Sync)
+        .cache_size(16 << 10)
+        .segment_bytes(16 << 10)
+        .value_log_threshold(1 << 10)
+}
+
+fn key(k: usize) -> String {
+    format!("k{k:03}")
+}
+
+fn value(k: usize, round: usize) -> String {
+    let mut v = format!("v{round}-{k}-");
+    v.extend(std::iter::repeat_n((b'a' + (k % 26) as u8) as char, 2_000 - v.len()));
+    v
+}
+
+/// Large values overwritten uniformly at random over five checkpointed
+/// rounds, GC run, every leaf evicted: most value-log segments are mostly
+/// dead, none wholly.
+fn churned(fs: &FaultFs, model: &mut BTreeMap<String, String>) -> Db {
+    let db = opts(fs).open(DIR).unwrap();
+    let mut rng = SplitMix64::new(9);
+    for round in 0..5 {
+        for i in 0..KEYS {
+            let k = if round == 0 { i } else { rng.below(KEYS as u64) as usize };
+            let mut tx = db.begin();
+            tx.put(key(k), value(k, round)).unwrap();
+            tx.commit().unwrap();
+            model.insert(key(k), value(k, round));
+        }
+        db.checkpoint().unwrap();
+    }
+    assert_eq!(&dump(&db).1, model);
+    db.collect_garbage();
+    db.checkpoint().unwrap();
+    db.evict_all().unwrap();
+    db
+}
+
+enum Fault {
+    None,
+    CrashAtSync(u64),
+    FailWrite(u64),
+}
+
+/// Clean with `fault` injected (counted from the start of the cleaning),
+/// then lose power and reopen: the database equals the model. Returns the
+/// syncs and writes of the cleaning and whether it failed.
+fn run(fault: Fault) -> (u64, u64, bool) {
+    let fs = FaultFs::new();
+    let mut model = BTreeMap::new();
+    let db = churned(&fs, &mut model);
+    let before = db.stats();
+    let (syncs, writes) = (fs.syncs(), fs.writes());
+    match fault {
+        Fault::None => {}
+        Fault::CrashAtSync(k) => fs.crash_at_sync(syncs + k),
+        Fault::FailWrite(k) => fs.fail_write_at(writes + k),
+    }
+    let r = db.clean_now();
+    let (syncs, writes) = (fs.syncs() - syncs, fs.writes() - writes);
+    if let Err(e) = &r {
+        assert!(matches!(e, Error::Io(_) | Error::Poisoned), "{e}");
+    } else {
+        let s = db.stats();
+        assert!(
+            s.value_log_segments_cleaned > 0 && s.value_log_bytes < before.value_log_bytes / 2,
+            "{before:?}\n{s:?}"
+        );
+    }
+    drop(db);
+    fs.power_loss();
+    let db = opts(&fs).open(DIR).unwrap();
+    assert_eq!(dump(&db).1, model, "after {r:?}");
+    db.evict_all().unwrap();
+    assert_eq!(dump(&db).1, model, "after {r:?}, evicted");
+    (syncs, writes, r.is_err())
+}
+
+#[test]
+fn power_loss_during_value_log_cleaning_loses_nothing() {
+    let (syncs, writes, failed) = run(Fault::None);
+    assert!(!failed && syncs >= 5 && writes > 20, "{syncs} syncs, {writes} writes");
+    let mut failures = 0;
+    for k in 0..syncs {
+        failures += usize::from(run(Fault::CrashAtSync(k)).2);
+    }
+    for k in (0..writes).step_by((writes / 12).max(1) as usize) {
+        failures += usize::from(run(Fault::FailWrite(k)).2);
+    }
+    assert!(failures > 0, "no injected fault reached the cleaning");
+}
+
+/// Clean with a read failure injected at the cleaning's `k`-th read: an
+/// error (not poisoned) or done; either way commits go on and the next
+/// cleaning finishes. Returns the cleaning's reads and whether it failed.
+fn failed_read(k: Option<u64>) -> (u64, bool) {
+    let fs = FaultFs::new();
+    let mut model = BTreeMap::new();
+    let db = churned(&fs, &mut model);
+    let reads = fs.reads();
+    if let Some(k) = k {
+        fs.fail_read_at(reads + k);
+    }
+    let r = db.clean_now();
+    let reads = fs.reads() - reads;
+    // Disarmed if the cleaning did not meet it (background threads read
+    // too): the checks below read.
+    fs.fail_read_at(u64::MAX);
+    if let Err(e) = &r {
+        assert!(matches!(e, Error::Io(_)), "read {k:?}: {e}");
+    }
+    let mut tx = db.begin();
+    tx.put("after", "x").unwrap();
+    tx.commit().unwrap();
+    model.insert("after".into(), "x".into());
+    db.clean_now().unwrap();
+    let s = db.stats();
+    assert!(s.value_log_segments_cleaned > 0, "read {k:?}: {s:?}");
+    assert_eq!(dump(&db).1, model, "read {k:?}");
+    (reads, r.is_err())
+}
+
+#[test]
+fn a_failed_read_while_cleaning_values_is_an_error_and_poisons_nothing() {
+    // Every read of a cleaning run (the page cleaner's, then the value
+    // log's: the chains and values of the pages it rewrites), sampled.
+    let (reads, _) = failed_read(None);
+    assert!(reads > 20, "{reads} reads");
+    let mut failed = 0;
+    for k in (0..reads).step_by((reads / 24).max(1) as usize) {
+        failed += usize::from(failed_read(Some(k)).1);
+    }
+    assert!(
+        failed > 10,
+        "{failed} of the injected read failures reached the cleaning"
+    );
+}
