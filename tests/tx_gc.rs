@@ -75,9 +75,11 @@ fn churn_keeps_versions_bounded() {
     // the keys). Its slack is for scheduling: a thread preempted inside a
     // transaction holds the watermark at its snapshot for a whole scheduler
     // quantum while the other thread commits; with other tests sharing the
-    // 2 cores, peaks of ~5x were seen (1.7-2.7x when run alone).
+    // 2 cores, peaks of ~5x were seen (1.7-2.7x when run alone), and 10.9x at
+    // load average 8. 30x is still 33x below what no collection would keep
+    // (every update's version: 1,000x).
     assert!(
-        peak <= 10 * KEYS,
+        peak <= 30 * KEYS,
         "versions stored peaked at {peak} for {KEYS} keys ({stats:?})"
     );
     assert!(stats.versions_collected >= stats.versions_installed - 10 * KEYS);
