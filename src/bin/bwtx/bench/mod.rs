@@ -24,10 +24,14 @@ pub use setup::{run, Setup};
 
 // Used by the peers of `--compare` only.
 #[cfg(feature = "bench-peers")]
+pub use args::show_bytes;
+#[cfg(feature = "bench-peers")]
 pub use engine::open_compare;
+#[cfg(feature = "bench-peers")]
+pub use load::load;
 #[cfg(feature = "bench-peers")]
 pub use records::{read_only, Key};
 #[cfg(feature = "bench-peers")]
-pub use run::Measured;
+pub use run::{run_loaded, Measured};
 #[cfg(feature = "bench-peers")]
 pub use setup::setup;
