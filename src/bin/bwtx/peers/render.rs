@@ -96,6 +96,14 @@ impl CompareReport {
                 "({names} {verb} each operation on its own: no transactions, no snapshots)"
             );
         }
+        let loads: Vec<String> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some(format!("{} {}", r.name, mib(r.res.as_ref()?.load_peak_rss_kib))))
+            .collect();
+        if !loads.is_empty() {
+            let _ = writeln!(out, "peak RSS of the load, MiB: {}", loads.join(", "));
+        }
         for note in &self.notes {
             let _ = writeln!(out, "{note}");
         }
