@@ -5,9 +5,9 @@
 //! - [`args`]: the command line;
 //! - [`records`]: keys, record choice, operations and values;
 //! - [`engine`]: the [`Engine`] trait and bwtx as one;
-//! - [`load`]: loading the records;
-//! - [`run`]: the timed run and what it measured;
-//! - [`setup`]: checked settings and the report of a bwtx run.
+//! - [`load`](mod@load): loading the records;
+//! - [`run`](mod@run): the timed run and what it measured;
+//! - [`setup`](mod@setup): checked settings and the report of a bwtx run.
 
 mod args;
 mod engine;
