@@ -3,7 +3,9 @@
 //!
 //! Files: `bench.rs` (`bwtx bench` alone, and `check` on what it left),
 //! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
-//! (`bench --compare`, needs `bench-peers`), `isolation.rs` (`--isolation`
+//! (`bench --compare`, needs `bench-peers`), `compare_cache.rs` (`bench
+//! --compare --cache-size`: each engine in its own process, RSS and write
+//! amplification, needs `bench-peers`), `isolation.rs` (`--isolation`
 //! of `bench`, `history` and `--compare`, the shell's `begin serializable`
 //! and savepoints), `check_pages.rs` (`check` of a paged database's page
 //! store, clean and damaged), `keyspaces.rs` (the shell's keyspace commands
@@ -13,6 +15,7 @@
 mod bench;
 mod check_pages;
 mod compare;
+mod compare_cache;
 mod isolation;
 mod keyspaces;
 mod tools;

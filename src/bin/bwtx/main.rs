@@ -67,24 +67,49 @@ fn finish<E: std::fmt::Display>(r: Result<(String, bool), E>, failed: &str) -> i
     }
 }
 
+/// Print one comparison (or its error); the exit status.
+#[cfg(feature = "bench-peers")]
+fn show(r: Result<&peers::CompareReport, String>, json: bool) -> i32 {
+    let out = r.map(|r| (if json { r.json() + "\n" } else { r.table() }, r.ok()));
+    let code = finish(out, "a bank total was not conserved, or an engine failed");
+    if !json {
+        println!();
+    }
+    code
+}
+
 /// `bwtx bench --compare`: each workload in turn, then (for several) a
-/// summary, and the chart if asked for.
+/// summary, and the chart if asked for. With `--cache-size` or `--isolate`,
+/// each engine in its own process (`peers::isolated`); as such a child
+/// process, one engine's result line.
 #[cfg(feature = "bench-peers")]
 fn compare(args: &bench::BenchArgs) -> i32 {
+    if let Some(name) = &args.child_engine {
+        let dir = args
+            .child_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("bwtx-child-{name}")));
+        return finish(peers::child(args, name, dir).map(|line| (line + "\n", true)), "");
+    }
     let mut reports = Vec::new();
     let mut code = 0;
-    for run in runs(args) {
-        let r = peers::run(&run);
-        let out = r
-            .as_ref()
-            .map(|r| (if run.json { r.json() + "\n" } else { r.table() }, r.ok()))
-            .map_err(|e| e.clone());
-        code = code.max(finish(out, "a bank total was not conserved"));
-        if let Ok(r) = r {
-            reports.push(r);
+    if args.isolate || args.cache_size.is_some() {
+        match peers::isolated(args) {
+            Ok(all) => {
+                for r in &all {
+                    code = code.max(show(Ok(r), args.json));
+                }
+                reports = all;
+            }
+            Err(e) => code = show(Err(e), args.json),
         }
-        if !run.json {
-            println!();
+    } else {
+        for run in runs(args) {
+            let r = peers::run(&run);
+            code = code.max(show(r.as_ref().map_err(|e| e.clone()), run.json));
+            if let Ok(r) = r {
+                reports.push(r);
+            }
         }
     }
     if reports.len() > 1 && !args.json {

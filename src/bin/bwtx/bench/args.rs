@@ -21,6 +21,9 @@ pub enum Workload {
     E,
     /// 50% reads, 50% read-modify-writes.
     F,
+    /// Updates only (default distribution uniform): the write-amplification
+    /// workload (issue 11: uniform 100-byte updates).
+    U,
     /// Transfers between accounts; the total is checked at the end.
     Bank,
 }
@@ -80,8 +83,9 @@ impl IsolationArg {
 /// Options of `bwtx bench`.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// The operation mix; several, comma-separated (`a,b,c,d,e,f,bank`),
-    /// run one after the other.
+    /// The operation mix; several, comma-separated (`a,b,c,d,e,f,u,bank`),
+    /// run one after the other (with --compare --cache-size or --isolate:
+    /// one after the other on one load per engine).
     #[arg(long = "workload", value_enum, value_delimiter = ',', default_value = "a")]
     pub workloads: Vec<Workload>,
     /// The workload of this run (one of `workloads`).
@@ -156,6 +160,21 @@ pub struct BenchArgs {
     /// With --compare: also draw the throughputs as a bar chart (SVG).
     #[arg(long, requires = "compare", value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// With --compare: run each engine in a child process of its own (a
+    /// re-exec of this binary), which loads once and runs every --workload,
+    /// so that its peak RSS and the bytes it writes to disk
+    /// (`/proc/self/io`) are its own. Each engine's directory is made under
+    /// --dir (or the temporary directory) and deleted when its child ends.
+    /// Implied by --cache-size.
+    #[arg(long, requires = "compare")]
+    pub isolate: bool,
+    /// The engine this process runs as a child of an isolated comparison
+    /// (set by the parent, not by hand).
+    #[arg(long, hide = true, value_name = "ENGINE")]
+    pub child_engine: Option<String>,
+    /// The directory of that child's engine (set by the parent).
+    #[arg(long, hide = true, value_name = "DIR", requires = "child_engine")]
+    pub child_dir: Option<PathBuf>,
 }
 
 impl Default for BenchArgs {
@@ -181,6 +200,9 @@ impl Default for BenchArgs {
             json: false,
             compare: false,
             plot: None,
+            isolate: false,
+            child_engine: None,
+            child_dir: None,
         }
     }
 }

@@ -25,6 +25,17 @@ pub trait Engine: Sync {
     /// The sum of the balances of records `0..n` (bank), read in one snapshot
     /// where the engine has them.
     fn bank_total(&self, n: u64) -> Result<u64, String>;
+    /// Hand every write so far to the operating system as the engine's
+    /// relaxed durability would eventually (an isolated comparison calls it
+    /// after each phase, untimed, so the bytes a phase wrote to disk include
+    /// what the engine still held in its own buffers). The default does
+    /// nothing: right for engines that write at commit (bwtx's buffered log
+    /// writes each commit's record to the OS before `commit` returns) and
+    /// for those with nothing to persist.
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    fn persist(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// One transaction's outcome.

@@ -25,7 +25,7 @@ pub(super) fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
 }
 
 /// Load `n` records in batches, from `threads` threads.
-pub(super) fn load(db: &dyn Engine, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
+pub fn load(db: &dyn Engine, args: &BenchArgs, hidden: bool) -> Result<Duration, String> {
     let start = Instant::now();
     let pb = bar(args.keys, "load", hidden);
     let next = AtomicU64::new(0);

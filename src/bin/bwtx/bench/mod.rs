@@ -5,9 +5,9 @@
 //! - [`args`]: the command line;
 //! - [`records`]: keys, record choice, operations and values;
 //! - [`engine`]: the [`Engine`] trait and bwtx as one;
-//! - [`load`]: loading the records;
-//! - [`run`]: the timed run and what it measured;
-//! - [`setup`]: checked settings and the report of a bwtx run.
+//! - [`load`](mod@load): loading the records;
+//! - [`run`](mod@run): the timed run and what it measured;
+//! - [`setup`](mod@setup): checked settings and the report of a bwtx run.
 
 mod args;
 mod engine;
@@ -24,10 +24,14 @@ pub use setup::{run, Setup};
 
 // Used by the peers of `--compare` only.
 #[cfg(feature = "bench-peers")]
+pub use args::show_bytes;
+#[cfg(feature = "bench-peers")]
 pub use engine::open_compare;
+#[cfg(feature = "bench-peers")]
+pub use load::load;
 #[cfg(feature = "bench-peers")]
 pub use records::{read_only, Key};
 #[cfg(feature = "bench-peers")]
-pub use run::Measured;
+pub use run::{run_loaded, Measured};
 #[cfg(feature = "bench-peers")]
 pub use setup::setup;

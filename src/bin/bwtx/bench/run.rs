@@ -28,6 +28,8 @@ struct ThreadResult {
     txns: u64,
     ops: u64,
     aborts: u64,
+    /// Key and value bytes of the committed puts.
+    put_bytes: u64,
 }
 
 /// Shared state of a run.
@@ -89,6 +91,7 @@ impl Run<'_> {
                 Workload::E => Op::Insert(0),
                 Workload::F if p < 50 => Op::Read(pick(rng)),
                 Workload::F => Op::Rmw(pick(rng)),
+                Workload::U => Op::Update(pick(rng)),
                 Workload::Bank => {
                     let n = self.args.keys.max(2);
                     let a = pick(rng) % n;
@@ -116,6 +119,7 @@ impl Run<'_> {
             txns: 0,
             ops: 0,
             aborts: 0,
+            put_bytes: 0,
         };
         let mut plan = Vec::with_capacity(self.setup.ops_per_txn);
         let mut ops = Vec::with_capacity(self.setup.ops_per_txn);
@@ -153,6 +157,7 @@ impl Run<'_> {
             hist.saturating_record(start.elapsed().as_nanos().max(1) as u64);
             res.txns += 1;
             res.ops += plan.len() as u64;
+            res.put_bytes += put_bytes(&ops, value.len());
             unreported += plan.len() as u64;
             if unreported >= REPORT_EVERY {
                 self.done_ops.fetch_add(unreported, Ordering::Relaxed);
@@ -166,6 +171,20 @@ impl Run<'_> {
     }
 }
 
+/// The key and value bytes a committed transaction of `ops` put (a
+/// read-modify-write counts the value as `value_len` bytes, the length it
+/// writes back while values have one size; a transfer puts two balances).
+fn put_bytes(ops: &[Op], value_len: usize) -> u64 {
+    let key = super::key(0).as_ref().len() as u64;
+    ops.iter()
+        .map(|op| match op {
+            Op::Update(_) | Op::Insert(_) | Op::Rmw(_) => key + value_len as u64,
+            Op::Transfer(..) => 2 * (key + 8),
+            Op::Read(_) | Op::Scan(..) => 0,
+        })
+        .sum()
+}
+
 /// What one engine measured.
 pub struct Measured {
     pub load: Duration,
@@ -173,6 +192,14 @@ pub struct Measured {
     pub txns: u64,
     pub ops: u64,
     pub aborts: u64,
+    /// Key and value bytes of the committed puts (the user bytes of
+    /// write amplification).
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    pub put_bytes: u64,
+    /// Records inserted when the run ended (loaded plus inserted by D and
+    /// E): where the next run on the same load starts its inserts.
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    pub records: u64,
     pub hist: Histogram<u64>,
     /// Bank: (sum of balances found, sum expected).
     pub bank_total: Option<(u64, u64)>,
@@ -181,11 +208,6 @@ pub struct Measured {
 impl Measured {
     pub fn secs(&self) -> f64 {
         self.elapsed.as_secs_f64().max(1e-9)
-    }
-    /// Transactions per second.
-    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
-    pub fn tput(&self) -> f64 {
-        self.txns as f64 / self.secs()
     }
     pub fn latency(&self) -> Latency {
         let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1000.0;
@@ -210,11 +232,19 @@ impl Measured {
 pub fn measure(db: &dyn Engine, args: &BenchArgs, setup: &Setup, between: impl FnOnce()) -> Result<Measured, String> {
     let load_time = load(db, args, setup.hidden)?;
     between();
+    let mut m = run_loaded(db, args, setup, args.keys)?;
+    m.load = load_time;
+    Ok(m)
+}
+
+/// Run the workload on `db`, loaded already and holding records
+/// `0..records` (inserts go on from `records`). `load` is zero in the result.
+pub fn run_loaded(db: &dyn Engine, args: &BenchArgs, setup: &Setup, records: u64) -> Result<Measured, String> {
     let run = Run {
         db,
         args,
         setup,
-        records: AtomicU64::new(args.keys),
+        records: AtomicU64::new(records),
         done_ops: AtomicU64::new(0),
         claimed_ops: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -269,7 +299,7 @@ pub fn measure(db: &dyn Engine, args: &BenchArgs, setup: &Setup, between: impl F
     });
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())?;
-    let (mut txns, mut ops, mut aborts) = (0, 0, 0);
+    let (mut txns, mut ops, mut aborts, mut put_bytes) = (0, 0, 0, 0);
     let mut elapsed = Duration::ZERO;
     for r in results {
         let r = r.map_err(|e| format!("{}: {e}", db.name()))?;
@@ -278,6 +308,7 @@ pub fn measure(db: &dyn Engine, args: &BenchArgs, setup: &Setup, between: impl F
         txns += r.txns;
         ops += r.ops;
         aborts += r.aborts;
+        put_bytes += r.put_bytes;
     }
     let bank_total = if args.workload == Workload::Bank {
         Some((db.bank_total(args.keys)?, args.keys * BALANCE))
@@ -285,11 +316,13 @@ pub fn measure(db: &dyn Engine, args: &BenchArgs, setup: &Setup, between: impl F
         None
     };
     Ok(Measured {
-        load: load_time,
+        load: Duration::ZERO,
         elapsed,
         txns,
         ops,
         aborts,
+        put_bytes,
+        records: run.records.load(Ordering::Relaxed),
         hist,
         bank_total,
     })

@@ -51,6 +51,7 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     }
     let dist = args.distribution.unwrap_or(match args.workload {
         Workload::D => Distribution::Latest,
+        Workload::U => Distribution::Uniform,
         _ => Distribution::Zipfian,
     });
     let hidden = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -8,8 +8,10 @@
 //! `BWTX_BFTREE_CACHE_MIB=N` in the environment it keeps its leaf pages in a
 //! file in the run's temporary directory instead, with a circular buffer
 //! (its cache of hot records and pages) of N MiB, so that a larger-than-memory
-//! comparison can give it the same cache as the other engines. Either way
-//! the settings line says which, and how large the buffer is.
+//! comparison can give it the same cache as the other engines; `--cache-size
+//! N` does the same with a buffer of N bytes (rounded down to a power of
+//! two, which Bf-Tree requires). Either way the settings line says which,
+//! and how large the buffer is.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,24 @@ pub enum Storage {
 }
 
 impl Storage {
+    /// The storage `--cache-size` asks for: a file `bftree.db` in `dir`
+    /// with a circular buffer of the largest power of two of bytes at most
+    /// `cache` (Bf-Tree wants a power of two). Without `--cache-size`, what
+    /// [`CACHE_ENV`] asks for (see [`Storage::from_env`]).
+    pub fn from_args(cache: Option<u64>, dir: &Path) -> Result<Storage, String> {
+        let Some(n) = cache else {
+            return Storage::from_env(dir);
+        };
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if n == 0 {
+            return Err("bf-tree: --cache-size must be at least 1 byte".into());
+        }
+        Ok(Storage::File {
+            path: dir.join("bftree.db"),
+            cache_bytes: 1 << n.ilog2(),
+        })
+    }
+
     /// The storage [`CACHE_ENV`] asks for: a file `bftree.db` in `dir` if it
     /// is set, else memory.
     pub fn from_env(dir: &Path) -> Result<Storage, String> {
@@ -112,9 +132,9 @@ pub fn open(storage: Storage) -> Result<Box<dyn Engine>, String> {
     Ok(Box::new(Plain {
         name: "bf-tree",
         settings: format!(
-            "bf-tree 0.5.7 BfTree {place}, cache: circular buffer of {} MiB{}): no transactions (each operation on \
+            "bf-tree 0.5.7 BfTree {place}, cache: circular buffer of {}{}): no transactions (each operation on \
              its own, read-modify-write not atomic), no WAL",
-            cache >> 20,
+            crate::bench::show_bytes(cache as u64),
             if storage == Storage::Memory {
                 format!("; {CACHE_ENV}=N puts it on a file with an N MiB cache")
             } else {

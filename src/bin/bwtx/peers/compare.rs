@@ -1,10 +1,13 @@
-//! Running one workload on every engine and reporting the ratios.
+//! Running one workload on every engine in this process, what a
+//! comparison reports ([`CompareReport`], rendered in `render.rs`), and the
+//! summary over several workloads.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::bench::{self, BenchArgs, Engine, Measured, Workload};
-use crate::report::{json_str, num, RunHeader};
+use super::summary::{Resources, Summary};
+use crate::bench::{self, BenchArgs, Engine, Workload};
+use crate::report::RunHeader;
 
 /// The engines in the order they run: bwtx, the transactional peers, then
 /// the non-transactional ordered indexes (not for `bank`, which needs
@@ -34,6 +37,12 @@ pub fn durable(name: &str) -> bool {
     !matches!(name, "skipdb" | "crossbeam-skiplist" | "scc" | "bf-tree")
 }
 
+/// Engines that keep everything in memory: no cache to bound, so they sit
+/// out of a `--cache-size` comparison.
+pub fn in_memory(name: &str) -> bool {
+    matches!(name, "skipdb" | "crossbeam-skiplist" | "scc")
+}
+
 /// Engines that run each operation on its own, without transactions.
 pub fn is_index(name: &str) -> bool {
     matches!(name, "crossbeam-skiplist" | "scc" | "bf-tree")
@@ -54,23 +63,26 @@ pub fn not_serializable(name: &str) -> Option<&'static str> {
     }
 }
 
-fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engine>, String> {
+/// Open engine `name` for `args`, its files (if any) in `tmp`; a peer with a
+/// cache gets `--cache-size` as its cache (each peer's module says how).
+pub(super) fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engine>, String> {
     let sync = super::sync(args);
+    let cache = args.cache_size;
     Ok(match name {
         "bwtx" => Box::new(bench::open_compare(args, tmp)?),
         "skipdb" if super::serializable(args) => super::skipdb_ser::open(),
         "skipdb" => super::skipdb::open(),
-        "fjall" => super::fjall::open(tmp.join("fjall"), sync)?,
-        "redb" => super::redb::open(tmp.join("bench.redb"), sync)?,
-        "sled" => super::sled::open(tmp.join("sled"), sync)?,
+        "fjall" => super::fjall::open(tmp.join("fjall"), sync, cache)?,
+        "redb" => super::redb::open(tmp.join("bench.redb"), sync, cache)?,
+        "sled" => super::sled::open(tmp.join("sled"), sync, cache)?,
         #[cfg(feature = "peer-rocksdb")]
-        "rocksdb" => super::rocksdb::open(tmp.join("rocksdb"), sync)?,
+        "rocksdb" => super::rocksdb::open(tmp.join("rocksdb"), sync, cache)?,
         #[cfg(feature = "peer-seerdb")]
-        "seerdb" => super::seerdb::open(tmp.join("seerdb"), sync)?,
+        "seerdb" => super::seerdb::open(tmp.join("seerdb"), sync, cache)?,
         "crossbeam-skiplist" => super::index::skiplist(),
         "scc" => super::index::scc(),
         #[cfg(feature = "peer-bftree")]
-        "bf-tree" => super::bftree::open(super::bftree::Storage::from_env(tmp)?)?,
+        "bf-tree" => super::bftree::open(super::bftree::Storage::from_args(cache, tmp)?)?,
         _ => return Err(format!("unknown engine {name}")),
     })
 }
@@ -79,7 +91,9 @@ fn open_engine(name: &str, args: &BenchArgs, tmp: &Path) -> Result<Box<dyn Engin
 pub struct Row {
     pub name: &'static str,
     pub settings: String,
-    pub m: Measured,
+    pub m: Summary,
+    /// Memory and disk figures (isolated comparisons only).
+    pub res: Option<Resources>,
 }
 
 /// The result of `bwtx bench --compare`.
@@ -90,10 +104,19 @@ pub struct CompareReport {
     pub rows: Vec<Row>,
     /// Engines left out under `--isolation serializable`, with the reason.
     pub skipped: Vec<(&'static str, &'static str)>,
+    /// Whether each engine ran in its own process (`isolate.rs`).
+    pub isolated: bool,
+    /// `--cache-size`, if given.
+    pub cache: Option<u64>,
+    /// Lines printed under the table (engines that sat out or failed, how
+    /// the figures were taken).
+    pub notes: Vec<String>,
+    /// Whether an engine's child process failed (isolated comparisons).
+    pub failed: bool,
 }
 
 /// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -128,7 +151,8 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         rows.push(Row {
             name,
             settings: engine.settings(),
-            m,
+            m: Summary::from(&m),
+            res: None,
         });
         drop(engine);
     }
@@ -144,6 +168,10 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         durability: if super::sync(args) { "sync" } else { "relaxed" },
         rows,
         skipped,
+        isolated: false,
+        cache: args.cache_size,
+        notes: Vec::new(),
+        failed: false,
     })
 }
 
@@ -153,7 +181,7 @@ impl CompareReport {
     }
 
     /// bwtx's throughput over `row`'s, and `row`'s p99 over bwtx's.
-    fn ratios(&self, row: &Row) -> (f64, f64) {
+    pub(super) fn ratios(&self, row: &Row) -> (f64, f64) {
         let Some(b) = self.bwtx() else {
             return (f64::NAN, f64::NAN);
         };
@@ -171,153 +199,13 @@ impl CompareReport {
         Some((best.name, self.ratios(best).0))
     }
 
-    /// Whether every bank total was conserved.
+    /// Whether every engine ran and every bank total was conserved.
     pub fn ok(&self) -> bool {
-        self.rows
-            .iter()
-            .all(|r| r.m.bank_total.is_none_or(|(found, want)| found == want))
-    }
-
-    pub fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "workload {}, seed {}, durability {}",
-            self.header.describe(),
-            self.seed,
-            self.durability
-        );
-        let _ = writeln!(out, "settings:");
-        for r in &self.rows {
-            let _ = writeln!(out, "  {}", r.settings);
-        }
-        let _ = writeln!(
-            out,
-            "{:<18} {:>8} {:>10} {:>12} {:>12} {:>10} {:>10} {:>9} {:>10} {:>13}",
-            "engine", "load s", "txns", "txns/s", "ops/s", "p50 us", "p99 us", "abort %", "bwtx/peer", "p99 peer/bwtx"
-        );
-        for r in &self.rows {
-            let l = r.m.latency();
-            let secs = r.m.secs();
-            let (x, p) = self.ratios(r);
-            let _ = writeln!(
-                out,
-                "{:<18} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>9.2}x {:>12.2}x",
-                r.name,
-                r.m.load.as_secs_f64(),
-                r.m.txns,
-                r.m.txns as f64 / secs,
-                r.m.ops as f64 / secs,
-                l.p50,
-                l.p99,
-                r.m.abort_rate() * 100.0,
-                x,
-                p
-            );
-        }
-        if let Some((name, x)) = self.best_peer() {
-            let _ = writeln!(out, "bwtx / best transactional peer ({name}): {x:.2}x throughput");
-        }
-        for (name, why) in &self.skipped {
-            let _ = writeln!(out, "{name} skipped under serializable isolation: {why}");
-        }
-        let indexes: Vec<&str> = self.rows.iter().map(|r| r.name).filter(|n| is_index(n)).collect();
-        if let Some((last, rest)) = indexes.split_last() {
-            let names = if rest.is_empty() {
-                (*last).to_owned()
-            } else {
-                format!("{} and {last}", rest.join(", "))
-            };
-            let verb = if rest.is_empty() { "runs" } else { "run" };
-            let _ = writeln!(
-                out,
-                "({names} {verb} each operation on its own: no transactions, no snapshots)"
-            );
-        }
-        for r in &self.rows {
-            if let Some((found, want)) = r.m.bank_total {
-                let _ = writeln!(
-                    out,
-                    "{} bank total {found} (expected {want}): {}",
-                    r.name,
-                    if found == want { "ok" } else { "VIOLATED" }
-                );
-            }
-        }
-        out
-    }
-
-    pub fn json(&self) -> String {
-        let mut o = String::from("{");
-        let _ = write!(
-            o,
-            "\"compare\":true,{},\"seed\":{},\"durability\":{},\"engines\":[",
-            self.header.json_members(),
-            self.seed,
-            json_str(self.durability)
-        );
-        for (n, r) in self.rows.iter().enumerate() {
-            let l = r.m.latency();
-            let secs = r.m.secs();
-            let (x, p) = self.ratios(r);
-            if n > 0 {
-                o.push(',');
-            }
-            let _ = write!(
-                o,
-                "{{\"engine\":{},\"transactional\":{},\"settings\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
-                 \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
-                 \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
-                 \"bwtx_over_peer_throughput\":{},\"peer_over_bwtx_p99\":{}",
-                json_str(r.name),
-                !is_index(r.name),
-                json_str(&r.settings),
-                num(r.m.load.as_secs_f64()),
-                num(secs),
-                r.m.txns,
-                r.m.ops,
-                num(r.m.txns as f64 / secs),
-                num(r.m.ops as f64 / secs),
-                r.m.aborts,
-                num(r.m.abort_rate()),
-                num(l.p50),
-                num(l.p99),
-                num(l.p999),
-                num(l.max),
-                num(l.mean),
-                num(x),
-                num(p)
-            );
-            if let Some((found, want)) = r.m.bank_total {
-                let _ = write!(
-                    o,
-                    ",\"bank_total\":{found},\"bank_expected\":{want},\"bank_ok\":{}",
-                    found == want
-                );
-            }
-            o.push('}');
-        }
-        o.push(']');
-        if let Some((name, x)) = self.best_peer() {
-            let _ = write!(
-                o,
-                ",\"best_transactional_peer\":{},\"bwtx_over_best_transactional_peer\":{}",
-                json_str(name),
-                num(x)
-            );
-        }
-        if !self.skipped.is_empty() {
-            o.push_str(",\"skipped\":[");
-            for (n, (name, why)) in self.skipped.iter().enumerate() {
-                if n > 0 {
-                    o.push(',');
-                }
-                let _ = write!(o, "{{\"engine\":{},\"reason\":{}}}", json_str(name), json_str(why));
-            }
-            o.push(']');
-        }
-        o.push('}');
-        o
+        !self.failed
+            && self
+                .rows
+                .iter()
+                .all(|r| r.m.bank_total.is_none_or(|(found, want)| found == want))
     }
 }
 

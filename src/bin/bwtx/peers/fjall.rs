@@ -12,15 +12,27 @@ struct Fjall {
     ks: fjall::OptimisticTxKeyspace,
     mode: Option<fjall::PersistMode>,
     dir: PathBuf,
+    /// `Database::builder().cache_size`, if `--cache-size` set it.
+    cache: Option<u64>,
 }
 
 impl Fjall {
-    fn open(dir: PathBuf, sync: bool) -> Result<Self, String> {
+    fn open(dir: PathBuf, sync: bool, cache: Option<u64>) -> Result<Self, String> {
         let e = |e: fjall::Error| format!("fjall: {e}");
-        let db = fjall::OptimisticTxDatabase::builder(&dir).open().map_err(e)?;
+        let mut builder = fjall::OptimisticTxDatabase::builder(&dir);
+        if let Some(n) = cache {
+            builder = builder.cache_size(n);
+        }
+        let db = builder.open().map_err(e)?;
         let ks = db.keyspace("bench", fjall::KeyspaceCreateOptions::default).map_err(e)?;
         let mode = sync.then_some(fjall::PersistMode::SyncAll);
-        Ok(Fjall { db, ks, mode, dir })
+        Ok(Fjall {
+            db,
+            ks,
+            mode,
+            dir,
+            cache,
+        })
     }
 }
 
@@ -30,10 +42,14 @@ impl Engine for Fjall {
     }
     fn settings(&self) -> String {
         format!(
-            "fjall 3 OptimisticTxDatabase in {}: write_tx().durability({}) per transaction with writes, read_tx() \
-             for read-only ones; serializable (SSI: keys read and ranges scanned are validated at commit) in \
-             every run",
+            "fjall 3 OptimisticTxDatabase in {}, cache: {} (memtables and journal at fjall's defaults): \
+             write_tx().durability({}) per transaction with writes, read_tx() for read-only ones; serializable \
+             (SSI: keys read and ranges scanned are validated at commit) in every run",
             self.dir.display(),
+            match self.cache {
+                Some(n) => format!("builder().cache_size({n}) (its block cache)"),
+                None => "fjall's default block cache (builder().cache_size not set)".to_owned(),
+            },
             match self.mode {
                 Some(m) => format!("Some(PersistMode::{m:?})"),
                 None => "None".to_owned(),
@@ -102,6 +118,12 @@ impl Engine for Fjall {
             Err(fjall::Conflict) => Ok(Outcome::Conflict),
         }
     }
+    fn persist(&self) -> Result<(), String> {
+        // The journal's buffer to the OS (what a later write would flush).
+        self.db
+            .persist(fjall::PersistMode::Buffer)
+            .map_err(|e| format!("fjall: {e}"))
+    }
     fn bank_total(&self, n: u64) -> Result<u64, String> {
         use fjall::Readable;
         let r = self.db.read_tx();
@@ -114,7 +136,8 @@ impl Engine for Fjall {
     }
 }
 
-/// fjall in `dir`, syncing every commit if `sync`.
-pub fn open(dir: PathBuf, sync: bool) -> Result<Box<dyn Engine>, String> {
-    Ok(Box::new(Fjall::open(dir, sync)?))
+/// fjall in `dir`, syncing every commit if `sync`, with a block cache of
+/// `cache` bytes if given.
+pub fn open(dir: PathBuf, sync: bool, cache: Option<u64>) -> Result<Box<dyn Engine>, String> {
+    Ok(Box::new(Fjall::open(dir, sync, cache)?))
 }

@@ -11,7 +11,7 @@
 //! persist per transaction; redb: `Durability::None`; sled: no `flush()`;
 //! RocksDB and seerdb: WAL written, not synced); skipdb, crossbeam-skiplist,
 //! scc and Bf-Tree are in memory (Bf-Tree on a file with
-//! `BWTX_BFTREE_CACHE_MIB`). With `--durability sync` every engine that can
+//! `BWTX_BFTREE_CACHE_MIB` or `--cache-size`). With `--durability sync` every engine that can
 //! syncs each commit as in `benches/durable/`, and the others (skipdb and
 //! the indexes) sit out.
 //!
@@ -21,14 +21,33 @@
 //! transactions (SSI in either run: fjall has no snapshot-only mode), redb's
 //! single writer (serializable in either run). The others sit out with a
 //! note in the report (`compare::not_serializable` says why).
+//!
+//! With `--cache-size N` (or `--isolate`) each engine runs in a process of
+//! its own (`isolate.rs` starts them, `child.rs` is what each runs), loads
+//! once and runs every `--workload` on that load, so that its peak RSS and
+//! its bytes written to disk (`procfs.rs`) are its own; every peer with a
+//! cache gets N as its cache (its settings line names the setting), bwtx
+//! runs on disk with `Options::cache_size(N)`, and the in-memory engines sit
+//! out.
+//!
+//! Files: `compare.rs` (the engines, one run in this process, the report
+//! and the summary), `render.rs` (the report's table and JSON),
+//! `summary.rs` (a row's figures), `isolate.rs`, `child.rs`, `procfs.rs`,
+//! `json.rs` (reading the children's lines), `plot.rs` (the chart), and one
+//! file per peer.
 
 #[cfg(feature = "peer-bftree")]
 mod bftree;
+mod child;
 mod compare;
 mod fjall;
 mod index;
+mod isolate;
+mod json;
 mod plot;
+mod procfs;
 mod redb;
+mod render;
 #[cfg(feature = "peer-rocksdb")]
 mod rocksdb;
 #[cfg(feature = "peer-seerdb")]
@@ -36,8 +55,11 @@ mod seerdb;
 mod skipdb;
 mod skipdb_ser;
 mod sled;
+mod summary;
 
-pub use compare::{run, summary};
+pub use child::run as child;
+pub use compare::{run, summary, CompareReport};
+pub use isolate::run as isolated;
 pub use plot::plot;
 
 use crate::bench::{BenchArgs, DurabilityArg, IsolationArg};

@@ -10,6 +10,8 @@ struct Redb {
     db: redb::Database,
     sync: bool,
     path: PathBuf,
+    /// `Builder::set_cache_size`, if `--cache-size` set it.
+    cache: Option<u64>,
 }
 
 fn redb_err(e: impl std::fmt::Display) -> String {
@@ -37,9 +39,13 @@ impl Engine for Redb {
     }
     fn settings(&self) -> String {
         format!(
-            "redb 4 in {}: one write transaction per transaction with writes, Durability::{:?} (single writer, \
-             so serializable in every run); begin_read() for read-only ones",
+            "redb 4 in {}, cache: {}: one write transaction per transaction with writes, Durability::{:?} \
+             (single writer, so serializable in every run); begin_read() for read-only ones",
             self.path.display(),
+            match self.cache {
+                Some(n) => format!("Builder::set_cache_size({n}) (its read cache and write buffer)"),
+                None => "redb's default (Builder::set_cache_size not set)".to_owned(),
+            },
             self.durability()
         )
     }
@@ -115,6 +121,13 @@ impl Engine for Redb {
         tx.commit().map_err(redb_err)?;
         Ok(Outcome::Committed)
     }
+    fn persist(&self) -> Result<(), String> {
+        // Commits with Durability::None stay in redb's own buffers until a
+        // durable commit writes them out: commit an empty one.
+        let mut tx = self.db.begin_write().map_err(redb_err)?;
+        tx.set_durability(redb::Durability::Immediate).map_err(redb_err)?;
+        tx.commit().map_err(redb_err)
+    }
     fn bank_total(&self, n: u64) -> Result<u64, String> {
         use redb::ReadableDatabase;
         let tx = self.db.begin_read().map_err(redb_err)?;
@@ -128,8 +141,13 @@ impl Engine for Redb {
     }
 }
 
-/// A new redb file at `path`, syncing every commit if `sync`.
-pub fn open(path: PathBuf, sync: bool) -> Result<Box<dyn Engine>, String> {
-    let db = redb::Database::create(&path).map_err(redb_err)?;
-    Ok(Box::new(Redb { db, sync, path }))
+/// redb in the file `path`, syncing every commit if `sync`, with a cache of
+/// `cache` bytes if given.
+pub fn open(path: PathBuf, sync: bool, cache: Option<u64>) -> Result<Box<dyn Engine>, String> {
+    let mut builder = redb::Builder::new();
+    if let Some(n) = cache {
+        builder.set_cache_size(usize::try_from(n).map_err(redb_err)?);
+    }
+    let db = builder.create(&path).map_err(redb_err)?;
+    Ok(Box::new(Redb { db, sync, path, cache }))
 }

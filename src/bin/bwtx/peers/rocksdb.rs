@@ -23,6 +23,8 @@ struct Rocks {
     write: WriteOptions,
     sync: bool,
     dir: PathBuf,
+    /// The block cache, if `--cache-size` set it.
+    cache: Option<u64>,
 }
 
 fn rocks_err(e: rocksdb::Error) -> String {
@@ -41,9 +43,14 @@ impl Engine for Rocks {
     fn settings(&self) -> String {
         format!(
             "rocksdb 0.25 OptimisticTransactionDB in {}: default options (create_if_missing, \
-             increase_parallelism(2)); transaction_opt with set_snapshot(true) per transaction with writes, \
+             increase_parallelism(2)), cache: {} (write buffers at the defaults: write_buffer_size 64 MiB, \
+             max_write_buffer_number 2); transaction_opt with set_snapshot(true) per transaction with writes, \
              reads at its snapshot; WriteOptions::set_sync({}){}; db.snapshot() for read-only ones",
             self.dir.display(),
+            match self.cache {
+                Some(n) => format!("block cache Cache::new_lru_cache({n})"),
+                None => "the default block cache (32 MiB LRU)".to_owned(),
+            },
             self.sync,
             if self.sync { "" } else { " (WAL written, not synced)" }
         )
@@ -122,6 +129,11 @@ impl Engine for Rocks {
             Err(e) => Err(rocks_err(e)),
         }
     }
+    fn persist(&self) -> Result<(), String> {
+        // The WAL is written to the OS at each commit; flush it anyway in
+        // case a build buffers it (manual_wal_flush is off by default).
+        self.db.flush_wal(false).map_err(rocks_err)
+    }
     fn bank_total(&self, n: u64) -> Result<u64, String> {
         let snap = self.db.snapshot();
         let (lo, hi) = (key(0), key(n - 1));
@@ -138,12 +150,25 @@ impl Engine for Rocks {
 }
 
 /// RocksDB in `dir`, syncing its WAL at every commit if `sync`.
-pub fn open(dir: PathBuf, sync: bool) -> Result<Box<dyn Engine>, String> {
+pub fn open(dir: PathBuf, sync: bool, cache: Option<u64>) -> Result<Box<dyn Engine>, String> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.increase_parallelism(2);
+    if let Some(n) = cache {
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(
+            usize::try_from(n).map_err(|e| e.to_string())?,
+        ));
+        opts.set_block_based_table_factory(&table);
+    }
     let db = OptimisticTransactionDB::open(&opts, &dir).map_err(rocks_err)?;
     let mut write = WriteOptions::default();
     write.set_sync(sync);
-    Ok(Box::new(Rocks { db, write, sync, dir }))
+    Ok(Box::new(Rocks {
+        db,
+        write,
+        sync,
+        dir,
+        cache,
+    }))
 }

@@ -18,9 +18,12 @@
 //!   open-ended scan while records are dense (they are loaded as `0..keys`
 //!   and inserted in order), and at most `len` of them.
 //!
-//! The cache is seerdb's default: a 256 MiB memtable (so a run of up to a
-//! few million small records stays in memory) and a block cache of 16,384
-//! blocks of 4 KiB (64 MiB) for its SSTables.
+//! The cache is seerdb's default unless `--cache-size` is given: a 256 MiB
+//! memtable (so a run of up to a few million small records stays in memory)
+//! and a block cache of 16,384 blocks of 4 KiB (64 MiB) for its SSTables.
+//! With `--cache-size N` the block cache holds N / 4 KiB blocks and the
+//! memtable is capped at 64 MiB (RocksDB's default write buffer), or N if
+//! smaller.
 
 use std::path::PathBuf;
 
@@ -32,7 +35,12 @@ struct Seer {
     db: DB,
     policy: SyncPolicy,
     dir: PathBuf,
+    /// The memtable capacity and block cache blocks, from `--cache-size`.
+    cache: Option<(usize, usize)>,
 }
+
+/// The size of seerdb's cache blocks.
+const BLOCK: usize = 4096;
 
 fn seer_err(e: DBError) -> String {
     format!("seerdb: {e}")
@@ -58,11 +66,18 @@ impl Engine for Seer {
     }
     fn settings(&self) -> String {
         format!(
-            "seerdb 0.0.10 DB in {}: DBOptions::default() (cache: 256 MiB memtable, block cache of 16,384 4 KiB \
-             blocks) with sync_policy(SyncPolicy::{:?}){}; begin_transaction() per transaction (commit validates \
+            "seerdb 0.0.10 DB in {}: DBOptions::default() (cache: {}) with sync_policy(SyncPolicy::{:?}){}; \
+             begin_transaction() per transaction (commit validates \
              the keys read; blind writes never conflict), scans through db.range on the latest data; read-only \
              ones read at their start and are dropped",
             self.dir.display(),
+            match self.cache {
+                Some((mem, blocks)) => format!(
+                    "memtable_capacity({mem}), block_cache_capacity({blocks}) blocks of 4 KiB, {} bytes",
+                    blocks * BLOCK
+                ),
+                None => "256 MiB memtable, block cache of 16,384 4 KiB blocks".to_owned(),
+            },
             self.policy,
             match self.policy {
                 SyncPolicy::None => " (WAL written, not synced)",
@@ -125,9 +140,18 @@ impl Engine for Seer {
     }
 }
 
-/// seerdb in `dir`, syncing its WAL at every commit if `sync`.
-pub fn open(dir: PathBuf, sync: bool) -> Result<Box<dyn Engine>, String> {
+/// seerdb in `dir`, syncing its WAL at every commit if `sync`, with the
+/// cache `--cache-size` asks for (see the module docs) if given.
+pub fn open(dir: PathBuf, sync: bool, cache: Option<u64>) -> Result<Box<dyn Engine>, String> {
     let policy = if sync { SyncPolicy::SyncData } else { SyncPolicy::None };
-    let db = DBOptions::default().sync_policy(policy).open(&dir).map_err(seer_err)?;
-    Ok(Box::new(Seer { db, policy, dir }))
+    let mut opts = DBOptions::default().sync_policy(policy);
+    let cache = cache.map(|n| {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        (n.min(64 << 20), (n / BLOCK).max(1))
+    });
+    if let Some((mem, blocks)) = cache {
+        opts = opts.memtable_capacity(mem).block_cache_capacity(blocks);
+    }
+    let db = opts.open(&dir).map_err(seer_err)?;
+    Ok(Box::new(Seer { db, policy, dir, cache }))
 }
