@@ -21,11 +21,16 @@ pub struct Counting;
 pub static COUNTING: AtomicBool = AtomicBool::new(false);
 /// Net bytes allocated while counting.
 pub static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The highest [`LIVE`] reached (a caller may reset it to `LIVE`).
+pub static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 #[inline]
 fn count(delta: isize) {
     if COUNTING.load(Relaxed) {
-        LIVE.fetch_add(delta, Relaxed);
+        let live = LIVE.fetch_add(delta, Relaxed) + delta;
+        if delta > 0 {
+            PEAK.fetch_max(live, Relaxed);
+        }
     }
 }
 

@@ -103,10 +103,22 @@ impl MappingTable {
         }
     }
 
+    /// Retire the chain at `head`, which the caller's CAS or swap just took
+    /// out of its slot (T5), through the epoch; counted as retired bytes
+    /// until its destructor ran (`super::resident`).
+    ///
+    /// # Safety
+    /// As [`retire_chain`]'s: no slot and no node owns the chain any more.
     #[inline]
-    fn retired(&self, head: &Node) {
+    unsafe fn retire(&self, head: &Node, guard: &Guard) {
         if self.count_bytes {
-            self.resident.sub(chain_bytes(head));
+            let n = chain_bytes(head);
+            let retired = self.resident.retire(n, guard);
+            // SAFETY: the caller's contract.
+            unsafe { retire_chain(head, guard, move || retired.freed(n)) };
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { retire_chain(head, guard, || {}) };
         }
     }
 
@@ -196,11 +208,10 @@ impl MappingTable {
             .compare_exchange(shared(head), new, Ordering::AcqRel, Ordering::Acquire, guard)
         {
             Ok(new) => {
-                self.retired(head);
                 // SAFETY: our CAS just unlinked `head`; its chain was owned by
                 // the slot alone (nodes own only the older nodes of their own
                 // chain, N2).
-                unsafe { retire_chain(head, guard) };
+                unsafe { self.retire(head, guard) };
                 // SAFETY: just published under `guard` (as in `load`).
                 let new = unsafe { new.deref() };
                 self.added(|| chain_bytes(new));
@@ -219,9 +230,8 @@ impl MappingTable {
             .compare_exchange(shared(head), Shared::null(), Ordering::AcqRel, Ordering::Acquire, guard)
             .is_ok();
         if unlinked {
-            self.retired(head);
             // SAFETY: our CAS just unlinked `head`, whose chain only the slot owned.
-            unsafe { retire_chain(head, guard) };
+            unsafe { self.retire(head, guard) };
             self.retire_pid(pid, guard);
         }
         unlinked
@@ -255,9 +265,8 @@ impl MappingTable {
         // SAFETY: `old` is null or the chain our swap took out of the slot,
         // which owned it alone (T5); readers that loaded it are pinned.
         if let Some(old) = unsafe { old.as_ref() } {
-            self.retired(old);
             // SAFETY: as above: unlinked by our swap, owned by no one else.
-            unsafe { retire_chain(old, guard) };
+            unsafe { self.retire(old, guard) };
         }
     }
 

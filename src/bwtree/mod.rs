@@ -63,10 +63,12 @@ mod validate;
 pub(crate) use base::LeafBase;
 #[cfg(feature = "leak-check")]
 pub use chain::live_nodes;
+pub(crate) use chain::trim_allocator;
 pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
 pub(crate) use image::{collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain};
 pub(crate) use paging::{DeltaVersion, PageIo};
+pub(crate) use resident::reclaim_until;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

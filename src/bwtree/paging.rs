@@ -443,6 +443,12 @@ impl Tree {
         self.table.resident_bytes()
     }
 
+    /// Estimated heap bytes of the tree's retired chains not yet freed (0
+    /// without paging).
+    pub(crate) fn retired_bytes(&self) -> u64 {
+        self.table.resident.retired()
+    }
+
     /// Evict leaves chosen by the clock until the resident bytes are at most
     /// `target`, at most `max_batches` batches of [`BATCH`] leaves. Returns
     /// how many leaves were evicted; a page-store error is returned.

@@ -79,11 +79,18 @@ impl Engine {
 
     /// With a cache size: past 1.25 x the budget, the caller evicts up to 8
     /// batches itself (readers fault pages in too, and on a busy machine the
-    /// evictor thread alone falls behind). A page-store error poisons the
-    /// store; commits report it.
+    /// evictor thread alone falls behind). Before that, past an eighth of the
+    /// budget in retired chains not yet freed (at least 256 KiB), it runs the
+    /// epoch collector (`Engine::reclaim`), and past a quarter (at least
+    /// 1 MiB) it waits for the collector ([`Engine::wait_for_reclaim`]). A page-store error poisons the store;
+    /// commits report it.
     #[cold]
     pub(crate) fn help_evict(&self) {
         if let Some(budget) = self.cache_size {
+            if self.retired_all() > (budget / 8).max(super::tree_pages::RETIRED_FLOOR / 4) {
+                self.reclaim(budget);
+                self.wait_for_reclaim(budget);
+            }
             if self.resident_all() > budget + budget / 4 {
                 self.before_evict();
                 let _ = self.evict_trees(budget, 1);

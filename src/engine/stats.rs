@@ -97,6 +97,12 @@ pub struct Stats {
     /// keyspace's, the catalog's and every named keyspace's: the trees the
     /// cache budget spans; with `cache_size`, 0 without): nodes, arrays and blobs, not allocator overhead.
     pub resident_bytes: u64,
+    /// Estimated heap bytes of the chains every tree retired (replaced by a
+    /// consolidation, an eviction or a flush) whose memory the epoch
+    /// collector has not freed yet (with `cache_size`; 0 without): held by
+    /// the process beside `resident_bytes` until their grace period ends
+    /// (`design/storage.md` §5.1).
+    pub retired_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
     /// Payload bytes appended to the value log since open (values longer
@@ -200,6 +206,7 @@ impl Engine {
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
             resident_bytes: self.resident_all(),
+            retired_bytes: self.retired_all(),
             page_bytes_written: self
                 .pages
                 .as_ref()

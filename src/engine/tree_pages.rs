@@ -24,6 +24,16 @@ use crate::bwtree::{DeltaVersion, LeafBase, PageIo, Tree};
 use crate::sync::Arc;
 use crate::Result;
 
+/// Retired bytes below which nobody waits for the collector, whatever the
+/// budget (a quarter of it; collection starts at a quarter of this): each
+/// thread's epoch bag holds up to 64 retired chains anyway, so a tiny cache
+/// (tests use a few KiB) would otherwise make every commit sleep.
+pub(crate) const RETIRED_FLOOR: u64 = 1 << 20;
+
+/// Most sleeps of [`Engine::wait_for_reclaim`] (200 µs each).
+#[cfg(not(loom))]
+const RECLAIM_WAITS: u32 = 100;
+
 /// The catalog's tag (the largest, so it is listed last in a table).
 pub(crate) const CATALOG_TAG: u16 = u16::MAX;
 
@@ -98,6 +108,43 @@ impl Engine {
         self.tree.resident_bytes()
             + self.ks.catalog.tree.resident_bytes()
             + map.values().map(|k| k.tree.resident_bytes()).sum::<u64>()
+    }
+
+    /// Retired bytes of every tree not yet freed (`Tree::retired_bytes`).
+    pub(crate) fn retired_all(&self) -> u64 {
+        let map = self.ks.map.read().unwrap_or_else(|e| e.into_inner());
+        self.tree.retired_bytes()
+            + self.ks.catalog.tree.retired_bytes()
+            + map.values().map(|k| k.tree.retired_bytes()).sum::<u64>()
+    }
+
+    /// Free retired chains whose grace period is over (the epoch collector,
+    /// a few steps) until every tree's retired bytes are at most a
+    /// sixteenth of `budget` (or [`RETIRED_FLOOR`] / 8).
+    pub(crate) fn reclaim(&self, budget: u64) {
+        crate::bwtree::reclaim_until(|| self.retired_all() <= (budget / 16).max(RETIRED_FLOOR / 8));
+    }
+
+    /// Backpressure on garbage: while more than a quarter of `budget` (and
+    /// more than [`RETIRED_FLOOR`]) is retired and not yet freed, sleep a little and collect again, at most
+    /// [`RECLAIM_WAITS`] times. Garbage piles up when a thread stays pinned
+    /// (an eviction batch or a large commit, descheduled on a loaded
+    /// machine: the epoch cannot advance past it) while writers go on
+    /// retiring consolidated chains at hundreds of megabytes a second; the
+    /// writer that waits here gives the pinned thread the processor and
+    /// stops adding garbage meanwhile. Bounded: a thread pinned for longer
+    /// (a caller's long operation) costs memory, never a hang.
+    pub(crate) fn wait_for_reclaim(&self, budget: u64) {
+        #[cfg(not(loom))]
+        for _ in 0..RECLAIM_WAITS {
+            if self.retired_all() <= (budget / 4).max(RETIRED_FLOOR) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.reclaim(budget);
+        }
+        #[cfg(loom)]
+        let _ = budget;
     }
 
     /// Evict (at most `max_batches` batches per tree) until the trees

@@ -75,14 +75,19 @@ const EVICT_TICK: Duration = Duration::from_millis(50);
 /// (the budget spans every tree: `super::tree_pages`), it runs the clock of
 /// each tree if their resident bytes together are above the budget and
 /// evicts down to 7/8 of it, each tree its share (`Engine::evict_trees`),
-/// in batches; it is woken at most once per round (it re-arms the
+/// in batches, then runs the epoch collector while more than a sixteenth of
+/// the budget is retired and not yet freed (`Engine::reclaim`), and at most
+/// every [`TRIM_EVERY`] gives the allocator's free memory back to the system
+/// (`bwtree::trim_allocator`); it is woken at most once per round (it re-arms the
 /// wake before it sleeps; no page-segment sync: a checkpoint syncs before it
 /// publishes an address).
 #[cfg(not(loom))]
 fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("bwtx-evict".into())
-        .spawn(move || loop {
+    std::thread::Builder::new().name("bwtx-evict".into()).spawn(move || {
+        let mut last_trim = std::time::Instant::now();
+        // The resident bytes at the last trim: unchanged, nothing to give back.
+        let mut trimmed_at = 0;
+        loop {
             std::thread::park_timeout(EVICT_TICK);
             let Some(engine) = engine.upgrade() else { return };
             if engine.closing() {
@@ -95,11 +100,29 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
                 let _ = engine.evict_trees(budget - budget / 8, 16);
                 engine.prune_value_refs();
             }
+            // The chains just evicted, and whatever else piled up, freed
+            // as their grace periods end (`bwtree/resident.rs`).
+            engine.reclaim(budget);
+            // The freed memory back to the system (see `trim_allocator`),
+            // at most every TRIM_EVERY, and only if the pages changed since
+            // the last trim (loads, evictions, consolidations free memory; an
+            // idle database frees none).
+            let resident = engine.resident_all();
+            if last_trim.elapsed() >= TRIM_EVERY && resident != trimmed_at {
+                crate::bwtree::trim_allocator();
+                last_trim = std::time::Instant::now();
+                trimmed_at = resident;
+            }
             // Armed before the park: a wake from now on is not lost (an
             // unpark before the park makes the park return at once).
             engine.tree.arm_wake();
-        })
+        }
+    })
 }
+
+/// How often at most the evictor gives freed memory back to the system.
+#[cfg(not(loom))]
+const TRIM_EVERY: Duration = Duration::from_millis(250);
 
 /// The log thread of a database on disk: syncs the log in buffered mode and
 /// takes automatic checkpoints.

@@ -19,5 +19,5 @@ pub(crate) use mem::bytes::{chain_bytes, node_bytes};
 #[cfg(feature = "leak-check")]
 pub use mem::counter::live_nodes;
 pub(in crate::bwtree) use mem::{destroy_chain, retire_chain};
-pub(crate) use mem::{Chain, Delta};
+pub(crate) use mem::{trim_allocator, Chain, Delta};
 pub(crate) use node::Node;
