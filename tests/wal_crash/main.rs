@@ -56,8 +56,6 @@
 
 mod check;
 mod child;
-#[path = "../common/mod.rs"]
-mod common;
 mod parent;
 mod workload;
 
