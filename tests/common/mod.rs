@@ -12,6 +12,7 @@ use bwtx::{Db, Options};
 
 pub mod corrupt;
 pub mod paged;
+pub mod stress;
 
 /// Where the database lives inside the fault file system.
 pub const DIR: &str = "/db";
