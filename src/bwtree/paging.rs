@@ -179,6 +179,14 @@ pub(crate) struct Paging {
     /// still at a scan's use count before it moves the hand, so a long scan
     /// evicts its own pages and does not wear down the hot set's counts.
     probation: Mutex<VecDeque<Pid>>,
+    /// Leaves faulted in by point operations, oldest first: the evictor's
+    /// clock passes over these before it moves the hand, so that with the
+    /// data many times the cache it does not walk the evicted leaves (most
+    /// of the table) to find resident ones. An entry whose leaf was evicted
+    /// since is dropped when the clock meets it; leaves that never were
+    /// faulted in (built by splits, or beyond [`PROBATION_MAX`]) are the
+    /// hand's.
+    faulted: Mutex<VecDeque<Pid>>,
 }
 
 /// Most leaves the probation queue remembers (the clock finds the rest).
@@ -198,6 +206,7 @@ impl Paging {
             uses: UseCounts::new(),
             hand: AtomicU64::new(0),
             probation: Mutex::new(VecDeque::new()),
+            faulted: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -290,11 +299,9 @@ impl Tree {
         {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
-                if scan {
-                    let mut q = crate::sync::lock(&paging.probation);
-                    if q.len() < PROBATION_MAX {
-                        q.push_back(pid);
-                    }
+                let mut q = crate::sync::lock(if scan { &paging.probation } else { &paging.faulted });
+                if q.len() < PROBATION_MAX {
+                    q.push_back(pid);
                 }
                 Ok(Some(new))
             }
@@ -489,7 +496,28 @@ impl Tree {
                         }
                     }
                 }
-                // Four turns at most: a count of 3 reaches 0 on the fourth.
+                // The faulted-in leaves' clock, four turns at most (a
+                // count of 3 reaches 0 on the fourth): evictable ones join
+                // the batch, the others go back with their count lowered,
+                // entries of leaves no longer resident drop out.
+                {
+                    let mut q = crate::sync::lock(&paging.faulted);
+                    for _ in 0..q.len().saturating_mul(4) {
+                        if batch.len() == BATCH || freed >= need {
+                            break;
+                        }
+                        let Some(pid) = q.pop_front() else { break };
+                        let Some(bytes) = resident(pid) else { continue };
+                        if paging.uses.pass(pid) && !batch.contains(&pid) {
+                            batch.push(pid);
+                            freed += bytes;
+                        } else {
+                            q.push_back(pid);
+                        }
+                    }
+                }
+                // Then the hand over every page id, for the leaves the
+                // queues do not hold. Four turns at most, as above.
                 for _ in 0..high.saturating_mul(4) {
                     if batch.len() == BATCH || freed >= need {
                         break;
