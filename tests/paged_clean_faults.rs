@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Error, Options};
 use bwtx_kit::SplitMix64;
+use common::paged::Fault;
 use common::paged::{key, value};
 use common::{dump, DIR};
 
@@ -49,12 +50,6 @@ fn churned(fs: &FaultFs, model: &mut BTreeMap<String, String>) -> Db {
     db
 }
 
-enum Fault {
-    None,
-    CrashAtSync(u64),
-    FailWrite(u64),
-}
-
 /// Clean with `fault` injected (counted from the start of the cleaning),
 /// then lose power and reopen: the database equals the model. Returns the
 /// syncs and writes of the cleaning and whether it failed.
@@ -62,39 +57,12 @@ fn run(fault: Fault) -> (u64, u64, bool) {
     let fs = FaultFs::new();
     let mut model = BTreeMap::new();
     let db = churned(&fs, &mut model);
-    let (syncs, writes) = (fs.syncs(), fs.writes());
-    match fault {
-        Fault::None => {}
-        Fault::CrashAtSync(k) => fs.crash_at_sync(syncs + k),
-        Fault::FailWrite(k) => fs.fail_write_at(writes + k),
-    }
-    let r = db.clean_now();
-    let (syncs, writes) = (fs.syncs() - syncs, fs.writes() - writes);
-    if let Err(e) = &r {
-        assert!(matches!(e, Error::Io(_) | Error::Poisoned), "{e}");
-    }
-    drop(db);
-    fs.power_loss();
-    let db = opts(&fs).open(DIR).unwrap();
-    assert_eq!(dump(&db).1, model, "after {r:?}");
-    // The pages read back after another eviction too.
-    db.evict_all().unwrap();
-    assert_eq!(dump(&db).1, model, "after {r:?}, evicted");
-    (syncs, writes, r.is_err())
+    common::paged::clean_with_fault(&fs, db, &model, opts, fault, |_| {})
 }
 
 #[test]
 fn power_loss_during_cleaning_loses_nothing() {
-    let (syncs, writes, failed) = run(Fault::None);
-    assert!(!failed && syncs >= 3 && writes > 100, "{syncs} syncs, {writes} writes");
-    let mut failures = 0;
-    for k in 0..syncs {
-        failures += usize::from(run(Fault::CrashAtSync(k)).2);
-    }
-    for k in (0..writes).step_by((writes / 12).max(1) as usize) {
-        failures += usize::from(run(Fault::FailWrite(k)).2);
-    }
-    assert!(failures > 0, "no injected fault reached the cleaning");
+    common::paged::power_loss_sweep(run, 3, 100);
 }
 
 #[test]

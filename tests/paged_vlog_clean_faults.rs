@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Durability, Error, Options};
 use bwtx_kit::SplitMix64;
+use common::paged::Fault;
 use common::{dump, fault_opts, DIR};
 
 const KEYS: usize = 40;
@@ -58,12 +59,6 @@ fn churned(fs: &FaultFs, model: &mut BTreeMap<String, String>) -> Db {
     db
 }
 
-enum Fault {
-    None,
-    CrashAtSync(u64),
-    FailWrite(u64),
-}
-
 /// Clean with `fault` injected (counted from the start of the cleaning),
 /// then lose power and reopen: the database equals the model. Returns the
 /// syncs and writes of the cleaning and whether it failed.
@@ -72,44 +67,18 @@ fn run(fault: Fault) -> (u64, u64, bool) {
     let mut model = BTreeMap::new();
     let db = churned(&fs, &mut model);
     let before = db.stats();
-    let (syncs, writes) = (fs.syncs(), fs.writes());
-    match fault {
-        Fault::None => {}
-        Fault::CrashAtSync(k) => fs.crash_at_sync(syncs + k),
-        Fault::FailWrite(k) => fs.fail_write_at(writes + k),
-    }
-    let r = db.clean_now();
-    let (syncs, writes) = (fs.syncs() - syncs, fs.writes() - writes);
-    if let Err(e) = &r {
-        assert!(matches!(e, Error::Io(_) | Error::Poisoned), "{e}");
-    } else {
+    common::paged::clean_with_fault(&fs, db, &model, opts, fault, |db| {
         let s = db.stats();
         assert!(
             s.value_log_segments_cleaned > 0 && s.value_log_bytes < before.value_log_bytes / 2,
             "{before:?}\n{s:?}"
         );
-    }
-    drop(db);
-    fs.power_loss();
-    let db = opts(&fs).open(DIR).unwrap();
-    assert_eq!(dump(&db).1, model, "after {r:?}");
-    db.evict_all().unwrap();
-    assert_eq!(dump(&db).1, model, "after {r:?}, evicted");
-    (syncs, writes, r.is_err())
+    })
 }
 
 #[test]
 fn power_loss_during_value_log_cleaning_loses_nothing() {
-    let (syncs, writes, failed) = run(Fault::None);
-    assert!(!failed && syncs >= 5 && writes > 20, "{syncs} syncs, {writes} writes");
-    let mut failures = 0;
-    for k in 0..syncs {
-        failures += usize::from(run(Fault::CrashAtSync(k)).2);
-    }
-    for k in (0..writes).step_by((writes / 12).max(1) as usize) {
-        failures += usize::from(run(Fault::FailWrite(k)).2);
-    }
-    assert!(failures > 0, "no injected fault reached the cleaning");
+    common::paged::power_loss_sweep(run, 5, 20);
 }
 
 /// Clean with a read failure injected at the cleaning's `k`-th read: an

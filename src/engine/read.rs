@@ -87,11 +87,12 @@ impl Engine {
     #[cold]
     pub(crate) fn help_evict(&self) {
         if let Some(budget) = self.cache_size {
-            if self.retired_all() > (budget / 8).max(super::tree_pages::RETIRED_FLOOR / 4) {
+            let (resident, retired) = self.paged_bytes();
+            if retired > (budget / 8).max(super::tree_pages::RETIRED_FLOOR / 4) {
                 self.reclaim(budget);
                 self.wait_for_reclaim(budget);
             }
-            if self.resident_all() > budget + budget / 4 {
+            if resident > budget + budget / 4 {
                 self.before_evict();
                 let _ = self.evict_trees(budget, 1);
             }

@@ -159,6 +159,7 @@ impl Stats {
 impl Engine {
     /// [`crate::Db::stats`].
     pub(crate) fn stats(&self) -> Stats {
+        let paged = self.paged_bytes();
         let tree = self.tree.stats();
         let oldest = self.registry.oldest();
         let installed = self.counters.versions_installed.get();
@@ -205,8 +206,8 @@ impl Engine {
             evictions: paging.map_or(0, |p| r(&p.evictions)),
             pages_written: paging.map_or(0, |p| r(&p.pages_written)),
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
-            resident_bytes: self.resident_all(),
-            retired_bytes: self.retired_all(),
+            resident_bytes: paged.0,
+            retired_bytes: paged.1,
             page_bytes_written: self
                 .pages
                 .as_ref()

@@ -101,21 +101,27 @@ impl Engine {
         std::iter::once((0, &self.tree)).chain(others.iter().map(|k| (tag(k.id).unwrap_or(CATALOG_TAG), &k.tree)))
     }
 
-    /// Resident bytes of every tree.
-    /// (No allocation: after-commit eviction asks on every commit.)
-    pub(crate) fn resident_all(&self) -> u64 {
+    /// Resident and retired-not-yet-freed bytes (`Tree::resident_bytes`,
+    /// `Tree::retired_bytes`) of every tree, under one read of the keyspace
+    /// map. (No allocation: after-commit eviction asks on every commit.)
+    pub(crate) fn paged_bytes(&self) -> (u64, u64) {
         let map = self.ks.map.read().unwrap_or_else(|e| e.into_inner());
-        self.tree.resident_bytes()
-            + self.ks.catalog.tree.resident_bytes()
-            + map.values().map(|k| k.tree.resident_bytes()).sum::<u64>()
+        [&self.tree, &self.ks.catalog.tree]
+            .into_iter()
+            .chain(map.values().map(|k| &k.tree))
+            .fold((0, 0), |(res, ret), t| {
+                (res + t.resident_bytes(), ret + t.retired_bytes())
+            })
     }
 
-    /// Retired bytes of every tree not yet freed (`Tree::retired_bytes`).
+    /// Resident bytes of every tree.
+    pub(crate) fn resident_all(&self) -> u64 {
+        self.paged_bytes().0
+    }
+
+    /// Retired bytes of every tree not yet freed.
     pub(crate) fn retired_all(&self) -> u64 {
-        let map = self.ks.map.read().unwrap_or_else(|e| e.into_inner());
-        self.tree.retired_bytes()
-            + self.ks.catalog.tree.retired_bytes()
-            + map.values().map(|k| k.tree.retired_bytes()).sum::<u64>()
+        self.paged_bytes().1
     }
 
     /// Free retired chains whose grace period is over (the epoch collector,

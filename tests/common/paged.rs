@@ -44,3 +44,76 @@ pub fn load(
         tx.commit().unwrap();
     }
 }
+
+/// A fault injected into one cleaning run, counted from its start.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    None,
+    CrashAtSync(u64),
+    FailWrite(u64),
+}
+
+impl Fault {
+    /// Arm this fault on `fs`, whose syncs and writes so far are `syncs`
+    /// and `writes`.
+    pub fn inject(self, fs: &FaultFs, syncs: u64, writes: u64) {
+        match self {
+            Fault::None => {}
+            Fault::CrashAtSync(k) => fs.crash_at_sync(syncs + k),
+            Fault::FailWrite(k) => fs.fail_write_at(writes + k),
+        }
+    }
+}
+
+/// The power-loss sweep of a cleaning run: `run(fault)` cleans with `fault`
+/// injected and checks the reopened database, returning the run's syncs and
+/// writes and whether it failed. A clean run first (at least `min_syncs`
+/// syncs and more than `min_writes` writes), then a power loss at every
+/// sync and a failed write at a dozen sampled writes; some fault must reach
+/// the cleaning.
+pub fn power_loss_sweep(run: impl Fn(Fault) -> (u64, u64, bool), min_syncs: u64, min_writes: u64) {
+    let (syncs, writes, failed) = run(Fault::None);
+    assert!(
+        !failed && syncs >= min_syncs && writes > min_writes,
+        "{syncs} syncs, {writes} writes"
+    );
+    let mut failures = 0;
+    for k in 0..syncs {
+        failures += usize::from(run(Fault::CrashAtSync(k)).2);
+    }
+    for k in (0..writes).step_by((writes / 12).max(1) as usize) {
+        failures += usize::from(run(Fault::FailWrite(k)).2);
+    }
+    assert!(failures > 0, "no injected fault reached the cleaning");
+}
+
+/// One cleaning run of [`power_loss_sweep`]: `db` (on `fs`, holding
+/// `model`) cleans with `fault` injected; a failure is an I/O error or the
+/// poison, a success is checked by `cleaned`; then power is lost, and the
+/// database reopened with `opts` equals `model`, before and after evicting
+/// every leaf. Returns the cleaning's syncs and writes and whether it failed.
+pub fn clean_with_fault(
+    fs: &FaultFs,
+    db: bwtx::Db,
+    model: &std::collections::BTreeMap<String, String>,
+    opts: impl Fn(&FaultFs) -> Options,
+    fault: Fault,
+    cleaned: impl FnOnce(&bwtx::Db),
+) -> (u64, u64, bool) {
+    let (syncs, writes) = (fs.syncs(), fs.writes());
+    fault.inject(fs, syncs, writes);
+    let r = db.clean_now();
+    let (syncs, writes) = (fs.syncs() - syncs, fs.writes() - writes);
+    match &r {
+        Err(e) => assert!(matches!(e, bwtx::Error::Io(_) | bwtx::Error::Poisoned), "{e}"),
+        Ok(_) => cleaned(&db),
+    }
+    drop(db);
+    fs.power_loss();
+    let db = opts(fs).open(super::DIR).unwrap();
+    assert_eq!(&super::dump(&db).1, model, "after {r:?}");
+    // The pages read back after another eviction too.
+    db.evict_all().unwrap();
+    assert_eq!(&super::dump(&db).1, model, "after {r:?}, evicted");
+    (syncs, writes, r.is_err())
+}
