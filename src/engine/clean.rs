@@ -104,6 +104,12 @@ impl CleanState {
         lock(&self.lens).insert(addr, bytes);
     }
 
+    /// Forget the record lengths of the addresses `keep` rejects
+    /// (`PageFile::prune_chains`; a forgotten one is read from its header).
+    pub(crate) fn retain_lens(&self, keep: impl Fn(u64) -> bool) {
+        lock(&self.lens).retain(|&a, _| keep(a));
+    }
+
     /// The newest table names `addrs` (at open, and after each checkpoint).
     pub(crate) fn set_table(&self, addrs: Vec<u64>) {
         *lock(&self.table) = addrs;

@@ -56,6 +56,10 @@ const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 /// it writes a whole image.
 pub(crate) const DELTA_SHARE: u64 = 4;
 
+/// Entries the chain map may hold beyond twice those its last prune kept
+/// before it is pruned again.
+const PRUNE_SLACK: u64 = 1024;
+
 /// What the file knows of one on-disk chain, by its head address.
 #[derive(Clone, Debug)]
 struct ChainMeta {
@@ -64,11 +68,52 @@ struct ChainMeta {
     /// The newest version timestamp in its base image.
     base_max_ts: u64,
     /// The parts' addresses, the base image first.
-    parts: Vec<u64>,
+    parts: Parts,
     /// Payload bytes of the base image.
     base_bytes: u64,
     /// Payload bytes of the delta flushes.
     delta_bytes: u64,
+}
+
+/// A chain's parts' addresses, the base image first: at most
+/// [`FLUSH_CHAIN`], kept inline (no allocation per map entry: the map gains
+/// an entry per page write, and small allocations left between freed leaf
+/// pages kept glibc from giving those pages back).
+#[derive(Clone, Copy, Debug)]
+struct Parts {
+    len: u8,
+    addrs: [u64; FLUSH_CHAIN],
+}
+
+impl Parts {
+    /// The parts `addrs` (base first; at most [`FLUSH_CHAIN`] are kept).
+    fn of(addrs: &[u64]) -> Self {
+        let mut p = Parts {
+            len: 0,
+            addrs: [0; FLUSH_CHAIN],
+        };
+        for &a in addrs {
+            p.push(a);
+        }
+        p
+    }
+
+    /// Add `addr` as the newest part (callers push only onto a chain
+    /// shorter than [`FLUSH_CHAIN`]).
+    fn push(&mut self, addr: u64) {
+        debug_assert!((self.len as usize) < FLUSH_CHAIN);
+        if let Some(slot) = self.addrs.get_mut(self.len as usize) {
+            *slot = addr;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for Parts {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        &self.addrs[..self.len as usize]
+    }
 }
 
 /// An encoded delta flush, not yet appended.
@@ -98,6 +143,9 @@ pub(crate) struct PageFile {
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
     chains: Mutex<HashMap<u64, ChainMeta>>,
+    /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
+    /// the map is pruned again once it holds twice as many.
+    chains_kept: AtomicU64,
     /// The first segment this run appends to: heads below it were written
     /// by an earlier run.
     first_seq: u64,
@@ -129,6 +177,7 @@ impl PageFile {
             durable,
             clean: CleanState::new(segment_bytes),
             chains: Mutex::new(HashMap::new()),
+            chains_kept: AtomicU64::new(0),
             first_seq,
         })
     }
@@ -173,6 +222,7 @@ impl PageFile {
             }
         }
         *chains = kept;
+        self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
         drop(chains);
         let segs = self.store.segments();
         let mut deleted = 0;
@@ -300,6 +350,45 @@ impl PageFile {
         out
     }
 
+    /// Has the chain map more than doubled since the last prune (or
+    /// checkpoint)? Each page write adds an entry, and most name heads a
+    /// later write superseded ([`PageFile::prune_chains`]).
+    pub(crate) fn chains_want_prune(&self) -> bool {
+        lock(&self.chains).len() as u64 > 2 * self.chains_kept.load(Ordering::Relaxed) + PRUNE_SLACK
+    }
+
+    /// Forget the chains whose head `current` does not name, and the record
+    /// lengths of every address that is no part of a chain kept nor in
+    /// `current` (the segment cleaner reads a forgotten one's header again).
+    /// `current`: every head the mapping tables name now.
+    ///
+    /// The caller holds evictions off and no checkpoint runs (the value
+    /// log's checkpoint cycle held): then no delta flush is written and not
+    /// yet named by a mapping table, and a head that no mapping table names
+    /// now is never named again (a table only takes new addresses), so no
+    /// later checkpoint keeps it and [`PageFile::delete_unreferenced`]
+    /// never meets a delta head it has forgotten. A base image head written
+    /// meanwhile (a cleaner's copy, a fault-in's read) may be forgotten: a
+    /// head of this run that the map does not know is taken for a base
+    /// image, which it is; a page building on it writes a whole image next.
+    /// So the map holds at most about twice the heads the tables name (one
+    /// entry per leaf, plus those the published table names), whatever the
+    /// writes between checkpoints.
+    pub(crate) fn prune_chains(&self, current: &std::collections::HashSet<u64>) {
+        let mut chains = lock(&self.chains);
+        chains.retain(|head, _| current.contains(head));
+        let parts: std::collections::HashSet<u64> = chains.values().flat_map(|m| m.parts.iter().copied()).collect();
+        self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
+        drop(chains);
+        self.clean.retain_lens(|a| parts.contains(&a) || current.contains(&a));
+    }
+
+    /// Entries in the chain map (tests).
+    #[cfg(test)]
+    pub(crate) fn chains_len(&self) -> usize {
+        lock(&self.chains).len()
+    }
+
     fn remember(&self, head: u64, meta: ChainMeta) {
         lock(&self.chains).entry(head).or_insert(meta);
     }
@@ -326,7 +415,7 @@ impl PageFile {
         pid: u64,
         prev: u64,
         d: DeltaPayload,
-        mut parts: Vec<u64>,
+        mut parts: Parts,
         on: &ChainMeta,
     ) -> Result<u64> {
         let DeltaPayload {
@@ -422,7 +511,7 @@ impl PageFile {
             ChainMeta {
                 max_ts,
                 base_max_ts,
-                parts,
+                parts: Parts::of(&parts),
                 base_bytes,
                 delta_bytes,
             },
@@ -459,7 +548,7 @@ impl PageFile {
             ChainMeta {
                 max_ts,
                 base_max_ts: max_ts,
-                parts: vec![addr],
+                parts: Parts::of(&[addr]),
                 base_bytes: buf.len() as u64,
                 delta_bytes: 0,
             },
@@ -491,8 +580,7 @@ impl PageFile {
         if chain.parts.len() < FLUSH_CHAIN {
             let d = self.encode_delta(tree, newer(chain.max_ts))?;
             if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
-                let parts = chain.parts.clone();
-                return self.append_delta(tree, pid, prev, d, parts, &chain).map(Some);
+                return self.append_delta(tree, pid, prev, d, chain.parts, &chain).map(Some);
             }
         }
         // Rebase: everything newer than the base image, on the base.
@@ -504,7 +592,9 @@ impl PageFile {
                 delta_bytes: 0,
                 ..chain.clone()
             };
-            return self.append_delta(tree, pid, base, d, vec![base], &rebased).map(Some);
+            return self
+                .append_delta(tree, pid, base, d, Parts::of(&[base]), &rebased)
+                .map(Some);
         }
         Ok(None)
     }

@@ -223,4 +223,47 @@ mod tests {
             assert!(tree.get(i.to_be_bytes(), 1).unwrap().is_some());
         }
     }
+
+    /// The chain map holds an entry per page write until pruned: pruned to
+    /// the heads the mapping table names, it keeps one per leaf, and every
+    /// delta chain the table names stays known, so that a checkpoint's
+    /// segment deletion afterwards keeps every part and every page reads
+    /// back (with a prune that forgot the delta heads too, the deletion
+    /// drops the segments of their base images and the reads fail).
+    #[test]
+    fn pruned_chains_keep_what_the_mapping_table_names() {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 4096, durable, 1 << 20).unwrap());
+        let mut tree = Tree::with_config(Config::default()).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, 0));
+        let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
+        let val = |i: u32, round: u64| Bytes::from(vec![(i as u64 + round) as u8; 40]);
+        const KEYS: u32 = 3000;
+        // Round 1 writes whole images; rounds 2-4 one key in every 100 (a
+        // delta flush on each leaf's image, in newer segments).
+        let touched = |i: u32, round: u64| round == 1 || i % 100 == round as u32;
+        for round in 1..=4 {
+            for i in (0..KEYS).filter(|&i| touched(i, round)) {
+                tree.install(key(i), round, Some(val(i, round))).unwrap();
+            }
+            tree.evict_all().unwrap();
+        }
+        let heads: std::collections::HashSet<u64> = tree.disk_addrs().into_iter().collect();
+        let before = file.chains_len();
+        assert!(
+            before > 2 * heads.len(),
+            "writes added entries: {before} for {} heads",
+            heads.len()
+        );
+        file.prune_chains(&heads);
+        assert!(file.chains_len() <= heads.len(), "{} entries kept", file.chains_len());
+        // A checkpoint's deletion with what the mapping table names (every
+        // part of every chain is live: nothing may go).
+        assert_eq!(file.delete_unreferenced(heads.iter().copied()).unwrap(), 0);
+        for i in 0..KEYS {
+            let last = (1..=4).rev().find(|&r| touched(i, r)).unwrap();
+            assert_eq!(tree.get(key(i), 4).unwrap(), Some(val(i, last)), "key {i}");
+        }
+    }
 }

@@ -460,6 +460,12 @@ impl ValueLog {
         lock(&self.cycle)
     }
 
+    /// [`ValueLog::checkpoint_cycle`] if no checkpoint holds it (the page
+    /// file's chain prune, `PageFile::prune_chains`).
+    pub(crate) fn try_checkpoint_cycle(&self) -> Option<crate::sync::MutexGuard<'_, ()>> {
+        self.cycle.try_lock().ok()
+    }
+
     /// Has `refs` more than doubled since the last collection or prune?
     /// (Each eviction adds an entry; between checkpoints most of them name
     /// images already superseded.)
