@@ -27,6 +27,8 @@
 //! - [`checkpoint`]: checkpoints: the incremental one (location table) of a
 //!   database with a page store, the key-value image of one without.
 //! - [`pages`]: the page store behind the trees' `PageIo`.
+//! - [`chain_parts`]: a page chain's parts as the page file's chain map
+//!   keeps them (inline).
 //! - [`tree_pages`]: every tree on the one page store: each tree's
 //!   `PageIo` (its records tagged), the cache budget over every tree.
 //! - [`vlog`]: the value log: large values out of the page images.
@@ -35,6 +37,7 @@
 //! - [`keyspaces`]: the catalog of named keyspaces, their trees, creating
 //!   and dropping them (`design/keyspaces.md`).
 
+pub(crate) mod chain_parts;
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
 pub(crate) mod clean;

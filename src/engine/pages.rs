@@ -32,6 +32,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::chain_parts::Parts;
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{
@@ -73,47 +74,6 @@ struct ChainMeta {
     base_bytes: u64,
     /// Payload bytes of the delta flushes.
     delta_bytes: u64,
-}
-
-/// A chain's parts' addresses, the base image first: at most
-/// [`FLUSH_CHAIN`], kept inline (no allocation per map entry: the map gains
-/// an entry per page write, and small allocations left between freed leaf
-/// pages kept glibc from giving those pages back).
-#[derive(Clone, Copy, Debug)]
-struct Parts {
-    len: u8,
-    addrs: [u64; FLUSH_CHAIN],
-}
-
-impl Parts {
-    /// The parts `addrs` (base first; at most [`FLUSH_CHAIN`] are kept).
-    fn of(addrs: &[u64]) -> Self {
-        let mut p = Parts {
-            len: 0,
-            addrs: [0; FLUSH_CHAIN],
-        };
-        for &a in addrs {
-            p.push(a);
-        }
-        p
-    }
-
-    /// Add `addr` as the newest part (callers push only onto a chain
-    /// shorter than [`FLUSH_CHAIN`]).
-    fn push(&mut self, addr: u64) {
-        debug_assert!((self.len as usize) < FLUSH_CHAIN);
-        if let Some(slot) = self.addrs.get_mut(self.len as usize) {
-            *slot = addr;
-            self.len += 1;
-        }
-    }
-}
-
-impl std::ops::Deref for Parts {
-    type Target = [u64];
-    fn deref(&self) -> &[u64] {
-        &self.addrs[..self.len as usize]
-    }
 }
 
 /// An encoded delta flush, not yet appended.

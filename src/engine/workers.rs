@@ -1,7 +1,9 @@
-//! The background threads of an [`Engine`]: the GC sweeper (`super::gc`)
-//! and, for a database on disk, the log thread, which syncs the log in
-//! buffered mode, takes the automatic checkpoints the log asks for, and
-//! runs the page segments' cleaner (`super::clean`).
+//! The background threads of an [`Engine`]: the GC sweeper (`super::gc`),
+//! with `Options::cache_size` the evictor (which also prunes the page
+//! file's chain map, [`Engine::prune_page_maps`]) and, for a database on
+//! disk, the log thread, which syncs the log in buffered mode, takes the
+//! automatic checkpoints the log asks for, and runs the page segments'
+//! cleaner (`super::clean`).
 //!
 //! Each thread holds only a weak reference, upgraded while it works, and
 //! exits once [`Engine::stop_workers`] sets `closing` (the last `Db` handle
