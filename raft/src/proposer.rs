@@ -41,14 +41,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::network::{Forwarded, Link, WriteResult};
-use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
+use crate::types::{Command, NodeId, Proposal, Raft, Response, TypeConfig};
 
 /// Client writes outstanding at once (see the module doc for why 1).
 pub const IN_FLIGHT: usize = 1;
@@ -74,7 +74,7 @@ pub struct Proposer {
 impl Proposer {
     /// Start the proposer of node `id`'s `raft` (on the current tokio
     /// runtime); `link` reaches the leader when this node is not it.
-    pub fn spawn(id: NodeId, raft: Raft<TypeConfig>, link: Link) -> Proposer {
+    pub fn spawn(id: NodeId, raft: Raft, link: Link) -> Proposer {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(Target { id, raft, link }, rx));
         Proposer { queue }
@@ -96,7 +96,7 @@ fn stopped() -> Error {
 #[derive(Clone)]
 struct Target {
     id: NodeId,
-    raft: Raft<TypeConfig>,
+    raft: Raft,
     link: Link,
 }
 
@@ -111,7 +111,7 @@ impl Target {
     async fn client_write(&self, cmd: Command) -> std::result::Result<WriteResult, String> {
         let (leader, node) = {
             let metrics = self.raft.metrics();
-            let m = metrics.borrow();
+            let m = metrics.borrow_watched();
             let leader = m.current_leader.filter(|&l| l != self.id);
             let node = leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
             (leader, node)
@@ -215,7 +215,7 @@ async fn submit(target: &Target, mut batch: Vec<Waiting>) {
     }
 }
 
-fn write_error(e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> Error {
+fn write_error(e: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
         other => Error::Raft(other.to_string()),

@@ -59,7 +59,7 @@ async fn scenario(tcp: bool) {
         .await
         .unwrap();
     assert!(m.last_applied.unwrap().index >= snap_index);
-    let log = learner.raft().metrics().borrow().purged;
+    let log = learner.metrics().purged;
     assert!(log.is_none_or(|p| p.index <= snap_index));
 
     // Transfers go on; the learner follows them through the log.

@@ -19,14 +19,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::Raft;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::tcp::Cut;
 use super::wire::{self, Reply, Request};
 use crate::error::{Error, Result};
-use crate::types::TypeConfig;
+use crate::types::{Raft, Snapshot};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
 /// release is asynchronous).
@@ -40,7 +39,7 @@ pub struct Server {
 
 struct Inner {
     addr: SocketAddr,
-    raft: Raft<TypeConfig>,
+    raft: Raft,
     cut: Cut,
     accepting: Mutex<Option<JoinHandle<()>>>,
 }
@@ -48,7 +47,7 @@ struct Inner {
 impl Server {
     /// Serve `raft` on `listener`; `cut` is the node's isolation, shared
     /// with its clients.
-    pub(crate) fn start(listener: TcpListener, raft: Raft<TypeConfig>, cut: Cut) -> Result<Server> {
+    pub(crate) fn start(listener: TcpListener, raft: Raft, cut: Cut) -> Result<Server> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
@@ -130,7 +129,7 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft<TypeConfig>) {
+async fn accept(listener: TcpListener, raft: Raft) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -148,13 +147,36 @@ async fn accept(listener: TcpListener, raft: Raft<TypeConfig>) {
 }
 
 /// Answer one connection's requests until it closes or sends garbage.
-async fn serve(stream: TcpStream, raft: Raft<TypeConfig>) {
+async fn serve(stream: TcpStream, raft: Raft) {
     let mut conn = wire::framed(stream);
+    // The parts of a snapshot received so far on this connection.
+    let mut snapshot: Vec<u8> = Vec::new();
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
             Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
-            Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
+            Request::Snapshot { data, done: false, .. } => {
+                snapshot.extend_from_slice(&data);
+                Reply::Snapshot(Ok(None))
+            }
+            Request::Snapshot {
+                vote,
+                meta,
+                data,
+                done: true,
+            } => {
+                snapshot.extend_from_slice(&data);
+                let whole = Snapshot {
+                    meta,
+                    snapshot: std::io::Cursor::new(std::mem::take(&mut snapshot)),
+                };
+                Reply::Snapshot(
+                    raft.install_full_snapshot(vote, whole)
+                        .await
+                        .map(Some)
+                        .map_err(|e| e.to_string()),
+                )
+            }
             Request::ClientWrite(cmd) => Reply::ClientWrite(raft.client_write(cmd).await),
         };
         // A reply over the frame limit cannot be sent: close the
