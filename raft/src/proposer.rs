@@ -1,9 +1,10 @@
 //! The leader-side proposer: batches the proposals of concurrent
 //! transactions into log entries.
 //!
-//! openraft 0.9's core appends each client write on its own and waits for
-//! that append's flush before it takes the next, so one entry per
-//! transaction costs one log fsync per transaction. The proposer instead
+//! openraft makes each client write one log entry, and every entry costs a
+//! log commit on every replica (openraft 0.9's core also waited for each
+//! append's flush before it took the next client write; 0.10's does not,
+//! `design/replication.md` §10). The proposer instead
 //! keeps at most [`IN_FLIGHT`] client writes outstanding; proposals that
 //! arrive meanwhile queue, and the next client write carries all of them
 //! (up to [`MAX_BATCH`]) as one [`Command::Batch`]. Each transaction still
@@ -18,11 +19,15 @@
 //! raised `cluster -- 8 6` from 1,263-1,378 to 2,134-3,806 transfers/s
 //! before the kill (README, "Replication").
 //!
-//! One client write in flight measured best (`cargo run --release -p
-//! bwtx-raft --example cluster -- 8 4`, transfers/s: 1 in flight 4,470-5,240;
-//! 2: 2,280-2,690; 4: 1,700-1,810): the core takes client writes one at a
-//! time anyway, so more in flight only splits the same proposals into
-//! smaller entries.
+//! One client write in flight measured best on openraft 0.9 (`cargo run
+//! --release -p bwtx-raft --example cluster -- 8 4`, transfers/s: 1 in flight
+//! 4,470-5,240; 2: 2,280-2,690; 4: 1,700-1,810): its core took client
+//! writes one at a time anyway, so more in flight only split the same
+//! proposals into smaller entries. On 0.10, whose core does not wait, 2 in
+//! flight measured no better (three runs each, alternating, load average
+//! 8-11, 8 clients, ratio to single-node sync: in process 0.22-0.59x
+//! against 0.40-0.71x with 1; TCP 0.33-0.43x against 0.28-0.42x): the 8
+//! clients wait in the rounds in flight either way.
 //!
 //! **Forwarding.** A proposer on a node that is not the leader (a
 //! transaction begun on a follower, or on a leader since deposed) sends its

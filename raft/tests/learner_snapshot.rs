@@ -1,7 +1,7 @@
 //! A new learner joins after the leader built a snapshot and purged the
 //! log it covers: it can only catch up by installing the snapshot, and
 //! ends with the same state as the voters. On both networks: over TCP the
-//! snapshot travels in `InstallSnapshot` frames to the learner's port.
+//! snapshot travels in `Snapshot` frames (4 MiB parts) to the learner's port.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The in-process `RaftNetwork`: RPCs are direct calls on the target node's
+//! The in-process `RaftNetworkV2`: RPCs are direct calls on the target node's
 //! `Raft` handle, found through a shared [`Router`], which can also cut a
 //! node off (a partition) and heal it.
 //!

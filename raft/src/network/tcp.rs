@@ -229,14 +229,17 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
                 parts.push(&[]);
             }
             let count = parts.len();
+            let mut offset = 0u64;
             for (i, part) in parts.into_iter().enumerate() {
                 let done = i + 1 == count;
                 let req = Request::Snapshot {
                     vote,
                     meta: snapshot.meta.clone(),
+                    offset,
                     done,
                     data: part.to_vec(),
                 };
+                offset += part.len() as u64;
                 match call(&mut self.conn, &self.addr, &self.cut, &req).await {
                     Ok(Reply::Snapshot(Ok(Some(resp)))) if done => return Ok(resp),
                     Ok(Reply::Snapshot(Ok(None))) if !done => {}

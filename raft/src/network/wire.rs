@@ -60,15 +60,18 @@ pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     /// Raft's vote RPC.
     Vote(VoteRequest<TypeConfig>),
-    /// The next part of a snapshot: `data` follows the parts sent before
-    /// on this connection; `done` marks the last, after which the receiver
-    /// installs the whole (`Raft::install_full_snapshot`) with `vote` and
-    /// `meta`.
+    /// A part of a snapshot: `data` goes at byte `offset` of it (0 starts
+    /// a snapshot afresh; any other offset must be where the parts received
+    /// before on this connection end); `done` marks the last, after which
+    /// the receiver installs the whole (`Raft::install_full_snapshot`) with
+    /// `vote` and `meta`.
     Snapshot {
         /// The leader's vote.
         vote: Vote,
         /// The snapshot's description.
         meta: SnapshotMeta,
+        /// Where `data` goes in the snapshot.
+        offset: u64,
         /// Whether this is the last part.
         done: bool,
         /// The part's bytes.
@@ -89,8 +92,8 @@ pub enum Reply {
     /// The answer to [`Request::Vote`].
     Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// The answer to [`Request::Snapshot`]: `None` for a part received,
-    /// the install's response after the last, or why the receiving node
-    /// could not install it (it stopped).
+    /// the install's response after the last, or why not (a part out of
+    /// order, or the receiving node stopped).
     Snapshot(Result<Option<SnapshotResponse<TypeConfig>>, String>),
     /// The answer to [`Request::ClientWrite`].
     ClientWrite(WriteResult),
