@@ -251,7 +251,7 @@ impl Cluster {
             let nodes: Vec<Node> = self.nodes().values().cloned().collect();
             let mut best: Option<(u64, Node)> = None;
             for n in nodes {
-                let m = n.raft().metrics().borrow().clone();
+                let m = n.metrics();
                 // A leader that a membership change removed can linger as
                 // leader for a while: it cannot commit anything, so skip it.
                 let voter = m.membership_config.membership().voter_ids().any(|v| v == n.id());
@@ -303,11 +303,11 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         loop {
             let leader = self.leader().await?;
-            let last = leader.raft().metrics().borrow().last_log_index;
+            let last = leader.metrics().last_log_index;
             let mut done = true;
             for &id in ids {
                 let node = self.node(id).ok_or(Error::Raft(format!("node {id} is not running")))?;
-                let applied = node.raft().metrics().borrow().last_applied.map(|l| l.index);
+                let applied = node.metrics().last_applied.map(|l| l.index);
                 done &= applied == last;
             }
             if done {

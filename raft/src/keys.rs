@@ -19,11 +19,10 @@
 //! the log prefix finds the last entry.
 
 use bytes::Bytes;
-use openraft::{BasicNode, LogId, StoredMembership};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::types::NodeId;
+use crate::types::{LogId, StoredMembership};
 
 /// The vote.
 pub const VOTE: &[u8] = b"raft/vote";
@@ -98,9 +97,9 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedState {
     /// The last applied log id.
-    pub last_applied: Option<LogId<NodeId>>,
+    pub last_applied: Option<LogId>,
     /// The last applied membership.
-    pub membership: StoredMembership<NodeId, BasicNode>,
+    pub membership: StoredMembership,
 }
 
 impl AppliedState {

@@ -1,4 +1,4 @@
-//! Replication for bwtx on [openraft] 0.9 (issue 14): a raft log store and a
+//! Replication for bwtx on [openraft] 0.10 (`=0.10.0-alpha.37`, issue 14): a raft log store and a
 //! state machine on bwtx [`Db`](bwtx::Db)s, replicated transactions with
 //! bwtx's isolation levels (snapshot and serializable), transports between
 //! replicas (in-process, and TCP), and a cluster in one process for tests
@@ -7,8 +7,10 @@
 //! The protocol, the key layout and the failure cases are in
 //! `design/replication.md`. The modules, bottom up:
 //!
-//! - [`types`]: the raft type configuration ([`TypeConfig`]), the proposal
-//!   ([`Command`]) and its outcome ([`Response`]).
+//! - [`types`]: the raft type configuration ([`TypeConfig`]) and the
+//!   openraft types it fixes (log ids, entries, votes, snapshots, the
+//!   `Raft` handle), the proposal ([`Command`]) and its outcome
+//!   ([`Response`]).
 //! - [`keys`]: where the log, the vote and the state machine live in a
 //!   replica's two `Db`s (key prefixes, until keyspaces, issue 15, replace
 //!   them) and how a replicated value is encoded.
@@ -20,7 +22,7 @@
 //!   validation, one bwtx commit per batch.
 //! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
 //!   one transaction.
-//! - [`network`]: openraft's `RaftNetwork` in-process (with partitions)
+//! - [`network`]: openraft's `RaftNetworkV2` in-process (with partitions)
 //!   and over TCP, and forwarding proposals to the leader.
 //! - [`proposer`]: batches concurrent transactions' proposals into one log
 //!   entry.

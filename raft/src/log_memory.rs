@@ -24,9 +24,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use openraft::{Entry, LogId};
-
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{Entry, LogId};
 
 /// Durable entries kept in memory at most.
 pub const RECENT_ENTRIES: usize = 1024;
@@ -36,15 +34,15 @@ pub const RECENT_BYTES: usize = 8 << 20;
 /// The pending and recent entries of one log store (behind one mutex).
 #[derive(Default)]
 pub(crate) struct Memory {
-    pending: BTreeMap<u64, Entry<TypeConfig>>,
+    pending: BTreeMap<u64, Entry>,
     /// Durable entries with their encoded size.
-    recent: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
+    recent: BTreeMap<u64, (Entry, usize)>,
     recent_bytes: usize,
 }
 
 impl Memory {
     /// An appended entry: pending (replacing any entry at its index).
-    pub(crate) fn append(&mut self, e: Entry<TypeConfig>) {
+    pub(crate) fn append(&mut self, e: Entry) {
         if let Some((_, size)) = self.recent.remove(&e.log_id.index) {
             self.recent_bytes -= size;
         }
@@ -54,7 +52,7 @@ impl Memory {
     /// The entry `id` is durable (its commit returned), `size` bytes
     /// encoded: move it from pending to recent, unless a later append
     /// replaced it (after a truncation): then that one stays pending.
-    pub(crate) fn durable(&mut self, id: &LogId<NodeId>, size: usize) {
+    pub(crate) fn durable(&mut self, id: &LogId, size: usize) {
         if self.pending.get(&id.index).is_none_or(|e| e.log_id != *id) {
             return;
         }
@@ -90,7 +88,7 @@ impl Memory {
     }
 
     /// The id of the entry with the highest index held.
-    pub(crate) fn last_id(&self) -> Option<LogId<NodeId>> {
+    pub(crate) fn last_id(&self) -> Option<LogId> {
         let p = self.pending.last_key_value().map(|(_, e)| e.log_id);
         let r = self.recent.last_key_value().map(|(_, (e, _))| e.log_id);
         match (p, r) {
@@ -101,10 +99,9 @@ impl Memory {
 
     /// The entries held with index in `[start, end)` (`end` `None`:
     /// unbounded), by index.
-    pub(crate) fn range(&self, start: u64, end: Option<u64>) -> BTreeMap<u64, Entry<TypeConfig>> {
+    pub(crate) fn range(&self, start: u64, end: Option<u64>) -> BTreeMap<u64, Entry> {
         let bounds = (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded));
-        let mut out: BTreeMap<u64, Entry<TypeConfig>> =
-            self.recent.range(bounds).map(|(i, (e, _))| (*i, e.clone())).collect();
+        let mut out: BTreeMap<u64, Entry> = self.recent.range(bounds).map(|(i, (e, _))| (*i, e.clone())).collect();
         out.extend(self.pending.range(bounds).map(|(i, e)| (*i, e.clone())));
         out
     }
@@ -118,13 +115,12 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload};
-
     use super::*;
+    use crate::types::{log_id, EntryPayload};
 
-    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+    fn entry(term: u64, index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            log_id: log_id(term, 1, index),
             payload: EntryPayload::Blank,
         }
     }

@@ -5,7 +5,7 @@
 //! through the store's writer thread (module `log_writer`), in call order:
 //! appends are batched into one bwtx commit each round, and the `Db` runs
 //! with [`bwtx::Durability::Sync`], so that commit returns after the group
-//! commit's fsync. openraft's `LogFlushed` callback fires
+//! commit's fsync. openraft's `IOFlushed` callback fires
 //! only after that commit returned: the entries are durable by then, and no
 //! extra fsync is made.
 //!
@@ -22,17 +22,19 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{AnyError, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader};
 use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX, PURGED, VOTE};
 use crate::log_memory::Memory;
 use crate::log_writer::{self, Op, Pending};
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
-type StorageResult<T> = Result<T, StorageError<NodeId>>;
+/// openraft 0.10's storage result: errors are plain `io::Error`s (the
+/// crate's [`Error`] as their message).
+type StorageResult<T> = Result<T, std::io::Error>;
 
 /// The raft log of one replica, in its bwtx `Db`. Cloning it is cheap (it
 /// shares the `Db`, the pending entries and the writer); the clone is the
@@ -66,14 +68,14 @@ impl LogStore {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, Error> {
+    fn last_entry_id(&self) -> Result<Option<LogId>, Error> {
         if let Some(id) = self.pending().last_id() {
             return Ok(Some(id));
         }
         match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
             Some(kv) => {
                 let (_, raw) = kv?;
-                let entry: Entry<TypeConfig> = keys::from_json(&raw, "log entry")?;
+                let entry: Entry = keys::from_json(&raw, "log entry")?;
                 Ok(Some(entry.log_id))
             }
             None => Ok(None),
@@ -84,7 +86,7 @@ impl LogStore {
     /// first: the writer commits an entry before it leaves the pending
     /// map), and, unless they hold every index of a bounded range, the
     /// committed ones from the `Db`.
-    fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, Error> {
+    fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry>, Error> {
         let mut out = self.pending().range(start, end);
         if end.is_some_and(|e| out.len() as u64 >= e.saturating_sub(start)) {
             return Ok(out.into_values().collect());
@@ -132,23 +134,28 @@ fn bounds(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
     Some((start, end))
 }
 
-fn read_err(e: Error) -> StorageError<NodeId> {
-    StorageIOError::read_logs(AnyError::new(&e)).into()
+fn read_err(e: Error) -> std::io::Error {
+    std::io::Error::other(format!("reading the raft log: {e}"))
 }
 
-fn write_err(e: Error) -> StorageError<NodeId> {
-    StorageIOError::write_logs(AnyError::new(&e)).into()
+fn write_err(e: Error) -> std::io::Error {
+    std::io::Error::other(format!("writing the raft log: {e}"))
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+    ) -> StorageResult<Vec<Entry>> {
         match bounds(&range) {
             Some((start, end)) => self.read_range(start, end).map_err(read_err),
             None => Ok(Vec::new()),
         }
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote>> {
+        self.get_json(VOTE, "vote")
+            .map_err(|e| std::io::Error::other(format!("reading the vote: {e}")))
     }
 }
 
@@ -156,7 +163,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
-        let last_purged_log_id: Option<LogId<NodeId>> = self.get_json(PURGED, "purged log id").map_err(read_err)?;
+        let last_purged_log_id: Option<LogId> = self.get_json(PURGED, "purged log id").map_err(read_err)?;
         let last = self.last_entry_id().map_err(read_err)?;
         Ok(LogState {
             last_purged_log_id,
@@ -168,26 +175,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+    async fn save_vote(&mut self, vote: &Vote) -> StorageResult<()> {
         let value = keys::to_json(vote);
         self.call(|done| Op::Put { key: VOTE, value, done })
             .await
-            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
-    }
-
-    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
-        self.get_json(VOTE, "vote")
-            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+            .map_err(|e| std::io::Error::other(format!("saving the vote: {e}")))
     }
 
     /// Make the entries readable (pending) and queue their commit; the
     /// writer fires `callback` once the commit, and so the fsync, is done.
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> StorageResult<()>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
         let ids = entries.iter().map(|e| e.log_id).collect();
         {
@@ -201,9 +203,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|_| write_err(stopped()))
     }
 
-    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+    /// Delete every entry after `last` (all of them for `None`).
+    async fn truncate_after(&mut self, last: Option<LogId>) -> StorageResult<()> {
+        let from = last.map_or(0, |l| l.index + 1);
         self.call(|done| Op::Delete {
-            from: log_id.index,
+            from,
             to: None,
             extra: None,
             done,
@@ -212,11 +216,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(write_err)?;
         // Appends queued before the truncation are committed (and deleted)
         // by now; none after it, since openraft waits for this call.
-        self.pending().truncate(log_id.index);
+        self.pending().truncate(from);
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+    async fn purge(&mut self, log_id: LogId) -> StorageResult<()> {
         let extra = Some((PURGED, keys::to_json(&log_id)));
         let to = log_id.index.checked_add(1);
         self.call(|done| Op::Delete {

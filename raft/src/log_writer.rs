@@ -8,10 +8,11 @@
 //! in **one** bwtx transaction (its group commit's fsync makes them
 //! durable), then marks them durable in memory (they stay readable there
 //! among the recent entries, module `log_memory`) and fires their
-//! `LogFlushed` callbacks, in order. So appends that queue while one fsync
-//! runs share the next one. (openraft 0.9's core still waits for each of
-//! its own appends' callbacks before it replicates the entries:
-//! `design/replication.md` §10.)
+//! `IOFlushed` callbacks, in order. So appends that queue while one fsync
+//! runs share the next one. (openraft 0.10's core does not wait for its
+//! own appends' callbacks before it replicates the entries: a leader's
+//! fsync overlaps its followers'; it counts itself in the commit quorum
+//! only once the callback fired, `design/replication.md` §10.)
 //!
 //! Votes, truncations and purges go through the same queue, each its own
 //! commit after the appends queued before it, and their callers wait for
@@ -21,14 +22,13 @@
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use openraft::storage::LogFlushed;
-use openraft::LogId;
+use openraft::storage::IOFlushed;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX};
 use crate::log_memory::Memory;
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{LogId, TypeConfig};
 
 /// The entries in memory: pending and recent ([`Memory`]).
 pub(crate) type Pending = Mutex<Memory>;
@@ -38,8 +38,8 @@ pub(crate) enum Op {
     /// Put these encoded entries; then fire `callback`.
     Append {
         records: Vec<(u64, Vec<u8>)>,
-        ids: Vec<LogId<NodeId>>,
-        callback: LogFlushed<TypeConfig>,
+        ids: Vec<LogId>,
+        callback: IOFlushed<TypeConfig>,
     },
     /// Delete the entries with index in `[from, to)` and put `extra`.
     Delete {
@@ -56,7 +56,7 @@ pub(crate) enum Op {
     },
 }
 
-type AppendOp = (Vec<(u64, Vec<u8>)>, Vec<LogId<NodeId>>, LogFlushed<TypeConfig>);
+type AppendOp = (Vec<(u64, Vec<u8>)>, Vec<LogId>, IOFlushed<TypeConfig>);
 
 /// Start the writer of `db`'s log; it stops when every sender is dropped.
 pub(crate) fn spawn(db: bwtx::Db, pending: Arc<Pending>) -> Result<Sender<Op>, Error> {
@@ -152,7 +152,7 @@ impl Writer {
                 Ok(()) => Ok(()),
                 Err(e) => Err(std::io::Error::other(e.to_string())),
             };
-            callback.log_io_completed(result);
+            callback.io_completed(result);
         }
     }
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use openraft::error::{CheckIsLeaderError, RaftError};
-use openraft::{Config, LogId, Raft};
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{LinearizableReadError, RaftError};
+use openraft::{Config, ReadPolicy};
 
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, DATA_PREFIX};
@@ -21,7 +22,7 @@ use crate::network::{self, Link, Transport};
 use crate::proposer::Proposer;
 use crate::state_machine::{read_applied, StateMachine};
 pub use crate::txn::Txn;
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{LogId, NodeId, Raft, TypeConfig};
 
 /// How often the state machine's `Db` syncs its buffered log in the
 /// background. Applies need no fsync: the log holds every applied entry
@@ -32,7 +33,7 @@ const STATE_SYNC: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct Node {
     id: NodeId,
-    raft: Raft<TypeConfig>,
+    raft: Raft,
     proposer: Proposer,
     link: Link,
     db: bwtx::Db,
@@ -79,8 +80,14 @@ impl Node {
     }
 
     /// The openraft handle (metrics, membership changes, `wait`).
-    pub fn raft(&self) -> &Raft<TypeConfig> {
+    pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// The node's current raft metrics (a copy: its state, leader, term,
+    /// log and applied positions, membership).
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
     }
 
     /// The node's end of its transport (on TCP, its server).
@@ -118,11 +125,16 @@ impl Node {
     /// is the leader, waits until it applied up to the read index, then
     /// reads. It sees every transaction acknowledged before the call.
     pub async fn read_linearizable(&self) -> Result<ReadSnapshot> {
-        self.raft.ensure_linearizable().await.map_err(|e| match e {
-            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
-            RaftError::APIError(other) => Error::Raft(other.to_string()),
-            RaftError::Fatal(f) => Error::Raft(f.to_string()),
-        })?;
+        self.raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
+                    Error::NotLeader { leader: f.leader_id }
+                }
+                RaftError::APIError(other) => Error::Raft(other.to_string()),
+                RaftError::Fatal(f) => Error::Raft(f.to_string()),
+            })?;
         self.read_snapshot()
     }
 
@@ -177,7 +189,7 @@ impl ReadSnapshot {
     }
 
     /// The applied log id the read reflects.
-    pub fn applied_log_id(&self) -> Option<LogId<NodeId>> {
+    pub fn applied_log_id(&self) -> Option<LogId> {
         self.applied.last_applied
     }
 

@@ -1,9 +1,10 @@
 //! The leader-side proposer: batches the proposals of concurrent
 //! transactions into log entries.
 //!
-//! openraft 0.9's core appends each client write on its own and waits for
-//! that append's flush before it takes the next, so one entry per
-//! transaction costs one log fsync per transaction. The proposer instead
+//! openraft makes each client write one log entry, and every entry costs a
+//! log commit on every replica (openraft 0.9's core also waited for each
+//! append's flush before it took the next client write; 0.10's does not,
+//! `design/replication.md` §10). The proposer instead
 //! keeps at most [`IN_FLIGHT`] client writes outstanding; proposals that
 //! arrive meanwhile queue, and the next client write carries all of them
 //! (up to [`MAX_BATCH`]) as one [`Command::Batch`]. Each transaction still
@@ -18,11 +19,15 @@
 //! raised `cluster -- 8 6` from 1,263-1,378 to 2,134-3,806 transfers/s
 //! before the kill (README, "Replication").
 //!
-//! One client write in flight measured best (`cargo run --release -p
-//! bwtx-raft --example cluster -- 8 4`, transfers/s: 1 in flight 4,470-5,240;
-//! 2: 2,280-2,690; 4: 1,700-1,810): the core takes client writes one at a
-//! time anyway, so more in flight only splits the same proposals into
-//! smaller entries.
+//! One client write in flight measured best on openraft 0.9 (`cargo run
+//! --release -p bwtx-raft --example cluster -- 8 4`, transfers/s: 1 in flight
+//! 4,470-5,240; 2: 2,280-2,690; 4: 1,700-1,810): its core took client
+//! writes one at a time anyway, so more in flight only split the same
+//! proposals into smaller entries. On 0.10, whose core does not wait, 2 in
+//! flight measured no better (three runs each, alternating, load average
+//! 8-11, 8 clients, ratio to single-node sync: in process 0.22-0.59x
+//! against 0.40-0.71x with 1; TCP 0.33-0.43x against 0.28-0.42x): the 8
+//! clients wait in the rounds in flight either way.
 //!
 //! **Forwarding.** A proposer on a node that is not the leader (a
 //! transaction begun on a follower, or on a leader since deposed) sends its
@@ -41,14 +46,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::network::{Forwarded, Link, WriteResult};
-use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
+use crate::types::{Command, NodeId, Proposal, Raft, Response, TypeConfig};
 
 /// Client writes outstanding at once (see the module doc for why 1).
 pub const IN_FLIGHT: usize = 1;
@@ -74,7 +79,7 @@ pub struct Proposer {
 impl Proposer {
     /// Start the proposer of node `id`'s `raft` (on the current tokio
     /// runtime); `link` reaches the leader when this node is not it.
-    pub fn spawn(id: NodeId, raft: Raft<TypeConfig>, link: Link) -> Proposer {
+    pub fn spawn(id: NodeId, raft: Raft, link: Link) -> Proposer {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(Target { id, raft, link }, rx));
         Proposer { queue }
@@ -96,7 +101,7 @@ fn stopped() -> Error {
 #[derive(Clone)]
 struct Target {
     id: NodeId,
-    raft: Raft<TypeConfig>,
+    raft: Raft,
     link: Link,
 }
 
@@ -111,7 +116,7 @@ impl Target {
     async fn client_write(&self, cmd: Command) -> std::result::Result<WriteResult, String> {
         let (leader, node) = {
             let metrics = self.raft.metrics();
-            let m = metrics.borrow();
+            let m = metrics.borrow_watched();
             let leader = m.current_leader.filter(|&l| l != self.id);
             let node = leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
             (leader, node)
@@ -215,7 +220,7 @@ async fn submit(target: &Target, mut batch: Vec<Waiting>) {
     }
 }
 
-fn write_error(e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> Error {
+fn write_error(e: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
         other => Error::Raft(other.to_string()),

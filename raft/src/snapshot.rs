@@ -6,7 +6,8 @@
 //! (`sm/data/...`) read from it belong together, because apply writes both
 //! in one commit. The view is serialized ([`SnapshotFile`], JSON) while the
 //! state machine keeps applying; openraft then streams the bytes to a
-//! follower in chunks (`Chunked`, the default `RaftNetwork::full_snapshot`).
+//! follower whole (`RaftNetworkV2::full_snapshot`: in process a direct call, on TCP one frame;
+//! `crate::network`).
 //!
 //! **Install.** One bwtx transaction deletes the state machine's keys that
 //! are not in the snapshot, writes the snapshot's keys and the new applied
@@ -20,12 +21,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use openraft::{BasicNode, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, APPLIED, DATA_PREFIX};
-use crate::types::NodeId;
+use crate::types::SnapshotMeta;
 
 /// The serialized form of a snapshot.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,18 +42,9 @@ pub struct SnapshotFile {
 #[derive(Clone, Debug)]
 pub struct StoredSnapshot {
     /// openraft's description of it.
-    pub meta: SnapshotMeta<NodeId, BasicNode>,
+    pub meta: SnapshotMeta,
     /// The serialized [`SnapshotFile`].
     pub data: Arc<Vec<u8>>,
-}
-
-/// The snapshot id for a snapshot at `applied`: derived from the last log
-/// id alone, so building twice at the same position gives the same id.
-fn snapshot_id(applied: &AppliedState) -> String {
-    match applied.last_applied {
-        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
-        None => "empty".to_string(),
-    }
 }
 
 /// Build a snapshot of `db`'s state machine from one bwtx snapshot, then
@@ -80,7 +71,6 @@ fn read(db: &bwtx::Db) -> Result<StoredSnapshot> {
     let meta = SnapshotMeta {
         last_log_id: applied.last_applied,
         last_membership: applied.membership.clone(),
-        snapshot_id: snapshot_id(&applied),
     };
     let data = keys::to_json(&SnapshotFile { applied, pairs });
     Ok(StoredSnapshot {
@@ -93,12 +83,12 @@ fn read(db: &bwtx::Db) -> Result<StoredSnapshot> {
 /// one bwtx commit replaces every state-machine key and the applied state.
 /// Then a checkpoint makes it durable. A snapshot that does not decode or
 /// does not match `meta` is [`Error::Corrupt`] and changes nothing.
-pub fn install(db: &bwtx::Db, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> Result<()> {
+pub fn install(db: &bwtx::Db, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
     let file: SnapshotFile = keys::from_json(data, "snapshot")?;
     if file.applied.last_applied != meta.last_log_id || file.applied.membership != meta.last_membership {
         return Err(Error::Corrupt(format!(
-            "snapshot {} holds state at {:?}, its meta says {:?}",
-            meta.snapshot_id, file.applied.last_applied, meta.last_log_id
+            "a snapshot holds state at {:?}, its meta says {:?}",
+            file.applied.last_applied, meta.last_log_id
         )));
     }
     let mut tx = db.begin();

@@ -30,19 +30,21 @@
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
-use openraft::storage::RaftStateMachine;
-use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
-};
+use futures_util::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::RaftSnapshotBuilder;
 
 use crate::error::{Error, Result};
 use crate::keys::{self, AppliedState, APPLIED};
 use crate::snapshot::{self, StoredSnapshot};
-use crate::types::{Command, NodeId, Proposal, Response, TypeConfig};
+use crate::types::{
+    Command, Entry, EntryPayload, LogId, Proposal, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    TypeConfig,
+};
 use crate::validate;
 
-type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
+/// openraft 0.10's storage result: errors are plain `io::Error`s.
+type StorageResult<T> = std::result::Result<T, std::io::Error>;
 
 /// The replicated state machine of one replica, in its bwtx `Db`.
 #[derive(Clone)]
@@ -87,7 +89,7 @@ pub fn read_applied(snap: &bwtx::Snapshot) -> Result<AppliedState> {
 }
 
 /// Apply `entries` in one bwtx commit; returns one response per entry.
-pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<Response>> {
+pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Response>> {
     let mut tx = db.begin();
     let mut state: AppliedState = match tx.get(APPLIED)? {
         Some(raw) => keys::from_json(&raw, "applied state")?,
@@ -153,12 +155,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Raft(format!("blocking task failed: {e}")))?
 }
 
-fn sm_read_err(e: Error) -> StorageError<NodeId> {
-    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+fn sm_read_err(e: Error) -> std::io::Error {
+    std::io::Error::other(format!("reading the state machine: {e}"))
 }
 
-fn sm_write_err(e: Error) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+fn sm_write_err(e: Error) -> std::io::Error {
+    std::io::Error::other(format!("writing the state machine: {e}"))
 }
 
 /// Builds snapshots for openraft (a handle on the same `Db`).
@@ -167,58 +169,66 @@ pub struct SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot> {
         let db = self.sm.db.clone();
         let built = blocking(move || snapshot::build(&db)).await;
-        let built = built.map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        let built = built.map_err(|e| std::io::Error::other(format!("building a snapshot: {e}")))?;
         self.sm.set_current(built.clone());
         Ok(to_openraft(built))
     }
 }
 
-fn to_openraft(s: StoredSnapshot) -> Snapshot<TypeConfig> {
+fn to_openraft(s: StoredSnapshot) -> Snapshot {
     Snapshot {
         meta: s.meta,
-        snapshot: Box::new(Cursor::new(s.data.to_vec())),
+        snapshot: Cursor::new(s.data.to_vec()),
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId>, StoredMembership)> {
         let s = self.applied().map_err(sm_read_err)?;
         Ok((s.last_applied, s.membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    /// Apply every entry the stream yields in one bwtx commit
+    /// ([`apply_batch`]), then answer each entry's responder (openraft
+    /// 0.10 hands the responders to the state machine with the entries).
+    async fn apply<Strm>(&mut self, entries: Strm) -> StorageResult<()>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
-        I::IntoIter: Send,
+        Strm: Stream<Item = StorageResult<EntryResponder<TypeConfig>>> + Unpin + Send,
     {
-        let entries: Vec<_> = entries.into_iter().collect();
+        let (entries, responders): (Vec<_>, Vec<_>) = entries.try_collect::<Vec<_>>().await?.into_iter().unzip();
+        if entries.is_empty() {
+            return Ok(());
+        }
         let db = self.db.clone();
-        blocking(move || apply_batch(&db, entries)).await.map_err(sm_write_err)
+        let responses = blocking(move || apply_batch(&db, entries))
+            .await
+            .map_err(sm_write_err)?;
+        for (responder, response) in responders.into_iter().zip(responses) {
+            if let Some(r) = responder {
+                r.send(response);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder { sm: self.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> StorageResult<()> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> StorageResult<()> {
         let data = Arc::new(snapshot.into_inner());
         let (db, m, d) = (self.db.clone(), meta.clone(), data.clone());
         blocking(move || snapshot::install(&db, &m, &d))
             .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+            .map_err(|e| std::io::Error::other(format!("installing the snapshot at {:?}: {e}", meta.last_log_id)))?;
         self.set_current(StoredSnapshot {
             meta: meta.clone(),
             data,
@@ -229,7 +239,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// The last snapshot built or installed; after a restart (none kept in
     /// memory) a fresh one of the applied state, which covers every purged
     /// entry since purging follows snapshots and the state is durable.
-    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot>> {
         if let Some(s) = self.get_current() {
             return Ok(Some(to_openraft(s)));
         }
@@ -243,17 +253,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-
     use super::*;
+    use crate::types::log_id;
 
-    fn txn(index: u64, snapshot: u64, writes: &[(&str, Option<&str>)]) -> Entry<TypeConfig> {
+    fn txn(index: u64, snapshot: u64, writes: &[(&str, Option<&str>)]) -> Entry {
         let writes = writes
             .iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
             .collect();
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            log_id: log_id(1, 0, index),
             payload: EntryPayload::Normal(Command::Txn {
                 snapshot,
                 writes,
@@ -334,7 +343,7 @@ mod tests {
             ranges: vec![],
         };
         let batch = Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),
+            log_id: log_id(1, 0, 2),
             payload: EntryPayload::Normal(Command::Batch {
                 txns: vec![p(0, "k", "stale"), p(1, "k", "b"), p(1, "k", "c"), p(1, "j", "d")],
             }),

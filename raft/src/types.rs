@@ -8,8 +8,6 @@
 //! ranges it scanned ([`KeyRange`]); both are left out of the encoding when
 //! empty, so a snapshot-isolation proposal encodes as it always did.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 /// A node's id in the cluster.
@@ -19,14 +17,44 @@ openraft::declare_raft_types!(
     /// openraft's types for bwtx: [`Command`] in, [`Response`] out, nodes
     /// as [`openraft::BasicNode`] (its `addr` is the node's `host:port` on
     /// the TCP transport, empty on the in-process network, which routes by
-    /// id), snapshots as bytes.
+    /// id); terms, leader ids (`leader_id_adv`: a term and a node id), votes
+    /// and entries openraft's defaults. Snapshot data is the state
+    /// machine's (`StateMachine::SnapshotData`, bytes), no longer part of
+    /// the type configuration in openraft 0.10.
     pub TypeConfig:
         D = Command,
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
 );
+
+/// A log id: the committed leader id (term and node) and an index.
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A raft log entry.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// A raft log entry's payload.
+pub type EntryPayload = openraft::alias::EntryPayloadOf<TypeConfig>;
+/// A vote (a leader id, and whether a quorum granted it).
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// The membership with the log id of the entry that set it.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// A snapshot's description (last log id, membership, id).
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// The bytes of a serialized snapshot (`crate::snapshot::SnapshotFile`).
+pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+/// A snapshot: its description and its bytes.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// The leader id a log id carries: a term and the node elected in it.
+pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
+
+/// The log id at `index` of the entry proposed by `node` as leader in
+/// `term`.
+pub fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
+    LogId::new(LeaderId { term, node_id: node }, index)
+}
+
+/// The openraft handle of one replica.
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
 /// A replicated proposal: the payload of a normal raft log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,4 +181,26 @@ pub enum Response {
         /// One outcome per proposal.
         outcomes: Vec<Response>,
     },
+}
+
+impl std::fmt::Display for Command {
+    /// A summary (openraft 0.10 logs entries with it): the kind and sizes,
+    /// not the keys and values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Txn {
+                snapshot,
+                writes,
+                reads,
+                ranges,
+            } => write!(
+                f,
+                "txn(snapshot {snapshot}, {} writes, {} reads, {} ranges)",
+                writes.len(),
+                reads.len(),
+                ranges.len()
+            ),
+            Command::Batch { txns } => write!(f, "batch({} txns)", txns.len()),
+        }
+    }
 }

@@ -111,15 +111,13 @@ fn first_written_after(tx: &bwtx::Transaction, r: &KeyRange, after: u64) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-
     use super::*;
     use crate::state_machine::apply_batch;
-    use crate::types::TypeConfig;
+    use crate::types::{log_id, Entry, EntryPayload};
 
-    fn entry(index: u64, p: Proposal) -> Entry<TypeConfig> {
+    fn entry(index: u64, p: Proposal) -> Entry {
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            log_id: log_id(1, 0, index),
             payload: EntryPayload::Normal(p.into_command()),
         }
     }

@@ -15,7 +15,7 @@ use common::converged_reads;
 async fn knows_other_leader(node: &Node) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let leader = node.raft().metrics().borrow().current_leader;
+        let leader = node.metrics().current_leader;
         match leader {
             Some(l) if l != node.id() => return l,
             _ if Instant::now() > deadline => panic!("node {} learns of no new leader", node.id()),
@@ -64,13 +64,7 @@ async fn commits_are_forwarded_to_the_leader() {
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != old.id()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let l = cluster
-            .node(others[0])
-            .unwrap()
-            .raft()
-            .metrics()
-            .borrow()
-            .current_leader;
+        let l = cluster.node(others[0]).unwrap().metrics().current_leader;
         if l.is_some_and(|l| l != old.id()) {
             break;
         }

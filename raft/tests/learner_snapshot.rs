@@ -1,7 +1,7 @@
 //! A new learner joins after the leader built a snapshot and purged the
 //! log it covers: it can only catch up by installing the snapshot, and
 //! ends with the same state as the voters. On both networks: over TCP the
-//! snapshot travels in `InstallSnapshot` frames to the learner's port.
+//! snapshot travels in `Snapshot` frames (4 MiB parts) to the learner's port.
 
 mod common;
 
@@ -59,7 +59,7 @@ async fn scenario(tcp: bool) {
         .await
         .unwrap();
     assert!(m.last_applied.unwrap().index >= snap_index);
-    let log = learner.raft().metrics().borrow().purged;
+    let log = learner.metrics().purged;
     assert!(log.is_none_or(|p| p.index <= snap_index));
 
     // Transfers go on; the learner follows them through the log.

@@ -40,7 +40,7 @@ async fn scenario(tcp: bool) {
 
     let leader = cluster.leader().await.unwrap();
     assert!(rest.contains(&leader.id()), "the leader is one of the remaining voters");
-    let m = leader.raft().metrics().borrow().clone();
+    let m = leader.metrics();
     let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
     assert_eq!(voters, rest);
     assert!(!m.membership_config.membership().nodes().any(|(id, _)| *id == removed));

@@ -20,15 +20,7 @@ async fn tcp_leader_killed_and_restarted_from_its_directory() {
     let addrs: BTreeSet<_> = [1, 2, 3].iter().map(|&id| cluster.addr(id).unwrap()).collect();
     assert_eq!(addrs.len(), 3, "one port each");
     // The membership names every node by its listening address.
-    let m = cluster
-        .leader()
-        .await
-        .unwrap()
-        .raft()
-        .metrics()
-        .borrow()
-        .membership_config
-        .clone();
+    let m = cluster.leader().await.unwrap().metrics().membership_config.clone();
     for id in [1, 2, 3] {
         assert!(cluster.node(id).unwrap().addr().unwrap().ip().is_loopback());
         let named = m.membership().get_node(&id).unwrap().addr.clone();

@@ -1,29 +1,26 @@
-//! The in-process `RaftNetwork`: RPCs are direct calls on the target node's
+//! The in-process `RaftNetworkV2`: RPCs are direct calls on the target node's
 //! `Raft` handle, found through a shared [`Router`], which can also cut a
 //! node off (a partition) and heal it.
 //!
 //! An RPC to or from an isolated node, or to a node that is not running,
 //! fails with openraft's `Unreachable`, as a dropped connection would.
-//! Snapshots travel through openraft's default `full_snapshot`, which sends
-//! them in chunks (`Config::snapshot_max_chunk_size`) through
-//! `install_snapshot` below.
+//! A snapshot travels whole in one call (`RaftNetworkV2::full_snapshot`,
+//! the target's `Raft::install_full_snapshot`).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
-use openraft::{BasicNode, Raft};
+use openraft::error::{RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, RaftNetworkV2};
 
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
 #[derive(Default)]
 struct Routes {
-    nodes: HashMap<NodeId, Raft<TypeConfig>>,
+    nodes: HashMap<NodeId, Raft>,
     isolated: HashSet<NodeId>,
 }
 
@@ -39,7 +36,7 @@ impl Router {
     }
 
     /// Make node `id` reachable at `raft`.
-    pub fn register(&self, id: NodeId, raft: Raft<TypeConfig>) {
+    pub fn register(&self, id: NodeId, raft: Raft) {
         self.routes().nodes.insert(id, raft);
     }
 
@@ -61,7 +58,7 @@ impl Router {
 
     /// The target's `Raft` if an RPC from `from` can reach `to`, else why
     /// not (also how a proposer forwards a write to the leader).
-    pub(crate) fn route(&self, from: NodeId, to: NodeId) -> Result<Raft<TypeConfig>, String> {
+    pub(crate) fn route(&self, from: NodeId, to: NodeId) -> Result<Raft, String> {
         let routes = self.routes();
         if routes.isolated.contains(&from) || routes.isolated.contains(&to) {
             return Err(format!("node {from} and node {to} are partitioned"));
@@ -81,12 +78,14 @@ impl Router {
     }
 }
 
-fn unreachable<E: std::error::Error>(msg: String) -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(msg)))
+fn unreachable(msg: String) -> Unreachable<TypeConfig> {
+    Unreachable::new(&std::io::Error::other(msg))
 }
 
-fn remote<E: std::error::Error>(target: NodeId, e: E) -> RPCError<NodeId, BasicNode, E> {
-    RPCError::RemoteError(RemoteError::new(target, e))
+/// The target's own error: in openraft 0.10 an RPC's only one is `Fatal`
+/// (the target stopped), which the sender treats as an unreachable node.
+fn stopped(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&e))
 }
 
 /// openraft's network factory for one node.
@@ -114,29 +113,42 @@ pub struct Connection {
     target: NodeId,
 }
 
-type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = SnapshotData;
 
-impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
-        raft.append_entries(rpc).await.map_err(|e| remote(self.target, e))
+        raft.append_entries(rpc).await.map_err(stopped)
     }
 
-    async fn install_snapshot(
+    async fn vote(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
-        raft.install_snapshot(rpc).await.map_err(|e| remote(self.target, e))
+        raft.vote(rpc).await.map_err(stopped)
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, _option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+    /// The whole snapshot in one call on the target (a stopped target is
+    /// `Unreachable`); `cancel` (openraft closing the replication) ends it.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
-        raft.vote(rpc).await.map_err(|e| remote(self.target, e))
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            r = raft.install_full_snapshot(vote, snapshot) => {
+                r.map_err(|fatal| StreamingError::Unreachable(Unreachable::new(&fatal)))
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! How replicas reach each other: openraft's `RaftNetworkFactory` /
-//! `RaftNetwork` on two transports, and the forwarding of proposals to the
+//! `RaftNetworkV2` on two transports, and the forwarding of proposals to the
 //! leader.
 //!
 //! - [`transport`]: [`Transport`] (chosen when a node starts), the

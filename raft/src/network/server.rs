@@ -4,8 +4,10 @@
 //!
 //! Every accepted connection gets a task that reads a request, awaits the
 //! node's answer and writes it back, one request at a time
-//! ([`super::wire`]). A connection that sends a frame that does not decode
-//! or is over the frame limit is closed.
+//! ([`super::wire`]); a snapshot's parts are gathered per connection and
+//! the last one installs the whole (`Raft::install_full_snapshot`). A
+//! connection that sends a frame that does not decode or is over the frame
+//! limit is closed.
 //!
 //! **Closing the port.** [`Server::stop`] (the node is killed) and
 //! [`Server::isolate`] (a partition, for tests) end the accepting task,
@@ -19,14 +21,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::Raft;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::tcp::Cut;
 use super::wire::{self, Reply, Request};
 use crate::error::{Error, Result};
-use crate::types::TypeConfig;
+use crate::types::{Raft, Snapshot};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
 /// release is asynchronous).
@@ -40,7 +41,7 @@ pub struct Server {
 
 struct Inner {
     addr: SocketAddr,
-    raft: Raft<TypeConfig>,
+    raft: Raft,
     cut: Cut,
     accepting: Mutex<Option<JoinHandle<()>>>,
 }
@@ -48,7 +49,7 @@ struct Inner {
 impl Server {
     /// Serve `raft` on `listener`; `cut` is the node's isolation, shared
     /// with its clients.
-    pub(crate) fn start(listener: TcpListener, raft: Raft<TypeConfig>, cut: Cut) -> Result<Server> {
+    pub(crate) fn start(listener: TcpListener, raft: Raft, cut: Cut) -> Result<Server> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
@@ -130,7 +131,7 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft<TypeConfig>) {
+async fn accept(listener: TcpListener, raft: Raft) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -148,13 +149,35 @@ async fn accept(listener: TcpListener, raft: Raft<TypeConfig>) {
 }
 
 /// Answer one connection's requests until it closes or sends garbage.
-async fn serve(stream: TcpStream, raft: Raft<TypeConfig>) {
+async fn serve(stream: TcpStream, raft: Raft) {
     let mut conn = wire::framed(stream);
+    let mut parts = Parts::default();
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
             Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
-            Request::InstallSnapshot(rpc) => Reply::InstallSnapshot(raft.install_snapshot(rpc).await),
+            Request::Snapshot {
+                vote,
+                meta,
+                offset,
+                done,
+                data,
+            } => match parts.add(offset, &data, done) {
+                Err(e) => Reply::Snapshot(Err(e)),
+                Ok(None) => Reply::Snapshot(Ok(None)),
+                Ok(Some(whole)) => {
+                    let whole = Snapshot {
+                        meta,
+                        snapshot: std::io::Cursor::new(whole),
+                    };
+                    Reply::Snapshot(
+                        raft.install_full_snapshot(vote, whole)
+                            .await
+                            .map(Some)
+                            .map_err(|e| e.to_string()),
+                    )
+                }
+            },
             Request::ClientWrite(cmd) => Reply::ClientWrite(raft.client_write(cmd).await),
         };
         // A reply over the frame limit cannot be sent: close the
@@ -163,5 +186,50 @@ async fn serve(stream: TcpStream, raft: Raft<TypeConfig>) {
         if wire::send(&mut conn, body).await.is_err() {
             return;
         }
+    }
+}
+
+/// The parts of a snapshot received so far on one connection.
+#[derive(Default)]
+struct Parts {
+    bytes: Vec<u8>,
+}
+
+impl Parts {
+    /// Add the part `data` at byte `offset`: offset 0 starts afresh (an
+    /// abandoned transfer's parts are dropped), any other must be where the
+    /// parts so far end. Returns the whole snapshot after the last part
+    /// (`done`), `None` before it, or why the part does not fit (then the
+    /// parts so far are dropped too).
+    fn add(&mut self, offset: u64, data: &[u8], done: bool) -> Result<Option<Vec<u8>>, String> {
+        if offset == 0 {
+            self.bytes.clear();
+        }
+        if offset != self.bytes.len() as u64 {
+            let have = std::mem::take(&mut self.bytes).len();
+            return Err(format!("a snapshot part at byte {offset}, after {have} bytes"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(done.then(|| std::mem::take(&mut self.bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Parts;
+
+    #[test]
+    fn snapshot_parts_join_in_order_and_a_new_transfer_drops_an_abandoned_one() {
+        let mut p = Parts::default();
+        assert_eq!(p.add(0, b"ab", false), Ok(None));
+        // Abandoned after one part: a new transfer starts at 0.
+        assert_eq!(p.add(0, b"xy", false), Ok(None));
+        assert_eq!(p.add(2, b"z", true), Ok(Some(b"xyz".to_vec())));
+        // A part that does not follow the ones before is refused.
+        assert_eq!(p.add(0, b"abc", false), Ok(None));
+        assert!(p.add(2, b"c", true).is_err());
+        assert!(p.add(3, b"d", true).is_err(), "the refusal dropped the parts");
+        // One empty last part is an empty snapshot.
+        assert_eq!(p.add(0, b"", true), Ok(Some(Vec::new())));
     }
 }

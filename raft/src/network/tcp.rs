@@ -16,27 +16,26 @@
 //! [`Cut`]) is `Unreachable`, after which openraft backs off; an I/O
 //! error or a closed connection after the request went out is
 //! `NetworkError`, retried at once (on a fresh connection, which then
-//! fails as `Unreachable` if the peer is gone); an append-entries request
-//! too large for one frame is `PayloadTooLarge` (openraft splits it); the
-//! peer's own raft error is a `RemoteError`.
+//! fails as `Unreachable` if the peer is gone); the peer's own raft error
+//! is a `RemoteError`. An append-entries request too large for one frame
+//! is cut to its first half (again, until it fits) and the part sent
+//! answered as `PartialSuccess` (openraft 0.10 has no `PayloadTooLarge`;
+//! it sends the rest next). A snapshot goes in parts
+//! ([`wire::SNAPSHOT_CHUNK`]) on one connection.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
-use openraft::BasicNode;
+use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, RaftNetworkV2};
 use tokio::net::TcpStream;
 
 use super::wire::{self, Conn, Reply, Request, WriteResult};
-use crate::types::{Command, NodeId, TypeConfig};
+use crate::types::{Command, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Whether a node is cut off: shared by its server (which closes its port)
 /// and its clients (which then open no connection). Cloning shares it.
@@ -125,9 +124,8 @@ impl TcpNetwork {
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpConnection;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection {
+    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> TcpConnection {
         TcpConnection {
-            target,
             addr: node.addr.clone(),
             cut: self.cut.clone(),
             conn: None,
@@ -138,69 +136,129 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
 /// A connection to one peer: at most one TCP connection, reopened as
 /// needed.
 pub struct TcpConnection {
-    target: NodeId,
     addr: String,
     cut: Cut,
     conn: Option<Conn>,
 }
 
-type RpcError<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
-
-fn rpc_error<E: std::error::Error>(e: CallError) -> RpcError<E> {
+fn rpc_error(e: CallError) -> RPCError<TypeConfig> {
     match e {
         CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
         CallError::Network(e) | CallError::TooLarge(e) => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
-fn wrong_reply<E: std::error::Error>(addr: &str) -> RpcError<E> {
+fn wrong_reply(addr: &str) -> NetworkError<TypeConfig> {
     let e = io::Error::new(io::ErrorKind::InvalidData, format!("{addr} answered another request"));
-    RPCError::Network(NetworkError::new(&e))
+    NetworkError::new(&e)
 }
 
-fn remote<E: std::error::Error>(target: NodeId, e: RaftError<NodeId, E>) -> RpcError<E> {
-    RPCError::RemoteError(RemoteError::new(target, e))
+/// The peer's own error: in openraft 0.10 an RPC's only one is `Fatal`
+/// (the peer's raft stopped), which the sender treats as an unreachable
+/// node.
+fn remote(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&e))
 }
 
-impl RaftNetwork<TypeConfig> for TcpConnection {
+impl RaftNetworkV2<TypeConfig> for TcpConnection {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RpcError<openraft::error::Infallible>> {
-        let entries = rpc.entries.len() as u64;
-        match call(&mut self.conn, &self.addr, &self.cut, &Request::AppendEntries(rpc)).await {
-            Ok(Reply::AppendEntries(r)) => r.map_err(|e| remote(self.target, e)),
-            Ok(_) => Err(wrong_reply(&self.addr)),
-            // Ask openraft to send half as many entries at a time.
-            Err(CallError::TooLarge(_)) if entries > 1 => Err(RPCError::PayloadTooLarge(
-                PayloadTooLarge::new_entries_hint(entries / 2),
-            )),
-            Err(e) => Err(rpc_error(e)),
-        }
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
-        match call(&mut self.conn, &self.addr, &self.cut, &Request::InstallSnapshot(rpc)).await {
-            Ok(Reply::InstallSnapshot(r)) => r.map_err(|e| remote(self.target, e)),
-            Ok(_) => Err(wrong_reply(&self.addr)),
-            Err(e) => Err(rpc_error(e)),
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut cut = false;
+        loop {
+            let last = rpc.entries.last().map(|e| e.log_id);
+            let req = Request::AppendEntries(rpc);
+            match call(&mut self.conn, &self.addr, &self.cut, &req).await {
+                Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::Success))) if cut => {
+                    // Only a prefix was sent: openraft sends the rest next.
+                    return Ok(AppendEntriesResponse::PartialSuccess(last));
+                }
+                Ok(Reply::AppendEntries(r)) => return r.map_err(remote),
+                Ok(_) => return Err(RPCError::Network(wrong_reply(&self.addr))),
+                // Over the frame limit: send the first half alone.
+                Err(CallError::TooLarge(_)) => {
+                    let Request::AppendEntries(mut back) = req else {
+                        return Err(RPCError::Network(wrong_reply(&self.addr)));
+                    };
+                    if back.entries.len() < 2 {
+                        return Err(rpc_error(CallError::TooLarge(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "one log entry is over the frame limit",
+                        ))));
+                    }
+                    back.entries.truncate(back.entries.len() / 2);
+                    rpc = back;
+                    cut = true;
+                }
+                Err(e) => return Err(rpc_error(e)),
+            }
         }
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RpcError<openraft::error::Infallible>> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match call(&mut self.conn, &self.addr, &self.cut, &Request::Vote(rpc)).await {
-            Ok(Reply::Vote(r)) => r.map_err(|e| remote(self.target, e)),
-            Ok(_) => Err(wrong_reply(&self.addr)),
+            Ok(Reply::Vote(r)) => r.map_err(remote),
+            Ok(_) => Err(RPCError::Network(wrong_reply(&self.addr))),
             Err(e) => Err(rpc_error(e)),
+        }
+    }
+
+    /// Send the snapshot in parts of [`wire::SNAPSHOT_CHUNK`] bytes on one
+    /// connection, each acknowledged; the last part's reply is the
+    /// install's. `cancel` (openraft closing the replication) ends it.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let send = async {
+            let data = snapshot.snapshot.into_inner();
+            let mut parts: Vec<&[u8]> = data.chunks(wire::SNAPSHOT_CHUNK).collect();
+            if parts.is_empty() {
+                // An empty snapshot is still one (empty, last) part.
+                parts.push(&[]);
+            }
+            let count = parts.len();
+            let mut offset = 0u64;
+            for (i, part) in parts.into_iter().enumerate() {
+                let done = i + 1 == count;
+                let req = Request::Snapshot {
+                    vote,
+                    meta: snapshot.meta.clone(),
+                    offset,
+                    done,
+                    data: part.to_vec(),
+                };
+                offset += part.len() as u64;
+                match call(&mut self.conn, &self.addr, &self.cut, &req).await {
+                    Ok(Reply::Snapshot(Ok(Some(resp)))) if done => return Ok(resp),
+                    Ok(Reply::Snapshot(Ok(None))) if !done => {}
+                    Ok(Reply::Snapshot(Err(msg))) => {
+                        return Err(StreamingError::Unreachable(Unreachable::new(&io::Error::other(msg))))
+                    }
+                    Ok(_) => return Err(StreamingError::Network(wrong_reply(&self.addr))),
+                    Err(CallError::Unreachable(e)) => return Err(StreamingError::Unreachable(Unreachable::new(&e))),
+                    Err(CallError::Network(e) | CallError::TooLarge(e)) => {
+                        return Err(StreamingError::Network(NetworkError::new(&e)))
+                    }
+                }
+            }
+            // Not reached: the last part's reply returned above.
+            Err(StreamingError::Network(wrong_reply(&self.addr)))
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            r = send => r,
         }
     }
 }

@@ -3,22 +3,20 @@
 //! it: the network factory a node hands to openraft ([`Network`]) and
 //! the way its proposer forwards proposals to the leader ([`Link`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
-use openraft::{BasicNode, Raft};
+use openraft::error::{RPCError, ReplicationClosed, StreamingError};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, RaftNetworkV2};
 use tokio::net::TcpListener;
 
 use super::local::{self, Router};
 use super::server::Server;
 use super::tcp::{self, Forwarded, Forwarder};
 use crate::error::Result;
-use crate::types::{Command, NodeId, TypeConfig};
+use crate::types::{Command, NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// How a node being started reaches the others.
 pub enum Transport {
@@ -56,35 +54,41 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = SnapshotData;
 
-impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self {
             Connection::InProcess(c) => c.append_entries(rpc, option).await,
             Connection::Tcp(c) => c.append_entries(rpc, option).await,
         }
     }
 
-    async fn install_snapshot(
+    async fn vote(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        match self {
-            Connection::InProcess(c) => c.install_snapshot(rpc, option).await,
-            Connection::Tcp(c) => c.install_snapshot(rpc, option).await,
-        }
-    }
-
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self {
             Connection::InProcess(c) => c.vote(rpc, option).await,
             Connection::Tcp(c) => c.vote(rpc, option).await,
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        match self {
+            Connection::InProcess(c) => c.full_snapshot(vote, snapshot, cancel, option).await,
+            Connection::Tcp(c) => c.full_snapshot(vote, snapshot, cancel, option).await,
         }
     }
 }
@@ -113,7 +117,7 @@ pub(crate) fn network(id: NodeId, transport: &Transport) -> (Network, tcp::Cut) 
 impl Link {
     /// Make node `id`'s `raft` reachable through `transport`; `cut` is the
     /// cut-off flag [`network`] gave its factory.
-    pub(crate) fn connect(id: NodeId, raft: &Raft<TypeConfig>, transport: Transport, cut: tcp::Cut) -> Result<Link> {
+    pub(crate) fn connect(id: NodeId, raft: &Raft, transport: Transport, cut: tcp::Cut) -> Result<Link> {
         match transport {
             Transport::InProcess(router) => {
                 router.register(id, raft.clone());

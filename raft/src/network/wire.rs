@@ -8,29 +8,37 @@
 //! store encodes entries). A frame over [`MAX_FRAME`] bytes is refused on
 //! both sides: the sender does not send it, the receiver closes the
 //! connection.
+//!
+//! A snapshot travels as a run of [`Request::Snapshot`] frames of at most
+//! [`SNAPSHOT_CHUNK`] bytes of data each, on one connection, each
+//! acknowledged; the receiver installs it when the last (`done`) arrives
+//! (openraft 0.10's `full_snapshot` hands the transport the whole
+//! snapshot; its own chunked `InstallSnapshot` RPC of 0.9 is gone).
 
 use std::io;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use openraft::error::{ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use crate::types::{Command, NodeId, TypeConfig};
+use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 
 /// The largest frame either side sends or accepts: 64 MiB. A snapshot chunk
-/// (`Config::snapshot_max_chunk_size`, 3 MiB by default) is about 4 times
-/// its size in JSON (bytes as decimal numbers); an append-entries request
-/// over the limit is split by openraft (`PayloadTooLarge`).
+/// ([`SNAPSHOT_CHUNK`]) is at most 4 times its size in JSON (bytes as
+/// decimal numbers); an append-entries request over the limit is sent in
+/// parts (`TcpConnection::append_entries`).
 pub const MAX_FRAME: usize = 64 << 20;
+
+/// The snapshot bytes one [`Request::Snapshot`] frame carries at most:
+/// 4 MiB.
+pub const SNAPSHOT_CHUNK: usize = 4 << 20;
 
 /// One connection's framed stream.
 pub(crate) type Conn = Framed<TcpStream, LengthDelimitedCodec>;
@@ -51,25 +59,42 @@ pub enum Request {
     /// Raft's append-entries (and heartbeat) RPC.
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     /// Raft's vote RPC.
-    Vote(VoteRequest<NodeId>),
-    /// One chunk of a snapshot.
-    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    /// A part of a snapshot: `data` goes at byte `offset` of it (0 starts
+    /// a snapshot afresh; any other offset must be where the parts received
+    /// before on this connection end); `done` marks the last, after which
+    /// the receiver installs the whole (`Raft::install_full_snapshot`) with
+    /// `vote` and `meta`.
+    Snapshot {
+        /// The leader's vote.
+        vote: Vote,
+        /// The snapshot's description.
+        meta: SnapshotMeta,
+        /// Where `data` goes in the snapshot.
+        offset: u64,
+        /// Whether this is the last part.
+        done: bool,
+        /// The part's bytes.
+        data: Vec<u8>,
+    },
     /// A proposal forwarded to the leader (`Raft::client_write`).
     ClientWrite(Command),
 }
 
 /// A client write's outcome, as openraft returns it.
-pub type WriteResult = Result<ClientWriteResponse<TypeConfig>, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>;
+pub type WriteResult = Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
 
 /// The serving node's answer, the variant of the request.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     /// The answer to [`Request::AppendEntries`].
-    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    AppendEntries(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// The answer to [`Request::Vote`].
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    /// The answer to [`Request::InstallSnapshot`].
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
+    /// The answer to [`Request::Snapshot`]: `None` for a part received,
+    /// the install's response after the last, or why not (a part out of
+    /// order, or the receiving node stopped).
+    Snapshot(Result<Option<SnapshotResponse<TypeConfig>>, String>),
     /// The answer to [`Request::ClientWrite`].
     ClientWrite(WriteResult),
 }
