@@ -38,7 +38,9 @@
 //!   write does); a failed read of a victim's record returns its error and
 //!   changes nothing.
 //! - **Where it runs.** The log thread ([`Engine::maybe_clean`]), at most
-//!   every [`CLEAN_INTERVAL`], with the value log's cleaner after it
+//!   every [`CLEAN_INTERVAL`], and after a pass that found nothing to clean
+//!   only once a segment's bytes were appended or a table was written since
+//!   (`CleanState::pass_due`: step 1 walks every page), with the value log's cleaner after it
 //!   (`super::vlog_clean`), then a checkpoint if anything moved; it takes
 //!   no lock a commit takes. [`crate::Db::clean_now`] runs both to the end
 //!   (tests).
@@ -82,6 +84,12 @@ pub(crate) struct CleanState {
     pub(crate) segments_cleaned: AtomicU64,
     /// Live record bytes at the last recount.
     pub(crate) live_bytes: AtomicU64,
+    /// The page store's appended bytes before the last background pass, if
+    /// it found nothing to clean and no table was written since (else
+    /// `u64::MAX`): [`CleanState::pass_due`].
+    idle_at: AtomicU64,
+    /// Bytes appended after an idle pass before the next one (a segment's).
+    idle_bytes: u64,
 }
 
 impl CleanState {
@@ -96,6 +104,8 @@ impl CleanState {
             pages_relocated: AtomicU64::new(0),
             segments_cleaned: AtomicU64::new(0),
             live_bytes: AtomicU64::new(0),
+            idle_at: AtomicU64::new(u64::MAX),
+            idle_bytes: segment_bytes,
         }
     }
 
@@ -110,9 +120,26 @@ impl CleanState {
         lock(&self.lens).retain(|&a, _| keep(a));
     }
 
+    /// The record bytes of the record at `addr`, if remembered (a read's
+    /// hint: `SegmentStore::read_hinted`).
+    pub(crate) fn len_of(&self, addr: u64) -> Option<u64> {
+        lock(&self.lens).get(&addr).copied()
+    }
+
+    /// Is a background pass due, `appended` page bytes appended so far?
+    /// Not while the last pass found nothing to clean, no table was written
+    /// since, and less than a segment was appended since it: only appends
+    /// supersede images, and a new table unpublishes the old table's, so
+    /// the recount (a walk over every page) would find the same.
+    fn pass_due(&self, appended: u64) -> bool {
+        let at = self.idle_at.load(Ordering::Relaxed);
+        at == u64::MAX || appended.saturating_sub(at) >= self.idle_bytes
+    }
+
     /// The newest table names `addrs` (at open, and after each checkpoint).
     pub(crate) fn set_table(&self, addrs: Vec<u64>) {
         *lock(&self.table) = addrs;
+        self.idle_at.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// The addresses the newest table names.
@@ -297,7 +324,19 @@ impl Engine {
             }
             *last = Some(Instant::now());
         }
-        let moved = self.clean(pages.clean.budget)?.relocated;
+        let appended = pages.store.appended_bytes();
+        let moved = if pages.clean.pass_due(appended) {
+            let report = self.clean(pages.clean.budget)?;
+            let idle = if report == CleanReport::default() {
+                appended
+            } else {
+                u64::MAX
+            };
+            pages.clean.idle_at.store(idle, Ordering::Relaxed);
+            report.relocated
+        } else {
+            0
+        };
         // The value log's cleaner (`super::vlog_clean`) with the same budget,
         // when the last collection saw garbage enough.
         let rewritten = if pages.vlog.worth_cleaning() {

@@ -130,7 +130,7 @@ impl PageFile {
         let store = SegmentStore::open_fresh(fs.clone(), dir, Kind::Pages, segment_bytes)?;
         let first_seq = addr_seq(store.ends().0);
         Ok(PageFile {
-            vlog: ValueLog::open(fs, dir, segment_bytes, value_log_threshold)?,
+            vlog: ValueLog::open(fs, dir, segment_bytes, value_log_threshold, first_seq)?,
             store,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
@@ -224,8 +224,11 @@ impl PageFile {
         let record = self.store.read(addr)?;
         // The head of a delta chain: its `prev` names older parts, which a
         // byte copy would leave behind. An image referencing a value-log
-        // segment being emptied would keep it. Either is rewritten instead.
-        if record.meta.rkind != RecordKind::Base || self.vlog.references_evacuating(&[addr]) {
+        // segment being emptied would keep it. An image of an earlier run
+        // not read yet references values the value log does not know (the
+        // copy, this run's, would count as referencing none). Each is
+        // rewritten instead.
+        if record.meta.rkind != RecordKind::Base || self.vlog.references_evacuating(&[addr]) || !self.vlog.knows(addr) {
             return self.rewrite(record.meta.tree, record.meta.id, addr, None).map(Some);
         }
         let to = self.store.append(&record.meta, &record.payload)?;
@@ -426,7 +429,8 @@ impl PageFile {
             if parts.len() == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
-            let record = self.store.read(at)?;
+            // One positional read when the record's length is remembered.
+            let record = self.store.read_hinted(at, self.clean.len_of(at))?;
             if record.meta.tree != tree {
                 return Err(self.corrupt(at, "a page address names another tree's record"));
             }

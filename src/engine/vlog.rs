@@ -21,7 +21,8 @@
 //! - GC ([`ValueLog::collect`], at a checkpoint with evictions held off):
 //!   a segment is deleted once no image the new table or the mapping table
 //!   names references it. Which values an image references is known for the
-//!   images this run wrote or read (`refs`); an image of an earlier run not
+//!   images this run wrote or read (`refs`; an image this run wrote that
+//!   references nothing has no entry, [`ValueLog::knows`]); an image of an earlier run not
 //!   read yet may reference any segment up to the opening table's
 //!   `vlog_head`, so those stay while such an image is listed. `placed` entries into deleted segments
 //!   are dropped (a resident version that had one is appended again at its
@@ -73,11 +74,19 @@ pub(crate) struct ValueLog {
     /// (two keyspaces may hold one key at one timestamp: one commit).
     placed: Mutex<HashMap<Version, u64>>,
     /// The value records (address, record bytes) each page image this run
-    /// wrote or read references, by the image's address.
+    /// wrote or read references, by the image's address. An image this run
+    /// wrote (in a page segment from `pages_first_seq` on) with no entry
+    /// references nothing: images without references, the common case with
+    /// small values, are not noted, so this map (and the prune that walks
+    /// every chain to shrink it) stays empty when no value is large.
     refs: Mutex<HashMap<u64, Box<[ValueRef]>>>,
     /// The first segment of this run: older ones may be referenced by images
     /// not read yet.
     first_seq: u64,
+    /// The first page segment of this run: images in older ones are known
+    /// only through `refs` (one not read yet may reference anything up to
+    /// `published_seq`).
+    pages_first_seq: u64,
     /// The newest segment the location table loaded at open may reference
     /// (its `vlog_head`'s; 0: none). Older segments after it hold only
     /// values no published image references.
@@ -118,7 +127,14 @@ impl ValueLog {
     /// Open the value-log segments in `dir` (headers checked; appends go to
     /// a new segment: only references from synced images are read, so the
     /// newest old segment's unsynced tail, if any, is never read).
-    pub(crate) fn open(fs: std::sync::Arc<dyn Fs>, dir: &Path, segment_bytes: u64, threshold: u64) -> Result<ValueLog> {
+    /// `pages_first_seq`: the first page segment this run appends to.
+    pub(crate) fn open(
+        fs: std::sync::Arc<dyn Fs>,
+        dir: &Path,
+        segment_bytes: u64,
+        threshold: u64,
+        pages_first_seq: u64,
+    ) -> Result<ValueLog> {
         let store = SegmentStore::open_fresh(fs, dir, Kind::ValueLog, segment_bytes)?;
         let first_seq = addr_seq(store.ends().0);
         Ok(ValueLog {
@@ -128,6 +144,7 @@ impl ValueLog {
             placed: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
             first_seq,
+            pages_first_seq,
             published_seq: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             live: AtomicU64::new(u64::MAX),
@@ -249,7 +266,9 @@ impl ValueLog {
             offset: addr_offset(addr),
             reason,
         };
-        let record = self.store.read(addr)?;
+        // The record's length follows from the reference: one positional read.
+        let hint = record_bytes(VALUE_HEADER + key.len() + len as usize);
+        let record = self.store.read_hinted(addr, Some(hint))?;
         let p = &record.payload;
         if record.meta.rkind != RecordKind::Value || p.len() < VALUE_HEADER {
             return Err(corrupt("a value-log reference names a record that is not a value"));
@@ -283,16 +302,33 @@ impl ValueLog {
     }
 
     /// Remember the references of the image at `image` (written or read).
+    /// An image of this run that references nothing needs no entry
+    /// ([`ValueLog::knows`]); one of an earlier run does (read: known).
     pub(crate) fn note_image(&self, image: u64, mut refs: Vec<ValueRef>) {
+        if refs.is_empty() && self.written_here(image) {
+            return;
+        }
         refs.sort_unstable();
         refs.dedup();
         lock(&self.refs).insert(image, refs.into_boxed_slice());
     }
 
+    /// Was the page image at `image` written by this run?
+    fn written_here(&self, image: u64) -> bool {
+        addr_seq(image) >= self.pages_first_seq
+    }
+
+    /// Are the references of the page image at `image` known: written by
+    /// this run (no entry: none), or of an earlier run and read since?
+    pub(crate) fn knows(&self, image: u64) -> bool {
+        self.written_here(image) || lock(&self.refs).contains_key(&image)
+    }
+
     /// Image `to` is a byte copy of image `from` (segment cleaning): it
-    /// references the same values. Nothing is noted if `from`'s references
-    /// are not known (an image of an earlier run not read yet): `to` is then
-    /// unknown too, which collection treats as such.
+    /// references the same values. `from`'s references must be known
+    /// ([`ValueLog::knows`]; the cleaner rewrites an image whose are not):
+    /// `to` is this run's, and with no entry it would count as referencing
+    /// nothing.
     pub(crate) fn copy_refs(&self, from: u64, to: u64) {
         let mut refs = lock(&self.refs);
         if let Some(r) = refs.get(&from).cloned() {
@@ -314,6 +350,7 @@ impl ValueLog {
         for image in images {
             match refs.get(image) {
                 Some(r) => live.extend(r.iter().copied()),
+                None if self.written_here(*image) => {}
                 None => unknown = true,
             }
         }
@@ -510,3 +547,7 @@ impl super::Engine {
             .prune(pages.chain_parts(self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs())));
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "vlog_tests.rs"]
+mod tests;

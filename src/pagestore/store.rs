@@ -370,6 +370,47 @@ impl SegmentStore {
         })
     }
 
+    /// [`SegmentStore::read`] in one positional read when the caller knows
+    /// the record's bytes (`hint`: header, payload and padding, as
+    /// [`record::record_bytes`] counts them; remembered from a write or an
+    /// earlier read, or computed from a reference). A hint that does not fit
+    /// the segment or disagrees with the header read falls back to
+    /// [`SegmentStore::read`], so every check and error is the same. The
+    /// payload is a slice of the one buffer read.
+    pub(crate) fn read_hinted(&self, addr: Addr, hint: Option<u64>) -> Result<Record> {
+        let Some(bytes) = hint.filter(|&b| b >= RECORD_HEADER_LEN as u64) else {
+            return self.read(addr);
+        };
+        let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
+        // (The guard is dropped before `read` takes the lock again.)
+        let found = lock(&self.segs).get(&seq).map(|s| (s.reader.clone(), s.end));
+        let Some((reader, end)) = found else {
+            return self.read(addr);
+        };
+        if !offset.is_multiple_of(record::ALIGN as u64)
+            || offset < SEGMENT_HEADER_LEN as u64
+            || offset.checked_add(bytes).is_none_or(|e| e > end)
+        {
+            return self.read(addr);
+        }
+        let mut buf = vec![0u8; bytes as usize];
+        reader.read_exact_at(offset, &mut buf).map_err(Error::Io)?;
+        let (head, body) = buf.split_at(RECORD_HEADER_LEN);
+        let header: [u8; RECORD_HEADER_LEN] = head.try_into().expect("RECORD_HEADER_LEN bytes");
+        let len = record::payload_len(&header);
+        if record::record_bytes(len) != bytes {
+            return self.read(addr);
+        }
+        let meta = record::verify(&header, body).map_err(|bad| self.corruption(addr, bad.reason()))?;
+        if !meta.rkind.belongs_in(self.kind) {
+            return Err(self.corruption(addr, "record of the wrong kind for its segment"));
+        }
+        Ok(Record {
+            meta,
+            payload: Bytes::from(buf).slice(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len),
+        })
+    }
+
     /// `Error::Corruption` at `addr`'s segment file and offset.
     fn corruption(&self, addr: Addr, reason: &'static str) -> Error {
         Error::Corruption {

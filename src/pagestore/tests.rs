@@ -209,6 +209,47 @@ fn every_bit_flip_in_a_record_is_corruption_on_read() {
 }
 
 #[test]
+fn hinted_reads_equal_plain_reads_and_catch_every_bit_flip() {
+    let fs = FaultFs::new();
+    let s = open(&fs, 1 << 20).unwrap();
+    let a = append_all(&s, 1..8);
+    for (i, id) in (1..7).enumerate() {
+        let bytes = a[i + 1] - a[i];
+        // The right size, wrong ones (the header decides), none.
+        for hint in [
+            Some(bytes),
+            Some(bytes + 8),
+            Some(bytes - 8),
+            Some(0),
+            Some(u64::MAX),
+            None,
+        ] {
+            let r = s.read_hinted(a[i], hint).unwrap();
+            assert_eq!((r.meta, &r.payload[..]), (meta(id), &payload(id)[..]), "{id} {hint:?}");
+        }
+    }
+    let (start, len) = (addr_offset(a[1]) as usize, (a[2] - a[1]) as usize);
+    let good = fs.contents(&seg_path(1)).unwrap();
+    for bit in 0..len * 8 {
+        let mut d = good.clone();
+        d[start + bit / 8] ^= 1 << (bit % 8);
+        fs.set_contents(&seg_path(1), d);
+        let e = s
+            .read_hinted(a[1], Some(len as u64))
+            .err()
+            .unwrap_or_else(|| panic!("flip of bit {bit} went unnoticed"));
+        assert!(is_corruption_at(&e, &seg_path(1), start as u64), "bit {bit}: {e}");
+    }
+    fs.set_contents(&seg_path(1), good);
+    for bad in [a[1] + 8, a[1] + 1, NO_ADDR, 7 << 32 | 32] {
+        assert!(
+            matches!(s.read_hinted(bad, Some(len as u64)), Err(Error::Corruption { .. })),
+            "{bad:#x}"
+        );
+    }
+}
+
+#[test]
 fn failed_write_or_sync_poisons() {
     let fs = FaultFs::new();
     let s = open(&fs, 1 << 20).unwrap();

@@ -1,0 +1,256 @@
+//! What a larger-than-memory point read costs (issue 11's throughput goal):
+//! per fault-in, the positional reads, bytes read and allocations, and the
+//! process's CPU time per transaction, for YCSB C (and optionally scans, as
+//! in E) after a load and an update pass over every key (what `bwtx bench`
+//! does when a second workload reloads the same directory).
+//!
+//! ```text
+//! cargo run --release --example fault_in -- DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--scans N]
+//! cargo run --release --example fault_in -- /tmp/d 5000000 67108864 200000
+//! ```
+//!
+//! `DIR` must not exist (it is created, and deleted at the end). Keys
+//! `user<12 digits>`, 100-byte values, loaded 1,000 per transaction by 2
+//! threads; then every key updated once (unless `--no-update`); then `TXNS`
+//! transactions of 2 reads each (2 threads, scrambled zipfian 0.99); then,
+//! with `--scans N`, `N` transactions of one scan of 1-100 keys from a
+//! zipfian start. CPU time is the whole process's (`/proc/self/stat`: the
+//! background threads count); reads and bytes are `/proc/self/io`'s
+//! `syscr` and `rchar` (every read system call, so the page store's
+//! `pread`s); fault-ins are `Stats::cache_misses`. `--leaf-max N` sets the
+//! tree's `Config::leaf_max` (and `leaf_min` to an eighth of it).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bwtx::{Db, Options};
+use bwtx_kit::{SplitMix64, Zipf};
+
+/// Counts allocations.
+struct CountAllocs;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments;
+// the counter is a relaxed atomic and allocates nothing.
+unsafe impl GlobalAlloc for CountAllocs {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: the caller's contract for `GlobalAlloc::alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: `ptr` came from `System` through this allocator, with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountAllocs = CountAllocs;
+
+const THREADS: u64 = 2;
+const VALUE: usize = 100;
+
+fn key(mut i: u64) -> [u8; 16] {
+    let mut b = *b"user000000000000";
+    for d in b[4..].iter_mut().rev() {
+        *d = b'0' + (i % 10) as u8;
+        i /= 10;
+    }
+    b
+}
+
+fn fnv(x: u64) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in x.to_le_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+/// Process CPU seconds (user + system; clock ticks of 10 ms).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Fields 14 and 15 of the file; 12 and 13 after the name (state is not a number).
+    f.get(10).zip(f.get(11)).map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
+}
+
+/// `(syscr, rchar)` of `/proc/self/io`.
+fn io() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("syscr:"), field("rchar:"))
+}
+
+/// Run `txns` transactions of `op` on `THREADS` threads; print the costs.
+fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sync)) {
+    let next = AtomicU64::new(0);
+    let (c0, io0, a0, f0, t0) = (
+        cpu(),
+        io(),
+        ALLOCS.load(Relaxed),
+        db.stats().cache_misses,
+        Instant::now(),
+    );
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let next = &next;
+            s.spawn(move || {
+                let mut rng = SplitMix64::new(100 + t);
+                while next.fetch_add(1, Relaxed) < txns {
+                    op(db, &mut rng);
+                }
+            });
+        }
+    });
+    let wall = t0.elapsed().as_secs_f64();
+    let (c1, io1, a1, f1) = (cpu(), io(), ALLOCS.load(Relaxed), db.stats().cache_misses);
+    let (cpu_s, faults) = (c1 - c0, (f1 - f0).max(1));
+    println!(
+        "{what:<6} {txns} txns in {wall:.2} s: {:.0} txns/s, {:.1} us CPU/txn; {} fault-ins ({:.2}/txn): \
+         {:.2} reads, {:.0} bytes read, {:.1} allocations per fault-in",
+        txns as f64 / wall,
+        cpu_s * 1e6 / txns as f64,
+        f1 - f0,
+        (f1 - f0) as f64 / txns as f64,
+        (io1.0 - io0.0) as f64 / faults as f64,
+        (io1.1 - io0.1) as f64 / faults as f64,
+        (a1 - a0) as f64 / faults as f64,
+    );
+}
+
+fn write_all(db: &Db, keys: u64, seed: u64) {
+    let next = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let next = &next;
+            s.spawn(move || {
+                let mut rng = SplitMix64::new(seed + t);
+                loop {
+                    let lo = next.fetch_add(1000, Relaxed);
+                    if lo >= keys {
+                        return;
+                    }
+                    db.transaction(|tx| {
+                        for i in lo..(lo + 1000).min(keys) {
+                            let mut v = [b'x'; VALUE];
+                            v[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+                            tx.put(key(i), v)?;
+                        }
+                        Ok(())
+                    })
+                    .expect("write");
+                }
+            });
+        }
+    });
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut pos = Vec::new();
+    let mut skip = false;
+    for a in &args {
+        if skip {
+            skip = false;
+        } else if a == "--leaf-max" || a == "--scans" {
+            skip = true;
+        } else if !a.starts_with("--") {
+            pos.push(a);
+        }
+    }
+    let (Some(dir), Some(Ok(keys)), Some(Ok(cache)), Some(Ok(txns))) = (
+        pos.first().map(PathBuf::from),
+        pos.get(1).map(|s| s.parse::<u64>()),
+        pos.get(2).map(|s| s.parse::<u64>()),
+        pos.get(3).map(|s| s.parse::<u64>()),
+    ) else {
+        eprintln!("usage: fault_in DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--scans N]");
+        return ExitCode::FAILURE;
+    };
+    if dir.exists() || keys == 0 {
+        eprintln!("{} exists (give a new directory), or KEYS is 0", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let mut opts = Options::new()
+        .durability(bwtx::Durability::Buffered(Duration::from_millis(10)))
+        .cache_size(cache);
+    if let Some(n) = flag("--leaf-max") {
+        let n = n as usize;
+        opts = opts.tree_config(bwtx::tree::Config {
+            leaf_max: n,
+            leaf_min: (n / 8).max(2),
+            ..Default::default()
+        });
+    }
+    let db = match opts.open(&dir) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("open: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let t = Instant::now();
+    write_all(&db, keys, 1);
+    println!("load   {keys} keys in {:.1} s", t.elapsed().as_secs_f64());
+    if !args.iter().any(|a| a == "--no-update") {
+        let t = Instant::now();
+        write_all(&db, keys, 7);
+        println!("update {keys} keys in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let zipf = Zipf::new(keys, 0.99);
+    let c = |db: &Db, rng: &mut SplitMix64| {
+        let tx = db.begin();
+        for _ in 0..2 {
+            let k = key(fnv(zipf.rank(rng.f64())) % keys);
+            let _ = tx.get(k).expect("get");
+        }
+    };
+    phase(&db, "C", txns, &c);
+    if let Some(n) = flag("--scans") {
+        let e = |db: &Db, rng: &mut SplitMix64| {
+            let tx = db.begin();
+            let from = key(fnv(zipf.rank(rng.f64())) % keys);
+            let len = 1 + rng.below(100) as usize;
+            for kv in tx.range(from..).take(len) {
+                let _ = kv.expect("scan");
+            }
+        };
+        phase(&db, "scans", n, &e);
+    }
+    let s = db.stats();
+    println!(
+        "cache: {} misses; {} page bytes written",
+        s.cache_misses, s.page_bytes_written
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
