@@ -5,7 +5,8 @@
 //! `tools.rs` (`shell`, `check`, `history`, bad arguments), `compare.rs`
 //! (`bench --compare`, needs `bench-peers`), `compare_cache.rs` (`bench
 //! --compare --cache-size`: each engine in its own process, RSS and write
-//! amplification, needs `bench-peers`), `isolation.rs` (`--isolation`
+//! amplification, needs `bench-peers`), `compare_faults.rs` (the same when
+//! an engine's process times out or dies; `--engines`), `isolation.rs` (`--isolation`
 //! of `bench`, `history` and `--compare`, the shell's `begin serializable`
 //! and savepoints), `check_pages.rs` (`check` of a paged database's page
 //! store, clean and damaged), `keyspaces.rs` (the shell's keyspace commands
@@ -16,6 +17,7 @@ mod bench;
 mod check_pages;
 mod compare;
 mod compare_cache;
+mod compare_faults;
 mod isolation;
 mod keyspaces;
 mod tools;

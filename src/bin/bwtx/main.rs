@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a YCSB (A–F) or bank workload and print a result table.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// An interactive shell on the database in PATH (in memory if omitted).
     Shell {
         /// The database directory (opened with sync durability).
@@ -71,7 +71,7 @@ fn finish<E: std::fmt::Display>(r: Result<(String, bool), E>, failed: &str) -> i
 #[cfg(feature = "bench-peers")]
 fn show(r: Result<&peers::CompareReport, String>, json: bool) -> i32 {
     let out = r.map(|r| (if json { r.json() + "\n" } else { r.table() }, r.ok()));
-    let code = finish(out, "a bank total was not conserved, or an engine failed");
+    let code = finish(out, "a bank total was not conserved, or an engine failed or timed out");
     if !json {
         println!();
     }
@@ -81,7 +81,7 @@ fn show(r: Result<&peers::CompareReport, String>, json: bool) -> i32 {
 /// `bwtx bench --compare`: each workload in turn, then (for several) a
 /// summary, and the chart if asked for. With `--cache-size` or `--isolate`,
 /// each engine in its own process (`peers::isolated`); as such a child
-/// process, one engine's result line.
+/// process, one engine's result lines.
 #[cfg(feature = "bench-peers")]
 fn compare(args: &bench::BenchArgs) -> i32 {
     if let Some(name) = &args.child_engine {
@@ -89,7 +89,7 @@ fn compare(args: &bench::BenchArgs) -> i32 {
             .child_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("bwtx-child-{name}")));
-        return finish(peers::child(args, name, dir).map(|line| (line + "\n", true)), "");
+        return finish(peers::child(args, name, dir).map(|()| (String::new(), true)), "");
     }
     let mut reports = Vec::new();
     let mut code = 0;

@@ -168,6 +168,22 @@ pub struct BenchArgs {
     /// Implied by --cache-size.
     #[arg(long, requires = "compare")]
     pub isolate: bool,
+    /// With --compare: only these engines (comma-separated, e.g.
+    /// `bwtx,rocksdb,fjall,redb`), in the usual order. Default: every engine
+    /// of this build.
+    #[arg(long, requires = "compare", value_delimiter = ',', value_name = "NAMES")]
+    pub engines: Vec<String>,
+    /// With --compare --cache-size or --isolate: the longest one engine's
+    /// child process may run (its load and every workload), in seconds. A
+    /// child past it is killed and reported as timed out, with the phases it
+    /// finished; the other engines still run. Default: no limit.
+    #[arg(long, requires = "compare", value_name = "SECS")]
+    pub engine_timeout: Option<f64>,
+    /// A test hook (hidden): `ENGINE:hang|panic|abort` makes that engine's
+    /// child process hang, panic or abort as its last workload starts (or
+    /// after its load, with one workload). Repeatable.
+    #[arg(long, hide = true, requires = "compare", value_name = "ENGINE:KIND")]
+    pub child_fault: Vec<String>,
     /// The engine this process runs as a child of an isolated comparison
     /// (set by the parent, not by hand).
     #[arg(long, hide = true, value_name = "ENGINE")]
@@ -201,6 +217,9 @@ impl Default for BenchArgs {
             compare: false,
             plot: None,
             isolate: false,
+            engines: Vec::new(),
+            engine_timeout: None,
+            child_fault: Vec::new(),
             child_engine: None,
             child_dir: None,
         }

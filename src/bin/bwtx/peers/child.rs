@@ -1,14 +1,17 @@
 //! The child side of an isolated comparison (`isolate.rs` starts it):
 //! one engine in this process, loaded once, then every `--workload` on
 //! that load, with the process's own memory and disk figures for each
-//! phase, printed as one JSON line on stdout for the parent.
+//! phase, each printed as one JSON line on stdout for the parent as soon as
+//! the phase ends: `{"phase":"open",..}` with the engine's settings,
+//! `{"phase":"load",..}`, one `{"phase":"run","workload":..}` per
+//! workload, and `{"phase":"done"}` last (`supervise.rs` reads them).
 //!
 //! Each phase (the load, then each workload's run) goes: reset the peak
 //! RSS, read `/proc/self/io`, do the phase, ask the engine to hand what it
 //! buffered to the OS ([`Engine::persist`], untimed), read `/proc/self/io`
 //! and the peak and current RSS again.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use super::compare::{open_engine, TempDir, ENGINES};
@@ -54,9 +57,43 @@ pub(super) fn for_workload(args: &BenchArgs, w: Workload) -> BenchArgs {
     a
 }
 
-/// Run engine `name` in directory `dir` (removed at the end) and return
-/// its result line.
-pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<String, String> {
+/// Print one result line on stdout and flush it, so the parent sees it
+/// at once.
+fn emit(line: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write a result line: {e}"))
+}
+
+/// The test hook `--child-fault ENGINE:KIND`: hang (until killed, or until
+/// its parent has gone), panic or abort if it names this engine (checked as
+/// the last workload starts).
+fn injected_fault(args: &BenchArgs, name: &str) {
+    for f in &args.child_fault {
+        match f.split_once(':') {
+            Some((e, "hang")) if e == name => {
+                // Until killed; but not past the parent (a test that gives
+                // up on the parent must not leave this process behind).
+                let parent = std::os::unix::process::parent_id();
+                while std::os::unix::process::parent_id() == parent {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                std::process::exit(3);
+            }
+            Some((e, "panic")) if e == name => panic!("injected panic (--child-fault {f})"),
+            Some((e, "abort")) if e == name => {
+                eprintln!("injected abort (--child-fault {f})");
+                std::process::abort();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Run engine `name` in directory `dir` (removed at the end), printing its
+/// result lines as its phases end.
+pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<(), String> {
     let name = *ENGINES
         .iter()
         .find(|e| **e == name)
@@ -72,38 +109,38 @@ pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<String, String>
     let setup = bench::setup(&args)?;
     let engine = open_engine(name, &args, &dir)?;
     let engine = &*engine;
+    emit(&format!(
+        "{{\"phase\":\"open\",\"engine\":{},\"settings\":{}}}",
+        json_str(name),
+        json_str(&engine.settings())
+    ))?;
     let (load, lp) = phase(engine, || bench::load(engine, &args, setup.hidden))?;
     let value_len = if first == Workload::Bank { 8 } else { args.value_size };
     let load_user = args.keys * (key(0).as_ref().len() + value_len) as u64;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "{{\"engine\":{},\"load_secs\":{},\"load_disk_bytes\":{},\"load_user_bytes\":{load_user},\
-         \"load_peak_rss_kib\":{},\"load_rss_kib\":{},\"runs\":[",
-        json_str(name),
+    emit(&format!(
+        "{{\"phase\":\"load\",\"keys\":{},\"load_secs\":{},\"load_disk_bytes\":{},\"load_user_bytes\":{load_user},\
+         \"load_peak_rss_kib\":{},\"load_rss_kib\":{},\"peak_reset\":{}}}",
+        args.keys,
         num(load.as_secs_f64()),
         lp.disk_bytes,
         opt(lp.peak_kib),
         opt(lp.rss_kib),
-    );
+        lp.peak_reset,
+    ))?;
     let mut records = args.keys;
     for (n, &w) in all.iter().enumerate() {
         let a = for_workload(&args, w);
         let setup = bench::setup(&a)?;
-        if !setup.hidden {
-            eprintln!("{name}: workload {w:?}");
+        if n + 1 == all.len() {
+            injected_fault(&a, name);
         }
         let (m, p) = phase(engine, || bench::run_loaded(engine, &a, &setup, records))?;
         records = m.records;
         let l = m.latency();
-        if n > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"workload\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\"aborts\":{},\"put_bytes\":{},\
-             \"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{},\"disk_bytes\":{},\"peak_rss_kib\":{},\
-             \"end_rss_kib\":{},\"peak_reset\":{},\"bank_found\":{},\"bank_expected\":{}}}",
+        emit(&format!(
+            "{{\"phase\":\"run\",\"workload\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\"aborts\":{},\
+             \"put_bytes\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{},\"disk_bytes\":{},\
+             \"peak_rss_kib\":{},\"end_rss_kib\":{},\"peak_reset\":{},\"bank_found\":{},\"bank_expected\":{}}}",
             json_str(&format!("{w:?}").to_lowercase()),
             num(m.elapsed.as_secs_f64()),
             m.txns,
@@ -121,8 +158,7 @@ pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<String, String>
             p.peak_reset && lp.peak_reset,
             opt(m.bank_total.map(|b| b.0)),
             opt(m.bank_total.map(|b| b.1)),
-        );
+        ))?;
     }
-    let _ = write!(out, "],\"settings\":{}}}", json_str(&engine.settings()));
-    Ok(out)
+    emit("{\"phase\":\"done\"}")
 }

@@ -30,6 +30,50 @@ pub const ENGINES: &[&str] = &[
     "bf-tree",
 ];
 
+/// Every name `--engines` accepts, with the feature a build needs for it.
+const KNOWN: &[(&str, Option<&str>)] = &[
+    ("bwtx", None),
+    ("skipdb", None),
+    ("fjall", None),
+    ("redb", None),
+    ("sled", None),
+    ("rocksdb", Some("peer-rocksdb")),
+    ("seerdb", Some("peer-seerdb")),
+    ("crossbeam-skiplist", None),
+    ("scc", None),
+    ("bf-tree", Some("peer-bftree")),
+];
+
+/// The engine called `name` in this build, or why there is none.
+pub fn engine_named(name: &str) -> Result<&'static str, String> {
+    if let Some(e) = ENGINES.iter().find(|e| **e == name) {
+        return Ok(e);
+    }
+    match KNOWN.iter().find(|(k, _)| *k == name) {
+        Some((_, Some(feature))) => Err(format!(
+            "{name} is not in this build: rebuild with `--features cli,bench-peers,{feature}`"
+        )),
+        _ => Err(format!(
+            "unknown engine {name:?} (known: {})",
+            KNOWN.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The engines a comparison runs: those `--engines` names (every engine of
+/// this build without it), in [`ENGINES`] order.
+pub fn chosen(args: &BenchArgs) -> Result<Vec<&'static str>, String> {
+    if args.engines.is_empty() {
+        return Ok(ENGINES.to_vec());
+    }
+    let named = args
+        .engines
+        .iter()
+        .map(|n| engine_named(n.trim()))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(ENGINES.iter().copied().filter(|e| named.contains(e)).collect())
+}
+
 /// Engines that can sync a commit to disk (`--durability sync` runs only
 /// these: an in-memory peer, or one without commits, would not be doing the
 /// same work).
@@ -111,8 +155,23 @@ pub struct CompareReport {
     /// Lines printed under the table (engines that sat out or failed, how
     /// the figures were taken).
     pub notes: Vec<String>,
-    /// Whether an engine's child process failed (isolated comparisons).
-    pub failed: bool,
+    /// Engines whose child process ended before reporting this workload,
+    /// or failed after it (isolated comparisons).
+    pub failed: Vec<Failed>,
+}
+
+/// An engine whose child process did not finish (isolated comparisons).
+#[derive(Clone, Debug)]
+pub struct Failed {
+    pub name: &'static str,
+    /// What happened, e.g. `timed out after 10 s and was killed, during
+    /// workload c`.
+    pub what: String,
+    /// How its process ended (`exit status: 101`, `signal: 9 (SIGKILL)`),
+    /// if it was started.
+    pub exit: Option<String>,
+    /// The last lines it wrote to stderr.
+    pub stderr_tail: Vec<String>,
 }
 
 /// A temporary directory, removed on drop.
@@ -127,9 +186,13 @@ impl Drop for TempDir {
 /// Run the workload on every engine, one after the other.
 pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     let setup = bench::setup(args)?;
+    if args.engine_timeout.is_some() {
+        return Err("--engine-timeout needs engines in processes of their own: add --isolate or --cache-size".into());
+    }
+    let engines = chosen(args)?;
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    for &name in ENGINES {
+    for &name in &engines {
         if args.workload == Workload::Bank && is_index(name) {
             continue;
         }
@@ -171,7 +234,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         isolated: false,
         cache: args.cache_size,
         notes: Vec::new(),
-        failed: false,
+        failed: Vec::new(),
     })
 }
 
@@ -199,9 +262,10 @@ impl CompareReport {
         Some((best.name, self.ratios(best).0))
     }
 
-    /// Whether every engine ran and every bank total was conserved.
+    /// Whether every engine's process finished and every bank total was
+    /// conserved.
     pub fn ok(&self) -> bool {
-        !self.failed
+        self.failed.is_empty()
             && self
                 .rows
                 .iter()
@@ -245,11 +309,17 @@ pub fn summary(reports: &[CompareReport]) -> String {
             let cell = match r.rows.iter().find(|row| row.name == *e) {
                 None => "-".to_owned(),
                 Some(row) if row.name == "bwtx" => short(row.m.tput()),
-                Some(row) => format!("{} ({:.1}x)", short(row.m.tput()), r.ratios(row).0),
+                Some(row) => match r.ratios(row).0 {
+                    x if x.is_finite() => format!("{} ({x:.1}x)", short(row.m.tput())),
+                    _ => short(row.m.tput()),
+                },
             };
             let _ = write!(out, " {cell:>18}");
         }
-        let best = r.best_peer().map_or("-".to_owned(), |(n, x)| format!("{x:.2}x ({n})"));
+        let best = r
+            .best_peer()
+            .filter(|(_, x)| x.is_finite())
+            .map_or("-".to_owned(), |(n, x)| format!("{x:.2}x ({n})"));
         let _ = writeln!(out, "  {best:>24}");
     }
     out

@@ -2,60 +2,42 @@
 //! each engine in a child process of its own, a re-exec of this binary with
 //! the same arguments plus the hidden `--child-engine NAME --child-dir DIR`
 //! (`child.rs`), so that its peak RSS and the bytes it writes to disk are
-//! its own. A child loads once and runs every `--workload` on that load;
-//! the parent reads its one-line JSON result, deletes its directory, and
-//! builds one [`CompareReport`] per workload.
+//! its own. A child loads once and runs every `--workload` on that load,
+//! printing one JSON line per phase; the parent (`supervise.rs`) prints each
+//! phase's figures on stderr as its line arrives, kills a child that runs
+//! past `--engine-timeout`, deletes the child's directory when it ends, and
+//! builds one [`CompareReport`] per workload. An engine whose child timed
+//! out or died keeps the rows of the workloads it finished; the others name
+//! it with what happened, its exit status and its stderr's last lines, and
+//! the next engine still runs.
 //!
 //! Engines that keep everything in memory (skipdb, crossbeam-skiplist,
 //! scc) sit out when `--cache-size` is given: they have no cache to bound.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::child::for_workload;
-use super::compare::{in_memory, is_index, not_serializable, CompareReport, Row, ENGINES};
-use super::json::{parse, Value};
-use super::summary::{Resources, Summary};
+use super::compare::{chosen, engine_named, in_memory, is_index, not_serializable, CompareReport, Failed, Row};
+use super::json::Value;
+use super::summary::{amplification, mib, ratio, Resources, Summary};
+use super::supervise::{supervise, End, Outcome};
 use crate::bench::{self, BenchArgs, Workload};
 use crate::report::Latency;
 
-/// One engine's child result, parsed.
+/// One engine's child, as far as it got.
 struct ChildResult {
     name: &'static str,
     settings: String,
-    load_secs: f64,
-    v: Value,
-}
-
-/// Run the child for `name` with its files in `dir`; `Err` says why it failed.
-fn spawn(name: &str, dir: &Path) -> Result<Value, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let out = Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .arg("--child-engine")
-        .arg(name)
-        .arg("--child-dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot start a child process: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!("its process ended with {}", out.status));
-    }
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or("no result line")?;
-    parse(line).map_err(|e| format!("its result line: {e}"))
+    /// Its load line, if it finished the load.
+    load: Option<Value>,
+    /// Its run lines, one per workload it finished.
+    runs: Vec<Value>,
 }
 
 /// The figures of workload `w` in a child's result.
 fn row(c: &ChildResult, w: &str, cache: Option<u64>) -> Option<Row> {
-    let r = c.v.arr("runs").iter().find(|r| r.str("workload") == Some(w))?;
+    let load = c.load.as_ref()?;
+    let r = c.runs.iter().find(|r| r.str("workload") == Some(w))?;
     let n = |k: &str| r.num(k).unwrap_or(f64::NAN);
     let u = |k: &str| r.u64(k).unwrap_or(0);
     let bank_total = r.u64("bank_found").zip(r.u64("bank_expected"));
@@ -63,7 +45,7 @@ fn row(c: &ChildResult, w: &str, cache: Option<u64>) -> Option<Row> {
         name: c.name,
         settings: c.settings.clone(),
         m: Summary {
-            load: Duration::from_secs_f64(c.load_secs.max(0.0)),
+            load: Duration::from_secs_f64(load.num("load_secs").unwrap_or(0.0).max(0.0)),
             elapsed: Duration::from_secs_f64(n("elapsed_secs").max(0.0)),
             txns: u("txns"),
             ops: u("ops"),
@@ -79,9 +61,9 @@ fn row(c: &ChildResult, w: &str, cache: Option<u64>) -> Option<Row> {
         },
         res: Some(Resources {
             cache,
-            load_disk_bytes: c.v.u64("load_disk_bytes").unwrap_or(0),
-            load_user_bytes: c.v.u64("load_user_bytes").unwrap_or(0),
-            load_peak_rss_kib: c.v.u64("load_peak_rss_kib"),
+            load_disk_bytes: load.u64("load_disk_bytes").unwrap_or(0),
+            load_user_bytes: load.u64("load_user_bytes").unwrap_or(0),
+            load_peak_rss_kib: load.u64("load_peak_rss_kib"),
             disk_bytes: u("disk_bytes"),
             user_bytes: u("put_bytes"),
             peak_rss_kib: r.u64("peak_rss_kib"),
@@ -100,12 +82,132 @@ fn and_list(names: &[&str]) -> String {
     }
 }
 
+/// Print one phase's figures on stderr as the child reports them.
+fn progress(name: &str, v: &Value) {
+    let wa = |disk: &str, user: &str| ratio(amplification(v.u64(disk).unwrap_or(0), v.u64(user).unwrap_or(0)));
+    match v.str("phase") {
+        Some("load") => eprintln!(
+            "{name}: loaded {} keys in {:.1} s, peak RSS {} MiB, end {} MiB, WA {}",
+            v.u64("keys").unwrap_or(0),
+            v.num("load_secs").unwrap_or(f64::NAN),
+            mib(v.u64("load_peak_rss_kib")),
+            mib(v.u64("load_rss_kib")),
+            wa("load_disk_bytes", "load_user_bytes"),
+        ),
+        Some("run") => {
+            let secs = v.num("elapsed_secs").unwrap_or(f64::NAN).max(1e-9);
+            eprintln!(
+                "{name}: workload {}: {:.0} txns/s, p99 {:.1} us, {} aborts, peak RSS {} MiB, end {} MiB, WA {}",
+                v.str("workload").unwrap_or("?"),
+                v.u64("txns").unwrap_or(0) as f64 / secs,
+                v.num("p99").unwrap_or(f64::NAN),
+                v.u64("aborts").unwrap_or(0),
+                mib(v.u64("peak_rss_kib")),
+                mib(v.u64("end_rss_kib")),
+                wa("disk_bytes", "put_bytes"),
+            )
+        }
+        _ => {}
+    }
+}
+
+/// The phase a child that sent `lines` was in when it ended.
+fn during(lines: &[Value], workloads: &[String]) -> String {
+    let has = |p: &str| lines.iter().any(|v| v.str("phase") == Some(p));
+    let runs = lines.iter().filter(|v| v.str("phase") == Some("run")).count();
+    if !has("open") {
+        "while opening its engine".to_owned()
+    } else if !has("load") {
+        "during the load".to_owned()
+    } else if let Some(w) = workloads.get(runs) {
+        format!("during workload {w}")
+    } else {
+        "after its last workload".to_owned()
+    }
+}
+
+/// Why the `--child-fault` spec `f` is malformed, if it is.
+fn check_fault(f: &str) -> Result<(), String> {
+    match f.split_once(':') {
+        Some((e, "hang" | "panic" | "abort")) => engine_named(e).map(|_| ()),
+        _ => Err(format!(
+            "--child-fault {f:?}: expected ENGINE:hang, ENGINE:panic or ENGINE:abort"
+        )),
+    }
+}
+
+/// Run engine `name`'s child in `dir`, printing its progress; its result,
+/// and how it failed if it did.
+fn one(
+    name: &'static str,
+    dir: &std::path::Path,
+    limit: Option<Duration>,
+    workloads: &[String],
+) -> (ChildResult, Option<Failed>) {
+    eprintln!("{name}: starting (in its own process)");
+    let Outcome {
+        lines,
+        end,
+        stderr_tail,
+        secs,
+    } = supervise(name, dir, limit, |v| progress(name, v));
+    let _ = std::fs::remove_dir_all(dir);
+    let phase = |p: &str| lines.iter().find(|v| v.str("phase") == Some(p)).cloned();
+    let result = ChildResult {
+        name,
+        settings: phase("open")
+            .and_then(|v| v.str("settings").map(str::to_owned))
+            .unwrap_or_default(),
+        load: phase("load"),
+        runs: lines
+            .iter()
+            .filter(|v| v.str("phase") == Some("run"))
+            .cloned()
+            .collect(),
+    };
+    let at = during(&lines, workloads);
+    let (what, exit) = match end {
+        End::Done => {
+            eprintln!("{name}: finished in {secs:.1} s");
+            return (result, None);
+        }
+        End::TimedOut(exit) => (
+            format!(
+                "TIMED OUT after {} s and was killed, {at}",
+                limit.map_or(f64::NAN, |l| l.as_secs_f64())
+            ),
+            Some(exit),
+        ),
+        End::Died(exit) => (format!("DIED ({exit}) {at}"), Some(exit)),
+        End::Broken(why) => (format!("FAILED: {why}"), None),
+    };
+    eprintln!("{name}: {what}");
+    let failed = Failed {
+        name,
+        what,
+        exit,
+        stderr_tail,
+    };
+    (result, Some(failed))
+}
+
 /// Run every engine in its own process; one report per workload.
 pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
     let bank = args.workloads.contains(&Workload::Bank);
     if bank && args.workloads.len() > 1 {
         return Err("bank loads balances, not records: compare it in a run of its own".into());
     }
+    let limit = match args.engine_timeout {
+        None => None,
+        Some(s) => Some(
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or("--engine-timeout must be a positive number of seconds")?,
+        ),
+    };
+    args.child_fault.iter().try_for_each(|f| check_fault(f))?;
+    let engines = chosen(args)?;
     // Check every workload's settings before starting any child.
     let setups = args
         .workloads
@@ -117,9 +219,10 @@ pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
         .collect::<Result<Vec<_>, String>>()?;
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-    let hidden = setups.first().is_some_and(|(_, s)| s.hidden);
-    let (mut results, mut skipped, mut sat_out, mut notes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for &name in ENGINES {
+    let workloads: Vec<String> = args.workloads.iter().map(|w| format!("{w:?}").to_lowercase()).collect();
+    let (mut results, mut failed, mut skipped, mut sat_out, mut notes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for name in engines {
         if (bank && is_index(name)) || (super::sync(args) && !super::compare::durable(name)) {
             continue;
         }
@@ -132,20 +235,9 @@ pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
             continue;
         }
         let dir = base.join(format!("bwtx-compare-{}-{name}", std::process::id()));
-        if !hidden {
-            eprintln!("{name} (in its own process) ...");
-        }
-        let r = spawn(name, &dir);
-        let _ = std::fs::remove_dir_all(&dir);
-        match r {
-            Ok(v) => results.push(ChildResult {
-                name,
-                settings: v.str("settings").unwrap_or("").to_owned(),
-                load_secs: v.num("load_secs").unwrap_or(f64::NAN),
-                v,
-            }),
-            Err(e) => notes.push(format!("{name} failed: {e}")),
-        }
+        let (result, failure) = one(name, &dir, limit, &workloads);
+        results.push(result);
+        failed.extend(failure);
     }
     if !sat_out.is_empty() {
         notes.push(format!(
@@ -153,7 +245,6 @@ pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
             and_list(&sat_out)
         ));
     }
-    let workloads: Vec<String> = args.workloads.iter().map(|w| format!("{w:?}").to_lowercase()).collect();
     notes.push(format!(
         "each engine ran in its own process, on one load shared by workload{} {} (load s: that load); RSS from \
          /proc/self/status (peak: VmHWM of the run, end: VmRSS after it); WA: bytes written to disk \
@@ -161,6 +252,13 @@ pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
         if workloads.len() > 1 { "s" } else { "" },
         workloads.join(", ")
     ));
+    if let Some(l) = limit {
+        notes.push(format!(
+            "--engine-timeout {}: each engine's process (load and every workload) was limited to {} s",
+            l.as_secs_f64(),
+            l.as_secs_f64()
+        ));
+    }
     let mut reports = Vec::new();
     for ((a, setup), w) in setups.iter().zip(&workloads) {
         reports.push(CompareReport {
@@ -172,7 +270,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<CompareReport>, String> {
             isolated: true,
             cache: args.cache_size,
             notes: notes.clone(),
-            failed: results.len() < ENGINES.len() && notes.iter().any(|n| n.contains(" failed: ")),
+            failed: failed.clone(),
         });
     }
     Ok(reports)

@@ -28,11 +28,15 @@
 //! its bytes written to disk (`procfs.rs`) are its own; every peer with a
 //! cache gets N as its cache (its settings line names the setting), bwtx
 //! runs on disk with `Options::cache_size(N)`, and the in-memory engines sit
-//! out.
+//! out. Each phase's figures are printed as the child reports them;
+//! `--engine-timeout` bounds each child, and a child that times out or dies
+//! is reported with its exit status and stderr tail while the others run.
+//! `--engines` picks the engines of either kind of comparison.
 //!
 //! Files: `compare.rs` (the engines, one run in this process, the report
 //! and the summary), `render.rs` (the report's table and JSON),
-//! `summary.rs` (a row's figures), `isolate.rs`, `child.rs`, `procfs.rs`,
+//! `summary.rs` (a row's figures), `isolate.rs`, `supervise.rs` (watching
+//! one child), `child.rs`, `procfs.rs`,
 //! `json.rs` (reading the children's lines), `plot.rs` (the chart), and one
 //! file per peer.
 
@@ -56,6 +60,7 @@ mod skipdb;
 mod skipdb_ser;
 mod sled;
 mod summary;
+mod supervise;
 
 pub use child::run as child;
 pub use compare::{run, summary, CompareReport};

@@ -1,7 +1,9 @@
 //! Rendering a [`CompareReport`]: the table for people (with, in an
 //! isolated comparison, each engine's peak and final RSS, RSS over the
-//! cache, and write amplification of the load and of the run) and one JSON
-//! object for machines.
+//! cache, and write amplification of the load and of the run; an engine
+//! whose process timed out or died before this workload as a row saying
+//! so, with its exit status and stderr's last lines under the table) and
+//! one JSON object for machines.
 
 use std::fmt::Write as _;
 
@@ -13,6 +15,15 @@ use crate::report::{json_str, num};
 /// A count, or `null`.
 fn opt(x: Option<u64>) -> String {
     x.map_or("null".to_owned(), |v| v.to_string())
+}
+
+/// A ratio as `1.25x`, or `-` if it is not a number (bwtx has no row).
+fn times(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}x")
+    } else {
+        "-".to_owned()
+    }
 }
 
 impl CompareReport {
@@ -52,7 +63,7 @@ impl CompareReport {
             let (x, p) = self.ratios(r);
             let _ = write!(
                 out,
-                "{:<18} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>9.2}x {:>12.2}x",
+                "{:<18} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>9.2} {:>10} {:>13}",
                 r.name,
                 r.m.load.as_secs_f64(),
                 r.m.txns,
@@ -61,8 +72,8 @@ impl CompareReport {
                 l.p50,
                 l.p99,
                 r.m.abort_rate() * 100.0,
-                x,
-                p
+                times(x),
+                times(p)
             );
             if let Some(res) = &r.res {
                 let _ = write!(
@@ -77,7 +88,14 @@ impl CompareReport {
             }
             out.push('\n');
         }
-        if let Some((name, x)) = self.best_peer() {
+        for f in self
+            .failed
+            .iter()
+            .filter(|f| !self.rows.iter().any(|r| r.name == f.name))
+        {
+            let _ = writeln!(out, "{:<18} {}", f.name, f.what);
+        }
+        if let Some((name, x)) = self.best_peer().filter(|(_, x)| x.is_finite()) {
             let _ = writeln!(out, "bwtx / best transactional peer ({name}): {x:.2}x throughput");
         }
         for (name, why) in &self.skipped {
@@ -106,6 +124,20 @@ impl CompareReport {
         }
         for note in &self.notes {
             let _ = writeln!(out, "{note}");
+        }
+        for f in &self.failed {
+            let _ = write!(out, "{}'s process {}", f.name, f.what);
+            if let Some(exit) = f.exit.as_ref().filter(|e| !f.what.contains(e.as_str())) {
+                let _ = write!(out, "; it ended with {exit}");
+            }
+            if f.stderr_tail.is_empty() {
+                let _ = writeln!(out, "; it wrote nothing to stderr");
+            } else {
+                let _ = writeln!(out, "; its stderr ended with:");
+                for line in &f.stderr_tail {
+                    let _ = writeln!(out, "    | {line}");
+                }
+            }
         }
         for r in &self.rows {
             if let Some((found, want)) = r.m.bank_total {
@@ -207,6 +239,24 @@ impl CompareReport {
                     o.push(',');
                 }
                 o.push_str(&json_str(note));
+            }
+            o.push(']');
+        }
+        if !self.failed.is_empty() {
+            o.push_str(",\"failed\":[");
+            for (n, f) in self.failed.iter().enumerate() {
+                if n > 0 {
+                    o.push(',');
+                }
+                let tail: Vec<String> = f.stderr_tail.iter().map(|l| json_str(l)).collect();
+                let _ = write!(
+                    o,
+                    "{{\"engine\":{},\"what\":{},\"exit\":{},\"stderr_tail\":[{}]}}",
+                    json_str(f.name),
+                    json_str(&f.what),
+                    f.exit.as_deref().map_or("null".to_owned(), json_str),
+                    tail.join(",")
+                );
             }
             o.push(']');
         }

@@ -1,7 +1,10 @@
 //! RocksDB as a `--compare` peer: `OptimisticTransactionDB`, the optimistic
 //! (validate at commit) flavour closest to bwtx. Needs the `peer-rocksdb`
-//! feature, whose C++ build takes about 12 minutes on 2 cores and needs
-//! `apt-get install clang libclang-dev`; CI never builds it.
+//! feature, whose C++ build (about 343 files) takes 12-29 minutes on 2
+//! cores with the machine to itself and hours at `nice 19` beside other
+//! builds, and needs `apt-get install clang libclang-dev` (with
+//! `LIBCLANG_PATH` if libclang is not found); CI never builds it. Built
+//! without compression libraries, RocksDB compresses nothing.
 //!
 //! Each transaction with writes takes a snapshot at its start
 //! (`OptimisticTransactionOptions::set_snapshot(true)`) and reads from it,
@@ -44,8 +47,9 @@ impl Engine for Rocks {
         format!(
             "rocksdb 0.25 OptimisticTransactionDB in {}: default options (create_if_missing, \
              increase_parallelism(2)), cache: {} (write buffers at the defaults: write_buffer_size 64 MiB, \
-             max_write_buffer_number 2); transaction_opt with set_snapshot(true) per transaction with writes, \
-             reads at its snapshot; WriteOptions::set_sync({}){}; db.snapshot() for read-only ones",
+             max_write_buffer_number 2), no compression (built without compression libraries); \
+             transaction_opt with set_snapshot(true) per transaction with writes, reads at its snapshot; \
+             WriteOptions::set_sync({}){}; db.snapshot() for read-only ones",
             self.dir.display(),
             match self.cache {
                 Some(n) => format!("block cache Cache::new_lru_cache({n})"),
