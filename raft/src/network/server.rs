@@ -5,7 +5,9 @@
 //! Every accepted connection gets a task that reads a request, awaits the
 //! node's answer and writes it back, one request at a time
 //! ([`super::wire`]); a snapshot's parts are gathered per connection and
-//! the last one installs the whole (`Raft::install_full_snapshot`). A
+//! the last one installs the whole (`Raft::install_full_snapshot`), unless
+//! its last entry is beyond the sender's vote (openraft would panic on it;
+//! no protocol-following leader sends one). A
 //! connection that sends a frame that does not decode or is over the frame
 //! limit is closed.
 //!
@@ -27,7 +29,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::tcp::Cut;
 use super::wire::{self, Reply, Request};
 use crate::error::{Error, Result};
-use crate::types::{Raft, Snapshot};
+use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
 /// release is asynchronous).
@@ -165,6 +167,13 @@ async fn serve(stream: TcpStream, raft: Raft) {
             } => match parts.add(offset, &data, done) {
                 Err(e) => Reply::Snapshot(Err(e)),
                 Ok(None) => Reply::Snapshot(Ok(None)),
+                // openraft asserts (panics) on a snapshot whose last entry is
+                // beyond the sender's vote: no protocol-following leader sends
+                // one, so a peer's damaged message is refused here instead.
+                Ok(Some(_)) if beyond_vote(&vote, &meta) => Reply::Snapshot(Err(format!(
+                    "a snapshot whose last log id {:?} is beyond the sender's vote {vote}",
+                    meta.last_log_id
+                ))),
                 Ok(Some(whole)) => {
                     let whole = Snapshot {
                         meta,
@@ -187,6 +196,14 @@ async fn serve(stream: TcpStream, raft: Raft) {
             return;
         }
     }
+}
+
+/// Is the snapshot's last entry from a leader after the vote's (a message
+/// no protocol-following leader sends)?
+fn beyond_vote(vote: &Vote, meta: &SnapshotMeta) -> bool {
+    meta.last_log_id
+        .as_ref()
+        .is_some_and(|last| last.committed_leader_id() > vote.leader_id())
 }
 
 /// The parts of a snapshot received so far on one connection.
@@ -216,7 +233,21 @@ impl Parts {
 
 #[cfg(test)]
 mod tests {
-    use super::Parts;
+    use super::{beyond_vote, Parts};
+    use crate::types::{log_id, SnapshotMeta, Vote};
+
+    #[test]
+    fn a_snapshot_beyond_the_senders_vote_is_refused() {
+        let meta = |last_log_id| SnapshotMeta {
+            last_log_id,
+            last_membership: Default::default(),
+        };
+        let vote = Vote::new(3, 1);
+        assert!(!beyond_vote(&vote, &meta(None)));
+        assert!(!beyond_vote(&vote, &meta(Some(log_id(3, 1, 10)))));
+        assert!(!beyond_vote(&vote, &meta(Some(log_id(2, 2, 10)))));
+        assert!(beyond_vote(&vote, &meta(Some(log_id(4, 1, 10)))));
+    }
 
     #[test]
     fn snapshot_parts_join_in_order_and_a_new_transfer_drops_an_abandoned_one() {
