@@ -20,67 +20,21 @@
 //! `pread`s); fault-ins are `Stats::cache_misses`. `--leaf-max N` sets the
 //! tree's `Config::leaf_max` (and `leaf_min` to an eighth of it).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bwtx::{Db, Options};
+use bwtx_kit::alloc::{Counting, ALLOCS, COUNTING};
+use bwtx_kit::ycsb::{fnv, key};
 use bwtx_kit::{SplitMix64, Zipf};
 
-/// Counts allocations.
-struct CountAllocs;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments;
-// the counter is a relaxed atomic and allocates nothing.
-unsafe impl GlobalAlloc for CountAllocs {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller's contract for `GlobalAlloc::alloc`, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: `ptr` came from `System` through this allocator, with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountAllocs = CountAllocs;
+static GLOBAL: Counting = Counting;
 
 const THREADS: u64 = 2;
 const VALUE: usize = 100;
-
-fn key(mut i: u64) -> [u8; 16] {
-    let mut b = *b"user000000000000";
-    for d in b[4..].iter_mut().rev() {
-        *d = b'0' + (i % 10) as u8;
-        i /= 10;
-    }
-    b
-}
-
-fn fnv(x: u64) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in x.to_le_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
 
 /// Process CPU seconds (user + system; clock ticks of 10 ms).
 fn cpu() -> f64 {
@@ -168,6 +122,7 @@ fn write_all(db: &Db, keys: u64, seed: u64) {
 }
 
 fn main() -> ExitCode {
+    COUNTING.store(true, Relaxed);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {
         args.iter()

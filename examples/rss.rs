@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use bwtx::{Db, Options};
 use bwtx_kit::alloc::{Counting, COUNTING, LIVE, PEAK};
+use bwtx_kit::ycsb::{fnv, key};
 use bwtx_kit::{SplitMix64, Zipf};
 
 #[global_allocator]
@@ -35,24 +36,6 @@ static GLOBAL: Counting = Counting;
 
 const THREADS: u64 = 2;
 const VALUE: usize = 100;
-
-fn key(mut i: u64) -> [u8; 16] {
-    let mut b = *b"user000000000000";
-    for d in b[4..].iter_mut().rev() {
-        *d = b'0' + (i % 10) as u8;
-        i /= 10;
-    }
-    b
-}
-
-fn fnv(x: u64) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in x.to_le_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
 
 /// `(VmRSS, VmHWM)` in MiB, if known.
 fn rss() -> (f64, f64) {

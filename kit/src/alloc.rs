@@ -1,5 +1,5 @@
-//! A counting global allocator: tracks live heap bytes while [`COUNTING`] is
-//! on. Off, its only cost is one relaxed load of a read-mostly flag, so timed
+//! A counting global allocator: tracks live heap bytes and the number of
+//! allocations while [`COUNTING`] is on. Off, its only cost is one relaxed load of a read-mostly flag, so timed
 //! runs do not contend on a shared counter.
 //!
 //! A library cannot choose a binary's allocator for it, so each benchmark or
@@ -12,7 +12,7 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering::Relaxed};
 
 /// The allocator: [`System`]'s, counting while [`COUNTING`] is on.
 pub struct Counting;
@@ -23,10 +23,13 @@ pub static COUNTING: AtomicBool = AtomicBool::new(false);
 pub static LIVE: AtomicIsize = AtomicIsize::new(0);
 /// The highest [`LIVE`] reached (a caller may reset it to `LIVE`).
 pub static PEAK: AtomicIsize = AtomicIsize::new(0);
+/// Allocations (and reallocations) made while counting.
+pub static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 #[inline]
-fn count(delta: isize) {
+fn count(delta: isize, allocs: u64) {
     if COUNTING.load(Relaxed) {
+        ALLOCS.fetch_add(allocs, Relaxed);
         let live = LIVE.fetch_add(delta, Relaxed) + delta;
         if delta > 0 {
             PEAK.fetch_max(live, Relaxed);
@@ -40,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller's contract for `alloc` is passed through.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            count(layout.size() as isize);
+            count(layout.size() as isize, 1);
         }
         p
     }
@@ -49,7 +52,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            count(layout.size() as isize);
+            count(layout.size() as isize, 1);
         }
         p
     }
@@ -57,14 +60,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
+        count(-(layout.size() as isize), 0);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from `System` with `layout`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
+            count(new_size as isize - layout.size() as isize, 1);
         }
         p
     }

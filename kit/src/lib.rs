@@ -36,6 +36,7 @@ pub mod env;
 pub mod machine;
 pub mod par;
 pub mod rng;
+pub mod ycsb;
 pub mod zipf;
 
 pub use rng::SplitMix64;

@@ -37,24 +37,9 @@ impl AsRef<[u8]> for Key {
 }
 
 /// The key of record `i` (`i < MAX_RECORDS`).
-pub fn key(mut i: u64) -> Key {
+pub fn key(i: u64) -> Key {
     debug_assert!(i < MAX_RECORDS);
-    let mut b = *b"user000000000000";
-    for d in b[4..].iter_mut().rev() {
-        *d = b'0' + (i % 10) as u8;
-        i /= 10;
-    }
-    Key(b)
-}
-
-/// FNV-1a of a u64: YCSB's scrambling of zipfian ranks.
-fn fnv(x: u64) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in x.to_le_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
+    Key(bwtx_kit::ycsb::key(i))
 }
 
 /// Chooses existing records.
@@ -69,7 +54,7 @@ impl Chooser {
         let count = count.max(1);
         match (self.dist, &self.zipf) {
             (Distribution::Uniform, _) | (_, None) => rng.below(count),
-            (Distribution::Zipfian, Some(z)) => fnv(z.rank(rng.f64())) % count,
+            (Distribution::Zipfian, Some(z)) => bwtx_kit::ycsb::fnv(z.rank(rng.f64())) % count,
             (Distribution::Latest, Some(z)) => count - 1 - (z.rank(rng.f64()) % count),
         }
     }
