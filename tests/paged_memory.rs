@@ -187,8 +187,11 @@ fn memory_stays_near_the_cache_budget() {
         resident <= BUDGET + BUDGET / 4 + slack,
         "resident bytes peaked at {resident}, budget {BUDGET}"
     );
+    // Seen up to 5.8 MB; uncollected, the phases retire hundreds of MB.
+    // The slack is for a loaded machine, where a descheduled pinned thread
+    // holds the epoch back while the bounded throttle gives up waiting.
     assert!(
-        retired <= BUDGET + (2 << 20),
+        retired <= BUDGET + (4 << 20),
         "retired bytes not freed peaked at {retired}, budget {BUDGET}"
     );
 

@@ -211,7 +211,7 @@ impl Engine {
         // chain moves whole, merged into one image).
         let mut moving: Vec<(usize, u64, u64)> = refs
             .into_iter()
-            .filter(|&(_, _, a)| pages.chain_parts([a]).iter().any(|&p| victims.contains(&addr_seq(p))))
+            .filter(|&(_, _, a)| pages.parts_of(a).iter().any(|&p| victims.contains(&addr_seq(p))))
             .collect();
         moving.sort_unstable_by_key(|&(_, _, a)| a);
         let mut moved_bytes = 0;

@@ -415,15 +415,21 @@ impl ValueLog {
     /// page's next flush writes a whole image and appends those values
     /// again.) Parts whose references are unknown count as not.
     pub(crate) fn references_evacuating(&self, parts: &[u64]) -> bool {
-        let evacuating = lock(&self.evacuating).clone();
-        if evacuating.is_empty() {
+        if lock(&self.evacuating).is_empty() {
             return false;
         }
-        let refs = lock(&self.refs);
-        parts
-            .iter()
-            .filter_map(|p| refs.get(p))
-            .any(|r| r.iter().any(|&(a, _)| evacuating.contains(&addr_seq(a))))
+        // The segments the parts reference, then the set (one lock at a
+        // time, and no copy of the set per page).
+        let segments: Vec<u64> = {
+            let refs = lock(&self.refs);
+            parts
+                .iter()
+                .filter_map(|p| refs.get(p))
+                .flat_map(|r| r.iter().map(|&(a, _)| addr_seq(a)))
+                .collect()
+        };
+        let evacuating = lock(&self.evacuating);
+        segments.iter().any(|s| evacuating.contains(s))
     }
 
     /// At open, once recovery from the location table `vlog_head` came

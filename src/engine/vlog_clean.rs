@@ -92,7 +92,7 @@ impl Engine {
         let mut moving: Vec<(usize, u64, u64)> = refs
             .into_iter()
             .filter(|&(_, _, a)| {
-                let parts: Vec<u64> = pages.chain_parts([a]).into_iter().collect();
+                let parts = pages.parts_of(a);
                 pages.vlog.references_evacuating(&parts)
             })
             .collect();
@@ -110,7 +110,7 @@ impl Engine {
                 if written + moved >= budget {
                     break 'batches;
                 }
-                let parts: Vec<u64> = pages.chain_parts([from]).into_iter().collect();
+                let parts = pages.parts_of(from);
                 // A victim a checkpoint deleted since step 1 is no longer
                 // evacuating: a page still referencing it changed.
                 if !pages.vlog.references_evacuating(&parts) {
