@@ -44,8 +44,6 @@ mod flush;
 #[cfg(all(test, not(loom)))]
 mod flush_tests;
 mod gate;
-// The delta-flush codec is not used yet (every flush writes a whole base image).
-#[allow(dead_code, unused_imports)]
 mod image;
 mod keys;
 mod leaf_merge;

@@ -555,5 +555,4 @@ impl super::Engine {
 }
 
 #[cfg(all(test, not(loom)))]
-#[path = "vlog_tests.rs"]
 mod tests;

@@ -1,5 +1,5 @@
 //! Leaf page images (`design/storage.md` §2.2): [`encode_leaf`] writes a
-//! [`LeafBase`] as one contiguous blob, [`decode_leaf`] validates an image
+//! [`LeafBase`] as one contiguous blob, [`decode_leaf_with`] validates an image
 //! and builds the base page back, zero-copy (keys, fences and values are
 //! slices of the image's `Bytes`).
 //!
@@ -143,12 +143,14 @@ fn size(count: usize, each: usize, at: usize, reason: &'static str) -> Result<us
 
 /// Validate a page image and build its base page (keys, fences and values
 /// are slices of `image`). Errors name the first offset found damaged.
-/// A value-log reference is malformed here: use [`decode_leaf_with`].
+/// A value-log reference is malformed here: use [`decode_leaf_with`]
+/// (tests only: the page file always decodes with its value log).
+#[cfg(all(test, not(loom)))]
 pub(crate) fn decode_leaf(image: &Bytes) -> Result<LeafBase, Malformed> {
     decode_leaf_with(image, None)
 }
 
-/// [`decode_leaf`], reading each value-log reference through `vlog` while
+/// `decode_leaf` (tests only), reading each value-log reference through `vlog` while
 /// decoding (`design/storage.md` §10: values are read at fault-in, so the
 /// base page holds every value as `Bytes`, zero-copy, and no read path has
 /// to do I/O). A reference must be longer than `INLINE_MAX` (the encoder
