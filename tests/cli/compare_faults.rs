@@ -58,6 +58,31 @@ fn run_within(args: &[&str], limit: Duration) -> Output {
     }
 }
 
+/// An isolated comparison of `engines` at a tiny size (2,000 keys, 500
+/// operations, a 1 MiB cache) in `dir`, with `extra` arguments, limited to
+/// 300 s ([`run_within`]).
+fn small_compare(dir: &TempDir, workload: &str, engines: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bench",
+        "--compare",
+        "--dir",
+        dir.path(),
+        "--cache-size",
+        "1MiB",
+        "--keys",
+        "2000",
+        "--ops",
+        "500",
+        "--workload",
+        workload,
+        "--engines",
+        engines,
+    ];
+    std::fs::create_dir_all(&dir.0).unwrap();
+    args.extend_from_slice(extra);
+    run_within(&args, Duration::from_secs(300))
+}
+
 /// The names of the engines with a row of figures in a JSON report.
 fn rows(json: &str) -> Vec<&str> {
     let engines = json.split("\"engines\":[").nth(1).unwrap_or("");
@@ -76,23 +101,11 @@ fn rows(json: &str) -> Vec<&str> {
 #[test]
 fn a_child_past_the_timeout_is_killed_reported_and_the_next_engine_runs() {
     let dir = TempDir::new("cmptimeout");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let out = run_within(
+    let out = small_compare(
+        &dir,
+        "a,c",
+        "bwtx,redb",
         &[
-            "bench",
-            "--compare",
-            "--dir",
-            dir.path(),
-            "--cache-size",
-            "1MiB",
-            "--keys",
-            "2000",
-            "--ops",
-            "500",
-            "--workload",
-            "a,c",
-            "--engines",
-            "bwtx,redb",
             // Far above what bwtx's load and workload a take even on a
             // loaded CI machine: the row of workload a must be there.
             "--engine-timeout",
@@ -101,7 +114,6 @@ fn a_child_past_the_timeout_is_killed_reported_and_the_next_engine_runs() {
             "bwtx:hang",
             "--json",
         ],
-        Duration::from_secs(300),
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "an engine timed out: {stdout} {stderr}");
@@ -141,29 +153,11 @@ fn a_child_past_the_timeout_is_killed_reported_and_the_next_engine_runs() {
 #[test]
 fn a_child_that_dies_is_reported_with_its_exit_status_and_stderr() {
     let dir = TempDir::new("cmpdies");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let out = run_within(
-        &[
-            "bench",
-            "--compare",
-            "--dir",
-            dir.path(),
-            "--cache-size",
-            "1MiB",
-            "--keys",
-            "2000",
-            "--ops",
-            "500",
-            "--workload",
-            "a",
-            "--engines",
-            "fjall,redb,sled",
-            "--child-fault",
-            "fjall:panic",
-            "--child-fault",
-            "redb:abort",
-        ],
-        Duration::from_secs(300),
+    let out = small_compare(
+        &dir,
+        "a",
+        "fjall,redb,sled",
+        &["--child-fault", "fjall:panic", "--child-fault", "redb:abort"],
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout} {}", text(&out.stderr));
