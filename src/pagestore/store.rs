@@ -359,10 +359,7 @@ impl SegmentStore {
         reader
             .read_exact_at(offset + RECORD_HEADER_LEN as u64, &mut body)
             .map_err(Error::Io)?;
-        let meta = record::verify(&header, &body).map_err(|bad| self.corruption(addr, bad.reason()))?;
-        if !meta.rkind.belongs_in(self.kind) {
-            return Err(self.corruption(addr, "record of the wrong kind for its segment"));
-        }
+        let meta = self.verify(addr, &header, &body)?;
         body.truncate(len);
         Ok(Record {
             meta,
@@ -401,14 +398,21 @@ impl SegmentStore {
         if record::record_bytes(len) != bytes {
             return self.read(addr);
         }
-        let meta = record::verify(&header, body).map_err(|bad| self.corruption(addr, bad.reason()))?;
-        if !meta.rkind.belongs_in(self.kind) {
-            return Err(self.corruption(addr, "record of the wrong kind for its segment"));
-        }
+        let meta = self.verify(addr, &header, body)?;
         Ok(Record {
             meta,
             payload: Bytes::from(buf).slice(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len),
         })
+    }
+
+    /// Check the record at `addr` read as `header` and `body` (its CRC, and
+    /// that its kind belongs in this store's segments).
+    fn verify(&self, addr: Addr, header: &[u8; RECORD_HEADER_LEN], body: &[u8]) -> Result<record::Meta> {
+        let meta = record::verify(header, body).map_err(|bad| self.corruption(addr, bad.reason()))?;
+        if !meta.rkind.belongs_in(self.kind) {
+            return Err(self.corruption(addr, "record of the wrong kind for its segment"));
+        }
+        Ok(meta)
     }
 
     /// `Error::Corruption` at `addr`'s segment file and offset.
