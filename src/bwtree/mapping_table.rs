@@ -55,7 +55,8 @@ pub(crate) struct MappingTable {
     free: Arc<FreeList>,
     /// Resident-byte accounting, on for trees with paging only: estimated
     /// heap bytes of the chains published minus those retired
-    /// ([`chain_bytes`]), sharded.
+    /// ([`chain_bytes`]), sharded; an evicted leaf's stub (a chain of one
+    /// `Evicted` node) is counted apart, as a stub.
     count_bytes: bool,
     pub(crate) resident: ResidentBytes,
 }
@@ -82,11 +83,12 @@ impl MappingTable {
     /// starting from what it holds.
     pub(crate) fn count_bytes(&mut self) {
         let guard = crossbeam_epoch::pin();
-        let held: u64 = (0..self.high_water())
-            .filter_map(|pid| self.load(pid, &guard))
-            .map(chain_bytes)
-            .sum();
+        let (mut held, mut stubs) = (0, 0);
+        for head in (0..self.high_water()).filter_map(|pid| self.load(pid, &guard)) {
+            *if head.is_evicted() { &mut stubs } else { &mut held } += chain_bytes(head);
+        }
         self.resident.set(held);
+        self.resident.set_stubs(stubs);
         self.count_bytes = true;
     }
 
@@ -96,10 +98,29 @@ impl MappingTable {
         self.resident.get()
     }
 
+    /// Estimated bytes of the evicted leaves' stubs the table holds (0
+    /// unless [`MappingTable::count_bytes`] was called).
+    pub(crate) fn stub_bytes(&self) -> u64 {
+        self.resident.stubs()
+    }
+
     #[inline]
     fn added(&self, bytes: impl FnOnce() -> u64) {
         if self.count_bytes {
             self.resident.add(bytes());
+        }
+    }
+
+    /// Count the chain at `head`, just published whole: as a stub if it is
+    /// an evicted leaf's, else as resident bytes.
+    #[inline]
+    fn added_chain(&self, head: &Node) {
+        if self.count_bytes {
+            if head.is_evicted() {
+                self.resident.add_stub(chain_bytes(head));
+            } else {
+                self.resident.add(chain_bytes(head));
+            }
         }
     }
 
@@ -113,7 +134,11 @@ impl MappingTable {
     unsafe fn retire(&self, head: &Node, guard: &Guard) {
         if self.count_bytes {
             let n = chain_bytes(head);
-            let retired = self.resident.retire(n, guard);
+            let retired = if head.is_evicted() {
+                self.resident.retire_stub(n)
+            } else {
+                self.resident.retire(n, guard)
+            };
             // SAFETY: the caller's contract.
             unsafe { retire_chain(head, guard, move || retired.freed(n)) };
         } else {
@@ -214,7 +239,7 @@ impl MappingTable {
                 unsafe { self.retire(head, guard) };
                 // SAFETY: just published under `guard` (as in `load`).
                 let new = unsafe { new.deref() };
-                self.added(|| chain_bytes(new));
+                self.added_chain(new);
                 Ok(new)
             }
             // SAFETY: never published: the chain is still ours alone.
@@ -249,7 +274,7 @@ impl MappingTable {
     pub(crate) fn store_new(&self, pid: Pid, chain: Chain) {
         // SAFETY: stored right away; the slot owns the chain from now on.
         let new = unsafe { chain.into_owned() };
-        self.added(|| chain_bytes(&new));
+        self.added_chain(&new);
         self.slot(pid).store(new, Ordering::Release);
     }
 

@@ -26,6 +26,8 @@
 //! - [`relocate`]: segment cleaning's side: the published image addresses,
 //!   and a page's image moved to a new address by CAS.
 //! - [`restore`]: a tree rebuilt from a location table, every leaf evicted.
+//! - [`config`]: the tuning knobs (`Config`), and the smaller leaves of
+//!   a tree with paging.
 //! - [`tree`]: descent and the public operations.
 //! - [`commit`]: the commit path's contract: validate a write set, install
 //!   it at one timestamp, consolidate afterwards.
@@ -37,6 +39,7 @@ mod base;
 mod chain;
 mod clock;
 mod commit;
+mod config;
 mod consolidate;
 mod cursor;
 mod delta;

@@ -445,9 +445,18 @@ impl Tree {
         self.table.resident.arm();
     }
 
-    /// Estimated heap bytes of the tree's pages (0 without paging).
+    /// Estimated heap bytes of the tree's pages (0 without paging), not
+    /// counting the evicted leaves' stubs ([`Tree::stub_bytes`]).
     pub(crate) fn resident_bytes(&self) -> u64 {
         self.table.resident_bytes()
+    }
+
+    /// Estimated heap bytes of the evicted leaves' stubs (a 320-byte node
+    /// and its fences each; 0 without paging): memory that grows with the
+    /// data, not with the cache, kept out of the budget so that it cannot
+    /// starve the evictor (`super::resident`).
+    pub(crate) fn stub_bytes(&self) -> u64 {
+        self.table.stub_bytes()
     }
 
     /// Estimated heap bytes of the tree's retired chains not yet freed (0

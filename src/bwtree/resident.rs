@@ -25,6 +25,16 @@
 //! retiring thread's guard ([`crossbeam_epoch::Guard::flush`]: the local
 //! bag to the global queue, and one collection step), and
 //! [`reclaim_until`] runs collection steps on demand.
+//!
+//! Evicted leaves' stubs (a chain of one `Evicted` node: the node and its
+//! fences) are counted apart too ([`ResidentBytes::stubs`]): one per
+//! evicted leaf, whatever the cache holds, so they grow with the data, not
+//! with what is cached, and eviction cannot reduce them (evicting makes
+//! one). Counted in the budget, they starved the evictor once the data
+//! was large enough: at 5M keys in 32-key leaves about 227,000 stubs of
+//! 352 estimated bytes are 80 MB, more than a 64 MiB budget, so the
+//! resident bytes never fell below it and every reader and committer sat
+//! in the help path (`design/storage.md` §5.3).
 
 use crossbeam_epoch::Guard;
 
@@ -46,6 +56,9 @@ pub(crate) struct ResidentBytes {
     alarm: OnceSlot<Alarm>,
     armed: AtomicBool,
     retired: Retired,
+    /// Estimated bytes of the evicted leaves' stubs the table holds (not
+    /// in the resident total; see the module doc).
+    stubs: ShardedU64,
 }
 
 /// Bytes of retired chains not yet freed, shared with their deferred
@@ -76,7 +89,41 @@ impl ResidentBytes {
             alarm: OnceSlot::new(),
             armed: AtomicBool::new(false),
             retired: Retired(Arc::new(ShardedU64::new())),
+            stubs: ShardedU64::new(),
         }
+    }
+
+    /// A stub of `n` bytes was published (an eviction, or a leaf restored
+    /// from a location table).
+    #[inline]
+    pub(crate) fn add_stub(&self, n: u64) {
+        self.stubs.add(n);
+    }
+
+    /// A stub of `n` bytes was retired under `guard` (a fault-in replaced
+    /// it): it leaves the stub count and joins the retired bytes until its
+    /// destructor ran. Returns the handle the destructor reports through.
+    #[inline]
+    pub(crate) fn retire_stub(&self, n: u64) -> Retired {
+        self.stubs.sub(n);
+        self.retired.0.add(n);
+        self.retired.clone()
+    }
+
+    /// Estimated bytes of the evicted leaves' stubs (0 if the subtractions
+    /// seen outrun the additions seen).
+    pub(crate) fn stubs(&self) -> u64 {
+        let sum = self.stubs.sum();
+        if (sum as i64) < 0 {
+            0
+        } else {
+            sum
+        }
+    }
+
+    /// Set the stub total (before the counter is shared).
+    pub(crate) fn set_stubs(&self, n: u64) {
+        self.stubs.set(n);
     }
 
     /// `n` resident bytes were retired under `guard`: they move from the

@@ -74,7 +74,7 @@ impl Tree {
         let mut tree = Tree {
             table,
             root: AtomicU64::new(root),
-            cfg,
+            cfg: cfg.paged(),
             watermark: AtomicU64::new(0),
             stats: Counters::default(),
             paging: None,

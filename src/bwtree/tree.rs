@@ -17,6 +17,8 @@ use super::stats::Counters;
 use crate::sync::{AtomicU64, Backoff, Ordering};
 use crate::{Error, Result};
 
+pub use super::config::Config;
+
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
 /// Longest value accepted, in bytes (values are addressed with 31 bits).
@@ -25,74 +27,6 @@ pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
 /// A CAS-retry loop gives up (with [`Error::Contention`]) after this many
 /// lost attempts. Lock-free progress makes this unreachable in practice.
 pub(crate) const MAX_ATTEMPTS: u32 = 1 << 20;
-
-/// Tuning knobs. See `design/bwtree.md` ("Parameters") for how the defaults
-/// were chosen with `benches/tree.rs`.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Consolidate a leaf when its delta chain reaches this length.
-    pub leaf_chain: u16,
-    /// Consolidate an inner page when its delta chain reaches this length.
-    pub inner_chain: u16,
-    /// Split a leaf above this many keys.
-    pub leaf_max: usize,
-    /// Merge a leaf into its left sibling below this many keys.
-    pub leaf_min: usize,
-    /// Split an inner page above this many children.
-    pub inner_max: usize,
-    /// Merge an inner page below this many children.
-    pub inner_min: usize,
-    /// Split a leaf whose consolidated size passes this many bytes.
-    pub page_bytes: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            leaf_chain: 8,
-            inner_chain: 2,
-            leaf_max: 128,
-            leaf_min: 16,
-            inner_max: 256,
-            inner_min: 32,
-            page_bytes: 32 * 1024,
-        }
-    }
-}
-
-impl Config {
-    /// Tiny pages and chains, so that every structure modification happens
-    /// constantly: for tests.
-    pub fn tiny() -> Self {
-        Config {
-            leaf_chain: 3,
-            inner_chain: 2,
-            leaf_max: 4,
-            leaf_min: 2,
-            inner_max: 4,
-            inner_min: 2,
-            page_bytes: 512,
-        }
-    }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.leaf_chain < 1 || self.inner_chain < 1 {
-            return Err(Error::InvalidConfig("chain thresholds must be at least 1"));
-        }
-        if self.leaf_max < 2 || self.inner_max < 3 {
-            return Err(Error::InvalidConfig("leaf_max must be >= 2 and inner_max >= 3"));
-        }
-        if self.leaf_min * 2 > self.leaf_max || self.inner_min * 2 > self.inner_max {
-            return Err(Error::InvalidConfig(
-                "split thresholds must be at least twice the merge thresholds",
-            ));
-        }
-        if self.page_bytes < 256 {
-            return Err(Error::InvalidConfig("page_bytes must be at least 256"));
-        }
-        Ok(())
-    }
-}
 
 /// One inner page on the way down: its id and the chain head we routed through.
 #[derive(Clone, Copy)]
@@ -181,7 +115,9 @@ impl Tree {
 
     /// Let leaves be evicted to (and faulted in from) `io`; before the tree
     /// is shared.
+    /// Its leaves split at [`Config::paged_leaf_max`] from now on.
     pub(crate) fn set_page_io(&mut self, io: Box<dyn PageIo>) {
+        self.cfg = self.cfg.paged();
         self.paging = Some(Box::new(Paging::new(io)));
         self.table.count_bytes();
     }

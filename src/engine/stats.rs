@@ -103,6 +103,12 @@ pub struct Stats {
     /// the process beside `resident_bytes` until their grace period ends
     /// (`design/storage.md` §5.1).
     pub retired_bytes: u64,
+    /// Estimated heap bytes of the evicted leaves' stubs of every tree (with
+    /// `cache_size`; 0 without): one `Evicted` node (320 bytes) and its two
+    /// fence keys per evicted leaf. Outside `resident_bytes` and the cache
+    /// budget: they grow with the data, not with what is cached
+    /// (`design/storage.md` §5.1).
+    pub stub_bytes: u64,
     /// The tree's own counters.
     pub tree: crate::bwtree::TreeStats,
     /// Payload bytes appended to the value log since open (values longer
@@ -208,6 +214,7 @@ impl Engine {
             install_fault_ins: paging.map_or(0, |p| r(&p.install_faults)),
             resident_bytes: paged.0,
             retired_bytes: paged.1,
+            stub_bytes: self.stubs_all(),
             page_bytes_written: self
                 .pages
                 .as_ref()

@@ -124,6 +124,17 @@ impl Engine {
         self.paged_bytes().1
     }
 
+    /// Estimated bytes of every tree's evicted leaves' stubs
+    /// (`Tree::stub_bytes`; outside the budget).
+    pub(crate) fn stubs_all(&self) -> u64 {
+        let map = self.ks.map.read().unwrap_or_else(|e| e.into_inner());
+        [&self.tree, &self.ks.catalog.tree]
+            .into_iter()
+            .chain(map.values().map(|k| &k.tree))
+            .map(|t| t.stub_bytes())
+            .sum()
+    }
+
     /// Free retired chains whose grace period is over (the epoch collector,
     /// a few steps) until every tree's retired bytes are at most a
     /// sixteenth of `budget` (or [`RETIRED_FLOOR`] / 8).
