@@ -251,9 +251,10 @@ mod tests {
         let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
         let val = |i: u32, round: u64| Bytes::from(vec![(i as u64 + round) as u8; 40]);
         const KEYS: u32 = 3000;
-        // Round 1 writes whole images; rounds 2-4 one key in every 100 (a
-        // delta flush on each leaf's image, in newer segments).
-        let touched = |i: u32, round: u64| round == 1 || i % 100 == round as u32;
+        // Round 1 writes whole images; rounds 2-4 one key in every 20 (a
+        // delta flush on each leaf's image, in newer segments; a paged
+        // leaf holds 32-64 keys here).
+        let touched = |i: u32, round: u64| round == 1 || i % 20 == round as u32;
         for round in 1..=4 {
             for i in (0..KEYS).filter(|&i| touched(i, round)) {
                 tree.install(key(i), round, Some(val(i, round))).unwrap();
