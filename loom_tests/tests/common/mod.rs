@@ -98,6 +98,7 @@ pub fn config(leaf_chain: u16, leaf_max: usize, leaf_min: usize) -> Config {
         leaf_max,
         leaf_min,
         page_bytes: 64 * 1024,
+        paged_leaf_max: leaf_max,
         ..Config::tiny()
     }
 }
