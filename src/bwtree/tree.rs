@@ -1,6 +1,6 @@
-//! The tree: configuration, descent with help-along, and the operations the
-//! engine and recovery call (install a version, read as of a timestamp,
-//! newest ts).
+//! The tree: descent with help-along, and the operations the engine and
+//! recovery call (install a version, read as of a timestamp, newest ts).
+//! Its configuration is `super::config`'s [`Config`], re-exported here.
 
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
