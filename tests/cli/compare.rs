@@ -4,7 +4,7 @@
 
 #[cfg(feature = "peer-bftree")]
 use crate::bwtx;
-use crate::{field, run, text, TempDir};
+use crate::{field, line_of, run, text, TempDir};
 
 #[cfg(all(feature = "cli", feature = "bench-peers"))]
 #[test]
@@ -23,10 +23,7 @@ fn bench_compare_runs_every_engine() {
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
     for engine in ["bwtx", "skipdb", "fjall", "redb", "sled", "crossbeam-skiplist", "scc"] {
         // The table row (settings lines are indented), ending in its ratios.
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{engine} ")))
-            .unwrap_or_else(|| panic!("no {engine} row in {stdout}"));
+        let row = line_of(&stdout, engine);
         assert!(row.trim_end().ends_with('x'), "{engine}: no ratio in {row}");
         assert!(
             stdout.lines().any(|l| l.starts_with("  ") && l.contains(engine)),
@@ -123,15 +120,9 @@ fn bench_compare_with_seerdb() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("seerdb "))
-        .unwrap_or_else(|| panic!("no seerdb row in {stdout}"));
+    let row = line_of(&stdout, "seerdb");
     assert!(row.trim_end().ends_with('x'), "no ratio in {row}");
-    let settings = stdout
-        .lines()
-        .find(|l| l.starts_with("  seerdb "))
-        .unwrap_or_else(|| panic!("no seerdb settings in {stdout}"));
+    let settings = line_of(&stdout, "  seerdb");
     assert!(settings.contains("cache: 256 MiB memtable"), "{settings}");
     assert!(settings.contains("SyncPolicy::None"), "{settings}");
 
@@ -177,15 +168,9 @@ fn bench_compare_with_bftree() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("bf-tree "))
-        .unwrap_or_else(|| panic!("no bf-tree row in {stdout}"));
+    let row = line_of(&stdout, "bf-tree");
     assert!(row.trim_end().ends_with('x'), "no ratio in {row}");
-    let settings = stdout
-        .lines()
-        .find(|l| l.starts_with("  bf-tree "))
-        .unwrap_or_else(|| panic!("no bf-tree settings in {stdout}"));
+    let settings = line_of(&stdout, "  bf-tree");
     assert!(
         settings.contains("in memory") && settings.contains("cache: circular buffer of 32 MiB"),
         "{settings}"
