@@ -99,27 +99,13 @@ impl Iterator for Iter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
-        let item = self.next_front();
-        if let Some(t) = &mut self.track {
-            t.front(item.as_ref());
-        }
-        item
+        self.step(false)
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
-        let item = self.next_from_back();
-        if let Some(t) = &mut self.track {
-            t.back(item.as_ref());
-        }
-        item
+        self.step(true)
     }
 }
 
@@ -133,8 +119,22 @@ impl Iter<'_> {
         self.merge_next(false)
     }
 
-    fn next_from_back(&mut self) -> Option<Result<(Bytes, Bytes)>> {
-        self.merge_next(true)
+    /// The next item from the front (`back` false) or the back: a failed
+    /// iterator's error first, then the merged items, each reported to the
+    /// tracker of a serializable transaction's scan.
+    fn step(&mut self, back: bool) -> Option<Result<(Bytes, Bytes)>> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let item = if back { self.merge_next(true) } else { self.next_front() };
+        if let Some(t) = &mut self.track {
+            if back {
+                t.back(item.as_ref());
+            } else {
+                t.front(item.as_ref());
+            }
+        }
+        item
     }
 
     /// The next merged item from the front (`back` false) or the back: this
