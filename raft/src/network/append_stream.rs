@@ -71,7 +71,7 @@ where
     let conn = connect(&addr, &cut, Mode::Append).await.map_err(rpc_error)?;
     let (sink, source) = conn.split();
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
-    let writer = Writer(tokio::spawn(write(input, sink, tx, max_frame)));
+    let writer = Writer(tokio::spawn(write(input, sink, tx, max_frame, cut)));
     let reader = Reader {
         addr,
         source,
@@ -91,19 +91,30 @@ where
 
 /// The writer task: send each request of `input` as it comes, then tell
 /// the reader how many frames it took.
-async fn write<S>(mut input: S, mut sink: SplitSink<Conn, bytes::Bytes>, sent: mpsc::Sender<Sent>, max_frame: usize)
-where
+async fn write<S>(
+    mut input: S,
+    mut sink: SplitSink<Conn, bytes::Bytes>,
+    sent: mpsc::Sender<Sent>,
+    max_frame: usize,
+    cut: Cut,
+) where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
 {
     while let Some(rpc) = input.next().await {
         // Room for one more unanswered request; none when the reader is
         // gone.
         let Ok(permit) = sent.reserve().await else { return };
+        let entries = rpc.entries.len() as u64;
         let frames = match wire::append_frames(rpc, max_frame) {
             Ok(frames) => frames,
             Err(e) => return permit.send(Sent::Failed(e)),
         };
         let count = frames.len();
+        let bytes: usize = frames.iter().map(|f| f.len()).sum();
+        cut.count(|c| {
+            c.add_append(entries, count as u64);
+            c.bytes += bytes as u64;
+        });
         for frame in frames {
             if let Err(e) = sink.feed(frame).await {
                 return permit.send(Sent::Failed(e));

@@ -26,4 +26,4 @@ pub use server::Server;
 pub(crate) use tcp::Forwarded;
 pub use transport::{Connection, Link, Network, Transport};
 pub(crate) use wire::WriteResult;
-pub use wire::{MAX_FRAME, WIRE_VERSION};
+pub use wire::{WireCounts, MAX_FRAME, WIRE_VERSION};

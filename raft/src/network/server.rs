@@ -35,7 +35,7 @@ use super::tcp::Cut;
 use futures_util::{SinkExt, StreamExt};
 use openraft::raft::AppendEntriesRequest;
 
-use super::wire::{self, AppendReply, Conn, Mode, Reply, Request};
+use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
@@ -63,7 +63,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
-        let task = tokio::spawn(accept(listener, raft.clone()));
+        let task = tokio::spawn(accept(listener, raft.clone(), cut.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
                 addr,
@@ -77,6 +77,11 @@ impl Server {
     /// The address the node listens on (its `BasicNode::addr`).
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// What the node sent over TCP so far, as a client and as a server.
+    pub fn sent(&self) -> WireCounts {
+        self.inner.cut.sent()
     }
 
     /// Close the port: no new connection is accepted and the open ones are
@@ -124,7 +129,7 @@ impl Server {
                 Err(e) => return Err(Error::Raft(format!("listen on {}: {e}", self.inner.addr))),
             }
         };
-        let task = tokio::spawn(accept(listener, self.inner.raft.clone()));
+        let task = tokio::spawn(accept(listener, self.inner.raft.clone(), self.inner.cut.clone()));
         let old = self
             .inner
             .accepting
@@ -141,13 +146,13 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft) {
+async fn accept(listener: TcpListener, raft: Raft, cut: Cut) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, raft.clone()));
+                    conns.spawn(serve(stream, raft.clone(), cut.clone()));
                 }
                 // Out of file descriptors, or a connection reset before
                 // it was accepted: try again shortly.
@@ -161,11 +166,11 @@ async fn accept(listener: TcpListener, raft: Raft) {
 /// Answer one connection until it closes or sends garbage: its hello
 /// first (a connection without a valid one is closed after this node's
 /// answer), then its requests in the mode the hello chose.
-async fn serve(stream: TcpStream, raft: Raft) {
+async fn serve(stream: TcpStream, raft: Raft, cut: Cut) {
     let mut conn = wire::framed(stream);
     match wire::accept_hello(&mut conn).await {
-        Ok(Mode::Rpc) => serve_rpc(conn, raft).await,
-        Ok(Mode::Append) => serve_append(conn, raft).await,
+        Ok(Mode::Rpc) => serve_rpc(conn, raft, cut).await,
+        Ok(Mode::Append) => serve_append(conn, raft, cut).await,
         Err(_) => {}
     }
 }
@@ -177,7 +182,7 @@ async fn serve(stream: TcpStream, raft: Raft) {
 /// entries, go back in the same order. Ends when the peer closes the
 /// connection (after the answers still owed), on a frame that does not
 /// decode, or when an answer is an error (the stream's end).
-async fn serve_append(conn: Conn, raft: Raft) {
+async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AppendEntriesRequest<TypeConfig>>();
     let input = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let answers = raft.stream_append(input);
@@ -202,6 +207,7 @@ async fn serve_append(conn: Conn, raft: Raft) {
                 let last = !matches!(answer, Ok(Ok(_)));
                 let reply: AppendReply = answer.map_err(|fatal| fatal.to_string());
                 let Ok(body) = wire::encode(&reply, wire::MAX_FRAME) else { return };
+                count_reply(&cut, body.len());
                 if sink.send(body).await.is_err() || last {
                     return;
                 }
@@ -212,7 +218,7 @@ async fn serve_append(conn: Conn, raft: Raft) {
 
 /// Answer one RPC connection's requests, one at a time, until it closes or
 /// sends garbage.
-async fn serve_rpc(mut conn: Conn, raft: Raft) {
+async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut) {
     let mut parts = Parts::default();
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
@@ -254,10 +260,19 @@ async fn serve_rpc(mut conn: Conn, raft: Raft) {
         let Ok(body) = wire::encode(&reply, wire::MAX_FRAME) else {
             return;
         };
+        count_reply(&cut, body.len());
         if wire::send(&mut conn, body).await.is_err() {
             return;
         }
     }
+}
+
+/// Count one reply of `bytes` bytes.
+fn count_reply(cut: &Cut, bytes: usize) {
+    cut.count(|c| {
+        c.replies += 1;
+        c.bytes += bytes as u64;
+    });
 }
 
 /// Is the snapshot's last entry from a leader after the vote's (a message

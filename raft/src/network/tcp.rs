@@ -47,14 +47,16 @@ use tokio::net::TcpStream;
 
 use super::append_stream;
 
-use super::wire::{self, Conn, Mode, Reply, Request, WriteResult, MAX_FRAME};
+use super::wire::{self, Conn, Mode, Reply, Request, WireCounts, WriteResult, MAX_FRAME};
 use crate::types::{Command, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
-/// Whether a node is cut off: shared by its server (which closes its port)
-/// and its clients (which then open no connection). Cloning shares it.
+/// Whether a node is cut off, and what it sent: shared by its server
+/// (which closes its port) and its clients (which then open no
+/// connection), all of which count their frames in it. Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct Cut {
     cut: Arc<Mutex<bool>>,
+    sent: Arc<Mutex<WireCounts>>,
 }
 
 impl Cut {
@@ -66,6 +68,27 @@ impl Cut {
     pub(crate) fn set_cut(&self, cut: bool) {
         *self.cut.lock().unwrap_or_else(|p| p.into_inner()) = cut;
     }
+
+    /// What the node sent so far.
+    pub fn sent(&self) -> WireCounts {
+        *self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count frames sent.
+    pub(crate) fn count(&self, add: impl FnOnce(&mut WireCounts)) {
+        add(&mut self.sent.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Count one request of `bytes` bytes (a part of an append counts as one).
+fn count_request(cut: &Cut, req: &Request, bytes: usize) {
+    cut.count(|c| {
+        match req {
+            Request::AppendEntries(rpc) => c.add_append(rpc.entries.len() as u64, 1),
+            _ => c.other_requests += 1,
+        }
+        c.bytes += bytes as u64;
+    });
 }
 
 /// Why a call failed.
@@ -111,6 +134,7 @@ async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request, lim
         Some(c) if !cut.is_cut() && looks_open(&c) => c,
         _ => connect(addr, cut, Mode::Rpc).await?,
     };
+    count_request(cut, req, body.len());
     wire::send(&mut conn, body).await.map_err(CallError::Network)?;
     match wire::recv::<Reply>(&mut conn).await {
         Ok(Some(reply)) => {

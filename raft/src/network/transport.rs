@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use super::local::{self, Router};
 use super::server::Server;
 use super::tcp::{self, Forwarded, Forwarder};
+use super::wire::WireCounts;
 use crate::error::Result;
 use crate::types::{Command, NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
@@ -158,6 +159,14 @@ impl Link {
         match self {
             Link::InProcess(_) => None,
             Link::Tcp(server, _) => Some(server.addr()),
+        }
+    }
+
+    /// What the node sent over TCP so far, if it is on TCP.
+    pub fn sent(&self) -> Option<WireCounts> {
+        match self {
+            Link::InProcess(_) => None,
+            Link::Tcp(server, _) => Some(server.sent()),
         }
     }
 

@@ -208,6 +208,39 @@ pub enum Reply {
 /// ends), or why the follower's raft stopped.
 pub type AppendReply = Result<StreamAppendResult<TypeConfig>, String>;
 
+/// What one node sent over TCP so far (as a client: its RPCs, append
+/// streams and forwarded proposals; as a server: its replies), for
+/// measurements: the example prints it per transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireCounts {
+    /// Append-entries requests sent (on append streams and as RPCs, such
+    /// as heartbeats; each part of a split append counts).
+    pub appends: u64,
+    /// Those of them that carried log entries.
+    pub appends_with_entries: u64,
+    /// Log entries in them.
+    pub entries: u64,
+    /// Other requests sent: votes, snapshot parts, forwarded proposals.
+    pub other_requests: u64,
+    /// Replies and append answers sent.
+    pub replies: u64,
+    /// Bytes of frame bodies sent (requests and replies; hellos and the
+    /// 4-byte length prefixes not counted).
+    pub bytes: u64,
+}
+
+impl WireCounts {
+    /// Count `frames` append-entries requests carrying `entries` entries
+    /// in all.
+    pub(crate) fn add_append(&mut self, entries: u64, frames: u64) {
+        self.appends += frames;
+        if entries > 0 {
+            self.appends_with_entries += frames;
+        }
+        self.entries += entries;
+    }
+}
+
 /// `msg` encoded as a frame body, or an `InvalidInput` error if it is over
 /// `limit` bytes.
 pub(crate) fn encode<T: Serialize>(msg: &T, limit: usize) -> io::Result<Bytes> {
