@@ -8,7 +8,7 @@
 //! the one before: the next entry, or the new commit index, a whole
 //! loopback round trip and the follower's core later. Here a writer task
 //! sends every request as it comes (split into several if over the frame
-//! limit, [`wire::append_frames`]) and tells the reader how many frames it
+//! limit, `wire::append_frames`) and tells the reader how many frames it
 //! sent; the returned stream reads the answers in order and yields one per
 //! request (the last part's, or the first error). The serving side feeds
 //! the requests to `Raft::stream_append`, which answers each once it is

@@ -3,7 +3,7 @@
 //! the node's `Raft`.
 //!
 //! Every accepted connection gets a task. It reads the peer's hello and
-//! answers it ([`wire::accept_hello`]; a connection without a valid one,
+//! answers it (`wire::accept_hello`; a connection without a valid one,
 //! or of another wire version, is closed), then serves the mode the hello
 //! chose. An RPC connection: read a request, await the node's answer,
 //! write it back, one request at a time; a snapshot's parts are gathered

@@ -6,7 +6,7 @@
 //!
 //! A node reaches a peer at the `host:port` of the peer's
 //! [`BasicNode::addr`] in the membership. Every TCP connection opens with
-//! the handshake ([`wire::handshake`]: magic, wire version, mode).
+//! the handshake (`wire::handshake`: magic, wire version, mode).
 //! Replication (openraft's `stream_append`) gets a connection of its own
 //! per stream, on which append-entries requests are pipelined. Every other
 //! RPC (heartbeats, votes, snapshots) goes over the openraft connection's
@@ -27,7 +27,7 @@
 //! its first half (again, until it fits) and the part sent answered as
 //! `PartialSuccess` (openraft 0.10 has no `PayloadTooLarge`; it sends the
 //! rest next); on an append stream it is sent as several requests
-//! ([`wire::append_frames`]). A snapshot goes in parts
+//! (`wire::append_frames`). A snapshot goes in parts
 //! ([`wire::SNAPSHOT_CHUNK`]) on one connection.
 
 use std::collections::HashMap;
@@ -252,7 +252,7 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
     }
 
     /// Replication's append-entries, pipelined on a connection of its own
-    /// ([`append_stream::open`]): requests go out as openraft makes them,
+    /// (`append_stream::open`): requests go out as openraft makes them,
     /// without waiting for the answers to the ones before.
     fn stream_append<'s, S>(
         &'s mut self,

@@ -9,11 +9,11 @@
 //! sides: the sender does not send it, the receiver closes the connection.
 //! A body that does not decode is an `InvalidData` error, never a panic.
 //!
-//! **Handshake.** The connecting node's first frame is [`hello`]: the magic
+//! **Handshake.** The connecting node's first frame is `hello`: the magic
 //! bytes `bwtx-raft`, the [`WIRE_VERSION`] and the connection's [`Mode`].
 //! The serving node answers with its own magic and version, then serves the
 //! connection in that mode, or closes it if the versions differ; either
-//! side names both versions in its error ([`check_hello`]), so a node of
+//! side names both versions in its error (`check_hello`), so a node of
 //! another version (the JSON transport before version 2 sent no hello) gets
 //! a clear error, not a garbled message.
 //!
@@ -48,7 +48,7 @@ use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 /// The largest frame either side sends or accepts: 64 MiB. A snapshot chunk
 /// ([`SNAPSHOT_CHUNK`]) is a few bytes more than its data; an
 /// append-entries request over the limit is sent in parts
-/// ([`append_frames`]).
+/// (`append_frames`).
 pub const MAX_FRAME: usize = 64 << 20;
 
 /// The snapshot bytes one [`Request::Snapshot`] frame carries at most:
