@@ -28,13 +28,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::tcp::Cut;
-use futures_util::{SinkExt, StreamExt};
-use openraft::raft::AppendEntriesRequest;
-
 use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};

@@ -422,4 +422,67 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
+
+    /// An append of `n` entries after index 4, each with a 1,000-byte value.
+    fn append(n: u64) -> AppendEntriesRequest<TypeConfig> {
+        use crate::types::{log_id, Entry, EntryPayload};
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: Some(log_id(2, 1, 4)),
+            leader_commit: None,
+            entries: (5..5 + n)
+                .map(|i| Entry {
+                    log_id: log_id(2, 1, i),
+                    payload: EntryPayload::Normal(Command::Txn {
+                        snapshot: 0,
+                        writes: vec![(b"k".to_vec(), Some(vec![1; 1000]))],
+                        reads: vec![],
+                        ranges: vec![],
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_append_rpc_over_the_frame_limit_sends_a_prefix_as_partial_success() {
+        // A peer that answers every append RPC with success and reports the
+        // entries it got.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let mut conn = wire::framed(listener.accept().await.unwrap().0);
+            assert_eq!(wire::accept_hello(&mut conn).await.unwrap(), Mode::Rpc);
+            let mut got = Vec::new();
+            while let Ok(Some(Request::AppendEntries(rpc))) = wire::recv::<Request>(&mut conn).await {
+                got.push(rpc.entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>());
+                let ok = wire::encode(&Reply::AppendEntries(Ok(AppendEntriesResponse::Success)), MAX_FRAME);
+                wire::send(&mut conn, ok.unwrap()).await.unwrap();
+            }
+            got
+        });
+        let whole = append(8);
+        let size = wire::encode(&Request::AppendEntries(whole.clone()), MAX_FRAME)
+            .unwrap()
+            .len();
+        let mut conn = TcpConnection::new(addr, Cut::default(), size / 3);
+        let option = RPCOption::new(std::time::Duration::from_secs(5));
+        let r = conn.append_entries(whole, option.clone()).await.unwrap();
+        // Halved until it fits a third of the size: the first 2 entries.
+        assert_eq!(
+            r,
+            AppendEntriesResponse::PartialSuccess(Some(crate::types::log_id(2, 1, 6)))
+        );
+        // Small enough: sent whole, plain success.
+        let r = conn.append_entries(append(1), option.clone()).await.unwrap();
+        assert_eq!(r, AppendEntriesResponse::Success);
+        // One entry over the limit: a network error, nothing sent.
+        let mut tiny = TcpConnection::new(conn.addr.clone(), Cut::default(), 100);
+        assert!(matches!(
+            tiny.append_entries(append(1), option).await,
+            Err(RPCError::Network(_))
+        ));
+        drop(conn);
+        assert_eq!(peer.await.unwrap(), vec![vec![5, 6], vec![5]]);
+    }
 }
