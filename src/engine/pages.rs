@@ -29,10 +29,10 @@
 //! decoder reads them back at fault-in (the value log notes each part's
 //! references), and [`PageFile::sync`] syncs the value log before the pages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::chain_parts::Parts;
+use super::chain_parts::{AddrMap, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{
@@ -102,7 +102,7 @@ pub(crate) struct PageFile {
     /// the referenced heads at each checkpoint; a head written in this run
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
-    chains: Mutex<HashMap<u64, ChainMeta>>,
+    chains: Mutex<AddrMap<ChainMeta>>,
     /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
     /// the map is pruned again once it holds twice as many.
     chains_kept: AtomicU64,
@@ -136,7 +136,7 @@ impl PageFile {
             bytes_written: AtomicU64::new(0),
             durable,
             clean: CleanState::new(segment_bytes),
-            chains: Mutex::new(HashMap::new()),
+            chains: Mutex::new(AddrMap::default()),
             chains_kept: AtomicU64::new(0),
             first_seq,
         })
@@ -168,7 +168,7 @@ impl PageFile {
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
         let mut chains = lock(&self.chains);
-        let mut kept = HashMap::new();
+        let mut kept = AddrMap::default();
         let mut segs_kept = BTreeSet::new();
         let mut old_unknown = 0;
         for head in keep {
@@ -429,25 +429,41 @@ impl PageFile {
     /// each part must be a page record of that tree and page.
     pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
+        // A chain this file knows (every chain this run wrote or read, as
+        // long as a mapping table names it) is not remembered again, and a
+        // lone base image's record length comes with it: one look-up of the
+        // chain map instead of the record lengths' and a second to insert.
+        let known = lock(&self.chains)
+            .get(&addr)
+            .map(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
         let mut deltas = Vec::new();
-        // The parts, head first (the deltas' addresses, then the base's).
-        let mut parts = Vec::new();
+        // The parts, head first (the deltas' addresses, then the base's;
+        // inline: no allocation).
+        let (mut parts, mut n) = ([0u64; FLUSH_CHAIN], 0);
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
         let (base, base_bytes, base_max_ts) = loop {
-            if parts.len() == FLUSH_CHAIN {
+            if n == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
             // One positional read when the record's length is remembered.
-            let record = self.store.read_hinted(at, self.clean.len_of(at))?;
+            let hint = match known {
+                Some(Some(bytes)) => Some(bytes),
+                _ => self.clean.len_of(at),
+            };
+            let record = self.store.read_hinted(at, hint)?;
             if record.meta.tree != tree {
                 return Err(self.corrupt(at, "a page address names another tree's record"));
             }
             if record.meta.id != pid {
                 return Err(self.corrupt(at, "a page address names another page's record"));
             }
-            parts.push(at);
-            self.clean.note_len(at, record_bytes(record.payload.len()));
+            parts[n] = at;
+            n += 1;
+            let bytes = record_bytes(record.payload.len());
+            if hint != Some(bytes) {
+                self.clean.note_len(at, bytes);
+            }
             max_ts = max_ts.max(record.meta.max_ts);
             let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
             match record.meta.rkind {
@@ -475,16 +491,22 @@ impl PageFile {
         let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
             self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
         })?;
-        for (&at, refs) in parts.iter().zip(refs) {
+        for (&at, refs) in parts[..n].iter().zip(refs) {
             self.vlog.note_image(at, refs);
         }
-        parts.reverse();
+        if known.is_some() {
+            return Ok(merged);
+        }
+        let mut base_first = Parts::of(&[]);
+        for &at in parts[..n].iter().rev() {
+            base_first.push(at);
+        }
         self.remember(
             addr,
             ChainMeta {
                 max_ts,
                 base_max_ts,
-                parts: Parts::of(&parts),
+                parts: base_first,
                 base_bytes,
                 delta_bytes,
             },
