@@ -287,18 +287,8 @@ impl Tree {
             Err(e) => return Err(e),
         };
         // The chain may hold versions the page had dropped: drop them again
-        // (uncounted: GC counted them once). A page that drops some is
-        // rebuilt (its keys, heads and values copied), and so would be at
-        // every later fault-in of the same image: it is left dirty instead,
-        // so that its next eviction writes it whole without them (a
-        // whole image: a delta flush cannot drop versions).
-        let versions = base.version_count();
-        let base = super::image::collect_base(base, *watermark);
-        let mut base = if base.version_count() < versions {
-            base
-        } else {
-            base.with_disk(*addr)
-        };
+        // (uncounted: GC counted them once).
+        let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
