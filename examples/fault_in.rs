@@ -5,7 +5,7 @@
 //! does when a second workload reloads the same directory).
 //!
 //! ```text
-//! cargo run --release --example fault_in -- DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--scans N]
+//! cargo run --release --example fault_in -- DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--a N] [--scans N]
 //! cargo run --release --example fault_in -- /tmp/d 5000000 67108864 200000
 //! ```
 //!
@@ -14,11 +14,23 @@
 //! threads; then every key updated once (unless `--no-update`); then `TXNS`
 //! transactions of 2 reads each (2 threads, scrambled zipfian 0.99); then,
 //! with `--scans N`, `N` transactions of one scan of 1-100 keys from a
-//! zipfian start. CPU time is the whole process's (`/proc/self/stat`: the
-//! background threads count); reads and bytes are `/proc/self/io`'s
-//! `syscr` and `rchar` (every read system call, so the page store's
-//! `pread`s); fault-ins are `Stats::cache_misses`. `--leaf-max N` sets the
-//! tree's `Config::leaf_max` (and `leaf_min` to an eighth of it).
+//! zipfian start; with `--a N`, `N` transactions of YCSB A (one read or one
+//! update, half each) before the scans. CPU time is the whole process's
+//! (`/proc/self/stat`: the background threads count); reads and bytes are
+//! `/proc/self/io`'s `syscr` and `rchar` (every read system call, so the
+//! page store's `pread`s); fault-ins are `Stats::cache_misses`; each phase
+//! also prints the retired-memory throttle's sleeps
+//! (`Stats::reclaim_waits`, `reclaim_wait_micros`), the evictions and the
+//! page bytes written. `--leaf-max N` sets the tree's `Config::leaf_max`
+//! (and `leaf_min` to an eighth of it).
+//!
+//! For instruction counts that do not depend on the machine's load, run it
+//! small under callgrind with a dump at each phase's start (the second
+//! part is the C phase):
+//! ```text
+//! valgrind --tool=callgrind --dump-before='fault_in::phase' \
+//!     target/release/examples/fault_in /tmp/d 200000 2621440 20000 --a 10000
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,13 +72,8 @@ fn io() -> (u64, u64) {
 /// Run `txns` transactions of `op` on `THREADS` threads; print the costs.
 fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sync)) {
     let next = AtomicU64::new(0);
-    let (c0, io0, a0, f0, t0) = (
-        cpu(),
-        io(),
-        ALLOCS.load(Relaxed),
-        db.stats().cache_misses,
-        Instant::now(),
-    );
+    let s0 = db.stats();
+    let (c0, io0, a0, f0, t0) = (cpu(), io(), ALLOCS.load(Relaxed), s0.cache_misses, Instant::now());
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let next = &next;
@@ -79,7 +86,8 @@ fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sy
         }
     });
     let wall = t0.elapsed().as_secs_f64();
-    let (c1, io1, a1, f1) = (cpu(), io(), ALLOCS.load(Relaxed), db.stats().cache_misses);
+    let s1 = db.stats();
+    let (c1, io1, a1, f1) = (cpu(), io(), ALLOCS.load(Relaxed), s1.cache_misses);
     let (cpu_s, faults) = (c1 - c0, (f1 - f0).max(1));
     println!(
         "{what:<6} {txns} txns in {wall:.2} s: {:.0} txns/s, {:.1} us CPU/txn; {} fault-ins ({:.2}/txn): \
@@ -91,6 +99,17 @@ fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sy
         (io1.0 - io0.0) as f64 / faults as f64,
         (io1.1 - io0.1) as f64 / faults as f64,
         (a1 - a0) as f64 / faults as f64,
+    );
+    println!(
+        "{what:<6} throttle: {} sleeps ({:.3} per txn), {:.1} ms asleep ({:.1} us per txn); \
+         {} evictions, {} page bytes written; {:.1} allocations per txn",
+        s1.reclaim_waits - s0.reclaim_waits,
+        (s1.reclaim_waits - s0.reclaim_waits) as f64 / txns as f64,
+        (s1.reclaim_wait_micros - s0.reclaim_wait_micros) as f64 / 1e3,
+        (s1.reclaim_wait_micros - s0.reclaim_wait_micros) as f64 / txns as f64,
+        s1.evictions - s0.evictions,
+        s1.page_bytes_written - s0.page_bytes_written,
+        (a1 - a0) as f64 / txns as f64,
     );
 }
 
@@ -135,7 +154,7 @@ fn main() -> ExitCode {
     for a in &args {
         if skip {
             skip = false;
-        } else if a == "--leaf-max" || a == "--scans" {
+        } else if a == "--leaf-max" || a == "--scans" || a == "--a" {
             skip = true;
         } else if !a.starts_with("--") {
             pos.push(a);
@@ -147,7 +166,7 @@ fn main() -> ExitCode {
         pos.get(2).map(|s| s.parse::<u64>()),
         pos.get(3).map(|s| s.parse::<u64>()),
     ) else {
-        eprintln!("usage: fault_in DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--scans N]");
+        eprintln!("usage: fault_in DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--a N] [--scans N]");
         return ExitCode::FAILURE;
     };
     if dir.exists() || keys == 0 {
@@ -189,6 +208,19 @@ fn main() -> ExitCode {
         }
     };
     phase(&db, "C", txns, &c);
+    if let Some(n) = flag("--a") {
+        let a = |db: &Db, rng: &mut SplitMix64| {
+            let k = key(fnv(zipf.rank(rng.f64())) % keys);
+            if rng.below(2) == 0 {
+                let _ = db.begin().get(k).expect("get");
+            } else {
+                let mut v = [b'y'; VALUE];
+                v[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+                db.transaction(|tx| tx.put(k, v)).expect("update");
+            }
+        };
+        phase(&db, "A", n, &a);
+    }
     if let Some(n) = flag("--scans") {
         let e = |db: &Db, rng: &mut SplitMix64| {
             let tx = db.begin();

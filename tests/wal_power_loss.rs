@@ -335,7 +335,11 @@ fn sync_power_loss(cache: Option<u64>) {
         let stats = db.stats();
         assert!(stats.checkpoints == 2 && stats.log_segments >= 2, "{stats:?}");
         if cache.is_some() {
-            assert!(stats.evictions > 0 && stats.pages_flushed > 0, "{stats:?}");
+            // Pages were written, so the sweep crosses page-store syncs.
+            // (Not `pages_flushed`, the checkpoints' share: the evictor
+            // thread may have written every dirty leaf before a checkpoint,
+            // which then flushes none; that depends on timing.)
+            assert!(stats.evictions > 0 && stats.pages_written > 0, "{stats:?}");
         }
         let n = fs.syncs();
         drop(db);

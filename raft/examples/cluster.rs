@@ -14,13 +14,17 @@
 //! half after. Then, unless `--no-compare`, for 1 and for 8 clients: 2 s of
 //! transfers on a fresh cluster (same network, no kill) and 2 s of the same
 //! transfers on one bwtx `Db` in `Durability::Sync` mode with as many
-//! threads, and their ratio.
+//! threads, and their ratio; after each replicated run, what it cost: log
+//! entries (rounds) and transfers per entry, each node's log fsyncs per
+//! entry and, on TCP, the requests, replies and bytes all nodes sent per
+//! transfer (`Node::log_stats`, `Link::sent`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bwtx_raft::network::WireCounts;
 use bwtx_raft::{bank, Cluster};
 
 const ACCOUNTS: u32 = 100;
@@ -129,14 +133,80 @@ async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<f64>
     let tasks = spawn_clients(cluster, clients, &acked, &stop);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let (from, t) = (acked.load(Ordering::Relaxed), Instant::now());
+    let before = counters(cluster);
     tokio::time::sleep(run).await;
     let done = acked.load(Ordering::Relaxed) - from;
     let rate = done as f64 / t.elapsed().as_secs_f64();
+    let after = counters(cluster);
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await?;
     }
+    print_counts(cluster, &before, &after, done);
     Ok(rate)
+}
+
+/// Each node's applied index, log fsyncs and TCP counts.
+type Counts = Vec<(u64, u64, Option<WireCounts>)>;
+
+fn counters(cluster: &Cluster) -> Counts {
+    [1, 2, 3]
+        .iter()
+        .filter_map(|&id| cluster.node(id))
+        .map(|n| {
+            let applied = n.metrics().last_applied.map_or(0, |l| l.index);
+            (applied, n.log_stats().log_syncs, n.link().sent())
+        })
+        .collect()
+}
+
+/// Print what a steady run cost: entries (rounds) per transfer, each
+/// node's log fsyncs per entry and, on TCP, the requests and bytes sent.
+fn print_counts(cluster: &Cluster, before: &Counts, after: &Counts, transfers: u64) {
+    let Some((first, last)) = before.first().zip(after.first()) else {
+        return;
+    };
+    let entries = last.0.saturating_sub(first.0).max(1) as f64;
+    let per = |x: u64| x as f64 / transfers.max(1) as f64;
+    let fsyncs: Vec<String> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| format!("{:.2}", a.1.saturating_sub(b.1) as f64 / entries))
+        .collect();
+    let leader = cluster.node(1).and_then(|n| n.metrics().current_leader);
+    println!(
+        "    {entries:.0} entries, {:.1} transfers each; log fsyncs per entry on nodes 1-3 (leader {}): {}",
+        transfers as f64 / entries,
+        leader.map_or("?".to_string(), |l| l.to_string()),
+        fsyncs.join(", ")
+    );
+    let sum = |side: &Counts| {
+        side.iter().filter_map(|c| c.2).fold(WireCounts::default(), |mut t, c| {
+            t.appends += c.appends;
+            t.appends_with_entries += c.appends_with_entries;
+            t.entries += c.entries;
+            t.other_requests += c.other_requests;
+            t.replies += c.replies;
+            t.bytes += c.bytes;
+            t
+        })
+    };
+    let (b, a) = (sum(before), sum(after));
+    if a == WireCounts::default() {
+        return;
+    }
+    let appends = a.appends - b.appends;
+    let with_entries = a.appends_with_entries - b.appends_with_entries;
+    println!(
+        "    TCP, all nodes, per transfer: {:.2} append requests ({:.2} with entries, {:.2} entries each), \
+         {:.3} other requests, {:.2} replies, {:.0} bytes",
+        per(appends),
+        per(with_entries),
+        (a.entries - b.entries) as f64 / with_entries.max(1) as f64,
+        per(a.other_requests - b.other_requests),
+        per(a.replies - b.replies),
+        per(a.bytes - b.bytes),
+    );
 }
 
 /// The failover run; returns the throughput before the kill.

@@ -37,6 +37,7 @@ pub struct Node {
     proposer: Proposer,
     link: Link,
     db: bwtx::Db,
+    log: bwtx::Db,
 }
 
 impl Node {
@@ -54,9 +55,15 @@ impl Node {
             .durability(bwtx::Durability::Buffered(STATE_SYNC))
             .open(dir.join("state"))?;
         let (net, cut) = network::transport::network(id, &transport);
-        let raft = Raft::new(id, config, net, LogStore::new(log)?, StateMachine::new(db.clone()))
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            config,
+            net,
+            LogStore::new(log.clone())?,
+            StateMachine::new(db.clone()),
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
         let link = match Link::connect(id, &raft, transport, cut) {
             Ok(link) => link,
             Err(e) => {
@@ -71,6 +78,7 @@ impl Node {
             proposer,
             link,
             db,
+            log,
         })
     }
 
@@ -88,6 +96,13 @@ impl Node {
     /// log and applied positions, membership).
     pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// The counters of the node's log `Db` (`log_syncs`: its fsyncs;
+    /// `commits`: its appends, votes, truncations and purges, several
+    /// appends to a commit).
+    pub fn log_stats(&self) -> bwtx::Stats {
+        self.log.stats()
     }
 
     /// The node's end of its transport (on TCP, its server).

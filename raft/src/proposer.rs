@@ -27,7 +27,11 @@
 //! flight measured no better (three runs each, alternating, load average
 //! 8-11, 8 clients, ratio to single-node sync: in process 0.22-0.59x
 //! against 0.40-0.71x with 1; TCP 0.33-0.43x against 0.28-0.42x): the 8
-//! clients wait in the rounds in flight either way.
+//! clients wait in the rounds in flight either way. Nor with the pipelined
+//! TCP append stream (two runs each, load average 9-10, 8 clients: 0.26x
+//! and 0.30x against 0.53x and 0.32x with 1): entries carried half as many
+//! transactions (3.3-3.6 instead of 7.1-7.5) and the followers' log
+//! commits merged only some of them (0.71-0.87 fsyncs per entry).
 //!
 //! **Forwarding.** A proposer on a node that is not the leader (a
 //! transaction begun on a follower, or on a leader since deposed) sends its

@@ -5,7 +5,7 @@
 //! its write set. Every replica's state machine decides the same
 //! [`Response`] for it at apply (`design/replication.md` §3). A
 //! serializable transaction's proposal also carries the keys it read and the
-//! ranges it scanned ([`KeyRange`]); both are left out of the encoding when
+//! ranges it scanned ([`KeyRange`]); both are left out of the log's JSON when
 //! empty, so a snapshot-isolation proposal encodes as it always did.
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,12 @@ pub fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
 /// A replicated proposal: the payload of a normal raft log entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized by hand (below) so that `reads` and `ranges` are left out
+/// when empty only in human-readable formats (the log's JSON records), and
+/// always written in binary ones (the TCP transport's postcard), which
+/// cannot skip a field.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub enum Command {
     /// A transaction's write set, with the applied log index of the
     /// snapshot it read (its position `P`).
@@ -68,10 +73,10 @@ pub enum Command {
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         /// Serializable only: the keys read from the snapshot (found or
         /// absent).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         reads: Vec<Vec<u8>>,
         /// Serializable only: the key ranges scanned in the snapshot.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         ranges: Vec<KeyRange>,
     },
     /// Several transactions' proposals in one entry (the leader's
@@ -84,19 +89,73 @@ pub enum Command {
     },
 }
 
-/// One transaction's proposal inside a [`Command::Batch`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One transaction's proposal inside a [`Command::Batch`] (serialized by
+/// hand, as [`Command`] is).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Proposal {
     /// The applied log index the transaction's snapshot reflects.
     pub snapshot: u64,
     /// Key, and the new value or `None` for a delete; keys unique.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Serializable only: the keys read from the snapshot (found or absent).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub reads: Vec<Vec<u8>>,
     /// Serializable only: the key ranges scanned in the snapshot.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub ranges: Vec<KeyRange>,
+}
+
+/// Serialize a transaction's fields into `out` (a struct or a struct
+/// variant): `reads` and `ranges` skipped when empty in a human-readable
+/// format, always written in a binary one.
+macro_rules! txn_fields {
+    ($out:ident, $keep:expr, $snapshot:expr, $writes:expr, $reads:expr, $ranges:expr) => {{
+        $out.serialize_field("snapshot", $snapshot)?;
+        $out.serialize_field("writes", $writes)?;
+        if $keep || !$reads.is_empty() {
+            $out.serialize_field("reads", $reads)?;
+        } else {
+            $out.skip_field("reads")?;
+        }
+        if $keep || !$ranges.is_empty() {
+            $out.serialize_field("ranges", $ranges)?;
+        } else {
+            $out.skip_field("ranges")?;
+        }
+        $out.end()
+    }};
+}
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        let keep = !s.is_human_readable();
+        match self {
+            Command::Txn {
+                snapshot,
+                writes,
+                reads,
+                ranges,
+            } => {
+                let mut out = s.serialize_struct_variant("Command", 0, "Txn", 4)?;
+                txn_fields!(out, keep, snapshot, writes, reads, ranges)
+            }
+            Command::Batch { txns } => {
+                let mut out = s.serialize_struct_variant("Command", 1, "Batch", 1)?;
+                out.serialize_field("txns", txns)?;
+                out.end()
+            }
+        }
+    }
+}
+
+impl Serialize for Proposal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let keep = !s.is_human_readable();
+        let mut out = s.serialize_struct("Proposal", 4)?;
+        txn_fields!(out, keep, &self.snapshot, &self.writes, &self.reads, &self.ranges)
+    }
 }
 
 impl Proposal {

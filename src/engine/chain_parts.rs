@@ -1,9 +1,42 @@
 //! The parts of an on-disk page chain as the page file's chain map keeps
 //! them (`super::pages`, `design/storage.md` §4): at most [`FLUSH_CHAIN`]
 //! addresses, inline, so that an entry of the map (one per chain head, pruned
-//! by the evictor) allocates nothing of its own.
+//! by the evictor) allocates nothing of its own. And [`AddrMap`], the hash
+//! map by page-store address that the chain map and the cleaner's record
+//! lengths use (each fault-in looks one up).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::bwtree::FLUSH_CHAIN;
+
+/// A hash map keyed by page-store address (`seq << 32 | offset`, offsets
+/// 8-aligned), hashed by [`AddrHasher`] instead of SipHash: the keys are
+/// addresses this process wrote or read, not chosen by an adversary.
+pub(crate) type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+
+/// The hasher of [`AddrMap`]: one multiplication by an odd constant, then
+/// the high half folded into the low (the table takes its bucket from the
+/// low bits, and an address's low three bits are always zero).
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are `u64`); any other input
+        // still hashes, a byte at a time.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
 
 /// A chain's parts' addresses, the base image first: at most
 /// [`FLUSH_CHAIN`], kept inline: no allocation per map entry (small

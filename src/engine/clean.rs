@@ -45,9 +45,10 @@
 //!   no lock a commit takes. [`crate::Db::clean_now`] runs both to the end
 //!   (tests).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::chain_parts::AddrMap;
 use super::Engine;
 use crate::pagestore::record::{addr_seq, SEGMENT_HEADER_LEN};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -68,7 +69,7 @@ pub(crate) struct CleanState {
     /// Record bytes by address: the records this run wrote or read, and
     /// those whose header a recount read; pruned to the published ones at
     /// each recount.
-    lens: Mutex<HashMap<u64, u64>>,
+    lens: Mutex<AddrMap<u64>>,
     /// The addresses the newest location table names.
     table: Mutex<Vec<u64>>,
     /// One cleaning batch at a time; a checkpoint holds it while it deletes
@@ -95,7 +96,7 @@ pub(crate) struct CleanState {
 impl CleanState {
     pub(crate) fn new(segment_bytes: u64) -> Self {
         CleanState {
-            lens: Mutex::new(HashMap::new()),
+            lens: Mutex::new(AddrMap::default()),
             table: Mutex::new(Vec::new()),
             running: Mutex::new(()),
             relocated: AtomicBool::new(false),
@@ -284,7 +285,7 @@ impl Engine {
         );
         let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut kept = HashMap::with_capacity(published.len());
+        let mut kept = AddrMap::with_capacity_and_hasher(published.len(), Default::default());
         let mut total = 0;
         for &a in &published {
             let bytes = match lens.remove(&a) {

@@ -27,6 +27,8 @@
 //! - [`checkpoint`]: checkpoints: the incremental one (location table) of a
 //!   database with a page store, the key-value image of one without.
 //! - [`pages`]: the page store behind the trees' `PageIo`.
+//! - [`page_read`]: its read side: a page's on-disk chain read and merged
+//!   (fault-in).
 //! - [`chain_parts`]: a page chain's parts as the page file's chain map
 //!   keeps them (inline).
 //! - [`tree_pages`]: every tree on the one page store: each tree's
@@ -45,6 +47,7 @@ pub(crate) mod commit;
 pub(crate) mod gc;
 pub(crate) mod keyspaces;
 pub(crate) mod open;
+pub(crate) mod page_read;
 pub(crate) mod pages;
 pub(crate) mod pinned;
 pub(crate) mod read;

@@ -16,7 +16,7 @@
 //! Delta flushes (`design/storage.md` §2.3, §4): a page's chain is a base
 //! image and delta flushes linked by `prev`. A read walks it from the head
 //! (each record's crc and kind checked, `prev` strictly backwards, at most
-//! `FLUSH_CHAIN` parts, one page id) and merges it. The file remembers, for
+//! `FLUSH_CHAIN` parts, one page id) and merges it (`super::page_read`). The file remembers, for
 //! each chain head it wrote or read, its parts, sizes and newest timestamp
 //! ([`ChainMeta`]): a delta flush is written only on a known head, while the
 //! chain has fewer than `FLUSH_CHAIN` parts and its deltas stay under
@@ -29,24 +29,18 @@
 //! decoder reads them back at fault-in (the value log notes each part's
 //! references), and [`PageFile::sync`] syncs the value log before the pages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::chain_parts::Parts;
+use super::chain_parts::{AddrMap, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
-use crate::bwtree::{
-    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain, DeltaVersion, LeafBase,
-    FLUSH_CHAIN,
-};
+use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
 use crate::fs::Fs;
-use crate::pagestore::record::{
-    addr_offset, addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN,
-};
-use crate::pagestore::segment;
+use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR};
 use crate::pagestore::store::SegmentStore;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Page segments hold at least this many bytes each (they hold as many as
 /// the log's segments, `Options::segment_bytes`, if that is more).
@@ -63,17 +57,17 @@ const PRUNE_SLACK: u64 = 1024;
 
 /// What the file knows of one on-disk chain, by its head address.
 #[derive(Clone, Debug)]
-struct ChainMeta {
+pub(super) struct ChainMeta {
     /// The newest version timestamp in the chain (its `upto`).
-    max_ts: u64,
+    pub(super) max_ts: u64,
     /// The newest version timestamp in its base image.
-    base_max_ts: u64,
+    pub(super) base_max_ts: u64,
     /// The parts' addresses, the base image first.
-    parts: Parts,
+    pub(super) parts: Parts,
     /// Payload bytes of the base image.
-    base_bytes: u64,
+    pub(super) base_bytes: u64,
     /// Payload bytes of the delta flushes.
-    delta_bytes: u64,
+    pub(super) delta_bytes: u64,
 }
 
 /// An encoded delta flush, not yet appended.
@@ -89,7 +83,7 @@ struct DeltaPayload {
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
     pub(super) store: SegmentStore,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// Payload bytes of the images written.
     pub(crate) bytes_written: AtomicU64,
     /// The log's durable timestamp (shared with the log, `wal::Store`).
@@ -102,7 +96,7 @@ pub(crate) struct PageFile {
     /// the referenced heads at each checkpoint; a head written in this run
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
-    chains: Mutex<HashMap<u64, ChainMeta>>,
+    pub(super) chains: Mutex<AddrMap<ChainMeta>>,
     /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
     /// the map is pruned again once it holds twice as many.
     chains_kept: AtomicU64,
@@ -136,7 +130,7 @@ impl PageFile {
             bytes_written: AtomicU64::new(0),
             durable,
             clean: CleanState::new(segment_bytes),
-            chains: Mutex::new(HashMap::new()),
+            chains: Mutex::new(AddrMap::default()),
             chains_kept: AtomicU64::new(0),
             first_seq,
         })
@@ -168,7 +162,7 @@ impl PageFile {
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
         let mut chains = lock(&self.chains);
-        let mut kept = HashMap::new();
+        let mut kept = AddrMap::default();
         let mut segs_kept = BTreeSet::new();
         let mut old_unknown = 0;
         for head in keep {
@@ -261,42 +255,6 @@ impl PageFile {
 }
 
 impl PageFile {
-    /// The corruption error for the record at `addr`.
-    fn corrupt(&self, addr: u64, reason: &'static str) -> Error {
-        Error::Corruption {
-            file: self.dir.join(segment::name(Kind::Pages, addr_seq(addr))),
-            offset: addr_offset(addr),
-            reason,
-        }
-    }
-
-    /// Decode the base image at `at` (payload `payload`, at file offset
-    /// `payload_at`), reading its value-log references, and note them.
-    fn decode_base(
-        &self,
-        tree: u16,
-        at: u64,
-        payload: &bytes::Bytes,
-        payload_at: u64,
-        file: &dyn Fn(u64) -> PathBuf,
-    ) -> Result<LeafBase> {
-        let (mut refs, mut failed) = (Vec::new(), None);
-        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        };
-        let base = decode_leaf_with(payload, Some(&mut source));
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
-        self.vlog.note_image(at, refs);
-        Ok(base)
-    }
-
     /// Every part of the chains at `heads` that this file knows (a head it
     /// does not know stands for itself). Gathered into a vector and built
     /// into the set at once (a sort and one bulk build): the cleaners' passes
@@ -361,7 +319,7 @@ impl PageFile {
         lock(&self.chains).len()
     }
 
-    fn remember(&self, head: u64, meta: ChainMeta) {
+    pub(super) fn remember(&self, head: u64, meta: ChainMeta) {
         lock(&self.chains).entry(head).or_insert(meta);
     }
 
@@ -423,75 +381,9 @@ impl PageFile {
 }
 
 /// The page I/O of one tree (`tree`: its tag in the records), called by
-/// its [`super::tree_pages::TreePages`].
+/// its [`super::tree_pages::TreePages`]: the write side (the read side is
+/// `super::page_read`).
 impl PageFile {
-    /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
-    /// each part must be a page record of that tree and page.
-    pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
-        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
-        let mut deltas = Vec::new();
-        // The parts, head first (the deltas' addresses, then the base's).
-        let mut parts = Vec::new();
-        let (mut max_ts, mut delta_bytes) = (0, 0);
-        let mut at = addr;
-        let (base, base_bytes, base_max_ts) = loop {
-            if parts.len() == FLUSH_CHAIN {
-                return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
-            }
-            // One positional read when the record's length is remembered.
-            let record = self.store.read_hinted(at, self.clean.len_of(at))?;
-            if record.meta.tree != tree {
-                return Err(self.corrupt(at, "a page address names another tree's record"));
-            }
-            if record.meta.id != pid {
-                return Err(self.corrupt(at, "a page address names another page's record"));
-            }
-            parts.push(at);
-            self.clean.note_len(at, record_bytes(record.payload.len()));
-            max_ts = max_ts.max(record.meta.max_ts);
-            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
-            match record.meta.rkind {
-                RecordKind::Base => {
-                    let base = self.decode_base(tree, at, &record.payload, payload_at, &file)?;
-                    break (base, record.payload.len() as u64, record.meta.max_ts);
-                }
-                RecordKind::Delta => {
-                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
-                    delta_bytes += record.payload.len() as u64;
-                    deltas.push(d);
-                    let prev = record.meta.prev;
-                    if prev >= at {
-                        return Err(self.corrupt(at, "a delta flush's prev does not point backwards"));
-                    }
-                    at = prev;
-                }
-                RecordKind::Value => {
-                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
-                }
-            }
-        };
-        // The deltas' value-log references, read and noted per part.
-        let mut refs = vec![Vec::new(); deltas.len()];
-        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
-            self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
-        })?;
-        for (&at, refs) in parts.iter().zip(refs) {
-            self.vlog.note_image(at, refs);
-        }
-        parts.reverse();
-        self.remember(
-            addr,
-            ChainMeta {
-                max_ts,
-                base_max_ts,
-                parts: Parts::of(&parts),
-                base_bytes,
-                delta_bytes,
-            },
-        );
-        Ok(merged)
-    }
-
     /// Append the image of `base` (page `pid` of tree `tree`).
     pub(crate) fn write_leaf(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<u64> {
         self.write_image(tree, pid, base).map(|(addr, _)| addr)

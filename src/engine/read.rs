@@ -69,7 +69,7 @@ impl Engine {
     pub(crate) fn get_in(&self, tree: &Tree, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         let r = tree.get(key, ts);
         if self.cache_size.is_some() {
-            self.help_evict();
+            self.help_read();
         }
         // A snapshot past `Options::max_snapshot_age` that GC has passed:
         // the answer may miss a version (`Tree::check_readable`).
@@ -77,20 +77,39 @@ impl Engine {
         r
     }
 
-    /// With a cache size: past 1.25 x the budget, the caller evicts up to 8
-    /// batches itself (readers fault pages in too, and on a busy machine the
-    /// evictor thread alone falls behind). Before that, past an eighth of the
-    /// budget in retired chains not yet freed (at least 256 KiB), it runs the
-    /// epoch collector (`Engine::reclaim`), and past a quarter (at least
-    /// 1 MiB) it waits for the collector ([`Engine::wait_for_reclaim`]). A page-store error poisons the store;
+    /// With a cache size, after a commit: past 1.25 x the budget, the
+    /// committer evicts up to one batch itself (readers fault pages in too,
+    /// and on a busy machine the evictor thread alone falls behind). Before
+    /// that, past an eighth of the budget in retired chains not yet freed
+    /// (at least 256 KiB), it runs the epoch collector (`Engine::reclaim`),
+    /// and past a quarter (at least 1 MiB) it waits for the collector
+    /// ([`Engine::wait_for_reclaim`]). A page-store error poisons the store;
     /// commits report it.
     #[cold]
     pub(crate) fn help_evict(&self) {
+        self.help(true);
+    }
+
+    /// [`Engine::help_evict`] for a read (a get or the start of a scan):
+    /// the same collection and eviction, but never the wait. A reader adds
+    /// garbage only through the evictions its fault-ins cause, which it
+    /// runs the collector for; sleeping would only take it off the
+    /// processor (the throttle exists for committers, whose consolidations
+    /// retire chains at hundreds of megabytes a second).
+    #[cold]
+    pub(crate) fn help_read(&self) {
+        self.help(false);
+    }
+
+    /// [`Engine::help_evict`] (`wait`) or [`Engine::help_read`].
+    fn help(&self, wait: bool) {
         if let Some(budget) = self.cache_size {
             let (resident, retired) = self.paged_bytes();
             if retired > (budget / 8).max(super::tree_pages::RETIRED_FLOOR / 4) {
                 self.reclaim(budget);
-                self.wait_for_reclaim(budget);
+                if wait {
+                    self.wait_for_reclaim(budget);
+                }
             }
             if resident > budget + budget / 4 {
                 self.before_evict();
@@ -123,7 +142,7 @@ impl Engine {
             return Iter::empty();
         };
         if self.cache_size.is_some() {
-            self.help_evict();
+            self.help_read();
         }
         let buf = writes.filter(|w| !w.is_empty()).map(|w| w.range::<[u8], _>(b));
         Iter::new(tree.range::<&[u8], _>(b, ts).checked(), buf)

@@ -152,6 +152,12 @@ pub struct Stats {
     /// `pages_written`): only a page's versions since its last flush,
     /// linked to its on-disk chain (`design/storage.md` §4).
     pub delta_flushes: u64,
+    /// Sleeps (200 µs each) in the retired-memory throttle since open: a
+    /// committer waiting for the epoch collector to free retired chains
+    /// (`design/storage.md` §5.1; with `cache_size`). Readers never wait.
+    pub reclaim_waits: u64,
+    /// Microseconds spent in those sleeps since open.
+    pub reclaim_wait_micros: u64,
 }
 
 impl Stats {
@@ -239,6 +245,8 @@ impl Engine {
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),
             segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.clean.segments_cleaned)),
             delta_flushes: paging.map_or(0, |p| r(&p.delta_flushes)),
+            reclaim_waits: self.counters.reclaim_waits.get(),
+            reclaim_wait_micros: self.counters.reclaim_wait_micros.get(),
         }
     }
 }

@@ -157,7 +157,10 @@ impl Engine {
             if self.retired_all() <= (budget / 4).max(RETIRED_FLOOR) {
                 return;
             }
+            let t = std::time::Instant::now();
             std::thread::sleep(std::time::Duration::from_micros(200));
+            self.counters.reclaim_waits.add(1);
+            self.counters.reclaim_wait_micros.add(t.elapsed().as_micros() as u64);
             self.reclaim(budget);
         }
         #[cfg(loom)]

@@ -23,12 +23,16 @@ impl Counter {
 }
 
 /// The engine's event counters (commits, conflicts, versions installed, GC
-/// sweeps).
+/// sweeps, waits for the epoch collector).
 pub(crate) struct EngineCounters {
     pub(crate) commits: Counter,
     pub(crate) conflicts: Counter,
     pub(crate) versions_installed: Counter,
     pub(crate) sweeps: Counter,
+    /// Sleeps in the retired-memory throttle (`Engine::wait_for_reclaim`).
+    pub(crate) reclaim_waits: Counter,
+    /// Microseconds spent in those sleeps (measured, not nominal).
+    pub(crate) reclaim_wait_micros: Counter,
 }
 
 impl EngineCounters {
@@ -38,6 +42,8 @@ impl EngineCounters {
             conflicts: Counter::new(),
             versions_installed: Counter::new(),
             sweeps: Counter::new(),
+            reclaim_waits: Counter::new(),
+            reclaim_wait_micros: Counter::new(),
         }
     }
 }

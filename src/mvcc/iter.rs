@@ -99,27 +99,13 @@ impl Iterator for Iter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
-        let item = self.next_front();
-        if let Some(t) = &mut self.track {
-            t.front(item.as_ref());
-        }
-        item
+        self.step(false)
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
-        let item = self.next_from_back();
-        if let Some(t) = &mut self.track {
-            t.back(item.as_ref());
-        }
-        item
+        self.step(true)
     }
 }
 
@@ -130,70 +116,74 @@ impl Iter<'_> {
             // written in the range): the cursor's items as they come.
             return self.tree.as_mut().and_then(Iterator::next);
         }
-        loop {
-            if self.front_tree.is_none() {
-                self.front_tree = match self.tree.as_mut().and_then(Iterator::next) {
-                    Some(Ok(kv)) => Some(kv),
-                    Some(Err(e)) => return Some(Err(e)),
-                    None => self.back_tree.take(),
-                };
-            }
-            if self.front_buf.is_none() {
-                self.front_buf = self
-                    .buf
-                    .as_mut()
-                    .and_then(Iterator::next)
-                    .or_else(|| self.back_buf.take());
-            }
-            let order = match (&self.front_tree, &self.front_buf) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(t), Some(b)) => t.0[..].cmp(&b.0[..]),
-            };
-            match order {
-                Ordering::Less => return self.front_tree.take().map(Ok),
-                Ordering::Equal => {
-                    self.front_tree = None;
-                }
-                Ordering::Greater => {}
-            }
-            if let Some(kv) = own(self.front_buf.take().expect("compared above")) {
-                return Some(Ok(kv));
-            }
-        }
+        self.merge_next(false)
     }
 
-    fn next_from_back(&mut self) -> Option<Result<(Bytes, Bytes)>> {
+    /// The next item from the front (`back` false) or the back: a failed
+    /// iterator's error first, then the merged items, each reported to the
+    /// tracker of a serializable transaction's scan.
+    fn step(&mut self, back: bool) -> Option<Result<(Bytes, Bytes)>> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let item = if back { self.merge_next(true) } else { self.next_front() };
+        if let Some(t) = &mut self.track {
+            if back {
+                t.back(item.as_ref());
+            } else {
+                t.front(item.as_ref());
+            }
+        }
+        item
+    }
+
+    /// The next merged item from the front (`back` false) or the back: this
+    /// end's peek slots are refilled from their sources, or, when a source
+    /// is exhausted, from the other end's slot; the item that comes first in
+    /// this direction is yielded, a buffered write winning an equal key.
+    fn merge_next(&mut self, back: bool) -> Option<Result<(Bytes, Bytes)>> {
+        let Iter {
+            tree,
+            buf,
+            front_tree,
+            back_tree,
+            front_buf,
+            back_buf,
+            ..
+        } = self;
+        let (near_tree, far_tree, near_buf, far_buf) = if back {
+            (back_tree, front_tree, back_buf, front_buf)
+        } else {
+            (front_tree, back_tree, front_buf, back_buf)
+        };
+        // The order of the item yielded first in this direction.
+        let first = if back { Ordering::Greater } else { Ordering::Less };
         loop {
-            if self.back_tree.is_none() {
-                self.back_tree = match self.tree.as_mut().and_then(DoubleEndedIterator::next_back) {
+            if near_tree.is_none() {
+                let next = tree.as_mut().and_then(|c| if back { c.next_back() } else { c.next() });
+                *near_tree = match next {
                     Some(Ok(kv)) => Some(kv),
                     Some(Err(e)) => return Some(Err(e)),
-                    None => self.front_tree.take(),
+                    None => far_tree.take(),
                 };
             }
-            if self.back_buf.is_none() {
-                self.back_buf = self
-                    .buf
-                    .as_mut()
-                    .and_then(DoubleEndedIterator::next_back)
-                    .or_else(|| self.front_buf.take());
+            if near_buf.is_none() {
+                let next = buf.as_mut().and_then(|r| if back { r.next_back() } else { r.next() });
+                *near_buf = next.or_else(|| far_buf.take());
             }
-            let order = match (&self.back_tree, &self.back_buf) {
+            let order = match (&*near_tree, &*near_buf) {
                 (None, None) => return None,
-                (Some(_), None) => Ordering::Greater,
-                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => first,
+                (None, Some(_)) => first.reverse(),
                 (Some(t), Some(b)) => t.0[..].cmp(&b.0[..]),
             };
-            match order {
-                Ordering::Greater => return self.back_tree.take().map(Ok),
-                Ordering::Equal => {
-                    self.back_tree = None;
-                }
-                Ordering::Less => {}
+            if order == first {
+                return near_tree.take().map(Ok);
             }
-            if let Some(kv) = own(self.back_buf.take().expect("compared above")) {
+            if order == Ordering::Equal {
+                *near_tree = None;
+            }
+            if let Some(kv) = own(near_buf.take().expect("compared above")) {
                 return Some(Ok(kv));
             }
         }

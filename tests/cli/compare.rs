@@ -4,7 +4,7 @@
 
 #[cfg(feature = "peer-bftree")]
 use crate::bwtx;
-use crate::{field, run, text, TempDir};
+use crate::{field, line_of, run, text, TempDir};
 
 #[cfg(all(feature = "cli", feature = "bench-peers"))]
 #[test]
@@ -23,10 +23,7 @@ fn bench_compare_runs_every_engine() {
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
     for engine in ["bwtx", "skipdb", "fjall", "redb", "sled", "crossbeam-skiplist", "scc"] {
         // The table row (settings lines are indented), ending in its ratios.
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{engine} ")))
-            .unwrap_or_else(|| panic!("no {engine} row in {stdout}"));
+        let row = line_of(&stdout, engine);
         assert!(row.trim_end().ends_with('x'), "{engine}: no ratio in {row}");
         assert!(
             stdout.lines().any(|l| l.starts_with("  ") && l.contains(engine)),
@@ -105,12 +102,10 @@ fn engine_json<'a>(line: &'a str, engine: &str) -> Option<&'a str> {
     Some(&rest[..rest[1..].find("{\"engine\":").map_or(rest.len(), |e| e + 1)])
 }
 
-/// seerdb (`peer-seerdb`) runs as a transactional peer: in the table with
-/// its settings (which name its cache), and in bank, where one thread keeps
-/// its total (two can lose a transfer: see the README).
-#[cfg(all(feature = "cli", feature = "peer-seerdb"))]
-#[test]
-fn bench_compare_with_seerdb() {
+/// `bench --compare` of workload e on 1,000 keys: its output, checked to be
+/// a success with a table row for `engine` that ends in its ratios.
+#[cfg(all(feature = "cli", any(feature = "peer-seerdb", feature = "peer-bftree")))]
+fn compare_e_with(engine: &str) -> String {
     let out = run(&[
         "bench",
         "--compare",
@@ -123,15 +118,19 @@ fn bench_compare_with_seerdb() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("seerdb "))
-        .unwrap_or_else(|| panic!("no seerdb row in {stdout}"));
+    let row = line_of(&stdout, engine);
     assert!(row.trim_end().ends_with('x'), "no ratio in {row}");
-    let settings = stdout
-        .lines()
-        .find(|l| l.starts_with("  seerdb "))
-        .unwrap_or_else(|| panic!("no seerdb settings in {stdout}"));
+    stdout
+}
+
+/// seerdb (`peer-seerdb`) runs as a transactional peer: in the table with
+/// its settings (which name its cache), and in bank, where one thread keeps
+/// its total (two can lose a transfer: see the README).
+#[cfg(all(feature = "cli", feature = "peer-seerdb"))]
+#[test]
+fn bench_compare_with_seerdb() {
+    let stdout = compare_e_with("seerdb");
+    let settings = line_of(&stdout, "  seerdb");
     assert!(settings.contains("cache: 256 MiB memtable"), "{settings}");
     assert!(settings.contains("SyncPolicy::None"), "{settings}");
 
@@ -165,27 +164,8 @@ fn bench_compare_with_seerdb() {
 #[cfg(all(feature = "cli", feature = "peer-bftree"))]
 #[test]
 fn bench_compare_with_bftree() {
-    let out = run(&[
-        "bench",
-        "--compare",
-        "--keys",
-        "1000",
-        "--ops",
-        "1000",
-        "--workload",
-        "e",
-    ]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", text(&out.stderr));
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("bf-tree "))
-        .unwrap_or_else(|| panic!("no bf-tree row in {stdout}"));
-    assert!(row.trim_end().ends_with('x'), "no ratio in {row}");
-    let settings = stdout
-        .lines()
-        .find(|l| l.starts_with("  bf-tree "))
-        .unwrap_or_else(|| panic!("no bf-tree settings in {stdout}"));
+    let stdout = compare_e_with("bf-tree");
+    let settings = line_of(&stdout, "  bf-tree");
     assert!(
         settings.contains("in memory") && settings.contains("cache: circular buffer of 32 MiB"),
         "{settings}"

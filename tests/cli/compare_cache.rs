@@ -4,7 +4,7 @@
 //! behind. Needs `bench-peers`.
 #![cfg(feature = "bench-peers")]
 
-use crate::{field, run, text, TempDir};
+use crate::{assert_left_nothing, field, run, text, TempDir};
 
 /// The engines with a cache in this build (the in-memory ones sit out).
 fn engines() -> Vec<&'static str> {
@@ -92,9 +92,5 @@ fn cache_size_comparison_isolates_each_engine() {
     let (a, c) = loads.split_at(loads.len() / 2);
     assert_eq!(a, c, "{stdout}");
     // Every engine's directory was deleted when its process ended.
-    let left: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_left_nothing(&dir);
 }

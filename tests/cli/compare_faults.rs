@@ -12,7 +12,7 @@ use std::io::Read;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bwtx, field, run, text, TempDir};
+use crate::{assert_left_nothing, bwtx, field, line_of, run, text, TempDir};
 
 /// Run `bwtx` with `args`, failing the test if it has not ended after
 /// `limit` (then it is killed): the harness must end even when a child
@@ -143,11 +143,7 @@ fn a_child_past_the_timeout_is_killed_reported_and_the_next_engine_runs() {
     ] {
         assert!(stderr.contains(progress), "no {progress:?} in {stderr}");
     }
-    let left: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_left_nothing(&dir);
 }
 
 #[test]
@@ -161,14 +157,7 @@ fn a_child_that_dies_is_reported_with_its_exit_status_and_stderr() {
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout} {}", text(&out.stderr));
-    let lines: Vec<&str> = stdout.lines().collect();
-    let row = |name: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} row in {stdout}"))
-            .to_string()
-    };
+    let row = |name: &str| line_of(&stdout, name);
     // Both died after their load, as workload a started.
     assert!(
         row("fjall").ends_with("DIED (exit status: 101) during workload a"),
@@ -190,11 +179,7 @@ fn a_child_that_dies_is_reported_with_its_exit_status_and_stderr() {
     // sled, after them, ran and has its figures.
     assert!(!row("sled").contains("DIED"), "{stdout}");
     assert!(row("sled").split_whitespace().count() > 10, "{stdout}");
-    let left: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_left_nothing(&dir);
 }
 
 #[test]

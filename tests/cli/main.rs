@@ -74,3 +74,23 @@ pub(crate) fn line_at(lines: &[&str], line: &str, out: &str) -> usize {
         .position(|x| *x == line)
         .unwrap_or_else(|| panic!("no {line:?} in {out}"))
 }
+
+/// The line of `out` that starts with `prefix` and a space: an engine's table
+/// row (`"fjall"`) or, indented, its settings line (`"  fjall"`).
+#[cfg(feature = "bench-peers")]
+pub(crate) fn line_of<'a>(out: &'a str, prefix: &str) -> &'a str {
+    let start = format!("{prefix} ");
+    out.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {out}"))
+}
+
+/// Assert that an isolated comparison left nothing in `dir`.
+#[cfg(feature = "bench-peers")]
+pub(crate) fn assert_left_nothing(dir: &TempDir) {
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

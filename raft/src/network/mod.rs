@@ -8,9 +8,13 @@
 //!   partitions (tests, the example's default).
 //! - [`tcp`]: TCP, client side (`host:port` from the membership's
 //!   `BasicNode`; failures as `Unreachable` / `NetworkError`).
+//! - [`append_stream`]: TCP, the pipelined replication stream (client
+//!   side).
 //! - [`server`]: TCP, serving side (one node's port).
-//! - [`wire`]: TCP messages and their framing (length-delimited JSON).
+//! - [`wire`]: TCP messages, their encoding (postcard) and framing
+//!   (length-delimited), and the versioned handshake.
 
+pub mod append_stream;
 pub mod local;
 pub mod server;
 pub mod tcp;
@@ -22,4 +26,4 @@ pub use server::Server;
 pub(crate) use tcp::Forwarded;
 pub use transport::{Connection, Link, Network, Transport};
 pub(crate) use wire::WriteResult;
-pub use wire::MAX_FRAME;
+pub use wire::{WireCounts, MAX_FRAME, WIRE_VERSION};

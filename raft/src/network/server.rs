@@ -2,12 +2,17 @@
 //! answers its peers' raft RPCs and the proposals they forward, by calling
 //! the node's `Raft`.
 //!
-//! Every accepted connection gets a task that reads a request, awaits the
-//! node's answer and writes it back, one request at a time
-//! ([`super::wire`]); a snapshot's parts are gathered per connection and
-//! the last one installs the whole (`Raft::install_full_snapshot`), unless
-//! its last entry is beyond the sender's vote (openraft would panic on it;
-//! no protocol-following leader sends one). A
+//! Every accepted connection gets a task. It reads the peer's hello and
+//! answers it (`wire::accept_hello`; a connection without a valid one,
+//! or of another wire version, is closed), then serves the mode the hello
+//! chose. An RPC connection: read a request, await the node's answer,
+//! write it back, one request at a time; a snapshot's parts are gathered
+//! per connection and the last one installs the whole
+//! (`Raft::install_full_snapshot`), unless its last entry is beyond the
+//! sender's vote (openraft would panic on it; no protocol-following leader
+//! sends one). An append stream: requests are handed to
+//! `Raft::stream_append` as they arrive, and its answers written back in
+//! order as they come (pipelined; see [`super::append_stream`]). A
 //! connection that sends a frame that does not decode or is over the frame
 //! limit is closed.
 //!
@@ -23,13 +28,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::tcp::Cut;
-use super::wire::{self, Reply, Request};
+use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
-use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
+use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
 /// release is asynchronous).
@@ -55,7 +62,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
-        let task = tokio::spawn(accept(listener, raft.clone()));
+        let task = tokio::spawn(accept(listener, raft.clone(), cut.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
                 addr,
@@ -69,6 +76,11 @@ impl Server {
     /// The address the node listens on (its `BasicNode::addr`).
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// What the node sent over TCP so far, as a client and as a server.
+    pub fn sent(&self) -> WireCounts {
+        self.inner.cut.sent()
     }
 
     /// Close the port: no new connection is accepted and the open ones are
@@ -116,7 +128,7 @@ impl Server {
                 Err(e) => return Err(Error::Raft(format!("listen on {}: {e}", self.inner.addr))),
             }
         };
-        let task = tokio::spawn(accept(listener, self.inner.raft.clone()));
+        let task = tokio::spawn(accept(listener, self.inner.raft.clone(), self.inner.cut.clone()));
         let old = self
             .inner
             .accepting
@@ -133,13 +145,13 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft) {
+async fn accept(listener: TcpListener, raft: Raft, cut: Cut) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, raft.clone()));
+                    conns.spawn(serve(stream, raft.clone(), cut.clone()));
                 }
                 // Out of file descriptors, or a connection reset before
                 // it was accepted: try again shortly.
@@ -150,9 +162,62 @@ async fn accept(listener: TcpListener, raft: Raft) {
     }
 }
 
-/// Answer one connection's requests until it closes or sends garbage.
-async fn serve(stream: TcpStream, raft: Raft) {
+/// Answer one connection until it closes or sends garbage: its hello
+/// first (a connection without a valid one is closed after this node's
+/// answer), then its requests in the mode the hello chose.
+async fn serve(stream: TcpStream, raft: Raft, cut: Cut) {
     let mut conn = wire::framed(stream);
+    match wire::accept_hello(&mut conn).await {
+        Ok(Mode::Rpc) => serve_rpc(conn, raft, cut).await,
+        Ok(Mode::Append) => serve_append(conn, raft, cut).await,
+        Err(_) => {}
+    }
+}
+
+/// Serve an append stream: decoded requests go, in order, to
+/// `Raft::stream_append` (through a channel this task owns, so that the
+/// node stops taking them once the connection closes or the task is
+/// aborted), and its answers, each sent once the follower flushed the
+/// entries, go back in the same order. Ends when the peer closes the
+/// connection (after the answers still owed), on a frame that does not
+/// decode, or when an answer is an error (the stream's end).
+async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AppendEntriesRequest<TypeConfig>>();
+    let input = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let answers = raft.stream_append(input);
+    let mut answers = std::pin::pin!(answers);
+    let (mut sink, mut source) = conn.split();
+    let mut tx = Some(tx);
+    loop {
+        tokio::select! {
+            frame = source.next(), if tx.is_some() => match frame.map(|f| f.and_then(|f| wire::decode(&f))) {
+                Some(Ok(rpc)) => {
+                    if tx.as_ref().is_none_or(|tx| tx.send(rpc).is_err()) {
+                        return;
+                    }
+                }
+                // The peer closed: answer what was sent, then end.
+                None => tx = None,
+                // An I/O error, or garbage: close.
+                Some(Err(_)) => return,
+            },
+            answer = answers.next() => {
+                let Some(answer) = answer else { return };
+                let last = !matches!(answer, Ok(Ok(_)));
+                let reply: AppendReply = answer.map_err(|fatal| fatal.to_string());
+                let Ok(body) = wire::encode(&reply, wire::MAX_FRAME) else { return };
+                count_reply(&cut, body.len());
+                if sink.send(body).await.is_err() || last {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Answer one RPC connection's requests, one at a time, until it closes or
+/// sends garbage.
+async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut) {
     let mut parts = Parts::default();
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
@@ -191,11 +256,22 @@ async fn serve(stream: TcpStream, raft: Raft) {
         };
         // A reply over the frame limit cannot be sent: close the
         // connection, the caller sees a network error.
-        let Ok(body) = wire::encode(&reply) else { return };
+        let Ok(body) = wire::encode(&reply, wire::MAX_FRAME) else {
+            return;
+        };
+        count_reply(&cut, body.len());
         if wire::send(&mut conn, body).await.is_err() {
             return;
         }
     }
+}
+
+/// Count one reply of `bytes` bytes.
+fn count_reply(cut: &Cut, bytes: usize) {
+    cut.count(|c| {
+        c.replies += 1;
+        c.bytes += bytes as u64;
+    });
 }
 
 /// Is the snapshot's last entry from a leader after the vote's (a message

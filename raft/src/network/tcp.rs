@@ -1,26 +1,33 @@
 //! The TCP transport's client side: openraft's `RaftNetworkFactory` and
-//! `RaftNetwork` over loopback (or any) TCP, and the forwarding of a
+//! `RaftNetworkV2` over loopback (or any) TCP, and the forwarding of a
 //! proposal to the leader. The serving side is [`super::server`], the
-//! messages [`super::wire`].
+//! messages [`super::wire`], the pipelined replication stream
+//! [`super::append_stream`].
 //!
 //! A node reaches a peer at the `host:port` of the peer's
-//! [`BasicNode::addr`] in the membership. Each openraft connection keeps one
-//! TCP connection, opened on first use and reopened after any failure; an
-//! RPC takes it out for its duration and puts it back only after a whole
-//! request and reply, so an RPC that openraft cancels (its timeout) or that
-//! failed half way drops the connection instead of leaving a stale reply on
-//! it.
+//! [`BasicNode::addr`] in the membership. Every TCP connection opens with
+//! the handshake (`wire::handshake`: magic, wire version, mode).
+//! Replication (openraft's `stream_append`) gets a connection of its own
+//! per stream, on which append-entries requests are pipelined. Every other
+//! RPC (heartbeats, votes, snapshots) goes over the openraft connection's
+//! one RPC connection, opened on first use and reopened after any failure;
+//! an RPC takes it out for its duration and puts it back only after a
+//! whole request and reply, so an RPC that openraft cancels (its timeout)
+//! or that failed half way drops the connection instead of leaving a stale
+//! reply on it.
 //!
 //! **Failures map to openraft's retry classes.** A connection that cannot
-//! be opened (refused: the port is closed; or the node is cut off, see
-//! [`Cut`]) is `Unreachable`, after which openraft backs off; an I/O
-//! error or a closed connection after the request went out is
-//! `NetworkError`, retried at once (on a fresh connection, which then
-//! fails as `Unreachable` if the peer is gone); the peer's own raft error
-//! is a `RemoteError`. An append-entries request too large for one frame
-//! is cut to its first half (again, until it fits) and the part sent
-//! answered as `PartialSuccess` (openraft 0.10 has no `PayloadTooLarge`;
-//! it sends the rest next). A snapshot goes in parts
+//! be opened (refused: the port is closed; the node is cut off, see
+//! [`Cut`]; or the peer speaks another wire version) is `Unreachable`,
+//! after which openraft backs off; an I/O error or a closed connection
+//! after the request went out is `NetworkError`, retried at once (on a
+//! fresh connection, which then fails as `Unreachable` if the peer is
+//! gone); the peer's own raft error (in 0.10 only `Fatal`) is
+//! `Unreachable`. An append-entries RPC too large for one frame is cut to
+//! its first half (again, until it fits) and the part sent answered as
+//! `PartialSuccess` (openraft 0.10 has no `PayloadTooLarge`; it sends the
+//! rest next); on an append stream it is sent as several requests
+//! (`wire::append_frames`). A snapshot goes in parts
 //! ([`wire::SNAPSHOT_CHUNK`]) on one connection.
 
 use std::collections::HashMap;
@@ -28,20 +35,28 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 
+use futures_util::Stream;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use tokio::net::TcpStream;
 
-use super::wire::{self, Conn, Reply, Request, WriteResult};
+use super::append_stream;
+
+use super::wire::{self, Conn, Mode, Reply, Request, WireCounts, WriteResult, MAX_FRAME};
 use crate::types::{Command, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
-/// Whether a node is cut off: shared by its server (which closes its port)
-/// and its clients (which then open no connection). Cloning shares it.
+/// Whether a node is cut off, and what it sent: shared by its server
+/// (which closes its port) and its clients (which then open no
+/// connection), all of which count their frames in it. Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct Cut {
     cut: Arc<Mutex<bool>>,
+    sent: Arc<Mutex<WireCounts>>,
 }
 
 impl Cut {
@@ -53,10 +68,31 @@ impl Cut {
     pub(crate) fn set_cut(&self, cut: bool) {
         *self.cut.lock().unwrap_or_else(|p| p.into_inner()) = cut;
     }
+
+    /// What the node sent so far.
+    pub fn sent(&self) -> WireCounts {
+        *self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count frames sent.
+    pub(crate) fn count(&self, add: impl FnOnce(&mut WireCounts)) {
+        add(&mut self.sent.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Count one request of `bytes` bytes (a part of an append counts as one).
+fn count_request(cut: &Cut, req: &Request, bytes: usize) {
+    cut.count(|c| {
+        match req {
+            Request::AppendEntries(rpc) => c.add_append(rpc.entries.len() as u64, 1),
+            _ => c.other_requests += 1,
+        }
+        c.bytes += bytes as u64;
+    });
 }
 
 /// Why a call failed.
-enum CallError {
+pub(crate) enum CallError {
     /// No connection could be opened: the request was not sent.
     Unreachable(io::Error),
     /// The request may have been sent; no reply came.
@@ -65,15 +101,18 @@ enum CallError {
     TooLarge(io::Error),
 }
 
-/// Open a connection to `addr`, unless the node is cut off.
-async fn connect(addr: &str, cut: &Cut) -> Result<Conn, CallError> {
+/// Open a connection to `addr` in `mode` (the handshake done), unless the
+/// node is cut off. Any failure is `Unreachable`: nothing was sent but the
+/// hello (a refused connection, a peer of another wire version).
+pub(crate) async fn connect(addr: &str, cut: &Cut, mode: Mode) -> Result<Conn, CallError> {
     if cut.is_cut() {
         return Err(CallError::Unreachable(io::Error::other("this node is cut off")));
     }
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| CallError::Unreachable(io::Error::new(e.kind(), format!("connect to {addr}: {e}"))))?;
-    Ok(wire::framed(stream))
+    let unreachable = |e: io::Error| CallError::Unreachable(io::Error::new(e.kind(), format!("{addr}: {e}")));
+    let stream = TcpStream::connect(addr).await.map_err(unreachable)?;
+    let mut conn = wire::framed(stream);
+    wire::handshake(&mut conn, mode).await.map_err(unreachable)?;
+    Ok(conn)
 }
 
 /// Whether a kept connection still looks open: the peer has not closed it
@@ -89,12 +128,13 @@ fn looks_open(conn: &Conn) -> bool {
 /// Send `req` on `conn` (opened first if `None`, or if the kept one was
 /// closed by the peer) and read the reply. `conn` is `Some` again only
 /// after a whole exchange.
-async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request) -> Result<Reply, CallError> {
-    let body = wire::encode(req).map_err(CallError::TooLarge)?;
+async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request, limit: usize) -> Result<Reply, CallError> {
+    let body = wire::encode(req, limit).map_err(CallError::TooLarge)?;
     let mut conn = match slot.take() {
         Some(c) if !cut.is_cut() && looks_open(&c) => c,
-        _ => connect(addr, cut).await?,
+        _ => connect(addr, cut, Mode::Rpc).await?,
     };
+    count_request(cut, req, body.len());
     wire::send(&mut conn, body).await.map_err(CallError::Network)?;
     match wire::recv::<Reply>(&mut conn).await {
         Ok(Some(reply)) => {
@@ -125,23 +165,35 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpConnection;
 
     async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> TcpConnection {
-        TcpConnection {
-            addr: node.addr.clone(),
-            cut: self.cut.clone(),
-            conn: None,
-        }
+        TcpConnection::new(node.addr.clone(), self.cut.clone(), MAX_FRAME)
     }
 }
 
-/// A connection to one peer: at most one TCP connection, reopened as
-/// needed.
+/// A connection to one peer: at most one TCP connection for its RPCs,
+/// reopened as needed, and one more for each append stream
+/// ([`super::append_stream`]).
 pub struct TcpConnection {
     addr: String,
     cut: Cut,
     conn: Option<Conn>,
+    /// The largest frame it sends ([`MAX_FRAME`]; smaller in tests).
+    max_frame: usize,
 }
 
-fn rpc_error(e: CallError) -> RPCError<TypeConfig> {
+impl TcpConnection {
+    /// A connection to the node at `addr` from a node whose isolation is
+    /// `cut`, sending frames of at most `max_frame` bytes.
+    pub(crate) fn new(addr: String, cut: Cut, max_frame: usize) -> TcpConnection {
+        TcpConnection {
+            addr,
+            cut,
+            conn: None,
+            max_frame,
+        }
+    }
+}
+
+pub(crate) fn rpc_error(e: CallError) -> RPCError<TypeConfig> {
     match e {
         CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
         CallError::Network(e) | CallError::TooLarge(e) => RPCError::Network(NetworkError::new(&e)),
@@ -156,7 +208,7 @@ fn wrong_reply(addr: &str) -> NetworkError<TypeConfig> {
 /// The peer's own error: in openraft 0.10 an RPC's only one is `Fatal`
 /// (the peer's raft stopped), which the sender treats as an unreachable
 /// node.
-fn remote(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
+pub(crate) fn remote(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
     RPCError::Unreachable(Unreachable::new(&e))
 }
 
@@ -172,7 +224,7 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         loop {
             let last = rpc.entries.last().map(|e| e.log_id);
             let req = Request::AppendEntries(rpc);
-            match call(&mut self.conn, &self.addr, &self.cut, &req).await {
+            match call(&mut self.conn, &self.addr, &self.cut, &req, self.max_frame).await {
                 Ok(Reply::AppendEntries(Ok(AppendEntriesResponse::Success))) if cut => {
                     // Only a prefix was sent: openraft sends the rest next.
                     return Ok(AppendEntriesResponse::PartialSuccess(last));
@@ -199,12 +251,41 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         }
     }
 
+    /// Replication's append-entries, pipelined on a connection of its own
+    /// (`append_stream::open`): requests go out as openraft makes them,
+    /// without waiting for the answers to the ones before.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        _option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        let (addr, cut, max_frame) = (self.addr.clone(), self.cut.clone(), self.max_frame);
+        Box::pin(async move {
+            let answers: BoxStream<'s, _> = append_stream::open(addr, cut, max_frame, input).await?;
+            Ok(answers)
+        })
+    }
+
     async fn vote(
         &mut self,
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match call(&mut self.conn, &self.addr, &self.cut, &Request::Vote(rpc)).await {
+        match call(
+            &mut self.conn,
+            &self.addr,
+            &self.cut,
+            &Request::Vote(rpc),
+            self.max_frame,
+        )
+        .await
+        {
             Ok(Reply::Vote(r)) => r.map_err(remote),
             Ok(_) => Err(RPCError::Network(wrong_reply(&self.addr))),
             Err(e) => Err(rpc_error(e)),
@@ -240,7 +321,7 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
                     data: part.to_vec(),
                 };
                 offset += part.len() as u64;
-                match call(&mut self.conn, &self.addr, &self.cut, &req).await {
+                match call(&mut self.conn, &self.addr, &self.cut, &req, self.max_frame).await {
                     Ok(Reply::Snapshot(Ok(Some(resp)))) if done => return Ok(resp),
                     Ok(Reply::Snapshot(Ok(None))) if !done => {}
                     Ok(Reply::Snapshot(Err(msg))) => {
@@ -301,7 +382,7 @@ impl Forwarder {
             .get_mut(addr)
             .and_then(Vec::pop);
         let mut slot = pooled;
-        match call(&mut slot, addr, &self.cut, &Request::ClientWrite(cmd)).await {
+        match call(&mut slot, addr, &self.cut, &Request::ClientWrite(cmd), MAX_FRAME).await {
             Ok(Reply::ClientWrite(r)) => {
                 if let Some(conn) = slot {
                     let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,5 +421,68 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// An append of `n` entries after index 4, each with a 1,000-byte value.
+    fn append(n: u64) -> AppendEntriesRequest<TypeConfig> {
+        use crate::types::{log_id, Entry, EntryPayload};
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: Some(log_id(2, 1, 4)),
+            leader_commit: None,
+            entries: (5..5 + n)
+                .map(|i| Entry {
+                    log_id: log_id(2, 1, i),
+                    payload: EntryPayload::Normal(Command::Txn {
+                        snapshot: 0,
+                        writes: vec![(b"k".to_vec(), Some(vec![1; 1000]))],
+                        reads: vec![],
+                        ranges: vec![],
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_append_rpc_over_the_frame_limit_sends_a_prefix_as_partial_success() {
+        // A peer that answers every append RPC with success and reports the
+        // entries it got.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let mut conn = wire::framed(listener.accept().await.unwrap().0);
+            assert_eq!(wire::accept_hello(&mut conn).await.unwrap(), Mode::Rpc);
+            let mut got = Vec::new();
+            while let Ok(Some(Request::AppendEntries(rpc))) = wire::recv::<Request>(&mut conn).await {
+                got.push(rpc.entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>());
+                let ok = wire::encode(&Reply::AppendEntries(Ok(AppendEntriesResponse::Success)), MAX_FRAME);
+                wire::send(&mut conn, ok.unwrap()).await.unwrap();
+            }
+            got
+        });
+        let whole = append(8);
+        let size = wire::encode(&Request::AppendEntries(whole.clone()), MAX_FRAME)
+            .unwrap()
+            .len();
+        let mut conn = TcpConnection::new(addr, Cut::default(), size / 3);
+        let option = RPCOption::new(std::time::Duration::from_secs(5));
+        let r = conn.append_entries(whole, option.clone()).await.unwrap();
+        // Halved until it fits a third of the size: the first 2 entries.
+        assert_eq!(
+            r,
+            AppendEntriesResponse::PartialSuccess(Some(crate::types::log_id(2, 1, 6)))
+        );
+        // Small enough: sent whole, plain success.
+        let r = conn.append_entries(append(1), option.clone()).await.unwrap();
+        assert_eq!(r, AppendEntriesResponse::Success);
+        // One entry over the limit: a network error, nothing sent.
+        let mut tiny = TcpConnection::new(conn.addr.clone(), Cut::default(), 100);
+        assert!(matches!(
+            tiny.append_entries(append(1), option).await,
+            Err(RPCError::Network(_))
+        ));
+        drop(conn);
+        assert_eq!(peer.await.unwrap(), vec![vec![5, 6], vec![5]]);
     }
 }

@@ -6,15 +6,20 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use futures_util::Stream;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use tokio::net::TcpListener;
 
 use super::local::{self, Router};
 use super::server::Server;
 use super::tcp::{self, Forwarded, Forwarder};
+use super::wire::WireCounts;
 use crate::error::Result;
 use crate::types::{Command, NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
@@ -65,6 +70,25 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         match self {
             Connection::InProcess(c) => c.append_entries(rpc, option).await,
             Connection::Tcp(c) => c.append_entries(rpc, option).await,
+        }
+    }
+
+    /// In process openraft's default (one request at a time, through
+    /// `append_entries`); on TCP pipelined on a connection of its own.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        match self {
+            Connection::InProcess(c) => c.stream_append(input, option),
+            Connection::Tcp(c) => c.stream_append(input, option),
         }
     }
 
@@ -135,6 +159,14 @@ impl Link {
         match self {
             Link::InProcess(_) => None,
             Link::Tcp(server, _) => Some(server.addr()),
+        }
+    }
+
+    /// What the node sent over TCP so far, if it is on TCP.
+    pub fn sent(&self) -> Option<WireCounts> {
+        match self {
+            Link::InProcess(_) => None,
+            Link::Tcp(server, _) => Some(server.sent()),
         }
     }
 

@@ -1,13 +1,27 @@
-//! The TCP transport's messages and their framing.
+//! The TCP transport's messages, their encoding and framing, and the
+//! handshake that opens every connection.
 //!
-//! A connection carries requests one at a time, each answered before the
-//! next is sent: a [`Request`] from the connecting node, then the serving
-//! node's [`Reply`] of the same variant. Each message is one frame of
-//! tokio-util's `LengthDelimitedCodec` (a 4-byte big-endian length, then
-//! the body) whose body is the message in JSON (`serde_json`, as the log
-//! store encodes entries). A frame over [`MAX_FRAME`] bytes is refused on
-//! both sides: the sender does not send it, the receiver closes the
-//! connection.
+//! **Frames.** Each message is one frame of tokio-util's
+//! `LengthDelimitedCodec` (a 4-byte big-endian length, then the body) whose
+//! body is the message in postcard (`design/replication.md` §7: serde's
+//! compact binary format, integers as varints, byte strings as a length and
+//! the raw bytes). A frame over [`MAX_FRAME`] bytes is refused on both
+//! sides: the sender does not send it, the receiver closes the connection.
+//! A body that does not decode is an `InvalidData` error, never a panic.
+//!
+//! **Handshake.** The connecting node's first frame is `hello`: the magic
+//! bytes `bwtx-raft`, the [`WIRE_VERSION`] and the connection's [`Mode`].
+//! The serving node answers with its own magic and version, then serves the
+//! connection in that mode, or closes it if the versions differ; either
+//! side names both versions in its error (`check_hello`), so a node of
+//! another version (the JSON transport before version 2 sent no hello) gets
+//! a clear error, not a garbled message.
+//!
+//! **Modes.** [`Mode::Rpc`]: requests one at a time, a [`Request`] then the
+//! serving node's [`Reply`] of the same variant. [`Mode::Append`]: a
+//! pipelined stream of append-entries requests (`AppendEntriesRequest`),
+//! sent without waiting, each answered in order by an [`AppendReply`]
+//! (`Raft::stream_append` on the serving side).
 //!
 //! A snapshot travels as a run of [`Request::Snapshot`] frames of at most
 //! [`SNAPSHOT_CHUNK`] bytes of data each, on one connection, each
@@ -21,7 +35,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, SnapshotResponse, StreamAppendResult,
+    VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -31,14 +46,22 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 
 /// The largest frame either side sends or accepts: 64 MiB. A snapshot chunk
-/// ([`SNAPSHOT_CHUNK`]) is at most 4 times its size in JSON (bytes as
-/// decimal numbers); an append-entries request over the limit is sent in
-/// parts (`TcpConnection::append_entries`).
+/// ([`SNAPSHOT_CHUNK`]) is a few bytes more than its data; an
+/// append-entries request over the limit is sent in parts
+/// (`append_frames`).
 pub const MAX_FRAME: usize = 64 << 20;
 
 /// The snapshot bytes one [`Request::Snapshot`] frame carries at most:
 /// 4 MiB.
 pub const SNAPSHOT_CHUNK: usize = 4 << 20;
+
+/// The version of the wire format this build speaks: 2 (postcard bodies,
+/// a handshake, pipelined append streams). Version 1, JSON bodies without a
+/// handshake, is not spoken.
+pub const WIRE_VERSION: u8 = 2;
+
+/// The first bytes of a hello.
+const MAGIC: &[u8; 9] = b"bwtx-raft";
 
 /// One connection's framed stream.
 pub(crate) type Conn = Framed<TcpStream, LengthDelimitedCodec>;
@@ -53,7 +76,86 @@ pub(crate) fn framed(stream: TcpStream) -> Conn {
         .new_framed(stream)
 }
 
-/// A request from one node to another.
+/// What a connection carries, chosen by its hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One [`Request`] at a time, each answered by a [`Reply`].
+    Rpc = 0,
+    /// Append-entries requests sent back to back, each answered in order
+    /// by an [`AppendReply`].
+    Append = 1,
+}
+
+/// The hello that opens a connection in `mode`: the magic, the version,
+/// the mode. The serving node answers with the magic and its version.
+pub(crate) fn hello(mode: Mode) -> Bytes {
+    let mut h = MAGIC.to_vec();
+    h.extend_from_slice(&[WIRE_VERSION, mode as u8]);
+    Bytes::from(h)
+}
+
+/// The serving node's answer to a hello: the magic and its version.
+fn hello_reply() -> Bytes {
+    let mut h = MAGIC.to_vec();
+    h.push(WIRE_VERSION);
+    Bytes::from(h)
+}
+
+/// Check a hello (`with_mode`: one sent by a connecting node, which names
+/// a mode) or a hello's answer: the mode it asks for, or an `InvalidData`
+/// error naming what is wrong (not a bwtx-raft peer, another wire version,
+/// an unknown mode).
+pub(crate) fn check_hello(frame: &[u8], with_mode: bool) -> io::Result<Option<Mode>> {
+    let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+    let Some(rest) = frame.strip_prefix(MAGIC.as_slice()) else {
+        return bad(format!(
+            "not a bwtx-raft wire version {WIRE_VERSION} peer: its first message ({} bytes) is no hello \
+             (a node of wire version 1, JSON without a handshake, sends none)",
+            frame.len()
+        ));
+    };
+    match rest {
+        [v, ..] if *v != WIRE_VERSION => bad(format!(
+            "the peer speaks bwtx-raft wire version {v}, this node version {WIRE_VERSION}"
+        )),
+        [_] if !with_mode => Ok(None),
+        [_, 0] if with_mode => Ok(Some(Mode::Rpc)),
+        [_, 1] if with_mode => Ok(Some(Mode::Append)),
+        _ => bad(format!("a malformed hello of {} bytes", frame.len())),
+    }
+}
+
+/// The connecting side's handshake: send the hello for `mode`, then check
+/// the serving node's answer (see [`check_hello`]; a peer that closes
+/// without one is an `UnexpectedEof` error).
+pub(crate) async fn handshake(conn: &mut Conn, mode: Mode) -> io::Result<()> {
+    conn.send(hello(mode)).await?;
+    match conn.next().await {
+        Some(frame) => check_hello(&frame?, false).map(|_| ()),
+        None => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection without answering the hello (a node of another wire version?)",
+        )),
+    }
+}
+
+/// The serving side's handshake: read the hello, answer with this node's
+/// version (whether or not the peer's matches, so that it can name both),
+/// and return the mode asked for; an error if the hello is missing or
+/// wrong (the caller closes the connection).
+pub(crate) async fn accept_hello(conn: &mut Conn) -> io::Result<Mode> {
+    let frame = match conn.next().await {
+        Some(frame) => frame?,
+        None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before its hello")),
+    };
+    let checked = check_hello(&frame, true);
+    if frame.starts_with(MAGIC) {
+        conn.send(hello_reply()).await?;
+    }
+    checked?.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a hello without a mode"))
+}
+
+/// A request from one node to another on a [`Mode::Rpc`] connection.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Raft's append-entries (and heartbeat) RPC.
@@ -84,7 +186,8 @@ pub enum Request {
 /// A client write's outcome, as openraft returns it.
 pub type WriteResult = Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
 
-/// The serving node's answer, the variant of the request.
+/// The serving node's answer on a [`Mode::Rpc`] connection, the variant of
+/// the request.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     /// The answer to [`Request::AppendEntries`].
@@ -99,20 +202,69 @@ pub enum Reply {
     ClientWrite(WriteResult),
 }
 
+/// The answer to one append-entries request on a [`Mode::Append`]
+/// connection: `Raft::stream_append`'s result (the last log id the
+/// follower flushed, or a conflict or a higher vote, after which the stream
+/// ends), or why the follower's raft stopped.
+pub type AppendReply = Result<StreamAppendResult<TypeConfig>, String>;
+
+/// What one node sent over TCP so far (as a client: its RPCs, append
+/// streams and forwarded proposals; as a server: its replies), for
+/// measurements: the example prints it per transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireCounts {
+    /// Append-entries requests sent (on append streams and as RPCs, such
+    /// as heartbeats; each part of a split append counts).
+    pub appends: u64,
+    /// Those of them that carried log entries.
+    pub appends_with_entries: u64,
+    /// Log entries in them.
+    pub entries: u64,
+    /// Other requests sent: votes, snapshot parts, forwarded proposals.
+    pub other_requests: u64,
+    /// Replies and append answers sent.
+    pub replies: u64,
+    /// Bytes of frame bodies sent (requests and replies; hellos and the
+    /// 4-byte length prefixes not counted).
+    pub bytes: u64,
+}
+
+impl WireCounts {
+    /// Count `frames` append-entries requests carrying `entries` entries
+    /// in all.
+    pub(crate) fn add_append(&mut self, entries: u64, frames: u64) {
+        self.appends += frames;
+        if entries > 0 {
+            self.appends_with_entries += frames;
+        }
+        self.entries += entries;
+    }
+}
+
 /// `msg` encoded as a frame body, or an `InvalidInput` error if it is over
-/// [`MAX_FRAME`].
-pub(crate) fn encode<T: Serialize>(msg: &T) -> io::Result<Bytes> {
-    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
-    if body.len() > MAX_FRAME {
+/// `limit` bytes.
+pub(crate) fn encode<T: Serialize>(msg: &T, limit: usize) -> io::Result<Bytes> {
+    let body = postcard::to_allocvec(msg).map_err(io::Error::other)?;
+    if body.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "a message of {} bytes is over the {MAX_FRAME}-byte frame limit",
-                body.len()
-            ),
+            format!("a message of {} bytes is over the {limit}-byte frame limit", body.len()),
         ));
     }
     Ok(Bytes::from(body))
+}
+
+/// Decode a frame body; one that does not decode, or has bytes left over,
+/// is an `InvalidData` error.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
+    match postcard::take_from_bytes(body) {
+        Ok((msg, [])) => Ok(msg),
+        Ok((_, rest)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes left over after a message", rest.len()),
+        )),
+        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+    }
 }
 
 /// Send one encoded frame.
@@ -126,11 +278,53 @@ pub(crate) async fn send(conn: &mut Conn, body: Bytes) -> io::Result<()> {
 pub(crate) async fn recv<T: DeserializeOwned>(conn: &mut Conn) -> io::Result<Option<T>> {
     match conn.next().await {
         None => Ok(None),
-        Some(frame) => {
-            let frame = frame?;
-            serde_json::from_slice(&frame)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-        }
+        Some(frame) => decode(&frame?).map(Some),
     }
 }
+
+/// `rpc` encoded as the frames of one or more append-entries requests, each
+/// at most `limit` bytes: the whole if it fits, else its two halves
+/// (the second's previous log id the first's last), each split again
+/// until it fits. One entry over the limit is an `InvalidInput` error.
+pub(crate) fn append_frames(rpc: AppendEntriesRequest<TypeConfig>, limit: usize) -> io::Result<Vec<Bytes>> {
+    let mut frames = Vec::new();
+    push_frames(rpc, limit, &mut frames)?;
+    Ok(frames)
+}
+
+fn push_frames(rpc: AppendEntriesRequest<TypeConfig>, limit: usize, out: &mut Vec<Bytes>) -> io::Result<()> {
+    match encode(&rpc, limit) {
+        Ok(body) => {
+            out.push(body);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput && rpc.entries.len() >= 2 => {
+            let (first, second) = halves(rpc);
+            push_frames(first, limit, out)?;
+            push_frames(second, limit, out)
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("one log entry is over the frame limit: {e}"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Split an append-entries request of at least two entries into two that,
+/// sent in order, append the same entries.
+pub(crate) fn halves(
+    mut first: AppendEntriesRequest<TypeConfig>,
+) -> (AppendEntriesRequest<TypeConfig>, AppendEntriesRequest<TypeConfig>) {
+    let rest = first.entries.split_off(first.entries.len() / 2);
+    let second = AppendEntriesRequest {
+        vote: first.vote,
+        prev_log_id: first.entries.last().map(|e| e.log_id),
+        leader_commit: first.leader_commit,
+        entries: rest,
+    };
+    (first, second)
+}
+
+#[cfg(test)]
+mod tests;

@@ -225,6 +225,8 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
     if u32_at(offs, 0) != 0 {
         return bad(offs_at, "first key offset is not 0");
     }
+    // (Ascending keys are inside the fences iff the first is at or above
+    // the low one and the last below the high one.)
     let mut prev: Option<&[u8]> = None;
     for i in 0..n {
         let (a, b) = (u32_at(offs, i) as usize, u32_at(offs, i + 1) as usize);
@@ -232,8 +234,11 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
             return bad(offs_at + 4 * i + 4, "key offsets out of order or key too long");
         }
         let key = &image[keys_at + a..keys_at + b];
-        let in_range = low.as_deref().is_none_or(|l| l <= key) && high.as_deref().is_none_or(|h| key < h);
-        if prev.is_some_and(|p| p >= key) || !in_range {
+        let in_range = match prev {
+            None => low.as_deref().is_none_or(|l| l <= key),
+            Some(p) => p < key,
+        } && (i + 1 < n || high.as_deref().is_none_or(|h| key < h));
+        if !in_range {
             return bad(keys_at + a, "keys not ascending or outside the fences");
         }
         prev = Some(key);

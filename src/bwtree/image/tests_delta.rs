@@ -1,5 +1,6 @@
 //! Delta-flush tests: round trips, order checks, damage never panics, the
-//! encode/decode timing note, and a chain merged (`merge_chain`).
+//! encode/decode timing note, a chain merged (`merge_chain`), and the GC
+//! rule applied at fault-in (`collect_base`).
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -248,4 +249,46 @@ fn a_chain_reads_its_deltas_references_through_the_hook() {
     assert_eq!(b, [None, Some(b"old".to_vec())]);
     let failed = merge_chain(base(), &deltas, &mut |_, _, _, _, _| Err(crate::Error::Poisoned));
     assert!(matches!(failed, Err(crate::Error::Poisoned)));
+}
+
+/// The GC rule at `w` on a model: per key, every version above `w` and the
+/// newest at or below it unless a tombstone.
+fn gc_model(entries: &Entries, w: u64) -> Entries {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let key = &entries[i].0;
+        let j = i + entries[i..].iter().take_while(|e| &e.0 == key).count();
+        let vers = &entries[i..j];
+        let keep = match vers.iter().position(|e| e.1 <= w) {
+            None => vers.len(),
+            Some(p) if vers[p].2.is_none() => p,
+            Some(p) => p + 1,
+        };
+        out.extend_from_slice(&vers[..keep]);
+        i = j;
+    }
+    out
+}
+
+/// Every (key, ts, value) of `page`, in order.
+fn content_of(page: &crate::bwtree::base::LeafBase) -> Entries {
+    let mut got = Vec::new();
+    for i in 0..page.len() {
+        for v in page.versions(i) {
+            got.push((page.keys.key(i).to_vec(), v.ts, page.value(v).map(|b| b.to_vec())));
+        }
+    }
+    got
+}
+
+proptest! {
+    /// `collect_base` keeps exactly what the GC rule keeps.
+    #[test]
+    fn collect_base_applies_the_gc_rule(entries in arb_entries(), w in 0u64..1000) {
+        let page = collect_base(base_of(&entries), w);
+        let want = if w == 0 { entries.clone() } else { gc_model(&entries, w) };
+        prop_assert_eq!(page.max_ts(), want.iter().map(|e| e.1).max().unwrap_or(0));
+        prop_assert_eq!(content_of(&page), want);
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use skipdb::serializable::SerializableDb;
 
-use super::skipdb::skip_conflict;
+use super::skipdb::{skip_attempt, skip_conflict};
 use crate::bench::{balance_of, key, read_only, rmw_value, Engine, Op, Outcome};
 
 /// A key as `SerializableDb` needs it: `Ord` and cheap to clone.
@@ -37,65 +37,7 @@ impl Engine for SkipSer {
         tx.commit().map_err(|e| e.to_string())
     }
     fn attempt(&self, ops: &[Op], value: &[u8]) -> Result<Outcome, String> {
-        if read_only(ops) {
-            let r = self.0.read();
-            for op in ops {
-                match *op {
-                    Op::Read(i) => {
-                        std::hint::black_box(r.get(key(i).as_bytes()).map(|e| e.value().len()));
-                    }
-                    Op::Scan(i, len) => {
-                        for e in r.range(k(i)..).take(len as usize) {
-                            std::hint::black_box(e.value().len());
-                        }
-                    }
-                    _ => unreachable!("read-only"),
-                }
-            }
-            return Ok(Outcome::Committed);
-        }
-        let err = |e: &dyn std::fmt::Display| format!("skipdb: {e}");
-        let mut tx = self.0.serializable_write();
-        for op in ops {
-            match *op {
-                Op::Read(i) => {
-                    std::hint::black_box(tx.get(&k(i)).map_err(|e| err(&e))?.map(|e| e.value().len()));
-                }
-                Op::Update(i) | Op::Insert(i) => tx.insert(k(i), value.to_vec()).map_err(|e| err(&e))?,
-                Op::Scan(i, len) => {
-                    for e in tx.range(k(i)..).map_err(|e| err(&e))?.take(len as usize) {
-                        std::hint::black_box(e.value().len());
-                    }
-                }
-                Op::Rmw(i) => {
-                    let v = match tx.get(&k(i)).map_err(|e| err(&e))? {
-                        Some(e) => rmw_value(Some(&e.value()), value),
-                        None => rmw_value(None, value),
-                    };
-                    tx.insert(k(i), v).map_err(|e| err(&e))?;
-                }
-                Op::Transfer(a, b, amount) => {
-                    let fa = tx
-                        .get(&k(a))
-                        .map_err(|e| err(&e))?
-                        .map_or(0, |e| balance_of(&e.value()));
-                    let fb = tx
-                        .get(&k(b))
-                        .map_err(|e| err(&e))?
-                        .map_or(0, |e| balance_of(&e.value()));
-                    let amount = amount.min(fa);
-                    tx.insert(k(a), (fa - amount).to_le_bytes().to_vec())
-                        .map_err(|e| err(&e))?;
-                    tx.insert(k(b), (fb + amount).to_le_bytes().to_vec())
-                        .map_err(|e| err(&e))?;
-                }
-            }
-        }
-        match tx.commit() {
-            Ok(()) => Ok(Outcome::Committed),
-            Err(e) if skip_conflict(&e) => Ok(Outcome::Conflict),
-            Err(e) => Err(err(&e)),
-        }
+        skip_attempt!(self.0.read(), self.0.serializable_write(), k, ops, value)
     }
     fn bank_total(&self, n: u64) -> Result<u64, String> {
         let r = self.0.read();

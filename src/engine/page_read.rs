@@ -1,0 +1,149 @@
+//! The page file's read side (`design/storage.md` §4, §5 fault-in): a page's
+//! on-disk chain read from its head and merged into one base page
+//! ([`PageFile::read_leaf`], the trees' `PageIo::read_leaf`). Each part is
+//! one positional read when its length is known (from the chain map for a
+//! lone base image, else from the cleaner's record lengths), its crc, kind,
+//! tree tag and page id checked, `prev` strictly backwards and at most
+//! `FLUSH_CHAIN` parts; a base image's value-log references are read while
+//! it is decoded, a delta flush's while the chain is merged, and noted per
+//! part. A chain read for the first time is remembered (`ChainMeta`), so
+//! the next read of it takes its length and the map entry from one look-up.
+
+use std::path::PathBuf;
+
+use super::chain_parts::Parts;
+use super::pages::{ChainMeta, PageFile};
+use crate::bwtree::{decode_delta, decode_leaf_with, merge_chain, LeafBase, FLUSH_CHAIN};
+use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
+use crate::pagestore::segment;
+use crate::sync::lock;
+use crate::{Error, Result};
+
+/// The page I/O of one tree (`tree`: its tag in the records), called by
+/// its [`super::tree_pages::TreePages`]: the read side.
+impl PageFile {
+    /// The corruption error for the record at `addr`.
+    pub(super) fn corrupt(&self, addr: u64, reason: &'static str) -> Error {
+        Error::Corruption {
+            file: self.dir.join(segment::name(Kind::Pages, addr_seq(addr))),
+            offset: addr_offset(addr),
+            reason,
+        }
+    }
+
+    /// Decode the base image at `at` (payload `payload`, at file offset
+    /// `payload_at`), reading its value-log references, and note them.
+    fn decode_base(
+        &self,
+        tree: u16,
+        at: u64,
+        payload: &bytes::Bytes,
+        payload_at: u64,
+        file: &dyn Fn(u64) -> PathBuf,
+    ) -> Result<LeafBase> {
+        let (mut refs, mut failed) = (Vec::new(), None);
+        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
+        let base = decode_leaf_with(payload, Some(&mut source));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
+        self.vlog.note_image(at, refs);
+        Ok(base)
+    }
+
+    /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
+    /// each part must be a page record of that tree and page.
+    pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
+        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
+        // A chain this file knows (every chain this run wrote or read, as
+        // long as a mapping table names it) is not remembered again, and a
+        // lone base image's record length comes with it: one look-up of the
+        // chain map instead of the record lengths' and a second to insert.
+        let known = lock(&self.chains)
+            .get(&addr)
+            .map(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
+        let mut deltas = Vec::new();
+        // The parts, head first (the deltas' addresses, then the base's;
+        // inline: no allocation).
+        let (mut parts, mut n) = ([0u64; FLUSH_CHAIN], 0);
+        let (mut max_ts, mut delta_bytes) = (0, 0);
+        let mut at = addr;
+        let (base, base_bytes, base_max_ts) = loop {
+            if n == FLUSH_CHAIN {
+                return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
+            }
+            // One positional read when the record's length is remembered.
+            let hint = match known {
+                Some(Some(bytes)) => Some(bytes),
+                _ => self.clean.len_of(at),
+            };
+            let record = self.store.read_hinted(at, hint)?;
+            if record.meta.tree != tree {
+                return Err(self.corrupt(at, "a page address names another tree's record"));
+            }
+            if record.meta.id != pid {
+                return Err(self.corrupt(at, "a page address names another page's record"));
+            }
+            parts[n] = at;
+            n += 1;
+            let bytes = record_bytes(record.payload.len());
+            if hint != Some(bytes) {
+                self.clean.note_len(at, bytes);
+            }
+            max_ts = max_ts.max(record.meta.max_ts);
+            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
+            match record.meta.rkind {
+                RecordKind::Base => {
+                    let base = self.decode_base(tree, at, &record.payload, payload_at, &file)?;
+                    break (base, record.payload.len() as u64, record.meta.max_ts);
+                }
+                RecordKind::Delta => {
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    delta_bytes += record.payload.len() as u64;
+                    deltas.push(d);
+                    let prev = record.meta.prev;
+                    if prev >= at {
+                        return Err(self.corrupt(at, "a delta flush's prev does not point backwards"));
+                    }
+                    at = prev;
+                }
+                RecordKind::Value => {
+                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
+                }
+            }
+        };
+        // The deltas' value-log references, read and noted per part.
+        let mut refs = vec![Vec::new(); deltas.len()];
+        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
+            self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
+        })?;
+        for (&at, refs) in parts[..n].iter().zip(refs) {
+            self.vlog.note_image(at, refs);
+        }
+        if known.is_some() {
+            return Ok(merged);
+        }
+        let mut base_first = Parts::of(&[]);
+        for &at in parts[..n].iter().rev() {
+            base_first.push(at);
+        }
+        self.remember(
+            addr,
+            ChainMeta {
+                max_ts,
+                base_max_ts,
+                parts: base_first,
+                base_bytes,
+                delta_bytes,
+            },
+        );
+        Ok(merged)
+    }
+}
