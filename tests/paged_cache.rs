@@ -25,15 +25,11 @@ fn value(i: usize) -> Vec<u8> {
     v
 }
 
-/// 100k keys of 100 bytes with a 1 MiB budget: the resident bytes stay
-/// under 1.25 x the budget plus slack (inner pages, a batch in flight).
-#[test]
-fn resident_bytes_stay_bounded_under_a_load() {
-    let fs = FaultFs::new();
-    let budget = 1 << 20;
-    let db = open(&fs, budget);
+/// Put keys `0..batches * 100` in transactions of 100; returns the peak
+/// resident bytes seen after each commit.
+fn load_peak(db: &Db, batches: usize) -> u64 {
     let mut peak = 0;
-    for batch in 0..1000 {
+    for batch in 0..batches {
         let mut tx = db.begin();
         for j in 0..100 {
             let i = batch * 100 + j;
@@ -42,6 +38,17 @@ fn resident_bytes_stay_bounded_under_a_load() {
         tx.commit().unwrap();
         peak = peak.max(db.stats().resident_bytes);
     }
+    peak
+}
+
+/// 100k keys of 100 bytes with a 1 MiB budget: the resident bytes stay
+/// under 1.25 x the budget plus slack (inner pages, a batch in flight).
+#[test]
+fn resident_bytes_stay_bounded_under_a_load() {
+    let fs = FaultFs::new();
+    let budget = 1 << 20;
+    let db = open(&fs, budget);
+    let peak = load_peak(&db, 1000);
     let s = db.stats();
     let bound = budget + budget / 4 + (512 << 10);
     assert!(peak <= bound, "peak resident {peak} > {bound}: {s:?}");
@@ -79,16 +86,7 @@ fn evicted_leaves_stubs_do_not_count_against_the_budget() {
         .open("/db")
         .unwrap();
     assert_eq!(db.tree().config().leaf_max, 8, "paged trees split at paged_leaf_max");
-    let mut peak = 0;
-    for batch in 0..600 {
-        let mut tx = db.begin();
-        for j in 0..100 {
-            let i = batch * 100 + j;
-            tx.put(format!("key{i:08}"), value(i)).unwrap();
-        }
-        tx.commit().unwrap();
-        peak = peak.max(db.stats().resident_bytes);
-    }
+    let peak = load_peak(&db, 600);
     let s = db.stats();
     assert!(s.stub_bytes > 4 * budget, "the stubs alone exceed the budget: {s:?}");
     // Inner pages (not evictable: about 8,000 leaves' separators) and a
