@@ -3,9 +3,9 @@
 //!
 //! The log store's `Db` (`<node dir>/log`, synced on every commit) holds the
 //! `raft/` keys; the state machine's (`<node dir>/state`, buffered) the
-//! `sm/` keys (`design/replication.md` §2 argues the split). Keyspaces
-//! (issue 15) will replace the prefixes, and could let one `Db` hold both
-//! with a durability per keyspace.
+//! `sm/` keys (`design/replication.md` §2 argues the split). The data keys
+//! live in the state `Db`'s active generation, a keyspace of their own
+//! ([`crate::generation`]); every other key in the default keyspace.
 //!
 //! | key | value |
 //! |---|---|
@@ -13,7 +13,8 @@
 //! | `raft/purged` | the last purged log id (JSON) |
 //! | `raft/log/` + index (8 bytes, big-endian) | the log entry (JSON) |
 //! | `sm/applied` | [`AppliedState`]: last applied log id and membership (JSON) |
-//! | `sm/data/` + user key | [`encode_value`]: last-written log index, then the value or a tombstone |
+//! | `sm/active` | the keyspace holding the data keys (`sm.gen.<n>`); absent: the default keyspace |
+//! | `sm/data/` + user key, in the active keyspace | [`encode_value`]: last-written log index, then the value or a tombstone |
 //!
 //! Big-endian indexes sort the log in index order, so a reverse scan of
 //! the log prefix finds the last entry.
@@ -32,6 +33,9 @@ pub const PURGED: &[u8] = b"raft/purged";
 pub const LOG_PREFIX: &[u8] = b"raft/log/";
 /// The state machine's applied log id and membership.
 pub const APPLIED: &[u8] = b"sm/applied";
+/// The name of the keyspace that holds the data keys (the active
+/// generation, [`crate::generation`]); absent: the default keyspace.
+pub const ACTIVE: &[u8] = b"sm/active";
 /// Prefix of the replicated user data.
 pub const DATA_PREFIX: &[u8] = b"sm/data/";
 

@@ -12,16 +12,18 @@
 //!   `Raft` handle), the proposal ([`Command`]) and its outcome
 //!   ([`Response`]).
 //! - [`keys`]: where the log, the vote and the state machine live in a
-//!   replica's two `Db`s (key prefixes, until keyspaces, issue 15, replace
-//!   them) and how a replicated value is encoded.
+//!   replica's two `Db`s and how a replicated value is encoded.
 //! - [`log_store`]: [`LogStore`], openraft's `RaftLogStorage` on bwtx.
 //! - [`validate`]: apply-time validation of one proposal (malformed?
 //!   written, read or scanned keys written after its snapshot?).
 //! - [`state_machine`]: [`StateMachine`], openraft's `RaftStateMachine`:
 //!   apply with first-committer-wins (and, serializable, read and range)
 //!   validation, one bwtx commit per batch.
-//! - [`snapshot`]: snapshots built from a bwtx `Snapshot` and installed in
-//!   one transaction.
+//! - [`generation`]: which keyspace of the state `Db` holds the data (the
+//!   active generation), and the switch a snapshot install makes.
+//! - [`snapshot`]: snapshots larger than memory: built into a file from a
+//!   bwtx `Snapshot`, sent in chunks, installed in bounded batches into a
+//!   fresh generation.
 //! - [`network`]: openraft's `RaftNetworkV2` in-process (with partitions)
 //!   and over TCP, and forwarding proposals to the leader.
 //! - [`proposer`]: batches concurrent transactions' proposals into one log
@@ -34,11 +36,12 @@
 //! - [`bank`]: the bank-transfer workload the tests and the example share.
 //!
 //! Only bwtx's public API is used (`Db`, `Options`, `Transaction`,
-//! `Snapshot`, `Error`).
+//! `Snapshot`, `Keyspace`, `Error`).
 
 pub mod bank;
 pub mod cluster;
 mod error;
+pub mod generation;
 pub mod keys;
 mod log_memory;
 pub mod log_store;

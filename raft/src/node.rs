@@ -1,5 +1,6 @@
 //! [`Node`]: one replica (two bwtx `Db`s in its directory: the log store's
-//! and the state machine's, and a running openraft `Raft`), with the client
+//! and the state machine's; its snapshot files; and a running openraft
+//! `Raft`), with the client
 //! API: beginning replicated transactions ([`Txn`], in [`crate::txn`]) at
 //! either isolation level, and reads at an applied position
 //! ([`ReadSnapshot`]).
@@ -20,6 +21,7 @@ use crate::keys::{self, AppliedState, DATA_PREFIX};
 use crate::log_store::LogStore;
 use crate::network::{self, Link, Transport};
 use crate::proposer::Proposer;
+use crate::snapshot::{Limits, SnapshotStats};
 use crate::state_machine::{read_applied, StateMachine};
 pub use crate::txn::Txn;
 use crate::types::{LogId, NodeId, Raft, TypeConfig};
@@ -36,7 +38,7 @@ pub struct Node {
     raft: Raft,
     proposer: Proposer,
     link: Link,
-    db: bwtx::Db,
+    sm: StateMachine,
     log: bwtx::Db,
 }
 
@@ -50,21 +52,29 @@ impl Node {
     /// On TCP the node serves on the transport's listener; the membership
     /// must name it by that listener's address (`BasicNode::new(addr)`).
     pub async fn start(id: NodeId, dir: &Path, config: Arc<Config>, transport: Transport) -> Result<Node> {
+        Node::start_with(id, dir, config, transport, Limits::default()).await
+    }
+
+    /// [`Node::start`] with `limits` on snapshot transfers (the TCP chunk
+    /// size) and installs (the batch size); snapshot files go to
+    /// `dir/snapshots` (`design/replication.md` §5).
+    pub async fn start_with(
+        id: NodeId,
+        dir: &Path,
+        config: Arc<Config>,
+        transport: Transport,
+        limits: Limits,
+    ) -> Result<Node> {
         let log = bwtx::Options::new().open(dir.join("log"))?;
         let db = bwtx::Options::new()
             .durability(bwtx::Durability::Buffered(STATE_SYNC))
             .open(dir.join("state"))?;
-        let (net, cut) = network::transport::network(id, &transport);
-        let raft = Raft::new(
-            id,
-            config,
-            net,
-            LogStore::new(log.clone())?,
-            StateMachine::new(db.clone()),
-        )
-        .await
-        .map_err(|e| Error::Raft(e.to_string()))?;
-        let link = match Link::connect(id, &raft, transport, cut) {
+        let sm = StateMachine::open(db.clone(), &dir.join("snapshots"), limits)?;
+        let (net, cut) = network::transport::network(id, &transport, limits.chunk);
+        let raft = Raft::new(id, config, net, LogStore::new(log.clone())?, sm.clone())
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        let link = match Link::connect(id, &raft, transport, cut, sm.snapshot_dir().clone()) {
             Ok(link) => link,
             Err(e) => {
                 let _ = raft.shutdown().await;
@@ -77,7 +87,7 @@ impl Node {
             raft,
             proposer,
             link,
-            db,
+            sm,
             log,
         })
     }
@@ -132,7 +142,12 @@ impl Node {
     /// leader: on a follower it may lag the leader, but it is one
     /// consistent prefix of the log ([`ReadSnapshot::applied_log_id`]).
     pub fn read_snapshot(&self) -> Result<ReadSnapshot> {
-        ReadSnapshot::of(&self.db)
+        ReadSnapshot::of(&self.sm)
+    }
+
+    /// What this node's snapshot builds and installs did so far.
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        self.sm.snapshot_stats()
     }
 
     /// A linearizable read: confirms through raft's read-index
@@ -188,14 +203,17 @@ impl Node {
 /// A consistent read of the replicated data at one applied log position.
 pub struct ReadSnapshot {
     snap: bwtx::Snapshot,
+    /// The keyspace holding the data keys in `snap` (its active
+    /// generation).
+    ks: bwtx::Keyspace,
     applied: AppliedState,
 }
 
 impl ReadSnapshot {
-    fn of(db: &bwtx::Db) -> Result<ReadSnapshot> {
-        let snap = db.snapshot();
+    fn of(sm: &StateMachine) -> Result<ReadSnapshot> {
+        let (snap, ks) = sm.read();
         let applied = read_applied(&snap)?;
-        Ok(ReadSnapshot { snap, applied })
+        Ok(ReadSnapshot { snap, ks, applied })
     }
 
     /// The applied log index the read reflects (a transaction's `P`).
@@ -210,7 +228,7 @@ impl ReadSnapshot {
 
     /// The value of `key`, or `None`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        match self.snap.get(keys::data_key(key.as_ref()))? {
+        match self.snap.get_in(&self.ks, keys::data_key(key.as_ref()))? {
             Some(raw) => Ok(keys::decode_value(&raw)?.1),
             None => Ok(None),
         }
@@ -240,7 +258,7 @@ impl ReadSnapshot {
         let start = keys::data_key(start);
         let end = end.map_or_else(keys::data_end, keys::data_key);
         self.snap
-            .range((Bound::Included(start), Bound::Excluded(end)))
+            .range_in(&self.ks, (Bound::Included(start), Bound::Excluded(end)))
             .map(|kv| {
                 let (k, raw) = kv?;
                 let (_, v) = keys::decode_value(&raw)?;

@@ -24,10 +24,14 @@
 //! The log keeps them: it is purged only up to a snapshot, and building or
 //! installing one checkpoints this `Db` first ([`crate::snapshot`]).
 //!
+//! **Snapshots** are files in the replica's snapshot directory
+//! ([`crate::snapshot`]); the data keys live in the active generation
+//! ([`crate::generation`]), which an install replaces.
+//!
 //! Only this state machine writes `sm/` keys, one apply or install at a
 //! time, so its bwtx commits never conflict locally.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, TryStreamExt};
@@ -35,8 +39,9 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::RaftSnapshotBuilder;
 
 use crate::error::{Error, Result};
+use crate::generation::Generations;
 use crate::keys::{self, AppliedState, APPLIED};
-use crate::snapshot::{self, StoredSnapshot};
+use crate::snapshot::{self, Limits, SnapshotDir, SnapshotFile, SnapshotStats};
 use crate::types::{
     Command, Entry, EntryPayload, LogId, Proposal, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
@@ -46,37 +51,112 @@ use crate::validate;
 /// openraft 0.10's storage result: errors are plain `io::Error`s.
 type StorageResult<T> = std::result::Result<T, std::io::Error>;
 
-/// The replicated state machine of one replica, in its bwtx `Db`.
+/// The replicated state machine of one replica, in its bwtx `Db`. Cloning
+/// it shares it.
 #[derive(Clone)]
 pub struct StateMachine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: bwtx::Db,
-    /// The last snapshot built or installed (rebuilt on demand after a
-    /// restart, see `get_current_snapshot`).
-    current: Arc<Mutex<Option<StoredSnapshot>>>,
+    gens: Generations,
+    dir: SnapshotDir,
+    limits: Limits,
+    /// The last snapshot built or installed (none after a restart: one is
+    /// built on demand, see `get_current_snapshot`).
+    current: Mutex<Option<Current>>,
+    stats: Mutex<SnapshotStats>,
+}
+
+/// A complete snapshot file and its description.
+#[derive(Clone)]
+struct Current {
+    meta: SnapshotMeta,
+    path: PathBuf,
 }
 
 impl StateMachine {
-    /// The state machine in `db`. Any durability will do: snapshots
-    /// checkpoint `db` before openraft may purge the log they cover, and
-    /// the log replays what a crash lost.
-    pub fn new(db: bwtx::Db) -> StateMachine {
-        StateMachine {
-            db,
-            current: Arc::new(Mutex::new(None)),
-        }
+    /// The state machine in `db`, with its snapshot files in directory
+    /// `snapshots` (created; emptied of an earlier run's files) and
+    /// `limits` on snapshot transfers and installs. Opening drops a
+    /// generation a crash left half loaded ([`Generations::open`]). Any
+    /// durability will do: snapshots checkpoint `db` before openraft may
+    /// purge the log they cover, and the log replays what a crash lost.
+    pub fn open(db: bwtx::Db, snapshots: &Path, limits: Limits) -> Result<StateMachine> {
+        let gens = Generations::open(&db, limits.batch_keys)?;
+        let dir = SnapshotDir::open(snapshots)?;
+        Ok(StateMachine {
+            inner: Arc::new(Inner {
+                db,
+                gens,
+                dir,
+                limits,
+                current: Mutex::new(None),
+                stats: Mutex::new(SnapshotStats::default()),
+            }),
+        })
     }
 
     /// The applied state as of now.
     pub fn applied(&self) -> Result<AppliedState> {
-        read_applied(&self.db.snapshot())
+        read_applied(&self.inner.db.snapshot())
     }
 
-    fn set_current(&self, s: StoredSnapshot) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    /// A bwtx snapshot and the keyspace holding its data keys (the
+    /// generation active in it).
+    pub fn read(&self) -> (bwtx::Snapshot, bwtx::Keyspace) {
+        self.inner.gens.read()
     }
 
-    fn get_current(&self) -> Option<StoredSnapshot> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The replica's snapshot directory.
+    pub fn snapshot_dir(&self) -> &SnapshotDir {
+        &self.inner.dir
+    }
+
+    /// The limits on snapshot transfers and installs.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// What snapshot builds and installs did so far.
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        *self.inner.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, SnapshotStats> {
+        self.inner.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.inner.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make `c` the current snapshot unless a newer one is (a build that
+    /// finished after an install of a later state), and remove the other
+    /// files. Returns whether it became current.
+    fn set_current(&self, c: Current) -> Result<bool> {
+        let mut cur = self.current();
+        let index = |c: &Current| c.meta.last_log_id.map(|l| l.index);
+        if cur.as_ref().is_some_and(|old| index(old) > index(&c)) {
+            return Ok(false);
+        }
+        self.inner.dir.remove_others(&c.path)?;
+        *cur = Some(c);
+        Ok(true)
+    }
+
+    /// The current snapshot, opened (under the lock, so no newer one
+    /// removes it first).
+    fn open_current(&self) -> Result<Option<Snapshot>> {
+        let cur = self.current();
+        match cur.as_ref() {
+            None => Ok(None),
+            Some(c) => Ok(Some(Snapshot {
+                meta: c.meta.clone(),
+                snapshot: SnapshotFile::open(&c.path)?,
+            })),
+        }
     }
 }
 
@@ -88,8 +168,15 @@ pub fn read_applied(snap: &bwtx::Snapshot) -> Result<AppliedState> {
     }
 }
 
-/// Apply `entries` in one bwtx commit; returns one response per entry.
-pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Response>> {
+/// [`apply_in`] on the default keyspace (the unit tests' state machines).
+#[cfg(test)]
+pub(crate) fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Response>> {
+    apply_in(db, &db.keyspace("default")?, entries)
+}
+
+/// Apply `entries` in one bwtx commit, the data keys in keyspace `ks` (the
+/// active generation); returns one response per entry.
+pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Result<Vec<Response>> {
     let mut tx = db.begin();
     let mut state: AppliedState = match tx.get(APPLIED)? {
         Some(raw) => keys::from_json(&raw, "applied state")?,
@@ -112,12 +199,12 @@ pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Response>> 
                     reads,
                     ranges,
                 };
-                apply_txn(&mut tx, e.log_id.index, &p)?
+                apply_txn(&mut tx, ks, e.log_id.index, &p)?
             }
             EntryPayload::Normal(Command::Batch { txns }) => {
                 let mut outcomes = Vec::with_capacity(txns.len());
                 for p in &txns {
-                    outcomes.push(apply_txn(&mut tx, e.log_id.index, p)?);
+                    outcomes.push(apply_txn(&mut tx, ks, e.log_id.index, p)?);
                 }
                 Response::Batch { outcomes }
             }
@@ -134,15 +221,15 @@ pub fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Response>> 
 
 /// Validate and apply one transaction at log index `index` inside `tx`
 /// ([`validate`]).
-fn apply_txn(tx: &mut bwtx::Transaction, index: u64, p: &Proposal) -> Result<Response> {
+fn apply_txn(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, index: u64, p: &Proposal) -> Result<Response> {
     if let Some(reason) = validate::malformed(index, p) {
         return Ok(Response::Rejected { reason });
     }
-    if let Some(conflict) = validate::conflict(tx, p)? {
+    if let Some(conflict) = validate::conflict(tx, ks, p)? {
         return Ok(conflict);
     }
     for (k, v) in &p.writes {
-        tx.put(keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
+        tx.put_in(ks, keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
     }
     Ok(Response::Committed { index })
 }
@@ -163,7 +250,7 @@ fn sm_write_err(e: Error) -> std::io::Error {
     std::io::Error::other(format!("writing the state machine: {e}"))
 }
 
-/// Builds snapshots for openraft (a handle on the same `Db`).
+/// Builds snapshots for openraft (a handle on the same state machine).
 pub struct SnapshotBuilder {
     sm: StateMachine,
 }
@@ -171,19 +258,30 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
+    /// Build a snapshot file ([`snapshot::build`]) on tokio's blocking
+    /// pool, make it current, and hand openraft the open file.
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot> {
-        let db = self.sm.db.clone();
-        let built = blocking(move || snapshot::build(&db)).await;
-        let built = built.map_err(|e| std::io::Error::other(format!("building a snapshot: {e}")))?;
-        self.sm.set_current(built.clone());
-        Ok(to_openraft(built))
-    }
-}
-
-fn to_openraft(s: StoredSnapshot) -> Snapshot {
-    Snapshot {
-        meta: s.meta,
-        snapshot: Cursor::new(s.data.to_vec()),
+        let sm = self.sm.clone();
+        let built = blocking(move || {
+            let b = snapshot::build(&sm.inner.db, &sm.inner.gens, &sm.inner.dir)?;
+            let file = SnapshotFile::open(&b.path)?;
+            sm.stats().builds += 1;
+            let current = Current {
+                meta: b.meta.clone(),
+                path: b.path.clone(),
+            };
+            if !sm.set_current(current)? {
+                // A newer snapshot is current: this one is only sent from
+                // its open file.
+                let _ = std::fs::remove_file(&b.path);
+            }
+            Ok(Snapshot {
+                meta: b.meta,
+                snapshot: file,
+            })
+        })
+        .await;
+        built.map_err(|e| std::io::Error::other(format!("building a snapshot: {e}")))
     }
 }
 
@@ -197,8 +295,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     /// Apply every entry the stream yields in one bwtx commit
-    /// ([`apply_batch`]), then answer each entry's responder (openraft
-    /// 0.10 hands the responders to the state machine with the entries).
+    /// ([`apply_in`], into the active generation), then answer each
+    /// entry's responder (openraft 0.10 hands the responders to the state
+    /// machine with the entries).
     async fn apply<Strm>(&mut self, entries: Strm) -> StorageResult<()>
     where
         Strm: Stream<Item = StorageResult<EntryResponder<TypeConfig>>> + Unpin + Send,
@@ -207,8 +306,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(());
         }
-        let db = self.db.clone();
-        let responses = blocking(move || apply_batch(&db, entries))
+        let sm = self.clone();
+        let responses = blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), entries))
             .await
             .map_err(sm_write_err)?;
         for (responder, response) in responders.into_iter().zip(responses) {
@@ -223,31 +322,63 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder { sm: self.clone() }
     }
 
+    /// Install the snapshot in the file openraft hands over (from a
+    /// transport): a `.part` a TCP transfer wrote into this replica's
+    /// snapshot directory ([`SnapshotFile::open_part`]) is used in place,
+    /// any other file (the leader's, in process) is copied in first; then [`snapshot::install`] checks
+    /// and loads it, and it becomes the current snapshot. A file that does
+    /// not check out changes nothing.
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> StorageResult<()> {
-        let data = Arc::new(snapshot.into_inner());
-        let (db, m, d) = (self.db.clone(), meta.clone(), data.clone());
-        blocking(move || snapshot::install(&db, &m, &d))
+        let (sm, m) = (self.clone(), meta.clone());
+        blocking(move || sm.install_file(&m, snapshot))
             .await
-            .map_err(|e| std::io::Error::other(format!("installing the snapshot at {:?}: {e}", meta.last_log_id)))?;
-        self.set_current(StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        });
-        Ok(())
+            .map_err(|e| std::io::Error::other(format!("installing the snapshot at {:?}: {e}", meta.last_log_id)))
     }
 
-    /// The last snapshot built or installed; after a restart (none kept in
-    /// memory) a fresh one of the applied state, which covers every purged
-    /// entry since purging follows snapshots and the state is durable.
+    /// The last snapshot built or installed; after a restart (none kept)
+    /// a fresh one of the applied state, which covers every purged entry
+    /// since purging follows snapshots and the state is durable.
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot>> {
-        if let Some(s) = self.get_current() {
-            return Ok(Some(to_openraft(s)));
+        if let Some(s) = self.open_current().map_err(sm_read_err)? {
+            return Ok(Some(s));
         }
         if self.applied().map_err(sm_read_err)?.last_applied.is_none() {
             return Ok(None);
         }
         let mut builder = self.get_snapshot_builder().await;
         Ok(Some(builder.build_snapshot().await?))
+    }
+}
+
+impl StateMachine {
+    /// The blocking part of `install_snapshot`.
+    fn install_file(&self, meta: &SnapshotMeta, mut file: SnapshotFile) -> Result<()> {
+        let dir = &self.inner.dir;
+        let part = match file.take_part() {
+            Some(part) => part,
+            None => dir.copy_in(&mut file)?,
+        };
+        drop(file);
+        let mut stats = SnapshotStats::default();
+        let r = snapshot::install(
+            &self.inner.db,
+            &self.inner.gens,
+            &part,
+            meta,
+            self.inner.limits,
+            &mut stats,
+        );
+        self.stats().absorb(&stats);
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        let path = dir.complete(&part, meta.last_log_id)?;
+        self.set_current(Current {
+            meta: meta.clone(),
+            path,
+        })?;
+        Ok(())
     }
 }
 

@@ -19,8 +19,8 @@ openraft::declare_raft_types!(
     /// the TCP transport, empty on the in-process network, which routes by
     /// id); terms, leader ids (`leader_id_adv`: a term and a node id), votes
     /// and entries openraft's defaults. Snapshot data is the state
-    /// machine's (`StateMachine::SnapshotData`, bytes), no longer part of
-    /// the type configuration in openraft 0.10.
+    /// machine's (`StateMachine::SnapshotData`, an open file), no longer
+    /// part of the type configuration in openraft 0.10.
     pub TypeConfig:
         D = Command,
         R = Response,
@@ -40,9 +40,11 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// A snapshot's description (last log id, membership, id).
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-/// The bytes of a serialized snapshot (`crate::snapshot::SnapshotFile`).
-pub type SnapshotData = std::io::Cursor<Vec<u8>>;
-/// A snapshot: its description and its bytes.
+/// A snapshot's data as openraft passes it around: an open snapshot file
+/// ([`crate::snapshot::SnapshotFile`]; openraft 0.10 asks only `Send +
+/// 'static` of it, so the data never has to be in memory).
+pub type SnapshotData = crate::snapshot::SnapshotFile;
+/// A snapshot: its description and its file.
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// The leader id a log id carries: a term and the node elected in it.
 pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;

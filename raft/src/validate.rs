@@ -55,9 +55,10 @@ pub fn malformed(index: u64, p: &Proposal) -> Option<String> {
     None
 }
 
-/// The first conflict of proposal `p` against the state in `tx`, as a
+/// The first conflict of proposal `p` against the state in `tx`, whose
+/// data keys are in keyspace `ks` (the active generation), as a
 /// [`Response::Conflict`], or `None` if it may commit.
-pub fn conflict(tx: &bwtx::Transaction, p: &Proposal) -> Result<Option<Response>> {
+pub fn conflict(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, p: &Proposal) -> Result<Option<Response>> {
     let found = |key: &[u8], winner: u64, reason: Conflicted| Response::Conflict {
         key: key.to_vec(),
         winner,
@@ -65,17 +66,17 @@ pub fn conflict(tx: &bwtx::Transaction, p: &Proposal) -> Result<Option<Response>
         reason,
     };
     for (k, _) in &p.writes {
-        if let Some(last) = last_written(tx, k)?.filter(|&l| l > p.snapshot) {
+        if let Some(last) = last_written(tx, ks, k)?.filter(|&l| l > p.snapshot) {
             return Ok(Some(found(k, last, Conflicted::Write)));
         }
     }
     for k in &p.reads {
-        if let Some(last) = last_written(tx, k)?.filter(|&l| l > p.snapshot) {
+        if let Some(last) = last_written(tx, ks, k)?.filter(|&l| l > p.snapshot) {
             return Ok(Some(found(k, last, Conflicted::Read)));
         }
     }
     for r in &p.ranges {
-        if let Some((k, last)) = first_written_after(tx, r, p.snapshot)? {
+        if let Some((k, last)) = first_written_after(tx, ks, r, p.snapshot)? {
             return Ok(Some(found(&k, last, Conflicted::Range(r.clone()))));
         }
     }
@@ -84,8 +85,8 @@ pub fn conflict(tx: &bwtx::Transaction, p: &Proposal) -> Result<Option<Response>
 
 /// `L(k)`: the index of the last committed entry that wrote user key `k`
 /// (a tombstone included), if any did.
-fn last_written(tx: &bwtx::Transaction, key: &[u8]) -> Result<Option<u64>> {
-    match tx.get(keys::data_key(key))? {
+fn last_written(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, key: &[u8]) -> Result<Option<u64>> {
+    match tx.get_in(ks, keys::data_key(key))? {
         Some(raw) => Ok(Some(keys::decode_value(&raw)?.0)),
         None => Ok(None),
     }
@@ -93,13 +94,18 @@ fn last_written(tx: &bwtx::Transaction, key: &[u8]) -> Result<Option<u64>> {
 
 /// The first stored key in `r` (tombstones included) with `L(k) > after`,
 /// with that index.
-fn first_written_after(tx: &bwtx::Transaction, r: &KeyRange, after: u64) -> Result<Option<(Vec<u8>, u64)>> {
+fn first_written_after(
+    tx: &bwtx::Transaction,
+    ks: &bwtx::Keyspace,
+    r: &KeyRange,
+    after: u64,
+) -> Result<Option<(Vec<u8>, u64)>> {
     let start = keys::data_key(&r.start);
     let end = match &r.end {
         Some(e) => keys::data_key(e),
         None => keys::data_end(),
     };
-    for kv in tx.range((Bound::Included(start), Bound::Excluded(end))) {
+    for kv in tx.range_in(ks, (Bound::Included(start), Bound::Excluded(end))) {
         let (k, raw) = kv?;
         let (last, _) = keys::decode_value(&raw)?;
         if last > after {

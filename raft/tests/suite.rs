@@ -1,6 +1,7 @@
 //! openraft's storage test suite (`openraft::testing::log::Suite::test_all`)
 //! against the bwtx log store and state machine, each test on a fresh
-//! directory with the two `Db`s a node uses (log: sync; state: buffered).
+//! directory with the two `Db`s a node uses (log: sync; state: buffered)
+//! and its snapshot directory.
 
 use bwtx_raft::{LogStore, StateMachine, TypeConfig};
 use openraft::testing::log::{StoreBuilder, Suite};
@@ -23,7 +24,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bwt
             .durability(bwtx::Durability::Buffered(std::time::Duration::from_millis(100)))
             .open(dir.path().join("state"))
             .map_err(|e| err(e.into()))?;
-        Ok((dir, LogStore::new(log_db).map_err(err)?, StateMachine::new(sm_db)))
+        let sm = StateMachine::open(sm_db, &dir.path().join("snapshots"), Default::default()).map_err(err)?;
+        Ok((dir, LogStore::new(log_db).map_err(err)?, sm))
     }
 }
 

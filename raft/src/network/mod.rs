@@ -11,11 +11,14 @@
 //! - [`append_stream`]: TCP, the pipelined replication stream (client
 //!   side).
 //! - [`server`]: TCP, serving side (one node's port).
+//! - [`receive`]: TCP, a snapshot's chunks written to a file as they
+//!   arrive (serving side).
 //! - [`wire`]: TCP messages, their encoding (postcard) and framing
 //!   (length-delimited), and the versioned handshake.
 
 pub mod append_stream;
 pub mod local;
+mod receive;
 pub mod server;
 pub mod tcp;
 pub mod transport;

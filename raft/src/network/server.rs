@@ -6,8 +6,9 @@
 //! answers it (`wire::accept_hello`; a connection without a valid one,
 //! or of another wire version, is closed), then serves the mode the hello
 //! chose. An RPC connection: read a request, await the node's answer,
-//! write it back, one request at a time; a snapshot's parts are gathered
-//! per connection and the last one installs the whole
+//! write it back, one request at a time; a snapshot's chunks are written
+//! per connection to a file in the node's snapshot directory
+//! ([`super::receive`]) and the last one installs it
 //! (`Raft::install_full_snapshot`), unless its last entry is beyond the
 //! sender's vote (openraft would panic on it; no protocol-following leader
 //! sends one). An append stream: requests are handed to
@@ -33,9 +34,11 @@ use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::receive::Incoming;
 use super::tcp::Cut;
 use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
+use crate::snapshot::SnapshotDir;
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
@@ -52,22 +55,25 @@ struct Inner {
     addr: SocketAddr,
     raft: Raft,
     cut: Cut,
+    /// Where received snapshots are written.
+    snapshots: SnapshotDir,
     accepting: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Server {
     /// Serve `raft` on `listener`; `cut` is the node's isolation, shared
-    /// with its clients.
-    pub(crate) fn start(listener: TcpListener, raft: Raft, cut: Cut) -> Result<Server> {
+    /// with its clients; received snapshots go to `snapshots`.
+    pub(crate) fn start(listener: TcpListener, raft: Raft, cut: Cut, snapshots: SnapshotDir) -> Result<Server> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
-        let task = tokio::spawn(accept(listener, raft.clone(), cut.clone()));
+        let task = tokio::spawn(accept(listener, raft.clone(), cut.clone(), snapshots.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
                 addr,
                 raft,
                 cut,
+                snapshots,
                 accepting: Mutex::new(Some(task)),
             }),
         })
@@ -128,7 +134,12 @@ impl Server {
                 Err(e) => return Err(Error::Raft(format!("listen on {}: {e}", self.inner.addr))),
             }
         };
-        let task = tokio::spawn(accept(listener, self.inner.raft.clone(), self.inner.cut.clone()));
+        let task = tokio::spawn(accept(
+            listener,
+            self.inner.raft.clone(),
+            self.inner.cut.clone(),
+            self.inner.snapshots.clone(),
+        ));
         let old = self
             .inner
             .accepting
@@ -145,13 +156,13 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft, cut: Cut) {
+async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, raft.clone(), cut.clone()));
+                    conns.spawn(serve(stream, raft.clone(), cut.clone(), snapshots.clone()));
                 }
                 // Out of file descriptors, or a connection reset before
                 // it was accepted: try again shortly.
@@ -165,10 +176,10 @@ async fn accept(listener: TcpListener, raft: Raft, cut: Cut) {
 /// Answer one connection until it closes or sends garbage: its hello
 /// first (a connection without a valid one is closed after this node's
 /// answer), then its requests in the mode the hello chose.
-async fn serve(stream: TcpStream, raft: Raft, cut: Cut) {
+async fn serve(stream: TcpStream, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
     let mut conn = wire::framed(stream);
     match wire::accept_hello(&mut conn).await {
-        Ok(Mode::Rpc) => serve_rpc(conn, raft, cut).await,
+        Ok(Mode::Rpc) => serve_rpc(conn, raft, cut, snapshots).await,
         Ok(Mode::Append) => serve_append(conn, raft, cut).await,
         Err(_) => {}
     }
@@ -217,19 +228,20 @@ async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
 
 /// Answer one RPC connection's requests, one at a time, until it closes or
 /// sends garbage.
-async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut) {
-    let mut parts = Parts::default();
+async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
+    let mut incoming = Incoming::new(snapshots);
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
             Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
-            Request::Snapshot {
+            Request::SnapshotChunk {
                 vote,
                 meta,
+                len,
                 offset,
                 done,
                 data,
-            } => match parts.add(offset, &data, done) {
+            } => match incoming.add(len, offset, &data, done) {
                 Err(e) => Reply::Snapshot(Err(e)),
                 Ok(None) => Reply::Snapshot(Ok(None)),
                 // openraft asserts (panics) on a snapshot whose last entry is
@@ -239,11 +251,8 @@ async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut) {
                     "a snapshot whose last log id {:?} is beyond the sender's vote {vote}",
                     meta.last_log_id
                 ))),
-                Ok(Some(whole)) => {
-                    let whole = Snapshot {
-                        meta,
-                        snapshot: std::io::Cursor::new(whole),
-                    };
+                Ok(Some(file)) => {
+                    let whole = Snapshot { meta, snapshot: file };
                     Reply::Snapshot(
                         raft.install_full_snapshot(vote, whole)
                             .await
@@ -282,34 +291,9 @@ fn beyond_vote(vote: &Vote, meta: &SnapshotMeta) -> bool {
         .is_some_and(|last| last.committed_leader_id() > vote.leader_id())
 }
 
-/// The parts of a snapshot received so far on one connection.
-#[derive(Default)]
-struct Parts {
-    bytes: Vec<u8>,
-}
-
-impl Parts {
-    /// Add the part `data` at byte `offset`: offset 0 starts afresh (an
-    /// abandoned transfer's parts are dropped), any other must be where the
-    /// parts so far end. Returns the whole snapshot after the last part
-    /// (`done`), `None` before it, or why the part does not fit (then the
-    /// parts so far are dropped too).
-    fn add(&mut self, offset: u64, data: &[u8], done: bool) -> Result<Option<Vec<u8>>, String> {
-        if offset == 0 {
-            self.bytes.clear();
-        }
-        if offset != self.bytes.len() as u64 {
-            let have = std::mem::take(&mut self.bytes).len();
-            return Err(format!("a snapshot part at byte {offset}, after {have} bytes"));
-        }
-        self.bytes.extend_from_slice(data);
-        Ok(done.then(|| std::mem::take(&mut self.bytes)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{beyond_vote, Parts};
+    use super::beyond_vote;
     use crate::types::{log_id, SnapshotMeta, Vote};
 
     #[test]
@@ -323,20 +307,5 @@ mod tests {
         assert!(!beyond_vote(&vote, &meta(Some(log_id(3, 1, 10)))));
         assert!(!beyond_vote(&vote, &meta(Some(log_id(2, 2, 10)))));
         assert!(beyond_vote(&vote, &meta(Some(log_id(4, 1, 10)))));
-    }
-
-    #[test]
-    fn snapshot_parts_join_in_order_and_a_new_transfer_drops_an_abandoned_one() {
-        let mut p = Parts::default();
-        assert_eq!(p.add(0, b"ab", false), Ok(None));
-        // Abandoned after one part: a new transfer starts at 0.
-        assert_eq!(p.add(0, b"xy", false), Ok(None));
-        assert_eq!(p.add(2, b"z", true), Ok(Some(b"xyz".to_vec())));
-        // A part that does not follow the ones before is refused.
-        assert_eq!(p.add(0, b"abc", false), Ok(None));
-        assert!(p.add(2, b"c", true).is_err());
-        assert!(p.add(3, b"d", true).is_err(), "the refusal dropped the parts");
-        // One empty last part is an empty snapshot.
-        assert_eq!(p.add(0, b"", true), Ok(Some(Vec::new())));
     }
 }

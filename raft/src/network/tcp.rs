@@ -27,8 +27,9 @@
 //! its first half (again, until it fits) and the part sent answered as
 //! `PartialSuccess` (openraft 0.10 has no `PayloadTooLarge`; it sends the
 //! rest next); on an append stream it is sent as several requests
-//! (`wire::append_frames`). A snapshot goes in parts
-//! ([`wire::SNAPSHOT_CHUNK`]) on one connection.
+//! (`wire::append_frames`). A snapshot file goes in chunks
+//! (`snapshot::Limits::chunk`, at most [`wire::SNAPSHOT_CHUNK`]) on one
+//! connection, read from the file as they are sent.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -152,12 +153,24 @@ async fn call(slot: &mut Option<Conn>, addr: &str, cut: &Cut, req: &Request, lim
 /// openraft's network factory for one node on TCP.
 pub struct TcpNetwork {
     cut: Cut,
+    chunk: usize,
 }
 
 impl TcpNetwork {
-    /// The factory of a node whose isolation is `cut`.
+    /// The factory of a node whose isolation is `cut` (snapshot chunks of
+    /// the default size, `snapshot::Limits::default().chunk`).
     pub fn new(cut: Cut) -> TcpNetwork {
-        TcpNetwork { cut }
+        TcpNetwork {
+            cut,
+            chunk: crate::snapshot::Limits::default().chunk,
+        }
+    }
+
+    /// Send snapshots in chunks of `chunk` bytes (at least 1, at most
+    /// [`wire::SNAPSHOT_CHUNK`]).
+    pub fn with_snapshot_chunk(mut self, chunk: usize) -> TcpNetwork {
+        self.chunk = chunk.clamp(1, wire::SNAPSHOT_CHUNK);
+        self
     }
 }
 
@@ -165,7 +178,9 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpConnection;
 
     async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> TcpConnection {
-        TcpConnection::new(node.addr.clone(), self.cut.clone(), MAX_FRAME)
+        let mut c = TcpConnection::new(node.addr.clone(), self.cut.clone(), MAX_FRAME);
+        c.chunk = self.chunk;
+        c
     }
 }
 
@@ -178,6 +193,8 @@ pub struct TcpConnection {
     conn: Option<Conn>,
     /// The largest frame it sends ([`MAX_FRAME`]; smaller in tests).
     max_frame: usize,
+    /// Snapshot bytes per chunk.
+    chunk: usize,
 }
 
 impl TcpConnection {
@@ -189,6 +206,7 @@ impl TcpConnection {
             cut,
             conn: None,
             max_frame,
+            chunk: wire::SNAPSHOT_CHUNK,
         }
     }
 }
@@ -292,9 +310,11 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         }
     }
 
-    /// Send the snapshot in parts of [`wire::SNAPSHOT_CHUNK`] bytes on one
-    /// connection, each acknowledged; the last part's reply is the
-    /// install's. `cancel` (openraft closing the replication) ends it.
+    /// Send the snapshot file in chunks of the factory's chunk size on one
+    /// connection, each read from the file (on tokio's blocking pool) just
+    /// before it is sent and acknowledged before the next: memory holds one
+    /// chunk. The last chunk's reply is the install's. `cancel` (openraft
+    /// closing the replication) ends it.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -302,25 +322,30 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let Snapshot { meta, snapshot: file } = snapshot;
+        let len = file.len();
+        let chunk = self.chunk;
         let send = async {
-            let data = snapshot.snapshot.into_inner();
-            let mut parts: Vec<&[u8]> = data.chunks(wire::SNAPSHOT_CHUNK).collect();
-            if parts.is_empty() {
-                // An empty snapshot is still one (empty, last) part.
-                parts.push(&[]);
-            }
-            let count = parts.len();
+            let mut file = Some(file);
             let mut offset = 0u64;
-            for (i, part) in parts.into_iter().enumerate() {
-                let done = i + 1 == count;
-                let req = Request::Snapshot {
+            loop {
+                let (f, data) = read_chunk(file.take(), chunk).await?;
+                file = Some(f);
+                let done = offset + data.len() as u64 >= len;
+                if data.is_empty() && !done {
+                    let e = io::Error::other(format!("the snapshot file ended at byte {offset} of {len}"));
+                    return Err(StreamingError::Network(NetworkError::new(&e)));
+                }
+                let n = data.len() as u64;
+                let req = Request::SnapshotChunk {
                     vote,
-                    meta: snapshot.meta.clone(),
+                    meta: meta.clone(),
+                    len,
                     offset,
                     done,
-                    data: part.to_vec(),
+                    data,
                 };
-                offset += part.len() as u64;
+                offset += n;
                 match call(&mut self.conn, &self.addr, &self.cut, &req, self.max_frame).await {
                     Ok(Reply::Snapshot(Ok(Some(resp)))) if done => return Ok(resp),
                     Ok(Reply::Snapshot(Ok(None))) if !done => {}
@@ -334,13 +359,42 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
                     }
                 }
             }
-            // Not reached: the last part's reply returned above.
-            Err(StreamingError::Network(wrong_reply(&self.addr)))
         };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             r = send => r,
         }
+    }
+}
+
+/// Read the next chunk of up to `chunk` bytes from `file` (at its current
+/// position; fewer only at its end) on tokio's blocking pool.
+async fn read_chunk(
+    file: Option<SnapshotData>,
+    chunk: usize,
+) -> Result<(SnapshotData, Vec<u8>), StreamingError<TypeConfig>> {
+    let net = |e: io::Error| StreamingError::Network(NetworkError::new(&e));
+    let Some(mut file) = file else {
+        return Err(net(io::Error::other("no snapshot file")));
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; chunk];
+        let mut n = 0;
+        while n < chunk {
+            match file.read_some(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        buf.truncate(n);
+        Ok((file, buf))
+    })
+    .await;
+    match read {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(net(e)),
+        Err(e) => Err(net(io::Error::other(format!("reading the snapshot file: {e}")))),
     }
 }
 

@@ -21,6 +21,7 @@ use super::server::Server;
 use super::tcp::{self, Forwarded, Forwarder};
 use super::wire::WireCounts;
 use crate::error::Result;
+use crate::snapshot::SnapshotDir;
 use crate::types::{Command, NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// How a node being started reaches the others.
@@ -127,28 +128,39 @@ pub enum Link {
     Tcp(Server, Forwarder),
 }
 
-/// The network factory node `id` gives openraft on `transport`, and the
-/// node's cut-off flag, which the factory shares with the server
-/// [`Link::connect`] starts on TCP.
-pub(crate) fn network(id: NodeId, transport: &Transport) -> (Network, tcp::Cut) {
+/// The network factory node `id` gives openraft on `transport` (on TCP
+/// sending snapshots in chunks of `chunk` bytes), and the node's cut-off
+/// flag, which the factory shares with the server [`Link::connect`] starts
+/// on TCP.
+pub(crate) fn network(id: NodeId, transport: &Transport, chunk: usize) -> (Network, tcp::Cut) {
     let link = tcp::Cut::default();
     match transport {
         Transport::InProcess(router) => (Network::InProcess(router.network(id)), link),
-        Transport::Tcp(_) => (Network::Tcp(tcp::TcpNetwork::new(link.clone())), link),
+        Transport::Tcp(_) => (
+            Network::Tcp(tcp::TcpNetwork::new(link.clone()).with_snapshot_chunk(chunk)),
+            link,
+        ),
     }
 }
 
 impl Link {
     /// Make node `id`'s `raft` reachable through `transport`; `cut` is the
-    /// cut-off flag [`network`] gave its factory.
-    pub(crate) fn connect(id: NodeId, raft: &Raft, transport: Transport, cut: tcp::Cut) -> Result<Link> {
+    /// cut-off flag [`network`] gave its factory; on TCP, snapshots it
+    /// receives are written to `snapshots`.
+    pub(crate) fn connect(
+        id: NodeId,
+        raft: &Raft,
+        transport: Transport,
+        cut: tcp::Cut,
+        snapshots: SnapshotDir,
+    ) -> Result<Link> {
         match transport {
             Transport::InProcess(router) => {
                 router.register(id, raft.clone());
                 Ok(Link::InProcess(router))
             }
             Transport::Tcp(listener) => {
-                let server = Server::start(listener, raft.clone(), cut.clone())?;
+                let server = Server::start(listener, raft.clone(), cut.clone(), snapshots)?;
                 Ok(Link::Tcp(server, Forwarder::new(cut)))
             }
         }

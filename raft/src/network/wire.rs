@@ -23,11 +23,14 @@
 //! sent without waiting, each answered in order by an [`AppendReply`]
 //! (`Raft::stream_append` on the serving side).
 //!
-//! A snapshot travels as a run of [`Request::Snapshot`] frames of at most
-//! [`SNAPSHOT_CHUNK`] bytes of data each, on one connection, each
-//! acknowledged; the receiver installs it when the last (`done`) arrives
-//! (openraft 0.10's `full_snapshot` hands the transport the whole
-//! snapshot; its own chunked `InstallSnapshot` RPC of 0.9 is gone).
+//! A snapshot file travels as a run of [`Request::SnapshotChunk`] frames,
+//! each at most the sender's chunk size of data (`snapshot::Limits::chunk`,
+//! 1 MiB by default, never over [`SNAPSHOT_CHUNK`]), read from the file one
+//! at a time, on one connection, each acknowledged; the receiver appends
+//! them to a file and installs it when the last (`done`) arrives, after
+//! checking its length, CRC and trailer (openraft 0.10's `full_snapshot`
+//! hands the transport the whole snapshot; its own chunked
+//! `InstallSnapshot` RPC of 0.9 is gone).
 
 use std::io;
 
@@ -51,14 +54,16 @@ use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 /// (`append_frames`).
 pub const MAX_FRAME: usize = 64 << 20;
 
-/// The snapshot bytes one [`Request::Snapshot`] frame carries at most:
-/// 4 MiB.
+/// The snapshot bytes one [`Request::SnapshotChunk`] frame carries at
+/// most: 4 MiB (a sender's configured chunk size is capped to it).
 pub const SNAPSHOT_CHUNK: usize = 4 << 20;
 
-/// The version of the wire format this build speaks: 2 (postcard bodies,
-/// a handshake, pipelined append streams). Version 1, JSON bodies without a
-/// handshake, is not spoken.
-pub const WIRE_VERSION: u8 = 2;
+/// The version of the wire format this build speaks: 3 (postcard bodies,
+/// a handshake, pipelined append streams, snapshots as file chunks,
+/// [`Request::SnapshotChunk`]). Version 2 sent the JSON snapshot of the
+/// build before streamed snapshots (`Request::Snapshot`); version 1, JSON
+/// bodies without a handshake. Neither is spoken.
+pub const WIRE_VERSION: u8 = 3;
 
 /// The first bytes of a hello.
 const MAGIC: &[u8; 9] = b"bwtx-raft";
@@ -162,21 +167,24 @@ pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     /// Raft's vote RPC.
     Vote(VoteRequest<TypeConfig>),
-    /// A part of a snapshot: `data` goes at byte `offset` of it (0 starts
-    /// a snapshot afresh; any other offset must be where the parts received
-    /// before on this connection end); `done` marks the last, after which
-    /// the receiver installs the whole (`Raft::install_full_snapshot`) with
-    /// `vote` and `meta`.
-    Snapshot {
+    /// A chunk of a snapshot file of `len` bytes: `data` goes at byte
+    /// `offset` of it (0 starts a snapshot afresh; any other offset must be
+    /// where the chunks received before on this connection end); `done`
+    /// marks the last, after which the receiver checks that it holds `len`
+    /// bytes and installs the file (`Raft::install_full_snapshot`, which
+    /// checks its CRC and trailer first) with `vote` and `meta`.
+    SnapshotChunk {
         /// The leader's vote.
         vote: Vote,
         /// The snapshot's description.
         meta: SnapshotMeta,
-        /// Where `data` goes in the snapshot.
+        /// The whole file's length.
+        len: u64,
+        /// Where `data` goes in the file.
         offset: u64,
-        /// Whether this is the last part.
+        /// Whether this is the last chunk.
         done: bool,
-        /// The part's bytes.
+        /// The chunk's bytes.
         data: Vec<u8>,
     },
     /// A proposal forwarded to the leader (`Raft::client_write`).
@@ -194,9 +202,10 @@ pub enum Reply {
     AppendEntries(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// The answer to [`Request::Vote`].
     Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
-    /// The answer to [`Request::Snapshot`]: `None` for a part received,
-    /// the install's response after the last, or why not (a part out of
-    /// order, or the receiving node stopped).
+    /// The answer to [`Request::SnapshotChunk`]: `None` for a chunk
+    /// written, the install's response after the last, or why not (a chunk
+    /// out of order, a short or corrupt file, a failed write, or the
+    /// receiving node stopped).
     Snapshot(Result<Option<SnapshotResponse<TypeConfig>>, String>),
     /// The answer to [`Request::ClientWrite`].
     ClientWrite(WriteResult),
@@ -220,7 +229,7 @@ pub struct WireCounts {
     pub appends_with_entries: u64,
     /// Log entries in them.
     pub entries: u64,
-    /// Other requests sent: votes, snapshot parts, forwarded proposals.
+    /// Other requests sent: votes, snapshot chunks, forwarded proposals.
     pub other_requests: u64,
     /// Replies and append answers sent.
     pub replies: u64,

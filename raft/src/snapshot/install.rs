@@ -1,0 +1,184 @@
+//! Installing a snapshot file: checked whole first, then loaded into a
+//! fresh generation in bounded batches, then switched to in one small
+//! commit (`design/replication.md` §5.3, install steps I1-I7).
+
+use std::fs::File;
+use std::path::Path;
+
+use super::format::Reader;
+use crate::error::{Error, Result};
+use crate::generation::Generations;
+use crate::keys::{self, AppliedState};
+use crate::types::SnapshotMeta;
+
+/// The bounds of a snapshot's transfer and install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Snapshot bytes per TCP chunk (`Request::SnapshotChunk`).
+    pub chunk: usize,
+    /// Records per install batch (one bwtx commit) at most.
+    pub batch_keys: usize,
+    /// Key and value bytes per install batch: a batch ends with the record
+    /// that reaches it.
+    pub batch_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB chunks; batches of 10,000 records or 4 MiB.
+    fn default() -> Limits {
+        Limits {
+            chunk: 1 << 20,
+            batch_keys: 10_000,
+            batch_bytes: 4 << 20,
+        }
+    }
+}
+
+/// What a replica's snapshot builds and installs did, for tests and
+/// measurements: the memory an install held is a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Snapshots built.
+    pub builds: u64,
+    /// Snapshots installed.
+    pub installs: u64,
+    /// Install batches committed (each one bwtx commit).
+    pub batches: u64,
+    /// Records loaded by installs.
+    pub records: u64,
+    /// The most records one install batch held.
+    pub peak_batch_keys: u64,
+    /// The most key and value bytes one install batch held.
+    pub peak_batch_bytes: u64,
+}
+
+impl SnapshotStats {
+    /// Add what `other` counted (its peaks taken as peaks).
+    pub fn absorb(&mut self, other: &SnapshotStats) {
+        self.builds += other.builds;
+        self.installs += other.installs;
+        self.batches += other.batches;
+        self.records += other.records;
+        self.peak_batch_keys = self.peak_batch_keys.max(other.peak_batch_keys);
+        self.peak_batch_bytes = self.peak_batch_bytes.max(other.peak_batch_bytes);
+    }
+}
+
+/// Where a test stops an install, as a crash would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Run to the end.
+    Never,
+    /// Fail after this many batches, before the switch.
+    AfterBatches(u64),
+    /// Fail after the switch and its checkpoint, before the old
+    /// generation is dropped.
+    BeforeRetire,
+}
+
+/// Install the complete snapshot file at `path`, described by `meta`, into
+/// the state machine of `db`. A file that does not check out (truncated,
+/// corrupted, another format version, another applied state than `meta`)
+/// is [`Error::Corrupt`] and changes nothing.
+pub fn install(
+    db: &bwtx::Db,
+    gens: &Generations,
+    path: &Path,
+    meta: &SnapshotMeta,
+    limits: Limits,
+    stats: &mut SnapshotStats,
+) -> Result<()> {
+    install_until(db, gens, path, meta, limits, stats, Stop::Never)
+}
+
+fn open(path: &Path) -> Result<Reader<File>> {
+    let f = File::open(path).map_err(|e| Error::Raft(format!("open snapshot {}: {e}", path.display())))?;
+    Reader::new(f)
+}
+
+/// [`install`], stopped at `stop`.
+pub(crate) fn install_until(
+    db: &bwtx::Db,
+    gens: &Generations,
+    path: &Path,
+    meta: &SnapshotMeta,
+    limits: Limits,
+    stats: &mut SnapshotStats,
+    stop: Stop,
+) -> Result<()> {
+    // I1: check the whole file (CRC, trailer, every record) before any
+    // write.
+    let mut check = open(path)?;
+    let applied: AppliedState = check.applied().clone();
+    if applied.last_applied != meta.last_log_id || applied.membership != meta.last_membership {
+        return Err(Error::Corrupt(format!(
+            "a snapshot holds state at {:?}, its meta says {:?}",
+            applied.last_applied, meta.last_log_id
+        )));
+    }
+    check.check_rest()?;
+    drop(check);
+    // I2: a fresh generation (a commit).
+    let (name, ks) = gens.create_next()?;
+    // I3: the records in batches, each one commit into it.
+    if let Err(e) = load(db, &ks, path, limits, stats, stop) {
+        let _ = gens.abandon(&name);
+        return Err(e);
+    }
+    // I4: the switch: `sm/applied` and `sm/active` in one commit.
+    let old = gens.switch(&name, ks, &keys::to_json(&applied))?;
+    // I5: durable before openraft purges the log the snapshot covers.
+    db.checkpoint()?;
+    stats.installs += 1;
+    if stop == Stop::BeforeRetire {
+        return Err(Error::Raft(
+            "install stopped before the old generation's drop".to_string(),
+        ));
+    }
+    // I6: the old generation goes.
+    gens.retire(&old, limits.batch_keys)
+}
+
+fn load(
+    db: &bwtx::Db,
+    ks: &bwtx::Keyspace,
+    path: &Path,
+    limits: Limits,
+    stats: &mut SnapshotStats,
+    stop: Stop,
+) -> Result<()> {
+    let mut r = open(path)?;
+    let mut done = 0u64;
+    loop {
+        let mut tx = db.begin();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        let mut end = false;
+        while n < limits.batch_keys.max(1) as u64 && bytes < limits.batch_bytes as u64 {
+            match r.next_record()? {
+                Some((k, v)) => {
+                    bytes += (k.len() + v.len()) as u64;
+                    n += 1;
+                    tx.put_in(ks, keys::data_key(&k), &v)?;
+                }
+                None => {
+                    end = true;
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            tx.commit()?;
+            stats.batches += 1;
+            stats.records += n;
+            stats.peak_batch_keys = stats.peak_batch_keys.max(n);
+            stats.peak_batch_bytes = stats.peak_batch_bytes.max(bytes);
+            done += 1;
+            if stop == Stop::AfterBatches(done) {
+                return Err(Error::Raft(format!("install stopped after {done} batches")));
+            }
+        }
+        if end {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! A replica's snapshot directory (`<node dir>/snapshots`) and the handle
+//! openraft passes around for one snapshot ([`SnapshotFile`], the crate's
+//! `SnapshotData`).
+//!
+//! A complete snapshot is `<index>-<term>-<node>.snap` (its last log id,
+//! the index zero-padded to 20 digits so names sort by index). A file being
+//! written is a `.part` (a build, a copy, or a TCP transfer being received):
+//! it is written, fsynced, renamed to its `.snap` name, and the directory
+//! fsynced; only then is it complete. Once a newer snapshot is complete the
+//! older `.snap` files are removed. At start every file in the directory is
+//! removed: after a restart the state machine builds a fresh snapshot on
+//! demand (`StateMachine::get_current_snapshot`), and a `.part` is a write a
+//! crash interrupted.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::types::LogId;
+
+fn io_err(what: String, e: std::io::Error) -> Error {
+    Error::Raft(format!("{what}: {e}"))
+}
+
+/// One snapshot file, open for reading from its start: what openraft hands
+/// from the state machine to a transport and from a transport to the
+/// state machine (`SnapshotData`). Each handle has its own open file (so its
+/// own offset); the file stays readable through it even once a newer
+/// snapshot replaced its name.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    /// A received `.part` this handle owns: removed when the handle drops
+    /// unless the state machine took it over ([`SnapshotFile::take_part`]).
+    part: bool,
+}
+
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        if self.part {
+            // Best effort: a leftover part is removed at the next start.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl SnapshotFile {
+    /// Open the snapshot file at `path`.
+    pub fn open(path: &Path) -> Result<SnapshotFile> {
+        let file = File::open(path).map_err(|e| io_err(format!("open snapshot {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| io_err(format!("stat snapshot {}", path.display()), e))?
+            .len();
+        Ok(SnapshotFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+            part: false,
+        })
+    }
+
+    /// Open the `.part` a transfer received at `path`, owned by the handle
+    /// (removed when it drops, unless taken over).
+    pub fn open_part(path: &Path) -> Result<SnapshotFile> {
+        let mut f = SnapshotFile::open(path)?;
+        f.part = true;
+        Ok(f)
+    }
+
+    /// If this is an owned `.part`, take it over: its path, which the
+    /// caller now removes or renames.
+    pub fn take_part(&mut self) -> Option<PathBuf> {
+        std::mem::take(&mut self.part).then(|| self.path.clone())
+    }
+
+    /// Where the file was opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty (never, for a complete snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The open file, positioned at the start.
+    pub fn reader(&mut self) -> Result<&mut File> {
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| io_err(format!("seek snapshot {}", self.path.display()), e))?;
+        Ok(&mut self.file)
+    }
+
+    /// Read up to `buf.len()` bytes at the file's current position (0 at
+    /// its end).
+    pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.file.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(format!("read snapshot {}", self.path.display()), e)),
+            }
+        }
+    }
+}
+
+/// The snapshot directory of one replica. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct SnapshotDir {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    next_part: Mutex<u64>,
+}
+
+impl SnapshotDir {
+    /// The snapshot directory `dir`, created if missing, emptied of every
+    /// file an earlier run left (see the module docs).
+    pub fn open(dir: &Path) -> Result<SnapshotDir> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(format!("create {}", dir.display()), e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+            let path = entry.path();
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| io_err(format!("remove {}", path.display()), e))?;
+            }
+        }
+        Ok(SnapshotDir {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                next_part: Mutex::new(0),
+            }),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The name of the complete snapshot whose last log id is `last`.
+    pub fn final_path(&self, last: Option<LogId>) -> PathBuf {
+        let name = match last {
+            Some(l) => format!("{:020}-{}-{}.snap", l.index, l.leader_id.term, l.leader_id.node_id),
+            None => "empty.snap".to_string(),
+        };
+        self.inner.dir.join(name)
+    }
+
+    /// A new `.part` file for writing (`what`: build, copy, recv).
+    pub fn create_part(&self, what: &str) -> Result<(PathBuf, File)> {
+        let n = {
+            let mut next = self.inner.next_part.lock().unwrap_or_else(|p| p.into_inner());
+            *next += 1;
+            *next
+        };
+        let path = self.inner.dir.join(format!("{what}-{}-{n}.part", std::process::id()));
+        let file = File::create(&path).map_err(|e| io_err(format!("create {}", path.display()), e))?;
+        Ok((path, file))
+    }
+
+    /// Make the written `.part` at `part` (its data already fsynced, see
+    /// [`sync_file`]) the complete snapshot `last`: rename, then fsync the
+    /// directory. Returns its path.
+    pub fn complete(&self, part: &Path, last: Option<LogId>) -> Result<PathBuf> {
+        let done = self.final_path(last);
+        std::fs::rename(part, &done).map_err(|e| io_err(format!("rename {}", part.display()), e))?;
+        sync_dir(&self.inner.dir)?;
+        Ok(done)
+    }
+
+    /// Remove every complete snapshot but `keep` (after `keep` completed).
+    pub fn remove_others(&self, keep: &Path) -> Result<()> {
+        let dir = &self.inner.dir;
+        let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?.path();
+            if path != keep && path.extension().is_some_and(|x| x == "snap") {
+                // Gone already (a concurrent removal) is fine.
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(format!("remove {}", path.display()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy the snapshot `src` into a new `.part` here, fsynced, in
+    /// bounded memory (a buffer at a time). Returns the part's path.
+    pub fn copy_in(&self, src: &mut SnapshotFile) -> Result<PathBuf> {
+        let (path, mut out) = self.create_part("copy")?;
+        let copied = (|| {
+            let from = src.path.display().to_string();
+            std::io::copy(src.reader()?, &mut out).map_err(|e| io_err(format!("copy snapshot {from}"), e))?;
+            out.flush()
+                .map_err(|e| io_err("flush a snapshot copy".to_string(), e))?;
+            sync_file(&out, &path)
+        })();
+        match copied {
+            Ok(()) => Ok(path),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// fsync a written file's data.
+pub fn sync_file(file: &File, path: &Path) -> Result<()> {
+    file.sync_all()
+        .map_err(|e| io_err(format!("fsync {}", path.display()), e))
+}
+
+/// fsync a directory (a rename in it durable).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(format!("fsync directory {}", dir.display()), e))
+}
