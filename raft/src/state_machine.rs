@@ -119,6 +119,13 @@ impl StateMachine {
         self.inner.limits
     }
 
+    /// The state `Db` and its generations (the snapshot tests' crash
+    /// injection).
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&bwtx::Db, &Generations) {
+        (&self.inner.db, &self.inner.gens)
+    }
+
     /// What snapshot builds and installs did so far.
     pub fn snapshot_stats(&self) -> SnapshotStats {
         *self.inner.stats.lock().unwrap_or_else(|p| p.into_inner())

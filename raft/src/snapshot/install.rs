@@ -69,7 +69,8 @@ impl SnapshotStats {
 pub(crate) enum Stop {
     /// Run to the end.
     Never,
-    /// Fail after this many batches, before the switch.
+    /// Fail after this many batches, before the switch, leaving the
+    /// half-loaded generation as a crash would.
     AfterBatches(u64),
     /// Fail after the switch and its checkpoint, before the old
     /// generation is dropped.
@@ -122,7 +123,11 @@ pub(crate) fn install_until(
     let (name, ks) = gens.create_next()?;
     // I3: the records in batches, each one commit into it.
     if let Err(e) = load(db, &ks, path, limits, stats, stop) {
-        let _ = gens.abandon(&name);
+        // A test's stop is a crash: nothing is cleaned up (the next open
+        // drops the generation).
+        if !matches!(stop, Stop::AfterBatches(_)) {
+            let _ = gens.abandon(&name);
+        }
         return Err(e);
     }
     // I4: the switch: `sm/applied` and `sm/active` in one commit.

@@ -20,6 +20,8 @@ pub mod build;
 pub mod format;
 pub mod install;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 pub use build::{build, Built};
 pub use install::{install, Limits, SnapshotStats};

@@ -1,0 +1,243 @@
+//! Snapshot build and install against real state `Db`s: the same state
+//! after a round trip (many batches), bounded batches, corrupt files
+//! refused without a trace, a stop between batches or before the old
+//! generation's drop followed by a reopen (the old state or the new, never
+//! a mix), and a directory in the layout before generations.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use openraft::storage::RaftStateMachine;
+use openraft::RaftSnapshotBuilder;
+
+use super::install::{install_until, Stop};
+use super::{Limits, SnapshotFile};
+use crate::generation::GEN_PREFIX;
+use crate::keys::{self, AppliedState, DATA_PREFIX};
+use crate::state_machine::{apply_in, read_applied, StateMachine};
+use crate::types::{log_id, Command, Entry, EntryPayload, Snapshot};
+
+const LIMITS: Limits = Limits {
+    chunk: 64,
+    batch_keys: 7,
+    batch_bytes: 1 << 20,
+};
+
+fn open_db(dir: &Path) -> bwtx::Db {
+    bwtx::Options::new()
+        .durability(bwtx::Durability::Buffered(std::time::Duration::from_millis(100)))
+        .open(dir.join("state"))
+        .unwrap()
+}
+
+fn open(dir: &Path) -> StateMachine {
+    StateMachine::open(open_db(dir), &dir.join("snapshots"), LIMITS).unwrap()
+}
+
+/// Apply one entry at `index` writing keys `k0000..k{n}` (`tag` in the
+/// values), then one deleting every third key of them.
+fn fill(sm: &StateMachine, n: u32, index: u64, tag: &str) {
+    let writes = (0..n)
+        .map(|i| (format!("k{i:04}").into_bytes(), Some(format!("{tag}{i}").into_bytes())))
+        .collect();
+    let deletes = (0..n)
+        .step_by(3)
+        .map(|i| (format!("k{i:04}").into_bytes(), None))
+        .collect();
+    let entry = |index, writes| Entry {
+        log_id: log_id(1, 0, index),
+        payload: EntryPayload::Normal(Command::Txn {
+            snapshot: index - 1,
+            writes,
+            reads: vec![],
+            ranges: vec![],
+        }),
+    };
+    let (db, gens) = sm.parts();
+    apply_in(
+        db,
+        &gens.active(),
+        vec![entry(index, writes), entry(index + 1, deletes)],
+    )
+    .unwrap();
+}
+
+/// The applied state and every stored data pair (tombstones included).
+fn dump(sm: &StateMachine) -> (AppliedState, Vec<(Bytes, Bytes)>) {
+    let (snap, ks) = sm.read();
+    let pairs = snap.prefix_in(&ks, DATA_PREFIX).map(|kv| kv.unwrap()).collect();
+    (read_applied(&snap).unwrap(), pairs)
+}
+
+fn generations(sm: &StateMachine) -> Vec<String> {
+    let names = sm.parts().0.keyspaces().unwrap();
+    names.into_iter().filter(|n| n.starts_with(GEN_PREFIX)).collect()
+}
+
+async fn build(sm: &StateMachine) -> Snapshot {
+    let mut sm = sm.clone();
+    sm.get_snapshot_builder().await.build_snapshot().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_snapshot_installs_the_same_state_in_bounded_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 1000, 1, "v");
+    let snap = build(&leader).await;
+    assert_eq!(leader.snapshot_stats().builds, 1);
+    let files: Vec<_> = std::fs::read_dir(leader.snapshot_dir().path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "one complete snapshot file, no part left");
+
+    // The follower holds other data, which the install replaces whole.
+    let mut follower = open(&tmp.path().join("b"));
+    fill(&follower, 50, 1, "old");
+    let meta = snap.meta.clone();
+    follower.install_snapshot(&meta, snap.snapshot).await.unwrap();
+    assert_eq!(dump(&follower), dump(&leader));
+    let s = follower.snapshot_stats();
+    assert_eq!((s.installs, s.records), (1, 1000));
+    assert!(s.peak_batch_keys <= LIMITS.batch_keys as u64, "{s:?}");
+    assert!(s.batches >= 1000 / LIMITS.batch_keys as u64, "{s:?}");
+    assert_eq!(generations(&follower), ["sm.gen.1"]);
+    // The follower's copy is its current snapshot, and sends the same.
+    let again = follower.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(again.meta, meta);
+    let mut third = open(&tmp.path().join("c"));
+    third.install_snapshot(&again.meta, again.snapshot).await.unwrap();
+    assert_eq!(dump(&third), dump(&leader));
+
+    // A second install into the follower: the next generation, the
+    // first dropped.
+    fill(&leader, 10, 3, "w");
+    let snap = build(&leader).await;
+    follower
+        .install_snapshot(&snap.meta.clone(), snap.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(dump(&follower), dump(&leader));
+    assert_eq!(generations(&follower), ["sm.gen.2"]);
+}
+
+#[tokio::test]
+async fn corrupt_or_mismatched_snapshots_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 100, 1, "v");
+    let snap = build(&leader).await;
+    let path = snap.snapshot.path().to_path_buf();
+    let good = std::fs::read(&path).unwrap();
+    let mut follower = open(&tmp.path().join("b"));
+    fill(&follower, 20, 1, "old");
+    let before = dump(&follower);
+    let bad_dir = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let flipped = {
+        let mut b = good.clone();
+        b[good.len() / 2] ^= 0x10;
+        b
+    };
+    for (name, bytes) in [
+        ("flipped", flipped),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        let p = bad_dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = follower
+            .install_snapshot(&snap.meta, SnapshotFile::open(&p).unwrap())
+            .await
+            .expect_err(name);
+        assert!(e.to_string().contains("corrupt"), "{name}: {e}");
+        assert_eq!(dump(&follower), before, "{name}");
+        assert!(generations(&follower).is_empty(), "{name}: no generation was made");
+    }
+    // The right file under another meta is refused too.
+    let mut meta = snap.meta.clone();
+    meta.last_log_id = Some(log_id(1, 0, 99));
+    let e = follower
+        .install_snapshot(&meta, SnapshotFile::open(&path).unwrap())
+        .await;
+    assert!(e.is_err());
+    assert_eq!(dump(&follower), before);
+    let parts = std::fs::read_dir(follower.snapshot_dir().path()).unwrap().count();
+    assert_eq!(parts, 0, "refused copies are removed");
+}
+
+#[tokio::test]
+async fn a_stop_during_install_leaves_the_old_state_or_the_new_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 300, 1, "v");
+    let snap = build(&leader).await;
+    let (fdir, path) = (tmp.path().join("b"), snap.snapshot.path().to_path_buf());
+
+    for (stop, new) in [(Stop::AfterBatches(5), false), (Stop::BeforeRetire, true)] {
+        let follower = open(&fdir);
+        if generations(&follower).is_empty() {
+            fill(&follower, 40, 1, "old");
+        }
+        let before = dump(&follower);
+        let mut stats = Default::default();
+        let (db, gens) = follower.parts();
+        let r = install_until(db, gens, &path, &snap.meta, LIMITS, &mut stats, stop);
+        assert!(r.is_err(), "{stop:?}");
+        if stop == Stop::AfterBatches(5) {
+            assert_eq!(stats.batches, 5);
+            assert_eq!(generations(&follower).len(), 1, "the half-loaded generation is left");
+        }
+        // The process stops here: every handle goes, the directory is
+        // opened again.
+        drop(follower);
+        let reopened = open(&fdir);
+        let after = dump(&reopened);
+        if new {
+            assert_eq!(after, dump(&leader), "{stop:?}: the new state and its applied id");
+        } else {
+            assert_eq!(after, before, "{stop:?}: the old state and its applied id");
+        }
+        let want: &[&str] = if new { &["sm.gen.1"] } else { &[] };
+        assert_eq!(
+            generations(&reopened),
+            want,
+            "{stop:?}: the other generation dropped at open"
+        );
+        if new {
+            // The default keyspace's data keys (the old state) are gone too.
+            let snap = reopened.parts().0.snapshot();
+            assert_eq!(snap.prefix(DATA_PREFIX).count(), 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The earlier layout: data keys in the default keyspace, no sm/active.
+    {
+        let db = open_db(&tmp.path().join("b"));
+        let mut tx = db.begin();
+        tx.put(keys::data_key(b"legacy"), keys::encode_value(1, Some(b"x")))
+            .unwrap();
+        let applied = AppliedState {
+            last_applied: Some(log_id(1, 0, 1)),
+            membership: Default::default(),
+        };
+        tx.put(keys::APPLIED, keys::to_json(&applied)).unwrap();
+        tx.commit().unwrap();
+    }
+    let mut follower = open(&tmp.path().join("b"));
+    let (applied, pairs) = dump(&follower);
+    assert_eq!(applied.index(), 1);
+    assert_eq!(pairs.len(), 1, "the old layout reads as it is");
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 30, 1, "v");
+    let snap = build(&leader).await;
+    follower
+        .install_snapshot(&snap.meta.clone(), snap.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(dump(&follower), dump(&leader));
+    let snap = follower.parts().0.snapshot();
+    assert_eq!(snap.prefix(DATA_PREFIX).count(), 0, "the old layout's keys are removed");
+}
