@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 use crate::network::{Link, Router, Transport};
 use crate::node::{Node, Txn};
+use crate::snapshot::Limits;
 use crate::types::NodeId;
 
 /// How long [`Cluster::leader`] waits for a leader.
@@ -68,6 +69,8 @@ pub struct Cluster {
     config: Arc<Config>,
     net: Net,
     nodes: Mutex<BTreeMap<NodeId, Node>>,
+    /// The snapshot limits nodes start with from now on.
+    limits: Mutex<Limits>,
 }
 
 impl Cluster {
@@ -75,7 +78,7 @@ impl Cluster {
     /// `dir` (resuming any a previous run left), make `ids` the voters if
     /// the cluster is new, and wait for a leader.
     pub async fn start(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
-        Cluster::start_on(dir, ids, Net::InProcess(Router::default())).await
+        Cluster::start_on(dir, ids, Net::InProcess(Router::default()), Limits::default()).await
     }
 
     /// [`Cluster::start`] over loopback TCP: each node listens on a port of
@@ -84,10 +87,16 @@ impl Cluster {
     /// stored membership would name the old ones: resume nodes within one
     /// `Cluster`, with [`Cluster::start_node`].)
     pub async fn start_tcp(dir: &Path, ids: &[NodeId]) -> Result<Cluster> {
-        Cluster::start_on(dir, ids, Net::Tcp(Mutex::default())).await
+        Cluster::start_on(dir, ids, Net::Tcp(Mutex::default()), Limits::default()).await
     }
 
-    async fn start_on(dir: &Path, ids: &[NodeId], net: Net) -> Result<Cluster> {
+    /// [`Cluster::start_tcp`] with `limits` on snapshot transfers and
+    /// installs for every node (see [`Cluster::set_snapshot_limits`]).
+    pub async fn start_tcp_with(dir: &Path, ids: &[NodeId], limits: Limits) -> Result<Cluster> {
+        Cluster::start_on(dir, ids, Net::Tcp(Mutex::default()), limits).await
+    }
+
+    async fn start_on(dir: &Path, ids: &[NodeId], net: Net, limits: Limits) -> Result<Cluster> {
         let Some(&first) = ids.first() else {
             return Err(Error::Raft("a cluster needs at least one node".to_string()));
         };
@@ -96,6 +105,7 @@ impl Cluster {
             config: config()?,
             net,
             nodes: Mutex::new(BTreeMap::new()),
+            limits: Mutex::new(limits),
         };
         for &id in ids {
             cluster.start_node(id).await?;
@@ -173,13 +183,21 @@ impl Cluster {
         Ok(Transport::Tcp(listener))
     }
 
+    /// Start nodes from now on (started, restarted or added) with `limits`
+    /// on snapshot transfers and installs (tests use tiny ones: many
+    /// chunks and batches).
+    pub fn set_snapshot_limits(&self, limits: Limits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
     /// Start node `id` from its directory (new or left by a killed node).
     /// It joins nothing by itself: a new node needs [`Cluster::add_learner`].
     pub async fn start_node(&self, id: NodeId) -> Result<Node> {
         let deadline = Instant::now() + LOCK_WAIT;
         let node = loop {
             let transport = self.transport(id).await?;
-            match Node::start(id, &self.node_dir(id), self.config.clone(), transport).await {
+            let limits = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
+            match Node::start_with(id, &self.node_dir(id), self.config.clone(), transport, limits).await {
                 Err(Error::Bwtx(bwtx::Error::Locked { .. })) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
