@@ -265,7 +265,7 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
-    /// Build a snapshot file ([`snapshot::build`]) on tokio's blocking
+    /// Build a snapshot file ([`snapshot::build()`]) on tokio's blocking
     /// pool, make it current, and hand openraft the open file.
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot> {
         let sm = self.sm.clone();
@@ -332,7 +332,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// Install the snapshot in the file openraft hands over (from a
     /// transport): a `.part` a TCP transfer wrote into this replica's
     /// snapshot directory ([`SnapshotFile::open_part`]) is used in place,
-    /// any other file (the leader's, in process) is copied in first; then [`snapshot::install`] checks
+    /// any other file (the leader's, in process) is copied in first; then [`snapshot::install()`] checks
     /// and loads it, and it becomes the current snapshot. A file that does
     /// not check out changes nothing.
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> StorageResult<()> {

@@ -18,7 +18,7 @@
 
 pub mod append_stream;
 pub mod local;
-mod receive;
+pub mod receive;
 pub mod server;
 pub mod tcp;
 pub mod transport;

@@ -19,7 +19,7 @@ use crate::snapshot::store::sync_file;
 use crate::snapshot::{SnapshotDir, SnapshotFile};
 
 /// One connection's snapshot being received.
-pub(crate) struct Incoming {
+pub struct Incoming {
     dir: SnapshotDir,
     part: Option<Part>,
 }
@@ -38,7 +38,7 @@ impl Drop for Incoming {
 
 impl Incoming {
     /// Receive into `dir`.
-    pub(crate) fn new(dir: SnapshotDir) -> Incoming {
+    pub fn new(dir: SnapshotDir) -> Incoming {
         Incoming { dir, part: None }
     }
 
@@ -53,13 +53,7 @@ impl Incoming {
     /// Returns the complete file after the last chunk (`done`), `None`
     /// before it, or why the chunk does not fit (then the part so far is
     /// removed too).
-    pub(crate) fn add(
-        &mut self,
-        len: u64,
-        offset: u64,
-        data: &[u8],
-        done: bool,
-    ) -> Result<Option<SnapshotFile>, String> {
+    pub fn add(&mut self, len: u64, offset: u64, data: &[u8], done: bool) -> Result<Option<SnapshotFile>, String> {
         let r = self.write(len, offset, data, done);
         if r.is_err() {
             self.discard();

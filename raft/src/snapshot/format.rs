@@ -270,7 +270,9 @@ mod tests {
         out
     }
 
-    fn read_all(b: &[u8]) -> Result<(AppliedState, Vec<(Vec<u8>, Bytes)>)> {
+    type Records = Vec<(Vec<u8>, Bytes)>;
+
+    fn read_all(b: &[u8]) -> Result<(AppliedState, Records)> {
         let mut r = Reader::new(b)?;
         let mut out = Vec::new();
         while let Some(kv) = r.next_record()? {

@@ -2,7 +2,7 @@
 //! bwtx `Snapshot`, sent in chunks, installed in bounded batches
 //! (`design/replication.md` §5).
 //!
-//! - [`format`]: the file's byte layout (magic, version, applied state,
+//! - [`format`](mod@format): the file's byte layout (magic, version, applied state,
 //!   length-prefixed records in key order, a trailer with the count and a
 //!   CRC32C), its streaming writer and its checking reader.
 //! - [`store`]: the snapshot directory (`<node dir>/snapshots`: `.part`
