@@ -56,8 +56,9 @@ impl Node {
     }
 
     /// [`Node::start`] with `limits` on snapshot transfers (the TCP chunk
-    /// size) and installs (the batch size); snapshot files go to
-    /// `dir/snapshots` (`design/replication.md` §5).
+    /// size) and installs (the batch size), and the state `Db`'s page cache
+    /// (`Limits::state_cache_size`); snapshot files go to `dir/snapshots`
+    /// (`design/replication.md` §5).
     pub async fn start_with(
         id: NodeId,
         dir: &Path,
@@ -66,9 +67,11 @@ impl Node {
         limits: Limits,
     ) -> Result<Node> {
         let log = bwtx::Options::new().open(dir.join("log"))?;
-        let db = bwtx::Options::new()
-            .durability(bwtx::Durability::Buffered(STATE_SYNC))
-            .open(dir.join("state"))?;
+        let mut state = bwtx::Options::new().durability(bwtx::Durability::Buffered(STATE_SYNC));
+        if let Some(bytes) = limits.state_cache_size {
+            state = state.cache_size(bytes);
+        }
+        let db = state.open(dir.join("state"))?;
         let sm = StateMachine::open(db.clone(), &dir.join("snapshots"), limits)?;
         let (net, cut) = network::transport::network(id, &transport, limits.chunk);
         let raft = Raft::new(id, config, net, LogStore::new(log.clone())?, sm.clone())

@@ -14,6 +14,7 @@ const LIMITS: Limits = Limits {
     chunk: 4096,
     batch_keys: 50,
     batch_bytes: 1 << 20,
+    state_cache_size: None,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

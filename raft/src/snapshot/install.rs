@@ -11,7 +11,8 @@ use crate::generation::Generations;
 use crate::keys::{self, AppliedState};
 use crate::types::SnapshotMeta;
 
-/// The bounds of a snapshot's transfer and install.
+/// The memory bounds of a replica's state machine: its snapshot transfers
+/// and installs, and its state `Db`'s page cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Snapshot bytes per TCP chunk (`Request::SnapshotChunk`).
@@ -21,15 +22,21 @@ pub struct Limits {
     /// Key and value bytes per install batch: a batch ends with the record
     /// that reaches it.
     pub batch_bytes: usize,
+    /// The state `Db`'s page cache ([`bwtx::Options::cache_size`]): with
+    /// one the state may be larger than memory; `None` keeps it all in
+    /// memory.
+    pub state_cache_size: Option<u64>,
 }
 
 impl Default for Limits {
-    /// 1 MiB chunks; batches of 10,000 records or 4 MiB.
+    /// 1 MiB chunks; batches of 10,000 records or 4 MiB; the state in
+    /// memory (no page cache).
     fn default() -> Limits {
         Limits {
             chunk: 1 << 20,
             batch_keys: 10_000,
             batch_bytes: 4 << 20,
+            state_cache_size: None,
         }
     }
 }

@@ -21,6 +21,7 @@ const LIMITS: Limits = Limits {
     chunk: 64,
     batch_keys: 7,
     batch_bytes: 1 << 20,
+    state_cache_size: None,
 };
 
 fn open_db(dir: &Path) -> bwtx::Db {
