@@ -101,7 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|m| m.len())
         .max()
         .unwrap_or(0);
-    println!("snapshot file: {file} bytes ({:.1} MiB)", file as f64 / (1 << 20) as f64);
+    println!(
+        "snapshot file: {file} bytes ({:.1} MiB)",
+        file as f64 / (1 << 20) as f64
+    );
     leader.raft().trigger().purge_log(snap_index).await?;
     leader
         .raft()
@@ -124,7 +127,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let learner = cluster.node(2).ok_or("the learner stopped")?;
     let chunks = leader.link().sent().map_or(0, |s| s.other_requests) - sent;
     let stats = learner.snapshot_stats();
-    println!("learner: {stats:?}; {chunks} RPCs other than appends sent by the leader meanwhile (the chunks among them)");
+    println!(
+        "learner: {stats:?}; {chunks} RPCs other than appends sent by the leader meanwhile (the chunks among them)"
+    );
     if stats.records != keys as u64 {
         return Err(format!("the learner loaded {} records, not {keys}", stats.records).into());
     }
