@@ -148,7 +148,7 @@ impl StateMachine {
         if cur.as_ref().is_some_and(|old| index(old) > index(&c)) {
             return Ok(false);
         }
-        self.inner.dir.remove_others(&c.path)?;
+        self.inner.dir.remove_older(&c.path)?;
         *cur = Some(c);
         Ok(true)
     }
@@ -270,8 +270,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot> {
         let sm = self.sm.clone();
         let built = blocking(move || {
-            let b = snapshot::build(&sm.inner.db, &sm.inner.gens, &sm.inner.dir)?;
-            let file = SnapshotFile::open(&b.path)?;
+            let (b, file) = snapshot::build(&sm.inner.db, &sm.inner.gens, &sm.inner.dir)?;
             sm.stats().builds += 1;
             let current = Current {
                 meta: b.meta.clone(),
@@ -381,145 +380,17 @@ impl StateMachine {
             return Err(e);
         }
         let path = dir.complete(&part, meta.last_log_id)?;
-        self.set_current(Current {
+        let current = Current {
             meta: meta.clone(),
-            path,
-        })?;
+            path: path.clone(),
+        };
+        if !self.set_current(current)? {
+            // A newer snapshot (a build) is current already.
+            let _ = std::fs::remove_file(&path);
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::log_id;
-
-    fn txn(index: u64, snapshot: u64, writes: &[(&str, Option<&str>)]) -> Entry {
-        let writes = writes
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
-            .collect();
-        Entry {
-            log_id: log_id(1, 0, index),
-            payload: EntryPayload::Normal(Command::Txn {
-                snapshot,
-                writes,
-                reads: vec![],
-                ranges: vec![],
-            }),
-        }
-    }
-
-    fn value(db: &bwtx::Db, key: &str) -> Option<(u64, Option<bytes::Bytes>)> {
-        let raw = db.snapshot().get(keys::data_key(key.as_bytes())).unwrap()?;
-        Some(keys::decode_value(&raw).unwrap())
-    }
-
-    fn conflict(key: &str, winner: u64, snapshot: u64) -> Response {
-        Response::Conflict {
-            key: key.as_bytes().to_vec(),
-            winner,
-            snapshot,
-            reason: crate::types::Conflicted::Write,
-        }
-    }
-
-    #[test]
-    fn first_committer_wins_in_log_order() {
-        let db = bwtx::Db::in_memory();
-        let r = apply_batch(&db, vec![txn(1, 0, &[("k", Some("a"))])]).unwrap();
-        assert_eq!(r, [Response::Committed { index: 1 }]);
-        // Same snapshot position 0: entry 1 wrote k after it.
-        let r = apply_batch(&db, vec![txn(2, 0, &[("j", Some("x")), ("k", Some("b"))])]).unwrap();
-        assert_eq!(r, [conflict("k", 1, 0)]);
-        assert_eq!(value(&db, "j"), None, "a conflicting entry writes nothing");
-        assert_eq!(value(&db, "k"), Some((1, Some("a".into()))));
-        // A snapshot at 1 saw entry 1's write: no conflict.
-        let r = apply_batch(&db, vec![txn(3, 1, &[("k", Some("c"))])]).unwrap();
-        assert_eq!(r, [Response::Committed { index: 3 }]);
-        assert_eq!(value(&db, "k"), Some((3, Some("c".into()))));
-        assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 3);
-    }
-
-    #[test]
-    fn a_batch_validates_against_its_own_earlier_entries_and_tombstones() {
-        let db = bwtx::Db::in_memory();
-        let r = apply_batch(
-            &db,
-            vec![
-                txn(1, 0, &[("a", Some("1"))]),
-                txn(2, 0, &[("a", Some("2"))]),
-                txn(3, 1, &[("a", None)]),
-                txn(4, 2, &[("a", Some("4"))]),
-                txn(5, 3, &[("a", Some("5"))]),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            r,
-            [
-                Response::Committed { index: 1 },
-                conflict("a", 1, 0),
-                Response::Committed { index: 3 },
-                // Deleted at 3, after snapshot 2: the tombstone remembers it.
-                conflict("a", 3, 2),
-                Response::Committed { index: 5 },
-            ]
-        );
-        assert_eq!(value(&db, "a"), Some((5, Some("5".into()))));
-        assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 5);
-    }
-
-    #[test]
-    fn a_batch_entry_decides_its_proposals_in_order_at_its_index() {
-        let db = bwtx::Db::in_memory();
-        apply_batch(&db, vec![txn(1, 0, &[("k", Some("a"))])]).unwrap();
-        let p = |snapshot, key: &str, v: &str| crate::types::Proposal {
-            snapshot,
-            writes: vec![(key.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))],
-            reads: vec![],
-            ranges: vec![],
-        };
-        let batch = Entry {
-            log_id: log_id(1, 0, 2),
-            payload: EntryPayload::Normal(Command::Batch {
-                txns: vec![p(0, "k", "stale"), p(1, "k", "b"), p(1, "k", "c"), p(1, "j", "d")],
-            }),
-        };
-        let r = apply_batch(&db, vec![batch]).unwrap();
-        let outcomes = vec![
-            conflict("k", 1, 0),
-            Response::Committed { index: 2 },
-            // The proposal before it in the batch wrote k at this index.
-            conflict("k", 2, 1),
-            Response::Committed { index: 2 },
-        ];
-        assert_eq!(r, [Response::Batch { outcomes }]);
-        assert_eq!(value(&db, "k"), Some((2, Some("b".into()))));
-        assert_eq!(value(&db, "j"), Some((2, Some("d".into()))));
-    }
-
-    #[test]
-    fn malformed_proposals_are_rejected_the_same_everywhere() {
-        let db = bwtx::Db::in_memory();
-        let r = apply_batch(
-            &db,
-            vec![
-                txn(1, 1, &[("a", Some("1"))]),
-                txn(2, 0, &[("a", Some("1")), ("a", None)]),
-            ],
-        );
-        let r = r.unwrap();
-        assert!(
-            matches!(r[0], Response::Rejected { .. }),
-            "snapshot not before the entry"
-        );
-        assert!(matches!(r[1], Response::Rejected { .. }), "a key written twice");
-        assert_eq!(value(&db, "a"), None);
-        assert_eq!(
-            read_applied(&db.snapshot()).unwrap().index(),
-            2,
-            "rejected entries still count as applied"
-        );
-    }
-}
+mod tests;

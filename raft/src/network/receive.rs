@@ -5,18 +5,48 @@
 //! Chunk 0 starts a file afresh (an abandoned transfer's part is removed);
 //! any other must start where the chunks so far end. After the last
 //! (`done`) the file must hold the length the sender announced; it is
-//! fsynced and handed over as an owned part
-//! ([`SnapshotFile::open_part`]), which the state machine checks (CRC,
-//! trailer) before it loads anything, and which is removed if nothing
-//! takes it over. A chunk out of order, a short file or a failed write is
-//! an error for the sender, and the part is removed.
+//! fsynced, checked whole ([`check`]: format version, every record, count,
+//! CRC, and the applied state against the sender's meta) and handed over
+//! as an owned part ([`SnapshotFile::open_part`]), which is removed if
+//! nothing takes it over. A chunk out of order, a short or corrupt file or
+//! a failed write is an error for the sender (whose openraft sends the
+//! snapshot again later), never a storage error of this node, and the part
+//! is removed.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::snapshot::format::Reader;
 use crate::snapshot::store::sync_file;
 use crate::snapshot::{SnapshotDir, SnapshotFile};
+use crate::types::SnapshotMeta;
+
+/// Check a received snapshot file whole, on tokio's blocking pool: it
+/// reads as a snapshot (see [`Reader`]) of the state `meta` describes.
+/// Returns the file (still owned), or why not (the file is then removed).
+pub async fn check(mut file: SnapshotFile, meta: SnapshotMeta) -> Result<SnapshotFile, String> {
+    let checked = tokio::task::spawn_blocking(move || {
+        let r = (|| {
+            let mut r = Reader::new(file.reader()?)?;
+            let a = r.applied();
+            if a.last_applied != meta.last_log_id || a.membership != meta.last_membership {
+                return Err(crate::Error::Corrupt(format!(
+                    "a snapshot holds state at {:?}, its meta says {:?}",
+                    a.last_applied, meta.last_log_id
+                )));
+            }
+            r.check_rest()
+        })();
+        r.map(|_| file)
+    })
+    .await;
+    match checked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) => Err(format!("the received snapshot: {e}")),
+        Err(e) => Err(format!("checking the received snapshot: {e}")),
+    }
+}
 
 /// One connection's snapshot being received.
 pub struct Incoming {
@@ -109,8 +139,11 @@ impl Incoming {
 
 #[cfg(test)]
 mod tests {
-    use super::Incoming;
+    use super::{check, Incoming};
+    use crate::keys::{self, AppliedState};
+    use crate::snapshot::format::Writer;
     use crate::snapshot::SnapshotDir;
+    use crate::types::{log_id, SnapshotMeta};
     use std::io::Read;
 
     #[test]
@@ -137,5 +170,39 @@ mod tests {
         assert!(inc.add(4, 0, b"abc", true).is_err());
         assert_eq!(files(), 0);
         drop(inc);
+    }
+
+    #[tokio::test]
+    async fn a_received_file_is_checked_whole_against_its_meta() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        let applied = AppliedState {
+            last_applied: Some(log_id(1, 0, 5)),
+            membership: Default::default(),
+        };
+        let mut w = Writer::new(Vec::new(), &applied).unwrap();
+        w.record(b"k", &keys::encode_value(5, Some(b"v"))).unwrap();
+        let (good, _, len) = w.finish().unwrap();
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: Default::default(),
+        };
+        let receive = |bytes: Vec<u8>| {
+            let mut inc = Incoming::new(dir.clone());
+            inc.add(len, 0, &bytes, true)
+        };
+        let file = receive(good.clone()).unwrap().unwrap();
+        assert!(check(file, meta.clone()).await.is_ok());
+        let mut bad = good.clone();
+        bad[good.len() / 2] ^= 1;
+        let file = receive(bad).unwrap().unwrap();
+        let e = check(file, meta.clone()).await.unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
+        let mut other = meta.clone();
+        other.last_log_id = Some(log_id(1, 0, 6));
+        let file = receive(good).unwrap().unwrap();
+        assert!(check(file, other).await.is_err());
+        let left = std::fs::read_dir(tmp.path()).unwrap().count();
+        assert_eq!(left, 0, "refused files are removed");
     }
 }

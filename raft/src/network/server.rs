@@ -8,7 +8,8 @@
 //! chose. An RPC connection: read a request, await the node's answer,
 //! write it back, one request at a time; a snapshot's chunks are written
 //! per connection to a file in the node's snapshot directory
-//! ([`super::receive`]) and the last one installs it
+//! ([`super::receive`]) and the last one, once the file checks out,
+//! installs it
 //! (`Raft::install_full_snapshot`), unless its last entry is beyond the
 //! sender's vote (openraft would panic on it; no protocol-following leader
 //! sends one). An append stream: requests are handed to
@@ -34,7 +35,7 @@ use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::receive::Incoming;
+use super::receive::{self, Incoming};
 use super::tcp::Cut;
 use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
@@ -251,15 +252,18 @@ async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir)
                     "a snapshot whose last log id {:?} is beyond the sender's vote {vote}",
                     meta.last_log_id
                 ))),
-                Ok(Some(file)) => {
-                    let whole = Snapshot { meta, snapshot: file };
-                    Reply::Snapshot(
-                        raft.install_full_snapshot(vote, whole)
-                            .await
-                            .map(Some)
-                            .map_err(|e| e.to_string()),
-                    )
-                }
+                Ok(Some(file)) => match receive::check(file, meta.clone()).await {
+                    Err(e) => Reply::Snapshot(Err(e)),
+                    Ok(file) => {
+                        let whole = Snapshot { meta, snapshot: file };
+                        Reply::Snapshot(
+                            raft.install_full_snapshot(vote, whole)
+                                .await
+                                .map(Some)
+                                .map_err(|e| e.to_string()),
+                        )
+                    }
+                },
             },
             Request::ClientWrite(cmd) => Reply::ClientWrite(raft.client_write(cmd).await),
         };

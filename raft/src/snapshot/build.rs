@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::format::Writer;
-use super::store::{sync_file, SnapshotDir};
+use super::store::{sync_file, SnapshotDir, SnapshotFile};
 use crate::error::{Error, Result};
 use crate::generation::Generations;
 use crate::keys::DATA_PREFIX;
@@ -31,8 +31,10 @@ pub struct Built {
 /// buffer and one record), fsync it, rename it to its `.snap` name, fsync
 /// the directory; then checkpoint `db`, so that the state the snapshot
 /// holds is durable before openraft purges the log it covers (applies are
-/// not synced, §2 of `design/replication.md`).
-pub fn build(db: &bwtx::Db, gens: &Generations, dir: &SnapshotDir) -> Result<Built> {
+/// not synced, §2 of `design/replication.md`). Returns the file open for
+/// reading too (opened before the rename, so a concurrent install that
+/// removes it cannot make it unreadable).
+pub fn build(db: &bwtx::Db, gens: &Generations, dir: &SnapshotDir) -> Result<(Built, SnapshotFile)> {
     let (snap, ks) = gens.read();
     let applied = read_applied(&snap)?;
     let meta = SnapshotMeta {
@@ -60,12 +62,21 @@ pub fn build(db: &bwtx::Db, gens: &Generations, dir: &SnapshotDir) -> Result<Bui
         }
     };
     drop(snap);
+    let mut file = match SnapshotFile::open(&part) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+    };
     let path = dir.complete(&part, meta.last_log_id)?;
+    file.renamed(path.clone());
     db.checkpoint()?;
-    Ok(Built {
+    let built = Built {
         meta,
         path,
         records,
         bytes,
-    })
+    };
+    Ok((built, file))
 }

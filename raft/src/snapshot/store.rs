@@ -7,7 +7,8 @@
 //! written is a `.part` (a build, a copy, or a TCP transfer being received):
 //! it is written, fsynced, renamed to its `.snap` name, and the directory
 //! fsynced; only then is it complete. Once a newer snapshot is complete the
-//! older `.snap` files are removed. At start every file in the directory is
+//! older `.snap` files are removed (by the last log index in their names;
+//! handles already open keep reading them). At start every file in the directory is
 //! removed: after a restart the state machine builds a fresh snapshot on
 //! demand (`StateMachine::get_current_snapshot`), and a `.part` is a write a
 //! crash interrupted.
@@ -78,9 +79,15 @@ impl SnapshotFile {
         std::mem::take(&mut self.part).then(|| self.path.clone())
     }
 
-    /// Where the file was opened.
+    /// Where the file was opened (or renamed to since,
+    /// [`SnapshotFile::renamed`]).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Record that the file was renamed to `path`.
+    pub fn renamed(&mut self, path: PathBuf) {
+        self.path = path;
     }
 
     /// Its length in bytes.
@@ -183,13 +190,17 @@ impl SnapshotDir {
         Ok(done)
     }
 
-    /// Remove every complete snapshot but `keep` (after `keep` completed).
-    pub fn remove_others(&self, keep: &Path) -> Result<()> {
+    /// Remove every complete snapshot older than `keep` (by last log
+    /// index; an empty one is the oldest), after `keep` completed. A newer
+    /// one (a build that completed meanwhile) stays.
+    pub fn remove_older(&self, keep: &Path) -> Result<()> {
         let dir = &self.inner.dir;
+        let keep_index = snapshot_index(keep);
         let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
         for entry in entries {
             let path = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?.path();
-            if path != keep && path.extension().is_some_and(|x| x == "snap") {
+            let older = path.extension().is_some_and(|x| x == "snap") && snapshot_index(&path) < keep_index;
+            if path != keep && older {
                 // Gone already (a concurrent removal) is fine.
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
@@ -222,6 +233,13 @@ impl SnapshotDir {
     }
 }
 
+/// The last log index a complete snapshot's name carries (`None`: the
+/// empty snapshot, or not a snapshot name).
+fn snapshot_index(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.split('-').next()?.parse().ok()
+}
+
 /// fsync a written file's data.
 pub fn sync_file(file: &File, path: &Path) -> Result<()> {
     file.sync_all()
@@ -233,4 +251,37 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(format!("fsync directory {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotDir;
+    use crate::types::log_id;
+
+    #[test]
+    fn only_older_snapshots_are_removed_and_a_start_empties_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        let touch = |p: &std::path::Path| std::fs::write(p, b"x").unwrap();
+        let (empty, old, keep, newer) = (
+            dir.final_path(None),
+            dir.final_path(Some(log_id(1, 1, 9))),
+            dir.final_path(Some(log_id(2, 1, 10))),
+            dir.final_path(Some(log_id(2, 1, 100))),
+        );
+        for p in [&empty, &old, &keep, &newer] {
+            touch(p);
+        }
+        let (part, _) = dir.create_part("recv").unwrap();
+        dir.remove_older(&keep).unwrap();
+        let exists = |p: &std::path::Path| p.exists();
+        assert!(!exists(&empty) && !exists(&old), "older ones go");
+        assert!(
+            exists(&keep) && exists(&newer) && exists(&part),
+            "newer ones and parts stay"
+        );
+        drop(dir);
+        SnapshotDir::open(tmp.path()).unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
 }
