@@ -4,8 +4,10 @@
 //!
 //! An RPC to or from an isolated node, or to a node that is not running,
 //! fails with openraft's `Unreachable`, as a dropped connection would.
-//! A snapshot travels whole in one call (`RaftNetworkV2::full_snapshot`,
-//! the target's `Raft::install_full_snapshot`).
+//! A snapshot is handed over in one call (`RaftNetworkV2::full_snapshot`,
+//! the target's `Raft::install_full_snapshot`): its open file, which the
+//! target's state machine copies into its own snapshot directory a buffer
+//! at a time before it installs it.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -134,8 +136,9 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         raft.vote(rpc).await.map_err(stopped)
     }
 
-    /// The whole snapshot in one call on the target (a stopped target is
-    /// `Unreachable`); `cancel` (openraft closing the replication) ends it.
+    /// The snapshot's file handed to the target in one call (a stopped
+    /// target is `Unreachable`); `cancel` (openraft closing the
+    /// replication) ends it.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
