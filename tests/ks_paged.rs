@@ -101,8 +101,16 @@ fn keyspaces_page_under_one_budget_and_survive_checkpoints_cleaning_and_drops() 
         let a = db.keyspace_stats(&db.keyspace("a").unwrap()).unwrap();
         assert!(a.resident_bytes > 0, "a faulted in: {a:?}");
         assert!(db.stats().resident_bytes >= a.resident_bytes);
+        // The scans above faulted leaves in faster than the background
+        // evictor may shed them on a loaded machine; once it catches up the
+        // three trees together sit under one budget (with separate budgets
+        // they could hold three). Waiting is bounded, never a pass by time.
+        let settled = (0..400).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            db.stats().resident_bytes < 2 * budget
+        });
         assert!(
-            db.stats().resident_bytes < 4 * budget,
+            settled,
             "one budget over every tree: {} resident",
             db.stats().resident_bytes
         );

@@ -29,9 +29,22 @@ async fn tcp_commit_on_a_follower_is_forwarded_to_the_leader() {
         .await
         .unwrap();
 
-    let mut tx = follower.begin_local().unwrap();
-    tx.put("forwarded", "yes").unwrap();
-    let index = tx.commit().await.expect("forwarded commit");
+    // An election under load may leave the follower without a leader for a
+    // moment: `NotLeader` means nothing was proposed, so the test retries
+    // (as a client would) until the forwarded commit goes through.
+    let mut attempts = 0;
+    let index = loop {
+        let mut tx = follower.begin_local().unwrap();
+        tx.put("forwarded", "yes").unwrap();
+        match tx.commit().await {
+            Ok(index) => break index,
+            Err(e) if e.is_not_leader() && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("forwarded commit: {e}"),
+        }
+    };
     assert!(index > 0);
 
     for (id, read) in converged_reads(&cluster, &[1, 2, 3]).await {
