@@ -211,6 +211,13 @@ impl Tree {
         if written.is_empty() {
             return Ok(Some((*addr, None)));
         }
+        // P5 says every delta is newer than the chain; should the page store
+        // know the chain newer, its append would skip versions: fault in.
+        if let Some(upto) = paging.io.chain_upto(*addr) {
+            if written.iter().any(|v| v.1 <= upto) {
+                return Ok(None);
+            }
+        }
         let Some(new) = paging.io.write_delta_on(pid, *addr, &written)? else {
             return Ok(None);
         };
