@@ -71,6 +71,17 @@ fn io() -> (u64, u64) {
 }
 
 /// Run `txns` transactions of `op` on `THREADS` threads; print the costs.
+/// The process's peak and current resident set (`/proc/self/status`).
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sync)) {
     let next = AtomicU64::new(0);
     let s0 = db.stats();
@@ -218,6 +229,7 @@ fn main() -> ExitCode {
             db.transaction(|tx| tx.put(k, v)).expect("update");
         };
         phase(&db, "U", n, &u);
+        println!("U      {}", rss());
     }
     if let Some(n) = flag("--a") {
         let a = |db: &Db, rng: &mut SplitMix64| {
@@ -245,8 +257,16 @@ fn main() -> ExitCode {
     }
     let s = db.stats();
     println!(
-        "cache: {} misses; {} page bytes written",
-        s.cache_misses, s.page_bytes_written
+        "cache: {} misses; {} page bytes written; {} blind writes, {} blind reads; \
+         resident {} B, stubs {} B, retired {} B; {}",
+        s.cache_misses,
+        s.page_bytes_written,
+        s.blind_writes,
+        s.blind_reads,
+        s.resident_bytes,
+        s.stub_bytes,
+        s.retired_bytes,
+        rss()
     );
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);

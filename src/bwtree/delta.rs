@@ -67,7 +67,7 @@ pub(crate) enum Body {
         /// fault-in drops them again by this watermark, uncounted, so GC
         /// counts each version once (`super::flush`, DF1).
         watermark: u64,
-        /// The image's keys as [`super::blind::KeySet`] fingerprints with
+        /// The image's keys as [`super::blind::key_set`] fingerprints with
         /// their liveness (`None`: unknown, as for a leaf restored from a
         /// table): what lets a blind write count live keys without the
         /// image.
