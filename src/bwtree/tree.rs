@@ -154,7 +154,8 @@ impl Tree {
     }
 
     /// [`Tree::descend`]; with `FAULT` false an evicted leaf is returned as
-    /// it is (and the descent cannot fail). With paging, the leaf's clock use
+    /// it is (and the descent fails only if `USE` is `clock::POINT` and a
+    /// merge it helps cannot read a page). With paging, the leaf's clock use
     /// count is raised to `USE` (0: not touched; `clock::POINT`, `clock::SCAN`).
     pub(crate) fn descend_to<'g, const FAULT: bool, const USE: u64>(
         &'g self,
@@ -183,7 +184,11 @@ impl Tree {
                 if let (true, Body::RemoveNode { merge }) = (head.is_frozen(), &head.body) {
                     match merge {
                         Some(merge) => {
-                            if FAULT {
+                            // Point operations (a get, a write's descent)
+                            // report a page they cannot read, as they did
+                            // when they always faulted in: a disk that keeps
+                            // failing must not spin them.
+                            if FAULT || USE == clock::POINT {
                                 self.complete_merge(merge, guard)?;
                             } else {
                                 let _ = self.complete_merge(merge, guard);
