@@ -5,7 +5,7 @@
 //! does when a second workload reloads the same directory).
 //!
 //! ```text
-//! cargo run --release --example fault_in -- DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--a N] [--scans N]
+//! cargo run --release --example fault_in -- DIR KEYS CACHE_BYTES TXNS [--leaf-max N] [--no-update] [--u N] [--a N] [--scans N]
 //! cargo run --release --example fault_in -- /tmp/d 5000000 67108864 200000
 //! ```
 //!
@@ -14,7 +14,8 @@
 //! threads; then every key updated once (unless `--no-update`); then `TXNS`
 //! transactions of 2 reads each (2 threads, scrambled zipfian 0.99); then,
 //! with `--scans N`, `N` transactions of one scan of 1-100 keys from a
-//! zipfian start; with `--a N`, `N` transactions of YCSB A (one read or one
+//! zipfian start; with `--u N`, `N` transactions of one uniform update
+//! each (before A); with `--a N`, `N` transactions of YCSB A (one read or one
 //! update, half each) before the scans. CPU time is the whole process's
 //! (`/proc/self/stat`: the background threads count); reads and bytes are
 //! `/proc/self/io`'s `syscr` and `rchar` (every read system call, so the
@@ -70,6 +71,17 @@ fn io() -> (u64, u64) {
 }
 
 /// Run `txns` transactions of `op` on `THREADS` threads; print the costs.
+/// The process's peak and current resident set (`/proc/self/status`).
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn phase(db: &Db, what: &str, txns: u64, op: &(dyn Fn(&Db, &mut SplitMix64) + Sync)) {
     let next = AtomicU64::new(0);
     let s0 = db.stats();
@@ -208,6 +220,17 @@ fn main() -> ExitCode {
         }
     };
     phase(&db, "C", txns, &c);
+    if let Some(n) = flag("--u") {
+        // Uniform single-key updates (`bwtx bench --workload u`'s mix).
+        let u = |db: &Db, rng: &mut SplitMix64| {
+            let k = key(rng.below(keys));
+            let mut v = [b'u'; VALUE];
+            v[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+            db.transaction(|tx| tx.put(k, v)).expect("update");
+        };
+        phase(&db, "U", n, &u);
+        println!("U      {}", rss());
+    }
     if let Some(n) = flag("--a") {
         let a = |db: &Db, rng: &mut SplitMix64| {
             let k = key(fnv(zipf.rank(rng.f64())) % keys);
@@ -234,8 +257,16 @@ fn main() -> ExitCode {
     }
     let s = db.stats();
     println!(
-        "cache: {} misses; {} page bytes written",
-        s.cache_misses, s.page_bytes_written
+        "cache: {} misses; {} page bytes written; {} blind writes, {} blind reads; \
+         resident {} B, stubs {} B, retired {} B; {}",
+        s.cache_misses,
+        s.page_bytes_written,
+        s.blind_writes,
+        s.blind_reads,
+        s.resident_bytes,
+        s.stub_bytes,
+        s.retired_bytes,
+        rss()
     );
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);

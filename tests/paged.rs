@@ -32,6 +32,15 @@ fn load(db: &Db, n: usize, round: usize, model: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Overwrite key `i` alone (value `w-<i>`).
+fn load_one(db: &Db, i: usize, model: &mut BTreeMap<String, String>) {
+    let mut tx = db.begin();
+    let v = format!("w-{i}");
+    tx.put(key(i), &v).unwrap();
+    tx.commit().unwrap();
+    model.insert(key(i), v);
+}
+
 fn check(db: &Db, model: &BTreeMap<String, String>) {
     let snap = db.snapshot();
     for (k, v) in model {
@@ -109,12 +118,27 @@ fn read_fault_on_fault_in_is_an_error_then_recovers() {
     assert!(matches!(db.snapshot().get(key(5)), Err(Error::Io(_))));
     // The fault cleared: the same page faults in now.
     check(&db, &model);
-    // A commit whose validation cannot fault in fails before its timestamp.
+    // A commit whose validation cannot fault in fails before its timestamp:
+    // its snapshot is older than the page's newest version (another
+    // commit's of the same key), so it cannot validate blind over the
+    // evicted leaf.
+    let mut tx = db.begin();
+    load_one(&db, 5, &mut model);
     db.evict_all().unwrap();
     fs.fail_read_at(fs.reads());
-    let mut tx = db.begin();
+    let blind = db.stats().blind_writes;
     tx.put(key(5), "x").unwrap();
-    assert!(matches!(tx.commit(), Err(Error::Io(_))));
+    let r = tx.commit();
+    assert!(matches!(r, Err(Error::Io(_))), "{r:?} {:?}", db.stats());
+    assert_eq!(db.stats().blind_writes, blind);
+    check(&db, &model);
+    // With a snapshot at or above the page's newest version, the write goes
+    // over the evicted leaf blind: no read, so the failing read is not hit.
+    db.evict_all().unwrap();
+    fs.fail_read_at(fs.reads());
+    load_one(&db, 6, &mut model);
+    assert_eq!(db.stats().blind_writes, blind + 1);
+    fs.fail_read_at(u64::MAX);
     check(&db, &model);
     // A cursor yields the error, and continues once it clears.
     db.evict_all().unwrap();

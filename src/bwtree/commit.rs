@@ -8,7 +8,9 @@
 //! 1. [`Tree::prepare`] descends to the leaf of each written key, in the
 //!    order given, and reads the key's newest version there (tombstones
 //!    included). One newer than the snapshot is a [`Conflict`]; nothing is
-//!    kept. Otherwise it returns a [`Prepared`] commit, which holds, out of
+//!    kept. A leaf evicted to a stub is not faulted in when the stub's
+//!    `max_ts` or its deltas decide that (blind writes, P5 in
+//!    `super::paging`). Otherwise it returns a [`Prepared`] commit, which holds, out of
 //!    the caller's sight, an epoch guard and the leaf found for each key.
 //!    The caller then takes the commit timestamp.
 //! 2. [`Prepared::install`] installs every write as a version at the commit
@@ -32,12 +34,14 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 use smallvec::SmallVec;
 
+use super::blind::BlindCheck;
 use super::chain::{Delta, Node};
 use super::delta::{Body, Payload, INLINE_KV};
 use super::mapping_table::Pid;
 use super::paging::{GatePass, Installing};
 use super::search::{leaf_find, Target};
 use super::tree::{Path, Tree};
+use crate::sync::Ordering;
 
 /// A write whose key has a newer version than the snapshot: the commit that
 /// installed it won.
@@ -111,14 +115,13 @@ impl Tree {
         let mut live_delta = 0i64;
         for (key, value) in writes {
             let mut path = Path::new();
-            let (pid, head) = self
-                .descend(Target::Key(key), &guard, &mut path)
+            let (pid, head, newest) = self
+                .validate_write(key, snapshot_ts, &guard, &mut path)
                 .map_err(PrepareError::Page)?;
-            let newest = leaf_find(head, key, u64::MAX);
-            if let Some(winner) = newest.as_ref().map(|h| h.ts()).filter(|&w| w > snapshot_ts) {
+            if let Some(winner) = newest.newest.filter(|&w| w > snapshot_ts) {
                 return Err(PrepareError::Conflict(Conflict { key, winner }));
             }
-            live_delta += i64::from(value.is_some()) - i64::from(newest.is_some_and(|h| h.is_live()));
+            live_delta += i64::from(value.is_some()) - i64::from(newest.live);
             located.push(Located {
                 key,
                 value: value.as_ref(),
@@ -135,8 +138,33 @@ impl Tree {
         })
     }
 
+    /// The leaf of `key` and what validation needs of its newest version:
+    /// decided blind over an evicted leaf's stub if it can be
+    /// (`super::blind`, P5 in `super::paging`), else after a faulting descent.
+    fn validate_write<'g>(
+        &'g self,
+        key: &[u8],
+        snapshot_ts: u64,
+        guard: &'g Guard,
+        path: &mut Path<'g>,
+    ) -> crate::Result<(Pid, &'g Node, BlindCheck)> {
+        if let Some(paging) = self.paging.as_deref() {
+            let (pid, head) = self.descend_to::<false, { super::clock::POINT }>(Target::Key(key), guard, path)?;
+            if !head.is_evicted() {
+                return Ok((pid, head, check(head, key)));
+            }
+            if let Some(c) = self.blind_check(head, key, snapshot_ts) {
+                paging.counters.blind_writes.fetch_add(1, Ordering::Relaxed);
+                return Ok((pid, head, c));
+            }
+            path.clear();
+        }
+        let (pid, head) = self.descend(Target::Key(key), guard, path)?;
+        Ok((pid, head, check(head, key)))
+    }
+
     /// Consolidate the leaf holding `key` if its chain reached the threshold.
-    fn consolidate_leaf_of(&self, key: &[u8]) {
+    pub(super) fn consolidate_leaf_of(&self, key: &[u8]) {
         let guard = epoch::pin();
         let mut path = Path::new();
         // A failed fault-in: nothing to consolidate.
@@ -146,6 +174,15 @@ impl Tree {
         if head.chain_len >= self.cfg.leaf_chain {
             self.consolidate(pid, head, &path, &guard);
         }
+    }
+}
+
+/// The newest version of `key` on a resident chain, as validation needs it.
+fn check(head: &Node, key: &[u8]) -> BlindCheck {
+    let newest = leaf_find(head, key, u64::MAX);
+    BlindCheck {
+        newest: newest.as_ref().map(|h| h.ts()),
+        live: newest.is_some_and(|h| h.is_live()),
     }
 }
 

@@ -50,10 +50,10 @@ pub(crate) enum Body {
     RemoveNode {
         merge: Option<Arc<MergeRecord>>,
     },
-    /// The leaf lives on disk only: its image is at `addr` in the page
-    /// store (`design/storage.md` §3). Always a whole chain on its own: nothing
-    /// is ever prepended to it (P1); whoever needs the page faults it in
-    /// first ([`super::paging`]).
+    /// The leaf's base lives on disk only: its image is at `addr` in the
+    /// page store (`design/storage.md` §3). Only version deltas are ever
+    /// prepended to it (blind writes, P4 in [`super::paging`]); whoever
+    /// needs more of the page than those faults it in first.
     Evicted {
         addr: u64,
         range: PageRange,
@@ -67,6 +67,11 @@ pub(crate) enum Body {
         /// fault-in drops them again by this watermark, uncounted, so GC
         /// counts each version once (`super::flush`, DF1).
         watermark: u64,
+        /// The image's keys as [`super::blind::key_set`] fingerprints with
+        /// their liveness (`None`: unknown, as for a leaf restored from a
+        /// table): what lets a blind write count live keys without the
+        /// image.
+        keys: Option<Box<[u64]>>,
     },
 }
 
@@ -77,6 +82,7 @@ pub(crate) const INLINE_KV: usize = 192;
 const INLINE_TOMB: u16 = u16::MAX;
 
 /// A version delta's key and value (or tombstone).
+#[derive(Clone)]
 pub(crate) enum Payload {
     /// Copied in, when key and value together fit [`INLINE_KV`].
     Inline { klen: u16, vlen: u16, buf: [u8; INLINE_KV] },

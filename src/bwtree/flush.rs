@@ -115,10 +115,23 @@ impl Tree {
     }
 
     /// The address of an image of leaf `pid` (head `head`) holding every
-    /// version at or below `durable`: an evicted or clean page's own, or a
-    /// new chain head (a delta flush, DF2, or a whole image; F1, F3).
-    /// `None`: the page is frozen (a merge is removing it).
+    /// version at or below `durable`: an evicted or clean page's own, a
+    /// delta flush of blind writes over a stub (P6), or a new chain head (a delta flush, DF2, or a whole image; F1, F3).
+    /// `None`: the page is frozen (a merge is removing it), or its blind
+    /// writes' fault-in lost a race (look again).
     fn flush_leaf(&self, paging: &Paging, pid: Pid, head: &Node, durable: u64, guard: &Guard) -> Result<Option<u64>> {
+        if head.is_evicted() && !head.is_stub() {
+            // Blind writes over a stub: a delta flush of those at or below
+            // `durable` on the stub's chain (P6 in `super::paging`); if the
+            // page store declines, fault the page in and flush it whole.
+            if let Some((addr, _)) = self.flush_blind(paging, pid, head, durable, guard)? {
+                return Ok(Some(addr));
+            }
+            return match self.fault_in(pid, head, guard, false)? {
+                Some(new) if !new.is_evicted() => self.flush_leaf(paging, pid, new, durable, guard),
+                _ => Ok(None),
+            };
+        }
         match &head.body {
             Body::Evicted { addr, .. } => return Ok(Some(*addr)),
             Body::Leaf(b) if b.is_clean() => return Ok(Some(b.disk)),
@@ -216,7 +229,7 @@ impl Tree {
                     continue;
                 };
                 let clean = matches!(&head.body, Body::Leaf(b) if b.is_clean());
-                if !head.leaf || head.is_evicted() || head.is_frozen() || clean {
+                if !head.leaf || head.is_stub() || head.is_frozen() || clean {
                     continue;
                 }
                 if self.flush_leaf(paging, pid, head, durable, &guard)?.is_some() {

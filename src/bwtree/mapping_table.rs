@@ -55,10 +55,25 @@ pub(crate) struct MappingTable {
     free: Arc<FreeList>,
     /// Resident-byte accounting, on for trees with paging only: estimated
     /// heap bytes of the chains published minus those retired
-    /// ([`chain_bytes`]), sharded; an evicted leaf's stub (a chain of one
-    /// `Evicted` node) is counted apart, as a stub.
+    /// ([`chain_bytes`]), sharded; an evicted leaf's stub (its `Evicted`
+    /// node, alone or under blind writes' deltas) is counted apart, as a
+    /// stub, the deltas over it as resident bytes.
     count_bytes: bool,
     pub(crate) resident: ResidentBytes,
+}
+
+/// The bytes of the chain at `head` counted as a stub (an evicted leaf's
+/// `Evicted` node, under blind writes' deltas too: P4 in `super::paging`)
+/// and as resident bytes (the rest).
+fn split_bytes(head: &Node) -> (u64, u64) {
+    let all = chain_bytes(head);
+    match super::blind::stub_of(head) {
+        Some(stub) => {
+            let s = node_bytes(stub);
+            (s, all - s)
+        }
+        None => (0, all),
+    }
 }
 
 #[inline]
@@ -85,7 +100,9 @@ impl MappingTable {
         let guard = crossbeam_epoch::pin();
         let (mut held, mut stubs) = (0, 0);
         for head in (0..self.high_water()).filter_map(|pid| self.load(pid, &guard)) {
-            *if head.is_evicted() { &mut stubs } else { &mut held } += chain_bytes(head);
+            let (s, h) = split_bytes(head);
+            stubs += s;
+            held += h;
         }
         self.resident.set(held);
         self.resident.set_stubs(stubs);
@@ -116,10 +133,12 @@ impl MappingTable {
     #[inline]
     fn added_chain(&self, head: &Node) {
         if self.count_bytes {
-            if head.is_evicted() {
-                self.resident.add_stub(chain_bytes(head));
-            } else {
-                self.resident.add(chain_bytes(head));
+            let (stub, held) = split_bytes(head);
+            if stub > 0 {
+                self.resident.add_stub(stub);
+            }
+            if held > 0 {
+                self.resident.add(held);
             }
         }
     }
@@ -133,14 +152,20 @@ impl MappingTable {
     #[inline]
     unsafe fn retire(&self, head: &Node, guard: &Guard) {
         if self.count_bytes {
-            let n = chain_bytes(head);
-            let retired = if head.is_evicted() {
-                self.resident.retire_stub(n)
-            } else {
-                self.resident.retire(n, guard)
-            };
+            let (stub, held) = split_bytes(head);
+            let stubs = (stub > 0).then(|| self.resident.retire_stub(stub));
+            let retired = (held > 0).then(|| self.resident.retire(held, guard));
             // SAFETY: the caller's contract.
-            unsafe { retire_chain(head, guard, move || retired.freed(n)) };
+            unsafe {
+                retire_chain(head, guard, move || {
+                    if let Some(r) = stubs {
+                        r.freed(stub);
+                    }
+                    if let Some(r) = retired {
+                        r.freed(held);
+                    }
+                })
+            };
         } else {
             // SAFETY: the caller's contract.
             unsafe { retire_chain(head, guard, || {}) };

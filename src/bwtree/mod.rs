@@ -18,8 +18,10 @@
 //! - [`consolidate`]: gathering a chain's content, GC, building bases.
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
-//! - [`paging`]: evicted leaves: the `PageIo` contract, fault-in,
-//!   eviction and the commit gate.
+//! - [`paging`]: evicted leaves: fault-in, eviction and the commit gate.
+//! - [`page_io`]: the `PageIo` contract the engine implements.
+//! - [`blind`]: blind writes: version deltas over an evicted leaf's stub
+//!   (validation without the image, key fingerprints, their flush).
 //! - [`gate`]: the commit gate and the structure-modification gate.
 //! - [`flush`]: a checkpoint's flushes and its list of leaves, with
 //!   structure modifications paused.
@@ -36,6 +38,7 @@
 //! - [`stats`]: structure-modification and GC counters.
 
 mod base;
+mod blind;
 mod chain;
 mod clock;
 mod commit;
@@ -51,6 +54,7 @@ mod image;
 mod keys;
 mod leaf_merge;
 mod mapping_table;
+mod page_io;
 mod paging;
 mod relocate;
 mod resident;

@@ -11,24 +11,52 @@
 //! tree has paging and one header flag.
 //!
 //! Invariants
-//! - P1. An `Evicted` node is a whole chain: nothing is prepended to it. Every
-//!   path that would install a delta on a leaf holds a head it got from a
-//!   descent (which faults in) or checks `is_evicted` first.
+//! - P1 (replaced). It said that an `Evicted` node is a whole chain; since
+//!   blind writes (`super::blind`), P4-P6 say what may be over one.
 //! - P2. Only a clean page is evicted: a base page whose `disk` address names
 //!   an image equal to it (evicted without a write), or a consolidated base
 //!   written whole first. The clock's batches do not sync the page segment:
 //!   a checkpoint syncs it before it publishes any address in a location
 //!   table (`super::flush`).
+//! - P4 (blind chains). An `Evicted` stub is always the base of its chain,
+//!   and only version deltas are ever prepended over it. `is_evicted` is
+//!   true on every node of such a chain, `is_stub` on a stub alone. Every
+//!   path that would post another delta (split, merge, freeze) or
+//!   consolidate checks `is_evicted` on the head it CASes, or holds a head
+//!   from a faulting descent.
+//! - P5 (newer than the disk). Every version of a delta over a stub is newer
+//!   than every version of the stub's on-disk chain, whose newest is the
+//!   stub's `max_ts`: a blind install needs `ts > max_ts` (a commit's
+//!   timestamp always is: it is taken after its validation saw the chain,
+//!   and every version on disk was installed before the stub was). So a
+//!   delta's version of a key at or below a snapshot is what the snapshot
+//!   reads (no I/O); a commit whose key no delta holds passes
+//!   first-committer-wins without the image if `max_ts` is at or below its
+//!   snapshot, and learns the key's liveness (for the live-key count) from
+//!   the stub's key fingerprints; otherwise it faults the leaf in.
+//! - P6 (flushing blind writes). Deltas over a stub are resident bytes (the
+//!   stub is counted as a stub). Eviction and a checkpoint's flush write
+//!   the ones at or below `D` (W1) as a delta flush appended on the stub's
+//!   on-disk chain ([`PageIo::write_delta_on`]: never a rebase, the chain's
+//!   older versions are not in memory), then CAS in a new stub (the new
+//!   head, `max_ts`, key set; the same GC watermark) with the deltas above
+//!   `D` kept over it. A page store that declines gets the page faulted in
+//!   (deltas rebuilt over the image), written whole later.
 //! - W1 (the WAL rule). An image holds only versions at or below the log's
 //!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
 //!   holding a newer version is not evicted, so a power loss can never
 //!   resurrect an unacknowledged commit from a page image.
 //! - G1 (the commit gate). No eviction CAS happens while a commit is between
-//!   `Tree::prepare` (which faults in every leaf it locates) and the end of
-//!   its install: so the install, which runs after the commit timestamp is
-//!   taken, never meets an evicted leaf and never does I/O (see
-//!   `design/storage.md` §5.2 for the one exception, a merge begun before
-//!   the commit whose absorber was evicted).
+//!   `Tree::prepare` (which faults in every leaf it locates, except those
+//!   it validates blind, P5) and the end of its install: so the install,
+//!   which runs after the commit timestamp is taken, never meets a leaf
+//!   evicted since its validation and never does I/O. A chain over a stub
+//!   that changed since validation (another blind write, a fault-in, a
+//!   checkpoint's P6 flush, which runs outside the gate) is installed on by
+//!   a fresh descent that does not fault: the version goes over the stub
+//!   blind (P5 holds: the new stub's `max_ts` is at most `D`, below any
+//!   commit not yet logged). See `design/storage.md` §5.2 for the one
+//!   exception, a merge begun before the commit whose absorber was evicted.
 
 use std::collections::VecDeque;
 
@@ -42,71 +70,10 @@ use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::Pid;
 use super::tree::Tree;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::Result;
 
-/// One version of a delta flush: key, commit timestamp, value (`None`: a
-/// tombstone).
-pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
-
-/// How the tree reads and writes leaf images (implemented by the engine).
-pub(crate) trait PageIo: Send + Sync {
-    /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
-    /// one written for another page or another tree, is `Error::Corruption`
-    /// (with the segment file and offset), an I/O failure `Error::Io`;
-    /// never a panic.
-    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
-    /// Append the image of `base` (page `pid`); returns its address. Not
-    /// durable until [`PageIo::sync`].
-    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
-    /// `entries`: the versions of page `pid` (which builds on the chain at
-    /// `prev`, DF1 in `super::flush`) at or below the flush's limit, in key
-    /// order and newest first per key. Append those newer than
-    /// [`PageIo::chain_upto`]`(prev)` as a delta flush on `prev`, or those
-    /// newer than the chain's base image as a delta flush on the base (a
-    /// rebase: the chain shrinks to two parts); return the new chain head.
-    /// `None`: the caller writes a whole image (the page store declined:
-    /// chain too long, deltas too large next to the base image). The
-    /// default never writes a delta flush.
-    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
-        let _ = (pid, prev, entries);
-        Ok(None)
-    }
-    /// The newest version timestamp in the on-disk chain at `head` (its
-    /// `upto`, DF1 in `super::flush`), if the page store knows it; `None`
-    /// makes the next flush of a page building on it write a whole image.
-    fn chain_upto(&self, head: u64) -> Option<u64> {
-        let _ = head;
-        None
-    }
-    /// Make every image written so far durable.
-    fn sync(&self) -> Result<()>;
-    /// The log's durable timestamp `D`: every commit at or below it is
-    /// durable (W1: an image holds no newer version).
-    fn durable_ts(&self) -> u64;
-}
-
-/// A shared page store serves as well (the engine keeps a handle too).
-impl<T: PageIo + ?Sized> PageIo for Arc<T> {
-    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
-        (**self).read_leaf(pid, addr)
-    }
-    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
-        (**self).write_leaf(pid, base)
-    }
-    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
-        (**self).write_delta(pid, prev, entries)
-    }
-    fn chain_upto(&self, head: u64) -> Option<u64> {
-        (**self).chain_upto(head)
-    }
-    fn sync(&self) -> Result<()> {
-        (**self).sync()
-    }
-    fn durable_ts(&self) -> u64 {
-        (**self).durable_ts()
-    }
-}
+pub(crate) use super::page_io::{DeltaVersion, PageIo};
 
 /// Counters of the paging layer (relaxed; rare events).
 #[derive(Default)]
@@ -122,6 +89,12 @@ pub(crate) struct PagingCounters {
     /// Delta flushes written (evictions and checkpoint flushes; also counted
     /// in `pages_written`).
     pub(crate) delta_flushes: AtomicU64,
+    /// Writes a commit validated and installed over an evicted leaf's stub
+    /// without faulting it in (blind writes, P5).
+    pub(crate) blind_writes: AtomicU64,
+    /// Point reads answered by a delta over an evicted leaf's stub, without
+    /// faulting it in (P5).
+    pub(crate) blind_reads: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Leaves left resident by an eviction because they held a version
@@ -254,11 +227,12 @@ pub(super) fn detached(r: &PageRange) -> PageRange {
 }
 
 impl Tree {
-    /// Fault in the evicted leaf `pid` whose head is `head`: read its image,
-    /// CAS it in as a base page. `Ok(None)`: the CAS lost (someone else
-    /// faulted it in or the page changed): look again. A page a scan faults
-    /// in (`scan`) joins the probation queue, which the evictor empties
-    /// first.
+    /// Fault in the evicted leaf `pid` whose head is `head` (a stub, or
+    /// version deltas over one: P4): read its image, CAS it in as a base
+    /// page with the chain's deltas rebuilt over it (the next consolidation
+    /// merges them). `Ok(None)`: the CAS lost (someone else faulted it in
+    /// or the page changed): look again. A page a scan faults in (`scan`)
+    /// joins the probation queue, which the evictor empties first.
     pub(crate) fn fault_in<'g>(
         &'g self,
         pid: Pid,
@@ -267,11 +241,11 @@ impl Tree {
         scan: bool,
     ) -> Result<Option<&'g Node>> {
         let (
-            Body::Evicted {
+            Some(Body::Evicted {
                 addr, range, watermark, ..
-            },
+            }),
             Some(paging),
-        ) = (&head.body, self.paging.as_deref())
+        ) = (super::blind::stub_of(head).map(|s| &s.body), self.paging.as_deref())
         else {
             return Ok(Some(head));
         };
@@ -293,10 +267,10 @@ impl Tree {
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
         base.range = detached(range);
-        match self
-            .table
-            .replace(pid, head, Chain::base(Node::base(Body::Leaf(base))), guard)
-        {
+        // The blind writes' deltas, newer than every version of the image
+        // (P5), over it: the page builds on the chain at `addr` (DF1).
+        let chain = super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_| true);
+        match self.table.replace(pid, head, chain, guard) {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
                 let mut q = crate::sync::lock(if scan { &paging.probation } else { &paging.faulted });
@@ -327,13 +301,38 @@ impl Tree {
         let guard = epoch::pin();
         // Read once: commits made durable later are not in this batch's images.
         let durable = paging.io.durable_ts();
-        // (pid, head, chain head, max_ts, the page's GC watermark)
-        let mut written: Vec<(Pid, &Node, u64, u64, u64)> = Vec::with_capacity(pids.len());
+        // (pid, head, the chain to CAS in)
+        let mut written: Vec<(Pid, &Node, Chain)> = Vec::with_capacity(pids.len());
+        let stub = |head: &Node, addr, b: &LeafBase| {
+            Chain::base(Node::base(Body::Evicted {
+                addr,
+                range: detached(head.range()),
+                max_ts: b.max_ts(),
+                watermark: b.built_watermark,
+                keys: Some(super::blind::key_set(b)),
+            }))
+        };
         for &pid in pids {
             let Some(mut head) = self.table.load(pid, &guard) else {
                 continue;
             };
-            if !head.leaf || head.is_evicted() || head.is_frozen() || head.has_merge_record {
+            if !head.leaf || head.is_stub() || head.is_frozen() || head.has_merge_record {
+                continue;
+            }
+            if head.is_evicted() {
+                // Blind writes over a stub: only the deltas at or below `D`
+                // are written, as a delta flush on the stub's chain (P6); a
+                // page store that declines gets the page faulted in (a
+                // whole image at its next eviction).
+                match self.blind_chain(paging, pid, head, durable)? {
+                    Some((_, Some(chain))) => written.push((pid, head, chain)),
+                    Some((_, None)) => {
+                        paging.counters.held_by_wal.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        self.fault_in(pid, head, &guard, false)?;
+                    }
+                };
                 continue;
             }
             if let Body::Leaf(b) = &head.body {
@@ -343,7 +342,7 @@ impl Tree {
                 // that GC reaches pages that are only read.
                 if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
-                    written.push((pid, head, b.disk, b.max_ts(), b.built_watermark));
+                    written.push((pid, head, stub(head, b.disk, b)));
                     continue;
                 }
             }
@@ -389,7 +388,7 @@ impl Tree {
                     addr
                 }
             };
-            written.push((pid, head, addr, base.max_ts(), base.built_watermark));
+            written.push((pid, head, stub(head, addr, base)));
         }
         if written.is_empty() {
             return Ok(0);
@@ -399,15 +398,8 @@ impl Tree {
         }
         paging.gate.close();
         let mut evicted = 0;
-        for (pid, head, addr, max_ts, watermark) in written {
-            let range = detached(head.range());
-            let node = Node::base(Body::Evicted {
-                addr,
-                range,
-                max_ts,
-                watermark,
-            });
-            if self.table.replace(pid, head, Chain::base(node), &guard).is_ok() {
+        for (pid, head, chain) in written {
+            if self.table.replace(pid, head, chain, &guard).is_ok() {
                 evicted += 1;
             }
         }
@@ -488,8 +480,9 @@ impl Tree {
                 let guard = epoch::pin();
                 let mut freed = 0;
                 // The bytes of `pid`'s chain if it is a resident leaf.
+                // (Deltas over a stub count: P6 sheds them.)
                 let resident = |pid| match self.table.load(pid, &guard) {
-                    Some(h) if h.leaf && !h.is_evicted() && !h.is_frozen() => Some(chain_bytes(h)),
+                    Some(h) if h.leaf && !h.is_stub() && !h.is_frozen() => Some(chain_bytes(h)),
                     _ => None,
                 };
                 {
@@ -561,7 +554,7 @@ impl Tree {
             let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
                 return out;
             };
-            if !head.is_evicted() {
+            if !head.is_stub() {
                 out.push(pid);
             }
             match head.range().high.clone() {

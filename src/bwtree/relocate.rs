@@ -5,8 +5,10 @@
 //! The engine's cleaner (`engine/clean.rs`) copies a still-current image to
 //! the head of the page store, then calls [`Tree::relocate`], which swaps the
 //! address in:
-//! - an evicted leaf (`Evicted { addr }`, the whole chain, P1) gets a new
-//!   `Evicted` node with the new address, the same fences and `max_ts`;
+//! - an evicted leaf (`Evicted { addr }`, alone or under blind writes'
+//!   version deltas, P4 in `super::paging`) gets a new `Evicted` node with
+//!   the new address, the same fences, `max_ts` and key set, under copies
+//!   of the same deltas;
 //! - a clean resident leaf (a base page alone at the head, `disk` naming an
 //!   image equal to it, §3) gets the image decoded from the new address as
 //!   its new base, with `disk` the new address and its own fences.
@@ -37,7 +39,9 @@ impl Tree {
         while pid < high {
             let guard = epoch::pin();
             for p in pid..(pid + 1024).min(high) {
-                match self.table.load(p, &guard).map(|h| &h.body) {
+                // An evicted leaf's stub, under its blind writes' deltas too.
+                let head = self.table.load(p, &guard);
+                match head.map(|h| super::blind::stub_of(h).unwrap_or(h)).map(|h| &h.body) {
                     Some(Body::Evicted { addr, .. }) => out.push((p, *addr)),
                     // Clean only: a dirty page that builds on a chain
                     // (`disk` with `DIRTY`) keeps its chain where it is.
@@ -56,7 +60,8 @@ impl Tree {
     /// dropped (`super::image::collect_base`, as a fault-in does).
     pub(crate) fn published_watermark(&self, pid: Pid, addr: u64) -> Option<u64> {
         let guard = epoch::pin();
-        match self.table.load(pid, &guard).map(|h| &h.body) {
+        let head = self.table.load(pid, &guard);
+        match head.map(|h| super::blind::stub_of(h).unwrap_or(h)).map(|h| &h.body) {
             Some(Body::Evicted { addr: a, watermark, .. }) if *a == addr => Some(*watermark),
             Some(Body::Leaf(b)) if b.is_clean() && b.disk == addr => Some(b.built_watermark),
             _ => None,
@@ -76,18 +81,24 @@ impl Tree {
         let Some(head) = self.table.load(pid, &guard) else {
             return Ok(false);
         };
-        let node = match &head.body {
+        let stub = super::blind::stub_of(head).unwrap_or(head);
+        let chain = match &stub.body {
             Body::Evicted {
                 addr,
                 range,
                 max_ts,
                 watermark,
-            } if *addr == from => Node::base(Body::Evicted {
-                addr: to,
-                range: detached(range),
-                max_ts: *max_ts,
-                watermark: *watermark,
-            }),
+                keys,
+            } if *addr == from => {
+                let stub = Node::base(Body::Evicted {
+                    addr: to,
+                    range: detached(range),
+                    max_ts: *max_ts,
+                    watermark: *watermark,
+                    keys: keys.clone(),
+                });
+                super::blind::rebuilt(head, stub, |_| true)
+            }
             Body::Leaf(b) if b.disk == from => {
                 // As a fault-in builds it (`collect_base`: versions the page
                 // had dropped stay dropped).
@@ -95,10 +106,10 @@ impl Tree {
                     super::image::collect_base(paging.io.read_leaf(pid, to)?, b.built_watermark).with_disk(to);
                 base.range = detached(&b.range);
                 base.built_watermark = b.built_watermark;
-                Node::base(Body::Leaf(base))
+                Chain::base(Node::base(Body::Leaf(base)))
             }
             _ => return Ok(false),
         };
-        Ok(self.table.replace(pid, head, Chain::base(node), &guard).is_ok())
+        Ok(self.table.replace(pid, head, chain, &guard).is_ok())
     }
 }

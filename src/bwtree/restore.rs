@@ -104,6 +104,7 @@ fn store_leaves(table: &MappingTable, leaves: &[(Pid, u64, Option<Bytes>)]) {
                 range,
                 max_ts,
                 watermark: 0,
+                keys: None,
             })),
         );
     }

@@ -179,6 +179,35 @@ impl Hit<'_> {
     }
 }
 
+/// [`leaf_find`] on a chain whose base may be evicted: `Some` if the
+/// answer is known without the image (a resident chain, or a version delta
+/// over the stub holds a version `<= ts`: delta versions are newer than
+/// every version on disk, P5 in `super::paging`), `None`: fault the leaf in.
+pub(crate) fn delta_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Option<Hit<'g>>> {
+    if !head.is_evicted() {
+        return Some(leaf_find(head, key, ts));
+    }
+    let bit = key_bit(key);
+    let mut node = head;
+    let mut best: Option<Hit<'g>> = None;
+    loop {
+        if let Some(older) = node.skip_versions(bit) {
+            node = older;
+            continue;
+        }
+        match &node.body {
+            Body::Version { ts: t, kv } => {
+                if *t <= ts && key_eq(kv.key(), key) && best.as_ref().is_none_or(|b| *t > b.ts()) {
+                    best = Some(Hit::Delta { ts: *t, kv });
+                }
+            }
+            // Only version deltas are over a stub (P4).
+            _ => return best.map(Some),
+        }
+        node = node.next()?;
+    }
+}
+
 /// The newest version of `key` with timestamp `<= ts` in a leaf chain.
 /// (`ts = u64::MAX` finds the newest version of all.)
 pub(crate) fn leaf_find<'g>(head: &'g Node, key: &[u8], ts: u64) -> Option<Hit<'g>> {

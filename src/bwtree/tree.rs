@@ -154,7 +154,8 @@ impl Tree {
     }
 
     /// [`Tree::descend`]; with `FAULT` false an evicted leaf is returned as
-    /// it is (and the descent cannot fail). With paging, the leaf's clock use
+    /// it is (and the descent fails only if `USE` is `clock::POINT` and a
+    /// merge it helps cannot read a page). With paging, the leaf's clock use
     /// count is raised to `USE` (0: not touched; `clock::POINT`, `clock::SCAN`).
     pub(crate) fn descend_to<'g, const FAULT: bool, const USE: u64>(
         &'g self,
@@ -183,7 +184,11 @@ impl Tree {
                 if let (true, Body::RemoveNode { merge }) = (head.is_frozen(), &head.body) {
                     match merge {
                         Some(merge) => {
-                            if FAULT {
+                            // Point operations (a get, a write's descent)
+                            // report a page they cannot read, as they did
+                            // when they always faulted in: a disk that keeps
+                            // failing must not spin them.
+                            if FAULT || USE == clock::POINT {
                                 self.complete_merge(merge, guard)?;
                             } else {
                                 let _ = self.complete_merge(merge, guard);
@@ -266,11 +271,23 @@ impl Tree {
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
             let (pid, head) = match delta.body() {
-                Body::Version { kv, .. } => self.descend(Target::Key(kv.key()), &guard, &mut path)?,
+                Body::Version { kv, .. } => self.leaf_for_version(kv.key(), ts, &guard, &mut path)?,
                 _ => unreachable!("install_payload() builds a version delta"),
             };
             match self.table.install(pid, head, delta, &guard) {
                 Ok(new) => {
+                    if new.chain_len >= self.cfg.leaf_chain && new.is_evicted() {
+                        // Over a stub: consolidation needs the image, and a
+                        // commit's install never reads (G1): its caller
+                        // consolidates after publishing.
+                        if !consolidate {
+                            return Ok(true);
+                        }
+                        if let Body::Version { kv, .. } = &new.body {
+                            self.consolidate_leaf_of(kv.key());
+                        }
+                        return Ok(false);
+                    }
                     if new.chain_len >= self.cfg.leaf_chain {
                         // Deferred only up to twice the threshold, so that a
                         // large transaction still consolidates (and splits) as
@@ -290,6 +307,28 @@ impl Tree {
             }
         }
         Err(Error::Contention { attempts: MAX_ATTEMPTS })
+    }
+
+    /// The leaf to install a version of `key` at `ts` on: a chain over an
+    /// evicted leaf's stub as it is if `ts` is above the stub's `max_ts`
+    /// (a blind write, P5 in `super::paging`: no I/O), else after a
+    /// faulting descent.
+    fn leaf_for_version<'g>(
+        &'g self,
+        key: &[u8],
+        ts: u64,
+        guard: &'g Guard,
+        path: &mut Path<'g>,
+    ) -> Result<(Pid, &'g Node)> {
+        if self.paging.is_some() {
+            let (pid, head) = self.descend_to::<false, { clock::POINT }>(Target::Key(key), guard, path)?;
+            match super::blind::stub_of(head).map(|s| &s.body) {
+                None => return Ok((pid, head)),
+                Some(Body::Evicted { max_ts, .. }) if *max_ts < ts => return Ok((pid, head)),
+                _ => path.clear(),
+            }
+        }
+        self.descend(Target::Key(key), guard, path)
     }
 
     /// Install `value` for `key` at `ts`, copying both (small ones into the
@@ -364,6 +403,17 @@ impl Tree {
         Self::check_key(key)?;
         let guard = epoch::pin();
         let mut path = Path::new();
+        // A delta over an evicted leaf's stub may answer without I/O (P5).
+        let (_, head) = self.descend_to::<false, { clock::POINT }>(Target::Key(key), &guard, &mut path)?;
+        if let Some(hit) = super::search::delta_find(head, key, ts) {
+            if head.is_evicted() {
+                if let Some(p) = self.paging.as_deref() {
+                    p.counters.blind_reads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            return Ok(hit.and_then(|h| h.value()));
+        }
+        path.clear();
         let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
         Ok(leaf_find(head, key, ts).and_then(|h| h.value()))
     }

@@ -464,6 +464,30 @@ impl PageFile {
         Ok(None)
     }
 
+    /// `PageIo::write_delta_on`: only the first branch of
+    /// [`PageFile::write_delta`] (a delta flush appended on `prev`), never a
+    /// rebase: the tree passes blind writes' versions only, not the
+    /// chain's older deltas.
+    pub(crate) fn write_delta_on(
+        &self,
+        tree: u16,
+        pid: u64,
+        prev: u64,
+        entries: &[DeltaVersion<'_>],
+    ) -> Result<Option<u64>> {
+        let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
+            return Ok(None);
+        };
+        if self.vlog.references_evacuating(&chain.parts) || chain.parts.len() >= FLUSH_CHAIN {
+            return Ok(None);
+        }
+        let d = self.encode_delta(tree, entries.iter().filter(|e| e.1 > chain.max_ts).copied())?;
+        if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+            return self.append_delta(tree, pid, prev, d, chain.parts, &chain).map(Some);
+        }
+        Ok(None)
+    }
+
     /// `PageIo::chain_upto` (head addresses are unique over every tree).
     pub(crate) fn chain_upto(&self, head: u64) -> Option<u64> {
         lock(&self.chains).get(&head).map(|c| c.max_ts)

@@ -73,6 +73,13 @@ pub struct Stats {
     /// a page store). Opening reads none: after a clean close it is 0 until
     /// the first access.
     pub cache_misses: u64,
+    /// Writes a commit validated and installed over an evicted leaf without
+    /// faulting it in (blind writes: a version delta over its stub;
+    /// `design/storage.md` §3, P4-P6).
+    pub blind_writes: u64,
+    /// Point reads a version delta over an evicted leaf's stub answered
+    /// without faulting the leaf in.
+    pub blind_reads: u64,
     /// Leaves evicted without a write: clean, or nothing new since their
     /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
@@ -211,6 +218,8 @@ impl Engine {
             replayed: store.map_or(0, |s| s.recovered().replayed),
             replay_skipped: self.replay_skipped,
             cache_misses: paging.map_or(0, |p| r(&p.faults)),
+            blind_writes: paging.map_or(0, |p| r(&p.blind_writes)),
+            blind_reads: paging.map_or(0, |p| r(&p.blind_reads)),
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
             pages_flushed: paging.map_or(0, |p| r(&p.flushes)),
             checkpoint_bytes: self.checkpoint_bytes.load(Ordering::Relaxed),

@@ -77,6 +77,9 @@ impl PageIo for TreePages {
     fn write_delta(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
         self.file.write_delta(self.tree, pid, prev, entries)
     }
+    fn write_delta_on(&self, pid: u64, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        self.file.write_delta_on(self.tree, pid, prev, entries)
+    }
     fn chain_upto(&self, head: u64) -> Option<u64> {
         self.file.chain_upto(head)
     }

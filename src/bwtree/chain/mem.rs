@@ -102,6 +102,19 @@ impl Chain {
         Chain(Box::into_raw(split.into_box()))
     }
 
+    /// Prepend a version delta holding `body` (a chain over an evicted base
+    /// or a base page, being rebuilt with the deltas it had: fault-in,
+    /// relocation, eviction of blind writes). The chain owns it after.
+    pub(crate) fn push_version(&mut self, body: Body) {
+        debug_assert!(matches!(body, Body::Version { .. }), "a version delta");
+        let mut node = alloc(Node::unlinked(body));
+        // SAFETY: `self.0` heads a whole chain `self` owns and no other thread
+        // can reach (type invariant); the new node takes it over (N2) and
+        // `self` owns the new node instead.
+        node.link(unsafe { &*self.0 });
+        self.0 = Box::into_raw(node.into_box());
+    }
+
     /// The head, for the CAS that publishes the chain.
     ///
     /// # Safety
@@ -379,7 +392,8 @@ pub(crate) mod bytes {
                 Payload::Inline { .. } => 0,
                 Payload::Refcounted { key, value } => key.len() + value.as_ref().map_or(0, |v| v.len()),
             },
-            Body::Split { range } | Body::Evicted { range, .. } => fences(range),
+            Body::Split { range } => fences(range),
+            Body::Evicted { range, keys, .. } => fences(range) + keys.as_ref().map_or(0, |k| k.len() * 8),
             Body::IndexEntry { sep, hi, .. } => sep.len() + hi.as_ref().map_or(0, |k| k.len()),
             Body::IndexTermDelete(_) | Body::RemoveNode { .. } => 64,
             Body::NodeMerge { sep, content, range } => sep.len() + fences(range) + node_bytes(content) as usize,

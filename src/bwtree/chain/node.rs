@@ -86,8 +86,9 @@ pub(crate) struct Node {
     frozen: bool,
     has_low: bool,
     has_high: bool,
-    /// The body is `Evicted` (the header's last free byte: a descent tests it
-    /// at the leaf without touching the body).
+    /// The chain's base is `Evicted` (this node, or version deltas over it:
+    /// blind writes, `super::super::blind`); the header's last free byte, so
+    /// a descent tests it at the leaf without touching the body.
     evicted: bool,
     /// The fences' next 8 bytes (bytes 8..16, big-endian, zero padded), just
     /// past the header line: keys with a common prefix tie on the heads, and
@@ -162,6 +163,7 @@ impl Node {
         self.leaf = next.leaf;
         self.chain_len = next.chain_len.saturating_add(1);
         self.has_merge_record = next.has_merge_record || matches!(self.body, Body::IndexTermDelete(_));
+        self.evicted = next.evicted;
         self.count = match &self.body {
             Body::Version { .. } | Body::IndexEntry { .. } => next.count.saturating_add(1),
             Body::NodeMerge { content, .. } => next.count.saturating_add(content.count),
@@ -214,10 +216,18 @@ impl Node {
         self.frozen
     }
 
-    /// Is the page evicted (its chain one `Evicted` node)?
+    /// Is the chain's base evicted (an `Evicted` stub, alone or under
+    /// version deltas: P4 in `super::super::paging`)? Such a chain's content
+    /// is not all in memory: whoever needs more than its deltas faults it in.
     #[inline]
     pub(crate) fn is_evicted(&self) -> bool {
         self.evicted
+    }
+
+    /// Is the chain one `Evicted` stub and nothing else?
+    #[inline]
+    pub(crate) fn is_stub(&self) -> bool {
+        self.evicted && self.chain_len == 0
     }
 
     /// Does the page have a finite high fence?

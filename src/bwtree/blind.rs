@@ -1,0 +1,236 @@
+//! Blind writes (`design/storage.md` §3, §5.4): version deltas posted on an
+//! evicted leaf's stub without reading its image, as the Bw-Tree and LLAMA
+//! papers post blind updates. The invariants are P4-P6 in
+//! `super::paging`; here are the pieces the paths share:
+//!
+//! - the stub under a chain ([`stub_of`]) and the chain's deltas
+//!   ([`blind_versions`]);
+//! - the key fingerprints an evicted stub keeps ([`key_set`],
+//!   [`key_live`]), which tell a blind write whether its key was live in
+//!   the image, so the commit's live-key count stays exact without a read;
+//! - the decision of a commit's validation ([`Tree::blind_check`]);
+//! - a chain rebuilt with a chain's deltas over a new base
+//!   ([`rebuilt`]): a fault-in (over the image), an eviction or flush of
+//!   the deltas (over a new stub), a relocation (over a moved stub);
+//! - the delta flush of a chain's deltas on the stub's on-disk chain
+//!   ([`Tree::flush_blind`]).
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use crossbeam_epoch::Guard;
+
+use super::base::LeafBase;
+use super::chain::{Chain, Node};
+use super::delta::{Body, Payload};
+use super::mapping_table::Pid;
+use super::paging::{detached, DeltaVersion, Paging};
+use super::search::delta_find;
+use super::tree::Tree;
+use crate::sync::Ordering;
+use crate::Result;
+
+/// The 64-bit fingerprint of `key` in a [`key_set`], its low bit cleared
+/// (the set keeps the key's liveness there). SipHash-1-3 with fixed keys:
+/// the sets live in memory only, never on disk.
+pub(crate) fn fingerprint(key: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key) & !1
+}
+
+/// The fingerprints of `base`'s keys, each with its low bit set if the
+/// key's newest version is a value (not a tombstone), sorted.
+pub(crate) fn key_set(base: &LeafBase) -> Box<[u64]> {
+    let mut set: Vec<u64> = (0..base.len())
+        .map(|i| {
+            let live = base
+                .versions(i)
+                .first()
+                .is_some_and(|v| v.len != super::base::TOMBSTONE);
+            fingerprint(base.keys.key(i)) | u64::from(live)
+        })
+        .collect();
+    set.sort_unstable();
+    set.into_boxed_slice()
+}
+
+/// Is `key` live in the image whose [`key_set`] is `set`? `false` if the
+/// set holds no key with its fingerprint. Exact unless two keys of one
+/// leaf share a 64-bit fingerprint (about 2^-58 for a key the leaf lacks).
+pub(crate) fn key_live(set: &[u64], key: &[u8]) -> bool {
+    let fp = fingerprint(key);
+    set.binary_search(&(fp | 1)).is_ok()
+}
+
+/// `set` with the liveness of the keys of `versions` (key order, newest
+/// first per key) as their newest versions say.
+fn key_set_with(set: &[u64], versions: &[DeltaVersion<'_>]) -> Box<[u64]> {
+    let mut out: Vec<u64> = set.to_vec();
+    let mut last: Option<&[u8]> = None;
+    for &(key, _, value) in versions {
+        if last == Some(key) {
+            continue;
+        }
+        last = Some(key);
+        let fp = fingerprint(key);
+        out.retain(|&f| f & !1 != fp);
+        out.push(fp | u64::from(value.is_some()));
+    }
+    out.sort_unstable();
+    out.into_boxed_slice()
+}
+
+/// The `Evicted` stub at the base of `head`'s chain (`None`: the chain's
+/// base is resident).
+pub(crate) fn stub_of(head: &Node) -> Option<&Node> {
+    if !head.is_evicted() {
+        return None;
+    }
+    let mut node = head;
+    while let Some(next) = node.next() {
+        node = next;
+    }
+    Some(node)
+}
+
+/// The version deltas of a chain over a stub (P4: nothing else is over
+/// one), newest first.
+fn deltas(head: &Node) -> impl Iterator<Item = (u64, &Payload)> {
+    let mut node = Some(head);
+    std::iter::from_fn(move || {
+        let n = node?;
+        node = n.next();
+        match &n.body {
+            Body::Version { ts, kv } => Some((*ts, kv)),
+            _ => None,
+        }
+    })
+}
+
+/// Every version of the deltas of `head`'s chain over its stub, in key
+/// order and newest first per key (as a delta flush takes them).
+pub(crate) fn blind_versions(head: &Node) -> Vec<DeltaVersion<'_>> {
+    let mut out: Vec<DeltaVersion<'_>> = deltas(head)
+        .map(|(ts, kv)| (kv.key(), ts, super::paging::value_slice(kv.value())))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    out
+}
+
+/// `head`'s deltas (those `keep` accepts) rebuilt over `base`, oldest
+/// first, so the new chain reads as the old one over the new base.
+pub(crate) fn rebuilt(head: &Node, base: Node, keep: impl Fn(u64) -> bool) -> Chain {
+    let mut chain = Chain::base(base);
+    let kept: Vec<(u64, &Payload)> = deltas(head).filter(|&(ts, _)| keep(ts)).collect();
+    for (ts, kv) in kept.into_iter().rev() {
+        chain.push_version(Body::Version { ts, kv: kv.clone() });
+    }
+    chain
+}
+
+/// What a commit's validation learned of a key on a chain over a stub
+/// without its image: the newest version's timestamp (`None`: none newer
+/// than the stub's `max_ts`, which is at or below the snapshot) and
+/// whether the key is live.
+pub(crate) struct BlindCheck {
+    pub(crate) newest: Option<u64>,
+    pub(crate) live: bool,
+}
+
+impl Tree {
+    /// Can a commit at snapshot `snapshot_ts` validate its write of `key`
+    /// on `head` (a chain over a stub) without the image (P5)? Yes if a
+    /// delta holds the key (its newest version), or if the stub's `max_ts`
+    /// is at or below the snapshot (no version on disk is newer) and the
+    /// stub knows its keys; and only while the chain is shorter than the
+    /// consolidation threshold (longer chains are faulted in and
+    /// consolidated). `None`: fault the leaf in.
+    pub(crate) fn blind_check(&self, head: &Node, key: &[u8], snapshot_ts: u64) -> Option<BlindCheck> {
+        if head.chain_len >= self.cfg.leaf_chain {
+            return None;
+        }
+        if let Some(Some(hit)) = delta_find(head, key, u64::MAX) {
+            return Some(BlindCheck {
+                newest: Some(hit.ts()),
+                live: hit.is_live(),
+            });
+        }
+        match &stub_of(head)?.body {
+            Body::Evicted {
+                max_ts,
+                keys: Some(keys),
+                ..
+            } if *max_ts <= snapshot_ts => Some(BlindCheck {
+                newest: None,
+                live: key_live(keys, key),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Write the deltas of `head` (a chain over a stub of page `pid`) at or
+    /// below `limit` as a delta flush on the stub's on-disk chain, then CAS
+    /// in a new stub at the new head, with the deltas above `limit` kept
+    /// over it (P6). Returns the chain head that holds every version of the
+    /// page at or below `limit`, and whether the CAS won; `None`: the page
+    /// store declined (fault the page in instead, and write it whole).
+    pub(crate) fn flush_blind(
+        &self,
+        paging: &Paging,
+        pid: Pid,
+        head: &Node,
+        limit: u64,
+        guard: &Guard,
+    ) -> Result<Option<(u64, bool)>> {
+        match self.blind_chain(paging, pid, head, limit)? {
+            None => Ok(None),
+            Some((addr, None)) => Ok(Some((addr, true))),
+            Some((addr, Some(chain))) => Ok(Some((addr, self.table.replace(pid, head, chain, guard).is_ok()))),
+        }
+    }
+
+    /// [`Tree::flush_blind`] up to the CAS: the new chain head and the chain
+    /// to CAS in (`None`: nothing to write, the stub's head holds it all).
+    pub(crate) fn blind_chain(
+        &self,
+        paging: &Paging,
+        pid: Pid,
+        head: &Node,
+        limit: u64,
+    ) -> Result<Option<(u64, Option<Chain>)>> {
+        let Some(Body::Evicted {
+            addr,
+            range,
+            max_ts,
+            watermark,
+            keys,
+        }) = stub_of(head).map(|s| &s.body)
+        else {
+            return Ok(None);
+        };
+        let versions = blind_versions(head);
+        let written: Vec<DeltaVersion<'_>> = versions.iter().filter(|v| v.1 <= limit).copied().collect();
+        if written.is_empty() {
+            return Ok(Some((*addr, None)));
+        }
+        // P5 says every delta is newer than the chain; should the page store
+        // know the chain newer, its append would skip versions: fault in.
+        if let Some(upto) = paging.io.chain_upto(*addr) {
+            if written.iter().any(|v| v.1 <= upto) {
+                return Ok(None);
+            }
+        }
+        let Some(new) = paging.io.write_delta_on(pid, *addr, &written)? else {
+            return Ok(None);
+        };
+        paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+        paging.counters.delta_flushes.fetch_add(1, Ordering::Relaxed);
+        let top = written.iter().map(|v| v.1).max().unwrap_or(0);
+        let stub = Node::base(Body::Evicted {
+            addr: new,
+            range: detached(range),
+            max_ts: (*max_ts).max(top),
+            watermark: *watermark,
+            keys: keys.as_deref().map(|k| key_set_with(k, &written)),
+        });
+        Ok(Some((new, Some(rebuilt(head, stub, |ts| ts > limit)))))
+    }
+}

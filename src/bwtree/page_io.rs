@@ -1,0 +1,84 @@
+//! The contract the tree reads and writes leaf images through
+//! ([`PageIo`], implemented by the engine over the page store), split from
+//! `super::paging`, which re-exports it.
+
+use super::base::LeafBase;
+use super::mapping_table::Pid;
+use crate::sync::Arc;
+use crate::Result;
+
+/// One version of a delta flush: key, commit timestamp, value (`None`: a
+/// tombstone).
+pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
+
+/// How the tree reads and writes leaf images (implemented by the engine).
+pub(crate) trait PageIo: Send + Sync {
+    /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
+    /// one written for another page or another tree, is `Error::Corruption`
+    /// (with the segment file and offset), an I/O failure `Error::Io`;
+    /// never a panic.
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
+    /// Append the image of `base` (page `pid`); returns its address. Not
+    /// durable until [`PageIo::sync`].
+    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
+    /// `entries`: the versions of page `pid` (which builds on the chain at
+    /// `prev`, DF1 in `super::flush`) at or below the flush's limit, in key
+    /// order and newest first per key. Append those newer than
+    /// [`PageIo::chain_upto`]`(prev)` as a delta flush on `prev`, or those
+    /// newer than the chain's base image as a delta flush on the base (a
+    /// rebase: the chain shrinks to two parts); return the new chain head.
+    /// `None`: the caller writes a whole image (the page store declined:
+    /// chain too long, deltas too large next to the base image). The
+    /// default never writes a delta flush.
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let _ = (pid, prev, entries);
+        Ok(None)
+    }
+    /// Append `entries` (as for [`PageIo::write_delta`], every one newer
+    /// than the chain) as a delta flush on the chain at `prev`, never a
+    /// rebase: the caller has only the versions newer than the chain (blind
+    /// writes over an evicted leaf, P6 in `super::paging`). `None`: the
+    /// page store declined (chain too long, deltas too large, chain
+    /// unknown). The default always declines.
+    fn write_delta_on(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        let _ = (pid, prev, entries);
+        Ok(None)
+    }
+    /// The newest version timestamp in the on-disk chain at `head` (its
+    /// `upto`, DF1 in `super::flush`), if the page store knows it; `None`
+    /// makes the next flush of a page building on it write a whole image.
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        let _ = head;
+        None
+    }
+    /// Make every image written so far durable.
+    fn sync(&self) -> Result<()>;
+    /// The log's durable timestamp `D`: every commit at or below it is
+    /// durable (W1: an image holds no newer version).
+    fn durable_ts(&self) -> u64;
+}
+
+/// A shared page store serves as well (the engine keeps a handle too).
+impl<T: PageIo + ?Sized> PageIo for Arc<T> {
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
+        (**self).read_leaf(pid, addr)
+    }
+    fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
+        (**self).write_leaf(pid, base)
+    }
+    fn write_delta(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        (**self).write_delta(pid, prev, entries)
+    }
+    fn write_delta_on(&self, pid: Pid, prev: u64, entries: &[DeltaVersion<'_>]) -> Result<Option<u64>> {
+        (**self).write_delta_on(pid, prev, entries)
+    }
+    fn chain_upto(&self, head: u64) -> Option<u64> {
+        (**self).chain_upto(head)
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+    fn durable_ts(&self) -> u64 {
+        (**self).durable_ts()
+    }
+}
