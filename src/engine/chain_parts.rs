@@ -41,44 +41,32 @@ impl Hasher for AddrHasher {
 /// A chain's parts' addresses, the base image first: at most
 /// [`FLUSH_CHAIN`], kept inline: no allocation per map entry (small
 /// long-lived allocations placed between leaf pages can keep glibc from
-/// giving those pages back once the leaves are freed). With each part, the
-/// chain's `upto` up to and including it and its payload bytes (known for
-/// the parts this run wrote or read; 0 where [`Parts::of`] built it): a
-/// flush that rebases onto a delta part needs both.
+/// giving those pages back once the leaves are freed).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Parts {
     len: u8,
     addrs: [u64; FLUSH_CHAIN],
-    upto: [u64; FLUSH_CHAIN],
-    bytes: [u32; FLUSH_CHAIN],
 }
 
 impl Parts {
-    /// The parts `addrs` (base first; at most [`FLUSH_CHAIN`] are kept),
-    /// their `upto` and sizes unknown (0).
+    /// The parts `addrs` (base first; at most [`FLUSH_CHAIN`] are kept).
     pub(crate) fn of(addrs: &[u64]) -> Self {
         let mut p = Parts {
             len: 0,
             addrs: [0; FLUSH_CHAIN],
-            upto: [0; FLUSH_CHAIN],
-            bytes: [0; FLUSH_CHAIN],
         };
         for &a in addrs {
-            p.push(a, 0, 0);
+            p.push(a);
         }
         p
     }
 
-    /// Add `addr` as the newest part, `upto` the chain's newest version
-    /// timestamp with it and `bytes` its payload bytes (callers push only
-    /// onto a chain shorter than [`FLUSH_CHAIN`]).
-    pub(crate) fn push(&mut self, addr: u64, upto: u64, bytes: u64) {
+    /// Add `addr` as the newest part (callers push only onto a chain
+    /// shorter than [`FLUSH_CHAIN`]).
+    pub(crate) fn push(&mut self, addr: u64) {
         debug_assert!((self.len as usize) < FLUSH_CHAIN);
-        let i = self.len as usize;
-        if i < FLUSH_CHAIN {
-            self.addrs[i] = addr;
-            self.upto[i] = upto;
-            self.bytes[i] = bytes.min(u64::from(u32::MAX)) as u32;
+        if let Some(slot) = self.addrs.get_mut(self.len as usize) {
+            *slot = addr;
             self.len += 1;
         }
     }
@@ -88,16 +76,6 @@ impl Parts {
         let mut p = *self;
         p.len = n.min(self.len as usize) as u8;
         p
-    }
-
-    /// The chain's `upto` with part `i` as its head (0: unknown).
-    pub(crate) fn upto(&self, i: usize) -> u64 {
-        self.upto[..self.len as usize].get(i).copied().unwrap_or(0)
-    }
-
-    /// Payload bytes of part `i` (0: unknown).
-    pub(crate) fn bytes(&self, i: usize) -> u64 {
-        self.bytes[..self.len as usize].get(i).map_or(0, |&b| u64::from(b))
     }
 }
 

@@ -73,8 +73,6 @@ impl PageFile {
         // The parts, head first (the deltas' addresses, then the base's;
         // inline: no allocation).
         let (mut parts, mut n) = ([0u64; FLUSH_CHAIN], 0);
-        // Each part's record `max_ts` and payload bytes, head first.
-        let mut sizes = [(0u64, 0u64); FLUSH_CHAIN];
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
         let (base, base_bytes, base_max_ts) = loop {
@@ -94,7 +92,6 @@ impl PageFile {
                 return Err(self.corrupt(at, "a page address names another page's record"));
             }
             parts[n] = at;
-            sizes[n] = (record.meta.max_ts, record.payload.len() as u64);
             n += 1;
             let bytes = record_bytes(record.payload.len());
             if hint != Some(bytes) {
@@ -134,10 +131,8 @@ impl PageFile {
             return Ok(merged);
         }
         let mut base_first = Parts::of(&[]);
-        let mut upto = 0;
-        for (&at, &(part_max, bytes)) in parts[..n].iter().zip(&sizes[..n]).rev() {
-            upto = upto.max(part_max);
-            base_first.push(at, upto, bytes);
+        for &at in parts[..n].iter().rev() {
+            base_first.push(at);
         }
         self.remember(
             addr,

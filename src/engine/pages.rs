@@ -37,7 +37,7 @@ use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
 use crate::fs::Fs;
-use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR};
+use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
@@ -119,25 +119,25 @@ fn versions_after(base: &LeafBase, after: u64) -> Vec<(&[u8], u64, Option<bytes:
     out
 }
 
-/// Where a flush at the part limit rebases the chain `parts` (a full
-/// chain): the number of parts it keeps (the base image and the oldest
-/// deltas), so that the newest deltas, merged with the new versions, go on
-/// the last part kept. Size-tiered, as an LSM tree merges runs: the newest
-/// deltas are taken while the part before them is no larger than what is
-/// taken (at least two, at most half the deltas: equal parts would
-/// otherwise all be taken), so a version is rewritten a few times before
-/// the chain is written whole, not once per rebase. `None` if a part's
-/// `upto` is unknown (the flush rebases on the base image instead).
-fn merge_point(parts: &Parts) -> Option<usize> {
-    let n = parts.len();
+/// Where a flush at the part limit rebases a full chain whose parts' payload
+/// bytes are `sizes` (the base image's unused): the number of parts it
+/// keeps (the base image and the oldest deltas, at least the base), so that
+/// the newest deltas, merged with the new versions, go on the last part
+/// kept. Size-tiered, as an LSM tree merges runs: the newest deltas are
+/// taken while the part before them is no larger than what is taken (at
+/// least two, at most half the deltas: equal parts would otherwise all be
+/// taken), so a version is rewritten a few times before the chain is
+/// written whole, not once per rebase.
+fn merge_point(sizes: &[u64]) -> usize {
+    let n = sizes.len();
     let most = ((n - 1) / 2).max(2);
     let mut keep = n - 1;
-    let mut taken = parts.bytes(keep);
-    while keep > 1 && (n - keep < 2 || (n - keep < most && parts.bytes(keep - 1) <= taken)) {
+    let mut taken = sizes[keep];
+    while keep > 1 && (n - keep < 2 || (n - keep < most && sizes[keep - 1] <= taken)) {
         keep -= 1;
-        taken += parts.bytes(keep);
+        taken += sizes[keep];
     }
-    (keep >= 1 && (0..keep).all(|i| parts.upto(i) > 0)).then_some(keep)
+    keep
 }
 
 /// Who writes a record, for [`Written`].
@@ -474,7 +474,7 @@ impl PageFile {
             .of(writer, &self.written.deltas)
             .fetch_add(record_bytes(buf.len()), Ordering::Relaxed);
         let upto = on.max_ts.max(entries_max);
-        parts.push(addr, upto, buf.len() as u64);
+        parts.push(addr);
         self.remember(
             addr,
             ChainMeta {
@@ -525,11 +525,7 @@ impl PageFile {
             ChainMeta {
                 max_ts,
                 base_max_ts: max_ts,
-                parts: {
-                    let mut parts = Parts::of(&[]);
-                    parts.push(addr, max_ts, buf.len() as u64);
-                    parts
-                },
+                parts: Parts::of(&[addr]),
                 base_bytes: buf.len() as u64,
                 delta_bytes: 0,
             },
@@ -560,15 +556,15 @@ impl PageFile {
             if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
                 return self.append_delta(tree, pid, d, &chain, Writer::Flush).map(Some);
             }
-        } else if let Some(keep) = merge_point(&chain.parts) {
+        } else if let Ok((keep, kept, upto)) = self.partial_rebase(&chain) {
             // At the part limit: the newest deltas merged with the new
-            // versions, on the part before them (size-tiered).
+            // versions, on the part before them (size-tiered). (A part
+            // that cannot be read: the rebase onto the base image below.)
             let on = chain.parts.prefix(keep);
-            let kept: u64 = (1..keep).map(|i| on.bytes(i)).sum();
-            let d = self.encode_delta(tree, newer(on.upto(keep - 1)))?;
+            let d = self.encode_delta(tree, newer(upto))?;
             if (kept + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
                 let rebased = ChainMeta {
-                    max_ts: on.upto(keep - 1),
+                    max_ts: upto,
                     delta_bytes: kept,
                     parts: on,
                     ..chain.clone()
@@ -588,6 +584,41 @@ impl PageFile {
             return self.append_delta(tree, pid, d, &rebased, Writer::Flush).map(Some);
         }
         Ok(None)
+    }
+
+    /// Where a flush rebases the full chain `chain` ([`merge_point`]): the
+    /// parts it keeps, their delta bytes, and the `upto` of the last.
+    fn partial_rebase(&self, chain: &ChainMeta) -> Result<(usize, u64, u64)> {
+        let mut sizes = [0u64; FLUSH_CHAIN];
+        for (i, &a) in chain.parts.iter().enumerate().skip(1) {
+            sizes[i] = self.part_bytes(a)?;
+        }
+        let keep = merge_point(&sizes[..chain.parts.len()]);
+        let kept = sizes[1..keep].iter().sum();
+        Ok((keep, kept, self.part_upto(chain, keep - 1)?))
+    }
+
+    /// Payload bytes of the chain part at `addr`, about: its record bytes
+    /// (remembered, else from its header) less the record header, so at
+    /// most 7 bytes of padding over.
+    fn part_bytes(&self, addr: u64) -> Result<u64> {
+        let record = match self.clean.len_of(addr) {
+            Some(b) => b,
+            None => self.store.record_bytes_at(addr)?,
+        };
+        Ok(record.saturating_sub(RECORD_HEADER_LEN as u64))
+    }
+
+    /// The `upto` of `chain` with its part `i` as the head: the base
+    /// image's `max_ts` for part 0, else the part's record's `max_ts` (read
+    /// and checked: a delta flush's versions are all newer than the `upto`
+    /// of the part before it, so the newest part's is the chain's).
+    fn part_upto(&self, chain: &ChainMeta, i: usize) -> Result<u64> {
+        if i == 0 {
+            return Ok(chain.base_max_ts);
+        }
+        let addr = chain.parts[i];
+        Ok(self.store.read_hinted(addr, self.clean.len_of(addr))?.meta.max_ts)
     }
 
     /// `PageIo::chain_upto` (head addresses are unique over every tree).
