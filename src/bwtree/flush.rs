@@ -76,7 +76,7 @@ pub(crate) struct ListedLeaf {
 
 /// Most parts (a base image and delta flushes) a page's on-disk chain has: a
 /// flush that would make it longer writes a whole image (DF2).
-pub(crate) const FLUSH_CHAIN: usize = 4;
+pub(crate) const FLUSH_CHAIN: usize = 8;
 
 /// The `disk` field of a base consolidated from `head` whose GC dropped
 /// `tombs` tombstones: `a | DIRTY` if the chain is version deltas over a

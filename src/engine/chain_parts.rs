@@ -70,6 +70,13 @@ impl Parts {
             self.len += 1;
         }
     }
+
+    /// The first `n` parts (the base image and the `n - 1` oldest deltas).
+    pub(crate) fn prefix(&self, n: usize) -> Self {
+        let mut p = *self;
+        p.len = n.min(self.len as usize) as u8;
+        p
+    }
 }
 
 impl std::ops::Deref for Parts {

@@ -155,6 +155,7 @@ impl Engine {
             pages_head: pages.head(),
         });
         store.finish_table(turn, c, keep, &bytes)?;
+        pages.written.tables.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         pages.clean.set_table(addrs.clone());
         drop(pin);
         {

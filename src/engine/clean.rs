@@ -14,13 +14,15 @@
 //! - **The cleaner** ([`Engine::clean`]), numbered:
 //!   1. Recount the live bytes (above) and store them per segment.
 //!   2. Pick the victims, oldest first: every segment but the current one
-//!      whose live fraction is below 1/2; then, while the disk bytes would
-//!      still exceed [`TARGET_AMP`] x the live bytes after cleaning those,
-//!      the least-live remaining segment.
-//!   3. For each page the mapping table publishes in a victim (oldest
-//!      address first, at most `budget` bytes, in batches of [`BATCH`] under
-//!      the cleaning mutex): read its record, append a copy at the head
-//!      (`PageFile::copy_record`: not synced), and CAS the new address in
+//!      whose live fraction is below 1/[`CHEAP`]; then, while the disk bytes
+//!      would still exceed [`TARGET_AMP`] x the live bytes after cleaning
+//!      those, the least-live remaining segment.
+//!   3. For each page the mapping table publishes with a part of its chain
+//!      in a victim (oldest address first, at most `budget` bytes, in
+//!      batches of [`BATCH`] under the cleaning mutex): append a copy at the
+//!      head (`PageFile::copy_record`: not synced; a base image byte for
+//!      byte, a delta chain whose base image stays as one delta flush on
+//!      that base, any other chain as one whole image), and CAS the new address in
 //!      (`Tree::relocate`); a lost CAS means the page changed, and the copy
 //!      is garbage. Images only the newest table names are not moved: the
 //!      next table names the pages' newer images. A victim a checkpoint
@@ -41,7 +43,9 @@
 //!   every [`CLEAN_INTERVAL`], and after a pass that found nothing to clean
 //!   only once a segment's bytes were appended or a table was written since
 //!   (`CleanState::pass_due`: step 1 walks every page), with the value log's cleaner after it
-//!   (`super::vlog_clean`), then a checkpoint if anything moved; it takes
+//!   (`super::vlog_clean`), then a checkpoint once the emptied segments
+//!   hold 1/[`DELETE_SHARE`] of the page segments' bytes, or the pass found
+//!   nothing more to clean, or the value log's cleaner rewrote pages; it takes
 //!   no lock a commit takes. [`crate::Db::clean_now`] runs both to the end
 //!   (tests).
 
@@ -57,6 +61,18 @@ use crate::Result;
 /// The space amplification the victim choice aims at (disk bytes of page
 /// segments over live bytes; the target is 1.5).
 pub(crate) const TARGET_AMP: f64 = 1.4;
+
+/// A segment less than 1/`CHEAP` live is always a victim (moving its live
+/// bytes costs at most a third of what it frees); above that, victims are
+/// taken least live first only while the space amplification would stay
+/// above [`TARGET_AMP`].
+const CHEAP: u64 = 4;
+
+/// The background cleaner asks for a checkpoint (which deletes the
+/// segments it emptied) once the emptied segments hold 1/`DELETE_SHARE` of
+/// the page segments' bytes, or when a pass finds nothing more to do: a
+/// location table per emptied segment cost more than the pass moved.
+const DELETE_SHARE: u64 = 8;
 
 /// Pages relocated per hold of the cleaning mutex.
 const BATCH: usize = 64;
@@ -91,6 +107,9 @@ pub(crate) struct CleanState {
     idle_at: AtomicU64,
     /// Bytes appended after an idle pass before the next one (a segment's).
     idle_bytes: u64,
+    /// Segments the background passes emptied since the last table was
+    /// written (the next checkpoint deletes them).
+    emptied: AtomicU64,
 }
 
 impl CleanState {
@@ -107,6 +126,7 @@ impl CleanState {
             live_bytes: AtomicU64::new(0),
             idle_at: AtomicU64::new(u64::MAX),
             idle_bytes: segment_bytes,
+            emptied: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +161,7 @@ impl CleanState {
     pub(crate) fn set_table(&self, addrs: Vec<u64>) {
         *lock(&self.table) = addrs;
         self.idle_at.store(u64::MAX, Ordering::Relaxed);
+        self.emptied.store(0, Ordering::Relaxed);
     }
 
     /// The addresses the newest table names.
@@ -191,7 +212,7 @@ impl Engine {
         let live: u64 = segs.iter().map(|s| s.live).sum();
         let mut disk: u64 = segs.iter().map(|s| s.bytes).sum();
         let mut victims = BTreeSet::new();
-        for s in old.iter().filter(|s| s.live * 2 < records(s)) {
+        for s in old.iter().filter(|s| s.live * CHEAP < records(s)) {
             victims.insert(s.seq);
             disk -= s.bytes - s.live;
         }
@@ -235,8 +256,10 @@ impl Engine {
                 if !alive.contains(&addr_seq(from)) {
                     continue;
                 }
-                // (A delta chain is moved as one whole image of its merge.)
-                let Some((to, bytes)) = pages.copy_record(from)? else {
+                // (A delta chain is moved as one delta flush on its base
+                // image, or, if that moves too, as one whole image.)
+                let moving = |a: u64| victims.contains(&addr_seq(a));
+                let Some((to, bytes)) = pages.copy_record(from, &moving)? else {
                     continue;
                 };
                 moved_bytes += bytes;
@@ -314,8 +337,9 @@ impl Engine {
 
     /// The log thread's cleaning: at most every [`CLEAN_INTERVAL`], one pass
     /// of the page file's budget over the page segments and one over the
-    /// value log, then a checkpoint if either moved anything (which deletes
-    /// the segments they emptied).
+    /// value log, then a checkpoint (which deletes the segments they
+    /// emptied) when [`DELETE_SHARE`] says so or the value log's cleaner
+    /// rewrote pages.
     pub(crate) fn maybe_clean(&self) -> Result<()> {
         let Some(pages) = &self.pages else { return Ok(()) };
         {
@@ -326,18 +350,16 @@ impl Engine {
             *last = Some(Instant::now());
         }
         let appended = pages.store.appended_bytes();
-        let moved = if pages.clean.pass_due(appended) {
+        let mut idle = true;
+        if pages.clean.pass_due(appended) {
             let report = self.clean(pages.clean.budget)?;
-            let idle = if report == CleanReport::default() {
-                appended
-            } else {
-                u64::MAX
-            };
-            pages.clean.idle_at.store(idle, Ordering::Relaxed);
-            report.relocated
-        } else {
-            0
-        };
+            idle = report == CleanReport::default();
+            let at = if idle { appended } else { u64::MAX };
+            pages.clean.idle_at.store(at, Ordering::Relaxed);
+            pages.clean.emptied.fetch_add(report.segments, Ordering::Relaxed);
+        }
+        let emptied = pages.clean.emptied.load(Ordering::Relaxed);
+        let due = emptied > 0 && (idle || emptied * pages.clean.idle_bytes * DELETE_SHARE >= pages.disk_bytes());
         // The value log's cleaner (`super::vlog_clean`) with the same budget,
         // when the last collection saw garbage enough.
         let rewritten = if pages.vlog.worth_cleaning() {
@@ -345,7 +367,10 @@ impl Engine {
         } else {
             0
         };
-        if moved + rewritten > 0 {
+        // A checkpoint deletes what was emptied (`DELETE_SHARE`). Until
+        // then the mapping table names the copies and the old images stay
+        // where the newest table names them.
+        if due || rewritten > 0 {
             self.checkpoint()?;
         }
         Ok(())

@@ -37,7 +37,7 @@ use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
 use crate::fs::Fs;
-use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR};
+use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
@@ -49,7 +49,7 @@ const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 /// A chain's delta flushes together stay under this share of its base
 /// image's payload (a denominator: 4 = a quarter); a flush that would pass
 /// it writes a whole image.
-pub(crate) const DELTA_SHARE: u64 = 4;
+pub(crate) const DELTA_SHARE: u64 = 2;
 
 /// Entries the chain map may hold beyond twice those its last prune kept
 /// before it is pruned again.
@@ -80,12 +80,83 @@ struct DeltaPayload {
     max_ts: u64,
 }
 
+/// Record bytes written to the page segments since open, by writer
+/// (`Stats::page_image_bytes` and the three after it), and the location
+/// tables' bytes.
+#[derive(Default)]
+pub(crate) struct Written {
+    /// Whole images of evictions and checkpoint flushes.
+    pub(crate) images: AtomicU64,
+    /// Delta flushes.
+    pub(crate) deltas: AtomicU64,
+    /// The cleaners' copies and rewrites.
+    pub(crate) cleaned: AtomicU64,
+    /// Location tables (checkpoint files, not page segments).
+    pub(crate) tables: AtomicU64,
+}
+
+impl Written {
+    /// The counter of `writer`'s records: `flush` for evictions and
+    /// checkpoint flushes, `cleaned` for the cleaners.
+    fn of<'a>(&'a self, writer: Writer, flush: &'a AtomicU64) -> &'a AtomicU64 {
+        match writer {
+            Writer::Flush => flush,
+            Writer::Cleaner => &self.cleaned,
+        }
+    }
+}
+
+/// Every version of `base` newer than `after`, in key order and newest
+/// first per key, with its value (`None`: a tombstone).
+fn versions_after(base: &LeafBase, after: u64) -> Vec<(&[u8], u64, Option<bytes::Bytes>)> {
+    let mut out = Vec::new();
+    for i in 0..base.len() {
+        let key = base.keys.key(i);
+        for v in base.versions(i).iter().filter(|v| v.ts > after) {
+            out.push((key, v.ts, base.value(v)));
+        }
+    }
+    out
+}
+
+/// Where a flush at the part limit rebases a full chain whose parts' payload
+/// bytes are `sizes` (the base image's unused): the number of parts it
+/// keeps (the base image and the oldest deltas, at least the base), so that
+/// the newest deltas, merged with the new versions, go on the last part
+/// kept. Size-tiered, as an LSM tree merges runs: the newest deltas are
+/// taken while the part before them is no larger than what is taken (at
+/// least two, at most half the deltas: equal parts would otherwise all be
+/// taken), so a version is rewritten a few times before the chain is
+/// written whole, not once per rebase.
+fn merge_point(sizes: &[u64]) -> usize {
+    let n = sizes.len();
+    let most = ((n - 1) / 2).max(2);
+    let mut keep = n - 1;
+    let mut taken = sizes[keep];
+    while keep > 1 && (n - keep < 2 || (n - keep < most && sizes[keep - 1] <= taken)) {
+        keep -= 1;
+        taken += sizes[keep];
+    }
+    keep
+}
+
+/// Who writes a record, for [`Written`].
+#[derive(Clone, Copy)]
+enum Writer {
+    /// An eviction or a checkpoint flush.
+    Flush,
+    /// A segment cleaner (of the pages or of the value log).
+    Cleaner,
+}
+
 /// The page segments of one database directory.
 pub(crate) struct PageFile {
     pub(super) store: SegmentStore,
     pub(super) dir: PathBuf,
     /// Payload bytes of the images written.
     pub(crate) bytes_written: AtomicU64,
+    /// Record bytes written, by writer.
+    pub(crate) written: Written,
     /// The log's durable timestamp (shared with the log, `wal::Store`).
     durable: Arc<AtomicU64>,
     /// The value log (large values, `design/storage.md` §10).
@@ -128,6 +199,7 @@ impl PageFile {
             store,
             dir: dir.to_path_buf(),
             bytes_written: AtomicU64::new(0),
+            written: Written::default(),
             durable,
             clean: CleanState::new(segment_bytes),
             chains: Mutex::new(AddrMap::default()),
@@ -212,26 +284,63 @@ impl PageFile {
     }
 
     /// Append a copy of the record at `addr` (for the cleaner: same kind,
-    /// page id and `max_ts`; not synced). Returns the copy's address and
-    /// its record bytes.
-    pub(crate) fn copy_record(&self, addr: u64) -> Result<Option<(u64, u64)>> {
+    /// page id and `max_ts`; not synced), or of the chain it heads.
+    /// `moving(a)`: whether the cleaner empties the segment of address `a`.
+    /// Returns the copy's address and its record bytes.
+    ///
+    /// A base image is copied byte for byte. The head of a delta chain (its
+    /// `prev` names older parts, which a byte copy would leave behind) whose
+    /// base image stays (not `moving`): its delta flushes merged into one
+    /// delta flush on the base, as a rebase writes it
+    /// ([`PageFile::rebase_chain`]: a few hundred bytes instead of the whole
+    /// image). Otherwise, the chain rewritten as one whole image: a chain
+    /// whose base image moves, an image referencing a value-log segment
+    /// being emptied (a copy would keep it), an image of an earlier run not
+    /// read yet (it references values the value log does not know: the
+    /// copy, this run's, would count as referencing none).
+    pub(crate) fn copy_record(&self, addr: u64, moving: &dyn Fn(u64) -> bool) -> Result<Option<(u64, u64)>> {
         let record = self.store.read(addr)?;
-        // The head of a delta chain: its `prev` names older parts, which a
-        // byte copy would leave behind. An image referencing a value-log
-        // segment being emptied would keep it. An image of an earlier run
-        // not read yet references values the value log does not know (the
-        // copy, this run's, would count as referencing none). Each is
-        // rewritten instead.
+        let (tree, pid) = (record.meta.tree, record.meta.id);
+        if record.meta.rkind == RecordKind::Delta {
+            let chain = lock(&self.chains).get(&addr).cloned();
+            if let Some(chain) = chain {
+                if !moving(chain.parts[0]) && !self.vlog.references_evacuating(&chain.parts) {
+                    return self.rebase_chain(tree, pid, addr, &chain).map(Some);
+                }
+            }
+        }
         if record.meta.rkind != RecordKind::Base || self.vlog.references_evacuating(&[addr]) || !self.vlog.knows(addr) {
-            return self.rewrite(record.meta.tree, record.meta.id, addr, None).map(Some);
+            return self.rewrite(tree, pid, addr, None).map(Some);
         }
         let to = self.store.append(&record.meta, &record.payload)?;
         let bytes = record_bytes(record.payload.len());
         self.clean.note_len(to, bytes);
+        self.written.cleaned.fetch_add(bytes, Ordering::Relaxed);
         // The copy references the same values as the original: value-log
         // collection must count them live through the copy too.
         self.vlog.copy_refs(addr, to);
         Ok(Some((to, bytes)))
+    }
+
+    /// The cleaner's rebase of the chain `chain` at `head` (page `pid` of
+    /// tree `tree`): every version newer than its base image's `max_ts` (the
+    /// content of its delta flushes, DF2) appended as one delta flush on the
+    /// base image. The new chain reads as the old one: the same base, and
+    /// the same versions above it. Not synced. Returns the head's address
+    /// and record bytes.
+    fn rebase_chain(&self, tree: u16, pid: u64, head: u64, chain: &ChainMeta) -> Result<(u64, u64)> {
+        let merged = self.read_leaf(tree, pid, head)?;
+        let newer = versions_after(&merged, chain.base_max_ts);
+        let d = self.encode_delta(tree, newer.iter().map(|(k, ts, v)| (*k, *ts, v.as_deref())))?;
+        let bytes = record_bytes(d.buf.len());
+        let rebased = ChainMeta {
+            max_ts: chain.base_max_ts,
+            delta_bytes: 0,
+            parts: chain.parts.prefix(1),
+            ..chain.clone()
+        };
+        let to = self.append_delta(tree, pid, d, &rebased, Writer::Cleaner)?;
+        Ok((to, bytes))
     }
 
     /// Write the chain of page `pid` of tree `tree` at `addr` merged, as one
@@ -245,7 +354,7 @@ impl PageFile {
         if let Some(w) = watermark {
             base = collect_base(base, w);
         }
-        self.write_image(tree, pid, &base)
+        self.write_image(tree, pid, &base, Writer::Cleaner)
     }
 
     /// Record bytes of every page segment file now (headers included).
@@ -337,17 +446,13 @@ impl PageFile {
         Ok(DeltaPayload { buf, refs, max_ts })
     }
 
-    /// Append the delta flush `d` with `prev` on the chain `on` whose parts
-    /// are `parts`; remember the new chain.
-    fn append_delta(
-        &self,
-        tree: u16,
-        pid: u64,
-        prev: u64,
-        d: DeltaPayload,
-        mut parts: Parts,
-        on: &ChainMeta,
-    ) -> Result<u64> {
+    /// Append the delta flush `d` on the chain `on` (`prev`: its newest
+    /// part); remember the new chain.
+    fn append_delta(&self, tree: u16, pid: u64, d: DeltaPayload, on: &ChainMeta, writer: Writer) -> Result<u64> {
+        let mut parts = on.parts;
+        let prev = *parts
+            .last()
+            .ok_or(crate::Error::InvalidArgument("a chain with no part"))?;
         let DeltaPayload {
             buf,
             refs,
@@ -365,11 +470,15 @@ impl PageFile {
         self.clean.note_len(addr, record_bytes(buf.len()));
         self.vlog.note_image(addr, refs);
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.written
+            .of(writer, &self.written.deltas)
+            .fetch_add(record_bytes(buf.len()), Ordering::Relaxed);
+        let upto = on.max_ts.max(entries_max);
         parts.push(addr);
         self.remember(
             addr,
             ChainMeta {
-                max_ts: on.max_ts.max(entries_max),
+                max_ts: upto,
                 base_max_ts: on.base_max_ts,
                 parts,
                 base_bytes: on.base_bytes,
@@ -386,11 +495,11 @@ impl PageFile {
 impl PageFile {
     /// Append the image of `base` (page `pid` of tree `tree`).
     pub(crate) fn write_leaf(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<u64> {
-        self.write_image(tree, pid, base).map(|(addr, _)| addr)
+        self.write_image(tree, pid, base, Writer::Flush).map(|(addr, _)| addr)
     }
 
-    /// [`PageFile::write_leaf`], returning the record bytes too.
-    fn write_image(&self, tree: u16, pid: u64, base: &LeafBase) -> Result<(u64, u64)> {
+    /// [`PageFile::write_leaf`] for `writer`, returning the record bytes too.
+    fn write_image(&self, tree: u16, pid: u64, base: &LeafBase, writer: Writer) -> Result<(u64, u64)> {
         let mut buf = Vec::new();
         let mut refs = Vec::new();
         let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(tree, key, ts, value, &mut refs);
@@ -407,6 +516,9 @@ impl PageFile {
         let addr = self.store.append(&meta, &buf)?;
         self.clean.note_len(addr, record_bytes(buf.len()));
         self.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.written
+            .of(writer, &self.written.images)
+            .fetch_add(record_bytes(buf.len()), Ordering::Relaxed);
         self.vlog.note_image(addr, refs);
         self.remember(
             addr,
@@ -438,28 +550,38 @@ impl PageFile {
             return Ok(None);
         }
         let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
-        // On the chain, while it is short and its deltas small. (A value
-        // placed in the value log by an encoding that is then declined is
-        // not wasted: the next encoding, or the whole image, references the
-        // same record.)
+        // On the chain, while it is short and its deltas small.
         if chain.parts.len() < FLUSH_CHAIN {
             let d = self.encode_delta(tree, newer(chain.max_ts))?;
             if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
-                return self.append_delta(tree, pid, prev, d, chain.parts, &chain).map(Some);
+                return self.append_delta(tree, pid, d, &chain, Writer::Flush).map(Some);
+            }
+        } else if let Ok((keep, kept, upto)) = self.partial_rebase(&chain) {
+            // At the part limit: the newest deltas merged with the new
+            // versions, on the part before them (size-tiered). (A part
+            // that cannot be read: the rebase onto the base image below.)
+            let on = chain.parts.prefix(keep);
+            let d = self.encode_delta(tree, newer(upto))?;
+            if (kept + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+                let rebased = ChainMeta {
+                    max_ts: upto,
+                    delta_bytes: kept,
+                    parts: on,
+                    ..chain.clone()
+                };
+                return self.append_delta(tree, pid, d, &rebased, Writer::Flush).map(Some);
             }
         }
         // Rebase: everything newer than the base image, on the base.
         let d = self.encode_delta(tree, newer(chain.base_max_ts))?;
         if d.buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
-            let base = chain.parts[0];
             let rebased = ChainMeta {
                 max_ts: chain.base_max_ts,
                 delta_bytes: 0,
+                parts: chain.parts.prefix(1),
                 ..chain.clone()
             };
-            return self
-                .append_delta(tree, pid, base, d, Parts::of(&[base]), &rebased)
-                .map(Some);
+            return self.append_delta(tree, pid, d, &rebased, Writer::Flush).map(Some);
         }
         Ok(None)
     }
@@ -483,9 +605,44 @@ impl PageFile {
         }
         let d = self.encode_delta(tree, entries.iter().filter(|e| e.1 > chain.max_ts).copied())?;
         if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
-            return self.append_delta(tree, pid, prev, d, chain.parts, &chain).map(Some);
+            return self.append_delta(tree, pid, d, &chain, Writer::Flush).map(Some);
         }
         Ok(None)
+    }
+
+    /// Where a flush rebases the full chain `chain` ([`merge_point`]): the
+    /// parts it keeps, their delta bytes, and the `upto` of the last.
+    fn partial_rebase(&self, chain: &ChainMeta) -> Result<(usize, u64, u64)> {
+        let mut sizes = [0u64; FLUSH_CHAIN];
+        for (i, &a) in chain.parts.iter().enumerate().skip(1) {
+            sizes[i] = self.part_bytes(a)?;
+        }
+        let keep = merge_point(&sizes[..chain.parts.len()]);
+        let kept = sizes[1..keep].iter().sum();
+        Ok((keep, kept, self.part_upto(chain, keep - 1)?))
+    }
+
+    /// Payload bytes of the chain part at `addr`, about: its record bytes
+    /// (remembered, else from its header) less the record header, so at
+    /// most 7 bytes of padding over.
+    fn part_bytes(&self, addr: u64) -> Result<u64> {
+        let record = match self.clean.len_of(addr) {
+            Some(b) => b,
+            None => self.store.record_bytes_at(addr)?,
+        };
+        Ok(record.saturating_sub(RECORD_HEADER_LEN as u64))
+    }
+
+    /// The `upto` of `chain` with its part `i` as the head: the base
+    /// image's `max_ts` for part 0, else the part's record's `max_ts` (read
+    /// and checked: a delta flush's versions are all newer than the `upto`
+    /// of the part before it, so the newest part's is the chain's).
+    fn part_upto(&self, chain: &ChainMeta, i: usize) -> Result<u64> {
+        if i == 0 {
+            return Ok(chain.base_max_ts);
+        }
+        let addr = chain.parts[i];
+        Ok(self.store.read_hinted(addr, self.clean.len_of(addr))?.meta.max_ts)
     }
 
     /// `PageIo::chain_upto` (head addresses are unique over every tree).

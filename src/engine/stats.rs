@@ -159,6 +159,20 @@ pub struct Stats {
     /// `pages_written`): only a page's versions since its last flush,
     /// linked to its on-disk chain (`design/storage.md` §4).
     pub delta_flushes: u64,
+    /// Log bytes appended since open (commit records with their framing).
+    pub log_bytes_written: u64,
+    /// Record bytes (header, payload, padding) of the whole page images
+    /// that evictions and checkpoint flushes wrote since open.
+    pub page_image_bytes: u64,
+    /// Record bytes of the delta flushes written since open (evictions and
+    /// checkpoint flushes).
+    pub page_delta_bytes: u64,
+    /// Record bytes of the page images the segment cleaners (the page
+    /// segments' and the value log's) wrote since open: byte copies and
+    /// chains rewritten as one image.
+    pub clean_bytes_written: u64,
+    /// Bytes of the location tables written since open (checkpoint files).
+    pub table_bytes_written: u64,
     /// Sleeps (200 µs each) in the retired-memory throttle since open: a
     /// committer waiting for the epoch collector to free retired chains
     /// (`design/storage.md` §5.1; with `cache_size`). Readers never wait.
@@ -254,6 +268,11 @@ impl Engine {
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),
             segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.clean.segments_cleaned)),
             delta_flushes: paging.map_or(0, |p| r(&p.delta_flushes)),
+            log_bytes_written: store.map_or(0, |s| s.log_bytes()),
+            page_image_bytes: self.pages.as_ref().map_or(0, |p| r(&p.written.images)),
+            page_delta_bytes: self.pages.as_ref().map_or(0, |p| r(&p.written.deltas)),
+            clean_bytes_written: self.pages.as_ref().map_or(0, |p| r(&p.written.cleaned)),
+            table_bytes_written: self.pages.as_ref().map_or(0, |p| r(&p.written.tables)),
             reclaim_waits: self.counters.reclaim_waits.get(),
             reclaim_wait_micros: self.counters.reclaim_wait_micros.get(),
         }

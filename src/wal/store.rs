@@ -192,6 +192,11 @@ impl Store {
         &self.recovered
     }
 
+    /// Log bytes appended since open (records and their framing).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.wal.appended()
+    }
+
     /// Commit records appended since open.
     pub(crate) fn log_records(&self) -> u64 {
         self.wal.records()

@@ -99,6 +99,12 @@ pub struct BenchReport {
     pub held_by_oldest: u64,
     /// Bank: (sum of balances found, sum expected).
     pub bank_total: Option<(u64, u64)>,
+    /// On disk with puts: the write-amplification line (disk bytes per
+    /// user byte over the run, and the engine's writes by writer).
+    pub writes: Option<String>,
+    /// With a page cache: the fault-in line (fault-ins, read calls per
+    /// fault-in, CPU time per transaction).
+    pub reads: Option<String>,
 }
 
 impl BenchReport {
@@ -157,6 +163,12 @@ impl BenchReport {
                 ),
             ),
         ];
+        if let Some(w) = &self.writes {
+            rows.push(("writes", w.clone()));
+        }
+        if let Some(r) = &self.reads {
+            rows.push(("fault-ins", r.clone()));
+        }
         if let Some((found, want)) = self.bank_total {
             rows.push((
                 "bank total",
@@ -208,6 +220,12 @@ impl BenchReport {
             self.gc_lag,
             self.held_by_oldest,
         );
+        if let Some(w) = &self.writes {
+            let _ = write!(o, ",\"writes\":{}", json_str(w));
+        }
+        if let Some(r) = &self.reads {
+            let _ = write!(o, ",\"fault_ins\":{}", json_str(r));
+        }
         if let Some((found, want)) = self.bank_total {
             let _ = write!(
                 o,

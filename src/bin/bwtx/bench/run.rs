@@ -194,7 +194,6 @@ pub struct Measured {
     pub aborts: u64,
     /// Key and value bytes of the committed puts (the user bytes of
     /// write amplification).
-    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
     pub put_bytes: u64,
     /// Records inserted when the run ended (loaded plus inserted by D and
     /// E): where the next run on the same load starts its inserts.

@@ -26,6 +26,95 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Bytes this process caused to be written to disk so far (`write_bytes`
+/// less `cancelled_write_bytes` of /proc/self/io), if known.
+pub fn disk_written() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = s.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some(field("write_bytes:")?.saturating_sub(field("cancelled_write_bytes:")?))
+}
+
+/// Read system calls and CPU time (user plus system, in clock ticks of
+/// 1/100 s) of this process so far, if known.
+pub fn reads_and_cpu() -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let syscr = io
+        .lines()
+        .find(|l| l.starts_with("syscr:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((syscr, utime + stime))
+}
+
+/// The fault-in line of a run on a page cache: fault-ins, read system
+/// calls per fault-in (each part of a chain is one positional read), and
+/// CPU microseconds per transaction, between `b` and `a`.
+fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
+    let faults = a.cache_misses - b.cache_misses;
+    let mut out = format!("{faults} fault-ins");
+    if let Some(((r0, c0), (r1, c1))) = rc {
+        if faults > 0 {
+            out += &format!(", {:.2} read calls per fault-in", (r1 - r0) as f64 / faults as f64);
+        }
+        if txns > 0 {
+            out += &format!(", {:.1} CPU-us per transaction", (c1 - c0) as f64 * 1e4 / txns as f64);
+        }
+    }
+    out
+}
+
+/// The write-amplification line of a run: disk bytes per user byte (from
+/// /proc/self/io; `disk` is `None` where it is not readable), and what the
+/// engine counted writing, by writer, between the stats `b` and `a`.
+fn writes_line(disk: Option<u64>, user: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
+    let mb = |x: u64| x as f64 / 1e6;
+    let per_user = |x: u64| if user == 0 { 0.0 } else { x as f64 / user as f64 };
+    let parts = [
+        ("log", a.log_bytes_written - b.log_bytes_written),
+        ("page images", a.page_image_bytes - b.page_image_bytes),
+        ("delta flushes", a.page_delta_bytes - b.page_delta_bytes),
+        ("cleaner", a.clean_bytes_written - b.clean_bytes_written),
+        ("tables", a.table_bytes_written - b.table_bytes_written),
+        ("value log", a.value_log_bytes_written - b.value_log_bytes_written),
+    ];
+    let counted: u64 = parts.iter().map(|p| p.1).sum();
+    let mut out = match disk {
+        Some(d) => format!("{:.2} disk bytes per user byte ({:.1} MB disk", per_user(d), mb(d)),
+        None => "disk bytes unknown (".to_owned(),
+    };
+    out += &format!(
+        ", {:.1} MB user); counted {:.2} per user byte:",
+        mb(user),
+        per_user(counted)
+    );
+    for (name, x) in parts {
+        out += &format!(" {name} {:.2}", per_user(x));
+    }
+    let deltas = a.delta_flushes - b.delta_flushes;
+    let images = (a.pages_written - b.pages_written).saturating_sub(deltas);
+    out += &format!(
+        " ({deltas} delta flushes, {images} whole images, {} pages relocated, {} checkpoints)",
+        a.pages_relocated - b.pages_relocated,
+        a.checkpoints - b.checkpoints
+    );
+    if let Some(amp) = a.page_space_amplification() {
+        out += &format!("; page space {:.2}x live", amp);
+    }
+    out
+}
+
 /// Check the arguments and derive the settings every engine shares.
 pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     if args.threads == 0 {
@@ -96,9 +185,19 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         settings: String::new(),
     };
     let mut before = None;
-    let m = measure(&engine, args, &setup, || before = Some(engine.db.stats()))?;
-    let before = before.unwrap_or_else(|| engine.db.stats());
+    let m = measure(&engine, args, &setup, || {
+        before = Some((engine.db.stats(), disk_written(), reads_and_cpu()))
+    })?;
+    let (before, disk_before, rc_before) =
+        before.unwrap_or_else(|| (engine.db.stats(), disk_written(), reads_and_cpu()));
+    let rc = rc_before.zip(reads_and_cpu());
     let after = engine.db.stats();
+    let reads = args
+        .cache_size
+        .is_some()
+        .then(|| reads_line(rc, m.txns, &before, &after));
+    let disk = disk_written().zip(disk_before).map(|(a, b)| a.saturating_sub(b));
+    let writes = (m.put_bytes > 0 && args.dir.is_some()).then(|| writes_line(disk, m.put_bytes, &before, &after));
 
     let secs = m.secs();
     let commits = after.commits - before.commits;
@@ -136,5 +235,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         gc_lag: after.gc_lag,
         held_by_oldest: after.versions_held_by_oldest_snapshot,
         bank_total: m.bank_total,
+        writes,
+        reads,
     })
 }
