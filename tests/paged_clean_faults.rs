@@ -62,9 +62,10 @@ fn run(fault: Fault) -> (u64, u64, bool) {
 
 #[test]
 fn power_loss_during_cleaning_loses_nothing() {
-    // At least 50 writes: the cleaning has work. (With blind writes a
-    // clean run wrote 87 times in one of six runs; the bound was 100.)
-    common::paged::power_loss_sweep(run, 3, 50);
+    // More than 20 writes: the cleaning has work. (The bound was 100, then
+    // 50 with blind writes; the cleaner that moves a delta chain as one
+    // delta flush and picks fewer victims writes 28-31 times here.)
+    common::paged::power_loss_sweep(run, 3, 20);
 }
 
 #[test]

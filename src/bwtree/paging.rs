@@ -322,18 +322,23 @@ impl Tree {
             if head.is_evicted() {
                 // Blind writes over a stub: only the deltas at or below `D`
                 // are written, as a delta flush on the stub's chain (P6); a
-                // page store that declines gets the page faulted in (a
-                // whole image at its next eviction).
+                // page store that declines (a chain at its part limit) gets
+                // the page faulted in and flushed below as a resident page
+                // (a partial rebase or a whole image).
                 match self.blind_chain(paging, pid, head, durable)? {
-                    Some((_, Some(chain))) => written.push((pid, head, chain)),
+                    Some((_, Some(chain))) => {
+                        written.push((pid, head, chain));
+                        continue;
+                    }
                     Some((_, None)) => {
                         paging.counters.held_by_wal.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    None => {
-                        self.fault_in(pid, head, &guard, false)?;
-                    }
-                };
-                continue;
+                    None => match self.fault_in(pid, head, &guard, false)? {
+                        Some(new) if new.leaf && !new.is_evicted() && !new.is_frozen() => head = new,
+                        _ => continue,
+                    },
+                }
             }
             if let Body::Leaf(b) = &head.body {
                 // Clean (the image at `disk` equals the page), with nothing

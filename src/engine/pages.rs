@@ -51,6 +51,15 @@ const MIN_PAGE_SEGMENT_BYTES: u64 = 4 << 10;
 /// it writes a whole image.
 pub(crate) const DELTA_SHARE: u64 = 2;
 
+/// Most parts a chain has when a delta flush on it references the value
+/// log (large values): it is rebased onto its base image sooner than
+/// `FLUSH_CHAIN`, so that the versions its page dropped stop holding
+/// value-log segments.
+const VLOG_CHAIN: usize = 4;
+
+/// [`DELTA_SHARE`] for such a chain (a quarter).
+const VLOG_SHARE: u64 = 4;
+
 /// Entries the chain map may hold beyond twice those its last prune kept
 /// before it is pruned again.
 const PRUNE_SLACK: u64 = 1024;
@@ -550,12 +559,24 @@ impl PageFile {
             return Ok(None);
         }
         let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
-        // On the chain, while it is short and its deltas small.
-        if chain.parts.len() < FLUSH_CHAIN {
-            let d = self.encode_delta(tree, newer(chain.max_ts))?;
-            if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+        // On the chain, while it is short and its deltas small. A delta
+        // that references the value log keeps the chain at
+        // `VLOG_CHAIN` parts and then rebases onto the base image: the
+        // older parts' references keep old values' segments alive until a
+        // rebase leaves out the versions the page dropped.
+        let d = self.encode_delta(tree, newer(chain.max_ts))?;
+        let values = !d.refs.is_empty();
+        let (limit, share) = if values {
+            (VLOG_CHAIN, VLOG_SHARE)
+        } else {
+            (FLUSH_CHAIN, DELTA_SHARE)
+        };
+        if chain.parts.len() < limit {
+            if (chain.delta_bytes + d.buf.len() as u64) * share < chain.base_bytes {
                 return self.append_delta(tree, pid, d, &chain, Writer::Flush).map(Some);
             }
+        } else if values {
+            // The rebase onto the base image below.
         } else if let Ok((keep, kept, upto)) = self.partial_rebase(&chain) {
             // At the part limit: the newest deltas merged with the new
             // versions, on the part before them (size-tiered). (A part
@@ -574,7 +595,7 @@ impl PageFile {
         }
         // Rebase: everything newer than the base image, on the base.
         let d = self.encode_delta(tree, newer(chain.base_max_ts))?;
-        if d.buf.len() as u64 * DELTA_SHARE < chain.base_bytes {
+        if d.buf.len() as u64 * share < chain.base_bytes {
             let rebased = ChainMeta {
                 max_ts: chain.base_max_ts,
                 delta_bytes: 0,
@@ -604,7 +625,15 @@ impl PageFile {
             return Ok(None);
         }
         let d = self.encode_delta(tree, entries.iter().filter(|e| e.1 > chain.max_ts).copied())?;
-        if (chain.delta_bytes + d.buf.len() as u64) * DELTA_SHARE < chain.base_bytes {
+        // The limits of `write_delta`'s first branch, the value log's if
+        // the delta references it: past them the page is faulted in and
+        // flushed by `write_delta` (a partial rebase or a rebase).
+        let (limit, share) = if d.refs.is_empty() {
+            (FLUSH_CHAIN, DELTA_SHARE)
+        } else {
+            (VLOG_CHAIN, VLOG_SHARE)
+        };
+        if chain.parts.len() < limit && (chain.delta_bytes + d.buf.len() as u64) * share < chain.base_bytes {
             return self.append_delta(tree, pid, d, &chain, Writer::Flush).map(Some);
         }
         Ok(None)
