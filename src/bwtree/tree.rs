@@ -403,6 +403,12 @@ impl Tree {
         Self::check_key(key)?;
         let guard = epoch::pin();
         let mut path = Path::new();
+        if self.paging.is_none() {
+            // In memory: one descent (no stubs), kept apart so that it
+            // compiles as it did before blind reads.
+            let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
+            return Ok(leaf_find(head, key, ts).and_then(|h| h.value()));
+        }
         // A delta over an evicted leaf's stub may answer without I/O (P5).
         let (_, head) = self.descend_to::<false, { clock::POINT }>(Target::Key(key), &guard, &mut path)?;
         if let Some(hit) = super::search::delta_find(head, key, ts) {
