@@ -68,10 +68,12 @@ fn eviction_never_lands_between_prepare_and_install() {
 /// (Seeded bug, checked by hand: a fault-in that drops the deltas over the
 /// stub instead of rebuilding them over the image, `|_| false` in
 /// `Tree::fault_in`'s `blind::rebuilt` call: the model fails on the final
-/// read of "k".)
+/// read of "k", at a preemption bound of 1 as at 2.) Bounded at 1
+/// preemption: three threads over a whole paged `Db` give 41,034
+/// executions in 20 s at 1, and about 12 minutes of CI at 2.
 #[test]
 fn blind_install_races_fault_in_and_eviction() {
-    model_bounded("blind_install_races_fault_in_and_eviction", 2, || {
+    model_bounded("blind_install_races_fault_in_and_eviction", 1, || {
         let db = paged_db();
         let mut tx = db.begin();
         tx.put("j", "j0").unwrap();

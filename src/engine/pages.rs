@@ -542,6 +542,15 @@ impl PageFile {
         Ok((addr, record_bytes(buf.len())))
     }
 
+    /// The chain whose head is `prev`, if a delta flush may go on it: a
+    /// chain this file knows, not referencing a value-log segment being
+    /// emptied (such a chain is written whole, its values appended again,
+    /// so that the segment can go).
+    fn chain_to_extend(&self, prev: u64) -> Option<ChainMeta> {
+        let chain = lock(&self.chains).get(&prev).cloned()?;
+        (!self.vlog.references_evacuating(&chain.parts)).then_some(chain)
+    }
+
     /// `PageIo::write_delta` for page `pid` of tree `tree`.
     pub(crate) fn write_delta(
         &self,
@@ -550,14 +559,9 @@ impl PageFile {
         prev: u64,
         entries: &[DeltaVersion<'_>],
     ) -> Result<Option<u64>> {
-        let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
+        let Some(chain) = self.chain_to_extend(prev) else {
             return Ok(None);
         };
-        // A chain referencing a value-log segment being emptied is written
-        // whole (its values appended again), so that the segment can go.
-        if self.vlog.references_evacuating(&chain.parts) {
-            return Ok(None);
-        }
         let newer = |after: u64| entries.iter().filter(move |e| e.1 > after).copied();
         // On the chain, while it is short and its deltas small. A delta
         // that references the value log keeps the chain at
@@ -618,12 +622,9 @@ impl PageFile {
         prev: u64,
         entries: &[DeltaVersion<'_>],
     ) -> Result<Option<u64>> {
-        let Some(chain) = lock(&self.chains).get(&prev).cloned() else {
+        let Some(chain) = self.chain_to_extend(prev).filter(|c| c.parts.len() < FLUSH_CHAIN) else {
             return Ok(None);
         };
-        if self.vlog.references_evacuating(&chain.parts) || chain.parts.len() >= FLUSH_CHAIN {
-            return Ok(None);
-        }
         let d = self.encode_delta(tree, entries.iter().filter(|e| e.1 > chain.max_ts).copied())?;
         // The limits of `write_delta`'s first branch, the value log's if
         // the delta references it: past them the page is faulted in and
