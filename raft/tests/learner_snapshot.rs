@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bwtx_raft::bank;
-use common::{assert_converged, run_transfers, start, ACCOUNTS, INITIAL};
+use common::{assert_converged, run_transfers, snapshot_and_purge, start, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_installed_on_a_new_learner() {
@@ -27,22 +27,7 @@ async fn scenario(tcp: bool) {
     let mut acked = run_transfers(&cluster, 4, 15, 0).await;
 
     let leader = cluster.leader().await.unwrap();
-    let applied = leader.read_snapshot().unwrap().position();
-    leader.raft().trigger().snapshot().await.unwrap();
-    let m = leader
-        .raft()
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot built")
-        .await
-        .unwrap();
-    let snap_index = m.snapshot.unwrap().index;
-    leader.raft().trigger().purge_log(snap_index).await.unwrap();
-    leader
-        .raft()
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap_index), "log purged")
-        .await
-        .unwrap();
+    let snap_index = snapshot_and_purge(&leader).await;
     drop(leader);
 
     cluster.add_learner(4).await.unwrap();

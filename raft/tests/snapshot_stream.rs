@@ -4,10 +4,13 @@
 //! leader's state, every batch held at most 50 records, and the transfer
 //! took as many chunks as the file has 4 KiB parts.
 
+mod common;
+
 use std::time::Duration;
 
 use bwtx_raft::snapshot::Limits;
 use bwtx_raft::Cluster;
+use common::snapshot_and_purge;
 
 const KEYS: usize = 2_000;
 const LIMITS: Limits = Limits {
@@ -33,22 +36,7 @@ async fn a_large_snapshot_streams_to_a_new_learner_in_chunks_and_batches() {
             .unwrap();
     }
     let leader = cluster.leader().await.unwrap();
-    let applied = leader.read_snapshot().unwrap().position();
-    leader.raft().trigger().snapshot().await.unwrap();
-    let m = leader
-        .raft()
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot built")
-        .await
-        .unwrap();
-    let snap_index = m.snapshot.unwrap().index;
-    leader.raft().trigger().purge_log(snap_index).await.unwrap();
-    leader
-        .raft()
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap_index), "log purged")
-        .await
-        .unwrap();
+    let snap_index = snapshot_and_purge(&leader).await;
     let file_len: u64 = std::fs::read_dir(cluster.node_dir(leader.id()).join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())

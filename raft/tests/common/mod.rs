@@ -139,3 +139,26 @@ pub async fn rejoined_and_converged(cluster: &Arc<Cluster>, old_id: NodeId, mut 
     );
     cluster.shutdown().await.unwrap();
 }
+
+/// Build a snapshot on `leader` covering everything it has applied, then
+/// purge the log up to it (so that a new or lagging node must take the
+/// snapshot); returns the snapshot's index.
+pub async fn snapshot_and_purge(leader: &Node) -> u64 {
+    let applied = leader.read_snapshot().unwrap().position();
+    leader.raft().trigger().snapshot().await.unwrap();
+    let m = leader
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot built")
+        .await
+        .unwrap();
+    let snap_index = m.snapshot.unwrap().index;
+    leader.raft().trigger().purge_log(snap_index).await.unwrap();
+    leader
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap_index), "log purged")
+        .await
+        .unwrap();
+    snap_index
+}
