@@ -54,8 +54,11 @@ const TXNS: u64 = 20_000;
 /// before the page file's maps were pruned and compacted; 37.4 MiB before
 /// the retired-byte collection and the allocator trim. With blind writes
 /// (the stubs keep their keys' 8-byte fingerprints, [`KEY_SETS`] apart)
-/// 27.2-29.7 MiB (three runs).
-const FIXED_ALLOWANCE: u64 = 24 << 20;
+/// 27.2-29.7 MiB (three runs); with the merged flush policy (8-part delta
+/// chains) 31.95 MiB once in CI beside the other test binaries, over the
+/// bound of 31.7 then: the allowance is raised by 2 MiB to keep about 5 MiB
+/// of slack over the quiet runs.
+const FIXED_ALLOWANCE: u64 = 26 << 20;
 /// The evicted leaves' key sets (`design/storage.md` §3: 8 bytes a key,
 /// outside the budget like the stubs, so that a blind write counts live
 /// keys without the image), at most every key's.
