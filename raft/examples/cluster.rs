@@ -98,7 +98,7 @@ async fn main() -> Res<()> {
     let args = args();
     let net = if args.tcp { "on loopback TCP" } else { "in one process" };
     let before = failover(&args, net).await?;
-    let single = single_node(args.clients, COMPARE)?;
+    let single = single_node(args.clients, COMPARE)?.per_second;
     println!(
         "single-node bwtx (Durability::Sync, {} threads): {single:.0} transfers/s; ratio before the kill {:.2}x",
         args.clients,
@@ -117,8 +117,13 @@ async fn main() -> Res<()> {
             drop(cluster);
             let single = single_node(clients, COMPARE)?;
             println!(
-                "  {clients} client(s): replicated {replicated:.0} transfers/s, single node {single:.0}, ratio {:.2}x",
-                replicated / single
+                "  {clients} client(s): replicated {:.0} transfers/s, single node {:.0}, ratio {:.2}x; \
+                 CPU per transfer {:.0} us replicated, {:.0} us single",
+                replicated.per_second,
+                single.per_second,
+                replicated.per_second / single.per_second,
+                replicated.cpu * 1e6,
+                single.cpu * 1e6
             );
         }
     }
@@ -127,23 +132,31 @@ async fn main() -> Res<()> {
 
 /// Transfers per second of `clients` clients on `cluster`, over `run`
 /// after a short warm-up.
-async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<f64> {
+async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<Rate> {
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = spawn_clients(cluster, clients, &acked, &stop);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let (from, t) = (acked.load(Ordering::Relaxed), Instant::now());
+    let (from, t, cpu) = (acked.load(Ordering::Relaxed), Instant::now(), cpu_seconds());
     let before = counters(cluster);
     tokio::time::sleep(run).await;
     let done = acked.load(Ordering::Relaxed) - from;
     let rate = done as f64 / t.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu) / done.max(1) as f64;
     let after = counters(cluster);
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await?;
     }
     print_counts(cluster, &before, &after, done);
-    Ok(rate)
+    Ok(Rate { per_second: rate, cpu })
+}
+
+/// A measured run: transfers per second, and the process's CPU time per
+/// transfer (seconds).
+struct Rate {
+    per_second: f64,
+    cpu: f64,
 }
 
 /// Each node's applied index, log fsyncs and TCP counts.
@@ -283,7 +296,7 @@ async fn failover(args: &Args, net: &str) -> Res<f64> {
 }
 
 /// Transfers per second on one bwtx `Db` in sync mode, `threads` threads.
-fn single_node(threads: u64, run: Duration) -> Res<f64> {
+fn single_node(threads: u64, run: Duration) -> Res<Rate> {
     let dir = tempfile::tempdir()?;
     let db = bwtx::Db::open(dir.path())?;
     db.transaction(|tx| {
@@ -293,7 +306,7 @@ fn single_node(threads: u64, run: Duration) -> Res<f64> {
         Ok(())
     })?;
     let done = AtomicU64::new(0);
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     std::thread::scope(|s| {
         for c in 0..threads {
             let (db, done) = (&db, &done);
@@ -319,7 +332,25 @@ fn single_node(threads: u64, run: Duration) -> Res<f64> {
             });
         }
     });
-    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+    let done = done.load(Ordering::Relaxed);
+    Ok(Rate {
+        per_second: done as f64 / start.elapsed().as_secs_f64(),
+        cpu: (cpu_seconds() - cpu) / done.max(1) as f64,
+    })
+}
+
+/// This process's CPU time so far (user + system, `/proc/self/stat`; 0 where
+/// that file is not there). Linux counts it in ticks of 1/100 s.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn parse(v: Option<bytes::Bytes>) -> u64 {
