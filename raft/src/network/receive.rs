@@ -1,6 +1,7 @@
 //! The receiving end of a snapshot transfer over TCP: the chunks of one
 //! connection appended to a `.part` file in the node's snapshot directory,
-//! in bounded memory (one chunk at a time).
+//! in bounded memory (one chunk at a time), written and fsynced on tokio's
+//! blocking pool (`server::add_chunk`).
 //!
 //! Chunk 0 starts a file afresh (an abandoned transfer's part is removed);
 //! any other must start where the chunks so far end. After the last
@@ -12,10 +13,27 @@
 //! a failed write is an error for the sender (whose openraft sends the
 //! snapshot again later), never a storage error of this node, and the part
 //! is removed.
+//!
+//! **Resuming a cut transfer** (wire version 4). A connection that closes
+//! in the middle of a transfer *parks* its part in the node's [`Parked`]
+//! slot (one part per node; a newer one replaces it, and its file is
+//! removed), with the snapshot's id and length and the bytes written. The
+//! sender's next transfer first asks where to resume
+//! ([`Incoming::resume`], `Request::SnapshotResume`): for the same id and
+//! length the parked part becomes the connection's and its byte count is
+//! the answer, so the chunks continue from there; otherwise the parked part
+//! is removed and the answer is 0. A snapshot's id is its last log id
+//! ([`snapshot_id`]). A resumed file is checked whole like any other, so a
+//! part that does not belong to the file sent (another file of the same
+//! log id and length with other bytes) fails that check and is removed: the
+//! next try starts at 0. Parked parts live in memory: a restarted node
+//! starts at 0 (`SnapshotDir::open` removes the leftover file), and a
+//! stopped server's part is removed.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::snapshot::format::Reader;
 use crate::snapshot::store::sync_file;
@@ -48,58 +66,199 @@ pub async fn check(mut file: SnapshotFile, meta: SnapshotMeta) -> Result<Snapsho
     }
 }
 
+/// What names a snapshot in a transfer: its last log id. Every replica's
+/// snapshot at one log id holds the same state (apply is deterministic),
+/// and a resumed file is checked whole anyway.
+pub fn snapshot_id(meta: &SnapshotMeta) -> String {
+    format!("{:?}", meta.last_log_id)
+}
+
+/// A node's parked part: the one a cut connection left (see the module
+/// docs). Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Parked(Arc<Slot>);
+
+/// The parked part, removed when the last handle on it drops (the node's
+/// server stopped).
+#[derive(Default)]
+struct Slot(Mutex<Option<Part>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let part = self.0.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = part {
+            p.remove();
+        }
+    }
+}
+
+impl Parked {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Part>> {
+        self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Park `part`, removing the one parked before.
+    fn park(&self, part: Part) {
+        let old = self.slot().replace(part);
+        if let Some(old) = old {
+            old.remove();
+        }
+    }
+
+    /// The bytes the parked part holds, if any (for tests).
+    pub fn held(&self) -> Option<u64> {
+        self.slot().as_ref().map(|p| p.written)
+    }
+}
+
+/// A node's receiving side: its snapshot directory and parked part.
+/// Cloning shares them.
+#[derive(Clone)]
+pub struct Receiver {
+    dir: SnapshotDir,
+    parked: Parked,
+}
+
+impl Receiver {
+    /// Receive into `dir`, with nothing parked.
+    pub fn new(dir: SnapshotDir) -> Receiver {
+        Receiver {
+            dir,
+            parked: Parked::default(),
+        }
+    }
+
+    /// A new connection's receiving end.
+    pub fn incoming(&self) -> Incoming {
+        Incoming::new(self.dir.clone(), self.parked.clone())
+    }
+
+    /// The bytes of the part a cut transfer left, if any.
+    pub fn parked(&self) -> Option<u64> {
+        self.parked.held()
+    }
+}
+
 /// One connection's snapshot being received.
 pub struct Incoming {
     dir: SnapshotDir,
+    parked: Parked,
     part: Option<Part>,
 }
 
+/// A part file being written: which snapshot (its id and length), and how
+/// many bytes it holds.
 struct Part {
+    id: String,
+    len: u64,
     path: PathBuf,
     file: File,
     written: u64,
 }
 
+impl Part {
+    fn remove(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 impl Drop for Incoming {
+    /// A transfer cut off here is parked for a resume.
     fn drop(&mut self) {
-        self.discard();
+        if let Some(p) = self.part.take() {
+            if p.written > 0 {
+                self.parked.park(p);
+            } else {
+                p.remove();
+            }
+        }
     }
 }
 
 impl Incoming {
-    /// Receive into `dir`.
-    pub fn new(dir: SnapshotDir) -> Incoming {
-        Incoming { dir, part: None }
+    /// Receive into `dir`, parking a cut transfer in `parked`.
+    pub fn new(dir: SnapshotDir, parked: Parked) -> Incoming {
+        Incoming {
+            dir,
+            parked,
+            part: None,
+        }
     }
 
     fn discard(&mut self) {
         if let Some(p) = self.part.take() {
-            drop(p.file);
-            let _ = std::fs::remove_file(&p.path);
+            p.remove();
         }
     }
 
-    /// Write the chunk `data` at byte `offset` of a file of `len` bytes.
-    /// Returns the complete file after the last chunk (`done`), `None`
-    /// before it, or why the chunk does not fit (then the part so far is
-    /// removed too).
-    pub fn add(&mut self, len: u64, offset: u64, data: &[u8], done: bool) -> Result<Option<SnapshotFile>, String> {
-        let r = self.write(len, offset, data, done);
+    /// Where a transfer of snapshot `id`, `len` bytes long, resumes: the
+    /// bytes of the parked part if it is that snapshot's (it becomes this
+    /// connection's), else 0 (and the parked part, if any, is removed).
+    pub fn resume(&mut self, id: &str, len: u64) -> u64 {
+        self.discard();
+        let parked = self.parked.slot().take();
+        match parked {
+            Some(p) if p.id == id && p.len == len && p.written <= len => {
+                let at = p.written;
+                self.part = Some(p);
+                at
+            }
+            Some(p) => {
+                p.remove();
+                0
+            }
+            None => 0,
+        }
+    }
+
+    /// Write the chunk `data` at byte `offset` of snapshot `id`'s file of
+    /// `len` bytes. Returns the complete file after the last chunk
+    /// (`done`), `None` before it, or why the chunk does not fit (then the
+    /// part so far is removed too).
+    pub fn add(
+        &mut self,
+        id: &str,
+        len: u64,
+        offset: u64,
+        data: &[u8],
+        done: bool,
+    ) -> Result<Option<SnapshotFile>, String> {
+        let r = self.write(id, len, offset, data, done);
         if r.is_err() {
             self.discard();
         }
         r
     }
 
-    fn write(&mut self, len: u64, offset: u64, data: &[u8], done: bool) -> Result<Option<SnapshotFile>, String> {
+    fn write(
+        &mut self,
+        id: &str,
+        len: u64,
+        offset: u64,
+        data: &[u8],
+        done: bool,
+    ) -> Result<Option<SnapshotFile>, String> {
         if offset == 0 {
             self.discard();
             let (path, file) = self.dir.create_part("recv").map_err(|e| e.to_string())?;
-            self.part = Some(Part { path, file, written: 0 });
+            self.part = Some(Part {
+                id: id.to_string(),
+                len,
+                path,
+                file,
+                written: 0,
+            });
         }
         let Some(part) = self.part.as_mut() else {
             return Err(format!("a snapshot chunk at byte {offset} with no transfer begun"));
         };
+        if part.id != id || part.len != len {
+            return Err(format!(
+                "a chunk of snapshot {id} ({len} bytes) in a transfer of {} ({} bytes)",
+                part.id, part.len
+            ));
+        }
         if offset != part.written {
             return Err(format!(
                 "a snapshot chunk at byte {offset}, after {} bytes",
@@ -139,7 +298,7 @@ impl Incoming {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, Incoming};
+    use super::{check, Incoming, Parked};
     use crate::keys::{self, AppliedState};
     use crate::snapshot::format::Writer;
     use crate::snapshot::SnapshotDir;
@@ -151,25 +310,89 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::open(tmp.path()).unwrap();
         let files = || std::fs::read_dir(tmp.path()).unwrap().count();
-        let mut inc = Incoming::new(dir);
-        assert!(inc.add(3, 0, b"ab", false).unwrap().is_none());
+        let mut inc = Incoming::new(dir, Parked::default());
+        assert!(inc.add("s", 3, 0, b"ab", false).unwrap().is_none());
         // Abandoned after one chunk: a new transfer starts at 0.
-        assert!(inc.add(3, 0, b"xy", false).unwrap().is_none());
+        assert!(inc.add("s", 3, 0, b"xy", false).unwrap().is_none());
         assert_eq!(files(), 1, "the abandoned part was removed");
-        let mut f = inc.add(3, 2, b"z", true).unwrap().unwrap();
+        let mut f = inc.add("s", 3, 2, b"z", true).unwrap().unwrap();
         let mut got = String::new();
         f.reader().unwrap().read_to_string(&mut got).unwrap();
         assert_eq!(got, "xyz");
         drop(f);
         assert_eq!(files(), 0, "an owned part not taken over is removed");
         // Out of order, past the length, short: refused, part removed.
-        assert!(inc.add(4, 0, b"abc", false).unwrap().is_none());
-        assert!(inc.add(4, 2, b"c", true).is_err());
-        assert!(inc.add(4, 3, b"d", true).is_err(), "the refusal dropped the part");
-        assert!(inc.add(2, 0, b"abc", true).is_err());
-        assert!(inc.add(4, 0, b"abc", true).is_err());
+        assert!(inc.add("s", 4, 0, b"abc", false).unwrap().is_none());
+        assert!(inc.add("s", 4, 2, b"c", true).is_err());
+        assert!(inc.add("s", 4, 3, b"d", true).is_err(), "the refusal dropped the part");
+        assert!(inc.add("s", 2, 0, b"abc", true).is_err());
+        assert!(inc.add("s", 4, 0, b"abc", true).is_err());
+        // A chunk of another snapshot in the middle of a transfer.
+        assert!(inc.add("s", 4, 0, b"ab", false).unwrap().is_none());
+        assert!(inc.add("t", 4, 2, b"cd", true).is_err());
         assert_eq!(files(), 0);
         drop(inc);
+    }
+
+    #[test]
+    fn a_cut_transfer_is_parked_and_resumed_only_for_the_same_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        let files = || std::fs::read_dir(tmp.path()).unwrap().count();
+        let parked = Parked::default();
+        // Nothing parked: resume at 0.
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert_eq!(inc.resume("s", 6), 0);
+        assert!(inc.add("s", 6, 0, b"ab", false).unwrap().is_none());
+        assert!(inc.add("s", 6, 2, b"cd", false).unwrap().is_none());
+        drop(inc); // the connection closes mid-transfer
+        assert_eq!(parked.held(), Some(4));
+        assert_eq!(files(), 1, "the part is kept");
+
+        // Another snapshot (or the same id with another length): 0, and
+        // the parked part is gone.
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert_eq!(inc.resume("s", 7), 0);
+        assert_eq!((parked.held(), files()), (None, 0));
+        assert!(inc.add("s", 6, 0, b"ab", false).unwrap().is_none());
+        assert!(inc.add("s", 6, 2, b"cd", false).unwrap().is_none());
+        drop(inc);
+
+        // The same snapshot resumes where the part ends, on a new
+        // connection, and completes with the bytes of both.
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert_eq!(inc.resume("s", 6), 4);
+        assert_eq!(parked.held(), None, "taken by the connection");
+        assert!(inc.add("s", 6, 2, b"xx", false).is_err(), "not where the part ends");
+        assert_eq!(files(), 0, "the refused part is removed");
+
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert_eq!(inc.resume("s", 6), 0);
+        assert!(inc.add("s", 6, 0, b"abcd", false).unwrap().is_none());
+        drop(inc);
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert_eq!(inc.resume("s", 6), 4);
+        let mut f = inc.add("s", 6, 4, b"ef", true).unwrap().unwrap();
+        let mut got = String::new();
+        f.reader().unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "abcdef");
+        drop((f, inc));
+        assert_eq!(files(), 0);
+
+        // A part cut before any byte is not parked; a newer part replaces
+        // (removes) an older one.
+        let mut inc = Incoming::new(dir.clone(), parked.clone());
+        assert!(inc.add("a", 6, 0, b"", false).unwrap().is_none());
+        drop(inc);
+        assert_eq!((parked.held(), files()), (None, 0));
+        for id in ["a", "b"] {
+            let mut inc = Incoming::new(dir.clone(), parked.clone());
+            assert!(inc.add(id, 6, 0, b"abc", false).unwrap().is_none());
+        }
+        assert_eq!((parked.held(), files()), (Some(3), 1));
+        let mut inc = Incoming::new(dir, parked.clone());
+        assert_eq!(inc.resume("a", 6), 0, "a's part was replaced by b's");
+        assert_eq!(files(), 0);
     }
 
     #[tokio::test]
@@ -188,8 +411,8 @@ mod tests {
             last_membership: Default::default(),
         };
         let receive = |bytes: Vec<u8>| {
-            let mut inc = Incoming::new(dir.clone());
-            inc.add(len, 0, &bytes, true)
+            let mut inc = Incoming::new(dir.clone(), Parked::default());
+            inc.add("s", len, 0, &bytes, true)
         };
         let file = receive(good.clone()).unwrap().unwrap();
         assert!(check(file, meta.clone()).await.is_ok());

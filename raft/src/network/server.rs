@@ -35,11 +35,11 @@ use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::receive::{self, Incoming};
+use super::receive::{self, Incoming, Receiver};
 use super::tcp::Cut;
 use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
-use crate::snapshot::SnapshotDir;
+use crate::snapshot::{SnapshotDir, SnapshotFile};
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
@@ -56,8 +56,8 @@ struct Inner {
     addr: SocketAddr,
     raft: Raft,
     cut: Cut,
-    /// Where received snapshots are written.
-    snapshots: SnapshotDir,
+    /// Where received snapshots are written, and a cut one's part.
+    snapshots: Receiver,
     accepting: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -68,6 +68,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
+        let snapshots = Receiver::new(snapshots);
         let task = tokio::spawn(accept(listener, raft.clone(), cut.clone(), snapshots.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
@@ -83,6 +84,12 @@ impl Server {
     /// The address the node listens on (its `BasicNode::addr`).
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// The bytes of the snapshot part a cut transfer left on this node,
+    /// kept for a resume (`network::receive`), if any.
+    pub fn parked_snapshot_bytes(&self) -> Option<u64> {
+        self.inner.snapshots.parked()
     }
 
     /// What the node sent over TCP so far, as a client and as a server.
@@ -157,7 +164,7 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
+async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: Receiver) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -177,7 +184,7 @@ async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: Snapshot
 /// Answer one connection until it closes or sends garbage: its hello
 /// first (a connection without a valid one is closed after this node's
 /// answer), then its requests in the mode the hello chose.
-async fn serve(stream: TcpStream, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
+async fn serve(stream: TcpStream, raft: Raft, cut: Cut, snapshots: Receiver) {
     let mut conn = wire::framed(stream);
     match wire::accept_hello(&mut conn).await {
         Ok(Mode::Rpc) => serve_rpc(conn, raft, cut, snapshots).await,
@@ -229,8 +236,8 @@ async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
 
 /// Answer one RPC connection's requests, one at a time, until it closes or
 /// sends garbage.
-async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir) {
-    let mut incoming = Incoming::new(snapshots);
+async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: Receiver) {
+    let mut incoming = Some(snapshots.incoming());
     while let Ok(Some(request)) = wire::recv::<Request>(&mut conn).await {
         let reply = match request {
             Request::AppendEntries(rpc) => Reply::AppendEntries(raft.append_entries(rpc).await),
@@ -242,7 +249,7 @@ async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir)
                 offset,
                 done,
                 data,
-            } => match incoming.add(len, offset, &data, done) {
+            } => match add_chunk(&mut incoming, &receive::snapshot_id(&meta), len, offset, data, done).await {
                 Err(e) => Reply::Snapshot(Err(e)),
                 Ok(None) => Reply::Snapshot(Ok(None)),
                 // openraft asserts (panics) on a snapshot whose last entry is
@@ -266,6 +273,11 @@ async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir)
                 },
             },
             Request::ClientWrite(cmd) => Reply::ClientWrite(raft.client_write(cmd).await),
+            Request::SnapshotResume { meta, len } => Reply::SnapshotResume(
+                incoming
+                    .as_mut()
+                    .map_or(0, |inc| inc.resume(&receive::snapshot_id(&meta), len)),
+            ),
         };
         // A reply over the frame limit cannot be sent: close the
         // connection, the caller sees a network error.
@@ -276,6 +288,37 @@ async fn serve_rpc(mut conn: Conn, raft: Raft, cut: Cut, snapshots: SnapshotDir)
         if wire::send(&mut conn, body).await.is_err() {
             return;
         }
+    }
+}
+
+/// [`Incoming::add`] on tokio's blocking pool (a chunk's write, and the
+/// last one's fsync, would otherwise hold a tokio worker). `incoming` is
+/// moved there and back; if the blocking task fails it is gone (its part
+/// removed as it dropped) and every later chunk on this connection is
+/// refused.
+async fn add_chunk(
+    incoming: &mut Option<Incoming>,
+    id: &str,
+    len: u64,
+    offset: u64,
+    data: Vec<u8>,
+    done: bool,
+) -> Result<Option<SnapshotFile>, String> {
+    let Some(mut inc) = incoming.take() else {
+        return Err("an earlier snapshot chunk of this connection failed".to_string());
+    };
+    let id = id.to_string();
+    let added = tokio::task::spawn_blocking(move || {
+        let r = inc.add(&id, len, offset, &data, done);
+        (inc, r)
+    })
+    .await;
+    match added {
+        Ok((inc, r)) => {
+            *incoming = Some(inc);
+            r
+        }
+        Err(e) => Err(format!("writing a snapshot chunk: {e}")),
     }
 }
 

@@ -313,8 +313,10 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
     /// Send the snapshot file in chunks of the factory's chunk size on one
     /// connection, each read from the file (on tokio's blocking pool) just
     /// before it is sent and acknowledged before the next: memory holds one
-    /// chunk. The last chunk's reply is the install's. `cancel` (openraft
-    /// closing the replication) ends it.
+    /// chunk. The chunks start where the receiver's part of a transfer cut
+    /// off earlier ends (`Request::SnapshotResume`, `network::receive`).
+    /// The last chunk's reply is the install's. `cancel` (openraft closing
+    /// the replication) ends it.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -326,8 +328,17 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         let len = file.len();
         let chunk = self.chunk;
         let send = async {
-            let mut file = Some(file);
-            let mut offset = 0u64;
+            // Where the receiver's part of a transfer cut off earlier ends.
+            let resume = Request::SnapshotResume {
+                meta: meta.clone(),
+                len,
+            };
+            let mut offset = match call(&mut self.conn, &self.addr, &self.cut, &resume, self.max_frame).await {
+                Ok(Reply::SnapshotResume(at)) if at <= len => at,
+                Ok(_) => return Err(StreamingError::Network(wrong_reply(&self.addr))),
+                Err(e) => return Err(streaming_error(e)),
+            };
+            let mut file = Some(seek(file, offset).await?);
             loop {
                 let (f, data) = read_chunk(file.take(), chunk).await?;
                 file = Some(f);
@@ -353,10 +364,7 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
                         return Err(StreamingError::Unreachable(Unreachable::new(&io::Error::other(msg))))
                     }
                     Ok(_) => return Err(StreamingError::Network(wrong_reply(&self.addr))),
-                    Err(CallError::Unreachable(e)) => return Err(StreamingError::Unreachable(Unreachable::new(&e))),
-                    Err(CallError::Network(e) | CallError::TooLarge(e)) => {
-                        return Err(StreamingError::Network(NetworkError::new(&e)))
-                    }
+                    Err(e) => return Err(streaming_error(e)),
                 }
             }
         };
@@ -364,6 +372,26 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
             closed = cancel => Err(StreamingError::Closed(closed)),
             r = send => r,
         }
+    }
+}
+
+/// A failed call as openraft's snapshot error.
+fn streaming_error(e: CallError) -> StreamingError<TypeConfig> {
+    match e {
+        CallError::Unreachable(e) => StreamingError::Unreachable(Unreachable::new(&e)),
+        CallError::Network(e) | CallError::TooLarge(e) => StreamingError::Network(NetworkError::new(&e)),
+    }
+}
+
+/// `file` with its read position at byte `at` (where a resumed transfer
+/// continues), on tokio's blocking pool.
+async fn seek(mut file: SnapshotData, at: u64) -> Result<SnapshotData, StreamingError<TypeConfig>> {
+    let net = |e: io::Error| StreamingError::Network(NetworkError::new(&e));
+    let sought = tokio::task::spawn_blocking(move || file.seek_to(at).map(|()| file)).await;
+    match sought {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) => Err(net(io::Error::other(e.to_string()))),
+        Err(e) => Err(net(io::Error::other(format!("seeking the snapshot file: {e}")))),
     }
 }
 
@@ -452,6 +480,9 @@ impl Forwarder {
         }
     }
 }
+
+#[cfg(test)]
+mod resume_tests;
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,9 @@
 //! them to a file and installs it when the last (`done`) arrives, after
 //! checking its length, CRC and trailer (openraft 0.10's `full_snapshot`
 //! hands the transport the whole snapshot; its own chunked
-//! `InstallSnapshot` RPC of 0.9 is gone).
+//! `InstallSnapshot` RPC of 0.9 is gone). The chunks are preceded by a
+//! [`Request::SnapshotResume`]: a transfer cut off earlier continues at the
+//! byte the receiver holds (`network::receive`).
 
 use std::io;
 
@@ -58,12 +60,14 @@ pub const MAX_FRAME: usize = 64 << 20;
 /// most: 4 MiB (a sender's configured chunk size is capped to it).
 pub const SNAPSHOT_CHUNK: usize = 4 << 20;
 
-/// The version of the wire format this build speaks: 3 (postcard bodies,
+/// The version of the wire format this build speaks: 4 (postcard bodies,
 /// a handshake, pipelined append streams, snapshots as file chunks,
-/// [`Request::SnapshotChunk`]). Version 2 sent the JSON snapshot of the
-/// build before streamed snapshots (`Request::Snapshot`); version 1, JSON
-/// bodies without a handshake. Neither is spoken.
-pub const WIRE_VERSION: u8 = 3;
+/// [`Request::SnapshotChunk`], and resumed after a cut,
+/// [`Request::SnapshotResume`]). Version 3 had no resume; version 2 sent
+/// the JSON snapshot of the build before streamed snapshots
+/// (`Request::Snapshot`); version 1, JSON bodies without a handshake. None
+/// of them is spoken.
+pub const WIRE_VERSION: u8 = 4;
 
 /// The first bytes of a hello.
 const MAGIC: &[u8; 9] = b"bwtx-raft";
@@ -189,6 +193,16 @@ pub enum Request {
     },
     /// A proposal forwarded to the leader (`Raft::client_write`).
     ClientWrite(Command),
+    /// Before a snapshot's chunks (wire version 4): where to resume the
+    /// transfer of the snapshot `meta` describes, `len` bytes long; the
+    /// answer is [`Reply::SnapshotResume`], and the chunks then start at
+    /// that byte (`network::receive`).
+    SnapshotResume {
+        /// The snapshot's description (its id names it).
+        meta: SnapshotMeta,
+        /// The whole file's length.
+        len: u64,
+    },
 }
 
 /// A client write's outcome, as openraft returns it.
@@ -209,6 +223,9 @@ pub enum Reply {
     Snapshot(Result<Option<SnapshotResponse<TypeConfig>>, String>),
     /// The answer to [`Request::ClientWrite`].
     ClientWrite(WriteResult),
+    /// The answer to [`Request::SnapshotResume`]: the byte the chunks start
+    /// at (what a part cut off earlier holds, or 0).
+    SnapshotResume(u64),
 }
 
 /// The answer to one append-entries request on a [`Mode::Append`]

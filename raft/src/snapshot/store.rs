@@ -108,6 +108,14 @@ impl SnapshotFile {
         Ok(&mut self.file)
     }
 
+    /// Move the read position to byte `pos` (a transfer resumed there).
+    pub fn seek_to(&mut self, pos: u64) -> Result<()> {
+        self.file
+            .seek(SeekFrom::Start(pos))
+            .map_err(|e| io_err(format!("seek snapshot {}", self.path.display()), e))?;
+        Ok(())
+    }
+
     /// Read up to `buf.len()` bytes at the file's current position (0 at
     /// its end).
     pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
