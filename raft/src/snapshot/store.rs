@@ -176,16 +176,38 @@ impl SnapshotDir {
         self.inner.dir.join(name)
     }
 
-    /// A new `.part` file for writing (`what`: build, copy, recv).
-    pub fn create_part(&self, what: &str) -> Result<(PathBuf, File)> {
+    /// A new `.part` name (`what`: build, copy, link, recv).
+    fn part_path(&self, what: &str) -> PathBuf {
         let n = {
             let mut next = self.inner.next_part.lock().unwrap_or_else(|p| p.into_inner());
             *next += 1;
             *next
         };
-        let path = self.inner.dir.join(format!("{what}-{}-{n}.part", std::process::id()));
+        self.inner.dir.join(format!("{what}-{}-{n}.part", std::process::id()))
+    }
+
+    /// A new `.part` file for writing (`what`: build, copy, recv).
+    pub fn create_part(&self, what: &str) -> Result<(PathBuf, File)> {
+        let path = self.part_path(what);
         let file = File::create(&path).map_err(|e| io_err(format!("create {}", path.display()), e))?;
         Ok((path, file))
+    }
+
+    /// Link the complete snapshot `src` (another replica's, in process)
+    /// into a new `.part` here: its data is already fsynced and a complete
+    /// snapshot file is never written again, so only the new directory
+    /// entry is made durable (the directory fsynced). `None` when that
+    /// cannot be done (another file system, `src` removed since it was
+    /// opened, a link of another length): then nothing is left behind.
+    fn link_in(&self, src: &SnapshotFile) -> Option<PathBuf> {
+        let path = self.part_path("link");
+        std::fs::hard_link(&src.path, &path).ok()?;
+        let same = std::fs::metadata(&path).is_ok_and(|m| m.len() == src.len);
+        if same && sync_dir(&self.inner.dir).is_ok() {
+            return Some(path);
+        }
+        let _ = std::fs::remove_file(&path);
+        None
     }
 
     /// Make the written `.part` at `part` (its data already fsynced, see
@@ -220,9 +242,15 @@ impl SnapshotDir {
         Ok(())
     }
 
-    /// Copy the snapshot `src` into a new `.part` here, fsynced, in
-    /// bounded memory (a buffer at a time). Returns the part's path.
+    /// Bring the snapshot `src` into a new `.part` here: a hard link where
+    /// one can be made (the same file system: no byte is copied), else a
+    /// copy, fsynced, in bounded memory (a buffer at a time). Returns the
+    /// part's path. The install that follows checks the file whole either
+    /// way.
     pub fn copy_in(&self, src: &mut SnapshotFile) -> Result<PathBuf> {
+        if let Some(path) = self.link_in(src) {
+            return Ok(path);
+        }
         let (path, mut out) = self.create_part("copy")?;
         let copied = (|| {
             let from = src.path.display().to_string();

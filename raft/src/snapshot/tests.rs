@@ -242,3 +242,38 @@ async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
     let snap = follower.parts().0.snapshot();
     assert_eq!(snap.prefix(DATA_PREFIX).count(), 0, "the old layout's keys are removed");
 }
+
+#[test]
+fn copy_in_links_a_file_it_can_and_copies_one_it_cannot() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let from = super::SnapshotDir::open(&a).unwrap();
+    let to = super::SnapshotDir::open(&b).unwrap();
+    let contents = |p: &Path| {
+        let mut s = Vec::new();
+        std::fs::File::open(p).unwrap().read_to_end(&mut s).unwrap();
+        s
+    };
+    let src_path = a.join("x.snap");
+    std::fs::write(&src_path, vec![7u8; 10_000]).unwrap();
+    let mut src = SnapshotFile::open(&src_path).unwrap();
+    // Same file system: a link, no byte copied (the same inode).
+    let linked = to.copy_in(&mut src).unwrap();
+    assert_eq!(contents(&linked), vec![7u8; 10_000]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&linked), ino(&src_path), "a hard link");
+    }
+    // The source removed since it was opened (the leader's file of a
+    // snapshot that did not become current): copied from the open file.
+    std::fs::remove_file(&src_path).unwrap();
+    let copied = to.copy_in(&mut src).unwrap();
+    assert_ne!(copied, linked);
+    assert_eq!(contents(&copied), vec![7u8; 10_000]);
+    drop((src, from));
+    let parts = std::fs::read_dir(&b).unwrap().count();
+    assert_eq!(parts, 2, "the link and the copy, nothing else");
+}
