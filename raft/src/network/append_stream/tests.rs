@@ -161,3 +161,51 @@ async fn a_silent_peer_or_a_closed_port_is_an_error() {
         Err(RPCError::Unreachable(_))
     ));
 }
+
+/// The answers of `answers` until it ends, as the matched indexes.
+async fn all(mut answers: BoxStream<'static, Answer>) -> Vec<Option<u64>> {
+    let mut got = Vec::new();
+    while let Some(a) = tokio::time::timeout(Duration::from_secs(10), answers.next())
+        .await
+        .unwrap()
+    {
+        got.push(a.unwrap().unwrap().map(|l| l.index));
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_commit_only_request_is_held_and_carried_by_the_next() {
+    // Commit-only requests after 4 (two of them, the commit moving twice),
+    // then the next entry after 4: only the entry goes out, answered for
+    // all three.
+    let (addr, peer_got) = peer(1, flushed).await;
+    let input = futures_util::stream::iter([append(5, 0, 0), append(5, 0, 0), append(5, 1, 8)]);
+    let answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    assert_eq!(all(answers).await, [Some(5), Some(5), Some(5)]);
+    assert_eq!(peer_got.await.unwrap(), [(Some(4), vec![5])]);
+
+    // The next request follows another log id: both go out.
+    let (addr, peer_got) = peer(1, flushed).await;
+    let input = futures_util::stream::iter([append(5, 0, 0), append(7, 1, 8)]);
+    let answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    assert_eq!(all(answers).await, [Some(4), Some(7)]);
+    assert_eq!(peer_got.await.unwrap(), [(Some(4), vec![]), (Some(6), vec![7])]);
+}
+
+#[tokio::test]
+async fn a_held_request_goes_out_alone_when_nothing_follows() {
+    // A commit-only request and then nothing (the input stays open): it
+    // goes out after HOLD and is answered.
+    let (addr, peer_got) = peer(1, flushed).await;
+    let input = futures_util::stream::iter([append(5, 0, 0)]).chain(futures_util::stream::pending());
+    let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, Box::pin(input))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), answers.next())
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().unwrap().unwrap(), Some(log_id(2, 1, 4)));
+    drop(answers);
+    assert_eq!(peer_got.await.unwrap(), [(Some(4), vec![])]);
+}
