@@ -15,6 +15,7 @@
 //! | `sm/applied` | [`AppliedState`]: last applied log id and membership (JSON) |
 //! | `sm/active` | the keyspace holding the data keys (`sm.gen.<n>`); absent: the default keyspace |
 //! | `sm/data/` + user key, in the active keyspace | [`encode_value`]: last-written log index, then the value or a tombstone |
+//! | `sm/tomb/` + index (8 bytes, big-endian) + user key, in the active keyspace | empty: the key's tombstone written at that index ([`tomb_key`]), until it is collected |
 //!
 //! Big-endian indexes sort the log in index order, so a reverse scan of
 //! the log prefix finds the last entry.
@@ -39,6 +40,15 @@ pub const ACTIVE: &[u8] = b"sm/active";
 /// Prefix of the replicated user data.
 pub const DATA_PREFIX: &[u8] = b"sm/data/";
 
+/// Prefix of the tombstone index: one key per stored tombstone, ordered by
+/// the index that wrote it, so the tombstones old enough to collect are a
+/// prefix of it (`design/replication.md` §3, "Tombstone collection").
+pub const TOMB_PREFIX: &[u8] = b"sm/tomb/";
+/// How many log entries a tombstone outlives its delete by, unless a
+/// [`crate::types::Command::SetTombstoneHorizon`] entry set another
+/// horizon: a commit whose snapshot is that far behind is refused as too
+/// old ([`AppliedState::floor`]).
+pub const DEFAULT_TOMBSTONE_HORIZON: u64 = 1_000_000;
 /// The longest user key: bwtx's limit less the data prefix.
 pub const MAX_USER_KEY_LEN: usize = bwtx::tree::MAX_KEY_LEN - DATA_PREFIX.len();
 /// The longest user value: bwtx's limit less the 9-byte header.
@@ -73,6 +83,28 @@ pub fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The tombstone index's key for user key `key` deleted at log index
+/// `index`.
+pub fn tomb_key(index: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(TOMB_PREFIX.len() + 8 + key.len());
+    k.extend_from_slice(TOMB_PREFIX);
+    k.extend_from_slice(&index.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The log index and user key of tombstone index key `raw`.
+pub fn tomb_parse(raw: &[u8]) -> Result<(u64, &[u8])> {
+    let rest = raw
+        .strip_prefix(TOMB_PREFIX)
+        .filter(|r| r.len() >= 8)
+        .ok_or_else(|| Error::Corrupt(format!("tombstone index key of {} bytes", raw.len())))?;
+    let (index, key) = rest.split_at(8);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(index);
+    Ok((u64::from_be_bytes(b), key))
+}
+
 /// The first bwtx key after every data key: [`DATA_PREFIX`] with its last
 /// byte incremented (`sm/data0`).
 pub fn data_end() -> Vec<u8> {
@@ -104,6 +136,17 @@ pub struct AppliedState {
     pub last_applied: Option<LogId>,
     /// The last applied membership.
     pub membership: StoredMembership,
+    /// The tombstone horizon a [`crate::types::Command::SetTombstoneHorizon`]
+    /// entry set, if any ([`AppliedState::horizon`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone_horizon: Option<u64>,
+    /// The tombstone floor `F` ([`AppliedState::floor`]); absent means 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tombstone_floor: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl AppliedState {
@@ -113,6 +156,27 @@ impl AppliedState {
     /// writing entry's index and a conflict needs a greater one).
     pub fn index(&self) -> u64 {
         self.last_applied.map_or(0, |l| l.index)
+    }
+
+    /// How many entries a tombstone outlives its delete by:
+    /// [`DEFAULT_TOMBSTONE_HORIZON`] unless an entry set another.
+    pub fn horizon(&self) -> u64 {
+        self.tombstone_horizon.unwrap_or(DEFAULT_TOMBSTONE_HORIZON)
+    }
+
+    /// The tombstone floor `F`: every tombstone written at an index at or
+    /// below it may be gone, and a transaction whose snapshot position is
+    /// below it is refused as too old. After each entry at index `I`,
+    /// `F = max(F, I - horizon)`: a function of the log prefix alone, so
+    /// every replica has the same floor at the same position
+    /// (`design/replication.md` §3, "Tombstone collection").
+    pub fn floor(&self) -> u64 {
+        self.tombstone_floor
+    }
+
+    /// Raise the floor for an entry applied at `index`.
+    pub fn advance_floor(&mut self, index: u64) {
+        self.tombstone_floor = self.tombstone_floor.max(index.saturating_sub(self.horizon()));
     }
 }
 

@@ -58,7 +58,7 @@ pub mod validate;
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
-pub use node::{Node, ReadSnapshot};
+pub use node::{Node, ReadSnapshot, TombstoneStats};
 pub use state_machine::StateMachine;
 pub use txn::Txn;
 pub use types::{Command, Conflicted, KeyRange, NodeId, Proposal, Response, TypeConfig};

@@ -24,7 +24,7 @@ use crate::proposer::Proposer;
 use crate::snapshot::{Limits, SnapshotStats};
 use crate::state_machine::{read_applied, StateMachine};
 pub use crate::txn::Txn;
-use crate::types::{LogId, NodeId, Raft, TypeConfig};
+use crate::types::{Command, LogId, NodeId, Raft, Response, TypeConfig};
 
 /// How often the state machine's `Db` syncs its buffered log in the
 /// background. Applies need no fsync: the log holds every applied entry
@@ -148,6 +148,43 @@ impl Node {
         ReadSnapshot::of(&self.sm)
     }
 
+    /// Set the cluster's tombstone horizon to `entries` log entries,
+    /// through the log (so every replica applies it at the same position):
+    /// a delete's tombstone is collected once that many entries are applied
+    /// after it, and a transaction whose snapshot fell further behind than
+    /// that is refused at commit with [`bwtx::Error::SnapshotTooOld`]. The
+    /// default is [`crate::keys::DEFAULT_TOMBSTONE_HORIZON`]. Returns the
+    /// entry's log index. 0 is [`bwtx::Error::InvalidArgument`]. Forwarded
+    /// to the leader from a follower, as a commit is.
+    pub async fn set_tombstone_horizon(&self, entries: u64) -> Result<u64> {
+        if entries == 0 {
+            return Err(bwtx::Error::InvalidArgument("a tombstone horizon of 0 entries").into());
+        }
+        match self.proposer.write(Command::SetTombstoneHorizon { entries }).await? {
+            Response::Committed { index } => Ok(index),
+            other => Err(Error::Raft(format!(
+                "setting the tombstone horizon applied as {other:?}"
+            ))),
+        }
+    }
+
+    /// The tombstone horizon and floor this node has applied, and how many
+    /// tombstones it stores (counted: a scan of the tombstone index).
+    pub fn tombstones(&self) -> Result<TombstoneStats> {
+        let (snap, ks) = self.sm.read();
+        let applied = read_applied(&snap)?;
+        let mut stored = 0;
+        for kv in snap.prefix_in(&ks, keys::TOMB_PREFIX) {
+            kv?;
+            stored += 1;
+        }
+        Ok(TombstoneStats {
+            horizon: applied.horizon(),
+            floor: applied.floor(),
+            stored,
+        })
+    }
+
     /// What this node's snapshot builds and installs did so far.
     pub fn snapshot_stats(&self) -> SnapshotStats {
         self.sm.snapshot_stats()
@@ -201,6 +238,19 @@ impl Node {
     pub fn begin_local_with(&self, level: bwtx::Isolation) -> Result<Txn> {
         Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?, level))
     }
+}
+
+/// A replica's tombstones ([`Node::tombstones`]; `design/replication.md`
+/// §3, "Tombstone collection").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TombstoneStats {
+    /// Entries a tombstone outlives its delete by.
+    pub horizon: u64,
+    /// Every tombstone written at or below this index is collected; a
+    /// commit whose snapshot is below it is refused as too old.
+    pub floor: u64,
+    /// Tombstones stored now.
+    pub stored: u64,
 }
 
 /// A consistent read of the replicated data at one applied log position.

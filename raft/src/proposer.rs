@@ -78,6 +78,7 @@ struct Waiting {
 #[derive(Clone)]
 pub struct Proposer {
     queue: mpsc::UnboundedSender<Waiting>,
+    target: Target,
 }
 
 impl Proposer {
@@ -85,8 +86,19 @@ impl Proposer {
     /// runtime); `link` reaches the leader when this node is not it.
     pub fn spawn(id: NodeId, raft: Raft, link: Link) -> Proposer {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Target { id, raft, link }, rx));
-        Proposer { queue }
+        let target = Target { id, raft, link };
+        tokio::spawn(run(target.clone(), rx));
+        Proposer { queue, target }
+    }
+
+    /// Propose `cmd` as a log entry of its own (not batched; forwarded to
+    /// the leader as a batch is) and wait for its outcome.
+    pub async fn write(&self, cmd: Command) -> Result<Response> {
+        match self.target.client_write(cmd).await {
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(e)) => Err(write_error(&e)),
+            Err(lost) => Err(Error::Raft(format!("{lost}; outcome unknown"))),
+        }
     }
 
     /// Propose `proposal` and wait for its decision.

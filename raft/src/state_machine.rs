@@ -19,6 +19,14 @@
 //! buffered commit is shorter than the hop to tokio's blocking pool);
 //! larger ones on the blocking pool.
 //!
+//! **Tombstones.** A delete stores a tombstone (keeping `L(k)`) and a
+//! tombstone index key. After each entry the tombstone floor rises to the
+//! entry's index less the horizon ([`AppliedState::floor`]); a proposal
+//! whose snapshot is below the floor as the entries before it left it is
+//! [`Response::TooOld`], and each apply ends by deleting the tombstones at
+//! or below the floor, so none of them could have decided anything
+//! (`design/replication.md` §3, "Tombstone collection").
+//!
 //! **Durability.** The node opens the state machine's `Db` with
 //! [`bwtx::Durability::Buffered`]: an apply waits for no fsync. A process
 //! kill loses nothing; a power loss may lose the last applies, whole and in
@@ -34,6 +42,7 @@
 //! Only this state machine writes `sm/` keys, one apply or install at a
 //! time, so its bwtx commits never conflict locally.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -204,8 +213,11 @@ pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Resu
         None => AppliedState::default(),
     };
     let mut out = Vec::with_capacity(entries.len());
+    let collected = state.floor();
     for e in entries {
         state.last_applied = Some(e.log_id);
+        // The floor as the entries before this one left it.
+        let floor = state.floor();
         out.push(match e.payload {
             EntryPayload::Blank => Response::Empty,
             EntryPayload::Normal(Command::Txn {
@@ -220,20 +232,31 @@ pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Resu
                     reads,
                     ranges,
                 };
-                apply_txn(&mut tx, ks, e.log_id.index, &p)?
+                apply_txn(&mut tx, ks, e.log_id.index, floor, &p)?
             }
             EntryPayload::Normal(Command::Batch { txns }) => {
                 let mut outcomes = Vec::with_capacity(txns.len());
                 for p in &txns {
-                    outcomes.push(apply_txn(&mut tx, ks, e.log_id.index, p)?);
+                    outcomes.push(apply_txn(&mut tx, ks, e.log_id.index, floor, p)?);
                 }
                 Response::Batch { outcomes }
+            }
+            EntryPayload::Normal(Command::SetTombstoneHorizon { entries: 0 }) => Response::Rejected {
+                reason: "a tombstone horizon of 0 entries".to_string(),
+            },
+            EntryPayload::Normal(Command::SetTombstoneHorizon { entries }) => {
+                state.tombstone_horizon = Some(entries);
+                Response::Committed { index: e.log_id.index }
             }
             EntryPayload::Membership(m) => {
                 state.membership = StoredMembership::new(Some(e.log_id), m);
                 Response::Empty
             }
         });
+        state.advance_floor(e.log_id.index);
+    }
+    if state.floor() > collected {
+        collect_tombstones(&mut tx, ks, state.floor())?;
     }
     tx.put(APPLIED, keys::to_json(&state))?;
     tx.commit()?;
@@ -241,18 +264,68 @@ pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Resu
 }
 
 /// Validate and apply one transaction at log index `index` inside `tx`
-/// ([`validate`]).
-fn apply_txn(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, index: u64, p: &Proposal) -> Result<Response> {
+/// ([`validate`]), with the tombstone floor at `floor`: a proposal whose
+/// snapshot is below it is [`Response::TooOld`].
+fn apply_txn(
+    tx: &mut bwtx::Transaction,
+    ks: &bwtx::Keyspace,
+    index: u64,
+    floor: u64,
+    p: &Proposal,
+) -> Result<Response> {
     if let Some(reason) = validate::malformed(index, p) {
         return Ok(Response::Rejected { reason });
     }
-    if let Some(conflict) = validate::conflict(tx, ks, p)? {
+    if p.snapshot < floor {
+        return Ok(Response::TooOld {
+            snapshot: p.snapshot,
+            oldest: floor,
+        });
+    }
+    let mut tombs = Vec::with_capacity(p.writes.len());
+    if let Some(conflict) = validate::conflict(tx, ks, p, &mut tombs)? {
         return Ok(conflict);
     }
-    for (k, v) in &p.writes {
+    for ((k, v), tomb) in p.writes.iter().zip(tombs) {
         tx.put_in(ks, keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
+        if let Some(old) = tomb {
+            tx.delete_in(ks, keys::tomb_key(old, k))?;
+        }
+        if v.is_none() {
+            tx.put_in(ks, keys::tomb_key(index, k), [])?;
+        }
     }
     Ok(Response::Committed { index })
+}
+
+/// Delete every tombstone written at an index at or below `floor`, with its
+/// index key, inside `tx`. A tombstone index key whose data key does not
+/// hold that tombstone is [`Error::Corrupt`].
+fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u64) -> Result<()> {
+    let end = match floor.checked_add(1) {
+        Some(next) => Bound::Excluded(keys::tomb_key(next, b"")),
+        None => keys::prefix_end(keys::TOMB_PREFIX).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    let mut doomed = Vec::new();
+    for kv in tx.range_in(ks, (Bound::Included(keys::TOMB_PREFIX.to_vec()), end)) {
+        let (raw, _) = kv?;
+        doomed.push(raw);
+    }
+    for raw in doomed {
+        let (index, key) = keys::tomb_parse(&raw)?;
+        let data = keys::data_key(key);
+        match tx.get_in(ks, &data)? {
+            Some(v) if keys::decode_value(&v)? == (index, None) => {}
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "tombstone index names {key:?} at {index}, the key holds {other:?}"
+                )))
+            }
+        }
+        tx.delete_in(ks, data)?;
+        tx.delete_in(ks, &raw)?;
+    }
+    Ok(())
 }
 
 /// How many transactions `entries` carry (a batch counts each of its own).
@@ -422,3 +495,5 @@ impl StateMachine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tombstone_tests;

@@ -208,7 +208,10 @@ impl Txn {
     /// forwarded to the leader it knows of ([`crate::proposer`]); if it
     /// knows none, or cannot reach it: [`Error::NotLeader`], and nothing was
     /// proposed. [`Error::Raft`] means the outcome is unknown (the node
-    /// stopped after proposing).
+    /// stopped after proposing). [`bwtx::Error::SnapshotTooOld`]: the
+    /// snapshot fell more than the tombstone horizon behind the log
+    /// ([`crate::Node::set_tombstone_horizon`]); nothing was written, and
+    /// running it again on a fresh snapshot may succeed.
     pub async fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.read.position());
@@ -234,6 +237,11 @@ impl Txn {
                 winner,
                 snapshot,
                 reason: Box::new(conflict_reason(reason)),
+            }
+            .into()),
+            Response::TooOld { snapshot, oldest } => Err(bwtx::Error::SnapshotTooOld {
+                requested: snapshot,
+                oldest,
             }
             .into()),
             Response::Rejected { reason } => Err(Error::Raft(format!("proposal rejected: {reason}"))),

@@ -89,6 +89,16 @@ pub enum Command {
         /// The proposals, in decision order.
         txns: Vec<Proposal>,
     },
+    /// Set the tombstone horizon: from this entry on, a tombstone may be
+    /// collected once `entries` more entries are applied after its delete,
+    /// and a transaction whose snapshot is behind the resulting floor is
+    /// refused as too old (`design/replication.md` §3, "Tombstone
+    /// collection"). Replicated, so every replica collects alike; 0 is
+    /// rejected.
+    SetTombstoneHorizon {
+        /// The horizon, in log entries.
+        entries: u64,
+    },
 }
 
 /// One transaction's proposal inside a [`Command::Batch`] (serialized by
@@ -145,6 +155,11 @@ impl Serialize for Command {
             Command::Batch { txns } => {
                 let mut out = s.serialize_struct_variant("Command", 1, "Batch", 1)?;
                 out.serialize_field("txns", txns)?;
+                out.end()
+            }
+            Command::SetTombstoneHorizon { entries } => {
+                let mut out = s.serialize_struct_variant("Command", 2, "SetTombstoneHorizon", 1)?;
+                out.serialize_field("entries", entries)?;
                 out.end()
             }
         }
@@ -237,6 +252,16 @@ pub enum Response {
         /// What is wrong.
         reason: String,
     },
+    /// The transaction's snapshot position is below the tombstone floor:
+    /// a tombstone it would have to be validated against may be gone, so it
+    /// is refused, whatever it wrote; nothing was written. Running it again
+    /// on a fresh snapshot may succeed.
+    TooOld {
+        /// The transaction's snapshot position.
+        snapshot: u64,
+        /// The floor: the oldest snapshot position a commit may have.
+        oldest: u64,
+    },
     /// The outcomes of a [`Command::Batch`], one per proposal, in order.
     Batch {
         /// One outcome per proposal.
@@ -262,6 +287,7 @@ impl std::fmt::Display for Command {
                 ranges.len()
             ),
             Command::Batch { txns } => write!(f, "batch({} txns)", txns.len()),
+            Command::SetTombstoneHorizon { entries } => write!(f, "set tombstone horizon({entries})"),
         }
     }
 }

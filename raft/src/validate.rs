@@ -57,8 +57,16 @@ pub fn malformed(index: u64, p: &Proposal) -> Option<String> {
 
 /// The first conflict of proposal `p` against the state in `tx`, whose
 /// data keys are in keyspace `ks` (the active generation), as a
-/// [`Response::Conflict`], or `None` if it may commit.
-pub fn conflict(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, p: &Proposal) -> Result<Option<Response>> {
+/// [`Response::Conflict`], or `None` if it may commit. Also pushes onto
+/// `tombs`, for each written key in order until the first conflict, the
+/// index of the tombstone it replaces, if it has one (the apply drops that
+/// tombstone's index key).
+pub fn conflict(
+    tx: &bwtx::Transaction,
+    ks: &bwtx::Keyspace,
+    p: &Proposal,
+    tombs: &mut Vec<Option<u64>>,
+) -> Result<Option<Response>> {
     let found = |key: &[u8], winner: u64, reason: Conflicted| Response::Conflict {
         key: key.to_vec(),
         winner,
@@ -66,12 +74,14 @@ pub fn conflict(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, p: &Proposal) -> Re
         reason,
     };
     for (k, _) in &p.writes {
-        if let Some(last) = last_written(tx, ks, k)?.filter(|&l| l > p.snapshot) {
-            return Ok(Some(found(k, last, Conflicted::Write)));
+        let last = last_written(tx, ks, k)?;
+        if let Some((l, _)) = last.filter(|&(l, _)| l > p.snapshot) {
+            return Ok(Some(found(k, l, Conflicted::Write)));
         }
+        tombs.push(last.filter(|&(_, tomb)| tomb).map(|(l, _)| l));
     }
     for k in &p.reads {
-        if let Some(last) = last_written(tx, ks, k)?.filter(|&l| l > p.snapshot) {
+        if let Some((last, _)) = last_written(tx, ks, k)?.filter(|&(l, _)| l > p.snapshot) {
             return Ok(Some(found(k, last, Conflicted::Read)));
         }
     }
@@ -84,10 +94,14 @@ pub fn conflict(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, p: &Proposal) -> Re
 }
 
 /// `L(k)`: the index of the last committed entry that wrote user key `k`
-/// (a tombstone included), if any did.
-fn last_written(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, key: &[u8]) -> Result<Option<u64>> {
+/// (a tombstone included), if any did and its tombstone is not collected,
+/// and whether that write was a delete.
+fn last_written(tx: &bwtx::Transaction, ks: &bwtx::Keyspace, key: &[u8]) -> Result<Option<(u64, bool)>> {
     match tx.get_in(ks, keys::data_key(key))? {
-        Some(raw) => Ok(Some(keys::decode_value(&raw)?.0)),
+        Some(raw) => {
+            let (l, v) = keys::decode_value(&raw)?;
+            Ok(Some((l, v.is_none())))
+        }
         None => Ok(None),
     }
 }

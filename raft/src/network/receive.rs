@@ -402,6 +402,7 @@ mod tests {
         let applied = AppliedState {
             last_applied: Some(log_id(1, 0, 5)),
             membership: Default::default(),
+            ..Default::default()
         };
         let mut w = Writer::new(Vec::new(), &applied).unwrap();
         w.record(b"k", &keys::encode_value(5, Some(b"v"))).unwrap();

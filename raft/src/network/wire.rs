@@ -60,14 +60,18 @@ pub const MAX_FRAME: usize = 64 << 20;
 /// most: 4 MiB (a sender's configured chunk size is capped to it).
 pub const SNAPSHOT_CHUNK: usize = 4 << 20;
 
-/// The version of the wire format this build speaks: 4 (postcard bodies,
+/// The version of the wire format this build speaks: 5 (postcard bodies,
 /// a handshake, pipelined append streams, snapshots as file chunks,
 /// [`Request::SnapshotChunk`], and resumed after a cut,
-/// [`Request::SnapshotResume`]). Version 3 had no resume; version 2 sent
+/// [`Request::SnapshotResume`]; the entries may carry
+/// `Command::SetTombstoneHorizon` and the answers `Response::TooOld`, and a
+/// replica collects tombstones: a version 4 replica would decide old
+/// proposals otherwise). Version 4 had no tombstone collection; version 3
+/// had no resume; version 2 sent
 /// the JSON snapshot of the build before streamed snapshots
 /// (`Request::Snapshot`); version 1, JSON bodies without a handshake. None
 /// of them is spoken.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
 /// The first bytes of a hello.
 const MAGIC: &[u8; 9] = b"bwtx-raft";

@@ -259,6 +259,7 @@ mod tests {
         let applied = AppliedState {
             last_applied: Some(log_id(2, 1, 40)),
             membership: Default::default(),
+            ..Default::default()
         };
         let mut w = Writer::new(Vec::new(), &applied).unwrap();
         for i in 0..n {

@@ -171,6 +171,10 @@ fn load(
                     bytes += (k.len() + v.len()) as u64;
                     n += 1;
                     tx.put_in(ks, keys::data_key(&k), &v)?;
+                    // The tombstone index is not in the file: rebuilt here.
+                    if let (index, None) = keys::decode_value(&v)? {
+                        tx.put_in(ks, keys::tomb_key(index, &k), [])?;
+                    }
                 }
                 None => {
                     end = true;

@@ -63,10 +63,16 @@ fn fill(sm: &StateMachine, n: u32, index: u64, tag: &str) {
     .unwrap();
 }
 
-/// The applied state and every stored data pair (tombstones included).
+/// The applied state and every stored data pair (tombstones included),
+/// then the tombstone index (which an install rebuilds: the file does not
+/// carry it).
 fn dump(sm: &StateMachine) -> (AppliedState, Vec<(Bytes, Bytes)>) {
     let (snap, ks) = sm.read();
-    let pairs = snap.prefix_in(&ks, DATA_PREFIX).map(|kv| kv.unwrap()).collect();
+    let pairs = snap
+        .prefix_in(&ks, DATA_PREFIX)
+        .chain(snap.prefix_in(&ks, keys::TOMB_PREFIX))
+        .map(|kv| kv.unwrap())
+        .collect();
     (read_applied(&snap).unwrap(), pairs)
 }
 
@@ -85,6 +91,12 @@ async fn a_snapshot_installs_the_same_state_in_bounded_batches() {
     let tmp = tempfile::tempdir().unwrap();
     let leader = open(&tmp.path().join("a"));
     fill(&leader, 1000, 1, "v");
+    let tombs = dump(&leader)
+        .1
+        .iter()
+        .filter(|(k, _)| k.starts_with(keys::TOMB_PREFIX))
+        .count();
+    assert_eq!(tombs, 334, "every third key deleted, each tombstone indexed");
     let snap = build(&leader).await;
     assert_eq!(leader.snapshot_stats().builds, 1);
     let files: Vec<_> = std::fs::read_dir(leader.snapshot_dir().path()).unwrap().collect();
@@ -223,6 +235,7 @@ async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
         let applied = AppliedState {
             last_applied: Some(log_id(1, 0, 1)),
             membership: Default::default(),
+            ..Default::default()
         };
         tx.put(keys::APPLIED, keys::to_json(&applied)).unwrap();
         tx.commit().unwrap();

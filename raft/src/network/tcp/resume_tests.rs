@@ -24,6 +24,7 @@ fn snapshot_file(dir: &std::path::Path, salt: u8) -> (std::path::PathBuf, Snapsh
     let applied = AppliedState {
         last_applied: Some(log_id(1, 0, 9)),
         membership: Default::default(),
+        ..Default::default()
     };
     let mut w = Writer::new(Vec::new(), &applied).unwrap();
     for i in 0..200u32 {
