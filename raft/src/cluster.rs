@@ -339,7 +339,9 @@ impl Cluster {
     }
 
     /// Run `f` in a transaction on the leader and commit it, retrying on a
-    /// conflict, on a change of leader and on an unknown outcome (a leader
+    /// conflict, on a snapshot below the tombstone floor
+    /// ([`bwtx::Error::SnapshotTooOld`]), on a change of leader and on an
+    /// unknown outcome (a leader
     /// that stopped after proposing) until `timeout`. Because of the last,
     /// `f` must make the transaction idempotent: for example write a unique
     /// marker key and return early if it finds it already there (a retry of
@@ -383,5 +385,6 @@ impl Cluster {
 }
 
 fn retryable(e: &Error) -> bool {
-    e.is_conflict() || e.is_not_leader() || matches!(e, Error::Raft(_))
+    let too_old = matches!(e, Error::Bwtx(bwtx::Error::SnapshotTooOld { .. }));
+    e.is_conflict() || too_old || e.is_not_leader() || matches!(e, Error::Raft(_))
 }
