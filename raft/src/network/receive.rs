@@ -26,13 +26,22 @@
 //! ([`snapshot_id`]). A resumed file is checked whole like any other, so a
 //! part that does not belong to the file sent (another file of the same
 //! log id and length with other bytes) fails that check and is removed: the
-//! next try starts at 0. Parked parts live in memory: a restarted node
-//! starts at 0 (`SnapshotDir::open` removes the leftover file), and a
-//! stopped server's part is removed.
+//! next try starts at 0. A stopped server's parked part is removed.
+//!
+//! **Across a restart.** Each received part has a sidecar, `<part>.meta`
+//! (the snapshot's length, a newline, its id), written when its first chunk
+//! arrives and removed with the part. `SnapshotDir::open` keeps received
+//! parts (`recv-*`), and [`Receiver::new`] parks the longest one an earlier
+//! run left, with its file's length as the bytes written (a process killed
+//! mid-transfer never ran its drop), removing the others and any part
+//! without a readable sidecar. Chunks are not fsynced one by one: after a
+//! power loss the part may hold fewer bytes, or bytes that were never
+//! written; the whole-file check refuses the latter, and the next try starts
+//! at 0.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::snapshot::format::Reader;
@@ -120,12 +129,35 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Receive into `dir`, with nothing parked.
+    /// Receive into `dir`, with the longest part an earlier run left there
+    /// parked (see the module docs); the others are removed.
     pub fn new(dir: SnapshotDir) -> Receiver {
-        Receiver {
-            dir,
-            parked: Parked::default(),
+        let parked = Parked::default();
+        let mut best: Option<Part> = None;
+        for path in dir.received().unwrap_or_default() {
+            if path.extension().is_some_and(|e| e == "meta") {
+                if !path.with_extension("").exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
+            match Part::restore(&path) {
+                Some(p) if best.as_ref().is_none_or(|b| p.written > b.written) => {
+                    if let Some(old) = best.replace(p) {
+                        old.remove();
+                    }
+                }
+                Some(p) => p.remove(),
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                    let _ = std::fs::remove_file(meta_path(&path));
+                }
+            }
         }
+        if let Some(p) = best {
+            parked.park(p);
+        }
+        Receiver { dir, parked }
     }
 
     /// A new connection's receiving end.
@@ -160,7 +192,32 @@ impl Part {
     fn remove(self) {
         drop(self.file);
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(meta_path(&self.path));
     }
+
+    /// The part an earlier run left at `path`, if its sidecar reads and it
+    /// holds bytes, opened to append.
+    fn restore(path: &Path) -> Option<Part> {
+        let meta = std::fs::read_to_string(meta_path(path)).ok()?;
+        let (len, id) = meta.split_once('\n')?;
+        let len: u64 = len.parse().ok()?;
+        let file = OpenOptions::new().append(true).open(path).ok()?;
+        let written = file.metadata().ok()?.len();
+        (written > 0 && written <= len).then(|| Part {
+            id: id.to_string(),
+            len,
+            path: path.to_path_buf(),
+            file,
+            written,
+        })
+    }
+}
+
+/// The sidecar of the received part at `part`.
+fn meta_path(part: &Path) -> PathBuf {
+    let mut name = part.as_os_str().to_owned();
+    name.push(".meta");
+    PathBuf::from(name)
 }
 
 impl Drop for Incoming {
@@ -242,6 +299,10 @@ impl Incoming {
         if offset == 0 {
             self.discard();
             let (path, file) = self.dir.create_part("recv").map_err(|e| e.to_string())?;
+            if let Err(e) = std::fs::write(meta_path(&path), format!("{len}\n{id}")) {
+                let _ = std::fs::remove_file(&path);
+                return Err(format!("writing {}: {e}", meta_path(&path).display()));
+            }
             self.part = Some(Part {
                 id: id.to_string(),
                 len,
@@ -287,6 +348,7 @@ impl Incoming {
             .map_err(|e| e.to_string())
             .and_then(|()| sync_file(&part.file, &part.path).map_err(|e| e.to_string()));
         drop(part.file);
+        let _ = std::fs::remove_file(meta_path(&part.path));
         // Owned from here on: removed when dropped unless installed.
         let file = synced.and_then(|()| SnapshotFile::open_part(&part.path).map_err(|e| e.to_string()));
         if file.is_err() {
@@ -314,7 +376,11 @@ mod tests {
         assert!(inc.add("s", 3, 0, b"ab", false).unwrap().is_none());
         // Abandoned after one chunk: a new transfer starts at 0.
         assert!(inc.add("s", 3, 0, b"xy", false).unwrap().is_none());
-        assert_eq!(files(), 1, "the abandoned part was removed");
+        assert_eq!(
+            files(),
+            2,
+            "the abandoned part was removed (left: the new one and its sidecar)"
+        );
         let mut f = inc.add("s", 3, 2, b"z", true).unwrap().unwrap();
         let mut got = String::new();
         f.reader().unwrap().read_to_string(&mut got).unwrap();
@@ -347,7 +413,7 @@ mod tests {
         assert!(inc.add("s", 6, 2, b"cd", false).unwrap().is_none());
         drop(inc); // the connection closes mid-transfer
         assert_eq!(parked.held(), Some(4));
-        assert_eq!(files(), 1, "the part is kept");
+        assert_eq!(files(), 2, "the part is kept, with its sidecar");
 
         // Another snapshot (or the same id with another length): 0, and
         // the parked part is gone.
@@ -389,7 +455,7 @@ mod tests {
             let mut inc = Incoming::new(dir.clone(), parked.clone());
             assert!(inc.add(id, 6, 0, b"abc", false).unwrap().is_none());
         }
-        assert_eq!((parked.held(), files()), (Some(3), 1));
+        assert_eq!((parked.held(), files()), (Some(3), 2));
         let mut inc = Incoming::new(dir, parked.clone());
         assert_eq!(inc.resume("a", 6), 0, "a's part was replaced by b's");
         assert_eq!(files(), 0);
@@ -428,5 +494,45 @@ mod tests {
         assert!(check(file, other).await.is_err());
         let left = std::fs::read_dir(tmp.path()).unwrap().count();
         assert_eq!(left, 0, "refused files are removed");
+    }
+
+    #[test]
+    fn a_part_a_killed_run_left_is_resumed_after_a_restart() {
+        use super::Receiver;
+        let tmp = tempfile::tempdir().unwrap();
+        let files = || std::fs::read_dir(tmp.path()).unwrap().count();
+        let recv = Receiver::new(SnapshotDir::open(tmp.path()).unwrap());
+        // Two transfers cut by a kill: no drop runs, nothing is parked.
+        let mut a = recv.incoming();
+        assert!(a.add("s", 6, 0, b"abc", false).unwrap().is_none());
+        let mut b = recv.incoming();
+        assert!(b.add("t", 9, 0, b"x", false).unwrap().is_none());
+        std::mem::forget((a, b, recv));
+        assert_eq!(files(), 4, "two parts, each with its sidecar");
+
+        // The next run parks the longer part and removes the other.
+        let recv = Receiver::new(SnapshotDir::open(tmp.path()).unwrap());
+        assert_eq!(recv.parked(), Some(3));
+        assert_eq!(files(), 2);
+        let mut inc = recv.incoming();
+        assert_eq!(inc.resume("s", 6), 3);
+        let mut f = inc.add("s", 6, 3, b"def", true).unwrap().unwrap();
+        let mut got = String::new();
+        f.reader().unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "abcdef");
+        drop(f);
+        assert_eq!(files(), 0, "the sidecar goes with the part");
+
+        // A part left again; the next run's transfer is of another snapshot.
+        let mut a = recv.incoming();
+        assert!(a.add("s", 6, 0, b"ab", false).unwrap().is_none());
+        std::mem::forget((a, recv));
+        let recv = Receiver::new(SnapshotDir::open(tmp.path()).unwrap());
+        assert_eq!(recv.incoming().resume("u", 6), 0);
+        assert_eq!(files(), 0, "a part of another snapshot is removed");
+        // A part with no readable sidecar is removed at the start.
+        std::fs::write(tmp.path().join("recv-1-1.part"), b"zz").unwrap();
+        let recv = Receiver::new(SnapshotDir::open(tmp.path()).unwrap());
+        assert_eq!((recv.parked(), files()), (None, 0));
     }
 }

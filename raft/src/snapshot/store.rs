@@ -141,16 +141,22 @@ struct Inner {
     next_part: Mutex<u64>,
 }
 
+/// The name prefix of parts received over TCP: kept across restarts.
+pub const RECEIVED: &str = "recv-";
+
 impl SnapshotDir {
     /// The snapshot directory `dir`, created if missing, emptied of every
-    /// file an earlier run left (see the module docs).
+    /// file an earlier run left (see the module docs) but received parts
+    /// (`recv-*`), which the TCP receiver resumes or removes
+    /// (`network::receive::Receiver::new`).
     pub fn open(dir: &Path) -> Result<SnapshotDir> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(format!("create {}", dir.display()), e))?;
         let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?;
             let path = entry.path();
-            if path.is_file() {
+            let received = entry.file_name().to_string_lossy().starts_with(RECEIVED);
+            if path.is_file() && !received {
                 std::fs::remove_file(&path).map_err(|e| io_err(format!("remove {}", path.display()), e))?;
             }
         }
@@ -174,6 +180,22 @@ impl SnapshotDir {
             None => "empty.snap".to_string(),
         };
         self.inner.dir.join(name)
+    }
+
+    /// Every received part an earlier run left (`recv-*`), for the
+    /// receiver to resume or remove.
+    pub fn received(&self) -> Result<Vec<PathBuf>> {
+        let dir = &self.inner.dir;
+        let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+            if entry.file_name().to_string_lossy().starts_with(RECEIVED) {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// A new `.part` name (`what`: build, copy, link, recv).
@@ -308,7 +330,8 @@ mod tests {
         for p in [&empty, &old, &keep, &newer] {
             touch(p);
         }
-        let (part, _) = dir.create_part("recv").unwrap();
+        let (part, _) = dir.create_part("build").unwrap();
+        let (received, _) = dir.create_part("recv").unwrap();
         dir.remove_older(&keep).unwrap();
         let exists = |p: &std::path::Path| p.exists();
         assert!(!exists(&empty) && !exists(&old), "older ones go");
@@ -317,7 +340,16 @@ mod tests {
             "newer ones and parts stay"
         );
         drop(dir);
-        SnapshotDir::open(tmp.path()).unwrap();
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            left,
+            [received.clone()],
+            "all but a received part (for the receiver to resume)"
+        );
+        assert_eq!(dir.received().unwrap(), [received]);
     }
 }
