@@ -347,7 +347,7 @@ mod tests {
             .collect();
         assert_eq!(
             left,
-            [received.clone()],
+            std::slice::from_ref(&received),
             "all but a received part (for the receiver to resume)"
         );
         assert_eq!(dir.received().unwrap(), [received]);
