@@ -118,21 +118,26 @@ impl Generations {
         self.db.drop_keyspace(name).map_err(Error::from)
     }
 
+    /// Delete the data keys and the tombstone index of the layout before
+    /// generations from the default keyspace, `batch` keys a commit.
     fn clear_legacy(&self, batch: usize) -> Result<()> {
-        let end = keys::data_end();
-        loop {
-            let mut tx = self.db.begin();
-            let mut stale = Vec::new();
-            for kv in tx.range(DATA_PREFIX.to_vec()..end.clone()).take(batch.max(1)) {
-                stale.push(kv?.0);
+        for prefix in [DATA_PREFIX, keys::TOMB_PREFIX] {
+            let end = keys::prefix_end(prefix).unwrap_or_default();
+            loop {
+                let mut tx = self.db.begin();
+                let mut stale = Vec::new();
+                for kv in tx.range(prefix.to_vec()..end.clone()).take(batch.max(1)) {
+                    stale.push(kv?.0);
+                }
+                if stale.is_empty() {
+                    break;
+                }
+                for k in stale {
+                    tx.delete(k)?;
+                }
+                tx.commit()?;
             }
-            if stale.is_empty() {
-                return Ok(());
-            }
-            for k in stale {
-                tx.delete(k)?;
-            }
-            tx.commit()?;
         }
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@
 //! | `sm/applied` | [`AppliedState`]: last applied log id and membership (JSON) |
 //! | `sm/active` | the keyspace holding the data keys (`sm.gen.<n>`); absent: the default keyspace |
 //! | `sm/data/` + user key, in the active keyspace | [`encode_value`]: last-written log index, then the value or a tombstone |
-//! | `sm/tomb/` + index (8 bytes, big-endian) + user key, in the active keyspace | empty: the key's tombstone written at that index ([`tomb_key`]), until it is collected |
+//! | `sm/tomb/` + index (8 bytes, big-endian) + user key, in the active keyspace | empty: the key's tombstone written at that index ([`tomb_key`]), until it is collected (keys up to [`MAX_INDEXED_KEY_LEN`]) |
 //!
 //! Big-endian indexes sort the log in index order, so a reverse scan of
 //! the log prefix finds the last entry.
@@ -83,14 +83,32 @@ pub fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The longest user key whose tombstone is indexed (and so collected):
+/// bwtx's key limit less the index prefix and the 8-byte index. Longer keys
+/// (up to [`MAX_USER_KEY_LEN`]) can be deleted; their tombstones stay.
+pub const MAX_INDEXED_KEY_LEN: usize = bwtx::tree::MAX_KEY_LEN - TOMB_PREFIX.len() - 8;
+
 /// The tombstone index's key for user key `key` deleted at log index
-/// `index`.
-pub fn tomb_key(index: u64, key: &[u8]) -> Vec<u8> {
+/// `index`, or `None` if the key is too long to be indexed
+/// ([`MAX_INDEXED_KEY_LEN`]).
+pub fn tomb_key(index: u64, key: &[u8]) -> Option<Vec<u8>> {
+    if key.len() > MAX_INDEXED_KEY_LEN {
+        return None;
+    }
     let mut k = Vec::with_capacity(TOMB_PREFIX.len() + 8 + key.len());
     k.extend_from_slice(TOMB_PREFIX);
     k.extend_from_slice(&index.to_be_bytes());
     k.extend_from_slice(key);
-    k
+    Some(k)
+}
+
+/// The first tombstone index key after every one of a tombstone written at
+/// or below `index`.
+pub fn tomb_end(index: u64) -> Option<Vec<u8>> {
+    let next = index.checked_add(1)?;
+    let mut k = TOMB_PREFIX.to_vec();
+    k.extend_from_slice(&next.to_be_bytes());
+    Some(k)
 }
 
 /// The log index and user key of tombstone index key `raw`.

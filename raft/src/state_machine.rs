@@ -288,11 +288,12 @@ fn apply_txn(
     }
     for ((k, v), tomb) in p.writes.iter().zip(tombs) {
         tx.put_in(ks, keys::data_key(k), keys::encode_value(index, v.as_deref()))?;
-        if let Some(old) = tomb {
-            tx.delete_in(ks, keys::tomb_key(old, k))?;
+        // Keys too long to index have no index key (their tombstones stay).
+        if let Some(old) = tomb.and_then(|old| keys::tomb_key(old, k)) {
+            tx.delete_in(ks, old)?;
         }
-        if v.is_none() {
-            tx.put_in(ks, keys::tomb_key(index, k), [])?;
+        if let Some(new) = v.is_none().then(|| keys::tomb_key(index, k)).flatten() {
+            tx.put_in(ks, new, [])?;
         }
     }
     Ok(Response::Committed { index })
@@ -302,8 +303,8 @@ fn apply_txn(
 /// index key, inside `tx`. A tombstone index key whose data key does not
 /// hold that tombstone is [`Error::Corrupt`].
 fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u64) -> Result<()> {
-    let end = match floor.checked_add(1) {
-        Some(next) => Bound::Excluded(keys::tomb_key(next, b"")),
+    let end = match keys::tomb_end(floor) {
+        Some(end) => Bound::Excluded(end),
         None => keys::prefix_end(keys::TOMB_PREFIX).map_or(Bound::Unbounded, Bound::Excluded),
     };
     let mut doomed = Vec::new();

@@ -173,7 +173,9 @@ fn load(
                     tx.put_in(ks, keys::data_key(&k), &v)?;
                     // The tombstone index is not in the file: rebuilt here.
                     if let (index, None) = keys::decode_value(&v)? {
-                        tx.put_in(ks, keys::tomb_key(index, &k), [])?;
+                        if let Some(t) = keys::tomb_key(index, &k) {
+                            tx.put_in(ks, t, [])?;
+                        }
                     }
                 }
                 None => {

@@ -8,10 +8,13 @@
 //! it is written, fsynced, renamed to its `.snap` name, and the directory
 //! fsynced; only then is it complete. Once a newer snapshot is complete the
 //! older `.snap` files are removed (by the last log index in their names;
-//! handles already open keep reading them). At start every file in the directory is
-//! removed: after a restart the state machine builds a fresh snapshot on
-//! demand (`StateMachine::get_current_snapshot`), and a `.part` is a write a
-//! crash interrupted.
+//! handles already open keep reading them). At start every file in the
+//! directory is removed but the parts a TCP transfer was receiving
+//! (`recv-*`, with their sidecars), which the receiver resumes or removes
+//! (`network::receive`): after a restart the state machine builds a fresh
+//! snapshot on demand (`StateMachine::get_current_snapshot`), and any other
+//! `.part` is a write a crash interrupted. A new part never reuses the name
+//! of a file left there (parts are created with `create_new`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -210,9 +213,16 @@ impl SnapshotDir {
 
     /// A new `.part` file for writing (`what`: build, copy, recv).
     pub fn create_part(&self, what: &str) -> Result<(PathBuf, File)> {
-        let path = self.part_path(what);
-        let file = File::create(&path).map_err(|e| io_err(format!("create {}", path.display()), e))?;
-        Ok((path, file))
+        loop {
+            let path = self.part_path(what);
+            // Never over a part an earlier run left (a restarted process may
+            // have the same pid, and part numbers restart at 1).
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err(format!("create {}", path.display()), e)),
+            }
+        }
     }
 
     /// Link the complete snapshot `src` (another replica's, in process)
@@ -351,5 +361,16 @@ mod tests {
             "all but a received part (for the receiver to resume)"
         );
         assert_eq!(dir.received().unwrap(), [received]);
+    }
+
+    #[test]
+    fn a_new_part_never_takes_the_name_of_one_left_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let left = tmp.path().join(format!("recv-{}-1.part", std::process::id()));
+        std::fs::write(&left, b"parked").unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        let (path, _) = dir.create_part("recv").unwrap();
+        assert_ne!(path, left);
+        assert_eq!(std::fs::read(&left).unwrap(), b"parked");
     }
 }

@@ -232,6 +232,9 @@ async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
         let mut tx = db.begin();
         tx.put(keys::data_key(b"legacy"), keys::encode_value(1, Some(b"x")))
             .unwrap();
+        // A tombstone this build indexed in the old layout.
+        tx.put(keys::data_key(b"gone"), keys::encode_value(1, None)).unwrap();
+        tx.put(keys::tomb_key(1, b"gone").unwrap(), []).unwrap();
         let applied = AppliedState {
             last_applied: Some(log_id(1, 0, 1)),
             membership: Default::default(),
@@ -243,7 +246,7 @@ async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
     let mut follower = open(&tmp.path().join("b"));
     let (applied, pairs) = dump(&follower);
     assert_eq!(applied.index(), 1);
-    assert_eq!(pairs.len(), 1, "the old layout reads as it is");
+    assert_eq!(pairs.len(), 3, "the old layout reads as it is");
     let leader = open(&tmp.path().join("a"));
     fill(&leader, 30, 1, "v");
     let snap = build(&leader).await;
@@ -254,6 +257,7 @@ async fn a_directory_in_the_layout_before_generations_is_read_and_moved() {
     assert_eq!(dump(&follower), dump(&leader));
     let snap = follower.parts().0.snapshot();
     assert_eq!(snap.prefix(DATA_PREFIX).count(), 0, "the old layout's keys are removed");
+    assert_eq!(snap.prefix(keys::TOMB_PREFIX).count(), 0, "and its tombstone index");
 }
 
 #[test]

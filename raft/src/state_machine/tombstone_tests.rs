@@ -58,7 +58,7 @@ fn a_tombstone_goes_once_the_floor_passes_it_and_older_snapshots_are_refused() {
     // After entry 5 the floor is 2: the tombstone written at 3 stays, with
     // its index key.
     assert!(has(&db, &keys::data_key(b"k")));
-    assert!(has(&db, &keys::tomb_key(3, b"k")));
+    assert!(has(&db, &keys::tomb_key(3, b"k").unwrap()));
     assert_eq!(read_applied(&db.snapshot()).unwrap().floor(), 2);
 
     // A snapshot at 2 missed the delete at 3: still a conflict.
@@ -72,7 +72,7 @@ fn a_tombstone_goes_once_the_floor_passes_it_and_older_snapshots_are_refused() {
     assert_eq!(r, [conflict]);
     // Entry 6 raised the floor to 3: the tombstone and its index key went.
     assert!(!has(&db, &keys::data_key(b"k")), "the tombstone is collected");
-    assert!(!has(&db, &keys::tomb_key(3, b"k")), "its index key too");
+    assert!(!has(&db, &keys::tomb_key(3, b"k").unwrap()), "its index key too");
 
     // The same proposal now: below the floor, refused as too old (with the
     // tombstone gone it would otherwise have committed over the delete).
@@ -106,7 +106,7 @@ fn a_key_deleted_again_or_rewritten_keeps_one_index_key_or_none() {
         .filter(|(k, _)| k.starts_with(keys::TOMB_PREFIX))
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(index_keys, [keys::tomb_key(2, b"k")]);
+    assert_eq!(index_keys, [keys::tomb_key(2, b"k").unwrap()]);
 }
 
 #[test]
@@ -126,6 +126,32 @@ fn an_index_key_without_its_tombstone_is_corruption() {
     tx.commit().unwrap();
     let err = apply_batch(&db, vec![entry(3, write(2, "x", Some("1")))]).unwrap_err();
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+}
+
+#[test]
+fn a_key_too_long_to_index_is_deleted_and_its_tombstone_stays() {
+    let db = bwtx::Db::in_memory();
+    let long = "k".repeat(keys::MAX_USER_KEY_LEN);
+    let indexed = "j".repeat(keys::MAX_INDEXED_KEY_LEN);
+    let r = apply_batch(
+        &db,
+        vec![
+            entry(1, Command::SetTombstoneHorizon { entries: 2 }),
+            entry(2, write(1, &long, Some("v"))),
+            entry(3, write(2, &long, None)),
+            entry(4, write(3, &indexed, None)),
+            entry(5, write(4, &long, None)),
+            entry(6, write(5, "x", Some("1"))),
+            entry(7, write(6, "x", Some("2"))),
+        ],
+    )
+    .unwrap();
+    assert!(r.iter().all(|r| matches!(r, Response::Committed { .. })), "{r:?}");
+    // The floor is 5: the indexed key's tombstone (4) went, the long one's
+    // (5, replacing the one at 3) stays, with no index key.
+    assert!(!has(&db, &keys::data_key(indexed.as_bytes())));
+    assert!(has(&db, &keys::data_key(long.as_bytes())));
+    assert!(raw(&db).iter().all(|(k, _)| !k.starts_with(keys::TOMB_PREFIX)));
 }
 
 /// A proposal as the generator makes it: snapshot `back` entries before its
@@ -306,7 +332,7 @@ proptest! {
             }
             want.push((keys::data_key(k), keys::encode_value(*l, v.as_deref())));
             if v.is_none() {
-                want.push((keys::tomb_key(*l, k), vec![]));
+                want.push((keys::tomb_key(*l, k).unwrap(), vec![]));
             }
         }
         want.sort();

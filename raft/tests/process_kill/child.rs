@@ -4,7 +4,7 @@
 //! Lines printed (stdout): `OPENED` (node 1, the accounts exist), `L
 //! <term>` (this node leads in that term), `A <id>` (transfer `id`
 //! acknowledged), and after `STOP`: `M <marker>` for every transfer marker,
-//! `S <applied index> <total> <markers>`, `END`.
+//! `S <applied index> <total> <markers>`, `END`; it exits at `EXIT`.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -78,22 +78,34 @@ async fn node(id: u64) {
         .map(|c| tokio::spawn(client(node.clone(), id << 40 | run << 32 | c << 24, stop.clone())))
         .collect();
 
-    // Wait for the parent's STOP (or its end: stdin closed).
-    tokio::task::spawn_blocking(|| {
+    // The parent's lines: STOP, then EXIT (its end, stdin closed, ends
+    // both waits).
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
-            if line.map_or(true, |l| l.trim() == "STOP") {
+            let Ok(line) = line else { return };
+            if lines_tx.send(line.trim().to_string()).is_err() {
                 return;
             }
         }
-    })
-    .await
-    .unwrap();
+    });
+    let mut wait_for = async |word: &str| {
+        while let Some(line) = lines.recv().await {
+            if line == word {
+                return;
+            }
+        }
+    };
+    wait_for("STOP").await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();
     }
     settle(&node).await;
     report(&node);
+    // Stay up until every node reported: a node gone now would start an
+    // election, whose blank entry the others would apply after reporting.
+    wait_for("EXIT").await;
 }
 
 /// Open the accounts, retrying until this node leads and the commit lands.
@@ -194,9 +206,16 @@ async fn settle(node: &Node) {
             last = Some(now);
             stable_since = Instant::now();
         }
-        if stable_since.elapsed() > Duration::from_millis(700) || Instant::now() > deadline {
+        if stable_since.elapsed() > Duration::from_millis(700) {
             return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "node {}: applied {:?} of its log {:?}, still moving after 30 s",
+            node.id(),
+            now.0,
+            now.1
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
