@@ -25,6 +25,16 @@ pub trait FsFile: Send {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Make every byte written so far durable (`fdatasync`).
     fn sync(&mut self) -> io::Result<()>;
+    /// Reserve space: make the file at least `len` bytes long, zero past
+    /// what was written, without moving where the next write goes. A
+    /// write inside the reserved space then changes no file size, so its
+    /// sync writes no inode. The next sync makes the reservation durable.
+    /// A hint: the default does nothing, and a file opened with
+    /// [`Fs::open_append`] is never extended (its writes go to its end).
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// An open file read by position: `&self`, so concurrent readers share one

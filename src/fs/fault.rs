@@ -14,6 +14,26 @@ struct Inode {
     data: Vec<u8>,
     /// What survives a power loss.
     durable: Vec<u8>,
+    /// The length [`FsFile::preallocate`] reserved: past `data`, the file
+    /// reads as zeros up to it (kept as a length, not as bytes, so a sync
+    /// copies only what was written).
+    alloc: usize,
+    /// `alloc` as of the last sync.
+    durable_alloc: usize,
+}
+
+impl Inode {
+    /// The file's length: what was written, or the reservation.
+    fn len(&self) -> usize {
+        self.data.len().max(self.alloc)
+    }
+
+    /// The file's bytes as a reader sees them.
+    fn view(&self) -> Vec<u8> {
+        let mut v = self.data.clone();
+        v.resize(self.len(), 0);
+        v
+    }
 }
 
 #[derive(Default)]
@@ -45,7 +65,9 @@ struct State {
 /// fails until [`FaultFs::power_loss`] restarts the "machine").
 ///
 /// Reads (whole-file and positional) see everything written, synced or not,
-/// as a real file system's page cache does. A positional read handle keeps
+/// as a real file system's page cache does, and zeros past it up to what
+/// [`FsFile::preallocate`] reserved (a reservation too is durable only once
+/// synced). A positional read handle keeps
 /// reading its file after the file is removed or renamed, as on Unix.
 ///
 /// Cloning gives another handle to the same file system.
@@ -75,6 +97,7 @@ impl FaultFs {
         s.names = s.durable_names.clone();
         for i in s.inodes.iter_mut() {
             i.data = i.durable.clone();
+            i.alloc = i.durable_alloc;
         }
         s.locks.clear();
         s.crashed = false;
@@ -131,7 +154,7 @@ impl FaultFs {
     /// The current content of `path`, if it exists (for tests that damage files).
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let s = self.st();
-        s.names.get(path).map(|&i| s.inodes[i].data.clone())
+        s.names.get(path).map(|&i| s.inodes[i].view())
     }
 
     /// Replace the content of `path`, durably (for tests that damage files).
@@ -141,6 +164,8 @@ impl FaultFs {
             s.inodes[i] = Inode {
                 data: data.clone(),
                 durable: data,
+                alloc: 0,
+                durable_alloc: 0,
             };
         }
     }
@@ -184,6 +209,9 @@ impl FaultFs {
 struct FaultFile {
     fs: FaultFs,
     inode: usize,
+    /// Opened with [`Fs::open_append`]: writes go to the end of the file
+    /// (past any reservation), and it is never preallocated.
+    append: bool,
 }
 
 impl FsFile for FaultFile {
@@ -195,11 +223,19 @@ impl FsFile for FaultFile {
         if s.fail_write_at == Some(n) {
             return Err(err("write failed"));
         }
-        if s.short_write_at == Some(n) {
-            s.inodes[self.inode].data.extend_from_slice(&buf[..buf.len() / 2]);
+        let short = s.short_write_at == Some(n);
+        let node = &mut s.inodes[self.inode];
+        if self.append {
+            let end = node.len();
+            node.data.resize(end, 0);
+        }
+        // Else the write position is the end of what was written: a write
+        // there fills the reservation first.
+        if short {
+            node.data.extend_from_slice(&buf[..buf.len() / 2]);
             return Err(err("short write"));
         }
-        s.inodes[self.inode].data.extend_from_slice(buf);
+        node.data.extend_from_slice(buf);
         Ok(())
     }
 
@@ -208,6 +244,17 @@ impl FsFile for FaultFile {
         FaultFs::sync_point(&mut s)?;
         let i = &mut s.inodes[self.inode];
         i.durable = i.data.clone();
+        i.durable_alloc = i.alloc;
+        Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let mut s = self.fs.st();
+        FaultFs::alive(&s)?;
+        if !self.append {
+            let node = &mut s.inodes[self.inode];
+            node.alloc = node.alloc.max(usize::try_from(len).unwrap_or(usize::MAX));
+        }
         Ok(())
     }
 }
@@ -222,18 +269,23 @@ impl FsRead for FaultRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut s = self.fs.st();
         FaultFs::read_point(&mut s)?;
-        let data = &s.inodes[self.inode].data;
-        let src = usize::try_from(offset)
+        let node = &s.inodes[self.inode];
+        let range = usize::try_from(offset)
             .ok()
-            .and_then(|at| data.get(at..at.checked_add(buf.len())?))
+            .and_then(|at| Some(at..at.checked_add(buf.len())?))
+            .filter(|r| r.end <= node.len())
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file"))?;
-        buf.copy_from_slice(src);
+        // Written bytes, then the reservation's zeros.
+        let written = range.start.min(node.data.len())..range.end.min(node.data.len());
+        let n = written.len();
+        buf[..n].copy_from_slice(&node.data[written]);
+        buf[n..].fill(0);
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
         let s = self.fs.st();
         FaultFs::alive(&s)?;
-        Ok(s.inodes[self.inode].data.len() as u64)
+        Ok(s.inodes[self.inode].len() as u64)
     }
 }
 
@@ -259,7 +311,7 @@ impl Fs for FaultFs {
         FaultFs::read_point(&mut s)?;
         s.names
             .get(path)
-            .map(|&i| s.inodes[i].data.clone())
+            .map(|&i| s.inodes[i].view())
             .ok_or_else(|| not_found(path))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -271,6 +323,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            append: false,
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -280,6 +333,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            append: true,
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
@@ -296,8 +350,12 @@ impl Fs for FaultFs {
         FaultFs::sync_point(&mut s)?;
         let i = *s.names.get(path).ok_or_else(|| not_found(path))?;
         let node = &mut s.inodes[i];
-        node.data.truncate(len as usize);
+        let mut data = node.view();
+        data.truncate(len as usize);
+        node.data = data;
         node.durable = node.data.clone();
+        node.alloc = 0;
+        node.durable_alloc = 0;
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

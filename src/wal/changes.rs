@@ -139,6 +139,12 @@ impl ChangeCursor {
 
     /// Decode the next whole record in the buffer, advancing `pos`.
     fn decode_next(&mut self, dir: &Path) -> Result<Option<Commit>> {
+        if zero_len(&self.buf[self.at..]) {
+            // The segment's reserved space (`writer::PREALLOCATE`): no
+            // record here yet. Forget the zeros, so a refill reads again.
+            self.buf.truncate(self.at);
+            return Ok(None);
+        }
         match record::decode(&self.buf[self.at..], self.version) {
             Ok((commit, used)) => {
                 self.at += used;
@@ -172,10 +178,20 @@ impl ChangeCursor {
             },
             _ => Error::Io(e),
         })?;
+        if zero_len(&more) {
+            // Only reserved space past what was decoded.
+            return Ok(false);
+        }
         self.buf = more;
         self.at = 0;
         Ok(true)
     }
+}
+
+/// Whether `b` starts with a zero frame length (4 bytes, or all there is):
+/// reserved space, since a record's length is never 0.
+fn zero_len(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().take(4).all(|&x| x == 0)
 }
 
 fn too_old(after: u64, wal: &Wal) -> Error {

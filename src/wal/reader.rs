@@ -47,6 +47,9 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
                 at += n;
                 seg.valid_len = at as u64;
             }
+            // Zeros to the end: the segment's reserved space, never
+            // written (a record's frame starts with its nonzero length).
+            Err(_) if b[at..].iter().all(|&x| x == 0) => return seg,
             Err(bad) => {
                 seg.damage = Some((at as u64, bad.reason()));
                 seg.torn = is_torn(&b[at..], bad, version);
@@ -66,7 +69,11 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
 /// like it runs past the end) leaves the records after it intact, and one of
 /// them decodes: that is corruption, reported, never truncated away.
 fn is_torn(rest: &[u8], _bad: Bad, version: u32) -> bool {
-    (1..rest.len()).all(|j| record::decode(&rest[j..], version).is_err())
+    // A frame whose 4-byte length is zero never decodes (a payload holds
+    // at least a timestamp and a count): skip the reserved space's zeros
+    // cheaply.
+    let zero_len = |j: usize| rest[j..].iter().take(4).all(|&x| x == 0);
+    (1..rest.len()).all(|j| zero_len(j) || record::decode(&rest[j..], version).is_err())
 }
 
 #[cfg(test)]
@@ -108,5 +115,37 @@ mod tests {
             assert!(s.damage.is_some(), "flip at {at}");
             assert!(!s.torn, "flip at {at} taken for a torn tail");
         }
+    }
+
+    /// A segment's reserved space (`writer::PREALLOCATE`) reads as zeros
+    /// after its records: the end of the log, not damage. A record cut short
+    /// before it is still a torn tail, and a record after zeros is damage.
+    #[test]
+    fn reserved_zeros_end_a_segment_and_hide_no_damage() {
+        let (b, ends) = log(5);
+        let zeros = |mut v: Vec<u8>, n: usize| {
+            v.resize(v.len() + n, 0);
+            v
+        };
+        // Every record, then zeros: no damage.
+        for n in [1, 3, 4, 8, 4096] {
+            let s = read_segment(&zeros(b.clone(), n));
+            assert_eq!((s.commits.len(), s.damage), (5, None), "{n} zeros");
+            assert_eq!(s.valid_len as usize, b.len());
+        }
+        // A record cut anywhere, then zeros (what a crash during its write
+        // into reserved space leaves): torn.
+        for cut in ends[3] + 1..ends[4] {
+            let s = read_segment(&zeros(b[..cut].to_vec(), 4096));
+            assert_eq!(s.commits.len(), 3, "cut at {cut}");
+            assert!(s.torn, "cut at {cut}");
+        }
+        // Zeros where records were, with a record after them: damage, never
+        // an end or a torn tail.
+        let mut d = b.clone();
+        d[ends[2]..ends[3]].fill(0);
+        let s = read_segment(&d);
+        assert_eq!(s.commits.len(), 2);
+        assert!(s.damage.is_some() && !s.torn);
     }
 }
