@@ -33,8 +33,9 @@ use crate::{Error, Result};
 /// How far ahead a segment's space is reserved (`FsFile::preallocate`;
 /// at most the segment size): a sync whose writes stay inside the
 /// reservation changes no file size, so `fdatasync` writes no inode. On
-/// this project's machine (ext4, a virtual disk) 1.3-2.2x the sync commits
-/// a second of appending (`design/durability.md`, "Reserved space").
+/// this project's machine (ext4, a virtual disk) about 1.3x the sync
+/// commits a second of appending (`design/durability.md`, "Reserved
+/// space").
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
 
 /// File name of segment `seq`.
