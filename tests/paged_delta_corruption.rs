@@ -3,12 +3,14 @@
 //! each delta flush record flipped, and every 251st bit of the base image:
 //! each flip is `Error::Corruption` naming the segment when the page is
 //! read, never a wrong value; a torn delta flush (the segment cut inside
-//! it) is too.
+//! it) is too. Both when a read faults the leaf in and when it reads the
+//! chain in place (read-through).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Error, Options};
@@ -56,6 +58,11 @@ fn read_all(fs: &FaultFs, model: &BTreeMap<String, String>, seg: &str) -> usize 
         }
         Err(e) => panic!("{e}"),
     };
+    // Every other call reads the chain in place (read-through, up to three
+    // reads of the leaf, `design/storage.md` §5.4), the others fault the
+    // leaf in: both must report the damage.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    db.force_read_through(Some(CALLS.fetch_add(1, Ordering::Relaxed) % 2 == 1));
     let snap = db.snapshot();
     model
         .iter()
@@ -115,6 +122,7 @@ fn every_bit_flip_in_a_delta_chain_is_corruption() {
         vec![1, 2, 2],
         "a base image and two delta flushes"
     );
+    assert_eq!(read_all(&fs, &model, &seg), 0);
     assert_eq!(read_all(&fs, &model, &seg), 0);
     for &(at, len, rkind) in &recs {
         let step = if rkind == 2 { 1 } else { 251 };

@@ -14,6 +14,10 @@ use crate::sync::{AtomicU64, OnceSlot, Ordering};
 pub(crate) const POINT: u64 = 3;
 /// The use count a scan raises a leaf to (at most).
 pub(crate) const SCAN: u64 = 1;
+/// Not a count: the use level of a point read that may read an evicted
+/// leaf through (`super::read_through`). A resident leaf is raised to
+/// [`POINT`]; an evicted one is left for the read to decide.
+pub(crate) const PROBE: u64 = 4;
 
 const BASE_SHIFT: u32 = 4;
 const BASE: u64 = 1 << BASE_SHIFT;
@@ -86,6 +90,15 @@ impl UseCounts {
         r.is_err()
     }
 
+    /// Set `pid`'s count to 0 (a leaf just evicted: its read-throughs
+    /// count from 0, `super::read_through`).
+    pub(crate) fn clear(&self, pid: u64) {
+        let (word, shift) = self.word(pid);
+        if (word.load(Ordering::Relaxed) >> shift) & 3 != 0 {
+            word.fetch_and(!(3 << shift), Ordering::Relaxed);
+        }
+    }
+
     /// `pid`'s count.
     pub(crate) fn get(&self, pid: u64) -> u64 {
         let (word, shift) = self.word(pid);
@@ -110,6 +123,19 @@ mod tests {
             assert!(!u.pass(pid) && !u.pass(pid) && !u.pass(pid));
             assert!(u.pass(pid));
             assert_eq!(u.get(pid + 1), 0, "neighbours untouched");
+        }
+    }
+
+    #[test]
+    fn clear_zeroes_one_count() {
+        let u = UseCounts::new();
+        for pid in [0, 31, 32, 5000] {
+            u.touch(pid, SCAN);
+            u.touch(pid + 1, POINT);
+            u.clear(pid);
+            assert_eq!((u.get(pid), u.get(pid + 1)), (0, POINT));
+            u.clear(pid + 1);
+            assert_eq!(u.get(pid + 1), 0);
         }
     }
 }

@@ -11,7 +11,8 @@
 //! - [`base`]: base page layouts (key arrays, blobs, versions).
 //! - [`delta`]: delta records (bodies, payloads, merge records).
 //! - [`image`]: page images and delta flushes, the page store's payloads
-//!   (encode and decode), and a chain of them merged for fault-in.
+//!   (encode and decode), a chain of them merged for fault-in, and one
+//!   key's version looked up in them in place (read-through).
 //! - [`search`]: searching one chain (leaf lookup, inner routing).
 //! - [`leaf_merge`]: the one merge of a leaf chain's deltas with its bases,
 //!   which consolidation and cursors read leaves through.
@@ -19,6 +20,8 @@
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: fault-in, eviction and the commit gate.
+//! - [`read_through`]: point reads answered from an evicted leaf's on-disk
+//!   chain without a fault-in, and the admission rule that decides.
 //! - [`page_io`]: the `PageIo` contract the engine implements.
 //! - [`blind`]: blind writes: version deltas over an evicted leaf's stub
 //!   (validation without the image, key fingerprints, their flush).
@@ -56,6 +59,7 @@ mod leaf_merge;
 mod mapping_table;
 mod page_io;
 mod paging;
+mod read_through;
 mod relocate;
 mod resident;
 mod restore;
@@ -72,7 +76,10 @@ pub(crate) use chain::trim_allocator;
 pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
-pub(crate) use image::{collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, merge_chain};
+pub(crate) use image::{
+    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf, merge_chain,
+    newest, DeltaValue, Found,
+};
 pub(crate) use paging::{DeltaVersion, PageIo};
 pub(crate) use resident::reclaim_until;
 pub use stats::TreeStats;

@@ -2,6 +2,8 @@
 //! ([`PageIo`], implemented by the engine over the page store), split from
 //! `super::paging`, which re-exports it.
 
+use bytes::Bytes;
+
 use super::base::LeafBase;
 use super::mapping_table::Pid;
 use crate::sync::Arc;
@@ -18,6 +20,17 @@ pub(crate) trait PageIo: Send + Sync {
     /// (with the segment file and offset), an I/O failure `Error::Io`;
     /// never a panic.
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
+    /// The value of `key` as of snapshot `ts` in the image of leaf `pid` at
+    /// `addr` (`None`: a tombstone, or no version at or below `ts`), read
+    /// without building the page (read-through, P7 in `super::paging`).
+    /// Errors as [`PageIo::read_leaf`]'s. The default reads the whole page.
+    fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        let base = self.read_leaf(pid, addr)?;
+        let Some(i) = base.keys.find(key) else {
+            return Ok(None);
+        };
+        Ok(base.versions(i).iter().find(|v| v.ts <= ts).and_then(|v| base.value(v)))
+    }
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
@@ -62,6 +75,9 @@ pub(crate) trait PageIo: Send + Sync {
 impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
         (**self).read_leaf(pid, addr)
+    }
+    fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        (**self).read_version(pid, addr, key, ts)
     }
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
         (**self).write_leaf(pid, base)

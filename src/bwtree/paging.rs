@@ -70,7 +70,7 @@ use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::Pid;
 use super::tree::Tree;
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
 pub(crate) use super::page_io::{DeltaVersion, PageIo};
@@ -95,6 +95,9 @@ pub(crate) struct PagingCounters {
     /// Point reads answered by a delta over an evicted leaf's stub, without
     /// faulting it in (P5).
     pub(crate) blind_reads: AtomicU64,
+    /// Point reads answered from an evicted leaf's on-disk chain without
+    /// faulting it in (`super::read_through`).
+    pub(crate) read_throughs: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Leaves left resident by an eviction because they held a version
@@ -160,6 +163,9 @@ pub(crate) struct Paging {
     /// faulted in (built by splits, or beyond [`PROBATION_MAX`]) are the
     /// hand's.
     faulted: Mutex<VecDeque<Pid>>,
+    /// The cache is under pressure: point reads of evicted leaves read
+    /// through (`super::read_through`; a relaxed hint).
+    pub(crate) read_through: AtomicBool,
 }
 
 /// Most leaves the probation queue remembers (the clock finds the rest).
@@ -180,6 +186,7 @@ impl Paging {
             hand: AtomicU64::new(0),
             probation: Mutex::new(VecDeque::new()),
             faulted: Mutex::new(VecDeque::new()),
+            read_through: AtomicBool::new(false),
         }
     }
 }
@@ -405,6 +412,7 @@ impl Tree {
         let mut evicted = 0;
         for (pid, head, chain) in written {
             if self.table.replace(pid, head, chain, &guard).is_ok() {
+                paging.uses.clear(pid);
                 evicted += 1;
             }
         }
@@ -530,7 +538,13 @@ impl Tree {
                         break;
                     }
                     let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
-                    let Some(bytes) = resident(pid) else { continue };
+                    let Some(bytes) = resident(pid) else {
+                        // An evicted leaf read through since the last turn
+                        // must be read again before this one ends to come
+                        // in (`super::read_through`).
+                        paging.uses.pass(pid);
+                        continue;
+                    };
                     if paging.uses.pass(pid) && !batch.contains(&pid) {
                         batch.push(pid);
                         freed += bytes;

@@ -188,7 +188,7 @@ impl Tree {
                             // report a page they cannot read, as they did
                             // when they always faulted in: a disk that keeps
                             // failing must not spin them.
-                            if FAULT || USE == clock::POINT {
+                            if FAULT || USE == clock::POINT || USE == clock::PROBE {
                                 self.complete_merge(merge, guard)?;
                             } else {
                                 let _ = self.complete_merge(merge, guard);
@@ -216,7 +216,11 @@ impl Tree {
                 if head.leaf {
                     if USE > 0 {
                         if let Some(paging) = self.paging.as_deref() {
-                            paging.uses.touch(pid, USE);
+                            if USE != clock::PROBE {
+                                paging.uses.touch(pid, USE);
+                            } else if !head.is_evicted() {
+                                paging.uses.touch(pid, clock::POINT);
+                            }
                         }
                     }
                     if FAULT && head.is_evicted() {
@@ -409,8 +413,9 @@ impl Tree {
             let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
             return Ok(leaf_find(head, key, ts).and_then(|h| h.value()));
         }
-        // A delta over an evicted leaf's stub may answer without I/O (P5).
-        let (_, head) = self.descend_to::<false, { clock::POINT }>(Target::Key(key), &guard, &mut path)?;
+        // A delta over an evicted leaf's stub may answer without I/O (P5),
+        // else its on-disk chain without a fault-in (`super::read_through`).
+        let (pid, head) = self.descend_to::<false, { clock::PROBE }>(Target::Key(key), &guard, &mut path)?;
         if let Some(hit) = super::search::delta_find(head, key, ts) {
             if head.is_evicted() {
                 if let Some(p) = self.paging.as_deref() {
@@ -418,6 +423,11 @@ impl Tree {
                 }
             }
             return Ok(hit.and_then(|h| h.value()));
+        }
+        if head.is_evicted() {
+            if let Some(value) = self.read_through(pid, head, key, ts, &guard)? {
+                return Ok(value);
+            }
         }
         path.clear();
         let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;

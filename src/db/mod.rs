@@ -279,6 +279,17 @@ impl Db {
         self.engine.evict_all()
     }
 
+    /// Force point reads of evicted leaves to read through (`Some(true)`:
+    /// answer from the on-disk chain without faulting the leaf in, up to
+    /// three times per turn of the eviction clock), or never to
+    /// (`Some(false)`), or let the evictor decide (`None`, the default:
+    /// while the cache is at least three quarters full). A test hook, like
+    /// [`Db::evict_all`]; `design/storage.md` §5.4.
+    #[doc(hidden)]
+    pub fn force_read_through(&self, on: Option<bool>) {
+        self.engine.force_read_through(on);
+    }
+
     /// Run the page segments' cleaner and the value log's to the end now (a
     /// test hook, like [`Db::evict_all`]): relocate the published images out
     /// of mostly-dead page segments, rewrite the pages that reference

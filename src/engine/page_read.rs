@@ -11,11 +11,17 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+
 use super::chain_parts::Parts;
 use super::pages::{ChainMeta, PageFile};
-use crate::bwtree::{decode_delta, decode_leaf_with, merge_chain, LeafBase, FLUSH_CHAIN};
+use crate::bwtree::{
+    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, merge_chain, newest, DeltaValue, Found, LeafBase,
+    FLUSH_CHAIN,
+};
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
+use crate::pagestore::store::Record;
 use crate::sync::lock;
 use crate::{Error, Result};
 
@@ -37,7 +43,7 @@ impl PageFile {
         &self,
         tree: u16,
         at: u64,
-        payload: &bytes::Bytes,
+        payload: &Bytes,
         payload_at: u64,
         file: &dyn Fn(u64) -> PathBuf,
     ) -> Result<LeafBase> {
@@ -56,6 +62,75 @@ impl PageFile {
         let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
         self.vlog.note_image(at, refs);
         Ok(base)
+    }
+
+    /// The record at `at`, a part of page `pid`'s chain in tree `tree`:
+    /// one positional read when its length is known (`bytes`, else the
+    /// cleaner's record lengths), checked to be that tree's and page's.
+    fn read_part(&self, tree: u16, pid: u64, at: u64, bytes: Option<u64>) -> Result<Record> {
+        let hint = bytes.or_else(|| self.clean.len_of(at));
+        let record = self.store.read_hinted(at, hint)?;
+        if record.meta.tree != tree {
+            return Err(self.corrupt(at, "a page address names another tree's record"));
+        }
+        if record.meta.id != pid {
+            return Err(self.corrupt(at, "a page address names another page's record"));
+        }
+        let bytes = record_bytes(record.payload.len());
+        if hint != Some(bytes) {
+            self.clean.note_len(at, bytes);
+        }
+        Ok(record)
+    }
+
+    /// The value of `key` as of `ts` in the chain of page `pid` of tree
+    /// `tree` at `addr`, looked up in each part without building the page
+    /// (read-through, `design/storage.md` §5.4): each part read and checked
+    /// as [`PageFile::read_leaf`] reads it, the newest version any part
+    /// gives taken, and only its value read from the value log if it is
+    /// there. The value is copied out, so the parts' buffers are freed.
+    pub(crate) fn read_version(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
+        let known = lock(&self.chains)
+            .get(&addr)
+            .and_then(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
+        let mut best: Option<Found> = None;
+        let mut at = addr;
+        for _ in 0..FLUSH_CHAIN {
+            let record = self.read_part(tree, pid, at, if at == addr { known } else { None })?;
+            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
+            let found = match record.meta.rkind {
+                RecordKind::Base => {
+                    find_in_leaf(&record.payload, key, ts).map_err(|m| m.corruption(file(at), payload_at))?
+                }
+                RecordKind::Delta => {
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    find_in_delta(&d, key, ts)
+                }
+                RecordKind::Value => {
+                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
+                }
+            };
+            best = newest([best, found]);
+            if record.meta.rkind == RecordKind::Base {
+                return match best {
+                    None => Ok(None),
+                    Some(Found { value, ts: vts }) => match value {
+                        DeltaValue::Tomb => Ok(None),
+                        DeltaValue::Value(v) => Ok(Some(Bytes::copy_from_slice(&v))),
+                        DeltaValue::Ref { addr, len } => {
+                            self.vlog.resolve(tree, key, vts, addr, len, &mut Vec::new()).map(Some)
+                        }
+                    },
+                };
+            }
+            let prev = record.meta.prev;
+            if prev >= at {
+                return Err(self.corrupt(at, "a delta flush's prev does not point backwards"));
+            }
+            at = prev;
+        }
+        Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"))
     }
 
     /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
@@ -79,24 +154,13 @@ impl PageFile {
             if n == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
-            // One positional read when the record's length is remembered.
             let hint = match known {
                 Some(Some(bytes)) => Some(bytes),
-                _ => self.clean.len_of(at),
+                _ => None,
             };
-            let record = self.store.read_hinted(at, hint)?;
-            if record.meta.tree != tree {
-                return Err(self.corrupt(at, "a page address names another tree's record"));
-            }
-            if record.meta.id != pid {
-                return Err(self.corrupt(at, "a page address names another page's record"));
-            }
+            let record = self.read_part(tree, pid, at, hint)?;
             parts[n] = at;
             n += 1;
-            let bytes = record_bytes(record.payload.len());
-            if hint != Some(bytes) {
-                self.clean.note_len(at, bytes);
-            }
             max_ts = max_ts.max(record.meta.max_ts);
             let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
             match record.meta.rkind {

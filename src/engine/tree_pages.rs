@@ -17,11 +17,13 @@
 //! resident bytes are summed, and each evicts down to its share of the
 //! target, in proportion to what it holds.
 
+use bytes::Bytes;
+
 use super::keyspaces::{KsTree, CATALOG};
 use super::pages::PageFile;
 use super::Engine;
 use crate::bwtree::{DeltaVersion, LeafBase, PageIo, Tree};
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 use crate::Result;
 
 /// Retired bytes below which nobody waits for the collector, whatever the
@@ -70,6 +72,9 @@ impl TreePages {
 impl PageIo for TreePages {
     fn read_leaf(&self, pid: u64, addr: u64) -> Result<LeafBase> {
         self.file.read_leaf(self.tree, pid, addr)
+    }
+    fn read_version(&self, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        self.file.read_version(self.tree, pid, addr, key, ts)
     }
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
         self.file.write_leaf(self.tree, pid, base)
@@ -120,6 +125,21 @@ impl Engine {
     /// Resident bytes of every tree.
     pub(crate) fn resident_all(&self) -> u64 {
         self.paged_bytes().0
+    }
+
+    /// Tell every tree whether the cache is under pressure: the trees hold
+    /// at least three quarters of `budget`, so point reads of evicted
+    /// leaves read through (`bwtree/read_through.rs`).
+    pub(crate) fn note_pressure(&self, budget: u64) {
+        let on = match self.read_through.load(Ordering::Relaxed) {
+            0 => self.resident_all() >= budget - budget / 4,
+            1 => true,
+            _ => false,
+        };
+        let others = self.other_trees();
+        for (_, t) in self.each_tree(&others) {
+            t.set_read_through(on);
+        }
     }
 
     /// Retired bytes of every tree not yet freed.

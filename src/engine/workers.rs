@@ -120,6 +120,7 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
             if engine.closing() {
                 return;
             }
+            engine.note_pressure(budget);
             if engine.resident_all() > budget && engine.pages.as_ref().is_some_and(|p| p.check().is_ok()) {
                 // A failed write or sync poisons the page store (commits report
                 // it); the evictor then stops trying.

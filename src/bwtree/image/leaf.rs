@@ -23,17 +23,9 @@ use bytes::Bytes;
 
 use super::super::base::{LeafBase, PageRange, Ver, BIG, INLINE_MAX, TOMBSTONE};
 use super::super::keys::KeyArray;
-use super::super::mapping_table::NO_PID;
-use super::super::tree::{MAX_KEY_LEN, MAX_VALUE_LEN};
-use super::wire::{
-    align8, bad, pad8, u32_at, Malformed, Reader, ValueSink, ValueSource, NO_FENCE, REF, REF_BYTES, TOMB_LEN,
-};
+use super::layout::{Layout, Raw, HEADER, KIND_LEAF};
+use super::wire::{align8, bad, pad8, u32_at, Malformed, ValueSink, ValueSource, NO_FENCE, REF, REF_BYTES, TOMB_LEN};
 use crate::{Error, Result};
-
-/// `kind` of a leaf image.
-const KIND_LEAF: u8 = 1;
-/// Bytes of the fixed header.
-const HEADER: usize = 32;
 
 /// Append the image of `base` to `out` (the image starts at `out.len()` on
 /// entry; offsets inside it are from there). One pass over the page after
@@ -136,11 +128,6 @@ pub(crate) fn encode_leaf(base: &LeafBase, out: &mut Vec<u8>, mut vlog: Option<V
     Ok(())
 }
 
-/// `count * each` bytes, or `reason` at `at` if that overflows.
-fn size(count: usize, each: usize, at: usize, reason: &'static str) -> Result<usize, Malformed> {
-    count.checked_mul(each).map_or_else(|| bad(at, reason), Ok)
-}
-
 /// Validate a page image and build its base page (keys, fences and values
 /// are slices of `image`). Errors name the first offset found damaged.
 /// A value-log reference is malformed here: use [`decode_leaf_with`]
@@ -157,107 +144,42 @@ pub(crate) fn decode_leaf(image: &Bytes) -> Result<LeafBase, Malformed> {
 /// offers only such values to its sink); a value the hook cannot read fails
 /// the decode at the reference's version.
 pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>) -> Result<LeafBase, Malformed> {
-    let mut r = Reader::new(image);
-    let kind = r.bytes(1, "truncated header")?[0];
-    if kind != KIND_LEAF {
-        return bad(0, "not a leaf image");
-    }
-    if r.bytes(3, "truncated header")? != [0, 0, 0] {
-        return bad(1, "unknown flags or nonzero padding");
-    }
-    let n = r.u32("truncated header")? as usize;
-    let m = r.u32("truncated header")? as usize;
-    if r.u32("truncated header")? != 0 {
-        return bad(12, "nonzero padding");
-    }
-    let low_len = r.u32("truncated header")?;
-    let high_len = r.u32("truncated header")?;
-    let sibling = r.u64("truncated header")?;
-    let mut fence = |len: u32| -> Result<Option<Bytes>, Malformed> {
-        if len == NO_FENCE {
-            return Ok(None);
-        }
-        let at = r.pos();
-        if len as usize > MAX_KEY_LEN {
-            return bad(at, "fence longer than a key can be");
-        }
-        r.bytes(len as usize, "fence past the end")?;
-        Ok(Some(image.slice(at..at + len as usize)))
-    };
-    let (low, high) = (fence(low_len)?, fence(high_len)?);
-    if high.is_some() != (sibling != NO_PID) {
-        return bad(24, "sibling present iff high fence is not");
-    }
-    if let (Some(l), Some(h)) = (&low, &high) {
-        if l >= h {
-            return bad(HEADER, "low fence not below high fence");
-        }
-    }
-    r.pad8("truncated fences")?;
-    if m < n {
-        return bad(4, "fewer versions than keys");
-    }
-    let offs_at = r.pos();
-    let offs = r.bytes(
-        size(n + 1, 4, offs_at, "key count overflows")?,
-        "key offsets past the end",
-    )?;
-    r.pad8("truncated key offsets")?;
-    let vstart_at = r.pos();
-    let vstart = if m != n {
-        let v = r.bytes(4 * (n + 1), "version index past the end")?;
-        r.pad8("truncated version index")?;
-        Some(v)
-    } else {
-        None
-    };
-    let vers_at = r.pos();
-    let vers = r.bytes(size(m, 16, 8, "version count overflows")?, "versions past the end")?;
-    let keys_at = r.pos();
-    let keys_len = u32_at(offs, n) as usize;
-    r.bytes(keys_len, "keys past the end")?;
-    r.pad8("truncated keys")?;
-    let vals_at = r.pos();
-    let vals = &image[vals_at..];
+    let l = Layout::parse(image)?;
+    let (n, m, offs, keys_at, keys_len) = (l.n, l.m, l.offs, l.keys_at, l.keys_len);
 
     // Keys: offsets from 0, each key at most MAX_KEY_LEN, strictly ascending,
     // inside the fences.
     if u32_at(offs, 0) != 0 {
-        return bad(offs_at, "first key offset is not 0");
+        return bad(l.offs_at, "first key offset is not 0");
     }
     // (Ascending keys are inside the fences iff the first is at or above
     // the low one and the last below the high one.)
     let mut prev: Option<&[u8]> = None;
     for i in 0..n {
-        let (a, b) = (u32_at(offs, i) as usize, u32_at(offs, i + 1) as usize);
-        if b < a || b - a > MAX_KEY_LEN || b > keys_len {
-            return bad(offs_at + 4 * i + 4, "key offsets out of order or key too long");
-        }
-        let key = &image[keys_at + a..keys_at + b];
+        let key = l.key(i)?;
         let in_range = match prev {
-            None => low.as_deref().is_none_or(|l| l <= key),
+            None => l.low.as_deref().is_none_or(|lo| lo <= key),
             Some(p) => p < key,
-        } && (i + 1 < n || high.as_deref().is_none_or(|h| key < h));
+        } && (i + 1 < n || l.high.as_deref().is_none_or(|h| key < h));
         if !in_range {
-            return bad(keys_at + a, "keys not ascending or outside the fences");
+            return bad(
+                keys_at + u32_at(offs, i) as usize,
+                "keys not ascending or outside the fences",
+            );
         }
         prev = Some(key);
     }
     // The version index: from 0 to m, every key at least one version.
-    if let Some(v) = vstart {
+    if let Some(v) = l.vstart {
         if u32_at(v, 0) != 0 || u32_at(v, n) as usize != m {
-            return bad(vstart_at, "version index does not span the versions");
+            return bad(l.vstart_at, "version index does not span the versions");
         }
         for i in 0..n {
             if u32_at(v, i + 1) <= u32_at(v, i) {
-                return bad(vstart_at + 4 * i + 4, "a key without versions");
+                return bad(l.vstart_at + 4 * i + 4, "a key without versions");
             }
         }
     }
-    let version_range = |i: usize| match vstart {
-        Some(v) => u32_at(v, i) as usize..u32_at(v, i + 1) as usize,
-        None => i..i + 1,
-    };
 
     // Versions: newest first per key, ts >= 1, values in bounds.
     let mut out: Vec<Ver> = Vec::with_capacity(m);
@@ -265,62 +187,45 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
     let mut inline_end = 0usize;
     for i in 0..n {
         let mut newer = u64::MAX;
-        for j in version_range(i) {
-            let at = vers_at + 16 * j;
-            let rec = &vers[16 * j..16 * j + 16];
-            let ts = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
-            let (off, len) = (u32_at(rec, 2), u32_at(rec, 3));
-            if ts == 0 || (j > version_range(i).start && ts >= newer) {
-                return bad(at, "timestamps not newest first, or 0");
+        let range = l.versions(i)?;
+        for j in range.clone() {
+            let ts = l.ts(j);
+            if ts == 0 || (j > range.start && ts >= newer) {
+                return bad(l.vers_at + 16 * j, "timestamps not newest first, or 0");
             }
             newer = ts;
-            let ver = match len {
-                TOMB_LEN if off == 0 => Ver {
+            let ver = match l.value(j, vlog.is_some())? {
+                Raw::Tomb => Ver {
                     ts,
-                    off,
+                    off: 0,
                     len: TOMBSTONE,
                 },
-                TOMB_LEN => return bad(at + 8, "tombstone with an offset"),
-                l if l & REF != 0 => {
-                    let l = l & !REF;
-                    let Some(source) = vlog.as_mut() else {
-                        return bad(at + 12, "value-log reference (no value log to read it from)");
-                    };
-                    let end = off as usize + REF_BYTES;
-                    if l as usize > MAX_VALUE_LEN || (l as usize) <= INLINE_MAX || end > vals.len() {
-                        return bad(at + 8, "value-log reference out of bounds");
-                    }
-                    let r = &vals[off as usize..end];
-                    let addr = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-                    if u32_at(r, 2) != l {
-                        return bad(vals_at + off as usize + 8, "value-log reference length differs");
-                    }
-                    let (a, b) = (u32_at(offs, i) as usize, u32_at(offs, i + 1) as usize);
-                    match source(&image[keys_at + a..keys_at + b], ts, addr, l) {
-                        Some(v) if v.len() == l as usize => big.push(v),
-                        _ => return bad(at + 8, "value-log value could not be read"),
+                Raw::Ref { addr, len } => {
+                    let source = vlog
+                        .as_mut()
+                        .expect("Layout::value takes references only with a value log");
+                    match source(l.key(i)?, ts, addr, len) {
+                        Some(v) if v.len() == len as usize => big.push(v),
+                        _ => return bad(l.vers_at + 16 * j + 8, "value-log value could not be read"),
                     }
                     Ver {
                         ts,
                         off: (big.len() - 1) as u32,
-                        len: BIG | l,
+                        len: BIG | len,
                     }
                 }
-                l => {
-                    let end = off as usize + l as usize;
-                    if l as usize > MAX_VALUE_LEN || end > vals.len() {
-                        return bad(at + 8, "value past the end");
-                    }
-                    if l as usize > INLINE_MAX {
-                        big.push(image.slice(vals_at + off as usize..vals_at + end));
+                Raw::Inline { off, len } => {
+                    let end = off as usize + len as usize;
+                    if len as usize > INLINE_MAX {
+                        big.push(image.slice(l.vals_at + off as usize..l.vals_at + end));
                         Ver {
                             ts,
                             off: (big.len() - 1) as u32,
-                            len: BIG | l,
+                            len: BIG | len,
                         }
                     } else {
                         inline_end = inline_end.max(end);
-                        Ver { ts, off, len: l }
+                        Ver { ts, off, len }
                     }
                 }
             };
@@ -328,16 +233,16 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
         }
     }
     let keys = KeyArray::from_offsets(n, |i| u32_at(offs, i), image.slice(keys_at..keys_at + keys_len));
-    let version_start = match vstart {
+    let version_start = match l.vstart {
         Some(v) => (0..=n).map(|i| u32_at(v, i)).collect(),
         None => Box::default(),
     };
     Ok(LeafBase::from_parts(
-        PageRange::new(low, high, sibling),
+        PageRange::new(l.low, l.high, l.sibling),
         keys,
         version_start,
         out.into_boxed_slice(),
-        image.slice(vals_at..vals_at + inline_end),
+        image.slice(l.vals_at..l.vals_at + inline_end),
         big.into_boxed_slice(),
     ))
 }

@@ -8,6 +8,11 @@
 //!   back ([`encode_leaf`], [`decode_leaf_with`]).
 //! - [`delta`]: a list of versions to a delta-flush payload and back
 //!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`](delta::DeltaFlush)).
+//! - [`layout`]: a leaf image's sections, parsed from its header (shared
+//!   by the decode and the look-up).
+//! - [`find`]: one key's version at a snapshot, looked up in an image or a
+//!   delta flush without decoding the page (read-through, [`find_in_leaf`],
+//!   [`find_in_delta`]).
 //! - [`chain`]: a base image and its delta flushes merged into one base
 //!   page ([`merge_chain`], for fault-in; the deltas' value-log references
 //!   read through a [`RefSource`](chain::RefSource)), and the GC rule applied to it
@@ -21,6 +26,8 @@
 
 mod chain;
 mod delta;
+mod find;
+mod layout;
 mod leaf;
 mod wire;
 
@@ -28,15 +35,15 @@ mod wire;
 mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_delta;
+#[cfg(all(test, not(loom)))]
+mod tests_find;
 
 pub(crate) use chain::{collect_base, merge_chain};
-pub(crate) use delta::{decode_delta, encode_delta};
+pub(crate) use delta::{decode_delta, encode_delta, DeltaValue};
+pub(crate) use find::{find_in_delta, find_in_leaf, newest, Found};
 #[cfg(all(test, not(loom)))]
 pub(crate) use leaf::decode_leaf;
 // What the unit tests name besides (they `use super::*`).
 pub(crate) use leaf::{decode_leaf_with, encode_leaf};
 #[cfg(all(test, not(loom)))]
-use {
-    delta::{DeltaFlush, DeltaValue},
-    wire::Malformed,
-};
+use {delta::DeltaFlush, wire::Malformed};

@@ -34,7 +34,7 @@ pub(super) fn arb_value() -> impl Strategy<Value = Option<Vec<u8>>> {
     ]
 }
 
-fn arb_model() -> impl Strategy<Value = Model> {
+pub(super) fn arb_model() -> impl Strategy<Value = Model> {
     let versions = prop::collection::vec((1u64..1000, arb_value()), 1..5);
     (
         prop::collection::btree_map(arb_key(), versions, 0..30),
@@ -107,7 +107,7 @@ fn same(a: &Model, b: &Model) -> bool {
     a.low == b.low && a.high == b.high && a.entries == b.entries
 }
 
-fn encode(base: &LeafBase) -> Bytes {
+pub(super) fn encode(base: &LeafBase) -> Bytes {
     let mut out = Vec::new();
     encode_leaf(base, &mut out, None).unwrap();
     Bytes::from(out)

@@ -58,15 +58,20 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
     Some((syscr, utime + stime))
 }
 
-/// The fault-in line of a run on a page cache: fault-ins, read system
-/// calls per fault-in (each part of a chain is one positional read), and
-/// CPU microseconds per transaction, between `b` and `a`.
+/// The fault-in line of a run on a page cache: fault-ins, read-throughs,
+/// read system calls per page read (either; each part of a chain is one
+/// positional read), and CPU microseconds per transaction, between `b` and
+/// `a`.
 fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
-    let mut out = format!("{faults} fault-ins");
+    let through = a.read_throughs - b.read_throughs;
+    let mut out = format!("{faults} fault-ins, {through} read-throughs");
     if let Some(((r0, c0), (r1, c1))) = rc {
-        if faults > 0 {
-            out += &format!(", {:.2} read calls per fault-in", (r1 - r0) as f64 / faults as f64);
+        if faults + through > 0 {
+            out += &format!(
+                ", {:.2} read calls per page read",
+                (r1 - r0) as f64 / (faults + through) as f64
+            );
         }
         if txns > 0 {
             out += &format!(", {:.1} CPU-us per transaction", (c1 - c0) as f64 * 1e4 / txns as f64);
