@@ -3,12 +3,13 @@
 //!
 //! - The admission rule, counted: with read-through forced on, each of the
 //!   first three reads of an evicted leaf reads through, the fourth faults
-//!   it in, later ones hit the cache; with it forced off, the first faults in.
+//!   it in, later ones hit the cache; a scan reads through and installs
+//!   nothing; with it forced off, the first read faults in.
 //! - A model test: a tiny cache and tiny leaves, writes, deletes, values
 //!   in the value log, kept snapshots (old versions in images and delta
 //!   flushes), evictions, checkpoints (delta flushes), segment cleaning
 //!   (which moves chains under their stubs) and restarts. Every kept
-//!   snapshot must read its state exactly through point reads.
+//!   snapshot must read its state exactly through point reads and a scan.
 
 mod common;
 
@@ -88,8 +89,18 @@ fn three_reads_through_then_a_fault_in() {
     assert_eq!(db.stats().cache_misses - base.cache_misses, 1, "the rest hit the cache");
     assert_eq!(snap.get(key(99)).unwrap(), None);
 
-    // Forced off, the first read faults in.
+    // A scan reads evicted leaves through too, and installs none of them.
     assert!(db.evict_all().unwrap() >= 1);
+    let base = db.stats();
+    let snap = db.snapshot();
+    let all: Vec<_> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap()).collect();
+    assert_eq!(all.len(), 10);
+    let s = db.stats();
+    assert!(s.read_throughs > base.read_throughs, "the scan read through");
+    assert_eq!(s.cache_misses, base.cache_misses, "the scan faulted nothing in");
+
+    // Forced off, the first read faults in.
+    db.evict_all().unwrap();
     db.force_read_through(Some(false));
     let base = db.stats();
     assert_eq!(snap.get(key(3)).unwrap().as_deref(), Some(&value(3, 50)[..]));
@@ -145,6 +156,13 @@ impl Harness {
             let got = snap.get(key(k)).unwrap().map(|v| v.to_vec());
             prop_assert_eq!(got.as_ref(), state.get(&key(k)), "{}: get {}", ctx, k);
         }
+        let got: Vec<(Vec<u8>, Vec<u8>)> = snap
+            .range::<&[u8], _>(..)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| TestCaseError::fail(format!("{ctx}: scan: {e}")))?;
+        let want: Vec<(Vec<u8>, Vec<u8>)> = state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        prop_assert_eq!(&got, &want, "{}: scan", ctx);
         Ok(())
     }
 

@@ -14,9 +14,10 @@ use crate::sync::{AtomicU64, OnceSlot, Ordering};
 pub(crate) const POINT: u64 = 3;
 /// The use count a scan raises a leaf to (at most).
 pub(crate) const SCAN: u64 = 1;
-/// Not a count: the use level of a point read that may read an evicted
-/// leaf through (`super::read_through`). A resident leaf is raised to
-/// [`POINT`]; an evicted one is left for the read to decide.
+/// Not a count: a flag on a descent's use level (`PROBE | POINT` for a
+/// point read, `PROBE | SCAN` for a scan) for a read that may read an
+/// evicted leaf through (`super::read_through`): a resident leaf's count is
+/// raised to the level, an evicted one's is left for the read to decide.
 pub(crate) const PROBE: u64 = 4;
 
 const BASE_SHIFT: u32 = 4;

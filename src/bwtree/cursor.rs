@@ -162,8 +162,25 @@ impl<'t> Cursor<'t> {
         let guard = epoch::pin();
         let mut path = Path::new();
         // A scan raises the leaf's use count to at most SCAN: one long scan
-        // does not push the hot set out (design/storage.md §5.1).
-        let (_, head) = self.tree.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?;
+        // does not push the hot set out (design/storage.md §5.1). An
+        // evicted leaf is read without being installed while the cache is
+        // under pressure (read-through, §5.4), else faulted in.
+        let (pid, mut head) = self
+            .tree
+            .descend_to::<false, { clock::PROBE | clock::SCAN }>(t, &guard, &mut path)?;
+        let through;
+        if head.is_evicted() {
+            match self.tree.read_leaf_through(pid, head, &guard)? {
+                Some(chain) => {
+                    through = chain;
+                    head = through.head();
+                }
+                None => {
+                    path.clear();
+                    head = self.tree.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?.1;
+                }
+            }
+        }
         let r = head.range();
         let (lo, hi) = (self.front.as_ref().map(|k| &k[..]), self.back.as_ref().map(|k| &k[..]));
         let chain = LeafChain::gather(head, Shape::Any, lo, hi, self.ts).expect("every leaf chain has the shape Any");

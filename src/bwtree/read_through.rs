@@ -11,6 +11,10 @@
 //! base image's key offsets in place (`image::find_in_leaf`), and copies
 //! out one value.
 //!
+//! A scan reads an evicted leaf through by the same rule, whole
+//! ([`Tree::read_leaf_through`]): the chain a fault-in would install,
+//! built, read by the cursor and freed instead of published.
+//!
 //! Admission (a second chance for the cache, as 2Q's "A1-out" ghost list):
 //! - **Only under pressure.** While the trees' resident bytes are below
 //!   three quarters of the cache (`Tree::set_read_through`, set by the
@@ -50,7 +54,7 @@
 use bytes::Bytes;
 use crossbeam_epoch::Guard;
 
-use super::chain::Node;
+use super::chain::{Chain, Node};
 use super::clock;
 use super::delta::Body;
 use super::mapping_table::Pid;
@@ -78,6 +82,49 @@ impl Tree {
         }
     }
 
+    /// The admission rule: may a read of evicted leaf `pid` read through?
+    /// If so, counts the read-through against the leaf.
+    fn admit_through(paging: &super::paging::Paging, pid: Pid) -> bool {
+        let seen = paging.uses.get(pid);
+        if !paging.read_through.load(Ordering::Relaxed) || seen >= ADMIT {
+            return false;
+        }
+        paging.uses.touch(pid, seen + 1);
+        true
+    }
+
+    /// The evicted leaf `pid` (head `head`) read for a scan without being
+    /// installed: the chain a fault-in would CAS in (its image decoded, GC
+    /// applied, the stub's fences, the deltas over the stub rebuilt over
+    /// it), owned by the caller and freed when it drops. `Ok(None)`: fault
+    /// the leaf in instead (as for [`Tree::read_through`]).
+    pub(crate) fn read_leaf_through<'g>(&'g self, pid: Pid, head: &'g Node, guard: &'g Guard) -> Result<Option<Chain>> {
+        let (
+            Some(paging),
+            Some(Body::Evicted {
+                addr, range, watermark, ..
+            }),
+        ) = (self.paging.as_deref(), super::blind::stub_of(head).map(|s| &s.body))
+        else {
+            return Ok(None);
+        };
+        if !Self::admit_through(paging, pid) {
+            return Ok(None);
+        }
+        match paging.io.read_leaf(pid, *addr) {
+            Ok(base) => {
+                paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
+                let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
+                base.range = super::paging::detached(range);
+                Ok(Some(super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_| {
+                    true
+                })))
+            }
+            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The value of `key` at `ts` read through the evicted leaf `pid`,
     /// whose head `head` holds no delta that answers it: `Ok(Some(value))`
     /// (`value` `None`: no version, or a tombstone). `Ok(None)`: fault the
@@ -96,11 +143,9 @@ impl Tree {
         else {
             return Ok(None);
         };
-        let seen = paging.uses.get(pid);
-        if !paging.read_through.load(Ordering::Relaxed) || seen >= ADMIT {
+        if !Self::admit_through(paging, pid) {
             return Ok(None);
         }
-        paging.uses.touch(pid, seen + 1);
         match paging.io.read_version(pid, *addr, key, ts) {
             Ok(value) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);

@@ -154,9 +154,11 @@ impl Tree {
     }
 
     /// [`Tree::descend`]; with `FAULT` false an evicted leaf is returned as
-    /// it is (and the descent fails only if `USE` is `clock::POINT` and a
-    /// merge it helps cannot read a page). With paging, the leaf's clock use
-    /// count is raised to `USE` (0: not touched; `clock::POINT`, `clock::SCAN`).
+    /// it is (and the descent fails only if `USE` is `clock::POINT` or has
+    /// `clock::PROBE` and a merge it helps cannot read a page). With paging,
+    /// the leaf's clock use count is raised to `USE` (0: not touched;
+    /// `clock::POINT`, `clock::SCAN`; with `clock::PROBE`, only if the leaf
+    /// is resident).
     pub(crate) fn descend_to<'g, const FAULT: bool, const USE: u64>(
         &'g self,
         t: Target<'_>,
@@ -188,7 +190,7 @@ impl Tree {
                             // report a page they cannot read, as they did
                             // when they always faulted in: a disk that keeps
                             // failing must not spin them.
-                            if FAULT || USE == clock::POINT || USE == clock::PROBE {
+                            if FAULT || USE == clock::POINT || USE & clock::PROBE != 0 {
                                 self.complete_merge(merge, guard)?;
                             } else {
                                 let _ = self.complete_merge(merge, guard);
@@ -216,10 +218,8 @@ impl Tree {
                 if head.leaf {
                     if USE > 0 {
                         if let Some(paging) = self.paging.as_deref() {
-                            if USE != clock::PROBE {
-                                paging.uses.touch(pid, USE);
-                            } else if !head.is_evicted() {
-                                paging.uses.touch(pid, clock::POINT);
+                            if USE & clock::PROBE == 0 || !head.is_evicted() {
+                                paging.uses.touch(pid, USE & !clock::PROBE);
                             }
                         }
                     }
@@ -415,7 +415,8 @@ impl Tree {
         }
         // A delta over an evicted leaf's stub may answer without I/O (P5),
         // else its on-disk chain without a fault-in (`super::read_through`).
-        let (pid, head) = self.descend_to::<false, { clock::PROBE }>(Target::Key(key), &guard, &mut path)?;
+        let (pid, head) =
+            self.descend_to::<false, { clock::PROBE | clock::POINT }>(Target::Key(key), &guard, &mut path)?;
         if let Some(hit) = super::search::delta_find(head, key, ts) {
             if head.is_evicted() {
                 if let Some(p) = self.paging.as_deref() {

@@ -115,6 +115,14 @@ impl Chain {
         self.0 = Box::into_raw(node.into_box());
     }
 
+    /// The head, to read a chain that is never published (a leaf read
+    /// through for a scan, `super::super::read_through`).
+    pub(crate) fn head(&self) -> &Node {
+        // SAFETY: `self.0` heads a whole chain `self` owns (type invariant);
+        // the borrow ends before `self` can be dropped or published.
+        unsafe { &*self.0 }
+    }
+
     /// The head, for the CAS that publishes the chain.
     ///
     /// # Safety
