@@ -15,7 +15,7 @@
 //! ([`Tree::read_leaf_through`]): the chain a fault-in would install,
 //! built, read by the cursor and freed instead of published.
 //!
-//! Admission (a second chance for the cache, as 2Q's "A1-out" ghost list):
+//! Admission (by frequency within a window, in the spirit of 2Q's ghost list):
 //! - **Only under pressure.** While the trees' resident bytes are below
 //!   three quarters of the cache (`Tree::set_read_through`, set by the
 //!   engine's evictor), every miss faults in, so a cold cache fills as fast
