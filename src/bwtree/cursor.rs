@@ -148,7 +148,9 @@ impl<'t> Cursor<'t> {
     }
 
     /// Fill `out` with the first `limit` visible entries of the leaf holding
-    /// `t` that lie between the two consumed bounds; return the leaf's fences.
+    /// `t` that lie between the two consumed bounds; return the leaf's
+    /// fences and the limit applied (`usize::MAX` for a leaf read through:
+    /// its entries are taken whole).
     /// The leaf merge takes the deltas visible at the snapshot within the
     /// bounds and merges them into the base entries as it reads them; no
     /// view is built.
@@ -157,8 +159,8 @@ impl<'t> Cursor<'t> {
         &self,
         t: Target<'_>,
         out: &mut Vec<(Bytes, Bytes)>,
-        limit: usize,
-    ) -> Result<(Option<Bytes>, Option<Bytes>)> {
+        mut limit: usize,
+    ) -> Result<(Option<Bytes>, Option<Bytes>, usize)> {
         let guard = epoch::pin();
         let mut path = Path::new();
         // A scan raises the leaf's use count to at most SCAN: one long scan
@@ -172,8 +174,11 @@ impl<'t> Cursor<'t> {
         if head.is_evicted() {
             match self.tree.read_leaf_through(pid, head, &guard)? {
                 Some(chain) => {
+                    // Decoded already: take the whole leaf, so that the
+                    // next refill does not read it again.
                     through = chain;
                     head = through.head();
+                    limit = usize::MAX;
                 }
                 None => {
                     path.clear();
@@ -198,7 +203,7 @@ impl<'t> Cursor<'t> {
                 return Err(e);
             }
         }
-        Ok((r.low.clone(), r.high.clone()))
+        Ok((r.low.clone(), r.high.clone(), limit))
     }
 
     /// On an error the cursor is unchanged: the next call tries again.
@@ -215,8 +220,8 @@ impl<'t> Cursor<'t> {
         self.front_pos = 0;
         let limit = self.front_batch;
         self.front_batch = limit.saturating_mul(2);
-        let (_, high) = match self.fetch(t, &mut out, limit) {
-            Ok(fences) => fences,
+        let (_, high, taken) = match self.fetch(t, &mut out, limit) {
+            Ok(fetched) => fetched,
             Err(e) => {
                 self.front_batch = limit;
                 self.front_entries = out;
@@ -226,7 +231,7 @@ impl<'t> Cursor<'t> {
         };
         self.front_next = match out.last() {
             // Cut short: continue after the last entry taken, in this leaf.
-            Some((k, _)) if out.len() >= limit => Some(Bound::Excluded(k.clone())),
+            Some((k, _)) if out.len() >= taken => Some(Bound::Excluded(k.clone())),
             // Continue at the leaf's high fence unless the back bound ends first.
             _ => high.filter(|h| before(&self.back, h)).map(Bound::Included),
         };
@@ -256,8 +261,8 @@ impl<'t> Cursor<'t> {
             Bound::Unbounded => Target::Last,
         };
         let mut out = Vec::new();
-        let (low, _) = match self.fetch(t, &mut out, usize::MAX) {
-            Ok(fences) => fences,
+        let (low, _, _) = match self.fetch(t, &mut out, usize::MAX) {
+            Ok(fetched) => fetched,
             Err(e) => {
                 self.back_next = Some(pos);
                 return Err(e);

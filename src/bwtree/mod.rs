@@ -20,8 +20,8 @@
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: fault-in, eviction and the commit gate.
-//! - [`read_through`]: point reads answered from an evicted leaf's on-disk
-//!   chain without a fault-in, and the admission rule that decides.
+//! - [`read_through`]: point reads and scans answered from an evicted
+//!   leaf's on-disk chain without a fault-in, and the admission rule.
 //! - [`page_io`]: the `PageIo` contract the engine implements.
 //! - [`blind`]: blind writes: version deltas over an evicted leaf's stub
 //!   (validation without the image, key fingerprints, their flush).

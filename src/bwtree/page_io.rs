@@ -22,7 +22,7 @@ pub(crate) trait PageIo: Send + Sync {
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
     /// The value of `key` as of snapshot `ts` in the image of leaf `pid` at
     /// `addr` (`None`: a tombstone, or no version at or below `ts`), read
-    /// without building the page (read-through, P7 in `super::paging`).
+    /// without building the page (read-through, `super::read_through`).
     /// Errors as [`PageIo::read_leaf`]'s. The default reads the whole page.
     fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         let base = self.read_leaf(pid, addr)?;

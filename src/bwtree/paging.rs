@@ -95,8 +95,8 @@ pub(crate) struct PagingCounters {
     /// Point reads answered by a delta over an evicted leaf's stub, without
     /// faulting it in (P5).
     pub(crate) blind_reads: AtomicU64,
-    /// Point reads answered from an evicted leaf's on-disk chain without
-    /// faulting it in (`super::read_through`).
+    /// Point reads and scans answered from an evicted leaf's on-disk chain
+    /// without faulting it in (`super::read_through`).
     pub(crate) read_throughs: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
@@ -163,8 +163,8 @@ pub(crate) struct Paging {
     /// faulted in (built by splits, or beyond [`PROBATION_MAX`]) are the
     /// hand's.
     faulted: Mutex<VecDeque<Pid>>,
-    /// The cache is under pressure: point reads of evicted leaves read
-    /// through (`super::read_through`; a relaxed hint).
+    /// The cache is under pressure: point reads and scans of evicted
+    /// leaves read through (`super::read_through`; a relaxed hint).
     pub(crate) read_through: AtomicBool,
 }
 

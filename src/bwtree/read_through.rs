@@ -1,6 +1,6 @@
-//! Read-through (`design/storage.md` §5.4): a point read that meets an
-//! evicted leaf answers from the leaf's on-disk chain without faulting the
-//! leaf in, unless the leaf has earned its place in the cache.
+//! Read-through (`design/storage.md` §5.4): a point read or a scan that
+//! meets an evicted leaf answers from the leaf's on-disk chain without
+//! faulting the leaf in, unless the leaf has earned its place in the cache.
 //!
 //! Why: with the data many times the cache, most point reads miss. A
 //! fault-in decodes the whole leaf into a base page, installs it, and so
@@ -11,23 +11,28 @@
 //! base image's key offsets in place (`image::find_in_leaf`), and copies
 //! out one value.
 //!
-//! A scan reads an evicted leaf through by the same rule, whole
+//! A scan reads an evicted leaf through too, whole
 //! ([`Tree::read_leaf_through`]): the chain a fault-in would install,
-//! built, read by the cursor and freed instead of published.
+//! built, read by the cursor (all of the leaf's entries in its range, so
+//! the next refill does not read it again) and freed instead of published.
 //!
 //! Admission (by frequency within a window, in the spirit of 2Q's ghost list):
 //! - **Only under pressure.** While the trees' resident bytes are below
 //!   three quarters of the cache (`Tree::set_read_through`, set by the
 //!   engine's evictor), every miss faults in, so a cold cache fills as fast
 //!   as before.
-//! - **Frequency within a turn.** A read-through raises the evicted
-//!   leaf's clock use count by one; a point read that meets an evicted leaf
-//!   whose count is at [`ADMIT`] (3, the count's most) faults it in (and
-//!   the count stays at [`clock::POINT`]), as does any write, scan or
-//!   validation that needs the image.
+//! - **Frequency within a turn.** A point read-through raises the evicted
+//!   leaf's clock use count by one, a scan's to at most [`clock::SCAN`]
+//!   (scans alone never bring a leaf in, as §5.1 wants). A point read or a
+//!   scan that meets an evicted leaf whose count is at [`ADMIT`] (3, the
+//!   count's most) faults it in, as do writes and validation that need the
+//!   image (unchanged).
 //! - **The window is one turn of the hand.** The evictor's hand lowers the
 //!   count of every evicted leaf it passes, so a leaf read up to three times per
 //!   turn stays on disk and one read a fourth time in a turn comes in.
+//! - **Blind reads.** A point read that a delta over the stub answers
+//!   (P5) raises the count to [`clock::SCAN`]: the chain of deltas is
+//!   resident (P6), and the mark keeps it one more turn of the hand.
 //!
 //! Invariants
 //! - R1 (the same answer). A read-through returns what the fault-in would
@@ -84,12 +89,14 @@ impl Tree {
 
     /// The admission rule: may a read of evicted leaf `pid` read through?
     /// If so, counts the read-through against the leaf.
-    fn admit_through(paging: &super::paging::Paging, pid: Pid) -> bool {
+    /// A point read raises the count by one (`cap` [`ADMIT`]); a scan to at
+    /// most `cap` [`clock::SCAN`], so scans alone never bring a leaf in.
+    fn admit_through(paging: &super::paging::Paging, pid: Pid, cap: u64) -> bool {
         let seen = paging.uses.get(pid);
         if !paging.read_through.load(Ordering::Relaxed) || seen >= ADMIT {
             return false;
         }
-        paging.uses.touch(pid, seen + 1);
+        paging.uses.touch(pid, (seen + 1).min(cap));
         true
     }
 
@@ -108,7 +115,7 @@ impl Tree {
         else {
             return Ok(None);
         };
-        if !Self::admit_through(paging, pid) {
+        if !Self::admit_through(paging, pid, clock::SCAN) {
             return Ok(None);
         }
         match paging.io.read_leaf(pid, *addr) {
@@ -128,7 +135,8 @@ impl Tree {
     /// The value of `key` at `ts` read through the evicted leaf `pid`,
     /// whose head `head` holds no delta that answers it: `Ok(Some(value))`
     /// (`value` `None`: no version, or a tombstone). `Ok(None)`: fault the
-    /// leaf in instead (no pressure, the leaf's second touch, or its chain
+    /// leaf in instead (no pressure, the leaf read through three times in
+    /// this turn of the hand, or its chain
     /// moved while it was read, R2).
     pub(super) fn read_through<'g>(
         &'g self,
@@ -143,7 +151,7 @@ impl Tree {
         else {
             return Ok(None);
         };
-        if !Self::admit_through(paging, pid) {
+        if !Self::admit_through(paging, pid, ADMIT) {
             return Ok(None);
         }
         match paging.io.read_version(pid, *addr, key, ts) {

@@ -421,6 +421,7 @@ impl Tree {
             if head.is_evicted() {
                 if let Some(p) = self.paging.as_deref() {
                     p.counters.blind_reads.fetch_add(1, Ordering::Relaxed);
+                    p.uses.touch(pid, clock::SCAN);
                 }
             }
             return Ok(hit.and_then(|h| h.value()));

@@ -80,10 +80,11 @@ pub struct Stats {
     /// Point reads a version delta over an evicted leaf's stub answered
     /// without faulting the leaf in.
     pub blind_reads: u64,
-    /// Point reads answered from an evicted leaf's on-disk chain without
-    /// faulting the leaf in (read-through, while the cache is under
-    /// pressure; `design/storage.md` §5.4). Also cache misses in the sense
-    /// that they read the page store, but not counted in `cache_misses`.
+    /// Point reads, and leaves a scan read, answered from an evicted leaf's
+    /// on-disk chain without faulting the leaf in (read-through, while the
+    /// cache is under pressure; `design/storage.md` §5.4). Also cache misses
+    /// in the sense that they read the page store, but not counted in
+    /// `cache_misses`.
     pub read_throughs: u64,
     /// Leaves evicted without a write: clean, or nothing new since their
     /// on-disk chain (a base page that only lost garbage).

@@ -128,8 +128,8 @@ impl Engine {
     }
 
     /// Tell every tree whether the cache is under pressure: the trees hold
-    /// at least three quarters of `budget`, so point reads of evicted
-    /// leaves read through (`bwtree/read_through.rs`).
+    /// at least three quarters of `budget`, so point reads and scans of
+    /// evicted leaves read through (`bwtree/read_through.rs`).
     pub(crate) fn note_pressure(&self, budget: u64) {
         let on = match self.read_through.load(Ordering::Relaxed) {
             0 => self.resident_all() >= budget - budget / 4,
