@@ -380,6 +380,12 @@ impl<'db> Run<'db> {
     }
 
     pub fn finish(&mut self) -> Result<(), TestCaseError> {
+        // The version count below relies on the reads after GC faulting
+        // evicted leaves in (GC collects a leaf when it is faulted in and
+        // consolidated); a read-through would leave their old versions on
+        // disk (`design/storage.md` §5.4, limits). The run itself read
+        // through whenever its cache was under pressure.
+        self.db.force_read_through(Some(false));
         // Every open reader still sees its snapshot.
         for t in self.targets() {
             self.check_all(t, "end")?;
