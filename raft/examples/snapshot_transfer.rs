@@ -4,14 +4,16 @@
 //! held before the phase.
 //!
 //! ```text
-//! cargo run --release -p bwtx-raft --example snapshot_transfer -- [KEYS] [CACHE_MIB]
+//! cargo run --release -p bwtx-raft --example snapshot_transfer -- [KEYS] [CACHE_MIB] [LOG_CACHE_MIB]
 //! ```
 //!
 //! One voter (node 1) and a learner (node 2) on loopback TCP, in one
 //! process, under a directory in the system's temporary directory (removed
 //! at the end); `KEYS` keys (default 1,000,000) of 12 bytes with 100-byte
 //! values, written in transactions of 5,000; each node's state `Db` with a
-//! page cache of `CACHE_MIB` MiB (default 64). The peak RSS of a phase is
+//! page cache of `CACHE_MIB` MiB (default 64), and its log `Db` with one of
+//! `LOG_CACHE_MIB` MiB (default 0: none, the log in memory until the
+//! snapshot purges it). The peak RSS of a phase is
 //! measured by resetting the kernel's high-water mark (`/proc/self/clear_refs`)
 //! before it and reading `VmHWM` after it (Linux only; elsewhere `n/a`).
 
@@ -61,11 +63,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: usize = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let cache_mib: u64 = args.next().map_or(Ok(64), |a| a.parse())?;
     let dir = std::env::temp_dir().join(format!("bwtx-snapshot-transfer-{}", std::process::id()));
+    let log_mib: u64 = args.next().map_or(Ok(0), |a| a.parse())?;
     let limits = Limits {
         state_cache_size: Some(cache_mib << 20),
+        log_cache_size: (log_mib > 0).then_some(log_mib << 20),
         ..Limits::default()
     };
-    println!("{keys} keys, 100-byte values; state page cache {cache_mib} MiB per node; {limits:?}");
+    println!(
+        "{keys} keys, 100-byte values; page caches per node: state {cache_mib} MiB, log {log_mib} MiB (0: none); {limits:?}"
+    );
     let cluster = Cluster::start_tcp_with(&dir, &[1], limits).await?;
 
     measure("load", async {

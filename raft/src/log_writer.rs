@@ -159,20 +159,48 @@ impl Writer {
 
 /// Delete the committed entries with index in `[from, to)` and put `extra`,
 /// in one commit.
+///
+/// A purge (`to` given) names its entries' keys without reading them: a
+/// raft log has no holes (appends follow the last entry, a truncation
+/// removes a suffix, a purge a prefix, and the writer runs them in order),
+/// so the entries in `[from, to)` are exactly the indexes from the first
+/// entry at or after `from` up to `to` or the last entry. Scanning them
+/// instead read every entry's value, from the value log for large entries
+/// and, with a page cache (`Limits::log_cache_size`), from leaves on disk:
+/// in `tests/log_cache.rs` the purge of 1,228 evicted entries read 115
+/// leaves that way, 76 this way (the rest is the tree's own upkeep after
+/// the deletes, which faults the emptied leaves in to collect them). A
+/// truncation (`to` `None`: the uncommitted tail, a few entries) still
+/// scans.
 fn delete(db: &bwtx::Db, from: u64, to: Option<u64>, extra: Option<(&'static [u8], Vec<u8>)>) -> Result<(), Error> {
     let mut tx = db.begin();
-    let mut doomed = Vec::new();
-    for kv in tx.range(keys::log_key(from)..) {
-        let (key, _) = kv?;
-        if !key.starts_with(LOG_PREFIX) {
-            break;
+    let index_of = |kv: Option<bwtx::Result<(bytes::Bytes, bytes::Bytes)>>| -> Result<Option<u64>, Error> {
+        match kv.transpose()? {
+            Some((key, _)) if key.starts_with(LOG_PREFIX) => Ok(Some(keys::log_index(&key)?)),
+            _ => Ok(None),
         }
-        let index = keys::log_index(&key)?;
-        if to.is_some_and(|t| index >= t) {
-            break;
+    };
+    let doomed: Vec<Vec<u8>> = match to {
+        Some(to) => {
+            let first = index_of(tx.range(keys::log_key(from)..).next())?;
+            let last = index_of(tx.prefix(LOG_PREFIX).next_back())?;
+            match (first, last) {
+                (Some(first), Some(last)) => (first..to.min(last.saturating_add(1))).map(keys::log_key).collect(),
+                _ => Vec::new(),
+            }
         }
-        doomed.push(key);
-    }
+        None => {
+            let mut doomed = Vec::new();
+            for kv in tx.range(keys::log_key(from)..) {
+                let (key, _) = kv?;
+                if !key.starts_with(LOG_PREFIX) {
+                    break;
+                }
+                doomed.push(key.to_vec());
+            }
+            doomed
+        }
+    };
     for key in doomed {
         tx.delete(key)?;
     }

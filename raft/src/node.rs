@@ -56,8 +56,9 @@ impl Node {
     }
 
     /// [`Node::start`] with `limits` on snapshot transfers (the TCP chunk
-    /// size) and installs (the batch size), and the state `Db`'s page cache
-    /// (`Limits::state_cache_size`); snapshot files go to `dir/snapshots`
+    /// size) and installs (the batch size), and the page caches of the
+    /// state `Db` (`Limits::state_cache_size`) and the log `Db`
+    /// (`Limits::log_cache_size`); snapshot files go to `dir/snapshots`
     /// (`design/replication.md` §5).
     pub async fn start_with(
         id: NodeId,
@@ -66,7 +67,11 @@ impl Node {
         transport: Transport,
         limits: Limits,
     ) -> Result<Node> {
-        let log = bwtx::Options::new().open(dir.join("log"))?;
+        let mut log = bwtx::Options::new();
+        if let Some(bytes) = limits.log_cache_size {
+            log = log.cache_size(bytes);
+        }
+        let log = log.open(dir.join("log"))?;
         let mut state = bwtx::Options::new().durability(bwtx::Durability::Buffered(STATE_SYNC));
         if let Some(bytes) = limits.state_cache_size {
             state = state.cache_size(bytes);

@@ -18,6 +18,7 @@ const LIMITS: Limits = Limits {
     batch_keys: 50,
     batch_bytes: 1 << 20,
     state_cache_size: None,
+    log_cache_size: None,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,8 +11,8 @@ use crate::generation::Generations;
 use crate::keys::{self, AppliedState};
 use crate::types::SnapshotMeta;
 
-/// The memory bounds of a replica's state machine: its snapshot transfers
-/// and installs, and its state `Db`'s page cache.
+/// The memory bounds of a replica: its snapshot transfers and installs,
+/// and the page caches of its state `Db` and its log `Db`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Snapshot bytes per TCP chunk (`Request::SnapshotChunk`).
@@ -26,17 +26,25 @@ pub struct Limits {
     /// one the state may be larger than memory; `None` keeps it all in
     /// memory.
     pub state_cache_size: Option<u64>,
+    /// The log `Db`'s page cache ([`bwtx::Options::cache_size`]): with one,
+    /// the entries not yet purged (up to a snapshot's worth, or more while a
+    /// follower lags) may be larger than memory; `None` keeps them all in
+    /// memory. Recent entries are also held apart, outside the `Db`, until
+    /// they are applied (`design/replication.md` §9), so replication and
+    /// apply seldom read the `Db`.
+    pub log_cache_size: Option<u64>,
 }
 
 impl Default for Limits {
-    /// 1 MiB chunks; batches of 10,000 records or 4 MiB; the state in
-    /// memory (no page cache).
+    /// 1 MiB chunks; batches of 10,000 records or 4 MiB; the state and the
+    /// log in memory (no page cache).
     fn default() -> Limits {
         Limits {
             chunk: 1 << 20,
             batch_keys: 10_000,
             batch_bytes: 4 << 20,
             state_cache_size: None,
+            log_cache_size: None,
         }
     }
 }

@@ -22,6 +22,7 @@ const LIMITS: Limits = Limits {
     batch_keys: 7,
     batch_bytes: 1 << 20,
     state_cache_size: None,
+    log_cache_size: None,
 };
 
 fn open_db(dir: &Path) -> bwtx::Db {
