@@ -29,9 +29,10 @@ pub struct Limits {
     /// The log `Db`'s page cache ([`bwtx::Options::cache_size`]): with one,
     /// the entries not yet purged (up to a snapshot's worth, or more while a
     /// follower lags) may be larger than memory; `None` keeps them all in
-    /// memory. Recent entries are also held apart, outside the `Db`, until
-    /// they are applied (`design/replication.md` §9), so replication and
-    /// apply seldom read the `Db`.
+    /// memory. The newest durable entries (1,024 at most, 8 MiB of JSON at
+    /// most) are also kept in memory outside the `Db`
+    /// (`design/replication.md` §4), so replication and apply read the
+    /// `Db` only for a follower that lags further behind.
     pub log_cache_size: Option<u64>,
 }
 
