@@ -59,13 +59,21 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
 }
 
 /// The fault-in line of a run on a page cache: fault-ins, read-throughs,
-/// read system calls per page read (either; each part of a chain is one
+/// value-log values read and left unread (`Stats::value_log_reads`), read
+/// system calls per page read (either; each part of a chain is one
 /// positional read), and CPU microseconds per transaction, between `b` and
 /// `a`.
 fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
     let through = a.read_throughs - b.read_throughs;
     let mut out = format!("{faults} fault-ins, {through} read-throughs");
+    let (vreads, vskipped) = (
+        a.value_log_reads - b.value_log_reads,
+        a.value_log_reads_skipped - b.value_log_reads_skipped,
+    );
+    if vreads + vskipped > 0 {
+        out += &format!(", {vreads} value-log reads ({vskipped} dropped values left unread)");
+    }
     if let Some(((r0, c0), (r1, c1))) = rc {
         if faults + through > 0 {
             out += &format!(
