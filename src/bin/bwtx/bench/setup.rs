@@ -74,6 +74,16 @@ fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, 
     if vreads + vskipped > 0 {
         out += &format!(", {vreads} value-log reads ({vskipped} dropped values left unread)");
     }
+    let waits = a.reclaim_waits - b.reclaim_waits;
+    if waits > 0 {
+        out += &format!(
+            ", {waits} reclaim waits ({:.1} ms)",
+            (a.reclaim_wait_micros - b.reclaim_wait_micros) as f64 / 1e3
+        );
+    }
+    if std::env::var_os("BWTX_DEBUG_RETIRED").is_some() {
+        out += &format!(", retired {} B at the end", a.retired_bytes);
+    }
     if let Some(((r0, c0), (r1, c1))) = rc {
         if faults + through > 0 {
             out += &format!(
