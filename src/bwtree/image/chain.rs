@@ -292,6 +292,14 @@ pub(crate) fn merge_collect<'a>(
         }
         read(part, key, ts, addr, len)
     })?;
+    if watermark <= gc.counted && gc.newer.is_empty() {
+        // Nothing is dropped beyond what the rule at `counted` drops.
+        return Ok(Collected {
+            page: collect_base(merged, watermark),
+            dropped: 0,
+            tombstone_dropped: false,
+        });
+    }
     // Counted: what this collection drops, less what the page had
     // dropped by `gc.counted` (the rule on the chain alone).
     let counted = merged.droppable(gc.counted);
