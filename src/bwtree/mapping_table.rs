@@ -34,7 +34,7 @@ use crate::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
-use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, shared_bytes, Chain, Delta, Node};
+use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, Chain, Delta, Node};
 use super::resident::ResidentBytes;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
@@ -153,15 +153,8 @@ impl MappingTable {
     unsafe fn retire(&self, head: &Node, guard: &Guard) {
         if self.count_bytes {
             let (stub, held) = split_bytes(head);
-            // What freeing the chain gives back: its values shared with the
-            // chain that replaced it stay (`shared_bytes`).
-            let garbage = if held > 0 {
-                held.saturating_sub(shared_bytes(head))
-            } else {
-                0
-            };
             let stubs = (stub > 0).then(|| self.resident.retire_stub(stub));
-            let retired = (held > 0).then(|| self.resident.retire(held, garbage, guard));
+            let retired = (held > 0).then(|| self.resident.retire(held, guard));
             // SAFETY: the caller's contract.
             unsafe {
                 retire_chain(head, guard, move || {
@@ -169,7 +162,7 @@ impl MappingTable {
                         r.freed(stub);
                     }
                     if let Some(r) = retired {
-                        r.freed(garbage);
+                        r.freed(held);
                     }
                 })
             };

@@ -77,8 +77,8 @@ pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
 pub(crate) use image::{
-    decode_delta, encode_delta, encode_leaf, find_in_delta, find_in_leaf, merge_collect, newest, Collected, DeltaValue,
-    Found, ReadGc,
+    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf, merge_chain,
+    newest, DeltaValue, Found,
 };
 pub(crate) use paging::{DeltaVersion, PageIo};
 pub(crate) use resident::reclaim_until;

@@ -5,7 +5,6 @@
 use bytes::Bytes;
 
 use super::base::LeafBase;
-use super::image::{Collected, ReadGc};
 use super::mapping_table::Pid;
 use crate::sync::Arc;
 use crate::Result;
@@ -16,19 +15,17 @@ pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
-    /// Read and decode the on-disk chain of leaf `pid` at `addr`, merged
-    /// into one base page and collected as `gc` says
-    /// ([`super::image::merge_collect`]: the values of versions it drops
-    /// need not be read). A bad image, or one written for another
-    /// page or another tree, is `Error::Corruption` (with the segment file
-    /// and offset), an I/O failure `Error::Io`; never a panic.
-    fn read_leaf(&self, pid: Pid, addr: u64, gc: ReadGc) -> Result<Collected>;
+    /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
+    /// one written for another page or another tree, is `Error::Corruption`
+    /// (with the segment file and offset), an I/O failure `Error::Io`;
+    /// never a panic.
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
     /// The value of `key` as of snapshot `ts` in the image of leaf `pid` at
     /// `addr` (`None`: a tombstone, or no version at or below `ts`), read
     /// without building the page (read-through, `super::read_through`).
     /// Errors as [`PageIo::read_leaf`]'s. The default reads the whole page.
     fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
-        let base = self.read_leaf(pid, addr, ReadGc::NONE)?.page;
+        let base = self.read_leaf(pid, addr)?;
         let Some(i) = base.keys.find(key) else {
             return Ok(None);
         };
@@ -76,8 +73,8 @@ pub(crate) trait PageIo: Send + Sync {
 
 /// A shared page store serves as well (the engine keeps a handle too).
 impl<T: PageIo + ?Sized> PageIo for Arc<T> {
-    fn read_leaf(&self, pid: Pid, addr: u64, gc: ReadGc) -> Result<Collected> {
-        (**self).read_leaf(pid, addr, gc)
+    fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
+        (**self).read_leaf(pid, addr)
     }
     fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         (**self).read_version(pid, addr, key, ts)

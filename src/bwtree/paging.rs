@@ -63,12 +63,11 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
-use super::base::{LeafBase, PageRange, NO_DISK};
+use super::base::{LeafBase, PageRange};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, UseCounts};
 use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
-use super::image::{Collected, ReadGc};
 use super::mapping_table::Pid;
 use super::tree::Tree;
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
@@ -260,35 +259,17 @@ impl Tree {
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        // Collected at the tree's GC watermark, not only the stub's: the
-        // versions overwritten or deleted since the page was evicted (by
-        // delta flushes, or by the blind writes' deltas over the stub,
-        // which go over the page read) drop now, and their value-log values
-        // are not read (`super::image::merge_collect`). Drops above the
-        // stub's watermark are counted here; those at or below it were
-        // counted before the page was evicted.
-        let blind = super::blind::blind_versions(head);
-        let gc = ReadGc {
-            watermark: (*watermark).max(self.gc_watermark()),
-            counted: *watermark,
-            newer: &blind,
-        };
-        let Collected {
-            page: base,
-            dropped,
-            tombstone_dropped,
-        } = match paging.io.read_leaf(pid, *addr, gc) {
-            Ok(read) => read,
+        let base = match paging.io.read_leaf(pid, *addr) {
+            Ok(base) => base,
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may
             // have deleted the old image's segment: look again.
             Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        // A page that dropped a tombstone above the stub's watermark no
-        // longer builds on the chain (DF1): it is installed dirty, and its
-        // next flush writes a whole image.
-        let mut base = base.with_disk(if tombstone_dropped { NO_DISK } else { *addr });
+        // The chain may hold versions the page had dropped: drop them again
+        // (uncounted: GC counted them once).
+        let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
@@ -299,9 +280,6 @@ impl Tree {
         match self.table.replace(pid, head, chain, guard) {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
-                if dropped > 0 {
-                    self.stats.versions_dropped.fetch_add(dropped, Ordering::Relaxed);
-                }
                 let mut q = crate::sync::lock(if scan { &paging.probation } else { &paging.faulted });
                 if q.len() < PROBATION_MAX {
                     q.push_back(pid);

@@ -62,7 +62,6 @@ use crossbeam_epoch::Guard;
 use super::chain::{Chain, Node};
 use super::clock;
 use super::delta::Body;
-use super::image::{Collected, ReadGc};
 use super::mapping_table::Pid;
 use super::tree::Tree;
 use crate::sync::Ordering;
@@ -119,17 +118,10 @@ impl Tree {
         if !Self::admit_through(paging, pid, clock::SCAN) {
             return Ok(None);
         }
-        // Collected as a fault-in collects it (uncounted: the leaf stays
-        // evicted, its image unchanged).
-        let blind = super::blind::blind_versions(head);
-        let gc = ReadGc {
-            newer: &blind,
-            ..ReadGc::again((*watermark).max(self.gc_watermark()))
-        };
-        match paging.io.read_leaf(pid, *addr, gc) {
-            Ok(Collected { page: base, .. }) => {
+        match paging.io.read_leaf(pid, *addr) {
+            Ok(base) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
-                let mut base = base.with_disk(*addr);
+                let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
                 base.range = super::paging::detached(range);
                 Ok(Some(super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_| {
                     true

@@ -24,7 +24,6 @@ use crossbeam_epoch as epoch;
 
 use super::chain::{Chain, Node};
 use super::delta::Body;
-use super::image::ReadGc;
 use super::mapping_table::Pid;
 use super::paging::detached;
 use super::tree::Tree;
@@ -103,11 +102,8 @@ impl Tree {
             Body::Leaf(b) if b.disk == from => {
                 // As a fault-in builds it (`collect_base`: versions the page
                 // had dropped stay dropped).
-                let mut base = paging
-                    .io
-                    .read_leaf(pid, to, ReadGc::again(b.built_watermark))?
-                    .page
-                    .with_disk(to);
+                let mut base =
+                    super::image::collect_base(paging.io.read_leaf(pid, to)?, b.built_watermark).with_disk(to);
                 base.range = detached(&b.range);
                 base.built_watermark = b.built_watermark;
                 Chain::base(Node::base(Body::Leaf(base)))

@@ -4,21 +4,20 @@
 //! one positional read when its length is known (from the chain map for a
 //! lone base image, else from the cleaner's record lengths), its crc, kind,
 //! tree tag and page id checked, `prev` strictly backwards and at most
-//! `FLUSH_CHAIN` parts; the chain merged and collected at the caller's GC
-//! watermark (`merge_collect`): a base image's value-log references are
-//! read while it is decoded, a delta flush's while the chain is merged,
-//! except those of versions the collection drops, and all are noted per
+//! `FLUSH_CHAIN` parts; a base image's value-log references are read while
+//! it is decoded, a delta flush's while the chain is merged, and noted per
 //! part. A chain read for the first time is remembered (`ChainMeta`), so
 //! the next read of it takes its length and the map entry from one look-up.
 
-use std::cell::RefCell;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
 use super::chain_parts::Parts;
 use super::pages::{ChainMeta, PageFile};
 use crate::bwtree::{
-    decode_delta, find_in_delta, find_in_leaf, merge_collect, newest, Collected, DeltaValue, Found, ReadGc, FLUSH_CHAIN,
+    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, merge_chain, newest, DeltaValue, Found, LeafBase,
+    FLUSH_CHAIN,
 };
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
@@ -36,6 +35,33 @@ impl PageFile {
             offset: addr_offset(addr),
             reason,
         }
+    }
+
+    /// Decode the base image at `at` (payload `payload`, at file offset
+    /// `payload_at`), reading its value-log references, and note them.
+    fn decode_base(
+        &self,
+        tree: u16,
+        at: u64,
+        payload: &Bytes,
+        payload_at: u64,
+        file: &dyn Fn(u64) -> PathBuf,
+    ) -> Result<LeafBase> {
+        let (mut refs, mut failed) = (Vec::new(), None);
+        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
+        let base = decode_leaf_with(payload, Some(&mut source));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
+        self.vlog.note_image(at, refs);
+        Ok(base)
     }
 
     /// The record at `at`, a part of page `pid`'s chain in tree `tree`:
@@ -107,11 +133,9 @@ impl PageFile {
         Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"))
     }
 
-    /// Read the chain of page `pid` of tree `tree` at `addr` (each part
-    /// must be a page record of that tree and page), merged and collected
-    /// by `gc` ([`merge_collect`]: a value-log value of a version the
-    /// collection drops is not read, only noted as referenced).
-    pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64, gc: ReadGc) -> Result<Collected> {
+    /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
+    /// each part must be a page record of that tree and page.
+    pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         // A chain this file knows (every chain this run wrote or read, as
         // long as a mapping table names it) is not remembered again, and a
@@ -126,7 +150,7 @@ impl PageFile {
         let (mut parts, mut n) = ([0u64; FLUSH_CHAIN], 0);
         let (mut max_ts, mut delta_bytes) = (0, 0);
         let mut at = addr;
-        let base = loop {
+        let (base, base_bytes, base_max_ts) = loop {
             if n == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
@@ -140,7 +164,10 @@ impl PageFile {
             max_ts = max_ts.max(record.meta.max_ts);
             let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
             match record.meta.rkind {
-                RecordKind::Base => break record,
+                RecordKind::Base => {
+                    let base = self.decode_base(tree, at, &record.payload, payload_at, &file)?;
+                    break (base, record.payload.len() as u64, record.meta.max_ts);
+                }
                 RecordKind::Delta => {
                     let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
                     delta_bytes += record.payload.len() as u64;
@@ -156,23 +183,16 @@ impl PageFile {
                 }
             }
         };
-        // The parts' value-log references (base last), read or not, noted
-        // per part: the images reference them either way.
-        let refs = RefCell::new(vec![Vec::new(); n]);
-        let base_payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
-        let collected = merge_collect(
-            &base.payload,
-            &deltas,
-            gc,
-            &mut |part, key, ts, va, len| self.vlog.resolve(tree, key, ts, va, len, &mut refs.borrow_mut()[part]),
-            &mut |part, key, va, len| refs.borrow_mut()[part].push(self.vlog.unread(key, va, len)),
-            &|m| m.corruption(file(at), base_payload_at),
-        )?;
-        for (&at, refs) in parts[..n].iter().zip(refs.into_inner()) {
+        // The deltas' value-log references, read and noted per part.
+        let mut refs = vec![Vec::new(); deltas.len()];
+        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
+            self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
+        })?;
+        for (&at, refs) in parts[..n].iter().zip(refs) {
             self.vlog.note_image(at, refs);
         }
         if known.is_some() {
-            return Ok(collected);
+            return Ok(merged);
         }
         let mut base_first = Parts::of(&[]);
         for &at in parts[..n].iter().rev() {
@@ -182,12 +202,12 @@ impl PageFile {
             addr,
             ChainMeta {
                 max_ts,
-                base_max_ts: base.meta.max_ts,
+                base_max_ts,
                 parts: base_first,
-                base_bytes: base.payload.len() as u64,
+                base_bytes,
                 delta_bytes,
             },
         );
-        Ok(collected)
+        Ok(merged)
     }
 }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use super::chain_parts::{AddrMap, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
-use crate::bwtree::{encode_delta, encode_leaf, DeltaVersion, LeafBase, ReadGc, FLUSH_CHAIN};
+use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
@@ -338,7 +338,7 @@ impl PageFile {
     /// the same versions above it. Not synced. Returns the head's address
     /// and record bytes.
     fn rebase_chain(&self, tree: u16, pid: u64, head: u64, chain: &ChainMeta) -> Result<(u64, u64)> {
-        let merged = self.read_leaf(tree, pid, head, ReadGc::NONE)?.page;
+        let merged = self.read_leaf(tree, pid, head)?;
         let newer = versions_after(&merged, chain.base_max_ts);
         let d = self.encode_delta(tree, newer.iter().map(|(k, ts, v)| (*k, *ts, v.as_deref())))?;
         let bytes = record_bytes(d.buf.len());
@@ -359,8 +359,10 @@ impl PageFile {
     /// are left out, as a fault-in leaves them out. Not synced. Returns the
     /// image's address and record bytes.
     pub(crate) fn rewrite(&self, tree: u16, pid: u64, addr: u64, watermark: Option<u64>) -> Result<(u64, u64)> {
-        let gc = watermark.map_or(ReadGc::NONE, ReadGc::again);
-        let base = self.read_leaf(tree, pid, addr, gc)?.page;
+        let mut base = self.read_leaf(tree, pid, addr)?;
+        if let Some(w) = watermark {
+            base = collect_base(base, w);
+        }
         self.write_image(tree, pid, &base, Writer::Cleaner)
     }
 

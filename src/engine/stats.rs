@@ -149,14 +149,6 @@ pub struct Stats {
     /// Pages the value log's cleaner rewrote (and repointed) off segments
     /// being cleaned, since open.
     pub value_log_pages_rewritten: u64,
-    /// Values read from the value log since open (by fault-ins, scans and
-    /// read-throughs of evicted leaves, and the cleaners).
-    pub value_log_reads: u64,
-    /// Value-log references a read of an evicted leaf did not follow since
-    /// open, because the garbage collection applied at that read drops
-    /// their versions (overwritten or deleted, and older than every
-    /// snapshot: `design/storage.md` §10).
-    pub value_log_reads_skipped: u64,
     /// Bytes of the page segment files now (headers included; with a page
     /// store).
     pub page_disk_bytes: u64,
@@ -278,8 +270,6 @@ impl Engine {
             value_log_segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.vlog.segments_cleaned)),
             value_log_bytes_relocated: self.pages.as_ref().map_or(0, |p| r(&p.vlog.bytes_relocated)),
             value_log_pages_rewritten: self.pages.as_ref().map_or(0, |p| r(&p.vlog.pages_rewritten)),
-            value_log_reads: self.pages.as_ref().map_or(0, |p| r(&p.vlog.reads)),
-            value_log_reads_skipped: self.pages.as_ref().map_or(0, |p| r(&p.vlog.reads_skipped)),
             page_disk_bytes: self.pages.as_ref().map_or(0, |p| p.disk_bytes()),
             page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::keyspaces::{KsTree, CATALOG};
 use super::pages::PageFile;
 use super::Engine;
-use crate::bwtree::{Collected, DeltaVersion, LeafBase, PageIo, ReadGc, Tree};
+use crate::bwtree::{DeltaVersion, LeafBase, PageIo, Tree};
 use crate::sync::{Arc, Ordering};
 use crate::Result;
 
@@ -70,8 +70,8 @@ impl TreePages {
 }
 
 impl PageIo for TreePages {
-    fn read_leaf(&self, pid: u64, addr: u64, gc: ReadGc) -> Result<Collected> {
-        self.file.read_leaf(self.tree, pid, addr, gc)
+    fn read_leaf(&self, pid: u64, addr: u64) -> Result<LeafBase> {
+        self.file.read_leaf(self.tree, pid, addr)
     }
     fn read_version(&self, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         self.file.read_version(self.tree, pid, addr, key, ts)
@@ -247,10 +247,10 @@ mod tests {
         assert!(refs.len() > 1, "several leaves: {refs:?}");
         let mut large = 0;
         for &(pid, addr) in &refs {
-            let base = file.read_leaf(7, pid, addr, ReadGc::NONE).unwrap().page;
+            let base = file.read_leaf(7, pid, addr).unwrap();
             large += usize::from(!base.big_values().is_empty());
             for (tag, id) in [(8, pid), (0, pid), (CATALOG_TAG, pid), (7, pid + 1)] {
-                let e = file.read_leaf(tag, id, addr, ReadGc::NONE).unwrap_err();
+                let e = file.read_leaf(tag, id, addr).unwrap_err();
                 assert!(matches!(e, Error::Corruption { .. }), "tree {tag} page {id}: {e:?}");
             }
         }

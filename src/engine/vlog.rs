@@ -116,11 +116,6 @@ pub(crate) struct ValueLog {
     pub(crate) segments_cleaned: AtomicU64,
     /// Pages the cleaner rewrote off evacuating segments.
     pub(crate) pages_rewritten: AtomicU64,
-    /// Values read ([`ValueLog::resolve`]).
-    pub(crate) reads: AtomicU64,
-    /// References a read of a page noted without reading the value
-    /// ([`ValueLog::unread`]).
-    pub(crate) reads_skipped: AtomicU64,
     /// Collections so far, and their count when a cleaning pass last found
     /// no victim (`u64::MAX`: none did): the background pass waits for a
     /// collection after one that found nothing.
@@ -158,8 +153,6 @@ impl ValueLog {
             refs_kept: AtomicU64::new(0),
             evacuating: Mutex::new(BTreeSet::new()),
             bytes_relocated: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-            reads_skipped: AtomicU64::new(0),
             segments_cleaned: AtomicU64::new(0),
             pages_rewritten: AtomicU64::new(0),
             collections: AtomicU64::new(0),
@@ -276,7 +269,6 @@ impl ValueLog {
         // The record's length follows from the reference: one positional read.
         let hint = record_bytes(VALUE_HEADER + key.len() + len as usize);
         let record = self.store.read_hinted(addr, Some(hint))?;
-        self.reads.fetch_add(1, Ordering::Relaxed);
         let p = &record.payload;
         if record.meta.rkind != RecordKind::Value || p.len() < VALUE_HEADER {
             return Err(corrupt("a value-log reference names a record that is not a value"));
@@ -307,15 +299,6 @@ impl ValueLog {
         }
         refs.push((addr, record_bytes(p.len())));
         Ok(record.payload.slice(VALUE_HEADER + klen..))
-    }
-
-    /// The reference of version `key`'s value at `addr` (`len` bytes) as
-    /// [`ValueLog::resolve`] notes it, without reading it: a fault-in that
-    /// drops the version (`crate::bwtree::merge_collect`) still notes what
-    /// its image references.
-    pub(crate) fn unread(&self, key: &[u8], addr: u64, len: u32) -> ValueRef {
-        self.reads_skipped.fetch_add(1, Ordering::Relaxed);
-        (addr, record_bytes(VALUE_HEADER + key.len() + len as usize))
     }
 
     /// Remember the references of the image at `image` (written or read).

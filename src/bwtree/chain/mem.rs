@@ -409,32 +409,6 @@ pub(crate) mod bytes {
         (std::mem::size_of::<Node>() + body) as u64
     }
 
-    /// Of [`chain_bytes`]`(head)`, the bytes of values the chain shares
-    /// with someone else now (a `Bytes` not unique: a large value of a
-    /// base page or a version delta's value, which the consolidated page
-    /// that replaced the chain holds too). Freeing the chain does not free
-    /// them, so a retired chain's garbage leaves them out: counted, every
-    /// consolidation of a leaf of large values counted the values again as
-    /// garbage (with 4 KiB values, about a hundred times the page's own
-    /// arrays), and committers slept in the reclaim throttle for memory
-    /// that was never garbage (`super::super::resident`).
-    pub(crate) fn shared_bytes(head: &Node) -> u64 {
-        let mut sum = 0usize;
-        let mut node = Some(head);
-        while let Some(n) = node {
-            sum += match &n.body {
-                Body::Leaf(b) => b.big_values().iter().filter(|v| !v.is_unique()).map(|v| v.len()).sum(),
-                Body::Version {
-                    kv: Payload::Refcounted { value: Some(v), .. },
-                    ..
-                } if !v.is_unique() => v.len(),
-                _ => 0,
-            };
-            node = n.next();
-        }
-        sum as u64
-    }
-
     /// Estimated heap bytes of the chain from `head` down.
     pub(crate) fn chain_bytes(head: &Node) -> u64 {
         let mut sum = 0;

@@ -5,7 +5,7 @@
 //! - [`wire`]: the shared pieces: the decode error ([`Malformed`](wire::Malformed)), the
 //!   value-log hook ([`ValueSink`](wire::ValueSink)), bounds-checked little-endian reads.
 //! - [`leaf`]: a [`LeafBase`](super::base::LeafBase) to a page image and
-//!   back ([`encode_leaf`], [`decode_leaf_with`](leaf::decode_leaf_with)).
+//!   back ([`encode_leaf`], [`decode_leaf_with`]).
 //! - [`delta`]: a list of versions to a delta-flush payload and back
 //!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`](delta::DeltaFlush)).
 //! - [`layout`]: a leaf image's sections, parsed from its header (shared
@@ -14,11 +14,9 @@
 //!   delta flush without decoding the page (read-through, [`find_in_leaf`],
 //!   [`find_in_delta`]).
 //! - [`chain`]: a base image and its delta flushes merged into one base
-//!   page ([`merge_chain`](chain::merge_chain), the deltas' value-log references
-//!   read through a [`RefSource`](chain::RefSource)), the GC rule applied to it
-//!   ([`collect_base`](chain::collect_base)), and both at once for fault-in
-//!   without reading the values of the versions the GC drops
-//!   ([`merge_collect`], [`Shadows`](chain::Shadows)).
+//!   page ([`merge_chain`], for fault-in; the deltas' value-log references
+//!   read through a [`RefSource`](chain::RefSource)), and the GC rule applied to it
+//!   ([`collect_base`]).
 //!
 //! Decoding never panics on any input and allocates less than 1.5 times the
 //! input's length (a decoded page's key heads, 8 bytes a key, are not in the
@@ -36,20 +34,16 @@ mod wire;
 #[cfg(all(test, not(loom)))]
 mod tests;
 #[cfg(all(test, not(loom)))]
-mod tests_collect;
-#[cfg(all(test, not(loom)))]
 mod tests_delta;
 #[cfg(all(test, not(loom)))]
 mod tests_find;
 
-#[cfg(all(test, not(loom)))]
 pub(crate) use chain::{collect_base, merge_chain};
-pub(crate) use chain::{merge_collect, Collected, ReadGc};
 pub(crate) use delta::{decode_delta, encode_delta, DeltaValue};
 pub(crate) use find::{find_in_delta, find_in_leaf, newest, Found};
-pub(crate) use leaf::encode_leaf;
-// What the unit tests name besides (they `use super::*`).
 #[cfg(all(test, not(loom)))]
-pub(crate) use leaf::{decode_leaf, decode_leaf_with};
+pub(crate) use leaf::decode_leaf;
+// What the unit tests name besides (they `use super::*`).
+pub(crate) use leaf::{decode_leaf_with, encode_leaf};
 #[cfg(all(test, not(loom)))]
 use {delta::DeltaFlush, wire::Malformed};

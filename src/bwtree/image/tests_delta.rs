@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use super::tests::{arb_key, arb_value};
 use super::*;
 
-pub(super) type Entries = Vec<(Vec<u8>, u64, Option<Vec<u8>>)>;
+type Entries = Vec<(Vec<u8>, u64, Option<Vec<u8>>)>;
 
 /// Versions in key order, newest first per key.
-pub(super) fn arb_entries() -> impl Strategy<Value = Entries> {
+fn arb_entries() -> impl Strategy<Value = Entries> {
     let versions = prop::collection::btree_map(1u64..1000, arb_value(), 1..4);
     prop::collection::btree_map(arb_key(), versions, 0..20).prop_map(|map| {
         map.into_iter()
@@ -159,7 +159,7 @@ fn image_timing() {
 }
 
 /// A base page of `entries`.
-pub(super) fn base_of(entries: &Entries) -> crate::bwtree::base::LeafBase {
+fn base_of(entries: &Entries) -> crate::bwtree::base::LeafBase {
     use crate::bwtree::base::{LeafBuilder, PageRange, ValRef};
     let mut b = LeafBuilder::new(entries.len());
     let mut last: Option<&[u8]> = None;
@@ -253,7 +253,7 @@ fn a_chain_reads_its_deltas_references_through_the_hook() {
 
 /// The GC rule at `w` on a model: per key, every version above `w` and the
 /// newest at or below it unless a tombstone.
-pub(super) fn gc_model(entries: &Entries, w: u64) -> Entries {
+fn gc_model(entries: &Entries, w: u64) -> Entries {
     let mut out = Vec::new();
     let mut i = 0;
     while i < entries.len() {
@@ -272,7 +272,7 @@ pub(super) fn gc_model(entries: &Entries, w: u64) -> Entries {
 }
 
 /// Every (key, ts, value) of `page`, in order.
-pub(super) fn content_of(page: &crate::bwtree::base::LeafBase) -> Entries {
+fn content_of(page: &crate::bwtree::base::LeafBase) -> Entries {
     let mut got = Vec::new();
     for i in 0..page.len() {
         for v in page.versions(i) {

@@ -40,25 +40,11 @@ pub(super) fn bad<T>(offset: usize, reason: &'static str) -> Result<T, Malformed
 pub(crate) type ValueSink<'a> = &'a mut dyn FnMut(&[u8], u64, &[u8]) -> crate::Result<Option<u64>>;
 
 /// The value-log hook a decoder may be given: called with a reference's
-/// `(key, ts, newer, addr, len)` (`newer`: the timestamp of the key's
-/// next newer version in the same image, if any), it returns the value
-/// ([`Fetched::Value`], exactly `len` bytes, the version's),
-/// [`Fetched::Dropped`] for a version the caller's GC will drop before
-/// anyone reads the page (the value is not read; `super::chain::Shadows`
-/// decides), or `None` if it could not read it (the hook keeps its own
+/// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
+/// version's), or `None` if it could not read it (the hook keeps its own
 /// error; the decoder then fails at the reference's offset). Without one a
 /// reference is malformed.
-pub(crate) type ValueSource<'a> = &'a mut dyn FnMut(&[u8], u64, Option<u64>, u64, u32) -> Option<Fetched>;
-
-/// What a [`ValueSource`] gives for a value-log reference.
-pub(crate) enum Fetched {
-    /// The value, read.
-    Value(bytes::Bytes),
-    /// Not read: the version is dropped by the GC that follows the decode
-    /// (`super::chain::Shadows`). The decoded page holds an empty value in
-    /// its place, which that GC removes.
-    Dropped,
-}
+pub(crate) type ValueSource<'a> = &'a mut dyn FnMut(&[u8], u64, u64, u32) -> Option<bytes::Bytes>;
 
 /// Value length code: a tombstone.
 pub(super) const TOMB_LEN: u32 = u32::MAX;

@@ -59,31 +59,13 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
 }
 
 /// The fault-in line of a run on a page cache: fault-ins, read-throughs,
-/// value-log values read and left unread (`Stats::value_log_reads`), read
-/// system calls per page read (either; each part of a chain is one
+/// read system calls per page read (either; each part of a chain is one
 /// positional read), and CPU microseconds per transaction, between `b` and
 /// `a`.
 fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
     let through = a.read_throughs - b.read_throughs;
     let mut out = format!("{faults} fault-ins, {through} read-throughs");
-    let (vreads, vskipped) = (
-        a.value_log_reads - b.value_log_reads,
-        a.value_log_reads_skipped - b.value_log_reads_skipped,
-    );
-    if vreads + vskipped > 0 {
-        out += &format!(", {vreads} value-log reads ({vskipped} dropped values left unread)");
-    }
-    let waits = a.reclaim_waits - b.reclaim_waits;
-    if waits > 0 {
-        out += &format!(
-            ", {waits} reclaim waits ({:.1} ms)",
-            (a.reclaim_wait_micros - b.reclaim_wait_micros) as f64 / 1e3
-        );
-    }
-    if std::env::var_os("BWTX_DEBUG_RETIRED").is_some() {
-        out += &format!(", retired {} B at the end", a.retired_bytes);
-    }
     if let Some(((r0, c0), (r1, c1))) = rc {
         if faults + through > 0 {
             out += &format!(
