@@ -34,7 +34,7 @@ use crate::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
-use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, Chain, Delta, Node};
+use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, shared_bytes, Chain, Delta, Node};
 use super::resident::ResidentBytes;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
@@ -153,8 +153,11 @@ impl MappingTable {
     unsafe fn retire(&self, head: &Node, guard: &Guard) {
         if self.count_bytes {
             let (stub, held) = split_bytes(head);
+            // Values the chain shares with its successor leave the resident
+            // count with the chain but are not garbage (`shared_bytes`).
+            let garbage = held.saturating_sub(shared_bytes(head));
             let stubs = (stub > 0).then(|| self.resident.retire_stub(stub));
-            let retired = (held > 0).then(|| self.resident.retire(held, guard));
+            let retired = (held > 0).then(|| self.resident.retire(held, garbage, guard));
             // SAFETY: the caller's contract.
             unsafe {
                 retire_chain(head, guard, move || {
@@ -162,7 +165,7 @@ impl MappingTable {
                         r.freed(stub);
                     }
                     if let Some(r) = retired {
-                        r.freed(held);
+                        r.freed(garbage);
                     }
                 })
             };
@@ -450,6 +453,43 @@ impl Drop for FreeList {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::bwtree::base::{LeafBuilder, PageRange, ValRef};
+    use crate::bwtree::delta::Body;
+    use bytes::Bytes;
+
+    /// A leaf of one key whose value is `value` (large: kept as its own
+    /// `Bytes`, shared with the caller's).
+    fn leaf(value: &Bytes) -> Chain {
+        let mut b = LeafBuilder::new(1);
+        b.push_key(b"k");
+        b.push_version(1, ValRef::Refcounted(value));
+        b.end_key();
+        Chain::base(Node::base(Body::Leaf(b.finish(PageRange::full()))))
+    }
+
+    /// A retired chain's garbage leaves out the values its successor still
+    /// holds, and counts them once nothing else does (`shared_bytes`).
+    #[test]
+    fn values_shared_with_the_successor_are_not_retired_garbage() {
+        let mut table = MappingTable::new();
+        table.count_bytes();
+        let guard = crossbeam_epoch::pin();
+        let pid = table.alloc(&guard);
+        table.store_new(pid, leaf(&Bytes::from(vec![7u8; 10_000])));
+        let head = table.load(pid, &guard).unwrap();
+        let whole = chain_bytes(head);
+        assert!(whole > 10_000);
+        // Nothing else holds the old value: all of the chain is garbage
+        // (the pinned guard keeps the destructor from running meanwhile).
+        let big = Bytes::from(vec![8u8; 10_000]);
+        let head = table.replace(pid, head, leaf(&big), &guard).ok().unwrap();
+        assert_eq!(table.resident.retired(), whole);
+        // The successor shares the value: only the node is garbage.
+        let head = table.replace(pid, head, leaf(&big), &guard).ok().unwrap();
+        assert_eq!(table.resident.retired(), 2 * whole - 10_000);
+        assert_eq!(shared_bytes(head), 10_000);
+        drop(big);
+    }
 
     #[test]
     fn locate_covers_ids_without_gaps() {

@@ -128,16 +128,18 @@ impl ResidentBytes {
         self.stubs.set(n);
     }
 
-    /// `n` resident bytes were retired under `guard`: they move from the
-    /// resident count to the retired one. Returns the handle the deferred
-    /// destructor reports the free through. On a chunk crossing, flushes
+    /// `n` resident bytes were retired under `guard`: they leave the
+    /// resident count, and `garbage` of them (what the destructor will free:
+    /// `n` less the values something else still holds) join the retired
+    /// one. Returns the handle the deferred destructor reports the free
+    /// through (it must report `garbage`). On a chunk crossing, flushes
     /// `guard` (see the module doc).
     #[inline]
-    pub(crate) fn retire(&self, n: u64, guard: &Guard) -> Retired {
+    pub(crate) fn retire(&self, n: u64, garbage: u64, guard: &Guard) -> Retired {
         self.shards.sub(n);
-        let old = self.retired.0.add(n);
+        let old = self.retired.0.add(garbage);
         let shift = self.alarm.get().map_or(RETIRED_CHUNK_SHIFT, |a| a.chunk_shift);
-        if (old ^ old.wrapping_add(n)) >> shift != 0 {
+        if (old ^ old.wrapping_add(garbage)) >> shift != 0 {
             guard.flush();
         }
         self.retired.clone()

@@ -409,6 +409,33 @@ pub(crate) mod bytes {
         (std::mem::size_of::<Node>() + body) as u64
     }
 
+    /// Bytes of the values in the chain from `head` down that something
+    /// else still holds (a `Bytes` not unique right now): counted in
+    /// [`chain_bytes`], but freeing the chain does not free them. At a
+    /// retire that is mostly the chain that replaced it: a consolidation's
+    /// new base shares every large value of the old chain, so counting them
+    /// as garbage would count a leaf's large values again at each
+    /// consolidation (`design/storage.md` §5.1, "Shared values are not
+    /// garbage"). Read at one instant: a reader's clone taken or dropped
+    /// meanwhile moves it, which only moves the retired estimate.
+    pub(crate) fn shared_bytes(head: &Node) -> u64 {
+        let shared = |b: &::bytes::Bytes| if b.is_unique() { 0 } else { b.len() as u64 };
+        let mut sum = 0;
+        let mut node = Some(head);
+        while let Some(n) = node {
+            sum += match &n.body {
+                Body::Leaf(b) => b.big_values().iter().map(shared).sum(),
+                Body::Version {
+                    kv: Payload::Refcounted { value: Some(v), .. },
+                    ..
+                } => shared(v),
+                _ => 0,
+            };
+            node = n.next();
+        }
+        sum
+    }
+
     /// Estimated heap bytes of the chain from `head` down.
     pub(crate) fn chain_bytes(head: &Node) -> u64 {
         let mut sum = 0;

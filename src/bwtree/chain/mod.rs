@@ -15,7 +15,7 @@
 mod mem;
 mod node;
 
-pub(crate) use mem::bytes::{chain_bytes, node_bytes};
+pub(crate) use mem::bytes::{chain_bytes, node_bytes, shared_bytes};
 #[cfg(feature = "leak-check")]
 pub use mem::counter::live_nodes;
 pub(in crate::bwtree) use mem::{destroy_chain, retire_chain};
