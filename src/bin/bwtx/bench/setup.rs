@@ -60,8 +60,8 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
 
 /// The fault-in line of a run on a page cache: fault-ins, read-throughs,
 /// read system calls per page read (either; each part of a chain is one
-/// positional read), and CPU microseconds per transaction, between `b` and
-/// `a`.
+/// positional read), CPU microseconds per transaction, and the reclaim
+/// throttle's sleeps, between `b` and `a`.
 fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
     let through = a.read_throughs - b.read_throughs;
@@ -76,6 +76,14 @@ fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, 
         if txns > 0 {
             out += &format!(", {:.1} CPU-us per transaction", (c1 - c0) as f64 * 1e4 / txns as f64);
         }
+    }
+    // The retired-memory throttle's sleeps (`Engine::wait_for_reclaim`).
+    let waits = a.reclaim_waits - b.reclaim_waits;
+    if waits > 0 {
+        out += &format!(
+            ", {waits} reclaim waits ({:.1} ms)",
+            (a.reclaim_wait_micros - b.reclaim_wait_micros) as f64 / 1e3
+        );
     }
     out
 }
