@@ -73,7 +73,7 @@ use super::tree::Tree;
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
-pub(crate) use super::page_io::{DeltaVersion, Over, PageIo, Unread};
+pub(crate) use super::page_io::{DeltaVersion, PageIo};
 
 /// Counters of the paging layer (relaxed; rare events).
 #[derive(Default)]
@@ -206,13 +206,6 @@ fn clean_base(head: &Node, watermark: u64) -> Option<&LeafBase> {
     }
 }
 
-/// Does `page` hold version `ts` of `key`?
-fn holds(page: &LeafBase, key: &[u8], ts: u64) -> bool {
-    page.keys
-        .find(key)
-        .is_some_and(|i| page.versions(i).iter().any(|v| v.ts == ts))
-}
-
 /// Every version of `base`, in key order and newest first per key.
 pub(super) fn base_versions(base: &LeafBase) -> Vec<DeltaVersion<'_>> {
     let mut out = Vec::with_capacity(base.version_count());
@@ -266,51 +259,17 @@ impl Tree {
         if INSTALLING.with(|f| f.get()) {
             paging.counters.install_faults.fetch_add(1, Ordering::Relaxed);
         }
-        // Collect at the tree's GC watermark, not only the stub's (below);
-        // the value-log values of versions that drops are not even read.
-        let w = (*watermark).max(self.gc_watermark());
-        // Blind writes over the stub at or below `w` hide every version of
-        // their keys in the image (P5).
-        let over_map = super::blind::newest_at_or_below(head, w);
-        let over = |k: &[u8]| over_map.get(k).copied().unwrap_or(0);
-        let read = |w| match paging.io.read_leaf_at(pid, *addr, w, &over) {
-            Ok(read) => Ok(Some(read)),
+        let base = match paging.io.read_leaf(pid, *addr) {
+            Ok(base) => base,
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may
             // have deleted the old image's segment: look again.
-            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
-            Err(e) => Err(e),
+            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let Some((base, unread)) = read(w)? else {
-            return Ok(None);
-        };
-        // The chain may hold versions the page had dropped (drop them again,
-        // uncounted: GC counted them once), and versions GC has passed
-        // since the eviction (counted below once the CAS wins). A page
-        // built at the current watermark is evicted again as it is, not
-        // consolidated first (`clean_base`).
-        let mut collected = super::image::collect_counted(base, w, *watermark, &over);
-        if unread.iter().any(|(k, ts)| holds(&collected.page, k, *ts)) {
-            // A version left unread survived the collection: its empty
-            // placeholder must not be read as its value. Never expected
-            // (the page store leaves unread only what this collection
-            // drops); read everything instead.
-            debug_assert!(false, "a value left unread survived the fault-in's collection");
-            let Some((base, _)) = read(0)? else {
-                return Ok(None);
-            };
-            collected = super::image::collect_counted(base, w, *watermark, &over);
-        }
-        let mut base = collected.page;
-        base.built_watermark = base.built_watermark.max(w);
-        // The page equals (under GC) the chain at `addr` and builds on it
-        // (DF1), unless it dropped a tombstone GC had not: a later delta
-        // flush or partial rebase keeps the chain's older parts, where a
-        // version the tombstone hid could show through again. Then it is
-        // dirty with no chain, and its next flush writes a whole image.
-        if !collected.tombstone_dropped {
-            base = base.with_disk(*addr);
-        }
+        // The chain may hold versions the page had dropped: drop them again
+        // (uncounted: GC counted them once).
+        let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
@@ -321,11 +280,6 @@ impl Tree {
         match self.table.replace(pid, head, chain, guard) {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
-                if collected.dropped > 0 {
-                    self.stats
-                        .versions_dropped
-                        .fetch_add(collected.dropped as u64, Ordering::Relaxed);
-                }
                 let mut q = crate::sync::lock(if scan { &paging.probation } else { &paging.faulted });
                 if q.len() < PROBATION_MAX {
                     q.push_back(pid);
