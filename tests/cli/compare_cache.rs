@@ -73,9 +73,11 @@ fn cache_size_comparison_isolates_each_engine() {
             // c only reads.
             if workload == "a" {
                 positive(row, "user_bytes");
-                if row.starts_with("\"bf-tree\"") {
-                    // No log: a short run's updates can stay in its
-                    // in-memory buffer, so nothing reaches the disk.
+                if row.starts_with("\"bf-tree\"") || row.starts_with("\"seerdb\"") {
+                    // Bf-Tree has no log, and seerdb's unsynced log is
+                    // buffered in the process (`SyncPolicy::None`): a
+                    // short run's updates can stay in memory, so nothing
+                    // reaches the disk (seen once for seerdb in a 1 s run).
                     let wa: f64 = field(row, "write_amplification").parse().expect("a number");
                     assert!(wa >= 0.0, "{row}");
                 } else {
