@@ -37,7 +37,9 @@
 //!   `a` merged with the page's versions newer than `upto(a)` gives what
 //!   reading the page gives. It holds when a flush or a fault-in sets it
 //!   (every version `<= D` was installed before `D` was read, so the chain
-//!   holds them all), and consolidation keeps it ([`builds_on`]) only for
+//!   holds them all; a fault-in that collects at a newer watermark than
+//!   its stub's sets it only if that dropped no tombstone, the rule below),
+//!   and consolidation keeps it ([`builds_on`]) only for
 //!   chains of version deltas over such a base whose GC dropped no
 //!   tombstone: dropping versions older than a kept one changes no read at
 //!   or above the watermark, but a dropped tombstone newer than `upto`

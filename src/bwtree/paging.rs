@@ -267,9 +267,24 @@ impl Tree {
             Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        // The chain may hold versions the page had dropped: drop them again
-        // (uncounted: GC counted them once).
-        let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
+        // Collect at the tree's GC watermark, not only the stub's: the chain
+        // may hold versions the page had dropped (drop them again,
+        // uncounted: GC counted them once), and versions GC has passed
+        // since the eviction (counted below once the CAS wins). A page
+        // built at the current watermark is evicted again as it is, not
+        // consolidated first (`clean_base`).
+        let w = (*watermark).max(self.gc_watermark());
+        let collected = super::image::collect_counted(base, w, *watermark);
+        let mut base = collected.page;
+        base.built_watermark = base.built_watermark.max(w);
+        // The page equals (under GC) the chain at `addr` and builds on it
+        // (DF1), unless it dropped a tombstone GC had not: a later delta
+        // flush or partial rebase keeps the chain's older parts, where a
+        // version the tombstone hid could show through again. Then it is
+        // dirty with no chain, and its next flush writes a whole image.
+        if !collected.tombstone_dropped {
+            base = base.with_disk(*addr);
+        }
         // The node's fences are the page's (an image written under a split
         // delta may carry the wider fences of the base below it); keep them,
         // so the page also shares nothing with the image's buffer but keys.
@@ -280,6 +295,11 @@ impl Tree {
         match self.table.replace(pid, head, chain, guard) {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
+                if collected.dropped > 0 {
+                    self.stats
+                        .versions_dropped
+                        .fetch_add(collected.dropped as u64, Ordering::Relaxed);
+                }
                 let mut q = crate::sync::lock(if scan { &paging.probation } else { &paging.faulted });
                 if q.len() < PROBATION_MAX {
                     q.push_back(pid);

@@ -3,7 +3,9 @@
 //! newest first. Each key's versions come out newest first; a version
 //! found in two parts (the same key and timestamp) is taken from the newer
 //! part. [`collect_base`] then drops what the page had dropped before it
-//! was evicted (the GC rule at its watermark).
+//! was evicted (the GC rule at its watermark), and [`collect_counted`]
+//! what GC passed since, too (at the tree's current watermark), counting
+//! those drops.
 
 use bytes::Bytes;
 
@@ -77,22 +79,56 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSou
     Ok(b.finish(base.range.clone()))
 }
 
+/// How many of `vers` (one key's versions, newest first) the GC rule at
+/// `watermark` keeps: those above it and the newest at or below it, unless
+/// that is a tombstone. Never grows with the watermark.
+fn keep(vers: &[Ver], watermark: u64) -> usize {
+    match vers.iter().position(|v| v.ts <= watermark) {
+        None => vers.len(),
+        Some(i) if vers[i].len == super::super::base::TOMBSTONE => i,
+        Some(i) => i + 1,
+    }
+}
+
 /// `base` with the GC rule applied at `watermark` (per key: every version
 /// above it, and the newest at or below it unless a tombstone), built with
 /// that watermark. Returned as it is when nothing would be dropped.
 pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
-    let keep = |vers: &[Ver]| {
-        // Versions kept: those above the watermark and the newest at or
-        // below it, unless that is a tombstone.
-        match vers.iter().position(|v| v.ts <= watermark) {
-            None => vers.len(),
-            Some(i) if vers[i].len == super::super::base::TOMBSTONE => i,
-            Some(i) => i + 1,
-        }
-    };
-    let drops = (0..base.len()).any(|i| keep(base.versions(i)) < base.versions(i).len());
+    collect_counted(base, watermark, watermark).page
+}
+
+/// A collection at fault-in ([`collect_counted`]).
+pub(crate) struct Collected {
+    /// The page, built with the watermark if anything was dropped.
+    pub(crate) page: LeafBase,
+    /// Versions dropped that a collection at the counted watermark keeps:
+    /// drops GC has not counted yet.
+    pub(crate) dropped: usize,
+    /// Whether one of those is a tombstone.
+    pub(crate) tombstone_dropped: bool,
+}
+
+/// `base` with the GC rule applied at `watermark` ([`collect_base`]), and
+/// what that dropped beyond a collection at `counted` (at most
+/// `watermark`): a fault-in collects at the tree's GC watermark, while the
+/// versions at or below its stub's watermark were dropped, and counted,
+/// before the leaf was evicted (`design/storage.md` §5, fault-in).
+pub(crate) fn collect_counted(base: LeafBase, watermark: u64, counted: u64) -> Collected {
+    let counted = counted.min(watermark);
+    let (mut drops, mut dropped, mut tombstone_dropped) = (false, 0, false);
+    for i in 0..base.len() {
+        let vers = base.versions(i);
+        let (now, before) = (keep(vers, watermark), keep(vers, counted));
+        drops |= now < vers.len();
+        dropped += before - now;
+        tombstone_dropped |= vers[now..before].iter().any(|v| v.len == super::super::base::TOMBSTONE);
+    }
     if watermark == 0 || !drops {
-        return base;
+        return Collected {
+            page: base,
+            dropped,
+            tombstone_dropped,
+        };
     }
     let mut b = LeafBuilder::with_capacity(
         base.len(),
@@ -102,7 +138,7 @@ pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
     );
     for i in 0..base.len() {
         let vers = base.versions(i);
-        let n = keep(vers);
+        let n = keep(vers, watermark);
         if n == 0 {
             continue;
         }
@@ -114,5 +150,9 @@ pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
     }
     let mut page = b.finish(base.range.clone());
     page.built_watermark = watermark;
-    page
+    Collected {
+        page,
+        dropped,
+        tombstone_dropped,
+    }
 }

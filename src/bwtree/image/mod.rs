@@ -38,7 +38,7 @@ mod tests_delta;
 #[cfg(all(test, not(loom)))]
 mod tests_find;
 
-pub(crate) use chain::{collect_base, merge_chain};
+pub(crate) use chain::{collect_base, collect_counted, merge_chain};
 pub(crate) use delta::{decode_delta, encode_delta, DeltaValue};
 pub(crate) use find::{find_in_delta, find_in_leaf, newest, Found};
 #[cfg(all(test, not(loom)))]

@@ -291,4 +291,19 @@ proptest! {
         prop_assert_eq!(page.max_ts(), want.iter().map(|e| e.1).max().unwrap_or(0));
         prop_assert_eq!(content_of(&page), want);
     }
+
+    /// `collect_counted` builds what `collect_base` builds at the higher
+    /// watermark, and counts exactly the versions the lower one keeps and
+    /// the higher drops (a tombstone among them flagged).
+    #[test]
+    fn collect_counted_counts_only_the_new_drops(entries in arb_entries(), a in 0u64..1000, b in 0u64..1000) {
+        let (counted, w) = (a.min(b), a.max(b));
+        let c = collect_counted(base_of(&entries), w, counted);
+        let want = if w == 0 { entries.clone() } else { gc_model(&entries, w) };
+        prop_assert_eq!(content_of(&c.page), want.clone());
+        let before = if counted == 0 { entries.clone() } else { gc_model(&entries, counted) };
+        prop_assert_eq!(c.dropped, before.len() - want.len());
+        let tomb = before.iter().any(|e| e.2.is_none() && !want.contains(e));
+        prop_assert_eq!(c.tombstone_dropped, tomb);
+    }
 }
