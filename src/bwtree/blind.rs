@@ -15,6 +15,7 @@
 //! - the delta flush of a chain's deltas on the stub's on-disk chain
 //!   ([`Tree::flush_blind`]).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use crossbeam_epoch::Guard;
@@ -112,6 +113,21 @@ pub(crate) fn blind_versions(head: &Node) -> Vec<DeltaVersion<'_>> {
         .map(|(ts, kv)| (kv.key(), ts, super::paging::value_slice(kv.value())))
         .collect();
     out.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    out
+}
+
+/// Per key, the newest version at or below `watermark` among the deltas of
+/// `head`'s chain over its stub: each is newer than every version of the
+/// stub's image (P5), so GC at the watermark drops every version of that
+/// key in the image (a fault-in's collection, `super::paging`).
+pub(crate) fn newest_at_or_below(head: &Node, watermark: u64) -> HashMap<&[u8], u64> {
+    let mut out = HashMap::new();
+    if watermark > 0 {
+        for (ts, kv) in deltas(head).filter(|&(ts, _)| ts <= watermark) {
+            let t = out.entry(kv.key()).or_insert(0);
+            *t = ts.max(*t);
+        }
+    }
     out
 }
 

@@ -77,10 +77,10 @@ pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
 pub(crate) use image::{
-    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf, merge_chain,
-    newest, DeltaValue, Found,
+    collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf,
+    merge_chain_at, newest, DeltaFlush, DeltaValue, Fetched, Found,
 };
-pub(crate) use paging::{DeltaVersion, PageIo};
+pub(crate) use paging::{DeltaVersion, Over, PageIo, Unread};
 pub(crate) use resident::reclaim_until;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -13,6 +13,16 @@ use crate::Result;
 /// tombstone).
 pub(crate) type DeltaVersion<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
+/// The versions (key, ts) whose value-log values a read left unread
+/// ([`PageIo::read_leaf_at`]).
+pub(crate) type Unread = Vec<(Box<[u8]>, u64)>;
+
+/// Per key, the newest version at or below a fault-in's watermark that is
+/// over the image in memory (blind writes over its stub), 0 if none: GC at
+/// the watermark drops every version of that key in the image (P5 in
+/// `super::paging`).
+pub(crate) type Over<'a> = &'a dyn Fn(&[u8]) -> u64;
+
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
     /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
@@ -20,6 +30,17 @@ pub(crate) trait PageIo: Send + Sync {
     /// (with the segment file and offset), an I/O failure `Error::Io`;
     /// never a panic.
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase>;
+    /// [`PageIo::read_leaf`] for a fault-in that collects the page at
+    /// `watermark`: the value-log values of versions that collection drops
+    /// (a newer version of the key in the chain is at or below the
+    /// watermark, or `over` names a newer one) may be left unread; the page
+    /// then holds an empty placeholder for each, and the second part lists
+    /// them, so the caller can check its collection dropped every one. The
+    /// default reads everything.
+    fn read_leaf_at(&self, pid: Pid, addr: u64, watermark: u64, over: Over<'_>) -> Result<(LeafBase, Unread)> {
+        let _ = (watermark, over);
+        Ok((self.read_leaf(pid, addr)?, Unread::new()))
+    }
     /// The value of `key` as of snapshot `ts` in the image of leaf `pid` at
     /// `addr` (`None`: a tombstone, or no version at or below `ts`), read
     /// without building the page (read-through, `super::read_through`).
@@ -75,6 +96,9 @@ pub(crate) trait PageIo: Send + Sync {
 impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
         (**self).read_leaf(pid, addr)
+    }
+    fn read_leaf_at(&self, pid: Pid, addr: u64, watermark: u64, over: Over<'_>) -> Result<(LeafBase, Unread)> {
+        (**self).read_leaf_at(pid, addr, watermark, over)
     }
     fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         (**self).read_version(pid, addr, key, ts)

@@ -16,14 +16,51 @@ use bytes::Bytes;
 use super::chain_parts::Parts;
 use super::pages::{ChainMeta, PageFile};
 use crate::bwtree::{
-    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, merge_chain, newest, DeltaValue, Found, LeafBase,
-    FLUSH_CHAIN,
+    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, merge_chain_at, newest, DeltaFlush, DeltaValue,
+    Fetched, Found, LeafBase, Over, Unread, FLUSH_CHAIN,
 };
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
 use crate::pagestore::store::Record;
 use crate::sync::lock;
 use crate::{Error, Result};
+
+/// Which versions of a base image a read that its caller collects at
+/// `watermark` leaves unread: those older than a version of their key at or
+/// below the watermark, newer in the image, in one of the chain's delta
+/// flushes or over the image in memory (GC at the watermark drops them).
+struct Hide<'a> {
+    watermark: u64,
+    over: Over<'a>,
+    /// Per key, the newest version at or below the watermark in the delta
+    /// flushes (empty without any).
+    deltas: std::collections::HashMap<&'a [u8], u64>,
+}
+
+impl<'a> Hide<'a> {
+    fn new(watermark: u64, parts: &'a [DeltaFlush], over: Over<'a>) -> Self {
+        let mut deltas = std::collections::HashMap::new();
+        if watermark > 0 {
+            for e in parts.iter().flat_map(DeltaFlush::iter).filter(|e| e.ts <= watermark) {
+                let t = deltas.entry(e.key).or_insert(0);
+                *t = e.ts.max(*t);
+            }
+        }
+        Hide {
+            watermark,
+            over,
+            deltas,
+        }
+    }
+
+    /// Does GC at the watermark drop version `ts` of `key`, whose next
+    /// newer version in its image is at `newer`?
+    fn hides(&self, key: &[u8], ts: u64, newer: Option<u64>) -> bool {
+        let w = self.watermark;
+        w > 0
+            && (newer.is_some_and(|n| n <= w) || self.deltas.get(key).is_some_and(|&t| t > ts) || (self.over)(key) > ts)
+    }
+}
 
 /// The page I/O of one tree (`tree`: its tag in the records), called by
 /// its [`super::tree_pages::TreePages`]: the read side.
@@ -37,28 +74,38 @@ impl PageFile {
         }
     }
 
-    /// Decode the base image at `at` (payload `payload`, at file offset
-    /// `payload_at`), reading its value-log references, and note them.
+    /// Decode the base image at `at` (its record's payload `payload`),
+    /// reading its value-log references but those `hide` hides (listed in
+    /// `unread`), and note them all.
     fn decode_base(
         &self,
         tree: u16,
         at: u64,
         payload: &Bytes,
-        payload_at: u64,
         file: &dyn Fn(u64) -> PathBuf,
+        hide: &Hide<'_>,
+        unread: &mut Unread,
     ) -> Result<LeafBase> {
         let (mut refs, mut failed) = (Vec::new(), None);
-        let mut source = |key: &[u8], ts, va, len| match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                failed = Some(e);
-                None
+        let mut source = |key: &[u8], ts, va, len, newer: Option<u64>| {
+            if hide.hides(key, ts, newer) {
+                self.vlog.unread(key, va, len, &mut refs);
+                unread.push((key.into(), ts));
+                return Some(Fetched::Unread);
+            }
+            match self.vlog.resolve(tree, key, ts, va, len, &mut refs) {
+                Ok(v) => Some(Fetched::Value(v)),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
             }
         };
         let base = decode_leaf_with(payload, Some(&mut source));
         if let Some(e) = failed {
             return Err(e);
         }
+        let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
         let base = base.map_err(|m| m.corruption(file(at), payload_at))?;
         self.vlog.note_image(at, refs);
         Ok(base)
@@ -136,6 +183,22 @@ impl PageFile {
     /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
     /// each part must be a page record of that tree and page.
     pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
+        self.read_leaf_at(tree, pid, addr, 0, &|_| 0).map(|(page, _)| page)
+    }
+
+    /// [`PageFile::read_leaf`] for a page its caller collects at
+    /// `watermark` (0: none), with the versions `over` names over it in
+    /// memory: the value-log values of versions that collection drops are
+    /// not read (`design/storage.md` §5, fault-in); the page holds empty
+    /// placeholders for them, listed in the second part of the result.
+    pub(crate) fn read_leaf_at(
+        &self,
+        tree: u16,
+        pid: u64,
+        addr: u64,
+        watermark: u64,
+        over: Over<'_>,
+    ) -> Result<(LeafBase, Unread)> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         // A chain this file knows (every chain this run wrote or read, as
         // long as a mapping table names it) is not remembered again, and a
@@ -145,6 +208,7 @@ impl PageFile {
             .get(&addr)
             .map(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
         let mut deltas = Vec::new();
+        let mut unread = Unread::new();
         // The parts, head first (the deltas' addresses, then the base's;
         // inline: no allocation).
         let (mut parts, mut n) = ([0u64; FLUSH_CHAIN], 0);
@@ -165,7 +229,8 @@ impl PageFile {
             let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
             match record.meta.rkind {
                 RecordKind::Base => {
-                    let base = self.decode_base(tree, at, &record.payload, payload_at, &file)?;
+                    let hide = Hide::new(watermark, &deltas, over);
+                    let base = self.decode_base(tree, at, &record.payload, &file, &hide, &mut unread)?;
                     break (base, record.payload.len() as u64, record.meta.max_ts);
                 }
                 RecordKind::Delta => {
@@ -185,14 +250,25 @@ impl PageFile {
         };
         // The deltas' value-log references, read and noted per part.
         let mut refs = vec![Vec::new(); deltas.len()];
-        let merged = merge_chain(base, &deltas, &mut |part, key, ts, va, len| {
-            self.vlog.resolve(tree, key, ts, va, len, &mut refs[part])
-        })?;
+        let merged = {
+            let refs = std::cell::RefCell::new(&mut refs);
+            merge_chain_at(
+                base,
+                &deltas,
+                &mut |part, key, ts, va, len| self.vlog.resolve(tree, key, ts, va, len, &mut refs.borrow_mut()[part]),
+                watermark,
+                over,
+                &mut |part, key, ts, va, len| {
+                    self.vlog.unread(key, va, len, &mut refs.borrow_mut()[part]);
+                    unread.push((key.into(), ts));
+                },
+            )?
+        };
         for (&at, refs) in parts[..n].iter().zip(refs) {
             self.vlog.note_image(at, refs);
         }
         if known.is_some() {
-            return Ok(merged);
+            return Ok((merged, unread));
         }
         let mut base_first = Parts::of(&[]);
         for &at in parts[..n].iter().rev() {
@@ -208,6 +284,6 @@ impl PageFile {
                 delta_bytes,
             },
         );
-        Ok(merged)
+        Ok((merged, unread))
     }
 }

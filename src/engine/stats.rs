@@ -149,6 +149,12 @@ pub struct Stats {
     /// Pages the value log's cleaner rewrote (and repointed) off segments
     /// being cleaned, since open.
     pub value_log_pages_rewritten: u64,
+    /// Values read from the value log by reference since open (page reads
+    /// and point reads of evicted leaves).
+    pub value_log_reads: u64,
+    /// Value-log references a fault-in left unread since open: versions its
+    /// collection drops (`design/storage.md` §5, fault-in).
+    pub value_log_reads_skipped: u64,
     /// Bytes of the page segment files now (headers included; with a page
     /// store).
     pub page_disk_bytes: u64,
@@ -270,6 +276,8 @@ impl Engine {
             value_log_segments_cleaned: self.pages.as_ref().map_or(0, |p| r(&p.vlog.segments_cleaned)),
             value_log_bytes_relocated: self.pages.as_ref().map_or(0, |p| r(&p.vlog.bytes_relocated)),
             value_log_pages_rewritten: self.pages.as_ref().map_or(0, |p| r(&p.vlog.pages_rewritten)),
+            value_log_reads: self.pages.as_ref().map_or(0, |p| r(&p.vlog.reads)),
+            value_log_reads_skipped: self.pages.as_ref().map_or(0, |p| r(&p.vlog.reads_skipped)),
             page_disk_bytes: self.pages.as_ref().map_or(0, |p| p.disk_bytes()),
             page_live_bytes: self.pages.as_ref().map_or(0, |p| r(&p.clean.live_bytes)),
             pages_relocated: self.pages.as_ref().map_or(0, |p| r(&p.clean.pages_relocated)),

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::keyspaces::{KsTree, CATALOG};
 use super::pages::PageFile;
 use super::Engine;
-use crate::bwtree::{DeltaVersion, LeafBase, PageIo, Tree};
+use crate::bwtree::{DeltaVersion, LeafBase, Over, PageIo, Tree, Unread};
 use crate::sync::{Arc, Ordering};
 use crate::Result;
 
@@ -72,6 +72,9 @@ impl TreePages {
 impl PageIo for TreePages {
     fn read_leaf(&self, pid: u64, addr: u64) -> Result<LeafBase> {
         self.file.read_leaf(self.tree, pid, addr)
+    }
+    fn read_leaf_at(&self, pid: u64, addr: u64, watermark: u64, over: Over<'_>) -> Result<(LeafBase, Unread)> {
+        self.file.read_leaf_at(self.tree, pid, addr, watermark, over)
     }
     fn read_version(&self, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         self.file.read_version(self.tree, pid, addr, key, ts)

@@ -116,6 +116,10 @@ pub(crate) struct ValueLog {
     pub(crate) segments_cleaned: AtomicU64,
     /// Pages the cleaner rewrote off evacuating segments.
     pub(crate) pages_rewritten: AtomicU64,
+    /// Values read by reference ([`ValueLog::resolve`]).
+    pub(crate) reads: AtomicU64,
+    /// References a fault-in left unread ([`ValueLog::unread`]).
+    pub(crate) reads_skipped: AtomicU64,
     /// Collections so far, and their count when a cleaning pass last found
     /// no victim (`u64::MAX`: none did): the background pass waits for a
     /// collection after one that found nothing.
@@ -153,6 +157,8 @@ impl ValueLog {
             refs_kept: AtomicU64::new(0),
             evacuating: Mutex::new(BTreeSet::new()),
             bytes_relocated: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            reads_skipped: AtomicU64::new(0),
             segments_cleaned: AtomicU64::new(0),
             pages_rewritten: AtomicU64::new(0),
             collections: AtomicU64::new(0),
@@ -298,7 +304,19 @@ impl ValueLog {
             }
         }
         refs.push((addr, record_bytes(p.len())));
+        self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(record.payload.slice(VALUE_HEADER + klen..))
+    }
+
+    /// A reference to version `(key, ts)` at `addr` (`len` value bytes) that
+    /// its reader leaves unread (a fault-in whose collection drops the
+    /// version): nothing is read, but the reference is noted in `refs` as
+    /// [`ValueLog::resolve`] notes it, so the image's references stay whole
+    /// for the cleaner (V1 in `design/storage.md` §10). Unchecked: a bad
+    /// reference here is found when a reader does read it.
+    pub(crate) fn unread(&self, key: &[u8], addr: u64, len: u32, refs: &mut Vec<ValueRef>) {
+        refs.push((addr, record_bytes(VALUE_HEADER + key.len() + len as usize)));
+        self.reads_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Remember the references of the image at `image` (written or read).

@@ -16,20 +16,47 @@ use super::delta::{DeltaFlush, DeltaValue};
 enum Val {
     Tomb,
     Delta(Bytes),
+    /// A delta flush's value-log reference, not read yet.
+    Ref {
+        addr: u64,
+        len: u32,
+    },
     Base(Ver),
 }
 
-/// The hook [`merge_chain`] reads a delta flush's value-log references
+/// The hook [`merge_chain_at`] reads a delta flush's value-log references
 /// through: called with the part (0 the newest delta) and the reference's
 /// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
 /// version's) or the error that stops the merge.
 pub(crate) type RefSource<'a> = &'a mut dyn FnMut(usize, &[u8], u64, u64, u32) -> crate::Result<Bytes>;
 
+/// The hook [`merge_chain_at`] reports a reference it leaves unread
+/// through (same arguments as [`RefSource`]).
+pub(crate) type RefUnread<'a> = &'a mut dyn FnMut(usize, &[u8], u64, u64, u32);
+
+/// [`merge_chain_at`] with nothing collected (the unit tests' form).
+#[cfg(all(test, not(loom)))]
+pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSource<'_>) -> crate::Result<LeafBase> {
+    merge_chain_at(base, deltas, resolve, 0, &|_| 0, &mut |_, _, _, _, _| {})
+}
+
 /// Merge `base` (the chain's oldest part) with `deltas` (the delta flushes
 /// on it, newest first) into one base page with `base`'s range, reading
 /// each value-log reference of the deltas through `resolve` (its first
-/// error is returned). With no delta, `base` is returned as it is.
-pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSource<'_>) -> crate::Result<LeafBase> {
+/// error is returned), for a page its caller collects at `watermark` (0:
+/// none): a reference to a version that collection drops (a newer version
+/// of its key in the chain, or `over` it, is at or below the watermark) is
+/// not read but reported to `unread`, and the page holds an empty
+/// placeholder for it (`design/storage.md` §5, fault-in). With no delta,
+/// `base` is returned as it is.
+pub(crate) fn merge_chain_at(
+    base: LeafBase,
+    deltas: &[DeltaFlush],
+    resolve: RefSource<'_>,
+    watermark: u64,
+    over: &dyn Fn(&[u8]) -> u64,
+    unread: RefUnread<'_>,
+) -> crate::Result<LeafBase> {
     if deltas.is_empty() {
         return Ok(base);
     }
@@ -41,7 +68,7 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSou
             let v = match e.value {
                 DeltaValue::Tomb => Val::Tomb,
                 DeltaValue::Value(b) => Val::Delta(b),
-                DeltaValue::Ref { addr, len } => Val::Delta(resolve(part, e.key, e.ts, addr, len)?),
+                DeltaValue::Ref { addr, len } => Val::Ref { addr, len },
             };
             all.push((e.key, e.ts, part, v));
         }
@@ -54,6 +81,22 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSou
     }
     all.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
     all.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+    // Read the references, but not those older than their key's newest
+    // version at or below the watermark: GC at it drops them.
+    let mut hidden: Option<&[u8]> = None;
+    for (key, ts, part, v) in all.iter_mut() {
+        if let Val::Ref { addr, len } = *v {
+            *v = if hidden == Some(*key) || (watermark > 0 && over(key) > *ts) {
+                unread(*part, key, *ts, addr, len);
+                Val::Delta(Bytes::new())
+            } else {
+                Val::Delta(resolve(*part, key, *ts, addr, len)?)
+            };
+        }
+        if watermark > 0 && *ts <= watermark {
+            hidden = Some(*key);
+        }
+    }
     let keys = all.windows(2).filter(|w| w[0].0 != w[1].0).count() + usize::from(!all.is_empty());
     let key_bytes = all.iter().map(|e| e.0.len()).sum();
     let mut b = LeafBuilder::with_capacity(keys, key_bytes, all.len(), base.inline_value_bytes());
@@ -69,6 +112,7 @@ pub(crate) fn merge_chain(base: LeafBase, deltas: &[DeltaFlush], resolve: RefSou
         let value = match v {
             Val::Tomb => ValRef::Tomb,
             Val::Delta(bytes) => ValRef::Refcounted(bytes),
+            Val::Ref { .. } => unreachable!("every reference was read or left unread above"),
             Val::Base(ver) => base.value_ref(ver),
         };
         b.push_version(*ts, value);
@@ -94,7 +138,7 @@ fn keep(vers: &[Ver], watermark: u64) -> usize {
 /// above it, and the newest at or below it unless a tombstone), built with
 /// that watermark. Returned as it is when nothing would be dropped.
 pub(crate) fn collect_base(base: LeafBase, watermark: u64) -> LeafBase {
-    collect_counted(base, watermark, watermark).page
+    collect_counted(base, watermark, watermark, &|_| 0).page
 }
 
 /// A collection at fault-in ([`collect_counted`]).
@@ -113,15 +157,34 @@ pub(crate) struct Collected {
 /// `watermark`): a fault-in collects at the tree's GC watermark, while the
 /// versions at or below its stub's watermark were dropped, and counted,
 /// before the leaf was evicted (`design/storage.md` §5, fault-in).
-pub(crate) fn collect_counted(base: LeafBase, watermark: u64, counted: u64) -> Collected {
+/// `over(key)`: the newest version of `key` at or below the watermark that
+/// is over the page in memory (blind writes over the stub, each newer than
+/// every version of the image: P5), 0 if none; the versions of the page
+/// older than it are dropped too (counted, and never a reason to flag a
+/// tombstone: the newer version over the page hides what it hid).
+pub(crate) fn collect_counted(base: LeafBase, watermark: u64, counted: u64, over: &dyn Fn(&[u8]) -> u64) -> Collected {
     let counted = counted.min(watermark);
+    // Versions kept of entry `i`, and of those the GC rule alone keeps.
+    let kept = |i: usize| {
+        let vers = base.versions(i);
+        let by_rule = keep(vers, watermark);
+        let b = if watermark > 0 { over(base.keys.key(i)) } else { 0 };
+        let now = if b > 0 {
+            by_rule.min(vers.iter().take_while(|v| v.ts > b).count())
+        } else {
+            by_rule
+        };
+        (now, by_rule)
+    };
     let (mut drops, mut dropped, mut tombstone_dropped) = (false, 0, false);
     for i in 0..base.len() {
         let vers = base.versions(i);
-        let (now, before) = (keep(vers, watermark), keep(vers, counted));
+        let ((now, by_rule), before) = (kept(i), keep(vers, counted));
         drops |= now < vers.len();
         dropped += before - now;
-        tombstone_dropped |= vers[now..before].iter().any(|v| v.len == super::super::base::TOMBSTONE);
+        tombstone_dropped |= vers[by_rule..before]
+            .iter()
+            .any(|v| v.len == super::super::base::TOMBSTONE);
     }
     if watermark == 0 || !drops {
         return Collected {
@@ -138,7 +201,7 @@ pub(crate) fn collect_counted(base: LeafBase, watermark: u64, counted: u64) -> C
     );
     for i in 0..base.len() {
         let vers = base.versions(i);
-        let n = keep(vers, watermark);
+        let n = kept(i).0;
         if n == 0 {
             continue;
         }

@@ -11,7 +11,7 @@
 //! searches a delta flush that [`super::decode_delta`] validated.
 //!
 //! A chain's answer is the newest version any of its parts gives, the
-//! newer part winning a tie, as [`super::merge_chain`] merges them.
+//! newer part winning a tie, as [`super::merge_chain_at`] merges them.
 
 use std::cmp::Ordering;
 

@@ -24,7 +24,9 @@ use bytes::Bytes;
 use super::super::base::{LeafBase, PageRange, Ver, BIG, INLINE_MAX, TOMBSTONE};
 use super::super::keys::KeyArray;
 use super::layout::{Layout, Raw, HEADER, KIND_LEAF};
-use super::wire::{align8, bad, pad8, u32_at, Malformed, ValueSink, ValueSource, NO_FENCE, REF, REF_BYTES, TOMB_LEN};
+use super::wire::{
+    align8, bad, pad8, u32_at, Fetched, Malformed, ValueSink, ValueSource, NO_FENCE, REF, REF_BYTES, TOMB_LEN,
+};
 use crate::{Error, Result};
 
 /// Append the image of `base` to `out` (the image starts at `out.len()` on
@@ -193,6 +195,7 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
             if ts == 0 || (j > range.start && ts >= newer) {
                 return bad(l.vers_at + 16 * j, "timestamps not newest first, or 0");
             }
+            let next_newer = (j > range.start).then_some(newer);
             newer = ts;
             let ver = match l.value(j, vlog.is_some())? {
                 Raw::Tomb => Ver {
@@ -204,8 +207,9 @@ pub(crate) fn decode_leaf_with(image: &Bytes, mut vlog: Option<ValueSource<'_>>)
                     let source = vlog
                         .as_mut()
                         .expect("Layout::value takes references only with a value log");
-                    match source(l.key(i)?, ts, addr, len) {
-                        Some(v) if v.len() == len as usize => big.push(v),
+                    match source(l.key(i)?, ts, addr, len, next_newer) {
+                        Some(Fetched::Value(v)) if v.len() == len as usize => big.push(v),
+                        Some(Fetched::Unread) => big.push(Bytes::new()),
                         _ => return bad(l.vers_at + 16 * j + 8, "value-log value could not be read"),
                     }
                     Ver {

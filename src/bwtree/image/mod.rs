@@ -7,14 +7,14 @@
 //! - [`leaf`]: a [`LeafBase`](super::base::LeafBase) to a page image and
 //!   back ([`encode_leaf`], [`decode_leaf_with`]).
 //! - [`delta`]: a list of versions to a delta-flush payload and back
-//!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`](delta::DeltaFlush)).
+//!   ([`encode_delta`], [`decode_delta`], the validated view [`DeltaFlush`]).
 //! - [`layout`]: a leaf image's sections, parsed from its header (shared
 //!   by the decode and the look-up).
 //! - [`find`]: one key's version at a snapshot, looked up in an image or a
 //!   delta flush without decoding the page (read-through, [`find_in_leaf`],
 //!   [`find_in_delta`]).
 //! - [`chain`]: a base image and its delta flushes merged into one base
-//!   page ([`merge_chain`], for fault-in; the deltas' value-log references
+//!   page ([`merge_chain_at`], for fault-in; the deltas' value-log references
 //!   read through a [`RefSource`](chain::RefSource)), and the GC rule applied to it
 //!   ([`collect_base`]).
 //!
@@ -38,12 +38,15 @@ mod tests_delta;
 #[cfg(all(test, not(loom)))]
 mod tests_find;
 
-pub(crate) use chain::{collect_base, collect_counted, merge_chain};
-pub(crate) use delta::{decode_delta, encode_delta, DeltaValue};
+#[cfg(all(test, not(loom)))]
+pub(crate) use chain::merge_chain;
+pub(crate) use chain::{collect_base, collect_counted, merge_chain_at};
+pub(crate) use delta::{decode_delta, encode_delta, DeltaFlush, DeltaValue};
 pub(crate) use find::{find_in_delta, find_in_leaf, newest, Found};
 #[cfg(all(test, not(loom)))]
 pub(crate) use leaf::decode_leaf;
 // What the unit tests name besides (they `use super::*`).
 pub(crate) use leaf::{decode_leaf_with, encode_leaf};
+pub(crate) use wire::Fetched;
 #[cfg(all(test, not(loom)))]
-use {delta::DeltaFlush, wire::Malformed};
+use wire::Malformed;

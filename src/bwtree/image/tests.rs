@@ -283,12 +283,12 @@ fn value_log_hook_writes_references() {
     // or returns the wrong length, fails the decode at the version.
     let image = Bytes::from(out.clone());
     let mut asked = Vec::new();
-    let mut source = |k: &[u8], ts: u64, addr: u64, len: u32| {
-        asked.push((k.to_vec(), ts, addr, len));
-        Some(Bytes::from(vec![1u8; len as usize]))
+    let mut source = |k: &[u8], ts: u64, addr: u64, len: u32, newer: Option<u64>| {
+        asked.push((k.to_vec(), ts, addr, len, newer));
+        Some(Fetched::Value(Bytes::from(vec![1u8; len as usize])))
     };
     let back = decode_leaf_with(&image, Some(&mut source)).unwrap();
-    assert_eq!(asked, vec![(b"a".to_vec(), 9, 0xabcd, 300)]);
+    assert_eq!(asked, vec![(b"a".to_vec(), 9, 0xabcd, 300, None)]);
     assert_eq!(back.value(&back.versions(0)[0]).as_deref(), Some(&[1u8; 300][..]));
     let mut again = Vec::new();
     encode_leaf(
@@ -299,7 +299,8 @@ fn value_log_hook_writes_references() {
     .unwrap();
     assert_eq!(again, out);
     for give in [None, Some(299)] {
-        let mut source = |_: &[u8], _: u64, _: u64, _: u32| give.map(|n| Bytes::from(vec![1u8; n]));
+        let mut source =
+            |_: &[u8], _: u64, _: u64, _: u32, _: Option<u64>| give.map(|n| Fetched::Value(Bytes::from(vec![1u8; n])));
         let err = decode_leaf_with(&image, Some(&mut source)).unwrap_err();
         assert_eq!(err.offset, 64 + 8);
     }

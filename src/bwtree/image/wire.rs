@@ -40,11 +40,24 @@ pub(super) fn bad<T>(offset: usize, reason: &'static str) -> Result<T, Malformed
 pub(crate) type ValueSink<'a> = &'a mut dyn FnMut(&[u8], u64, &[u8]) -> crate::Result<Option<u64>>;
 
 /// The value-log hook a decoder may be given: called with a reference's
-/// `(key, ts, addr, len)`, it returns the value (exactly `len` bytes, the
-/// version's), or `None` if it could not read it (the hook keeps its own
-/// error; the decoder then fails at the reference's offset). Without one a
-/// reference is malformed.
-pub(crate) type ValueSource<'a> = &'a mut dyn FnMut(&[u8], u64, u64, u32) -> Option<bytes::Bytes>;
+/// `(key, ts, addr, len, newer)` (`newer`: the timestamp of the key's next
+/// newer version in the same image, if any), it returns the value
+/// ([`Fetched::Value`], exactly `len` bytes, the version's), or
+/// [`Fetched::Unread`] for a version its caller's collection drops, or
+/// `None` if it could not read it (the hook keeps its own error; the
+/// decoder then fails at the reference's offset). Without one a reference
+/// is malformed.
+pub(crate) type ValueSource<'a> = &'a mut dyn FnMut(&[u8], u64, u64, u32, Option<u64>) -> Option<Fetched>;
+
+/// What a [`ValueSource`] gives for a reference.
+pub(crate) enum Fetched {
+    /// The value.
+    Value(bytes::Bytes),
+    /// Not read: the caller collects the page at a watermark at which a
+    /// newer version of the key hides this one (`design/storage.md` §5,
+    /// fault-in). The page holds an empty placeholder for it until then.
+    Unread,
+}
 
 /// Value length code: a tombstone.
 pub(super) const TOMB_LEN: u32 = u32::MAX;

@@ -77,6 +77,15 @@ fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, 
             out += &format!(", {:.1} CPU-us per transaction", (c1 - c0) as f64 * 1e4 / txns as f64);
         }
     }
+    // Value-log values read, and left unread by fault-ins (versions their
+    // collection drops).
+    let (vr, vs) = (
+        a.value_log_reads - b.value_log_reads,
+        a.value_log_reads_skipped - b.value_log_reads_skipped,
+    );
+    if vr + vs > 0 {
+        out += &format!(", {vr} value-log reads ({vs} left unread)");
+    }
     // The retired-memory throttle's sleeps (`Engine::wait_for_reclaim`).
     let waits = a.reclaim_waits - b.reclaim_waits;
     if waits > 0 {
