@@ -15,6 +15,12 @@
 //! key and value lengths), update 1% of the keys chosen uniformly at random
 //! and checkpoint, then 1% in one contiguous key range and checkpoint, and
 //! print the bytes each checkpoint wrote (`Stats::checkpoint_bytes`).
+//!
+//! With `--updates N` (a database of `bwtx bench`'s keys): right after the
+//! first read, `N` transactions of one update each of a key chosen
+//! uniformly (one thread), before anything else is read: writes to leaves
+//! restored from the location table. Prints their rate and what they cost
+//! in fault-ins, blind writes and key-set reads (`design/storage.md` §5.5).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -23,7 +29,22 @@ use bwtx::Options;
 
 fn main() -> ExitCode {
     let update = std::env::args().any(|a| a == "--update-1pct");
-    let mut args = std::env::args().skip(1).filter(|a| a != "--update-1pct");
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let updates = match all.iter().position(|a| a == "--updates") {
+        Some(i) => match all.get(i + 1).map(|n| n.parse::<u64>()) {
+            Some(Ok(n)) => Some(n),
+            _ => {
+                eprintln!("--updates takes a count");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut args = all
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| a != "--update-1pct" && a != "--updates" && (i == 0 || all[i - 1] != "--updates"))
+        .map(|(_, a)| a.clone());
     let Some(dir) = args.next() else {
         eprintln!("usage: restart DIR [CACHE_BYTES]");
         return ExitCode::FAILURE;
@@ -74,6 +95,12 @@ fn main() -> ExitCode {
         at_open.replayed, at_open.cache_misses, after.cache_misses, at_open.read_ts, after.resident_bytes
     );
     drop(snap);
+    if let Some(n) = updates {
+        if let Err(e) = restored_updates(&db, n) {
+            eprintln!("updates: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if update {
         if let Err(e) = update_1pct(&db) {
             eprintln!("update: {e}");
@@ -124,5 +151,30 @@ fn update_1pct(db: &bwtx::Db) -> bwtx::Result<()> {
             t.elapsed()
         );
     }
+    Ok(())
+}
+
+/// `n` single-key updates of uniformly chosen keys of `bwtx bench`'s key
+/// space, right after opening: what writes to restored leaves cost.
+fn restored_updates(db: &bwtx::Db, n: u64) -> bwtx::Result<()> {
+    let keys = db.stats().live_keys.max(1);
+    let mut rng = bwtx_kit::rng::SplitMix64::new(11);
+    let before = db.stats();
+    let t = Instant::now();
+    for _ in 0..n {
+        let k = bwtx_kit::ycsb::key(rng.below(keys));
+        db.transaction(|tx| tx.put(&k[..], [b'u'; 100]))?;
+    }
+    let took = t.elapsed();
+    let after = db.stats();
+    println!(
+        "{n} single-key updates of {keys} keys after the open in {took:.2?} ({:.0}/s): {} fault-ins, {} blind writes, \
+         {} key-set reads, {} evictions",
+        n as f64 / took.as_secs_f64(),
+        after.cache_misses - before.cache_misses,
+        after.blind_writes - before.blind_writes,
+        after.key_set_reads - before.key_set_reads,
+        after.evictions - before.evictions,
+    );
     Ok(())
 }

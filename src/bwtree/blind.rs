@@ -7,7 +7,9 @@
 //!   ([`blind_versions`]);
 //! - the key fingerprints an evicted stub keeps ([`key_set`],
 //!   [`key_live`]), which tell a blind write whether its key was live in
-//!   the image, so the commit's live-key count stays exact without a read;
+//!   the image, so the commit's live-key count stays exact without
+//!   building the page (a stub restored from a table has none until a
+//!   blind write reads them from its on-disk chain, [`Tree::blind_check`]);
 //! - the decision of a commit's validation ([`Tree::blind_check`]);
 //! - a chain rebuilt with a chain's deltas over a new base
 //!   ([`rebuilt`]): a fault-in (over the image), an eviction or flush of
@@ -153,33 +155,105 @@ pub(crate) struct BlindCheck {
 
 impl Tree {
     /// Can a commit at snapshot `snapshot_ts` validate its write of `key`
-    /// on `head` (a chain over a stub) without the image (P5)? Yes if a
-    /// delta holds the key (its newest version), or if the stub's `max_ts`
-    /// is at or below the snapshot (no version on disk is newer) and the
-    /// stub knows its keys; and only while the chain is shorter than the
+    /// on `head` (the chain of page `pid`, over a stub) without the page
+    /// (P5)? Yes if a delta holds the key (its newest version), or if the
+    /// stub's `max_ts` is at or below the snapshot (no version on disk is
+    /// newer): then the stub's key set tells whether the key is live. A
+    /// stub that has none (restored from a table, its `max_ts` unknown)
+    /// gets both read from its on-disk chain (`PageIo::key_set`: the parts read,
+    /// no page built, no value read) and CASed in with it
+    /// ([`Tree::with_key_set`]). Only while the chain is shorter than the
     /// consolidation threshold (longer chains are faulted in and
-    /// consolidated). `None`: fault the leaf in.
-    pub(crate) fn blind_check(&self, head: &Node, key: &[u8], snapshot_ts: u64) -> Option<BlindCheck> {
+    /// consolidated). Returns the head to install on with the check;
+    /// `Ok(None)`: fault the leaf in (also when the chain moved while its
+    /// key set was read, as R2 in `super::read_through`).
+    pub(crate) fn blind_check<'g>(
+        &'g self,
+        paging: &Paging,
+        pid: Pid,
+        head: &'g Node,
+        key: &[u8],
+        snapshot_ts: u64,
+        guard: &'g Guard,
+    ) -> Result<Option<(&'g Node, BlindCheck)>> {
         if head.chain_len >= self.cfg.leaf_chain {
-            return None;
+            return Ok(None);
         }
         if let Some(Some(hit)) = delta_find(head, key, u64::MAX) {
-            return Some(BlindCheck {
-                newest: Some(hit.ts()),
-                live: hit.is_live(),
-            });
+            let newest = Some(hit.ts());
+            return Ok(Some((
+                head,
+                BlindCheck {
+                    newest,
+                    live: hit.is_live(),
+                },
+            )));
         }
-        match &stub_of(head)?.body {
-            Body::Evicted {
-                max_ts,
-                keys: Some(keys),
-                ..
-            } if *max_ts <= snapshot_ts => Some(BlindCheck {
-                newest: None,
-                live: key_live(keys, key),
-            }),
-            _ => None,
+        let Some(Body::Evicted { addr, max_ts, keys, .. }) = stub_of(head).map(|s| &s.body) else {
+            return Ok(None);
+        };
+        // A stub restored from a table does not know its `max_ts` (it is
+        // `u64::MAX`) until its key set is read.
+        if *max_ts > snapshot_ts && (keys.is_some() || *max_ts != u64::MAX) {
+            return Ok(None);
         }
+        if let Some(keys) = keys {
+            return Ok(Some((
+                head,
+                BlindCheck {
+                    newest: None,
+                    live: key_live(keys, key),
+                },
+            )));
+        }
+        let (set, chain_max) = match paging.io.key_set(pid, *addr) {
+            Ok(read) => read,
+            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        paging.counters.key_set_reads.fetch_add(1, Ordering::Relaxed);
+        let live = key_live(&set, key);
+        let max_ts = if *max_ts == u64::MAX {
+            chain_max
+        } else {
+            (*max_ts).max(chain_max)
+        };
+        let head = self.with_key_set(pid, head, set, max_ts, guard);
+        if max_ts > snapshot_ts {
+            return Ok(None);
+        }
+        Ok(Some((head, BlindCheck { newest: None, live })))
+    }
+
+    /// Replace `head` (a chain over a stub without a key set) by the same
+    /// chain over a copy of the stub that has `set` and `max_ts`; returns
+    /// the chain's head after: the new one, or `head` if it changed
+    /// meanwhile (the set is then dropped; the next blind write reads it
+    /// again).
+    fn with_key_set<'g>(
+        &'g self,
+        pid: Pid,
+        head: &'g Node,
+        set: Box<[u64]>,
+        max_ts: u64,
+        guard: &'g Guard,
+    ) -> &'g Node {
+        let Some(Body::Evicted {
+            addr, range, watermark, ..
+        }) = stub_of(head).map(|s| &s.body)
+        else {
+            return head;
+        };
+        let stub = Node::base(Body::Evicted {
+            addr: *addr,
+            range: detached(range),
+            max_ts,
+            watermark: *watermark,
+            keys: Some(set),
+        });
+        self.table
+            .replace(pid, head, rebuilt(head, stub, |_| true), guard)
+            .unwrap_or(head)
     }
 
     /// Write the deltas of `head` (a chain over a stub of page `pid`) at or

@@ -153,7 +153,7 @@ impl Tree {
             if !head.is_evicted() {
                 return Ok((pid, head, check(head, key)));
             }
-            if let Some(c) = self.blind_check(head, key, snapshot_ts) {
+            if let Some((head, c)) = self.blind_check(paging, pid, head, key, snapshot_ts, guard)? {
                 paging.counters.blind_writes.fetch_add(1, Ordering::Relaxed);
                 return Ok((pid, head, c));
             }

@@ -68,9 +68,10 @@ pub(crate) enum Body {
         /// counts each version once (`super::flush`, DF1).
         watermark: u64,
         /// The image's keys as [`super::blind::key_set`] fingerprints with
-        /// their liveness (`None`: unknown, as for a leaf restored from a
-        /// table): what lets a blind write count live keys without the
-        /// image.
+        /// their liveness: what lets a blind write count live keys without
+        /// the image. `None` for a leaf restored from a table: the first
+        /// blind write reads it from the on-disk chain (`design/storage.md`
+        /// §5.5).
         keys: Option<Box<[u64]>>,
     },
 }

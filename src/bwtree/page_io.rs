@@ -52,6 +52,15 @@ pub(crate) trait PageIo: Send + Sync {
         };
         Ok(base.versions(i).iter().find(|v| v.ts <= ts).and_then(|v| base.value(v)))
     }
+    /// The key set of the image of leaf `pid` at `addr`, as
+    /// `super::blind::key_set` builds it from the page, and the image's
+    /// newest version timestamp: a blind write over a stub that has no
+    /// set reads them (P5 in `super::paging`). Errors as
+    /// [`PageIo::read_leaf`]'s. The default reads the whole page.
+    fn key_set(&self, pid: Pid, addr: u64) -> Result<(Box<[u64]>, u64)> {
+        let base = self.read_leaf(pid, addr)?;
+        Ok((super::blind::key_set(&base), base.max_ts()))
+    }
     /// Append the image of `base` (page `pid`); returns its address. Not
     /// durable until [`PageIo::sync`].
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64>;
@@ -102,6 +111,9 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     }
     fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         (**self).read_version(pid, addr, key, ts)
+    }
+    fn key_set(&self, pid: Pid, addr: u64) -> Result<(Box<[u64]>, u64)> {
+        (**self).key_set(pid, addr)
     }
     fn write_leaf(&self, pid: Pid, base: &LeafBase) -> Result<u64> {
         (**self).write_leaf(pid, base)

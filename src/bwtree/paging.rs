@@ -33,7 +33,8 @@
 //!   reads (no I/O); a commit whose key no delta holds passes
 //!   first-committer-wins without the image if `max_ts` is at or below its
 //!   snapshot, and learns the key's liveness (for the live-key count) from
-//!   the stub's key fingerprints; otherwise it faults the leaf in.
+//!   the stub's key fingerprints (read from the on-disk chain first if the
+//!   stub has none: `PageIo::key_set`); otherwise it faults the leaf in.
 //! - P6 (flushing blind writes). Deltas over a stub are resident bytes (the
 //!   stub is counted as a stub). Eviction and a checkpoint's flush write
 //!   the ones at or below `D` (W1) as a delta flush appended on the stub's
@@ -92,6 +93,9 @@ pub(crate) struct PagingCounters {
     /// Writes a commit validated and installed over an evicted leaf's stub
     /// without faulting it in (blind writes, P5).
     pub(crate) blind_writes: AtomicU64,
+    /// Key sets read from the on-disk chain by a blind write over a stub
+    /// that has none (`PageIo::key_set`, P5).
+    pub(crate) key_set_reads: AtomicU64,
     /// Point reads answered by a delta over an evicted leaf's stub, without
     /// faulting it in (P5).
     pub(crate) blind_reads: AtomicU64,

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use super::chain_parts::Parts;
 use super::pages::{ChainMeta, PageFile};
 use crate::bwtree::{
-    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, merge_chain_at, newest, DeltaFlush, DeltaValue,
-    Fetched, Found, LeafBase, Over, Unread, FLUSH_CHAIN,
+    decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, fingerprint, merge_chain_at, newest, newest_in_leaf,
+    DeltaFlush, DeltaValue, Fetched, Found, LeafBase, Over, Unread, FLUSH_CHAIN,
 };
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
@@ -137,39 +137,97 @@ impl PageFile {
     /// gives taken, and only its value read from the value log if it is
     /// there. The value is copied out, so the parts' buffers are freed.
     pub(crate) fn read_version(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        match self.newest_in_chain(tree, pid, addr, key, ts)? {
+            None => Ok(None),
+            Some(Found { value, ts: vts }) => match value {
+                DeltaValue::Tomb => Ok(None),
+                DeltaValue::Value(v) => Ok(Some(Bytes::copy_from_slice(&v))),
+                DeltaValue::Ref { addr, len } => {
+                    self.vlog.resolve(tree, key, vts, addr, len, &mut Vec::new()).map(Some)
+                }
+            },
+        }
+    }
+
+    /// The key set of the chain of page `pid` of tree `tree` at `addr`
+    /// (each key's fingerprint with its liveness: the newest version any
+    /// part holds is a value), as `bwtree::blind::key_set` builds it from
+    /// the page in memory, and the chain's newest version timestamp. Read as [`PageFile::read_version`] reads the parts;
+    /// no value is copied and none is read from the value log. A blind
+    /// write over a stub that has no key set reads it so
+    /// (`design/storage.md` §5.5).
+    pub(crate) fn key_set(&self, tree: u16, pid: u64, addr: u64) -> Result<(Box<[u64]>, u64)> {
+        // (fingerprint, timestamp, live) of every key's newest version in
+        // each part.
+        let mut all: Vec<(u64, u64, bool)> = Vec::new();
+        self.for_each_part(tree, pid, addr, |record, file, payload_at| match record.meta.rkind {
+            RecordKind::Base => newest_in_leaf(&record.payload, |k, ts, live| all.push((fingerprint(k), ts, live)))
+                .map_err(|m| m.corruption(file, payload_at)),
+            _ => {
+                let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
+                let tomb = |v: &DeltaValue| matches!(v, DeltaValue::Tomb);
+                all.extend(d.iter().map(|e| (fingerprint(e.key), e.ts, !tomb(&e.value))));
+                Ok(())
+            }
+        })?;
+        // Every key's newest version is in `all`, so its newest is the
+        // chain's.
+        let max_ts = all.iter().map(|e| e.1).max().unwrap_or(0);
+        // Newest first per fingerprint, then one entry each.
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        all.dedup_by_key(|e| e.0);
+        Ok((
+            all.into_iter().map(|(fp, _, live)| fp | u64::from(live)).collect(),
+            max_ts,
+        ))
+    }
+
+    /// The newest version of `key` at or below `ts` in the chain at `addr`
+    /// (see [`PageFile::read_version`]), its value as the part holds it.
+    fn newest_in_chain(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Found>> {
+        let mut best: Option<Found> = None;
+        self.for_each_part(tree, pid, addr, |record, file, payload_at| {
+            let found = match record.meta.rkind {
+                RecordKind::Base => {
+                    find_in_leaf(&record.payload, key, ts).map_err(|m| m.corruption(file, payload_at))?
+                }
+                _ => {
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
+                    find_in_delta(&d, key, ts)
+                }
+            };
+            best = newest([best.take(), found]);
+            Ok(())
+        })?;
+        Ok(best)
+    }
+
+    /// Read each part of the chain of page `pid` of tree `tree` at `addr`,
+    /// head first, and hand it to `each` with its segment file and its
+    /// payload's offset (for `Error::Corruption`): delta flushes, then the
+    /// base image, which ends the walk. Each part is checked to be that
+    /// tree's and page's (`read_part`), a page record, and older than the
+    /// part before it.
+    fn for_each_part(
+        &self,
+        tree: u16,
+        pid: u64,
+        addr: u64,
+        mut each: impl FnMut(&Record, PathBuf, u64) -> Result<()>,
+    ) -> Result<()> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         let known = lock(&self.chains)
             .get(&addr)
             .and_then(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
-        let mut best: Option<Found> = None;
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
             let record = self.read_part(tree, pid, at, if at == addr { known } else { None })?;
-            let payload_at = addr_offset(at) + RECORD_HEADER_LEN as u64;
-            let found = match record.meta.rkind {
-                RecordKind::Base => {
-                    find_in_leaf(&record.payload, key, ts).map_err(|m| m.corruption(file(at), payload_at))?
-                }
-                RecordKind::Delta => {
-                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
-                    find_in_delta(&d, key, ts)
-                }
-                RecordKind::Value => {
-                    return Err(self.corrupt(at, "a page address names a record that is not a page image"));
-                }
-            };
-            best = newest([best, found]);
+            if record.meta.rkind == RecordKind::Value {
+                return Err(self.corrupt(at, "a page address names a record that is not a page image"));
+            }
+            each(&record, file(at), addr_offset(at) + RECORD_HEADER_LEN as u64)?;
             if record.meta.rkind == RecordKind::Base {
-                return match best {
-                    None => Ok(None),
-                    Some(Found { value, ts: vts }) => match value {
-                        DeltaValue::Tomb => Ok(None),
-                        DeltaValue::Value(v) => Ok(Some(Bytes::copy_from_slice(&v))),
-                        DeltaValue::Ref { addr, len } => {
-                            self.vlog.resolve(tree, key, vts, addr, len, &mut Vec::new()).map(Some)
-                        }
-                    },
-                };
+                return Ok(());
             }
             let prev = record.meta.prev;
             if prev >= at {

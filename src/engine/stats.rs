@@ -77,6 +77,11 @@ pub struct Stats {
     /// faulting it in (blind writes: a version delta over its stub;
     /// `design/storage.md` §3, P4-P6).
     pub blind_writes: u64,
+    /// Key sets read from an evicted leaf's on-disk chain (one positional
+    /// read per part, no value read, no page built) by a blind write over
+    /// a stub that has none: a leaf restored from a location table. The
+    /// stub keeps the set from then on (`design/storage.md` §5.5).
+    pub key_set_reads: u64,
     /// Point reads a version delta over an evicted leaf's stub answered
     /// without faulting the leaf in.
     pub blind_reads: u64,
@@ -245,6 +250,7 @@ impl Engine {
             replay_skipped: self.replay_skipped,
             cache_misses: paging.map_or(0, |p| r(&p.faults)),
             blind_writes: paging.map_or(0, |p| r(&p.blind_writes)),
+            key_set_reads: paging.map_or(0, |p| r(&p.key_set_reads)),
             blind_reads: paging.map_or(0, |p| r(&p.blind_reads)),
             read_throughs: paging.map_or(0, |p| r(&p.read_throughs)),
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),

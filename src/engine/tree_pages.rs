@@ -79,6 +79,9 @@ impl PageIo for TreePages {
     fn read_version(&self, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         self.file.read_version(self.tree, pid, addr, key, ts)
     }
+    fn key_set(&self, pid: u64, addr: u64) -> Result<(Box<[u64]>, u64)> {
+        self.file.key_set(self.tree, pid, addr)
+    }
     fn write_leaf(&self, pid: u64, base: &LeafBase) -> Result<u64> {
         self.file.write_leaf(self.tree, pid, base)
     }

@@ -69,6 +69,28 @@ pub(crate) fn find_in_leaf(image: &Bytes, key: &[u8], ts: u64) -> Result<Option<
     Ok(None)
 }
 
+/// Every key of the leaf image `image`, in key order, with its newest
+/// version's timestamp and whether that version is a value (not a
+/// tombstone): what a stub's key set is built from
+/// (`super::super::blind::key_set`). Bounds are checked as
+/// [`find_in_leaf`] checks them.
+pub(crate) fn newest_in_leaf(image: &Bytes, mut each: impl FnMut(&[u8], u64, bool)) -> Result<(), Malformed> {
+    let l = Layout::parse(image)?;
+    for i in 0..l.n {
+        let range = l.versions(i)?;
+        let j = range.start;
+        if range.is_empty() {
+            return bad(l.vers_at + 16 * j, "a key without versions");
+        }
+        let t = l.ts(j);
+        if t == 0 {
+            return bad(l.vers_at + 16 * j, "timestamp 0");
+        }
+        each(l.key(i)?, t, !matches!(l.value(j, true)?, Raw::Tomb));
+    }
+    Ok(())
+}
+
 /// The newest version of `key` at or below `ts` in the delta flush `d`.
 pub(crate) fn find_in_delta(d: &DeltaFlush, key: &[u8], ts: u64) -> Option<Found> {
     d.iter()

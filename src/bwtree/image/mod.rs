@@ -42,7 +42,7 @@ mod tests_find;
 pub(crate) use chain::merge_chain;
 pub(crate) use chain::{collect_base, collect_counted, merge_chain_at};
 pub(crate) use delta::{decode_delta, encode_delta, DeltaFlush, DeltaValue};
-pub(crate) use find::{find_in_delta, find_in_leaf, newest, Found};
+pub(crate) use find::{find_in_delta, find_in_leaf, newest, newest_in_leaf, Found};
 #[cfg(all(test, not(loom)))]
 pub(crate) use leaf::decode_leaf;
 // What the unit tests name besides (they `use super::*`).

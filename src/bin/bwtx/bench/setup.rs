@@ -65,12 +65,18 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
 fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
     let through = a.read_throughs - b.read_throughs;
+    // Blind writes over stubs without a key set read it from the page
+    // file: page reads too.
+    let key_sets = a.key_set_reads - b.key_set_reads;
     let mut out = format!("{faults} fault-ins, {through} read-throughs");
+    if key_sets > 0 {
+        out += &format!(", {key_sets} key-set reads");
+    }
     if let Some(((r0, c0), (r1, c1))) = rc {
-        if faults + through > 0 {
+        if faults + through + key_sets > 0 {
             out += &format!(
                 ", {:.2} read calls per page read",
-                (r1 - r0) as f64 / (faults + through) as f64
+                (r1 - r0) as f64 / (faults + through + key_sets) as f64
             );
         }
         if txns > 0 {
@@ -86,6 +92,12 @@ fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, 
     if vr + vs > 0 {
         out += &format!(", {vr} value-log reads ({vs} left unread)");
     }
+    let blind = a.blind_writes - b.blind_writes;
+    if blind > 0 {
+        out += &format!(", {blind} blind writes");
+    }
+    // Evicted leaves' stubs and key sets, outside the budget.
+    out += &format!(", stubs {:.1} MiB", a.stub_bytes as f64 / f64::from(1 << 20));
     // The retired-memory throttle's sleeps (`Engine::wait_for_reclaim`).
     let waits = a.reclaim_waits - b.reclaim_waits;
     if waits > 0 {

@@ -1,0 +1,175 @@
+//! Blind writes over stubs that keep no key set (`design/storage.md` §5.5):
+//! a leaf restored from a location table has no key fingerprints and does
+//! not know its newest timestamp; the first blind write over one reads
+//! both from the on-disk chain (no fault-in) and the stub keeps them. The
+//! live-key count must stay exact for every kind of write (overwrite, a
+//! write over a tombstone, an insert, a delete); a damaged or unreadable
+//! image is an error for the commit, never a wrong count.
+//!
+//! One leaf (the default tree configuration, ten keys), so each test knows
+//! which write reads the set.
+
+mod common;
+
+use std::path::Path;
+
+use bwtx::fs::{FaultFs, Fs};
+use bwtx::{Db, Durability, Error, Stats};
+use common::{fault_opts, DIR};
+
+fn open(fs: &FaultFs) -> Db {
+    fault_opts(fs)
+        .durability(Durability::Sync)
+        .tree_config(bwtx::tree::Config::default())
+        .cache_size(16 << 20)
+        .open(Path::new(DIR))
+        .unwrap()
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("key{k:03}").into_bytes()
+}
+
+fn put(db: &Db, k: u8, v: Option<u8>) -> bwtx::Result<()> {
+    let mut tx = db.begin();
+    match v {
+        Some(v) => tx.put(key(k), [v])?,
+        None => tx.delete(key(k))?,
+    }
+    tx.commit().map(drop)
+}
+
+/// Keys 0..10 live, then key 2 deleted (its tombstone is its newest
+/// version), and a clean close: the reopened database's leaves are stubs
+/// restored from the location table, without key sets.
+fn keyless(fs: &FaultFs) -> Db {
+    let db = open(fs);
+    for k in 0..10 {
+        put(&db, k, Some(k)).unwrap();
+    }
+    put(&db, 2, None).unwrap();
+    drop(db);
+    let db = open(fs);
+    let s = db.stats();
+    assert_eq!((s.cache_misses, s.live_keys), (0, 9));
+    db
+}
+
+/// One blind write of `k`: `live` keys after it, no fault-in, `reads`
+/// key sets read.
+fn blind(db: &Db, k: u8, v: Option<u8>, live: u64, reads: u64) {
+    let before = db.stats();
+    put(db, k, v).unwrap();
+    let after = db.stats();
+    let moved = |f: fn(&Stats) -> u64| f(&after) - f(&before);
+    assert_eq!(
+        (
+            moved(|s| s.blind_writes),
+            moved(|s| s.key_set_reads),
+            moved(|s| s.cache_misses)
+        ),
+        (1, reads, 0),
+        "write of key {k} {v:?}"
+    );
+    assert_eq!(after.live_keys, live, "write of key {k} {v:?}");
+}
+
+#[test]
+fn blind_writes_over_keyless_stubs_keep_counts_exact() {
+    let fs = FaultFs::new();
+    let db = keyless(&fs);
+    let keyless = db.stats().stub_bytes;
+    blind(&db, 1, Some(11), 9, 1); // live over live; the set is read
+    assert!(
+        db.stats().stub_bytes >= keyless + 10 * 8,
+        "the stub keeps the set it read"
+    );
+    blind(&db, 2, Some(12), 10, 0); // live over a tombstone
+    blind(&db, 20, Some(20), 11, 0); // live over nothing
+    blind(&db, 3, None, 10, 0); // a tombstone over live
+    blind(&db, 21, None, 10, 0); // a tombstone over nothing
+    let snap = db.snapshot();
+    assert_eq!(snap.len(), 10);
+    assert_eq!(snap.get(key(2)).unwrap().as_deref(), Some(&[12u8][..]));
+    assert_eq!(snap.get(key(3)).unwrap(), None);
+    drop(snap);
+    // Another clean close and restart: the first blind write reads the set
+    // again (before sets were read, a restored stub was faulted in by every
+    // write, its `max_ts` unknown).
+    drop(db);
+    let db = open(&fs);
+    assert_eq!(db.stats().live_keys, 10);
+    blind(&db, 4, None, 9, 1);
+    blind(&db, 3, Some(13), 10, 0);
+    let snap = db.snapshot();
+    let keys: Vec<Vec<u8>> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
+    let want: Vec<Vec<u8>> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 20].into_iter().map(key).collect();
+    assert_eq!(keys, want);
+}
+
+/// A writer whose snapshot is older than a blind write's version of its
+/// key, evicted since, still loses (first committer wins): the new stub
+/// knows its `max_ts`, so the leaf is faulted in and the commit conflicts.
+#[test]
+fn a_stale_writer_after_a_restart_conflicts() {
+    let fs = FaultFs::new();
+    let db = keyless(&fs);
+    let mut stale = db.begin();
+    blind(&db, 5, Some(50), 9, 1);
+    db.evict_all().unwrap();
+    let before = db.stats();
+    stale.put(key(5), [55]).unwrap();
+    assert!(matches!(stale.commit(), Err(Error::Conflict { .. })));
+    let after = db.stats();
+    assert_eq!(after.key_set_reads, before.key_set_reads);
+    assert_eq!(after.cache_misses, before.cache_misses + 1);
+    assert_eq!(after.live_keys, 9);
+}
+
+/// Every page segment of the database, with its contents.
+fn page_segments(fs: &FaultFs) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for name in fs.list(Path::new(DIR)).unwrap() {
+        let path = Path::new(DIR).join(&name);
+        if name.starts_with("pages-") {
+            out.push((path.clone(), fs.contents(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// A liveness read of a damaged image fails the commit with
+/// `Error::Corruption` naming the segment (no wrong count, no panic), and
+/// one that fails to read fails it with the I/O error; the database still
+/// commits once the page reads again.
+#[test]
+fn a_damaged_or_unreadable_image_fails_the_blind_write() {
+    let fs = FaultFs::new();
+    let db = keyless(&fs);
+    let segments = page_segments(&fs);
+    // Flip a bit in the middle of every record of every page segment's
+    // data (after the 32-byte segment header): whichever image the write
+    // reads is damaged.
+    for (path, data) in &segments {
+        let mut bad = data.clone();
+        for at in (40..bad.len()).step_by(64) {
+            bad[at] ^= 0x10;
+        }
+        fs.set_contents(path, bad);
+    }
+    let before = db.stats();
+    match put(&db, 6, Some(66)) {
+        Err(Error::Corruption { file, .. }) => {
+            assert!(file.to_string_lossy().contains("pages-"), "{file:?}")
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert_eq!(db.stats().live_keys, before.live_keys);
+    for (path, data) in segments {
+        fs.set_contents(&path, data);
+    }
+    fs.fail_read_at(fs.reads());
+    assert!(matches!(put(&db, 6, Some(66)), Err(Error::Io(_))));
+    blind(&db, 6, Some(66), 9, 1);
+    assert_eq!(db.snapshot().get(key(6)).unwrap().as_deref(), Some(&[66u8][..]));
+}
