@@ -101,10 +101,48 @@ fn blind_writes_over_keyless_stubs_keep_counts_exact() {
     assert_eq!(db.stats().live_keys, 10);
     blind(&db, 4, None, 9, 1);
     blind(&db, 3, Some(13), 10, 0);
-    let snap = db.snapshot();
-    let keys: Vec<Vec<u8>> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
-    let want: Vec<Vec<u8>> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 20].into_iter().map(key).collect();
-    assert_eq!(keys, want);
+    // The read taught the page store the restored chain: evicting the
+    // blind chain appends its deltas to it as a delta flush, with no
+    // fault-in to write the leaf whole.
+    let before = db.stats();
+    assert!(db.evict_all().unwrap() > 0);
+    let after = db.stats();
+    assert_eq!(
+        (after.cache_misses, after.delta_flushes),
+        (before.cache_misses, before.delta_flushes + 1),
+        "{after:?}"
+    );
+    blind(&db, 5, Some(15), 10, 0);
+    let want: Vec<(Vec<u8>, Vec<u8>)> = [
+        (0, 0),
+        (1, 11),
+        (2, 12),
+        (3, 13),
+        (5, 15),
+        (6, 6),
+        (7, 7),
+        (8, 8),
+        (9, 9),
+        (20, 20),
+    ]
+    .into_iter()
+    .map(|(k, v)| (key(k), vec![v]))
+    .collect();
+    let all = |db: &Db| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let snap = db.snapshot();
+        let kvs = snap
+            .range::<&[u8], _>(..)
+            .map(|kv| kv.unwrap())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()));
+        kvs.collect()
+    };
+    assert_eq!(all(&db), want);
+    // And again after a restart that replays nothing.
+    db.checkpoint().unwrap();
+    drop(db);
+    let db = open(&fs);
+    assert_eq!(all(&db), want);
+    assert_eq!(db.stats().live_keys, 10);
 }
 
 /// A writer whose snapshot is older than a blind write's version of its

@@ -152,24 +152,50 @@ impl PageFile {
     /// The key set of the chain of page `pid` of tree `tree` at `addr`
     /// (each key's fingerprint with its liveness: the newest version any
     /// part holds is a value), as `bwtree::blind::key_set` builds it from
-    /// the page in memory, and the chain's newest version timestamp. Read as [`PageFile::read_version`] reads the parts;
-    /// no value is copied and none is read from the value log. A blind
-    /// write over a stub that has no key set reads it so
-    /// (`design/storage.md` §5.5).
+    /// the page in memory, and the chain's newest version timestamp. Read
+    /// as [`PageFile::read_version`] reads the parts; no value is copied
+    /// and none is read from the value log. A blind write over a stub that
+    /// has no key set reads it so (`design/storage.md` §5.5). The chain is
+    /// remembered as a fault-in remembers it, so that the stub's blind
+    /// writes can be appended to it as a delta flush (its parts' value-log
+    /// references stay unknown until a fault-in reads them: the cleaner
+    /// treats them as it treats any unread image of an earlier run).
     pub(crate) fn key_set(&self, tree: u16, pid: u64, addr: u64) -> Result<(Box<[u64]>, u64)> {
         // (fingerprint, timestamp, live) of every key's newest version in
         // each part.
         let mut all: Vec<(u64, u64, bool)> = Vec::new();
-        self.for_each_part(tree, pid, addr, |record, file, payload_at| match record.meta.rkind {
-            RecordKind::Base => newest_in_leaf(&record.payload, |k, ts, live| all.push((fingerprint(k), ts, live)))
-                .map_err(|m| m.corruption(file, payload_at)),
-            _ => {
-                let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
-                let tomb = |v: &DeltaValue| matches!(v, DeltaValue::Tomb);
-                all.extend(d.iter().map(|e| (fingerprint(e.key), e.ts, !tomb(&e.value))));
-                Ok(())
+        let mut meta = ChainMeta {
+            max_ts: 0,
+            base_max_ts: 0,
+            parts: Parts::of(&[]),
+            base_bytes: 0,
+            delta_bytes: 0,
+        };
+        // The parts' addresses, head first.
+        let mut heads_first = Vec::new();
+        self.for_each_part(tree, pid, addr, |at, record, file, payload_at| {
+            heads_first.push(at);
+            meta.max_ts = meta.max_ts.max(record.meta.max_ts);
+            match record.meta.rkind {
+                RecordKind::Base => {
+                    meta.base_max_ts = record.meta.max_ts;
+                    meta.base_bytes = record.payload.len() as u64;
+                    newest_in_leaf(&record.payload, |k, ts, live| all.push((fingerprint(k), ts, live)))
+                        .map_err(|m| m.corruption(file, payload_at))
+                }
+                _ => {
+                    meta.delta_bytes += record.payload.len() as u64;
+                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
+                    let tomb = |v: &DeltaValue| matches!(v, DeltaValue::Tomb);
+                    all.extend(d.iter().map(|e| (fingerprint(e.key), e.ts, !tomb(&e.value))));
+                    Ok(())
+                }
             }
         })?;
+        for &at in heads_first.iter().rev() {
+            meta.parts.push(at);
+        }
+        self.remember(addr, meta);
         // Every key's newest version is in `all`, so its newest is the
         // chain's.
         let max_ts = all.iter().map(|e| e.1).max().unwrap_or(0);
@@ -186,7 +212,7 @@ impl PageFile {
     /// (see [`PageFile::read_version`]), its value as the part holds it.
     fn newest_in_chain(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Found>> {
         let mut best: Option<Found> = None;
-        self.for_each_part(tree, pid, addr, |record, file, payload_at| {
+        self.for_each_part(tree, pid, addr, |_, record, file, payload_at| {
             let found = match record.meta.rkind {
                 RecordKind::Base => {
                     find_in_leaf(&record.payload, key, ts).map_err(|m| m.corruption(file, payload_at))?
@@ -203,8 +229,8 @@ impl PageFile {
     }
 
     /// Read each part of the chain of page `pid` of tree `tree` at `addr`,
-    /// head first, and hand it to `each` with its segment file and its
-    /// payload's offset (for `Error::Corruption`): delta flushes, then the
+    /// head first, and hand it to `each` with its address, its segment file
+    /// and its payload's offset (for `Error::Corruption`): delta flushes, then the
     /// base image, which ends the walk. Each part is checked to be that
     /// tree's and page's (`read_part`), a page record, and older than the
     /// part before it.
@@ -213,7 +239,7 @@ impl PageFile {
         tree: u16,
         pid: u64,
         addr: u64,
-        mut each: impl FnMut(&Record, PathBuf, u64) -> Result<()>,
+        mut each: impl FnMut(u64, &Record, PathBuf, u64) -> Result<()>,
     ) -> Result<()> {
         let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         let known = lock(&self.chains)
@@ -225,7 +251,7 @@ impl PageFile {
             if record.meta.rkind == RecordKind::Value {
                 return Err(self.corrupt(at, "a page address names a record that is not a page image"));
             }
-            each(&record, file(at), addr_offset(at) + RECORD_HEADER_LEN as u64)?;
+            each(at, &record, file(at), addr_offset(at) + RECORD_HEADER_LEN as u64)?;
             if record.meta.rkind == RecordKind::Base {
                 return Ok(());
             }
