@@ -168,9 +168,23 @@ pub(crate) struct Paging {
     /// hand's.
     faulted: Mutex<VecDeque<Pid>>,
     /// The cache is under pressure: point reads and scans of evicted
-    /// leaves read through (`super::read_through`; a relaxed hint).
+    /// leaves read through (`super::read_through`; a relaxed hint, written
+    /// by the engine's evictor).
     pub(crate) read_through: AtomicBool,
+    /// The test hook `Db::force_read_through`: [`FORCE_NONE`] (the
+    /// pressure hint decides), [`FORCE_ON`] or [`FORCE_OFF`]. Written by the
+    /// hook alone, never by the evictor: a pressure hint computed before a
+    /// hook call and stored after it cannot undo the hook.
+    pub(crate) forced: AtomicU64,
 }
+
+/// [`Paging::forced`]: the pressure hint decides.
+pub(crate) const FORCE_NONE: u64 = 0;
+/// [`Paging::forced`]: reads of evicted leaves read through (admission
+/// still applies).
+pub(crate) const FORCE_ON: u64 = 1;
+/// [`Paging::forced`]: reads of evicted leaves never read through.
+pub(crate) const FORCE_OFF: u64 = 2;
 
 /// Most leaves the probation queue remembers (the clock finds the rest).
 const PROBATION_MAX: usize = 1 << 16;
@@ -191,6 +205,7 @@ impl Paging {
             probation: Mutex::new(VecDeque::new()),
             faulted: Mutex::new(VecDeque::new()),
             read_through: AtomicBool::new(false),
+            forced: AtomicU64::new(FORCE_NONE),
         }
     }
 }

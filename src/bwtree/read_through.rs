@@ -87,13 +87,32 @@ impl Tree {
         }
     }
 
+    /// Force reads of evicted leaves to read through (`Some(true)`) or
+    /// never to (`Some(false)`), or let [`Tree::set_read_through`] decide
+    /// (`None`): the test hook `Db::force_read_through`.
+    pub(crate) fn force_read_through(&self, on: Option<bool>) {
+        if let Some(p) = self.paging.as_deref() {
+            let mode = match on {
+                None => super::paging::FORCE_NONE,
+                Some(true) => super::paging::FORCE_ON,
+                Some(false) => super::paging::FORCE_OFF,
+            };
+            p.forced.store(mode, Ordering::Relaxed);
+        }
+    }
+
     /// The admission rule: may a read of evicted leaf `pid` read through?
     /// If so, counts the read-through against the leaf.
     /// A point read raises the count by one (`cap` [`ADMIT`]); a scan to at
     /// most `cap` [`clock::SCAN`], so scans alone never bring a leaf in.
     fn admit_through(paging: &super::paging::Paging, pid: Pid, cap: u64) -> bool {
         let seen = paging.uses.get(pid);
-        if !paging.read_through.load(Ordering::Relaxed) || seen >= ADMIT {
+        let on = match paging.forced.load(Ordering::Relaxed) {
+            super::paging::FORCE_ON => true,
+            super::paging::FORCE_OFF => false,
+            _ => paging.read_through.load(Ordering::Relaxed),
+        };
+        if !on || seen >= ADMIT {
             return false;
         }
         paging.uses.touch(pid, (seen + 1).min(cap));

@@ -223,12 +223,17 @@ impl Engine {
         if let (Some(pages), Some(tag)) = (&self.pages, tag) {
             tree.set_page_io(super::tree_pages::TreePages::boxed(pages, tag));
         }
+        // The test hook's setting, held until the tree is published
+        // (`Engine::force_read_through`).
+        let forced = lock(&self.read_through);
+        tree.force_read_through(*forced);
         let ks = Arc::new(KsTree::new(id, name, c, tree, 0, c));
         self.ks
             .map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, ks.clone());
+        drop(forced);
         Ok(Some(ks))
     }
 

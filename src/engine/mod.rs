@@ -68,7 +68,7 @@ use crate::mvcc::latches::Latches;
 use crate::mvcc::oracle::Oracle;
 use crate::mvcc::registry::Registry;
 use crate::options::Options;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 use crate::wal::store::Store;
 use crate::{Error, Result};
 
@@ -117,9 +117,10 @@ pub(crate) struct Engine {
     /// Versions the oldest snapshot alone holds, as the last sweep counted
     /// them ([`gc`]).
     held_by_oldest: AtomicU64,
-    /// [`crate::Db::force_read_through`]: 0 the evictor decides, 1 always,
-    /// 2 never.
-    read_through: AtomicU64,
+    /// [`crate::Db::force_read_through`]'s last setting. Held while it is
+    /// applied to every tree, and while a new keyspace's tree takes it
+    /// before it is published, so that no tree misses a setting.
+    read_through: Mutex<Option<bool>>,
 }
 
 impl Engine {
@@ -196,7 +197,7 @@ impl Engine {
             pages,
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
-            read_through: AtomicU64::new(0),
+            read_through: Mutex::new(None),
         });
         if let Some(store) = &engine.store {
             // Recovered versions count as installed, so that versions_stored
@@ -209,15 +210,11 @@ impl Engine {
 
     /// [`crate::Db::force_read_through`].
     pub(crate) fn force_read_through(&self, on: Option<bool>) {
-        let mode = match on {
-            None => 0,
-            Some(true) => 1,
-            Some(false) => 2,
-        };
-        self.read_through.store(mode, Ordering::Relaxed);
+        let mut forced = crate::sync::lock(&self.read_through);
+        *forced = on;
         let others = self.other_trees();
         for (_, t) in self.each_tree(&others) {
-            t.set_read_through(on.unwrap_or(false));
+            t.force_read_through(on);
         }
     }
 

@@ -23,7 +23,7 @@ use super::keyspaces::{KsTree, CATALOG};
 use super::pages::PageFile;
 use super::Engine;
 use crate::bwtree::{DeltaVersion, LeafBase, Over, PageIo, Tree, Unread};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 use crate::Result;
 
 /// Retired bytes below which nobody waits for the collector, whatever the
@@ -137,11 +137,9 @@ impl Engine {
     /// at least three quarters of `budget`, so point reads and scans of
     /// evicted leaves read through (`bwtree/read_through.rs`).
     pub(crate) fn note_pressure(&self, budget: u64) {
-        let on = match self.read_through.load(Ordering::Relaxed) {
-            0 => self.resident_all() >= budget - budget / 4,
-            1 => true,
-            _ => false,
-        };
+        // `Db::force_read_through` overrides this in each tree
+        // (`Paging::forced`), whenever this hint was computed.
+        let on = self.resident_all() >= budget - budget / 4;
         let others = self.other_trees();
         for (_, t) in self.each_tree(&others) {
             t.set_read_through(on);
@@ -226,8 +224,65 @@ mod tests {
     use super::*;
     use crate::bwtree::Config;
     use crate::fs::FaultFs;
-    use crate::sync::AtomicU64;
+    use crate::sync::{AtomicU64, Ordering};
     use crate::Error;
+
+    /// `Db::force_read_through` holds against the evictor's pressure hint
+    /// whenever that hint is stored: the evictor computes it from the
+    /// cache's fill and stores it later, and a hint computed before the
+    /// hook and stored after it once turned reads back to read-through
+    /// for the rest of a test (the final GC check of `tests/tx_model`
+    /// then found nothing faulted in and nothing collected).
+    #[test]
+    fn forced_read_through_survives_a_stale_pressure_hint() {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 64).unwrap());
+        let mut tree = Tree::with_config(Config::tiny()).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, 0));
+        let key = |i: u32| i.to_be_bytes();
+        for i in 0..40u32 {
+            tree.install(Bytes::copy_from_slice(&key(i)), 1, Some(Bytes::from(vec![i as u8; 8])))
+                .unwrap();
+        }
+        let counters = |t: &Tree| {
+            let c = &t.paging.as_deref().expect("paged").counters;
+            (
+                c.faults.load(Ordering::Relaxed),
+                c.read_throughs.load(Ordering::Relaxed),
+            )
+        };
+        // Forced off, then a stale "under pressure" hint: reads fault in.
+        tree.force_read_through(Some(false));
+        assert!(tree.evict_all().unwrap() > 1);
+        tree.set_read_through(true);
+        let before = counters(&tree);
+        assert_eq!(tree.get(key(3), 1).unwrap().as_deref(), Some(&[3u8; 8][..]));
+        let after = counters(&tree);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 0),
+            "faulted in, not read through"
+        );
+        // Forced on, then a stale "no pressure" hint: reads read through.
+        tree.force_read_through(Some(true));
+        assert_eq!(tree.evict_all().unwrap(), 1, "the leaf faulted in");
+        tree.set_read_through(false);
+        let before = counters(&tree);
+        assert_eq!(tree.get(key(3), 1).unwrap().as_deref(), Some(&[3u8; 8][..]));
+        let after = counters(&tree);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (0, 1),
+            "read through, not faulted in"
+        );
+        // Not forced: the hint decides again.
+        tree.force_read_through(None);
+        tree.set_read_through(false);
+        let before = counters(&tree);
+        assert!(tree.get(key(30), 1).unwrap().is_some());
+        assert_eq!(counters(&tree).0 - before.0, 1, "the hint says no pressure: faulted in");
+    }
 
     /// A page image read for another tree, or for another page of its
     /// tree, is corruption; read for its own, it comes back (its large
