@@ -15,9 +15,11 @@
 //!   ([`rebuilt`]): a fault-in (over the image), an eviction or flush of
 //!   the deltas (over a new stub), a relocation (over a moved stub);
 //! - the delta flush of a chain's deltas on the stub's on-disk chain
-//!   ([`Tree::flush_blind`]).
+//!   ([`Tree::flush_blind`]);
+//! - GC of a chain's deltas among themselves, without the image
+//!   ([`Tree::collect_blind`], rules B1-B3; `design/storage.md` §5.6).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use crossbeam_epoch::Guard;
@@ -133,11 +135,59 @@ pub(crate) fn newest_at_or_below(head: &Node, watermark: u64) -> HashMap<&[u8], 
     out
 }
 
-/// `head`'s deltas (those `keep` accepts) rebuilt over `base`, oldest
-/// first, so the new chain reads as the old one over the new base.
-pub(crate) fn rebuilt(head: &Node, base: Node, keep: impl Fn(u64) -> bool) -> Chain {
+/// The versions (key, timestamp) of the deltas over `head`'s stub that GC
+/// at `watermark` drops without the image (B1 in [`Tree::collect_blind`]):
+/// per key, every version older than its newest one at or below the
+/// watermark, and that one too if it is a tombstone and `keys` (the stub's
+/// key set) says the image does not hold the key live. Without a key set,
+/// tombstones stay.
+pub(crate) fn blind_garbage<'a>(head: &'a Node, watermark: u64, keys: Option<&[u64]>) -> HashSet<(&'a [u8], u64)> {
+    let mut out = HashSet::new();
+    let versions = blind_versions(head);
+    let mut i = 0;
+    while i < versions.len() {
+        let key = versions[i].0;
+        let end = i + versions[i..].iter().take_while(|v| v.0 == key).count();
+        // Newest first: the first at or below the watermark is what every
+        // snapshot that can still read sees of the key, or something newer.
+        if let Some(at) = (i..end).find(|&j| versions[j].1 <= watermark) {
+            let dead = versions[at].2.is_none() && keys.is_some_and(|k| !key_live(k, key));
+            let from = if dead { at } else { at + 1 };
+            out.extend(versions[from..end].iter().map(|v| (v.0, v.1)));
+        }
+        i = end;
+    }
+    out
+}
+
+/// A copy of `stub` (an `Evicted` node's body) that shares no bytes with
+/// the page it came from, with `max_ts` and `keys` replaced where given.
+fn stub_copy(stub: &Body, max: Option<u64>, set: Option<Box<[u64]>>) -> Option<Node> {
+    let Body::Evicted {
+        addr,
+        range,
+        max_ts,
+        watermark,
+        keys,
+    } = stub
+    else {
+        return None;
+    };
+    Some(Node::base(Body::Evicted {
+        addr: *addr,
+        range: detached(range),
+        max_ts: max.unwrap_or(*max_ts),
+        watermark: *watermark,
+        keys: set.or_else(|| keys.clone()),
+    }))
+}
+
+/// `head`'s deltas (those `keep` accepts, by key and timestamp) rebuilt
+/// over `base`, oldest first, so the new chain reads as the old one over
+/// the new base.
+pub(crate) fn rebuilt(head: &Node, base: Node, keep: impl Fn(&[u8], u64) -> bool) -> Chain {
     let mut chain = Chain::base(base);
-    let kept: Vec<(u64, &Payload)> = deltas(head).filter(|&(ts, _)| keep(ts)).collect();
+    let kept: Vec<(u64, &Payload)> = deltas(head).filter(|&(ts, kv)| keep(kv.key(), ts)).collect();
     for (ts, kv) in kept.into_iter().rev() {
         chain.push_version(Body::Version { ts, kv: kv.clone() });
     }
@@ -238,22 +288,61 @@ impl Tree {
         max_ts: u64,
         guard: &'g Guard,
     ) -> &'g Node {
-        let Some(Body::Evicted {
-            addr, range, watermark, ..
-        }) = stub_of(head).map(|s| &s.body)
-        else {
+        let Some(stub) = stub_of(head).and_then(|s| stub_copy(&s.body, Some(max_ts), Some(set))) else {
             return head;
         };
-        let stub = Node::base(Body::Evicted {
-            addr: *addr,
-            range: detached(range),
-            max_ts,
-            watermark: *watermark,
-            keys: Some(set),
-        });
         self.table
-            .replace(pid, head, rebuilt(head, stub, |_| true), guard)
+            .replace(pid, head, rebuilt(head, stub, |_, _| true), guard)
             .unwrap_or(head)
+    }
+
+    /// GC of the chain `head` (version deltas over a stub of page `pid`)
+    /// at `watermark`, without the image: the deltas [`blind_garbage`]
+    /// names are dropped, the rest rebuilt over a copy of the stub and
+    /// CASed in. Returns the versions dropped (0 if the CAS lost: the
+    /// next sweep looks again). Rules:
+    /// - B1 (what goes). Every delta is newer than every version of the
+    ///   image (P5). So for a key whose newest delta version at or below
+    ///   the watermark is `v`, the older delta versions are hidden from
+    ///   every snapshot that can read (none is below the watermark), and
+    ///   so are the image's versions of the key (a fault-in drops those,
+    ///   `newest_at_or_below`). `v` itself goes only if it is a tombstone
+    ///   and the image does not hold the key live (the key set; none:
+    ///   kept): then the image reads the key as absent at every such
+    ///   snapshot, as `v` did. A tombstone over a live image value stays.
+    /// - B2 (nothing else changes). The stub's address, `max_ts`, key set
+    ///   and watermark are the same, so a commit that validated blind on
+    ///   the old chain (P5) and installs on the new one by a fresh descent
+    ///   learns the same: B1 never drops a key's newest version but a
+    ///   tombstone over a non-live key, whose check over the stub alone
+    ///   says the same (not live, nothing newer than `max_ts`).
+    /// - B3 (one CAS). The new chain replaces `head` by one CAS on the
+    ///   slot, as a fault-in's does: a blind write, eviction, flush or
+    ///   fault-in that moved the chain meanwhile makes it lose, and nothing
+    ///   is dropped.
+    pub(crate) fn collect_blind(&self, pid: Pid, head: &Node, watermark: u64, guard: &Guard) -> u64 {
+        let Some(stub) = stub_of(head) else {
+            return 0;
+        };
+        let Body::Evicted { keys, .. } = &stub.body else {
+            return 0;
+        };
+        let garbage = blind_garbage(head, watermark, keys.as_deref());
+        if garbage.is_empty() {
+            return 0;
+        }
+        let Some(copy) = stub_copy(&stub.body, None, None) else {
+            return 0;
+        };
+        let chain = rebuilt(head, copy, |k, ts| !garbage.contains(&(k, ts)));
+        match self.table.replace(pid, head, chain, guard) {
+            Ok(_) => {
+                let n = garbage.len() as u64;
+                self.stats.versions_dropped.fetch_add(n, Ordering::Relaxed);
+                n
+            }
+            Err(_) => 0,
+        }
     }
 
     /// Write the deltas of `head` (a chain over a stub of page `pid`) at or
@@ -321,6 +410,6 @@ impl Tree {
             watermark: *watermark,
             keys: keys.as_deref().map(|k| key_set_with(k, &written)),
         });
-        Ok(Some((new, Some(rebuilt(head, stub, |ts| ts > limit)))))
+        Ok(Some((new, Some(rebuilt(head, stub, |_, ts| ts > limit)))))
     }
 }

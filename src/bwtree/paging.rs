@@ -336,7 +336,7 @@ impl Tree {
         base.range = detached(range);
         // The blind writes' deltas, newer than every version of the image
         // (P5), over it: the page builds on the chain at `addr` (DF1).
-        let chain = super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_| true);
+        let chain = super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_, _| true);
         match self.table.replace(pid, head, chain, guard) {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);

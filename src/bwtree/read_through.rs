@@ -79,6 +79,7 @@ const ADMIT: u64 = clock::POINT;
 impl Tree {
     /// Tell the tree whether its cache is under pressure: while it is,
     /// point reads of evicted leaves read through (see the module doc).
+    #[cfg_attr(loom, allow(dead_code))] // the evictor's thread is not modelled
     pub(crate) fn set_read_through(&self, on: bool) {
         if let Some(p) = self.paging.as_deref() {
             if p.read_through.load(Ordering::Relaxed) != on {
@@ -142,9 +143,11 @@ impl Tree {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
                 let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
                 base.range = super::paging::detached(range);
-                Ok(Some(super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_| {
-                    true
-                })))
+                Ok(Some(super::blind::rebuilt(
+                    head,
+                    Node::base(Body::Leaf(base)),
+                    |_, _| true,
+                )))
             }
             Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
             Err(e) => Err(e),

@@ -97,7 +97,7 @@ impl Tree {
                     watermark: *watermark,
                     keys: keys.clone(),
                 });
-                super::blind::rebuilt(head, stub, |_| true)
+                super::blind::rebuilt(head, stub, |_, _| true)
             }
             Body::Leaf(b) if b.disk == from => {
                 // As a fault-in builds it (`collect_base`: versions the page

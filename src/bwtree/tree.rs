@@ -494,11 +494,15 @@ impl Tree {
             let guard = epoch::pin();
             let mut path = Path::new();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
-            // Evicted leaves are skipped: they are collected when next faulted
-            // in and consolidated.
+            // Evicted leaves are not read: their images are collected when
+            // next faulted in and consolidated, the version deltas over their
+            // stubs here, among themselves (`Tree::collect_blind`).
             let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
                 break;
             };
+            if head.is_evicted() && !head.is_stub() {
+                self.collect_blind(pid, head, watermark, &guard);
+            }
             // Consolidate what holds deltas or garbage, and retry the merge of
             // underfull pages (a merge attempt that lost a race is not retried
             // by anyone else): the sweep is how pages nobody writes get collected.
