@@ -4,6 +4,8 @@
 //! up, matches the leader's; a transaction begun linearizably reads the
 //! latest commit and conflicts like a local one.
 
+mod common;
+
 use std::time::Duration;
 
 use bwtx_raft::{Cluster, Error};
@@ -25,6 +27,7 @@ async fn linearizable_and_follower_reads() {
     let follower = cluster
         .node([1, 2, 3].into_iter().find(|&id| id != leader.id()).unwrap())
         .unwrap();
+    common::knows_leader(&follower, leader.id()).await;
     match follower.read_linearizable().await {
         Err(Error::NotLeader { leader: Some(l) }) => assert_eq!(l, leader.id()),
         other => panic!(

@@ -16,14 +16,7 @@ async fn tombstones_go_after_the_horizon_and_stale_commits_are_refused() {
     let leader = cluster.leader().await.unwrap();
     let follower = cluster.running().into_iter().find(|&id| id != leader.id()).unwrap();
     let follower = cluster.node(follower).unwrap();
-    // A follower that has not heard from the new leader yet answers
-    // `NotLeader { leader: None }` (seen under load): wait until it knows.
-    follower
-        .raft()
-        .wait(Some(Duration::from_secs(30)))
-        .current_leader(leader.id(), "the follower knows the leader")
-        .await
-        .unwrap();
+    common::knows_leader(&follower, leader.id()).await;
 
     // Set from a follower: forwarded to the leader like a commit.
     let set_at = follower.set_tombstone_horizon(4).await.unwrap();

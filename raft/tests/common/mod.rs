@@ -9,6 +9,18 @@ use std::time::Duration;
 use bwtx_raft::{bank, Cluster, Node, NodeId, ReadSnapshot};
 use tokio::task::JoinHandle;
 
+/// Wait until `node` knows `leader` as the leader. A follower that has not
+/// heard from a new leader yet answers `NotLeader { leader: None }` to what
+/// it would forward or refuse naming the leader (seen under load: a commit
+/// needs only one of two followers).
+pub async fn knows_leader(node: &Node, leader: NodeId) {
+    node.raft()
+        .wait(Some(Duration::from_secs(30)))
+        .current_leader(leader, format!("node {} knows the leader", node.id()))
+        .await
+        .unwrap();
+}
+
 /// Start nodes `ids` under `dir`, over loopback TCP if `tcp`, else on the
 /// in-process network.
 pub async fn start(dir: &std::path::Path, ids: &[NodeId], tcp: bool) -> Arc<Cluster> {
