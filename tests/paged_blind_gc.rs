@@ -12,32 +12,13 @@
 
 mod common;
 
-use std::path::Path;
-
 use bwtx::fs::FaultFs;
-use bwtx::{Db, Durability, Stats};
-use common::{fault_opts, DIR};
+use bwtx::{Db, Stats};
+use common::blind::{all, key, open};
 
-fn open(fs: &FaultFs) -> Db {
-    fault_opts(fs)
-        .durability(Durability::Sync)
-        .tree_config(bwtx::tree::Config::default())
-        .cache_size(16 << 20)
-        .open(Path::new(DIR))
-        .unwrap()
-}
-
-fn key(k: u8) -> Vec<u8> {
-    format!("key{k:03}").into_bytes()
-}
-
+/// One committed write of `v` to key `k` (`None`: a delete).
 fn put(db: &Db, k: u8, v: Option<u8>) {
-    let mut tx = db.begin();
-    match v {
-        Some(v) => tx.put(key(k), [v]).unwrap(),
-        None => tx.delete(key(k)).unwrap(),
-    }
-    tx.commit().unwrap();
+    common::blind::put(db, k, v).unwrap();
 }
 
 /// Keys 0..10 live, key 2 deleted, the leaf evicted: a stub with a key set.
@@ -49,16 +30,6 @@ fn evicted(fs: &FaultFs) -> Db {
     put(&db, 2, None);
     assert!(db.evict_all().unwrap() > 0);
     db
-}
-
-/// Every live key and value at a fresh snapshot.
-fn all(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let snap = db.snapshot();
-    let kvs = snap
-        .range::<&[u8], _>(..)
-        .map(|kv| kv.unwrap())
-        .map(|(k, v)| (k.to_vec(), v.to_vec()));
-    kvs.collect()
 }
 
 fn want(kvs: &[(u8, u8)]) -> Vec<(Vec<u8>, Vec<u8>)> {

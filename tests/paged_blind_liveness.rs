@@ -14,30 +14,9 @@ mod common;
 use std::path::Path;
 
 use bwtx::fs::{FaultFs, Fs};
-use bwtx::{Db, Durability, Error, Stats};
-use common::{fault_opts, DIR};
-
-fn open(fs: &FaultFs) -> Db {
-    fault_opts(fs)
-        .durability(Durability::Sync)
-        .tree_config(bwtx::tree::Config::default())
-        .cache_size(16 << 20)
-        .open(Path::new(DIR))
-        .unwrap()
-}
-
-fn key(k: u8) -> Vec<u8> {
-    format!("key{k:03}").into_bytes()
-}
-
-fn put(db: &Db, k: u8, v: Option<u8>) -> bwtx::Result<()> {
-    let mut tx = db.begin();
-    match v {
-        Some(v) => tx.put(key(k), [v])?,
-        None => tx.delete(key(k))?,
-    }
-    tx.commit().map(drop)
-}
+use bwtx::{Db, Error, Stats};
+use common::blind::{all, key, open, put};
+use common::DIR;
 
 /// Keys 0..10 live, then key 2 deleted (its tombstone is its newest
 /// version), and a clean close: the reopened database's leaves are stubs
@@ -128,14 +107,6 @@ fn blind_writes_over_keyless_stubs_keep_counts_exact() {
     .into_iter()
     .map(|(k, v)| (key(k), vec![v]))
     .collect();
-    let all = |db: &Db| -> Vec<(Vec<u8>, Vec<u8>)> {
-        let snap = db.snapshot();
-        let kvs = snap
-            .range::<&[u8], _>(..)
-            .map(|kv| kv.unwrap())
-            .map(|(k, v)| (k.to_vec(), v.to_vec()));
-        kvs.collect()
-    };
     assert_eq!(all(&db), want);
     // And again after a restart that replays nothing.
     db.checkpoint().unwrap();

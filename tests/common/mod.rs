@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bwtx::fs::FaultFs;
 use bwtx::{Db, Options};
 
+pub mod blind;
 pub mod corrupt;
 pub mod paged;
 pub mod stress;
