@@ -5,7 +5,7 @@
 //! map by page-store address that the chain map and the cleaner's record
 //! lengths use (each fault-in looks one up).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::bwtree::FLUSH_CHAIN;
@@ -14,6 +14,9 @@ use crate::bwtree::FLUSH_CHAIN;
 /// 8-aligned), hashed by [`AddrHasher`] instead of SipHash: the keys are
 /// addresses this process wrote or read, not chosen by an adversary.
 pub(crate) type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+
+/// A set of page-store addresses, hashed as [`AddrMap`] is.
+pub(crate) type AddrSet = HashSet<u64, BuildHasherDefault<AddrHasher>>;
 
 /// The hasher of [`AddrMap`]: one multiplication by an odd constant, then
 /// the high half folded into the low (the table takes its bucket from the

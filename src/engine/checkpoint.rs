@@ -103,6 +103,7 @@ impl Engine {
         let vlog_before = pages.vlog.bytes_written.load(Ordering::Relaxed);
         // No prune of the value log's references from here to the collection.
         let _cycle = pages.vlog.checkpoint_cycle();
+        self.prune_page_maps_held();
         store.make_durable(c)?;
         // Without a log nothing after `C` can be replayed: the images listed
         // hold nothing above `C`, and evictions (whose images may) wait

@@ -306,30 +306,45 @@ impl Engine {
                 .chain(refs.iter().map(|&(_, _, a)| a))
                 .chain(table),
         );
+        // The lengths are taken out (records written meanwhile go to a new
+        // map, merged back below) and pruned in place: a second map of the
+        // kept ones would double their memory at each recount.
         let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut kept = AddrMap::with_capacity_and_hasher(published.len(), Default::default());
+        let mut read = Vec::new();
         let mut total = 0;
+        let mut result = Ok(());
         for &a in &published {
-            let bytes = match lens.remove(&a) {
-                Some(b) => b,
+            let bytes = match lens.get(&a) {
+                Some(&b) => b,
                 None => match pages.store.record_bytes_at(a) {
-                    Ok(b) => b,
+                    Ok(b) => {
+                        read.push((a, b));
+                        b
+                    }
                     // A segment deleted meanwhile (by a checkpoint): nothing
                     // is live there.
                     Err(crate::Error::Corruption { .. }) => continue,
                     Err(e) => {
-                        lock(&pages.clean.lens).extend(kept);
-                        return Err(e);
+                        result = Err(e);
+                        break;
                     }
                 },
             };
-            kept.insert(a, bytes);
             *live.entry(addr_seq(a)).or_default() += bytes;
             total += bytes;
         }
+        if result.is_ok() {
+            lens.retain(|a, _| published.contains(a));
+        }
+        lens.extend(read);
         // Records written since the walk began stay remembered.
-        lock(&pages.clean.lens).extend(kept);
+        {
+            let mut now = lock(&pages.clean.lens);
+            let newer = std::mem::replace(&mut *now, lens);
+            now.extend(newer);
+        }
+        result?;
         pages.store.set_live(&live);
         pages.clean.live_bytes.store(total, Ordering::Relaxed);
         Ok(refs)

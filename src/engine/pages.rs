@@ -32,7 +32,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::chain_parts::{AddrMap, Parts};
+use super::chain_parts::{AddrMap, AddrSet, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
@@ -60,9 +60,28 @@ const VLOG_CHAIN: usize = 4;
 /// [`DELTA_SHARE`] for such a chain (a quarter).
 const VLOG_SHARE: u64 = 4;
 
-/// Entries the chain map may hold beyond twice those its last prune kept
-/// before it is pruned again.
+/// The chain map is pruned again once it holds a `1 / PRUNE_GROWTH` more
+/// entries than its last prune kept (or [`PRUNE_SLACK`] more, if that is
+/// more): at most about 1.25 entries per chain head, so that the map's
+/// table (about 120 bytes an entry) stays at the power of two above that
+/// instead of growing to four times the heads between prunes (59 MB
+/// instead of 15 at 5M keys, 64-key leaves).
+const PRUNE_GROWTH: u64 = 4;
+
+/// See [`PRUNE_GROWTH`].
 const PRUNE_SLACK: u64 = 1024;
+
+/// Give back a pruned map's table if it holds more than twice what the map
+/// may grow to before its next prune ([`PRUNE_GROWTH`]): a checkpoint's
+/// flushes add an entry per dirty page and may double the table (to 59 MB
+/// at 5M keys); shrunk after its deletion, it does not stay doubled until
+/// the next one.
+fn shrink<V>(map: &mut AddrMap<V>) {
+    let room = map.len() + (map.len() / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize);
+    if map.capacity() > 2 * room {
+        map.shrink_to(room);
+    }
+}
 
 /// What the file knows of one on-disk chain, by its head address.
 #[derive(Clone, Debug)]
@@ -178,7 +197,7 @@ pub(crate) struct PageFile {
     /// when unreferenced).
     pub(super) chains: Mutex<AddrMap<ChainMeta>>,
     /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
-    /// the map is pruned again once it holds twice as many.
+    /// the map is pruned again once it holds a quarter more ([`PRUNE_GROWTH`]).
     chains_kept: AtomicU64,
     /// The first segment this run appends to: heads below it were written
     /// by an earlier run.
@@ -243,20 +262,25 @@ impl PageFile {
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
         let mut chains = lock(&self.chains);
-        let mut kept = AddrMap::default();
+        // The map is pruned in place: a second map of the heads kept would
+        // double its memory at each checkpoint (44 MB more at 5M keys).
+        let mut heads = AddrSet::default();
         let mut segs_kept = BTreeSet::new();
         let mut old_unknown = 0;
         for head in keep {
-            if let Some(meta) = chains.remove(&head).or_else(|| kept.get(&head).cloned()) {
+            if !heads.insert(head) {
+                continue;
+            }
+            if let Some(meta) = chains.get(&head) {
                 segs_kept.extend(meta.parts.iter().map(|&a| addr_seq(a)));
-                kept.insert(head, meta);
             } else if addr_seq(head) >= self.first_seq {
                 segs_kept.insert(addr_seq(head)); // a base image of this run
             } else {
                 old_unknown = old_unknown.max(addr_seq(head));
             }
         }
-        *chains = kept;
+        chains.retain(|head, _| heads.contains(head));
+        shrink(&mut chains);
         self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
         drop(chains);
         let segs = self.store.segments();
@@ -398,11 +422,12 @@ impl PageFile {
             .map_or_else(|| Parts::of(&[head]), |meta| meta.parts)
     }
 
-    /// Has the chain map more than doubled since the last prune (or
-    /// checkpoint)? Each page write adds an entry, and most name heads a
+    /// Has the chain map grown by a quarter since the last prune (or
+    /// checkpoint), [`PRUNE_GROWTH`]? Each page write adds an entry, and most name heads a
     /// later write superseded ([`PageFile::prune_chains`]).
     pub(crate) fn chains_want_prune(&self) -> bool {
-        lock(&self.chains).len() as u64 > 2 * self.chains_kept.load(Ordering::Relaxed) + PRUNE_SLACK
+        let kept = self.chains_kept.load(Ordering::Relaxed);
+        lock(&self.chains).len() as u64 > kept + (kept / PRUNE_GROWTH).max(PRUNE_SLACK)
     }
 
     /// Forget the chains whose head `current` does not name, and the record
@@ -419,13 +444,14 @@ impl PageFile {
     /// meanwhile (a cleaner's copy, a fault-in's read) may be forgotten: a
     /// head of this run that the map does not know is taken for a base
     /// image, which it is; a page building on it writes a whole image next.
-    /// So the map holds at most about twice the heads the tables name (one
-    /// entry per leaf, plus those the published table names), whatever the
+    /// So the map holds at most about 1.25 times the heads the mapping
+    /// tables name ([`PRUNE_GROWTH`]; one entry per leaf), whatever the
     /// writes between checkpoints.
     pub(crate) fn prune_chains(&self, current: &std::collections::HashSet<u64>) {
         let mut chains = lock(&self.chains);
         chains.retain(|head, _| current.contains(head));
-        let parts: std::collections::HashSet<u64> = chains.values().flat_map(|m| m.parts.iter().copied()).collect();
+        shrink(&mut chains);
+        let parts: AddrSet = chains.values().flat_map(|m| m.parts.iter().copied()).collect();
         self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
         drop(chains);
         self.clean.retain_lens(|a| parts.contains(&a) || current.contains(&a));
@@ -435,6 +461,12 @@ impl PageFile {
     #[cfg(test)]
     pub(crate) fn chains_len(&self) -> usize {
         lock(&self.chains).len()
+    }
+
+    /// Entries the chain map's table holds without growing (tests).
+    #[cfg(test)]
+    pub(crate) fn chains_capacity(&self) -> usize {
+        lock(&self.chains).capacity()
     }
 
     pub(super) fn remember(&self, head: u64, meta: ChainMeta) {

@@ -365,4 +365,48 @@ mod tests {
             assert_eq!(tree.get(key(i), 4).unwrap(), Some(val(i, last)), "key {i}");
         }
     }
+
+    /// A prune and a checkpoint's deletion give the chain map's table back:
+    /// after many page writes per leaf the table is sized for what the map
+    /// keeps (plus the growth allowed before the next prune), not for every
+    /// write since (without the shrink it keeps its largest size), and the
+    /// deletion keeps exactly the heads it is given that the map knows.
+    #[test]
+    fn pruned_chain_map_gives_its_table_back() {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 1 << 20).unwrap());
+        let mut tree = Tree::with_config(Config::default()).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, 0));
+        let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
+        const KEYS: u32 = 4000;
+        // Every round writes one key in every 8 and evicts every leaf: an
+        // entry per leaf per round (a delta flush or a whole image).
+        for round in 0..64u32 {
+            for i in (0..KEYS).filter(|i| i % 8 == round % 8) {
+                tree.install(key(i), u64::from(round) + 1, Some(Bytes::from(vec![round as u8; 24])))
+                    .unwrap();
+            }
+            tree.evict_all().unwrap();
+        }
+        let heads: std::collections::HashSet<u64> = tree.disk_addrs().into_iter().collect();
+        let (before, cap_before) = (file.chains_len(), file.chains_capacity());
+        assert!(before > 40 * heads.len(), "{before} entries for {} heads", heads.len());
+        file.prune_chains(&heads);
+        let kept = file.chains_len();
+        assert!(kept <= heads.len(), "{kept} entries kept");
+        let room = kept + (kept / 4).max(1024);
+        assert!(
+            file.chains_capacity() <= 2 * room && file.chains_capacity() < cap_before,
+            "table for {} entries after the prune ({cap_before} before), {kept} kept",
+            file.chains_capacity()
+        );
+        // The deletion (given each head twice) keeps what the prune kept.
+        file.delete_unreferenced(heads.iter().copied().chain(heads.iter().copied()))
+            .unwrap();
+        assert_eq!(file.chains_len(), kept);
+        for i in 0..KEYS {
+            assert!(tree.get(key(i), 64).unwrap().is_some(), "key {i}");
+        }
+    }
 }
