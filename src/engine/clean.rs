@@ -36,6 +36,14 @@
 //!      So a segment is deleted only after a durable table no longer names
 //!      it: a power loss at any point leaves the newest table's images in
 //!      place.
+//! - **Draining.** Each pass, after step 1, marks the oldest segments
+//!   draining: those older than the newest ones that together hold
+//!   [`TARGET_AMP`] times the live bytes ([`CleanState::set_drain`]). A
+//!   flush does not extend a chain with a part in one
+//!   (`PageFile::chain_to_extend`): the page is written whole at the head.
+//!   Without it every chain kept parts in every segment under sustained
+//!   writes, almost no segment emptied, and the page segments grew without
+//!   bound (`design/storage.md` §9.1).
 //! - **Faults.** A failed append poisons the page store (as every page
 //!   write does); a failed read of a victim's record returns its error and
 //!   changes nothing.
@@ -107,6 +115,8 @@ pub(crate) struct CleanState {
     idle_at: AtomicU64,
     /// Bytes appended after an idle pass before the next one (a segment's).
     idle_bytes: u64,
+    /// Segments below this one are draining ([`CleanState::set_drain`]).
+    drain_below: AtomicU64,
     /// Segments the background passes emptied since the last table was
     /// written (the next checkpoint deletes them).
     emptied: AtomicU64,
@@ -126,6 +136,7 @@ impl CleanState {
             live_bytes: AtomicU64::new(0),
             idle_at: AtomicU64::new(u64::MAX),
             idle_bytes: segment_bytes,
+            drain_below: AtomicU64::new(0),
             emptied: AtomicU64::new(0),
         }
     }
@@ -155,6 +166,31 @@ impl CleanState {
     fn pass_due(&self, appended: u64) -> bool {
         let at = self.idle_at.load(Ordering::Relaxed);
         at == u64::MAX || appended.saturating_sub(at) >= self.idle_bytes
+    }
+
+    /// Mark the oldest segments draining: those beyond the newest ones that
+    /// together hold [`TARGET_AMP`] times the live bytes (none while the
+    /// segments hold less). A flush does not extend a chain with a part in
+    /// a draining segment (`PageFile::chain_to_extend`): the page is written
+    /// whole, so that sustained writes empty old segments as they touch
+    /// their pages, instead of spreading every chain over every segment.
+    pub(crate) fn set_drain(&self, segs: &[crate::pagestore::store::SegmentInfo], live: u64) {
+        let keep = (TARGET_AMP * live as f64) as u64;
+        let mut newer = 0;
+        let mut below = 0;
+        for s in segs.iter().rev() {
+            newer += s.bytes;
+            if newer > keep {
+                below = s.seq;
+                break;
+            }
+        }
+        self.drain_below.store(below, Ordering::Relaxed);
+    }
+
+    /// Whether the segment `seq` is draining ([`CleanState::set_drain`]).
+    pub(crate) fn draining(&self, seq: u64) -> bool {
+        seq < self.drain_below.load(Ordering::Relaxed)
     }
 
     /// The newest table names `addrs` (at open, and after each checkpoint).
@@ -211,6 +247,7 @@ impl Engine {
         let records = |s: &crate::pagestore::store::SegmentInfo| s.bytes.saturating_sub(SEGMENT_HEADER_LEN as u64);
         let live: u64 = segs.iter().map(|s| s.live).sum();
         let mut disk: u64 = segs.iter().map(|s| s.bytes).sum();
+        pages.clean.set_drain(&segs, live);
         let mut victims = BTreeSet::new();
         for s in old.iter().filter(|s| s.live * CHEAP < records(s)) {
             victims.insert(s.seq);
@@ -413,5 +450,32 @@ impl Engine {
         let trees: Vec<&crate::bwtree::Tree> = self.each_tree(&others).map(|(_, t)| t).collect();
         self.recount(&trees)?;
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pagestore::store::SegmentInfo;
+
+    /// The newest segments that hold `TARGET_AMP` times the live bytes
+    /// stay; every older one drains; none while they all fit.
+    #[test]
+    fn the_oldest_segments_beyond_the_target_drain() {
+        let c = CleanState::new(1 << 20);
+        let segs: Vec<SegmentInfo> = (1..=10)
+            .map(|seq| SegmentInfo {
+                seq,
+                bytes: 100,
+                live: 0,
+            })
+            .collect();
+        // Live 500: keep 700 bytes, the newest 7 segments (4..=10) and a part of 3.
+        c.set_drain(&segs, 500);
+        assert!(c.draining(1) && c.draining(2));
+        assert!(!c.draining(3) && !c.draining(10));
+        // Everything fits: nothing drains.
+        c.set_drain(&segs, 1000);
+        assert!((1..=10).all(|s| !c.draining(s)));
     }
 }

@@ -580,7 +580,8 @@ impl PageFile {
     /// so that the segment can go).
     fn chain_to_extend(&self, prev: u64) -> Option<ChainMeta> {
         let chain = lock(&self.chains).get(&prev).cloned()?;
-        (!self.vlog.references_evacuating(&chain.parts)).then_some(chain)
+        let draining = chain.parts.iter().any(|&a| self.clean.draining(addr_seq(a)));
+        (!draining && !self.vlog.references_evacuating(&chain.parts)).then_some(chain)
     }
 
     /// `PageIo::write_delta` for page `pid` of tree `tree`.

@@ -366,6 +366,50 @@ mod tests {
         }
     }
 
+    /// A chain with a part in a draining segment is not extended: its page's
+    /// next flush writes a whole image at the head instead of a delta flush
+    /// on it, so that old segments empty as their pages are written (without
+    /// the check, the last round writes deltas only).
+    #[test]
+    fn a_chain_in_a_draining_segment_is_written_whole() {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 4096, durable, 1 << 20).unwrap());
+        let mut tree = Tree::with_config(Config::default()).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, 0));
+        let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
+        const KEYS: u32 = 2000;
+        let round = |r: u64, every: u32| {
+            for i in (0..KEYS).filter(|i| i % every == 0) {
+                tree.install(key(i), r, Some(Bytes::from(vec![r as u8; 40]))).unwrap();
+            }
+            tree.evict_all().unwrap();
+            let w = &file.written;
+            (w.images.load(Ordering::Relaxed), w.deltas.load(Ordering::Relaxed))
+        };
+        let (images, deltas) = round(1, 1);
+        assert!(images > 0 && deltas == 0);
+        // One key in 16 of each leaf: delta flushes on the images.
+        let (images2, deltas2) = round(2, 16);
+        assert_eq!(images2, images, "no whole image while nothing drains");
+        assert!(deltas2 > deltas);
+        // Every segment but the newest drains (no live bytes to keep).
+        let segs = file.store.segments();
+        assert!(segs.len() > 2, "several segments: {}", segs.len());
+        file.clean.set_drain(&segs, 0);
+        assert!(file.clean.draining(segs[0].seq) && !file.clean.draining(segs[segs.len() - 1].seq));
+        let (images3, _) = round(3, 16);
+        assert!(images3 > images2, "the pages over draining segments are written whole");
+        for i in 0..KEYS {
+            let want = if i % 16 == 0 { 3 } else { 1 };
+            assert_eq!(
+                tree.get(key(i), 3).unwrap(),
+                Some(Bytes::from(vec![want; 40])),
+                "key {i}"
+            );
+        }
+    }
+
     /// A prune and a checkpoint's deletion give the chain map's table back:
     /// after many page writes per leaf the table is sized for what the map
     /// keeps (plus the growth allowed before the next prune), not for every
