@@ -227,6 +227,18 @@ mod tests {
     use crate::sync::{AtomicU64, Ordering};
     use crate::Error;
 
+    /// A tree of tag `tag` paged through a new page file on a `FaultFs`
+    /// (segments of `segment_bytes`, value-log threshold `vlog`), the log
+    /// taken as durable at every timestamp.
+    fn paged_tree(segment_bytes: u64, vlog: u64, config: Config, tag: u16) -> (Arc<PageFile>, Tree) {
+        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
+        let durable = Arc::new(AtomicU64::new(u64::MAX));
+        let file = Arc::new(PageFile::open(fs, Path::new("/d"), segment_bytes, durable, vlog).unwrap());
+        let mut tree = Tree::with_config(config).unwrap();
+        tree.set_page_io(TreePages::boxed(&file, tag));
+        (file, tree)
+    }
+
     /// `Db::force_read_through` holds against the evictor's pressure hint
     /// whenever that hint is stored: the evictor computes it from the
     /// cache's fill and stores it later, and a hint computed before the
@@ -235,11 +247,7 @@ mod tests {
     /// then found nothing faulted in and nothing collected).
     #[test]
     fn forced_read_through_survives_a_stale_pressure_hint() {
-        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
-        let durable = Arc::new(AtomicU64::new(u64::MAX));
-        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 64).unwrap());
-        let mut tree = Tree::with_config(Config::tiny()).unwrap();
-        tree.set_page_io(TreePages::boxed(&file, 0));
+        let (_file, tree) = paged_tree(1 << 20, 64, Config::tiny(), 0);
         let key = |i: u32| i.to_be_bytes();
         for i in 0..40u32 {
             tree.install(Bytes::copy_from_slice(&key(i)), 1, Some(Bytes::from(vec![i as u8; 8])))
@@ -289,11 +297,7 @@ mod tests {
     /// values through the value log).
     #[test]
     fn an_image_read_for_another_tree_or_page_is_corruption() {
-        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
-        let durable = Arc::new(AtomicU64::new(u64::MAX));
-        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 64).unwrap());
-        let mut tree = Tree::with_config(Config::tiny()).unwrap();
-        tree.set_page_io(TreePages::boxed(&file, 7));
+        let (file, tree) = paged_tree(1 << 20, 64, Config::tiny(), 7);
         for i in 0..40u32 {
             let v = if i.is_multiple_of(5) {
                 vec![i as u8; 300]
@@ -330,11 +334,7 @@ mod tests {
     /// drops the segments of their base images and the reads fail).
     #[test]
     fn pruned_chains_keep_what_the_mapping_table_names() {
-        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
-        let durable = Arc::new(AtomicU64::new(u64::MAX));
-        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 4096, durable, 1 << 20).unwrap());
-        let mut tree = Tree::with_config(Config::default()).unwrap();
-        tree.set_page_io(TreePages::boxed(&file, 0));
+        let (file, tree) = paged_tree(4096, 1 << 20, Config::default(), 0);
         let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
         let val = |i: u32, round: u64| Bytes::from(vec![(i as u64 + round) as u8; 40]);
         const KEYS: u32 = 3000;
@@ -372,11 +372,7 @@ mod tests {
     /// the check, the last round writes deltas only).
     #[test]
     fn a_chain_in_a_draining_segment_is_written_whole() {
-        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
-        let durable = Arc::new(AtomicU64::new(u64::MAX));
-        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 4096, durable, 1 << 20).unwrap());
-        let mut tree = Tree::with_config(Config::default()).unwrap();
-        tree.set_page_io(TreePages::boxed(&file, 0));
+        let (file, tree) = paged_tree(4096, 1 << 20, Config::default(), 0);
         let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
         const KEYS: u32 = 2000;
         let round = |r: u64, every: u32| {
@@ -417,11 +413,7 @@ mod tests {
     /// deletion keeps exactly the heads it is given that the map knows.
     #[test]
     fn pruned_chain_map_gives_its_table_back() {
-        let fs: std::sync::Arc<dyn crate::fs::Fs> = std::sync::Arc::new(FaultFs::new());
-        let durable = Arc::new(AtomicU64::new(u64::MAX));
-        let file = Arc::new(PageFile::open(fs, Path::new("/d"), 1 << 20, durable, 1 << 20).unwrap());
-        let mut tree = Tree::with_config(Config::default()).unwrap();
-        tree.set_page_io(TreePages::boxed(&file, 0));
+        let (file, tree) = paged_tree(1 << 20, 1 << 20, Config::default(), 0);
         let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
         const KEYS: u32 = 4000;
         // Every round writes one key in every 8 and evicts every leaf: an

@@ -81,20 +81,16 @@ impl Engine {
         if !pages.chains_want_prune() {
             return;
         }
-        let others = self.other_trees();
-        let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
         let Some(_cycle) = pages.vlog.try_checkpoint_cycle() else {
             return;
         };
-        let current: std::collections::HashSet<u64> =
-            self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs()).collect();
-        pages.prune_chains(&current);
+        self.prune_page_maps_held();
     }
 
-    /// [`Engine::prune_page_maps`] for a checkpoint, which holds the value
-    /// log's checkpoint cycle (so no cleaner runs): prune now, whatever the
-    /// map's growth, before the checkpoint's flushes add an entry per dirty
-    /// page. Without it those entries came on top of up to a quarter of
+    /// The prune of [`Engine::prune_page_maps`] for a caller that holds the
+    /// value log's checkpoint cycle (so no cleaner or other checkpoint
+    /// runs), whatever the map's growth. A checkpoint calls it before its
+    /// flushes add an entry per dirty page. Without it those entries came on top of up to a quarter of
     /// stale ones, and the map's table doubled at each checkpoint (to 59 MB
     /// at 5M keys).
     pub(crate) fn prune_page_maps_held(&self) {
