@@ -123,6 +123,14 @@ impl Node {
         self.log.stats()
     }
 
+    /// Evict every resident leaf of the node's log `Db` to its page store
+    /// (a test hook: [`bwtx::Db::evict_all`]); returns how many leaves were
+    /// evicted. A failed page write is the error.
+    #[doc(hidden)]
+    pub fn evict_log(&self) -> bwtx::Result<usize> {
+        self.log.evict_all()
+    }
+
     /// The node's end of its transport (on TCP, its server).
     pub fn link(&self) -> &Link {
         &self.link
