@@ -79,7 +79,7 @@ pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
 pub(crate) use image::{
     collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf,
-    merge_chain_at, newest, newest_in_leaf, DeltaFlush, DeltaValue, Fetched, Found,
+    merge_chain_at, newest, newest_in_leaf, DeltaFlush, DeltaValue, Fetched, Found, Malformed,
 };
 pub(crate) use paging::{DeltaVersion, Over, PageIo, Unread};
 pub(crate) use resident::reclaim_until;

@@ -17,11 +17,11 @@ use super::chain_parts::Parts;
 use super::pages::{ChainMeta, PageFile};
 use crate::bwtree::{
     decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, fingerprint, merge_chain_at, newest, newest_in_leaf,
-    DeltaFlush, DeltaValue, Fetched, Found, LeafBase, Over, Unread, FLUSH_CHAIN,
+    DeltaFlush, DeltaValue, Fetched, Found, LeafBase, Malformed, Over, Unread, FLUSH_CHAIN,
 };
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
-use crate::pagestore::store::Record;
+use crate::pagestore::store::{Record, Scratch};
 use crate::sync::lock;
 use crate::{Error, Result};
 
@@ -74,6 +74,16 @@ impl PageFile {
         }
     }
 
+    /// The corruption error for damage `m` in the payload of the record at
+    /// `addr` (the path is built only here: reads that find no damage
+    /// allocate none).
+    fn malformed(&self, addr: u64, m: Malformed) -> Error {
+        m.corruption(
+            self.dir.join(segment::name(Kind::Pages, addr_seq(addr))),
+            addr_offset(addr) + RECORD_HEADER_LEN as u64,
+        )
+    }
+
     /// Decode the base image at `at` (its record's payload `payload`),
     /// reading its value-log references but those `hide` hides (listed in
     /// `unread`), and note them all.
@@ -114,9 +124,16 @@ impl PageFile {
     /// The record at `at`, a part of page `pid`'s chain in tree `tree`:
     /// one positional read when its length is known (`bytes`, else the
     /// cleaner's record lengths), checked to be that tree's and page's.
-    fn read_part(&self, tree: u16, pid: u64, at: u64, bytes: Option<u64>) -> Result<Record> {
+    /// With `scratch`, the record is read into the thread's scratch buffer
+    /// (`SegmentStore::read_scratch`): for a caller that keeps no slice of
+    /// it.
+    fn read_part(&self, tree: u16, pid: u64, at: u64, bytes: Option<u64>, scratch: bool) -> Result<Scratch> {
         let hint = bytes.or_else(|| self.clean.len_of(at));
-        let record = self.store.read_hinted(at, hint)?;
+        let record = if scratch {
+            self.store.read_scratch(at, hint)?
+        } else {
+            Scratch::owned(self.store.read_hinted(at, hint)?)
+        };
         if record.meta.tree != tree {
             return Err(self.corrupt(at, "a page address names another tree's record"));
         }
@@ -135,13 +152,14 @@ impl PageFile {
     /// (read-through, `design/storage.md` §5.4): each part read and checked
     /// as [`PageFile::read_leaf`] reads it, the newest version any part
     /// gives taken, and only its value read from the value log if it is
-    /// there. The value is copied out, so the parts' buffers are freed.
+    /// there. The value is copied out of its part, whose buffer is the
+    /// thread's scratch buffer (`SegmentStore::read_scratch`).
     pub(crate) fn read_version(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
         match self.newest_in_chain(tree, pid, addr, key, ts)? {
             None => Ok(None),
             Some(Found { value, ts: vts }) => match value {
                 DeltaValue::Tomb => Ok(None),
-                DeltaValue::Value(v) => Ok(Some(Bytes::copy_from_slice(&v))),
+                DeltaValue::Value(v) => Ok(Some(v)),
                 DeltaValue::Ref { addr, len } => {
                     self.vlog.resolve(tree, key, vts, addr, len, &mut Vec::new()).map(Some)
                 }
@@ -173,7 +191,7 @@ impl PageFile {
         };
         // The parts' addresses, head first.
         let mut heads_first = Vec::new();
-        self.for_each_part(tree, pid, addr, |at, record, file, payload_at| {
+        self.for_each_part(tree, pid, addr, |at, record| {
             heads_first.push(at);
             meta.max_ts = meta.max_ts.max(record.meta.max_ts);
             match record.meta.rkind {
@@ -181,11 +199,11 @@ impl PageFile {
                     meta.base_max_ts = record.meta.max_ts;
                     meta.base_bytes = record.payload.len() as u64;
                     newest_in_leaf(&record.payload, |k, ts, live| all.push((fingerprint(k), ts, live)))
-                        .map_err(|m| m.corruption(file, payload_at))
+                        .map_err(|m| self.malformed(at, m))
                 }
                 _ => {
                     meta.delta_bytes += record.payload.len() as u64;
-                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
+                    let d = decode_delta(&record.payload).map_err(|m| self.malformed(at, m))?;
                     let tomb = |v: &DeltaValue| matches!(v, DeltaValue::Tomb);
                     all.extend(d.iter().map(|e| (fingerprint(e.key), e.ts, !tomb(&e.value))));
                     Ok(())
@@ -212,16 +230,23 @@ impl PageFile {
     /// (see [`PageFile::read_version`]), its value as the part holds it.
     fn newest_in_chain(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Found>> {
         let mut best: Option<Found> = None;
-        self.for_each_part(tree, pid, addr, |_, record, file, payload_at| {
+        self.for_each_part(tree, pid, addr, |at, record| {
             let found = match record.meta.rkind {
-                RecordKind::Base => {
-                    find_in_leaf(&record.payload, key, ts).map_err(|m| m.corruption(file, payload_at))?
-                }
+                RecordKind::Base => find_in_leaf(&record.payload, key, ts).map_err(|m| self.malformed(at, m))?,
                 _ => {
-                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file, payload_at))?;
+                    let d = decode_delta(&record.payload).map_err(|m| self.malformed(at, m))?;
                     find_in_delta(&d, key, ts)
                 }
             };
+            // Copied out of the part (a small value), so that the part's
+            // buffer goes back to the scratch when the walk moves on.
+            let found = found.map(|f| match f.value {
+                DeltaValue::Value(v) => Found {
+                    ts: f.ts,
+                    value: DeltaValue::Value(Bytes::copy_from_slice(&v)),
+                },
+                _ => f,
+            });
             best = newest([best.take(), found]);
             Ok(())
         })?;
@@ -229,8 +254,8 @@ impl PageFile {
     }
 
     /// Read each part of the chain of page `pid` of tree `tree` at `addr`,
-    /// head first, and hand it to `each` with its address, its segment file
-    /// and its payload's offset (for `Error::Corruption`): delta flushes, then the
+    /// head first, and hand it to `each` with its address (for
+    /// `Error::Corruption`, [`PageFile::malformed`]): delta flushes, then the
     /// base image, which ends the walk. Each part is checked to be that
     /// tree's and page's (`read_part`), a page record, and older than the
     /// part before it.
@@ -239,19 +264,18 @@ impl PageFile {
         tree: u16,
         pid: u64,
         addr: u64,
-        mut each: impl FnMut(u64, &Record, PathBuf, u64) -> Result<()>,
+        mut each: impl FnMut(u64, &Record) -> Result<()>,
     ) -> Result<()> {
-        let file = |a: u64| self.dir.join(segment::name(Kind::Pages, addr_seq(a)));
         let known = lock(&self.chains)
             .get(&addr)
             .and_then(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
-            let record = self.read_part(tree, pid, at, if at == addr { known } else { None })?;
+            let record = self.read_part(tree, pid, at, if at == addr { known } else { None }, true)?;
             if record.meta.rkind == RecordKind::Value {
                 return Err(self.corrupt(at, "a page address names a record that is not a page image"));
             }
-            each(at, &record, file(at), addr_offset(at) + RECORD_HEADER_LEN as u64)?;
+            each(at, &record)?;
             if record.meta.rkind == RecordKind::Base {
                 return Ok(());
             }
@@ -306,7 +330,7 @@ impl PageFile {
                 Some(Some(bytes)) => Some(bytes),
                 _ => None,
             };
-            let record = self.read_part(tree, pid, at, hint)?;
+            let record = self.read_part(tree, pid, at, hint, false)?;
             parts[n] = at;
             n += 1;
             max_ts = max_ts.max(record.meta.max_ts);

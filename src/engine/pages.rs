@@ -447,7 +447,7 @@ impl PageFile {
     /// So the map holds at most about 1.25 times the heads the mapping
     /// tables name ([`PRUNE_GROWTH`]; one entry per leaf), whatever the
     /// writes between checkpoints.
-    pub(crate) fn prune_chains(&self, current: &std::collections::HashSet<u64>) {
+    pub(crate) fn prune_chains(&self, current: &AddrSet) {
         let mut chains = lock(&self.chains);
         chains.retain(|head, _| current.contains(head));
         shrink(&mut chains);

@@ -348,7 +348,7 @@ mod tests {
             }
             tree.evict_all().unwrap();
         }
-        let heads: std::collections::HashSet<u64> = tree.disk_addrs().into_iter().collect();
+        let heads: crate::engine::chain_parts::AddrSet = tree.disk_addrs().into_iter().collect();
         let before = file.chains_len();
         assert!(
             before > 2 * heads.len(),
@@ -425,7 +425,7 @@ mod tests {
             }
             tree.evict_all().unwrap();
         }
-        let heads: std::collections::HashSet<u64> = tree.disk_addrs().into_iter().collect();
+        let heads: crate::engine::chain_parts::AddrSet = tree.disk_addrs().into_iter().collect();
         let (before, cap_before) = (file.chains_len(), file.chains_capacity());
         assert!(before > 40 * heads.len(), "{before} entries for {} heads", heads.len());
         file.prune_chains(&heads);

@@ -545,7 +545,7 @@ impl ValueLog {
         let Ok(_cycle) = self.cycle.try_lock() else {
             return false;
         };
-        let current: std::collections::HashSet<u64> = current.into_iter().collect();
+        let current: super::chain_parts::AddrSet = current.into_iter().collect();
         let mut refs = lock(&self.refs);
         refs.retain(|image, _| current.contains(image));
         self.refs_kept.store(refs.len() as u64, Ordering::Relaxed);

@@ -97,8 +97,7 @@ impl Engine {
         let Some(pages) = &self.pages else { return };
         let others = self.other_trees();
         let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
-        let current: std::collections::HashSet<u64> =
-            self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs()).collect();
+        let current: super::chain_parts::AddrSet = self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs()).collect();
         pages.prune_chains(&current);
     }
 }

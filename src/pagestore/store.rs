@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::segment::{self, Scan};
@@ -48,6 +48,55 @@ use crate::{Error, Result};
 pub(crate) struct Record {
     pub(crate) meta: Meta,
     pub(crate) payload: Bytes,
+}
+
+/// Scratch buffers above this are freed, not kept for the next read.
+const SCRATCH_KEEP: usize = 256 << 10;
+
+std::thread_local! {
+    /// This thread's buffer for [`SegmentStore::read_scratch`].
+    static SCRATCH: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+}
+
+/// A record read into this thread's scratch buffer
+/// ([`SegmentStore::read_scratch`]): dropped, it hands the buffer back if
+/// no slice of it is left.
+pub(crate) struct Scratch {
+    pub(crate) record: Record,
+    full: Bytes,
+}
+
+impl Scratch {
+    /// A record read into a buffer of its own (nothing handed back).
+    pub(crate) fn owned(record: Record) -> Self {
+        Scratch {
+            record,
+            full: Bytes::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Record;
+    fn deref(&self) -> &Record {
+        &self.record
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.record.payload = Bytes::new();
+        // (A kept buffer grew at most to the largest record it read, so
+        // checking each read's length bounds what the thread keeps, to
+        // about twice `SCRATCH_KEEP` with the buffer's growth.)
+        let full = std::mem::take(&mut self.full);
+        if full.is_empty() || full.len() > SCRATCH_KEEP {
+            return;
+        }
+        if let Ok(buf) = full.try_into_mut() {
+            SCRATCH.with(|s| s.set(Some(buf)));
+        }
+    }
 }
 
 /// One segment's size and live bytes.
@@ -375,34 +424,55 @@ impl SegmentStore {
     /// [`SegmentStore::read`], so every check and error is the same. The
     /// payload is a slice of the one buffer read.
     pub(crate) fn read_hinted(&self, addr: Addr, hint: Option<u64>) -> Result<Record> {
+        self.read_hinted_in(addr, hint, BytesMut::new())
+            .map(|(record, _)| record)
+    }
+
+    /// [`SegmentStore::read_hinted`] into this thread's scratch buffer, for
+    /// a reader that keeps no slice of the payload past the [`Scratch`]:
+    /// dropping it hands the buffer back for the next read, so a point read
+    /// that reads through a page's image allocates nothing for it once the
+    /// thread has read one (no trip to the allocator's shared arenas, whose
+    /// lock the readers and the evictor contend for). A slice kept longer
+    /// only costs the reuse.
+    pub(crate) fn read_scratch(&self, addr: Addr, hint: Option<u64>) -> Result<Scratch> {
+        let buf = SCRATCH.with(|s| s.take()).unwrap_or_default();
+        let (record, full) = self.read_hinted_in(addr, hint, buf)?;
+        Ok(Scratch { record, full })
+    }
+
+    /// [`SegmentStore::read_hinted`] into `buf` (its capacity reused):
+    /// the record, and the whole buffer read (empty when the hint was not
+    /// used).
+    fn read_hinted_in(&self, addr: Addr, hint: Option<u64>, mut buf: BytesMut) -> Result<(Record, Bytes)> {
         let Some(bytes) = hint.filter(|&b| b >= RECORD_HEADER_LEN as u64) else {
-            return self.read(addr);
+            return Ok((self.read(addr)?, Bytes::new()));
         };
         let (seq, offset) = (record::addr_seq(addr), record::addr_offset(addr));
         // (The guard is dropped before `read` takes the lock again.)
         let found = lock(&self.segs).get(&seq).map(|s| (s.reader.clone(), s.end));
         let Some((reader, end)) = found else {
-            return self.read(addr);
+            return Ok((self.read(addr)?, Bytes::new()));
         };
         if !offset.is_multiple_of(record::ALIGN as u64)
             || offset < SEGMENT_HEADER_LEN as u64
             || offset.checked_add(bytes).is_none_or(|e| e > end)
         {
-            return self.read(addr);
+            return Ok((self.read(addr)?, Bytes::new()));
         }
-        let mut buf = vec![0u8; bytes as usize];
+        buf.clear();
+        buf.resize(bytes as usize, 0);
         reader.read_exact_at(offset, &mut buf).map_err(Error::Io)?;
         let (head, body) = buf.split_at(RECORD_HEADER_LEN);
         let header: [u8; RECORD_HEADER_LEN] = head.try_into().expect("RECORD_HEADER_LEN bytes");
         let len = record::payload_len(&header);
         if record::record_bytes(len) != bytes {
-            return self.read(addr);
+            return Ok((self.read(addr)?, Bytes::new()));
         }
         let meta = self.verify(addr, &header, body)?;
-        Ok(Record {
-            meta,
-            payload: Bytes::from(buf).slice(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len),
-        })
+        let full = buf.freeze();
+        let payload = full.slice(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len);
+        Ok((Record { meta, payload }, full))
     }
 
     /// Check the record at `addr` read as `header` and `body` (its CRC, and

@@ -249,6 +249,39 @@ fn hinted_reads_equal_plain_reads_and_catch_every_bit_flip() {
     }
 }
 
+/// Scratch reads give what plain reads give; a dropped scratch hands its
+/// buffer to the thread's next scratch read, and a slice kept past its
+/// scratch keeps its own bytes (the buffer is not handed back under it).
+#[test]
+fn scratch_reads_reuse_the_buffer_and_never_a_kept_one() {
+    let fs = FaultFs::new();
+    let s = open(&fs, 1 << 20).unwrap();
+    let a = append_all(&s, 1..8);
+    let hint = |i: usize| Some(a[i + 1] - a[i]);
+    let mut first = None;
+    // Largest first (`payload` grows with the id here): each fits the
+    // buffer the first one grew.
+    for i in (0..6).rev() {
+        let id = i as u64 + 1;
+        let r = s.read_scratch(a[i], hint(i)).unwrap();
+        assert_eq!((r.meta, &r.payload[..]), (meta(id), &payload(id)[..]), "{id}");
+        // Each read's buffer starts where the first one's did (its
+        // payload after the same header).
+        let at = r.payload.as_ptr();
+        assert_eq!(*first.get_or_insert(at), at, "read {id} got a new buffer");
+    }
+    // A kept slice: the next read gets another buffer, and the slice its bytes.
+    let kept = s.read_scratch(a[0], hint(0)).unwrap().payload.clone();
+    let other = s.read_scratch(a[1], hint(1)).unwrap();
+    assert_ne!(other.payload.as_ptr(), kept.as_ptr());
+    assert_eq!(&kept[..], &payload(1)[..]);
+    assert_eq!(&other.payload[..], &payload(2)[..]);
+    drop(other);
+    // Unhinted (two reads, a buffer of its own): the same record.
+    let r = s.read_scratch(a[2], None).unwrap();
+    assert_eq!((r.meta, &r.payload[..]), (meta(3), &payload(3)[..]));
+}
+
 #[test]
 fn failed_write_or_sync_poisons() {
     let fs = FaultFs::new();

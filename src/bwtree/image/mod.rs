@@ -47,6 +47,4 @@ pub(crate) use find::{find_in_delta, find_in_leaf, newest, newest_in_leaf, Found
 pub(crate) use leaf::decode_leaf;
 // What the unit tests name besides (they `use super::*`).
 pub(crate) use leaf::{decode_leaf_with, encode_leaf};
-pub(crate) use wire::Fetched;
-#[cfg(all(test, not(loom)))]
-use wire::Malformed;
+pub(crate) use wire::{Fetched, Malformed};
