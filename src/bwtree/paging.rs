@@ -43,6 +43,12 @@
 //!   head, `max_ts`, key set; the same GC watermark) with the deltas above
 //!   `D` kept over it. A page store that declines gets the page faulted in
 //!   (deltas rebuilt over the image), written whole later.
+//! - P7 (key sets). A stub's key set, when it has one, holds every key of
+//!   its on-disk chain with its liveness. A leaf evicted dirty (written
+//!   since its last flush) gets one from the page in memory; one evicted
+//!   clean, or restored from a table, gets none, and its first blind write
+//!   reads it from the chain (`PageIo::key_set`): leaves that are only read
+//!   keep no 8 bytes a key in memory for writes that do not come.
 //! - W1 (the WAL rule). An image holds only versions at or below the log's
 //!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
 //!   holding a newer version is not evicted, so a power loss can never
@@ -375,13 +381,17 @@ impl Tree {
         let durable = paging.io.durable_ts();
         // (pid, head, the chain to CAS in)
         let mut written: Vec<(Pid, &Node, Chain)> = Vec::with_capacity(pids.len());
-        let stub = |head: &Node, addr, b: &LeafBase| {
+        // A leaf written since its last flush keeps its key set in its
+        // stub, for the blind writes likely to follow; a clean one (only
+        // read since it came in) leaves it on disk, 8 bytes a key, and its
+        // first blind write reads it from there (P7).
+        let stub = |head: &Node, addr, b: &LeafBase, keys: bool| {
             Chain::base(Node::base(Body::Evicted {
                 addr,
                 range: detached(head.range()),
                 max_ts: b.max_ts(),
                 watermark: b.built_watermark,
-                keys: Some(super::blind::key_set(b)),
+                keys: keys.then(|| super::blind::key_set(b)),
             }))
         };
         for &pid in pids {
@@ -419,7 +429,7 @@ impl Tree {
                 // that GC reaches pages that are only read.
                 if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
-                    written.push((pid, head, stub(head, b.disk, b)));
+                    written.push((pid, head, stub(head, b.disk, b, false)));
                     continue;
                 }
             }
@@ -465,7 +475,7 @@ impl Tree {
                     addr
                 }
             };
-            written.push((pid, head, stub(head, addr, base)));
+            written.push((pid, head, stub(head, addr, base, true)));
         }
         if written.is_empty() {
             return Ok(0);

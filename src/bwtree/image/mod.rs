@@ -2,7 +2,7 @@
 //! (`design/storage.md` §2.2, §2.3), encoded from and decoded into the tree's
 //! in-memory forms. Pure: no I/O; the page store frames and checksums them.
 //!
-//! - [`wire`]: the shared pieces: the decode error ([`Malformed`](wire::Malformed)), the
+//! - [`wire`]: the shared pieces: the decode error ([`Malformed`]), the
 //!   value-log hook ([`ValueSink`](wire::ValueSink)), bounds-checked little-endian reads.
 //! - [`leaf`]: a [`LeafBase`](super::base::LeafBase) to a page image and
 //!   back ([`encode_leaf`], [`decode_leaf_with`]).
