@@ -57,35 +57,49 @@ fn copy(from: &FaultFs) -> FaultFs {
 #[test]
 fn a_checkpoint_lists_a_partition_while_a_merge_runs() {
     model_bounded("a_checkpoint_lists_a_partition_while_a_merge_runs", 2, || {
-        let fs = FaultFs::new();
-        let db = opts(&fs).open("/db").expect("open");
-        // Two leaves of four keys; then three of the right one deleted: the
-        // sweep drops the tombstones and merges it into the left one.
-        db.transaction(|tx| {
-            for i in 0..6u32 {
-                tx.put(key(i), "v")?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        db.transaction(|tx| {
-            for i in 3..6u32 {
-                tx.delete(key(i))?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        let d = db.clone();
-        let sweeper = thread::spawn(move || {
-            d.collect_garbage();
-        });
-        db.checkpoint().unwrap();
-        let raced = copy(&fs);
-        sweeper.join().unwrap();
-        drop(db);
-        let back = opts(&raced).open("/db").expect("the raced table opens");
-        let snap = back.snapshot();
-        let keys: Vec<_> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
-        assert_eq!(keys, (0..3u32).map(key).collect::<Vec<_>>());
+        // Opening, a checkpoint and the reopen's fault-ins need more than a
+        // model thread's default stack: each thread gets 4 MiB (the
+        // model's own thread only spawns the one that runs the body).
+        let spawn = |f: Box<dyn FnOnce() + Send>| thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap();
+        spawn(Box::new(body)).join().unwrap();
     });
+}
+
+/// The model's body: two transactions, then a sweep (whose merge races
+/// the checkpoint's listing) beside a checkpoint, then a reopen of the
+/// directory as the checkpoint left it.
+fn body() {
+    let fs = FaultFs::new();
+    let db = opts(&fs).open("/db").expect("open");
+    // Two leaves of four keys; then three of the right one deleted: the
+    // sweep drops the tombstones and merges it into the left one.
+    db.transaction(|tx| {
+        for i in 0..6u32 {
+            tx.put(key(i), "v")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.transaction(|tx| {
+        for i in 3..6u32 {
+            tx.delete(key(i))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let d = db.clone();
+    let sweeper = thread::Builder::new()
+        .stack_size(1 << 22)
+        .spawn(move || {
+            d.collect_garbage();
+        })
+        .unwrap();
+    db.checkpoint().unwrap();
+    let raced = copy(&fs);
+    sweeper.join().unwrap();
+    drop(db);
+    let back = opts(&raced).open("/db").expect("the raced table opens");
+    let snap = back.snapshot();
+    let keys: Vec<_> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
+    assert_eq!(keys, (0..3u32).map(key).collect::<Vec<_>>());
 }

@@ -94,7 +94,8 @@ impl Drop for Scratch {
             return;
         }
         if let Ok(buf) = full.try_into_mut() {
-            SCRATCH.with(|s| s.set(Some(buf)));
+            // (`try_with`: a thread tearing down its locals frees it.)
+            let _ = SCRATCH.try_with(|s| s.set(Some(buf)));
         }
     }
 }
@@ -436,7 +437,7 @@ impl SegmentStore {
     /// lock the readers and the evictor contend for). A slice kept longer
     /// only costs the reuse.
     pub(crate) fn read_scratch(&self, addr: Addr, hint: Option<u64>) -> Result<Scratch> {
-        let buf = SCRATCH.with(|s| s.take()).unwrap_or_default();
+        let buf = SCRATCH.try_with(|s| s.take()).ok().flatten().unwrap_or_default();
         let (record, full) = self.read_hinted_in(addr, hint, buf)?;
         Ok(Scratch { record, full })
     }
