@@ -94,6 +94,13 @@ pub(crate) trait PageIo: Send + Sync {
         let _ = head;
         None
     }
+    /// Is the on-disk chain at `head` worth writing whole when a clean page
+    /// on it is evicted (P8 in `super::paging`): several parts, read often
+    /// enough since it was written? The default: never.
+    fn chain_to_rewrite(&self, head: u64) -> bool {
+        let _ = head;
+        false
+    }
     /// Make every image written so far durable.
     fn sync(&self) -> Result<()>;
     /// The log's durable timestamp `D`: every commit at or below it is
@@ -126,6 +133,9 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     }
     fn chain_upto(&self, head: u64) -> Option<u64> {
         (**self).chain_upto(head)
+    }
+    fn chain_to_rewrite(&self, head: u64) -> bool {
+        (**self).chain_to_rewrite(head)
     }
     fn sync(&self) -> Result<()> {
         (**self).sync()

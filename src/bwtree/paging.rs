@@ -49,6 +49,14 @@
 //!   clean, or restored from a table, gets none, and its first blind write
 //!   reads it from the chain (`PageIo::key_set`): leaves that are only read
 //!   keep no 8 bytes a key in memory for writes that do not come.
+//! - P8 (read-worn chains). A clean leaf whose on-disk chain has several
+//!   parts (delta flushes over a base image) and whose reads have read
+//!   enough records beyond the first since it was written
+//!   ([`PageIo::chain_to_rewrite`]) is written whole when it is evicted, and
+//!   its stub names the new image: each read-through and fault-in of a
+//!   chain reads every part, and the page in memory is already their
+//!   merge. A clean page equals its chain (P2), so the image holds nothing
+//!   above `D` (W1).
 //! - W1 (the WAL rule). An image holds only versions at or below the log's
 //!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
 //!   holding a newer version is not evicted, so a power loss can never
@@ -110,6 +118,9 @@ pub(crate) struct PagingCounters {
     pub(crate) read_throughs: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
+    /// Clean leaves written whole on eviction because their on-disk chain
+    /// was read often enough (P8; also in `pages_written`).
+    pub(crate) chains_rewritten: AtomicU64,
     /// Leaves left resident by an eviction because they held a version
     /// above the durable timestamp (W1).
     pub(crate) held_by_wal: AtomicU64,
@@ -428,6 +439,17 @@ impl Tree {
                 // page with garbage is consolidated and written again, so
                 // that GC reaches pages that are only read.
                 if b.is_clean() && clean_base(head, self.gc_watermark()).is_some() {
+                    // A chain of several parts costs a read of each on
+                    // every read-through and fault-in; the page in memory
+                    // is their merge, so a chain read often is written
+                    // whole once (P8).
+                    if paging.io.chain_to_rewrite(b.disk) {
+                        let addr = paging.io.write_leaf(pid, b)?;
+                        paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+                        paging.counters.chains_rewritten.fetch_add(1, Ordering::Relaxed);
+                        written.push((pid, head, stub(head, addr, b, false)));
+                        continue;
+                    }
                     paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
                     written.push((pid, head, stub(head, b.disk, b, false)));
                     continue;

@@ -22,7 +22,6 @@ use crate::bwtree::{
 use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, RecordKind, RECORD_HEADER_LEN};
 use crate::pagestore::segment;
 use crate::pagestore::store::{Record, Scratch};
-use crate::sync::lock;
 use crate::{Error, Result};
 
 /// Which versions of a base image a read that its caller collects at
@@ -188,6 +187,7 @@ impl PageFile {
             parts: Parts::of(&[]),
             base_bytes: 0,
             delta_bytes: 0,
+            extra_reads: 0,
         };
         // The parts' addresses, head first.
         let mut heads_first = Vec::new();
@@ -266,9 +266,7 @@ impl PageFile {
         addr: u64,
         mut each: impl FnMut(u64, &Record) -> Result<()>,
     ) -> Result<()> {
-        let known = lock(&self.chains)
-            .get(&addr)
-            .and_then(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
+        let known = self.chain_for_read(addr).flatten();
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
             let record = self.read_part(tree, pid, at, if at == addr { known } else { None }, true)?;
@@ -312,9 +310,7 @@ impl PageFile {
         // long as a mapping table names it) is not remembered again, and a
         // lone base image's record length comes with it: one look-up of the
         // chain map instead of the record lengths' and a second to insert.
-        let known = lock(&self.chains)
-            .get(&addr)
-            .map(|m| (m.parts.len() == 1).then(|| record_bytes(m.base_bytes as usize)));
+        let known = self.chain_for_read(addr);
         let mut deltas = Vec::new();
         let mut unread = Unread::new();
         // The parts, head first (the deltas' addresses, then the base's;
@@ -390,6 +386,7 @@ impl PageFile {
                 parts: base_first,
                 base_bytes,
                 delta_bytes,
+                extra_reads: 0,
             },
         );
         Ok((merged, unread))

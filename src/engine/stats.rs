@@ -94,6 +94,11 @@ pub struct Stats {
     /// Leaves evicted without a write: clean, or nothing new since their
     /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
+    /// Clean leaves written whole on eviction because their on-disk chain
+    /// had several parts (delta flushes over a base image): later reads
+    /// read one record instead of each part (`design/storage.md` §5.7).
+    /// Also in `pages_written`.
+    pub chains_rewritten: u64,
     /// Leaf images written by checkpoints' flushes (also in `pages_written`).
     pub pages_flushed: u64,
     /// Page segment files now (with a page store).
@@ -254,6 +259,7 @@ impl Engine {
             blind_reads: paging.map_or(0, |p| r(&p.blind_reads)),
             read_throughs: paging.map_or(0, |p| r(&p.read_throughs)),
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
+            chains_rewritten: paging.map_or(0, |p| r(&p.chains_rewritten)),
             pages_flushed: paging.map_or(0, |p| r(&p.flushes)),
             checkpoint_bytes: self.checkpoint_bytes.load(Ordering::Relaxed),
             page_segments: self.pages.as_ref().map_or(0, |p| p.segments()),

@@ -94,6 +94,9 @@ impl PageIo for TreePages {
     fn chain_upto(&self, head: u64) -> Option<u64> {
         self.file.chain_upto(head)
     }
+    fn chain_to_rewrite(&self, head: u64) -> bool {
+        self.file.chain_to_rewrite(head)
+    }
     fn sync(&self) -> Result<()> {
         self.file.sync()
     }

@@ -36,6 +36,12 @@ pub trait Engine: Sync {
     fn persist(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The engine's own counters, for a side-by-side run's progress lines:
+    /// bwtx's [`bwtx::Stats`] (the others have none to give).
+    #[cfg_attr(not(feature = "bench-peers"), allow(dead_code))]
+    fn stats(&self) -> Option<bwtx::Stats> {
+        None
+    }
 }
 
 /// One transaction's outcome.
@@ -59,6 +65,9 @@ impl Engine for Bwtx {
     }
     fn settings(&self) -> String {
         self.settings.clone()
+    }
+    fn stats(&self) -> Option<bwtx::Stats> {
+        Some(self.db.stats())
     }
     fn load(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), String> {
         self.db

@@ -34,4 +34,4 @@ pub use records::{read_only, Key};
 #[cfg(feature = "bench-peers")]
 pub use run::{run_loaded, Measured};
 #[cfg(feature = "bench-peers")]
-pub use setup::setup;
+pub use setup::{reads_and_cpu, reads_line, setup};

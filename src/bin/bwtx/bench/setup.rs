@@ -62,7 +62,7 @@ pub fn reads_and_cpu() -> Option<(u64, u64)> {
 /// read system calls per page read (either; each part of a chain is one
 /// positional read), CPU microseconds per transaction, and the reclaim
 /// throttle's sleeps, between `b` and `a`.
-fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
+pub fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, a: &bwtx::Stats) -> String {
     let faults = a.cache_misses - b.cache_misses;
     let through = a.read_throughs - b.read_throughs;
     // Blind writes over stubs without a key set read it from the page
@@ -95,6 +95,11 @@ fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Stats, 
     let blind = a.blind_writes - b.blind_writes;
     if blind > 0 {
         out += &format!(", {blind} blind writes");
+    }
+    // Clean leaves written whole for their long on-disk chains.
+    let rewritten = a.chains_rewritten - b.chains_rewritten;
+    if rewritten > 0 {
+        out += &format!(", {rewritten} chains rewritten");
     }
     // Evicted leaves' stubs and key sets, outside the budget.
     out += &format!(", stubs {:.1} MiB", a.stub_bytes as f64 / f64::from(1 << 20));

@@ -134,13 +134,26 @@ pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<(), String> {
         if n + 1 == all.len() {
             injected_fault(&a, name);
         }
+        let (stats_before, rc_before) = (engine.stats(), bench::reads_and_cpu());
         let (m, p) = phase(engine, || bench::run_loaded(engine, &a, &setup, records))?;
+        // bwtx's page-cache line (fault-ins, read-throughs, read calls per
+        // page read, CPU per transaction, stubs), as `bwtx bench` prints it.
+        let cache = match (stats_before, engine.stats(), args.cache_size) {
+            (Some(b), Some(a), Some(_)) => json_str(&bench::reads_line(
+                rc_before.zip(bench::reads_and_cpu()),
+                m.txns,
+                &b,
+                &a,
+            )),
+            _ => "null".to_owned(),
+        };
         records = m.records;
         let l = m.latency();
         emit(&format!(
             "{{\"phase\":\"run\",\"workload\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\"aborts\":{},\
              \"put_bytes\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{},\"disk_bytes\":{},\
-             \"peak_rss_kib\":{},\"end_rss_kib\":{},\"peak_reset\":{},\"bank_found\":{},\"bank_expected\":{}}}",
+             \"peak_rss_kib\":{},\"end_rss_kib\":{},\"peak_reset\":{},\"bank_found\":{},\"bank_expected\":{},\
+             \"cache\":{cache}}}",
             json_str(&format!("{w:?}").to_lowercase()),
             num(m.elapsed.as_secs_f64()),
             m.txns,

@@ -105,7 +105,10 @@ fn progress(name: &str, v: &Value) {
                 mib(v.u64("peak_rss_kib")),
                 mib(v.u64("end_rss_kib")),
                 wa("disk_bytes", "put_bytes"),
-            )
+            );
+            if let Some(cache) = v.str("cache") {
+                eprintln!("{name}: workload {}: {cache}", v.str("workload").unwrap_or("?"));
+            }
         }
         _ => {}
     }
