@@ -16,7 +16,8 @@
 //! each phase's end: `VmRSS` and `VmHWM` (`/proc/self/status`), the live
 //! heap bytes and their peak so far (with `--count`: a counting allocator,
 //! which costs a shared atomic per allocation, so leave it off for
-//! throughput), `Stats::resident_bytes` (the cache's own estimate) and
+//! throughput), `Stats::resident_bytes` (the cache's own estimate),
+//! `Stats::stub_bytes` (the evicted leaves' stubs, outside the budget) and
 //! `Stats::retired_bytes` (retired chains the epoch has not freed yet).
 //! The difference between RSS and the live heap is the allocator's: free
 //! memory it has not given back (`design/storage.md` §5.1).
@@ -62,8 +63,9 @@ fn report(what: &str, db: Option<&Db>, start: Instant) {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let resident = stats.as_ref().map_or(f64::NAN, |s| mib(s.resident_bytes));
     let pending = stats.as_ref().map_or(f64::NAN, |s| mib(s.retired_bytes));
+    let stubs = stats.as_ref().map_or(f64::NAN, |s| mib(s.stub_bytes));
     println!(
-        "{what:<14} t={:6.1}s  rss {rss:7.1}  peak {hwm:7.1}  heap {heap}  resident {resident:7.1} retired {pending:6.1} (MiB)",
+        "{what:<14} t={:6.1}s  rss {rss:7.1}  peak {hwm:7.1}  heap {heap}  resident {resident:7.1} stubs {stubs:6.1} retired {pending:6.1} (MiB)",
         start.elapsed().as_secs_f64()
     );
 }

@@ -15,10 +15,19 @@
 //! - F2. The listed leaves partition the key space: each one's low fence is
 //!   the previous one's high fence, as read from the chain whose image is
 //!   listed. The structure-modification gate is closed while they are
-//!   listed (splits and merge starts wait; a page that should split stays
-//!   oversize until the next consolidation), and a leaf whose low fence
-//!   differs from the position reached (a merge that was under way)
-//!   restarts the listing.
+//!   listed (merge starts wait; a page that should merge stays underfull
+//!   until a later consolidation), and a leaf whose low fence differs from
+//!   the position reached (a merge that was under way) restarts the
+//!   listing. Splits do not wait: a split keeps the left half's low fence,
+//!   so it cannot move the position the walk reached. A leaf split after
+//!   the walk loaded it is listed with the image of the chain it loaded,
+//!   which holds the whole range before the split, and the walk goes on
+//!   at that range's high fence: the right half's keys are in the listed
+//!   image, and its page id, not listed, is free at restore (below the
+//!   high-water mark). A leaf split before is met as any leaf, the right
+//!   half reached by the B-link sibling if its parent has no entry yet.
+//!   (Splits used to wait too: a load in key order then grew the rightmost
+//!   leaf for the whole listing, rebuilt whole at each consolidation.)
 //! - F3. A flushed leaf is CASed to a base page whose `disk` address is the
 //!   new chain head (clean, or [`DIRTY`] if versions above the limit stayed
 //!   in memory only); a lost CAS leaves it as it was, the record unused

@@ -57,10 +57,9 @@ impl Tree {
         } else if head.leaf {
             let view = collect_leaf(head, self.gc_watermark());
             let n = view.len();
-            // A split while a checkpoint lists the leaves waits: the page
-            // stays oversize until the next consolidation (`super::flush`).
-            let pass = self.smo_pass();
-            if pass.is_some() && (n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2)) {
+            // A split does not wait for a checkpoint's listing of the
+            // leaves (F2 in `super::flush`); a merge start does.
+            if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
                 // Fences are copied: a slice would keep the old page's blob alive.
                 let sep = Bytes::copy_from_slice(view.keys[n / 2].as_slice());
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
