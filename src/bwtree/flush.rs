@@ -26,8 +26,11 @@
 //!   image, and its page id, not listed, is free at restore (below the
 //!   high-water mark). A leaf split before is met as any leaf, the right
 //!   half reached by the B-link sibling if its parent has no entry yet.
-//!   (Splits used to wait too: a load in key order then grew the rightmost
-//!   leaf for the whole listing, rebuilt whole at each consolidation.)
+//!   The high-water mark is read after the walk, so a right half listed
+//!   during it lies below the mark. (Splits used to wait too: a load in key
+//!   order then grew the rightmost leaf for the whole listing, rebuilt
+//!   whole at each consolidation. The loom model
+//!   `a_checkpoint_lists_a_partition_while_a_leaf_splits` races the two.)
 //! - F3. A flushed leaf is CASed to a base page whose `disk` address is the
 //!   new chain head (clean, or [`DIRTY`] if versions above the limit stayed
 //!   in memory only); a lost CAS leaves it as it was, the record unused
