@@ -27,7 +27,11 @@
 //!   high-water mark). A leaf split before is met as any leaf, the right
 //!   half reached by the B-link sibling if its parent has no entry yet.
 //!   The high-water mark is read after the walk, so a right half listed
-//!   during it lies below the mark. (Splits used to wait too: a load in key
+//!   during it lies below the mark. A page id met twice restarts the
+//!   listing: a merge left unfinished before the gate closed (its fault-in
+//!   failed) may be finished during the walk after its right leaf was
+//!   listed, and a split may then reuse that leaf's freed id (found in
+//!   review; no test reproduces the interleaving). (Splits used to wait too: a load in key
 //!   order then grew the rightmost leaf for the whole listing, rebuilt
 //!   whole at each consolidation. The loom model
 //!   `a_checkpoint_lists_a_partition_while_a_leaf_splits` races the two.)
@@ -284,6 +288,8 @@ impl Tree {
     fn try_list(&self, paging: &Paging, durable: u64) -> Result<Option<Vec<ListedLeaf>>> {
         let mut out = Vec::new();
         let mut pos: Option<Bytes> = None;
+        // The page ids listed so far, a bit each.
+        let mut listed: Vec<u64> = Vec::new();
         loop {
             let guard = epoch::pin();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
@@ -292,6 +298,17 @@ impl Tree {
             if head.range().low != pos {
                 return Ok(None);
             }
+            // A page id met twice: a merge left unfinished before the gate
+            // closed (its fault-in failed) was finished during the walk after
+            // its right leaf was listed, and a split reused the freed id (F2).
+            let (word, bit) = ((pid / 64) as usize, 1u64 << (pid % 64));
+            if listed.len() <= word {
+                listed.resize(word + 1, 0);
+            }
+            if listed[word] & bit != 0 {
+                return Ok(None);
+            }
+            listed[word] |= bit;
             let Some(addr) = self.flush_leaf(paging, pid, head, durable, &guard)? else {
                 return Ok(None);
             };
