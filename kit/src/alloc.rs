@@ -39,6 +39,8 @@ fn count(delta: isize, allocs: u64) {
 
 // SAFETY: every call is forwarded unchanged to `System`.
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract, which the call to `System` is given unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc` is passed through.
         let p = unsafe { System.alloc(layout) };
@@ -48,6 +50,8 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    /// # Safety
+    /// `GlobalAlloc::alloc_zeroed`'s contract, which the call to `System` is given unchanged.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -57,12 +61,16 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract, which the call to `System` is given unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         count(-(layout.size() as isize), 0);
     }
 
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract, which the call to `System` is given unchanged.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from `System` with `layout`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };

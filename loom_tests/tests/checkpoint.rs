@@ -54,15 +54,41 @@ fn copy(from: &FaultFs) -> FaultFs {
     to
 }
 
+/// A model thread with a 4 MiB stack: opening, a checkpoint and the
+/// reopen's fault-ins need more than a model thread's default.
+fn spawn_big(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
+}
+
+/// `body` as a model at preemption bound 2, run on a big-stack thread (the
+/// model's own thread only spawns it); the interleavings explored.
+fn model(name: &str, body: fn()) -> usize {
+    model_bounded(name, 2, move || spawn_big(body).join().unwrap())
+}
+
+/// Run `race` on its own thread beside a checkpoint of `db` (on `fs`),
+/// then open a copy of the directory as the checkpoint left it (with
+/// `opts`) and return its keys.
+fn race_checkpoint(
+    fs: &FaultFs,
+    db: bwtx::Db,
+    opts: impl Fn(&FaultFs) -> Options,
+    race: impl FnOnce() + Send + 'static,
+) -> Vec<Vec<u8>> {
+    let racer = spawn_big(race);
+    db.checkpoint().unwrap();
+    let raced = copy(fs);
+    racer.join().unwrap();
+    drop(db);
+    let back = opts(&raced).open("/db").expect("the raced table opens");
+    let snap = back.snapshot();
+    let keys = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
+    keys
+}
+
 #[test]
 fn a_checkpoint_lists_a_partition_while_a_merge_runs() {
-    model_bounded("a_checkpoint_lists_a_partition_while_a_merge_runs", 2, || {
-        // Opening, a checkpoint and the reopen's fault-ins need more than a
-        // model thread's default stack: each thread gets 4 MiB (the
-        // model's own thread only spawns the one that runs the body).
-        let spawn = |f: Box<dyn FnOnce() + Send>| thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap();
-        spawn(Box::new(body)).join().unwrap();
-    });
+    model("a_checkpoint_lists_a_partition_while_a_merge_runs", body);
 }
 
 /// The model's body: two transactions, then a sweep (whose merge races
@@ -88,19 +114,9 @@ fn body() {
     })
     .unwrap();
     let d = db.clone();
-    let sweeper = thread::Builder::new()
-        .stack_size(1 << 22)
-        .spawn(move || {
-            d.collect_garbage();
-        })
-        .unwrap();
-    db.checkpoint().unwrap();
-    let raced = copy(&fs);
-    sweeper.join().unwrap();
-    drop(db);
-    let back = opts(&raced).open("/db").expect("the raced table opens");
-    let snap = back.snapshot();
-    let keys: Vec<_> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
+    let keys = race_checkpoint(&fs, db, opts, move || {
+        d.collect_garbage();
+    });
     assert_eq!(keys, (0..3u32).map(key).collect::<Vec<_>>());
 }
 
@@ -116,10 +132,7 @@ fn body() {
 /// fails.)
 #[test]
 fn a_checkpoint_lists_a_partition_while_a_leaf_splits() {
-    let runs = model_bounded("a_checkpoint_lists_a_partition_while_a_leaf_splits", 2, || {
-        let spawn = |f: Box<dyn FnOnce() + Send>| thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap();
-        spawn(Box::new(split_body)).join().unwrap();
-    });
+    let runs = model("a_checkpoint_lists_a_partition_while_a_leaf_splits", split_body);
     let split = SPLITS.load(std::sync::atomic::Ordering::Relaxed);
     assert!(split > 0, "no interleaving of {runs} split the leaf");
 }
@@ -139,23 +152,16 @@ fn split_body() {
         Ok(())
     })
     .unwrap();
-    let d = db.clone();
-    let writer = thread::Builder::new()
-        .stack_size(1 << 22)
-        .spawn(move || {
-            d.transaction(|tx| tx.put(key(4), "v")).unwrap();
-        })
-        .unwrap();
-    db.checkpoint().unwrap();
-    let raced = copy(&fs);
-    writer.join().unwrap();
+    let (d, probe) = (db.clone(), db.clone());
+    let keys = race_checkpoint(&fs, db, split_opts, move || {
+        d.transaction(|tx| tx.put(key(4), "v")).unwrap();
+    });
     // (The split may also lose its CAS to the listing's flush of the leaf:
     // the leaf then stays oversize, as any lost consolidation leaves it.)
-    SPLITS.fetch_add(db.stats().splits.min(1) as usize, std::sync::atomic::Ordering::Relaxed);
-    drop(db);
-    let back = split_opts(&raced).open("/db").expect("the raced table opens");
-    let snap = back.snapshot();
-    let keys: Vec<_> = snap.range::<&[u8], _>(..).map(|kv| kv.unwrap().0.to_vec()).collect();
+    SPLITS.fetch_add(
+        probe.stats().splits.min(1) as usize,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let four: Vec<_> = (0..4u32).map(key).collect();
     let five: Vec<_> = (0..5u32).map(key).collect();
     assert!(keys == four || keys == five, "reopened with {keys:?}");

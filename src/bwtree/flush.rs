@@ -122,7 +122,7 @@ pub(super) fn builds_on(head: &Node, tombs: usize) -> u64 {
 const LIST_ATTEMPTS: u32 = 16;
 
 impl Tree {
-    /// A pass for a leaf split or merge start: `Some(None)` without paging
+    /// A pass for a leaf merge start (splits take none, F2): `Some(None)` without paging
     /// (no checkpoint lists leaves), `None` while a checkpoint has the
     /// structure-modification gate closed.
     pub(crate) fn smo_pass(&self) -> Option<Option<GatePass<'_>>> {

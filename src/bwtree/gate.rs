@@ -2,11 +2,12 @@
 //! passes out and a `closed` flag, in a Dekker handshake. The *commit gate*
 //! (G1, `super::paging`): commits hold a pass between prepare and install,
 //! waiting while it is closed; an eviction batch closes it around its CASes.
-//! The *structure-modification gate* (`super::flush`): a leaf split or merge
-//! start takes a pass if the gate is open ([`Gate::try_enter`], never
-//! waiting); a checkpoint closes it while it lists the leaves. Loom models:
-//! `loom_tests/tests/paging.rs` (the commit gate), `checkpoint.rs` (the
-//! listing under a merge).
+//! The *structure-modification gate* (`super::flush`): a leaf merge start
+//! takes a pass if the gate is open ([`Gate::try_enter`], never waiting); a
+//! checkpoint closes it while it lists the leaves (leaf splits take no pass:
+//! F2 in `super::flush`). Loom models: `loom_tests/tests/paging.rs` (the
+//! commit gate), `checkpoint.rs` (the listing under a merge, and under a
+//! split).
 
 use crate::sync::{fence, AtomicBool, AtomicU64, Backoff, Ordering};
 

@@ -160,8 +160,8 @@ impl Drop for Installing {
 pub(crate) struct Paging {
     pub(crate) io: Box<dyn PageIo>,
     pub(crate) gate: Gate,
-    /// Structure modifications (splits, merge starts) hold a pass; a
-    /// checkpoint closes it while it lists the leaves (`super::flush`).
+    /// Leaf merge starts hold a pass (splits need none, F2 in
+    /// `super::flush`); a checkpoint closes it while it lists the leaves.
     pub(crate) smo_gate: Gate,
     /// One eviction batch at a time (the gate has one closer); a checkpoint
     /// holds it while it looks for page segments nothing references.

@@ -543,7 +543,6 @@ impl PageFile {
                 parts,
                 base_bytes: on.base_bytes,
                 delta_bytes: on.delta_bytes + buf.len() as u64,
-
                 extra_reads: 0,
             },
         );
@@ -590,7 +589,6 @@ impl PageFile {
                 parts: Parts::of(&[addr]),
                 base_bytes: buf.len() as u64,
                 delta_bytes: 0,
-
                 extra_reads: 0,
             },
         );
