@@ -121,6 +121,25 @@ pub(crate) struct Engine {
     /// applied to every tree, and while a new keyspace's tree takes it
     /// before it is published, so that no tree misses a setting.
     read_through: Mutex<Option<bool>>,
+    /// Declared last, so dropped last: gives the memory the fields above
+    /// freed back to the system (paged databases only).
+    _trim: TrimOnClose,
+}
+
+/// Dropped after every other field of an [`Engine`]: a paged database's
+/// pages, stubs and maps are freed by then, and glibc keeps what they
+/// occupied in its arenas (the evictor's periodic trim has stopped). So
+/// closing a database gives its memory back: a 2M-key database with a
+/// 64 MiB cache left 223 MiB of RSS behind after its close, 32 MiB with
+/// this trim (`examples/rss`, `design/storage.md` §5.1).
+struct TrimOnClose(bool);
+
+impl Drop for TrimOnClose {
+    fn drop(&mut self) {
+        if self.0 {
+            crate::bwtree::trim_allocator();
+        }
+    }
 }
 
 impl Engine {
@@ -198,6 +217,7 @@ impl Engine {
             workers: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
             read_through: Mutex::new(None),
+            _trim: TrimOnClose(opts.cache_size.is_some()),
         });
         if let Some(store) = &engine.store {
             // Recovered versions count as installed, so that versions_stored
