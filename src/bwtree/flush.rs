@@ -31,7 +31,8 @@
 //!   listing: a merge left unfinished before the gate closed (its fault-in
 //!   failed) may be finished during the walk after its right leaf was
 //!   listed, and a split may then reuse that leaf's freed id (found in
-//!   review; no test reproduces the interleaving). (Splits used to wait too: a load in key
+//!   review; `flush_tests::a_page_id_freed_and_reused_during_the_listing_restarts_it`
+//!   plays it through the test hook `Paging::list_hook`). (Splits used to wait too: a load in key
 //!   order then grew the rightmost leaf for the whole listing, rebuilt
 //!   whole at each consolidation. The loom model
 //!   `a_checkpoint_lists_a_partition_while_a_leaf_splits` races the two.)
@@ -291,6 +292,8 @@ impl Tree {
         // The page ids listed so far, a bit each.
         let mut listed: Vec<u64> = Vec::new();
         loop {
+            #[cfg(test)]
+            self.call_list_hook(paging, None);
             let guard = epoch::pin();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
             let mut path = Path::new();
@@ -313,10 +316,20 @@ impl Tree {
                 return Ok(None);
             };
             out.push(ListedLeaf { pid, addr, low: pos });
+            #[cfg(test)]
+            self.call_list_hook(paging, Some(pid));
             match &head.range().high {
                 Some(h) => pos = Some(Bytes::copy_from_slice(h)),
                 None => return Ok(Some(out)),
             }
+        }
+    }
+
+    /// Run [`Paging::list_hook`], if a test set one.
+    #[cfg(test)]
+    fn call_list_hook(&self, paging: &Paging, listed: Option<Pid>) {
+        if let Some(hook) = crate::sync::lock(&paging.list_hook).as_mut() {
+            hook(self, listed);
         }
     }
 

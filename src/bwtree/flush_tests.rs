@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::image::{decode_leaf, encode_leaf};
 use super::{LeafBase, PageIo, Tree};
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
 /// Images in a vector (address = index), and a settable durable timestamp.
@@ -15,6 +15,8 @@ struct MemPages {
     images: Mutex<Vec<Bytes>>,
     durable: AtomicU64,
     reads: AtomicU64,
+    /// Reads fail with an I/O error while set.
+    fail_reads: AtomicBool,
 }
 
 impl MemPages {
@@ -41,6 +43,9 @@ impl MemPages {
 impl PageIo for MemPages {
     fn read_leaf(&self, _pid: u64, addr: u64) -> Result<LeafBase> {
         self.reads.fetch_add(1, Ordering::Relaxed);
+        if self.fail_reads.load(Ordering::Relaxed) {
+            return Err(crate::Error::Io(std::io::Error::other("injected read failure")));
+        }
         let b = lock(&self.images)[addr as usize].clone();
         Ok(decode_leaf(&b).expect("valid image"))
     }
@@ -241,6 +246,158 @@ fn a_bad_listing_is_refused() {
         assert!(
             Tree::restore(cfg(), Box::new(io.clone()), &list, high).is_err(),
             "{list:?} {high}"
+        );
+    }
+}
+
+/// F2's page id met twice. A merge of leaf `R` into its left neighbour `L`
+/// is left unfinished before the listing starts: its index-term-delete is
+/// on the parent, but `R` is evicted and its fault-in failed (a read
+/// error). The walk reaches `R` through `L`'s sibling pointer and lists
+/// it. Then, while the walk goes on, the merge is finished (reads work
+/// again), `R`'s id is freed, and a split of the rightmost leaf takes it
+/// for its right half, which the walk then meets. Without the restart on
+/// an id met twice, the listing names that id twice and the table does not
+/// restore ("lists a page id twice").
+#[test]
+fn a_page_id_freed_and_reused_during_the_listing_restarts_it() {
+    use super::chain::Delta;
+    use super::delta::{Body, MergeRecord};
+    use super::mapping_table::Pid;
+    use super::search::{route, Target};
+    use super::tree::Path;
+    use crossbeam_epoch as epoch;
+
+    let io = Arc::new(MemPages::default());
+    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
+    tree.set_page_io(Box::new(io.clone()));
+    let n = 40u64;
+    for i in 0..n {
+        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
+    }
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+
+    // Two neighbours under one parent, neither the leftmost leaf.
+    let (leaves, _) = tree.list_leaves(u64::MAX).unwrap();
+    let guard = epoch::pin();
+    let mut chosen = None;
+    for w in leaves.windows(2).skip(1) {
+        let (l, r) = (&w[0], &w[1]);
+        let low = r.low.clone().unwrap();
+        let mut path = Path::new();
+        let (pid, _) = tree
+            .descend_to::<false, 0>(Target::Key(&low), &guard, &mut path)
+            .unwrap();
+        assert_eq!(pid, r.pid);
+        let parent = path.last().unwrap().pid;
+        let parent_head = tree.table.load(parent, &guard).unwrap();
+        let right = route(parent_head, Target::Key(&low));
+        let left = route(parent_head, Target::Before(&low));
+        if right.child == r.pid && right.lo == Some(&low[..]) && left.child == l.pid && left.hi == Some(&low[..]) {
+            let merge = MergeRecord {
+                left: l.pid,
+                right: r.pid,
+                lo: left.lo.map(Bytes::copy_from_slice),
+                right_low: low.clone(),
+                hi: right.hi.map(Bytes::copy_from_slice),
+                done: AtomicBool::new(false),
+            };
+            chosen = Some((r.pid, parent, merge));
+            break;
+        }
+    }
+    let (r_pid, parent, merge) = chosen.expect("two neighbouring leaves under one parent");
+
+    // R evicted, reads failing: the merge is posted and cannot finish.
+    tree.evict(&[r_pid], false).unwrap();
+    io.fail_reads.store(true, Ordering::Relaxed);
+    let parent_head = tree.table.load(parent, &guard).unwrap();
+    let installed = tree
+        .table
+        .install(
+            parent,
+            parent_head,
+            Delta::new(Body::IndexTermDelete(Arc::new(merge))),
+            &guard,
+        )
+        .ok()
+        .expect("the index-term-delete is installed");
+    let Body::IndexTermDelete(merge) = &installed.body else {
+        unreachable!()
+    };
+    let merge = merge.clone();
+    assert!(tree.complete_merge(&merge, &guard).is_err(), "R's fault-in fails");
+    drop(guard);
+
+    // The walk: once R is listed, finish the merge; at the next step (the
+    // walk unpinned), let R's id be freed and split the rightmost leaf so
+    // that its right half takes it.
+    #[derive(PartialEq)]
+    enum Stage {
+        Before,
+        Merged,
+        Reused,
+    }
+    let stage = Arc::new(Mutex::new(Stage::Before));
+    let seen = Arc::new(Mutex::new(Vec::<Pid>::new()));
+    let (hook_stage, hook_seen) = (stage.clone(), seen.clone());
+    let io_hook = io.clone();
+    let mut next_key = n;
+    *lock(&tree.paging.as_deref().unwrap().list_hook) = Some(Box::new(move |tree: &Tree, listed: Option<Pid>| {
+        let mut stage = lock(&hook_stage);
+        match (listed, &*stage) {
+            (Some(pid), Stage::Before) if pid == r_pid => {
+                io_hook.fail_reads.store(false, Ordering::Relaxed);
+                let guard = epoch::pin();
+                tree.complete_merge(&merge, &guard).unwrap();
+                assert!(merge.done.load(Ordering::Acquire), "the merge finished during the walk");
+                guard.flush();
+                *stage = Stage::Merged;
+            }
+            (None, Stage::Merged) => {
+                // Unpinned here: the freed id reaches the free list once
+                // the epoch moves on.
+                for _ in 0..100_000 {
+                    if tree.table.has_free_pid() {
+                        break;
+                    }
+                    epoch::pin().flush();
+                    std::thread::yield_now();
+                }
+                assert!(tree.table.has_free_pid(), "R's id was freed");
+                // Keys after every key: the rightmost leaf splits.
+                for _ in 0..16 {
+                    tree.put(key(next_key), next_key + 1, format!("v{next_key}")).unwrap();
+                    next_key += 1;
+                    if tree.leaf_pids().contains(&r_pid) {
+                        *stage = Stage::Reused;
+                        return;
+                    }
+                }
+                panic!("no split took R's freed id");
+            }
+            (Some(pid), _) => lock(&hook_seen).push(pid),
+            _ => {}
+        }
+    }));
+
+    let (leaves, pid_high) = tree.list_leaves(u64::MAX).unwrap();
+    *lock(&tree.paging.as_deref().unwrap().list_hook) = None;
+    assert!(*lock(&stage) == Stage::Reused, "the interleaving happened");
+    // The walk met R's id twice and started over: the final listing names
+    // each id once, R's for the split's right half, not for R.
+    let mut pids: Vec<Pid> = leaves.iter().map(|l| l.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), leaves.len(), "a page id listed twice");
+    assert!(lock(&seen).contains(&r_pid), "the walk met R's id again");
+    let list: Vec<_> = leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
+    let restored = Tree::restore(super::Config::tiny(), Box::new(io.clone()), &list, pid_high).unwrap();
+    for i in 0..n {
+        assert_eq!(
+            restored.get(key(i), u64::MAX).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "key {i}"
         );
     }
 }

@@ -324,6 +324,13 @@ impl MappingTable {
     }
 
     /// Return an unlinked page id to the free list after a grace period.
+    /// Whether a freed page id is waiting for reuse (tests).
+    #[cfg(test)]
+    pub(crate) fn has_free_pid(&self) -> bool {
+        let guard = crossbeam_epoch::pin();
+        !self.free.head.load(Ordering::Acquire, &guard).is_null()
+    }
+
     fn retire_pid(&self, pid: Pid, guard: &Guard) {
         let free = self.free.clone();
         guard.defer(move || free.push(pid));

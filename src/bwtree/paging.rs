@@ -193,7 +193,16 @@ pub(crate) struct Paging {
     /// hook alone, never by the evictor: a pressure hint computed before a
     /// hook call and stored after it cannot undo the hook.
     pub(crate) forced: AtomicU64,
+    /// Test hook of a checkpoint's listing of the leaves (`super::flush`):
+    /// called with `None` at each step of the walk before it pins, and with
+    /// `Some(pid)` once it listed leaf `pid` (still pinned).
+    #[cfg(test)]
+    pub(crate) list_hook: Mutex<Option<ListHook>>,
 }
+
+/// [`Paging::list_hook`]'s type.
+#[cfg(test)]
+pub(crate) type ListHook = Box<dyn FnMut(&super::Tree, Option<Pid>) + Send>;
 
 /// [`Paging::forced`]: the pressure hint decides.
 pub(crate) const FORCE_NONE: u64 = 0;
@@ -223,6 +232,8 @@ impl Paging {
             faulted: Mutex::new(VecDeque::new()),
             read_through: AtomicBool::new(false),
             forced: AtomicU64::new(FORCE_NONE),
+            #[cfg(test)]
+            list_hook: Mutex::new(None),
         }
     }
 }
