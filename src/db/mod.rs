@@ -127,6 +127,35 @@ impl Db {
         self.engine.checkpoint()
     }
 
+    /// Make every commit so far durable: write the log's pending records
+    /// and fsync them (one group-commit flush, shared with commits syncing
+    /// meanwhile). With [`crate::Durability::Sync`] each commit is durable
+    /// when it returns, so this syncs nothing new; with
+    /// [`crate::Durability::Buffered`] it is the way to choose when the sync
+    /// comes (after a batch of commits, before answering a client); an
+    /// in-memory database, or one opened with [`crate::Durability::None`],
+    /// has nothing to sync. A failed write or fsync is
+    /// [`crate::Error::Io`] and poisons the database, as for a commit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bwtx::{Durability, Options};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("bwtx-doc-sync-{}", std::process::id()));
+    /// let db = Options::new().durability(Durability::Buffered(Duration::from_secs(1))).open(&dir)?;
+    /// for i in 0..100 {
+    ///     let mut tx = db.begin();
+    ///     tx.put(format!("k{i}"), "v")?;
+    ///     tx.commit()?; // written, not yet synced
+    /// }
+    /// db.sync()?; // all 100 durable: one fsync
+    /// # drop(db); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn sync(&self) -> Result<()> {
+        self.engine.sync()
+    }
+
     /// Begin a read-write transaction on a snapshot of everything committed
     /// so far, at the isolation level [`Options::isolation`] chose (default
     /// [`crate::Isolation::Snapshot`]).

@@ -228,6 +228,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// [`crate::Db::sync`]: every commit logged so far made durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        match &self.store {
+            Some(store) if store.logs() => store.sync_now(),
+            _ => Ok(()),
+        }
+    }
+
     /// [`crate::Db::force_read_through`].
     pub(crate) fn force_read_through(&self, on: Option<bool>) {
         let mut forced = crate::sync::lock(&self.read_through);
