@@ -169,6 +169,7 @@ fn stub_copy(stub: &Body, max: Option<u64>, set: Option<Box<[u64]>>) -> Option<N
         max_ts,
         watermark,
         keys,
+        hint,
     } = stub
     else {
         return None;
@@ -179,6 +180,7 @@ fn stub_copy(stub: &Body, max: Option<u64>, set: Option<Box<[u64]>>) -> Option<N
         max_ts: max.unwrap_or(*max_ts),
         watermark: *watermark,
         keys: set.or_else(|| keys.clone()),
+        hint: *hint,
     }))
 }
 
@@ -381,6 +383,7 @@ impl Tree {
             max_ts,
             watermark,
             keys,
+            ..
         }) = stub_of(head).map(|s| &s.body)
         else {
             return Ok(None);
@@ -409,6 +412,8 @@ impl Tree {
             max_ts: (*max_ts).max(top),
             watermark: *watermark,
             keys: keys.as_deref().map(|k| key_set_with(k, &written)),
+            // A delta flush: two parts at least.
+            hint: 0,
         });
         Ok(Some((new, Some(rebuilt(head, stub, |_, ts| ts > limit)))))
     }

@@ -73,6 +73,11 @@ pub(crate) enum Body {
         /// blind write reads it from the on-disk chain (`design/storage.md`
         /// §5.5).
         keys: Option<Box<[u64]>>,
+        /// The record bytes of the chain at `addr` if it is one part (a
+        /// base image) whose length the page store knew when the stub was
+        /// made ([`super::PageIo::read_hint`]), else 0: read-throughs and
+        /// the fault-in pass it on and look nothing up.
+        hint: u32,
     },
 }
 

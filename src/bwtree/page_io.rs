@@ -37,15 +37,28 @@ pub(crate) trait PageIo: Send + Sync {
     /// then holds an empty placeholder for each, and the second part lists
     /// them, so the caller can check its collection dropped every one. The
     /// default reads everything.
-    fn read_leaf_at(&self, pid: Pid, addr: u64, watermark: u64, over: Over<'_>) -> Result<(LeafBase, Unread)> {
-        let _ = (watermark, over);
+    ///
+    /// `hint`: the record bytes of the chain's one part, as
+    /// [`PageIo::read_hint`] gave them when the stub was made (0: unknown),
+    /// so that the read looks nothing up.
+    fn read_leaf_at(
+        &self,
+        pid: Pid,
+        addr: u64,
+        hint: u32,
+        watermark: u64,
+        over: Over<'_>,
+    ) -> Result<(LeafBase, Unread)> {
+        let _ = (hint, watermark, over);
         Ok((self.read_leaf(pid, addr)?, Unread::new()))
     }
     /// The value of `key` as of snapshot `ts` in the image of leaf `pid` at
     /// `addr` (`None`: a tombstone, or no version at or below `ts`), read
     /// without building the page (read-through, `super::read_through`).
     /// Errors as [`PageIo::read_leaf`]'s. The default reads the whole page.
-    fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+    /// `hint` as for [`PageIo::read_leaf_at`].
+    fn read_version(&self, pid: Pid, addr: u64, hint: u32, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        let _ = hint;
         let base = self.read_leaf(pid, addr)?;
         let Some(i) = base.keys.find(key) else {
             return Ok(None);
@@ -101,6 +114,16 @@ pub(crate) trait PageIo: Send + Sync {
         let _ = head;
         false
     }
+    /// The record bytes of the chain at `head` if it is one part (a base
+    /// image) whose length the page store knows, else 0: an eviction keeps
+    /// it in the stub it makes (`Body::Evicted::hint`), and the stub's
+    /// read-throughs and fault-in pass it back, instead of each looking the
+    /// chain up. (Chain records never change and addresses are not reused,
+    /// so the figure stays true for the stub's life.) The default: 0.
+    fn read_hint(&self, head: u64) -> u32 {
+        let _ = head;
+        0
+    }
     /// Make every image written so far durable.
     fn sync(&self) -> Result<()>;
     /// The log's durable timestamp `D`: every commit at or below it is
@@ -113,11 +136,18 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     fn read_leaf(&self, pid: Pid, addr: u64) -> Result<LeafBase> {
         (**self).read_leaf(pid, addr)
     }
-    fn read_leaf_at(&self, pid: Pid, addr: u64, watermark: u64, over: Over<'_>) -> Result<(LeafBase, Unread)> {
-        (**self).read_leaf_at(pid, addr, watermark, over)
+    fn read_leaf_at(
+        &self,
+        pid: Pid,
+        addr: u64,
+        hint: u32,
+        watermark: u64,
+        over: Over<'_>,
+    ) -> Result<(LeafBase, Unread)> {
+        (**self).read_leaf_at(pid, addr, hint, watermark, over)
     }
-    fn read_version(&self, pid: Pid, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
-        (**self).read_version(pid, addr, key, ts)
+    fn read_version(&self, pid: Pid, addr: u64, hint: u32, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        (**self).read_version(pid, addr, hint, key, ts)
     }
     fn key_set(&self, pid: Pid, addr: u64) -> Result<(Box<[u64]>, u64)> {
         (**self).key_set(pid, addr)
@@ -136,6 +166,9 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     }
     fn chain_to_rewrite(&self, head: u64) -> bool {
         (**self).chain_to_rewrite(head)
+    }
+    fn read_hint(&self, head: u64) -> u32 {
+        (**self).read_hint(head)
     }
     fn sync(&self) -> Result<()> {
         (**self).sync()

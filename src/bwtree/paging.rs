@@ -303,7 +303,11 @@ impl Tree {
     ) -> Result<Option<&'g Node>> {
         let (
             Some(Body::Evicted {
-                addr, range, watermark, ..
+                addr,
+                range,
+                watermark,
+                hint,
+                ..
             }),
             Some(paging),
         ) = (super::blind::stub_of(head).map(|s| &s.body), self.paging.as_deref())
@@ -320,7 +324,7 @@ impl Tree {
         // their keys in the image (P5).
         let over_map = super::blind::newest_at_or_below(head, w);
         let over = |k: &[u8]| over_map.get(k).copied().unwrap_or(0);
-        let read = |w| match paging.io.read_leaf_at(pid, *addr, w, &over) {
+        let read = |w| match paging.io.read_leaf_at(pid, *addr, *hint, w, &over) {
             Ok(read) => Ok(Some(read)),
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may
@@ -414,6 +418,7 @@ impl Tree {
                 max_ts: b.max_ts(),
                 watermark: b.built_watermark,
                 keys: keys.then(|| super::blind::key_set(b)),
+                hint: paging.io.read_hint(addr),
             }))
         };
         for &pid in pids {

@@ -168,7 +168,7 @@ impl Tree {
         ts: u64,
         guard: &'g Guard,
     ) -> Result<Option<Option<Bytes>>> {
-        let (Some(paging), Some(Body::Evicted { addr, .. })) =
+        let (Some(paging), Some(Body::Evicted { addr, hint, .. })) =
             (self.paging.as_deref(), super::blind::stub_of(head).map(|s| &s.body))
         else {
             return Ok(None);
@@ -176,7 +176,7 @@ impl Tree {
         if !Self::admit_through(paging, pid, ADMIT) {
             return Ok(None);
         }
-        match paging.io.read_version(pid, *addr, key, ts) {
+        match paging.io.read_version(pid, *addr, *hint, key, ts) {
             Ok(value) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(value))

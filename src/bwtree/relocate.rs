@@ -89,6 +89,7 @@ impl Tree {
                 max_ts,
                 watermark,
                 keys,
+                ..
             } if *addr == from => {
                 let stub = Node::base(Body::Evicted {
                     addr: to,
@@ -96,6 +97,7 @@ impl Tree {
                     max_ts: *max_ts,
                     watermark: *watermark,
                     keys: keys.clone(),
+                    hint: paging.io.read_hint(to),
                 });
                 super::blind::rebuilt(head, stub, |_, _| true)
             }

@@ -105,6 +105,8 @@ fn store_leaves(table: &MappingTable, leaves: &[(Pid, u64, Option<Bytes>)]) {
                 max_ts,
                 watermark: 0,
                 keys: None,
+                // Unknown until the chain is read.
+                hint: 0,
             })),
         );
     }

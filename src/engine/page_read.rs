@@ -153,8 +153,18 @@ impl PageFile {
     /// gives taken, and only its value read from the value log if it is
     /// there. The value is copied out of its part, whose buffer is the
     /// thread's scratch buffer (`SegmentStore::read_scratch`).
-    pub(crate) fn read_version(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
-        match self.newest_in_chain(tree, pid, addr, key, ts)? {
+    /// `hint`: the record bytes of a one-part chain, from the stub
+    /// (`PageIo::read_hint`; 0: look the chain up).
+    pub(crate) fn read_version(
+        &self,
+        tree: u16,
+        pid: u64,
+        addr: u64,
+        hint: u32,
+        key: &[u8],
+        ts: u64,
+    ) -> Result<Option<Bytes>> {
+        match self.newest_in_chain(tree, pid, addr, hint, key, ts)? {
             None => Ok(None),
             Some(Found { value, ts: vts }) => match value {
                 DeltaValue::Tomb => Ok(None),
@@ -191,7 +201,7 @@ impl PageFile {
         };
         // The parts' addresses, head first.
         let mut heads_first = Vec::new();
-        self.for_each_part(tree, pid, addr, |at, record| {
+        self.for_each_part(tree, pid, addr, 0, |at, record| {
             heads_first.push(at);
             meta.max_ts = meta.max_ts.max(record.meta.max_ts);
             match record.meta.rkind {
@@ -228,9 +238,9 @@ impl PageFile {
 
     /// The newest version of `key` at or below `ts` in the chain at `addr`
     /// (see [`PageFile::read_version`]), its value as the part holds it.
-    fn newest_in_chain(&self, tree: u16, pid: u64, addr: u64, key: &[u8], ts: u64) -> Result<Option<Found>> {
+    fn newest_in_chain(&self, tree: u16, pid: u64, addr: u64, hint: u32, key: &[u8], ts: u64) -> Result<Option<Found>> {
         let mut best: Option<Found> = None;
-        self.for_each_part(tree, pid, addr, |at, record| {
+        self.for_each_part(tree, pid, addr, hint, |at, record| {
             let found = match record.meta.rkind {
                 RecordKind::Base => find_in_leaf(&record.payload, key, ts).map_err(|m| self.malformed(at, m))?,
                 _ => {
@@ -264,9 +274,15 @@ impl PageFile {
         tree: u16,
         pid: u64,
         addr: u64,
+        hint: u32,
         mut each: impl FnMut(u64, &Record) -> Result<()>,
     ) -> Result<()> {
-        let known = self.chain_for_read(addr).flatten();
+        // A one-part chain's length from the stub: no look-up (nor count:
+        // one part reads nothing extra).
+        let known = match hint {
+            0 => self.chain_for_read(addr).flatten(),
+            bytes => Some(u64::from(bytes)),
+        };
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
             let record = self.read_part(tree, pid, at, if at == addr { known } else { None }, true)?;
@@ -289,7 +305,7 @@ impl PageFile {
     /// Read and merge the chain of page `pid` of tree `tree` at `addr`:
     /// each part must be a page record of that tree and page.
     pub(crate) fn read_leaf(&self, tree: u16, pid: u64, addr: u64) -> Result<LeafBase> {
-        self.read_leaf_at(tree, pid, addr, 0, &|_| 0).map(|(page, _)| page)
+        self.read_leaf_at(tree, pid, addr, 0, 0, &|_| 0).map(|(page, _)| page)
     }
 
     /// [`PageFile::read_leaf`] for a page its caller collects at
@@ -302,6 +318,7 @@ impl PageFile {
         tree: u16,
         pid: u64,
         addr: u64,
+        hint: u32,
         watermark: u64,
         over: Over<'_>,
     ) -> Result<(LeafBase, Unread)> {
@@ -310,7 +327,12 @@ impl PageFile {
         // long as a mapping table names it) is not remembered again, and a
         // lone base image's record length comes with it: one look-up of the
         // chain map instead of the record lengths' and a second to insert.
-        let known = self.chain_for_read(addr);
+        // A stub's hint (`PageIo::read_hint`) says the same for a one-part
+        // chain, without the look-up.
+        let known = match hint {
+            0 => self.chain_for_read(addr),
+            bytes => Some(Some(u64::from(bytes))),
+        };
         let mut deltas = Vec::new();
         let mut unread = Unread::new();
         // The parts, head first (the deltas' addresses, then the base's;

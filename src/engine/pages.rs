@@ -221,6 +221,10 @@ pub(crate) struct PageFile {
     /// The first segment this run appends to: heads below it were written
     /// by an earlier run.
     first_seq: u64,
+    /// Look-ups of the chain map by reads ([`PageFile::chain_for_read`];
+    /// tests).
+    #[cfg(test)]
+    pub(super) read_lookups: AtomicU64,
 }
 
 impl PageFile {
@@ -252,6 +256,8 @@ impl PageFile {
             chains: Mutex::new(AddrMap::default()),
             chains_kept: AtomicU64::new(0),
             first_seq,
+            #[cfg(test)]
+            read_lookups: AtomicU64::new(0),
         })
     }
 
@@ -748,11 +754,23 @@ impl PageFile {
     /// `None` if this file does not know the chain, else the record bytes
     /// of its base image if that is its one part.
     pub(super) fn chain_for_read(&self, head: u64) -> Option<Option<u64>> {
+        #[cfg(test)]
+        self.read_lookups.fetch_add(1, Ordering::Relaxed);
         let mut chains = lock(&self.chains);
         let meta = chains.get_mut(&head)?;
         let extra = meta.parts.len().saturating_sub(1);
         meta.extra_reads = meta.extra_reads.saturating_add(extra as u32);
         Some((extra == 0).then(|| record_bytes(meta.base_bytes as usize)))
+    }
+
+    /// [`crate::bwtree::PageIo::read_hint`]: the record bytes of the chain at
+    /// `head` if it is one part this file knows, else 0.
+    pub(crate) fn read_hint(&self, head: u64) -> u32 {
+        let chains = lock(&self.chains);
+        match chains.get(&head) {
+            Some(meta) if meta.parts.len() == 1 => u32::try_from(record_bytes(meta.base_bytes as usize)).unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Make every image and value written so far durable: the value log
