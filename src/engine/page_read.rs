@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::chain_parts::Parts;
-use super::pages::{ChainMeta, PageFile};
+use super::pages::{ChainLens, ChainMeta, PageFile};
 use crate::bwtree::{
     decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, fingerprint, merge_chain_at, newest, newest_in_leaf,
     DeltaFlush, DeltaValue, Fetched, Found, LeafBase, Malformed, Over, Unread, FLUSH_CHAIN,
@@ -127,6 +127,10 @@ impl PageFile {
     /// (`SegmentStore::read_scratch`): for a caller that keeps no slice of
     /// it.
     fn read_part(&self, tree: u16, pid: u64, at: u64, bytes: Option<u64>, scratch: bool) -> Result<Scratch> {
+        #[cfg(test)]
+        if bytes.is_none() {
+            self.len_lookups.fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
         let hint = bytes.or_else(|| self.clean.len_of(at));
         let record = if scratch {
             self.store.read_scratch(at, hint)?
@@ -280,12 +284,12 @@ impl PageFile {
         // A one-part chain's length from the stub: no look-up (nor count:
         // one part reads nothing extra).
         let known = match hint {
-            0 => self.chain_for_read(addr).flatten(),
-            bytes => Some(u64::from(bytes)),
+            0 => self.chain_for_read(addr).unwrap_or_default(),
+            bytes => ChainLens::one_part(addr, u64::from(bytes)),
         };
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
-            let record = self.read_part(tree, pid, at, if at == addr { known } else { None }, true)?;
+            let record = self.read_part(tree, pid, at, known.of(addr, at), true)?;
             if record.meta.rkind == RecordKind::Value {
                 return Err(self.corrupt(at, "a page address names a record that is not a page image"));
             }
@@ -331,7 +335,7 @@ impl PageFile {
         // chain, without the look-up.
         let known = match hint {
             0 => self.chain_for_read(addr),
-            bytes => Some(Some(u64::from(bytes))),
+            bytes => Some(ChainLens::one_part(addr, u64::from(bytes))),
         };
         let mut deltas = Vec::new();
         let mut unread = Unread::new();
@@ -344,10 +348,7 @@ impl PageFile {
             if n == FLUSH_CHAIN {
                 return Err(self.corrupt(at, "a page's delta chain is longer than FLUSH_CHAIN"));
             }
-            let hint = match known {
-                Some(Some(bytes)) => Some(bytes),
-                _ => None,
-            };
+            let hint = known.and_then(|k| k.of(addr, at));
             let record = self.read_part(tree, pid, at, hint, false)?;
             parts[n] = at;
             n += 1;

@@ -104,6 +104,38 @@ pub(super) struct ChainMeta {
     pub(super) extra_reads: u32,
 }
 
+/// The record lengths a read of a whole chain takes from the chain map
+/// ([`PageFile::chain_for_read`]), so that it reads each of those parts
+/// with one positional read and no look-up of the record lengths
+/// (`CleanState::len_of`, another mutex and hash look-up a part).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ChainLens {
+    /// The head part's record bytes: known for a chain of one part (its
+    /// base image) or two (its one delta flush holds all the delta bytes).
+    pub(super) head: Option<u64>,
+    /// The base image's address and record bytes.
+    pub(super) base: Option<(u64, u64)>,
+}
+
+impl ChainLens {
+    /// The lengths of a one-part chain at `head` of `bytes` record bytes (a
+    /// stub's hint).
+    pub(super) fn one_part(head: u64, bytes: u64) -> Self {
+        ChainLens {
+            head: Some(bytes),
+            base: Some((head, bytes)),
+        }
+    }
+
+    /// The record bytes of the part at `at` of the chain at `head`, if known.
+    pub(super) fn of(&self, head: u64, at: u64) -> Option<u64> {
+        if at == head {
+            return self.head;
+        }
+        self.base.filter(|b| b.0 == at).map(|b| b.1)
+    }
+}
+
 /// The chain bytes one extra record read (see [`ChainMeta::extra_reads`])
 /// is worth: a clean page's eviction writes its chain whole
 /// (`PageIo::chain_to_rewrite`, `design/storage.md` §5.7) once reads of it
@@ -225,6 +257,10 @@ pub(crate) struct PageFile {
     /// tests).
     #[cfg(test)]
     pub(super) read_lookups: AtomicU64,
+    /// Parts read without a known length, their length looked up among
+    /// the record lengths (`CleanState::len_of`; tests).
+    #[cfg(test)]
+    pub(super) len_lookups: AtomicU64,
 }
 
 impl PageFile {
@@ -258,6 +294,8 @@ impl PageFile {
             first_seq,
             #[cfg(test)]
             read_lookups: AtomicU64::new(0),
+            #[cfg(test)]
+            len_lookups: AtomicU64::new(0),
         })
     }
 
@@ -751,16 +789,25 @@ impl PageFile {
 
     /// Look up the chain at `head` for a read of all its parts, and count
     /// the records it reads beyond the first ([`ChainMeta::extra_reads`]):
-    /// `None` if this file does not know the chain, else the record bytes
-    /// of its base image if that is its one part.
-    pub(super) fn chain_for_read(&self, head: u64) -> Option<Option<u64>> {
+    /// `None` if this file does not know the chain, else the record lengths
+    /// it knows ([`ChainLens`]).
+    pub(super) fn chain_for_read(&self, head: u64) -> Option<ChainLens> {
         #[cfg(test)]
         self.read_lookups.fetch_add(1, Ordering::Relaxed);
         let mut chains = lock(&self.chains);
         let meta = chains.get_mut(&head)?;
         let extra = meta.parts.len().saturating_sub(1);
         meta.extra_reads = meta.extra_reads.saturating_add(extra as u32);
-        Some((extra == 0).then(|| record_bytes(meta.base_bytes as usize)))
+        let base = record_bytes(meta.base_bytes as usize);
+        Some(ChainLens {
+            head: match extra {
+                0 => Some(base),
+                // The one delta flush holds every delta byte.
+                1 => Some(record_bytes(meta.delta_bytes as usize)),
+                _ => None,
+            },
+            base: meta.parts.first().map(|&a| (a, base)),
+        })
     }
 
     /// [`crate::bwtree::PageIo::read_hint`]: the record bytes of the chain at

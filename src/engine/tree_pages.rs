@@ -304,6 +304,51 @@ mod tests {
         assert!(lookups() - before > 0, "a scan's reads look the chains up");
     }
 
+    /// A chain of two parts (a delta flush on a base image) is read with
+    /// both parts' lengths from the one chain-map look-up its read makes
+    /// anyway (`ChainLens`): no part's length is looked up among the record
+    /// lengths, by read-throughs or by fault-ins.
+    #[test]
+    fn two_part_chains_read_with_known_lengths() {
+        let (file, tree) = paged_tree(1 << 20, 1 << 20, Config::default(), 0);
+        let key = |i: u32| i.to_be_bytes();
+        for i in 0..60u32 {
+            tree.install(
+                Bytes::copy_from_slice(&key(i)),
+                1,
+                Some(Bytes::from(vec![i as u8; 100])),
+            )
+            .unwrap();
+        }
+        assert_eq!(tree.evict_all().unwrap(), 1, "one leaf, written whole");
+        // A blind write, flushed by the eviction as a delta on the chain.
+        tree.install(Bytes::copy_from_slice(&key(7)), 2, Some(Bytes::from(vec![77u8; 100])))
+            .unwrap();
+        let deltas = |t: &Tree| {
+            t.paging
+                .as_deref()
+                .expect("paged")
+                .counters
+                .delta_flushes
+                .load(Ordering::Relaxed)
+        };
+        let before = deltas(&tree);
+        tree.evict_all().unwrap();
+        assert_eq!(deltas(&tree) - before, 1, "a two-part chain");
+        let lens = || file.len_lookups.load(Ordering::Relaxed);
+        let reads = || file.read_lookups.load(Ordering::Relaxed);
+        tree.force_read_through(Some(true));
+        let (l0, r0) = (lens(), reads());
+        assert_eq!(tree.get(key(7), 2).unwrap().as_deref(), Some(&[77u8; 100][..]));
+        assert_eq!(tree.get(key(8), 2).unwrap().as_deref(), Some(&[8u8; 100][..]));
+        assert_eq!(reads() - r0, 2, "each read looks the chain up once");
+        assert_eq!(lens() - l0, 0, "and no part's length");
+        tree.force_read_through(Some(false));
+        let l0 = lens();
+        assert_eq!(tree.get(key(7), 1).unwrap().as_deref(), Some(&[7u8; 100][..]));
+        assert_eq!(lens() - l0, 0, "the fault-in looks no part's length up");
+    }
+
     /// `Db::force_read_through` holds against the evictor's pressure hint
     /// whenever that hint is stored: the evictor computes it from the
     /// cache's fill and stores it later, and a hint computed before the
