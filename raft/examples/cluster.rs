@@ -5,7 +5,7 @@
 //! bwtx in sync mode.
 //!
 //! ```text
-//! cargo run --release -p bwtx-raft --example cluster [-- [--tcp] [--no-compare] [CLIENTS [SECONDS]]]
+//! cargo run --release -p bwtx-raft --example cluster [-- [--tcp] [--no-compare] [--trace] [CLIENTS [SECONDS]]]
 //! ```
 //!
 //! `--tcp`: the nodes talk over TCP on 127.0.0.1, each on a port the OS
@@ -17,7 +17,11 @@
 //! threads, and their ratio; after each replicated run, what it cost: log
 //! entries (rounds) and transfers per entry, each node's log fsyncs per
 //! entry and, on TCP, the requests, replies and bytes all nodes sent per
-//! transfer (`Node::log_stats`, `Link::sent`).
+//! transfer (`Node::log_stats`, `Link::sent`). `--trace`: after each of
+//! those replicated runs, where its rounds' time went, step by step
+//! (`bwtx_raft::trace::breakdown`: the proposer, the leader's and the
+//! fastest follower's log writes, the leader's apply; recording costs a
+//! mutex per step, so the run is a little slower).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +42,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 struct Args {
     tcp: bool,
     compare: bool,
+    trace: bool,
     clients: u64,
     seconds: u64,
 }
@@ -48,6 +53,7 @@ fn args() -> Args {
     Args {
         tcp: all.iter().any(|a| a == "--tcp"),
         compare: !all.iter().any(|a| a == "--no-compare"),
+        trace: all.iter().any(|a| a == "--trace"),
         clients: numbers.first().copied().unwrap_or(8),
         seconds: numbers.get(1).copied().unwrap_or(6),
     }
@@ -112,7 +118,7 @@ async fn main() -> Res<()> {
         for clients in [1, 8] {
             let dir = tempfile::tempdir()?;
             let cluster = start(dir.path(), args.tcp).await?;
-            let replicated = steady(&cluster, clients, COMPARE).await?;
+            let replicated = steady(&cluster, clients, COMPARE, args.trace).await?;
             cluster.shutdown().await?;
             drop(cluster);
             let single = single_node(clients, COMPARE)?;
@@ -132,14 +138,18 @@ async fn main() -> Res<()> {
 
 /// Transfers per second of `clients` clients on `cluster`, over `run`
 /// after a short warm-up.
-async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<Rate> {
+async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration, trace: bool) -> Res<Rate> {
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = spawn_clients(cluster, clients, &acked, &stop);
     tokio::time::sleep(Duration::from_millis(250)).await;
+    if trace {
+        bwtx_raft::trace::enable();
+    }
     let (from, t, cpu) = (acked.load(Ordering::Relaxed), Instant::now(), cpu_seconds());
     let before = counters(cluster);
     tokio::time::sleep(run).await;
+    bwtx_raft::trace::disable();
     let done = acked.load(Ordering::Relaxed) - from;
     let rate = done as f64 / t.elapsed().as_secs_f64();
     let cpu = (cpu_seconds() - cpu) / done.max(1) as f64;
@@ -149,6 +159,15 @@ async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration) -> Res<Rate
         task.await?;
     }
     print_counts(cluster, &before, &after, done);
+    if trace {
+        println!("    where a round's time went, in microseconds (mean / median / p90, entries):");
+        for i in bwtx_raft::trace::breakdown(&bwtx_raft::trace::take()) {
+            println!(
+                "      {:<44} {:>7.0} {:>7.0} {:>7.0}  ({})",
+                i.name, i.mean_us, i.median_us, i.p90_us, i.count
+            );
+        }
+    }
     Ok(Rate { per_second: rate, cpu })
 }
 

@@ -34,6 +34,9 @@
 //! - [`cluster`]: [`Cluster`], several nodes in one process, in-process or
 //!   on loopback TCP: start, kill, restart, partition, membership changes.
 //! - [`bank`]: the bank-transfer workload the tests and the example share.
+//! - [`trace`]: per-entry timestamps of a round's steps (the proposer, each
+//!   node's log write, the apply), off unless enabled, and their breakdown
+//!   (`cluster --trace`).
 //!
 //! Only bwtx's public API is used (`Db`, `Options`, `Transaction`,
 //! `Snapshot`, `Keyspace`, `Error`).
@@ -51,6 +54,7 @@ pub mod node;
 pub mod proposer;
 pub mod snapshot;
 pub mod state_machine;
+pub mod trace;
 pub mod txn;
 pub mod types;
 pub mod validate;

@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::keys::{self, LOG_PREFIX, PURGED, VOTE};
 use crate::log_memory::Memory;
 use crate::log_writer::{self, Op, Pending};
-use crate::types::{Entry, LogId, TypeConfig, Vote};
+use crate::types::{Entry, LogId, NodeId, TypeConfig, Vote};
 
 /// openraft 0.10's storage result: errors are plain `io::Error`s (the
 /// crate's [`Error`] as their message).
@@ -44,6 +44,8 @@ pub struct LogStore {
     db: bwtx::Db,
     pending: Arc<Pending>,
     writer: Sender<Op>,
+    /// The node its steps are recorded for ([`LogStore::traced`]).
+    trace_node: u64,
 }
 
 impl LogStore {
@@ -54,7 +56,19 @@ impl LogStore {
     pub fn new(db: bwtx::Db) -> Result<LogStore, Error> {
         let pending = Arc::new(Pending::default());
         let writer = log_writer::spawn(db.clone(), pending.clone())?;
-        Ok(LogStore { db, pending, writer })
+        Ok(LogStore {
+            db,
+            pending,
+            writer,
+            trace_node: u64::MAX,
+        })
+    }
+
+    /// Record this store's steps as node `node`'s when [`crate::trace`] is
+    /// on.
+    pub fn traced(mut self, node: NodeId) -> LogStore {
+        self.trace_node = node;
+        self
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8], what: &str) -> Result<Option<T>, Error> {
@@ -191,7 +205,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
-        let ids = entries.iter().map(|e| e.log_id).collect();
+        let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
+        for id in &ids {
+            crate::trace::event(self.trace_node, id.index, crate::trace::Step::Append);
+        }
         {
             let mut memory = self.pending();
             for e in entries {
@@ -199,7 +216,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         self.writer
-            .send(Op::Append { records, ids, callback })
+            .send(Op::Append {
+                records,
+                ids,
+                callback,
+                node: self.trace_node,
+            })
             .map_err(|_| write_err(stopped()))
     }
 

@@ -40,6 +40,8 @@ pub(crate) enum Op {
         records: Vec<(u64, Vec<u8>)>,
         ids: Vec<LogId>,
         callback: IOFlushed<TypeConfig>,
+        /// The node whose steps [`crate::trace`] records.
+        node: u64,
     },
     /// Delete the entries with index in `[from, to)` and put `extra`.
     Delete {
@@ -56,7 +58,7 @@ pub(crate) enum Op {
     },
 }
 
-type AppendOp = (Vec<(u64, Vec<u8>)>, Vec<LogId>, IOFlushed<TypeConfig>);
+type AppendOp = (Vec<(u64, Vec<u8>)>, Vec<LogId>, IOFlushed<TypeConfig>, u64);
 
 /// Start the writer of `db`'s log; it stops when every sender is dropped.
 pub(crate) fn spawn(db: bwtx::Db, pending: Arc<Pending>) -> Result<Sender<Op>, Error> {
@@ -88,7 +90,12 @@ impl Writer {
             let mut appends: Vec<AppendOp> = Vec::new();
             for op in std::iter::once(first).chain(rx.try_iter()) {
                 match op {
-                    Op::Append { records, ids, callback } => appends.push((records, ids, callback)),
+                    Op::Append {
+                        records,
+                        ids,
+                        callback,
+                        node,
+                    } => appends.push((records, ids, callback, node)),
                     Op::Delete { from, to, extra, done } => {
                         self.flush(&mut appends);
                         let r = self.checked(|db| delete(db, from, to, extra));
@@ -128,9 +135,16 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
+        if crate::trace::on() {
+            for (_, ids, _, node) in appends.iter() {
+                for id in ids {
+                    crate::trace::event(*node, id.index, crate::trace::Step::WriteStart);
+                }
+            }
+        }
         let r = self.checked(|db| {
             let mut tx = db.begin();
-            for (records, _, _) in appends.iter() {
+            for (records, _, _, _) in appends.iter() {
                 for (index, raw) in records {
                     tx.put(keys::log_key(*index), raw)?;
                 }
@@ -141,13 +155,18 @@ impl Writer {
         });
         if r.is_ok() {
             let mut memory = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            for (records, ids, _) in appends.iter() {
+            for (records, ids, _, _) in appends.iter() {
                 for ((_, raw), id) in records.iter().zip(ids) {
                     memory.durable(id, raw.len());
                 }
             }
         }
-        for (_, _, callback) in appends.drain(..) {
+        for (_, ids, callback, node) in appends.drain(..) {
+            if r.is_ok() {
+                for id in &ids {
+                    crate::trace::event(node, id.index, crate::trace::Step::Durable);
+                }
+            }
             let result = match &r {
                 Ok(()) => Ok(()),
                 Err(e) => Err(std::io::Error::other(e.to_string())),

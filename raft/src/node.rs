@@ -78,8 +78,9 @@ impl Node {
         }
         let db = state.open(dir.join("state"))?;
         let sm = StateMachine::open(db.clone(), &dir.join("snapshots"), limits)?;
+        sm.traced(id);
         let (net, cut) = network::transport::network(id, &transport, limits.chunk);
-        let raft = Raft::new(id, config, net, LogStore::new(log.clone())?, sm.clone())
+        let raft = Raft::new(id, config, net, LogStore::new(log.clone())?.traced(id), sm.clone())
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
         let link = match Link::connect(id, &raft, transport, cut, sm.snapshot_dir().clone()) {

@@ -203,6 +203,7 @@ fn command(batch: &[Waiting]) -> Command {
 }
 
 async fn submit(target: &Target, mut batch: Vec<Waiting>) {
+    let proposed = crate::trace::now();
     let result = match target.client_write(command(&batch)).await {
         Ok(r) => r,
         Err(lost) => {
@@ -212,6 +213,11 @@ async fn submit(target: &Target, mut batch: Vec<Waiting>) {
             return;
         }
     };
+    if let Ok(resp) = &result {
+        let index = resp.log_id.index;
+        crate::trace::event_at(target.id, index, crate::trace::Step::Propose, proposed);
+        crate::trace::event(target.id, index, crate::trace::Step::Answered);
+    }
     match result {
         Ok(resp) => match resp.data {
             Response::Batch { outcomes } if outcomes.len() == batch.len() => {

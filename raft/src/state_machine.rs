@@ -90,6 +90,8 @@ struct Inner {
     /// built on demand, see `get_current_snapshot`).
     current: Mutex<Option<Current>>,
     stats: Mutex<SnapshotStats>,
+    /// The node whose steps [`crate::trace`] records ([`StateMachine::traced`]).
+    trace_node: std::sync::atomic::AtomicU64,
 }
 
 /// A complete snapshot file and its description.
@@ -117,8 +119,15 @@ impl StateMachine {
                 limits,
                 current: Mutex::new(None),
                 stats: Mutex::new(SnapshotStats::default()),
+                trace_node: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
         })
+    }
+
+    /// Record this state machine's steps as node `node`'s when
+    /// [`crate::trace`] is on.
+    pub fn traced(&self, node: crate::types::NodeId) {
+        self.inner.trace_node.store(node, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The applied state as of now.
@@ -412,12 +421,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         }
         let sm = self.clone();
+        let traced = crate::trace::on().then(|| {
+            let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
+            let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+            for &i in &indexes {
+                crate::trace::event(node, i, crate::trace::Step::ApplyStart);
+            }
+            (node, indexes)
+        });
         let responses = if transactions(&entries) <= INLINE_APPLY {
             apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)
         } else {
             blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)).await
         }
         .map_err(sm_write_err)?;
+        if let Some((node, indexes)) = traced {
+            for i in indexes {
+                crate::trace::event(node, i, crate::trace::Step::Applied);
+            }
+        }
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(r) = responder {
                 r.send(response);
