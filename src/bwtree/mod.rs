@@ -81,7 +81,9 @@ pub(crate) use image::{
     collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf,
     merge_chain_at, newest, newest_in_leaf, DeltaFlush, DeltaValue, Fetched, Found, Malformed,
 };
-pub(crate) use paging::{DeltaVersion, Over, PageIo, Unread};
+#[cfg(test)]
+pub(crate) use paging::PagingCounters;
+pub(crate) use paging::{CleanEviction, DeltaVersion, Over, PageIo, Unread};
 pub(crate) use resident::reclaim_until;
 pub use stats::TreeStats;
 pub use tree::{Config, Tree, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -23,6 +23,18 @@ pub(crate) type Unread = Vec<(Box<[u8]>, u64)>;
 /// `super::paging`).
 pub(crate) type Over<'a> = &'a dyn Fn(&[u8]) -> u64;
 
+/// What evicting a clean leaf does with its on-disk chain
+/// ([`PageIo::clean_eviction`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CleanEviction {
+    /// The chain is read-worn (P8 in `super::paging`): write the page
+    /// whole, and let its stub name the new image.
+    Rewrite,
+    /// Keep the chain; `hint` is [`PageIo::read_hint`]'s figure for it,
+    /// for the stub.
+    Keep { hint: u32 },
+}
+
 /// How the tree reads and writes leaf images (implemented by the engine).
 pub(crate) trait PageIo: Send + Sync {
     /// Read and decode the image of leaf `pid` at `addr`. A bad image, or
@@ -107,12 +119,13 @@ pub(crate) trait PageIo: Send + Sync {
         let _ = head;
         None
     }
-    /// Is the on-disk chain at `head` worth writing whole when a clean page
-    /// on it is evicted (P8 in `super::paging`): several parts, read often
-    /// enough since it was written? The default: never.
-    fn chain_to_rewrite(&self, head: u64) -> bool {
+    /// What evicting a clean page whose chain is at `head` does (P8 in
+    /// `super::paging`): a chain of several parts read often enough since
+    /// it was written is worth writing whole; any other is kept, with the
+    /// stub's read hint from the same look-up. The default: kept, no hint.
+    fn clean_eviction(&self, head: u64) -> CleanEviction {
         let _ = head;
-        false
+        CleanEviction::Keep { hint: 0 }
     }
     /// The record bytes of the chain at `head` if it is one part (a base
     /// image) whose length the page store knows, else 0: an eviction keeps
@@ -164,8 +177,8 @@ impl<T: PageIo + ?Sized> PageIo for Arc<T> {
     fn chain_upto(&self, head: u64) -> Option<u64> {
         (**self).chain_upto(head)
     }
-    fn chain_to_rewrite(&self, head: u64) -> bool {
-        (**self).chain_to_rewrite(head)
+    fn clean_eviction(&self, head: u64) -> CleanEviction {
+        (**self).clean_eviction(head)
     }
     fn read_hint(&self, head: u64) -> u32 {
         (**self).read_hint(head)

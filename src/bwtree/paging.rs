@@ -52,7 +52,7 @@
 //! - P8 (read-worn chains). A clean leaf whose on-disk chain has several
 //!   parts (delta flushes over a base image) and whose reads have read
 //!   enough records beyond the first since it was written
-//!   ([`PageIo::chain_to_rewrite`]) is written whole when it is evicted, and
+//!   ([`PageIo::clean_eviction`]) is written whole when it is evicted, and
 //!   its stub names the new image: each read-through and fault-in of a
 //!   chain reads every part, and the page in memory is already their
 //!   merge. A clean page equals its chain (P2), so the image holds nothing
@@ -88,7 +88,7 @@ use super::tree::Tree;
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
-pub(crate) use super::page_io::{DeltaVersion, Over, PageIo, Unread};
+pub(crate) use super::page_io::{CleanEviction, DeltaVersion, Over, PageIo, Unread};
 
 /// Counters of the paging layer (relaxed; rare events).
 #[derive(Default)]
@@ -410,15 +410,16 @@ impl Tree {
         // A leaf written since its last flush keeps its key set in its
         // stub, for the blind writes likely to follow; a clean one (only
         // read since it came in) leaves it on disk, 8 bytes a key, and its
-        // first blind write reads it from there (P7).
-        let stub = |head: &Node, addr, b: &LeafBase, keys: bool| {
+        // first blind write reads it from there (P7). `hint`: the chain's
+        // read hint (`PageIo::read_hint`).
+        let stub = |head: &Node, addr, b: &LeafBase, keys: bool, hint: u32| {
             Chain::base(Node::base(Body::Evicted {
                 addr,
                 range: detached(head.range()),
                 max_ts: b.max_ts(),
                 watermark: b.built_watermark,
                 keys: keys.then(|| super::blind::key_set(b)),
-                hint: paging.io.read_hint(addr),
+                hint,
             }))
         };
         for &pid in pids {
@@ -458,16 +459,21 @@ impl Tree {
                     // A chain of several parts costs a read of each on
                     // every read-through and fault-in; the page in memory
                     // is their merge, so a chain read often is written
-                    // whole once (P8).
-                    if paging.io.chain_to_rewrite(b.disk) {
-                        let addr = paging.io.write_leaf(pid, b)?;
-                        paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
-                        paging.counters.chains_rewritten.fetch_add(1, Ordering::Relaxed);
-                        written.push((pid, head, stub(head, addr, b, false)));
-                        continue;
-                    }
-                    paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
-                    written.push((pid, head, stub(head, b.disk, b, false)));
+                    // whole once (P8). One look-up of the chain decides,
+                    // and gives the stub its read hint otherwise.
+                    let (addr, hint) = match paging.io.clean_eviction(b.disk) {
+                        CleanEviction::Rewrite => {
+                            let addr = paging.io.write_leaf(pid, b)?;
+                            paging.counters.pages_written.fetch_add(1, Ordering::Relaxed);
+                            paging.counters.chains_rewritten.fetch_add(1, Ordering::Relaxed);
+                            (addr, paging.io.read_hint(addr))
+                        }
+                        CleanEviction::Keep { hint } => {
+                            paging.counters.clean_evictions.fetch_add(1, Ordering::Relaxed);
+                            (b.disk, hint)
+                        }
+                    };
+                    written.push((pid, head, stub(head, addr, b, false, hint)));
                     continue;
                 }
             }
@@ -513,7 +519,7 @@ impl Tree {
                     addr
                 }
             };
-            written.push((pid, head, stub(head, addr, base, true)));
+            written.push((pid, head, stub(head, addr, base, true, paging.io.read_hint(addr))));
         }
         if written.is_empty() {
             return Ok(0);

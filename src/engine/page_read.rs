@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::chain_map::ChainMeta;
 use super::chain_parts::Parts;
-use super::pages::{ChainLens, ChainMeta, PageFile};
+use super::pages::PageFile;
 use crate::bwtree::{
     decode_delta, decode_leaf_with, find_in_delta, find_in_leaf, fingerprint, merge_chain_at, newest, newest_in_leaf,
     DeltaFlush, DeltaValue, Fetched, Found, LeafBase, Malformed, Over, Unread, FLUSH_CHAIN,
@@ -283,10 +284,7 @@ impl PageFile {
     ) -> Result<()> {
         // A one-part chain's length from the stub: no look-up (nor count:
         // one part reads nothing extra).
-        let known = match hint {
-            0 => self.chain_for_read(addr).unwrap_or_default(),
-            bytes => ChainLens::one_part(addr, u64::from(bytes)),
-        };
+        let known = self.lens_for(addr, hint).unwrap_or_default();
         let mut at = addr;
         for _ in 0..FLUSH_CHAIN {
             let record = self.read_part(tree, pid, at, known.of(addr, at), true)?;
@@ -333,10 +331,7 @@ impl PageFile {
         // chain map instead of the record lengths' and a second to insert.
         // A stub's hint (`PageIo::read_hint`) says the same for a one-part
         // chain, without the look-up.
-        let known = match hint {
-            0 => self.chain_for_read(addr),
-            bytes => Some(ChainLens::one_part(addr, u64::from(bytes))),
-        };
+        let known = self.lens_for(addr, hint);
         let mut deltas = Vec::new();
         let mut unread = Unread::new();
         // The parts, head first (the deltas' addresses, then the base's;

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::keyspaces::{KsTree, CATALOG};
 use super::pages::PageFile;
 use super::Engine;
-use crate::bwtree::{DeltaVersion, LeafBase, Over, PageIo, Tree, Unread};
+use crate::bwtree::{CleanEviction, DeltaVersion, LeafBase, Over, PageIo, Tree, Unread};
 use crate::sync::Arc;
 use crate::Result;
 
@@ -101,8 +101,8 @@ impl PageIo for TreePages {
     fn chain_upto(&self, head: u64) -> Option<u64> {
         self.file.chain_upto(head)
     }
-    fn chain_to_rewrite(&self, head: u64) -> bool {
-        self.file.chain_to_rewrite(head)
+    fn clean_eviction(&self, head: u64) -> CleanEviction {
+        self.file.clean_eviction(head)
     }
     fn read_hint(&self, head: u64) -> u32 {
         self.file.read_hint(head)
@@ -252,6 +252,24 @@ mod tests {
         (file, tree)
     }
 
+    /// Install keys `0..n` (4-byte big-endian) at timestamp 1, key `i`
+    /// holding `len` bytes of `i`.
+    fn fill(tree: &Tree, n: u32, len: usize) {
+        for i in 0..n {
+            tree.install(
+                Bytes::copy_from_slice(&i.to_be_bytes()),
+                1,
+                Some(Bytes::from(vec![i as u8; len])),
+            )
+            .unwrap();
+        }
+    }
+
+    /// One of the tree's paging counters, as `field` picks it.
+    fn counter(tree: &Tree, field: impl Fn(&crate::bwtree::PagingCounters) -> &AtomicU64) -> u64 {
+        field(&tree.paging.as_deref().expect("paged").counters).load(Ordering::Relaxed)
+    }
+
     /// An evicted leaf's stub carries its one-part chain's record length
     /// (`Body::Evicted::hint`, from `PageIo::read_hint` at the eviction):
     /// its read-throughs and its fault-in read with it and look nothing up
@@ -263,19 +281,9 @@ mod tests {
     fn stubs_of_one_part_chains_read_without_a_look_up() {
         let (file, tree) = paged_tree(1 << 20, 64, Config::tiny(), 0);
         let key = |i: u32| i.to_be_bytes();
-        for i in 0..40u32 {
-            tree.install(Bytes::copy_from_slice(&key(i)), 1, Some(Bytes::from(vec![i as u8; 8])))
-                .unwrap();
-        }
+        fill(&tree, 40, 8);
         let lookups = || file.read_lookups.load(Ordering::Relaxed);
-        let faults = |t: &Tree| {
-            t.paging
-                .as_deref()
-                .expect("paged")
-                .counters
-                .faults
-                .load(Ordering::Relaxed)
-        };
+        let faults = |t: &Tree| counter(t, |c| &c.faults);
         // Whole images: every chain one part.
         assert!(tree.evict_all().unwrap() > 1);
         tree.force_read_through(Some(true));
@@ -295,10 +303,18 @@ mod tests {
         }
         assert!(faults(&tree) > faulted, "the leaves faulted in");
         assert_eq!(lookups() - before, 0, "fault-ins of one-part chains look nothing up");
-        // Scans read through without the hint: looked up (so the count
-        // above counts).
+        // Evicted again, clean this time (`PageIo::clean_eviction` keeps the
+        // chains and gives the hint from its one look-up): still no look-up.
         assert!(tree.evict_all().unwrap() > 1);
         tree.force_read_through(Some(true));
+        let before = lookups();
+        for i in 0..40u32 {
+            assert_eq!(tree.get(key(i), 1).unwrap().as_deref(), Some(&[i as u8; 8][..]));
+        }
+        assert_eq!(lookups() - before, 0, "clean evictions' stubs carry the hint too");
+        // Scans read through without the hint: looked up (so the count
+        // above counts).
+        tree.evict_all().unwrap();
         let before = lookups();
         assert_eq!(tree.range::<&[u8], _>(.., 1).count(), 40);
         assert!(lookups() - before > 0, "a scan's reads look the chains up");
@@ -312,26 +328,12 @@ mod tests {
     fn two_part_chains_read_with_known_lengths() {
         let (file, tree) = paged_tree(1 << 20, 1 << 20, Config::default(), 0);
         let key = |i: u32| i.to_be_bytes();
-        for i in 0..60u32 {
-            tree.install(
-                Bytes::copy_from_slice(&key(i)),
-                1,
-                Some(Bytes::from(vec![i as u8; 100])),
-            )
-            .unwrap();
-        }
+        fill(&tree, 60, 100);
         assert_eq!(tree.evict_all().unwrap(), 1, "one leaf, written whole");
         // A blind write, flushed by the eviction as a delta on the chain.
         tree.install(Bytes::copy_from_slice(&key(7)), 2, Some(Bytes::from(vec![77u8; 100])))
             .unwrap();
-        let deltas = |t: &Tree| {
-            t.paging
-                .as_deref()
-                .expect("paged")
-                .counters
-                .delta_flushes
-                .load(Ordering::Relaxed)
-        };
+        let deltas = |t: &Tree| counter(t, |c| &c.delta_flushes);
         let before = deltas(&tree);
         tree.evict_all().unwrap();
         assert_eq!(deltas(&tree) - before, 1, "a two-part chain");
@@ -359,17 +361,8 @@ mod tests {
     fn forced_read_through_survives_a_stale_pressure_hint() {
         let (_file, tree) = paged_tree(1 << 20, 64, Config::tiny(), 0);
         let key = |i: u32| i.to_be_bytes();
-        for i in 0..40u32 {
-            tree.install(Bytes::copy_from_slice(&key(i)), 1, Some(Bytes::from(vec![i as u8; 8])))
-                .unwrap();
-        }
-        let counters = |t: &Tree| {
-            let c = &t.paging.as_deref().expect("paged").counters;
-            (
-                c.faults.load(Ordering::Relaxed),
-                c.read_throughs.load(Ordering::Relaxed),
-            )
-        };
+        fill(&tree, 40, 8);
+        let counters = |t: &Tree| (counter(t, |c| &c.faults), counter(t, |c| &c.read_throughs));
         // Forced off, then a stale "under pressure" hint: reads fault in.
         tree.force_read_through(Some(false));
         assert!(tree.evict_all().unwrap() > 1);

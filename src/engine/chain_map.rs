@@ -1,0 +1,264 @@
+//! The page file's chain map (`design/storage.md` §4, §5.4, §5.7): what
+//! [`PageFile`] knows of each on-disk chain, by its head address
+//! ([`ChainMeta`]: its parts, sizes, newest timestamps and the extra records
+//! its reads read), the look-ups that use it (a flush's `chain_upto`, a
+//! read's [`ChainLens`], a clean eviction's [`CleanEviction`], a stub's
+//! read hint), and its pruning to the heads the mapping tables name.
+//! Split from `super::pages`, which writes the chains.
+//!
+//! Every write of a chain head adds an entry ([`PageFile::remember`]); the
+//! evictor prunes the map once it grew by a quarter
+//! ([`PageFile::prune_chains`]), and a checkpoint's deletion forgets the
+//! chains it no longer references (`PageFile::delete_unreferenced`).
+
+use std::collections::BTreeSet;
+
+use super::chain_parts::{AddrMap, AddrSet, Parts};
+use super::pages::PageFile;
+use crate::bwtree::CleanEviction;
+use crate::pagestore::record::record_bytes;
+use crate::sync::{lock, Ordering};
+
+/// The chain map is pruned again once it holds a `1 / PRUNE_GROWTH` more
+/// entries than its last prune kept (or [`PRUNE_SLACK`] more, if that is
+/// more): at most about 1.25 entries per chain head, so that the map's
+/// table (113 bytes a bucket) stays at the power of two above that instead
+/// of growing to four times the heads between prunes (30 MB instead of 59
+/// at 5M keys, 155,000 leaves, measured).
+const PRUNE_GROWTH: u64 = 4;
+
+/// See [`PRUNE_GROWTH`].
+const PRUNE_SLACK: u64 = 1024;
+
+/// Give back a pruned map's table if it holds more than twice what the map
+/// may grow to before its next prune ([`PRUNE_GROWTH`]): a checkpoint's
+/// flushes add an entry per dirty page and may double the table (to 59 MB
+/// at 5M keys); shrunk after its deletion, it does not stay doubled until
+/// the next one.
+pub(super) fn shrink<V>(map: &mut AddrMap<V>) {
+    let room = map.len() + (map.len() / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize);
+    if map.capacity() > 2 * room {
+        map.shrink_to(room);
+    }
+}
+
+/// What the file knows of one on-disk chain, by its head address.
+#[derive(Clone, Debug)]
+pub(super) struct ChainMeta {
+    /// The newest version timestamp in the chain (its `upto`).
+    pub(super) max_ts: u64,
+    /// The newest version timestamp in its base image.
+    pub(super) base_max_ts: u64,
+    /// The parts' addresses, the base image first.
+    pub(super) parts: Parts,
+    /// Payload bytes of the base image.
+    pub(super) base_bytes: u64,
+    /// Payload bytes of the delta flushes.
+    pub(super) delta_bytes: u64,
+    /// Records read beyond the first by reads of the whole chain
+    /// (read-throughs, fault-ins, key-set reads): `parts - 1` each. A clean
+    /// page on a chain whose count reached one per
+    /// [`REWRITE_BYTES_PER_READ`] of its bytes is written whole when
+    /// evicted (P8 in `bwtree::paging`).
+    pub(super) extra_reads: u32,
+}
+
+/// The record lengths a read of a whole chain takes from the chain map
+/// ([`PageFile::chain_for_read`]), so that it reads each of those parts
+/// with one positional read and no look-up of the record lengths
+/// (`CleanState::len_of`, another mutex and hash look-up a part).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ChainLens {
+    /// The head part's record bytes: known for a chain of one part (its
+    /// base image) or two (its one delta flush holds all the delta bytes).
+    pub(super) head: Option<u64>,
+    /// The base image's address and record bytes.
+    pub(super) base: Option<(u64, u64)>,
+}
+
+impl ChainLens {
+    /// What `meta` tells of its chain's record lengths.
+    fn of_meta(meta: &ChainMeta) -> Self {
+        let base = record_bytes(meta.base_bytes as usize);
+        ChainLens {
+            head: match meta.parts.len() {
+                1 => Some(base),
+                // The one delta flush holds every delta byte.
+                2 => Some(record_bytes(meta.delta_bytes as usize)),
+                _ => None,
+            },
+            base: meta.parts.first().map(|&a| (a, base)),
+        }
+    }
+
+    /// The lengths of a one-part chain at `head` of `bytes` record bytes (a
+    /// stub's hint).
+    fn one_part(head: u64, bytes: u64) -> Self {
+        ChainLens {
+            head: Some(bytes),
+            base: Some((head, bytes)),
+        }
+    }
+
+    /// The record bytes of the part at `at` of the chain at `head`, if known.
+    pub(super) fn of(&self, head: u64, at: u64) -> Option<u64> {
+        if at == head {
+            return self.head;
+        }
+        self.base.filter(|b| b.0 == at).map(|b| b.1)
+    }
+}
+
+/// The chain bytes one extra record read (see [`ChainMeta::extra_reads`])
+/// is worth: a clean page's eviction writes its chain whole
+/// (`PageIo::clean_eviction`, `design/storage.md` §5.7) once reads of it
+/// have read one extra record per `REWRITE_BYTES_PER_READ` bytes of the
+/// chain: about 9 for a leaf of 4.5 KB on a two-part chain, its second or
+/// third turn of the clock if it is hot for reads (three read-throughs and
+/// a fault-in a turn, `bwtree::read_through`). In the spirit of LevelDB's
+/// seek-triggered compaction: a chain read often enough before its next
+/// change is worth one image write. Measured against 128 and 256 (fewer
+/// rewrites: less gain on reads, less write amplification under YCSB B)
+/// in §5.7.
+pub(crate) const REWRITE_BYTES_PER_READ: u64 = 512;
+
+impl PageFile {
+    /// Every part of the chains at `heads` that this file knows (a head it
+    /// does not know stands for itself). Gathered into a vector and built
+    /// into the set at once (a sort and one bulk build): the cleaners' passes
+    /// call this with every page's head.
+    pub(crate) fn chain_parts(&self, heads: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
+        let chains = lock(&self.chains);
+        let mut out = Vec::new();
+        for head in heads {
+            match chains.get(&head) {
+                Some(meta) => out.extend(meta.parts.iter().copied()),
+                None => out.push(head),
+            }
+        }
+        drop(chains);
+        out.into_iter().collect()
+    }
+
+    /// The parts of the one chain at `head` (itself if this file does not
+    /// know it): [`PageFile::chain_parts`] without a set.
+    pub(crate) fn parts_of(&self, head: u64) -> Parts {
+        lock(&self.chains)
+            .get(&head)
+            .map_or_else(|| Parts::of(&[head]), |meta| meta.parts)
+    }
+
+    /// Has the chain map grown by a quarter ([`PRUNE_GROWTH`]) since the
+    /// last prune or checkpoint? Each page write adds an entry, and most name heads a
+    /// later write superseded ([`PageFile::prune_chains`]).
+    pub(crate) fn chains_want_prune(&self) -> bool {
+        let kept = self.chains_kept.load(Ordering::Relaxed);
+        lock(&self.chains).len() as u64 > kept + (kept / PRUNE_GROWTH).max(PRUNE_SLACK)
+    }
+
+    /// Forget the chains whose head `current` does not name, and the record
+    /// lengths of every address that is no part of a chain kept nor in
+    /// `current` (the segment cleaner reads a forgotten one's header again).
+    /// `current`: every head the mapping tables name now.
+    ///
+    /// The caller holds evictions off and no checkpoint runs (the value
+    /// log's checkpoint cycle held): then no delta flush is written and not
+    /// yet named by a mapping table, and a head that no mapping table names
+    /// now is never named again (a table only takes new addresses), so no
+    /// later checkpoint keeps it and [`PageFile::delete_unreferenced`]
+    /// never meets a delta head it has forgotten. A base image head written
+    /// meanwhile (a cleaner's copy, a fault-in's read) may be forgotten: a
+    /// head of this run that the map does not know is taken for a base
+    /// image, which it is; a page building on it writes a whole image next.
+    /// So the map holds at most about 1.25 times the heads the mapping
+    /// tables name ([`PRUNE_GROWTH`]; one entry per leaf), whatever the
+    /// writes between checkpoints.
+    pub(crate) fn prune_chains(&self, current: &AddrSet) {
+        let mut chains = lock(&self.chains);
+        chains.retain(|head, _| current.contains(head));
+        shrink(&mut chains);
+        let parts: AddrSet = chains.values().flat_map(|m| m.parts.iter().copied()).collect();
+        self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
+        drop(chains);
+        self.clean.retain_lens(|a| parts.contains(&a) || current.contains(&a));
+    }
+
+    /// Entries in the chain map (tests).
+    #[cfg(test)]
+    pub(crate) fn chains_len(&self) -> usize {
+        lock(&self.chains).len()
+    }
+
+    /// Entries the chain map's table holds without growing (tests).
+    #[cfg(test)]
+    pub(crate) fn chains_capacity(&self) -> usize {
+        lock(&self.chains).capacity()
+    }
+
+    pub(super) fn remember(&self, head: u64, meta: ChainMeta) {
+        lock(&self.chains).entry(head).or_insert(meta);
+    }
+
+    /// `PageIo::chain_upto` (head addresses are unique over every tree).
+    pub(crate) fn chain_upto(&self, head: u64) -> Option<u64> {
+        lock(&self.chains).get(&head).map(|c| c.max_ts)
+    }
+
+    /// `PageIo::clean_eviction`: rewrite the chain at `head` if it has more
+    /// than one part and reads of it read a record beyond the first per
+    /// [`REWRITE_BYTES_PER_READ`] of its bytes; else keep it, with its read
+    /// hint ([`PageFile::read_hint`]). One look-up.
+    pub(crate) fn clean_eviction(&self, head: u64) -> CleanEviction {
+        match lock(&self.chains).get(&head) {
+            Some(c)
+                if c.parts.len() > 1
+                    && u64::from(c.extra_reads) * REWRITE_BYTES_PER_READ >= c.base_bytes + c.delta_bytes =>
+            {
+                CleanEviction::Rewrite
+            }
+            meta => CleanEviction::Keep {
+                hint: meta.map_or(0, hint_of),
+            },
+        }
+    }
+
+    /// Look up the chain at `head` for a read of all its parts, and count
+    /// the records it reads beyond the first ([`ChainMeta::extra_reads`]):
+    /// `None` if this file does not know the chain, else the record lengths
+    /// it knows ([`ChainLens`]).
+    pub(super) fn chain_for_read(&self, head: u64) -> Option<ChainLens> {
+        #[cfg(test)]
+        self.read_lookups.fetch_add(1, Ordering::Relaxed);
+        let mut chains = lock(&self.chains);
+        let meta = chains.get_mut(&head)?;
+        let extra = meta.parts.len().saturating_sub(1);
+        meta.extra_reads = meta.extra_reads.saturating_add(extra as u32);
+        Some(ChainLens::of_meta(meta))
+    }
+
+    /// The record lengths a read of the chain at `head` starts with: from
+    /// the stub's `hint` (the record bytes of a one-part chain,
+    /// `PageIo::read_hint`), or else from [`PageFile::chain_for_read`]
+    /// (`None`: the file does not know the chain).
+    pub(super) fn lens_for(&self, head: u64, hint: u32) -> Option<ChainLens> {
+        match hint {
+            0 => self.chain_for_read(head),
+            bytes => Some(ChainLens::one_part(head, u64::from(bytes))),
+        }
+    }
+
+    /// [`crate::bwtree::PageIo::read_hint`]: the record bytes of the chain at
+    /// `head` if it is one part this file knows, else 0.
+    pub(crate) fn read_hint(&self, head: u64) -> u32 {
+        lock(&self.chains).get(&head).map_or(0, hint_of)
+    }
+}
+
+/// A stub's read hint for the chain `meta` describes: its record bytes if
+/// it is one part, else 0.
+fn hint_of(meta: &ChainMeta) -> u32 {
+    match ChainLens::of_meta(meta).head {
+        Some(bytes) if meta.parts.len() == 1 => u32::try_from(bytes).unwrap_or(0),
+        _ => 0,
+    }
+}
