@@ -206,9 +206,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
         let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
-        for id in &ids {
-            crate::trace::event(self.trace_node, id.index, crate::trace::Step::Append);
-        }
+        crate::trace::events(
+            self.trace_node,
+            ids.iter().map(|id| id.index),
+            crate::trace::Step::Append,
+        );
         {
             let mut memory = self.pending();
             for e in entries {

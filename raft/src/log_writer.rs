@@ -135,12 +135,8 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
-        if crate::trace::on() {
-            for (_, ids, _, node) in appends.iter() {
-                for id in ids {
-                    crate::trace::event(*node, id.index, crate::trace::Step::WriteStart);
-                }
-            }
+        for (_, ids, _, node) in appends.iter() {
+            crate::trace::events(*node, ids.iter().map(|id| id.index), crate::trace::Step::WriteStart);
         }
         let r = self.checked(|db| {
             let mut tx = db.begin();
@@ -163,9 +159,7 @@ impl Writer {
         }
         for (_, ids, callback, node) in appends.drain(..) {
             if r.is_ok() {
-                for id in &ids {
-                    crate::trace::event(node, id.index, crate::trace::Step::Durable);
-                }
+                crate::trace::events(node, ids.iter().map(|id| id.index), crate::trace::Step::Durable);
             }
             let result = match &r {
                 Ok(()) => Ok(()),

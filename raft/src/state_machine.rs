@@ -421,25 +421,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         }
         let sm = self.clone();
-        let traced = crate::trace::on().then(|| {
-            let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
-            let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
-            for &i in &indexes {
-                crate::trace::event(node, i, crate::trace::Step::ApplyStart);
-            }
-            (node, indexes)
-        });
+        // The entries' indexes are consecutive (openraft applies the log
+        // in order).
+        let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
+        let indexes = entries[0].log_id.index..=entries[entries.len() - 1].log_id.index;
+        crate::trace::events(node, indexes.clone(), crate::trace::Step::ApplyStart);
         let responses = if transactions(&entries) <= INLINE_APPLY {
             apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)
         } else {
             blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)).await
         }
         .map_err(sm_write_err)?;
-        if let Some((node, indexes)) = traced {
-            for i in indexes {
-                crate::trace::event(node, i, crate::trace::Step::Applied);
-            }
-        }
+        crate::trace::events(node, indexes, crate::trace::Step::Applied);
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(r) = responder {
                 r.send(response);

@@ -96,8 +96,21 @@ pub(crate) fn event_at(node: u64, index: u64, step: Step, at: u64) {
 
 /// Record `step` of entry `index` on `node` now.
 pub(crate) fn event(node: u64, index: u64, step: Step) {
-    if on() {
-        event_at(node, index, step, now());
+    events(node, [index], step);
+}
+
+/// Record `step` of each entry of `indexes` on `node` now (one time for
+/// all; nothing is iterated while recording is off).
+pub(crate) fn events(node: u64, indexes: impl IntoIterator<Item = u64>, step: Step) {
+    if !on() {
+        return;
+    }
+    let at = now();
+    let mut events = lock();
+    for index in indexes {
+        if events.len() < MAX_EVENTS {
+            events.push(Event { node, index, step, at });
+        }
     }
 }
 

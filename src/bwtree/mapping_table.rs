@@ -323,7 +323,6 @@ impl MappingTable {
         }
     }
 
-    /// Return an unlinked page id to the free list after a grace period.
     /// Whether a freed page id is waiting for reuse (tests).
     #[cfg(test)]
     pub(crate) fn has_free_pid(&self) -> bool {
@@ -331,6 +330,7 @@ impl MappingTable {
         !self.free.head.load(Ordering::Acquire, &guard).is_null()
     }
 
+    /// Return an unlinked page id to the free list after a grace period.
     fn retire_pid(&self, pid: Pid, guard: &Guard) {
         let free = self.free.clone();
         guard.defer(move || free.push(pid));
