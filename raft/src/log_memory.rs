@@ -1,7 +1,7 @@
 //! The log store's entries in memory: those appended but not yet durable
 //! (*pending*), and the most recent durable ones (*recent*), so that
 //! openraft's reads right after an append (replication to the followers,
-//! then apply on every replica) neither read the log `Db` nor decode JSON.
+//! then apply on every replica) neither read the log `Db` nor decode an entry.
 //!
 //! **Definitions.** `pending`: entries whose append was queued and whose
 //! commit has not returned, by index. `recent`: entries whose commit

@@ -14,7 +14,7 @@
 //! readable at once as openraft requires. After their commit they stay in
 //! memory among the most recent entries (module `log_memory`), so the reads
 //! that follow an append (replication, then apply) take them from there
-//! without reading the `Db` or decoding JSON. Votes, truncations and purges
+//! without reading the `Db` or decoding an entry. Votes, truncations and purges
 //! wait for their commit.
 
 use std::fmt::Debug;
@@ -89,7 +89,7 @@ impl LogStore {
         match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
             Some(kv) => {
                 let (_, raw) = kv?;
-                let entry: Entry = keys::from_json(&raw, "log entry")?;
+                let entry: Entry = keys::decode_entry(&raw)?;
                 Ok(Some(entry.log_id))
             }
             None => Ok(None),
@@ -116,7 +116,7 @@ impl LogStore {
                 break;
             }
             if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(index) {
-                slot.insert(keys::from_json(&raw, "log entry")?);
+                slot.insert(keys::decode_entry(&raw)?);
             }
         }
         Ok(out.into_values().collect())
@@ -204,7 +204,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let records = entries.iter().map(|e| (e.log_id.index, keys::to_json(e))).collect();
+        let records = entries
+            .iter()
+            .map(|e| (e.log_id.index, keys::encode_entry(e)))
+            .collect();
         let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
         crate::trace::events(
             self.trace_node,
