@@ -13,7 +13,7 @@ use openraft::RaftLogReader;
 fn entry(index: u64) -> Entry {
     Entry {
         log_id: log_id(2, 1, index),
-        payload: if index % 3 == 0 {
+        payload: if index.is_multiple_of(3) {
             EntryPayload::Blank
         } else {
             EntryPayload::Normal(Command::Batch {
@@ -88,7 +88,7 @@ async fn a_record_in_neither_encoding_is_a_read_error() {
     tx.put(keys::log_key(6), bad).unwrap();
     // A postcard entry cut short.
     let good = encode_entry(&entry(7));
-    tx.put(keys::log_key(7), good[..good.len() - 2].to_vec()).unwrap();
+    tx.put(keys::log_key(7), &good[..good.len() - 2]).unwrap();
     tx.commit().unwrap();
     drop(db);
     let mut store = LogStore::new(open(dir.path())).unwrap();
