@@ -124,7 +124,14 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
-        raft.append_entries(rpc).await.map_err(stopped)
+        let traced: Vec<u64> = if crate::trace::on() {
+            rpc.entries.iter().map(|e| e.log_id.index).collect()
+        } else {
+            Vec::new()
+        };
+        let reply = raft.append_entries(rpc).await.map_err(stopped)?;
+        crate::trace::events(self.target, traced, crate::trace::Step::Replied);
+        Ok(reply)
     }
 
     async fn vote(
