@@ -234,8 +234,11 @@ impl Tree {
 
     /// Checkpoint phase 1 (fuzzy): write an image of every dirty resident
     /// leaf, at most `durable` (W1), while commits and structure
-    /// modifications run. Returns how many images were written.
-    pub(crate) fn flush_dirty(&self, durable: u64) -> Result<u64> {
+    /// modifications run. Returns how many images were written. `between`
+    /// runs after each batch of 256 page ids, with no epoch pinned and no
+    /// flush of this call in flight (the checkpoint prunes the page file's
+    /// chain map there, which each flush adds an entry to).
+    pub(crate) fn flush_dirty(&self, durable: u64, between: &mut dyn FnMut()) -> Result<u64> {
         let Some(paging) = self.paging.as_deref() else {
             return Ok(0);
         };
@@ -255,6 +258,8 @@ impl Tree {
                     written += 1;
                 }
             }
+            drop(guard);
+            between();
         }
         Ok(written)
     }

@@ -126,7 +126,7 @@ fn a_listing_covers_every_version_at_or_below_its_limit_and_restores() {
     io.durable.store(limit, Ordering::Relaxed);
     // Some leaves evicted (clean), the rest flushed by the listing.
     tree.evict(&tree.leaf_pids()[..3], false).unwrap();
-    tree.flush_dirty(limit).unwrap();
+    tree.flush_dirty(limit, &mut || {}).unwrap();
     let (leaves, pid_high) = tree.list_leaves(limit).unwrap();
     assert!(leaves.len() > 4 && leaves[0].low.is_none());
     let mut listed: Vec<(Bytes, u64)> = leaves.iter().flat_map(|l| io.versions(l.addr)).collect();

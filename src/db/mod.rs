@@ -114,6 +114,12 @@ impl Db {
         }
     }
 
+    /// The engine (unit tests that look inside it).
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Write a checkpoint now: a consistent image of the database as of a
     /// snapshot, taken while commits continue; then delete the log segments
     /// and older checkpoints it covers. Returns the checkpoint's timestamp.

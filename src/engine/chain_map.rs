@@ -32,9 +32,10 @@ const PRUNE_SLACK: u64 = 1024;
 
 /// Give back a pruned map's table if it holds more than twice what the map
 /// may grow to before its next prune ([`PRUNE_GROWTH`]): a checkpoint's
-/// flushes add an entry per dirty page and may double the table (to 59 MB
-/// at 5M keys); shrunk after its deletion, it does not stay doubled until
-/// the next one.
+/// flushes add an entry per dirty page (its phase 1 prunes as they do,
+/// `Engine::checkpoint`, but the listing's flushes and a database without
+/// a log may still grow it); shrunk after its deletion, it does not stay
+/// grown until the next one.
 pub(super) fn shrink<V>(map: &mut AddrMap<V>) {
     let room = map.len() + (map.len() / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize);
     if map.capacity() > 2 * room {
@@ -196,7 +197,10 @@ impl PageFile {
     }
 
     pub(super) fn remember(&self, head: u64, meta: ChainMeta) {
-        lock(&self.chains).entry(head).or_insert(meta);
+        let mut chains = lock(&self.chains);
+        chains.entry(head).or_insert(meta);
+        #[cfg(test)]
+        self.chains_peak.fetch_max(chains.len() as u64, Ordering::Relaxed);
     }
 
     /// `PageIo::chain_upto` (head addresses are unique over every tree).

@@ -43,6 +43,8 @@ pub(crate) mod chain_map;
 pub(crate) mod chain_parts;
 pub(crate) mod changes;
 pub(crate) mod checkpoint;
+#[cfg(test)]
+mod checkpoint_tests;
 pub(crate) mod clean;
 pub(crate) mod commit;
 pub(crate) mod gc;

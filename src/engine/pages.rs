@@ -169,6 +169,9 @@ pub(crate) struct PageFile {
     /// tests).
     #[cfg(test)]
     pub(super) read_lookups: AtomicU64,
+    /// The most entries the chain map held at once (tests).
+    #[cfg(test)]
+    pub(crate) chains_peak: AtomicU64,
     /// Parts read without a known length, their length looked up among
     /// the record lengths (`CleanState::len_of`; tests).
     #[cfg(test)]
@@ -206,6 +209,8 @@ impl PageFile {
             first_seq,
             #[cfg(test)]
             read_lookups: AtomicU64::new(0),
+            #[cfg(test)]
+            chains_peak: AtomicU64::new(0),
             #[cfg(test)]
             len_lookups: AtomicU64::new(0),
         })

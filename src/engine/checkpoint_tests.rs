@@ -1,0 +1,76 @@
+//! The checkpoint's flushes and the page file's chain map
+//! (`design/storage.md` §6, "The chain map during a checkpoint").
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::fs::FaultFs;
+use crate::sync::{Arc, Ordering};
+use crate::{Durability, Options};
+
+/// A checkpoint that flushes every leaf adds a chain-map entry per leaf;
+/// its phase 1 prunes the map as it grows, so the map never holds more
+/// than the prune allows (the heads kept, a quarter more or 1,024, and a
+/// batch of 256 flushes between two checks). Without the prune between
+/// the batches the map grows by an entry per flushed leaf, to about twice
+/// the heads, and its table doubles (63 MB at 5M keys), which this test
+/// catches: it first checks that the flushes would take the map past the
+/// bound.
+#[test]
+fn a_checkpoint_that_flushes_every_leaf_keeps_the_chain_map_pruned() {
+    let fs = FaultFs::new();
+    let db = Options::new()
+        .durability(Durability::Buffered(Duration::from_millis(5)))
+        .checkpoint_bytes(0)
+        .cache_size(8 << 20)
+        .file_system(Arc::new(fs.clone()))
+        .open(Path::new("/db"))
+        .unwrap();
+    const KEYS: u64 = 120_000;
+    let key = |i: u64| format!("key{i:013}").into_bytes();
+    let write = |keys: &mut dyn Iterator<Item = u64>, fill: u8| {
+        let keys: Vec<u64> = keys.collect();
+        for batch in keys.chunks(1_000) {
+            let mut tx = db.begin();
+            for &i in batch {
+                tx.put(key(i), vec![fill; 100]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    };
+    write(&mut (0..KEYS), 1);
+    db.checkpoint().unwrap();
+    // Every leaf on disk, then one key in 16 updated: a blind write over
+    // nearly every leaf's stub, each a dirty page the next checkpoint
+    // flushes (a delta flush, a new chain head).
+    db.evict_all().unwrap();
+    write(&mut (0..KEYS).step_by(16), 2);
+    let pages = db.engine().pages.clone().unwrap();
+    pages.chains_peak.store(pages.chains_len() as u64, Ordering::Relaxed);
+    let written = db.stats().pages_written;
+    db.checkpoint().unwrap();
+    let written = db.stats().pages_written - written;
+    let kept = pages.chains_len() as u64;
+    let bound = kept + (kept / 4).max(1024) + 512;
+    assert!(
+        kept + written > bound,
+        "the checkpoint's {written} page writes on {kept} heads would pass the bound {bound} unpruned"
+    );
+    let peak = pages.chains_peak.load(Ordering::Relaxed);
+    assert!(
+        peak <= bound,
+        "the chain map held {peak} entries during the checkpoint ({kept} heads after it, {written} page writes, bound {bound})"
+    );
+    // Every key reads back, from the checkpoint's chains.
+    drop(db);
+    let db = Options::new()
+        .cache_size(8 << 20)
+        .file_system(Arc::new(fs.clone()))
+        .open(Path::new("/db"))
+        .unwrap();
+    let snap = db.snapshot();
+    for i in 0..KEYS {
+        let want = if i % 16 == 0 { 2 } else { 1 };
+        assert_eq!(snap.get(key(i)).unwrap().as_deref(), Some(&[want; 100][..]), "key {i}");
+    }
+}
