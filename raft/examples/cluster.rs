@@ -163,7 +163,7 @@ async fn steady(cluster: &Arc<Cluster>, clients: u64, run: Duration, trace: bool
         println!("    where a round's time went, in microseconds (mean / median / p90, entries):");
         for i in bwtx_raft::trace::breakdown(&bwtx_raft::trace::take()) {
             println!(
-                "      {:<44} {:>7.0} {:>7.0} {:>7.0}  ({})",
+                "      {:<56} {:>7.0} {:>7.0} {:>7.0}  ({})",
                 i.name, i.mean_us, i.median_us, i.p90_us, i.count
             );
         }

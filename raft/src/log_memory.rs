@@ -28,7 +28,8 @@ use crate::types::{Entry, LogId};
 
 /// Durable entries kept in memory at most.
 pub const RECENT_ENTRIES: usize = 1024;
-/// Encoded bytes of the durable entries kept in memory at most.
+/// Encoded bytes of the durable entries kept in memory at most (postcard,
+/// `keys::encode_entry`: a 7-transfer batch entry is about 500 bytes).
 pub const RECENT_BYTES: usize = 8 << 20;
 
 /// The pending and recent entries of one log store (behind one mutex).

@@ -29,9 +29,9 @@ pub enum Step {
     WriteStart,
     /// The commit is durable and the entry's `IOFlushed` callback fires.
     Durable,
-    /// The leader has this node's answer to the append that carried the
-    /// entry (recorded under the answering node by the in-process network;
-    /// the TCP transport records none).
+    /// The leader has this node's successful answer to the append that
+    /// carried the entry (recorded under the answering node by the
+    /// in-process network; the TCP transport records none).
     Replied,
     /// The state machine starts applying it.
     ApplyStart,
@@ -167,7 +167,7 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
         "leader's append -> leader durable",
         "answered -> next proposal (clients)",
         "  of which: follower durable -> its answer at the leader",
-        "  and: answer and leader durable -> apply starts",
+        "  and: second of 3 copies held -> apply starts",
     ];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); NAMES.len()];
     let mut answered_at: Option<u64> = None;
@@ -199,14 +199,19 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
         put(8, l(Step::Append), l(Step::Durable));
         put(9, answered_at, l(Step::Propose));
         put(10, f(Step::Durable), f(Step::Replied));
-        // The entry commits once the leader has both its own flush and the
-        // follower's answer (with three nodes); then openraft's core and
-        // the state machine's task start the apply.
-        let quorum = match (l(Step::Durable), f(Step::Replied)) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        };
-        put(11, quorum, l(Step::ApplyStart));
+        // The entry commits once the leader holds two of its three copies
+        // (with three nodes): the second of its own flush and the
+        // followers' successful answers; then openraft's core and the state
+        // machine's task start the apply.
+        let mut held: Vec<u64> = nodes
+            .iter()
+            .filter_map(|(&n, s)| {
+                s.get(if n == leader { &Step::Durable } else { &Step::Replied })
+                    .copied()
+            })
+            .collect();
+        held.sort_unstable();
+        put(11, held.get(1).copied(), l(Step::ApplyStart));
         if let Some(a) = l(Step::Answered) {
             answered_at = Some(a);
         }
@@ -269,6 +274,7 @@ mod tests {
                 ev(2, i, Step::Durable, base + 300),
                 ev(1, i, Step::Durable, base + 220),
                 ev(3, i, Step::Replied, base + 235),
+                ev(2, i, Step::Replied, base + 310),
                 ev(1, i, Step::ApplyStart, base + 260),
                 ev(2, i, Step::ApplyStart, base + 500),
                 ev(1, i, Step::Applied, base + 360),
@@ -288,8 +294,9 @@ mod tests {
         assert_eq!(median("round (propose -> answered)"), 380.0);
         assert_eq!(median("leader's append -> leader durable"), 210.0);
         assert_eq!(median("  of which: follower durable -> its answer at the leader"), 35.0);
-        // The later of the leader's flush (220) and the answer (235).
-        assert_eq!(median("  and: answer and leader durable -> apply starts"), 25.0);
+        // The second of the leader's flush (220), node 3's answer (235)
+        // and node 2's (310).
+        assert_eq!(median("  and: second of 3 copies held -> apply starts"), 25.0);
         let clients = b
             .iter()
             .find(|i| i.name == "answered -> next proposal (clients)")

@@ -5,8 +5,9 @@
 //! its write set. Every replica's state machine decides the same
 //! [`Response`] for it at apply (`design/replication.md` §3). A
 //! serializable transaction's proposal also carries the keys it read and the
-//! ranges it scanned ([`KeyRange`]); both are left out of the log's JSON when
-//! empty, so a snapshot-isolation proposal encodes as it always did.
+//! ranges it scanned ([`KeyRange`]); both are left out of JSON when empty
+//! (the log's records before they moved to postcard, which still read), and
+//! always written in postcard (the log's records now, and the TCP wire).
 
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +62,10 @@ pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 /// A replicated proposal: the payload of a normal raft log entry.
 ///
 /// Serialized by hand (below) so that `reads` and `ranges` are left out
-/// when empty only in human-readable formats (the log's JSON records), and
-/// always written in binary ones (the TCP transport's postcard), which
-/// cannot skip a field.
+/// when empty only in human-readable formats (JSON: the log's records in
+/// directories written before they moved to postcard), and always written
+/// in binary ones (postcard: the log's records now, `keys::encode_entry`,
+/// and the TCP transport's messages), which cannot skip a field.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub enum Command {
     /// A transaction's write set, with the applied log index of the

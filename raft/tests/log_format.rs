@@ -1,13 +1,13 @@
-//! The log store reads both encodings of a log entry: postcard (tag 1,
-//! what this build writes, `keys::encode_entry`) and the JSON that builds
-//! before it wrote, so a node's directory from an earlier build opens with
+//! The log store writes its entries in postcard (tag 1,
+//! `keys::encode_entry`) and reads both encodings: postcard and the JSON
+//! that builds before it wrote, so a node's directory from an earlier build opens with
 //! its log intact; a record in neither encoding is a read error naming the
 //! log, not a panic.
 
-use bwtx_raft::keys::{self, encode_entry, to_json};
+use bwtx_raft::keys::{self, decode_entry, encode_entry, to_json};
 use bwtx_raft::types::{log_id, Command, Entry, EntryPayload, Proposal};
 use bwtx_raft::LogStore;
-use openraft::storage::RaftLogStorage;
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::RaftLogReader;
 
 fn entry(index: u64) -> Entry {
@@ -100,4 +100,20 @@ async fn a_record_in_neither_encoding_is_a_read_error() {
     // The entries around them still read.
     assert_eq!(store.try_get_log_entries(1..6).await.unwrap().len(), 5);
     assert_eq!(store.try_get_log_entries(8..9).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn appended_entries_are_stored_in_postcard() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut store = LogStore::new(db.clone()).unwrap();
+    // Returns once the entries' flush callback fired: they are durable.
+    store.blocking_append(vec![entry(1), entry(2), entry(3)]).await.unwrap();
+    let snap = db.snapshot();
+    for i in 1..=3 {
+        let raw = snap.get(keys::log_key(i)).unwrap().unwrap();
+        assert_eq!(raw[0], 1, "entry {i} starts with the postcard tag");
+        assert!(raw.len() < to_json(&entry(i)).len(), "entry {i}: {} bytes", raw.len());
+        assert_eq!(text(&decode_entry(&raw).unwrap()), text(&entry(i)));
+    }
 }

@@ -7,9 +7,10 @@
 //! Split from `super::pages`, which writes the chains.
 //!
 //! Every write of a chain head adds an entry ([`PageFile::remember`]); the
-//! evictor prunes the map once it grew by a quarter
-//! ([`PageFile::prune_chains`]), and a checkpoint's deletion forgets the
-//! chains it no longer references (`PageFile::delete_unreferenced`).
+//! evictor, and a checkpoint before and during its phase 1 flushes, prune
+//! the map once it grew by a quarter ([`PageFile::prune_chains`]), and a
+//! checkpoint's deletion forgets the chains it no longer references
+//! (`PageFile::delete_unreferenced`).
 
 use std::collections::BTreeSet;
 
@@ -162,9 +163,11 @@ impl PageFile {
     /// `current` (the segment cleaner reads a forgotten one's header again).
     /// `current`: every head the mapping tables name now.
     ///
-    /// The caller holds evictions off and no checkpoint runs (the value
-    /// log's checkpoint cycle held): then no delta flush is written and not
-    /// yet named by a mapping table, and a head that no mapping table names
+    /// The caller holds evictions off and the value log's checkpoint cycle,
+    /// and is either not a checkpoint or a checkpoint in its phase 1 between
+    /// two batches of flushes (`Engine::checkpoint`: its own flushes done,
+    /// no leaf listed yet): then no delta flush is written and not yet named
+    /// by a mapping table, and a head that no mapping table names
     /// now is never named again (a table only takes new addresses), so no
     /// later checkpoint keeps it and [`PageFile::delete_unreferenced`]
     /// never meets a delta head it has forgotten. A base image head written

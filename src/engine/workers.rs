@@ -90,9 +90,11 @@ impl Engine {
     /// The prune of [`Engine::prune_page_maps`] for a caller that holds the
     /// value log's checkpoint cycle (so no cleaner or other checkpoint
     /// runs), whatever the map's growth. A checkpoint calls it before its
-    /// flushes add an entry per dirty page. Without it those entries came on top of up to a quarter of
-    /// stale ones, and the map's table doubled at each checkpoint (to 59 MB
-    /// at 5M keys).
+    /// flushes, and between the batches of its phase 1 flushes whenever the
+    /// map grew by a quarter (no flush of its own in flight, no leaf listed
+    /// yet: `Engine::checkpoint`). Without those prunes a checkpoint's
+    /// flushes, an entry per dirty page, came on top of the map's entries,
+    /// and its table doubled at each checkpoint (to 63 MB at 5M keys).
     pub(crate) fn prune_page_maps_held(&self) {
         let Some(pages) = &self.pages else { return };
         let others = self.other_trees();

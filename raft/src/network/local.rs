@@ -130,7 +130,9 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             Vec::new()
         };
         let reply = raft.append_entries(rpc).await.map_err(stopped)?;
-        crate::trace::events(self.target, traced, crate::trace::Step::Replied);
+        if reply.is_success() {
+            crate::trace::events(self.target, traced, crate::trace::Step::Replied);
+        }
         Ok(reply)
     }
 

@@ -29,8 +29,8 @@ pub struct Limits {
     /// The log `Db`'s page cache ([`bwtx::Options::cache_size`]): with one,
     /// the entries not yet purged (up to a snapshot's worth, or more while a
     /// follower lags) may be larger than memory; `None` keeps them all in
-    /// memory. The newest durable entries (1,024 at most, 8 MiB of JSON at
-    /// most) are also kept in memory outside the `Db`
+    /// memory. The newest durable entries (1,024 at most, 8 MiB of encoded
+    /// entries at most) are also kept in memory outside the `Db`
     /// (`design/replication.md` §4), so replication and apply read the
     /// `Db` only for a follower that lags further behind.
     pub log_cache_size: Option<u64>,
