@@ -232,7 +232,7 @@ pub fn decode_value(raw: &Bytes) -> Result<(u64, Option<Bytes>)> {
 
 /// The first byte of a log entry in postcard ([`encode_entry`]). A JSON
 /// entry, as builds before it wrote, starts with `{`.
-const ENTRY_POSTCARD: u8 = 1;
+pub const ENTRY_POSTCARD: u8 = 1;
 
 /// Encode a log entry: [`ENTRY_POSTCARD`], then the entry in postcard
 /// (serde's compact binary format, as the TCP transport sends entries).

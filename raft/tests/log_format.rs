@@ -112,7 +112,7 @@ async fn appended_entries_are_stored_in_postcard() {
     let snap = db.snapshot();
     for i in 1..=3 {
         let raw = snap.get(keys::log_key(i)).unwrap().unwrap();
-        assert_eq!(raw[0], 1, "entry {i} starts with the postcard tag");
+        assert_eq!(raw[0], keys::ENTRY_POSTCARD, "entry {i} starts with the postcard tag");
         assert!(raw.len() < to_json(&entry(i)).len(), "entry {i}: {} bytes", raw.len());
         assert_eq!(text(&decode_entry(&raw).unwrap()), text(&entry(i)));
     }
