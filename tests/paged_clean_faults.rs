@@ -62,10 +62,12 @@ fn run(fault: Fault) -> (u64, u64, bool) {
 
 #[test]
 fn power_loss_during_cleaning_loses_nothing() {
-    // More than 20 writes: the cleaning has work. (The bound was 100, then
-    // 50 with blind writes; the cleaner that moves a delta chain as one
-    // delta flush and picks fewer victims writes 28-31 times here.)
-    common::paged::power_loss_sweep(run, 3, 20);
+    // More than 10 writes: the cleaning has work. (The bound was 100, then
+    // 50 with blind writes, then 20 once the cleaner moved a delta chain as
+    // one delta flush and picked fewer victims. The clean run's writes vary
+    // with the evictor's timing: 21-38 in 16 runs on 2026-12-04, and 20 in
+    // one CI run, which failed the bound of 20.)
+    common::paged::power_loss_sweep(run, 3, 10);
 }
 
 #[test]
