@@ -250,17 +250,22 @@ pub fn encode_entry(entry: &crate::types::Entry) -> Vec<u8> {
 /// bytes left over is [`Error::Corrupt`], never a panic.
 pub fn decode_entry(raw: &[u8]) -> Result<crate::types::Entry> {
     match raw.first() {
-        Some(&ENTRY_POSTCARD) => match postcard::take_from_bytes(&raw[1..]) {
-            Ok((entry, [])) => Ok(entry),
-            Ok((_, rest)) => Err(Error::Corrupt(format!(
-                "log entry: {} bytes left over after the entry",
-                rest.len()
-            ))),
-            Err(e) => Err(Error::Corrupt(format!("log entry: {e}"))),
-        },
+        Some(&ENTRY_POSTCARD) => from_postcard(&raw[1..]).map_err(|e| Error::Corrupt(format!("log entry: {e}"))),
         Some(b'{') => from_json(raw, "log entry"),
         Some(tag) => Err(Error::Corrupt(format!("log entry: unknown encoding tag {tag}"))),
         None => Err(Error::Corrupt("log entry: an empty record".to_string())),
+    }
+}
+
+/// Decode exactly one `T` in postcard from `body`: one that does not
+/// decode, or has bytes left over, is an error naming why (never a panic).
+/// The log's entries ([`decode_entry`]) and the TCP transport's frames
+/// (`network::wire::decode`) both decode this way.
+pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::Result<T, String> {
+    match postcard::take_from_bytes(body) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} bytes left over after a message", rest.len())),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -287,14 +287,7 @@ pub(crate) fn encode<T: Serialize>(msg: &T, limit: usize) -> io::Result<Bytes> {
 /// Decode a frame body; one that does not decode, or has bytes left over,
 /// is an `InvalidData` error.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
-    match postcard::take_from_bytes(body) {
-        Ok((msg, [])) => Ok(msg),
-        Ok((_, rest)) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} bytes left over after a message", rest.len()),
-        )),
-        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-    }
+    crate::keys::from_postcard(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Send one encoded frame.
