@@ -10,20 +10,21 @@
 //! evictor, and a checkpoint before and during its phase 1 flushes, prune
 //! the map once it grew by a quarter ([`PageFile::prune_chains`]), and a
 //! checkpoint's deletion forgets the chains it no longer references
-//! (`PageFile::delete_unreferenced`).
+//! (`PageFile::delete_unreferenced`). The map is in shards
+//! ([`super::addr_shards`]), each rebuilt by a prune into a table with room
+//! for the growth until the next one, so no table grows between prunes.
 
-use std::collections::BTreeSet;
-
-use super::chain_parts::{AddrMap, AddrSet, Parts};
+use super::addr_shards::SHARDS;
+use super::chain_parts::{AddrList, AddrSet, Parts};
 use super::pages::PageFile;
 use crate::bwtree::CleanEviction;
 use crate::pagestore::record::record_bytes;
-use crate::sync::{lock, Ordering};
+use crate::sync::Ordering;
 
 /// The chain map is pruned again once it holds a `1 / PRUNE_GROWTH` more
 /// entries than its last prune kept (or [`PRUNE_SLACK`] more, if that is
 /// more): at most about 1.25 entries per chain head, so that the map's
-/// table (113 bytes a bucket) stays at the power of two above that instead
+/// tables (113 bytes a bucket) stay at the power of two above that instead
 /// of growing to four times the heads between prunes (30 MB instead of 59
 /// at 5M keys, 155,000 leaves, measured).
 const PRUNE_GROWTH: u64 = 4;
@@ -31,17 +32,12 @@ const PRUNE_GROWTH: u64 = 4;
 /// See [`PRUNE_GROWTH`].
 const PRUNE_SLACK: u64 = 1024;
 
-/// Give back a pruned map's table if it holds more than twice what the map
-/// may grow to before its next prune ([`PRUNE_GROWTH`]): a checkpoint's
-/// flushes add an entry per dirty page (its phase 1 prunes as they do,
-/// `Engine::checkpoint`, but the listing's flushes and a database without
-/// a log may still grow it); shrunk after its deletion, it does not stay
-/// grown until the next one.
-pub(super) fn shrink<V>(map: &mut AddrMap<V>) {
-    let room = map.len() + (map.len() / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize);
-    if map.capacity() > 2 * room {
-        map.shrink_to(room);
-    }
+/// The room a pruned shard of the chain map keeps for its `n` entries to
+/// grow before the next prune ([`PRUNE_GROWTH`], and the shard's share of
+/// [`PRUNE_SLACK`]), so that no table grows between prunes
+/// (`super::addr_shards`).
+pub(super) fn prune_room(n: usize) -> usize {
+    (n / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize / SHARDS)
 }
 
 /// What the file knows of one on-disk chain, by its head address.
@@ -126,26 +122,25 @@ pub(crate) const REWRITE_BYTES_PER_READ: u64 = 512;
 
 impl PageFile {
     /// Every part of the chains at `heads` that this file knows (a head it
-    /// does not know stands for itself). Gathered into a vector and built
-    /// into the set at once (a sort and one bulk build): the cleaners' passes
-    /// call this with every page's head.
-    pub(crate) fn chain_parts(&self, heads: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
-        let chains = lock(&self.chains);
+    /// does not know stands for itself). Gathered into a vector, sorted and
+    /// deduplicated in place ([`AddrList`]): the cleaners' passes and the
+    /// checkpoint call this with every page's head.
+    pub(crate) fn chain_parts(&self, heads: impl IntoIterator<Item = u64>) -> AddrList {
         let mut out = Vec::new();
         for head in heads {
-            match chains.get(&head) {
+            match self.chains.shard(head).get(&head) {
                 Some(meta) => out.extend(meta.parts.iter().copied()),
                 None => out.push(head),
             }
         }
-        drop(chains);
         out.into_iter().collect()
     }
 
     /// The parts of the one chain at `head` (itself if this file does not
     /// know it): [`PageFile::chain_parts`] without a set.
     pub(crate) fn parts_of(&self, head: u64) -> Parts {
-        lock(&self.chains)
+        self.chains
+            .shard(head)
             .get(&head)
             .map_or_else(|| Parts::of(&[head]), |meta| meta.parts)
     }
@@ -155,7 +150,7 @@ impl PageFile {
     /// later write superseded ([`PageFile::prune_chains`]).
     pub(crate) fn chains_want_prune(&self) -> bool {
         let kept = self.chains_kept.load(Ordering::Relaxed);
-        lock(&self.chains).len() as u64 > kept + (kept / PRUNE_GROWTH).max(PRUNE_SLACK)
+        self.chains.len() as u64 > kept + (kept / PRUNE_GROWTH).max(PRUNE_SLACK)
     }
 
     /// Forget the chains whose head `current` does not name, and the record
@@ -178,37 +173,34 @@ impl PageFile {
     /// tables name ([`PRUNE_GROWTH`]; one entry per leaf), whatever the
     /// writes between checkpoints.
     pub(crate) fn prune_chains(&self, current: &AddrSet) {
-        let mut chains = lock(&self.chains);
-        chains.retain(|head, _| current.contains(head));
-        shrink(&mut chains);
-        let parts: AddrSet = chains.values().flat_map(|m| m.parts.iter().copied()).collect();
-        self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
-        drop(chains);
+        let kept = self.chains.prune(|head, _| current.contains(&head), prune_room);
+        let mut parts = AddrSet::default();
+        self.chains.for_each(|_, m| parts.extend(m.parts.iter().copied()));
+        self.chains_kept.store(kept as u64, Ordering::Relaxed);
         self.clean.retain_lens(|a| parts.contains(&a) || current.contains(&a));
     }
 
     /// Entries in the chain map (tests).
     #[cfg(test)]
     pub(crate) fn chains_len(&self) -> usize {
-        lock(&self.chains).len()
+        self.chains.len()
     }
 
     /// Entries the chain map's table holds without growing (tests).
     #[cfg(test)]
     pub(crate) fn chains_capacity(&self) -> usize {
-        lock(&self.chains).capacity()
+        self.chains.capacity()
     }
 
     pub(super) fn remember(&self, head: u64, meta: ChainMeta) {
-        let mut chains = lock(&self.chains);
-        chains.entry(head).or_insert(meta);
+        self.chains.shard(head).entry(head).or_insert(meta);
         #[cfg(test)]
-        self.chains_peak.fetch_max(chains.len() as u64, Ordering::Relaxed);
+        self.chains_peak.fetch_max(self.chains.len() as u64, Ordering::Relaxed);
     }
 
     /// `PageIo::chain_upto` (head addresses are unique over every tree).
     pub(crate) fn chain_upto(&self, head: u64) -> Option<u64> {
-        lock(&self.chains).get(&head).map(|c| c.max_ts)
+        self.chains.shard(head).get(&head).map(|c| c.max_ts)
     }
 
     /// `PageIo::clean_eviction`: rewrite the chain at `head` if it has more
@@ -216,7 +208,7 @@ impl PageFile {
     /// [`REWRITE_BYTES_PER_READ`] of its bytes; else keep it, with its read
     /// hint ([`PageFile::read_hint`]). One look-up.
     pub(crate) fn clean_eviction(&self, head: u64) -> CleanEviction {
-        match lock(&self.chains).get(&head) {
+        match self.chains.shard(head).get(&head) {
             Some(c)
                 if c.parts.len() > 1
                     && u64::from(c.extra_reads) * REWRITE_BYTES_PER_READ >= c.base_bytes + c.delta_bytes =>
@@ -236,7 +228,7 @@ impl PageFile {
     pub(super) fn chain_for_read(&self, head: u64) -> Option<ChainLens> {
         #[cfg(test)]
         self.read_lookups.fetch_add(1, Ordering::Relaxed);
-        let mut chains = lock(&self.chains);
+        let mut chains = self.chains.shard(head);
         let meta = chains.get_mut(&head)?;
         let extra = meta.parts.len().saturating_sub(1);
         meta.extra_reads = meta.extra_reads.saturating_add(extra as u32);
@@ -257,7 +249,7 @@ impl PageFile {
     /// [`crate::bwtree::PageIo::read_hint`]: the record bytes of the chain at
     /// `head` if it is one part this file knows, else 0.
     pub(crate) fn read_hint(&self, head: u64) -> u32 {
-        lock(&self.chains).get(&head).map_or(0, hint_of)
+        self.chains.shard(head).get(&head).map_or(0, hint_of)
     }
 }
 

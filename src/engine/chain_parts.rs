@@ -41,6 +41,48 @@ impl Hasher for AddrHasher {
     }
 }
 
+/// A set of page-store addresses as a sorted vector without duplicates:
+/// 8 bytes an address, where a `BTreeSet<u64>` took about 13 and the
+/// vector it was built from 8 more, both alive at once. The cleaners and the
+/// checkpoint take every part of every chain this way
+/// ([`super::pages::PageFile::chain_parts`]: 780,000 parts at 5M keys, 17
+/// MB of the heap's peak as a set, measured with heaptrack 2026-12-04).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AddrList(Vec<u64>);
+
+impl AddrList {
+    /// Is `addr` in the list? (A binary search.)
+    pub(crate) fn contains(&self, addr: &u64) -> bool {
+        self.0.binary_search(addr).is_ok()
+    }
+}
+
+impl FromIterator<u64> for AddrList {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let mut v: Vec<u64> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        v.shrink_to_fit();
+        AddrList(v)
+    }
+}
+
+impl<'a> IntoIterator for &'a AddrList {
+    type Item = &'a u64;
+    type IntoIter = std::slice::Iter<'a, u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for AddrList {
+    type Item = u64;
+    type IntoIter = std::vec::IntoIter<u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A chain's parts' addresses, the base image first: at most
 /// [`FLUSH_CHAIN`], kept inline: no allocation per map entry (small
 /// long-lived allocations placed between leaf pages can keep glibc from

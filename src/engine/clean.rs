@@ -60,7 +60,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::chain_parts::AddrMap;
+use super::addr_shards::{rebuild, shard_of, AddrShards, SHARDS};
 use super::Engine;
 use crate::pagestore::record::{addr_seq, SEGMENT_HEADER_LEN};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -93,7 +93,7 @@ pub(crate) struct CleanState {
     /// Record bytes by address: the records this run wrote or read, and
     /// those whose header a recount read; pruned to the published ones at
     /// each recount.
-    lens: Mutex<AddrMap<u64>>,
+    lens: AddrShards<u64>,
     /// The addresses the newest location table names.
     table: Mutex<Vec<u64>>,
     /// One cleaning batch at a time; a checkpoint holds it while it deletes
@@ -125,7 +125,7 @@ pub(crate) struct CleanState {
 impl CleanState {
     pub(crate) fn new(segment_bytes: u64) -> Self {
         CleanState {
-            lens: Mutex::new(AddrMap::default()),
+            lens: AddrShards::default(),
             table: Mutex::new(Vec::new()),
             running: Mutex::new(()),
             relocated: AtomicBool::new(false),
@@ -143,19 +143,19 @@ impl CleanState {
 
     /// Remember that the record at `addr` has `bytes` bytes.
     pub(crate) fn note_len(&self, addr: u64, bytes: u64) {
-        lock(&self.lens).insert(addr, bytes);
+        self.lens.shard(addr).insert(addr, bytes);
     }
 
     /// Forget the record lengths of the addresses `keep` rejects
     /// (`PageFile::prune_chains`; a forgotten one is read from its header).
     pub(crate) fn retain_lens(&self, keep: impl Fn(u64) -> bool) {
-        lock(&self.lens).retain(|&a, _| keep(a));
+        self.lens.prune(|a, _| keep(a), |n| n / 4);
     }
 
     /// The record bytes of the record at `addr`, if remembered (a read's
     /// hint: `SegmentStore::read_hinted`).
     pub(crate) fn len_of(&self, addr: u64) -> Option<u64> {
-        lock(&self.lens).get(&addr).copied()
+        self.lens.shard(addr).get(&addr).copied()
     }
 
     /// Is a background pass due, `appended` page bytes appended so far?
@@ -336,23 +336,24 @@ impl Engine {
         let table = lock(&pages.clean.table).clone();
         // Every part of every chain a page or the table names (dirty pages
         // that build on a chain included): what deletion keeps.
-        let published: BTreeSet<u64> = pages.chain_parts(
+        let published = pages.chain_parts(
             trees
                 .iter()
                 .flat_map(|t| t.disk_addrs())
                 .chain(refs.iter().map(|&(_, _, a)| a))
                 .chain(table),
         );
-        // The lengths are taken out (records written meanwhile go to a new
-        // map, merged back below) and pruned in place: a second map of the
-        // kept ones would double their memory at each recount.
-        let mut lens = std::mem::take(&mut *lock(&pages.clean.lens));
+        // The lengths are taken out (records written meanwhile go to new
+        // maps, merged back below) and pruned shard by shard, each into a
+        // fresh table (`super::addr_shards`): neither a second map of the
+        // kept ones nor a table grown by tombstones doubles their memory.
+        let mut lens = pages.clean.lens.take_all();
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
         let mut read = Vec::new();
         let mut total = 0;
         let mut result = Ok(());
         for &a in &published {
-            let bytes = match lens.get(&a) {
+            let bytes = match lens[shard_of(a)].get(&a) {
                 Some(&b) => b,
                 None => match pages.store.record_bytes_at(a) {
                     Ok(b) => {
@@ -372,15 +373,18 @@ impl Engine {
             total += bytes;
         }
         if result.is_ok() {
-            lens.retain(|a, _| published.contains(a));
+            let read_share = read.len() / SHARDS;
+            for map in &mut lens {
+                map.retain(|a, _| published.contains(a));
+                let room = map.len() / 4 + read_share;
+                rebuild(map, room);
+            }
         }
-        lens.extend(read);
+        for (a, b) in read {
+            lens[shard_of(a)].insert(a, b);
+        }
         // Records written since the walk began stay remembered.
-        {
-            let mut now = lock(&pages.clean.lens);
-            let newer = std::mem::replace(&mut *now, lens);
-            now.extend(newer);
-        }
+        pages.clean.lens.put_back(lens);
         result?;
         pages.store.set_live(&live);
         pages.clean.live_bytes.store(total, Ordering::Relaxed);

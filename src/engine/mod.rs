@@ -31,6 +31,8 @@
 //!   (fault-in).
 //! - [`chain_parts`]: a page chain's parts as the page file's chain map
 //!   keeps them (inline).
+//! - [`addr_shards`]: the chain map's container: a map by page-store
+//!   address in shards, each rebuilt at a prune.
 //! - [`tree_pages`]: every tree on the one page store: each tree's
 //!   `PageIo` (its records tagged), the cache budget over every tree.
 //! - [`vlog`]: the value log: large values out of the page images.
@@ -39,6 +41,7 @@
 //! - [`keyspaces`]: the catalog of named keyspaces, their trees, creating
 //!   and dropping them (`design/keyspaces.md`).
 
+pub(crate) mod addr_shards;
 pub(crate) mod chain_map;
 pub(crate) mod chain_parts;
 pub(crate) mod changes;

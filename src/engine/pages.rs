@@ -32,15 +32,16 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::chain_map::{shrink, ChainMeta};
-use super::chain_parts::{AddrMap, AddrSet, Parts};
+use super::addr_shards::AddrShards;
+use super::chain_map::{prune_room, ChainMeta};
+use super::chain_parts::{AddrSet, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
 use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::Result;
 
 /// Page segments hold at least this many bytes each (they hold as many as
@@ -158,7 +159,7 @@ pub(crate) struct PageFile {
     /// the referenced heads at each checkpoint; a head written in this run
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
-    pub(super) chains: Mutex<AddrMap<ChainMeta>>,
+    pub(super) chains: AddrShards<ChainMeta>,
     /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
     /// the map is pruned again once it holds a quarter more (`chain_map::PRUNE_GROWTH`).
     pub(super) chains_kept: AtomicU64,
@@ -204,7 +205,7 @@ impl PageFile {
             written: Written::default(),
             durable,
             clean: CleanState::new(segment_bytes),
-            chains: Mutex::new(AddrMap::default()),
+            chains: AddrShards::default(),
             chains_kept: AtomicU64::new(0),
             first_seq,
             #[cfg(test)]
@@ -241,9 +242,9 @@ impl PageFile {
     /// wrote and this run has not read has parts this run does not know:
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
-        let mut chains = lock(&self.chains);
-        // The map is pruned in place: a second map of the heads kept would
-        // double its memory at each checkpoint (44 MB more at 5M keys).
+        // Each shard is pruned into a fresh table (`AddrShards::prune`):
+        // neither a second map of the heads kept nor a table grown by
+        // tombstones doubles the map's memory at a checkpoint.
         let mut heads = AddrSet::default();
         let mut segs_kept = BTreeSet::new();
         let mut old_unknown = 0;
@@ -251,7 +252,7 @@ impl PageFile {
             if !heads.insert(head) {
                 continue;
             }
-            if let Some(meta) = chains.get(&head) {
+            if let Some(meta) = self.chains.shard(head).get(&head) {
                 segs_kept.extend(meta.parts.iter().map(|&a| addr_seq(a)));
             } else if addr_seq(head) >= self.first_seq {
                 segs_kept.insert(addr_seq(head)); // a base image of this run
@@ -259,10 +260,8 @@ impl PageFile {
                 old_unknown = old_unknown.max(addr_seq(head));
             }
         }
-        chains.retain(|head, _| heads.contains(head));
-        shrink(&mut chains);
-        self.chains_kept.store(chains.len() as u64, Ordering::Relaxed);
-        drop(chains);
+        let kept = self.chains.prune(|head, _| heads.contains(&head), prune_room);
+        self.chains_kept.store(kept as u64, Ordering::Relaxed);
         let segs = self.store.segments();
         let mut deleted = 0;
         // The last one is the current segment.
@@ -315,7 +314,7 @@ impl PageFile {
         let record = self.store.read(addr)?;
         let (tree, pid) = (record.meta.tree, record.meta.id);
         if record.meta.rkind == RecordKind::Delta {
-            let chain = lock(&self.chains).get(&addr).cloned();
+            let chain = self.chains.shard(addr).get(&addr).cloned();
             if let Some(chain) = chain {
                 if !moving(chain.parts[0]) && !self.vlog.references_evacuating(&chain.parts) {
                     return self.rebase_chain(tree, pid, addr, &chain).map(Some);
@@ -485,7 +484,7 @@ impl PageFile {
     /// emptied (such a chain is written whole, its values appended again,
     /// so that the segment can go).
     fn chain_to_extend(&self, prev: u64) -> Option<ChainMeta> {
-        let chain = lock(&self.chains).get(&prev).cloned()?;
+        let chain = self.chains.shard(prev).get(&prev).cloned()?;
         let draining = chain.parts.iter().any(|&a| self.clean.draining(addr_seq(a)));
         (!draining && !self.vlog.references_evacuating(&chain.parts)).then_some(chain)
     }

@@ -358,7 +358,7 @@ impl ValueLog {
     /// whether one of them has unknown references (an image of an earlier
     /// run not read yet). Forgets the references of images not in `images`
     /// if `forget` (a collection: every reachable image is in `images`).
-    fn referenced(&self, images: &BTreeSet<u64>, forget: bool) -> (BTreeSet<ValueRef>, bool) {
+    fn referenced(&self, images: &super::chain_parts::AddrList, forget: bool) -> (BTreeSet<ValueRef>, bool) {
         let mut live: BTreeSet<ValueRef> = BTreeSet::new();
         let mut unknown = false;
         let mut refs = lock(&self.refs);
@@ -387,7 +387,7 @@ impl ValueLog {
     /// earlier run not read yet may reference them) and segments with no
     /// record are left out. For the cleaner's victim choice
     /// (`super::vlog_clean`).
-    pub(crate) fn usage_by_segment(&self, images: &BTreeSet<u64>) -> Vec<(u64, u64, u64)> {
+    pub(crate) fn usage_by_segment(&self, images: &super::chain_parts::AddrList) -> Vec<(u64, u64, u64)> {
         let (live, unknown) = self.referenced(images, false);
         let mut by_seq: HashMap<u64, u64> = HashMap::new();
         for &(a, b) in &live {
@@ -475,7 +475,7 @@ impl ValueLog {
     /// meanwhile, and every image still reachable is in `images`). Forgets
     /// the references of images not in `images` and the `placed` entries
     /// into deleted segments. Returns how many segments were deleted.
-    pub(crate) fn collect(&self, images: &BTreeSet<u64>) -> Result<u64> {
+    pub(crate) fn collect(&self, images: &super::chain_parts::AddrList) -> Result<u64> {
         let (live, unknown) = self.referenced(images, true);
         let keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
         // With an image of an earlier run listed but not read, every segment

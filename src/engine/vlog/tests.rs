@@ -1,7 +1,7 @@
 //! Unit tests of the value log's image references (`refs`): which images
 //! need an entry, and what collection counts as unknown.
 
-use std::collections::BTreeSet;
+use crate::engine::chain_parts::AddrList;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ fn images_without_references_need_no_entry() {
     }
     assert!(crate::sync::lock(&v.refs).is_empty());
     assert!(v.knows(addr(7, 64)) && !v.wants_prune());
-    let (live, unknown) = v.referenced(&BTreeSet::from([addr(5, 64), addr(6, 72)]), false);
+    let (live, unknown) = v.referenced(&AddrList::from_iter([addr(5, 64), addr(6, 72)]), false);
     assert!(live.is_empty() && !unknown);
 }
 
@@ -35,15 +35,15 @@ fn an_earlier_runs_image_is_unknown_until_read() {
     let v = vlog();
     let old = addr(4, 64);
     assert!(!v.knows(old));
-    assert!(v.referenced(&BTreeSet::from([old]), false).1, "unread: unknown");
+    assert!(v.referenced(&AddrList::from_iter([old]), false).1, "unread: unknown");
     // Read, with no reference: known from now on.
     v.note_image(old, Vec::new());
     assert!(v.knows(old));
-    assert!(!v.referenced(&BTreeSet::from([old]), false).1);
+    assert!(!v.referenced(&AddrList::from_iter([old]), false).1);
     // With references: they count.
     let older = addr(3, 64);
     v.note_image(older, vec![(addr(1, 64), 80)]);
-    let (live, unknown) = v.referenced(&BTreeSet::from([old, older]), false);
+    let (live, unknown) = v.referenced(&AddrList::from_iter([old, older]), false);
     assert_eq!(
         (live.into_iter().collect::<Vec<_>>(), unknown),
         (vec![(addr(1, 64), 80)], false)
