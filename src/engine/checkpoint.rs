@@ -46,6 +46,20 @@ impl Engine {
     /// [`crate::Db::checkpoint`]: one at a time, written while commits
     /// continue. Returns its timestamp.
     pub(crate) fn checkpoint(&self) -> Result<u64> {
+        self.checkpoint_evicting(false)
+    }
+
+    /// The checkpoint of a clean close: its phase 1 writes every dirty leaf
+    /// by evicting it (`Tree::flush_dirty`), since nothing stays in memory
+    /// after the close, where a checkpoint's flushes rebuild each one as a
+    /// clean page. Without a log evictions are paused during a checkpoint,
+    /// and it flushes as any checkpoint.
+    pub(crate) fn checkpoint_closing(&self) -> Result<u64> {
+        self.checkpoint_evicting(true)
+    }
+
+    /// A checkpoint; `evict`: its phase 1 evicts the dirty leaves.
+    fn checkpoint_evicting(&self, evict: bool) -> Result<u64> {
         let store = self
             .store
             .as_ref()
@@ -133,7 +147,7 @@ impl Engine {
             }
         };
         for t in &trees {
-            t.1.flush_dirty(limit(store), &mut prune)?;
+            t.1.flush_dirty(limit(store), evict && unlogged.is_none(), &mut prune)?;
         }
         let mut tables = Vec::with_capacity(trees.len());
         let mut addrs: Vec<u64> = Vec::new();

@@ -285,7 +285,7 @@ impl Drop for Engine {
         // store; there is nobody left to tell.)
         if let Some(store) = &self.store {
             if self.pages.as_ref().is_some_and(|p| p.check().is_ok()) && store.check().is_ok() {
-                let _ = self.checkpoint();
+                let _ = self.checkpoint_closing();
             }
             let _ = store.sync_now();
         }
