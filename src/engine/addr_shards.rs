@@ -42,15 +42,17 @@ pub(crate) fn shard_of(addr: u64) -> usize {
     ((addr >> 3).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - SHARDS.trailing_zeros())) as usize
 }
 
-/// An [`AddrMap`] in [`SHARDS`] shards (module doc).
+/// An [`AddrMap`] in [`SHARDS`] shards (module doc). The shards are on
+/// the heap: inline, the page file's two maps made it large enough that
+/// loom's model threads, which run on small stacks, overflowed them.
 pub(crate) struct AddrShards<V> {
-    shards: [Mutex<AddrMap<V>>; SHARDS],
+    shards: Box<[Mutex<AddrMap<V>>]>,
 }
 
 impl<V> Default for AddrShards<V> {
     fn default() -> Self {
         AddrShards {
-            shards: std::array::from_fn(|_| Mutex::new(AddrMap::default())),
+            shards: (0..SHARDS).map(|_| Mutex::new(AddrMap::default())).collect(),
         }
     }
 }
@@ -85,14 +87,14 @@ impl<V> AddrShards<V> {
     /// walk over the maps that lets inserts go on meanwhile; give them back
     /// with [`AddrShards::put_back`]). `maps[i]` is shard `i`'s
     /// ([`shard_of`]).
-    pub(crate) fn take_all(&self) -> [AddrMap<V>; SHARDS] {
-        std::array::from_fn(|i| std::mem::take(&mut *lock(&self.shards[i])))
+    pub(crate) fn take_all(&self) -> Vec<AddrMap<V>> {
+        self.shards.iter().map(|s| std::mem::take(&mut *lock(s))).collect()
     }
 
     /// Put back maps taken by [`AddrShards::take_all`], with the entries
     /// inserted since added to them (S1: `maps[i]` holds only keys of shard
     /// `i`).
-    pub(crate) fn put_back(&self, maps: [AddrMap<V>; SHARDS]) {
+    pub(crate) fn put_back(&self, maps: Vec<AddrMap<V>>) {
         for (shard, map) in self.shards.iter().zip(maps) {
             let mut now = lock(shard);
             let newer = std::mem::replace(&mut *now, map);
