@@ -234,7 +234,8 @@ impl Tree {
 
     /// Checkpoint phase 1 (fuzzy): write an image of every dirty resident
     /// leaf, at most `durable` (W1), while commits and structure
-    /// modifications run. Returns how many images were written. `between`
+    /// modifications run. Returns how many images the flushes wrote (an
+    /// eviction's, below, are not counted). `between`
     /// runs after each batch of 256 page ids, with no epoch pinned and no
     /// flush of this call in flight (the checkpoint prunes the page file's
     /// chain map there, which each flush adds an entry to).
@@ -245,8 +246,11 @@ impl Tree {
     /// clean base page in memory and frees the chain it replaces a grace
     /// period later: at 5M keys and a 64 MiB cache a clean close's phase 1
     /// added 110 MiB of RSS that way, 63 MiB evicting (`design/storage.md`
-    /// §6). An eviction writes what the flush would (the versions at most
-    /// `durable`, the rest kept over the stub, P6) and frees the page.
+    /// §6). An eviction writes the page as the flush would, at most the
+    /// durable timestamp it reads itself (W1; at least `durable`), and
+    /// frees it: a resident leaf that W1 holds back (a version above that
+    /// timestamp) stays and is flushed after it, and a blind chain keeps
+    /// its versions above it over the new stub (P6).
     pub(crate) fn flush_dirty(&self, durable: u64, evict: bool, between: &mut dyn FnMut()) -> Result<u64> {
         let Some(paging) = self.paging.as_deref() else {
             return Ok(0);

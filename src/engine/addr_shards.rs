@@ -16,17 +16,18 @@
 //!
 //! Here [`AddrShards::prune`] moves each shard's kept entries into a fresh
 //! table with room for the growth the caller allows before its next prune:
-//! no tombstones, so no growth between prunes, and a rebuild holds two
-//! tables of one shard (a sixteenth of the map), never of the whole map.
+//! no tombstones, so no growth between prunes as long as the caller prunes
+//! by then, and a rebuild holds two tables of one shard (a sixteenth of the
+//! map), never of the whole map.
 //!
 //! Invariants
 //! - S1. A key is only ever in the shard [`shard_of`] names.
 //! - S2. No code holds two shards' locks at once: there is no lock order
 //!   to keep. An operation over every shard ([`AddrShards::len`],
 //!   [`AddrShards::prune`], [`AddrShards::for_each`]) sees each shard at a
-//!   different instant, which is what the callers' own conditions allow
-//!   (the chain map's prunes run with evictions held off; see
-//!   `PageFile::prune_chains`).
+//!   different instant. A caller that needs more (no prune between reading
+//!   heads and looking them up) holds a lock of its own around both: the
+//!   page file's `prunes`.
 
 use super::chain_parts::AddrMap;
 use crate::sync::{lock, Mutex, MutexGuard};

@@ -12,14 +12,15 @@
 //! checkpoint's deletion forgets the chains it no longer references
 //! (`PageFile::delete_unreferenced`). The map is in shards
 //! ([`super::addr_shards`]), each rebuilt by a prune into a table with room
-//! for the growth until the next one, so no table grows between prunes.
+//! for the growth until the next one, so a table grows between prunes only
+//! if the map outgrows the prune's trigger before a prune runs.
 
 use super::addr_shards::SHARDS;
 use super::chain_parts::{AddrList, AddrSet, Parts};
 use super::pages::PageFile;
 use crate::bwtree::CleanEviction;
 use crate::pagestore::record::record_bytes;
-use crate::sync::Ordering;
+use crate::sync::{lock, Ordering};
 
 /// The chain map is pruned again once it holds a `1 / PRUNE_GROWTH` more
 /// entries than its last prune kept (or [`PRUNE_SLACK`] more, if that is
@@ -33,11 +34,13 @@ const PRUNE_GROWTH: u64 = 4;
 const PRUNE_SLACK: u64 = 1024;
 
 /// The room a pruned shard of the chain map keeps for its `n` entries to
-/// grow before the next prune ([`PRUNE_GROWTH`], and the shard's share of
-/// [`PRUNE_SLACK`]), so that no table grows between prunes
-/// (`super::addr_shards`).
+/// grow before the next prune: the growth that triggers one
+/// ([`PRUNE_GROWTH`], or the shard's share of [`PRUNE_SLACK`]) and a
+/// sixteenth more, since one shard may grow faster than the map and the
+/// evictor looks only every round (`super::addr_shards`). Tables are
+/// powers of two, so most have more.
 pub(super) fn prune_room(n: usize) -> usize {
-    (n / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize / SHARDS)
+    (n / PRUNE_GROWTH as usize).max(PRUNE_SLACK as usize / SHARDS) + n / 16
 }
 
 /// What the file knows of one on-disk chain, by its head address.
@@ -125,7 +128,10 @@ impl PageFile {
     /// does not know stands for itself). Gathered into a vector, sorted and
     /// deduplicated in place ([`AddrList`]): the cleaners' passes and the
     /// checkpoint call this with every page's head.
+    /// Holds [`PageFile::prunes`] while it reads `heads` (the callers pass
+    /// the mapping tables' addresses lazily) and looks them up.
     pub(crate) fn chain_parts(&self, heads: impl IntoIterator<Item = u64>) -> AddrList {
+        let _prunes = lock(&self.prunes);
         let mut out = Vec::new();
         for head in heads {
             match self.chains.shard(head).get(&head) {
@@ -173,6 +179,7 @@ impl PageFile {
     /// tables name ([`PRUNE_GROWTH`]; one entry per leaf), whatever the
     /// writes between checkpoints.
     pub(crate) fn prune_chains(&self, current: &AddrSet) {
+        let _prunes = lock(&self.prunes);
         let kept = self.chains.prune(|head, _| current.contains(&head), prune_room);
         let mut parts = AddrSet::default();
         self.chains.for_each(|_, m| parts.extend(m.parts.iter().copied()));

@@ -15,7 +15,9 @@
 //! 3. Phase 1, fuzzy: an image of every dirty leaf, versions `<= D`, tree
 //!    by tree (the default keyspace, each keyspace the catalog lists at `C`,
 //!    the catalog; `super::tree_pages`); with a log, the page file's chain
-//!    map is pruned between batches of flushes as it grows.
+//!    map is pruned between batches of flushes as it grows. A clean close's
+//!    checkpoint with a log writes the dirty leaves by evicting them
+//!    ([`Engine::checkpoint_closing`]) rather than flushing them.
 //! 4. Phase 2, tree by tree: structure modifications paused, every leaf
 //!    listed with an image address (dirty ones flushed again); then resumed.
 //! 5. The value log is synced, then the page segment, then the history

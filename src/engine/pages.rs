@@ -41,7 +41,7 @@ use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafB
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
 /// Page segments hold at least this many bytes each (they hold as many as
@@ -160,6 +160,13 @@ pub(crate) struct PageFile {
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
     pub(super) chains: AddrShards<ChainMeta>,
+    /// Held by the chain map's prunes ([`PageFile::prune_chains`],
+    /// [`PageFile::delete_unreferenced`]) and by
+    /// [`PageFile::chain_parts`] while it reads its heads and looks them
+    /// up, as the map's one mutex was before it was sharded: no prune
+    /// forgets a chain between a head being read from a mapping table and
+    /// its look-up (which would count the chain's older parts dead).
+    pub(super) prunes: Mutex<()>,
     /// `chains` entries after the last prune ([`PageFile::prune_chains`]):
     /// the map is pruned again once it holds a quarter more (`chain_map::PRUNE_GROWTH`).
     pub(super) chains_kept: AtomicU64,
@@ -206,6 +213,7 @@ impl PageFile {
             durable,
             clean: CleanState::new(segment_bytes),
             chains: AddrShards::default(),
+            prunes: Mutex::new(()),
             chains_kept: AtomicU64::new(0),
             first_seq,
             #[cfg(test)]
@@ -242,6 +250,7 @@ impl PageFile {
     /// wrote and this run has not read has parts this run does not know:
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
+        let _prunes = lock(&self.prunes);
         // Each shard is pruned into a fresh table (`AddrShards::prune`):
         // neither a second map of the heads kept nor a table grown by
         // tombstones doubles the map's memory at a checkpoint.
