@@ -250,7 +250,7 @@ impl PageFile {
     /// wrote and this run has not read has parts this run does not know:
     /// every segment of earlier runs up to its own is kept.
     pub(crate) fn delete_unreferenced(&self, keep: impl IntoIterator<Item = u64>) -> Result<u64> {
-        let _prunes = lock(&self.prunes);
+        let prunes = lock(&self.prunes);
         // Each shard is pruned into a fresh table (`AddrShards::prune`):
         // neither a second map of the heads kept nor a table grown by
         // tombstones doubles the map's memory at a checkpoint.
@@ -271,6 +271,7 @@ impl PageFile {
         }
         let kept = self.chains.prune(|head, _| heads.contains(&head), prune_room);
         self.chains_kept.store(kept as u64, Ordering::Relaxed);
+        drop(prunes);
         let segs = self.store.segments();
         let mut deleted = 0;
         // The last one is the current segment.
