@@ -263,7 +263,7 @@ impl Tree {
         let high = self.table.high_water();
         for chunk in (0..high).collect::<Vec<_>>().chunks(256) {
             if evict {
-                let dirty: Vec<Pid> = {
+                let pids: Vec<Pid> = {
                     let guard = epoch::pin();
                     chunk
                         .iter()
@@ -271,10 +271,10 @@ impl Tree {
                         .filter(|&pid| self.table.load(pid, &guard).is_some_and(dirty))
                         .collect()
                 };
-                if !dirty.is_empty() {
+                if !pids.is_empty() {
                     // Leaves it does not evict (a lost CAS, a page store
                     // that declines) stay dirty and are flushed below.
-                    self.evict(&dirty, false)?;
+                    self.evict(&pids, false)?;
                 }
             }
             let guard = epoch::pin();

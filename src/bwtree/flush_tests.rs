@@ -117,6 +117,29 @@ fn no_image_holds_a_version_above_the_durable_timestamp() {
     assert!(tree.leaf_pids().is_empty(), "every leaf evicted once all is durable");
 }
 
+/// The value of key `i` in [`tree_with`]`(_, n)` as of `limit`.
+fn value_at(n: u64, i: u64, limit: u64) -> String {
+    if i < n / 2 && n + i < limit {
+        format!("w{i}")
+    } else {
+        format!("v{i}")
+    }
+}
+
+/// The images of `leaves` hold exactly the versions of [`tree_with`]`(_, n)`
+/// at or below `limit`.
+fn assert_lists_exactly(io: &MemPages, leaves: &[super::flush::ListedLeaf], n: u64, limit: u64) {
+    let mut listed: Vec<(Bytes, u64)> = leaves.iter().flat_map(|l| io.versions(l.addr)).collect();
+    listed.sort();
+    let mut want: Vec<(Bytes, u64)> = (0..n)
+        .map(|i| (Bytes::from(key(i)), i + 1))
+        .chain((0..n / 2).map(|i| (Bytes::from(key(i)), n + i + 1)))
+        .filter(|&(_, ts)| ts <= limit)
+        .collect();
+    want.sort();
+    assert_eq!(listed, want, "the listed images hold exactly the versions <= {limit}");
+}
+
 /// A clean close's phase 1 (`flush_dirty` with `evict`): the dirty leaves
 /// are written by evictions, not rebuilt in memory; those W1 holds back
 /// (a version above the limit) are flushed as before; the listing then
@@ -143,23 +166,11 @@ fn a_closing_flush_evicts_the_dirty_leaves_and_lists_every_version() {
             );
         }
         let (leaves, pid_high) = tree.list_leaves(limit).unwrap();
-        let mut listed: Vec<(Bytes, u64)> = leaves.iter().flat_map(|l| io.versions(l.addr)).collect();
-        listed.sort();
-        let mut want: Vec<(Bytes, u64)> = (0..n)
-            .map(|i| (Bytes::from(key(i)), i + 1))
-            .chain((0..n / 2).map(|i| (Bytes::from(key(i)), n + i + 1)))
-            .filter(|&(_, ts)| ts <= limit)
-            .collect();
-        want.sort();
-        assert_eq!(listed, want, "the listed images hold exactly the versions <= {limit}");
+        assert_lists_exactly(&io, &leaves, n, limit);
         let list: Vec<_> = leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
         let restored = Tree::restore(super::Config::tiny(), Box::new(io.clone()), &list, pid_high).unwrap();
         for i in 0..n {
-            let want = if i < n / 2 && n + i < limit {
-                format!("w{i}")
-            } else {
-                format!("v{i}")
-            };
+            let want = value_at(n, i, limit);
             assert_eq!(restored.get(key(i), limit).unwrap().as_deref(), Some(want.as_bytes()));
         }
     }
@@ -177,15 +188,7 @@ fn a_listing_covers_every_version_at_or_below_its_limit_and_restores() {
     tree.flush_dirty(limit, false, &mut || {}).unwrap();
     let (leaves, pid_high) = tree.list_leaves(limit).unwrap();
     assert!(leaves.len() > 4 && leaves[0].low.is_none());
-    let mut listed: Vec<(Bytes, u64)> = leaves.iter().flat_map(|l| io.versions(l.addr)).collect();
-    listed.sort();
-    let mut want: Vec<(Bytes, u64)> = (0..n)
-        .map(|i| (Bytes::from(key(i)), i + 1))
-        .chain((0..n / 2).map(|i| (Bytes::from(key(i)), n + i + 1)))
-        .filter(|&(_, ts)| ts <= limit)
-        .collect();
-    want.sort();
-    assert_eq!(listed, want, "the listed images hold exactly the versions <= {limit}");
+    assert_lists_exactly(&io, &leaves, n, limit);
     // Flushed whole: the leaves below the limit are clean now, evicted
     // without a write.
     let before = io.max_ts().len();
@@ -217,11 +220,7 @@ fn a_listing_covers_every_version_at_or_below_its_limit_and_restores() {
     let restored = Tree::restore(super::Config::tiny(), Box::new(io.clone()), &list, pid_high).unwrap();
     assert_eq!(io.reads.load(Ordering::Relaxed), reads, "restoring reads no page");
     for i in 0..n {
-        let want = if i < n / 2 && n + i < limit {
-            format!("w{i}")
-        } else {
-            format!("v{i}")
-        };
+        let want = value_at(n, i, limit);
         assert_eq!(
             restored.get(key(i), u64::MAX).unwrap().as_deref(),
             Some(want.as_bytes()),
