@@ -14,20 +14,9 @@
 //! the requests to `Raft::stream_append`, which answers each once it is
 //! flushed (`super::server`).
 //!
-//! **Commit-only requests are held.** openraft sends a request without
-//! entries when only its commit index moved (the leader committed an entry
-//! and has no newer one yet). The writer holds such a request up to
-//! [`HOLD`]: if the next request comes meanwhile and follows the same log
-//! id under the same vote (the usual case: the next entry, a round later),
-//! only that one is sent (its commit index is at least the held one's), and
-//! its answer is yielded for both. The answer is true for both: the
-//! follower matched the held request's previous log id and the later
-//! entries, and openraft takes the greatest matching log id of the answers
-//! (`drain_acked`). A leader lease stays safe: openraft counts it from when
-//! it handed the request over, before the follower got it. What is saved is
-//! two messages per follower and round, and a wake-up of the follower's
-//! core; what it costs is the follower learning the commit index (and
-//! applying) up to [`HOLD`] later when no newer entry comes.
+//! **Commit-only requests are held** for the next request to carry
+//! ([`super::hold`]): the writer sends only the later request, and its
+//! answer is yielded for both.
 //!
 //! **Bounds.** At most [`IN_FLIGHT`] requests are unanswered: the writer
 //! waits for room before sending another. An answer that does not come
@@ -48,6 +37,7 @@ use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::hold::Held;
 use super::tcp::{connect, rpc_error, Cut};
 use super::wire::{self, AppendReply, Conn, Mode};
 use crate::types::TypeConfig;
@@ -60,11 +50,6 @@ pub const IN_FLIGHT: usize = 32;
 /// a loaded disk can make take a while; a stalled peer must not hold
 /// replication to it forever).
 pub const STALL: Duration = Duration::from_secs(3);
-
-/// How long a request without entries is held for a later one to carry
-/// its commit index (module docs; tokio's timer rounds it up to its 1 ms
-/// tick).
-pub const HOLD: Duration = Duration::from_millis(1);
 
 type Answer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 
@@ -112,10 +97,10 @@ where
 }
 
 /// The writer task: send each request of `input` as it comes (holding
-/// one without entries up to [`HOLD`], module docs), then tell the reader
-/// how many frames it took.
+/// one without entries, [`super::hold`]), then tell the reader how many
+/// frames it took.
 async fn write<S>(
-    mut input: S,
+    input: S,
     mut sink: SplitSink<Conn, bytes::Bytes>,
     sent: mpsc::Sender<Sent>,
     max_frame: usize,
@@ -123,44 +108,9 @@ async fn write<S>(
 ) where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
 {
-    // A request without entries held back, and how many it stands for.
-    let mut held: Option<(AppendEntriesRequest<TypeConfig>, usize)> = None;
-    loop {
-        let next = match &held {
-            None => input.next().await,
-            Some(_) => match tokio::time::timeout(HOLD, input.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    // Nothing came: send the held request as it is.
-                    let Some((rpc, n)) = held.take() else { continue };
-                    if !send(rpc, n - 1, &mut sink, &sent, max_frame, &cut).await {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        let Some(rpc) = next else {
-            if let Some((rpc, n)) = held.take() {
-                send(rpc, n - 1, &mut sink, &sent, max_frame, &cut).await;
-            }
-            return;
-        };
-        let before = match held.take() {
-            Some((h, n)) if h.prev_log_id == rpc.prev_log_id && h.vote == rpc.vote => n,
-            Some((h, n)) => {
-                if !send(h, n - 1, &mut sink, &sent, max_frame, &cut).await {
-                    return;
-                }
-                0
-            }
-            None => 0,
-        };
-        if rpc.entries.is_empty() {
-            held = Some((rpc, before + 1));
-            continue;
-        }
-        if !send(rpc, before, &mut sink, &sent, max_frame, &cut).await {
+    let mut input = Held::new(input);
+    while let Some((rpc, held)) = input.next().await {
+        if !send(rpc, held, &mut sink, &sent, max_frame, &cut).await {
             return;
         }
     }

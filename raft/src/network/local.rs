@@ -13,11 +13,16 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures_util::{Stream, StreamExt};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, RaftNetworkV2};
 
+use super::hold::Held;
 use crate::types::{NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
 #[derive(Default)]
@@ -108,6 +113,49 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+type Answer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
+/// An append stream in progress.
+struct Streaming<'s, S> {
+    conn: &'s mut Connection,
+    input: Held<S>,
+    /// An answer still owed to this many more (dropped) requests.
+    repeat: Option<(StreamAppendResult<TypeConfig>, usize)>,
+    option: RPCOption,
+}
+
+impl<S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin> Streaming<'_, S> {
+    /// The answer to the next request and whether the stream goes on
+    /// (openraft's rule: not after an error, a refusal or a partial
+    /// success); `None` once the input ended.
+    async fn next(&mut self) -> Option<(Answer, bool)> {
+        if let Some((answer, n)) = self.repeat.take() {
+            if n > 1 {
+                self.repeat = Some((answer.clone(), n - 1));
+            }
+            return Some((Ok(answer), true));
+        }
+        let (rpc, held) = self.input.next().await?;
+        let prev = rpc.prev_log_id;
+        let last = rpc.entries.last().map(|e| e.log_id).or(prev);
+        match self.conn.append_entries(rpc, self.option.clone()).await {
+            Ok(reply) => {
+                let whole = match &reply {
+                    AppendEntriesResponse::PartialSuccess(p) => *p == last,
+                    _ => true,
+                };
+                let result = reply.into_stream_result(prev, last);
+                let go_on = whole && result.is_ok();
+                if go_on && held > 0 {
+                    self.repeat = Some((result.clone(), held));
+                }
+                Some((Ok(result), go_on))
+            }
+            Err(e) => Some((Err(e), false)),
+        }
+    }
+}
+
 /// A "connection" from one node to another: each RPC looks the target up.
 pub struct Connection {
     router: Router,
@@ -134,6 +182,34 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             crate::trace::events(self.target, traced, crate::trace::Step::Replied);
         }
         Ok(reply)
+    }
+
+    /// Replication: each request as a direct call in turn (as openraft's
+    /// default does), commit-only requests held for the next to carry
+    /// ([`super::hold`]; a dropped request gets the answer of the one
+    /// that stands for it).
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Answer>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        let state = Streaming {
+            conn: self,
+            input: Held::new(input),
+            repeat: None,
+            option,
+        };
+        let answers = futures_util::stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            let (answer, go_on) = state.next().await?;
+            Some((answer, go_on.then_some(state)))
+        })
+        // openraft may poll the stream once more after its end.
+        .fuse();
+        Box::pin(async move { Ok(Box::pin(answers) as BoxStream<'s, Answer>) })
     }
 
     async fn vote(

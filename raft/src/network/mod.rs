@@ -10,6 +10,8 @@
 //!   `BasicNode`; failures as `Unreachable` / `NetworkError`).
 //! - [`append_stream`]: TCP, the pipelined replication stream (client
 //!   side).
+//! - [`hold`]: both transports' replication streams hold a commit-only
+//!   request for the next request to carry.
 //! - [`server`]: TCP, serving side (one node's port).
 //! - [`receive`]: TCP, a snapshot's chunks written to a file as they
 //!   arrive (serving side).
@@ -17,6 +19,7 @@
 //!   (length-delimited), and the versioned handshake.
 
 pub mod append_stream;
+pub mod hold;
 pub mod local;
 pub mod receive;
 pub mod server;

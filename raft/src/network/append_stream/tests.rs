@@ -196,7 +196,7 @@ async fn a_commit_only_request_is_held_and_carried_by_the_next() {
 #[tokio::test]
 async fn a_held_request_goes_out_alone_when_nothing_follows() {
     // A commit-only request and then nothing (the input stays open): it
-    // goes out after HOLD and is answered.
+    // goes out after `hold::HOLD` and is answered.
     let (addr, peer_got) = peer(1, flushed).await;
     let input = futures_util::stream::iter([append(5, 0, 0)]).chain(futures_util::stream::pending());
     let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, Box::pin(input))
