@@ -8,7 +8,7 @@
 //! request *follows* another when both carry the same previous log id
 //! under the same vote.
 //!
-//! **Operation.** [`Held::next`] yields the next request to send, with the
+//! **Operation.** `Held::next` yields the next request to send, with the
 //! number of requests before it that it stands for. A commit-only request
 //! is held up to [`HOLD`]: if the next request follows it (the usual case:
 //! the next entry, a round later), the held one is dropped and the later
