@@ -30,8 +30,9 @@ pub enum Step {
     /// The commit is durable and the entry's `IOFlushed` callback fires.
     Durable,
     /// The leader has this node's successful answer to the append that
-    /// carried the entry (recorded under the answering node by the
-    /// in-process network; the TCP transport records none).
+    /// carried the entry (recorded under the answering node: by the
+    /// in-process network when its call returns, by the TCP transport's
+    /// reader when it decodes the answer).
     Replied,
     /// The state machine starts applying it.
     ApplyStart,
@@ -39,6 +40,12 @@ pub enum Step {
     Applied,
     /// The proposer's `client_write` returned.
     Answered,
+    /// TCP: the leader's transport wrote the append that carried the entry
+    /// to this node's connection (recorded under the receiving node).
+    Sent,
+    /// TCP: this node's transport decoded the append that carried the
+    /// entry.
+    Received,
 }
 
 /// One step of one entry on one node.
@@ -142,8 +149,10 @@ pub struct Interval {
 /// the state machine's task), the apply, and the answer back to the
 /// proposer; with the whole round, the leader's own log write beside it,
 /// and the gap from an entry's answer to the next proposal (the clients'
-/// turn). The leader of an entry is the node that proposed it; the
-/// follower, the one whose commit was durable first.
+/// turn); over TCP also the replication hop split where the leader's
+/// transport wrote the append and where the follower's decoded it. The
+/// leader of an entry is the node that proposed it; the follower, the one
+/// whose commit was durable first.
 pub fn breakdown(events: &[Event]) -> Vec<Interval> {
     // index -> node -> step -> time (the first of each)
     let mut by: BTreeMap<u64, BTreeMap<u64, BTreeMap<Step, u64>>> = BTreeMap::new();
@@ -155,7 +164,7 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
             .entry(e.step)
             .or_insert(e.at);
     }
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 14] = [
         "propose -> leader's append",
         "leader's append -> follower's append",
         "follower's append -> its writer starts",
@@ -168,6 +177,8 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
         "answered -> next proposal (clients)",
         "  of which: follower durable -> its answer at the leader",
         "  and: second of 3 copies held -> apply starts",
+        "  TCP: leader's append -> written to the follower's connection",
+        "  TCP: written -> decoded by the follower",
     ];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); NAMES.len()];
     let mut answered_at: Option<u64> = None;
@@ -212,6 +223,8 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
             .collect();
         held.sort_unstable();
         put(11, held.get(1).copied(), l(Step::ApplyStart));
+        put(12, l(Step::Append), f(Step::Sent));
+        put(13, f(Step::Sent), f(Step::Received));
         if let Some(a) = l(Step::Answered) {
             answered_at = Some(a);
         }
@@ -267,6 +280,8 @@ mod tests {
                 ev(1, i, Step::Append, base + 10),
                 ev(1, i, Step::WriteStart, base + 15),
                 ev(2, i, Step::Append, base + 40),
+                ev(3, i, Step::Sent, base + 25),
+                ev(3, i, Step::Received, base + 33),
                 ev(3, i, Step::Append, base + 45),
                 ev(2, i, Step::WriteStart, base + 60),
                 ev(3, i, Step::WriteStart, base + 62),
@@ -297,6 +312,11 @@ mod tests {
         // The second of the leader's flush (220), node 3's answer (235)
         // and node 2's (310).
         assert_eq!(median("  and: second of 3 copies held -> apply starts"), 25.0);
+        assert_eq!(
+            median("  TCP: leader's append -> written to the follower's connection"),
+            15.0
+        );
+        assert_eq!(median("  TCP: written -> decoded by the follower"), 8.0);
         let clients = b
             .iter()
             .find(|i| i.name == "answered -> next proposal (clients)")

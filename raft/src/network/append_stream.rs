@@ -57,16 +57,23 @@ type Answer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 enum Sent {
     /// The last request went out as `frames` frames, each to be answered;
     /// its answer is also that of the `held` requests before it, not sent.
-    Frames { frames: usize, held: usize },
+    /// `traced`: its entries' indexes, while [`crate::trace`] records.
+    Frames {
+        frames: usize,
+        held: usize,
+        traced: Vec<u64>,
+    },
     /// It could not be sent (too large, or an I/O error): the stream ends.
     Failed(io::Error),
 }
 
-/// Open an append stream to `addr` and start sending `input` on it: the
-/// stream of answers, one per request, in order. A connection that cannot
-/// be opened is `Unreachable`.
+/// Open an append stream to `addr` (node `target`, as [`crate::trace`]
+/// records its steps) and start sending `input` on it: the stream of
+/// answers, one per request, in order. A connection that cannot be opened
+/// is `Unreachable`.
 pub(crate) async fn open<S>(
     addr: String,
+    target: u64,
     cut: Cut,
     max_frame: usize,
     input: S,
@@ -77,9 +84,10 @@ where
     let conn = connect(&addr, &cut, Mode::Append).await.map_err(rpc_error)?;
     let (sink, source) = conn.split();
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
-    let writer = Writer(tokio::spawn(write(input, sink, tx, max_frame, cut)));
+    let writer = Writer(tokio::spawn(write(input, sink, tx, max_frame, cut, target)));
     let reader = Reader {
         addr,
+        target,
         source,
         sent: rx,
         repeat: None,
@@ -105,12 +113,13 @@ async fn write<S>(
     sent: mpsc::Sender<Sent>,
     max_frame: usize,
     cut: Cut,
+    target: u64,
 ) where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
 {
     let mut input = Held::new(input);
     while let Some((rpc, held)) = input.next().await {
-        if !send(rpc, held, &mut sink, &sent, max_frame, &cut).await {
+        if !send(rpc, held, &mut sink, &sent, max_frame, &cut, target).await {
             return;
         }
     }
@@ -126,12 +135,18 @@ async fn send(
     sent: &mpsc::Sender<Sent>,
     max_frame: usize,
     cut: &Cut,
+    target: u64,
 ) -> bool {
     {
         // Room for one more unanswered request; none when the reader is
         // gone.
         let Ok(permit) = sent.reserve().await else { return false };
         let entries = rpc.entries.len() as u64;
+        let traced: Vec<u64> = if crate::trace::on() {
+            rpc.entries.iter().map(|e| e.log_id.index).collect()
+        } else {
+            Vec::new()
+        };
         let frames = match wire::append_frames(rpc, max_frame) {
             Ok(frames) => frames,
             Err(e) => {
@@ -155,7 +170,12 @@ async fn send(
             permit.send(Sent::Failed(e));
             return false;
         }
-        permit.send(Sent::Frames { frames: count, held });
+        crate::trace::events(target, traced.iter().copied(), crate::trace::Step::Sent);
+        permit.send(Sent::Frames {
+            frames: count,
+            held,
+            traced,
+        });
         true
     }
 }
@@ -172,6 +192,8 @@ impl Drop for Writer {
 /// The reading end of an append stream.
 struct Reader {
     addr: String,
+    /// The peer's node id ([`crate::trace`]).
+    target: u64,
     source: SplitStream<Conn>,
     sent: mpsc::Receiver<Sent>,
     /// An answer still owed to this many more requests (held ones).
@@ -189,11 +211,14 @@ impl Reader {
             }
             return Some(Ok(answer));
         }
-        let (frames, held) = match self.sent.recv().await? {
-            Sent::Frames { frames, held } => (frames, held),
+        let (frames, held, traced) = match self.sent.recv().await? {
+            Sent::Frames { frames, held, traced } => (frames, held, traced),
             Sent::Failed(e) => return Some(Err(rpc_error(super::tcp::CallError::Network(e)))),
         };
         let answer = self.answers(frames).await;
+        if let Some(Ok(Ok(_))) = &answer {
+            crate::trace::events(self.target, traced, crate::trace::Step::Replied);
+        }
         // The held requests get the answer first, then the one sent; an
         // error ends the stream, so it is yielded once.
         if let (Some(Ok(ok @ Ok(_))), true) = (&answer, held > 0) {

@@ -40,7 +40,7 @@ use super::tcp::Cut;
 use super::wire::{self, AppendReply, Conn, Mode, Reply, Request, WireCounts};
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotDir, SnapshotFile};
-use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// How long [`Server::heal`] retries binding its address (the old socket's
 /// release is asynchronous).
@@ -53,6 +53,8 @@ pub struct Server {
 }
 
 struct Inner {
+    /// The node's id (as [`crate::trace`] records its steps).
+    id: NodeId,
     addr: SocketAddr,
     raft: Raft,
     cut: Cut,
@@ -64,14 +66,21 @@ struct Inner {
 impl Server {
     /// Serve `raft` on `listener`; `cut` is the node's isolation, shared
     /// with its clients; received snapshots go to `snapshots`.
-    pub(crate) fn start(listener: TcpListener, raft: Raft, cut: Cut, snapshots: SnapshotDir) -> Result<Server> {
+    pub(crate) fn start(
+        id: NodeId,
+        listener: TcpListener,
+        raft: Raft,
+        cut: Cut,
+        snapshots: SnapshotDir,
+    ) -> Result<Server> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Raft(format!("the listening socket's address: {e}")))?;
         let snapshots = Receiver::new(snapshots);
-        let task = tokio::spawn(accept(listener, raft.clone(), cut.clone(), snapshots.clone()));
+        let task = tokio::spawn(accept(id, listener, raft.clone(), cut.clone(), snapshots.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
+                id,
                 addr,
                 raft,
                 cut,
@@ -143,6 +152,7 @@ impl Server {
             }
         };
         let task = tokio::spawn(accept(
+            self.inner.id,
             listener,
             self.inner.raft.clone(),
             self.inner.cut.clone(),
@@ -164,13 +174,13 @@ impl Server {
 
 /// Accept connections until aborted; dropping this future drops the
 /// listener and aborts every connection task.
-async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: Receiver) {
+async fn accept(id: NodeId, listener: TcpListener, raft: Raft, cut: Cut, snapshots: Receiver) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, raft.clone(), cut.clone(), snapshots.clone()));
+                    conns.spawn(serve(id, stream, raft.clone(), cut.clone(), snapshots.clone()));
                 }
                 // Out of file descriptors, or a connection reset before
                 // it was accepted: try again shortly.
@@ -184,11 +194,11 @@ async fn accept(listener: TcpListener, raft: Raft, cut: Cut, snapshots: Receiver
 /// Answer one connection until it closes or sends garbage: its hello
 /// first (a connection without a valid one is closed after this node's
 /// answer), then its requests in the mode the hello chose.
-async fn serve(stream: TcpStream, raft: Raft, cut: Cut, snapshots: Receiver) {
+async fn serve(id: NodeId, stream: TcpStream, raft: Raft, cut: Cut, snapshots: Receiver) {
     let mut conn = wire::framed(stream);
     match wire::accept_hello(&mut conn).await {
         Ok(Mode::Rpc) => serve_rpc(conn, raft, cut, snapshots).await,
-        Ok(Mode::Append) => serve_append(conn, raft, cut).await,
+        Ok(Mode::Append) => serve_append(id, conn, raft, cut).await,
         Err(_) => {}
     }
 }
@@ -200,7 +210,7 @@ async fn serve(stream: TcpStream, raft: Raft, cut: Cut, snapshots: Receiver) {
 /// entries, go back in the same order. Ends when the peer closes the
 /// connection (after the answers still owed), on a frame that does not
 /// decode, or when an answer is an error (the stream's end).
-async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
+async fn serve_append(id: NodeId, conn: Conn, raft: Raft, cut: Cut) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AppendEntriesRequest<TypeConfig>>();
     let input = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let answers = raft.stream_append(input);
@@ -211,6 +221,8 @@ async fn serve_append(conn: Conn, raft: Raft, cut: Cut) {
         tokio::select! {
             frame = source.next(), if tx.is_some() => match frame.map(|f| f.and_then(|f| wire::decode(&f))) {
                 Some(Ok(rpc)) => {
+                    let rpc: AppendEntriesRequest<TypeConfig> = rpc;
+                    crate::trace::events(id, rpc.entries.iter().map(|e| e.log_id.index), crate::trace::Step::Received);
                     if tx.as_ref().is_none_or(|tx| tx.send(rpc).is_err()) {
                         return;
                     }

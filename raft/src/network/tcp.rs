@@ -177,9 +177,10 @@ impl TcpNetwork {
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpConnection;
 
-    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> TcpConnection {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection {
         let mut c = TcpConnection::new(node.addr.clone(), self.cut.clone(), MAX_FRAME);
         c.chunk = self.chunk;
+        c.target = target;
         c
     }
 }
@@ -195,6 +196,9 @@ pub struct TcpConnection {
     max_frame: usize,
     /// Snapshot bytes per chunk.
     chunk: usize,
+    /// The peer's node id, as [`crate::trace`] records its steps
+    /// (`u64::MAX` when not known).
+    target: NodeId,
 }
 
 impl TcpConnection {
@@ -207,6 +211,7 @@ impl TcpConnection {
             conn: None,
             max_frame,
             chunk: wire::SNAPSHOT_CHUNK,
+            target: u64::MAX,
         }
     }
 }
@@ -284,8 +289,9 @@ impl RaftNetworkV2<TypeConfig> for TcpConnection {
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
     {
         let (addr, cut, max_frame) = (self.addr.clone(), self.cut.clone(), self.max_frame);
+        let target = self.target;
         Box::pin(async move {
-            let answers: BoxStream<'s, _> = append_stream::open(addr, cut, max_frame, input).await?;
+            let answers: BoxStream<'s, _> = append_stream::open(addr, target, cut, max_frame, input).await?;
             Ok(answers)
         })
     }

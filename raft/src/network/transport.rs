@@ -160,7 +160,7 @@ impl Link {
                 Ok(Link::InProcess(router))
             }
             Transport::Tcp(listener) => {
-                let server = Server::start(listener, raft.clone(), cut.clone(), snapshots)?;
+                let server = Server::start(id, listener, raft.clone(), cut.clone(), snapshots)?;
                 Ok(Link::Tcp(server, Forwarder::new(cut)))
             }
         }

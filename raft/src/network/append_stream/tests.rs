@@ -74,7 +74,9 @@ async fn requests_go_out_before_earlier_ones_are_answered() {
     // at a time would wait forever.
     let (addr, peer) = peer(3, flushed).await;
     let input = futures_util::stream::iter([append(1, 1, 8), append(2, 2, 8), append(4, 1, 8)]);
-    let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    let mut answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input)
+        .await
+        .unwrap();
     let mut got = Vec::new();
     while let Some(a) = tokio::time::timeout(Duration::from_secs(10), answers.next())
         .await
@@ -93,7 +95,7 @@ async fn an_append_over_the_frame_limit_goes_as_parts_answered_once() {
     let whole = append(5, 8, 1000);
     let size = wire::encode(&whole, wire::MAX_FRAME).unwrap().len();
     let input = futures_util::stream::iter([whole, append(13, 1, 10)]);
-    let mut answers = open(addr, Cut::default(), size / 3, input).await.unwrap();
+    let mut answers = open(addr, u64::MAX, Cut::default(), size / 3, input).await.unwrap();
     let first = answers.next().await.unwrap().unwrap().unwrap();
     assert_eq!(first, Some(log_id(2, 1, 12)), "the last part's answer");
     let second = answers.next().await.unwrap().unwrap().unwrap();
@@ -112,7 +114,7 @@ async fn an_append_over_the_frame_limit_goes_as_parts_answered_once() {
     // One entry over the limit: the stream ends with a network error.
     let (addr, _peer) = peer(1, flushed).await;
     let input = futures_util::stream::iter([append(1, 1, 1000)]);
-    let mut answers = open(addr, Cut::default(), 100, input).await.unwrap();
+    let mut answers = open(addr, u64::MAX, Cut::default(), 100, input).await.unwrap();
     assert!(matches!(answers.next().await, Some(Err(RPCError::Network(_)))));
     assert!(answers.next().await.is_none());
 }
@@ -127,7 +129,9 @@ async fn a_refusal_ends_the_stream() {
     }
     let (addr, _peer) = peer(1, conflict).await;
     let input = futures_util::stream::iter([append(1, 2, 8), append(3, 1, 8), append(4, 1, 8)]);
-    let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    let mut answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input)
+        .await
+        .unwrap();
     assert_eq!(answers.next().await.unwrap().unwrap().unwrap(), Some(log_id(2, 1, 2)));
     assert_eq!(
         answers.next().await.unwrap().unwrap(),
@@ -141,7 +145,9 @@ async fn a_silent_peer_or_a_closed_port_is_an_error() {
     // Never answers: a network error after STALL.
     let (addr, _peer) = peer(usize::MAX, flushed).await;
     let input = futures_util::stream::iter([append(1, 1, 8)]);
-    let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    let mut answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input)
+        .await
+        .unwrap();
     assert!(matches!(answers.next().await, Some(Err(RPCError::Network(_)))));
     // A closed port: unreachable; a cut-off node: unreachable.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,7 +155,7 @@ async fn a_silent_peer_or_a_closed_port_is_an_error() {
     drop(closed);
     let input = futures_util::stream::iter([append(1, 1, 8)]);
     assert!(matches!(
-        open(addr, Cut::default(), wire::MAX_FRAME, input).await,
+        open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input).await,
         Err(RPCError::Unreachable(_))
     ));
     let (addr, _peer) = peer(1, flushed).await;
@@ -157,7 +163,7 @@ async fn a_silent_peer_or_a_closed_port_is_an_error() {
     cut.set_cut(true);
     let input = futures_util::stream::iter([append(1, 1, 8)]);
     assert!(matches!(
-        open(addr, cut, wire::MAX_FRAME, input).await,
+        open(addr, u64::MAX, cut, wire::MAX_FRAME, input).await,
         Err(RPCError::Unreachable(_))
     ));
 }
@@ -181,14 +187,18 @@ async fn a_commit_only_request_is_held_and_carried_by_the_next() {
     // all three.
     let (addr, peer_got) = peer(1, flushed).await;
     let input = futures_util::stream::iter([append(5, 0, 0), append(5, 0, 0), append(5, 1, 8)]);
-    let answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    let answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input)
+        .await
+        .unwrap();
     assert_eq!(all(answers).await, [Some(5), Some(5), Some(5)]);
     assert_eq!(peer_got.await.unwrap(), [(Some(4), vec![5])]);
 
     // The next request follows another log id: both go out.
     let (addr, peer_got) = peer(1, flushed).await;
     let input = futures_util::stream::iter([append(5, 0, 0), append(7, 1, 8)]);
-    let answers = open(addr, Cut::default(), wire::MAX_FRAME, input).await.unwrap();
+    let answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, input)
+        .await
+        .unwrap();
     assert_eq!(all(answers).await, [Some(4), Some(7)]);
     assert_eq!(peer_got.await.unwrap(), [(Some(4), vec![]), (Some(6), vec![7])]);
 }
@@ -199,7 +209,7 @@ async fn a_held_request_goes_out_alone_when_nothing_follows() {
     // goes out after `hold::HOLD` and is answered.
     let (addr, peer_got) = peer(1, flushed).await;
     let input = futures_util::stream::iter([append(5, 0, 0)]).chain(futures_util::stream::pending());
-    let mut answers = open(addr, Cut::default(), wire::MAX_FRAME, Box::pin(input))
+    let mut answers = open(addr, u64::MAX, Cut::default(), wire::MAX_FRAME, Box::pin(input))
         .await
         .unwrap();
     let first = tokio::time::timeout(Duration::from_secs(10), answers.next())
