@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
@@ -266,16 +266,12 @@ impl Cluster {
     pub async fn leader(&self) -> Result<Node> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
-            let nodes: Vec<Node> = self.nodes().values().cloned().collect();
             let mut best: Option<(u64, Node)> = None;
-            for n in nodes {
-                let m = n.metrics();
-                // A leader that a membership change removed can linger as
-                // leader for a while: it cannot commit anything, so skip it.
-                let voter = m.membership_config.membership().voter_ids().any(|v| v == n.id());
-                let newer = best.as_ref().is_none_or(|(term, _)| m.current_term > *term);
-                if m.state == ServerState::Leader && m.current_leader == Some(n.id()) && voter && newer {
-                    best = Some((m.current_term, n));
+            for n in self.nodes().values() {
+                if let Some(term) = n.leading_term() {
+                    if best.as_ref().is_none_or(|(t, _)| term > *t) {
+                        best = Some((term, n.clone()));
+                    }
                 }
             }
             if let Some((_, n)) = best {

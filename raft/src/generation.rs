@@ -91,7 +91,7 @@ impl Generations {
     }
 
     /// Make the loaded generation `name` active with the applied state
-    /// `applied` (JSON): one commit of `sm/applied` and `sm/active`.
+    /// `applied` (encoded, `keys::encode_applied`): one commit of `sm/applied` and `sm/active`.
     /// Returns the name of the generation it replaced.
     pub fn switch(&self, name: &str, ks: bwtx::Keyspace, applied: &[u8]) -> Result<String> {
         let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());

@@ -117,6 +117,19 @@ impl Node {
         self.raft.metrics().borrow_watched().clone()
     }
 
+    /// The term this node leads in, if its metrics say it is the leader
+    /// and a voter of its membership (a leader that a membership change
+    /// removed can linger as leader for a while, committing nothing). Read
+    /// in place, without the copy [`Node::metrics`] makes: a client asks
+    /// before every transaction ([`crate::Cluster::transaction`]).
+    pub(crate) fn leading_term(&self) -> Option<u64> {
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.id);
+        (m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id) && voter)
+            .then_some(m.current_term)
+    }
+
     /// The counters of the node's log `Db` (`log_syncs`: its fsyncs;
     /// `commits`: its appends, votes, truncations and purges, several
     /// appends to a commit).

@@ -202,7 +202,7 @@ impl StateMachine {
 /// Read the applied state from a bwtx snapshot.
 pub fn read_applied(snap: &bwtx::Snapshot) -> Result<AppliedState> {
     match snap.get(APPLIED)? {
-        Some(raw) => keys::from_json(&raw, "applied state"),
+        Some(raw) => keys::decode_applied(&raw),
         None => Ok(AppliedState::default()),
     }
 }
@@ -218,7 +218,7 @@ pub(crate) fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Resp
 pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Result<Vec<Response>> {
     let mut tx = db.begin();
     let mut state: AppliedState = match tx.get(APPLIED)? {
-        Some(raw) => keys::from_json(&raw, "applied state")?,
+        Some(raw) => keys::decode_applied(&raw)?,
         None => AppliedState::default(),
     };
     let mut out = Vec::with_capacity(entries.len());
@@ -267,7 +267,7 @@ pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Resu
     if state.floor() > collected {
         collect_tombstones(&mut tx, ks, state.floor())?;
     }
-    tx.put(APPLIED, keys::to_json(&state))?;
+    tx.put(APPLIED, keys::encode_applied(&state))?;
     tx.commit()?;
     Ok(out)
 }

@@ -177,7 +177,7 @@ pub fn breakdown(events: &[Event]) -> Vec<Interval> {
         "answered -> next proposal (clients)",
         "  of which: follower durable -> its answer at the leader",
         "  and: second of 3 copies held -> apply starts",
-        "  TCP: leader's append -> written to the follower's connection",
+        "  TCP: leader's append -> written to the socket",
         "  TCP: written -> decoded by the follower",
     ];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); NAMES.len()];
@@ -312,10 +312,7 @@ mod tests {
         // The second of the leader's flush (220), node 3's answer (235)
         // and node 2's (310).
         assert_eq!(median("  and: second of 3 copies held -> apply starts"), 25.0);
-        assert_eq!(
-            median("  TCP: leader's append -> written to the follower's connection"),
-            15.0
-        );
+        assert_eq!(median("  TCP: leader's append -> written to the socket"), 15.0);
         assert_eq!(median("  TCP: written -> decoded by the follower"), 8.0);
         let clients = b
             .iter()

@@ -147,7 +147,7 @@ pub(crate) fn install_until(
         return Err(e);
     }
     // I4: the switch: `sm/applied` and `sm/active` in one commit.
-    let old = gens.switch(&name, ks, &keys::to_json(&applied))?;
+    let old = gens.switch(&name, ks, &keys::encode_applied(&applied))?;
     // I5: durable before openraft purges the log the snapshot covers.
     db.checkpoint()?;
     stats.installs += 1;
