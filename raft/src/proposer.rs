@@ -191,24 +191,25 @@ async fn gather(rx: &mut mpsc::UnboundedReceiver<Waiting>, first: Waiting, expec
     batch
 }
 
-/// The log entry's command for `batch`.
-fn command(batch: &[Waiting]) -> Command {
-    if let [one] = batch {
-        one.proposal.clone().into_command()
+/// The log entry's command for `proposals` (moved in: the leader's path
+/// copies none of them).
+fn command(mut proposals: Vec<Proposal>) -> Command {
+    if proposals.len() == 1 {
+        proposals.remove(0).into_command()
     } else {
-        Command::Batch {
-            txns: batch.iter().map(|w| w.proposal.clone()).collect(),
-        }
+        Command::Batch { txns: proposals }
     }
 }
 
-async fn submit(target: &Target, mut batch: Vec<Waiting>) {
+async fn submit(target: &Target, batch: Vec<Waiting>) {
     let proposed = crate::trace::now();
-    let result = match target.client_write(command(&batch)).await {
+    let (proposals, replies): (Vec<Proposal>, Vec<oneshot::Sender<Result<Response>>>) =
+        batch.into_iter().map(|w| (w.proposal, w.reply)).unzip();
+    let result = match target.client_write(command(proposals)).await {
         Ok(r) => r,
         Err(lost) => {
-            for w in batch {
-                let _ = w.reply.send(Err(Error::Raft(format!("{lost}; outcome unknown"))));
+            for reply in replies {
+                let _ = reply.send(Err(Error::Raft(format!("{lost}; outcome unknown"))));
             }
             return;
         }
@@ -220,23 +221,25 @@ async fn submit(target: &Target, mut batch: Vec<Waiting>) {
     }
     match result {
         Ok(resp) => match resp.data {
-            Response::Batch { outcomes } if outcomes.len() == batch.len() => {
-                for (w, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = w.reply.send(Ok(outcome));
+            Response::Batch { outcomes } if outcomes.len() == replies.len() => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
-            single if batch.len() == 1 => {
-                let _ = batch.remove(0).reply.send(Ok(single));
+            single if replies.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Ok(single));
+                }
             }
             other => {
-                for w in batch {
-                    let _ = w.reply.send(Err(Error::Raft(format!("unexpected outcome {other:?}"))));
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Raft(format!("unexpected outcome {other:?}"))));
                 }
             }
         },
         Err(e) => {
-            for w in batch {
-                let _ = w.reply.send(Err(write_error(&e)));
+            for reply in replies {
+                let _ = reply.send(Err(write_error(&e)));
             }
         }
     }
