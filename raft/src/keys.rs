@@ -237,7 +237,7 @@ pub const APPLIED_POSTCARD: u8 = 1;
 
 /// [`AppliedState`]'s fields for postcard, which cannot skip a field as
 /// the JSON form does (`skip_serializing_if`): every field, in order.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct AppliedBin {
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -245,16 +245,27 @@ struct AppliedBin {
     tombstone_floor: u64,
 }
 
+/// [`AppliedBin`] borrowed, to encode without copying the membership
+/// (every apply encodes it): the same fields in the same order.
+#[derive(Serialize)]
+struct AppliedBinRef<'a> {
+    last_applied: &'a Option<LogId>,
+    membership: &'a StoredMembership,
+    tombstone_horizon: &'a Option<u64>,
+    tombstone_floor: &'a u64,
+}
+
 /// Encode the applied state as `sm/applied` holds it: [`APPLIED_POSTCARD`],
 /// then its fields in postcard. Every apply reads and writes it, and every
-/// transaction begun on a replica reads it (its position): in JSON that was
-/// the state machine's largest share of the processor after bwtx itself.
+/// transaction begun on a replica reads it (its position), so its encoding
+/// is on every commit's path (`design/replication.md` §9, "The clients'
+/// turn and the applied state").
 pub fn encode_applied(state: &AppliedState) -> Vec<u8> {
-    let bin = AppliedBin {
-        last_applied: state.last_applied,
-        membership: state.membership.clone(),
-        tombstone_horizon: state.tombstone_horizon,
-        tombstone_floor: state.tombstone_floor,
+    let bin = AppliedBinRef {
+        last_applied: &state.last_applied,
+        membership: &state.membership,
+        tombstone_horizon: &state.tombstone_horizon,
+        tombstone_floor: &state.tombstone_floor,
     };
     postcard::to_extend(&bin, vec![APPLIED_POSTCARD]).expect("an applied state serializes to postcard")
 }
@@ -264,20 +275,30 @@ pub fn encode_applied(state: &AppliedState) -> Vec<u8> {
 /// truncated record or bytes left over is [`Error::Corrupt`], never a
 /// panic.
 pub fn decode_applied(raw: &[u8]) -> Result<AppliedState> {
+    decode_tagged(raw, APPLIED_POSTCARD, "applied state", |bin: AppliedBin| AppliedState {
+        last_applied: bin.last_applied,
+        membership: bin.membership,
+        tombstone_horizon: bin.tombstone_horizon,
+        tombstone_floor: bin.tombstone_floor,
+    })
+}
+
+/// Decode a record that is `tag` then postcard of `B` (made a `T` by
+/// `from_bin`), or JSON of `T` (starting `{`, as older builds wrote it).
+/// Anything else, a truncated record or bytes left over is
+/// [`Error::Corrupt`] naming `what`, never a panic.
+fn decode_tagged<B, T>(raw: &[u8], tag: u8, what: &str, from_bin: impl FnOnce(B) -> T) -> Result<T>
+where
+    B: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned,
+{
     match raw.first() {
-        Some(&APPLIED_POSTCARD) => {
-            let bin: AppliedBin =
-                from_postcard(&raw[1..]).map_err(|e| Error::Corrupt(format!("applied state: {e}")))?;
-            Ok(AppliedState {
-                last_applied: bin.last_applied,
-                membership: bin.membership,
-                tombstone_horizon: bin.tombstone_horizon,
-                tombstone_floor: bin.tombstone_floor,
-            })
-        }
-        Some(b'{') => from_json(raw, "applied state"),
-        Some(tag) => Err(Error::Corrupt(format!("applied state: unknown encoding tag {tag}"))),
-        None => Err(Error::Corrupt("applied state: an empty record".to_string())),
+        Some(&t) if t == tag => from_postcard(&raw[1..])
+            .map(from_bin)
+            .map_err(|e| Error::Corrupt(format!("{what}: {e}"))),
+        Some(b'{') => from_json(raw, what),
+        Some(t) => Err(Error::Corrupt(format!("{what}: unknown encoding tag {t}"))),
+        None => Err(Error::Corrupt(format!("{what}: an empty record"))),
     }
 }
 
@@ -300,12 +321,7 @@ pub fn encode_entry(entry: &crate::types::Entry) -> Vec<u8> {
 /// directory written before it. Anything else, a truncated record or
 /// bytes left over is [`Error::Corrupt`], never a panic.
 pub fn decode_entry(raw: &[u8]) -> Result<crate::types::Entry> {
-    match raw.first() {
-        Some(&ENTRY_POSTCARD) => from_postcard(&raw[1..]).map_err(|e| Error::Corrupt(format!("log entry: {e}"))),
-        Some(b'{') => from_json(raw, "log entry"),
-        Some(tag) => Err(Error::Corrupt(format!("log entry: unknown encoding tag {tag}"))),
-        None => Err(Error::Corrupt("log entry: an empty record".to_string())),
-    }
+    decode_tagged(raw, ENTRY_POSTCARD, "log entry", |e| e)
 }
 
 /// Decode exactly one `T` in postcard from `body`: one that does not
@@ -377,10 +393,14 @@ mod tests {
         }
     }
 
+    /// Three voters and a learner.
+    fn members() -> openraft::Membership<crate::types::NodeId, openraft::BasicNode> {
+        use std::collections::BTreeSet;
+        openraft::Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [4])
+    }
+
     fn entries() -> Vec<crate::types::Entry> {
         use crate::types::{log_id, EntryPayload};
-        use std::collections::BTreeSet;
-        let members = openraft::Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [4]);
         vec![
             transfers(7),
             crate::types::Entry {
@@ -389,7 +409,7 @@ mod tests {
             },
             crate::types::Entry {
                 log_id: log_id(2, 3, 18),
-                payload: EntryPayload::Membership(members),
+                payload: EntryPayload::Membership(members()),
             },
         ]
     }
@@ -415,40 +435,42 @@ mod tests {
         assert!(bin * 3 < json, "postcard {bin} bytes, JSON {json}");
     }
 
+    /// Every truncation of `raw` and `raw` with a byte more do not decode;
+    /// no flipped bit after the tag panics (one may still decode: the
+    /// `Db`'s records carry the CRC that catches it).
+    fn damage_is_an_error_never_a_panic<T>(raw: &[u8], decode: impl Fn(&[u8]) -> Result<T>) {
+        for cut in 0..raw.len() {
+            assert!(decode(&raw[..cut]).is_err(), "cut at {cut} of {}", raw.len());
+        }
+        let mut long = raw.to_vec();
+        long.push(0);
+        assert!(decode(&long).is_err());
+        for i in 1..raw.len() {
+            for bit in 0..8 {
+                let mut bad = raw.to_vec();
+                bad[i] ^= 1 << bit;
+                let _ = decode(&bad);
+            }
+        }
+        assert!(decode(&[7, 1, 2]).is_err());
+        assert!(decode(b"").is_err());
+    }
+
     #[test]
     fn damaged_entries_are_errors_never_panics() {
         for e in entries() {
-            let raw = encode_entry(&e);
-            for cut in 0..raw.len() {
-                assert!(decode_entry(&raw[..cut]).is_err(), "cut at {cut} of {}", raw.len());
-            }
-            let mut long = raw.clone();
-            long.push(0);
-            assert!(decode_entry(&long).is_err());
-            // A flipped bit may still decode (the log `Db`'s records carry
-            // the CRC that catches it); it must not panic.
-            for i in 1..raw.len() {
-                for bit in 0..8 {
-                    let mut bad = raw.clone();
-                    bad[i] ^= 1 << bit;
-                    let _ = decode_entry(&bad);
-                }
-            }
+            damage_is_an_error_never_a_panic(&encode_entry(&e), decode_entry);
         }
-        assert!(decode_entry(&[7, 1, 2]).is_err());
-        assert!(decode_entry(b"").is_err());
         assert!(decode_entry(b"{\"log_id\":").is_err());
     }
 
     fn applied_states() -> Vec<AppliedState> {
         use crate::types::log_id;
-        use std::collections::BTreeSet;
-        let members = openraft::Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [4]);
         vec![
             AppliedState::default(),
             AppliedState {
                 last_applied: Some(log_id(3, 2, 4711)),
-                membership: StoredMembership::new(Some(log_id(2, 1, 9)), members),
+                membership: StoredMembership::new(Some(log_id(2, 1, 9)), members()),
                 tombstone_horizon: Some(500),
                 tombstone_floor: 4211,
             },
@@ -469,23 +491,8 @@ mod tests {
     #[test]
     fn damaged_applied_states_are_errors_never_panics() {
         for a in applied_states() {
-            let raw = encode_applied(&a);
-            for cut in 0..raw.len() {
-                assert!(decode_applied(&raw[..cut]).is_err(), "cut at {cut} of {}", raw.len());
-            }
-            let mut long = raw.clone();
-            long.push(0);
-            assert!(decode_applied(&long).is_err());
-            for i in 1..raw.len() {
-                for bit in 0..8 {
-                    let mut bad = raw.clone();
-                    bad[i] ^= 1 << bit;
-                    let _ = decode_applied(&bad);
-                }
-            }
+            damage_is_an_error_never_a_panic(&encode_applied(&a), decode_applied);
         }
-        assert!(decode_applied(&[7, 1, 2]).is_err());
-        assert!(decode_applied(b"").is_err());
         assert!(decode_applied(b"{\"last_applied\":").is_err());
     }
 

@@ -37,7 +37,7 @@ use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hold::Held;
+use super::hold::{Held, Owed};
 use super::tcp::{connect, rpc_error, Cut};
 use super::wire::{self, AppendReply, Conn, Mode};
 use crate::types::TypeConfig;
@@ -90,7 +90,7 @@ where
         target,
         source,
         sent: rx,
-        repeat: None,
+        owed: Owed::default(),
         _writer: writer,
     };
     let answers = futures_util::stream::unfold(Some(reader), |reader| async move {
@@ -196,8 +196,8 @@ struct Reader {
     target: u64,
     source: SplitStream<Conn>,
     sent: mpsc::Receiver<Sent>,
-    /// An answer still owed to this many more requests (held ones).
-    repeat: Option<(StreamAppendResult<TypeConfig>, usize)>,
+    /// Answers still owed to held requests.
+    owed: Owed,
     _writer: Writer,
 }
 
@@ -205,10 +205,7 @@ impl Reader {
     /// The answer to the next request, or `None` once the input ended and
     /// every request was answered.
     async fn next(&mut self) -> Option<Answer> {
-        if let Some((answer, n)) = self.repeat.take() {
-            if n > 1 {
-                self.repeat = Some((answer.clone(), n - 1));
-            }
+        if let Some(answer) = self.owed.next() {
             return Some(Ok(answer));
         }
         let (frames, held, traced) = match self.sent.recv().await? {
@@ -221,8 +218,8 @@ impl Reader {
         }
         // The held requests get the answer first, then the one sent; an
         // error ends the stream, so it is yielded once.
-        if let (Some(Ok(ok @ Ok(_))), true) = (&answer, held > 0) {
-            self.repeat = Some((ok.clone(), held));
+        if let Some(Ok(ok @ Ok(_))) = &answer {
+            self.owed.owe(ok, held);
         }
         answer
     }

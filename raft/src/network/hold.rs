@@ -43,7 +43,7 @@
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 
 use crate::types::TypeConfig;
 
@@ -111,6 +111,29 @@ impl<S: Stream<Item = Request> + Unpin> Held<S> {
     }
 }
 
+/// The answers a transport still owes to dropped requests: the answer of
+/// the request that stood for them, once for each (module docs).
+#[derive(Default)]
+pub(crate) struct Owed(Option<(StreamAppendResult<TypeConfig>, usize)>);
+
+impl Owed {
+    /// `answer` answers `n` dropped requests too (nothing for 0).
+    pub(crate) fn owe(&mut self, answer: &StreamAppendResult<TypeConfig>, n: usize) {
+        if n > 0 {
+            self.0 = Some((answer.clone(), n));
+        }
+    }
+
+    /// The next answer owed, if any.
+    pub(crate) fn next(&mut self) -> Option<StreamAppendResult<TypeConfig>> {
+        let (answer, n) = self.0.take()?;
+        if n > 1 {
+            self.0 = Some((answer.clone(), n - 1));
+        }
+        Some(answer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +198,17 @@ mod tests {
         other_vote.vote = Vote::new_committed(3, 1);
         let out = drain(vec![req(2, 0, 2), req(1, 1, 2), req(2, 0, 2), other_vote]).await;
         assert_eq!(out, vec![(2, 0, 2, 0), (1, 1, 2, 0), (2, 0, 2, 0), (2, 1, 2, 0)]);
+    }
+
+    #[test]
+    fn an_owed_answer_is_given_once_per_dropped_request() {
+        let mut owed = Owed::default();
+        owed.owe(&Ok(Some(log_id(2, 1, 5))), 0);
+        assert!(owed.next().is_none());
+        owed.owe(&Ok(Some(log_id(2, 1, 5))), 2);
+        assert_eq!(owed.next(), Some(Ok(Some(log_id(2, 1, 5)))));
+        assert_eq!(owed.next(), Some(Ok(Some(log_id(2, 1, 5)))));
+        assert!(owed.next().is_none());
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, RaftNetworkV2};
 
-use super::hold::Held;
+use super::hold::{Held, Owed};
 use crate::types::{NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 
 #[derive(Default)]
@@ -119,8 +119,8 @@ type Answer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 struct Streaming<'s, S> {
     conn: &'s mut Connection,
     input: Held<S>,
-    /// An answer still owed to this many more (dropped) requests.
-    repeat: Option<(StreamAppendResult<TypeConfig>, usize)>,
+    /// Answers still owed to dropped requests.
+    owed: Owed,
     option: RPCOption,
 }
 
@@ -129,10 +129,7 @@ impl<S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin> Streaming<'_, S
     /// (openraft's rule: not after an error, a refusal or a partial
     /// success); `None` once the input ended.
     async fn next(&mut self) -> Option<(Answer, bool)> {
-        if let Some((answer, n)) = self.repeat.take() {
-            if n > 1 {
-                self.repeat = Some((answer.clone(), n - 1));
-            }
+        if let Some(answer) = self.owed.next() {
             return Some((Ok(answer), true));
         }
         let (rpc, held) = self.input.next().await?;
@@ -146,8 +143,8 @@ impl<S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin> Streaming<'_, S
                 };
                 let result = reply.into_stream_result(prev, last);
                 let go_on = whole && result.is_ok();
-                if go_on && held > 0 {
-                    self.repeat = Some((result.clone(), held));
+                if go_on {
+                    self.owed.owe(&result, held);
                 }
                 Some((Ok(result), go_on))
             }
@@ -199,7 +196,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let state = Streaming {
             conn: self,
             input: Held::new(input),
-            repeat: None,
+            owed: Owed::default(),
             option,
         };
         let answers = futures_util::stream::unfold(Some(state), |state| async move {
