@@ -29,6 +29,13 @@ fn bench_every_workload_json() {
         ] {
             field(json, key);
         }
+        // The tool's allocator (`src/bin/bwtx/alloc.rs`), as this build chose it.
+        let allocator = if cfg!(all(not(feature = "system-allocator"), not(target_env = "msvc"))) {
+            "\"jemalloc\""
+        } else {
+            "\"system malloc\""
+        };
+        assert_eq!(field(json, "allocator"), allocator, "{w}");
         let ops: u64 = field(json, "ops").parse().unwrap();
         assert!(ops >= 2000, "{w}: ran {ops} ops");
         if w == "bank" {

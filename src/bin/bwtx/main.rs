@@ -7,6 +7,7 @@
 //! - `bwtx check PATH`: verify log segments, checkpoints and the page store offline;
 //! - `bwtx history --out FILE`: record and check a list-append history.
 
+mod alloc;
 mod bench;
 mod check;
 mod history;

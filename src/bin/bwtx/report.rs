@@ -152,7 +152,8 @@ impl BenchReport {
             (
                 "peak RSS",
                 self.peak_rss_kib
-                    .map_or("unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+                    .map_or("unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+                    + &format!(" ({})", crate::alloc::name()),
             ),
             ("versions collected", self.versions_collected.to_string()),
             (
@@ -195,7 +196,7 @@ impl BenchReport {
             "{},\"storage\":{},\"load_secs\":{},\"elapsed_secs\":{},\"txns\":{},\"ops\":{},\
              \"txns_per_sec\":{},\"ops_per_sec\":{},\"aborts\":{},\"abort_rate\":{},\
              \"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\
-             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"versions_collected\":{},\"versions_stored\":{},\"gc_lag\":{},\"versions_held_by_oldest_snapshot\":{}",
+             \"commits\":{},\"log_syncs\":{},\"fsyncs_per_commit\":{},\"peak_rss_kib\":{},\"allocator\":{},\"versions_collected\":{},\"versions_stored\":{},\"gc_lag\":{},\"versions_held_by_oldest_snapshot\":{}",
             self.header.json_members(),
             json_str(&self.storage),
             num(self.load_secs),
@@ -215,6 +216,7 @@ impl BenchReport {
             self.log_syncs,
             num(self.fsyncs_per_commit),
             self.peak_rss_kib.map_or("null".to_owned(), |k| k.to_string()),
+            json_str(crate::alloc::name()),
             self.versions_collected,
             self.versions_stored,
             self.gc_lag,
