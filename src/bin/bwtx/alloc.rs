@@ -38,7 +38,13 @@
 //! background thread 127k at 364 MiB; with two arenas and 500 ms 138k at
 //! 322-334 MiB; with no decay at all 126.5k at 296 MiB but a slower load;
 //! the chosen ones 131k at 297 MiB. glibc with `MALLOC_ARENA_MAX=1` reached
-//! 300-304 MiB but only 77-110k txns/s.
+//! 300-304 MiB but only 77-110k txns/s. Tried after (06:41-06:45 UTC, the
+//! same A command, two rounds, options through `_RJEM_MALLOC_CONF` over
+//! these): 100 ms decay, thread caches off, and 100 ms with `tcache_max:1024`
+//! peaked at 299.6-305.2 MiB against 303.1-307.9 with these options alone,
+//! with the same or fewer txns/s (thread caches off: 99-110k against
+//! 119-125k). The allocator is at its floor there: what is left is live heap
+//! (design/storage.md §5.1).
 
 /// The allocator itself.
 #[cfg(all(feature = "jemalloc", not(feature = "system-allocator"), not(target_env = "msvc")))]
