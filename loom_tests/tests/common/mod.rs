@@ -18,14 +18,20 @@ pub struct Poison;
 
 // SAFETY: forwards to `System`; only writes inside the block being freed.
 unsafe impl GlobalAlloc for Poison {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract, which the call to `System` is given unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc` is passed through.
         unsafe { System.alloc(layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::alloc_zeroed`'s contract, which the call to `System` is given unchanged.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract, which the call to `System` is given unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `System` with `layout` (the caller's
         // contract), so its `layout.size()` bytes are ours to overwrite

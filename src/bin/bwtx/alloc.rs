@@ -46,27 +46,28 @@
 //! 119-125k). The allocator is at its floor there: what is left is live heap
 //! (design/storage.md §5.1).
 
-/// The allocator itself.
+/// The jemalloc items, built only when the tool uses it (one `cfg` for all).
 #[cfg(all(feature = "jemalloc", not(feature = "system-allocator"), not(target_env = "msvc")))]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+mod jemalloc {
+    /// The allocator itself.
+    #[global_allocator]
+    static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, which it reads from this symbol at its first
-/// allocation (before `main`; `_RJEM_MALLOC_CONF` in the environment is
-/// applied after them, so a user can still override each): one arena, dirty
-/// pages returned to the OS 250 ms after they are freed by a background
-/// thread, none kept as "muzzy" (lazily purged). Checked to take effect by
-/// running the tool with `_RJEM_MALLOC_CONF=stats_print:true`.
-#[cfg(all(feature = "jemalloc", not(feature = "system-allocator"), not(target_env = "msvc")))]
-#[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: Option<&'static u8> = Some(&JEMALLOC_CONF[0]);
+    /// jemalloc's options, which it reads from this symbol at its first
+    /// allocation (before `main`; `_RJEM_MALLOC_CONF` in the environment is
+    /// applied after them, so a user can still override each): one arena,
+    /// dirty pages returned to the OS 250 ms after they are freed by a
+    /// background thread, none kept as "muzzy" (lazily purged). Checked to
+    /// take effect by running the tool with `_RJEM_MALLOC_CONF=stats_print:true`.
+    #[export_name = "_rjem_malloc_conf"]
+    static MALLOC_CONF: Option<&'static u8> = Some(&CONF[0]);
 
-/// The string [`MALLOC_CONF`] points to: a C string, so NUL-terminated.
-#[cfg(all(feature = "jemalloc", not(feature = "system-allocator"), not(target_env = "msvc")))]
-const JEMALLOC_CONF: &[u8] = b"background_thread:true,narenas:1,dirty_decay_ms:250,muzzy_decay_ms:0\0";
+    /// The string [`MALLOC_CONF`] points to: a C string, so NUL-terminated.
+    const CONF: &[u8] = b"background_thread:true,narenas:1,dirty_decay_ms:250,muzzy_decay_ms:0\0";
+}
 
-/// Which allocator this build of the tool uses, for the bench's settings
-/// line.
+/// Which allocator this build of the tool uses, for the bench's peak-RSS
+/// line and JSON.
 pub fn name() -> &'static str {
     if cfg!(all(
         feature = "jemalloc",

@@ -151,9 +151,12 @@ impl BenchReport {
             ),
             (
                 "peak RSS",
-                self.peak_rss_kib
-                    .map_or("unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
-                    + &format!(" ({})", crate::alloc::name()),
+                format!(
+                    "{} ({})",
+                    self.peak_rss_kib
+                        .map_or("unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+                    crate::alloc::name()
+                ),
             ),
             ("versions collected", self.versions_collected.to_string()),
             (
