@@ -80,7 +80,7 @@ use crossbeam_epoch::{self as epoch, Guard};
 
 use super::base::{LeafBase, PageRange};
 use super::chain::{chain_bytes, Chain, Node};
-use super::clock::{self, UseCounts};
+use super::clock::{self, ThroughCounts, UseCounts};
 use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::Pid;
@@ -169,6 +169,9 @@ pub(crate) struct Paging {
     pub(crate) counters: PagingCounters,
     /// The clock's use counts, by page id.
     pub(crate) uses: UseCounts,
+    /// Evicted leaves' point read-throughs in the current turn of the hand
+    /// (`super::read_through`'s admission), by page id.
+    pub(crate) through: ThroughCounts,
     /// The clock's hand: the next page id it passes (modulo the table's
     /// high-water mark).
     hand: AtomicU64,
@@ -227,6 +230,7 @@ impl Paging {
             evicting: Mutex::new(()),
             counters: PagingCounters::default(),
             uses: UseCounts::new(),
+            through: ThroughCounts::new(),
             hand: AtomicU64::new(0),
             probation: Mutex::new(VecDeque::new()),
             faulted: Mutex::new(VecDeque::new()),
@@ -532,6 +536,7 @@ impl Tree {
         for (pid, head, chain) in written {
             if self.table.replace(pid, head, chain, &guard).is_ok() {
                 paging.uses.clear(pid);
+                paging.through.clear(pid);
                 evicted += 1;
             }
         }
@@ -658,10 +663,9 @@ impl Tree {
                     }
                     let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
                     let Some(bytes) = resident(pid) else {
-                        // An evicted leaf read through since the last turn
-                        // must be read again before this one ends to come
-                        // in (`super::read_through`).
-                        paging.uses.pass(pid);
+                        // An evicted leaf's read-throughs count net of
+                        // the hand's passes (`super::read_through`).
+                        paging.through.pass(pid);
                         continue;
                     };
                     if paging.uses.pass(pid) && !batch.contains(&pid) {

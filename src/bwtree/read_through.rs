@@ -22,14 +22,18 @@
 //!   engine's evictor), every miss faults in, so a cold cache fills as fast
 //!   as before.
 //! - **Frequency within a turn.** A point read-through raises the evicted
-//!   leaf's clock use count by one, a scan's to at most [`clock::SCAN`]
-//!   (scans alone never bring a leaf in, as §5.1 wants). A point read or a
-//!   scan that meets an evicted leaf whose count is at [`ADMIT`] (3, the
-//!   count's most) faults it in, as do writes and validation that need the
-//!   image (unchanged).
-//! - **The window is one turn of the hand.** The evictor's hand lowers the
-//!   count of every evicted leaf it passes, so a leaf read up to three times per
-//!   turn stays on disk and one read a fourth time in a turn comes in.
+//!   leaf's read-through count (`Paging::through`, five bits a page id,
+//!   apart from the clock's use counts) by one, a scan's to at most
+//!   [`clock::SCAN`] (scans alone never bring a leaf in, as §5.1 wants). A
+//!   point read or a scan that meets an evicted leaf whose count is at
+//!   [`ADMIT`] (31, the count's most) faults it in, as do writes and
+//!   validation that need the image (unchanged).
+//! - **The window is the hand's turns.** The evictor's hand lowers the
+//!   count of every evicted leaf it passes by one, and an eviction clears
+//!   it, so a leaf comes in once its point reads outrun the hand by 31: a
+//!   leaf read 31 more times than the hand passed it. The hand turns only
+//!   as fast as the cache must shed pages, so with few fault-ins the window
+//!   widens and a leaf that stays hot still comes in.
 //! - **Blind reads.** A point read that a delta over the stub answers
 //!   (P5) raises the count to [`clock::SCAN`]: the chain of deltas is
 //!   resident (P6), and the mark keeps it one more turn of the hand.
@@ -67,14 +71,24 @@ use super::tree::Tree;
 use crate::sync::Ordering;
 use crate::Result;
 
-/// Read-throughs of an evicted leaf in one turn of the hand before the
-/// next point read faults it in: the most the 2-bit count holds. Measured
-/// (`bwtx bench --dir D --cache-size 64MiB --keys 5000000 --workload c
-/// --durability buffered --duration 15`, two runs each): 1 read-through
-/// 117-122k txns/s, 2: 147-155k, 3: 179-205k; never faulting in on a read
-/// 286-301k, but then a cache filled with the wrong leaves (say, at a cold
-/// start) would never change.
-const ADMIT: u64 = clock::POINT;
+/// Read-throughs of an evicted leaf, net of the hand's passes, before the
+/// next point read faults it in: the most the 5-bit count holds.
+///
+/// With the data many times the cache, a fault-in (decode the whole leaf,
+/// install it, evict and free another) costs several read-throughs, and
+/// under a scrambled zipfian load a page-grained cache holds few of the hot
+/// keys, so leaves read often still earn little by coming in: fewer
+/// fault-ins bought more than the hits they lost. Measured on the 2-bit
+/// clock count (`bwtx bench --dir D --cache-size 64MiB --keys 5000000
+/// --workload c --durability buffered --duration 15`, two runs each):
+/// admitting after 1 read-through 117-122k txns/s, 2:
+/// 147-155k, 3: 179-205k; never faulting in on a read 286-301k. With this
+/// count (same command, 2026-12-05, alternating runs, `--value-size 100`):
+/// after 3 read-throughs 198-220k, after 8 247-271k, after 15 254-317k,
+/// after 31 234-350k, 63 and 127 within the same noise (269-403k, 255-353k);
+/// YCSB B 196k after 3, 258-269k after 15, 231-290k after 31. A cap still
+/// lets a cache filled with the wrong leaves (say, at a cold start) change.
+const ADMIT: u64 = 31;
 
 impl Tree {
     /// Tell the tree whether its cache is under pressure: while it is,
@@ -107,7 +121,7 @@ impl Tree {
     /// A point read raises the count by one (`cap` [`ADMIT`]); a scan to at
     /// most `cap` [`clock::SCAN`], so scans alone never bring a leaf in.
     fn admit_through(paging: &super::paging::Paging, pid: Pid, cap: u64) -> bool {
-        let seen = paging.uses.get(pid);
+        let seen = paging.through.get(pid);
         let on = match paging.forced.load(Ordering::Relaxed) {
             super::paging::FORCE_ON => true,
             super::paging::FORCE_OFF => false,
@@ -116,7 +130,7 @@ impl Tree {
         if !on || seen >= ADMIT {
             return false;
         }
-        paging.uses.touch(pid, (seen + 1).min(cap));
+        paging.through.touch(pid, (seen + 1).min(cap));
         true
     }
 
@@ -157,8 +171,8 @@ impl Tree {
     /// The value of `key` at `ts` read through the evicted leaf `pid`,
     /// whose head `head` holds no delta that answers it: `Ok(Some(value))`
     /// (`value` `None`: no version, or a tombstone). `Ok(None)`: fault the
-    /// leaf in instead (no pressure, the leaf read through three times in
-    /// this turn of the hand, or its chain
+    /// leaf in instead (no pressure, the leaf's read-through count at
+    /// [`ADMIT`], or its chain
     /// moved while it was read, R2).
     pub(super) fn read_through<'g>(
         &'g self,
