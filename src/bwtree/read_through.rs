@@ -143,7 +143,11 @@ impl Tree {
         let (
             Some(paging),
             Some(Body::Evicted {
-                addr, range, watermark, ..
+                addr,
+                range,
+                watermark,
+                hint,
+                ..
             }),
         ) = (self.paging.as_deref(), super::blind::stub_of(head).map(|s| &s.body))
         else {
@@ -152,8 +156,11 @@ impl Tree {
         if !Self::admit_through(paging, pid, clock::SCAN) {
             return Ok(None);
         }
-        match paging.io.read_leaf(pid, *addr) {
-            Ok(base) => {
+        // With the stub's read hint, so a one-part chain's read looks
+        // nothing up (as a point read-through's and a fault-in's); every
+        // version is read (watermark 0), as the cursor may need any.
+        match paging.io.read_leaf_at(pid, *addr, *hint, 0, &|_| 0) {
+            Ok((base, _)) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
                 let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
                 base.range = super::paging::detached(range);
