@@ -23,7 +23,8 @@
 //!   as before.
 //! - **Frequency within a turn.** A point read-through raises the evicted
 //!   leaf's read-through count (`Paging::through`, five bits a page id,
-//!   apart from the clock's use counts) by one, a scan's to at most
+//!   apart from the clock's use counts) by one (by [`MULTI_PART_STEP`] if
+//!   the leaf's on-disk chain has several parts), a scan's to at most
 //!   [`clock::SCAN`] (scans alone never bring a leaf in, as §5.1 wants). A
 //!   point read or a scan that meets an evicted leaf whose count is at
 //!   [`ADMIT`] (31, the count's most) faults it in, as do writes and
@@ -90,6 +91,17 @@ use crate::Result;
 /// lets a cache filled with the wrong leaves (say, at a cold start) change.
 const ADMIT: u64 = 31;
 
+/// What a point read-through of a chain of several parts adds to its
+/// leaf's count: such a leaf comes in on its fourth read (three
+/// read-throughs, as every leaf did before [`ADMIT`] was raised). Each read
+/// of it costs a positional read per part, and only a leaf in memory can
+/// be written whole by its clean eviction once its reads have worn it (P8
+/// in `super::paging`, `design/storage.md` §5.7). With every leaf at
+/// [`ADMIT`], YCSB B, C and E run after A on one load (A's blind writes
+/// leave chains of several parts) read 3.2-3.5 records per page read and E
+/// ran at 26,601 transactions/s against 39,325 before.
+const MULTI_PART_STEP: u64 = 11;
+
 impl Tree {
     /// Tell the tree whether its cache is under pressure: while it is,
     /// point reads of evicted leaves read through (see the module doc).
@@ -117,10 +129,11 @@ impl Tree {
     }
 
     /// The admission rule: may a read of evicted leaf `pid` read through?
-    /// If so, counts the read-through against the leaf.
-    /// A point read raises the count by one (`cap` [`ADMIT`]); a scan to at
-    /// most `cap` [`clock::SCAN`], so scans alone never bring a leaf in.
-    fn admit_through(paging: &super::paging::Paging, pid: Pid, cap: u64) -> bool {
+    /// If so, counts the read-through against the leaf: `step` more, at
+    /// most `cap` (a point read: 1, or [`MULTI_PART_STEP`] for a chain of
+    /// several parts, up to [`ADMIT`]; a scan: 1 up to [`clock::SCAN`], so
+    /// scans alone never bring a leaf in).
+    fn admit_through(paging: &super::paging::Paging, pid: Pid, step: u64, cap: u64) -> bool {
         let seen = paging.through.get(pid);
         let on = match paging.forced.load(Ordering::Relaxed) {
             super::paging::FORCE_ON => true,
@@ -130,7 +143,7 @@ impl Tree {
         if !on || seen >= ADMIT {
             return false;
         }
-        paging.through.touch(pid, (seen + 1).min(cap));
+        paging.through.touch(pid, (seen + step).min(cap));
         true
     }
 
@@ -153,7 +166,7 @@ impl Tree {
         else {
             return Ok(None);
         };
-        if !Self::admit_through(paging, pid, clock::SCAN) {
+        if !Self::admit_through(paging, pid, 1, clock::SCAN) {
             return Ok(None);
         }
         // With the stub's read hint, so a one-part chain's read looks
@@ -194,7 +207,10 @@ impl Tree {
         else {
             return Ok(None);
         };
-        if !Self::admit_through(paging, pid, ADMIT) {
+        // A stub without a read hint names a chain of several parts (or
+        // one the page store did not know when the stub was made).
+        let step = if *hint == 0 { MULTI_PART_STEP } else { 1 };
+        if !Self::admit_through(paging, pid, step, ADMIT) {
             return Ok(None);
         }
         match paging.io.read_version(pid, *addr, *hint, key, ts) {
