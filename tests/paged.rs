@@ -65,6 +65,10 @@ fn check(db: &Db, model: &BTreeMap<String, String>) {
 fn evicted_leaves_fault_back_in() {
     let fs = FaultFs::new();
     let db = open(&fs);
+    // Reads fault leaves in (under the cache's pressure a leaf's point reads
+    // would read it through until it earned its place,
+    // `design/storage.md` §5.4; `tests/paged_read_through.rs` covers that).
+    db.force_read_through(Some(false));
     let mut model = BTreeMap::new();
     load(&db, 600, 0, &mut model);
     for round in 1..4 {
