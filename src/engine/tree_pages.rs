@@ -317,7 +317,11 @@ mod tests {
         tree.evict_all().unwrap();
         let before = lookups();
         assert_eq!(tree.range::<&[u8], _>(.., 1).count(), 40);
-        assert_eq!(lookups() - before, 0, "a scan's reads of one-part chains look nothing up");
+        assert_eq!(
+            lookups() - before,
+            0,
+            "a scan's reads of one-part chains look nothing up"
+        );
     }
 
     /// A chain of two parts (a delta flush on a base image) is read with
