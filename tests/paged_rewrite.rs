@@ -64,7 +64,7 @@ fn get(db: &Db, k: u8) -> Option<Vec<u8>> {
 
 /// Point reads of the evicted leaf until one faults it in: `throughs`
 /// read-throughs first (`design/storage.md` §5.4: 31 for a one-part chain,
-/// 3 for a chain of several parts, whose reads cost a record each).
+/// 6 for a chain of several parts, whose reads cost a record each).
 fn read_until_admitted(db: &Db, throughs: u64) {
     let before = db.stats();
     for n in 0..=throughs {
@@ -100,11 +100,11 @@ fn a_read_worn_chain_is_written_whole_once() {
     let db = open(&fs);
     two_part_chain(&db);
 
-    // Reads through the two-part chain until the leaf comes in (three, then
+    // Reads through the two-part chain until the leaf comes in (six, then
     // a fault-in, `design/storage.md` §5.4): an extra record read each,
     // more than one per 512 bytes of a chain of about 700.
     db.force_read_through(Some(true));
-    read_until_admitted(&db, 3);
+    read_until_admitted(&db, 6);
     let before = db.stats();
     assert!(db.evict_all().unwrap() >= 1);
     let s = db.stats();
@@ -171,7 +171,7 @@ fn a_rewrite_keeps_the_versions_a_snapshot_reads() {
     put(&db, 3, value(103));
     assert!(db.evict_all().unwrap() >= 1);
     db.force_read_through(Some(true));
-    read_until_admitted(&db, 3);
+    read_until_admitted(&db, 6);
     let before = db.stats();
     assert!(db.evict_all().unwrap() >= 1);
     assert_eq!(db.stats().chains_rewritten - before.chains_rewritten, 1);

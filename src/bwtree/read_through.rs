@@ -92,15 +92,22 @@ use crate::Result;
 const ADMIT: u64 = 31;
 
 /// What a point read-through of a chain of several parts adds to its
-/// leaf's count: such a leaf comes in on its fourth read (three
-/// read-throughs, as every leaf did before [`ADMIT`] was raised). Each read
-/// of it costs a positional read per part, and only a leaf in memory can
-/// be written whole by its clean eviction once its reads have worn it (P8
-/// in `super::paging`, `design/storage.md` §5.7). With every leaf at
-/// [`ADMIT`], YCSB B, C and E run after A on one load (A's blind writes
-/// leave chains of several parts) read 3.2-3.5 records per page read and E
-/// ran at 26,601 transactions/s against 39,325 before.
-const MULTI_PART_STEP: u64 = 11;
+/// leaf's count: such a leaf comes in on its seventh read (after six
+/// read-throughs). Each read of it costs a positional read per part, and
+/// only a leaf in memory can be written whole by its clean eviction once
+/// its reads have worn it (P8 in `super::paging`, `design/storage.md`
+/// §5.7). With every leaf at [`ADMIT`], YCSB B, C and E run after A on one
+/// load (A's blind writes leave chains of several parts) read 3.2-3.5
+/// records per page read and E ran at 26,601 transactions/s against 39,325
+/// before. Steps measured in that sequence (`bwtx bench --compare --engines
+/// bwtx`, one load, A then B, C, E, 15 s each, single runs, 2026-12-05
+/// 09:50-09:58 UTC): 4 (eight read-throughs): B 176,633 txns/s at 8.18
+/// disk bytes per user byte, C 217,958; 6: B 134,920-186,217 at
+/// 12.30-13.04, C 237,782-250,461; 11 (three, as every leaf before):
+/// B 117,368-136,878 at 22.57-26.86, C 234,622-265,784; 16: B 118,355 at
+/// 24.27, C 226,749. E 45-48k in all. Fewer fault-ins of worn chains
+/// rewrite fewer of them in B.
+const MULTI_PART_STEP: u64 = 6;
 
 impl Tree {
     /// Tell the tree whether its cache is under pressure: while it is,
