@@ -105,8 +105,8 @@ impl<const BITS: u32> Counts<BITS> {
         r.is_err()
     }
 
-    /// Set `pid`'s count to 0 (a leaf just evicted: its read-throughs
-    /// count from 0, `super::read_through`).
+    /// Set `pid`'s count to 0 (a leaf just evicted: its clock count, and
+    /// its read-throughs, count from 0, `super::read_through`).
     pub(crate) fn clear(&self, pid: u64) {
         let (word, shift) = self.word(pid);
         if (word.load(Ordering::Relaxed) >> shift) & Self::MASK != 0 {

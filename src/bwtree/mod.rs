@@ -4,7 +4,8 @@
 //!   code that publishes, unlinks and retires chains.
 //! - [`chain`]: nodes of a delta chain and their memory (the raw links,
 //!   allocation, pool, retire, destroy).
-//! - [`clock`]: the eviction clock's 2-bit use counts.
+//! - [`clock`]: the eviction clock's 2-bit use counts, and the 5-bit
+//!   read-through counts of read-through's admission.
 //! - [`resident`]: the sharded resident-byte counter, which wakes the
 //!   evictor past the budget.
 //! - [`keys`]: key order and sorted key arrays.

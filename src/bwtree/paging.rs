@@ -169,8 +169,9 @@ pub(crate) struct Paging {
     pub(crate) counters: PagingCounters,
     /// The clock's use counts, by page id.
     pub(crate) uses: UseCounts,
-    /// Evicted leaves' point read-throughs in the current turn of the hand
-    /// (`super::read_through`'s admission), by page id.
+    /// Evicted leaves' read-through counts (`super::read_through`'s
+    /// admission), by page id: point read-throughs (more for a chain of
+    /// several parts) net of the hand's passes; a scan's raise it to 1.
     pub(crate) through: ThroughCounts,
     /// The clock's hand: the next page id it passes (modulo the table's
     /// high-water mark).
@@ -536,7 +537,12 @@ impl Tree {
         for (pid, head, chain) in written {
             if self.table.replace(pid, head, chain, &guard).is_ok() {
                 paging.uses.clear(pid);
-                paging.through.clear(pid);
+                // A resident leaf just evicted counts its read-throughs
+                // from 0; deltas shed from over a stub (P6) leave the
+                // leaf's count as it was.
+                if !head.is_evicted() {
+                    paging.through.clear(pid);
+                }
                 evicted += 1;
             }
         }
@@ -671,6 +677,12 @@ impl Tree {
                         paging.through.pass(pid);
                         continue;
                     };
+                    if head.is_evicted() {
+                        // Deltas over a stub: the leaf is evicted all the
+                        // same, and its read-throughs count net of the
+                        // hand's passes too.
+                        paging.through.pass(pid);
+                    }
                     if paging.uses.pass(pid) && !batch.contains(&pid) {
                         batch.push(pid);
                         freed += chain_bytes(head);

@@ -21,7 +21,7 @@
 //!   three quarters of the cache (`Tree::set_read_through`, set by the
 //!   engine's evictor), every miss faults in, so a cold cache fills as fast
 //!   as before.
-//! - **Frequency within a turn.** A point read-through raises the evicted
+//! - **Frequency, net of the hand.** A point read-through raises the evicted
 //!   leaf's read-through count (`Paging::through`, five bits a page id,
 //!   apart from the clock's use counts) by one (by [`MULTI_PART_STEP`] if
 //!   the leaf's on-disk chain has several parts), a scan's to at most
@@ -36,7 +36,8 @@
 //!   as fast as the cache must shed pages, so with few fault-ins the window
 //!   widens and a leaf that stays hot still comes in.
 //! - **Blind reads.** A point read that a delta over the stub answers
-//!   (P5) raises the count to [`clock::SCAN`]: the chain of deltas is
+//!   (P5) raises the leaf's clock use count (not its read-through count)
+//!   to [`clock::SCAN`]: the chain of deltas is
 //!   resident (P6), and the mark keeps it one more turn of the hand.
 //!
 //! Invariants
@@ -57,7 +58,8 @@
 //!   again (the fault-in's own rule). A read that succeeds read an image
 //!   the page store had not deleted, and segments are never reused, so its
 //!   bytes are the chain's.
-//! - R3 (a hint). The pressure flag and the use counts are relaxed hints:
+//! - R3 (a hint). The pressure flag, the use counts and the read-through
+//!   counts are relaxed hints:
 //!   a stale one only chooses a fault-in where a read-through would do, or
 //!   the reverse. No answer depends on them.
 
@@ -174,6 +176,13 @@ impl Tree {
             return Ok(None);
         };
         if !Self::admit_through(paging, pid, 1, clock::SCAN) {
+            // A leaf whose point reads earned it a place comes in through
+            // this scan's faulting descent as a point read would: at the
+            // point level, so the evictor's probation queue (scans' leaves
+            // at the scan level) does not put it out first.
+            if paging.through.get(pid) >= ADMIT {
+                paging.uses.touch(pid, clock::POINT);
+            }
             return Ok(None);
         }
         // With the stub's read hint, so a one-part chain's read looks
@@ -214,8 +223,10 @@ impl Tree {
         else {
             return Ok(None);
         };
-        // A stub without a read hint names a chain of several parts (or
-        // one the page store did not know when the stub was made).
+        // A stub without a read hint names a chain of several parts, or
+        // one the page store did not know when the stub was made (every
+        // stub restored from a location table at open, until the leaf is
+        // faulted in and evicted again): counted as several parts.
         let step = if *hint == 0 { MULTI_PART_STEP } else { 1 };
         if !Self::admit_through(paging, pid, step, ADMIT) {
             return Ok(None);

@@ -315,8 +315,9 @@ impl Db {
     }
 
     /// Force point reads of evicted leaves to read through (`Some(true)`:
-    /// answer from the on-disk chain without faulting the leaf in, up to
-    /// three times per turn of the eviction clock), or never to
+    /// answer from the on-disk chain without faulting the leaf in, until
+    /// the leaf's point reads outrun the clock's hand by 31, or six reads
+    /// of a chain of several parts), or never to
     /// (`Some(false)`), or let the evictor decide (`None`, the default:
     /// while the cache is at least three quarters full). A test hook, like
     /// [`Db::evict_all`]; `design/storage.md` §5.4.

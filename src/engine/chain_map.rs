@@ -114,10 +114,11 @@ impl ChainLens {
 /// is worth: a clean page's eviction writes its chain whole
 /// (`PageIo::clean_eviction`, `design/storage.md` §5.7) once reads of it
 /// have read one extra record per `REWRITE_BYTES_PER_READ` bytes of the
-/// chain: about 9 for a leaf of 4.5 KB on a two-part chain, reached before
-/// a leaf hot for reads comes in (up to 31 read-throughs, then a fault-in,
-/// `bwtree::read_through`), so its first clean eviction after that writes
-/// it whole. In the spirit of LevelDB's
+/// chain: about 9 for a leaf of 4.5 KB on a two-part chain, whose reads
+/// bring it in after six read-throughs and a fault-in
+/// (`bwtree::read_through`), so the first clean eviction after that keeps
+/// the chain and a second turn of such reads has it written whole. In the
+/// spirit of LevelDB's
 /// seek-triggered compaction: a chain read often enough before its next
 /// change is worth one image write. Measured against 128 and 256 (fewer
 /// rewrites: less gain on reads, less write amplification under YCSB B)

@@ -316,7 +316,10 @@ mod tests {
         // Scans read through with the hint too.
         tree.evict_all().unwrap();
         let before = lookups();
+        let (throughs, faulted) = (counter(&tree, |c| &c.read_throughs), faults(&tree));
         assert_eq!(tree.range::<&[u8], _>(.., 1).count(), 40);
+        assert!(counter(&tree, |c| &c.read_throughs) > throughs, "the scan read through");
+        assert_eq!(faults(&tree), faulted, "and faulted nothing in");
         assert_eq!(
             lookups() - before,
             0,
