@@ -671,18 +671,14 @@ impl Tree {
                         break;
                     }
                     let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
-                    let Some(head) = resident(pid) else {
-                        // An evicted leaf's read-throughs count net of
+                    let head = resident(pid);
+                    if head.is_none_or(Node::is_evicted) {
+                        // An evicted leaf (a stub, alone or under blind
+                        // writes' deltas): its read-throughs count net of
                         // the hand's passes (`super::read_through`).
                         paging.through.pass(pid);
-                        continue;
-                    };
-                    if head.is_evicted() {
-                        // Deltas over a stub: the leaf is evicted all the
-                        // same, and its read-throughs count net of the
-                        // hand's passes too.
-                        paging.through.pass(pid);
                     }
+                    let Some(head) = head else { continue };
                     if paging.uses.pass(pid) && !batch.contains(&pid) {
                         batch.push(pid);
                         freed += chain_bytes(head);

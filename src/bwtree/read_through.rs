@@ -141,7 +141,11 @@ impl Tree {
     /// If so, counts the read-through against the leaf: `step` more, at
     /// most `cap` (a point read: 1, or [`MULTI_PART_STEP`] for a chain of
     /// several parts, up to [`ADMIT`]; a scan: 1 up to [`clock::SCAN`], so
-    /// scans alone never bring a leaf in).
+    /// scans alone never bring a leaf in). A leaf whose count reached
+    /// [`ADMIT`] is refused and comes in through the caller's faulting
+    /// descent at the clock's point level, a scan's too, so the evictor's
+    /// probation queue (scans' leaves, at the scan level) does not put out
+    /// first a leaf its point reads brought in.
     fn admit_through(paging: &super::paging::Paging, pid: Pid, step: u64, cap: u64) -> bool {
         let seen = paging.through.get(pid);
         let on = match paging.forced.load(Ordering::Relaxed) {
@@ -149,7 +153,11 @@ impl Tree {
             super::paging::FORCE_OFF => false,
             _ => paging.read_through.load(Ordering::Relaxed),
         };
-        if !on || seen >= ADMIT {
+        if !on {
+            return false;
+        }
+        if seen >= ADMIT {
+            paging.uses.touch(pid, clock::POINT);
             return false;
         }
         paging.through.touch(pid, (seen + step).min(cap));
@@ -176,13 +184,6 @@ impl Tree {
             return Ok(None);
         };
         if !Self::admit_through(paging, pid, 1, clock::SCAN) {
-            // A leaf whose point reads earned it a place comes in through
-            // this scan's faulting descent as a point read would: at the
-            // point level, so the evictor's probation queue (scans' leaves
-            // at the scan level) does not put it out first.
-            if paging.through.get(pid) >= ADMIT {
-                paging.uses.touch(pid, clock::POINT);
-            }
             return Ok(None);
         }
         // With the stub's read hint, so a one-part chain's read looks
