@@ -43,6 +43,9 @@ enum Op {
     Forget,
     /// Evict every resident leaf.
     Evict,
+    /// Evict every resident leaf, then pack every stub into a cold stub
+    /// (`design/storage.md` §5.9): the next use of each leaf unpacks it.
+    Pack,
     Checkpoint,
     /// Clean the page segments (relocating published images).
     Clean,
@@ -61,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Snap),
         1 => Just(Op::Forget),
         3 => Just(Op::Evict),
+        2 => Just(Op::Pack),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Clean),
         1 => any::<bool>().prop_map(|power_loss| Op::Restart { power_loss }),
@@ -173,6 +177,10 @@ impl Harness {
             }
             Op::Evict => {
                 self.db().evict_all().unwrap();
+            }
+            Op::Pack => {
+                self.db().evict_all().unwrap();
+                self.db().pack_stubs();
             }
             Op::Checkpoint => {
                 self.db().checkpoint().unwrap();

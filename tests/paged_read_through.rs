@@ -124,6 +124,9 @@ enum Op {
     Snap,
     Forget,
     Evict,
+    /// Evict every resident leaf, then pack every stub into a cold stub
+    /// (`design/storage.md` §5.9): the next use of each leaf unpacks it.
+    Pack,
     Checkpoint,
     Clean,
     Restart,
@@ -136,6 +139,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Snap),
         1 => Just(Op::Forget),
         3 => Just(Op::Evict),
+        2 => Just(Op::Pack),
         2 => Just(Op::Checkpoint),
         1 => Just(Op::Clean),
         1 => Just(Op::Restart),
@@ -200,6 +204,10 @@ impl Harness {
             Op::Evict => {
                 self.db().evict_all().unwrap();
             }
+            Op::Pack => {
+                self.db().evict_all().unwrap();
+                self.db().pack_stubs();
+            }
             Op::Checkpoint => {
                 self.db().checkpoint().unwrap();
             }
@@ -232,7 +240,7 @@ proptest! {
             h.step(i, op)?;
         }
         let through = h.through + h.db().stats().read_throughs;
-        let evicted = ops.iter().any(|o| matches!(o, Op::Evict | Op::Restart));
+        let evicted = ops.iter().any(|o| matches!(o, Op::Evict | Op::Pack | Op::Restart));
         prop_assert!(!evicted || h.state.is_empty() || through > 0, "no read went through");
     }
 }

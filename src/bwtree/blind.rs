@@ -27,7 +27,7 @@ use crossbeam_epoch::Guard;
 use super::base::LeafBase;
 use super::chain::{Chain, Node};
 use super::delta::{Body, Payload};
-use super::mapping_table::Pid;
+use super::mapping_table::{Peek, Pid};
 use super::paging::{detached, DeltaVersion, Paging};
 use super::search::delta_find;
 use super::tree::Tree;
@@ -260,7 +260,9 @@ impl Tree {
         }
         let (set, chain_max) = match paging.io.key_set(pid, *addr) {
             Ok(read) => read,
-            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => return Ok(None),
+            Err(_) if !matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head)) => {
+                return Ok(None)
+            }
             Err(e) => return Err(e),
         };
         paging.counters.key_set_reads.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +366,7 @@ impl Tree {
         match self.blind_chain(paging, pid, head, limit)? {
             None => Ok(None),
             Some((addr, None)) => Ok(Some((addr, true))),
-            Some((addr, Some(chain))) => Ok(Some((addr, self.table.replace(pid, head, chain, guard).is_ok()))),
+            Some((addr, Some(chain))) => Ok(Some((addr, self.replace_evicted(paging, pid, head, chain, guard)))),
         }
     }
 

@@ -16,7 +16,7 @@ use super::clock;
 use super::keys::key_lt;
 use super::leaf_merge::{LeafChain, MergeSink, Shape, VersionDelta};
 use super::search::Target;
-use super::tree::{Path, Tree};
+use super::tree::{Leaf, Path, Tree};
 use crate::Result;
 
 /// An iterator over `(key, value)` pairs of a key range as seen at one
@@ -167,10 +167,26 @@ impl<'t> Cursor<'t> {
         // does not push the hot set out (design/storage.md §5.1). An
         // evicted leaf is read without being installed while the cache is
         // under pressure (read-through, §5.4), else faulted in.
-        let (pid, mut head) = self
+        let (through, through_cold);
+        let (pid, mut head) = match self
             .tree
-            .descend_to::<false, { clock::PROBE | clock::SCAN }>(t, &guard, &mut path)?;
-        let through;
+            .descend_leaf::<false, { clock::PROBE | clock::SCAN }, true>(t, &guard, &mut path)?
+        {
+            (pid, Leaf::Node(head)) => (pid, head),
+            // A cold leaf is read through packed (`super::cold`), or
+            // faulted in (which unpacks it).
+            (pid, Leaf::Cold(cold)) => match self.tree.read_leaf_through_cold(pid, cold)? {
+                Some(chain) => {
+                    through_cold = chain;
+                    limit = usize::MAX;
+                    (pid, through_cold.head())
+                }
+                None => {
+                    path.clear();
+                    self.tree.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?
+                }
+            },
+        };
         if head.is_evicted() {
             match self.tree.read_leaf_through(pid, head, &guard)? {
                 Some(chain) => {

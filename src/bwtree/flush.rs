@@ -75,10 +75,10 @@ use super::base::{DIRTY, NO_DISK};
 use super::chain::{Chain, Node};
 use super::consolidate::collect_leaf;
 use super::delta::Body;
-use super::mapping_table::Pid;
+use super::mapping_table::{Peek, Pid};
 use super::paging::{DeltaVersion, GatePass, PageIo, Paging};
 use super::search::Target;
-use super::tree::{Path, Tree};
+use super::tree::{Leaf, Path, Tree};
 use crate::sync::{MutexGuard, Ordering};
 use crate::{Error, Result};
 
@@ -268,7 +268,7 @@ impl Tree {
                     chunk
                         .iter()
                         .copied()
-                        .filter(|&pid| self.table.load(pid, &guard).is_some_and(dirty))
+                        .filter(|&pid| matches!(self.table.peek(pid, &guard), Peek::Node(h) if dirty(h)))
                         .collect()
                 };
                 if !pids.is_empty() {
@@ -279,7 +279,8 @@ impl Tree {
             }
             let guard = epoch::pin();
             for &pid in chunk {
-                let Some(head) = self.table.load(pid, &guard) else {
+                // Peeked: a cold leaf is clean, and stays packed.
+                let Peek::Node(head) = self.table.peek(pid, &guard) else {
                     continue;
                 };
                 if !dirty(head) {
@@ -333,21 +334,37 @@ impl Tree {
             let guard = epoch::pin();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
             let mut path = Path::new();
-            let (pid, head) = self.descend_to::<false, 0>(t, &guard, &mut path)?;
+            let (pid, head) = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path)? {
+                (pid, Leaf::Node(head)) => (pid, head),
+                // A cold leaf is listed packed (`super::cold`): its chain is
+                // on disk, the image the list names.
+                (pid, Leaf::Cold(cold)) => {
+                    if cold.low() != pos.as_deref() || !mark(&mut listed, pid) {
+                        return Ok(None);
+                    }
+                    out.push(ListedLeaf {
+                        pid,
+                        addr: cold.addr(),
+                        low: pos,
+                    });
+                    #[cfg(test)]
+                    self.call_list_hook(paging, Some(pid));
+                    match cold.high() {
+                        Some(h) => pos = Some(Bytes::copy_from_slice(h)),
+                        None => return Ok(Some(out)),
+                    }
+                    continue;
+                }
+            };
             if head.range().low != pos {
                 return Ok(None);
             }
             // A page id met twice: a merge left unfinished before the gate
             // closed (its fault-in failed) was finished during the walk after
             // its right leaf was listed, and a split reused the freed id (F2).
-            let (word, bit) = ((pid / 64) as usize, 1u64 << (pid % 64));
-            if listed.len() <= word {
-                listed.resize(word + 1, 0);
-            }
-            if listed[word] & bit != 0 {
+            if !mark(&mut listed, pid) {
                 return Ok(None);
             }
-            listed[word] |= bit;
             let Some(addr) = self.flush_leaf(paging, pid, head, durable, &guard)? else {
                 return Ok(None);
             };
@@ -385,8 +402,13 @@ impl Tree {
         for chunk in (0..high).collect::<Vec<_>>().chunks(1024) {
             let guard = epoch::pin();
             for &pid in chunk {
-                let Some(mut node) = self.table.load(pid, &guard) else {
-                    continue;
+                let mut node = match self.table.peek(pid, &guard) {
+                    Peek::Node(node) => node,
+                    Peek::Cold(cold) => {
+                        out.push(cold.addr());
+                        continue;
+                    }
+                    Peek::Free => continue,
                 };
                 // The chain's base: a page with deltas still builds on its
                 // base's chain once consolidated (DF1).
@@ -402,4 +424,16 @@ impl Tree {
         }
         out
     }
+}
+
+/// Set `pid`'s bit in `listed` (a bit per page id); `false` if it was set
+/// already (a page id met twice, F2).
+fn mark(listed: &mut Vec<u64>, pid: Pid) -> bool {
+    let (word, bit) = ((pid / 64) as usize, 1u64 << (pid % 64));
+    if listed.len() <= word {
+        listed.resize(word + 1, 0);
+    }
+    let new = listed[word] & bit == 0;
+    listed[word] |= bit;
+    new
 }

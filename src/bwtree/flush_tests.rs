@@ -448,3 +448,84 @@ fn a_page_id_freed_and_reused_during_the_listing_restarts_it() {
         );
     }
 }
+
+/// The clock's hand lowers an evicted leaf's read-through count as it
+/// passes it (`super::read_through`: a leaf comes in once its point reads
+/// outrun the hand by `ADMIT`), so reads spread thinly over time never
+/// bring a leaf in. Every leaf evicted, a few reads of one through its
+/// stub, then turns of the hand: the count falls by one a pass, to 0.
+#[test]
+fn the_hand_lowers_an_evicted_leafs_read_through_count() {
+    let io = Arc::new(MemPages::default());
+    let n = 60;
+    let tree = tree_with(&io, n);
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let first = tree.leaf_pids()[0];
+    tree.evict_all().unwrap();
+    assert!(tree.leaf_pids().is_empty(), "every leaf evicted");
+    tree.force_read_through(Some(true));
+    let paging = tree.paging.as_deref().unwrap();
+    let reads = 6;
+    for _ in 0..reads {
+        // key 0 is in the first leaf; written twice, it reads `w0`.
+        assert_eq!(tree.get(key(0), u64::MAX).unwrap().as_deref(), Some(&b"w0"[..]));
+    }
+    assert_eq!(paging.counters.read_throughs.load(Ordering::Relaxed), reads);
+    let counted = paging.through.get(first);
+    assert!(counted >= reads, "each read-through counted ({counted})");
+    // Nothing resident but the inner pages: the hand finds nothing to take
+    // and turns its four times over every page id.
+    tree.evict_to(0, 1).unwrap();
+    let after = paging.through.get(first);
+    assert_eq!(
+        after,
+        counted.saturating_sub(4),
+        "four passes of the hand, one less each"
+    );
+    tree.evict_to(0, 1).unwrap();
+    assert_eq!(paging.through.get(first), after.saturating_sub(4));
+    // The leaf still reads through (the count is below the limit), and its
+    // value is unchanged.
+    assert_eq!(tree.get(key(0), u64::MAX).unwrap().as_deref(), Some(&b"w0"[..]));
+    assert_eq!(paging.counters.read_throughs.load(Ordering::Relaxed), reads + 1);
+}
+
+/// PK1 (`super::paging`): an eviction leaves a cold stub in each leaf's
+/// slot; a plain stub something unpacked and left is packed again by the
+/// clock's hand once its use count is 0, not before; every key reads back.
+#[test]
+fn evictions_leave_cold_stubs_and_the_hand_packs_unpacked_ones() {
+    use super::mapping_table::Peek;
+    let io = Arc::new(MemPages::default());
+    let n = 60;
+    let tree = tree_with(&io, n);
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let pids = tree.leaf_pids();
+    assert!(pids.len() > 3);
+    tree.evict_all().unwrap();
+    let paging = tree.paging.as_deref().unwrap();
+    let cold = |pid| matches!(tree.table.peek(pid, &crossbeam_epoch::pin()), Peek::Cold(_));
+    assert!(pids.iter().all(|&p| cold(p)), "every leaf evicted cold");
+    let packs = paging.counters.packs.load(Ordering::Relaxed);
+    assert_eq!(packs, pids.len() as u64);
+    // Unpacked (as a descent that steps over a leaf unpacks it) and left,
+    // with a use count of 2: the hand's first two passes lower it, the
+    // third packs.
+    {
+        let guard = crossbeam_epoch::pin();
+        assert!(tree.table.load(pids[0], &guard).unwrap().is_stub());
+    }
+    paging.uses.touch(pids[0], 2);
+    assert!(!cold(pids[0]));
+    // Nothing resident but the inner pages: the hand makes its four turns.
+    tree.evict_to(0, 1).unwrap();
+    assert!(cold(pids[0]), "packed by the hand");
+    assert_eq!(paging.counters.packs.load(Ordering::Relaxed), packs + 1);
+    assert_eq!(paging.uses.get(pids[0]), 0);
+    for i in 0..n {
+        assert_eq!(
+            tree.get(key(i), u64::MAX).unwrap().as_deref(),
+            Some(value_at(n, i, u64::MAX).as_bytes())
+        );
+    }
+}

@@ -5,13 +5,16 @@
 //!   `BASE << s` slots, so page id `p` lives in segment `log2(p + BASE) - log2(BASE)`.
 //!   Growing allocates one new segment and publishes it by CAS: readers never stop,
 //!   and there is no fixed cap (48 segments address more ids than memory can hold).
-//! - Each slot is a `crossbeam_epoch::Atomic<Node>`: null when the id is free.
+//! - Each slot is a `crossbeam_epoch::Atomic<Node>`: null when the id is free,
+//!   or tagged [`COLD`] when it holds a cold stub (T6).
 //!
 //! Invariants
 //! - T1. A segment is published once, by CAS from null, and freed only in
 //!   `Drop` (`&mut self`), so `&slot` is valid for the table's lifetime.
-//! - T2. A slot is only written by CAS (`install`, `replace`, `unlink`) on the
-//!   node that was read, or by `store_new`/`unpublish` on an id that no other
+//! - T2. A slot is only written by CAS (`install`, `replace`, `unlink`,
+//!   `replace_with_cold`, `pack`) on the node that was read, by CAS on the
+//!   cold stub that was read (`replace_cold`, the unpacking in `load`), or
+//!   by `store_new`/`store_new_cold`/`unpublish` on an id that no other
 //!   thread can know yet (fresh from `alloc`).
 //! - T3. An id whose page was unlinked is pushed back to the free list only
 //!   after a grace period (`Guard::defer`), so a thread that read the id from
@@ -27,6 +30,21 @@
 //!   chains left.
 //!   Hence a node loaded under a pinned guard stays valid while the guard is
 //!   pinned (and the table, whose `Drop` needs `&mut self`, lives).
+//! - T6. A slot whose tag is [`COLD`] holds a leaked `Box<Cold>`, not a
+//!   node (a cold stub, `super::cold`). Only
+//!   [`MappingTable::replace_with_cold`] (and `pack`, which calls it),
+//!   [`MappingTable::store_new_cold`] and [`MappingTable::replace_cold`]
+//!   publish one; it leaves its slot only by a CAS (an unpacking in
+//!   [`MappingTable::load`], a `replace_cold`), by `unpublish`'s swap, or
+//!   in `Drop`, and is then
+//!   retired through the epoch as a chain is, so a `&Cold` loaded under a
+//!   pinned guard stays valid as a node does.
+//! - T7. No `&Node` is ever made from a cold slot: every read of a slot
+//!   checks the tag first (`load`, `peek`, `unpublish`, `Drop`).
+//! - T8. A CAS that expects a node (`install`, `replace`, `unlink`) fails on
+//!   a cold slot, whose word differs from any node's: its caller looks
+//!   again, and `load` unpacks the slot first, so every path that changes a
+//!   page meets a node, as before cold stubs.
 //!
 //! Numbering follows `design/bwtree.md`, section 1.
 
@@ -35,6 +53,7 @@ use crate::sync::Arc;
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
 use super::chain::{chain_bytes, destroy_chain, node_bytes, retire_chain, shared_bytes, Chain, Delta, Node};
+use super::cold::Cold;
 use super::resident::ResidentBytes;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
@@ -48,6 +67,33 @@ const BASE: u64 = 1 << BASE_SHIFT;
 const SEGMENTS: usize = 48;
 
 type Segment = Box<[Atomic<Node>]>;
+
+/// The tag of a cold slot (T6). Nodes and `Cold`s are 8-aligned, so the
+/// slot's pointer has three tag bits.
+const COLD: usize = 1;
+
+/// What a slot holds, read without unpacking it ([`MappingTable::peek`]).
+pub(crate) enum Peek<'g> {
+    /// A free id.
+    Free,
+    /// A chain's newest node.
+    Node(&'g Node),
+    /// A cold stub.
+    Cold(&'g Cold),
+}
+
+/// `cold` as the word its slot holds (T6).
+fn cold_shared<'g>(cold: *const Cold) -> Shared<'g, Node> {
+    Shared::from(cold.cast::<Node>()).with_tag(COLD)
+}
+
+/// Makes a `*mut Cold` movable into a deferred destructor.
+struct ColdPtr(*mut Cold);
+
+// SAFETY: the pointer is the unique owner of a `Box<Cold>` that no thread
+// reaches any more (T6); `Cold` is plain data (`Send`), and the destructor
+// that receives the pointer is the only code that uses it.
+unsafe impl Send for ColdPtr {}
 
 pub(crate) struct MappingTable {
     segments: Box<[AtomicPtr<Segment>]>,
@@ -99,10 +145,16 @@ impl MappingTable {
     pub(crate) fn count_bytes(&mut self) {
         let guard = crossbeam_epoch::pin();
         let (mut held, mut stubs) = (0, 0);
-        for head in (0..self.high_water()).filter_map(|pid| self.load(pid, &guard)) {
-            let (s, h) = split_bytes(head);
-            stubs += s;
-            held += h;
+        for pid in 0..self.high_water() {
+            match self.peek(pid, &guard) {
+                Peek::Node(head) => {
+                    let (s, h) = split_bytes(head);
+                    stubs += s;
+                    held += h;
+                }
+                Peek::Cold(cold) => stubs += cold.bytes(),
+                Peek::Free => {}
+            }
         }
         self.resident.set(held);
         self.resident.set_stubs(stubs);
@@ -203,15 +255,176 @@ impl MappingTable {
         }
     }
 
-    /// The page's newest node, or `None` if the id is free.
+    /// The page's newest node, or `None` if the id is free. A cold slot is
+    /// unpacked first: its stub is rebuilt and CASed in (T8).
     ///
     /// The node stays valid while `guard` is pinned and the table lives (T5).
     #[inline]
     pub(crate) fn load<'g>(&'g self, pid: Pid, guard: &'g Guard) -> Option<&'g Node> {
         let head = self.slot(pid).load(Ordering::Acquire, guard);
-        // SAFETY: loaded under `guard`; a chain leaves its slot only by a CAS
-        // that then retires it through the epoch (T5), so it outlives `'g`.
+        if head.tag() == COLD {
+            return self.unpack(pid, guard);
+        }
+        // SAFETY: untagged, so a node or null (T7); loaded under `guard`; a
+        // chain leaves its slot only by a CAS that then retires it through
+        // the epoch (T5), so it outlives `'g`.
         unsafe { head.as_ref() }
+    }
+
+    /// What the slot of `pid` holds, a cold stub left packed: for the
+    /// walks over every page id (the clock's hand, a checkpoint's flushes,
+    /// the cleaner's list of addresses), which must not unpack every cold
+    /// leaf they pass.
+    #[inline]
+    pub(crate) fn peek<'g>(&'g self, pid: Pid, guard: &'g Guard) -> Peek<'g> {
+        let head = self.slot(pid).load(Ordering::Acquire, guard);
+        if head.tag() == COLD {
+            // SAFETY: a cold slot's pointer is a `Box<Cold>`'s (T6), which
+            // outlives `'g` as a node would (T6: retired through the epoch).
+            return Peek::Cold(unsafe { &*head.as_raw().cast::<Cold>() });
+        }
+        // SAFETY: as in `load`.
+        match unsafe { head.as_ref() } {
+            Some(node) => Peek::Node(node),
+            None => Peek::Free,
+        }
+    }
+
+    /// Unpack the cold slot of `pid`: CAS the stub its `Cold` describes in
+    /// (C1), retire the `Cold`. Returns the page's head, whoever installed
+    /// it (a lost CAS means another thread unpacked the slot or changed the
+    /// page: its head is returned, after unpacking again if need be).
+    #[cold]
+    fn unpack<'g>(&'g self, pid: Pid, guard: &'g Guard) -> Option<&'g Node> {
+        let slot = self.slot(pid);
+        loop {
+            let cur = slot.load(Ordering::Acquire, guard);
+            if cur.tag() != COLD {
+                // Unpacked by another thread meanwhile (and maybe changed
+                // since, or even unlinked: then `None`, as `load` reports a
+                // free id).
+                // SAFETY: as in `load`.
+                return unsafe { cur.as_ref() };
+            }
+            // SAFETY: as in `peek`.
+            let cold = unsafe { &*cur.as_raw().cast::<Cold>() };
+            // SAFETY: published by the CAS below (the slot then owns it) or
+            // taken back at once by `Chain::from_owned`.
+            let new = unsafe { cold.stub().into_owned() };
+            match slot.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire, guard) {
+                Ok(new) => {
+                    // SAFETY: our CAS took the `Cold` out of its slot (T6).
+                    unsafe { self.retire_cold(cur.as_raw().cast::<Cold>().cast_mut(), guard) };
+                    // SAFETY: just published under `guard` (as in `load`).
+                    let new = unsafe { new.deref() };
+                    self.added_chain(new);
+                    return Some(new);
+                }
+                // SAFETY: never published: the chain is still ours alone.
+                Err(e) => drop(unsafe { Chain::from_owned(e.new) }),
+            }
+        }
+    }
+
+    /// Pack the page `pid` if its head is still `head`, a plain stub (T6):
+    /// CAS its [`Cold`] in and retire the stub. `false`: `head` is not a
+    /// plain stub, or the page changed (the caller leaves it).
+    pub(crate) fn pack(&self, pid: Pid, head: &Node, guard: &Guard) -> bool {
+        Cold::of(head).is_some_and(|cold| self.replace_with_cold(pid, head, cold, guard))
+    }
+
+    /// Replace the page's chain by the cold stub `cold` if its newest node
+    /// is still `head` (an eviction: T6), and retire the old chain.
+    /// `false`: the page changed (`cold` is dropped).
+    pub(crate) fn replace_with_cold(&self, pid: Pid, head: &Node, cold: Box<Cold>, guard: &Guard) -> bool {
+        let bytes = cold.bytes();
+        let raw = Box::into_raw(cold);
+        match self.slot(pid).compare_exchange(
+            shared(head),
+            cold_shared(raw),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        ) {
+            Ok(_) => {
+                // SAFETY: our CAS just unlinked `head`, whose chain the slot
+                // alone owned.
+                unsafe { self.retire(head, guard) };
+                if self.count_bytes {
+                    self.resident.add_stub(bytes);
+                }
+                true
+            }
+            Err(_) => {
+                // SAFETY: never published: `raw` is still ours alone.
+                drop(unsafe { Box::from_raw(raw) });
+                false
+            }
+        }
+    }
+
+    /// Publish a cold stub at a page id fresh from `alloc` (a tree restored
+    /// from a location table, before it is shared).
+    pub(crate) fn store_new_cold(&self, pid: Pid, cold: Box<Cold>) {
+        if self.count_bytes {
+            self.resident.add_stub(cold.bytes());
+        }
+        let raw = Box::into_raw(cold);
+        self.slot(pid).store(cold_shared(raw), Ordering::Release);
+    }
+
+    /// Replace the cold stub `old` of `pid` by `new` if the slot still
+    /// holds `old` (a relocation, C2), and retire `old`. `false`: the slot
+    /// changed (`new` is dropped).
+    pub(crate) fn replace_cold(&self, pid: Pid, old: &Cold, new: Box<Cold>, guard: &Guard) -> bool {
+        let bytes = new.bytes();
+        let raw = Box::into_raw(new);
+        let old_raw = std::ptr::from_ref(old);
+        match self.slot(pid).compare_exchange(
+            cold_shared(old_raw),
+            cold_shared(raw),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        ) {
+            Ok(_) => {
+                if self.count_bytes {
+                    self.resident.add_stub(bytes);
+                }
+                // SAFETY: our CAS took `old` out of its slot (T6).
+                unsafe { self.retire_cold(old_raw.cast_mut(), guard) };
+                true
+            }
+            Err(_) => {
+                // SAFETY: never published: `raw` is still ours alone.
+                drop(unsafe { Box::from_raw(raw) });
+                false
+            }
+        }
+    }
+
+    /// Retire a `Cold` that the caller's CAS just took out of its slot,
+    /// through the epoch, counted as retired stub bytes until freed.
+    ///
+    /// # Safety
+    /// `cold` is a `Box<Cold>` that was published in a slot (T6) and that
+    /// the caller's successful CAS unlinked: no slot holds it any more.
+    unsafe fn retire_cold(&self, cold: *mut Cold, guard: &Guard) {
+        // SAFETY: valid until retired (T6), and only read here.
+        let bytes = unsafe { &*cold }.bytes();
+        let retired = self.count_bytes.then(|| self.resident.retire_stub(bytes));
+        let p = ColdPtr(cold);
+        // SAFETY: by the contract no slot holds `cold`; threads that loaded
+        // it are pinned, and the collector runs this after they unpin, once.
+        unsafe {
+            guard.defer_unchecked(move || {
+                let p = p;
+                drop(Box::from_raw(p.0));
+                if let Some(r) = retired {
+                    r.freed(bytes);
+                }
+            });
+        }
     }
 
     /// Prepend `delta` to the page if its newest node is still `head`: the
@@ -315,6 +528,11 @@ impl MappingTable {
     pub(crate) fn unpublish(&self, pid: Pid, guard: &Guard) {
         let old = self.slot(pid).swap(Shared::null(), Ordering::AcqRel, guard);
         self.free.push(pid);
+        if old.tag() == COLD {
+            // SAFETY: our swap took the `Cold` out of its slot (T6).
+            unsafe { self.retire_cold(old.as_raw().cast::<Cold>().cast_mut(), guard) };
+            return;
+        }
         // SAFETY: `old` is null or the chain our swap took out of the slot,
         // which owned it alone (T5); readers that loaded it are pinned.
         if let Some(old) = unsafe { old.as_ref() } {
@@ -363,6 +581,12 @@ impl Drop for MappingTable {
         let guard = crossbeam_epoch::pin();
         for pid in 0..self.high_water() {
             let head = self.slot(pid).load(Ordering::Acquire, &guard);
+            if head.tag() == COLD {
+                // SAFETY: `&mut self`: no thread can reach the slot; a cold
+                // slot owns its `Box<Cold>` alone (T6).
+                drop(unsafe { Box::from_raw(head.as_raw().cast::<Cold>().cast_mut()) });
+                continue;
+            }
             // SAFETY: `&mut self`: no thread can reach any page any more; each
             // live chain is owned by exactly one slot (retired chains were
             // unlinked first and are freed by their deferred destructors).
@@ -496,6 +720,95 @@ mod tests {
         assert_eq!(table.resident.retired(), 2 * whole - 10_000);
         assert_eq!(shared_bytes(head), 10_000);
         drop(big);
+    }
+
+    /// An evicted leaf's stub at `addr` with a key set.
+    fn stub(addr: u64) -> Chain {
+        Chain::base(Node::base(Body::Evicted {
+            addr,
+            range: PageRange::new(Some(Bytes::from_static(b"a")), Some(Bytes::from_static(b"m")), 5),
+            max_ts: 3,
+            watermark: 2,
+            keys: Some(vec![4u64, 7].into_boxed_slice()),
+            hint: 9,
+        }))
+    }
+
+    /// T6-T8: a packed slot is peeked as cold and unpacked by `load`; every
+    /// CAS that expects the stub it replaced fails; a relocation swaps the
+    /// cold stub; stub bytes follow each step; `unpublish` and `Drop` free
+    /// cold slots (leaks show under valgrind and the leak-check tests).
+    #[test]
+    fn a_cold_slot_is_peeked_unpacked_and_refuses_stale_cases() {
+        let mut table = MappingTable::new();
+        table.count_bytes();
+        let guard = crossbeam_epoch::pin();
+        let pid = table.alloc(&guard);
+        table.store_new(pid, stub(64));
+        let warm = table.stub_bytes();
+        let head = table.load(pid, &guard).unwrap();
+        assert!(table.pack(pid, head, &guard));
+        let Peek::Cold(cold) = table.peek(pid, &guard) else {
+            panic!("packed");
+        };
+        assert_eq!(
+            (cold.addr(), cold.low(), cold.high()),
+            (64, Some(&b"a"[..]), Some(&b"m"[..]))
+        );
+        assert_eq!(table.stub_bytes(), cold.bytes());
+        assert!(cold.bytes() < warm / 2, "{} against {warm}", cold.bytes());
+        // Every CAS that expects the stub fails (T8).
+        let delta = Delta::new(Body::Version {
+            ts: 4,
+            kv: crate::bwtree::delta::Payload::copy(b"b", Some(b"v")),
+        });
+        assert!(table.install(pid, head, delta, &guard).is_err());
+        assert!(table.replace(pid, head, stub(72), &guard).is_err());
+        assert!(!table.unlink(pid, head, &guard));
+        assert!(!table.pack(pid, head, &guard));
+        // A relocation, then one from the stale cold stub.
+        let packed = table.stub_bytes();
+        assert!(table.replace_cold(pid, cold, cold.moved(128, 0), &guard));
+        assert!(!table.replace_cold(pid, cold, cold.moved(256, 0), &guard));
+        assert_eq!(table.stub_bytes(), packed, "the moved cold stub is as large");
+        // `load` unpacks: the same stub at the new address.
+        let h = table.load(pid, &guard).unwrap();
+        assert!(h.is_stub());
+        let Body::Evicted {
+            addr,
+            range,
+            max_ts,
+            watermark,
+            keys,
+            hint,
+        } = &h.body
+        else {
+            panic!("a stub");
+        };
+        assert_eq!((*addr, *max_ts, *watermark, *hint), (128, 3, 2, 0));
+        assert_eq!(keys.as_deref(), Some(&[4u64, 7][..]));
+        assert_eq!(
+            (range.low(), range.high(), range.sibling),
+            (Some(&b"a"[..]), Some(&b"m"[..]), 5)
+        );
+        assert!(matches!(table.peek(pid, &guard), Peek::Node(n) if std::ptr::eq(n, h)));
+        assert!(std::ptr::eq(table.load(pid, &guard).unwrap(), h), "unpacked once");
+        assert_eq!(table.stub_bytes(), node_bytes(h), "counted as the stub again");
+        // A resident page does not pack.
+        let leaf_pid = table.alloc(&guard);
+        table.store_new(leaf_pid, leaf(&Bytes::from_static(b"v")));
+        assert!(!table.pack(leaf_pid, table.load(leaf_pid, &guard).unwrap(), &guard));
+        // Cold slots left to `unpublish` and to `Drop`.
+        assert!(table.pack(pid, h, &guard));
+        assert_eq!(table.stub_bytes(), packed);
+        let other = table.alloc(&guard);
+        table.store_new_cold(other, Cold::new(8, &PageRange::full(), 1, 0, 0));
+        assert!(table.stub_bytes() > packed);
+        table.unpublish(other, &guard);
+        assert!(matches!(table.peek(other, &guard), Peek::Free));
+        assert_eq!(table.stub_bytes(), packed);
+        drop(guard);
+        drop(table);
     }
 
     #[test]

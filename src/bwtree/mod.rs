@@ -4,6 +4,8 @@
 //!   code that publishes, unlinks and retires chains.
 //! - [`chain`]: nodes of a delta chain and their memory (the raw links,
 //!   allocation, pool, retire, destroy).
+//! - [`cold`]: cold stubs: an evicted leaf packed into a small record in
+//!   its mapping-table slot, and rebuilt on its next use.
 //! - [`clock`]: the eviction clock's 2-bit use counts, and the 5-bit
 //!   read-through counts of read-through's admission.
 //! - [`resident`]: the sharded resident-byte counter, which wakes the
@@ -45,6 +47,7 @@ mod base;
 mod blind;
 mod chain;
 mod clock;
+mod cold;
 mod commit;
 mod config;
 mod consolidate;

@@ -57,6 +57,22 @@
 //!   chain reads every part, and the page in memory is already their
 //!   merge. A clean page equals its chain (P2), so the image holds nothing
 //!   above `D` (W1).
+//! - PK1 (packing, `super::cold`). An eviction, or a checkpoint's flush of
+//!   blind writes (P6), whose new chain is a plain stub (nothing over it)
+//!   CASes in its cold stub instead; the clock's hand packs a plain stub
+//!   it passes (one an operation unpacked and left so: a write that then
+//!   conflicted, a key-set read, a descent that stepped over it) once it
+//!   finds the leaf's use count at 0: no write since the hand's last pass
+//!   (a write's descent raises it; reads of an evicted leaf do not). A
+//!   fault-in whose stub was packed and unpacked again while it read the
+//!   image installs on the stub now there (the same leaf, C1). Reads and scans read a cold leaf through packed
+//!   (`Tree::descend_leaf`), and the walks over every leaf (the GC sweep,
+//!   a checkpoint's listing, serializable validation's skip of leaves by
+//!   `max_ts`, the cleaner's list of addresses and its relocations) leave
+//!   it packed; anything else that meets it (a write, a fault-in) unpacks
+//!   it first (T8 in `super::mapping_table`). Packing needs no gate: it
+//!   changes no content (C1), and a commit whose validated stub was packed
+//!   meanwhile installs by a fresh descent (G1's path for a changed head).
 //! - W1 (the WAL rule). An image holds only versions at or below the log's
 //!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
 //!   holding a newer version is not evicted, so a power loss can never
@@ -81,10 +97,11 @@ use crossbeam_epoch::{self as epoch, Guard};
 use super::base::{LeafBase, PageRange};
 use super::chain::{chain_bytes, Chain, Node};
 use super::clock::{self, ThroughCounts, UseCounts};
+use super::cold::Cold;
 use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
-use super::mapping_table::Pid;
-use super::tree::Tree;
+use super::mapping_table::{Peek, Pid};
+use super::tree::{Leaf, Tree};
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
@@ -116,6 +133,9 @@ pub(crate) struct PagingCounters {
     /// Point reads and scans answered from an evicted leaf's on-disk chain
     /// without faulting it in (`super::read_through`).
     pub(crate) read_throughs: AtomicU64,
+    /// Cold stubs made (PK1, `super::cold`): by evictions, and by the
+    /// clock's hand packing a plain stub.
+    pub(crate) packs: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Clean leaves written whole on eviction because their on-disk chain
@@ -334,7 +354,7 @@ impl Tree {
             // The page moved on meanwhile (the cleaner relocated its image,
             // or it was faulted in and written again) and a checkpoint may
             // have deleted the old image's segment: look again.
-            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
+            Err(_) if !matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head)) => Ok(None),
             Err(e) => Err(e),
         };
         let Some((base, unread)) = read(w)? else {
@@ -374,7 +394,23 @@ impl Tree {
         // The blind writes' deltas, newer than every version of the image
         // (P5), over it: the page builds on the chain at `addr` (DF1).
         let chain = super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_, _| true);
-        match self.table.replace(pid, head, chain, guard) {
+        let mut installed = self.table.replace(pid, head, chain, guard);
+        if head.is_stub() {
+            // The clock's hand packed the stub while its image was read
+            // (PK1) and something unpacked it again, or it is packed now:
+            // the same leaf (C1), so the page read is still its page. Once
+            // more, on the stub now there (a plain stub has no deltas the
+            // chain copied).
+            if let Err(chain) = installed {
+                installed = match self.table.load(pid, guard) {
+                    Some(now) if now.is_stub() && matches!(&now.body, Body::Evicted { addr: a, .. } if a == addr) => {
+                        self.table.replace(pid, now, chain, guard)
+                    }
+                    _ => Err(chain),
+                };
+            }
+        }
+        match installed {
             Ok(new) => {
                 paging.counters.faults.fetch_add(1, Ordering::Relaxed);
                 if collected.dropped > 0 {
@@ -397,7 +433,8 @@ impl Tree {
     /// image is on disk), a dirty leaf consolidated and its image written
     /// first, if it holds no version above the durable timestamp (W1; else
     /// it stays resident). Syncs once if `sync`, then (gate closed) CASes
-    /// each head to `Evicted`. Returns how many were evicted. An error from
+    /// each head to its stub, packed if nothing stays over it (PK1).
+    /// Returns how many were evicted. An error from
     /// the page store is returned as is (the engine poisons on it); pages
     /// whose head changed meanwhile stay resident (their images are
     /// garbage). Eviction needs no sync (P2): a checkpoint syncs before it
@@ -535,7 +572,7 @@ impl Tree {
         paging.gate.close();
         let mut evicted = 0;
         for (pid, head, chain) in written {
-            if self.table.replace(pid, head, chain, &guard).is_ok() {
+            if self.replace_evicted(paging, pid, head, chain, &guard) {
                 paging.uses.clear(pid);
                 // A resident leaf just evicted counts its read-throughs
                 // from 0; deltas shed from over a stub (P6) leave the
@@ -549,6 +586,24 @@ impl Tree {
         paging.gate.open();
         paging.counters.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
         Ok(evicted)
+    }
+
+    /// CAS `chain`, an evicted leaf's new chain (a stub, or blind writes'
+    /// deltas over one), in for `head`; a plain stub goes in packed (PK1,
+    /// `super::cold`): nothing needs it as a node until a write or a
+    /// fault-in. `false`: the page changed.
+    pub(super) fn replace_evicted(&self, paging: &Paging, pid: Pid, head: &Node, chain: Chain, guard: &Guard) -> bool {
+        match Cold::of(chain.head()) {
+            Some(cold) => {
+                drop(chain);
+                let packed = self.table.replace_with_cold(pid, head, cold, guard);
+                if packed {
+                    paging.counters.packs.fetch_add(1, Ordering::Relaxed);
+                }
+                packed
+            }
+            None => self.table.replace(pid, head, chain, guard).is_ok(),
+        }
     }
 
     /// The inner pages above leaf `pid` (head `head`), root first, as a
@@ -586,8 +641,9 @@ impl Tree {
         self.table.resident_bytes()
     }
 
-    /// Estimated heap bytes of the evicted leaves' stubs (a 320-byte node
-    /// and its fences each; 0 without paging): memory that grows with the
+    /// Estimated heap bytes of the evicted leaves' stubs (a 320-byte node,
+    /// its fences and any key set each, or a cold stub; 0 without paging):
+    /// memory that grows with the
     /// data, not with the cache, kept out of the budget so that it cannot
     /// starve the evictor (`super::resident`).
     pub(crate) fn stub_bytes(&self) -> u64 {
@@ -627,8 +683,8 @@ impl Tree {
                 // joins the batch: the hand passes many more leaves than it
                 // takes, and walking each chain for its size was 8% of a
                 // profile of uniform updates.
-                let resident = |pid| match self.table.load(pid, &guard) {
-                    Some(h) if h.leaf && !h.is_stub() && !h.is_frozen() => Some(h),
+                let resident = |pid| match self.table.peek(pid, &guard) {
+                    Peek::Node(h) if h.leaf && !h.is_stub() && !h.is_frozen() => Some(h),
                     _ => None,
                 };
                 {
@@ -671,12 +727,25 @@ impl Tree {
                         break;
                     }
                     let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
-                    let head = resident(pid);
+                    // Peeked: a cold leaf stays packed (`super::cold`).
+                    let node = match self.table.peek(pid, &guard) {
+                        Peek::Node(h) => Some(h),
+                        Peek::Cold(_) | Peek::Free => None,
+                    };
+                    let head = node.filter(|&h| h.leaf && !h.is_stub() && !h.is_frozen());
                     if head.is_none_or(Node::is_evicted) {
                         // An evicted leaf (a stub, alone or under blind
-                        // writes' deltas): its read-throughs count net of
-                        // the hand's passes (`super::read_through`).
+                        // writes' deltas, or cold): its read-throughs count
+                        // net of the hand's passes (`super::read_through`).
                         paging.through.pass(pid);
+                        // A plain stub no write or fault-in used since the
+                        // hand's last pass is packed (PK1); reads do not
+                        // keep it (they read a cold leaf as they read a stub).
+                        if let Some(stub) = node.filter(|h| h.is_stub()) {
+                            if paging.uses.pass(pid) && self.table.pack(pid, stub, &guard) {
+                                paging.counters.packs.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                     let Some(head) = head else { continue };
                     if paging.uses.pass(pid) && !batch.contains(&pid) {
@@ -704,17 +773,58 @@ impl Tree {
                 .as_deref()
                 .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
             let mut path = super::tree::Path::new();
-            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
-                return out;
+            // Cold leaves are passed packed.
+            let high = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path) {
+                Ok((_, Leaf::Cold(cold))) => cold.high().map(Bytes::copy_from_slice),
+                Ok((pid, Leaf::Node(head))) => {
+                    if !head.is_stub() {
+                        out.push(pid);
+                    }
+                    head.range().high.clone()
+                }
+                Err(_) => return out,
             };
-            if !head.is_stub() {
-                out.push(pid);
-            }
-            match head.range().high.clone() {
+            match high {
                 Some(h) => pos = Some(h),
                 None => return out,
             }
         }
+    }
+
+    /// Pack every plain stub into a cold stub (a test hook,
+    /// [`crate::Db::pack_stubs`]; the clock's hand packs only the leaves
+    /// unused for a turn, PK1). Returns how many were packed.
+    #[doc(hidden)]
+    pub fn pack_stubs(&self) -> usize {
+        let Some(paging) = self.paging.as_deref() else {
+            return 0;
+        };
+        let mut packed = 0;
+        for pid in 0..self.table.high_water() {
+            let guard = epoch::pin();
+            if let Peek::Node(head) = self.table.peek(pid, &guard) {
+                if head.is_stub() && self.table.pack(pid, head, &guard) {
+                    packed += 1;
+                }
+            }
+        }
+        paging.counters.packs.fetch_add(packed as u64, Ordering::Relaxed);
+        packed
+    }
+
+    /// Unpack every cold stub (a test hook, [`crate::Db::unpack_stubs`]).
+    /// Returns how many were unpacked.
+    #[doc(hidden)]
+    pub fn unpack_stubs(&self) -> usize {
+        let mut unpacked = 0;
+        for pid in 0..self.table.high_water() {
+            let guard = epoch::pin();
+            if let Peek::Cold(_) = self.table.peek(pid, &guard) {
+                // `load` unpacks.
+                unpacked += usize::from(self.table.load(pid, &guard).is_some());
+            }
+        }
+        unpacked
     }
 
     /// Evict every resident leaf that W1 lets go (a test hook: forces later

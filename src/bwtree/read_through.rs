@@ -16,6 +16,12 @@
 //! built, read by the cursor (all of the leaf's entries in its range, so
 //! the next refill does not read it again) and freed instead of published.
 //!
+//! A cold leaf (`super::cold`) is read through as it is, packed
+//! ([`Tree::read_through_cold`], [`Tree::read_leaf_through_cold`]): its
+//! cold stub has the address and read hint a read needs, and the descent
+//! that found it checked its fences (`Tree::descend_leaf`). Only its
+//! fault-in unpacks it.
+//!
 //! Admission (by frequency within a window, in the spirit of 2Q's ghost list):
 //! - **Only under pressure.** While the trees' resident bytes are below
 //!   three quarters of the cache (`Tree::set_read_through`, set by the
@@ -68,8 +74,9 @@ use crossbeam_epoch::Guard;
 
 use super::chain::{Chain, Node};
 use super::clock;
+use super::cold::Cold;
 use super::delta::Body;
-use super::mapping_table::Pid;
+use super::mapping_table::{Peek, Pid};
 use super::tree::Tree;
 use crate::sync::Ordering;
 use crate::Result;
@@ -200,7 +207,35 @@ impl Tree {
                     |_, _| true,
                 )))
             }
-            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
+            Err(_) if !matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Tree::read_leaf_through`] of a cold leaf (`super::cold`), which
+    /// stays packed.
+    pub(crate) fn read_leaf_through_cold(&self, pid: Pid, cold: &Cold) -> Result<Option<Chain>> {
+        let Some(paging) = self.paging.as_deref() else {
+            return Ok(None);
+        };
+        if !Self::admit_through(paging, pid, 1, clock::SCAN) {
+            return Ok(None);
+        }
+        match paging.io.read_leaf_at(pid, cold.addr(), cold.hint(), 0, &|_| 0) {
+            Ok((base, _)) => {
+                paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
+                let mut base = super::image::collect_base(base, cold.watermark()).with_disk(cold.addr());
+                base.range = cold.range();
+                Ok(Some(Chain::base(Node::base(Body::Leaf(base)))))
+            }
+            Err(_)
+                if {
+                    let guard = crossbeam_epoch::pin();
+                    !matches!(self.table.peek(pid, &guard), Peek::Cold(c) if std::ptr::eq(c, cold))
+                } =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -219,25 +254,64 @@ impl Tree {
         ts: u64,
         guard: &'g Guard,
     ) -> Result<Option<Option<Bytes>>> {
-        let (Some(paging), Some(Body::Evicted { addr, hint, .. })) =
-            (self.paging.as_deref(), super::blind::stub_of(head).map(|s| &s.body))
-        else {
+        let Some(Body::Evicted { addr, hint, .. }) = super::blind::stub_of(head).map(|s| &s.body) else {
+            return Ok(None);
+        };
+        self.read_version_at(
+            pid,
+            *addr,
+            *hint,
+            key,
+            ts,
+            || matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head)),
+        )
+    }
+
+    /// [`Tree::read_through`] of a cold leaf (`super::cold`), which stays
+    /// packed.
+    pub(super) fn read_through_cold(
+        &self,
+        pid: Pid,
+        cold: &Cold,
+        key: &[u8],
+        ts: u64,
+    ) -> Result<Option<Option<Bytes>>> {
+        self.read_version_at(pid, cold.addr(), cold.hint(), key, ts, || {
+            let guard = crossbeam_epoch::pin();
+            matches!(self.table.peek(pid, &guard), Peek::Cold(c) if std::ptr::eq(c, cold))
+        })
+    }
+
+    /// The read-through of `key` at `ts` in the chain at `addr` (read hint
+    /// `hint`) of evicted leaf `pid`, if the admission lets it. A read
+    /// error is the error if `unchanged()` says the leaf still names that
+    /// chain, else `Ok(None)` (R2: it moved while it was read).
+    fn read_version_at(
+        &self,
+        pid: Pid,
+        addr: u64,
+        hint: u32,
+        key: &[u8],
+        ts: u64,
+        unchanged: impl FnOnce() -> bool,
+    ) -> Result<Option<Option<Bytes>>> {
+        let Some(paging) = self.paging.as_deref() else {
             return Ok(None);
         };
         // A stub without a read hint names a chain of several parts, or
         // one the page store did not know when the stub was made (every
         // stub restored from a location table at open, until the leaf is
         // faulted in and evicted again): counted as several parts.
-        let step = if *hint == 0 { MULTI_PART_STEP } else { 1 };
+        let step = if hint == 0 { MULTI_PART_STEP } else { 1 };
         if !Self::admit_through(paging, pid, step, ADMIT) {
             return Ok(None);
         }
-        match paging.io.read_version(pid, *addr, *hint, key, ts) {
+        match paging.io.read_version(pid, addr, hint, key, ts) {
             Ok(value) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(value))
             }
-            Err(_) if !self.table.load(pid, guard).is_some_and(|h| std::ptr::eq(h, head)) => Ok(None),
+            Err(_) if !unchanged() => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -9,6 +9,7 @@
 //!   version deltas, P4 in `super::paging`) gets a new `Evicted` node with
 //!   the new address, the same fences, `max_ts` and key set, under copies
 //!   of the same deltas;
+//! - a cold leaf (`super::cold`) gets a new cold stub with the new address;
 //! - a clean resident leaf (a base page alone at the head, `disk` naming an
 //!   image equal to it, §3) gets the image decoded from the new address as
 //!   its new base, with `disk` the new address and its own fences.
@@ -24,7 +25,7 @@ use crossbeam_epoch as epoch;
 
 use super::chain::{Chain, Node};
 use super::delta::Body;
-use super::mapping_table::Pid;
+use super::mapping_table::{Peek, Pid};
 use super::paging::detached;
 use super::tree::Tree;
 use crate::Result;
@@ -39,8 +40,16 @@ impl Tree {
         while pid < high {
             let guard = epoch::pin();
             for p in pid..(pid + 1024).min(high) {
-                // An evicted leaf's stub, under its blind writes' deltas too.
-                let head = self.table.load(p, &guard);
+                // An evicted leaf's stub, under its blind writes' deltas
+                // too, or cold (peeked: it stays packed).
+                let head = match self.table.peek(p, &guard) {
+                    Peek::Node(h) => Some(h),
+                    Peek::Cold(cold) => {
+                        out.push((p, cold.addr()));
+                        continue;
+                    }
+                    Peek::Free => None,
+                };
                 match head.map(|h| super::blind::stub_of(h).unwrap_or(h)).map(|h| &h.body) {
                     Some(Body::Evicted { addr, .. }) => out.push((p, *addr)),
                     // Clean only: a dirty page that builds on a chain
@@ -60,7 +69,11 @@ impl Tree {
     /// dropped (`super::image::collect_base`, as a fault-in does).
     pub(crate) fn published_watermark(&self, pid: Pid, addr: u64) -> Option<u64> {
         let guard = epoch::pin();
-        let head = self.table.load(pid, &guard);
+        let head = match self.table.peek(pid, &guard) {
+            Peek::Node(h) => Some(h),
+            Peek::Cold(cold) => return (cold.addr() == addr).then(|| cold.watermark()),
+            Peek::Free => None,
+        };
         match head.map(|h| super::blind::stub_of(h).unwrap_or(h)).map(|h| &h.body) {
             Some(Body::Evicted { addr: a, watermark, .. }) if *a == addr => Some(*watermark),
             Some(Body::Leaf(b)) if b.is_clean() && b.disk == addr => Some(b.built_watermark),
@@ -78,8 +91,14 @@ impl Tree {
             return Ok(false);
         };
         let guard = epoch::pin();
-        let Some(head) = self.table.load(pid, &guard) else {
-            return Ok(false);
+        let head = match self.table.peek(pid, &guard) {
+            Peek::Node(h) => h,
+            // A cold leaf moves packed (C2).
+            Peek::Cold(cold) if cold.addr() == from => {
+                let moved = cold.moved(to, paging.io.read_hint(to));
+                return Ok(self.table.replace_cold(pid, cold, moved, &guard));
+            }
+            Peek::Cold(_) | Peek::Free => return Ok(false),
         };
         let stub = super::blind::stub_of(head).unwrap_or(head);
         let chain = match &stub.body {

@@ -1,5 +1,5 @@
 //! A tree rebuilt from a location table (`design/storage.md` §7, step 1):
-//! every listed leaf becomes an `Evicted` chain at its page id, the inner
+//! every listed leaf becomes a cold stub (`super::cold`) at its page id, the inner
 //! levels are built bottom-up from the leaves' low fences, and the ids below
 //! the table's high-water mark that it does not list go to the free list.
 //! No page image is read: leaves fault in on first use.
@@ -9,6 +9,7 @@ use crossbeam_epoch as epoch;
 
 use super::base::{InnerBase, PageRange};
 use super::chain::{Chain, Node};
+use super::cold::Cold;
 use super::delta::Body;
 use super::mapping_table::{MappingTable, Pid, NO_PID};
 use super::paging::{PageIo, Paging};
@@ -53,9 +54,10 @@ impl Tree {
         // second pass over every node afterwards.
         table.count_bytes();
         table.restore_ids(pid_high, |pid| listed[pid as usize]);
-        // The evicted leaves' nodes: most of the open's time (one node
-        // allocated and first touched per leaf; building them on a second
-        // thread was no faster on the loaded 2-core machine measured).
+        // The evicted leaves' cold stubs: most of the open's time (one
+        // record allocated and first touched per leaf; building the 320-byte
+        // stub nodes they replaced on a second thread was no faster on the
+        // loaded 2-core machine measured).
         store_leaves(&table, leaves);
         // Inner levels, bottom-up: each level's pages hold about 3/4 of
         // `inner_max` children (evenly spread), until one page is left. The
@@ -84,8 +86,8 @@ impl Tree {
     }
 }
 
-/// Store an `Evicted` chain for each leaf at its page id, its range from its
-/// own low fence to the next leaf's.
+/// Store a cold stub for each leaf at its page id, its range from its own
+/// low fence to the next leaf's.
 fn store_leaves(table: &MappingTable, leaves: &[(Pid, u64, Option<Bytes>)]) {
     for (i, (pid, addr, low)) in leaves.iter().enumerate() {
         let next = leaves.get(i + 1);
@@ -97,18 +99,10 @@ fn store_leaves(table: &MappingTable, leaves: &[(Pid, u64, Option<Bytes>)]) {
         // The image's newest version is not known without reading it:
         // unbounded, so serializable validation faults the leaf in.
         let max_ts = u64::MAX;
-        table.store_new(
-            *pid,
-            Chain::base(Node::base(Body::Evicted {
-                addr: *addr,
-                range,
-                max_ts,
-                watermark: 0,
-                keys: None,
-                // Unknown until the chain is read.
-                hint: 0,
-            })),
-        );
+        // Cold (`super::cold`): 16-byte keys take about 110 bytes a leaf,
+        // and no 320-byte node is allocated and touched per leaf at open.
+        // The read hint is unknown until the chain is read (0).
+        table.store_new_cold(*pid, Cold::new(*addr, &range, max_ts, 0, 0));
     }
 }
 

@@ -9,8 +9,9 @@ use smallvec::SmallVec;
 use super::base::{LeafBase, PageRange};
 use super::chain::{Chain, Delta, Node};
 use super::clock;
+use super::cold::Cold;
 use super::delta::{Body, Payload, INLINE_KV};
-use super::mapping_table::{MappingTable, Pid};
+use super::mapping_table::{MappingTable, Peek, Pid};
 use super::paging::{PageIo, Paging};
 use super::search::{leaf_find, route, Target};
 use super::stats::Counters;
@@ -18,6 +19,14 @@ use crate::sync::{AtomicU64, Backoff, Ordering};
 use crate::{Error, Result};
 
 pub use super::config::Config;
+
+/// The leaf a descent ends at ([`Tree::descend_leaf`]).
+pub(crate) enum Leaf<'g> {
+    /// Its chain's newest node.
+    Node(&'g Node),
+    /// Its cold stub, left packed.
+    Cold(&'g Cold),
+}
 
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
@@ -165,6 +174,29 @@ impl Tree {
         guard: &'g Guard,
         path: &mut Path<'g>,
     ) -> Result<(Pid, &'g Node)> {
+        loop {
+            // Without `COLD` every slot is loaded (unpacked): a cold leaf
+            // never comes back, and a restart would be correct anyway.
+            if let (pid, Leaf::Node(head)) = self.descend_leaf::<FAULT, USE, false>(t, guard, path)? {
+                return Ok((pid, head));
+            }
+        }
+    }
+
+    /// [`Tree::descend_to`]; with `COLD` (never with `FAULT`), a cold leaf
+    /// (`super::cold`) below a parent (or a root leaf with no high fence)
+    /// whose fences hold the target is returned packed, so that a read of
+    /// it leaves it packed; past its high fence the descent goes on to its
+    /// right sibling. Any other cold slot met is unpacked, as without
+    /// `COLD`. A cold leaf's use count is not touched (a cold leaf is
+    /// evicted: `clock::PROBE` would not touch it either).
+    pub(crate) fn descend_leaf<'g, const FAULT: bool, const USE: u64, const COLD: bool>(
+        &'g self,
+        t: Target<'_>,
+        guard: &'g Guard,
+        path: &mut Path<'g>,
+    ) -> Result<(Pid, Leaf<'g>)> {
+        const { assert!(!(FAULT && COLD), "a faulting descent has no use for a cold leaf") };
         let backoff = Backoff::new();
         'restart: loop {
             path.clear();
@@ -174,7 +206,30 @@ impl Tree {
             // a sibling link or from the root, so there is nothing to compare).
             let mut parent_hi: Option<(Option<&'g [u8]>, u64)> = None;
             loop {
-                let Some(head) = self.table.load(pid, guard) else {
+                let head = if COLD {
+                    match self.table.peek(pid, guard) {
+                        // A cold leaf below a parent, or a root leaf with no
+                        // high fence (no root grow due): the checks below,
+                        // on its fences. A split whose index entry the
+                        // parent lacks is left to the next descent that
+                        // meets the leaf's node (help-along needs the node).
+                        Peek::Cold(cold) if (!path.is_empty() || cold.high().is_none()) && t.above_low(cold.low()) => {
+                            if t.below_high(cold.high()) {
+                                return Ok((pid, Leaf::Cold(cold)));
+                            }
+                            pid = cold.sibling();
+                            parent_hi = None;
+                            continue;
+                        }
+                        Peek::Node(node) => Some(node),
+                        Peek::Free => None,
+                        // Anything else: unpacked, and the node's checks.
+                        Peek::Cold(_) => self.table.load(pid, guard),
+                    }
+                } else {
+                    self.table.load(pid, guard)
+                };
+                let Some(head) = head else {
                     // Unlinked under us (merge or root shrink): start again.
                     backoff.snooze();
                     continue 'restart;
@@ -225,14 +280,14 @@ impl Tree {
                     }
                     if FAULT && head.is_evicted() {
                         match self.fault_in(pid, head, guard, USE == clock::SCAN)? {
-                            Some(head) => return Ok((pid, head)),
+                            Some(head) => return Ok((pid, Leaf::Node(head))),
                             None => {
                                 backoff.snooze();
                                 continue 'restart;
                             }
                         }
                     }
-                    return Ok((pid, head));
+                    return Ok((pid, Leaf::Node(head)));
                 }
                 if head.chain_len >= self.cfg.inner_chain {
                     self.consolidate(pid, head, path, guard);
@@ -415,8 +470,23 @@ impl Tree {
         }
         // A delta over an evicted leaf's stub may answer without I/O (P5),
         // else its on-disk chain without a fault-in (`super::read_through`).
-        let (pid, head) =
-            self.descend_to::<false, { clock::PROBE | clock::POINT }>(Target::Key(key), &guard, &mut path)?;
+        let (pid, head) = match self.descend_leaf::<false, { clock::PROBE | clock::POINT }, true>(
+            Target::Key(key),
+            &guard,
+            &mut path,
+        )? {
+            (pid, Leaf::Node(head)) => (pid, head),
+            // A cold leaf is read through packed (`super::cold`); one
+            // the admission brings in is faulted in below.
+            (pid, Leaf::Cold(cold)) => {
+                if let Some(value) = self.read_through_cold(pid, cold, key, ts)? {
+                    return Ok(value);
+                }
+                path.clear();
+                let (_, head) = self.descend(Target::Key(key), &guard, &mut path)?;
+                return Ok(leaf_find(head, key, ts).and_then(|h| h.value()));
+            }
+        };
         if let Some(hit) = super::search::delta_find(head, key, ts) {
             if head.is_evicted() {
                 if let Some(p) = self.paging.as_deref() {
@@ -497,38 +567,21 @@ impl Tree {
             // Evicted leaves are not read: their images are collected when
             // next faulted in and consolidated, the version deltas over their
             // stubs here, among themselves (`Tree::collect_blind`).
-            let Ok((pid, head)) = self.descend_to::<false, 0>(t, &guard, &mut path) else {
-                break;
+            let leaf = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path) {
+                Ok(leaf) => leaf,
+                Err(_) => break,
             };
-            if head.is_evicted() && !head.is_stub() {
-                self.collect_blind(pid, head, watermark, &guard);
-            }
-            // Consolidate what holds deltas or garbage, and retry the merge of
-            // underfull pages (a merge attempt that lost a race is not retried
-            // by anyone else): the sweep is how pages nobody writes get collected.
             let underfull = |n: &Node, min: usize| (n.count as usize) < min && n.range().low.is_some();
-            let garbage = |n: &Node| {
-                n.chain_len > 0
-                    || matches!(&n.body, Body::Leaf(b)
-                        if b.built_watermark < watermark && (b.version_count() > b.len() || b.has_tombstone()))
+            let high = match leaf {
+                (pid, Leaf::Node(head)) => {
+                    let (high, h) = self.sweep_leaf(pid, head, &path, watermark, above, &guard);
+                    held += h;
+                    high
+                }
+                // A cold leaf has nothing to collect in memory, and stays
+                // packed (`super::cold`); the pages above it are looked at.
+                (_, Leaf::Cold(cold)) => cold.high().map(Bytes::copy_from_slice),
             };
-            // A consolidation racing ours may have read the watermark before
-            // we raised it and won the CAS: look again, a bounded number of
-            // times, until the page was built with this watermark.
-            let mut head = head;
-            for attempt in 0..4 {
-                if head.is_evicted() || !(garbage(head) || (attempt == 0 && underfull(head, self.cfg.leaf_min))) {
-                    break;
-                }
-                self.consolidate(pid, head, &path, &guard);
-                match self.table.load(pid, &guard) {
-                    Some(h) if h.leaf => head = h,
-                    _ => break,
-                }
-            }
-            if let (true, Body::Leaf(b)) = (above > watermark, &head.body) {
-                held += b.droppable(above).saturating_sub(b.droppable(watermark)) as u64;
-            }
             for i in (0..path.len()).rev() {
                 let step = path[i];
                 if underfull(step.head, self.cfg.inner_min) {
@@ -537,11 +590,60 @@ impl Tree {
                     }
                 }
             }
-            match head.range().high.clone() {
+            match high {
                 Some(h) => pos = Some(h),
                 None => break,
             }
         }
         (self.stats.versions_dropped.load(Ordering::Relaxed) - before, held)
+    }
+}
+
+impl Tree {
+    /// One resident (or blind-chain) leaf of the GC sweep: collect the
+    /// deltas over a stub among themselves, consolidate what holds deltas
+    /// or garbage at `watermark`, retry the merge of an underfull leaf.
+    /// Returns the leaf's high fence and the versions a snapshot at or
+    /// below `above` holds back on it.
+    fn sweep_leaf<'g>(
+        &'g self,
+        pid: Pid,
+        head: &'g Node,
+        path: &Path<'g>,
+        watermark: u64,
+        above: u64,
+        guard: &'g Guard,
+    ) -> (Option<Bytes>, u64) {
+        if head.is_evicted() && !head.is_stub() {
+            self.collect_blind(pid, head, watermark, guard);
+        }
+        // Consolidate what holds deltas or garbage, and retry the merge of
+        // underfull pages (a merge attempt that lost a race is not retried
+        // by anyone else): the sweep is how pages nobody writes get collected.
+        let underfull = |n: &Node, min: usize| (n.count as usize) < min && n.range().low.is_some();
+        let garbage = |n: &Node| {
+            n.chain_len > 0
+                || matches!(&n.body, Body::Leaf(b)
+                    if b.built_watermark < watermark && (b.version_count() > b.len() || b.has_tombstone()))
+        };
+        // A consolidation racing ours may have read the watermark before
+        // we raised it and won the CAS: look again, a bounded number of
+        // times, until the page was built with this watermark.
+        let mut head = head;
+        for attempt in 0..4 {
+            if head.is_evicted() || !(garbage(head) || (attempt == 0 && underfull(head, self.cfg.leaf_min))) {
+                break;
+            }
+            self.consolidate(pid, head, path, guard);
+            match self.table.load(pid, guard) {
+                Some(h) if h.leaf => head = h,
+                _ => break,
+            }
+        }
+        let mut held = 0;
+        if let (true, Body::Leaf(b)) = (above > watermark, &head.body) {
+            held = b.droppable(above).saturating_sub(b.droppable(watermark)) as u64;
+        }
+        (head.range().high.clone(), held)
     }
 }

@@ -38,7 +38,7 @@ use super::clock;
 use super::delta::Body;
 use super::keys::key_lt;
 use super::search::Target;
-use super::tree::{Path, Tree};
+use super::tree::{Leaf, Path, Tree};
 use crate::Result;
 
 impl Tree {
@@ -67,7 +67,22 @@ impl Tree {
             let guard = epoch::pin();
             let mut path = Path::new();
             let t = Target::Key(from.as_deref().unwrap_or(first));
-            let (_, mut head) = self.descend_to::<false, 0>(t, &guard, &mut path)?;
+            let mut head = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path)? {
+                (_, Leaf::Node(head)) => head,
+                // A cold leaf whose newest version is at or below `after`
+                // is skipped packed (`super::cold`); else faulted in.
+                (_, Leaf::Cold(cold)) if cold.max_ts() <= after => match cold.high() {
+                    Some(h) if below_end(h, end) => {
+                        from = Some(Bytes::copy_from_slice(h));
+                        continue;
+                    }
+                    _ => return Ok(None),
+                },
+                (_, Leaf::Cold(_)) => {
+                    path.clear();
+                    self.descend_to::<true, { clock::SCAN }>(t, &guard, &mut path)?.1
+                }
+            };
             if bound(head) > after {
                 if head.is_evicted() {
                     path.clear();

@@ -314,6 +314,25 @@ impl Db {
         self.engine.evict_all()
     }
 
+    /// Pack every evicted leaf's stub that has nothing over it into a cold
+    /// stub (`design/storage.md` §5.9), as the evictor's clock does for
+    /// leaves unused for a turn. A test hook (with `evict_all`, it makes
+    /// every later access to a leaf unpack it first); returns how many
+    /// stubs were packed. Nothing else changes: every read sees the same
+    /// data.
+    #[doc(hidden)]
+    pub fn pack_stubs(&self) -> usize {
+        self.engine.pack_stubs()
+    }
+
+    /// Unpack every cold stub into a plain stub again, as a write's
+    /// descent does (a test hook: the loom models race packing against the
+    /// uses of a plain stub). Returns how many were unpacked.
+    #[doc(hidden)]
+    pub fn unpack_stubs(&self) -> usize {
+        self.engine.unpack_stubs()
+    }
+
     /// Force point reads of evicted leaves to read through (`Some(true)`:
     /// answer from the on-disk chain without faulting the leaf in, until
     /// the leaf's point reads outrun the clock's hand by 31, or six reads

@@ -267,6 +267,18 @@ impl Engine {
         Ok(n)
     }
 
+    /// [`crate::Db::pack_stubs`].
+    pub(crate) fn pack_stubs(&self) -> usize {
+        let others = self.other_trees();
+        self.each_tree(&others).map(|(_, t)| t.pack_stubs()).sum()
+    }
+
+    /// [`crate::Db::unpack_stubs`].
+    pub(crate) fn unpack_stubs(&self) -> usize {
+        let others = self.other_trees();
+        self.each_tree(&others).map(|(_, t)| t.unpack_stubs()).sum()
+    }
+
     /// Before an eviction batch: without a log, the page images' limit
     /// (W1's `D`) is the read timestamp (every commit at or below it is
     /// installed whole); see [`crate::wal::store::Store::unlogged_visible`].

@@ -91,6 +91,12 @@ pub struct Stats {
     /// in the sense that they read the page store, but not counted in
     /// `cache_misses`.
     pub read_throughs: u64,
+    /// Cold stubs made: an evicted leaf's stub packed into about 110 bytes
+    /// (plus its key set, if it has one) instead of 400-600, by its
+    /// eviction or by the evictor's clock (`design/storage.md` §5.9). Reads
+    /// and scans read a cold leaf as it is; its next write or fault-in
+    /// rebuilds its stub.
+    pub cold_stubs_packed: u64,
     /// Leaves evicted without a write: clean, or nothing new since their
     /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
@@ -127,8 +133,9 @@ pub struct Stats {
     /// (`design/storage.md` §5.1).
     pub retired_bytes: u64,
     /// Estimated heap bytes of the evicted leaves' stubs of every tree (with
-    /// `cache_size`; 0 without): one `Evicted` node (320 bytes) and its two
-    /// fence keys per evicted leaf. Outside `resident_bytes` and the cache
+    /// `cache_size`; 0 without): one `Evicted` node (320 bytes), its two
+    /// fence keys and any key set per evicted leaf, or its cold stub
+    /// (`cold_stubs_packed`). Outside `resident_bytes` and the cache
     /// budget: they grow with the data, not with what is cached
     /// (`design/storage.md` §5.1).
     pub stub_bytes: u64,
@@ -258,6 +265,7 @@ impl Engine {
             key_set_reads: paging.map_or(0, |p| r(&p.key_set_reads)),
             blind_reads: paging.map_or(0, |p| r(&p.blind_reads)),
             read_throughs: paging.map_or(0, |p| r(&p.read_throughs)),
+            cold_stubs_packed: paging.map_or(0, |p| r(&p.packs)),
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
             chains_rewritten: paging.map_or(0, |p| r(&p.chains_rewritten)),
             pages_flushed: paging.map_or(0, |p| r(&p.flushes)),

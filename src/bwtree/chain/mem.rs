@@ -322,7 +322,8 @@ pub(crate) mod counter {
     pub(crate) fn free() {
         LIVE.fetch_sub(1, Ordering::Relaxed);
     }
-    /// Nodes (deltas and pages) allocated and not yet freed, process-wide.
+    /// Nodes (deltas and pages) and cold stubs allocated and not yet freed,
+    /// process-wide.
     pub fn live_nodes() -> isize {
         LIVE.load(Ordering::Relaxed)
     }

@@ -18,6 +18,6 @@ mod node;
 pub(crate) use mem::bytes::{chain_bytes, node_bytes, shared_bytes};
 #[cfg(feature = "leak-check")]
 pub use mem::counter::live_nodes;
+pub(crate) use mem::{counter, trim_allocator, Chain, Delta};
 pub(in crate::bwtree) use mem::{destroy_chain, retire_chain};
-pub(crate) use mem::{trim_allocator, Chain, Delta};
 pub(crate) use node::Node;

@@ -102,7 +102,11 @@ pub fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Sta
         out += &format!(", {rewritten} chains rewritten");
     }
     // Evicted leaves' stubs and key sets, outside the budget.
-    out += &format!(", stubs {:.1} MiB", a.stub_bytes as f64 / f64::from(1 << 20));
+    out += &format!(
+        ", stubs {:.1} MiB ({} packed)",
+        a.stub_bytes as f64 / f64::from(1 << 20),
+        a.cold_stubs_packed - b.cold_stubs_packed
+    );
     // The retired-memory throttle's sleeps (`Engine::wait_for_reclaim`).
     let waits = a.reclaim_waits - b.reclaim_waits;
     if waits > 0 {
