@@ -8,8 +8,8 @@
 //!   start cold).
 //! - Their memory: under 150 bytes a leaf without a key set.
 //! - Evictions leave cold stubs under a tiny cache.
-//! - Concurrent writers and readers against a thread that evicts, packs
-//!   and checkpoints: every acknowledged write reads back. Sized by
+//! - Concurrent writers, readers and scans against a thread that evicts,
+//!   packs, checkpoints and cleans: every acknowledged write reads back. Sized by
 //!   `BWTX_STRESS_OPS` (the CI's valgrind step runs it small).
 
 mod common;
@@ -178,6 +178,12 @@ fn evictions_and_the_clock_leave_cold_stubs() {
     check(&db, &model, "after the hand packed");
 }
 
+/// The thread that owns `key` in the concurrent test (keys are `t` mod 3).
+fn owner(key: &[u8]) -> u32 {
+    let digits = std::str::from_utf8(&key[3..]).expect("a key is key<digits>");
+    digits.parse::<u32>().expect("a key is key<digits>") % 3
+}
+
 fn ops() -> u32 {
     std::env::var("BWTX_STRESS_OPS")
         .ok()
@@ -196,6 +202,7 @@ fn concurrent_use_while_leaves_are_packed() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 evict_and_pack(&db);
                 db.checkpoint().unwrap();
+                db.clean_now().unwrap();
                 std::thread::yield_now();
             }
         });
@@ -217,6 +224,19 @@ fn concurrent_use_while_leaves_are_packed() {
                         }
                         let got = db.snapshot().get(key(i)).unwrap();
                         assert_eq!(got.as_deref(), model.get(&key(i)).map(|v| &v[..]), "thread {t} op {n}");
+                        if n % 64 == 63 {
+                            // A scan (read through or faulting) sees this
+                            // thread's keys exactly as its model has them.
+                            let mine: Vec<(Vec<u8>, Vec<u8>)> = db
+                                .snapshot()
+                                .range::<&[u8], _>(..)
+                                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                                .filter(|(k, _)| owner(k) == t)
+                                .collect();
+                            let want: Vec<(Vec<u8>, Vec<u8>)> =
+                                model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                            assert_eq!(mine, want, "thread {t}: scan after op {n}");
+                        }
                     }
                     model
                 })
