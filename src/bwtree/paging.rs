@@ -465,7 +465,8 @@ impl Tree {
             }))
         };
         for &pid in pids {
-            let Some(mut head) = self.table.load(pid, &guard) else {
+            // Peeked: a leaf evicted cold meanwhile is left packed.
+            let Peek::Node(mut head) = self.table.peek(pid, &guard) else {
                 continue;
             };
             if !head.leaf || head.is_stub() || head.is_frozen() || head.has_merge_record {
