@@ -121,7 +121,14 @@ fn a_leaf_that_only_lost_garbage_is_evicted_again_as_it_is() {
     assert_eq!(dump(&db).1, model);
     db.evict_all().unwrap();
     let s = db.stats();
-    assert_eq!(s.pages_written, before.pages_written, "{s:?}");
+    // No write but a read-worn chain's (P8, `design/storage.md` §5.7): the
+    // background evictor of this tiny cache may put a leaf out during the
+    // dump, and its second fault-in reads its two-part chain again.
+    assert_eq!(
+        s.pages_written - s.chains_rewritten,
+        before.pages_written - before.chains_rewritten,
+        "{s:?}"
+    );
     assert_eq!(s.consolidations, before.consolidations, "{s:?}");
     assert!(s.clean_evictions > 0, "{s:?}");
     assert_eq!(s.versions_stored, model.len() as u64, "{s:?}");
