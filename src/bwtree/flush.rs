@@ -334,29 +334,14 @@ impl Tree {
             let guard = epoch::pin();
             let t = pos.as_deref().map_or(Target::Key(&[]), Target::Key);
             let mut path = Path::new();
-            let (pid, head) = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path)? {
-                (pid, Leaf::Node(head)) => (pid, head),
-                // A cold leaf is listed packed (`super::cold`): its chain is
-                // on disk, the image the list names.
-                (pid, Leaf::Cold(cold)) => {
-                    if cold.low() != pos.as_deref() || !mark(&mut listed, pid) {
-                        return Ok(None);
-                    }
-                    out.push(ListedLeaf {
-                        pid,
-                        addr: cold.addr(),
-                        low: pos,
-                    });
-                    #[cfg(test)]
-                    self.call_list_hook(paging, Some(pid));
-                    match cold.high() {
-                        Some(h) => pos = Some(Bytes::copy_from_slice(h)),
-                        None => return Ok(Some(out)),
-                    }
-                    continue;
-                }
+            let (pid, leaf) = self.descend_leaf::<false, 0, true>(t, &guard, &mut path)?;
+            // The leaf's low fence, and its high fence (copied, sharing no
+            // page buffer with the list).
+            let (low, high) = match leaf {
+                Leaf::Node(head) => (head.range().low(), head.range().high().map(Bytes::copy_from_slice)),
+                Leaf::Cold(cold) => (cold.low(), cold.high().map(Bytes::copy_from_slice)),
             };
-            if head.range().low != pos {
+            if low != pos.as_deref() {
                 return Ok(None);
             }
             // A page id met twice: a merge left unfinished before the gate
@@ -365,14 +350,20 @@ impl Tree {
             if !mark(&mut listed, pid) {
                 return Ok(None);
             }
-            let Some(addr) = self.flush_leaf(paging, pid, head, durable, &guard)? else {
-                return Ok(None);
+            let addr = match leaf {
+                Leaf::Node(head) => match self.flush_leaf(paging, pid, head, durable, &guard)? {
+                    Some(addr) => addr,
+                    None => return Ok(None),
+                },
+                // A cold leaf is listed packed (`super::cold`): its chain is
+                // on disk, the image the list names.
+                Leaf::Cold(cold) => cold.addr(),
             };
             out.push(ListedLeaf { pid, addr, low: pos });
             #[cfg(test)]
             self.call_list_hook(paging, Some(pid));
-            match &head.range().high {
-                Some(h) => pos = Some(Bytes::copy_from_slice(h)),
+            match high {
+                Some(h) => pos = Some(h),
                 None => return Ok(Some(out)),
             }
         }

@@ -23,6 +23,8 @@
 //! - [`smo`]: split, merge, index entries, root grow/shrink (help-along).
 //! - [`cursor`]: range cursors as of a snapshot.
 //! - [`paging`]: evicted leaves: fault-in, eviction and the commit gate.
+//! - [`paging_hooks`]: the resident leaves in key order, and the test hooks
+//!   that evict, pack and unpack every leaf.
 //! - [`read_through`]: point reads and scans answered from an evicted
 //!   leaf's on-disk chain without a fault-in, and the admission rule.
 //! - [`page_io`]: the `PageIo` contract the engine implements.
@@ -63,6 +65,7 @@ mod leaf_merge;
 mod mapping_table;
 mod page_io;
 mod paging;
+mod paging_hooks;
 mod read_through;
 mod relocate;
 mod resident;

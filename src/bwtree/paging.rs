@@ -101,7 +101,7 @@ use super::cold::Cold;
 use super::delta::Body;
 pub(crate) use super::gate::{Gate, GatePass};
 use super::mapping_table::{Peek, Pid};
-use super::tree::{Leaf, Tree};
+use super::tree::Tree;
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::Result;
 
@@ -761,78 +761,5 @@ impl Tree {
             total += self.evict(&batch, false)?;
         }
         Ok(total)
-    }
-
-    /// The page ids of every resident leaf, in key order (for
-    /// [`Tree::evict_all`]).
-    pub(crate) fn leaf_pids(&self) -> Vec<Pid> {
-        let mut out = Vec::new();
-        let mut pos: Option<Bytes> = None;
-        loop {
-            let guard = epoch::pin();
-            let t = pos
-                .as_deref()
-                .map_or(super::search::Target::Key(&[]), super::search::Target::Key);
-            let mut path = super::tree::Path::new();
-            // Cold leaves are passed packed.
-            let high = match self.descend_leaf::<false, 0, true>(t, &guard, &mut path) {
-                Ok((_, Leaf::Cold(cold))) => cold.high().map(Bytes::copy_from_slice),
-                Ok((pid, Leaf::Node(head))) => {
-                    if !head.is_stub() {
-                        out.push(pid);
-                    }
-                    head.range().high.clone()
-                }
-                Err(_) => return out,
-            };
-            match high {
-                Some(h) => pos = Some(h),
-                None => return out,
-            }
-        }
-    }
-
-    /// Pack every plain stub into a cold stub (a test hook,
-    /// [`crate::Db::pack_stubs`]; the clock's hand packs only the leaves
-    /// unused for a turn, PK1). Returns how many were packed.
-    #[doc(hidden)]
-    pub fn pack_stubs(&self) -> usize {
-        let Some(paging) = self.paging.as_deref() else {
-            return 0;
-        };
-        let mut packed = 0;
-        for pid in 0..self.table.high_water() {
-            let guard = epoch::pin();
-            if let Peek::Node(head) = self.table.peek(pid, &guard) {
-                if head.is_stub() && self.table.pack(pid, head, &guard) {
-                    packed += 1;
-                }
-            }
-        }
-        paging.counters.packs.fetch_add(packed as u64, Ordering::Relaxed);
-        packed
-    }
-
-    /// Unpack every cold stub (a test hook, [`crate::Db::unpack_stubs`]).
-    /// Returns how many were unpacked.
-    #[doc(hidden)]
-    pub fn unpack_stubs(&self) -> usize {
-        let mut unpacked = 0;
-        for pid in 0..self.table.high_water() {
-            let guard = epoch::pin();
-            if let Peek::Cold(_) = self.table.peek(pid, &guard) {
-                // `load` unpacks.
-                unpacked += usize::from(self.table.load(pid, &guard).is_some());
-            }
-        }
-        unpacked
-    }
-
-    /// Evict every resident leaf that W1 lets go (a test hook: forces later
-    /// accesses through a fault-in), then sync the page segment once.
-    /// Returns how many were evicted.
-    #[doc(hidden)]
-    pub fn evict_all(&self) -> Result<usize> {
-        self.evict(&self.leaf_pids(), true)
     }
 }

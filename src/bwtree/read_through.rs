@@ -177,17 +177,52 @@ impl Tree {
     /// it), owned by the caller and freed when it drops. `Ok(None)`: fault
     /// the leaf in instead (as for [`Tree::read_through`]).
     pub(crate) fn read_leaf_through<'g>(&'g self, pid: Pid, head: &'g Node, guard: &'g Guard) -> Result<Option<Chain>> {
-        let (
-            Some(paging),
-            Some(Body::Evicted {
-                addr,
-                range,
-                watermark,
-                hint,
-                ..
-            }),
-        ) = (self.paging.as_deref(), super::blind::stub_of(head).map(|s| &s.body))
+        let Some(Body::Evicted {
+            addr,
+            range,
+            watermark,
+            hint,
+            ..
+        }) = super::blind::stub_of(head).map(|s| &s.body)
         else {
+            return Ok(None);
+        };
+        let unchanged = || matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head));
+        let base = self.read_base_at(pid, *addr, *hint, *watermark, unchanged)?;
+        Ok(base.map(|mut base| {
+            base.range = super::paging::detached(range);
+            super::blind::rebuilt(head, Node::base(Body::Leaf(base)), |_, _| true)
+        }))
+    }
+
+    /// [`Tree::read_leaf_through`] of a cold leaf (`super::cold`), which
+    /// stays packed.
+    pub(crate) fn read_leaf_through_cold(&self, pid: Pid, cold: &Cold) -> Result<Option<Chain>> {
+        let unchanged = || {
+            let guard = crossbeam_epoch::pin();
+            matches!(self.table.peek(pid, &guard), Peek::Cold(c) if std::ptr::eq(c, cold))
+        };
+        let base = self.read_base_at(pid, cold.addr(), cold.hint(), cold.watermark(), unchanged)?;
+        Ok(base.map(|mut base| {
+            base.range = cold.range();
+            Chain::base(Node::base(Body::Leaf(base)))
+        }))
+    }
+
+    /// A scan's read-through of the chain at `addr` (read hint `hint`) of
+    /// evicted leaf `pid`, built with GC watermark `watermark`, if the
+    /// admission lets it: the base page a fault-in would build (its range
+    /// left to the caller). A read error is the error if `unchanged()` says
+    /// the leaf still names that chain, else `Ok(None)` (R2).
+    fn read_base_at(
+        &self,
+        pid: Pid,
+        addr: u64,
+        hint: u32,
+        watermark: u64,
+        unchanged: impl FnOnce() -> bool,
+    ) -> Result<Option<super::base::LeafBase>> {
+        let Some(paging) = self.paging.as_deref() else {
             return Ok(None);
         };
         if !Self::admit_through(paging, pid, 1, clock::SCAN) {
@@ -196,46 +231,12 @@ impl Tree {
         // With the stub's read hint, so a one-part chain's read looks
         // nothing up (as a point read-through's and a fault-in's); every
         // version is read (watermark 0), as the cursor may need any.
-        match paging.io.read_leaf_at(pid, *addr, *hint, 0, &|_| 0) {
+        match paging.io.read_leaf_at(pid, addr, hint, 0, &|_| 0) {
             Ok((base, _)) => {
                 paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
-                let mut base = super::image::collect_base(base, *watermark).with_disk(*addr);
-                base.range = super::paging::detached(range);
-                Ok(Some(super::blind::rebuilt(
-                    head,
-                    Node::base(Body::Leaf(base)),
-                    |_, _| true,
-                )))
+                Ok(Some(super::image::collect_base(base, watermark).with_disk(addr)))
             }
-            Err(_) if !matches!(self.table.peek(pid, guard), Peek::Node(h) if std::ptr::eq(h, head)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// [`Tree::read_leaf_through`] of a cold leaf (`super::cold`), which
-    /// stays packed.
-    pub(crate) fn read_leaf_through_cold(&self, pid: Pid, cold: &Cold) -> Result<Option<Chain>> {
-        let Some(paging) = self.paging.as_deref() else {
-            return Ok(None);
-        };
-        if !Self::admit_through(paging, pid, 1, clock::SCAN) {
-            return Ok(None);
-        }
-        match paging.io.read_leaf_at(pid, cold.addr(), cold.hint(), 0, &|_| 0) {
-            Ok((base, _)) => {
-                paging.counters.read_throughs.fetch_add(1, Ordering::Relaxed);
-                let mut base = super::image::collect_base(base, cold.watermark()).with_disk(cold.addr());
-                base.range = cold.range();
-                Ok(Some(Chain::base(Node::base(Body::Leaf(base)))))
-            }
-            Err(_)
-                if {
-                    let guard = crossbeam_epoch::pin();
-                    !matches!(self.table.peek(pid, &guard), Peek::Cold(c) if std::ptr::eq(c, cold))
-                } =>
-            {
-                Ok(None)
-            }
+            Err(_) if !unchanged() => Ok(None),
             Err(e) => Err(e),
         }
     }
