@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::addr_shards::AddrShards;
-use super::chain_map::{prune_room, ChainMeta};
+use super::chain_map::{prune_room, ChainMeta, Stored};
 use super::chain_parts::{AddrSet, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
@@ -159,7 +159,7 @@ pub(crate) struct PageFile {
     /// the referenced heads at each checkpoint; a head written in this run
     /// that is not listed is a base image (delta heads are only pruned
     /// when unreferenced).
-    pub(super) chains: AddrShards<ChainMeta>,
+    pub(super) chains: AddrShards<Stored>,
     /// Held by the chain map's prunes ([`PageFile::prune_chains`],
     /// [`PageFile::delete_unreferenced`]) and by
     /// [`PageFile::chain_parts`] while it reads its heads and looks them
@@ -262,7 +262,7 @@ impl PageFile {
                 continue;
             }
             if let Some(meta) = self.chains.shard(head).get(&head) {
-                segs_kept.extend(meta.parts.iter().map(|&a| addr_seq(a)));
+                segs_kept.extend(meta.parts(head).iter().map(|&a| addr_seq(a)));
             } else if addr_seq(head) >= self.first_seq {
                 segs_kept.insert(addr_seq(head)); // a base image of this run
             } else {
@@ -324,7 +324,7 @@ impl PageFile {
         let record = self.store.read(addr)?;
         let (tree, pid) = (record.meta.tree, record.meta.id);
         if record.meta.rkind == RecordKind::Delta {
-            let chain = self.chains.shard(addr).get(&addr).cloned();
+            let chain = self.chain(addr);
             if let Some(chain) = chain {
                 if !moving(chain.parts[0]) && !self.vlog.references_evacuating(&chain.parts) {
                     return self.rebase_chain(tree, pid, addr, &chain).map(Some);
@@ -494,7 +494,7 @@ impl PageFile {
     /// emptied (such a chain is written whole, its values appended again,
     /// so that the segment can go).
     fn chain_to_extend(&self, prev: u64) -> Option<ChainMeta> {
-        let chain = self.chains.shard(prev).get(&prev).cloned()?;
+        let chain = self.chain(prev)?;
         let draining = chain.parts.iter().any(|&a| self.clean.draining(addr_seq(a)));
         (!draining && !self.vlog.references_evacuating(&chain.parts)).then_some(chain)
     }
