@@ -112,8 +112,24 @@ impl Cold {
     /// The same leaf at another address (a relocation; C2), with the read
     /// hint of the chain there.
     pub(crate) fn moved(&self, addr: u64, hint: u32) -> Box<Cold> {
+        self.copy(addr, hint, self.keys.clone())
+    }
+
+    /// The same leaf without its key set (KS1 in `super::paging`: an aging
+    /// pass drops the key set of a leaf no write used for three; its next
+    /// blind write reads it from the chain, P7). C2: a new record.
+    pub(crate) fn without_keys(&self) -> Box<Cold> {
+        self.copy(self.addr, self.hint, None)
+    }
+
+    /// Has it a key set?
+    pub(crate) fn has_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    fn copy(&self, addr: u64, hint: u32, keys: Option<Box<[u64]>>) -> Box<Cold> {
         Self::boxed(Cold {
-            keys: self.keys.clone(),
+            keys,
             addr,
             max_ts: self.max_ts,
             watermark: self.watermark,

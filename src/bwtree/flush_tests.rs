@@ -529,3 +529,59 @@ fn evictions_leave_cold_stubs_and_the_hand_packs_unpacked_ones() {
         );
     }
 }
+
+/// KS1 (`super::paging`): a leaf evicted dirty keeps its key set in its
+/// cold stub with an age count of 3 (its clock count stays 0); the clock's
+/// hand leaves it alone, and aging passes lower the count and drop the set
+/// on the fourth (a new cold record). Every key reads back the same.
+#[test]
+fn aging_passes_drop_the_key_sets_no_write_used() {
+    use super::mapping_table::Peek;
+    let io = Arc::new(MemPages::default());
+    let n = 60;
+    let tree = tree_with(&io, n);
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let pids = tree.leaf_pids();
+    assert!(pids.len() > 3);
+    tree.evict_all().unwrap();
+    let paging = tree.paging.as_deref().unwrap();
+    let keyed = |pid| matches!(tree.table.peek(pid, &crossbeam_epoch::pin()), Peek::Cold(c) if c.has_keys());
+    assert!(
+        pids.iter().all(|&p| keyed(p)),
+        "evicted dirty: every leaf keeps its key set"
+    );
+    assert!(
+        pids.iter().all(|&p| paging.key_age.get(p) == 3),
+        "three passes of grace"
+    );
+    assert!(
+        pids.iter().all(|&p| paging.uses.get(p) == 0),
+        "the clock's counts apart"
+    );
+    // Nothing resident but the inner pages: the hand makes its four turns,
+    // and leaves the cold leaves' counts alone.
+    tree.evict_to(0, 1).unwrap();
+    assert!(pids.iter().all(|&p| keyed(p) && paging.key_age.get(p) == 3));
+    let stubs = tree.stub_bytes();
+    for pass in 0..3 {
+        assert_eq!(tree.age_key_sets(), 0, "pass {pass}");
+    }
+    assert!(pids.iter().all(|&p| keyed(p)));
+    assert_eq!(tree.age_key_sets(), pids.len(), "no write used them: dropped");
+    assert!(pids.iter().all(|&p| !keyed(p)));
+    assert_eq!(
+        paging.counters.key_sets_dropped.load(Ordering::Relaxed),
+        pids.len() as u64
+    );
+    assert!(
+        tree.stub_bytes() + 8 * n <= stubs,
+        "{} of {stubs} stub bytes",
+        tree.stub_bytes()
+    );
+    for i in 0..n {
+        assert_eq!(
+            tree.get(key(i), u64::MAX).unwrap().as_deref(),
+            Some(value_at(n, i, u64::MAX).as_bytes())
+        );
+    }
+}

@@ -59,6 +59,7 @@ mod flush;
 #[cfg(all(test, not(loom)))]
 mod flush_tests;
 mod gate;
+mod hand;
 mod image;
 mod keys;
 mod leaf_merge;

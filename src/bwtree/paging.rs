@@ -73,6 +73,21 @@
 //!   it first (T8 in `super::mapping_table`). Packing needs no gate: it
 //!   changes no content (C1), and a commit whose validated stub was packed
 //!   meanwhile installs by a fresh descent (G1's path for a changed head).
+//! - KS1 (aging key sets). An eviction that leaves a key set sets the
+//!   leaf's key-set age count (`Paging::key_age`, apart from the clock's
+//!   use counts) to [`clock::POINT`]. An aging pass
+//!   ([`Tree::age_key_sets`], the evictor thread's, every
+//!   `KEY_SET_PASS`) lowers the count of every cold leaf with a key set
+//!   and drops the set (a new cold record by CAS, C2) of one it finds at
+//!   0: no write for three passes (a write unpacks the leaf, and its next
+//!   eviction sets the count again). Not the clock's hand: its speed
+//!   follows the workload (under uniform updates it turned several times a
+//!   second, and sets dropped by its passes were read back by 37% of the
+//!   writes). A leaf written often keeps its set;
+//!   one written once (a load) does not keep 8 bytes a key for writes that
+//!   do not come, and its next blind write reads the set from the chain
+//!   (P7). Nothing but memory changes: a stub without a set is one
+//!   restored from a table.
 //! - W1 (the WAL rule). An image holds only versions at or below the log's
 //!   durable timestamp `D` ([`PageIo::durable_ts`]) when it was built: a page
 //!   holding a newer version is not evicted, so a power loss can never
@@ -95,7 +110,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
 use super::base::{LeafBase, PageRange};
-use super::chain::{chain_bytes, Chain, Node};
+use super::chain::{Chain, Node};
 use super::clock::{self, ThroughCounts, UseCounts};
 use super::cold::Cold;
 use super::delta::Body;
@@ -136,6 +151,9 @@ pub(crate) struct PagingCounters {
     /// Cold stubs made (PK1, `super::cold`): by evictions, and by the
     /// clock's hand packing a plain stub.
     pub(crate) packs: AtomicU64,
+    /// Key sets the aging passes (KS1) and the test hook dropped from cold
+    /// leaves.
+    pub(crate) key_sets_dropped: AtomicU64,
     /// Clean leaves evicted without a write (their image was on disk).
     pub(crate) clean_evictions: AtomicU64,
     /// Clean leaves written whole on eviction because their on-disk chain
@@ -189,17 +207,21 @@ pub(crate) struct Paging {
     pub(crate) counters: PagingCounters,
     /// The clock's use counts, by page id.
     pub(crate) uses: UseCounts,
+    /// Aging passes left to the key set of each leaf evicted with one
+    /// (KS1; apart from `uses`, which a fault-in keeps: a scan's
+    /// fault-in would find the leaf hot).
+    pub(crate) key_age: UseCounts,
     /// Evicted leaves' read-through counts (`super::read_through`'s
     /// admission), by page id: point read-throughs (more for a chain of
     /// several parts) net of the hand's passes; a scan's raise it to 1.
     pub(crate) through: ThroughCounts,
     /// The clock's hand: the next page id it passes (modulo the table's
     /// high-water mark).
-    hand: AtomicU64,
+    pub(super) hand: AtomicU64,
     /// Leaves faulted in by scans, oldest first: the evictor takes those
     /// still at a scan's use count before it moves the hand, so a long scan
     /// evicts its own pages and does not wear down the hot set's counts.
-    probation: Mutex<VecDeque<Pid>>,
+    pub(super) probation: Mutex<VecDeque<Pid>>,
     /// Leaves faulted in by point operations, oldest first: the evictor's
     /// clock passes over these before it moves the hand, so that with the
     /// data many times the cache it does not walk the evicted leaves (most
@@ -207,7 +229,7 @@ pub(crate) struct Paging {
     /// since is dropped when the clock meets it; leaves that never were
     /// faulted in (built by splits, or beyond [`PROBATION_MAX`]) are the
     /// hand's.
-    faulted: Mutex<VecDeque<Pid>>,
+    pub(super) faulted: Mutex<VecDeque<Pid>>,
     /// The cache is under pressure: point reads and scans of evicted
     /// leaves read through (`super::read_through`; a relaxed hint, written
     /// by the engine's evictor).
@@ -240,7 +262,7 @@ pub(crate) const FORCE_OFF: u64 = 2;
 const PROBATION_MAX: usize = 1 << 16;
 
 /// Leaves one eviction batch takes (one gate closing each).
-const BATCH: usize = 256;
+pub(super) const BATCH: usize = 256;
 
 impl Paging {
     pub(crate) fn new(io: Box<dyn PageIo>) -> Self {
@@ -251,6 +273,7 @@ impl Paging {
             evicting: Mutex::new(()),
             counters: PagingCounters::default(),
             uses: UseCounts::new(),
+            key_age: UseCounts::new(),
             through: ThroughCounts::new(),
             hand: AtomicU64::new(0),
             probation: Mutex::new(VecDeque::new()),
@@ -573,8 +596,14 @@ impl Tree {
         paging.gate.close();
         let mut evicted = 0;
         for (pid, head, chain) in written {
+            let keyed = super::blind::stub_of(chain.head())
+                .is_some_and(|s| matches!(&s.body, Body::Evicted { keys: Some(_), .. }));
             if self.replace_evicted(paging, pid, head, chain, &guard) {
                 paging.uses.clear(pid);
+                if keyed {
+                    // KS1: the key set outlives three aging passes.
+                    paging.key_age.touch(pid, clock::POINT);
+                }
                 // A resident leaf just evicted counts its read-throughs
                 // from 0; deltas shed from over a stub (P6) leave the
                 // leaf's count as it was.
@@ -655,111 +684,5 @@ impl Tree {
     /// without paging).
     pub(crate) fn retired_bytes(&self) -> u64 {
         self.table.resident.retired()
-    }
-
-    /// Evict leaves chosen by the clock until the resident bytes are at most
-    /// `target`, at most `max_batches` batches of [`BATCH`] leaves. Returns
-    /// how many leaves were evicted; a page-store error is returned.
-    pub(crate) fn evict_to(&self, target: u64, max_batches: usize) -> Result<usize> {
-        let Some(paging) = self.paging.as_deref() else {
-            return Ok(0);
-        };
-        let mut total = 0;
-        for _ in 0..max_batches {
-            let resident_now = self.resident_bytes();
-            if resident_now <= target {
-                break;
-            }
-            // Take only what brings the resident bytes down to `target`, so
-            // the hand turns no further than needed (each turn wears the
-            // hot leaves' counts down).
-            let need = resident_now - target;
-            let high = self.table.high_water().max(1);
-            let mut batch = Vec::with_capacity(BATCH);
-            {
-                let guard = epoch::pin();
-                let mut freed = 0;
-                // `pid`'s head if it is a resident leaf (deltas over a stub
-                // count: P6 sheds them). Its bytes are summed only if it
-                // joins the batch: the hand passes many more leaves than it
-                // takes, and walking each chain for its size was 8% of a
-                // profile of uniform updates.
-                let resident = |pid| match self.table.peek(pid, &guard) {
-                    Peek::Node(h) if h.leaf && !h.is_stub() && !h.is_frozen() => Some(h),
-                    _ => None,
-                };
-                {
-                    let mut q = crate::sync::lock(&paging.probation);
-                    while batch.len() < BATCH && freed < need {
-                        let Some(pid) = q.pop_front() else { break };
-                        // Still at a scan's count: no point operation since.
-                        if paging.uses.get(pid) <= clock::SCAN {
-                            if let Some(head) = resident(pid) {
-                                batch.push(pid);
-                                freed += chain_bytes(head);
-                            }
-                        }
-                    }
-                }
-                // The faulted-in leaves' clock, four turns at most (a
-                // count of 3 reaches 0 on the fourth): evictable ones join
-                // the batch, the others go back with their count lowered,
-                // entries of leaves no longer resident drop out.
-                {
-                    let mut q = crate::sync::lock(&paging.faulted);
-                    for _ in 0..q.len().saturating_mul(4) {
-                        if batch.len() == BATCH || freed >= need {
-                            break;
-                        }
-                        let Some(pid) = q.pop_front() else { break };
-                        let Some(head) = resident(pid) else { continue };
-                        if paging.uses.pass(pid) && !batch.contains(&pid) {
-                            batch.push(pid);
-                            freed += chain_bytes(head);
-                        } else {
-                            q.push_back(pid);
-                        }
-                    }
-                }
-                // Then the hand over every page id, for the leaves the
-                // queues do not hold. Four turns at most, as above.
-                for _ in 0..high.saturating_mul(4) {
-                    if batch.len() == BATCH || freed >= need {
-                        break;
-                    }
-                    let pid = paging.hand.fetch_add(1, Ordering::Relaxed) % high;
-                    // Peeked: a cold leaf stays packed (`super::cold`).
-                    let node = match self.table.peek(pid, &guard) {
-                        Peek::Node(h) => Some(h),
-                        Peek::Cold(_) | Peek::Free => None,
-                    };
-                    let head = node.filter(|&h| h.leaf && !h.is_stub() && !h.is_frozen());
-                    if head.is_none_or(Node::is_evicted) {
-                        // An evicted leaf (a stub, alone or under blind
-                        // writes' deltas, or cold): its read-throughs count
-                        // net of the hand's passes (`super::read_through`).
-                        paging.through.pass(pid);
-                        // A plain stub no write or fault-in used since the
-                        // hand's last pass is packed (PK1); reads do not
-                        // keep it (they read a cold leaf as they read a stub).
-                        if let Some(stub) = node.filter(|h| h.is_stub()) {
-                            if paging.uses.pass(pid) && self.table.pack(pid, stub, &guard) {
-                                paging.counters.packs.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    let Some(head) = head else { continue };
-                    if paging.uses.pass(pid) && !batch.contains(&pid) {
-                        batch.push(pid);
-                        freed += chain_bytes(head);
-                    }
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            total += self.evict(&batch, false)?;
-        }
-        Ok(total)
     }
 }

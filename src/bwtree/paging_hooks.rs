@@ -63,6 +63,44 @@ impl Tree {
         packed
     }
 
+    /// An aging pass over the key sets of cold leaves (KS1 in
+    /// `super::paging`): lower each one's age count, and drop the set of
+    /// one whose count was already 0. Returns how many sets it dropped.
+    pub(crate) fn age_key_sets(&self) -> usize {
+        self.shed_key_sets(true)
+    }
+
+    /// Drop the key set of every cold leaf (a test hook,
+    /// [`crate::Db::drop_key_sets`]; the aging passes drop only those of
+    /// leaves no write used for three, KS1). Returns how many it dropped.
+    #[doc(hidden)]
+    pub fn drop_key_sets(&self) -> usize {
+        self.shed_key_sets(false)
+    }
+
+    fn shed_key_sets(&self, aging: bool) -> usize {
+        let Some(paging) = self.paging.as_deref() else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for pid in 0..self.table.high_water() {
+            let guard = epoch::pin();
+            if let Peek::Cold(c) = self.table.peek(pid, &guard) {
+                if c.has_keys()
+                    && (!aging || paging.key_age.pass(pid))
+                    && self.table.replace_cold(pid, c, c.without_keys(), &guard)
+                {
+                    dropped += 1;
+                }
+            }
+        }
+        paging
+            .counters
+            .key_sets_dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        dropped
+    }
+
     /// Unpack every cold stub (a test hook, [`crate::Db::unpack_stubs`]).
     /// Returns how many were unpacked.
     #[doc(hidden)]

@@ -325,6 +325,16 @@ impl Db {
         self.engine.pack_stubs()
     }
 
+    /// Drop the key set of every cold stub (`design/storage.md` §5.9), as
+    /// the evictor's aging passes do for leaves no write used for 6-8 s.
+    /// A test hook: each leaf's next blind write reads its key
+    /// set from the page store (`Stats::key_set_reads`). Returns how many
+    /// were dropped. Nothing else changes: every read sees the same data.
+    #[doc(hidden)]
+    pub fn drop_key_sets(&self) -> usize {
+        self.engine.drop_key_sets()
+    }
+
     /// Unpack every cold stub into a plain stub again, as a write's
     /// descent does (a test hook: the loom models race packing against the
     /// uses of a plain stub). Returns how many were unpacked.

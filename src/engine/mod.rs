@@ -273,6 +273,20 @@ impl Engine {
         self.each_tree(&others).map(|(_, t)| t.pack_stubs()).sum()
     }
 
+    /// An aging pass over every tree's cold key sets (KS1 in
+    /// `bwtree::paging`; the evictor thread's, every `KEY_SET_PASS`).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn age_key_sets(&self) -> usize {
+        let others = self.other_trees();
+        self.each_tree(&others).map(|(_, t)| t.age_key_sets()).sum()
+    }
+
+    /// [`crate::Db::drop_key_sets`].
+    pub(crate) fn drop_key_sets(&self) -> usize {
+        let others = self.other_trees();
+        self.each_tree(&others).map(|(_, t)| t.drop_key_sets()).sum()
+    }
+
     /// [`crate::Db::unpack_stubs`].
     pub(crate) fn unpack_stubs(&self) -> usize {
         let others = self.other_trees();

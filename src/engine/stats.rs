@@ -97,6 +97,11 @@ pub struct Stats {
     /// and scans read a cold leaf as it is; its next write or fault-in
     /// rebuilds its stub.
     pub cold_stubs_packed: u64,
+    /// Key sets the evictor dropped from cold stubs of leaves no write used
+    /// for three of its aging passes, 6-8 s (8 bytes a key each; the leaf's
+    /// next blind write reads its set from disk, `key_set_reads`;
+    /// `design/storage.md` §5.9).
+    pub key_sets_dropped: u64,
     /// Leaves evicted without a write: clean, or nothing new since their
     /// on-disk chain (a base page that only lost garbage).
     pub clean_evictions: u64,
@@ -266,6 +271,7 @@ impl Engine {
             blind_reads: paging.map_or(0, |p| r(&p.blind_reads)),
             read_throughs: paging.map_or(0, |p| r(&p.read_throughs)),
             cold_stubs_packed: paging.map_or(0, |p| r(&p.packs)),
+            key_sets_dropped: paging.map_or(0, |p| r(&p.key_sets_dropped)),
             clean_evictions: paging.map_or(0, |p| r(&p.clean_evictions)),
             chains_rewritten: paging.map_or(0, |p| r(&p.chains_rewritten)),
             pages_flushed: paging.map_or(0, |p| r(&p.flushes)),

@@ -103,9 +103,10 @@ pub fn reads_line(rc: Option<((u64, u64), (u64, u64))>, txns: u64, b: &bwtx::Sta
     }
     // Evicted leaves' stubs and key sets, outside the budget.
     out += &format!(
-        ", stubs {:.1} MiB ({} packed)",
+        ", stubs {:.1} MiB ({} packed, {} key sets dropped)",
         a.stub_bytes as f64 / f64::from(1 << 20),
-        a.cold_stubs_packed - b.cold_stubs_packed
+        a.cold_stubs_packed - b.cold_stubs_packed,
+        a.key_sets_dropped - b.key_sets_dropped
     );
     // The retired-memory throttle's sleeps (`Engine::wait_for_reclaim`).
     let waits = a.reclaim_waits - b.reclaim_waits;
