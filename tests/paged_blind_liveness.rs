@@ -183,8 +183,8 @@ fn a_damaged_or_unreadable_image_fails_the_blind_write() {
     assert_eq!(db.snapshot().get(key(6)).unwrap().as_deref(), Some(&[66u8][..]));
 }
 
-/// Key sets the evictor's clock dropped (`Db::drop_key_sets`, as the hand
-/// drops those of leaves no write used for a turn, KS1 in
+/// Key sets dropped (`Db::drop_key_sets`, as the evictor's aging passes
+/// drop those of leaves no write used for three, KS1 in
 /// `bwtree::paging`): the next blind write reads the set back from the
 /// page store, and the live-key count stays exact for every kind of write.
 #[test]
@@ -224,4 +224,34 @@ fn blind_writes_after_a_dropped_key_set_keep_counts_exact() {
     drop(db);
     let db = open(&fs);
     assert_eq!(db.stats().live_keys, 10);
+}
+
+/// KS1 through a checkpoint: a blind write over a leaf whose key set has
+/// aged, flushed by a checkpoint (its deltas appended to the leaf's chain,
+/// the stub packed again with its set), gives the set its three aging
+/// passes again: two passes later a blind write still reads nothing. (The
+/// evictor's own pass, every 2 s, may add one.)
+#[test]
+fn a_checkpoint_renews_a_flushed_key_sets_age() {
+    let fs = FaultFs::new();
+    let db = open(&fs);
+    for k in 0..10 {
+        put(&db, k, Some(k)).unwrap();
+    }
+    db.evict_all().unwrap();
+    for _ in 0..3 {
+        db.age_key_sets();
+    }
+    put(&db, 1, Some(11)).unwrap();
+    let before = db.stats();
+    db.checkpoint().unwrap();
+    let after = db.stats();
+    assert_eq!(after.delta_flushes, before.delta_flushes + 1, "{after:?}");
+    assert_eq!(after.cache_misses, before.cache_misses, "no fault-in");
+    db.age_key_sets();
+    db.age_key_sets();
+    blind(&db, 2, Some(12), 10, 0);
+    let snap = db.snapshot();
+    assert_eq!(snap.get(key(1)).unwrap().as_deref(), Some(&[11u8][..]));
+    assert_eq!(snap.get(key(2)).unwrap().as_deref(), Some(&[12u8][..]));
 }

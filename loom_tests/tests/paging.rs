@@ -238,7 +238,7 @@ fn a_cold_leaf_unpacks_once() {
     });
 }
 
-/// Aging key sets (KS1 in `bwtree::paging`): the clock drops a cold
+/// Aging key sets (KS1 in `bwtree::paging`): an aging pass drops a cold
 /// leaf's key set by a CAS of its cold stub for one without the set (C2),
 /// racing a blind write whose descent unpacks the cold stub and whose
 /// install CASes a delta over it. In every interleaving both writes land

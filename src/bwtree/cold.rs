@@ -42,7 +42,8 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug)]
 pub(crate) struct Cold {
     /// The stub's key set, if it had one (P7): kept, so that the blind
-    /// writes that follow a leaf evicted dirty do not read it back.
+    /// writes that follow a leaf evicted dirty do not read it back, until
+    /// aging passes drop it (KS1 in `super::paging`).
     keys: Option<Box<[u64]>>,
     addr: u64,
     max_ts: u64,

@@ -73,14 +73,15 @@
 //!   it first (T8 in `super::mapping_table`). Packing needs no gate: it
 //!   changes no content (C1), and a commit whose validated stub was packed
 //!   meanwhile installs by a fresh descent (G1's path for a changed head).
-//! - KS1 (aging key sets). An eviction that leaves a key set sets the
-//!   leaf's key-set age count (`Paging::key_age`, apart from the clock's
-//!   use counts) to [`clock::POINT`]. An aging pass
+//! - KS1 (aging key sets). An eviction or a checkpoint's flush of blind
+//!   writes that leaves a cold stub with a key set sets the leaf's key-set
+//!   age count (`Paging::key_age`, apart from the clock's use counts) to
+//!   [`clock::POINT`] (`Tree::replace_evicted`, before its CAS). An aging pass
 //!   ([`Tree::age_key_sets`], the evictor thread's, every
 //!   `KEY_SET_PASS`) lowers the count of every cold leaf with a key set
 //!   and drops the set (a new cold record by CAS, C2) of one it finds at
 //!   0: no write for three passes (a write unpacks the leaf, and its next
-//!   eviction sets the count again). Not the clock's hand: its speed
+//!   eviction or flush sets the count again). Not the clock's hand: its speed
 //!   follows the workload (under uniform updates it turned several times a
 //!   second, and sets dropped by its passes were read back by 37% of the
 //!   writes). A leaf written often keeps its set;
@@ -596,14 +597,8 @@ impl Tree {
         paging.gate.close();
         let mut evicted = 0;
         for (pid, head, chain) in written {
-            let keyed = super::blind::stub_of(chain.head())
-                .is_some_and(|s| matches!(&s.body, Body::Evicted { keys: Some(_), .. }));
             if self.replace_evicted(paging, pid, head, chain, &guard) {
                 paging.uses.clear(pid);
-                if keyed {
-                    // KS1: the key set outlives three aging passes.
-                    paging.key_age.touch(pid, clock::POINT);
-                }
                 // A resident leaf just evicted counts its read-throughs
                 // from 0; deltas shed from over a stub (P6) leave the
                 // leaf's count as it was.
@@ -626,6 +621,12 @@ impl Tree {
         match Cold::of(chain.head()) {
             Some(cold) => {
                 drop(chain);
+                if cold.has_keys() {
+                    // KS1: the key set outlives three aging passes. Set
+                    // before the CAS, so that a pass between the two
+                    // cannot find an old count; harmless if the CAS fails.
+                    paging.key_age.touch(pid, clock::POINT);
+                }
                 let packed = self.table.replace_with_cold(pid, head, cold, guard);
                 if packed {
                     paging.counters.packs.fetch_add(1, Ordering::Relaxed);

@@ -1,16 +1,20 @@
 //! The paged tree's whole-tree hooks (`design/storage.md` §5.9): the
 //! resident leaves in key order, and the test hooks that evict every leaf
-//! (`Db::evict_all`), pack every plain stub (`Db::pack_stubs`) and unpack
-//! every cold one (`Db::unpack_stubs`). Split from `super::paging`, whose
+//! (`Db::evict_all`), pack every plain stub (`Db::pack_stubs`), unpack
+//! every cold one (`Db::unpack_stubs`) and drop cold key sets
+//! (`Db::drop_key_sets`), and the key sets' aging pass (KS1). Split from `super::paging`, whose
 //! eviction and fault-in they call.
 
 use bytes::Bytes;
-use crossbeam_epoch as epoch;
+use crossbeam_epoch::{self as epoch, Guard};
 
 use super::mapping_table::{Peek, Pid};
 use super::tree::{Leaf, Tree};
 use crate::sync::Ordering;
 use crate::Result;
+
+/// Page ids a whole-table walk looks at under one epoch pin.
+const WALK_CHUNK: u64 = 1024;
 
 impl Tree {
     /// The page ids of every resident leaf, in key order (for
@@ -42,6 +46,20 @@ impl Tree {
         }
     }
 
+    /// Count the page ids for which `f` returns true, peeking every slot
+    /// (one epoch pin per [`WALK_CHUNK`] ids; nothing is unpacked but by
+    /// `f`).
+    fn count_slots(&self, mut f: impl FnMut(Pid, Peek<'_>, &Guard) -> bool) -> usize {
+        let (mut n, high) = (0, self.table.high_water());
+        for start in (0..high).step_by(WALK_CHUNK as usize) {
+            let guard = epoch::pin();
+            for pid in start..high.min(start + WALK_CHUNK) {
+                n += usize::from(f(pid, self.table.peek(pid, &guard), &guard));
+            }
+        }
+        n
+    }
+
     /// Pack every plain stub into a cold stub (a test hook,
     /// [`crate::Db::pack_stubs`]; the clock's hand packs only the leaves
     /// unused for a turn, PK1). Returns how many were packed.
@@ -50,15 +68,10 @@ impl Tree {
         let Some(paging) = self.paging.as_deref() else {
             return 0;
         };
-        let mut packed = 0;
-        for pid in 0..self.table.high_water() {
-            let guard = epoch::pin();
-            if let Peek::Node(head) = self.table.peek(pid, &guard) {
-                if head.is_stub() && self.table.pack(pid, head, &guard) {
-                    packed += 1;
-                }
-            }
-        }
+        let packed = self.count_slots(|pid, peek, guard| match peek {
+            Peek::Node(head) => head.is_stub() && self.table.pack(pid, head, guard),
+            _ => false,
+        });
         paging.counters.packs.fetch_add(packed as u64, Ordering::Relaxed);
         packed
     }
@@ -82,18 +95,14 @@ impl Tree {
         let Some(paging) = self.paging.as_deref() else {
             return 0;
         };
-        let mut dropped = 0;
-        for pid in 0..self.table.high_water() {
-            let guard = epoch::pin();
-            if let Peek::Cold(c) = self.table.peek(pid, &guard) {
-                if c.has_keys()
+        let dropped = self.count_slots(|pid, peek, guard| match peek {
+            Peek::Cold(c) => {
+                c.has_keys()
                     && (!aging || paging.key_age.pass(pid))
-                    && self.table.replace_cold(pid, c, c.without_keys(), &guard)
-                {
-                    dropped += 1;
-                }
+                    && self.table.replace_cold(pid, c, c.without_keys(), guard)
             }
-        }
+            _ => false,
+        });
         paging
             .counters
             .key_sets_dropped
@@ -105,15 +114,8 @@ impl Tree {
     /// Returns how many were unpacked.
     #[doc(hidden)]
     pub fn unpack_stubs(&self) -> usize {
-        let mut unpacked = 0;
-        for pid in 0..self.table.high_water() {
-            let guard = epoch::pin();
-            if let Peek::Cold(_) = self.table.peek(pid, &guard) {
-                // `load` unpacks.
-                unpacked += usize::from(self.table.load(pid, &guard).is_some());
-            }
-        }
-        unpacked
+        // `load` unpacks.
+        self.count_slots(|pid, peek, guard| matches!(peek, Peek::Cold(_)) && self.table.load(pid, guard).is_some())
     }
 
     /// Evict every resident leaf that W1 lets go (a test hook: forces later

@@ -335,6 +335,15 @@ impl Db {
         self.engine.drop_key_sets()
     }
 
+    /// One aging pass over cold stubs' key sets, as the evictor makes
+    /// every 2 s (`design/storage.md` §5.9: a set goes at the fourth pass
+    /// without a write of its leaf). A test hook; returns how many sets it
+    /// dropped.
+    #[doc(hidden)]
+    pub fn age_key_sets(&self) -> usize {
+        self.engine.age_key_sets()
+    }
+
     /// Unpack every cold stub into a plain stub again, as a write's
     /// descent does (a test hook: the loom models race packing against the
     /// uses of a plain stub). Returns how many were unpacked.

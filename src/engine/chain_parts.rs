@@ -1,7 +1,7 @@
-//! The parts of an on-disk page chain as the page file's chain map keeps
-//! them (`super::pages`, `design/storage.md` §4): at most [`FLUSH_CHAIN`]
-//! addresses, inline, so that an entry of the map (one per chain head, pruned
-//! by the evictor) allocates nothing of its own. And [`AddrMap`], the hash
+//! The parts of an on-disk page chain as the page file works with them
+//! (`super::pages`, `design/storage.md` §4): at most [`FLUSH_CHAIN`]
+//! addresses, inline, a value copied without allocating (the chain map
+//! stores them more compactly, `super::chain_map::Stored`). And [`AddrMap`], the hash
 //! map by page-store address that the chain map and the cleaner's record
 //! lengths use (each fault-in looks one up).
 
@@ -84,9 +84,12 @@ impl IntoIterator for AddrList {
 }
 
 /// A chain's parts' addresses, the base image first: at most
-/// [`FLUSH_CHAIN`], kept inline: no allocation per map entry (small
-/// long-lived allocations placed between leaf pages can keep glibc from
-/// giving those pages back once the leaves are freed).
+/// [`FLUSH_CHAIN`], kept inline. The chain map kept them so until
+/// 2026-12-05, for no allocation per entry (small long-lived allocations
+/// placed between leaf pages can keep glibc from giving those pages back
+/// once the leaves are freed); its entries now allocate the parts of a
+/// chain of more than one, 121 bytes a bucket being more than that risk
+/// was worth (`super::chain_map::Stored`; measured with jemalloc only).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Parts {
     len: u8,

@@ -275,7 +275,6 @@ impl Engine {
 
     /// An aging pass over every tree's cold key sets (KS1 in
     /// `bwtree::paging`; the evictor thread's, every `KEY_SET_PASS`).
-    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn age_key_sets(&self) -> usize {
         let others = self.other_trees();
         self.each_tree(&others).map(|(_, t)| t.age_key_sets()).sum()
