@@ -682,5 +682,4 @@ impl Drop for FreeList {
 }
 
 #[cfg(all(test, not(loom)))]
-#[path = "mapping_table_tests.rs"]
 mod tests;
