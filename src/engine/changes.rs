@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::Engine;
 use crate::wal::changes::ChangeCursor;
+use crate::wal::record::Logged;
 use crate::wal::store::Store;
 use crate::{Error, Result};
 
@@ -60,10 +61,22 @@ impl Engine {
     /// The next change after `cursor`, at most `upto`.
     pub(crate) fn next_change(&self, cursor: &mut ChangeCursor, upto: u64) -> Result<Option<Change>> {
         let store = self.change_log()?;
-        Ok(store.next_change(cursor, upto)?.map(|c| {
+        let Some(c) = store.next_change(cursor, upto)? else {
+            return Ok(None);
+        };
+        let mut resolved = Vec::with_capacity(c.writes.len());
+        for (t, k, v) in c.writes {
+            let v = match v {
+                Logged::Put(v) => Some(v),
+                Logged::Delete => None,
+                Logged::Ref { addr, len } => Some(self.logged_value(t, &k, c.ts, addr, len)?),
+            };
+            resolved.push((t, k, v));
+        }
+        Ok(Some({
             let mut writes = Vec::new();
             let mut keyspaces: Vec<(u32, String, Writes)> = Vec::new();
-            for (t, k, v) in c.writes {
+            for (t, k, v) in resolved {
                 match t {
                     0 => writes.push((k, v)),
                     super::keyspaces::CATALOG => {}
@@ -87,5 +100,22 @@ impl Engine {
                 keyspaces: keyspaces.into_iter().map(|(_, n, w)| (n, w)).collect(),
             }
         }))
+    }
+
+    /// The value a log record references (placed in the value log at
+    /// commit, `design/storage.md` §10.1), checked against its version.
+    fn logged_value(&self, t: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Bytes> {
+        let corrupt = |reason| Error::Corruption {
+            file: std::path::PathBuf::new(),
+            offset: 0,
+            reason,
+        };
+        let pages = self
+            .pages
+            .as_ref()
+            .ok_or_else(|| corrupt("a log record references a value log this database does not have"))?;
+        let tree = super::tree_pages::tag(t)
+            .ok_or_else(|| corrupt("a log record references a value of an unpaged keyspace"))?;
+        pages.vlog.read_value(tree, key, ts, addr, len)
     }
 }

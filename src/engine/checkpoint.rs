@@ -201,7 +201,9 @@ impl Engine {
             // references), taken before the deletion forgets unlisted chains.
             let images = pages.chain_parts(heads.iter().copied());
             pages.delete_unreferenced(heads.iter().copied())?;
-            pages.vlog.collect(&images)?;
+            // Values placed at commit stay while the log may be read back
+            // to them: recovery after this table, the change stream.
+            pages.vlog.collect(&images, c.min(store.retained_from()))?;
         }
         let written = pages.bytes_written.load(Ordering::Relaxed) - before
             + bytes.len() as u64

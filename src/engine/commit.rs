@@ -6,12 +6,14 @@
 use smallvec::SmallVec;
 
 use super::keyspaces::KsTree;
+use super::tree_pages::tag;
 use super::Engine;
 use crate::bwtree::{PrepareError, Tree};
 use crate::mvcc::counts::Counts;
 use crate::mvcc::latches::Latches;
 use crate::mvcc::readset::Reads;
 use crate::mvcc::WriteSet;
+use crate::wal::record::ToLog;
 use crate::{ConflictReason, Error, Result};
 
 /// One keyspace's share of a commit: its id and tree, its counts, the
@@ -145,6 +147,19 @@ impl Engine {
                 }
             }
         }
+        // 3b. Values written once (`design/storage.md` §10.1): with a page
+        //     store and a log, each value above the value-log threshold is
+        //     appended to the value log now and the log record references
+        //     it. A failed append poisons the page store and refuses the
+        //     commit like a failed validation (nothing installed, an empty
+        //     record logged).
+        let mut refs: Vec<Option<(u64, u32)>> = Vec::new();
+        if validated.is_ok() && log.is_some() {
+            match self.place_values(commit.ts, parts) {
+                Ok(r) => refs = r,
+                Err(e) => validated = Err(e),
+            }
+        }
         // 4. Install every version at that timestamp, on the leaf validation
         //    found if it did not change since (else by a fresh descent), and
         //    mark the timestamp installed (one atomic instruction; what a
@@ -179,11 +194,20 @@ impl Engine {
         //    lock.
         let appended = log.map(|store| {
             if ok {
+                let refs = &refs;
                 store.log(
                     commit.ts,
                     parts
                         .iter()
-                        .flat_map(|p| p.writes.iter().map(move |(k, v)| (p.id, k, v))),
+                        .flat_map(|p| p.writes.iter().map(move |(k, v)| (p.id, k, v)))
+                        .enumerate()
+                        .map(move |(i, (id, k, v))| {
+                            let to = match refs.get(i).copied().flatten() {
+                                Some((addr, len)) => ToLog::Ref { addr, len },
+                                None => ToLog::Inline(v),
+                            };
+                            (id, k, to)
+                        }),
                 )
             } else {
                 store.log(commit.ts, std::iter::empty())
@@ -233,5 +257,32 @@ impl Engine {
             self.help_evict();
         }
         Ok(ts)
+    }
+
+    /// Step 3b of [`Engine::commit_parts`]: put each value of `parts`'
+    /// writes that belongs in the value log there, at commit `ts`. Returns
+    /// the references in the order the writes are logged (empty: none).
+    fn place_values(&self, ts: u64, parts: &[Part<'_>]) -> Result<Vec<Option<(u64, u32)>>> {
+        let Some(pages) = &self.pages else {
+            return Ok(Vec::new());
+        };
+        let large = |v: &Option<bytes::Bytes>| v.as_ref().is_some_and(|v| pages.vlog.takes(v.len()));
+        if !parts.iter().any(|p| p.writes.iter().any(|(_, v)| large(v))) {
+            return Ok(Vec::new());
+        }
+        let mut refs = Vec::new();
+        for p in parts {
+            let tree = tag(p.id).ok_or(Error::InvalidArgument("a keyspace id too large for a page store"))?;
+            for (k, v) in p.writes.iter() {
+                refs.push(match v {
+                    Some(v) if pages.vlog.takes(v.len()) => pages
+                        .vlog
+                        .place_at_commit(tree, k, ts, v)?
+                        .map(|addr| (addr, v.len() as u32)),
+                    _ => None,
+                });
+            }
+        }
+        Ok(refs)
     }
 }

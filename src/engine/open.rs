@@ -201,6 +201,14 @@ impl Replay for Replayer<'_> {
         }
         self.tree.install(key, ts, value)
     }
+
+    fn fetch(&self, t: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
+        let Some(pages) = self.pages else {
+            return Err(self.corrupt("a log record references a value log this database does not have"));
+        };
+        let tree = tag(t).ok_or_else(|| self.corrupt("a log record references a value of an unpaged keyspace"))?;
+        pages.vlog.fetch_logged(tree, key, ts, addr, len)
+    }
 }
 
 /// Open (lock, load, recover) the database in `dir`.
@@ -369,6 +377,12 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         start,
         !opts.history_retention.is_zero(),
         durable,
+        pages.as_ref().map(|p| {
+            // Values placed at commit are synced before the log records
+            // that reference them (`design/storage.md` §10.1).
+            let p = p.clone();
+            Box::new(move || p.vlog.sync_logged()) as crate::wal::writer::BeforeSync
+        }),
     )?;
     if let Some(pages) = &pages {
         // Recovery succeeded from the table (or from no table: then no

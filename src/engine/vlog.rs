@@ -40,7 +40,15 @@
 //!   nothing reachable does.
 //! - Open ([`ValueLog::delete_unpublished`]): segments written after the
 //!   opened table's `vlog_head` by runs that crashed are deleted once
-//!   recovery succeeded.
+//!   recovery succeeded, but those the replayed log references.
+//! - Values written once (`design/storage.md` §10.1,
+//!   [`ValueLog::place_at_commit`]): with a log, a committed value above
+//!   the threshold is appended at commit and the log record references it;
+//!   `placed` then gives every later flush its address. The log syncs these
+//!   values before each of its own syncs ([`ValueLog::sync_logged`]), and
+//!   a segment holding one stays while the log may be read back to it
+//!   (`logged`: until a table covers its commits and the change stream's
+//!   retention passed them).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -125,6 +133,13 @@ pub(crate) struct ValueLog {
     /// collection after one that found nothing.
     collections: AtomicU64,
     idle_at: AtomicU64,
+    /// Segments holding values placed at commit, with the newest commit
+    /// timestamp among them: the log references them until a table covers
+    /// those commits and the change stream's retention has passed them.
+    logged: Mutex<std::collections::BTreeMap<u64, u64>>,
+    /// The end (`seq << 32 | offset`) of the last value placed at commit:
+    /// the log syncs the value log up to it before its own sync.
+    logged_end: AtomicU64,
 }
 
 impl ValueLog {
@@ -163,6 +178,8 @@ impl ValueLog {
             pages_rewritten: AtomicU64::new(0),
             collections: AtomicU64::new(0),
             idle_at: AtomicU64::new(u64::MAX),
+            logged: Mutex::new(std::collections::BTreeMap::new()),
+            logged_end: AtomicU64::new(0),
         })
     }
 
@@ -230,6 +247,16 @@ impl ValueLog {
                 return Ok(Some(addr));
             }
         }
+        let addr = self.append(&mut placed, id, value, moved)?;
+        refs.push((addr, bytes));
+        Ok(Some(addr))
+    }
+
+    /// Append version `id`'s value record (no sync) and name it in `placed`
+    /// (whose lock the caller holds). `moved`: appended again out of a
+    /// segment being emptied.
+    fn append(&self, placed: &mut HashMap<Version, u64>, id: Version, value: &[u8], moved: bool) -> Result<u64> {
+        let (tree, key, ts) = (id.0, &id.1, id.2);
         let mut payload = Vec::with_capacity(VALUE_HEADER + key.len() + value.len());
         payload.extend_from_slice(&ts.to_le_bytes());
         payload.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -250,8 +277,46 @@ impl ValueLog {
             self.bytes_relocated.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
         placed.insert(id, addr);
-        refs.push((addr, bytes));
+        Ok(addr)
+    }
+
+    /// Values written once (`design/storage.md` §10.1): the value of
+    /// version `(key, ts)` of tree `tree`, committing now, if it belongs in
+    /// the log (`None`: the log record holds it). Appended (no sync) and
+    /// named in `placed`, so its page's flushes reference it; its segment
+    /// is noted in `logged`. The caller's log record references it, and
+    /// the log syncs it first ([`ValueLog::sync_logged`]).
+    pub(crate) fn place_at_commit(&self, tree: u16, key: &[u8], ts: u64, value: &[u8]) -> Result<Option<u64>> {
+        if value.len() as u64 <= self.threshold {
+            return Ok(None);
+        }
+        let mut placed = lock(&self.placed);
+        let addr = self.append(&mut placed, (tree, key.into(), ts), value, false)?;
+        self.note_logged(addr, ts);
+        let end = addr + record_bytes(VALUE_HEADER + key.len() + value.len());
+        self.logged_end.fetch_max(end, Ordering::AcqRel);
         Ok(Some(addr))
+    }
+
+    /// Would a value of `len` bytes go to the log ([`ValueLog::place_at_commit`])?
+    pub(crate) fn takes(&self, len: usize) -> bool {
+        len as u64 > self.threshold
+    }
+
+    /// Segment of `addr` holds a value the log references at `ts`.
+    fn note_logged(&self, addr: u64, ts: u64) {
+        let mut logged = lock(&self.logged);
+        let max = logged.entry(addr_seq(addr)).or_insert(ts);
+        *max = (*max).max(ts);
+    }
+
+    /// Sync the value log if a value placed at commit is not synced yet:
+    /// the log's hook before each of its syncs (`crate::wal::writer::BeforeSync`).
+    pub(crate) fn sync_logged(&self) -> Result<()> {
+        if self.store.ends().1 >= self.logged_end.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.store.sync()
     }
 
     /// The decoder's hook: the value of version `(key, ts)` of tree `tree` at `addr`,
@@ -267,6 +332,26 @@ impl ValueLog {
         len: u32,
         refs: &mut Vec<ValueRef>,
     ) -> Result<Bytes> {
+        let value = self.read_value(tree, key, ts, addr, len)?;
+        {
+            // A version may have two records while its segment is emptied:
+            // `placed` keeps naming the copy outside the segment.
+            let mut placed = lock(&self.placed);
+            let evacuating = lock(&self.evacuating);
+            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
+            if evacuating.contains(&addr_seq(*entry)) {
+                *entry = addr;
+            }
+        }
+        refs.push((addr, record_bytes(VALUE_HEADER + key.len() + value.len())));
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(value)
+    }
+
+    /// The value of version `(key, ts)` of tree `tree` at `addr`, `len`
+    /// bytes, checked as [`ValueLog::resolve`] checks it; nothing noted
+    /// (the change stream's reads of the log's references).
+    pub(crate) fn read_value(&self, tree: u16, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Bytes> {
         let corrupt = |reason| Error::Corruption {
             file: self.dir.join(segment::name(Kind::ValueLog, addr_seq(addr))),
             offset: addr_offset(addr),
@@ -293,19 +378,56 @@ impl ValueLog {
         {
             return Err(corrupt("value record is not the version its reference names"));
         }
-        {
-            // A version may have two records while its segment is emptied:
-            // `placed` keeps naming the copy outside the segment.
-            let mut placed = lock(&self.placed);
-            let evacuating = lock(&self.evacuating);
-            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
-            if evacuating.contains(&addr_seq(*entry)) {
-                *entry = addr;
+        Ok(record.payload.slice(VALUE_HEADER + klen..))
+    }
+
+    /// Recovery's read of a value the log references (placed at commit):
+    /// as [`ValueLog::resolve`], and its segment is noted in `logged`. A
+    /// record that does not read back is `Ok(None)` if it lies in the
+    /// value log's torn tail (see [`ValueLog::in_torn_tail`]), else the error.
+    pub(crate) fn fetch_logged(&self, tree: u16, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
+        let mut refs = Vec::new();
+        match self.resolve(tree, key, ts, addr, len, &mut refs) {
+            Ok(v) => {
+                self.note_logged(addr, ts);
+                Ok(Some(v))
+            }
+            Err(e) => {
+                if self.in_torn_tail(addr)? {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
-        refs.push((addr, record_bytes(p.len())));
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(record.payload.slice(VALUE_HEADER + klen..))
+    }
+
+    /// Is `addr` past the valid records of the newest segment of the runs
+    /// before this one (the only one that may end in values never synced;
+    /// closed segments are synced when the next starts), or in this run's
+    /// first segment (the previous run's newest, if a crash cut its header,
+    /// was deleted and its number reused)? Read whole and scanned as the
+    /// log's segments are: a bad record with a valid one after it is
+    /// damage, not a torn tail.
+    fn in_torn_tail(&self, addr: u64) -> Result<bool> {
+        let seq = addr_seq(addr);
+        if seq >= self.first_seq {
+            return Ok(true);
+        }
+        if seq + 1 != self.first_seq {
+            return Ok(false);
+        }
+        let path = self.dir.join(segment::name(Kind::ValueLog, seq));
+        let bytes = match self.store.fs().read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        Ok(match segment::scan(&bytes, Kind::ValueLog, seq) {
+            Ok(segment::Scan::Valid { end, .. }) => addr_offset(addr) >= end,
+            Ok(segment::Scan::TornHeader) => true,
+            Err(_) => false,
+        })
     }
 
     /// A reference to version `(key, ts)` at `addr` (`len` value bytes) that
@@ -397,6 +519,9 @@ impl ValueLog {
         let Some((_current, old)) = segs.split_last() else {
             return Vec::new();
         };
+        // A segment holding values placed at commit may be a victim: the
+        // checkpoint after the pass covers those commits (only the change
+        // stream's retention keeps it longer, `design/storage.md` §10.1).
         old.iter()
             .filter(|s| s.bytes > SEGMENT_HEADER_LEN as u64 && !self.maybe_referenced(unknown, s.seq))
             .map(|s| {
@@ -459,9 +584,10 @@ impl ValueLog {
     /// directory. Returns how many.
     pub(crate) fn delete_unpublished(&self, vlog_head: u64) -> Result<u64> {
         let last = if vlog_head == NO_ADDR { 0 } else { addr_seq(vlog_head) };
+        let logged = lock(&self.logged).clone();
         let mut deleted = 0;
         for s in self.store.segments() {
-            if s.seq > last && s.seq < self.first_seq {
+            if s.seq > last && s.seq < self.first_seq && !logged.contains_key(&s.seq) {
                 self.store.delete(s.seq)?;
                 deleted += 1;
             }
@@ -472,12 +598,20 @@ impl ValueLog {
 
     /// Delete every segment but the current one that no image in `images`
     /// references (the caller holds evictions off: no image is written
-    /// meanwhile, and every image still reachable is in `images`). Forgets
+    /// meanwhile, and every image still reachable is in `images`) and that
+    /// holds no value the log may still be read back to: placed at commit
+    /// above `floor` (the lower of the new table's timestamp and the
+    /// change stream's retention). Forgets
     /// the references of images not in `images` and the `placed` entries
     /// into deleted segments. Returns how many segments were deleted.
-    pub(crate) fn collect(&self, images: &super::chain_parts::AddrList) -> Result<u64> {
+    pub(crate) fn collect(&self, images: &super::chain_parts::AddrList, floor: u64) -> Result<u64> {
         let (live, unknown) = self.referenced(images, true);
-        let keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
+        let mut keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
+        {
+            let mut logged = lock(&self.logged);
+            logged.retain(|_, max| *max > floor);
+            keep.extend(logged.keys().copied());
+        }
         // With an image of an earlier run listed but not read, every segment
         // the table loaded at open may reference is kept, and counted live
         // whole.

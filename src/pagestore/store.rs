@@ -283,6 +283,11 @@ impl SegmentStore {
         self.poisoned.check()
     }
 
+    /// The file system the segments are on.
+    pub(crate) fn fs(&self) -> &dyn Fs {
+        &*self.fs
+    }
+
     fn poison(&self, e: std::io::Error) -> Error {
         self.poisoned.set(e)
     }

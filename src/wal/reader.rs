@@ -87,7 +87,7 @@ mod tests {
         for ts in 1..=n {
             let k = Bytes::from(format!("key{ts}"));
             let v = Some(Bytes::from(vec![ts as u8; ts as usize * 3]));
-            record::encode(&mut b, ts, [(0, &k, &v)].into_iter());
+            record::encode(&mut b, ts, [(0, &k, record::ToLog::Inline(&v))].into_iter());
             ends.push(b.len());
         }
         (b, ends)

@@ -2,26 +2,39 @@
 //!
 //! Segment: a 16-byte header, then records back to back.
 //! ```text
-//! header  = "BWTXWAL\0" (8) | version u32 LE (= 2; 1 still read) | reserved u32 (= 0)
+//! header  = "BWTXWAL\0" (8) | version u32 LE (= 4; 1 and 2 still read) | reserved u32 (= 0)
 //! record  = len u32 LE | crc u32 LE | payload (len bytes)
 //!           crc = CRC32C over the 4 len bytes and the payload
 //! payload = commit_ts u64 LE | count u32 LE | count x entry
-//! entry   = keyspace u32 LE | klen u32 LE | vlen u32 LE (0xFFFF_FFFF: delete) | key | value
+//! entry   = keyspace u32 LE | klen u32 LE | vlen u32 LE | key | value
+//!           vlen 0xFFFF_FFFF: a delete, no value;
+//!           vlen 0xFFFF_FFFE (version 4): value = addr u64 LE | len u32 LE,
+//!           a reference to the value-log record at `addr` holding this
+//!           version's `len`-byte value (`design/storage.md` §10.1)
 //! ```
 //! Version 1 (before keyspaces, `design/keyspaces.md`) has no `keyspace`
-//! field: every entry belongs to keyspace 0, the default one. The writer
-//! always writes version 2; a segment's header says how to read its records.
+//! field: every entry belongs to keyspace 0, the default one. Version 2 has
+//! no references. The writer always writes version 4; a segment's header
+//! says how to read its records. (There is no version 3: the header has no
+//! checksum, so the readable versions differ pairwise in at least two bits,
+//! and one flipped bit in a header never turns it into another one.)
 
 use bytes::Bytes;
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"BWTXWAL\0";
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 4;
 /// The format before keyspaces (entries without a keyspace id), still read.
 pub(crate) const VERSION_1: u32 = 1;
+/// The format before value-log references, still read.
+pub(crate) const VERSION_2: u32 = 2;
 pub(crate) const HEADER_LEN: usize = 16;
 /// `len` and `crc`.
 pub(crate) const FRAME_LEN: usize = 8;
 const TOMB: u32 = u32::MAX;
+/// `vlen` of an entry whose value is a value-log reference (version 4).
+const REF: u32 = u32::MAX - 1;
+/// The bytes of a reference: `addr u64 | len u32`.
+const REF_LEN: usize = 12;
 /// Largest payload a reader accepts (a corrupted length must not make it
 /// allocate gigabytes): a record holds at most one transaction's writes.
 pub(crate) const MAX_PAYLOAD: usize = 1 << 31;
@@ -45,18 +58,34 @@ pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
         return None;
     }
     let v = u32_at(h, 8)?;
-    (v == VERSION || v == VERSION_1).then_some(v)
+    (v == VERSION || v == VERSION_2 || v == VERSION_1).then_some(v)
 }
 
-/// One logged write: the keyspace id, the key, the value (`None`: delete).
-pub(crate) type Write = (u32, Bytes, Option<Bytes>);
+/// A logged write's value, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Logged {
+    /// The value, in the record.
+    Put(Bytes),
+    /// A delete.
+    Delete,
+    /// The value is in the value log: the record at `addr` holds its `len`
+    /// bytes (written at commit, `design/storage.md` §10.1).
+    Ref { addr: u64, len: u32 },
+}
+
+/// One logged write: the keyspace id, the key, the value.
+pub(crate) type Write = (u32, Bytes, Logged);
+
+/// A write's value to log: in the record (`Inline`, `None` a delete) or a
+/// reference to the value log.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ToLog<'a> {
+    Inline(&'a Option<Bytes>),
+    Ref { addr: u64, len: u32 },
+}
 
 /// Append the framed record (current version) of a commit to `out`.
-pub(crate) fn encode<'a>(
-    out: &mut Vec<u8>,
-    ts: u64,
-    writes: impl Iterator<Item = (u32, &'a Bytes, &'a Option<Bytes>)>,
-) {
+pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item = (u32, &'a Bytes, ToLog<'a>)>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_LEN]);
     out.extend_from_slice(&ts.to_le_bytes());
@@ -67,10 +96,20 @@ pub(crate) fn encode<'a>(
         count += 1;
         out.extend_from_slice(&ks.to_le_bytes());
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&v.as_ref().map_or(TOMB, |v| v.len() as u32).to_le_bytes());
-        out.extend_from_slice(k);
-        if let Some(v) = v {
-            out.extend_from_slice(v);
+        match v {
+            ToLog::Inline(v) => {
+                out.extend_from_slice(&v.as_ref().map_or(TOMB, |v| v.len() as u32).to_le_bytes());
+                out.extend_from_slice(k);
+                if let Some(v) = v {
+                    out.extend_from_slice(v);
+                }
+            }
+            ToLog::Ref { addr, len } => {
+                out.extend_from_slice(&REF.to_le_bytes());
+                out.extend_from_slice(k);
+                out.extend_from_slice(&addr.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+            }
         }
     }
     out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
@@ -146,11 +185,16 @@ fn parse(p: &[u8], version: u32) -> Option<Commit> {
         let key = Bytes::copy_from_slice(p.get(at..at.checked_add(klen)?)?);
         at += klen;
         let value = if vlen == TOMB {
-            None
+            Logged::Delete
+        } else if vlen == REF && version >= VERSION {
+            let addr = u64_at(p, at)?;
+            let len = u32_at(p, at + 8)?;
+            at += REF_LEN;
+            Logged::Ref { addr, len }
         } else {
             let v = Bytes::copy_from_slice(p.get(at..at.checked_add(vlen as usize)?)?);
             at += vlen as usize;
-            Some(v)
+            Logged::Put(v)
         };
         writes.push((ks, key, value));
     }
@@ -161,21 +205,52 @@ fn parse(p: &[u8], version: u32) -> Option<Commit> {
 mod tests {
     use super::*;
 
+    /// Encode `w` (inline values and references) as the writer does.
+    fn encode_writes(out: &mut Vec<u8>, ts: u64, w: &[Write]) {
+        let values: Vec<Option<Bytes>> = w
+            .iter()
+            .map(|(_, _, v)| match v {
+                Logged::Put(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect();
+        encode(
+            out,
+            ts,
+            w.iter().zip(&values).map(|((ks, k, v), inline)| {
+                let v = match v {
+                    Logged::Ref { addr, len } => ToLog::Ref { addr: *addr, len: *len },
+                    _ => ToLog::Inline(inline),
+                };
+                (*ks, k, v)
+            }),
+        );
+    }
+
     #[test]
     fn round_trip_and_damage() {
-        // Writes to the default keyspace, another one and the catalog.
+        // Writes to the default keyspace, another one and the catalog, and
+        // a value in the value log.
         let w: Vec<Write> = vec![
-            (0, Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
-            (0, Bytes::from_static(b"b"), None),
-            (3, Bytes::from_static(b"a"), Some(Bytes::from_static(b"2"))),
+            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
+            (0, Bytes::from_static(b"b"), Logged::Delete),
+            (
+                0,
+                Bytes::from_static(b"big"),
+                Logged::Ref {
+                    addr: 3 << 32 | 4096,
+                    len: 5000,
+                },
+            ),
+            (3, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"2"))),
             (
                 u32::MAX,
                 Bytes::from_static(b"ks"),
-                Some(Bytes::from_static(b"\x03\0\0\0")),
+                Logged::Put(Bytes::from_static(b"\x03\0\0\0")),
             ),
         ];
         let mut out = Vec::new();
-        encode(&mut out, 7, w.iter().map(|(ks, k, v)| (*ks, k, v)));
+        encode_writes(&mut out, 7, &w);
         let (c, n) = decode(&out, VERSION).unwrap();
         assert_eq!(n, out.len());
         assert_eq!(c, Commit { ts: 7, writes: w });
@@ -191,6 +266,24 @@ mod tests {
             d[bit / 8] ^= 1 << (bit % 8);
             assert!(decode(&d, VERSION).is_err(), "flip of bit {bit} went unnoticed");
         }
+        // A version-2 segment has no references: the same record is
+        // malformed there.
+        assert_eq!(decode(&out, VERSION_2).unwrap_err(), Bad::Malformed);
+    }
+
+    /// A version-2 record (no references) reads as before.
+    #[test]
+    fn version_2_records_read_as_inline_values() {
+        let w: Vec<Write> = vec![
+            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
+            (2, Bytes::from_static(b"b"), Logged::Delete),
+        ];
+        let mut out = Vec::new();
+        encode_writes(&mut out, 5, &w);
+        assert_eq!(decode(&out, VERSION_2).unwrap().0, Commit { ts: 5, writes: w });
+        let mut h = header();
+        h[8..12].copy_from_slice(&VERSION_2.to_le_bytes());
+        assert_eq!(header_version(&h), Some(VERSION_2));
     }
 
     /// A version-1 record (no keyspace ids, as written before keyspaces)
@@ -215,8 +308,8 @@ mod tests {
         let (c, n) = decode(&out, VERSION_1).unwrap();
         assert_eq!(n, out.len());
         let w: Vec<Write> = vec![
-            (0, Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
-            (0, Bytes::from_static(b"b"), None),
+            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
+            (0, Bytes::from_static(b"b"), Logged::Delete),
         ];
         assert_eq!(c, Commit { ts: 7, writes: w });
         // The same bytes are not a valid version-2 record.

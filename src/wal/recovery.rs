@@ -49,6 +49,14 @@ pub(crate) trait Replay {
     /// Install `value` (`None`: a delete) for `key` of keyspace `tree` as
     /// committed at `ts`.
     fn replay(&self, tree: u32, key: bytes::Bytes, ts: u64, value: Option<bytes::Bytes>) -> Result<()>;
+
+    /// The value a record references (`addr`, `len` bytes; a value placed
+    /// in the value log at commit, `design/storage.md` §10.1) of version
+    /// `(key, ts)` of keyspace `tree`. `Ok(None)`: the value log's record
+    /// is missing and lies in its torn tail, where a power loss leaves a
+    /// value whose record the log holds but had not synced (recovery cuts
+    /// the log there). Any other mismatch is `Error::Corruption`.
+    fn fetch(&self, tree: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<bytes::Bytes>>;
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -138,6 +146,9 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
     // length) of every segment read.
     let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
     let mut read: Vec<(&String, u64)> = Vec::new();
+    // The index in `read` of the last segment, if it was read: the only
+    // one that may hold records not synced.
+    let mut tail = None;
     let floor = match &start {
         Start::Table(ts) => *ts,
         Start::Image(n) if !oldest => n.ts,
@@ -170,6 +181,9 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         out.segments.insert(seq, max);
         let index = read.len();
         read.push((name, seg.valid_len));
+        if last {
+            tail = Some((index, seq));
+        }
         commits.extend(
             seg.commits
                 .into_iter()
@@ -247,7 +261,31 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                 "commits missing from the log before this record",
             ));
         }
-        for (t, k, v) in c.writes {
+        // References first: a commit is replayed whole or not at all.
+        let Some(writes) = resolve(into, &c)? else {
+            // A value the log references is missing at the value log's
+            // torn tail: the record was not synced (every sync of the log
+            // syncs the values its records reference first), so it is the
+            // log's torn tail too, and every later record with it.
+            let Some((last, seq)) = tail.filter(|&(i, _)| i == index) else {
+                return Err(corruption(
+                    dir,
+                    read[index].0,
+                    offset,
+                    "a synced log record references a value the value log does not hold",
+                ));
+            };
+            fs.truncate(&dir.join(read[last].0), offset).map_err(Error::Io)?;
+            out.torn_tails += 1;
+            let kept = if offset > record::HEADER_LEN as u64 {
+                c.ts - 1
+            } else {
+                0
+            };
+            out.segments.insert(seq, kept);
+            break;
+        };
+        for (t, k, v) in writes {
             into.replay(t, k, c.ts, v)?;
             out.versions += 1;
         }
@@ -255,6 +293,25 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         out.replayed += 1;
     }
     Ok(out)
+}
+
+/// The writes of `c` with every reference read (`into.fetch`); `None` if
+/// one dangles at the value log's torn tail.
+#[allow(clippy::type_complexity)]
+fn resolve(into: &dyn Replay, c: &Commit) -> Result<Option<Vec<(u32, bytes::Bytes, Option<bytes::Bytes>)>>> {
+    let mut writes = Vec::with_capacity(c.writes.len());
+    for (t, k, v) in &c.writes {
+        let v = match v {
+            record::Logged::Put(b) => Some(b.clone()),
+            record::Logged::Delete => None,
+            record::Logged::Ref { addr, len } => match into.fetch(*t, k, c.ts, *addr, *len)? {
+                Some(v) => Some(v),
+                None => return Ok(None),
+            },
+        };
+        writes.push((*t, k.clone(), v));
+    }
+    Ok(Some(writes))
 }
 
 /// The start for [`recover`] with `oldest`: the oldest version-1 checkpoint

@@ -117,6 +117,7 @@ impl Store {
         start: Start,
         oldest: bool,
         durable: crate::sync::Arc<AtomicU64>,
+        before_sync: Option<super::writer::BeforeSync>,
     ) -> Result<Store> {
         let table_at_open = matches!(start, Start::Table(_));
         let recovered = recover(&*fs, dir, into, start, oldest)?;
@@ -134,6 +135,7 @@ impl Store {
             &recovered,
             segment_bytes.max(record::HEADER_LEN as u64 + 1),
             wal_durable,
+            before_sync,
         )?;
         Ok(Store {
             fs,
@@ -251,7 +253,7 @@ impl Store {
     pub(crate) fn log<'a>(
         &self,
         ts: u64,
-        writes: impl Iterator<Item = (u32, &'a bytes::Bytes, &'a Option<bytes::Bytes>)>,
+        writes: impl Iterator<Item = (u32, &'a bytes::Bytes, record::ToLog<'a>)>,
     ) -> Result<()> {
         self.wal.append(ts, writes)
     }

@@ -71,6 +71,11 @@ struct CurrentSegment {
     spare: Vec<u8>,
 }
 
+/// Run before every sync of a log segment: the engine syncs the value log's
+/// values placed at commit there (`design/storage.md` §10.1), so a record
+/// the log makes durable never references a value still unsynced.
+pub(crate) type BeforeSync = Box<dyn Fn() -> Result<()> + Send + Sync>;
+
 pub(crate) struct Wal {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
@@ -89,6 +94,7 @@ pub(crate) struct Wal {
     records: AtomicU64,
     /// Every commit above this is in a segment on disk (`super::changes`).
     retained_from: AtomicU64,
+    before_sync: Option<BeforeSync>,
 }
 
 impl Wal {
@@ -96,12 +102,14 @@ impl Wal {
     /// (`rec.next_seq`); its segments, with their highest commit timestamps,
     /// are the closed ones; the next record is `rec.last_ts + 1`. The log
     /// keeps its durable timestamp in `durable` (set to `last_ts` now).
+    /// `before_sync` runs before each sync of a segment holding records.
     pub(crate) fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
         rec: &super::recovery::Recovered,
         segment_bytes: u64,
         durable: crate::sync::Arc<AtomicU64>,
+        before_sync: Option<BeforeSync>,
     ) -> Result<Self> {
         let (seq, closed, last_ts) = (rec.next_seq, rec.segments.clone(), rec.last_ts);
         // Every commit above this is in the log (the change stream).
@@ -135,6 +143,7 @@ impl Wal {
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
             retained_from: AtomicU64::new(retained_from),
+            before_sync,
         })
     }
 
@@ -152,7 +161,7 @@ impl Wal {
     pub(crate) fn append<'a>(
         &self,
         ts: u64,
-        writes: impl Iterator<Item = (u32, &'a Bytes, &'a Option<Bytes>)>,
+        writes: impl Iterator<Item = (u32, &'a Bytes, record::ToLog<'a>)>,
     ) -> Result<()> {
         self.check()?;
         let mut rec = Vec::new();
@@ -266,6 +275,16 @@ impl Wal {
         buf.clear();
         out.spare = buf;
         if sync && self.durable.load(Ordering::Acquire) < end {
+            if let Some(before) = &self.before_sync {
+                // The values these records reference first. A failure
+                // poisons the value log's store; the log takes no more
+                // commits either (nothing here is durable for sure).
+                if let Err(e) = before() {
+                    self.poisoned
+                        .set(std::io::Error::other(format!("value log sync failed: {e}")));
+                    return Err(e);
+                }
+            }
             out.file.sync().map_err(|e| self.poison(e))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.durable.store(end, Ordering::Release);

@@ -1,0 +1,244 @@
+//! Values written once (`design/storage.md` §10.1): with a page store and a
+//! log, a value above the value-log threshold goes to the value log at
+//! commit, the log record references it, and every flush of its page
+//! references the same record.
+//!
+//! - The value log gets each committed value once, the log only references.
+//! - A power loss at every sync of a run keeps every acknowledged commit
+//!   (the log syncs the values its records reference first).
+//! - A value missing at the value log's torn tail cuts the log there; one
+//!   damaged before valid records is `Error::Corruption`, never a wrong value.
+//! - The change stream reads the values back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Durability, Error, Options};
+use common::{dump, fault_opts, DIR};
+
+const VALUE: usize = 1_500;
+
+fn opts(fs: &FaultFs) -> Options {
+    fault_opts(fs)
+        .durability(Durability::Sync)
+        .cache_size(1 << 30)
+        .segment_bytes(64 << 10)
+        .value_log_threshold(1 << 10)
+}
+
+/// A large value naming its key and round.
+fn value(key: &str, round: usize) -> String {
+    let mut v = format!("{key}@{round}-");
+    v.extend(std::iter::repeat_n('v', VALUE - v.len()));
+    v
+}
+
+/// The value-log segments holding a record.
+fn vlog_files(fs: &FaultFs) -> Vec<String> {
+    let mut v: Vec<String> = fs
+        .list(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("vlog-") && fs.contents(&Path::new(DIR).join(n)).is_some_and(|c| c.len() > 32))
+        .collect();
+    v.sort();
+    v
+}
+
+use bwtx::fs::Fs;
+
+#[test]
+fn each_value_is_written_once() {
+    let fs = FaultFs::new();
+    let db = opts(&fs).open(DIR).unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..40 {
+        let k = format!("k{:02}", i % 13);
+        let v = value(&k, i);
+        db.transaction(|tx| tx.put(k.clone(), v.clone())).unwrap();
+        model.insert(k, v);
+    }
+    // Payload bytes of a value record: ts, lengths, key, value.
+    let record = (16 + 3 + VALUE) as u64;
+    let s = db.stats();
+    assert_eq!(s.value_log_bytes_written, 40 * record, "{s:?}");
+    // The log holds references (a dozen bytes each), not the values.
+    assert!(s.log_bytes_written < 40 * 100, "{s:?}");
+    // Flushes reference the records already there.
+    db.checkpoint().unwrap();
+    db.evict_all().unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(db.stats().value_log_bytes_written, 40 * record);
+    assert_eq!(dump(&db).1, model);
+    drop(db);
+    let db = opts(&fs).open(DIR).unwrap();
+    assert_eq!(dump(&db).1, model);
+    assert_eq!(db.stats().value_log_bytes_written, 0);
+}
+
+/// One run: 30 transactions, each a large value and a small marker, with
+/// evictions and a checkpoint between them, until a sync fails. Returns the
+/// models after the acknowledged commits and with the one in flight.
+fn run(fs: &FaultFs, crash: Option<u64>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let db = opts(fs).cache_size(8 << 10).open(DIR).unwrap();
+    if let Some(n) = crash {
+        fs.crash_at_sync(fs.syncs() + n);
+    }
+    let mut acked = BTreeMap::new();
+    for i in 0..30 {
+        let k = format!("k{:02}", i % 7);
+        let v = value(&k, i);
+        let mut next = acked.clone();
+        next.insert(k.clone(), v.clone());
+        next.insert(format!("m{i:02}"), "x".to_string());
+        let r = db.transaction(|tx| {
+            tx.put(k.clone(), v.clone())?;
+            tx.put(format!("m{i:02}"), "x")
+        });
+        if r.is_err() {
+            return (acked, next);
+        }
+        acked = next;
+        let step = match i % 10 {
+            4 => db.evict_all().map(drop),
+            9 => db.checkpoint().map(drop),
+            _ => Ok(()),
+        };
+        if step.is_err() {
+            return (acked.clone(), acked);
+        }
+    }
+    drop(db);
+    (acked.clone(), acked)
+}
+
+#[test]
+fn a_power_loss_at_every_sync_keeps_every_acknowledged_commit() {
+    let fs = FaultFs::new();
+    let before = fs.syncs();
+    run(&fs, None);
+    let total = fs.syncs() - before;
+    assert!(total > 30, "{total}");
+    for n in 0..total {
+        let fs = FaultFs::new();
+        let (acked, in_flight) = run(&fs, Some(n));
+        fs.power_loss();
+        let db = opts(&fs).open(DIR).unwrap_or_else(|e| panic!("crash at sync {n}: {e}"));
+        let got = dump(&db).1;
+        assert!(
+            got == acked || got == in_flight,
+            "crash at sync {n}: {} acknowledged, {} recovered",
+            acked.len(),
+            got.len()
+        );
+    }
+}
+
+/// Three commits (two large values and a small one after them), every one
+/// synced, then a crash: the files as a power loss leaves them.
+fn three_commits(fs: &FaultFs) {
+    let db = opts(fs).open(DIR).unwrap();
+    db.transaction(|tx| tx.put("a", value("a", 0))).unwrap();
+    db.transaction(|tx| tx.put("b", value("b", 0))).unwrap();
+    db.transaction(|tx| tx.put("c", "small")).unwrap();
+    // No clean close (it would write a table covering them).
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+}
+
+#[test]
+fn a_value_missing_at_the_value_logs_torn_tail_cuts_the_log_there() {
+    let fs = FaultFs::new();
+    three_commits(&fs);
+    let files = vlog_files(&fs);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let path = Path::new(DIR).join(&files[0]);
+    let mut bytes = fs.contents(&path).unwrap();
+    // Cut into b's record, the segment's last: as if its write had not
+    // reached the disk while the log's record referencing it had.
+    bytes.truncate(bytes.len() - 100);
+    fs.set_contents(&path, bytes);
+    let db = opts(&fs).open(DIR).unwrap();
+    let got = dump(&db).1;
+    assert_eq!(got.get("a"), Some(&value("a", 0)));
+    // b, and c after it in the log, are gone: the log's prefix.
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(db.stats().torn_tails, 1);
+    // The database goes on, and keeps what it commits next.
+    db.transaction(|tx| tx.put("d", value("d", 1))).unwrap();
+    drop(db);
+    let db = opts(&fs).open(DIR).unwrap();
+    let got = dump(&db).1;
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["a", "d"]);
+    assert_eq!(got["d"], value("d", 1));
+}
+
+#[test]
+fn a_damaged_value_before_valid_records_is_corruption() {
+    let fs = FaultFs::new();
+    three_commits(&fs);
+    let files = vlog_files(&fs);
+    let path = Path::new(DIR).join(&files[0]);
+    let mut bytes = fs.contents(&path).unwrap();
+    // A byte inside a's value (the first record, b's follows it).
+    bytes[32 + 40 + 100] ^= 0x10;
+    fs.set_contents(&path, bytes);
+    match opts(&fs).open(DIR) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, path),
+        Err(e) => panic!("expected corruption in {path:?}, got {e}"),
+        Ok(db) => panic!("expected corruption, opened with {:?}", dump(&db).1.keys()),
+    }
+}
+
+#[test]
+fn a_value_gone_from_a_closed_segment_is_corruption() {
+    // A value-log segment other than the newest was synced whole when the
+    // next began: a value the log references can be missing there only by
+    // damage, whatever follows it.
+    let fs = FaultFs::new();
+    let db = opts(&fs).segment_bytes(4 << 10).open(DIR).unwrap();
+    for i in 0..8 {
+        db.transaction(|tx| tx.put(format!("k{i}"), value("k", i))).unwrap();
+    }
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    let files = vlog_files(&fs);
+    assert!(files.len() > 1, "{files:?}");
+    // Cut the oldest segment back to its header.
+    let path = Path::new(DIR).join(&files[0]);
+    let bytes = fs.contents(&path).unwrap();
+    fs.set_contents(&path, bytes[..32].to_vec());
+    match opts(&fs).segment_bytes(4 << 10).open(DIR) {
+        Err(Error::Corruption { .. }) => {}
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(db) => panic!("expected corruption, opened with {:?}", dump(&db).1.keys()),
+    }
+}
+
+#[test]
+fn the_change_stream_reads_values_placed_at_commit() {
+    let fs = FaultFs::new();
+    let db = opts(&fs).open(DIR).unwrap();
+    let start = db.snapshot().ts();
+    db.transaction(|tx| {
+        tx.put("big", value("big", 0))?;
+        tx.put("small", "s")
+    })
+    .unwrap();
+    db.transaction(|tx| tx.delete("big")).unwrap();
+    let changes: Vec<_> = db.changes_since(start).unwrap().map(|c| c.unwrap()).collect();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        changes[0].writes,
+        vec![
+            ("big".into(), Some(value("big", 0).into())),
+            ("small".into(), Some("s".into()))
+        ]
+    );
+    assert_eq!(changes[1].writes, vec![("big".into(), None)]);
+}
