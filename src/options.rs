@@ -166,7 +166,9 @@ impl Options {
     }
 
     /// Take a checkpoint in the background after this many bytes of log
-    /// (0: only [`crate::Db::checkpoint`]).
+    /// (0: only [`crate::Db::checkpoint`]). The values the log's records
+    /// reference in the value log (placed there at commit) count too: this
+    /// bounds what recovery replays after a crash.
     pub fn checkpoint_bytes(mut self, n: u64) -> Self {
         self.checkpoint_bytes = n;
         self
@@ -244,14 +246,15 @@ impl Options {
     }
 
     /// Values longer than `bytes` go to the value log (`vlog-*.seg` in the
-    /// database directory) when a page is flushed (an eviction or a
-    /// checkpoint of a database with a page store, [`Options::cache_size`]),
-    /// and the page image holds a 12-byte reference instead: a
-    /// rewritten page then does not rewrite its large values, which are
-    /// written once (`design/storage.md` §10). Default: 1 KiB. `u64::MAX` turns the value log off
-    /// for new flushes (values already in it stay readable). Values of at
-    /// most 256 bytes always stay in the page, whatever the threshold.
-    /// Without a page store it has no effect.
+    /// database directory) of a database with a page store
+    /// ([`Options::cache_size`]): at commit when the database logs (the log
+    /// record then holds a 12-byte reference, `design/storage.md` §10.1),
+    /// else when their page is flushed; page images hold references too, so
+    /// a rewritten page does not rewrite its large values, which are written
+    /// once (`design/storage.md` §10). Default: 1 KiB. `u64::MAX` turns the
+    /// value log off for new writes (values already in it stay readable).
+    /// Values of at most 256 bytes always stay in the log record and the
+    /// page, whatever the threshold. Without a page store it has no effect.
     pub fn value_log_threshold(mut self, bytes: u64) -> Self {
         self.value_log_threshold = bytes;
         self

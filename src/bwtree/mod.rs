@@ -77,7 +77,7 @@ mod stats;
 mod tree;
 mod validate;
 
-pub(crate) use base::LeafBase;
+pub(crate) use base::{LeafBase, INLINE_MAX};
 pub(crate) use blind::fingerprint;
 #[cfg(feature = "leak-check")]
 pub use chain::live_nodes;

@@ -217,7 +217,17 @@ impl Engine {
         drop(gates);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
-                let r = store.wait(commit.ts);
+                let mut r = store.wait(commit.ts);
+                if r.is_ok() && store.syncs_commits() {
+                    // Values placed at commit (this one's and every earlier
+                    // commit's) are synced before an acknowledgement or a
+                    // reader can depend on them (`design/durability.md` D8):
+                    // here, outside the log's mutex, so the next group's log
+                    // sync runs meanwhile.
+                    if let Some(pages) = &self.pages {
+                        r = pages.vlog.sync_logged();
+                    }
+                }
                 if r.is_ok() {
                     // Every commit the log holds is installed: the whole
                     // group becomes visible at once, not one by one.

@@ -209,6 +209,12 @@ impl Replay for Replayer<'_> {
         let tree = tag(t).ok_or_else(|| self.corrupt("a log record references a value of an unpaged keyspace"))?;
         pages.vlog.fetch_logged(tree, key, ts, addr, len)
     }
+
+    fn note_ref(&self, _tree: u32, addr: u64, ts: u64) {
+        if let Some(pages) = self.pages {
+            pages.vlog.note_logged(addr, ts);
+        }
+    }
 }
 
 /// Open (lock, load, recover) the database in `dir`.
@@ -218,7 +224,14 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
     let newest = recovery::newest(&*fs, dir)?;
     let is_table = newest.as_ref().is_some_and(|n| n.version() == Some(table::VERSION));
     let durable = Arc::new(AtomicU64::new(0));
-    let pages = if opts.cache_size.is_some() || is_table {
+    // A page store's directory without a table yet (a crash before its
+    // first checkpoint) may have a log referencing its value log.
+    let has_vlog = fs
+        .list(dir)
+        .map_err(Error::Io)?
+        .iter()
+        .any(|n| n.starts_with("vlog-") && n.ends_with(".seg"));
+    let pages = if opts.cache_size.is_some() || is_table || has_vlog {
         Some(Arc::new(PageFile::open(
             fs.clone(),
             dir,

@@ -17,7 +17,9 @@
 //!   record's crc, kind, key, timestamp and length must match the reference:
 //!   anything else is [`Error::Corruption`] naming the file and offset.
 //! - Durability: [`ValueLog::sync`] runs before the page segment's sync of a
-//!   checkpoint, so a published table references only synced values.
+//!   checkpoint (it syncs the current segment; closed ones were synced when
+//!   the next began, and the open syncs the previous run's newest), so a
+//!   published table references only synced values.
 //! - GC ([`ValueLog::collect`], at a checkpoint with evictions held off):
 //!   a segment is deleted once no image the new table or the mapping table
 //!   names references it. Which values an image references is known for the
@@ -144,8 +146,10 @@ pub(crate) struct ValueLog {
 
 impl ValueLog {
     /// Open the value-log segments in `dir` (headers checked; appends go to
-    /// a new segment: only references from synced images are read, so the
-    /// newest old segment's unsynced tail, if any, is never read).
+    /// a new segment). The previous run's newest segment is synced: the log
+    /// may reference values a crash left unsynced in it, which recovery
+    /// reads and a table may then reference; a reference into its torn
+    /// tail is found by [`ValueLog::fetch_logged`].
     /// `pages_first_seq`: the first page segment this run appends to.
     pub(crate) fn open(
         fs: std::sync::Arc<dyn Fs>,
@@ -287,7 +291,7 @@ impl ValueLog {
     /// is noted in `logged`. The caller's log record references it, and
     /// the log syncs it first ([`ValueLog::sync_logged`]).
     pub(crate) fn place_at_commit(&self, tree: u16, key: &[u8], ts: u64, value: &[u8]) -> Result<Option<u64>> {
-        if value.len() as u64 <= self.threshold {
+        if !self.takes(value.len()) {
             return Ok(None);
         }
         let mut placed = lock(&self.placed);
@@ -300,11 +304,13 @@ impl ValueLog {
 
     /// Would a value of `len` bytes go to the log ([`ValueLog::place_at_commit`])?
     pub(crate) fn takes(&self, len: usize) -> bool {
-        len as u64 > self.threshold
+        len as u64 > self.threshold && len > crate::bwtree::INLINE_MAX
     }
 
-    /// Segment of `addr` holds a value the log references at `ts`.
-    fn note_logged(&self, addr: u64, ts: u64) {
+    /// Segment of `addr` holds a value the log references at `ts` (also
+    /// recovery's note of the references of records it keeps but does not
+    /// replay, which the change stream may read).
+    pub(crate) fn note_logged(&self, addr: u64, ts: u64) {
         let mut logged = lock(&self.logged);
         let max = logged.entry(addr_seq(addr)).or_insert(ts);
         *max = (*max).max(ts);
@@ -403,10 +409,10 @@ impl ValueLog {
     }
 
     /// Is `addr` past the valid records of the newest segment of the runs
-    /// before this one (the only one that may end in values never synced;
-    /// closed segments are synced when the next starts), or in this run's
-    /// first segment (the previous run's newest, if a crash cut its header,
-    /// was deleted and its number reused)? Read whole and scanned as the
+    /// before this one that holds records (the only one that may end in
+    /// values never synced; closed segments are synced when the next
+    /// starts), or in this run's first segment (the previous run's newest,
+    /// if a crash cut its header, was deleted and its number reused)? Read whole and scanned as the
     /// log's segments are: a bad record with a valid one after it is
     /// damage, not a torn tail.
     fn in_torn_tail(&self, addr: u64) -> Result<bool> {
@@ -414,7 +420,15 @@ impl ValueLog {
         if seq >= self.first_seq {
             return Ok(true);
         }
-        if seq + 1 != self.first_seq {
+        // The newest segment of the runs before with a record: runs that
+        // wrote none after it (an open that failed or crashed during its
+        // recovery) left only headers.
+        let newer_hold_records = self
+            .store
+            .segments()
+            .iter()
+            .any(|s| s.seq > seq && s.seq < self.first_seq && s.bytes > SEGMENT_HEADER_LEN as u64);
+        if newer_hold_records {
             return Ok(false);
         }
         let path = self.dir.join(segment::name(Kind::ValueLog, seq));
@@ -607,6 +621,11 @@ impl ValueLog {
     pub(crate) fn collect(&self, images: &super::chain_parts::AddrList, floor: u64) -> Result<u64> {
         let (live, unknown) = self.referenced(images, true);
         let mut keep: BTreeSet<u64> = live.iter().map(|&(a, _)| addr_seq(a)).collect();
+        // The segments first, then `logged`: a commit notes its segment in
+        // `logged` before any later append can close that segment (both
+        // under `placed`), so a segment listed as closed here has every
+        // value placed in it noted already.
+        let segs = self.store.segments();
         {
             let mut logged = lock(&self.logged);
             logged.retain(|_, max| *max > floor);
@@ -616,7 +635,6 @@ impl ValueLog {
         // the table loaded at open may reference is kept, and counted live
         // whole.
         let maybe = |seq: u64| self.maybe_referenced(unknown, seq);
-        let segs = self.store.segments();
         let mut live_bytes: u64 = live
             .iter()
             .filter(|&&(a, _)| !maybe(addr_seq(a)))

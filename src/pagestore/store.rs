@@ -211,6 +211,15 @@ impl SegmentStore {
             let mut h = [0u8; SEGMENT_HEADER_LEN];
             reader.read_exact_at(0, &mut h).map_err(Error::Io)?;
             record::check_segment_header(&h, kind, seq).map_err(|r| corrupt(seq, 0, r))?;
+            if fresh && seq + 1 == next {
+                // The newest segment of the runs before may end in records
+                // a crash left unsynced, and this run may read them (the
+                // value log: values its log references): synced now, before
+                // anything of this run can depend on them.
+                fs.open_append(&dir.join(segment::name(kind, seq)))
+                    .and_then(|mut f| f.sync())
+                    .map_err(Error::Io)?;
+            }
             segs.insert(seq, Seg { end, live: 0, reader });
         }
         let mut truncated = None;

@@ -85,7 +85,9 @@ pub(crate) enum ToLog<'a> {
 }
 
 /// Append the framed record (current version) of a commit to `out`.
-pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item = (u32, &'a Bytes, ToLog<'a>)>) {
+/// Returns the bytes of the values it references.
+pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item = (u32, &'a Bytes, ToLog<'a>)>) -> u64 {
+    let mut referenced = 0u64;
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_LEN]);
     out.extend_from_slice(&ts.to_le_bytes());
@@ -105,6 +107,7 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
                 }
             }
             ToLog::Ref { addr, len } => {
+                referenced += u64::from(len);
                 out.extend_from_slice(&REF.to_le_bytes());
                 out.extend_from_slice(k);
                 out.extend_from_slice(&addr.to_le_bytes());
@@ -117,6 +120,7 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    referenced
 }
 
 /// One decoded commit.

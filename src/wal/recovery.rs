@@ -57,6 +57,11 @@ pub(crate) trait Replay {
     /// value whose record the log holds but had not synced (recovery cuts
     /// the log there). Any other mismatch is `Error::Corruption`.
     fn fetch(&self, tree: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<bytes::Bytes>>;
+
+    /// A record the log keeps but recovery does not replay (at or below the
+    /// checkpoint) references the value at `addr` at `ts`: the change
+    /// stream may read it, so it must stay.
+    fn note_ref(&self, tree: u32, addr: u64, ts: u64);
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -174,6 +179,14 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             }
             fs.truncate(&dir.join(name), seg.valid_len).map_err(Error::Io)?;
         }
+        if last {
+            // A crash (kill -9) may have left its records unsynced in the
+            // file system's cache: replayed and then served, they must
+            // survive a power loss from now on.
+            fs.open_append(&dir.join(name))
+                .and_then(|mut f| f.sync())
+                .map_err(Error::Io)?;
+        }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
         if let Some(min) = seg.commits.iter().map(|c| c.ts).min() {
             out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
@@ -183,6 +196,14 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         read.push((name, seg.valid_len));
         if last {
             tail = Some((index, seq));
+        }
+        for c in seg.commits.iter().filter(|c| c.ts <= floor) {
+            // Kept but not replayed: the change stream may read them.
+            for (t, _, v) in &c.writes {
+                if let record::Logged::Ref { addr, .. } = v {
+                    into.note_ref(*t, *addr, c.ts);
+                }
+            }
         }
         commits.extend(
             seg.commits

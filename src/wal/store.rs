@@ -28,7 +28,8 @@ pub(crate) struct Store {
     _lock: Box<dyn Send + Sync>,
     /// One checkpoint at a time; holds the last checkpoint's timestamp.
     last_checkpoint: Mutex<u64>,
-    /// Log bytes appended when the last checkpoint started.
+    /// Log bytes appended, with the values their records reference
+    /// (`Wal::logical`), when the last checkpoint started.
     log_bytes_at_checkpoint: AtomicU64,
     checkpoint_wanted: AtomicBool,
     checkpoints: AtomicU64,
@@ -227,6 +228,11 @@ impl Store {
 
     /// Whether the log is synced in the background ([`Durability::Buffered`]).
     #[cfg_attr(loom, allow(dead_code))]
+    /// Whether a commit waits for a sync of its record (`Durability::Sync`).
+    pub(crate) fn syncs_commits(&self) -> bool {
+        self.mode == Durability::Sync
+    }
+
     pub(crate) fn syncs_in_background(&self) -> bool {
         matches!(self.mode, Durability::Buffered(_))
     }
@@ -274,7 +280,7 @@ impl Store {
         };
         let since = self
             .wal
-            .appended()
+            .logical()
             .saturating_sub(self.log_bytes_at_checkpoint.load(Ordering::Relaxed));
         if self.checkpoint_bytes > 0 && since > self.checkpoint_bytes {
             self.checkpoint_wanted.store(true, Ordering::Release);
@@ -289,7 +295,7 @@ impl Store {
         let guard = lock(&self.last_checkpoint);
         self.checkpoint_wanted.store(false, Ordering::Release);
         self.log_bytes_at_checkpoint
-            .store(self.wal.appended(), Ordering::Relaxed);
+            .store(self.wal.logical(), Ordering::Relaxed);
         self.wal.rotate()?;
         Ok(guard)
     }

@@ -57,6 +57,9 @@ struct Pending {
     parked: BTreeMap<u64, Vec<u8>>,
     /// Bytes appended since open.
     bytes: u64,
+    /// Bytes of the values the records appended since open reference (in
+    /// the value log, `design/storage.md` §10.1).
+    referenced: u64,
 }
 
 struct CurrentSegment {
@@ -71,9 +74,13 @@ struct CurrentSegment {
     spare: Vec<u8>,
 }
 
-/// Run before every sync of a log segment: the engine syncs the value log's
-/// values placed at commit there (`design/storage.md` §10.1), so a record
-/// the log makes durable never references a value still unsynced.
+/// Run before the log's syncs that acknowledge no commit (the buffered
+/// mode's timer, `Db::sync`, checkpoints, close) and before a segment is
+/// closed: the engine syncs the values placed in the value log at commit
+/// (`design/storage.md` §10.1), so a closed segment, and every record the
+/// buffered mode's syncs make durable, references only synced values. A
+/// `Sync` mode committer syncs them itself after its wait, outside the
+/// leader's mutex, so the next group's log sync overlaps it.
 pub(crate) type BeforeSync = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 pub(crate) struct Wal {
@@ -125,6 +132,7 @@ impl Wal {
                 next: last_ts + 1,
                 parked: BTreeMap::new(),
                 bytes: 0,
+                referenced: 0,
             }),
             out: Mutex::new(CurrentSegment {
                 file,
@@ -165,9 +173,10 @@ impl Wal {
     ) -> Result<()> {
         self.check()?;
         let mut rec = Vec::new();
-        record::encode(&mut rec, ts, writes);
+        let referenced = record::encode(&mut rec, ts, writes);
         let mut p = lock(&self.pending);
         p.bytes += rec.len() as u64;
+        p.referenced += referenced;
         if ts != p.next {
             p.parked.insert(ts, rec);
         } else {
@@ -202,7 +211,7 @@ impl Wal {
                     let r = if done.load(Ordering::Acquire) >= ts {
                         Ok(())
                     } else {
-                        self.check().and_then(|()| self.flush(&mut out, sync))
+                        self.check().and_then(|()| self.flush(&mut out, sync, false))
                     };
                     drop(out);
                     self.wake_followers();
@@ -246,10 +255,12 @@ impl Wal {
         self.check()?;
         let mut out = lock(&self.out);
         self.check()?;
-        self.flush(&mut out, true)
+        self.flush(&mut out, true, true)
     }
 
-    fn flush(&self, out: &mut CurrentSegment, sync: bool) -> Result<()> {
+    /// Write what is pending; with `sync`, sync it, after the
+    /// [`BeforeSync`] hook if `hook`.
+    fn flush(&self, out: &mut CurrentSegment, sync: bool, hook: bool) -> Result<()> {
         let mut buf = std::mem::take(&mut out.spare);
         // `end`: every commit up to it is in `buf` or written before.
         let end = {
@@ -275,15 +286,8 @@ impl Wal {
         buf.clear();
         out.spare = buf;
         if sync && self.durable.load(Ordering::Acquire) < end {
-            if let Some(before) = &self.before_sync {
-                // The values these records reference first. A failure
-                // poisons the value log's store; the log takes no more
-                // commits either (nothing here is durable for sure).
-                if let Err(e) = before() {
-                    self.poisoned
-                        .set(std::io::Error::other(format!("value log sync failed: {e}")));
-                    return Err(e);
-                }
+            if hook {
+                self.before_sync()?;
             }
             out.file.sync().map_err(|e| self.poison(e))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -295,7 +299,23 @@ impl Wal {
         Ok(())
     }
 
+    /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
+    /// and the log (nothing after it is durable for sure).
+    fn before_sync(&self) -> Result<()> {
+        if let Some(before) = &self.before_sync {
+            if let Err(e) = before() {
+                self.poisoned
+                    .set(std::io::Error::other(format!("value log sync failed: {e}")));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     fn rotate_locked(&self, out: &mut CurrentSegment) -> Result<()> {
+        // A closed segment references only synced values (recovery takes a
+        // dangling reference for a torn tail in the last segment only).
+        self.before_sync()?;
         let next = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,
@@ -315,7 +335,7 @@ impl Wal {
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
         let mut out = lock(&self.out);
-        self.flush(&mut out, true)?;
+        self.flush(&mut out, true, true)?;
         self.rotate_locked(&mut out)
     }
 
@@ -365,6 +385,14 @@ impl Wal {
     /// Log bytes appended since this handle opened.
     pub(crate) fn appended(&self) -> u64 {
         lock(&self.pending).bytes
+    }
+
+    /// Log bytes appended since this handle opened, plus the bytes of the
+    /// values their records reference: what replay after a crash reads,
+    /// and what the automatic checkpoint counts.
+    pub(crate) fn logical(&self) -> u64 {
+        let p = lock(&self.pending);
+        p.bytes + p.referenced
     }
 
     /// Commit records appended since this handle opened.
