@@ -247,9 +247,10 @@ impl Options {
 
     /// Values longer than `bytes` go to the value log (`vlog-*.seg` in the
     /// database directory) of a database with a page store
-    /// ([`Options::cache_size`]): at commit when the database logs (the log
-    /// record then holds a 12-byte reference, `design/storage.md` §10.1),
-    /// else when their page is flushed; page images hold references too, so
+    /// ([`Options::cache_size`]): at commit when its log is buffered
+    /// ([`Durability::Buffered`]; the log record then holds a 12-byte
+    /// reference, `design/storage.md` §10.1), else when their page is
+    /// flushed; page images hold references too, so
     /// a rewritten page does not rewrite its large values, which are written
     /// once (`design/storage.md` §10). Default: 1 KiB. `u64::MAX` turns the
     /// value log off for new writes (values already in it stay readable).

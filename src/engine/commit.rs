@@ -148,13 +148,15 @@ impl Engine {
             }
         }
         // 3b. Values written once (`design/storage.md` §10.1): with a page
-        //     store and a log, each value above the value-log threshold is
-        //     appended to the value log now and the log record references
-        //     it. A failed append poisons the page store and refuses the
-        //     commit like a failed validation (nothing installed, an empty
-        //     record logged).
+        //     store and a buffered log, each value above the value-log
+        //     threshold is appended to the value log now and the log record
+        //     references it (a synced log keeps the value in its record: a
+        //     second fsync per group cost more than the bytes it saves). A
+        //     failed append poisons the page store and refuses the commit
+        //     like a failed validation (nothing installed, an empty record
+        //     logged).
         let mut refs: Vec<Option<(u64, u32)>> = Vec::new();
-        if validated.is_ok() && log.is_some() {
+        if validated.is_ok() && log.is_some_and(|s| !s.syncs_commits()) {
             match self.place_values(commit.ts, parts) {
                 Ok(r) => refs = r,
                 Err(e) => validated = Err(e),
@@ -217,17 +219,7 @@ impl Engine {
         drop(gates);
         let logged = match (log, appended) {
             (Some(store), Some(Ok(()))) => {
-                let mut r = store.wait(commit.ts);
-                if r.is_ok() && store.syncs_commits() {
-                    // Values placed at commit (this one's and every earlier
-                    // commit's) are synced before an acknowledgement or a
-                    // reader can depend on them (`design/durability.md` D8):
-                    // here, outside the log's mutex, so the next group's log
-                    // sync runs meanwhile.
-                    if let Some(pages) = &self.pages {
-                        r = pages.vlog.sync_logged();
-                    }
-                }
+                let r = store.wait(commit.ts);
                 if r.is_ok() {
                     // Every commit the log holds is installed: the whole
                     // group becomes visible at once, not one by one.

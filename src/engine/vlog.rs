@@ -44,7 +44,7 @@
 //!   opened table's `vlog_head` by runs that crashed are deleted once
 //!   recovery succeeded, but those the replayed log references.
 //! - Values written once (`design/storage.md` §10.1,
-//!   [`ValueLog::place_at_commit`]): with a log, a committed value above
+//!   [`ValueLog::place_at_commit`]): with a buffered log, a committed value above
 //!   the threshold is appended at commit and the log record references it;
 //!   `placed` then gives every later flush its address. The log syncs these
 //!   values before each of its own syncs ([`ValueLog::sync_logged`]), and

@@ -74,13 +74,10 @@ struct CurrentSegment {
     spare: Vec<u8>,
 }
 
-/// Run before the log's syncs that acknowledge no commit (the buffered
-/// mode's timer, `Db::sync`, checkpoints, close) and before a segment is
-/// closed: the engine syncs the values placed in the value log at commit
-/// (`design/storage.md` §10.1), so a closed segment, and every record the
-/// buffered mode's syncs make durable, references only synced values. A
-/// `Sync` mode committer syncs them itself after its wait, outside the
-/// leader's mutex, so the next group's log sync overlaps it.
+/// Run before every sync of a log segment: the engine syncs the values
+/// placed in the value log at commit (`design/storage.md` §10.1; only a
+/// buffered log's commits place them), so a record the log makes durable
+/// never references a value still unsynced.
 pub(crate) type BeforeSync = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 pub(crate) struct Wal {
@@ -211,7 +208,7 @@ impl Wal {
                     let r = if done.load(Ordering::Acquire) >= ts {
                         Ok(())
                     } else {
-                        self.check().and_then(|()| self.flush(&mut out, sync, false))
+                        self.check().and_then(|()| self.flush(&mut out, sync))
                     };
                     drop(out);
                     self.wake_followers();
@@ -255,12 +252,12 @@ impl Wal {
         self.check()?;
         let mut out = lock(&self.out);
         self.check()?;
-        self.flush(&mut out, true, true)
+        self.flush(&mut out, true)
     }
 
     /// Write what is pending; with `sync`, sync it, after the
-    /// [`BeforeSync`] hook if `hook`.
-    fn flush(&self, out: &mut CurrentSegment, sync: bool, hook: bool) -> Result<()> {
+    /// [`BeforeSync`] hook.
+    fn flush(&self, out: &mut CurrentSegment, sync: bool) -> Result<()> {
         let mut buf = std::mem::take(&mut out.spare);
         // `end`: every commit up to it is in `buf` or written before.
         let end = {
@@ -286,9 +283,7 @@ impl Wal {
         buf.clear();
         out.spare = buf;
         if sync && self.durable.load(Ordering::Acquire) < end {
-            if hook {
-                self.before_sync()?;
-            }
+            self.before_sync()?;
             out.file.sync().map_err(|e| self.poison(e))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.durable.store(end, Ordering::Release);
@@ -335,7 +330,7 @@ impl Wal {
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
         let mut out = lock(&self.out);
-        self.flush(&mut out, true, true)?;
+        self.flush(&mut out, true)?;
         self.rotate_locked(&mut out)
     }
 
