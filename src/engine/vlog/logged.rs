@@ -1,0 +1,116 @@
+//! Values written once (`design/storage.md` §10.1): with a buffered log, a
+//! committed value above the threshold goes to the value log at commit
+//! ([`ValueLog::place_at_commit`]) and the log record references it. The
+//! log syncs those values before its own syncs ([`ValueLog::sync_logged`]);
+//! recovery reads the references ([`ValueLog::fetch_logged`]), taking one
+//! that dangles at the value log's torn tail for the log's torn tail; and a
+//! segment holding such values stays while the log may be read back to it
+//! (`logged`, kept by [`ValueLog::collect`]).
+
+use bytes::Bytes;
+
+use super::{ValueLog, VALUE_HEADER};
+use crate::pagestore::record::{addr_offset, addr_seq, record_bytes, Kind, SEGMENT_HEADER_LEN};
+use crate::pagestore::segment;
+use crate::sync::{lock, Ordering};
+use crate::{Error, Result};
+
+impl ValueLog {
+    /// Values written once (`design/storage.md` §10.1): the value of
+    /// version `(key, ts)` of tree `tree`, committing now, if it belongs in
+    /// the log (`None`: the log record holds it). Appended (no sync) and
+    /// named in `placed`, so its page's flushes reference it; its segment
+    /// is noted in `logged`. The caller's log record references it, and
+    /// the log syncs it first ([`ValueLog::sync_logged`]).
+    pub(crate) fn place_at_commit(&self, tree: u16, key: &[u8], ts: u64, value: &[u8]) -> Result<Option<u64>> {
+        if !self.takes(value.len()) {
+            return Ok(None);
+        }
+        let mut placed = lock(&self.placed);
+        let addr = self.append(&mut placed, (tree, key.into(), ts), value, false)?;
+        self.note_logged(addr, ts);
+        let end = addr + record_bytes(VALUE_HEADER + key.len() + value.len());
+        self.logged_end.fetch_max(end, Ordering::AcqRel);
+        Ok(Some(addr))
+    }
+
+    /// Would a value of `len` bytes go to the log ([`ValueLog::place_at_commit`])?
+    pub(crate) fn takes(&self, len: usize) -> bool {
+        len as u64 > self.threshold && len > crate::bwtree::INLINE_MAX
+    }
+
+    /// Segment of `addr` holds a value the log references at `ts` (also
+    /// recovery's note of the references of records it keeps but does not
+    /// replay, which the change stream may read).
+    pub(crate) fn note_logged(&self, addr: u64, ts: u64) {
+        let mut logged = lock(&self.logged);
+        let max = logged.entry(addr_seq(addr)).or_insert(ts);
+        *max = (*max).max(ts);
+    }
+
+    /// Sync the value log if a value placed at commit is not synced yet:
+    /// the log's hook before each of its syncs (`crate::wal::writer::BeforeSync`).
+    pub(crate) fn sync_logged(&self) -> Result<()> {
+        if self.store.ends().1 >= self.logged_end.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.store.sync()
+    }
+
+    /// Recovery's read of a value the log references (placed at commit):
+    /// as [`ValueLog::resolve`], and its segment is noted in `logged`. A
+    /// record that does not read back is `Ok(None)` if it lies in the
+    /// value log's torn tail (see [`ValueLog::in_torn_tail`]), else the error.
+    pub(crate) fn fetch_logged(&self, tree: u16, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
+        let mut refs = Vec::new();
+        match self.resolve(tree, key, ts, addr, len, &mut refs) {
+            Ok(v) => {
+                self.note_logged(addr, ts);
+                Ok(Some(v))
+            }
+            Err(e) => {
+                if self.in_torn_tail(addr)? {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Is `addr` past the valid records of the newest segment of the runs
+    /// before this one that holds records (the only one that may end in
+    /// values never synced; closed segments are synced when the next
+    /// starts), or in this run's first segment (the previous run's newest,
+    /// if a crash cut its header, was deleted and its number reused)? Read whole and scanned as the
+    /// log's segments are: a bad record with a valid one after it is
+    /// damage, not a torn tail.
+    fn in_torn_tail(&self, addr: u64) -> Result<bool> {
+        let seq = addr_seq(addr);
+        if seq >= self.first_seq {
+            return Ok(true);
+        }
+        // The newest segment of the runs before with a record: runs that
+        // wrote none after it (an open that failed or crashed during its
+        // recovery) left only headers.
+        let newer_hold_records = self
+            .store
+            .segments()
+            .iter()
+            .any(|s| s.seq > seq && s.seq < self.first_seq && s.bytes > SEGMENT_HEADER_LEN as u64);
+        if newer_hold_records {
+            return Ok(false);
+        }
+        let path = self.dir.join(segment::name(Kind::ValueLog, seq));
+        let bytes = match self.store.fs().read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        Ok(match segment::scan(&bytes, Kind::ValueLog, seq) {
+            Ok(segment::Scan::Valid { end, .. }) => addr_offset(addr) >= end,
+            Ok(segment::Scan::TornHeader) => true,
+            Err(_) => false,
+        })
+    }
+}
