@@ -210,9 +210,11 @@ impl Replay for Replayer<'_> {
         pages.vlog.fetch_logged(tree, key, ts, addr, len)
     }
 
-    fn note_ref(&self, _tree: u32, addr: u64, ts: u64) {
-        if let Some(pages) = self.pages {
-            pages.vlog.note_logged(addr, ts);
+    fn note_ref(&self, t: u32, key: &[u8], ts: u64, addr: u64, replayed: bool) {
+        let Some(pages) = self.pages else { return };
+        match tag(t).filter(|_| replayed) {
+            Some(tree) => pages.vlog.note_replayed(tree, key, ts, addr),
+            None => pages.vlog.note_logged(addr, ts),
         }
     }
 }

@@ -58,10 +58,13 @@ pub(crate) trait Replay {
     /// the log there). Any other mismatch is `Error::Corruption`.
     fn fetch(&self, tree: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<bytes::Bytes>>;
 
-    /// A record the log keeps but recovery does not replay (at or below the
-    /// checkpoint) references the value at `addr` at `ts`: the change
-    /// stream may read it, so it must stay.
-    fn note_ref(&self, tree: u32, addr: u64, ts: u64);
+    /// A record the log keeps references the value of version `(key, ts)`
+    /// of keyspace `tree` at `addr`: it must stay (the change stream may
+    /// read it). `replayed`: the commit was replayed (every reference of it
+    /// read back), so the version's value is there. Recovery calls it for
+    /// the records it keeps but does not replay (at or below the
+    /// checkpoint) and for each commit it replays.
+    fn note_ref(&self, tree: u32, key: &[u8], ts: u64, addr: u64, replayed: bool);
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -199,9 +202,9 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         }
         for c in seg.commits.iter().filter(|c| c.ts <= floor) {
             // Kept but not replayed: the change stream may read them.
-            for (t, _, v) in &c.writes {
+            for (t, k, v) in &c.writes {
                 if let record::Logged::Ref { addr, .. } = v {
-                    into.note_ref(*t, *addr, c.ts);
+                    into.note_ref(*t, k, c.ts, *addr, false);
                 }
             }
         }
@@ -306,6 +309,11 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             out.segments.insert(seq, kept);
             break;
         };
+        for (t, k, v) in &c.writes {
+            if let record::Logged::Ref { addr, .. } = v {
+                into.note_ref(*t, k, c.ts, *addr, true);
+            }
+        }
         for (t, k, v) in writes {
             into.replay(t, k, c.ts, v)?;
             out.versions += 1;

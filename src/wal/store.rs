@@ -226,13 +226,13 @@ impl Store {
         self.checkpoint_wanted.load(Ordering::Acquire)
     }
 
-    /// Whether the log is synced in the background ([`Durability::Buffered`]).
-    #[cfg_attr(loom, allow(dead_code))]
     /// Whether a commit waits for a sync of its record (`Durability::Sync`).
     pub(crate) fn syncs_commits(&self) -> bool {
         self.mode == Durability::Sync
     }
 
+    /// Whether the log is synced in the background ([`Durability::Buffered`]).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn syncs_in_background(&self) -> bool {
         matches!(self.mode, Durability::Buffered(_))
     }

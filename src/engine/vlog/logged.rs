@@ -48,6 +48,22 @@ impl ValueLog {
         *max = (*max).max(ts);
     }
 
+    /// Recovery replayed version `(key, ts)` of tree `tree`, whose value the
+    /// log references at `addr`: `placed` names it (its page's next flush
+    /// references the record instead of appending it again) and its segment
+    /// is noted in `logged`.
+    pub(crate) fn note_replayed(&self, tree: u16, key: &[u8], ts: u64, addr: u64) {
+        {
+            let mut placed = lock(&self.placed);
+            let evacuating = lock(&self.evacuating);
+            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
+            if evacuating.contains(&addr_seq(*entry)) {
+                *entry = addr;
+            }
+        }
+        self.note_logged(addr, ts);
+    }
+
     /// Sync the value log if a value placed at commit is not synced yet:
     /// the log's hook before each of its syncs (`crate::wal::writer::BeforeSync`).
     pub(crate) fn sync_logged(&self) -> Result<()> {
@@ -57,17 +73,16 @@ impl ValueLog {
         self.store.sync()
     }
 
-    /// Recovery's read of a value the log references (placed at commit):
-    /// as [`ValueLog::resolve`], and its segment is noted in `logged`. A
-    /// record that does not read back is `Ok(None)` if it lies in the
-    /// value log's torn tail (see [`ValueLog::in_torn_tail`]), else the error.
+    /// Recovery's read of a value the log references (placed at commit),
+    /// checked as [`ValueLog::resolve`] checks it, nothing noted (recovery
+    /// notes a commit's references once all of them read back,
+    /// [`ValueLog::note_replayed`]: a commit cut at a later one leaves no
+    /// `placed` entry that a new commit at its timestamp could take). A
+    /// record that does not read back is `Ok(None)` if it lies in the value
+    /// log's torn tail (see [`ValueLog::in_torn_tail`]), else the error.
     pub(crate) fn fetch_logged(&self, tree: u16, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
-        let mut refs = Vec::new();
-        match self.resolve(tree, key, ts, addr, len, &mut refs) {
-            Ok(v) => {
-                self.note_logged(addr, ts);
-                Ok(Some(v))
-            }
+        match self.read_value(tree, key, ts, addr, len) {
+            Ok(v) => Ok(Some(v)),
             Err(e) => {
                 if self.in_torn_tail(addr)? {
                     Ok(None)
@@ -87,8 +102,11 @@ impl ValueLog {
     /// damage, not a torn tail.
     fn in_torn_tail(&self, addr: u64) -> Result<bool> {
         let seq = addr_seq(addr);
-        if seq >= self.first_seq {
+        if seq == self.first_seq {
             return Ok(true);
+        }
+        if seq > self.first_seq {
+            return Ok(false);
         }
         // The newest segment of the runs before with a record: runs that
         // wrote none after it (an open that failed or crashed during its
