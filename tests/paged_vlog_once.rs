@@ -52,6 +52,22 @@ fn vlog_files(fs: &FaultFs) -> Vec<String> {
 
 use bwtx::fs::Fs;
 
+/// A crash with `db` open: every unsynced byte is lost.
+fn lose_power(fs: &FaultFs, db: bwtx::Db) {
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+}
+
+/// Cut 100 bytes off the first value-log segment holding records: into its
+/// last value record.
+fn cut_last_value(fs: &FaultFs) {
+    let path = Path::new(DIR).join(&vlog_files(fs)[0]);
+    let mut bytes = fs.contents(&path).unwrap();
+    bytes.truncate(bytes.len() - 100);
+    fs.set_contents(&path, bytes);
+}
+
 #[test]
 fn each_value_is_written_once() {
     let fs = FaultFs::new();
@@ -154,23 +170,17 @@ fn three_commits(fs: &FaultFs) {
     db.transaction(|tx| tx.put("c", "small")).unwrap();
     db.sync().unwrap();
     // No clean close (it would write a table covering them).
-    fs.crash_at_sync(fs.syncs());
-    drop(db);
-    fs.power_loss();
+    lose_power(fs, db);
 }
 
 #[test]
 fn a_value_missing_at_the_value_logs_torn_tail_cuts_the_log_there() {
     let fs = FaultFs::new();
     three_commits(&fs);
-    let files = vlog_files(&fs);
-    assert_eq!(files.len(), 1, "{files:?}");
-    let path = Path::new(DIR).join(&files[0]);
-    let mut bytes = fs.contents(&path).unwrap();
-    // Cut into b's record, the segment's last: as if its write had not
-    // reached the disk while the log's record referencing it had.
-    bytes.truncate(bytes.len() - 100);
-    fs.set_contents(&path, bytes);
+    assert_eq!(vlog_files(&fs).len(), 1);
+    // Into b's record, the segment's last: as if its write had not reached
+    // the disk while the log's record referencing it had.
+    cut_last_value(&fs);
     let db = opts(&fs).open(DIR).unwrap();
     let got = dump(&db).1;
     assert_eq!(got.get("a"), Some(&value("a", 0)));
@@ -214,9 +224,7 @@ fn a_value_gone_from_a_closed_segment_is_corruption() {
         db.transaction(|tx| tx.put(format!("k{i}"), value("k", i))).unwrap();
     }
     db.sync().unwrap();
-    fs.crash_at_sync(fs.syncs());
-    drop(db);
-    fs.power_loss();
+    lose_power(&fs, db);
     let files = vlog_files(&fs);
     assert!(files.len() > 1, "{files:?}");
     // Cut the oldest segment back to its header.
@@ -262,10 +270,7 @@ fn an_open_cut_short_at_any_sync_still_finds_the_torn_tail() {
     let torn = || {
         let fs = FaultFs::new();
         three_commits(&fs);
-        let path = Path::new(DIR).join(&vlog_files(&fs)[0]);
-        let mut bytes = fs.contents(&path).unwrap();
-        bytes.truncate(bytes.len() - 100);
-        fs.set_contents(&path, bytes);
+        cut_last_value(&fs);
         fs
     };
     let fs = torn();
@@ -386,9 +391,7 @@ fn a_crashed_runs_value_segments_stay_while_its_log_references_them() {
         db.transaction(|tx| tx.put(format!("zz{i}"), value("zz", i))).unwrap();
     }
     db.sync().unwrap();
-    fs.crash_at_sync(fs.syncs());
-    drop(db);
-    fs.power_loss();
+    lose_power(&fs, db);
     let crashed = vlog_files(&fs);
     assert!(!crashed.is_empty());
     let db = opts(&fs).open(DIR).unwrap();
@@ -411,9 +414,7 @@ fn a_crashed_runs_value_segments_stay_while_its_log_references_them() {
         db.transaction(|tx| tx.put(format!("lost{i}"), value("lost", i)))
             .unwrap();
     }
-    fs.crash_at_sync(fs.syncs());
-    drop(db);
-    fs.power_loss();
+    lose_power(&fs, db);
     let lost: Vec<String> = vlog_files(&fs).into_iter().filter(|n| !pre.contains(n)).collect();
     assert!(!lost.is_empty(), "a full segment was synced");
     let db = opts(&fs).open(DIR).unwrap();
@@ -437,13 +438,8 @@ fn a_commit_cut_at_the_torn_tail_leaves_no_value_behind() {
     })
     .unwrap();
     db.sync().unwrap();
-    fs.crash_at_sync(fs.syncs());
-    drop(db);
-    fs.power_loss();
-    let path = Path::new(DIR).join(&vlog_files(&fs)[0]);
-    let mut bytes = fs.contents(&path).unwrap();
-    bytes.truncate(bytes.len() - 100);
-    fs.set_contents(&path, bytes);
+    lose_power(&fs, db);
+    cut_last_value(&fs);
     let db = opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
     assert!(dump(&db).1.is_empty());
     let mut new = value("k1", 1);
