@@ -428,7 +428,12 @@ impl Engine {
         let mut idle = true;
         if pages.clean.pass_due(appended) {
             let report = self.clean(pages.clean.budget)?;
-            idle = report == CleanReport::default();
+            // A pass that moved nothing finds the same next time until a
+            // segment's worth of appends or a table: its victims (if any)
+            // wait for a checkpoint's deletion, or hold images of an earlier
+            // run this one has not read (their chains' parts unknown). Idle
+            // then, or it recounted every page every second.
+            idle = report.relocated == 0;
             let at = if idle { appended } else { u64::MAX };
             pages.clean.idle_at.store(at, Ordering::Relaxed);
             pages.clean.emptied.fetch_add(report.segments, Ordering::Relaxed);

@@ -326,11 +326,17 @@ impl Wal {
     }
 
     /// Flush, sync and start a new segment, so that every record appended so
-    /// far is in a closed segment (the first step of a checkpoint).
+    /// far is in a closed segment (the first step of a checkpoint). A
+    /// current segment with no record stays current: closing it would add
+    /// an empty segment that no checkpoint covers (an idle database's
+    /// checkpoint attempts, which find nothing to write, left one a second).
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
         let mut out = lock(&self.out);
         self.flush(&mut out, true)?;
+        if out.size <= record::HEADER_LEN as u64 {
+            return Ok(());
+        }
         self.rotate_locked(&mut out)
     }
 

@@ -59,6 +59,9 @@ pub struct DiskModel {
     /// Log segment files: exact when segments never fill up, else a lower
     /// bound (a full segment rotates).
     pub segments: u64,
+    /// The last commit timestamp when the current segment began: it holds
+    /// a record once a commit (or a refused serializable one) is above it.
+    pub current_from: u64,
 }
 
 /// An open transaction of the model.
@@ -259,16 +262,21 @@ impl Model {
         // stays exact): the checkpoint's live keys and every replayed write.
         self.versions_installed = (image + replayed) as u64;
         self.disk.segments += 1;
+        self.disk.current_from = self.last;
     }
 
-    /// `db.checkpoint()` returned `ts`. It closes the current segment; a
-    /// checkpoint of what the last one written since open already covers
-    /// writes nothing, else the new one replaces every older checkpoint and
-    /// every closed segment (all of whose commits it covers).
+    /// `db.checkpoint()` returned `ts`. It closes the current segment if it
+    /// holds a record; a checkpoint of what the last one written since open
+    /// already covers writes nothing, else the new one replaces every older
+    /// checkpoint and every closed segment (all of whose commits it covers).
     pub fn checkpoint(&mut self, ts: u64) {
+        let records = self.last > self.disk.current_from;
         let d = &mut self.disk;
+        if records {
+            d.current_from = self.last;
+        }
         if d.written == Some(ts) {
-            d.segments += 1;
+            d.segments += u64::from(records);
         } else {
             d.checkpoint = Some(ts);
             d.written = Some(ts);
