@@ -298,19 +298,23 @@ impl ValueLog {
         refs: &mut Vec<ValueRef>,
     ) -> Result<Bytes> {
         let value = self.read_value(tree, key, ts, addr, len)?;
-        {
-            // A version may have two records while its segment is emptied:
-            // `placed` keeps naming the copy outside the segment.
-            let mut placed = lock(&self.placed);
-            let evacuating = lock(&self.evacuating);
-            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
-            if evacuating.contains(&addr_seq(*entry)) {
-                *entry = addr;
-            }
-        }
+        self.note_placed(tree, key, ts, addr);
         refs.push((addr, record_bytes(VALUE_HEADER + key.len() + value.len())));
         self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(value)
+    }
+
+    /// Version `(key, ts)` of tree `tree` was read at `addr`: `placed`
+    /// names it there unless it names a record already. A version may have
+    /// two records while its segment is emptied: `placed` keeps naming the
+    /// copy outside the segment.
+    fn note_placed(&self, tree: u16, key: &[u8], ts: u64, addr: u64) {
+        let mut placed = lock(&self.placed);
+        let evacuating = lock(&self.evacuating);
+        let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
+        if evacuating.contains(&addr_seq(*entry)) {
+            *entry = addr;
+        }
     }
 
     /// The value of version `(key, ts)` of tree `tree` at `addr`, `len`

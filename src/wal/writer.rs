@@ -307,10 +307,12 @@ impl Wal {
         Ok(())
     }
 
+    /// Close the current segment and start the next. Callers close only a
+    /// segment whose records are all synced, each sync after the
+    /// [`BeforeSync`] hook: a closed segment references only synced values
+    /// (recovery takes a dangling reference for a torn tail in the last
+    /// segment only).
     fn rotate_locked(&self, out: &mut CurrentSegment) -> Result<()> {
-        // A closed segment references only synced values (recovery takes a
-        // dangling reference for a torn tail in the last segment only).
-        self.before_sync()?;
         let next = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,

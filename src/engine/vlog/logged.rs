@@ -53,14 +53,7 @@ impl ValueLog {
     /// references the record instead of appending it again) and its segment
     /// is noted in `logged`.
     pub(crate) fn note_replayed(&self, tree: u16, key: &[u8], ts: u64, addr: u64) {
-        {
-            let mut placed = lock(&self.placed);
-            let evacuating = lock(&self.evacuating);
-            let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
-            if evacuating.contains(&addr_seq(*entry)) {
-                *entry = addr;
-            }
-        }
+        self.note_placed(tree, key, ts, addr);
         self.note_logged(addr, ts);
     }
 
