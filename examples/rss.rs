@@ -6,13 +6,15 @@
 //! cargo run --release --example rss -- DIR KEYS CACHE_BYTES SECS [--count]
 //! cargo run --release --example rss -- /tmp/d 2000000 67108864 30
 //! cargo run --release --example rss -- /tmp/d 0 67108864 0      # a fresh Db only
+//! cargo run --release --example rss -- /tmp/d 2000000 67108864 30 --updates
 //! ```
 //!
 //! `DIR` must not exist (it is created, and deleted at the end). The run
 //! loads `KEYS` records of 100-byte values as `bwtx bench` does (keys
 //! `user<12 digits>`, 1,000 per transaction, 2 threads), then runs YCSB A
 //! (2 threads, 2 operations a transaction, half reads and half updates,
-//! scrambled zipfian 0.99) for `SECS` seconds, printing once a second and at
+//! scrambled zipfian 0.99; with `--updates`, two uniform updates a
+//! transaction, the bench's workload `u`) for `SECS` seconds, printing once a second and at
 //! each phase's end: `VmRSS` and `VmHWM` (`/proc/self/status`), the live
 //! heap bytes and their peak so far (with `--count`: a counting allocator,
 //! which costs a shared atomic per allocation, so leave it off for
@@ -73,6 +75,8 @@ fn report(what: &str, db: Option<&Db>, start: Instant) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = args.iter().any(|a| a == "--count");
+    // `--updates`: workload `u` (uniform updates only) instead of YCSB A.
+    let updates = args.iter().any(|a| a == "--updates");
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (Some(dir), Some(Ok(keys)), Some(Ok(cache)), Some(Ok(secs))) = (
         pos.first().map(PathBuf::from),
@@ -147,7 +151,7 @@ fn main() -> ExitCode {
     });
     report("loaded", Some(&db), start);
 
-    // YCSB A.
+    // YCSB A, or uniform updates (`--updates`).
     if keys > 0 && secs > 0.0 {
         let stop = AtomicBool::new(false);
         let txns = AtomicU64::new(0);
@@ -162,8 +166,12 @@ fn main() -> ExitCode {
                         let mut tx = db.begin();
                         let mut ok = true;
                         for _ in 0..2 {
-                            let k = key(fnv(zipf.rank(rng.f64())) % keys);
-                            if rng.below(2) == 0 {
+                            let k = if updates {
+                                key(rng.below(keys))
+                            } else {
+                                key(fnv(zipf.rank(rng.f64())) % keys)
+                            };
+                            if !updates && rng.below(2) == 0 {
                                 ok &= tx.get(k).is_ok();
                             } else {
                                 let mut v = [b'y'; VALUE];

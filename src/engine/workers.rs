@@ -177,9 +177,10 @@ fn spawn_evictor(engine: Weak<Engine>, budget: u64) -> std::io::Result<std::thre
 #[cfg(not(loom))]
 const KEY_SET_PASS: Duration = Duration::from_secs(2);
 
-/// How often at most the evictor gives freed memory back to the system.
-#[cfg(not(loom))]
-const TRIM_EVERY: Duration = Duration::from_millis(250);
+/// How often at most the evictor, and a clean close's checkpoint while it
+/// evicts (`Engine::checkpoint_closing`), give freed memory back to the
+/// system.
+pub(super) const TRIM_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The log thread of a database on disk: syncs the log in buffered mode and
 /// takes automatic checkpoints.
