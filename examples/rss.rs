@@ -3,7 +3,7 @@
 //! phase of a `bwtx bench`-like run.
 //!
 //! ```text
-//! cargo run --release --example rss -- DIR KEYS CACHE_BYTES SECS [--count]
+//! cargo run --release --example rss -- DIR KEYS CACHE_BYTES SECS [--count] [--updates]
 //! cargo run --release --example rss -- /tmp/d 2000000 67108864 30
 //! cargo run --release --example rss -- /tmp/d 0 67108864 0      # a fresh Db only
 //! cargo run --release --example rss -- /tmp/d 2000000 67108864 30 --updates
@@ -14,9 +14,9 @@
 //! `user<12 digits>`, 1,000 per transaction, 2 threads), then runs YCSB A
 //! (2 threads, 2 operations a transaction, half reads and half updates,
 //! scrambled zipfian 0.99; with `--updates`, two uniform updates a
-//! transaction, the bench's workload `u`) for `SECS` seconds, printing once a second and at
-//! each phase's end: `VmRSS` and `VmHWM` (`/proc/self/status`), the live
-//! heap bytes and their peak so far (with `--count`: a counting allocator,
+//! transaction, the bench's workload `u`) for `SECS` seconds, printing once
+//! a second and at each phase's end: `VmRSS` and `VmHWM`
+//! (`/proc/self/status`), the live heap bytes and their peak so far (with `--count`: a counting allocator,
 //! which costs a shared atomic per allocation, so leave it off for
 //! throughput), `Stats::resident_bytes` (the cache's own estimate),
 //! `Stats::stub_bytes` (the evicted leaves' stubs, outside the budget) and
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         pos.get(2).map(|s| s.parse::<u64>()),
         pos.get(3).map(|s| s.parse::<f64>()),
     ) else {
-        eprintln!("usage: rss DIR KEYS CACHE_BYTES SECS [--count]");
+        eprintln!("usage: rss DIR KEYS CACHE_BYTES SECS [--count] [--updates]");
         return ExitCode::FAILURE;
     };
     if dir.exists() {
@@ -155,7 +155,8 @@ fn main() -> ExitCode {
     if keys > 0 && secs > 0.0 {
         let stop = AtomicBool::new(false);
         let txns = AtomicU64::new(0);
-        let zipf = Zipf::new(keys, 0.99);
+        // Uniform updates draw no zipfian rank (its table is O(keys)).
+        let zipf = (!updates).then(|| Zipf::new(keys, 0.99));
         let run = Instant::now();
         std::thread::scope(|s| {
             for t in 0..THREADS {
@@ -166,10 +167,9 @@ fn main() -> ExitCode {
                         let mut tx = db.begin();
                         let mut ok = true;
                         for _ in 0..2 {
-                            let k = if updates {
-                                key(rng.below(keys))
-                            } else {
-                                key(fnv(zipf.rank(rng.f64())) % keys)
+                            let k = match zipf {
+                                None => key(rng.below(keys)),
+                                Some(z) => key(fnv(z.rank(rng.f64())) % keys),
                             };
                             if !updates && rng.below(2) == 0 {
                                 ok &= tx.get(k).is_ok();

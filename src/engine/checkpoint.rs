@@ -150,20 +150,21 @@ impl Engine {
         // the process's RSS: at 20M keys and a 256 MiB cache the close of
         // `examples/rss -- D 20000000 268435456 30 --count --updates` added
         // 292-296 MiB to the run's peak RSS, 95-160 with this trim (every
-        // 50 ms instead: 170-198, and a close 40% longer). So it trims as
+        // 50 ms instead: 170-198, and a close 41-59% longer). So it trims as
         // the evictor does (`design/storage.md` §6).
+        let evicting = evict && unlogged.is_none();
         let mut last_trim = std::time::Instant::now();
         let mut prune = || {
             if unlogged.is_none() && pages.chains_want_prune() {
                 self.prune_page_maps_held();
             }
-            if evict && last_trim.elapsed() >= super::workers::TRIM_EVERY {
+            if evicting && last_trim.elapsed() >= super::workers::TRIM_EVERY {
                 crate::bwtree::trim_allocator();
                 last_trim = std::time::Instant::now();
             }
         };
         for t in &trees {
-            t.1.flush_dirty(limit(store), evict && unlogged.is_none(), &mut prune)?;
+            t.1.flush_dirty(limit(store), evicting, &mut prune)?;
         }
         let mut tables = Vec::with_capacity(trees.len());
         let mut addrs: Vec<u64> = Vec::new();
