@@ -150,7 +150,8 @@ fn ordered_puts_fill_leaves() {
 }
 
 /// Inner pages fill alike: the index entries an ascending load posts arrive
-/// at the parent's end, so an inner page also splits near its end.
+/// at the parent's end (a descending load's second, after the leftmost
+/// child), so an inner page also splits near its end (start).
 #[test]
 fn ordered_puts_fill_inner_pages() {
     let cfg = Config {
@@ -160,15 +161,22 @@ fn ordered_puts_fill_inner_pages() {
         inner_min: 2,
         ..Config::default()
     };
-    let tree = Tree::with_config(cfg).unwrap();
     let n = 100_000u32;
-    for i in 0..n {
-        tree.put(k(i), 1, b"v").unwrap();
+    for descending in [false, true] {
+        let tree = Tree::with_config(cfg.clone()).unwrap();
+        for i in 0..n {
+            let i = if descending { n - 1 - i } else { i };
+            tree.put(k(i), 1, b"v").unwrap();
+        }
+        // Ascending: full leaves of 16 keys, 6,250 of them. Inner pages of
+        // about 15 children: 417 + 28 + 2 + the root; of about 8 (split in
+        // the middle) 781 + 98 + 12 + 2 + the root. Descending: leaves of
+        // 15 keys (a split at 17 keys leaves 15 on the right), 6,667 of them;
+        // inner pages of 15 children: 444 + 30 + 2 + the root; of about 8:
+        // 833 + 104 + 13 + 2 + the root.
+        let (lo, hi) = if descending { (7_050, 7_300) } else { (6_600, 6_800) };
+        let s = tree.stats();
+        assert!(s.page_ids > lo && s.page_ids < hi, "descending {descending}: {s:?}");
+        assert_eq!(tree.iter(1).count(), n as usize);
     }
-    // Full leaves of 16 keys: 6,250. Inner pages of about 15 children: 417 +
-    // 28 + 2 + the root; of about 8 (split in the middle) 781 + 98 + 12 + 2 +
-    // the root.
-    let s = tree.stats();
-    assert!(s.page_ids > 6_600 && s.page_ids < 6_800, "{s:?}");
-    assert_eq!(tree.iter(1).count(), n as usize);
 }

@@ -27,11 +27,12 @@ use crate::Result;
 /// ascending order make it (a bulk load, YCSB's inserts, time-ordered keys).
 /// Then the left page, which will see no more of those inserts, keeps all but
 /// `max(n / 8, min)` entries (at most half go right), so such a load leaves
-/// its pages about 7/8 full instead of half full: half the leaves, and half
-/// the per-leaf memory outside the cache budget (mapping-table slots, index
-/// entries, eviction stubs; `design/storage.md` §12). A newest delta that is
-/// the first entry (`first`: keys arriving in descending order) splits
-/// alike, near the start.
+/// its pages about 7/8 full instead of half full: half the leaves, and so
+/// half the per-leaf part of the memory outside the cache budget
+/// (mapping-table slots, index entries, cold stubs; not the key sets, which
+/// are per key; `design/storage.md` §12). A newest delta that is `first`
+/// (keys arriving in descending order: a leaf's first key, an inner page's
+/// second entry, the first one posted) splits alike, near the start.
 #[allow(clippy::too_many_arguments)]
 fn split_at(
     n: usize,
@@ -130,8 +131,11 @@ impl Tree {
                     _ => None,
                 };
                 let last = view.entries[n - 1].0.expect("not the first entry");
-                // The first entry's separator is the low fence, never posted.
-                let at = split_at(n, true, newest, None, last, self.cfg.inner_min, self.cfg.inner_max);
+                // The first entry's separator is the low fence, never posted:
+                // a descending load posts each new entry second, after the
+                // leftmost child it split from.
+                let first = view.entries[1].0;
+                let at = split_at(n, true, newest, first, last, self.cfg.inner_min, self.cfg.inner_max);
                 let sep = Bytes::copy_from_slice(view.entries[at].0.expect("not the first entry"));
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
                 let right = Node::base(Body::Inner(view.build(at..n, right_range)));
