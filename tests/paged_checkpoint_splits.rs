@@ -77,7 +77,9 @@ fn keys_loaded_in_order_during_checkpoints_survive_a_reopen() {
     let db = open(&fs);
     let n = load_while_checkpointing(&db);
     assert!(n >= 1);
-    assert!(db.stats().splits > 100, "the load split leaves: {}", db.stats().splits);
+    // 6,000 keys in order fill leaves of 57-64 keys (`design/bwtree.md`
+    // §6.1): about 100 splits, one every commit or two.
+    assert!(db.stats().splits > 60, "the load split leaves: {}", db.stats().splits);
     check(&db);
     drop(db);
     check(&open(&fs));

@@ -119,3 +119,64 @@ fn default_config_grows_and_collapses() {
     tree.put(b"after", 3, b"v").unwrap();
     assert_eq!(tree.get(b"after", 3).unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// Keys put in ascending or descending order (a bulk load) leave the leaves
+/// about 7/8 full: a leaf whose newest write is its last (first) key splits
+/// near its end (start), not in the middle, which would leave every leaf the
+/// load passed half full. Keys put in between afterwards split those leaves
+/// in the middle, and every key reads back in order.
+#[test]
+fn ordered_puts_fill_leaves() {
+    let n = 64_000u32;
+    for descending in [false, true] {
+        let tree = Tree::new(); // leaves of at most 128 keys
+        for i in 0..n {
+            let i = if descending { n - 1 - i } else { i };
+            tree.put(k(2 * i), 1, b"v").unwrap();
+        }
+        // Half-full leaves would take n / 64 = 1000 splits; 7/8-full ones
+        // about n / 112 = 571.
+        let s = tree.stats();
+        assert!(s.splits > 400 && s.splits < 650, "descending {descending}: {s:?}");
+        for i in 0..n {
+            tree.put(k(2 * i + 1), 2, b"w").unwrap();
+        }
+        let s = tree.stats();
+        assert!(s.splits > 1000, "descending {descending}: {s:?}");
+        let keys: Vec<_> = tree.range::<&[u8], _>(.., 2).map(|r| r.unwrap().0).collect();
+        assert_eq!(keys.len(), 2 * n as usize);
+        assert!(keys.iter().enumerate().all(|(i, key)| key[..] == k(i as u32)));
+    }
+}
+
+/// Inner pages fill alike: the index entries an ascending load posts arrive
+/// at the parent's end (a descending load's second, after the leftmost
+/// child), so an inner page also splits near its end (start).
+#[test]
+fn ordered_puts_fill_inner_pages() {
+    let cfg = Config {
+        leaf_max: 16,
+        leaf_min: 2,
+        inner_max: 16,
+        inner_min: 2,
+        ..Config::default()
+    };
+    let n = 100_000u32;
+    for descending in [false, true] {
+        let tree = Tree::with_config(cfg.clone()).unwrap();
+        for i in 0..n {
+            let i = if descending { n - 1 - i } else { i };
+            tree.put(k(i), 1, b"v").unwrap();
+        }
+        // Ascending: full leaves of 16 keys, 6,250 of them. Inner pages of
+        // about 15 children: 417 + 28 + 2 + the root; of about 8 (split in
+        // the middle) 781 + 98 + 12 + 2 + the root. Descending: leaves of
+        // 15 keys (a split at 17 keys leaves 15 on the right), 6,667 of them;
+        // inner pages of 15 children: 444 + 30 + 2 + the root; of about 8:
+        // 833 + 104 + 13 + 2 + the root.
+        let (lo, hi) = if descending { (7_050, 7_300) } else { (6_600, 6_800) };
+        let s = tree.stats();
+        assert!(s.page_ids > lo && s.page_ids < hi, "descending {descending}: {s:?}");
+        assert_eq!(tree.iter(1).count(), n as usize);
+    }
+}

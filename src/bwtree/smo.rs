@@ -18,6 +18,47 @@ use super::tree::{high_lt, next_root_word, root_pid, Step, Tree};
 use crate::sync::{AtomicBool, Backoff, Ordering};
 use crate::Result;
 
+/// Where a page of `n >= 2` entries splits: the index of the right page's
+/// first entry.
+///
+/// In the middle, unless `skew` (the split is for the entry count, not the
+/// bytes) and the chain's newest delta (`newest`: a version's key, an index
+/// entry's separator) is the page's last entry, as keys arriving in
+/// ascending order make it (a bulk load, YCSB's inserts, time-ordered keys).
+/// Then the left page, which will see no more of those inserts, keeps all but
+/// `max(n / 8, min)` entries (at most half go right), so such a load leaves
+/// its pages about 7/8 full instead of half full: half the leaves, and so
+/// half the per-leaf part of the memory outside the cache budget
+/// (mapping-table slots, index entries, cold stubs; not the key sets, which
+/// are per key; `design/storage.md` §12). A newest delta that is `first`
+/// (keys arriving in descending order: a leaf's first key, an inner page's
+/// second entry, the first one posted) splits alike, near the start.
+#[allow(clippy::too_many_arguments)]
+fn split_at(
+    n: usize,
+    skew: bool,
+    newest: Option<&[u8]>,
+    first: Option<&[u8]>,
+    last: &[u8],
+    min: usize,
+    max: usize,
+) -> usize {
+    let half = n / 2;
+    let Some(newest) = newest.filter(|_| skew) else {
+        return half;
+    };
+    let moved = (n / 8).max(min).max(1).min(half);
+    // Neither page may come out over `max` (a chain consolidates every few
+    // deltas, so `n` may be well over it).
+    if newest == last {
+        (n - moved).min(max).max(half)
+    } else if Some(newest) == first {
+        moved.max(n.saturating_sub(max)).min(half)
+    } else {
+        half
+    }
+}
+
 fn copy(k: Option<&[u8]>) -> Option<Bytes> {
     k.map(Bytes::copy_from_slice)
 }
@@ -60,14 +101,21 @@ impl Tree {
             // A split does not wait for a checkpoint's listing of the
             // leaves (F2 in `super::flush`); a merge start does.
             if n > self.cfg.leaf_max || (view.bytes > self.cfg.page_bytes && n >= 2) {
+                let newest = match &head.body {
+                    Body::Version { kv, .. } => Some(kv.key()),
+                    _ => None,
+                };
+                let (first, last) = (view.keys[0].as_slice(), view.keys[n - 1].as_slice());
+                let skew = n > self.cfg.leaf_max && view.bytes <= self.cfg.page_bytes;
+                let at = split_at(n, skew, newest, Some(first), last, self.cfg.leaf_min, self.cfg.leaf_max);
                 // Fences are copied: a slice would keep the old page's blob alive.
-                let sep = Bytes::copy_from_slice(view.keys[n / 2].as_slice());
+                let sep = Bytes::copy_from_slice(view.keys[at].as_slice());
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
-                let right = Node::base(Body::Leaf(view.build(n / 2..n, right_range)));
+                let right = Node::base(Body::Leaf(view.build(at..n, right_range)));
                 let right_pid = self.table.alloc(guard);
                 self.table.store_new(right_pid, Chain::base(right));
                 let left_range = PageRange::new(range.low.clone(), Some(sep), right_pid);
-                let left = Node::base(Body::Leaf(view.build(0..n / 2, left_range.clone())));
+                let left = Node::base(Body::Leaf(view.build(0..at, left_range.clone())));
                 self.install_split(pid, head, right_pid, left, left_range, view.dropped, guard);
                 return;
             }
@@ -78,13 +126,23 @@ impl Tree {
             let view = collect_inner(head);
             let n = view.entries.len();
             if n > self.cfg.inner_max {
-                let sep = Bytes::copy_from_slice(view.entries[n / 2].0.expect("not the first entry"));
+                let newest = match &head.body {
+                    Body::IndexEntry { sep, .. } => Some(&sep[..]),
+                    _ => None,
+                };
+                let last = view.entries[n - 1].0.expect("not the first entry");
+                // The first entry's separator is the low fence, never posted:
+                // a descending load posts each new entry second, after the
+                // leftmost child it split from.
+                let first = view.entries[1].0;
+                let at = split_at(n, true, newest, first, last, self.cfg.inner_min, self.cfg.inner_max);
+                let sep = Bytes::copy_from_slice(view.entries[at].0.expect("not the first entry"));
                 let right_range = PageRange::new(Some(sep.clone()), range.high.clone(), range.sibling);
-                let right = Node::base(Body::Inner(view.build(n / 2..n, right_range)));
+                let right = Node::base(Body::Inner(view.build(at..n, right_range)));
                 let right_pid = self.table.alloc(guard);
                 self.table.store_new(right_pid, Chain::base(right));
                 let left_range = PageRange::new(range.low.clone(), Some(sep), right_pid);
-                let left = Node::base(Body::Inner(view.build(0..n / 2, left_range.clone())));
+                let left = Node::base(Body::Inner(view.build(0..at, left_range.clone())));
                 self.install_split(pid, head, right_pid, left, left_range, 0, guard);
                 return;
             }

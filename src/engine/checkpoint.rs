@@ -154,7 +154,8 @@ impl Engine {
         // the evictor does (`design/storage.md` §6).
         let evicting = evict && unlogged.is_none();
         let mut last_trim = std::time::Instant::now();
-        let mut prune = || {
+        // Run between batches of flushes: the map's prune, then the trim.
+        let mut between = || {
             if unlogged.is_none() && pages.chains_want_prune() {
                 self.prune_page_maps_held();
             }
@@ -164,7 +165,7 @@ impl Engine {
             }
         };
         for t in &trees {
-            t.1.flush_dirty(limit(store), evicting, &mut prune)?;
+            t.1.flush_dirty(limit(store), evicting, &mut between)?;
         }
         let mut tables = Vec::with_capacity(trees.len());
         let mut addrs: Vec<u64> = Vec::new();

@@ -450,7 +450,7 @@ mod tests {
         const KEYS: u32 = 3000;
         // Round 1 writes whole images; rounds 2-4 one key in every 20 (a
         // delta flush on each leaf's image, in newer segments; a paged
-        // leaf holds 32-64 keys here).
+        // leaf holds up to 64 keys here).
         let touched = |i: u32, round: u64| round == 1 || i % 20 == round as u32;
         for round in 1..=4 {
             for i in (0..KEYS).filter(|&i| touched(i, round)) {
