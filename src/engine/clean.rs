@@ -18,8 +18,9 @@
 //!      would still exceed [`TARGET_AMP`] x the live bytes after cleaning
 //!      those, the least-live remaining segment.
 //!   3. For each page the mapping table publishes with a part of its chain
-//!      in a victim (oldest address first, at most `budget` bytes, in
-//!      batches of [`BATCH`] under the cleaning mutex): append a copy at the
+//!      in a victim (grouped by the oldest victim each has a part in, so
+//!      that victims empty in turn; at most `budget` bytes, in batches of
+//!      [`BATCH`] under the cleaning mutex): append a copy at the
 //!      head (`PageFile::copy_record`: not synced; a base image byte for
 //!      byte, a delta chain whose base image stays as one delta flush on
 //!      that base, any other chain as one whole image), and CAS the new address in
@@ -28,6 +29,11 @@
 //!      next table names the pages' newer images. A victim a checkpoint
 //!      deleted since the recount is skipped (none can be deleted during a
 //!      batch: the deletion takes the same mutex).
+//!      The pass reports as emptied the victims none of the pages it did
+//!      not reach has a part in (a page's head is its newest part: a
+//!      victim older than the first page left may still hold the bases of
+//!      pages after it). A page it reached but found changed (dirty, or
+//!      rewritten) counts as reached: its next flush writes it whole.
 //!   4. Nothing is deleted here. The next checkpoint (forced even with no
 //!      commit since the last, `CleanState::take_relocated`) syncs the page
 //!      segment, writes a table naming the copies, and then (evictions held
@@ -43,7 +49,10 @@
 //!   (`PageFile::chain_to_extend`): the page is written whole at the head.
 //!   Without it every chain kept parts in every segment under sustained
 //!   writes, almost no segment emptied, and the page segments grew without
-//!   bound (`design/storage.md` §9.1).
+//!   bound (`design/storage.md` §9.1). The last pass's victims are avoided
+//!   alike ([`CleanState::set_victims`]): a page the pass could not move
+//!   (dirty) is written whole at its next flush instead of extending the
+//!   chain that keeps its victim alive.
 //! - **Faults.** A failed append poisons the page store (as every page
 //!   write does); a failed read of a victim's record returns its error and
 //!   changes nothing.
@@ -58,6 +67,8 @@
 //!   (tests).
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
 use super::addr_shards::{rebuild, shard_of, AddrShards, SHARDS};
@@ -122,6 +133,12 @@ pub(crate) struct CleanState {
     idle_bytes: u64,
     /// Segments below this one are draining ([`CleanState::set_drain`]).
     drain_below: AtomicU64,
+    /// The last pass's victims, sorted ([`CleanState::set_victims`]). A
+    /// plain `std` lock even under loom: it holds a hint (which chains a
+    /// flush should not extend), no protocol depends on it, and nothing in
+    /// its critical sections is a loom operation, so it adds no scheduling
+    /// point to the models' flushes and cannot block a loom thread.
+    victims: std::sync::RwLock<Vec<u64>>,
     /// Segments the background passes emptied since the last table was
     /// written (the next checkpoint deletes them).
     emptied: AtomicU64,
@@ -142,6 +159,7 @@ impl CleanState {
             idle_at: AtomicU64::new(u64::MAX),
             idle_bytes: segment_bytes,
             drain_below: AtomicU64::new(0),
+            victims: std::sync::RwLock::new(Vec::new()),
             emptied: AtomicU64::new(0),
         }
     }
@@ -194,8 +212,26 @@ impl CleanState {
     }
 
     /// Whether the segment `seq` is draining ([`CleanState::set_drain`]).
+    #[cfg(test)]
     pub(crate) fn draining(&self, seq: u64) -> bool {
         seq < self.drain_below.load(Ordering::Relaxed)
+    }
+
+    /// The segments the last pass chose to empty. A flush does not extend
+    /// a chain with a part in one either: a page the pass could not move
+    /// (resident and dirty, or changed under its copy) would otherwise
+    /// keep its victim alive through every delta flush on its chain, and
+    /// the checkpoint after the pass would delete nothing.
+    pub(crate) fn set_victims(&self, victims: &BTreeSet<u64>) {
+        *self.victims.write().unwrap_or_else(|p| p.into_inner()) = victims.iter().copied().collect();
+    }
+
+    /// Whether a flush should write a page whose chain has parts in the
+    /// segments `seqs` whole: one of them draining or a victim.
+    pub(crate) fn avoided(&self, mut seqs: impl Iterator<Item = u64>) -> bool {
+        let below = self.drain_below.load(Ordering::Relaxed);
+        let victims = self.victims.read().unwrap_or_else(|p| p.into_inner());
+        seqs.any(|s| s < below || victims.binary_search(&s).is_ok())
     }
 
     /// The newest table names `addrs` (at open, and after each checkpoint).
@@ -267,17 +303,35 @@ impl Engine {
             victims.insert(s.seq);
             disk -= s.bytes - s.live;
         }
+        pages.clean.set_victims(&victims);
         if victims.is_empty() {
             return Ok(report);
         }
-        // Step 3: move the published images out of them, oldest first.
-        // A page moves if any part of its on-disk chain is in a victim (a
-        // chain moves whole, merged into one image).
-        let mut moving: Vec<(usize, u64, u64)> = refs
+        // Step 3: move the published images out of them, oldest victim
+        // first. A page moves if any part of its on-disk chain is in a
+        // victim (a chain moves whole, merged into one image); it goes with
+        // the oldest victim it has a part in, so that victims empty in turn
+        // and a pass its budget cuts short leaves whole victims for the
+        // next one, not a part of each.
+        // Each page with the victims its chain has parts in, oldest first
+        // (kept for the report below: a prune between the batches may
+        // forget a chain's parts).
+        let in_victims = |a: u64| {
+            let mut v: SmallVec<[u64; 2]> = pages
+                .parts_of(a)
+                .iter()
+                .map(|&p| addr_seq(p))
+                .filter(|s| victims.contains(s))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            (!v.is_empty()).then_some(v)
+        };
+        let mut moving: Vec<(SmallVec<[u64; 2]>, usize, u64, u64)> = refs
             .into_iter()
-            .filter(|&(_, _, a)| pages.parts_of(a).iter().any(|&p| victims.contains(&addr_seq(p))))
+            .filter_map(|(tree, pid, a)| Some((in_victims(a)?, tree, pid, a)))
             .collect();
-        moving.sort_unstable_by_key(|&(_, _, a)| a);
+        moving.sort_unstable_by(|x, y| (x.0[0], x.3).cmp(&(y.0[0], y.3)));
         let mut moved_bytes = 0;
         let mut done = 0;
         'batches: for batch in moving.chunks(BATCH) {
@@ -291,10 +345,11 @@ impl Engine {
             // deleted since the recount held no image its page still
             // publishes.
             let alive: BTreeSet<u64> = pages.store.segments().iter().map(|s| s.seq).collect();
-            for &(tree, pid, from) in batch {
+            for &(_, tree, pid, from) in batch {
                 if moved_bytes >= budget {
                     break 'batches;
                 }
+                done += 1;
                 if !alive.contains(&addr_seq(from)) {
                     continue;
                 }
@@ -310,11 +365,12 @@ impl Engine {
                     pages.clean.relocated.store(true, Ordering::Release);
                 }
             }
-            done += batch.len();
         }
-        // Victims all of whose published pages were looked at.
-        let finished = moving.get(done).map_or(u64::MAX, |&(_, _, a)| addr_seq(a));
-        report.segments = victims.iter().filter(|&&s| s < finished).count() as u64;
+        // Victims all of whose published pages were looked at (moved, or
+        // found changed: a changed page's next flush writes it whole,
+        // `CleanState::avoided`): none of the pages left has a part in them.
+        let left: BTreeSet<u64> = moving[done..].iter().flat_map(|m| m.0.iter().copied()).collect();
+        report.segments = victims.difference(&left).count() as u64;
         pages
             .clean
             .pages_relocated

@@ -490,13 +490,14 @@ impl PageFile {
     }
 
     /// The chain whose head is `prev`, if a delta flush may go on it: a
-    /// chain this file knows, not referencing a value-log segment being
-    /// emptied (such a chain is written whole, its values appended again,
-    /// so that the segment can go).
+    /// chain this file knows, with no part in a segment the cleaner drains
+    /// or chose as a victim (`CleanState::avoided`), not referencing a
+    /// value-log segment being emptied (such a chain is written whole, its
+    /// values appended again, so that the segment can go).
     fn chain_to_extend(&self, prev: u64) -> Option<ChainMeta> {
         let chain = self.chain(prev)?;
-        let draining = chain.parts.iter().any(|&a| self.clean.draining(addr_seq(a)));
-        (!draining && !self.vlog.references_evacuating(&chain.parts)).then_some(chain)
+        let avoided = self.clean.avoided(chain.parts.iter().map(|&a| addr_seq(a)));
+        (!avoided && !self.vlog.references_evacuating(&chain.parts)).then_some(chain)
     }
 
     /// `PageIo::write_delta` for page `pid` of tree `tree`.

@@ -237,6 +237,7 @@ mod tests {
     use super::*;
     use crate::bwtree::Config;
     use crate::fs::FaultFs;
+    use crate::pagestore::store::SegmentInfo;
     use crate::sync::{AtomicU64, Ordering};
     use crate::Error;
 
@@ -482,6 +483,28 @@ mod tests {
     /// the check, the last round writes deltas only).
     #[test]
     fn a_chain_in_a_draining_segment_is_written_whole() {
+        // Every segment but the newest drains (no live bytes to keep).
+        chains_over_marked_segments_are_written_whole(|file, segs| {
+            file.clean.set_drain(segs, 0);
+            assert!(file.clean.draining(segs[0].seq) && !file.clean.draining(segs[segs.len() - 1].seq));
+        });
+    }
+
+    /// Alike for a chain with a part in one of the last cleaning pass's
+    /// victims, none draining: a page the pass could not move is written
+    /// whole at its next flush (without the check, deltas only).
+    #[test]
+    fn a_chain_in_a_victim_segment_is_written_whole() {
+        chains_over_marked_segments_are_written_whole(|file, segs| {
+            file.clean
+                .set_victims(&segs.iter().map(|s| s.seq).take(segs.len() - 1).collect());
+            assert!(!file.clean.draining(segs[0].seq));
+        });
+    }
+
+    /// Images, then delta flushes on them; then `mark` the segments, and
+    /// another round of the same updates writes whole images.
+    fn chains_over_marked_segments_are_written_whole(mark: impl Fn(&PageFile, &[SegmentInfo])) {
         let (file, tree) = paged_tree(4096, 1 << 20, Config::default(), 0);
         let key = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
         const KEYS: u32 = 2000;
@@ -497,15 +520,13 @@ mod tests {
         assert!(images > 0 && deltas == 0);
         // One key in 16 of each leaf: delta flushes on the images.
         let (images2, deltas2) = round(2, 16);
-        assert_eq!(images2, images, "no whole image while nothing drains");
+        assert_eq!(images2, images, "no whole image while nothing is marked");
         assert!(deltas2 > deltas);
-        // Every segment but the newest drains (no live bytes to keep).
         let segs = file.store.segments();
         assert!(segs.len() > 2, "several segments: {}", segs.len());
-        file.clean.set_drain(&segs, 0);
-        assert!(file.clean.draining(segs[0].seq) && !file.clean.draining(segs[segs.len() - 1].seq));
+        mark(&file, &segs);
         let (images3, _) = round(3, 16);
-        assert!(images3 > images2, "the pages over draining segments are written whole");
+        assert!(images3 > images2, "the pages over marked segments are written whole");
         for i in 0..KEYS {
             let want = if i % 16 == 0 { 3 } else { 1 };
             assert_eq!(
