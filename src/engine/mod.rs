@@ -49,6 +49,8 @@ pub(crate) mod checkpoint;
 #[cfg(test)]
 mod checkpoint_tests;
 pub(crate) mod clean;
+#[cfg(test)]
+mod clean_tests;
 pub(crate) mod commit;
 pub(crate) mod gc;
 pub(crate) mod keyspaces;
@@ -111,7 +113,8 @@ pub(crate) struct Engine {
     cache_size: Option<u64>,
     /// `Options::isolation`: the level of `Db::begin`.
     pub(crate) isolation: crate::Isolation,
-    /// Background threads (GC sweeper, log thread); see [`workers`].
+    /// Background threads (GC sweeper, evictor, sync thread, log thread);
+    /// see [`workers`].
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the last `Db` handle goes: background threads exit.
     closing: AtomicBool,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{Fs, FsFile, FsRead};
 
@@ -74,6 +74,24 @@ struct State {
 #[derive(Clone, Default)]
 pub struct FaultFs {
     state: Arc<Mutex<State>>,
+    /// [`FaultFs::hold_syncs`]: the held file-name prefix and how many
+    /// syncs wait on it, apart from `state` (a held sync waits without it).
+    hold: Arc<(Mutex<Hold>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Hold {
+    prefix: Option<String>,
+    waiting: usize,
+}
+
+fn lock_hold(m: &Mutex<Hold>) -> MutexGuard<'_, Hold> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A path's file name, for [`FaultFs::hold_syncs`].
+fn file_name(path: &Path) -> String {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()
 }
 
 fn err(msg: &str) -> io::Error {
@@ -151,6 +169,39 @@ impl FaultFs {
         self.st().crash_at_sync = Some(n);
     }
 
+    /// Hold every sync of a file whose name starts with `prefix` (a file's
+    /// name, not its path: `"pages-"`) until [`FaultFs::release_syncs`]: the
+    /// syncing thread waits before the sync takes effect, so that a test can
+    /// look at what other threads do meanwhile.
+    pub fn hold_syncs(&self, prefix: &str) {
+        lock_hold(&self.hold.0).prefix = Some(prefix.to_owned());
+    }
+
+    /// Let the held syncs go on ([`FaultFs::hold_syncs`]).
+    pub fn release_syncs(&self) {
+        lock_hold(&self.hold.0).prefix = None;
+        self.hold.1.notify_all();
+    }
+
+    /// How many syncs wait on [`FaultFs::hold_syncs`] now.
+    pub fn held_syncs(&self) -> usize {
+        lock_hold(&self.hold.0).waiting
+    }
+
+    /// Wait while syncs of a file named `name` are held.
+    fn wait_if_held(&self, name: &str) {
+        let (m, cv) = &*self.hold;
+        let mut h = lock_hold(m);
+        if !h.prefix.as_deref().is_some_and(|p| name.starts_with(p)) {
+            return;
+        }
+        h.waiting += 1;
+        while h.prefix.as_deref().is_some_and(|p| name.starts_with(p)) {
+            h = cv.wait(h).unwrap_or_else(|p| p.into_inner());
+        }
+        h.waiting -= 1;
+    }
+
     /// The current content of `path`, if it exists (for tests that damage files).
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let s = self.st();
@@ -209,6 +260,8 @@ impl FaultFs {
 struct FaultFile {
     fs: FaultFs,
     inode: usize,
+    /// The file name it was opened by ([`FaultFs::hold_syncs`]).
+    name: String,
     /// Opened with [`Fs::open_append`]: writes go to the end of the file
     /// (past any reservation), and it is never preallocated.
     append: bool,
@@ -240,6 +293,7 @@ impl FsFile for FaultFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        self.fs.wait_if_held(&self.name);
         let mut s = self.fs.st();
         FaultFs::sync_point(&mut s)?;
         let i = &mut s.inodes[self.inode];
@@ -323,6 +377,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            name: file_name(path),
             append: false,
         }))
     }
@@ -333,6 +388,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            name: file_name(path),
             append: true,
         }))
     }

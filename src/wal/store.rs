@@ -1,7 +1,8 @@
 //! The durable half of a database: its directory (locked), log and
-//! checkpoints. It decides when a checkpoint is due and when the log needs a
-//! background sync ([`Store::tick`]); the engine's log thread
-//! (`crate::engine::workers`) asks it and acts.
+//! checkpoints. It decides when a checkpoint is due ([`Store::tick`]) and
+//! how often a buffered log is synced in the background
+//! ([`Store::sync_interval`]); the engine's log and sync threads
+//! (`crate::engine::workers`) ask it and act.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -231,12 +232,6 @@ impl Store {
         self.mode == Durability::Sync
     }
 
-    /// Whether the log is synced in the background ([`Durability::Buffered`]).
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn syncs_in_background(&self) -> bool {
-        matches!(self.mode, Durability::Buffered(_))
-    }
-
     /// Sync everything written to the log so far.
     pub(crate) fn sync_now(&self) -> Result<()> {
         self.wal.sync_now()
@@ -393,7 +388,16 @@ impl Store {
         self.wal.retained_from()
     }
 
-    /// How often the background thread must wake.
+    /// How often the sync thread syncs the log (in buffered mode only).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn sync_interval(&self) -> Option<Duration> {
+        match self.mode {
+            Durability::Buffered(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// How often the log thread (checkpoints, cleaning) must wake.
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn tick(&self) -> Option<Duration> {
         match self.mode {

@@ -1,0 +1,65 @@
+//! A buffered log is synced at its interval even while a checkpoint is in
+//! progress (`src/engine/workers.rs`): the sync has its own thread. When the
+//! log thread also synced the log, a checkpoint (4-10 s at 20M keys and a
+//! 256 MiB cache) held back the syncs of every commit made meanwhile, past
+//! `Durability::Buffered`'s promise that a power loss loses at most the
+//! commits of the last interval.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bwtx::fs::FaultFs;
+use bwtx::Durability;
+use common::{fault_opts, DIR};
+
+/// Wait for `done`, failing after a minute (a liveness bound, not a timing
+/// measurement: the awaited event takes milliseconds when it happens).
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Releases the held syncs when dropped.
+struct Release(FaultFs);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release_syncs();
+    }
+}
+
+#[test]
+fn the_log_is_synced_while_the_log_thread_checkpoints() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs)
+        .durability(Durability::Buffered(Duration::from_millis(2)))
+        .checkpoint_bytes(16 << 10)
+        .cache_size(1 << 20)
+        .segment_bytes(1 << 20)
+        .open(DIR)
+        .unwrap();
+    // An automatic checkpoint once 16 KiB of log are written; it writes
+    // the dirty leaves, then waits at the page segment's sync. (Released
+    // before `db` drops, on a failure too: its close joins the log thread.)
+    fs.hold_syncs("pages-");
+    let _release = Release(fs.clone());
+    for i in 0..200u32 {
+        db.transaction(|tx| tx.put(format!("key{i:05}"), vec![1u8; 100]))
+            .unwrap();
+    }
+    wait_for("the automatic checkpoint's page sync", || fs.held_syncs() >= 1);
+    // A commit meanwhile, written to the log, not yet synced; then a sync.
+    let before = fs.syncs();
+    db.transaction(|tx| tx.put("during", "the checkpoint")).unwrap();
+    wait_for("a log sync during the checkpoint", || fs.syncs() > before);
+    assert!(fs.held_syncs() >= 1, "the checkpoint still waits");
+    fs.release_syncs();
+    assert_eq!(
+        db.snapshot().get("during").unwrap().as_deref(),
+        Some(&b"the checkpoint"[..])
+    );
+}
