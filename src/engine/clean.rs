@@ -67,9 +67,9 @@
 //!   (tests).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
-use std::time::{Duration, Instant};
 
 use super::addr_shards::{rebuild, shard_of, AddrShards, SHARDS};
 use super::Engine;
@@ -312,10 +312,9 @@ impl Engine {
         // victim (a chain moves whole, merged into one image); it goes with
         // the oldest victim it has a part in, so that victims empty in turn
         // and a pass its budget cuts short leaves whole victims for the
-        // next one, not a part of each.
-        // Each page with the victims its chain has parts in, oldest first
-        // (kept for the report below: a prune between the batches may
-        // forget a chain's parts).
+        // next one, not a part of each. Each page's victims are kept for
+        // the report below (a prune between the batches may forget a
+        // chain's parts).
         let in_victims = |a: u64| {
             let mut v: SmallVec<[u64; 2]> = pages
                 .parts_of(a)

@@ -72,8 +72,6 @@ fn a_pass_cut_short_reports_only_the_victims_it_emptied() {
     db.checkpoint().unwrap();
     db.evict_all().unwrap();
     let engine = db.engine();
-    let st = db.stats();
-    eprintln!("disk {} live {}", st.page_disk_bytes, st.page_live_bytes);
     let before = segment_files(&fs);
     let report = engine.clean(16 << 10).unwrap();
     db.checkpoint().unwrap();
