@@ -85,9 +85,11 @@ pub(crate) use chain::trim_allocator;
 pub(crate) use commit::PrepareError;
 pub use cursor::Cursor;
 pub(crate) use flush::FLUSH_CHAIN;
+#[cfg(all(test, not(loom)))]
+pub(crate) use image::encode_delta_fixed;
 pub(crate) use image::{
     collect_base, decode_delta, decode_leaf_with, encode_delta, encode_leaf, find_in_delta, find_in_leaf,
-    merge_chain_at, newest, newest_in_leaf, DeltaFlush, DeltaValue, Fetched, Found, Malformed,
+    merge_chain_at, newest, newest_in_leaf, DeltaFlush, DeltaValue, Fetched, Found, Malformed, COMPACT_DELTA,
 };
 #[cfg(test)]
 pub(crate) use paging::PagingCounters;

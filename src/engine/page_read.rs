@@ -218,7 +218,8 @@ impl PageFile {
                 }
                 _ => {
                     meta.delta_bytes += record.payload.len() as u64;
-                    let d = decode_delta(&record.payload).map_err(|m| self.malformed(at, m))?;
+                    let d = decode_delta(&record.payload, record.meta.flags, record.meta.max_ts)
+                        .map_err(|m| self.malformed(at, m))?;
                     let tomb = |v: &DeltaValue| matches!(v, DeltaValue::Tomb);
                     all.extend(d.iter().map(|e| (fingerprint(e.key), e.ts, !tomb(&e.value))));
                     Ok(())
@@ -249,7 +250,8 @@ impl PageFile {
             let found = match record.meta.rkind {
                 RecordKind::Base => find_in_leaf(&record.payload, key, ts).map_err(|m| self.malformed(at, m))?,
                 _ => {
-                    let d = decode_delta(&record.payload).map_err(|m| self.malformed(at, m))?;
+                    let d = decode_delta(&record.payload, record.meta.flags, record.meta.max_ts)
+                        .map_err(|m| self.malformed(at, m))?;
                     find_in_delta(&d, key, ts)
                 }
             };
@@ -356,7 +358,8 @@ impl PageFile {
                     break (base, record.payload.len() as u64, record.meta.max_ts);
                 }
                 RecordKind::Delta => {
-                    let d = decode_delta(&record.payload).map_err(|m| m.corruption(file(at), payload_at))?;
+                    let d = decode_delta(&record.payload, record.meta.flags, record.meta.max_ts)
+                        .map_err(|m| m.corruption(file(at), payload_at))?;
                     delta_bytes += record.payload.len() as u64;
                     deltas.push(d);
                     let prev = record.meta.prev;

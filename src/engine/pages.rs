@@ -37,7 +37,7 @@ use super::chain_map::{prune_room, ChainMeta, Stored};
 use super::chain_parts::{AddrSet, Parts};
 use super::clean::CleanState;
 use super::vlog::ValueLog;
-use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, FLUSH_CHAIN};
+use crate::bwtree::{collect_base, encode_delta, encode_leaf, DeltaVersion, LeafBase, COMPACT_DELTA, FLUSH_CHAIN};
 use crate::fs::Fs;
 use crate::pagestore::record::{addr_seq, record_bytes, Kind, Meta, RecordKind, NO_ADDR, RECORD_HEADER_LEN};
 use crate::pagestore::store::SegmentStore;
@@ -59,8 +59,13 @@ pub(crate) const DELTA_SHARE: u64 = 2;
 /// value-log segments.
 const VLOG_CHAIN: usize = 4;
 
-/// [`DELTA_SHARE`] for such a chain (a quarter).
-const VLOG_SHARE: u64 = 4;
+/// [`DELTA_SHARE`] for such a chain (a sixth). A quarter when delta
+/// flushes had fixed 16-byte entry headers; a compact entry referencing a
+/// value is about 0.6-0.75 times as long (19 against 32 bytes with a 4-byte
+/// key, 32 against 44 with a 16-byte one), so a sixth holds about as many
+/// versions, and as many old values' segments, as a quarter did
+/// (`design/storage.md` §2.3).
+const VLOG_SHARE: u64 = 6;
 
 /// An encoded delta flush, not yet appended.
 struct DeltaPayload {
@@ -395,8 +400,7 @@ impl PageFile {
     ) -> Result<DeltaPayload> {
         let (mut buf, mut refs) = (Vec::new(), Vec::new());
         let mut sink = |key: &[u8], ts, value: &[u8]| self.vlog.place(tree, key, ts, value, &mut refs);
-        encode_delta(entries.clone(), &mut buf, Some(&mut sink))?;
-        let max_ts = entries.map(|e| e.1).max().unwrap_or(0);
+        let max_ts = encode_delta(entries, &mut buf, Some(&mut sink))?;
         Ok(DeltaPayload { buf, refs, max_ts })
     }
 
@@ -414,7 +418,7 @@ impl PageFile {
         } = d;
         let meta = Meta {
             rkind: RecordKind::Delta,
-            flags: 0,
+            flags: COMPACT_DELTA,
             tree,
             id: pid,
             prev,

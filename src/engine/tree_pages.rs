@@ -437,6 +437,63 @@ mod tests {
         }
     }
 
+    /// A delta flush in the fixed encoding (record flags 0, as builds
+    /// before the compact one wrote them) reads as its compact twin: a
+    /// fault-in's merge, read-throughs and a key-set read give the same
+    /// versions. A delta flush whose flags name no encoding is corruption.
+    #[test]
+    fn fixed_delta_flushes_of_earlier_builds_still_read() {
+        use crate::bwtree::{encode_delta, encode_delta_fixed, COMPACT_DELTA};
+        use crate::pagestore::record::{Meta, RecordKind};
+        let (file, tree) = paged_tree(1 << 20, 1 << 20, Config::default(), 0);
+        let key = |i: u32| i.to_be_bytes();
+        fill(&tree, 60, 100);
+        assert_eq!(tree.evict_all().unwrap(), 1, "one leaf, written whole");
+        let (pid, base) = tree.disk_refs()[0];
+        let new = [99u8; 100];
+        let (k7, k8) = (key(7), key(8));
+        let entries = [(&k7[..], 2, Some(&new[..])), (&k8[..], 2, None)];
+        let mut compact = Vec::new();
+        assert_eq!(encode_delta(entries, &mut compact, None).unwrap(), 2);
+        let mut fixed = Vec::new();
+        encode_delta_fixed(entries, &mut fixed, None).unwrap();
+        assert!(
+            compact.len() + 20 < fixed.len(),
+            "{} against {}",
+            compact.len(),
+            fixed.len()
+        );
+        let meta = |flags| Meta {
+            rkind: RecordKind::Delta,
+            flags,
+            tree: 0,
+            id: pid,
+            prev: base,
+            max_ts: 2,
+        };
+        for (flags, payload) in [(COMPACT_DELTA, &compact), (0, &fixed)] {
+            let head = file.store.append(&meta(flags), payload).unwrap();
+            assert_eq!(
+                file.read_leaf(0, pid, head).unwrap().version_count(),
+                62,
+                "flags {flags}"
+            );
+            let read = |k: &[u8], ts| file.read_version(0, pid, head, 0, k, ts).unwrap();
+            assert_eq!(read(&k7, 2).as_deref(), Some(&new[..]));
+            assert_eq!(read(&k7, 1).as_deref(), Some(&[7u8; 100][..]));
+            assert_eq!(read(&k8, 2), None, "the tombstone");
+            assert_eq!(read(&k8, 1).as_deref(), Some(&[8u8; 100][..]));
+            assert_eq!(read(&key(9), 2).as_deref(), Some(&[9u8; 100][..]));
+            let (set, max_ts) = file.key_set(0, pid, head).unwrap();
+            assert_eq!((set.len(), max_ts), (60, 2));
+        }
+        let bad = file.store.append(&meta(2), &compact).unwrap();
+        let e = file.read_leaf(0, pid, bad).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e:?}");
+        let e = file.read_version(0, pid, bad, 0, &k7, 2).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e:?}");
+    }
+
     /// The chain map holds an entry per page write until pruned: pruned to
     /// the heads the mapping table names, it keeps one per leaf, and every
     /// delta chain the table names stays known, so that a checkpoint's

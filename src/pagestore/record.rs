@@ -5,8 +5,11 @@
 //! Little-endian integers, CRC32C (Castagnoli).
 //! ```text
 //! segment = header record*
-//! header  = magic "BWTXSEG\0" (8) | version u32 (= 1) | kind u32 | seq u64 | crc u32 | pad u32 (= 0)
+//! header  = magic "BWTXSEG\0" (8) | version u32 | kind u32 | seq u64 | crc u32 | pad u32 (= 0)
 //!           32 bytes; kind 1 = pages, 2 = value log; crc = CRC32C(bytes 0..24)
+//!           version: VERSION (2) for page segments written now (a delta flush's
+//!           record may set its flags, `design/storage.md` §2.3), 1 for value-log
+//!           segments and for page segments of builds before (still read)
 //! record  = len u32 | crc u32 | rkind u8 | flags u8 | tree u16 | reserved u32 (= 0) |
 //!           id u64 | prev u64 | max_ts u64 | payload (len bytes) | pad (zeros to a multiple of 8)
 //!           40 + len + pad bytes;
@@ -17,6 +20,9 @@
 //!
 //! - `rkind`: 1 = base page image, 2 = delta flush (pages segments only),
 //!   3 = value (value-log segments only). Any other value is malformed.
+//! - `flags`: opaque here; the engine marks a delta flush's encoding in it
+//!   (`design/storage.md` §2.3: 1 compact, 0 the fixed encoding of version-1
+//!   segments).
 //! - The crc covers `len` too (so a flipped length bit is a checksum
 //!   mismatch, not a misread) and the padding (so every byte of a segment is
 //!   checked). Records start 8-aligned: the header is 32 bytes and every
@@ -32,7 +38,11 @@ pub(crate) type Addr = u64;
 pub(crate) const NO_ADDR: Addr = u64::MAX;
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"BWTXSEG\0";
-pub(crate) const VERSION: u32 = 1;
+/// The version of the page segments this build writes: 2 since delta
+/// flushes may be compact (their records' `flags`); builds before wrote 1
+/// and refuse 2 at its header, instead of reading a compact delta flush as
+/// damage. Value-log segments stay at 1.
+pub(crate) const VERSION: u32 = 2;
 pub(crate) const SEGMENT_HEADER_LEN: usize = 32;
 pub(crate) const RECORD_HEADER_LEN: usize = 40;
 /// Records start at multiples of this.
@@ -128,11 +138,19 @@ pub(crate) struct Meta {
     pub(crate) max_ts: u64,
 }
 
-/// The header of segment `seq` of `kind`.
+/// The header of segment `seq` of `kind`, as this build writes it.
 pub(crate) fn segment_header(kind: Kind, seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
+    let version = match kind {
+        Kind::Pages => VERSION,
+        Kind::ValueLog => 1,
+    };
+    header_of(kind, seq, version)
+}
+
+fn header_of(kind: Kind, seq: u64, version: u32) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&(kind as u32).to_le_bytes());
     h[16..24].copy_from_slice(&seq.to_le_bytes());
     let crc = crc32c::crc32c(&h[..24]);
@@ -146,7 +164,9 @@ pub(crate) fn check_segment_header(b: &[u8], kind: Kind, seq: u64) -> Result<(),
     if u32_at(h, 24) != Some(crc32c::crc32c(&h[..24])) {
         return Err("segment header checksum mismatch");
     }
-    if h[..SEGMENT_HEADER_LEN] != segment_header(kind, seq) {
+    // A page segment of version 1 (an earlier build's) reads as well.
+    let earlier = kind == Kind::Pages && h[..SEGMENT_HEADER_LEN] == header_of(kind, seq, 1);
+    if h[..SEGMENT_HEADER_LEN] != segment_header(kind, seq) && !earlier {
         return Err("segment header names another kind, version or sequence number");
     }
     Ok(())
@@ -312,6 +332,21 @@ mod tests {
         assert!(check_segment_header(&b, Kind::Pages, 4).is_err());
         assert!(RecordKind::Value.belongs_in(Kind::ValueLog) && !RecordKind::Value.belongs_in(Kind::Pages));
         assert!(RecordKind::Delta.belongs_in(Kind::Pages) && !RecordKind::Base.belongs_in(Kind::ValueLog));
+    }
+
+    #[test]
+    fn segment_header_versions() {
+        // Page segments are written at version 2 and read at 1 or 2; value-log
+        // segments only at 1; other versions are refused.
+        let pages = segment_header(Kind::Pages, 3);
+        assert_eq!(u32_at(&pages, 8), Some(2));
+        assert_eq!(u32_at(&segment_header(Kind::ValueLog, 3), 8), Some(1));
+        assert!(check_segment_header(&header_of(Kind::Pages, 3, 1), Kind::Pages, 3).is_ok());
+        assert!(check_segment_header(&pages, Kind::Pages, 3).is_ok());
+        assert!(check_segment_header(&header_of(Kind::ValueLog, 3, 2), Kind::ValueLog, 3).is_err());
+        for v in [0, 3, u32::MAX] {
+            assert!(check_segment_header(&header_of(Kind::Pages, 3, v), Kind::Pages, 3).is_err());
+        }
     }
 
     #[test]

@@ -41,7 +41,9 @@ mod tests_find;
 #[cfg(all(test, not(loom)))]
 pub(crate) use chain::merge_chain;
 pub(crate) use chain::{collect_base, collect_counted, merge_chain_at};
-pub(crate) use delta::{decode_delta, encode_delta, DeltaFlush, DeltaValue};
+#[cfg(all(test, not(loom)))]
+pub(crate) use delta::encode_delta_fixed;
+pub(crate) use delta::{decode_delta, encode_delta, DeltaFlush, DeltaValue, COMPACT_DELTA};
 pub(crate) use find::{find_in_delta, find_in_leaf, newest, newest_in_leaf, Found};
 #[cfg(all(test, not(loom)))]
 pub(crate) use leaf::decode_leaf;

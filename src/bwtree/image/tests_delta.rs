@@ -1,6 +1,6 @@
-//! Delta-flush tests: round trips, order checks, damage never panics, the
-//! encode/decode timing note, a chain merged (`merge_chain`), and the GC
-//! rule applied at fault-in (`collect_base`).
+//! Delta-flush tests: round trips in both encodings, order checks, damage
+//! never panics, the encode/decode timing note, a chain merged
+//! (`merge_chain`), and the GC rule applied at fault-in (`collect_base`).
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -20,22 +20,74 @@ fn arb_entries() -> impl Strategy<Value = Entries> {
     })
 }
 
-fn encode(entries: &Entries) -> Bytes {
-    let mut out = Vec::new();
-    let it = entries.iter().map(|(k, ts, v)| (&k[..], *ts, v.as_deref()));
-    encode_delta(it, &mut out, None).unwrap();
-    Bytes::from(out)
+/// A delta-flush payload with what its record's header says of it.
+#[derive(Clone, Debug)]
+struct Payload {
+    bytes: Bytes,
+    flags: u8,
+    max_ts: u64,
 }
 
-fn content(d: &DeltaFlush) -> Entries {
+impl Payload {
+    fn decode(&self) -> Result<DeltaFlush, Malformed> {
+        decode_delta(&self.bytes, self.flags, self.max_ts)
+    }
+
+    /// The same header over other bytes.
+    fn with(&self, bytes: &[u8]) -> Payload {
+        Payload {
+            bytes: Bytes::copy_from_slice(bytes),
+            ..self.clone()
+        }
+    }
+}
+
+/// The compact payload of `entries` (as this build writes it).
+fn encode(entries: &Entries) -> Payload {
+    let mut out = Vec::new();
+    let it = entries.iter().map(|(k, ts, v)| (&k[..], *ts, v.as_deref()));
+    let max_ts = encode_delta(it, &mut out, None).unwrap();
+    assert_eq!(max_ts, entries.iter().map(|e| e.1).max().unwrap_or(0));
+    Payload {
+        bytes: Bytes::from(out),
+        flags: COMPACT_DELTA,
+        max_ts,
+    }
+}
+
+/// The fixed payload of `entries` (as builds before the compact encoding
+/// wrote it; its record's `max_ts` is not read).
+fn encode_fixed(entries: &Entries) -> Payload {
+    let mut out = Vec::new();
+    let it = entries.iter().map(|(k, ts, v)| (&k[..], *ts, v.as_deref()));
+    encode_delta_fixed(it, &mut out, None).unwrap();
+    Payload {
+        bytes: Bytes::from(out),
+        flags: 0,
+        max_ts: entries.iter().map(|e| e.1).max().unwrap_or(0),
+    }
+}
+
+/// The payload of `entries` in the encoding `flags` names.
+fn encode_as(flags: u8, entries: &Entries) -> Payload {
+    if flags == COMPACT_DELTA {
+        encode(entries)
+    } else {
+        encode_fixed(entries)
+    }
+}
+
+/// The entries of `d`, or `None` if one is a value-log reference (a
+/// damaged code can read as one: these tests have no value log).
+fn content(d: &DeltaFlush) -> Option<Entries> {
     d.iter()
         .map(|e| {
             let v = match e.value {
                 DeltaValue::Tomb => None,
                 DeltaValue::Value(b) => Some(b.to_vec()),
-                DeltaValue::Ref { .. } => panic!("no value log here"),
+                DeltaValue::Ref { .. } => return None,
             };
-            (e.key.to_vec(), e.ts, v)
+            Some((e.key.to_vec(), e.ts, v))
         })
         .collect()
 }
@@ -43,10 +95,13 @@ fn content(d: &DeltaFlush) -> Entries {
 #[test]
 fn delta_round_trip() {
     proptest!(ProptestConfig::with_cases(500), |(entries in arb_entries())| {
-        let payload = encode(&entries);
-        let d = decode_delta(&payload).unwrap();
-        prop_assert_eq!(d.len(), entries.len());
-        prop_assert_eq!(content(&d), entries);
+        for flags in [COMPACT_DELTA, 0] {
+            let d = encode_as(flags, &entries).decode().unwrap();
+            prop_assert_eq!(d.len(), entries.len());
+            prop_assert_eq!(content(&d), Some(entries.clone()));
+        }
+        // The compact encoding is never the longer.
+        prop_assert!(encode(&entries).bytes.len() <= encode_fixed(&entries).bytes.len());
     });
 }
 
@@ -59,20 +114,28 @@ fn damaged_deltas_never_panic() {
         any::<prop::sample::Index>(),
     );
     proptest!(ProptestConfig::with_cases(2000), |((entries, at, xor, cut) in strat)| {
-        let payload = encode(&entries).to_vec();
-        let mut bad = payload.clone();
-        bad[at.index(payload.len())] ^= xor;
-        if let Ok(d) = decode_delta(&Bytes::from(bad)) {
-            // Whatever decodes is in order and re-encodes to itself.
-            let back = content(&d);
-            prop_assert_eq!(content(&decode_delta(&encode(&back)).unwrap()), back);
+        for flags in [COMPACT_DELTA, 0] {
+            let good = encode_as(flags, &entries);
+            let mut bad = good.bytes.to_vec();
+            let i = at.index(bad.len());
+            bad[i] ^= xor;
+            if let Ok(d) = good.with(&bad).decode() {
+                // Whatever decodes is in order and re-encodes to its own
+                // bytes (every varint in its shortest form).
+                if let Some(back) = content(&d) {
+                    prop_assert_eq!(&encode_as(flags, &back).bytes[..], &bad[..]);
+                }
+            }
+            let cut = cut.index(good.bytes.len());
+            prop_assert!(good.with(&good.bytes[..cut]).decode().is_err());
         }
-        prop_assert!(decode_delta(&Bytes::copy_from_slice(&payload[..cut.index(payload.len())])).is_err());
     });
-    proptest!(ProptestConfig::with_cases(2000), |(bytes in prop::collection::vec(any::<u8>(), 0..200))| {
-        if let Ok(d) = decode_delta(&Bytes::from(bytes)) {
-            let back = content(&d);
-            prop_assert_eq!(content(&decode_delta(&encode(&back)).unwrap()), back);
+    proptest!(ProptestConfig::with_cases(2000), |(bytes in prop::collection::vec(any::<u8>(), 0..200), max_ts in 0u64..2000)| {
+        for flags in [COMPACT_DELTA, 0] {
+            let p = Payload { bytes: Bytes::from(bytes.clone()), flags, max_ts };
+            if let Some(back) = p.decode().ok().as_ref().and_then(content) {
+                prop_assert_eq!(&encode_as(flags, &back).bytes[..], &bytes[..]);
+            }
         }
     });
 }
@@ -85,39 +148,108 @@ fn delta_order_is_checked_both_ways() {
     let oldest_first = [(&b"a"[..], 5, None), (&b"a"[..], 9, None)];
     assert!(encode_delta(oldest_first, &mut out, None).is_err());
     assert!(encode_delta([(&b"a"[..], 0, None)], &mut out, None).is_err());
+    assert!(encode_delta_fixed(unordered, &mut out, None).is_err());
     assert_eq!(out, [7], "a failed encode leaves the buffer as it was");
 
     // Swap two encoded entries: the decoder names the second one's offset.
     let a = encode(&vec![(b"a".to_vec(), 3, None)]);
     let b = encode(&vec![(b"b".to_vec(), 3, None)]);
-    let mut swapped = vec![2, 0, 0, 0, 0, 0, 0, 0];
-    swapped.extend_from_slice(&b[8..]);
-    swapped.extend_from_slice(&a[8..]);
-    let err = decode_delta(&Bytes::from(swapped)).unwrap_err();
-    assert_eq!(err.offset, 8 + 17);
-    assert_eq!(err.reason, "entries not in key order, newest first");
+    assert_eq!(&a.bytes[..], [1, 0, 1, 0, b'a'], "count, back, klen, tombstone, key");
+    let swapped = [&[2][..], &b.bytes[1..], &a.bytes[1..]].concat();
+    let err = a.with(&swapped).decode().unwrap_err();
+    assert_eq!((err.offset, err.reason), (5, "entries not in key order, newest first"));
+    let (a, b) = (
+        encode_fixed(&vec![(b"a".to_vec(), 3, None)]),
+        encode_fixed(&vec![(b"b".to_vec(), 3, None)]),
+    );
+    let swapped = [&[2, 0, 0, 0, 0, 0, 0, 0][..], &b.bytes[8..], &a.bytes[8..]].concat();
+    let err = a.with(&swapped).decode().unwrap_err();
+    assert_eq!(
+        (err.offset, err.reason),
+        (8 + 17, "entries not in key order, newest first")
+    );
+}
+
+/// What the compact decoder refuses beyond bounds and order: timestamps at
+/// or below 0, a record `max_ts` no entry has, varints longer than their
+/// shortest form or past 64 bits, more entries than the bytes can hold,
+/// and flags naming no encoding.
+#[test]
+fn compact_deltas_check_their_header_and_varints() {
+    let p = |bytes: &[u8], max_ts: u64| Payload {
+        bytes: Bytes::copy_from_slice(bytes),
+        flags: COMPACT_DELTA,
+        max_ts,
+    };
+    assert!(p(&[1, 0, 1, 0, b'a'], 5).decode().is_ok());
+    let reason = |q: Payload| q.decode().unwrap_err().reason;
+    assert_eq!(reason(p(&[1, 5, 1, 0, b'a'], 5)), "timestamp 0 or below");
+    assert_eq!(reason(p(&[1, 0, 1, 0, b'a'], 0)), "timestamp 0 or below");
+    assert_eq!(reason(p(&[1, 1, 1, 0, b'a'], 5)), "no entry at the record's max_ts");
+    assert_eq!(
+        reason(p(&[1, 0x80, 0, 1, 0, b'a'], 5)),
+        "varint not in its shortest form"
+    );
+    let long = [&[1][..], &[0xff; 9], &[2], &[1, 0, b'a']].concat();
+    assert_eq!(reason(p(&long, 5)), "varint past 64 bits");
+    assert_eq!(reason(p(&[0x80, 0x01], 5)), "more entries than the payload holds");
+    assert_eq!(reason(p(&[0], 0).with_flags(2)), "a delta flush of unknown flags");
+    assert_eq!(reason(p(&[1, 0, 1, 0, b'a', 0], 5)), "bytes after the last entry");
+    // An empty flush: no entry, any max_ts.
+    assert_eq!(p(&[0], 0).decode().unwrap().len(), 0);
+}
+
+impl Payload {
+    fn with_flags(self, flags: u8) -> Payload {
+        Payload { flags, ..self }
+    }
+}
+
+/// The record bytes the compact encoding saves: a one-version flush of a
+/// 16-byte key and a 100-byte value (the benchmarks' records) is 120
+/// payload bytes against the fixed encoding's 140.
+#[test]
+fn compact_deltas_are_shorter() {
+    let one = vec![(vec![7u8; 16], 123_456_789, Some(vec![1u8; 100]))];
+    assert_eq!((encode(&one).bytes.len(), encode_fixed(&one).bytes.len()), (120, 140));
+    let two = vec![
+        (vec![7u8; 16], 123_456_789, Some(vec![1u8; 100])),
+        (vec![8u8; 16], 123_400_000, None),
+    ];
+    // The second entry's timestamp 56,789 back: a 3-byte varint.
+    assert_eq!(
+        (encode(&two).bytes.len(), encode_fixed(&two).bytes.len()),
+        (120 + 21, 140 + 32)
+    );
 }
 
 #[test]
 fn delta_value_log_references() {
     let big = vec![5u8; 500];
     let entries = [(&b"k"[..], 4, Some(&big[..])), (&b"k"[..], 2, Some(&b"v"[..]))];
-    let mut sink = |_: &[u8], ts: u64, v: &[u8]| -> crate::Result<Option<u64>> {
-        assert_eq!((ts, v.len()), (4, 500));
-        Ok(Some(77))
-    };
-    let mut out = Vec::new();
-    encode_delta(entries, &mut out, Some(&mut sink)).unwrap();
-    assert_eq!(out.len(), 8 + (16 + 1 + 12) + (16 + 1 + 1));
-    let d = decode_delta(&Bytes::from(out)).unwrap();
-    let got: Vec<_> = d.iter().map(|e| e.value).collect();
-    assert_eq!(
-        got,
-        [
-            DeltaValue::Ref { addr: 77, len: 500 },
-            DeltaValue::Value(Bytes::from_static(b"v"))
-        ]
-    );
+    for flags in [COMPACT_DELTA, 0] {
+        let mut sink = |_: &[u8], ts: u64, v: &[u8]| -> crate::Result<Option<u64>> {
+            assert_eq!((ts, v.len()), (4, 500));
+            Ok(Some(77))
+        };
+        let mut out = Vec::new();
+        if flags == COMPACT_DELTA {
+            assert_eq!(encode_delta(entries, &mut out, Some(&mut sink)).unwrap(), 4);
+            assert_eq!(out.len(), 1 + (3 + 1 + 12) + (3 + 1 + 1));
+        } else {
+            encode_delta_fixed(entries, &mut out, Some(&mut sink)).unwrap();
+            assert_eq!(out.len(), 8 + (16 + 1 + 12) + (16 + 1 + 1));
+        }
+        let d = decode_delta(&Bytes::from(out), flags, 4).unwrap();
+        let got: Vec<_> = d.iter().map(|e| e.value).collect();
+        assert_eq!(
+            got,
+            [
+                DeltaValue::Ref { addr: 77, len: 500 },
+                DeltaValue::Value(Bytes::from_static(b"v"))
+            ]
+        );
+    }
 }
 
 /// The timing note: encode and decode of a 128-key page with 100-byte
@@ -190,7 +322,7 @@ proptest! {
                 want.insert((k.clone(), std::cmp::Reverse(*ts)), v.clone());
             }
         }
-        let deltas = [decode_delta(&encode(&d2)).unwrap(), decode_delta(&encode(&d1)).unwrap()];
+        let deltas = [encode(&d2).decode().unwrap(), encode_fixed(&d1).decode().unwrap()];
         let merged = merge_chain(base_of(&base), &deltas, &mut |_, _, _, _, _| panic!("no value log here")).unwrap();
         let mut got = std::collections::BTreeMap::new();
         for i in 0..merged.len() {
@@ -212,17 +344,17 @@ fn a_chain_reads_its_deltas_references_through_the_hook() {
     let (v1, v2) = (big(1), big(2));
     let mut sink = |_: &[u8], ts: u64, _: &[u8]| -> crate::Result<Option<u64>> { Ok(Some(1000 + ts)) };
     let mut newer = Vec::new();
-    encode_delta([(&b"a"[..], 9, Some(&v2[..]))], &mut newer, Some(&mut sink)).unwrap();
+    let newer_ts = encode_delta([(&b"a"[..], 9, Some(&v2[..]))], &mut newer, Some(&mut sink)).unwrap();
     let mut older = Vec::new();
-    encode_delta(
+    let older_ts = encode_delta(
         [(&b"a"[..], 5, Some(&v1[..])), (&b"b"[..], 5, None)],
         &mut older,
         Some(&mut sink),
     )
     .unwrap();
     let deltas = [
-        decode_delta(&Bytes::from(newer)).unwrap(),
-        decode_delta(&Bytes::from(older)).unwrap(),
+        decode_delta(&Bytes::from(newer), COMPACT_DELTA, newer_ts).unwrap(),
+        decode_delta(&Bytes::from(older), COMPACT_DELTA, older_ts).unwrap(),
     ];
     let base = || base_of(&vec![(b"b".to_vec(), 2, Some(b"old".to_vec()))]);
     let mut asked = Vec::new();

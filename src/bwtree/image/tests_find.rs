@@ -62,8 +62,8 @@ proptest! {
         let delta = |m: &std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<u64, Option<Vec<u8>>>>| {
             let mut out = Vec::new();
             let entries = m.iter().flat_map(|(k, vs)| vs.iter().rev().map(move |(ts, v)| (&k[..], *ts, v.as_deref())));
-            encode_delta(entries, &mut out, None).unwrap();
-            decode_delta(&Bytes::from(out)).unwrap()
+            let max_ts = encode_delta(entries, &mut out, None).unwrap();
+            decode_delta(&Bytes::from(out), COMPACT_DELTA, max_ts).unwrap()
         };
         let (p1, p2) = (delta(&d1), delta(&d2));
         let image = encode(&build(&base));
