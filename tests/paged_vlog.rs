@@ -395,7 +395,8 @@ fn a_delta_flush_puts_its_large_values_in_the_value_log() {
     let fs = FaultFs::new();
     let db = paged(&fs).cache_size(1 << 30).open(DIR).unwrap();
     // One leaf of four keys with 80-byte values (inline): a base image
-    // large enough that a one-version delta flush stays under a quarter.
+    // large enough that a one-version delta flush stays under a sixth
+    // (`VLOG_SHARE`).
     let mut tx = db.begin();
     for k in 0..4 {
         tx.put(format!("k{k}"), value(k, 0, 80)).unwrap();

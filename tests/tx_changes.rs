@@ -62,8 +62,12 @@ fn every_suffix_from_every_timestamp() {
     // Sync: segments rotate at syncs, so every commit's sync lets them roll.
     let db = opts().durability(Durability::Sync).open(&dir).unwrap();
     let start = db.snapshot().ts();
-    let commits = commit_some(&db, 150, 1);
-    assert!(db.stats().log_segments > 3, "the test wants several segments");
+    let commits = commit_some(&db, 250, 1);
+    assert!(
+        db.stats().log_segments > 3,
+        "the test wants several segments: {:?}",
+        db.stats()
+    );
     for (i, &(ts, _)) in commits.iter().enumerate() {
         assert_eq!(read_all(&db, ts), commits[i + 1..], "after {ts}");
     }
@@ -208,7 +212,12 @@ fn damage_is_an_error_never_a_wrong_change() {
     let (start, commits) = {
         let db = opts().change_retention(Duration::from_secs(3600)).open(&dir).unwrap();
         let start = db.snapshot().ts();
-        (start, commit_some(&db, 40, 7))
+        // Two segments: a segment rotates at a sync once past
+        // `segment_bytes`.
+        let mut commits = commit_some(&db, 60, 7);
+        db.sync().unwrap();
+        commits.extend(commit_some(&db, 20, 8));
+        (start, commits)
     };
     let mut segs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -216,9 +225,15 @@ fn damage_is_an_error_never_a_wrong_change() {
         .filter(|p| p.extension().is_some_and(|x| x == "log") && std::fs::metadata(p).unwrap().len() > 200)
         .collect();
     segs.sort();
+    // The victim is not the newest segment, whose damaged last record would
+    // read as a torn tail.
+    assert!(segs.len() >= 2, "the test wants several segments: {segs:?}");
     let victim = &segs[0];
     let mut b = std::fs::read(victim).unwrap();
-    let at = b.len() - 10;
+    // Inside the last record: the segment's space is reserved ahead, and
+    // zeros past its records are not data (a flip there reads as the end).
+    let end = b.iter().rposition(|&x| x != 0).expect("records") + 1;
+    let at = end - 10;
     b[at] ^= 0x40;
     std::fs::write(victim, &b).unwrap();
     // Recovery finds it first (the log is replayed at open).

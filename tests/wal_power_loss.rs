@@ -30,7 +30,7 @@ mod common;
 use common::{dump, fault_opts, markers, DIR};
 
 /// Small enough that the log rotates every few records.
-const SEGMENT_BYTES: u64 = 400;
+const SEGMENT_BYTES: u64 = 300;
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -61,8 +61,8 @@ const VLOG_CHAIN: usize = 4;
 
 /// [`DELTA_SHARE`] for such a chain (a sixth). A quarter when delta
 /// flushes had fixed 16-byte entry headers; a compact entry referencing a
-/// value is about 0.6-0.75 times as long (19 against 32 bytes with a 4-byte
-/// key, 32 against 44 with a 16-byte one), so a sixth holds about as many
+/// value is about 0.6-0.75 times as long (19-22 against 32 bytes with a
+/// 4-byte key, 31-34 against 44 with a 16-byte one), so a sixth holds about as many
 /// versions, and as many old values' segments, as a quarter did
 /// (`design/storage.md` §2.3).
 const VLOG_SHARE: u64 = 6;

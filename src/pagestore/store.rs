@@ -251,7 +251,23 @@ impl SegmentStore {
                         }
                         let mut f = fs.open_append(&path).map_err(Error::Io)?;
                         f.sync().map_err(Error::Io)?;
-                        (f, seq, end)
+                        if bytes[..SEGMENT_HEADER_LEN] == record::segment_header(kind, seq) {
+                            (f, seq, end)
+                        } else {
+                            // An earlier build's segment (a page segment of
+                            // version 1): kept closed as it is, and appends go
+                            // to a new segment of this build's version, so
+                            // that nothing this build writes (a compact delta
+                            // flush) sits in a segment such a build would read.
+                            drop(f);
+                            let reader: Arc<dyn FsRead> = fs.open_read(&path).map_err(Error::Io)?.into();
+                            segs.insert(seq, Seg { end, live: 0, reader });
+                            (
+                                segment::create(&*fs, dir, kind, seq + 1).map_err(Error::Io)?,
+                                seq + 1,
+                                SEGMENT_HEADER_LEN as u64,
+                            )
+                        }
                     }
                 }
             }

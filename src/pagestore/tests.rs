@@ -386,6 +386,36 @@ fn a_newest_segment_without_its_header_is_created_again() {
     check(&s, 3..4, &[b]);
 }
 
+/// A newest segment of an earlier version (a page segment of version 1) is
+/// kept closed at open: its records read, and appends go to a new segment of
+/// this build's version (a build before it would refuse that one at its
+/// header instead of misreading what this build writes).
+#[test]
+fn an_earlier_versions_newest_segment_is_not_appended_to() {
+    let fs = FaultFs::new();
+    let s = open(&fs, 1 << 20).unwrap();
+    let a = append_all(&s, 0..4);
+    s.sync().unwrap();
+    drop(s);
+    let mut b = fs.read(&seg_path(1)).unwrap();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..24]);
+    b[24..28].copy_from_slice(&crc.to_le_bytes());
+    let mut f = fs.create(&seg_path(1)).unwrap();
+    f.write_all(&b).unwrap();
+    f.sync().unwrap();
+    let s = open(&fs, 1 << 20).unwrap();
+    check(&s, 0..4, &a);
+    let c = append_all(&s, 4..5);
+    assert_eq!((addr_seq(c[0]), addr_offset(c[0])), (2, SEGMENT_HEADER_LEN as u64));
+    s.sync().unwrap();
+    assert_eq!(fs.read(&seg_path(1)).unwrap(), b, "the old segment is untouched");
+    drop(s);
+    let s = open(&fs, 1 << 20).unwrap();
+    check(&s, 0..4, &a);
+    check(&s, 4..5, &c);
+}
+
 /// The real file system's positional reads, and reads past the end of a
 /// file on both file systems.
 #[test]

@@ -140,7 +140,7 @@ pub(crate) fn records(seg: &[u8]) -> Vec<Rec> {
     let mut at = SEG_HEADER;
     while at < seg.len() {
         let len = u32::from_le_bytes(seg[at..at + 4].try_into().unwrap()) as usize;
-        let ts = u64::from_le_bytes(seg[at + 8..at + 16].try_into().unwrap());
+        let ts = varint(&seg[at + 8..]);
         out.push(Rec {
             start: at,
             end: at + 8 + len,
@@ -150,6 +150,19 @@ pub(crate) fn records(seg: &[u8]) -> Vec<Rec> {
     }
     assert_eq!(at, seg.len());
     out
+}
+
+/// The unsigned LEB128 varint at the start of `b` (a version-7 record's
+/// commit timestamp, `design/durability.md` §1.1).
+fn varint(b: &[u8]) -> u64 {
+    let mut v = 0;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return v;
+        }
+    }
+    panic!("a varint past 10 bytes or the record")
 }
 
 pub(crate) fn segments(files: &Files) -> Vec<String> {

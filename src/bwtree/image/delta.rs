@@ -9,7 +9,8 @@
 //! compact (flags = COMPACT_DELTA; written since 2026-12-06)
 //! delta flush = count varint | entry * count
 //! entry       = back varint | klen varint | vcode varint | key | value
-//!               ts = max_ts - back (max_ts: the record's; some entry has back = 0)
+//!               ts = max_ts - back (max_ts: the record's; some entry has back = 0,
+//!               and max_ts = 0 if count = 0)
 //!               vcode 0: tombstone (no value bytes);
 //!               vcode 1: a value-log reference, value = addr u64 | len u32;
 //!               vcode 2 + l: l value bytes
@@ -23,7 +24,8 @@
 //!
 //! Varints are unsigned LEB128 in their shortest form (`wire::put_varint`).
 //! A one-version flush of a 16-byte key and a 100-byte value is 120 payload
-//! bytes compact and 140 fixed (plus the record's 40-byte header).
+//! bytes compact and 140 fixed: with the record's 40-byte header and its
+//! padding to a multiple of 8, 160 record bytes against 184.
 //!
 //! [`decode_delta`] validates a payload and returns a [`DeltaFlush`], a view
 //! that allocates nothing and iterates the entries zero-copy.
@@ -88,7 +90,13 @@ where
                 (Some(v), Some(sink)) if v.len() > INLINE_MAX => sink(key, ts, v)?,
                 _ => None,
             };
-            put_varint(out, max_ts - ts);
+            // The entries are the ones `max_ts` was taken over (a clone of
+            // the iterator); a `ts` above it would be a caller's iterator
+            // that does not repeat itself.
+            let back = max_ts
+                .checked_sub(ts)
+                .ok_or(Error::InvalidArgument("delta flush entries changed while encoded"))?;
+            put_varint(out, back);
             put_varint(out, key.len() as u64);
             put_varint(
                 out,
@@ -143,7 +151,13 @@ pub(crate) fn encode_delta_fixed<'a>(
         prev = Some((key, ts));
         count += 1;
         let addr = match (value, vlog.as_mut()) {
-            (Some(v), Some(sink)) if v.len() > INLINE_MAX => sink(key, ts, v)?,
+            (Some(v), Some(sink)) if v.len() > INLINE_MAX => match sink(key, ts, v) {
+                Ok(addr) => addr,
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            },
             _ => None,
         };
         out.extend_from_slice(&ts.to_le_bytes());
@@ -296,7 +310,7 @@ fn fixed_entry<'a>(buf: &'a Bytes, r: &mut Reader<'a>) -> Result<DeltaEntry<'a>,
 /// Validate the delta-flush payload of a record with `flags` and `max_ts`:
 /// a known encoding, every entry in bounds, `ts >= 1`, value codes valid,
 /// key order and newest first per key, no bytes after the last entry, and
-/// (compact) some entry at the record's `max_ts`. Errors name the first
+/// (compact) some entry at the record's `max_ts` (0 for no entries). Errors name the first
 /// offset found damaged (0 for flags naming no encoding).
 pub(crate) fn decode_delta(payload: &Bytes, flags: u8, max_ts: u64) -> Result<DeltaFlush, Malformed> {
     let mut r = Reader::new(payload);
@@ -336,7 +350,7 @@ pub(crate) fn decode_delta(payload: &Bytes, flags: u8, max_ts: u64) -> Result<De
     if r.pos() != payload.len() {
         return bad(r.pos(), "bytes after the last entry");
     }
-    if max_ts.is_some_and(|m| count > 0 && newest != m) {
+    if max_ts.is_some_and(|m| newest != m) {
         return bad(0, "no entry at the record's max_ts");
     }
     Ok(DeltaFlush {

@@ -223,6 +223,24 @@ fn compact_deltas_are_shorter() {
     );
 }
 
+/// Multi-byte varints: more than 127 entries, keys of 128 bytes and more,
+/// values of 126 bytes and more, timestamps far below the newest.
+#[test]
+fn compact_deltas_round_trip_long_varints() {
+    let entries: Entries = (0..300u64)
+        .map(|i| {
+            let key = [vec![b'k'; 120 + i as usize], i.to_be_bytes().to_vec()].concat();
+            let value = (i % 3 != 0).then(|| vec![i as u8; 100 + 3 * i as usize]);
+            (key, (1 << 40) - i * (1 << 30), value)
+        })
+        .collect();
+    let p = encode(&entries);
+    assert_eq!(p.max_ts, 1 << 40);
+    assert_eq!(content(&p.decode().unwrap()), Some(entries.clone()));
+    assert_eq!(content(&encode_fixed(&entries).decode().unwrap()), Some(entries));
+    assert_eq!(&p.bytes[..2], [0xac, 0x02], "300 entries: a 2-byte count");
+}
+
 #[test]
 fn delta_value_log_references() {
     let big = vec![5u8; 500];

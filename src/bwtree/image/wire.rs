@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub(super) use crate::le::put_varint;
+use crate::le::{varint_at, BadVarint};
 use crate::Error;
 
 /// Why a payload failed to decode: the offset (from the payload's first
@@ -120,27 +122,20 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
-    /// An unsigned LEB128 varint ([`put_varint`]): at most 10 bytes, the
-    /// shortest encoding of its value (a longer one, or one past `u64`, is
-    /// malformed, so a payload re-encodes to its own bytes).
+    /// An unsigned LEB128 varint (`crate::le::varint_at`): at most 10
+    /// bytes, the shortest encoding of its value (a longer one, or one past
+    /// `u64`, is malformed, so a payload re-encodes to its own bytes).
     #[inline]
     pub(super) fn varint(&mut self, reason: &'static str) -> Result<u64, Malformed> {
-        let at = self.pos;
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.bytes(1, reason)?[0];
-            if i == 9 && b > 1 {
-                return bad(at, "varint past 64 bits");
+        match varint_at(self.buf, self.pos) {
+            Ok((v, n)) => {
+                self.pos += n;
+                Ok(v)
             }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if b == 0 && i > 0 {
-                    return bad(at, "varint not in its shortest form");
-                }
-                return Ok(v);
-            }
+            Err(BadVarint::Truncated) => bad(self.buf.len(), reason),
+            Err(BadVarint::NotShortest) => bad(self.pos, "varint not in its shortest form"),
+            Err(BadVarint::TooLong) => bad(self.pos, "varint past 64 bits"),
         }
-        bad(at, "varint past 64 bits")
     }
 
     /// Skip the zero padding up to the next multiple of 8 (from the start).
@@ -152,17 +147,6 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
-}
-
-/// Append `v` as an unsigned LEB128 varint: 7 bits a byte, low bits first,
-/// the high bit set on every byte but the last (1 byte below 128, at most 10).
-#[inline]
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// The `i`th little-endian `u32` of `b` (the caller checked `4 * i + 4 <= b.len()`).
