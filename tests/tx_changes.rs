@@ -215,8 +215,15 @@ fn damage_is_an_error_never_a_wrong_change() {
         // Two segments: a segment rotates at a sync once past
         // `segment_bytes`.
         let mut commits = commit_some(&db, 60, 7);
-        db.sync().unwrap();
-        commits.extend(commit_some(&db, 20, 8));
+        let mut seed = 8;
+        while {
+            db.sync().unwrap();
+            db.stats().log_segments < 2
+        } {
+            commits.extend(commit_some(&db, 20, seed));
+            seed += 1;
+        }
+        commits.extend(commit_some(&db, 20, seed));
         (start, commits)
     };
     let mut segs: Vec<_> = std::fs::read_dir(&dir)

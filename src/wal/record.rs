@@ -29,7 +29,7 @@
 //! has no checksum, so the readable versions differ pairwise in at least two
 //! bits, and one flipped bit in a header never turns it into another one.)
 //! A two-put commit of 16-byte keys and 100-byte values is 251 record bytes
-//! in version 7 (ts below 2^28) and 276 in version 4.
+//! in version 7 (a 4-byte timestamp: 2^21 <= ts < 2^28) and 276 in version 4.
 
 use bytes::Bytes;
 
@@ -138,9 +138,13 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
             }
         }
     }
-    let mut c = Vec::with_capacity(10);
-    put_varint(&mut c, count);
-    out.splice(count_at..count_at + 1, c);
+    if count < 0x80 {
+        out[count_at] = count as u8;
+    } else {
+        let mut c = Vec::with_capacity(10);
+        put_varint(&mut c, count);
+        out.splice(count_at..count_at + 1, c);
+    }
     let len = (out.len() - start - FRAME_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
@@ -243,8 +247,10 @@ fn parse_compact(p: &[u8]) -> Option<Commit> {
     };
     let ts = varint(&mut at)?;
     let count = varint(&mut at)?;
-    // Each entry takes at least 3 bytes: bound the allocation by the payload.
-    let mut writes = Vec::with_capacity((count as usize).min(p.len() / 3));
+    // Each entry takes at least 3 bytes: bound the allocation by the payload
+    // (and by a page's worth: a crafted count must not reserve much more
+    // than the payload's size; the vector grows past it if need be).
+    let mut writes = Vec::with_capacity((count as usize).min(p.len() / 3).min(1024));
     for _ in 0..count {
         let ks = u32::try_from(varint(&mut at)?).ok()?;
         let klen = usize::try_from(varint(&mut at)?).ok()?;
@@ -412,6 +418,29 @@ mod tests {
         let mut out = Vec::new();
         encode_writes(&mut out, MAX_TS, &w, VERSION);
         assert_eq!(decode(&out, VERSION).unwrap().0, Commit { ts: MAX_TS, writes: w });
+    }
+
+    /// Any payload under a valid frame parses or is refused, in every
+    /// version, without a panic; a version-7 payload that parses re-encodes
+    /// to its own bytes (every varint in its shortest form) unless it holds
+    /// a reference.
+    #[test]
+    fn arbitrary_payloads_never_panic() {
+        use proptest::prelude::*;
+        let payload = prop::collection::vec(any::<u8>(), 0..64);
+        let prefix = prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 3, 0x7f, 0x80, 0xff]), 0..12);
+        proptest!(ProptestConfig::with_cases(3000), |(p in payload, pre in prefix)| {
+            let p = [pre, p].concat();
+            for version in [VERSION, VERSION_4, VERSION_2, VERSION_1] {
+                if let (Some(c), true) = (parse(&p, version), version == VERSION) {
+                    if c.writes.iter().all(|w| !matches!(w.2, Logged::Ref { .. })) {
+                        let mut out = Vec::new();
+                        encode_writes(&mut out, c.ts, &c.writes, VERSION);
+                        prop_assert_eq!(&out[FRAME_LEN..], &p[..]);
+                    }
+                }
+            }
+        });
     }
 
     /// A version-2 record (no references) reads as before, and so does

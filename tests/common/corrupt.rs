@@ -205,7 +205,7 @@ pub(crate) fn commit_and_reopen(fs: &FaultFs, db: Db, ctx: &str) {
 
 /// A log of 20 records over several segments.
 pub(crate) fn multi_segment_log() -> Files {
-    let files = build(250, 20, None);
+    let files = build(200, 20, None);
     let segs = segments(&files);
     assert!(segs.len() >= 5, "{segs:?}");
     files

@@ -106,15 +106,7 @@ where
                     (Some(v), None) => V_INLINE + v.len() as u64,
                 },
             );
-            out.extend_from_slice(key);
-            match (value, addr) {
-                (Some(v), Some(addr)) => {
-                    out.extend_from_slice(&addr.to_le_bytes());
-                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                }
-                (Some(v), None) => out.extend_from_slice(v),
-                (None, _) => {}
-            }
+            put_key_value(out, key, value, addr);
         }
         if out.len() - start > u32::MAX as usize {
             return Err(Error::InvalidArgument("delta flush exceeds 4 GiB"));
@@ -127,6 +119,21 @@ where
             out.truncate(start);
             Err(e)
         }
+    }
+}
+
+/// An entry's key and value bytes, the same in both encodings: the value,
+/// nothing for a tombstone, or `addr u64 | len u32` for a value the value
+/// log took at `addr`.
+fn put_key_value(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>, addr: Option<u64>) {
+    out.extend_from_slice(key);
+    match (value, addr) {
+        (Some(v), Some(addr)) => {
+            out.extend_from_slice(&addr.to_le_bytes());
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        }
+        (Some(v), None) => out.extend_from_slice(v),
+        (None, _) => {}
     }
 }
 
@@ -168,15 +175,7 @@ pub(crate) fn encode_delta_fixed<'a>(
             (Some(v), None) => v.len() as u32,
         };
         out.extend_from_slice(&vlen.to_le_bytes());
-        out.extend_from_slice(key);
-        match (value, addr) {
-            (Some(v), Some(addr)) => {
-                out.extend_from_slice(&addr.to_le_bytes());
-                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            }
-            (Some(v), None) => out.extend_from_slice(v),
-            (None, _) => {}
-        }
+        put_key_value(out, key, value, addr);
     }
     out[start..start + 4].copy_from_slice(&count.to_le_bytes());
     Ok(())
