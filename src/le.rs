@@ -77,7 +77,7 @@ mod tests {
         assert_eq!(varint_at(&[0x80, 0x00], 0), Err(BadVarint::NotShortest));
         assert_eq!(varint_at(&[0xff, 0x80, 0x00], 0), Err(BadVarint::NotShortest));
         assert_eq!(
-            varint_at(&[0xff; 9].iter().chain(&[2]).copied().collect::<Vec<_>>(), 0),
+            varint_at(&[[0xff; 9].as_slice(), &[2]].concat(), 0),
             Err(BadVarint::TooLong)
         );
         assert_eq!(varint_at(&[0x80; 11], 0), Err(BadVarint::TooLong));

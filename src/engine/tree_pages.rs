@@ -437,6 +437,20 @@ mod tests {
         }
     }
 
+    /// The record header of a delta flush of tree 0's page `pid` on `prev`,
+    /// its newest version at timestamp 2.
+    #[cfg(not(loom))]
+    fn delta_meta(pid: u64, prev: u64, flags: u8) -> crate::pagestore::record::Meta {
+        crate::pagestore::record::Meta {
+            rkind: crate::pagestore::record::RecordKind::Delta,
+            flags,
+            tree: 0,
+            id: pid,
+            prev,
+            max_ts: 2,
+        }
+    }
+
     /// A delta flush in the fixed encoding (record flags 0, as builds
     /// before the compact one wrote them) reads as its compact twin: a
     /// fault-in's merge, read-throughs and a key-set read give the same
@@ -445,7 +459,6 @@ mod tests {
     #[cfg(not(loom))]
     fn fixed_delta_flushes_of_earlier_builds_still_read() {
         use crate::bwtree::{encode_delta, encode_delta_fixed, COMPACT_DELTA};
-        use crate::pagestore::record::{Meta, RecordKind};
         let (file, tree) = paged_tree(1 << 20, 1 << 20, Config::default(), 0);
         let key = |i: u32| i.to_be_bytes();
         fill(&tree, 60, 100);
@@ -464,14 +477,7 @@ mod tests {
             compact.len(),
             fixed.len()
         );
-        let meta = |flags| Meta {
-            rkind: RecordKind::Delta,
-            flags,
-            tree: 0,
-            id: pid,
-            prev: base,
-            max_ts: 2,
-        };
+        let meta = |flags| delta_meta(pid, base, flags);
         for (flags, payload) in [(COMPACT_DELTA, &compact), (0, &fixed)] {
             let head = file.store.append(&meta(flags), payload).unwrap();
             assert_eq!(
@@ -505,7 +511,6 @@ mod tests {
     fn a_version_1_page_segment_opens_and_reads() {
         use crate::bwtree::encode_delta_fixed;
         use crate::fs::Fs;
-        use crate::pagestore::record::{Meta, RecordKind};
         let fault = FaultFs::new();
         let fs: std::sync::Arc<dyn Fs> = std::sync::Arc::new(fault.clone());
         let dir = Path::new("/d");
@@ -522,15 +527,7 @@ mod tests {
         let key = 7u32.to_be_bytes();
         let mut fixed = Vec::new();
         encode_delta_fixed([(&key[..], 2, Some(&[99u8; 100][..]))], &mut fixed, None).unwrap();
-        let meta = Meta {
-            rkind: RecordKind::Delta,
-            flags: 0,
-            tree: 0,
-            id: pid,
-            prev: base,
-            max_ts: 2,
-        };
-        let head = file.store.append(&meta, &fixed).unwrap();
+        let head = file.store.append(&delta_meta(pid, base, 0), &fixed).unwrap();
         file.store.sync().unwrap();
         drop((tree, file));
         let seg = dir.join(crate::pagestore::segment::name(

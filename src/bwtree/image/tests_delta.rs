@@ -33,6 +33,11 @@ impl Payload {
         decode_delta(&self.bytes, self.flags, self.max_ts)
     }
 
+    /// The same bytes under other flags.
+    fn with_flags(self, flags: u8) -> Payload {
+        Payload { flags, ..self }
+    }
+
     /// The same header over other bytes.
     fn with(&self, bytes: &[u8]) -> Payload {
         Payload {
@@ -197,12 +202,6 @@ fn compact_deltas_check_their_header_and_varints() {
     assert_eq!(reason(p(&[1, 0, 1, 0, b'a', 0], 5)), "bytes after the last entry");
     // An empty flush: no entry, any max_ts.
     assert_eq!(p(&[0], 0).decode().unwrap().len(), 0);
-}
-
-impl Payload {
-    fn with_flags(self, flags: u8) -> Payload {
-        Payload { flags, ..self }
-    }
 }
 
 /// The record bytes the compact encoding saves: a one-version flush of a
