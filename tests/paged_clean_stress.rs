@@ -28,6 +28,6 @@ fn cleaning_beside_commits_and_evictions_keeps_every_value() {
         ops,
         value,
         |db| db.clean_now().unwrap(),
-        |_, cleaned| assert!(cleaned > 0, "the cleaner moved pages during the run"),
+        |_, cleaned| cleaned > 0,
     );
 }

@@ -188,7 +188,7 @@ fn memory_stays_near_the_cache_budget() {
         stats.resident_bytes, stats.retired_bytes, stats.stub_bytes, stats.pages_written, stats.checkpoints
     );
     assert!(
-        stats.evictions > 0 && stats.cache_misses > 0,
+        stats.evictions > 0 && stats.cache_misses + stats.read_throughs > 0,
         "the data set pages: {stats:?}"
     );
 

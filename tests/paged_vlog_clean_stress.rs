@@ -40,10 +40,7 @@ fn value_log_cleaning_beside_commits_and_evictions_keeps_every_value() {
         },
         |db, _| {
             let s = db.stats();
-            assert!(
-                s.value_log_pages_rewritten > 0 && s.value_log_segments_cleaned > 0,
-                "the cleaner rewrote pages during the run: {s:?}"
-            );
+            s.value_log_pages_rewritten > 0 && s.value_log_segments_cleaned > 0
         },
     );
 }

@@ -72,20 +72,34 @@ fn a_pass_cut_short_reports_only_the_victims_it_emptied() {
     db.checkpoint().unwrap();
     db.evict_all().unwrap();
     let engine = db.engine();
-    let before = segment_files(&fs);
-    let report = engine.clean(16 << 10).unwrap();
-    db.checkpoint().unwrap();
-    let after = segment_files(&fs);
-    let gone = before.iter().filter(|f| !after.contains(f)).count() as u64;
-    // The pass was cut short: another finds more to move.
+    // Passes cut short by a 16 KiB budget, until one empties a victim: how
+    // many pages have a part in the oldest victim depends on where the
+    // background evictor flushed them during the writes (usually the first
+    // pass empties one; in one CI run it moved 3 pages and emptied none).
+    // Every pass's report must be true.
+    let mut emptied = 0;
+    for pass in 0..4 {
+        let before = segment_files(&fs);
+        let report = engine.clean(16 << 10).unwrap();
+        db.checkpoint().unwrap();
+        let after = segment_files(&fs);
+        let gone = before.iter().filter(|f| !after.contains(f)).count() as u64;
+        eprintln!("pass {pass}: report {report:?}, gone {gone} of {}", before.len());
+        assert!(report.relocated > 0, "{report:?}");
+        assert!(
+            gone >= report.segments,
+            "the pass reported {} victims emptied, the checkpoint deleted {gone}",
+            report.segments
+        );
+        emptied = report.segments;
+        if emptied > 0 {
+            break;
+        }
+    }
+    assert!(emptied > 0, "no pass emptied a victim");
+    // The passes were cut short: another finds more to move.
     let rest = engine.clean_now().unwrap();
-    eprintln!("report {report:?}, gone {gone} of {}, then {rest:?}", before.len());
-    assert!(report.relocated > 0 && rest.relocated > 0, "{report:?} {rest:?}");
-    assert!(
-        report.segments > 0 && gone >= report.segments,
-        "the pass reported {} victims emptied, the checkpoint deleted {gone}",
-        report.segments
-    );
+    assert!(rest.relocated > 0, "{rest:?}");
     // Everything reads back.
     let snap = db.snapshot();
     for i in 0..KEYS {

@@ -100,11 +100,13 @@ impl Horizon {
     pub(crate) fn restored(mut self, floor: u64, persisted: &[(u64, u64)]) -> Self {
         let samples = self.samples.get_mut().unwrap_or_else(|p| p.into_inner());
         let (open, at_open) = samples[0];
-        let wall = wall_ms();
+        // The two clocks read together, so that a pause since `new` does
+        // not shift the restored samples.
+        let (now, wall) = (Instant::now(), wall_ms());
         let mut older: Vec<(Instant, u64)> = persisted
             .iter()
             .filter_map(|&(ms, ts)| {
-                let t = open.checked_sub(Duration::from_millis(wall.saturating_sub(ms)))?;
+                let t = now.checked_sub(Duration::from_millis(wall.saturating_sub(ms)))?;
                 Some((t, ts.min(at_open)))
             })
             .collect();
@@ -135,13 +137,19 @@ impl Horizon {
     /// With `wait` false (the commit path), `None` if another thread holds
     /// the samples: skip this refresh.
     pub(crate) fn bounds(&self, read_ts: u64, wait: bool) -> Option<Bounds> {
+        self.bounds_at(read_ts, wait, Instant::now)
+    }
+
+    /// [`Horizon::bounds`] with the time read by `clock` once the samples
+    /// are held (tests pass a fixed time).
+    fn bounds_at(&self, read_ts: u64, wait: bool, clock: impl FnOnce() -> Instant) -> Option<Bounds> {
         let mut samples = match self.samples.try_lock() {
             Ok(g) => g,
             Err(TryLockError::WouldBlock) if !wait => return None,
             Err(TryLockError::WouldBlock) => crate::sync::lock(&self.samples),
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
         };
-        let now = Instant::now();
+        let now = clock();
         if samples
             .back()
             .is_none_or(|&(t, _)| now.duration_since(t) >= self.spacing)
@@ -235,19 +243,24 @@ mod tests {
         );
     }
 
+    /// The time of the sample `Horizon::new` took, and times after it.
+    fn opened(h: &Horizon) -> impl Fn(u64) -> Instant {
+        let open = h.samples.lock().unwrap()[0].0;
+        move |ms| open + Duration::from_millis(ms)
+    }
+
     #[test]
     fn retention_keeps_the_read_ts_of_the_window_start() {
         let h = Horizon::new(Duration::from_millis(30), None, Duration::ZERO, 5);
-        // Within the first 30 ms nothing is old enough: the first sample holds.
-        assert_eq!(h.bounds(9, true).unwrap().retain_from, 5);
-        std::thread::sleep(Duration::from_millis(40));
-        // The sample at open (5) is now at least 30 ms old; the one of 9 is not
-        // (taken within the spacing after open, it was not even kept).
-        let b = h.bounds(20, true).unwrap();
-        assert!(b.retain_from == 5 || b.retain_from == 9, "{b:?}");
-        std::thread::sleep(Duration::from_millis(40));
-        let b = h.bounds(30, true).unwrap();
-        assert!(b.retain_from >= 9 && b.retain_from <= 20, "{b:?}");
+        let at = opened(&h);
+        // Within the first 30 ms nothing is old enough: the first sample
+        // holds; 9, taken within the spacing after open, is not kept.
+        assert!(h.spacing > Duration::from_millis(1));
+        assert_eq!(h.bounds_at(9, true, || at(1)).unwrap().retain_from, 5);
+        // The sample at open (5) is now 40 ms old; 20's is kept.
+        assert_eq!(h.bounds_at(20, true, || at(40)).unwrap().retain_from, 5);
+        // 20's sample is 40 ms old at 80 ms: the newest at or before 50 ms.
+        assert_eq!(h.bounds_at(30, true, || at(80)).unwrap().retain_from, 20);
     }
 
     #[test]
@@ -261,8 +274,9 @@ mod tests {
         let back = h.persisted();
         assert!(back.windows(2).all(|w| w[0].0 < w[1].0), "{back:?}");
         assert_eq!(back.iter().map(|s| s.1).collect::<Vec<_>>()[..3], [10, 20, 50]);
+        // Within the time this test took (a loaded machine may pause it).
         assert!(
-            back[1].0 >= wall - 600_000 && back[1].0 <= wall - 600_000 + 50,
+            back[1].0 >= wall - 600_000 && back[1].0 <= wall_ms() - 600_000 + 1,
             "{back:?}"
         );
         let h = Horizon::new(Duration::from_secs(300), None, Duration::ZERO, 50).restored(5, &persisted);
@@ -280,11 +294,13 @@ mod tests {
             Duration::from_millis(20),
             5,
         );
-        let b = h.bounds(7, true).unwrap();
+        let at = opened(&h);
+        assert!(h.spacing > Duration::from_millis(1));
+        let b = h.bounds_at(7, true, || at(1)).unwrap();
         assert_eq!((b.expire_below, b.keep_changes_after), (0, 0));
-        std::thread::sleep(Duration::from_millis(30));
-        let b = h.bounds(50, true).unwrap();
+        let b = h.bounds_at(50, true, || at(30)).unwrap();
         assert_eq!((b.expire_below, b.keep_changes_after), (5, 5));
+        std::thread::sleep(Duration::from_millis(20));
         assert!(h.age_of(5).unwrap() >= Duration::from_millis(20));
     }
 }

@@ -412,10 +412,12 @@ impl<'db> Run<'db> {
             // faulted in).
             return Ok(());
         }
+        // Let a descheduled sweeper finish its merge (a generous deadline:
+        // a loaded CI machine can pause a thread for seconds).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let mut extra = 0;
-        while !self.strict_gc && s.versions_stored != live && extra < 16 {
-            // Let a descheduled sweeper finish its merge.
-            std::thread::sleep(std::time::Duration::from_millis(extra));
+        while !self.strict_gc && s.versions_stored != live && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
             self.db.collect_garbage();
             s = self.db.stats();
             extra += 1;
