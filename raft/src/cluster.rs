@@ -34,16 +34,23 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The raft configuration of a [`Cluster`] (either network): 50 ms heartbeats,
-/// elections after 150-300 ms of silence, a snapshot every 5,000 entries
+/// elections after 400-800 ms of silence, a snapshot every 5,000 entries
 /// (openraft's default; each snapshot serializes the whole state and
 /// checkpoints the state `Db`, so every 500 cost a build of about 15 ms per
 /// replica every second or so under load), keeping 20 entries behind it.
+///
+/// The election timeout was 150-300 ms until 2026-12-06: on a loaded
+/// 2-core machine a follower that missed the new leader's first heartbeats
+/// for that long (the leader's first entry waits for an fsync) started an
+/// election right after the cluster formed, and a test's first request met
+/// `NotLeader { leader: None }`. Eight heartbeats of slack cost a failover
+/// about 0.3-0.5 s more.
 pub fn config() -> Result<Arc<Config>> {
     let c = Config {
         cluster_name: "bwtx".to_string(),
         heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
         max_in_snapshot_log_to_keep: 20,
         ..Default::default()

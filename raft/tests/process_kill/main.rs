@@ -194,10 +194,11 @@ fn a_leader_process_killed_with_sigkill_loses_nothing_acknowledged() {
         victim.child.wait().unwrap();
         killed.push(leader);
         let at_kill = seen.acked.len();
-        // Down for longer than an election timeout (150-300 ms), so the
-        // others elect a new leader (a leader back sooner may keep its
-        // term: its vote and log are durable).
-        seen.run_for(&rx, Duration::from_millis(700));
+        // Down for longer than an election timeout (400-800 ms,
+        // `cluster::config`) and an election, so the others elect a new
+        // leader (a leader back sooner may keep its term: its vote and log
+        // are durable).
+        seen.run_for(&rx, Duration::from_millis(2000));
         procs.insert(leader, spawn(leader, dir.path(), &addrs, run, false, tx.clone()));
         seen.run_for(&rx, Duration::from_millis(1000));
         // Then (bounded: a loaded machine is slow, not wrong) until a new
