@@ -31,12 +31,14 @@ fn open(fs: &FaultFs) -> Db {
 /// Load `KEYS` keys in order in commits of `BATCH` while checkpointing;
 /// returns how many checkpoints ran during the load.
 fn load_while_checkpointing(db: &Db) -> u32 {
-    let done = AtomicBool::new(false);
+    let (started, done) = (AtomicBool::new(false), AtomicBool::new(false));
     std::thread::scope(|s| {
         let checkpoints = s.spawn(|| {
-            // At least one checkpoint, however late this thread starts.
+            // At least one checkpoint, begun before the load (which waits
+            // for it), however late this thread starts.
             let mut n = 0;
             loop {
+                started.store(true, Relaxed);
                 db.checkpoint().unwrap();
                 n += 1;
                 if done.load(Relaxed) {
@@ -44,6 +46,9 @@ fn load_while_checkpointing(db: &Db) -> u32 {
                 }
             }
         });
+        while !started.load(Relaxed) {
+            std::thread::yield_now();
+        }
         for lo in (0..KEYS).step_by(BATCH as usize) {
             db.transaction(|tx| {
                 for i in lo..lo + BATCH {

@@ -115,7 +115,11 @@ async fn snapshot_isolation_holds_across_failover() {
     let old_id = old.id();
     drop(old);
     cluster.kill(old_id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Down until the survivors elected a leader (a failover is about two
+    // election timeouts, `cluster::config`), then back.
+    let new = cluster.leader().await.unwrap();
+    assert_ne!(new.id(), old_id, "a new leader among the survivors");
+    drop(new);
     cluster.start_node(old_id).await.unwrap();
 
     let mut ops = Vec::new();

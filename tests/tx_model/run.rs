@@ -404,7 +404,7 @@ impl<'db> Run<'db> {
         // built with; 20,000 release cases passed with no extra call), but a
         // page frozen by a merge the background sweeper is running is passed
         // over (best effort; a sweeper paused mid-merge can make two calls in
-        // a row miss it), so with a sweeper a few more calls are allowed.
+        // a row miss it), so with a sweeper more calls are allowed, for up to 5 s.
         let live = self.model.view(self.model.last, None).len() as u64;
         if self.disk.is_some_and(|d| d.cache.is_some()) {
             // Paged: the versions in page images recovery did not read are
@@ -412,9 +412,9 @@ impl<'db> Run<'db> {
             // faulted in).
             return Ok(());
         }
-        // Let a descheduled sweeper finish its merge (a generous deadline:
-        // a loaded CI machine can pause a thread for seconds).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Let a descheduled sweeper finish its merge (a deadline for a
+        // loaded CI machine, which can pause a thread for seconds).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut extra = 0;
         while !self.strict_gc && s.versions_stored != live && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
