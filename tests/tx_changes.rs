@@ -131,14 +131,16 @@ fn retention_across_checkpoints_and_restart() {
 }
 
 /// A short retention window: kept inside it, deleted by a checkpoint once
-/// it has passed.
+/// it has passed, and not before.
 #[test]
 fn retention_window_boundary() {
     let dir = tmp("window");
     // A window long enough that the commits and the checkpoint below end
     // inside it even on a loaded machine.
-    let db = opts().change_retention(Duration::from_secs(2)).open(&dir).unwrap();
+    let window = Duration::from_secs(2);
+    let db = opts().change_retention(window).open(&dir).unwrap();
     let start = db.snapshot().ts();
+    let before_first = std::time::Instant::now();
     let first = commit_some(&db, 30, 5);
     db.checkpoint().unwrap();
     assert_eq!(read_all(&db, start), first, "inside the window");
@@ -150,6 +152,13 @@ fn retention_window_boundary() {
         db.collect_garbage(); // samples the clock
         db.checkpoint().unwrap();
         if matches!(db.changes_since(start), Err(Error::SnapshotTooOld { .. })) {
+            // Only a clock sample at least a window old that had seen the
+            // first commit lets a checkpoint delete it.
+            assert!(
+                before_first.elapsed() >= window,
+                "the first commits went {:?} after they were made, inside the window",
+                before_first.elapsed()
+            );
             refused = true;
             break;
         }
