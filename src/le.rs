@@ -58,6 +58,20 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// `v` as a LEB128 varint in a stack buffer (at most 10 bytes) and its
+/// length: what [`put_varint`] appends, for a caller that splices it in.
+pub(crate) fn varint_array(mut v: u64) -> ([u8; 10], usize) {
+    let mut b = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        b[n] = v as u8 | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    b[n] = v as u8;
+    (b, n + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +83,8 @@ mod tests {
             put_varint(&mut out, v);
             assert_eq!(varint_at(&out, 1), Ok((v, out.len() - 1)), "{v}");
             let len = out.len() - 1;
+            let (b, n) = varint_array(v);
+            assert_eq!(&b[..n], &out[1..], "{v}: the stack buffer holds the same bytes");
             assert_eq!(len, (64 - v.leading_zeros() as usize).div_ceil(7).max(1), "{v}");
             for cut in 1..out.len() {
                 assert_eq!(varint_at(&out[..cut], 1), Err(BadVarint::Truncated), "{v} cut at {cut}");

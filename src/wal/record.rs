@@ -141,15 +141,21 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
     if count < 0x80 {
         out[count_at] = count as u8;
     } else {
-        let mut c = Vec::with_capacity(10);
-        put_varint(&mut c, count);
-        out.splice(count_at..count_at + 1, c);
+        let (c, n) = varint_array(count);
+        out.splice(count_at..count_at + 1, c[..n].iter().copied());
     }
+    seal(out, start);
+    referenced
+}
+
+/// Fill in the frame of the record that starts at `start` and runs to the
+/// end of `out`: its payload's length, and the crc over that length and the
+/// payload.
+fn seal(out: &mut [u8], start: usize) {
     let len = (out.len() - start - FRAME_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    referenced
 }
 
 /// One decoded commit.
@@ -181,7 +187,7 @@ impl Bad {
     }
 }
 
-use crate::le::{put_varint, u32_at, u64_at, varint_at};
+use crate::le::{put_varint, u32_at, u64_at, varint_array, varint_at};
 
 /// Decode the frame at the start of `b`, in a segment of format `version`:
 /// the commit and the frame's length.
@@ -311,10 +317,7 @@ mod tests {
             }
         }
         out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
-        let len = (out.len() - start - FRAME_LEN) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        seal(out, start);
     }
 
     /// Encode `w` (inline values and references) in `version` (7 as the
