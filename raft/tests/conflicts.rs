@@ -14,7 +14,7 @@ use common::converged_reads;
 async fn every_replica_agrees_on_the_winner() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
     // The leader's blank entry of its term may still be applying: wait, so
     // that the transactions below all begin on one snapshot.
     cluster

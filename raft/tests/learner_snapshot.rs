@@ -26,7 +26,7 @@ async fn scenario(tcp: bool) {
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
     let mut acked = run_transfers(&cluster, 4, 15, 0).await;
 
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
     let snap_index = snapshot_and_purge(&leader).await;
     drop(leader);
 

@@ -14,7 +14,7 @@ use bwtx_raft::{Cluster, Error};
 async fn linearizable_and_follower_reads() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
 
     let mut tx = leader.begin().await.unwrap();
     tx.put("k", "1").unwrap();
@@ -71,5 +71,49 @@ async fn linearizable_and_follower_reads() {
     c.delete("k").unwrap();
     c.commit().await.unwrap();
     assert_eq!(leader.read_linearizable().await.unwrap().get("k").unwrap(), None);
+    cluster.shutdown().await.unwrap();
+}
+
+/// `common::steady_leader`, which the tests above rely on, holds: with
+/// elections off, followers that hear nothing from the leader for 2 s (2.5
+/// times the longest election timeout) elect no one, and once the leader is
+/// heard again it still leads and commits. Without the switch the same
+/// silence elects a new leader (the second half), so the first half
+/// would fail if `steady_leader` did not turn elections off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_steady_leader_survives_silence_and_elections_resume_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
+    let term = leader.metrics().current_term;
+    cluster.isolate(leader.id()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in [1, 2, 3] {
+        let m = cluster.node(id).unwrap().metrics();
+        assert_eq!(m.current_term, term, "node {id}: no election while elections are off");
+    }
+    cluster.heal(leader.id()).await.unwrap();
+    let mut tx = leader.begin().await.unwrap();
+    tx.put("k", "1").unwrap();
+    tx.commit().await.expect("the same leader commits after the silence");
+
+    // Elections on again: the same silence now elects another leader.
+    for id in [1, 2, 3] {
+        cluster.node(id).unwrap().raft().runtime_config().elect(true);
+    }
+    cluster.isolate(leader.id()).await;
+    let follower = cluster
+        .node([1, 2, 3].into_iter().find(|&id| id != leader.id()).unwrap())
+        .unwrap();
+    follower
+        .raft()
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(
+            |m| m.current_term > term && m.current_leader.is_some_and(|l| l != leader.id()),
+            "a new leader among the followers",
+        )
+        .await
+        .unwrap();
+    cluster.heal(leader.id()).await.unwrap();
     cluster.shutdown().await.unwrap();
 }

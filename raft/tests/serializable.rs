@@ -4,6 +4,8 @@
 //! scanned range aborts the scanner, while a scan narrowed by its limit
 //! ignores writes past what it consumed; every replica agrees.
 
+mod common;
+
 use std::time::Duration;
 
 use bwtx::{ConflictReason, Isolation};
@@ -48,7 +50,7 @@ async fn both_on_call(leader: &Node) {
 async fn serializable_stops_write_skew_and_phantoms_on_every_replica() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
 
     // Snapshot isolation: both go off call (write skew).
     both_on_call(&leader).await;

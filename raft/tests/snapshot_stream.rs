@@ -36,7 +36,7 @@ async fn a_large_snapshot_streams_to_a_new_learner_in_chunks_and_batches() {
             .await
             .unwrap();
     }
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
     let snap_index = snapshot_and_purge(&leader).await;
     let file_len: u64 = std::fs::read_dir(cluster.node_dir(leader.id()).join("snapshots"))
         .unwrap()

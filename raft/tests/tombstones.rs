@@ -13,7 +13,7 @@ use bwtx_raft::{Cluster, Error};
 async fn tombstones_go_after_the_horizon_and_stale_commits_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
     let follower = cluster.running().into_iter().find(|&id| id != leader.id()).unwrap();
     let follower = cluster.node(follower).unwrap();
     common::knows_leader(&follower, leader.id()).await;

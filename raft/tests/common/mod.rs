@@ -21,6 +21,41 @@ pub async fn knows_leader(node: &Node, leader: NodeId) {
         .unwrap();
 }
 
+/// The leader, once every node of `ids` names it, with elections then
+/// turned off on all of them (openraft's `RuntimeConfigHandle::elect`).
+/// For the tests about something other than failover: on a loaded machine
+/// a follower that misses the leader's heartbeats for an election timeout
+/// starts an election, and a test that keeps the leader it found would
+/// meet `NotLeader` (seen once, right after a cluster formed). The leader
+/// still sends heartbeats; only the followers' timeouts are off. The
+/// failover, partition and membership tests do not call this.
+pub async fn steady_leader(cluster: &Cluster, ids: &[NodeId]) -> Node {
+    let node = |id| cluster.node(id).expect("running");
+    for _ in 0..10 {
+        let leader = cluster.leader().await.expect("a leader");
+        for &id in ids {
+            knows_leader(&node(id), leader.id()).await;
+        }
+        for &id in ids {
+            node(id).raft().runtime_config().elect(false);
+        }
+        // An election that began before the switch may have moved the
+        // leadership meanwhile: then allow elections again and retry.
+        let term = leader.metrics().current_term;
+        let steady = ids.iter().all(|&id| {
+            let m = node(id).metrics();
+            m.current_leader == Some(leader.id()) && m.current_term == term
+        }) && leader.metrics().state == openraft::ServerState::Leader;
+        if steady {
+            return leader;
+        }
+        for &id in ids {
+            node(id).raft().runtime_config().elect(true);
+        }
+    }
+    panic!("no leader stayed through 10 tries");
+}
+
 /// Start nodes `ids` under `dir`, over loopback TCP if `tcp`, else on the
 /// in-process network.
 pub async fn start(dir: &std::path::Path, ids: &[NodeId], tcp: bool) -> Arc<Cluster> {
