@@ -14,6 +14,10 @@ fn check_rejects_a_missing_directory() {
 }
 
 pub(crate) fn shell(args: &[&str], script: &str) -> String {
+    shell_bytes(args, script.as_bytes())
+}
+
+fn shell_bytes(args: &[&str], script: &[u8]) -> String {
     let mut child = bwtx()
         .arg("shell")
         .args(args)
@@ -22,7 +26,7 @@ pub(crate) fn shell(args: &[&str], script: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bwtx shell");
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
@@ -64,6 +68,19 @@ fn shell_runs_a_scripted_session() {
     assert!(stdout.contains("newest checkpoint: ts "), "{stdout}");
     assert!(stdout.contains("commits replayed from the log: 1"), "{stdout}");
     assert!(stdout.contains("live keys: 4"), "{stdout}");
+}
+
+/// A script line that is not UTF-8 is reported with its number and
+/// skipped; the lines after it run (CRLF line ends too).
+#[test]
+fn shell_skips_a_line_that_is_not_utf8() {
+    let dir = TempDir::new("shell-bytes");
+    let out = shell_bytes(&[dir.path()], b"put a 1\r\nput \xff\xfe 2\nput b 3\nscan\n");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"error: line 2 is not valid UTF-8 (skipped)"), "{out}");
+    assert!(lines.contains(&"a = 1"), "{out}");
+    assert!(lines.contains(&"b = 3"), "{out}");
+    assert!(lines.contains(&"(2 keys)"), "{out}");
 }
 
 #[test]

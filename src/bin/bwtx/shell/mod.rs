@@ -116,15 +116,30 @@ pub fn run(path: Option<&Path>) -> i32 {
     }
 }
 
-/// Read commands line by line from stdin (scripts, pipes).
+/// Read commands line by line from stdin (scripts, pipes). A line that is
+/// not UTF-8 is an error like a bad command, and the next line runs; an
+/// I/O error reading stdin ends the session.
 fn plain(session: &mut Session<'_>) -> i32 {
     let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else {
-            eprintln!("error: stdin is not valid UTF-8");
-            break;
+    for (n, line) in stdin.lock().split(b'\n').enumerate() {
+        let mut line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                break;
+            }
         };
-        if session.exec(&line) == Flow::Quit {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let flow = match String::from_utf8(line) {
+            Ok(line) => session.exec(&line),
+            Err(_) => {
+                println!("error: line {} is not valid UTF-8 (skipped)", n + 1);
+                Flow::Continue
+            }
+        };
+        if flow == Flow::Quit {
             break;
         }
         let _ = std::io::stdout().flush();
