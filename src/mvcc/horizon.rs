@@ -196,7 +196,7 @@ impl Horizon {
         let samples = crate::sync::lock(&self.samples);
         let now = Instant::now();
         (1..=4)
-            .map(|i| at_or_before(&samples, now.checked_sub(self.retention * i / 4)).unwrap_or(self.floor))
+            .map(|i| at_or_before(&samples, now.checked_sub(self.retention / 4 * i)).unwrap_or(self.floor))
             .collect()
     }
 

@@ -1,0 +1,97 @@
+//! Every `Options` setting at its extremes (zero, one, the type's maximum)
+//! opens a database that commits, reads, checkpoints and reopens: a
+//! setting is never a panic (two were: `cache_size(u64::MAX)` overflowed
+//! the readers' help threshold, and `history_retention(Duration::MAX)` the
+//! checkpoint's retention marks).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bwtx::{Durability, Options};
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bwtx-extremes-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A named way to build the options of one case.
+type Case = (&'static str, fn() -> Options);
+
+/// The settings, each on its own, and a few together.
+fn cases() -> Vec<Case> {
+    vec![
+        ("segment-0", || Options::new().segment_bytes(0)),
+        ("segment-1", || Options::new().segment_bytes(1)),
+        ("segment-max", || Options::new().segment_bytes(u64::MAX)),
+        ("checkpoint-1", || Options::new().checkpoint_bytes(1)),
+        ("checkpoint-max", || Options::new().checkpoint_bytes(u64::MAX)),
+        ("cache-0", || Options::new().cache_size(0)),
+        ("cache-1", || Options::new().cache_size(1)),
+        ("cache-max", || Options::new().cache_size(u64::MAX)),
+        ("value-log-0", || {
+            Options::new().cache_size(1 << 20).value_log_threshold(0)
+        }),
+        ("value-log-max", || {
+            Options::new().cache_size(1 << 20).value_log_threshold(u64::MAX)
+        }),
+        ("retention-max", || Options::new().history_retention(Duration::MAX)),
+        ("retention-max-paged", || {
+            Options::new().cache_size(1 << 20).history_retention(Duration::MAX)
+        }),
+        ("snapshot-age-0", || Options::new().max_snapshot_age(Duration::ZERO)),
+        ("snapshot-age-max", || Options::new().max_snapshot_age(Duration::MAX)),
+        ("changes-max", || Options::new().change_retention(Duration::MAX)),
+        ("gc-0", || Options::new().gc_interval(Some(Duration::ZERO))),
+        ("gc-max", || Options::new().gc_interval(Some(Duration::MAX))),
+        ("buffered-0", || {
+            Options::new().durability(Durability::Buffered(Duration::ZERO))
+        }),
+        ("buffered-max", || {
+            Options::new().durability(Durability::Buffered(Duration::MAX))
+        }),
+        ("no-durability-paged", || {
+            Options::new().cache_size(1 << 20).durability(Durability::None)
+        }),
+        ("all-max", || {
+            Options::new()
+                .segment_bytes(u64::MAX)
+                .checkpoint_bytes(u64::MAX)
+                .cache_size(u64::MAX)
+                .value_log_threshold(u64::MAX)
+                .history_retention(Duration::MAX)
+                .max_snapshot_age(Duration::MAX)
+                .change_retention(Duration::MAX)
+                .gc_interval(Some(Duration::MAX))
+                .durability(Durability::Buffered(Duration::MAX))
+        }),
+    ]
+}
+
+#[test]
+fn every_setting_at_its_extremes_opens_commits_checkpoints_and_reopens() {
+    const N: u32 = 300;
+    for (name, opts) in cases() {
+        let d = dir(name);
+        {
+            let db = opts().open(&d).unwrap_or_else(|e| panic!("{name}: open: {e}"));
+            for i in 0..N {
+                let mut tx = db.begin();
+                tx.put(i.to_be_bytes(), vec![i as u8; 300]).unwrap();
+                tx.commit().unwrap_or_else(|e| panic!("{name}: commit {i}: {e}"));
+            }
+            db.checkpoint().unwrap_or_else(|e| panic!("{name}: checkpoint: {e}"));
+            assert_eq!(db.snapshot().range::<&[u8], _>(..).count(), N as usize, "{name}");
+        }
+        let durable = !name.starts_with("no-durability");
+        let db = opts().open(&d).unwrap_or_else(|e| panic!("{name}: reopen: {e}"));
+        let snap = db.snapshot();
+        if durable {
+            assert_eq!(snap.range::<&[u8], _>(..).count(), N as usize, "{name} after reopen");
+            let v = snap.get(7u32.to_be_bytes()).unwrap();
+            assert_eq!(v.as_deref(), Some(&[7u8; 300][..]), "{name}");
+        }
+        drop((snap, db));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
