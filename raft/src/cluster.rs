@@ -108,6 +108,13 @@ impl Cluster {
         let Some(&first) = ids.first() else {
             return Err(Error::Raft("a cluster needs at least one node".to_string()));
         };
+        if let Some(id) = ids
+            .iter()
+            .enumerate()
+            .find_map(|(i, id)| ids[..i].contains(id).then_some(id))
+        {
+            return Err(Error::Raft(format!("node id {id} is given twice")));
+        }
         let cluster = Cluster {
             dir: dir.to_path_buf(),
             config: config()?,
@@ -201,6 +208,9 @@ impl Cluster {
     /// Start node `id` from its directory (new or left by a killed node).
     /// It joins nothing by itself: a new node needs [`Cluster::add_learner`].
     pub async fn start_node(&self, id: NodeId) -> Result<Node> {
+        if self.nodes().contains_key(&id) {
+            return Err(Error::Raft(format!("node {id} is already running")));
+        }
         let deadline = Instant::now() + LOCK_WAIT;
         let node = loop {
             let transport = self.transport(id).await?;

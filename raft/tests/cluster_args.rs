@@ -1,0 +1,46 @@
+//! Bad arguments to a `Cluster` are errors that say what is wrong, at
+//! once: no panic, and no wait for a directory lock that cannot come free.
+
+use std::time::Duration;
+
+use bwtx_raft::{Cluster, Error};
+
+fn raft_error(r: Result<impl std::fmt::Debug, Error>) -> String {
+    match r {
+        Err(Error::Raft(msg)) => msg,
+        other => panic!("expected Error::Raft, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_arguments_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = raft_error(Cluster::start(&dir.path().join("none"), &[]).await.map(|_| ()));
+    assert!(msg.contains("at least one node"), "{msg}");
+    // Before this check, the second node 1 waited 10 s for the first's
+    // directory lock and then failed with `Locked`.
+    let msg = raft_error(Cluster::start(&dir.path().join("twice"), &[1, 2, 1]).await.map(|_| ()));
+    assert!(msg.contains("node id 1 is given twice"), "{msg}");
+
+    let cluster = Cluster::start(&dir.path().join("ok"), &[1, 2, 3]).await.unwrap();
+    let msg = raft_error(cluster.start_node(2).await.map(|_| ()));
+    assert!(msg.contains("node 2 is already running"), "{msg}");
+    let msg = raft_error(cluster.change_voters(Default::default(), false).await);
+    assert!(msg.contains("empty"), "{msg}");
+    let msg = raft_error(cluster.change_voters([7].into_iter().collect(), false).await);
+    assert!(msg.contains('7'), "{msg}");
+    let msg = raft_error(cluster.wait_converged(&[9], Duration::from_secs(1)).await);
+    assert!(msg.contains("node 9 is not running"), "{msg}");
+    // Killing or healing a node that is not running does nothing.
+    cluster.kill(9).await.unwrap();
+    cluster.heal(9).await.unwrap();
+    let (_, index) = cluster
+        .transaction(Duration::from_secs(30), |tx| {
+            tx.put("k", "v")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(index > 0);
+    cluster.shutdown().await.unwrap();
+}
