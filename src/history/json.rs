@@ -479,4 +479,29 @@ mod tests {
             "{\"type\":\"invoke\",\"process\":1,\"value\":[]}\n{\"type\":\"invoke\",\"process\":1,\"value\":[]}";
         assert!(parse(twice).unwrap_err().message.contains("twice"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Arbitrary text, and a valid history with bytes replaced,
+        /// inserted or cut, parse to a history or an error: never a panic.
+        #[test]
+        fn any_input_parses_or_errs(
+            junk in ".{0,200}",
+            timed: bool,
+            edits in proptest::collection::vec((0usize..4096, 0u8..=255, 0u8..3), 0..8),
+        ) {
+            let _ = parse(&junk);
+            let mut bytes = to_string(&sample(timed)).into_bytes();
+            for (at, byte, kind) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+    }
 }
