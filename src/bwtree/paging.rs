@@ -137,8 +137,8 @@ pub(crate) struct PagingCounters {
     /// Delta flushes written (evictions and checkpoint flushes; also counted
     /// in `pages_written`).
     pub(crate) delta_flushes: AtomicU64,
-    /// Writes a commit validated and installed over an evicted leaf's stub
-    /// without faulting it in (blind writes, P5).
+    /// Writes a commit validated over an evicted leaf's stub without
+    /// faulting it in (blind writes, P5), counted at validation.
     pub(crate) blind_writes: AtomicU64,
     /// Key sets read from the on-disk chain by a blind write over a stub
     /// that has none (`PageIo::key_set`, P5).

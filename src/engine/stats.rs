@@ -73,9 +73,11 @@ pub struct Stats {
     /// a page store). Opening reads none: after a clean close it is 0 until
     /// the first access.
     pub cache_misses: u64,
-    /// Writes a commit validated and installed over an evicted leaf without
-    /// faulting it in (blind writes: a version delta over its stub;
-    /// `design/storage.md` §3, P4-P6).
+    /// Writes a commit validated over an evicted leaf without faulting it
+    /// in (blind writes: a version delta over its stub; `design/storage.md`
+    /// §3, P4-P6). Counted at validation: a commit that then conflicts, or
+    /// whose later writes to the same leaf fault it in (past
+    /// `2 x leaf_chain` in a row), still counts them.
     pub blind_writes: u64,
     /// Key sets read from an evicted leaf's on-disk chain (one positional
     /// read per part, no value read, no page built) by a blind write over
