@@ -22,6 +22,7 @@ pub enum Durability {
     /// a background thread syncs the log at this interval. A process kill
     /// loses nothing; a power loss loses at most the commits of the last
     /// interval (whole commits, in commit order: never a torn or partial one).
+    /// An interval under a millisecond is taken as one millisecond.
     Buffered(Duration),
     /// Commits are not logged. With [`Options::in_memory`] nothing touches
     /// the disk; with [`Options::open`] the directory is locked and recovered
@@ -146,7 +147,8 @@ impl Options {
     /// nobody writes (`None`: no sweeper thread; versions on written pages
     /// are still collected by consolidation, and [`crate::Db::collect_garbage`]
     /// sweeps on demand). The sweeper backs off so that it uses at most
-    /// about 5% of one core.
+    /// about 5% of one core. An interval under a millisecond is taken as
+    /// one millisecond.
     pub fn gc_interval(mut self, interval: Option<Duration>) -> Self {
         self.gc_interval = interval;
         self

@@ -95,3 +95,20 @@ fn every_setting_at_its_extremes_opens_commits_checkpoints_and_reopens() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// Timeouts at `Duration::MAX` are waits without a deadline, not an
+/// overflow of `Instant + Duration` (`Changes::wait_next` panicked).
+#[test]
+fn the_longest_timeouts_are_waits_not_panics() {
+    let d = dir("timeouts");
+    let db = Options::new().open(&d).unwrap();
+    let mut tx = db.begin();
+    tx.put("k", "v").unwrap();
+    let ts = tx.commit().unwrap();
+    let mut changes = db.changes_since(0).unwrap();
+    let first = changes.wait_next(Duration::MAX).expect("a change").unwrap();
+    assert_eq!(first.ts, ts);
+    assert!(db.wait_visible(ts, Duration::MAX));
+    drop((changes, db));
+    let _ = std::fs::remove_dir_all(&d);
+}

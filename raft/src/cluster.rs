@@ -29,6 +29,10 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// transaction or read begun on the killed node is dropped).
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest timeout `wait_converged` and `transaction` keep (`Instant +
+/// Duration::MAX` overflows): about a century.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// How long [`Cluster::transaction`] waits for one commit before trying
 /// again (a leader cut off from its quorum never answers).
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
@@ -332,7 +336,7 @@ impl Cluster {
     /// (re-read each round: an election after a heal appends a blank entry),
     /// up to `timeout`. Returns that entry's index.
     pub async fn wait_converged(&self, ids: &[NodeId], timeout: Duration) -> Result<u64> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(FOREVER);
         loop {
             let leader = self.leader().await?;
             let last = leader.metrics().last_log_index;
@@ -366,7 +370,7 @@ impl Cluster {
         timeout: Duration,
         mut f: impl FnMut(&mut Txn) -> Result<T>,
     ) -> Result<(T, u64)> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(FOREVER);
         loop {
             let attempt = async {
                 let leader = self.leader().await?;

@@ -59,9 +59,11 @@ impl Changes {
     }
 
     /// The next change, waiting up to `timeout` for one to be committed;
-    /// `None` if none came.
+    /// `None` if none came. A timeout past about a century waits as long
+    /// as a century.
     pub fn wait_next(&mut self, timeout: Duration) -> Option<Result<Change>> {
-        let deadline = Instant::now() + timeout;
+        // Clamped: `Instant + Duration::MAX` overflows.
+        let deadline = Instant::now() + timeout.min(Duration::from_secs(100 * 365 * 86_400));
         loop {
             self.upto = self.engine.change_limit();
             if let Some(next) = self.next() {

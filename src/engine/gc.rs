@@ -97,6 +97,8 @@ impl Engine {
 /// `Db` handle wakes it and waits for it.
 #[cfg(not(loom))]
 pub(crate) fn spawn_sweeper(engine: Weak<Engine>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // A zero interval would spin the thread on a core.
+    let interval = interval.max(super::workers::MIN_WAKE);
     let handle = std::thread::Builder::new().name("bwtx-gc".into()).spawn(move || {
         let mut last = None;
         let mut sleep = interval;

@@ -190,10 +190,18 @@ const KEY_SET_PASS: Duration = Duration::from_secs(2);
 /// system.
 pub(super) const TRIM_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The shortest interval a background thread sleeps between rounds: a
+/// shorter one (`Durability::Buffered(Duration::ZERO)`, `gc_interval(Some(Duration::ZERO))`)
+/// is taken as this.
+#[cfg(not(loom))]
+pub(super) const MIN_WAKE: Duration = Duration::from_millis(1);
+
 /// The sync thread of a buffered database: syncs the log every `interval`,
 /// and nothing else, so that no checkpoint or cleaning pass delays it.
 #[cfg(not(loom))]
 fn spawn_syncer(engine: Weak<Engine>, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // A zero interval would spin the thread on a core.
+    let interval = interval.max(MIN_WAKE);
     std::thread::Builder::new()
         .name("bwtx-sync".into())
         .spawn(move || loop {

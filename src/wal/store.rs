@@ -397,11 +397,14 @@ impl Store {
         }
     }
 
-    /// How often the log thread (checkpoints, cleaning) must wake.
+    /// How often the log thread (checkpoints, cleaning) must wake: every
+    /// 50 ms with a buffered log or automatic checkpoints. (A buffered log
+    /// used to wake it at its sync interval, which the sync thread now
+    /// keeps: with `Buffered(Duration::MAX)` no automatic checkpoint ran.)
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn tick(&self) -> Option<Duration> {
         match self.mode {
-            Durability::Buffered(d) => Some(d),
+            Durability::Buffered(_) => Some(Duration::from_millis(50)),
             _ if self.checkpoint_bytes > 0 => Some(Duration::from_millis(50)),
             _ => None,
         }
