@@ -31,22 +31,37 @@ pub async fn knows_leader(node: &Node, leader: NodeId) {
 /// failover, partition and membership tests do not call this.
 pub async fn steady_leader(cluster: &Cluster, ids: &[NodeId]) -> Node {
     let node = |id| cluster.node(id).expect("running");
+    // Each node's term and leader, if all of them name `leader` in its term.
+    let all_name = |leader: &Node, term: u64| {
+        ids.iter().all(|&id| {
+            let m = node(id).metrics();
+            m.current_leader == Some(leader.id()) && m.current_term == term
+        }) && leader.metrics().state == openraft::ServerState::Leader
+    };
     for _ in 0..10 {
         let leader = cluster.leader().await.expect("a leader");
+        let term = leader.metrics().current_term;
+        // Every node names it, or an election moved the term: try again.
         for &id in ids {
-            knows_leader(&node(id), leader.id()).await;
+            node(id)
+                .raft()
+                .wait(Some(Duration::from_secs(30)))
+                .metrics(
+                    |m| m.current_leader == Some(leader.id()) || m.current_term > term,
+                    format!("node {id} knows leader {} or a newer term", leader.id()),
+                )
+                .await
+                .expect("a leader known");
         }
         for &id in ids {
             node(id).raft().runtime_config().elect(false);
         }
-        // An election that began before the switch may have moved the
-        // leadership meanwhile: then allow elections again and retry.
-        let term = leader.metrics().current_term;
-        let steady = ids.iter().all(|&id| {
-            let m = node(id).metrics();
-            m.current_leader == Some(leader.id()) && m.current_term == term
-        }) && leader.metrics().state == openraft::ServerState::Leader;
-        if steady {
+        // A follower whose timer fired just before the switch may be a
+        // candidate whose new term is not in its metrics yet (its vote is
+        // persisted first): look again after four heartbeats. This narrows
+        // that race; it cannot close it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if all_name(&leader, term) {
             return leader;
         }
         for &id in ids {
