@@ -75,6 +75,14 @@ impl Drop for WorkerStopper {
 /// assert_eq!(names, ["alice", "bob"]);
 /// # Ok::<(), bwtx::Error>(())
 /// ```
+///
+/// **Closing.** Dropping the last handle (and every transaction, snapshot
+/// and change stream begun on it) closes the database: a buffered log is
+/// synced, and a database with a page store writes a checkpoint so that the
+/// next open replays nothing. A failure there has nobody to report to (the
+/// database reopens from its log as after a crash, losing nothing
+/// acknowledged as durable). To see it, call [`Db::sync`] (and, with a
+/// page store, [`Db::checkpoint`]) before the last drop.
 #[derive(Clone)]
 pub struct Db {
     // Field order matters: `_handles` drops first and stops the workers.
