@@ -129,6 +129,9 @@ impl Default for Options {
     }
 }
 
+/// The largest budget [`Options::cache_size`] keeps.
+const MAX_CACHE_SIZE: u64 = 1 << 62;
+
 impl Options {
     /// The defaults: [`Durability::Sync`], the tree's default [`Config`], a
     /// background GC sweep at most every 100 ms, 64 MiB log segments and an
@@ -192,8 +195,12 @@ impl Options {
     /// writes one, and an open reads that table and the log after it, never
     /// a page (leaves load on first access). Such a database keeps its page
     /// store when reopened without a cache size (then with no budget).
+    ///
+    /// A budget above 2^62 bytes (4 EiB) is taken as 2^62, so that the
+    /// arithmetic on it (the help threshold at 1.25 x, the evictor's
+    /// targets) cannot overflow.
     pub fn cache_size(mut self, bytes: u64) -> Self {
-        self.cache_size = Some(bytes);
+        self.cache_size = Some(bytes.min(MAX_CACHE_SIZE));
         self
     }
 

@@ -1,8 +1,8 @@
 //! Every `Options` setting at its extremes (zero, one, the type's maximum)
 //! opens a database that commits, reads, checkpoints and reopens: a
 //! setting is never a panic (two were: `cache_size(u64::MAX)` overflowed
-//! the readers' help threshold, and `history_retention(Duration::MAX)` the
-//! checkpoint's retention marks).
+//! the readers' help threshold, now clamped where it is set, and
+//! `history_retention(Duration::MAX)` the checkpoint's retention marks).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -111,7 +111,7 @@ impl Engine {
                     self.wait_for_reclaim(budget);
                 }
             }
-            if resident > budget.saturating_add(budget / 4) {
+            if resident > budget + budget / 4 {
                 self.before_evict();
                 let _ = self.evict_trees(budget, 1);
             }
