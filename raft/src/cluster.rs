@@ -74,6 +74,20 @@ enum Net {
     Tcp(Mutex<BTreeMap<NodeId, SocketAddr>>),
 }
 
+/// Node `id` being started by [`Cluster::start_node`]; dropping it ends
+/// the reservation.
+struct Starting<'a> {
+    cluster: &'a Cluster,
+    id: NodeId,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        let mut starting = self.cluster.starting.lock().unwrap_or_else(|p| p.into_inner());
+        starting.remove(&self.id);
+    }
+}
+
 /// Nodes in one process. Every method takes `&self`, so client tasks can
 /// share it (`Arc<Cluster>`) while another task kills and restarts nodes.
 pub struct Cluster {
@@ -81,6 +95,10 @@ pub struct Cluster {
     config: Arc<Config>,
     net: Net,
     nodes: Mutex<BTreeMap<NodeId, Node>>,
+    /// The ids a [`Cluster::start_node`] is starting (running ones are in
+    /// `nodes`): a second start of one of them fails at once instead of
+    /// waiting for its directory lock.
+    starting: Mutex<BTreeSet<NodeId>>,
     /// The snapshot limits nodes start with from now on.
     limits: Mutex<Limits>,
 }
@@ -124,6 +142,7 @@ impl Cluster {
             config: config()?,
             net,
             nodes: Mutex::new(BTreeMap::new()),
+            starting: Mutex::new(BTreeSet::new()),
             limits: Mutex::new(limits),
         };
         for &id in ids {
@@ -211,10 +230,10 @@ impl Cluster {
 
     /// Start node `id` from its directory (new or left by a killed node).
     /// It joins nothing by itself: a new node needs [`Cluster::add_learner`].
+    /// Starting a node that is running, or that another call is starting,
+    /// is an [`Error::Raft`] at once.
     pub async fn start_node(&self, id: NodeId) -> Result<Node> {
-        if self.nodes().contains_key(&id) {
-            return Err(Error::Raft(format!("node {id} is already running")));
-        }
+        let _starting = self.reserve(id)?;
         let deadline = Instant::now() + LOCK_WAIT;
         let node = loop {
             let transport = self.transport(id).await?;
@@ -228,6 +247,21 @@ impl Cluster {
         };
         self.nodes().insert(id, node.clone());
         Ok(node)
+    }
+
+    /// Mark `id` as starting until the guard drops (the start finished, or
+    /// failed, or its future was dropped), or say why it cannot start.
+    fn reserve(&self, id: NodeId) -> Result<Starting<'_>> {
+        // Lock order: `starting`, then `nodes` (nothing takes them the
+        // other way round).
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.nodes().contains_key(&id) {
+            return Err(Error::Raft(format!("node {id} is already running")));
+        }
+        if !starting.insert(id) {
+            return Err(Error::Raft(format!("node {id} is already starting")));
+        }
+        Ok(Starting { cluster: self, id })
     }
 
     /// Kill node `id`: unreachable at once (on TCP its port closed), raft's

@@ -25,6 +25,24 @@ async fn bad_arguments_are_errors() {
     let cluster = Cluster::start(&dir.path().join("ok"), &[1, 2, 3]).await.unwrap();
     let msg = raft_error(cluster.start_node(2).await.map(|_| ()));
     assert!(msg.contains("node 2 is already running"), "{msg}");
+    // Two starts of one new node at once. The first waits for its log's
+    // directory lock, which the test holds until the second start has
+    // answered: the second is told the node is starting (it used to wait
+    // 10 s for the same lock, then fail with `Locked`), and the first then
+    // starts the node.
+    let held = bwtx::Db::open(cluster.node_dir(4).join("log")).unwrap();
+    let (first, second) = tokio::join!(cluster.start_node(4), async {
+        let second = cluster.start_node(4).await.map(|n| n.id());
+        drop(held);
+        second
+    });
+    let msg = raft_error(second);
+    assert!(msg.contains("node 4 is already starting"), "{msg}");
+    assert_eq!(first.map(|n| n.id()).unwrap(), 4);
+    assert_eq!(cluster.node(4).map(|n| n.id()), Some(4));
+    let msg = raft_error(cluster.start_node(4).await.map(|_| ()));
+    assert!(msg.contains("node 4 is already running"), "{msg}");
+    cluster.kill(4).await.unwrap();
     let msg = raft_error(cluster.change_voters(Default::default(), false).await);
     assert!(msg.contains("empty"), "{msg}");
     let msg = raft_error(cluster.change_voters([7].into_iter().collect(), false).await);
