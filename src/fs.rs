@@ -35,6 +35,23 @@ pub trait FsFile: Send {
         let _ = len;
         Ok(())
     }
+    /// A second handle to this file that syncs it ([`FsSync::sync`]) while
+    /// writes go on through this one, so that a writer need not keep others
+    /// from writing for the length of an fsync (the log's writer uses it:
+    /// `design/durability.md`, D9). The default is `Ok(None)`: callers then
+    /// sync through [`FsFile::sync`] and hold writes off meanwhile.
+    fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
+        Ok(None)
+    }
+}
+
+/// A handle that syncs a file while other threads write to it
+/// ([`FsFile::syncer`]).
+pub trait FsSync: Send + Sync {
+    /// Make every byte written to the file before this call durable, as
+    /// [`FsFile::sync`] does (`fdatasync`). Bytes written while it runs may
+    /// or may not be made durable by it.
+    fn sync(&self) -> io::Result<()>;
 }
 
 /// An open file read by position: `&self`, so concurrent readers share one

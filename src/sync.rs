@@ -6,7 +6,8 @@
 //!
 //! Library code imports these, never `std::sync` or `std::thread_local!`
 //! directly. The exceptions, each with no protocol of ours on it:
-//! - `Arc<dyn Fs>`: a shared handle to the file system;
+//! - `Arc<dyn Fs>` and `Arc<dyn FsSync>`: shared handles to the file system
+//!   and to a file's sync handle;
 //! - `Weak<Engine>` of the background threads, which exist only outside loom;
 //! - process-wide statics that only spread threads, count or number things
 //!   (a static cannot hold a loom atomic): the shard hint of [`ShardedU64`],

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Fs, FsFile, FsRead};
+use super::{Fs, FsFile, FsRead, FsSync};
 
 #[derive(Default, Clone)]
 struct Inode {
@@ -52,6 +52,8 @@ struct State {
     fail_sync_at: Option<u64>,
     crash_at_sync: Option<u64>,
     crashed: bool,
+    /// [`FaultFs::without_sync_handles`].
+    no_sync_handles: bool,
 }
 
 /// An in-memory [`Fs`] with fault injection.
@@ -126,6 +128,13 @@ impl FaultFs {
         s.fail_read_at = None;
     }
 
+    /// Files opened from now on have no second handle for syncs
+    /// (`FsFile::syncer` returns `None`, as the trait's default does), so
+    /// callers take their fallback: syncing through the file itself.
+    pub fn without_sync_handles(&self) {
+        self.st().no_sync_handles = true;
+    }
+
     /// Writes so far (each `write_all` call counts one).
     pub fn writes(&self) -> u64 {
         self.st().writes
@@ -186,6 +195,18 @@ impl FaultFs {
     /// How many syncs wait on [`FaultFs::hold_syncs`] now.
     pub fn held_syncs(&self) -> usize {
         lock_hold(&self.hold.0).waiting
+    }
+
+    /// Sync file `inode` (opened as `name`): everything written to it
+    /// becomes durable, its reservation too.
+    fn sync_inode(&self, inode: usize, name: &str) -> io::Result<()> {
+        self.wait_if_held(name);
+        let mut s = self.st();
+        FaultFs::sync_point(&mut s)?;
+        let i = &mut s.inodes[inode];
+        i.durable = i.data.clone();
+        i.durable_alloc = i.alloc;
+        Ok(())
     }
 
     /// Wait while syncs of a file named `name` are held.
@@ -267,6 +288,20 @@ struct FaultFile {
     append: bool,
 }
 
+/// A file's second handle, for syncs ([`FsFile::syncer`]): a sync through
+/// it is a sync of the file (a sync point like any other).
+struct FaultSync {
+    fs: FaultFs,
+    inode: usize,
+    name: String,
+}
+
+impl FsSync for FaultSync {
+    fn sync(&self) -> io::Result<()> {
+        self.fs.sync_inode(self.inode, &self.name)
+    }
+}
+
 impl FsFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut s = self.fs.st();
@@ -293,13 +328,18 @@ impl FsFile for FaultFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.fs.wait_if_held(&self.name);
-        let mut s = self.fs.st();
-        FaultFs::sync_point(&mut s)?;
-        let i = &mut s.inodes[self.inode];
-        i.durable = i.data.clone();
-        i.durable_alloc = i.alloc;
-        Ok(())
+        self.fs.sync_inode(self.inode, &self.name)
+    }
+
+    fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
+        if self.fs.st().no_sync_handles {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(FaultSync {
+            fs: self.fs.clone(),
+            inode: self.inode,
+            name: self.name.clone(),
+        })))
     }
 
     fn preallocate(&mut self, len: u64) -> io::Result<()> {

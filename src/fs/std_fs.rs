@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{Fs, FsFile, FsRead};
+use super::{Fs, FsFile, FsRead, FsSync};
 
 /// The real file system (`std::fs`), with `fdatasync` for syncs and an
 /// advisory `flock` on a `LOCK` file for the directory lock.
@@ -37,6 +37,20 @@ impl FsFile for StdFile {
         #[cfg(not(target_os = "linux"))]
         let _ = len;
         Ok(())
+    }
+    /// A duplicate of the file descriptor: an `fdatasync` through either
+    /// syncs the file's data.
+    fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
+        Ok(Some(Box::new(StdSync(self.file.try_clone()?))))
+    }
+}
+
+/// A file's second handle, for syncs ([`FsFile::syncer`]).
+struct StdSync(File);
+
+impl FsSync for StdSync {
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }
 

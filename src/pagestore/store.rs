@@ -12,6 +12,8 @@
 //! - **Sync** ([`SegmentStore::sync`]): group sync, leader and followers as
 //!   in `crate::wal::writer`: one fsync covers every record appended before
 //!   it, and a caller whose records another sync covered returns at once.
+//!   The fsync goes through the segment's sync handle (`FsFile::syncer`)
+//!   with `out` released, so appends go on while it runs.
 //! - **Read** ([`SegmentStore::read`]): two positional reads (the header, then
 //!   the payload) through a handle that concurrent readers share; the crc is
 //!   checked, and a bad record is always [`Error::Corruption`] naming the
@@ -26,7 +28,8 @@
 //!
 //! Positions: `pos = (seq << 32) + offset` orders every byte of every segment;
 //! `written` and `durable` are positions, the ends of what is appended and of
-//! what is synced. Lock order: `sync_leader`, then `out`, then `segs`.
+//! what is synced. Lock order: `sync_leader`, then `out`, then `file_sync`,
+//! then `segs`.
 
 use crate::poison::Poison;
 use std::collections::BTreeMap;
@@ -39,7 +42,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::segment::{self, Scan};
-use crate::fs::{Fs, FsFile, FsRead};
+use crate::fs::{Fs, FsFile, FsRead, FsSync};
 use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
 use crate::{Error, Result};
 
@@ -120,8 +123,22 @@ struct Seg {
 /// The current segment.
 struct Out {
     file: Box<dyn FsFile>,
+    /// `file`'s sync handle ([`FsFile::syncer`]; `None`: syncs hold `out`).
+    syncer: Option<Arc<dyn FsSync>>,
     seq: u64,
     size: u64,
+}
+
+impl Out {
+    fn new(file: Box<dyn FsFile>, seq: u64, size: u64) -> std::io::Result<Out> {
+        let syncer = file.syncer()?.map(Arc::from);
+        Ok(Out {
+            file,
+            syncer,
+            seq,
+            size,
+        })
+    }
 }
 
 /// The position of byte `offset` of segment `seq`.
@@ -143,6 +160,13 @@ pub(crate) struct SegmentStore {
     poisoned: Poison,
     /// Held by the one caller running a sync.
     sync_leader: Mutex<()>,
+    /// Held across every fsync of the current segment, taken under `out`:
+    /// the sync leader's (which then releases `out`) and a rotation's. The
+    /// two handles share one open file description, so an error one fsync
+    /// reports the other may not: a rotation must not sync (and raise
+    /// `durable` past) a segment whose other fsync is failing, and waits
+    /// here, then sees the poison.
+    file_sync: Mutex<()>,
     /// Followers sleep here while the leader syncs.
     synced: Condvar,
     synced_lock: Mutex<()>,
@@ -289,12 +313,13 @@ impl SegmentStore {
             dir: dir.to_owned(),
             kind,
             segment_bytes: segment_bytes.clamp(SEGMENT_HEADER_LEN as u64 + 1, MAX_SEGMENT_BYTES),
-            out: Mutex::new(Out { file, seq, size }),
+            out: Mutex::new(Out::new(file, seq, size).map_err(Error::Io)?),
             segs: Mutex::new(segs),
             written: AtomicU64::new(pos(seq, size)),
             durable: AtomicU64::new(pos(seq, size)),
             poisoned: Poison::new(),
             sync_leader: Mutex::new(()),
+            file_sync: Mutex::new(()),
             synced: Condvar::new(),
             synced_lock: Mutex::new(()),
             syncs: AtomicU64::new(0),
@@ -356,7 +381,11 @@ impl SegmentStore {
 
     /// Sync the current segment and start the next one.
     fn rotate(&self, out: &mut Out) -> Result<()> {
-        out.file.sync().map_err(|e| self.poison(e))?;
+        {
+            let _file_sync = lock(&self.file_sync);
+            self.check()?;
+            out.file.sync().map_err(|e| self.poison(e))?;
+        }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(pos(out.seq, out.size), Ordering::AcqRel);
         let seq = out.seq + 1;
@@ -374,7 +403,7 @@ impl SegmentStore {
                 reader,
             },
         );
-        *out = Out { file, seq, size };
+        *out = Out::new(file, seq, size).map_err(|e| self.poison(e))?;
         self.written.store(pos(seq, size), Ordering::Release);
         self.durable.fetch_max(pos(seq, size), Ordering::AcqRel);
         Ok(())
@@ -417,6 +446,9 @@ impl SegmentStore {
     }
 
     /// Sync the current segment up to its end now (the leader's step).
+    /// With a sync handle the fsync runs without `out`, so appends (a
+    /// buffered log's commits placing values) go on meanwhile; a rotation
+    /// meanwhile synced the segment whole itself.
     fn sync_current(&self) -> Result<()> {
         let mut out = lock(&self.out);
         self.check()?;
@@ -424,7 +456,16 @@ impl SegmentStore {
         if self.durable.load(Ordering::Acquire) >= end {
             return Ok(());
         }
-        out.file.sync().map_err(|e| self.poison(e))?;
+        let file_sync = lock(&self.file_sync);
+        match out.syncer.clone() {
+            Some(syncer) => {
+                drop(out);
+                // Poisoned (on a failure) before `file_sync` is released.
+                syncer.sync().map_err(|e| self.poison(e))?;
+            }
+            None => out.file.sync().map_err(|e| self.poison(e))?,
+        }
+        drop(file_sync);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(end, Ordering::AcqRel);
         Ok(())

@@ -1,6 +1,6 @@
 //! Tests of [`SegmentStore`] on `FaultFs`: round trips, rotation, power
-//! loss, torn tails, corruption, poisoning, read faults, concurrent
-//! appenders, and a model test against a `Vec`.
+//! loss, appends during a sync, torn tails, corruption, poisoning, read
+//! faults, concurrent appenders, and a model test against a `Vec`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,6 +154,52 @@ fn power_loss_drops_exactly_the_unsynced_records() {
     }
     let c = s.append(&meta(9), &payload(9)).unwrap();
     assert_eq!(c, b[0], "the lost records' space is reused");
+}
+
+#[test]
+fn appends_go_on_while_a_sync_runs() {
+    let fs = FaultFs::new();
+    let s = Arc::new(open(&fs, 1 << 20).unwrap());
+    let a = append_all(&s, 0..5);
+    let end_a = s.ends().0;
+    fs.hold_syncs("pages-");
+    let syncer = {
+        let s = s.clone();
+        std::thread::spawn(move || s.sync())
+    };
+    let start = std::time::Instant::now();
+    // A liveness bound, not a timing measurement (as for the append below).
+    let within_a_minute = || start.elapsed() < std::time::Duration::from_secs(60);
+    while fs.held_syncs() == 0 {
+        assert!(within_a_minute(), "the sync never started");
+        std::thread::yield_now();
+    }
+    // Appends while the fsync is held return: the sync runs through the
+    // segment's second handle, without the appenders' mutex. (Before, they
+    // waited for the sync's end, and this test failed after a minute.)
+    let appender = {
+        let s = s.clone();
+        std::thread::spawn(move || append_all(&s, 5..9))
+    };
+    while !appender.is_finished() {
+        if !within_a_minute() {
+            fs.release_syncs();
+            panic!("the appends waited for the sync");
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(fs.held_syncs(), 1, "the sync is still held");
+    let b = appender.join().unwrap();
+    fs.release_syncs();
+    syncer.join().unwrap().unwrap();
+    assert_eq!(s.ends().1, end_a, "durable: what was appended before the sync");
+    check(&s, 0..5, &a);
+    check(&s, 5..9, &b);
+    // What the sync covered survives a power loss.
+    fs.power_loss();
+    drop(s);
+    let s = open(&fs, 1 << 20).unwrap();
+    check(&s, 0..5, &a);
 }
 
 #[test]

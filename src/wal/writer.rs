@@ -7,11 +7,23 @@
 //! it), else *parked* until the commits before it arrive (they are between
 //! taking their timestamp and appending: microseconds). Then they wait until
 //! the log is durable (sync mode) or written (buffered mode) up to their
-//! timestamp. Waiting is leader/follower on the `out` mutex, which owns the
-//! current segment: whoever holds it takes *all* pending records, writes them
-//! with one `write` and syncs once, so concurrent committers share one fsync.
-//! A committer whose record was flushed by another returns at once. No tree
-//! or transaction lock is held while waiting.
+//! timestamp. Waiting is leader/follower:
+//!
+//! - *Write* (buffered mode): whoever takes the `out` mutex, which owns the
+//!   current segment, takes *all* pending records and writes them with one
+//!   `write`.
+//! - *Sync* (sync mode, the buffered mode's timer, checkpoints, close):
+//!   whoever takes the `sync_lock` mutex writes everything pending under
+//!   `out`, then runs the [`BeforeSync`] hook and the fsync *without* `out`
+//!   (through the segment's [`FsSync`] handle), so concurrent committers
+//!   share one fsync and buffered writers are not held up by it. While a
+//!   sync is in flight (`syncing`), records that reference value-log values
+//!   are not written: the fsync could make them durable before their values
+//!   (V5 of `design/storage.md` §10.1); they wait for the sync's end.
+//!
+//! A committer whose record was written (synced) by another returns at
+//! once. No tree or transaction lock is held while waiting. Lock order:
+//! `sync_lock`, then `out`, then `pending`.
 //!
 //! Any failed write or sync *poisons* the log: every later append or wait
 //! fails with [`Error::Poisoned`] (an fsync is never retried: after a failed
@@ -26,7 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::record;
-use crate::fs::{Fs, FsFile};
+use crate::fs::{Fs, FsFile, FsSync};
 use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
 use crate::{Error, Result};
 
@@ -53,8 +65,11 @@ struct Pending {
     buf: Vec<u8>,
     /// The timestamp the next record in `buf` must have.
     next: u64,
-    /// Records whose predecessors have not arrived yet.
-    parked: BTreeMap<u64, Vec<u8>>,
+    /// Records whose predecessors have not arrived yet, and whether each
+    /// references value-log values.
+    parked: BTreeMap<u64, (Vec<u8>, bool)>,
+    /// Some record in `buf` references value-log values.
+    buf_refs: bool,
     /// Bytes appended since open.
     bytes: u64,
     /// Bytes of the values the records appended since open reference (in
@@ -64,6 +79,11 @@ struct Pending {
 
 struct CurrentSegment {
     file: Box<dyn FsFile>,
+    /// `file`'s sync handle ([`FsFile::syncer`]; `None`: the file system
+    /// has none, and syncs hold `out`).
+    syncer: Option<Arc<dyn FsSync>>,
+    /// A sync of this segment runs without `out` now.
+    syncing: bool,
     seq: u64,
     size: u64,
     /// Bytes of the file reserved so far ([`FsFile::preallocate`]).
@@ -85,6 +105,8 @@ pub(crate) struct Wal {
     dir: PathBuf,
     segment_bytes: u64,
     pending: Mutex<Pending>,
+    /// Held by the one caller running a sync.
+    sync_lock: Mutex<()>,
     out: Mutex<CurrentSegment>,
     /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
@@ -119,7 +141,7 @@ impl Wal {
         // Every commit above this is in the log (the change stream).
         let retained_from = rec.first_logged_ts.map_or(last_ts, |first| first - 1);
         durable.store(last_ts, Ordering::Release);
-        let file = new_segment(&*fs, dir, seq)?;
+        let (file, syncer) = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
             fs,
             dir: dir.to_owned(),
@@ -128,11 +150,15 @@ impl Wal {
                 buf: Vec::new(),
                 next: last_ts + 1,
                 parked: BTreeMap::new(),
+                buf_refs: false,
                 bytes: 0,
                 referenced: 0,
             }),
+            sync_lock: Mutex::new(()),
             out: Mutex::new(CurrentSegment {
                 file,
+                syncer,
+                syncing: false,
                 seq,
                 size: record::HEADER_LEN as u64,
                 reserved: 0,
@@ -174,16 +200,19 @@ impl Wal {
         let mut p = lock(&self.pending);
         p.bytes += rec.len() as u64;
         p.referenced += referenced;
+        let refs = referenced > 0;
         if ts != p.next {
-            p.parked.insert(ts, rec);
+            p.parked.insert(ts, (rec, refs));
         } else {
             p.buf.extend_from_slice(&rec);
+            p.buf_refs |= refs;
             p.next += 1;
-            while let Some(r) = {
+            while let Some((r, refs)) = {
                 let n = p.next;
                 p.parked.remove(&n)
             } {
                 p.buf.extend_from_slice(&r);
+                p.buf_refs |= refs;
                 p.next += 1;
             }
         }
@@ -192,10 +221,11 @@ impl Wal {
     }
 
     /// Wait until every commit up to `ts` is written (`sync` false) or
-    /// durable (`sync` true). If no leader is flushing, become it: write
-    /// everything pending, and sync it if `sync`. Otherwise sleep until the leader is done
-    /// (followers never queue on the leader's mutex, where one could become
-    /// the next leader while its own record is already durable).
+    /// durable (`sync` true). If no leader is writing (syncing), become
+    /// it: write everything pending (and sync it). Otherwise sleep until
+    /// the leader is done (followers never queue on the leader's mutex,
+    /// where one could become the next leader while its own record is
+    /// already durable).
     pub(crate) fn wait(&self, ts: u64, sync: bool) -> Result<()> {
         let done = if sync { &self.durable } else { &self.written };
         loop {
@@ -203,36 +233,56 @@ impl Wal {
             if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
-            match self.out.try_lock() {
-                Ok(mut out) => {
-                    let r = if done.load(Ordering::Acquire) >= ts {
-                        Ok(())
-                    } else {
-                        self.check().and_then(|()| self.flush(&mut out, sync))
-                    };
-                    drop(out);
-                    self.wake_followers();
-                    r?;
-                    if done.load(Ordering::Acquire) >= ts {
-                        return Ok(());
-                    }
-                    // Our record is parked behind an earlier commit still
-                    // installing: give it the CPU.
-                    std::thread::yield_now();
+            let led = if sync { self.try_sync(ts)? } else { self.try_write()? };
+            if led {
+                if done.load(Ordering::Acquire) >= ts {
+                    return Ok(());
                 }
-                Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
-                Err(TryLockError::WouldBlock) => {
-                    let g = lock(&self.flushed_lock);
-                    // Checked under the condvar's mutex, which the leader
-                    // takes before notifying: no lost wake-up. The timeout
-                    // covers a leader that finished between our try_lock
-                    // and here without our record.
-                    if done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
-                        let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
-                    }
-                }
+                // Our record is parked behind an earlier commit still
+                // installing: give it the CPU.
+                std::thread::yield_now();
+                continue;
+            }
+            let g = lock(&self.flushed_lock);
+            // Checked under the condvar's mutex, which a leader takes
+            // before notifying: no lost wake-up. The timeout covers a
+            // leader that finished between our attempt and here without
+            // our record.
+            if done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
+                let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
             }
         }
+    }
+
+    /// Write what is pending if `out` is free and no sync holds the
+    /// pending records back: `Ok(false)` if not (wait for the holder).
+    /// Followers are woken only if something was written (or failed), so
+    /// writers held back do not wake one another in a loop.
+    fn try_write(&self) -> Result<bool> {
+        let before = self.written.load(Ordering::Acquire);
+        let wrote = match self.out.try_lock() {
+            Ok(mut out) => self.check().and_then(|()| self.write_pending(&mut out)),
+            Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        if wrote.is_err() || self.written.load(Ordering::Acquire) != before {
+            self.wake_followers();
+        }
+        Ok(wrote?.is_some())
+    }
+
+    /// Sync if no one else is syncing and commit `ts` is not durable yet
+    /// (another leader may have synced it meanwhile): `Ok(false)` if
+    /// someone is syncing.
+    fn try_sync(&self, ts: u64) -> Result<bool> {
+        let r = match self.sync_lock.try_lock() {
+            Ok(_leader) if self.durable.load(Ordering::Acquire) >= ts => return Ok(true),
+            Ok(_leader) => self.sync_led(),
+            Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        self.wake_followers();
+        r.map(|()| true)
     }
 
     fn wake_followers(&self) {
@@ -250,19 +300,29 @@ impl Wal {
     /// checkpoints and close.
     pub(crate) fn sync_now(&self) -> Result<()> {
         self.check()?;
-        let mut out = lock(&self.out);
-        self.check()?;
-        self.flush(&mut out, true)
+        let r = {
+            let _leader = lock(&self.sync_lock);
+            self.sync_led()
+        };
+        self.wake_followers();
+        r
     }
 
-    /// Write what is pending; with `sync`, sync it, after the
-    /// [`BeforeSync`] hook.
-    fn flush(&self, out: &mut CurrentSegment, sync: bool) -> Result<()> {
+    /// Write what is pending into the current segment: `Some(end)`, every
+    /// commit up to `end` written, or `None` if a sync is in flight and
+    /// a pending record references value-log values (it waits for the
+    /// sync's end, so the fsync cannot make it durable before its values).
+    fn write_pending(&self, out: &mut CurrentSegment) -> Result<Option<u64>> {
         let mut buf = std::mem::take(&mut out.spare);
         // `end`: every commit up to it is in `buf` or written before.
         let end = {
             let mut p = lock(&self.pending);
+            if out.syncing && p.buf_refs {
+                out.spare = buf;
+                return Ok(None);
+            }
             std::mem::swap(&mut buf, &mut p.buf);
+            p.buf_refs = false;
             p.next - 1
         };
         if !buf.is_empty() {
@@ -282,16 +342,74 @@ impl Wal {
         }
         buf.clear();
         out.spare = buf;
-        if sync && self.durable.load(Ordering::Acquire) < end {
-            self.before_sync()?;
-            out.file.sync().map_err(|e| self.poison(e))?;
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            self.durable.store(end, Ordering::Release);
+        Ok(Some(end))
+    }
+
+    /// The sync leader's step (the caller holds `sync_lock`): write what is
+    /// pending, then run the [`BeforeSync`] hook and sync it, with `out`
+    /// released meanwhile when the segment has a sync handle; close the
+    /// segment if it is full.
+    fn sync_led(&self) -> Result<()> {
+        let (end, syncer) = {
+            let mut out = lock(&self.out);
+            self.check()?;
+            // Only the holder of `sync_lock` sets `syncing`: nothing is
+            // held back.
+            let end = self.write_pending(&mut out)?.unwrap_or(0);
+            if self.durable.load(Ordering::Acquire) >= end {
+                return self.close_if_full(&mut out);
+            }
+            let Some(syncer) = out.syncer.clone() else {
+                self.sync_written(&mut out)?;
+                return self.close_if_full(&mut out);
+            };
+            out.syncing = true;
+            (end, syncer)
+        };
+        let syncing = Syncing(self);
+        // Buffered writers whose records this leader wrote return now, not
+        // at the fsync's end.
+        self.wake_followers();
+        // Every record written so far, ours included, was appended after
+        // the values it references: the hook syncs them first (V5).
+        let r = self
+            .before_sync()
+            .and_then(|()| syncer.sync().map_err(|e| self.poison(e)));
+        drop(syncing);
+        r?;
+        let mut out = lock(&self.out);
+        // A buffered writer's write may have failed meanwhile (poisoning
+        // the log, a torn record at the end of the segment): raise
+        // nothing, close nothing (D5).
+        self.check()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_max(end, Ordering::AcqRel);
+        self.close_if_full(&mut out)
+    }
+
+    /// Sync everything written to the current segment, holding `out` (so
+    /// nothing is written meanwhile), after the [`BeforeSync`] hook.
+    fn sync_written(&self, out: &mut CurrentSegment) -> Result<()> {
+        let end = self.written.load(Ordering::Acquire);
+        if self.durable.load(Ordering::Acquire) >= end {
+            return Ok(());
         }
-        if out.size >= self.segment_bytes && self.durable.load(Ordering::Acquire) >= end {
-            self.rotate_locked(out)?;
-        }
+        self.before_sync()?;
+        out.file.sync().map_err(|e| self.poison(e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_max(end, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Close the current segment once it holds `segment_bytes`, syncing
+    /// what buffered writers wrote to it since the last sync first.
+    fn close_if_full(&self, out: &mut CurrentSegment) -> Result<()> {
+        if out.size < self.segment_bytes {
+            return Ok(());
+        }
+        self.check()?;
+        self.sync_written(out)?;
+        self.rotate_locked(out)
     }
 
     /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
@@ -313,12 +431,13 @@ impl Wal {
     /// (recovery takes a dangling reference for a torn tail in the last
     /// segment only).
     fn rotate_locked(&self, out: &mut CurrentSegment) -> Result<()> {
-        let next = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
+        let (next, syncer) = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,
         })?;
         let old = std::mem::replace(&mut out.file, next);
         drop(old);
+        out.syncer = syncer;
         out.closed.insert(out.seq, out.max_ts);
         out.seq += 1;
         out.size = record::HEADER_LEN as u64;
@@ -334,8 +453,11 @@ impl Wal {
     /// checkpoint attempts, which find nothing to write, left one a second).
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
+        let _leader = lock(&self.sync_lock);
         let mut out = lock(&self.out);
-        self.flush(&mut out, true)?;
+        self.check()?;
+        self.write_pending(&mut out)?;
+        self.sync_written(&mut out)?;
         if out.size <= record::HEADER_LEN as u64 {
             return Ok(());
         }
@@ -414,11 +536,28 @@ impl Wal {
     }
 }
 
-/// Create segment `seq` with its header, synced, and its directory entry synced.
-fn new_segment(fs: &dyn Fs, dir: &Path, seq: u64) -> Result<Box<dyn FsFile>> {
+/// A sync in flight without `out` ([`Wal::sync_led`]): dropping it (also
+/// on a panic in the hook or the fsync) clears `syncing`, so that writers
+/// held back by it do not wait forever.
+struct Syncing<'a>(&'a Wal);
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.out).syncing = false;
+        self.0.wake_followers();
+    }
+}
+
+/// A segment file and its sync handle ([`FsFile::syncer`]).
+type Segment = (Box<dyn FsFile>, Option<Arc<dyn FsSync>>);
+
+/// Create segment `seq` with its header, synced, and its directory entry
+/// synced.
+fn new_segment(fs: &dyn Fs, dir: &Path, seq: u64) -> Result<Segment> {
     let mut f = fs.create(&dir.join(segment_name(seq))).map_err(Error::Io)?;
     f.write_all(&record::header()).map_err(Error::Io)?;
     f.sync().map_err(Error::Io)?;
     fs.sync_dir(dir).map_err(Error::Io)?;
-    Ok(f)
+    let syncer = f.syncer().map_err(Error::Io)?.map(Arc::from);
+    Ok((f, syncer))
 }
