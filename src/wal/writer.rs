@@ -115,7 +115,10 @@ pub(crate) struct Wal {
     poisoned: Poison,
     /// Followers sleep here while a leader writes and syncs.
     flushed: Condvar,
-    flushed_lock: Mutex<()>,
+    /// How many times leaders have woken the followers: a follower sleeps
+    /// only if no leader finished since it last looked, so a wake-up
+    /// between its attempt and its sleep is not lost.
+    flushed_lock: Mutex<u64>,
     syncs: AtomicU64,
     records: AtomicU64,
     /// Every commit above this is in a segment on disk (`super::changes`).
@@ -170,7 +173,7 @@ impl Wal {
             durable,
             poisoned: Poison::new(),
             flushed: Condvar::new(),
-            flushed_lock: Mutex::new(()),
+            flushed_lock: Mutex::new(0),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
             retained_from: AtomicU64::new(retained_from),
@@ -233,6 +236,7 @@ impl Wal {
             if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
+            let seen = *lock(&self.flushed_lock);
             let led = if sync { self.try_sync(ts)? } else { self.try_write()? };
             if led {
                 if done.load(Ordering::Acquire) >= ts {
@@ -244,11 +248,11 @@ impl Wal {
                 continue;
             }
             let g = lock(&self.flushed_lock);
-            // Checked under the condvar's mutex, which a leader takes
-            // before notifying: no lost wake-up. The timeout covers a
-            // leader that finished between our attempt and here without
-            // our record.
-            if done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
+            // Checked under the condvar's mutex, which a leader takes to
+            // count its wake-up before notifying: a leader that finished
+            // after our attempt began counted one, and we look again
+            // instead of sleeping. (The timeout is a safety net only.)
+            if *g == seen && done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
                 let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
             }
         }
@@ -286,7 +290,7 @@ impl Wal {
     }
 
     fn wake_followers(&self) {
-        drop(lock(&self.flushed_lock));
+        *lock(&self.flushed_lock) += 1;
         self.flushed.notify_all();
     }
 
