@@ -13,31 +13,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Db, Durability};
+use common::held::{wait_for, Release};
 use common::{fault_opts, DIR};
-
-/// Wait for `done`, failing after a minute (a liveness bound, not a timing
-/// measurement: the awaited event takes microseconds when it happens).
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "{what} never happened");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Releases the held syncs when dropped (on a failure too: closing the
-/// database joins its sync thread).
-struct Release(FaultFs);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        self.0.release_syncs();
-    }
-}
 
 /// Every log segment's bytes (written, synced or not).
 fn log_bytes(fs: &FaultFs) -> Vec<(String, Vec<u8>)> {
@@ -55,6 +36,20 @@ fn log_bytes(fs: &FaultFs) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// Open `opts` with a log buffered for 2 ms, commit "first" and wait
+/// until the sync thread's log sync of it is held; the guard releases it.
+fn open_with_a_held_log_sync(fs: &FaultFs, opts: bwtx::Options) -> (Db, Release) {
+    let db = opts
+        .durability(Durability::Buffered(Duration::from_millis(2)))
+        .open(DIR)
+        .unwrap();
+    let release = Release(fs.clone());
+    fs.hold_syncs("wal-");
+    db.transaction(|tx| tx.put("first", "1")).unwrap();
+    wait_for("the sync thread's log sync", || fs.held_syncs() >= 1);
+    (db, release)
+}
+
 /// A power loss, then the database opened again.
 fn reopen_after_power_loss(fs: &FaultFs, db: Db) -> Db {
     drop(db);
@@ -65,14 +60,7 @@ fn reopen_after_power_loss(fs: &FaultFs, db: Db) -> Db {
 #[test]
 fn a_buffered_commit_is_written_while_the_log_syncs() {
     let fs = FaultFs::new();
-    let db = fault_opts(&fs)
-        .durability(Durability::Buffered(Duration::from_millis(2)))
-        .open(DIR)
-        .unwrap();
-    let release = Release(fs.clone());
-    fs.hold_syncs("wal-");
-    db.transaction(|tx| tx.put("first", "1")).unwrap();
-    wait_for("the sync thread's log sync", || fs.held_syncs() >= 1);
+    let (db, release) = open_with_a_held_log_sync(&fs, fault_opts(&fs));
 
     // A commit while that fsync is held: it returns (its record written),
     // the fsync still in flight. Before, it waited for the fsync's end.
@@ -96,15 +84,7 @@ fn a_buffered_commit_is_written_while_the_log_syncs() {
 #[test]
 fn a_record_referencing_the_value_log_waits_for_the_sync_in_flight() {
     let fs = FaultFs::new();
-    let db = fault_opts(&fs)
-        .durability(Durability::Buffered(Duration::from_millis(2)))
-        .cache_size(1 << 20)
-        .open(DIR)
-        .unwrap();
-    let release = Release(fs.clone());
-    fs.hold_syncs("wal-");
-    db.transaction(|tx| tx.put("first", "1")).unwrap();
-    wait_for("the sync thread's log sync", || fs.held_syncs() >= 1);
+    let (db, release) = open_with_a_held_log_sync(&fs, fault_opts(&fs).cache_size(1 << 20));
     let log_before = log_bytes(&fs);
 
     // A value over the threshold goes to the value log at commit, and the

@@ -7,30 +7,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bwtx::fs::FaultFs;
 use bwtx::Durability;
+use common::held::{wait_for, Release};
 use common::{fault_opts, DIR};
-
-/// Wait for `done`, failing after a minute (a liveness bound, not a timing
-/// measurement: the awaited event takes milliseconds when it happens).
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "{what} never happened");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Releases the held syncs when dropped.
-struct Release(FaultFs);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        self.0.release_syncs();
-    }
-}
 
 #[test]
 fn the_log_is_synced_while_the_log_thread_checkpoints() {

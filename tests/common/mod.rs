@@ -12,6 +12,7 @@ use bwtx::{Db, Options};
 
 pub mod blind;
 pub mod corrupt;
+pub mod held;
 pub mod paged;
 pub mod stress;
 
