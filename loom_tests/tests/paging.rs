@@ -40,21 +40,27 @@ fn paged_db() -> Db {
 #[test]
 fn eviction_never_lands_between_prepare_and_install() {
     model_bounded("eviction_never_lands_between_prepare_and_install", 2, || {
-        let db = paged_db();
-        let mut tx = db.begin();
-        tx.put("k", "old").unwrap();
-        tx.commit().unwrap();
-        let d = db.clone();
-        let writer = thread::spawn(move || {
-            let mut tx = d.begin();
-            tx.put("k", "new").unwrap();
+        // Every thread on a 4 MiB stack: evictions, fault-ins and a
+        // commit overflow a model thread's default one.
+        spawn_big(|| {
+            let db = paged_db();
+            let mut tx = db.begin();
+            tx.put("k", "old").unwrap();
             tx.commit().unwrap();
-        });
-        db.evict_all().unwrap();
-        writer.join().unwrap();
-        let s = db.stats();
-        assert_eq!(s.install_fault_ins, 0, "{s:?}");
-        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"new"[..]));
+            let d = db.clone();
+            let writer = spawn_big(move || {
+                let mut tx = d.begin();
+                tx.put("k", "new").unwrap();
+                tx.commit().unwrap();
+            });
+            db.evict_all().unwrap();
+            writer.join().unwrap();
+            let s = db.stats();
+            assert_eq!(s.install_fault_ins, 0, "{s:?}");
+            assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"new"[..]));
+        })
+        .join()
+        .unwrap();
     });
 }
 
@@ -74,30 +80,35 @@ fn eviction_never_lands_between_prepare_and_install() {
 #[test]
 fn blind_install_races_fault_in_and_eviction() {
     model_bounded("blind_install_races_fault_in_and_eviction", 1, || {
-        let db = paged_db();
-        let mut tx = db.begin();
-        tx.put("j", "j0").unwrap();
-        tx.put("k", "old").unwrap();
-        tx.commit().unwrap();
-        db.evict_all().unwrap();
-        let w = db.clone();
-        let writer = thread::spawn(move || {
-            let mut tx = w.begin();
-            tx.put("k", "new").unwrap();
+        // Every thread on a 4 MiB stack, as above.
+        spawn_big(|| {
+            let db = paged_db();
+            let mut tx = db.begin();
+            tx.put("j", "j0").unwrap();
+            tx.put("k", "old").unwrap();
             tx.commit().unwrap();
-        });
-        let r = db.clone();
-        let reader = thread::spawn(move || {
-            assert_eq!(r.snapshot().get("j").unwrap().as_deref(), Some(&b"j0"[..]));
-        });
-        db.evict_all().unwrap();
-        writer.join().unwrap();
-        reader.join().unwrap();
-        let s = db.stats();
-        assert_eq!(s.install_fault_ins, 0, "{s:?}");
-        assert_eq!(s.live_keys, 2, "{s:?}");
-        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"new"[..]));
-        assert_eq!(db.snapshot().get("j").unwrap().as_deref(), Some(&b"j0"[..]));
+            db.evict_all().unwrap();
+            let w = db.clone();
+            let writer = spawn_big(move || {
+                let mut tx = w.begin();
+                tx.put("k", "new").unwrap();
+                tx.commit().unwrap();
+            });
+            let r = db.clone();
+            let reader = spawn_big(move || {
+                assert_eq!(r.snapshot().get("j").unwrap().as_deref(), Some(&b"j0"[..]));
+            });
+            db.evict_all().unwrap();
+            writer.join().unwrap();
+            reader.join().unwrap();
+            let s = db.stats();
+            assert_eq!(s.install_fault_ins, 0, "{s:?}");
+            assert_eq!(s.live_keys, 2, "{s:?}");
+            assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"new"[..]));
+            assert_eq!(db.snapshot().get("j").unwrap().as_deref(), Some(&b"j0"[..]));
+        })
+        .join()
+        .unwrap();
     });
 }
 
