@@ -101,6 +101,62 @@ pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) {
 #[cfg(not(loom))]
 const SPIN_CHECKS: u32 = 512;
 
+/// Where group-commit followers sleep while a leader writes or syncs for
+/// them, with a count of wake-ups so that none is lost.
+///
+/// # Protocol
+/// - A follower reads [`WakeUps::seen`] (without a lock) *before* its
+///   attempt to lead, and after the attempt fails calls
+///   [`WakeUps::sleep`] with that count and its own "done" test.
+/// - A leader that finished (or failed) calls [`WakeUps::wake`]: it bumps
+///   the count under the condvar's mutex, then notifies.
+/// - `sleep` checks the count and `done` under the mutex and sleeps only
+///   if neither moved. A leader that finished after the follower's attempt
+///   began either bumped the count before the follower took the mutex (it
+///   looks again instead of sleeping) or after the follower released it by
+///   sleeping (the notification wakes it). The 1 ms timeout is a safety
+///   net, never the protocol (`loom_tests/tests/log_sync.rs` checks it
+///   without one mattering: loom reports a deadlock if the count is not
+///   compared).
+pub(crate) struct WakeUps {
+    count: AtomicU64,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl WakeUps {
+    pub(crate) fn new() -> Self {
+        WakeUps {
+            count: AtomicU64::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// The wake-ups so far: read before an attempt to lead.
+    pub(crate) fn seen(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Wake every follower (a leader finished or failed).
+    pub(crate) fn wake(&self) {
+        {
+            let _g = lock(&self.lock);
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+        self.cv.notify_all();
+    }
+
+    /// Sleep until the next wake-up (1 ms at most), unless one came since
+    /// `seen` or `done()` holds.
+    pub(crate) fn sleep(&self, seen: u64, done: impl FnOnce() -> bool) {
+        let g = lock(&self.lock);
+        if self.count.load(Ordering::Acquire) == seen && !done() {
+            let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(1));
+        }
+    }
+}
+
 /// A `u64` split over cache-padded shards, each thread adding to its own
 /// (threads are spread over the shards on first use), so that counters
 /// bumped on every commit or install do not make every thread write one

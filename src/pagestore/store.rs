@@ -36,14 +36,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 // Shared file handles, like `Arc<dyn Fs>`: no protocol of ours on them.
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
 use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::segment::{self, Scan};
 use crate::fs::{Fs, FsFile, FsRead, FsSync};
-use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering, TryLockError, WakeUps};
 use crate::{Error, Result};
 
 /// A record read back.
@@ -168,8 +167,7 @@ pub(crate) struct SegmentStore {
     /// here, then sees the poison.
     file_sync: Mutex<()>,
     /// Followers sleep here while the leader syncs.
-    synced: Condvar,
-    synced_lock: Mutex<()>,
+    synced: WakeUps,
     syncs: AtomicU64,
     appended: AtomicU64,
     /// The torn tail the open cut off: segment, offset and reason.
@@ -320,8 +318,7 @@ impl SegmentStore {
             poisoned: Poison::new(),
             sync_leader: Mutex::new(()),
             file_sync: Mutex::new(()),
-            synced: Condvar::new(),
-            synced_lock: Mutex::new(()),
+            synced: WakeUps::new(),
             syncs: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             truncated,
@@ -418,6 +415,7 @@ impl SegmentStore {
             if self.durable.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
+            let seen = self.synced.seen();
             match self.sync_leader.try_lock() {
                 Ok(leader) => {
                     let r = if self.durable.load(Ordering::Acquire) >= target {
@@ -426,21 +424,15 @@ impl SegmentStore {
                         self.sync_current()
                     };
                     drop(leader);
-                    drop(lock(&self.synced_lock));
-                    self.synced.notify_all();
+                    self.synced.wake();
                     r?;
                 }
                 Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
-                Err(TryLockError::WouldBlock) => {
-                    let g = lock(&self.synced_lock);
-                    // Checked under the condvar's mutex, which the leader
-                    // takes before notifying: no lost wake-up. The timeout
-                    // covers a leader that finished between our try_lock and
-                    // here.
-                    if self.durable.load(Ordering::Acquire) < target && !self.poisoned.is_set() {
-                        let _ = self.synced.wait_timeout(g, Duration::from_millis(1));
-                    }
-                }
+                // A leader that finished after our try_lock counted a
+                // wake-up, and we look again instead of sleeping.
+                Err(TryLockError::WouldBlock) => self.synced.sleep(seen, || {
+                    self.durable.load(Ordering::Acquire) >= target || self.poisoned.is_set()
+                }),
             }
         }
     }

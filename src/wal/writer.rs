@@ -33,13 +33,12 @@ use crate::poison::Poison;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::record;
 use crate::fs::{Fs, FsFile, FsSync};
-use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering, TryLockError};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering, TryLockError, WakeUps};
 use crate::{Error, Result};
 
 /// How far ahead a segment's space is reserved (`FsFile::preallocate`;
@@ -84,6 +83,9 @@ struct CurrentSegment {
     syncer: Option<Arc<dyn FsSync>>,
     /// A sync of this segment runs without `out` now.
     syncing: bool,
+    /// A writer held a record back while `syncing` (it waits for the
+    /// sync's end to be woken).
+    held_back: bool,
     seq: u64,
     size: u64,
     /// Bytes of the file reserved so far ([`FsFile::preallocate`]).
@@ -114,11 +116,7 @@ pub(crate) struct Wal {
     durable: crate::sync::Arc<AtomicU64>,
     poisoned: Poison,
     /// Followers sleep here while a leader writes and syncs.
-    flushed: Condvar,
-    /// How many times leaders have woken the followers: a follower sleeps
-    /// only if no leader finished since it last looked, so a wake-up
-    /// between its attempt and its sleep is not lost.
-    flushed_lock: Mutex<u64>,
+    flushed: WakeUps,
     syncs: AtomicU64,
     records: AtomicU64,
     /// Every commit above this is in a segment on disk (`super::changes`).
@@ -162,6 +160,7 @@ impl Wal {
                 file,
                 syncer,
                 syncing: false,
+                held_back: false,
                 seq,
                 size: record::HEADER_LEN as u64,
                 reserved: 0,
@@ -172,8 +171,7 @@ impl Wal {
             written: AtomicU64::new(last_ts),
             durable,
             poisoned: Poison::new(),
-            flushed: Condvar::new(),
-            flushed_lock: Mutex::new(0),
+            flushed: WakeUps::new(),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
             retained_from: AtomicU64::new(retained_from),
@@ -236,7 +234,7 @@ impl Wal {
             if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
-            let seen = *lock(&self.flushed_lock);
+            let seen = self.flushed.seen();
             let led = if sync { self.try_sync(ts)? } else { self.try_write()? };
             if led {
                 if done.load(Ordering::Acquire) >= ts {
@@ -247,14 +245,10 @@ impl Wal {
                 std::thread::yield_now();
                 continue;
             }
-            let g = lock(&self.flushed_lock);
-            // Checked under the condvar's mutex, which a leader takes to
-            // count its wake-up before notifying: a leader that finished
-            // after our attempt began counted one, and we look again
-            // instead of sleeping. (The timeout is a safety net only.)
-            if *g == seen && done.load(Ordering::Acquire) < ts && !self.poisoned.is_set() {
-                let _ = self.flushed.wait_timeout(g, Duration::from_millis(1));
-            }
+            // A leader that finished after our attempt began counted a
+            // wake-up, and we look again instead of sleeping.
+            self.flushed
+                .sleep(seen, || done.load(Ordering::Acquire) >= ts || self.poisoned.is_set());
         }
     }
 
@@ -290,8 +284,7 @@ impl Wal {
     }
 
     fn wake_followers(&self) {
-        *lock(&self.flushed_lock) += 1;
-        self.flushed.notify_all();
+        self.flushed.wake();
     }
 
     /// Every commit at or below this timestamp is written (`sync` false) or
@@ -322,6 +315,7 @@ impl Wal {
         let end = {
             let mut p = lock(&self.pending);
             if out.syncing && p.buf_refs {
+                out.held_back = true;
                 out.spare = buf;
                 return Ok(None);
             }
@@ -372,7 +366,7 @@ impl Wal {
         };
         let syncing = Syncing(self);
         // Buffered writers whose records this leader wrote return now, not
-        // at the fsync's end.
+        // at the fsync's end, and those that found `out` taken write now.
         self.wake_followers();
         // Every record written so far, ours included, was appended after
         // the values it references: the hook syncs them first (V5).
@@ -541,14 +535,22 @@ impl Wal {
 }
 
 /// A sync in flight without `out` ([`Wal::sync_led`]): dropping it (also
-/// on a panic in the hook or the fsync) clears `syncing`, so that writers
-/// held back by it do not wait forever.
+/// on a panic in the hook or the fsync) clears `syncing` and wakes the
+/// writers it held back, so that they do not wait forever. (Every
+/// follower is woken again once the leader returns: [`Wal::try_sync`],
+/// [`Wal::sync_now`].)
 struct Syncing<'a>(&'a Wal);
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
-        lock(&self.0.out).syncing = false;
-        self.0.wake_followers();
+        let held_back = {
+            let mut out = lock(&self.0.out);
+            out.syncing = false;
+            std::mem::take(&mut out.held_back)
+        };
+        if held_back {
+            self.0.wake_followers();
+        }
     }
 }
 

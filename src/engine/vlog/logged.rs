@@ -60,8 +60,10 @@ impl ValueLog {
     /// Sync the value log if a value placed at commit is not synced yet:
     /// the log's hook before each of its syncs (`crate::wal::writer::BeforeSync`).
     pub(crate) fn sync_logged(&self) -> Result<()> {
-        // A failed sync poisons the store before or after it raises nothing:
-        // `durable` alone does not say the values are safe.
+        // Check the poison first: once any sync of the store failed,
+        // `durable` alone does not show the values are safe (its two
+        // handles share one open file description, and an fsync error
+        // reported to one may not be reported to the other).
         self.store.check()?;
         if self.store.ends().1 >= self.logged_end.load(Ordering::Acquire) {
             return Ok(());
