@@ -286,6 +286,26 @@ mod tests {
         assert_eq!(h.bounds(50, true).unwrap().retain_from, 5);
     }
 
+    /// `restored` reads both clocks together: a pause between `new` and
+    /// `restored` (recovery runs between them) does not move the restored
+    /// samples in time. (Anchored at the `Instant` taken by `new` against
+    /// the wall clock read later, every restored sample comes out older by
+    /// the pause, and this fails: 499 ms off.)
+    #[test]
+    fn restored_samples_keep_their_times_across_a_pause_at_open() {
+        let wall = wall_ms();
+        let persisted = [(wall - 600_000, 20)];
+        let h = Horizon::new(Duration::from_secs(300), None, Duration::ZERO, 50);
+        std::thread::sleep(Duration::from_millis(500));
+        let back = h.restored(5, &persisted).persisted();
+        assert_eq!(back[0].1, 20, "{back:?}");
+        // Rounded up by a millisecond; the slack is for a loaded machine
+        // pausing the test between two clock reads (the bug is off by the
+        // whole pause).
+        let off = back[0].0 as i64 - (wall - 600_000) as i64;
+        assert!(off.abs() < 250, "{back:?}: {off} ms off");
+    }
+
     #[test]
     fn age_limit_expires_snapshots_below_the_floor() {
         let h = Horizon::new(
