@@ -51,6 +51,8 @@ struct State {
     short_write_at: Option<u64>,
     fail_sync_at: Option<u64>,
     crash_at_sync: Option<u64>,
+    /// [`FaultFs::panic_next_sync`].
+    panic_sync_of: Option<String>,
     crashed: bool,
     /// [`FaultFs::without_sync_handles`].
     no_sync_handles: bool,
@@ -125,6 +127,7 @@ impl FaultFs {
         s.short_write_at = None;
         s.fail_sync_at = None;
         s.crash_at_sync = None;
+        s.panic_sync_of = None;
         s.fail_read_at = None;
     }
 
@@ -178,6 +181,14 @@ impl FaultFs {
         self.st().crash_at_sync = Some(n);
     }
 
+    /// Make the next sync of a file whose name starts with `prefix` (a
+    /// file's name, as for [`FaultFs::hold_syncs`]) panic, once, without
+    /// taking effect: a file system whose sync panics, as a user's
+    /// [`Fs`] may.
+    pub fn panic_next_sync(&self, prefix: &str) {
+        self.st().panic_sync_of = Some(prefix.to_owned());
+    }
+
     /// Hold every sync of a file whose name starts with `prefix` (a file's
     /// name, not its path: `"pages-"`) until [`FaultFs::release_syncs`]: the
     /// syncing thread waits before the sync takes effect, so that a test can
@@ -202,6 +213,11 @@ impl FaultFs {
     fn sync_inode(&self, inode: usize, name: &str) -> io::Result<()> {
         self.wait_if_held(name);
         let mut s = self.st();
+        if s.panic_sync_of.as_deref().is_some_and(|p| name.starts_with(p)) {
+            s.panic_sync_of = None;
+            drop(s);
+            panic!("FaultFs: the sync of {name} panicked (FaultFs::panic_next_sync)");
+        }
         FaultFs::sync_point(&mut s)?;
         let i = &mut s.inodes[inode];
         i.durable = i.data.clone();

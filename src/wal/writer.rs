@@ -254,16 +254,17 @@ impl Wal {
 
     /// Write what is pending if `out` is free and no sync holds the
     /// pending records back: `Ok(false)` if not (wait for the holder).
-    /// Followers are woken only if something was written (or failed), so
-    /// writers held back do not wake one another in a loop.
+    /// Followers are woken unless a sync held the records back (so writers
+    /// held back do not wake one another in a loop): also when nothing was
+    /// pending, since a writer that appended meanwhile may have found `out`
+    /// taken and gone to sleep.
     fn try_write(&self) -> Result<bool> {
-        let before = self.written.load(Ordering::Acquire);
         let wrote = match self.out.try_lock() {
             Ok(mut out) => self.check().and_then(|()| self.write_pending(&mut out)),
             Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
             Err(TryLockError::WouldBlock) => return Ok(false),
         };
-        if wrote.is_err() || self.written.load(Ordering::Acquire) != before {
+        if !matches!(wrote, Ok(None)) {
             self.wake_followers();
         }
         Ok(wrote?.is_some())
@@ -451,15 +452,23 @@ impl Wal {
     /// checkpoint attempts, which find nothing to write, left one a second).
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
-        let _leader = lock(&self.sync_lock);
-        let mut out = lock(&self.out);
-        self.check()?;
-        self.write_pending(&mut out)?;
-        self.sync_written(&mut out)?;
-        if out.size <= record::HEADER_LEN as u64 {
-            return Ok(());
-        }
-        self.rotate_locked(&mut out)
+        let r = {
+            let _leader = lock(&self.sync_lock);
+            let mut out = lock(&self.out);
+            self.check()
+                .and_then(|()| self.write_pending(&mut out))
+                .and_then(|_| self.sync_written(&mut out))
+                .and_then(|()| {
+                    if out.size <= record::HEADER_LEN as u64 {
+                        return Ok(());
+                    }
+                    self.rotate_locked(&mut out)
+                })
+        };
+        // Followers that found `sync_lock` or `out` taken: their records
+        // are written and synced now (or the log is poisoned).
+        self.wake_followers();
+        r
     }
 
     /// Delete the closed segments whose records all have `ts <= upto` (a
@@ -534,21 +543,26 @@ impl Wal {
     }
 }
 
-/// A sync in flight without `out` ([`Wal::sync_led`]): dropping it (also
-/// on a panic in the hook or the fsync) clears `syncing` and wakes the
-/// writers it held back, so that they do not wait forever. (Every
-/// follower is woken again once the leader returns: [`Wal::try_sync`],
-/// [`Wal::sync_now`].)
+/// A sync in flight without `out` ([`Wal::sync_led`]): dropping it clears
+/// `syncing` and wakes the writers it held back, so that they do not wait
+/// forever. (Every follower is woken again once the leader returns:
+/// [`Wal::try_sync`], [`Wal::sync_now`].) On a panic in the hook or the
+/// fsync it poisons the log (whether the fsync ran is unknown) and wakes
+/// every follower, since the leader's own wake-up will not come.
 struct Syncing<'a>(&'a Wal);
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        if panicking {
+            self.0.poisoned.set(std::io::Error::other("a log sync panicked"));
+        }
         let held_back = {
             let mut out = lock(&self.0.out);
             out.syncing = false;
             std::mem::take(&mut out.held_back)
         };
-        if held_back {
+        if held_back || panicking {
             self.0.wake_followers();
         }
     }

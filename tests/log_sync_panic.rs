@@ -1,0 +1,46 @@
+//! A panic in the log's fsync (a file system whose sync panics, as a
+//! user's `bwtx::fs::Fs` may) poisons the database, as a failed fsync
+//! does: whether the sync took effect is unknown, so nothing after it may
+//! claim to be durable. The committer whose sync panicked sees the panic;
+//! every later commit and `Db::sync` is `Error::Poisoned`, and a reopen
+//! after a power loss keeps every commit acknowledged before it.
+//!
+//! (Before: the panic left the log's sync mutex poisoned, so a sync-mode
+//! commit failed with `Poisoned` while `Db::sync`, which ignores a mutex's
+//! poisoning, went on syncing and returned `Ok`: this test failed at its
+//! `db.sync()`.)
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bwtx::fs::FaultFs;
+use bwtx::{Durability, Error};
+use common::{fault_opts, DIR};
+
+#[test]
+fn a_panicking_log_sync_poisons_the_database() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    db.transaction(|tx| tx.put("before", "1")).unwrap();
+
+    fs.panic_next_sync("wal-");
+    // A sync-mode commit leads its own sync: the panic reaches it.
+    let r = catch_unwind(AssertUnwindSafe(|| db.transaction(|tx| tx.put("during", "2"))));
+    assert!(r.is_err(), "the committer saw no panic: {r:?}");
+
+    assert!(matches!(db.sync(), Err(Error::Poisoned)), "{:?}", db.sync());
+    let after = db.transaction(|tx| tx.put("after", "3"));
+    assert!(after.is_err(), "a commit after the panic: {after:?}");
+    assert!(db.checkpoint().is_err(), "a checkpoint after the panic");
+
+    drop(db);
+    fs.power_loss();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    let snap = db.snapshot();
+    assert_eq!(snap.get("before").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(snap.get("after").unwrap(), None);
+    // Writable again after the reopen.
+    db.transaction(|tx| tx.put("again", "4")).unwrap();
+    assert_eq!(db.snapshot().get("again").unwrap().as_deref(), Some(&b"4"[..]));
+}
