@@ -308,12 +308,16 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         // A clean close of a paged database writes a checkpoint, so the
-        // next open replays nothing. Buffered mode: what was written reaches
-        // the disk on a clean close. (A failure poisons the log or the page
-        // store; there is nobody left to tell.)
+        // next open replays nothing; without a page store, one whose image
+        // costs about what the replay it saves would (a log at least as
+        // large as the newest image). Buffered mode: what was written
+        // reaches the disk on a clean close. (A failure poisons the log or
+        // the page store; there is nobody left to tell.)
         if let Some(store) = &self.store {
             if self.pages.as_ref().is_some_and(|p| p.check().is_ok()) && store.check().is_ok() {
                 let _ = self.checkpoint_closing();
+            } else if self.pages.is_none() && store.logs() && store.check().is_ok() && store.replay_outweighs_image() {
+                let _ = self.checkpoint();
             }
             let _ = store.sync_now();
         }

@@ -61,6 +61,8 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     crc: u32,
     count: u64,
+    /// Bytes of the file so far, the buffer's included.
+    bytes: u64,
 }
 
 impl Writer {
@@ -76,6 +78,7 @@ impl Writer {
             crc: crc32c::crc32c(&h),
             buf: Vec::with_capacity(CHUNK),
             count: 0,
+            bytes: h.len() as u64,
         })
     }
 
@@ -86,6 +89,7 @@ impl Writer {
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
         self.count += 1;
+        self.bytes += (12 + key.len() + value.len()) as u64;
         if self.buf.len() >= CHUNK {
             self.drain()?;
         }
@@ -99,7 +103,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Write the footer and sync the file.
+    /// Write the footer and sync the file: the file's size.
     pub(crate) fn finish(mut self) -> Result<u64> {
         self.drain()?;
         let mut f = Vec::with_capacity(FOOTER_LEN);
@@ -108,7 +112,7 @@ impl Writer {
         f.extend_from_slice(END);
         self.file.write_all(&f).map_err(Error::Io)?;
         self.file.sync().map_err(Error::Io)?;
-        Ok(self.count)
+        Ok(self.bytes + f.len() as u64)
     }
 }
 
@@ -172,7 +176,7 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
 }
 
 /// Write a checkpoint of `entries` at `ts` into `dir` atomically: temporary
-/// file, sync, rename, directory sync.
+/// file, sync, rename, directory sync. Returns the file's size.
 pub(crate) fn write<'a>(
     fs: &dyn Fs,
     dir: &Path,

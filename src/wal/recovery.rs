@@ -36,6 +36,11 @@ pub(crate) struct Recovered {
     pub(crate) versions: u64,
     /// The oldest commit the log holds (replayed or not), if any.
     pub(crate) first_logged_ts: Option<u64>,
+    /// Bytes of records in the log's segments (headers and torn tails not
+    /// counted; segments kept below the checkpoint counted too).
+    pub(crate) log_bytes: u64,
+    /// The size of the version-1 image loaded (0: none).
+    pub(crate) image_bytes: u64,
 }
 
 /// Where recovery puts what it restores: the storage below the log. Each
@@ -195,6 +200,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
         }
         out.segments.insert(seq, max);
+        out.log_bytes += seg.valid_len.saturating_sub(record::HEADER_LEN as u64);
         let index = read.len();
         read.push((name, seg.valid_len));
         if last {
@@ -247,6 +253,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             }
             out.checkpoint_ts = ts;
             out.last_ts = ts;
+            out.image_bytes = bytes.len() as u64;
         }
     }
     commits.retain(|(c, _, _)| c.ts > out.checkpoint_ts);
