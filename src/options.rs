@@ -171,7 +171,8 @@ impl Options {
     }
 
     /// Take a checkpoint in the background after this many bytes of log
-    /// (0: only [`crate::Db::checkpoint`]). The values the log's records
+    /// (0: only [`crate::Db::checkpoint`] and a clean close, see
+    /// [`crate::Db`]'s "Closing"). The values the log's records
     /// reference in the value log (placed there at commit) count too: this
     /// bounds what recovery replays after a crash.
     pub fn checkpoint_bytes(mut self, n: u64) -> Self {

@@ -44,3 +44,25 @@ fn a_panicking_log_sync_poisons_the_database() {
     db.transaction(|tx| tx.put("again", "4")).unwrap();
     assert_eq!(db.snapshot().get("again").unwrap().as_deref(), Some(&b"4"[..]));
 }
+
+/// The same on a file system without second handles for syncs, where the
+/// log syncs through the segment's own file under the writers' mutex.
+#[test]
+fn a_panicking_log_sync_without_sync_handles_poisons_the_database() {
+    let fs = FaultFs::new();
+    fs.without_sync_handles();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    db.transaction(|tx| tx.put("before", "1")).unwrap();
+
+    fs.panic_next_sync("wal-");
+    let r = catch_unwind(AssertUnwindSafe(|| db.transaction(|tx| tx.put("during", "2"))));
+    assert!(r.is_err(), "the committer saw no panic: {r:?}");
+    assert!(matches!(db.sync(), Err(Error::Poisoned)), "{:?}", db.sync());
+    assert!(db.transaction(|tx| tx.put("after", "3")).is_err());
+
+    drop(db);
+    fs.power_loss();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    assert_eq!(db.snapshot().get("before").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.snapshot().get("after").unwrap(), None);
+}

@@ -90,7 +90,10 @@ fn run(fault: Fault) -> (u64, u64, bool) {
 
 #[test]
 fn power_loss_during_value_log_cleaning_loses_nothing() {
-    common::paged::power_loss_sweep(run, 5, 20);
+    // A cleaning run writes 26-42 times here, but once in a full test run
+    // under load only 17 (31 syncs): the background cleaner had done part
+    // of the work. The floor only says the sweep covers real work.
+    common::paged::power_loss_sweep(run, 5, 10);
 }
 
 /// Clean with a read failure injected at the cleaning's `k`-th read: an

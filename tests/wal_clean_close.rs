@@ -104,3 +104,52 @@ fn a_clean_close_replays_a_log_smaller_than_the_image() {
     assert_eq!(db.stats().replayed, 0);
     assert_eq!(dump(&db), before);
 }
+
+/// With `Options::change_retention` the log segments a checkpoint covers
+/// stay for the change stream: they are not replayed, so a close after an
+/// open without writes writes no image again.
+#[test]
+fn segments_kept_for_the_change_stream_do_not_count_as_replay() {
+    let fs = FaultFs::new();
+    let opts = || {
+        fault_opts(&fs)
+            .durability(Durability::Sync)
+            .change_retention(std::time::Duration::from_secs(3600))
+    };
+    let db = opts().open(DIR).unwrap();
+    put_keys(&db, 0..3_000);
+    put_keys(&db, 0..3_000);
+    drop(db);
+    let first = images(&fs);
+    assert_eq!(first.len(), 1, "the close wrote an image");
+
+    let writes = fs.writes();
+    let db = opts().open(DIR).unwrap();
+    assert_eq!(db.stats().replayed, 0);
+    drop(db);
+    // An image (at the same timestamp, so under the same name) would be
+    // rewritten in 1 MiB writes: 3 MiB of values.
+    let wrote = fs.writes() - writes;
+    assert!(
+        wrote < 3,
+        "an image rewritten for a log kept, not replayed: {wrote} writes"
+    );
+    assert_eq!(images(&fs), first);
+}
+
+/// With `Options::history_retention` the next open starts from the oldest
+/// image the retention keeps, not the newest: an image at close would
+/// not shorten its replay, and none is written.
+#[test]
+fn no_image_at_close_with_history_retention() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs)
+        .durability(Durability::Sync)
+        .history_retention(std::time::Duration::from_secs(3600))
+        .open(DIR)
+        .unwrap();
+    put_keys(&db, 0..3_000);
+    put_keys(&db, 0..3_000);
+    drop(db);
+    assert!(images(&fs).is_empty());
+}

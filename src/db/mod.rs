@@ -79,7 +79,9 @@ impl Drop for WorkerStopper {
 /// **Closing.** Dropping the last handle (and every transaction, snapshot
 /// and change stream begun on it) closes the database: a buffered log is
 /// synced, and a database with a page store writes a checkpoint so that the
-/// next open replays nothing. A failure there has nobody to report to (the
+/// next open replays nothing. One without a page store writes its key-value
+/// image when the log the next open would replay is at least 4 MiB and as
+/// large as the newest image (not with `Options::history_retention`). A failure there has nobody to report to (the
 /// database reopens from its log as after a crash, losing nothing
 /// acknowledged as durable). To see it, call [`Db::sync`] (and, with a
 /// page store, [`Db::checkpoint`]) before the last drop.

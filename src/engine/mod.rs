@@ -310,13 +310,19 @@ impl Drop for Engine {
         // A clean close of a paged database writes a checkpoint, so the
         // next open replays nothing; without a page store, one whose image
         // costs about what the replay it saves would (a log at least as
-        // large as the newest image). Buffered mode: what was written
-        // reaches the disk on a clean close. (A failure poisons the log or
+        // large as the newest image), unless history is retained (the next
+        // open starts from an older image then). Buffered mode: what was
+        // written reaches the disk on a clean close. (A failure poisons the log or
         // the page store; there is nobody left to tell.)
         if let Some(store) = &self.store {
             if self.pages.as_ref().is_some_and(|p| p.check().is_ok()) && store.check().is_ok() {
                 let _ = self.checkpoint_closing();
-            } else if self.pages.is_none() && store.logs() && store.check().is_ok() && store.replay_outweighs_image() {
+            } else if self.pages.is_none()
+                && !self.horizon.retains_history()
+                && store.logs()
+                && store.check().is_ok()
+                && store.replay_outweighs_image()
+            {
                 let _ = self.checkpoint();
             }
             let _ = store.sync_now();

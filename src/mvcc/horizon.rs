@@ -185,6 +185,11 @@ impl Horizon {
         })
     }
 
+    /// Whether `Options::history_retention` is set.
+    pub(crate) fn retains_history(&self) -> bool {
+        !self.retention.is_zero()
+    }
+
     /// The retention horizon and the read timestamps a quarter, half and
     /// three quarters of the window ago (each from the samples, as the
     /// horizon is), for the checkpoints a version-1 database keeps

@@ -36,8 +36,9 @@ pub(crate) struct Recovered {
     pub(crate) versions: u64,
     /// The oldest commit the log holds (replayed or not), if any.
     pub(crate) first_logged_ts: Option<u64>,
-    /// Bytes of records in the log's segments (headers and torn tails not
-    /// counted; segments kept below the checkpoint counted too).
+    /// Bytes of records in the log's segments that hold a commit above the
+    /// checkpoint loaded (headers and torn tails not counted): about what
+    /// was replayed.
     pub(crate) log_bytes: u64,
     /// The size of the version-1 image loaded (0: none).
     pub(crate) image_bytes: u64,
@@ -159,6 +160,8 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
     // length) of every segment read.
     let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
     let mut read: Vec<(&String, u64)> = Vec::new();
+    // Each segment's highest commit and record bytes (`Recovered::log_bytes`).
+    let mut seg_bytes: Vec<(u64, u64)> = Vec::new();
     // The index in `read` of the last segment, if it was read: the only
     // one that may hold records not synced.
     let mut tail = None;
@@ -200,7 +203,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
         }
         out.segments.insert(seq, max);
-        out.log_bytes += seg.valid_len.saturating_sub(record::HEADER_LEN as u64);
+        seg_bytes.push((max, seg.valid_len.saturating_sub(record::HEADER_LEN as u64)));
         let index = read.len();
         read.push((name, seg.valid_len));
         if last {
@@ -257,6 +260,11 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         }
     }
     commits.retain(|(c, _, _)| c.ts > out.checkpoint_ts);
+    out.log_bytes = seg_bytes
+        .iter()
+        .filter(|&&(max, _)| max > out.checkpoint_ts)
+        .map(|&(_, b)| b)
+        .sum();
 
     // 4. Replay in commit order. The writer logs commits in timestamp
     //    order with no gaps, so above the checkpoint the timestamps must run

@@ -110,6 +110,9 @@ pub(crate) struct Wal {
     /// Held by the one caller running a sync.
     sync_lock: Mutex<()>,
     out: Mutex<CurrentSegment>,
+    /// Every commit at or below this timestamp is appended (in `pending`'s
+    /// buffer or written): `pending.next - 1`, stored under `pending`.
+    appended_ts: AtomicU64,
     /// Every commit at or below this timestamp is written / durable.
     written: AtomicU64,
     /// Shared with the page store, whose flushes read it (the WAL rule W1).
@@ -168,6 +171,7 @@ impl Wal {
                 closed,
                 spare: Vec::new(),
             }),
+            appended_ts: AtomicU64::new(last_ts),
             written: AtomicU64::new(last_ts),
             durable,
             poisoned: Poison::new(),
@@ -216,6 +220,7 @@ impl Wal {
                 p.buf_refs |= refs;
                 p.next += 1;
             }
+            self.appended_ts.store(p.next - 1, Ordering::Release);
         }
         self.records.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -254,17 +259,21 @@ impl Wal {
 
     /// Write what is pending if `out` is free and no sync holds the
     /// pending records back: `Ok(false)` if not (wait for the holder).
-    /// Followers are woken unless a sync held the records back (so writers
-    /// held back do not wake one another in a loop): also when nothing was
-    /// pending, since a writer that appended meanwhile may have found `out`
-    /// taken and gone to sleep.
+    /// Followers are woken if something was written (or failed), or if
+    /// records appended meanwhile wait to be written (their writers may
+    /// have found `out` taken and gone to sleep); not when a sync held the
+    /// records back, nor for a record parked behind its predecessor, so
+    /// that such writers do not wake one another in a loop.
     fn try_write(&self) -> Result<bool> {
+        let before = self.written.load(Ordering::Acquire);
         let wrote = match self.out.try_lock() {
             Ok(mut out) => self.check().and_then(|()| self.write_pending(&mut out)),
             Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
             Err(TryLockError::WouldBlock) => return Ok(false),
         };
-        if !matches!(wrote, Ok(None)) {
+        let written = self.written.load(Ordering::Acquire);
+        let waiting = matches!(wrote, Ok(Some(_))) && self.appended_ts.load(Ordering::Acquire) > written;
+        if wrote.is_err() || written != before || waiting {
             self.wake_followers();
         }
         Ok(wrote?.is_some())
@@ -371,9 +380,10 @@ impl Wal {
         self.wake_followers();
         // Every record written so far, ours included, was appended after
         // the values it references: the hook syncs them first (V5).
-        let r = self
-            .before_sync()
-            .and_then(|()| syncer.sync().map_err(|e| self.poison(e)));
+        let r = self.poison_on_panic(|| {
+            self.before_sync()
+                .and_then(|()| syncer.sync().map_err(|e| self.poison(e)))
+        });
         drop(syncing);
         r?;
         let mut out = lock(&self.out);
@@ -393,8 +403,10 @@ impl Wal {
         if self.durable.load(Ordering::Acquire) >= end {
             return Ok(());
         }
-        self.before_sync()?;
-        out.file.sync().map_err(|e| self.poison(e))?;
+        self.poison_on_panic(|| {
+            self.before_sync()?;
+            out.file.sync().map_err(|e| self.poison(e))
+        })?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(end, Ordering::AcqRel);
         Ok(())
@@ -413,6 +425,20 @@ impl Wal {
 
     /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
     /// and the log (nothing after it is durable for sure).
+    /// Run `f`, the hook and a sync: a panic in it poisons the log (whether
+    /// the sync took effect is unknown, as after a failed one), then goes
+    /// on unwinding. (A sync run while the thread is already unwinding for
+    /// another reason poisons nothing.)
+    fn poison_on_panic<T>(&self, f: impl FnOnce() -> T) -> T {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(panic) => {
+                self.poisoned.set(std::io::Error::other("a log sync panicked"));
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
     fn before_sync(&self) -> Result<()> {
         if let Some(before) = &self.before_sync {
             if let Err(e) = before() {
@@ -546,23 +572,19 @@ impl Wal {
 /// A sync in flight without `out` ([`Wal::sync_led`]): dropping it clears
 /// `syncing` and wakes the writers it held back, so that they do not wait
 /// forever. (Every follower is woken again once the leader returns:
-/// [`Wal::try_sync`], [`Wal::sync_now`].) On a panic in the hook or the
-/// fsync it poisons the log (whether the fsync ran is unknown) and wakes
-/// every follower, since the leader's own wake-up will not come.
+/// [`Wal::try_sync`], [`Wal::sync_now`].) After a panic in the hook or the
+/// fsync, which poisoned the log ([`Wal::poison_on_panic`]), it wakes every
+/// follower, since the leader's own wake-up will not come.
 struct Syncing<'a>(&'a Wal);
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
-        let panicking = std::thread::panicking();
-        if panicking {
-            self.0.poisoned.set(std::io::Error::other("a log sync panicked"));
-        }
         let held_back = {
             let mut out = lock(&self.0.out);
             out.syncing = false;
             std::mem::take(&mut out.held_back)
         };
-        if held_back || panicking {
+        if held_back || self.0.poisoned.is_set() {
             self.0.wake_followers();
         }
     }
