@@ -423,8 +423,6 @@ impl Wal {
         self.rotate_locked(out)
     }
 
-    /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
-    /// and the log (nothing after it is durable for sure).
     /// Run `f`, the hook and a sync: a panic in it poisons the log (whether
     /// the sync took effect is unknown, as after a failed one), then goes
     /// on unwinding. (A sync run while the thread is already unwinding for
@@ -439,6 +437,8 @@ impl Wal {
         }
     }
 
+    /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
+    /// and the log (nothing after it is durable for sure).
     fn before_sync(&self) -> Result<()> {
         if let Some(before) = &self.before_sync {
             if let Err(e) = before() {
