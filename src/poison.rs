@@ -36,4 +36,18 @@ impl Poison {
         self.0.store(true, Ordering::Release);
         Error::Io(e)
     }
+
+    /// Run `f`, a sync (or the hook before one): a panic in it sets the
+    /// flag (whether the sync took effect is unknown, as after a failed
+    /// one), then goes on unwinding. A sync run while the thread is already
+    /// unwinding for another reason sets nothing.
+    pub(crate) fn on_panic<T>(&self, f: impl FnOnce() -> T) -> T {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(panic) => {
+                self.0.store(true, Ordering::Release);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
 }

@@ -381,7 +381,7 @@ impl SegmentStore {
         {
             let _file_sync = lock(&self.file_sync);
             self.check()?;
-            out.file.sync().map_err(|e| self.poison(e))?;
+            self.poisoned.on_panic(|| out.file.sync()).map_err(|e| self.poison(e))?;
         }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(pos(out.seq, out.size), Ordering::AcqRel);
@@ -452,10 +452,11 @@ impl SegmentStore {
         match out.syncer.clone() {
             Some(syncer) => {
                 drop(out);
-                // Poisoned (on a failure) before `file_sync` is released.
-                syncer.sync().map_err(|e| self.poison(e))?;
+                // Poisoned (on a failure or a panic) before `file_sync` is
+                // released.
+                self.poisoned.on_panic(|| syncer.sync()).map_err(|e| self.poison(e))?;
             }
-            None => out.file.sync().map_err(|e| self.poison(e))?,
+            None => self.poisoned.on_panic(|| out.file.sync()).map_err(|e| self.poison(e))?,
         }
         drop(file_sync);
         self.syncs.fetch_add(1, Ordering::Relaxed);

@@ -380,7 +380,7 @@ impl Wal {
         self.wake_followers();
         // Every record written so far, ours included, was appended after
         // the values it references: the hook syncs them first (V5).
-        let r = self.poison_on_panic(|| {
+        let r = self.poisoned.on_panic(|| {
             self.before_sync()
                 .and_then(|()| syncer.sync().map_err(|e| self.poison(e)))
         });
@@ -403,7 +403,7 @@ impl Wal {
         if self.durable.load(Ordering::Acquire) >= end {
             return Ok(());
         }
-        self.poison_on_panic(|| {
+        self.poisoned.on_panic(|| {
             self.before_sync()?;
             out.file.sync().map_err(|e| self.poison(e))
         })?;
@@ -421,20 +421,6 @@ impl Wal {
         self.check()?;
         self.sync_written(out)?;
         self.rotate_locked(out)
-    }
-
-    /// Run `f`, the hook and a sync: a panic in it poisons the log (whether
-    /// the sync took effect is unknown, as after a failed one), then goes
-    /// on unwinding. (A sync run while the thread is already unwinding for
-    /// another reason poisons nothing.)
-    fn poison_on_panic<T>(&self, f: impl FnOnce() -> T) -> T {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(panic) => {
-                self.poisoned.set(std::io::Error::other("a log sync panicked"));
-                std::panic::resume_unwind(panic)
-            }
-        }
     }
 
     /// Run the [`BeforeSync`] hook. A failure poisons the value log's store
@@ -573,7 +559,7 @@ impl Wal {
 /// `syncing` and wakes the writers it held back, so that they do not wait
 /// forever. (Every follower is woken again once the leader returns:
 /// [`Wal::try_sync`], [`Wal::sync_now`].) After a panic in the hook or the
-/// fsync, which poisoned the log ([`Wal::poison_on_panic`]), it wakes every
+/// fsync, which poisoned the log ([`Poison::on_panic`]), it wakes every
 /// follower, since the leader's own wake-up will not come.
 struct Syncing<'a>(&'a Wal);
 
