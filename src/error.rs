@@ -44,10 +44,16 @@ pub enum Error {
     /// background garbage-collection thread).
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
-    /// A write or sync of the log failed earlier: the database refuses
-    /// commits until it is reopened (an fsync is never retried: after a
-    /// failed one, the kernel may have dropped the data it was to make
-    /// durable). Commits acknowledged before the failure are durable.
+    /// A write or sync of the log, the page store or the value log failed
+    /// (or panicked) earlier: the database refuses commits until it is
+    /// reopened (an fsync is never retried: after a failed one, the kernel
+    /// may have dropped the data it was to make durable). Commits
+    /// acknowledged before the failure are durable.
+    ///
+    /// A commit that returns this error (or [`Error::Io`]) after it began
+    /// has an unknown outcome: its writes may be visible to this handle's
+    /// later snapshots, and may or may not survive the reopen (recovery keeps
+    /// each commit whole or drops it whole).
     #[error("the database is poisoned by an earlier I/O failure; reopen it")]
     Poisoned,
     /// The database directory is open already (in this process or another).

@@ -174,7 +174,10 @@ impl Options {
     /// (0: only [`crate::Db::checkpoint`] and a clean close, see
     /// [`crate::Db`]'s "Closing"). The values the log's records
     /// reference in the value log (placed there at commit) count too: this
-    /// bounds what recovery replays after a crash.
+    /// bounds what recovery replays after a crash. A background checkpoint
+    /// that fails (an I/O error) is tried again after this many bytes more,
+    /// not at once: the replay after a crash grows by this much between
+    /// tries until one succeeds.
     pub fn checkpoint_bytes(mut self, n: u64) -> Self {
         self.checkpoint_bytes = n;
         self

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bwtx::fs::{FaultFs, Fs};
+use bwtx::fs::FaultFs;
 use bwtx::{Db, Options};
 use bwtx_kit::SplitMix64;
 use common::paged::{key, value};
@@ -36,14 +36,7 @@ fn churn(db: &Db, rng: &mut SplitMix64, n: usize, round: usize, model: &mut BTre
 }
 
 fn segment_files(fs: &FaultFs) -> Vec<String> {
-    let mut v: Vec<String> = fs
-        .list(std::path::Path::new(DIR))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with("pages-"))
-        .collect();
-    v.sort();
-    v
+    common::files_with_prefix(fs, "pages-")
 }
 
 #[test]
@@ -64,10 +57,6 @@ fn cleaning_after_a_churn_brings_disk_to_at_most_one_and_a_half_times_live() {
     let moved = db.clean_now().unwrap();
     let after = db.stats();
     let amp = after.page_space_amplification().expect("live bytes counted");
-    eprintln!(
-        "DBG before {} after {} live {} moved {moved} cleaned {}",
-        before.page_disk_bytes, after.page_disk_bytes, after.page_live_bytes, after.segments_cleaned
-    );
     assert!(moved > 0 && after.pages_relocated == moved, "{after:?}");
     assert!(after.segments_cleaned > 0, "{after:?}");
     assert!(amp <= 1.5, "space amplification {amp:.2} after cleaning: {after:?}");

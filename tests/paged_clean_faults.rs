@@ -91,3 +91,40 @@ fn a_failed_read_while_cleaning_is_an_error_and_changes_nothing() {
     );
     assert_eq!(dump(&db).1, model);
 }
+
+/// A cleaning run whose checkpoint fails to delete the emptied segments
+/// (the file system refuses) hands the work to the next checkpoint, even
+/// with no commit in between: it deletes them, the refused one too.
+/// (Before: the failed checkpoint had taken the cleaner's "pages
+/// relocated" mark, so the next one, with nothing committed, wrote nothing
+/// and deleted nothing; and the refused segment was forgotten, its file
+/// left on disk for good.)
+#[test]
+fn a_failed_deletion_after_cleaning_is_retried_by_the_next_checkpoint() {
+    let fs = FaultFs::new();
+    let mut model = BTreeMap::new();
+    let db = churned(&fs, &mut model);
+    let files = || common::files_with_prefix(&fs, "pages-");
+    let before = files();
+    fs.fail_removes("pages-");
+    let e = db.clean_now().expect_err("the refused removal");
+    assert!(matches!(e, Error::Io(_)), "{e}");
+    let after_clean = files();
+    assert!(before.iter().all(|f| after_clean.contains(f)), "nothing deleted");
+    fs.allow_removes();
+    db.checkpoint().unwrap();
+    let left = files();
+    assert!(
+        left.len() < after_clean.len(),
+        "{} files after the failed deletion, {} after the retry",
+        after_clean.len(),
+        left.len()
+    );
+    // No file the store forgot is left behind: the refused one was deleted
+    // by the retry.
+    assert_eq!(left.len() as u64, db.stats().page_segments, "{left:?}");
+    assert_eq!(dump(&db).1, model);
+    drop(db);
+    let db = opts(&fs).open(DIR).unwrap();
+    assert_eq!(dump(&db).1, model);
+}

@@ -15,10 +15,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bwtx::fs::{FaultFs, Fs};
+use bwtx::fs::FaultFs;
 use bwtx::{Db, Durability, Error, Options};
 use bwtx_kit::SplitMix64;
-use common::{dump, fault_opts, DIR};
+use common::{dump, fault_opts, files_with_prefix, DIR};
 
 /// A tiny cache, 4 KiB segments: nearly every step evicts or faults in.
 fn paged(fs: &FaultFs) -> Options {
@@ -40,19 +40,7 @@ fn value(key: usize, round: usize, len: usize) -> String {
 }
 
 fn vlog_files(fs: &FaultFs) -> Vec<String> {
-    files(fs, "vlog-")
-}
-
-/// The directory's files whose names start with `prefix`, sorted.
-fn files(fs: &FaultFs, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = fs
-        .list(Path::new(DIR))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(prefix))
-        .collect();
-    v.sort();
-    v
+    files_with_prefix(fs, "vlog-")
 }
 
 #[test]
@@ -512,7 +500,7 @@ fn many_evictions_between_checkpoints_then_collection_and_restart() {
 /// A run that writes large values and evicts every leaf, then loses power
 /// before any table: returns the segment files it left.
 fn crashed_run(fs: &FaultFs, first: usize) -> Vec<String> {
-    let pre = [files(fs, "vlog-"), files(fs, "pages-")].concat();
+    let pre = [files_with_prefix(fs, "vlog-"), files_with_prefix(fs, "pages-")].concat();
     let db = paged(fs).cache_size(1 << 30).open(DIR).unwrap();
     for i in 0..3 {
         let mut tx = db.begin();
@@ -523,7 +511,7 @@ fn crashed_run(fs: &FaultFs, first: usize) -> Vec<String> {
     fs.crash_at_sync(fs.syncs());
     drop(db);
     fs.power_loss();
-    let left: Vec<String> = [files(fs, "vlog-"), files(fs, "pages-")]
+    let left: Vec<String> = [files_with_prefix(fs, "vlog-"), files_with_prefix(fs, "pages-")]
         .concat()
         .into_iter()
         .filter(|n| !pre.contains(n))
@@ -544,7 +532,7 @@ fn a_crashed_runs_segments_are_deleted_at_open() {
     // Before any table: every segment is a crashed run's.
     let left = crashed_run(&fs, 0);
     let db = paged(&fs).open(DIR).unwrap();
-    let now = [files(&fs, "vlog-"), files(&fs, "pages-")].concat();
+    let now = [files_with_prefix(&fs, "vlog-"), files_with_prefix(&fs, "pages-")].concat();
     assert!(left.iter().all(|n| !now.contains(n)), "{left:?} {now:?}");
     assert_eq!(
         db.stats().value_log_segments_deleted,
@@ -556,7 +544,7 @@ fn a_crashed_runs_segments_are_deleted_at_open() {
     // After a table: the segments after its heads.
     let left = crashed_run(&fs, 10);
     let db = paged(&fs).open(DIR).unwrap();
-    let now = [files(&fs, "vlog-"), files(&fs, "pages-")].concat();
+    let now = [files_with_prefix(&fs, "vlog-"), files_with_prefix(&fs, "pages-")].concat();
     assert!(left.iter().all(|n| !now.contains(n)), "{left:?} {now:?}");
     for i in (0..3).chain(10..13) {
         assert_eq!(

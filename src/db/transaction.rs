@@ -314,6 +314,12 @@ impl Transaction {
     /// [`crate::Error::KeyspaceNotFound`] if a keyspace it wrote to was
     /// dropped meanwhile; then nothing is installed. A transaction
     /// that wrote nothing never fails.
+    ///
+    /// [`crate::Error::Io`] or [`crate::Error::Poisoned`] mean a write or
+    /// sync failed (this commit's, or an earlier one's): the outcome of
+    /// this commit is unknown. Its writes may be visible in this handle, and
+    /// may or may not be there after the database is reopened, whole or not
+    /// at all (never in part).
     pub fn commit(self) -> Result<u64> {
         if self.writes.is_empty() && self.others.values().all(|o| o.1.is_empty()) {
             return Ok(self.snapshot.ts());

@@ -110,8 +110,14 @@ impl Engine {
             return store.finish_checkpoint(turn, c, keep, entries);
         };
         // Pages the cleaner relocated need a table naming their copies (so
-        // that their old segments can go), even with no commit since.
+        // that their old segments can go), even with no commit since. A
+        // checkpoint that fails gives the mark back, and so does one whose
+        // deletions after its table failed: the next one tries again.
         let moved = pages.clean.take_relocated();
+        let mut retry = RetryMark {
+            clean: &pages.clean,
+            armed: moved,
+        };
         if !store.checkpoint_due(&turn, c) && !moved {
             return Ok(c);
         }
@@ -201,6 +207,7 @@ impl Engine {
             pages_head: pages.head(),
         });
         store.finish_table(turn, c, keep, &bytes)?;
+        retry.armed = true;
         pages.written.tables.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         pages.clean.set_table(addrs.clone());
         drop(pin);
@@ -221,11 +228,31 @@ impl Engine {
             // to them: recovery after this table, the change stream.
             pages.vlog.collect(&images, c.min(store.retained_from()))?;
         }
+        retry.armed = false;
+        pages.clean.checkpoint_succeeded();
         let written = pages.bytes_written.load(Ordering::Relaxed) - before
             + bytes.len() as u64
             + pages.vlog.bytes_written.load(Ordering::Relaxed)
             - vlog_before;
         self.checkpoint_bytes.fetch_add(written, Ordering::Relaxed);
         Ok(c)
+    }
+}
+
+/// Gives the cleaner's "pages were relocated" mark back when dropped armed
+/// (a checkpoint that took it failed, or deleted less than it should),
+/// so that the next checkpoint writes a table and deletes again even
+/// without a commit, and the log thread's next cleaning pass takes one
+/// ([`super::clean::CleanState::retry_deletions`]).
+struct RetryMark<'a> {
+    clean: &'a super::clean::CleanState,
+    armed: bool,
+}
+
+impl Drop for RetryMark<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.clean.retry_deletions();
+        }
     }
 }

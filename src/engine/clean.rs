@@ -119,6 +119,11 @@ pub(crate) struct CleanState {
     relocated: AtomicBool,
     /// When the log thread last cleaned.
     last: Mutex<Option<Instant>>,
+    /// The log thread's checkpoints that failed in a row: each doubles its
+    /// wait before the next pass (up to 64 [`CLEAN_INTERVAL`]s), so that a
+    /// persistent error (a full disk) is not met with a whole checkpoint a
+    /// second.
+    failed: AtomicU64,
     /// Bytes the cleaner moves per pass from the log thread.
     pub(crate) budget: u64,
     pub(crate) pages_relocated: AtomicU64,
@@ -152,6 +157,7 @@ impl CleanState {
             running: Mutex::new(()),
             relocated: AtomicBool::new(false),
             last: Mutex::new(None),
+            failed: AtomicU64::new(0),
             budget: segment_bytes.max(16 << 20),
             pages_relocated: AtomicU64::new(0),
             segments_cleaned: AtomicU64::new(0),
@@ -250,6 +256,21 @@ impl CleanState {
     /// next checkpoint writes a table even with no commit.
     pub(crate) fn note_relocated(&self) {
         self.relocated.store(true, Ordering::Release);
+    }
+
+    /// A checkpoint that took the "relocated" mark failed, or deleted less
+    /// than it should have: give the mark back, and count the cleaner's
+    /// work as not yet deleted, so that the log thread's next pass
+    /// checkpoints again (after its back-off).
+    pub(crate) fn retry_deletions(&self) {
+        self.note_relocated();
+        self.emptied.fetch_max(1, Ordering::Relaxed);
+    }
+
+    /// A checkpoint succeeded (whoever took it): the log thread's back-off
+    /// after its own failed ones ends.
+    pub(crate) fn checkpoint_succeeded(&self) {
+        self.failed.store(0, Ordering::Relaxed);
     }
 
     /// Whether pages were relocated since the last call (a checkpoint asks,
@@ -465,7 +486,8 @@ impl Engine {
         Ok(refs)
     }
 
-    /// The log thread's cleaning: at most every [`CLEAN_INTERVAL`], one pass
+    /// The log thread's cleaning: at most every [`CLEAN_INTERVAL`] (longer
+    /// after its checkpoints failed: `CleanState::failed`), one pass
     /// of the page file's budget over the page segments and one over the
     /// value log, then a checkpoint (which deletes the segments they
     /// emptied) when [`DELETE_SHARE`] says so or the value log's cleaner
@@ -474,7 +496,8 @@ impl Engine {
         let Some(pages) = &self.pages else { return Ok(()) };
         {
             let mut last = lock(&pages.clean.last);
-            if last.is_some_and(|t| t.elapsed() < CLEAN_INTERVAL) {
+            let wait = CLEAN_INTERVAL * (1 << pages.clean.failed.load(Ordering::Relaxed).min(6));
+            if last.is_some_and(|t| t.elapsed() < wait) {
                 return Ok(());
             }
             *last = Some(Instant::now());
@@ -506,7 +529,10 @@ impl Engine {
         // then the mapping table names the copies and the old images stay
         // where the newest table names them.
         if due || rewritten > 0 {
-            self.checkpoint()?;
+            if let Err(e) = self.checkpoint() {
+                pages.clean.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
         }
         Ok(())
     }

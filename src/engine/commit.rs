@@ -133,6 +133,9 @@ impl Engine {
         // 3. Commit timestamp: one fetch_add. It is above the read timestamp
         //    and so above every GC watermark.
         let mut commit = self.oracle.allocate();
+        // From here until its record is appended, an unwinding commit
+        // poisons the log (`Unlogged`).
+        let mut unlogged = Unlogged(log.map(|s| (s, commit.ts)));
         // 3a. Serializable: wait until every earlier commit is installed,
         //     then validate the reads against the versions committed in
         //     (snapshot, commit). A refused commit installs nothing, logs an
@@ -215,6 +218,7 @@ impl Engine {
                 store.log(commit.ts, std::iter::empty())
             }
         });
+        unlogged.0 = None;
         drop(held);
         drop(gates);
         let logged = match (log, appended) {
@@ -286,5 +290,22 @@ impl Engine {
             }
         }
         Ok(refs)
+    }
+}
+
+/// Armed from a commit's timestamp until its log record is appended: if
+/// dropped armed, the commit is unwinding (a panic in validation, the value
+/// log or an install), and its record will never come, so every later
+/// record would be parked behind the gap and their committers would wait
+/// forever. It poisons the log instead: those commits fail with
+/// [`Error::Poisoned`] and the database must be reopened (recovery keeps
+/// each commit whole or drops it).
+struct Unlogged<'a>(Option<(&'a crate::wal::store::Store, u64)>);
+
+impl Drop for Unlogged<'_> {
+    fn drop(&mut self) {
+        if let Some((store, ts)) = self.0 {
+            store.poison_unlogged(ts);
+        }
     }
 }

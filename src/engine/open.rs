@@ -266,6 +266,9 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             if t.ts != n.ts {
                 return Err(corrupt((16, "location table timestamp differs from its name")));
             }
+            if t.ts > crate::wal::record::MAX_TS {
+                return Err(corrupt((16, "location table timestamp out of range")));
+            }
             let table::Table {
                 ts,
                 trees,

@@ -547,6 +547,7 @@ impl ValueLog {
             .map(|&(_, b)| b)
             .sum();
         let mut deleted = BTreeSet::new();
+        let mut failed = None;
         // The last one is the current segment.
         for (i, s) in segs.iter().enumerate() {
             // A segment with no record is referenced by nothing.
@@ -554,10 +555,19 @@ impl ValueLog {
             if maybe(s.seq) && !empty {
                 live_bytes += s.bytes;
             } else if !keep.contains(&s.seq) && i + 1 < segs.len() {
-                self.store.delete(s.seq)?;
+                if let Err(e) = self.store.delete(s.seq) {
+                    // Removed, and then the directory's sync failed: gone too.
+                    if !self.store.has(s.seq) {
+                        deleted.insert(s.seq);
+                    }
+                    failed = Some(e);
+                    break;
+                }
                 deleted.insert(s.seq);
             }
         }
+        // Whatever happened, no `placed` entry may name a deleted segment:
+        // a later flush would reference the value there without appending it.
         if !deleted.is_empty() {
             lock(&self.placed).retain(|_, addr| !deleted.contains(&addr_seq(*addr)));
             let mut evacuating = lock(&self.evacuating);
@@ -566,10 +576,13 @@ impl ValueLog {
             self.segments_cleaned
                 .fetch_add((before - evacuating.len()) as u64, Ordering::Relaxed);
         }
+        self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         self.live.store(live_bytes, Ordering::Relaxed);
         self.collections.fetch_add(1, Ordering::Relaxed);
         self.refs_kept.store(lock(&self.refs).len() as u64, Ordering::Relaxed);
-        self.segments_deleted.fetch_add(deleted.len() as u64, Ordering::Relaxed);
         Ok(deleted.len() as u64)
     }
 

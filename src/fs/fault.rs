@@ -53,6 +53,12 @@ struct State {
     crash_at_sync: Option<u64>,
     /// [`FaultFs::panic_next_sync`].
     panic_sync_of: Option<String>,
+    /// [`FaultFs::fail_removes`].
+    fail_removes_of: Option<String>,
+    /// [`FaultFs::fail_next_write`].
+    fail_write_of: Option<String>,
+    /// [`FaultFs::panic_next_write`].
+    panic_write_of: Option<String>,
     crashed: bool,
     /// [`FaultFs::without_sync_handles`].
     no_sync_handles: bool,
@@ -128,6 +134,9 @@ impl FaultFs {
         s.fail_sync_at = None;
         s.crash_at_sync = None;
         s.panic_sync_of = None;
+        s.fail_removes_of = None;
+        s.fail_write_of = None;
+        s.panic_write_of = None;
         s.fail_read_at = None;
     }
 
@@ -187,6 +196,33 @@ impl FaultFs {
     /// [`Fs`] may.
     pub fn panic_next_sync(&self, prefix: &str) {
         self.st().panic_sync_of = Some(prefix.to_owned());
+    }
+
+    /// Make the next write to a file whose name starts with `prefix` (a
+    /// file's name, as for [`FaultFs::hold_syncs`]) fail, once, writing
+    /// nothing (counted as a write, as [`FaultFs::fail_write_at`] counts).
+    pub fn fail_next_write(&self, prefix: &str) {
+        self.st().fail_write_of = Some(prefix.to_owned());
+    }
+
+    /// Make the next write to a file whose name starts with `prefix` panic,
+    /// once, writing nothing: a file system whose write panics, as a user's
+    /// [`Fs`] may.
+    pub fn panic_next_write(&self, prefix: &str) {
+        self.st().panic_write_of = Some(prefix.to_owned());
+    }
+
+    /// Make every removal of a file whose name starts with `prefix` (a
+    /// file's name, as for [`FaultFs::hold_syncs`]) fail, removing nothing,
+    /// until [`FaultFs::allow_removes`] or [`FaultFs::power_loss`]: a file
+    /// the file system refuses to delete.
+    pub fn fail_removes(&self, prefix: &str) {
+        self.st().fail_removes_of = Some(prefix.to_owned());
+    }
+
+    /// Removals succeed again ([`FaultFs::fail_removes`]).
+    pub fn allow_removes(&self) {
+        self.st().fail_removes_of = None;
     }
 
     /// Hold every sync of a file whose name starts with `prefix` (a file's
@@ -326,6 +362,15 @@ impl FsFile for FaultFile {
         s.writes += 1;
         if s.fail_write_at == Some(n) {
             return Err(err("write failed"));
+        }
+        if s.fail_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
+            s.fail_write_of = None;
+            return Err(err("write failed"));
+        }
+        if s.panic_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
+            s.panic_write_of = None;
+            drop(s);
+            panic!("FaultFs: a write to {} panicked (FaultFs::panic_next_write)", self.name);
         }
         let short = s.short_write_at == Some(n);
         let node = &mut s.inodes[self.inode];
@@ -480,6 +525,12 @@ impl Fs for FaultFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut s = self.st();
         FaultFs::alive(&s)?;
+        if s.fail_removes_of
+            .as_deref()
+            .is_some_and(|p| file_name(path).starts_with(p))
+        {
+            return Err(err("remove"));
+        }
         s.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

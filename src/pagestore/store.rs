@@ -33,17 +33,19 @@
 
 use crate::poison::Poison;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 // Shared file handles, like `Arc<dyn Fs>`: no protocol of ours on them.
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::record::{self, Addr, Kind, Meta, MAX_SEGMENT_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
-use super::segment::{self, Scan};
+use super::segment;
 use crate::fs::{Fs, FsFile, FsRead, FsSync};
 use crate::sync::{lock, AtomicU64, Mutex, Ordering, TryLockError, WakeUps};
 use crate::{Error, Result};
+
+mod open;
 
 /// A record read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,156 +177,6 @@ pub(crate) struct SegmentStore {
 }
 
 impl SegmentStore {
-    /// Open the store of `kind` in `dir` (created if missing). A segment
-    /// reaching `segment_bytes` (clamped to 4 GiB) is closed before the next
-    /// append.
-    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64) -> Result<SegmentStore> {
-        Self::open_with(fs, dir, kind, segment_bytes, false)
-    }
-
-    /// [`SegmentStore::open`] without reading the newest segment: every
-    /// existing segment gets the closed segments' header check, and appends
-    /// go to a new segment after them. For a caller that reads only
-    /// addresses it knows were synced (a location table's): a torn tail of
-    /// the newest old segment is then never read, and the open costs one
-    /// header read per segment instead of a read of the newest one whole
-    /// (64 MiB by default). A newest segment shorter than its header (a
-    /// crash while creating it) holds nothing synced: it is deleted.
-    pub(crate) fn open_fresh(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64) -> Result<SegmentStore> {
-        Self::open_with(fs, dir, kind, segment_bytes, true)
-    }
-
-    fn open_with(fs: Arc<dyn Fs>, dir: &Path, kind: Kind, segment_bytes: u64, fresh: bool) -> Result<SegmentStore> {
-        fs.create_dir_all(dir).map_err(Error::Io)?;
-        let mut seqs: Vec<u64> = fs
-            .list(dir)
-            .map_err(Error::Io)?
-            .iter()
-            .filter_map(|n| segment::parse_name(kind, n))
-            .collect();
-        seqs.sort_unstable();
-        let corrupt = |seq, offset, reason| Error::Corruption {
-            file: dir.join(segment::name(kind, seq)),
-            offset,
-            reason,
-        };
-        let mut segs = BTreeMap::new();
-        let mut next = seqs.last().map_or(1, |s| s + 1);
-        let newest = if fresh { None } else { seqs.pop() };
-        for &seq in &seqs {
-            let reader: Arc<dyn FsRead> = fs
-                .open_read(&dir.join(segment::name(kind, seq)))
-                .map_err(Error::Io)?
-                .into();
-            let end = reader.len().map_err(Error::Io)?;
-            if fresh && seq + 1 == next && end < SEGMENT_HEADER_LEN as u64 {
-                drop(reader);
-                fs.remove(&dir.join(segment::name(kind, seq))).map_err(Error::Io)?;
-                fs.sync_dir(dir).map_err(Error::Io)?;
-                next = seq;
-                continue;
-            }
-            if end < SEGMENT_HEADER_LEN as u64 {
-                return Err(corrupt(seq, 0, "segment header truncated"));
-            }
-            if end > MAX_SEGMENT_BYTES {
-                return Err(corrupt(seq, MAX_SEGMENT_BYTES, "segment longer than 4 GiB"));
-            }
-            let mut h = [0u8; SEGMENT_HEADER_LEN];
-            reader.read_exact_at(0, &mut h).map_err(Error::Io)?;
-            record::check_segment_header(&h, kind, seq).map_err(|r| corrupt(seq, 0, r))?;
-            if fresh && seq + 1 == next {
-                // The newest segment of the runs before may end in records
-                // a crash left unsynced, and this run may read them (the
-                // value log: values its log references): synced now, before
-                // anything of this run can depend on them.
-                fs.open_append(&dir.join(segment::name(kind, seq)))
-                    .and_then(|mut f| f.sync())
-                    .map_err(Error::Io)?;
-            }
-            segs.insert(seq, Seg { end, live: 0, reader });
-        }
-        let mut truncated = None;
-        let (file, seq, size) = match newest {
-            None => (
-                segment::create(&*fs, dir, kind, next).map_err(Error::Io)?,
-                next,
-                SEGMENT_HEADER_LEN as u64,
-            ),
-            Some(seq) => {
-                let path = dir.join(segment::name(kind, seq));
-                let bytes = fs.read(&path).map_err(Error::Io)?;
-                if bytes.len() as u64 > MAX_SEGMENT_BYTES {
-                    return Err(corrupt(seq, MAX_SEGMENT_BYTES, "segment longer than 4 GiB"));
-                }
-                match segment::scan(&bytes, kind, seq).map_err(|(o, r)| corrupt(seq, o, r))? {
-                    Scan::TornHeader => {
-                        truncated = Some((seq, 0, "segment header truncated"));
-                        (
-                            segment::create(&*fs, dir, kind, seq).map_err(Error::Io)?,
-                            seq,
-                            SEGMENT_HEADER_LEN as u64,
-                        )
-                    }
-                    Scan::Valid { end, torn, .. } => {
-                        if let Some((at, why)) = torn {
-                            fs.truncate(&path, end).map_err(Error::Io)?;
-                            truncated = Some((seq, at, why));
-                        }
-                        let mut f = fs.open_append(&path).map_err(Error::Io)?;
-                        f.sync().map_err(Error::Io)?;
-                        if bytes[..SEGMENT_HEADER_LEN] == record::segment_header(kind, seq) {
-                            (f, seq, end)
-                        } else {
-                            // An earlier build's segment (a page segment of
-                            // version 1): kept closed as it is, and appends go
-                            // to a new segment of this build's version, so
-                            // that nothing this build writes (a compact delta
-                            // flush) sits in a segment such a build would read.
-                            drop(f);
-                            let reader: Arc<dyn FsRead> = fs.open_read(&path).map_err(Error::Io)?.into();
-                            segs.insert(seq, Seg { end, live: 0, reader });
-                            (
-                                segment::create(&*fs, dir, kind, seq + 1).map_err(Error::Io)?,
-                                seq + 1,
-                                SEGMENT_HEADER_LEN as u64,
-                            )
-                        }
-                    }
-                }
-            }
-        };
-        let reader = fs
-            .open_read(&dir.join(segment::name(kind, seq)))
-            .map_err(Error::Io)?
-            .into();
-        segs.insert(
-            seq,
-            Seg {
-                end: size,
-                live: 0,
-                reader,
-            },
-        );
-        Ok(SegmentStore {
-            fs,
-            dir: dir.to_owned(),
-            kind,
-            segment_bytes: segment_bytes.clamp(SEGMENT_HEADER_LEN as u64 + 1, MAX_SEGMENT_BYTES),
-            out: Mutex::new(Out::new(file, seq, size).map_err(Error::Io)?),
-            segs: Mutex::new(segs),
-            written: AtomicU64::new(pos(seq, size)),
-            durable: AtomicU64::new(pos(seq, size)),
-            poisoned: Poison::new(),
-            sync_leader: Mutex::new(()),
-            file_sync: Mutex::new(()),
-            synced: WakeUps::new(),
-            syncs: AtomicU64::new(0),
-            appended: AtomicU64::new(0),
-            truncated,
-        })
-    }
-
     /// `Err(Poisoned)` once a write or sync failed.
     pub(crate) fn check(&self) -> Result<()> {
         self.poisoned.check()
@@ -366,7 +218,9 @@ impl SegmentStore {
             self.rotate(&mut out)?;
         }
         let offset = out.size;
-        out.file.write_all(&rec).map_err(|e| self.poison(e))?;
+        self.poisoned
+            .on_panic(|| out.file.write_all(&rec))
+            .map_err(|e| self.poison(e))?;
         out.size += bytes;
         if let Some(s) = lock(&self.segs).get_mut(&out.seq) {
             s.end = out.size;
@@ -389,9 +243,16 @@ impl SegmentStore {
         if seq > u64::from(u32::MAX) {
             return Err(Error::InvalidConfig("segment store ran out of segment numbers"));
         }
-        let file = segment::create(&*self.fs, &self.dir, self.kind, seq).map_err(|e| self.poison(e))?;
+        // Everything that can fail first, then the switch: a rotation that
+        // fails leaves `segs` and `out` naming the same current segment
+        // (and the store poisoned).
+        let file = self
+            .poisoned
+            .on_panic(|| segment::create(&*self.fs, &self.dir, self.kind, seq))
+            .map_err(|e| self.poison(e))?;
         let reader = self.fs.open_read(&self.path(seq)).map_err(|e| self.poison(e))?.into();
         let size = SEGMENT_HEADER_LEN as u64;
+        let next = Out::new(file, seq, size).map_err(|e| self.poison(e))?;
         lock(&self.segs).insert(
             seq,
             Seg {
@@ -400,7 +261,7 @@ impl SegmentStore {
                 reader,
             },
         );
-        *out = Out::new(file, seq, size).map_err(|e| self.poison(e))?;
+        *out = next;
         self.written.store(pos(seq, size), Ordering::Release);
         self.durable.fetch_max(pos(seq, size), Ordering::AcqRel);
         Ok(())
@@ -427,7 +288,12 @@ impl SegmentStore {
                     self.synced.wake();
                     r?;
                 }
-                Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+                Err(TryLockError::Poisoned(_)) => {
+                    // A sync leader panicked: `sync_current` poisoned the store.
+                    self.poisoned
+                        .set(std::io::Error::other("a sync of the segment store panicked"));
+                    return Err(Error::Poisoned);
+                }
                 // A leader that finished after our try_lock counted a
                 // wake-up, and we look again instead of sleeping.
                 Err(TryLockError::WouldBlock) => self.synced.sleep(seen, || {
@@ -627,19 +493,35 @@ impl SegmentStore {
 
     /// Delete segment `seq` (not the current one) and sync the directory.
     /// Reads of its addresses fail with [`Error::Corruption`] afterwards.
+    /// If the file's removal fails, the segment stays listed (and readable),
+    /// so that a later deletion tries again; once the file is removed it is
+    /// forgotten, even if the directory's sync then fails (which poisons the
+    /// store): [`SegmentStore::has`] tells the two apart.
     pub(crate) fn delete(&self, seq: u64) -> Result<()> {
         let current = lock(&self.out).seq;
         if seq >= current {
             return Err(Error::InvalidArgument("cannot delete the current segment"));
         }
-        if lock(&self.segs).remove(&seq).is_none() {
+        if !self.has(seq) {
             return Err(Error::InvalidArgument("no such segment"));
         }
         match self.fs.remove(&self.path(seq)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
             _ => {}
         }
-        self.fs.sync_dir(&self.dir).map_err(|e| self.poison(e))
+        if lock(&self.segs).remove(&seq).is_none() {
+            // Another deletion of `seq` ran meanwhile (callers do not race
+            // so today: checkpoints are one at a time).
+            return Err(Error::InvalidArgument("no such segment"));
+        }
+        self.poisoned
+            .on_panic(|| self.fs.sync_dir(&self.dir))
+            .map_err(|e| self.poison(e))
+    }
+
+    /// Whether segment `seq` is listed (on disk, as far as this store knows).
+    pub(crate) fn has(&self, seq: u64) -> bool {
+        lock(&self.segs).contains_key(&seq)
     }
 
     /// The bytes (header, payload, padding) of the record at `addr`, from its

@@ -21,7 +21,7 @@ pub struct SegmentSummary {
     /// Valid records.
     pub records: u64,
     /// A torn tail after them: its offset and what is wrong there (a file
-    /// shorter than its header: offset 0).
+    /// shorter than its header, or all zeros: offset 0).
     pub torn_tail: Option<(u64, &'static str)>,
 }
 
@@ -43,7 +43,7 @@ pub fn verify_segment(path: &Path, bytes: &[u8]) -> Option<Result<SegmentSummary
         Ok(Scan::TornHeader) => Ok(SegmentSummary {
             value_log,
             records: 0,
-            torn_tail: Some((0, "file shorter than its segment header")),
+            torn_tail: Some((0, "segment header truncated or zeroed")),
         }),
         Err((offset, reason)) => Err(Error::Corruption {
             file: path.to_path_buf(),

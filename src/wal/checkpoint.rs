@@ -176,7 +176,8 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
 }
 
 /// Write a checkpoint of `entries` at `ts` into `dir` atomically: temporary
-/// file, sync, rename, directory sync. Returns the file's size.
+/// file, sync, rename, directory sync (a failure removes the temporary
+/// file). Returns the file's size.
 pub(crate) fn write<'a>(
     fs: &dyn Fs,
     dir: &Path,
@@ -184,13 +185,32 @@ pub(crate) fn write<'a>(
     entries: impl Iterator<Item = Result<(u32, Bytes, Bytes)>> + 'a,
 ) -> Result<u64> {
     let tmp = dir.join(tmp_name(ts));
-    let mut w = Writer::new(fs.create(&tmp).map_err(Error::Io)?, ts)?;
-    for kv in entries {
-        let (t, k, v) = kv?;
-        w.entry(t, &k, &v)?;
+    removing_on_error(fs, &tmp, || {
+        let mut w = Writer::new(fs.create(&tmp).map_err(Error::Io)?, ts)?;
+        for kv in entries {
+            let (t, k, v) = kv?;
+            w.entry(t, &k, &v)?;
+        }
+        let n = w.finish()?;
+        fs.rename(&tmp, &dir.join(name(ts))).map_err(Error::Io)?;
+        fs.sync_dir(dir).map_err(Error::Io)?;
+        Ok(n)
+    })
+}
+
+/// Run `write`, which writes the temporary file `tmp` and renames it into
+/// place; if it fails, remove `tmp` (best effort: it may be renamed
+/// already, or never created), so that a checkpoint failing again and
+/// again (a full disk) leaves no file behind each time. Open removes any
+/// left by a crash.
+pub(crate) fn removing_on_error<T, E>(
+    fs: &dyn Fs,
+    tmp: &Path,
+    write: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let r = write();
+    if r.is_err() {
+        let _ = fs.remove(tmp);
     }
-    let n = w.finish()?;
-    fs.rename(&tmp, &dir.join(name(ts))).map_err(Error::Io)?;
-    fs.sync_dir(dir).map_err(Error::Io)?;
-    Ok(n)
+    r
 }

@@ -27,8 +27,9 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         damage: None,
         torn: false,
     };
-    if b.len() < record::HEADER_LEN {
-        // A crash between creating the file and syncing its header.
+    if b.len() < record::HEADER_LEN || b.iter().all(|&x| x == 0) {
+        // A crash between creating the file and syncing its header (which
+        // may leave the file's size and zeros where the header goes).
         seg.damage = Some((0, "segment header truncated"));
         seg.torn = true;
         return seg;

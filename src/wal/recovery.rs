@@ -183,9 +183,13 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
             if seg.valid_len == 0 {
                 // Not even a whole header (a crash while creating it): the
                 // segment never held a record. Remove it, or the next
-                // recovery would find a headerless segment before the end.
+                // recovery would find a headerless segment before the end;
+                // the next segment takes its number, so that the log's
+                // numbers run on with no hole (see the missing checkpoint
+                // below).
                 fs.remove(&dir.join(name)).map_err(Error::Io)?;
                 fs.sync_dir(dir).map_err(Error::Io)?;
+                out.next_seq = seq;
                 continue;
             }
             fs.truncate(&dir.join(name), seg.valid_len).map_err(Error::Io)?;
@@ -224,6 +228,22 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                 .filter(|(c, _)| c.ts > floor)
                 .map(|(c, off)| (c, index, off)),
         );
+    }
+
+    // A log that no longer begins at segment 0 had segments deleted, which
+    // only a durable checkpoint does: with no checkpoint file, one is
+    // missing. Recovering from the log alone would open an empty (or
+    // partial) database, and the open would then delete the page segments
+    // that hold its data as unpublished.
+    if matches!(start, Start::Empty) {
+        if let Some(&(_, name)) = segs.first().filter(|&&(seq, _)| seq > 0) {
+            return Err(corruption(
+                dir,
+                name,
+                0,
+                "no checkpoint file, yet the log begins after its first segment: a checkpoint is missing",
+            ));
+        }
     }
 
     // 3. The checkpoint: the newest (see `newest`), or with `oldest` the

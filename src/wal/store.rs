@@ -34,8 +34,17 @@ pub(crate) struct Store {
     /// One checkpoint at a time; holds the last checkpoint's timestamp.
     last_checkpoint: Mutex<u64>,
     /// Log bytes appended, with the values their records reference
-    /// (`Wal::logical`), when the last checkpoint started.
+    /// (`Wal::logical`), when the last completed checkpoint (durable, and
+    /// the log it covers deleted) started: what was appended since is what
+    /// the next open replays, at most.
     log_bytes_at_checkpoint: AtomicU64,
+    /// The log's length when the last checkpoint began (set under
+    /// `last_checkpoint`): the next automatic checkpoint is due
+    /// `checkpoint_bytes` after it, whether this one succeeded or not (a
+    /// failing one is retried after as much log again, not at every tick).
+    /// It becomes `log_bytes_at_checkpoint` only once the checkpoint
+    /// completes, so that a failed one leaves its log counted as replay.
+    log_bytes_at_begin: AtomicU64,
     checkpoint_wanted: AtomicBool,
     checkpoints: AtomicU64,
     /// The size of the newest version-1 image (loaded at open or written
@@ -155,6 +164,7 @@ impl Store {
             _lock: lock,
             last_checkpoint: Mutex::new(recovered.checkpoint_ts),
             log_bytes_at_checkpoint: AtomicU64::new(0),
+            log_bytes_at_begin: AtomicU64::new(0),
             checkpoint_wanted: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             image_bytes: AtomicU64::new(recovered.image_bytes),
@@ -278,6 +288,13 @@ impl Store {
         self.mode != Durability::None
     }
 
+    /// Commit `ts` unwound (a panic) between taking its timestamp and
+    /// appending its record: poison the log, whose later records would
+    /// otherwise wait behind the missing one forever.
+    pub(crate) fn poison_unlogged(&self, ts: u64) {
+        self.wal.poison_unlogged(ts);
+    }
+
     /// Append commit `ts`'s record (a memory copy into the pending buffer);
     /// [`Store::wait`] then waits as the mode requires. The versions are
     /// already installed; the caller publishes after the wait (even on error).
@@ -306,7 +323,7 @@ impl Store {
         let since = self
             .wal
             .logical()
-            .saturating_sub(self.log_bytes_at_checkpoint.load(Ordering::Relaxed));
+            .saturating_sub(self.log_bytes_at_begin.load(Ordering::Relaxed));
         if self.checkpoint_bytes > 0 && since > self.checkpoint_bytes {
             self.checkpoint_wanted.store(true, Ordering::Release);
         }
@@ -318,9 +335,8 @@ impl Store {
     /// caller then takes its snapshot and calls [`Store::finish_checkpoint`].
     pub(crate) fn begin_checkpoint(&self) -> Result<MutexGuard<'_, u64>> {
         let guard = lock(&self.last_checkpoint);
+        self.log_bytes_at_begin.store(self.wal.logical(), Ordering::Relaxed);
         self.checkpoint_wanted.store(false, Ordering::Release);
-        self.log_bytes_at_checkpoint
-            .store(self.wal.logical(), Ordering::Relaxed);
         self.wal.rotate()?;
         Ok(guard)
     }
@@ -367,14 +383,15 @@ impl Store {
     pub(crate) fn finish_table(&self, last: MutexGuard<'_, u64>, ts: u64, keep: Keep, table: &[u8]) -> Result<u64> {
         hist::write(&*self.fs, &self.dir, &keep.hist)?;
         let tmp = self.dir.join(checkpoint::tmp_name(ts));
-        let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
-        f.write_all(table).map_err(Error::Io)?;
-        f.sync().map_err(Error::Io)?;
-        drop(f);
-        self.fs
-            .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
-            .map_err(Error::Io)?;
-        self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
+        checkpoint::removing_on_error(&*self.fs, &tmp, || {
+            let mut f = self.fs.create(&tmp)?;
+            f.write_all(table)?;
+            f.sync()?;
+            drop(f);
+            self.fs.rename(&tmp, &self.dir.join(checkpoint::name(ts)))?;
+            self.fs.sync_dir(&self.dir)
+        })
+        .map_err(Error::Io)?;
         self.covered(last, ts, &keep)
     }
 
@@ -404,6 +421,8 @@ impl Store {
         }
         self.wal.drop_covered(ts.min(k).min(keep.changes_after))?;
         *last = ts;
+        self.log_bytes_at_checkpoint
+            .store(self.log_bytes_at_begin.load(Ordering::Relaxed), Ordering::Relaxed);
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(ts)
     }

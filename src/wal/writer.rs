@@ -38,7 +38,7 @@ use bytes::Bytes;
 
 use super::record;
 use crate::fs::{Fs, FsFile, FsSync};
-use crate::sync::{lock, AtomicU64, Mutex, Ordering, TryLockError, WakeUps};
+use crate::sync::{lock, AtomicU64, Mutex, MutexGuard, Ordering, TryLockError, WakeUps};
 use crate::{Error, Result};
 
 /// How far ahead a segment's space is reserved (`FsFile::preallocate`;
@@ -235,10 +235,12 @@ impl Wal {
     pub(crate) fn wait(&self, ts: u64, sync: bool) -> Result<()> {
         let done = if sync { &self.durable } else { &self.written };
         loop {
-            self.check()?;
+            // Done first: a record written (or synced) before the log was
+            // poisoned is what its mode promises, and the commit succeeded.
             if done.load(Ordering::Acquire) >= ts {
                 return Ok(());
             }
+            self.check()?;
             let seen = self.flushed.seen();
             let led = if sync { self.try_sync(ts)? } else { self.try_write()? };
             if led {
@@ -268,7 +270,7 @@ impl Wal {
         let before = self.written.load(Ordering::Acquire);
         let wrote = match self.out.try_lock() {
             Ok(mut out) => self.check().and_then(|()| self.write_pending(&mut out)),
-            Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+            Err(TryLockError::Poisoned(_)) => return Err(self.panicked()),
             Err(TryLockError::WouldBlock) => return Ok(false),
         };
         let written = self.written.load(Ordering::Acquire);
@@ -286,15 +288,46 @@ impl Wal {
         let r = match self.sync_lock.try_lock() {
             Ok(_leader) if self.durable.load(Ordering::Acquire) >= ts => return Ok(true),
             Ok(_leader) => self.sync_led(),
-            Err(TryLockError::Poisoned(_)) => return Err(Error::Poisoned),
+            Err(TryLockError::Poisoned(_)) => return Err(self.panicked()),
             Err(TryLockError::WouldBlock) => return Ok(false),
         };
         self.wake_followers();
         r.map(|()| true)
     }
 
+    /// A thread panicked holding a writers' mutex: poison the log (if the
+    /// panic did not already), since what it was writing is unknown.
+    fn panicked(&self) -> Error {
+        self.poisoned
+            .set(std::io::Error::other("a thread panicked writing the log"));
+        self.wake_followers();
+        Error::Poisoned
+    }
+
+    /// A commit took timestamp `ts` and unwound before appending its
+    /// record: every later record would wait behind the missing one
+    /// forever, so the log is poisoned (and its waiters woken to see it).
+    pub(crate) fn poison_unlogged(&self, ts: u64) {
+        self.poisoned.set(std::io::Error::other(format!(
+            "commit {ts} panicked between its timestamp and its log record"
+        )));
+        self.wake_followers();
+    }
+
     fn wake_followers(&self) {
         self.flushed.wake();
+    }
+
+    /// Release `out` after a hold that wrote nothing (the segments'
+    /// bookkeeping: checkpoints, the change stream, stats). A buffered
+    /// writer that found `out` taken meanwhile went to sleep ([`Wal::try_write`]),
+    /// so wake the followers if records wait to be written; else they
+    /// would wait out the sleep's 1 ms timeout.
+    fn release_out(&self, out: MutexGuard<'_, CurrentSegment>) {
+        drop(out);
+        if self.appended_ts.load(Ordering::Acquire) > self.written.load(Ordering::Acquire) {
+            self.wake_followers();
+        }
     }
 
     /// Every commit at or below this timestamp is written (`sync` false) or
@@ -340,10 +373,16 @@ impl Wal {
                 // one write no inode (their writes change no file size).
                 let step = PREALLOCATE.min(self.segment_bytes).max(1);
                 let to = file_end.div_ceil(step) * step;
-                out.file.preallocate(to).map_err(|e| self.poison(e))?;
+                self.poisoned
+                    .on_panic(|| out.file.preallocate(to))
+                    .map_err(|e| self.poison(e))?;
                 out.reserved = to;
             }
-            out.file.write_all(&buf).map_err(|e| self.poison(e))?;
+            // A panic here lost the records taken from `pending`: the log
+            // is poisoned, so that no later record is written after the gap.
+            self.poisoned
+                .on_panic(|| out.file.write_all(&buf))
+                .map_err(|e| self.poison(e))?;
             out.size += buf.len() as u64;
             out.max_ts = out.max_ts.max(end);
             self.written.store(end, Ordering::Release);
@@ -484,25 +523,39 @@ impl Wal {
     }
 
     /// Delete the closed segments whose records all have `ts <= upto` (a
-    /// durable checkpoint at `upto` covers them). Returns how many.
+    /// durable checkpoint at `upto` covers them), oldest first. Returns how
+    /// many.
     pub(crate) fn drop_covered(&self, upto: u64) -> Result<usize> {
-        // Forget them first: if a deletion or the directory sync fails, a
-        // later checkpoint must not trip over files already gone, and a
-        // segment that survives is harmless (recovery skips its records by
-        // timestamp).
-        let covered: Vec<u64> = {
+        // Forget them first (a reader of the change stream meets
+        // `retained_from` before a missing file). If a removal fails, the
+        // segments from that one on are listed again, so that the next
+        // checkpoint deletes them in order: the log on disk never has a
+        // gap (one that an older checkpoint's recovery, with
+        // `history_retention`, would read across), and no file is left
+        // unknown. A file already gone counts as removed.
+        let covered: Vec<(u64, u64)> = {
             let mut out = lock(&self.out);
-            let c: Vec<u64> = out.closed.iter().filter(|(_, &m)| m <= upto).map(|(&s, _)| s).collect();
-            for seq in &c {
-                if let Some(max) = out.closed.remove(seq) {
-                    self.retained_from.fetch_max(max, Ordering::AcqRel);
-                }
+            let c: Vec<(u64, u64)> = out
+                .closed
+                .iter()
+                .filter(|(_, &m)| m <= upto)
+                .map(|(&s, &m)| (s, m))
+                .collect();
+            for (seq, max) in &c {
+                out.closed.remove(seq);
+                self.retained_from.fetch_max(*max, Ordering::AcqRel);
             }
+            self.release_out(out);
             c
         };
-        for &seq in &covered {
+        for (i, &(seq, _)) in covered.iter().enumerate() {
             match self.fs.remove(&self.dir.join(segment_name(seq))) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let mut out = lock(&self.out);
+                    out.closed.extend(covered[i..].iter().copied());
+                    self.release_out(out);
+                    return Err(Error::Io(e));
+                }
                 _ => {}
             }
         }
@@ -518,6 +571,7 @@ impl Wal {
         let out = lock(&self.out);
         let mut v: Vec<(u64, u64)> = out.closed.iter().map(|(&s, &m)| (s, m)).collect();
         v.push((out.seq, out.max_ts));
+        self.release_out(out);
         v
     }
 
@@ -551,7 +605,10 @@ impl Wal {
 
     /// Segments on disk (closed and current).
     pub(crate) fn segments(&self) -> usize {
-        lock(&self.out).closed.len() + 1
+        let out = lock(&self.out);
+        let n = out.closed.len() + 1;
+        self.release_out(out);
+        n
     }
 }
 

@@ -53,3 +53,16 @@ pub fn markers(state: &BTreeMap<String, String>) -> BTreeSet<usize> {
         .map(|i| i.parse().expect("a marker is m/<number>"))
         .collect()
 }
+
+/// The names of the files in [`DIR`] that start with `prefix`, sorted.
+pub fn files_with_prefix(fs: &FaultFs, prefix: &str) -> Vec<String> {
+    use bwtx::fs::Fs;
+    let mut v: Vec<String> = fs
+        .list(std::path::Path::new(DIR))
+        .expect("the database directory")
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}

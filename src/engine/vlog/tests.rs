@@ -49,3 +49,47 @@ fn an_earlier_runs_image_is_unknown_until_read() {
         (vec![(addr(1, 64), 80)], false)
     );
 }
+
+/// A collection whose deletion of a segment fails after it deleted
+/// another forgets the versions placed in the one deleted: a later flush
+/// of such a version appends it again, instead of referencing a segment
+/// that is gone. The segment whose removal failed stays, readable, and
+/// the next collection deletes it.
+#[test]
+fn a_failed_collection_forgets_what_it_deleted() {
+    let fs = FaultFs::new();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
+    let v = ValueLog::open(shared, Path::new("/db"), 4 << 10, 1 << 10, 5).unwrap();
+    let value = [7u8; 4500];
+    let mut refs = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..4u64 {
+        let key = format!("k{i}");
+        addrs.push(v.place(0, key.as_bytes(), 10 + i, &value, &mut refs).unwrap().unwrap());
+    }
+    let seqs: Vec<u64> = addrs.iter().map(|&a| crate::pagestore::record::addr_seq(a)).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one value a segment: {seqs:?}");
+    // No image references them: the first deletion succeeds, the second fails.
+    fs.fail_removes(&crate::pagestore::segment::name(
+        crate::pagestore::record::Kind::ValueLog,
+        seqs[1],
+    ));
+    assert!(v.collect(&AddrList::from_iter([]), u64::MAX).is_err());
+    assert!(!v.store.has(seqs[0]) && v.store.has(seqs[1]));
+    // k0's segment is gone: placing k0 again appends it again.
+    let again = v.place(0, b"k0", 10, &value, &mut refs).unwrap().unwrap();
+    assert_ne!(again, addrs[0]);
+    assert_eq!(
+        &v.read_value(0, b"k0", 10, again, value.len() as u32).unwrap()[..],
+        &value[..]
+    );
+    // k1's segment stayed: its value still reads, and its placement stands.
+    assert_eq!(
+        &v.read_value(0, b"k1", 11, addrs[1], value.len() as u32).unwrap()[..],
+        &value[..]
+    );
+    assert_eq!(v.place(0, b"k1", 11, &value, &mut refs).unwrap(), Some(addrs[1]));
+    fs.allow_removes();
+    assert!(v.collect(&AddrList::from_iter([]), u64::MAX).unwrap() >= 1);
+    assert!(!v.store.has(seqs[1]));
+}
