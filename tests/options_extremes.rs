@@ -112,3 +112,43 @@ fn the_longest_timeouts_are_waits_not_panics() {
     drop((changes, db));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Tree configurations at the type's maximum are an `InvalidConfig` or a
+/// working tree, never an arithmetic overflow (`leaf_min * 2` in the
+/// check, `leaf_min * paged_leaf_max` in the paged scaling and
+/// `inner_max * 3 / 4` in the rebuild at open overflowed: panics in debug
+/// builds, a wrapped check in release).
+#[test]
+fn tree_configurations_at_their_maximum_are_errors_or_work() {
+    use bwtx::tree::Config;
+    use bwtx::Error;
+    let refused = Config {
+        leaf_min: usize::MAX,
+        leaf_max: usize::MAX,
+        ..Config::default()
+    };
+    match Options::new().tree_config(refused).in_memory() {
+        Err(Error::InvalidConfig(_)) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let wide = || Config {
+        inner_max: usize::MAX,
+        leaf_max: usize::MAX,
+        leaf_min: 1 << 40,
+        paged_leaf_max: 1 << 31,
+        ..Config::default()
+    };
+    let d = dir("tree-config");
+    {
+        let db = Options::new().tree_config(wide()).cache_size(1 << 20).open(&d).unwrap();
+        for i in 0..300u32 {
+            db.transaction(|tx| tx.put(i.to_be_bytes(), [1u8; 100])).unwrap();
+        }
+    }
+    // The clean close wrote a location table: the open rebuilds the inner
+    // levels from it.
+    let db = Options::new().tree_config(wide()).cache_size(1 << 20).open(&d).unwrap();
+    assert_eq!(db.snapshot().range::<&[u8], _>(..).count(), 300);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -73,7 +73,9 @@ impl Config {
         let mut cfg = self.clone();
         let paged_max = self.paged_leaf_max;
         if paged_max < cfg.leaf_max {
-            cfg.leaf_min = (cfg.leaf_min * paged_max / cfg.leaf_max).clamp(1, paged_max / 2);
+            // In u128: no product of two usizes overflows it.
+            let scaled = cfg.leaf_min as u128 * paged_max as u128 / cfg.leaf_max as u128;
+            cfg.leaf_min = (scaled as usize).clamp(1, paged_max / 2);
             cfg.leaf_max = paged_max;
         }
         cfg
@@ -86,7 +88,7 @@ impl Config {
         if self.leaf_max < 2 || self.inner_max < 3 {
             return Err(Error::InvalidConfig("leaf_max must be >= 2 and inner_max >= 3"));
         }
-        if self.leaf_min * 2 > self.leaf_max || self.inner_min * 2 > self.inner_max {
+        if self.leaf_min > self.leaf_max / 2 || self.inner_min > self.inner_max / 2 {
             return Err(Error::InvalidConfig(
                 "split thresholds must be at least twice the merge thresholds",
             ));

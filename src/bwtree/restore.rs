@@ -63,7 +63,7 @@ impl Tree {
         // `inner_max` children (evenly spread), until one page is left. The
         // first level reads the leaves in place (no copy of their list).
         let guard = epoch::pin();
-        let fan = (cfg.inner_max * 3 / 4).max(2);
+        let fan = ((cfg.inner_max as u128 * 3 / 4) as usize).max(2);
         let mut level: Vec<(Option<Bytes>, Pid)> = if leaves.len() > 1 {
             inner_level(&table, &guard, fan, leaves, |l| (&l.2, l.0))
         } else {

@@ -351,7 +351,7 @@ impl Tree {
                         // Deferred only up to twice the threshold, so that a
                         // large transaction still consolidates (and splits) as
                         // it goes instead of leaving long chains behind.
-                        if !consolidate && new.chain_len < 2 * self.cfg.leaf_chain {
+                        if !consolidate && u32::from(new.chain_len) < 2 * u32::from(self.cfg.leaf_chain) {
                             return Ok(true);
                         }
                         self.consolidate(pid, new, &path, &guard);

@@ -70,7 +70,20 @@ impl Changes {
                 return Some(next);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.engine.wait_visible(self.cursor.after() + 1, left) {
+            if left.is_zero() {
+                return None;
+            }
+            if self.engine.read_ts() > self.cursor.after() {
+                // Visible but not in the log: a commit whose log write
+                // failed (the log is poisoned, and nothing after it will be
+                // logged: report it), or, for a moment, one being logged.
+                if let Err(e) = self.engine.check_log() {
+                    return Some(Err(e));
+                }
+                std::thread::sleep(left.min(Duration::from_millis(1)));
+                continue;
+            }
+            if !self.engine.wait_visible(self.cursor.after() + 1, left) {
                 return None;
             }
         }

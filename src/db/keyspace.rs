@@ -182,3 +182,19 @@ impl KsCache {
         std::iter::successors(self.head.get(), |n| n.next.get())
     }
 }
+
+/// A named keyspace's exact count at `ts`: `SnapshotTooOld` below the
+/// oldest timestamp its counts know. A keyspace rebuilt at open knows its
+/// count only from the recovered timestamp on (unlike the default
+/// keyspace, whose count history the checkpoints keep), so a
+/// [`Db::snapshot_at`] before it cannot count it (`design/keyspaces.md`).
+pub(crate) fn count_at(counts: &crate::mvcc::counts::Counts, ts: u64, floor: u64) -> Result<u64> {
+    let first = counts.first_ts();
+    if ts < first {
+        return Err(Error::SnapshotTooOld {
+            requested: ts,
+            oldest: first,
+        });
+    }
+    Ok(counts.at(ts, floor))
+}

@@ -233,7 +233,14 @@ impl Db {
     /// no longer holds every commit after `ts` (a checkpoint deleted them:
     /// [`Options::change_retention`] keeps them longer), and with
     /// [`crate::Error::InvalidArgument`] for a database without a log or a
-    /// `ts` above the newest visible commit.
+    /// `ts` above the newest visible commit. A checkpoint that deletes the
+    /// log after a reader's position makes its next change
+    /// `SnapshotTooOld` too; after a failed log write or sync, `Poisoned`.
+    ///
+    /// With [`crate::Durability::Buffered`] a change is given out once it is
+    /// written, before its sync: a power loss can take it back, and its
+    /// timestamp then goes to a later commit. Call [`Db::sync`] before acting
+    /// on a change that must not be taken back, or use `Durability::Sync`.
     pub fn changes_since(&self, ts: u64) -> Result<Changes> {
         Changes::new(&self.engine, ts)
     }

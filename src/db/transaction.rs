@@ -312,7 +312,9 @@ impl Transaction {
     /// same keys (in the same keyspace), or, for a serializable transaction, a
     /// key it read or a key inside a range it scanned; with
     /// [`crate::Error::KeyspaceNotFound`] if a keyspace it wrote to was
-    /// dropped meanwhile; then nothing is installed. A transaction
+    /// dropped meanwhile, and with [`crate::Error::InvalidArgument`] if its
+    /// keys and values come to more than 2 GiB (one log record holds a
+    /// transaction); then nothing is installed. A transaction
     /// that wrote nothing never fails.
     ///
     /// [`crate::Error::Io`] or [`crate::Error::Poisoned`] mean a write or

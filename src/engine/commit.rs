@@ -83,6 +83,19 @@ impl Engine {
             // A failed page write or sync poisons the database like the log's.
             pages.check()?;
         }
+        // One log record holds the whole transaction: refused if it would
+        // not read back (keys and values of 2 GiB in all).
+        if log.is_some()
+            && !crate::wal::record::fits(parts.iter().flat_map(|p| {
+                p.writes
+                    .iter()
+                    .map(|(k, v)| (k.len(), v.as_ref().map_or(0, |v| v.len())))
+            }))
+        {
+            return Err(Error::InvalidArgument(
+                "a transaction's keys and values exceed 2 GiB, the largest log record",
+            ));
+        }
         // 0. Named keyspaces: hold their gates shared (a drop waits), and
         //    refuse a dropped one (`super::keyspaces`).
         let mut gates: SmallVec<[_; 2]> = SmallVec::new();

@@ -237,6 +237,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// `Err(Poisoned)` if the log is poisoned (a write or sync failed).
+    pub(crate) fn check_log(&self) -> Result<()> {
+        match &self.store {
+            Some(store) if store.logs() => store.check(),
+            _ => Ok(()),
+        }
+    }
+
     /// [`crate::Db::sync`]: every commit logged so far made durable.
     pub(crate) fn sync(&self) -> Result<()> {
         match &self.store {

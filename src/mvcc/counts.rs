@@ -191,6 +191,12 @@ impl Counts {
         f.history[i.saturating_sub(1)].1
     }
 
+    /// The oldest timestamp the counts know: [`Counts::at`] below it would
+    /// answer with this timestamp's count, which may be wrong there.
+    pub(crate) fn first_ts(&self) -> u64 {
+        lock(&self.folded).history.front().map_or(0, |e| e.0)
+    }
+
     /// Commits whose delta was not recorded (0 but after a panic mid-commit).
     #[cfg(test)]
     pub(crate) fn anomalies(&self) -> u64 {

@@ -13,14 +13,16 @@
 //! - [`ChangeCursor::next`] with a bound `upto` (at most the log's written
 //!   timestamp, so every record up to it is whole in the files) returns the
 //!   next commit above `after` and at most `upto`. It reads each segment's
-//!   new bytes once (positional reads from `pos` to the file's end, so
-//!   tailing the current segment reads only what was appended since), checks
-//!   each record's crc, and moves to the next segment at a closed one's end.
+//!   new bytes (positional reads from `pos`, 64 KiB or more at a time, not
+//!   into the segment's reserved space), checks each record's crc, and moves
+//!   to the next segment at a closed one's end. Bytes read past `upto` are
+//!   dropped when it returns: they may be a record caught mid-write.
 //! - Commits come in timestamp order with no gaps: a record that does not
-//!   follow `after` is corruption, never skipped. A segment deleted under
-//!   the cursor (a checkpoint outside the retention window) is
-//!   `Error::SnapshotTooOld`; a damaged record is `Error::Corruption` naming
-//!   the file and offset.
+//!   follow `after` is corruption, never skipped, unless `retained_from`
+//!   passed `after` (a checkpoint deleted the segments after the cursor's,
+//!   outside the retention window): then, as for a segment deleted under
+//!   the cursor, `Error::SnapshotTooOld`. A damaged record is
+//!   `Error::Corruption` naming the file and offset.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +68,10 @@ impl ChangeCursor {
     pub(crate) fn next(&mut self, fs: &dyn Fs, dir: &Path, wal: &Wal, upto: u64) -> Result<Option<Commit>> {
         loop {
             if self.after >= upto {
+                // Bytes read past `upto` may be a record being written
+                // (read while the writer wrote it): forget them, so that
+                // the next call reads them again once they are whole.
+                self.buf.truncate(self.at);
                 return Ok(None);
             }
             if self.seg.is_none() && !self.open_next(fs, dir, wal)? {
@@ -92,6 +98,12 @@ impl ChangeCursor {
                 continue;
             }
             if commit.ts != self.after + 1 {
+                // A checkpoint deleted the segments after the cursor's
+                // (the cursor's own, unlinked, was still readable): its
+                // commits are gone, not damaged.
+                if self.after < wal.retained_from() {
+                    return Err(too_old(self.after, wal));
+                }
                 let seq = self.seg.as_ref().map_or(0, |s| s.0);
                 return Err(Error::Corruption {
                     file: dir.join(segment_name(seq)),
@@ -110,6 +122,11 @@ impl ChangeCursor {
     /// there was one.
     fn open_next(&mut self, fs: &dyn Fs, dir: &Path, wal: &Wal) -> Result<bool> {
         let segments = wal.segment_list();
+        // Read after the list: the commits after `after` were deleted by a
+        // checkpoint meanwhile.
+        if self.after < wal.retained_from() {
+            return Ok(false);
+        }
         let current = segments.last().map_or(0, |s| s.0);
         let Some(&(seq, _)) = segments.iter().find(|&&(s, max)| max > self.after || s == current) else {
             return Ok(false);
@@ -169,7 +186,11 @@ impl ChangeCursor {
         if len <= self.pos + have {
             return Ok(false);
         }
-        let mut more = vec![0u8; (len - self.pos) as usize];
+        // Not to the file's end, which is the segment's reserved space
+        // (1 MiB ahead): a chunk, or twice the part of a record already
+        // read (so a large record is read whole in a few steps).
+        let want = (len - self.pos).min((2 * have).max(REFILL_BYTES));
+        let mut more = vec![0u8; want as usize];
         file.read_exact_at(self.pos, &mut more).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::Corruption {
                 file: dir.join(segment_name(*seq)),
@@ -187,6 +208,9 @@ impl ChangeCursor {
         Ok(true)
     }
 }
+
+/// Bytes a refill reads at least (unless the file ends first).
+const REFILL_BYTES: u64 = 64 << 10;
 
 /// Whether `b` starts with a zero frame length (4 bytes, or all there is):
 /// reserved space, since a record's length is never 0.

@@ -151,7 +151,25 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
 /// Fill in the frame of the record that starts at `start` and runs to the
 /// end of `out`: its payload's length, and the crc over that length and the
 /// payload.
+/// Whether the record of writes with these `(key, value)` lengths (a
+/// delete's value 0) fits in [`MAX_PAYLOAD`], so that it reads back: the
+/// payload is at most 20 bytes of timestamp and count, then per entry at
+/// most 25 bytes of varints and the key and value (a value-log reference
+/// is shorter than its value, so this bounds that record too).
+pub(crate) fn fits(entries: impl Iterator<Item = (usize, usize)>) -> bool {
+    let mut total: usize = 20;
+    for (k, v) in entries {
+        total = total.saturating_add(25).saturating_add(k).saturating_add(v);
+        if total > MAX_PAYLOAD {
+            return false;
+        }
+    }
+    true
+}
+
 fn seal(out: &mut [u8], start: usize) {
+    // Callers check `fits` first: a longer payload would not read back.
+    debug_assert!(out.len() - start - FRAME_LEN <= MAX_PAYLOAD);
     let len = (out.len() - start - FRAME_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &out[start + FRAME_LEN..]);
@@ -286,6 +304,33 @@ fn parse_compact(p: &[u8]) -> Option<Commit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fits` bounds every encoding: the largest keys and values the tree
+    /// takes (4 KiB, 256 MiB), many empty entries,
+    /// and a record just under the limit reads back.
+    #[test]
+    fn fits_bounds_the_payload() {
+        let (k, v) = (4 << 10, 256 << 20);
+        assert!(fits(std::iter::repeat_n((k, v), 7)));
+        assert!(!fits(std::iter::repeat_n((k, v), 9)), "about 2.25 GiB");
+        assert!(
+            !fits(std::iter::repeat_n((0, 0), MAX_PAYLOAD / 25 + 1)),
+            "empty entries"
+        );
+        assert!(fits(std::iter::empty()));
+        // The bound holds for what `encode` writes: the worst varints.
+        let key = Bytes::from(vec![7u8; 300]);
+        let value = Bytes::from(vec![9u8; 70_000]);
+        let mut out = Vec::new();
+        let v = Some(value.clone());
+        encode(
+            &mut out,
+            u64::MAX >> 2,
+            (0..3).map(|_| (u32::MAX, &key, ToLog::Inline(&v))),
+        );
+        let bound = 20 + 3 * (25 + key.len() + value.len());
+        assert!(out.len() - FRAME_LEN <= bound, "{} > {bound}", out.len() - FRAME_LEN);
+    }
 
     /// The version-4 encoder (fixed-width fields), as builds before version
     /// 7 wrote it: for the tests that such records still read.

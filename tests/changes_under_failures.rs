@@ -1,0 +1,79 @@
+//! The change stream (`Db::changes_since`) when the log fails or is
+//! deleted under a reader: errors that say what happened, never a spin or
+//! a false `Corruption`.
+//!
+//! - A commit whose log sync failed is visible but never logged: a reader
+//!   waiting for the next change gets `Error::Poisoned` (before: `wait_next`
+//!   spun on a core until its deadline, then returned `None`).
+//! - A checkpoint that deletes the log segments after a reader's position
+//!   (no `change_retention`) makes the reader's next change
+//!   `Error::SnapshotTooOld` (before: `Error::Corruption`, "commits missing
+//!   from the log", although nothing was damaged).
+
+mod common;
+
+use std::time::Duration;
+
+use bwtx::fs::FaultFs;
+use bwtx::{Durability, Error};
+use common::{fault_opts, DIR};
+
+#[test]
+fn a_reader_waiting_after_a_failed_log_sync_gets_poisoned() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    let mut tx = db.begin();
+    tx.put("a", "1").unwrap();
+    let first = tx.commit().unwrap();
+    let mut changes = db.changes_since(0).unwrap();
+    assert_eq!(changes.wait_next(Duration::from_secs(5)).unwrap().unwrap().ts, first);
+    fs.fail_sync_at(fs.syncs());
+    assert!(db.transaction(|tx| tx.put("b", "2")).is_err());
+    // A liveness bound, not a measurement: before, the wait lasted all of it.
+    match changes.wait_next(Duration::from_secs(60)) {
+        Some(Err(Error::Poisoned)) => {}
+        other => panic!("{:?}", other.map(|r| r.map(|c| c.ts))),
+    }
+}
+
+#[test]
+fn a_checkpoint_deleting_the_log_after_a_reader_is_snapshot_too_old() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs)
+        .durability(Durability::Sync)
+        .segment_bytes(1 << 10)
+        .open(DIR)
+        .unwrap();
+    for i in 0..5u32 {
+        db.transaction(|tx| tx.put(format!("k{i}"), "v")).unwrap();
+    }
+    let mut changes = db.changes_since(2).unwrap();
+    assert_eq!(changes.next().unwrap().unwrap().ts, 3);
+    // Many segments more, then a checkpoint deletes them all.
+    for i in 0..60u32 {
+        db.transaction(|tx| tx.put(format!("m{i:02}"), [b'x'; 200])).unwrap();
+    }
+    db.checkpoint().unwrap();
+    // What the reader's open segment still holds (deleted, read through
+    // its open file) comes, in order; then the error.
+    let mut last = 3;
+    let err = loop {
+        match changes.wait_next(Duration::from_secs(5)) {
+            Some(Ok(c)) => {
+                assert_eq!(c.ts, last + 1);
+                last = c.ts;
+            }
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended at {last} without an error"),
+        }
+    };
+    match err {
+        Error::SnapshotTooOld { requested, oldest } => {
+            assert_eq!(requested, last);
+            assert!(oldest > last, "{oldest}");
+        }
+        e => panic!("{e}"),
+    }
+    // A new reader from there is refused alike.
+    assert!(matches!(db.changes_since(3), Err(Error::SnapshotTooOld { .. })));
+}
