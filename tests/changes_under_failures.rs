@@ -9,6 +9,8 @@
 //!   (no `change_retention`) makes the reader's next change
 //!   `Error::SnapshotTooOld` (before: `Error::Corruption`, "commits missing
 //!   from the log", although nothing was damaged).
+//! - A change whose value does not read back is an error each time it is
+//!   read, never passed over.
 
 mod common;
 
@@ -76,4 +78,38 @@ fn a_checkpoint_deleting_the_log_after_a_reader_is_snapshot_too_old() {
     }
     // A new reader from there is refused alike.
     assert!(matches!(db.changes_since(3), Err(Error::SnapshotTooOld { .. })));
+}
+
+/// A change whose value (in the value log, referenced from its log record)
+/// does not read back is an error, and reading on repeats it: the stream
+/// never passes over a change it did not return (before: the next read
+/// returned the change after it).
+#[test]
+fn a_change_whose_value_does_not_read_back_is_not_passed_over() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs)
+        .durability(Durability::Buffered(Duration::from_secs(3600)))
+        .cache_size(1 << 20)
+        .open(DIR)
+        .unwrap();
+    let big = vec![b'v'; 5_000];
+    db.transaction(|tx| tx.put("big", &big)).unwrap();
+    db.transaction(|tx| tx.put("small", "s")).unwrap();
+    // Damage the value's bytes in the value log.
+    let seg = common::files_with_prefix(&fs, "vlog-")
+        .pop()
+        .expect("a value-log segment");
+    let path = std::path::Path::new(DIR).join(seg);
+    let mut bytes = fs.contents(&path).unwrap();
+    let at = bytes.iter().rposition(|&b| b == b'v').expect("the value");
+    bytes[at] ^= 1;
+    fs.set_contents(&path, bytes);
+    let mut changes = db.changes_since(0).unwrap();
+    for round in 0..3 {
+        match changes.wait_next(Duration::from_secs(5)) {
+            Some(Err(Error::Corruption { .. })) => {}
+            other => panic!("round {round}: {:?}", other.map(|r| r.map(|c| c.ts))),
+        }
+        assert_eq!(changes.position(), 0);
+    }
 }

@@ -57,7 +57,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::network::{Forwarded, Link, WriteResult};
-use crate::types::{Command, NodeId, Proposal, Raft, Response, TypeConfig};
+use crate::types::{Command, NodeId, Proposal, Raft, Response, TypeConfig, MAX_PROPOSAL_BYTES};
 
 /// Client writes outstanding at once (see the module doc for why 1).
 pub const IN_FLIGHT: usize = 1;
@@ -153,13 +153,23 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
     // How many proposals the last finished client write answered.
     let (answered_tx, answered) = watch::channel(1usize);
     let answered_tx = Arc::new(answered_tx);
-    while let Some(first) = rx.recv().await {
+    // A proposal that would have taken the last batch past its byte budget.
+    let mut carried: Option<Waiting> = None;
+    loop {
+        let first = match carried.take() {
+            Some(w) => w,
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+        };
         // While every slot is taken, later proposals queue up behind this one.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let expected = (*answered.borrow()).clamp(1, MAX_BATCH);
-        let batch = gather(&mut rx, first, expected).await;
+        let (batch, over) = gather(&mut rx, first, expected).await;
+        carried = over;
         let (raft, answered_tx) = (raft.clone(), answered_tx.clone());
         tokio::spawn(async move {
             let n = batch.len();
@@ -172,23 +182,48 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
 
 /// The next batch: `first`, every proposal queued, and, while fewer than
 /// `expected` (the clients the last write answered, who are likely about
-/// to propose again), those that arrive within [`GATHER`].
-async fn gather(rx: &mut mpsc::UnboundedReceiver<Waiting>, first: Waiting, expected: usize) -> Vec<Waiting> {
+/// to propose again), those that arrive within [`GATHER`]; at most
+/// [`MAX_BATCH`] proposals, and no more bytes than
+/// [`MAX_PROPOSAL_BYTES`] (but for `first`): a proposal that would pass it
+/// is returned apart, to begin the next batch.
+async fn gather(
+    rx: &mut mpsc::UnboundedReceiver<Waiting>,
+    first: Waiting,
+    expected: usize,
+) -> (Vec<Waiting>, Option<Waiting>) {
+    let mut bytes = first.proposal.bytes();
     let mut batch = vec![first];
+    let mut take = |batch: &mut Vec<Waiting>, w: Waiting| {
+        let b = w.proposal.bytes();
+        if bytes.saturating_add(b) > MAX_PROPOSAL_BYTES {
+            return Some(w);
+        }
+        bytes += b;
+        batch.push(w);
+        None
+    };
     while batch.len() < MAX_BATCH {
         match rx.try_recv() {
-            Ok(w) => batch.push(w),
+            Ok(w) => {
+                if let Some(over) = take(&mut batch, w) {
+                    return (batch, Some(over));
+                }
+            }
             Err(_) => break,
         }
     }
     let deadline = Instant::now() + GATHER;
     while batch.len() < expected {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(w)) => batch.push(w),
+            Ok(Some(w)) => {
+                if let Some(over) = take(&mut batch, w) {
+                    return (batch, Some(over));
+                }
+            }
             _ => break,
         }
     }
-    batch
+    (batch, None)
 }
 
 /// The log entry's command for `proposals` (moved in: the leader's path
@@ -249,5 +284,48 @@ fn write_error(e: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
         other => Error::Raft(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(bytes: usize) -> Waiting {
+        Waiting {
+            proposal: Proposal {
+                snapshot: 0,
+                writes: vec![(b"k".to_vec(), Some(vec![0; bytes]))],
+                reads: vec![],
+                ranges: vec![],
+            },
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// A batch stops before the proposal that would take it past
+    /// `MAX_PROPOSAL_BYTES`, which begins the next one; a proposal over
+    /// the budget goes alone; small ones batch as before.
+    #[tokio::test]
+    async fn a_batch_keeps_to_its_byte_budget() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let third = MAX_PROPOSAL_BYTES / 3;
+        for _ in 0..3 {
+            tx.send(waiting(third)).ok().unwrap();
+        }
+        tx.send(waiting(MAX_PROPOSAL_BYTES + 1)).ok().unwrap();
+        for _ in 0..5 {
+            tx.send(waiting(10)).ok().unwrap();
+        }
+        let (batch, over) = gather(&mut rx, waiting(third), 1).await;
+        assert_eq!(batch.len(), 2, "two thirds and a bit fit, the third third does not");
+        let (batch, over) = gather(&mut rx, over.expect("carried"), 1).await;
+        assert_eq!(batch.len(), 2);
+        let over = over.expect("the large one carried");
+        assert_eq!(over.proposal.bytes(), MAX_PROPOSAL_BYTES + 2);
+        let (batch, over) = gather(&mut rx, over, 1).await;
+        assert_eq!(batch.len(), 1, "over the budget: alone");
+        let (batch, over) = gather(&mut rx, over.expect("the small ones"), 1).await;
+        assert_eq!((batch.len(), over.is_none()), (5, true));
     }
 }

@@ -339,6 +339,44 @@ fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u6
 }
 
 /// How many transactions `entries` carry (a batch counts each of its own).
+/// The most bytes of writes (and reads) one apply commit takes: the
+/// entries of an `apply` beyond it go into further commits, each with the
+/// applied id of its last entry, so that a replica catching up over many
+/// large entries never builds a commit bwtx refuses (2 GiB).
+pub const APPLY_BUDGET: usize = 256 << 20;
+
+/// `entries` in order, cut into runs of at most `budget` bytes of
+/// proposals (a run of one entry may hold more).
+fn chunks(entries: Vec<Entry>, budget: usize) -> Vec<Vec<Entry>> {
+    let mut out: Vec<Vec<Entry>> = Vec::new();
+    let mut bytes = 0usize;
+    for e in entries {
+        let b = entry_bytes(&e);
+        match out.last_mut() {
+            Some(run) if bytes.saturating_add(b) <= budget => {
+                bytes += b;
+                run.push(e);
+            }
+            _ => {
+                bytes = b;
+                out.push(vec![e]);
+            }
+        }
+    }
+    out
+}
+
+/// Bytes of the proposals an entry carries ([`crate::types::Proposal::bytes`]).
+fn entry_bytes(e: &Entry) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(Command::Txn {
+            writes, reads, ranges, ..
+        }) => crate::types::proposal_bytes(writes, reads, ranges),
+        EntryPayload::Normal(Command::Batch { txns }) => txns.iter().map(Proposal::bytes).sum(),
+        _ => 0,
+    }
+}
+
 fn transactions(entries: &[Entry]) -> usize {
     entries
         .iter()
@@ -420,18 +458,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(());
         }
-        let sm = self.clone();
         // The entries' indexes are consecutive (openraft applies the log
         // in order).
         let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
         let indexes = entries[0].log_id.index..=entries[entries.len() - 1].log_id.index;
         crate::trace::events(node, indexes.clone(), crate::trace::Step::ApplyStart);
-        let responses = if transactions(&entries) <= INLINE_APPLY {
-            apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)
-        } else {
-            blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), entries)).await
+        let mut responses = Vec::with_capacity(entries.len());
+        for chunk in chunks(entries, APPLY_BUDGET) {
+            let sm = self.clone();
+            let r = if transactions(&chunk) <= INLINE_APPLY {
+                apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)
+            } else {
+                blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)).await
+            };
+            responses.extend(r.map_err(sm_write_err)?);
         }
-        .map_err(sm_write_err)?;
         crate::trace::events(node, indexes, crate::trace::Step::Applied);
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(r) = responder {

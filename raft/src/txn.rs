@@ -212,6 +212,8 @@ impl Txn {
     /// snapshot fell more than the tombstone horizon behind the log
     /// ([`crate::Node::set_tombstone_horizon`]); nothing was written, and
     /// running it again on a fresh snapshot may succeed.
+    /// [`bwtx::Error::InvalidArgument`]: its keys, values and reads come to
+    /// more than [`crate::types::MAX_PROPOSAL_BYTES`]; nothing was proposed.
     pub async fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.read.position());
@@ -225,6 +227,12 @@ impl Txn {
             reads: reads.keys.into_iter().collect(),
             ranges: reads.ranges,
         };
+        if proposal.bytes() > crate::types::MAX_PROPOSAL_BYTES {
+            return Err(bwtx::Error::InvalidArgument(
+                "a replicated transaction's keys, values and reads exceed 32 MiB (MAX_PROPOSAL_BYTES)",
+            )
+            .into());
+        }
         match self.proposer.propose(proposal).await? {
             Response::Committed { index } => Ok(index),
             Response::Conflict {

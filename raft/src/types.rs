@@ -119,6 +119,35 @@ pub struct Proposal {
     pub ranges: Vec<KeyRange>,
 }
 
+/// The most bytes of keys, values, read keys and range bounds one
+/// transaction may propose ([`Proposal::bytes`]), and about the most one
+/// log entry holds: a batch stops before it would pass it (unless it is
+/// one proposal). Well under the TCP frame limit (64 MiB) and bwtx's
+/// largest commit (2 GiB), so that no entry the log takes fails to
+/// replicate or to apply.
+pub const MAX_PROPOSAL_BYTES: usize = 32 << 20;
+
+impl Proposal {
+    /// Bytes of keys, values, read keys and range bounds.
+    pub fn bytes(&self) -> usize {
+        proposal_bytes(&self.writes, &self.reads, &self.ranges)
+    }
+}
+
+/// [`Proposal::bytes`] of a proposal's parts (a [`Command::Txn`]'s too).
+pub(crate) fn proposal_bytes(writes: &[(Vec<u8>, Option<Vec<u8>>)], reads: &[Vec<u8>], ranges: &[KeyRange]) -> usize {
+    let writes: usize = writes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    let reads: usize = reads.iter().map(Vec::len).sum();
+    let ranges: usize = ranges
+        .iter()
+        .map(|r| r.start.len() + r.end.as_ref().map_or(0, Vec::len))
+        .sum();
+    writes + reads + ranges
+}
+
 /// Serialize a transaction's fields into `out` (a struct or a struct
 /// variant): `reads` and `ranges` skipped when empty in a human-readable
 /// format, always written in a binary one.

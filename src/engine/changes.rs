@@ -69,19 +69,24 @@ impl Engine {
             let v = match v {
                 Logged::Put(v) => Some(v),
                 Logged::Delete => None,
-                Logged::Ref { addr, len } => Some(self.logged_value(t, &k, c.ts, addr, len).map_err(|e| {
-                    // A checkpoint deleted this record's log segment (the
-                    // cursor read on through its open file) and then
-                    // collected the values it referenced: gone, not damaged.
-                    if c.ts <= store.retained_from() {
-                        Error::SnapshotTooOld {
-                            requested: c.ts - 1,
-                            oldest: store.retained_from(),
+                Logged::Ref { addr, len } => match self.logged_value(t, &k, c.ts, addr, len) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        // Not returned: the next read finds it again.
+                        cursor.back_before(c.ts);
+                        // A checkpoint deleted this record's log segment
+                        // (the cursor read on through its open file) and
+                        // collected the values it referenced: gone, not
+                        // damaged.
+                        if c.ts <= store.retained_from() {
+                            return Err(Error::SnapshotTooOld {
+                                requested: c.ts - 1,
+                                oldest: store.retained_from(),
+                            });
                         }
-                    } else {
-                        e
+                        return Err(e);
                     }
-                })?),
+                },
             };
             resolved.push((t, k, v));
         }

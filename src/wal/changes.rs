@@ -15,8 +15,9 @@
 //!   next commit above `after` and at most `upto`. It reads each segment's
 //!   new bytes (positional reads from `pos`, 64 KiB or more at a time, not
 //!   into the segment's reserved space), checks each record's crc, and moves
-//!   to the next segment at a closed one's end. Bytes read past `upto` are
-//!   dropped when it returns: they may be a record caught mid-write.
+//!   to the next segment at a closed one's end. Bytes read past the `upto`
+//!   in force when they were read are dropped once the records up to it
+//!   are consumed: they may be a record caught mid-write.
 //! - Commits come in timestamp order with no gaps: a record that does not
 //!   follow `after` is corruption, never skipped, unless `retained_from`
 //!   passed `after` (a checkpoint deleted the segments after the cursor's,
@@ -39,6 +40,9 @@ pub(crate) struct ChangeCursor {
     pos: u64,
     /// Bytes read from the open segment but not decoded yet, starting at `pos`.
     buf: Vec<u8>,
+    /// The limit (`upto`) when `buf` was read: records up to it were whole
+    /// in the file then; bytes after them may have been mid-write.
+    buf_upto: u64,
     at: usize,
     /// The open segment's format version (`record::header_version`).
     version: u32,
@@ -52,6 +56,7 @@ impl ChangeCursor {
             seg: None,
             pos: 0,
             buf: Vec::new(),
+            buf_upto: 0,
             at: 0,
             version: record::VERSION,
         }
@@ -60,6 +65,18 @@ impl ChangeCursor {
     /// The last commit returned (or the starting timestamp).
     pub(crate) fn after(&self) -> u64 {
         self.after
+    }
+
+    /// Commit `ts`, just read, could not be returned (a value it references
+    /// did not read back): stand before it, off every segment, so that the
+    /// next read reads it again, or is `SnapshotTooOld` if its segment was
+    /// deleted meanwhile. The stream never goes on past a change it did
+    /// not return.
+    pub(crate) fn back_before(&mut self, ts: u64) {
+        self.after = ts - 1;
+        self.seg = None;
+        self.buf.clear();
+        self.at = 0;
     }
 
     /// The next commit in `(after, upto]`, `None` if there is none yet.
@@ -77,11 +94,16 @@ impl ChangeCursor {
             if self.seg.is_none() && !self.open_next(fs, dir, wal)? {
                 return Err(too_old(self.after, wal));
             }
+            if self.after >= self.buf_upto {
+                // Every record whole when `buf` was read is consumed: what
+                // is left may be a record caught mid-write. Read it again.
+                self.buf.truncate(self.at);
+            }
             let Some(commit) = self.decode_next(dir)? else {
                 // The open segment has no whole record left: move on if it
                 // is closed, else the records up to `upto` are missing.
                 let seq = self.seg.as_ref().map_or(0, |s| s.0);
-                if !self.refill(dir)? {
+                if !self.refill(dir, upto)? {
                     if wal.segment_list().iter().any(|&(s, _)| s > seq) {
                         self.seg = None;
                         continue;
@@ -179,7 +201,7 @@ impl ChangeCursor {
 
     /// Read the open segment's bytes from `pos` to its end; whether there
     /// were new ones.
-    fn refill(&mut self, dir: &Path) -> Result<bool> {
+    fn refill(&mut self, dir: &Path, upto: u64) -> Result<bool> {
         let Some((seq, file)) = &self.seg else { return Ok(false) };
         let len = file.len().map_err(Error::Io)?;
         let have = (self.buf.len() - self.at) as u64;
@@ -205,6 +227,7 @@ impl ChangeCursor {
         }
         self.buf = more;
         self.at = 0;
+        self.buf_upto = upto;
         Ok(true)
     }
 }

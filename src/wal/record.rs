@@ -148,9 +148,6 @@ pub(crate) fn encode<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item 
     referenced
 }
 
-/// Fill in the frame of the record that starts at `start` and runs to the
-/// end of `out`: its payload's length, and the crc over that length and the
-/// payload.
 /// Whether the record of writes with these `(key, value)` lengths (a
 /// delete's value 0) fits in [`MAX_PAYLOAD`], so that it reads back: the
 /// payload is at most 20 bytes of timestamp and count, then per entry at
@@ -167,6 +164,9 @@ pub(crate) fn fits(entries: impl Iterator<Item = (usize, usize)>) -> bool {
     true
 }
 
+/// Fill in the frame of the record that starts at `start` and runs to the
+/// end of `out`: its payload's length, and the crc over that length and the
+/// payload.
 fn seal(out: &mut [u8], start: usize) {
     // Callers check `fits` first: a longer payload would not read back.
     debug_assert!(out.len() - start - FRAME_LEN <= MAX_PAYLOAD);
@@ -305,12 +305,22 @@ fn parse_compact(p: &[u8]) -> Option<Commit> {
 mod tests {
     use super::*;
 
-    /// `fits` bounds every encoding: the largest keys and values the tree
-    /// takes (4 KiB, 256 MiB), many empty entries,
-    /// and a record just under the limit reads back.
+    /// `fits` bounds every encoding: its 20 bytes cover the timestamp's and
+    /// the count's varints at their widest, its 25 an entry's (keyspace,
+    /// key length and value code at their widest, or a reference's code
+    /// and 12 bytes); it refuses 9 values of the largest size the tree
+    /// takes (about 2.25 GiB) and takes 7; and a record of such entries
+    /// encodes within the bound.
     #[test]
     fn fits_bounds_the_payload() {
-        let (k, v) = (4 << 10, 256 << 20);
+        let width = |v: u64| varint_array(v).1;
+        assert!(width(u64::MAX) + width(u64::MAX) <= 20, "timestamp and count");
+        let (k_max, v_max) = (crate::bwtree::MAX_KEY_LEN as u64, crate::bwtree::MAX_VALUE_LEN as u64);
+        let ks = width(u64::from(u32::MAX));
+        let inline = ks + width(k_max) + width(V_INLINE + v_max).max(width(V_DELETE));
+        let reference = ks + width(k_max) + width(V_REF) + 12;
+        assert!(inline <= 25 && reference <= 25, "{inline} {reference}");
+        let (k, v) = (k_max as usize, v_max as usize);
         assert!(fits(std::iter::repeat_n((k, v), 7)));
         assert!(!fits(std::iter::repeat_n((k, v), 9)), "about 2.25 GiB");
         assert!(
@@ -318,7 +328,6 @@ mod tests {
             "empty entries"
         );
         assert!(fits(std::iter::empty()));
-        // The bound holds for what `encode` writes: the worst varints.
         let key = Bytes::from(vec![7u8; 300]);
         let value = Bytes::from(vec![9u8; 70_000]);
         let mut out = Vec::new();

@@ -230,12 +230,16 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         );
     }
 
-    // A log that no longer begins at segment 0 had segments deleted, which
-    // only a durable checkpoint does: with no checkpoint file, one is
-    // missing. Recovering from the log alone would open an empty (or
-    // partial) database, and the open would then delete the page segments
-    // that hold its data as unpublished.
-    if matches!(start, Start::Empty) {
+    // No checkpoint file, yet a checkpoint ran: its history file is there,
+    // and the log no longer begins at segment 0 and holds no commit (it
+    // deleted the segments it covered; a log with commits that does not
+    // begin at commit 1 fails the gap check below). A checkpoint file is
+    // missing: recovering from the log alone would open an empty database,
+    // and the open would then delete the page segments that hold its data
+    // as unpublished. (A log that begins at segment 1 and commit 1 is an
+    // earlier build's, which numbered on past a torn segment 0.)
+    let hist = names.iter().any(|n| super::hist::parse_name(n).is_some());
+    if matches!(start, Start::Empty) && hist && out.first_logged_ts.is_none() {
         if let Some(&(_, name)) = segs.first().filter(|&&(seq, _)| seq > 0) {
             return Err(corruption(
                 dir,

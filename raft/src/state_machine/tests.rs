@@ -132,3 +132,50 @@ fn malformed_proposals_are_rejected_the_same_everywhere() {
         "rejected entries still count as applied"
     );
 }
+
+/// An apply cut into runs of at most the budget's bytes: every entry once,
+/// in order; an entry over the budget alone; and applying run by run
+/// (each commit with its last entry's applied id) leaves what one commit
+/// of them all leaves.
+#[test]
+fn apply_chunks_keep_order_and_outcome() {
+    let big = "x".repeat(100);
+    let entries = |n: u64| -> Vec<Entry> {
+        (1..=n)
+            .map(|i| {
+                let v = if i % 4 == 0 { big.repeat(3) } else { big.clone() };
+                txn(i, 0, &[(&format!("k{i}"), Some(v.as_str()))])
+            })
+            .collect()
+    };
+    let runs = chunks(entries(12), 250);
+    let flat: Vec<u64> = runs.iter().flatten().map(|e| e.log_id.index).collect();
+    assert_eq!(flat, (1..=12).collect::<Vec<_>>());
+    for run in &runs {
+        let bytes: usize = run.iter().map(entry_bytes).sum();
+        assert!(bytes <= 250 || run.len() == 1, "{bytes} in {} entries", run.len());
+    }
+    assert!(
+        runs.iter().any(|r| r.len() == 1 && entry_bytes(&r[0]) > 250),
+        "an entry over the budget alone"
+    );
+    assert!(runs.len() > 4);
+
+    let whole = bwtx::Db::in_memory();
+    apply_batch(&whole, entries(12)).unwrap();
+    let cut = bwtx::Db::in_memory();
+    for run in chunks(entries(12), 250) {
+        apply_batch(&cut, run).unwrap();
+    }
+    let dump = |db: &bwtx::Db| {
+        db.snapshot()
+            .range::<&[u8], _>(..)
+            .map(|kv| kv.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(&whole), dump(&cut));
+    assert_eq!(
+        read_applied(&cut.snapshot()).unwrap().last_applied,
+        Some(log_id(1, 0, 12))
+    );
+}
