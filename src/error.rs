@@ -84,9 +84,11 @@ pub enum Error {
     /// A snapshot cannot be read as of `requested`: garbage collection may
     /// already have dropped versions it would see. Returned by
     /// [`crate::Db::snapshot_at`] for a timestamp below what
-    /// [`crate::Options::history_retention`] and the open snapshots keep, and
-    /// by the reads of a snapshot older than
-    /// [`crate::Options::max_snapshot_age`]. Never a wrong answer instead.
+    /// [`crate::Options::history_retention`] and the open snapshots keep (or,
+    /// outside the retention window, older than
+    /// [`crate::Options::max_snapshot_age`]), and by the reads and the commit
+    /// of a snapshot or transaction older than that age once garbage
+    /// collection passed it. Never a wrong answer instead.
     #[error("snapshot at ts {requested} is too old: the oldest readable timestamp is {oldest}")]
     SnapshotTooOld {
         /// The snapshot timestamp asked for.

@@ -231,9 +231,11 @@ impl Options {
 
     /// Stop a forgotten snapshot from holding back garbage collection: a
     /// snapshot (or transaction) older than `age` no longer keeps its
-    /// versions, and its reads fail with [`crate::Error::SnapshotTooOld`]
-    /// once collection has passed it, rather than letting memory grow
-    /// without bound. Default: no limit.
+    /// versions, and its reads and its commit fail with
+    /// [`crate::Error::SnapshotTooOld`] once collection has passed it, rather
+    /// than letting memory grow without bound; [`crate::Db::snapshot_at`] a
+    /// timestamp committed longer ago than `age` is refused so. Default: no
+    /// limit.
     pub fn max_snapshot_age(mut self, age: Duration) -> Self {
         self.max_snapshot_age = Some(age);
         self

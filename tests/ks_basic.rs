@@ -123,6 +123,66 @@ fn a_dropped_keyspace_is_an_error_never_a_panic() {
     assert!(matches!(db.snapshot().get_in(&o, "k"), Err(Error::InvalidArgument(_))));
 }
 
+/// A snapshot or transaction begun before a keyspace was created reads it
+/// as empty, and counts it so: 0, plus its own writes. Before, `len_in`
+/// refused with `SnapshotTooOld` while `get_in` and `range_in` answered.
+#[test]
+fn a_keyspace_created_after_a_snapshot_counts_as_empty_there() {
+    let db = Db::in_memory();
+    let s = db.snapshot();
+    let mut tx = db.begin();
+    let ks = db.keyspace("a").unwrap();
+    db.transaction(|t| t.put_in(&ks, "k", "v")).unwrap();
+    assert_eq!(s.get_in(&ks, "k").unwrap(), None);
+    assert_eq!(s.len_in(&ks).unwrap(), 0);
+    assert_eq!(tx.len_in(&ks).unwrap(), 0);
+    tx.put_in(&ks, "x", "1").unwrap();
+    assert_eq!(tx.len_in(&ks).unwrap(), 1);
+    assert_eq!(db.snapshot().len_in(&ks).unwrap(), 1);
+}
+
+/// A serializable transaction that read a keyspace (a key, a range, its
+/// count) cannot commit once the keyspace is dropped: in timestamp order its
+/// reads would come after the drop. A snapshot-isolation transaction that
+/// only read it, or a serializable one that did not, commits. Before the
+/// commit held read keyspaces' gates, the first commit passed.
+#[test]
+fn a_serializable_read_of_a_keyspace_dropped_before_its_commit_fails() {
+    type Read = fn(&bwtx::Transaction, &bwtx::Keyspace);
+    let reads: [(&str, Read); 3] = [
+        ("get", |tx, ks| drop(tx.get_in(ks, "x").unwrap())),
+        ("range", |tx, ks| assert_eq!(tx.range_in::<&[u8], _>(ks, ..).count(), 1)),
+        ("len", |tx, ks| assert_eq!(tx.len_in(ks).unwrap(), 1)),
+    ];
+    for (what, read) in reads {
+        let db = Db::in_memory();
+        let ks = db.keyspace("ks").unwrap();
+        db.transaction(|tx| tx.put_in(&ks, "x", "1")).unwrap();
+        let mut ser = db.begin_with(Isolation::Serializable);
+        read(&ser, &ks);
+        ser.put("y", "1").unwrap();
+        let mut si = db.begin_with(Isolation::Snapshot);
+        read(&si, &ks);
+        si.put("z", "1").unwrap();
+        let mut other = db.begin_with(Isolation::Serializable);
+        other.get("y").unwrap();
+        other.put("w", "1").unwrap();
+        db.drop_keyspace("ks").unwrap();
+        // Re-created with the same key: the old handle's reads stay stale.
+        let again = db.keyspace("ks").unwrap();
+        db.transaction(|tx| tx.put_in(&again, "x", "2")).unwrap();
+        assert!(
+            matches!(ser.commit(), Err(Error::KeyspaceNotFound { ref name }) if name == "ks"),
+            "{what}"
+        );
+        si.commit().unwrap();
+        other.commit().unwrap();
+        let s = db.snapshot();
+        assert_eq!(s.get("y").unwrap(), None, "{what}");
+        assert!(s.get("z").unwrap().is_some() && s.get("w").unwrap().is_some());
+    }
+}
+
 /// Writers into a keyspace race its drop: every commit either lands before
 /// the drop (and a snapshot just before the drop sees it) or fails with
 /// `KeyspaceNotFound`; nothing lands after.
@@ -286,6 +346,35 @@ fn the_change_stream_names_other_keyspaces() {
         // The creation is a commit of its own, with no user writes.
         assert_eq!(changes.len(), 2);
         assert!(changes[0].writes.is_empty() && changes[0].keyspaces.is_empty());
+        assert_eq!(
+            (&changes[0].created[..], changes[0].dropped.len()),
+            (&["a".to_string()][..], 0)
+        );
+        assert!(last.created.is_empty() && last.dropped.is_empty());
+        // A drop, a re-creation, and a write to the new keyspace: in order,
+        // so that a mirror knows the new "a" starts empty.
+        let from = db.snapshot().ts();
+        db.drop_keyspace("a").unwrap();
+        let a2 = db.keyspace("a").unwrap();
+        db.transaction(|tx| tx.put_in(&a2, "n", "3")).unwrap();
+        let changes: Vec<_> = db.changes_since(from).unwrap().map(|c| c.unwrap()).collect();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| (c.created.clone(), c.dropped.clone(), c.keyspaces.clone()))
+            .collect();
+        let a = || vec!["a".to_string()];
+        assert_eq!(
+            seen,
+            vec![
+                (vec![], a(), vec![]),
+                (a(), vec![], vec![]),
+                (
+                    vec![],
+                    vec![],
+                    vec![("a".to_string(), vec![("n".into(), Some("3".into()))])]
+                ),
+            ]
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

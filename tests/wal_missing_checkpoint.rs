@@ -15,27 +15,61 @@ use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Error, Options};
 use common::{dump, fault_opts, files_with_prefix, DIR};
 
-/// Move the newest checkpoint file away (to `moved`), durably.
-fn hide_checkpoint(fs: &FaultFs) -> (String, String) {
-    let name = files_with_prefix(fs, "ckpt-").pop().expect("a checkpoint");
-    let moved = format!("hidden-{name}");
-    let dir = Path::new(DIR);
-    fs.rename(&dir.join(&name), &dir.join(&moved)).unwrap();
-    fs.sync_dir(dir).unwrap();
-    (name, moved)
+/// What a test hides.
+#[derive(Clone, Copy, Debug)]
+enum Lost {
+    /// The newest checkpoint file.
+    Checkpoint,
+    /// The newest checkpoint file and every history file.
+    CheckpointAndHistory,
+    /// Every log segment (the checkpoint stays).
+    Log,
+    /// The newest checkpoint file, every history file and every log segment.
+    All,
 }
 
-fn restore(fs: &FaultFs, (name, moved): &(String, String)) {
+/// Move the files `lost` names away (each to `hidden-<name>`), durably.
+fn hide(fs: &FaultFs, lost: Lost) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    if !matches!(lost, Lost::Log) {
+        names.push(files_with_prefix(fs, "ckpt-").pop().expect("a checkpoint"));
+    }
+    if matches!(lost, Lost::CheckpointAndHistory | Lost::All) {
+        names.extend(files_with_prefix(fs, "hist-"));
+    }
+    if matches!(lost, Lost::Log | Lost::All) {
+        let log = files_with_prefix(fs, "wal-");
+        assert!(!log.is_empty());
+        names.extend(log);
+    }
     let dir = Path::new(DIR);
-    fs.rename(&dir.join(moved), &dir.join(name)).unwrap();
+    let hidden: Vec<_> = names
+        .into_iter()
+        .map(|name| {
+            let moved = format!("hidden-{name}");
+            fs.rename(&dir.join(&name), &dir.join(&moved)).unwrap();
+            (name, moved)
+        })
+        .collect();
+    fs.sync_dir(dir).unwrap();
+    hidden
+}
+
+fn restore(fs: &FaultFs, hidden: &[(String, String)]) {
+    let dir = Path::new(DIR);
+    for (name, moved) in hidden {
+        fs.rename(&dir.join(moved), &dir.join(name)).unwrap();
+    }
     fs.sync_dir(dir).unwrap();
 }
 
-/// Commit, checkpoint (which deletes the log segments it covers), hide the
-/// checkpoint file: the open is corruption and deletes nothing; with the
-/// file back, everything is there. `more`: commits after the checkpoint
-/// (the log then begins above timestamp 1).
-fn missing_checkpoint_is_corruption(opts: &dyn Fn() -> Options, fs: &FaultFs, more: u32) {
+/// Commit, checkpoint (which deletes the log segments it covers), hide
+/// `lost`: the open is corruption and deletes nothing; with the files
+/// back, everything is there. `more`: commits after the checkpoint (the
+/// log then begins above timestamp 1). The database is closed (dropped)
+/// cleanly: with a page store its close checkpoints again, leaving one
+/// empty log segment.
+fn missing_files_are_corruption(opts: &dyn Fn() -> Options, fs: &FaultFs, more: u32, lost: Lost) {
     let db = opts().open(DIR).unwrap();
     for i in 0..60u32 {
         db.transaction(|tx| tx.put(format!("key{i:03}"), [b'v'; 200])).unwrap();
@@ -46,21 +80,53 @@ fn missing_checkpoint_is_corruption(opts: &dyn Fn() -> Options, fs: &FaultFs, mo
     }
     let before = dump(&db);
     drop(db);
-    let hidden = hide_checkpoint(fs);
+    let hidden = hide(fs, lost);
     let files = files_with_prefix(fs, "");
+    let case = format!("{lost:?}, {more} more");
     match opts().open(DIR) {
-        Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
-        Err(e) => panic!("another error: {e}"),
-        Ok(db) => panic!("opened without its checkpoint: {} keys", dump(&db).1.len()),
+        Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{case}: {reason}"),
+        Err(e) => panic!("{case}: another error: {e}"),
+        Ok(db) => panic!("{case}: opened without its files: {} keys", dump(&db).1.len()),
     }
     let after = files_with_prefix(fs, "");
     assert!(
         files.iter().all(|f| after.contains(f)),
-        "the failed open deleted files: {files:?} -> {after:?}"
+        "{case}: the failed open deleted files: {files:?} -> {after:?}"
     );
     restore(fs, &hidden);
     let db = opts().open(DIR).unwrap();
-    assert_eq!(dump(&db), before);
+    assert_eq!(dump(&db), before, "{case}");
+}
+
+fn missing_checkpoint_is_corruption(opts: &dyn Fn() -> Options, fs: &FaultFs, more: u32) {
+    missing_files_are_corruption(opts, fs, more, Lost::Checkpoint);
+}
+
+/// Every kind of loss, with and without a page store. Before, losing
+/// the history files with the checkpoint opened an empty database (and,
+/// with a page store, deleted every page and value-log segment), and losing
+/// the log opened the database as of its checkpoint.
+#[test]
+fn lost_checkpoint_history_or_log() {
+    for paged in [false, true] {
+        // Without a page store, losing every file leaves nothing to show
+        // that a database was there: the directory is a new one's.
+        let all = [Lost::CheckpointAndHistory, Lost::Log, Lost::All];
+        for &lost in &all[..if paged { 3 } else { 2 }] {
+            for more in [0, 3] {
+                let fs = FaultFs::new();
+                let opts = || {
+                    let o = fault_opts(&fs).durability(Durability::Sync).segment_bytes(4 << 10);
+                    if paged {
+                        o.cache_size(64 << 10)
+                    } else {
+                        o
+                    }
+                };
+                missing_files_are_corruption(&opts, &fs, more, lost);
+            }
+        }
+    }
 }
 
 #[test]

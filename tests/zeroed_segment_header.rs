@@ -1,12 +1,15 @@
 //! A crash while a segment file is being created may leave the file's
-//! size on disk without its contents: a header-sized (or longer) run of
-//! zeros (`design/durability.md` §7 allows zeros in the last region
-//! written). The open takes such a newest segment, log or page store, for
-//! what it is, a segment that never held a record, and opens with every
-//! commit; a zeroed header anywhere else is corruption.
+//! size on disk without its contents: a header's length of zeros
+//! (nothing is written or reserved before the header is synced). The open
+//! takes such a newest segment, log or page store, for what it is, a
+//! segment that never held a record, and opens with every commit. Zeros
+//! over a longer newest segment, or over any header before the newest, are
+//! damage: `Error::Corruption`, and the open deletes nothing.
 //!
-//! (Before: only a file shorter than its header counted as torn, and the
-//! open failed with `Error::Corruption`, "bad segment header".)
+//! (Before stop 50: only a file shorter than its header counted as torn.
+//! Stop 50 took an all-zero newest segment of any length for a torn one and
+//! deleted it, with whatever synced data its zeros had replaced: a value-log
+//! segment's deletion cut the log at the first record referencing it.)
 
 mod common;
 
@@ -44,22 +47,98 @@ fn written(opts: &dyn Fn() -> Options) -> (u64, std::collections::BTreeMap<Strin
     dump(&db)
 }
 
+/// The outcome of opening with a newest segment of `len` zeros: torn (and
+/// the open has every commit) or corruption naming it.
+fn zeroed_newest(fs: &FaultFs, opts: &dyn Fn() -> Options, name: &str, len: usize, torn: bool) -> Option<bwtx::Db> {
+    let files = files_with_prefix(fs, "");
+    match opts().open(DIR) {
+        Ok(db) if torn => Some(db),
+        Err(Error::Corruption { file, offset, .. }) if !torn => {
+            assert_eq!((file, offset), (Path::new(DIR).join(name), 0), "{len} zeros");
+            let after = files_with_prefix(fs, "");
+            assert!(
+                files.iter().all(|f| after.contains(f)),
+                "{len} zeros: the open deleted files: {files:?} -> {after:?}"
+            );
+            None
+        }
+        other => panic!("{name}, {len} zeros: {:?}", other.map(|_| ())),
+    }
+}
+
+/// Zeros over more than a header are damage, never a segment to delete:
+/// the newest log segment's synced commits, or a value-log segment a table
+/// or the log references.
 #[test]
-fn a_zeroed_newest_log_segment_is_a_torn_one() {
-    for len in [16, 40, 4096] {
+fn a_zeroed_newest_segment_longer_than_its_header_is_corruption() {
+    for len in [40, 4096] {
         let fs = FaultFs::new();
         let opts = || fault_opts(&fs).durability(Durability::Sync);
-        let before = written(&opts);
+        written(&opts);
         let name = next_name(&fs, "wal-", "log");
         zeroed(&fs, &name, len);
-        let db = opts().open(DIR).unwrap_or_else(|e| panic!("{len} zeros: {e}"));
-        assert_eq!(dump(&db).1, before.1, "{len}");
-        assert_eq!(db.stats().torn_tails, 1);
-        db.transaction(|tx| tx.put("after", "1")).unwrap();
-        drop(db);
-        let db = opts().open(DIR).unwrap();
-        assert_eq!(dump(&db).1.len(), before.1.len() + 1);
+        zeroed_newest(&fs, &opts, &name, len, false);
     }
+    for prefix in ["pages-", "vlog-"] {
+        let fs = FaultFs::new();
+        let opts = || {
+            fault_opts(&fs)
+                .durability(Durability::Sync)
+                .cache_size(64 << 10)
+                .value_log_threshold(100)
+        };
+        written(&opts);
+        let name = next_name(&fs, prefix, "seg");
+        zeroed(&fs, &name, 64);
+        zeroed_newest(&fs, &opts, &name, 64, false);
+    }
+}
+
+/// The newest value-log segment, holding synced values the log references
+/// (a buffered log places them at commit), zeroed whole: corruption naming
+/// it. Before, the open deleted it as torn and cut the log at the first
+/// record referencing it: every commit from there on was gone.
+#[test]
+fn a_zeroed_value_log_segment_the_log_references_is_corruption() {
+    let fs = FaultFs::new();
+    let opts = || {
+        fault_opts(&fs)
+            .durability(Durability::Buffered(std::time::Duration::from_millis(1)))
+            .cache_size(64 << 10)
+            .value_log_threshold(100)
+    };
+    let db = opts().open(DIR).unwrap();
+    for i in 0..3u32 {
+        db.transaction(|tx| tx.put(format!("key{i}"), [b'v'; 300])).unwrap();
+    }
+    db.sync().unwrap();
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    let name = files_with_prefix(&fs, "vlog-").pop().expect("a value-log segment");
+    let path = Path::new(DIR).join(&name);
+    let len = fs.contents(&path).unwrap().len();
+    assert!(len > 64, "{len}");
+    fs.set_contents(&path, vec![0; len]);
+    zeroed_newest(&fs, &opts, &name, len, false);
+}
+
+/// A header's length of zeros, the newest log segment: torn, removed, and
+/// every commit is there.
+#[test]
+fn a_zeroed_newest_log_segment_is_a_torn_one() {
+    let fs = FaultFs::new();
+    let opts = || fault_opts(&fs).durability(Durability::Sync);
+    let before = written(&opts);
+    let name = next_name(&fs, "wal-", "log");
+    zeroed(&fs, &name, 16);
+    let db = zeroed_newest(&fs, &opts, &name, 16, true).unwrap();
+    assert_eq!(dump(&db).1, before.1);
+    assert_eq!(db.stats().torn_tails, 1);
+    db.transaction(|tx| tx.put("after", "1")).unwrap();
+    drop(db);
+    let db = opts().open(DIR).unwrap();
+    assert_eq!(dump(&db).1.len(), before.1.len() + 1);
 }
 
 #[test]
@@ -92,7 +171,7 @@ fn a_zeroed_newest_page_or_value_log_segment_is_a_torn_one() {
         };
         let before = written(&opts);
         let name = next_name(&fs, prefix, "seg");
-        zeroed(&fs, &name, 64);
+        zeroed(&fs, &name, 32);
         let db = opts().open(DIR).unwrap_or_else(|e| panic!("{prefix}: {e}"));
         assert_eq!(dump(&db).1, before.1, "{prefix}");
         db.transaction(|tx| tx.put("after", [b'a'; 300])).unwrap();

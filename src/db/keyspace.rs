@@ -102,7 +102,9 @@ impl Db {
 
     /// Drop keyspace `name` (a commit, like its creation). Snapshots and
     /// transactions that began before the drop still read it; commits
-    /// into it after the drop fail with [`Error::KeyspaceNotFound`]; its
+    /// into it after the drop fail with [`Error::KeyspaceNotFound`], and so
+    /// do those of serializable transactions that read it (in commit
+    /// order their reads would follow the drop); its
     /// memory is freed once no snapshot can read it (and its handles are
     /// gone). A keyspace created again under the same name is a new, empty
     /// one. Dropping `"default"` is [`Error::InvalidArgument`]; a name that
@@ -157,14 +159,29 @@ impl KsCache {
         let Some(k) = &ks.inner else { return Ok(None) };
         let mut slot = &self.head;
         loop {
-            let node = slot.get_or_init(|| {
-                Box::new(Resolved {
-                    ks: k.clone(),
-                    visible: engine.ks_visible(k, ts).is_ok(),
-                    reads: ReadSet::default(),
-                    next: OnceSlot::new(),
-                })
-            });
+            let node = match slot.get() {
+                Some(node) => node,
+                None => {
+                    // Not found, or not readable: remembered. Any other
+                    // error (too old, a catalog page unreadable) is returned
+                    // and the next call asks again.
+                    let visible = match engine.ks_visible(k, ts) {
+                        Ok(()) => true,
+                        Err(Error::KeyspaceNotFound { .. }) => false,
+                        Err(e) => return Err(e),
+                    };
+                    // Another thread may fill the slot first (with this
+                    // keyspace or another): the loop looks again.
+                    slot.get_or_init(|| {
+                        Box::new(Resolved {
+                            ks: k.clone(),
+                            visible,
+                            reads: ReadSet::default(),
+                            next: OnceSlot::new(),
+                        })
+                    })
+                }
+            };
             if node.ks.id == k.id {
                 if !node.visible {
                     return Err(Error::KeyspaceNotFound {
@@ -183,12 +200,17 @@ impl KsCache {
     }
 }
 
-/// A named keyspace's exact count at `ts`: `SnapshotTooOld` below the
+/// A named keyspace's exact count at `ts`: 0 before its creation in this
+/// run (a snapshot taken before it reads it as empty), `SnapshotTooOld` below the
 /// oldest timestamp its counts know. A keyspace rebuilt at open knows its
 /// count only from the recovered timestamp on (unlike the default
 /// keyspace, whose count history the checkpoints keep), so a
 /// [`Db::snapshot_at`] before it cannot count it (`design/keyspaces.md`).
-pub(crate) fn count_at(counts: &crate::mvcc::counts::Counts, ts: u64, floor: u64) -> Result<u64> {
+pub(crate) fn count_at(ks: &KsTree, ts: u64, floor: u64) -> Result<u64> {
+    if ts < ks.created && ks.created_here {
+        return Ok(0);
+    }
+    let counts = &ks.counts;
     let first = counts.first_ts();
     if ts < first {
         return Err(Error::SnapshotTooOld {

@@ -97,7 +97,7 @@ impl Transaction {
             r.reads.everything();
         }
         let ts = self.snapshot.ts();
-        let mut n = super::keyspace::count_at(&r.ks.counts, ts, engine.count_floor())? as i64;
+        let mut n = super::keyspace::count_at(&r.ks, ts, engine.count_floor())? as i64;
         for (k, v) in self.others.get(&r.ks.id).into_iter().flat_map(|o| o.1.iter()) {
             let was = engine.get_in(&r.ks.tree, k, ts)?.is_some();
             n += i64::from(v.is_some()) - i64::from(was);
@@ -144,7 +144,7 @@ impl Snapshot {
     pub fn len_in(&self, ks: &Keyspace) -> Result<u64> {
         let engine = self.snapshot.engine();
         match self.cache.resolve(engine, self.snapshot.ts(), ks)? {
-            Some(r) => super::keyspace::count_at(&r.ks.counts, self.snapshot.ts(), engine.count_floor()),
+            Some(r) => super::keyspace::count_at(&r.ks, self.snapshot.ts(), engine.count_floor()),
             None => Ok(self.len()),
         }
     }

@@ -312,7 +312,10 @@ impl Transaction {
     /// same keys (in the same keyspace), or, for a serializable transaction, a
     /// key it read or a key inside a range it scanned; with
     /// [`crate::Error::KeyspaceNotFound`] if a keyspace it wrote to was
-    /// dropped meanwhile, and with [`crate::Error::InvalidArgument`] if its
+    /// dropped meanwhile (for a serializable transaction, also one it read),
+    /// with [`crate::Error::SnapshotTooOld`] if it outlived
+    /// [`crate::Options::max_snapshot_age`] and garbage collection passed its
+    /// snapshot, and with [`crate::Error::InvalidArgument`] if its
     /// keys and values come to more than 2 GiB (one log record holds a
     /// transaction); then nothing is installed. A transaction
     /// that wrote nothing never fails.

@@ -15,7 +15,14 @@ use crate::{Error, Result};
 type Writes = Vec<(Bytes, Option<Bytes>)>;
 
 /// One committed transaction's writes, as the change stream returns them.
+///
+/// A keyspace's creation and its drop are changes of their own (one
+/// commit each, with no writes): [`Change::created`], [`Change::dropped`].
+/// A consumer that mirrors the database applies a change's fields in
+/// their order here: creations, drops, then writes. (Fields may be added:
+/// the struct is `#[non_exhaustive]`.)
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Change {
     /// The commit timestamp (what `Transaction::commit` returned).
     pub ts: u64,
@@ -24,8 +31,13 @@ pub struct Change {
     /// The writes to other keyspaces: `(name, writes in key order)`, by
     /// keyspace id (so in creation order). A keyspace dropped and no longer
     /// known by the time the change is read is named `#<id>`. Creations
-    /// and drops (catalog writes) are not listed.
+    /// and drops are in `created` and `dropped`.
     pub keyspaces: Vec<(String, Writes)>,
+    /// The keyspaces this commit created ([`crate::Db::keyspace`]).
+    pub created: Vec<String>,
+    /// The keyspaces this commit dropped ([`crate::Db::drop_keyspace`]):
+    /// a keyspace of the same name created later is a new, empty one.
+    pub dropped: Vec<String>,
 }
 
 impl Engine {
@@ -93,9 +105,19 @@ impl Engine {
         Ok(Some({
             let mut writes = Vec::new();
             let mut keyspaces: Vec<(u32, String, Writes)> = Vec::new();
+            let (mut created, mut dropped) = (Vec::new(), Vec::new());
             for (t, k, v) in resolved {
                 match t {
                     0 => writes.push((k, v)),
+                    // The catalog: `name -> id` (a creation) or a delete of
+                    // `name` (a drop), and the next id to hand out.
+                    super::keyspaces::CATALOG if &k[..] != super::keyspaces::NEXT_ID => {
+                        let name = String::from_utf8_lossy(&k).into_owned();
+                        match v {
+                            Some(_) => created.push(name),
+                            None => dropped.push(name),
+                        }
+                    }
                     super::keyspaces::CATALOG => {}
                     t => {
                         if keyspaces.last().is_none_or(|l| l.0 != t) {
@@ -115,6 +137,8 @@ impl Engine {
                 ts: c.ts,
                 writes,
                 keyspaces: keyspaces.into_iter().map(|(_, n, w)| (n, w)).collect(),
+                created,
+                dropped,
             }
         }))
     }

@@ -67,6 +67,8 @@ impl Engine {
             .as_ref()
             .ok_or(Error::InvalidArgument("an in-memory database has no checkpoints"))?;
         let turn = store.begin_checkpoint()?;
+        // Without a log: `D` held from before `C` until the listing is done.
+        let unlogged_hold = (self.pages.is_some() && !store.has_log()).then(|| store.hold_unlogged());
         let pin = self.registry.pin_scoped(&self.oracle);
         let c = pin.ts();
         // Log segments with commits inside `Options::change_retention` stay;
@@ -129,8 +131,9 @@ impl Engine {
         self.prune_page_maps_held();
         store.make_durable(c)?;
         // Without a log nothing after `C` can be replayed: the images listed
-        // hold nothing above `C`, and evictions (whose images may) wait
-        // until the listing is done.
+        // hold nothing above `C`. Evictions from before the pause below
+        // wrote none (`D` is held at or below `C`: `unlogged_hold`), and
+        // evictions wait from the pause until the listing is done.
         // The trees listed: the default one, each keyspace the catalog
         // lists at `C` (by id, so by tag), the catalog last.
         let listed = self.image_at(c)?;
@@ -193,6 +196,14 @@ impl Engine {
             });
         }
         drop(unlogged);
+        drop(unlogged_hold);
+        // The value log's head before the sync: every value the listed
+        // images reference is below it (appended by the flushes above),
+        // and so is every value it bounds synced by the sync below, which
+        // recovery relies on (a reference below it is never a torn tail,
+        // `ValueLog::fetch_logged`). Values commits place meanwhile lie
+        // above it; their log records keep them.
+        let vlog_head = pages.vlog.head();
         pages.sync()?;
         // Every image listed was built at a GC watermark at or below the
         // proposal now: the table serves every timestamp from it on, with
@@ -203,7 +214,7 @@ impl Engine {
         let bytes = table::encode(&Table {
             ts: c,
             trees: tables,
-            vlog_head: pages.vlog.head(),
+            vlog_head,
             pages_head: pages.head(),
         });
         store.finish_table(turn, c, keep, &bytes)?;

@@ -68,8 +68,10 @@ impl Engine {
     ///
     /// Fails with [`Error::Conflict`] if a transaction that committed after
     /// `snapshot_ts` wrote one of the keys in the same keyspace (or, with
-    /// `reads`, a key read or a key in a range scanned), and with
-    /// [`Error::KeyspaceNotFound`] if a keyspace written was dropped; then
+    /// `reads`, a key read or a key in a range scanned), with
+    /// [`Error::KeyspaceNotFound`] if a keyspace written (or, with `reads`,
+    /// read) was dropped, and with [`Error::SnapshotTooOld`] if the GC
+    /// watermark passed the snapshot (an expired one, step 3c); then
     /// nothing is installed.
     pub(crate) fn commit_parts(&self, snapshot_ts: u64, parts: &mut [Part<'_>]) -> Result<u64> {
         debug_assert!(parts.iter().any(|p| !p.writes.is_empty()));
@@ -96,10 +98,18 @@ impl Engine {
                 "a transaction's keys and values exceed 2 GiB, the largest log record",
             ));
         }
-        // 0. Named keyspaces: hold their gates shared (a drop waits), and
-        //    refuse a dropped one (`super::keyspaces`).
+        // 0. Named keyspaces written or (serializable) read: hold their
+        //    gates shared (a drop waits), and refuse a dropped one
+        //    (`super::keyspaces`). A keyspace read was visible at the
+        //    snapshot, so a drop seen here committed after it and before
+        //    this commit's timestamp: in timestamp order the reads came
+        //    after the drop, and must fail as they would have then.
         let mut gates: SmallVec<[_; 2]> = SmallVec::new();
-        for ks in parts.iter().filter(|p| !p.writes.is_empty()).filter_map(|p| p.ks) {
+        for ks in parts
+            .iter()
+            .filter(|p| !p.writes.is_empty() || p.reads.is_some_and(|r| !r.is_empty()))
+            .filter_map(|p| p.ks)
+        {
             if ks.id == super::keyspaces::CATALOG {
                 continue;
             }
@@ -159,6 +169,25 @@ impl Engine {
             if let Some(reads) = p.reads {
                 validated = self.validate_reads(snapshot_ts, commit.ts, p, reads);
                 if validated.is_err() {
+                    break;
+                }
+            }
+        }
+        // 3c. A snapshot past `Options::max_snapshot_age` that GC has
+        //     passed: a version committed after it may be gone (a tombstone
+        //     dropped with every version below it), so neither step 2 nor
+        //     3a could see it. Checked after both, as a read is checked
+        //     after it finishes (`Tree::check_readable`): the watermark only
+        //     rises, so one at or below the snapshot now was so throughout.
+        //     Before 3b, so that a refused commit places no value.
+        //     Not the catalog: creations and drops commit it one at a time
+        //     (under the DDL mutex) at a read timestamp they do not register,
+        //     and nothing else writes it, so GC can have dropped nothing
+        //     they would see.
+        if validated.is_ok() {
+            for p in parts.iter().filter(|p| p.id != super::keyspaces::CATALOG) {
+                if let Err(e) = p.tree.check_readable(snapshot_ts) {
+                    validated = Err(e);
                     break;
                 }
             }

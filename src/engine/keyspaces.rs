@@ -48,6 +48,9 @@ pub(crate) struct KsTree {
     /// The timestamp of the commit that created it (after a restart, at most
     /// the checkpoint's or the replayed creation's).
     pub(crate) created: u64,
+    /// `created` is the creation's own timestamp (a keyspace created in
+    /// this run), not a bound recovery chose: nothing was in it below.
+    pub(crate) created_here: bool,
     pub(crate) tree: Tree,
     /// Exact live-key counts: commits into this keyspace record their delta
     /// (`mvcc::counts`; a timestamp no commit into it used counts 0).
@@ -63,6 +66,7 @@ impl KsTree {
             id,
             name: name.into(),
             created,
+            created_here: false,
             tree,
             counts: Counts::new(level, live),
             gate: RwLock::new(false),
@@ -170,7 +174,11 @@ impl Engine {
         if ts < ks.created || ks.gate.try_read().is_ok_and(|dropped| !*dropped) {
             return Ok(());
         }
-        if self.catalog_id(&ks.name, ts)? == Some(ks.id) {
+        let id = self.catalog_id(&ks.name, ts)?;
+        // An expired snapshot GC has passed may have lost the drop's
+        // tombstone with the entry below it: too old, not "not found".
+        self.ks.catalog.tree.check_readable(ts)?;
+        if id == Some(ks.id) {
             Ok(())
         } else {
             Err(Error::KeyspaceNotFound {
@@ -227,7 +235,10 @@ impl Engine {
         // (`Engine::force_read_through`).
         let forced = lock(&self.read_through);
         tree.force_read_through(*forced);
-        let ks = Arc::new(KsTree::new(id, name, c, tree, 0, c));
+        let ks = Arc::new(KsTree {
+            created_here: true,
+            ..KsTree::new(id, name, c, tree, 0, c)
+        });
         self.ks
             .map
             .write()

@@ -308,7 +308,7 @@ impl Engine {
     /// installed whole); see [`crate::wal::store::Store::unlogged_visible`].
     pub(crate) fn before_evict(&self) {
         if let Some(store) = &self.store {
-            store.unlogged_visible(self.oracle.read_ts());
+            store.unlogged_visible(|| self.oracle.read_ts());
         }
     }
 }

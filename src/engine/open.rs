@@ -93,6 +93,33 @@ struct Replayer<'a> {
     others: std::cell::RefCell<std::collections::BTreeMap<u32, Rebuilt>>,
     /// `(drop ts, id)` of the keyspaces the replayed log dropped.
     dropped: std::cell::RefCell<Vec<(u64, u32)>>,
+    /// A page segment holds a record ([`Replay::wrote_pages`]).
+    page_records: bool,
+}
+
+/// Every leaf a location table lists lies inside a page segment that is
+/// there: one lost or cut short (or a newest one zeroed, removed as torn,
+/// whose number this run reuses) is `Error::Corruption` at open, naming
+/// it, rather than at the first fault-in of such a leaf, which would name
+/// this run's file of the same number. One pass over the table's leaves
+/// (no page is read).
+fn check_leaf_addrs(dir: &Path, pages: &PageFile, trees: &[table::TreeTable]) -> Result<()> {
+    use crate::pagestore::record::{addr_offset, addr_seq, Kind, SEGMENT_HEADER_LEN};
+    let ends: std::collections::HashMap<u64, u64> = pages.store.segments().iter().map(|s| (s.seq, s.bytes)).collect();
+    for addr in trees.iter().flat_map(|t| t.leaves.iter().map(|l| l.addr)) {
+        let (seq, offset) = (addr_seq(addr), addr_offset(addr));
+        let inside = ends
+            .get(&seq)
+            .is_some_and(|&end| offset >= SEGMENT_HEADER_LEN as u64 && offset < end);
+        if !inside {
+            return Err(Error::Corruption {
+                file: dir.join(crate::pagestore::segment::name(Kind::Pages, seq)),
+                offset,
+                reason: "the location table lists a page in a segment that is missing or shorter",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An empty tree for keyspace `id` (or the catalog), paging to `pages`.
@@ -173,6 +200,10 @@ impl Replayer<'_> {
 }
 
 impl Replay for Replayer<'_> {
+    fn wrote_pages(&self) -> bool {
+        self.page_records
+    }
+
     fn replay(&self, t: u32, key: Bytes, ts: u64, value: Option<Bytes>) -> Result<()> {
         if t == CATALOG {
             return self.replay_catalog(key, ts, value);
@@ -281,6 +312,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                     "location table does not list the default keyspace's tree",
                 )));
             }
+            check_leaf_addrs(dir, pages, &trees)?;
             pages.vlog.set_published_head(vlog_head);
             heads = (vlog_head, pages_head);
             pages
@@ -383,6 +415,14 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
         pages: pages.as_ref(),
         others: std::cell::RefCell::new(others),
         dropped: Default::default(),
+        // Page images are written only after the run's log segment is
+        // created (`design/durability.md` §7, "Missing files").
+        page_records: pages.as_ref().is_some_and(|p| {
+            p.store
+                .segments()
+                .iter()
+                .any(|s| s.bytes > crate::pagestore::record::SEGMENT_HEADER_LEN as u64)
+        }),
     };
     let store = Store::open(
         fs,

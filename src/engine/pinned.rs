@@ -45,11 +45,22 @@ impl Pinned {
             .registry
             .pin_at(ts)
             .map_err(|oldest| Error::SnapshotTooOld { requested: ts, oldest })?;
-        Ok(Pinned {
+        let pinned = Pinned {
             engine: engine.clone(),
             ts,
             pin: Some(pin),
-        })
+        };
+        // With `Options::max_snapshot_age`: a timestamp committed longer ago
+        // than the age is already expired, and unless the retention window
+        // keeps it, the next GC would pass it (its reads would then fail):
+        // refused now (dropping the pin).
+        if let Some(b) = engine.horizon.bounds(engine.oracle.read_ts(), true) {
+            let oldest = b.expire_below.min(b.retain_from);
+            if ts < oldest {
+                return Err(Error::SnapshotTooOld { requested: ts, oldest });
+            }
+        }
+        Ok(pinned)
     }
 
     /// The snapshot timestamp.

@@ -101,6 +101,9 @@ pub(crate) struct ValueLog {
     /// (its `vlog_head`'s; 0: none). Older segments after it hold only
     /// values no published image references.
     published_seq: AtomicU64,
+    /// That `vlog_head` itself (0: none): every record below it was synced
+    /// before the table was, so none is a torn tail.
+    published_head: AtomicU64,
     /// Payload bytes of the value records appended.
     pub(crate) bytes_written: AtomicU64,
     /// Record bytes referenced by the images listed at the last collection
@@ -169,6 +172,7 @@ impl ValueLog {
             first_seq,
             pages_first_seq,
             published_seq: AtomicU64::new(0),
+            published_head: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             live: AtomicU64::new(u64::MAX),
             segments_deleted: AtomicU64::new(0),
@@ -192,6 +196,8 @@ impl ValueLog {
     pub(crate) fn set_published_head(&self, head: u64) {
         let seq = if head == NO_ADDR { 0 } else { addr_seq(head) };
         self.published_seq.store(seq, Ordering::Relaxed);
+        let head = if head == NO_ADDR { 0 } else { head };
+        self.published_head.store(head, Ordering::Relaxed);
     }
 
     /// `Err(Poisoned)` once a value-log write or sync failed.

@@ -13,10 +13,19 @@ use super::{Fs, FsFile, FsRead, FsSync};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;
 
-/// An open file; `append`: opened with `O_APPEND` (never preallocated).
+/// An open file; `append`: opened with `O_APPEND` (never preallocated);
+/// `no_fallocate`: its file system refused `fallocate` as unsupported.
 struct StdFile {
     file: File,
     append: bool,
+    no_fallocate: bool,
+}
+
+/// Whether `fallocate` failed because the file system has no such call
+/// (not because space or the device failed: those are errors).
+#[cfg(target_os = "linux")]
+fn unsupported(e: rustix::io::Errno) -> bool {
+    e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS
 }
 
 impl FsFile for StdFile {
@@ -27,13 +36,18 @@ impl FsFile for StdFile {
         self.file.sync_data()
     }
     /// `fallocate` (mode 0: allocated, zero, the size raised) on Linux;
-    /// nothing elsewhere.
+    /// nothing elsewhere, nor on a file system without it (NFS before
+    /// version 4.2, some FUSE file systems: `EOPNOTSUPP`), where it is only
+    /// an optimisation lost: the log's syncs then write the inode too.
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
-        if self.append {
+        if self.append || self.no_fallocate {
             return Ok(());
         }
         #[cfg(target_os = "linux")]
-        rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)?;
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Err(e) if unsupported(e) => self.no_fallocate = true,
+            r => r?,
+        }
         #[cfg(not(target_os = "linux"))]
         let _ = len;
         Ok(())
@@ -122,11 +136,19 @@ impl Fs for StdFs {
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let f = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-        Ok(Box::new(StdFile { file: f, append: false }))
+        Ok(Box::new(StdFile {
+            file: f,
+            append: false,
+            no_fallocate: false,
+        }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let f = OpenOptions::new().append(true).open(path)?;
-        Ok(Box::new(StdFile { file: f, append: true }))
+        Ok(Box::new(StdFile {
+            file: f,
+            append: true,
+            no_fallocate: false,
+        }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
         let f = File::open(path)?;
@@ -161,6 +183,22 @@ impl Fs for StdFs {
                 "the database directory is locked by another handle or process",
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::unsupported;
+    use rustix::io::Errno;
+
+    /// Only "no such call" makes preallocation a no-op; a full disk or a
+    /// failed device stays an error (the writer poisons the log on it).
+    #[test]
+    fn only_a_missing_fallocate_is_skipped() {
+        assert!(unsupported(Errno::OPNOTSUPP) && unsupported(Errno::NOSYS));
+        for e in [Errno::NOSPC, Errno::IO, Errno::DQUOT, Errno::BADF, Errno::FBIG] {
+            assert!(!unsupported(e), "{e:?}");
         }
     }
 }

@@ -60,9 +60,11 @@ pub(crate) enum Scan {
 
 /// Scan segment `seq` of `kind`: `Err((offset, reason))` for corruption.
 pub(crate) fn scan(b: &[u8], kind: Kind, seq: u64) -> Result<Scan, (u64, &'static str)> {
-    // Shorter than a header, or all zeros (a crash after the file's size
-    // reached the disk but not its header): a crash while creating it.
-    if b.len() < SEGMENT_HEADER_LEN || b.iter().all(|&x| x == 0) {
+    // Shorter than a header, or a header's length of zeros (a crash after
+    // the file's size reached the disk but not its header): a crash while
+    // creating it. Nothing is appended before the header is synced, so
+    // zeros over a longer file are damage.
+    if b.len() < SEGMENT_HEADER_LEN || (b.len() == SEGMENT_HEADER_LEN && b.iter().all(|&x| x == 0)) {
         return Ok(Scan::TornHeader);
     }
     record::check_segment_header(b, kind, seq).map_err(|r| (0, r))?;

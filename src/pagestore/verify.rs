@@ -21,7 +21,7 @@ pub struct SegmentSummary {
     /// Valid records.
     pub records: u64,
     /// A torn tail after them: its offset and what is wrong there (a file
-    /// shorter than its header, or all zeros: offset 0).
+    /// shorter than its header, or a header's length of zeros: offset 0).
     pub torn_tail: Option<(u64, &'static str)>,
 }
 

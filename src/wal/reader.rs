@@ -27,9 +27,11 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         damage: None,
         torn: false,
     };
-    if b.len() < record::HEADER_LEN || b.iter().all(|&x| x == 0) {
+    if b.len() < record::HEADER_LEN || (b.len() == record::HEADER_LEN && b.iter().all(|&x| x == 0)) {
         // A crash between creating the file and syncing its header (which
-        // may leave the file's size and zeros where the header goes).
+        // may leave the file's size and zeros where the header goes). Not
+        // a longer file: nothing is written or reserved before the header
+        // is synced (W0), so zeros over a longer one are damage.
         seg.damage = Some((0, "segment header truncated"));
         seg.torn = true;
         return seg;

@@ -71,6 +71,13 @@ pub(crate) trait Replay {
     /// the records it keeps but does not replay (at or below the
     /// checkpoint) and for each commit it replays.
     fn note_ref(&self, tree: u32, key: &[u8], ts: u64, addr: u64, replayed: bool);
+
+    /// Whether the caller's own files show that a run got past creating
+    /// its log segment (a page image on disk). With neither a checkpoint
+    /// file nor a log segment, files were then deleted.
+    fn wrote_pages(&self) -> bool {
+        false
+    }
 }
 
 fn corruption(dir: &Path, name: &str, offset: u64, reason: &'static str) -> Error {
@@ -230,24 +237,44 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         );
     }
 
-    // No checkpoint file, yet a checkpoint ran: its history file is there,
-    // and the log no longer begins at segment 0 and holds no commit (it
-    // deleted the segments it covered; a log with commits that does not
-    // begin at commit 1 fails the gap check below). A checkpoint file is
-    // missing: recovering from the log alone would open an empty database,
-    // and the open would then delete the page segments that hold its data
-    // as unpublished. (A log that begins at segment 1 and commit 1 is an
-    // earlier build's, which numbered on past a torn segment 0.)
-    let hist = names.iter().any(|n| super::hist::parse_name(n).is_some());
-    if matches!(start, Start::Empty) && hist && out.first_logged_ts.is_none() {
-        if let Some(&(_, name)) = segs.first().filter(|&&(seq, _)| seq > 0) {
-            return Err(corruption(
-                dir,
-                name,
-                0,
-                "no checkpoint file, yet the log begins after its first segment: a checkpoint is missing",
-            ));
+    // 2a. Files missing (`design/durability.md` §7, "Missing files"). Every
+    //     open creates a log segment (W0) before anything else is written;
+    //     only a checkpoint deletes segments (those it covers, after its
+    //     file is durable, never the newest), and recovery only a torn
+    //     newest one (whose number the next one reuses).
+    //  - No checkpoint file, no commit in the log, and the log begins after
+    //    segment 0: a checkpoint deleted the segments before, and its file
+    //    is missing. Recovering from the log alone would open an empty
+    //    database, and the open would then delete the page segments that
+    //    hold its data as unpublished. (A log with commits that does not
+    //    begin at commit 1 fails the gap check below; one that begins at
+    //    segment 1 and commit 1 is an earlier build's, which numbered on
+    //    past a torn segment 0.)
+    //  - No checkpoint file and no log segment, but a history file (written
+    //    by checkpoints only) or page images (written after W0): files were
+    //    deleted.
+    //  - A checkpoint file but no log segment: they were deleted, and with
+    //    them every commit after the checkpoint.
+    let first = out.segments.keys().next().copied();
+    let first_name = first
+        .and_then(|f| segs.iter().find(|s| s.0 == f))
+        .map_or("", |s| s.1.as_str());
+    let missing = |reason| Err(corruption(dir, first_name, 0, reason));
+    match (&start, first) {
+        (Start::Empty, Some(f)) if f > 0 && out.first_logged_ts.is_none() => {
+            return missing(
+                "no checkpoint file, yet the log begins after its first segment and holds no commit: a checkpoint is missing",
+            );
         }
+        (Start::Empty, None) if into.wrote_pages() || names.iter().any(|n| super::hist::parse_name(n).is_some()) => {
+            return missing(
+                "no checkpoint file and no log segment, yet history files or page images: files are missing",
+            );
+        }
+        (Start::Image(_) | Start::Table(_), None) => {
+            return missing("a checkpoint but no log segment: the log files after it are missing");
+        }
+        _ => {}
     }
 
     // 3. The checkpoint: the newest (see `newest`), or with `oldest` the

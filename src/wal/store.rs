@@ -56,6 +56,18 @@ pub(crate) struct Store {
     durable: crate::sync::Arc<AtomicU64>,
     /// Recovery started from a location table.
     table_at_open: bool,
+    /// Without a log: checkpoints holding `D` where it is
+    /// ([`Store::hold_unlogged`]).
+    unlogged_holds: Mutex<u32>,
+}
+
+/// A checkpoint's hold on `D` without a log ([`Store::hold_unlogged`]).
+pub(crate) struct UnloggedHold<'a>(&'a Store);
+
+impl Drop for UnloggedHold<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.unlogged_holds) -= 1;
+    }
 }
 
 /// What a checkpoint keeps besides itself, and the history file it writes.
@@ -171,6 +183,7 @@ impl Store {
             recovered,
             durable,
             table_at_open,
+            unlogged_holds: Mutex::new(0),
         })
     }
 
@@ -181,15 +194,32 @@ impl Store {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Without a log ([`Durability::None`]): every commit at or below `ts`
-    /// is installed whole, so page images may hold it (W1's `D` becomes the
-    /// read timestamp: nothing is durable but through a checkpoint, and a
-    /// checkpoint holds evictions off while it lists its pages, so that its
-    /// table names no image newer than its timestamp). A no-op with a log.
-    pub(crate) fn unlogged_visible(&self, ts: u64) {
+    /// Without a log ([`Durability::None`]): every commit at or below the
+    /// read timestamp `read_ts()` is installed whole, so page images may
+    /// hold it (W1's `D` becomes the read timestamp: nothing is durable but
+    /// through a checkpoint). Not while a checkpoint holds `D`
+    /// ([`Store::hold_unlogged`]). A no-op with a log.
+    pub(crate) fn unlogged_visible(&self, read_ts: impl FnOnce() -> u64) {
         if self.mode == Durability::None {
-            self.durable.fetch_max(ts, Ordering::AcqRel);
+            let holds = lock(&self.unlogged_holds);
+            if *holds == 0 {
+                // Read under the lock: a hold taken after it sees this
+                // timestamp or a later one (`hold_unlogged`).
+                self.durable.fetch_max(read_ts(), Ordering::AcqRel);
+            }
         }
+    }
+
+    /// Without a log, a checkpoint takes this before its timestamp `C` and
+    /// keeps it until its table is listed: `D` does not move meanwhile, so
+    /// every image an eviction writes holds nothing above `C` (each raise
+    /// of `D` before the hold read a read timestamp at most `C`, taken
+    /// later), and the table names no version newer than `C` (an image
+    /// evicted between the timestamp and the pause of evictions used to
+    /// hold one: a torn commit after a crash). Harmless with a log.
+    pub(crate) fn hold_unlogged(&self) -> UnloggedHold<'_> {
+        *lock(&self.unlogged_holds) += 1;
+        UnloggedHold(self)
     }
 
     /// Whether commits are logged; without a log, a checkpoint's images

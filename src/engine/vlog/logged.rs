@@ -91,14 +91,20 @@ impl ValueLog {
         }
     }
 
-    /// Is `addr` past the valid records of the newest segment of the runs
-    /// before this one that holds records (the only one that may end in
+    /// Is `addr` at or above the loaded table's `vlog_head` and past the
+    /// valid records of the newest segment of the runs before this one
+    /// that holds records (the only one that may end in
     /// values never synced; closed segments are synced when the next
     /// starts), or in this run's first segment (the previous run's newest,
     /// if a crash cut its header, was deleted and its number reused)? Read whole and scanned as the
     /// log's segments are: a bad record with a valid one after it is
     /// damage, not a torn tail.
     fn in_torn_tail(&self, addr: u64) -> Result<bool> {
+        // Below the loaded table's head: synced before the table was, so
+        // damage, not a tail a crash cut.
+        if addr < self.published_head.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let seq = addr_seq(addr);
         if seq == self.first_seq {
             return Ok(true);

@@ -93,3 +93,46 @@ fn a_failed_collection_forgets_what_it_deleted() {
     assert!(v.collect(&AddrList::from_iter([]), u64::MAX).unwrap() >= 1);
     assert!(!v.store.has(seqs[1]));
 }
+
+/// A value the log references, below the `vlog_head` of the table the
+/// next run opens from, damaged (zeroed): recovery's read of it is an
+/// error, never the log's torn tail (which would cut the log there and
+/// drop every later commit). The value was synced before the table was.
+/// Before the check of the head, the read answered "torn" (`Ok(None)`).
+#[test]
+fn a_damaged_value_below_the_tables_head_is_not_a_torn_tail() {
+    let fs = FaultFs::new();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
+    let value = [7u8; 2000];
+    let (a, b, head) = {
+        let v = ValueLog::open(shared.clone(), Path::new("/db"), 64 << 10, 1 << 10, 5).unwrap();
+        let a = v.place_at_commit(0, b"a", 10, &value).unwrap().unwrap();
+        let b = v.place_at_commit(0, b"b", 11, &value).unwrap().unwrap();
+        v.sync().unwrap();
+        (a, b, v.head())
+    };
+    assert_eq!(
+        crate::pagestore::record::addr_seq(a),
+        crate::pagestore::record::addr_seq(b)
+    );
+    // Zero `b`'s record to the end of the segment (as a medium losing it
+    // would leave it): past the segment's valid records.
+    let path = Path::new("/db").join(crate::pagestore::segment::name(
+        crate::pagestore::record::Kind::ValueLog,
+        crate::pagestore::record::addr_seq(b),
+    ));
+    let mut bytes = fs.contents(&path).unwrap();
+    let at = crate::pagestore::record::addr_offset(b) as usize;
+    bytes[at..].fill(0);
+    fs.set_contents(&path, bytes);
+    let v = ValueLog::open(shared, Path::new("/db"), 64 << 10, 1 << 10, 5).unwrap();
+    // Without a table: the previous run's tail, torn.
+    assert!(v.fetch_logged(0, b"b", 11, b, value.len() as u32).unwrap().is_none());
+    // With a table whose head is past it: damage.
+    v.set_published_head(head);
+    assert!(v.fetch_logged(0, b"b", 11, b, value.len() as u32).is_err());
+    assert_eq!(
+        &v.fetch_logged(0, b"a", 10, a, value.len() as u32).unwrap().unwrap()[..],
+        &value[..]
+    );
+}

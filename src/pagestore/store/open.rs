@@ -74,17 +74,18 @@ impl SegmentStore {
             let mut h = [0u8; SEGMENT_HEADER_LEN];
             reader.read_exact_at(0, &mut h).map_err(Error::Io)?;
             let path = dir.join(segment::name(kind, seq));
-            if fresh && seq + 1 == next && h.iter().all(|&x| x == 0) {
-                // Zeros where the header goes, and (read whole, which only
-                // a zeroed header costs) nothing else: the file's size
-                // reached the disk, its contents did not. As short as that.
-                if fs.read(&path).map_err(Error::Io)?.iter().all(|&x| x == 0) {
-                    drop(reader);
-                    fs.remove(&path).map_err(Error::Io)?;
-                    fs.sync_dir(dir).map_err(Error::Io)?;
-                    next = seq;
-                    continue;
-                }
+            if fresh && seq + 1 == next && end == SEGMENT_HEADER_LEN as u64 && h.iter().all(|&x| x == 0) {
+                // Zeros where the header goes, and nothing else: the file's
+                // size reached the disk, its contents did not. Not a longer
+                // file: nothing is appended before the header is synced
+                // (`segment::create`), so zeros over more are damage (the
+                // header check below), and the file may hold data a table
+                // or the log references.
+                drop(reader);
+                fs.remove(&path).map_err(Error::Io)?;
+                fs.sync_dir(dir).map_err(Error::Io)?;
+                next = seq;
+                continue;
             }
             record::check_segment_header(&h, kind, seq).map_err(|r| corrupt(seq, 0, r))?;
             if fresh && seq + 1 == next {

@@ -67,8 +67,13 @@ impl Session<'_> {
             // The default keyspace's writes bare, the others' as `NAME:KEY`.
             let spaces = std::iter::once(("", &change.writes))
                 .chain(change.keyspaces.iter().map(|(name, w)| (name.as_str(), w)));
-            let writes: Vec<String> = spaces
-                .flat_map(|(name, writes)| {
+            let ddl = change
+                .created
+                .iter()
+                .map(|n| format!("create keyspace {n}"))
+                .chain(change.dropped.iter().map(|n| format!("drop keyspace {n}")));
+            let writes: Vec<String> = ddl
+                .chain(spaces.flat_map(|(name, writes)| {
                     let at = if name.is_empty() {
                         String::new()
                     } else {
@@ -78,13 +83,9 @@ impl Session<'_> {
                         Some(v) => format!("put {at}{} = {}", show(k), show(v)),
                         None => format!("delete {at}{}", show(k)),
                     })
-                })
+                }))
                 .collect();
-            if writes.is_empty() {
-                println!("{}: (a keyspace created or dropped)", change.ts);
-            } else {
-                println!("{}: {}", change.ts, writes.join("; "));
-            }
+            println!("{}: {}", change.ts, writes.join("; "));
             n += 1;
         }
         let resume = changes.position();
