@@ -41,14 +41,33 @@ impl Generations {
     /// and clears the default keyspace's data keys if a generation
     /// replaced it (each removal its own commit, at most `batch` keys in
     /// one).
+    ///
+    /// An active generation that does not exist is `Error::Corrupt`, and
+    /// nothing is dropped: no crash leaves one (its creation commits before
+    /// the switch names it, and nothing drops the active one), so its data
+    /// was lost, and the other generations may hold the only copy.
     pub fn open(db: &bwtx::Db, batch: usize) -> Result<Generations> {
-        let name = match db.snapshot().get(ACTIVE)? {
+        let snap = db.snapshot();
+        let name = match snap.get(ACTIVE)? {
             Some(raw) => String::from_utf8(raw.to_vec())
                 .ok()
                 .filter(|n| n.starts_with(GEN_PREFIX))
                 .ok_or_else(|| Error::Corrupt("sm/active does not name a generation".to_string()))?,
             None => LEGACY.to_string(),
         };
+        if name != LEGACY {
+            if !db.keyspaces()?.contains(&name) {
+                return Err(Error::Corrupt(format!(
+                    "sm/active names generation {name}, which the state database does not hold"
+                )));
+            }
+            if snap.get(APPLIED)?.is_none() {
+                return Err(Error::Corrupt(
+                    "sm/active is set but sm/applied is not (one commit writes both)".to_string(),
+                ));
+            }
+        }
+        drop(snap);
         let ks = db.keyspace(&name)?;
         let gens = Generations {
             db: db.clone(),

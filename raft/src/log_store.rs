@@ -119,6 +119,17 @@ impl LogStore {
                 slot.insert(keys::decode_entry(&raw)?);
             }
         }
+        // openraft requires the entries it reads to be consecutive: a
+        // missing one (a lost record) would be applied past as if it were
+        // not there, and the replicas would diverge.
+        let mut indexes = out.keys();
+        if let Some(&first) = indexes.next() {
+            if let Some((i, _)) = indexes.zip(first + 1..).find(|(i, want)| **i != *want) {
+                return Err(Error::Corrupt(format!(
+                    "the log has a hole before entry {i}: read from {start}, the last one before it is missing"
+                )));
+            }
+        }
         Ok(out.into_values().collect())
     }
 

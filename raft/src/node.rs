@@ -77,6 +77,7 @@ impl Node {
             state = state.cache_size(bytes);
         }
         let db = state.open(dir.join("state"))?;
+        check_pair(&log, &db)?;
         let sm = StateMachine::open(db.clone(), &dir.join("snapshots"), limits)?;
         sm.traced(id);
         let (net, cut) = network::transport::network(id, &transport, limits.chunk);
@@ -345,4 +346,31 @@ impl ReadSnapshot {
                 Ok((k.slice(DATA_PREFIX.len()..), v))
             })
     }
+}
+
+/// The log and state `Db`s of one node belong together: a log that holds
+/// nothing (no vote, no entry, no purge mark) beside a state machine that
+/// applied entries, or a log purged past a snapshot beside a state machine
+/// that applied none, means a directory was lost (`Options::open` creates
+/// a missing one empty). Starting anyway would let the node vote again in
+/// a term it voted in, or stop raft at its first commit
+/// (`design/replication.md` §8).
+fn check_pair(log: &bwtx::Db, state: &bwtx::Db) -> Result<()> {
+    let (l, s) = (log.snapshot(), state.snapshot());
+    let purged = l.get(crate::keys::PURGED)?.is_some();
+    let log_empty =
+        !purged && l.get(crate::keys::VOTE)?.is_none() && l.prefix(crate::keys::LOG_PREFIX).next().is_none();
+    let applied = s.get(crate::keys::APPLIED)?.is_some();
+    if log_empty && applied {
+        return Err(Error::Corrupt(
+            "the log database is empty (its directory lost?) but the state machine applied entries".to_string(),
+        ));
+    }
+    if purged && !applied {
+        return Err(Error::Corrupt(
+            "the state database applied nothing (its directory lost?) but the log was purged past a snapshot"
+                .to_string(),
+        ));
+    }
+    Ok(())
 }

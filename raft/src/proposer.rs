@@ -63,6 +63,13 @@ use crate::types::{Command, NodeId, Proposal, Raft, Response, TypeConfig, MAX_PR
 pub const IN_FLIGHT: usize = 1;
 /// Proposals in one entry at most.
 pub const MAX_BATCH: usize = 256;
+/// How long one client write (a batch) may wait for its answer, forwarded
+/// or local: past it the proposals' outcome is unknown (`Error::Raft`) and
+/// the slot goes to the next batch. A leader that hangs, or one without a
+/// quorum, would otherwise hold the one slot, and so every later commit of
+/// this node, until it recovered. Well above a commit's time under load
+/// (milliseconds), and above `Cluster::transaction`'s 5 s wait.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the proposer waits for the clients its last write answered to
 /// propose again before it sends a smaller batch (tokio's timer rounds it
 /// up to its 1 ms tick).
@@ -144,7 +151,9 @@ impl Target {
                 Forwarded::NotSent => {}
             }
         }
-        Ok(self.raft.client_write(cmd).await)
+        tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd))
+            .await
+            .map_err(|_| format!("no answer from this node's raft within {WRITE_TIMEOUT:?}"))
     }
 }
 

@@ -117,3 +117,22 @@ async fn appended_entries_are_stored_in_postcard() {
         assert_eq!(text(&decode_entry(&raw).unwrap()), text(&entry(i)));
     }
 }
+
+/// A log missing an entry in the middle (a lost record): reading a range
+/// across the hole is an error, never the entries around it as if they
+/// were consecutive (openraft would apply past the missing one).
+#[tokio::test]
+async fn a_hole_in_the_log_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        write_mixed(&db);
+        db.transaction(|tx| tx.delete(keys::log_key(6))).unwrap();
+    }
+    let mut store = LogStore::new(open(dir.path())).unwrap();
+    assert!(store.try_get_log_entries(1..9).await.is_err());
+    assert!(store.try_get_log_entries(5..).await.is_err());
+    // Ranges on either side of it read.
+    assert_eq!(store.try_get_log_entries(1..6).await.unwrap().len(), 5);
+    assert_eq!(store.try_get_log_entries(7..9).await.unwrap().len(), 2);
+}

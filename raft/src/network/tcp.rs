@@ -461,8 +461,25 @@ impl Forwarder {
     }
 
     /// Send `cmd` to the node at `addr` as a client write and wait for its
-    /// answer.
+    /// answer, at most [`crate::proposer::WRITE_TIMEOUT`]: a leader that
+    /// hangs (stopped, or cut off without a reset) must not hold the
+    /// proposer's slot, and so every later commit of this node, forever.
+    /// Past it the outcome is unknown (`Lost`), and the connection is
+    /// dropped.
     pub(crate) async fn client_write(&self, addr: &str, cmd: Command) -> Forwarded {
+        self.client_write_within(addr, cmd, crate::proposer::WRITE_TIMEOUT)
+            .await
+    }
+
+    /// [`Forwarder::client_write`] with the wait bounded by `limit`.
+    pub(crate) async fn client_write_within(&self, addr: &str, cmd: Command, limit: std::time::Duration) -> Forwarded {
+        match tokio::time::timeout(limit, self.client_write_unbounded(addr, cmd)).await {
+            Ok(f) => f,
+            Err(_) => Forwarded::Lost(format!("forwarding to {addr}: no answer within {limit:?}")),
+        }
+    }
+
+    async fn client_write_unbounded(&self, addr: &str, cmd: Command) -> Forwarded {
         let pooled = self
             .idle
             .lock()
@@ -494,6 +511,37 @@ mod resume_tests;
 mod tests {
     use super::*;
     use tokio::net::TcpListener;
+
+    /// A leader that takes a forwarded write and never answers (stopped, or
+    /// cut off without a reset): the forward ends as `Lost` (outcome
+    /// unknown) once its time is up. Before, it waited forever, and with it
+    /// every later commit of the forwarding node.
+    #[tokio::test]
+    async fn a_forward_to_a_leader_that_never_answers_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let mut conn = wire::framed(listener.accept().await.unwrap().0);
+            wire::accept_hello(&mut conn).await.unwrap();
+            let _request = wire::recv::<Request>(&mut conn).await;
+            // Holds the connection open, answering nothing.
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        });
+        let cmd = Command::Txn {
+            snapshot: 0,
+            writes: vec![(b"k".to_vec(), Some(b"v".to_vec()))],
+            reads: vec![],
+            ranges: vec![],
+        };
+        let forwarded = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            Forwarder::new(Cut::default()).client_write_within(&addr, cmd, std::time::Duration::from_millis(300)),
+        )
+        .await
+        .expect("the forward ended");
+        assert!(matches!(forwarded, Forwarded::Lost(_)));
+        peer.abort();
+    }
 
     #[tokio::test]
     async fn a_connection_the_peer_closed_does_not_look_open() {

@@ -187,7 +187,14 @@ impl Link {
     pub(crate) async fn forward(&self, from: NodeId, to: NodeId, node: Option<&BasicNode>, cmd: Command) -> Forwarded {
         match self {
             Link::InProcess(router) => match router.route(from, to) {
-                Ok(raft) => Forwarded::Answered(raft.client_write(cmd).await),
+                // Bounded as the TCP forward is (`Forwarder::client_write`).
+                Ok(raft) => match tokio::time::timeout(crate::proposer::WRITE_TIMEOUT, raft.client_write(cmd)).await {
+                    Ok(r) => Forwarded::Answered(r),
+                    Err(_) => Forwarded::Lost(format!(
+                        "forwarding to node {to}: no answer within {:?}",
+                        crate::proposer::WRITE_TIMEOUT
+                    )),
+                },
                 Err(_) => Forwarded::NotSent,
             },
             Link::Tcp(_, forwarder) => match node {

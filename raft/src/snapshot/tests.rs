@@ -295,3 +295,43 @@ fn copy_in_links_a_file_it_can_and_copies_one_it_cannot() {
     let parts = std::fs::read_dir(&b).unwrap().count();
     assert_eq!(parts, 2, "the link and the copy, nothing else");
 }
+
+/// `sm/active` naming a generation the state `Db` does not hold (its
+/// keyspace lost): `Error::Corrupt`, and the generation that is there
+/// stays. Before, the open created the named one empty and dropped the
+/// other: a replica with no data and an applied position that said
+/// otherwise. Also `sm/active` without `sm/applied`.
+#[tokio::test]
+async fn an_active_generation_that_is_missing_is_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 20, 1, "v");
+    let snap = build(&leader).await;
+    let fdir = tmp.path().join("b");
+    {
+        let mut follower = open(&fdir);
+        follower
+            .install_snapshot(&snap.meta.clone(), snap.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(generations(&follower), ["sm.gen.1"]);
+    }
+    {
+        let db = open_db(&fdir);
+        db.transaction(|tx| tx.put(keys::ACTIVE, "sm.gen.7")).unwrap();
+    }
+    let r = StateMachine::open(open_db(&fdir), &fdir.join("snapshots"), LIMITS);
+    assert!(matches!(r, Err(crate::error::Error::Corrupt(_))), "{:?}", r.err());
+    assert!(open_db(&fdir).keyspaces().unwrap().contains(&"sm.gen.1".to_string()));
+    // Named again, and sm/applied gone: corrupt too.
+    {
+        let db = open_db(&fdir);
+        db.transaction(|tx| {
+            tx.put(keys::ACTIVE, "sm.gen.1")?;
+            tx.delete(keys::APPLIED)
+        })
+        .unwrap();
+    }
+    let r = StateMachine::open(open_db(&fdir), &fdir.join("snapshots"), LIMITS);
+    assert!(matches!(r, Err(crate::error::Error::Corrupt(_))), "{:?}", r.err());
+}
