@@ -28,8 +28,17 @@ fn shell_bytes(args: &[&str], script: &[u8]) -> String {
         .expect("spawn bwtx shell");
     child.stdin.take().unwrap().write_all(script).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
+    let stdout = text(&out.stdout);
+    // A script's exit status says whether any command failed (printed an
+    // `error:` line).
+    let failed = stdout.lines().any(|l| l.starts_with("error: "));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(failed)),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
 }
 
 #[test]
@@ -122,6 +131,35 @@ fn bad_arguments_fail_readably() {
     let out = run(&["bench", "--keys", "1000000000000", "--ops", "10"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--keys"));
+    // Numbers past what a run can do are usage errors, not panics (exit
+    // 101) or failed thread spawns.
+    for (args, named) in [
+        (&["bench", "--keys", "10", "--duration", "1e20"][..], "--duration"),
+        (
+            &["bench", "--keys", "10", "--ops", "10", "--threads", "1000000"][..],
+            "--threads",
+        ),
+        (
+            &[
+                "bench",
+                "--keys",
+                "10",
+                "--ops",
+                "10",
+                "--ops-per-txn",
+                "18446744073709551615",
+            ][..],
+            "--ops-per-txn",
+        ),
+        (&["history", "--keys", "18446744073709551615"][..], "--keys"),
+        (&["history", "--txns", "18446744073709551615"][..], "--txns"),
+        (&["history", "--threads", "1000000"][..], "--threads"),
+    ] {
+        let out = run(args);
+        let code = out.status.code();
+        assert!(matches!(code, Some(1 | 2)), "{args:?}: {code:?} {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(named), "{args:?}: {}", text(&out.stderr));
+    }
 }
 
 /// The shell's `len`, `at TS ...` and `changes SINCE [N]` on a fresh

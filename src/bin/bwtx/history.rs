@@ -40,8 +40,22 @@ pub struct HistoryArgs {
 
 /// Run, write, check; returns the exit status (1 if anomalies were found).
 pub fn run(args: &HistoryArgs) -> i32 {
-    if args.threads == 0 || args.keys == 0 || args.max_ops == 0 {
-        eprintln!("error: --threads, --keys and --max-ops must be at least 1");
+    // Bounded so that a mistyped number is a usage error, not a failed
+    // thread spawn or an allocation of the whole address space.
+    if !(1..=1024).contains(&args.threads)
+        || !(1..=1 << 20).contains(&args.keys)
+        || !(1..=1 << 16).contains(&args.max_ops)
+        || args.txns > 1 << 24
+    {
+        eprintln!(
+            "error: --threads must be 1 to 1024, --keys 1 to 1048576, --max-ops 1 to 65536 and --txns at most 16777216"
+        );
+        return 2;
+    }
+    // The output file first: a path that cannot be written fails now, not
+    // after the run.
+    if let Err(e) = std::fs::File::create(&args.out) {
+        eprintln!("error: cannot write {}: {e}", args.out.display());
         return 2;
     }
     let db = bwtx::Db::in_memory();

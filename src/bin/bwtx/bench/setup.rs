@@ -159,10 +159,13 @@ fn writes_line(disk: Option<u64>, user: u64, b: &bwtx::Stats, a: &bwtx::Stats) -
     out
 }
 
+/// The most client threads a run starts (one OS thread each).
+pub const MAX_THREADS: usize = 1024;
+
 /// Check the arguments and derive the settings every engine shares.
 pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
-    if args.threads == 0 {
-        return Err("--threads must be at least 1".into());
+    if args.threads == 0 || args.threads > MAX_THREADS {
+        return Err(format!("--threads must be 1 to {MAX_THREADS}"));
     }
     if args.keys == 0 || (args.workload == Workload::Bank && args.keys < 2) {
         return Err("--keys must be at least 1 (bank: 2)".into());
@@ -179,8 +182,8 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     let ops_per_txn = args
         .ops_per_txn
         .unwrap_or(if args.workload == Workload::Bank { 1 } else { 2 });
-    if ops_per_txn == 0 {
-        return Err("--ops-per-txn must be at least 1".into());
+    if !(1..=1 << 20).contains(&ops_per_txn) {
+        return Err("--ops-per-txn must be 1 to 1048576".into());
     }
     let dist = args.distribution.unwrap_or(match args.workload {
         Workload::D => Distribution::Latest,
@@ -189,8 +192,12 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     });
     let hidden = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let duration = match (args.duration, args.ops) {
-        (Some(d), _) if !(d > 0.0 && d.is_finite()) => return Err("--duration must be positive".into()),
-        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (Some(d), _) => match Duration::try_from_secs_f64(d) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                return Err("--duration must be a positive number of seconds (at most about 584 billion years)".into())
+            }
+        },
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };

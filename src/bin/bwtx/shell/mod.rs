@@ -76,6 +76,7 @@ pub fn run(path: Option<&Path>) -> i32 {
         ks,
         tx: None,
         savepoints: Vec::new(),
+        failed: false,
     };
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -118,7 +119,8 @@ pub fn run(path: Option<&Path>) -> i32 {
 
 /// Read commands line by line from stdin (scripts, pipes). A line that is
 /// not UTF-8 is an error like a bad command, and the next line runs; an
-/// I/O error reading stdin ends the session.
+/// I/O error reading stdin ends the session. The exit status is 1 if any
+/// command failed (its `error:` line is in the output), else 0.
 fn plain(session: &mut Session<'_>) -> i32 {
     let stdin = std::io::stdin();
     for (n, line) in stdin.lock().split(b'\n').enumerate() {
@@ -126,6 +128,7 @@ fn plain(session: &mut Session<'_>) -> i32 {
             Ok(line) => line,
             Err(e) => {
                 eprintln!("error: reading stdin: {e}");
+                session.failed = true;
                 break;
             }
         };
@@ -136,6 +139,7 @@ fn plain(session: &mut Session<'_>) -> i32 {
             Ok(line) => session.exec(&line),
             Err(_) => {
                 println!("error: line {} is not valid UTF-8 (skipped)", n + 1);
+                session.failed = true;
                 Flow::Continue
             }
         };
@@ -145,7 +149,7 @@ fn plain(session: &mut Session<'_>) -> i32 {
         let _ = std::io::stdout().flush();
     }
     session.close();
-    0
+    i32::from(session.failed)
 }
 
 #[derive(PartialEq, Eq)]
@@ -162,6 +166,8 @@ struct Session<'db> {
     /// The open transaction's named savepoints, oldest first (empty when
     /// no transaction is open).
     savepoints: Vec<(String, Savepoint)>,
+    /// A command failed (its error printed): a script's exit status is 1.
+    failed: bool,
 }
 
 fn show(b: &[u8]) -> String {
@@ -239,6 +245,7 @@ impl<'db> Session<'db> {
         };
         if let Err(e) = r {
             println!("error: {e}");
+            self.failed = true;
         }
         Flow::Continue
     }
