@@ -153,6 +153,47 @@ fn with_a_page_store() {
     }
 }
 
+/// Without a log (`Durability::None`) the log's segments hold no record,
+/// yet the first checkpoint closes segment 0 and deletes it, so that a lost
+/// checkpoint file shows. Before, the segment never rotated: the open
+/// found segment 0 without a commit and no checkpoint, opened an empty
+/// database and deleted the page segments as unpublished.
+#[test]
+fn without_a_log() {
+    for paged in [false, true] {
+        let fs = FaultFs::new();
+        let opts = || {
+            let o = fault_opts(&fs).durability(Durability::None);
+            if paged {
+                o.cache_size(64 << 10)
+            } else {
+                o
+            }
+        };
+        for lost in [Lost::Checkpoint, Lost::CheckpointAndHistory] {
+            let fs2 = FaultFs::new();
+            let opts2 = || {
+                let o = fault_opts(&fs2).durability(Durability::None);
+                if paged {
+                    o.cache_size(64 << 10)
+                } else {
+                    o
+                }
+            };
+            missing_files_are_corruption(&opts2, &fs2, 0, lost);
+        }
+        // A database never checkpointed still opens (empty: nothing was
+        // durable), and one checkpointed reopens whole.
+        drop(opts().open(DIR).unwrap());
+        let db = opts().open(DIR).unwrap();
+        db.transaction(|tx| tx.put("k", "v")).unwrap();
+        db.checkpoint().unwrap();
+        drop(db);
+        let db = opts().open(DIR).unwrap();
+        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}
+
 /// An earlier build numbered on past a torn segment 0 (a crash while
 /// creating it), so its log may begin at segment 1 with commit 1 and no
 /// checkpoint: that is a whole log, and it opens.

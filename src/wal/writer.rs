@@ -501,6 +501,11 @@ impl Wal {
     /// current segment with no record stays current: closing it would add
     /// an empty segment that no checkpoint covers (an idle database's
     /// checkpoint attempts, which find nothing to write, left one a second).
+    /// But segment 0 is closed even empty, once: the first checkpoint then
+    /// deletes it, and a log that begins after segment 0 shows that a
+    /// checkpoint ran (recovery's missing-file rules; without it a
+    /// `Durability::None` database, whose segments stay empty, never
+    /// showed one).
     pub(crate) fn rotate(&self) -> Result<()> {
         self.check()?;
         let r = {
@@ -510,7 +515,7 @@ impl Wal {
                 .and_then(|()| self.write_pending(&mut out))
                 .and_then(|_| self.sync_written(&mut out))
                 .and_then(|()| {
-                    if out.size <= record::HEADER_LEN as u64 {
+                    if out.size <= record::HEADER_LEN as u64 && out.seq > 0 {
                         return Ok(());
                     }
                     self.rotate_locked(&mut out)

@@ -191,3 +191,29 @@ fn shell_counts_time_travel_and_changes() {
     has("error: usage: changes SINCE [N]");
     has("error: invalid argument: changes_since: the timestamp is above the newest visible commit");
 }
+
+/// `bwtx check` on a database another process holds open refuses (exit 1,
+/// "in use") rather than copying files a checkpoint may be deleting; once
+/// closed, it checks it. A directory whose log and checkpoints are gone
+/// but whose page segments stay is corrupt (exit 2), not "not a database".
+#[test]
+fn check_refuses_a_database_in_use_and_reports_lost_files() {
+    let dir = TempDir::new("check-in-use");
+    let db = bwtx::Options::new().cache_size(1 << 20).open(&dir.0).unwrap();
+    db.transaction(|tx| tx.put("k", "v")).unwrap();
+    let out = run(&["check", dir.path()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("in use"), "{}", text(&out.stderr));
+    drop(db);
+    let out = run(&["check", dir.path()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("wal-") || name.starts_with("ckpt-") {
+            std::fs::remove_file(dir.0.join(&name)).unwrap();
+        }
+    }
+    let out = run(&["check", dir.path()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("files are missing"), "{}", text(&out.stderr));
+}

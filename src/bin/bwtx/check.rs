@@ -46,6 +46,28 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     if !meta.is_dir() {
         return Err((1, format!("error: {} is not a directory", dir.display())));
     }
+    // The directory lock, held while the files are copied: a database open
+    // in another process changes them meanwhile (a checkpoint deletes log
+    // segments), and the copy would look damaged. Taken only if the lock
+    // file is there (a database that ran has one), so that the check
+    // writes nothing.
+    let _lock = match std::fs::File::open(dir.join("LOCK")) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => Some(f),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err((
+                    1,
+                    format!(
+                        "error: {} is in use by another process (its LOCK is held): close it first",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("LOCK", e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("LOCK", e)),
+    };
     let fs = FaultFs::new();
     fs.create_dir_all(dir).map_err(|e| io("in-memory copy", e))?;
     let (mut segments, mut checkpoints, mut bytes) = (0u64, 0u64, 0u64);
@@ -95,6 +117,17 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     }
     fs.sync_dir(dir).map_err(|e| io("in-memory copy", e))?;
     if segments == 0 && checkpoints == 0 {
+        // Page, value-log or history files without a log or a checkpoint:
+        // a database whose other files were lost, not a stranger's directory.
+        if page_segs + vlog_segs > 0 || names.iter().any(|n| n.starts_with("hist-") && n.ends_with(".hist")) {
+            return Err((
+                CORRUPT,
+                format!(
+                    "CORRUPT: {} holds page, value-log or history files but no log segment or checkpoint: files are missing",
+                    dir.display()
+                ),
+            ));
+        }
         return Err((
             1,
             format!("error: {} holds no log segment or checkpoint", dir.display()),
