@@ -216,4 +216,19 @@ fn check_refuses_a_database_in_use_and_reports_lost_files() {
     let out = run(&["check", dir.path()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("files are missing"), "{}", text(&out.stderr));
+    // Header-only page segments (an open that stopped before creating its
+    // log segment) are no sign of lost files: "not a database", exit 1.
+    let fresh = TempDir::new("check-headers");
+    std::fs::create_dir_all(&fresh.0).unwrap();
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.starts_with("pages-") || name.starts_with("vlog-") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(fresh.0.join(name), &bytes[..32]).unwrap();
+        }
+    }
+    let out = run(&["check", fresh.path()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no log segment"), "{}", text(&out.stderr));
 }

@@ -51,7 +51,7 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     // segments), and the copy would look damaged. Taken only if the lock
     // file is there (a database that ran has one), so that the check
     // writes nothing.
-    let _lock = match std::fs::File::open(dir.join("LOCK")) {
+    let lock = match std::fs::File::open(dir.join("LOCK")) {
         Ok(f) => match f.try_lock() {
             Ok(()) => Some(f),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -116,10 +116,15 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
         names.push(name);
     }
     fs.sync_dir(dir).map_err(|e| io("in-memory copy", e))?;
+    // The copy is taken: the directory may be opened again.
+    drop(lock);
     if segments == 0 && checkpoints == 0 {
         // Page, value-log or history files without a log or a checkpoint:
         // a database whose other files were lost, not a stranger's directory.
-        if page_segs + vlog_segs > 0 || names.iter().any(|n| n.starts_with("hist-") && n.ends_with(".hist")) {
+        // (Segments with records only: an open that failed or crashed
+        // before creating its log segment leaves header-only ones, and
+        // such a directory opens.)
+        if records > 0 || names.iter().any(|n| n.starts_with("hist-") && n.ends_with(".hist")) {
             return Err((
                 CORRUPT,
                 format!(
