@@ -64,12 +64,27 @@ pub const IN_FLIGHT: usize = 1;
 /// Proposals in one entry at most.
 pub const MAX_BATCH: usize = 256;
 /// How long one client write (a batch) may wait for its answer, forwarded
-/// or local: past it the proposals' outcome is unknown (`Error::Raft`) and
-/// the slot goes to the next batch. A leader that hangs, or one without a
-/// quorum, would otherwise hold the one slot, and so every later commit of
-/// this node, until it recovered. Well above a commit's time under load
-/// (milliseconds), and above `Cluster::transaction`'s 5 s wait.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// or local, at least: past [`write_timeout`] the proposals' outcome is
+/// unknown (`Error::Raft`) and the slot goes to the next batch. A leader
+/// that hangs, or one without a quorum, would otherwise hold the one slot,
+/// and so every later commit of this node, until it recovered. Well above
+/// a small commit's time under load (milliseconds), and above
+/// `Cluster::transaction`'s 5 s wait.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`WRITE_TIMEOUT`] plus 2 s per MiB of the command: a 32 MiB entry
+/// (`MAX_PROPOSAL_BYTES`) is written and applied by every replica, which
+/// took more than 10 s in a debug build on a loaded 2-core machine.
+pub fn write_timeout(cmd: &Command) -> Duration {
+    let bytes = match cmd {
+        Command::Txn {
+            writes, reads, ranges, ..
+        } => crate::types::proposal_bytes(writes, reads, ranges),
+        Command::Batch { txns } => txns.iter().map(Proposal::bytes).sum(),
+        Command::SetTombstoneHorizon { .. } => 0,
+    };
+    WRITE_TIMEOUT + Duration::from_secs(2 * (bytes >> 20) as u64)
+}
 /// How long the proposer waits for the clients its last write answered to
 /// propose again before it sends a smaller batch (tokio's timer rounds it
 /// up to its 1 ms tick).
@@ -151,9 +166,10 @@ impl Target {
                 Forwarded::NotSent => {}
             }
         }
-        tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(cmd))
+        let limit = write_timeout(&cmd);
+        tokio::time::timeout(limit, self.raft.client_write(cmd))
             .await
-            .map_err(|_| format!("no answer from this node's raft within {WRITE_TIMEOUT:?}"))
+            .map_err(|_| format!("no answer from this node's raft within {limit:?}"))
     }
 }
 

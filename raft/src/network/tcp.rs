@@ -461,14 +461,14 @@ impl Forwarder {
     }
 
     /// Send `cmd` to the node at `addr` as a client write and wait for its
-    /// answer, at most [`crate::proposer::WRITE_TIMEOUT`]: a leader that
+    /// answer, at most [`crate::proposer::write_timeout`]: a leader that
     /// hangs (stopped, or cut off without a reset) must not hold the
     /// proposer's slot, and so every later commit of this node, forever.
     /// Past it the outcome is unknown (`Lost`), and the connection is
     /// dropped.
     pub(crate) async fn client_write(&self, addr: &str, cmd: Command) -> Forwarded {
-        self.client_write_within(addr, cmd, crate::proposer::WRITE_TIMEOUT)
-            .await
+        let limit = crate::proposer::write_timeout(&cmd);
+        self.client_write_within(addr, cmd, limit).await
     }
 
     /// [`Forwarder::client_write`] with the wait bounded by `limit`.

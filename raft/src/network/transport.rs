@@ -188,13 +188,13 @@ impl Link {
         match self {
             Link::InProcess(router) => match router.route(from, to) {
                 // Bounded as the TCP forward is (`Forwarder::client_write`).
-                Ok(raft) => match tokio::time::timeout(crate::proposer::WRITE_TIMEOUT, raft.client_write(cmd)).await {
-                    Ok(r) => Forwarded::Answered(r),
-                    Err(_) => Forwarded::Lost(format!(
-                        "forwarding to node {to}: no answer within {:?}",
-                        crate::proposer::WRITE_TIMEOUT
-                    )),
-                },
+                Ok(raft) => {
+                    let limit = crate::proposer::write_timeout(&cmd);
+                    match tokio::time::timeout(limit, raft.client_write(cmd)).await {
+                        Ok(r) => Forwarded::Answered(r),
+                        Err(_) => Forwarded::Lost(format!("forwarding to node {to}: no answer within {limit:?}")),
+                    }
+                }
                 Err(_) => Forwarded::NotSent,
             },
             Link::Tcp(_, forwarder) => match node {
