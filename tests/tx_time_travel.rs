@@ -150,18 +150,10 @@ fn forgotten_snapshot_expires() {
     let old = db.snapshot();
     let mut tx = db.begin();
     assert_eq!(old.get("k").unwrap().as_deref(), Some(&b"1"[..]));
-    let mut expired = false;
-    for i in 0..100 {
-        std::thread::sleep(Duration::from_millis(10));
-        put(&db, "k", &format!("v{i}"));
-        put(&db, "a", &format!("v{i}"));
-        db.collect_garbage();
-        if db.stats().gc_watermark > old.ts() {
-            expired = true;
-            break;
-        }
-    }
-    assert!(expired, "GC never passed the old snapshot");
+    assert!(
+        collect_past(&db, old.ts(), &["k", "a"]),
+        "GC never passed the old snapshot"
+    );
     assert!(matches!(old.get("k"), Err(Error::SnapshotTooOld { requested, .. }) if requested == old.ts()));
     assert!(matches!(
         old.range::<&str, _>(..).next(),
@@ -199,15 +191,26 @@ fn delete_and_collect_past(db: &Db, ts: u64) {
     let mut d = db.begin();
     d.delete("k").unwrap();
     d.commit().unwrap();
+    assert!(
+        collect_past(db, ts + 3, &["filler"]),
+        "GC never passed the expired transaction"
+    );
+}
+
+/// Every 10 ms, for at most 2 s, write each of `keys` and collect garbage,
+/// until GC's watermark passes `ts`; whether it did.
+fn collect_past(db: &Db, ts: u64, keys: &[&str]) -> bool {
     for i in 0..200 {
         std::thread::sleep(Duration::from_millis(10));
-        put(db, "filler", &format!("v{i}"));
+        for k in keys {
+            put(db, k, &format!("v{i}"));
+        }
         db.collect_garbage();
-        if db.stats().gc_watermark > ts + 3 {
-            return;
+        if db.stats().gc_watermark > ts {
+            return true;
         }
     }
-    panic!("GC never passed the expired transaction");
+    false
 }
 
 /// An expired transaction whose key was deleted meanwhile, the tombstone
@@ -313,14 +316,7 @@ fn an_expired_snapshot_of_a_dropped_keyspace_is_too_old() {
     db.transaction(|tx| tx.put_in(&ks, "k", "v")).unwrap();
     let old = db.snapshot();
     db.drop_keyspace("ks").unwrap();
-    for i in 0..200 {
-        std::thread::sleep(Duration::from_millis(10));
-        put(&db, "filler", &format!("v{i}"));
-        db.collect_garbage();
-        if db.stats().gc_watermark > old.ts() + 3 {
-            break;
-        }
-    }
+    assert!(collect_past(&db, old.ts() + 3, &["filler"]));
     assert!(db.stats().gc_watermark > old.ts() + 3);
     let r = old.get_in(&ks, "k");
     assert!(matches!(r, Err(Error::SnapshotTooOld { .. })), "{r:?}");

@@ -160,27 +160,21 @@ fn with_a_page_store() {
 /// database and deleted the page segments as unpublished.
 #[test]
 fn without_a_log() {
+    /// Options of a database without a log, paged or not.
+    fn none_opts(fs: &FaultFs, paged: bool) -> Options {
+        let o = fault_opts(fs).durability(Durability::None);
+        if paged {
+            o.cache_size(64 << 10)
+        } else {
+            o
+        }
+    }
     for paged in [false, true] {
         let fs = FaultFs::new();
-        let opts = || {
-            let o = fault_opts(&fs).durability(Durability::None);
-            if paged {
-                o.cache_size(64 << 10)
-            } else {
-                o
-            }
-        };
+        let opts = || none_opts(&fs, paged);
         for lost in [Lost::Checkpoint, Lost::CheckpointAndHistory] {
             let fs2 = FaultFs::new();
-            let opts2 = || {
-                let o = fault_opts(&fs2).durability(Durability::None);
-                if paged {
-                    o.cache_size(64 << 10)
-                } else {
-                    o
-                }
-            };
-            missing_files_are_corruption(&opts2, &fs2, 0, lost);
+            missing_files_are_corruption(&|| none_opts(&fs2, paged), &fs2, 0, lost);
         }
         // A database never checkpointed still opens (empty: nothing was
         // durable), and one checkpointed reopens whole.

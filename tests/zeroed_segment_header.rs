@@ -19,6 +19,15 @@ use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Error, Options};
 use common::{dump, fault_opts, files_with_prefix, DIR};
 
+/// Options of a paged database that puts values over 100 bytes in the
+/// value log, with durability `d`.
+fn paged_opts(fs: &FaultFs, d: Durability) -> Options {
+    fault_opts(fs)
+        .durability(d)
+        .cache_size(64 << 10)
+        .value_log_threshold(100)
+}
+
 /// Add an all-zero file `name` of `len` bytes to the directory, durably.
 fn zeroed(fs: &FaultFs, name: &str, len: usize) {
     let dir = Path::new(DIR);
@@ -81,12 +90,7 @@ fn a_zeroed_newest_segment_longer_than_its_header_is_corruption() {
     }
     for prefix in ["pages-", "vlog-"] {
         let fs = FaultFs::new();
-        let opts = || {
-            fault_opts(&fs)
-                .durability(Durability::Sync)
-                .cache_size(64 << 10)
-                .value_log_threshold(100)
-        };
+        let opts = || paged_opts(&fs, Durability::Sync);
         written(&opts);
         let name = next_name(&fs, prefix, "seg");
         zeroed(&fs, &name, 64);
@@ -101,12 +105,7 @@ fn a_zeroed_newest_segment_longer_than_its_header_is_corruption() {
 #[test]
 fn a_zeroed_value_log_segment_the_log_references_is_corruption() {
     let fs = FaultFs::new();
-    let opts = || {
-        fault_opts(&fs)
-            .durability(Durability::Buffered(std::time::Duration::from_millis(1)))
-            .cache_size(64 << 10)
-            .value_log_threshold(100)
-    };
+    let opts = || paged_opts(&fs, Durability::Buffered(std::time::Duration::from_millis(1)));
     let db = opts().open(DIR).unwrap();
     for i in 0..3u32 {
         db.transaction(|tx| tx.put(format!("key{i}"), [b'v'; 300])).unwrap();
@@ -163,12 +162,7 @@ fn a_zeroed_log_segment_before_the_newest_is_corruption() {
 fn a_zeroed_newest_page_or_value_log_segment_is_a_torn_one() {
     for prefix in ["pages-", "vlog-"] {
         let fs = FaultFs::new();
-        let opts = || {
-            fault_opts(&fs)
-                .durability(Durability::Sync)
-                .cache_size(64 << 10)
-                .value_log_threshold(100)
-        };
+        let opts = || paged_opts(&fs, Durability::Sync);
         let before = written(&opts);
         let name = next_name(&fs, prefix, "seg");
         zeroed(&fs, &name, 32);

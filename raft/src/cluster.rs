@@ -440,3 +440,27 @@ fn retryable(e: &Error) -> bool {
     let too_old = matches!(e, Error::Bwtx(bwtx::Error::SnapshotTooOld { .. }));
     e.is_conflict() || too_old || e.is_not_leader() || matches!(e, Error::Raft(_))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Response;
+
+    /// A proposal every replica refused as malformed fails at once: it is
+    /// refused alike however often it is proposed. (Before, it was an
+    /// `Error::Raft`, "outcome unknown", and `Cluster::transaction` proposed
+    /// it again until its timeout.) A snapshot below the tombstone floor is
+    /// still retried, on a fresh snapshot.
+    #[test]
+    fn a_rejected_proposal_is_not_retried() {
+        let e = crate::txn::outcome(Response::Rejected {
+            reason: "a key written twice".to_string(),
+        })
+        .unwrap_err();
+        assert!(matches!(&e, Error::Rejected(r) if r == "a key written twice"), "{e:?}");
+        assert!(!retryable(&e));
+        let e = crate::txn::outcome(Response::TooOld { snapshot: 3, oldest: 5 }).unwrap_err();
+        assert!(retryable(&e), "{e:?}");
+        assert_eq!(crate::txn::outcome(Response::Committed { index: 7 }).unwrap(), 7);
+    }
+}

@@ -22,6 +22,12 @@ pub enum Error {
     /// A record of the replica's `Db` (a log entry, the vote, a value, a
     /// snapshot) does not decode.
     Corrupt(String),
+    /// The replicas refused the proposal as malformed (a key or value over
+    /// bwtx's limits, a key written twice, a snapshot position not before
+    /// its entry): nothing was written, and every replica refuses it alike,
+    /// so proposing it again cannot help. [`crate::Txn`] never proposes one
+    /// unless a bug does.
+    Rejected(String),
 }
 
 impl Error {
@@ -45,6 +51,7 @@ impl std::fmt::Display for Error {
             Error::NotLeader { leader: None } => write!(f, "not the leader; no leader known"),
             Error::Raft(msg) => write!(f, "raft: {msg}"),
             Error::Corrupt(msg) => write!(f, "corrupt replica record: {msg}"),
+            Error::Rejected(reason) => write!(f, "proposal rejected: {reason}"),
         }
     }
 }

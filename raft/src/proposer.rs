@@ -72,18 +72,25 @@ pub const MAX_BATCH: usize = 256;
 /// `Cluster::transaction`'s 5 s wait.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// [`WRITE_TIMEOUT`] plus 2 s per MiB of the command: a 32 MiB entry
-/// (`MAX_PROPOSAL_BYTES`) is written and applied by every replica, which
-/// took more than 10 s in a debug build on a loaded 2-core machine.
-pub fn write_timeout(cmd: &Command) -> Duration {
-    let bytes = match cmd {
+/// [`WRITE_TIMEOUT`] plus 2 s per MiB of a command of `bytes` (as
+/// [`Proposal::bytes`] counts them): a 32 MiB entry (`MAX_PROPOSAL_BYTES`)
+/// is written and applied by every replica, which took more than 10 s in a
+/// debug build on a loaded 2-core machine.
+pub fn write_timeout(bytes: usize) -> Duration {
+    WRITE_TIMEOUT + Duration::from_secs(2 * (bytes >> 20) as u64)
+}
+
+/// The bytes of `cmd`'s proposals, as [`Proposal::bytes`] counts them.
+/// (A batch's are summed as it is gathered; this is for the commands
+/// proposed alone.)
+pub fn command_bytes(cmd: &Command) -> usize {
+    match cmd {
         Command::Txn {
             writes, reads, ranges, ..
         } => crate::types::proposal_bytes(writes, reads, ranges),
         Command::Batch { txns } => txns.iter().map(Proposal::bytes).sum(),
         Command::SetTombstoneHorizon { .. } => 0,
-    };
-    WRITE_TIMEOUT + Duration::from_secs(2 * (bytes >> 20) as u64)
+    }
 }
 /// How long the proposer waits for the clients its last write answered to
 /// propose again before it sends a smaller batch (tokio's timer rounds it
@@ -116,7 +123,8 @@ impl Proposer {
     /// Propose `cmd` as a log entry of its own (not batched; forwarded to
     /// the leader as a batch is) and wait for its outcome.
     pub async fn write(&self, cmd: Command) -> Result<Response> {
-        match self.target.client_write(cmd).await {
+        let limit = write_timeout(command_bytes(&cmd));
+        match self.target.client_write(cmd, limit).await {
             Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(e)) => Err(write_error(&e)),
             Err(lost) => Err(Error::Raft(format!("{lost}; outcome unknown"))),
@@ -151,7 +159,9 @@ impl Target {
     /// if the first never took it: openraft also answers `ForwardToLeader`
     /// for an entry it appended and then truncated, which another leader may
     /// still commit. `Err`: the leader may have taken it, no answer came.
-    async fn client_write(&self, cmd: Command) -> std::result::Result<WriteResult, String> {
+    /// Each wait is bounded by `limit` ([`write_timeout`] of the command's
+    /// bytes).
+    async fn client_write(&self, cmd: Command, limit: Duration) -> std::result::Result<WriteResult, String> {
         let (leader, node) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow_watched();
@@ -160,13 +170,12 @@ impl Target {
             (leader, node)
         };
         if let Some(l) = leader {
-            match self.link.forward(self.id, l, node.as_ref(), cmd.clone()).await {
+            match self.link.forward(self.id, l, node.as_ref(), cmd.clone(), limit).await {
                 Forwarded::Answered(r) => return Ok(r),
                 Forwarded::Lost(msg) => return Err(msg),
                 Forwarded::NotSent => {}
             }
         }
-        let limit = write_timeout(&cmd);
         tokio::time::timeout(limit, self.raft.client_write(cmd))
             .await
             .map_err(|_| format!("no answer from this node's raft within {limit:?}"))
@@ -193,12 +202,12 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
             return;
         };
         let expected = (*answered.borrow()).clamp(1, MAX_BATCH);
-        let (batch, over) = gather(&mut rx, first, expected).await;
+        let (batch, bytes, over) = gather(&mut rx, first, expected).await;
         carried = over;
         let (raft, answered_tx) = (raft.clone(), answered_tx.clone());
         tokio::spawn(async move {
             let n = batch.len();
-            submit(&raft, batch).await;
+            submit(&raft, batch, bytes).await;
             answered_tx.send_replace(n);
             drop(slot);
         });
@@ -210,12 +219,12 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
 /// to propose again), those that arrive within [`GATHER`]; at most
 /// [`MAX_BATCH`] proposals, and no more bytes than
 /// [`MAX_PROPOSAL_BYTES`] (but for `first`): a proposal that would pass it
-/// is returned apart, to begin the next batch.
+/// is returned apart, to begin the next batch. With the batch, its bytes.
 async fn gather(
     rx: &mut mpsc::UnboundedReceiver<Waiting>,
     first: Waiting,
     expected: usize,
-) -> (Vec<Waiting>, Option<Waiting>) {
+) -> (Vec<Waiting>, usize, Option<Waiting>) {
     let mut bytes = first.proposal.bytes();
     let mut batch = vec![first];
     let mut take = |batch: &mut Vec<Waiting>, w: Waiting| {
@@ -231,7 +240,7 @@ async fn gather(
         match rx.try_recv() {
             Ok(w) => {
                 if let Some(over) = take(&mut batch, w) {
-                    return (batch, Some(over));
+                    return (batch, bytes, Some(over));
                 }
             }
             Err(_) => break,
@@ -242,13 +251,13 @@ async fn gather(
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(w)) => {
                 if let Some(over) = take(&mut batch, w) {
-                    return (batch, Some(over));
+                    return (batch, bytes, Some(over));
                 }
             }
             _ => break,
         }
     }
-    (batch, None)
+    (batch, bytes, None)
 }
 
 /// The log entry's command for `proposals` (moved in: the leader's path
@@ -261,11 +270,11 @@ fn command(mut proposals: Vec<Proposal>) -> Command {
     }
 }
 
-async fn submit(target: &Target, batch: Vec<Waiting>) {
+async fn submit(target: &Target, batch: Vec<Waiting>, bytes: usize) {
     let proposed = crate::trace::now();
     let (proposals, replies): (Vec<Proposal>, Vec<oneshot::Sender<Result<Response>>>) =
         batch.into_iter().map(|w| (w.proposal, w.reply)).unzip();
-    let result = match target.client_write(command(proposals)).await {
+    let result = match target.client_write(command(proposals), write_timeout(bytes)).await {
         Ok(r) => r,
         Err(lost) => {
             for reply in replies {
@@ -342,15 +351,21 @@ mod tests {
         for _ in 0..5 {
             tx.send(waiting(10)).ok().unwrap();
         }
-        let (batch, over) = gather(&mut rx, waiting(third), 1).await;
+        // The bytes returned are the batch's.
+        let sum = |b: &[Waiting]| b.iter().map(|w| w.proposal.bytes()).sum::<usize>();
+        let (batch, bytes, over) = gather(&mut rx, waiting(third), 1).await;
         assert_eq!(batch.len(), 2, "two thirds and a bit fit, the third third does not");
-        let (batch, over) = gather(&mut rx, over.expect("carried"), 1).await;
-        assert_eq!(batch.len(), 2);
+        assert_eq!(bytes, sum(&batch));
+        let (batch, bytes, over) = gather(&mut rx, over.expect("carried"), 1).await;
+        assert_eq!((batch.len(), bytes), (2, sum(&batch)));
         let over = over.expect("the large one carried");
         assert_eq!(over.proposal.bytes(), MAX_PROPOSAL_BYTES + 2);
-        let (batch, over) = gather(&mut rx, over, 1).await;
+        let (batch, bytes, over) = gather(&mut rx, over, 1).await;
         assert_eq!(batch.len(), 1, "over the budget: alone");
-        let (batch, over) = gather(&mut rx, over.expect("the small ones"), 1).await;
+        assert_eq!(bytes, MAX_PROPOSAL_BYTES + 2);
+        assert!(write_timeout(bytes) >= WRITE_TIMEOUT + Duration::from_secs(64));
+        let (batch, bytes, over) = gather(&mut rx, over.expect("the small ones"), 1).await;
+        assert_eq!(bytes, sum(&batch));
         assert_eq!((batch.len(), over.is_none()), (5, true));
     }
 }

@@ -233,28 +233,35 @@ impl Txn {
             )
             .into());
         }
-        match self.proposer.propose(proposal).await? {
-            Response::Committed { index } => Ok(index),
-            Response::Conflict {
-                key,
-                winner,
-                snapshot,
-                reason,
-            } => Err(bwtx::Error::Conflict {
-                key: Bytes::from(key),
-                winner,
-                snapshot,
-                reason: Box::new(conflict_reason(reason)),
-            }
-            .into()),
-            Response::TooOld { snapshot, oldest } => Err(bwtx::Error::SnapshotTooOld {
-                requested: snapshot,
-                oldest,
-            }
-            .into()),
-            Response::Rejected { reason } => Err(Error::Raft(format!("proposal rejected: {reason}"))),
-            other => Err(Error::Raft(format!("a transaction's entry applied as {other:?}"))),
+        outcome(self.proposer.propose(proposal).await?)
+    }
+}
+
+/// A replicated transaction's outcome: the commit's log index, or the
+/// error bwtx would return locally ([`bwtx::Error::Conflict`],
+/// [`bwtx::Error::SnapshotTooOld`]), or [`Error::Rejected`].
+pub(crate) fn outcome(resp: Response) -> Result<u64> {
+    match resp {
+        Response::Committed { index } => Ok(index),
+        Response::Conflict {
+            key,
+            winner,
+            snapshot,
+            reason,
+        } => Err(bwtx::Error::Conflict {
+            key: Bytes::from(key),
+            winner,
+            snapshot,
+            reason: Box::new(conflict_reason(reason)),
         }
+        .into()),
+        Response::TooOld { snapshot, oldest } => Err(bwtx::Error::SnapshotTooOld {
+            requested: snapshot,
+            oldest,
+        }
+        .into()),
+        Response::Rejected { reason } => Err(Error::Rejected(reason)),
+        other => Err(Error::Raft(format!("a transaction's entry applied as {other:?}"))),
     }
 }
 

@@ -161,26 +161,7 @@ impl KsCache {
         loop {
             let node = match slot.get() {
                 Some(node) => node,
-                None => {
-                    // Not found, or not readable: remembered. Any other
-                    // error (too old, a catalog page unreadable) is returned
-                    // and the next call asks again.
-                    let visible = match engine.ks_visible(k, ts) {
-                        Ok(()) => true,
-                        Err(Error::KeyspaceNotFound { .. }) => false,
-                        Err(e) => return Err(e),
-                    };
-                    // Another thread may fill the slot first (with this
-                    // keyspace or another): the loop looks again.
-                    slot.get_or_init(|| {
-                        Box::new(Resolved {
-                            ks: k.clone(),
-                            visible,
-                            reads: ReadSet::default(),
-                            next: OnceSlot::new(),
-                        })
-                    })
-                }
+                None => Self::fill(slot, engine, k, ts)?,
             };
             if node.ks.id == k.id {
                 if !node.visible {
@@ -192,6 +173,27 @@ impl KsCache {
             }
             slot = &node.next;
         }
+    }
+
+    /// Resolve `k` at `ts` into the empty `slot`. Found or not found is
+    /// remembered; any other error (too old, a catalog page unreadable) is
+    /// returned and the next call asks again. Another thread may fill the
+    /// slot first, with this keyspace or another: the node returned is the
+    /// slot's, and the caller looks at whose it is.
+    fn fill<'s>(slot: &'s OnceSlot<Resolved>, engine: &Engine, k: &Arc<KsTree>, ts: u64) -> Result<&'s Resolved> {
+        let visible = match engine.ks_visible(k, ts) {
+            Ok(()) => true,
+            Err(Error::KeyspaceNotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(slot.get_or_init(|| {
+            Box::new(Resolved {
+                ks: k.clone(),
+                visible,
+                reads: ReadSet::default(),
+                next: OnceSlot::new(),
+            })
+        }))
     }
 
     /// Every keyspace resolved so far.

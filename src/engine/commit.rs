@@ -71,7 +71,7 @@ impl Engine {
     /// `reads`, a key read or a key in a range scanned), with
     /// [`Error::KeyspaceNotFound`] if a keyspace written (or, with `reads`,
     /// read) was dropped, and with [`Error::SnapshotTooOld`] if the GC
-    /// watermark passed the snapshot (an expired one, step 3c); then
+    /// watermark passed the snapshot (an expired one, step 3b); then
     /// nothing is installed.
     pub(crate) fn commit_parts(&self, snapshot_ts: u64, parts: &mut [Part<'_>]) -> Result<u64> {
         debug_assert!(parts.iter().any(|p| !p.writes.is_empty()));
@@ -173,13 +173,13 @@ impl Engine {
                 }
             }
         }
-        // 3c. A snapshot past `Options::max_snapshot_age` that GC has
+        // 3b. A snapshot past `Options::max_snapshot_age` that GC has
         //     passed: a version committed after it may be gone (a tombstone
         //     dropped with every version below it), so neither step 2 nor
         //     3a could see it. Checked after both, as a read is checked
         //     after it finishes (`Tree::check_readable`): the watermark only
         //     rises, so one at or below the snapshot now was so throughout.
-        //     Before 3b, so that a refused commit places no value.
+        //     Before 3c, so that a refused commit places no value.
         //     Not the catalog: creations and drops commit it one at a time
         //     (under the DDL mutex) at a read timestamp they do not register,
         //     and nothing else writes it, so GC can have dropped nothing
@@ -192,7 +192,7 @@ impl Engine {
                 }
             }
         }
-        // 3b. Values written once (`design/storage.md` §10.1): with a page
+        // 3c. Values written once (`design/storage.md` §10.1): with a page
         //     store and a buffered log, each value above the value-log
         //     threshold is appended to the value log now and the log record
         //     references it (a synced log keeps the value in its record: a
@@ -307,7 +307,7 @@ impl Engine {
         Ok(ts)
     }
 
-    /// Step 3b of [`Engine::commit_parts`]: put each value of `parts`'
+    /// Step 3c of [`Engine::commit_parts`]: put each value of `parts`'
     /// writes that belongs in the value log there, at commit `ts`. Returns
     /// the references in the order the writes are logged (empty: none).
     fn place_values(&self, ts: u64, parts: &[Part<'_>]) -> Result<Vec<Option<(u64, u32)>>> {

@@ -461,18 +461,9 @@ impl Forwarder {
     }
 
     /// Send `cmd` to the node at `addr` as a client write and wait for its
-    /// answer, at most [`crate::proposer::write_timeout`]: a leader that
-    /// hangs (stopped, or cut off without a reset) must not hold the
-    /// proposer's slot, and so every later commit of this node, forever.
-    /// Past it the outcome is unknown (`Lost`), and the connection is
-    /// dropped.
-    pub(crate) async fn client_write(&self, addr: &str, cmd: Command) -> Forwarded {
-        let limit = crate::proposer::write_timeout(&cmd);
-        self.client_write_within(addr, cmd, limit).await
-    }
-
-    /// [`Forwarder::client_write`] with the wait bounded by `limit`.
-    pub(crate) async fn client_write_within(&self, addr: &str, cmd: Command, limit: std::time::Duration) -> Forwarded {
+    /// answer, at most `limit` (`crate::proposer::write_timeout`). Past it
+    /// the outcome is unknown (`Lost`), and the connection is dropped.
+    pub(crate) async fn client_write(&self, addr: &str, cmd: Command, limit: std::time::Duration) -> Forwarded {
         match tokio::time::timeout(limit, self.client_write_unbounded(addr, cmd)).await {
             Ok(f) => f,
             Err(_) => Forwarded::Lost(format!("forwarding to {addr}: no answer within {limit:?}")),
@@ -535,7 +526,7 @@ mod tests {
         };
         let forwarded = tokio::time::timeout(
             std::time::Duration::from_secs(60),
-            Forwarder::new(Cut::default()).client_write_within(&addr, cmd, std::time::Duration::from_millis(300)),
+            Forwarder::new(Cut::default()).client_write(&addr, cmd, std::time::Duration::from_millis(300)),
         )
         .await
         .expect("the forward ended");

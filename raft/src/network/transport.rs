@@ -183,22 +183,29 @@ impl Link {
     }
 
     /// Forward `cmd` from node `from` to the leader `to` (`node`: its
-    /// entry in the membership).
-    pub(crate) async fn forward(&self, from: NodeId, to: NodeId, node: Option<&BasicNode>, cmd: Command) -> Forwarded {
+    /// entry in the membership), waiting at most `limit` for its answer
+    /// (`crate::proposer::write_timeout`): a leader that hangs (stopped, or
+    /// cut off without a reset) must not hold the proposer's slot, and so
+    /// every later commit of this node, forever. Past it the outcome is
+    /// unknown (`Lost`).
+    pub(crate) async fn forward(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        node: Option<&BasicNode>,
+        cmd: Command,
+        limit: std::time::Duration,
+    ) -> Forwarded {
         match self {
             Link::InProcess(router) => match router.route(from, to) {
-                // Bounded as the TCP forward is (`Forwarder::client_write`).
-                Ok(raft) => {
-                    let limit = crate::proposer::write_timeout(&cmd);
-                    match tokio::time::timeout(limit, raft.client_write(cmd)).await {
-                        Ok(r) => Forwarded::Answered(r),
-                        Err(_) => Forwarded::Lost(format!("forwarding to node {to}: no answer within {limit:?}")),
-                    }
-                }
+                Ok(raft) => match tokio::time::timeout(limit, raft.client_write(cmd)).await {
+                    Ok(r) => Forwarded::Answered(r),
+                    Err(_) => Forwarded::Lost(format!("forwarding to node {to}: no answer within {limit:?}")),
+                },
                 Err(_) => Forwarded::NotSent,
             },
             Link::Tcp(_, forwarder) => match node {
-                Some(n) => forwarder.client_write(&n.addr, cmd).await,
+                Some(n) => forwarder.client_write(&n.addr, cmd, limit).await,
                 None => Forwarded::NotSent,
             },
         }
