@@ -16,6 +16,11 @@
 //! - M2. Every index in `recent` is durable in the log `Db` with the same
 //!   entry: the writer moves an entry there only after its commit returned
 //!   (under the one mutex, so a reader sees it in one map or the other).
+//! - M3. Once an append failed, `lost` is the lowest index it held: no
+//!   entry from there on is in either map, or will be (the writer is
+//!   poisoned, so nothing from there on becomes durable). The `Db` may
+//!   still show them (bwtx publishes a commit whose log append failed, and
+//!   poisons itself): readers of the `Db` stop below `lost`.
 //!
 //! A read serves `[start, end)` from memory only when both maps hold every
 //! index of it; otherwise it reads the `Db` for what they lack
@@ -39,11 +44,16 @@ pub(crate) struct Memory {
     /// Durable entries with their encoded size.
     recent: BTreeMap<u64, (Entry, usize)>,
     recent_bytes: usize,
+    /// The lowest index of a failed append (M3).
+    lost: Option<u64>,
 }
 
 impl Memory {
     /// An appended entry: pending (replacing any entry at its index).
     pub(crate) fn append(&mut self, e: Entry) {
+        if self.lost.is_some_and(|l| e.log_id.index >= l) {
+            return;
+        }
         if let Some((_, size)) = self.recent.remove(&e.log_id.index) {
             self.recent_bytes -= size;
         }
@@ -86,6 +96,18 @@ impl Memory {
         for (_, (_, size)) in std::mem::replace(&mut self.recent, kept) {
             self.recent_bytes -= size;
         }
+    }
+
+    /// The append of entries from index `from` on failed (M3).
+    pub(crate) fn lost(&mut self, from: u64) {
+        self.truncate(from);
+        self.lost = Some(self.lost.map_or(from, |l| l.min(from)));
+    }
+
+    /// The lowest index of a failed append: no entry from there on is in
+    /// the log (M3).
+    pub(crate) fn lost_from(&self) -> Option<u64> {
+        self.lost
     }
 
     /// The id of the entry with the highest index held.

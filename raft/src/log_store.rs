@@ -83,16 +83,26 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, Error> {
-        if let Some(id) = self.pending().last_id() {
-            return Ok(Some(id));
-        }
-        match self.db.snapshot().prefix(LOG_PREFIX).next_back() {
-            Some(kv) => {
-                let (_, raw) = kv?;
+        let lost = {
+            let memory = self.pending();
+            if let Some(id) = memory.last_id() {
+                return Ok(Some(id));
+            }
+            memory.lost_from()
+        };
+        let snap = self.db.snapshot();
+        // Below a failed append's entries, which the `Db` may show
+        // (`log_memory` M3).
+        let last = match lost {
+            Some(l) => snap.range(..keys::log_key(l)).next_back(),
+            None => snap.prefix(LOG_PREFIX).next_back(),
+        };
+        match last.transpose()? {
+            Some((key, raw)) if key.starts_with(LOG_PREFIX) => {
                 let entry: Entry = keys::decode_entry(&raw)?;
                 Ok(Some(entry.log_id))
             }
-            None => Ok(None),
+            _ => Ok(None),
         }
     }
 
@@ -101,7 +111,15 @@ impl LogStore {
     /// map), and, unless they hold every index of a bounded range, the
     /// committed ones from the `Db`.
     fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry>, Error> {
-        let mut out = self.pending().range(start, end);
+        let (mut out, end) = {
+            let memory = self.pending();
+            // Not from a failed append on (`log_memory` M3).
+            let end = match (end, memory.lost_from()) {
+                (Some(e), Some(l)) => Some(e.min(l)),
+                (e, l) => e.or(l),
+            };
+            (memory.range(start, end), end)
+        };
         if end.is_some_and(|e| out.len() as u64 >= e.saturating_sub(start)) {
             return Ok(out.into_values().collect());
         }

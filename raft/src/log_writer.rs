@@ -17,7 +17,11 @@
 //! Votes, truncations and purges go through the same queue, each its own
 //! commit after the appends queued before it, and their callers wait for
 //! it. After a failed commit every later op fails too (the store is
-//! poisoned, as bwtx is; openraft stops the node on the first error).
+//! poisoned, as bwtx is; openraft stops the node on the first error). A
+//! commit that panics (a bug, or a file system whose write or sync panics)
+//! is such a failure: the writer catches it, so every callback still
+//! fires, with the error. The entries of a failed append leave the pending
+//! memory: they are not in the log, and never will be.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -117,12 +121,22 @@ impl Writer {
         }
     }
 
-    /// Run `f` unless poisoned; a failure poisons.
+    /// Run `f` unless poisoned; a failure, or a panic, poisons.
     fn checked(&mut self, f: impl FnOnce(&bwtx::Db) -> Result<(), Error>) -> Result<(), Error> {
         if let Some(msg) = &self.failed {
             return Err(Error::Raft(format!("log store failed earlier: {msg}")));
         }
-        let r = f(&self.db);
+        // Unwind safety: after a panic nothing of `f`'s is used again (the
+        // writer is poisoned), and bwtx poisons its own log when a commit
+        // unwinds past its timestamp's allocation.
+        let db = &self.db;
+        let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
+            Ok(r) => r,
+            Err(payload) => Err(Error::Raft(format!(
+                "the log writer's commit panicked: {}",
+                panic_message(payload.as_ref())
+            ))),
+        };
         if let Err(e) = &r {
             self.failed = Some(e.to_string());
         }
@@ -149,12 +163,18 @@ impl Writer {
             tx.commit()?;
             Ok(())
         });
-        if r.is_ok() {
+        {
             let mut memory = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            for (records, ids, _, _) in appends.iter() {
-                for ((_, raw), id) in records.iter().zip(ids) {
-                    memory.durable(id, raw.len());
+            if r.is_ok() {
+                for (records, ids, _, _) in appends.iter() {
+                    for ((_, raw), id) in records.iter().zip(ids) {
+                        memory.durable(id, raw.len());
+                    }
                 }
+            } else if let Some(first) = appends.iter().flat_map(|(_, ids, _, _)| ids.first()).next() {
+                // Appends run in index order and every later op fails
+                // too: nothing from the first failed entry on is durable.
+                memory.lost(first.index);
             }
         }
         for (_, ids, callback, node) in appends.drain(..) {
@@ -168,6 +188,15 @@ impl Writer {
             callback.io_completed(result);
         }
     }
+}
+
+/// A panic's message, if it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Delete the committed entries with index in `[from, to)` and put `extra`,

@@ -110,7 +110,9 @@ pub(crate) async fn connect(addr: &str, cut: &Cut, mode: Mode) -> Result<Conn, C
         return Err(CallError::Unreachable(io::Error::other("this node is cut off")));
     }
     let unreachable = |e: io::Error| CallError::Unreachable(io::Error::new(e.kind(), format!("{addr}: {e}")));
-    let stream = TcpStream::connect(addr).await.map_err(unreachable)?;
+    let stream = wire::within("connecting", TcpStream::connect(addr))
+        .await
+        .map_err(unreachable)?;
     let mut conn = wire::framed(stream);
     wire::handshake(&mut conn, mode).await.map_err(unreachable)?;
     Ok(conn)

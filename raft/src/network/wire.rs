@@ -15,7 +15,10 @@
 //! connection in that mode, or closes it if the versions differ; either
 //! side names both versions in its error (`check_hello`), so a node of
 //! another version (the JSON transport before version 2 sent no hello) gets
-//! a clear error, not a garbled message.
+//! a clear error, not a garbled message. Either side waits at most
+//! [`HANDSHAKE_TIMEOUT`] for the other's part (and the connecting side as
+//! long for the connection itself): a silent peer then costs an error, not
+//! a task held forever.
 //!
 //! **Modes.** [`Mode::Rpc`]: requests one at a time, a [`Request`] then the
 //! serving node's [`Reply`] of the same variant. [`Mode::Append`]: a
@@ -138,34 +141,60 @@ pub(crate) fn check_hello(frame: &[u8], with_mode: bool) -> io::Result<Option<Mo
     }
 }
 
-/// The connecting side's handshake: send the hello for `mode`, then check
-/// the serving node's answer (see [`check_hello`]; a peer that closes
-/// without one is an `UnexpectedEof` error).
-pub(crate) async fn handshake(conn: &mut Conn, mode: Mode) -> io::Result<()> {
-    conn.send(hello(mode)).await?;
-    match conn.next().await {
-        Some(frame) => check_hello(&frame?, false).map(|_| ()),
-        None => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the peer closed the connection without answering the hello (a node of another wire version?)",
+/// How long either side of a handshake waits for the other's part, and a
+/// connecting node for its TCP connection: far above a loopback or LAN
+/// round trip, and short enough that a silent peer (a process stopped, a
+/// port taken by something else) is given up on well before raft's
+/// timeouts pile up behind it.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `fut` within [`HANDSHAKE_TIMEOUT`], or a `TimedOut` error naming `what`.
+pub(crate) async fn within<T>(what: &str, fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what}: nothing within {HANDSHAKE_TIMEOUT:?}"),
         )),
     }
+}
+
+/// The connecting side's handshake: send the hello for `mode`, then check
+/// the serving node's answer (see [`check_hello`]; a peer that closes
+/// without one is an `UnexpectedEof` error, one silent for
+/// [`HANDSHAKE_TIMEOUT`] a `TimedOut` one).
+pub(crate) async fn handshake(conn: &mut Conn, mode: Mode) -> io::Result<()> {
+    within("the answer to the hello", async {
+        conn.send(hello(mode)).await?;
+        match conn.next().await {
+            Some(frame) => check_hello(&frame?, false).map(|_| ()),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection without answering the hello (a node of another wire version?)",
+            )),
+        }
+    })
+    .await
 }
 
 /// The serving side's handshake: read the hello, answer with this node's
 /// version (whether or not the peer's matches, so that it can name both),
 /// and return the mode asked for; an error if the hello is missing or
-/// wrong (the caller closes the connection).
+/// wrong, or does not come within [`HANDSHAKE_TIMEOUT`] (the caller closes
+/// the connection).
 pub(crate) async fn accept_hello(conn: &mut Conn) -> io::Result<Mode> {
-    let frame = match conn.next().await {
-        Some(frame) => frame?,
-        None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before its hello")),
-    };
-    let checked = check_hello(&frame, true);
-    if frame.starts_with(MAGIC) {
-        conn.send(hello_reply()).await?;
-    }
-    checked?.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a hello without a mode"))
+    within("a connecting peer's hello", async {
+        let frame = match conn.next().await {
+            Some(frame) => frame?,
+            None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before its hello")),
+        };
+        let checked = check_hello(&frame, true);
+        if frame.starts_with(MAGIC) {
+            conn.send(hello_reply()).await?;
+        }
+        checked?.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a hello without a mode"))
+    })
+    .await
 }
 
 /// A request from one node to another on a [`Mode::Rpc`] connection.

@@ -264,3 +264,32 @@ fn an_append_over_the_frame_limit_is_split_into_requests_that_chain() {
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("one log entry"), "{e}");
 }
+
+/// A peer silent in the handshake: either side gives up after
+/// [`HANDSHAKE_TIMEOUT`] with a `TimedOut` error, where before it waited
+/// forever (a task, and on the connecting side the caller, held by a
+/// stopped process or a port taken by something else). Paused time: the
+/// timeout passes at once when nothing else can run; the outer 60 s bound
+/// would pass instead if a side waited without one.
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_ends_the_handshake_with_an_error() {
+    use tokio::net::{TcpListener, TcpStream};
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+    // The connecting side: the serving peer accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut conn = framed(TcpStream::connect(addr).await.unwrap());
+    let (silent, _) = listener.accept().await.unwrap();
+    let r = tokio::time::timeout(BOUND, handshake(&mut conn, Mode::Rpc))
+        .await
+        .expect("it ended");
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    drop(silent);
+    // The serving side: the connecting peer sends nothing.
+    let _quiet = TcpStream::connect(addr).await.unwrap();
+    let mut served = framed(listener.accept().await.unwrap().0);
+    let r = tokio::time::timeout(BOUND, accept_hello(&mut served))
+        .await
+        .expect("it ended");
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+}
