@@ -1,6 +1,6 @@
 //! `bwtx check` on a paged database: a clean one passes and says what it
 //! checked; a flipped byte in a page segment's record, or in a value-log
-//! record, fails it with exit status 2 and a message naming the file.
+//! record, fails it with exit status 3 and a message naming the file.
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +69,7 @@ fn check_verifies_the_page_store() {
     let file = damage(&dir.0, "pages-");
     let out = run(&["check", dir.path()]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{} {stderr}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(3), "{} {stderr}", text(&out.stdout));
     assert!(stderr.contains("CORRUPT: ") && stderr.contains(&file), "{stderr}");
 }
 
@@ -80,6 +80,6 @@ fn check_reads_every_value_log_reference() {
     let file = damage(&dir.0, "vlog-");
     let out = run(&["check", dir.path()]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{} {stderr}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(3), "{} {stderr}", text(&out.stdout));
     assert!(stderr.contains("CORRUPT: ") && stderr.contains(&file), "{stderr}");
 }

@@ -195,7 +195,7 @@ fn shell_counts_time_travel_and_changes() {
 /// `bwtx check` on a database another process holds open refuses (exit 1,
 /// "in use") rather than copying files a checkpoint may be deleting; once
 /// closed, it checks it. A directory whose log and checkpoints are gone
-/// but whose page segments stay is corrupt (exit 2), not "not a database".
+/// but whose page segments stay is corrupt (exit 3), not "not a database".
 #[test]
 fn check_refuses_a_database_in_use_and_reports_lost_files() {
     let dir = TempDir::new("check-in-use");
@@ -214,7 +214,7 @@ fn check_refuses_a_database_in_use_and_reports_lost_files() {
         }
     }
     let out = run(&["check", dir.path()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("files are missing"), "{}", text(&out.stderr));
     // Header-only page segments (an open that stopped before creating its
     // log segment) are no sign of lost files: "not a database", exit 1.

@@ -15,7 +15,10 @@
 //!   strictly backwards, chain length) and each value-log reference is
 //!   read and checked against its value record.
 //!
-//! Damage is reported with the file and offset, exit status [`CORRUPT`].
+//! Damage is reported with the file and offset, exit status [`CORRUPT`]
+//! (3). A database that could not be checked (held open by another
+//! process, not a directory, an I/O error) is exit status 1; bad arguments
+//! are clap's 2; a sound database is 0.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use std::sync::Arc;
 use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Error, Options};
 
-/// Exit status when damage was found.
-pub const CORRUPT: i32 = 2;
+/// Exit status when damage was found: not 2, which clap gives a usage
+/// error, so that a script can tell damage from a mistyped command.
+pub const CORRUPT: i32 = 3;
 
 /// Check `dir`; returns the exit status.
 pub fn run(dir: &Path) -> i32 {
