@@ -5,8 +5,11 @@
 //!
 //! The library recovers a directory by reading the newest checkpoint and
 //! replaying the log; recovery reports any damage as `Error::Corruption`
-//! (and truncates a torn tail). To stay read-only, the files are copied into
-//! an in-memory `FaultFs` and recovery runs there. Then:
+//! (and truncates a torn tail). To stay read-only, recovery runs on a
+//! copy-on-write view of the directory ([`overlay`]): it reads the files in
+//! place, and its writes stay in memory. A paged database is opened with a
+//! [`CHECK_CACHE`] budget, so the check's memory does not grow with the
+//! data. The directory's lock is held throughout. Then:
 //! - every record of every page and value-log segment must frame and
 //!   checksum correctly (`bwtx::check::verify_segment`; a torn tail, what a
 //!   crash in an unsynced append leaves, is reported, not damage);
@@ -23,8 +26,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Error, Options};
+
+mod overlay;
+
+use overlay::OverlayFs;
+
+/// The page cache of a check's open of a paged database: the scan faults
+/// in every leaf, and the budget lets it evict them again (clean leaves
+/// cost no write), so that a database larger than memory can be checked.
+const CHECK_CACHE: u64 = 64 << 20;
 
 /// Exit status when damage was found: not 2, which clap gives a usage
 /// error, so that a script can tell damage from a mistyped command.
@@ -50,12 +61,12 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     if !meta.is_dir() {
         return Err((1, format!("error: {} is not a directory", dir.display())));
     }
-    // The directory lock, held while the files are copied: a database open
-    // in another process changes them meanwhile (a checkpoint deletes log
-    // segments), and the copy would look damaged. Taken only if the lock
-    // file is there (a database that ran has one), so that the check
-    // writes nothing.
-    let lock = match std::fs::File::open(dir.join("LOCK")) {
+    // The directory lock, held for the whole check: a database open in
+    // another process changes the files meanwhile (a checkpoint deletes log
+    // segments), and they would look damaged. Taken only if the lock file
+    // is there (a database that ran has one), so that the check writes
+    // nothing.
+    let _lock = match std::fs::File::open(dir.join("LOCK")) {
         Ok(f) => match f.try_lock() {
             Ok(()) => Some(f),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -72,8 +83,6 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io("LOCK", e)),
     };
-    let fs = FaultFs::new();
-    fs.create_dir_all(dir).map_err(|e| io("in-memory copy", e))?;
     let (mut segments, mut checkpoints, mut bytes) = (0u64, 0u64, 0u64);
     let (mut page_segs, mut vlog_segs, mut records) = (0u64, 0u64, 0u64);
     let mut torn_segs: Vec<String> = Vec::new();
@@ -113,15 +122,8 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
             checkpoints += 1;
             newest_ckpt = newest_ckpt.max(Some(ts));
         }
-        let path = dir.join(&name);
-        let mut f = fs.create(&path).map_err(|e| io("in-memory copy", e))?;
-        f.write_all(&data).map_err(|e| io("in-memory copy", e))?;
-        f.sync().map_err(|e| io("in-memory copy", e))?;
         names.push(name);
     }
-    fs.sync_dir(dir).map_err(|e| io("in-memory copy", e))?;
-    // The copy is taken: the directory may be opened again.
-    drop(lock);
     if segments == 0 && checkpoints == 0 {
         // Page, value-log or history files without a log or a checkpoint:
         // a database whose other files were lost, not a stranger's directory.
@@ -143,12 +145,17 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
         ));
     }
 
-    let db = Options::new()
-        .file_system(Arc::new(fs))
+    // Opened through a copy-on-write view: the files are read in place, and
+    // what the open writes (recovery's cut of a torn tail, a new log
+    // segment, the close's checkpoint) stays in memory.
+    let mut opts = Options::new()
+        .file_system(Arc::new(OverlayFs::default()))
         .durability(Durability::None)
-        .gc_interval(None)
-        .open(dir)
-        .map_err(corrupt)?;
+        .gc_interval(None);
+    if page_segs + vlog_segs > 0 {
+        opts = opts.cache_size(CHECK_CACHE);
+    }
+    let db = opts.open(dir).map_err(corrupt)?;
     let s = db.stats();
     let mut out = String::new();
     out.push_str(&format!("{}: clean\n", dir.display()));
