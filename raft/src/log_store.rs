@@ -118,6 +118,12 @@ impl LogStore {
                 (Some(e), Some(l)) => Some(e.min(l)),
                 (e, l) => e.or(l),
             };
+            // Nothing at or past a failed append's first index: an empty
+            // read (a replication task may still ask for what it sent
+            // before the failure).
+            if end.is_some_and(|e| start >= e) {
+                return Ok(Vec::new());
+            }
             (memory.range(start, end), end)
         };
         if end.is_some_and(|e| out.len() as u64 >= e.saturating_sub(start)) {
