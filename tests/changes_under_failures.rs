@@ -113,3 +113,75 @@ fn a_change_whose_value_does_not_read_back_is_not_passed_over() {
         assert_eq!(changes.position(), 0);
     }
 }
+
+/// A reader caught up with a buffered log when a sync fails (no commit
+/// comes after it: each is refused before its timestamp) gets
+/// `Poisoned`. Before, it checked the log only when a commit was visible
+/// and not logged, so it waited out every timeout with `None`, forever.
+#[test]
+fn a_caught_up_reader_gets_poisoned_after_a_failed_background_sync() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs)
+        .durability(Durability::Buffered(Duration::from_secs(3600)))
+        .open(DIR)
+        .unwrap();
+    let mut tx = db.begin();
+    tx.put("a", "1").unwrap();
+    let first = tx.commit().unwrap();
+    let mut changes = db.changes_since(0).unwrap();
+    assert_eq!(changes.wait_next(Duration::from_secs(5)).unwrap().unwrap().ts, first);
+    assert!(changes.wait_next(Duration::from_millis(10)).is_none(), "caught up");
+    fs.fail_sync_at(fs.syncs());
+    assert!(db.sync().is_err());
+    assert!(db.transaction(|tx| tx.put("b", "2")).is_err(), "refused");
+    // A liveness bound, not a measurement: before, the wait lasted all of it.
+    match changes.wait_next(Duration::from_secs(60)) {
+        Some(Err(Error::Poisoned)) => {}
+        other => panic!("{:?}", other.map(|r| r.map(|c| c.ts))),
+    }
+}
+
+/// Runs with a log, then one without (`Durability::None`) that
+/// checkpoints, then one with a log again: the change stream cannot reach
+/// back past the run without a log (its commits are not in the log), and
+/// says so with `SnapshotTooOld` naming where it can start. Before, the
+/// log's oldest record (kept by `change_retention`) was taken for the
+/// stream's reach, and reading on from it met the missing commits as
+/// damage: `Corruption`.
+#[test]
+fn a_run_without_a_log_bounds_the_change_stream() {
+    let fs = FaultFs::new();
+    let opts = |d: Durability| {
+        fault_opts(&fs)
+            .durability(d)
+            .change_retention(Duration::from_secs(3600))
+    };
+    let put = |db: &bwtx::Db, k: String| {
+        let mut tx = db.begin();
+        tx.put(k, "v").unwrap();
+        tx.commit().unwrap()
+    };
+    let db = opts(Durability::Sync).open(DIR).unwrap();
+    for i in 0..10 {
+        put(&db, format!("a{i}"));
+    }
+    drop(db);
+    let db = opts(Durability::None).open(DIR).unwrap();
+    let mut last = 0;
+    for i in 0..10 {
+        last = put(&db, format!("b{i}"));
+    }
+    db.checkpoint().unwrap();
+    drop(db);
+    let db = opts(Durability::Sync).open(DIR).unwrap();
+    for since in [0, 5] {
+        match db.changes_since(since).map(|mut c| c.next()) {
+            Err(Error::SnapshotTooOld { oldest, .. }) => assert_eq!(oldest, last),
+            other => panic!("since {since}: {:?}", other.map(|c| c.map(|r| r.map(|c| c.ts)))),
+        }
+    }
+    // From the checkpoint on, the stream works.
+    let next = put(&db, "c".to_string());
+    let mut changes = db.changes_since(last).unwrap();
+    assert_eq!(changes.next().unwrap().unwrap().ts, next);
+}

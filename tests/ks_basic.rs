@@ -327,9 +327,10 @@ fn stats_count_each_keyspace() {
 fn the_change_stream_names_other_keyspaces() {
     let dir = std::env::temp_dir().join(format!("bwtx-ks-changes-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let start;
     {
         let db = Options::new().durability(Durability::Sync).open(&dir).unwrap();
-        let start = db.snapshot().ts();
+        start = db.snapshot().ts();
         let a = db.keyspace("a").unwrap();
         let mut tx = db.begin();
         tx.put("d", "1").unwrap();
@@ -376,6 +377,29 @@ fn the_change_stream_names_other_keyspaces() {
             ]
         );
     }
+    // After a reopen, and GC past the drop, the dropped "a" is forgotten,
+    // but a stream that read its creation names its writes as then
+    // (before: `#1`).
+    let db = Options::new().durability(Durability::Sync).open(&dir).unwrap();
+    db.transaction(|tx| tx.put("later", "x")).unwrap();
+    db.collect_garbage();
+    let named: Vec<Vec<String>> = db
+        .changes_since(start)
+        .unwrap()
+        .map(|c| c.unwrap().keyspaces.into_iter().map(|(n, _)| n).collect())
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            vec![],
+            vec!["a".to_string()],
+            vec![],
+            vec![],
+            vec!["a".to_string()],
+            vec![]
+        ]
+    );
+    drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

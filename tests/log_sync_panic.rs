@@ -59,3 +59,24 @@ fn a_panicking_log_sync_without_sync_handles_poisons_the_database() {
     fs.without_sync_handles();
     a_panic_in_the_log_sync_poisons(&fs);
 }
+
+/// A panic in the syncs that create the next log segment (its header, its
+/// directory entry) at a rotation poisons as well. (Before: those syncs ran
+/// outside the poison guard, so `Db::sync` went on with `Ok` and the next
+/// rotation synced the file again.)
+#[test]
+fn a_panicking_sync_of_a_new_log_segment_poisons_the_database() {
+    let fs = FaultFs::new();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    db.transaction(|tx| tx.put("before", "1")).unwrap();
+    // The checkpoint closes segment 0 and creates segment 1.
+    fs.panic_next_sync("wal-0000000001");
+    let r = catch_unwind(AssertUnwindSafe(|| db.checkpoint()));
+    assert!(r.is_err(), "the checkpoint saw no panic: {r:?}");
+    assert!(matches!(db.sync(), Err(Error::Poisoned)), "{:?}", db.sync());
+    assert!(db.transaction(|tx| tx.put("after", "3")).is_err());
+    drop(db);
+    fs.power_loss();
+    let db = fault_opts(&fs).durability(Durability::Sync).open(DIR).unwrap();
+    assert_eq!(db.snapshot().get("before").unwrap().as_deref(), Some(&b"1"[..]));
+}

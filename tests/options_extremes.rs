@@ -117,7 +117,9 @@ fn the_longest_timeouts_are_waits_not_panics() {
 /// working tree, never an arithmetic overflow (`leaf_min * 2` in the
 /// check, `leaf_min * paged_leaf_max` in the paged scaling and
 /// `inner_max * 3 / 4` in the rebuild at open overflowed: panics in debug
-/// builds, a wrapped check in release).
+/// builds, a wrapped check in release). Fan-outs past 65536 and pages past
+/// 1 GiB are refused since 2026-12-07 (a leaf's `u32` offsets); the widest
+/// allowed works.
 #[test]
 fn tree_configurations_at_their_maximum_are_errors_or_work() {
     use bwtx::tree::Config;
@@ -131,11 +133,23 @@ fn tree_configurations_at_their_maximum_are_errors_or_work() {
         Err(Error::InvalidConfig(_)) => {}
         other => panic!("{:?}", other.map(|_| ())),
     }
-    let wide = || Config {
+    let too_wide = Config {
         inner_max: usize::MAX,
         leaf_max: usize::MAX,
         leaf_min: 1 << 40,
         paged_leaf_max: 1 << 31,
+        ..Config::default()
+    };
+    match Options::new().tree_config(too_wide).in_memory() {
+        Err(Error::InvalidConfig(_)) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let wide = || Config {
+        inner_max: 1 << 16,
+        leaf_max: 1 << 16,
+        leaf_min: 1 << 15,
+        paged_leaf_max: 1 << 16,
+        page_bytes: 1 << 30,
         ..Config::default()
     };
     let d = dir("tree-config");

@@ -47,6 +47,11 @@ impl Default for Config {
     }
 }
 
+/// The largest `leaf_max` and `inner_max` (`Config::validate`).
+const MAX_FANOUT: usize = 1 << 16;
+/// The largest `page_bytes` (`Config::validate`).
+const MAX_PAGE_BYTES: usize = 1 << 30;
+
 /// [`Config::paged_leaf_max`]'s default.
 const PAGED_LEAF_MAX: usize = 64;
 
@@ -75,7 +80,9 @@ impl Config {
         if paged_max < cfg.leaf_max {
             // In u128: no product of two usizes overflows it.
             let scaled = cfg.leaf_min as u128 * paged_max as u128 / cfg.leaf_max as u128;
-            cfg.leaf_min = (scaled as usize).clamp(1, paged_max / 2);
+            // Not `clamp`: it panics when `paged_max / 2` is 0 (a
+            // `paged_leaf_max` below 2, which `validate` refuses).
+            cfg.leaf_min = (scaled as usize).min(paged_max / 2).max(1);
             cfg.leaf_max = paged_max;
         }
         cfg
@@ -98,6 +105,14 @@ impl Config {
         }
         if self.page_bytes < 256 {
             return Err(Error::InvalidConfig("page_bytes must be at least 256"));
+        }
+        // A page's key array and inline values are addressed by `u32`
+        // offsets: a leaf of `leaf_max` keys of `MAX_KEY_LEN` bytes must
+        // stay far below 4 GiB, and so must what it holds before a split.
+        if self.leaf_max > MAX_FANOUT || self.inner_max > MAX_FANOUT || self.page_bytes > MAX_PAGE_BYTES {
+            return Err(Error::InvalidConfig(
+                "leaf_max and inner_max must be at most 65536, page_bytes at most 1 GiB",
+            ));
         }
         Ok(())
     }
@@ -131,5 +146,32 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+        // Scaling an unvalidated configuration does not panic (`clamp`
+        // with its bounds crossed did).
+        for paged_leaf_max in [0, 1] {
+            let p = Config {
+                paged_leaf_max,
+                ..Config::default()
+            }
+            .paged();
+            assert!(p.validate().is_err());
+        }
+        // Past the offsets' reach: refused.
+        for big in [
+            Config {
+                leaf_max: MAX_FANOUT + 1,
+                ..Config::default()
+            },
+            Config {
+                inner_max: usize::MAX,
+                ..Config::default()
+            },
+            Config {
+                page_bytes: MAX_PAGE_BYTES + 1,
+                ..Config::default()
+            },
+        ] {
+            assert!(big.validate().is_err());
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::changes::KsNames;
 use crate::engine::{Change, Engine};
 use crate::sync::Arc;
 use crate::wal::changes::ChangeCursor;
@@ -39,6 +40,7 @@ use crate::Result;
 pub struct Changes {
     engine: Arc<Engine>,
     cursor: ChangeCursor,
+    names: KsNames,
     upto: u64,
 }
 
@@ -49,6 +51,7 @@ impl Changes {
             upto: engine.change_limit(),
             engine: engine.clone(),
             cursor,
+            names: KsNames::default(),
         })
     }
 
@@ -73,19 +76,22 @@ impl Changes {
             if left.is_zero() {
                 return None;
             }
+            // Caught up with the log, and it is poisoned: nothing will be
+            // logged after this (a commit whose log write failed is
+            // visible but not logged; after a failed background sync or
+            // checkpoint no commit comes at all): report it.
+            if let Err(e) = self.engine.check_log() {
+                return Some(Err(e));
+            }
             if self.engine.read_ts() > self.cursor.after() {
-                // Visible but not in the log: a commit whose log write
-                // failed (the log is poisoned, and nothing after it will be
-                // logged: report it), or, for a moment, one being logged.
-                if let Err(e) = self.engine.check_log() {
-                    return Some(Err(e));
-                }
+                // Visible but not yet in the log: one being logged.
                 std::thread::sleep(left.min(Duration::from_millis(1)));
                 continue;
             }
-            if !self.engine.wait_visible(self.cursor.after() + 1, left) {
-                return None;
-            }
+            // In slices, so that a log poisoned meanwhile is reported
+            // within one.
+            self.engine
+                .wait_visible(self.cursor.after() + 1, left.min(Duration::from_millis(100)));
         }
     }
 }
@@ -94,7 +100,9 @@ impl Iterator for Changes {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        self.engine.next_change(&mut self.cursor, self.upto).transpose()
+        self.engine
+            .next_change(&mut self.cursor, &mut self.names, self.upto)
+            .transpose()
     }
 }
 

@@ -102,6 +102,12 @@ const WINNER_WAIT: Duration = Duration::from_millis(10);
 impl Db {
     /// A new in-memory database with default [`Options`]: nothing is
     /// written to disk ([`crate::Durability::None`]).
+    ///
+    /// # Panics
+    ///
+    /// If the database's background thread cannot be started (the system
+    /// refuses a new thread). `Options::new().in_memory()` returns that as
+    /// [`crate::Error::Io`] instead.
     pub fn in_memory() -> Db {
         Options::new().in_memory().expect("default options are valid")
     }

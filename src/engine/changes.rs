@@ -14,6 +14,12 @@ use crate::{Error, Result};
 /// One keyspace's writes in a change, in key order (`None`: a delete).
 type Writes = Vec<(Bytes, Option<Bytes>)>;
 
+/// The names a change stream learned from the catalog records it read, by
+/// keyspace id: a keyspace's writes are named as at its creation, even
+/// once it is dropped and forgotten, or after a restart.
+#[derive(Default)]
+pub(crate) struct KsNames(std::collections::HashMap<u32, String>);
+
 /// One committed transaction's writes, as the change stream returns them.
 ///
 /// A keyspace's creation and its drop are changes of their own (one
@@ -29,9 +35,12 @@ pub struct Change {
     /// The writes to the default keyspace, in key order: `None` is a delete.
     pub writes: Vec<(Bytes, Option<Bytes>)>,
     /// The writes to other keyspaces: `(name, writes in key order)`, by
-    /// keyspace id (so in creation order). A keyspace dropped and no longer
-    /// known by the time the change is read is named `#<id>`. Creations
-    /// and drops are in `created` and `dropped`.
+    /// keyspace id (so in creation order). A keyspace is named as at its
+    /// creation if the stream read that (so a dropped one keeps its name
+    /// for a stream that started before its creation, across restarts
+    /// too), else by the database's catalog now; one dropped and no longer
+    /// known is named `#<id>`. Creations and drops are in `created` and
+    /// `dropped`.
     pub keyspaces: Vec<(String, Writes)>,
     /// The keyspaces this commit created ([`crate::Db::keyspace`]).
     pub created: Vec<String>,
@@ -71,7 +80,12 @@ impl Engine {
     }
 
     /// The next change after `cursor`, at most `upto`.
-    pub(crate) fn next_change(&self, cursor: &mut ChangeCursor, upto: u64) -> Result<Option<Change>> {
+    pub(crate) fn next_change(
+        &self,
+        cursor: &mut ChangeCursor,
+        names: &mut KsNames,
+        upto: u64,
+    ) -> Result<Option<Change>> {
         let store = self.change_log()?;
         let Some(c) = store.next_change(cursor, upto)? else {
             return Ok(None);
@@ -114,17 +128,25 @@ impl Engine {
                     super::keyspaces::CATALOG if &k[..] != super::keyspaces::NEXT_ID => {
                         let name = String::from_utf8_lossy(&k).into_owned();
                         match v {
-                            Some(_) => created.push(name),
+                            Some(id) => {
+                                if let Ok(id) = <[u8; 4]>::try_from(&id[..]) {
+                                    names.0.insert(u32::from_le_bytes(id), name.clone());
+                                }
+                                created.push(name)
+                            }
                             None => dropped.push(name),
                         }
                     }
                     super::keyspaces::CATALOG => {}
                     t => {
                         if keyspaces.last().is_none_or(|l| l.0 != t) {
-                            let name = self
-                                .ks
-                                .by_id(t)
-                                .map_or_else(|| format!("#{t}"), |ks| ks.name.to_string());
+                            let name = match names.0.get(&t) {
+                                Some(n) => n.clone(),
+                                None => self
+                                    .ks
+                                    .by_id(t)
+                                    .map_or_else(|| format!("#{t}"), |ks| ks.name.to_string()),
+                            };
                             keyspaces.push((t, name, Vec::new()));
                         }
                         if let Some(l) = keyspaces.last_mut() {

@@ -13,6 +13,13 @@ use crate::mvcc::WriteSet;
 use crate::sync::Backoff;
 use crate::Result;
 
+/// The `n`th sleep (from 1) of [`Engine::wait_visible`]: 20 µs, doubled
+/// every 16 sleeps, at most 1 ms.
+fn nap(n: u32) -> Duration {
+    let doublings = ((n - 1) / 16).min(6);
+    Duration::from_micros((20u64 << doublings).min(1000))
+}
+
 impl Engine {
     /// The read timestamp: the newest commit every new snapshot sees.
     #[inline]
@@ -45,15 +52,19 @@ impl Engine {
         let mut polls = 0u32;
         while self.oracle.read_ts() < ts {
             // Spin and yield for about a commit's installation, then sleep in
-            // steps well below one log sync.
-            polls += 1;
+            // steps from 20 µs (well below one log sync), doubling every 16
+            // naps up to 1 ms after about 20 ms: an idle waiter (a change
+            // stream's tail) wakes at most a thousand times a second.
+            polls = polls.saturating_add(1);
             if polls <= 32 {
                 backoff.snooze();
-            } else if start.elapsed() >= timeout {
-                return false;
-            } else {
-                std::thread::sleep(Duration::from_micros(20));
+                continue;
             }
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return false;
+            }
+            std::thread::sleep(nap(polls - 32).min(timeout - elapsed));
         }
         true
     }
@@ -165,5 +176,30 @@ impl Engine {
             Some(end) => self.scan_in(tree, ts, writes, Bound::Included(prefix), Bound::Excluded(&end[..])),
             None => self.scan_in(tree, ts, writes, Bound::Included(prefix), Bound::Unbounded),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nap;
+    use std::time::Duration;
+
+    /// A waiter's naps grow from 20 µs to at most 1 ms, and never
+    /// overflow however long it waits. (Before: 20 µs forever, tens of
+    /// thousands of wake-ups a second for an idle change-stream tail, and
+    /// a `u32` count that overflowed after a day of waiting.)
+    #[test]
+    fn naps_grow_to_a_millisecond() {
+        let us = |n| nap(n).as_micros();
+        assert_eq!((us(1), us(16), us(17), us(33)), (20, 20, 40, 80));
+        assert_eq!(nap(97), Duration::from_millis(1));
+        assert_eq!(nap(u32::MAX), Duration::from_millis(1));
+        let first_second: u32 = (1..)
+            .scan(Duration::ZERO, |t, n| {
+                *t += nap(n);
+                (*t < Duration::from_secs(1)).then_some(n)
+            })
+            .count() as u32;
+        assert!(first_second < 1100, "{first_second} naps in the first second");
     }
 }

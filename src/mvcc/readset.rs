@@ -38,11 +38,13 @@ pub(crate) struct ReadSet {
 #[derive(Default, Debug)]
 pub(crate) struct Reads {
     /// Keys read with `get` (not answered from the write set), in read
-    /// order, possibly repeated: their bytes back to back (one buffer, not
-    /// one allocation per key) ...
+    /// order, possibly repeated (but never twice in a row): their bytes
+    /// back to back (one buffer, not one allocation per key) ...
     key_bytes: Vec<u8>,
     /// ... and where each ends in `key_bytes`.
     key_ends: Vec<usize>,
+    /// Past this many keys, the list is deduplicated (`compact`).
+    compact_at: usize,
     /// Ranges scanned; `None` where an iterator that yielded nothing was
     /// dropped. An iterator's slot number stays valid until the
     /// transaction ends.
@@ -60,15 +62,48 @@ impl Reads {
         let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
         starts.zip(&self.key_ends).map(|(s, &e)| &self.key_bytes[s..e])
     }
+
+    /// The key read last, if any.
+    fn last_key(&self) -> Option<&[u8]> {
+        let end = *self.key_ends.last()?;
+        let start = self.key_ends.len().checked_sub(2).map_or(0, |i| self.key_ends[i]);
+        self.key_bytes.get(start..end)
+    }
+
+    /// Keep each key once (in key order): a transaction that reads the
+    /// same keys again and again keeps a list the size of its distinct
+    /// keys, not of its reads. The next compaction comes when the list has
+    /// doubled, so the cost per read stays constant on average.
+    fn compact(&mut self) {
+        let distinct: std::collections::BTreeSet<&[u8]> = self.keys().collect();
+        let mut bytes = Vec::with_capacity(distinct.iter().map(|k| k.len()).sum());
+        let mut ends = Vec::with_capacity(distinct.len());
+        for k in distinct {
+            bytes.extend_from_slice(k);
+            ends.push(bytes.len());
+        }
+        self.key_bytes = bytes;
+        self.key_ends = ends;
+        self.compact_at = (2 * self.key_ends.len()).max(COMPACT_FROM);
+    }
 }
+
+/// The fewest keys read before a read set is first deduplicated.
+const COMPACT_FROM: usize = 1024;
 
 impl ReadSet {
     /// Record a key read.
     pub(crate) fn key(&self, key: &[u8]) {
         let mut r = lock(&self.reads);
+        if r.last_key() == Some(key) {
+            return;
+        }
         r.key_bytes.extend_from_slice(key);
         let end = r.key_bytes.len();
         r.key_ends.push(end);
+        if r.key_ends.len() > r.compact_at.max(COMPACT_FROM) {
+            r.compact();
+        }
     }
 
     /// Record a range scanned; returns its slot for [`Tracker`].
@@ -169,6 +204,26 @@ mod tests {
 
     fn kv(s: &str) -> Result<(Bytes, Bytes)> {
         Ok((b(s), Bytes::new()))
+    }
+
+    /// Keys read again and again are kept about once each: not twice in
+    /// a row, and the list is deduplicated as it doubles. (Before, a loop
+    /// of `get`s grew it without bound, and commit validated every read.)
+    #[test]
+    fn repeated_reads_keep_a_bounded_list() {
+        let set = ReadSet::default();
+        for _ in 0..10 {
+            set.key(b"flag");
+        }
+        assert_eq!(lock(&set.reads).key_ends.len(), 1);
+        for i in 0..100_000u32 {
+            set.key(format!("k{}", i % 50).as_bytes());
+        }
+        let r = lock(&set.reads);
+        assert!(r.key_ends.len() <= COMPACT_FROM + 1, "{}", r.key_ends.len());
+        let distinct: std::collections::BTreeSet<&[u8]> = r.keys().collect();
+        assert_eq!(distinct.len(), 51, "every key read is still there");
+        assert!(distinct.contains(&b"flag"[..]) && distinct.contains(&b"k49"[..]));
     }
 
     #[test]

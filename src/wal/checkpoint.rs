@@ -103,15 +103,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Write the footer and sync the file: the file's size.
-    pub(crate) fn finish(mut self) -> Result<u64> {
+    /// Write the footer and sync the file: the file's size. A failed sync
+    /// is `poison`'s error.
+    pub(crate) fn finish(mut self, poison: &dyn Fn(std::io::Error) -> Error) -> Result<u64> {
         self.drain()?;
         let mut f = Vec::with_capacity(FOOTER_LEN);
         f.extend_from_slice(&self.count.to_le_bytes());
         f.extend_from_slice(&self.crc.to_le_bytes());
         f.extend_from_slice(END);
         self.file.write_all(&f).map_err(Error::Io)?;
-        self.file.sync().map_err(Error::Io)?;
+        self.file.sync().map_err(poison)?;
         Ok(self.bytes + f.len() as u64)
     }
 }
@@ -177,12 +178,14 @@ pub(crate) fn parse(b: &[u8]) -> std::result::Result<Image, (u64, &'static str)>
 
 /// Write a checkpoint of `entries` at `ts` into `dir` atomically: temporary
 /// file, sync, rename, directory sync (a failure removes the temporary
-/// file). Returns the file's size.
+/// file). Returns the file's size. A failed sync is `poison`'s error (the
+/// caller poisons the database: a sync is never retried).
 pub(crate) fn write<'a>(
     fs: &dyn Fs,
     dir: &Path,
     ts: u64,
     entries: impl Iterator<Item = Result<(u32, Bytes, Bytes)>> + 'a,
+    poison: &dyn Fn(std::io::Error) -> Error,
 ) -> Result<u64> {
     let tmp = dir.join(tmp_name(ts));
     removing_on_error(fs, &tmp, || {
@@ -191,9 +194,9 @@ pub(crate) fn write<'a>(
             let (t, k, v) = kv?;
             w.entry(t, &k, &v)?;
         }
-        let n = w.finish()?;
+        let n = w.finish(poison)?;
         fs.rename(&tmp, &dir.join(name(ts))).map_err(Error::Io)?;
-        fs.sync_dir(dir).map_err(Error::Io)?;
+        fs.sync_dir(dir).map_err(poison)?;
         Ok(n)
     })
 }

@@ -36,6 +36,12 @@ pub(crate) struct Recovered {
     pub(crate) versions: u64,
     /// The oldest commit the log holds (replayed or not), if any.
     pub(crate) first_logged_ts: Option<u64>,
+    /// Every commit above this is in the log (the change stream's reach):
+    /// the unbroken run of logged timestamps that ends at `last_ts` starts
+    /// just above it. A run without a log (`Durability::None`) between runs
+    /// with one leaves older records in the log but not the commits after
+    /// them, so the log's oldest record is not enough.
+    pub(crate) retained_from: u64,
     /// Bytes of records in the log's segments that hold a commit above the
     /// checkpoint loaded (headers and torn tails not counted): about what
     /// was replayed.
@@ -166,6 +172,8 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
     // (commit, segment index, offset) of every record, and (name, valid
     // length) of every segment read.
     let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
+    // The timestamp of every commit read, replayed or not (`unbroken_from`).
+    let mut logged: Vec<u64> = Vec::new();
     let mut read: Vec<(&String, u64)> = Vec::new();
     // Each segment's highest commit and record bytes (`Recovered::log_bytes`).
     let mut seg_bytes: Vec<(u64, u64)> = Vec::new();
@@ -210,6 +218,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                 .map_err(Error::Io)?;
         }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
+        logged.extend(seg.commits.iter().map(|c| c.ts));
         if let Some(min) = seg.commits.iter().map(|c| c.ts).min() {
             out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
         }
@@ -387,7 +396,25 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         out.last_ts = out.last_ts.max(c.ts);
         out.replayed += 1;
     }
+    out.retained_from = unbroken_from(logged, out.last_ts);
     Ok(out)
+}
+
+/// Where the unbroken run of `logged` timestamps that ends at `last` begins,
+/// less one: every commit above it is logged. `last` itself if `last` is
+/// not logged (nothing above it is missing, and nothing at it is there).
+fn unbroken_from(mut logged: Vec<u64>, last: u64) -> u64 {
+    logged.retain(|&t| t <= last);
+    logged.sort_unstable_by(|a, b| b.cmp(a));
+    logged.dedup();
+    let mut from = last;
+    for t in logged {
+        if t != from || t == 0 {
+            break;
+        }
+        from = t - 1;
+    }
+    from
 }
 
 /// The writes of `c` with every reference read (`into.fetch`); `None` if

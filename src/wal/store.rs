@@ -22,6 +22,10 @@ use crate::{Durability, Error, Result};
 /// replaying: about 0.1 s of replay on this project's machine (34 MB/s).
 pub(crate) const CLOSE_IMAGE_MIN_LOG: u64 = 4 << 20;
 
+/// The largest log segment (`Options::segment_bytes` above it is taken as
+/// it): recovery reads each segment whole, so this bounds its memory.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
 pub(crate) struct Store {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
@@ -163,7 +167,8 @@ impl Store {
             fs.clone(),
             dir,
             &recovered,
-            segment_bytes.max(record::HEADER_LEN as u64 + 1),
+            // At most 1 GiB: recovery reads a segment whole.
+            segment_bytes.clamp(record::HEADER_LEN as u64 + 1, MAX_SEGMENT_BYTES),
             wal_durable,
             before_sync,
         )?;
@@ -392,8 +397,9 @@ impl Store {
         if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
         }
-        hist::write(&*self.fs, &self.dir, &keep.hist)?;
-        let bytes = checkpoint::write(&*self.fs, &self.dir, ts, entries)?;
+        let poison = |e| self.wal.poison(e);
+        hist::write(&*self.fs, &self.dir, &keep.hist, &poison)?;
+        let bytes = checkpoint::write(&*self.fs, &self.dir, ts, entries, &poison)?;
         self.image_bytes.store(bytes, Ordering::Relaxed);
         self.covered(last, ts, &keep)
     }
@@ -411,17 +417,21 @@ impl Store {
     /// checkpoints it covers. The page images it names must be durable
     /// already.
     pub(crate) fn finish_table(&self, last: MutexGuard<'_, u64>, ts: u64, keep: Keep, table: &[u8]) -> Result<u64> {
-        hist::write(&*self.fs, &self.dir, &keep.hist)?;
+        // A failed sync poisons: it is never retried (`design/durability.md`
+        // D5).
+        let poison = |e| self.wal.poison(e);
+        hist::write(&*self.fs, &self.dir, &keep.hist, &poison)?;
         let tmp = self.dir.join(checkpoint::tmp_name(ts));
         checkpoint::removing_on_error(&*self.fs, &tmp, || {
-            let mut f = self.fs.create(&tmp)?;
-            f.write_all(table)?;
-            f.sync()?;
+            let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
+            f.write_all(table).map_err(Error::Io)?;
+            f.sync().map_err(poison)?;
             drop(f);
-            self.fs.rename(&tmp, &self.dir.join(checkpoint::name(ts)))?;
-            self.fs.sync_dir(&self.dir)
-        })
-        .map_err(Error::Io)?;
+            self.fs
+                .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
+                .map_err(Error::Io)?;
+            self.fs.sync_dir(&self.dir).map_err(poison)
+        })?;
         self.covered(last, ts, &keep)
     }
 
@@ -447,7 +457,7 @@ impl Store {
             self.fs.remove(&self.dir.join(n)).map_err(Error::Io)?;
         }
         if hist::remove_older(&*self.fs, &self.dir, ts)? > 0 || !old.is_empty() {
-            self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
+            self.fs.sync_dir(&self.dir).map_err(|e| self.wal.poison(e))?;
         }
         self.wal.drop_covered(ts.min(k).min(keep.changes_after))?;
         *last = ts;

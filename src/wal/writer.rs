@@ -143,7 +143,7 @@ impl Wal {
     ) -> Result<Self> {
         let (seq, closed, last_ts) = (rec.next_seq, rec.segments.clone(), rec.last_ts);
         // Every commit above this is in the log (the change stream).
-        let retained_from = rec.first_logged_ts.map_or(last_ts, |first| first - 1);
+        let retained_from = rec.retained_from;
         durable.store(last_ts, Ordering::Release);
         let (file, syncer) = new_segment(&*fs, dir, seq)?;
         Ok(Wal {
@@ -188,7 +188,9 @@ impl Wal {
         self.poisoned.check()
     }
 
-    fn poison(&self, e: std::io::Error) -> Error {
+    /// Poison the log with the failure `e` (of a write or a sync), and
+    /// return the error for it.
+    pub(crate) fn poison(&self, e: std::io::Error) -> Error {
         self.poisoned.set(e)
     }
 
@@ -481,7 +483,13 @@ impl Wal {
     /// (recovery takes a dangling reference for a torn tail in the last
     /// segment only).
     fn rotate_locked(&self, out: &mut CurrentSegment) -> Result<()> {
-        let (next, syncer) = new_segment(&*self.fs, &self.dir, out.seq + 1).map_err(|e| match e {
+        // A panic in the new segment's syncs poisons, as a failed one does
+        // (else `sync_now`, which does not look at the mutexes' poison,
+        // would go on, and the next rotation sync the file again).
+        let created = self
+            .poisoned
+            .on_panic(|| new_segment(&*self.fs, &self.dir, out.seq + 1));
+        let (next, syncer) = created.map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,
         })?;
@@ -565,7 +573,8 @@ impl Wal {
             }
         }
         if !covered.is_empty() {
-            self.fs.sync_dir(&self.dir).map_err(Error::Io)?;
+            // A failed directory sync poisons: it is not retried.
+            self.fs.sync_dir(&self.dir).map_err(|e| self.poison(e))?;
         }
         Ok(covered.len())
     }
