@@ -84,8 +84,6 @@ pub mod tree {
     pub use crate::bwtree::{Config, Cursor, Tree, TreeStats, MAX_KEY_LEN, MAX_VALUE_LEN};
 }
 /// Offline checks of a database directory's files (used by `bwtx check`).
-pub mod check {
-    pub use crate::pagestore::verify::{verify_segment, SegmentSummary};
-}
+pub mod check;
 #[cfg(feature = "history")]
 pub mod history;

@@ -10,6 +10,8 @@
 //! place, and its writes stay in memory. A paged database is opened with a
 //! [`CHECK_CACHE`] budget, so the check's memory does not grow with the
 //! data. The directory's lock is held throughout. Then:
+//! - every checkpoint and history file kept must parse and checksum
+//!   (`bwtx::check::verify_checkpoint`), not only those the open reads;
 //! - every record of every page and value-log segment must frame and
 //!   checksum correctly (`bwtx::check::verify_segment`; a torn tail, what a
 //!   crash in an unsynced append leaves, is reported, not damage);
@@ -66,7 +68,7 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     // segments), and they would look damaged. Taken only if the lock file
     // is there (a database that ran has one), so that the check writes
     // nothing.
-    let _lock = match std::fs::File::open(dir.join("LOCK")) {
+    let lock = match std::fs::File::open(dir.join("LOCK")) {
         Ok(f) => match f.try_lock() {
             Ok(()) => Some(f),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -88,30 +90,11 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     let mut torn_segs: Vec<String> = Vec::new();
     let mut newest_ckpt: Option<u64> = None;
     let mut names: Vec<String> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| io(&dir.display().to_string(), e))? {
-        let entry = entry.map_err(|e| io(&dir.display().to_string(), e))?;
-        if !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-            continue;
-        }
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if name == "LOCK" {
-            continue;
-        }
-        let data = std::fs::read(entry.path()).map_err(|e| io(&entry.path().display().to_string(), e))?;
-        bytes += data.len() as u64;
-        match bwtx::check::verify_segment(&entry.path(), &data) {
-            None => {}
-            Some(Err(e)) => return Err(corrupt(e)),
-            Some(Ok(s)) => {
-                *if s.value_log { &mut vlog_segs } else { &mut page_segs } += 1;
-                records += s.records;
-                if let Some((offset, reason)) = s.torn_tail {
-                    torn_segs.push(format!("{name} at offset {offset} ({reason})"));
-                }
-            }
-        }
+    let listed = listing(dir).map_err(|e| io(&dir.display().to_string(), e))?;
+    for (name, len, _) in &listed {
+        let path = dir.join(name);
+        bytes += len;
+        names.push(name.clone());
         if name.starts_with("wal-") && name.ends_with(".log") {
             segments += 1;
         } else if let Some(ts) = name
@@ -122,7 +105,28 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
             checkpoints += 1;
             newest_ckpt = newest_ckpt.max(Some(ts));
         }
-        names.push(name);
+        // Only the files verified here are read (one at a time, each
+        // whole): the log is read by the open, anything else not at all.
+        if !(name.ends_with(".seg") || name.ends_with(".ckpt") || name.ends_with(".hist")) {
+            continue;
+        }
+        let data = std::fs::read(&path).map_err(|e| io(&path.display().to_string(), e))?;
+        match bwtx::check::verify_segment(&path, &data) {
+            None => {}
+            Some(Err(e)) => return Err(corrupt(e)),
+            Some(Ok(s)) => {
+                *if s.value_log { &mut vlog_segs } else { &mut page_segs } += 1;
+                records += s.records;
+                if let Some((offset, reason)) = s.torn_tail {
+                    torn_segs.push(format!("{name} at offset {offset} ({reason})"));
+                }
+            }
+        }
+        // Every checkpoint and history file kept, not only those the open
+        // reads (older ones kept for `history_retention`).
+        if let Some(Err(e)) = bwtx::check::verify_checkpoint(&path, &data) {
+            return Err(corrupt(e));
+        }
     }
     if segments == 0 && checkpoints == 0 {
         // Page, value-log or history files without a log or a checkpoint:
@@ -208,13 +212,47 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
     if page_segs + vlog_segs > 0 {
         out.push_str(&format!(
             "  page store: {page_segs} page segment(s), {vlog_segs} value-log segment(s), {records} record(s) \
-             checksummed; {} page(s) read from the newest location table's chains\n",
+             checksummed; {} page read(s) from the location table's chains (fault-ins, evictions between)\n",
             db.stats().cache_misses
         ));
         for t in &torn_segs {
             out.push_str(&format!("  torn segment tail (a crashed run's unsynced append): {t}\n"));
         }
     }
+    // Without a lock file nothing kept another process out: the check
+    // stands only if the directory did not change under it.
+    if lock.is_none() && listing(dir).ok().as_ref() != Some(&listed) {
+        return Err((
+            1,
+            format!(
+                "error: {} changed while it was being checked (it has no LOCK file to hold): check it again closed",
+                dir.display()
+            ),
+        ));
+    }
+    drop(db);
+    drop(lock);
+    Ok(out)
+}
+
+/// The regular files of `dir` but `LOCK`, each with its length and
+/// modification time, by name.
+fn listing(dir: &Path) -> std::io::Result<Vec<(String, u64, Option<std::time::SystemTime>)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name != "LOCK" {
+            out.push((name, meta.len(), meta.modified().ok()));
+        }
+    }
+    out.sort();
     Ok(out)
 }
 

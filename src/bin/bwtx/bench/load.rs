@@ -8,8 +8,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{BenchArgs, Engine, Workload, BALANCE};
 
-/// Keys written per loading transaction.
+/// Keys written per loading transaction at most ...
 const LOAD_BATCH: u64 = 1000;
+/// ... and value bytes per loading transaction at most: a thread holds a
+/// batch's values twice (its own and the engine's copy), and one
+/// transaction must stay far below the 2 GiB of the largest log record.
+const LOAD_BATCH_BYTES: u64 = 64 << 20;
+
+/// Keys per loading transaction for values of `value_size` bytes.
+fn load_batch(value_size: usize) -> u64 {
+    (LOAD_BATCH_BYTES / (value_size as u64 + 32)).clamp(1, LOAD_BATCH)
+}
 
 pub(super) fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
     if hidden {
@@ -36,13 +45,14 @@ pub fn load(db: &dyn Engine, args: &BenchArgs, hidden: bool) -> Result<Duration,
             s.spawn(move || {
                 let mut rng = SplitMix64::new(args.seed ^ (t as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
                 let mut value = vec![b'x'; args.value_size];
-                let mut batch = Vec::with_capacity(LOAD_BATCH as usize);
+                let per_txn = load_batch(args.value_size);
+                let mut batch = Vec::with_capacity(per_txn as usize);
                 loop {
-                    let lo = next.fetch_add(LOAD_BATCH, Ordering::Relaxed);
+                    let lo = next.fetch_add(per_txn, Ordering::Relaxed);
                     if lo >= args.keys {
                         return;
                     }
-                    let hi = (lo + LOAD_BATCH).min(args.keys);
+                    let hi = (lo + per_txn).min(args.keys);
                     batch.clear();
                     for i in lo..hi {
                         if args.workload == Workload::Bank {
@@ -73,4 +83,23 @@ pub(super) fn fill(value: &mut [u8], rng: &mut SplitMix64) {
     let r = rng.next_u64().to_le_bytes();
     let n = value.len().min(8);
     value[..n].copy_from_slice(&r[..n]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small values load 1000 to a transaction; large ones fewer, so that a
+    /// transaction holds at most about 64 MiB of values (before: always
+    /// 1000, so `--value-size 3000000` made 3 GB transactions, past the
+    /// largest log record); the largest value loads alone.
+    #[test]
+    fn load_batches_keep_to_their_bytes() {
+        assert_eq!(load_batch(100), LOAD_BATCH);
+        assert_eq!(load_batch(3_000_000), (64 << 20) / 3_000_032);
+        assert_eq!(load_batch(bwtx::tree::MAX_VALUE_LEN), 1);
+        for size in [0, 100, 4096, 1 << 20, 3_000_000, bwtx::tree::MAX_VALUE_LEN] {
+            assert!(load_batch(size) * (size as u64 + 32) <= LOAD_BATCH_BYTES.max(size as u64 + 32));
+        }
+    }
 }

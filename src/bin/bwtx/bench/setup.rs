@@ -185,6 +185,11 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     if !(1..=1 << 20).contains(&ops_per_txn) {
         return Err("--ops-per-txn must be 1 to 1048576".into());
     }
+    // A transaction's writes are one log record (at most 2 GiB): keep them
+    // to 1 GiB.
+    if (args.value_size as u64 + 32).saturating_mul(ops_per_txn as u64) > 1 << 30 {
+        return Err("--ops-per-txn x --value-size must stay under 1 GiB per transaction".into());
+    }
     let dist = args.distribution.unwrap_or(match args.workload {
         Workload::D => Distribution::Latest,
         Workload::U => Distribution::Uniform,

@@ -19,7 +19,13 @@
 //!   changing operation changes layers only.
 //! - V2. A base file is read only while no `Mem` layer holds its path: the
 //!   first write to it (an append, a truncation) copies what the view keeps
-//!   of it into memory, and every later read sees that copy.
+//!   of it into memory, and every later read sees that copy, through
+//!   readers opened before it too.
+//!
+//! Not modelled, as no caller of the check's open needs it: an append
+//! handle follows its path, not its file (a write through one whose path
+//! was renamed or removed before its first write fails, and one whose path
+//! was created again writes to the old contents).
 //! - V3. The view of a directory lists each path once: the base's files
 //!   without a layer, and the paths whose layer is `Mem` or `Base`.
 
@@ -155,6 +161,38 @@ impl FsRead for MemReader {
     }
 }
 
+/// Positional reads of a base file, until the view copies it into memory
+/// (V2): then of the copy.
+struct BaseReader {
+    view: Arc<Mutex<BTreeMap<PathBuf, Layer>>>,
+    path: PathBuf,
+    base: Box<dyn FsRead>,
+}
+
+impl BaseReader {
+    fn copied(&self) -> Option<MemReader> {
+        match self.view.lock().unwrap_or_else(PoisonError::into_inner).get(&self.path) {
+            Some(Layer::Mem(c)) => Some(MemReader(c.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl FsRead for BaseReader {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self.copied() {
+            Some(m) => m.read_exact_at(offset, buf),
+            None => self.base.read_exact_at(offset, buf),
+        }
+    }
+    fn len(&self) -> io::Result<u64> {
+        match self.copied() {
+            Some(m) => m.len(),
+            None => self.base.len(),
+        }
+    }
+}
+
 impl Fs for OverlayFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         // The check runs on an existing directory; nothing to create.
@@ -221,7 +259,11 @@ impl Fs for OverlayFs {
         match layer {
             Layer::Gone => Err(not_found(path)),
             Layer::Mem(c) => Ok(Box::new(MemReader(c))),
-            Layer::Base(p) => self.base.open_read(&p),
+            Layer::Base(p) => Ok(Box::new(BaseReader {
+                view: self.layers.clone(),
+                path: path.to_path_buf(),
+                base: self.base.open_read(&p)?,
+            })),
         }
     }
 
@@ -320,7 +362,21 @@ mod tests {
         assert_eq!(&buf, b"a++");
         assert_eq!(r.len().unwrap(), 6);
         assert!(r.read_exact_at(5, &mut buf).is_err(), "past the end");
-        assert_eq!(sorted(fs.list(&dir).unwrap()), ["a", "d", "new"]);
+        // A reader opened on a base file follows the copy the view makes
+        // of it at its first write.
+        let e = p("e");
+        std::fs::write(&e, b"ee").unwrap();
+        let before_e = files(&dir);
+        let r = fs.open_read(&e).unwrap();
+        let mut w = fs.open_append(&e).unwrap();
+        assert_eq!(r.len().unwrap(), 2);
+        w.write_all(b"!").unwrap();
+        assert_eq!(r.len().unwrap(), 3);
+        r.read_exact_at(1, &mut buf[..2]).unwrap();
+        assert_eq!(&buf[..2], b"e!");
+        assert_eq!(files(&dir), before_e);
+        std::fs::remove_file(&e).unwrap();
+        assert_eq!(sorted(fs.list(&dir).unwrap()), ["a", "d", "e", "new"]);
         assert!(fs.remove(&p("b")).is_err() && fs.rename(&p("c"), &p("e")).is_err());
         // A base file truncated in the view keeps only its prefix there.
         fs.truncate(&p("d"), 1).unwrap();

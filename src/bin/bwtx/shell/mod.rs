@@ -55,7 +55,14 @@ const SCAN_LIMIT: usize = 1000;
 /// Run the shell on `path` (in memory if `None`). Returns the exit status.
 pub fn run(path: Option<&Path>) -> i32 {
     let db = match path {
-        None => Db::in_memory(),
+        // Not `Db::in_memory`, which panics if its thread cannot start.
+        None => match bwtx::Options::new().in_memory() {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("error: cannot start an in-memory database: {e}");
+                return 1;
+            }
+        },
         Some(p) => match Db::open(p) {
             Ok(db) => db,
             Err(e) => {
