@@ -86,3 +86,25 @@ fn damaged_checkpoint_is_corruption() {
     assert_eq!(dump(&db), (18, expected(1..=18)));
     commit_and_reopen(&fs, db, "leftover tmp");
 }
+
+/// An open that fails on damage changes no file: with a damaged checkpoint,
+/// a torn tail in the newest log segment and a leftover temporary
+/// checkpoint, the corruption is reported and every file is as it was
+/// (the torn tail is not cut, the leftover not removed), for `bwtx check`
+/// or a person to look at. Before, the tail was cut and the leftover
+/// removed before the checkpoint was parsed.
+#[test]
+fn a_failed_open_changes_no_file() {
+    let (files, name) = checkpointed_log();
+    let mut f = files.clone();
+    let ck = f.get_mut(&name).unwrap();
+    let mid = ck.len() / 2;
+    ck[mid] ^= 0x04;
+    let newest = common::corrupt::segments(&f).pop().expect("a log segment");
+    // A length that runs past the end: a torn record.
+    f.get_mut(&newest).unwrap().extend_from_slice(&[0x40, 0, 0, 0, 9, 9]);
+    f.insert(format!("ckpt-{:020}.tmp", 99), b"half a checkpoint".to_vec());
+    let fs = fs_with(&f);
+    assert_corruption(fault_opts(&fs).open(DIR), &name, None, "damaged checkpoint");
+    assert!(common::corrupt::files_of(&fs) == f, "the failed open changed files");
+}

@@ -150,16 +150,42 @@ pub(crate) enum Start {
 /// (or the empty database) after which the log is complete up to at least
 /// the newest checkpoint, so every version since that one is rebuilt
 /// (`design/mvcc.md` §11, "Restart"); `Recovered::checkpoint_ts` names it.
+///
+/// The files are changed (temporary files removed, a torn tail cut) only
+/// once everything read back whole: a recovery that fails on damage leaves
+/// the directory as it found it, for `bwtx check` or a person to look at.
 pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: bool) -> Result<Recovered> {
+    let (out, fixes) = read_back(fs, dir, into, start, oldest)?;
+    for fix in fixes {
+        match fix {
+            Fix::Remove(path) => fs.remove(&path),
+            Fix::Truncate(path, len) => fs.truncate(&path, len),
+            Fix::SyncDir => fs.sync_dir(dir),
+        }
+        .map_err(Error::Io)?;
+    }
+    Ok(out)
+}
+
+/// A change to the directory that recovery makes once it succeeded.
+enum Fix {
+    Remove(std::path::PathBuf),
+    Truncate(std::path::PathBuf, u64),
+    SyncDir,
+}
+
+/// [`recover`] but for its changes to the files, which are returned.
+fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: bool) -> Result<(Recovered, Vec<Fix>)> {
     let names = fs.list(dir).map_err(Error::Io)?;
     let mut out = Recovered::default();
+    let mut fixes = Vec::new();
 
     // 1. Leftover temporary checkpoints are incomplete by definition.
     for n in names
         .iter()
         .filter(|n| (n.starts_with("ckpt-") && n.ends_with(".tmp")) || super::hist::is_tmp(n))
     {
-        fs.remove(&dir.join(n)).map_err(Error::Io)?;
+        fixes.push(Fix::Remove(dir.join(n)));
     }
 
     // 2. The log, segment by segment. Only the last segment may end in a
@@ -202,12 +228,12 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                 // the next segment takes its number, so that the log's
                 // numbers run on with no hole (see the missing checkpoint
                 // below).
-                fs.remove(&dir.join(name)).map_err(Error::Io)?;
-                fs.sync_dir(dir).map_err(Error::Io)?;
+                fixes.push(Fix::Remove(dir.join(name)));
+                fixes.push(Fix::SyncDir);
                 out.next_seq = seq;
                 continue;
             }
-            fs.truncate(&dir.join(name), seg.valid_len).map_err(Error::Io)?;
+            fixes.push(Fix::Truncate(dir.join(name), seg.valid_len));
         }
         if last {
             // A crash (kill -9) may have left its records unsynced in the
@@ -374,7 +400,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
                     "a synced log record references a value the value log does not hold",
                 ));
             };
-            fs.truncate(&dir.join(read[last].0), offset).map_err(Error::Io)?;
+            fixes.push(Fix::Truncate(dir.join(read[last].0), offset));
             out.torn_tails += 1;
             let kept = if offset > record::HEADER_LEN as u64 {
                 c.ts - 1
@@ -397,7 +423,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, 
         out.replayed += 1;
     }
     out.retained_from = unbroken_from(logged, out.last_ts);
-    Ok(out)
+    Ok((out, fixes))
 }
 
 /// Where the unbroken run of `logged` timestamps that ends at `last` begins,
