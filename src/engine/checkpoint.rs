@@ -223,6 +223,8 @@ impl Engine {
         pages.clean.set_table(addrs.clone());
         drop(pin);
         {
+            // No tree joins the map until the pause ends: it would escape it.
+            let _publication = self.ks.hold_publication();
             let others = self.other_trees();
             let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
             // No cleaner copy is appended and published meanwhile.

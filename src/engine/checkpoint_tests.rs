@@ -149,3 +149,82 @@ fn without_a_log_a_checkpoint_lists_no_image_newer_than_itself() {
     assert_eq!(a, b, "a torn commit: k0 {a:?}, k5 {b:?}");
     assert_eq!(a.as_deref(), Some(&b"old"[..]), "a lost commit came back");
 }
+
+/// A keyspace created while a checkpoint holds every tree's evictions
+/// paused for its deletions must not escape the pause: its leaves, evicted
+/// meanwhile into a page segment the deletion did not know it used, were
+/// deleted with that segment, and the keyspace's data was gone (reads
+/// failed, and after the next checkpoint the open refused the directory).
+/// Now a tree joins the map only once no such pause holds
+/// (`Keyspaces::publication`). The checkpoint is held in its deletion step
+/// by the cleaners' lock, which it takes after its pause.
+#[test]
+fn a_keyspace_created_during_a_checkpoints_deletions_keeps_its_pages() {
+    let fs = FaultFs::new();
+    let opts = || {
+        Options::new()
+            .durability(Durability::Sync)
+            .gc_interval(None)
+            .checkpoint_bytes(0)
+            // Room for everything: the loader's commits never help evict
+            // (they would wait on the paused trees), it evicts by hand.
+            .cache_size(1 << 30)
+            .segment_bytes(4 << 10)
+            .value_log_threshold(u64::MAX)
+            .file_system(Arc::new(fs.clone()))
+    };
+    let db = opts().open(Path::new("/db")).unwrap();
+    db.transaction(|tx| tx.put("a", "1")).unwrap();
+    db.checkpoint().unwrap();
+    db.transaction(|tx| tx.put("b", "2")).unwrap();
+    let engine = db.engine();
+    let pages = engine.pages.clone().unwrap();
+    let tables = || {
+        use crate::fs::Fs;
+        fs.list(Path::new("/db"))
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.ends_with(".ckpt"))
+            .collect::<Vec<_>>()
+    };
+    let before = tables();
+    let cleaners = crate::sync::lock(&pages.clean.running);
+    let d = db.clone();
+    let checkpoint = std::thread::spawn(move || d.checkpoint().map(|_| ()));
+    // Its table is written: it goes on to its pause and waits on the lock.
+    while tables() == before {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let d = db.clone();
+    let (tx, done) = std::sync::mpsc::channel();
+    let loader = std::thread::spawn(move || {
+        let k = d.keyspace("k").unwrap();
+        for i in 0..200u32 {
+            d.transaction(|tx| tx.put_in(&k, i.to_be_bytes(), [7u8; 1024])).unwrap();
+        }
+        d.engine().before_evict();
+        k.inner.as_ref().unwrap().tree.evict_all().unwrap();
+        let _ = tx.send(());
+        k
+    });
+    // Before the fix the loader finished here, its leaves in segments the
+    // checkpoint would delete; now it waits for the checkpoint.
+    let _ = done.recv_timeout(Duration::from_secs(2));
+    drop(cleaners);
+    checkpoint.join().unwrap().unwrap();
+    let k = loader.join().unwrap();
+    let snap = db.snapshot();
+    for i in 0..200u32 {
+        let v = snap
+            .get_in(&k, i.to_be_bytes())
+            .unwrap_or_else(|e| panic!("key {i}: {e}"));
+        assert_eq!(v.as_deref(), Some(&[7u8; 1024][..]), "key {i}");
+    }
+    drop(snap);
+    db.checkpoint().unwrap();
+    drop((k, db));
+    let back = opts().open(Path::new("/db")).unwrap();
+    let k = back.keyspace("k").unwrap();
+    assert_eq!(back.snapshot().range_in::<&[u8], _>(&k, ..).count(), 200);
+}

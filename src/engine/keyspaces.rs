@@ -83,6 +83,14 @@ pub(crate) struct Keyspaces {
     dropped: Mutex<Vec<(u64, u32)>>,
     /// Creations and drops, one at a time.
     ddl: Mutex<()>,
+    /// Held shared by each caller that pauses the evictions of every tree
+    /// and then keeps or forgets disk addresses by what those trees name
+    /// (a checkpoint's deletions, the chain map's and the value log's
+    /// prunes); a new tree joins `map` under it exclusive. So no tree
+    /// escapes such a pause: one published after its list of trees was
+    /// taken could evict leaves into a segment the deletion does not know
+    /// it uses.
+    publication: RwLock<()>,
     config: Config,
 }
 
@@ -95,8 +103,16 @@ impl Keyspaces {
             map: RwLock::new(trees.into_iter().map(|t| (t.id, t)).collect()),
             dropped: Mutex::new(dropped),
             ddl: Mutex::new(()),
+            publication: RwLock::new(()),
             config,
         }
+    }
+
+    /// Keep new trees out of `map` while the guard lives (see
+    /// `Keyspaces::publication`): taken before listing the trees whose
+    /// evictions are paused, and dropped after the pause.
+    pub(crate) fn hold_publication(&self) -> impl Sized + '_ {
+        self.publication.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every tree but the default one: the catalog and the keyspaces.
@@ -239,11 +255,15 @@ impl Engine {
             created_here: true,
             ..KsTree::new(id, name, c, tree, 0, c)
         });
+        // Not while a pause of every tree's evictions holds
+        // (`Keyspaces::publication`).
+        let published = self.ks.publication.write().unwrap_or_else(|e| e.into_inner());
         self.ks
             .map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, ks.clone());
+        drop(published);
         drop(forced);
         Ok(Some(ks))
     }

@@ -639,6 +639,8 @@ impl super::Engine {
         if !pages.vlog.wants_prune() {
             return;
         }
+        // No tree joins the map until the pause ends: it would escape it.
+        let _publication = self.ks.hold_publication();
         let others = self.other_trees();
         let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
         // Every part of each page's chain, over every tree: a delta head's

@@ -105,6 +105,8 @@ impl Engine {
     /// and its table doubled at each checkpoint (to 63 MB at 5M keys).
     pub(crate) fn prune_page_maps_held(&self) {
         let Some(pages) = &self.pages else { return };
+        // No tree joins the map until the pause ends: it would escape it.
+        let _publication = self.ks.hold_publication();
         let others = self.other_trees();
         let _paused: Vec<_> = self.each_tree(&others).map(|(_, t)| t.pause_evictions()).collect();
         let current: super::chain_parts::AddrSet = self.each_tree(&others).flat_map(|(_, t)| t.disk_addrs()).collect();
