@@ -165,8 +165,9 @@ impl Options {
 
     /// Start a new log segment file once the current one reaches this size
     /// (page segments, with a page store, too; they hold at least 4 KiB).
-    /// A log segment is at most 1 GiB (a larger size is taken as 1 GiB):
-    /// recovery reads each one whole, so this bounds an open's memory.
+    /// A log segment closes once past 1 GiB at most (a larger size is taken
+    /// as 1 GiB; one batch of records may pass it): recovery reads each one
+    /// whole, so this bounds an open's memory.
     pub fn segment_bytes(mut self, n: u64) -> Self {
         self.segment_bytes = n;
         self

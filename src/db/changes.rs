@@ -89,9 +89,10 @@ impl Changes {
                 continue;
             }
             // In slices, so that a log poisoned meanwhile is reported
-            // within one.
+            // within one (each slice starts the waiter's naps afresh: long
+            // ones keep an idle tail's wake-ups near a thousand a second).
             self.engine
-                .wait_visible(self.cursor.after() + 1, left.min(Duration::from_millis(100)));
+                .wait_visible(self.cursor.after() + 1, left.min(Duration::from_secs(1)));
         }
     }
 }

@@ -77,8 +77,10 @@ impl Engine {
         debug_assert!(parts.iter().any(|p| !p.writes.is_empty()));
         parts.sort_by_key(|p| p.id);
         let log = self.store.as_ref().filter(|s| s.logs());
-        if let Some(store) = log {
-            // A poisoned log takes no more commits.
+        if let Some(store) = &self.store {
+            // A poisoned log takes no more commits; nor, without a log, does
+            // a store whose checkpoint failed to sync (checkpoints are then
+            // what saves commits, and no later one may sync again).
             store.check()?;
         }
         if let Some(pages) = &self.pages {

@@ -54,7 +54,7 @@ impl Engine {
             // Spin and yield for about a commit's installation, then sleep in
             // steps from 20 µs (well below one log sync), doubling every 16
             // naps up to 1 ms after about 20 ms: an idle waiter (a change
-            // stream's tail) wakes at most a thousand times a second.
+            // stream's tail) wakes about a thousand times a second.
             polls = polls.saturating_add(1);
             if polls <= 32 {
                 backoff.snooze();

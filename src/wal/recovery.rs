@@ -198,8 +198,9 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     // (commit, segment index, offset) of every record, and (name, valid
     // length) of every segment read.
     let mut commits: Vec<(Commit, usize, u64)> = Vec::new();
-    // The timestamp of every commit read, replayed or not (`unbroken_from`).
-    let mut logged: Vec<u64> = Vec::new();
+    // The runs of consecutive timestamps among the commits read, replayed
+    // or not (`Runs`): one entry per gap, not per commit.
+    let mut logged = Runs::default();
     let mut read: Vec<(&String, u64)> = Vec::new();
     // Each segment's highest commit and record bytes (`Recovered::log_bytes`).
     let mut seg_bytes: Vec<(u64, u64)> = Vec::new();
@@ -244,7 +245,9 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
                 .map_err(Error::Io)?;
         }
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
-        logged.extend(seg.commits.iter().map(|c| c.ts));
+        for c in &seg.commits {
+            logged.add(c.ts);
+        }
         if let Some(min) = seg.commits.iter().map(|c| c.ts).min() {
             out.first_logged_ts = Some(out.first_logged_ts.map_or(min, |f| f.min(min)));
         }
@@ -422,25 +425,36 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
         out.last_ts = out.last_ts.max(c.ts);
         out.replayed += 1;
     }
-    out.retained_from = unbroken_from(logged, out.last_ts);
+    out.retained_from = logged.unbroken_from(out.last_ts);
     Ok((out, fixes))
 }
 
-/// Where the unbroken run of `logged` timestamps that ends at `last` begins,
-/// less one: every commit above it is logged. `last` itself if `last` is
-/// not logged (nothing above it is missing, and nothing at it is there).
-fn unbroken_from(mut logged: Vec<u64>, last: u64) -> u64 {
-    logged.retain(|&t| t <= last);
-    logged.sort_unstable_by(|a, b| b.cmp(a));
-    logged.dedup();
-    let mut from = last;
-    for t in logged {
-        if t != from || t == 0 {
-            break;
+/// The timestamps of the commits the log holds, as runs of consecutive
+/// ones `(first, last)`, in the order read (segments in order, records in
+/// timestamp order, so a new run begins only at a gap: a run without a
+/// log between runs with one).
+#[derive(Default)]
+struct Runs(Vec<(u64, u64)>);
+
+impl Runs {
+    fn add(&mut self, ts: u64) {
+        match self.0.last_mut() {
+            Some(run) if ts == run.1 + 1 => run.1 = ts,
+            Some(run) if (run.0..=run.1).contains(&ts) => {}
+            _ => self.0.push((ts, ts)),
         }
-        from = t - 1;
     }
-    from
+
+    /// Where the unbroken run of logged timestamps through `last` begins,
+    /// less one: every commit above it and up to `last` is logged.
+    /// (Commits read above `last`, cut at a dangling reference, do not
+    /// count.) `last` itself if `last` is not logged.
+    fn unbroken_from(&self, last: u64) -> u64 {
+        self.0
+            .iter()
+            .find(|&&(first, end)| first <= last && last <= end)
+            .map_or(last, |&(first, _)| first.saturating_sub(1))
+    }
 }
 
 /// The writes of `c` with every reference read (`into.fetch`); `None` if
@@ -500,4 +514,27 @@ fn oldest_complete(
         }
     }
     Ok(Start::Image(newest))
+}
+
+#[cfg(test)]
+mod runs_tests {
+    use super::Runs;
+
+    /// The change stream's reach: from the start of the run through the
+    /// recovered timestamp; a gap (a run without a log) ends it; records
+    /// above the recovered timestamp do not count; an unlogged recovered
+    /// timestamp reaches nothing back.
+    #[test]
+    fn the_unbroken_run_through_the_last_commit() {
+        let mut r = Runs::default();
+        for ts in (1..=10).chain(21..=25) {
+            r.add(ts);
+        }
+        assert_eq!(r.0, vec![(1, 10), (21, 25)]);
+        assert_eq!(r.unbroken_from(25), 20);
+        assert_eq!(r.unbroken_from(23), 20, "cut after 23");
+        assert_eq!(r.unbroken_from(10), 0);
+        assert_eq!(r.unbroken_from(15), 15, "15 is not logged");
+        assert_eq!(Runs::default().unbroken_from(7), 7);
+    }
 }

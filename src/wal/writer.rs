@@ -188,6 +188,12 @@ impl Wal {
         self.poisoned.check()
     }
 
+    /// Run `f`; if it panics, poison the log and let the panic go on (a
+    /// sync that panicked may or may not have taken effect).
+    pub(crate) fn on_panic<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.poisoned.on_panic(f)
+    }
+
     /// Poison the log with the failure `e` (of a write or a sync), and
     /// return the error for it.
     pub(crate) fn poison(&self, e: std::io::Error) -> Error {

@@ -45,7 +45,22 @@ pub const CORRUPT: i32 = 3;
 
 /// Check `dir`; returns the exit status.
 pub fn run(dir: &Path) -> i32 {
-    match check(dir) {
+    // Without a lock file nothing keeps another process out: the check's
+    // verdict, clean or damaged, stands only if the directory did not
+    // change under it.
+    let unlocked = dir.is_dir() && !dir.join("LOCK").exists();
+    let before = unlocked.then(|| listing(dir).ok()).flatten();
+    let verdict = check(dir);
+    if let Some(before) = before {
+        if listing(dir).ok().as_ref() != Some(&before) {
+            eprintln!(
+                "error: {} changed while it was being checked (it has no LOCK file to hold): check it again closed",
+                dir.display()
+            );
+            return 1;
+        }
+    }
+    match verdict {
         Ok(summary) => {
             print!("{summary}");
             0
@@ -218,17 +233,6 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
         for t in &torn_segs {
             out.push_str(&format!("  torn segment tail (a crashed run's unsynced append): {t}\n"));
         }
-    }
-    // Without a lock file nothing kept another process out: the check
-    // stands only if the directory did not change under it.
-    if lock.is_none() && listing(dir).ok().as_ref() != Some(&listed) {
-        return Err((
-            1,
-            format!(
-                "error: {} changed while it was being checked (it has no LOCK file to hold): check it again closed",
-                dir.display()
-            ),
-        ));
     }
     drop(db);
     drop(lock);

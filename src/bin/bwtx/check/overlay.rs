@@ -21,13 +21,13 @@
 //!   first write to it (an append, a truncation) copies what the view keeps
 //!   of it into memory, and every later read sees that copy, through
 //!   readers opened before it too.
+//! - V3. The view of a directory lists each path once: the base's files
+//!   without a layer, and the paths whose layer is `Mem` or `Base`.
 //!
 //! Not modelled, as no caller of the check's open needs it: an append
 //! handle follows its path, not its file (a write through one whose path
 //! was renamed or removed before its first write fails, and one whose path
 //! was created again writes to the old contents).
-//! - V3. The view of a directory lists each path once: the base's files
-//!   without a layer, and the paths whose layer is `Mem` or `Base`.
 
 use std::collections::BTreeMap;
 use std::io;
