@@ -54,6 +54,10 @@ fn every_failed_checkpoint_sync_poisons() {
                 points += 1;
                 let after = db.transaction(|tx| tx.put("after", "x"));
                 assert!(after.is_err(), "{ctx}: a commit after the checkpoint's sync {k} failed");
+                assert!(
+                    db.sync().is_err(),
+                    "{ctx}: Db::sync after the checkpoint's sync {k} failed"
+                );
                 drop(db);
                 fs.power_loss();
                 let db = opts(&fs, paged, d).open(DIR).unwrap();

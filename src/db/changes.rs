@@ -66,7 +66,8 @@ impl Changes {
     /// as a century.
     pub fn wait_next(&mut self, timeout: Duration) -> Option<Result<Change>> {
         // Clamped: `Instant + Duration::MAX` overflows.
-        let deadline = Instant::now() + timeout.min(Duration::from_secs(100 * 365 * 86_400));
+        let started = Instant::now();
+        let deadline = started + timeout.min(Duration::from_secs(100 * 365 * 86_400));
         loop {
             self.upto = self.engine.change_limit();
             if let Some(next) = self.next() {
@@ -89,10 +90,12 @@ impl Changes {
                 continue;
             }
             // In slices, so that a log poisoned meanwhile is reported
-            // within one (each slice starts the waiter's naps afresh: long
-            // ones keep an idle tail's wake-ups near a thousand a second).
-            self.engine
-                .wait_visible(self.cursor.after() + 1, left.min(Duration::from_secs(1)));
+            // within one; the naps lengthen with the whole wait.
+            self.engine.wait_visible_after(
+                self.cursor.after() + 1,
+                left.min(Duration::from_secs(1)),
+                started.elapsed(),
+            );
         }
     }
 }

@@ -156,7 +156,8 @@ impl Db {
     /// [`crate::Durability::Buffered`] it is the way to choose when the sync
     /// comes (after a batch of commits, before answering a client); an
     /// in-memory database, or one opened with [`crate::Durability::None`],
-    /// has nothing to sync. A failed write or fsync is
+    /// has nothing to sync (the latter returns `Poisoned` after a failed
+    /// checkpoint sync, as its commits do). A failed write or fsync is
     /// [`crate::Error::Io`] and poisons the database, as for a commit.
     ///
     /// ```
@@ -241,7 +242,10 @@ impl Db {
     /// [`crate::Error::InvalidArgument`] for a database without a log or a
     /// `ts` above the newest visible commit. A checkpoint that deletes the
     /// log after a reader's position makes its next change
-    /// `SnapshotTooOld` too; after a failed log write or sync, `Poisoned`.
+    /// `SnapshotTooOld` too, and so does a position before a run without a
+    /// log ([`crate::Durability::None`]), whose commits the log lacks;
+    /// after a failed log write or sync, `Poisoned` (once the reader is
+    /// caught up, and also to a reader waiting in [`Changes::wait_next`]).
     ///
     /// With [`crate::Durability::Buffered`] a change is given out once it is
     /// written, before its sync: a power loss can take it back, and its

@@ -192,7 +192,10 @@ fn a_keyspace_created_during_a_checkpoints_deletions_keeps_its_pages() {
     let d = db.clone();
     let checkpoint = std::thread::spawn(move || d.checkpoint().map(|_| ()));
     // Its table is written: it goes on to its pause and waits on the lock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while tables() == before {
+        assert!(!checkpoint.is_finished(), "the checkpoint ended before its table");
+        assert!(std::time::Instant::now() < deadline, "no table within 60 s");
         std::thread::yield_now();
     }
     std::thread::sleep(Duration::from_millis(50));

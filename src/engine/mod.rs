@@ -247,9 +247,16 @@ impl Engine {
 
     /// [`crate::Db::sync`]: every commit logged so far made durable.
     pub(crate) fn sync(&self) -> Result<()> {
+        // A page store poisoned by a failed write or sync refuses it, as it
+        // refuses commits.
+        if let Some(pages) = &self.pages {
+            pages.check()?;
+        }
         match &self.store {
             Some(store) if store.logs() => store.sync_now(),
-            _ => Ok(()),
+            // Nothing to sync; but a failed checkpoint sync poisoned it.
+            Some(store) => store.check(),
+            None => Ok(()),
         }
     }
 

@@ -13,11 +13,17 @@ use crate::mvcc::WriteSet;
 use crate::sync::Backoff;
 use crate::Result;
 
-/// The `n`th sleep (from 1) of [`Engine::wait_visible`]: 20 µs, doubled
-/// every 16 sleeps, at most 1 ms.
-fn nap(n: u32) -> Duration {
-    let doublings = ((n - 1) / 16).min(6);
-    Duration::from_micros((20u64 << doublings).min(1000))
+/// A sleep of [`Engine::wait_visible_after`] once its waiter has waited
+/// `waited` in all: 20 µs (well below one log sync: a conflict's retry
+/// waits 10 ms at most for its winner, at this pace) for the first 20 ms,
+/// then 1 ms (what is awaited is not imminent: an idle change stream's
+/// tail then wakes about a thousand times a second).
+fn nap(waited: Duration) -> Duration {
+    if waited < Duration::from_millis(20) {
+        Duration::from_micros(20)
+    } else {
+        Duration::from_millis(1)
+    }
 }
 
 impl Engine {
@@ -47,14 +53,18 @@ impl Engine {
     /// [`crate::Db::wait_visible`]: wait until snapshots taken from now on
     /// include commit `ts` (at most `timeout`); whether they do.
     pub(crate) fn wait_visible(&self, ts: u64, timeout: Duration) -> bool {
+        self.wait_visible_after(ts, timeout, Duration::ZERO)
+    }
+
+    /// [`Engine::wait_visible`] for a caller that has waited `waited`
+    /// already (a change stream's earlier slices): its naps ([`nap`])
+    /// lengthen with the whole wait.
+    pub(crate) fn wait_visible_after(&self, ts: u64, timeout: Duration, waited: Duration) -> bool {
         let backoff = Backoff::new();
         let start = std::time::Instant::now();
         let mut polls = 0u32;
         while self.oracle.read_ts() < ts {
-            // Spin and yield for about a commit's installation, then sleep in
-            // steps from 20 µs (well below one log sync), doubling every 16
-            // naps up to 1 ms after about 20 ms: an idle waiter (a change
-            // stream's tail) wakes about a thousand times a second.
+            // Spin and yield for about a commit's installation, then nap.
             polls = polls.saturating_add(1);
             if polls <= 32 {
                 backoff.snooze();
@@ -64,7 +74,7 @@ impl Engine {
             if elapsed >= timeout {
                 return false;
             }
-            std::thread::sleep(nap(polls - 32).min(timeout - elapsed));
+            std::thread::sleep(nap(waited.saturating_add(elapsed)).min(timeout - elapsed));
         }
         true
     }
@@ -184,22 +194,17 @@ mod tests {
     use super::nap;
     use std::time::Duration;
 
-    /// A waiter's naps grow from 20 µs to at most 1 ms, and never
-    /// overflow however long it waits. (Before: 20 µs forever, tens of
-    /// thousands of wake-ups a second for an idle change-stream tail, and
-    /// a `u32` count that overflowed after a day of waiting.)
+    /// A waiter naps 20 µs for its first 20 ms (a conflict's retry, which
+    /// waits 10 ms at most, keeps that pace), then 1 ms, however long it
+    /// waits. (Before: 20 µs forever, tens of thousands of wake-ups a
+    /// second for an idle change-stream tail, and a `u32` count that
+    /// overflowed after a day of waiting.)
     #[test]
-    fn naps_grow_to_a_millisecond() {
-        let us = |n| nap(n).as_micros();
-        assert_eq!((us(1), us(16), us(17), us(33)), (20, 20, 40, 80));
-        assert_eq!(nap(97), Duration::from_millis(1));
-        assert_eq!(nap(u32::MAX), Duration::from_millis(1));
-        let first_second: u32 = (1..)
-            .scan(Duration::ZERO, |t, n| {
-                *t += nap(n);
-                (*t < Duration::from_secs(1)).then_some(n)
-            })
-            .count() as u32;
-        assert!(first_second < 1100, "{first_second} naps in the first second");
+    fn naps_lengthen_after_20_ms() {
+        let ms = Duration::from_millis;
+        assert_eq!(nap(Duration::ZERO), Duration::from_micros(20));
+        assert_eq!(nap(ms(10)), Duration::from_micros(20));
+        assert_eq!(nap(ms(20)), ms(1));
+        assert_eq!(nap(Duration::MAX), ms(1));
     }
 }

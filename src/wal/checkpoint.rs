@@ -201,6 +201,31 @@ pub(crate) fn write<'a>(
     })
 }
 
+/// Write `bytes` as the file `name` of `dir` durably: the temporary file
+/// `tmp` (of `dir`), **fsync**, rename, **fsync the directory**. A failure
+/// removes the temporary file (if it is still there); a failed sync is
+/// `poison`'s error (the caller poisons the database: a sync is never
+/// retried). For the history file and the location table; an image is
+/// streamed ([`write`]).
+pub(crate) fn write_bytes(
+    fs: &dyn Fs,
+    dir: &Path,
+    tmp: &str,
+    name: &str,
+    bytes: &[u8],
+    poison: &dyn Fn(std::io::Error) -> Error,
+) -> Result<()> {
+    let tmp = dir.join(tmp);
+    removing_on_error(fs, &tmp, || {
+        let mut f = fs.create(&tmp).map_err(Error::Io)?;
+        f.write_all(bytes).map_err(Error::Io)?;
+        f.sync().map_err(poison)?;
+        drop(f);
+        fs.rename(&tmp, &dir.join(name)).map_err(Error::Io)?;
+        fs.sync_dir(dir).map_err(poison)
+    })
+}
+
 /// Run `write`, which writes the temporary file `tmp` and renames it into
 /// place; if it fails, remove `tmp` (best effort: it may be renamed
 /// already, or never created), so that a checkpoint failing again and

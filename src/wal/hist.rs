@@ -138,15 +138,7 @@ pub(crate) fn decode(b: &[u8]) -> std::result::Result<Hist, (u64, &'static str)>
 /// A failure removes the temporary file (if it is still there); a failed
 /// sync is `poison`'s error (the caller poisons the database).
 pub(crate) fn write(fs: &dyn Fs, dir: &Path, h: &Hist, poison: &dyn Fn(std::io::Error) -> Error) -> Result<()> {
-    let tmp = dir.join(tmp_name(h.ts));
-    super::checkpoint::removing_on_error(fs, &tmp, || {
-        let mut f = fs.create(&tmp).map_err(Error::Io)?;
-        f.write_all(&encode(h)).map_err(Error::Io)?;
-        f.sync().map_err(poison)?;
-        drop(f);
-        fs.rename(&tmp, &dir.join(name(h.ts))).map_err(Error::Io)?;
-        fs.sync_dir(dir).map_err(poison)
-    })
+    super::checkpoint::write_bytes(fs, dir, &tmp_name(h.ts), &name(h.ts), &encode(h), poison)
 }
 
 /// What the history files of `dir` say at open: the samples of the newest

@@ -320,7 +320,11 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     let start = match start {
         Start::Image(newest) if oldest => {
             let last_logged = out.segments.values().copied().max().unwrap_or(0);
-            oldest_complete(fs, dir, &names, newest, out.first_logged_ts, last_logged)?
+            // The log is complete only from the start of its unbroken run
+            // through its last record: a run without a log leaves a gap
+            // after older records `change_retention` kept.
+            let first = out.first_logged_ts.map(|_| logged.unbroken_from(last_logged) + 1);
+            oldest_complete(fs, dir, &names, newest, first, last_logged)?
         }
         start => start,
     };

@@ -397,8 +397,9 @@ impl Store {
         if !self.checkpoint_due(&last, ts) {
             return Ok(ts);
         }
-        // A failed sync poisons, and so does a panic (in a user's `Fs`):
-        // no sync is retried (`design/durability.md` D5).
+        // A failed sync poisons, and so does a panic anywhere in it (a
+        // user's `Fs`, or a bug): no sync is retried
+        // (`design/durability.md` D5).
         self.wal.on_panic(|| {
             let poison = |e| self.wal.poison(e);
             hist::write(&*self.fs, &self.dir, &keep.hist, &poison)?;
@@ -421,22 +422,14 @@ impl Store {
     /// checkpoints it covers. The page images it names must be durable
     /// already.
     pub(crate) fn finish_table(&self, last: MutexGuard<'_, u64>, ts: u64, keep: Keep, table: &[u8]) -> Result<u64> {
-        // A failed sync poisons, and so does a panic (in a user's `Fs`):
-        // no sync is retried (`design/durability.md` D5).
+        // A failed sync poisons, and so does a panic anywhere in it (a
+        // user's `Fs`, or a bug): no sync is retried
+        // (`design/durability.md` D5).
         self.wal.on_panic(|| {
             let poison = |e| self.wal.poison(e);
             hist::write(&*self.fs, &self.dir, &keep.hist, &poison)?;
-            let tmp = self.dir.join(checkpoint::tmp_name(ts));
-            checkpoint::removing_on_error(&*self.fs, &tmp, || {
-                let mut f = self.fs.create(&tmp).map_err(Error::Io)?;
-                f.write_all(table).map_err(Error::Io)?;
-                f.sync().map_err(poison)?;
-                drop(f);
-                self.fs
-                    .rename(&tmp, &self.dir.join(checkpoint::name(ts)))
-                    .map_err(Error::Io)?;
-                self.fs.sync_dir(&self.dir).map_err(poison)
-            })?;
+            let (tmp, name) = (checkpoint::tmp_name(ts), checkpoint::name(ts));
+            checkpoint::write_bytes(&*self.fs, &self.dir, &tmp, &name, table, &poison)?;
             self.covered(last, ts, &keep)
         })
     }
