@@ -206,7 +206,7 @@ pub(crate) fn write<'a>(
 /// removes the temporary file (if it is still there); a failed sync is
 /// `poison`'s error (the caller poisons the database: a sync is never
 /// retried). For the history file and the location table; an image is
-/// streamed ([`write`]).
+/// streamed ([`fn@write`]).
 pub(crate) fn write_bytes(
     fs: &dyn Fs,
     dir: &Path,
