@@ -77,16 +77,7 @@ impl Engine {
         debug_assert!(parts.iter().any(|p| !p.writes.is_empty()));
         parts.sort_by_key(|p| p.id);
         let log = self.store.as_ref().filter(|s| s.logs());
-        if let Some(store) = &self.store {
-            // A poisoned log takes no more commits; nor, without a log, does
-            // a store whose checkpoint failed to sync (checkpoints are then
-            // what saves commits, and no later one may sync again).
-            store.check()?;
-        }
-        if let Some(pages) = &self.pages {
-            // A failed page write or sync poisons the database like the log's.
-            pages.check()?;
-        }
+        self.check_writable()?;
         // One log record holds the whole transaction: refused if it would
         // not read back (keys and values of 2 GiB in all).
         if log.is_some()

@@ -245,18 +245,26 @@ impl Engine {
         }
     }
 
-    /// [`crate::Db::sync`]: every commit logged so far made durable.
-    pub(crate) fn sync(&self) -> Result<()> {
-        // A page store poisoned by a failed write or sync refuses it, as it
-        // refuses commits.
+    /// `Err(Poisoned)` once a write or sync failed: of the log (with or
+    /// without logged commits: without them a checkpoint's failed sync
+    /// poisons it, and checkpoints are then what saves commits) or of the
+    /// page store. Commits and [`crate::Db::sync`] are refused then.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if let Some(store) = &self.store {
+            store.check()?;
+        }
         if let Some(pages) = &self.pages {
             pages.check()?;
         }
+        Ok(())
+    }
+
+    /// [`crate::Db::sync`]: every commit logged so far made durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.check_writable()?;
         match &self.store {
             Some(store) if store.logs() => store.sync_now(),
-            // Nothing to sync; but a failed checkpoint sync poisoned it.
-            Some(store) => store.check(),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 

@@ -46,65 +46,65 @@ enum Layer {
     Base(PathBuf),
 }
 
+/// The layers by path, shared by the view and its open files.
+type View = Arc<Mutex<BTreeMap<PathBuf, Layer>>>;
+
 /// A copy-on-write view of the real file system (see the module doc).
 #[derive(Default)]
 pub struct OverlayFs {
-    base: StdFs,
-    layers: Arc<Mutex<BTreeMap<PathBuf, Layer>>>,
+    view: View,
 }
 
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
 }
 
-impl OverlayFs {
-    fn layers(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Layer>> {
-        self.layers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock(view: &View) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Layer>> {
+    view.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
-    /// What `path` reads as now: its layer, or its base file (`Gone` if
-    /// there is none).
-    fn resolve(layers: &BTreeMap<PathBuf, Layer>, path: &Path) -> Layer {
-        match layers.get(path) {
-            Some(l) => l.clone(),
-            None if path.is_file() => Layer::Base(path.to_path_buf()),
-            None => Layer::Gone,
+/// What `path` reads as now: its layer, or its base file (`Gone` if there
+/// is none).
+fn resolve(layers: &BTreeMap<PathBuf, Layer>, path: &Path) -> Layer {
+    match layers.get(path) {
+        Some(l) => l.clone(),
+        None if path.is_file() => Layer::Base(path.to_path_buf()),
+        None => Layer::Gone,
+    }
+}
+
+/// `path`'s contents in memory, copied from its base file the first time
+/// (V2), of at most `keep` bytes.
+fn materialize(view: &View, path: &Path, keep: Option<u64>) -> io::Result<Contents> {
+    let mut layers = lock(view);
+    let contents = match resolve(&layers, path) {
+        Layer::Mem(c) => c,
+        Layer::Gone => return Err(not_found(path)),
+        Layer::Base(p) => {
+            let mut data = match keep {
+                Some(len) => {
+                    let f = StdFs.open_read(&p)?;
+                    let len = len.min(f.len()?);
+                    let mut data = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+                    f.read_exact_at(0, &mut data)?;
+                    data
+                }
+                None => StdFs.read(&p)?,
+            };
+            data.shrink_to_fit();
+            let c = Arc::new(RwLock::new(data));
+            layers.insert(path.to_path_buf(), Layer::Mem(c.clone()));
+            c
         }
-    }
-
-    /// `path`'s contents in memory, copied from its base file the first
-    /// time (V2), of at most `keep` bytes.
-    fn materialize(&self, path: &Path, keep: Option<u64>) -> io::Result<Contents> {
-        let mut layers = self.layers();
-        let contents = match Self::resolve(&layers, path) {
-            Layer::Mem(c) => c,
-            Layer::Gone => return Err(not_found(path)),
-            Layer::Base(p) => {
-                let mut data = match keep {
-                    Some(len) => {
-                        let f = self.base.open_read(&p)?;
-                        let len = len.min(f.len()?);
-                        let mut data = vec![0; usize::try_from(len).map_err(io::Error::other)?];
-                        f.read_exact_at(0, &mut data)?;
-                        data
-                    }
-                    None => self.base.read(&p)?,
-                };
-                data.shrink_to_fit();
-                let c = Arc::new(RwLock::new(data));
-                layers.insert(path.to_path_buf(), Layer::Mem(c.clone()));
-                c
-            }
-        };
-        Ok(contents)
-    }
+    };
+    Ok(contents)
 }
 
 /// An appender to a path of the view: its contents are made in memory at
 /// the first write (so an append handle opened and never written, as a
 /// check's open leaves some, copies nothing).
 struct Appender {
-    view: Arc<Mutex<BTreeMap<PathBuf, Layer>>>,
+    view: View,
     path: PathBuf,
     contents: Option<Contents>,
 }
@@ -114,11 +114,7 @@ impl FsFile for Appender {
         let contents = match &self.contents {
             Some(c) => c.clone(),
             None => {
-                let fs = OverlayFs {
-                    base: StdFs,
-                    layers: self.view.clone(),
-                };
-                let c = fs.materialize(&self.path, None)?;
+                let c = materialize(&self.view, &self.path, None)?;
                 self.contents = Some(c.clone());
                 c
             }
@@ -164,14 +160,14 @@ impl FsRead for MemReader {
 /// Positional reads of a base file, until the view copies it into memory
 /// (V2): then of the copy.
 struct BaseReader {
-    view: Arc<Mutex<BTreeMap<PathBuf, Layer>>>,
+    view: View,
     path: PathBuf,
     base: Box<dyn FsRead>,
 }
 
 impl BaseReader {
     fn copied(&self) -> Option<MemReader> {
-        match self.view.lock().unwrap_or_else(PoisonError::into_inner).get(&self.path) {
+        match lock(&self.view).get(&self.path) {
             Some(Layer::Mem(c)) => Some(MemReader(c.clone())),
             _ => None,
         }
@@ -204,9 +200,8 @@ impl Fs for OverlayFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let layers = self.layers();
-        let mut names: Vec<String> = self
-            .base
+        let layers = lock(&self.view);
+        let mut names: Vec<String> = StdFs
             .list(dir)?
             .into_iter()
             .filter(|n| !layers.contains_key(&dir.join(n)))
@@ -223,52 +218,52 @@ impl Fs for OverlayFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let layer = Self::resolve(&self.layers(), path);
+        let layer = resolve(&lock(&self.view), path);
         match layer {
             Layer::Gone => Err(not_found(path)),
             Layer::Mem(c) => Ok(c.read().unwrap_or_else(PoisonError::into_inner).clone()),
-            Layer::Base(p) => self.base.read(&p),
+            Layer::Base(p) => StdFs.read(&p),
         }
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let c: Contents = Arc::default();
-        self.layers().insert(path.to_path_buf(), Layer::Mem(c.clone()));
+        lock(&self.view).insert(path.to_path_buf(), Layer::Mem(c.clone()));
         Ok(Box::new(Appender {
-            view: self.layers.clone(),
+            view: self.view.clone(),
             path: path.to_path_buf(),
             contents: Some(c),
         }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let contents = match Self::resolve(&self.layers(), path) {
+        let contents = match resolve(&lock(&self.view), path) {
             Layer::Gone => return Err(not_found(path)),
             Layer::Mem(c) => Some(c),
             Layer::Base(_) => None,
         };
         Ok(Box::new(Appender {
-            view: self.layers.clone(),
+            view: self.view.clone(),
             path: path.to_path_buf(),
             contents,
         }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
-        let layer = Self::resolve(&self.layers(), path);
+        let layer = resolve(&lock(&self.view), path);
         match layer {
             Layer::Gone => Err(not_found(path)),
             Layer::Mem(c) => Ok(Box::new(MemReader(c))),
             Layer::Base(p) => Ok(Box::new(BaseReader {
-                view: self.layers.clone(),
+                view: self.view.clone(),
                 path: path.to_path_buf(),
-                base: self.base.open_read(&p)?,
+                base: StdFs.open_read(&p)?,
             })),
         }
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let c = self.materialize(path, Some(len))?;
+        let c = materialize(&self.view, path, Some(len))?;
         let mut data = c.write().unwrap_or_else(PoisonError::into_inner);
         let len = usize::try_from(len).map_err(io::Error::other)?;
         data.resize(len, 0);
@@ -276,8 +271,8 @@ impl Fs for OverlayFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut layers = self.layers();
-        let layer = Self::resolve(&layers, from);
+        let mut layers = lock(&self.view);
+        let layer = resolve(&layers, from);
         if matches!(layer, Layer::Gone) {
             return Err(not_found(from));
         }
@@ -287,8 +282,8 @@ impl Fs for OverlayFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut layers = self.layers();
-        if matches!(Self::resolve(&layers, path), Layer::Gone) {
+        let mut layers = lock(&self.view);
+        if matches!(resolve(&layers, path), Layer::Gone) {
             return Err(not_found(path));
         }
         layers.insert(path.to_path_buf(), Layer::Gone);
@@ -395,7 +390,7 @@ mod tests {
         std::fs::write(dir.join("seg"), b"0123").unwrap();
         let fs = OverlayFs::default();
         let _f = fs.open_append(&dir.join("seg")).unwrap();
-        assert!(fs.layers().is_empty());
+        assert!(lock(&fs.view).is_empty());
         // The base file read in place sees what the base holds.
         std::fs::write(dir.join("seg"), b"012345").unwrap();
         assert_eq!(fs.read(&dir.join("seg")).unwrap(), b"012345");
