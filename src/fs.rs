@@ -35,6 +35,17 @@ pub trait FsFile: Send {
         let _ = len;
         Ok(())
     }
+    /// Reserve space as [`FsFile::preallocate`] does, but by writing the
+    /// zeros: a later write into the reserved space then overwrites
+    /// written blocks, and its sync changes no extent either. (On ext4 a
+    /// write into `fallocate`d space converts the extent it lands in from
+    /// unwritten to written, a journal commit at the next sync.) It costs
+    /// a write of the reserved bytes; the log uses it when every commit
+    /// waits for a sync (`design/durability.md`, "Reserved space"). The
+    /// default calls [`FsFile::preallocate`].
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        self.preallocate(len)
+    }
     /// A second handle to this file that syncs it ([`FsSync::sync`]) while
     /// writes go on through this one, so that a writer need not keep others
     /// from writing for the length of an fsync (the log's writer uses it:

@@ -4,12 +4,15 @@
 //! end of the log, on a real file system and through `FaultFs`: reopening
 //! finds every commit and no torn tail, a segment closed with reserved space
 //! reads whole, the change stream reads the current segment through it,
-//! and after a power loss every synced commit is there.
+//! and after a power loss every synced commit is there. A sync log writes
+//! its zeros; a buffered one `fallocate`s.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bwtx::fs::FaultFs;
+use bwtx::fs::{FaultFs, Fs, FsFile, FsRead, FsSync, StdFs};
 use bwtx::{Db, Durability, Options};
 
 fn tmp(name: &str) -> PathBuf {
@@ -98,4 +101,129 @@ fn synced_commits_in_reserved_space_survive_a_power_loss() {
     let db = open();
     assert_eq!(count(&db, "k/"), 2000, "every acknowledged commit");
     assert_eq!(db.stats().torn_tails, 0);
+}
+
+/// `StdFs`, recording how each log segment's space is reserved.
+#[derive(Clone, Default)]
+struct Recording {
+    calls: Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+struct RecordingFile {
+    file: Box<dyn FsFile>,
+    /// `None`: not a log segment.
+    calls: Option<Arc<std::sync::Mutex<Vec<&'static str>>>>,
+}
+
+impl RecordingFile {
+    fn note(&self, call: &'static str) {
+        if let Some(c) = &self.calls {
+            c.lock().unwrap().push(call);
+        }
+    }
+}
+
+impl FsFile for RecordingFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
+    }
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.note("preallocate");
+        self.file.preallocate(len)
+    }
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        self.note("zero_fill");
+        self.file.zero_fill(len)
+    }
+    fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
+        self.file.syncer()
+    }
+}
+
+impl Fs for Recording {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdFs.list(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        StdFs.read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let log = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("wal-"));
+        Ok(Box::new(RecordingFile {
+            file: StdFs.create(path)?,
+            calls: log.then(|| self.calls.clone()),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        StdFs.open_append(path)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
+        StdFs.open_read(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        StdFs.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)
+    }
+    fn lock(&self, dir: &Path) -> io::Result<Box<dyn Send + Sync>> {
+        StdFs.lock(dir)
+    }
+}
+
+/// With `Durability::Sync` the log reserves its space by writing zeros, so
+/// that a commit's `fdatasync` converts no extent either; a buffered log,
+/// whose syncs no commit waits for, only `fallocate`s (no second write of
+/// its bytes). Either way the segment past the records holds zeros, and a
+/// reopen finds every commit.
+#[test]
+fn sync_logs_zero_fill_and_buffered_logs_preallocate() {
+    let cases = [
+        (Durability::Sync, "zero_fill"),
+        (Durability::Buffered(Duration::from_millis(100)), "preallocate"),
+    ];
+    for (mode, expected) in cases {
+        let dir = tmp(&format!("reserve-{expected}"));
+        let fs = Recording::default();
+        let open = |fs: Arc<dyn Fs>| Options::new().file_system(fs).durability(mode).open(&dir);
+        let db = open(Arc::new(fs.clone())).unwrap();
+        for i in 0..100 {
+            db.transaction(|tx| tx.put(format!("k/{i:03}"), [5u8; 100])).unwrap();
+        }
+        db.sync().unwrap();
+        let (name, len) = segments(&dir).pop().unwrap();
+        let bytes = std::fs::read(dir.join(&name)).unwrap();
+        let calls = fs.calls.lock().unwrap().clone();
+        assert!(
+            !calls.is_empty() && calls.iter().all(|c| *c == expected),
+            "{mode:?}: {calls:?}"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            assert!(len >= 1 << 20, "{mode:?}: reserved ahead, {len} bytes");
+            // 100 records of about 130 bytes, then zeros to the end.
+            assert!(bytes[20_000..].iter().all(|b| *b == 0), "{mode:?}");
+            assert!(bytes[..20_000].iter().any(|b| *b != 0), "{mode:?}");
+        }
+        drop(db);
+        let db = open(Arc::new(StdFs)).unwrap();
+        assert_eq!(count(&db, "k/"), 100, "{mode:?}");
+        assert_eq!(db.stats().torn_tails, 0, "{mode:?}");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

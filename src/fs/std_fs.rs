@@ -52,6 +52,29 @@ impl FsFile for StdFile {
         let _ = len;
         Ok(())
     }
+    /// Zeros written from the file's length up to `len` by positional
+    /// writes (the next write still goes where it would have); on a
+    /// platform without positional writes, [`FsFile::preallocate`].
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        if self.append {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+            let mut at = self.file.metadata()?.len();
+            while at < len {
+                let n = (len - at).min(ZEROS.len() as u64);
+                // `n` is at most `ZEROS.len()`.
+                self.file.write_all_at(&ZEROS[..n as usize], at)?;
+                at += n;
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        self.preallocate(len)
+    }
     /// A duplicate of the file descriptor: an `fdatasync` through either
     /// syncs the file's data.
     fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
@@ -189,8 +212,37 @@ impl Fs for StdFs {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::unsupported;
+    use super::{unsupported, StdFs};
+    use crate::fs::Fs;
     use rustix::io::Errno;
+
+    /// `zero_fill` writes zeros up to its length and leaves the next write
+    /// where it was; it never shortens a file, and it leaves a file opened
+    /// for appending alone (its writes go to its end).
+    #[test]
+    fn zero_fill_writes_zeros_ahead_of_the_next_write() {
+        let dir = std::env::temp_dir().join(format!("bwtx-zero-fill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let mut f = StdFs.create(&path).unwrap();
+        f.write_all(b"abc").unwrap();
+        f.zero_fill(200_000).unwrap();
+        f.write_all(b"def").unwrap();
+        f.zero_fill(100).unwrap();
+        f.sync().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 200_000);
+        assert_eq!(&bytes[..6], b"abcdef");
+        assert!(bytes[6..].iter().all(|b| *b == 0));
+        drop(f);
+        let mut f = StdFs.open_append(&path).unwrap();
+        f.zero_fill(300_000).unwrap();
+        f.write_all(b"g").unwrap();
+        drop(f);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len(), bytes[200_000]), (200_001, b'g'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Only "no such call" makes preallocation a no-op; a full disk or a
     /// failed device stays an error (the writer poisons the log on it).
