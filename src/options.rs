@@ -224,9 +224,13 @@ impl Options {
     /// version that was the newest of its key at some moment in the last
     /// `retention` stays readable, and garbage collection drops only older
     /// ones. The default is zero: only open snapshots hold versions. The
-    /// window is kept in memory and in page images; history before the
-    /// newest checkpoint is not kept across a restart (a reopened database
-    /// reads as of its checkpoint timestamp or later).
+    /// window is kept in memory and in page images, and survives a clean
+    /// close, a crash and checkpoints: without a page store, the newest
+    /// checkpoint older than the window and the log after it are kept, and
+    /// recovery replays from there; a paged database restarts from its
+    /// location table, whose images hold the window's versions. Without
+    /// retention, history after a restart starts at the checkpoint
+    /// recovered from.
     pub fn history_retention(mut self, retention: Duration) -> Self {
         self.history_retention = retention;
         self
@@ -234,11 +238,18 @@ impl Options {
 
     /// Stop a forgotten snapshot from holding back garbage collection: a
     /// snapshot (or transaction) older than `age` no longer keeps its
-    /// versions, and its reads and its commit fail with
-    /// [`crate::Error::SnapshotTooOld`] once collection has passed it, rather
-    /// than letting memory grow without bound; [`crate::Db::snapshot_at`] a
-    /// timestamp committed longer ago than `age` is refused so. Default: no
-    /// limit.
+    /// versions, and its reads, and the commit of a transaction that
+    /// writes, fail with [`crate::Error::SnapshotTooOld`] once collection
+    /// has passed it, rather than letting memory grow without bound (a
+    /// conflict found first is reported as [`crate::Error::Conflict`]; a
+    /// transaction that wrote nothing commits, each of its reads having
+    /// been checked when it ran); [`crate::Db::snapshot_at`] a timestamp
+    /// committed longer ago than `age` is refused so. Default: no limit.
+    ///
+    /// An expired snapshot still keeps the history of the exact counts
+    /// (16 bytes per commit that changes a keyspace's count), so that its
+    /// [`crate::Snapshot::len`] stays exact: drop snapshots you are done
+    /// with.
     pub fn max_snapshot_age(mut self, age: Duration) -> Self {
         self.max_snapshot_age = Some(age);
         self

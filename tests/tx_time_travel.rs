@@ -240,6 +240,27 @@ fn an_expired_serializable_read_is_not_validated_as_unchanged() {
     assert_eq!(db.snapshot().get("y").unwrap(), None);
 }
 
+/// An expired transaction that wrote nothing commits (as
+/// `Options::max_snapshot_age` documents): each of its reads was checked
+/// when it ran, and a read now is refused. One whose writes were all
+/// rolled back to a savepoint is such a transaction too.
+#[test]
+fn an_expired_transaction_without_writes_commits_and_reads_are_refused() {
+    for rolled_back in [false, true] {
+        let (db, mut tx) = expiring(bwtx::Isolation::Serializable);
+        let ts = tx.snapshot_ts();
+        if rolled_back {
+            let sp = tx.savepoint();
+            tx.put("y", "1").unwrap();
+            tx.rollback_to(&sp).unwrap();
+        }
+        delete_and_collect_past(&db, ts);
+        assert!(matches!(tx.get("k"), Err(Error::SnapshotTooOld { .. })));
+        assert_eq!(tx.commit().unwrap(), ts, "rolled back: {rolled_back}");
+        assert_eq!(db.snapshot().get("y").unwrap(), None);
+    }
+}
+
 /// `snapshot_at` a timestamp committed longer ago than the age limit is
 /// refused at once, even while another snapshot holds GC below it. Before,
 /// it was granted, and the next collection passed it (its reads then failed).

@@ -398,13 +398,20 @@ impl Cluster {
     /// `f` must make the transaction idempotent: for example write a unique
     /// marker key and return early if it finds it already there (a retry of
     /// a commit that did land then sees the marker or conflicts on it).
-    /// Returns `f`'s result and the commit's log index.
+    /// Returns `f`'s result and the commit's log index (for a retry that
+    /// found its marker and wrote nothing, the log position it read at).
+    ///
+    /// If `timeout` passes after an attempt whose outcome was unknown, the
+    /// error is [`Error::Raft`] ("outcome unknown") whatever the last
+    /// attempt's was: a conflict there may be with the earlier attempt's
+    /// own commit, so it does not mean that nothing was written.
     pub async fn transaction<T>(
         &self,
         timeout: Duration,
         mut f: impl FnMut(&mut Txn) -> Result<T>,
     ) -> Result<(T, u64)> {
         let deadline = Instant::now() + timeout.min(FOREVER);
+        let mut unknown = false;
         loop {
             let attempt = async {
                 let leader = self.leader().await?;
@@ -417,12 +424,12 @@ impl Cluster {
             };
             match attempt.await {
                 Ok(done) => return Ok(done),
-                Err(e) if Instant::now() < deadline && retryable(&e) => {
-                    if !e.is_conflict() {
+                Err(e) => {
+                    let conflict = after_failure(e, &mut unknown, Instant::now() >= deadline)?;
+                    if !conflict {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -434,6 +441,29 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// [`Cluster::transaction`]'s decision after a failed attempt `e`: retry
+/// (`Ok`: whether `e` was a conflict, retried at once), or give up with the
+/// error to return (`late`: the timeout has passed). `unknown` records
+/// that some attempt's outcome was unknown: giving up after one says so.
+fn after_failure(e: Error, unknown: &mut bool, late: bool) -> Result<bool> {
+    if !retryable(&e) {
+        return Err(e);
+    }
+    // `NotLeader` too: its entry may have been truncated here and still
+    // commit through another node (`design/replication.md` §8).
+    let is_unknown = matches!(e, Error::Raft(_)) || e.is_not_leader();
+    if !late {
+        *unknown |= is_unknown;
+        return Ok(e.is_conflict());
+    }
+    if *unknown && !is_unknown {
+        return Err(Error::Raft(format!(
+            "gave up after {e}, but an earlier attempt's outcome is unknown: it may have committed"
+        )));
+    }
+    Err(e)
 }
 
 fn retryable(e: &Error) -> bool {
@@ -462,5 +492,43 @@ mod tests {
         let e = crate::txn::outcome(Response::TooOld { snapshot: 3, oldest: 5 }).unwrap_err();
         assert!(retryable(&e), "{e:?}");
         assert_eq!(crate::txn::outcome(Response::Committed { index: 7 }).unwrap(), 7);
+    }
+
+    /// An attempt whose outcome was unknown, then a conflict as the time
+    /// runs out (perhaps with that attempt's own commit): the caller hears
+    /// "outcome unknown", not a conflict that would mean nothing was
+    /// written. Without the unknown attempt the conflict is reported as
+    /// such, and before the timeout both are retried.
+    #[test]
+    fn a_timeout_after_an_unknown_outcome_stays_unknown() {
+        let conflict = || {
+            Error::Bwtx(bwtx::Error::Conflict {
+                key: bytes::Bytes::from_static(b"xfer/1"),
+                winner: 2,
+                snapshot: 1,
+                reason: Box::new(bwtx::ConflictReason::Write),
+            })
+        };
+        let unknown = || Error::Raft("leader stopped; outcome unknown".to_string());
+        // Each attempt's error and whether the timeout had passed by then;
+        // the error given up with, if any.
+        let run = |script: Vec<(Error, bool)>| {
+            let mut unknown = false;
+            for (e, late) in script {
+                if let Err(e) = after_failure(e, &mut unknown, late) {
+                    return Some(e);
+                }
+            }
+            None
+        };
+        // The timeout passes during the second attempt.
+        let e = run(vec![(unknown(), false), (conflict(), true)]).unwrap();
+        assert!(
+            !e.is_conflict() && matches!(&e, Error::Raft(m) if m.contains("unknown")),
+            "{e:?}"
+        );
+        let e = run(vec![(conflict(), true)]).unwrap();
+        assert!(e.is_conflict(), "{e:?}");
+        assert!(run(vec![(unknown(), false), (conflict(), false)]).is_none(), "retried");
     }
 }

@@ -67,9 +67,19 @@ use crate::validate;
 /// commit, no fsync): `cargo run --release -p bwtx-raft --example cluster
 /// -- --tcp 8 2`, four alternating pairs, 8 clients: ratio to single-node
 /// sync 0.47-0.53x inline against 0.37-0.48x, CPU per transfer 130-171 us
-/// against 178-220. Larger batches (a replica catching up) still go to the
-/// pool, so a tokio worker is never held for long.
+/// against 178-220. Larger batches (a replica catching up), and batches of
+/// more than [`INLINE_APPLY_BYTES`], still go to the pool, so a tokio
+/// worker is never held for long.
 pub const INLINE_APPLY: usize = 64;
+
+/// The most bytes of proposals a batch applied inline holds
+/// ([`INLINE_APPLY`]): a few large transactions go to the blocking pool.
+pub const INLINE_APPLY_BYTES: usize = 1 << 20;
+
+/// Whether `chunk` is applied on the state-machine task itself.
+fn apply_inline(chunk: &[Entry]) -> bool {
+    transactions(chunk) <= INLINE_APPLY && chunk.iter().map(entry_bytes).sum::<usize>() <= INLINE_APPLY_BYTES
+}
 
 /// openraft 0.10's storage result: errors are plain `io::Error`s.
 type StorageResult<T> = std::result::Result<T, std::io::Error>;
@@ -180,7 +190,10 @@ impl StateMachine {
         if cur.as_ref().is_some_and(|old| index(old) > index(&c)) {
             return Ok(false);
         }
-        self.inner.dir.remove_older(&c.path)?;
+        // Best effort: an older file left behind costs only disk space, and
+        // the next snapshot made current removes it; an error here would
+        // stop the node after its new state was made current.
+        let _ = self.inner.dir.remove_older(&c.path);
         *cur = Some(c);
         Ok(true)
     }
@@ -338,7 +351,6 @@ fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u6
     Ok(())
 }
 
-/// How many transactions `entries` carry (a batch counts each of its own).
 /// The most bytes of writes (and reads) one apply commit takes: the
 /// entries of an `apply` beyond it go into further commits, each with the
 /// applied id of its last entry, so that a replica catching up over many
@@ -377,6 +389,7 @@ fn entry_bytes(e: &Entry) -> usize {
     }
 }
 
+/// How many transactions `entries` carry (a batch counts each of its own).
 fn transactions(entries: &[Entry]) -> usize {
     entries
         .iter()
@@ -466,7 +479,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::with_capacity(entries.len());
         for chunk in chunks(entries, APPLY_BUDGET) {
             let sm = self.clone();
-            let r = if transactions(&chunk) <= INLINE_APPLY {
+            let r = if apply_inline(&chunk) {
                 apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)
             } else {
                 blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)).await

@@ -214,6 +214,13 @@ impl Db {
     /// timestamp) below that, never with a wrong answer, and with
     /// [`crate::Error::InvalidArgument`] above the newest visible commit.
     ///
+    /// A [`Keyspace`] handle names one keyspace, not a name
+    /// (`design/keyspaces.md`, K3), and [`Db::keyspace`] resolves a name
+    /// now: if a keyspace was dropped and another created under its name
+    /// since `ts`, the handle is the new one, which the snapshot sees
+    /// empty. Keep the old handle to read the dropped keyspace's past
+    /// (while it is retained).
+    ///
     /// ```
     /// use std::time::Duration;
     /// let db = bwtx::Options::new()

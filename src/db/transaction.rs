@@ -271,8 +271,9 @@ impl Transaction {
     /// [`crate::Snapshot::len`] plus the keys its writes create, minus those
     /// they delete (one lookup per written key). An error only if a page
     /// cannot be read. Under [`Isolation::Serializable`] it counts as a read
-    /// of every key (a scan of the whole key space), so any commit that
-    /// creates or deletes a key after this snapshot refuses this one's.
+    /// of every key (a scan of the whole key space), so if this transaction
+    /// writes, any commit that wrote any key after its snapshot (an update
+    /// too) refuses this one's.
     pub fn len(&self) -> Result<u64> {
         if self.serializable() {
             // A count reads every key: any insert or delete after the

@@ -52,7 +52,11 @@ pub struct Stats {
     pub versions_held_by_oldest_snapshot: u64,
     /// Live keys as of the read timestamp (exact; [`crate::Snapshot::len`]).
     pub live_keys: u64,
-    /// The oldest timestamp [`crate::Db::snapshot_at`] can read now.
+    /// The oldest timestamp garbage collection keeps readable now: below
+    /// it [`crate::Db::snapshot_at`] is refused. With
+    /// [`crate::Options::max_snapshot_age`] it may refuse newer ones too:
+    /// those committed longer ago than the age limit and outside the
+    /// retention window.
     pub oldest_readable_ts: u64,
     /// Commit records appended to the log since open.
     pub log_records: u64,

@@ -20,7 +20,8 @@ pub struct Limits {
     /// Records per install batch (one bwtx commit) at most.
     pub batch_keys: usize,
     /// Key and value bytes per install batch: a batch ends with the record
-    /// that reaches it.
+    /// that reaches it (so a batch holds at least one record, as with a
+    /// `batch_keys` of 0).
     pub batch_bytes: usize,
     /// The state `Db`'s page cache ([`bwtx::Options::cache_size`]): with
     /// one the state may be larger than memory; `None` keeps it all in
@@ -174,7 +175,7 @@ fn load(
         let mut tx = db.begin();
         let (mut n, mut bytes) = (0u64, 0u64);
         let mut end = false;
-        while n < limits.batch_keys.max(1) as u64 && bytes < limits.batch_bytes as u64 {
+        while n < limits.batch_keys.max(1) as u64 && bytes < limits.batch_bytes.max(1) as u64 {
             match r.next_record()? {
                 Some((k, v)) => {
                     bytes += (k.len() + v.len()) as u64;

@@ -259,19 +259,23 @@ impl SnapshotDir {
         let dir = &self.inner.dir;
         let keep_index = snapshot_index(keep);
         let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+        let mut first_err = None;
         for entry in entries {
             let path = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?.path();
             let older = path.extension().is_some_and(|x| x == "snap") && snapshot_index(&path) < keep_index;
             if path != keep && older {
-                // Gone already (a concurrent removal) is fine.
+                // Gone already (a concurrent removal) is fine; a failure
+                // does not stop the removal of the others.
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err(format!("remove {}", path.display()), e)),
+                    Err(e) => {
+                        first_err.get_or_insert(io_err(format!("remove {}", path.display()), e));
+                    }
                 }
             }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Bring the snapshot `src` into a new `.part` here: a hard link where

@@ -133,6 +133,50 @@ async fn a_snapshot_installs_the_same_state_in_bounded_batches() {
     assert_eq!(generations(&follower), ["sm.gen.2"]);
 }
 
+/// An older snapshot file that cannot be removed (here a directory in its
+/// name's place) does not fail the build that made a newer one current:
+/// it costs only disk space. (Before, the build's error stopped the node.)
+#[tokio::test]
+async fn an_older_snapshot_that_cannot_be_removed_fails_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sm = open(&tmp.path().join("a"));
+    fill(&sm, 20, 1, "v");
+    let stuck = sm.snapshot_dir().path().join("0-stuck.snap");
+    std::fs::create_dir_all(&stuck).unwrap();
+    std::fs::write(stuck.join("f"), b"x").unwrap();
+    let snap = build(&sm).await;
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
+    assert!(stuck.exists());
+    let current = sm.clone().get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, snap.meta);
+}
+
+/// Zero batch limits install one record a batch. (Before, a
+/// `batch_bytes` of 0 started empty batches forever.)
+#[tokio::test]
+async fn zero_batch_limits_install_one_record_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 20, 1, "v");
+    let snap = build(&leader).await;
+    let dir = tmp.path().join("b");
+    let zero = Limits {
+        batch_keys: 0,
+        batch_bytes: 0,
+        ..LIMITS
+    };
+    let mut follower = StateMachine::open(open_db(&dir), &dir.join("snapshots"), zero).unwrap();
+    let meta = snap.meta.clone();
+    let install = follower.install_snapshot(&meta, snap.snapshot);
+    tokio::time::timeout(std::time::Duration::from_secs(60), install)
+        .await
+        .expect("the install ends")
+        .unwrap();
+    assert_eq!(dump(&follower), dump(&leader));
+    let s = follower.snapshot_stats();
+    assert_eq!((s.records, s.peak_batch_keys), (20, 1), "{s:?}");
+}
+
 #[tokio::test]
 async fn corrupt_or_mismatched_snapshots_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();

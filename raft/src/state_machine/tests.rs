@@ -179,3 +179,19 @@ fn apply_chunks_keep_order_and_outcome() {
         Some(log_id(1, 0, 12))
     );
 }
+
+/// A batch goes inline only while it is small in transactions and in
+/// bytes: a few large transactions go to the blocking pool.
+#[test]
+fn only_small_batches_apply_inline() {
+    let big = "x".repeat(INLINE_APPLY_BYTES / 2);
+    let small: Vec<_> = (1..=8).map(|i| txn(i, 0, &[("k", Some("v"))])).collect();
+    assert!(apply_inline(&small));
+    let many: Vec<_> = (1..=INLINE_APPLY as u64 + 1)
+        .map(|i| txn(i, 0, &[("k", Some("v"))]))
+        .collect();
+    assert!(!apply_inline(&many));
+    let large: Vec<_> = (1..=3).map(|i| txn(i, 0, &[("k", Some(big.as_str()))])).collect();
+    assert!(!apply_inline(&large));
+    assert!(apply_inline(&large[..1]));
+}
