@@ -401,10 +401,12 @@ impl Cluster {
     /// Returns `f`'s result and the commit's log index (for a retry that
     /// found its marker and wrote nothing, the log position it read at).
     ///
-    /// If `timeout` passes after an attempt whose outcome was unknown, the
-    /// error is [`Error::Raft`] ("outcome unknown") whatever the last
-    /// attempt's was: a conflict there may be with the earlier attempt's
-    /// own commit, so it does not mean that nothing was written.
+    /// If it gives up (the timeout passed, or an error it does not retry)
+    /// after a commit whose outcome was unknown ([`Error::Raft`], or a
+    /// commit's [`Error::NotLeader`]), the error is [`Error::Raft`]
+    /// ("outcome unknown") whatever the last attempt's was: a conflict there
+    /// may be with the earlier attempt's own commit, so it does not mean
+    /// that nothing was written.
     pub async fn transaction<T>(
         &self,
         timeout: Duration,
@@ -413,19 +415,22 @@ impl Cluster {
         let deadline = Instant::now() + timeout.min(FOREVER);
         let mut unknown = false;
         loop {
+            // An error, and whether it came from proposing (the commit).
             let attempt = async {
-                let leader = self.leader().await?;
-                let mut txn = leader.begin_local()?;
-                let out = f(&mut txn)?;
+                let before = |e| (e, false);
+                let leader = self.leader().await.map_err(before)?;
+                let mut txn = leader.begin_local().map_err(before)?;
+                let out = f(&mut txn).map_err(before)?;
                 match tokio::time::timeout(COMMIT_WAIT, txn.commit()).await {
-                    Ok(index) => Ok((out, index?)),
-                    Err(_) => Err(Error::Raft("commit timed out; outcome unknown".to_string())),
+                    Ok(index) => Ok((out, index.map_err(|e| (e, true))?)),
+                    Err(_) => Err((Error::Raft("commit timed out; outcome unknown".to_string()), true)),
                 }
             };
             match attempt.await {
                 Ok(done) => return Ok(done),
-                Err(e) => {
-                    let conflict = after_failure(e, &mut unknown, Instant::now() >= deadline)?;
+                Err((e, proposed)) => {
+                    let late = Instant::now() >= deadline;
+                    let conflict = after_failure(e, proposed, &mut unknown, late)?;
                     if !conflict {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -443,27 +448,27 @@ impl Cluster {
     }
 }
 
-/// [`Cluster::transaction`]'s decision after a failed attempt `e`: retry
+/// [`Cluster::transaction`]'s decision after a failed attempt `e`
+/// (`proposed`: from the commit, after the proposal went out): retry
 /// (`Ok`: whether `e` was a conflict, retried at once), or give up with the
-/// error to return (`late`: the timeout has passed). `unknown` records
-/// that some attempt's outcome was unknown: giving up after one says so.
-fn after_failure(e: Error, unknown: &mut bool, late: bool) -> Result<bool> {
-    if !retryable(&e) {
-        return Err(e);
-    }
-    // `NotLeader` too: its entry may have been truncated here and still
-    // commit through another node (`design/replication.md` §8).
-    let is_unknown = matches!(e, Error::Raft(_)) || e.is_not_leader();
-    if !late {
-        *unknown |= is_unknown;
+/// error to return (`late`: the timeout has passed). `unknown` records that
+/// some attempt's outcome was unknown: an error from a commit that may
+/// still land (`Error::Raft`, or `NotLeader`: its entry may have been
+/// truncated here and still commit through another node,
+/// `design/replication.md` §8). Giving up after one, whatever the error,
+/// is `Error::Raft` ("outcome unknown").
+fn after_failure(e: Error, proposed: bool, unknown: &mut bool, late: bool) -> Result<bool> {
+    *unknown |= proposed && (matches!(e, Error::Raft(_)) || e.is_not_leader());
+    if retryable(&e) && !late {
         return Ok(e.is_conflict());
     }
-    if *unknown && !is_unknown {
-        return Err(Error::Raft(format!(
-            "gave up after {e}, but an earlier attempt's outcome is unknown: it may have committed"
-        )));
+    match e {
+        Error::Raft(_) => Err(e),
+        e if *unknown => Err(Error::Raft(format!(
+            "gave up after {e}, but an attempt's outcome is unknown: it may have committed"
+        ))),
+        e => Err(e),
     }
-    Err(e)
 }
 
 fn retryable(e: &Error) -> bool {
@@ -494,11 +499,12 @@ mod tests {
         assert_eq!(crate::txn::outcome(Response::Committed { index: 7 }).unwrap(), 7);
     }
 
-    /// An attempt whose outcome was unknown, then a conflict as the time
-    /// runs out (perhaps with that attempt's own commit): the caller hears
-    /// "outcome unknown", not a conflict that would mean nothing was
-    /// written. Without the unknown attempt the conflict is reported as
-    /// such, and before the timeout both are retried.
+    /// A commit whose outcome was unknown, then a conflict as the time runs
+    /// out (perhaps with that commit's own): the caller hears "outcome
+    /// unknown", not a conflict that would mean nothing was written; so
+    /// too for any error it gives up with after such a commit. Errors
+    /// before a proposal, and a conflict without an unknown commit before
+    /// it, are reported as such; before the timeout, retried.
     #[test]
     fn a_timeout_after_an_unknown_outcome_stays_unknown() {
         let conflict = || {
@@ -512,23 +518,42 @@ mod tests {
         let unknown = || Error::Raft("leader stopped; outcome unknown".to_string());
         // Each attempt's error and whether the timeout had passed by then;
         // the error given up with, if any.
-        let run = |script: Vec<(Error, bool)>| {
+        let not_leader = || Error::NotLeader { leader: None };
+        let rejected = || Error::Rejected("a key written twice".to_string());
+        // Each attempt's error, whether it came from the commit, and whether
+        // the timeout had passed by then; the error given up with, if any.
+        let run = |script: Vec<(Error, bool, bool)>| {
             let mut unknown = false;
-            for (e, late) in script {
-                if let Err(e) = after_failure(e, &mut unknown, late) {
+            for (e, proposed, late) in script {
+                if let Err(e) = after_failure(e, proposed, &mut unknown, late) {
                     return Some(e);
                 }
             }
             None
         };
-        // The timeout passes during the second attempt.
-        let e = run(vec![(unknown(), false), (conflict(), true)]).unwrap();
-        assert!(
-            !e.is_conflict() && matches!(&e, Error::Raft(m) if m.contains("unknown")),
-            "{e:?}"
-        );
-        let e = run(vec![(conflict(), true)]).unwrap();
+        let is_unknown = |e: &Error| matches!(e, Error::Raft(m) if m.contains("unknown"));
+        // The timeout passes during the second attempt: a conflict, a
+        // `NotLeader`, or an error that is never retried, after a commit of
+        // unknown outcome: all unknown.
+        for last in [conflict(), not_leader(), rejected()] {
+            let e = run(vec![(unknown(), true, false), (last, true, true)]).unwrap();
+            assert!(is_unknown(&e), "{e:?}");
+        }
+        // An error that is never retried, before the timeout, too.
+        let e = run(vec![(unknown(), true, false), (rejected(), true, false)]).unwrap();
+        assert!(is_unknown(&e), "{e:?}");
+        let e = run(vec![(not_leader(), true, false), (conflict(), true, true)]).unwrap();
+        assert!(is_unknown(&e), "a commit's NotLeader may still land: {e:?}");
+        // Errors before anything was proposed leave the outcome known.
+        let e = run(vec![(not_leader(), false, false), (conflict(), true, true)]).unwrap();
         assert!(e.is_conflict(), "{e:?}");
-        assert!(run(vec![(unknown(), false), (conflict(), false)]).is_none(), "retried");
+        let e = run(vec![(unknown(), false, false), (rejected(), false, false)]).unwrap();
+        assert!(matches!(e, Error::Rejected(_)), "{e:?}");
+        let e = run(vec![(conflict(), true, true)]).unwrap();
+        assert!(e.is_conflict(), "{e:?}");
+        assert!(
+            run(vec![(unknown(), true, false), (conflict(), true, false)]).is_none(),
+            "retried"
+        );
     }
 }

@@ -192,8 +192,10 @@ impl StateMachine {
         }
         // Best effort: an older file left behind costs only disk space, and
         // the next snapshot made current removes it; an error here would
-        // stop the node after its new state was made current.
-        let _ = self.inner.dir.remove_older(&c.path);
+        // stop the node after its new state was made current. Counted.
+        if self.inner.dir.remove_older(&c.path).is_err() {
+            self.stats().removal_failures += 1;
+        }
         *cur = Some(c);
         Ok(true)
     }

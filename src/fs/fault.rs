@@ -357,22 +357,13 @@ impl FsSync for FaultSync {
 impl FsFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut s = self.fs.st();
-        FaultFs::alive(&s)?;
-        let n = s.writes;
-        s.writes += 1;
-        if s.fail_write_at == Some(n) {
-            return Err(err("write failed"));
-        }
-        if s.fail_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
-            s.fail_write_of = None;
-            return Err(err("write failed"));
-        }
-        if s.panic_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
-            s.panic_write_of = None;
-            drop(s);
-            panic!("FaultFs: a write to {} panicked (FaultFs::panic_next_write)", self.name);
-        }
-        let short = s.short_write_at == Some(n);
+        let short = match self.write_fault(&mut s)? {
+            WriteFault::Panic => {
+                drop(s);
+                panic!("FaultFs: a write to {} panicked (FaultFs::panic_next_write)", self.name);
+            }
+            fault => fault == WriteFault::Short,
+        };
         let node = &mut s.inodes[self.inode];
         if self.append {
             let end = node.len();
@@ -411,6 +402,70 @@ impl FsFile for FaultFile {
             node.alloc = node.alloc.max(usize::try_from(len).unwrap_or(usize::MAX));
         }
         Ok(())
+    }
+
+    /// A reservation, as [`FsFile::preallocate`] makes it, that is also a
+    /// write: counted as one and failing, cut short (half the reservation
+    /// made) or panicking as a write does.
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        let mut s = self.fs.st();
+        let short = match self.write_fault(&mut s)? {
+            WriteFault::Panic => {
+                drop(s);
+                panic!(
+                    "FaultFs: a zero fill of {} panicked (FaultFs::panic_next_write)",
+                    self.name
+                );
+            }
+            fault => fault == WriteFault::Short,
+        };
+        if !self.append {
+            let node = &mut s.inodes[self.inode];
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            let from = node.len();
+            if short {
+                node.alloc = node.alloc.max(from + len.saturating_sub(from) / 2);
+                return Err(err("short write"));
+            }
+            node.alloc = node.alloc.max(len);
+        }
+        Ok(())
+    }
+}
+
+/// What a write meets besides a failure ([`FaultFile::write_fault`]).
+#[derive(PartialEq)]
+enum WriteFault {
+    None,
+    /// Cut short ([`FaultFs::short_write_at`]).
+    Short,
+    /// To panic ([`FaultFs::panic_next_write`]), once the state is unlocked.
+    Panic,
+}
+
+impl FaultFile {
+    /// The faults a write to this file meets (it counts as a write): `Err`
+    /// for a failed one.
+    fn write_fault(&self, s: &mut State) -> io::Result<WriteFault> {
+        FaultFs::alive(s)?;
+        let n = s.writes;
+        s.writes += 1;
+        if s.fail_write_at == Some(n) {
+            return Err(err("write failed"));
+        }
+        if s.fail_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
+            s.fail_write_of = None;
+            return Err(err("write failed"));
+        }
+        if s.panic_write_of.as_deref().is_some_and(|p| self.name.starts_with(p)) {
+            s.panic_write_of = None;
+            return Ok(WriteFault::Panic);
+        }
+        Ok(if s.short_write_at == Some(n) {
+            WriteFault::Short
+        } else {
+            WriteFault::None
+        })
     }
 }
 

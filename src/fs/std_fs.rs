@@ -53,13 +53,15 @@ impl FsFile for StdFile {
         Ok(())
     }
     /// Zeros written from the file's length up to `len` by positional
-    /// writes (the next write still goes where it would have); on a
-    /// platform without positional writes, [`FsFile::preallocate`].
+    /// writes (the next write still goes where it would have), on Linux;
+    /// elsewhere [`FsFile::preallocate`], which does nothing there (the
+    /// reasoning is ext4's, and on a copy-on-write file system overwriting
+    /// zeros gains nothing).
     fn zero_fill(&mut self, len: u64) -> io::Result<()> {
         if self.append {
             return Ok(());
         }
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::FileExt;
             static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -72,7 +74,7 @@ impl FsFile for StdFile {
             }
             Ok(())
         }
-        #[cfg(not(unix))]
+        #[cfg(not(target_os = "linux"))]
         self.preallocate(len)
     }
     /// A duplicate of the file descriptor: an `fdatasync` through either
@@ -223,10 +225,31 @@ mod tests {
     fn zero_fill_writes_zeros_ahead_of_the_next_write() {
         let dir = std::env::temp_dir().join(format!("bwtx-zero-fill-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f");
-        let mut f = StdFs.create(&path).unwrap();
-        f.write_all(b"abc").unwrap();
-        f.zero_fill(200_000).unwrap();
+        // Written, not only allocated: where the file system reports a
+        // `fallocate`d range as a hole (ext4, xfs: unwritten extents), the
+        // zeros are data. (Checked before any later write into the range,
+        // which may make the file system write the extent out.)
+        let data_at = |p: &std::path::Path| {
+            let f = std::fs::File::open(p).unwrap();
+            rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(150_000)).ok()
+        };
+        let reserved = |name: &str, zeros: bool| {
+            let path = dir.join(name);
+            let mut f = StdFs.create(&path).unwrap();
+            f.write_all(b"abc").unwrap();
+            if zeros {
+                f.zero_fill(200_000).unwrap();
+            } else {
+                f.preallocate(200_000).unwrap();
+            }
+            f.sync().unwrap();
+            (path, f)
+        };
+        let (allocated, _) = reserved("allocated", false);
+        let (path, mut f) = reserved("f", true);
+        if data_at(&allocated).is_none() {
+            assert_eq!(data_at(&path), Some(150_000), "the zeros are written");
+        }
         f.write_all(b"def").unwrap();
         f.zero_fill(100).unwrap();
         f.sync().unwrap();

@@ -384,13 +384,22 @@ impl Wal {
             p.next - 1
         };
         if !buf.is_empty() {
-            let file_end = out.size + buf.len() as u64;
-            if file_end > out.reserved {
-                // Reserve ahead, so that the syncs of the commits after this
-                // one write no inode (their writes change no file size) and,
-                // zero-filled, convert no extent.
+            // A panic here lost the records taken from `pending`: the log
+            // is poisoned, so that no later record is written after the gap.
+            self.poisoned
+                .on_panic(|| out.file.write_all(&buf))
+                .map_err(|e| self.poison(e))?;
+            out.size += buf.len() as u64;
+            out.max_ts = out.max_ts.max(end);
+            self.written.store(end, Ordering::Release);
+            if out.size > out.reserved {
+                // Reserve ahead, past the records just written (the zeros
+                // of a zero fill then start after them), so that the syncs
+                // of the commits after these write no inode (their writes
+                // change no file size) and, zero-filled, convert no extent.
+                // This group's sync makes the reservation durable with them.
                 let step = PREALLOCATE.min(self.segment_bytes).max(1);
-                let to = file_end.div_ceil(step) * step;
+                let to = out.size.div_ceil(step) * step;
                 let file = &mut out.file;
                 self.poisoned
                     .on_panic(|| {
@@ -403,14 +412,6 @@ impl Wal {
                     .map_err(|e| self.poison(e))?;
                 out.reserved = to;
             }
-            // A panic here lost the records taken from `pending`: the log
-            // is poisoned, so that no later record is written after the gap.
-            self.poisoned
-                .on_panic(|| out.file.write_all(&buf))
-                .map_err(|e| self.poison(e))?;
-            out.size += buf.len() as u64;
-            out.max_ts = out.max_ts.max(end);
-            self.written.store(end, Ordering::Release);
         }
         buf.clear();
         out.spare = buf;

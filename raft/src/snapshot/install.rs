@@ -67,6 +67,9 @@ pub struct SnapshotStats {
     pub peak_batch_keys: u64,
     /// The most key and value bytes one install batch held.
     pub peak_batch_bytes: u64,
+    /// Removals of older snapshot files that failed (each such file is
+    /// left behind and tried again when the next snapshot becomes current).
+    pub removal_failures: u64,
 }
 
 impl SnapshotStats {
@@ -78,6 +81,7 @@ impl SnapshotStats {
         self.records += other.records;
         self.peak_batch_keys = self.peak_batch_keys.max(other.peak_batch_keys);
         self.peak_batch_bytes = self.peak_batch_bytes.max(other.peak_batch_bytes);
+        self.removal_failures += other.removal_failures;
     }
 }
 

@@ -147,6 +147,7 @@ async fn an_older_snapshot_that_cannot_be_removed_fails_nothing() {
     let snap = build(&sm).await;
     assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
     assert!(stuck.exists());
+    assert_eq!(sm.snapshot_stats().removal_failures, 1);
     let current = sm.clone().get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, snap.meta);
 }
