@@ -19,8 +19,11 @@ pub fn marker(id: u64) -> String {
     format!("xfer/{id:016x}")
 }
 
+/// An account's balance from its stored value: a missing or unreadable
+/// account is `Corrupt` (the bank's state lost one), which
+/// `Cluster::transaction` does not retry.
 fn balance(raw: Option<bytes::Bytes>, key: &str) -> Result<u64> {
-    let raw = raw.ok_or_else(|| Error::Raft(format!("account {key} is missing")))?;
+    let raw = raw.ok_or_else(|| Error::Corrupt(format!("account {key} is missing")))?;
     std::str::from_utf8(&raw)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -80,4 +83,19 @@ pub fn total(read: &ReadSnapshot) -> Result<u64> {
 /// How many transfer markers `read` holds.
 pub fn transfers(read: &ReadSnapshot) -> Result<usize> {
     Ok(read.scan_prefix("xfer/")?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing account is corrupt state, not an unknown outcome: it is
+    /// not retried until the timeout. (It was an `Error::Raft`.)
+    #[test]
+    fn a_missing_account_is_corrupt_not_retried() {
+        let e = balance(None, "acct/1").unwrap_err();
+        assert!(matches!(&e, Error::Corrupt(m) if m.contains("acct/1")), "{e:?}");
+        assert!(!crate::cluster::retryable(&e));
+        assert_eq!(balance(Some("12".into()), "acct/1").unwrap(), 12);
+    }
 }

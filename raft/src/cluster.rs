@@ -471,7 +471,7 @@ fn after_failure(e: Error, proposed: bool, unknown: &mut bool, late: bool) -> Re
     }
 }
 
-fn retryable(e: &Error) -> bool {
+pub(crate) fn retryable(e: &Error) -> bool {
     let too_old = matches!(e, Error::Bwtx(bwtx::Error::SnapshotTooOld { .. }));
     e.is_conflict() || too_old || e.is_not_leader() || matches!(e, Error::Raft(_))
 }
