@@ -107,6 +107,37 @@ impl Transaction {
 }
 
 impl Snapshot {
+    /// The keyspace named `name` as of this snapshot, without creating one:
+    /// [`crate::Error::KeyspaceNotFound`] if none had that name then. With
+    /// [`crate::Db::snapshot_at`] it reads a keyspace since dropped, or
+    /// dropped and created again (where [`crate::Db::keyspace`] names the
+    /// new one). `"default"` is the default keyspace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = bwtx::Options::new()
+    ///     .history_retention(Duration::from_secs(3600))
+    ///     .in_memory()?;
+    /// let users = db.keyspace("users")?;
+    /// let mut tx = db.begin();
+    /// tx.put_in(&users, "ann", "1")?;
+    /// let then = tx.commit()?;
+    /// db.drop_keyspace("users")?;
+    /// let again = db.keyspace("users")?; // a new, empty keyspace
+    /// assert_eq!(db.snapshot().get_in(&again, "ann")?, None);
+    /// let past = db.snapshot_at(then)?;
+    /// let old = past.keyspace("users")?;
+    /// assert_eq!(past.get_in(&old, "ann")?.as_deref(), Some(&b"1"[..]));
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        let engine = self.snapshot.engine();
+        Ok(Keyspace {
+            db: engine.id,
+            inner: engine.keyspace_at(name, self.snapshot.ts())?,
+        })
+    }
+
     /// [`Snapshot::get`] in keyspace `ks`.
     pub fn get_in(&self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let engine = self.snapshot.engine();

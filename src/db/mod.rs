@@ -218,8 +218,7 @@ impl Db {
     /// (`design/keyspaces.md`, K3), and [`Db::keyspace`] resolves a name
     /// now: if a keyspace was dropped and another created under its name
     /// since `ts`, the handle is the new one, which the snapshot sees
-    /// empty. Keep the old handle to read the dropped keyspace's past
-    /// (while it is retained).
+    /// empty. [`Snapshot::keyspace`] resolves a name as of the snapshot.
     ///
     /// ```
     /// use std::time::Duration;

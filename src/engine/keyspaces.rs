@@ -203,6 +203,26 @@ impl Engine {
         }
     }
 
+    /// `Snapshot::keyspace`: the keyspace the catalog named `name` at
+    /// snapshot `ts` (`None`: the default one); `KeyspaceNotFound` if none
+    /// was. No creation: a snapshot writes nothing.
+    pub(crate) fn keyspace_at(&self, name: &str, ts: u64) -> Result<Option<Arc<KsTree>>> {
+        if name == DEFAULT_NAME {
+            return Ok(None);
+        }
+        check_name(name)?;
+        let id = self.catalog_id(name, ts)?;
+        // An expired snapshot GC has passed may have lost the entry.
+        self.ks.catalog.tree.check_readable(ts)?;
+        // A keyspace dropped after `ts` stays in the map while a snapshot
+        // at `ts` is registered (it is forgotten only once the GC
+        // watermark passes its drop).
+        match id.and_then(|id| self.ks.by_id(id)) {
+            Some(ks) => Ok(Some(ks)),
+            None => Err(Error::KeyspaceNotFound { name: name.into() }),
+        }
+    }
+
     /// `Db::keyspace`: the keyspace `name` (`None`: the default one),
     /// created (a catalog commit) if it does not exist.
     pub(crate) fn keyspace(&self, name: &str) -> Result<Option<Arc<KsTree>>> {
