@@ -76,9 +76,10 @@ pub const INLINE_APPLY: usize = 64;
 /// ([`INLINE_APPLY`]): a few large transactions go to the blocking pool.
 pub const INLINE_APPLY_BYTES: usize = 1 << 20;
 
-/// Whether `chunk` is applied on the state-machine task itself.
-fn apply_inline(chunk: &[Entry]) -> bool {
-    transactions(chunk) <= INLINE_APPLY && chunk.iter().map(entry_bytes).sum::<usize>() <= INLINE_APPLY_BYTES
+/// Whether `chunk`, of `bytes` bytes of proposals ([`chunks`]), is applied
+/// on the state-machine task itself.
+fn apply_inline(chunk: &[Entry], bytes: usize) -> bool {
+    bytes <= INLINE_APPLY_BYTES && transactions(chunk) <= INLINE_APPLY
 }
 
 /// openraft 0.10's storage result: errors are plain `io::Error`s.
@@ -183,12 +184,12 @@ impl StateMachine {
 
     /// Make `c` the current snapshot unless a newer one is (a build that
     /// finished after an install of a later state), and remove the other
-    /// files. Returns whether it became current.
-    fn set_current(&self, c: Current) -> Result<bool> {
+    /// files (best effort). Returns whether it became current.
+    fn set_current(&self, c: Current) -> bool {
         let mut cur = self.current();
         let index = |c: &Current| c.meta.last_log_id.map(|l| l.index);
         if cur.as_ref().is_some_and(|old| index(old) > index(&c)) {
-            return Ok(false);
+            return false;
         }
         // Best effort: an older file left behind costs only disk space, and
         // the next snapshot made current removes it; an error here would
@@ -197,7 +198,7 @@ impl StateMachine {
             self.stats().removal_failures += 1;
         }
         *cur = Some(c);
-        Ok(true)
+        true
     }
 
     /// The current snapshot, opened (under the lock, so no newer one
@@ -360,21 +361,17 @@ fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u6
 pub const APPLY_BUDGET: usize = 256 << 20;
 
 /// `entries` in order, cut into runs of at most `budget` bytes of
-/// proposals (a run of one entry may hold more).
-fn chunks(entries: Vec<Entry>, budget: usize) -> Vec<Vec<Entry>> {
-    let mut out: Vec<Vec<Entry>> = Vec::new();
-    let mut bytes = 0usize;
+/// proposals (a run of one entry may hold more), each with its bytes.
+fn chunks(entries: Vec<Entry>, budget: usize) -> Vec<(Vec<Entry>, usize)> {
+    let mut out: Vec<(Vec<Entry>, usize)> = Vec::new();
     for e in entries {
         let b = entry_bytes(&e);
         match out.last_mut() {
-            Some(run) if bytes.saturating_add(b) <= budget => {
-                bytes += b;
+            Some((run, bytes)) if bytes.saturating_add(b) <= budget => {
+                *bytes += b;
                 run.push(e);
             }
-            _ => {
-                bytes = b;
-                out.push(vec![e]);
-            }
+            _ => out.push((vec![e], b)),
         }
     }
     out
@@ -437,7 +434,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 meta: b.meta.clone(),
                 path: b.path.clone(),
             };
-            if !sm.set_current(current)? {
+            if !sm.set_current(current) {
                 // A newer snapshot is current: this one is only sent from
                 // its open file.
                 let _ = std::fs::remove_file(&b.path);
@@ -479,9 +476,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let indexes = entries[0].log_id.index..=entries[entries.len() - 1].log_id.index;
         crate::trace::events(node, indexes.clone(), crate::trace::Step::ApplyStart);
         let mut responses = Vec::with_capacity(entries.len());
-        for chunk in chunks(entries, APPLY_BUDGET) {
+        for (chunk, bytes) in chunks(entries, APPLY_BUDGET) {
             let sm = self.clone();
-            let r = if apply_inline(&chunk) {
+            let r = if apply_inline(&chunk, bytes) {
                 apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)
             } else {
                 blocking(move || apply_in(&sm.inner.db, &sm.inner.gens.active(), chunk)).await
@@ -557,7 +554,7 @@ impl StateMachine {
             meta: meta.clone(),
             path: path.clone(),
         };
-        if !self.set_current(current)? {
+        if !self.set_current(current) {
             // A newer snapshot (a build) is current already.
             let _ = std::fs::remove_file(&path);
         }

@@ -149,12 +149,14 @@ fn apply_chunks_keep_order_and_outcome() {
             .collect()
     };
     let runs = chunks(entries(12), 250);
-    let flat: Vec<u64> = runs.iter().flatten().map(|e| e.log_id.index).collect();
+    let flat: Vec<u64> = runs.iter().flat_map(|(r, _)| r).map(|e| e.log_id.index).collect();
     assert_eq!(flat, (1..=12).collect::<Vec<_>>());
-    for run in &runs {
+    for (run, counted) in &runs {
         let bytes: usize = run.iter().map(entry_bytes).sum();
+        assert_eq!(bytes, *counted);
         assert!(bytes <= 250 || run.len() == 1, "{bytes} in {} entries", run.len());
     }
+    let runs: Vec<_> = runs.into_iter().map(|(r, _)| r).collect();
     assert!(
         runs.iter().any(|r| r.len() == 1 && entry_bytes(&r[0]) > 250),
         "an entry over the budget alone"
@@ -164,7 +166,7 @@ fn apply_chunks_keep_order_and_outcome() {
     let whole = bwtx::Db::in_memory();
     apply_batch(&whole, entries(12)).unwrap();
     let cut = bwtx::Db::in_memory();
-    for run in chunks(entries(12), 250) {
+    for (run, _) in chunks(entries(12), 250) {
         apply_batch(&cut, run).unwrap();
     }
     let dump = |db: &bwtx::Db| {
@@ -184,14 +186,15 @@ fn apply_chunks_keep_order_and_outcome() {
 /// bytes: a few large transactions go to the blocking pool.
 #[test]
 fn only_small_batches_apply_inline() {
+    let bytes = |c: &[Entry]| c.iter().map(entry_bytes).sum::<usize>();
     let big = "x".repeat(INLINE_APPLY_BYTES / 2);
     let small: Vec<_> = (1..=8).map(|i| txn(i, 0, &[("k", Some("v"))])).collect();
-    assert!(apply_inline(&small));
+    assert!(apply_inline(&small, bytes(&small)));
     let many: Vec<_> = (1..=INLINE_APPLY as u64 + 1)
         .map(|i| txn(i, 0, &[("k", Some("v"))]))
         .collect();
-    assert!(!apply_inline(&many));
+    assert!(!apply_inline(&many, bytes(&many)));
     let large: Vec<_> = (1..=3).map(|i| txn(i, 0, &[("k", Some(big.as_str()))])).collect();
-    assert!(!apply_inline(&large));
-    assert!(apply_inline(&large[..1]));
+    assert!(!apply_inline(&large, bytes(&large)));
+    assert!(apply_inline(&large[..1], bytes(&large[..1])));
 }
