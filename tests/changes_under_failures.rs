@@ -104,6 +104,7 @@ fn a_change_whose_value_does_not_read_back_is_not_passed_over() {
     let at = bytes.iter().rposition(|&b| b == b'v').expect("the value");
     bytes[at] ^= 1;
     fs.set_contents(&path, bytes);
+    db.sync().unwrap(); // the stream gives out durable commits
     let mut changes = db.changes_since(0).unwrap();
     for round in 0..3 {
         match changes.wait_next(Duration::from_secs(5)) {
@@ -128,9 +129,13 @@ fn a_caught_up_reader_gets_poisoned_after_a_failed_background_sync() {
     let mut tx = db.begin();
     tx.put("a", "1").unwrap();
     let first = tx.commit().unwrap();
+    db.sync().unwrap(); // the stream gives out durable commits
     let mut changes = db.changes_since(0).unwrap();
     assert_eq!(changes.wait_next(Duration::from_secs(5)).unwrap().unwrap().ts, first);
     assert!(changes.wait_next(Duration::from_millis(10)).is_none(), "caught up");
+    // Written, not synced: the failing sync below has something to sync.
+    db.transaction(|tx| tx.put("w", "0")).unwrap();
+    assert!(changes.wait_next(Duration::from_millis(10)).is_none(), "not durable");
     fs.fail_sync_at(fs.syncs());
     assert!(db.sync().is_err());
     assert!(db.transaction(|tx| tx.put("b", "2")).is_err(), "refused");

@@ -249,6 +249,7 @@ fn the_change_stream_reads_values_placed_at_commit() {
     })
     .unwrap();
     db.transaction(|tx| tx.delete("big")).unwrap();
+    db.sync().unwrap(); // the stream gives out durable commits
     let changes: Vec<_> = db.changes_since(start).unwrap().map(|c| c.unwrap()).collect();
     assert_eq!(changes.len(), 2);
     assert_eq!(

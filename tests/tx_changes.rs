@@ -47,6 +47,8 @@ fn commit_some(db: &Db, n: usize, seed: u64) -> Vec<(u64, Writes)> {
 }
 
 fn read_all(db: &Db, after: u64) -> Vec<(u64, Writes)> {
+    // The stream gives out durable commits: the buffered ones once synced.
+    db.sync().unwrap();
     db.changes_since(after)
         .unwrap()
         .map(|c| c.map(|Change { ts, writes, .. }| (ts, writes)))

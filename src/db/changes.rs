@@ -13,8 +13,10 @@ use crate::Result;
 ///
 /// As an iterator it ends at the newest commit visible when it was created
 /// (or last waited); [`Changes::wait_next`] tails the stream, waiting for
-/// new commits. [`Changes::position`] is where to resume, after a restart
-/// too, with `changes_since(position)`. An item is an error for a damaged
+/// new commits. It gives out only durable commits (in `Buffered` mode,
+/// once the background sync or [`crate::Db::sync`] has made them so), so
+/// [`Changes::position`] is where to resume, after a restart or a power
+/// loss too, with `changes_since(position)`. An item is an error for a damaged
 /// log (`Error::Corruption`, never a wrong change) or for log segments
 /// deleted under it (`Error::SnapshotTooOld`: see
 /// [`crate::Options::change_retention`]); reading on after an error repeats it.
@@ -85,7 +87,8 @@ impl Changes {
                 return Some(Err(e));
             }
             if self.engine.read_ts() > self.cursor.after() {
-                // Visible but not yet in the log: one being logged.
+                // Visible but not yet durable: one being logged, or (in
+                // `Buffered` mode) waiting for the background sync.
                 std::thread::sleep(left.min(Duration::from_millis(1)));
                 continue;
             }

@@ -253,10 +253,11 @@ impl Db {
     /// after a failed log write or sync, `Poisoned` (once the reader is
     /// caught up, and also to a reader waiting in [`Changes::wait_next`]).
     ///
-    /// With [`crate::Durability::Buffered`] a change is given out once it is
-    /// written, before its sync: a power loss can take it back, and its
-    /// timestamp then goes to a later commit. Call [`Db::sync`] before acting
-    /// on a change that must not be taken back, or use `Durability::Sync`.
+    /// A change is given out once it is durable, so a power loss never takes
+    /// back a change a reader was given, and a position stored by a reader
+    /// stays valid after one. With [`crate::Durability::Buffered`] that is
+    /// after the background sync that follows the commit (at most its
+    /// interval later), or after [`Db::sync`].
     pub fn changes_since(&self, ts: u64) -> Result<Changes> {
         Changes::new(&self.engine, ts)
     }

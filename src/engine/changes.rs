@@ -73,10 +73,14 @@ impl Engine {
         Ok(ChangeCursor::new(ts))
     }
 
-    /// How far a change stream may read now: commits visible and logged.
+    /// How far a change stream may read now: commits visible and durable.
+    /// Durable, not only written, in `Buffered` mode too: a power loss
+    /// cannot take back a change a reader was given, nor give its
+    /// timestamp to a later commit that a reader resuming from its
+    /// position would then pass over (`design/durability.md` §10).
     pub(crate) fn change_limit(&self) -> u64 {
-        let logged = self.store.as_ref().map_or(0, |s| s.logged_ts());
-        self.oracle.read_ts().min(logged)
+        let durable = self.store.as_ref().map_or(0, |s| s.durable_ts());
+        self.oracle.read_ts().min(durable)
     }
 
     /// The next change after `cursor`, at most `upto`.
