@@ -16,6 +16,17 @@ pub use crate::pagestore::verify::{verify_segment, SegmentSummary};
 use crate::wal::{checkpoint, hist};
 use crate::{Error, Result};
 
+/// The timestamp a checkpoint file's name (`ckpt-<ts>.ckpt`) carries, or
+/// `None` if `name` is not a checkpoint's: the parser the open uses.
+///
+/// ```
+/// assert_eq!(bwtx::check::checkpoint_ts("ckpt-00000000000000000042.ckpt"), Some(42));
+/// assert_eq!(bwtx::check::checkpoint_ts("ckpt-00000000000000000042.tmp"), None);
+/// ```
+pub fn checkpoint_ts(name: &str) -> Option<u64> {
+    checkpoint::parse_name(name)
+}
+
 /// Verify the checkpoint or history file at `path`, whose content is
 /// `bytes`: `None` if its name is neither a checkpoint's
 /// (`ckpt-<ts>.ckpt`: a key-value image, or a page store's location table)

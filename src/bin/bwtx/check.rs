@@ -112,11 +112,7 @@ fn check(dir: &Path) -> Result<String, (i32, String)> {
         names.push(name.clone());
         if name.starts_with("wal-") && name.ends_with(".log") {
             segments += 1;
-        } else if let Some(ts) = name
-            .strip_prefix("ckpt-")
-            .and_then(|n| n.strip_suffix(".ckpt"))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        } else if let Some(ts) = bwtx::check::checkpoint_ts(name) {
             checkpoints += 1;
             newest_ckpt = newest_ckpt.max(Some(ts));
         }
