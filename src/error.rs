@@ -89,7 +89,14 @@ pub enum Error {
     /// [`crate::Options::max_snapshot_age`]), and by the reads and the commit
     /// of a snapshot or transaction older than that age once garbage
     /// collection passed it. Never a wrong answer instead.
-    #[error("snapshot at ts {requested} is too old: the oldest readable timestamp is {oldest}")]
+    ///
+    /// Also: [`crate::Db::changes_since`] (and a change stream reading on)
+    /// for a position the log no longer reaches back to, and
+    /// [`crate::Snapshot::len_in`] for a named keyspace at a timestamp before
+    /// the database's last open, which it can read but not count. `oldest`
+    /// is then where the stream can start, or the oldest timestamp the
+    /// count knows.
+    #[error("ts {requested} is too old: the oldest timestamp available is {oldest}")]
     SnapshotTooOld {
         /// The snapshot timestamp asked for.
         requested: u64,

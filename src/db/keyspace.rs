@@ -26,7 +26,8 @@ use crate::{Error, Result};
 /// Cheap to clone (an `Arc`), `Send + Sync`. It does not keep the database
 /// open. Using it after its keyspace was dropped (in a transaction or
 /// snapshot that began after the drop, or in a commit after it) returns
-/// [`Error::KeyspaceNotFound`].
+/// [`Error::KeyspaceNotFound`]; using it with another database (or the same
+/// directory opened again) returns [`Error::InvalidArgument`].
 ///
 /// ```
 /// let db = bwtx::Db::in_memory();
@@ -87,7 +88,9 @@ impl Db {
     /// or `_`; another is [`Error::InvalidArgument`]. A database with a
     /// page store (`Options::cache_size`) takes keyspace ids up to 65,534
     /// (each tree's page records carry its id as a 16-bit tag); past that,
-    /// creating one is `InvalidArgument`.
+    /// creating one is `InvalidArgument`. A creation whose log write or sync
+    /// fails is [`Error::Io`], and the database is poisoned: asking for
+    /// the keyspace again is [`Error::Poisoned`] until it is reopened.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
         Ok(Keyspace {
             db: self.engine.id,
@@ -95,7 +98,9 @@ impl Db {
         })
     }
 
-    /// The names of the live keyspaces, sorted, `"default"` included.
+    /// The names of the live keyspaces, sorted, `"default"` included. Fails
+    /// only if the catalog cannot be read ([`Error::Io`] or
+    /// [`Error::Corruption`] for an evicted page).
     pub fn keyspaces(&self) -> Result<Vec<String>> {
         self.engine.keyspace_names()
     }
@@ -113,7 +118,9 @@ impl Db {
         self.engine.drop_keyspace(name)
     }
 
-    /// Figures of keyspace `ks` at the newest snapshot.
+    /// Figures of keyspace `ks` at the newest snapshot. Fails with
+    /// [`Error::KeyspaceNotFound`] once `ks` was dropped, and with
+    /// [`Error::InvalidArgument`] for a handle of another database.
     pub fn keyspace_stats(&self, ks: &Keyspace) -> Result<KeyspaceStats> {
         let snap = self.snapshot();
         let live_keys = snap.len_in(ks)?;

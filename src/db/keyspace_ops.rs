@@ -111,7 +111,9 @@ impl Snapshot {
     /// [`crate::Error::KeyspaceNotFound`] if none had that name then. With
     /// [`crate::Db::snapshot_at`] it reads a keyspace since dropped, or
     /// dropped and created again (where [`crate::Db::keyspace`] names the
-    /// new one). `"default"` is the default keyspace.
+    /// new one). `"default"` is the default keyspace; a name no keyspace
+    /// can have is [`crate::Error::InvalidArgument`] (see
+    /// [`crate::Db::keyspace`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -171,7 +173,14 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::len`] in keyspace `ks` (exact, O(log n)).
+    /// [`Snapshot::len`] in keyspace `ks` (exact, O(log n)). A named
+    /// keyspace's counts are kept from the database's last open on, so a
+    /// snapshot from before that ([`crate::Db::snapshot_at`] with
+    /// [`crate::Options::history_retention`]) reads the keyspace but cannot
+    /// count it: [`crate::Error::SnapshotTooOld`] naming the oldest
+    /// timestamp it can count at (the default keyspace's counts survive
+    /// restarts). Also `KeyspaceNotFound` and `InvalidArgument` as for the
+    /// other `*_in` methods.
     pub fn len_in(&self, ks: &Keyspace) -> Result<u64> {
         let engine = self.snapshot.engine();
         match self.cache.resolve(engine, self.snapshot.ts(), ks)? {

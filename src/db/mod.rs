@@ -440,14 +440,22 @@ fn jitter(attempt: u32) -> u64 {
 }
 
 impl Options {
-    /// Open an in-memory database (nothing is written to disk).
+    /// Open an in-memory database (nothing is written to disk). Fails with
+    /// [`crate::Error::InvalidConfig`] for a bad [`Options::tree_config`], and
+    /// with [`crate::Error::InvalidArgument`] for settings that need a
+    /// directory ([`Options::cache_size`]).
     pub fn in_memory(self) -> Result<Db> {
         Ok(Db::from_engine(Engine::open(self, None)?))
     }
 
     /// Open (or create) the database in directory `path`, recovering it; see
     /// [`Db::open`]. With [`crate::Durability::None`] the directory is locked
-    /// and recovered but nothing new is logged.
+    /// and recovered but nothing new is logged. Fails with
+    /// [`crate::Error::InvalidConfig`] for a bad [`Options::tree_config`],
+    /// [`crate::Error::Io`] if the directory cannot be read, written or
+    /// locked (or a background thread cannot start), and
+    /// [`crate::Error::Corruption`] naming the file and offset of damage
+    /// recovery cannot read past.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         Ok(Db::from_engine(Engine::open(self, Some(path.as_ref()))?))
     }

@@ -66,7 +66,11 @@ impl Snapshot {
         self.len() == 0
     }
 
-    /// The value of `key`, `None` if absent. Zero-copy.
+    /// The value of `key`, `None` if absent. Zero-copy. Fails as
+    /// [`crate::Transaction::get`] does: `KeyTooLarge`, `SnapshotTooOld` for
+    /// a snapshot older than [`crate::Options::max_snapshot_age`] once
+    /// garbage collection passed it, `Io` or `Corruption` for an evicted
+    /// page that cannot be read back.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.snapshot.engine().get(key.as_ref(), self.snapshot.ts())
     }

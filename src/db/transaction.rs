@@ -138,6 +138,13 @@ impl Transaction {
     /// The value of `key` in this transaction's view, `None` if absent or
     /// deleted. Zero-copy. A serializable transaction records the key
     /// (found or absent) unless its own write set answered.
+    ///
+    /// Fails with [`crate::Error::KeyTooLarge`] for a key over
+    /// [`crate::tree::MAX_KEY_LEN`], with [`crate::Error::SnapshotTooOld`] once
+    /// the transaction outlived [`crate::Options::max_snapshot_age`] and
+    /// garbage collection passed its snapshot, and with
+    /// [`crate::Error::Io`] or [`crate::Error::Corruption`] if an evicted page
+    /// cannot be read back.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         if let Some(v) = self.writes.get(key) {
@@ -151,7 +158,10 @@ impl Transaction {
     }
 
     /// Buffer a write of `value` to `key`; visible to this transaction's
-    /// reads now, to others once committed.
+    /// reads now, to others once committed. Fails with
+    /// [`crate::Error::KeyTooLarge`] or [`crate::Error::ValueTooLarge`] past
+    /// [`crate::tree::MAX_KEY_LEN`] or [`crate::tree::MAX_VALUE_LEN`]
+    /// (nothing is buffered then).
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
         Tree::check_key(key)?;
@@ -161,7 +171,8 @@ impl Transaction {
     }
 
     /// Buffer a delete of `key` (a no-op for absent keys, but still a write:
-    /// it conflicts with a concurrent write of the same key).
+    /// it conflicts with a concurrent write of the same key). Fails with
+    /// [`crate::Error::KeyTooLarge`] past [`crate::tree::MAX_KEY_LEN`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         Tree::check_key(key)?;
@@ -269,8 +280,11 @@ impl Transaction {
 
     /// The exact number of keys this transaction sees: its snapshot's
     /// [`crate::Snapshot::len`] plus the keys its writes create, minus those
-    /// they delete (one lookup per written key). An error only if a page
-    /// cannot be read. Under [`Isolation::Serializable`] it counts as a read
+    /// they delete (one lookup per written key). Fails as
+    /// [`Transaction::get`] does for a written key (`SnapshotTooOld` once the
+    /// transaction outlived [`crate::Options::max_snapshot_age`] and garbage
+    /// collection passed it; `Io` or `Corruption` for a page that cannot be
+    /// read back). Under [`Isolation::Serializable`] it counts as a read
     /// of every key (a scan of the whole key space), so if this transaction
     /// writes, any commit that wrote any key after its snapshot (an update
     /// too) refuses this one's.
@@ -316,9 +330,10 @@ impl Transaction {
     /// dropped meanwhile (for a serializable transaction, also one it read),
     /// with [`crate::Error::SnapshotTooOld`] if it outlived
     /// [`crate::Options::max_snapshot_age`] and garbage collection passed its
-    /// snapshot, and with [`crate::Error::InvalidArgument`] if its
-    /// keys and values come to more than 2 GiB (one log record holds a
-    /// transaction); then nothing is installed. A transaction
+    /// snapshot, and, in a database that logs its commits, with
+    /// [`crate::Error::InvalidArgument`] if its keys and values come to more
+    /// than 2 GiB (one log record holds a transaction); then nothing is
+    /// installed. A transaction
     /// that wrote nothing never fails.
     ///
     /// [`crate::Error::Io`] or [`crate::Error::Poisoned`] mean a write or

@@ -217,9 +217,23 @@ impl Engine {
         // A keyspace dropped after `ts` stays in the map while a snapshot
         // at `ts` is registered (it is forgotten only once the GC
         // watermark passes its drop).
-        match id.and_then(|id| self.ks.by_id(id)) {
-            Some(ks) => Ok(Some(ks)),
+        match id {
             None => Err(Error::KeyspaceNotFound { name: name.into() }),
+            Some(id) => self.ks.by_id(id).map(Some).ok_or_else(|| self.unregistered(name)),
+        }
+    }
+
+    /// The error for a keyspace the catalog names but whose tree is not in
+    /// the map: a creation whose catalog commit was published although its
+    /// log write or sync failed (a commit is published even then, step 6 of
+    /// the commit in `design/mvcc.md`), so the database is poisoned:
+    /// `Poisoned`, which says
+    /// what to do (reopen), not `KeyspaceNotFound` for a name
+    /// `Db::keyspaces` lists.
+    fn unregistered(&self, name: &str) -> Error {
+        match self.check_writable() {
+            Err(e) => e,
+            Ok(()) => Error::KeyspaceNotFound { name: name.into() },
         }
     }
 
@@ -233,11 +247,7 @@ impl Engine {
         let _ddl = lock(&self.ks.ddl);
         let ts = self.read_ts();
         if let Some(id) = self.catalog_id(name, ts)? {
-            return self
-                .ks
-                .by_id(id)
-                .map(Some)
-                .ok_or(Error::KeyspaceNotFound { name: name.into() });
+            return self.ks.by_id(id).map(Some).ok_or_else(|| self.unregistered(name));
         }
         let id = match self.ks.catalog.tree.get(NEXT_ID, ts)? {
             Some(v) => id_of(&v)?,

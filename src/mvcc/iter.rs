@@ -30,7 +30,13 @@ type BufferedWrite<'a> = (&'a Bytes, &'a Option<Bytes>);
 /// values are zero-copy [`Bytes`].
 ///
 /// Returned by [`crate::Transaction::range`], [`crate::Transaction::prefix`],
-/// [`crate::Snapshot::range`] and [`crate::Snapshot::prefix`].
+/// [`crate::Snapshot::range`] and [`crate::Snapshot::prefix`] (and their
+/// `*_in` forms). An item is an error, after which the iterator ends, for a
+/// snapshot garbage collection passed (`SnapshotTooOld`), a keyspace
+/// dropped before the snapshot or a handle of another database
+/// (`KeyspaceNotFound`, `InvalidArgument`), or an evicted page that cannot
+/// be read back (`Io`, `Corruption`): never a wrong or missing item
+/// instead.
 pub struct Iter<'a> {
     tree: Option<Cursor<'a>>,
     buf: Option<btree_map::Range<'a, Bytes, Option<Bytes>>>,

@@ -167,6 +167,11 @@ fn bad_arguments_fail_readably() {
             ][..],
             "--ops-per-txn x --value-size",
         ),
+        // In memory nothing is logged: a durability would be ignored.
+        (
+            &["bench", "--keys", "10", "--ops", "10", "--durability", "sync"][..],
+            "--durability needs --dir",
+        ),
         (&["history", "--keys", "18446744073709551615"][..], "--keys"),
         (&["history", "--txns", "18446744073709551615"][..], "--txns"),
         (&["history", "--threads", "1000000"][..], "--threads"),

@@ -167,6 +167,10 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
     if args.threads == 0 || args.threads > MAX_THREADS {
         return Err(format!("--threads must be 1 to {MAX_THREADS}"));
     }
+    // In memory nothing is logged: a durability asked for would be ignored.
+    if args.durability.is_some() && args.dir.is_none() && !args.compare {
+        return Err("--durability needs --dir (a run in memory logs nothing)".into());
+    }
     if args.keys == 0 || (args.workload == Workload::Bank && args.keys < 2) {
         return Err("--keys must be at least 1 (bank: 2)".into());
     }

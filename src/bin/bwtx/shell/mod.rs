@@ -305,7 +305,12 @@ impl<'db> Session<'db> {
                 Ok(())
             }
             Err(e) if e.is_conflict() => Err(format!("{e} (the transaction was rolled back)")),
-            Err(e) => Err(e.to_string()),
+            // The transaction is gone either way; after a failed write or
+            // sync its outcome is unknown until the database is reopened.
+            Err(e @ (bwtx::Error::Io { .. } | bwtx::Error::Poisoned)) => Err(format!(
+                "{e} (the transaction is closed; whether it committed is known after a reopen)"
+            )),
+            Err(e) => Err(format!("{e} (the transaction was rolled back)")),
         }
     }
 
