@@ -168,8 +168,15 @@ fn headerless_last_segment_is_removed() {
         let db = open().unwrap();
         db.transaction(|tx| tx.put("a", "1")).unwrap();
     }
-    // Simulate the crash: a later segment with half a header.
-    let seg = dir.join("wal-0000000009.log");
+    // Simulate the crash: the next segment with half a header.
+    let next = bwtx::fs::Fs::list(&fs, &dir)
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.strip_prefix("wal-")?.strip_suffix(".log")?.parse::<u64>().ok())
+        .max()
+        .unwrap()
+        + 1;
+    let seg = dir.join(format!("wal-{next:010}.log"));
     let mut f = bwtx::fs::Fs::create(&fs, &seg).unwrap();
     f.write_all(b"BWTXWAL").unwrap();
     f.sync().unwrap();

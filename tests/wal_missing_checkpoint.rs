@@ -216,3 +216,81 @@ fn a_log_that_begins_at_segment_1_and_commit_1_opens() {
     let db = opts().open(DIR).unwrap();
     assert_eq!(dump(&db), before);
 }
+
+/// A log segment lost from before newer segments that hold no commit
+/// (every open starts one): `Corruption`, deleting nothing, and with the
+/// file back everything is there. Before, the open succeeded without the
+/// lost commits (nothing after them failed the timestamps' gap check), and
+/// new commits took their timestamps.
+#[test]
+fn a_segment_lost_before_segments_without_commits_is_corruption() {
+    let fs = FaultFs::new();
+    let opts = || fault_opts(&fs).durability(Durability::Sync);
+    let db = opts().open(DIR).unwrap();
+    for i in 0..5u32 {
+        db.transaction(|tx| tx.put(format!("key{i}"), "v")).unwrap();
+    }
+    db.checkpoint().unwrap();
+    for i in 5..10u32 {
+        db.transaction(|tx| tx.put(format!("key{i}"), "v")).unwrap();
+    }
+    let before = dump(&db);
+    drop(db);
+    // Opened and closed again: a segment with no commit after them.
+    drop(opts().open(DIR).unwrap());
+    let logs = files_with_prefix(&fs, "wal-");
+    assert!(logs.len() >= 2, "{logs:?}");
+    let dir = Path::new(DIR);
+    // The oldest segment holds the commits after the checkpoint.
+    let lost = logs[0].clone();
+    let moved = format!("hidden-{lost}");
+    fs.rename(&dir.join(&lost), &dir.join(&moved)).unwrap();
+    fs.sync_dir(dir).unwrap();
+    let files = files_with_prefix(&fs, "");
+    match opts().open(DIR) {
+        Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(db) => panic!("opened without {lost}: {} keys", dump(&db).1.len()),
+    }
+    assert_eq!(files_with_prefix(&fs, ""), files, "the failed open changed files");
+    restore(&fs, &[(lost, moved)]);
+    let db = opts().open(DIR).unwrap();
+    assert_eq!(dump(&db).1, before.1);
+}
+
+/// Checkpoints delete only a prefix of the log: with the change stream's
+/// retention keeping an older segment, a newer segment with no commit
+/// (an open's) is not deleted before it, so no hole opens in the numbers
+/// (which the open would take for lost files). Before, the checkpoint
+/// deleted every covered segment, the empty one after the kept one too.
+#[test]
+fn checkpoints_leave_no_hole_in_the_log() {
+    let fs = FaultFs::new();
+    let opts = || {
+        fault_opts(&fs)
+            .durability(Durability::Sync)
+            .change_retention(std::time::Duration::from_secs(3600))
+    };
+    let db = opts().open(DIR).unwrap();
+    for i in 0..5u32 {
+        db.transaction(|tx| tx.put(format!("k{i}"), "v")).unwrap();
+    }
+    drop(db);
+    // Two opens: the first one's segment, empty, is closed by the second.
+    drop(opts().open(DIR).unwrap());
+    let db = opts().open(DIR).unwrap();
+    let before = files_with_prefix(&fs, "wal-");
+    assert!(before.len() >= 3, "{before:?}");
+    // Retention keeps the segment with the commits; the empty one after
+    // it must stay too.
+    db.checkpoint().unwrap();
+    let after = files_with_prefix(&fs, "wal-");
+    let numbers: Vec<u64> = after
+        .iter()
+        .map(|n| n.trim_start_matches("wal-").trim_end_matches(".log").parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "a hole: {after:?}");
+    drop(db);
+    let db = opts().open(DIR).unwrap();
+    assert_eq!(dump(&db).1.len(), 5);
+}

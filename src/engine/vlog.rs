@@ -314,8 +314,18 @@ impl ValueLog {
     /// names it there unless it names a record already. A version may have
     /// two records while its segment is emptied: `placed` keeps naming the
     /// copy outside the segment.
-    fn note_placed(&self, tree: u16, key: &[u8], ts: u64, addr: u64) {
+    ///
+    /// Never a segment deleted since: a reader may finish reading a record
+    /// through its handle after a collection removed the segment and
+    /// dropped its `placed` entries (V3), and noting it then would make a
+    /// later flush reference a segment that is gone. A collection delists a
+    /// segment before it takes `placed` to drop its entries, so the check,
+    /// under `placed`, sees the segment gone or is cleaned up after.
+    pub(super) fn note_placed(&self, tree: u16, key: &[u8], ts: u64, addr: u64) {
         let mut placed = lock(&self.placed);
+        if !self.store.has(addr_seq(addr)) {
+            return;
+        }
         let evacuating = lock(&self.evacuating);
         let entry = placed.entry((tree, key.into(), ts)).or_insert(addr);
         if evacuating.contains(&addr_seq(*entry)) {

@@ -252,6 +252,14 @@ pub(crate) fn verify(header: &[u8; RECORD_HEADER_LEN], body: &[u8]) -> Result<Me
     })
 }
 
+/// Whether `b` starts with a record header whose fixed fields are valid (a
+/// known kind, the reserved word zero): a cheap test before
+/// [`decode`]'s checksum, for scans that try many offsets.
+pub(crate) fn plausible_header(b: &[u8]) -> bool {
+    b.get(..RECORD_HEADER_LEN)
+        .is_some_and(|h| RecordKind::from_u8(h[8]).is_some() && u32_at(h, 12) == Some(0))
+}
+
 /// Decode the record at the start of `b`: its fields, its payload, and the
 /// bytes it takes.
 pub(crate) fn decode(b: &[u8]) -> Result<(Meta, &[u8], usize), Bad> {

@@ -97,11 +97,14 @@ pub(crate) fn scan(b: &[u8], kind: Kind, seq: u64) -> Result<Scan, (u64, &'stati
 }
 
 /// Whether nothing valid follows the bad record at `at`: no 8-aligned offset
-/// after it starts a record that decodes.
+/// after it starts a record that decodes. A candidate's checksum is computed
+/// only once its header's fixed fields are plausible (a known kind, the
+/// reserved word zero): checksumming every offset whose length fitted took
+/// time quadratic in the rest's size (a large value record cut short).
 fn is_torn(b: &[u8], at: usize) -> bool {
     (at + ALIGN..b.len())
         .step_by(ALIGN)
-        .all(|j| record::decode(&b[j..]).is_err())
+        .all(|j| !record::plausible_header(&b[j..]) || record::decode(&b[j..]).is_err())
 }
 
 #[cfg(test)]

@@ -645,3 +645,22 @@ fn open_fresh_appends_to_a_new_segment() {
     check(&s, 20..25, &more);
     assert_eq!(addr_seq(append_all(&s, 25..26)[0]), 3);
 }
+
+/// A segment numbered at the 32-bit limit of an address: opening a fresh
+/// segment after it is an error, not a segment whose addresses name
+/// segment 0 (before: `next` went past the limit unchecked at open).
+#[test]
+fn open_refuses_segment_numbers_past_an_address() {
+    let fs = FaultFs::new();
+    let arc: Arc<dyn Fs> = Arc::new(fs.clone());
+    arc.create_dir_all(&dir()).unwrap();
+    let mut f = segment::create(&*arc, &dir(), Kind::Pages, u64::from(u32::MAX)).unwrap();
+    f.sync().unwrap();
+    drop(f);
+    match SegmentStore::open_fresh(arc.clone(), &dir(), Kind::Pages, 1 << 20) {
+        Err(Error::InvalidConfig(_)) => {}
+        other => panic!("expected InvalidConfig, got {:?}", other.map(|_| ())),
+    }
+    // Opened to append to that segment (no new number), it works.
+    SegmentStore::open(arc, &dir(), Kind::Pages, 1 << 20).unwrap();
+}

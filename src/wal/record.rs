@@ -2,7 +2,13 @@
 //!
 //! Segment: a 16-byte header, then records back to back.
 //! ```text
-//! header  = "BWTXWAL\0" (8) | version u32 LE (= 7; 1, 2 and 4 still read) | reserved u32 (= 0)
+//! header  = "BWTXWAL\0" (8) | version u32 LE | base u32 LE
+//!           version 8 (written by databases that log commits): records as
+//!           version 7, and `base` = the low 32 bits of the highest commit
+//!           timestamp logged before this segment (recovery checks that
+//!           segments without commits at the log's end follow every commit:
+//!           none went with a lost file); version 7 (written without a log,
+//!           `Durability::None`), 1, 2 and 4: `base` = 0
 //! record  = len u32 LE | crc u32 LE | payload (len bytes)
 //!           crc = CRC32C over the 4 len bytes and the payload
 //!
@@ -63,22 +69,47 @@ pub(crate) const MAX_PAYLOAD: usize = 1 << 31;
 /// `u64::MAX` would make the oracle overflow).
 pub(crate) const MAX_TS: u64 = 1 << 62;
 
-/// A segment's header (of the current version).
-pub(crate) fn header() -> [u8; HEADER_LEN] {
+/// The header version of a segment whose header carries its *base*: the
+/// low 32 bits of the highest commit timestamp logged before it (records
+/// as [`VERSION`]'s). Written by logging databases since 2026-12-07.
+pub(crate) const VERSION_BASE: u32 = 8;
+
+/// A segment's header: with `base`, version [`VERSION_BASE`] carrying it;
+/// without (a database that logs no commit, `Durability::None`, whose
+/// checkpoints move its timestamp past what any segment could say),
+/// version [`VERSION`] and a zero word.
+pub(crate) fn header(base: Option<u64>) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    let version = if base.is_some() { VERSION_BASE } else { VERSION };
+    h[8..12].copy_from_slice(&version.to_le_bytes());
+    h[12..16].copy_from_slice(&(base.unwrap_or(0) as u32).to_le_bytes());
     h
 }
 
-/// The version of a segment header `h` (magic and reserved bytes checked),
-/// if this build reads it.
+/// The record format of a segment header `h` (magic and reserved bytes
+/// checked), if this build reads it: [`VERSION`] for a
+/// [`VERSION_BASE`] header.
 pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
-    if h.len() < HEADER_LEN || &h[..8] != SEGMENT_MAGIC || h[12..16] != [0; 4] {
+    if h.len() < HEADER_LEN || &h[..8] != SEGMENT_MAGIC {
         return None;
     }
     let v = u32_at(h, 8)?;
+    if v == VERSION_BASE {
+        return Some(VERSION);
+    }
+    if h[12..16] != [0; 4] {
+        return None;
+    }
     [VERSION, VERSION_4, VERSION_2, VERSION_1].contains(&v).then_some(v)
+}
+
+/// The base a [`VERSION_BASE`] header carries (see [`header`]); `None`
+/// for another header.
+pub(crate) fn header_base(h: &[u8]) -> Option<u32> {
+    (h.len() >= HEADER_LEN && &h[..8] == SEGMENT_MAGIC && u32_at(h, 8)? == VERSION_BASE)
+        .then(|| u32_at(h, 12))
+        .flatten()
 }
 
 /// A logged write's value, as read back.
@@ -224,14 +255,48 @@ pub(crate) fn decode(b: &[u8], version: u32) -> Result<(Commit, usize), Bad> {
 }
 
 fn parse(p: &[u8], version: u32) -> Option<Commit> {
+    // Walked twice: first to check it and count its entries (nothing is
+    // copied from a malformed payload, and the vector is allocated once, to
+    // size), then to copy them.
+    let mut n = 0;
+    walk(p, version, |_, _, _| n += 1)?;
+    let mut writes = Vec::with_capacity(n);
+    let ts = walk(p, version, |ks, key, value| {
+        let value = match value {
+            Entry::Put(v) => Logged::Put(Bytes::copy_from_slice(v)),
+            Entry::Delete => Logged::Delete,
+            Entry::Ref { addr, len } => Logged::Ref { addr, len },
+        };
+        writes.push((ks, Bytes::copy_from_slice(key), value));
+    })?;
+    Some(Commit { ts, writes })
+}
+
+/// Whether payload `p` is well formed (what [`parse`] accepts), without
+/// copying a byte: a cheap test of a candidate frame before its checksum
+/// (`reader::is_torn` tries every offset after a bad frame).
+pub(crate) fn well_formed(p: &[u8], version: u32) -> bool {
+    walk(p, version, |_, _, _| {}).is_some()
+}
+
+/// An entry as [`walk`] finds it, borrowing the payload.
+enum Entry<'a> {
+    Put(&'a [u8]),
+    Delete,
+    Ref { addr: u64, len: u32 },
+}
+
+/// Walk payload `p` of a record of `version`, calling `each` with every
+/// entry's keyspace, key and value in order: its commit timestamp if the
+/// payload is well formed (its entries end exactly at its end, and the
+/// timestamp is in `1..=MAX_TS`), else `None` (`each` may have seen some).
+fn walk<'a>(p: &'a [u8], version: u32, mut each: impl FnMut(u32, &'a [u8], Entry<'a>)) -> Option<u64> {
     if version == VERSION {
-        return parse_compact(p);
+        return walk_compact(p, each);
     }
     let ts = u64_at(p, 0)?;
     let count = u32_at(p, 8)? as usize;
     let mut at = 12;
-    // Each entry takes at least 8 bytes: bound the allocation by the payload.
-    let mut writes = Vec::with_capacity(count.min(p.len() / 8));
     for _ in 0..count {
         let ks = if version == VERSION_1 {
             0
@@ -242,27 +307,27 @@ fn parse(p: &[u8], version: u32) -> Option<Commit> {
         let klen = u32_at(p, at)? as usize;
         let vlen = u32_at(p, at + 4)?;
         at += 8;
-        let key = Bytes::copy_from_slice(p.get(at..at.checked_add(klen)?)?);
+        let key = p.get(at..at.checked_add(klen)?)?;
         at += klen;
         let value = if vlen == TOMB {
-            Logged::Delete
+            Entry::Delete
         } else if vlen == REF && version == VERSION_4 {
             let addr = u64_at(p, at)?;
             let len = u32_at(p, at + 8)?;
             at += REF_LEN;
-            Logged::Ref { addr, len }
+            Entry::Ref { addr, len }
         } else {
-            let v = Bytes::copy_from_slice(p.get(at..at.checked_add(vlen as usize)?)?);
+            let v = p.get(at..at.checked_add(vlen as usize)?)?;
             at += vlen as usize;
-            Logged::Put(v)
+            Entry::Put(v)
         };
-        writes.push((ks, key, value));
+        each(ks, key, value);
     }
-    (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(Commit { ts, writes })
+    (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(ts)
 }
 
-/// [`parse`] for version 7.
-fn parse_compact(p: &[u8]) -> Option<Commit> {
+/// [`walk`] for version 7.
+fn walk_compact<'a>(p: &'a [u8], mut each: impl FnMut(u32, &'a [u8], Entry<'a>)) -> Option<u64> {
     let mut at = 0;
     let varint = |at: &mut usize| {
         let (v, n) = varint_at(p, *at).ok()?;
@@ -271,34 +336,30 @@ fn parse_compact(p: &[u8]) -> Option<Commit> {
     };
     let ts = varint(&mut at)?;
     let count = varint(&mut at)?;
-    // Each entry takes at least 3 bytes: bound the allocation by the payload
-    // (and by a page's worth: a crafted count must not reserve much more
-    // than the payload's size; the vector grows past it if need be).
-    let mut writes = Vec::with_capacity((count as usize).min(p.len() / 3).min(1024));
     for _ in 0..count {
         let ks = u32::try_from(varint(&mut at)?).ok()?;
         let klen = usize::try_from(varint(&mut at)?).ok()?;
         let vcode = varint(&mut at)?;
-        let key = Bytes::copy_from_slice(p.get(at..at.checked_add(klen)?)?);
+        let key = p.get(at..at.checked_add(klen)?)?;
         at += klen;
         let value = match vcode {
-            V_DELETE => Logged::Delete,
+            V_DELETE => Entry::Delete,
             V_REF => {
                 let addr = u64_at(p, at)?;
                 let len = u32_at(p, at + 8)?;
                 at += REF_LEN;
-                Logged::Ref { addr, len }
+                Entry::Ref { addr, len }
             }
             code => {
                 let vlen = usize::try_from(code - V_INLINE).ok()?;
-                let v = Bytes::copy_from_slice(p.get(at..at.checked_add(vlen)?)?);
+                let v = p.get(at..at.checked_add(vlen)?)?;
                 at += vlen;
-                Logged::Put(v)
+                Entry::Put(v)
             }
         };
-        writes.push((ks, key, value));
+        each(ks, key, value);
     }
-    (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(Commit { ts, writes })
+    (at == p.len() && ts > 0 && ts <= MAX_TS).then_some(ts)
 }
 
 #[cfg(test)]
@@ -519,28 +580,41 @@ mod tests {
                 }
             );
         }
-        let mut h = header();
+        let mut h = header(None);
         h[8..12].copy_from_slice(&VERSION_2.to_le_bytes());
         assert_eq!(header_version(&h), Some(VERSION_2));
     }
 
-    /// The header's versions: the four readable ones are read, and differ
+    /// The header's versions: the five readable ones are read, and differ
     /// pairwise in at least two bits, so one flipped bit never turns one
-    /// into another; others are refused.
+    /// into another; others are refused. A base is carried by version 8
+    /// alone, and another version with a nonzero word is refused.
     #[test]
     fn header_versions_are_two_bits_apart() {
         let readable = [VERSION, VERSION_4, VERSION_2, VERSION_1];
         for v in 0..64u32 {
-            let mut h = header();
+            let mut h = header(None);
             h[8..12].copy_from_slice(&v.to_le_bytes());
-            assert_eq!(header_version(&h), readable.contains(&v).then_some(v), "version {v}");
+            let want = if v == VERSION_BASE {
+                Some(VERSION)
+            } else {
+                readable.contains(&v).then_some(v)
+            };
+            assert_eq!(header_version(&h), want, "version {v}");
         }
-        for a in readable {
-            for b in readable.into_iter().filter(|&b| b != a) {
+        let all = [VERSION, VERSION_4, VERSION_2, VERSION_1, VERSION_BASE];
+        for a in all {
+            for b in all.into_iter().filter(|&b| b != a) {
                 assert!((a ^ b).count_ones() >= 2, "versions {a} and {b}");
             }
         }
-        assert_eq!(header_version(&header()), Some(7));
+        assert_eq!(header_version(&header(None)), Some(7));
+        assert_eq!(header_base(&header(None)), None);
+        let based = header(Some((5 << 32) + 77));
+        assert_eq!((header_version(&based), header_base(&based)), (Some(VERSION), Some(77)));
+        let mut h = header(None);
+        h[12] = 1;
+        assert_eq!(header_version(&h), None, "version 7 with a nonzero word");
     }
 
     /// A version-1 record (no keyspace ids, as written before keyspaces)
@@ -577,10 +651,10 @@ mod tests {
             d[bit / 8] ^= 1 << (bit % 8);
             assert!(decode(&d, VERSION_1).is_err(), "flip of bit {bit} went unnoticed");
         }
-        let mut h = header();
+        let mut h = header(None);
         h[8..12].copy_from_slice(&VERSION_1.to_le_bytes());
         assert_eq!(header_version(&h), Some(VERSION_1));
-        assert_eq!(header_version(&header()), Some(VERSION));
+        assert_eq!(header_version(&header(None)), Some(VERSION));
         h[8] = 9;
         assert_eq!(header_version(&h), None);
     }

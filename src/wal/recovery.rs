@@ -202,6 +202,8 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     // or not (`Runs`): one entry per gap, not per commit.
     let mut logged = Runs::default();
     let mut read: Vec<(&String, u64)> = Vec::new();
+    // Each segment's number, name and header base (`record::header_base`).
+    let mut bases: Vec<(u64, &String, Option<u32>)> = Vec::new();
     // Each segment's highest commit and record bytes (`Recovered::log_bytes`).
     let mut seg_bytes: Vec<(u64, u64)> = Vec::new();
     // The index in `read` of the last segment, if it was read: the only
@@ -214,6 +216,23 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     };
     for (i, &(seq, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
+        // Checkpoints delete a prefix of the log and recovery only a torn
+        // newest segment (whose number the next one reuses), so the
+        // segments' numbers run on without a hole, a headerless newest one
+        // included: a hole means files were lost with whatever commits they
+        // held. (A later segment's commits would fail the gap check of
+        // step 4 too, but segments without a commit, which every open
+        // starts, would not.)
+        if let Some(&(before, _)) = i.checked_sub(1).and_then(|j| segs.get(j)) {
+            if seq != before + 1 {
+                return Err(corruption(
+                    dir,
+                    name,
+                    0,
+                    "the log segments numbered between the one before and this one are missing",
+                ));
+            }
+        }
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
         let seg = read_segment(&bytes);
         out.next_seq = seq + 1;
@@ -244,6 +263,7 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
                 .and_then(|mut f| f.sync())
                 .map_err(Error::Io)?;
         }
+        bases.push((seq, name, seg.base));
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
         for c in &seg.commits {
             logged.add(c.ts);
@@ -428,6 +448,30 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
         }
         out.last_ts = out.last_ts.max(c.ts);
         out.replayed += 1;
+    }
+
+    // 5. The segments without a commit at the log's end (every open starts
+    //    one) follow every commit logged before them: each header's base
+    //    (the highest commit timestamp logged before it, low 32 bits) is
+    //    the recovered timestamp. Else segments holding commits up to the
+    //    base were lost, which the gap check of step 4 cannot see when no
+    //    commit follows them (say the one segment after a checkpoint, with
+    //    an open's empty segment after it). A segment without a base (a run
+    //    without a log, whose checkpoints move the timestamp on with no
+    //    segment saying so, or a build before bases) ends the check.
+    for &(seq, name, base) in bases.iter().rev() {
+        if out.segments.get(&seq).is_some_and(|&max| max > 0) {
+            break;
+        }
+        let Some(base) = base else { break };
+        if base != out.last_ts as u32 {
+            return Err(corruption(
+                dir,
+                name,
+                12,
+                "log segments are missing: commits logged before this segment were not found",
+            ));
+        }
     }
     out.retained_from = logged.unbroken_from(out.last_ts);
     Ok((out, fixes))

@@ -171,7 +171,7 @@ impl Store {
             segment_bytes.clamp(record::HEADER_LEN as u64 + 1, MAX_SEGMENT_BYTES),
             wal_durable,
             before_sync,
-            mode == Durability::Sync,
+            mode,
         )?;
         Ok(Store {
             fs,

@@ -93,6 +93,8 @@ struct CurrentSegment {
     /// Bytes of the file reserved so far ([`FsFile::preallocate`]).
     reserved: u64,
     max_ts: u64,
+    /// The highest commit timestamp logged before this segment.
+    base: u64,
     /// Closed segments: sequence number -> highest commit ts in it.
     closed: BTreeMap<u64, u64>,
     spare: Vec<u8>,
@@ -130,6 +132,9 @@ pub(crate) struct Wal {
     /// Reserve space by writing zeros ([`FsFile::zero_fill`]), not with
     /// [`FsFile::preallocate`]: when every commit waits for a sync.
     zero_fill: bool,
+    /// New segments' headers carry their base (`record::header`): the
+    /// database logs its commits.
+    bases: bool,
 }
 
 impl Wal {
@@ -138,8 +143,9 @@ impl Wal {
     /// are the closed ones; the next record is `rec.last_ts + 1`. The log
     /// keeps its durable timestamp in `durable` (set to `last_ts` now).
     /// `before_sync` runs before each sync of a segment holding records.
-    /// `zero_fill`: reserve space by writing zeros (every commit waits for
-    /// a sync: `design/durability.md`, "Reserved space").
+    /// `mode`: with `Sync` the log reserves space by writing zeros (every
+    /// commit waits for a sync: `design/durability.md`, "Reserved space");
+    /// with a mode that logs commits, segment headers carry their base.
     pub(crate) fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
@@ -147,13 +153,14 @@ impl Wal {
         segment_bytes: u64,
         durable: crate::sync::Arc<AtomicU64>,
         before_sync: Option<BeforeSync>,
-        zero_fill: bool,
+        mode: crate::Durability,
     ) -> Result<Self> {
         let (seq, closed, last_ts) = (rec.next_seq, rec.segments.clone(), rec.last_ts);
         // Every commit above this is in the log (the change stream).
         let retained_from = rec.retained_from;
         durable.store(last_ts, Ordering::Release);
-        let (file, syncer) = new_segment(&*fs, dir, seq)?;
+        let bases = mode != crate::Durability::None;
+        let (file, syncer) = new_segment(&*fs, dir, seq, bases.then_some(last_ts))?;
         Ok(Wal {
             fs,
             dir: dir.to_owned(),
@@ -176,6 +183,7 @@ impl Wal {
                 size: record::HEADER_LEN as u64,
                 reserved: 0,
                 max_ts: 0,
+                base: last_ts,
                 closed,
                 spare: Vec::new(),
             }),
@@ -188,7 +196,8 @@ impl Wal {
             records: AtomicU64::new(0),
             retained_from: AtomicU64::new(retained_from),
             before_sync,
-            zero_fill,
+            zero_fill: mode == crate::Durability::Sync,
+            bases,
         })
     }
 
@@ -510,9 +519,11 @@ impl Wal {
         // A panic in the new segment's syncs poisons, as a failed one does
         // (else `sync_now`, which does not look at the mutexes' poison,
         // would go on, and the next rotation sync the file again).
+        // Every record so far is in the segments before it.
+        let base = out.base.max(out.max_ts);
         let created = self
             .poisoned
-            .on_panic(|| new_segment(&*self.fs, &self.dir, out.seq + 1));
+            .on_panic(|| new_segment(&*self.fs, &self.dir, out.seq + 1, self.bases.then_some(base)));
         let (next, syncer) = created.map_err(|e| match e {
             Error::Io(e) => self.poison(e),
             e => e,
@@ -525,6 +536,7 @@ impl Wal {
         out.size = record::HEADER_LEN as u64;
         out.reserved = 0;
         out.max_ts = 0;
+        out.base = base;
         Ok(())
     }
 
@@ -560,8 +572,12 @@ impl Wal {
     }
 
     /// Delete the closed segments whose records all have `ts <= upto` (a
-    /// durable checkpoint at `upto` covers them), oldest first. Returns how
-    /// many.
+    /// durable checkpoint at `upto` covers them), oldest first, up to the
+    /// first one not covered: only a prefix of the log goes, so the
+    /// segments on disk are numbered without a hole, and recovery takes a
+    /// hole for lost files (`design/durability.md` §6, "Missing files"). An
+    /// empty segment (its highest timestamp 0) after one not covered waits
+    /// for it. Returns how many.
     pub(crate) fn drop_covered(&self, upto: u64) -> Result<usize> {
         // Forget them first (a reader of the change stream meets
         // `retained_from` before a missing file). If a removal fails, the
@@ -575,7 +591,7 @@ impl Wal {
             let c: Vec<(u64, u64)> = out
                 .closed
                 .iter()
-                .filter(|(_, &m)| m <= upto)
+                .take_while(|(_, &m)| m <= upto)
                 .map(|(&s, &m)| (s, m))
                 .collect();
             for (seq, max) in &c {
@@ -674,11 +690,11 @@ impl Drop for Syncing<'_> {
 /// A segment file and its sync handle ([`FsFile::syncer`]).
 type Segment = (Box<dyn FsFile>, Option<Arc<dyn FsSync>>);
 
-/// Create segment `seq` with its header, synced, and its directory entry
-/// synced.
-fn new_segment(fs: &dyn Fs, dir: &Path, seq: u64) -> Result<Segment> {
+/// Create segment `seq` with its header (carrying `base`, if given),
+/// synced, and its directory entry synced.
+fn new_segment(fs: &dyn Fs, dir: &Path, seq: u64, base: Option<u64>) -> Result<Segment> {
     let mut f = fs.create(&dir.join(segment_name(seq))).map_err(Error::Io)?;
-    f.write_all(&record::header()).map_err(Error::Io)?;
+    f.write_all(&record::header(base)).map_err(Error::Io)?;
     f.sync().map_err(Error::Io)?;
     fs.sync_dir(dir).map_err(Error::Io)?;
     let syncer = f.syncer().map_err(Error::Io)?.map(Arc::from);

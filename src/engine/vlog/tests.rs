@@ -94,6 +94,37 @@ fn a_failed_collection_forgets_what_it_deleted() {
     assert!(!v.store.has(seqs[1]));
 }
 
+/// A read that finishes after a collection deleted its segment (it read
+/// through a handle taken before) notes nothing: a later flush of the
+/// version appends it again instead of referencing a segment that is gone.
+/// Before, the late note named the deleted segment, and `place` returned
+/// that address: an image referencing a value no file holds.
+#[test]
+fn a_late_note_of_a_deleted_segment_is_dropped() {
+    let v = vlog();
+    let value = [9u8; 4500];
+    let mut refs = Vec::new();
+    let a = v.place(0, b"k", 10, &value, &mut refs).unwrap().unwrap();
+    // Another value: the first one's segment is closed.
+    v.place(0, b"m", 11, &value, &mut refs).unwrap().unwrap();
+    let seq = crate::pagestore::record::addr_seq(a);
+    assert_eq!(
+        &v.read_value(0, b"k", 10, a, value.len() as u32).unwrap()[..],
+        &value[..]
+    );
+    // No image references it: collected.
+    v.collect(&AddrList::from_iter([]), u64::MAX).unwrap();
+    assert!(!v.store.has(seq));
+    // The late note of the read above.
+    v.note_placed(0, b"k", 10, a);
+    let again = v.place(0, b"k", 10, &value, &mut refs).unwrap().unwrap();
+    assert!(v.store.has(crate::pagestore::record::addr_seq(again)), "{again:#x}");
+    assert_eq!(
+        &v.read_value(0, b"k", 10, again, value.len() as u32).unwrap()[..],
+        &value[..]
+    );
+}
+
 /// A value the log references, below the `vlog_head` of the table the
 /// next run opens from, damaged (zeroed): recovery's read of it is an
 /// error, never the log's torn tail (which would cut the log there and

@@ -100,6 +100,12 @@ impl SegmentStore {
             segs.insert(seq, Seg { end, live: 0, reader });
         }
         let mut truncated = None;
+        // An address holds a segment's number in 32 bits (as rotation
+        // checks): a fresh segment past them would get addresses naming
+        // another one.
+        if next > u64::from(u32::MAX) && newest.is_none() {
+            return Err(Error::InvalidConfig("segment store ran out of segment numbers"));
+        }
         let (file, seq, size) = match newest {
             None => (
                 segment::create(&*fs, dir, kind, next).map_err(Error::Io)?,
