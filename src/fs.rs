@@ -93,8 +93,9 @@ pub trait Fs: Send + Sync + 'static {
     /// Open the existing file `path` for appending after its current end.
     ///
     /// The default fails with [`Unsupported`](io::ErrorKind::Unsupported):
-    /// only the page store needs it, and `Fs` implementations written before
-    /// it keep compiling.
+    /// only the page store needs it (recovery, which syncs the log's newest
+    /// segment through it, falls back to [`Fs::truncate`] to its length),
+    /// and `Fs` implementations written before it keep compiling.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         Err(unsupported(path, "open_append"))
     }

@@ -141,8 +141,24 @@ impl FsRead for StdRead {
 }
 
 impl Fs for StdFs {
+    /// Creates the missing directories from the top down, and syncs each
+    /// new one's parent: a new database directory's entry must be durable
+    /// before the commits in it are (else a power loss could take the
+    /// directory, with every synced file in it).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        if dir.as_os_str().is_empty() || dir.is_dir() {
+            return Ok(());
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = parent {
+            self.create_dir_all(p)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => self.sync_dir(parent.unwrap_or(Path::new("."))),
+            // Created meanwhile by another opener: its creator syncs it.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -217,6 +233,22 @@ mod tests {
     use super::{unsupported, StdFs};
     use crate::fs::Fs;
     use rustix::io::Errno;
+
+    /// `create_dir_all` creates every missing level (syncing each new
+    /// one's parent), and an existing directory, or a file in the way, is
+    /// what `std::fs::create_dir_all` says.
+    #[test]
+    fn create_dir_all_creates_missing_levels() {
+        let top = std::env::temp_dir().join(format!("bwtx-mkdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        let deep = top.join("a").join("b").join("c");
+        StdFs.create_dir_all(&deep).unwrap();
+        assert!(deep.is_dir());
+        StdFs.create_dir_all(&deep).unwrap();
+        std::fs::write(top.join("f"), b"x").unwrap();
+        assert!(StdFs.create_dir_all(&top.join("f").join("g")).is_err());
+        std::fs::remove_dir_all(&top).unwrap();
+    }
 
     /// `zero_fill` writes zeros up to its length and leaves the next write
     /// where it was; it never shortens a file, and it leaves a file opened

@@ -259,9 +259,15 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
             // A crash (kill -9) may have left its records unsynced in the
             // file system's cache: replayed and then served, they must
             // survive a power loss from now on.
-            fs.open_append(&dir.join(name))
-                .and_then(|mut f| f.sync())
-                .map_err(Error::Io)?;
+            let path = dir.join(name);
+            match fs.open_append(&path).and_then(|mut f| f.sync()) {
+                // An `Fs` without `open_append` (the trait's default):
+                // `truncate` to its length makes the file durable too.
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    fs.truncate(&path, bytes.len() as u64).map_err(Error::Io)?
+                }
+                r => r.map_err(Error::Io)?,
+            }
         }
         bases.push((seq, name, seg.base));
         let max = seg.commits.iter().map(|c| c.ts).max().unwrap_or(0);
