@@ -260,6 +260,8 @@ pub(crate) struct LeafBuilder {
     vals: Vec<u8>,
     big: Vec<Bytes>,
     max_ts: u64,
+    /// The inline-value blob's limit: `Ver.off` and `off + len` are `u32`s.
+    blob_max: usize,
 }
 
 impl LeafBuilder {
@@ -281,7 +283,16 @@ impl LeafBuilder {
             vals: Vec::with_capacity(val_bytes),
             big: Vec::new(),
             max_ts: 0,
+            blob_max: u32::MAX as usize,
         }
+    }
+
+    /// A builder whose inline blob holds at most `bytes` (tests of the
+    /// spill past it, which 4 GiB would take in earnest).
+    #[cfg(test)]
+    pub(crate) fn with_blob_max(mut self, bytes: usize) -> Self {
+        self.blob_max = bytes;
+        self
     }
 
     pub(crate) fn push_key(&mut self, key: &[u8]) {
@@ -319,6 +330,18 @@ impl LeafBuilder {
     }
 
     fn inline(&mut self, ts: u64, b: &[u8]) -> Ver {
+        if self.vals.len() + b.len() > self.blob_max {
+            // Past what a `u32` offset reaches (one key's history of
+            // millions of small versions, kept by snapshots or retention):
+            // the value is held apart, as a large one is, not at an offset
+            // that would wrap and read another version's bytes.
+            self.big.push(Bytes::copy_from_slice(b));
+            return Ver {
+                ts,
+                off: (self.big.len() - 1) as u32,
+                len: BIG | b.len() as u32,
+            };
+        }
         let off = self.vals.len() as u32;
         self.vals.extend_from_slice(b);
         Ver {
@@ -387,5 +410,32 @@ impl InnerBase {
 
     pub(crate) fn len(&self) -> usize {
         self.seps.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inline values past the blob's limit (4 GiB in earnest: a `u32`
+    /// offset) are held apart, and every version reads back its own bytes.
+    /// Before, the offsets wrapped past 4 GiB and a version read another's.
+    #[test]
+    fn inline_values_past_the_blob_limit_spill_apart() {
+        let mut b = LeafBuilder::new(1).with_blob_max(1000);
+        b.push_key(b"k");
+        let value = |i: u64| vec![i as u8; 100];
+        for i in (1..=50u64).rev() {
+            b.push_version(i, ValRef::Inline(&value(i)));
+        }
+        b.end_key();
+        let leaf = b.finish(PageRange::full());
+        assert!(leaf.inline_value_bytes() <= 1000);
+        assert_eq!(leaf.big_values().len(), 40);
+        let vers = leaf.versions(0);
+        assert_eq!(vers.len(), 50);
+        for v in vers {
+            assert_eq!(leaf.value(v).as_deref(), Some(&value(v.ts)[..]), "ts {}", v.ts);
+        }
     }
 }
