@@ -113,14 +113,21 @@ impl LogStore {
     fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry>, Error> {
         let (mut out, end) = {
             let memory = self.pending();
-            // Not from a failed append on (`log_memory` M3).
-            let end = match (end, memory.lost_from()) {
-                (Some(e), Some(l)) => Some(e.min(l)),
-                (e, l) => e.or(l),
-            };
-            // Nothing at or past a failed append's first index: an empty
-            // read (a replication task may still ask for what it sent
-            // before the failure).
+            // Not from a failed append on (`log_memory` M3). A bounded read
+            // that reaches past it asks for entries openraft submitted and
+            // this store lost: an error, never a short answer (openraft
+            // would apply a short read of committed entries as if it held
+            // them all, and count them applied). An open-ended read ends
+            // where the log does.
+            let lost = memory.lost_from();
+            if let (Some(e), Some(l)) = (end, lost) {
+                if e > l {
+                    return Err(Error::Raft(format!(
+                        "the log store failed at entry {l}: entries {start}..{e} cannot all be read"
+                    )));
+                }
+            }
+            let end = end.or(lost);
             if end.is_some_and(|e| start >= e) {
                 return Ok(Vec::new());
             }

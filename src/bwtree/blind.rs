@@ -272,7 +272,13 @@ impl Tree {
         } else {
             (*max_ts).max(chain_max)
         };
-        let head = self.with_key_set(pid, head, set, max_ts, guard);
+        // The set lost its CAS (the chain moved meanwhile: a relocation, a
+        // packing hand): fault the leaf in now, in `prepare`, rather than
+        // at the install, after the commit took its timestamp, where only a
+        // merge may fault in (G1, `design/storage.md` §5.2).
+        let Some(head) = self.with_key_set(pid, head, set, max_ts, guard) else {
+            return Ok(None);
+        };
         if max_ts > snapshot_ts {
             return Ok(None);
         }
@@ -281,9 +287,8 @@ impl Tree {
 
     /// Replace `head` (a chain over a stub without a key set) by the same
     /// chain over a copy of the stub that has `set` and `max_ts`; returns
-    /// the chain's head after: the new one, or `head` if it changed
-    /// meanwhile (the set is then dropped; the next blind write reads it
-    /// again).
+    /// the new head, or `None` if the chain changed meanwhile (the set is
+    /// then dropped; the next blind write reads it again).
     fn with_key_set<'g>(
         &'g self,
         pid: Pid,
@@ -291,13 +296,11 @@ impl Tree {
         set: Box<[u64]>,
         max_ts: u64,
         guard: &'g Guard,
-    ) -> &'g Node {
-        let Some(stub) = stub_of(head).and_then(|s| stub_copy(&s.body, Some(max_ts), Some(set))) else {
-            return head;
-        };
+    ) -> Option<&'g Node> {
+        let stub = stub_of(head).and_then(|s| stub_copy(&s.body, Some(max_ts), Some(set)))?;
         self.table
             .replace(pid, head, rebuilt(head, stub, |_, _| true), guard)
-            .unwrap_or(head)
+            .ok()
     }
 
     /// GC of the chain `head` (version deltas over a stub of page `pid`)

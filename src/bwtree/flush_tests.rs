@@ -4,69 +4,9 @@
 
 use bytes::Bytes;
 
-use super::image::{decode_leaf, encode_leaf};
-use super::{LeafBase, PageIo, Tree};
-use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::Result;
-
-/// Images in a vector (address = index), and a settable durable timestamp.
-#[derive(Default)]
-struct MemPages {
-    images: Mutex<Vec<Bytes>>,
-    durable: AtomicU64,
-    reads: AtomicU64,
-    /// Reads fail with an I/O error while set.
-    fail_reads: AtomicBool,
-}
-
-impl MemPages {
-    /// The newest version timestamp in each image written so far.
-    fn max_ts(&self) -> Vec<u64> {
-        lock(&self.images)
-            .iter()
-            .map(|b| decode_leaf(b).expect("valid image").max_ts())
-            .collect()
-    }
-
-    /// Every (key, ts) the image at `addr` holds.
-    fn versions(&self, addr: u64) -> Vec<(Bytes, u64)> {
-        let b = decode_leaf(&lock(&self.images)[addr as usize]).expect("valid image");
-        (0..b.len())
-            .flat_map(|i| {
-                let k = Bytes::copy_from_slice(b.keys.key(i));
-                b.versions(i).iter().map(move |v| (k.clone(), v.ts)).collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-impl PageIo for MemPages {
-    fn read_leaf(&self, _pid: u64, addr: u64) -> Result<LeafBase> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        if self.fail_reads.load(Ordering::Relaxed) {
-            return Err(crate::Error::Io(std::io::Error::other("injected read failure")));
-        }
-        let b = lock(&self.images)[addr as usize].clone();
-        Ok(decode_leaf(&b).expect("valid image"))
-    }
-    fn write_leaf(&self, _pid: u64, base: &LeafBase) -> Result<u64> {
-        let mut buf = Vec::new();
-        encode_leaf(base, &mut buf, None)?;
-        let mut images = lock(&self.images);
-        images.push(Bytes::from(buf));
-        Ok(images.len() as u64 - 1)
-    }
-    fn sync(&self) -> Result<()> {
-        Ok(())
-    }
-    fn durable_ts(&self) -> u64 {
-        self.durable.load(Ordering::Relaxed)
-    }
-}
-
-fn key(i: u64) -> String {
-    format!("key{i:04}")
-}
+use super::test_pages::{key, MemPages};
+use super::Tree;
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering};
 
 /// Tiny pages with paging over `io`; key `i` written at ts `i + 1` for
 /// `i < n`, keys below `n / 2` once more at ts `n + i + 1`.

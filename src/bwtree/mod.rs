@@ -73,7 +73,11 @@ mod resident;
 mod restore;
 mod search;
 mod smo;
+#[cfg(all(test, not(loom)))]
+mod smo_tests;
 mod stats;
+#[cfg(all(test, not(loom)))]
+mod test_pages;
 mod tree;
 mod validate;
 

@@ -37,6 +37,11 @@ pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
 /// lost attempts. Lock-free progress makes this unreachable in practice.
 pub(crate) const MAX_ATTEMPTS: u32 = 1 << 20;
 
+/// How many times a walk that helps finish a merge it meets (rather than
+/// reporting at once, as point operations do) tries before it returns the
+/// error that stops it (an absorber whose image cannot be read).
+const MERGE_RETRIES: u32 = 8;
+
 /// One inner page on the way down: its id and the chain head we routed through.
 #[derive(Clone, Copy)]
 pub(crate) struct Step<'g> {
@@ -198,6 +203,9 @@ impl Tree {
     ) -> Result<(Pid, Leaf<'g>)> {
         const { assert!(!(FAULT && COLD), "a faulting descent has no use for a cold leaf") };
         let backoff = Backoff::new();
+        // Failed attempts at finishing a merge met on the way (its absorber
+        // could not be read): a few, then the error (below).
+        let mut merge_failures = 0u32;
         'restart: loop {
             path.clear();
             let root_word = self.root.load(Ordering::Acquire);
@@ -245,10 +253,20 @@ impl Tree {
                             // report a page they cannot read, as they did
                             // when they always faulted in: a disk that keeps
                             // failing must not spin them.
+                            //
+                            // Other walks (GC's sweep, a checkpoint's
+                            // listing, validation's, the evictor's path)
+                            // retry a few times, then report it too: before,
+                            // they retried forever on an absorber whose
+                            // image could not be read, and hung.
                             if FAULT || USE == clock::POINT || USE & clock::PROBE != 0 {
                                 self.complete_merge(merge, guard)?;
-                            } else {
-                                let _ = self.complete_merge(merge, guard);
+                            } else if let Err(e) = self.complete_merge(merge, guard) {
+                                merge_failures += 1;
+                                if merge_failures >= MERGE_RETRIES {
+                                    return Err(e);
+                                }
+                                backoff.snooze();
                             }
                         }
                         None => self.finish_root_shrink(pid, head, guard),

@@ -103,19 +103,23 @@ struct Replayer<'a> {
 /// it, rather than at the first fault-in of such a leaf, which would name
 /// this run's file of the same number. One pass over the table's leaves
 /// (no page is read).
-fn check_leaf_addrs(dir: &Path, pages: &PageFile, trees: &[table::TreeTable]) -> Result<()> {
+fn check_leaf_addrs(dir: &Path, pages: &PageFile, trees: &[table::TreeTable], pages_head: u64) -> Result<()> {
     use crate::pagestore::record::{addr_offset, addr_seq, Kind, SEGMENT_HEADER_LEN};
     let ends: std::collections::HashMap<u64, u64> = pages.store.segments().iter().map(|s| (s.seq, s.bytes)).collect();
     for addr in trees.iter().flat_map(|t| t.leaves.iter().map(|l| l.addr)) {
         let (seq, offset) = (addr_seq(addr), addr_offset(addr));
-        let inside = ends
-            .get(&seq)
-            .is_some_and(|&end| offset >= SEGMENT_HEADER_LEN as u64 && offset < end);
+        // Below the table's head too: the open deletes the segments after
+        // the head's (`PageFile::delete_unpublished`), and every image a
+        // table lists was appended before its head was taken.
+        let inside = addr < pages_head
+            && ends
+                .get(&seq)
+                .is_some_and(|&end| offset >= SEGMENT_HEADER_LEN as u64 && offset < end);
         if !inside {
             return Err(Error::Corruption {
                 file: dir.join(crate::pagestore::segment::name(Kind::Pages, seq)),
                 offset,
-                reason: "the location table lists a page in a segment that is missing or shorter",
+                reason: "the location table lists a page in a segment that is missing or shorter, or past its head",
             });
         }
     }
@@ -312,7 +316,14 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                     "location table does not list the default keyspace's tree",
                 )));
             }
-            check_leaf_addrs(dir, pages, &trees)?;
+            check_leaf_addrs(dir, pages, &trees, pages_head)?;
+            // The heads are the stores' ends when the table was written
+            // (never `NO_ADDR`); the open deletes what lies past them, so a
+            // wrong one in a table that passed its crc would delete what
+            // the table lists.
+            if vlog_head == NO_ADDR || pages_head == NO_ADDR {
+                return Err(corrupt((0, "location table's head is not an address")));
+            }
             pages.vlog.set_published_head(vlog_head);
             heads = (vlog_head, pages_head);
             pages
@@ -370,6 +381,12 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
                     .map_err(|_| bad("a keyspace id in the catalog is not 4 bytes"))?,
             );
             let name = String::from_utf8(k.to_vec()).map_err(|_| bad("a keyspace name is not UTF-8"))?;
+            // As the catalog's replay checks them: the default keyspace's
+            // id, the catalog's own, or one id for two names would give a
+            // keyspace another's tree (or an empty one in its place).
+            if id == 0 || id == CATALOG || others.contains_key(&id) {
+                return Err(bad("the catalog names a keyspace id that is reserved or taken"));
+            }
             let (tree, live) = match tag(id)
                 .filter(|_| id != 0 && id != CATALOG)
                 .and_then(|t| listed.remove(&t))

@@ -293,3 +293,43 @@ async fn a_silent_peer_ends_the_handshake_with_an_error() {
         .expect("it ended");
     assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
 }
+
+/// Every connection gets TCP keepalive (a dead host's connection ends in
+/// about 25 s, not 2 hours), and a first frame longer than a hello is
+/// refused before its bytes are waited for (a stranger's connection holds
+/// at most `HELLO_MAX`, not `MAX_FRAME`); after the hello the limit is
+/// `MAX_FRAME` again.
+#[tokio::test]
+async fn connections_keep_alive_and_hellos_are_small() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut conn = framed(listener.accept().await.unwrap().0);
+        let alive = socket2::SockRef::from(conn.get_ref()).keepalive().unwrap();
+        let time = socket2::SockRef::from(conn.get_ref()).tcp_keepalive_time().unwrap();
+        (alive, time, accept_hello(&mut conn).await)
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    // A length header of 1 MiB, and nothing after it.
+    stream.writable().await.unwrap();
+    assert_eq!(stream.try_write(&(1u32 << 20).to_be_bytes()).unwrap(), 4);
+    let (alive, time, hello) = server.await.unwrap();
+    assert!(alive);
+    assert_eq!(time, std::time::Duration::from_secs(10));
+    let e = hello.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+
+    // A real handshake still works, and then frames up to MAX_FRAME pass.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut conn = framed(listener.accept().await.unwrap().0);
+        let mode = accept_hello(&mut conn).await.unwrap();
+        let big = conn.next().await.unwrap().unwrap();
+        (mode, big.len())
+    });
+    let mut conn = framed(TcpStream::connect(addr).await.unwrap());
+    handshake(&mut conn, Mode::Rpc).await.unwrap();
+    conn.send(Bytes::from(vec![7u8; 1 << 20])).await.unwrap();
+    assert_eq!(server.await.unwrap(), (Mode::Rpc, 1 << 20));
+}

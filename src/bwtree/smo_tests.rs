@@ -1,0 +1,156 @@
+//! Tests of structure changes and blind writes meeting pages that cannot be
+//! read, or that move, over the in-memory [`super::PageIo`] of
+//! `test_pages`.
+
+use bytes::Bytes;
+
+use super::test_pages::{key, MemPages};
+use super::Tree;
+use crate::sync::{lock, Arc, AtomicBool, Ordering};
+
+/// A merge whose absorber cannot be read: the right leaf `R` is frozen
+/// (resident), its left neighbour `L` evicted and its reads failing, so
+/// the merge cannot finish. A walk over every leaf (a checkpoint's
+/// listing here; GC's sweep and validation's walk descend the same way)
+/// meets `R`, tries to help the merge a few times, and returns the error.
+/// Before, it dropped the error and started its descent again, forever.
+#[test]
+fn a_walk_meeting_a_merge_it_cannot_finish_returns_the_error() {
+    use super::chain::Delta;
+    use super::delta::{Body, MergeRecord};
+    use super::search::{route, Target};
+    use super::tree::Path;
+    use crossbeam_epoch as epoch;
+
+    let io = Arc::new(MemPages::default());
+    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
+    tree.set_page_io(Box::new(io.clone()));
+    for i in 0..40u64 {
+        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
+    }
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let (leaves, _) = tree.list_leaves(u64::MAX).unwrap();
+    let guard = epoch::pin();
+    let mut chosen = None;
+    for w in leaves.windows(2).skip(1) {
+        let (l, r) = (&w[0], &w[1]);
+        let low = r.low.clone().unwrap();
+        let mut path = Path::new();
+        let (pid, _) = tree
+            .descend_to::<false, 0>(Target::Key(&low), &guard, &mut path)
+            .unwrap();
+        assert_eq!(pid, r.pid);
+        let parent = path.last().unwrap().pid;
+        let parent_head = tree.table.load(parent, &guard).unwrap();
+        let right = route(parent_head, Target::Key(&low));
+        let left = route(parent_head, Target::Before(&low));
+        if right.child == r.pid && right.lo == Some(&low[..]) && left.child == l.pid && left.hi == Some(&low[..]) {
+            let merge = MergeRecord {
+                left: l.pid,
+                right: r.pid,
+                lo: left.lo.map(Bytes::copy_from_slice),
+                right_low: low.clone(),
+                hi: right.hi.map(Bytes::copy_from_slice),
+                done: AtomicBool::new(false),
+            };
+            chosen = Some((l.pid, r.pid, parent, merge));
+            break;
+        }
+    }
+    let (l_pid, r_pid, parent, merge) = chosen.expect("two neighbouring leaves under one parent");
+    tree.evict(&[l_pid], false).unwrap();
+    io.fail_reads.store(true, Ordering::Relaxed);
+    let parent_head = tree.table.load(parent, &guard).unwrap();
+    let installed = tree
+        .table
+        .install(
+            parent,
+            parent_head,
+            Delta::new(Body::IndexTermDelete(Arc::new(merge))),
+            &guard,
+        )
+        .ok()
+        .expect("the index-term-delete is installed");
+    let Body::IndexTermDelete(merge) = &installed.body else {
+        unreachable!()
+    };
+    assert!(tree.complete_merge(merge, &guard).is_err(), "L's fault-in fails");
+    assert!(tree.table.load(r_pid, &guard).unwrap().is_frozen(), "R is frozen");
+    drop(guard);
+
+    let tree = Arc::new(tree);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let walker = tree.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(walker.list_leaves(u64::MAX).map(|_| ()));
+    });
+    // A liveness bound, not a measurement: before, the walk never ended.
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => assert!(r.is_err(), "the walk reports the unreadable absorber"),
+        Err(_) => panic!("the walk spun on the merge it could not finish"),
+    }
+    // Reads work again: the merge finishes and every key reads back.
+    io.fail_reads.store(false, Ordering::Relaxed);
+    tree.list_leaves(u64::MAX).unwrap();
+    for i in 0..40u64 {
+        assert_eq!(
+            tree.get(key(i), u64::MAX).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes())
+        );
+    }
+}
+
+/// A blind write over a restored stub (no key set, `max_ts` unknown)
+/// reads the leaf's key set; the cleaner moves the stub meanwhile, so the
+/// set's CAS loses. The write then faults the leaf in while it validates,
+/// never at its install, after its commit took a timestamp (G1: only a
+/// merge may fault in there, where a failing read would stall the commit
+/// gate). Before, validation went on over the old head, and the install
+/// met the moved stub and faulted the leaf in.
+#[test]
+fn a_blind_write_whose_key_set_loses_its_cas_faults_in_before_the_install() {
+    let io = Arc::new(MemPages::default());
+    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
+    tree.set_page_io(Box::new(io.clone()));
+    for i in 0..40u64 {
+        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
+    }
+    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let (leaves, pid_high) = tree.list_leaves(u64::MAX).unwrap();
+    let list: Vec<_> = leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
+    let restored = Arc::new(Tree::restore(super::Config::tiny(), Box::new(io.clone()), &list, pid_high).unwrap());
+    let k = Bytes::from(key(20));
+    let target = leaves
+        .iter()
+        .rev()
+        .find(|l| l.low.as_deref().is_none_or(|low| low <= &k[..]))
+        .unwrap();
+    let (pid, from) = (target.pid, target.addr);
+    let moved = Arc::new(AtomicBool::new(false));
+    let (weak, pages, flag) = (Arc::downgrade(&restored), io.clone(), moved.clone());
+    *lock(&io.on_key_set) = Some(Box::new(move || {
+        // The cleaner's copy of the stub's image, and its swap.
+        let to = {
+            let mut images = lock(&pages.images);
+            let copy = images[from as usize].clone();
+            images.push(copy);
+            images.len() as u64 - 1
+        };
+        let tree = weak.upgrade().unwrap();
+        flag.store(tree.relocate(pid, from, to).unwrap(), Ordering::Relaxed);
+    }));
+    let v = Some(Bytes::from_static(b"new"));
+    let Ok(prepared) = restored.prepare([(&k, &v)], 1000) else {
+        panic!("the write validates")
+    };
+    prepared.install(1001).consolidate();
+    assert!(moved.load(Ordering::Relaxed), "the stub moved during the key-set read");
+    let counters = &restored.paging.as_deref().unwrap().counters;
+    assert_eq!(
+        counters.install_faults.load(Ordering::Relaxed),
+        0,
+        "a fault-in at the install"
+    );
+    assert_eq!(restored.get(&k, u64::MAX).unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(restored.get(key(21), u64::MAX).unwrap().as_deref(), Some(&b"v21"[..]));
+}
