@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::test_pages::{key, MemPages};
 use super::Tree;
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{lock, Arc, Mutex, Ordering};
 
 /// Tiny pages with paging over `io`; key `i` written at ts `i + 1` for
 /// `i < n`, keys below `n / 2` once more at ts `n + i + 1`.
@@ -248,73 +248,23 @@ fn a_bad_listing_is_refused() {
 /// restore ("lists a page id twice").
 #[test]
 fn a_page_id_freed_and_reused_during_the_listing_restarts_it() {
-    use super::chain::Delta;
-    use super::delta::{Body, MergeRecord};
     use super::mapping_table::Pid;
-    use super::search::{route, Target};
-    use super::tree::Path;
+    use super::test_pages::{neighbours, paged_tree, post_merge};
     use crossbeam_epoch as epoch;
 
     let io = Arc::new(MemPages::default());
-    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
-    tree.set_page_io(Box::new(io.clone()));
     let n = 40u64;
-    for i in 0..n {
-        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
-    }
-    io.durable.store(u64::MAX, Ordering::Relaxed);
-
-    // Two neighbours under one parent, neither the leftmost leaf.
-    let (leaves, _) = tree.list_leaves(u64::MAX).unwrap();
-    let guard = epoch::pin();
-    let mut chosen = None;
-    for w in leaves.windows(2).skip(1) {
-        let (l, r) = (&w[0], &w[1]);
-        let low = r.low.clone().unwrap();
-        let mut path = Path::new();
-        let (pid, _) = tree
-            .descend_to::<false, 0>(Target::Key(&low), &guard, &mut path)
-            .unwrap();
-        assert_eq!(pid, r.pid);
-        let parent = path.last().unwrap().pid;
-        let parent_head = tree.table.load(parent, &guard).unwrap();
-        let right = route(parent_head, Target::Key(&low));
-        let left = route(parent_head, Target::Before(&low));
-        if right.child == r.pid && right.lo == Some(&low[..]) && left.child == l.pid && left.hi == Some(&low[..]) {
-            let merge = MergeRecord {
-                left: l.pid,
-                right: r.pid,
-                lo: left.lo.map(Bytes::copy_from_slice),
-                right_low: low.clone(),
-                hi: right.hi.map(Bytes::copy_from_slice),
-                done: AtomicBool::new(false),
-            };
-            chosen = Some((r.pid, parent, merge));
-            break;
-        }
-    }
-    let (r_pid, parent, merge) = chosen.expect("two neighbouring leaves under one parent");
+    let tree = paged_tree(&io, n);
+    let (_, r_pid, parent, merge) = neighbours(&tree);
 
     // R evicted, reads failing: the merge is posted and cannot finish.
     tree.evict(&[r_pid], false).unwrap();
     io.fail_reads.store(true, Ordering::Relaxed);
-    let parent_head = tree.table.load(parent, &guard).unwrap();
-    let installed = tree
-        .table
-        .install(
-            parent,
-            parent_head,
-            Delta::new(Body::IndexTermDelete(Arc::new(merge))),
-            &guard,
-        )
-        .ok()
-        .expect("the index-term-delete is installed");
-    let Body::IndexTermDelete(merge) = &installed.body else {
-        unreachable!()
-    };
-    let merge = merge.clone();
-    assert!(tree.complete_merge(&merge, &guard).is_err(), "R's fault-in fails");
-    drop(guard);
+    let merge = post_merge(&tree, parent, merge);
+    assert!(
+        tree.complete_merge(&merge, &epoch::pin()).is_err(),
+        "R's fault-in fails"
+    );
 
     // The walk: once R is listed, finish the merge; at the next step (the
     // walk unpinned), let R's id be freed and split the rightmost leaf so

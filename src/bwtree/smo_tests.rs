@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::test_pages::{key, MemPages};
+use super::test_pages::{key, neighbours, paged_tree, post_merge, MemPages};
 use super::Tree;
 use crate::sync::{lock, Arc, AtomicBool, Ordering};
 
@@ -16,65 +16,14 @@ use crate::sync::{lock, Arc, AtomicBool, Ordering};
 /// Before, it dropped the error and started its descent again, forever.
 #[test]
 fn a_walk_meeting_a_merge_it_cannot_finish_returns_the_error() {
-    use super::chain::Delta;
-    use super::delta::{Body, MergeRecord};
-    use super::search::{route, Target};
-    use super::tree::Path;
-    use crossbeam_epoch as epoch;
-
     let io = Arc::new(MemPages::default());
-    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
-    tree.set_page_io(Box::new(io.clone()));
-    for i in 0..40u64 {
-        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
-    }
-    io.durable.store(u64::MAX, Ordering::Relaxed);
-    let (leaves, _) = tree.list_leaves(u64::MAX).unwrap();
-    let guard = epoch::pin();
-    let mut chosen = None;
-    for w in leaves.windows(2).skip(1) {
-        let (l, r) = (&w[0], &w[1]);
-        let low = r.low.clone().unwrap();
-        let mut path = Path::new();
-        let (pid, _) = tree
-            .descend_to::<false, 0>(Target::Key(&low), &guard, &mut path)
-            .unwrap();
-        assert_eq!(pid, r.pid);
-        let parent = path.last().unwrap().pid;
-        let parent_head = tree.table.load(parent, &guard).unwrap();
-        let right = route(parent_head, Target::Key(&low));
-        let left = route(parent_head, Target::Before(&low));
-        if right.child == r.pid && right.lo == Some(&low[..]) && left.child == l.pid && left.hi == Some(&low[..]) {
-            let merge = MergeRecord {
-                left: l.pid,
-                right: r.pid,
-                lo: left.lo.map(Bytes::copy_from_slice),
-                right_low: low.clone(),
-                hi: right.hi.map(Bytes::copy_from_slice),
-                done: AtomicBool::new(false),
-            };
-            chosen = Some((l.pid, r.pid, parent, merge));
-            break;
-        }
-    }
-    let (l_pid, r_pid, parent, merge) = chosen.expect("two neighbouring leaves under one parent");
+    let tree = paged_tree(&io, 40);
+    let (l_pid, r_pid, parent, merge) = neighbours(&tree);
     tree.evict(&[l_pid], false).unwrap();
     io.fail_reads.store(true, Ordering::Relaxed);
-    let parent_head = tree.table.load(parent, &guard).unwrap();
-    let installed = tree
-        .table
-        .install(
-            parent,
-            parent_head,
-            Delta::new(Body::IndexTermDelete(Arc::new(merge))),
-            &guard,
-        )
-        .ok()
-        .expect("the index-term-delete is installed");
-    let Body::IndexTermDelete(merge) = &installed.body else {
-        unreachable!()
-    };
-    assert!(tree.complete_merge(merge, &guard).is_err(), "L's fault-in fails");
+    let merge = post_merge(&tree, parent, merge);
+    let guard = crossbeam_epoch::pin();
+    assert!(tree.complete_merge(&merge, &guard).is_err(), "L's fault-in fails");
     assert!(tree.table.load(r_pid, &guard).unwrap().is_frozen(), "R is frozen");
     drop(guard);
 
@@ -110,12 +59,7 @@ fn a_walk_meeting_a_merge_it_cannot_finish_returns_the_error() {
 #[test]
 fn a_blind_write_whose_key_set_loses_its_cas_faults_in_before_the_install() {
     let io = Arc::new(MemPages::default());
-    let mut tree = Tree::with_config(super::Config::tiny()).unwrap();
-    tree.set_page_io(Box::new(io.clone()));
-    for i in 0..40u64 {
-        tree.put(key(i), i + 1, format!("v{i}")).unwrap();
-    }
-    io.durable.store(u64::MAX, Ordering::Relaxed);
+    let tree = paged_tree(&io, 40);
     let (leaves, pid_high) = tree.list_leaves(u64::MAX).unwrap();
     let list: Vec<_> = leaves.iter().map(|l| (l.pid, l.addr, l.low.clone())).collect();
     let restored = Arc::new(Tree::restore(super::Config::tiny(), Box::new(io.clone()), &list, pid_high).unwrap());
