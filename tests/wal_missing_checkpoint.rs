@@ -260,9 +260,10 @@ fn a_segment_lost_before_segments_without_commits_is_corruption() {
 
 /// Checkpoints delete only a prefix of the log: with the change stream's
 /// retention keeping an older segment, a newer segment with no commit
-/// (an open's) is not deleted before it, so no hole opens in the numbers
-/// (which the open would take for lost files). Before, the checkpoint
-/// deleted every covered segment, the empty one after the kept one too.
+/// (an open's) is not deleted before it, so no hole opens in the numbers.
+/// Before, the checkpoint deleted every covered segment, the empty one
+/// after the kept one too. (Recovery does not refuse holes: earlier builds
+/// left them, and a power loss may keep some of a checkpoint's unlinks.)
 #[test]
 fn checkpoints_leave_no_hole_in_the_log() {
     let fs = FaultFs::new();

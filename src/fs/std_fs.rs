@@ -141,23 +141,33 @@ impl FsRead for StdRead {
 }
 
 impl Fs for StdFs {
-    /// Creates the missing directories from the top down, and syncs each
-    /// new one's parent: a new database directory's entry must be durable
-    /// before the commits in it are (else a power loss could take the
-    /// directory, with every synced file in it).
+    /// Creates the missing directories from the top down, syncing each new
+    /// one's parent, and syncs `dir`'s parent in any case: a database
+    /// directory's entry must be durable before the commits in it are
+    /// (else a power loss could take the directory, with every synced file
+    /// in it), also when another opener, or a run that crashed before its
+    /// sync, created it. A parent this process may not read (so cannot
+    /// open to sync) is left as it is.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        if dir.as_os_str().is_empty() || dir.is_dir() {
+        if dir.as_os_str().is_empty() {
             return Ok(());
         }
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(p) = parent {
-            self.create_dir_all(p)?;
+        let parent_dir = parent.unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            if let Some(p) = parent {
+                self.create_dir_all(p)?;
+            }
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                // Created meanwhile by another opener.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(e),
+            }
         }
-        match fs::create_dir(dir) {
-            Ok(()) => self.sync_dir(parent.unwrap_or(Path::new("."))),
-            // Created meanwhile by another opener: its creator syncs it.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-            Err(e) => Err(e),
+        match self.sync_dir(parent_dir) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+            r => r,
         }
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -216,23 +216,6 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     };
     for (i, &(seq, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
-        // Checkpoints delete a prefix of the log and recovery only a torn
-        // newest segment (whose number the next one reuses), so the
-        // segments' numbers run on without a hole, a headerless newest one
-        // included: a hole means files were lost with whatever commits they
-        // held. (A later segment's commits would fail the gap check of
-        // step 4 too, but segments without a commit, which every open
-        // starts, would not.)
-        if let Some(&(before, _)) = i.checked_sub(1).and_then(|j| segs.get(j)) {
-            if seq != before + 1 {
-                return Err(corruption(
-                    dir,
-                    name,
-                    0,
-                    "the log segments numbered between the one before and this one are missing",
-                ));
-            }
-        }
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
         let seg = read_segment(&bytes);
         out.next_seq = seq + 1;

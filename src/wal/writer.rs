@@ -574,10 +574,9 @@ impl Wal {
     /// Delete the closed segments whose records all have `ts <= upto` (a
     /// durable checkpoint at `upto` covers them), oldest first, up to the
     /// first one not covered: only a prefix of the log goes, so the
-    /// segments on disk are numbered without a hole, and recovery takes a
-    /// hole for lost files (`design/durability.md` §6, "Missing files"). An
-    /// empty segment (its highest timestamp 0) after one not covered waits
-    /// for it. Returns how many.
+    /// segments a checkpoint leaves are numbered without a hole (an empty
+    /// segment, its highest timestamp 0, after one not covered waits for
+    /// it). Returns how many.
     pub(crate) fn drop_covered(&self, upto: u64) -> Result<usize> {
         // Forget them first (a reader of the change stream meets
         // `retained_from` before a missing file). If a removal fails, the
