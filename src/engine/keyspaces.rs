@@ -92,6 +92,11 @@ pub(crate) struct Keyspaces {
     /// it uses.
     publication: RwLock<()>,
     config: Config,
+    /// Run (once) by the next creation between its catalog commit and its
+    /// tree's insertion into `map` (tests of that window).
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) created_hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Keyspaces {
@@ -105,6 +110,8 @@ impl Keyspaces {
             ddl: Mutex::new(()),
             publication: RwLock::new(()),
             config,
+            #[cfg(test)]
+            created_hook: Mutex::new(None),
         }
     }
 
@@ -219,7 +226,16 @@ impl Engine {
         // watermark passes its drop).
         match id {
             None => Err(Error::KeyspaceNotFound { name: name.into() }),
-            Some(id) => self.ks.by_id(id).map(Some).ok_or_else(|| self.unregistered(name)),
+            Some(id) => match self.ks.by_id(id) {
+                Some(ks) => Ok(Some(ks)),
+                None => {
+                    // Created a moment ago: `Engine::keyspace` publishes the
+                    // catalog commit, then inserts the tree, under the DDL
+                    // mutex. Wait for it, and look again.
+                    drop(lock(&self.ks.ddl));
+                    self.ks.by_id(id).map(Some).ok_or_else(|| self.unregistered(name))
+                }
+            },
         }
     }
 
@@ -273,6 +289,10 @@ impl Engine {
             Some(Bytes::copy_from_slice(&(id + 1).to_le_bytes())),
         );
         let c = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)])?;
+        #[cfg(test)]
+        if let Some(hook) = lock(&self.ks.created_hook).take() {
+            hook();
+        }
         let mut tree = Tree::with_config(self.ks.config.clone())?;
         if let (Some(pages), Some(tag)) = (&self.pages, tag) {
             tree.set_page_io(super::tree_pages::TreePages::boxed(pages, tag));
@@ -320,7 +340,11 @@ impl Engine {
 
     /// `Db::keyspaces`: the live names (and "default"), sorted.
     pub(crate) fn keyspace_names(&self) -> Result<Vec<String>> {
-        let ts = self.read_ts();
+        // A registered snapshot: GC must not drop a drop's tombstone (with
+        // the name it hid) under the walk, which would list a set of names
+        // that never existed at once.
+        let pin = self.registry.pin_scoped(&self.oracle);
+        let ts = pin.ts();
         let mut names = vec![DEFAULT_NAME.to_string()];
         for kv in self.ks.catalog.tree.range::<&[u8], _>(.., ts) {
             let (k, _) = kv?;
@@ -353,5 +377,39 @@ impl Engine {
         }
         out.sort_by_key(|k| k.id);
         Ok(out)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::sync::lock;
+
+    /// A snapshot that sees a keyspace's creation opens it, also in the
+    /// moment between the catalog commit and the tree's insertion (before,
+    /// `KeyspaceNotFound` there, for a name `Db::keyspaces` listed). The
+    /// hook runs in that moment and gives a second thread 100 ms to ask;
+    /// one that is not scheduled in time asks after it (no false failure).
+    #[test]
+    fn a_keyspace_just_created_opens_in_a_snapshot_that_sees_it() {
+        let db = crate::Db::in_memory();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asker = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                rx.recv().unwrap();
+                let listed = db.keyspaces().unwrap().contains(&"x".to_string());
+                (listed, db.snapshot().keyspace("x").map(|_| ()))
+            })
+        };
+        *lock(&db.engine().ks.created_hook) = Some(Box::new(move || {
+            tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }));
+        db.keyspace("x").unwrap();
+        let (listed, opened) = asker.join().unwrap();
+        assert!(listed, "the catalog commit was published");
+        assert!(opened.is_ok(), "{opened:?}");
     }
 }
