@@ -155,7 +155,15 @@ impl Tree {
         self.stats.consolidations.fetch_add(1, Ordering::Relaxed);
         self.stats.versions_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
         if path.is_empty() {
-            if !installed.leaf && len == 1 && pid == root_pid(self.root.load(Ordering::Acquire)) {
+            // Only a root that still covers the whole key space: one that
+            // split and has not grown yet (a high fence) has its right half
+            // reachable through its sibling link alone, which a shrink
+            // would unlink with it (the half leaked, never reached again).
+            if !installed.leaf
+                && len == 1
+                && !installed.has_high()
+                && pid == root_pid(self.root.load(Ordering::Acquire))
+            {
                 self.shrink_root(pid, installed, guard);
             }
             return;

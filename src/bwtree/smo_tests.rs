@@ -98,3 +98,53 @@ fn a_blind_write_whose_key_set_loses_its_cas_faults_in_before_the_install() {
     assert_eq!(restored.get(&k, u64::MAX).unwrap().as_deref(), Some(&b"new"[..]));
     assert_eq!(restored.get(key(21), u64::MAX).unwrap().as_deref(), Some(&b"v21"[..]));
 }
+
+/// A root that split and has not grown yet (it has a high fence, and its
+/// right half is reached only through its sibling link) consolidating to
+/// one child must not shrink: the shrink unlinks it, and the right half
+/// with it, which no descent reaches again (leaked until the tree drops).
+/// Before, it shrank. Keys are loaded in descending order, so the root's
+/// newest index entry is its second and its split keeps one child.
+#[test]
+fn a_split_root_with_one_child_does_not_shrink() {
+    use super::consolidate::collect_inner;
+    use super::tree::root_pid;
+    use crossbeam_epoch as epoch;
+
+    let cfg = super::Config {
+        inner_max: 3,
+        inner_min: 1,
+        inner_chain: 100,
+        ..super::Config::tiny()
+    };
+    let tree = Tree::with_config(cfg).unwrap();
+    let mut n = 0u64;
+    let root = loop {
+        tree.put(key(1000 - n), n + 1, "v").unwrap();
+        n += 1;
+        let guard = epoch::pin();
+        let root = root_pid(tree.root.load(Ordering::Acquire));
+        let head = tree.table.load(root, &guard).unwrap();
+        if !head.leaf && collect_inner(head).entries.len() == 4 {
+            break root;
+        }
+        assert!(n < 200, "no root of four children");
+    };
+    let guard = epoch::pin();
+    let head = tree.table.load(root, &guard).unwrap();
+    tree.consolidate(root, head, &[], &guard);
+    let split = tree.table.load(root, &guard).unwrap();
+    assert!(split.has_high(), "the root split");
+    assert_eq!(collect_inner(split).entries.len(), 1, "and kept one child");
+    tree.consolidate(root, split, &[], &guard);
+    drop(guard);
+    assert_eq!(tree.stats().root_shrinks, 0, "a split root shrank");
+    for i in 0..n {
+        assert_eq!(
+            tree.get(key(1000 - i), u64::MAX).unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "key {i}"
+        );
+    }
+    assert!(tree.stats().root_grows >= 2, "the split root grew: {:?}", tree.stats());
+}
