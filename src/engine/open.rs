@@ -387,10 +387,7 @@ pub(crate) fn open_dir(opts: &Options, dir: &Path) -> Result<Opened> {
             if id == 0 || id == CATALOG || others.contains_key(&id) {
                 return Err(bad("the catalog names a keyspace id that is reserved or taken"));
             }
-            let (tree, live) = match tag(id)
-                .filter(|_| id != 0 && id != CATALOG)
-                .and_then(|t| listed.remove(&t))
-            {
+            let (tree, live) = match tag(id).and_then(|t| listed.remove(&t)) {
                 Some(r) => r,
                 None => (new_tree(opts, Some(pages), id)?, 0),
             };

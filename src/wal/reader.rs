@@ -90,10 +90,7 @@ fn is_torn(rest: &[u8], _bad: Bad, version: u32) -> bool {
 /// first (a nonzero length that fits, a well-formed payload), then the
 /// checksum, through [`record::decode`].
 fn frame_at(b: &[u8], version: u32) -> bool {
-    let Some(len) = b
-        .get(..4)
-        .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
-    else {
+    let Some(len) = crate::le::u32_at(b, 0).map(|l| l as usize) else {
         return false;
     };
     let Some(payload) = b.get(record::FRAME_LEN..record::FRAME_LEN.saturating_add(len)) else {

@@ -93,8 +93,6 @@ struct CurrentSegment {
     /// Bytes of the file reserved so far ([`FsFile::preallocate`]).
     reserved: u64,
     max_ts: u64,
-    /// The highest commit timestamp logged before this segment.
-    base: u64,
     /// Closed segments: sequence number -> highest commit ts in it.
     closed: BTreeMap<u64, u64>,
     spare: Vec<u8>,
@@ -183,7 +181,6 @@ impl Wal {
                 size: record::HEADER_LEN as u64,
                 reserved: 0,
                 max_ts: 0,
-                base: last_ts,
                 closed,
                 spare: Vec::new(),
             }),
@@ -519,8 +516,9 @@ impl Wal {
         // A panic in the new segment's syncs poisons, as a failed one does
         // (else `sync_now`, which does not look at the mutexes' poison,
         // would go on, and the next rotation sync the file again).
-        // Every record so far is in the segments before it.
-        let base = out.base.max(out.max_ts);
+        // Every record so far is written (callers write and sync what is
+        // pending first, under `out`): the new segment's base.
+        let base = self.written.load(Ordering::Acquire);
         let created = self
             .poisoned
             .on_panic(|| new_segment(&*self.fs, &self.dir, out.seq + 1, self.bases.then_some(base)));
@@ -536,7 +534,6 @@ impl Wal {
         out.size = record::HEADER_LEN as u64;
         out.reserved = 0;
         out.max_ts = 0;
-        out.base = base;
         Ok(())
     }
 
