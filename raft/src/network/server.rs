@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use openraft::raft::AppendEntriesRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -203,27 +203,72 @@ async fn serve(id: NodeId, stream: TcpStream, raft: Raft, cut: Cut, snapshots: R
     }
 }
 
+/// Requests of one append stream decoded and not yet taken by
+/// `Raft::stream_append`, at most: while that many wait, the connection is
+/// not read, so a peer that sends faster than this node flushes is held
+/// back by TCP instead of growing a queue here. Above what a conforming
+/// leader has outstanding ([`super::append_stream::IN_FLIGHT`] requests,
+/// a few frames each only when over the frame limit).
+pub const APPEND_QUEUE: usize = 2 * super::append_stream::IN_FLIGHT;
+
 /// Serve an append stream: decoded requests go, in order, to
-/// `Raft::stream_append` (through a channel this task owns, so that the
-/// node stops taking them once the connection closes or the task is
-/// aborted), and its answers, each sent once the follower flushed the
-/// entries, go back in the same order. Ends when the peer closes the
+/// `Raft::stream_append` (through a channel of [`APPEND_QUEUE`] this task
+/// owns, so that the node stops taking them once the connection closes or
+/// the task is aborted), and its answers, each sent once the follower
+/// flushed the entries, go back in the same order. The connection is read
+/// only while the channel has room. Ends when the peer closes the
 /// connection (after the answers still owed), on a frame that does not
 /// decode, or when an answer is an error (the stream's end).
 async fn serve_append(id: NodeId, conn: Conn, raft: Raft, cut: Cut) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AppendEntriesRequest<TypeConfig>>();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AppendEntriesRequest<TypeConfig>>(APPEND_QUEUE);
     let input = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let answers = raft.stream_append(input);
+    let (sink, source) = conn.split();
+    let requests = source.map(move |frame| {
+        let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(&frame?)?;
+        crate::trace::events(
+            id,
+            rpc.entries.iter().map(|e| e.log_id.index),
+            crate::trace::Step::Received,
+        );
+        Ok(rpc)
+    });
+    pump(requests, sink, tx, answers, |answer| {
+        let last = !matches!(answer, Ok(Ok(_)));
+        let reply: AppendReply = answer.map_err(|fatal| fatal.to_string());
+        let body = wire::encode(&reply, wire::MAX_FRAME).ok()?;
+        count_reply(&cut, body.len());
+        Some((body, last))
+    })
+    .await
+}
+
+/// An append stream's loop: `requests` (decoded frames) go to `tx` while it
+/// has room, and each of `answers` goes back through `sink` as `reply`
+/// encodes it (`None`: it cannot be; else the frame and whether it is the
+/// stream's last), until the peer closes and every answer owed is sent, a
+/// frame does not decode, a send fails or the last answer is sent.
+async fn pump<Req, Ans, Sink>(
+    requests: impl Stream<Item = io::Result<Req>>,
+    mut sink: Sink,
+    tx: tokio::sync::mpsc::Sender<Req>,
+    answers: impl Stream<Item = Ans>,
+    mut reply: impl FnMut(Ans) -> Option<(bytes::Bytes, bool)>,
+) where
+    Sink: futures_util::Sink<bytes::Bytes> + Unpin,
+{
+    let mut requests = std::pin::pin!(requests);
     let mut answers = std::pin::pin!(answers);
-    let (mut sink, mut source) = conn.split();
     let mut tx = Some(tx);
     loop {
         tokio::select! {
-            frame = source.next(), if tx.is_some() => match frame.map(|f| f.and_then(|f| wire::decode(&f))) {
+            // A full channel empties only as `stream_append` takes its
+            // requests, and each one taken is answered (or ends the
+            // stream): the answer wakes this loop to read again.
+            request = requests.next(), if tx.as_ref().is_some_and(|tx| tx.capacity() > 0) => match request {
                 Some(Ok(rpc)) => {
-                    let rpc: AppendEntriesRequest<TypeConfig> = rpc;
-                    crate::trace::events(id, rpc.entries.iter().map(|e| e.log_id.index), crate::trace::Step::Received);
-                    if tx.as_ref().is_none_or(|tx| tx.send(rpc).is_err()) {
+                    // Room was checked above, and this loop is the only sender.
+                    if tx.as_ref().is_none_or(|tx| tx.try_send(rpc).is_err()) {
                         return;
                     }
                 }
@@ -234,10 +279,7 @@ async fn serve_append(id: NodeId, conn: Conn, raft: Raft, cut: Cut) {
             },
             answer = answers.next() => {
                 let Some(answer) = answer else { return };
-                let last = !matches!(answer, Ok(Ok(_)));
-                let reply: AppendReply = answer.map_err(|fatal| fatal.to_string());
-                let Ok(body) = wire::encode(&reply, wire::MAX_FRAME) else { return };
-                count_reply(&cut, body.len());
+                let Some((body, last)) = reply(answer) else { return };
                 if sink.send(body).await.is_err() || last {
                     return;
                 }
@@ -352,8 +394,63 @@ fn beyond_vote(vote: &Vote, meta: &SnapshotMeta) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::beyond_vote;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use super::{beyond_vote, pump, APPEND_QUEUE};
     use crate::types::{log_id, SnapshotMeta, Vote};
+
+    /// A peer that sends faster than the node takes its requests is read
+    /// only while the queue to `stream_append` has room: at most
+    /// `APPEND_QUEUE` requests wait, and each one taken lets one more in.
+    #[tokio::test(start_paused = true)]
+    async fn an_append_stream_reads_no_further_than_its_queue() {
+        let sent = 10 * APPEND_QUEUE;
+        let (read, replied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counter = read.clone();
+        let requests = futures_util::stream::iter(0..sent).map(move |i| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(i)
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel(APPEND_QUEUE);
+        let (answer, mut answers) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let answers = futures_util::stream::poll_fn(move |cx| answers.poll_recv(cx));
+        let counter = replied.clone();
+        let reply = move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Some((bytes::Bytes::new(), false))
+        };
+        let task = tokio::spawn(pump(requests, futures_util::sink::drain(), tx, answers, reply));
+        let settle = || tokio::time::sleep(Duration::from_secs(1));
+
+        settle().await;
+        assert_eq!(read.load(Ordering::Relaxed), APPEND_QUEUE);
+        // The node takes and answers 5: 5 more are read, no further.
+        for _ in 0..5 {
+            answer.send(rx.recv().await.unwrap()).unwrap();
+        }
+        settle().await;
+        assert_eq!(read.load(Ordering::Relaxed), APPEND_QUEUE + 5);
+        assert_eq!(replied.load(Ordering::Relaxed), 5);
+        // Taken and answered one by one, every request is read in order,
+        // and the stream ends once the peer has closed and the node's
+        // answers end.
+        for expected in 5..sent {
+            let request = rx.recv().await.unwrap();
+            assert_eq!(request, expected);
+            answer.send(request).unwrap();
+        }
+        assert!(rx.recv().await.is_none(), "the peer closed: the queue closes");
+        drop(answer);
+        task.await.unwrap();
+        assert_eq!(
+            (read.load(Ordering::Relaxed), replied.load(Ordering::Relaxed)),
+            (sent, sent)
+        );
+    }
 
     #[test]
     fn a_snapshot_beyond_the_senders_vote_is_refused() {
