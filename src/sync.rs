@@ -150,9 +150,16 @@ impl WakeUps {
     /// Sleep until the next wake-up (1 ms at most), unless one came since
     /// `seen` or `done()` holds.
     pub(crate) fn sleep(&self, seen: u64, done: impl FnOnce() -> bool) {
+        self.sleep_up_to(seen, done, std::time::Duration::from_millis(1));
+    }
+
+    /// [`WakeUps::sleep`] for up to `max`: for a waiter that no leader
+    /// serves (the change stream waiting for the next sync), which the
+    /// next wake-up ends.
+    pub(crate) fn sleep_up_to(&self, seen: u64, done: impl FnOnce() -> bool, max: std::time::Duration) {
         let g = lock(&self.lock);
         if self.count.load(Ordering::Acquire) == seen && !done() {
-            let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(1));
+            let _ = self.cv.wait_timeout(g, max);
         }
     }
 }

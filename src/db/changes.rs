@@ -88,8 +88,10 @@ impl Changes {
             }
             if self.engine.read_ts() > self.cursor.after() {
                 // Visible but not yet durable: one being logged, or (in
-                // `Buffered` mode) waiting for the background sync.
-                std::thread::sleep(left.min(Duration::from_millis(1)));
+                // `Buffered` mode) waiting for the background sync. Every
+                // sync wakes the wait; in slices, as below.
+                self.engine
+                    .wait_durable(self.cursor.after() + 1, left.min(Duration::from_secs(1)));
                 continue;
             }
             // In slices, so that a log poisoned meanwhile is reported

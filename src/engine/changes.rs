@@ -83,6 +83,12 @@ impl Engine {
         self.oracle.read_ts().min(durable)
     }
 
+    /// Wait up to `timeout` for commit `ts` to be durable (a change stream
+    /// whose next change is visible and not yet synced): whether it is.
+    pub(crate) fn wait_durable(&self, ts: u64, timeout: std::time::Duration) -> bool {
+        self.store.as_ref().is_some_and(|s| s.wait_durable(ts, timeout))
+    }
+
     /// The next change after `cursor`, at most `upto`.
     pub(crate) fn next_change(
         &self,

@@ -245,6 +245,12 @@ impl Store {
         self.wal.sync_now()
     }
 
+    /// Wait up to `timeout` for commit `ts` to be durable, without syncing
+    /// ([`Wal::wait_durable`]): whether it is. False at once without a log.
+    pub(crate) fn wait_durable(&self, ts: u64, timeout: std::time::Duration) -> bool {
+        self.mode != Durability::None && self.wal.wait_durable(ts, timeout)
+    }
+
     /// What recovery found when the store opened.
     pub(crate) fn recovered(&self) -> &Recovered {
         &self.recovered

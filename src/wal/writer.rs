@@ -359,6 +359,26 @@ impl Wal {
         if sync { &self.durable } else { &self.written }.load(Ordering::Acquire)
     }
 
+    /// Wait up to `timeout` for every commit up to `ts` to be durable,
+    /// without leading a sync (the change stream, which waits for the
+    /// buffered mode's timer or a commit's sync): whether it is. Every sync
+    /// and every failure wakes it ([`Wal::wake_followers`]).
+    pub(crate) fn wait_durable(&self, ts: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let done = || self.durable.load(Ordering::Acquire) >= ts || self.poisoned.is_set();
+        loop {
+            let seen = self.flushed.seen();
+            if done() {
+                return self.durable.load(Ordering::Acquire) >= ts;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.flushed.sleep_up_to(seen, done, left);
+        }
+    }
+
     /// Write everything pending and sync: for the buffered mode's timer,
     /// checkpoints and close.
     pub(crate) fn sync_now(&self) -> Result<()> {
