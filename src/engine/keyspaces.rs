@@ -384,7 +384,86 @@ impl Engine {
 mod tests {
     use std::time::Duration;
 
+    use bytes::Bytes;
+
+    use super::{Part, CATALOG};
+    use crate::mvcc::WriteSet;
     use crate::sync::lock;
+
+    /// A database whose catalog maps a name to `id`, written straight into
+    /// the catalog tree (no public path writes one): `x` (id 1) and then
+    /// `y` -> `id`, in `Durability::Sync`. Checkpointed and closed
+    /// (`checkpoint`: the catalog is in the table, nothing left to replay)
+    /// or cut off by a power loss before any table (the open replays the
+    /// catalog from the log).
+    fn catalog_with(fs: &crate::fs::FaultFs, id: u32, checkpoint: bool) {
+        let db = crate::Options::new()
+            .cache_size(1 << 20)
+            .file_system(std::sync::Arc::new(fs.clone()))
+            .open("/db")
+            .unwrap();
+        let x = db.keyspace("x").unwrap();
+        let mut tx = db.begin();
+        tx.put_in(&x, "k", "v").unwrap();
+        tx.commit().unwrap();
+        let engine = db.engine();
+        let mut w = WriteSet::new();
+        w.insert(
+            Bytes::from_static(b"y"),
+            Some(Bytes::copy_from_slice(&id.to_le_bytes())),
+        );
+        let parts = &mut [Part::of(&engine.ks.catalog, &w, None)];
+        engine.commit_parts(engine.read_ts(), parts).unwrap();
+        if checkpoint {
+            db.checkpoint().unwrap();
+        } else {
+            // No close either (it would write a table): the power fails
+            // at its first sync, and the open replays the log.
+            fs.crash_at_sync(fs.syncs());
+            drop(db);
+            fs.power_loss();
+        }
+    }
+
+    /// An id the catalog may not name (the default keyspace's, the
+    /// catalog's own, or one another name has) would give a keyspace
+    /// another's tree: the open refuses it as corruption, from the log
+    /// and from a checkpoint's table.
+    #[test]
+    fn an_open_refuses_a_catalog_id_that_is_reserved_or_taken() {
+        // (id, checkpointed, the refusal's reason or `None`: it opens).
+        // A taken id in a checkpoint is caught writing the table, which
+        // lists the trees by the catalog's ids: twice the same.
+        for (id, checkpoint, refused) in [
+            (0, false, Some("reserved")),
+            (CATALOG, false, Some("reserved")),
+            (1, false, Some("taken by another name")),
+            (0, true, Some("reserved")),
+            (CATALOG, true, Some("reserved")),
+            (1, true, Some("trees out of order")),
+            (2, false, None),
+            (2, true, None),
+        ] {
+            let fs = crate::fs::FaultFs::new();
+            catalog_with(&fs, id, checkpoint);
+            let db = crate::Options::new()
+                .cache_size(1 << 20)
+                .file_system(std::sync::Arc::new(fs.clone()))
+                .open("/db");
+            let case = format!("id {id}, checkpointed {checkpoint}");
+            match (db, refused) {
+                (Err(crate::Error::Corruption { reason, .. }), Some(why)) => {
+                    assert!(reason.contains(why), "{case}: {reason}")
+                }
+                (Ok(db), None) => {
+                    let snapshot = db.snapshot();
+                    let y = snapshot.keyspace("y").unwrap();
+                    assert_eq!(snapshot.get_in(&y, "k").unwrap(), None, "{case}");
+                }
+                (other, _) => panic!("{case}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
 
     /// A snapshot that sees a keyspace's creation opens it, also in the
     /// moment between the catalog commit and the tree's insertion (before,

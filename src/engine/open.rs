@@ -163,6 +163,12 @@ impl Replayer<'_> {
                     }
                     let name =
                         String::from_utf8(key.to_vec()).map_err(|_| self.corrupt("a keyspace name is not UTF-8"))?;
+                    // Replayed again over a table that holds it: the same
+                    // name. Another name would share the keyspace's tree
+                    // (ids are never reused, not even after a drop).
+                    if self.others.borrow().get(&id).is_some_and(|r| r.name != name) {
+                        return Err(self.corrupt("a keyspace id in the catalog is taken by another name"));
+                    }
                     if !self.others.borrow().contains_key(&id) {
                         let tree = new_tree(self.opts, self.pages, id)?;
                         self.others.borrow_mut().insert(
