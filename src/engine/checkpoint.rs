@@ -69,7 +69,8 @@ impl Engine {
         let turn = store.begin_checkpoint()?;
         // Without a log: `D` held from before `C` until the listing is done.
         let unlogged_hold = (self.pages.is_some() && !store.has_log()).then(|| store.hold_unlogged());
-        let pin = self.registry.pin_scoped(&self.oracle);
+        // Held: no age expires it (`Registry::pin_held`).
+        let pin = self.registry.pin_held(&self.oracle);
         let c = pin.ts();
         // Log segments with commits inside `Options::change_retention` stay;
         // with `Options::history_retention`, a version-1 database keeps the

@@ -25,7 +25,11 @@
 //! timestamp is safe from every GC, past and future. The horizons of
 //! `super::horizon` enter as bounds of the candidate: the retention horizon
 //! caps it, and slots below the age floor are ignored (those snapshots'
-//! reads then fail, see `crate::Error::SnapshotTooOld`).
+//! reads then fail, see `crate::Error::SnapshotTooOld`), except *held*
+//! ones ([`Registry::pin_held`]): a checkpoint's, whose images must hold
+//! every version its timestamp sees however long it takes. A held slot
+//! carries [`HELD`] beside its timestamp; every access is the same as an
+//! ordinary slot's, so the handshake is unchanged.
 
 use crossbeam_utils::CachePadded;
 
@@ -40,6 +44,15 @@ const SEGMENT: usize = 4;
 
 /// A free slot.
 const FREE: u64 = u64::MAX;
+
+/// The flag of a held slot (no timestamp reaches it: 2^63).
+const HELD: u64 = 1 << 63;
+
+/// A slot's timestamp, and whether the age floor passes over it; `None`
+/// if free.
+fn decode(slot: u64) -> Option<(u64, bool)> {
+    (slot != FREE).then_some((slot & !HELD, slot & HELD == 0))
+}
 
 struct SlotSegment {
     slots: Box<[CachePadded<AtomicU64>]>,
@@ -115,7 +128,7 @@ impl Pin {
 }
 
 /// A [`Pin`] that unregisters itself when dropped, for snapshots that live
-/// within one borrow of the registry (a checkpoint's).
+/// within one borrow of the registry (a checkpoint's, a listing's).
 pub(crate) struct ScopedPin<'r> {
     registry: &'r Registry,
     pin: Option<Pin>,
@@ -170,8 +183,14 @@ impl Registry {
     /// Register a snapshot at the current read timestamp. Give it back with
     /// [`Registry::unpin`].
     pub(crate) fn pin(&self, oracle: &Oracle) -> Pin {
+        self.pin_flagged(oracle, 0)
+    }
+
+    /// [`Registry::pin`], the slot holding `flag` (0 or [`HELD`]) beside
+    /// the timestamp.
+    fn pin_flagged(&self, oracle: &Oracle, flag: u64) -> Pin {
         let mut ts = oracle.read_ts();
-        let (index, slot) = self.claim(ts);
+        let (index, slot) = self.claim(ts | flag);
         loop {
             // Store (the slot) then load (the proposal), against the GC's
             // store (proposal) then load (slots): the fences order each pair
@@ -185,7 +204,7 @@ impl Registry {
             // slot: move up to a read timestamp at or above it (the read
             // timestamp never trails a proposal).
             ts = oracle.read_ts();
-            slot.store(ts, SeqCst);
+            slot.store(ts | flag, SeqCst);
         }
     }
 
@@ -194,6 +213,18 @@ impl Registry {
         ScopedPin {
             registry: self,
             pin: Some(self.pin(oracle)),
+        }
+    }
+
+    /// [`Registry::pin_scoped`] for a snapshot the age floor never passes
+    /// over (`Bounds::expire_below`): a checkpoint's, whose listed images
+    /// must hold every version its timestamp sees, however long it takes
+    /// (before 2026-12-07 a checkpoint slower than
+    /// `Options::max_snapshot_age` let GC drop them).
+    pub(crate) fn pin_held(&self, oracle: &Oracle) -> ScopedPin<'_> {
+        ScopedPin {
+            registry: self,
+            pin: Some(self.pin_flagged(oracle, HELD)),
         }
     }
 
@@ -236,15 +267,15 @@ impl Registry {
         self.oldest_from(0)
     }
 
-    /// The oldest registered snapshot at or above `floor`.
+    /// The oldest registered snapshot at or above `floor`, or held.
     fn oldest_from(&self, floor: u64) -> Option<u64> {
         let mut min = FREE;
         let mut seg = Some(&self.first);
         while let Some(s) = seg {
             for slot in s.slots.iter() {
-                let ts = slot.load(SeqCst);
-                if ts >= floor {
-                    min = min.min(ts);
+                match decode(slot.load(SeqCst)) {
+                    Some((ts, expires)) if ts >= floor || !expires => min = min.min(ts),
+                    _ => {}
                 }
             }
             seg = s.next.get();
@@ -262,10 +293,12 @@ impl Registry {
         let mut seg = Some(&self.first);
         while let Some(s) = seg {
             for slot in s.slots.iter() {
-                let ts = slot.load(SeqCst);
-                if ts >= floor && ts < second {
-                    second = ts.max(min);
-                    min = min.min(ts);
+                match decode(slot.load(SeqCst)) {
+                    Some((ts, expires)) if (ts >= floor || !expires) && ts < second => {
+                        second = ts.max(min);
+                        min = min.min(ts);
+                    }
+                    _ => {}
                 }
             }
             seg = s.next.get();
@@ -285,7 +318,8 @@ impl Registry {
     }
 
     /// A watermark safe for GC: at or below every snapshot registered now or
-    /// registering concurrently (but those below `bounds.expire_below`), at
+    /// registering concurrently (but those below `bounds.expire_below` not
+    /// held), at
     /// or below `bounds.retain_from`, and at or below the read timestamp.
     pub(crate) fn low_watermark(&self, oracle: &Oracle, bounds: Bounds) -> u64 {
         let floor = bounds.expire_below;
@@ -302,6 +336,37 @@ impl Registry {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// The age floor passes over an ordinary pin below it, never over a
+    /// held one; both count as registered snapshots.
+    #[test]
+    fn the_age_floor_passes_over_pins_but_not_held_ones() {
+        let r = Registry::new(0);
+        let oracle = Oracle::new(10);
+        let bounds = |expire_below| Bounds {
+            retain_from: u64::MAX,
+            expire_below,
+            keep_changes_after: u64::MAX,
+        };
+        let pin = r.pin(&oracle);
+        assert_eq!(r.low_watermark(&oracle, bounds(0)), 10);
+        oracle.advance_to(20);
+        assert_eq!(
+            r.low_watermark(&oracle, bounds(15)),
+            20,
+            "an expired pin is passed over"
+        );
+        let held = r.pin_held(&oracle);
+        assert_eq!(held.ts(), 20);
+        oracle.advance_to(30);
+        assert_eq!(r.low_watermark(&oracle, bounds(25)), 20, "a held pin is not");
+        assert_eq!((r.active(), r.oldest(), r.second_oldest_from(25)), (2, Some(10), None));
+        assert_eq!(r.second_oldest_from(0), Some(20));
+        drop(held);
+        r.unpin(pin);
+        assert_eq!(r.low_watermark(&oracle, bounds(25)), 30);
+        assert_eq!(r.active(), 0);
+    }
 
     #[test]
     fn second_oldest_leaves_out_one_oldest() {
