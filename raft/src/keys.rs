@@ -274,13 +274,22 @@ pub fn encode_applied(state: &AppliedState) -> Vec<u8> {
 /// of an older directory or a snapshot's header. Anything else, a
 /// truncated record or bytes left over is [`Error::Corrupt`], never a
 /// panic.
+///
+/// The floor is at least the applied index less the horizon, as applying
+/// every entry leaves it ([`AppliedState::advance_floor`]): a state written
+/// before tombstone collection (no floor, read as 0) gets the floor its
+/// index implies, so two replicas upgraded at different positions decide
+/// the next entries alike (before 2026-12-07 the one upgraded later kept
+/// floor 0 for an entry, and took a proposal the other refused as too old).
 pub fn decode_applied(raw: &[u8]) -> Result<AppliedState> {
-    decode_tagged(raw, APPLIED_POSTCARD, "applied state", |bin: AppliedBin| AppliedState {
+    let mut state = decode_tagged(raw, APPLIED_POSTCARD, "applied state", |bin: AppliedBin| AppliedState {
         last_applied: bin.last_applied,
         membership: bin.membership,
         tombstone_horizon: bin.tombstone_horizon,
         tombstone_floor: bin.tombstone_floor,
-    })
+    })?;
+    state.advance_floor(state.index());
+    Ok(state)
 }
 
 /// Decode a record that is `tag` then postcard of `B` (made a `T` by

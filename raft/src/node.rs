@@ -262,7 +262,8 @@ impl Node {
 
     /// [`Node::begin_local`] at isolation level `level` (serializable
     /// holds as well: the commit validates reads against every entry
-    /// applied after the snapshot, however old).
+    /// applied after the snapshot; a snapshot older than the tombstone
+    /// horizon is refused, [`bwtx::Error::SnapshotTooOld`]).
     pub fn begin_local_with(&self, level: bwtx::Isolation) -> Result<Txn> {
         Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?, level))
     }

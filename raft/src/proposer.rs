@@ -44,8 +44,10 @@
 //!
 //! If the client write fails, every proposal of the batch gets the error:
 //! [`Error::NotLeader`] when openraft answers `ForwardToLeader` (never
-//! proposed; or appended, then truncated from this node's log: not
-//! committed so far), [`Error::Raft`] when the outcome is unknown.
+//! proposed), [`Error::Raft`] when the outcome is unknown (among them an
+//! entry appended, then truncated or purged from this node's log, which
+//! openraft answers `LogEntryDiscarded`: another leader may still commit a
+//! copy).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,9 +158,10 @@ impl Target {
     /// leader if that is another node and the link reaches it, else to this
     /// node's `Raft`. Deciding before the write, not after a
     /// `ForwardToLeader` error, means a write is sent to a second node only
-    /// if the first never took it: openraft also answers `ForwardToLeader`
-    /// for an entry it appended and then truncated, which another leader may
-    /// still commit. `Err`: the leader may have taken it, no answer came.
+    /// if the first never took it (an entry it appended and then truncated,
+    /// which another leader may still commit, is answered
+    /// `LogEntryDiscarded`, not `ForwardToLeader`). `Err`: the leader may
+    /// have taken it, no answer came.
     /// Each wait is bounded by `limit` ([`write_timeout`] of the command's
     /// bytes).
     async fn client_write(&self, cmd: Command, limit: Duration) -> std::result::Result<WriteResult, String> {
@@ -337,6 +340,65 @@ mod tests {
         }
     }
 
+    /// An entry's encoding is at most its proposals' counted bytes and a
+    /// few per proposal, whatever their shape: many tiny writes (the
+    /// densest encoding per byte of key), reads, unbounded ranges with
+    /// empty starts, values near a varint's next length.
+    #[test]
+    fn an_entry_encodes_within_its_counted_bytes() {
+        use crate::types::{Command, KeyRange};
+        let shapes: Vec<Proposal> = vec![
+            Proposal {
+                snapshot: u64::MAX,
+                writes: (0..100_000u32)
+                    .map(|i| (i.to_be_bytes()[1..].to_vec(), Some(vec![])))
+                    .collect(),
+                reads: vec![],
+                ranges: vec![],
+            },
+            Proposal {
+                snapshot: 1 << 40,
+                writes: (0..50_000u32).map(|i| (i.to_be_bytes().to_vec(), None)).collect(),
+                reads: vec![vec![]; 50_000],
+                ranges: vec![
+                    KeyRange {
+                        start: vec![],
+                        end: None
+                    };
+                    50_000
+                ],
+            },
+            Proposal {
+                snapshot: 3,
+                writes: vec![(vec![1; 16_384], Some(vec![2; 2_097_152]))],
+                reads: vec![vec![3; 128]],
+                ranges: vec![KeyRange {
+                    start: vec![4; 16_384],
+                    end: Some(vec![5; 16_384]),
+                }],
+            },
+        ];
+        for p in &shapes {
+            let alone = crate::keys::encode_entry(&entry_of(p.clone().into_command())).len();
+            assert!(alone <= p.bytes() + 128, "{alone} bytes encoded, {} counted", p.bytes());
+        }
+        let total: usize = shapes.iter().map(Proposal::bytes).sum();
+        let batch = crate::keys::encode_entry(&entry_of(Command::Batch { txns: shapes }));
+        assert!(
+            batch.len() <= total + 3 * 128,
+            "{} bytes encoded, {total} counted",
+            batch.len()
+        );
+    }
+
+    /// An entry of `cmd` at the largest log id (the longest varints).
+    fn entry_of(cmd: crate::types::Command) -> crate::types::Entry {
+        crate::types::Entry {
+            log_id: crate::types::log_id(u64::MAX, u64::MAX, u64::MAX),
+            payload: crate::types::EntryPayload::Normal(cmd),
+        }
+    }
+
     /// A batch stops before the proposal that would take it past
     /// `MAX_PROPOSAL_BYTES`, which begins the next one; a proposal over
     /// the budget goes alone; small ones batch as before.
@@ -359,10 +421,13 @@ mod tests {
         let (batch, bytes, over) = gather(&mut rx, over.expect("carried"), 1).await;
         assert_eq!((batch.len(), bytes), (2, sum(&batch)));
         let over = over.expect("the large one carried");
-        assert_eq!(over.proposal.bytes(), MAX_PROPOSAL_BYTES + 2);
+        assert_eq!(
+            over.proposal.bytes(),
+            MAX_PROPOSAL_BYTES + 2 + crate::types::WRITE_OVERHEAD
+        );
         let (batch, bytes, over) = gather(&mut rx, over, 1).await;
         assert_eq!(batch.len(), 1, "over the budget: alone");
-        assert_eq!(bytes, MAX_PROPOSAL_BYTES + 2);
+        assert_eq!(bytes, MAX_PROPOSAL_BYTES + 2 + crate::types::WRITE_OVERHEAD);
         assert!(write_timeout(bytes) >= WRITE_TIMEOUT + Duration::from_secs(64));
         let (batch, bytes, over) = gather(&mut rx, over.expect("the small ones"), 1).await;
         assert_eq!(bytes, sum(&batch));

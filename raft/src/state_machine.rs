@@ -229,17 +229,59 @@ pub(crate) fn apply_batch(db: &bwtx::Db, entries: Vec<Entry>) -> Result<Vec<Resp
     apply_in(db, &db.keyspace("default")?, entries)
 }
 
-/// Apply `entries` in one bwtx commit, the data keys in keyspace `ks` (the
-/// active generation); returns one response per entry.
+/// How much tombstone collection one entry and one apply commit do at most
+/// ([`apply_in`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Collect {
+    /// Tombstones (each with its index key) deleted after one entry, the
+    /// oldest first; the rest below the floor wait for the next entries.
+    pub(crate) per_entry: usize,
+    /// Past this many deleted in one commit, the commit ends after the
+    /// entry (with that entry's applied id) and the next entries go into
+    /// another.
+    pub(crate) per_commit: usize,
+}
+
+/// The collection bounds of every replica: the same for all (a replica's
+/// state after each entry depends on them).
+pub(crate) const COLLECT: Collect = Collect {
+    per_entry: 16_384,
+    per_commit: 65_536,
+};
+
+/// Apply `entries` in one bwtx commit (more if tombstone collection
+/// deletes more than [`COLLECT`] allows in one), the data keys in keyspace
+/// `ks` (the active generation); returns one response per entry.
 pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Result<Vec<Response>> {
+    apply_collecting(db, ks, entries, COLLECT)
+}
+
+/// [`apply_in`] with collection bounds `collect` (tests use small ones).
+///
+/// Collection runs after each entry, up to `collect.per_entry` of the
+/// tombstones at or below the floor, oldest first: so which ones are left
+/// after an entry is a function of the log prefix, whatever the batching
+/// (a tombstone at or below the floor decides nothing: every proposal it
+/// could conflict with is refused as too old). Before 2026-12-07 every
+/// tombstone below the floor went in the apply's one commit: a horizon
+/// lowered over millions of tombstones built a commit past bwtx's 2 GiB
+/// limit on every replica at the same entry, which no replica could then
+/// apply.
+pub(crate) fn apply_collecting(
+    db: &bwtx::Db,
+    ks: &bwtx::Keyspace,
+    entries: Vec<Entry>,
+    collect: Collect,
+) -> Result<Vec<Response>> {
     let mut tx = db.begin();
     let mut state: AppliedState = match tx.get(APPLIED)? {
         Some(raw) => keys::decode_applied(&raw)?,
         None => AppliedState::default(),
     };
     let mut out = Vec::with_capacity(entries.len());
-    let collected = state.floor();
-    for e in entries {
+    let mut deleted = 0;
+    let last = entries.len();
+    for (n, e) in entries.into_iter().enumerate() {
         state.last_applied = Some(e.log_id);
         // The floor as the entries before this one left it.
         let floor = state.floor();
@@ -279,9 +321,15 @@ pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Resu
             }
         });
         state.advance_floor(e.log_id.index);
-    }
-    if state.floor() > collected {
-        collect_tombstones(&mut tx, ks, state.floor())?;
+        if state.floor() > 0 {
+            deleted += collect_tombstones(&mut tx, ks, state.floor(), collect.per_entry)?;
+        }
+        if deleted >= collect.per_commit && n + 1 < last {
+            tx.put(APPLIED, keys::encode_applied(&state))?;
+            tx.commit()?;
+            tx = db.begin();
+            deleted = 0;
+        }
     }
     tx.put(APPLIED, keys::encode_applied(&state))?;
     tx.commit()?;
@@ -324,19 +372,24 @@ fn apply_txn(
     Ok(Response::Committed { index })
 }
 
-/// Delete every tombstone written at an index at or below `floor`, with its
-/// index key, inside `tx`. A tombstone index key whose data key does not
-/// hold that tombstone is [`Error::Corrupt`].
-fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u64) -> Result<()> {
+/// Delete the oldest tombstones written at an index at or below `floor`,
+/// at most `most`, each with its index key, inside `tx`; how many. A
+/// tombstone index key whose data key does not hold that tombstone is
+/// [`Error::Corrupt`].
+fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u64, most: usize) -> Result<usize> {
     let end = match keys::tomb_end(floor) {
         Some(end) => Bound::Excluded(end),
         None => keys::prefix_end(keys::TOMB_PREFIX).map_or(Bound::Unbounded, Bound::Excluded),
     };
     let mut doomed = Vec::new();
-    for kv in tx.range_in(ks, (Bound::Included(keys::TOMB_PREFIX.to_vec()), end)) {
+    for kv in tx
+        .range_in(ks, (Bound::Included(keys::TOMB_PREFIX.to_vec()), end))
+        .take(most)
+    {
         let (raw, _) = kv?;
         doomed.push(raw);
     }
+    let n = doomed.len();
     for raw in doomed {
         let (index, key) = keys::tomb_parse(&raw)?;
         let data = keys::data_key(key);
@@ -351,7 +404,7 @@ fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u6
         tx.delete_in(ks, data)?;
         tx.delete_in(ks, &raw)?;
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The most bytes of writes (and reads) one apply commit takes: the

@@ -128,22 +128,38 @@ pub struct Proposal {
 pub const MAX_PROPOSAL_BYTES: usize = 32 << 20;
 
 impl Proposal {
-    /// Bytes of keys, values, read keys and range bounds.
+    /// Bytes of keys, values, read keys and range bounds, with the most
+    /// their encoding adds to each ([`WRITE_OVERHEAD`], [`READ_OVERHEAD`],
+    /// [`RANGE_OVERHEAD`]): an entry's encoding is at most its proposals'
+    /// bytes and a few more per proposal.
     pub fn bytes(&self) -> usize {
         proposal_bytes(&self.writes, &self.reads, &self.ranges)
     }
 }
 
+/// The most an entry's encoding adds to one write's key and value: two
+/// lengths (varints: at most 5 bytes below 32 GiB) and the value's option
+/// tag. Counted in [`Proposal::bytes`], so that a proposal of many small
+/// writes within [`MAX_PROPOSAL_BYTES`] also encodes within the TCP frame
+/// limit (before 2026-12-07 only keys and values counted: 11 million 3-byte
+/// keys passed as 32 MiB and encoded past 64 MiB, an entry no follower
+/// could receive).
+pub const WRITE_OVERHEAD: usize = 11;
+/// [`WRITE_OVERHEAD`] for a read key: its length.
+pub const READ_OVERHEAD: usize = 5;
+/// [`WRITE_OVERHEAD`] for a range: two lengths and the end's option tag.
+pub const RANGE_OVERHEAD: usize = 11;
+
 /// [`Proposal::bytes`] of a proposal's parts (a [`Command::Txn`]'s too).
 pub(crate) fn proposal_bytes(writes: &[(Vec<u8>, Option<Vec<u8>>)], reads: &[Vec<u8>], ranges: &[KeyRange]) -> usize {
     let writes: usize = writes
         .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .map(|(k, v)| WRITE_OVERHEAD + k.len() + v.as_ref().map_or(0, Vec::len))
         .sum();
-    let reads: usize = reads.iter().map(Vec::len).sum();
+    let reads: usize = reads.iter().map(|r| READ_OVERHEAD + r.len()).sum();
     let ranges: usize = ranges
         .iter()
-        .map(|r| r.start.len() + r.end.as_ref().map_or(0, Vec::len))
+        .map(|r| RANGE_OVERHEAD + r.start.len() + r.end.as_ref().map_or(0, Vec::len))
         .sum();
     writes + reads + ranges
 }

@@ -280,6 +280,12 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Apply `entries` to `db` in batches of the sizes `cuts` gives in turn.
 fn apply_cut(db: &bwtx::Db, entries: &[Entry], cuts: &[usize]) -> Vec<Response> {
+    apply_cut_collecting(db, entries, cuts, COLLECT)
+}
+
+/// [`apply_cut`] with collection bounds `collect`.
+fn apply_cut_collecting(db: &bwtx::Db, entries: &[Entry], cuts: &[usize], collect: Collect) -> Vec<Response> {
+    let ks = db.keyspace("default").unwrap();
     let mut out = Vec::new();
     let mut at = 0;
     for c in cuts.iter().cycle() {
@@ -287,14 +293,148 @@ fn apply_cut(db: &bwtx::Db, entries: &[Entry], cuts: &[usize]) -> Vec<Response> 
             break;
         }
         let end = (at + c).min(entries.len());
-        out.extend(apply_batch(db, entries[at..end].to_vec()).unwrap());
+        out.extend(apply_collecting(db, &ks, entries[at..end].to_vec(), collect).unwrap());
         at = end;
     }
     out
 }
 
+/// Two replicas whose states were written before tombstone collection (no
+/// floor) and upgraded at different positions decide the same entry alike:
+/// the floor is read as the applied index implies. (Before 2026-12-07 the
+/// replica upgraded later read floor 0 for one entry and committed a
+/// proposal the other refused as too old.)
+#[test]
+fn replicas_upgraded_at_different_positions_decide_alike() {
+    let old_state = |index| {
+        let db = bwtx::Db::in_memory();
+        let state = AppliedState {
+            last_applied: Some(log_id(1, 0, index)),
+            ..AppliedState::default()
+        };
+        let json = keys::to_json(&state);
+        assert!(!String::from_utf8_lossy(&json).contains("floor"), "the old layout");
+        db.transaction(|tx| tx.put(keys::APPLIED, &json)).unwrap();
+        db
+    };
+    let (a, b) = (old_state(2_000_000), old_state(1_999_990));
+    let blanks = (1_999_991..=2_000_000).map(|i| Entry {
+        log_id: log_id(1, 0, i),
+        payload: EntryPayload::Blank,
+    });
+    apply_batch(&b, blanks.collect()).unwrap();
+    let next = || vec![entry(2_000_001, write(0, "k", Some("v")))];
+    let (ra, rb) = (apply_batch(&a, next()).unwrap(), apply_batch(&b, next()).unwrap());
+    assert_eq!(ra, rb);
+    assert_eq!(
+        ra,
+        [Response::TooOld {
+            snapshot: 0,
+            oldest: 1_000_000
+        }]
+    );
+}
+
+/// A horizon lowered over many tombstones collects them a bounded number
+/// per entry, oldest first, over the entries after it; the commits of one
+/// apply end early once they deleted enough (before 2026-12-07 all went in
+/// one commit, which past bwtx's 2 GiB limit no replica could apply).
+#[test]
+fn a_lowered_horizon_collects_a_bounded_number_per_entry() {
+    let db = bwtx::Db::in_memory();
+    let ks = db.keyspace("default").unwrap();
+    let collect = Collect {
+        per_entry: 2,
+        per_commit: 3,
+    };
+    let mut entries: Vec<Entry> = (1..=10)
+        .map(|i| entry(i, write(i - 1, &format!("k{i}"), None)))
+        .collect();
+    entries.push(entry(11, Command::SetTombstoneHorizon { entries: 1 }));
+    apply_collecting(&db, &ks, entries, collect).unwrap();
+    let tombs = |db: &bwtx::Db| {
+        (1..=10u64)
+            .filter(|&i| has(db, &keys::tomb_key(i, format!("k{i}").as_bytes()).unwrap()))
+            .count()
+    };
+    // Entries 1-10 each raised the floor by nothing (the default horizon);
+    // entry 11 raised it to 10 and collected the two oldest.
+    assert_eq!(read_applied(&db.snapshot()).unwrap().floor(), 10);
+    assert_eq!(tombs(&db), 8);
+    assert!(!has(&db, &keys::data_key(b"k1")) && !has(&db, &keys::data_key(b"k2")));
+    assert!(has(&db, &keys::data_key(b"k3")));
+    let commits = db.stats().commits;
+    let blanks = (12..=15).map(|i| Entry {
+        log_id: log_id(1, 0, i),
+        payload: EntryPayload::Blank,
+    });
+    apply_collecting(&db, &ks, blanks.collect(), collect).unwrap();
+    assert_eq!(tombs(&db), 0, "two more per entry");
+    // 2 deleted after entry 12, 4 after 13: past 3, the commit ends; then
+    // 14 and 15 in the last one.
+    assert_eq!(db.stats().commits - commits, 2);
+    assert_eq!(read_applied(&db.snapshot()).unwrap().index(), 15);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// With collection bounded to 1 or 2 a entry (and commits ending after
+    /// 1 to 3 deleted), every decision is still the model's, two replicas
+    /// that batched the same entries differently hold the same bytes, and
+    /// what is stored is the model's above the floor plus some tombstones
+    /// at or below it, each with its index key.
+    #[test]
+    fn bounded_collection_changes_no_decision_and_no_replica_differs(
+        ops in prop::collection::vec(op(), 1..60),
+        cuts_a in prop::collection::vec(1..6usize, 1..5),
+        cuts_b in prop::collection::vec(1..6usize, 1..5),
+        per_entry in 1..3usize,
+        per_commit in 1..4usize,
+    ) {
+        let collect = Collect { per_entry, per_commit };
+        let mut model = Model::default();
+        let mut entries = Vec::new();
+        let mut expected = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let index = i as u64 + 1;
+            let cmd = match op {
+                Op::Txns(gs) => Command::Batch { txns: gs.iter().map(|g| proposal(index, g)).collect() },
+                Op::Horizon(h) => Command::SetTombstoneHorizon { entries: *h },
+            };
+            expected.push(model.apply(index, &cmd));
+            entries.push(entry(index, cmd));
+        }
+        let (a, b) = (bwtx::Db::in_memory(), bwtx::Db::in_memory());
+        prop_assert_eq!(&apply_cut_collecting(&a, &entries, &cuts_a, collect), &expected);
+        prop_assert_eq!(&apply_cut_collecting(&b, &entries, &cuts_b, collect), &expected);
+        prop_assert_eq!(raw(&a), raw(&b));
+        let floor = model.floor;
+        let mut want = Vec::new();
+        let mut may = Vec::new();
+        for (k, (l, v)) in &model.data {
+            let pair = [
+                (keys::data_key(k), keys::encode_value(*l, v.as_deref())),
+                (keys::tomb_key(*l, k).unwrap(), vec![]),
+            ];
+            match v {
+                None if *l <= floor => may.push(pair),
+                None => want.extend(pair),
+                Some(_) => want.push(pair[0].clone()),
+            }
+        }
+        let got: Vec<_> = raw(&a).into_iter().filter(|(k, _)| k.as_slice() != keys::APPLIED).collect();
+        let mut rest: Vec<_> = got.iter().filter(|kv| !want.contains(kv)).cloned().collect();
+        prop_assert!(want.iter().all(|kv| got.contains(kv)), "a key of the model is missing");
+        // The rest: whole collectable tombstones (data and index key).
+        for pair in may {
+            if rest.contains(&pair[0]) || rest.contains(&pair[1]) {
+                prop_assert!(rest.contains(&pair[0]) && rest.contains(&pair[1]), "half a tombstone: {:?}", pair);
+                rest.retain(|kv| !pair.contains(kv));
+            }
+        }
+        prop_assert!(rest.is_empty(), "not the model's: {:?}", rest);
+    }
 
     /// Every decision is the model's (which never collects), so collection
     /// changes none; the stored tombstones are the model's above the floor,
