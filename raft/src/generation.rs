@@ -112,12 +112,24 @@ impl Generations {
     /// Make the loaded generation `name` active with the applied state
     /// `applied` (encoded, `keys::encode_applied`): one commit of `sm/applied` and `sm/active`.
     /// Returns the name of the generation it replaced.
+    ///
+    /// A commit that fails may still be visible: bwtx publishes a commit
+    /// whose log write failed, and poisons the database (`design/durability.md`,
+    /// D5). Then the handle follows what snapshots show, so that
+    /// [`Generations::read`] never pairs the new applied state with the old
+    /// generation's data (before 2026-12-07 it did, until a restart: a
+    /// local transaction read old values at the new position).
     pub fn switch(&self, name: &str, ks: bwtx::Keyspace, applied: &[u8]) -> Result<String> {
         let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());
         let mut tx = self.db.begin();
         tx.put(APPLIED, applied)?;
         tx.put(ACTIVE, name.as_bytes())?;
-        tx.commit()?;
+        if let Err(e) = tx.commit() {
+            if self.db.snapshot().get(ACTIVE).ok().flatten().as_deref() == Some(name.as_bytes()) {
+                *guard = (name.to_string(), ks);
+            }
+            return Err(e.into());
+        }
         let old = std::mem::replace(&mut *guard, (name.to_string(), ks));
         Ok(old.0)
     }

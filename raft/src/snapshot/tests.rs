@@ -380,3 +380,38 @@ async fn an_active_generation_that_is_missing_is_corrupt() {
     let r = StateMachine::open(open_db(&fdir), &fdir.join("snapshots"), LIMITS);
     assert!(matches!(r, Err(crate::error::Error::Corrupt(_))), "{:?}", r.err());
 }
+
+/// A switch whose commit fails in the log is visible anyway (bwtx publishes
+/// it and poisons the database): reads then pair the new applied state with
+/// the new generation, never with the old one's data.
+#[test]
+fn a_switch_whose_log_write_failed_reads_the_new_generation() {
+    let fs = bwtx::fs::FaultFs::new();
+    let db = bwtx::Options::new()
+        .durability(bwtx::Durability::Buffered(std::time::Duration::from_secs(3600)))
+        .file_system(std::sync::Arc::new(fs.clone()))
+        .open("/state")
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sm = StateMachine::open(db, &tmp.path().join("snapshots"), LIMITS).unwrap();
+    fill(&sm, 40, 1, "old");
+    let (_, gens) = sm.parts();
+    let (name, ks) = gens.create_next().unwrap();
+    let newer = AppliedState {
+        last_applied: Some(log_id(2, 0, 50)),
+        ..AppliedState::default()
+    };
+    fs.fail_next_write("wal-");
+    assert!(gens.switch(&name, ks, &keys::encode_applied(&newer)).is_err());
+    let (snap, ks) = gens.read();
+    let applied = read_applied(&snap).unwrap();
+    assert_eq!(
+        applied.last_applied, newer.last_applied,
+        "the failed commit was published"
+    );
+    assert_eq!(
+        snap.prefix_in(&ks, DATA_PREFIX).count(),
+        0,
+        "so the new (empty) generation is read"
+    );
+}
