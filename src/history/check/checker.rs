@@ -27,6 +27,8 @@ pub(super) struct Checker<'h> {
     pub(super) reads: BTreeMap<u64, Vec<(usize, usize)>>,
     /// key -> (reader, longest list read), for keys whose reads agree.
     pub(super) longest: BTreeMap<u64, (usize, &'h [u64])>,
+    /// `Info` ops that committed for sure ([`Checker::prove_info`]).
+    pub(super) proven: HashSet<usize>,
     /// The dependency graph's edges.
     pub(super) edges: Vec<Edge>,
     /// The edges already present, by (from, to, dependency).
@@ -49,6 +51,7 @@ impl<'h> Checker<'h> {
             appenders: HashMap::new(),
             reads: BTreeMap::new(),
             longest: BTreeMap::new(),
+            proven: HashSet::new(),
             edges: Vec::new(),
             edge_set: HashSet::new(),
             serializable: level == Isolation::Serializable,
@@ -76,11 +79,32 @@ impl<'h> Checker<'h> {
         self.ops[i].kind == OpKind::Ok
     }
 
+    /// Whether op `i` committed for sure: `Ok`, or `Info` (outcome
+    /// unknown) with one of its appends in a committed read ([`Checker::proven`]).
+    pub(super) fn committed(&self, i: usize) -> bool {
+        self.ok(i) || self.proven.contains(&i)
+    }
+
+    /// The `Info` ops a committed read proves committed: a value they
+    /// appended is in the longest read of its key (reads are of `Ok` ops).
+    pub(super) fn prove_info(&mut self) {
+        for (&k, &(_, long)) in &self.longest {
+            for v in long {
+                if let Some(&w) = self.writer.get(&(k, *v)) {
+                    if self.ops[w].kind == OpKind::Info {
+                        self.proven.insert(w);
+                    }
+                }
+            }
+        }
+    }
+
     /// Run every check, in order, and give the verdict.
     pub(super) fn run(mut self) -> Report {
         self.index();
         self.per_read();
         self.version_orders();
+        self.prove_info();
         self.lost_updates();
         self.graph();
         self.cycles();

@@ -52,10 +52,13 @@ impl Checker<'_> {
             for pair in runs.windows(2) {
                 self.edge(pair[0], pair[1], Dep::WW, k);
             }
-            // Committed appenders never observed: after every observed version.
+            // Committed appenders never observed: after every observed
+            // version. (Also an `Info` op that a read of another key proves
+            // committed: before 2026-12-07 only `Ok` ones, so a read that
+            // saw one of its appends and missed another was no G-single.)
             let present: HashSet<u64> = long.iter().copied().collect();
             let unseen: Vec<usize> = (self.appenders.get(&k).cloned().unwrap_or_default().into_iter())
-                .filter(|&t| self.ok(t))
+                .filter(|&t| self.committed(t))
                 .filter(|&t| {
                     self.appends[t]
                         .get(&k)

@@ -14,7 +14,10 @@
 //!    made of `ww` edges only (G0), of `ww`/`wr` edges (G1c), or with exactly
 //!    one `rw` edge (G-single); cycles with two or more `rw` edges (write
 //!    skew, G2) are allowed. Under serializable no cycle of any kind is
-//!    allowed: G2 cycles are reported too.
+//!    allowed: G2 cycles are reported too. A transaction of unknown outcome
+//!    (`info`) counts as committed once a committed read saw one of its
+//!    appends. A read that holds a value its own transaction appends only
+//!    later is internally inconsistent.
 //! 2. **The recorded timestamps**. A read of `k` at snapshot `s` must equal
 //!    the appends to `k` by committed transactions with commit timestamp
 //!    `<= s`, in commit order, followed by the transaction's own earlier

@@ -32,9 +32,14 @@ impl Checker<'_> {
                     Mop::Read(k, Some(l)) => {
                         self.read_contents(i, *k, l);
                         let (known, own) = state.entry(*k).or_default();
+                        // A value of its own append that comes later in
+                        // the transaction: read before it was written.
+                        let future = l
+                            .iter()
+                            .any(|v| self.writer.get(&(*k, *v)) == Some(&i) && !own.contains(v));
                         let bad = match known {
                             Some(kn) if kn != l => Some((kn.clone(), false)),
-                            None if !l.ends_with(own) => Some((own.clone(), true)),
+                            None if !l.ends_with(own) || future => Some((own.clone(), true)),
                             _ => None,
                         };
                         *known = Some(l.clone());
