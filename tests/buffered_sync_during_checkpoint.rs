@@ -34,14 +34,23 @@ fn the_log_is_synced_while_the_log_thread_checkpoints() {
             .unwrap();
     }
     wait_for("the automatic checkpoint's page sync", || fs.held_syncs() >= 1);
-    // A commit meanwhile, written to the log, not yet synced; then a sync.
-    let before = fs.syncs();
+    // A commit meanwhile, written to the log, not yet synced; then its
+    // sync: the change stream gives out only durable commits.
+    let before = db.snapshot().ts();
     db.transaction(|tx| tx.put("during", "the checkpoint")).unwrap();
-    wait_for("a log sync during the checkpoint", || fs.syncs() > before);
+    let mut changes = db.changes_since(before).unwrap();
+    let synced = changes.wait_next(Duration::from_secs(60)).map(|c| c.unwrap().ts);
+    assert_eq!(synced, Some(before + 1), "the log sync during the checkpoint");
     assert!(fs.held_syncs() >= 1, "the checkpoint still waits");
+    // The power fails now: the held page sync fails, the checkpoint with it.
+    fs.crash_at_sync(fs.syncs());
     fs.release_syncs();
+    drop(db);
+    fs.power_loss();
+    let db = fault_opts(&fs).cache_size(1 << 20).open(DIR).unwrap();
     assert_eq!(
         db.snapshot().get("during").unwrap().as_deref(),
-        Some(&b"the checkpoint"[..])
+        Some(&b"the checkpoint"[..]),
+        "the commit made during the checkpoint was synced"
     );
 }

@@ -103,14 +103,24 @@ fn run_step(db: &Db, step: Step) -> Result<(), Error> {
     }
 }
 
-/// Run the script until the first error; the steps acknowledged.
+/// Run the script until the first error; the steps acknowledged. The
+/// error must be the injected fault's (`Io`, or `Poisoned` after it): any
+/// other would be a bug the crash merely ended the script at.
 fn run_script(db: &Db, script: &[Step]) -> usize {
     for (n, &step) in script.iter().enumerate() {
-        if run_step(db, step).is_err() {
+        if let Err(e) = run_step(db, step) {
+            assert_fault(&e);
             return n;
         }
     }
     script.len()
+}
+
+fn assert_fault(e: &Error) {
+    assert!(
+        matches!(e, Error::Io(_) | Error::Poisoned),
+        "a fault must surface as Io or Poisoned, got {e}"
+    );
 }
 
 /// `cache`: with a page store of that budget.
@@ -213,7 +223,10 @@ fn sweep(cache: Option<u64>) {
         fs.crash_at_sync(k);
         let acked = match open(&fs, cache) {
             Ok(db) => run_script(&db, &script),
-            Err(_) => 0,
+            Err(e) => {
+                assert_fault(&e);
+                0
+            }
         };
         if acked < script.len() {
             crashed += 1;

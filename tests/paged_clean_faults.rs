@@ -78,6 +78,9 @@ fn a_failed_read_while_cleaning_is_an_error_and_changes_nothing() {
     fs.fail_read_at(fs.reads() + 3);
     let e = db.clean_now().expect_err("the injected read failure");
     assert!(matches!(e, Error::Io(_)), "{e}");
+    // Every page still reads right, from the page store too.
+    db.evict_all().unwrap();
+    assert_eq!(dump(&db).1, model);
     // Not poisoned: commits go on, and the next pass cleans.
     let mut tx = db.begin();
     tx.put("after", "x").unwrap();
@@ -90,6 +93,11 @@ fn a_failed_read_while_cleaning_is_an_error_and_changes_nothing() {
         db.stats()
     );
     assert_eq!(dump(&db).1, model);
+    // And after a power loss (the close writes nothing).
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    assert_eq!(dump(&opts(&fs).open(DIR).unwrap()).1, model);
 }
 
 /// A cleaning run whose checkpoint fails to delete the emptied segments

@@ -407,10 +407,14 @@ fn buffered_power_loss(cache: Option<u64>) {
 
         // The background thread's syncs fall at arbitrary points of the
         // workload: power loss at each of them keeps a prefix of the commits.
+        // (Runs whose workload met the crash are counted: a sweep whose
+        // crash points all fell after the workload would test nothing.)
+        let mut crashed = 0;
         for k in 0..n + 3 {
             let fs = FaultFs::new();
             fs.crash_at_sync(k);
             let run = crash_run(&fs, mode, cache, &script);
+            crashed += u64::from(!run.errors.is_empty());
             fs.power_loss();
             check_recovered(
                 &fs,
@@ -421,6 +425,7 @@ fn buffered_power_loss(cache: Option<u64>) {
                 &format!("buffered round {round}, crash at sync {k} of ~{n}"),
             );
         }
+        assert!(crashed >= n / 2, "only {crashed} of ~{n} crash points met the workload");
     }
 }
 
