@@ -278,6 +278,26 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The entries of `ops` (at indexes from 1), the model after them, and its
+/// decision for each.
+fn history(ops: &[Op]) -> (Model, Vec<Entry>, Vec<Response>) {
+    let mut model = Model::default();
+    let mut entries = Vec::new();
+    let mut expected = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let index = i as u64 + 1;
+        let cmd = match op {
+            Op::Txns(gs) => Command::Batch {
+                txns: gs.iter().map(|g| proposal(index, g)).collect(),
+            },
+            Op::Horizon(h) => Command::SetTombstoneHorizon { entries: *h },
+        };
+        expected.push(model.apply(index, &cmd));
+        entries.push(entry(index, cmd));
+    }
+    (model, entries, expected)
+}
+
 /// Apply `entries` to `db` in batches of the sizes `cuts` gives in turn.
 fn apply_cut(db: &bwtx::Db, entries: &[Entry], cuts: &[usize]) -> Vec<Response> {
     apply_cut_collecting(db, entries, cuts, COLLECT)
@@ -393,18 +413,7 @@ proptest! {
         per_commit in 1..4usize,
     ) {
         let collect = Collect { per_entry, per_commit };
-        let mut model = Model::default();
-        let mut entries = Vec::new();
-        let mut expected = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let index = i as u64 + 1;
-            let cmd = match op {
-                Op::Txns(gs) => Command::Batch { txns: gs.iter().map(|g| proposal(index, g)).collect() },
-                Op::Horizon(h) => Command::SetTombstoneHorizon { entries: *h },
-            };
-            expected.push(model.apply(index, &cmd));
-            entries.push(entry(index, cmd));
-        }
+        let (model, entries, expected) = history(&ops);
         let (a, b) = (bwtx::Db::in_memory(), bwtx::Db::in_memory());
         prop_assert_eq!(&apply_cut_collecting(&a, &entries, &cuts_a, collect), &expected);
         prop_assert_eq!(&apply_cut_collecting(&b, &entries, &cuts_b, collect), &expected);
@@ -446,18 +455,7 @@ proptest! {
         cuts_a in prop::collection::vec(1..6usize, 1..5),
         cuts_b in prop::collection::vec(1..6usize, 1..5),
     ) {
-        let mut model = Model::default();
-        let mut entries = Vec::new();
-        let mut expected = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let index = i as u64 + 1;
-            let cmd = match op {
-                Op::Txns(gs) => Command::Batch { txns: gs.iter().map(|g| proposal(index, g)).collect() },
-                Op::Horizon(h) => Command::SetTombstoneHorizon { entries: *h },
-            };
-            expected.push(model.apply(index, &cmd));
-            entries.push(entry(index, cmd));
-        }
+        let (model, entries, expected) = history(&ops);
         let (a, b) = (bwtx::Db::in_memory(), bwtx::Db::in_memory());
         prop_assert_eq!(&apply_cut(&a, &entries, &cuts_a), &expected);
         prop_assert_eq!(&apply_cut(&b, &entries, &cuts_b), &expected);
