@@ -308,6 +308,17 @@ impl Tree {
                 self.fault_in(merge.right, right_head, guard, false)?;
                 continue;
             }
+            // The id unlinked and reused: this helper read `done` before the
+            // unlinker set it, and the id was freed since (possible while it
+            // stays pinned, if the unlinker retired the id an epoch before
+            // this pin) and handed to a new page, which must not be frozen.
+            // The new page's low fence is not the merged page's (a page's
+            // low fence never changes); were it the same, `done` reads true
+            // now: this load of the slot synchronizes with the new page's
+            // store, which came after the id's release, after `done`.
+            if right_head.range().low() != Some(&merge.right_low[..]) || merge.done.load(Ordering::Acquire) {
+                return Ok(());
+            }
             match &right_head.body {
                 Body::RemoveNode { merge: Some(m) } if Arc::ptr_eq(m, merge) => {}
                 Body::RemoveNode { .. } => return Ok(()), // cannot happen: one removal per page

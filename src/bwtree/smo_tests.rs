@@ -148,3 +148,33 @@ fn a_split_root_with_one_child_does_not_shrink() {
     }
     assert!(tree.stats().root_grows >= 2, "the split root grew: {:?}", tree.stats());
 }
+
+/// A merge helper that read the record's `done` before the unlinker set it
+/// may find the right page's id freed and reused by a new page: it must
+/// leave that page alone. Here the record names a live leaf `X` (the one
+/// after `R`) as its right page, as a reused id would. Before, the helper
+/// froze `X`, found `L` already "merged" (its high fence is the record's
+/// `right_low`, its sibling another page), and unlinked `X`: a live leaf
+/// gone from the tree.
+#[test]
+fn a_merge_helper_leaves_a_reused_page_id_alone() {
+    let io = Arc::new(MemPages::default());
+    let tree = paged_tree(&io, 40);
+    let (_, r_pid, _, mut merge) = neighbours(&tree);
+    let (leaves, _) = tree.list_leaves(u64::MAX).unwrap();
+    let at = leaves.iter().position(|l| l.pid == r_pid).unwrap();
+    let x = leaves.get(at + 1).expect("a leaf after R").pid;
+    merge.right = x;
+    let guard = crossbeam_epoch::pin();
+    tree.complete_merge(&Arc::new(merge), &guard).unwrap();
+    let head = tree.table.load(x, &guard).expect("X is still in the table");
+    assert!(!head.is_frozen(), "X was frozen by a merge that is not its own");
+    drop(guard);
+    for i in 0..40u64 {
+        assert_eq!(
+            tree.get(key(i), u64::MAX).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "key {i}"
+        );
+    }
+}
