@@ -17,7 +17,11 @@
 //!   `leak-check`;
 //! - the per-thread node pool of `bwtree::chain::mem`, compiled only outside
 //!   loom (under loom every node is a plain allocation);
-//! - the test tools behind features (`fs::FaultFs`, `history`).
+//! - the test tools behind features (`fs::FaultFs`, `history`);
+//! - the cleaner's victim list in `engine::clean` (a `std::sync::RwLock`
+//!   holding a hint, which chains a flush should not extend: no protocol
+//!   depends on it, and a loom lock would add scheduling points to every
+//!   model's flushes).
 //!
 //! `std::sync::OnceLock` has no loom counterpart; the lazily grown lists that
 //! need one use [`OnceSlot`], built here on a shim atomic so loom checks it
@@ -70,6 +74,16 @@ impl Backoff {
         #[cfg(loom)]
         loom::thread::yield_now();
     }
+}
+
+/// Give the CPU to another thread (under loom, to another model thread: a
+/// plain `std::thread::yield_now` in a retry loop is an unbounded spin to
+/// the model checker).
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
 }
 
 /// Wait until `ready()` holds, for waits expected to be short (another

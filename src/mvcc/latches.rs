@@ -80,13 +80,16 @@ impl Latches {
         }
     }
 
-    /// Is `key` certainly unwritten by every installed commit after
-    /// `snapshot`? True if its stripe is free and stamped at or below
-    /// `snapshot`. The caller has made sure (through the oracle's installed
-    /// watermark, an acquire) that the commits it asks about are installed:
-    /// each latched the stripe before installing and stamped it when it
-    /// unlatched, so the word read is held or stamped at least that high.
-    /// False means "maybe": look in the tree.
+    /// Is `key` certainly unwritten by every commit after `snapshot` with a
+    /// timestamp below the caller's? True if its stripe is free and stamped
+    /// at or below `snapshot`. The caller (a serializable committer, before
+    /// it waits for those commits' installs) took its own timestamp after
+    /// them: each such commit latched the stripe before taking its
+    /// timestamp (`Oracle::allocate`, a `SeqCst` read-modify-write of the
+    /// counter the caller's allocation later read from), so this load sees
+    /// its latch or a later word: held, or stamped at least as high as its
+    /// timestamp. The ordering rests on that counter being at least
+    /// acquire-release. False means "maybe": look in the tree.
     #[inline]
     pub(crate) fn unchanged_since(&self, ks: u32, key: &[u8], snapshot: u64) -> bool {
         let w = self.words[stripe(ks, key) as usize].load(Ordering::Acquire);

@@ -272,7 +272,7 @@ impl Wal {
                 }
                 // Our record is parked behind an earlier commit still
                 // installing: give it the CPU.
-                std::thread::yield_now();
+                crate::sync::yield_now();
                 continue;
             }
             // A leader that finished after our attempt began counted a
