@@ -216,7 +216,11 @@ pub fn setup(args: &BenchArgs) -> Result<Setup, String> {
         dist,
         duration,
         hidden,
-        chooser: Chooser { dist, zipf },
+        chooser: Chooser {
+            dist,
+            zipf,
+            space: args.keys,
+        },
     })
 }
 
