@@ -146,3 +146,38 @@ fn bench_several_workloads_json_lines() {
         assert_eq!(field(line, "workload"), format!("\"{w}\""));
     }
 }
+
+/// With `--dir D` and several workloads each runs in `D/<workload>` on its
+/// own records (before, each reloaded over the last one's database in D);
+/// a directory that is not empty is refused, since the bench loads its own
+/// records.
+#[test]
+fn bench_workloads_on_a_directory_each_get_their_own() {
+    let dir = TempDir::new("workloads");
+    let args = [
+        "bench",
+        "--keys",
+        "1000",
+        "--ops",
+        "4000",
+        "--workload",
+        "e,c",
+        "--dir",
+        dir.path(),
+        "--durability",
+        "buffered",
+    ];
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // C ran on the 1000 loaded records only, not after E's inserts.
+    for (w, keys) in [("c", "live keys: 1000"), ("e", "live keys: ")] {
+        let sub = format!("{}/{w}", dir.path());
+        let out = run(&["check", &sub]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{w}: {stdout} {}", text(&out.stderr));
+        assert!(stdout.contains(keys), "{w}: {stdout}");
+    }
+    let again = run(&args);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again.stdout));
+    assert!(text(&again.stderr).contains("is not empty"), "{}", text(&again.stderr));
+}

@@ -105,7 +105,12 @@ fn compare(args: &bench::BenchArgs) -> i32 {
             Err(e) => code = show(Err(e), args.json),
         }
     } else {
-        for run in runs(args) {
+        let runs = runs(args);
+        if let Err(e) = fresh_dirs(&runs) {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        for run in runs {
             let r = peers::run(&run);
             code = code.max(show(r.as_ref().map_err(|e| e.clone()), run.json));
             if let Ok(r) = r {
@@ -129,16 +134,39 @@ fn compare(args: &bench::BenchArgs) -> i32 {
 }
 
 /// One set of arguments per `--workload` given, in order.
+/// One run per workload. With `--dir D` and several workloads, each runs
+/// in a directory of its own, `D/<workload>`: each loads its records, and a
+/// second load into the first's database would overwrite them (before
+/// 2026-12-07 every workload reused D).
 fn runs(args: &bench::BenchArgs) -> Vec<bench::BenchArgs> {
+    let several = args.workloads.len() > 1;
     args.workloads
         .iter()
         .map(|&w| {
             let mut a = args.clone();
             a.workload = w;
             a.workloads = vec![w];
+            if let (true, Some(dir)) = (several, &args.dir) {
+                a.dir = Some(dir.join(format!("{w:?}").to_lowercase()));
+            }
             a
         })
         .collect()
+}
+
+/// `--dir` must be new or empty: a bench loads its own records, and on an
+/// earlier database its load would overwrite them and its workload run over
+/// more.
+fn fresh_dirs(runs: &[bench::BenchArgs]) -> Result<(), String> {
+    for dir in runs.iter().filter_map(|r| r.dir.as_ref()) {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(format!(
+                "--dir {} is not empty: the bench loads its own records, so give it a new or empty directory",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "bench-peers"))]
@@ -154,8 +182,13 @@ fn bench(args: &bench::BenchArgs) -> i32 {
     if args.compare {
         return compare(args);
     }
+    let runs = runs(args);
+    if let Err(e) = fresh_dirs(&runs) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let mut code = 0;
-    for (n, run) in runs(args).iter().enumerate() {
+    for (n, run) in runs.iter().enumerate() {
         if n > 0 && !run.json {
             println!();
         }

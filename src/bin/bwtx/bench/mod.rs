@@ -20,6 +20,8 @@ pub use args::{BenchArgs, Distribution, DurabilityArg, IsolationArg, Workload};
 pub use engine::{Bwtx, Engine, Outcome};
 pub use records::{balance_of, key, rmw_value, Chooser, Op, BALANCE};
 pub use run::measure;
+#[cfg(feature = "bench-peers")]
+pub use setup::reset_peak_rss;
 pub use setup::{run, Setup};
 
 // Used by the peers of `--compare` only.

@@ -19,6 +19,13 @@ pub struct Setup {
     pub chooser: Chooser,
 }
 
+/// Reset the peak resident set (`VmHWM`) to the current one (Linux 4.0
+/// and later: `5` to /proc/self/clear_refs); false if the kernel refused,
+/// and then the next peak counts from the process's start.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// Peak resident set size in KiB (`VmHWM` of /proc/self/status), if known.
 pub fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -249,7 +256,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, String> {
         settings: String::new(),
     };
     let mut before = None;
+    // The run's peak RSS, not the load's nor an earlier workload's of this
+    // process (before 2026-12-07 it was the process's peak so far).
     let m = measure(&engine, args, &setup, || {
+        reset_peak_rss();
         before = Some((engine.db.stats(), disk_written(), reads_and_cpu()))
     })?;
     let (before, disk_before, rc_before) =

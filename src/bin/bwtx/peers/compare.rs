@@ -183,6 +183,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The directory engine `name` runs in (bwtx: unless `--dir` names one):
+/// beside `--dir` if one is given, so on the same file system (a temporary
+/// directory may be in memory, where fsyncs cost nothing; before 2026-12-07
+/// the peers always ran there), else a temporary one.
+fn peer_dir(args: &BenchArgs, name: &str) -> PathBuf {
+    match &args.dir {
+        Some(d) => PathBuf::from(format!("{}-{name}", d.display())),
+        None => std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())),
+    }
+}
+
 /// Run the workload on every engine, one after the other.
 pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     let setup = bench::setup(args)?;
@@ -203,7 +214,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
             skipped.push((name, why));
             continue;
         }
-        let tmp = TempDir(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
+        let tmp = TempDir(peer_dir(args, name));
         let _ = std::fs::remove_dir_all(&tmp.0);
         std::fs::create_dir_all(&tmp.0).map_err(|e| format!("cannot create {}: {e}", tmp.0.display()))?;
         if !setup.hidden {
@@ -222,8 +233,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     // sled's background flusher may outlive its `Db` briefly and recreate
     // its directory: sweep once more after every engine has run.
     for &name in ENGINES {
-        let _ =
-            std::fs::remove_dir_all(std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())));
+        let _ = std::fs::remove_dir_all(peer_dir(args, name));
     }
     Ok(CompareReport {
         header: setup.header(args),
