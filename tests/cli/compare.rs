@@ -34,6 +34,26 @@ fn bench_compare_runs_every_engine() {
     assert!(stdout.contains("bwtx / best transactional peer ("), "{stdout}");
 }
 
+/// `--durability none` has no counterpart in the peers (each writes its
+/// log): a usage error, not a comparison of bwtx without a log against
+/// peers with one.
+#[cfg(all(feature = "cli", feature = "bench-peers"))]
+#[test]
+fn bench_compare_refuses_durability_none() {
+    let out = run(&[
+        "bench",
+        "--compare",
+        "--keys",
+        "100",
+        "--ops",
+        "100",
+        "--durability",
+        "none",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("--durability none"), "{}", text(&out.stderr));
+}
+
 /// The transactional peers a build has beyond skipdb, fjall, redb and sled
 /// (RocksDB, seerdb: each behind its own feature).
 #[cfg(all(feature = "cli", feature = "bench-peers"))]
