@@ -453,10 +453,11 @@ impl Cluster {
 /// (`Ok`: whether `e` was a conflict, retried at once), or give up with the
 /// error to return (`late`: the timeout has passed). `unknown` records that
 /// some attempt's outcome was unknown: an error from a commit that may
-/// still land (`Error::Raft`, or `NotLeader`: its entry may have been
-/// truncated here and still commit through another node,
-/// `design/replication.md` §8). Giving up after one, whatever the error,
-/// is `Error::Raft` ("outcome unknown").
+/// still land (`Error::Raft`, among them an entry truncated here that may
+/// still commit through another node, which openraft 0.10 answers
+/// `LogEntryDiscarded`; `NotLeader` too, to be safe, although it now means
+/// the entry was never proposed: `design/replication.md` §8). Giving up
+/// after one, whatever the error, is `Error::Raft` ("outcome unknown").
 fn after_failure(e: Error, proposed: bool, unknown: &mut bool, late: bool) -> Result<bool> {
     *unknown |= proposed && (matches!(e, Error::Raft(_)) || e.is_not_leader());
     if retryable(&e) && !late {

@@ -1,7 +1,8 @@
 //! [`StateMachine`]: openraft's `RaftStateMachine` on a bwtx `Db`, with
 //! first-committer-wins validation of replicated transactions.
 //!
-//! **Apply.** A batch of entries is applied in one bwtx commit that also
+//! **Apply.** A batch of entries is applied in one bwtx commit (more when
+//! tombstone collection deletes much, each ending after an entry) that also
 //! writes the applied log id and the membership (`sm/applied`), so "applied
 //! up to" and the data never disagree after a crash. Each [`Command::Txn`]
 //! is validated in log order, against the state the earlier entries left
@@ -23,8 +24,9 @@
 //! tombstone index key. After each entry the tombstone floor rises to the
 //! entry's index less the horizon ([`AppliedState::floor`]); a proposal
 //! whose snapshot is below the floor as the entries before it left it is
-//! [`Response::TooOld`], and each apply ends by deleting the tombstones at
-//! or below the floor, so none of them could have decided anything
+//! [`Response::TooOld`], and after each entry the oldest tombstones at or
+//! below the floor are deleted, a bounded number per entry (the rest after
+//! the next entries): none of them could decide anything
 //! (`design/replication.md` §3, "Tombstone collection").
 //!
 //! **Durability.** The node opens the state machine's `Db` with
@@ -43,6 +45,8 @@
 //! time, so its bwtx commits never conflict locally.
 
 use std::ops::Bound;
+
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -250,8 +254,9 @@ pub(crate) const COLLECT: Collect = Collect {
 };
 
 /// Apply `entries` in one bwtx commit (more if tombstone collection
-/// deletes more than [`COLLECT`] allows in one), the data keys in keyspace
-/// `ks` (the active generation); returns one response per entry.
+/// deletes more than the collection bounds, `COLLECT`, allow in one), the
+/// data keys in keyspace `ks` (the active generation); returns one response
+/// per entry.
 pub fn apply_in(db: &bwtx::Db, ks: &bwtx::Keyspace, entries: Vec<Entry>) -> Result<Vec<Response>> {
     apply_collecting(db, ks, entries, COLLECT)
 }
@@ -280,6 +285,13 @@ pub(crate) fn apply_collecting(
     };
     let mut out = Vec::with_capacity(entries.len());
     let mut deleted = 0;
+    // The last tombstone index key this commit deleted: the next
+    // collection starts after it instead of stepping again over every key
+    // this commit deleted (hidden by its write set, not gone from the
+    // snapshot; before, each entry's scan did, quadratic in the commit's
+    // entries). Sound since collection goes in key order and a tombstone
+    // written since has its entry's index, above every floor so far.
+    let mut after: Option<Bytes> = None;
     let last = entries.len();
     for (n, e) in entries.into_iter().enumerate() {
         state.last_applied = Some(e.log_id);
@@ -322,13 +334,14 @@ pub(crate) fn apply_collecting(
         });
         state.advance_floor(e.log_id.index);
         if state.floor() > 0 {
-            deleted += collect_tombstones(&mut tx, ks, state.floor(), collect.per_entry)?;
+            deleted += collect_tombstones(&mut tx, ks, state.floor(), collect.per_entry, &mut after)?;
         }
         if deleted >= collect.per_commit && n + 1 < last {
             tx.put(APPLIED, keys::encode_applied(&state))?;
             tx.commit()?;
             tx = db.begin();
             deleted = 0;
+            after = None;
         }
     }
     tx.put(APPLIED, keys::encode_applied(&state))?;
@@ -373,21 +386,32 @@ fn apply_txn(
 }
 
 /// Delete the oldest tombstones written at an index at or below `floor`,
-/// at most `most`, each with its index key, inside `tx`; how many. A
-/// tombstone index key whose data key does not hold that tombstone is
-/// [`Error::Corrupt`].
-fn collect_tombstones(tx: &mut bwtx::Transaction, ks: &bwtx::Keyspace, floor: u64, most: usize) -> Result<usize> {
+/// at most `most`, each with its index key, inside `tx`; how many. The
+/// index is read after `after` (the last index key `tx` deleted, which
+/// this moves on). A tombstone index key whose data key does not hold that
+/// tombstone is [`Error::Corrupt`].
+fn collect_tombstones(
+    tx: &mut bwtx::Transaction,
+    ks: &bwtx::Keyspace,
+    floor: u64,
+    most: usize,
+    after: &mut Option<Bytes>,
+) -> Result<usize> {
     let end = match keys::tomb_end(floor) {
         Some(end) => Bound::Excluded(end),
         None => keys::prefix_end(keys::TOMB_PREFIX).map_or(Bound::Unbounded, Bound::Excluded),
     };
+    let start = match after.as_ref() {
+        Some(last) => Bound::Excluded(last.to_vec()),
+        None => Bound::Included(keys::TOMB_PREFIX.to_vec()),
+    };
     let mut doomed = Vec::new();
-    for kv in tx
-        .range_in(ks, (Bound::Included(keys::TOMB_PREFIX.to_vec()), end))
-        .take(most)
-    {
+    for kv in tx.range_in(ks, (start, end)).take(most) {
         let (raw, _) = kv?;
         doomed.push(raw);
+    }
+    if let Some(last) = doomed.last() {
+        *after = Some(last.clone());
     }
     let n = doomed.len();
     for raw in doomed {
@@ -511,7 +535,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((s.last_applied, s.membership))
     }
 
-    /// Apply every entry the stream yields in one bwtx commit
+    /// Apply every entry the stream yields, in chunks of at most
+    /// `APPLY_BUDGET` bytes of proposals, each one bwtx commit or a few
     /// ([`apply_in`], into the active generation), then answer each
     /// entry's responder (openraft 0.10 hands the responders to the state
     /// machine with the entries).

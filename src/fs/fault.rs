@@ -291,9 +291,13 @@ impl FaultFs {
         FaultFs::sync_point(&mut s)?;
         let i = &mut s.inodes[inode];
         let len = began.0.min(i.data.len());
-        if len >= i.durable.len() {
+        if len > i.durable.len() {
             i.durable = i.data[..len].to_vec();
             i.durable_alloc = began.1;
+        } else if len == i.durable.len() {
+            // Nothing more written: a sync that began later and ended first
+            // may have made a larger reservation durable.
+            i.durable_alloc = i.durable_alloc.max(began.1);
         }
         Ok(())
     }

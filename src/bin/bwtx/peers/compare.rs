@@ -186,12 +186,15 @@ impl Drop for TempDir {
 /// The directory engine `name` runs in (bwtx: unless `--dir` names one):
 /// beside `--dir` if one is given, so on the same file system (a temporary
 /// directory may be in memory, where fsyncs cost nothing; before 2026-12-07
-/// the peers always ran there), else a temporary one.
+/// the peers always ran there), else a temporary one; named after this
+/// process, so that it is never a directory the user had.
 fn peer_dir(args: &BenchArgs, name: &str) -> PathBuf {
-    match &args.dir {
-        Some(d) => PathBuf::from(format!("{}-{name}", d.display())),
-        None => std::env::temp_dir().join(format!("bwtx-compare-{}-{name}", std::process::id())),
-    }
+    let mine = format!("bwtx-compare-{}-{name}", std::process::id());
+    let beside = args.dir.as_deref().and_then(|d| {
+        let base = d.file_name()?.to_string_lossy().into_owned();
+        Some(d.parent()?.join(format!("{base}.{mine}")))
+    });
+    beside.unwrap_or_else(|| std::env::temp_dir().join(mine))
 }
 
 /// Run the workload on every engine, one after the other.
