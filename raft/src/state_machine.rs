@@ -2,7 +2,8 @@
 //! first-committer-wins validation of replicated transactions.
 //!
 //! **Apply.** A batch of entries is applied in one bwtx commit (more when
-//! tombstone collection deletes much, each ending after an entry) that also
+//! its proposals pass `APPLY_BUDGET` bytes, or tombstone collection deletes
+//! much; each commit ends after an entry) that also
 //! writes the applied log id and the membership (`sm/applied`), so "applied
 //! up to" and the data never disagree after a crash. Each [`Command::Txn`]
 //! is validated in log order, against the state the earlier entries left

@@ -212,9 +212,10 @@ impl Txn {
     /// snapshot fell more than the tombstone horizon behind the log
     /// ([`crate::Node::set_tombstone_horizon`]); nothing was written, and
     /// running it again on a fresh snapshot may succeed.
-    /// [`bwtx::Error::InvalidArgument`]: its keys, values and reads, with
-    /// what their encoding adds to each ([`Proposal::bytes`]), come to more
-    /// than [`crate::types::MAX_PROPOSAL_BYTES`]; nothing was proposed.
+    /// [`bwtx::Error::InvalidArgument`]: its keys, values, reads and scanned
+    /// ranges' bounds, with what their encoding adds to each
+    /// ([`Proposal::bytes`]), come to more than
+    /// [`crate::types::MAX_PROPOSAL_BYTES`]; nothing was proposed.
     pub async fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.read.position());
@@ -230,7 +231,7 @@ impl Txn {
         };
         if proposal.bytes() > crate::types::MAX_PROPOSAL_BYTES {
             return Err(bwtx::Error::InvalidArgument(
-                "a replicated transaction's keys, values and reads exceed 32 MiB (MAX_PROPOSAL_BYTES, counting 11 bytes of encoding a write and 5 a read)",
+                "a replicated transaction's keys, values, reads and range bounds exceed 32 MiB (MAX_PROPOSAL_BYTES, counting 11 bytes of encoding a write or a range and 5 a read)",
             )
             .into());
         }

@@ -190,11 +190,20 @@ impl Drop for TempDir {
 /// process, so that it is never a directory the user had.
 fn peer_dir(args: &BenchArgs, name: &str) -> PathBuf {
     let mine = format!("bwtx-compare-{}-{name}", std::process::id());
-    let beside = args.dir.as_deref().and_then(|d| {
-        let base = d.file_name()?.to_string_lossy().into_owned();
-        Some(d.parent()?.join(format!("{base}.{mine}")))
-    });
-    beside.unwrap_or_else(|| std::env::temp_dir().join(mine))
+    let Some(dir) = &args.dir else {
+        return std::env::temp_dir().join(mine);
+    };
+    // (`.` made absolute has a name; `..` and `/` have none: then inside
+    // it, as an isolated comparison puts every engine.)
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+    match (dir.file_name(), dir.parent()) {
+        (Some(base), Some(parent)) => {
+            let mut beside = base.to_os_string();
+            beside.push(format!(".{mine}"));
+            parent.join(beside)
+        }
+        _ => dir.join(mine),
+    }
 }
 
 /// Run the workload on every engine, one after the other.
