@@ -293,6 +293,10 @@ pub(crate) fn apply_collecting(
     // entries). Sound since collection goes in key order and a tombstone
     // written since has its entry's index, above every floor so far.
     let mut after: Option<Bytes> = None;
+    // The floor up to which the index is known empty (a scan came up short
+    // there): while the floor stays there, no entry scans again (nothing
+    // written since can sort below it).
+    let mut emptied_to = 0;
     let last = entries.len();
     for (n, e) in entries.into_iter().enumerate() {
         state.last_applied = Some(e.log_id);
@@ -334,8 +338,12 @@ pub(crate) fn apply_collecting(
             }
         });
         state.advance_floor(e.log_id.index);
-        if state.floor() > 0 {
-            deleted += collect_tombstones(&mut tx, ks, state.floor(), collect.per_entry, &mut after)?;
+        if state.floor() > emptied_to {
+            let n = collect_tombstones(&mut tx, ks, state.floor(), collect.per_entry, &mut after)?;
+            if n < collect.per_entry {
+                emptied_to = state.floor();
+            }
+            deleted += n;
         }
         if deleted >= collect.per_commit && n + 1 < last {
             tx.put(APPLIED, keys::encode_applied(&state))?;
