@@ -212,3 +212,52 @@ fn engines_timeout_and_fault_flags_are_checked() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(rows(&out), ["bwtx", "scc"], "{out}");
 }
+
+/// Without child processes, an engine whose run fails is reported in its
+/// row, and the engines after it still run: one failure does not discard
+/// the comparison (before 2026-12-08 it did).
+#[test]
+fn an_engine_failing_in_process_keeps_the_others_results() {
+    let out = run(&[
+        "bench",
+        "--compare",
+        "--keys",
+        "2000",
+        "--ops",
+        "500",
+        "--workload",
+        "a",
+        "--engines",
+        "bwtx,fjall,redb",
+        "--child-fault",
+        "fjall:error",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout} {stderr}");
+    assert!(
+        line_of(&stdout, "fjall").ends_with("failed: injected error (--child-fault fjall:error)"),
+        "{stdout}"
+    );
+    for name in ["bwtx", "redb"] {
+        let row = line_of(&stdout, name);
+        assert!(row.split_whitespace().count() >= 10, "no figures for {name}: {stdout}");
+    }
+    assert!(stdout.contains("bwtx / best transactional peer (redb)"), "{stdout}");
+    // Only an error can be injected in this process.
+    let out = run(&[
+        "bench",
+        "--compare",
+        "--keys",
+        "100",
+        "--ops",
+        "10",
+        "--child-fault",
+        "fjall:hang",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("needs engines in processes of their own"),
+        "{}",
+        text(&out.stderr)
+    );
+}

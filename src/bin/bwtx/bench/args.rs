@@ -179,9 +179,10 @@ pub struct BenchArgs {
     /// finished; the other engines still run. Default: no limit.
     #[arg(long, requires = "compare", value_name = "SECS")]
     pub engine_timeout: Option<f64>,
-    /// A test hook (hidden): `ENGINE:hang|panic|abort` makes that engine's
-    /// child process hang, panic or abort as its last workload starts (or
-    /// after its load, with one workload). Repeatable.
+    /// A test hook (hidden): `ENGINE:hang|panic|abort|error` makes that
+    /// engine's child process hang, panic, abort or fail with an error as its
+    /// last workload starts (or after its load, with one workload); without
+    /// child processes only `error`, as the engine's run starts. Repeatable.
     #[arg(long, hide = true, requires = "compare", value_name = "ENGINE:KIND")]
     pub child_fault: Vec<String>,
     /// The engine this process runs as a child of an isolated comparison

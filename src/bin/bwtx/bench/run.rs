@@ -2,7 +2,9 @@
 //! on an [`Engine`] until the duration or the operation budget is spent, and
 //! what they measured.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bwtx_kit::SplitMix64;
@@ -39,6 +41,8 @@ struct Run<'a> {
     setup: &'a Setup,
     /// Records inserted (loaded plus inserted by D and E): the next insert's index.
     records: AtomicU64,
+    /// Records the clients choose among.
+    acked: Acked,
     /// Operations completed (for the progress bar and --ops).
     done_ops: AtomicU64,
     /// Operations claimed (with --ops).
@@ -75,7 +79,7 @@ impl Run<'_> {
     /// stream for the same seed.
     fn plan(&self, rng: &mut SplitMix64, plan: &mut Vec<Op>) {
         plan.clear();
-        let count = self.records.load(Ordering::Relaxed);
+        let count = self.acked.get();
         for _ in 0..self.setup.ops_per_txn {
             let p = rng.below(100);
             let pick = |rng: &mut SplitMix64| self.setup.chooser.pick(rng, count);
@@ -137,7 +141,12 @@ impl Run<'_> {
                     op => *op,
                 }));
                 fill(&mut value, &mut vrng);
-                match self.db.attempt(&ops, &value)? {
+                let outcome = self.db.attempt(&ops, &value)?;
+                self.acked.finish(ops.iter().filter_map(|op| match op {
+                    Op::Insert(i) => Some(*i),
+                    _ => None,
+                }));
+                match outcome {
                     Outcome::Committed => break,
                     Outcome::Conflict => {
                         // Retry the same operations, backing off as
@@ -168,6 +177,49 @@ impl Run<'_> {
         res.hist = hist;
         res.end = Instant::now();
         Ok(res)
+    }
+}
+
+/// YCSB's acknowledged counter: the records that reads choose among. Every
+/// index below it was loaded, or an insert with that index finished
+/// (committed, or its attempt failed and the record will never exist).
+/// Before 2026-12-08 reads chose among the claimed indexes, so D's "latest"
+/// reads often asked for a record whose insert was still running: a miss,
+/// as cheap as a read gets.
+struct Acked {
+    below: AtomicU64,
+    /// Finished inserts above `below`, waiting for the ones before them.
+    finished: Mutex<BTreeSet<u64>>,
+}
+
+impl Acked {
+    /// Records `0..loaded` there.
+    fn new(loaded: u64) -> Self {
+        Acked {
+            below: AtomicU64::new(loaded),
+            finished: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Records `0..get()` are there to read.
+    fn get(&self) -> u64 {
+        self.below.load(Ordering::Acquire)
+    }
+
+    /// The inserts of `indexes` are over: raise the count over every
+    /// finished index that follows it.
+    fn finish(&self, indexes: impl Iterator<Item = u64>) {
+        let mut indexes = indexes.peekable();
+        if indexes.peek().is_none() {
+            return;
+        }
+        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        finished.extend(indexes);
+        let mut below = self.below.load(Ordering::Relaxed);
+        while finished.remove(&below) {
+            below += 1;
+        }
+        self.below.store(below, Ordering::Release);
     }
 }
 
@@ -244,6 +296,7 @@ pub fn run_loaded(db: &dyn Engine, args: &BenchArgs, setup: &Setup, records: u64
         args,
         setup,
         records: AtomicU64::new(records),
+        acked: Acked::new(records),
         done_ops: AtomicU64::new(0),
         claimed_ops: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -325,4 +378,27 @@ pub fn run_loaded(db: &dyn Engine, args: &BenchArgs, setup: &Setup, records: u64
         hist,
         bank_total,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Acked;
+
+    /// Reads reach an inserted record only once every insert claimed before
+    /// it is over, in whatever order they finish.
+    #[test]
+    fn the_acknowledged_count_waits_for_earlier_inserts() {
+        let acked = Acked::new(10);
+        assert_eq!(acked.get(), 10);
+        acked.finish([12].into_iter());
+        assert_eq!(acked.get(), 10, "12 finished before 10 and 11");
+        acked.finish([11].into_iter());
+        assert_eq!(acked.get(), 10);
+        acked.finish(std::iter::empty());
+        assert_eq!(acked.get(), 10);
+        acked.finish([10, 14].into_iter());
+        assert_eq!(acked.get(), 13, "10, 11 and 12 finished; 13 did not");
+        acked.finish([13].into_iter());
+        assert_eq!(acked.get(), 15);
+    }
 }

@@ -67,9 +67,9 @@ fn emit(line: &str) -> Result<(), String> {
 }
 
 /// The test hook `--child-fault ENGINE:KIND`: hang (until killed, or until
-/// its parent has gone), panic or abort if it names this engine (checked as
-/// the last workload starts).
-fn injected_fault(args: &BenchArgs, name: &str) {
+/// its parent has gone), panic, abort or return an error if it names this
+/// engine (checked as the last workload starts).
+fn injected_fault(args: &BenchArgs, name: &str) -> Result<(), String> {
     for f in &args.child_fault {
         match f.split_once(':') {
             Some((e, "hang")) if e == name => {
@@ -89,6 +89,7 @@ fn injected_fault(args: &BenchArgs, name: &str) {
             _ => {}
         }
     }
+    super::isolate::injected_error(&args.child_fault, name)
 }
 
 /// Run engine `name` in directory `dir` (removed at the end), printing its
@@ -132,7 +133,7 @@ pub fn run(args: &BenchArgs, name: &str, dir: PathBuf) -> Result<(), String> {
         let a = for_workload(&args, w);
         let setup = bench::setup(&a)?;
         if n + 1 == all.len() {
-            injected_fault(&a, name);
+            injected_fault(&a, name)?;
         }
         let (stats_before, rc_before) = (engine.stats(), bench::reads_and_cpu());
         let (m, p) = phase(engine, || bench::run_loaded(engine, &a, &setup, records))?;

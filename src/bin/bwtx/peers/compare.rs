@@ -156,11 +156,13 @@ pub struct CompareReport {
     /// the figures were taken).
     pub notes: Vec<String>,
     /// Engines whose child process ended before reporting this workload,
-    /// or failed after it (isolated comparisons).
+    /// or failed after it (isolated comparisons), or whose run failed (in
+    /// this process).
     pub failed: Vec<Failed>,
 }
 
-/// An engine whose child process did not finish (isolated comparisons).
+/// An engine that did not finish: its child process (isolated comparisons)
+/// or its run in this process failed.
 #[derive(Clone, Debug)]
 pub struct Failed {
     pub name: &'static str,
@@ -212,9 +214,20 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
     if args.engine_timeout.is_some() {
         return Err("--engine-timeout needs engines in processes of their own: add --isolate or --cache-size".into());
     }
+    // In this process only an error can be injected (a hang, a panic or
+    // an abort would end the comparison itself).
+    for f in &args.child_fault {
+        super::isolate::check_fault(f)?;
+        if !f.ends_with(":error") {
+            return Err(format!(
+                "--child-fault {f:?} needs engines in processes of their own: add --isolate or --cache-size"
+            ));
+        }
+    }
     let engines = chosen(args)?;
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
+    let mut failed = Vec::new();
     for &name in &engines {
         if args.workload == Workload::Bank && is_index(name) {
             continue;
@@ -232,15 +245,26 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         if !setup.hidden {
             eprintln!("{name} ...");
         }
-        let engine = open_engine(name, args, &tmp.0)?;
-        let m = bench::measure(&*engine, args, &setup, || {})?;
-        rows.push(Row {
-            name,
-            settings: engine.settings(),
-            m: Summary::from(&m),
-            res: None,
+        // One engine's failure is reported beside the others' results
+        // (before 2026-12-08 it discarded the whole comparison).
+        let measured = open_engine(name, args, &tmp.0).and_then(|engine| {
+            super::isolate::injected_error(&args.child_fault, name)?;
+            bench::measure(&*engine, args, &setup, || {}).map(|m| (engine.settings(), m))
         });
-        drop(engine);
+        match measured {
+            Ok((settings, m)) => rows.push(Row {
+                name,
+                settings,
+                m: Summary::from(&m),
+                res: None,
+            }),
+            Err(e) => failed.push(Failed {
+                name,
+                what: format!("failed: {e}"),
+                exit: None,
+                stderr_tail: Vec::new(),
+            }),
+        }
     }
     // sled's background flusher may outlive its `Db` briefly and recreate
     // its directory: sweep once more after every engine has run.
@@ -256,7 +280,7 @@ pub fn run(args: &BenchArgs) -> Result<CompareReport, String> {
         isolated: false,
         cache: args.cache_size,
         notes: Vec::new(),
-        failed: Vec::new(),
+        failed,
     })
 }
 

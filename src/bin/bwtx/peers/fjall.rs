@@ -57,7 +57,13 @@ impl Engine for Fjall {
         )
     }
     fn load(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), String> {
-        let mut tx = self.db.write_tx().map_err(|e| format!("fjall: {e}"))?.durability(None);
+        // With the run's durability, as bwtx's load commits with its own: a
+        // synced comparison syncs each loading transaction on every engine.
+        let mut tx = self
+            .db
+            .write_tx()
+            .map_err(|e| format!("fjall: {e}"))?
+            .durability(self.mode);
         for (i, v) in batch {
             tx.insert(&self.ks, key(*i).as_bytes(), v.as_slice());
         }

@@ -130,12 +130,21 @@ fn during(lines: &[Value], workloads: &[String]) -> String {
 }
 
 /// Why the `--child-fault` spec `f` is malformed, if it is.
-fn check_fault(f: &str) -> Result<(), String> {
+pub(super) fn check_fault(f: &str) -> Result<(), String> {
     match f.split_once(':') {
-        Some((e, "hang" | "panic" | "abort")) => engine_named(e).map(|_| ()),
+        Some((e, "hang" | "panic" | "abort" | "error")) => engine_named(e).map(|_| ()),
         _ => Err(format!(
-            "--child-fault {f:?}: expected ENGINE:hang, ENGINE:panic or ENGINE:abort"
+            "--child-fault {f:?}: expected ENGINE:hang, ENGINE:panic, ENGINE:abort or ENGINE:error"
         )),
+    }
+}
+
+/// The test hook's `ENGINE:error` for engine `name`: the error its run
+/// returns as the last workload starts, if `faults` has one.
+pub(super) fn injected_error(faults: &[String], name: &str) -> Result<(), String> {
+    match faults.iter().find(|f| f.split_once(':') == Some((name, "error"))) {
+        Some(f) => Err(format!("injected error (--child-fault {f})")),
+        None => Ok(()),
     }
 }
 

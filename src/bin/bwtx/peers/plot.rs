@@ -116,7 +116,8 @@ pub fn svg(reports: &[CompareReport]) -> String {
             TOP + PLOT_H + 20.0,
             esc(&r.header.workload)
         );
-        if let Some((_, x)) = r.best_peer() {
+        // No ratio where bwtx did not run (or failed): not "NaNx".
+        if let Some((_, x)) = r.best_peer().filter(|(_, x)| x.is_finite()) {
             let _ = writeln!(
                 o,
                 r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" fill="{}">{x:.1}x</text>"#,

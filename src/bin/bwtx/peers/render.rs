@@ -125,7 +125,9 @@ impl CompareReport {
         for note in &self.notes {
             let _ = writeln!(out, "{note}");
         }
-        for f in &self.failed {
+        // How each child process ended (an engine that failed in this
+        // process has its error in its row above, and no more to say).
+        for f in self.failed.iter().filter(|_| self.isolated) {
             let _ = write!(out, "{}'s process {}", f.name, f.what);
             if let Some(exit) = f.exit.as_ref().filter(|e| !f.what.contains(e.as_str())) {
                 let _ = write!(out, "; it ended with {exit}");

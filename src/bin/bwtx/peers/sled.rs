@@ -42,7 +42,13 @@ impl Engine for Sled {
         for (i, v) in batch {
             b.insert(key(*i).as_bytes(), v.as_slice());
         }
-        self.db.apply_batch(b).map_err(sled_err)
+        self.db.apply_batch(b).map_err(sled_err)?;
+        // Flushed as a synced run's transactions are (bwtx's load commits
+        // with the run's durability too).
+        if self.sync {
+            self.db.flush().map_err(sled_err)?;
+        }
+        Ok(())
     }
     fn attempt(&self, ops: &[Op], value: &[u8]) -> Result<Outcome, String> {
         let scan = |i: u64, len: u64| -> Result<(), String> {
