@@ -102,8 +102,9 @@ struct Inner {
     gens: Generations,
     dir: SnapshotDir,
     limits: Limits,
-    /// The last snapshot built or installed (none after a restart: one is
-    /// built on demand, see `get_current_snapshot`).
+    /// The last snapshot built or installed (after a restart, the newest
+    /// complete one an earlier run left, if it checks out; else none, and
+    /// one is built on demand, see `get_current_snapshot`).
     current: Mutex<Option<Current>>,
     stats: Mutex<SnapshotStats>,
     /// The node whose steps [`crate::trace`] records ([`StateMachine::traced`]).
@@ -119,7 +120,8 @@ struct Current {
 
 impl StateMachine {
     /// The state machine in `db`, with its snapshot files in directory
-    /// `snapshots` (created; emptied of an earlier run's files) and
+    /// `snapshots` (created; emptied of an earlier run's files but its newest
+    /// complete snapshot, which becomes the current one if it checks out) and
     /// `limits` on snapshot transfers and installs. Opening drops a
     /// generation a crash left half loaded ([`Generations::open`]). Any
     /// durability will do: snapshots checkpoint `db` before openraft may
@@ -127,13 +129,14 @@ impl StateMachine {
     pub fn open(db: bwtx::Db, snapshots: &Path, limits: Limits) -> Result<StateMachine> {
         let gens = Generations::open(&db, limits.batch_keys)?;
         let dir = SnapshotDir::open(snapshots)?;
+        let kept = kept_snapshot(&dir)?;
         Ok(StateMachine {
             inner: Arc::new(Inner {
                 db,
                 gens,
                 dir,
                 limits,
-                current: Mutex::new(None),
+                current: Mutex::new(kept),
                 stats: Mutex::new(SnapshotStats::default()),
                 trace_node: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
@@ -217,6 +220,37 @@ impl StateMachine {
                 snapshot: SnapshotFile::open(&c.path)?,
             })),
         }
+    }
+}
+
+/// The newest complete snapshot an earlier run left in `dir`, checked
+/// whole (CRC, order, trailer) and against its name: the current snapshot
+/// after a restart. It covers every log entry openraft purged, since a
+/// purge follows the snapshot it rests on, and a newer one only replaces a
+/// complete older one. Its state may be ahead of the state machine's (a
+/// crash before a build's checkpoint, or an install's switch, was durable):
+/// openraft then installs it at start (`restore_from_snapshot`). A file
+/// that does not check out is removed: one is built on demand instead.
+fn kept_snapshot(dir: &SnapshotDir) -> Result<Option<Current>> {
+    let Some(path) = dir.newest_complete()? else {
+        return Ok(None);
+    };
+    match snapshot::format::check_file(&path) {
+        Ok(applied) if applied.last_applied.is_some() && dir.final_path(applied.last_applied) == path => {
+            Ok(Some(Current {
+                meta: SnapshotMeta {
+                    last_log_id: applied.last_applied,
+                    last_membership: applied.membership,
+                },
+                path,
+            }))
+        }
+        Ok(_) | Err(Error::Corrupt(_)) => {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Raft(format!("remove a damaged snapshot {}: {e}", path.display())))?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -598,9 +632,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| std::io::Error::other(format!("installing the snapshot at {:?}: {e}", meta.last_log_id)))
     }
 
-    /// The last snapshot built or installed; after a restart (none kept)
-    /// a fresh one of the applied state, which covers every purged entry
-    /// since purging follows snapshots and the state is durable.
+    /// The last snapshot built or installed (or kept from an earlier run,
+    /// [`kept_snapshot`]); without one, a fresh one of the applied state,
+    /// which covers every purged entry since purging follows snapshots and
+    /// the state is durable.
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot>> {
         if let Some(s) = self.open_current().map_err(sm_read_err)? {
             return Ok(Some(s));

@@ -250,6 +250,15 @@ impl<R: Read> Reader<R> {
     }
 }
 
+/// Check the whole snapshot file at `path` (as an install's first step
+/// does); its applied state.
+pub fn check_file(path: &std::path::Path) -> Result<AppliedState> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(&format!("open {}", path.display()), e))?;
+    let mut r = Reader::new(file)?;
+    r.check_rest()?;
+    Ok(r.applied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,14 @@
 //! fsynced; only then is it complete. Once a newer snapshot is complete the
 //! older `.snap` files are removed (by the last log index in their names;
 //! handles already open keep reading them). At start every file in the
-//! directory is removed but the parts a TCP transfer was receiving
-//! (`recv-*`, with their sidecars), which the receiver resumes or removes
-//! (`network::receive`): after a restart the state machine builds a fresh
-//! snapshot on demand (`StateMachine::get_current_snapshot`), and any other
-//! `.part` is a write a crash interrupted. A new part never reuses the name
-//! of a file left there (parts are created with `create_new`).
+//! directory is removed but two: the newest complete snapshot, which the
+//! state machine checks and keeps as its current one
+//! (`StateMachine::open`; before 2026-12-08 every start built a fresh one,
+//! a cost that grows with the state), and the parts a TCP transfer was
+//! receiving (`recv-*`, with their sidecars), which the receiver resumes or
+//! removes (`network::receive`). Any other `.part` is a write a crash
+//! interrupted. A new part never reuses the name of a file left there
+//! (parts are created with `create_new`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -149,17 +151,19 @@ pub const RECEIVED: &str = "recv-";
 
 impl SnapshotDir {
     /// The snapshot directory `dir`, created if missing, emptied of every
-    /// file an earlier run left (see the module docs) but received parts
-    /// (`recv-*`), which the TCP receiver resumes or removes
+    /// file an earlier run left (see the module docs) but the newest
+    /// complete snapshot ([`SnapshotDir::newest_complete`]) and received
+    /// parts (`recv-*`), which the TCP receiver resumes or removes
     /// (`network::receive::Receiver::new`).
     pub fn open(dir: &Path) -> Result<SnapshotDir> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(format!("create {}", dir.display()), e))?;
+        let newest = newest_snap(dir)?;
         let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?;
             let path = entry.path();
             let received = entry.file_name().to_string_lossy().starts_with(RECEIVED);
-            if path.is_file() && !received {
+            if path.is_file() && !received && newest.as_ref() != Some(&path) {
                 std::fs::remove_file(&path).map_err(|e| io_err(format!("remove {}", path.display()), e))?;
             }
         }
@@ -174,6 +178,15 @@ impl SnapshotDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The complete snapshot (`.snap`) with the highest last log index in
+    /// its name, if any: the one a start keeps. Its data was fsynced before
+    /// its rename, so a name that survived a crash names a whole file; the
+    /// state machine still checks it before using it (a disk may have
+    /// damaged it since).
+    pub fn newest_complete(&self) -> Result<Option<PathBuf>> {
+        newest_snap(&self.inner.dir)
     }
 
     /// The name of the complete snapshot whose last log id is `last`.
@@ -248,6 +261,10 @@ impl SnapshotDir {
     pub fn complete(&self, part: &Path, last: Option<LogId>) -> Result<PathBuf> {
         let done = self.final_path(last);
         std::fs::rename(part, &done).map_err(|e| io_err(format!("rename {}", part.display()), e))?;
+        // A part linked to the very file (openraft reinstalling the current
+        // snapshot at start) is left in place by the rename (two links of
+        // one file): remove it. Otherwise it is gone already.
+        let _ = std::fs::remove_file(part);
         sync_dir(&self.inner.dir)?;
         Ok(done)
     }
@@ -305,6 +322,25 @@ impl SnapshotDir {
     }
 }
 
+/// The `.snap` in `dir` with the highest last log index in its name (the
+/// empty snapshot, without an index, is the oldest).
+fn newest_snap(dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err(format!("list {}", dir.display()), e))?;
+    let mut newest: Option<PathBuf> = None;
+    for entry in entries {
+        let path = entry.map_err(|e| io_err(format!("list {}", dir.display()), e))?.path();
+        let snap = path.extension().is_some_and(|x| x == "snap") && path.is_file();
+        if snap
+            && newest
+                .as_ref()
+                .is_none_or(|n| snapshot_index(&path) > snapshot_index(n))
+        {
+            newest = Some(path);
+        }
+    }
+    Ok(newest)
+}
+
 /// The last log index a complete snapshot's name carries (`None`: the
 /// empty snapshot, or not a snapshot name).
 fn snapshot_index(path: &Path) -> Option<u64> {
@@ -331,7 +367,7 @@ mod tests {
     use crate::types::log_id;
 
     #[test]
-    fn only_older_snapshots_are_removed_and_a_start_empties_the_directory() {
+    fn only_older_snapshots_are_removed_and_a_start_keeps_the_newest() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::open(tmp.path()).unwrap();
         let touch = |p: &std::path::Path| std::fs::write(p, b"x").unwrap();
@@ -355,16 +391,19 @@ mod tests {
         );
         drop(dir);
         let dir = SnapshotDir::open(tmp.path()).unwrap();
-        let left: Vec<_> = std::fs::read_dir(tmp.path())
+        let mut left: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
+        left.sort();
+        let mut want = vec![newer.clone(), received.clone()];
+        want.sort();
         assert_eq!(
-            left,
-            std::slice::from_ref(&received),
-            "all but a received part (for the receiver to resume)"
+            left, want,
+            "all but the newest snapshot and a received part (for the receiver to resume)"
         );
         assert_eq!(dir.received().unwrap(), [received]);
+        assert_eq!(dir.newest_complete().unwrap(), Some(newer));
     }
 
     #[test]

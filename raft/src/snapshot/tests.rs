@@ -415,3 +415,76 @@ fn a_switch_whose_log_write_failed_reads_the_new_generation() {
         "so the new (empty) generation is read"
     );
 }
+
+/// A restart keeps the newest complete snapshot as the current one (checked
+/// whole first) instead of building a fresh one; a damaged one is removed,
+/// and one is built on demand as before. (Before 2026-12-08 every start
+/// built one, a cost that grows with the state.)
+#[tokio::test]
+async fn a_restart_keeps_the_newest_snapshot_and_drops_a_damaged_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let sm = open(&dir);
+    fill(&sm, 100, 1, "v");
+    let first = build(&sm).await.meta;
+    fill(&sm, 10, 3, "w");
+    let built = build(&sm).await.meta;
+    assert_ne!(first.last_log_id, built.last_log_id);
+    drop(sm);
+
+    let mut sm = open(&dir);
+    let kept = sm.get_current_snapshot().await.unwrap().expect("the snapshot kept");
+    assert_eq!(kept.meta, built, "the newest one");
+    assert_eq!(sm.snapshot_stats().builds, 0, "nothing built at start");
+    // It is whole: another replica installs it.
+    let mut other = open(&tmp.path().join("b"));
+    other.install_snapshot(&kept.meta, kept.snapshot).await.unwrap();
+    assert_eq!(dump(&other), dump(&sm));
+    let path = sm.snapshot_dir().final_path(built.last_log_id);
+    drop(sm);
+
+    // A flipped byte: removed at the next start, a fresh one built when asked.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut sm = open(&dir);
+    assert!(!path.exists(), "the damaged snapshot is removed");
+    let fresh = sm.get_current_snapshot().await.unwrap().expect("built on demand");
+    assert_eq!(fresh.meta, built);
+    assert_eq!(sm.snapshot_stats().builds, 1);
+    assert!(path.exists());
+}
+
+/// A kept snapshot ahead of the state (the crash came before the state it
+/// holds was durable) is installed from itself, as openraft's start does
+/// (`restore_from_snapshot`: the current snapshot, if newer than the
+/// applied state, is installed): the state catches up, and the file stays
+/// the current one with no part left beside it.
+#[tokio::test]
+async fn a_kept_snapshot_ahead_of_the_state_installs_from_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 50, 1, "v");
+    let built = build(&leader).await.meta;
+    // Node b: an empty state, and the snapshot file (as a crash before
+    // the state's checkpoint would leave it).
+    let b = tmp.path().join("b");
+    drop(open(&b));
+    let name = leader.snapshot_dir().final_path(built.last_log_id);
+    let to = b.join("snapshots").join(name.file_name().unwrap());
+    std::fs::copy(&name, &to).unwrap();
+
+    let mut sm = open(&b);
+    assert_eq!(sm.applied().unwrap().last_applied, None);
+    let current = sm.get_current_snapshot().await.unwrap().expect("kept");
+    assert_eq!(current.meta, built);
+    sm.install_snapshot(&current.meta, current.snapshot).await.unwrap();
+    assert_eq!(dump(&sm), dump(&leader));
+    let left: Vec<_> = std::fs::read_dir(b.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left, [to], "the snapshot, no part beside it");
+    assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, built);
+}
