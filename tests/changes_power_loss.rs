@@ -126,3 +126,69 @@ fn a_reader_waiting_for_a_sync_sleeps_until_it() {
         "the reader woke {slept} times in 500 ms without a commit or sync"
     );
 }
+
+/// A stream started at a visible commit not yet synced syncs it first: the
+/// position a reader stores names a commit a power loss cannot take back.
+/// (Before 2026-12-08 the stream started there unsynced; after a power
+/// loss the position named a timestamp that recovery gave to the next
+/// commit, which the resumed stream then passed over.)
+#[test]
+fn a_stream_started_at_an_unsynced_commit_makes_it_durable() {
+    let fs = FaultFs::new();
+    let db = opts(&fs).open(DIR).unwrap();
+    let a = put(&db, "a", "1"); // written, not synced
+    let changes = db.changes_since(a).unwrap();
+    let position = changes.position();
+    assert_eq!(position, a);
+    drop(changes);
+    // The power fails at the next sync (the close's).
+    fs.crash_at_sync(fs.syncs());
+    drop(db);
+    fs.power_loss();
+    let db = opts(&fs).open(DIR).unwrap();
+    assert_eq!(db.snapshot().get("a").unwrap().as_deref(), Some(&b"1"[..]), "synced at the start");
+    let b = put(&db, "b", "2");
+    db.sync().unwrap();
+    let got: Vec<_> = db.changes_since(position).unwrap().map(|c| c.unwrap().ts).collect();
+    assert_eq!(got, [b]);
+}
+
+/// Once the last `Db` handle is gone, a buffered commit is synced without
+/// the sync thread: what was written then at once, and each later commit of
+/// a transaction still open at its commit. A change reader waiting for them
+/// gets them, and a power loss while a snapshot still holds the engine
+/// open loses neither. (Before 2026-12-08 both waited for the engine to
+/// close, which the waiting reader itself put off: it waited forever.)
+#[test]
+fn buffered_commits_after_the_last_db_handle_are_synced() {
+    let fs = FaultFs::new();
+    let db = opts(&fs).open(DIR).unwrap();
+    let start = db.snapshot().ts();
+    let mut late = db.begin();
+    late.put("late", "1").unwrap();
+    let keep = db.snapshot();
+    let a = put(&db, "a", "1"); // written, not synced
+    let mut changes = db.changes_since(start).unwrap();
+    let reader = std::thread::spawn(move || {
+        // A liveness bound, not a measurement.
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match changes.wait_next(Duration::from_secs(20)) {
+                Some(c) => got.push(c.unwrap().ts),
+                None => break,
+            }
+        }
+        got
+    });
+    drop(db);
+    let late = late.commit().unwrap();
+    assert_eq!(reader.join().unwrap(), [a, late]);
+    // The power fails at the next sync (the close's, when `keep` goes).
+    fs.crash_at_sync(fs.syncs());
+    drop(keep);
+    fs.power_loss();
+    let db = opts(&fs).open(DIR).unwrap();
+    let snap = db.snapshot();
+    assert_eq!(snap.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(snap.get("late").unwrap().as_deref(), Some(&b"1"[..]));
+}

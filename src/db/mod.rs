@@ -40,7 +40,8 @@ use crate::Result;
 /// background threads): when the last `Db` goes, the background threads are
 /// stopped and joined. Transactions and snapshots still open keep the engine
 /// (and so the directory lock) until they are dropped; their commits are
-/// logged as usual, and a buffered log is synced when the engine closes.
+/// logged as usual, and with no sync thread left a buffered log is synced
+/// at once and at each of their commits.
 struct WorkerStopper {
     engine: Arc<Engine>,
 }
@@ -257,7 +258,9 @@ impl Db {
     /// back a change a reader was given, and a position stored by a reader
     /// stays valid after one. With [`crate::Durability::Buffered`] that is
     /// after the background sync that follows the commit (at most its
-    /// interval later), or after [`Db::sync`].
+    /// interval later), or after [`Db::sync`]; a `ts` of a commit not synced
+    /// yet is synced before the stream starts, so that the stream's first
+    /// position is durable too.
     pub fn changes_since(&self, ts: u64) -> Result<Changes> {
         Changes::new(&self.engine, ts)
     }

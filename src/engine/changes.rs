@@ -58,13 +58,20 @@ impl Engine {
     }
 
     /// A cursor after commit `ts`: `InvalidArgument` above the newest
-    /// visible commit, `SnapshotTooOld` below what the log retains.
+    /// visible commit, `SnapshotTooOld` below what the log retains. A `ts`
+    /// visible but not yet durable (a buffered commit) is synced first: a
+    /// reader stores the stream's position, which must name a commit a
+    /// power loss cannot take back (before 2026-12-08 it could, and the
+    /// commit that took the timestamp after recovery was passed over).
     pub(crate) fn change_cursor(&self, ts: u64) -> Result<ChangeCursor> {
         let store = self.change_log()?;
         if ts > self.oracle.read_ts() {
             return Err(Error::InvalidArgument(
                 "changes_since: the timestamp is above the newest visible commit",
             ));
+        }
+        if ts > store.durable_ts() {
+            store.sync_now()?;
         }
         let oldest = store.retained_from();
         if ts < oldest {

@@ -72,6 +72,15 @@ impl Engine {
         for w in workers {
             let _ = w.join();
         }
+        // No sync thread any more, but transactions still open may commit,
+        // and a change reader may wait for them to be synced: buffered
+        // commits sync themselves from now on, and what was written is
+        // synced now (before 2026-12-08 both waited for the engine to
+        // close, which such a reader put off forever). A failure poisons
+        // the log, as the sync thread's would.
+        if let Some(store) = self.store.as_ref().filter(|s| s.sync_interval().is_some()) {
+            let _ = store.sync_commits_from_now();
+        }
     }
 }
 

@@ -50,6 +50,12 @@ pub(crate) struct Store {
     /// completes, so that a failed one leaves its log counted as replay.
     log_bytes_at_begin: AtomicU64,
     checkpoint_wanted: AtomicBool,
+    /// Set when the background sync thread stopped while handles may still
+    /// commit (the last `Db` dropped, a transaction still open): buffered
+    /// commits then wait for a sync of their own, since no thread would
+    /// sync them until the engine closes (which a change reader waiting on
+    /// them would put off forever).
+    self_sync: AtomicBool,
     checkpoints: AtomicU64,
     /// The size of the newest version-1 image (loaded at open or written
     /// since; 0: none).
@@ -184,6 +190,7 @@ impl Store {
             log_bytes_at_checkpoint: AtomicU64::new(0),
             log_bytes_at_begin: AtomicU64::new(0),
             checkpoint_wanted: AtomicBool::new(false),
+            self_sync: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             image_bytes: AtomicU64::new(recovered.image_bytes),
             recovered,
@@ -319,6 +326,15 @@ impl Store {
         self.wal.sync_now()
     }
 
+    /// The background sync thread is gone: sync what was written so far,
+    /// and make every later buffered commit wait for a sync of its own
+    /// ([`Store::wait`]). A commit that read the flag before it was set
+    /// had written its record before, so this sync covers it.
+    pub(crate) fn sync_commits_from_now(&self) -> Result<()> {
+        self.self_sync.store(true, Ordering::SeqCst);
+        self.wal.sync_now()
+    }
+
     /// `Err` if the log is poisoned (a write or sync failed): it takes no
     /// more commits until the database is reopened.
     pub(crate) fn check(&self) -> Result<()> {
@@ -359,7 +375,12 @@ impl Store {
     pub(crate) fn wait(&self, ts: u64) -> Result<()> {
         let r = match self.mode {
             Durability::Sync => self.wal.wait(ts, true),
-            Durability::Buffered(_) => self.wal.wait(ts, false),
+            Durability::Buffered(_) => match self.wal.wait(ts, false) {
+                // Written; synced by the sync thread, or (once it stopped)
+                // here.
+                Ok(()) if self.self_sync.load(Ordering::SeqCst) => self.wal.wait(ts, true),
+                r => r,
+            },
             Durability::None => Ok(()),
         };
         let since = self
