@@ -146,7 +146,11 @@ fn a_stream_started_at_an_unsynced_commit_makes_it_durable() {
     drop(db);
     fs.power_loss();
     let db = opts(&fs).open(DIR).unwrap();
-    assert_eq!(db.snapshot().get("a").unwrap().as_deref(), Some(&b"1"[..]), "synced at the start");
+    assert_eq!(
+        db.snapshot().get("a").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "synced at the start"
+    );
     let b = put(&db, "b", "2");
     db.sync().unwrap();
     let got: Vec<_> = db.changes_since(position).unwrap().map(|c| c.unwrap().ts).collect();

@@ -88,7 +88,8 @@ impl Db {
     /// or `_`; another is [`Error::InvalidArgument`]. A database with a
     /// page store (`Options::cache_size`) takes keyspace ids up to 65,534
     /// (each tree's page records carry its id as a 16-bit tag); past that,
-    /// creating one is `InvalidArgument`. A creation whose log write or sync
+    /// creating one is `InvalidArgument`. Ids are never reused, not even
+    /// after a drop, so the limit counts every keyspace ever created there. A creation whose log write or sync
     /// fails is [`Error::Io`], and the database is poisoned: asking for
     /// the keyspace again is [`Error::Poisoned`] until it is reopened.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace> {

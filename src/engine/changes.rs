@@ -38,7 +38,8 @@ pub struct Change {
     /// keyspace id (so in creation order). A keyspace is named as at its
     /// creation if the stream read that (so a dropped one keeps its name
     /// for a stream that started before its creation, across restarts
-    /// too), else by the database's catalog now; one dropped and no longer
+    /// too), else by the keyspace the database holds under that id now (one
+    /// dropped but not yet collected keeps its name); one dropped and no longer
     /// known is named `#<id>`. Creations and drops are in `created` and
     /// `dropped`.
     pub keyspaces: Vec<(String, Writes)>,

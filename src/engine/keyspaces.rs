@@ -332,9 +332,17 @@ impl Engine {
         let mut gate = ks.gate.write().unwrap_or_else(|e| e.into_inner());
         let mut w = WriteSet::new();
         w.insert(Bytes::copy_from_slice(name.as_bytes()), None);
-        let d = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)])?;
+        let r = self.commit_parts(ts, &mut [Part::of(&self.ks.catalog, &w, None)]);
+        // A commit whose log write or sync failed is published anyway (and
+        // the database poisoned): the catalog no longer names the keyspace,
+        // so the gate is marked too, or a snapshot's fast path would read a
+        // keyspace `Db::keyspaces` omits (before 2026-12-08 it did). One
+        // refused before it was published changed nothing.
+        if r.is_err() && self.catalog_id(name, self.read_ts()).ok().flatten().is_some() {
+            return r.map(drop);
+        }
         *gate = true;
-        lock(&self.ks.dropped).push((d, id));
+        lock(&self.ks.dropped).push((r?, id));
         Ok(())
     }
 
@@ -358,21 +366,33 @@ impl Engine {
 
     /// The keyspaces the catalog lists at `ts` (a pinned snapshot), by id:
     /// what a key-value checkpoint image at `ts` holds besides the catalog
-    /// and the default keyspace.
+    /// and the default keyspace. A reserved id, or one id for two names, is
+    /// `Corruption` here, before a checkpoint writes anything the next open
+    /// would refuse (before 2026-12-08 the table was written).
     pub(crate) fn image_at(&self, ts: u64) -> Result<Vec<Arc<KsTree>>> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for kv in self.ks.catalog.tree.range::<&[u8], _>(.., ts) {
             let (k, v) = kv?;
+            if &k[..] == NEXT_ID {
+                continue;
+            }
+            let id = id_of(&v)?;
+            if id == 0 || id == CATALOG || !seen.insert(id) {
+                return Err(Error::Corruption {
+                    file: self.store.as_ref().map(|s| s.dir().to_path_buf()).unwrap_or_default(),
+                    offset: 0,
+                    reason: "the catalog names a keyspace id that is reserved or taken",
+                });
+            }
             // A keyspace missing from the map was created a moment ago
             // (`Engine::keyspace` inserts its tree after the catalog
             // commit) and nobody has its handle yet: it is empty, and its
             // catalog entry alone restores it. (A dropped one leaves the map
             // only once the watermark passes its drop, above this pinned
             // snapshot.)
-            if &k[..] != NEXT_ID {
-                if let Some(ks) = self.ks.by_id(id_of(&v)?) {
-                    out.push(ks);
-                }
+            if let Some(ks) = self.ks.by_id(id) {
+                out.push(ks);
             }
         }
         out.sort_by_key(|k| k.id);
@@ -392,10 +412,10 @@ mod tests {
 
     /// A database whose catalog maps a name to `id`, written straight into
     /// the catalog tree (no public path writes one): `x` (id 1) and then
-    /// `y` -> `id`, in `Durability::Sync`. Checkpointed and closed
-    /// (`checkpoint`: the catalog is in the table, nothing left to replay)
-    /// or cut off by a power loss before any table (the open replays the
-    /// catalog from the log).
+    /// `y` -> `id`, in `Durability::Sync`. Checkpointed (`checkpoint`: the
+    /// catalog is in the table, unless the checkpoint refused its ids) or
+    /// not (the open replays the catalog from the log), then cut off by a
+    /// power loss before the close's table.
     fn catalog_with(fs: &crate::fs::FaultFs, id: u32, checkpoint: bool) {
         let db = crate::Options::new()
             .cache_size(1 << 20)
@@ -415,14 +435,19 @@ mod tests {
         let parts = &mut [Part::of(&engine.ks.catalog, &w, None)];
         engine.commit_parts(engine.read_ts(), parts).unwrap();
         if checkpoint {
-            db.checkpoint().unwrap();
-        } else {
-            // No close either (it would write a table): the power fails
-            // at its first sync, and the open replays the log.
-            fs.crash_at_sync(fs.syncs());
-            drop(db);
-            fs.power_loss();
+            match db.checkpoint() {
+                // A reserved or taken id: refused before a table is written.
+                Err(crate::Error::Corruption { reason, .. }) => {
+                    assert!(reason.contains("reserved or taken"), "{reason}")
+                }
+                r => assert!(r.is_ok() && id == 2, "id {id}: {r:?}"),
+            }
         }
+        // No close either (it would write a table): the power fails at its
+        // first sync, and the open reads the table and replays the log.
+        fs.crash_at_sync(fs.syncs());
+        drop(db);
+        fs.power_loss();
     }
 
     /// An id the catalog may not name (the default keyspace's, the
@@ -432,15 +457,15 @@ mod tests {
     #[test]
     fn an_open_refuses_a_catalog_id_that_is_reserved_or_taken() {
         // (id, checkpointed, the refusal's reason or `None`: it opens).
-        // A taken id in a checkpoint is caught writing the table, which
-        // lists the trees by the catalog's ids: twice the same.
+        // A checkpoint refuses the bad ids (`catalog_with`), so the open
+        // replays them from the log and refuses them there.
         for (id, checkpoint, refused) in [
             (0, false, Some("reserved")),
             (CATALOG, false, Some("reserved")),
             (1, false, Some("taken by another name")),
             (0, true, Some("reserved")),
             (CATALOG, true, Some("reserved")),
-            (1, true, Some("trees out of order")),
+            (1, true, Some("taken by another name")),
             (2, false, None),
             (2, true, None),
         ] {

@@ -321,6 +321,11 @@ impl Store {
         self.mode == Durability::Sync
     }
 
+    /// The database directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Sync everything written to the log so far.
     pub(crate) fn sync_now(&self) -> Result<()> {
         self.wal.sync_now()
