@@ -50,9 +50,11 @@ pub enum Isolation {
     /// ranges, phantoms included) was written by a transaction that
     /// committed after its snapshot and before it; otherwise its commit
     /// fails with [`crate::Error::Conflict`] ([`crate::ConflictReason::Read`]
-    /// or [`crate::ConflictReason::Range`]). Every committed history is then
-    /// equivalent to running the transactions one at a time in commit
-    /// order (read-only ones at their snapshot, and they never fail).
+    /// or [`crate::ConflictReason::Range`]). When every transaction that
+    /// writes is serializable, every committed history is then equivalent
+    /// to running the transactions one at a time in commit order (read-only
+    /// ones at their snapshot, and they never fail); snapshot-isolation
+    /// writers beside them can still form a write skew with them.
     /// Costs: each read is also recorded (a lock, a key copy), and a commit
     /// with reads waits for earlier commits to finish installing and checks
     /// each key and range read (`design/mvcc.md`, section 10).

@@ -505,3 +505,44 @@ fn at_least_one_doctor_on_call_holds_under_serializable_with_4_threads() {
     assert!(commits > 0 && snapshots > 0);
     eprintln!("doctors: {commits} commits, {conflicts} conflicts, {snapshots} snapshots checked");
 }
+
+/// `is_empty` reads what a scan for a first key reads: a later update past
+/// that key is no conflict, an insert before it is. A count (`len`) reads
+/// every key, however often it is asked, and still refuses on any later
+/// write. (Before 2026-12-08 `is_empty` was `len() == 0` and refused on any
+/// later write; each count added a range of the whole key space.)
+#[test]
+fn is_empty_reads_up_to_the_first_key_and_counts_read_everything() {
+    let db = db_with(&[("m", "1"), ("n", "1")]);
+    let mut t1 = db.begin_with(SER);
+    assert!(!t1.is_empty().unwrap());
+    t1.put("worker", "busy").unwrap();
+    db.transaction(|tx| tx.put("n", "2")).unwrap();
+    t1.commit().unwrap();
+
+    let mut t2 = db.begin_with(SER);
+    assert!(!t2.is_empty().unwrap());
+    t2.put("worker", "idle").unwrap();
+    db.transaction(|tx| tx.put("a", "before the first key")).unwrap();
+    let (key, _, reason) = conflict(t2.commit());
+    assert_eq!(key, b("a"));
+    assert!(matches!(reason, ConflictReason::Range { .. }), "{reason:?}");
+
+    let mut t3 = db.begin_with(SER);
+    for _ in 0..10_000 {
+        assert_eq!(t3.len().unwrap(), 4);
+    }
+    t3.put("count", "4").unwrap();
+    db.transaction(|tx| tx.put("n", "3")).unwrap();
+    let (key, _, reason) = conflict(t3.commit());
+    assert_eq!(key, b("n"));
+    assert!(matches!(reason, ConflictReason::Range { .. }), "{reason:?}");
+
+    // An empty database: nothing to find, every key read.
+    let db = Db::in_memory();
+    let mut t4 = db.begin_with(SER);
+    assert!(t4.is_empty().unwrap());
+    t4.put("first", "1").unwrap();
+    db.transaction(|tx| tx.put("zzz", "1")).unwrap();
+    assert!(matches!(conflict(t4.commit()).2, ConflictReason::Range { .. }));
+}

@@ -38,8 +38,10 @@ use crate::{Isolation, Result};
 ///   writes, its commit fails with a conflict when a transaction that
 ///   committed after its snapshot wrote one of those keys or a key inside
 ///   one of those ranges ([`crate::ConflictReason::Read`],
-///   [`crate::ConflictReason::Range`]). Every committed history is then
-///   serializable, in commit-timestamp order. A serializable transaction
+///   [`crate::ConflictReason::Range`]). If every transaction that writes
+///   is serializable, every committed history is then serializable, in
+///   commit-timestamp order (snapshot-isolation writers beside them can
+///   still form a write skew with them). A serializable transaction
 ///   with no writes never validates and never fails: it serializes at its
 ///   snapshot.
 ///
@@ -304,9 +306,17 @@ impl Transaction {
         Ok(n.max(0) as u64)
     }
 
-    /// Whether this transaction sees no key ([`Transaction::len`] is 0).
+    /// Whether this transaction sees no key ([`Transaction::len`] is 0):
+    /// whether a scan of every key finds a first one. Under
+    /// [`Isolation::Serializable`] it reads what that scan reads: every key
+    /// up to the first one it finds, or every key if there is none (before
+    /// 2026-12-08 it read every key as `len` does, so any later commit
+    /// refused this one's).
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
+        match self.range::<&[u8], _>(..).next() {
+            None => Ok(true),
+            Some(r) => r.map(|_| false),
+        }
     }
 
     /// Number of keys written (put or deleted) so far.

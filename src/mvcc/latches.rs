@@ -5,7 +5,8 @@
 //! Latches are held only for validation and installation of that key set;
 //! commits on disjoint keys take disjoint stripes (except for hash
 //! collisions, which serialize but never cause a false conflict, because
-//! validation looks at the keys themselves). Readers never touch them.
+//! validation looks at the keys themselves). Readers never take them;
+//! serializable validation reads their stamps (`unchanged_since`).
 //!
 //! A latch word is `stamp << 1 | held`. The *stamp* is the commit timestamp
 //! of the last commit that installed writes under the stripe (0: none

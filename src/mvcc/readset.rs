@@ -47,14 +47,52 @@ pub(crate) struct Reads {
     compact_at: usize,
     /// Ranges scanned; `None` where an iterator that yielded nothing was
     /// dropped. An iterator's slot number stays valid until the
-    /// transaction ends.
+    /// transaction ends. [`ReadSet::take`] gives them merged: sorted,
+    /// overlapping or touching ones joined.
     pub(crate) ranges: Vec<Option<OwnedRange>>,
+    /// Every key was read (a count, [`ReadSet::everything`]): the ranges
+    /// and keys say nothing more, and no more are recorded. (Before
+    /// 2026-12-08 each count added a range of the whole key space, each
+    /// walked again at commit.)
+    all: bool,
 }
 
 impl Reads {
     /// Is there nothing to validate?
     pub(crate) fn is_empty(&self) -> bool {
-        self.key_ends.is_empty() && self.ranges.iter().all(Option::is_none)
+        !self.all && self.key_ends.is_empty() && self.ranges.iter().all(Option::is_none)
+    }
+
+    /// What commit validates: with `all`, one range of the whole key space
+    /// and no key; else the keys as recorded and the ranges sorted by start
+    /// and merged where they overlap or touch. The union of what was read
+    /// stays exactly the same, so validation refuses exactly the same
+    /// commits, walking each key range once. (Keys inside a range stay:
+    /// validation checks keys first, and a conflict on one names the key
+    /// read, `ConflictReason::Read`.)
+    fn normalized(mut self) -> Reads {
+        if self.all {
+            return Reads {
+                ranges: vec![Some((Bound::Unbounded, Bound::Unbounded))],
+                all: true,
+                ..Reads::default()
+            };
+        }
+        let mut ranges: Vec<OwnedRange> = std::mem::take(&mut self.ranges).into_iter().flatten().collect();
+        ranges.sort_by(|a, b| start_cmp(&a.0, &b.0));
+        let mut merged: Vec<OwnedRange> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if reaches(&last.1, &r.0) => {
+                    if end_cmp(&r.1, &last.1).is_gt() {
+                        last.1 = r.1;
+                    }
+                }
+                _ => merged.push(r),
+            }
+        }
+        self.ranges = merged.into_iter().map(Some).collect();
+        self
     }
 
     /// The keys read, in read order (possibly repeated).
@@ -95,7 +133,7 @@ impl ReadSet {
     /// Record a key read.
     pub(crate) fn key(&self, key: &[u8]) {
         let mut r = lock(&self.reads);
-        if r.last_key() == Some(key) {
+        if r.all || r.last_key() == Some(key) {
             return;
         }
         r.key_bytes.extend_from_slice(key);
@@ -106,16 +144,27 @@ impl ReadSet {
         }
     }
 
-    /// Record a range scanned; returns its slot for [`Tracker`].
+    /// Record a range scanned; returns its slot for [`Tracker`] (after
+    /// [`ReadSet::everything`], a slot that records nothing).
     fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> usize {
         let mut r = lock(&self.reads);
-        r.ranges.push(Some((owned(start), owned(end))));
+        if r.all {
+            r.ranges.push(None);
+        } else {
+            r.ranges.push(Some((owned(start), owned(end))));
+        }
         r.ranges.len() - 1
     }
 
-    /// Record a read of every key (a count of the whole key space).
+    /// Record a read of every key (a count of the whole key space): once,
+    /// however often it is called.
     pub(crate) fn everything(&self) {
-        self.range(Bound::Unbounded, Bound::Unbounded);
+        let mut r = lock(&self.reads);
+        r.all = true;
+        r.key_bytes = Vec::new();
+        r.key_ends = Vec::new();
+        // Slots stay (live trackers index them), emptied.
+        r.ranges.iter_mut().for_each(|s| *s = None);
     }
 
     /// A tracker that records `start..end` now and narrows it on drop.
@@ -129,9 +178,55 @@ impl ReadSet {
         }
     }
 
-    /// The recorded reads, leaving the set empty.
+    /// The recorded reads, normalized ([`Reads::normalized`]), leaving the
+    /// set empty. Called when no [`Tracker`] is alive (the transaction's
+    /// commit).
     pub(crate) fn take(&self) -> Reads {
-        std::mem::take(&mut *lock(&self.reads))
+        std::mem::take(&mut *lock(&self.reads)).normalized()
+    }
+}
+
+/// Orders range starts: unbounded first, then by key, an included key
+/// before the same key excluded.
+fn start_cmp(a: &Bound<Bytes>, b: &Bound<Bytes>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (Bound::Unbounded, Bound::Unbounded) => Equal,
+        (Bound::Unbounded, _) => Less,
+        (_, Bound::Unbounded) => Greater,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => x
+            .cmp(y)
+            .then(matches!(a, Bound::Excluded(_)).cmp(&matches!(b, Bound::Excluded(_)))),
+    }
+}
+
+/// Orders range ends: unbounded last, then by key, an excluded key before
+/// the same key included.
+fn end_cmp(a: &Bound<Bytes>, b: &Bound<Bytes>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (Bound::Unbounded, Bound::Unbounded) => Equal,
+        (Bound::Unbounded, _) => Greater,
+        (_, Bound::Unbounded) => Less,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => x
+            .cmp(y)
+            .then(matches!(a, Bound::Included(_)).cmp(&matches!(b, Bound::Included(_)))),
+    }
+}
+
+/// Whether a range ending at `end` and one starting at `start` (no earlier
+/// than the first's start) overlap or touch, so that their union is one
+/// range: no key lies between them.
+fn reaches(end: &Bound<Bytes>, start: &Bound<Bytes>) -> bool {
+    match (end, start) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => true,
+        // `..=e` and `s..`: s <= e; `..=e` and `(s..`: s <= e (s == e: e is
+        // in the first, everything after it in the second).
+        (Bound::Included(e), Bound::Included(s) | Bound::Excluded(s)) => s <= e,
+        // `..e` and `s..`: s <= e (s == e: the second starts at e).
+        (Bound::Excluded(e), Bound::Included(s)) => s <= e,
+        // `..e` and `(s..`: s < e (s == e leaves e itself out of both).
+        (Bound::Excluded(e), Bound::Excluded(s)) => s < e,
     }
 }
 
@@ -251,7 +346,8 @@ mod tests {
         set.key(b"k1");
         set.key(b"");
         set.key(b"k1");
-        let r = set.take();
+        // As recorded (`take` merges them: `take_merges_ranges`).
+        let r = std::mem::take(&mut *lock(&set.reads));
         assert_eq!(r.keys().collect::<Vec<_>>(), vec![&b"k1"[..], b"", b"k1"]);
         let got: Vec<_> = r.ranges.into_iter().flatten().collect();
         assert_eq!(
@@ -265,5 +361,73 @@ mod tests {
             ]
         );
         assert!(set.take().is_empty());
+    }
+
+    fn range(s: Option<&str>, si: bool, e: Option<&str>, ei: bool) -> OwnedRange {
+        let bound = |k: Option<&str>, inc: bool| match k {
+            None => Bound::Unbounded,
+            Some(k) if inc => Bound::Included(b(k)),
+            Some(k) => Bound::Excluded(b(k)),
+        };
+        (bound(s, si), bound(e, ei))
+    }
+
+    fn record(set: &ReadSet, r: &OwnedRange) {
+        std::mem::forget(set.track(r.0.as_ref().map(|k| &k[..]), r.1.as_ref().map(|k| &k[..])));
+    }
+
+    /// Commit validates the ranges merged where they overlap or touch: the
+    /// same union, each part walked once; the keys stay as read.
+    /// (Before 2026-12-08 every scan's range was walked, however often the
+    /// same one was scanned.)
+    #[test]
+    fn take_merges_ranges() {
+        let set = ReadSet::default();
+        for r in [
+            range(Some("p"), true, Some("q"), true),
+            range(Some("c"), true, Some("f"), false),
+            range(Some("a"), true, Some("c"), false), // touches [c, f)
+            range(Some("c"), true, Some("f"), false), // the same again
+            range(Some("f"), false, Some("h"), true), // (f..: f itself in neither
+            range(Some("h"), false, Some("j"), true), // (h..: touches ..=h
+            range(Some("x"), true, None, true),
+            range(Some("y"), true, Some("z"), true), // inside [x..
+        ] {
+            record(&set, &r);
+        }
+        set.key(b"b");
+        let r = set.take();
+        let got: Vec<_> = r.ranges.iter().flatten().cloned().collect();
+        assert_eq!(
+            got,
+            vec![
+                range(Some("a"), true, Some("f"), false),
+                range(Some("f"), false, Some("j"), true),
+                range(Some("p"), true, Some("q"), true),
+                range(Some("x"), true, None, true),
+            ]
+        );
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec![&b"b"[..]]);
+    }
+
+    /// Counts read every key: one range of the whole key space, however
+    /// many counts, and nothing else kept.
+    #[test]
+    fn everything_is_one_range() {
+        let set = ReadSet::default();
+        let mut t = set.track(Bound::Included(b"a"), Bound::Unbounded);
+        t.front(Some(&kv("b")));
+        set.key(b"k");
+        for _ in 0..1000 {
+            set.everything();
+        }
+        set.key(b"later");
+        record(&set, &range(Some("m"), true, None, true));
+        drop(t);
+        assert_eq!(lock(&set.reads).ranges.iter().flatten().count(), 0);
+        let r = set.take();
+        assert!(!r.is_empty());
+        assert_eq!(r.keys().count(), 0);
+        assert_eq!(r.ranges, vec![Some((Bound::Unbounded, Bound::Unbounded))]);
     }
 }

@@ -26,6 +26,58 @@ pub enum Reason {
 /// A refused commit: the key, the winner, the snapshot and why.
 pub type Refusal = (Key, u64, u64, Reason);
 
+/// The ranges a commit validates: those read, as sets of keys, joined where
+/// they overlap or touch (no key between them), lowest first. A conflict
+/// names the joined range holding the lowest key changed.
+fn merged(reads: &[Read]) -> Vec<(Bound<Key>, Bound<Key>)> {
+    // A range's start as (key, excluded), `None` for unbounded; its end as
+    // (key, included), `None` for unbounded.
+    let start = |b: &Bound<Key>| match b {
+        Unbounded => None,
+        Included(k) => Some((k.clone(), false)),
+        Excluded(k) => Some((k.clone(), true)),
+    };
+    let end_key = |b: &Bound<Key>| match b {
+        Unbounded => None,
+        Included(k) => Some((k.clone(), true)),
+        Excluded(k) => Some((k.clone(), false)),
+    };
+    let mut ranges: Vec<(Bound<Key>, Bound<Key>)> = reads
+        .iter()
+        .filter_map(|r| match r {
+            Read::Range(lo, hi) => Some((lo.clone(), hi.clone())),
+            Read::Key(_) => None,
+        })
+        .collect();
+    ranges.sort_by_key(|r| start(&r.0));
+    let mut out: Vec<(Bound<Key>, Bound<Key>)> = Vec::new();
+    for r in ranges {
+        if let Some(last) = out.last_mut() {
+            // No key lies between `last` and `r`: some key is in both, or
+            // the first ends just where the second begins.
+            let joined = match (&last.1, &r.0) {
+                (Unbounded, _) | (_, Unbounded) => true,
+                (Included(e), Included(s) | Excluded(s)) => s <= e,
+                (Excluded(e), Included(s)) => s <= e,
+                (Excluded(e), Excluded(s)) => s < e,
+            };
+            if joined {
+                let longer = match (end_key(&last.1), end_key(&r.1)) {
+                    (None, _) => false,
+                    (_, None) => true,
+                    (Some(a), Some(b)) => b > a,
+                };
+                if longer {
+                    last.1 = r.1;
+                }
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
+}
+
 /// The committed history.
 #[derive(Default)]
 pub struct Model {
@@ -231,8 +283,7 @@ impl Model {
         if let Some((k, w)) = keys.into_iter().find_map(|k| changed(k).map(|w| (k, w))) {
             return Some((k.clone(), w, Reason::Read));
         }
-        tx.reads.iter().find_map(|r| {
-            let Read::Range(lo, hi) = r else { return None };
+        merged(&tx.reads).iter().find_map(|(lo, hi)| {
             let (l, h) = (lo.as_ref().map(|k| &k[..]), hi.as_ref().map(|k| &k[..]));
             self.history
                 .keys()
