@@ -9,7 +9,16 @@
 //! restores the write set to exactly its state then: keys first written
 //! after the savepoint leave the write set (so they can no longer conflict
 //! at commit), and keys overwritten after it get their earlier entry back.
+//!
+//! Only the first write of each key after the newest live savepoint is
+//! logged: a later one in the same stretch replaces a value no rollback can
+//! return to (every savepoint it could, the newest included, came before
+//! the first write, whose entry holds the value then). So the log holds at
+//! most one entry per key and savepoint, not one per write (before
+//! 2026-12-08, overwriting a key a thousand times after one savepoint kept
+//! a thousand old values).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -74,6 +83,9 @@ pub(crate) struct Undo {
     /// entry for it before that write (`None`: the key was not in it).
     /// `(keyspace id, key, what the write set held before)`.
     log: Vec<UndoEntry>,
+    /// The keys logged since the newest live savepoint: a key in it is not
+    /// logged again until the next savepoint or rollback.
+    logged: HashSet<(u32, Bytes)>,
 }
 
 impl Undo {
@@ -87,7 +99,9 @@ impl Undo {
     /// write. Call only when [`Undo::active`].
     pub(crate) fn record(&mut self, ks: u32, key: Bytes, prev: Option<Option<Bytes>>) {
         debug_assert!(self.active());
-        self.log.push((ks, key, prev));
+        if self.logged.insert((ks, key.clone())) {
+            self.log.push((ks, key, prev));
+        }
     }
 
     /// Take a savepoint at the current end of the log.
@@ -98,6 +112,7 @@ impl Undo {
         let serial = self.taken;
         self.taken += 1;
         self.live.push(serial);
+        self.logged.clear();
         Savepoint {
             txn: self.txn,
             serial,
@@ -126,6 +141,54 @@ impl Undo {
             let (ks, key, prev) = self.log.pop().expect("the log is longer than the savepoint's length");
             undo(ks, key, prev);
         }
+        // `sp` is the newest live savepoint now, and nothing is logged
+        // after it.
+        self.logged.clear();
         Ok(())
+    }
+
+    /// Entries in the log (tests).
+    #[cfg(test)]
+    pub(crate) fn log_len(&self) -> usize {
+        self.log.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One entry per key and savepoint, however often the key is written,
+    /// and rollbacks to each savepoint still restore exactly.
+    #[test]
+    fn overwrites_log_once_per_key_and_savepoint() {
+        let db = crate::Db::in_memory();
+        let mut tx = db.begin();
+        tx.put("k", "0").unwrap();
+        let sp1 = tx.savepoint();
+        for i in 1..=1000 {
+            tx.put("k", format!("a{i}")).unwrap();
+        }
+        tx.put("j", "a").unwrap();
+        assert_eq!(tx.undo_len(), 2);
+        let sp2 = tx.savepoint();
+        for i in 1..=1000 {
+            tx.put("k", format!("b{i}")).unwrap();
+        }
+        tx.delete("j").unwrap();
+        tx.put("j", "b").unwrap();
+        assert_eq!(tx.undo_len(), 4);
+        let get = |tx: &crate::Transaction, k: &str| tx.get(k).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap());
+        tx.rollback_to(&sp2).unwrap();
+        assert_eq!(
+            (get(&tx, "k").as_deref(), get(&tx, "j").as_deref()),
+            (Some("a1000"), Some("a"))
+        );
+        tx.put("k", "c").unwrap();
+        tx.put("k", "d").unwrap();
+        assert_eq!(tx.undo_len(), 3, "logged again after the rollback, once");
+        tx.rollback_to(&sp2).unwrap();
+        assert_eq!(get(&tx, "k").as_deref(), Some("a1000"));
+        tx.rollback_to(&sp1).unwrap();
+        assert_eq!((get(&tx, "k").as_deref(), get(&tx, "j")), (Some("0"), None));
+        assert_eq!(tx.undo_len(), 0);
     }
 }

@@ -206,6 +206,12 @@ impl Transaction {
         }
     }
 
+    /// Entries in the savepoint undo log (tests).
+    #[cfg(test)]
+    pub(crate) fn undo_len(&self) -> usize {
+        self.undo.log_len()
+    }
+
     /// Take a savepoint: a mark in this transaction's writes that
     /// [`Transaction::rollback_to`] can return to. From the first savepoint
     /// on, each write also logs what it replaces (until the transaction

@@ -55,7 +55,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use durable::{durable_all, run_durable, Disk};
-use ops::{durable_op, op, Consume, Op, Scan, Shutdown, Target};
+use ops::{durable_op, op, savepoint_op, Consume, Op, Scan, Shutdown, Target};
 use run::{run_on, Run};
 
 fn tiny_db() -> Db {
@@ -125,6 +125,12 @@ proptest! {
     /// happen under the open transactions and snapshots.
     #[test]
     fn transactions_match_model_many_keys(ops in proptest::collection::vec(op(200, 4), 1..200)) {
+        run_all(&ops)?;
+    }
+
+    /// Nested savepoints over a few keys written again and again.
+    #[test]
+    fn savepoints_match_model(ops in proptest::collection::vec(savepoint_op(), 1..120)) {
         run_all(&ops)?;
     }
 

@@ -174,6 +174,20 @@ pub fn op(n: usize, fill: u32) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One transaction over 4 keys, taking savepoints and rolling back to them
+/// often: a key written in several stretches between nested savepoints,
+/// rolled back to each. (The general [`op`] rarely nests them so.)
+pub fn savepoint_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..4usize, any::<u8>()).prop_map(|(k, v)| Op::Put(0, k, v)),
+        2 => (0..4usize).prop_map(|k| Op::Delete(0, k)),
+        3 => (0..SAVEPOINTS).prop_map(|p| Op::Savepoint(0, p)),
+        3 => (0..SAVEPOINTS).prop_map(|p| Op::RollbackTo(0, p)),
+        2 => (0..4usize).prop_map(|k| Op::Get(Target::Txn(0), k)),
+        1 => Just(Op::Commit(0)),
+    ]
+}
+
 /// [`op`] plus checkpoints and restarts, each about once per 35 operations.
 pub fn durable_op(n: usize, fill: u32) -> impl Strategy<Value = Op> {
     prop_oneof![
