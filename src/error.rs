@@ -41,14 +41,19 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
     /// An operating-system I/O operation failed (for example starting the
-    /// background garbage-collection thread).
+    /// background garbage-collection thread). On the real file system
+    /// (`bwtx::fs::StdFs`) its message names the operation and the file,
+    /// e.g. `fdatasync /data/db/wal-000007: Input/output error (os error 5)`,
+    /// its kind is the operating system's, and the operating system's error
+    /// is its source.
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
     /// A write or sync of the log, the page store or the value log failed
     /// (or panicked) earlier: the database refuses commits until it is
     /// reopened (an fsync is never retried: after a failed one, the kernel
     /// may have dropped the data it was to make durable). Commits
-    /// acknowledged before the failure are durable.
+    /// acknowledged before the failure are durable. [`crate::Db::poison_cause`]
+    /// says what failed.
     ///
     /// A commit that returns this error (or [`Error::Io`]) after it began
     /// has an unknown outcome: its writes may be visible to this handle's

@@ -7,15 +7,32 @@
 //! new ones.
 
 use crate::error::{Error, Result};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
 /// Set by the first failed write or sync; every later operation checks it.
+/// It keeps that failure's message (the operation's error goes to its
+/// caller, often a background thread; later operations only get
+/// `Poisoned`), for [`crate::Db::poison_cause`].
 #[derive(Debug)]
-pub(crate) struct Poison(AtomicBool);
+pub(crate) struct Poison(AtomicBool, Mutex<Option<String>>);
 
 impl Poison {
     pub(crate) fn new() -> Self {
-        Self(AtomicBool::new(false))
+        Self(AtomicBool::new(false), Mutex::new(None))
+    }
+
+    /// The first failure's message, once set.
+    pub(crate) fn cause(&self) -> Option<String> {
+        if !self.is_set() {
+            return None;
+        }
+        Some(lock(&self.1).clone().unwrap_or_else(|| "unknown".to_owned()))
+    }
+
+    /// Keep `why` unless a cause is kept already, then set the flag.
+    fn mark(&self, why: impl FnOnce() -> String) {
+        lock(&self.1).get_or_insert_with(why);
+        self.0.store(true, Ordering::Release);
     }
 
     /// True once a write or sync failed.
@@ -33,7 +50,7 @@ impl Poison {
 
     /// Record the failure `e` and return it as the operation's error.
     pub(crate) fn set(&self, e: std::io::Error) -> Error {
-        self.0.store(true, Ordering::Release);
+        self.mark(|| e.to_string());
         Error::Io(e)
     }
 
@@ -45,7 +62,7 @@ impl Poison {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(r) => r,
             Err(panic) => {
-                self.0.store(true, Ordering::Release);
+                self.mark(|| "a sync panicked".to_owned());
                 std::panic::resume_unwind(panic)
             }
         }

@@ -58,9 +58,16 @@ fn every_failed_checkpoint_sync_poisons() {
                     db.sync().is_err(),
                     "{ctx}: Db::sync after the checkpoint's sync {k} failed"
                 );
+                // What failed is kept, for `Db::poison_cause`.
+                let cause = db.poison_cause();
+                assert!(
+                    cause.as_deref().is_some_and(|c| c.contains("injected fault")),
+                    "{ctx}, sync {k}: poison_cause {cause:?}"
+                );
                 drop(db);
                 fs.power_loss();
                 let db = opts(&fs, paged, d).open(DIR).unwrap();
+                assert_eq!(db.poison_cause(), None, "{ctx}: a reopened database takes writes");
                 // Without a log only a checkpoint saves commits: the one
                 // that failed may or may not have (its table's rename
                 // may have reached the disk).
@@ -92,6 +99,11 @@ fn a_panicking_checkpoint_sync_poisons() {
             assert!(r.is_err(), "{prefix} paged {paged}: no panic: {r:?}");
             assert!(db.sync().is_err(), "{prefix} paged {paged}: Db::sync after the panic");
             assert!(db.transaction(|tx| tx.put("b", "2")).is_err(), "{prefix} paged {paged}");
+            let cause = db.poison_cause();
+            assert!(
+                cause.as_deref().is_some_and(|c| c.contains("panicked")),
+                "{prefix} paged {paged}: {cause:?}"
+            );
         }
     }
 }

@@ -180,6 +180,22 @@ impl Db {
         self.engine.sync()
     }
 
+    /// Why the database is poisoned, if it is: the first failed write or
+    /// sync (of the log, the page store or the value log), as its error
+    /// said it. Commits (and [`Db::sync`], checkpoints) then fail with
+    /// [`crate::Error::Poisoned`], which does not repeat it, and the failure
+    /// itself may have been a background thread's (a buffered log's sync, a
+    /// checkpoint). On the real file system the message names the file.
+    /// `None` while the database takes writes.
+    ///
+    /// ```
+    /// let db = bwtx::Db::in_memory();
+    /// assert_eq!(db.poison_cause(), None);
+    /// ```
+    pub fn poison_cause(&self) -> Option<String> {
+        self.engine.poison_cause()
+    }
+
     /// Begin a read-write transaction on a snapshot of everything committed
     /// so far, at the isolation level [`Options::isolation`] chose (default
     /// [`crate::Isolation::Snapshot`]).

@@ -259,6 +259,16 @@ impl Engine {
         Ok(())
     }
 
+    /// [`crate::Db::poison_cause`].
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        let log = self
+            .store
+            .as_ref()
+            .and_then(|s| s.poison_cause())
+            .map(|c| format!("log: {c}"));
+        log.or_else(|| self.pages.as_ref().and_then(|p| p.poison_cause()))
+    }
+
     /// [`crate::Db::sync`]: every commit logged so far made durable.
     pub(crate) fn sync(&self) -> Result<()> {
         self.check_writable()?;

@@ -236,6 +236,12 @@ impl PageFile {
         self.vlog.check()
     }
 
+    /// Why the page store or the value log is poisoned, if one is.
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        let pages = self.store.poison_cause().map(|c| format!("page store: {c}"));
+        pages.or_else(|| self.vlog.poison_cause().map(|c| format!("value log: {c}")))
+    }
+
     /// Page segment files now.
     pub(crate) fn segments(&self) -> u64 {
         self.store.segments().len() as u64

@@ -205,6 +205,11 @@ impl ValueLog {
         self.store.check()
     }
 
+    /// Why the value log is poisoned, if it is.
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        self.store.poison_cause()
+    }
+
     /// Sync every value appended so far.
     pub(crate) fn sync(&self) -> Result<()> {
         self.store.sync()

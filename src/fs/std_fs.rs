@@ -4,9 +4,47 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Fs, FsFile, FsRead, FsSync};
+
+/// An I/O error with the operation and the path it failed on, so that
+/// `Error::Io`'s message names the file (before 2026-12-08 it said only,
+/// say, "Input/output error"). Wrapped in an `io::Error` of the same kind,
+/// which callers match on; the original error is its source.
+#[derive(Debug)]
+struct OnPath {
+    op: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for OnPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.op, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for OnPath {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `r`'s error, naming `op` and `path`.
+fn on<T>(r: io::Result<T>, op: &'static str, path: &Path) -> io::Result<T> {
+    r.map_err(|source| {
+        io::Error::new(
+            source.kind(),
+            OnPath {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    })
+}
 
 /// The real file system (`std::fs`), with `fdatasync` for syncs and an
 /// advisory `flock` on a `LOCK` file for the directory lock.
@@ -17,6 +55,7 @@ pub struct StdFs;
 /// `no_fallocate`: its file system refused `fallocate` as unsupported.
 struct StdFile {
     file: File,
+    path: Arc<PathBuf>,
     append: bool,
     no_fallocate: bool,
 }
@@ -30,10 +69,10 @@ fn unsupported(e: rustix::io::Errno) -> bool {
 
 impl FsFile for StdFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        on(self.file.write_all(buf), "write", &self.path)
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        on(self.file.sync_data(), "fdatasync", &self.path)
     }
     /// `fallocate` (mode 0: allocated, zero, the size raised) on Linux;
     /// nothing elsewhere, nor on a file system without it (NFS before
@@ -43,10 +82,17 @@ impl FsFile for StdFile {
         if self.append || self.no_fallocate {
             return Ok(());
         }
+        // An interrupted call is made again (it allocated nothing, or part
+        // of what it is asked again: nothing is written); before
+        // 2026-12-08 `EINTR` poisoned the log.
         #[cfg(target_os = "linux")]
-        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
-            Err(e) if unsupported(e) => self.no_fallocate = true,
-            r => r?,
+        loop {
+            match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
+                Err(e) if e == rustix::io::Errno::INTR => continue,
+                Err(e) if unsupported(e) => self.no_fallocate = true,
+                r => on(r.map_err(io::Error::from), "fallocate", &self.path)?,
+            }
+            break;
         }
         #[cfg(not(target_os = "linux"))]
         let _ = len;
@@ -65,11 +111,15 @@ impl FsFile for StdFile {
         {
             use std::os::unix::fs::FileExt;
             static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-            let mut at = self.file.metadata()?.len();
+            let mut at = on(self.file.metadata(), "stat", &self.path)?.len();
             while at < len {
                 let n = (len - at).min(ZEROS.len() as u64);
                 // `n` is at most `ZEROS.len()`.
-                self.file.write_all_at(&ZEROS[..n as usize], at)?;
+                on(
+                    self.file.write_all_at(&ZEROS[..n as usize], at),
+                    "zero-fill",
+                    &self.path,
+                )?;
                 at += n;
             }
             Ok(())
@@ -80,16 +130,17 @@ impl FsFile for StdFile {
     /// A duplicate of the file descriptor: an `fdatasync` through either
     /// syncs the file's data.
     fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
-        Ok(Some(Box::new(StdSync(self.file.try_clone()?))))
+        let file = on(self.file.try_clone(), "dup", &self.path)?;
+        Ok(Some(Box::new(StdSync(file, self.path.clone()))))
     }
 }
 
 /// A file's second handle, for syncs ([`FsFile::syncer`]).
-struct StdSync(File);
+struct StdSync(File, Arc<PathBuf>);
 
 impl FsSync for StdSync {
     fn sync(&self) -> io::Result<()> {
-        self.0.sync_data()
+        on(self.0.sync_data(), "fdatasync", &self.1)
     }
 }
 
@@ -108,23 +159,27 @@ fn check_range(offset: u64, len: usize) -> io::Result<()> {
 
 /// A file open for positional reads.
 #[cfg(unix)]
-struct StdRead(File);
+struct StdRead(File, PathBuf);
 
 #[cfg(unix)]
 impl FsRead for StdRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len())?;
-        std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset)
+        on(
+            std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset),
+            "read",
+            &self.1,
+        )
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(on(self.0.metadata(), "stat", &self.1)?.len())
     }
 }
 
 /// A file open for positional reads: without `pread`, a seek then a read,
 /// under a mutex so that concurrent readers do not move each other's position.
 #[cfg(not(unix))]
-struct StdRead(std::sync::Mutex<File>);
+struct StdRead(std::sync::Mutex<File>, PathBuf);
 
 #[cfg(not(unix))]
 impl FsRead for StdRead {
@@ -132,11 +187,15 @@ impl FsRead for StdRead {
         use std::io::{Read, Seek, SeekFrom};
         check_range(offset, buf.len())?;
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(buf)
+        on(
+            f.seek(SeekFrom::Start(offset)).and_then(|_| f.read_exact(buf)),
+            "read",
+            &self.1,
+        )
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).metadata()?.len())
+        let f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(on(f.metadata(), "stat", &self.1)?.len())
     }
 }
 
@@ -162,7 +221,7 @@ impl Fs for StdFs {
                 Ok(()) => {}
                 // Created meanwhile by another opener.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
-                Err(e) => return Err(e),
+                Err(e) => return on(Err(e), "create directory", dir),
             }
         }
         match self.sync_dir(parent_dir) {
@@ -171,69 +230,83 @@ impl Fs for StdFs {
         }
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for e in fs::read_dir(dir)? {
-            let e = e?;
-            if e.file_type()?.is_file() {
-                if let Ok(n) = e.file_name().into_string() {
-                    names.push(n);
+        on(
+            (|| {
+                let mut names = Vec::new();
+                for e in fs::read_dir(dir)? {
+                    let e = e?;
+                    if e.file_type()?.is_file() {
+                        if let Ok(n) = e.file_name().into_string() {
+                            names.push(n);
+                        }
+                    }
                 }
-            }
-        }
-        Ok(names)
+                Ok(names)
+            })(),
+            "list",
+            dir,
+        )
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        on(fs::read(path), "read", path)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let f = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+        let f = on(
+            OpenOptions::new().create(true).write(true).truncate(true).open(path),
+            "create",
+            path,
+        )?;
         Ok(Box::new(StdFile {
             file: f,
+            path: Arc::new(path.to_path_buf()),
             append: false,
             no_fallocate: false,
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let f = OpenOptions::new().append(true).open(path)?;
+        let f = on(OpenOptions::new().append(true).open(path), "open", path)?;
         Ok(Box::new(StdFile {
             file: f,
+            path: Arc::new(path.to_path_buf()),
             append: true,
             no_fallocate: false,
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
-        let f = File::open(path)?;
+        let f = on(File::open(path), "open", path)?;
         #[cfg(not(unix))]
         let f = std::sync::Mutex::new(f);
-        Ok(Box::new(StdRead(f)))
+        Ok(Box::new(StdRead(f, path.to_path_buf())))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let f = OpenOptions::new().write(true).open(path)?;
-        f.set_len(len)?;
-        f.sync_all()
+        let f = on(OpenOptions::new().write(true).open(path), "open", path)?;
+        on(f.set_len(len), "truncate", path)?;
+        on(f.sync_all(), "fsync", path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+        on(fs::rename(from, to), "rename", from)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        on(fs::remove_file(path), "remove", path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        let d = on(File::open(dir), "open directory", dir)?;
+        on(d.sync_all(), "fsync directory", dir)
     }
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Send + Sync>> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
+        let path = dir.join("LOCK");
+        let f = on(
+            OpenOptions::new().create(true).truncate(false).write(true).open(&path),
+            "open",
+            &path,
+        )?;
         match f.try_lock() {
             Ok(()) => Ok(Box::new(f)),
             Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the database directory is locked by another handle or process",
             )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
+            Err(fs::TryLockError::Error(e)) => on(Err(e), "lock", &path),
         }
     }
 }
@@ -243,6 +316,26 @@ mod tests {
     use super::{unsupported, StdFs};
     use crate::fs::Fs;
     use rustix::io::Errno;
+
+    /// An error names the operation and the file, keeps its kind (callers
+    /// match on it), and has the operating system's error as its source.
+    #[test]
+    fn errors_name_the_file_and_keep_their_kind() {
+        let missing = std::env::temp_dir()
+            .join(format!("bwtx-missing-{}", std::process::id()))
+            .join("wal-000042");
+        let Err(e) = StdFs.open_read(&missing) else {
+            panic!("opened a missing file")
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let msg = e.to_string();
+        assert!(msg.starts_with("open ") && msg.contains("wal-000042"), "{msg}");
+        let source = std::error::Error::source(&e).expect("the original error");
+        assert!(source.to_string().contains("No such file"), "{source}");
+        // Through the database's error too.
+        let e = crate::Error::Io(StdFs.remove(&missing).unwrap_err());
+        assert!(e.to_string().contains("wal-000042"), "{e}");
+    }
 
     /// `create_dir_all` creates every missing level (syncing each new
     /// one's parent), and an existing directory, or a file in the way, is

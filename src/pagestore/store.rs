@@ -182,6 +182,12 @@ impl SegmentStore {
         self.poisoned.check()
     }
 
+    /// Why the segments are poisoned (the first failed write or sync), if
+    /// they are.
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        self.poisoned.cause()
+    }
+
     /// The file system the segments are on.
     pub(crate) fn fs(&self) -> &dyn Fs {
         &*self.fs

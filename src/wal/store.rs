@@ -346,6 +346,11 @@ impl Store {
         self.wal.check()
     }
 
+    /// Why the log is poisoned, if it is.
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        self.wal.poison_cause()
+    }
+
     /// Whether commits are logged (not in [`Durability::None`]).
     pub(crate) fn logs(&self) -> bool {
         self.mode != Durability::None

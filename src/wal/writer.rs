@@ -215,6 +215,11 @@ impl Wal {
         self.poisoned.set(e)
     }
 
+    /// Why the log is poisoned (its first failed write or sync), if it is.
+    pub(crate) fn poison_cause(&self) -> Option<String> {
+        self.poisoned.cause()
+    }
+
     /// Append the record of commit `ts` (every allocated timestamp gets one,
     /// or the log is poisoned and nobody waits for it).
     pub(crate) fn append<'a>(
