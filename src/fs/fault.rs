@@ -62,6 +62,9 @@ struct State {
     crashed: bool,
     /// [`FaultFs::without_sync_handles`].
     no_sync_handles: bool,
+    /// Power losses so far: a file handle opened before the last one
+    /// belongs to a process that died with the machine, and fails.
+    generation: u64,
 }
 
 /// An in-memory [`Fs`] with fault injection.
@@ -79,6 +82,9 @@ struct State {
 /// [`FsFile::preallocate`] reserved (a reservation too is durable only once
 /// synced). A positional read handle keeps
 /// reading its file after the file is removed or renamed, as on Unix.
+/// A file handle opened before a [`FaultFs::power_loss`] fails afterwards
+/// (its process died with the machine); the file system's own operations
+/// go on through every clone.
 ///
 /// Cloning gives another handle to the same file system.
 #[derive(Clone, Default)]
@@ -152,6 +158,7 @@ impl FaultFs {
         }
         s.locks.clear();
         s.crashed = false;
+        s.generation += 1;
         s.fail_write_at = None;
         s.short_write_at = None;
         s.fail_sync_at = None;
@@ -276,13 +283,15 @@ impl FaultFs {
     /// so what was written when the sync began is a prefix; a sync that
     /// began earlier and ends later does not shorten what a later one made
     /// durable.)
-    fn sync_inode(&self, inode: usize, name: &str) -> io::Result<()> {
+    fn sync_inode(&self, inode: usize, name: &str, gen: u64) -> io::Result<()> {
         let began = {
             let s = self.st();
+            FaultFs::opened_since(&s, gen)?;
             (s.inodes[inode].data.len(), s.inodes[inode].alloc)
         };
         self.wait_if_held(name);
         let mut s = self.st();
+        FaultFs::opened_since(&s, gen)?;
         if s.panic_sync_of.as_deref().is_some_and(|p| name.starts_with(p)) {
             s.panic_sync_of = None;
             drop(s);
@@ -362,6 +371,17 @@ impl FaultFs {
         Ok(())
     }
 
+    /// A handle opened in `gen` fails after a later power loss: the
+    /// process that held it died with the machine (before 2026-12-08 it
+    /// went on writing to the files a reopen reads).
+    fn opened_since(s: &State, gen: u64) -> io::Result<()> {
+        if s.generation == gen {
+            Ok(())
+        } else {
+            Err(err("a file opened before the power loss (its process is gone)"))
+        }
+    }
+
     fn alive(s: &State) -> io::Result<()> {
         if s.crashed {
             Err(err("the machine lost power"))
@@ -374,6 +394,8 @@ impl FaultFs {
 struct FaultFile {
     fs: FaultFs,
     inode: usize,
+    /// [`FaultFs::opened_since`].
+    gen: u64,
     /// The file name it was opened by ([`FaultFs::hold_syncs`]).
     name: String,
     /// Opened with [`Fs::open_append`]: writes go to the end of the file
@@ -386,12 +408,13 @@ struct FaultFile {
 struct FaultSync {
     fs: FaultFs,
     inode: usize,
+    gen: u64,
     name: String,
 }
 
 impl FsSync for FaultSync {
     fn sync(&self) -> io::Result<()> {
-        self.fs.sync_inode(self.inode, &self.name)
+        self.fs.sync_inode(self.inode, &self.name, self.gen)
     }
 }
 
@@ -421,7 +444,7 @@ impl FsFile for FaultFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.fs.sync_inode(self.inode, &self.name)
+        self.fs.sync_inode(self.inode, &self.name, self.gen)
     }
 
     fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
@@ -431,6 +454,7 @@ impl FsFile for FaultFile {
         Ok(Some(Box::new(FaultSync {
             fs: self.fs.clone(),
             inode: self.inode,
+            gen: self.gen,
             name: self.name.clone(),
         })))
     }
@@ -438,6 +462,7 @@ impl FsFile for FaultFile {
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
         let mut s = self.fs.st();
         FaultFs::alive(&s)?;
+        FaultFs::opened_since(&s, self.gen)?;
         if !self.append {
             let node = &mut s.inodes[self.inode];
             node.alloc = node.alloc.max(usize::try_from(len).unwrap_or(usize::MAX));
@@ -489,6 +514,7 @@ impl FaultFile {
     /// for a failed one.
     fn write_fault(&self, s: &mut State) -> io::Result<WriteFault> {
         FaultFs::alive(s)?;
+        FaultFs::opened_since(s, self.gen)?;
         let n = s.writes;
         s.writes += 1;
         if s.fail_write_at == Some(n) {
@@ -514,12 +540,14 @@ impl FaultFile {
 struct FaultRead {
     fs: FaultFs,
     inode: usize,
+    gen: u64,
 }
 
 impl FsRead for FaultRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut s = self.fs.st();
         FaultFs::read_point(&mut s)?;
+        FaultFs::opened_since(&s, self.gen)?;
         let node = &s.inodes[self.inode];
         let range = usize::try_from(offset)
             .ok()
@@ -536,6 +564,7 @@ impl FsRead for FaultRead {
     fn len(&self) -> io::Result<u64> {
         let s = self.fs.st();
         FaultFs::alive(&s)?;
+        FaultFs::opened_since(&s, self.gen)?;
         Ok(s.inodes[self.inode].len() as u64)
     }
 }
@@ -574,6 +603,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            gen: s.generation,
             name: file_name(path),
             append: false,
         }))
@@ -585,6 +615,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             inode,
+            gen: s.generation,
             name: file_name(path),
             append: true,
         }))
@@ -596,6 +627,7 @@ impl Fs for FaultFs {
         Ok(Box::new(FaultRead {
             fs: self.clone(),
             inode,
+            gen: s.generation,
         }))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -700,10 +732,38 @@ mod tests {
         let image = fs.clone();
         image.power_loss();
         assert_eq!(image.contents(path).unwrap(), b"before");
-        // (`power_loss` above restored the written bytes too: write again.)
+        // After the power loss, through a file opened again.
+        let mut file = fs.open_append(path).unwrap();
         file.write_all(b"+after").unwrap();
         file.sync().unwrap();
         fs.power_loss();
         assert_eq!(fs.contents(path).unwrap(), b"before+after");
+    }
+
+    /// Handles opened before a power loss fail after it (their process is
+    /// gone); the file system itself, and files opened since, work.
+    #[test]
+    fn handles_from_before_a_power_loss_fail() {
+        let fs = FaultFs::new();
+        let path = Path::new("/d/f");
+        let mut file = fs.create(path).unwrap();
+        let syncer = file.syncer().unwrap().unwrap();
+        let reader = fs.open_read(path).unwrap();
+        file.write_all(b"x").unwrap();
+        file.sync().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        fs.clone().power_loss();
+        let stale = |r: std::io::Result<()>| r.unwrap_err().to_string().contains("before the power loss");
+        assert!(stale(file.write_all(b"y")));
+        assert!(stale(file.sync()));
+        assert!(stale(syncer.sync()));
+        assert!(stale(reader.read_exact_at(0, &mut [0u8; 1])));
+        assert!(stale(reader.len().map(drop)));
+        assert_eq!(fs.contents(path).unwrap(), b"x", "nothing written after the power loss");
+        let mut again = fs.open_append(path).unwrap();
+        again.write_all(b"z").unwrap();
+        let mut buf = [0u8; 2];
+        fs.open_read(path).unwrap().read_exact_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"xz");
     }
 }
