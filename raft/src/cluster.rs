@@ -101,6 +101,11 @@ pub struct Cluster {
     starting: Mutex<BTreeSet<NodeId>>,
     /// The snapshot limits nodes start with from now on.
     limits: Mutex<Limits>,
+    /// The highest log index a [`Cluster::transaction`] committed at (or
+    /// read at): the next one reads at least that far, on whichever node
+    /// leads, so the cluster's transactions never read older data than
+    /// one they saw committed.
+    seen: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -144,6 +149,7 @@ impl Cluster {
             nodes: Mutex::new(BTreeMap::new()),
             starting: Mutex::new(BTreeSet::new()),
             limits: Mutex::new(limits),
+            seen: std::sync::atomic::AtomicU64::new(0),
         };
         for &id in ids {
             cluster.start_node(id).await?;
@@ -419,7 +425,14 @@ impl Cluster {
             let attempt = async {
                 let before = |e| (e, false);
                 let leader = self.leader().await.map_err(before)?;
-                let mut txn = leader.begin_local().map_err(before)?;
+                // A leader elected since may not have applied what an
+                // earlier transaction committed: wait for it (before
+                // 2026-12-08 the next transaction read without it).
+                let seen = self.seen.load(std::sync::atomic::Ordering::Acquire);
+                let mut txn = leader
+                    .begin_local_at_least(seen, COMMIT_WAIT, bwtx::Isolation::Snapshot)
+                    .await
+                    .map_err(before)?;
                 let out = f(&mut txn).map_err(before)?;
                 match tokio::time::timeout(COMMIT_WAIT, txn.commit()).await {
                     Ok(index) => Ok((out, index.map_err(|e| (e, true))?)),
@@ -427,7 +440,10 @@ impl Cluster {
                 }
             };
             match attempt.await {
-                Ok(done) => return Ok(done),
+                Ok(done) => {
+                    self.seen.fetch_max(done.1, std::sync::atomic::Ordering::AcqRel);
+                    return Ok(done);
+                }
                 Err((e, proposed)) => {
                     let late = Instant::now() >= deadline;
                     let conflict = after_failure(e, proposed, &mut unknown, late)?;

@@ -67,18 +67,29 @@ impl Node {
         transport: Transport,
         limits: Limits,
     ) -> Result<Node> {
-        let mut log = bwtx::Options::new();
-        if let Some(bytes) = limits.log_cache_size {
-            log = log.cache_size(bytes);
-        }
-        let log = log.open(dir.join("log"))?;
-        let mut state = bwtx::Options::new().durability(bwtx::Durability::Buffered(STATE_SYNC));
-        if let Some(bytes) = limits.state_cache_size {
-            state = state.cache_size(bytes);
-        }
-        let db = state.open(dir.join("state"))?;
-        check_pair(&log, &db)?;
-        let sm = StateMachine::open(db.clone(), &dir.join("snapshots"), limits)?;
+        // Opening is blocking work that grows with the data (both
+        // databases' recovery, a half-loaded generation's drop, the kept
+        // snapshot's check): on the blocking pool, not on a worker that
+        // other nodes' timers share (before 2026-12-08 it ran inline).
+        let dir_owned = dir.to_path_buf();
+        let (log, sm) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let dir = dir_owned;
+            let mut log = bwtx::Options::new();
+            if let Some(bytes) = limits.log_cache_size {
+                log = log.cache_size(bytes);
+            }
+            let log = log.open(dir.join("log"))?;
+            let mut state = bwtx::Options::new().durability(bwtx::Durability::Buffered(STATE_SYNC));
+            if let Some(bytes) = limits.state_cache_size {
+                state = state.cache_size(bytes);
+            }
+            let db = state.open(dir.join("state"))?;
+            check_pair(&log, &db)?;
+            let sm = StateMachine::open(db, &dir.join("snapshots"), limits)?;
+            Ok((log, sm))
+        })
+        .await
+        .map_err(|e| Error::Raft(format!("opening node {id}'s databases: {e}")))??;
         sm.traced(id);
         let (net, cut) = network::transport::network(id, &transport, limits.chunk);
         let raft = Raft::new(id, config, net, LogStore::new(log.clone())?.traced(id), sm.clone())
@@ -176,6 +187,21 @@ impl Node {
         ReadSnapshot::of(&self.sm)
     }
 
+    /// [`Node::read_snapshot`] at an applied position of at least `index`
+    /// (a commit's log index, from [`Txn::commit`]), waiting up to
+    /// `timeout` for this node to apply that far: read-your-writes on a
+    /// follower that forwarded the commit, or monotonic reads across nodes
+    /// with the index as a session token. [`Error::Raft`] if this node has
+    /// not applied it in time.
+    pub async fn read_snapshot_at_least(&self, index: u64, timeout: Duration) -> Result<ReadSnapshot> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "a read at a commit's index")
+            .await
+            .map_err(|e| Error::Raft(format!("node {} did not apply index {index}: {e}", self.id)))?;
+        self.read_snapshot()
+    }
+
     /// Set the cluster's tombstone horizon to `entries` log entries,
     /// through the log (so every replica applies it at the same position):
     /// a delete's tombstone is collected once that many entries are applied
@@ -266,6 +292,18 @@ impl Node {
     /// horizon is refused, [`bwtx::Error::SnapshotTooOld`]).
     pub fn begin_local_with(&self, level: bwtx::Isolation) -> Result<Txn> {
         Ok(Txn::new(self.proposer.clone(), self.read_snapshot()?, level))
+    }
+
+    /// [`Node::begin_local_with`] on a snapshot at an applied position of
+    /// at least `index` ([`Node::read_snapshot_at_least`]): it reads every
+    /// transaction committed at or below `index`, such as the caller's own
+    /// last one, wherever it committed.
+    pub async fn begin_local_at_least(&self, index: u64, timeout: Duration, level: bwtx::Isolation) -> Result<Txn> {
+        Ok(Txn::new(
+            self.proposer.clone(),
+            self.read_snapshot_at_least(index, timeout).await?,
+            level,
+        ))
     }
 }
 

@@ -99,6 +99,11 @@ pub fn command_bytes(cmd: &Command) -> usize {
 /// up to its 1 ms tick).
 pub const GATHER: Duration = Duration::from_micros(500);
 
+/// Proposals a node's queue holds before [`Proposer::propose`] waits for
+/// room (before 2026-12-08 the queue had no bound: clients retrying past a
+/// stalled leader grew it without limit).
+pub const QUEUE: usize = 4 * MAX_BATCH;
+
 struct Waiting {
     proposal: Proposal,
     reply: oneshot::Sender<Result<Response>>,
@@ -108,7 +113,7 @@ struct Waiting {
 /// when the last handle is dropped.
 #[derive(Clone)]
 pub struct Proposer {
-    queue: mpsc::UnboundedSender<Waiting>,
+    queue: mpsc::Sender<Waiting>,
     target: Target,
 }
 
@@ -116,7 +121,7 @@ impl Proposer {
     /// Start the proposer of node `id`'s `raft` (on the current tokio
     /// runtime); `link` reaches the leader when this node is not it.
     pub fn spawn(id: NodeId, raft: Raft, link: Link) -> Proposer {
-        let (queue, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::channel(QUEUE);
         let target = Target { id, raft, link };
         tokio::spawn(run(target.clone(), rx));
         Proposer { queue, target }
@@ -133,16 +138,19 @@ impl Proposer {
         }
     }
 
-    /// Propose `proposal` and wait for its decision.
+    /// Propose `proposal` and wait for its decision (waiting first for
+    /// room in the queue, [`QUEUE`]). A caller that stops waiting (drops
+    /// this future) before its proposal is sent has it dropped unsent; once
+    /// sent, it may still commit.
     pub async fn propose(&self, proposal: Proposal) -> Result<Response> {
         let (reply, wait) = oneshot::channel();
-        self.queue.send(Waiting { proposal, reply }).map_err(|_| stopped())?;
-        wait.await.map_err(|_| stopped())?
+        self.queue
+            .send(Waiting { proposal, reply })
+            .await
+            .map_err(|_| Error::Raft("the proposer stopped; the transaction was not proposed".to_string()))?;
+        wait.await
+            .map_err(|_| Error::Raft("the proposer stopped; outcome unknown".to_string()))?
     }
-}
-
-fn stopped() -> Error {
-    Error::Raft("the proposer stopped; outcome unknown".to_string())
 }
 
 /// Where a proposer sends its writes: its own node, or the leader.
@@ -185,7 +193,7 @@ impl Target {
     }
 }
 
-async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+async fn run(raft: Target, mut rx: mpsc::Receiver<Waiting>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     // How many proposals the last finished client write answered.
     let (answered_tx, answered) = watch::channel(1usize);
@@ -205,8 +213,14 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
             return;
         };
         let expected = (*answered.borrow()).clamp(1, MAX_BATCH);
-        let (batch, bytes, over) = gather(&mut rx, first, expected).await;
+        let (mut batch, mut bytes, over) = gather(&mut rx, first, expected).await;
         carried = over;
+        if let Some(left) = drop_abandoned(&mut batch) {
+            bytes = left;
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let (raft, answered_tx) = (raft.clone(), answered_tx.clone());
         tokio::spawn(async move {
             let n = batch.len();
@@ -217,6 +231,18 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
     }
 }
 
+/// Drop from `batch` the proposals whose clients stopped waiting (a
+/// timeout around `commit`): they are never sent (before 2026-12-08 they
+/// were proposed however late, after their clients had moved on). If any
+/// went, the bytes of those left.
+fn drop_abandoned(batch: &mut Vec<Waiting>) -> Option<usize> {
+    if !batch.iter().any(|w| w.reply.is_closed()) {
+        return None;
+    }
+    batch.retain(|w| !w.reply.is_closed());
+    Some(batch.iter().map(|w| w.proposal.bytes()).sum())
+}
+
 /// The next batch: `first`, every proposal queued, and, while fewer than
 /// `expected` (the clients the last write answered, who are likely about
 /// to propose again), those that arrive within [`GATHER`]; at most
@@ -224,7 +250,7 @@ async fn run(raft: Target, mut rx: mpsc::UnboundedReceiver<Waiting>) {
 /// [`MAX_PROPOSAL_BYTES`] (but for `first`): a proposal that would pass it
 /// is returned apart, to begin the next batch. With the batch, its bytes.
 async fn gather(
-    rx: &mut mpsc::UnboundedReceiver<Waiting>,
+    rx: &mut mpsc::Receiver<Waiting>,
     first: Waiting,
     expected: usize,
 ) -> (Vec<Waiting>, usize, Option<Waiting>) {
@@ -399,19 +425,51 @@ mod tests {
         }
     }
 
+    /// Proposals whose clients stopped waiting are dropped before the
+    /// batch is sent; the bytes are those left; a batch all of live
+    /// clients is left alone.
+    #[test]
+    fn abandoned_proposals_are_not_sent() {
+        let live = |bytes| {
+            let (reply, wait) = oneshot::channel();
+            (
+                Waiting {
+                    proposal: waiting(bytes).proposal,
+                    reply,
+                },
+                wait,
+            )
+        };
+        let (a, _wait_a) = live(10);
+        let (b, _wait_b) = live(20);
+        let mut batch = vec![a, b];
+        assert_eq!(drop_abandoned(&mut batch), None);
+        assert_eq!(batch.len(), 2);
+        let (c, wait_c) = live(30);
+        drop(wait_c);
+        batch.insert(1, c);
+        batch.push(waiting(40)); // its receiver is gone already
+        let kept = batch[0].proposal.bytes() + batch[2].proposal.bytes();
+        assert_eq!(drop_abandoned(&mut batch), Some(kept));
+        assert_eq!(batch.len(), 2);
+        let mut gone = vec![waiting(1)];
+        assert_eq!(drop_abandoned(&mut gone), Some(0));
+        assert!(gone.is_empty());
+    }
+
     /// A batch stops before the proposal that would take it past
     /// `MAX_PROPOSAL_BYTES`, which begins the next one; a proposal over
     /// the budget goes alone; small ones batch as before.
     #[tokio::test]
     async fn a_batch_keeps_to_its_byte_budget() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(QUEUE);
         let third = MAX_PROPOSAL_BYTES / 3;
         for _ in 0..3 {
-            tx.send(waiting(third)).ok().unwrap();
+            tx.try_send(waiting(third)).ok().unwrap();
         }
-        tx.send(waiting(MAX_PROPOSAL_BYTES + 1)).ok().unwrap();
+        tx.try_send(waiting(MAX_PROPOSAL_BYTES + 1)).ok().unwrap();
         for _ in 0..5 {
-            tx.send(waiting(10)).ok().unwrap();
+            tx.try_send(waiting(10)).ok().unwrap();
         }
         // The bytes returned are the batch's.
         let sum = |b: &[Waiting]| b.iter().map(|w| w.proposal.bytes()).sum::<usize>();

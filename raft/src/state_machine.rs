@@ -82,9 +82,20 @@ pub const INLINE_APPLY: usize = 64;
 pub const INLINE_APPLY_BYTES: usize = 1 << 20;
 
 /// Whether `chunk`, of `bytes` bytes of proposals ([`chunks`]), is applied
-/// on the state-machine task itself.
+/// on the state-machine task itself: small, and with no scanned range to
+/// validate (a range of a few bytes may span the whole key space, walked
+/// at apply: before 2026-12-08 that ran on a tokio worker).
 fn apply_inline(chunk: &[Entry], bytes: usize) -> bool {
-    bytes <= INLINE_APPLY_BYTES && transactions(chunk) <= INLINE_APPLY
+    bytes <= INLINE_APPLY_BYTES && transactions(chunk) <= INLINE_APPLY && !scans(chunk)
+}
+
+/// Whether a proposal in `entries` carries a scanned range.
+fn scans(entries: &[Entry]) -> bool {
+    entries.iter().any(|e| match &e.payload {
+        EntryPayload::Normal(Command::Txn { ranges, .. }) => !ranges.is_empty(),
+        EntryPayload::Normal(Command::Batch { txns }) => txns.iter().any(|p| !p.ranges.is_empty()),
+        _ => false,
+    })
 }
 
 /// openraft 0.10's storage result: errors are plain `io::Error`s.
@@ -633,7 +644,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     /// The last snapshot built or installed (or kept from an earlier run,
-    /// [`kept_snapshot`]); without one, a fresh one of the applied state,
+    /// `kept_snapshot`, checked at open); without one, a fresh one of the applied state,
     /// which covers every purged entry since purging follows snapshots and
     /// the state is durable.
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot>> {

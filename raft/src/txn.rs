@@ -216,6 +216,11 @@ impl Txn {
     /// ranges' bounds, with what their encoding adds to each
     /// ([`Proposal::bytes`]), come to more than
     /// [`crate::types::MAX_PROPOSAL_BYTES`]; nothing was proposed.
+    ///
+    /// Dropping the returned future (a timeout around it) leaves the
+    /// outcome unknown: a proposal still queued on this node is dropped
+    /// unsent, one already sent may still commit. The scanned ranges are
+    /// proposed joined where they overlap or touch ([`KeyRange::merged`]).
     pub async fn commit(self) -> Result<u64> {
         if self.writes.is_empty() {
             return Ok(self.read.position());
@@ -227,7 +232,7 @@ impl Txn {
             snapshot,
             writes: self.writes.into_iter().collect(),
             reads: reads.keys.into_iter().collect(),
-            ranges: reads.ranges,
+            ranges: KeyRange::merged(reads.ranges),
         };
         if proposal.bytes() > crate::types::MAX_PROPOSAL_BYTES {
             return Err(bwtx::Error::InvalidArgument(

@@ -249,6 +249,30 @@ impl KeyRange {
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= self.start.as_slice() && self.end.as_deref().is_none_or(|e| key < e)
     }
+
+    /// `ranges` sorted by start and joined where they overlap or touch:
+    /// the same keys, each once. A transaction that scanned in a loop
+    /// proposes each part of the key space once, and every replica
+    /// validates it once (before 2026-12-08 each scan was proposed and
+    /// walked at apply again).
+    pub fn merged(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
+        ranges.sort_by(|a, b| a.start.cmp(&b.start));
+        let mut out: Vec<KeyRange> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            if let Some(last) = out.last_mut() {
+                // `last` reaches `r`'s start (ends are exclusive).
+                if last.end.as_ref().is_none_or(|e| r.start <= *e) {
+                    last.end = match (last.end.take(), r.end) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                    continue;
+                }
+            }
+            out.push(r);
+        }
+        out
+    }
 }
 
 /// What a conflicting transaction did with the key another wrote first
@@ -336,5 +360,38 @@ impl std::fmt::Display for Command {
             Command::Batch { txns } => write!(f, "batch({} txns)", txns.len()),
             Command::SetTombstoneHorizon { entries } => write!(f, "set tombstone horizon({entries})"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyRange;
+
+    fn r(start: &str, end: Option<&str>) -> KeyRange {
+        KeyRange {
+            start: start.as_bytes().to_vec(),
+            end: end.map(|e| e.as_bytes().to_vec()),
+        }
+    }
+
+    /// Overlapping and touching ranges join (ends are exclusive: `[a, c)`
+    /// and `[c, f)` cover `[a, f)`); a gap keeps them apart; the same scan
+    /// a thousand times is one range.
+    #[test]
+    fn ranges_merge_where_they_overlap_or_touch() {
+        let mut many = vec![r("q/", Some("q0")); 1000];
+        many.extend([
+            r("c", Some("f")),
+            r("a", Some("c")),
+            r("d", Some("e")),
+            r("g", Some("h")),
+            r("x", None),
+            r("y", Some("z")),
+        ]);
+        assert_eq!(
+            KeyRange::merged(many),
+            vec![r("a", Some("f")), r("g", Some("h")), r("q/", Some("q0")), r("x", None)]
+        );
+        assert_eq!(KeyRange::merged(vec![]), vec![]);
     }
 }

@@ -117,3 +117,52 @@ async fn a_steady_leader_survives_silence_and_elections_resume_when_allowed() {
     cluster.heal(leader.id()).await.unwrap();
     cluster.shutdown().await.unwrap();
 }
+
+/// `read_snapshot_at_least` waits for this node to apply a commit's index:
+/// a follower cut off while the leader commits reads an older position with
+/// `read_snapshot`, is refused in time with `read_snapshot_at_least`, and
+/// once it rejoins reads the commit. `Cluster::transaction` reads at least
+/// as far as the last index it committed at, on whichever node leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_at_least_a_commits_index_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), &[1, 2, 3]).await.unwrap();
+    let leader = common::steady_leader(&cluster, &[1, 2, 3]).await;
+    let follower = cluster
+        .node([1, 2, 3].into_iter().find(|&id| id != leader.id()).unwrap())
+        .unwrap();
+    cluster
+        .wait_converged(&[follower.id()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    cluster.isolate(follower.id()).await;
+    let mut tx = leader.begin().await.unwrap();
+    tx.put("k", "1").unwrap();
+    let index = tx.commit().await.unwrap();
+    assert!(follower.read_snapshot().unwrap().position() < index, "cut off: not applied");
+    match follower.read_snapshot_at_least(index, Duration::from_millis(300)).await {
+        Err(Error::Raft(msg)) => assert!(msg.contains("did not apply"), "{msg}"),
+        other => panic!("expected a refusal in time, got {:?}", other.map(|r| r.position())),
+    }
+    cluster.heal(follower.id()).await.unwrap();
+    let read = follower
+        .read_snapshot_at_least(index, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(read.position() >= index);
+    assert_eq!(read.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    let mut txn = follower
+        .begin_local_at_least(index, Duration::from_secs(30), bwtx::Isolation::Snapshot)
+        .await
+        .unwrap();
+    assert_eq!(txn.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    txn.put("k", "2").unwrap();
+    let second = txn.commit().await.unwrap();
+    // The cluster's own transactions read from there on.
+    let (seen, _) = cluster
+        .transaction(Duration::from_secs(30), |t| Ok(t.get("k")?.map(|v| v.to_vec())))
+        .await
+        .unwrap();
+    assert_eq!(seen.as_deref(), Some(&b"2"[..]), "committed at {second}");
+    cluster.shutdown().await.unwrap();
+}

@@ -197,4 +197,14 @@ fn only_small_batches_apply_inline() {
     let large: Vec<_> = (1..=3).map(|i| txn(i, 0, &[("k", Some(big.as_str()))])).collect();
     assert!(!apply_inline(&large, bytes(&large)));
     assert!(apply_inline(&large[..1], bytes(&large[..1])));
+    // A scanned range, however few its bytes, goes to the pool.
+    let mut scan = txn(1, 0, &[("k", Some("v"))]);
+    if let EntryPayload::Normal(Command::Txn { ranges, .. }) = &mut scan.payload {
+        ranges.push(crate::types::KeyRange {
+            start: Vec::new(),
+            end: None,
+        });
+    }
+    let scans = [small[0].clone(), scan];
+    assert!(!apply_inline(&scans, bytes(&scans)));
 }
