@@ -4,6 +4,16 @@
 //! fails with `KeyspaceNotFound` (nothing after the drop), and a snapshot
 //! reads the keyspace exactly when its timestamp is below the drop's (the
 //! gate's `try_read` fast path included).
+//!
+//! (Seeded bugs, checked by hand at the preemption bound of 2: with
+//! `Engine::drop_keyspace` taking the gate exclusive only after its
+//! catalog commit instead of before it, a commit that took the gate shared
+//! meanwhile gets a timestamp above the drop's: the model fails, "commit 3
+//! into a keyspace dropped at 3" (at bound 1 too). With
+//! `Engine::ks_visible`'s fast path taking a gate it can share for "not
+//! dropped" without reading its flag, a snapshot after the drop reads the
+//! keyspace: "a snapshot at 2 after the drop at 2 read the keyspace:
+//! Ok(false)", at bound 0 too. Unseeded: 1,068 executions in 0.2 s.)
 #![cfg(loom)]
 
 mod common;

@@ -4,6 +4,30 @@
 //! parent and merges it into the left leaf; the root, left with one child,
 //! then shrinks. Meanwhile another thread installs into the left or right
 //! leaf. Afterwards every key is exactly present or absent.
+//!
+//! (Seeded bugs, checked by hand at the preemption bound of 2:
+//! - `Tree::complete_merge` copying the right leaf into its absorber
+//!   without freezing it first: an install that lands on the right leaf
+//!   after the copy is unlinked with it, and `merge_racing_install_right`
+//!   fails on `get(k6, 200)` (`None`); bound 1 does not find it. The other
+//!   models pass with it (none writes the right leaf).
+//! - `complete_merge` taking a lost CAS of its `NodeMerge` delta on the
+//!   absorber for a finished merge instead of retrying: the right leaf is
+//!   unlinked unabsorbed, a descent to k3 restarts forever, and
+//!   `merge_racing_install_left` and `merge_racing_split_of_left` fail with
+//!   loom's "Model exceeded maximum number of branches" (at bounds 0 and 1
+//!   too).
+//! - `complete_merge`'s walk from the recorded left page to the absorber
+//!   stopping where it should follow the side link:
+//!   `merge_racing_split_of_left` fails the same way (at bound 0 too).
+//! - `leaf_find` not searching a `NodeMerge` delta's content:
+//!   `merge_racing_lookup` and `delete_merges` fail on `get(k3, 200)`
+//!   (`None`), in the checks after the race (at bound 0 too).
+//!
+//! The racing lookups of `merge_racing_lookup` were shown failing only by
+//! `retire_chain` freeing a replaced chain at once (`reclaim.rs`): a
+//! SIGSEGV, at bound 2 and not at 0. Unseeded: 1 to 6,590 executions
+//! in at most 1.3 s each.)
 #![cfg(loom)]
 
 mod common;
