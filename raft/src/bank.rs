@@ -85,6 +85,38 @@ pub fn transfers(read: &ReadSnapshot) -> Result<usize> {
     Ok(read.scan_prefix("xfer/")?.len())
 }
 
+/// Check every balance in `read` against its ledger: `initial`, plus what
+/// the transfer markers (`from>to:moved`) say moved in, less what moved
+/// out. A transfer applied twice moves its money twice under one marker,
+/// which the total and the marker count both miss; this does not.
+/// `Corrupt` names the first account that disagrees.
+pub fn ledger_matches(read: &ReadSnapshot, accounts: u32, initial: u64) -> Result<()> {
+    let mut want = vec![i128::from(initial); accounts as usize];
+    for (k, v) in read.scan_prefix("xfer/")? {
+        let bad = || Error::Corrupt(format!("transfer marker {}", String::from_utf8_lossy(&k)));
+        let text = std::str::from_utf8(&v).map_err(|_| bad())?;
+        let (from, rest) = text.split_once('>').ok_or_else(bad)?;
+        let (to, moved) = rest.split_once(':').ok_or_else(bad)?;
+        let parse = |s: &str| s.parse::<u64>().map_err(|_| bad());
+        let (from, to, moved) = (parse(from)?, parse(to)?, i128::from(parse(moved)?));
+        let n = want.len();
+        let slot = |i: u64| usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(bad);
+        let (f, t) = (slot(from)?, slot(to)?);
+        want[f] -= moved;
+        want[t] += moved;
+    }
+    for (i, want) in want.into_iter().enumerate() {
+        let key = account(i as u32);
+        let have = i128::from(balance(read.get(&key)?, &key)?);
+        if have != want {
+            return Err(Error::Corrupt(format!(
+                "{key} holds {have}, its transfers leave {want}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

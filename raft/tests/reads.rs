@@ -139,7 +139,10 @@ async fn reads_at_least_a_commits_index_wait_for_it() {
     let mut tx = leader.begin().await.unwrap();
     tx.put("k", "1").unwrap();
     let index = tx.commit().await.unwrap();
-    assert!(follower.read_snapshot().unwrap().position() < index, "cut off: not applied");
+    assert!(
+        follower.read_snapshot().unwrap().position() < index,
+        "cut off: not applied"
+    );
     match follower.read_snapshot_at_least(index, Duration::from_millis(300)).await {
         Err(Error::Raft(msg)) => assert!(msg.contains("did not apply"), "{msg}"),
         other => panic!("expected a refusal in time, got {:?}", other.map(|r| r.position())),

@@ -156,8 +156,9 @@ pub async fn converged_follower(cluster: &Cluster, ids: &[NodeId]) -> (NodeId, N
 }
 
 /// Wait until `ids` applied the leader's log, then check that every one of
-/// them holds the same data and applied log id, the conserved total, and a
-/// marker for every transfer in `acked`. Returns the applied log index.
+/// them holds the same data and applied log id, the conserved total, a
+/// marker for every transfer in `acked`, and balances that match their
+/// ledger (so no transfer applied twice). Returns the applied log index.
 pub async fn assert_converged(cluster: &Cluster, ids: &[NodeId], acked: &[u64]) -> u64 {
     let index = cluster
         .wait_converged(ids, Duration::from_secs(30))
@@ -171,6 +172,7 @@ pub async fn assert_converged(cluster: &Cluster, ids: &[NodeId], acked: &[u64]) 
             ACCOUNTS as u64 * INITIAL,
             "total on node {id}"
         );
+        bank::ledger_matches(&read, ACCOUNTS, INITIAL).unwrap_or_else(|e| panic!("node {id}: {e}"));
         for &t in acked {
             assert!(
                 read.get(bank::marker(t)).unwrap().is_some(),
