@@ -246,7 +246,9 @@ impl Options {
     /// conflict found first is reported as [`crate::Error::Conflict`]; a
     /// transaction that wrote nothing commits, each of its reads having
     /// been checked when it ran); [`crate::Db::snapshot_at`] a timestamp
-    /// committed longer ago than `age` is refused so. Default: no limit.
+    /// committed longer ago than `age` is refused so, unless
+    /// [`Options::history_retention`] still keeps it (then it reads until
+    /// the retention window moves past it). Default: no limit.
     ///
     /// An expired snapshot still keeps the history of the exact counts
     /// (16 bytes per commit that changes a keyspace's count), so that its

@@ -169,13 +169,17 @@ fn read_fault_on_fault_in_is_an_error_then_recovers() {
     let s = db.stats();
     assert_eq!((s.blind_writes, s.key_set_reads), (blind + 1, key_sets + 1), "{s:?}");
     check(&db, &model);
-    // A cursor yields the error, and continues once it clears.
+    // A scan yields the error and ends (`Iter` is fused: before
+    // 2026-12-08 it tried again at each call, so `count()` over a fault
+    // that stays never returned); a new one reads once the fault cleared.
     db.evict_all().unwrap();
     let snap = db.snapshot();
     let mut it = snap.range::<&[u8], _>(..);
     fs.fail_read_at(fs.reads());
     assert!(matches!(it.next(), Some(Err(Error::Io(_)))));
-    assert_eq!(it.next().unwrap().unwrap().0.as_ref(), key(0).as_bytes());
+    assert!(it.next().is_none());
+    let mut again = snap.range::<&[u8], _>(..);
+    assert_eq!(again.next().unwrap().unwrap().0.as_ref(), key(0).as_bytes());
 }
 
 #[test]

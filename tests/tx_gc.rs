@@ -187,3 +187,31 @@ fn background_sweeper_collects_idle_pages() {
     assert!(stats.versions_stored <= 100, "{stats:?}");
     assert!(stats.gc_sweeps > 0);
 }
+
+/// `versions_stored` counts the versions GC dropped in named keyspaces too:
+/// overwriting keys there again and again keeps it bounded, and dropping
+/// the keyspace does not lower `versions_collected`. (Before 2026-12-08 it
+/// counted the default keyspace's only, so it grew by every write to
+/// another.)
+#[test]
+fn versions_in_named_keyspaces_are_counted_when_collected() {
+    let db = Db::in_memory();
+    let ks = db.keyspace("churn").unwrap();
+    for round in 0..50u32 {
+        db.transaction(|tx| {
+            for i in 0..20u32 {
+                tx.put_in(&ks, format!("k{i:02}"), round.to_le_bytes())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        db.collect_garbage();
+    }
+    let s = db.stats();
+    assert!(s.versions_collected >= 900, "{s:?}");
+    assert!(s.versions_stored <= 200, "1,000 writes to 20 keys: {s:?}");
+    db.drop_keyspace("churn").unwrap();
+    db.collect_garbage();
+    db.collect_garbage();
+    assert!(db.stats().versions_collected >= s.versions_collected);
+}

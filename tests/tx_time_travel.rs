@@ -159,6 +159,13 @@ fn forgotten_snapshot_expires() {
         old.range::<&str, _>(..).next(),
         Some(Err(Error::SnapshotTooOld { .. }))
     ));
+    // The error ends the scan: `count()` and `flatten()` return (before
+    // 2026-12-08 every next call failed again, and they never did).
+    let mut scan = old.range::<&str, _>(..);
+    assert!(matches!(scan.next(), Some(Err(Error::SnapshotTooOld { .. }))));
+    assert!(scan.next().is_none() && scan.next_back().is_none());
+    assert_eq!(old.range::<&str, _>(..).count(), 1);
+    assert_eq!(old.prefix("k").flatten().count(), 0);
     assert!(matches!(tx.get("k"), Err(Error::SnapshotTooOld { .. })));
     // The transaction's own writes are still its own; committing it is
     // validated against the newest versions as always (here: a conflict,

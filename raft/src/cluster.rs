@@ -361,7 +361,11 @@ impl Cluster {
     }
 
     /// Make `voters` the voting members (joint consensus through openraft);
-    /// other members stay as learners if `keep_learners`, else leave.
+    /// voters this removes stay as learners if `keep_learners`, else leave
+    /// (existing learners stay either way: openraft's `retain` concerns the
+    /// removed voters only). If leadership is lost between the joint entry
+    /// and the final one, the cluster stays in the joint configuration and
+    /// this returns [`Error::Raft`]: call it again to finish the change.
     pub async fn change_voters(&self, voters: BTreeSet<NodeId>, keep_learners: bool) -> Result<()> {
         let leader = self.leader().await?;
         leader

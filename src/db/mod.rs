@@ -223,7 +223,9 @@ impl Db {
     /// A read-only snapshot as of commit timestamp `ts` (time travel): it
     /// sees exactly the commits at or below `ts`, such as the value a
     /// [`Transaction::commit`] returned. It holds its versions like any open
-    /// snapshot.
+    /// snapshot, unless it is older than [`Options::max_snapshot_age`] (then
+    /// only the retention window holds them, and its reads fail with
+    /// [`crate::Error::SnapshotTooOld`] once the window moved past it).
     ///
     /// Timestamps stay readable for [`Options::history_retention`] (default
     /// zero: only while some open snapshot holds them). Fails with

@@ -30,7 +30,7 @@ use super::Engine;
 use crate::bwtree::{Config, Tree};
 use crate::mvcc::counts::Counts;
 use crate::mvcc::WriteSet;
-use crate::sync::{lock, Arc, Mutex, RwLock};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering, RwLock};
 use crate::{Error, Result};
 
 /// The catalog's tree id (in log records and checkpoint images).
@@ -81,6 +81,10 @@ pub(crate) struct Keyspaces {
     pub(crate) map: RwLock<BTreeMap<u32, Arc<KsTree>>>,
     /// `(drop timestamp, id)` of dropped keyspaces still in `map`.
     dropped: Mutex<Vec<(u64, u32)>>,
+    /// Versions GC dropped from keyspaces collected since (their trees'
+    /// counts, which leave `map` with them): `Stats::versions_collected`
+    /// never goes down.
+    collected_dropped: AtomicU64,
     /// Creations and drops, one at a time.
     ddl: Mutex<()>,
     /// Held shared by each caller that pauses the evictions of every tree
@@ -107,6 +111,7 @@ impl Keyspaces {
             catalog,
             map: RwLock::new(trees.into_iter().map(|t| (t.id, t)).collect()),
             dropped: Mutex::new(dropped),
+            collected_dropped: AtomicU64::new(0),
             ddl: Mutex::new(()),
             publication: RwLock::new(()),
             config,
@@ -144,10 +149,21 @@ impl Keyspaces {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         dropped.retain(|&(d, id)| {
             if d <= wm {
-                map.remove(&id);
+                if let Some(ks) = map.remove(&id) {
+                    let n = ks.tree.stats().versions_dropped;
+                    self.collected_dropped.fetch_add(n, Ordering::Relaxed);
+                }
             }
             d > wm
         });
+    }
+
+    /// Versions GC dropped from every keyspace but the default one: the
+    /// catalog's, the live ones', and those of keyspaces collected since.
+    pub(crate) fn versions_dropped(&self) -> u64 {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let live: u64 = map.values().map(|k| k.tree.stats().versions_dropped).sum();
+        live + self.catalog.tree.stats().versions_dropped + self.collected_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -350,8 +366,9 @@ impl Engine {
     pub(crate) fn keyspace_names(&self) -> Result<Vec<String>> {
         // A registered snapshot: GC must not drop a drop's tombstone (with
         // the name it hid) under the walk, which would list a set of names
-        // that never existed at once.
-        let pin = self.registry.pin_scoped(&self.oracle);
+        // that never existed at once. Held, so that `max_snapshot_age`
+        // never expires it mid-walk (before 2026-12-08 it could).
+        let pin = self.registry.pin_held(&self.oracle);
         let ts = pin.ts();
         let mut names = vec![DEFAULT_NAME.to_string()];
         for kv in self.ks.catalog.tree.range::<&[u8], _>(.., ts) {

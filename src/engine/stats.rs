@@ -15,9 +15,11 @@ pub struct Stats {
     /// Versions written by commits since open, plus those recovered at open
     /// (so that `versions_stored` stays right across reopening).
     pub versions_installed: u64,
-    /// Versions dropped by garbage collection.
+    /// Versions dropped by garbage collection, in every keyspace.
     pub versions_collected: u64,
-    /// Versions held now (`versions_installed - versions_collected`).
+    /// Versions held now (`versions_installed - versions_collected`), in
+    /// every keyspace. A collected keyspace's versions that GC had not
+    /// dropped before its drop stay counted here.
     pub versions_stored: u64,
     /// Delta chains consolidated.
     pub consolidations: u64,
@@ -236,6 +238,10 @@ impl Engine {
         let tree = self.tree.stats();
         let oldest = self.registry.oldest();
         let installed = self.counters.versions_installed.get();
+        // Every tree's: the default keyspace's, the others' and the
+        // catalog's (before 2026-12-08 only the default one's, so
+        // `versions_stored` grew by every write to a named keyspace).
+        let collected = tree.versions_dropped + self.ks.versions_dropped();
         let store = self.store.as_ref();
         let paging = self.tree.paging.as_deref().map(|p| &p.counters);
         let r = |c: &crate::sync::AtomicU64| c.load(Ordering::Relaxed);
@@ -246,8 +252,8 @@ impl Engine {
             commits: self.counters.commits.get(),
             conflicts: self.counters.conflicts.get(),
             versions_installed: installed,
-            versions_collected: tree.versions_dropped,
-            versions_stored: installed.saturating_sub(tree.versions_dropped),
+            versions_collected: collected,
+            versions_stored: installed.saturating_sub(collected),
             consolidations: tree.consolidations,
             splits: tree.splits,
             merges: tree.merges,

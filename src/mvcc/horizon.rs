@@ -6,7 +6,13 @@
 //!   down, so a snapshot pinned at time `p` has `ts = read_ts(p)`.
 //! - A *sample* is a pair `(t, read_ts(t))`, taken whenever the watermark is
 //!   refreshed (every 64 commits and every GC sweep), at most one per
-//!   `spacing` (1/4096 of the longest window, at least 10 ms).
+//!   `spacing` (1/4096 of the shortest window, at least 10 ms). Older
+//!   samples are thinned: one of age `a` is kept only `max(spacing, a /
+//!   1024)` after the one before it, so their number grows with the log of
+//!   the longest window, not with it (before 2026-12-08 the spacing was
+//!   1/4096 of the longest window: a `change_retention` of
+//!   `Duration::MAX` left the first sample alone, and retention and
+//!   expiry stopped).
 //! - The *retention horizon* for a window `R` is `read_ts(t)` of the newest
 //!   sample with `t <= now - R` (the *floor*, the oldest timestamp readable
 //!   at open, if none is that old; no bound when `R` is zero).
@@ -42,6 +48,11 @@ const SAMPLES_PER_WINDOW: u32 = 4096;
 /// Samples are kept at least this long, so that `Stats` can give the age of
 /// the oldest snapshot.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
+/// An old sample is kept only if it is at least its age over this after
+/// the one before it ([`thin`]).
+const THIN: u32 = 1024;
+/// Samples are thinned each time their number reaches a multiple of this.
+const THIN_EVERY: usize = 1024;
 
 /// What a refresh of the GC watermark must respect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,12 +92,16 @@ impl Horizon {
             .max(max_age.unwrap_or_default())
             .max(change_retention)
             .max(MIN_WINDOW);
+        let shortest = [retention, max_age.unwrap_or_default(), change_retention]
+            .into_iter()
+            .filter(|w| !w.is_zero())
+            .fold(MIN_WINDOW, Duration::min);
         Horizon {
             retention,
             max_age,
             change_retention,
             window,
-            spacing: (window / SAMPLES_PER_WINDOW).max(MIN_SPACING),
+            spacing: (shortest / SAMPLES_PER_WINDOW).max(MIN_SPACING),
             samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
             floor: read_ts,
         }
@@ -155,6 +170,9 @@ impl Horizon {
             .is_none_or(|&(t, _)| now.duration_since(t) >= self.spacing)
         {
             samples.push_back((now, read_ts));
+            if samples.len() % THIN_EVERY == 0 {
+                thin(&mut samples, now, self.spacing);
+            }
         }
         // Drop samples older than the newest one at or before the window's start.
         if let Some(start) = now.checked_sub(self.window) {
@@ -207,7 +225,8 @@ impl Horizon {
 
     /// About how long ago a snapshot at `ts` was pinned: the time since the
     /// last sample whose read timestamp was still below `ts` (the pin came
-    /// after it), so at most one sampling interval too long; for a snapshot
+    /// after it), so at most one sampling interval too long (or a 1,024th
+    /// of its age, among thinned samples); for a snapshot
     /// older than every kept sample, the time since the oldest (so at least
     /// the sample window). `None` if the samples are busy or none has
     /// reached `ts` yet (a snapshot younger than the last sample).
@@ -225,10 +244,37 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Thin `samples`: keep the oldest and the newest, and between them each
+/// one at least `max(spacing, its age / THIN)` after the last one kept.
+/// Every lookup ([`at_or_before`]) then finds the same sample or an older
+/// one, which errs on the side of keeping more (history, snapshots, log),
+/// by at most about a `THIN`th of the window it looks back.
+fn thin(samples: &mut VecDeque<(Instant, u64)>, now: Instant, spacing: Duration) {
+    let n = samples.len();
+    if n < 3 {
+        return;
+    }
+    let mut kept = VecDeque::with_capacity(n);
+    kept.push_back(samples[0]);
+    for &(t, r) in samples.iter().skip(1).take(n - 2) {
+        let gap = (now.saturating_duration_since(t) / THIN).max(spacing);
+        if kept
+            .back()
+            .is_some_and(|&(last, _)| t.saturating_duration_since(last) >= gap)
+        {
+            kept.push_back((t, r));
+        }
+    }
+    kept.push_back(samples[n - 1]);
+    *samples = kept;
+}
+
 /// The read timestamp of the newest sample taken at or before `t`.
+/// (Samples are in time order: a binary search.)
 fn at_or_before(samples: &VecDeque<(Instant, u64)>, t: Option<Instant>) -> Option<u64> {
     let t = t?;
-    samples.iter().rev().find(|&&(s, _)| s <= t).map(|&(_, r)| r)
+    let after = samples.partition_point(|&(s, _)| s <= t);
+    after.checked_sub(1).map(|i| samples[i].1)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -309,6 +355,56 @@ mod tests {
         // whole pause).
         let off = back[0].0 as i64 - (wall - 600_000) as i64;
         assert!(off.abs() < 250, "{back:?}: {off} ms off");
+    }
+
+    /// A window far longer than another (here `change_retention` of
+    /// `Duration::MAX`) no longer spaces the samples out past the shorter
+    /// one's use: retention keeps 50 ms of history, not everything since
+    /// open, and the age limit expires. (Before 2026-12-08 the spacing was
+    /// about 142 million years: no sample after open, and both stopped.)
+    #[test]
+    fn a_very_long_window_leaves_the_short_ones_working() {
+        let h = Horizon::new(
+            Duration::from_millis(50),
+            Some(Duration::from_millis(50)),
+            Duration::MAX,
+            5,
+        );
+        let at = opened(&h);
+        assert_eq!(h.spacing, MIN_SPACING);
+        for (ms, ts) in [(20, 10), (40, 20), (60, 25)] {
+            h.bounds_at(ts, true, || at(ms)).unwrap();
+        }
+        let b = h.bounds_at(30, true, || at(100)).unwrap();
+        assert_eq!((b.retain_from, b.expire_below), (20, 20));
+        assert_eq!(b.keep_changes_after, 0, "nothing is that old");
+    }
+
+    /// Samples over a long run stay few (thinned by their age), and every
+    /// bound is the exact one or older: never newer.
+    #[test]
+    fn thinned_samples_stay_few_and_bounds_only_err_old() {
+        let h = Horizon::new(Duration::from_secs(1), Some(Duration::from_secs(600)), Duration::MAX, 0);
+        let at = opened(&h);
+        // A sample every 10 ms for 2 hours; read_ts = the ms since open.
+        let end = 2 * 3600 * 1000;
+        let mut ms = 0;
+        while ms < end {
+            ms += 10;
+            h.bounds_at(ms, true, || at(ms)).unwrap();
+        }
+        let len = h.samples.lock().unwrap().len();
+        assert!(len < 12_000, "{len} samples after 720,000");
+        let b = h.bounds_at(end, true, || at(end)).unwrap();
+        // Exact: end - 1 s and end - 600 s (read_ts is in ms).
+        assert!(
+            b.retain_from <= end - 1_000 && b.retain_from >= end - 1_000 - 20,
+            "{b:?}"
+        );
+        assert!(
+            b.expire_below <= end - 600_000 && b.expire_below >= end - 600_000 - 1_000,
+            "{b:?}"
+        );
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Iter<'a> {
     track: Option<Tracker<'a>>,
     /// Yielded first, then nothing ([`Iter::failed`]).
     error: Option<crate::Error>,
+    /// An error was yielded: nothing more (before 2026-12-08 the next call
+    /// tried again, so `count()` or `flatten()` over a scan that kept
+    /// failing, an expired snapshot's, never returned).
+    done: bool,
 }
 
 impl<'a> Iter<'a> {
@@ -62,6 +66,7 @@ impl<'a> Iter<'a> {
             back_buf: None,
             track: None,
             error: None,
+            done: false,
         }
     }
 
@@ -83,6 +88,7 @@ impl<'a> Iter<'a> {
             back_buf: None,
             track: None,
             error: None,
+            done: false,
         }
     }
 }
@@ -115,6 +121,9 @@ impl DoubleEndedIterator for Iter<'_> {
     }
 }
 
+/// `None` for good once it ended, by running out or by an error.
+impl std::iter::FusedIterator for Iter<'_> {}
+
 impl Iter<'_> {
     fn next_front(&mut self) -> Option<Result<(Bytes, Bytes)>> {
         if self.buf.is_none() && self.front_tree.is_none() && self.back_tree.is_none() {
@@ -129,10 +138,22 @@ impl Iter<'_> {
     /// iterator's error first, then the merged items, each reported to the
     /// tracker of a serializable transaction's scan.
     fn step(&mut self, back: bool) -> Option<Result<(Bytes, Bytes)>> {
+        if self.done {
+            return None;
+        }
         if let Some(e) = self.error.take() {
+            self.done = true;
             return Some(Err(e));
         }
         let item = if back { self.merge_next(true) } else { self.next_front() };
+        if matches!(item, Some(Err(_))) {
+            // The error ends the iterator: its sources go (the tracker,
+            // told below, keeps the whole range).
+            self.done = true;
+            self.tree = None;
+            self.buf = None;
+            (self.front_tree, self.back_tree, self.front_buf, self.back_buf) = (None, None, None, None);
+        }
         if let Some(t) = &mut self.track {
             if back {
                 t.back(item.as_ref());
