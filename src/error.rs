@@ -45,7 +45,8 @@ pub enum Error {
     /// (`bwtx::fs::StdFs`) its message names the operation and the file,
     /// e.g. `fdatasync /data/db/wal-000007: Input/output error (os error 5)`,
     /// its kind is the operating system's, and the operating system's error
-    /// is its source.
+    /// is its source (its `raw_os_error()` is there: the wrapped error's is
+    /// `None`).
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
     /// A write or sync of the log, the page store or the value log failed
@@ -149,9 +150,11 @@ pub enum ConflictReason {
     Read,
     /// A serializable transaction scanned the range `start..end` and another
     /// wrote the key inside it (a phantom insert counts, a delete counts)
-    /// after the scanner's snapshot and committed first. The range is what
-    /// the scan consumed: an iterator dropped early records only the part
-    /// it yielded.
+    /// after the scanner's snapshot and committed first. The range holds
+    /// what the scans consumed: an iterator dropped early records only the
+    /// part it yielded, and the ranges are joined where they overlap or
+    /// touch before commit validates them, so it may span several scans
+    /// (the whole key space after a count, `Transaction::len`).
     Range {
         /// The range's start bound.
         start: std::ops::Bound<bytes::Bytes>,

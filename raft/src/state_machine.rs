@@ -669,9 +669,20 @@ impl StateMachine {
         };
         drop(file);
         let mut stats = SnapshotStats::default();
+        // The current snapshot, if older, is removed before the switch
+        // (`install_until`): forget it first, so that nothing hands out a
+        // removed file (one is built on demand if this install fails).
+        {
+            let mut cur = self.current();
+            let index = |m: &SnapshotMeta| m.last_log_id.map(|l| l.index);
+            if cur.as_ref().is_some_and(|c| index(&c.meta) < index(meta)) {
+                *cur = None;
+            }
+        }
         let r = snapshot::install(
             &self.inner.db,
             &self.inner.gens,
+            &self.inner.dir,
             &part,
             meta,
             self.inner.limits,

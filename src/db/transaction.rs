@@ -319,6 +319,10 @@ impl Transaction {
     /// 2026-12-08 it read every key as `len` does, so any later commit
     /// refused this one's).
     pub fn is_empty(&self) -> Result<bool> {
+        if !self.serializable() {
+            // The count: no scan over deleted or newer versions.
+            return Ok(self.len()? == 0);
+        }
         match self.range::<&[u8], _>(..).next() {
             None => Ok(true),
             Some(r) => r.map(|_| false),

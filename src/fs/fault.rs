@@ -546,8 +546,8 @@ struct FaultRead {
 impl FsRead for FaultRead {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut s = self.fs.st();
-        FaultFs::read_point(&mut s)?;
         FaultFs::opened_since(&s, self.gen)?;
+        FaultFs::read_point(&mut s)?;
         let node = &s.inodes[self.inode];
         let range = usize::try_from(offset)
             .ok()

@@ -284,7 +284,9 @@ impl Fs for StdFs {
         on(f.sync_all(), "fsync", path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        on(fs::rename(from, to), "rename", from)
+        // Named by its target (the file a checkpoint publishes), the
+        // source's name being the target's with a temporary suffix.
+        on(fs::rename(from, to), "rename onto", to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         on(fs::remove_file(path), "remove", path)

@@ -7,8 +7,8 @@
 //! - A *sample* is a pair `(t, read_ts(t))`, taken whenever the watermark is
 //!   refreshed (every 64 commits and every GC sweep), at most one per
 //!   `spacing` (1/4096 of the shortest window, at least 10 ms). Older
-//!   samples are thinned: one of age `a` is kept only `max(spacing, a /
-//!   1024)` after the one before it, so their number grows with the log of
+//!   samples are thinned (each time 1,024 more were taken): one of age `a`
+//!   is kept only `max(spacing, a / 1024)` after the one before it, so their number grows with the log of
 //!   the longest window, not with it (before 2026-12-08 the spacing was
 //!   1/4096 of the longest window: a `change_retention` of
 //!   `Duration::MAX` left the first sample alone, and retention and
@@ -39,7 +39,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::sync::{Mutex, TryLockError};
+use crate::sync::{AtomicU64, Mutex, Ordering, TryLockError};
 
 /// Samples are never closer than this.
 const MIN_SPACING: Duration = Duration::from_millis(10);
@@ -51,7 +51,8 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// An old sample is kept only if it is at least its age over this after
 /// the one before it ([`thin`]).
 const THIN: u32 = 1024;
-/// Samples are thinned each time their number reaches a multiple of this.
+/// Samples are thinned once this many more were taken since the last
+/// thinning left them.
 const THIN_EVERY: usize = 1024;
 
 /// What a refresh of the GC watermark must respect.
@@ -74,6 +75,9 @@ pub(crate) struct Horizon {
     window: Duration,
     spacing: Duration,
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Thin the samples when there are this many (read and written with
+    /// `samples` held).
+    thin_at: AtomicU64,
     /// The retention horizon while no sample is old enough.
     floor: u64,
 }
@@ -103,6 +107,7 @@ impl Horizon {
             window,
             spacing: (shortest / SAMPLES_PER_WINDOW).max(MIN_SPACING),
             samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
+            thin_at: AtomicU64::new(THIN_EVERY as u64),
             floor: read_ts,
         }
     }
@@ -170,8 +175,12 @@ impl Horizon {
             .is_none_or(|&(t, _)| now.duration_since(t) >= self.spacing)
         {
             samples.push_back((now, read_ts));
-            if samples.len() % THIN_EVERY == 0 {
+            // Not at every multiple of a count (a thinned set just below
+            // one would be thinned again at almost every sample).
+            if samples.len() as u64 >= self.thin_at.load(Ordering::Relaxed) {
                 thin(&mut samples, now, self.spacing);
+                self.thin_at
+                    .store((samples.len() + THIN_EVERY) as u64, Ordering::Relaxed);
             }
         }
         // Drop samples older than the newest one at or before the window's start.

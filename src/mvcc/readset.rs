@@ -51,9 +51,9 @@ pub(crate) struct Reads {
     /// overlapping or touching ones joined.
     pub(crate) ranges: Vec<Option<OwnedRange>>,
     /// Every key was read (a count, [`ReadSet::everything`]): the ranges
-    /// and keys say nothing more, and no more are recorded. (Before
-    /// 2026-12-08 each count added a range of the whole key space, each
-    /// walked again at commit.)
+    /// say nothing more, and no more are recorded (keys still are, so that
+    /// a conflict on one is named `Read`). (Before 2026-12-08 each count
+    /// added a range of the whole key space, each walked again at commit.)
     all: bool,
 }
 
@@ -72,11 +72,10 @@ impl Reads {
     /// read, `ConflictReason::Read`.)
     fn normalized(mut self) -> Reads {
         if self.all {
-            return Reads {
-                ranges: vec![Some((Bound::Unbounded, Bound::Unbounded))],
-                all: true,
-                ..Reads::default()
-            };
+            // The keys stay: validation checks them first, and a conflict
+            // on one is named `Read`, as without the count.
+            self.ranges = vec![Some((Bound::Unbounded, Bound::Unbounded))];
+            return self;
         }
         let mut ranges: Vec<OwnedRange> = std::mem::take(&mut self.ranges).into_iter().flatten().collect();
         ranges.sort_by(|a, b| start_cmp(&a.0, &b.0));
@@ -133,7 +132,7 @@ impl ReadSet {
     /// Record a key read.
     pub(crate) fn key(&self, key: &[u8]) {
         let mut r = lock(&self.reads);
-        if r.all || r.last_key() == Some(key) {
+        if r.last_key() == Some(key) {
             return;
         }
         r.key_bytes.extend_from_slice(key);
@@ -161,8 +160,6 @@ impl ReadSet {
     pub(crate) fn everything(&self) {
         let mut r = lock(&self.reads);
         r.all = true;
-        r.key_bytes = Vec::new();
-        r.key_ends = Vec::new();
         // Slots stay (live trackers index them), emptied.
         r.ranges.iter_mut().for_each(|s| *s = None);
     }
@@ -411,7 +408,7 @@ mod tests {
     }
 
     /// Counts read every key: one range of the whole key space, however
-    /// many counts, and nothing else kept.
+    /// many counts; no other range kept, the keys read kept.
     #[test]
     fn everything_is_one_range() {
         let set = ReadSet::default();
@@ -427,7 +424,7 @@ mod tests {
         assert_eq!(lock(&set.reads).ranges.iter().flatten().count(), 0);
         let r = set.take();
         assert!(!r.is_empty());
-        assert_eq!(r.keys().count(), 0);
+        assert_eq!(r.keys().collect::<Vec<_>>(), [&b"k"[..], b"later"], "keys stay");
         assert_eq!(r.ranges, vec![Some((Bound::Unbounded, Bound::Unbounded))]);
     }
 }

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::Path;
 
 use super::format::Reader;
+use super::store::SnapshotDir;
 use crate::error::{Error, Result};
 use crate::generation::Generations;
 use crate::keys::{self, AppliedState};
@@ -102,15 +103,17 @@ pub(crate) enum Stop {
 /// the state machine of `db`. A file that does not check out (truncated,
 /// corrupted, another format version, another applied state than `meta`)
 /// is [`Error::Corrupt`] and changes nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn install(
     db: &bwtx::Db,
     gens: &Generations,
+    dir: &SnapshotDir,
     path: &Path,
     meta: &SnapshotMeta,
     limits: Limits,
     stats: &mut SnapshotStats,
 ) -> Result<()> {
-    install_until(db, gens, path, meta, limits, stats, Stop::Never)
+    install_until(db, gens, dir, path, meta, limits, stats, Stop::Never)
 }
 
 fn open(path: &Path) -> Result<Reader<File>> {
@@ -119,9 +122,11 @@ fn open(path: &Path) -> Result<Reader<File>> {
 }
 
 /// [`install`], stopped at `stop`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn install_until(
     db: &bwtx::Db,
     gens: &Generations,
+    dir: &SnapshotDir,
     path: &Path,
     meta: &SnapshotMeta,
     limits: Limits,
@@ -151,6 +156,12 @@ pub(crate) fn install_until(
         }
         return Err(e);
     }
+    // Before I4: no complete snapshot older than this one may outlive the
+    // switch, durably: a start after a crash between I4 and I7 would keep
+    // it as the current snapshot, older than the state (and than the log
+    // openraft then purges to the state's applied id). Before 2026-12-08
+    // nothing was kept across a restart, so nothing needed removing.
+    dir.remove_below(meta.last_log_id.map(|l| l.index))?;
     // I4: the switch: `sm/applied` and `sm/active` in one commit.
     let old = gens.switch(&name, ks, &keys::encode_applied(&applied))?;
     // I5: durable before openraft purges the log the snapshot covers.

@@ -239,7 +239,16 @@ async fn a_stop_during_install_leaves_the_old_state_or_the_new_one() {
         let before = dump(&follower);
         let mut stats = Default::default();
         let (db, gens) = follower.parts();
-        let r = install_until(db, gens, &path, &snap.meta, LIMITS, &mut stats, stop);
+        let r = install_until(
+            db,
+            gens,
+            follower.snapshot_dir(),
+            &path,
+            &snap.meta,
+            LIMITS,
+            &mut stats,
+            stop,
+        );
         assert!(r.is_err(), "{stop:?}");
         if stop == Stop::AfterBatches(5) {
             assert_eq!(stats.batches, 5);
@@ -487,4 +496,43 @@ async fn a_kept_snapshot_ahead_of_the_state_installs_from_itself() {
         .collect();
     assert_eq!(left, [to], "the snapshot, no part beside it");
     assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, built);
+}
+
+/// An install stopped by a crash after its switch (I4) and before its file
+/// is complete (I7) leaves no older snapshot to be kept at the next start:
+/// the current snapshot is never older than the state (whose applied id
+/// openraft purges the log to). Before 2026-12-08 the older file was kept.
+#[tokio::test]
+async fn an_install_stopped_after_its_switch_keeps_no_older_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leader = open(&tmp.path().join("a"));
+    fill(&leader, 50, 1, "v");
+    fill(&leader, 10, 3, "w");
+    let snap = build(&leader).await;
+    let fdir = tmp.path().join("b");
+    let follower = open(&fdir);
+    fill(&follower, 20, 1, "old");
+    let older = build(&follower).await.meta;
+    assert!(older.last_log_id < snap.meta.last_log_id);
+    let (db, gens) = follower.parts();
+    let r = install_until(
+        db,
+        gens,
+        follower.snapshot_dir(),
+        snap.snapshot.path(),
+        &snap.meta,
+        LIMITS,
+        &mut Default::default(),
+        Stop::BeforeRetire,
+    );
+    assert!(r.is_err());
+    drop(follower);
+    let mut reopened = open(&fdir);
+    assert_eq!(reopened.applied().unwrap().last_applied, snap.meta.last_log_id);
+    let current = reopened.get_current_snapshot().await.unwrap().expect("built on demand");
+    assert!(
+        current.meta.last_log_id >= snap.meta.last_log_id,
+        "kept {:?}, older than the state",
+        current.meta.last_log_id
+    );
 }
