@@ -39,7 +39,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::sync::{AtomicU64, Mutex, Ordering, TryLockError};
+use crate::sync::{Mutex, TryLockError};
 
 /// Samples are never closer than this.
 const MIN_SPACING: Duration = Duration::from_millis(10);
@@ -54,6 +54,29 @@ const THIN: u32 = 1024;
 /// Samples are thinned once this many more were taken since the last
 /// thinning left them.
 const THIN_EVERY: usize = 1024;
+
+/// The samples, oldest first, and when to thin them next: plain data under
+/// `Horizon::samples`' mutex (no atomic: whether a refresh takes a sample
+/// depends on the clock, and an atomic there would make a loom model's
+/// executions differ from run to run).
+struct Samples {
+    q: VecDeque<(Instant, u64)>,
+    /// Thin once there are this many.
+    thin_at: usize,
+}
+
+impl std::ops::Deref for Samples {
+    type Target = VecDeque<(Instant, u64)>;
+    fn deref(&self) -> &Self::Target {
+        &self.q
+    }
+}
+
+impl std::ops::DerefMut for Samples {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.q
+    }
+}
 
 /// What a refresh of the GC watermark must respect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +97,7 @@ pub(crate) struct Horizon {
     change_retention: Duration,
     window: Duration,
     spacing: Duration,
-    samples: Mutex<VecDeque<(Instant, u64)>>,
-    /// Thin the samples when there are this many (read and written with
-    /// `samples` held).
-    thin_at: AtomicU64,
+    samples: Mutex<Samples>,
     /// The retention horizon while no sample is old enough.
     floor: u64,
 }
@@ -106,8 +126,10 @@ impl Horizon {
             change_retention,
             window,
             spacing: (shortest / SAMPLES_PER_WINDOW).max(MIN_SPACING),
-            samples: Mutex::new(VecDeque::from([(Instant::now(), read_ts)])),
-            thin_at: AtomicU64::new(THIN_EVERY as u64),
+            samples: Mutex::new(Samples {
+                q: VecDeque::from([(Instant::now(), read_ts)]),
+                thin_at: THIN_EVERY,
+            }),
             floor: read_ts,
         }
     }
@@ -177,10 +199,9 @@ impl Horizon {
             samples.push_back((now, read_ts));
             // Not at every multiple of a count (a thinned set just below
             // one would be thinned again at almost every sample).
-            if samples.len() as u64 >= self.thin_at.load(Ordering::Relaxed) {
+            if samples.len() >= samples.thin_at {
                 thin(&mut samples, now, self.spacing);
-                self.thin_at
-                    .store((samples.len() + THIN_EVERY) as u64, Ordering::Relaxed);
+                samples.thin_at = samples.len() + THIN_EVERY;
             }
         }
         // Drop samples older than the newest one at or before the window's start.
