@@ -124,52 +124,6 @@ impl FaultFs {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drop every unsynced byte and directory change, clear the faults and
-    /// locks: the machine restarted after a power failure.
-    pub fn power_loss(&self) {
-        self.power_loss_keeping(|_| 0);
-    }
-
-    /// [`FaultFs::power_loss`], except that each file keeps the first
-    /// `keep(n)` (at most `n`) of the `n` bytes appended to it since its
-    /// last sync: the page cache wrote part of them back, in file order,
-    /// before the power went. A log's tail then ends in a torn record, and
-    /// past it the file's synced reservation reads as zeros, as on a real
-    /// disk. (Directory changes since the last directory sync are lost all
-    /// the same.)
-    pub fn power_loss_keeping(&self, mut keep: impl FnMut(usize) -> usize) {
-        let mut s = self.st();
-        s.names = s.durable_names.clone();
-        for i in s.inodes.iter_mut() {
-            let synced = i.durable.len();
-            let appended = if i.data.len() > synced && i.data.starts_with(&i.durable) {
-                i.data.len() - synced
-            } else {
-                0
-            };
-            let kept = keep(appended).min(appended);
-            i.data.truncate(synced + kept);
-            if kept > 0 {
-                i.durable.clone_from(&i.data);
-            } else {
-                i.data.clone_from(&i.durable);
-            }
-            i.alloc = i.durable_alloc;
-        }
-        s.locks.clear();
-        s.crashed = false;
-        s.generation += 1;
-        s.fail_write_at = None;
-        s.short_write_at = None;
-        s.fail_sync_at = None;
-        s.crash_at_sync = None;
-        s.panic_sync_of = None;
-        s.fail_removes_of = None;
-        s.fail_write_of = None;
-        s.panic_write_of = None;
-        s.fail_read_at = None;
-    }
-
     /// Files opened from now on have no second handle for syncs
     /// (`FsFile::syncer` returns `None`, as the trait's default does), so
     /// callers take their fallback: syncing through the file itself.
@@ -702,5 +656,6 @@ impl Drop for LockGuard {
     }
 }
 
+mod power;
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::{self, Bad, Commit};
+use super::record::{self, Bad, Commit, Frame};
 use super::writer::{segment_name, Wal};
 use crate::fs::{Fs, FsRead};
 use crate::{Error, Result};
@@ -178,24 +178,31 @@ impl ChangeCursor {
 
     /// Decode the next whole record in the buffer, advancing `pos`.
     fn decode_next(&mut self, dir: &Path) -> Result<Option<Commit>> {
-        if zero_len(&self.buf[self.at..]) {
-            // The segment's reserved space (`writer::PREALLOCATE`): no
-            // record here yet. Forget the zeros, so a refill reads again.
-            self.buf.truncate(self.at);
-            return Ok(None);
-        }
-        match record::decode(&self.buf[self.at..], self.version) {
-            Ok((commit, used)) => {
-                self.at += used;
-                self.pos += used as u64;
-                Ok(Some(commit))
+        loop {
+            if zero_len(&self.buf[self.at..]) {
+                // The segment's reserved space (`writer::PREALLOCATE`): no
+                // record here yet. Forget the zeros, so a refill reads again.
+                self.buf.truncate(self.at);
+                return Ok(None);
             }
-            Err(Bad::Truncated) => Ok(None),
-            Err(bad) => Err(Error::Corruption {
-                file: dir.join(segment_name(self.seg.as_ref().map_or(0, |s| s.0))),
-                offset: self.pos,
-                reason: bad.reason(),
-            }),
+            match record::decode_frame(&self.buf[self.at..], self.version) {
+                Ok((frame, used)) => {
+                    self.at += used;
+                    self.pos += used as u64;
+                    // A mark (the writer's durable frontier) is no change.
+                    if let Frame::Commit(commit) = frame {
+                        return Ok(Some(commit));
+                    }
+                }
+                Err(Bad::Truncated) => return Ok(None),
+                Err(bad) => {
+                    return Err(Error::Corruption {
+                        file: dir.join(segment_name(self.seg.as_ref().map_or(0, |s| s.0))),
+                        offset: self.pos,
+                        reason: bad.reason(),
+                    })
+                }
+            }
         }
     }
 

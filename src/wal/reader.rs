@@ -1,6 +1,6 @@
 //! Reading log segments back: every record, and where and why reading stopped.
 
-use super::record::{self, Bad, Commit};
+use super::record::{self, Commit, Frame};
 
 /// The outcome of reading one segment's bytes.
 #[derive(Debug)]
@@ -47,10 +47,12 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
     let mut at = record::HEADER_LEN;
     seg.valid_len = at as u64;
     while at < b.len() {
-        match record::decode(&b[at..], version) {
-            Ok((c, n)) => {
-                seg.commits.push(c);
-                seg.offsets.push(at as u64);
+        match record::decode_frame(&b[at..], version) {
+            Ok((frame, n)) => {
+                if let Frame::Commit(c) = frame {
+                    seg.commits.push(c);
+                    seg.offsets.push(at as u64);
+                }
                 at += n;
                 seg.valid_len = at as u64;
             }
@@ -59,7 +61,7 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
             Err(_) if b[at..].iter().all(|&x| x == 0) => return seg,
             Err(bad) => {
                 seg.damage = Some((at as u64, bad.reason()));
-                seg.torn = is_torn(&b[at..], bad, version);
+                seg.torn = is_torn(b, at, version, record::header_marks(b));
                 return seg;
             }
         }
@@ -67,40 +69,88 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
     seg
 }
 
-/// Whether a bad frame at the start of `rest` is a write cut short by a
-/// crash rather than damage to data that was once complete: nothing valid
-/// follows it. A torn write leaves a partial or garbled frame at the end and
-/// nothing decodable after it (the file system persists appended data in
-/// order up to a sync; see `design/durability.md`, "Assumptions"). Damage to
-/// an earlier record (say a flipped bit in its length, which makes it look
-/// like it runs past the end) leaves the records after it intact, and one of
-/// them decodes: that is corruption, reported, never truncated away.
+/// Whether the bad frame at offset `d` of segment `b` is a write cut short
+/// by a power loss rather than damage to bytes that were once durable
+/// (`design/durability.md` §6.4 and §7):
 ///
-/// Every offset is tried, so each must cost little: a candidate's checksum
-/// (over up to the rest of the segment) is computed only once its length
-/// fits and its payload is well formed, which almost no offset inside a
-/// value passes. Checksumming every offset whose length fitted took time
-/// quadratic in the rest's size: hours for a 100 MB record of random bytes
-/// cut short.
-fn is_torn(rest: &[u8], _bad: Bad, version: u32) -> bool {
-    (1..rest.len()).all(|j| !frame_at(&rest[j..], version))
+/// - *Nothing valid follows it*: a torn final write.
+/// - In a segment with marks (`marks`, `record::header_marks`): *whole
+///   frames follow it, but a sector is unwritten between it and the first
+///   of them, and no mark after it says the segment was durable past
+///   `d`*: a power loss that kept a later page of the unsynced tail and
+///   lost an earlier one (a disk writes back pages in any order; the zero
+///   fill of a sync-mode segment turns every write into an overwrite of
+///   zeros). An unwritten sector reads as zeros: a whole 512-byte sector
+///   of zeros between `d` and the first whole frame, or zeros from `d` (its
+///   frame's length and checksum included: no record's frame is 8 zero
+///   bytes) to the end of `d`'s sector. A mark written after `d` was synced
+///   carries an offset past `d`.
+///
+/// Anything else is damage, reported, never truncated away: a flipped bit
+/// in an earlier record (say in its length, which makes it look like it
+/// runs past the end) leaves no zero sector, and a lost sector in bytes a
+/// later write's mark shows durable is refused by the mark. What stays
+/// ambiguous is the write a crash found unsynced-or-just-synced with
+/// nothing written after its sync: a sector of it lost by the medium
+/// after its sync reads as a torn write, as the last record always did.
+///
+/// Every offset after `d` is tried, so each must cost little: a
+/// candidate's checksum (over up to the rest of the segment) is computed
+/// only once its length fits and its payload is well formed, which almost
+/// no offset inside a value passes. Checksumming every offset whose length
+/// fitted took time quadratic in the rest's size: hours for a 100 MB record
+/// of random bytes cut short.
+fn is_torn(b: &[u8], d: usize, version: u32, marks: bool) -> bool {
+    let mut first = None;
+    let mut j = d + 1;
+    while j < b.len() {
+        let Some((frame, n)) = frame_at(&b[j..], version) else {
+            j += 1;
+            continue;
+        };
+        if let Frame::Mark(synced) = frame {
+            if synced > d as u64 {
+                return false;
+            }
+        }
+        if first.is_none() {
+            if !marks || !unwritten(b, d, j) {
+                return false;
+            }
+            first = Some(j);
+        }
+        j += n;
+    }
+    true
 }
 
-/// Whether a valid record starts at the start of `b`: the cheap tests
-/// first (a nonzero length that fits, a well-formed payload), then the
-/// checksum, through [`record::decode`].
-fn frame_at(b: &[u8], version: u32) -> bool {
-    let Some(len) = crate::le::u32_at(b, 0).map(|l| l as usize) else {
-        return false;
-    };
-    let Some(payload) = b.get(record::FRAME_LEN..record::FRAME_LEN.saturating_add(len)) else {
-        return false;
-    };
-    len > 0 && record::well_formed(payload, version) && {
-        #[cfg(test)]
-        CHECKSUMS.with(|c| c.set(c.get() + 1));
-        record::decode(b, version).is_ok()
+/// The size of a sector: the unit a disk writes whole or not at all.
+const SECTOR: usize = 512;
+
+/// Whether bytes `d..f` of `b` hold an unwritten sector ([`is_torn`]).
+fn unwritten(b: &[u8], d: usize, f: usize) -> bool {
+    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|&x| x == 0);
+    let first_end = (d / SECTOR + 1) * SECTOR;
+    if first_end.min(f) - d >= record::FRAME_LEN && zero(d..first_end.min(f)) {
+        return true;
     }
+    (first_end..f.saturating_sub(SECTOR) + 1)
+        .step_by(SECTOR)
+        .any(|s| zero(s..s + SECTOR))
+}
+
+/// The frame at the start of `b`, if a valid one starts there: the cheap
+/// tests first (a nonzero length that fits, a well-formed payload), then
+/// the checksum, through [`record::decode_frame`].
+fn frame_at(b: &[u8], version: u32) -> Option<(Frame, usize)> {
+    let len = crate::le::u32_at(b, 0)? as usize;
+    let payload = b.get(record::FRAME_LEN..record::FRAME_LEN.saturating_add(len))?;
+    if len == 0 || !record::well_formed(payload, version) {
+        return None;
+    }
+    #[cfg(test)]
+    CHECKSUMS.with(|c| c.set(c.get() + 1));
+    record::decode_frame(b, version).ok()
 }
 
 #[cfg(test)]
@@ -174,13 +224,95 @@ mod tests {
             assert_eq!(s.commits.len(), 3, "cut at {cut}");
             assert!(s.torn, "cut at {cut}");
         }
-        // Zeros where records were, with a record after them: damage, never
-        // an end or a torn tail.
+        // Zeros where records were, with a record after them, in a segment
+        // without marks (version 8): damage, never an end or a torn tail.
         let mut d = b.clone();
+        d[8..12].copy_from_slice(&record::VERSION_BASE.to_le_bytes());
         d[ends[2]..ends[3]].fill(0);
         let s = read_segment(&d);
         assert_eq!(s.commits.len(), 2);
         assert!(s.damage.is_some() && !s.torn);
+    }
+
+    /// A log of `groups` writes of `per` records of about 700 bytes each,
+    /// as the writer makes them: a mark before each write after the first
+    /// (the write before it synced). Returns the bytes and each write's
+    /// start.
+    fn groups(groups: usize, per: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut b = record::header(Some(0)).to_vec();
+        let mut starts = Vec::new();
+        let mut ts = 0;
+        for g in 0..groups {
+            starts.push(b.len());
+            if g > 0 {
+                record::encode_mark(&mut b, starts[g] as u64);
+            }
+            for _ in 0..per {
+                ts += 1;
+                let k = Bytes::from(format!("key{ts}"));
+                let v = Some(Bytes::from(vec![ts as u8 | 1; 700]));
+                record::encode(&mut b, ts, [(0, &k, record::ToLog::Inline(&v))].into_iter());
+            }
+        }
+        (b, starts)
+    }
+
+    /// The unsynced last write lost one 4 KiB page and kept the pages after
+    /// it (a disk writes back pages in any order): a torn tail at the
+    /// first damaged frame, the records after it dropped. The same loss in
+    /// a synced write (a later mark shows it) is damage, and so is a flipped
+    /// bit (no zero sector), and in a segment without marks, anything
+    /// followed by a whole frame.
+    #[test]
+    fn a_lost_page_of_the_last_write_is_a_torn_tail() {
+        let (b, starts) = groups(3, 16);
+        let last = starts[2];
+        let page = (last / 4096 + 1) * 4096;
+        assert!(b.len() > page + 2 * 4096, "the last write spans pages");
+        let count = |s: &Segment| s.commits.len();
+        for lost in [page - 4096, page, page + 4096] {
+            let mut d = b.clone();
+            let lost = lost.max(last);
+            let to = ((lost / 4096 + 1) * 4096).min(d.len());
+            // Before the last write, its bytes read as the reserved zeros.
+            d[lost..to].fill(0);
+            let s = read_segment(&d);
+            let (at, _) = s.damage.expect("damage found");
+            assert!(s.torn, "lost {lost}..{to}: {:?}", s.damage);
+            assert_eq!(s.valid_len, at);
+            assert!(count(&s) >= 24 && at as usize >= last, "{} commits", count(&s));
+
+            // The same loss, then a later write whose mark says it was synced.
+            let mut e = d.clone();
+            e.truncate(b.len());
+            let end = e.len();
+            record::encode_mark(&mut e, end as u64);
+            let k = Bytes::from_static(b"later");
+            let v = Some(Bytes::from_static(b"v"));
+            record::encode(&mut e, 99, [(0, &k, record::ToLog::Inline(&v))].into_iter());
+            let s = read_segment(&e);
+            assert!(s.damage.is_some() && !s.torn, "a synced loss taken for a torn tail");
+
+            // Without marks: damage.
+            let mut e = d.clone();
+            e[8..12].copy_from_slice(&record::VERSION_BASE.to_le_bytes());
+            let s = read_segment(&e);
+            assert!(s.damage.is_some() && !s.torn, "version 8");
+        }
+        // A flipped bit in the last write, whole frames after it: damage.
+        for at in [last + 20, page + 100, b.len() - 800] {
+            let mut d = b.clone();
+            d[at] ^= 0x04;
+            let s = read_segment(&d);
+            assert!(s.damage.is_some() && !s.torn, "flip at {at}");
+        }
+        // A lost page in an earlier write (the last write's mark is past it).
+        let mut d = b.clone();
+        let early = (starts[1] / 4096 + 1) * 4096;
+        assert!(early + 4096 < starts[2]);
+        d[early..early + 4096].fill(0);
+        let s = read_segment(&d);
+        assert!(s.damage.is_some() && !s.torn, "a lost page before the last mark");
     }
 
     /// A large record of random bytes cut short (a kill during its write)

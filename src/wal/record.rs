@@ -3,17 +3,23 @@
 //! Segment: a 16-byte header, then records back to back.
 //! ```text
 //! header  = "BWTXWAL\0" (8) | version u32 LE | base u32 LE
-//!           version 8 (written by databases that log commits): records as
-//!           version 7, and `base` = the low 32 bits of the highest commit
-//!           timestamp logged before this segment (recovery checks that
-//!           segments without commits at the log's end follow every commit:
-//!           none went with a lost file); version 7 (written without a log,
-//!           `Durability::None`), 1, 2 and 4: `base` = 0
+//!           version 11 (written by databases that log commits): records
+//!           as version 7, marks among them, and `base` = the low 32 bits
+//!           of the highest commit timestamp logged before this segment
+//!           (recovery checks that segments without commits at the log's
+//!           end follow every commit: none went with a lost file);
+//!           version 8: the same, written before marks (none in it);
+//!           version 7 (written without a log, `Durability::None`), 1, 2
+//!           and 4: `base` = 0
 //! record  = len u32 LE | crc u32 LE | payload (len bytes)
 //!           crc = CRC32C over the 4 len bytes and the payload
 //!
 //! version 7 (compact, written since 2026-12-06):
-//! payload = commit_ts varint | count varint | count x entry
+//! payload = commit_ts varint | count varint | count x entry    (a commit)
+//!         | 0x00 | synced varint                               (a mark)
+//!           a mark precedes the records of a write once the segment's
+//!           durable frontier moved: its first `synced` bytes were durable
+//!           when they were written (no commit has timestamp 0)
 //! entry   = keyspace varint | klen varint | vcode varint | key | value
 //!           vcode 0: a delete, no value;
 //!           vcode 1: value = addr u64 LE | len u32 LE, a reference to the
@@ -71,8 +77,15 @@ pub(crate) const MAX_TS: u64 = 1 << 62;
 
 /// The header version of a segment whose header carries its *base*: the
 /// low 32 bits of the highest commit timestamp logged before it (records
-/// as [`VERSION`]'s). Written by logging databases since 2026-12-07.
+/// as [`VERSION`]'s). Written by logging databases from 2026-12-07 until
+/// [`VERSION_MARKS`]; still read.
 pub(crate) const VERSION_BASE: u32 = 8;
+
+/// As [`VERSION_BASE`], and its records may include marks ([`Frame::Mark`],
+/// the synced frontier, which recovery reads to tell a torn tail from
+/// damage). Written by logging databases since stop 57 (2026-12-07).
+/// 11: two bits from each of 1, 2, 4, 7 and 8.
+pub(crate) const VERSION_MARKS: u32 = 11;
 
 /// A segment's header: with `base`, version [`VERSION_BASE`] carrying it;
 /// without (a database that logs no commit, `Durability::None`, whose
@@ -81,7 +94,7 @@ pub(crate) const VERSION_BASE: u32 = 8;
 pub(crate) fn header(base: Option<u64>) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
-    let version = if base.is_some() { VERSION_BASE } else { VERSION };
+    let version = if base.is_some() { VERSION_MARKS } else { VERSION };
     h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&(base.unwrap_or(0) as u32).to_le_bytes());
     h
@@ -95,7 +108,7 @@ pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
         return None;
     }
     let v = u32_at(h, 8)?;
-    if v == VERSION_BASE {
+    if v == VERSION_BASE || v == VERSION_MARKS {
         return Some(VERSION);
     }
     if h[12..16] != [0; 4] {
@@ -107,9 +120,15 @@ pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
 /// The base a [`VERSION_BASE`] header carries (see [`header`]); `None`
 /// for another header.
 pub(crate) fn header_base(h: &[u8]) -> Option<u32> {
-    (h.len() >= HEADER_LEN && &h[..8] == SEGMENT_MAGIC && u32_at(h, 8)? == VERSION_BASE)
+    (h.len() >= HEADER_LEN && &h[..8] == SEGMENT_MAGIC && [VERSION_BASE, VERSION_MARKS].contains(&u32_at(h, 8)?))
         .then(|| u32_at(h, 12))
         .flatten()
+}
+
+/// Whether a segment header says its records may include marks (version
+/// [`VERSION_MARKS`]): recovery then reads its torn tails by them.
+pub(crate) fn header_marks(h: &[u8]) -> bool {
+    header_base(h).is_some() && u32_at(h, 8) == Some(VERSION_MARKS)
 }
 
 /// A logged write's value, as read back.
@@ -238,9 +257,50 @@ impl Bad {
 
 use crate::le::{put_varint, u32_at, u64_at, varint_array, varint_at};
 
-/// Decode the frame at the start of `b`, in a segment of format `version`:
-/// the commit and the frame's length.
+/// [`decode_frame`] for a commit (a mark is `Bad::Malformed`): the tests'.
+#[cfg(test)]
 pub(crate) fn decode(b: &[u8], version: u32) -> Result<(Commit, usize), Bad> {
+    match decode_frame(b, version)? {
+        (Frame::Commit(c), n) => Ok((c, n)),
+        (Frame::Mark(_), _) => Err(Bad::Malformed),
+    }
+}
+
+/// A frame of a segment, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A commit's record.
+    Commit(Commit),
+    /// A mark: the segment was durable up to this byte offset when the
+    /// records after the mark were written (`encode_mark`).
+    Mark(u64),
+}
+
+/// Append a mark frame to `out`: the segment held `synced` durable bytes
+/// (from its start, header included) when what follows was written. A
+/// mark's payload is a zero byte (a commit timestamp of 0, which no commit
+/// has) and `synced` as a varint: 10-13 bytes with its frame.
+pub(crate) fn encode_mark(out: &mut Vec<u8>, synced: u64) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_LEN]);
+    out.push(0);
+    put_varint(out, synced);
+    seal(out, start);
+}
+
+/// The offset a mark's payload `p` carries, if it is one (only version 7
+/// records have marks).
+fn mark(p: &[u8], version: u32) -> Option<u64> {
+    if version != VERSION || p.first() != Some(&0) {
+        return None;
+    }
+    let (synced, n) = varint_at(p, 1).ok()?;
+    (1 + n == p.len()).then_some(synced)
+}
+
+/// Decode the frame at the start of `b`, in a segment of format `version`:
+/// a commit or a mark, and the frame's length.
+pub(crate) fn decode_frame(b: &[u8], version: u32) -> Result<(Frame, usize), Bad> {
     let len = u32_at(b, 0).ok_or(Bad::Truncated)? as usize;
     let crc = u32_at(b, 4).ok_or(Bad::Truncated)?;
     if len > MAX_PAYLOAD {
@@ -250,8 +310,11 @@ pub(crate) fn decode(b: &[u8], version: u32) -> Result<(Commit, usize), Bad> {
     if crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload) != crc {
         return Err(Bad::Checksum);
     }
+    if let Some(synced) = mark(payload, version) {
+        return Ok((Frame::Mark(synced), FRAME_LEN + len));
+    }
     let commit = parse(payload, version).ok_or(Bad::Malformed)?;
-    Ok((commit, FRAME_LEN + len))
+    Ok((Frame::Commit(commit), FRAME_LEN + len))
 }
 
 fn parse(p: &[u8], version: u32) -> Option<Commit> {
@@ -276,7 +339,7 @@ fn parse(p: &[u8], version: u32) -> Option<Commit> {
 /// copying a byte: a cheap test of a candidate frame before its checksum
 /// (`reader::is_torn` tries every offset after a bad frame).
 pub(crate) fn well_formed(p: &[u8], version: u32) -> bool {
-    walk(p, version, |_, _, _| {}).is_some()
+    mark(p, version).is_some() || walk(p, version, |_, _, _| {}).is_some()
 }
 
 /// An entry as [`walk`] finds it, borrowing the payload.
@@ -363,317 +426,4 @@ fn walk_compact<'a>(p: &'a [u8], mut each: impl FnMut(u32, &'a [u8], Entry<'a>))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `fits` bounds every encoding: its 20 bytes cover the timestamp's and
-    /// the count's varints at their widest, its 25 an entry's (keyspace,
-    /// key length and value code at their widest, or a reference's code
-    /// and 12 bytes); it refuses 9 values of the largest size the tree
-    /// takes (about 2.25 GiB) and takes 7; and a record of such entries
-    /// encodes within the bound.
-    #[test]
-    fn fits_bounds_the_payload() {
-        let width = |v: u64| varint_array(v).1;
-        assert!(width(u64::MAX) + width(u64::MAX) <= 20, "timestamp and count");
-        let (k_max, v_max) = (crate::bwtree::MAX_KEY_LEN as u64, crate::bwtree::MAX_VALUE_LEN as u64);
-        let ks = width(u64::from(u32::MAX));
-        let inline = ks + width(k_max) + width(V_INLINE + v_max).max(width(V_DELETE));
-        let reference = ks + width(k_max) + width(V_REF) + 12;
-        assert!(inline <= 25 && reference <= 25, "{inline} {reference}");
-        let (k, v) = (k_max as usize, v_max as usize);
-        assert!(fits(std::iter::repeat_n((k, v), 7)));
-        assert!(!fits(std::iter::repeat_n((k, v), 9)), "about 2.25 GiB");
-        assert!(
-            !fits(std::iter::repeat_n((0, 0), MAX_PAYLOAD / 25 + 1)),
-            "empty entries"
-        );
-        assert!(fits(std::iter::empty()));
-        let key = Bytes::from(vec![7u8; 300]);
-        let value = Bytes::from(vec![9u8; 70_000]);
-        let mut out = Vec::new();
-        let v = Some(value.clone());
-        encode(
-            &mut out,
-            u64::MAX >> 2,
-            (0..3).map(|_| (u32::MAX, &key, ToLog::Inline(&v))),
-        );
-        let bound = 20 + 3 * (25 + key.len() + value.len());
-        assert!(out.len() - FRAME_LEN <= bound, "{} > {bound}", out.len() - FRAME_LEN);
-    }
-
-    /// The version-4 encoder (fixed-width fields), as builds before version
-    /// 7 wrote it: for the tests that such records still read.
-    fn encode_v4<'a>(out: &mut Vec<u8>, ts: u64, writes: impl Iterator<Item = (u32, &'a Bytes, ToLog<'a>)>) {
-        let start = out.len();
-        out.extend_from_slice(&[0u8; FRAME_LEN]);
-        out.extend_from_slice(&ts.to_le_bytes());
-        let count_at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        let mut count = 0u32;
-        for (ks, k, v) in writes {
-            count += 1;
-            out.extend_from_slice(&ks.to_le_bytes());
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            match v {
-                ToLog::Inline(v) => {
-                    out.extend_from_slice(&v.as_ref().map_or(TOMB, |v| v.len() as u32).to_le_bytes());
-                    out.extend_from_slice(k);
-                    if let Some(v) = v {
-                        out.extend_from_slice(v);
-                    }
-                }
-                ToLog::Ref { addr, len } => {
-                    out.extend_from_slice(&REF.to_le_bytes());
-                    out.extend_from_slice(k);
-                    out.extend_from_slice(&addr.to_le_bytes());
-                    out.extend_from_slice(&len.to_le_bytes());
-                }
-            }
-        }
-        out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
-        seal(out, start);
-    }
-
-    /// Encode `w` (inline values and references) in `version` (7 as the
-    /// writer does, or 4).
-    fn encode_writes(out: &mut Vec<u8>, ts: u64, w: &[Write], version: u32) {
-        let values: Vec<Option<Bytes>> = w
-            .iter()
-            .map(|(_, _, v)| match v {
-                Logged::Put(b) => Some(b.clone()),
-                _ => None,
-            })
-            .collect();
-        let writes = w.iter().zip(&values).map(|((ks, k, v), inline)| {
-            let v = match v {
-                Logged::Ref { addr, len } => ToLog::Ref { addr: *addr, len: *len },
-                _ => ToLog::Inline(inline),
-            };
-            (*ks, k, v)
-        });
-        if version == VERSION {
-            encode(out, ts, writes);
-        } else {
-            encode_v4(out, ts, writes);
-        }
-    }
-
-    #[test]
-    fn round_trip_and_damage() {
-        // Writes to the default keyspace, another one and the catalog, and
-        // a value in the value log.
-        let w: Vec<Write> = vec![
-            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
-            (0, Bytes::from_static(b"b"), Logged::Delete),
-            (
-                0,
-                Bytes::from_static(b"big"),
-                Logged::Ref {
-                    addr: 3 << 32 | 4096,
-                    len: 5000,
-                },
-            ),
-            (3, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"2"))),
-            (
-                u32::MAX,
-                Bytes::from_static(b"ks"),
-                Logged::Put(Bytes::from_static(b"\x03\0\0\0")),
-            ),
-        ];
-        for version in [VERSION, VERSION_4] {
-            let mut out = Vec::new();
-            encode_writes(&mut out, 7, &w, version);
-            let (c, n) = decode(&out, version).unwrap();
-            assert_eq!(n, out.len());
-            assert_eq!(
-                c,
-                Commit {
-                    ts: 7,
-                    writes: w.clone()
-                }
-            );
-            for cut in 0..out.len() {
-                assert_eq!(
-                    decode(&out[..cut], version).unwrap_err(),
-                    Bad::Truncated,
-                    "cut at {cut}"
-                );
-            }
-            for bit in 0..out.len() * 8 {
-                let mut d = out.clone();
-                d[bit / 8] ^= 1 << (bit % 8);
-                assert!(decode(&d, version).is_err(), "flip of bit {bit} went unnoticed");
-            }
-            // A version-2 segment has no references: the same record is
-            // malformed there.
-            assert_eq!(decode(&out, VERSION_2).unwrap_err(), Bad::Malformed);
-        }
-    }
-
-    /// Version 7's lengths: a commit of two 16-byte keys with 100-byte
-    /// values (the benchmarks' updates) takes 251 record bytes against
-    /// version 4's 276; large counts, keys and values round-trip.
-    #[test]
-    fn version_7_is_shorter_and_reads_long_varints() {
-        let put = |k: u8| (0, Bytes::from(vec![k; 16]), Logged::Put(Bytes::from(vec![k; 100])));
-        let w: Vec<Write> = vec![put(1), put(2)];
-        let (mut v7, mut v4) = (Vec::new(), Vec::new());
-        encode_writes(&mut v7, 200_000_000, &w, VERSION);
-        encode_writes(&mut v4, 200_000_000, &w, VERSION_4);
-        assert_eq!((v7.len(), v4.len()), (251, 276));
-        let w: Vec<Write> = (0..300u32)
-            .map(|i| {
-                let key = Bytes::from(vec![i as u8; 100 + i as usize]);
-                let value = if i % 7 == 0 {
-                    Logged::Delete
-                } else {
-                    Logged::Put(Bytes::from(vec![3; 2 * i as usize]))
-                };
-                (i * 1000, key, value)
-            })
-            .collect();
-        let mut out = Vec::new();
-        encode_writes(&mut out, MAX_TS, &w, VERSION);
-        assert_eq!(decode(&out, VERSION).unwrap().0, Commit { ts: MAX_TS, writes: w });
-    }
-
-    /// Any payload under a valid frame parses or is refused, in every
-    /// version, without a panic; a version-7 payload that parses re-encodes
-    /// to its own bytes (every varint in its shortest form) unless it holds
-    /// a reference.
-    #[test]
-    fn arbitrary_payloads_never_panic() {
-        use proptest::prelude::*;
-        let payload = prop::collection::vec(any::<u8>(), 0..64);
-        let prefix = prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 3, 0x7f, 0x80, 0xff]), 0..12);
-        proptest!(ProptestConfig::with_cases(3000), |(p in payload, pre in prefix)| {
-            let p = [pre, p].concat();
-            for version in [VERSION, VERSION_4, VERSION_2, VERSION_1] {
-                if let (Some(c), true) = (parse(&p, version), version == VERSION) {
-                    if c.writes.iter().all(|w| !matches!(w.2, Logged::Ref { .. })) {
-                        let mut out = Vec::new();
-                        encode_writes(&mut out, c.ts, &c.writes, VERSION);
-                        prop_assert_eq!(&out[FRAME_LEN..], &p[..]);
-                    }
-                }
-            }
-        });
-    }
-
-    /// A version-2 record (no references) reads as before, and so does
-    /// the same record in a version-4 segment.
-    #[test]
-    fn version_2_records_read_as_inline_values() {
-        let w: Vec<Write> = vec![
-            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
-            (2, Bytes::from_static(b"b"), Logged::Delete),
-        ];
-        let mut out = Vec::new();
-        encode_writes(&mut out, 5, &w, VERSION_4);
-        for version in [VERSION_2, VERSION_4] {
-            assert_eq!(
-                decode(&out, version).unwrap().0,
-                Commit {
-                    ts: 5,
-                    writes: w.clone()
-                }
-            );
-        }
-        let mut h = header(None);
-        h[8..12].copy_from_slice(&VERSION_2.to_le_bytes());
-        assert_eq!(header_version(&h), Some(VERSION_2));
-    }
-
-    /// The header's versions: the five readable ones are read, and differ
-    /// pairwise in at least two bits, so one flipped bit never turns one
-    /// into another; others are refused. A base is carried by version 8
-    /// alone, and another version with a nonzero word is refused.
-    #[test]
-    fn header_versions_are_two_bits_apart() {
-        let readable = [VERSION, VERSION_4, VERSION_2, VERSION_1];
-        for v in 0..64u32 {
-            let mut h = header(None);
-            h[8..12].copy_from_slice(&v.to_le_bytes());
-            let want = if v == VERSION_BASE {
-                Some(VERSION)
-            } else {
-                readable.contains(&v).then_some(v)
-            };
-            assert_eq!(header_version(&h), want, "version {v}");
-        }
-        let all = [VERSION, VERSION_4, VERSION_2, VERSION_1, VERSION_BASE];
-        for a in all {
-            for b in all.into_iter().filter(|&b| b != a) {
-                assert!((a ^ b).count_ones() >= 2, "versions {a} and {b}");
-            }
-        }
-        assert_eq!(header_version(&header(None)), Some(7));
-        assert_eq!(header_base(&header(None)), None);
-        let based = header(Some((5 << 32) + 77));
-        assert_eq!((header_version(&based), header_base(&based)), (Some(VERSION), Some(77)));
-        let mut h = header(None);
-        h[12] = 1;
-        assert_eq!(header_version(&h), None, "version 7 with a nonzero word");
-    }
-
-    /// A version-1 record (no keyspace ids, as written before keyspaces)
-    /// reads as writes to keyspace 0; every bit flip in it is noticed.
-    #[test]
-    fn version_1_records_read_as_the_default_keyspace() {
-        // ts 7, two entries: "a" = "1", "b" deleted.
-        let mut payload = Vec::new();
-        payload.extend_from_slice(&7u64.to_le_bytes());
-        payload.extend_from_slice(&2u32.to_le_bytes());
-        payload.extend_from_slice(&1u32.to_le_bytes());
-        payload.extend_from_slice(&1u32.to_le_bytes());
-        payload.extend_from_slice(b"a1");
-        payload.extend_from_slice(&1u32.to_le_bytes());
-        payload.extend_from_slice(&TOMB.to_le_bytes());
-        payload.extend_from_slice(b"b");
-        let len = (payload.len() as u32).to_le_bytes();
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &payload);
-        let mut out = len.to_vec();
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&payload);
-        let (c, n) = decode(&out, VERSION_1).unwrap();
-        assert_eq!(n, out.len());
-        let w: Vec<Write> = vec![
-            (0, Bytes::from_static(b"a"), Logged::Put(Bytes::from_static(b"1"))),
-            (0, Bytes::from_static(b"b"), Logged::Delete),
-        ];
-        assert_eq!(c, Commit { ts: 7, writes: w });
-        // The same bytes are not a valid version-4 or version-7 record.
-        assert!(decode(&out, VERSION_4).is_err());
-        assert!(decode(&out, VERSION).is_err());
-        for bit in 0..out.len() * 8 {
-            let mut d = out.clone();
-            d[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&d, VERSION_1).is_err(), "flip of bit {bit} went unnoticed");
-        }
-        let mut h = header(None);
-        h[8..12].copy_from_slice(&VERSION_1.to_le_bytes());
-        assert_eq!(header_version(&h), Some(VERSION_1));
-        assert_eq!(header_version(&header(None)), Some(VERSION));
-        h[8] = 9;
-        assert_eq!(header_version(&h), None);
-    }
-
-    /// A commit refused by serializable validation logs a record with no
-    /// writes (the log has no gaps): it round-trips.
-    #[test]
-    fn a_record_with_no_writes_round_trips() {
-        let mut out = Vec::new();
-        encode(&mut out, 9, std::iter::empty());
-        assert_eq!(out.len(), FRAME_LEN + 2, "a 1-byte timestamp and a 1-byte count");
-        let (c, n) = decode(&out, VERSION).unwrap();
-        assert_eq!(n, out.len());
-        assert_eq!(
-            c,
-            Commit {
-                ts: 9,
-                writes: Vec::new()
-            }
-        );
-    }
-}
+mod tests;

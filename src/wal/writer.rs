@@ -93,6 +93,14 @@ struct CurrentSegment {
     /// Bytes of the file reserved so far ([`FsFile::preallocate`]).
     reserved: u64,
     max_ts: u64,
+    /// The segment's durable frontier: its first `synced` bytes were
+    /// durable after the last sync (the header's sync, W0, to begin with).
+    synced: u64,
+    /// The frontier the last mark written carries: a write after the
+    /// frontier moved starts with a mark of it (`record::encode_mark`).
+    marked: u64,
+    /// The mark and records of a write that starts with a mark.
+    framed: Vec<u8>,
     /// Closed segments: sequence number -> highest commit ts in it.
     closed: BTreeMap<u64, u64>,
     spare: Vec<u8>,
@@ -181,6 +189,9 @@ impl Wal {
                 size: record::HEADER_LEN as u64,
                 reserved: 0,
                 max_ts: 0,
+                synced: record::HEADER_LEN as u64,
+                marked: record::HEADER_LEN as u64,
+                framed: Vec::new(),
                 closed,
                 spare: Vec::new(),
             }),
@@ -415,12 +426,29 @@ impl Wal {
             p.next - 1
         };
         if !buf.is_empty() {
+            // Once the segment's durable frontier moved, the write starts
+            // with a mark of it: recovery then tells a torn tail (what a
+            // power loss left of writes after the frontier, in whatever
+            // pages the disk kept) from damage to durable bytes
+            // (`reader::is_torn`). A segment that logs no commit has none.
+            let data = if self.bases && out.synced > out.marked {
+                out.framed.clear();
+                record::encode_mark(&mut out.framed, out.synced);
+                out.framed.extend_from_slice(&buf);
+                out.marked = out.synced;
+                &out.framed
+            } else {
+                &buf
+            };
             // A panic here lost the records taken from `pending`: the log
             // is poisoned, so that no later record is written after the gap.
             self.poisoned
-                .on_panic(|| out.file.write_all(&buf))
+                .on_panic(|| out.file.write_all(data))
                 .map_err(|e| self.poison(e))?;
-            out.size += buf.len() as u64;
+            out.size += data.len() as u64;
+            if out.framed.len() > 1 << 20 {
+                out.framed = Vec::new();
+            }
             out.max_ts = out.max_ts.max(end);
             self.written.store(end, Ordering::Release);
             if out.size > out.reserved {
@@ -454,7 +482,7 @@ impl Wal {
     /// released meanwhile when the segment has a sync handle; close the
     /// segment if it is full.
     fn sync_led(&self) -> Result<()> {
-        let (end, syncer) = {
+        let (end, syncer, (seq, size)) = {
             let mut out = lock(&self.out);
             self.check()?;
             // Only the holder of `sync_lock` sets `syncing`: nothing is
@@ -468,7 +496,8 @@ impl Wal {
                 return self.close_if_full(&mut out);
             };
             out.syncing = true;
-            (end, syncer)
+            // What the sync makes durable: the segment as written now.
+            (end, syncer, (out.seq, out.size))
         };
         let syncing = Syncing(self);
         // Buffered writers whose records this leader wrote return now, not
@@ -489,6 +518,10 @@ impl Wal {
         self.check()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(end, Ordering::AcqRel);
+        // Only this leader (holding `sync_lock`) closes the segment.
+        if out.seq == seq {
+            out.synced = out.synced.max(size);
+        }
         self.close_if_full(&mut out)
     }
 
@@ -505,6 +538,7 @@ impl Wal {
         })?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(end, Ordering::AcqRel);
+        out.synced = out.size;
         Ok(())
     }
 
@@ -559,6 +593,8 @@ impl Wal {
         out.size = record::HEADER_LEN as u64;
         out.reserved = 0;
         out.max_ts = 0;
+        out.synced = record::HEADER_LEN as u64;
+        out.marked = record::HEADER_LEN as u64;
         Ok(())
     }
 

@@ -126,7 +126,8 @@ pub(crate) fn fs_with(files: &Files) -> FaultFs {
     fs
 }
 
-/// A record of a segment: its byte range and commit timestamp.
+/// A frame of a segment: its byte range and commit timestamp (0 for a
+/// mark, the writer's durable frontier: `design/durability.md` §1.1).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec {
     pub(crate) start: usize,
@@ -134,7 +135,7 @@ pub(crate) struct Rec {
     pub(crate) ts: u64,
 }
 
-/// The records of an intact segment.
+/// The frames of an intact segment, marks included.
 pub(crate) fn records(seg: &[u8]) -> Vec<Rec> {
     let mut out = Vec::new();
     let mut at = SEG_HEADER;
