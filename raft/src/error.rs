@@ -24,9 +24,10 @@ pub enum Error {
     Corrupt(String),
     /// The replicas refused the proposal as malformed (a key or value over
     /// bwtx's limits, a key written twice, a snapshot position not before
-    /// its entry): nothing was written, and every replica refuses it alike,
-    /// so proposing it again cannot help. [`crate::Txn`] never proposes one
-    /// unless a bug does.
+    /// its entry), or it could not be sent to the leader at all (its
+    /// request over the wire's frame limit, `network::wire::MAX_FRAME`):
+    /// nothing was written, and proposing it again cannot help.
+    /// [`crate::Txn`] never proposes a malformed one unless a bug does.
     Rejected(String),
 }
 

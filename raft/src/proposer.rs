@@ -134,7 +134,7 @@ impl Proposer {
         match self.target.client_write(cmd, limit).await {
             Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(e)) => Err(write_error(&e)),
-            Err(lost) => Err(Error::Raft(format!("{lost}; outcome unknown"))),
+            Err(unanswered) => Err(unanswered.error()),
         }
     }
 
@@ -169,10 +169,11 @@ impl Target {
     /// if the first never took it (an entry it appended and then truncated,
     /// which another leader may still commit, is answered
     /// `LogEntryDiscarded`, not `ForwardToLeader`). `Err`: the leader may
-    /// have taken it, no answer came.
+    /// have taken it, no answer came ([`Unanswered::Lost`]), or it could
+    /// not be sent at all ([`Unanswered::Refused`]).
     /// Each wait is bounded by `limit` ([`write_timeout`] of the command's
     /// bytes).
-    async fn client_write(&self, cmd: Command, limit: Duration) -> std::result::Result<WriteResult, String> {
+    async fn client_write(&self, cmd: Command, limit: Duration) -> std::result::Result<WriteResult, Unanswered> {
         let (leader, node) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow_watched();
@@ -183,13 +184,35 @@ impl Target {
         if let Some(l) = leader {
             match self.link.forward(self.id, l, node.as_ref(), cmd.clone(), limit).await {
                 Forwarded::Answered(r) => return Ok(r),
-                Forwarded::Lost(msg) => return Err(msg),
+                Forwarded::Lost(msg) => return Err(Unanswered::Lost(msg)),
+                Forwarded::Refused(msg) => return Err(Unanswered::Refused(msg)),
                 Forwarded::NotSent => {}
             }
         }
         tokio::time::timeout(limit, self.raft.client_write(cmd))
             .await
-            .map_err(|_| format!("no answer from this node's raft within {limit:?}"))
+            .map_err(|_| Unanswered::Lost(format!("no answer from this node's raft within {limit:?}")))
+    }
+}
+
+/// Why a client write got no answer ([`Target::client_write`]).
+#[derive(Debug)]
+enum Unanswered {
+    /// The leader may have taken it: outcome unknown.
+    Lost(String),
+    /// Nothing was sent: not proposed.
+    Refused(String),
+}
+
+impl Unanswered {
+    /// The error a client gets: [`Error::Raft`] ("outcome unknown", which
+    /// `Cluster::transaction` retries), or [`Error::Rejected`] ("not
+    /// proposed": sending it again would fail alike).
+    fn error(&self) -> Error {
+        match self {
+            Unanswered::Lost(m) => Error::Raft(format!("{m}; outcome unknown")),
+            Unanswered::Refused(m) => Error::Rejected(format!("{m}; not proposed")),
+        }
     }
 }
 
@@ -305,9 +328,9 @@ async fn submit(target: &Target, batch: Vec<Waiting>, bytes: usize) {
         batch.into_iter().map(|w| (w.proposal, w.reply)).unzip();
     let result = match target.client_write(command(proposals), write_timeout(bytes)).await {
         Ok(r) => r,
-        Err(lost) => {
+        Err(unanswered) => {
             for reply in replies {
-                let _ = reply.send(Err(Error::Raft(format!("{lost}; outcome unknown"))));
+                let _ = reply.send(Err(unanswered.error()));
             }
             return;
         }
@@ -353,6 +376,25 @@ fn write_error(e: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that could not be sent at all is `Rejected` (not retried by
+    /// `Cluster::transaction`); one that went unanswered is an unknown
+    /// outcome (`Error::Raft`, retried).
+    #[test]
+    fn a_refused_write_is_rejected_and_a_lost_one_unknown() {
+        let refused = Unanswered::Refused("too large".into()).error();
+        assert!(
+            matches!(&refused, Error::Rejected(m) if m.contains("not proposed")),
+            "{refused:?}"
+        );
+        assert!(!crate::cluster::retryable(&refused));
+        let lost = Unanswered::Lost("no answer".into()).error();
+        assert!(
+            matches!(&lost, Error::Raft(m) if m.contains("outcome unknown")),
+            "{lost:?}"
+        );
+        assert!(crate::cluster::retryable(&lost));
+    }
 
     fn waiting(bytes: usize) -> Waiting {
         Waiting {

@@ -443,6 +443,10 @@ pub(crate) enum Forwarded {
     Answered(WriteResult),
     /// It may have been sent, but no answer came: outcome unknown.
     Lost(String),
+    /// It was not sent and cannot be (its request is over the wire's frame
+    /// limit): nothing was proposed, and proposing it elsewhere would not
+    /// help.
+    Refused(String),
 }
 
 /// Forwards proposals to the leader over TCP, keeping idle connections per
@@ -490,9 +494,9 @@ impl Forwarder {
             }
             Ok(_) => Forwarded::Lost(format!("{addr} answered another request")),
             Err(CallError::Unreachable(_)) => Forwarded::NotSent,
-            Err(CallError::TooLarge(e) | CallError::Network(e)) => {
-                Forwarded::Lost(format!("forwarding to {addr}: {e}"))
-            }
+            // Encoding failed before anything was sent.
+            Err(CallError::TooLarge(e)) => Forwarded::Refused(format!("forwarding to {addr}: {e}")),
+            Err(CallError::Network(e)) => Forwarded::Lost(format!("forwarding to {addr}: {e}")),
         }
     }
 }
@@ -534,6 +538,24 @@ mod tests {
         .expect("the forward ended");
         assert!(matches!(forwarded, Forwarded::Lost(_)));
         peer.abort();
+    }
+
+    /// A forward whose request is over the frame limit is refused before
+    /// anything is sent (`Refused`: not proposed), not reported as an
+    /// unknown outcome (`Lost`) as it was before 2026-12-07 (stop 57).
+    /// Encoding fails before connecting, so no peer is needed.
+    #[tokio::test]
+    async fn a_forward_over_the_frame_limit_is_refused_unsent() {
+        let cmd = Command::Txn {
+            snapshot: 0,
+            writes: vec![(b"k".to_vec(), Some(vec![7; wire::MAX_FRAME + 1]))],
+            reads: vec![],
+            ranges: vec![],
+        };
+        let forwarded = Forwarder::new(Cut::default())
+            .client_write("127.0.0.1:9", cmd, std::time::Duration::from_secs(5))
+            .await;
+        assert!(matches!(forwarded, Forwarded::Refused(_)));
     }
 
     #[tokio::test]
