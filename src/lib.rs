@@ -69,6 +69,7 @@ mod options;
 mod pagestore;
 mod poison;
 mod sync;
+mod torn;
 mod wal;
 
 pub use db::{Changes, Db, Keyspace, KeyspaceStats, Savepoint, Snapshot, Transaction, TRANSACTION_ATTEMPTS};

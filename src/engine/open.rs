@@ -243,12 +243,12 @@ impl Replay for Replayer<'_> {
         self.tree.install(key, ts, value)
     }
 
-    fn fetch(&self, t: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
+    fn fetch(&self, t: u32, key: &[u8], ts: u64, addr: u64, len: u32, unsynced: bool) -> Result<Option<Bytes>> {
         let Some(pages) = self.pages else {
             return Err(self.corrupt("a log record references a value log this database does not have"));
         };
         let tree = tag(t).ok_or_else(|| self.corrupt("a log record references a value of an unpaged keyspace"))?;
-        pages.vlog.fetch_logged(tree, key, ts, addr, len)
+        pages.vlog.fetch_logged(tree, key, ts, addr, len, unsynced)
     }
 
     fn note_ref(&self, t: u32, key: &[u8], ts: u64, addr: u64, replayed: bool) {

@@ -102,9 +102,24 @@ pub(crate) fn scan(b: &[u8], kind: Kind, seq: u64) -> Result<Scan, (u64, &'stati
 /// reserved word zero): checksumming every offset whose length fitted took
 /// time quadratic in the rest's size (a large value record cut short).
 fn is_torn(b: &[u8], at: usize) -> bool {
+    next_record(b, at).is_none()
+}
+
+/// The first 8-aligned offset after `at` where a valid record starts.
+pub(crate) fn next_record(b: &[u8], at: usize) -> Option<usize> {
     (at + ALIGN..b.len())
         .step_by(ALIGN)
-        .all(|j| !record::plausible_header(&b[j..]) || record::decode(&b[j..]).is_err())
+        .find(|&j| record::plausible_header(&b[j..]) && record::decode(&b[j..]).is_ok())
+}
+
+/// Whether the bad record at `at`, followed by a valid one, shows an
+/// unwritten sector before it (`crate::torn`): what a power loss that kept
+/// an append's pages out of order leaves, where a flipped bit leaves none.
+/// The bad record's first 16 bytes (its length, checksum and kind, never
+/// all zero in a written record) must be among the zeros if they start at
+/// `at`.
+pub(crate) fn unwritten_before_next(b: &[u8], at: usize) -> bool {
+    next_record(b, at).is_some_and(|f| crate::torn::unwritten(b, at, f, 16))
 }
 
 #[cfg(test)]

@@ -18,6 +18,12 @@ pub(crate) struct Segment {
     pub(crate) torn: bool,
     /// The base its header carries (`record::header_base`).
     pub(crate) base: Option<u32>,
+    /// In a segment with marks (`record::header_marks`): the highest
+    /// offset a valid mark carries (the header's length if none). Its
+    /// records before it were durable when the writer wrote a later mark;
+    /// those from it on may never have been synced. `None` for a segment
+    /// without marks.
+    pub(crate) synced_to: Option<u64>,
 }
 
 /// Read the records of a segment.
@@ -29,6 +35,7 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         damage: None,
         torn: false,
         base: None,
+        synced_to: None,
     };
     if b.len() < record::HEADER_LEN || (b.len() == record::HEADER_LEN && b.iter().all(|&x| x == 0)) {
         // A crash between creating the file and syncing its header (which
@@ -44,14 +51,24 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
         return seg;
     };
     seg.base = record::header_base(b);
+    if record::header_marks(b) {
+        seg.synced_to = Some(record::HEADER_LEN as u64);
+    }
     let mut at = record::HEADER_LEN;
     seg.valid_len = at as u64;
     while at < b.len() {
         match record::decode_frame(&b[at..], version) {
             Ok((frame, n)) => {
-                if let Frame::Commit(c) = frame {
-                    seg.commits.push(c);
-                    seg.offsets.push(at as u64);
+                match frame {
+                    Frame::Commit(c) => {
+                        seg.commits.push(c);
+                        seg.offsets.push(at as u64);
+                    }
+                    Frame::Mark(m) => {
+                        if let Some(s) = &mut seg.synced_to {
+                            *s = (*s).max(m);
+                        }
+                    }
                 }
                 at += n;
                 seg.valid_len = at as u64;
@@ -114,7 +131,7 @@ fn is_torn(b: &[u8], d: usize, version: u32, marks: bool) -> bool {
             }
         }
         if first.is_none() {
-            if !marks || !unwritten(b, d, j) {
+            if !marks || !crate::torn::unwritten(b, d, j, record::FRAME_LEN) {
                 return false;
             }
             first = Some(j);
@@ -122,21 +139,6 @@ fn is_torn(b: &[u8], d: usize, version: u32, marks: bool) -> bool {
         j += n;
     }
     true
-}
-
-/// The size of a sector: the unit a disk writes whole or not at all.
-const SECTOR: usize = 512;
-
-/// Whether bytes `d..f` of `b` hold an unwritten sector ([`is_torn`]).
-fn unwritten(b: &[u8], d: usize, f: usize) -> bool {
-    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|&x| x == 0);
-    let first_end = (d / SECTOR + 1) * SECTOR;
-    if first_end.min(f) - d >= record::FRAME_LEN && zero(d..first_end.min(f)) {
-        return true;
-    }
-    (first_end..f.saturating_sub(SECTOR) + 1)
-        .step_by(SECTOR)
-        .any(|s| zero(s..s + SECTOR))
 }
 
 /// The frame at the start of `b`, if a valid one starts there: the cheap

@@ -68,7 +68,21 @@ pub(crate) trait Replay {
     /// is missing and lies in its torn tail, where a power loss leaves a
     /// value whose record the log holds but had not synced (recovery cuts
     /// the log there). Any other mismatch is `Error::Corruption`.
-    fn fetch(&self, tree: u32, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<bytes::Bytes>>;
+    ///
+    /// `unsynced`: the referencing record lies past what the last log
+    /// segment's marks show durable (`reader::Segment::synced_to`), so its
+    /// value may never have been synced either: a value that does not read
+    /// back is then the torn tail whatever the value log's scan says (a
+    /// power loss may have kept its pages out of order).
+    fn fetch(
+        &self,
+        tree: u32,
+        key: &[u8],
+        ts: u64,
+        addr: u64,
+        len: u32,
+        unsynced: bool,
+    ) -> Result<Option<bytes::Bytes>>;
 
     /// A record the log keeps references the value of version `(key, ts)`
     /// of keyspace `tree` at `addr`: it must stay (the change stream may
@@ -209,6 +223,8 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     // The index in `read` of the last segment, if it was read: the only
     // one that may hold records not synced.
     let mut tail = None;
+    // What the last segment's marks show durable (`Segment::synced_to`).
+    let mut tail_synced: Option<u64> = None;
     let floor = match &start {
         Start::Table(ts) => *ts,
         Start::Image(n) if !oldest => n.ts,
@@ -266,6 +282,7 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
         read.push((name, seg.valid_len));
         if last {
             tail = Some((index, seq));
+            tail_synced = seg.synced_to;
         }
         for c in seg.commits.iter().filter(|c| c.ts <= floor) {
             // Kept but not replayed: the change stream may read them.
@@ -403,7 +420,9 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
             ));
         }
         // References first: a commit is replayed whole or not at all.
-        let Some(writes) = resolve(into, &c)? else {
+        let in_tail = tail.is_some_and(|(i, _)| i == index);
+        let unsynced = in_tail && tail_synced.is_some_and(|m| offset >= m);
+        let Some(writes) = resolve(into, &c, unsynced)? else {
             // A value the log references is missing at the value log's
             // torn tail: the record was not synced (every sync of the log
             // syncs the values its records reference first), so it is the
@@ -497,13 +516,17 @@ impl Runs {
 /// The writes of `c` with every reference read (`into.fetch`); `None` if
 /// one dangles at the value log's torn tail.
 #[allow(clippy::type_complexity)]
-fn resolve(into: &dyn Replay, c: &Commit) -> Result<Option<Vec<(u32, bytes::Bytes, Option<bytes::Bytes>)>>> {
+fn resolve(
+    into: &dyn Replay,
+    c: &Commit,
+    unsynced: bool,
+) -> Result<Option<Vec<(u32, bytes::Bytes, Option<bytes::Bytes>)>>> {
     let mut writes = Vec::with_capacity(c.writes.len());
     for (t, k, v) in &c.writes {
         let v = match v {
             record::Logged::Put(b) => Some(b.clone()),
             record::Logged::Delete => None,
-            record::Logged::Ref { addr, len } => match into.fetch(*t, k, c.ts, *addr, *len)? {
+            record::Logged::Ref { addr, len } => match into.fetch(*t, k, c.ts, *addr, *len, unsynced)? {
                 Some(v) => Some(v),
                 None => return Ok(None),
             },

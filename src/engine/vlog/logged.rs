@@ -78,11 +78,22 @@ impl ValueLog {
     /// `placed` entry that a new commit at its timestamp could take). A
     /// record that does not read back is `Ok(None)` if it lies in the value
     /// log's torn tail (see [`ValueLog::in_torn_tail`]), else the error.
-    pub(crate) fn fetch_logged(&self, tree: u16, key: &[u8], ts: u64, addr: u64, len: u32) -> Result<Option<Bytes>> {
+    /// `unsynced`: the referencing log record may never have been synced
+    /// (the log's marks, `crate::wal::recovery::Replay::fetch`); see
+    /// [`ValueLog::in_torn_tail`].
+    pub(crate) fn fetch_logged(
+        &self,
+        tree: u16,
+        key: &[u8],
+        ts: u64,
+        addr: u64,
+        len: u32,
+        unsynced: bool,
+    ) -> Result<Option<Bytes>> {
         match self.read_value(tree, key, ts, addr, len) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
-                if self.in_torn_tail(addr)? {
+                if self.in_torn_tail(addr, unsynced)? {
                     Ok(None)
                 } else {
                     Err(e)
@@ -98,8 +109,13 @@ impl ValueLog {
     /// starts), or in this run's first segment (the previous run's newest,
     /// if a crash cut its header, was deleted and its number reused)? Read whole and scanned as the
     /// log's segments are: a bad record with a valid one after it is
-    /// damage, not a torn tail.
-    fn in_torn_tail(&self, addr: u64) -> Result<bool> {
+    /// damage, not a torn tail, unless the referencing log record may never
+    /// have been synced (`unsynced`: past what the log's marks show
+    /// durable, so its value may not have been either) and an unwritten
+    /// sector lies between the bad record and the next valid one (a power
+    /// loss that kept the segment's unsynced pages out of order,
+    /// `crate::torn`).
+    fn in_torn_tail(&self, addr: u64, unsynced: bool) -> Result<bool> {
         // Below the loaded table's head: synced before the table was, so
         // damage, not a tail a crash cut.
         if addr < self.published_head.load(Ordering::Relaxed) {
@@ -132,7 +148,9 @@ impl ValueLog {
         Ok(match segment::scan(&bytes, Kind::ValueLog, seq) {
             Ok(segment::Scan::Valid { end, .. }) => addr_offset(addr) >= end,
             Ok(segment::Scan::TornHeader) => true,
-            Err(_) => false,
+            Err((bad, _)) => {
+                unsynced && addr_offset(addr) >= bad && segment::unwritten_before_next(&bytes, bad as usize)
+            }
         })
     }
 }

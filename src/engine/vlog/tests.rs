@@ -158,12 +158,17 @@ fn a_damaged_value_below_the_tables_head_is_not_a_torn_tail() {
     fs.set_contents(&path, bytes);
     let v = ValueLog::open(shared, Path::new("/db"), 64 << 10, 1 << 10, 5).unwrap();
     // Without a table: the previous run's tail, torn.
-    assert!(v.fetch_logged(0, b"b", 11, b, value.len() as u32).unwrap().is_none());
+    assert!(v
+        .fetch_logged(0, b"b", 11, b, value.len() as u32, false)
+        .unwrap()
+        .is_none());
     // With a table whose head is past it: damage.
     v.set_published_head(head);
-    assert!(v.fetch_logged(0, b"b", 11, b, value.len() as u32).is_err());
+    assert!(v.fetch_logged(0, b"b", 11, b, value.len() as u32, false).is_err());
     assert_eq!(
-        &v.fetch_logged(0, b"a", 10, a, value.len() as u32).unwrap().unwrap()[..],
+        &v.fetch_logged(0, b"a", 10, a, value.len() as u32, false)
+            .unwrap()
+            .unwrap()[..],
         &value[..]
     );
 }
