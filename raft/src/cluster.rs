@@ -326,7 +326,12 @@ impl Cluster {
     /// they lead (a leader cut off from the others does not know it was
     /// replaced), the one of the highest term.
     pub async fn leader(&self) -> Result<Node> {
-        let deadline = Instant::now() + LEADER_WAIT;
+        self.leader_within(LEADER_WAIT).await
+    }
+
+    /// [`Cluster::leader`], waiting up to `limit` for one.
+    async fn leader_within(&self, limit: Duration) -> Result<Node> {
+        let deadline = Instant::now() + limit.min(FOREVER);
         loop {
             let mut best: Option<(u64, Node)> = None;
             for n in self.nodes().values() {
@@ -417,6 +422,10 @@ impl Cluster {
     /// ("outcome unknown") whatever the last attempt's was: a conflict there
     /// may be with the earlier attempt's own commit, so it does not mean
     /// that nothing was written.
+    ///
+    /// The waits before a commit (for a leader, for the leader to have
+    /// applied this cluster's last commit) end at `timeout`; a commit
+    /// proposed before it waits up to 5 s more for its outcome.
     pub async fn transaction<T>(
         &self,
         timeout: Duration,
@@ -428,13 +437,15 @@ impl Cluster {
             // An error, and whether it came from proposing (the commit).
             let attempt = async {
                 let before = |e| (e, false);
-                let leader = self.leader().await.map_err(before)?;
+                // What is left of the timeout (at least a look).
+                let left = || deadline.saturating_duration_since(Instant::now());
+                let leader = self.leader_within(left().min(LEADER_WAIT)).await.map_err(before)?;
                 // A leader elected since may not have applied what an
                 // earlier transaction committed: wait for it (before
                 // 2026-12-08 the next transaction read without it).
                 let seen = self.seen.load(std::sync::atomic::Ordering::Acquire);
                 let mut txn = leader
-                    .begin_local_at_least(seen, COMMIT_WAIT, bwtx::Isolation::Snapshot)
+                    .begin_local_at_least(seen, left().min(COMMIT_WAIT), bwtx::Isolation::Snapshot)
                     .await
                     .map_err(before)?;
                 let out = f(&mut txn).map_err(before)?;
