@@ -31,9 +31,16 @@ fn balance(raw: Option<bytes::Bytes>, key: &str) -> Result<u64> {
 }
 
 /// Open `accounts` accounts with `initial` each, in one transaction.
+/// Accounts already open (the first one exists: an attempt whose outcome
+/// was unknown committed, or an earlier run opened them) are left as they
+/// are: a retry must not reset balances that transfers have moved since
+/// (`Cluster::transaction` asks for idempotent bodies).
 pub async fn open_accounts(cluster: &Cluster, accounts: u32, initial: u64) -> Result<u64> {
     let (_, index) = cluster
         .transaction(Duration::from_secs(30), |tx| {
+            if tx.get(account(0))?.is_some() {
+                return Ok(());
+            }
             for i in 0..accounts {
                 tx.put(account(i), initial.to_string())?;
             }

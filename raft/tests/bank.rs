@@ -24,5 +24,10 @@ async fn concurrent_transfers_conserve_the_total_on_every_replica() {
         200,
         "each transfer applied exactly once"
     );
+    // Opening the accounts again (as a retry of an attempt whose outcome
+    // was unknown does) leaves the balances the transfers left.
+    bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
+    let read = cluster.leader().await.unwrap().read_snapshot().unwrap();
+    bank::ledger_matches(&read, ACCOUNTS, INITIAL).unwrap();
     cluster.shutdown().await.unwrap();
 }
