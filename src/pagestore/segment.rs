@@ -119,7 +119,12 @@ pub(crate) fn next_record(b: &[u8], at: usize) -> Option<usize> {
 /// all zero in a written record) must be among the zeros if they start at
 /// `at`.
 pub(crate) fn unwritten_before_next(b: &[u8], at: usize) -> bool {
-    next_record(b, at).is_some_and(|f| crate::torn::unwritten(b, at, f, 16))
+    // Where the bad record ends by its own length.
+    let e = crate::le::u32_at(b, at).map_or(usize::MAX, |len| {
+        at.saturating_add(record::RECORD_HEADER_LEN)
+            .saturating_add(len as usize)
+    });
+    next_record(b, at).is_some_and(|f| crate::torn::unwritten(b, at, e, f, 16))
 }
 
 #[cfg(test)]

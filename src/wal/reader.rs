@@ -118,11 +118,16 @@ pub(crate) fn read_segment(b: &[u8]) -> Segment {
 /// fitted took time quadratic in the rest's size: hours for a 100 MB record
 /// of random bytes cut short.
 fn is_torn(b: &[u8], d: usize, version: u32, marks: bool) -> bool {
-    let mut first = None;
-    let mut j = d + 1;
-    while j < b.len() {
-        let Some((frame, n)) = frame_at(&b[j..], version) else {
-            j += 1;
+    // Where the bad frame ends by its own length (`crate::torn::unwritten`).
+    let e = crate::le::u32_at(b, d).map_or(usize::MAX, |len| {
+        d.saturating_add(record::FRAME_LEN).saturating_add(len as usize)
+    });
+    let mut first = false;
+    // Every offset, inside whole frames too: a frame found inside a value
+    // must not hide a real mark after it (one found inside a value that
+    // says more than `d` was durable is taken at its word: damage).
+    for j in d + 1..b.len() {
+        let Some((frame, _)) = frame_at(&b[j..], version) else {
             continue;
         };
         if let Frame::Mark(synced) = frame {
@@ -130,13 +135,12 @@ fn is_torn(b: &[u8], d: usize, version: u32, marks: bool) -> bool {
                 return false;
             }
         }
-        if first.is_none() {
-            if !marks || !crate::torn::unwritten(b, d, j, record::FRAME_LEN) {
+        if !first {
+            if !marks || !crate::torn::unwritten(b, d, e, j, record::FRAME_LEN) {
                 return false;
             }
-            first = Some(j);
+            first = true;
         }
-        j += n;
     }
     true
 }
@@ -308,6 +312,26 @@ mod tests {
             let s = read_segment(&d);
             assert!(s.damage.is_some() && !s.torn, "flip at {at}");
         }
+        // Two flipped bits in the last write, in record A and in the frame
+        // of B after it, whose value is 2 KiB of zeros (aligned sectors of
+        // them, but past A's end): damage. A lost sector must overlap the
+        // first bad frame.
+        let mut b = b.clone();
+        let a_at = b.len();
+        let k = Bytes::from_static(b"a");
+        let v = Some(Bytes::from(vec![5u8; 300]));
+        record::encode(&mut b, 99, [(0, &k, record::ToLog::Inline(&v))].into_iter());
+        let b_at = b.len();
+        let zeros = Some(Bytes::from(vec![0u8; 2048]));
+        let k = Bytes::from_static(b"zeros");
+        record::encode(&mut b, 100, [(0, &k, record::ToLog::Inline(&zeros))].into_iter());
+        let v = Some(Bytes::from_static(b"c"));
+        record::encode(&mut b, 101, [(0, &k, record::ToLog::Inline(&v))].into_iter());
+        b[a_at + 40] ^= 0x04;
+        b[b_at + 5] ^= 0x04;
+        let s = read_segment(&b);
+        assert_eq!(s.damage.map(|d| d.0), Some(a_at as u64));
+        assert!(!s.torn, "zeros of a later value taken for a lost sector");
         // A lost page in an earlier write (the last write's mark is past it).
         let mut d = b.clone();
         let early = (starts[1] / 4096 + 1) * 4096;

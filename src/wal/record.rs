@@ -37,7 +37,7 @@
 //! 1 (before keyspaces, `design/keyspaces.md`) has no `keyspace` field:
 //! every entry belongs to keyspace 0, the default one. Version 2 has no
 //! references. The writer always writes version 7; a segment's header says
-//! how to read its records. (There are no versions 3, 5 and 6: the header
+//! how to read its records. (There are no versions 3, 5, 6, 9 and 10: the header
 //! has no checksum, so the readable versions differ pairwise in at least two
 //! bits, and one flipped bit in a header never turns it into another one.)
 //! A two-put commit of 16-byte keys and 100-byte values is 251 record bytes
@@ -87,7 +87,7 @@ pub(crate) const VERSION_BASE: u32 = 8;
 /// 11: two bits from each of 1, 2, 4, 7 and 8.
 pub(crate) const VERSION_MARKS: u32 = 11;
 
-/// A segment's header: with `base`, version [`VERSION_BASE`] carrying it;
+/// A segment's header: with `base`, version [`VERSION_MARKS`] carrying it;
 /// without (a database that logs no commit, `Durability::None`, whose
 /// checkpoints move its timestamp past what any segment could say),
 /// version [`VERSION`] and a zero word.
@@ -289,7 +289,9 @@ pub(crate) fn encode_mark(out: &mut Vec<u8>, synced: u64) {
 }
 
 /// The offset a mark's payload `p` carries, if it is one (only version 7
-/// records have marks).
+/// records have marks; the writer puts them in segments of header version
+/// [`VERSION_MARKS`] only, and recovery reads them as evidence only there,
+/// `reader::is_torn`).
 fn mark(p: &[u8], version: u32) -> Option<u64> {
     if version != VERSION || p.first() != Some(&0) {
         return None;

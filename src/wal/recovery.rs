@@ -72,8 +72,9 @@ pub(crate) trait Replay {
     /// `unsynced`: the referencing record lies past what the last log
     /// segment's marks show durable (`reader::Segment::synced_to`), so its
     /// value may never have been synced either: a value that does not read
-    /// back is then the torn tail whatever the value log's scan says (a
-    /// power loss may have kept its pages out of order).
+    /// back is then the torn tail also when whole records follow it in the
+    /// value log after an unwritten sector (a power loss that kept its
+    /// pages out of order; `crate::torn`).
     fn fetch(
         &self,
         tree: u32,

@@ -331,6 +331,12 @@ impl Store {
         self.wal.sync_now()
     }
 
+    /// [`Store::sync_now`] at a clean close, then a mark of the log's durable
+    /// frontier (`crate::wal::writer::Wal::seal`).
+    pub(crate) fn seal(&self) -> Result<()> {
+        self.wal.seal()
+    }
+
     /// The background sync thread is gone: sync what was written so far,
     /// and make every later buffered commit wait for a sync of its own
     /// ([`Store::wait`]). A commit that read the flag before it was set

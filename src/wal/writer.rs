@@ -51,6 +51,10 @@ use crate::{Error, Result};
 /// "Reserved space").
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
 
+/// Records written after a mark up to this size are copied behind it and
+/// written with it in one `write`; a larger write gets its own.
+const FRAMED_COPY: usize = 64 << 10;
+
 /// File name of segment `seq`.
 pub(crate) fn segment_name(seq: u64) -> String {
     format!("wal-{seq:010}.log")
@@ -407,6 +411,32 @@ impl Wal {
         r
     }
 
+    /// At a clean close: sync what is pending, then, if the segment's
+    /// durable frontier moved since its last mark, write a mark of it and
+    /// sync that too. A crash leaves the bytes of the last sync with no
+    /// mark past them, so a sector the medium loses from them later would
+    /// read as a torn write (`reader::is_torn`); after a clean close it
+    /// reads as damage.
+    pub(crate) fn seal(&self) -> Result<()> {
+        self.sync_now()?;
+        let _leader = lock(&self.sync_lock);
+        let mut out = lock(&self.out);
+        self.check()?;
+        if !self.bases || out.synced <= out.marked {
+            return Ok(());
+        }
+        let mut mark = Vec::new();
+        record::encode_mark(&mut mark, out.synced);
+        let file = &mut out.file;
+        self.poisoned
+            .on_panic(|| file.write_all(&mark).and_then(|()| file.sync()))
+            .map_err(|e| self.poison(e))?;
+        out.size += mark.len() as u64;
+        out.marked = out.synced;
+        out.synced = out.size;
+        Ok(())
+    }
+
     /// Write what is pending into the current segment: `Some(end)`, every
     /// commit up to `end` written, or `None` if a sync is in flight and
     /// a pending record references value-log values (it waits for the
@@ -434,9 +464,19 @@ impl Wal {
             let data = if self.bases && out.synced > out.marked {
                 out.framed.clear();
                 record::encode_mark(&mut out.framed, out.synced);
-                out.framed.extend_from_slice(&buf);
                 out.marked = out.synced;
-                &out.framed
+                if buf.len() > FRAMED_COPY {
+                    // A large write: the mark on its own rather than a copy.
+                    let (file, mark) = (&mut out.file, &out.framed);
+                    self.poisoned
+                        .on_panic(|| file.write_all(mark))
+                        .map_err(|e| self.poison(e))?;
+                    out.size += out.framed.len() as u64;
+                    &buf
+                } else {
+                    out.framed.extend_from_slice(&buf);
+                    &out.framed
+                }
             } else {
                 &buf
             };
@@ -446,9 +486,6 @@ impl Wal {
                 .on_panic(|| out.file.write_all(data))
                 .map_err(|e| self.poison(e))?;
             out.size += data.len() as u64;
-            if out.framed.len() > 1 << 20 {
-                out.framed = Vec::new();
-            }
             out.max_ts = out.max_ts.max(end);
             self.written.store(end, Ordering::Release);
             if out.size > out.reserved {

@@ -148,8 +148,13 @@ impl ValueLog {
         Ok(match segment::scan(&bytes, Kind::ValueLog, seq) {
             Ok(segment::Scan::Valid { end, .. }) => addr_offset(addr) >= end,
             Ok(segment::Scan::TornHeader) => true,
+            // The bad record too past the loaded table's head: nothing
+            // synced before the table is taken for a torn write.
             Err((bad, _)) => {
-                unsynced && addr_offset(addr) >= bad && segment::unwritten_before_next(&bytes, bad as usize)
+                unsynced
+                    && addr_offset(addr) >= bad
+                    && (seq << 32 | bad) >= self.published_head.load(Ordering::Relaxed)
+                    && segment::unwritten_before_next(&bytes, bad as usize)
             }
         })
     }
