@@ -431,6 +431,7 @@ impl Wal {
         self.poisoned
             .on_panic(|| file.write_all(&mark).and_then(|()| file.sync()))
             .map_err(|e| self.poison(e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         out.size += mark.len() as u64;
         out.marked = out.synced;
         out.synced = out.size;
