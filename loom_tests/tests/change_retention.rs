@@ -37,12 +37,6 @@ use bwtx::{Durability, Error, Options};
 use common::*;
 use loom::thread;
 
-/// A model thread with a 4 MiB stack: opening, a checkpoint and a change
-/// stream need more than a model thread's default.
-fn spawn_big(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
-}
-
 #[test]
 fn a_change_stream_never_skips_deleted_commits() {
     model_bounded("a_change_stream_never_skips_deleted_commits", 2, || {

@@ -26,7 +26,6 @@ use std::time::Duration;
 use bwtx::fs::{FaultFs, Fs};
 use bwtx::{Durability, Options};
 use common::*;
-use loom::thread;
 
 /// Whether `needle` occurs in `hay`.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -46,16 +45,10 @@ fn files(fs: &FaultFs, prefix: &str) -> Vec<u8> {
     all
 }
 
-/// A model thread with a 4 MiB stack: opening, a commit and a sync need
-/// more than a model thread's default.
-fn spawn(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
-}
-
 #[test]
 fn a_sync_never_carries_a_record_before_its_value() {
     model_bounded("a_sync_never_carries_a_record_before_its_value", 2, || {
-        spawn(|| {
+        spawn_big(|| {
             let fs = FaultFs::new();
             let db = Options::new()
                 .tree_config(config(8, 8, 2))
@@ -71,7 +64,7 @@ fn a_sync_never_carries_a_record_before_its_value() {
             let value = vec![7u8; 2000];
             let w = db.clone();
             let v = value.clone();
-            let writer = spawn(move || {
+            let writer = spawn_big(move || {
                 w.transaction(|tx| tx.put("big", &v)).unwrap();
             });
             db.sync().unwrap();
@@ -108,7 +101,7 @@ fn a_sync_never_carries_a_record_before_its_value() {
 #[test]
 fn sync_commits_are_durable_when_acknowledged() {
     model_bounded("sync_commits_are_durable_when_acknowledged", 2, || {
-        spawn(|| {
+        spawn_big(|| {
             let fs = FaultFs::new();
             let db = Options::new()
                 .tree_config(config(8, 8, 2))
@@ -119,7 +112,7 @@ fn sync_commits_are_durable_when_acknowledged() {
                 .open("/db")
                 .expect("valid options");
             let w = db.clone();
-            let other = spawn(move || {
+            let other = spawn_big(move || {
                 w.transaction(|tx| tx.put("key-from-a", "1")).unwrap();
             });
             db.transaction(|tx| tx.put("key-from-b", "2")).unwrap();

@@ -28,13 +28,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc as StdArc;
 
-use bwtx::fs::{FaultFs, Fs};
+use bwtx::fs::FaultFs;
 use bwtx::{Durability, Options};
 use common::*;
-use loom::thread;
 
 fn opts(fs: &FaultFs) -> Options {
     Options::new()
@@ -44,29 +42,6 @@ fn opts(fs: &FaultFs) -> Options {
         .durability(Durability::Sync)
         .file_system(StdArc::new(fs.clone()))
         .cache_size(1 << 30)
-}
-
-/// A copy of `from`'s directory `/db` as it is now (every byte of it).
-fn copy(from: &FaultFs) -> FaultFs {
-    let to = FaultFs::new();
-    let dir = Path::new("/db");
-    to.create_dir_all(dir).unwrap();
-    for name in from.list(dir).unwrap() {
-        let Some(bytes) = from.contents(&dir.join(&name)) else {
-            continue;
-        };
-        let mut f = to.create(&dir.join(&name)).unwrap();
-        f.write_all(&bytes).unwrap();
-        f.sync().unwrap();
-    }
-    to.sync_dir(dir).unwrap();
-    to
-}
-
-/// A model thread with a 4 MiB stack: opening, an eviction, a checkpoint
-/// and the reopen's fault-in need more than a model thread's default.
-fn spawn_big(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
 }
 
 #[test]

@@ -167,13 +167,6 @@ fn blind_gc_races_blind_write() {
     });
 }
 
-/// A model thread with a 4 MiB stack: blind commits and evictions need
-/// more than a model thread's default (the model's own thread only spawns
-/// the one that runs it).
-fn spawn_big(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
-}
-
 /// Cold stubs (`bwtree::cold`, T6-T8 in `bwtree::mapping_table`): packing
 /// an evicted leaf's plain stub (a CAS of the stub for its cold form)
 /// races a blind write, whose install CASes a delta over the stub (or, if

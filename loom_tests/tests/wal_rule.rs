@@ -73,12 +73,6 @@ fn copy(from: &FaultFs) -> (FaultFs, Vec<u8>) {
     (to, log)
 }
 
-/// A model thread with a 4 MiB stack: opening, a commit, a checkpoint and
-/// the reopen's fault-in need more than a model thread's default.
-fn spawn_big(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
-}
-
 const NEW: &[u8] = b"new-value-of-k";
 
 #[test]

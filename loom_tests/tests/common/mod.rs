@@ -281,3 +281,29 @@ pub fn db() -> bwtx::Db {
         .in_memory()
         .expect("valid options")
 }
+
+/// A model thread with a 4 MiB stack: opening a database, commits, syncs,
+/// evictions, checkpoints, change streams and a reopen's fault-ins need
+/// more than a model thread's default.
+pub fn spawn_big(f: impl FnOnce() + Send + 'static) -> loom::thread::JoinHandle<()> {
+    loom::thread::Builder::new().stack_size(1 << 22).spawn(f).unwrap()
+}
+
+/// A copy of `from`'s directory `/db` as it is now (every byte written,
+/// all of it durable in the copy).
+pub fn copy(from: &bwtx::fs::FaultFs) -> bwtx::fs::FaultFs {
+    use bwtx::fs::Fs;
+    let to = bwtx::fs::FaultFs::new();
+    let dir = std::path::Path::new("/db");
+    to.create_dir_all(dir).unwrap();
+    for name in from.list(dir).unwrap() {
+        let Some(bytes) = from.contents(&dir.join(&name)) else {
+            continue;
+        };
+        let mut f = to.create(&dir.join(&name)).unwrap();
+        f.write_all(&bytes).unwrap();
+        f.sync().unwrap();
+    }
+    to.sync_dir(dir).unwrap();
+    to
+}
