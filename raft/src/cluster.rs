@@ -37,6 +37,13 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// again (a leader cut off from its quorum never answers).
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
+/// The least [`Cluster::transaction`] waits for a new leader to apply its
+/// last commit, however little of its timeout is left: a leader just
+/// elected catches up in milliseconds, and without a floor an attempt
+/// near the deadline would fail with the wait's error although nothing
+/// was proposed.
+const APPLY_FLOOR: Duration = Duration::from_millis(200);
+
 /// The raft configuration of a [`Cluster`] (either network): 50 ms heartbeats,
 /// elections after 400-800 ms of silence, a snapshot every 5,000 entries
 /// (openraft's default; each snapshot serializes the whole state and
@@ -424,8 +431,9 @@ impl Cluster {
     /// that nothing was written.
     ///
     /// The waits before a commit (for a leader, for the leader to have
-    /// applied this cluster's last commit) end at `timeout`; a commit
-    /// proposed before it waits up to 5 s more for its outcome.
+    /// applied this cluster's last commit) end at `timeout` (the second
+    /// waits at least 200 ms); a commit proposed before it waits up to 5 s
+    /// more for its outcome.
     pub async fn transaction<T>(
         &self,
         timeout: Duration,
@@ -445,7 +453,7 @@ impl Cluster {
                 // 2026-12-08 the next transaction read without it).
                 let seen = self.seen.load(std::sync::atomic::Ordering::Acquire);
                 let mut txn = leader
-                    .begin_local_at_least(seen, left().min(COMMIT_WAIT), bwtx::Isolation::Snapshot)
+                    .begin_local_at_least(seen, left().clamp(APPLY_FLOOR, COMMIT_WAIT), bwtx::Isolation::Snapshot)
                     .await
                     .map_err(before)?;
                 let out = f(&mut txn).map_err(before)?;

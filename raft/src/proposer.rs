@@ -40,7 +40,9 @@
 //! proposal is valid on any node (`P` is a log position), and the choice is
 //! made before the write, so a batch goes to a second node only if the
 //! first never took it. Over TCP, a forward whose connection fails after
-//! the request went out has an unknown outcome ([`Error::Raft`]).
+//! the request went out has an unknown outcome ([`Error::Raft`]); one whose
+//! request is over the wire's frame limit is never sent
+//! ([`Error::Rejected`], "not proposed").
 //!
 //! If the client write fails, every proposal of the batch gets the error:
 //! [`Error::NotLeader`] when openraft answers `ForwardToLeader` (never

@@ -494,8 +494,15 @@ impl Forwarder {
             }
             Ok(_) => Forwarded::Lost(format!("{addr} answered another request")),
             Err(CallError::Unreachable(_)) => Forwarded::NotSent,
-            // Encoding failed before anything was sent.
-            Err(CallError::TooLarge(e)) => Forwarded::Refused(format!("forwarding to {addr}: {e}")),
+            // Encoding failed before anything was sent (the connection,
+            // untouched, goes back to the pool).
+            Err(CallError::TooLarge(e)) => {
+                if let Some(conn) = slot {
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.entry(addr.to_string()).or_default().push(conn);
+                }
+                Forwarded::Refused(format!("forwarding to {addr}: {e}"))
+            }
             Err(CallError::Network(e)) => Forwarded::Lost(format!("forwarding to {addr}: {e}")),
         }
     }
