@@ -37,7 +37,9 @@ static NEXT_TXN_ID: AtomicU64 = AtomicU64::new(1);
 /// transaction back to it is [`Error::InvalidArgument`]. Rolling back to a
 /// savepoint keeps it (a second rollback to it works), but invalidates every
 /// savepoint taken after it: rolling back to one of those is
-/// [`Error::InvalidArgument`] too.
+/// [`Error::InvalidArgument`] too. [`crate::Transaction::release_savepoint`]
+/// ends a savepoint (and those after it) without undoing anything; once
+/// none is left, writes are no longer logged for rollbacks.
 ///
 /// ```
 /// let db = bwtx::Db::in_memory();
@@ -127,14 +129,7 @@ impl Undo {
         sp: &Savepoint,
         mut undo: impl FnMut(u32, Bytes, Option<Option<Bytes>>),
     ) -> Result<()> {
-        if self.txn == 0 || sp.txn != self.txn {
-            return Err(Error::InvalidArgument("savepoint belongs to another transaction"));
-        }
-        let Ok(pos) = self.live.binary_search(&sp.serial) else {
-            return Err(Error::InvalidArgument(
-                "savepoint was invalidated by a rollback to an earlier savepoint",
-            ));
-        };
+        let pos = self.live_position(sp)?;
         self.live.truncate(pos + 1);
         debug_assert!(sp.undo_len <= self.log.len());
         while self.log.len() > sp.undo_len {
@@ -147,6 +142,36 @@ impl Undo {
         Ok(())
     }
 
+    /// Release `sp` and every savepoint taken after it: none of them can be
+    /// rolled back to any more, and the writes made since stay. With no
+    /// live savepoint left, the log and `logged` are dropped and writes are
+    /// no longer logged (S3). Otherwise the log stays whole: a rollback to
+    /// an earlier savepoint replays it to that one's length, and for a key
+    /// logged both before and after `sp`, the earlier entry is replayed
+    /// last (S1). `logged` keeps the keys logged since the newest released
+    /// savepoint, a subset of those since the newest live one: a key
+    /// written between them is logged once more at its next write, which
+    /// S1 allows.
+    pub(crate) fn release(&mut self, sp: &Savepoint) -> Result<()> {
+        let pos = self.live_position(sp)?;
+        self.live.truncate(pos);
+        if self.live.is_empty() {
+            self.log = Vec::new();
+            self.logged = HashSet::new();
+        }
+        Ok(())
+    }
+
+    /// Where `sp` is in `live`, or why it cannot be used.
+    fn live_position(&self, sp: &Savepoint) -> Result<usize> {
+        if self.txn == 0 || sp.txn != self.txn {
+            return Err(Error::InvalidArgument("savepoint belongs to another transaction"));
+        }
+        self.live.binary_search(&sp.serial).map_err(|_| {
+            Error::InvalidArgument("savepoint was released, or invalidated by a rollback to an earlier savepoint")
+        })
+    }
+
     /// Entries in the log (tests).
     #[cfg(test)]
     pub(crate) fn log_len(&self) -> usize {
@@ -156,6 +181,56 @@ impl Undo {
 
 #[cfg(test)]
 mod tests {
+    /// Releasing a savepoint keeps every write, ends it and the savepoints
+    /// after it, leaves the earlier ones working, and once none is left
+    /// drops the log and stops logging.
+    #[test]
+    fn release_keeps_writes_and_ends_later_savepoints() {
+        let db = crate::Db::in_memory();
+        let mut tx = db.begin();
+        let get = |tx: &crate::Transaction, k: &str| tx.get(k).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap());
+        tx.put("k", "0").unwrap();
+        let sp1 = tx.savepoint();
+        tx.put("k", "1").unwrap();
+        tx.put("j", "1").unwrap();
+        let sp2 = tx.savepoint();
+        tx.put("k", "2").unwrap();
+        let sp3 = tx.savepoint();
+        tx.put("i", "3").unwrap();
+        tx.release_savepoint(&sp2).unwrap();
+        assert_eq!(
+            (get(&tx, "k").as_deref(), get(&tx, "i").as_deref()),
+            (Some("2"), Some("3"))
+        );
+        for sp in [&sp2, &sp3] {
+            assert!(matches!(tx.rollback_to(sp), Err(crate::Error::InvalidArgument(_))));
+            assert!(matches!(
+                tx.release_savepoint(sp),
+                Err(crate::Error::InvalidArgument(_))
+            ));
+        }
+        // Writes after the release are still logged for sp1.
+        tx.put("j", "4").unwrap();
+        tx.rollback_to(&sp1).unwrap();
+        assert_eq!(
+            (get(&tx, "k").as_deref(), get(&tx, "j"), get(&tx, "i")),
+            (Some("0"), None, None)
+        );
+        tx.put("k", "5").unwrap();
+        tx.release_savepoint(&sp1).unwrap();
+        assert_eq!(tx.undo_len(), 0, "no live savepoint: the log is gone");
+        tx.put("k", "6").unwrap();
+        assert_eq!(tx.undo_len(), 0, "and nothing is logged");
+        assert!(matches!(tx.rollback_to(&sp1), Err(crate::Error::InvalidArgument(_))));
+        let other = db.begin().savepoint();
+        assert!(matches!(
+            tx.release_savepoint(&other),
+            Err(crate::Error::InvalidArgument(_))
+        ));
+        tx.commit().unwrap();
+        assert_eq!(db.snapshot().get("k").unwrap().as_deref(), Some(&b"6"[..]));
+    }
+
     /// One entry per key and savepoint, however often the key is written,
     /// and rollbacks to each savepoint still restore exactly.
     #[test]

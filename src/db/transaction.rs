@@ -250,6 +250,30 @@ impl Transaction {
         })
     }
 
+    /// Release `savepoint` and every savepoint taken after it, undoing
+    /// nothing: none of them can be rolled back to any more, and earlier
+    /// savepoints stay valid. Once no savepoint is left, writes stop being
+    /// logged for rollbacks (a long transaction that takes a savepoint per
+    /// step and releases it when the step succeeds keeps no undo log).
+    /// Fails with [`crate::Error::InvalidArgument`], changing nothing, if
+    /// `savepoint` was made by another transaction, or was released or
+    /// invalidated by a rollback to an earlier savepoint.
+    ///
+    /// ```
+    /// let db = bwtx::Db::in_memory();
+    /// let mut tx = db.begin();
+    /// let step = tx.savepoint();
+    /// tx.put("a", "1")?;
+    /// tx.release_savepoint(&step)?; // the step succeeded: keep its writes
+    /// assert!(tx.rollback_to(&step).is_err());
+    /// tx.commit()?;
+    /// assert_eq!(db.snapshot().get("a")?.as_deref(), Some(&b"1"[..]));
+    /// # Ok::<(), bwtx::Error>(())
+    /// ```
+    pub fn release_savepoint(&mut self, savepoint: &Savepoint) -> Result<()> {
+        self.undo.release(savepoint)
+    }
+
     /// The keys in `range` with their values, in key order (reverse with
     /// `.rev()`), as this transaction sees them: its snapshot merged with its
     /// own writes.

@@ -4,6 +4,45 @@
 use crate::tools::shell;
 use crate::{field, run, text};
 
+/// `release NAME` in the shell ends the savepoint and those after it and
+/// keeps the writes; an earlier savepoint still rolls back past them.
+#[test]
+fn shell_release_keeps_writes_and_ends_later_savepoints() {
+    let out = shell(
+        &[],
+        "begin
+put a 1
+savepoint one
+put b 2
+savepoint two
+put c 3
+release two
+scan
+         rollback to two
+release
+rollback to one
+scan
+commit
+",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |l: &str| crate::line_at(&lines, l, &out);
+    assert!(lines.contains(&"released two"), "{out}");
+    // The writes stay: three keys.
+    assert_eq!(lines[at("released two") + 4], "(3 keys)", "{out}");
+    assert!(
+        lines.contains(&"error: no savepoint named `two` in this transaction"),
+        "{out}"
+    );
+    assert!(lines.contains(&"error: usage: release NAME"), "{out}");
+    // `one` still undoes `b` and `c`.
+    assert_eq!(
+        &lines[at("rolled back to one") + 1..at("rolled back to one") + 3],
+        ["a = 1", "(1 keys)"],
+        "{out}"
+    );
+}
+
 /// Savepoints by name in the shell: rollback to one undoes the later
 /// writes and drops the later savepoints, works twice, and unknown names,
 /// missing names and savepoints outside a transaction are error lines.

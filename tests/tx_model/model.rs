@@ -197,6 +197,20 @@ impl MTxn {
         self.live.truncate(pos + 1);
         true
     }
+
+    /// Release the savepoint `serial` of transaction `id` and those after
+    /// it, keeping the writes: `false` (and nothing changes) if it is
+    /// another transaction's or no longer live.
+    pub fn release_savepoint(&mut self, id: u64, serial: u64) -> bool {
+        if id != self.id {
+            return false;
+        }
+        let Some(pos) = self.live.iter().position(|(s, _)| *s == serial) else {
+            return false;
+        };
+        self.live.truncate(pos);
+        true
+    }
 }
 
 impl Model {

@@ -95,6 +95,9 @@ pub enum Op {
     /// Roll the transaction in the slot back to the savepoint in the
     /// savepoint slot (nothing if that slot is empty).
     RollbackTo(usize, usize),
+    /// Release the savepoint in the savepoint slot (and those after it) in
+    /// the transaction in the slot (nothing if that slot is empty).
+    ReleaseSavepoint(usize, usize),
     /// `db.transaction` putting (or, `None`, deleting) one key.
     Auto(usize, Option<u8>),
     /// Drop a held snapshot.
@@ -167,7 +170,8 @@ pub fn op(n: usize, fill: u32) -> impl Strategy<Value = Op> {
         5 => slot.clone().prop_map(Op::Commit),
         1 => slot.clone().prop_map(Op::Rollback),
         2 => (slot.clone(), 0..SAVEPOINTS).prop_map(|(s, p)| Op::Savepoint(s, p)),
-        2 => (slot, 0..SAVEPOINTS).prop_map(|(s, p)| Op::RollbackTo(s, p)),
+        2 => (slot.clone(), 0..SAVEPOINTS).prop_map(|(s, p)| Op::RollbackTo(s, p)),
+        1 => (slot, 0..SAVEPOINTS).prop_map(|(s, p)| Op::ReleaseSavepoint(s, p)),
         2 => (0..n, proptest::option::weighted(0.8, any::<u8>())).prop_map(|(k, v)| Op::Auto(k, v)),
         1 => (0..HELD).prop_map(Op::Release),
         1 => Just(Op::Gc),
@@ -183,6 +187,7 @@ pub fn savepoint_op() -> impl Strategy<Value = Op> {
         2 => (0..4usize).prop_map(|k| Op::Delete(0, k)),
         3 => (0..SAVEPOINTS).prop_map(|p| Op::Savepoint(0, p)),
         3 => (0..SAVEPOINTS).prop_map(|p| Op::RollbackTo(0, p)),
+        2 => (0..SAVEPOINTS).prop_map(|p| Op::ReleaseSavepoint(0, p)),
         2 => (0..4usize).prop_map(|k| Op::Get(Target::Txn(0), k)),
         1 => Just(Op::Commit(0)),
     ]

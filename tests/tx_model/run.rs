@@ -341,6 +341,7 @@ impl<'db> Run<'db> {
             }
             Op::Savepoint(slot, sp) => self.savepoint(*slot, *sp)?,
             Op::RollbackTo(slot, sp) => self.rollback_to(*slot, *sp, &ctx)?,
+            Op::ReleaseSavepoint(slot, sp) => self.release_savepoint(*slot, *sp, &ctx)?,
             Op::Release(slot) => self.held[*slot] = None,
             Op::Gc => {
                 self.db.collect_garbage();

@@ -2,7 +2,8 @@
 //! transaction, a copy of its writes at each live savepoint, and predicts
 //! which rollbacks fail (another transaction's savepoint, including one of
 //! an ended transaction that used the same slot, or one invalidated by a
-//! rollback to an earlier savepoint) and what every read sees after one.
+//! rollback to an earlier savepoint or released) and what every read sees
+//! after one.
 
 use bwtx::Error;
 use proptest::prelude::*;
@@ -40,6 +41,28 @@ impl Run<'_> {
                 prop_assert!(!valid, "{}: rollback to a valid savepoint failed", ctx)
             }
             Err(e) => return Err(TestCaseError::fail(format!("{ctx}: rollback_to: {e}"))),
+        }
+        prop_assert_eq!(tx.write_count(), m.writes.len(), "{}: write_count", ctx);
+        self.check_all(Target::Txn(slot), ctx)
+    }
+
+    /// `Op::ReleaseSavepoint`: release the savepoint in slot `sp` (and
+    /// those after it) in the transaction in `slot` (begun if the slot is
+    /// empty), if there is one; the writes stay, checked by a full scan.
+    pub fn release_savepoint(&mut self, slot: usize, sp: usize, ctx: &str) -> Result<(), TestCaseError> {
+        let Some((savepoint, id, serial)) = self.savepoints[sp].clone() else {
+            return Ok(());
+        };
+        self.ensure_txn(slot)?;
+        let (tx, m) = self.txns[slot].as_mut().unwrap();
+        let got = tx.release_savepoint(&savepoint);
+        let valid = m.release_savepoint(id, serial);
+        match got {
+            Ok(()) => prop_assert!(valid, "{}: release of an invalid savepoint succeeded", ctx),
+            Err(Error::InvalidArgument(_)) => {
+                prop_assert!(!valid, "{}: release of a valid savepoint failed", ctx)
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: release_savepoint: {e}"))),
         }
         prop_assert_eq!(tx.write_count(), m.writes.len(), "{}: write_count", ctx);
         self.check_all(Target::Txn(slot), ctx)

@@ -32,6 +32,8 @@ commands (outside `begin` each command commits on its own):
   savepoint NAME      mark the transaction's writes so far as NAME
   rollback to NAME    undo the writes made since savepoint NAME (which
                       stays; savepoints taken after it are dropped)
+  release NAME        end savepoint NAME and those taken after it, keeping
+                      the writes
   len                 the exact number of keys (the transaction's view if one is open)
   at TS get KEY | at TS scan [LO [HI]] | at TS len
                       read the database as of commit timestamp TS (time
@@ -213,6 +215,8 @@ impl<'db> Session<'db> {
             ("rollback" | "abort", 0) => self.rollback(),
             ("savepoint", 1) => self.savepoint(args[0]),
             ("rollback", 2) if args[0].eq_ignore_ascii_case("to") => self.rollback_to(args[1]),
+            ("release", 1) => self.release(args[0]),
+            ("release", _) => Err("usage: release NAME".to_owned()),
             ("savepoint", _) => Err("usage: savepoint NAME".to_owned()),
             ("rollback", _) => Err("usage: rollback [to NAME]".to_owned()),
             ("get", 1) => self.get(args[0]),
@@ -293,6 +297,18 @@ impl<'db> Session<'db> {
         // The savepoints taken after it are no longer valid.
         self.savepoints.truncate(at + 1);
         println!("rolled back to {name}");
+        Ok(())
+    }
+
+    fn release(&mut self, name: &str) -> Result<(), String> {
+        let tx = self.tx.as_mut().ok_or("no open transaction")?;
+        let at = (self.savepoints.iter().position(|(n, _)| n == name))
+            .ok_or_else(|| format!("no savepoint named `{name}` in this transaction"))?;
+        tx.release_savepoint(&self.savepoints[at].1)
+            .map_err(|e| e.to_string())?;
+        // It and the savepoints taken after it are gone.
+        self.savepoints.truncate(at);
+        println!("released {name}");
         Ok(())
     }
 
