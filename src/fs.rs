@@ -106,6 +106,24 @@ pub trait Fs: Send + Sync + 'static {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsRead>> {
         Err(unsupported(path, "open_read"))
     }
+    /// Forget what the operating system caches of `path`'s clean pages, so
+    /// that the next reads return what the device holds.
+    ///
+    /// After a failed `fsync`, Linux file systems such as ext4 mark the
+    /// pages they could not write clean and keep them (others, XFS among
+    /// them, drop them): a reopen in the same boot would read bytes that
+    /// are not on the disk, serve them, and write after them, and a reboot
+    /// would then leave a hole before later, synced records. Recovery calls
+    /// this on the files whose unsynced tails it reads (the log's newest
+    /// segment, the value log's and page store's newest), before reading
+    /// them. Dirty pages (a killed process's unsynced writes, which still
+    /// reach the disk) are not dropped, nor are pages under writeback.
+    /// A hint, best effort: [`StdFs`] uses `posix_fadvise(DONTNEED)` on
+    /// Linux and does nothing elsewhere; the default does nothing.
+    fn drop_cache(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
     /// Cut `path` to `len` bytes and make that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Atomically rename `from` to `to` (durable once the directory is synced).

@@ -20,6 +20,12 @@ struct Inode {
     alloc: usize,
     /// `alloc` as of the last sync.
     durable_alloc: usize,
+    /// Pages (by index, [`PAGE`] bytes) whose unsynced bytes a failed sync
+    /// lost: the cache still serves them, but the device keeps what was
+    /// durable there, later syncs do not write them (Linux marks them
+    /// clean) unless a write dirties them again, and
+    /// [`Fs::drop_cache`] forgets them.
+    lost: std::collections::BTreeSet<usize>,
 }
 
 impl Inode {
@@ -34,7 +40,40 @@ impl Inode {
         v.resize(self.len(), 0);
         v
     }
+
+    /// A sync that began when `began` bytes were written failed: every
+    /// page holding bytes it was to make durable is lost, but for a page
+    /// that bytes written since dirtied again.
+    fn sync_failed(&mut self, began: usize) {
+        let end = if self.data.len() > began {
+            began / PAGE
+        } else {
+            began.div_ceil(PAGE)
+        };
+        self.lost.extend(self.durable.len() / PAGE..end);
+    }
+
+    /// A write at the end of `data`: the page it starts in (and any after)
+    /// is dirty again, so a later sync writes it whole.
+    fn dirtied(&mut self) {
+        let _ = self.lost.split_off(&(self.data.len() / PAGE));
+    }
+
+    /// `bytes` (the file's first bytes as cached) with each lost page as
+    /// the device holds it: what was durable there, zeros past it.
+    fn as_on_device(&self, bytes: &mut [u8]) {
+        for &p in &self.lost {
+            let from = (p * PAGE).min(bytes.len());
+            let to = ((p + 1) * PAGE).min(bytes.len());
+            for (i, b) in bytes[from..to].iter_mut().enumerate() {
+                *b = self.durable.get(from + i).copied().unwrap_or(0);
+            }
+        }
+    }
 }
+
+/// The page size of [`Inode::lost`] and of [`FaultFs::power_loss_scattered`].
+const PAGE: usize = 4096;
 
 #[derive(Default)]
 struct State {
@@ -53,6 +92,8 @@ struct State {
     crash_at_sync: Option<u64>,
     /// [`FaultFs::panic_next_sync`].
     panic_sync_of: Option<String>,
+    /// [`FaultFs::fail_next_sync`].
+    fail_sync_of: Option<String>,
     /// [`FaultFs::fail_removes`].
     fail_removes_of: Option<String>,
     /// [`FaultFs::fail_next_write`].
@@ -62,9 +103,26 @@ struct State {
     crashed: bool,
     /// [`FaultFs::without_sync_handles`].
     no_sync_handles: bool,
-    /// Power losses so far: a file handle opened before the last one
-    /// belongs to a process that died with the machine, and fails.
+    /// Power losses and restarts after a kill so far: a file handle
+    /// opened before the last one belongs to a process that died, and
+    /// fails.
     generation: u64,
+}
+
+impl State {
+    /// Disarm every fault ([`FaultFs::power_loss`], [`FaultFs::restart`]).
+    fn clear_faults(&mut self) {
+        self.fail_write_at = None;
+        self.short_write_at = None;
+        self.fail_sync_at = None;
+        self.crash_at_sync = None;
+        self.panic_sync_of = None;
+        self.fail_sync_of = None;
+        self.fail_removes_of = None;
+        self.fail_write_of = None;
+        self.panic_write_of = None;
+        self.fail_read_at = None;
+    }
 }
 
 /// An in-memory [`Fs`] with fault injection.
@@ -163,9 +221,18 @@ impl FaultFs {
         self.st().short_write_at = Some(n);
     }
 
-    /// Make sync number `n` fail (the data stays written but not durable).
+    /// Make sync number `n` fail. As on Linux, the bytes it did not make
+    /// durable stay readable until [`Fs::drop_cache`], but later syncs do
+    /// not write them (their pages were marked clean) unless they are
+    /// written again: a power loss loses them.
     pub fn fail_sync_at(&self, n: u64) {
         self.st().fail_sync_at = Some(n);
+    }
+
+    /// Make the next sync of a file whose name starts with `prefix` fail,
+    /// once, as [`FaultFs::fail_sync_at`] does.
+    pub fn fail_next_sync(&self, prefix: &str) {
+        self.st().fail_sync_of = Some(prefix.to_owned());
     }
 
     /// Lose power during sync number `n`: it fails, and so does everything
@@ -251,11 +318,26 @@ impl FaultFs {
             drop(s);
             panic!("FaultFs: the sync of {name} panicked (FaultFs::panic_next_sync)");
         }
-        FaultFs::sync_point(&mut s)?;
+        let failed = if s.fail_sync_of.as_deref().is_some_and(|p| name.starts_with(p)) {
+            s.fail_sync_of = None;
+            FaultFs::sync_point(&mut s).and(Err(err("sync failed")))
+        } else {
+            FaultFs::sync_point(&mut s)
+        };
+        if let Err(e) = failed {
+            // A failed sync loses its pages; one that fails because the
+            // machine is down (or the process killed) loses nothing more.
+            if !s.crashed {
+                s.inodes[inode].sync_failed(began.0);
+            }
+            return Err(e);
+        }
         let i = &mut s.inodes[inode];
         let len = began.0.min(i.data.len());
         if len > i.durable.len() {
-            i.durable = i.data[..len].to_vec();
+            let mut durable = i.data[..len].to_vec();
+            i.as_on_device(&mut durable);
+            i.durable = durable;
             i.durable_alloc = began.1;
         } else if len == i.durable.len() {
             // Nothing more written: a sync that began later and ended first
@@ -292,8 +374,7 @@ impl FaultFs {
             s.inodes[i] = Inode {
                 data: data.clone(),
                 durable: data,
-                alloc: 0,
-                durable_alloc: 0,
+                ..Inode::default()
             };
         }
     }
@@ -325,14 +406,14 @@ impl FaultFs {
         Ok(())
     }
 
-    /// A handle opened in `gen` fails after a later power loss: the
-    /// process that held it died with the machine (before 2026-12-08 it
+    /// A handle opened in `gen` fails after a later power loss or kill:
+    /// the process that held it died (before 2026-12-08 it
     /// went on writing to the files a reopen reads).
     fn opened_since(s: &State, gen: u64) -> io::Result<()> {
         if s.generation == gen {
             Ok(())
         } else {
-            Err(err("a file opened before the power loss (its process is gone)"))
+            Err(err("a file opened before the power loss or kill (its process is gone)"))
         }
     }
 
@@ -389,6 +470,7 @@ impl FsFile for FaultFile {
         }
         // Else the write position is the end of what was written: a write
         // there fills the reservation first.
+        node.dirtied();
         if short {
             node.data.extend_from_slice(&buf[..buf.len() / 2]);
             return Err(err("short write"));
@@ -592,9 +674,26 @@ impl Fs for FaultFs {
         let mut data = node.view();
         data.truncate(len as usize);
         node.data = data;
-        node.durable = node.data.clone();
+        // Lost pages below the cut stay as the device has them (the model
+        // does not write them; a real file system may zero and write the
+        // partial block: recovery drops the cache before it truncates).
+        let _ = node.lost.split_off(&node.data.len().div_ceil(PAGE));
+        let mut durable = node.data.clone();
+        node.as_on_device(&mut durable);
+        node.durable = durable;
         node.alloc = 0;
         node.durable_alloc = 0;
+        Ok(())
+    }
+    fn drop_cache(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.st();
+        FaultFs::alive(&s)?;
+        let i = *s.names.get(path).ok_or_else(|| not_found(path))?;
+        let node = &mut s.inodes[i];
+        let mut data = std::mem::take(&mut node.data);
+        node.as_on_device(&mut data);
+        node.data = data;
+        node.lost.clear();
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

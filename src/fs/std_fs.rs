@@ -278,6 +278,20 @@ impl Fs for StdFs {
         let f = std::sync::Mutex::new(f);
         Ok(Box::new(StdRead(f, path.to_path_buf())))
     }
+    fn drop_cache(&self, path: &Path) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let f = on(File::open(path), "open", path)?;
+            match rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed) {
+                // A file system without the advice: the hint does nothing.
+                Err(e) if unsupported(e) || e == rustix::io::Errno::INVAL => {}
+                r => on(r.map_err(io::Error::from), "fadvise(DONTNEED)", path)?,
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = path;
+        Ok(())
+    }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let f = on(OpenOptions::new().write(true).open(path), "open", path)?;
         on(f.set_len(len), "truncate", path)?;
@@ -401,6 +415,27 @@ mod tests {
         drop(f);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!((bytes.len(), bytes[200_000]), (200_001, b'g'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Dropping the cache keeps every byte (synced and unsynced, which are
+    /// dirty and stay); a missing file is an error naming it.
+    #[test]
+    fn drop_cache_keeps_what_the_file_holds() {
+        let dir = std::env::temp_dir().join(format!("bwtx-drop-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("seg");
+        let mut f = StdFs.create(&path).unwrap();
+        f.write_all(&[7; 10_000]).unwrap();
+        f.sync().unwrap();
+        f.write_all(&[8; 5_000]).unwrap();
+        StdFs.drop_cache(&path).unwrap();
+        let mut want = vec![7; 10_000];
+        want.extend([8; 5_000]);
+        assert_eq!(StdFs.read(&path).unwrap(), want);
+        let e = StdFs.drop_cache(&dir.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("missing"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -233,6 +233,13 @@ fn read_back(fs: &dyn Fs, dir: &Path, into: &dyn Replay, start: Start, oldest: b
     };
     for (i, &(seq, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
+        if last {
+            // Only the newest segment can hold bytes a failed sync lost:
+            // a failed sync poisons the log, and a poisoned log closes no
+            // segment (a sync after a failed one would not write them
+            // either). Read what the device holds, not what the cache kept.
+            fs.drop_cache(&dir.join(name)).map_err(Error::Io)?;
+        }
         let bytes = fs.read(&dir.join(name)).map_err(Error::Io)?;
         let seg = read_segment(&bytes);
         out.next_seq = seq + 1;

@@ -1,13 +1,31 @@
-//! [`FaultFs`]'s power losses: what survives of each file's unsynced
-//! bytes when the "machine" restarts.
+//! [`FaultFs`]'s power losses (what survives of each file's unsynced
+//! bytes when the "machine" restarts) and process kills.
 
 use super::FaultFs;
 
-/// The page size a power loss keeps or loses whole in
-/// [`FaultFs::power_loss_scattered`].
-const PAGE: usize = 4096;
+use super::PAGE;
 
 impl FaultFs {
+    /// The process using the file system is killed: every operation fails
+    /// (as after a power loss, so that the dying process's destructors
+    /// change nothing) until [`FaultFs::restart`]. Unlike a power loss, the
+    /// machine stays up: what was written stays readable, synced or not.
+    pub fn kill(&self) {
+        self.st().crashed = true;
+    }
+
+    /// A new process after [`FaultFs::kill`]: file handles from before
+    /// fail, locks are released and armed faults cleared; every byte
+    /// written stays as it was (unsynced ones still in the "page cache",
+    /// lost by a later power loss).
+    pub fn restart(&self) {
+        let mut s = self.st();
+        s.crashed = false;
+        s.generation += 1;
+        s.locks.clear();
+        s.clear_faults();
+    }
+
     /// Drop every unsynced byte and directory change, clear the faults and
     /// locks: the machine restarted after a power failure.
     pub fn power_loss(&self) {
@@ -68,6 +86,10 @@ impl FaultFs {
         let mut s = self.st();
         s.names = s.durable_names.clone();
         for (n, i) in s.inodes.iter_mut().enumerate() {
+            // The pages a failed sync lost are not the cache's to write back.
+            let mut data = std::mem::take(&mut i.data);
+            i.as_on_device(&mut data);
+            i.data = data;
             let synced = i.durable.len();
             let kept = i.data.len() > synced && i.data.starts_with(&i.durable) && {
                 survive(n, &mut i.data, synced);
@@ -79,18 +101,11 @@ impl FaultFs {
                 i.data.clone_from(&i.durable);
             }
             i.alloc = i.durable_alloc;
+            i.lost.clear();
         }
         s.locks.clear();
         s.crashed = false;
         s.generation += 1;
-        s.fail_write_at = None;
-        s.short_write_at = None;
-        s.fail_sync_at = None;
-        s.crash_at_sync = None;
-        s.panic_sync_of = None;
-        s.fail_removes_of = None;
-        s.fail_write_of = None;
-        s.panic_write_of = None;
-        s.fail_read_at = None;
+        s.clear_faults();
     }
 }

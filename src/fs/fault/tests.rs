@@ -1,5 +1,5 @@
-//! `FaultFs`'s own tests: syncs held across writes, and handles that die
-//! with a power loss.
+//! `FaultFs`'s own tests: syncs held across writes, handles that die with
+//! a power loss, and a killed process's unsynced bytes.
 
 use std::path::Path;
 
@@ -62,4 +62,28 @@ fn handles_from_before_a_power_loss_fail() {
     let mut buf = [0u8; 2];
     fs.open_read(path).unwrap().read_exact_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"xz");
+}
+
+/// A kill fails every operation until the restart; what was written stays
+/// readable after it, unsynced bytes included (a power loss then drops
+/// them), and syncs that failed because of the kill lose nothing.
+#[test]
+fn a_killed_process_leaves_its_unsynced_bytes_in_the_cache() {
+    let fs = FaultFs::new();
+    let path = Path::new("/d/f");
+    let mut file = fs.create(path).unwrap();
+    fs.sync_dir(Path::new("/d")).unwrap();
+    file.write_all(b"synced").unwrap();
+    file.sync().unwrap();
+    file.write_all(b"+cached").unwrap();
+    fs.kill();
+    assert!(file.sync().is_err());
+    assert!(file.write_all(b"+never").is_err());
+    assert!(fs.read(path).is_err());
+    fs.restart();
+    assert!(file.sync().is_err(), "a handle of the killed process");
+    fs.drop_cache(path).unwrap();
+    assert_eq!(fs.read(path).unwrap(), b"synced+cached");
+    fs.power_loss();
+    assert_eq!(fs.read(path).unwrap(), b"synced");
 }

@@ -51,6 +51,14 @@ impl SegmentStore {
         };
         let mut segs = BTreeMap::new();
         let mut next = seqs.last().map_or(1, |s| s + 1);
+        if let Some(&seq) = seqs.last() {
+            // The newest segment is the only one that can hold bytes a
+            // failed sync lost: a failed sync poisons the store, and a
+            // poisoned store does not rotate. Reads see what the device
+            // holds, not what the cache kept. (A cost: a warm restart reads
+            // this segment's pages from the device again.)
+            fs.drop_cache(&dir.join(segment::name(kind, seq))).map_err(Error::Io)?;
+        }
         let newest = if fresh { None } else { seqs.pop() };
         for &seq in &seqs {
             let reader: Arc<dyn FsRead> = fs

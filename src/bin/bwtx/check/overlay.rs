@@ -262,6 +262,16 @@ impl Fs for OverlayFs {
         }
     }
 
+    fn drop_cache(&self, path: &Path) -> io::Result<()> {
+        // Reads of base files then see what the device holds, as an open
+        // of the directory does; a file in memory has no cache.
+        match resolve(&lock(&self.view), path) {
+            Layer::Base(p) => StdFs.drop_cache(&p),
+            Layer::Mem(_) => Ok(()),
+            Layer::Gone => Err(not_found(path)),
+        }
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let c = materialize(&self.view, path, Some(len))?;
         let mut data = c.write().unwrap_or_else(PoisonError::into_inner);
@@ -319,6 +329,32 @@ mod tests {
     fn sorted(mut v: Vec<String>) -> Vec<String> {
         v.sort();
         v
+    }
+
+    /// `drop_cache` reaches the base file a view's name stands for (here
+    /// renamed in the view, then removed from the base behind its back, so
+    /// that the forwarded call fails), does nothing for a file in memory,
+    /// and fails for a name the view removed.
+    #[test]
+    fn drop_cache_forwards_to_the_base_file() {
+        let dir = std::env::temp_dir().join(format!("bwtx-overlay-drop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(dir.join(name), b"data").unwrap();
+        }
+        let fs = OverlayFs::default();
+        let p = |n: &str| dir.join(n);
+        fs.drop_cache(&p("a")).unwrap();
+        fs.rename(&p("c"), &p("d")).unwrap();
+        fs.drop_cache(&p("d")).unwrap();
+        std::fs::remove_file(p("c")).unwrap();
+        assert_eq!(fs.drop_cache(&p("d")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        fs.create(&p("new")).unwrap().write_all(b"x").unwrap();
+        fs.drop_cache(&p("new")).unwrap();
+        fs.remove(&p("b")).unwrap();
+        assert_eq!(fs.drop_cache(&p("b")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Every changing operation shows in the view and leaves the base as it
