@@ -1,14 +1,18 @@
 //! Membership changes under load: add a learner, promote it to a voter,
-//! remove a node (the leader itself), and keep transferring; the remaining
-//! members converge, the removed node is out of the membership. On both
-//! networks: over TCP the learner joins by its address.
+//! remove a node (the leader itself), and keep transferring, with two more
+//! clients transferring all along (through every change); the remaining
+//! members converge on every acknowledged transfer, the removed node is out
+//! of the membership. On both networks: over TCP the learner joins by its
+//! address.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bwtx_raft::bank;
-use common::{assert_converged, run_transfers, start, ACCOUNTS, INITIAL};
+use common::{assert_converged, run_transfers, start, transfers_until, ACCOUNTS, INITIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_learner_promote_and_remove_a_node() {
@@ -24,6 +28,9 @@ async fn scenario(tcp: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(dir.path(), &[1, 2, 3], tcp).await;
     bank::open_accounts(&cluster, ACCOUNTS, INITIAL).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let load = transfers_until(&cluster, 2, 100_000, stop.clone(), counter.clone());
     let mut acked = run_transfers(&cluster, 2, 10, 0).await;
 
     cluster.add_learner(4).await.unwrap();
@@ -35,8 +42,17 @@ async fn scenario(tcp: bool) {
 
     let removed = cluster.leader().await.unwrap().id();
     let rest: BTreeSet<u64> = [1, 2, 3, 4].into_iter().filter(|&id| id != removed).collect();
+    let before_removal = counter.load(Ordering::Relaxed);
     cluster.change_voters(rest.clone(), false).await.unwrap();
     acked.extend(run_transfers(&cluster, 2, 10, 2_000).await);
+    stop.store(true, Ordering::Relaxed);
+    let during = load.await.unwrap();
+    assert!(
+        during.len() as u64 > before_removal,
+        "the load went on through the removal: {before_removal} acknowledged before it, {} in all",
+        during.len()
+    );
+    acked.extend(during);
 
     let leader = cluster.leader().await.unwrap();
     assert!(rest.contains(&leader.id()), "the leader is one of the remaining voters");

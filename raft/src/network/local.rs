@@ -64,11 +64,17 @@ impl Router {
     }
 
     /// The target's `Raft` if an RPC from `from` can reach `to`, else why
-    /// not (also how a proposer forwards a write to the leader).
+    /// not (also how a proposer forwards a write to the leader). A node
+    /// that is not running sends nothing either: a killed node's tasks and
+    /// proposer may outlive its unregistering for a moment (on TCP its
+    /// connections are cut at once).
     pub(crate) fn route(&self, from: NodeId, to: NodeId) -> Result<Raft, String> {
         let routes = self.routes();
         if routes.isolated.contains(&from) || routes.isolated.contains(&to) {
             return Err(format!("node {from} and node {to} are partitioned"));
+        }
+        if !routes.nodes.contains_key(&from) {
+            return Err(format!("node {from} is not running"));
         }
         match routes.nodes.get(&to) {
             Some(raft) => Ok(raft.clone()),
@@ -234,6 +240,44 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             r = raft.install_full_snapshot(vote, snapshot) => {
                 r.map_err(|fatal| StreamingError::Unreachable(Unreachable::new(&fatal)))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Router;
+    use crate::network::transport::Transport;
+    use crate::node::Node;
+
+    /// A node reaches another only while both run and neither is cut off.
+    #[tokio::test]
+    async fn only_running_nodes_send_and_receive() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = Router::default();
+        let config = crate::cluster::config().unwrap();
+        let mut nodes = Vec::new();
+        for id in [1, 2] {
+            let transport = Transport::InProcess(router.clone());
+            nodes.push(
+                Node::start(id, &dir.path().join(id.to_string()), config.clone(), transport)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(router.route(1, 2).is_ok());
+        router.isolate(2);
+        assert!(router.route(1, 2).unwrap_err().contains("partitioned"));
+        router.heal(2);
+        router.unregister(1);
+        assert_eq!(
+            router.route(1, 2).unwrap_err(),
+            "node 1 is not running",
+            "a killed node sent"
+        );
+        assert_eq!(router.route(2, 1).unwrap_err(), "node 1 is not running");
+        for n in nodes {
+            n.shutdown().await.unwrap();
         }
     }
 }

@@ -226,3 +226,43 @@ pub async fn snapshot_and_purge(leader: &Node) -> u64 {
         .unwrap();
     snap_index
 }
+
+/// Start `clients` clients that transfer through the leader until `stop`
+/// is set (each does at least one transfer); transfer ids start at
+/// `first_id`, client `c`'s at `first_id + c * 100_000`. The task returns
+/// the ids of the acknowledged transfers; `counter` counts them as they are.
+pub fn transfers_until(
+    cluster: &Arc<Cluster>,
+    clients: u64,
+    first_id: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+) -> JoinHandle<Vec<u64>> {
+    let cluster = cluster.clone();
+    tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (cluster, stop, counter) = (cluster.clone(), stop.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut id = first_id + c * 100_000;
+                while acked.is_empty() || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let from = (id * 7 + c) as u32 % ACCOUNTS;
+                    let to = (id * 3 + 1) as u32 % ACCOUNTS;
+                    bank::transfer(&cluster, id, from, to, 1 + id % 50)
+                        .await
+                        .unwrap_or_else(|e| panic!("transfer {id}: {e}"));
+                    acked.push(id);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    id += 1;
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await.expect("client task"));
+        }
+        acked
+    })
+}
