@@ -1,5 +1,6 @@
 //! Reserved log space (`design/durability.md`, "Reserved space"): a log
-//! segment's space is reserved ahead in 1 MiB steps, so a sync commit's
+//! segment's space is reserved ahead (in 1 MiB steps, or zero-filled at
+//! least 1 MiB ahead in 64 KiB chunks), so a sync commit's
 //! `fdatasync` changes no file size. The zeros past the last record are the
 //! end of the log, on a real file system and through `FaultFs`: reopening
 //! finds every commit and no torn tail, a segment closed with reserved space
@@ -103,39 +104,45 @@ fn synced_commits_in_reserved_space_survive_a_power_loss() {
     assert_eq!(db.stats().torn_tails, 0);
 }
 
+/// A reservation call on a log segment: the call, the length asked for,
+/// and the bytes written to the segment before it.
+type Call = (&'static str, u64, u64);
+
 /// `StdFs`, recording how each log segment's space is reserved.
 #[derive(Clone, Default)]
 struct Recording {
-    calls: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    calls: Arc<std::sync::Mutex<Vec<Call>>>,
 }
 
 struct RecordingFile {
     file: Box<dyn FsFile>,
+    written: u64,
     /// `None`: not a log segment.
-    calls: Option<Arc<std::sync::Mutex<Vec<&'static str>>>>,
+    calls: Option<Arc<std::sync::Mutex<Vec<Call>>>>,
 }
 
 impl RecordingFile {
-    fn note(&self, call: &'static str) {
+    fn note(&self, call: &'static str, len: u64) {
         if let Some(c) = &self.calls {
-            c.lock().unwrap().push(call);
+            c.lock().unwrap().push((call, len, self.written));
         }
     }
 }
 
 impl FsFile for RecordingFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.written += buf.len() as u64;
         self.file.write_all(buf)
     }
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync()
     }
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
-        self.note("preallocate");
+        self.note("preallocate", len);
         self.file.preallocate(len)
     }
     fn zero_fill(&mut self, len: u64) -> io::Result<()> {
-        self.note("zero_fill");
+        self.note("zero_fill", len);
         self.file.zero_fill(len)
     }
     fn syncer(&self) -> io::Result<Option<Box<dyn FsSync>>> {
@@ -159,6 +166,7 @@ impl Fs for Recording {
             .is_some_and(|n| n.to_string_lossy().starts_with("wal-"));
         Ok(Box::new(RecordingFile {
             file: StdFs.create(path)?,
+            written: 0,
             calls: log.then(|| self.calls.clone()),
         }))
     }
@@ -209,7 +217,7 @@ fn sync_logs_zero_fill_and_buffered_logs_preallocate() {
         let bytes = std::fs::read(dir.join(&name)).unwrap();
         let calls = fs.calls.lock().unwrap().clone();
         assert!(
-            !calls.is_empty() && calls.iter().all(|c| *c == expected),
+            !calls.is_empty() && calls.iter().all(|c| c.0 == expected),
             "{mode:?}: {calls:?}"
         );
         #[cfg(target_os = "linux")]
@@ -226,4 +234,47 @@ fn sync_logs_zero_fill_and_buffered_logs_preallocate() {
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A sync log keeps its zeros at least 1 MiB past its records and adds them
+/// 64 KiB at a time, so that no group commit writes (and syncs) a whole MiB
+/// of zeros with its records; the first write of a segment reserves the
+/// MiB and a chunk.
+#[test]
+fn sync_logs_add_zeros_a_chunk_at_a_time() {
+    const MIB: u64 = 1 << 20;
+    const CHUNK: u64 = 64 << 10;
+    let dir = tmp("reserve-chunks");
+    let fs = Recording::default();
+    let db = Options::new()
+        .file_system(Arc::new(fs.clone()))
+        .durability(Durability::Sync)
+        .open(&dir)
+        .unwrap();
+    // About 3 MiB of log in one segment (64 MiB by default).
+    for i in 0..3_000 {
+        db.transaction(|tx| tx.put(format!("k/{i:05}"), [7u8; 1_000])).unwrap();
+    }
+    let calls = fs.calls.lock().unwrap().clone();
+    assert!(calls.len() > 40, "about one fill per 64 KiB of log: {}", calls.len());
+    let mut reserved = 0;
+    for (i, &(call, len, written)) in calls.iter().enumerate() {
+        assert_eq!(call, "zero_fill");
+        assert!(
+            len >= written + MIB,
+            "fill {i}: {len} is not a MiB past the {written} bytes written"
+        );
+        if i > 0 {
+            assert!(
+                len > reserved && len - reserved <= CHUNK,
+                "fill {i}: from {reserved} to {len}, more than a chunk"
+            );
+        }
+        reserved = len;
+    }
+    drop(db);
+    let db = Options::new().open(&dir).unwrap();
+    assert_eq!(count(&db, "k/"), 3_000);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
 }
