@@ -20,17 +20,11 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc as StdArc;
 use std::time::Duration;
 
 use bwtx::fs::{FaultFs, Fs};
-use bwtx::{Durability, Options};
+use bwtx::Durability;
 use common::*;
-
-/// Whether `needle` occurs in `hay`.
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 /// The durable bytes of every file named `prefix*` in `/db`, after a power
 /// loss (so only what was synced is left).
@@ -50,12 +44,7 @@ fn a_sync_never_carries_a_record_before_its_value() {
     model_bounded("a_sync_never_carries_a_record_before_its_value", 2, || {
         spawn_big(|| {
             let fs = FaultFs::new();
-            let db = Options::new()
-                .tree_config(config(8, 8, 2))
-                .gc_interval(None)
-                .checkpoint_bytes(0)
-                .durability(Durability::Buffered(Duration::from_secs(3600)))
-                .file_system(StdArc::new(fs.clone()))
+            let db = on_fault_fs(&fs, config(8, 8, 2), Durability::Buffered(Duration::from_secs(3600)))
                 .cache_size(1 << 30)
                 .open("/db")
                 .expect("valid options");
@@ -103,12 +92,7 @@ fn sync_commits_are_durable_when_acknowledged() {
     model_bounded("sync_commits_are_durable_when_acknowledged", 2, || {
         spawn_big(|| {
             let fs = FaultFs::new();
-            let db = Options::new()
-                .tree_config(config(8, 8, 2))
-                .gc_interval(None)
-                .checkpoint_bytes(0)
-                .durability(Durability::Sync)
-                .file_system(StdArc::new(fs.clone()))
+            let db = on_fault_fs(&fs, config(8, 8, 2), Durability::Sync)
                 .open("/db")
                 .expect("valid options");
             let w = db.clone();

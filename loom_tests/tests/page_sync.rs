@@ -28,20 +28,12 @@
 
 mod common;
 
-use std::sync::Arc as StdArc;
-
 use bwtx::fs::FaultFs;
 use bwtx::{Durability, Options};
 use common::*;
 
 fn opts(fs: &FaultFs) -> Options {
-    Options::new()
-        .tree_config(config(8, 8, 2))
-        .gc_interval(None)
-        .checkpoint_bytes(0)
-        .durability(Durability::Sync)
-        .file_system(StdArc::new(fs.clone()))
-        .cache_size(1 << 30)
+    on_fault_fs(fs, config(8, 8, 2), Durability::Sync).cache_size(1 << 30)
 }
 
 #[test]

@@ -28,7 +28,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc as StdArc;
 use std::time::Duration;
 
 use bwtx::fs::{FaultFs, Fs};
@@ -37,18 +36,7 @@ use common::*;
 use loom::thread;
 
 fn opts(fs: &FaultFs) -> Options {
-    Options::new()
-        .tree_config(config(8, 8, 2))
-        .gc_interval(None)
-        .checkpoint_bytes(0)
-        .durability(Durability::Buffered(Duration::from_secs(3600)))
-        .file_system(StdArc::new(fs.clone()))
-        .cache_size(1 << 30)
-}
-
-/// Whether `needle` occurs in `hay`.
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    on_fault_fs(fs, config(8, 8, 2), Durability::Buffered(Duration::from_secs(3600))).cache_size(1 << 30)
 }
 
 /// A copy of `from`'s directory `/db` as it is now (every byte of it), and

@@ -28,43 +28,50 @@ impl Run<'_> {
     /// is empty) back to the savepoint in slot `sp`, if there is one; then
     /// check its writes and a full scan in both directions.
     pub fn rollback_to(&mut self, slot: usize, sp: usize, ctx: &str) -> Result<(), TestCaseError> {
-        let Some((savepoint, id, serial)) = self.savepoints[sp].clone() else {
-            return Ok(());
-        };
-        self.ensure_txn(slot)?;
-        let (tx, m) = self.txns[slot].as_mut().unwrap();
-        let got = tx.rollback_to(&savepoint);
-        let valid = m.rollback_to(id, serial);
-        match got {
-            Ok(()) => prop_assert!(valid, "{}: rollback to an invalid savepoint succeeded", ctx),
-            Err(Error::InvalidArgument(_)) => {
-                prop_assert!(!valid, "{}: rollback to a valid savepoint failed", ctx)
-            }
-            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: rollback_to: {e}"))),
-        }
-        prop_assert_eq!(tx.write_count(), m.writes.len(), "{}: write_count", ctx);
-        self.check_all(Target::Txn(slot), ctx)
+        self.on_savepoint(slot, sp, SavepointOp::RollbackTo, ctx)
     }
 
     /// `Op::ReleaseSavepoint`: release the savepoint in slot `sp` (and
     /// those after it) in the transaction in `slot` (begun if the slot is
     /// empty), if there is one; the writes stay, checked by a full scan.
     pub fn release_savepoint(&mut self, slot: usize, sp: usize, ctx: &str) -> Result<(), TestCaseError> {
+        self.on_savepoint(slot, sp, SavepointOp::Release, ctx)
+    }
+
+    /// `op` on the savepoint in slot `sp` of the transaction in `slot`
+    /// (begun if the slot is empty), in bwtx and in the model: it succeeds
+    /// exactly when the model says the savepoint is valid, and fails with
+    /// `InvalidArgument` otherwise; then the writes and a full scan in
+    /// both directions are checked.
+    fn on_savepoint(&mut self, slot: usize, sp: usize, op: SavepointOp, ctx: &str) -> Result<(), TestCaseError> {
         let Some((savepoint, id, serial)) = self.savepoints[sp].clone() else {
             return Ok(());
         };
         self.ensure_txn(slot)?;
         let (tx, m) = self.txns[slot].as_mut().unwrap();
-        let got = tx.release_savepoint(&savepoint);
-        let valid = m.release_savepoint(id, serial);
+        let (got, valid, what) = match op {
+            SavepointOp::RollbackTo => (tx.rollback_to(&savepoint), m.rollback_to(id, serial), "rollback to"),
+            SavepointOp::Release => (
+                tx.release_savepoint(&savepoint),
+                m.release_savepoint(id, serial),
+                "release of",
+            ),
+        };
         match got {
-            Ok(()) => prop_assert!(valid, "{}: release of an invalid savepoint succeeded", ctx),
+            Ok(()) => prop_assert!(valid, "{}: {} an invalid savepoint succeeded", ctx, what),
             Err(Error::InvalidArgument(_)) => {
-                prop_assert!(!valid, "{}: release of a valid savepoint failed", ctx)
+                prop_assert!(!valid, "{}: {} a valid savepoint failed", ctx, what)
             }
-            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: release_savepoint: {e}"))),
+            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: {what} a savepoint: {e}"))),
         }
         prop_assert_eq!(tx.write_count(), m.writes.len(), "{}: write_count", ctx);
         self.check_all(Target::Txn(slot), ctx)
     }
+}
+
+/// What [`Run::on_savepoint`] does with a savepoint.
+#[derive(Clone, Copy)]
+enum SavepointOp {
+    RollbackTo,
+    Release,
 }

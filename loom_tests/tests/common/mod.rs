@@ -109,6 +109,23 @@ pub fn config(leaf_chain: u16, leaf_max: usize, leaf_min: usize) -> Config {
     }
 }
 
+/// A database on `fs` with tree `cfg` and `durability`, with no
+/// background GC and no automatic checkpoints (the models run each step
+/// themselves); paged models add their cache.
+pub fn on_fault_fs(fs: &bwtx::fs::FaultFs, cfg: Config, durability: bwtx::Durability) -> Options {
+    Options::new()
+        .tree_config(cfg)
+        .gc_interval(None)
+        .checkpoint_bytes(0)
+        .durability(durability)
+        .file_system(StdArc::new(fs.clone()))
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 pub fn tree(cfg: Config) -> Tree {
     Tree::with_config(cfg).expect("valid config")
 }
