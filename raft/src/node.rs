@@ -157,6 +157,14 @@ impl Node {
         self.log.evict_all()
     }
 
+    /// Hold (or, with `false`, resume) applying committed entries on this
+    /// node: it lags behind the log as a slow replica does (a test hook:
+    /// [`StateMachine::hold_apply`]).
+    #[doc(hidden)]
+    pub fn hold_apply(&self, held: bool) {
+        self.sm.hold_apply(held);
+    }
+
     /// The node's end of its transport (on TCP, its server).
     pub fn link(&self) -> &Link {
         &self.link

@@ -120,6 +120,8 @@ struct Inner {
     stats: Mutex<SnapshotStats>,
     /// The node whose steps [`crate::trace`] records ([`StateMachine::traced`]).
     trace_node: std::sync::atomic::AtomicU64,
+    /// While `true`, applying waits ([`StateMachine::hold_apply`]).
+    apply_held: tokio::sync::watch::Sender<bool>,
 }
 
 /// A complete snapshot file and its description.
@@ -150,8 +152,16 @@ impl StateMachine {
                 current: Mutex::new(kept),
                 stats: Mutex::new(SnapshotStats::default()),
                 trace_node: std::sync::atomic::AtomicU64::new(u64::MAX),
+                apply_held: tokio::sync::watch::Sender::new(false),
             }),
         })
+    }
+
+    /// While `held`, entries wait to be applied (they are logged, voted on
+    /// and committed as before): a replica that lags in applying, for
+    /// tests. `false` lets them through.
+    pub fn hold_apply(&self, held: bool) {
+        self.inner.apply_held.send_replace(held);
     }
 
     /// Record this state machine's steps as node `node`'s when
@@ -602,6 +612,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(());
         }
+        // The sender lives as long as `self`, so the wait ends only when
+        // the hold is lifted.
+        let _ = self.inner.apply_held.subscribe().wait_for(|held| !held).await;
         // The entries' indexes are consecutive (openraft applies the log
         // in order).
         let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
