@@ -159,7 +159,9 @@ impl Node {
 
     /// Hold (or, with `false`, resume) applying committed entries on this
     /// node: it lags behind the log as a slow replica does (a test hook:
-    /// [`StateMachine::hold_apply`]).
+    /// [`StateMachine::hold_apply`]). Keep holds short: past about a
+    /// thousand queued applies openraft's core waits for the state machine
+    /// (heartbeats and votes too). A shutdown ends the hold.
     #[doc(hidden)]
     pub fn hold_apply(&self, held: bool) {
         self.sm.hold_apply(held);
@@ -182,6 +184,9 @@ impl Node {
         if let Link::Tcp(server, _) = &self.link {
             server.stop().await;
         }
+        // An apply waiting on a test hold would keep the state machine, and
+        // its `Db`, alive past the shutdown (openraft does not join it).
+        self.sm.hold_apply(false);
         self.raft
             .shutdown()
             .await

@@ -160,6 +160,7 @@ impl StateMachine {
     /// While `held`, entries wait to be applied (they are logged, voted on
     /// and committed as before): a replica that lags in applying, for
     /// tests. `false` lets them through.
+    #[doc(hidden)]
     pub fn hold_apply(&self, held: bool) {
         self.inner.apply_held.send_replace(held);
     }

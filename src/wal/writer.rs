@@ -51,10 +51,11 @@ use crate::{Error, Result};
 /// "Reserved space").
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
 
-/// How much of a zero-filled reservation one write adds: the log keeps
-/// [`PREALLOCATE`] of zeros ahead of its records, a chunk at a time, so a
-/// group commit writes (and syncs) at most this many zeros. With 1 MiB at
-/// a time, the group crossing each MiB of log paid a 1 MiB write and its
+/// The unit a zero-filled reservation grows by: the log keeps
+/// [`PREALLOCATE`] of zeros ahead of its records, adding a chunk at a time,
+/// so a group commit writes (and syncs) about as many zeros as records,
+/// rounded up to a chunk. With 1 MiB at a time, the group crossing each
+/// MiB of log paid a 1 MiB write and its
 /// sync (1.3 ms against 0.1 ms for a group's sync alone, measured on this
 /// project's machine), and `bwtx bench --durability sync --value-size 1000`
 /// saw it in its 99th percentile (`design/durability.md`, "Reserved
@@ -504,19 +505,21 @@ impl Wal {
             // commits after these write no inode (their writes change no
             // file size) and, zero-filled, convert no extent. This group's
             // sync makes the reservation durable with them. Zeros are kept
-            // a step ahead and written a chunk at a time, so that a group
-            // pays at most a chunk of them, not a whole step.
+            // a step ahead and added a chunk at a time, so that a group
+            // writes about as many zeros as records (rounded up to a
+            // chunk), not a whole step at the write that crosses it.
             let step = PREALLOCATE.min(self.segment_bytes).max(1);
             let (ahead, chunk) = if self.zero_fill {
                 (step, ZERO_CHUNK.min(step))
             } else {
                 (0, step)
             };
-            // Not past the segment's end (rounded to a chunk): it closes
-            // there.
-            let end = self.segment_bytes.div_ceil(chunk) * chunk;
-            let to = ((out.size + ahead).div_ceil(chunk) * chunk).min(end.max(out.size.div_ceil(chunk) * chunk));
-            if to > out.reserved {
+            // Not past the segment's end (rounded up to a chunk): it closes
+            // there; nor for a segment already full, which closes after
+            // this group's sync.
+            let seg_end = self.segment_bytes.div_ceil(chunk) * chunk;
+            let to = ((out.size + ahead).div_ceil(chunk) * chunk).min(seg_end.max(out.size.div_ceil(chunk) * chunk));
+            if to > out.reserved && out.size < self.segment_bytes {
                 let file = &mut out.file;
                 self.poisoned
                     .on_panic(|| {

@@ -29,6 +29,11 @@ use crate::types::{NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 struct Routes {
     nodes: HashMap<NodeId, Raft>,
     isolated: HashSet<NodeId>,
+    /// How many times each id was registered: a node instance sends as
+    /// its registration's generation, so that a killed instance's handles
+    /// (its proposer, kept alive by a transaction) send nothing once a new
+    /// instance took its id.
+    gens: HashMap<NodeId, u64>,
 }
 
 /// Routes RPCs between the nodes of one process. Cloning it shares it.
@@ -42,9 +47,22 @@ impl Router {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Make node `id` reachable at `raft`.
+    /// Make node `id` reachable at `raft`, as the instance whose network
+    /// [`Router::network`] made last.
     pub fn register(&self, id: NodeId, raft: Raft) {
-        self.routes().nodes.insert(id, raft);
+        let mut routes = self.routes();
+        *routes.gens.entry(id).or_default() += 1;
+        routes.nodes.insert(id, raft);
+    }
+
+    /// The generation node `id`'s next registration gets.
+    fn next_gen(&self, id: NodeId) -> u64 {
+        self.routes().gens.get(&id).copied().unwrap_or(0) + 1
+    }
+
+    /// The generation of node `id`'s current registration.
+    pub(crate) fn gen(&self, id: NodeId) -> u64 {
+        self.routes().gens.get(&id).copied().unwrap_or(0)
     }
 
     /// Make node `id` unreachable (it stopped).
@@ -63,17 +81,18 @@ impl Router {
         self.routes().isolated.remove(&id);
     }
 
-    /// The target's `Raft` if an RPC from `from` can reach `to`, else why
-    /// not (also how a proposer forwards a write to the leader). A node
-    /// that is not running sends nothing either: a killed node's tasks and
-    /// proposer may outlive its unregistering for a moment (on TCP its
-    /// connections are cut at once).
-    pub(crate) fn route(&self, from: NodeId, to: NodeId) -> Result<Raft, String> {
+    /// The target's `Raft` if an RPC from `from` (the instance registered
+    /// as generation `gen`) can reach `to`, else why not (also how a
+    /// proposer forwards a write to the leader). A node that is not
+    /// running sends nothing either: a killed node's tasks and proposer may
+    /// outlive its unregistering (on TCP its connections are cut at once),
+    /// also past a new instance's registration under its id.
+    pub(crate) fn route(&self, from: NodeId, gen: u64, to: NodeId) -> Result<Raft, String> {
         let routes = self.routes();
         if routes.isolated.contains(&from) || routes.isolated.contains(&to) {
             return Err(format!("node {from} and node {to} are partitioned"));
         }
-        if !routes.nodes.contains_key(&from) {
+        if !routes.nodes.contains_key(&from) || routes.gens.get(&from) != Some(&gen) {
             return Err(format!("node {from} is not running"));
         }
         match routes.nodes.get(&to) {
@@ -82,11 +101,13 @@ impl Router {
         }
     }
 
-    /// The network factory node `source` hands to openraft.
+    /// The network factory node `source` hands to openraft: it sends as
+    /// the instance [`Router::register`] registers next under `source`.
     pub fn network(&self, source: NodeId) -> Network {
         Network {
             router: self.clone(),
             source,
+            gen: self.next_gen(source),
         }
     }
 }
@@ -105,6 +126,7 @@ fn stopped(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
 pub struct Network {
     router: Router,
     source: NodeId,
+    gen: u64,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -114,6 +136,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             router: self.router.clone(),
             source: self.source,
+            gen: self.gen,
             target,
         }
     }
@@ -163,6 +186,7 @@ impl<S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin> Streaming<'_, S
 pub struct Connection {
     router: Router,
     source: NodeId,
+    gen: u64,
     target: NodeId,
 }
 
@@ -174,7 +198,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
+        let raft = self
+            .router
+            .route(self.source, self.gen, self.target)
+            .map_err(unreachable)?;
         let traced: Vec<u64> = if crate::trace::on() {
             rpc.entries.iter().map(|e| e.log_id.index).collect()
         } else {
@@ -220,7 +247,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
+        let raft = self
+            .router
+            .route(self.source, self.gen, self.target)
+            .map_err(unreachable)?;
         raft.vote(rpc).await.map_err(stopped)
     }
 
@@ -234,7 +264,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let raft = self.router.route(self.source, self.target).map_err(unreachable)?;
+        let raft = self
+            .router
+            .route(self.source, self.gen, self.target)
+            .map_err(unreachable)?;
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             r = raft.install_full_snapshot(vote, snapshot) => {
@@ -250,7 +283,8 @@ mod tests {
     use crate::network::transport::Transport;
     use crate::node::Node;
 
-    /// A node reaches another only while both run and neither is cut off.
+    /// A node reaches another only while both run and neither is cut off,
+    /// and only as its current instance.
     #[tokio::test]
     async fn only_running_nodes_send_and_receive() {
         let dir = tempfile::tempdir().unwrap();
@@ -265,17 +299,21 @@ mod tests {
                     .unwrap(),
             );
         }
-        assert!(router.route(1, 2).is_ok());
+        assert!(router.route(1, 1, 2).is_ok());
+        assert!(router.route(2, 1, 1).is_ok());
         router.isolate(2);
-        assert!(router.route(1, 2).unwrap_err().contains("partitioned"));
+        assert!(router.route(1, 1, 2).unwrap_err().contains("partitioned"));
         router.heal(2);
         router.unregister(1);
-        assert_eq!(
-            router.route(1, 2).unwrap_err(),
-            "node 1 is not running",
-            "a killed node sent"
-        );
-        assert_eq!(router.route(2, 1).unwrap_err(), "node 1 is not running");
+        let refused = "node 1 is not running";
+        assert_eq!(router.route(1, 1, 2).unwrap_err(), refused, "a killed node sent");
+        assert_eq!(router.route(2, 1, 1).unwrap_err(), refused);
+        // A new instance under id 1: the killed one's handles (generation
+        // 1) still send nothing.
+        router.register(1, nodes[0].raft().clone());
+        assert_eq!(router.route(1, 1, 2).unwrap_err(), refused, "a killed instance sent");
+        assert!(router.route(1, 2, 2).is_ok());
+        assert!(router.route(2, 1, 1).is_ok());
         for n in nodes {
             n.shutdown().await.unwrap();
         }

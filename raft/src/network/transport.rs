@@ -122,8 +122,9 @@ impl RaftNetworkV2<TypeConfig> for Connection {
 /// through, and, on TCP, its server. Cloning shares it.
 #[derive(Clone)]
 pub enum Link {
-    /// Registered with this router.
-    InProcess(Router),
+    /// Registered with this router, as this generation of the node's id
+    /// (`Router::register`).
+    InProcess(Router, u64),
     /// Serving on this server; forwarding through this forwarder.
     Tcp(Server, Forwarder),
 }
@@ -157,7 +158,8 @@ impl Link {
         match transport {
             Transport::InProcess(router) => {
                 router.register(id, raft.clone());
-                Ok(Link::InProcess(router))
+                let gen = router.gen(id);
+                Ok(Link::InProcess(router, gen))
             }
             Transport::Tcp(listener) => {
                 let server = Server::start(id, listener, raft.clone(), cut.clone(), snapshots)?;
@@ -169,7 +171,7 @@ impl Link {
     /// The TCP address the node listens on, if it is on TCP.
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
-            Link::InProcess(_) => None,
+            Link::InProcess(..) => None,
             Link::Tcp(server, _) => Some(server.addr()),
         }
     }
@@ -177,7 +179,7 @@ impl Link {
     /// What the node sent over TCP so far, if it is on TCP.
     pub fn sent(&self) -> Option<WireCounts> {
         match self {
-            Link::InProcess(_) => None,
+            Link::InProcess(..) => None,
             Link::Tcp(server, _) => Some(server.sent()),
         }
     }
@@ -197,7 +199,7 @@ impl Link {
         limit: std::time::Duration,
     ) -> Forwarded {
         match self {
-            Link::InProcess(router) => match router.route(from, to) {
+            Link::InProcess(router, gen) => match router.route(from, *gen, to) {
                 Ok(raft) => match tokio::time::timeout(limit, raft.client_write(cmd)).await {
                     Ok(r) => Forwarded::Answered(r),
                     Err(_) => Forwarded::Lost(format!("forwarding to node {to}: no answer within {limit:?}")),
