@@ -29,9 +29,12 @@ use crate::types::{NodeId, Raft, Snapshot, SnapshotData, TypeConfig, Vote};
 struct Routes {
     nodes: HashMap<NodeId, Raft>,
     isolated: HashSet<NodeId>,
-    /// How many times each id was registered: a node instance sends as
-    /// its registration's generation, so that a killed instance's handles
-    /// (its proposer, kept alive by a transaction) send nothing once a new
+    /// Each id's generation, raised by [`Router::network`] (a new
+    /// instance) and by [`Router::unregister`] (the instance stopped): an
+    /// instance sends as the generation its network got, so that it can
+    /// send from its start, before it registers (openraft may: a restarted
+    /// leader resumes leading), and a killed instance's handles (its
+    /// proposer, kept alive by a transaction) send nothing, also once a new
     /// instance took its id.
     gens: HashMap<NodeId, u64>,
 }
@@ -47,27 +50,31 @@ impl Router {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Make node `id` reachable at `raft`, as the instance whose network
-    /// [`Router::network`] made last.
+    /// Make node `id` reachable at `raft` (the instance whose network
+    /// [`Router::network`] made last).
     pub fn register(&self, id: NodeId, raft: Raft) {
+        self.routes().nodes.insert(id, raft);
+    }
+
+    /// A new instance of node `id`: its generation.
+    fn new_gen(&self, id: NodeId) -> u64 {
         let mut routes = self.routes();
-        *routes.gens.entry(id).or_default() += 1;
-        routes.nodes.insert(id, raft);
+        let gen = routes.gens.entry(id).or_default();
+        *gen += 1;
+        *gen
     }
 
-    /// The generation node `id`'s next registration gets.
-    fn next_gen(&self, id: NodeId) -> u64 {
-        self.routes().gens.get(&id).copied().unwrap_or(0) + 1
-    }
-
-    /// The generation of node `id`'s current registration.
+    /// The generation of node `id`'s current instance.
     pub(crate) fn gen(&self, id: NodeId) -> u64 {
         self.routes().gens.get(&id).copied().unwrap_or(0)
     }
 
-    /// Make node `id` unreachable (it stopped).
+    /// Make node `id` unreachable (it stopped): it neither receives nor,
+    /// through any handle left of it, sends.
     pub fn unregister(&self, id: NodeId) {
-        self.routes().nodes.remove(&id);
+        let mut routes = self.routes();
+        routes.nodes.remove(&id);
+        *routes.gens.entry(id).or_default() += 1;
     }
 
     /// Cut node `id` off: no RPC reaches it or leaves it until
@@ -92,7 +99,7 @@ impl Router {
         if routes.isolated.contains(&from) || routes.isolated.contains(&to) {
             return Err(format!("node {from} and node {to} are partitioned"));
         }
-        if !routes.nodes.contains_key(&from) || routes.gens.get(&from) != Some(&gen) {
+        if routes.gens.get(&from) != Some(&gen) {
             return Err(format!("node {from} is not running"));
         }
         match routes.nodes.get(&to) {
@@ -101,13 +108,14 @@ impl Router {
         }
     }
 
-    /// The network factory node `source` hands to openraft: it sends as
-    /// the instance [`Router::register`] registers next under `source`.
+    /// The network factory a new instance of node `source` hands to
+    /// openraft: it sends as that instance (a new generation), which
+    /// [`Router::register`] then makes reachable.
     pub fn network(&self, source: NodeId) -> Network {
         Network {
             router: self.clone(),
             source,
-            gen: self.next_gen(source),
+            gen: self.new_gen(source),
         }
     }
 }
@@ -308,11 +316,16 @@ mod tests {
         let refused = "node 1 is not running";
         assert_eq!(router.route(1, 1, 2).unwrap_err(), refused, "a killed node sent");
         assert_eq!(router.route(2, 1, 1).unwrap_err(), refused);
-        // A new instance under id 1: the killed one's handles (generation
-        // 1) still send nothing.
+        // A new instance under id 1 (generation 3: the kill was 2): it
+        // sends from the start, before it registers; it is reached once it
+        // registers; the killed one's handles (generation 1) still send
+        // nothing.
+        let _network = router.network(1);
+        assert!(router.route(1, 3, 2).is_ok(), "a starting instance could not send");
+        assert_eq!(router.route(2, 1, 1).unwrap_err(), refused);
         router.register(1, nodes[0].raft().clone());
         assert_eq!(router.route(1, 1, 2).unwrap_err(), refused, "a killed instance sent");
-        assert!(router.route(1, 2, 2).is_ok());
+        assert!(router.route(1, 3, 2).is_ok());
         assert!(router.route(2, 1, 1).is_ok());
         for n in nodes {
             n.shutdown().await.unwrap();
