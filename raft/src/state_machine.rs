@@ -613,9 +613,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(());
         }
-        // The sender lives as long as `self`, so the wait ends only when
-        // the hold is lifted.
-        let _ = self.inner.apply_held.subscribe().wait_for(|held| !held).await;
+        // Only a test holds applies: a read of the flag, without a
+        // subscription, when none is held. The sender lives as long as
+        // `self`, so the wait ends only when the hold is lifted.
+        if *self.inner.apply_held.borrow() {
+            let _ = self.inner.apply_held.subscribe().wait_for(|held| !held).await;
+        }
         // The entries' indexes are consecutive (openraft applies the log
         // in order).
         let node = self.inner.trace_node.load(std::sync::atomic::Ordering::Relaxed);
