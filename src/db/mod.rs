@@ -432,6 +432,18 @@ impl Db {
         self.engine.clean_now().map(|r| r.relocated)
     }
 
+    /// Move every page image the mapping table publishes (evicted leaves',
+    /// clean resident leaves') to the head of the page store, as the
+    /// cleaner moves those of mostly-dead segments (`design/storage.md`
+    /// §9, step 3), deleting nothing. A test hook, like [`Db::evict_all`]:
+    /// every read sees the same data after it. Returns how many pages
+    /// moved (a page that changed during its move stays where it was); 0
+    /// without a page store.
+    #[doc(hidden)]
+    pub fn relocate_all(&self) -> Result<u64> {
+        self.engine.relocate_all()
+    }
+
     /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         self.engine.stats()

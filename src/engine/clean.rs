@@ -571,6 +571,34 @@ impl Engine {
         self.recount(&trees)?;
         Ok(total)
     }
+
+    /// Step 3 for every page the mapping tables publish, whatever its
+    /// segment's live fraction: copy its image to the head and CAS the new
+    /// address in (a test hook, [`crate::Db::relocate_all`], so that a
+    /// model can race the relocation CAS against writes, fault-ins and
+    /// evictions). Nothing is deleted. Returns how many pages moved.
+    pub(crate) fn relocate_all(&self) -> Result<u64> {
+        let Some(pages) = &self.pages else { return Ok(0) };
+        pages.check()?;
+        let others = self.other_trees();
+        let mut moved = 0;
+        for (_, tree) in self.each_tree(&others) {
+            for (pid, from) in tree.disk_refs() {
+                // As a cleaning batch holds them (step 3).
+                let _cycle = pages.vlog.checkpoint_cycle();
+                let _one = lock(&pages.clean.running);
+                let Some((to, _)) = pages.copy_record(from, &|_| true)? else {
+                    continue;
+                };
+                if tree.relocate(pid, from, to)? {
+                    moved += 1;
+                    pages.clean.relocated.store(true, Ordering::Release);
+                }
+            }
+        }
+        pages.clean.pages_relocated.fetch_add(moved, Ordering::Relaxed);
+        Ok(moved)
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,19 @@ where
     run(name, Some(cap), f)
 }
 
+/// As [`model`], but with at least `floor` preemptions whatever
+/// `LOOM_MAX_PREEMPTIONS` says: for a two-thread model whose race loom's
+/// bounded search reaches only at a deeper bound (it says which).
+pub fn model_at_least<F>(name: &str, floor: usize, f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut b = loom::model::Builder::new();
+    let bound = b.preemption_bound.unwrap_or(2).max(floor);
+    b.preemption_bound = Some(bound);
+    run_with(name, b, f)
+}
+
 fn run<F>(name: &str, cap: Option<usize>, f: F) -> usize
 where
     F: Fn() + Sync + Send + 'static,
@@ -79,6 +92,13 @@ where
         (Some(env), None) => Some(env),
         (None, cap) => Some(cap.unwrap_or(2)),
     };
+    run_with(name, b, f)
+}
+
+fn run_with<F>(name: &str, mut b: loom::model::Builder, f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
     b.max_branches = 20_000;
     let bound = b.preemption_bound;
     let n = StdArc::new(AtomicUsize::new(0));
