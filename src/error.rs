@@ -123,6 +123,9 @@ pub enum Error {
     /// - [`ConflictReason::Range`] ([`crate::Isolation::Serializable`]): the
     ///   commit at `winner` wrote `key` (an insert, update or delete) inside
     ///   a range this transaction scanned.
+    /// - [`ConflictReason::Count`] ([`crate::Isolation::Serializable`]): the
+    ///   commits after `snapshot` changed the number of keys this
+    ///   transaction counted; `winner` is the last of them, `key` is empty.
     #[error("{reason} on key {key:?}: committed at ts {winner}, after this transaction's snapshot at ts {snapshot}")]
     Conflict {
         /// The key found written by the winner (for a write conflict, the
@@ -133,7 +136,7 @@ pub enum Error {
         /// This transaction's snapshot (start) timestamp.
         snapshot: u64,
         /// What this transaction did with `key`: wrote it, read it, or
-        /// scanned a range holding it. Boxed, so that a range's bounds do
+        /// scanned a range holding it (or counted keys). Boxed, so that a range's bounds do
         /// not make every `Result` of the crate larger.
         reason: Box<ConflictReason>,
     },
@@ -154,12 +157,25 @@ pub enum ConflictReason {
     /// what the scans consumed: an iterator dropped early records only the
     /// part it yielded, and the ranges are joined where they overlap or
     /// touch before commit validates them, so it may span several scans
-    /// (the whole key space after a count, `Transaction::len`).
+    /// (a count is not a scan: see [`ConflictReason::Count`]).
     Range {
         /// The range's start bound.
         start: std::ops::Bound<bytes::Bytes>,
         /// The range's end bound.
         end: std::ops::Bound<bytes::Bytes>,
+    },
+    /// A serializable transaction counted a keyspace's keys
+    /// (`Transaction::len`, `Transaction::len_in`), and the commits after
+    /// its snapshot and before its own changed that count: the conflict's
+    /// `key` is empty and its `winner` the last commit that changed it.
+    /// Updates, and inserts and deletes that cancel out, leave the count
+    /// as it was and refuse nothing.
+    Count {
+        /// The count at the transaction's snapshot (without its own
+        /// writes).
+        counted: u64,
+        /// The count just below the transaction's commit timestamp.
+        now: u64,
     },
 }
 
@@ -182,6 +198,10 @@ impl std::fmt::Display for ConflictReason {
                     Unbounded => write!(f, ", +inf))"),
                 }
             }
+            ConflictReason::Count { counted, now } => write!(
+                f,
+                "count conflict (serializable: {counted} keys counted at the snapshot, {now} at the commit)"
+            ),
         }
     }
 }

@@ -87,14 +87,17 @@ impl Transaction {
     }
 
     /// [`Transaction::len`] in keyspace `ks`: its live keys at the snapshot
-    /// with this transaction's writes to it applied.
+    /// with this transaction's writes to it applied. Under
+    /// [`crate::Isolation::Serializable`], a read of `ks`'s count, as `len`
+    /// is of the default keyspace's: only commits that change it refuse
+    /// this transaction's.
     pub fn len_in(&self, ks: &Keyspace) -> Result<u64> {
         let engine = self.snapshot.engine();
         let Some(r) = self.cache.resolve(engine, self.snapshot.ts(), ks)? else {
             return self.len();
         };
         if self.serializable() {
-            r.reads.everything();
+            r.reads.count();
         }
         let ts = self.snapshot.ts();
         let mut n = super::keyspace::count_at(&r.ks, ts, engine.count_floor())? as i64;

@@ -38,7 +38,8 @@ use crate::{Isolation, Result};
 ///   writes, its commit fails with a conflict when a transaction that
 ///   committed after its snapshot wrote one of those keys or a key inside
 ///   one of those ranges ([`crate::ConflictReason::Read`],
-///   [`crate::ConflictReason::Range`]). If every transaction that writes
+///   [`crate::ConflictReason::Range`]), or changed the number of keys it
+///   counted with [`Transaction::len`] ([`crate::ConflictReason::Count`]). If every transaction that writes
 ///   is serializable, every committed history is then serializable, in
 ///   commit-timestamp order (snapshot-isolation writers beside them can
 ///   still form a write skew with them). A serializable transaction
@@ -316,15 +317,43 @@ impl Transaction {
     /// [`Transaction::get`] does for a written key (`SnapshotTooOld` once the
     /// transaction outlived [`crate::Options::max_snapshot_age`] and garbage
     /// collection passed it; `Io` or `Corruption` for a page that cannot be
-    /// read back). Under [`Isolation::Serializable`] it counts as a read
-    /// of every key (a scan of the whole key space), so if this transaction
-    /// writes, any commit that wrote any key after its snapshot (an update
-    /// too) refuses this one's.
+    /// read back). Under [`Isolation::Serializable`] the count is a read:
+    /// if this transaction writes, its commit is refused
+    /// ([`crate::ConflictReason::Count`]) when the commits after its
+    /// snapshot changed the count. Updates, and inserts and deletes that
+    /// cancel out, leave it as it was and refuse nothing.
+    ///
+    /// ```
+    /// # fn main() -> bwtx::Result<()> {
+    /// use bwtx::{ConflictReason, Db, Error, Isolation};
+    /// let db = Db::in_memory();
+    /// db.transaction(|tx| tx.put("a", "1"))?;
+    ///
+    /// // An update after the count: committed.
+    /// let mut tx = db.begin_with(Isolation::Serializable);
+    /// assert_eq!(tx.len()?, 1);
+    /// db.transaction(|t| t.put("a", "2"))?;
+    /// tx.put("count", "1")?;
+    /// tx.commit()?;
+    ///
+    /// // An insert after the count: refused.
+    /// let mut tx = db.begin_with(Isolation::Serializable);
+    /// assert_eq!(tx.len()?, 2);
+    /// db.transaction(|t| t.put("b", "1"))?;
+    /// tx.put("count", "2")?;
+    /// match tx.commit() {
+    ///     Err(Error::Conflict { reason, .. }) => {
+    ///         assert_eq!(*reason, ConflictReason::Count { counted: 2, now: 3 })
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn len(&self) -> Result<u64> {
         if self.serializable() {
-            // A count reads every key: any insert or delete after the
-            // snapshot must refuse this transaction's commit.
-            self.reads.everything();
+            // Commit checks that the count did not change meanwhile.
+            self.reads.count();
         }
         let engine = self.snapshot.engine();
         let ts = self.snapshot.ts();

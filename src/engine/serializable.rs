@@ -1,7 +1,8 @@
 //! Serializable read validation (`design/mvcc.md`, section 10): between
 //! taking the commit timestamp `c` and installing, a serializable committer
 //! checks that no commit with a timestamp in `(snapshot, c)` wrote a key it
-//! read or a key inside a range it scanned. Keys whose latch stripes were
+//! read or a key inside a range it scanned, and, if it counted the
+//! keyspace's keys, that those commits left the count as it was. Keys whose latch stripes were
 //! not stamped since the snapshot are cleared at once; for the rest and for
 //! ranges it waits until every commit below `c` is installed and looks in
 //! the tree. Snapshot-isolation commits never come here.
@@ -40,7 +41,7 @@ impl Engine {
             .filter(|k| !writes.contains_key(*k) && !self.latches.unchanged_since(part.id, k, snapshot))
             .collect();
         let ranges: Vec<_> = reads.ranges.iter().flatten().collect();
-        if suspects.is_empty() && ranges.is_empty() {
+        if suspects.is_empty() && ranges.is_empty() && !reads.counted {
             return Ok(());
         }
         // Every commit below ours is in the tree (or refused): whatever the
@@ -61,6 +62,16 @@ impl Engine {
                     end: end.clone(),
                 };
                 return Err(conflict(key, winner, reason));
+            }
+        }
+        // A count: the keyspace's count at `commit - 1` (every commit up to
+        // it installed, so its delta recorded: `mvcc::counts`, step 4)
+        // against the count at the snapshot. Updates, and creations and
+        // deletions that cancel out, leave it as it was. The floor is at
+        // or below the snapshot, which is registered.
+        if reads.counted {
+            if let Some((winner, counted, now)) = part.counts.changed(snapshot, commit - 1, self.count_floor()) {
+                return Err(conflict(Bytes::new(), winner, ConflictReason::Count { counted, now }));
             }
         }
         Ok(())

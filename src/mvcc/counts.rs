@@ -36,6 +36,14 @@
 //!    history entries older than the floor's.
 //! 3. *Count at `s`* (`s` visible and not below the floor): fold up to
 //!    `s`, then binary-search the newest history entry at or below `s`.
+//! 4. *A serializable count's check* ([`Counts::changed`]): a committer
+//!    with timestamp `c` that counted at its snapshot `s` compares
+//!    `count(s)` with `count(c - 1)`. `c - 1` need not be visible: the
+//!    committer has waited until every commit up to it is *installed*
+//!    (`Oracle::wait_installed`), and each records its delta (step 1)
+//!    before it marks itself installed, so the fold up to `c - 1` reads
+//!    every one of them. (The level may then pass the visible timestamp;
+//!    step 3 only searches below it.)
 //!
 //! Costs: a commit writes two atomics and loads `L` (a fold about every
 //! `RING` commits, of `RING` slots); a count is a mutex, the fold since the
@@ -191,6 +199,20 @@ impl Counts {
         f.history[i.saturating_sub(1)].1
     }
 
+    /// Step 4: if the count at `to` differs from the count at `from`
+    /// (`from <= to`, both at or above the floor; every commit up to `to`
+    /// installed), the newest timestamp in `(from, to]` at which it changed,
+    /// and both counts. `None`: the same count (no commit changed it, or
+    /// their changes cancel out).
+    pub(crate) fn changed(&self, from: u64, to: u64, floor: u64) -> Option<(u64, u64, u64)> {
+        self.fold(to, floor.min(from));
+        let f = lock(&self.folded);
+        let i = f.history.partition_point(|e| e.0 <= from);
+        let j = f.history.partition_point(|e| e.0 <= to);
+        let (was, now) = (f.history[i.saturating_sub(1)].1, f.history[j.saturating_sub(1)].1);
+        (was != now).then(|| (f.history[j - 1].0, was, now))
+    }
+
     /// The oldest timestamp the counts know: [`Counts::at`] below it would
     /// answer with this timestamp's count, which may be wrong there.
     pub(crate) fn first_ts(&self) -> u64 {
@@ -220,6 +242,27 @@ mod tests {
         assert_eq!(c.at(12, 0), 7);
         assert_eq!(c.at(13, 0), 7);
         assert_eq!(c.anomalies(), 0);
+    }
+
+    #[test]
+    fn changed_names_the_last_change_and_ignores_changes_that_cancel() {
+        let c = Counts::new(10, 5);
+        c.record(11, 1, || (0, 0));
+        c.record(12, 0, || (0, 0));
+        c.record(13, -1, || (0, 0));
+        c.record(14, 2, || (0, 0));
+        c.record(15, 0, || (0, 0));
+        // (10, 13]: +1 then -1.
+        assert_eq!(c.changed(10, 13, 10), None);
+        assert_eq!(c.changed(10, 12, 10), Some((11, 5, 6)));
+        // Past the last change: it is named, not `to`.
+        assert_eq!(c.changed(10, 15, 10), Some((14, 5, 7)));
+        assert_eq!(c.changed(11, 13, 10), Some((13, 6, 5)));
+        assert_eq!(c.changed(14, 15, 10), None);
+        assert_eq!(c.changed(15, 15, 10), None);
+        // Folded past what was asked before: the same answers.
+        assert_eq!(c.changed(10, 12, 10), Some((11, 5, 6)));
+        assert_eq!(c.at(13, 10), 5);
     }
 
     #[test]

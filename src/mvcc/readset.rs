@@ -6,6 +6,9 @@
 //!   transaction is `Send + Sync`, so the lists sit behind a mutex; it is
 //!   uncontended (one transaction is used by one thread at a time in
 //!   practice), a lock and an unlock per read.
+//! - A count ([`ReadSet::count`]) is recorded as a flag, not as a range:
+//!   commit checks that the count itself did not change, so updates, and
+//!   inserts and deletes that cancel out, refuse nothing.
 //! - [`Tracker`] rides in a range iterator: the full range is recorded when
 //!   the iterator is created (so a leaked iterator stays covered), and when
 //!   the iterator is dropped the range is narrowed to the part it yielded:
@@ -50,33 +53,27 @@ pub(crate) struct Reads {
     /// transaction ends. [`ReadSet::take`] gives them merged: sorted,
     /// overlapping or touching ones joined.
     pub(crate) ranges: Vec<Option<OwnedRange>>,
-    /// Every key was read (a count, [`ReadSet::everything`]): the ranges
-    /// say nothing more, and no more are recorded (keys still are, so that
-    /// a conflict on one is named `Read`). (Before 2026-12-08 each count
-    /// added a range of the whole key space, each walked again at commit.)
-    all: bool,
+    /// The keyspace's keys were counted ([`ReadSet::count`]): commit checks
+    /// that the count at its timestamp is the count at the snapshot.
+    /// (Before 2026-12-08 each count added a range of the whole key space,
+    /// each walked again at commit; until 2026-12-09 a count was one such
+    /// range, so an update anywhere refused the commit.)
+    pub(crate) counted: bool,
 }
 
 impl Reads {
     /// Is there nothing to validate?
     pub(crate) fn is_empty(&self) -> bool {
-        !self.all && self.key_ends.is_empty() && self.ranges.iter().all(Option::is_none)
+        !self.counted && self.key_ends.is_empty() && self.ranges.iter().all(Option::is_none)
     }
 
-    /// What commit validates: with `all`, one range of the whole key space
-    /// and no key; else the keys as recorded and the ranges sorted by start
-    /// and merged where they overlap or touch. The union of what was read
+    /// What commit validates: the keys as recorded, the ranges sorted by
+    /// start and merged where they overlap or touch, and the count flag. The union of what was read
     /// stays exactly the same, so validation refuses exactly the same
     /// commits, walking each key range once. (Keys inside a range stay:
     /// validation checks keys first, and a conflict on one names the key
     /// read, `ConflictReason::Read`.)
     fn normalized(mut self) -> Reads {
-        if self.all {
-            // The keys stay: validation checks them first, and a conflict
-            // on one is named `Read`, as without the count.
-            self.ranges = vec![Some((Bound::Unbounded, Bound::Unbounded))];
-            return self;
-        }
         let mut ranges: Vec<OwnedRange> = std::mem::take(&mut self.ranges).into_iter().flatten().collect();
         ranges.sort_by(|a, b| start_cmp(&a.0, &b.0));
         let mut merged: Vec<OwnedRange> = Vec::with_capacity(ranges.len());
@@ -143,25 +140,17 @@ impl ReadSet {
         }
     }
 
-    /// Record a range scanned; returns its slot for [`Tracker`] (after
-    /// [`ReadSet::everything`], a slot that records nothing).
+    /// Record a range scanned; returns its slot for [`Tracker`].
     fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> usize {
         let mut r = lock(&self.reads);
-        if r.all {
-            r.ranges.push(None);
-        } else {
-            r.ranges.push(Some((owned(start), owned(end))));
-        }
+        r.ranges.push(Some((owned(start), owned(end))));
         r.ranges.len() - 1
     }
 
-    /// Record a read of every key (a count of the whole key space): once,
-    /// however often it is called.
-    pub(crate) fn everything(&self) {
-        let mut r = lock(&self.reads);
-        r.all = true;
-        // Slots stay (live trackers index them), emptied.
-        r.ranges.iter_mut().for_each(|s| *s = None);
+    /// Record a count of the keyspace's keys: once, however often it is
+    /// called.
+    pub(crate) fn count(&self) {
+        lock(&self.reads).counted = true;
     }
 
     /// A tracker that records `start..end` now and narrows it on drop.
@@ -407,24 +396,33 @@ mod tests {
         assert_eq!(r.keys().collect::<Vec<_>>(), vec![&b"b"[..]]);
     }
 
-    /// Counts read every key: one range of the whole key space, however
-    /// many counts; no other range kept, the keys read kept.
+    /// A count is a flag, however many counts: the ranges and keys read
+    /// before and after it are kept as they are.
     #[test]
-    fn everything_is_one_range() {
+    fn a_count_is_a_flag() {
         let set = ReadSet::default();
+        assert!(set.take().is_empty());
+        set.count();
+        assert!(!set.take().is_empty(), "a count alone is a read");
         let mut t = set.track(Bound::Included(b"a"), Bound::Unbounded);
         t.front(Some(&kv("b")));
         set.key(b"k");
         for _ in 0..1000 {
-            set.everything();
+            set.count();
         }
         set.key(b"later");
         record(&set, &range(Some("m"), true, None, true));
         drop(t);
-        assert_eq!(lock(&set.reads).ranges.iter().flatten().count(), 0);
         let r = set.take();
-        assert!(!r.is_empty());
+        assert!(r.counted);
         assert_eq!(r.keys().collect::<Vec<_>>(), [&b"k"[..], b"later"], "keys stay");
-        assert_eq!(r.ranges, vec![Some((Bound::Unbounded, Bound::Unbounded))]);
+        let got: Vec<_> = r.ranges.iter().flatten().cloned().collect();
+        assert_eq!(
+            got,
+            vec![
+                range(Some("a"), true, Some("b"), true),
+                range(Some("m"), true, None, true)
+            ]
+        );
     }
 }
