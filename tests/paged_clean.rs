@@ -148,53 +148,76 @@ fn clean_resident_pages_are_relocated_in_place_and_read_back_identical() {
 
 /// The relocation CAS against live writers (the loom models in
 /// `loom_tests/tests/relocate.rs` race one write against one relocation):
-/// two threads update keys, half of the leaves evicted and half resident
-/// and clean, while the main thread moves every published image again and
-/// again (`Db::relocate_all`). Every acknowledged update reads back, after
-/// an eviction of every leaf (from the page store) and after a checkpoint,
-/// a power loss and a reopen.
+/// two threads update keys (each write a value of its own), the leaves
+/// resident and clean (odd rounds) or only those of the first half of the
+/// key space, the rest evicted (even rounds: updates there are blind
+/// writes over stubs), while the main
+/// thread moves every published image again and again
+/// (`Db::relocate_all`), at least five times and until the writers have
+/// committed 200 updates since the first. Every acknowledged update reads
+/// back, after an eviction of every leaf (from the page store) and after
+/// a checkpoint, a power loss and a reopen.
 #[test]
 fn relocations_racing_writers_lose_no_update() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     let fs = FaultFs::new();
     let mut model = BTreeMap::new();
     let mut rng = SplitMix64::new(29);
     let db = opts(&fs).cache_size(64 << 20).open(DIR).unwrap();
     churn(&db, &mut rng, 3_000, 0, &mut model);
     let mut moved = 0;
-    for round in 1..=3 {
+    for round in 1..=4 {
         db.evict_all().unwrap();
         db.checkpoint().unwrap();
-        // Half of the keys read: their leaves are faulted in, clean.
-        for i in (0..KEYS).step_by(2) {
+        db.force_read_through(Some(false));
+        // Odd rounds: every leaf resident (a relocation reads and decodes
+        // the copy: the longer window); even rounds: half of them.
+        let half = round % 2 == 0;
+        for i in 0..if half { KEYS / 2 } else { KEYS } {
             db.snapshot().get(key(i)).unwrap();
         }
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let written = std::thread::scope(|s| {
+        let blind_before = db.stats().blind_writes;
+        let (stop, written) = (AtomicBool::new(false), AtomicU64::new(0));
+        let updates = std::thread::scope(|s| {
             let writers: Vec<_> = (0..2u64)
                 .map(|t| {
-                    let (db, stop) = (&db, &stop);
+                    let (db, stop, written) = (&db, &stop, &written);
                     s.spawn(move || {
                         let mut rng = SplitMix64::new(round as u64 * 10 + t);
                         let mut mine = BTreeMap::new();
-                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                            let mut tx = db.begin();
-                            // Each writer its own keys: no conflicts.
+                        let mut n = 0u64;
+                        while !stop.load(Relaxed) {
+                            // Each writer its own keys (even, odd): no conflicts.
                             let i = (rng.next_u64() % (KEYS as u64 / 2)) as usize * 2 + t as usize;
-                            tx.put(key(i), value(i, round)).unwrap();
+                            let v = format!("{}-{t}-{n}", value(i, round));
+                            let mut tx = db.begin();
+                            tx.put(key(i), &v).unwrap();
                             tx.commit().unwrap();
-                            mine.insert(key(i), value(i, round));
+                            mine.insert(key(i), v);
+                            n += 1;
+                            written.fetch_add(1, Relaxed);
                         }
                         mine
                     })
                 })
                 .collect();
-            for _ in 0..5 {
+            let mut passes = 0;
+            let mut first = None;
+            while passes < 5 || written.load(Relaxed) < first.unwrap_or(0) + 1_000 {
+                first.get_or_insert(written.load(Relaxed));
                 moved += db.relocate_all().unwrap();
+                passes += 1;
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, Relaxed);
             writers.into_iter().flat_map(|w| w.join().unwrap()).collect::<Vec<_>>()
         });
-        model.extend(written);
+        model.extend(updates);
+        if half {
+            assert!(
+                db.stats().blind_writes > blind_before,
+                "round {round}: no update met an evicted leaf"
+            );
+        }
         assert_eq!(dump(&db).1, model, "round {round}");
     }
     assert!(moved > 0, "{:?}", db.stats());

@@ -15,7 +15,7 @@
 //! in about a minute, so that model runs at 3 whatever
 //! `LOOM_MAX_PREEMPTIONS` says. The same bug is caught with real threads
 //! by `tests/paged_clean.rs`'s `relocations_racing_writers_lose_no_update`,
-//! three runs of three.)
+//! four runs of five.)
 #![cfg(loom)]
 
 mod common;

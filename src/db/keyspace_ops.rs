@@ -103,6 +103,10 @@ impl Transaction {
         let mut n = super::keyspace::count_at(&r.ks, ts, engine.count_floor())? as i64;
         for (k, v) in self.others.get(&r.ks.id).into_iter().flat_map(|o| o.1.iter()) {
             let was = engine.get_in(&r.ks.tree, k, ts)?.is_some();
+            if self.serializable() {
+                // A read of `k`, as in `len`.
+                r.reads.key(k);
+            }
             n += i64::from(v.is_some()) - i64::from(was);
         }
         Ok(n.max(0) as u64)

@@ -360,6 +360,13 @@ impl Transaction {
         let mut n = engine.live_keys(ts) as i64;
         for (k, v) in self.writes.iter() {
             let was = engine.get(k, ts)?.is_some();
+            if self.serializable() {
+                // The count rests on whether `k` was live: a read of `k`.
+                // Validation skips it while `k` stays in the write set
+                // (the write-write check covers it), and checks it if a
+                // rollback to a savepoint takes `k` out.
+                self.reads.key(k);
+            }
             n += i64::from(v.is_some()) - i64::from(was);
         }
         Ok(n.max(0) as u64)

@@ -582,22 +582,37 @@ impl Engine {
         pages.check()?;
         let others = self.other_trees();
         let mut moved = 0;
-        for (_, tree) in self.each_tree(&others) {
-            for (pid, from) in tree.disk_refs() {
-                // As a cleaning batch holds them (step 3).
-                let _cycle = pages.vlog.checkpoint_cycle();
-                let _one = lock(&pages.clean.running);
-                let Some((to, _)) = pages.copy_record(from, &|_| true)? else {
-                    continue;
-                };
-                if tree.relocate(pid, from, to)? {
-                    moved += 1;
-                    pages.clean.relocated.store(true, Ordering::Release);
+        let mut pass = || -> Result<()> {
+            for (_, tree) in self.each_tree(&others) {
+                for (pid, from) in tree.disk_refs() {
+                    // As a cleaning batch holds them (step 3).
+                    let _cycle = pages.vlog.checkpoint_cycle();
+                    let _one = lock(&pages.clean.running);
+                    // A part of the chain in a segment a checkpoint deleted
+                    // since the listing: the page changed and no longer
+                    // publishes `from` (step 3 skips it alike).
+                    let copied = match pages.copy_record(from, &|_| true) {
+                        Ok(c) => c,
+                        Err(crate::Error::Corruption { .. }) if tree.published_watermark(pid, from).is_none() => {
+                            continue
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let Some((to, _)) = copied else {
+                        continue;
+                    };
+                    if tree.relocate(pid, from, to)? {
+                        moved += 1;
+                        pages.clean.relocated.store(true, Ordering::Release);
+                    }
                 }
             }
-        }
+            Ok(())
+        };
+        let r = pass();
+        // The pages moved before an error count too.
         pages.clean.pages_relocated.fetch_add(moved, Ordering::Relaxed);
-        Ok(moved)
+        r.map(|()| moved)
     }
 }
 
