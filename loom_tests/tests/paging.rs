@@ -18,24 +18,8 @@
 
 mod common;
 
-use std::sync::Arc as StdArc;
-
-use bwtx::fs::FaultFs;
-use bwtx::{Db, Durability, Options};
 use common::*;
 use loom::thread;
-
-fn paged_db() -> Db {
-    Options::new()
-        .tree_config(config(8, 8, 2))
-        .gc_interval(None)
-        .checkpoint_bytes(0)
-        .durability(Durability::None)
-        .file_system(StdArc::new(FaultFs::new()))
-        .cache_size(1 << 30)
-        .open("/db")
-        .expect("valid options")
-}
 
 #[test]
 fn eviction_never_lands_between_prepare_and_install() {

@@ -20,15 +20,18 @@
 
 mod common;
 
-use bwtx::fs::FaultFs;
-use bwtx::{Db, Durability};
+use bwtx::Db;
 use common::*;
 
-fn paged_db() -> Db {
-    on_fault_fs(&FaultFs::new(), config(8, 8, 2), Durability::None)
-        .cache_size(1 << 30)
-        .open("/db")
-        .expect("valid options")
+/// A paged database holding `j` and `k` (one leaf), evicted.
+fn evicted_db() -> Db {
+    let db = paged_db();
+    let mut tx = db.begin();
+    tx.put("j", "j0").unwrap();
+    tx.put("k", "old").unwrap();
+    tx.commit().unwrap();
+    db.evict_all().unwrap();
+    db
 }
 
 /// Commit `k` = `new` while the cleaner relocates every published image;
@@ -66,12 +69,7 @@ fn relocation_never_loses_a_blind_write() {
         // Every thread on a 4 MiB stack: evictions, relocations and a
         // commit overflow a model thread's default one.
         spawn_big(|| {
-            let db = paged_db();
-            let mut tx = db.begin();
-            tx.put("j", "j0").unwrap();
-            tx.put("k", "old").unwrap();
-            tx.commit().unwrap();
-            db.evict_all().unwrap();
+            let db = evicted_db();
             race_relocation(db);
         })
         .join()
@@ -86,12 +84,7 @@ fn relocation_never_loses_a_blind_write() {
 fn relocation_never_loses_a_write_to_a_clean_leaf() {
     model_at_least("relocation_never_loses_a_write_to_a_clean_leaf", 3, || {
         spawn_big(|| {
-            let db = paged_db();
-            let mut tx = db.begin();
-            tx.put("j", "j0").unwrap();
-            tx.put("k", "old").unwrap();
-            tx.commit().unwrap();
-            db.evict_all().unwrap();
+            let db = evicted_db();
             db.force_read_through(Some(false));
             assert_eq!(db.snapshot().get("j").unwrap().as_deref(), Some(&b"j0"[..]));
             assert!(db.stats().cache_misses >= 1, "the read faulted the leaf in");

@@ -141,6 +141,15 @@ pub fn on_fault_fs(fs: &bwtx::fs::FaultFs, cfg: Config, durability: bwtx::Durabi
         .file_system(StdArc::new(fs.clone()))
 }
 
+/// A paged database on a fresh `FaultFs` (leaves of at most 8 keys, no
+/// log), with a cache so large that only the models' `evict_all` evicts.
+pub fn paged_db() -> bwtx::Db {
+    on_fault_fs(&bwtx::fs::FaultFs::new(), config(8, 8, 2), bwtx::Durability::None)
+        .cache_size(1 << 30)
+        .open("/db")
+        .expect("valid options")
+}
+
 /// Whether `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
