@@ -475,3 +475,66 @@ fn aging_passes_drop_the_key_sets_no_write_used() {
         );
     }
 }
+
+/// A location table whose listing cannot be a tree's is refused, never
+/// restored (the open reports it as corruption of the table, naming it):
+/// no leaf, a page id twice, an id at or above the high-water mark, a
+/// high-water mark out of range, a low fence on the first leaf or none on
+/// a later one, low fences not in key order. The well-formed listing beside them restores.
+#[test]
+fn restore_refuses_a_listing_that_is_no_tree() {
+    let io = Arc::new(MemPages::default());
+    let low = |s: &str| Some(Bytes::copy_from_slice(s.as_bytes()));
+    let restore = |list: &[(u64, u64, Option<Bytes>)], pid_high| {
+        Tree::restore(super::Config::tiny(), Box::new(io.clone()), list, pid_high).map(|_| ())
+    };
+    let good = vec![(0, 0, None), (3, 1, low("k")), (5, 2, low("t"))];
+    assert_eq!(restore(&good, 6), Ok(()));
+    let cases: Vec<(&str, Vec<(u64, u64, Option<Bytes>)>, u64, &str)> = vec![
+        ("empty", vec![], 6, "lists no leaf"),
+        (
+            "duplicate",
+            vec![(0, 0, None), (3, 1, low("k")), (3, 2, low("t"))],
+            6,
+            "twice",
+        ),
+        (
+            "at pid_high",
+            vec![(0, 0, None), (6, 1, low("k"))],
+            6,
+            "above its high-water mark",
+        ),
+        ("pid_high huge", good.clone(), u64::MAX, "out of range"),
+        ("pid_high 2^40 + 1", good.clone(), (1 << 40) + 1, "out of range"),
+        (
+            "first with a fence",
+            vec![(0, 0, low("a")), (3, 1, low("k"))],
+            6,
+            "only the first leaf",
+        ),
+        (
+            "later without",
+            vec![(0, 0, None), (3, 1, None)],
+            6,
+            "only the first leaf",
+        ),
+        (
+            "fences out of order",
+            vec![(0, 0, None), (3, 1, low("t")), (5, 2, low("k"))],
+            6,
+            "key order",
+        ),
+        (
+            "fence repeated",
+            vec![(0, 0, None), (3, 1, low("k")), (5, 2, low("k"))],
+            6,
+            "key order",
+        ),
+    ];
+    for (name, list, pid_high, want) in cases {
+        match restore(&list, pid_high) {
+            Err(reason) => assert!(reason.contains(want), "{name}: {reason}"),
+            Ok(()) => panic!("{name}: restored"),
+        }
+    }
+}

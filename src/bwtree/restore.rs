@@ -48,6 +48,11 @@ impl Tree {
             if low.is_none() != (i == 0) {
                 return Err("location table: only the first leaf lacks a low fence");
             }
+            // The inner levels route by these fences: out of order, a key
+            // would be looked for in the wrong leaf.
+            if i > 1 && leaves[i - 1].2 >= *low {
+                return Err("location table: leaves' low fences not in key order");
+            }
         }
         let mut table = MappingTable::new();
         // Counted as each chain is stored (the table is empty now), not by a
