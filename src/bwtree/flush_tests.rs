@@ -490,7 +490,8 @@ fn restore_refuses_a_listing_that_is_no_tree() {
     };
     let good = vec![(0, 0, None), (3, 1, low("k")), (5, 2, low("t"))];
     assert_eq!(restore(&good, 6), Ok(()));
-    let cases: Vec<(&str, Vec<(u64, u64, Option<Bytes>)>, u64, &str)> = vec![
+    type Listing = Vec<(u64, u64, Option<Bytes>)>;
+    let cases: Vec<(&str, Listing, u64, &str)> = vec![
         ("empty", vec![], 6, "lists no leaf"),
         (
             "duplicate",
